@@ -1,0 +1,53 @@
+// Command kairos is the one binary of Kairos: the merchant client, the aggregator,
+// evaluation, privacy planning, key and token tools, and compliance reports.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kairos:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kairos",
+		Short: "Predict when each customer will next buy, trained federated and differentially private",
+		Long: `Kairos predicts, for every customer of an online shop, the probability of a purchase
+within 1, 3, 7, 14 and 30 days, the expected number of days and the most likely day.
+
+Start here:
+  kairos eval                 run the CDNOW reference benchmark (hazard model vs baselines)
+  kairos fit bgnbd --summary  fit the BG/NBD baseline to a calibration summary
+  kairos gen                  write a synthetic event log for scale tests
+  kairos dp epsilon|noise     plan a differentially private training
+  kairos keys gen             create the keys a merchant or the aggregator holds`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newEvalCmd(),
+		newFitCmd(),
+		newGenCmd(),
+		newBenchCmd(),
+		newPseudonymCmd(),
+		newDPCmd(),
+		newKeysCmd(),
+		newTokenCmd(),
+		newComplianceCmd(),
+	)
+	return root
+}
