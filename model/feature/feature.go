@@ -1,0 +1,495 @@
+// Package feature turns a customer's event history into point-in-time feature
+// vectors and first-purchase labels at a set of cutoffs: every feature at cutoff τ
+// uses only events strictly before τ, and the label is the first purchase day in
+// [τ, τ+Horizon days).
+//
+// The builder is streaming: events may arrive in any order. Memory is bounded by
+// customers × cutoffs for browse, cart and favourite events (per-cutoff
+// accumulators), plus one compact record (time, amount) per purchase, because
+// inter-purchase gap statistics (standard deviation, last gap) and labels need the
+// purchase list itself. Purchases are rare next to browsing, so the list stays small.
+package feature
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// SchemaVersion is the version of the feature definitions below. Bump it whenever
+// the meaning of any feature changes, so that models trained on the old meaning
+// are rejected.
+const SchemaVersion = 1
+
+// Windows are the purchase-count windows in days.
+var purchaseWindows = [...]int{1, 3, 7, 14, 30, 90, 180, 365}
+
+// spendWindows are the spend windows in days.
+var spendWindows = [...]int{30, 90, 365}
+
+// activityWindows are the browse, cart and favourite count windows in days.
+var activityWindows = [...]int{7, 30}
+
+// Transform names used in the schema. They are part of the hash.
+const (
+	tLog1p     = "log1p"         // log(1+x), x ≥ 0
+	tSignLog1p = "sign*log1p|x|" // sign(x)·log(1+|x|)
+	tIdentity  = "identity"
+)
+
+// Spec names one feature and the transform applied to its raw value.
+type Spec struct {
+	Name      string
+	Transform string
+}
+
+// ErrUnknownFeature is returned when a mask names a feature the schema does not have.
+var ErrUnknownFeature = errors.New("unknown feature")
+
+// allSpecs is the full, ordered feature list of SchemaVersion.
+func allSpecs() []Spec {
+	var s []Spec
+	add := func(name, tr string) { s = append(s, Spec{name, tr}) }
+	add("recency_days", tLog1p)
+	add("tenure_days", tLog1p)
+	add("first_purchase_age_days", tLog1p)
+	add("has_purchase", tIdentity)
+	add("purchases_total", tLog1p)
+	add("purchase_days_distinct", tLog1p)
+	for _, w := range purchaseWindows {
+		add("purchases_"+strconv.Itoa(w)+"d", tLog1p)
+	}
+	add("purchase_rate_per_30d", tLog1p)
+	add("gap_mean_days", tLog1p)
+	add("gap_std_days", tLog1p)
+	add("gap_last_days", tLog1p)
+	add("has_gap", tIdentity)
+	add("overdue_days", tSignLog1p)
+	add("overdue_ratio", tLog1p)
+	add("spend_total", tLog1p)
+	add("spend_mean", tLog1p)
+	add("spend_last", tLog1p)
+	for _, w := range spendWindows {
+		add("spend_"+strconv.Itoa(w)+"d", tLog1p)
+	}
+	for _, k := range []string{"view", "cart", "favorite"} {
+		add(k+"s_total", tLog1p)
+		for _, w := range activityWindows {
+			add(k+"s_"+strconv.Itoa(w)+"d", tLog1p)
+		}
+		add(k+"_recency_days", tLog1p)
+		add("has_"+k, tIdentity)
+	}
+	add("cart_not_bought", tIdentity)
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		add("purchase_share_"+strings.ToLower(d.String()[:3]), tIdentity)
+	}
+	for h := 0; h < 24; h += 6 {
+		add(fmt.Sprintf("purchase_share_hour_%02d_%02d", h, h+6), tIdentity)
+	}
+	return s
+}
+
+// Schema describes a feature vector: its version, the ordered feature names and
+// transforms, and a hash over a canonical encoding of all three that travels with
+// every model.
+type Schema struct {
+	Version    int      `json:"version"`
+	Names      []string `json:"names"`
+	Transforms []string `json:"transforms"`
+	Hash       string   `json:"hash"`
+}
+
+// Len is the number of features.
+func (s Schema) Len() int { return len(s.Names) }
+
+// ComputeHash returns the hex SHA-256 over the canonical, domain-separated encoding
+// of the version, names and transforms. A masked schema has fewer names and so a
+// different hash.
+func (s Schema) ComputeHash() string {
+	h := sha256.New()
+	h.Write([]byte("kairos feature schema v1\x00"))
+	h.Write([]byte(strconv.Itoa(s.Version)))
+	h.Write([]byte{0})
+	for i, n := range s.Names {
+		tr := ""
+		if i < len(s.Transforms) {
+			tr = s.Transforms[i]
+		}
+		// Lengths first so that no two name lists share an encoding.
+		fmt.Fprintf(h, "%d:%s\x00%d:%s\x00", len(n), n, len(tr), tr)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// NewSchema returns the schema of SchemaVersion restricted to the features in
+// allow (in schema order); a nil or empty allow keeps every feature. Naming a
+// feature that does not exist is an error wrapping ErrUnknownFeature.
+func NewSchema(allow []string) (Schema, error) {
+	specs := allSpecs()
+	keep := make(map[string]bool, len(allow))
+	for _, a := range allow {
+		if !slices.ContainsFunc(specs, func(s Spec) bool { return s.Name == a }) {
+			return Schema{}, fmt.Errorf("feature schema: mask: %w %q", ErrUnknownFeature, a)
+		}
+		keep[a] = true
+	}
+	s := Schema{Version: SchemaVersion}
+	for _, sp := range specs {
+		if len(allow) == 0 || keep[sp.Name] {
+			s.Names = append(s.Names, sp.Name)
+			s.Transforms = append(s.Transforms, sp.Transform)
+		}
+	}
+	s.Hash = s.ComputeHash()
+	return s, nil
+}
+
+// Config configures a Builder.
+type Config struct {
+	// Cutoffs are the points in time τ at which rows are built. Required.
+	Cutoffs []time.Time
+	// Location is the merchant's time zone for day-of-week and hour features;
+	// nil means UTC.
+	Location *time.Location
+	// Allow, when non-empty, restricts the vector to these features (data
+	// minimisation by policy); the schema hash reflects the restriction.
+	Allow []string
+}
+
+// Row is one (customer, cutoff) example.
+type Row struct {
+	Customer string
+	// Cutoff indexes Config.Cutoffs.
+	Cutoff int
+	// X is the transformed feature vector in schema order.
+	X []float64
+	// Label is the day 1..Horizon of the first purchase in [τ, τ+Horizon days),
+	// or 0 when there is none (censored at Horizon).
+	Label int
+}
+
+type purchase struct {
+	at     int64 // unix seconds
+	amount float64
+}
+
+// activity accumulates one non-purchase kind at one cutoff.
+type activity struct {
+	total int32
+	win   [len(activityWindows)]int32
+	last  int64 // unix seconds of the latest event before the cutoff; 0 = none
+}
+
+type customer struct {
+	first     int64 // earliest event of any kind, unix seconds
+	purchases []purchase
+	// act[c][k] is kind k (0 view, 1 cart, 2 favorite) at cutoff c; nil until the
+	// customer has a non-purchase event.
+	act [][3]activity
+}
+
+// Builder accumulates events and builds rows. It is not safe for concurrent use.
+type Builder struct {
+	cutoffs   []int64
+	loc       *time.Location
+	schema    Schema
+	index     []int // schema position -> full-spec position
+	customers map[string]*customer
+}
+
+// NewBuilder validates cfg and returns an empty builder.
+func NewBuilder(cfg Config) (*Builder, error) {
+	if len(cfg.Cutoffs) == 0 {
+		return nil, errors.New("new feature builder: no cutoffs")
+	}
+	sc, err := NewSchema(cfg.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("new feature builder: %w", err)
+	}
+	b := &Builder{loc: cfg.Location, schema: sc, customers: make(map[string]*customer)}
+	if b.loc == nil {
+		b.loc = time.UTC
+	}
+	for i, c := range cfg.Cutoffs {
+		if c.IsZero() {
+			return nil, fmt.Errorf("new feature builder: cutoff %d is zero", i)
+		}
+		b.cutoffs = append(b.cutoffs, c.Unix())
+	}
+	full := allSpecs()
+	for _, n := range sc.Names {
+		b.index = append(b.index, slices.IndexFunc(full, func(s Spec) bool { return s.Name == n }))
+	}
+	return b, nil
+}
+
+// Schema returns the schema of the rows this builder produces.
+func (b *Builder) Schema() Schema { return b.schema }
+
+// Customers returns the number of distinct customers seen.
+func (b *Builder) Customers() int { return len(b.customers) }
+
+// Add records one event. Events may come in any order.
+func (b *Builder) Add(e model.Event) error {
+	if e.Kind < model.View || e.Kind > model.Purchase {
+		return fmt.Errorf("add event: customer %q: invalid kind %d", e.Customer, e.Kind)
+	}
+	if e.Time.IsZero() {
+		return fmt.Errorf("add event: customer %q: zero time", e.Customer)
+	}
+	t := e.Time.Unix()
+	c := b.customers[e.Customer]
+	if c == nil {
+		c = &customer{first: t}
+		b.customers[e.Customer] = c
+	}
+	c.first = min(c.first, t)
+	if e.Kind == model.Purchase {
+		amt := 0.0
+		if e.HasAmount && !math.IsNaN(e.Amount) && !math.IsInf(e.Amount, 0) {
+			amt = e.Amount
+		}
+		c.purchases = append(c.purchases, purchase{at: t, amount: amt})
+		return nil
+	}
+	k := 0
+	switch e.Kind {
+	case model.Cart:
+		k = 1
+	case model.Favorite:
+		k = 2
+	}
+	if c.act == nil {
+		c.act = make([][3]activity, len(b.cutoffs))
+	}
+	for ci, tau := range b.cutoffs {
+		if t >= tau {
+			continue
+		}
+		a := &c.act[ci][k]
+		a.total++
+		age := tau - t
+		for wi, w := range activityWindows {
+			if age <= int64(w)*secPerDay {
+				a.win[wi]++
+			}
+		}
+		if a.total == 1 || t > a.last {
+			a.last = t
+		}
+	}
+	return nil
+}
+
+const secPerDay = 86400
+
+// Rows builds every (customer, cutoff) row where the customer has at least one
+// event before the cutoff, ordered by cutoff and then customer.
+func (b *Builder) Rows() []Row {
+	ids := make([]string, 0, len(b.customers))
+	for id, c := range b.customers {
+		ids = append(ids, id)
+		sort.Slice(c.purchases, func(i, j int) bool { return c.purchases[i].at < c.purchases[j].at })
+	}
+	sort.Strings(ids)
+	var rows []Row
+	raw := make([]float64, len(allSpecs()))
+	for ci := range b.cutoffs {
+		for _, id := range ids {
+			c := b.customers[id]
+			if c.first >= b.cutoffs[ci] {
+				continue
+			}
+			b.raw(c, ci, raw)
+			x := make([]float64, len(b.index))
+			for i, j := range b.index {
+				x[i] = transform(b.schema.Transforms[i], raw[j])
+			}
+			rows = append(rows, Row{Customer: id, Cutoff: ci, X: x, Label: label(c.purchases, b.cutoffs[ci])})
+		}
+	}
+	return rows
+}
+
+// label returns the first purchase day in [tau, tau+Horizon days) or 0.
+func label(ps []purchase, tau int64) int {
+	i := sort.Search(len(ps), func(i int) bool { return ps[i].at >= tau })
+	if i == len(ps) {
+		return 0
+	}
+	d := (ps[i].at - tau) / secPerDay
+	if d >= model.Horizon {
+		return 0
+	}
+	return int(d) + 1
+}
+
+func transform(name string, v float64) float64 {
+	switch name {
+	case tLog1p:
+		return math.Log1p(math.Max(v, 0))
+	case tSignLog1p:
+		if v < 0 {
+			return -math.Log1p(-v)
+		}
+		return math.Log1p(v)
+	default:
+		return v
+	}
+}
+
+// raw writes the untransformed feature values of customer c at cutoff ci, in
+// full-spec order, into out.
+func (b *Builder) raw(c *customer, ci int, out []float64) {
+	clear(out)
+	tau := b.cutoffs[ci]
+	days := func(t int64) float64 { return float64(tau-t) / secPerDay }
+	n := sort.Search(len(c.purchases), func(i int) bool { return c.purchases[i].at >= tau })
+	ps := c.purchases[:n]
+	i := 0
+	put := func(v float64) { out[i] = v; i++ }
+
+	tenure := days(c.first)
+	recency := tenure // no purchase yet: time since first seen
+	if n > 0 {
+		recency = days(ps[n-1].at)
+	}
+	put(recency)
+	put(tenure)
+	if n > 0 {
+		put(days(ps[0].at))
+		put(1)
+	} else {
+		put(0)
+		put(0)
+	}
+	put(float64(n))
+	// Distinct purchase days, in the merchant's local calendar.
+	var pdays []int64
+	for _, p := range ps {
+		d := localDay(p.at, b.loc)
+		if len(pdays) == 0 || pdays[len(pdays)-1] != d {
+			pdays = append(pdays, d)
+		}
+	}
+	put(float64(len(pdays)))
+	for _, w := range purchaseWindows {
+		put(float64(countSince(ps, tau-int64(w)*secPerDay)))
+	}
+	put(float64(n) / math.Max(tenure, 1) * 30)
+	var gapMean, gapStd, gapLast float64
+	if len(pdays) >= 2 {
+		k := float64(len(pdays) - 1)
+		gapMean = float64(pdays[len(pdays)-1]-pdays[0]) / k
+		for j := 1; j < len(pdays); j++ {
+			g := float64(pdays[j]-pdays[j-1]) - gapMean
+			gapStd += g * g
+		}
+		gapStd = math.Sqrt(gapStd / k)
+		gapLast = float64(pdays[len(pdays)-1] - pdays[len(pdays)-2])
+	}
+	put(gapMean)
+	put(gapStd)
+	put(gapLast)
+	if len(pdays) >= 2 {
+		put(1)
+		put(recency - gapMean)
+		put(recency / (gapMean + 1))
+	} else {
+		put(0)
+		put(0)
+		put(0)
+	}
+	var total float64
+	for _, p := range ps {
+		total += p.amount
+	}
+	put(total)
+	if n > 0 {
+		put(total / float64(n))
+		put(ps[n-1].amount)
+	} else {
+		put(0)
+		put(0)
+	}
+	for _, w := range spendWindows {
+		var s float64
+		for j := n - 1; j >= 0 && ps[j].at >= tau-int64(w)*secPerDay; j-- {
+			s += ps[j].amount
+		}
+		put(s)
+	}
+	var lastCart int64
+	for k := range 3 {
+		var a activity
+		if c.act != nil {
+			a = c.act[ci][k]
+		}
+		put(float64(a.total))
+		for wi := range activityWindows {
+			put(float64(a.win[wi]))
+		}
+		if a.total > 0 {
+			put(days(a.last))
+			put(1)
+		} else {
+			put(0)
+			put(0)
+		}
+		if k == 1 {
+			lastCart = a.last
+		}
+	}
+	// A cart after the latest purchase (or with no purchase at all) not yet bought.
+	if lastCart > 0 && (n == 0 || lastCart > ps[n-1].at) {
+		put(1)
+	} else {
+		put(0)
+	}
+	var dow [7]float64
+	var hour [4]float64
+	for _, p := range ps {
+		lt := time.Unix(p.at, 0).In(b.loc)
+		dow[lt.Weekday()]++
+		hour[lt.Hour()/6]++
+	}
+	for _, v := range dow {
+		put(share(v, n))
+	}
+	for _, v := range hour {
+		put(share(v, n))
+	}
+}
+
+func share(v float64, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return v / float64(n)
+}
+
+// countSince counts purchases at or after from in the sorted prefix ps.
+func countSince(ps []purchase, from int64) int {
+	return len(ps) - sort.Search(len(ps), func(i int) bool { return ps[i].at >= from })
+}
+
+// localDay is the day number of t in loc's calendar.
+func localDay(t int64, loc *time.Location) int64 {
+	_, off := time.Unix(t, 0).In(loc).Zone()
+	s := t + int64(off)
+	d := s / secPerDay
+	if s%secPerDay < 0 {
+		d--
+	}
+	return d
+}

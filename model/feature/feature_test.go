@@ -1,0 +1,234 @@
+package feature
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+func day(y int, m time.Month, d, h int) time.Time { return time.Date(y, m, d, h, 0, 0, 0, time.UTC) }
+
+func valueOf(t *testing.T, s Schema, x []float64, name string) float64 {
+	t.Helper()
+	i := slices.Index(s.Names, name)
+	if i < 0 {
+		t.Fatalf("feature %q not in schema", name)
+	}
+	return x[i]
+}
+
+// TestHandWorked checks features of one small history against values worked out
+// by hand (in the comments).
+func TestHandWorked(t *testing.T) {
+	tau := day(1997, 2, 10, 0)
+	b, err := NewBuilder(Config{Cutoffs: []time.Time{tau}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := func(at time.Time, amt float64) model.Event {
+		return model.Event{Customer: "a", Time: at, Kind: model.Purchase, Amount: amt, HasAmount: true}
+	}
+	events := []model.Event{
+		p(day(1997, 2, 12, 0), 7), // label: 2 days after τ → day 3
+		p(day(1997, 1, 31, 12), 5),
+		p(day(1997, 1, 1, 0), 10),
+		{Customer: "a", Time: day(1996, 12, 30, 0), Kind: model.View},
+		p(day(1997, 1, 11, 0), 20),
+		p(day(1997, 1, 31, 0), 30),
+		{Customer: "a", Time: day(1997, 2, 5, 0), Kind: model.Cart},
+		{Customer: "b", Time: day(1997, 2, 20, 0), Kind: model.Purchase}, // only after τ: no row
+	}
+	for _, e := range events {
+		if err := b.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := b.Rows()
+	if len(rows) != 1 || rows[0].Customer != "a" {
+		t.Fatalf("got %d rows (%v), want one row for a", len(rows), rows)
+	}
+	r := rows[0]
+	if r.Label != 3 {
+		t.Errorf("label: got %d, want 3", r.Label)
+	}
+	s := b.Schema()
+	l := math.Log1p
+	want := map[string]float64{
+		"recency_days":              l(9.5), // Jan 31 12:00 → Feb 10 00:00
+		"tenure_days":               l(42),  // Dec 30 → Feb 10
+		"first_purchase_age_days":   l(40),
+		"purchases_total":           l(4),
+		"purchase_days_distinct":    l(3), // Jan 1, Jan 11, Jan 31
+		"purchases_7d":              0,
+		"purchases_14d":             l(2),
+		"purchases_30d":             l(3), // Jan 11 00:00 is exactly τ−30d: included
+		"purchases_90d":             l(4),
+		"gap_mean_days":             l(15), // gaps 10, 20
+		"gap_std_days":              l(5),  // sqrt((25+25)/2)
+		"gap_last_days":             l(20),
+		"overdue_days":              -l(5.5), // 9.5 − 15
+		"overdue_ratio":             l(9.5 / 16),
+		"spend_total":               l(65),
+		"spend_mean":                l(16.25),
+		"spend_last":                l(5),
+		"spend_30d":                 l(55),
+		"views_total":               l(1),
+		"views_30d":                 0, // 42 days ago
+		"view_recency_days":         l(42),
+		"carts_7d":                  l(1),
+		"cart_recency_days":         l(5),
+		"cart_not_bought":           1,
+		"has_favorite":              0,
+		"purchase_share_wed":        0.25, // 1997-01-01 was a Wednesday
+		"purchase_share_sat":        0.25, // Jan 11
+		"purchase_share_fri":        0.5,  // Jan 31 twice
+		"purchase_share_hour_12_18": 0.25,
+	}
+	for name, w := range want {
+		if got := valueOf(t, s, r.X, name); math.Abs(got-w) > 1e-12 {
+			t.Errorf("%s: got %v, want %v", name, got, w)
+		}
+	}
+}
+
+func TestLabelBoundaries(t *testing.T) {
+	tau := day(1998, 3, 1, 0)
+	tests := []struct {
+		at   time.Time
+		want int
+	}{
+		{tau, 1},
+		{tau.Add(model.Day - time.Second), 1},
+		{tau.Add(model.Day), 2},
+		{tau.Add(29*model.Day + 23*time.Hour), 30},
+		{tau.Add(30 * model.Day), 0},
+	}
+	for _, tc := range tests {
+		b, _ := NewBuilder(Config{Cutoffs: []time.Time{tau}})
+		_ = b.Add(model.Event{Customer: "c", Time: tau.Add(-model.Day), Kind: model.Purchase})
+		_ = b.Add(model.Event{Customer: "c", Time: tc.at, Kind: model.Purchase})
+		if got := b.Rows()[0].Label; got != tc.want {
+			t.Errorf("purchase at %v: got label %d, want %d", tc.at, got, tc.want)
+		}
+	}
+}
+
+func TestSchemaHash(t *testing.T) {
+	// printf 'kairos feature schema v1\x001\x001:a\x005:log1p\x002:bc\x008:identity\x00' | sha256sum
+	s := Schema{Version: 1, Names: []string{"a", "bc"}, Transforms: []string{"log1p", "identity"}}
+	if got, want := s.ComputeHash(), "afc6f50cc53f36584e3ab9c470cbde62d743eef07123b460bde1bb08bcab16c5"; got != want {
+		t.Errorf("hash: got %s, want %s", got, want)
+	}
+	full, err := NewSchema(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked, err := NewSchema([]string{"tenure_days", "recency_days"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := masked.Names, []string{"recency_days", "tenure_days"}; !slices.Equal(got, want) {
+		t.Errorf("masked names: got %v, want %v", got, want)
+	}
+	if masked.Hash == full.Hash {
+		t.Error("masked schema has the full schema's hash")
+	}
+	if _, err := NewSchema([]string{"nope"}); !errors.Is(err, ErrUnknownFeature) {
+		t.Errorf("unknown feature: got %v, want ErrUnknownFeature", err)
+	}
+	b, _ := NewBuilder(Config{Cutoffs: []time.Time{day(2000, 1, 1, 0)}, Allow: []string{"recency_days"}})
+	_ = b.Add(model.Event{Customer: "x", Time: day(1999, 12, 31, 0), Kind: model.Purchase})
+	if got := b.Rows()[0].X; !slices.Equal(got, []float64{math.Log1p(1)}) {
+		t.Errorf("masked row: got %v, want [log1p(1)]", got)
+	}
+}
+
+func TestAddRejects(t *testing.T) {
+	b, _ := NewBuilder(Config{Cutoffs: []time.Time{day(2000, 1, 1, 0)}})
+	if err := b.Add(model.Event{Customer: "x", Time: day(1999, 1, 1, 0), Kind: 9}); err == nil {
+		t.Error("invalid kind: got nil error")
+	}
+	if err := b.Add(model.Event{Customer: "x", Kind: model.View}); err == nil {
+		t.Error("zero time: got nil error")
+	}
+	if _, err := NewBuilder(Config{}); err == nil {
+		t.Error("no cutoffs: got nil error")
+	}
+}
+
+func randomEvent(r *rand.Rand, cust string, lo, hi time.Time) model.Event {
+	span := hi.Sub(lo)
+	return model.Event{
+		Customer:  cust,
+		Time:      lo.Add(time.Duration(r.Int64N(int64(span)))).Truncate(time.Second),
+		Kind:      model.Kind(1 + r.IntN(4)),
+		Amount:    math.Round(r.Float64()*10000) / 100,
+		HasAmount: r.IntN(4) > 0,
+	}
+}
+
+// TestNoLeak is the point-in-time property: changing, adding or removing any event
+// at or after τ changes no feature of any customer at τ.
+func TestNoLeak(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	lo, hi := day(2017, 1, 1, 0), day(2017, 12, 31, 0)
+	loc, _ := time.LoadLocation("Asia/Shanghai")
+	if loc == nil {
+		loc = time.FixedZone("UTC+8", 8*3600)
+	}
+	for iter := range 300 {
+		tau := lo.Add(time.Duration(r.Int64N(int64(hi.Sub(lo)))))
+		cutoffs := []time.Time{tau, tau.Add(-45 * model.Day)}
+		var events []model.Event
+		for c := range 1 + r.IntN(5) {
+			for range r.IntN(30) {
+				events = append(events, randomEvent(r, string(rune('a'+c)), lo, hi))
+			}
+		}
+		// Perturb: drop, change or add events at or after τ.
+		var perturbed []model.Event
+		for _, e := range events {
+			if !e.Time.Before(tau) {
+				switch r.IntN(3) {
+				case 0:
+					continue
+				case 1:
+					e = randomEvent(r, e.Customer, tau, hi.Add(100*model.Day))
+				}
+			}
+			perturbed = append(perturbed, e)
+		}
+		for range r.IntN(5) {
+			perturbed = append(perturbed, randomEvent(r, string(rune('a'+r.IntN(6))), tau, hi))
+		}
+		r.Shuffle(len(perturbed), func(i, j int) { perturbed[i], perturbed[j] = perturbed[j], perturbed[i] })
+		a, b := features(t, cutoffs, loc, events), features(t, cutoffs, loc, perturbed)
+		if len(a) != len(b) {
+			t.Fatalf("iteration %d: got %d rows after perturbation, want %d", iter, len(b), len(a))
+		}
+		for i := range a {
+			if a[i].Customer != b[i].Customer || a[i].Cutoff != b[i].Cutoff || !slices.Equal(a[i].X, b[i].X) {
+				t.Fatalf("iteration %d: row %d changed: got %+v, want %+v", iter, i, b[i], a[i])
+			}
+		}
+	}
+}
+
+func features(t *testing.T, cutoffs []time.Time, loc *time.Location, events []model.Event) []Row {
+	t.Helper()
+	b, err := NewBuilder(Config{Cutoffs: cutoffs, Location: loc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if err := b.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Rows()
+}
