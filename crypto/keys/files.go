@@ -1,0 +1,662 @@
+package keys
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"filippo.io/age"
+	"filippo.io/age/armor"
+)
+
+// File names inside a key directory. See the package documentation.
+const (
+	FileAgeIdentity   = "age-identity"
+	FileAgeRecipient  = "age-recipient.pub"
+	FileJWTActive     = "jwt-active"
+	FileAuditHMAC     = "audit-hmac"
+	FileCheckpoint    = "checkpoint.pem"
+	FileCheckpointPub = "checkpoint.pub"
+	FileMerchantID    = "merchant-id"
+	FileSigning       = "signing.pem"
+	FileSigningPub    = "signing.pub"
+	FilePseudonym     = "pseudonym.key"
+
+	// EncryptedSuffix is appended to a private file's name when it is passphrase-protected.
+	EncryptedSuffix = ".age"
+)
+
+// DefaultScryptWorkFactor is the scrypt log2(N) used for passphrase-protected files,
+// the same as the age command line tool (about a second per file).
+const DefaultScryptWorkFactor = 18
+
+// maxKeyFileSize bounds every key file read; the largest real one is an
+// armored, encrypted PEM key well under 1 KiB.
+const maxKeyFileSize = 16 << 10
+
+// InsecureModeError reports a private file that group or others can access.
+// It matches ErrInsecureMode.
+type InsecureModeError struct {
+	Path string
+	Mode fs.FileMode
+}
+
+func (e *InsecureModeError) Error() string {
+	return fmt.Sprintf("%s has mode %#o: accessible by group or others, want 0600", e.Path, e.Mode.Perm())
+}
+
+// Unwrap makes errors.Is(err, ErrInsecureMode) hold.
+func (e *InsecureModeError) Unwrap() error { return ErrInsecureMode }
+
+// WriteOptions controls how key files are written.
+type WriteOptions struct {
+	// Passphrase, when non-nil, protects every private file with age scrypt.
+	Passphrase []byte
+	// ScryptWorkFactor is scrypt's log2(N); 0 means DefaultScryptWorkFactor.
+	ScryptWorkFactor int
+}
+
+func (o WriteOptions) validate() error {
+	if o.Passphrase != nil && len(o.Passphrase) == 0 {
+		return errors.New("empty passphrase")
+	}
+	if o.ScryptWorkFactor != 0 && (o.ScryptWorkFactor < 10 || o.ScryptWorkFactor > 22) {
+		return fmt.Errorf("scrypt work factor %d outside [10, 22]", o.ScryptWorkFactor)
+	}
+	return nil
+}
+
+// WriteAggregator writes a's files into dir (created 0700 if missing). A nil
+// passphrase writes private files in the clear (mode 0600); otherwise each is
+// age-encrypted with scrypt. Files of JWT keys no longer in a are removed.
+func WriteAggregator(dir string, a *Aggregator, passphrase []byte) error {
+	return WriteAggregatorWithOptions(dir, a, WriteOptions{Passphrase: passphrase})
+}
+
+// WriteAggregatorWithOptions is WriteAggregator with a choice of scrypt work factor.
+func WriteAggregatorWithOptions(dir string, a *Aggregator, opts WriteOptions) error {
+	if err := opts.validate(); err != nil {
+		return fmt.Errorf("write aggregator keys: %w", err)
+	}
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("write aggregator keys: %w", err)
+	}
+	w := &writer{dir: dir, opts: opts}
+	if err := w.mkdir(); err != nil {
+		return fmt.Errorf("write aggregator keys: %w", err)
+	}
+	idStr, _ := identityString(a.Identity)
+	w.private(FileAgeIdentity, []byte(idStr+"\n"))
+	w.public(FileAgeRecipient, []byte(a.Recipient+"\n"))
+	keep := map[string]bool{}
+	for _, k := range a.JWT {
+		w.private(jwtPrivName(k.ID), encodePrivatePEM(k.Private))
+		w.public(jwtPubName(k.ID), encodePublicPEM(k.Private.Public().(ed25519.PublicKey)))
+		keep[k.ID] = true
+	}
+	w.metadata(FileJWTActive, []byte(a.ActiveJWT+"\n"))
+	w.private(FileAuditHMAC, []byte(hex.EncodeToString(a.AuditHMAC)+"\n"))
+	w.private(FileCheckpoint, encodePrivatePEM(a.Checkpoint))
+	w.public(FileCheckpointPub, encodePublicPEM(a.Checkpoint.Public().(ed25519.PublicKey)))
+	if w.err == nil {
+		w.removeStaleJWT(keep)
+	}
+	if w.err != nil {
+		return fmt.Errorf("write aggregator keys: %w", w.err)
+	}
+	return nil
+}
+
+// LoadAggregator reads the aggregator keys in dir. passphrase must be non-nil
+// exactly when the files were written with one.
+func LoadAggregator(dir string, passphrase []byte) (*Aggregator, error) {
+	r := &reader{dir: dir, passphrase: passphrase}
+	a := &Aggregator{}
+	if b, err := r.private(FileAgeIdentity); err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %w", err)
+	} else if a.Identity, err = parseAgeIdentity(string(trimLine(b))); err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %s: %w", r.path(FileAgeIdentity), err)
+	}
+	a.Recipient, _ = recipientOf(a.Identity)
+	kids, err := listJWT(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %w", err)
+	}
+	for _, kid := range kids {
+		name := jwtPrivName(kid)
+		b, err := r.private(name)
+		if err != nil {
+			return nil, fmt.Errorf("load aggregator keys: %w", err)
+		}
+		priv, err := parsePrivatePEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("load aggregator keys: %s: %w", r.path(name), err)
+		}
+		if got := KeyID(priv.Public().(ed25519.PublicKey)); got != kid {
+			return nil, fmt.Errorf("load aggregator keys: %s: holds the key with kid %s, not %s", r.path(name), got, kid)
+		}
+		a.JWT = append(a.JWT, JWTKey{ID: kid, Private: priv})
+	}
+	b, err := r.metadata(FileJWTActive)
+	if err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %w", err)
+	}
+	if a.ActiveJWT, err = parseKID(b); err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %s: %w", r.path(FileJWTActive), err)
+	}
+	if b, err = r.private(FileAuditHMAC); err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %w", err)
+	}
+	if a.AuditHMAC, err = parseHexKey(b, AuditHMACSize); err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %s: %w", r.path(FileAuditHMAC), err)
+	}
+	if b, err = r.private(FileCheckpoint); err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %w", err)
+	}
+	if a.Checkpoint, err = parsePrivatePEM(b); err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %s: %w", r.path(FileCheckpoint), err)
+	}
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("load aggregator keys from %s: %w", dir, err)
+	}
+	return a, nil
+}
+
+// LoadAggregatorPublic reads only the public files in dir (no passphrase needed).
+func LoadAggregatorPublic(dir string) (AggregatorPublic, error) {
+	r := &reader{dir: dir}
+	var p AggregatorPublic
+	b, err := r.public(FileAgeRecipient)
+	if err != nil {
+		return p, fmt.Errorf("load aggregator public keys: %w", err)
+	}
+	p.Recipient = string(trimLine(b))
+	if _, err := age.ParseRecipients(strings.NewReader(p.Recipient)); err != nil || strings.ContainsAny(p.Recipient, " \n#") {
+		return p, fmt.Errorf("load aggregator public keys: %s: not one age recipient", r.path(FileAgeRecipient))
+	}
+	kids, err := listJWT(dir)
+	if err != nil {
+		return p, fmt.Errorf("load aggregator public keys: %w", err)
+	}
+	for _, kid := range kids {
+		b, err := r.public(jwtPubName(kid))
+		if err != nil {
+			return p, fmt.Errorf("load aggregator public keys: %w", err)
+		}
+		pub, err := parsePublicPEM(b)
+		if err != nil {
+			return p, fmt.Errorf("load aggregator public keys: %s: %w", r.path(jwtPubName(kid)), err)
+		}
+		if got := KeyID(pub); got != kid {
+			return p, fmt.Errorf("load aggregator public keys: %s: holds the key with kid %s, not %s", r.path(jwtPubName(kid)), got, kid)
+		}
+		p.JWT = append(p.JWT, JWTPublic{ID: kid, Key: pub})
+	}
+	if b, err = r.metadata(FileJWTActive); err != nil {
+		return p, fmt.Errorf("load aggregator public keys: %w", err)
+	}
+	if p.ActiveJWT, err = parseKID(b); err != nil {
+		return p, fmt.Errorf("load aggregator public keys: %s: %w", r.path(FileJWTActive), err)
+	}
+	if !slices.ContainsFunc(p.JWT, func(k JWTPublic) bool { return k.ID == p.ActiveJWT }) {
+		return p, fmt.Errorf("load aggregator public keys: active jwt key %s: %w", p.ActiveJWT, ErrUnknownKID)
+	}
+	if b, err = r.public(FileCheckpointPub); err != nil {
+		return p, fmt.Errorf("load aggregator public keys: %w", err)
+	}
+	if p.Checkpoint, err = parsePublicPEM(b); err != nil {
+		return p, fmt.Errorf("load aggregator public keys: %s: %w", r.path(FileCheckpointPub), err)
+	}
+	return p, nil
+}
+
+// WriteMerchant writes m's files into dir, like WriteAggregator.
+func WriteMerchant(dir string, m *Merchant, passphrase []byte) error {
+	return WriteMerchantWithOptions(dir, m, WriteOptions{Passphrase: passphrase})
+}
+
+// WriteMerchantWithOptions is WriteMerchant with a choice of scrypt work factor.
+func WriteMerchantWithOptions(dir string, m *Merchant, opts WriteOptions) error {
+	if err := opts.validate(); err != nil {
+		return fmt.Errorf("write merchant keys: %w", err)
+	}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("write merchant keys: %w", err)
+	}
+	w := &writer{dir: dir, opts: opts}
+	if err := w.mkdir(); err != nil {
+		return fmt.Errorf("write merchant keys: %w", err)
+	}
+	w.metadata(FileMerchantID, []byte(m.ID+"\n"))
+	w.private(FileSigning, encodePrivatePEM(m.Signing))
+	w.public(FileSigningPub, encodePublicPEM(m.Signing.Public().(ed25519.PublicKey)))
+	w.private(FilePseudonym, []byte(hex.EncodeToString(m.Pseudonym)+"\n"))
+	if w.err != nil {
+		return fmt.Errorf("write merchant keys: %w", w.err)
+	}
+	return nil
+}
+
+// LoadMerchant reads the merchant keys in dir.
+func LoadMerchant(dir string, passphrase []byte) (*Merchant, error) {
+	r := &reader{dir: dir, passphrase: passphrase}
+	m := &Merchant{}
+	b, err := r.metadata(FileMerchantID)
+	if err != nil {
+		return nil, fmt.Errorf("load merchant keys: %w", err)
+	}
+	m.ID = string(trimLine(b))
+	if err := CheckMerchantID(m.ID); err != nil {
+		return nil, fmt.Errorf("load merchant keys: %s: %w", r.path(FileMerchantID), err)
+	}
+	if b, err = r.private(FileSigning); err != nil {
+		return nil, fmt.Errorf("load merchant keys: %w", err)
+	}
+	if m.Signing, err = parsePrivatePEM(b); err != nil {
+		return nil, fmt.Errorf("load merchant keys: %s: %w", r.path(FileSigning), err)
+	}
+	if b, err = r.private(FilePseudonym); err != nil {
+		return nil, fmt.Errorf("load merchant keys: %w", err)
+	}
+	if m.Pseudonym, err = parseHexKey(b, PseudonymKeySize); err != nil {
+		return nil, fmt.Errorf("load merchant keys: %s: %w", r.path(FilePseudonym), err)
+	}
+	return m, nil
+}
+
+// LoadMerchantPublic reads only the merchant's id and public signing key.
+func LoadMerchantPublic(dir string) (MerchantPublic, error) {
+	r := &reader{dir: dir}
+	var p MerchantPublic
+	b, err := r.metadata(FileMerchantID)
+	if err != nil {
+		return p, fmt.Errorf("load merchant public keys: %w", err)
+	}
+	p.ID = string(trimLine(b))
+	if err := CheckMerchantID(p.ID); err != nil {
+		return p, fmt.Errorf("load merchant public keys: %s: %w", r.path(FileMerchantID), err)
+	}
+	if b, err = r.public(FileSigningPub); err != nil {
+		return p, fmt.Errorf("load merchant public keys: %w", err)
+	}
+	if p.Signing, err = parsePublicPEM(b); err != nil {
+		return p, fmt.Errorf("load merchant public keys: %s: %w", r.path(FileSigningPub), err)
+	}
+	return p, nil
+}
+
+func jwtPrivName(kid string) string { return "jwt-" + kid + ".pem" }
+func jwtPubName(kid string) string  { return "jwt-" + kid + ".pub" }
+
+// listJWT returns the kids of the JWT private or public key files in dir, sorted.
+func listJWT(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list jwt keys: %w", err)
+	}
+	set := map[string]bool{}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, "jwt-") || name == FileJWTActive {
+			continue
+		}
+		kid := strings.TrimPrefix(name, "jwt-")
+		kid = strings.TrimSuffix(kid, EncryptedSuffix)
+		kid, ok := strings.CutSuffix(kid, ".pem")
+		if !ok {
+			if kid, ok = strings.CutSuffix(kid, ".pub"); !ok {
+				continue
+			}
+		}
+		if _, err := parseKID([]byte(kid)); err != nil {
+			return nil, fmt.Errorf("list jwt keys: %s: unexpected file name", filepath.Join(dir, name))
+		}
+		set[kid] = true
+	}
+	kids := make([]string, 0, len(set))
+	for k := range set {
+		kids = append(kids, k)
+	}
+	slices.Sort(kids)
+	return kids, nil
+}
+
+// writer writes key files atomically, remembering the first error.
+type writer struct {
+	dir  string
+	opts WriteOptions
+	err  error
+}
+
+func (w *writer) mkdir() error {
+	if err := os.MkdirAll(w.dir, 0o700); err != nil {
+		return err
+	}
+	return nil
+}
+
+// private writes a secret, encrypted when a passphrase is set, and removes the
+// other form (clear or encrypted) so only one copy exists.
+func (w *writer) private(name string, data []byte) {
+	if w.err != nil {
+		return
+	}
+	stale := name + EncryptedSuffix
+	if w.opts.Passphrase != nil {
+		enc, err := encryptPassphrase(data, w.opts)
+		if err != nil {
+			w.err = fmt.Errorf("%s: %w", filepath.Join(w.dir, name+EncryptedSuffix), err)
+			return
+		}
+		data, stale, name = enc, name, name+EncryptedSuffix
+	}
+	w.err = writeFileAtomic(filepath.Join(w.dir, name), data, 0o600)
+	if w.err == nil {
+		w.err = removeIfExists(filepath.Join(w.dir, stale))
+	}
+}
+
+func (w *writer) metadata(name string, data []byte) {
+	if w.err == nil {
+		w.err = writeFileAtomic(filepath.Join(w.dir, name), data, 0o600)
+	}
+}
+
+func (w *writer) public(name string, data []byte) {
+	if w.err == nil {
+		w.err = writeFileAtomic(filepath.Join(w.dir, name), data, 0o644)
+	}
+}
+
+func (w *writer) removeStaleJWT(keep map[string]bool) {
+	kids, err := listJWT(w.dir)
+	if err != nil {
+		w.err = err
+		return
+	}
+	for _, kid := range kids {
+		if keep[kid] {
+			continue
+		}
+		for _, name := range []string{jwtPrivName(kid), jwtPrivName(kid) + EncryptedSuffix, jwtPubName(kid)} {
+			if err := removeIfExists(filepath.Join(w.dir, name)); err != nil {
+				w.err = err
+				return
+			}
+		}
+	}
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file in the same directory and
+// renames it over path, so a crash leaves either the old or the new key.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// reader reads key files, enforcing modes and decrypting when needed.
+type reader struct {
+	dir        string
+	passphrase []byte
+}
+
+func (r *reader) path(name string) string { return filepath.Join(r.dir, name) }
+
+// private reads name or name.age, whichever exists; the encrypted form needs
+// the passphrase and the clear form refuses one.
+func (r *reader) private(name string) ([]byte, error) {
+	encPath := r.path(name + EncryptedSuffix)
+	enc, err := readChecked(encPath, true)
+	switch {
+	case err == nil:
+		if r.passphrase == nil {
+			return nil, fmt.Errorf("%s: %w", encPath, ErrPassphraseRequired)
+		}
+		b, err := decryptPassphrase(enc, r.passphrase)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", encPath, err)
+		}
+		return b, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	b, err := readChecked(r.path(name), true)
+	if err != nil {
+		return nil, err
+	}
+	if r.passphrase != nil {
+		return nil, fmt.Errorf("%s: %w", r.path(name), ErrNotEncrypted)
+	}
+	return b, nil
+}
+
+func (r *reader) metadata(name string) ([]byte, error) { return readChecked(r.path(name), true) }
+func (r *reader) public(name string) ([]byte, error)   { return readChecked(r.path(name), false) }
+
+// readChecked reads a key file of bounded size; with private set it refuses a
+// file that group or others may access, checking the mode of the opened file.
+func readChecked(path string, private bool) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if private && st.Mode().Perm()&0o077 != 0 {
+		return nil, &InsecureModeError{Path: path, Mode: st.Mode()}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxKeyFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxKeyFileSize)
+	}
+	return b, nil
+}
+
+const armorHeader = "-----BEGIN AGE ENCRYPTED FILE-----"
+
+func encryptPassphrase(data []byte, opts WriteOptions) ([]byte, error) {
+	rcpt, err := age.NewScryptRecipient(string(opts.Passphrase))
+	if err != nil {
+		return nil, fmt.Errorf("passphrase: %w", err)
+	}
+	logN := opts.ScryptWorkFactor
+	if logN == 0 {
+		logN = DefaultScryptWorkFactor
+	}
+	rcpt.SetWorkFactor(logN)
+	var buf bytes.Buffer
+	aw := armor.NewWriter(&buf)
+	ew, err := age.Encrypt(aw, rcpt)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	if _, err := ew.Write(data); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	if err := ew.Close(); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	if err := aw.Close(); err != nil {
+		return nil, fmt.Errorf("encrypt: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decryptPassphrase opens an armored or binary age scrypt file.
+func decryptPassphrase(enc, passphrase []byte) ([]byte, error) {
+	if len(passphrase) == 0 {
+		return nil, errors.New("empty passphrase")
+	}
+	id, err := age.NewScryptIdentity(string(passphrase))
+	if err != nil {
+		return nil, fmt.Errorf("passphrase: %w", err)
+	}
+	var src io.Reader = bytes.NewReader(enc)
+	if bytes.HasPrefix(bytes.TrimLeft(enc, " \t\r\n"), []byte(armorHeader)) {
+		src = armor.NewReader(src)
+	}
+	dr, err := age.Decrypt(src, id)
+	if err != nil {
+		if errors.Is(err, age.ErrIncorrectIdentity) {
+			return nil, ErrWrongPassphrase
+		}
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(dr, maxKeyFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("decrypt: %w", err)
+	}
+	if len(b) > maxKeyFileSize {
+		return nil, fmt.Errorf("decrypt: plaintext larger than %d bytes", maxKeyFileSize)
+	}
+	return b, nil
+}
+
+// trimLine removes one trailing newline (LF or CRLF).
+func trimLine(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+func encodePrivatePEM(k ed25519.PrivateKey) []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		panic("keys: marshal ed25519 key: " + err.Error()) // cannot fail for a valid ed25519 key
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+func encodePublicPEM(k ed25519.PublicKey) []byte {
+	der, err := x509.MarshalPKIXPublicKey(k)
+	if err != nil {
+		panic("keys: marshal ed25519 public key: " + err.Error()) // cannot fail for a valid ed25519 key
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// decodeOnePEM returns the single PEM block of the wanted type in b, refusing
+// headers and any other content.
+func decodeOnePEM(b []byte, typ string) ([]byte, error) {
+	block, rest := pem.Decode(b)
+	if block == nil {
+		return nil, fmt.Errorf("no PEM %q block", typ)
+	}
+	if block.Type != typ {
+		return nil, fmt.Errorf("PEM block is %q, want %q", block.Type, typ)
+	}
+	if len(block.Headers) != 0 {
+		return nil, errors.New("PEM block has headers")
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, errors.New("data after the PEM block")
+	}
+	return block.Bytes, nil
+}
+
+// parsePrivatePEM parses a PEM "PRIVATE KEY" (PKCS#8) holding an Ed25519 key.
+func parsePrivatePEM(b []byte) (ed25519.PrivateKey, error) {
+	der, err := decodeOnePEM(b, "PRIVATE KEY")
+	if err != nil {
+		return nil, err
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse PKCS#8: %w", err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("PKCS#8 key is %T, want Ed25519", k)
+	}
+	return priv, nil
+}
+
+// parsePublicPEM parses a PEM "PUBLIC KEY" (PKIX) holding an Ed25519 key.
+func parsePublicPEM(b []byte) (ed25519.PublicKey, error) {
+	der, err := decodeOnePEM(b, "PUBLIC KEY")
+	if err != nil {
+		return nil, err
+	}
+	k, err := x509.ParsePKIXPublicKey(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse PKIX: %w", err)
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("PKIX key is %T, want Ed25519", k)
+	}
+	return pub, nil
+}
+
+// parseHexKey parses exactly n bytes written as 2n lower-case hex digits and an optional newline.
+func parseHexKey(b []byte, n int) ([]byte, error) {
+	s := trimLine(b)
+	if len(s) != 2*n {
+		return nil, fmt.Errorf("want %d hex digits, got %d bytes", 2*n, len(s))
+	}
+	for i, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return nil, fmt.Errorf("byte %d (%q) is not a lower-case hex digit", i, c)
+		}
+	}
+	k := make([]byte, n)
+	if _, err := hex.Decode(k, s); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// parseKID parses a key id: 16 lower-case hex digits and an optional newline.
+func parseKID(b []byte) (string, error) {
+	k, err := parseHexKey(b, 8)
+	if err != nil {
+		return "", fmt.Errorf("key id: %w", err)
+	}
+	return hex.EncodeToString(k), nil
+}
