@@ -1,0 +1,149 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// csvParser reads a generic delimited file described by a Mapping.
+type csvParser struct {
+	m      *Mapping
+	sp     splitter
+	loc    *time.Location
+	kinds  map[string]model.Kind
+	ncols  int // expected fields per row; 0 until known
+	need   int // fields a row must have to reach every mapped column
+	cust   int // 0-based indices; -1 when absent
+	tm     int
+	kind   int
+	amount int
+	item   int
+	cat    int
+
+	customers, items, categories *interner
+}
+
+func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
+	if m.TimeZone != nil {
+		loc = m.TimeZone
+	}
+	d := m.Delimiter
+	if d == 0 {
+		d = ','
+	}
+	p := &csvParser{m: m, sp: splitter{delim: d}, loc: loc,
+		customers: newInterner(1 << 16), items: newInterner(1 << 16), categories: newInterner(1 << 14)}
+	p.kinds = m.KindValues
+	if p.kinds == nil {
+		p.kinds = make(map[string]model.Kind, 4)
+		for k := model.View; k <= model.Purchase; k++ {
+			p.kinds[k.String()] = k
+		}
+	}
+	if !m.Header {
+		p.resolve(nil)
+	}
+	return p
+}
+
+// resolve turns the mapping's columns into 0-based indices; header is nil for
+// a file without one. It returns the first named column the header lacks.
+func (p *csvParser) resolve(header [][]byte) (missing string) {
+	idx := func(c Column) int {
+		if c.IsZero() {
+			return -1
+		}
+		if c.Index > 0 {
+			return c.Index - 1
+		}
+		for i, h := range header {
+			if string(bytes.TrimSpace(h)) == c.Name {
+				return i
+			}
+		}
+		if missing == "" {
+			missing = c.Name
+		}
+		return -1
+	}
+	p.cust, p.tm, p.kind = idx(p.m.Customer), idx(p.m.Time), idx(p.m.Kind)
+	p.amount, p.item, p.cat = idx(p.m.Amount), idx(p.m.Item), idx(p.m.Category)
+	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.item, p.cat)
+	return missing
+}
+
+func (p *csvParser) header() bool                    { return p.m.Header }
+func (p *csvParser) column(line []byte, off int) int { return p.sp.column(line, off) }
+
+func (p *csvParser) parseHeader(line []byte) *RowError {
+	f, col, err := p.sp.split(line)
+	if err != nil {
+		return &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
+	}
+	if missing := p.resolve(f); missing != "" {
+		return &RowError{Column: 0, Reason: ReasonColumnCount, Err: fmt.Errorf("header has no column %q", missing)}
+	}
+	if len(f) < p.need {
+		return &RowError{Column: len(f) + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("header has %d columns, the mapping uses column %d", len(f), p.need)}
+	}
+	p.ncols = len(f)
+	return nil
+}
+
+func (p *csvParser) parse(line []byte, ev *model.Event) (string, *RowError) {
+	f, col, err := p.sp.split(line)
+	if err != nil {
+		return "", &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
+	}
+	if p.ncols == 0 && len(f) >= p.need {
+		p.ncols = len(f) // no header: the first good row fixes the width
+	}
+	if len(f) != p.ncols || len(f) < p.need {
+		want := max(p.ncols, p.need)
+		return "", &RowError{Column: min(len(f), want) + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("%d columns, want %d", len(f), want)}
+	}
+	cust := f[p.cust]
+	if len(cust) == 0 {
+		return "", &RowError{Column: p.cust + 1, Reason: ReasonMissingCustomer}
+	}
+	var t time.Time
+	switch tb := f[p.tm]; p.m.TimeLayout {
+	case LayoutUnix:
+		t, err = parseUnix(tb, 1)
+	case LayoutUnixMs:
+		t, err = parseUnix(tb, 1000)
+	case "2006-01-02 15:04:05":
+		t, err = parseDateTime(tb, p.loc)
+	default:
+		t, err = time.ParseInLocation(p.m.TimeLayout, string(tb), p.loc)
+		t = t.UTC()
+	}
+	if err != nil {
+		return "", &RowError{Column: p.tm + 1, Reason: ReasonBadTime, Err: err}
+	}
+	k := p.m.ConstKind
+	if p.kind >= 0 {
+		var ok bool
+		if k, ok = p.kinds[string(f[p.kind])]; !ok {
+			return "", &RowError{Column: p.kind + 1, Reason: ReasonUnknownKind, Err: fmt.Errorf("kind %q is not mapped", f[p.kind])}
+		}
+	}
+	*ev = model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}
+	if p.amount >= 0 && len(f[p.amount]) > 0 {
+		amt, reason, err := parseAmount(f[p.amount])
+		if err != nil {
+			return "", &RowError{Column: p.amount + 1, Reason: reason, Err: err}
+		}
+		ev.Amount, ev.HasAmount = amt, true
+	}
+	if p.item >= 0 {
+		ev.Item = p.items.get(f[p.item])
+	}
+	if p.cat >= 0 {
+		ev.Category = p.categories.get(f[p.cat])
+	}
+	return "", nil
+}

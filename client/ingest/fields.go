@@ -1,0 +1,328 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// splitSpace splits line on runs of spaces and tabs into dst, which it returns
+// resliced. Leading and trailing blanks are ignored.
+func splitSpace(dst [][]byte, line []byte) [][]byte {
+	dst = dst[:0]
+	i := 0
+	for {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		if i == len(line) {
+			return dst
+		}
+		j := i
+		for j < len(line) && line[j] != ' ' && line[j] != '\t' {
+			j++
+		}
+		dst = append(dst, line[i:j])
+		i = j
+	}
+}
+
+// spaceColumn is the 1-based whitespace-separated field holding byte off.
+func spaceColumn(line []byte, off int) int {
+	col, in := 0, false
+	for i := 0; i <= off && i < len(line); i++ {
+		blank := line[i] == ' ' || line[i] == '\t'
+		if !blank && !in {
+			col++
+		}
+		in = !blank
+	}
+	return max(col, 1)
+}
+
+// splitter splits delimited lines with optional RFC 4180 quoting confined to
+// one line (a quoted field may hold the delimiter and "" for a quote, but not a
+// newline). Fields without escaped quotes alias the line; unescaped copies live
+// in scratch. Both are reused between lines.
+type splitter struct {
+	delim   byte
+	fields  [][]byte
+	scratch []byte
+}
+
+// split returns the fields of line, or the 1-based column and detail of a
+// quoting error.
+func (s *splitter) split(line []byte) ([][]byte, int, error) {
+	s.fields = s.fields[:0]
+	s.scratch = s.scratch[:0]
+	quoted := false
+	for i := range line {
+		if line[i] == '"' {
+			quoted = true
+			break
+		}
+	}
+	if !quoted {
+		start := 0
+		for i, c := range line {
+			if c == s.delim {
+				s.fields = append(s.fields, line[start:i])
+				start = i + 1
+			}
+		}
+		s.fields = append(s.fields, line[start:])
+		return s.fields, 0, nil
+	}
+	// The slow path: at most one copy of the line into scratch, so field slices
+	// into scratch stay valid while it grows only once.
+	if cap(s.scratch) < len(line) {
+		s.scratch = make([]byte, 0, len(line))
+	}
+	i := 0
+	for col := 1; ; col++ {
+		if i < len(line) && line[i] == '"' {
+			start := len(s.scratch)
+			i++
+			for {
+				if i >= len(line) {
+					return nil, col, errors.New("quoted field not closed before end of line")
+				}
+				c := line[i]
+				if c == '"' {
+					if i+1 < len(line) && line[i+1] == '"' {
+						s.scratch = append(s.scratch, '"')
+						i += 2
+						continue
+					}
+					i++
+					break
+				}
+				s.scratch = append(s.scratch, c)
+				i++
+			}
+			s.fields = append(s.fields, s.scratch[start:len(s.scratch):len(s.scratch)])
+			if i < len(line) && line[i] != s.delim {
+				return nil, col, fmt.Errorf("unexpected %q after closing quote", line[i])
+			}
+		} else {
+			start := i
+			for i < len(line) && line[i] != s.delim {
+				i++
+			}
+			s.fields = append(s.fields, line[start:i])
+		}
+		if i >= len(line) {
+			return s.fields, 0, nil
+		}
+		i++ // the delimiter
+		if i == len(line) {
+			s.fields = append(s.fields, line[i:])
+			return s.fields, 0, nil
+		}
+	}
+}
+
+// column is the 1-based field holding byte off, honouring quotes.
+func (s *splitter) column(line []byte, off int) int {
+	col, inQuote := 1, false
+	for i := 0; i < off && i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '"':
+			inQuote = !inQuote
+		case c == s.delim && !inQuote:
+			col++
+		}
+	}
+	return col
+}
+
+// atoi parses an unsigned decimal integer of at most 18 digits.
+func atoi(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// atoiSigned parses a decimal integer with an optional sign.
+func atoiSigned(b []byte) (int64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	n, ok := atoi(b)
+	if neg {
+		n = -n
+	}
+	return n, ok
+}
+
+// digits parses b, which must be exactly n ASCII digits.
+func digits(b []byte) (int, bool) {
+	v := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, len(b) > 0
+}
+
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// civil builds a wall-clock time in loc from checked fields, returned in UTC.
+func civil(y, mo, d, h, mi, s int, loc *time.Location) (time.Time, error) {
+	if mo < 1 || mo > 12 {
+		return time.Time{}, fmt.Errorf("month %d out of range", mo)
+	}
+	if d < 1 || d > daysIn(time.Month(mo), y) {
+		return time.Time{}, fmt.Errorf("day %d out of range for %04d-%02d", d, y, mo)
+	}
+	if h > 23 || mi > 59 || s > 59 {
+		return time.Time{}, fmt.Errorf("time of day %02d:%02d:%02d out of range", h, mi, s)
+	}
+	return time.Date(y, time.Month(mo), d, h, mi, s, 0, loc).UTC(), nil
+}
+
+// dateCache remembers the last YYYYMMDD date parsed, because CDNOW-style files
+// repeat dates on consecutive rows.
+type dateCache struct {
+	key [8]byte
+	t   time.Time
+	ok  bool
+	loc *time.Location
+}
+
+// parseYYYYMMDD returns local midnight of an 8-digit date, in UTC.
+func (c *dateCache) parseYYYYMMDD(b []byte) (time.Time, error) {
+	if len(b) != 8 {
+		return time.Time{}, fmt.Errorf("date %q is not YYYYMMDD", b)
+	}
+	if c.ok && string(c.key[:]) == string(b) {
+		return c.t, nil
+	}
+	y, ok1 := digits(b[0:4])
+	mo, ok2 := digits(b[4:6])
+	d, ok3 := digits(b[6:8])
+	if !ok1 || !ok2 || !ok3 {
+		return time.Time{}, fmt.Errorf("date %q is not YYYYMMDD", b)
+	}
+	t, err := civil(y, mo, d, 0, 0, 0, c.loc)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("date %q: %w", b, err)
+	}
+	copy(c.key[:], b)
+	c.t, c.ok = t, true
+	return t, nil
+}
+
+// parseDateTime parses "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DD HH:MM" in loc.
+func parseDateTime(b []byte, loc *time.Location) (time.Time, error) {
+	bad := func() (time.Time, error) {
+		return time.Time{}, fmt.Errorf("time %q is not YYYY-MM-DD HH:MM[:SS]", b)
+	}
+	if (len(b) != 19 && len(b) != 16) || b[4] != '-' || b[7] != '-' || (b[10] != ' ' && b[10] != 'T') || b[13] != ':' {
+		return bad()
+	}
+	y, ok1 := digits(b[0:4])
+	mo, ok2 := digits(b[5:7])
+	d, ok3 := digits(b[8:10])
+	h, ok4 := digits(b[11:13])
+	mi, ok5 := digits(b[14:16])
+	s, ok6 := 0, true
+	if len(b) == 19 {
+		if b[16] != ':' {
+			return bad()
+		}
+		s, ok6 = digits(b[17:19])
+	}
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
+		return bad()
+	}
+	t, err := civil(y, mo, d, h, mi, s, loc)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time %q: %w", b, err)
+	}
+	return t, nil
+}
+
+// parseUnix parses integer seconds (scale 1) or milliseconds (scale 1000)
+// since the Unix epoch.
+func parseUnix(b []byte, scale int64) (time.Time, error) {
+	n, ok := atoiSigned(b)
+	if !ok {
+		return time.Time{}, fmt.Errorf("time %q is not an integer", b)
+	}
+	if scale == 1000 {
+		return time.UnixMilli(n).UTC(), nil
+	}
+	if n > 1<<40 || n < -(1<<40) {
+		return time.Time{}, fmt.Errorf("unix time %d out of range", n)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+// parseAmount parses a finite non-negative decimal amount. The reason is
+// ReasonBadAmount or ReasonNegativeAmount when it fails.
+func parseAmount(b []byte) (float64, string, error) {
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a finite number", b)
+	}
+	if v < 0 {
+		return 0, ReasonNegativeAmount, fmt.Errorf("amount %q is negative", b)
+	}
+	return v, "", nil
+}
+
+// interner returns one shared string per distinct byte sequence, so repeated
+// ids cost a map lookup instead of an allocation. It forgets everything when it
+// reaches max entries, which keeps memory bounded on files with many ids.
+type interner struct {
+	m   map[string]string
+	max int
+}
+
+func newInterner(max int) *interner { return &interner{m: make(map[string]string), max: max} }
+
+func (in *interner) get(b []byte) string {
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	if len(in.m) >= in.max {
+		clear(in.m)
+	}
+	s := string(b)
+	in.m[s] = s
+	return s
+}
+
+// taobaoKind maps a UserBehavior behavior_type to a Kind.
+func taobaoKind(b []byte) (model.Kind, bool) {
+	switch string(b) {
+	case "pv":
+		return model.View, true
+	case "cart":
+		return model.Cart, true
+	case "fav":
+		return model.Favorite, true
+	case "buy":
+		return model.Purchase, true
+	}
+	return 0, false
+}

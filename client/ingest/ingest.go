@@ -1,0 +1,439 @@
+// Package ingest turns a merchant's exported files into a stream of model.Events:
+// readers for the shared public data sets (CDNOW, Taobao UserBehavior, UCI Online
+// Retail) and a generic column-mapped CSV reader driven by a Mapping.
+//
+// Readers stream: memory does not grow with the file, rows are split by hand on
+// reused buffers, fixed-layout timestamps are parsed digit by digit, and repeated
+// strings (customer ids, categories) are interned in bounded tables. Every bad row
+// becomes a *RowError naming file, line and column; Options.OnError decides
+// whether the first one stops the read (FailFast) or rows are counted per reason
+// and skipped (Skip). Rows that a format defines as "not an event" (an Online
+// Retail line without a customer, a cancellation) and rows outside
+// [Options.ValidFrom, Options.ValidTo) are never fatal: they are counted in the
+// Report and dropped.
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// Format names an input layout.
+type Format string
+
+// The formats Read understands.
+const (
+	// CDNOW is CDNOW_master.txt: a header line, then whitespace-separated
+	// customer_id, date (YYYYMMDD), number_of_cds, dollar_value. Every row is a
+	// purchase at local midnight of its date.
+	CDNOW Format = "cdnow"
+	// CDNOWSample is CDNOW_sample.txt: no header, id_in_master, id_in_sample,
+	// date, cds, dollars. The customer is id_in_sample.
+	CDNOWSample Format = "cdnow-sample"
+	// Taobao is Alibaba's UserBehavior.csv: no header, user_id, item_id,
+	// category_id, behavior_type (pv, cart, fav, buy), unix seconds.
+	Taobao Format = "taobao"
+	// OnlineRetail is the UCI Online Retail export with its header line and
+	// quoted fields; see ReadOnlineRetail for what is emitted.
+	OnlineRetail Format = "online-retail"
+	// CSV is a generic delimited file described by a Mapping.
+	CSV Format = "csv"
+)
+
+// Formats lists every Format in a stable order, for flag help and validation.
+func Formats() []Format { return []Format{CDNOW, CDNOWSample, Taobao, OnlineRetail, CSV} }
+
+// ParseFormat returns the Format named s.
+func ParseFormat(s string) (Format, error) {
+	for _, f := range Formats() {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	names := make([]string, 0, len(Formats()))
+	for _, f := range Formats() {
+		names = append(names, string(f))
+	}
+	return "", fmt.Errorf("parse format: unknown format %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// ErrorPolicy says what a reader does with a bad row.
+type ErrorPolicy int
+
+const (
+	// FailFast stops at the first bad row and returns its *RowError. It is the
+	// zero value.
+	FailFast ErrorPolicy = iota
+	// Skip counts bad rows per reason in Report.Skipped and goes on.
+	Skip
+)
+
+// Options configure one read.
+type Options struct {
+	Format Format
+	// Mapping describes the columns of a Format CSV file; required for CSV and
+	// ignored otherwise.
+	Mapping *Mapping
+	OnError ErrorPolicy
+	// Location is the zone of naive timestamps in the file (CDNOW dates, Online
+	// Retail invoice dates, CSV layouts without an offset when the Mapping names
+	// no zone). Nil means UTC.
+	Location *time.Location
+	// ValidFrom and ValidTo bound the events a caller accepts: an event outside
+	// [ValidFrom, ValidTo) is out of range, counted in Report.OutOfRange and
+	// dropped under either policy. A zero bound is open.
+	ValidFrom, ValidTo time.Time
+}
+
+func (o *Options) validate() error {
+	if _, err := ParseFormat(string(o.Format)); err != nil {
+		return err
+	}
+	if o.OnError != FailFast && o.OnError != Skip {
+		return fmt.Errorf("unknown error policy %d", o.OnError)
+	}
+	if o.Format == CSV {
+		if o.Mapping == nil {
+			return errors.New("format csv needs a mapping")
+		}
+		if err := o.Mapping.Validate(); err != nil {
+			return err
+		}
+	}
+	if !o.ValidFrom.IsZero() && !o.ValidTo.IsZero() && !o.ValidFrom.Before(o.ValidTo) {
+		return fmt.Errorf("valid range [%s, %s) is empty", o.ValidFrom.Format(time.RFC3339), o.ValidTo.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// TaobaoRange returns the documented range of the Taobao UserBehavior data set,
+// 2017-11-25 through 2017-12-03 inclusive in the shop's zone (UTC+8), as the
+// half-open interval [from, to) suitable for Options.ValidFrom and ValidTo.
+func TaobaoRange() (from, to time.Time) {
+	cst := time.FixedZone("UTC+8", 8*3600)
+	return time.Date(2017, 11, 25, 0, 0, 0, 0, cst).UTC(), time.Date(2017, 12, 4, 0, 0, 0, 0, cst).UTC()
+}
+
+// Reasons a row is skipped. The first group are bad input (a *RowError's
+// Reason); the second are rows a format defines as not being events.
+const (
+	ReasonUnknownKind     = "unknown kind"
+	ReasonBadTime         = "unparseable time"
+	ReasonBadAmount       = "non-numeric amount"
+	ReasonNegativeAmount  = "negative amount"
+	ReasonMissingCustomer = "missing customer"
+	ReasonColumnCount     = "wrong column count"
+	ReasonNotUTF8         = "non-UTF-8 bytes"
+	ReasonBadQuote        = "bad quoting"
+	ReasonLineTooLong     = "line too long"
+	ReasonBadNumber       = "non-numeric field"
+
+	// ReasonCancellation counts Online Retail cancellation lines (invoice
+	// numbers starting with C), which are not purchases.
+	ReasonCancellation = "cancellation"
+)
+
+// MaxLineBytes is the longest line a reader accepts; a longer line is a
+// ReasonLineTooLong row error and the reader resynchronises at the next newline.
+const MaxLineBytes = 1 << 20
+
+// RowError is one bad row. Line and Column are 1-based; Column is the field
+// (not byte) position, or 0 when the error concerns the whole line.
+type RowError struct {
+	File   string
+	Line   int
+	Column int
+	Reason string // one of the Reason constants
+	Err    error  // detail, may be nil
+}
+
+func (e *RowError) Error() string {
+	var b strings.Builder
+	b.WriteString("read ")
+	b.WriteString(e.File)
+	fmt.Fprintf(&b, ": line %d", e.Line)
+	if e.Column > 0 {
+		fmt.Fprintf(&b, ", column %d", e.Column)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Reason)
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the detail error.
+func (e *RowError) Unwrap() error { return e.Err }
+
+// OutOfRangeRow is one dropped out-of-range event, kept as an example.
+type OutOfRangeRow struct {
+	Line int
+	Time time.Time
+}
+
+// maxExamples bounds the example lists in a Report.
+const maxExamples = 10
+
+// Report counts what a read did.
+type Report struct {
+	File   string
+	Rows   int // data rows seen (header and blank lines excluded)
+	Events int // events emitted
+	// Skipped counts rows that were not emitted, by reason: bad rows under the
+	// Skip policy and rows the format excludes (ReasonMissingCustomer for an
+	// Online Retail "NA" customer, ReasonCancellation). Out-of-range rows are
+	// counted in OutOfRange instead.
+	Skipped map[string]int
+	// Invalid is how many of the skipped rows were bad input (*RowErrors).
+	Invalid int
+	// Errors holds the first few skipped *RowErrors, for printing.
+	Errors []*RowError
+	// OutOfRange counts well-formed events outside [ValidFrom, ValidTo);
+	// OutOfRangeRows holds the first few.
+	OutOfRange     int
+	OutOfRangeRows []OutOfRangeRow
+	// First and Last are the earliest and latest emitted event times.
+	First, Last time.Time
+}
+
+// String summarises the report on a few lines.
+func (r Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d rows, %d events", r.File, r.Rows, r.Events)
+	if r.Events > 0 {
+		fmt.Fprintf(&b, " (%s .. %s)", r.First.Format(time.RFC3339), r.Last.Format(time.RFC3339))
+	}
+	fmt.Fprintf(&b, ", %d out of range, %d invalid", r.OutOfRange, r.Invalid)
+	reasons := make([]string, 0, len(r.Skipped))
+	for k := range r.Skipped {
+		reasons = append(reasons, k)
+	}
+	sort.Strings(reasons)
+	for _, k := range reasons {
+		fmt.Fprintf(&b, "\n  skipped %-20s %d", k+":", r.Skipped[k])
+	}
+	for _, o := range r.OutOfRangeRows {
+		fmt.Fprintf(&b, "\n  out of range: line %d at %s", o.Line, o.Time.Format(time.RFC3339))
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(&b, "\n  %v", e)
+	}
+	return b.String()
+}
+
+// ReadFile opens path and reads it with Read.
+func ReadFile(ctx context.Context, path string, opts Options, emit func(model.Event) error) (Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Report{File: path}, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	return Read(ctx, f, path, opts, emit)
+}
+
+// Read parses r, whose name is used in errors, as opts.Format and calls emit for
+// every event in file order. It returns the report so far together with the
+// first bad row under FailFast, the first error emit returns (wrapped), or
+// ctx's error.
+func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func(model.Event) error) (Report, error) {
+	if err := opts.validate(); err != nil {
+		return Report{File: name}, fmt.Errorf("read %s: options: %w", name, err)
+	}
+	if opts.Format == OnlineRetail {
+		return ReadOnlineRetail(ctx, r, name, opts, func(ev model.Event, _ RetailLine) error { return emit(ev) })
+	}
+	var p rowParser
+	loc := opts.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	switch opts.Format {
+	case CDNOW:
+		p = newCDNOWParser(false, loc)
+	case CDNOWSample:
+		p = newCDNOWParser(true, loc)
+	case Taobao:
+		p = newTaobaoParser()
+	case CSV:
+		p = newCSVParser(opts.Mapping, loc)
+	}
+	return run(ctx, r, name, &opts, p, emit)
+}
+
+// rowParser turns one line into an event. parse returns a non-empty skip reason
+// for rows the format excludes, or a *RowError (with File and Line left for the
+// driver to fill in).
+type rowParser interface {
+	header() bool
+	parseHeader(line []byte) *RowError
+	parse(line []byte, ev *model.Event) (skip string, err *RowError)
+	// column returns the 1-based field holding byte offset off of line.
+	column(line []byte, off int) int
+}
+
+func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowParser, emit func(model.Event) error) (Report, error) {
+	rep := Report{File: name, Skipped: map[string]int{}}
+	sc := newLineScanner(r)
+	needHeader := p.header()
+	for {
+		line, lineNo, tooLong, err := sc.next()
+		if err == io.EOF {
+			return rep, nil
+		}
+		if err != nil {
+			return rep, fmt.Errorf("read %s: line %d: %w", name, lineNo, err)
+		}
+		if lineNo&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return rep, fmt.Errorf("read %s: line %d: %w", name, lineNo, err)
+			}
+		}
+		if len(line) == 0 && !tooLong {
+			continue
+		}
+		var rerr *RowError
+		if tooLong {
+			rerr = &RowError{Reason: ReasonLineTooLong, Err: fmt.Errorf("longer than %d bytes", MaxLineBytes)}
+		} else if i := invalidUTF8(line); i >= 0 {
+			rerr = &RowError{Column: p.column(line, i), Reason: ReasonNotUTF8, Err: fmt.Errorf("invalid byte 0x%02x at byte %d", line[i], i+1)}
+		}
+		if needHeader {
+			needHeader = false
+			if rerr == nil {
+				rerr = p.parseHeader(line)
+			}
+			if rerr != nil {
+				// A bad header makes every later row meaningless: always fatal.
+				rerr.File, rerr.Line = name, lineNo
+				return rep, rerr
+			}
+			continue
+		}
+		rep.Rows++
+		var ev model.Event
+		var skip string
+		if rerr == nil {
+			skip, rerr = p.parse(line, &ev)
+		}
+		if rerr != nil {
+			rerr.File, rerr.Line = name, lineNo
+			if opts.OnError == FailFast {
+				return rep, rerr
+			}
+			rep.Skipped[rerr.Reason]++
+			rep.Invalid++
+			if len(rep.Errors) < maxExamples {
+				rep.Errors = append(rep.Errors, rerr)
+			}
+			continue
+		}
+		if skip != "" {
+			rep.Skipped[skip]++
+			continue
+		}
+		if (!opts.ValidFrom.IsZero() && ev.Time.Before(opts.ValidFrom)) || (!opts.ValidTo.IsZero() && !ev.Time.Before(opts.ValidTo)) {
+			rep.OutOfRange++
+			if len(rep.OutOfRangeRows) < maxExamples {
+				rep.OutOfRangeRows = append(rep.OutOfRangeRows, OutOfRangeRow{Line: lineNo, Time: ev.Time})
+			}
+			continue
+		}
+		if err := emit(ev); err != nil {
+			return rep, fmt.Errorf("read %s: line %d: emit: %w", name, lineNo, err)
+		}
+		if rep.Events == 0 || ev.Time.Before(rep.First) {
+			rep.First = ev.Time
+		}
+		if rep.Events == 0 || ev.Time.After(rep.Last) {
+			rep.Last = ev.Time
+		}
+		rep.Events++
+	}
+}
+
+// invalidUTF8 returns the offset of the first byte of line that is not valid
+// UTF-8, or -1.
+func invalidUTF8(line []byte) int {
+	if utf8.Valid(line) {
+		return -1
+	}
+	for i := 0; i < len(line); {
+		r, n := utf8.DecodeRune(line[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// lineScanner yields lines without their line terminator ("\n" or "\r\n"),
+// reusing its buffers: a returned line is valid until the next call.
+type lineScanner struct {
+	br     *bufio.Reader
+	long   []byte
+	lineNo int
+	first  bool
+}
+
+func newLineScanner(r io.Reader) *lineScanner {
+	return &lineScanner{br: bufio.NewReaderSize(r, 256<<10), first: true}
+}
+
+// next returns the next line and its 1-based number. tooLong reports a line
+// over MaxLineBytes, whose content is dropped. err is io.EOF at the end.
+func (s *lineScanner) next() (line []byte, lineNo int, tooLong bool, err error) {
+	line, err = s.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		s.long = append(s.long[:0], line...)
+		for err == bufio.ErrBufferFull {
+			line, err = s.br.ReadSlice('\n')
+			if len(s.long)+len(line) > MaxLineBytes {
+				tooLong = true
+			} else {
+				s.long = append(s.long, line...)
+			}
+		}
+		line = s.long
+	}
+	if err != nil && err != io.EOF {
+		return nil, s.lineNo + 1, false, err
+	}
+	if err == io.EOF && len(line) == 0 {
+		return nil, s.lineNo, false, io.EOF
+	}
+	s.lineNo++
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	if s.first {
+		s.first = false
+		line = trimBOM(line)
+	}
+	if tooLong {
+		line = nil
+	}
+	return line, s.lineNo, tooLong, nil
+}
+
+func trimBOM(b []byte) []byte {
+	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
+		return b[3:]
+	}
+	return b
+}

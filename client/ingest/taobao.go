@@ -1,0 +1,52 @@
+package ingest
+
+import (
+	"fmt"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// taobaoParser reads Alibaba's UserBehavior.csv: user_id, item_id,
+// category_id, behavior_type, timestamp (unix seconds), no header, no quoting.
+type taobaoParser struct {
+	sp         splitter
+	customers  *interner
+	items      *interner
+	categories *interner
+}
+
+func newTaobaoParser() *taobaoParser {
+	return &taobaoParser{
+		sp:         splitter{delim: ',', fields: make([][]byte, 0, 8)},
+		customers:  newInterner(1 << 16),
+		items:      newInterner(1 << 16),
+		categories: newInterner(1 << 14),
+	}
+}
+
+func (p *taobaoParser) header() bool                    { return false }
+func (p *taobaoParser) parseHeader([]byte) *RowError    { return nil }
+func (p *taobaoParser) column(line []byte, off int) int { return p.sp.column(line, off) }
+
+func (p *taobaoParser) parse(line []byte, ev *model.Event) (string, *RowError) {
+	f, col, err := p.sp.split(line)
+	if err != nil {
+		return "", &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
+	}
+	if len(f) != 5 {
+		return "", &RowError{Column: min(len(f), 5) + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("%d columns, want 5", len(f))}
+	}
+	if len(f[0]) == 0 {
+		return "", &RowError{Column: 1, Reason: ReasonMissingCustomer}
+	}
+	k, ok := taobaoKind(f[3])
+	if !ok {
+		return "", &RowError{Column: 4, Reason: ReasonUnknownKind, Err: fmt.Errorf("behavior %q (want pv, cart, fav or buy)", f[3])}
+	}
+	t, err := parseUnix(f[4], 1)
+	if err != nil {
+		return "", &RowError{Column: 5, Reason: ReasonBadTime, Err: err}
+	}
+	*ev = model.Event{Customer: p.customers.get(f[0]), Time: t, Kind: k, Item: p.items.get(f[1]), Category: p.categories.get(f[2])}
+	return "", nil
+}
