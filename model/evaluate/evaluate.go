@@ -1,0 +1,395 @@
+// Package evaluate runs Kairos's time-split evaluation: it builds point-in-time
+// rows at the training cutoffs and the test cutoff, fits the hazard model and the
+// baselines on history before the test cutoff, and scores every method on the
+// test cutoff's label window with the metrics of model/metrics.
+package evaluate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/metrics"
+)
+
+// Method names.
+const (
+	MethodHazard       = "hazard"
+	MethodBGNBD        = "bgnbd"
+	MethodRecency      = "recency"
+	MethodFrequency365 = "frequency_365"
+)
+
+// DefaultMethods are the methods Run evaluates when Config.Methods is empty.
+var DefaultMethods = []string{MethodHazard, MethodBGNBD, MethodRecency, MethodFrequency365}
+
+// Config configures Run.
+type Config struct {
+	// Dataset names the data in the report and the model's metadata.
+	Dataset string
+	// TestCutoff is τ of the test rows; TrainCutoffs are the training cutoffs,
+	// each of whose label windows must end at or before TestCutoff.
+	TestCutoff   time.Time
+	TrainCutoffs []time.Time
+	// Location is the merchant's time zone for local-time features (nil = UTC).
+	Location *time.Location
+	// Seed seeds hazard training.
+	Seed uint64
+	// Methods to evaluate; empty means DefaultMethods.
+	Methods []string
+	// Hazard configures hazard training; its Seed is overridden by Seed and, when
+	// its Meta.Dataset is empty, the metadata is filled in by Run.
+	Hazard hazard.TrainOptions
+	// Allow restricts the feature schema (see feature.Config.Allow).
+	Allow []string
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Dataset    string
+	TestCutoff time.Time
+	// Customers is the number of test rows: customers with an event before
+	// TestCutoff.
+	Customers int
+	// PositiveRate[h] is the fraction of test customers who buy within h days.
+	PositiveRate map[int]float64
+	TrainRows    int
+	// TrainPositiveRate is the 30-day positive rate over the training rows.
+	TrainPositiveRate float64
+	Methods           []MethodReport
+	// Model is the fitted hazard model (nil when hazard was not evaluated).
+	Model       *hazard.Model
+	TrainReport hazard.TrainReport
+}
+
+// MethodReport holds one method's test metrics. Maps are keyed by horizon in
+// days (hazard.Horizons); Brier is empty for methods that give no probabilities.
+type MethodReport struct {
+	Name  string
+	AUC   map[int]float64
+	PRAUC map[int]float64
+	Brier map[int]float64
+	// CIndex is Harrell's C of the method's risk against the first purchase day
+	// (censored at 30 days).
+	CIndex float64
+	// JData is the JData-2018-style score of the top-N list (N = round of the
+	// training 30-day positive rate × test customers) with the method's predicted
+	// day; JDataS1 and JDataS2 are its parts.
+	JData, JDataS1, JDataS2 float64
+	// Calibration is the 30-day calibration table (probabilistic methods only).
+	Calibration []metrics.Bin
+	// F1Threshold is the 30-day threshold tuned for F1 on the latest training
+	// cutoff's rows, and F1 is the test F1 at that threshold.
+	F1Threshold, F1 float64
+}
+
+// prediction is what a method says about one row.
+type prediction struct {
+	score  float64                       // ranks customers (higher = sooner)
+	within [len(hazard.Horizons)]float64 // P(buy within h), when probabilistic
+	day    int                           // predicted first purchase day
+}
+
+// method predicts every row of one cutoff (features rows, histories at τ).
+type method struct {
+	name  string
+	probs bool
+	pred  func(rows []feature.Row, tau time.Time) ([]prediction, error)
+}
+
+// Run evaluates cfg.Methods on events. It does no I/O.
+func Run(ctx context.Context, events []model.Event, cfg Config) (Report, error) {
+	if cfg.TestCutoff.IsZero() || len(cfg.TrainCutoffs) == 0 {
+		return Report{}, errors.New("evaluate: test cutoff and at least one training cutoff are required")
+	}
+	train := slices.Clone(cfg.TrainCutoffs)
+	slices.SortFunc(train, func(a, b time.Time) int { return a.Compare(b) })
+	for _, c := range train {
+		if end := c.Add(model.Horizon * model.Day); end.After(cfg.TestCutoff) {
+			return Report{}, fmt.Errorf("evaluate: training cutoff %s: label window ends %s, after the test cutoff %s",
+				c.Format(time.DateOnly), end.Format(time.DateOnly), cfg.TestCutoff.Format(time.DateOnly))
+		}
+	}
+	methods := cfg.Methods
+	if len(methods) == 0 {
+		methods = DefaultMethods
+	}
+	cutoffs := append(slices.Clone(train), cfg.TestCutoff)
+	b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Location: cfg.Location, Allow: cfg.Allow})
+	if err != nil {
+		return Report{}, fmt.Errorf("evaluate: %w", err)
+	}
+	hist := histories{}
+	for i, e := range events {
+		if err := b.Add(e); err != nil {
+			return Report{}, fmt.Errorf("evaluate: event %d: %w", i, err)
+		}
+		if e.Kind == model.Purchase {
+			hist[e.Customer] = append(hist[e.Customer], e.Time)
+		}
+	}
+	for _, ts := range hist {
+		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	}
+	testIdx := len(cutoffs) - 1
+	var trainRows, testRows, lastTrain []feature.Row
+	for _, r := range b.Rows() {
+		switch r.Cutoff {
+		case testIdx:
+			testRows = append(testRows, r)
+		case testIdx - 1:
+			lastTrain = append(lastTrain, r)
+			trainRows = append(trainRows, r)
+		default:
+			trainRows = append(trainRows, r)
+		}
+	}
+	if len(testRows) == 0 || len(trainRows) == 0 {
+		return Report{}, fmt.Errorf("evaluate: %d training rows, %d test rows: need both", len(trainRows), len(testRows))
+	}
+	rep := Report{
+		Dataset: cfg.Dataset, TestCutoff: cfg.TestCutoff, Customers: len(testRows),
+		PositiveRate: map[int]float64{}, TrainRows: len(trainRows),
+	}
+	for _, h := range hazard.Horizons {
+		rep.PositiveRate[h] = positiveRate(testRows, h)
+	}
+	rep.TrainPositiveRate = positiveRate(trainRows, model.Horizon)
+	// Baseline predicted day for methods without a day distribution: the median
+	// first-purchase day among training buyers.
+	var buyDays []int
+	for _, r := range trainRows {
+		if r.Label > 0 {
+			buyDays = append(buyDays, r.Label)
+		}
+	}
+	medianDay := model.Horizon / 2
+	if len(buyDays) > 0 {
+		slices.Sort(buyDays)
+		medianDay = buyDays[len(buyDays)/2]
+	}
+	topN := max(1, int(math.Round(rep.TrainPositiveRate*float64(len(testRows)))))
+
+	for _, name := range methods {
+		var m method
+		switch name {
+		case MethodHazard:
+			opts := cfg.Hazard
+			opts.Seed = cfg.Seed
+			if opts.Meta.Dataset == "" {
+				opts.Meta.Dataset = cfg.Dataset
+				for _, c := range train {
+					opts.Meta.Cutoffs = append(opts.Meta.Cutoffs, c.Format(time.DateOnly))
+				}
+			}
+			hm, tr, err := hazard.Train(ctx, b.Schema(), trainRows, opts)
+			if err != nil {
+				return Report{}, fmt.Errorf("evaluate: %w", err)
+			}
+			rep.Model, rep.TrainReport = hm, tr
+			m = hazardMethod(hm)
+		case MethodBGNBD:
+			m, err = bgnbdMethod(hist, medianDay)
+			if err != nil {
+				return Report{}, fmt.Errorf("evaluate: %w", err)
+			}
+		case MethodRecency:
+			m = method{name: name, pred: func(rows []feature.Row, tau time.Time) ([]prediction, error) {
+				return hist.each(rows, func(ts []time.Time) prediction {
+					if len(ts) == 0 {
+						return prediction{score: math.Inf(-1), day: medianDay}
+					}
+					return prediction{score: -tau.Sub(ts[len(ts)-1]).Hours() / 24, day: medianDay}
+				}, tau), nil
+			}}
+		case MethodFrequency365:
+			m = method{name: name, pred: func(rows []feature.Row, tau time.Time) ([]prediction, error) {
+				from := tau.Add(-365 * model.Day)
+				return hist.each(rows, func(ts []time.Time) prediction {
+					i := sort.Search(len(ts), func(i int) bool { return !ts[i].Before(from) })
+					return prediction{score: float64(len(ts) - i), day: medianDay}
+				}, tau), nil
+			}}
+		default:
+			return Report{}, fmt.Errorf("evaluate: unknown method %q", name)
+		}
+		mr, err := score(m, testRows, cfg.TestCutoff, lastTrain, train[len(train)-1], topN)
+		if err != nil {
+			return Report{}, fmt.Errorf("evaluate: method %s: %w", name, err)
+		}
+		rep.Methods = append(rep.Methods, mr)
+		if err := ctx.Err(); err != nil {
+			return Report{}, fmt.Errorf("evaluate: %w", err)
+		}
+	}
+	return rep, nil
+}
+
+// histories maps a customer to their sorted purchase times.
+type histories map[string][]time.Time
+
+// each applies f to every row's purchase history strictly before tau.
+func (h histories) each(rows []feature.Row, f func([]time.Time) prediction, tau time.Time) []prediction {
+	out := make([]prediction, len(rows))
+	for i, r := range rows {
+		ts := h[r.Customer]
+		n := sort.Search(len(ts), func(i int) bool { return !ts[i].Before(tau) })
+		out[i] = f(ts[:n])
+	}
+	return out
+}
+
+func hazardMethod(hm *hazard.Model) method {
+	return method{name: MethodHazard, probs: true, pred: func(rows []feature.Row, _ time.Time) ([]prediction, error) {
+		out := make([]prediction, len(rows))
+		for i, r := range rows {
+			f, err := hm.Score(r.X)
+			if err != nil {
+				return nil, err
+			}
+			p := hm.PredictScore(f)
+			out[i] = prediction{score: f, within: p.Within, day: p.MostLikelyDay}
+		}
+		return out, nil
+	}}
+}
+
+func positiveRate(rows []feature.Row, h int) float64 {
+	n := 0
+	for _, r := range rows {
+		if r.Label > 0 && r.Label <= h {
+			n++
+		}
+	}
+	return float64(n) / float64(len(rows))
+}
+
+// score computes every metric of one method on the test rows, tuning the F1
+// threshold on the latest training cutoff's rows.
+func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tuneTau time.Time, topN int) (MethodReport, error) {
+	preds, err := m.pred(test, tau)
+	if err != nil {
+		return MethodReport{}, err
+	}
+	mr := MethodReport{Name: m.name, AUC: map[int]float64{}, PRAUC: map[int]float64{}}
+	scores := make([]float64, len(preds))
+	for i, p := range preds {
+		scores[i] = p.score
+	}
+	labels := make([]bool, len(test))
+	for hi, h := range hazard.Horizons {
+		for i, r := range test {
+			labels[i] = r.Label > 0 && r.Label <= h
+		}
+		if mr.AUC[h], err = metrics.AUC(scores, labels); err != nil {
+			return MethodReport{}, fmt.Errorf("auc@%d: %w", h, err)
+		}
+		if mr.PRAUC[h], err = metrics.AveragePrecision(scores, labels); err != nil {
+			return MethodReport{}, fmt.Errorf("pr-auc@%d: %w", h, err)
+		}
+		if !m.probs {
+			continue
+		}
+		probs := make([]float64, len(preds))
+		for i, p := range preds {
+			probs[i] = p.within[hi]
+		}
+		if mr.Brier == nil {
+			mr.Brier = map[int]float64{}
+		}
+		if mr.Brier[h], err = metrics.Brier(probs, labels); err != nil {
+			return MethodReport{}, fmt.Errorf("brier@%d: %w", h, err)
+		}
+		if h == model.Horizon {
+			if mr.Calibration, err = metrics.Calibration(probs, labels, 10); err != nil {
+				return MethodReport{}, fmt.Errorf("calibration: %w", err)
+			}
+		}
+	}
+	// labels now holds the 30-day labels.
+	times := make([]float64, len(test))
+	events := make([]bool, len(test))
+	users := make([]string, len(test))
+	days := make([]int, len(test))
+	truth := map[string]int{}
+	finite := make([]float64, len(test))
+	for i, r := range test {
+		times[i], events[i] = model.Horizon+1, false
+		if r.Label > 0 {
+			times[i], events[i] = float64(r.Label), true
+			truth[r.Customer] = r.Label
+		}
+		users[i], days[i] = r.Customer, preds[i].day
+		finite[i] = preds[i].score
+		if math.IsInf(finite[i], -1) {
+			finite[i] = -math.MaxFloat64
+		}
+	}
+	if mr.CIndex, err = metrics.ConcordanceIndex(finite, times, events); err != nil {
+		return MethodReport{}, fmt.Errorf("c-index: %w", err)
+	}
+	list, err := metrics.JDataList(users, finite, days, topN)
+	if err != nil {
+		return MethodReport{}, err
+	}
+	if mr.JData, mr.JDataS1, mr.JDataS2, err = metrics.JData(list, truth); err != nil {
+		return MethodReport{}, err
+	}
+	// F1: tune on the latest training cutoff, apply to the test rows.
+	tp, err := m.pred(tune, tuneTau)
+	if err != nil {
+		return MethodReport{}, err
+	}
+	ts := make([]float64, len(tp))
+	tl := make([]bool, len(tp))
+	for i, p := range tp {
+		ts[i] = p.score
+		if math.IsInf(ts[i], -1) {
+			ts[i] = -math.MaxFloat64
+		}
+		tl[i] = tune[i].Label > 0
+	}
+	if mr.F1Threshold, _, err = metrics.BestF1(ts, tl); err != nil {
+		return MethodReport{}, fmt.Errorf("f1 threshold: %w", err)
+	}
+	mr.F1 = f1At(finite, labels, mr.F1Threshold)
+	return mr, nil
+}
+
+// f1At is the F1 of predicting positive when score ≥ threshold.
+func f1At(scores []float64, labels []bool, threshold float64) float64 {
+	var tp, fp, fn float64
+	for i, s := range scores {
+		switch {
+		case s >= threshold && labels[i]:
+			tp++
+		case s >= threshold:
+			fp++
+		case labels[i]:
+			fn++
+		}
+	}
+	if tp == 0 {
+		return 0
+	}
+	return 2 * tp / (2*tp + fp + fn)
+}
+
+// MonthlyCutoffs returns the first of every month from `from` up to the last month
+// whose 30-day label window ends at or before test.
+func MonthlyCutoffs(from, test time.Time) []time.Time {
+	var out []time.Time
+	for c := time.Date(from.Year(), from.Month(), 1, 0, 0, 0, 0, from.Location()); !c.Add(model.Horizon * model.Day).After(test); c = c.AddDate(0, 1, 0) {
+		if !c.Before(from) {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,266 @@
+// Package hazard is Kairos's purchase-timing model: a discrete-time logistic hazard
+// over days 1..Horizon, h_t(x) = σ(b_t + f(x)), with f linear or a one-hidden-layer
+// MLP, trained by per-customer gradients so that a differentially private gradient
+// step can be plugged in.
+package hazard
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/feature"
+)
+
+// Kinds of score function f.
+const (
+	KindLinear = "linear"
+	KindMLP    = "mlp"
+)
+
+// Horizons are the horizons, in days, reported by Predict.
+var Horizons = [...]int{1, 3, 7, 14, 30}
+
+// Standardization holds per-feature statistics from the training set: the model
+// sees (x − Mean)/Scale.
+type Standardization struct {
+	Mean  []float64 `json:"mean"`
+	Scale []float64 `json:"scale"`
+}
+
+// Model is a fitted (or freshly initialised) hazard model. Parameters live in one
+// flat vector, laid out as [b_1..b_H | f's parameters]; for KindLinear f's
+// parameters are the weights w (len d), for KindMLP they are W1 (Hidden×d, row
+// major), c1 (Hidden) and w2 (Hidden), with f(x) = w2·tanh(W1·x + c1).
+type Model struct {
+	Kind     string
+	Horizon  int
+	Hidden   int
+	Schema   feature.Schema
+	Std      Standardization
+	Params   []float64
+	Training Metadata
+}
+
+// Metadata records how a model was trained.
+type Metadata struct {
+	Dataset   string   `json:"dataset,omitempty"`
+	Cutoffs   []string `json:"cutoffs,omitempty"`
+	Seed      uint64   `json:"seed"`
+	Steps     int      `json:"steps"`
+	Rows      int      `json:"rows,omitempty"`
+	Customers int      `json:"customers,omitempty"`
+	CreatedAt string   `json:"created_at,omitempty"`
+}
+
+// NumParams is the length of the flat parameter vector for the given shape.
+func NumParams(kind string, d, hidden, horizon int) int {
+	if kind == KindMLP {
+		return horizon + hidden*d + 2*hidden
+	}
+	return horizon + d
+}
+
+// New returns a model of the given shape with zero score parameters and every
+// baseline hazard equal to baseHazard (data-independent, so it costs no privacy).
+// MLP input weights are drawn later by Train; New leaves them zero.
+func New(kind string, schema feature.Schema, std Standardization, hidden int, baseHazard float64) (*Model, error) {
+	d := schema.Len()
+	switch kind {
+	case KindLinear:
+		hidden = 0
+	case KindMLP:
+		if hidden <= 0 {
+			return nil, fmt.Errorf("new hazard model: mlp needs hidden > 0, got %d", hidden)
+		}
+	default:
+		return nil, fmt.Errorf("new hazard model: unknown kind %q (want linear or mlp)", kind)
+	}
+	if len(std.Mean) != d || len(std.Scale) != d {
+		return nil, fmt.Errorf("new hazard model: standardization has %d/%d entries, schema has %d features", len(std.Mean), len(std.Scale), d)
+	}
+	if !(baseHazard > 0 && baseHazard < 1) {
+		return nil, fmt.Errorf("new hazard model: base hazard %v not in (0, 1)", baseHazard)
+	}
+	m := &Model{Kind: kind, Horizon: model.Horizon, Hidden: hidden, Schema: schema, Std: std}
+	m.Params = make([]float64, NumParams(kind, d, hidden, m.Horizon))
+	lo := math.Log(baseHazard / (1 - baseHazard))
+	for t := range m.Horizon {
+		m.Params[t] = lo
+	}
+	return m, nil
+}
+
+// ErrFeatureCount is returned when a feature vector does not match the schema.
+var ErrFeatureCount = errors.New("feature vector length does not match schema")
+
+// standardize writes (x − mean)/scale into out.
+func (m *Model) standardize(x, out []float64) {
+	for j, v := range x {
+		out[j] = (v - m.Std.Mean[j]) / m.Std.Scale[j]
+	}
+}
+
+// score computes f(z) for a standardised z. hidden, when non-nil, receives the
+// MLP's hidden activations (len Hidden).
+func (m *Model) score(p, z, hidden []float64) float64 {
+	d := len(z)
+	w := p[m.Horizon:]
+	if m.Kind != KindMLP {
+		var s float64
+		for j, v := range z {
+			s += w[j] * v
+		}
+		return s
+	}
+	H := m.Hidden
+	w1, c1, w2 := w[:H*d], w[H*d:H*d+H], w[H*d+H:H*d+2*H]
+	var s float64
+	for k := range H {
+		a := c1[k]
+		row := w1[k*d : (k+1)*d]
+		for j, v := range z {
+			a += row[j] * v
+		}
+		a = math.Tanh(a)
+		if hidden != nil {
+			hidden[k] = a
+		}
+		s += w2[k] * a
+	}
+	return s
+}
+
+// Score returns f(x) for a raw (unstandardised) feature vector. Every P(buy
+// within t) is increasing in it, so it ranks customers at every horizon.
+func (m *Model) Score(x []float64) (float64, error) {
+	if len(x) != m.Schema.Len() {
+		return 0, fmt.Errorf("score: %w: got %d, want %d", ErrFeatureCount, len(x), m.Schema.Len())
+	}
+	z := make([]float64, len(x))
+	m.standardize(x, z)
+	return m.score(m.Params, z, nil), nil
+}
+
+// Prediction is everything the model says about one customer at one cutoff.
+type Prediction struct {
+	// Hazard[t-1] is P(first purchase on day t | none before), t = 1..Horizon.
+	Hazard []float64
+	// Survival[t] is P(no purchase in days 1..t); Survival[0] = 1.
+	Survival []float64
+	// Within[i] is P(purchase within Horizons[i] days) = 1 − Survival[Horizons[i]].
+	Within [len(Horizons)]float64
+	// ExpectedDays is E[min(T, Horizon)] = Σ_{t=0}^{Horizon−1} Survival[t], where T
+	// is the day (1, 2, …) of the first purchase: the expected wait in days,
+	// counting a customer who does not buy within the horizon as Horizon.
+	ExpectedDays float64
+	// MostLikelyDay is argmax_t Hazard[t-1]·Survival[t-1], the day with the highest
+	// probability of being the first purchase day.
+	MostLikelyDay int
+}
+
+// Predict computes the prediction for a raw feature vector.
+func (m *Model) Predict(x []float64) (Prediction, error) {
+	f, err := m.Score(x)
+	if err != nil {
+		return Prediction{}, fmt.Errorf("predict: %w", err)
+	}
+	return m.PredictScore(f), nil
+}
+
+// PredictScore computes the prediction from a score f returned by Score.
+func (m *Model) PredictScore(f float64) Prediction {
+	H := m.Horizon
+	p := Prediction{Hazard: make([]float64, H), Survival: make([]float64, H+1)}
+	p.Survival[0] = 1
+	best := -1.0
+	for t := 1; t <= H; t++ {
+		h := sigmoid(m.Params[t-1] + f)
+		p.Hazard[t-1] = h
+		if pr := h * p.Survival[t-1]; pr > best {
+			best, p.MostLikelyDay = pr, t
+		}
+		p.Survival[t] = p.Survival[t-1] * (1 - h)
+		p.ExpectedDays += p.Survival[t-1]
+	}
+	for i, t := range Horizons {
+		if t <= H {
+			p.Within[i] = 1 - p.Survival[t]
+		}
+	}
+	return p
+}
+
+func sigmoid(z float64) float64 {
+	if z >= 0 {
+		return 1 / (1 + math.Exp(-z))
+	}
+	e := math.Exp(z)
+	return e / (1 + e)
+}
+
+// softplus is log(1 + e^z), computed without overflow.
+func softplus(z float64) float64 {
+	if z > 0 {
+		return z + math.Log1p(math.Exp(-z))
+	}
+	return math.Log1p(math.Exp(z))
+}
+
+// exampleLoss returns the negative log-likelihood of one example with
+// standardised features z and label (day 1..H, or 0 = censored at H), and, when
+// grad is non-nil, adds its gradient with respect to p into grad. scratch must
+// have room for 2·Hidden values.
+func (m *Model) exampleLoss(p, z []float64, label int, grad, scratch []float64) float64 {
+	H := m.Horizon
+	hid := scratch[:m.Hidden]
+	f := m.score(p, z, hid)
+	last := H
+	if label > 0 {
+		last = label
+	}
+	var loss, df float64
+	for t := 1; t <= last; t++ {
+		zt := p[t-1] + f
+		// −log(1−σ(z)) = softplus(z); −log σ(z) = softplus(z) − z.
+		loss += softplus(zt)
+		g := sigmoid(zt)
+		if t == label {
+			loss -= zt
+			g--
+		}
+		if grad != nil {
+			grad[t-1] += g
+		}
+		df += g
+	}
+	if grad == nil {
+		return loss
+	}
+	d := len(z)
+	w := grad[H:]
+	if m.Kind != KindMLP {
+		for j, v := range z {
+			w[j] += df * v
+		}
+		return loss
+	}
+	Hd := m.Hidden
+	w2 := p[H+Hd*d+Hd : H+Hd*d+2*Hd]
+	gw1, gc1, gw2 := w[:Hd*d], w[Hd*d:Hd*d+Hd], w[Hd*d+Hd:Hd*d+2*Hd]
+	for k := range Hd {
+		a := hid[k]
+		gw2[k] += df * a
+		ga := df * w2[k] * (1 - a*a)
+		if ga == 0 {
+			continue
+		}
+		gc1[k] += ga
+		row := gw1[k*d : (k+1)*d]
+		for j, v := range z {
+			row[j] += ga * v
+		}
+	}
+	return loss
+}

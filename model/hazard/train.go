@@ -1,0 +1,387 @@
+package hazard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"github.com/kairos-fl/kairos/model/feature"
+)
+
+// GradientStep turns per-customer gradients into one descent direction.
+type GradientStep interface {
+	// Step writes into dir (zeroed by Step) the descent direction for one step. n is the number of
+	// customers; grad(i, out) adds customer i's loss gradient, summed over all of that customer's
+	// examples, into out (len(out) == len(dir)) and returns that customer's loss.
+	Step(n int, grad func(i int, out []float64) float64, dir []float64) error
+}
+
+// MeanStep is the non-private GradientStep: each step takes the next BatchSize
+// customers of a seeded random permutation (a fresh permutation every epoch) and
+// returns their mean gradient.
+type MeanStep struct {
+	batch int
+	rng   *rand.Rand
+	perm  []int
+	pos   int
+}
+
+var _ GradientStep = (*MeanStep)(nil)
+
+// NewMeanStep returns a MeanStep drawing batches of batch customers with a PCG
+// generator seeded by seed.
+func NewMeanStep(batch int, seed uint64) (*MeanStep, error) {
+	if batch <= 0 {
+		return nil, fmt.Errorf("new mean step: batch size %d, want > 0", batch)
+	}
+	return &MeanStep{batch: batch, rng: rand.New(rand.NewPCG(seed, 0x6b6169726f73))}, nil
+}
+
+// Step implements GradientStep.
+func (s *MeanStep) Step(n int, grad func(i int, out []float64) float64, dir []float64) error {
+	if n <= 0 {
+		return errors.New("mean step: no customers")
+	}
+	clear(dir)
+	if len(s.perm) != n {
+		s.perm, s.pos = make([]int, n), n
+		for i := range s.perm {
+			s.perm[i] = i
+		}
+	}
+	b := min(s.batch, n)
+	for range b {
+		if s.pos == n {
+			s.rng.Shuffle(n, func(i, j int) { s.perm[i], s.perm[j] = s.perm[j], s.perm[i] })
+			s.pos = 0
+		}
+		grad(s.perm[s.pos], dir)
+		s.pos++
+	}
+	inv := 1 / float64(b)
+	for j := range dir {
+		dir[j] *= inv
+	}
+	return nil
+}
+
+// TrainOptions configures Train. Zero values take the documented defaults.
+type TrainOptions struct {
+	// Kind is KindLinear (default) or KindMLP; Hidden is the MLP's width.
+	Kind   string
+	Hidden int
+	// Step makes the descent direction; nil means NewMeanStep(BatchSize, Seed).
+	Step GradientStep
+	// BatchSize is the default step's customers per step (default 256).
+	BatchSize int
+	// Steps is the number of optimizer steps. When 0, Epochs passes over the
+	// customers at BatchSize per step (default 20 epochs).
+	Steps  int
+	Epochs int
+	// EarlyStopping holds out the rows of the latest cutoff (highest Row.Cutoff),
+	// trains on the rest while measuring the held-out negative log-likelihood every
+	// EvalEvery steps (default 50), stops after Patience evaluations without
+	// improvement (default 8), and then refits on all rows for the best number of
+	// steps. A DP caller leaves it off and fixes Steps.
+	EarlyStopping bool
+	EvalEvery     int
+	Patience      int
+	// LearningRate is Adam's step size (default 0.005).
+	LearningRate float64
+	// L2 is the ridge penalty on every parameter except the baseline hazards,
+	// added to the direction as L2·θ (data-independent).
+	L2 float64
+	// Seed seeds every random choice (batches, MLP initialisation).
+	Seed uint64
+	// Std, when set, is used as the standardization instead of statistics of the
+	// training rows (a DP caller supplies private ones).
+	Std *Standardization
+	// BaseHazard is the initial daily hazard for every day (default 0.003).
+	BaseHazard float64
+	// Meta is copied into the model's training metadata (Seed and Steps are
+	// filled in by Train).
+	Meta Metadata
+}
+
+// TrainReport says how training went.
+type TrainReport struct {
+	Steps     int     // optimizer steps of the returned model
+	Rows      int     // training rows
+	Customers int     // training customers (privacy units)
+	TrainLoss float64 // mean negative log-likelihood per row on the training rows
+	// ValLoss is the best held-out mean NLL per row (early stopping only).
+	ValLoss float64
+}
+
+func (o *TrainOptions) defaults() error {
+	if o.Kind == "" {
+		o.Kind = KindLinear
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 256
+	}
+	if o.Epochs == 0 {
+		o.Epochs = 20
+	}
+	if o.EvalEvery == 0 {
+		o.EvalEvery = 50
+	}
+	if o.Patience == 0 {
+		o.Patience = 8
+	}
+	if o.LearningRate == 0 {
+		o.LearningRate = 0.005
+	}
+	if o.BaseHazard == 0 {
+		o.BaseHazard = 0.003
+	}
+	switch {
+	case o.BatchSize < 0, o.Steps < 0, o.Epochs < 0, o.EvalEvery < 0, o.Patience < 0:
+		return errors.New("negative size option")
+	case !(o.LearningRate > 0) || math.IsInf(o.LearningRate, 0):
+		return fmt.Errorf("learning rate %v, want > 0", o.LearningRate)
+	case !(o.L2 >= 0) || math.IsInf(o.L2, 0):
+		return fmt.Errorf("l2 %v, want ≥ 0", o.L2)
+	}
+	return nil
+}
+
+// dataset is rows standardised into one flat matrix and grouped by customer.
+type dataset struct {
+	d      int
+	z      []float64 // row-major, len rows·d
+	labels []int
+	groups [][]int // customer -> row indices
+}
+
+func newDataset(m *Model, rows []feature.Row, keep func(feature.Row) bool) *dataset {
+	d := m.Schema.Len()
+	ds := &dataset{d: d}
+	byCustomer := map[string]int{}
+	for _, r := range rows {
+		if keep != nil && !keep(r) {
+			continue
+		}
+		i := len(ds.labels)
+		ds.z = append(ds.z, make([]float64, d)...)
+		m.standardize(r.X, ds.z[i*d:(i+1)*d])
+		ds.labels = append(ds.labels, r.Label)
+		g, ok := byCustomer[r.Customer]
+		if !ok {
+			g = len(ds.groups)
+			byCustomer[r.Customer] = g
+			ds.groups = append(ds.groups, nil)
+		}
+		ds.groups[g] = append(ds.groups[g], i)
+	}
+	return ds
+}
+
+func (ds *dataset) row(i int) []float64 { return ds.z[i*ds.d : (i+1)*ds.d] }
+
+// meanLoss is the mean NLL per row under parameters p.
+func (m *Model) meanLoss(p []float64, ds *dataset) float64 {
+	if len(ds.labels) == 0 {
+		return math.NaN()
+	}
+	scratch := make([]float64, 2*m.Hidden+1)
+	var s float64
+	for i, y := range ds.labels {
+		s += m.exampleLoss(p, ds.row(i), y, nil, scratch)
+	}
+	return s / float64(len(ds.labels))
+}
+
+// CustomerLoss returns the loss of one customer's rows (summed) and, when grad is
+// non-nil, adds its gradient into grad. It is what Train hands a GradientStep,
+// exported so that callers can check gradients and clip norms themselves.
+func (m *Model) CustomerLoss(rows []feature.Row, grad []float64) (float64, error) {
+	scratch := make([]float64, 2*m.Hidden+1)
+	z := make([]float64, m.Schema.Len())
+	var s float64
+	for _, r := range rows {
+		if len(r.X) != len(z) {
+			return 0, fmt.Errorf("customer loss: %w: got %d, want %d", ErrFeatureCount, len(r.X), len(z))
+		}
+		if r.Label < 0 || r.Label > m.Horizon {
+			return 0, fmt.Errorf("customer loss: label %d outside 0..%d", r.Label, m.Horizon)
+		}
+		m.standardize(r.X, z)
+		s += m.exampleLoss(m.Params, z, r.Label, grad, scratch)
+	}
+	return s, nil
+}
+
+// ComputeStandardization returns per-feature means and standard deviations of the
+// rows' vectors; a constant feature gets scale 1.
+func ComputeStandardization(rows []feature.Row, d int) Standardization {
+	s := Standardization{Mean: make([]float64, d), Scale: make([]float64, d)}
+	if len(rows) == 0 {
+		for j := range s.Scale {
+			s.Scale[j] = 1
+		}
+		return s
+	}
+	n := float64(len(rows))
+	for _, r := range rows {
+		for j, v := range r.X {
+			s.Mean[j] += v
+		}
+	}
+	for j := range s.Mean {
+		s.Mean[j] /= n
+	}
+	for _, r := range rows {
+		for j, v := range r.X {
+			dv := v - s.Mean[j]
+			s.Scale[j] += dv * dv
+		}
+	}
+	for j := range s.Scale {
+		s.Scale[j] = math.Sqrt(s.Scale[j] / n)
+		if !(s.Scale[j] > 1e-12) {
+			s.Scale[j] = 1
+		}
+	}
+	return s
+}
+
+// Train fits a hazard model on rows (features from schema) and returns it with a
+// report. ctx cancels a long run between steps.
+func Train(ctx context.Context, schema feature.Schema, rows []feature.Row, opts TrainOptions) (*Model, TrainReport, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, TrainReport{}, fmt.Errorf("train hazard: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, TrainReport{}, errors.New("train hazard: no rows")
+	}
+	for i, r := range rows {
+		if len(r.X) != schema.Len() {
+			return nil, TrainReport{}, fmt.Errorf("train hazard: row %d: %w: got %d, want %d", i, ErrFeatureCount, len(r.X), schema.Len())
+		}
+		if r.Label < 0 || r.Label > 30 {
+			return nil, TrainReport{}, fmt.Errorf("train hazard: row %d: label %d outside 0..30", i, r.Label)
+		}
+	}
+	std := ComputeStandardization(rows, schema.Len())
+	if opts.Std != nil {
+		std = *opts.Std
+	}
+	m, err := New(opts.Kind, schema, std, opts.Hidden, opts.BaseHazard)
+	if err != nil {
+		return nil, TrainReport{}, fmt.Errorf("train hazard: %w", err)
+	}
+	all := newDataset(m, rows, nil)
+	steps := opts.Steps
+	if steps == 0 {
+		steps = opts.Epochs * ((len(all.groups) + opts.BatchSize - 1) / opts.BatchSize)
+	}
+	var rep TrainReport
+	if opts.EarlyStopping {
+		last := slices.MaxFunc(rows, func(a, b feature.Row) int { return a.Cutoff - b.Cutoff }).Cutoff
+		train := newDataset(m, rows, func(r feature.Row) bool { return r.Cutoff != last })
+		val := newDataset(m, rows, func(r feature.Row) bool { return r.Cutoff == last })
+		if len(train.groups) == 0 || len(val.groups) == 0 {
+			return nil, TrainReport{}, errors.New("train hazard: early stopping needs at least two cutoffs")
+		}
+		best, bestLoss := 0, math.Inf(1)
+		bad := 0
+		err := m.run(ctx, train, opts, steps, func(step int, p []float64) bool {
+			if step%opts.EvalEvery != 0 {
+				return true
+			}
+			l := m.meanLoss(p, val)
+			if l < bestLoss-1e-6 {
+				best, bestLoss, bad = step, l, 0
+			} else {
+				bad++
+			}
+			return bad < opts.Patience
+		})
+		if err != nil {
+			return nil, TrainReport{}, fmt.Errorf("train hazard: %w", err)
+		}
+		steps, rep.ValLoss = max(best, opts.EvalEvery), bestLoss
+	}
+	if err := m.run(ctx, all, opts, steps, nil); err != nil {
+		return nil, TrainReport{}, fmt.Errorf("train hazard: %w", err)
+	}
+	rep.Steps, rep.Rows, rep.Customers = steps, len(all.labels), len(all.groups)
+	rep.TrainLoss = m.meanLoss(m.Params, all)
+	m.Training = opts.Meta
+	m.Training.Seed, m.Training.Steps = opts.Seed, steps
+	m.Training.Rows, m.Training.Customers = rep.Rows, rep.Customers
+	return m, rep, nil
+}
+
+// run resets m's parameters to their seeded initial values and takes steps Adam
+// steps on ds. after, if non-nil, is called after every step with the step number
+// (1-based) and the parameters; returning false stops early.
+func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps int, after func(int, []float64) bool) error {
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x696e6974))
+	H := m.Horizon
+	lo := math.Log(opts.BaseHazard / (1 - opts.BaseHazard))
+	p := m.Params
+	for j := range p {
+		p[j] = 0
+		if j < H {
+			p[j] = lo
+		}
+	}
+	if m.Kind == KindMLP {
+		d, Hd := ds.d, m.Hidden
+		w := p[H:]
+		for j := range w[:Hd*d] {
+			w[j] = rng.NormFloat64() / math.Sqrt(float64(d))
+		}
+		for j := range w[Hd*d+Hd:] {
+			w[Hd*d+Hd+j] = rng.NormFloat64() * 0.1 / math.Sqrt(float64(Hd))
+		}
+	}
+	step := opts.Step
+	if step == nil {
+		var err error
+		if step, err = NewMeanStep(opts.BatchSize, opts.Seed); err != nil {
+			return err
+		}
+	}
+	scratch := make([]float64, 2*m.Hidden+1)
+	grad := func(i int, out []float64) float64 {
+		var s float64
+		for _, r := range ds.groups[i] {
+			s += m.exampleLoss(p, ds.row(r), ds.labels[r], out, scratch)
+		}
+		return s
+	}
+	dir := make([]float64, len(p))
+	mom, vel := make([]float64, len(p)), make([]float64, len(p))
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	for s := 1; s <= steps; s++ {
+		if s%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if err := step.Step(len(ds.groups), grad, dir); err != nil {
+			return fmt.Errorf("step %d: %w", s, err)
+		}
+		c1 := 1 - math.Pow(b1, float64(s))
+		c2 := 1 - math.Pow(b2, float64(s))
+		for j := range p {
+			g := dir[j]
+			if j >= H {
+				g += opts.L2 * p[j]
+			}
+			mom[j] = b1*mom[j] + (1-b1)*g
+			vel[j] = b2*vel[j] + (1-b2)*g*g
+			p[j] -= opts.LearningRate * (mom[j] / c1) / (math.Sqrt(vel[j]/c2) + eps)
+		}
+		if after != nil && !after(s, p) {
+			break
+		}
+	}
+	return nil
+}
