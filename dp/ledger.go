@@ -1,0 +1,254 @@
+package dp
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Mechanism names the kind of a Release.
+type Mechanism string
+
+// The mechanisms a Ledger can compose.
+const (
+	// Gaussian is the (Poisson-subsampled) Gaussian mechanism: Steps applications with
+	// sampling rate Q (1 = no sampling) and noise multiplier Z = σ / L2 sensitivity.
+	// It is what an empty Mechanism means.
+	Gaussian Mechanism = "gaussian"
+	// ZCDP is a release known only by its zero-concentrated-DP parameter Rho, repeated Steps
+	// times; its RDP curve is α·ρ.
+	ZCDP Mechanism = "zcdp"
+	// Pure is an ε-DP release (Laplace noise), repeated Steps times. It is composed through
+	// the RDP bound min(ε, α·ε²/2) that every ε-DP mechanism satisfies (D_α ≤ D_∞ ≤ ε, and
+	// ε-DP ⇒ ε²/2-zCDP by Bun and Steinke 2016, Prop. 1.4), which is conservative.
+	Pure Mechanism = "pure"
+)
+
+// Release is one debit against a customer's privacy budget: a mechanism and its
+// parameters, never an ε alone, so that releases compose by RDP.
+type Release struct {
+	Mechanism Mechanism `json:"mechanism,omitempty"`
+	// Q is the Poisson sampling rate of a Gaussian release, in [0, 1].
+	Q float64 `json:"q,omitempty"`
+	// Z is the noise multiplier of a Gaussian release: σ actually added / L2 sensitivity.
+	Z float64 `json:"z,omitempty"`
+	// Steps is how many times the mechanism was applied; at least 1.
+	Steps int `json:"steps"`
+	// Rho is the zCDP parameter of a ZCDP release.
+	Rho float64 `json:"rho,omitempty"`
+	// Epsilon is the ε of a Pure release.
+	Epsilon float64 `json:"epsilon,omitempty"`
+}
+
+// Validate reports whether r describes a release the accountant can compose.
+func (r Release) Validate() error {
+	if r.Steps < 1 {
+		return fmt.Errorf("release: steps %d must be ≥ 1: %w", r.Steps, ErrInvalidParameter)
+	}
+	switch r.kind() {
+	case Gaussian:
+		if r.Rho != 0 || r.Epsilon != 0 {
+			return fmt.Errorf("release: a gaussian release takes q, z and steps only: %w", ErrInvalidParameter)
+		}
+		if err := checkGaussian(r.Q, r.Z); err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+	case ZCDP:
+		if r.Q != 0 || r.Z != 0 || r.Epsilon != 0 {
+			return fmt.Errorf("release: a zcdp release takes rho and steps only: %w", ErrInvalidParameter)
+		}
+		if !(r.Rho > 0) || math.IsInf(r.Rho, 0) {
+			return fmt.Errorf("release: ρ %v must be finite and > 0: %w", r.Rho, ErrInvalidParameter)
+		}
+	case Pure:
+		if r.Q != 0 || r.Z != 0 || r.Rho != 0 {
+			return fmt.Errorf("release: a pure release takes epsilon and steps only: %w", ErrInvalidParameter)
+		}
+		if !(r.Epsilon > 0) || math.IsInf(r.Epsilon, 0) {
+			return fmt.Errorf("release: ε %v must be finite and > 0: %w", r.Epsilon, ErrInvalidParameter)
+		}
+	default:
+		return fmt.Errorf("release: unknown mechanism %q: %w", r.Mechanism, ErrInvalidParameter)
+	}
+	return nil
+}
+
+func (r Release) kind() Mechanism {
+	if r.Mechanism == "" {
+		return Gaussian
+	}
+	return r.Mechanism
+}
+
+// curveKey identifies the per-step RDP curve of a release; Steps only scales it.
+type curveKey struct {
+	mech Mechanism
+	a, b float64
+}
+
+func (r Release) curveKey() curveKey {
+	switch r.kind() {
+	case ZCDP:
+		return curveKey{ZCDP, r.Rho, 0}
+	case Pure:
+		return curveKey{Pure, r.Epsilon, 0}
+	default:
+		return curveKey{Gaussian, r.Q, r.Z}
+	}
+}
+
+func stepCurve(k curveKey, orders []float64, s Series) []float64 {
+	out := make([]float64, len(orders))
+	for i, a := range orders {
+		switch k.mech {
+		case ZCDP:
+			out[i] = a * k.a
+		case Pure:
+			out[i] = min(k.a, a*k.a*k.a/2)
+		default:
+			out[i] = rdpStep(k.a, k.b, a, s)
+		}
+	}
+	return out
+}
+
+// Ledger composes releases by adding their RDP curves order by order. It caches the
+// per-step curve of every distinct mechanism parameter set, so a ledger of many releases
+// with few distinct (q, z) pairs costs little. A Ledger is not safe for concurrent use.
+type Ledger struct {
+	orders   []float64
+	series   Series
+	total    []float64
+	releases []Release
+	cache    map[curveKey][]float64
+}
+
+// NewLedger returns an empty ledger.
+func NewLedger(opt AccountantOptions) (*Ledger, error) {
+	opt, err := opt.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("new ledger: %w", err)
+	}
+	return &Ledger{
+		orders: opt.Orders,
+		series: opt.Series,
+		total:  make([]float64, len(opt.Orders)),
+		cache:  make(map[curveKey][]float64),
+	}, nil
+}
+
+// Orders returns a copy of the ledger's Rényi orders.
+func (l *Ledger) Orders() []float64 { return slices.Clone(l.orders) }
+
+// Releases returns a copy of the releases added so far, in order.
+func (l *Ledger) Releases() []Release { return slices.Clone(l.releases) }
+
+// RDP returns a copy of the composed RDP curve, one value per order.
+func (l *Ledger) RDP() []float64 { return slices.Clone(l.total) }
+
+func (l *Ledger) curve(r Release) []float64 {
+	k := r.curveKey()
+	c, ok := l.cache[k]
+	if !ok {
+		c = stepCurve(k, l.orders, l.series)
+		l.cache[k] = c
+	}
+	return c
+}
+
+// Add debits r. It does not check any cap; use Filter.Check first.
+func (l *Ledger) Add(r Release) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("ledger add: %w", err)
+	}
+	c := l.curve(r)
+	s := float64(r.Steps)
+	for i := range l.total {
+		l.total[i] += s * c[i]
+	}
+	l.releases = append(l.releases, r)
+	return nil
+}
+
+// Epsilon returns the ε at δ of everything added so far and the order that attains it.
+func (l *Ledger) Epsilon(delta float64) (eps, order float64, err error) {
+	return EpsilonFromRDP(l.orders, l.total, delta)
+}
+
+// EpsilonAfter returns the ε at δ the ledger would show after also debiting next, without
+// changing the ledger.
+func (l *Ledger) EpsilonAfter(next Release, delta float64) (eps, order float64, err error) {
+	if err := next.Validate(); err != nil {
+		return 0, 0, fmt.Errorf("epsilon after: %w", err)
+	}
+	c := l.curve(next)
+	s := float64(next.Steps)
+	after := make([]float64, len(l.total))
+	for i := range after {
+		after[i] = l.total[i] + s*c[i]
+	}
+	return EpsilonFromRDP(l.orders, after, delta)
+}
+
+// Epsilon composes the releases and returns ε at δ and the minimizing order.
+func Epsilon(releases []Release, delta float64, opt AccountantOptions) (eps, order float64, err error) {
+	l, err := NewLedger(opt)
+	if err != nil {
+		return 0, 0, err
+	}
+	for i, r := range releases {
+		if err := l.Add(r); err != nil {
+			return 0, 0, fmt.Errorf("release %d: %w", i+1, err)
+		}
+	}
+	return l.Epsilon(delta)
+}
+
+// NoiseMultiplier returns the smallest noise multiplier z (to a relative precision of
+// 1e-10) such that steps applications of the Poisson-subsampled Gaussian with sampling
+// rate q have ε ≤ target at δ. ε is decreasing in z, so the search is a bisection; the
+// returned z always meets the target.
+func NoiseMultiplier(target, delta, q float64, steps int, opt AccountantOptions) (float64, error) {
+	if !(target > 0) || math.IsInf(target, 0) {
+		return 0, fmt.Errorf("noise multiplier: target ε %v must be finite and > 0: %w", target, ErrInvalidParameter)
+	}
+	if err := checkDelta(delta); err != nil {
+		return 0, fmt.Errorf("noise multiplier: %w", err)
+	}
+	if !(q > 0 && q <= 1) {
+		return 0, fmt.Errorf("noise multiplier: sampling rate %v must be in (0, 1]: %w", q, ErrInvalidParameter)
+	}
+	if steps < 1 {
+		return 0, fmt.Errorf("noise multiplier: steps %d must be ≥ 1: %w", steps, ErrInvalidParameter)
+	}
+	opt, err := opt.resolve()
+	if err != nil {
+		return 0, fmt.Errorf("noise multiplier: %w", err)
+	}
+	orders := opt.Orders
+	rdp := make([]float64, len(orders))
+	epsAt := func(z float64) float64 {
+		for i, a := range orders {
+			rdp[i] = float64(steps) * rdpStep(q, z, a, opt.Series)
+		}
+		e, _, _ := EpsilonFromRDP(orders, rdp, delta)
+		return e
+	}
+	const maxZ = 1e6
+	lo, hi := 0.0, 1.0
+	for epsAt(hi) > target {
+		lo, hi = hi, 2*hi
+		if hi > maxZ {
+			return 0, fmt.Errorf("noise multiplier: ε %v at δ %v is out of reach with z ≤ %g: %w", target, delta, maxZ, ErrInvalidParameter)
+		}
+	}
+	for hi-lo > 1e-10*hi {
+		mid := (lo + hi) / 2
+		if epsAt(mid) > target {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi, nil
+}
