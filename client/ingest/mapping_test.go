@@ -1,0 +1,119 @@
+package ingest
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+func TestParseMapping(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skipf("no tzdata: %v", err)
+	}
+	in := `header: true
+delimiter: "\t"
+customer: user
+time:
+  column: 2
+  layout: "2006-01-02 15:04:05"
+  zone: Europe/Berlin
+kind:
+  column: event
+  values:
+    pv: view
+    "1": purchase
+amount: "7"
+item: sku
+`
+	got, err := ParseMapping(strings.NewReader(in), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Mapping{Header: true, Delimiter: '\t', Customer: Column{Name: "user"}, Time: Column{Index: 2},
+		TimeLayout: "2006-01-02 15:04:05", TimeZone: berlin, Kind: Column{Name: "event"},
+		KindValues: map[string]model.Kind{"pv": model.View, "1": model.Purchase}, Amount: Column{Name: "7"}, Item: Column{Name: "sku"}}
+	if got.TimeZone.String() != "Europe/Berlin" {
+		t.Errorf("got zone %v, want Europe/Berlin", got.TimeZone)
+	}
+	got.TimeZone = berlin
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestParseMappingErrors(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"unknown top key", "customer: 1\ncolour: red\n", "line 2: field colour not found"},
+		{"unknown nested key", "customer: 1\ntime:\n  column: 2\n  layuot: unix\n", "line 4: field layuot not found"},
+		{"bad kind value", "customer: 1\ntime: {column: 2, layout: unix}\nkind:\n  column: 3\n  values:\n    pv: look\n", `line 6, column 9: unknown event kind "look"`},
+		{"bad constant", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: buy}\n", `line 3, column 18: unknown event kind "buy"`},
+		{"both kinds", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, constant: view}\n", "line 3, column 29: give either"},
+		{"no kind", "customer: 1\ntime: {column: 2, layout: unix}\n", "kind is required"},
+		{"no time", "customer: 1\nkind: {constant: view}\n", "time is required"},
+		{"no layout", "customer: 1\ntime: {column: 2}\nkind: {constant: view}\n", "time layout is required"},
+		{"zero index", "customer: 0\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "line 1, column 11: customer column index 0"},
+		{"list column", "customer: [1]\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "line 1, column 11: customer column must be a scalar"},
+		{"bad zone", "customer: 1\ntime: {column: 2, layout: unix, zone: Mars/Olympus}\nkind: {constant: view}\n", `line 2, column 39: unknown time zone "Mars/Olympus"`},
+		{"bad header", "header: yes please\ncustomer: 1\n", "line 1, column 9: header must be true or false"},
+		{"long delimiter", "delimiter: ';;'\ncustomer: 1\n", "line 1, column 12: delimiter"},
+		{"named without header", "customer: c\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "no header"},
+		{"duplicate key", "customer: 1\ncustomer: 2\n", "line 2"},
+		{"values without column", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view, values: {a: view}}\n", "line 3, column 32: kind values need a kind column"},
+		{"empty", "", "empty document"},
+		{"not yaml", "customer: [\n", "parse mapping m.yaml: yaml: line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseMapping(strings.NewReader(tt.in), "m.yaml")
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "parse mapping m.yaml: ") {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestMappingReadsTaobao reads the Taobao file through the generic reader and
+// a mapping file, and checks that both paths give the same events.
+func TestMappingReadsTaobao(t *testing.T) {
+	m, err := LoadMapping("testdata/taobao.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := sharedData(t, "taobao/UserBehavior_head84k.csv")
+	var direct []model.Event
+	if _, err := ReadFile(context.Background(), path, Options{Format: Taobao}, func(ev model.Event) error {
+		direct = append(direct, ev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	rep, err := ReadFile(context.Background(), path, Options{Format: CSV, Mapping: m}, func(ev model.Event) error {
+		if i < len(direct) && ev != direct[i] {
+			t.Errorf("event %d: got %+v, want %+v", i, ev, direct[i])
+		}
+		i++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Events != 84475 || len(direct) != 84475 {
+		t.Errorf("got %d mapped and %d direct events, want 84475", rep.Events, len(direct))
+	}
+}
+
+func TestParseColumn(t *testing.T) {
+	for in, want := range map[string]Column{"3": {Index: 3}, "user": {Name: "user"}, "0": {Name: "0"}, "-1": {Name: "-1"}} {
+		if got := ParseColumn(in); got != want {
+			t.Errorf("ParseColumn(%q): got %+v, want %+v", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,250 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+func readString(t *testing.T, in string, opts Options) ([]model.Event, Report, error) {
+	t.Helper()
+	var evs []model.Event
+	rep, err := Read(context.Background(), strings.NewReader(in), "in.txt", opts, func(ev model.Event) error {
+		evs = append(evs, ev)
+		return nil
+	})
+	return evs, rep, err
+}
+
+const cdnowHeader = " customer_id  date number_of_cds  dollar_value\r\n"
+const retailHead = `"InvoiceNo","StockCode","Description","Quantity","InvoiceDate","UnitPrice","CustomerID","Country"` + "\n"
+
+func testMapping() *Mapping {
+	return &Mapping{Header: true, Delimiter: ',', Customer: Column{Name: "user"}, Time: Column{Name: "ts"}, TimeLayout: LayoutUnix,
+		Kind: Column{Name: "kind"}, KindValues: map[string]model.Kind{"pv": model.View, "buy": model.Purchase}, Amount: Column{Name: "amount"}}
+}
+
+// TestBadRows gives one bad row per reason and format and checks the exact
+// line, column and reason of the error under FailFast, and that Skip counts
+// the row and goes on to the good row after it.
+func TestBadRows(t *testing.T) {
+	csvOpts := Options{Format: CSV, Mapping: testMapping()}
+	const csvHead = "user,ts,kind,amount\n"
+	tests := []struct {
+		name         string
+		opts         Options
+		in           string // a bad row followed by one good row
+		line, column int
+		reason       string
+	}{
+		{"cdnow bad date", Options{Format: CDNOW}, cdnowHeader + " 00001 19970230  1   11.77\r\n 00002 19970112  1   12.00\r\n", 2, 2, ReasonBadTime},
+		{"cdnow letters in date", Options{Format: CDNOW}, cdnowHeader + " 00001 1997O101  1   11.77\n 00002 19970112  1   12.00\n", 2, 2, ReasonBadTime},
+		{"cdnow negative amount", Options{Format: CDNOW}, cdnowHeader + " 00001 19970101  1   -11.77\n 00002 19970112  1   12.00\n", 2, 4, ReasonNegativeAmount},
+		{"cdnow non-numeric amount", Options{Format: CDNOW}, cdnowHeader + " 00001 19970101  1   1x.77\n 00002 19970112  1   12.00\n", 2, 4, ReasonBadAmount},
+		{"cdnow NaN amount", Options{Format: CDNOW}, cdnowHeader + " 00001 19970101  1   NaN\n 00002 19970112  1   12.00\n", 2, 4, ReasonBadAmount},
+		{"cdnow short row", Options{Format: CDNOW}, cdnowHeader + " 00001 19970101  1\n 00002 19970112  1   12.00\n", 2, 4, ReasonColumnCount},
+		{"cdnow long row", Options{Format: CDNOW}, cdnowHeader + " 00001 19970101  1 3.0 9\n 00002 19970112  1   12.00\n", 2, 5, ReasonColumnCount},
+		{"cdnow non-UTF-8", Options{Format: CDNOW}, cdnowHeader + " 00001 19970101  1  \xff1.0\n 00002 19970112  1   12.00\n", 2, 4, ReasonNotUTF8},
+		{"cdnow bad cd count", Options{Format: CDNOW}, cdnowHeader + " 00001 19970101  one 1.0\n 00002 19970112  1   12.00\n", 2, 3, ReasonBadNumber},
+		{"sample bad date", Options{Format: CDNOWSample}, " 00004 0001 19971301  2   29.33\n 00004 0001 19970118  2   29.73\n", 1, 3, ReasonBadTime},
+		{"taobao unknown kind", Options{Format: Taobao}, "1,2,3,click,1511544070\n1,2,3,pv,1511544070\n", 1, 4, ReasonUnknownKind},
+		{"taobao bad time", Options{Format: Taobao}, "1,2,3,pv,15115e4070\n1,2,3,pv,1511544070\n", 1, 5, ReasonBadTime},
+		{"taobao missing customer", Options{Format: Taobao}, ",2,3,pv,1511544070\n1,2,3,pv,1511544070\n", 1, 1, ReasonMissingCustomer},
+		{"taobao short", Options{Format: Taobao}, "1,2,3,pv\n1,2,3,pv,1511544070\n", 1, 5, ReasonColumnCount},
+		{"taobao non-UTF-8", Options{Format: Taobao}, "1,2,\xc3\x28,pv,1511544070\n1,2,3,pv,1511544070\n", 1, 3, ReasonNotUTF8},
+		{"taobao bad quote", Options{Format: Taobao}, "1,\"2,3,pv,1511544070\n1,2,3,pv,1511544070\n", 1, 2, ReasonBadQuote},
+		{"retail bad date", Options{Format: OnlineRetail}, retailHead + `"1","A","x",2,"2011-02-29 10:00:00",1.5,17850,"UK"` + "\n" + `"2","A","x",2,"2011-03-01 10:00:00",1.5,17850,"UK"` + "\n", 2, 5, ReasonBadTime},
+		{"retail bad price", Options{Format: OnlineRetail}, retailHead + `"1","A","x",2,"2011-02-28 10:00:00",abc,17850,"UK"` + "\n" + `"2","A","x",2,"2011-03-01 10:00:00",1.5,17850,"UK"` + "\n", 2, 6, ReasonBadAmount},
+		{"retail negative quantity", Options{Format: OnlineRetail}, retailHead + `"1","A","x",-2,"2011-02-28 10:00:00",1.5,17850,"UK"` + "\n" + `"2","A","x",2,"2011-03-01 10:00:00",1.5,17850,"UK"` + "\n", 2, 4, ReasonNegativeAmount},
+		{"retail empty customer", Options{Format: OnlineRetail}, retailHead + `"1","A","x",2,"2011-02-28 10:00:00",1.5,,"UK"` + "\n" + `"2","A","x",2,"2011-03-01 10:00:00",1.5,17850,"UK"` + "\n", 2, 7, ReasonMissingCustomer},
+		{"retail unclosed quote", Options{Format: OnlineRetail}, retailHead + `"1","A","x",2,"2011-02-28 10:00:00",1.5,17850,"UK` + "\n" + `"2","A","x",2,"2011-03-01 10:00:00",1.5,17850,"UK"` + "\n", 2, 8, ReasonBadQuote},
+		{"retail text after quote", Options{Format: OnlineRetail}, retailHead + `"1","A","x"y,2,"2011-02-28 10:00:00",1.5,17850,"UK"` + "\n" + `"2","A","x",2,"2011-03-01 10:00:00",1.5,17850,"UK"` + "\n", 2, 3, ReasonBadQuote},
+		{"retail 9 columns", Options{Format: OnlineRetail}, retailHead + `"1","A","x",2,"2011-02-28 10:00:00",1.5,17850,"UK",1` + "\n" + `"2","A","x",2,"2011-03-01 10:00:00",1.5,17850,"UK"` + "\n", 2, 9, ReasonColumnCount},
+		{"csv unknown kind", csvOpts, csvHead + "u1,100,fav,1\nu1,100,pv,1\n", 2, 3, ReasonUnknownKind},
+		{"csv bad unix time", csvOpts, csvHead + "u1,1e5,pv,1\nu1,100,pv,1\n", 2, 2, ReasonBadTime},
+		{"csv negative amount", csvOpts, csvHead + "u1,100,buy,-0.5\nu1,100,pv,1\n", 2, 4, ReasonNegativeAmount},
+		{"csv non-numeric amount", csvOpts, csvHead + "u1,100,buy,1,5\nu1,100,pv,1\n", 2, 5, ReasonColumnCount},
+		{"csv amount word", csvOpts, csvHead + "u1,100,buy,ten\nu1,100,pv,1\n", 2, 4, ReasonBadAmount},
+		{"csv missing customer", csvOpts, csvHead + ",100,buy,1\nu1,100,pv,1\n", 2, 1, ReasonMissingCustomer},
+		{"csv non-UTF-8 in quotes", csvOpts, csvHead + "\"u\xfe1\",100,buy,1\nu1,100,pv,1\n", 2, 1, ReasonNotUTF8},
+		{"csv too long", csvOpts, csvHead + "u1,100,buy," + strings.Repeat("1", MaxLineBytes+1) + "\nu1,100,pv,1\n", 2, 0, ReasonLineTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := readString(t, tt.in, tt.opts)
+			var re *RowError
+			if !errors.As(err, &re) {
+				t.Fatalf("FailFast: got error %v, want a *RowError", err)
+			}
+			if re.File != "in.txt" || re.Line != tt.line || re.Column != tt.column || re.Reason != tt.reason {
+				t.Errorf("FailFast: got %s line %d column %d reason %q, want in.txt line %d column %d reason %q (%v)",
+					re.File, re.Line, re.Column, re.Reason, tt.line, tt.column, tt.reason, err)
+			}
+			opts := tt.opts
+			opts.OnError = Skip
+			evs, rep, err := readString(t, tt.in, opts)
+			if err != nil {
+				t.Fatalf("Skip: got error %v, want nil", err)
+			}
+			if len(evs) != 1 || rep.Events != 1 || rep.Rows != 2 {
+				t.Errorf("Skip: got %d events (report %d) from %d rows, want 1 from 2", len(evs), rep.Events, rep.Rows)
+			}
+			if rep.Skipped[tt.reason] != 1 || rep.Invalid != 1 || len(rep.Errors) != 1 || rep.Errors[0].Line != tt.line {
+				t.Errorf("Skip: got skipped %v, invalid %d, errors %v; want one %q at line %d", rep.Skipped, rep.Invalid, rep.Errors, tt.reason, tt.line)
+			}
+		})
+	}
+}
+
+func TestRowErrorMessage(t *testing.T) {
+	_, _, err := readString(t, "1,2,3,click,1511544070\n", Options{Format: Taobao})
+	want := `read in.txt: line 1, column 4: unknown kind: behavior "click" (want pv, cart, fav or buy)`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+func TestBadHeaderIsFatal(t *testing.T) {
+	for _, policy := range []ErrorPolicy{FailFast, Skip} {
+		_, _, err := readString(t, "customer date cds\n 00001 19970101  1   11.77\n", Options{Format: CDNOW, OnError: policy})
+		var re *RowError
+		if !errors.As(err, &re) || re.Line != 1 || re.Column != 4 {
+			t.Errorf("policy %d: got %v, want a row error at line 1 column 4", policy, err)
+		}
+		m := testMapping()
+		_, _, err = readString(t, "user,time,kind,amount\nu,1,pv,1\n", Options{Format: CSV, Mapping: m, OnError: policy})
+		if !errors.As(err, &re) || re.Line != 1 || !strings.Contains(err.Error(), `no column "ts"`) {
+			t.Errorf("policy %d: got %v, want missing column ts at line 1", policy, err)
+		}
+	}
+}
+
+// TestParsedValues checks every field of hand-written rows against values
+// worked out by hand.
+func TestParsedValues(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skipf("no tzdata: %v", err)
+	}
+	tests := []struct {
+		name string
+		in   string
+		opts Options
+		want []model.Event
+	}{
+		{"cdnow", "\ufeff" + cdnowHeader + " 00001 19970101  1   11.77\r\n\r\n 00002 19980630  2   0.00", Options{Format: CDNOW}, []model.Event{
+			{Customer: "00001", Time: time.Date(1997, 1, 1, 0, 0, 0, 0, time.UTC), Kind: model.Purchase, Amount: 11.77, HasAmount: true},
+			{Customer: "00002", Time: time.Date(1998, 6, 30, 0, 0, 0, 0, time.UTC), Kind: model.Purchase, Amount: 0, HasAmount: true},
+		}},
+		{"cdnow in Berlin", cdnowHeader + " 7 19970701 1 1\n", Options{Format: CDNOW, Location: berlin}, []model.Event{
+			{Customer: "7", Time: time.Date(1997, 6, 30, 22, 0, 0, 0, time.UTC), Kind: model.Purchase, Amount: 1, HasAmount: true},
+		}},
+		{"sample", " 00004 0001 19970118  2   29.73\n", Options{Format: CDNOWSample}, []model.Event{
+			{Customer: "0001", Time: time.Date(1997, 1, 18, 0, 0, 0, 0, time.UTC), Kind: model.Purchase, Amount: 29.73, HasAmount: true},
+		}},
+		{"taobao", "1,2268318,2520377,pv,1511544070\n9,5,6,fav,0\n9,5,6,cart,1\n9,5,6,buy,2", Options{Format: Taobao}, []model.Event{
+			{Customer: "1", Time: time.Unix(1511544070, 0).UTC(), Kind: model.View, Item: "2268318", Category: "2520377"},
+			{Customer: "9", Time: time.Unix(0, 0).UTC(), Kind: model.Favorite, Item: "5", Category: "6"},
+			{Customer: "9", Time: time.Unix(1, 0).UTC(), Kind: model.Cart, Item: "5", Category: "6"},
+			{Customer: "9", Time: time.Unix(2, 0).UTC(), Kind: model.Purchase, Item: "5", Category: "6"},
+		}},
+		{"retail", retailHead +
+			`"536365","85123A","WHITE ""HANGING"", HEART",6,"2010-12-01 08:26:00",2.55,17850,"United Kingdom"` + "\r\n" +
+			`"C536379","D","Discount",-1,"2010-12-01 09:41:00",27.5,14527,"United Kingdom"` + "\r\n" +
+			`"536366","22633","HAND WARMER",6,"2010-12-01 08:28:00",1.85,NA,"United Kingdom"` + "\r\n" +
+			`"536367","84879","BIRD",32,"2011-07-01 08:34:00",1.69,13047,"France"` + "\r\n",
+			Options{Format: OnlineRetail, Location: berlin}, []model.Event{
+				{Customer: "17850", Time: time.Date(2010, 12, 1, 7, 26, 0, 0, time.UTC), Kind: model.Purchase, Amount: times(6, 2.55), HasAmount: true, Item: "85123A"},
+				{Customer: "13047", Time: time.Date(2011, 7, 1, 6, 34, 0, 0, time.UTC), Kind: model.Purchase, Amount: times(32, 1.69), HasAmount: true, Item: "84879"},
+			}},
+		{"csv by index, no header, tab, Berlin layout", "a\t2024-03-31 02:30\tpurchase\t\tsku\tcat\nb\t2024-01-02 00:00\tview\t3.5\t\t\n",
+			Options{Format: CSV, Mapping: &Mapping{Delimiter: '\t', Customer: Column{Index: 1}, Time: Column{Index: 2}, TimeLayout: "2006-01-02 15:04", TimeZone: berlin,
+				Kind: Column{Index: 3}, Amount: Column{Index: 4}, Item: Column{Index: 5}, Category: Column{Index: 6}}}, []model.Event{
+				// 02:30 on 2024-03-31 does not exist in Berlin (clocks jump 02:00 → 03:00); Go resolves it to 03:30 CEST = 01:30 UTC.
+				{Customer: "a", Time: time.Date(2024, 3, 31, 1, 30, 0, 0, time.UTC), Kind: model.Purchase, Item: "sku", Category: "cat"},
+				{Customer: "b", Time: time.Date(2024, 1, 1, 23, 0, 0, 0, time.UTC), Kind: model.View, Amount: 3.5, HasAmount: true},
+			}},
+		{"csv constant kind, unix_ms, quoted", "id;when;spent\n\"x;1\";1700000000123;\"7\"\n",
+			Options{Format: CSV, Mapping: &Mapping{Header: true, Delimiter: ';', Customer: Column{Name: "id"}, Time: Column{Name: "when"}, TimeLayout: LayoutUnixMs,
+				ConstKind: model.Purchase, Amount: Column{Name: "spent"}}}, []model.Event{
+				{Customer: "x;1", Time: time.UnixMilli(1700000000123).UTC(), Kind: model.Purchase, Amount: 7, HasAmount: true},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, rep, err := readString(t, tt.in, tt.opts)
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d events %+v, want %d", len(got), got, len(tt.want))
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("event %d: got %+v, want %+v", i, got[i], tt.want[i])
+				}
+			}
+			if rep.Events != len(tt.want) {
+				t.Errorf("got report events %d, want %d", rep.Events, len(tt.want))
+			}
+		})
+	}
+}
+
+func TestRetailSkipsAreNotFatal(t *testing.T) {
+	in := retailHead +
+		`"C1","D","Discount",-1,"2010-12-01 09:41:00",27.5,14527,"UK"` + "\n" +
+		`"2","A","x",-3,"2010-12-01 09:41:00",0,NA,"UK"` + "\n" +
+		`"3","A","x",2,"2010-12-01 09:41:00",1,5,"UK"` + "\n"
+	_, rep, err := readString(t, in, Options{Format: OnlineRetail})
+	if err != nil {
+		t.Fatalf("got %v, want nil under FailFast", err)
+	}
+	if rep.Events != 1 || rep.Skipped[ReasonCancellation] != 1 || rep.Skipped[ReasonMissingCustomer] != 1 || rep.Invalid != 0 {
+		t.Errorf("got events %d, skipped %v, invalid %d; want 1, one cancellation and one missing customer, 0", rep.Events, rep.Skipped, rep.Invalid)
+	}
+}
+
+func TestEmitErrorAndContext(t *testing.T) {
+	stop := errors.New("stop")
+	_, err := Read(context.Background(), strings.NewReader("1,2,3,pv,1\n1,2,3,pv,2\n"), "x", Options{Format: Taobao}, func(model.Event) error { return stop })
+	if !errors.Is(err, stop) || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("got %v, want the emit error wrapped with line 1", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	in := strings.Repeat("1,2,3,pv,1\n", 5000)
+	rep, err := Read(ctx, strings.NewReader(in), "x", Options{Format: Taobao}, func(model.Event) error { return nil })
+	if !errors.Is(err, context.Canceled) || rep.Events != 4095 {
+		t.Errorf("got %v after %d events, want context.Canceled after 4095", err, rep.Events)
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	t0 := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"unknown format", Options{Format: "xml"}, `unknown format "xml"`},
+		{"csv without mapping", Options{Format: CSV}, "needs a mapping"},
+		{"empty range", Options{Format: Taobao, ValidFrom: t0, ValidTo: t0}, "is empty"},
+		{"bad policy", Options{Format: Taobao, OnError: 7}, "unknown error policy"},
+		{"named column without header", Options{Format: CSV, Mapping: &Mapping{Customer: Column{Name: "c"}, Time: Column{Index: 2}, TimeLayout: "unix", ConstKind: model.View}}, "no header"},
+	}
+	for _, tt := range tests {
+		_, _, err := readString(t, "", tt.opts)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// times multiplies at run time: a constant expression like 6 * 2.55 would be
+// evaluated exactly by the compiler and differ from the float64 product.
+func times(q, p float64) float64 { return q * p }
