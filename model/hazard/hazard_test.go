@@ -1,0 +1,356 @@
+package hazard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/kairos-fl/kairos/model/feature"
+)
+
+func testSchema(t *testing.T, d int) feature.Schema {
+	t.Helper()
+	full, err := feature.NewSchema(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := feature.NewSchema(full.Names[:d])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func unitStd(d int) Standardization {
+	s := Standardization{Mean: make([]float64, d), Scale: make([]float64, d)}
+	for j := range s.Scale {
+		s.Scale[j] = 1
+	}
+	return s
+}
+
+func newModel(t *testing.T, kind string, d, hidden int) *Model {
+	t.Helper()
+	m, err := New(kind, testSchema(t, d), unitStd(d), hidden, 0.25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestTwoExampleLikelihood works the loss and gradient of two examples by hand.
+// Every baseline logit is ln(1/3), so h_t = 0.25, and w = 0.
+//
+//	A: x = 1, first purchase on day 2: −ln(1−h) − ln h = ln(4/3) + ln 4
+//	B: x = −2, censored:               30·ln(4/3)
+//
+// ∂/∂z_t of an example is h − [t = label] over its risk days, so
+//
+//	b_1: 0.25 + 0.25 = 0.5; b_2: (0.25 − 1) + 0.25 = −0.5; b_3..b_30: 0.25 (B only)
+//	w:   A (0.25 − 0.75)·1 + B 30·0.25·(−2) = −0.5 − 15 = −15.5
+func TestTwoExampleLikelihood(t *testing.T) {
+	m := newModel(t, KindLinear, 1, 0)
+	rows := []feature.Row{{Customer: "a", X: []float64{1}, Label: 2}, {Customer: "b", X: []float64{-2}, Label: 0}}
+	grad := make([]float64, len(m.Params))
+	loss, err := m.CustomerLoss(rows, grad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := math.Log(4.0/3) + math.Log(4) + 30*math.Log(4.0/3); math.Abs(loss-want) > 1e-12 {
+		t.Errorf("loss: got %v, want %v", loss, want)
+	}
+	want := make([]float64, 31)
+	want[0], want[1] = 0.5, -0.5
+	for k := 2; k < 30; k++ {
+		want[k] = 0.25
+	}
+	want[30] = -15.5
+	for j := range want {
+		if math.Abs(grad[j]-want[j]) > 1e-12 {
+			t.Errorf("grad[%d]: got %v, want %v", j, grad[j], want[j])
+		}
+	}
+}
+
+// TestGradientFiniteDifferences checks the per-customer gradient against central
+// finite differences for both score functions.
+func TestGradientFiniteDifferences(t *testing.T) {
+	for _, tc := range []struct {
+		kind   string
+		hidden int
+	}{{KindLinear, 0}, {KindMLP, 4}} {
+		t.Run(tc.kind, func(t *testing.T) {
+			const d = 5
+			r := rand.New(rand.NewPCG(7, 8))
+			m := newModel(t, tc.kind, d, tc.hidden)
+			m.Std = Standardization{Mean: []float64{1, 0, -1, 2, 0}, Scale: []float64{2, 1, 0.5, 3, 1}}
+			for j := range m.Params {
+				m.Params[j] = r.NormFloat64() * 0.5
+			}
+			for j := range 30 {
+				m.Params[j] -= 3
+			}
+			var rows []feature.Row
+			for i := range 4 {
+				x := make([]float64, d)
+				for j := range x {
+					x[j] = r.NormFloat64() * 2
+				}
+				rows = append(rows, feature.Row{Customer: "c", Cutoff: i, X: x, Label: []int{0, 1, 17, 30}[i]})
+			}
+			grad := make([]float64, len(m.Params))
+			if _, err := m.CustomerLoss(rows, grad); err != nil {
+				t.Fatal(err)
+			}
+			const eps = 1e-6
+			for j := range m.Params {
+				orig := m.Params[j]
+				m.Params[j] = orig + eps
+				lp, _ := m.CustomerLoss(rows, nil)
+				m.Params[j] = orig - eps
+				lm, _ := m.CustomerLoss(rows, nil)
+				m.Params[j] = orig
+				fd := (lp - lm) / (2 * eps)
+				if math.Abs(fd-grad[j]) > 1e-6*math.Max(1, math.Abs(fd)) {
+					t.Errorf("param %d: got gradient %v, finite difference %v", j, grad[j], fd)
+				}
+			}
+		})
+	}
+}
+
+// TestPredictHandSet checks survival outputs for hand-set hazards.
+func TestPredictHandSet(t *testing.T) {
+	m := newModel(t, KindLinear, 1, 0)
+	logit := func(h float64) float64 { return math.Log(h / (1 - h)) }
+	for k := range 30 {
+		m.Params[k] = logit(0.1)
+	}
+	p, err := m.Predict([]float64{0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Constant hazard 0.1: S(t) = 0.9^t, P(within t) = 1 − 0.9^t,
+	// E[min(T,30)] = Σ_{t=0}^{29} 0.9^t = (1 − 0.9^30)/0.1, most likely day 1.
+	for i, h := range Horizons {
+		if want := 1 - math.Pow(0.9, float64(h)); math.Abs(p.Within[i]-want) > 1e-12 {
+			t.Errorf("P(within %d): got %v, want %v", h, p.Within[i], want)
+		}
+	}
+	if want := (1 - math.Pow(0.9, 30)) / 0.1; math.Abs(p.ExpectedDays-want) > 1e-12 {
+		t.Errorf("expected days: got %v, want %v", p.ExpectedDays, want)
+	}
+	if p.MostLikelyDay != 1 {
+		t.Errorf("most likely day: got %d, want 1", p.MostLikelyDay)
+	}
+	// h_1 = 0.1, h_2 = 0.5, later 0.01: P(T=2) = 0.9·0.5 = 0.45 beats 0.1.
+	m.Params[1] = 0
+	for k := 2; k < 30; k++ {
+		m.Params[k] = logit(0.01)
+	}
+	// With w = 1 and x = ln 2 ... keep f = 0: x = 0.
+	m.Params[30] = 1
+	p, _ = m.Predict([]float64{0})
+	if p.MostLikelyDay != 2 {
+		t.Errorf("most likely day: got %d, want 2", p.MostLikelyDay)
+	}
+	if want := 1 - 0.9*0.5*0.99; math.Abs(p.Within[1]-want) > 1e-12 {
+		t.Errorf("P(within 3): got %v, want %v", p.Within[1], want)
+	}
+	// A score shift f adds to every logit: x = 1 with w = 1 and scale 1 turns
+	// h_1 = 0.1 into σ(logit(0.1) + 1).
+	p, _ = m.Predict([]float64{1})
+	if want := 1 / (1 + math.Exp(-(logit(0.1) + 1))); math.Abs(p.Hazard[0]-want) > 1e-12 {
+		t.Errorf("hazard with score 1: got %v, want %v", p.Hazard[0], want)
+	}
+	if _, err := m.Predict([]float64{1, 2}); !errors.Is(err, ErrFeatureCount) {
+		t.Errorf("wrong length: got %v, want ErrFeatureCount", err)
+	}
+}
+
+func TestMeanStep(t *testing.T) {
+	s, err := NewMeanStep(3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Customer i's gradient is (i, 1): the mean over all three is (1, 1).
+	dir := []float64{9, 9}
+	grad := func(i int, out []float64) float64 { out[0] += float64(i); out[1]++; return 0 }
+	if err := s.Step(3, grad, dir); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(dir, []float64{1, 1}) {
+		t.Errorf("direction: got %v, want [1 1]", dir)
+	}
+	if err := s.Step(0, grad, dir); err == nil {
+		t.Error("no customers: got nil error")
+	}
+}
+
+// TestRecoverBaseline draws first-purchase days from a known hazard
+// h_t(x) = σ(b_t + 0.8·x), x ~ N(0,1), and checks that the fitted baseline
+// hazard at x = 0 is within 4 standard errors of the truth on every day.
+func TestRecoverBaseline(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const n = 20000
+	trueB := make([]float64, 30)
+	for k := range trueB {
+		trueB[k] = math.Log(0.03/0.97) + 0.6*math.Sin(float64(k)/5)
+	}
+	var rows []feature.Row
+	atRisk := make([]float64, 30)
+	for i := range n {
+		x := r.NormFloat64()
+		label := 0
+		for k := range 30 {
+			atRisk[k]++
+			if r.Float64() < sigmoid(trueB[k]+0.8*x) {
+				label = k + 1
+				break
+			}
+		}
+		rows = append(rows, feature.Row{Customer: string(rune(i)), X: []float64{x}, Label: label})
+	}
+	m, _, err := Train(context.Background(), testSchema(t, 1), rows, TrainOptions{
+		Std: ptr(unitStd(1)), Steps: 3000, BatchSize: 500, LearningRate: 0.02, Seed: 5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Params[30]; math.Abs(got-0.8) > 0.05 {
+		t.Errorf("weight: got %v, want 0.8 ± 0.05", got)
+	}
+	for k := range 30 {
+		got, want := sigmoid(m.Params[k]), sigmoid(trueB[k])
+		// The at-risk count at x = 0 is of the order of atRisk; the binomial
+		// standard error of a daily hazard is sqrt(h(1−h)/atRisk).
+		se := math.Sqrt(want * (1 - want) / atRisk[k])
+		if math.Abs(got-want) > 4*se+0.002 {
+			t.Errorf("day %d hazard: got %.4f, want %.4f ± %.4f", k+1, got, want, 4*se+0.002)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestTrainDeterministic(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	var rows []feature.Row
+	for i := range 300 {
+		rows = append(rows, feature.Row{Customer: string(rune('a' + i%50)), Cutoff: i % 3, X: []float64{r.NormFloat64(), r.NormFloat64()}, Label: r.IntN(31)})
+	}
+	for _, kind := range []string{KindLinear, KindMLP} {
+		opts := TrainOptions{Kind: kind, Hidden: 3, Seed: 42, Steps: 40, BatchSize: 10, EarlyStopping: true, EvalEvery: 5}
+		a, ra, err := Train(context.Background(), testSchema(t, 2), rows, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, _ := Train(context.Background(), testSchema(t, 2), rows, opts)
+		if !slices.Equal(a.Params, b.Params) {
+			t.Errorf("%s: same seed gave different parameters", kind)
+		}
+		if ra.Customers != 50 || ra.Rows != 300 {
+			t.Errorf("%s: report %+v, want 50 customers and 300 rows", kind, ra)
+		}
+		opts.Seed = 43
+		c, _, _ := Train(context.Background(), testSchema(t, 2), rows, opts)
+		if slices.Equal(a.Params, c.Params) {
+			t.Errorf("%s: different seeds gave identical parameters", kind)
+		}
+	}
+}
+
+func TestFileRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		kind   string
+		hidden int
+	}{{KindLinear, 0}, {KindMLP, 2}} {
+		m := newModel(t, tc.kind, 3, tc.hidden)
+		for j := range m.Params {
+			m.Params[j] = float64(j) / 7
+		}
+		m.Training = Metadata{Dataset: "cdnow", Cutoffs: []string{"1997-07-01"}, Seed: 3, Steps: 10}
+		data, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Unmarshal(data, m.Schema.Hash)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.kind, err)
+		}
+		if !slices.Equal(got.Params, m.Params) || got.Kind != m.Kind || got.Hidden != m.Hidden || got.Training.Dataset != "cdnow" {
+			t.Errorf("%s: round trip changed the model: got %+v, want %+v", tc.kind, got, m)
+		}
+		if _, err := Unmarshal(data, testSchema(t, 2).Hash); !errors.Is(err, ErrSchemaMismatch) {
+			t.Errorf("%s: other schema: got %v, want ErrSchemaMismatch", tc.kind, err)
+		}
+	}
+}
+
+func TestUnmarshalRejects(t *testing.T) {
+	m := newModel(t, KindLinear, 2, 0)
+	good, _ := json.Marshal(m)
+	mutate := func(f func(map[string]any)) []byte {
+		var v map[string]any
+		_ = json.Unmarshal(good, &v)
+		f(v)
+		b, _ := json.Marshal(v)
+		return b
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"version", mutate(func(v map[string]any) { v["version"] = 2 }), ErrUnknownVersion},
+		{"format", mutate(func(v map[string]any) { v["format"] = "other" }), ErrUnknownVersion},
+		{"renamed feature", mutate(func(v map[string]any) {
+			v["feature_schema"].(map[string]any)["names"].([]any)[0] = "x"
+		}), ErrSchemaMismatch},
+		{"weights", mutate(func(v map[string]any) { v["weights"] = []any{1.0} }), nil},
+		{"kind", mutate(func(v map[string]any) { v["kind"] = "tree" }), nil},
+		{"scale", mutate(func(v map[string]any) { v["standardization"].(map[string]any)["scale"] = []any{0.0, 1.0} }), nil},
+		{"unknown field", mutate(func(v map[string]any) { v["extra"] = 1 }), nil},
+		{"truncated", good[:len(good)/2], nil},
+	}
+	for _, tc := range tests {
+		_, err := Unmarshal(tc.data, "")
+		if err == nil {
+			t.Errorf("%s: got nil error", tc.name)
+			continue
+		}
+		if tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if _, err := Unmarshal(good, ""); err != nil {
+		t.Errorf("good file: %v", err)
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	s, _ := feature.NewSchema([]string{"recency_days", "tenure_days"})
+	for _, kind := range []string{KindLinear, KindMLP} {
+		m, _ := New(kind, s, unitStd(2), 2, 0.01)
+		b, _ := json.Marshal(m)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"format":"kairos-hazard-model","version":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Unmarshal(data, "")
+		if err != nil {
+			return
+		}
+		// Anything accepted must predict without panicking and re-encode.
+		if _, err := m.Predict(make([]float64, m.Schema.Len())); err != nil {
+			t.Fatalf("accepted model cannot predict: %v", err)
+		}
+		if _, err := json.Marshal(m); err != nil {
+			t.Fatalf("accepted model cannot be re-encoded: %v", err)
+		}
+	})
+}
