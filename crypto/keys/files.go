@@ -76,7 +76,7 @@ func (o WriteOptions) validate() error {
 	return nil
 }
 
-// WriteAggregator writes a's files into dir (created 0700 if missing). A nil
+// WriteAggregator writes a's files into dir (created if missing, set to 0700). A nil
 // passphrase writes private files in the clear (mode 0600); otherwise each is
 // age-encrypted with scrypt. Files of JWT keys no longer in a are removed.
 func WriteAggregator(dir string, a *Aggregator, passphrase []byte) error {
@@ -100,14 +100,14 @@ func WriteAggregatorWithOptions(dir string, a *Aggregator, opts WriteOptions) er
 	w.public(FileAgeRecipient, []byte(a.Recipient+"\n"))
 	keep := map[string]bool{}
 	for _, k := range a.JWT {
-		w.private(jwtPrivName(k.ID), encodePrivatePEM(k.Private))
-		w.public(jwtPubName(k.ID), encodePublicPEM(k.Private.Public().(ed25519.PublicKey)))
+		w.privateKey(jwtPrivName(k.ID), k.Private)
+		w.publicKey(jwtPubName(k.ID), k.Private.Public().(ed25519.PublicKey))
 		keep[k.ID] = true
 	}
 	w.metadata(FileJWTActive, []byte(a.ActiveJWT+"\n"))
 	w.private(FileAuditHMAC, []byte(hex.EncodeToString(a.AuditHMAC)+"\n"))
-	w.private(FileCheckpoint, encodePrivatePEM(a.Checkpoint))
-	w.public(FileCheckpointPub, encodePublicPEM(a.Checkpoint.Public().(ed25519.PublicKey)))
+	w.privateKey(FileCheckpoint, a.Checkpoint)
+	w.publicKey(FileCheckpointPub, a.Checkpoint.Public().(ed25519.PublicKey))
 	if w.err == nil {
 		w.removeStaleJWT(keep)
 	}
@@ -238,8 +238,8 @@ func WriteMerchantWithOptions(dir string, m *Merchant, opts WriteOptions) error 
 		return fmt.Errorf("write merchant keys: %w", err)
 	}
 	w.metadata(FileMerchantID, []byte(m.ID+"\n"))
-	w.private(FileSigning, encodePrivatePEM(m.Signing))
-	w.public(FileSigningPub, encodePublicPEM(m.Signing.Public().(ed25519.PublicKey)))
+	w.privateKey(FileSigning, m.Signing)
+	w.publicKey(FileSigningPub, m.Signing.Public().(ed25519.PublicKey))
 	w.private(FilePseudonym, []byte(hex.EncodeToString(m.Pseudonym)+"\n"))
 	if w.err != nil {
 		return fmt.Errorf("write merchant keys: %w", w.err)
@@ -342,7 +342,9 @@ func (w *writer) mkdir() error {
 	if err := os.MkdirAll(w.dir, 0o700); err != nil {
 		return err
 	}
-	return nil
+	// A key directory holds keys only; close it to group and others even if
+	// it existed before (MkdirAll leaves an existing directory's mode alone).
+	return os.Chmod(w.dir, 0o700)
 }
 
 // private writes a secret, encrypted when a passphrase is set, and removes the
@@ -364,6 +366,23 @@ func (w *writer) private(name string, data []byte) {
 	if w.err == nil {
 		w.err = removeIfExists(filepath.Join(w.dir, stale))
 	}
+}
+
+// privateKey and publicKey write an Ed25519 key as PEM.
+func (w *writer) privateKey(name string, k ed25519.PrivateKey) {
+	b, err := encodePrivatePEM(k)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	w.private(name, b)
+}
+
+func (w *writer) publicKey(name string, k ed25519.PublicKey) {
+	b, err := encodePublicPEM(k)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	w.public(name, b)
 }
 
 func (w *writer) metadata(name string, data []byte) {
@@ -565,20 +584,20 @@ func trimLine(b []byte) []byte {
 	return bytes.TrimSuffix(b, []byte("\r"))
 }
 
-func encodePrivatePEM(k ed25519.PrivateKey) []byte {
+func encodePrivatePEM(k ed25519.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
-		panic("keys: marshal ed25519 key: " + err.Error()) // cannot fail for a valid ed25519 key
+		return nil, fmt.Errorf("encode ed25519 key: %w", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-func encodePublicPEM(k ed25519.PublicKey) []byte {
+func encodePublicPEM(k ed25519.PublicKey) ([]byte, error) {
 	der, err := x509.MarshalPKIXPublicKey(k)
 	if err != nil {
-		panic("keys: marshal ed25519 public key: " + err.Error()) // cannot fail for a valid ed25519 key
+		return nil, fmt.Errorf("encode ed25519 public key: %w", err)
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
 
 // decodeOnePEM returns the single PEM block of the wanted type in b, refusing
