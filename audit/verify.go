@@ -1,0 +1,149 @@
+package audit
+
+import (
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// ErrTampered is matched (errors.Is) by every *VerifyError.
+var ErrTampered = errors.New("audit log tampered")
+
+// VerifyError names the first place where a log fails verification.
+type VerifyError struct {
+	Seq        uint64 // the entry seq at which verification failed
+	Checkpoint bool   // the failure is in a checkpoint at Seq, not the entry
+	Reason     string
+}
+
+func (e *VerifyError) Error() string {
+	what := "entry"
+	if e.Checkpoint {
+		what = "checkpoint at entry"
+	}
+	return fmt.Sprintf("audit verify: %s %d: %s", what, e.Seq, e.Reason)
+}
+
+// Is reports whether target is ErrTampered.
+func (e *VerifyError) Is(target error) bool { return target == ErrTampered }
+
+// Result summarises a verification.
+type Result struct {
+	Entries     uint64 // entries that verified
+	Checkpoints int    // checkpoints that verified
+	Head        Hash   // hash of the last verified entry
+	// LastCheckpointSeq is the seq of the last verified checkpoint; entries
+	// after it are chained but not yet pinned by a signature.
+	LastCheckpointSeq uint64
+}
+
+// verifyPage is how many entries Verify reads at a time.
+const verifyPage = 4096
+
+// Verify walks the entries and checkpoints of src and checks the chain and
+// every checkpoint signature under pub. On the first failure it returns a
+// *VerifyError (errors.Is ErrTampered) together with what verified before
+// it; other errors come from reading src.
+func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, error) {
+	var res Result
+	if len(pub) != ed25519.PublicKeySize {
+		return res, fmt.Errorf("audit verify: checkpoint public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	cps, err := src.AuditCheckpoints(ctx)
+	if err != nil {
+		return res, fmt.Errorf("audit verify: read checkpoints: %w", err)
+	}
+	cps = slices.Clone(cps)
+	slices.SortStableFunc(cps, func(a, b Checkpoint) int { return cmp.Compare(a.Seq, b.Seq) })
+	ci := 0
+
+	var prev Entry // prev.Seq == 0 and zero hash before entry 1
+	for from := uint64(1); ; {
+		page, err := src.AuditEntries(ctx, from, verifyPage)
+		if err != nil {
+			return res, fmt.Errorf("audit verify: read entries from %d: %w", from, err)
+		}
+		for i := range page {
+			e := &page[i]
+			if err := checkEntry(&prev, e); err != nil {
+				return res, err
+			}
+			for ; ci < len(cps) && cps[ci].Seq <= e.Seq; ci++ {
+				if err := checkCheckpoint(pub, &cps[ci], e); err != nil {
+					return res, err
+				}
+				res.Checkpoints++
+				res.LastCheckpointSeq = e.Seq
+			}
+			prev = *e
+			res.Entries++
+			res.Head = e.Hash
+		}
+		if len(page) < verifyPage {
+			break
+		}
+		from = page[len(page)-1].Seq + 1
+	}
+	for ; ci < len(cps); ci++ {
+		c := &cps[ci]
+		if !VerifyCheckpoint(pub, c) {
+			return res, &VerifyError{Seq: c.Seq, Checkpoint: true, Reason: "bad signature"}
+		}
+		return res, &VerifyError{Seq: prev.Seq + 1, Reason: fmt.Sprintf(
+			"missing: the log ends at entry %d but a signed checkpoint names entry %d (truncated tail)", prev.Seq, c.Seq)}
+	}
+	return res, nil
+}
+
+func checkEntry(prev, e *Entry) error {
+	want := prev.Seq + 1
+	switch {
+	case e.Seq > want:
+		return &VerifyError{Seq: want, Reason: fmt.Sprintf("missing: entry %d follows entry %d (deleted entries)", e.Seq, prev.Seq)}
+	case e.Seq < want:
+		return &VerifyError{Seq: e.Seq, Reason: fmt.Sprintf("out of order: entry %d appears again after entry %d", e.Seq, prev.Seq)}
+	}
+	bad := func(format string, args ...any) error {
+		return &VerifyError{Seq: e.Seq, Reason: fmt.Sprintf(format, args...)}
+	}
+	if e.PrevHash != prev.Hash {
+		return bad("prev hash %s is not the hash of entry %d (%s)", e.PrevHash, prev.Seq, prev.Hash)
+	}
+	if got := EntryHash(prev.Hash, e); got != e.Hash {
+		return bad("stored hash %s, contents hash to %s (entry altered)", e.Hash, got)
+	}
+	// The hash covers these fields, so a failure below means the entry was
+	// written wrong (or re-hashed by an attacker), not altered afterwards.
+	if e.Actor == "" || e.Action == "" {
+		return bad("empty actor or action")
+	}
+	if !e.Outcome.valid() {
+		return bad("outcome %q is not ok, denied or error", e.Outcome)
+	}
+	for k, v := range e.Identifiers {
+		if !validIdentifier(v) {
+			return bad("identifier %q is not an hmac-sha256 value (clear identifier in the log)", k)
+		}
+	}
+	if prev.Seq > 0 && e.Time.Before(prev.Time) {
+		return bad("time %s is before entry %d's time %s", e.Time.Format(timeLayout), prev.Seq, prev.Time.Format(timeLayout))
+	}
+	return nil
+}
+
+func checkCheckpoint(pub ed25519.PublicKey, c *Checkpoint, e *Entry) error {
+	if c.Seq != e.Seq { // seq 0 or a duplicate sorted before an entry
+		return &VerifyError{Seq: c.Seq, Checkpoint: true, Reason: "names no entry"}
+	}
+	if !VerifyCheckpoint(pub, c) {
+		return &VerifyError{Seq: c.Seq, Checkpoint: true, Reason: "bad signature"}
+	}
+	if c.Hash != e.Hash {
+		return &VerifyError{Seq: c.Seq, Checkpoint: true, Reason: fmt.Sprintf(
+			"signed hash %s differs from the chain's %s (history rewritten under the checkpoint)", c.Hash, e.Hash)}
+	}
+	return nil
+}
