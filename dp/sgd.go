@@ -1,0 +1,194 @@
+package dp
+
+import (
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// SGDOptions configures a DP-SGD gradient step.
+type SGDOptions struct {
+	// SamplingRate is the Poisson sampling rate q ∈ (0, 1]: each customer is in a step's
+	// batch independently with probability q.
+	SamplingRate float64
+	// NoiseMultiplier is the target z; the noise per coordinate is σ ≥ z·Clip (see
+	// VectorGaussian for how the library is made to add it).
+	NoiseMultiplier float64
+	// Clip is the L2 bound C on one customer's gradient (summed over all of that customer's
+	// examples), the sensitivity of the batch sum under add/remove of one customer.
+	Clip float64
+}
+
+// SGD is a differentially private gradient step with user-level (customer-level) clipping.
+// Each Step Poisson-samples customers with rate q, clips each sampled customer's gradient
+// to L2 norm ≤ C, sums, adds Gaussian noise of σ = z·C per coordinate through the DP
+// library and divides by the expected batch size q·n. It satisfies the hazard model's
+// GradientStep interface structurally.
+//
+// Sampling randomness comes from a ChaCha8 generator seeded from crypto/rand when the SGD
+// is built: the amplification-by-sampling analysis assumes the adversary cannot predict
+// which customers are sampled. The noise comes from the DP library's own crypto/rand
+// source. An SGD is not safe for concurrent use.
+type SGD struct {
+	q     float64
+	mech  *VectorGaussian
+	rng   *rand.Rand
+	steps int
+	buf   []float64
+}
+
+// NewSGD validates opt and calibrates the noise.
+func NewSGD(opt SGDOptions) (*SGD, error) {
+	if !(opt.SamplingRate > 0 && opt.SamplingRate <= 1) {
+		return nil, fmt.Errorf("new sgd: sampling rate %v must be in (0, 1]: %w", opt.SamplingRate, ErrInvalidParameter)
+	}
+	mech, err := NewVectorGaussian(GaussianOptions{Clip: opt.Clip, NoiseMultiplier: opt.NoiseMultiplier})
+	if err != nil {
+		return nil, fmt.Errorf("new sgd: %w", err)
+	}
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // crypto/rand.Read never returns an error since Go 1.24
+	return &SGD{q: opt.SamplingRate, mech: mech, rng: rand.New(rand.NewChaCha8(seed))}, nil
+}
+
+// ErrNoCustomers is returned by Step when n < 1.
+var ErrNoCustomers = errors.New("no customers")
+
+// Step writes into dir (zeroed by Step) the noisy descent direction for one step:
+// (Σ over sampled customers of clip(gᵢ) + N(0, σ²I)) / (q·n). grad(i, out) must add
+// customer i's loss gradient into out. A NaN or Inf in a gradient aborts the step with an
+// error wrapping a *NonFiniteError; an aborted step leaves dir zero, adds no noise and is
+// not counted in Release.
+func (s *SGD) Step(n int, grad func(i int, out []float64) float64, dir []float64) error {
+	if n < 1 {
+		return fmt.Errorf("dp step: %w", ErrNoCustomers)
+	}
+	if err := s.clippedSum(n, grad, dir); err != nil {
+		clear(dir)
+		return fmt.Errorf("dp step: %w", err)
+	}
+	if err := s.mech.AddNoise(dir); err != nil {
+		clear(dir)
+		return fmt.Errorf("dp step: %w", err)
+	}
+	scale := 1 / (s.q * float64(n))
+	for i := range dir {
+		dir[i] *= scale
+	}
+	s.steps++
+	return nil
+}
+
+// clippedSum is the noiseless part of Step: dir = Σ over Poisson-sampled customers of
+// their clipped gradients. Tests use it to check clipping without noise.
+func (s *SGD) clippedSum(n int, grad func(i int, out []float64) float64, dir []float64) error {
+	clear(dir)
+	if cap(s.buf) < len(dir) {
+		s.buf = make([]float64, len(dir))
+	}
+	g := s.buf[:len(dir)]
+	c := s.mech.Clip()
+	for i := range n {
+		if s.q < 1 && s.rng.Float64() >= s.q {
+			continue
+		}
+		clear(g)
+		grad(i, g)
+		if _, err := ClipL2(g, c); err != nil {
+			return fmt.Errorf("customer %d: %w", i, err)
+		}
+		for k, x := range g {
+			dir[k] += x
+		}
+	}
+	return nil
+}
+
+// Steps returns how many steps have been released.
+func (s *SGD) Steps() int { return s.steps }
+
+// Sigma returns the noise standard deviation actually added per coordinate of the sum.
+func (s *SGD) Sigma() float64 { return s.mech.Sigma() }
+
+// Release returns what the steps so far cost: {Q: q, Z: σ actually added / C, Steps}. The
+// caller debits it to the merchant's ledger. Steps is 0 before the first step, which
+// Release.Validate refuses: there is nothing to debit yet.
+func (s *SGD) Release() Release {
+	return Release{Mechanism: Gaussian, Q: s.q, Z: s.mech.NoiseMultiplier(), Steps: s.steps}
+}
+
+// PlanOptions describes a training to calibrate for a target (ε, δ).
+type PlanOptions struct {
+	// Epsilon and Delta are the target; the plan spends at most Epsilon at Delta.
+	Epsilon, Delta float64
+	// Customers is the number n of customers (privacy units) in the training data.
+	Customers int
+	// Exactly one of BatchSize (expected batch size, q = BatchSize/n) and SamplingRate.
+	BatchSize    float64
+	SamplingRate float64
+	// Epochs is the expected number of passes over the customers; steps = ⌈Epochs/q⌉.
+	Epochs float64
+	// Accountant selects the orders and series; the zero value is the default accountant.
+	Accountant AccountantOptions
+}
+
+// Plan is a calibrated DP-SGD configuration.
+type Plan struct {
+	SamplingRate    float64 `json:"sampling_rate"`
+	NoiseMultiplier float64 `json:"noise_multiplier"`
+	Steps           int     `json:"steps"`
+	// Epsilon is the ε of the plan at Delta: equal to the target to within the bisection's
+	// precision and never above it. The SGD built from the plan adds σ up to 1e-3 larger
+	// (library calibration), so the ε it is charged is at most this.
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+	Order   float64 `json:"order"`
+}
+
+// Release returns the debit the whole planned training makes.
+func (p Plan) Release() Release {
+	return Release{Mechanism: Gaussian, Q: p.SamplingRate, Z: p.NoiseMultiplier, Steps: p.Steps}
+}
+
+// PlanTraining returns (q, z, steps) for a training that spends the target ε at δ: q from
+// the batch size, steps from the epochs, and the smallest z meeting the target by
+// NoiseMultiplier.
+func PlanTraining(opt PlanOptions) (Plan, error) {
+	if opt.Customers < 1 {
+		return Plan{}, fmt.Errorf("plan training: customers %d must be ≥ 1: %w", opt.Customers, ErrInvalidParameter)
+	}
+	q := opt.SamplingRate
+	switch {
+	case opt.BatchSize != 0 && q != 0:
+		return Plan{}, fmt.Errorf("plan training: give a batch size or a sampling rate, not both: %w", ErrInvalidParameter)
+	case opt.BatchSize != 0:
+		if !(opt.BatchSize > 0 && opt.BatchSize <= float64(opt.Customers)) {
+			return Plan{}, fmt.Errorf("plan training: batch size %v must be in (0, customers = %d]: %w",
+				opt.BatchSize, opt.Customers, ErrInvalidParameter)
+		}
+		q = opt.BatchSize / float64(opt.Customers)
+	}
+	if !(q > 0 && q <= 1) {
+		return Plan{}, fmt.Errorf("plan training: sampling rate %v must be in (0, 1]: %w", q, ErrInvalidParameter)
+	}
+	if !(opt.Epochs > 0) || math.IsInf(opt.Epochs, 0) {
+		return Plan{}, fmt.Errorf("plan training: epochs %v must be finite and > 0: %w", opt.Epochs, ErrInvalidParameter)
+	}
+	stepsF := math.Ceil(opt.Epochs/q - 1e-9)
+	if stepsF > 1e9 {
+		return Plan{}, fmt.Errorf("plan training: %v steps is too many: %w", stepsF, ErrInvalidParameter)
+	}
+	steps := int(stepsF)
+	z, err := NoiseMultiplier(opt.Epsilon, opt.Delta, q, steps, opt.Accountant)
+	if err != nil {
+		return Plan{}, fmt.Errorf("plan training: %w", err)
+	}
+	p := Plan{SamplingRate: q, NoiseMultiplier: z, Steps: steps, Delta: opt.Delta}
+	p.Epsilon, p.Order, err = Epsilon([]Release{p.Release()}, opt.Delta, opt.Accountant)
+	if err != nil {
+		return Plan{}, fmt.Errorf("plan training: %w", err)
+	}
+	return p, nil
+}

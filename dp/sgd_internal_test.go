@@ -1,0 +1,132 @@
+package dp
+
+import (
+	"errors"
+	"math"
+	"testing"
+)
+
+// gradientStep repeats, as a test-local declaration, the interface the hazard model
+// (model/hazard) consumes; *SGD must satisfy it without importing model.
+type gradientStep interface {
+	Step(n int, grad func(i int, out []float64) float64, dir []float64) error
+}
+
+var _ gradientStep = (*SGD)(nil)
+
+func fixedGrads(gs [][]float64) func(i int, out []float64) float64 {
+	return func(i int, out []float64) float64 {
+		for k, x := range gs[i] {
+			out[k] += x
+		}
+		return 0
+	}
+}
+
+func newTestSGD(t *testing.T, q, z, c float64) *SGD {
+	t.Helper()
+	s, err := NewSGD(SGDOptions{SamplingRate: q, NoiseMultiplier: z, Clip: c})
+	if err != nil {
+		t.Fatalf("NewSGD: %v", err)
+	}
+	return s
+}
+
+func TestClippedSumOutlierMovesSumByAtMostC(t *testing.T) {
+	const c = 1.0
+	base := [][]float64{{0.3, 0.4}, {3, 4}, {-0.1, 0.2}}
+	outlier := []float64{3000, -4000} // 1,000× a normal customer's gradient
+	s := newTestSGD(t, 1, 1, c)
+
+	without := make([]float64, 2)
+	if err := s.clippedSum(len(base), fixedGrads(base), without); err != nil {
+		t.Fatal(err)
+	}
+	// Hand-worked: (0.3, 0.4) is inside the ball; (3, 4) has norm 5 → (0.6, 0.8);
+	// (−0.1, 0.2) is inside.
+	want := []float64{0.3 + 0.6 - 0.1, 0.4 + 0.8 + 0.2}
+	for k := range want {
+		if math.Abs(without[k]-want[k]) > 1e-12 {
+			t.Errorf("sum[%d] = %v, want %v", k, without[k], want[k])
+		}
+	}
+	with := make([]float64, 2)
+	all := append(append([][]float64{}, base...), outlier)
+	if err := s.clippedSum(len(all), fixedGrads(all), with); err != nil {
+		t.Fatal(err)
+	}
+	d := math.Hypot(with[0]-without[0], with[1]-without[1])
+	if d > c*(1+1e-12) {
+		t.Errorf("outlier moved the noiseless sum by %v, want ≤ C = %v", d, c)
+	}
+	// Clipped, not dropped: the outlier contributes (0.6, −0.8).
+	if math.Abs(with[0]-without[0]-0.6) > 1e-12 || math.Abs(with[1]-without[1]+0.8) > 1e-12 {
+		t.Errorf("outlier contribution = (%v, %v), want (0.6, −0.8)", with[0]-without[0], with[1]-without[1])
+	}
+}
+
+func TestPoissonSamplingRate(t *testing.T) {
+	const n, q = 20000, 0.3
+	s := newTestSGD(t, q, 1, 1)
+	calls := 0
+	seen := make(map[int]bool)
+	grad := func(i int, out []float64) float64 {
+		calls++
+		seen[i] = true
+		return 0
+	}
+	if err := s.clippedSum(n, grad, make([]float64, 1)); err != nil {
+		t.Fatal(err)
+	}
+	// The batch size is Binomial(n, q): five standard deviations √(nq(1−q)).
+	if tol := 5 * math.Sqrt(n*q*(1-q)); math.Abs(float64(calls)-n*q) > tol {
+		t.Errorf("sampled %d customers, want %v ± %.0f", calls, n*q, tol)
+	}
+	if len(seen) != calls {
+		t.Errorf("%d calls for %d distinct customers, want each sampled customer once", calls, len(seen))
+	}
+}
+
+func TestStepNoiseAndScale(t *testing.T) {
+	// q = 1, n customers with zero gradients: dir = N(0, σ²) / n per coordinate.
+	const n, d = 4, 5000
+	s := newTestSGD(t, 1, 1.5, 0.5)
+	dir := make([]float64, d)
+	zero := func(int, []float64) float64 { return 0 }
+	if err := s.Step(n, zero, dir); err != nil {
+		t.Fatal(err)
+	}
+	var ss float64
+	for _, x := range dir {
+		ss += x * x
+	}
+	sd := math.Sqrt(ss / d) // the mean is known to be 0
+	want := s.Sigma() / n
+	// Known mean: ss/σ² is χ²(d), so sd has standard error ≈ want/√(2d); five of them.
+	if tol := 5 * want / math.Sqrt(2*d); math.Abs(sd-want) > tol {
+		t.Errorf("sd of dir = %.5g, want σ/(q·n) = %.5g ± %.3g", sd, want, tol)
+	}
+	if got := s.Release(); got.Q != 1 || got.Steps != 1 || got.Z != s.Sigma()/0.5 {
+		t.Errorf("Release = %+v, want {Q:1 Z:%v Steps:1}", got, s.Sigma()/0.5)
+	}
+}
+
+func TestStepRejectsNonFiniteGradient(t *testing.T) {
+	s := newTestSGD(t, 1, 1, 1)
+	dir := []float64{7, 7}
+	grads := [][]float64{{1, 0}, {math.Inf(1), 0}}
+	err := s.Step(2, fixedGrads(grads), dir)
+	var nf *NonFiniteError
+	if !errors.As(err, &nf) {
+		t.Fatalf("Step = %v, want a *NonFiniteError", err)
+	}
+	if dir[0] != 0 || dir[1] != 0 {
+		t.Errorf("dir = %v after aborted step, want zero", dir)
+	}
+	if s.Steps() != 0 {
+		t.Errorf("Steps = %d after aborted step, want 0", s.Steps())
+	}
+	if err := s.Step(0, fixedGrads(nil), dir); !errors.Is(err, ErrNoCustomers) {
+		t.Errorf("Step(n=0) = %v, want ErrNoCustomers", err)
+	}
+}
