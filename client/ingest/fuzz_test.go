@@ -1,0 +1,149 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// checkRead reads in under Skip and checks the invariants every reader keeps
+// on any input: no panic, counts add up, and every event is well-formed.
+func checkRead(t *testing.T, in []byte, opts Options) {
+	t.Helper()
+	opts.OnError = Skip
+	n := 0
+	rep, err := Read(context.Background(), bytes.NewReader(in), "fuzz", opts, func(ev model.Event) error {
+		n++
+		if ev.Customer == "" {
+			t.Fatalf("event %d has no customer", n)
+		}
+		if ev.Kind < model.View || ev.Kind > model.Purchase {
+			t.Fatalf("event %d has kind %v", n, ev.Kind)
+		}
+		if ev.Time.Location() != time.UTC {
+			t.Fatalf("event %d time %v is not UTC", n, ev.Time)
+		}
+		if ev.HasAmount && (ev.Amount < 0 || math.IsNaN(ev.Amount) || math.IsInf(ev.Amount, 0)) {
+			t.Fatalf("event %d has amount %v", n, ev.Amount)
+		}
+		return nil
+	})
+	var re *RowError
+	if err != nil && !(errors.As(err, &re) && rep.Rows == 0) { // only a bad header may stop a Skip read
+		t.Fatalf("got error %v under Skip", err)
+	}
+	if err != nil {
+		return
+	}
+	skipped := 0
+	for _, c := range rep.Skipped {
+		skipped += c
+	}
+	if rep.Events != n || rep.Rows != rep.Events+skipped+rep.OutOfRange {
+		t.Fatalf("got rows %d, events %d (emitted %d), skipped %d, out of range %d: counts do not add up", rep.Rows, rep.Events, n, skipped, rep.OutOfRange)
+	}
+	// FailFast must agree with Skip up to the first bad row.
+	opts.OnError = FailFast
+	rep2, err := Read(context.Background(), bytes.NewReader(in), "fuzz", opts, func(model.Event) error { return nil })
+	if rep.Invalid == 0 && (err != nil || rep2.Events != rep.Events) {
+		t.Fatalf("FailFast got %v with %d events; Skip found no bad row and %d events", err, rep2.Events, rep.Events)
+	}
+	if rep.Invalid > 0 && !errors.As(err, &re) {
+		t.Fatalf("FailFast got %v; Skip found %d bad rows", err, rep.Invalid)
+	}
+}
+
+func FuzzReadCDNOW(f *testing.F) {
+	f.Add([]byte(cdnowHeader + " 00001 19970101  1   11.77\r\n 00002 19970112  1   12.00\r\n"))
+	f.Add([]byte(cdnowHeader + " 00001 19970230  1   -1\n\n 0 99999999 x 1e400\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		checkRead(t, in, Options{Format: CDNOW})
+		checkRead(t, in, Options{Format: CDNOWSample})
+	})
+}
+
+func FuzzReadTaobao(f *testing.F) {
+	f.Add([]byte("1,2268318,2520377,pv,1511544070\n1,2,3,buy,1505117799\n"))
+	f.Add([]byte("1,2,3,click,-5\n\"1\",2,3,fav,99999999999999999999\n,,,,\n"))
+	from, to := TaobaoRange()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		checkRead(t, in, Options{Format: Taobao, ValidFrom: from, ValidTo: to})
+	})
+}
+
+func FuzzReadOnlineRetail(f *testing.F) {
+	f.Add([]byte(retailHead + `"536365","85123A","WHITE ""HANGING"", HEART",6,"2010-12-01 08:26:00",2.55,17850,"United Kingdom"` + "\r\n"))
+	f.Add([]byte(retailHead + `"C1","D","x",-1,"2010-12-01 09:41",27.5,NA,"UK"` + "\n\"2\",\"A\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		checkRead(t, in, Options{Format: OnlineRetail})
+	})
+}
+
+func FuzzReadCSV(f *testing.F) {
+	f.Add([]byte("user,ts,kind,amount\nu1,100,pv,1\nu2,-100,buy,\n"), "2006-01-02")
+	f.Add([]byte("user,ts,kind,amount\n\"u,1\",1,buy,1e3\n"), "unix")
+	f.Fuzz(func(t *testing.T, in []byte, layout string) {
+		m := testMapping()
+		if layout != "" {
+			m.TimeLayout = layout
+		}
+		checkRead(t, in, Options{Format: CSV, Mapping: m})
+	})
+}
+
+// FuzzSplit compares the hand-written splitter with encoding/csv on single
+// lines: whenever encoding/csv accepts a line, the fields must match.
+func FuzzSplit(f *testing.F) {
+	for _, s := range []string{`a,b,c`, `"a,b",c`, `"x""y",,`, `,`, `"",""`, `a,"b`, `a"b,c`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if line == "" || strings.ContainsAny(line, "\r\n") {
+			return
+		}
+		r := csv.NewReader(strings.NewReader(line))
+		r.FieldsPerRecord = -1
+		want, err := r.Read()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return
+		}
+		sp := splitter{delim: ','}
+		got, col, serr := sp.split([]byte(line))
+		if serr != nil {
+			t.Fatalf("split(%q): column %d: %v; encoding/csv gave %q", line, col, serr, want)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("split(%q): got %d fields %q, want %d %q", line, len(got), got, len(want), want)
+		}
+		for i := range want {
+			if string(got[i]) != want[i] {
+				t.Fatalf("split(%q): field %d got %q, want %q", line, i+1, got[i], want[i])
+			}
+		}
+	})
+}
+
+func FuzzParseMapping(f *testing.F) {
+	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n")
+	f.Add("header: true\ncustomer: user\ntime:\n  column: ts\n  layout: unix_ms\n  zone: UTC\nkind:\n  column: k\n  values: {a: view, b: cart}\namount: 4\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		m, err := ParseMapping(strings.NewReader(in), "fuzz.yaml")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "parse mapping fuzz.yaml: ") {
+				t.Fatalf("error %q lacks the operation prefix", err)
+			}
+			return
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatalf("parsed mapping does not validate: %v", err)
+		}
+	})
+}
