@@ -43,6 +43,7 @@ type Stats struct {
 	Batches     uint64 // store transactions that committed entries
 	Checkpoints uint64 // checkpoints committed
 	Failures    uint64 // store writes that failed
+	Queued      int    // records waiting for the writer now
 }
 
 // Log appends records to a Store. Concurrent Append calls are group-committed
@@ -137,6 +138,9 @@ func (l *Log) Append(ctx context.Context, rec Record) (Entry, error) {
 	}
 	rec.Details = maps.Clone(rec.Details)
 	req := &request{rec: rec, reply: make(chan result, 1)}
+	if err := ctx.Err(); err != nil {
+		return Entry{}, fmt.Errorf("audit append: not queued: %w", err)
+	}
 
 	l.mu.RLock()
 	if l.close {
@@ -180,6 +184,7 @@ func (l *Log) Stats() Stats {
 		Batches:     l.batches.Load(),
 		Checkpoints: l.checkpoints.Load(),
 		Failures:    l.failures.Load(),
+		Queued:      len(l.reqs),
 	}
 }
 
