@@ -37,12 +37,6 @@ func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
 	p := &csvParser{m: m, sp: splitter{delim: d}, loc: loc,
 		customers: newInterner(1 << 16), items: newInterner(1 << 16), categories: newInterner(1 << 14)}
 	p.kinds = m.KindValues
-	if p.kinds == nil {
-		p.kinds = make(map[string]model.Kind, 4)
-		for k := model.View; k <= model.Purchase; k++ {
-			p.kinds[k.String()] = k
-		}
-	}
 	if !m.Header {
 		p.resolve(nil)
 	}
@@ -127,7 +121,12 @@ func (p *csvParser) parse(line []byte, ev *model.Event) (string, *RowError) {
 	k := p.m.ConstKind
 	if p.kind >= 0 {
 		var ok bool
-		if k, ok = p.kinds[string(f[p.kind])]; !ok {
+		if p.kinds != nil {
+			k, ok = p.kinds[string(f[p.kind])]
+		} else {
+			k, ok = canonicalKind(f[p.kind])
+		}
+		if !ok {
 			return "", &RowError{Column: p.kind + 1, Reason: ReasonUnknownKind, Err: fmt.Errorf("kind %q is not mapped", f[p.kind])}
 		}
 	}
@@ -146,4 +145,19 @@ func (p *csvParser) parse(line []byte, ev *model.Event) (string, *RowError) {
 		ev.Category = p.categories.get(f[p.cat])
 	}
 	return "", nil
+}
+
+// canonicalKind maps the canonical kind names without a map lookup.
+func canonicalKind(b []byte) (model.Kind, bool) {
+	switch string(b) {
+	case "view":
+		return model.View, true
+	case "cart":
+		return model.Cart, true
+	case "favorite":
+		return model.Favorite, true
+	case "purchase":
+		return model.Purchase, true
+	}
+	return 0, false
 }

@@ -294,21 +294,26 @@ func parseAmount(b []byte) (float64, string, error) {
 // ids cost a map lookup instead of an allocation. It forgets everything when it
 // reaches max entries, which keeps memory bounded on files with many ids.
 type interner struct {
-	m   map[string]string
-	max int
+	m    map[string]string
+	max  int
+	last string // files grouped by customer repeat the previous id
 }
 
 func newInterner(max int) *interner { return &interner{m: make(map[string]string), max: max} }
 
 func (in *interner) get(b []byte) string {
-	if s, ok := in.m[string(b)]; ok {
-		return s
+	if string(b) == in.last {
+		return in.last
 	}
-	if len(in.m) >= in.max {
-		clear(in.m)
+	s, ok := in.m[string(b)]
+	if !ok {
+		if len(in.m) >= in.max {
+			clear(in.m)
+		}
+		s = string(b)
+		in.m[s] = s
 	}
-	s := string(b)
-	in.m[s] = s
+	in.last = s
 	return s
 }
 
