@@ -112,15 +112,17 @@ func stepCurve(k curveKey, orders []float64, s Series) []float64 {
 	return out
 }
 
-// Ledger composes releases by adding their RDP curves order by order. It caches the
-// per-step curve of every distinct mechanism parameter set, so a ledger of many releases
-// with few distinct (q, z) pairs costs little. A Ledger is not safe for concurrent use.
+// Ledger composes releases by adding their RDP curves order by order. Releases with the
+// same mechanism parameters share one per-step curve, computed once and scaled by their
+// total steps, so a ledger of many releases with few distinct (q, z) pairs costs little.
+// A Ledger is not safe for concurrent use.
 type Ledger struct {
 	orders   []float64
 	series   Series
-	total    []float64
 	releases []Release
-	cache    map[curveKey][]float64
+	cache    map[curveKey][]float64 // per-step RDP curve
+	steps    map[curveKey]float64   // total steps debited under each key
+	keys     []curveKey             // keys in first-use order, for a deterministic sum
 }
 
 // NewLedger returns an empty ledger.
@@ -132,8 +134,8 @@ func NewLedger(opt AccountantOptions) (*Ledger, error) {
 	return &Ledger{
 		orders: opt.Orders,
 		series: opt.Series,
-		total:  make([]float64, len(opt.Orders)),
 		cache:  make(map[curveKey][]float64),
+		steps:  make(map[curveKey]float64),
 	}, nil
 }
 
@@ -143,11 +145,10 @@ func (l *Ledger) Orders() []float64 { return slices.Clone(l.orders) }
 // Releases returns a copy of the releases added so far, in order.
 func (l *Ledger) Releases() []Release { return slices.Clone(l.releases) }
 
-// RDP returns a copy of the composed RDP curve, one value per order.
-func (l *Ledger) RDP() []float64 { return slices.Clone(l.total) }
+// RDP returns the composed RDP curve, one value per order.
+func (l *Ledger) RDP() []float64 { return l.rdp(nil) }
 
-func (l *Ledger) curve(r Release) []float64 {
-	k := r.curveKey()
+func (l *Ledger) curve(k curveKey) []float64 {
 	c, ok := l.cache[k]
 	if !ok {
 		c = stepCurve(k, l.orders, l.series)
@@ -156,23 +157,41 @@ func (l *Ledger) curve(r Release) []float64 {
 	return c
 }
 
+// rdp sums the curves of everything debited plus next (if not nil).
+func (l *Ledger) rdp(next *Release) []float64 {
+	total := make([]float64, len(l.orders))
+	add := func(k curveKey, steps float64) {
+		c := l.curve(k)
+		for i := range total {
+			total[i] += steps * c[i]
+		}
+	}
+	for _, k := range l.keys {
+		add(k, l.steps[k])
+	}
+	if next != nil {
+		add(next.curveKey(), float64(next.Steps))
+	}
+	return total
+}
+
 // Add debits r. It does not check any cap; use Filter.Check first.
 func (l *Ledger) Add(r Release) error {
 	if err := r.Validate(); err != nil {
 		return fmt.Errorf("ledger add: %w", err)
 	}
-	c := l.curve(r)
-	s := float64(r.Steps)
-	for i := range l.total {
-		l.total[i] += s * c[i]
+	k := r.curveKey()
+	if _, ok := l.steps[k]; !ok {
+		l.keys = append(l.keys, k)
 	}
+	l.steps[k] += float64(r.Steps)
 	l.releases = append(l.releases, r)
 	return nil
 }
 
 // Epsilon returns the ε at δ of everything added so far and the order that attains it.
 func (l *Ledger) Epsilon(delta float64) (eps, order float64, err error) {
-	return EpsilonFromRDP(l.orders, l.total, delta)
+	return EpsilonFromRDP(l.orders, l.rdp(nil), delta)
 }
 
 // EpsilonAfter returns the ε at δ the ledger would show after also debiting next, without
@@ -181,13 +200,7 @@ func (l *Ledger) EpsilonAfter(next Release, delta float64) (eps, order float64, 
 	if err := next.Validate(); err != nil {
 		return 0, 0, fmt.Errorf("epsilon after: %w", err)
 	}
-	c := l.curve(next)
-	s := float64(next.Steps)
-	after := make([]float64, len(l.total))
-	for i := range after {
-		after[i] = l.total[i] + s*c[i]
-	}
-	return EpsilonFromRDP(l.orders, after, delta)
+	return EpsilonFromRDP(l.orders, l.rdp(&next), delta)
 }
 
 // Epsilon composes the releases and returns ε at δ and the minimizing order.

@@ -133,58 +133,84 @@ func rdpStep(q, z, alpha float64, s Series) float64 {
 }
 
 // logAInt is ln A_α for integer α: A_α = Σ_k C(α,k) (1−q)^(α−k) q^k exp((k²−k)/(2z²)).
+// ln C(α,k) comes from the recurrence C(α,k+1) = C(α,k)·(α−k)/(k+1); the sum is a
+// two-pass log-sum-exp (shift by the largest term), one exp per term.
 func logAInt(q, z float64, alpha int) float64 {
 	logQ, log1mQ := math.Log(q), math.Log1p(-q)
 	twoZ2 := 2 * z * z
 	a := float64(alpha)
-	lgA1, _ := math.Lgamma(a + 1)
-	acc := math.Inf(-1)
-	for k := 0; k <= alpha; k++ {
+	terms := make([]float64, alpha+1)
+	logC := 0.0
+	top := math.Inf(-1)
+	for k := range terms {
 		kf := float64(k)
-		lgK, _ := math.Lgamma(kf + 1)
-		lgAK, _ := math.Lgamma(a - kf + 1)
-		term := lgA1 - lgK - lgAK + kf*logQ + (a-kf)*log1mQ + (kf*kf-kf)/twoZ2
-		acc = logAdd(acc, term)
+		t := logC + kf*logQ + (a-kf)*log1mQ + (kf*kf-kf)/twoZ2
+		terms[k] = t
+		top = max(top, t)
+		logC += math.Log((a - kf) / (kf + 1))
 	}
-	return acc
+	if math.IsInf(top, 0) {
+		return top
+	}
+	var sum float64
+	for _, t := range terms {
+		sum += math.Exp(t - top)
+	}
+	return top + math.Log(sum)
 }
 
 // logAFrac is ln A_α for fractional α by the series of Mironov, Talwar and Zhang
 // (Section 3.3), split at z0 = z²·ln(1/q − 1) + 1/2 into the parts below and above z0.
-// absTerms selects SeriesAbsolute.
+// absTerms selects SeriesAbsolute. The loop stops once both new terms are below e⁻³⁰, the
+// criterion of the reference implementations; the sums are shifted log-sum-exps.
 func logAFrac(q, z, alpha float64, absTerms bool) float64 {
-	logA0, logA1 := math.Inf(-1), math.Inf(-1)
 	z0 := z*z*math.Log(1/q-1) + 0.5
 	logQ, log1mQ := math.Log(q), math.Log1p(-q)
-	lgA1, _ := math.Lgamma(alpha + 1)
 	twoZ2 := 2 * z * z
+	logHalf := math.Log(0.5)
+	var terms []float64 // log|term|, interleaved: s0, s1, s0, s1, …
+	var signs []bool    // sign of C(α,i) for each pair
+	// |C(α,i)| by the recurrence |C(α,i+1)| = |C(α,i)|·|α−i|/(i+1); the sign of C(α,i)
+	// flips each time α−i passes below zero.
+	logCoef, positive := 0.0, true
+	top := math.Inf(-1)
 	for i := 0; i < 100000; i++ {
 		fi := float64(i)
 		j := alpha - fi
-		lgI, _ := math.Lgamma(fi + 1)
-		lgJ, signJ := math.Lgamma(j + 1)
-		logCoef := lgA1 - lgI - lgJ
-		logT0 := logCoef + fi*logQ + j*log1mQ
-		logT1 := logCoef + j*logQ + fi*log1mQ
-		logE0 := math.Log(0.5) + logErfc((fi-z0)/(math.Sqrt2*z))
-		logE1 := math.Log(0.5) + logErfc((z0-j)/(math.Sqrt2*z))
-		logS0 := logT0 + (fi*fi-fi)/twoZ2 + logE0
-		logS1 := logT1 + (j*j-j)/twoZ2 + logE1
-		if signJ > 0 || absTerms {
-			logA0 = logAdd(logA0, logS0)
-			logA1 = logAdd(logA1, logS1)
-		} else {
-			if logS0 > logA0 || logS1 > logA1 {
-				return math.NaN() // cancellation failed; rdpStep reports no bound
+		if i > 0 {
+			prev := j + 1 // α − (i−1)
+			logCoef += math.Log(math.Abs(prev) / fi)
+			if prev < 0 {
+				positive = !positive
 			}
-			logA0 = logSub(logA0, logS0)
-			logA1 = logSub(logA1, logS1)
 		}
+		logS0 := logCoef + fi*logQ + j*log1mQ + (fi*fi-fi)/twoZ2 + logHalf + logErfc((fi-z0)/(math.Sqrt2*z))
+		logS1 := logCoef + j*logQ + fi*log1mQ + (j*j-j)/twoZ2 + logHalf + logErfc((z0-j)/(math.Sqrt2*z))
+		terms = append(terms, logS0, logS1)
+		signs = append(signs, positive || absTerms)
+		top = max(top, logS0, logS1)
 		if i > int(alpha) && max(logS0, logS1) < -30 {
 			break
 		}
 	}
-	return logAdd(logA0, logA1)
+	if math.IsInf(top, 0) || math.IsNaN(top) {
+		return top
+	}
+	var sum0, sum1 float64
+	for k, add := range signs {
+		e0, e1 := math.Exp(terms[2*k]-top), math.Exp(terms[2*k+1]-top)
+		if add {
+			sum0 += e0
+			sum1 += e1
+		} else {
+			sum0 -= e0
+			sum1 -= e1
+		}
+	}
+	if sum0 < 0 || sum1 < 0 || sum0+sum1 <= 0 {
+		return math.NaN() // cancellation failed; rdpStep reports no bound
+	}
+	return top + math.Log(sum0+sum1)
 }
 
 // logAdd returns ln(eˣ + eʸ) without overflow.
@@ -194,17 +220,6 @@ func logAdd(x, y float64) float64 {
 		return a
 	}
 	return a + math.Log1p(math.Exp(b-a))
-}
-
-// logSub returns ln(eˣ − eʸ) for x ≥ y; −Inf when they are equal.
-func logSub(x, y float64) float64 {
-	if math.IsInf(y, -1) {
-		return x
-	}
-	if y >= x {
-		return math.Inf(-1) // callers rule out y > x
-	}
-	return x + math.Log(-math.Expm1(y-x))
 }
 
 // logErfc returns ln erfc(x), switching to the asymptotic expansion where erfc underflows.
