@@ -122,6 +122,25 @@ func TestFitCDNOWSummary(t *testing.T) {
 	}
 	t.Logf("summary fit: %+v, log-likelihood %.4f", p, ll)
 	checkPublished(t, p, ll)
+	// An independent fit with SciPy (Nelder–Mead on a separately written
+	// likelihood): /usr/bin/python3 model/bgnbd/testdata/reference_fit.py
+	scipy := Params{R: 0.242593, Alpha: 4.413532, A: 0.792886, B: 2.425754}
+	const scipyLL = -9582.425561
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{{"r", p.R, scipy.R}, {"alpha", p.Alpha, scipy.Alpha}, {"a", p.A, scipy.A}, {"b", p.B, scipy.B}, {"loglik", ll, scipyLL}} {
+		if math.Abs(c.got-c.want) > 5e-6*math.Max(1, math.Abs(c.want)) {
+			t.Errorf("%s: got %.7f, SciPy %.6f", c.name, c.got, c.want)
+		}
+	}
+	e, err := p.ExpectedPurchases(Customer{X: 2, Tx: 30.43, T: 38.86}, 39)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(e-1.225910) > 2e-6 {
+		t.Errorf("E[Y(39) | 2, 30.43, 38.86] at the fit: got %.7f, SciPy hyp2f1 1.225910", e)
+	}
 }
 
 // TestSummarizeMatchesCSV establishes how the reference summary was built:
