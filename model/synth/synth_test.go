@@ -1,0 +1,288 @@
+package synth
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// within fails unless got is within k standard errors of want.
+func within(t *testing.T, what string, got, want, se, k float64) {
+	t.Helper()
+	if math.Abs(got-want) > k*se {
+		t.Errorf("%s: got %.5g, want %.5g ± %.2g (%.0f standard errors)", what, got, want, k*se, k)
+	}
+}
+
+// TestSamplers checks the samplers' means and variances against the closed
+// forms: Gamma(k, θ) has mean kθ and variance kθ²; Beta(a, b) has mean
+// a/(a+b); Poisson(μ) has mean and variance μ.
+func TestSamplers(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	const n = 200000
+	for _, tc := range []struct{ shape, scale float64 }{{0.4, 2}, {1, 1}, {2, 0.5}, {9, 3}} {
+		var s, s2 float64
+		for range n {
+			x := gamma(r, tc.shape, tc.scale)
+			s += x
+			s2 += x * x
+		}
+		mean := s / n
+		v := s2/n - mean*mean
+		wantMean, wantVar := tc.shape*tc.scale, tc.shape*tc.scale*tc.scale
+		within(t, "gamma mean", mean, wantMean, math.Sqrt(wantVar/n), 4)
+		// Var of the sample variance ≈ (μ4 − σ⁴)/n; for a gamma μ4 = 3k(k+2)θ⁴.
+		mu4 := 3 * tc.shape * (tc.shape + 2) * math.Pow(tc.scale, 4)
+		within(t, "gamma variance", v, wantVar, math.Sqrt((mu4-wantVar*wantVar)/n), 4)
+	}
+	var sb float64
+	for range n {
+		sb += beta(r, 0.8, 6)
+	}
+	a, b := 0.8, 6.0
+	within(t, "beta mean", sb/n, a/(a+b), math.Sqrt(a*b/((a+b)*(a+b)*(a+b+1))/n), 4)
+	for _, mu := range []float64{0.5, 5, 25, 60} {
+		var s float64
+		for range n {
+			s += float64(poisson(r, mu))
+		}
+		within(t, "poisson mean", s/n, mu, math.Sqrt(mu/n), 4)
+	}
+}
+
+// TestGapsMatchRates checks the renewal process: every gap between
+// consecutive purchases of a customer has mean 1/λ and variance
+// 1/(GapShape·λ²), so the pooled mean gap must match Σ 1/λ_i over the gaps
+// within its standard error. The window is long and customers never churn,
+// so edge effects are negligible; the relocation of purchases to nearby local
+// days only changes the first and last purchase times, which telescope.
+func TestGapsMatchRates(t *testing.T) {
+	g, err := New(Config{Seed: 7, Customers: 120, Days: 20000, NoChurn: true, BrowsePerPurchase: -1, BackgroundViewRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sumGaps, sumWant, sumVar, n float64
+	var rates []float64
+	for i := range 120 {
+		c := g.Customer(i)
+		rates = append(rates, c.Rate)
+		var ps []time.Time
+		for _, ev := range c.Events {
+			if ev.Kind != model.Purchase {
+				t.Fatalf("customer %d: got a %v event with browsing off", i, ev.Kind)
+			}
+			ps = append(ps, ev.Time)
+		}
+		if len(ps) < 2 {
+			continue
+		}
+		gaps := float64(len(ps) - 1)
+		sumGaps += ps[len(ps)-1].Sub(ps[0]).Hours() / 24
+		sumWant += gaps / c.Rate
+		sumVar += gaps / (2 * c.Rate * c.Rate)
+		n += gaps
+	}
+	within(t, "pooled mean gap (days)", sumGaps/n, sumWant/n, math.Sqrt(sumVar)/n, 4)
+	if n < 50000 {
+		t.Errorf("got %.0f gaps, want a long enough window for 50,000", n)
+	}
+	// The rates themselves come from Gamma(1.5, mean 1/20): mean 0.05, sd 0.05/√1.5.
+	var s float64
+	for _, r := range rates {
+		s += r
+	}
+	within(t, "mean purchase rate", s/float64(len(rates)), 0.05, 0.05/math.Sqrt(1.5)/math.Sqrt(float64(len(rates))), 4)
+}
+
+// TestPooledGapIsInverseMeanRate checks the population-level promise of the
+// Config doc: with gamma-distributed rates the pooled mean gap is 1/RateMean.
+func TestPooledGapIsInverseMeanRate(t *testing.T) {
+	const customers = 1500
+	g, err := New(Config{Seed: 3, Customers: customers, Days: 8000, NoChurn: true, BrowsePerPurchase: -1, BackgroundViewRate: -1, RateShape: 4, RateMean: 0.1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var span, gaps float64
+	for i := range customers {
+		c := g.Customer(i)
+		if len(c.Events) >= 2 {
+			span += c.Events[len(c.Events)-1].Time.Sub(c.Events[0].Time).Hours() / 24
+			gaps += float64(len(c.Events) - 1)
+		}
+	}
+	// The pooled mean is ≈ ΣT_i/Σλ_iT_i; its spread is dominated by the
+	// sample mean of λ (relative sd 1/√(shape·n)).
+	within(t, "pooled mean gap (days)", span/gaps, 10, 10/math.Sqrt(4*customers), 4)
+}
+
+func TestChurnMean(t *testing.T) {
+	g, err := New(Config{Seed: 11, Customers: 5000, Days: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s float64
+	for i := range 5000 {
+		s += g.Customer(i).Churn
+	}
+	a, b := 0.8, 6.0
+	within(t, "mean dropout probability", s/5000, a/(a+b), math.Sqrt(a*b/((a+b)*(a+b)*(a+b+1))/5000), 4)
+}
+
+func TestCustomerShape(t *testing.T) {
+	start := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	g, err := New(Config{Seed: 5, Customers: 300, Start: start, Days: 120})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := start.Add(120 * model.Day)
+	var preViews, views int
+	merchants := map[string]int{}
+	for i := range 300 {
+		c := g.Customer(i)
+		merchants[c.Merchant]++
+		var purchases []time.Time
+		for j, ev := range c.Events {
+			if ev.Customer != c.ID || ev.Kind < model.View || ev.Kind > model.Purchase {
+				t.Fatalf("customer %d event %d: got %+v", i, j, ev)
+			}
+			if ev.Time.Before(start) || !ev.Time.Before(end) || ev.Time.Location() != time.UTC {
+				t.Fatalf("customer %d event %d at %v, want UTC in [%v, %v)", i, j, ev.Time, start, end)
+			}
+			if j > 0 && ev.Time.Before(c.Events[j-1].Time) {
+				t.Fatalf("customer %d: events out of order at %d", i, j)
+			}
+			if ev.HasAmount != (ev.Kind == model.Purchase) || (ev.HasAmount && !(ev.Amount > 0)) {
+				t.Fatalf("customer %d event %d: amount %v (has %v) on a %v", i, j, ev.Amount, ev.HasAmount, ev.Kind)
+			}
+			if ev.Kind == model.Purchase {
+				purchases = append(purchases, ev.Time)
+			}
+		}
+		// Browsing intensifies before purchases: count views in the 3 days
+		// before some purchase.
+		for _, ev := range c.Events {
+			if ev.Kind != model.View {
+				continue
+			}
+			views++
+			for _, p := range purchases {
+				if d := p.Sub(ev.Time); d >= 0 && d < 3*model.Day {
+					preViews++
+					break
+				}
+			}
+		}
+	}
+	// With the defaults (5 views per purchase, lead mean 2 days, 0.05
+	// background views a day) most views precede a purchase closely; uniform
+	// browsing would put only a small share there.
+	if frac := float64(preViews) / float64(views); frac < 0.5 {
+		t.Errorf("got %.2f of views within 3 days before a purchase, want > 0.5", frac)
+	}
+	if len(merchants) != 3 || merchants["m1"] < merchants["m3"] {
+		t.Errorf("got merchant counts %v, want three with m1 (40%%) above m3 (25%%)", merchants)
+	}
+}
+
+func TestWriteCSVDeterministicAndExact(t *testing.T) {
+	write := func(cfg Config) (string, Stats) {
+		t.Helper()
+		g, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		st, err := g.WriteCSV(context.Background(), &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf.String(), st
+	}
+	a, st := write(Config{Seed: 1, Events: 5000})
+	b, _ := write(Config{Seed: 1, Events: 5000})
+	c, _ := write(Config{Seed: 2, Events: 5000})
+	if a != b {
+		t.Errorf("two runs with seed 1 differ")
+	}
+	if a == c {
+		t.Errorf("seeds 1 and 2 gave the same log")
+	}
+	lines := strings.Split(strings.TrimSuffix(a, "\n"), "\n")
+	if lines[0] != Header || len(lines) != 5001 || st.Events != 5000 {
+		t.Errorf("got header %q, %d lines, %d events; want %q, 5001, 5000", lines[0], len(lines), st.Events, Header)
+	}
+	sum := 0
+	for _, k := range st.Kinds {
+		sum += k
+	}
+	if sum != 5000 || st.Kinds[model.Purchase] == 0 || st.Kinds[model.View] == 0 {
+		t.Errorf("got kind counts %v", st.Kinds)
+	}
+	// A log cut at 2,000 events is a prefix of the 5,000-event one.
+	p, _ := write(Config{Seed: 1, Events: 2000})
+	if !strings.HasPrefix(a, p) {
+		t.Errorf("the 2,000-event log is not a prefix of the 5,000-event log")
+	}
+	// With a customer count the log holds exactly those customers.
+	_, st = write(Config{Seed: 1, Customers: 37})
+	if st.Customers != 37 {
+		t.Errorf("got %d customers, want 37", st.Customers)
+	}
+}
+
+func TestEventsPerCustomer(t *testing.T) {
+	for _, want := range []float64{20, 60} {
+		g, err := New(Config{Seed: 9, Customers: 2000, EventsPerCustomer: want})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := g.WriteCSV(context.Background(), &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := float64(st.Events) / 2000; math.Abs(got-want) > 0.15*want {
+			t.Errorf("got %.1f events per customer, want %.0f ± 15%%", got, want)
+		}
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	for _, cfg := range []Config{
+		{},
+		{Customers: -1},
+		{Customers: 1, Days: -3},
+		{Customers: 1, CartProb: 2},
+		{Customers: 1, RateMean: math.NaN()},
+		{Customers: 1, Merchants: []Merchant{{Name: "x", Weight: 1}}},
+	} {
+		if _, err := New(cfg); err == nil || !strings.HasPrefix(err.Error(), "new generator: ") {
+			t.Errorf("New(%+v): got %v, want a new generator error", cfg, err)
+		}
+	}
+}
+
+func BenchmarkWriteCSV(b *testing.B) {
+	g, err := New(Config{Seed: 1, Events: 200000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	events := 0
+	for b.Loop() {
+		st, err := g.WriteCSV(context.Background(), discard{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += st.Events
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
