@@ -16,6 +16,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -81,25 +82,25 @@ func (c *Claims) MayAccess(merchant string) bool {
 // validateScope checks the role and the merchant list against each other.
 func validateScope(role Role, subject string, merchants []string) error {
 	if !role.Valid() {
-		return ErrInvalidRole
+		return fmt.Errorf("%w: %q is not admin, merchant, partner or compliance", ErrInvalidRole, role)
 	}
 	for i, m := range merchants {
 		if m == "" || slices.Contains(merchants[:i], m) {
-			return ErrInvalidMerchants
+			return fmt.Errorf("%w: empty or repeated merchant id", ErrInvalidMerchants)
 		}
 	}
 	switch role {
 	case RoleMerchant:
 		if len(merchants) != 1 || merchants[0] != subject {
-			return ErrInvalidMerchants
+			return fmt.Errorf("%w: a merchant token names exactly one merchant, its subject", ErrInvalidMerchants)
 		}
 	case RolePartner:
 		if len(merchants) == 0 {
-			return ErrInvalidMerchants
+			return fmt.Errorf("%w: a partner token names at least one merchant", ErrInvalidMerchants)
 		}
 	default:
 		if len(merchants) != 0 {
-			return ErrInvalidMerchants
+			return fmt.Errorf("%w: role %s takes no merchants", ErrInvalidMerchants, role)
 		}
 	}
 	return nil
