@@ -169,7 +169,36 @@ func LoadAggregator(dir string, passphrase []byte) (*Aggregator, error) {
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("load aggregator keys from %s: %w", dir, err)
 	}
+	// The .pub files are what enrolment hands out; a stale or replaced one
+	// would send merchants to the wrong key, so it must match the private side.
+	pub, err := LoadAggregatorPublic(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %w", err)
+	}
+	if err := samePublic(pub, a.Public()); err != nil {
+		return nil, fmt.Errorf("load aggregator keys from %s: public files do not match the private keys: %w", dir, err)
+	}
 	return a, nil
+}
+
+// samePublic compares the published parts file by file.
+func samePublic(got, want AggregatorPublic) error {
+	if got.Recipient != want.Recipient {
+		return fmt.Errorf("%s differs", FileAgeRecipient)
+	}
+	if !got.Checkpoint.Equal(want.Checkpoint) {
+		return fmt.Errorf("%s differs", FileCheckpointPub)
+	}
+	if len(got.JWT) != len(want.JWT) {
+		return fmt.Errorf("%d jwt .pub files for %d private keys", len(got.JWT), len(want.JWT))
+	}
+	for _, w := range want.JWT {
+		i := slices.IndexFunc(got.JWT, func(g JWTPublic) bool { return g.ID == w.ID })
+		if i < 0 || !got.JWT[i].Key.Equal(w.Key) {
+			return fmt.Errorf("%s missing or differs", jwtPubName(w.ID))
+		}
+	}
+	return nil
 }
 
 // LoadAggregatorPublic reads only the public files in dir (no passphrase needed).
@@ -270,6 +299,13 @@ func LoadMerchant(dir string, passphrase []byte) (*Merchant, error) {
 	}
 	if m.Pseudonym, err = parseHexKey(b, PseudonymKeySize); err != nil {
 		return nil, fmt.Errorf("load merchant keys: %s: %w", r.path(FilePseudonym), err)
+	}
+	pub, err := LoadMerchantPublic(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load merchant keys: %w", err)
+	}
+	if !pub.Signing.Equal(m.Signing.Public()) {
+		return nil, fmt.Errorf("load merchant keys: %s does not match %s", r.path(FileSigningPub), FileSigning)
 	}
 	return m, nil
 }

@@ -432,6 +432,22 @@ func TestPassphrase(t *testing.T) {
 	}
 }
 
+func TestMerchantPublicMismatch(t *testing.T) {
+	m, _ := GenerateMerchant(rand.Reader, "m3")
+	other, _ := GenerateMerchant(rand.Reader, "m4")
+	dir := t.TempDir()
+	if err := WriteMerchant(dir, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := encodePublicPEM(other.Signing.Public().(ed25519.PublicKey))
+	if err := os.WriteFile(filepath.Join(dir, FileSigningPub), pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadMerchant(dir, nil); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("replaced signing.pub: got %v, want a mismatch error", err)
+	}
+}
+
 func TestPassphraseBinaryAgeFile(t *testing.T) {
 	m, _ := GenerateMerchant(rand.Reader, "m2")
 	dir := t.TempDir()
@@ -549,6 +565,14 @@ func TestLoadRejectsTampering(t *testing.T) {
 			pub, _ := os.ReadFile(filepath.Join(dir, FileCheckpointPub))
 			return os.WriteFile(filepath.Join(dir, FileCheckpoint), pub, 0o600)
 		}},
+		{"recipient.pub of another aggregator", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, FileAgeRecipient), []byte(b.Recipient+"\n"), 0o644)
+		}},
+		{"checkpoint.pub of another aggregator", func(dir string) error {
+			pub, _ := encodePublicPEM(b.Checkpoint.Public().(ed25519.PublicKey))
+			return os.WriteFile(filepath.Join(dir, FileCheckpointPub), pub, 0o644)
+		}},
+		{"jwt .pub missing", func(dir string) error { return os.Remove(filepath.Join(dir, jwtPubName(a.ActiveJWT))) }},
 		{"identity garbage", func(dir string) error {
 			return os.WriteFile(filepath.Join(dir, FileAgeIdentity), []byte("AGE-SECRET-KEY-1QQQ\n"), 0o600)
 		}},

@@ -295,7 +295,7 @@ func TestRejections(t *testing.T) {
 				t.Errorf("got a payload with an error")
 			}
 			for _, s := range sentinels {
-				if s != tt.want && errors.Is(err, s) {
+				if errors.Is(err, s) && !errors.Is(tt.want, s) {
 					t.Errorf("error %v also matches %v", err, s)
 				}
 			}
@@ -457,5 +457,28 @@ func TestMutations(t *testing.T) {
 			t.Errorf("pq=%v: %d of %d mutations accepted", pq, accepted, 8*len(env)/step)
 		}
 		t.Logf("pq=%v: %d-byte envelope, %d mutations, all rejected", pq, len(env), 8*len(env)/step)
+	}
+}
+
+func TestSignerLookupFailure(t *testing.T) {
+	// An error of the caller's own (say, the enrolment store is down) is
+	// passed through and is not mistaken for a rejection of the envelope.
+	f := newFixture(t)
+	env := f.seal(t, []byte("p"), true)
+	errStore := errors.New("enrolment store unavailable")
+	o := f.opts(true)
+	o.Signers = func(string) (ed25519.PublicKey, error) { return nil, errStore }
+	_, _, err := Open(env, o)
+	if !errors.Is(err, errStore) {
+		t.Fatalf("got %v, want the store error", err)
+	}
+	for _, s := range allSentinels {
+		if errors.Is(err, s) {
+			t.Errorf("store error also matches %v", s)
+		}
+	}
+	o.Signers = func(string) (ed25519.PublicKey, error) { return make(ed25519.PublicKey, 5), nil }
+	if _, _, err := Open(env, o); !errors.Is(err, ErrUnknownSigner) {
+		t.Errorf("malformed enrolled key: got %v, want ErrUnknownSigner", err)
 	}
 }
