@@ -261,7 +261,9 @@ func (g *Generator) Customer(i int) Customer {
 	for _, p := range purchases {
 		t := g.localize(r, at(p), m.Zone)
 		if !inWindow(t) {
-			continue
+			// Near the window's edges keep the unmoved instant, so every
+			// customer has at least its first purchase.
+			t = at(p).Truncate(time.Second)
 		}
 		it, cat := item()
 		amount := math.Round(math.Exp(mu+cfg.AmountSigma*r.NormFloat64())*100) / 100
@@ -320,7 +322,7 @@ func (g *Generator) localize(r *rand.Rand, t time.Time, zone *time.Location) tim
 
 // Stats counts what WriteCSV wrote.
 type Stats struct {
-	Customers int
+	Customers int // customers with at least one event written
 	Events    int
 	Kinds     [model.Purchase + 1]int
 }
@@ -362,7 +364,9 @@ func (g *Generator) WriteCSV(ctx context.Context, w io.Writer) (Stats, error) {
 			}
 		}
 		c := g.Customer(i)
-		st.Customers++
+		if len(c.Events) > 0 {
+			st.Customers++
+		}
 		for _, ev := range c.Events {
 			if g.cfg.Events > 0 && st.Events >= g.cfg.Events {
 				break
