@@ -505,7 +505,7 @@ func (r *reader) private(name string) ([]byte, error) {
 		if r.passphrase == nil {
 			return nil, fmt.Errorf("%s: %w", encPath, ErrPassphraseRequired)
 		}
-		b, err := decryptPassphrase(enc, r.passphrase)
+		b, err := decryptPassphrase(enc, r.passphrase, maxScryptWorkFactor)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", encPath, err)
 		}
@@ -584,8 +584,13 @@ func encryptPassphrase(data []byte, opts WriteOptions) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// decryptPassphrase opens an armored or binary age scrypt file.
-func decryptPassphrase(enc, passphrase []byte) ([]byte, error) {
+// maxScryptWorkFactor is the largest scrypt log2(N) a key file may demand,
+// age's own limit (at 22 scrypt takes about 4 GiB and several seconds).
+const maxScryptWorkFactor = 22
+
+// decryptPassphrase opens an armored or binary age scrypt file whose work
+// factor is at most maxLogN.
+func decryptPassphrase(enc, passphrase []byte, maxLogN int) ([]byte, error) {
 	if len(passphrase) == 0 {
 		return nil, errors.New("empty passphrase")
 	}
@@ -593,6 +598,7 @@ func decryptPassphrase(enc, passphrase []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("passphrase: %w", err)
 	}
+	id.SetMaxWorkFactor(maxLogN)
 	var src io.Reader = bytes.NewReader(enc)
 	if bytes.HasPrefix(bytes.TrimLeft(enc, " \t\r\n"), []byte(armorHeader)) {
 		src = armor.NewReader(src)

@@ -57,3 +57,19 @@ func BenchmarkOpen(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOpenParallel measures Open on every core (GOMAXPROCS goroutines),
+// the aggregator's accepted-updates throughput ceiling from this step alone.
+func BenchmarkOpenParallel(b *testing.B) {
+	f := newFixture(b)
+	env := f.seal(b, benchPayload(), true)
+	o := f.opts(true)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := Open(env, o); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
