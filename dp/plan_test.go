@@ -21,7 +21,9 @@ func TestPlanTraining(t *testing.T) {
 		{"tf mnist", dp.PlanOptions{Epsilon: 0.7242234026109595, Delta: 1e-5, Customers: 60000, BatchSize: 150, Epochs: 15},
 			0.0025, 6000, 1.3},
 		{"small shop", dp.PlanOptions{Epsilon: 1, Delta: 1e-6, Customers: 800, SamplingRate: 0.05, Epochs: 3}, 0.05, 60, 0},
-		{"full batch", dp.PlanOptions{Epsilon: 2, Delta: 1e-5, Customers: 100, SamplingRate: 1, Epochs: 10}, 1, 10, 0},
+		{"full batch", dp.PlanOptions{Epsilon: 2, Delta: 1e-5, SamplingRate: 1, Epochs: 10}, 1, 10, 0},
+		{"by steps", dp.PlanOptions{Epsilon: 8, Delta: 1e-5, SamplingRate: 0.04, Steps: 2250,
+			Accountant: dp.AccountantOptions{Orders: dp.OpacusOrders(), Series: dp.SeriesSigned}}, 0.04, 2250, 1.416},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,7 +67,9 @@ func TestPlanTraining(t *testing.T) {
 
 func TestPlanTrainingInvalid(t *testing.T) {
 	bad := []dp.PlanOptions{
-		{Epsilon: 1, Delta: 1e-5, Customers: 0, SamplingRate: 0.1, Epochs: 1},
+		{Epsilon: 1, Delta: 1e-5, Customers: 0, BatchSize: 10, Epochs: 1},
+		{Epsilon: 1, Delta: 1e-5, SamplingRate: 0.1, Epochs: 1, Steps: 10},
+		{Epsilon: 1, Delta: 1e-5, SamplingRate: 0.1},
 		{Epsilon: 1, Delta: 1e-5, Customers: 100, SamplingRate: 0.1, BatchSize: 10, Epochs: 1},
 		{Epsilon: 1, Delta: 1e-5, Customers: 100, BatchSize: 1000, Epochs: 1},
 		{Epsilon: 1, Delta: 1e-5, Customers: 100, SamplingRate: 0.1, Epochs: 0},

@@ -123,13 +123,16 @@ func (s *SGD) Release() Release {
 type PlanOptions struct {
 	// Epsilon and Delta are the target; the plan spends at most Epsilon at Delta.
 	Epsilon, Delta float64
-	// Customers is the number n of customers (privacy units) in the training data.
+	// Customers is the number n of customers (privacy units) in the training data; needed
+	// with BatchSize.
 	Customers int
 	// Exactly one of BatchSize (expected batch size, q = BatchSize/n) and SamplingRate.
 	BatchSize    float64
 	SamplingRate float64
-	// Epochs is the expected number of passes over the customers; steps = ⌈Epochs/q⌉.
+	// Exactly one of Epochs (expected passes over the customers; steps = ⌈Epochs/q⌉) and
+	// Steps.
 	Epochs float64
+	Steps  int
 	// Accountant selects the orders and series; the zero value is the default accountant.
 	Accountant AccountantOptions
 }
@@ -156,14 +159,14 @@ func (p Plan) Release() Release {
 // the batch size, steps from the epochs, and the smallest z meeting the target by
 // NoiseMultiplier.
 func PlanTraining(opt PlanOptions) (Plan, error) {
-	if opt.Customers < 1 {
-		return Plan{}, fmt.Errorf("plan training: customers %d must be ≥ 1: %w", opt.Customers, ErrInvalidParameter)
-	}
 	q := opt.SamplingRate
 	switch {
 	case opt.BatchSize != 0 && q != 0:
 		return Plan{}, fmt.Errorf("plan training: give a batch size or a sampling rate, not both: %w", ErrInvalidParameter)
 	case opt.BatchSize != 0:
+		if opt.Customers < 1 {
+			return Plan{}, fmt.Errorf("plan training: customers %d must be ≥ 1 with a batch size: %w", opt.Customers, ErrInvalidParameter)
+		}
 		if !(opt.BatchSize > 0 && opt.BatchSize <= float64(opt.Customers)) {
 			return Plan{}, fmt.Errorf("plan training: batch size %v must be in (0, customers = %d]: %w",
 				opt.BatchSize, opt.Customers, ErrInvalidParameter)
@@ -173,14 +176,23 @@ func PlanTraining(opt PlanOptions) (Plan, error) {
 	if !(q > 0 && q <= 1) {
 		return Plan{}, fmt.Errorf("plan training: sampling rate %v must be in (0, 1]: %w", q, ErrInvalidParameter)
 	}
-	if !(opt.Epochs > 0) || math.IsInf(opt.Epochs, 0) {
-		return Plan{}, fmt.Errorf("plan training: epochs %v must be finite and > 0: %w", opt.Epochs, ErrInvalidParameter)
+	steps := opt.Steps
+	switch {
+	case opt.Epochs != 0 && steps != 0:
+		return Plan{}, fmt.Errorf("plan training: give epochs or steps, not both: %w", ErrInvalidParameter)
+	case opt.Epochs != 0:
+		if !(opt.Epochs > 0) || math.IsInf(opt.Epochs, 0) {
+			return Plan{}, fmt.Errorf("plan training: epochs %v must be finite and > 0: %w", opt.Epochs, ErrInvalidParameter)
+		}
+		stepsF := math.Ceil(opt.Epochs/q - 1e-9)
+		if stepsF > 1e9 {
+			return Plan{}, fmt.Errorf("plan training: %v steps is too many: %w", stepsF, ErrInvalidParameter)
+		}
+		steps = int(stepsF)
 	}
-	stepsF := math.Ceil(opt.Epochs/q - 1e-9)
-	if stepsF > 1e9 {
-		return Plan{}, fmt.Errorf("plan training: %v steps is too many: %w", stepsF, ErrInvalidParameter)
+	if steps < 1 {
+		return Plan{}, fmt.Errorf("plan training: steps %d must be ≥ 1 (give epochs or steps): %w", steps, ErrInvalidParameter)
 	}
-	steps := int(stepsF)
 	z, err := NoiseMultiplier(opt.Epsilon, opt.Delta, q, steps, opt.Accountant)
 	if err != nil {
 		return Plan{}, fmt.Errorf("plan training: %w", err)
