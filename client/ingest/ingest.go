@@ -227,8 +227,14 @@ func (r Report) String() string {
 	for _, o := range r.OutOfRangeRows {
 		fmt.Fprintf(&b, "\n  out of range: line %d at %s", o.Line, o.Time.Format(time.RFC3339))
 	}
+	if n := r.OutOfRange - len(r.OutOfRangeRows); n > 0 {
+		fmt.Fprintf(&b, "\n  ... and %d more out of range", n)
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "\n  %v", e)
+	}
+	if n := r.Invalid - len(r.Errors); n > 0 {
+		fmt.Fprintf(&b, "\n  ... and %d more invalid rows", n)
 	}
 	return b.String()
 }

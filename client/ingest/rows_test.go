@@ -248,3 +248,22 @@ func TestOptionsValidation(t *testing.T) {
 // times multiplies at run time: a constant expression like 6 * 2.55 would be
 // evaluated exactly by the compiler and differ from the float64 product.
 func times(q, p float64) float64 { return q * p }
+
+func TestReportString(t *testing.T) {
+	in := "1,2,3,pv,100\n1,2,3,pv,200\n1,2,3,xx,1511544070\n1,2,3,pv,1511544070\n"
+	for range 11 {
+		in += "1,2,3,pv,5\n"
+	}
+	_, rep, err := readString(t, in, Options{Format: Taobao, OnError: Skip, ValidFrom: time.Unix(1000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `in.txt: 15 rows, 1 events (2017-11-24T17:21:10Z .. 2017-11-24T17:21:10Z), 13 out of range, 1 invalid
+  skipped unknown kind:        1
+  out of range: line 1 at 1970-01-01T00:01:40Z
+  out of range: line 2 at 1970-01-01T00:03:20Z`
+	got := rep.String()
+	if !strings.HasPrefix(got, want) || !strings.Contains(got, "\n  ... and 3 more out of range\n  read in.txt: line 3, column 4: unknown kind") {
+		t.Errorf("got\n%s\nwant it to start with\n%s\nand mention 3 more rows out of range and the bad row", got, want)
+	}
+}
