@@ -241,3 +241,16 @@ func TestHashChangesWithEveryValue(t *testing.T) {
 		seen[h] = e.new
 	}
 }
+
+func BenchmarkParse(b *testing.B) {
+	data, err := os.ReadFile("examples/eu-us.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := Parse("eu-us.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // JWK is one public key in a JWKS, in the RFC 8037 form for Ed25519:
@@ -136,4 +137,25 @@ func Thumbprint(pub ed25519.PublicKey) string {
 	canon := `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
 	sum := sha256.Sum256([]byte(canon))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// JWKSHandler serves the key set of keys as application/jwk-set+json, for
+// GET /.well-known/jwks.json. Clients may cache it for five minutes, so a
+// new key should be published that long before it starts signing.
+func JWKSHandler(keys []PublicKey) http.Handler {
+	doc, err := json.Marshal(NewJWKS(keys))
+	if err != nil {
+		// NewJWKS produces only strings.
+		panic("auth: encode jwks: " + err.Error())
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(doc)
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +126,22 @@ func FuzzParseJWKS(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestJWKSHandler(t *testing.T) {
+	h := JWKSHandler([]PublicKey{pub(key1)})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil))
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/jwk-set+json" {
+		t.Fatalf("GET: got %d %q, want 200 application/jwk-set+json", w.Code, w.Header().Get("Content-Type"))
+	}
+	keys, err := ParseJWKS(w.Body.Bytes())
+	if err != nil || len(keys) != 1 || keys[0].ID != "k1" || !keys[0].Key.Equal(pub(key1).Key) {
+		t.Errorf("GET body: got %+v, %v; want key k1", keys, err)
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/.well-known/jwks.json", nil))
+	if w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST: got %d, want 405", w.Code)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -150,7 +151,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 // keyFor checks the header fields the library leaves alone (typ, kid, crit)
 // and returns the key for the kid. The parser has already pinned alg.
 func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
-	if typ, _ := t.Header["typ"].(string); typ != TokenType {
+	if typ, _ := t.Header["typ"].(string); !isTokenType(typ) {
 		return nil, ErrWrongType
 	}
 	if _, ok := t.Header["crit"]; ok {
@@ -169,6 +170,13 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 		return nil, ErrWrongAlgorithm
 	}
 	return k.key, nil
+}
+
+// isTokenType reports whether a typ header names TokenType. RFC 7515
+// section 4.1.9: media types compare case-insensitively, and a typ without
+// a slash stands for "application/" and the value.
+func isTokenType(typ string) bool {
+	return strings.TrimPrefix(strings.ToLower(typ), "application/") == TokenType
 }
 
 // classify turns a parser error into one of the package's sentinels.

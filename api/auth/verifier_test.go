@@ -185,7 +185,12 @@ func TestVerifyMatrix(t *testing.T) {
 		{"kid not a string", forge(t, with(goodHeader(), "kid", 1), goodClaims(), edSign(key1)), ErrUnknownKey},
 		{"rotated-out key", forge(t, with(goodHeader(), "kid", "k2"), goodClaims(), edSign(key2)), ErrUnknownKey},
 		{"known kid, other key's signature", forge(t, goodHeader(), goodClaims(), edSign(key2)), ErrBadSignature},
+		{"typ with media type prefix, any case",
+			forge(t, with(goodHeader(), "typ", "Application/Kairos+JWT"), goodClaims(), edSign(key1)), nil},
 		{"typ JWT", forge(t, with(goodHeader(), "typ", "JWT"), goodClaims(), edSign(key1)), ErrWrongType},
+		{"typ application/jwt", forge(t, with(goodHeader(), "typ", "application/jwt"), goodClaims(), edSign(key1)), ErrWrongType},
+		{"typ with a suffix", forge(t, with(goodHeader(), "typ", "kairos+jwt2"), goodClaims(), edSign(key1)), ErrWrongType},
+		{"typ not a string", forge(t, with(goodHeader(), "typ", 1), goodClaims(), edSign(key1)), ErrWrongType},
 		{"missing typ", forge(t, with(goodHeader(), "typ", nil), goodClaims(), edSign(key1)), ErrWrongType},
 		{"crit header", forge(t, with(goodHeader(), "crit", []string{"exp"}), goodClaims(), edSign(key1)), ErrTokenMalformed},
 
