@@ -116,3 +116,34 @@ func TestTokenCommand(t *testing.T) {
 		t.Errorf("verify after removing the key: got %v, want ErrUnknownKey", err)
 	}
 }
+
+func TestTokenIssuePassphrase(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "agg")
+	agg, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteAggregatorWithOptions(dir, agg, keys.WriteOptions{Passphrase: []byte("hunter2"), ScryptWorkFactor: 10}); err != nil {
+		t.Fatal(err)
+	}
+	right, wrong := filepath.Join(tmp, "right"), filepath.Join(tmp, "wrong")
+	if err := os.WriteFile(right, []byte("hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrong, []byte("hunter3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"issue", "--keys", dir, "--role", "admin", "--subject", "ops", "--passphrase-file"}
+	if _, err := runToken(t, append(args, wrong)...); !errors.Is(err, keys.ErrWrongPassphrase) {
+		t.Errorf("issue with the wrong passphrase: got %v, want ErrWrongPassphrase", err)
+	}
+	tok, err := runToken(t, append(args, right)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// verify needs only the public files, so no passphrase.
+	if _, err := runToken(t, "verify", "--keys", dir, strings.TrimSpace(tok)); err != nil {
+		t.Errorf("verify: %v", err)
+	}
+}
