@@ -18,7 +18,9 @@
 //	merchant-id        the merchant id, one line ([A-Za-z0-9._-], at most 64 bytes)
 //	signing.pem        the Ed25519 key that signs sealed updates (PKCS#8 PEM)
 //	signing.pub        its public key (PKIX PEM), handed over at enrolment
-//	pseudonym.key      the 32-byte customer pseudonym HMAC key, 64 lower-case hex digits
+//	pseudonym.key      the 32-byte customer pseudonym HMAC key: a comment line
+//	                   "# kairos pseudonym key <key id>", then 64 lower-case hex digits
+//	                   (the format of crypto/pseudonym's WriteKeyFile and ReadKeyFile)
 //
 // A kid is the first 16 hex digits of the SHA-256 of the raw 32-byte Ed25519
 // public key (KeyID).

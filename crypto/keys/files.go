@@ -269,7 +269,7 @@ func WriteMerchantWithOptions(dir string, m *Merchant, opts WriteOptions) error 
 	w.metadata(FileMerchantID, []byte(m.ID+"\n"))
 	w.privateKey(FileSigning, m.Signing)
 	w.publicKey(FileSigningPub, m.Signing.Public().(ed25519.PublicKey))
-	w.private(FilePseudonym, []byte(hex.EncodeToString(m.Pseudonym)+"\n"))
+	w.private(FilePseudonym, encodePseudonymFile(m))
 	if w.err != nil {
 		return fmt.Errorf("write merchant keys: %w", w.err)
 	}
@@ -297,7 +297,11 @@ func LoadMerchant(dir string, passphrase []byte) (*Merchant, error) {
 	if b, err = r.private(FilePseudonym); err != nil {
 		return nil, fmt.Errorf("load merchant keys: %w", err)
 	}
-	if m.Pseudonym, err = parseHexKey(b, PseudonymKeySize); err != nil {
+	raw, err := parsePseudonymFile(b)
+	if err == nil {
+		err = m.SetPseudonym(raw)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("load merchant keys: %s: %w", r.path(FilePseudonym), err)
 	}
 	pub, err := LoadMerchantPublic(dir)
@@ -720,4 +724,36 @@ func parseKID(b []byte) (string, error) {
 		return "", fmt.Errorf("key id: %w", err)
 	}
 	return hex.EncodeToString(k), nil
+}
+
+// pseudonymComment starts the first line of a pseudonym key file, as
+// pseudonym.WriteKeyFile writes it, so pseudonym.ReadKeyFile reads our files.
+const pseudonymComment = "# kairos pseudonym key "
+
+func encodePseudonymFile(m *Merchant) []byte {
+	return []byte(pseudonymComment + m.Pseudonym.ID() + "\n" + hex.EncodeToString(m.pseudonymRaw) + "\n")
+}
+
+// parsePseudonymFile reads the key of a pseudonym key file: '#' comment lines
+// and exactly one line of 64 lower-case hex digits.
+func parsePseudonymFile(b []byte) ([]byte, error) {
+	var raw []byte
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		if raw != nil {
+			return nil, fmt.Errorf("line %d: more than one key", i+1)
+		}
+		k, err := parseHexKey(line, PseudonymKeySize)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+		raw = k
+	}
+	if raw == nil {
+		return nil, errors.New("no key in file")
+	}
+	return raw, nil
 }

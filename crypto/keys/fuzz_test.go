@@ -90,6 +90,25 @@ func FuzzParseHexKey(f *testing.F) {
 	})
 }
 
+func FuzzParsePseudonymFile(f *testing.F) {
+	f.Add([]byte("# kairos pseudonym key 0011223344556677\n" + strings.Repeat("5a", 32) + "\n"))
+	f.Add([]byte(strings.Repeat("5a", 32)))
+	f.Add([]byte(strings.Repeat("5a", 32) + "\n" + strings.Repeat("5a", 32) + "\n"))
+	f.Add([]byte("#\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		raw, err := parsePseudonymFile(b)
+		if err != nil {
+			return
+		}
+		if len(raw) != PseudonymKeySize {
+			t.Fatalf("got %d bytes", len(raw))
+		}
+		if !bytes.Contains(b, []byte(hex.EncodeToString(raw))) {
+			t.Fatalf("key %x is not written in %q", raw, b)
+		}
+	})
+}
+
 func FuzzParseAgeIdentity(f *testing.F) {
 	for _, classic := range []bool{false, true} {
 		id, _, err := newAgeIdentity(&seqRand{label: "fuzz"}, classic)

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"filippo.io/age"
+
+	"github.com/kairos-fl/kairos/crypto/pseudonym"
 )
 
 // Sizes of the secrets this package generates.
@@ -18,7 +21,7 @@ const (
 	// AuditHMACSize is the length in bytes of the audit log's HMAC key.
 	AuditHMACSize = 32
 	// PseudonymKeySize is the length in bytes of a merchant's pseudonym key.
-	PseudonymKeySize = 32
+	PseudonymKeySize = pseudonym.KeySize
 	// MaxMerchantIDLen bounds a merchant id so that it fits every header and file.
 	MaxMerchantIDLen = 64
 )
@@ -83,8 +86,12 @@ type AggregatorPublic struct {
 type Merchant struct {
 	ID      string
 	Signing ed25519.PrivateKey
-	// Pseudonym keys the HMAC that pseudonymizes customer ids (PseudonymKeySize bytes).
-	Pseudonym []byte
+	// Pseudonym keys the HMAC that pseudonymizes customer ids. Change it only
+	// with SetPseudonym or RotatePseudonym: writing it needs the key bytes,
+	// which a pseudonym.Key keeps to itself.
+	Pseudonym pseudonym.Key
+
+	pseudonymRaw []byte // the bytes of Pseudonym
 }
 
 // MerchantPublic is what a merchant hands the aggregator at enrolment.
@@ -225,11 +232,35 @@ func GenerateMerchant(rand io.Reader, id string) (*Merchant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate merchant: signing key: %w", err)
 	}
-	ps, err := readSecret(rand, PseudonymKeySize)
-	if err != nil {
-		return nil, fmt.Errorf("generate merchant: pseudonym key: %w", err)
+	m := &Merchant{ID: id, Signing: sig}
+	if _, err := m.RotatePseudonym(rand); err != nil {
+		return nil, fmt.Errorf("generate merchant: %w", err)
 	}
-	return &Merchant{ID: id, Signing: sig, Pseudonym: ps}, nil
+	return m, nil
+}
+
+// SetPseudonym sets the pseudonym key from its PseudonymKeySize bytes.
+func (m *Merchant) SetPseudonym(raw []byte) error {
+	k, err := pseudonym.KeyFromBytes(raw)
+	if err != nil {
+		return fmt.Errorf("set pseudonym key: %w", err)
+	}
+	m.Pseudonym, m.pseudonymRaw = k, bytes.Clone(raw)
+	return nil
+}
+
+// RotatePseudonym replaces the pseudonym key with a fresh one from rand and
+// returns the old one (pseudonym.Rotate translates stored pseudonyms).
+func (m *Merchant) RotatePseudonym(rand io.Reader) (old pseudonym.Key, err error) {
+	raw, err := readSecret(rand, PseudonymKeySize)
+	if err != nil {
+		return pseudonym.Key{}, fmt.Errorf("rotate pseudonym key: %w", err)
+	}
+	old = m.Pseudonym
+	if err := m.SetPseudonym(raw); err != nil {
+		return pseudonym.Key{}, fmt.Errorf("rotate pseudonym key: %w", err)
+	}
+	return old, nil
 }
 
 // Public returns the parts of m the aggregator needs at enrolment.
@@ -245,8 +276,9 @@ func (m *Merchant) Validate() error {
 	if len(m.Signing) != ed25519.PrivateKeySize {
 		return fmt.Errorf("merchant keys: signing key is %d bytes, want %d", len(m.Signing), ed25519.PrivateKeySize)
 	}
-	if len(m.Pseudonym) != PseudonymKeySize {
-		return fmt.Errorf("merchant keys: pseudonym key is %d bytes, want %d", len(m.Pseudonym), PseudonymKeySize)
+	k, err := pseudonym.KeyFromBytes(m.pseudonymRaw)
+	if err != nil || k.ID() != m.Pseudonym.ID() {
+		return errors.New("merchant keys: pseudonym key not set with SetPseudonym or RotatePseudonym")
 	}
 	return nil
 }

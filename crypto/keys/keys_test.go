@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"filippo.io/age"
+
+	"github.com/kairos-fl/kairos/crypto/pseudonym"
 )
 
 // seqRand is a deterministic byte stream for reproducible keys: SHA-256 in
@@ -255,7 +257,7 @@ func TestMerchantRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != m.ID || !got.Signing.Equal(m.Signing) || !bytes.Equal(got.Pseudonym, m.Pseudonym) {
+	if got.ID != m.ID || !got.Signing.Equal(m.Signing) || got.Pseudonym.ID() != m.Pseudonym.ID() {
 		t.Errorf("LoadMerchant = %+v, want %+v", got, m)
 	}
 	pub, err := LoadMerchantPublic(dir)
@@ -265,12 +267,65 @@ func TestMerchantRoundTrip(t *testing.T) {
 	if pub.ID != m.ID || !pub.Signing.Equal(m.Signing.Public()) {
 		t.Errorf("LoadMerchantPublic = %+v, want %+v", pub, m.Public())
 	}
-	// The pseudonym file is exactly 64 hex digits and a newline.
-	b, _ := os.ReadFile(filepath.Join(dir, FilePseudonym))
-	if want := hex.EncodeToString(m.Pseudonym) + "\n"; string(b) != want {
-		t.Errorf("pseudonym.key = %q, want %q", b, want)
+	// The pseudonym file is the one crypto/pseudonym reads, with the same key.
+	pk, err := pseudonym.ReadKeyFile(filepath.Join(dir, FilePseudonym))
+	if err != nil {
+		t.Fatalf("pseudonym.ReadKeyFile: %v", err)
+	}
+	if pk.ID() != m.Pseudonym.ID() {
+		t.Errorf("pseudonym.ReadKeyFile gave key %s, want %s", pk.ID(), m.Pseudonym.ID())
+	}
+	// And a file pseudonym.WriteKeyFile wrote loads here.
+	k2, _ := pseudonym.NewKey(rand.Reader)
+	_ = os.Remove(filepath.Join(dir, FilePseudonym))
+	if err := pseudonym.WriteKeyFile(filepath.Join(dir, FilePseudonym), k2); err != nil {
+		t.Fatal(err)
+	}
+	got, err = LoadMerchant(dir, nil)
+	if err != nil {
+		t.Fatalf("load a pseudonym.WriteKeyFile file: %v", err)
+	}
+	if got.Pseudonym.ID() != k2.ID() {
+		t.Errorf("loaded pseudonym key %s, want %s", got.Pseudonym.ID(), k2.ID())
 	}
 	checkModes(t, dir)
+}
+
+func TestMerchantPseudonymKey(t *testing.T) {
+	m, _ := GenerateMerchant(&seqRand{label: "m"}, "shop-9")
+	// The key is the 32 bytes after the signing seed in the rand stream.
+	stream := make([]byte, 64)
+	_, _ = (&seqRand{label: "m"}).Read(stream)
+	want, _ := pseudonym.KeyFromBytes(stream[32:])
+	if m.Pseudonym.ID() != want.ID() {
+		t.Errorf("pseudonym key %s, want %s", m.Pseudonym.ID(), want.ID())
+	}
+	old, err := m.RotatePseudonym(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old.ID() != want.ID() || m.Pseudonym.ID() == want.ID() {
+		t.Errorf("rotate: old %s new %s, want old %s and a new key", old.ID(), m.Pseudonym.ID(), want.ID())
+	}
+	dir := t.TempDir()
+	if err := WriteMerchantWithOptions(dir, m, WriteOptions{Passphrase: []byte("p"), ScryptWorkFactor: 10}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadMerchant(dir, []byte("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Pseudonym.ID() != m.Pseudonym.ID() {
+		t.Errorf("loaded pseudonym key %s, want %s", got.Pseudonym.ID(), m.Pseudonym.ID())
+	}
+	// A key assigned directly cannot be written: its bytes are unknown.
+	m.Pseudonym, _ = pseudonym.NewKey(rand.Reader)
+	if err := WriteMerchant(t.TempDir(), m, nil); err == nil {
+		t.Error("WriteMerchant with a directly assigned pseudonym key: got no error")
+	}
+	if err := m.SetPseudonym(make([]byte, 32)); err == nil {
+		t.Error("SetPseudonym(all zero): got no error")
+	}
 }
 
 func TestMerchantID(t *testing.T) {
