@@ -112,10 +112,10 @@ func checkGaussian(q, z float64) error {
 
 // rdpStep assumes validated arguments.
 func rdpStep(q, z, alpha float64, s Series) float64 {
-	switch {
-	case q == 0:
+	switch q {
+	case 0:
 		return 0
-	case q == 1:
+	case 1:
 		return alpha / (2 * z * z)
 	}
 	var logA float64
@@ -211,15 +211,6 @@ func logAFrac(q, z, alpha float64, absTerms bool) float64 {
 		return math.NaN() // cancellation failed; rdpStep reports no bound
 	}
 	return top + math.Log(sum0+sum1)
-}
-
-// logAdd returns ln(eˣ + eʸ) without overflow.
-func logAdd(x, y float64) float64 {
-	a, b := max(x, y), min(x, y)
-	if math.IsInf(a, 0) {
-		return a
-	}
-	return a + math.Log1p(math.Exp(b-a))
 }
 
 // logErfc returns ln erfc(x), switching to the asymptotic expansion where erfc underflows.
