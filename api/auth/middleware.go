@@ -69,6 +69,26 @@ func RequireRole(next http.Handler, roles ...Role) http.Handler {
 	})
 }
 
+// RequireMerchant lets a request through to next only when the verified
+// claims may access the merchant that merchantOf names in the request (a path
+// variable, say); see Claims.MayAccess. Otherwise 403, or 401 without claims.
+func RequireMerchant(next http.Handler, merchantOf func(*http.Request) string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := ClaimsFrom(r.Context())
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kairos"`)
+			writeProblem(w, http.StatusUnauthorized, "no verified token")
+			return
+		}
+		if !c.MayAccess(merchantOf(r)) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kairos", error="insufficient_scope"`)
+			writeProblem(w, http.StatusForbidden, "token does not grant this merchant")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 var errNoToken = errors.New("no bearer token")
 
 // bearer extracts the token from the one Authorization header.

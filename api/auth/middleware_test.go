@@ -105,3 +105,37 @@ func TestRequireRoleWithoutMiddleware(t *testing.T) {
 		t.Errorf("status: got %d, want 401", w.Code)
 	}
 }
+
+func TestRequireMerchant(t *testing.T) {
+	v := newTestVerifier(t, nil)
+	tokens := map[string]string{
+		"partner m1,m2": forge(t, goodHeader(), goodClaims(), edSign(key1)),
+		"merchant m1":   forge(t, goodHeader(), with(goodClaims(), "sub", "m1", "role", "merchant", "merchants", []string{"m1"}), edSign(key1)),
+		"admin":         forge(t, goodHeader(), with(goodClaims(), "role", "admin", "merchants", nil), edSign(key1)),
+		"compliance":    forge(t, goodHeader(), with(goodClaims(), "role", "compliance", "merchants", nil), edSign(key1)),
+	}
+	h := Middleware(v, RequireMerchant(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}), func(r *http.Request) string { return r.URL.Query().Get("merchant") }))
+	tests := []struct {
+		who, merchant string
+		want          int
+	}{
+		{"partner m1,m2", "m2", http.StatusNoContent},
+		{"partner m1,m2", "m3", http.StatusForbidden},
+		{"merchant m1", "m1", http.StatusNoContent},
+		{"merchant m1", "m2", http.StatusForbidden},
+		{"admin", "m9", http.StatusNoContent},
+		{"compliance", "m1", http.StatusForbidden},
+		{"partner m1,m2", "", http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(http.MethodGet, "/v1/predict?merchant="+tt.merchant, nil)
+		r.Header.Set("Authorization", "Bearer "+tokens[tt.who])
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tt.want {
+			t.Errorf("%s asking for %q: got %d, want %d", tt.who, tt.merchant, w.Code, tt.want)
+		}
+	}
+}
