@@ -295,7 +295,7 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 	needHeader := p.header()
 	for {
 		line, lineNo, tooLong, err := sc.next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return rep, nil
 		}
 		if err != nil {
@@ -402,9 +402,9 @@ func newLineScanner(r io.Reader) *lineScanner {
 // over MaxLineBytes, whose content is dropped. err is io.EOF at the end.
 func (s *lineScanner) next() (line []byte, lineNo int, tooLong bool, err error) {
 	line, err = s.br.ReadSlice('\n')
-	if err == bufio.ErrBufferFull {
+	if errors.Is(err, bufio.ErrBufferFull) {
 		s.long = append(s.long[:0], line...)
-		for err == bufio.ErrBufferFull {
+		for errors.Is(err, bufio.ErrBufferFull) {
 			line, err = s.br.ReadSlice('\n')
 			if len(s.long)+len(line) > MaxLineBytes {
 				tooLong = true
@@ -414,10 +414,10 @@ func (s *lineScanner) next() (line []byte, lineNo int, tooLong bool, err error) 
 		}
 		line = s.long
 	}
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, s.lineNo + 1, false, err
 	}
-	if err == io.EOF && len(line) == 0 {
+	if errors.Is(err, io.EOF) && len(line) == 0 {
 		return nil, s.lineNo, false, io.EOF
 	}
 	s.lineNo++

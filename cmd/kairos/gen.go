@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -60,7 +59,7 @@ mapping is written to FILE.mapping.yaml unless --mapping names another file;
 			if err != nil {
 				return fmt.Errorf("gen: %w", err)
 			}
-			var w io.Writer = cmd.OutOrStdout()
+			w := cmd.OutOrStdout()
 			var f *os.File
 			if out != "-" {
 				if f, err = os.Create(out); err != nil {

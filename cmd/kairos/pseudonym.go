@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -117,7 +116,7 @@ writes. A summary of skipped and out-of-range rows goes to standard error.`,
 			if in == "" {
 				return errors.New("pseudonym apply: --in is required")
 			}
-			var w io.Writer = cmd.OutOrStdout()
+			w := cmd.OutOrStdout()
 			var f *os.File
 			if out != "-" {
 				if f, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {

@@ -52,7 +52,9 @@ func TestPseudonymCommand(t *testing.T) {
 	}
 
 	in := filepath.Join(dir, "in.txt")
-	os.WriteFile(in, []byte(" customer_id  date number_of_cds  dollar_value\n 00001 19970101  1   11.77\n 00002 19970112  1   12.00\n 00003 1997011x  1   1.00\n"), 0o600)
+	if err := os.WriteFile(in, []byte(" customer_id  date number_of_cds  dollar_value\n 00001 19970101  1   11.77\n 00002 19970112  1   12.00\n 00003 1997011x  1   1.00\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	res := filepath.Join(dir, "out.csv")
 	_, _, err = runPseudonym(t, "apply", "--key", key, "--format", "cdnow", "--in", in, "--out", res)
 	if err == nil || !strings.Contains(err.Error(), "line 4, column 2: unparseable time") {

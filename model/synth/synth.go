@@ -352,7 +352,9 @@ category: category
 func (g *Generator) WriteCSV(ctx context.Context, w io.Writer) (Stats, error) {
 	var st Stats
 	bw := bufio.NewWriterSize(w, 1<<16)
-	bw.WriteString(Header + "\n")
+	if _, err := bw.WriteString(Header + "\n"); err != nil {
+		return st, fmt.Errorf("write synthetic log: %w", err)
+	}
 	var line []byte
 	for i := 0; g.cfg.Customers == 0 || i < g.cfg.Customers; i++ {
 		if g.cfg.Events > 0 && st.Events >= g.cfg.Events {
