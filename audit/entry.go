@@ -165,7 +165,8 @@ func appendStr(b []byte, s string) []byte {
 }
 
 func appendMap(b []byte, m map[string]string) []byte {
-	keys := make([]string, 0, len(m))
+	var arr [8]string // no allocation for small maps
+	keys := arr[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -196,11 +197,16 @@ func AppendCanonical(b []byte, e *Entry) []byte {
 // EntryHash returns SHA-256(0x00 ‖ prev ‖ canonical(e)); e.PrevHash and
 // e.Hash are ignored.
 func EntryHash(prev Hash, e *Entry) Hash {
-	buf := make([]byte, 0, 256)
-	buf = append(buf, 0x00)
+	h, _ := entryHash(make([]byte, 0, 256), prev, e)
+	return h
+}
+
+// entryHash is EntryHash reusing buf; it returns the grown buffer.
+func entryHash(buf []byte, prev Hash, e *Entry) (Hash, []byte) {
+	buf = append(buf[:0], 0x00)
 	buf = append(buf, prev[:]...)
 	buf = AppendCanonical(buf, e)
-	return sha256.Sum256(buf)
+	return sha256.Sum256(buf), buf
 }
 
 // CheckpointMessage returns the bytes a checkpoint signature covers:

@@ -61,6 +61,7 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, err
 	ci := 0
 
 	var prev Entry // prev.Seq == 0 and zero hash before entry 1
+	buf := make([]byte, 0, 512)
 	for from := uint64(1); ; {
 		page, err := src.AuditEntries(ctx, from, verifyPage)
 		if err != nil {
@@ -68,7 +69,7 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, err
 		}
 		for i := range page {
 			e := &page[i]
-			if err := checkEntry(&prev, e); err != nil {
+			if err := checkEntry(&prev, e, &buf); err != nil {
 				return res, err
 			}
 			for ; ci < len(cps) && cps[ci].Seq <= e.Seq; ci++ {
@@ -98,7 +99,7 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, err
 	return res, nil
 }
 
-func checkEntry(prev, e *Entry) error {
+func checkEntry(prev, e *Entry, buf *[]byte) error {
 	want := prev.Seq + 1
 	switch {
 	case e.Seq > want:
@@ -112,7 +113,8 @@ func checkEntry(prev, e *Entry) error {
 	if e.PrevHash != prev.Hash {
 		return bad("prev hash %s is not the hash of entry %d (%s)", e.PrevHash, prev.Seq, prev.Hash)
 	}
-	if got := EntryHash(prev.Hash, e); got != e.Hash {
+	var got Hash
+	if got, *buf = entryHash(*buf, prev.Hash, e); got != e.Hash {
 		return bad("stored hash %s, contents hash to %s (entry altered)", e.Hash, got)
 	}
 	// The hash covers these fields, so a failure below means the entry was
