@@ -18,6 +18,9 @@ const MaxLeeway = 5 * time.Minute
 // MaxTokenSize bounds the length of a token Verify will look at.
 const MaxTokenSize = 8 << 10
 
+// MaxTokenIDSize bounds the jti Verify passes to the revocation store.
+const MaxTokenIDSize = 128
+
 // PublicKey is an Ed25519 verification key and its key id.
 type PublicKey struct {
 	ID  string
@@ -134,6 +137,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, fmt.Errorf("verify token: %w: jti", ErrMissingClaim)
 	case claims.IssuedAt == nil:
 		return nil, fmt.Errorf("verify token: %w: iat", ErrMissingClaim)
+	case len(claims.ID) > MaxTokenIDSize:
+		// The jti goes to the revocation store; keep it to a sane key size.
+		return nil, fmt.Errorf("verify token: %w: jti of %d bytes, limit %d", ErrTokenMalformed, len(claims.ID), MaxTokenIDSize)
 	}
 	if err := validateScope(claims.Role, claims.Subject, claims.Merchants); err != nil {
 		return nil, fmt.Errorf("verify token: %w", err)

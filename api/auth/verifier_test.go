@@ -170,6 +170,8 @@ func TestVerifyMatrix(t *testing.T) {
 		{"missing exp", forge(t, goodHeader(), with(goodClaims(), "exp", nil), edSign(key1)), ErrMissingClaim},
 		{"missing sub", forge(t, goodHeader(), with(goodClaims(), "sub", nil), edSign(key1)), ErrMissingClaim},
 		{"missing jti", forge(t, goodHeader(), with(goodClaims(), "jti", nil), edSign(key1)), ErrMissingClaim},
+		{"jti too long", forge(t, goodHeader(), with(goodClaims(), "jti", strings.Repeat("j", MaxTokenIDSize+1)), edSign(key1)), ErrTokenMalformed},
+		{"jti at the limit", forge(t, goodHeader(), with(goodClaims(), "jti", strings.Repeat("j", MaxTokenIDSize)), edSign(key1)), nil},
 		{"missing iat", forge(t, goodHeader(), with(goodClaims(), "iat", nil), edSign(key1)), ErrMissingClaim},
 		{"expired beyond leeway",
 			forge(t, goodHeader(), with(goodClaims(), "exp", testNow.Add(-2*testLeeway).Unix()), edSign(key1)), ErrTokenExpired},
