@@ -29,6 +29,9 @@ var (
 	ErrInvalidParams = errors.New("invalid parameters")
 	// ErrNotConverged means no starting point led the optimiser to a stationary point.
 	ErrNotConverged = errors.New("maximum likelihood did not converge")
+	// ErrNoRepeats means no customer made a repeat purchase, so the dropout
+	// parameters a and b are not identified by the data.
+	ErrNoRepeats = errors.New("no repeat purchases: dropout parameters not identifiable")
 	// ErrNoConvergence means a hypergeometric series did not converge within its
 	// iteration budget.
 	ErrNoConvergence = errors.New("series did not converge")
@@ -178,7 +181,8 @@ type weighted struct {
 // Fit finds the maximum-likelihood parameters for customers and returns them
 // with the log-likelihood there. It optimises over log-parameters with BFGS and
 // the analytic gradient from each starting point, and keeps the best run that
-// ended at a stationary point; if none did, it returns ErrNotConverged.
+// ended at a stationary point; if none did, it returns ErrNotConverged. Data
+// without a single repeat purchase cannot identify a and b: ErrNoRepeats.
 func Fit(customers []Customer, opts FitOptions) (Params, float64, error) {
 	if len(customers) == 0 {
 		return Params{}, 0, errors.New("bgnbd fit: no customers")
@@ -203,11 +207,16 @@ func Fit(customers []Customer, opts FitOptions) (Params, float64, error) {
 	// Many customers share a summary (every x = 0 customer of one cohort), so
 	// the likelihood is summed over distinct summaries with multiplicities.
 	counts := make(map[Customer]float64)
+	repeats := 0.0
 	for i, c := range customers {
 		if err := c.Validate(); err != nil {
 			return Params{}, 0, fmt.Errorf("bgnbd fit: customer %d: %w", i, err)
 		}
 		counts[c]++
+		repeats += c.X
+	}
+	if repeats == 0 {
+		return Params{}, 0, fmt.Errorf("bgnbd fit: %d customers: %w", len(customers), ErrNoRepeats)
 	}
 	groups := make([]weighted, 0, len(counts))
 	for c, n := range counts {

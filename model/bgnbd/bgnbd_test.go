@@ -215,6 +215,9 @@ func TestFitErrors(t *testing.T) {
 	if _, _, err := Fit(cs, FitOptions{MaxIterations: 2}); !errors.Is(err, ErrNotConverged) {
 		t.Errorf("2 iterations: got %v, want ErrNotConverged", err)
 	}
+	if _, _, err := Fit([]Customer{{0, 0, 3}, {0, 0, 5}}, FitOptions{}); !errors.Is(err, ErrNoRepeats) {
+		t.Errorf("no repeat purchases: got %v, want ErrNoRepeats", err)
+	}
 	if _, _, err := Fit(nil, FitOptions{}); err == nil {
 		t.Error("no customers: got nil error, want an error")
 	}

@@ -140,9 +140,11 @@ func seriesG(bigA, a, bigC, z float64) (float64, error) {
 const maxTerms = 1e6
 
 // converged reports whether the tail after the current term is negligible.
-// Past k > |a|+|b|+|c| (checked by the callers) the ratio of consecutive terms
-// moves monotonically towards z, so every later ratio is at most ρ, the larger
-// of the current ratio and z, and the tail is at most |term|·ρ/(1−ρ).
+// The ratio of consecutive terms is z·(a+k)(b+k)/((c+k)(k+1)) → z. Callers
+// check only for k > |a|+|b|+|c|, where the ratio moves steadily towards z (for
+// the parameters BG/NBD produces; this is a heuristic, not a theorem), so every
+// later ratio is at most ρ, the larger of the current ratio and z, and the tail
+// is at most |term|·ρ/(1−ρ).
 func converged(term, sum, ratio, z float64) bool {
 	rho := math.Max(math.Abs(ratio), z)
 	if rho >= 1 {
