@@ -99,6 +99,16 @@ func (r Release) curveKey() curveKey {
 
 func stepCurve(k curveKey, orders []float64, s Series) []float64 {
 	out := make([]float64, len(orders))
+	var lf []float64
+	if k.mech == Gaussian {
+		top := 0.0
+		for _, a := range orders {
+			if a == math.Trunc(a) {
+				top = max(top, a)
+			}
+		}
+		lf = logFactorials(int(top))
+	}
 	for i, a := range orders {
 		switch k.mech {
 		case ZCDP:
@@ -106,7 +116,7 @@ func stepCurve(k curveKey, orders []float64, s Series) []float64 {
 		case Pure:
 			out[i] = min(k.a, a*k.a*k.a/2)
 		default:
-			out[i] = rdpStep(k.a, k.b, a, s)
+			out[i] = rdpStepLF(k.a, k.b, a, s, lf)
 		}
 	}
 	return out
@@ -240,9 +250,10 @@ func NoiseMultiplier(target, delta, q float64, steps int, opt AccountantOptions)
 	}
 	orders := opt.Orders
 	rdp := make([]float64, len(orders))
+	lf := logFactorials(int(slices.Max(orders)))
 	epsAt := func(z float64) float64 {
 		for i, a := range orders {
-			rdp[i] = float64(steps) * rdpStep(q, z, a, opt.Series)
+			rdp[i] = float64(steps) * rdpStepLF(q, z, a, opt.Series, lf)
 		}
 		e, _, _ := EpsilonFromRDP(orders, rdp, delta)
 		return e

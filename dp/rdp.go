@@ -112,6 +112,16 @@ func checkGaussian(q, z float64) error {
 
 // rdpStep assumes validated arguments.
 func rdpStep(q, z, alpha float64, s Series) float64 {
+	var lf []float64
+	if alpha == math.Trunc(alpha) && q > 0 && q < 1 {
+		lf = logFactorials(int(alpha))
+	}
+	return rdpStepLF(q, z, alpha, s, lf)
+}
+
+// rdpStepLF is rdpStep with a table of ln k! covering every integer order ≤ alpha, so a
+// curve over many orders builds the table once.
+func rdpStepLF(q, z, alpha float64, s Series, lf []float64) float64 {
 	switch q {
 	case 0:
 		return 0
@@ -120,7 +130,7 @@ func rdpStep(q, z, alpha float64, s Series) float64 {
 	}
 	var logA float64
 	if alpha == math.Trunc(alpha) {
-		logA = logAInt(q, z, int(alpha))
+		logA = logAInt(q, z, int(alpha), lf)
 	} else {
 		logA = logAFrac(q, z, alpha, s == SeriesAbsolute)
 	}
@@ -133,21 +143,19 @@ func rdpStep(q, z, alpha float64, s Series) float64 {
 }
 
 // logAInt is ln A_α for integer α: A_α = Σ_k C(α,k) (1−q)^(α−k) q^k exp((k²−k)/(2z²)).
-// ln C(α,k) comes from the recurrence C(α,k+1) = C(α,k)·(α−k)/(k+1); the sum is a
-// two-pass log-sum-exp (shift by the largest term), one exp per term.
-func logAInt(q, z float64, alpha int) float64 {
+// lf[k] = ln k! for k ≤ α (see logFactorials); the sum is a two-pass log-sum-exp (shift by
+// the largest term), one exp per term.
+func logAInt(q, z float64, alpha int, lf []float64) float64 {
 	logQ, log1mQ := math.Log(q), math.Log1p(-q)
 	twoZ2 := 2 * z * z
 	a := float64(alpha)
 	terms := make([]float64, alpha+1)
-	logC := 0.0
 	top := math.Inf(-1)
 	for k := range terms {
 		kf := float64(k)
-		t := logC + kf*logQ + (a-kf)*log1mQ + (kf*kf-kf)/twoZ2
+		t := lf[alpha] - lf[k] - lf[alpha-k] + kf*logQ + (a-kf)*log1mQ + (kf*kf-kf)/twoZ2
 		terms[k] = t
 		top = max(top, t)
-		logC += math.Log((a - kf) / (kf + 1))
 	}
 	if math.IsInf(top, 0) {
 		return top
@@ -157,6 +165,15 @@ func logAInt(q, z float64, alpha int) float64 {
 		sum += math.Exp(t - top)
 	}
 	return top + math.Log(sum)
+}
+
+// logFactorials returns ln k! for k = 0..n.
+func logFactorials(n int) []float64 {
+	lf := make([]float64, n+1)
+	for k := 2; k <= n; k++ {
+		lf[k] = lf[k-1] + math.Log(float64(k))
+	}
+	return lf
 }
 
 // logAFrac is ln A_α for fractional α by the series of Mironov, Talwar and Zhang
