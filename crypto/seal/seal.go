@@ -36,6 +36,10 @@
 // recipient), so Open verifies the signature against the merchant's enrolled
 // key before it trusts any header field or decrypts, and after decrypting it
 // checks the payload against the signed SHA-256.
+//
+// Seal and Open keep no state and are safe for concurrent use. age draws the
+// file key and stream nonce from crypto/rand itself; the rand passed to Seal
+// supplies the header nonce.
 package seal
 
 import (
@@ -314,7 +318,10 @@ func Open(env []byte, opts OpenOptions) (Header, []byte, error) {
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("open update from %q: %w: %w", h.MerchantID, ErrDecrypt, err)
 	}
-	payload, err := io.ReadAll(io.LimitReader(r, int64(maxSize)+1))
+	// The plaintext is shorter than the ciphertext; size the buffer once.
+	buf := bytes.NewBuffer(make([]byte, 0, min(len(e.ct), maxSize+1)))
+	_, err = buf.ReadFrom(io.LimitReader(r, int64(maxSize)+1))
+	payload := buf.Bytes()
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("open update from %q: %w: %w", h.MerchantID, ErrDecrypt, err)
 	}
