@@ -19,7 +19,7 @@ type cdnowParser struct {
 }
 
 func newCDNOWParser(sample bool, loc *time.Location) *cdnowParser {
-	return &cdnowParser{sample: sample, fields: make([][]byte, 0, 8), dates: dateCache{loc: loc}, customers: newInterner(1 << 16)}
+	return &cdnowParser{sample: sample, fields: make([][]byte, 0, 8), dates: dateCache{loc: loc}, customers: newInterner(1 << 14)}
 }
 
 func (p *cdnowParser) header() bool { return !p.sample }
@@ -41,7 +41,7 @@ func (p *cdnowParser) parseHeader(line []byte) *RowError {
 
 func (p *cdnowParser) column(line []byte, off int) int { return spaceColumn(line, off) }
 
-func (p *cdnowParser) parse(line []byte, ev *model.Event) (string, *RowError) {
+func (p *cdnowParser) parse(line []byte) (model.Event, string, *RowError) {
 	f := splitSpace(p.fields, line)
 	p.fields = f
 	want := 4
@@ -49,7 +49,7 @@ func (p *cdnowParser) parse(line []byte, ev *model.Event) (string, *RowError) {
 		want = 5
 	}
 	if len(f) != want {
-		return "", &RowError{Column: min(len(f), want) + 1, Reason: ReasonColumnCount,
+		return model.Event{}, "", &RowError{Column: min(len(f), want) + 1, Reason: ReasonColumnCount,
 			Err: fmt.Errorf("%d columns, want %d", len(f), want)}
 	}
 	if p.sample {
@@ -57,19 +57,19 @@ func (p *cdnowParser) parse(line []byte, ev *model.Event) (string, *RowError) {
 	}
 	off := want - 4 // column offset of the customer field, 0-based
 	if len(f[0]) == 0 {
-		return "", &RowError{Column: off + 1, Reason: ReasonMissingCustomer}
+		return model.Event{}, "", &RowError{Column: off + 1, Reason: ReasonMissingCustomer}
 	}
 	t, err := p.dates.parseYYYYMMDD(f[1])
 	if err != nil {
-		return "", &RowError{Column: off + 2, Reason: ReasonBadTime, Err: err}
+		return model.Event{}, "", &RowError{Column: off + 2, Reason: ReasonBadTime, Err: err}
 	}
 	if _, ok := atoi(f[2]); !ok {
-		return "", &RowError{Column: off + 3, Reason: ReasonBadNumber, Err: fmt.Errorf("number of CDs %q is not a non-negative integer", f[2])}
+		return model.Event{}, "", &RowError{Column: off + 3, Reason: ReasonBadNumber, Err: fmt.Errorf("number of CDs %q is not a non-negative integer", f[2])}
 	}
 	amt, reason, err := parseAmount(f[3])
 	if err != nil {
-		return "", &RowError{Column: off + 4, Reason: reason, Err: err}
+		return model.Event{}, "", &RowError{Column: off + 4, Reason: reason, Err: err}
 	}
-	*ev = model.Event{Customer: p.customers.get(f[0]), Time: t, Kind: model.Purchase, Amount: amt, HasAmount: true}
-	return "", nil
+	ev := model.Event{Customer: p.customers.get(f[0]), Time: t, Kind: model.Purchase, Amount: amt, HasAmount: true}
+	return ev, "", nil
 }

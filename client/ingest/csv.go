@@ -35,7 +35,7 @@ func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
 		d = ','
 	}
 	p := &csvParser{m: m, sp: splitter{delim: d}, loc: loc,
-		customers: newInterner(1 << 16), items: newInterner(1 << 16), categories: newInterner(1 << 14)}
+		customers: newInterner(1 << 14), items: newInterner(1 << 12), categories: newInterner(1 << 10)}
 	p.kinds = m.KindValues
 	if !m.Header {
 		p.resolve(nil)
@@ -87,21 +87,21 @@ func (p *csvParser) parseHeader(line []byte) *RowError {
 	return nil
 }
 
-func (p *csvParser) parse(line []byte, ev *model.Event) (string, *RowError) {
+func (p *csvParser) parse(line []byte) (model.Event, string, *RowError) {
 	f, col, err := p.sp.split(line)
 	if err != nil {
-		return "", &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
+		return model.Event{}, "", &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
 	}
 	if p.ncols == 0 && len(f) >= p.need {
 		p.ncols = len(f) // no header: the first good row fixes the width
 	}
 	if len(f) != p.ncols || len(f) < p.need {
 		want := max(p.ncols, p.need)
-		return "", &RowError{Column: min(len(f), want) + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("%d columns, want %d", len(f), want)}
+		return model.Event{}, "", &RowError{Column: min(len(f), want) + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("%d columns, want %d", len(f), want)}
 	}
 	cust := f[p.cust]
 	if len(cust) == 0 {
-		return "", &RowError{Column: p.cust + 1, Reason: ReasonMissingCustomer}
+		return model.Event{}, "", &RowError{Column: p.cust + 1, Reason: ReasonMissingCustomer}
 	}
 	var t time.Time
 	switch tb := f[p.tm]; p.m.TimeLayout {
@@ -116,7 +116,7 @@ func (p *csvParser) parse(line []byte, ev *model.Event) (string, *RowError) {
 		t = t.UTC()
 	}
 	if err != nil {
-		return "", &RowError{Column: p.tm + 1, Reason: ReasonBadTime, Err: err}
+		return model.Event{}, "", &RowError{Column: p.tm + 1, Reason: ReasonBadTime, Err: err}
 	}
 	k := p.m.ConstKind
 	if p.kind >= 0 {
@@ -127,14 +127,14 @@ func (p *csvParser) parse(line []byte, ev *model.Event) (string, *RowError) {
 			k, ok = canonicalKind(f[p.kind])
 		}
 		if !ok {
-			return "", &RowError{Column: p.kind + 1, Reason: ReasonUnknownKind, Err: fmt.Errorf("kind %q is not mapped", f[p.kind])}
+			return model.Event{}, "", &RowError{Column: p.kind + 1, Reason: ReasonUnknownKind, Err: fmt.Errorf("kind %q is not mapped", f[p.kind])}
 		}
 	}
-	*ev = model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}
+	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}
 	if p.amount >= 0 && len(f[p.amount]) > 0 {
 		amt, reason, err := parseAmount(f[p.amount])
 		if err != nil {
-			return "", &RowError{Column: p.amount + 1, Reason: reason, Err: err}
+			return model.Event{}, "", &RowError{Column: p.amount + 1, Reason: reason, Err: err}
 		}
 		ev.Amount, ev.HasAmount = amt, true
 	}
@@ -144,7 +144,7 @@ func (p *csvParser) parse(line []byte, ev *model.Event) (string, *RowError) {
 	if p.cat >= 0 {
 		ev.Category = p.categories.get(f[p.cat])
 	}
-	return "", nil
+	return ev, "", nil
 }
 
 // canonicalKind maps the canonical kind names without a map lookup.

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"time"
@@ -59,23 +61,16 @@ type splitter struct {
 func (s *splitter) split(line []byte) ([][]byte, int, error) {
 	s.fields = s.fields[:0]
 	s.scratch = s.scratch[:0]
-	quoted := false
-	for i := range line {
-		if line[i] == '"' {
-			quoted = true
-			break
-		}
-	}
-	if !quoted {
-		start := 0
-		for i, c := range line {
-			if c == s.delim {
-				s.fields = append(s.fields, line[start:i])
-				start = i + 1
+	if bytes.IndexByte(line, '"') < 0 {
+		for {
+			i := bytes.IndexByte(line, s.delim)
+			if i < 0 {
+				s.fields = append(s.fields, line)
+				return s.fields, 0, nil
 			}
+			s.fields = append(s.fields, line[:i])
+			line = line[i+1:]
 		}
-		s.fields = append(s.fields, line[start:])
-		return s.fields, 0, nil
 	}
 	// The slow path: at most one copy of the line into scratch, so field slices
 	// into scratch stay valid while it grows only once.
@@ -290,31 +285,32 @@ func parseAmount(b []byte) (float64, string, error) {
 	return v, "", nil
 }
 
-// interner returns one shared string per distinct byte sequence, so repeated
-// ids cost a map lookup instead of an allocation. It forgets everything when it
-// reaches max entries, which keeps memory bounded on files with many ids.
+// interner returns a shared string for repeated byte sequences, so repeated
+// ids cost a hash and a compare instead of an allocation. It is a
+// direct-mapped cache of a fixed number of slots: a miss allocates and takes
+// the slot over, which keeps memory bounded on files with many distinct ids.
 type interner struct {
-	m    map[string]string
-	max  int
-	last string // files grouped by customer repeat the previous id
+	seed  maphash.Seed
+	slots []string
+	mask  uint64
+	last  string // files grouped by customer repeat the previous id
 }
 
-func newInterner(max int) *interner { return &interner{m: make(map[string]string), max: max} }
+// newInterner returns an interner of size slots, a power of two.
+func newInterner(size int) *interner {
+	return &interner{seed: maphash.MakeSeed(), slots: make([]string, size), mask: uint64(size - 1)}
+}
 
 func (in *interner) get(b []byte) string {
 	if string(b) == in.last {
 		return in.last
 	}
-	s, ok := in.m[string(b)]
-	if !ok {
-		if len(in.m) >= in.max {
-			clear(in.m)
-		}
-		s = string(b)
-		in.m[s] = s
+	slot := &in.slots[maphash.Bytes(in.seed, b)&in.mask]
+	if *slot != string(b) {
+		*slot = string(b)
 	}
-	in.last = s
-	return s
+	in.last = *slot
+	return *slot
 }
 
 // taobaoKind maps a UserBehavior behavior_type to a Kind.

@@ -284,7 +284,7 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 type rowParser interface {
 	header() bool
 	parseHeader(line []byte) *RowError
-	parse(line []byte, ev *model.Event) (skip string, err *RowError)
+	parse(line []byte) (ev model.Event, skip string, err *RowError)
 	// column returns the 1-based field holding byte offset off of line.
 	column(line []byte, off int) int
 }
@@ -331,7 +331,7 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 		var ev model.Event
 		var skip string
 		if rerr == nil {
-			skip, rerr = p.parse(line, &ev)
+			ev, skip, rerr = p.parse(line)
 		}
 		if rerr != nil {
 			rerr.File, rerr.Line = name, lineNo

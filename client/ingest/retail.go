@@ -54,8 +54,8 @@ func ReadOnlineRetail(ctx context.Context, r io.Reader, name string, opts Option
 	p := &retailParser{
 		sp:        splitter{delim: ',', fields: make([][]byte, 0, 10)},
 		loc:       loc,
-		customers: newInterner(1 << 16),
-		items:     newInterner(1 << 16),
+		customers: newInterner(1 << 14),
+		items:     newInterner(1 << 12),
 		invoices:  newInterner(1 << 12),
 		countries: newInterner(1 << 10),
 	}
@@ -91,45 +91,45 @@ func (p *retailParser) parseHeader(line []byte) *RowError {
 	return nil
 }
 
-func (p *retailParser) parse(line []byte, ev *model.Event) (string, *RowError) {
+func (p *retailParser) parse(line []byte) (model.Event, string, *RowError) {
 	f, col, err := p.sp.split(line)
 	if err != nil {
-		return "", &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
+		return model.Event{}, "", &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
 	}
 	if len(f) != len(retailHeader) {
-		return "", &RowError{Column: min(len(f), len(retailHeader)) + 1, Reason: ReasonColumnCount,
+		return model.Event{}, "", &RowError{Column: min(len(f), len(retailHeader)) + 1, Reason: ReasonColumnCount,
 			Err: fmt.Errorf("%d columns, want %d", len(f), len(retailHeader))}
 	}
 	invoice, stock, qtyB, dateB, priceB, cust, country := f[0], f[1], f[3], f[4], f[5], f[6], f[7]
 	qty, ok := atoiSigned(qtyB)
 	if !ok {
-		return "", &RowError{Column: 4, Reason: ReasonBadAmount, Err: fmt.Errorf("quantity %q is not an integer", qtyB)}
+		return model.Event{}, "", &RowError{Column: 4, Reason: ReasonBadAmount, Err: fmt.Errorf("quantity %q is not an integer", qtyB)}
 	}
 	t, err := parseDateTime(dateB, p.loc)
 	if err != nil {
-		return "", &RowError{Column: 5, Reason: ReasonBadTime, Err: err}
+		return model.Event{}, "", &RowError{Column: 5, Reason: ReasonBadTime, Err: err}
 	}
 	price, err := strconv.ParseFloat(string(priceB), 64)
 	if err != nil || price != price || price > 1e300 || price < -1e300 {
-		return "", &RowError{Column: 6, Reason: ReasonBadAmount, Err: fmt.Errorf("unit price %q is not a finite number", priceB)}
+		return model.Event{}, "", &RowError{Column: 6, Reason: ReasonBadAmount, Err: fmt.Errorf("unit price %q is not a finite number", priceB)}
 	}
 	if len(cust) == 0 {
-		return "", &RowError{Column: 7, Reason: ReasonMissingCustomer}
+		return model.Event{}, "", &RowError{Column: 7, Reason: ReasonMissingCustomer}
 	}
 	if string(cust) == "NA" {
-		return ReasonMissingCustomer, nil
+		return model.Event{}, ReasonMissingCustomer, nil
 	}
 	if len(invoice) > 0 && invoice[0] == 'C' {
-		return ReasonCancellation, nil
+		return model.Event{}, ReasonCancellation, nil
 	}
 	if qty < 0 {
-		return "", &RowError{Column: 4, Reason: ReasonNegativeAmount, Err: fmt.Errorf("quantity %d on invoice %q, which is not a cancellation", qty, invoice)}
+		return model.Event{}, "", &RowError{Column: 4, Reason: ReasonNegativeAmount, Err: fmt.Errorf("quantity %d on invoice %q, which is not a cancellation", qty, invoice)}
 	}
 	if price < 0 {
-		return "", &RowError{Column: 6, Reason: ReasonNegativeAmount, Err: fmt.Errorf("unit price %q is negative", priceB)}
+		return model.Event{}, "", &RowError{Column: 6, Reason: ReasonNegativeAmount, Err: fmt.Errorf("unit price %q is negative", priceB)}
 	}
-	*ev = model.Event{Customer: p.customers.get(cust), Time: t, Kind: model.Purchase,
+	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: model.Purchase,
 		Amount: float64(qty) * price, HasAmount: true, Item: p.items.get(stock)}
 	p.last = RetailLine{Invoice: p.invoices.get(invoice), Country: p.countries.get(country), Quantity: int(qty), UnitPrice: price}
-	return "", nil
+	return ev, "", nil
 }
