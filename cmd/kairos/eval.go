@@ -1,16 +1,321 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kairos-fl/kairos/client/ingest"
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/evaluate"
+	"github.com/kairos-fl/kairos/model/hazard"
 )
 
-// STUB: replaced by the owner of this command.
-func newEvalCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "eval",
-		Short: "(not built yet)",
-		RunE:  func(*cobra.Command, []string) error { return errors.New("eval: not built yet") },
+// evalDataset is a known data set: where it lives under the shared data folder,
+// how to read it, and its default cutoffs.
+type evalDataset struct {
+	file     string // relative to <shared>/data
+	format   ingest.Format
+	test     string
+	train    func(test time.Time) []time.Time
+	location *time.Location
+	overlap  bool
+}
+
+func monthlyFrom(from string) func(time.Time) []time.Time {
+	return func(test time.Time) []time.Time {
+		f, _ := time.Parse(time.DateOnly, from)
+		return evaluate.MonthlyCutoffs(f, test)
 	}
+}
+
+var evalDatasets = map[string]evalDataset{
+	// CDNOW: monthly training cutoffs 1997-04-01 .. 1998-01-01, every label
+	// window ending before the reference test cutoff.
+	"cdnow":        {file: "cdnow/CDNOW_master.txt", format: ingest.CDNOW, test: "1998-03-01", train: monthlyFrom("1997-04-01")},
+	"cdnow-sample": {file: "cdnow/CDNOW_sample.txt", format: ingest.CDNOWSample, test: "1998-03-01", train: monthlyFrom("1997-04-01")},
+	// Taobao spans nine days (2017-11-25 .. 12-03, UTC+8): no 30-day window fits
+	// twice, so training windows overlap the test window (flagged in the output).
+	"taobao": {file: "taobao/UserBehavior_head84k.csv", format: ingest.Taobao, test: "2017-12-02",
+		location: time.FixedZone("UTC+8", 8*3600), overlap: true,
+		train: func(test time.Time) []time.Time {
+			var out []time.Time
+			for d := 4; d >= 1; d-- {
+				out = append(out, test.AddDate(0, 0, -d))
+			}
+			return out
+		}},
+	"online-retail": {file: "online_retail/online_retail_sample_20k.csv", format: ingest.OnlineRetail, test: "2011-10-01", train: monthlyFrom("2011-02-01")},
+}
+
+func newEvalCmd() *cobra.Command {
+	var (
+		dataset, dataPath, mappingPath, testCutoff, trainCutoffs, kind, out string
+		seed                                                              uint64
+		hidden                                                            int
+		asJSON                                                            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "eval",
+		Short: "Evaluate the hazard model against baselines on a time split (default: the CDNOW reference benchmark)",
+		Long: `eval reads an event log, builds point-in-time features at the training cutoffs and the test
+cutoff, trains the discrete-time hazard model, and reports AUC, PR-AUC and Brier per horizon
+(1, 3, 7, 14, 30 days), C-index, the JData-2018 score, calibration and F1 for the hazard model and
+the baselines (BG/NBD, recency, purchases in the last 365 days).
+
+Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			ds, known := evalDatasets[dataset]
+			if !known && dataset != "csv" {
+				return fmt.Errorf("eval: unknown dataset %q (want cdnow, cdnow-sample, taobao, online-retail or csv)", dataset)
+			}
+			opts := ingest.Options{Format: ds.format, Location: ds.location, OnError: ingest.Skip}
+			if dataset == "taobao" {
+				opts.ValidFrom, opts.ValidTo = ingest.TaobaoRange()
+			}
+			if dataset == "csv" {
+				if dataPath == "" || mappingPath == "" || testCutoff == "" || trainCutoffs == "" {
+					return errors.New("eval: dataset csv needs --data, --mapping, --test-cutoff and --train-cutoffs")
+				}
+				m, err := ingest.LoadMapping(mappingPath)
+				if err != nil {
+					return fmt.Errorf("eval: %w", err)
+				}
+				opts.Format, opts.Mapping = ingest.CSV, m
+			}
+			path := dataPath
+			if path == "" {
+				var err error
+				if path, err = sharedDataPath(ds.file); err != nil {
+					return fmt.Errorf("eval: %w", err)
+				}
+			}
+			test, err := parseDate(firstNonEmpty(testCutoff, ds.test))
+			if err != nil {
+				return fmt.Errorf("eval: --test-cutoff: %w", err)
+			}
+			var train []time.Time
+			if trainCutoffs != "" {
+				for _, s := range strings.Split(trainCutoffs, ",") {
+					d, err := parseDate(strings.TrimSpace(s))
+					if err != nil {
+						return fmt.Errorf("eval: --train-cutoffs: %w", err)
+					}
+					train = append(train, d)
+				}
+			} else {
+				train = ds.train(test)
+			}
+			if ds.location != nil {
+				// Cutoffs are local midnights of the merchant.
+				for i, c := range train {
+					train[i] = time.Date(c.Year(), c.Month(), c.Day(), 0, 0, 0, 0, ds.location).UTC()
+				}
+				test = time.Date(test.Year(), test.Month(), test.Day(), 0, 0, 0, 0, ds.location).UTC()
+			}
+
+			var events []model.Event
+			rep, err := ingest.ReadFile(ctx, path, opts, func(e model.Event) error {
+				events = append(events, e)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
+			slog.Info("read events", "file", path, "events", len(events), "skipped", rep.Invalid, "out_of_range", rep.OutOfRange)
+
+			cfg := evaluate.Config{
+				Dataset: dataset, TestCutoff: test, TrainCutoffs: train, Location: ds.location, Seed: seed,
+				AllowLabelOverlap: ds.overlap,
+				Hazard:            defaultHazardOptions(kind, hidden),
+			}
+			start := time.Now()
+			res, err := evaluate.Run(ctx, events, cfg)
+			if err != nil {
+				return err
+			}
+			slog.Info("evaluated", "seconds", time.Since(start).Seconds(), "train_rows", res.TrainRows, "hazard_steps", res.TrainReport.Steps)
+			if out != "" && res.Model != nil {
+				res.Model.Training.CreatedAt = time.Now().UTC().Format(time.RFC3339)
+				b, err := json.MarshalIndent(res.Model, "", "  ")
+				if err != nil {
+					return fmt.Errorf("eval: encode model: %w", err)
+				}
+				if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+					return fmt.Errorf("eval: write model: %w", err)
+				}
+				slog.Info("wrote model", "file", out, "schema_hash", res.Model.Schema.Hash)
+			}
+			if asJSON {
+				return writeEvalJSON(cmd.OutOrStdout(), res)
+			}
+			return writeEvalTable(cmd.OutOrStdout(), res)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataset, "dataset", "cdnow", "cdnow, cdnow-sample, taobao, online-retail or csv")
+	f.StringVar(&dataPath, "data", "", "event file (default: the data set's file under the shared data folder)")
+	f.StringVar(&mappingPath, "mapping", "", "column mapping YAML for --dataset csv")
+	f.StringVar(&testCutoff, "test-cutoff", "", "test cutoff date YYYY-MM-DD (default per data set; cdnow 1998-03-01)")
+	f.StringVar(&trainCutoffs, "train-cutoffs", "", "comma-separated training cutoff dates (default per data set)")
+	f.StringVar(&kind, "model", hazard.KindLinear, "hazard score function: linear or mlp")
+	f.IntVar(&hidden, "hidden", 16, "hidden units for --model mlp")
+	f.Uint64Var(&seed, "seed", 1, "training seed")
+	f.StringVar(&out, "out", "", "write the fitted hazard model (JSON) to this file")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
+	return cmd
+}
+
+// defaultHazardOptions are the training settings of the reference benchmark.
+func defaultHazardOptions(kind string, hidden int) hazard.TrainOptions {
+	o := evaluate.DefaultHazardOptions()
+	o.Kind = kind
+	if kind == hazard.KindMLP {
+		o.Hidden = hidden
+	}
+	return o
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func parseDate(s string) (time.Time, error) {
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("date %q: want YYYY-MM-DD", s)
+	}
+	return d, nil
+}
+
+// sharedDataPath finds rel under $KAIROS_SHARED/data, ../shared/data or
+// ../../shared/data (the shared folder sits beside the repository).
+func sharedDataPath(rel string) (string, error) {
+	var roots []string
+	if s := os.Getenv("KAIROS_SHARED"); s != "" {
+		roots = append(roots, s)
+	}
+	roots = append(roots, "../shared", "../../shared", "../../../shared")
+	for _, r := range roots {
+		p := filepath.Join(r, "data", rel)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("data file %s not found under $KAIROS_SHARED/data or ../shared/data (set KAIROS_SHARED or --data)", rel)
+}
+
+// jsonNum maps a horizon-keyed metric to a JSON object with string keys.
+func jsonNum(m map[int]float64) map[string]float64 {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[strconv.Itoa(k)] = round4(v)
+	}
+	return out
+}
+
+func round4(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return math.Round(v*1e6) / 1e6
+}
+
+type evalJSONMethod struct {
+	Name        string             `json:"name"`
+	AUC         map[string]float64 `json:"auc"`
+	PRAUC       map[string]float64 `json:"pr_auc"`
+	Brier       map[string]float64 `json:"brier,omitempty"`
+	CIndex      float64            `json:"c_index"`
+	JData       float64            `json:"jdata_score"`
+	JDataS1     float64            `json:"jdata_s1"`
+	JDataS2     float64            `json:"jdata_s2"`
+	F1          float64            `json:"f1_30"`
+	F1Threshold float64            `json:"f1_threshold_30"`
+}
+
+func writeEvalJSON(w io.Writer, r evaluate.Report) error {
+	out := struct {
+		Dataset      string             `json:"dataset"`
+		TestCutoff   string             `json:"test_cutoff"`
+		Customers    int                `json:"customers"`
+		PositiveRate map[string]float64 `json:"positive_rate"`
+		TrainRows    int                `json:"train_rows"`
+		LabelOverlap bool               `json:"label_overlap,omitempty"`
+		SchemaHash   string             `json:"schema_hash,omitempty"`
+		Methods      []evalJSONMethod   `json:"methods"`
+	}{Dataset: r.Dataset, TestCutoff: r.TestCutoff.Format(time.DateOnly), Customers: r.Customers,
+		PositiveRate: jsonNum(r.PositiveRate), TrainRows: r.TrainRows, LabelOverlap: r.LabelOverlap}
+	if r.Model != nil {
+		out.SchemaHash = r.Model.Schema.Hash
+	}
+	for _, m := range r.Methods {
+		out.Methods = append(out.Methods, evalJSONMethod{
+			Name: m.Name, AUC: jsonNum(m.AUC), PRAUC: jsonNum(m.PRAUC), Brier: jsonNum(m.Brier),
+			CIndex: round4(m.CIndex), JData: round4(m.JData), JDataS1: round4(m.JDataS1), JDataS2: round4(m.JDataS2),
+			F1: round4(m.F1), F1Threshold: round4(m.F1Threshold),
+		})
+	}
+	enc := json.NewEncoder(w)
+	return enc.Encode(out)
+}
+
+func writeEvalTable(w io.Writer, r evaluate.Report) error {
+	fmt.Fprintf(w, "dataset %s, test cutoff %s: %d customers, 30-day positive rate %.4f; %d training rows\n",
+		r.Dataset, r.TestCutoff.Format(time.DateOnly), r.Customers, r.PositiveRate[model.Horizon], r.TrainRows)
+	if r.LabelOverlap {
+		fmt.Fprintln(w, "warning: training label windows reach past the test cutoff (log too short for a clean split)")
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "method\t")
+	for _, h := range hazard.Horizons {
+		fmt.Fprintf(tw, "AUC@%d\t", h)
+	}
+	fmt.Fprint(tw, "PR-AUC@30\tBrier@30\tC-index\tJData\tF1@30\t\n")
+	for _, m := range r.Methods {
+		fmt.Fprintf(tw, "%s\t", m.Name)
+		for _, h := range hazard.Horizons {
+			fmt.Fprintf(tw, "%.4f\t", m.AUC[h])
+		}
+		brier := "-"
+		if b, ok := m.Brier[model.Horizon]; ok {
+			brier = fmt.Sprintf("%.4f", b)
+		}
+		fmt.Fprintf(tw, "%.4f\t%s\t%.4f\t%.4f\t%.4f\t\n", m.PRAUC[model.Horizon], brier, m.CIndex, m.JData, m.F1)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, m := range r.Methods {
+		if len(m.Calibration) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s 30-day calibration (predicted vs observed):\n", m.Name)
+		for _, b := range m.Calibration {
+			if b.Count == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "  [%.1f, %.1f)  n=%-6d mean predicted %.4f  observed %.4f\n", b.Lo, b.Hi, b.Count, b.MeanPred, b.FracPos)
+		}
+	}
+	return nil
 }

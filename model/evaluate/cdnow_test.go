@@ -87,9 +87,17 @@ func envFloat(k string, def float64) float64 {
 func TestCDNOWReference(t *testing.T) {
 	events := readCDNOW(t, cdnowPath(t))
 	var train []time.Time
-	if os.Getenv("KAIROS_CUTOFFS") == "ref" {
+	switch os.Getenv("KAIROS_CUTOFFS") {
+	case "ref":
 		train = []time.Time{date("1997-07-01"), date("1997-09-01"), date("1997-11-01"), date("1998-01-01")}
-	} else {
+	case "may":
+		train = MonthlyCutoffs(date("1997-05-01"), date("1998-03-01"))
+	case "semi":
+		for _, c := range MonthlyCutoffs(date("1997-04-01"), date("1998-03-01")) {
+			train = append(train, c, c.AddDate(0, 0, 14))
+		}
+		train = train[:len(train)-1]
+	default:
 		train = MonthlyCutoffs(date("1997-04-01"), date("1998-03-01"))
 	}
 	cfg := Config{
@@ -97,7 +105,7 @@ func TestCDNOWReference(t *testing.T) {
 		Methods: []string{MethodHazard, MethodRecency, MethodFrequency365},
 		Hazard: hazard.TrainOptions{
 			Kind: os.Getenv("KAIROS_KIND"), Hidden: envInt("KAIROS_HIDDEN", 0),
-			EarlyStopping: true, L2: envFloat("KAIROS_L2", 1e-4), LearningRate: envFloat("KAIROS_LR", 0),
+			EarlyStopping: os.Getenv("KAIROS_ES") != "0", Anneal: os.Getenv("KAIROS_ANNEAL") == "1", L2: envFloat("KAIROS_L2", 1e-4), LearningRate: envFloat("KAIROS_LR", 0),
 			BatchSize: envInt("KAIROS_BATCH", 0), Epochs: envInt("KAIROS_EPOCHS", 0),
 		},
 	}

@@ -33,6 +33,10 @@ const SchemaVersion = 1
 // Windows are the purchase-count windows in days.
 var purchaseWindows = [...]int{1, 3, 7, 14, 30, 90, 180, 365}
 
+// decayHalfLives are the half-lives in days of exponentially decayed purchase
+// counts, Σ 2^(−age/half-life) over purchases.
+var decayHalfLives = [...]int{14, 60, 180}
+
 // spendWindows are the spend windows in days.
 var spendWindows = [...]int{30, 90, 365}
 
@@ -60,6 +64,7 @@ func allSpecs() []Spec {
 	var s []Spec
 	add := func(name, tr string) { s = append(s, Spec{name, tr}) }
 	add("recency_days", tLog1p)
+	add("recency_years", tIdentity)
 	add("tenure_days", tLog1p)
 	add("first_purchase_age_days", tLog1p)
 	add("has_purchase", tIdentity)
@@ -69,6 +74,11 @@ func allSpecs() []Spec {
 		add("purchases_"+strconv.Itoa(w)+"d", tLog1p)
 	}
 	add("purchase_rate_per_30d", tLog1p)
+	for _, hl := range decayHalfLives {
+		add("purchases_decayed_"+strconv.Itoa(hl)+"d", tLog1p)
+	}
+	add("recency_2nd_day_days", tLog1p)
+	add("recency_3rd_day_days", tLog1p)
 	add("gap_mean_days", tLog1p)
 	add("gap_std_days", tLog1p)
 	add("gap_last_days", tLog1p)
@@ -78,6 +88,8 @@ func allSpecs() []Spec {
 	add("spend_total", tLog1p)
 	add("spend_mean", tLog1p)
 	add("spend_last", tLog1p)
+	add("spend_first_day", tLog1p)
+	add("purchases_first_day", tLog1p)
 	for _, w := range spendWindows {
 		add("spend_"+strconv.Itoa(w)+"d", tLog1p)
 	}
@@ -365,6 +377,7 @@ func (b *Builder) raw(c *customer, ci int, out []float64) {
 		recency = days(ps[n-1].at)
 	}
 	put(recency)
+	put(recency / 365)
 	put(tenure)
 	if n > 0 {
 		put(days(ps[0].at))
@@ -387,6 +400,22 @@ func (b *Builder) raw(c *customer, ci int, out []float64) {
 		put(float64(countSince(ps, tau-int64(w)*secPerDay)))
 	}
 	put(float64(n) / math.Max(tenure, 1) * 30)
+	for _, hl := range decayHalfLives {
+		var v float64
+		for _, p := range ps {
+			v += math.Exp2(-days(p.at) / float64(hl))
+		}
+		put(v)
+	}
+	// Days since the 2nd and 3rd most recent distinct purchase days (0 when absent),
+	// measured from the end of that local day's predecessor day number.
+	for k := 2; k <= 3; k++ {
+		if len(pdays) >= k {
+			put(recency + float64(pdays[len(pdays)-1]-pdays[len(pdays)-k]))
+		} else {
+			put(0)
+		}
+	}
 	var gapMean, gapStd, gapLast float64
 	if len(pdays) >= 2 {
 		k := float64(len(pdays) - 1)
@@ -422,6 +451,17 @@ func (b *Builder) raw(c *customer, ci int, out []float64) {
 		put(0)
 		put(0)
 	}
+	// The first shopping day (order size is a classic CDNOW predictor).
+	var firstSpend, firstCount float64
+	for _, p := range ps {
+		if localDay(p.at, b.loc) != pdays[0] {
+			break
+		}
+		firstSpend += p.amount
+		firstCount++
+	}
+	put(firstSpend)
+	put(firstCount)
 	for _, w := range spendWindows {
 		var s float64
 		for j := n - 1; j >= 0 && ps[j].at >= tau-int64(w)*secPerDay; j-- {

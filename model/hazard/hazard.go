@@ -220,21 +220,38 @@ func (m *Model) exampleLoss(p, z []float64, label int, grad, scratch []float64) 
 	if label > 0 {
 		last = label
 	}
+	// −log(1−h_t) summed over the risk days is −log Π(1−h_t): multiply and take
+	// one logarithm (renormalising before the product could underflow), which
+	// keeps training to one exp per day.
 	var loss, df float64
+	surv := 1.0
 	for t := 1; t <= last; t++ {
 		zt := p[t-1] + f
-		// −log(1−σ(z)) = softplus(z); −log σ(z) = softplus(z) − z.
-		loss += softplus(zt)
-		g := sigmoid(zt)
+		e := math.Exp(-math.Abs(zt))
+		var h, q float64 // h = σ(z), q = 1 − h
+		if zt >= 0 {
+			h, q = 1/(1+e), e/(1+e)
+		} else {
+			h, q = e/(1+e), 1/(1+e)
+		}
+		g := h
 		if t == label {
-			loss -= zt
+			// −log h = softplus(−z).
+			loss += softplus(-zt)
 			g--
+		} else {
+			surv *= q
+			if surv < 1e-200 {
+				loss -= math.Log(surv)
+				surv = 1
+			}
 		}
 		if grad != nil {
 			grad[t-1] += g
 		}
 		df += g
 	}
+	loss -= math.Log(surv)
 	if grad == nil {
 		return loss
 	}

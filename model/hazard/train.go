@@ -91,6 +91,9 @@ type TrainOptions struct {
 	Patience      int
 	// LearningRate is Adam's step size (default 0.005).
 	LearningRate float64
+	// Anneal decays the step size linearly from LearningRate to LearningRate/20
+	// over the run, so that the last steps average out mini-batch noise.
+	Anneal bool
 	// L2 is the ridge penalty on every parameter except the baseline hazards,
 	// added to the direction as L2·θ (data-independent).
 	L2 float64
@@ -368,6 +371,10 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 		if err := step.Step(len(ds.groups), grad, dir); err != nil {
 			return fmt.Errorf("step %d: %w", s, err)
 		}
+		lr := opts.LearningRate
+		if opts.Anneal {
+			lr *= 1 - 0.95*float64(s-1)/float64(max(steps-1, 1))
+		}
 		c1 := 1 - math.Pow(b1, float64(s))
 		c2 := 1 - math.Pow(b2, float64(s))
 		for j := range p {
@@ -377,7 +384,7 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 			}
 			mom[j] = b1*mom[j] + (1-b1)*g
 			vel[j] = b2*vel[j] + (1-b2)*g*g
-			p[j] -= opts.LearningRate * (mom[j] / c1) / (math.Sqrt(vel[j]/c2) + eps)
+			p[j] -= lr * (mom[j] / c1) / (math.Sqrt(vel[j]/c2) + eps)
 		}
 		if after != nil && !after(s, p) {
 			break
