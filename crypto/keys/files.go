@@ -100,8 +100,10 @@ func WriteAggregatorWithOptions(dir string, a *Aggregator, opts WriteOptions) er
 	w.public(FileAgeRecipient, []byte(a.Recipient+"\n"))
 	keep := map[string]bool{}
 	for _, k := range a.JWT {
-		w.privateKey(jwtPrivName(k.ID), k.Private)
+		// Public first: a crash in between leaves a harmless extra .pub,
+		// never a private key without its public file.
 		w.publicKey(jwtPubName(k.ID), k.Private.Public().(ed25519.PublicKey))
+		w.privateKey(jwtPrivName(k.ID), k.Private)
 		keep[k.ID] = true
 	}
 	w.metadata(FileJWTActive, []byte(a.ActiveJWT+"\n"))
@@ -128,7 +130,7 @@ func LoadAggregator(dir string, passphrase []byte) (*Aggregator, error) {
 		return nil, fmt.Errorf("load aggregator keys: %s: %w", r.path(FileAgeIdentity), err)
 	}
 	a.Recipient, _ = recipientOf(a.Identity)
-	kids, err := listJWT(dir)
+	kids, err := listJWT(dir, jwtPrivate)
 	if err != nil {
 		return nil, fmt.Errorf("load aggregator keys: %w", err)
 	}
@@ -181,16 +183,15 @@ func LoadAggregator(dir string, passphrase []byte) (*Aggregator, error) {
 	return a, nil
 }
 
-// samePublic compares the published parts file by file.
+// samePublic checks that every published part of want is in got, unchanged.
+// got may list extra JWT keys: a rotation interrupted after writing the new
+// .pub file leaves one, and the next write removes it.
 func samePublic(got, want AggregatorPublic) error {
 	if got.Recipient != want.Recipient {
 		return fmt.Errorf("%s differs", FileAgeRecipient)
 	}
 	if !got.Checkpoint.Equal(want.Checkpoint) {
 		return fmt.Errorf("%s differs", FileCheckpointPub)
-	}
-	if len(got.JWT) != len(want.JWT) {
-		return fmt.Errorf("%d jwt .pub files for %d private keys", len(got.JWT), len(want.JWT))
 	}
 	for _, w := range want.JWT {
 		i := slices.IndexFunc(got.JWT, func(g JWTPublic) bool { return g.ID == w.ID })
@@ -213,7 +214,7 @@ func LoadAggregatorPublic(dir string) (AggregatorPublic, error) {
 	if _, err := age.ParseRecipients(strings.NewReader(p.Recipient)); err != nil || strings.ContainsAny(p.Recipient, " \n#") {
 		return p, fmt.Errorf("load aggregator public keys: %s: not one age recipient", r.path(FileAgeRecipient))
 	}
-	kids, err := listJWT(dir)
+	kids, err := listJWT(dir, jwtPublic)
 	if err != nil {
 		return p, fmt.Errorf("load aggregator public keys: %w", err)
 	}
@@ -338,37 +339,43 @@ func LoadMerchantPublic(dir string) (MerchantPublic, error) {
 func jwtPrivName(kid string) string { return "jwt-" + kid + ".pem" }
 func jwtPubName(kid string) string  { return "jwt-" + kid + ".pub" }
 
-// listJWT returns the kids of the JWT private or public key files in dir, sorted.
-func listJWT(dir string) ([]string, error) {
+// Which JWT key files listJWT looks at.
+const (
+	jwtPrivate = 1 << iota // jwt-<kid>.pem and jwt-<kid>.pem.age
+	jwtPublic              // jwt-<kid>.pub
+)
+
+// listJWT returns, sorted, the kids named by the JWT key files of the given kinds in dir.
+func listJWT(dir string, kinds int) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list jwt keys: %w", err)
 	}
-	set := map[string]bool{}
+	var kids []string
 	for _, e := range ents {
 		name := e.Name()
-		if !strings.HasPrefix(name, "jwt-") || name == FileJWTActive {
+		rest, ok := strings.CutPrefix(name, "jwt-")
+		if !ok || name == FileJWTActive {
 			continue
 		}
-		kid := strings.TrimPrefix(name, "jwt-")
-		kid = strings.TrimSuffix(kid, EncryptedSuffix)
-		kid, ok := strings.CutSuffix(kid, ".pem")
-		if !ok {
-			if kid, ok = strings.CutSuffix(kid, ".pub"); !ok {
-				continue
-			}
+		var kid string
+		switch {
+		case kinds&jwtPrivate != 0 && strings.HasSuffix(rest, ".pem"):
+			kid = strings.TrimSuffix(rest, ".pem")
+		case kinds&jwtPrivate != 0 && strings.HasSuffix(rest, ".pem"+EncryptedSuffix):
+			kid = strings.TrimSuffix(rest, ".pem"+EncryptedSuffix)
+		case kinds&jwtPublic != 0 && strings.HasSuffix(rest, ".pub"):
+			kid = strings.TrimSuffix(rest, ".pub")
+		default:
+			continue
 		}
 		if _, err := parseKID([]byte(kid)); err != nil {
 			return nil, fmt.Errorf("list jwt keys: %s: unexpected file name", filepath.Join(dir, name))
 		}
-		set[kid] = true
-	}
-	kids := make([]string, 0, len(set))
-	for k := range set {
-		kids = append(kids, k)
+		kids = append(kids, kid)
 	}
 	slices.Sort(kids)
-	return kids, nil
+	return slices.Compact(kids), nil
 }
 
 // writer writes key files atomically, remembering the first error.
@@ -438,7 +445,7 @@ func (w *writer) public(name string, data []byte) {
 }
 
 func (w *writer) removeStaleJWT(keep map[string]bool) {
-	kids, err := listJWT(w.dir)
+	kids, err := listJWT(w.dir, jwtPrivate|jwtPublic)
 	if err != nil {
 		w.err = err
 		return

@@ -645,3 +645,45 @@ func TestLoadRejectsTampering(t *testing.T) {
 		}
 	}
 }
+
+func TestInterruptedRotation(t *testing.T) {
+	// WriteAggregator writes a new key's .pub, then its .pem, then jwt-active;
+	// a crash after any of these steps must leave a directory that loads.
+	a, _ := GenerateAggregator(rand.Reader, AggregatorOptions{Classic: true})
+	dir := t.TempDir()
+	if err := WriteAggregator(dir, a, nil); err != nil {
+		t.Fatal(err)
+	}
+	oldActive := a.ActiveJWT
+	k, _ := a.RotateJWT(rand.Reader)
+	pub, _ := encodePublicPEM(k.Private.Public().(ed25519.PublicKey))
+	if err := os.WriteFile(filepath.Join(dir, jwtPubName(k.ID)), pub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadAggregator(dir, nil)
+	if err != nil {
+		t.Fatalf("after the .pub step: %v", err)
+	}
+	if len(got.JWT) != 1 || got.ActiveJWT != oldActive {
+		t.Errorf("after the .pub step: %d keys, active %s; want 1, %s", len(got.JWT), got.ActiveJWT, oldActive)
+	}
+	priv, _ := encodePrivatePEM(k.Private)
+	if err := os.WriteFile(filepath.Join(dir, jwtPrivName(k.ID)), priv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got2, err := LoadAggregator(dir, nil)
+	if err != nil {
+		t.Fatalf("after the .pem step: %v", err)
+	}
+	if len(got2.JWT) != 2 || got2.ActiveJWT != oldActive {
+		t.Errorf("after the .pem step: %d keys, active %s; want 2, %s", len(got2.JWT), got2.ActiveJWT, oldActive)
+	}
+	// Rewriting the state loaded after the .pub step removes the orphan .pub.
+	_ = os.Remove(filepath.Join(dir, jwtPrivName(k.ID)))
+	if err := WriteAggregator(dir, got, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, jwtPubName(k.ID))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("orphan .pub not removed (err %v)", err)
+	}
+}
