@@ -135,7 +135,7 @@ type Ledger struct {
 	keys     []curveKey             // keys in first-use order, for a deterministic sum
 }
 
-// NewLedger returns an empty ledger.
+// NewLedger returns an empty ledger over opt's orders (each in (1, MaxOrder]).
 func NewLedger(opt AccountantOptions) (*Ledger, error) {
 	opt, err := opt.resolve()
 	if err != nil {

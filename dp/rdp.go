@@ -29,6 +29,10 @@ func DefaultOrders() []float64 {
 	return orders
 }
 
+// MaxOrder is the largest Rényi order accepted. Integer orders cost time and memory linear
+// in the order; orders beyond a few thousand never attain the minimum for any practical δ.
+const MaxOrder = 10000
+
 // ErrInvalidParameter is wrapped by every error about an out-of-range privacy parameter
 // (sampling rate, noise multiplier, order, δ, ε, ρ).
 var ErrInvalidParameter = errors.New("invalid privacy parameter")
@@ -38,8 +42,8 @@ func checkOrders(orders []float64) error {
 		return fmt.Errorf("orders: none given: %w", ErrInvalidParameter)
 	}
 	for i, a := range orders {
-		if !(a > 1) || math.IsInf(a, 0) {
-			return fmt.Errorf("orders: order %d is %v, must be finite and > 1: %w", i, a, ErrInvalidParameter)
+		if !(a > 1 && a <= MaxOrder) {
+			return fmt.Errorf("orders: order %d is %v, must be in (1, %d]: %w", i, a, MaxOrder, ErrInvalidParameter)
 		}
 	}
 	return nil
@@ -62,7 +66,7 @@ const (
 // AccountantOptions configures the RDP accountant. The zero value uses DefaultOrders and
 // SeriesAbsolute.
 type AccountantOptions struct {
-	// Orders are the Rényi orders (each finite and > 1); nil means DefaultOrders.
+	// Orders are the Rényi orders, each in (1, MaxOrder]; nil means DefaultOrders.
 	Orders []float64
 	// Series is how fractional orders are summed.
 	Series Series
@@ -94,8 +98,8 @@ func RDPSubsampledGaussian(q, z, alpha float64, s Series) (float64, error) {
 	if err := checkGaussian(q, z); err != nil {
 		return 0, err
 	}
-	if !(alpha > 1) || math.IsInf(alpha, 0) {
-		return 0, fmt.Errorf("rdp: order %v must be finite and > 1: %w", alpha, ErrInvalidParameter)
+	if !(alpha > 1 && alpha <= MaxOrder) {
+		return 0, fmt.Errorf("rdp: order %v must be in (1, %d]: %w", alpha, MaxOrder, ErrInvalidParameter)
 	}
 	return rdpStep(q, z, alpha, s), nil
 }
@@ -303,7 +307,7 @@ func EpsilonFromZCDP(rho, delta float64) (eps, order float64, err error) {
 		return 0, 0, fmt.Errorf("epsilon from zcdp: %w", err)
 	}
 	if rho == 0 {
-		return 0, math.Inf(1), nil
+		return 0, 0, nil
 	}
 	logDelta := math.Log(delta)
 	f := func(a float64) float64 {

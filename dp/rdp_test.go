@@ -306,3 +306,66 @@ func TestReleaseValidate(t *testing.T) {
 		t.Errorf("Validate(q=0) = %v, want nil", err)
 	}
 }
+
+func TestOrdersInvalid(t *testing.T) {
+	for _, orders := range [][]float64{{}, {1}, {0.5, 2}, {2, math.NaN()}, {2, dp.MaxOrder + 1}, {math.Inf(1)}} {
+		if _, err := dp.NewLedger(dp.AccountantOptions{Orders: orders}); !errors.Is(err, dp.ErrInvalidParameter) {
+			t.Errorf("NewLedger(orders %v) = %v, want ErrInvalidParameter", orders, err)
+		}
+	}
+	if _, err := dp.NewLedger(dp.AccountantOptions{Series: 7}); !errors.Is(err, dp.ErrInvalidParameter) {
+		t.Errorf("NewLedger(series 7) = %v, want ErrInvalidParameter", err)
+	}
+	if _, _, err := dp.EpsilonFromRDP([]float64{2, 3}, []float64{1}, 1e-5); !errors.Is(err, dp.ErrInvalidParameter) {
+		t.Errorf("EpsilonFromRDP with mismatched lengths = %v, want ErrInvalidParameter", err)
+	}
+	// Unbounded RDP at every order gives ε = +Inf, not an error.
+	eps, _, err := dp.EpsilonFromRDP([]float64{2, 3}, []float64{math.Inf(1), math.Inf(1)}, 1e-5)
+	if err != nil || !math.IsInf(eps, 1) {
+		t.Errorf("EpsilonFromRDP(+Inf curve) = %v, %v, want +Inf, nil", eps, err)
+	}
+}
+
+func TestSeriesSignedBelowAbsolute(t *testing.T) {
+	for _, a := range []float64{1.1, 1.5, 2.5, 4.3, 10.9} {
+		for _, p := range []struct{ q, z float64 }{{0.01, 2.5}, {0.04, 1.5}, {0.3, 0.7}} {
+			s, _ := dp.RDPSubsampledGaussian(p.q, p.z, a, dp.SeriesSigned)
+			b, _ := dp.RDPSubsampledGaussian(p.q, p.z, a, dp.SeriesAbsolute)
+			if !(s > 0) || s > b*(1+1e-12) {
+				t.Errorf("q=%v z=%v α=%v: signed %g, absolute %g, want 0 < signed ≤ absolute", p.q, p.z, a, s, b)
+			}
+		}
+	}
+}
+
+func TestNoiseMultiplierIsSmallest(t *testing.T) {
+	tests := []struct {
+		eps, delta, q float64
+		steps         int
+	}{
+		{0.1, 1e-6, 0.001, 1000},
+		{1, 1e-5, 0.01, 5000},
+		{10, 1e-5, 0.2, 100},
+		{50, 1e-5, 0.5, 10},
+		{2, 1e-6, 1, 3},
+	}
+	for _, tt := range tests {
+		z, err := dp.NoiseMultiplier(tt.eps, tt.delta, tt.q, tt.steps, dp.AccountantOptions{})
+		if err != nil {
+			t.Fatalf("%+v: %v", tt, err)
+		}
+		at := func(z float64) float64 {
+			e, _, err := dp.Epsilon([]dp.Release{{Q: tt.q, Z: z, Steps: tt.steps}}, tt.delta, dp.AccountantOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+		if e := at(z); e > tt.eps {
+			t.Errorf("%+v: ε(z=%v) = %v > target", tt, z, e)
+		}
+		if e := at(z * (1 - 1e-6)); e <= tt.eps {
+			t.Errorf("%+v: ε(0.999999·z) = %v ≤ target, z = %v is not the smallest", tt, e, z)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -147,6 +148,9 @@ epsilon is a pure ε-DP (Laplace) release.`,
 			eps, order, err := dp.Epsilon(rs, acc.delta, opt)
 			if err != nil {
 				return err
+			}
+			if math.IsInf(eps, 1) {
+				return fmt.Errorf("ε is unbounded at every order for these releases (noise too small)")
 			}
 			res := epsilonResult{Epsilon: eps, Order: order, Delta: acc.delta, Releases: len(rs)}
 			if acc.asJSON {
