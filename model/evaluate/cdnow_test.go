@@ -102,7 +102,7 @@ func TestCDNOWReference(t *testing.T) {
 	}
 	cfg := Config{
 		Dataset: "cdnow", TestCutoff: date("1998-03-01"), TrainCutoffs: train, Seed: 1,
-		Methods: []string{MethodHazard, MethodRecency, MethodFrequency365},
+		Methods: DefaultMethods,
 		Hazard: hazard.TrainOptions{
 			Kind: os.Getenv("KAIROS_KIND"), Hidden: envInt("KAIROS_HIDDEN", 0),
 			EarlyStopping: os.Getenv("KAIROS_ES") != "0", Anneal: os.Getenv("KAIROS_ANNEAL") == "1", L2: envFloat("KAIROS_L2", 1e-4), LearningRate: envFloat("KAIROS_LR", 0),
