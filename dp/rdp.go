@@ -195,6 +195,7 @@ func logAFrac(q, z, alpha float64, absTerms bool) float64 {
 	// flips each time α−i passes below zero.
 	logCoef, positive := 0.0, true
 	top := math.Inf(-1)
+	converged := false
 	for i := 0; i < 100000; i++ {
 		fi := float64(i)
 		j := alpha - fi
@@ -211,8 +212,12 @@ func logAFrac(q, z, alpha float64, absTerms bool) float64 {
 		signs = append(signs, positive || absTerms)
 		top = max(top, logS0, logS1)
 		if i > int(alpha) && max(logS0, logS1) < -30 {
+			converged = true
 			break
 		}
+	}
+	if !converged {
+		return math.NaN() // a truncated series could understate A_α; rdpStep reports no bound
 	}
 	if math.IsInf(top, 0) || math.IsNaN(top) {
 		return top

@@ -130,3 +130,39 @@ func TestStepRejectsNonFiniteGradient(t *testing.T) {
 		t.Errorf("Step(n=0) = %v, want ErrNoCustomers", err)
 	}
 }
+
+func TestSGDTrainsAMean(t *testing.T) {
+	// Minimise Σᵢ (θ − xᵢ)²/2 with customers' xᵢ = i mod 10 (mean 4.5). The clip C = 20
+	// exceeds every gradient near the optimum, so clipping is inactive there, and the
+	// noise on the mean gradient is σ/(q·n) = 1·20/(0.2·5000) = 0.02 per step.
+	const n = 5000
+	s := newTestSGD(t, 0.2, 1, 20)
+	theta := 0.0
+	dir := make([]float64, 1)
+	var avg float64
+	const steps, lr = 200, 0.5
+	for k := range steps {
+		grad := func(i int, out []float64) float64 {
+			d := theta - float64(i%10)
+			out[0] += d
+			return d * d / 2
+		}
+		if err := s.Step(n, grad, dir); err != nil {
+			t.Fatal(err)
+		}
+		theta -= lr * dir[0]
+		if k >= steps/2 {
+			avg += theta / (steps / 2)
+		}
+	}
+	// Per step, dir = (θ − 4.5) + e with sd(e) ≈ √((1−q)/(q·n)·8.25 + 0.02²) ≈ 0.084
+	// (Poisson sampling plus DP noise). θ − 4.5 is then an AR(1) with coefficient 0.5 and
+	// stationary sd lr·0.084/√(1−0.25) ≈ 0.048; the mean of the last 100 iterates has sd
+	// ≈ 0.048·√(3/100) ≈ 0.0084, so 0.05 is about six standard deviations.
+	if math.Abs(avg-4.5) > 0.05 {
+		t.Errorf("averaged θ = %v, want 4.5 ± 0.05", avg)
+	}
+	if got := s.Release(); got.Steps != steps || got.Q != 0.2 {
+		t.Errorf("Release = %+v, want Q 0.2 and %d steps", got, steps)
+	}
+}
