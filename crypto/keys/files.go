@@ -211,8 +211,8 @@ func LoadAggregatorPublic(dir string) (AggregatorPublic, error) {
 		return p, fmt.Errorf("load aggregator public keys: %w", err)
 	}
 	p.Recipient = string(trimLine(b))
-	if _, err := age.ParseRecipients(strings.NewReader(p.Recipient)); err != nil || strings.ContainsAny(p.Recipient, " \n#") {
-		return p, fmt.Errorf("load aggregator public keys: %s: not one age recipient", r.path(FileAgeRecipient))
+	if _, err := ParseRecipient(p.Recipient); err != nil {
+		return p, fmt.Errorf("load aggregator public keys: %s: %w", r.path(FileAgeRecipient), err)
 	}
 	kids, err := listJWT(dir, jwtPublic)
 	if err != nil {

@@ -169,3 +169,33 @@ func FuzzDecryptPassphrase(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseRecipient(f *testing.F) {
+	for _, classic := range []bool{false, true} {
+		_, r, err := newAgeIdentity(&seqRand{label: "fuzz-r"}, classic)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(r)
+	}
+	f.Add("age1pq1")
+	f.Add("age1qqqq")
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRecipient(s)
+		if err != nil {
+			return
+		}
+		var str string
+		switch r := r.(type) {
+		case *age.HybridRecipient:
+			str = r.String()
+		case *age.X25519Recipient:
+			str = r.String()
+		default:
+			t.Fatalf("parsed to %T", r)
+		}
+		if !strings.EqualFold(str, s) {
+			t.Fatalf("accepted %q but it encodes as %q", s, str)
+		}
+	})
+}

@@ -184,6 +184,31 @@ func (a *Aggregator) Public() AggregatorPublic {
 	return p
 }
 
+// AgeRecipient parses p.Recipient: an *age.HybridRecipient ("age1pq1…") or
+// an *age.X25519Recipient ("age1…"), ready for seal.Seal.
+func (p AggregatorPublic) AgeRecipient() (age.Recipient, error) {
+	return ParseRecipient(p.Recipient)
+}
+
+// ParseRecipient parses one hybrid or X25519 age recipient string.
+func ParseRecipient(s string) (age.Recipient, error) {
+	if strings.HasPrefix(s, "age1pq1") {
+		r, err := age.ParseHybridRecipient(s)
+		if err != nil {
+			return nil, fmt.Errorf("parse age recipient: %w", err)
+		}
+		return r, nil
+	}
+	if strings.HasPrefix(s, "age1") {
+		r, err := age.ParseX25519Recipient(s)
+		if err != nil {
+			return nil, fmt.Errorf("parse age recipient: %w", err)
+		}
+		return r, nil
+	}
+	return nil, errors.New("parse age recipient: not an age1pq1… or age1… recipient")
+}
+
 // Validate checks that a is complete and self-consistent.
 func (a *Aggregator) Validate() error {
 	if a.Identity == nil {

@@ -100,10 +100,15 @@ func TestAgeIdentityFromSeedMatchesAge(t *testing.T) {
 			t.Errorf("classic=%v: recipient %q, want prefix %q", classic, rcpt, wantPrefix)
 		}
 		// The recipient must decrypt with the identity.
-		r, err := age.ParseRecipients(strings.NewReader(rcpt))
+		r1, err := ParseRecipient(rcpt)
 		if err != nil {
 			t.Fatal(err)
 		}
+		_, isPQ := r1.(*age.HybridRecipient)
+		if isPQ == classic {
+			t.Errorf("classic=%v: ParseRecipient gave %T", classic, r1)
+		}
+		r := []age.Recipient{r1}
 		var ct bytes.Buffer
 		w, _ := age.Encrypt(&ct, r...)
 		_, _ = w.Write([]byte("hello"))
