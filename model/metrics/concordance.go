@@ -1,8 +1,10 @@
 package metrics
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -53,12 +55,17 @@ func ConcordanceIndex(risk, time []float64, event []bool) (float64, error) {
 	for i := range order {
 		order[i] = i
 	}
-	sort.Slice(order, func(a, b int) bool {
-		ia, ib := order[a], order[b]
-		if time[ia] != time[ib] {
-			return time[ia] < time[ib]
+	slices.SortFunc(order, func(ia, ib int) int {
+		if c := cmp.Compare(time[ia], time[ib]); c != 0 {
+			return c
 		}
-		return event[ia] && !event[ib]
+		switch {
+		case event[ia] && !event[ib]:
+			return -1
+		case !event[ia] && event[ib]:
+			return 1
+		}
+		return 0
 	})
 
 	tree := newFenwick(len(uniq))

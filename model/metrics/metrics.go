@@ -5,10 +5,11 @@
 package metrics
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 )
 
 // Errors a caller may act on. Each function wraps them with the metric's name.
@@ -75,7 +76,7 @@ func descending(scores []float64) []int {
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.Slice(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(scores[b], scores[a]) })
 	return idx
 }
 
