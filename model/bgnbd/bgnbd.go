@@ -4,11 +4,15 @@
 // purchases) for the hazard model.
 //
 // While alive, a customer buys as a Poisson process with rate λ ~ Gamma(r, α);
-// after every purchase they drop out with probability p ~ Beta(a, b). A customer
+// after every repeat purchase they drop out with probability p ~ Beta(a, b). A customer
 // is summarised by x (repeat purchases), t_x (time of the last purchase, measured
 // from the first) and T (time from the first purchase to the end of calibration),
 // all in one time unit of the caller's choice; parameters α and the predictions'
 // horizons are in that same unit.
+//
+// Fit validates its input; the prediction methods (PAlive, ExpectedPurchases,
+// ProbNoPurchase, ProbPurchaseWithin) assume parameters from Fit or
+// Params.Validate and a customer that passes Customer.Validate.
 package bgnbd
 
 import (

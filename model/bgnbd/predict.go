@@ -5,8 +5,8 @@ import (
 	"math"
 )
 
-// PAlive returns P(the customer is still alive at T | x, t_x, T) (FHL 2005,
-// eq. 13 of the technical note "Computing P(alive) using the BG/NBD model"):
+// PAlive returns P(the customer is still alive at T | x, t_x, T) (Fader, Hardie
+// and Lee, "Computing P(alive) using the BG/NBD model", brucehardie.com note 021):
 //
 //	P(alive) = 1 / (1 + δ_{x>0} · a/(b+x−1) · ((α+T)/(α+t_x))^(r+x))
 //
