@@ -95,7 +95,7 @@ func TestTamperDetection(t *testing.T) {
 			`UPDATE audit_entries SET seq = 1007 WHERE seq = 7`,
 			`UPDATE audit_entries SET seq = 7 WHERE seq = 8`,
 			`UPDATE audit_entries SET seq = 8 WHERE seq = 1007`,
-		}, seq: 7, reason: "altered"},
+		}, seq: 7, reason: "prev hash"},
 		{name: "truncated tail", sql: []string{`DELETE FROM audit_entries WHERE seq > 12`}, seq: 13, reason: "truncated"},
 		{name: "forked history", rewrite: func(t *testing.T, s *Store) {
 			rewriteFrom(t, s, 3, func(e *audit.Entry) { e.Actor = "admin:mallory" })
