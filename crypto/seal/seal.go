@@ -37,6 +37,10 @@
 // key before it trusts any header field or decrypts, and after decrypting it
 // checks the payload against the signed SHA-256.
 //
+// The payload hash travels in the clear, so anyone who sees an envelope can
+// test a guess of the whole payload. For noised (differentially private)
+// float vectors such a guess has no chance; do not seal low-entropy payloads.
+//
 // Seal and Open keep no state and are safe for concurrent use. age draws the
 // file key and stream nonce from crypto/rand itself; the rand passed to Seal
 // supplies the header nonce.
@@ -215,7 +219,9 @@ type OpenOptions struct {
 	Round string
 	// SeenNonce reports whether this merchant already used nonce. It is called
 	// only once the signature, round and time checks passed, so it may record
-	// the nonce without letting forged envelopes burn nonces.
+	// the nonce without letting forged envelopes burn nonces. Since Open
+	// refuses envelopes older than MaxSkew, a record may be dropped after
+	// 2×MaxSkew.
 	SeenNonce func(merchantID string, nonce [NonceSize]byte) bool
 	// Now and MaxSkew bound CreatedAt to [Now-MaxSkew, Now+MaxSkew].
 	Now     time.Time
