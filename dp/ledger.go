@@ -232,6 +232,34 @@ func Epsilon(releases []Release, delta float64, opt AccountantOptions) (eps, ord
 // rate q have ε ≤ target at δ. ε is decreasing in z, so the search is a bisection; the
 // returned z always meets the target.
 func NoiseMultiplier(target, delta, q float64, steps int, opt AccountantOptions) (float64, error) {
+	opt, err := opt.resolve()
+	if err != nil {
+		return 0, fmt.Errorf("noise multiplier: %w", err)
+	}
+	return noiseMultiplier(target, delta, q, steps, opt, nil)
+}
+
+// NoiseMultiplierAfter is NoiseMultiplier for a training that follows what l already
+// holds: the smallest z for which ε of the ledger plus the training stays ≤ target, over
+// the ledger's orders and series. It returns an error wrapping ErrBudgetExhausted when the
+// ledger alone already reaches the target.
+func (l *Ledger) NoiseMultiplierAfter(target, delta, q float64, steps int) (float64, error) {
+	base := l.rdp(nil)
+	if err := checkDelta(delta); err != nil {
+		return 0, fmt.Errorf("noise multiplier: %w", err)
+	}
+	spent, _, err := EpsilonFromRDP(l.orders, base, delta)
+	if err != nil {
+		return 0, fmt.Errorf("noise multiplier: %w", err)
+	}
+	if spent >= target {
+		return 0, fmt.Errorf("noise multiplier: ledger already spends ε %.6g ≥ target %.6g: %w", spent, target, ErrBudgetExhausted)
+	}
+	return noiseMultiplier(target, delta, q, steps, AccountantOptions{Orders: l.orders, Series: l.series}, base)
+}
+
+// noiseMultiplier bisects z over resolved options; base, if not nil, is RDP already spent.
+func noiseMultiplier(target, delta, q float64, steps int, opt AccountantOptions, base []float64) (float64, error) {
 	if !(target > 0) || math.IsInf(target, 0) {
 		return 0, fmt.Errorf("noise multiplier: target ε %v must be finite and > 0: %w", target, ErrInvalidParameter)
 	}
@@ -244,16 +272,15 @@ func NoiseMultiplier(target, delta, q float64, steps int, opt AccountantOptions)
 	if steps < 1 {
 		return 0, fmt.Errorf("noise multiplier: steps %d must be ≥ 1: %w", steps, ErrInvalidParameter)
 	}
-	opt, err := opt.resolve()
-	if err != nil {
-		return 0, fmt.Errorf("noise multiplier: %w", err)
-	}
 	orders := opt.Orders
 	rdp := make([]float64, len(orders))
 	lf := logFactorials(int(slices.Max(orders)))
 	epsAt := func(z float64) float64 {
 		for i, a := range orders {
 			rdp[i] = float64(steps) * rdpStepLF(q, z, a, opt.Series, lf)
+			if base != nil {
+				rdp[i] += base[i]
+			}
 		}
 		e, _, _ := EpsilonFromRDP(orders, rdp, delta)
 		return e

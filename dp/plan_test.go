@@ -148,3 +148,38 @@ func TestFilter(t *testing.T) {
 		t.Errorf("Check(q=2) = %v, want ErrInvalidParameter", err)
 	}
 }
+
+func TestPlanTrainingAfterSpending(t *testing.T) {
+	l, err := dp.NewLedger(dp.AccountantOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := l.Add(dp.Release{Q: 0.02, Z: 1.2, Steps: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spent, _, _ := l.Epsilon(1e-6)
+	target := spent + 1
+	p, err := dp.PlanTraining(dp.PlanOptions{Epsilon: target, Delta: 1e-6, SamplingRate: 0.02, Steps: 200, Spent: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Independently: compose all four releases from scratch.
+	all := append(l.Releases(), p.Release())
+	total, _, _ := dp.Epsilon(all, 1e-6, dp.AccountantOptions{})
+	if total > target || relErr(total, target) > 1e-6 {
+		t.Errorf("ε of ledger + plan = %.10g, want ≤ %v and within 1e-6", total, target)
+	}
+	if p.Epsilon != total {
+		t.Errorf("Plan.Epsilon = %v, recomputed %v", p.Epsilon, total)
+	}
+	// More noise than a fresh plan would need for the same total.
+	fresh, _ := dp.PlanTraining(dp.PlanOptions{Epsilon: target, Delta: 1e-6, SamplingRate: 0.02, Steps: 200})
+	if p.NoiseMultiplier <= fresh.NoiseMultiplier {
+		t.Errorf("z after spending = %v, want > fresh %v", p.NoiseMultiplier, fresh.NoiseMultiplier)
+	}
+	if _, err := dp.PlanTraining(dp.PlanOptions{Epsilon: spent * 0.9, Delta: 1e-6, SamplingRate: 0.02, Steps: 200, Spent: l}); !errors.Is(err, dp.ErrBudgetExhausted) {
+		t.Errorf("plan below what is spent: err = %v, want ErrBudgetExhausted", err)
+	}
+}

@@ -134,7 +134,11 @@ type PlanOptions struct {
 	Epochs float64
 	Steps  int
 	// Accountant selects the orders and series; the zero value is the default accountant.
+	// Ignored when Spent is set.
 	Accountant AccountantOptions
+	// Spent, if not nil, holds releases already debited: the plan then spends at most
+	// Epsilon in total, ledger included, over the ledger's orders and series.
+	Spent *Ledger
 }
 
 // Plan is a calibrated DP-SGD configuration.
@@ -142,8 +146,8 @@ type Plan struct {
 	SamplingRate    float64 `json:"sampling_rate"`
 	NoiseMultiplier float64 `json:"noise_multiplier"`
 	Steps           int     `json:"steps"`
-	// Epsilon is the ε of the plan at Delta: equal to the target to within the bisection's
-	// precision and never above it. The SGD built from the plan adds σ up to 1e-3 larger
+	// Epsilon is the ε of the plan at Delta (with PlanOptions.Spent: of the ledger plus the
+	// plan): equal to the target to within the bisection's precision and never above it. The SGD built from the plan adds σ up to 1e-3 larger
 	// (library calibration), so the ε it is charged is at most this.
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
@@ -193,12 +197,22 @@ func PlanTraining(opt PlanOptions) (Plan, error) {
 	if steps < 1 {
 		return Plan{}, fmt.Errorf("plan training: steps %d must be ≥ 1 (give epochs or steps): %w", steps, ErrInvalidParameter)
 	}
-	z, err := NoiseMultiplier(opt.Epsilon, opt.Delta, q, steps, opt.Accountant)
+	var z float64
+	var err error
+	if opt.Spent != nil {
+		z, err = opt.Spent.NoiseMultiplierAfter(opt.Epsilon, opt.Delta, q, steps)
+	} else {
+		z, err = NoiseMultiplier(opt.Epsilon, opt.Delta, q, steps, opt.Accountant)
+	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("plan training: %w", err)
 	}
 	p := Plan{SamplingRate: q, NoiseMultiplier: z, Steps: steps, Delta: opt.Delta}
-	p.Epsilon, p.Order, err = Epsilon([]Release{p.Release()}, opt.Delta, opt.Accountant)
+	if opt.Spent != nil {
+		p.Epsilon, p.Order, err = opt.Spent.EpsilonAfter(p.Release(), opt.Delta)
+	} else {
+		p.Epsilon, p.Order, err = Epsilon([]Release{p.Release()}, opt.Delta, opt.Accountant)
+	}
 	if err != nil {
 		return Plan{}, fmt.Errorf("plan training: %w", err)
 	}

@@ -189,6 +189,7 @@ func newDPNoiseCmd() *cobra.Command {
 		eps, q, b    float64
 		epochs       float64
 		steps, custs int
+		ledger       string
 	)
 	cmd := &cobra.Command{
 		Use:   "noise",
@@ -200,17 +201,37 @@ func newDPNoiseCmd() *cobra.Command {
   kairos dp noise --epsilon 2 --delta 1e-6 --customers 20000 --batch-size 200 --epochs 3
 
 trains with q = 0.01 for 300 steps; pass the printed noise_multiplier to training. The
-noise the library actually adds is up to 0.1% larger, so the spend is at most ε.`,
+noise the library actually adds is up to 0.1% larger, so the spend is at most ε.
+
+With --ledger FILE, --epsilon is the total budget: the plan spends what is left after the
+releases in the file (the printed epsilon is the total after training).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt, err := acc.options()
 			if err != nil {
 				return err
 			}
-			p, err := dp.PlanTraining(dp.PlanOptions{
+			po := dp.PlanOptions{
 				Epsilon: eps, Delta: acc.delta, Customers: custs, BatchSize: b, SamplingRate: q,
 				Epochs: epochs, Steps: steps, Accountant: opt,
-			})
+			}
+			if ledger != "" {
+				rs, err := dpReadLedger(ledger)
+				if err != nil {
+					return err
+				}
+				l, err := dp.NewLedger(opt)
+				if err != nil {
+					return err
+				}
+				for i, r := range rs {
+					if err := l.Add(r); err != nil {
+						return fmt.Errorf("--ledger %s: release %d: %w", ledger, i+1, err)
+					}
+				}
+				po.Spent = l
+			}
+			p, err := dp.PlanTraining(po)
 			if err != nil {
 				return err
 			}
@@ -230,6 +251,7 @@ noise the library actually adds is up to 0.1% larger, so the spend is at most ε
 	cmd.Flags().IntVar(&custs, "customers", 0, "number of customers (privacy units)")
 	cmd.Flags().IntVar(&steps, "steps", 0, "number of steps")
 	cmd.Flags().Float64Var(&epochs, "epochs", 0, "expected passes over the customers (steps = ⌈epochs/q⌉)")
+	cmd.Flags().StringVar(&ledger, "ledger", "", "releases already spent (JSON lines or CSV); --epsilon is then the total")
 	return cmd
 }
 

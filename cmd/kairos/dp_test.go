@@ -87,6 +87,30 @@ func TestDPNoise(t *testing.T) {
 	}
 }
 
+func TestDPNoiseAfterLedger(t *testing.T) {
+	// Half of the Opacus training already spent; the rest of a total ε = 7.32911117143 must
+	// then need z = 1.5 again for the other 1125 steps.
+	dir := t.TempDir()
+	ledger := filepath.Join(dir, "spent.csv")
+	if err := os.WriteFile(ledger, []byte("q,z,steps\n0.04,1.5,1125\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runDP(t, "noise", "--epsilon", "7.32911117143", "--delta", "1e-5", "--sampling-rate", "0.04", "--steps", "1125",
+		"--orders", "opacus", "--series", "signed", "--ledger", ledger, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		NoiseMultiplier float64 `json:"noise_multiplier"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if math.Abs(got.NoiseMultiplier-1.5) > 1e-6 {
+		t.Errorf("noise multiplier = %.9g, want 1.5", got.NoiseMultiplier)
+	}
+}
+
 func TestDPErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.csv")
