@@ -267,3 +267,24 @@ func TestReportString(t *testing.T) {
 		t.Errorf("got\n%s\nwant it to start with\n%s\nand mention 3 more rows out of range and the bad row", got, want)
 	}
 }
+
+// TestLongLine reads a row longer than the scanner's buffer but within
+// MaxLineBytes: it must come back whole, and line numbers must stay right.
+func TestLongLine(t *testing.T) {
+	item := strings.Repeat("x", 700<<10)
+	in := "user,ts,kind,amount,item\nu1,1,pv,,a\nu2,2,pv,," + item + "\nu3,3,zz,,b\n"
+	m := testMapping()
+	m.Item = Column{Name: "item"}
+	var evs []model.Event
+	_, err := Read(context.Background(), strings.NewReader(in), "in.txt", Options{Format: CSV, Mapping: m}, func(ev model.Event) error {
+		evs = append(evs, ev)
+		return nil
+	})
+	var re *RowError
+	if !errors.As(err, &re) || re.Line != 4 || re.Column != 3 {
+		t.Errorf("got %v, want an unknown kind at line 4, column 3", err)
+	}
+	if len(evs) != 2 || evs[1].Item != item || evs[1].Customer != "u2" {
+		t.Errorf("got %d events, want 2 with the long item intact", len(evs))
+	}
+}
