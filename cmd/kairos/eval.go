@@ -62,9 +62,9 @@ var evalDatasets = map[string]evalDataset{
 func newEvalCmd() *cobra.Command {
 	var (
 		dataset, dataPath, mappingPath, testCutoff, trainCutoffs, kind, out string
-		seed                                                              uint64
-		hidden                                                            int
-		asJSON                                                            bool
+		seed                                                                uint64
+		hidden                                                              int
+		asJSON                                                              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -228,6 +228,9 @@ func jsonNum(m map[int]float64) map[string]float64 {
 	}
 	out := make(map[string]float64, len(m))
 	for k, v := range m {
+		if math.IsNaN(v) {
+			continue // undefined at this horizon
+		}
 		out[strconv.Itoa(k)] = round4(v)
 	}
 	return out

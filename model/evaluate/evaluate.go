@@ -78,6 +78,7 @@ type Report struct {
 
 // MethodReport holds one method's test metrics. Maps are keyed by horizon in
 // days (hazard.Horizons); Brier is empty for methods that give no probabilities.
+// AUC and PR-AUC are NaN at a horizon where the test labels hold one class only.
 type MethodReport struct {
 	Name  string
 	AUC   map[int]float64
@@ -304,11 +305,16 @@ func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tune
 		for i, r := range test {
 			labels[i] = r.Label > 0 && r.Label <= h
 		}
-		if mr.AUC[h], err = metrics.AUC(scores, labels); err != nil {
-			return MethodReport{}, fmt.Errorf("auc@%d: %w", h, err)
-		}
-		if mr.PRAUC[h], err = metrics.AveragePrecision(scores, labels); err != nil {
-			return MethodReport{}, fmt.Errorf("pr-auc@%d: %w", h, err)
+		if !hasBoth(labels) {
+			// Undefined at this horizon (e.g. nobody buys on day 1 of a small log).
+			mr.AUC[h], mr.PRAUC[h] = math.NaN(), math.NaN()
+		} else {
+			if mr.AUC[h], err = metrics.AUC(scores, labels); err != nil {
+				return MethodReport{}, fmt.Errorf("auc@%d: %w", h, err)
+			}
+			if mr.PRAUC[h], err = metrics.AveragePrecision(scores, labels); err != nil {
+				return MethodReport{}, fmt.Errorf("pr-auc@%d: %w", h, err)
+			}
 		}
 		if !m.probs {
 			continue
@@ -377,6 +383,10 @@ func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tune
 	}
 	mr.F1 = f1At(finite, labels, mr.F1Threshold)
 	return mr, nil
+}
+
+func hasBoth(labels []bool) bool {
+	return slices.Contains(labels, true) && slices.Contains(labels, false)
 }
 
 // f1At is the F1 of predicting positive when score ≥ threshold.

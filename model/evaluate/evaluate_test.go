@@ -1,0 +1,75 @@
+package evaluate
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+func TestMonthlyCutoffs(t *testing.T) {
+	got := MonthlyCutoffs(date("1997-10-15"), date("1998-03-01"))
+	// 1998-01-01 + 30 d = 1998-01-31 ≤ 03-01; 1998-02-01 + 30 d = 03-03 > 03-01.
+	want := []time.Time{date("1997-11-01"), date("1997-12-01"), date("1998-01-01")}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestRunRejectsLeakyCutoffs(t *testing.T) {
+	events := []model.Event{{Customer: "a", Time: date("1998-01-01"), Kind: model.Purchase}}
+	tests := []struct {
+		name  string
+		train []time.Time
+		want  string
+	}{
+		{"window past test", []time.Time{date("1998-02-15")}, "label window ends"},
+		{"after test", []time.Time{date("1998-03-05")}, "not before the test cutoff"},
+		{"none", nil, "at least one training cutoff"},
+	}
+	for _, tc := range tests {
+		_, err := Run(context.Background(), events, Config{TestCutoff: date("1998-03-01"), TrainCutoffs: tc.train})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestRunSmall checks the report on a hand-made log: four customers, test cutoff
+// March 1; b and d buy in the test window (on days 2 and 10), so the 30-day
+// positive rate is 2/4 and the 1-day rate 0.
+func TestRunSmall(t *testing.T) {
+	p := func(c, d string) model.Event {
+		return model.Event{Customer: c, Time: date(d), Kind: model.Purchase, Amount: 10, HasAmount: true}
+	}
+	events := []model.Event{
+		p("a", "1997-01-05"), p("a", "1997-06-01"),
+		p("b", "1997-01-10"), p("b", "1997-12-20"), p("b", "1998-01-20"), p("b", "1998-03-02"),
+		p("c", "1997-02-01"), p("c", "1997-12-15"), p("c", "1998-01-03"),
+		p("d", "1997-03-01"), p("d", "1998-02-20"), p("d", "1998-03-10"),
+	}
+	rep, err := Run(context.Background(), events, Config{
+		TestCutoff: date("1998-03-01"), TrainCutoffs: []time.Time{date("1997-12-01"), date("1998-01-01")},
+		Methods: []string{MethodRecency, MethodFrequency365},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Customers != 4 || rep.PositiveRate[30] != 0.5 || rep.PositiveRate[1] != 0 || rep.PositiveRate[3] != 0.25 {
+		t.Errorf("got %d customers, positive rates %v; want 4 and {1: 0, 3: 0.25, 30: 0.5}", rep.Customers, rep.PositiveRate)
+	}
+	// Days since the last purchase: d 9 (1998-02-20), b 40 (1998-01-20), c 57
+	// (1998-01-03), a 273: order d, b, c, a. The buyers d and b rank first: AUC 1.
+	if got := rep.Methods[0].AUC[30]; got != 1 {
+		t.Errorf("recency AUC@30: got %v, want 1", got)
+	}
+	// Purchases in [τ−365d, τ): a 1, b 2 (1997-01-10 is too old), c 2, d 2 (d's
+	// 1997-03-01 is exactly 365 days before 1998-03-01, so inside). Positive
+	// pairs (b,d) vs (a,c): b>a, b=c (½), d>a, d=c (½): AUC = 3/4.
+	if got := rep.Methods[1].AUC[30]; got != 0.75 {
+		t.Errorf("frequency_365 AUC@30: got %v, want 0.75", got)
+	}
+}
