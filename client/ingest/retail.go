@@ -31,7 +31,8 @@ type RetailLine struct {
 //     is not sorted by invoice, so lines cannot be merged into one purchase per
 //     invoice without holding every open invoice in memory; all lines of an
 //     invoice share customer and time, so feature code that counts purchases
-//     should count distinct (customer, time) pairs.
+//     should count distinct (customer, time) pairs, or pass InvoiceMerger.Add
+//     as emit to get one purchase per basket at the cost of that memory.
 //   - A line whose CustomerID is "NA" (a quarter of the file: guest checkouts)
 //     is expected data, not an error: it is counted under ReasonMissingCustomer
 //     in Report.Skipped and never stops the read, even under FailFast. An empty
