@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,6 +29,9 @@ shopper at two merchants cannot be linked.
 
   kairos pseudonym keygen --out shop.pkey
   kairos pseudonym apply --key shop.pkey --format cdnow --in CDNOW_master.txt --out events.csv
+  kairos pseudonym apply --key shop.pkey --format csv --header --customer-col user \
+      --time-col ts --time-layout "2006-01-02 15:04:05" --time-zone Europe/Berlin \
+      --kind purchase --amount-col total --in orders.csv --out events.csv
   kairos pseudonym show --key shop.pkey 00001 00002`,
 	}
 	cmd.AddCommand(newPseudonymKeygenCmd(), newPseudonymApplyCmd(), newPseudonymShowCmd())
@@ -91,7 +95,87 @@ func loadPseudonymizer(keyFile string) (*pseudonym.Pseudonymizer, error) {
 	return pseudonym.New(k, 0)
 }
 
+// mappingFlags describe a generic CSV file on the command line, as an
+// alternative to a mapping YAML file.
+type mappingFlags struct {
+	header                                         bool
+	delimiter                                      string
+	customer, timeCol, layout, zone, kindCol, kind string
+	kindValues                                     []string
+	amount, item, category                         string
+}
+
+func (m *mappingFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.BoolVar(&m.header, "header", false, "csv: the first line names the columns")
+	f.StringVar(&m.delimiter, "delimiter", ",", "csv: field delimiter (one character; \\t for tab)")
+	f.StringVar(&m.customer, "customer-col", "", "csv: customer column (header name or 1-based index)")
+	f.StringVar(&m.timeCol, "time-col", "", "csv: time column")
+	f.StringVar(&m.layout, "time-layout", "unix", "csv: unix, unix_ms or a Go layout such as \"2006-01-02 15:04:05\"")
+	f.StringVar(&m.zone, "time-zone", "", "csv: IANA zone of timestamps without an offset")
+	f.StringVar(&m.kindCol, "kind-col", "", "csv: kind column")
+	f.StringVar(&m.kind, "kind", "", "csv: one kind for every row (view, cart, favorite, purchase) instead of --kind-col")
+	f.StringSliceVar(&m.kindValues, "kind-value", nil, "csv: file value=kind, repeatable (default: the canonical names)")
+	f.StringVar(&m.amount, "amount-col", "", "csv: amount column (optional)")
+	f.StringVar(&m.item, "item-col", "", "csv: item column (optional)")
+	f.StringVar(&m.category, "category-col", "", "csv: category column (optional)")
+}
+
+// set reports whether any column flag was given.
+func (m *mappingFlags) set() bool { return m.customer != "" || m.timeCol != "" }
+
+func (m *mappingFlags) mapping() (*ingest.Mapping, error) {
+	d := m.delimiter
+	if d == `\t` {
+		d = "\t"
+	}
+	if len(d) != 1 {
+		return nil, fmt.Errorf("--delimiter %q must be one character", m.delimiter)
+	}
+	col := func(s string) ingest.Column {
+		if s == "" {
+			return ingest.Column{}
+		}
+		return ingest.ParseColumn(s)
+	}
+	mp := &ingest.Mapping{Header: m.header, Delimiter: d[0], Customer: col(m.customer), Time: col(m.timeCol), TimeLayout: m.layout,
+		Kind: col(m.kindCol), Amount: col(m.amount), Item: col(m.item), Category: col(m.category)}
+	if m.zone != "" {
+		z, err := time.LoadLocation(m.zone)
+		if err != nil {
+			return nil, fmt.Errorf("--time-zone: %w", err)
+		}
+		mp.TimeZone = z
+	}
+	if m.kind != "" {
+		k, err := model.ParseKind(m.kind)
+		if err != nil {
+			return nil, fmt.Errorf("--kind: %w", err)
+		}
+		mp.ConstKind = k
+	}
+	for _, kv := range m.kindValues {
+		raw, name, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("--kind-value %q: want value=kind", kv)
+		}
+		k, err := model.ParseKind(name)
+		if err != nil {
+			return nil, fmt.Errorf("--kind-value %q: %w", kv, err)
+		}
+		if mp.KindValues == nil {
+			mp.KindValues = map[string]model.Kind{}
+		}
+		mp.KindValues[raw] = k
+	}
+	if err := mp.Validate(); err != nil {
+		return nil, err
+	}
+	return mp, nil
+}
+
 func newPseudonymApplyCmd() *cobra.Command {
+	var mf mappingFlags
 	var (
 		keyFile, format, mappingFile, in, out, zone, from, to string
 		skip, taobaoRange                                     bool
@@ -109,7 +193,7 @@ writes. A summary of skipped and out-of-range rows goes to standard error.`,
 			if err != nil {
 				return fmt.Errorf("pseudonym apply: %w", err)
 			}
-			opts, err := ingestOptions(format, mappingFile, zone, from, to, skip, taobaoRange)
+			opts, err := ingestOptions(format, mappingFile, zone, from, to, skip, taobaoRange, &mf)
 			if err != nil {
 				return fmt.Errorf("pseudonym apply: %w", err)
 			}
@@ -171,11 +255,12 @@ writes. A summary of skipped and out-of-range rows goes to standard error.`,
 	fl.StringVar(&to, "valid-to", "", "drop events at or after this instant (RFC 3339 or YYYY-MM-DD in UTC)")
 	fl.BoolVar(&skip, "skip-bad-rows", false, "count and skip bad rows instead of stopping at the first")
 	fl.BoolVar(&taobaoRange, "taobao-range", false, "keep only Taobao's documented range 2017-11-25..12-03 (UTC+8)")
+	mf.register(cmd)
 	return cmd
 }
 
 // ingestOptions builds reader options from command-line values.
-func ingestOptions(format, mappingFile, zone, from, to string, skip, taobaoRange bool) (ingest.Options, error) {
+func ingestOptions(format, mappingFile, zone, from, to string, skip, taobaoRange bool, mf *mappingFlags) (ingest.Options, error) {
 	var opts ingest.Options
 	f, err := ingest.ParseFormat(format)
 	if err != nil {
@@ -183,11 +268,19 @@ func ingestOptions(format, mappingFile, zone, from, to string, skip, taobaoRange
 	}
 	opts.Format = f
 	if f == ingest.CSV {
-		if mappingFile == "" {
-			return opts, errors.New("--format csv needs --mapping")
-		}
-		if opts.Mapping, err = ingest.LoadMapping(mappingFile); err != nil {
-			return opts, err
+		switch {
+		case mappingFile != "" && mf.set():
+			return opts, errors.New("give --mapping or column flags, not both")
+		case mappingFile != "":
+			if opts.Mapping, err = ingest.LoadMapping(mappingFile); err != nil {
+				return opts, err
+			}
+		case mf.set():
+			if opts.Mapping, err = mf.mapping(); err != nil {
+				return opts, err
+			}
+		default:
+			return opts, errors.New("--format csv needs --mapping or --customer-col, --time-col and --kind-col or --kind")
 		}
 	}
 	if zone != "" {

@@ -76,3 +76,32 @@ func TestPseudonymCommand(t *testing.T) {
 		t.Errorf("raw id in output or bad summary %q", summary)
 	}
 }
+
+func TestPseudonymApplyMappingFlags(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "k")
+	if _, _, err := runPseudonym(t, "keygen", "--out", key); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := pseudonym.ReadKeyFile(key)
+	p, _ := pseudonym.New(k, 0)
+	in := filepath.Join(dir, "orders.tsv")
+	if err := os.WriteFile(in, []byte("when\tuser\ttotal\n2024-07-01 10:00:00\tann\t9.5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runPseudonym(t, "apply", "--key", key, "--format", "csv", "--header", "--delimiter", `\t`,
+		"--customer-col", "user", "--time-col", "1", "--time-layout", "2006-01-02 15:04:05", "--time-zone", "Europe/Berlin",
+		"--kind", "purchase", "--amount-col", "total", "--in", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10:00 CEST (UTC+2) on 2024-07-01 is 08:00 UTC = 1719820800.
+	want := "customer,time,kind,amount,item,category\n" + p.Pseudonym("ann") + ",1719820800,purchase,9.5,,\n"
+	if out != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+	_, _, err = runPseudonym(t, "apply", "--key", key, "--format", "csv", "--customer-col", "2", "--time-col", "1", "--in", in)
+	if err == nil || !strings.Contains(err.Error(), "exactly one of a kind column and a constant kind") {
+		t.Errorf("got %v, want a mapping error about the kind", err)
+	}
+}
