@@ -219,6 +219,7 @@ func Epsilon(releases []Release, delta float64, opt AccountantOptions) (eps, ord
 	if err != nil {
 		return 0, 0, err
 	}
+	l.releases = make([]Release, 0, len(releases))
 	for i, r := range releases {
 		if err := l.Add(r); err != nil {
 			return 0, 0, fmt.Errorf("release %d: %w", i+1, err)
