@@ -208,31 +208,45 @@ func softplus(z float64) float64 {
 	return math.Log1p(math.Exp(z))
 }
 
+// expBaselines writes e^{b_t} into eb (len Horizon), so that exampleLoss can form
+// e^{b_t + f} = e^{b_t}·e^f with one exponential per example instead of one per
+// day.
+func (m *Model) expBaselines(p, eb []float64) {
+	for t := range m.Horizon {
+		eb[t] = math.Exp(p[t])
+	}
+}
+
 // exampleLoss returns the negative log-likelihood of one example with
 // standardised features z and label (day 1..H, or 0 = censored at H), and, when
-// grad is non-nil, adds its gradient with respect to p into grad. scratch must
-// have room for 2·Hidden values.
-func (m *Model) exampleLoss(p, z []float64, label int, grad, scratch []float64) float64 {
+// grad is non-nil, adds its gradient with respect to p into grad. eb holds
+// expBaselines(p); hid has room for Hidden values.
+func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64) float64 {
 	H := m.Horizon
-	hid := scratch[:m.Hidden]
 	f := m.score(p, z, hid)
 	last := H
 	if label > 0 {
 		last = label
 	}
+	ef := math.Exp(f)
 	// −log(1−h_t) summed over the risk days is −log Π(1−h_t): multiply and take
-	// one logarithm (renormalising before the product could underflow), which
-	// keeps training to one exp per day.
+	// one logarithm (renormalising before the product could underflow).
 	var loss, df float64
 	surv := 1.0
 	for t := 1; t <= last; t++ {
 		zt := p[t-1] + f
-		e := math.Exp(-math.Abs(zt))
 		var h, q float64 // h = σ(z), q = 1 − h
-		if zt >= 0 {
-			h, q = 1/(1+e), e/(1+e)
+		if zt > -30 && zt < 30 {
+			e := eb[t-1] * ef
+			q = 1 / (1 + e)
+			h = e * q
 		} else {
-			h, q = e/(1+e), 1/(1+e)
+			e := math.Exp(-math.Abs(zt))
+			if zt >= 0 {
+				h, q = 1/(1+e), e/(1+e)
+			} else {
+				h, q = e/(1+e), 1/(1+e)
+			}
 		}
 		g := h
 		if t == label {

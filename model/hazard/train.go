@@ -190,10 +190,11 @@ func (m *Model) meanLoss(p []float64, ds *dataset) float64 {
 	if len(ds.labels) == 0 {
 		return math.NaN()
 	}
-	scratch := make([]float64, 2*m.Hidden+1)
+	hid, eb := make([]float64, m.Hidden), make([]float64, m.Horizon)
+	m.expBaselines(p, eb)
 	var s float64
 	for i, y := range ds.labels {
-		s += m.exampleLoss(p, ds.row(i), y, nil, scratch)
+		s += m.exampleLoss(p, eb, ds.row(i), y, nil, hid)
 	}
 	return s / float64(len(ds.labels))
 }
@@ -202,7 +203,8 @@ func (m *Model) meanLoss(p []float64, ds *dataset) float64 {
 // non-nil, adds its gradient into grad. It is what Train hands a GradientStep,
 // exported so that callers can check gradients and clip norms themselves.
 func (m *Model) CustomerLoss(rows []feature.Row, grad []float64) (float64, error) {
-	scratch := make([]float64, 2*m.Hidden+1)
+	hid, eb := make([]float64, m.Hidden), make([]float64, m.Horizon)
+	m.expBaselines(m.Params, eb)
 	z := make([]float64, m.Schema.Len())
 	var s float64
 	for _, r := range rows {
@@ -213,7 +215,7 @@ func (m *Model) CustomerLoss(rows []feature.Row, grad []float64) (float64, error
 			return 0, fmt.Errorf("customer loss: label %d outside 0..%d", r.Label, m.Horizon)
 		}
 		m.standardize(r.X, z)
-		s += m.exampleLoss(m.Params, z, r.Label, grad, scratch)
+		s += m.exampleLoss(m.Params, eb, z, r.Label, grad, hid)
 	}
 	return s, nil
 }
@@ -351,11 +353,11 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 			return err
 		}
 	}
-	scratch := make([]float64, 2*m.Hidden+1)
+	hid, eb := make([]float64, m.Hidden), make([]float64, H)
 	grad := func(i int, out []float64) float64 {
 		var s float64
 		for _, r := range ds.groups[i] {
-			s += m.exampleLoss(p, ds.row(r), ds.labels[r], out, scratch)
+			s += m.exampleLoss(p, eb, ds.row(r), ds.labels[r], out, hid)
 		}
 		return s
 	}
@@ -368,6 +370,7 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 				return err
 			}
 		}
+		m.expBaselines(p, eb) // p is fixed for the whole step
 		if err := step.Step(len(ds.groups), grad, dir); err != nil {
 			return fmt.Errorf("step %d: %w", s, err)
 		}
