@@ -1,0 +1,100 @@
+package sim
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/merge"
+)
+
+func envF(k string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(k), 64); err == nil {
+		return v
+	}
+	return def
+}
+
+func envI(k string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return v
+	}
+	return def
+}
+
+// TestExplore is a tuning harness: KAIROS_EXPLORE=1 go test -run Explore -v.
+func TestExplore(t *testing.T) {
+	if os.Getenv("KAIROS_EXPLORE") == "" {
+		t.Skip("set KAIROS_EXPLORE=1")
+	}
+	d := cdnowData(t)
+	ctx := context.Background()
+	if os.Getenv("KAIROS_CENTRAL") != "" {
+		_, sc, err := d.Centralized(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("centralized %+v", sc)
+	}
+	opt := FedOptions{
+		Rounds: envI("R", 20), Steps: envI("S", 10), SamplingRate: envF("Q", 0.05), ClipNorm: envF("C", 1),
+		LearningRate: envF("LR", 0.1), L2: envF("L2", 0), Optimizer: os.Getenv("OPT"),
+		Epsilon: envF("EPS", 1), Delta: 1e-6, Server: os.Getenv("SERVER"), ServerLR: envF("SLR", 0), Tau: envF("TAU", 0),
+		Merge: merge.Options{Method: os.Getenv("MERGE"), TrimFraction: envF("TRIM", 0), NormBound: envF("NB", 0)},
+	}
+	start := time.Now()
+	res, err := d.Federate(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("federated z=%.3f eps=%v %+v (%v)", res.NoiseMultiplier, res.Epsilon, res.Pooled, time.Since(start))
+	if os.Getenv("LOCAL") != "" {
+		for m := range d.Train {
+			o := opt
+			o.Merchants = []int{m}
+			start := time.Now()
+			r, err := d.Federate(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			own, _ := d.Evaluate(r.Model, m)
+			t.Logf("local %d (%d customers) %+v own %+v (%v)", m, d.Customers[m], r.Pooled, own, time.Since(start))
+		}
+	}
+	_ = strings.TrimSpace
+}
+
+var (
+	cdnowOnce sync.Once
+	cdnowD    *Data
+	cdnowErr  error
+)
+
+// cdnowData prepares the reference split once per test binary.
+func cdnowData(t testing.TB) *Data {
+	t.Helper()
+	p := os.Getenv("KAIROS_SHARED")
+	if p == "" {
+		p = "../../../../shared"
+	}
+	path := p + "/data/cdnow/CDNOW_master.txt"
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_SHARED)", path)
+	}
+	cdnowOnce.Do(func() {
+		events, err := LoadCDNOW(context.Background(), path)
+		if err != nil {
+			cdnowErr = err
+			return
+		}
+		cdnowD, cdnowErr = Prepare(events, DataOptions{})
+	})
+	if cdnowErr != nil {
+		t.Fatal(cdnowErr)
+	}
+	return cdnowD
+}

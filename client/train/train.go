@@ -1,0 +1,294 @@
+// Package train is a merchant's side of a federated round: differentially private
+// local training of the hazard model from the round's base model, returning the
+// parameter change, the release that paid for it and a DP count of the customers.
+//
+// # Privacy
+//
+// The unit of privacy is one customer: Local groups the merchant's rows by customer
+// (all of a customer's cutoffs together), and dp.SGD clips each sampled customer's
+// summed gradient to the plan's clip norm before adding Gaussian noise through the DP
+// library. Everything derived from the noisy steps (the delta, the local model) is
+// post-processing. The customer count sent for weighting is a second release, a
+// Gaussian count with σ = plan.CountNoise; Result.Releases lists both, and Cost gives
+// them before any data is touched so that a local ledger can refuse the round first.
+// Result.Loss is computed on the raw local rows without noise: it is for the
+// merchant's own eyes and must never be sent.
+//
+// # Standardisation
+//
+// The model sees (x − Mean)/Scale. A merchant must not refit Mean and Scale on its
+// own rows: they would travel inside every model and leak, and merchants would each
+// train in a different coordinate system. Kairos uses a data-independent
+// standardisation instead (FixedStandardization): every feature's transform and unit
+// (log1p of days, log1p of counts, log1p of money, shares and flags in [0, 1], signed
+// log1p of days) fixes a centre and a scale from the ranges those units take in any
+// shop, not from any shop's data. It costs no privacy budget, needs no extra protocol
+// step, and for a linear hazard it changes only the conditioning of the optimisation,
+// not what the model can express: the baselines absorb any centring error, and a
+// scale wrong by a small factor is absorbed by the weights. The federated simulation
+// (package sim) measures the utility. The aggregator creates the initial model with
+// InitialModel so that every merchant trains in the same coordinates.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
+)
+
+// Local optimizers.
+const (
+	OptimizerSGD  = "sgd"
+	OptimizerAdam = "adam"
+)
+
+// ErrNoCustomers is returned by Local when the merchant has no rows to train on.
+var ErrNoCustomers = errors.New("no customers to train on")
+
+// Options configures Local beyond the round's plan.
+type Options struct {
+	// Optimizer turns the noisy DP-SGD directions into parameter steps:
+	// OptimizerSGD (default: θ ← θ − η·g) or OptimizerAdam (Adam with fresh moments
+	// every round, η the plan's learning rate). Either is post-processing.
+	Optimizer string
+}
+
+// Result is the outcome of one local round.
+type Result struct {
+	// Delta is the local parameters minus the base parameters.
+	Delta []float64
+	// Release is the DP-SGD release actually made: the noise multiplier is σ actually
+	// added / ClipNorm (the DP library may add up to 0.1% more than planned).
+	Release protocol.Release
+	// Customers is the DP count of the customers trained on.
+	Customers protocol.NoisyCount
+	// Loss is the mean negative log-likelihood per row of the local model on the
+	// local rows. It is not private: keep it local.
+	Loss float64
+	// Releases are the mechanisms this call ran, to debit from the merchant's ledger:
+	// the DP-SGD steps and the count.
+	Releases []dp.Release
+}
+
+// Cost returns the releases Local makes under plan, at the planned noise. The noise
+// actually added is never smaller, so a ledger that accepts Cost accepts the result.
+func Cost(plan protocol.TrainingPlan) []dp.Release {
+	return []dp.Release{
+		{Mechanism: dp.Gaussian, Q: plan.SamplingRate, Z: plan.NoiseMultiplier, Steps: plan.Steps},
+		{Mechanism: dp.Gaussian, Q: 1, Z: plan.CountNoise, Steps: 1},
+	}
+}
+
+func checkPlan(plan protocol.TrainingPlan) error {
+	finitePos := func(x float64) bool { return x > 0 && !math.IsInf(x, 0) }
+	switch {
+	case plan.Steps < 1:
+		return fmt.Errorf("plan: steps %d, want ≥ 1", plan.Steps)
+	case !(plan.SamplingRate > 0 && plan.SamplingRate <= 1):
+		return fmt.Errorf("plan: sampling rate %v outside (0, 1]", plan.SamplingRate)
+	case !finitePos(plan.NoiseMultiplier):
+		return fmt.Errorf("plan: noise multiplier %v, want finite and > 0", plan.NoiseMultiplier)
+	case !finitePos(plan.ClipNorm):
+		return fmt.Errorf("plan: clip norm %v, want finite and > 0", plan.ClipNorm)
+	case !finitePos(plan.LearningRate):
+		return fmt.Errorf("plan: learning rate %v, want finite and > 0", plan.LearningRate)
+	case !(plan.L2 >= 0) || math.IsInf(plan.L2, 0):
+		return fmt.Errorf("plan: l2 %v, want finite and ≥ 0", plan.L2)
+	case !finitePos(plan.CountNoise):
+		return fmt.Errorf("plan: count noise %v, want finite and > 0", plan.CountNoise)
+	}
+	return nil
+}
+
+// GroupByCustomer groups rows by customer in order of first appearance: the unit
+// that Local clips and samples.
+func GroupByCustomer(rows []feature.Row) [][]feature.Row {
+	idx := map[string]int{}
+	var groups [][]feature.Row
+	for _, r := range rows {
+		g, ok := idx[r.Customer]
+		if !ok {
+			g = len(groups)
+			idx[r.Customer] = g
+			groups = append(groups, nil)
+		}
+		groups[g] = append(groups[g], r)
+	}
+	return groups
+}
+
+// Local runs plan.Steps DP-SGD steps from base's parameters on the merchant's rows
+// (base itself is not modified) and returns the change with what it cost. ctx is
+// checked between steps.
+func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan protocol.TrainingPlan, opt Options) (Result, error) {
+	if base == nil {
+		return Result{}, errors.New("local training: nil base model")
+	}
+	if err := checkPlan(plan); err != nil {
+		return Result{}, fmt.Errorf("local training: %w", err)
+	}
+	switch opt.Optimizer {
+	case "", OptimizerSGD, OptimizerAdam:
+	default:
+		return Result{}, fmt.Errorf("local training: optimizer %q (want %s or %s)", opt.Optimizer, OptimizerSGD, OptimizerAdam)
+	}
+	if len(rows) == 0 {
+		return Result{}, fmt.Errorf("local training: %w", ErrNoCustomers)
+	}
+	work := *base
+	work.Params = slices.Clone(base.Params)
+	// Validate every row once so that the per-customer gradient cannot fail mid-step.
+	for i, r := range rows {
+		if len(r.X) != base.Schema.Len() {
+			return Result{}, fmt.Errorf("local training: row %d: %w: got %d, want %d", i, hazard.ErrFeatureCount, len(r.X), base.Schema.Len())
+		}
+		if r.Label < 0 || r.Label > base.Horizon {
+			return Result{}, fmt.Errorf("local training: row %d: label %d outside 0..%d", i, r.Label, base.Horizon)
+		}
+		if err := dp.CheckFinite(r.X); err != nil {
+			return Result{}, fmt.Errorf("local training: row %d: %w", i, err)
+		}
+	}
+	groups := GroupByCustomer(rows)
+	sgd, err := dp.NewSGD(dp.SGDOptions{SamplingRate: plan.SamplingRate, NoiseMultiplier: plan.NoiseMultiplier, Clip: plan.ClipNorm})
+	if err != nil {
+		return Result{}, fmt.Errorf("local training: %w", err)
+	}
+	var gradErr error
+	grad := func(i int, out []float64) float64 {
+		l, err := work.CustomerLoss(groups[i], out)
+		if err != nil && gradErr == nil {
+			gradErr = err
+		}
+		return l
+	}
+	p := work.Params
+	H := base.Horizon
+	dir := make([]float64, len(p))
+	var mom, vel []float64
+	if opt.Optimizer == OptimizerAdam {
+		mom, vel = make([]float64, len(p)), make([]float64, len(p))
+	}
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	for s := 1; s <= plan.Steps; s++ {
+		if err := ctx.Err(); err != nil {
+			return Result{}, fmt.Errorf("local training: %w", err)
+		}
+		if err := sgd.Step(len(groups), grad, dir); err != nil {
+			return Result{}, fmt.Errorf("local training: step %d: %w", s, err)
+		}
+		if gradErr != nil {
+			return Result{}, fmt.Errorf("local training: step %d: %w", s, gradErr)
+		}
+		for j := range p {
+			g := dir[j]
+			if j >= H {
+				g += plan.L2 * p[j] // data-independent ridge term: no privacy cost
+			}
+			if mom == nil {
+				p[j] -= plan.LearningRate * g
+				continue
+			}
+			mom[j] = b1*mom[j] + (1-b1)*g
+			vel[j] = b2*vel[j] + (1-b2)*g*g
+			c1 := 1 - math.Pow(b1, float64(s))
+			c2 := 1 - math.Pow(b2, float64(s))
+			p[j] -= plan.LearningRate * (mom[j] / c1) / (math.Sqrt(vel[j]/c2) + eps)
+		}
+	}
+	if err := dp.CheckFinite(p); err != nil {
+		return Result{}, fmt.Errorf("local training: diverged: %w", err)
+	}
+	res := Result{Delta: make([]float64, len(p))}
+	for j := range p {
+		res.Delta[j] = p[j] - base.Params[j]
+	}
+	rel := sgd.Release()
+	res.Release = protocol.Release{SamplingRate: rel.Q, NoiseMultiplier: rel.Z, Steps: rel.Steps, ClipNorm: plan.ClipNorm}
+	count, countRel, err := noisyCount(len(groups), plan.CountNoise)
+	if err != nil {
+		return Result{}, fmt.Errorf("local training: %w", err)
+	}
+	res.Customers = count
+	res.Releases = []dp.Release{rel, countRel}
+	var loss float64
+	for _, g := range groups {
+		l, err := work.CustomerLoss(g, nil)
+		if err != nil {
+			return Result{}, fmt.Errorf("local training: %w", err)
+		}
+		loss += l
+	}
+	res.Loss = loss / float64(len(rows))
+	return res, nil
+}
+
+// noisyCount releases n + N(0, σ²) through the DP library (sensitivity 1: one
+// customer more or less changes n by one).
+func noisyCount(n int, sigma float64) (protocol.NoisyCount, dp.Release, error) {
+	g, err := dp.NewVectorGaussian(dp.GaussianOptions{Clip: 1, NoiseMultiplier: sigma})
+	if err != nil {
+		return protocol.NoisyCount{}, dp.Release{}, fmt.Errorf("customer count: %w", err)
+	}
+	v := []float64{float64(n)}
+	if err := g.AddNoise(v); err != nil {
+		return protocol.NoisyCount{}, dp.Release{}, fmt.Errorf("customer count: %w", err)
+	}
+	return protocol.NoisyCount{Value: v[0], Sigma: g.Sigma()}, g.Release(1), nil
+}
+
+// FixedStandardization returns the data-independent standardisation of schema's
+// features (see the package comment): a centre and scale per feature chosen from its
+// transform and unit alone.
+func FixedStandardization(schema feature.Schema) hazard.Standardization {
+	d := schema.Len()
+	s := hazard.Standardization{Mean: make([]float64, d), Scale: make([]float64, d)}
+	for j, name := range schema.Names {
+		tr := ""
+		if j < len(schema.Transforms) {
+			tr = schema.Transforms[j]
+		}
+		s.Mean[j], s.Scale[j] = fixedScale(name, tr)
+	}
+	return s
+}
+
+// fixedScale is the centre and scale of one feature by unit. log1p of days spans
+// about 0..7 (a day to three years); log1p of a count of events about 0..4; log1p of
+// money about 0..8; shares and flags 0..1; signed log1p of days about −7..7.
+func fixedScale(name, transform string) (mean, scale float64) {
+	switch {
+	case strings.HasPrefix(transform, "sign"):
+		return 0, 3
+	case transform != "log1p":
+		return 0.5, 0.5 // flags, shares, recency in years
+	case strings.HasPrefix(name, "spend_"):
+		return 3, 2
+	case strings.HasSuffix(name, "_days") && !strings.Contains(name, "days_distinct"):
+		return 3.5, 1.5
+	default: // counts, rates, ratios
+		return 0.7, 0.7
+	}
+}
+
+// InitialModel is the data-independent model a federation starts from: a linear
+// hazard over schema with FixedStandardization, zero weights and every daily hazard
+// equal to baseHazard (0 means 0.003).
+func InitialModel(schema feature.Schema, baseHazard float64) (*hazard.Model, error) {
+	if baseHazard == 0 {
+		baseHazard = 0.003
+	}
+	m, err := hazard.New(hazard.KindLinear, schema, FixedStandardization(schema), 0, baseHazard)
+	if err != nil {
+		return nil, fmt.Errorf("initial model: %w", err)
+	}
+	return m, nil
+}
