@@ -63,7 +63,10 @@ func ReadOnlineRetail(ctx context.Context, r io.Reader, name string, opts Option
 	return run(ctx, r, name, &opts, p, func(ev model.Event) error { return emit(ev, p.last) })
 }
 
-var retailHeader = []string{"InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"}
+// retailHeader returns the Online Retail column names in file order.
+func retailHeader() [8]string {
+	return [8]string{"InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"}
+}
 
 type retailParser struct {
 	sp                                    splitter
@@ -80,11 +83,12 @@ func (p *retailParser) parseHeader(line []byte) *RowError {
 	if err != nil {
 		return &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
 	}
-	if len(f) != len(retailHeader) {
-		return &RowError{Column: min(len(f), len(retailHeader)) + 1, Reason: ReasonColumnCount,
-			Err: fmt.Errorf("header has %d columns, want %d", len(f), len(retailHeader))}
+	want := retailHeader()
+	if len(f) != len(want) {
+		return &RowError{Column: min(len(f), len(want)) + 1, Reason: ReasonColumnCount,
+			Err: fmt.Errorf("header has %d columns, want %d", len(f), len(want))}
 	}
-	for i, w := range retailHeader {
+	for i, w := range want {
 		if !bytes.Equal(f[i], []byte(w)) {
 			return &RowError{Column: i + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("header column %q, want %q", f[i], w)}
 		}
@@ -97,9 +101,9 @@ func (p *retailParser) parse(line []byte) (model.Event, string, *RowError) {
 	if err != nil {
 		return model.Event{}, "", &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
 	}
-	if len(f) != len(retailHeader) {
-		return model.Event{}, "", &RowError{Column: min(len(f), len(retailHeader)) + 1, Reason: ReasonColumnCount,
-			Err: fmt.Errorf("%d columns, want %d", len(f), len(retailHeader))}
+	if len(f) != 8 {
+		return model.Event{}, "", &RowError{Column: min(len(f), 8) + 1, Reason: ReasonColumnCount,
+			Err: fmt.Errorf("%d columns, want 8", len(f))}
 	}
 	invoice, stock, qtyB, dateB, priceB, cust, country := f[0], f[1], f[3], f[4], f[5], f[6], f[7]
 	qty, ok := atoiSigned(qtyB)

