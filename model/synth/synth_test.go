@@ -286,3 +286,44 @@ func BenchmarkWriteCSV(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestSeasonality checks the weekly and daily profiles in local time: with
+// WeekendBoost 0.3 the three-day relocation gives a weekend share of
+// purchases above the uniform 2/7, and the daily profile puts more purchases
+// in the local evening (18:00–22:00, weight 28.5 of 90.6) than in the early
+// morning (02:00–06:00, weight 1.5).
+func TestSeasonality(t *testing.T) {
+	g, err := New(Config{Seed: 21, Customers: 3000, NoChurn: true, BrowsePerPurchase: -1, BackgroundViewRate: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones := map[string]*time.Location{}
+	for _, m := range g.Config().Merchants {
+		zones[m.Name] = m.Zone
+	}
+	var n, weekend, evening, night float64
+	for i := range 3000 {
+		c := g.Customer(i)
+		for _, ev := range c.Events {
+			lt := ev.Time.In(zones[c.Merchant])
+			n++
+			if wd := lt.Weekday(); wd == time.Saturday || wd == time.Sunday {
+				weekend++
+			}
+			switch h := lt.Hour(); {
+			case h >= 18 && h < 22:
+				evening++
+			case h >= 2 && h < 6:
+				night++
+			}
+		}
+	}
+	// Weekend share: a purchase lands on one of three days weighted 1 (or
+	// 1.3 on weekends) with the middle day doubled; averaged over the week
+	// this gives 0.3138 against 2/7 = 0.2857 (worked out by enumerating the
+	// seven starting days).
+	share := weekend / n
+	within(t, "weekend share of purchases", share, 0.3138, math.Sqrt(0.3138*0.6862/n), 5)
+	within(t, "evening share of purchases", evening/n, 28.5/90.6, math.Sqrt(0.315*0.685/n), 5)
+	within(t, "night share of purchases", night/n, 1.5/90.6, math.Sqrt(0.0166*0.9834/n), 5)
+}
