@@ -91,7 +91,7 @@ func Export(ctx context.Context, src Source, w io.Writer) error {
 				return err
 			}
 		}
-		if len(page) < verifyPage {
+		if len(page) < verifyPage || page[len(page)-1].Seq == ^uint64(0) {
 			break
 		}
 		from = page[len(page)-1].Seq + 1

@@ -62,13 +62,38 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, err
 
 	var prev Entry // prev.Seq == 0 and zero hash before entry 1
 	buf := make([]byte, 0, 512)
+	// Read the next page while this one is checked: reading (decoding rows)
+	// and hashing take about as long as each other.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type page struct {
+		entries []Entry
+		err     error
+	}
+	pages := make(chan page, 1)
+	fetch := func(from uint64) {
+		go func() {
+			es, err := src.AuditEntries(ctx, from, verifyPage)
+			pages <- page{es, err}
+		}()
+	}
+	fetch(1)
 	for from := uint64(1); ; {
-		page, err := src.AuditEntries(ctx, from, verifyPage)
-		if err != nil {
-			return res, fmt.Errorf("audit verify: read entries from %d: %w", from, err)
+		p := <-pages
+		if p.err != nil {
+			return res, fmt.Errorf("audit verify: read entries from %d: %w", from, p.err)
 		}
-		for i := range page {
-			e := &page[i]
+		full := len(p.entries) >= verifyPage
+		if full {
+			from = p.entries[len(p.entries)-1].Seq + 1
+			if from == 0 { // seq overflowed: no further page can exist
+				full = false
+			} else {
+				fetch(from)
+			}
+		}
+		for i := range p.entries {
+			e := &p.entries[i]
 			if err := checkEntry(&prev, e, &buf); err != nil {
 				return res, err
 			}
@@ -83,10 +108,9 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, err
 			res.Entries++
 			res.Head = e.Hash
 		}
-		if len(page) < verifyPage {
+		if !full {
 			break
 		}
-		from = page[len(page)-1].Seq + 1
 	}
 	for ; ci < len(cps); ci++ {
 		c := &cps[ci]

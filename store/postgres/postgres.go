@@ -4,8 +4,9 @@
 // Transactions run as callbacks through inTx, which retries serialization
 // failures (SQLSTATE 40001) and deadlocks (40P01) a few times with backoff.
 // The audit tables refuse UPDATE, DELETE and TRUNCATE by trigger; audit
-// appends take a SHARE ROW EXCLUSIVE lock on audit_entries so writers from
-// several aggregator replicas queue up on one chain while readers continue.
+// appends insert a whole batch in one statement that checks the stored head,
+// so writers from several aggregator replicas can share one chain: the seq
+// primary key lets only one of two racing writers win.
 package postgres
 
 import (
@@ -56,6 +57,7 @@ func (s *Store) Close() { s.pool.Close() }
 const (
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	codeUniqueViolation      = "23505"
 )
 
 // retryable reports whether err is a transient conflict worth rerunning the
@@ -71,8 +73,14 @@ const maxTxAttempts = 5
 // inTx runs fn in a transaction and commits it, rerunning the whole of it on
 // serialization failures and deadlocks. fn must be safe to rerun.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return s.retry(ctx, func() error { return s.tryTx(ctx, fn) })
+}
+
+// retry runs try until it succeeds, fails for good, or has failed
+// maxTxAttempts times with retryable errors.
+func (s *Store) retry(ctx context.Context, try func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.tryTx(ctx, fn)
+		err := try()
 		if err == nil || !retryable(err) || attempt == maxTxAttempts {
 			return err
 		}
@@ -85,6 +93,17 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		case <-t.C:
 		}
 	}
+}
+
+// inBatchTx sends the statements fill queues as one batch, which
+// PostgreSQL runs as one implicit transaction, in one round trip; reruns as
+// inTx does.
+func (s *Store) inBatchTx(ctx context.Context, fill func(*pgx.Batch)) error {
+	return s.retry(ctx, func() error {
+		b := &pgx.Batch{}
+		fill(b)
+		return s.pool.SendBatch(ctx, b).Close()
+	})
 }
 
 func (s *Store) tryTx(ctx context.Context, fn func(pgx.Tx) error) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/kairos-fl/kairos/store/storetest"
 )
@@ -26,3 +27,5 @@ func openTest(t testing.TB) *Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return openTest(t) })
 }
+
+var storeTestTime = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
