@@ -177,7 +177,16 @@ func digits(b []byte) (int, bool) {
 }
 
 func daysIn(m time.Month, year int) int {
-	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	switch m {
+	case time.February:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }
 
 // civil builds a wall-clock time in loc from checked fields, returned in UTC.
@@ -194,35 +203,32 @@ func civil(y, mo, d, h, mi, s int, loc *time.Location) (time.Time, error) {
 	return time.Date(y, time.Month(mo), d, h, mi, s, 0, loc).UTC(), nil
 }
 
-// dateCache remembers the last YYYYMMDD date parsed, because CDNOW-style files
-// repeat dates on consecutive rows.
+// dateCache remembers recently parsed YYYYMMDD dates in a small
+// direct-mapped table, because date-only files use few distinct dates and
+// converting a local midnight to UTC costs a zone lookup.
 type dateCache struct {
-	key [8]byte
-	t   time.Time
-	ok  bool
-	loc *time.Location
+	loc   *time.Location
+	slots [1024]struct {
+		key int // YYYYMMDD; 0 marks an empty slot
+		t   time.Time
+	}
 }
 
 // parseYYYYMMDD returns local midnight of an 8-digit date, in UTC.
 func (c *dateCache) parseYYYYMMDD(b []byte) (time.Time, error) {
-	if len(b) != 8 {
+	key, ok := digits(b)
+	if len(b) != 8 || !ok {
 		return time.Time{}, fmt.Errorf("date %q is not YYYYMMDD", b)
 	}
-	if c.ok && string(c.key[:]) == string(b) {
-		return c.t, nil
+	slot := &c.slots[key%len(c.slots)]
+	if slot.key == key && key != 0 {
+		return slot.t, nil
 	}
-	y, ok1 := digits(b[0:4])
-	mo, ok2 := digits(b[4:6])
-	d, ok3 := digits(b[6:8])
-	if !ok1 || !ok2 || !ok3 {
-		return time.Time{}, fmt.Errorf("date %q is not YYYYMMDD", b)
-	}
-	t, err := civil(y, mo, d, 0, 0, 0, c.loc)
+	t, err := civil(key/10000, key/100%100, key%100, 0, 0, 0, c.loc)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("date %q: %w", b, err)
 	}
-	copy(c.key[:], b)
-	c.t, c.ok = t, true
+	slot.key, slot.t = key, t
 	return t, nil
 }
 
@@ -272,9 +278,52 @@ func parseUnix(b []byte, scale int64) (time.Time, error) {
 	return time.Unix(n, 0).UTC(), nil
 }
 
+// pow10 holds the powers of ten that float64 represents exactly.
+func pow10(k int) float64 {
+	p := 1.0
+	for range k {
+		p *= 10
+	}
+	return p
+}
+
+// parseDecimal parses plain decimals like "12", "11.77" or ".5" without
+// strconv. With at most 15 significant digits the mantissa m is exact in a
+// float64 and so is 10^k for k ≤ 15, so the IEEE quotient m/10^k is the
+// correctly rounded value, which is what strconv.ParseFloat returns (Clinger's
+// fast path). ok is false for anything else (signs, exponents, long numbers),
+// which the caller hands to strconv.
+func parseDecimal(b []byte) (v float64, ok bool) {
+	var m uint64
+	digitsSeen, frac, dot := 0, 0, false
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			if digitsSeen > 0 || c != '0' {
+				digitsSeen++
+			}
+			m = m*10 + uint64(c-'0')
+			if dot {
+				frac++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return 0, false
+		}
+	}
+	if digitsSeen > 15 || frac > 15 || len(b) == 0 || (dot && len(b) == 1) {
+		return 0, false
+	}
+	return float64(m) / pow10(frac), true
+}
+
 // parseAmount parses a finite non-negative decimal amount. The reason is
 // ReasonBadAmount or ReasonNegativeAmount when it fails.
 func parseAmount(b []byte) (float64, string, error) {
+	if v, ok := parseDecimal(b); ok {
+		return v, "", nil
+	}
 	v, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a finite number", b)

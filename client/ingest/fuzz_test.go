@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,27 @@ func FuzzParseMapping(f *testing.F) {
 		}
 		if err := m.Validate(); err != nil {
 			t.Fatalf("parsed mapping does not validate: %v", err)
+		}
+	})
+}
+
+// FuzzParseDecimal checks the fast decimal path against strconv.ParseFloat:
+// whenever it accepts an input, both must give the same float64 bits.
+func FuzzParseDecimal(f *testing.F) {
+	for _, s := range []string{"11.77", "0", "0.1", ".5", "1.", "999999999999999", "0.000000000000001", "123456789.123456", "00012.50", "1e5", "-3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseDecimal([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("parseDecimal(%q) = %v, but strconv rejects it: %v", s, got, err)
+		}
+		if math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("parseDecimal(%q) = %v, strconv gives %v", s, got, want)
 		}
 	})
 }

@@ -288,3 +288,22 @@ func TestLongLine(t *testing.T) {
 		t.Errorf("got %d events, want 2 with the long item intact", len(evs))
 	}
 }
+
+func TestParseDecimal(t *testing.T) {
+	tests := []struct {
+		in   string
+		want float64
+		ok   bool
+	}{
+		{"11.77", 11.77, true}, {"0", 0, true}, {".5", 0.5, true}, {"1.", 1, true}, {"00012.50", 12.5, true},
+		{"999999999999999", 999999999999999, true}, {"0.000000000000001", 1e-15, true},
+		{"1234567890123456", 0, false}, {"0.0000000000000001", 0, false}, {"1e5", 0, false}, {"-3", 0, false},
+		{"", 0, false}, {".", 0, false}, {"1.2.3", 0, false}, {"NaN", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := parseDecimal([]byte(tt.in))
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("parseDecimal(%q): got %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
