@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -114,8 +115,11 @@ func (p *retailParser) parse(line []byte) (model.Event, string, *RowError) {
 	if err != nil {
 		return model.Event{}, "", &RowError{Column: 5, Reason: ReasonBadTime, Err: err}
 	}
-	price, err := strconv.ParseFloat(string(priceB), 64)
-	if err != nil || price != price || price > 1e300 || price < -1e300 {
+	price, ok := parseDecimal(priceB)
+	if !ok {
+		price, err = strconv.ParseFloat(string(priceB), 64)
+	}
+	if err != nil || math.IsNaN(price) || math.IsInf(price, 0) {
 		return model.Event{}, "", &RowError{Column: 6, Reason: ReasonBadAmount, Err: fmt.Errorf("unit price %q is not a finite number", priceB)}
 	}
 	if len(cust) == 0 {
