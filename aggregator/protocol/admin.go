@@ -1,0 +1,46 @@
+package protocol
+
+import (
+	"crypto/ed25519"
+	"time"
+)
+
+// EnrolRequest is the body of POST /v1/merchants: what the federation operator
+// knows about a merchant joining. PublicKey is the merchant's raw 32-byte
+// Ed25519 signing key (base64 in JSON), the key its sealed updates are checked
+// against.
+type EnrolRequest struct {
+	ID        string            `json:"id"`
+	Region    string            `json:"region,omitempty"`
+	TimeZone  string            `json:"time_zone"`
+	PublicKey ed25519.PublicKey `json:"public_key"`
+}
+
+// MerchantInfo is an enrolled merchant as the API reports it.
+type MerchantInfo struct {
+	ID         string            `json:"id"`
+	Region     string            `json:"region,omitempty"`
+	TimeZone   string            `json:"time_zone"`
+	PublicKey  ed25519.PublicKey `json:"public_key"`
+	Revoked    bool              `json:"revoked"`
+	EnrolledAt time.Time         `json:"enrolled_at"`
+}
+
+// Enrolment is the answer to POST /v1/merchants: the merchant as stored and a
+// merchant-role token bound to its id, to be handed to the merchant out of band.
+type Enrolment struct {
+	Merchant       MerchantInfo `json:"merchant"`
+	Token          string       `json:"token"`
+	TokenExpiresAt time.Time    `json:"token_expires_at"`
+}
+
+// BudgetInfo is one merchant's privacy ledger summary, as GET /v1/budgets
+// reports it: the cumulative ε at Delta after Releases releases, against Cap.
+type BudgetInfo struct {
+	Merchant    string    `json:"merchant"`
+	Cap         float64   `json:"epsilon_cap"`
+	Delta       float64   `json:"delta"`
+	Epsilon     float64   `json:"epsilon"`
+	Releases    int       `json:"releases"`
+	LastRelease time.Time `json:"last_release,omitzero"`
+}
