@@ -83,21 +83,19 @@ func (s *splitter) split(line []byte) ([][]byte, int, error) {
 			start := len(s.scratch)
 			i++
 			for {
-				if i >= len(line) {
+				q := bytes.IndexByte(line[i:], '"')
+				if q < 0 {
 					return nil, col, errors.New("quoted field not closed before end of line")
 				}
-				c := line[i]
-				if c == '"' {
-					if i+1 < len(line) && line[i+1] == '"' {
-						s.scratch = append(s.scratch, '"')
-						i += 2
-						continue
-					}
-					i++
-					break
+				s.scratch = append(s.scratch, line[i:i+q]...)
+				i += q
+				if i+1 < len(line) && line[i+1] == '"' {
+					s.scratch = append(s.scratch, '"')
+					i += 2
+					continue
 				}
-				s.scratch = append(s.scratch, c)
 				i++
+				break
 			}
 			s.fields = append(s.fields, s.scratch[start:len(s.scratch):len(s.scratch)])
 			if i < len(line) && line[i] != s.delim {
