@@ -40,11 +40,18 @@ func monthlyFrom(from string) func(time.Time) []time.Time {
 	}
 }
 
+func spacedFrom(from string, days int) func(time.Time) []time.Time {
+	return func(test time.Time) []time.Time {
+		f, _ := time.Parse(time.DateOnly, from)
+		return evaluate.SpacedCutoffs(f, test, time.Duration(days)*model.Day)
+	}
+}
+
 var evalDatasets = map[string]evalDataset{
-	// CDNOW: monthly training cutoffs 1997-04-01 .. 1998-01-01, every label
-	// window ending before the reference test cutoff.
-	"cdnow":        {file: "cdnow/CDNOW_master.txt", format: ingest.CDNOW, test: "1998-03-01", train: monthlyFrom("1997-04-01")},
-	"cdnow-sample": {file: "cdnow/CDNOW_sample.txt", format: ingest.CDNOWSample, test: "1998-03-01", train: monthlyFrom("1997-04-01")},
+	// CDNOW: training cutoffs every 15 days from 1997-04-01 to 1998-01-26 (21
+	// cutoffs), every label window ending before the reference test cutoff.
+	"cdnow":        {file: "cdnow/CDNOW_master.txt", format: ingest.CDNOW, test: "1998-03-01", train: spacedFrom("1997-04-01", 15)},
+	"cdnow-sample": {file: "cdnow/CDNOW_sample.txt", format: ingest.CDNOWSample, test: "1998-03-01", train: spacedFrom("1997-04-01", 15)},
 	// Taobao spans nine days (2017-11-25 .. 12-03, UTC+8): no 30-day window fits
 	// twice, so training windows overlap the test window (flagged in the output).
 	"taobao": {file: "taobao/UserBehavior_head84k.csv", format: ingest.Taobao, test: "2017-12-02",
@@ -171,7 +178,7 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 	f.StringVar(&mappingPath, "mapping", "", "column mapping YAML for --dataset csv")
 	f.StringVar(&testCutoff, "test-cutoff", "", "test cutoff date YYYY-MM-DD (default per data set; cdnow 1998-03-01)")
 	f.StringVar(&trainCutoffs, "train-cutoffs", "", "comma-separated training cutoff dates (default per data set)")
-	f.StringVar(&kind, "model", hazard.KindLinear, "hazard score function: linear or mlp")
+	f.StringVar(&kind, "model", hazard.KindMLP, "hazard score function: linear or mlp")
 	f.IntVar(&hidden, "hidden", 16, "hidden units for --model mlp")
 	f.Uint64Var(&seed, "seed", 1, "training seed")
 	f.StringVar(&out, "out", "", "write the fitted hazard model (JSON) to this file")
@@ -183,8 +190,9 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 func defaultHazardOptions(kind string, hidden int) hazard.TrainOptions {
 	o := evaluate.DefaultHazardOptions()
 	o.Kind = kind
-	if kind == hazard.KindMLP {
-		o.Hidden = hidden
+	o.Hidden = hidden
+	if kind == hazard.KindLinear {
+		o.Hidden, o.L2 = 0, 1e-4 // the linear model's tuned ridge
 	}
 	return o
 }
