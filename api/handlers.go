@@ -1,0 +1,343 @@
+package api
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/auth"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/crypto/seal"
+)
+
+// claims returns the verified claims; Middleware guarantees them on /v1.
+func claims(r *http.Request) (*auth.Claims, error) {
+	c, ok := auth.ClaimsFrom(r.Context())
+	if !ok {
+		return nil, errors.New("no verified claims behind the auth middleware")
+	}
+	return c, nil
+}
+
+// actor names the caller in the audit log: "role:subject".
+func actor(c *auth.Claims) string { return string(c.Role) + ":" + c.Subject }
+
+// merchantOf returns the merchant a merchant-role token is bound to.
+func merchantOf(c *auth.Claims) (string, error) {
+	if c.Role != auth.RoleMerchant || len(c.Merchants) != 1 || c.Merchants[0] != c.Subject {
+		return "", &httpError{status: http.StatusForbidden, typ: typeForbidden, detail: "token is not bound to one merchant"}
+	}
+	return c.Subject, nil
+}
+
+func (s *Server) enrol(w http.ResponseWriter, r *http.Request) error {
+	c, err := claims(r)
+	if err != nil {
+		return err
+	}
+	var req protocol.EnrolRequest
+	if err := decodeJSON(w, r, s.maxJSON, &req); err != nil {
+		return err
+	}
+	if err := checkEnrol(&req); err != nil {
+		return err
+	}
+	m, err := s.svc.Enrol(r.Context(), actor(c), aggregator.Merchant{
+		ID: req.ID, Region: req.Region, TimeZone: req.TimeZone, PublicKey: req.PublicKey,
+	})
+	if err != nil {
+		return err
+	}
+	tok, tc, err := s.issuer.Issue(auth.Grant{Subject: m.ID, Role: auth.RoleMerchant, Merchants: []string{m.ID}, TTL: s.tokenTTL})
+	if err != nil {
+		return fmt.Errorf("enrol %s: merchant stored but token not issued: %w", m.ID, err)
+	}
+	w.Header().Set("Location", "/v1/merchants/"+m.ID)
+	return writeJSON(w, http.StatusCreated, protocol.Enrolment{
+		Merchant:       merchantInfo(m),
+		Token:          tok,
+		TokenExpiresAt: tc.ExpiresAt.UTC(),
+	})
+}
+
+// checkEnrol validates an enrolment request before it reaches the service.
+func checkEnrol(req *protocol.EnrolRequest) error {
+	bad := func(format string, a ...any) error {
+		return &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest, detail: fmt.Sprintf(format, a...)}
+	}
+	if err := keys.CheckMerchantID(req.ID); err != nil {
+		return bad("field \"id\": %v", err)
+	}
+	if req.TimeZone == "" {
+		return bad("field \"time_zone\": required")
+	}
+	if _, err := time.LoadLocation(req.TimeZone); err != nil || req.TimeZone == "Local" {
+		return bad("field \"time_zone\": unknown IANA time zone %q", req.TimeZone)
+	}
+	if len(req.Region) > 64 {
+		return bad("field \"region\": longer than 64 bytes")
+	}
+	if len(req.PublicKey) != ed25519.PublicKeySize {
+		return bad("field \"public_key\": %d bytes, want a %d-byte Ed25519 key (base64)", len(req.PublicKey), ed25519.PublicKeySize)
+	}
+	return nil
+}
+
+func merchantInfo(m aggregator.Merchant) protocol.MerchantInfo {
+	return protocol.MerchantInfo{
+		ID: m.ID, Region: m.Region, TimeZone: m.TimeZone, PublicKey: m.PublicKey,
+		Revoked: m.Revoked, EnrolledAt: m.EnrolledAt.UTC(),
+	}
+}
+
+func (s *Server) merchants(w http.ResponseWriter, r *http.Request) error {
+	ms, err := s.svc.Merchants(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]protocol.MerchantInfo, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, merchantInfo(m))
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"merchants": out})
+}
+
+func (s *Server) currentRound(w http.ResponseWriter, r *http.Request) error {
+	c, err := claims(r)
+	if err != nil {
+		return err
+	}
+	id, err := merchantOf(c)
+	if err != nil {
+		return err
+	}
+	round, err := s.svc.CurrentRound(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, round)
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
+	rc, err := s.submitUpdate(w, r)
+	if err != nil {
+		s.metrics.updateRefused(classify(err).typ)
+		return err
+	}
+	s.metrics.updateAccepted(rc)
+	return writeJSON(w, http.StatusAccepted, rc)
+}
+
+func (s *Server) submitUpdate(w http.ResponseWriter, r *http.Request) (protocol.Receipt, error) {
+	var rc protocol.Receipt
+	c, err := claims(r)
+	if err != nil {
+		return rc, err
+	}
+	merchant, err := merchantOf(c)
+	if err != nil {
+		return rc, err
+	}
+	if err := requireMediaType(r, "application/octet-stream"); err != nil {
+		return rc, err
+	}
+	env, err := readBody(w, r, s.maxEnv)
+	if err != nil {
+		return rc, err
+	}
+	// The header is parsed, not trusted, to route and to refuse early what the
+	// token cannot submit; the service verifies the signature over it.
+	h, err := seal.ParseHeader(env)
+	if err != nil {
+		return rc, err
+	}
+	if round := mux.Vars(r)["id"]; h.Round != round {
+		return rc, &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest,
+			detail: fmt.Sprintf("envelope is for round %q but was posted to round %q", h.Round, round)}
+	}
+	if h.MerchantID != merchant {
+		return rc, &httpError{status: http.StatusForbidden, typ: typeForbidden,
+			detail: fmt.Sprintf("token of merchant %q may not submit an envelope of merchant %q", merchant, h.MerchantID)}
+	}
+	return s.svc.Submit(r.Context(), merchant, env)
+}
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
+	ms, err := s.svc.Models(r.Context())
+	if err != nil {
+		return err
+	}
+	if ms == nil {
+		ms = []protocol.ModelVersion{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"models": ms})
+}
+
+// versionVar reads {version}: a positive integer, or "active" (0) when
+// allowActive.
+func versionVar(r *http.Request, allowActive bool) (int, error) {
+	v := mux.Vars(r)["version"]
+	if allowActive && v == "active" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || strings.HasPrefix(v, "+") {
+		want := "a positive integer"
+		if allowActive {
+			want += " or \"active\""
+		}
+		return 0, &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest,
+			detail: fmt.Sprintf("path parameter \"version\": %q is not %s", v, want)}
+	}
+	return n, nil
+}
+
+func (s *Server) model(w http.ResponseWriter, r *http.Request) error {
+	v, err := versionVar(r, true)
+	if err != nil {
+		return err
+	}
+	mv, err := s.svc.Model(r.Context(), v)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, mv)
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) error {
+	c, err := claims(r)
+	if err != nil {
+		return err
+	}
+	v, err := versionVar(r, false)
+	if err != nil {
+		return err
+	}
+	if err := s.svc.Rollback(r.Context(), actor(c), v); err != nil {
+		return err
+	}
+	mv, err := s.svc.Model(r.Context(), v)
+	if err != nil {
+		return fmt.Errorf("rollback to %d done, read it back: %w", v, err)
+	}
+	return writeJSON(w, http.StatusOK, mv)
+}
+
+func (s *Server) budgets(w http.ResponseWriter, r *http.Request) error {
+	bs, err := s.svc.Budgets(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]protocol.BudgetInfo, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, protocol.BudgetInfo{
+			Merchant: b.Merchant, Cap: b.Cap, Delta: b.Delta, Epsilon: b.Epsilon,
+			Releases: b.Releases, LastRelease: b.LastRelease.UTC(),
+		})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"budgets": out})
+}
+
+// requireMediaType refuses a request whose Content-Type is not want.
+func requireMediaType(r *http.Request, want string) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != want {
+		return &httpError{status: http.StatusUnsupportedMediaType, typ: typeUnsupportedMedia,
+			detail: fmt.Sprintf("Content-Type %q: want %s", ct, want)}
+	}
+	return nil
+}
+
+// tooLarge is the answer to a body over its limit.
+func tooLarge(limit int64) error {
+	return &httpError{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge,
+		detail: fmt.Sprintf("request body larger than %d bytes", limit)}
+}
+
+// readBody reads the whole body, at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge(limit)
+		}
+		return nil, &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest, detail: "request body could not be read", cause: err}
+	}
+	return b, nil
+}
+
+// decodeJSON reads one JSON object into v: application/json only, at most
+// limit bytes, no unknown fields, nothing after the value. Errors name the
+// field or the byte offset.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if err := requireMediaType(r, "application/json"); err != nil {
+		return err
+	}
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		return err
+	}
+	bad := func(format string, a ...any) error {
+		return &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest, detail: fmt.Sprintf(format, a...)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+			return bad("invalid JSON at byte %d: %v", se.Offset, se)
+		}
+		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+			return bad("field %q: JSON %s where %s is expected", te.Field, te.Value, te.Type)
+		}
+		if be, ok := errors.AsType[base64.CorruptInputError](err); ok {
+			// encoding/json does not say which field held the bad bytes.
+			return bad("invalid base64 in a binary field at its byte %d", int64(be))
+		}
+		if errors.Is(err, io.EOF) {
+			return bad("empty body: want a JSON object")
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return bad("truncated JSON")
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return bad("unknown field %s", name)
+		}
+		return bad("invalid JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return bad("trailing data after the JSON value at byte %d", dec.InputOffset())
+	}
+	return nil
+}
+
+// writeJSON writes v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	// Once the status is on the wire nothing else can be sent, so a failed
+	// write (the client went away) is not reported.
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}

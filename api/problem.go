@@ -1,0 +1,167 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/crypto/seal"
+	"github.com/kairos-fl/kairos/dp"
+)
+
+// Problem types, shared with the client.
+const (
+	typeInvalidRequest   = apiclient.TypeInvalidRequest
+	typeUnsupportedMedia = apiclient.TypeUnsupportedMedia
+	typeTooLarge         = apiclient.TypeTooLarge
+	typeForbidden        = apiclient.TypeForbidden
+	typeNotFound         = apiclient.TypeNotFound
+	typeMethodNotAllowed = apiclient.TypeMethodNotAllowed
+	typeUnavailable      = apiclient.TypeUnavailable
+	typeInternal         = apiclient.TypeInternal
+)
+
+// handlerFunc is an HTTP handler that returns its failure instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// httpError is an error with its public face: a status, a problem type and a
+// detail safe to show the caller. cause, if any, is only logged.
+type httpError struct {
+	status int
+	typ    string
+	detail string
+	cause  error
+}
+
+func (e *httpError) Error() string {
+	if e.cause != nil {
+		return e.detail + ": " + e.cause.Error()
+	}
+	return e.detail
+}
+
+func (e *httpError) Unwrap() error { return e.cause }
+
+// problemDoc is the RFC 7807 body.
+type problemDoc struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// handle adapts a handlerFunc: a returned error becomes a problem document.
+func (s *Server) handle(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// errorMap lists the service's and the seal's outcomes a caller acts on, with
+// the status and problem type each gets. The first match wins, so the order
+// matters only for errors that wrap several sentinels.
+var errorMap = []struct {
+	err    error
+	status int
+	typ    string
+}{
+	{dp.ErrBudgetExhausted, http.StatusForbidden, apiclient.TypeBudgetExhausted},
+	{seal.ErrTooLarge, http.StatusRequestEntityTooLarge, apiclient.TypeTooLarge},
+	{seal.ErrReplay, http.StatusConflict, apiclient.TypeReplay},
+	{seal.ErrRoundMismatch, http.StatusConflict, apiclient.TypeRoundMismatch},
+	{seal.ErrStale, http.StatusBadRequest, apiclient.TypeStaleEnvelope},
+	{seal.ErrBadSignature, http.StatusUnauthorized, apiclient.TypeBadSignature},
+	{seal.ErrUnknownSigner, http.StatusUnauthorized, apiclient.TypeBadSignature},
+	{seal.ErrRevokedSigner, http.StatusForbidden, apiclient.TypeSignerRevoked},
+	{seal.ErrMissingSignature, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
+	{seal.ErrMalformed, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
+	{seal.ErrRecipientKind, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
+	{seal.ErrDecrypt, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
+	{seal.ErrDigestMismatch, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
+	{protocol.ErrInvalidUpdate, http.StatusBadRequest, apiclient.TypeInvalidUpdate},
+	{aggregator.ErrRoundClosed, http.StatusConflict, apiclient.TypeRoundClosed},
+	{aggregator.ErrNotSelected, http.StatusForbidden, apiclient.TypeNotSelected},
+	{aggregator.ErrPolicy, http.StatusUnprocessableEntity, apiclient.TypePolicyViolation},
+	{aggregator.ErrConflict, http.StatusConflict, apiclient.TypeConflict},
+	{aggregator.ErrNotFound, http.StatusNotFound, apiclient.TypeNotFound},
+}
+
+// classify returns the public face of err.
+func classify(err error) *httpError {
+	if he, ok := errors.AsType[*httpError](err); ok {
+		return he
+	}
+	for _, m := range errorMap {
+		if errors.Is(err, m.err) {
+			// The sentinel's text is public; the wrapped detail (which may name
+			// internal state) is logged only.
+			return &httpError{status: m.status, typ: m.typ, detail: m.err.Error(), cause: err}
+		}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &httpError{status: http.StatusServiceUnavailable, typ: typeUnavailable, detail: "request canceled or timed out", cause: err}
+	}
+	return &httpError{status: http.StatusInternalServerError, typ: typeInternal, detail: "internal error", cause: err}
+}
+
+// writeError is the one place that turns an error into a response.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	he := classify(err)
+	id := w.Header().Get("X-Request-Id")
+	if id == "" {
+		id = s.requestID()
+		w.Header().Set("X-Request-Id", id)
+	}
+	level := slog.LevelInfo
+	if he.status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), level, "request failed",
+		slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", he.status), slog.String("type", strings.TrimPrefix(he.typ, apiclient.ProblemTypeBase)),
+		slog.Any("err", err))
+	writeProblem(w, problemDoc{
+		Type:      he.typ,
+		Title:     http.StatusText(he.status),
+		Status:    he.status,
+		Detail:    he.detail,
+		Instance:  r.URL.Path,
+		RequestID: id,
+	})
+}
+
+func writeProblem(w http.ResponseWriter, p problemDoc) {
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Length")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// newRequestIDs returns a generator of request ids: a random per-process
+// prefix and a counter, unique across replicas without coordination.
+func newRequestIDs() func() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := hex.EncodeToString(b[:])
+	var n atomic.Uint64
+	return func() string {
+		return prefix + "-" + strconv.FormatUint(n.Add(1), 10)
+	}
+}

@@ -1,0 +1,224 @@
+// Package api is the aggregator's HTTP API: a gorilla/mux router over the
+// aggregator service with JWT authentication (api/auth), per-role and
+// per-merchant authorization, body limits, RFC 7807 problem documents,
+// health and readiness probes, the JWKS and Prometheus metrics.
+//
+// Handlers return errors; one function, writeError, turns an error into a
+// status and a public problem document and logs the cause.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/auth"
+)
+
+// Default limits.
+const (
+	// DefaultMaxEnvelopeBytes bounds a sealed update body.
+	DefaultMaxEnvelopeBytes = 4 << 20
+	// DefaultMaxJSONBytes bounds a JSON request body.
+	DefaultMaxJSONBytes = 1 << 20
+	// DefaultMerchantTokenTTL is the lifetime of the token issued at enrolment.
+	DefaultMerchantTokenTTL = 90 * 24 * time.Hour
+	// readyTimeout bounds one readiness probe.
+	readyTimeout = 2 * time.Second
+)
+
+// Service is what the API needs of the aggregator (aggregator.Service
+// implements it).
+type Service interface {
+	Enrol(ctx context.Context, actor string, m aggregator.Merchant) (aggregator.Merchant, error)
+	Merchants(ctx context.Context) ([]aggregator.Merchant, error)
+	CurrentRound(ctx context.Context, merchantID string) (protocol.Round, error)
+	Submit(ctx context.Context, merchantID string, envelope []byte) (protocol.Receipt, error)
+	Models(ctx context.Context) ([]protocol.ModelVersion, error)
+	Model(ctx context.Context, version int) (protocol.ModelVersion, error)
+	Rollback(ctx context.Context, actor string, version int) error
+	Budgets(ctx context.Context) ([]aggregator.Budget, error)
+}
+
+// RoundCounter is optionally implemented by a Service that can count its
+// rounds by state; /metrics then reports kairos_rounds{state}.
+type RoundCounter interface {
+	RoundCounts(ctx context.Context) (map[protocol.RoundState]int, error)
+}
+
+var _ Service = (*aggregator.Service)(nil)
+
+// Options configure NewServer.
+type Options struct {
+	// Service is the aggregator. Required.
+	Service Service
+	// Verifier checks bearer tokens. Required.
+	Verifier *auth.Verifier
+	// Issuer signs the merchant token returned at enrolment. Required.
+	Issuer *auth.Issuer
+	// JWKS are the public token keys served at /.well-known/jwks.json. Required.
+	JWKS []auth.PublicKey
+	// MerchantTokenTTL is the lifetime of enrolment tokens; DefaultMerchantTokenTTL when 0.
+	MerchantTokenTTL time.Duration
+	// Ready is the readiness probe behind /readyz (the store is reachable, say);
+	// nil means always ready.
+	Ready func(ctx context.Context) error
+	// Logger receives the causes of failed requests; discarded when nil.
+	Logger *slog.Logger
+	// Registry receives the API's metrics and is served at /metrics; a new
+	// private registry when nil (never the global default one).
+	Registry *prometheus.Registry
+	// MaxEnvelopeBytes and MaxJSONBytes bound request bodies; defaults when 0.
+	MaxEnvelopeBytes int64
+	MaxJSONBytes     int64
+}
+
+// Server is the API's http.Handler.
+type Server struct {
+	svc       Service
+	issuer    *auth.Issuer
+	tokenTTL  time.Duration
+	ready     func(ctx context.Context) error
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	maxEnv    int64
+	maxJSON   int64
+	metrics   *metrics
+	router    *mux.Router
+	requestID func() string
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// NewServer checks opts and builds the router.
+func NewServer(opts Options) (*Server, error) {
+	switch {
+	case opts.Service == nil:
+		return nil, errors.New("new api server: nil Service")
+	case opts.Verifier == nil:
+		return nil, errors.New("new api server: nil Verifier")
+	case opts.Issuer == nil:
+		return nil, errors.New("new api server: nil Issuer")
+	case len(opts.JWKS) == 0:
+		return nil, errors.New("new api server: no JWKS keys")
+	case opts.MerchantTokenTTL < 0, opts.MaxEnvelopeBytes < 0, opts.MaxJSONBytes < 0:
+		return nil, errors.New("new api server: negative token lifetime or body limit")
+	}
+	s := &Server{
+		svc:       opts.Service,
+		issuer:    opts.Issuer,
+		tokenTTL:  cmpOr(opts.MerchantTokenTTL, DefaultMerchantTokenTTL),
+		ready:     opts.Ready,
+		log:       opts.Logger,
+		reg:       opts.Registry,
+		maxEnv:    cmpOr(opts.MaxEnvelopeBytes, DefaultMaxEnvelopeBytes),
+		maxJSON:   cmpOr(opts.MaxJSONBytes, DefaultMaxJSONBytes),
+		requestID: newRequestIDs(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(s.reg, opts.Service, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.router = s.routes(opts.Verifier, opts.JWKS)
+	return s, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Registry returns the registry the server's metrics are in.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// The role sets of the routes.
+var (
+	rolesAdmin      = []auth.Role{auth.RoleAdmin}
+	rolesMerchant   = []auth.Role{auth.RoleMerchant}
+	rolesModels     = []auth.Role{auth.RoleMerchant, auth.RolePartner, auth.RoleAdmin, auth.RoleCompliance}
+	rolesCompliance = []auth.Role{auth.RoleCompliance, auth.RoleAdmin}
+)
+
+func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = s.instrument("unmatched", s.handle(func(_ http.ResponseWriter, r *http.Request) error {
+		return &httpError{status: http.StatusNotFound, typ: typeNotFound, detail: "no route for " + r.URL.Path}
+	}))
+	r.MethodNotAllowedHandler = s.instrument("unmatched", s.handle(func(_ http.ResponseWriter, r *http.Request) error {
+		return &httpError{status: http.StatusMethodNotAllowed, typ: typeMethodNotAllowed, detail: r.Method + " is not allowed on " + r.URL.Path}
+	}))
+
+	// v1 routes: bearer token, then role, then the handler.
+	v1 := func(method, path string, roles []auth.Role, h handlerFunc) {
+		var hh http.Handler = s.handle(h)
+		hh = auth.RequireRole(hh, roles...)
+		hh = auth.Middleware(v, hh)
+		r.Handle(path, s.instrument(path, noStore(hh))).Methods(method)
+	}
+	v1(http.MethodPost, "/v1/merchants", rolesAdmin, s.enrol)
+	v1(http.MethodGet, "/v1/merchants", rolesAdmin, s.merchants)
+	v1(http.MethodGet, "/v1/rounds/current", rolesMerchant, s.currentRound)
+	v1(http.MethodPost, "/v1/rounds/{id}/updates", rolesMerchant, s.submit)
+	v1(http.MethodGet, "/v1/models", rolesModels, s.models)
+	// The rollback route comes first: "{version}" alone would also match "3:rollback".
+	v1(http.MethodPost, "/v1/models/{version:[0-9]+}:rollback", rolesAdmin, s.rollback)
+	v1(http.MethodGet, "/v1/models/{version}", rolesModels, s.model)
+	v1(http.MethodGet, "/v1/budgets", rolesCompliance, s.budgets)
+
+	open := func(path string, h http.Handler) {
+		r.Handle(path, s.instrument(path, h)).Methods(http.MethodGet, http.MethodHead)
+	}
+	open("/.well-known/jwks.json", auth.JWKSHandler(jwks))
+	open("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	open("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte("ok\n"))
+	}))
+	open("/readyz", noStore(s.handle(s.readyz)))
+	return r
+}
+
+// noStore marks API answers as uncacheable: they carry tokens, budgets and
+// per-merchant rounds.
+func noStore(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			return &httpError{status: http.StatusServiceUnavailable, typ: typeUnavailable, detail: "not ready", cause: err}
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, err := w.Write([]byte("ready\n"))
+	return err
+}
