@@ -112,7 +112,7 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, err
 			break
 		}
 	}
-	for ; ci < len(cps); ci++ {
+	if ci < len(cps) { // a checkpoint beyond the last entry
 		c := &cps[ci]
 		if !VerifyCheckpoint(pub, c) {
 			return res, &VerifyError{Seq: c.Seq, Checkpoint: true, Reason: "bad signature"}

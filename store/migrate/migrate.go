@@ -1,5 +1,5 @@
-// Package migrate reads the numbered SQL migrations a store embeds and
-// decides which of them still have to run.
+// Package migrate reads and orders the numbered SQL migrations a store
+// embeds.
 //
 // A migration is a file NNNN_name.sql (NNNN a positive decimal version,
 // any number of digits). Versions must be 1, 2, 3, … without gaps or
@@ -61,15 +61,4 @@ func Load(fsys fs.FS, dir string) ([]Migration, error) {
 		return nil, errors.New("load migrations: none found")
 	}
 	return ms, nil
-}
-
-// Pending returns the migrations whose versions are not in applied.
-func Pending(all []Migration, applied map[int]bool) []Migration {
-	var out []Migration
-	for _, m := range all {
-		if !applied[m.Version] {
-			out = append(out, m)
-		}
-	}
-	return out
 }

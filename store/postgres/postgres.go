@@ -89,7 +89,7 @@ func (s *Store) retry(ctx context.Context, try func() error) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("%w (after %v)", ctx.Err(), err)
+			return fmt.Errorf("%w (after %w)", ctx.Err(), err)
 		case <-t.C:
 		}
 	}
