@@ -70,8 +70,10 @@ type Result struct {
 	Release protocol.Release
 	// Customers is the DP count of the customers trained on.
 	Customers protocol.NoisyCount
-	// Loss is the mean negative log-likelihood per row of the local model on the
-	// local rows. It is not private: keep it local.
+	// Loss is the mean negative log-likelihood per row over every customer sampled
+	// during the round, each at the parameters of its step (a running training loss
+	// that costs no extra pass; NaN when no customer was sampled). It is not private:
+	// keep it local.
 	Loss float64
 	// Releases are the mechanisms this call ran, to debit from the merchant's ledger:
 	// the DP-SGD steps and the count.
@@ -153,9 +155,6 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 		if r.Label < 0 || r.Label > base.Horizon {
 			return Result{}, fmt.Errorf("local training: row %d: label %d outside 0..%d", i, r.Label, base.Horizon)
 		}
-		if err := dp.CheckFinite(r.X); err != nil {
-			return Result{}, fmt.Errorf("local training: row %d: %w", i, err)
-		}
 	}
 	groups := GroupByCustomer(rows)
 	sgd, err := dp.NewSGD(dp.SGDOptions{SamplingRate: plan.SamplingRate, NoiseMultiplier: plan.NoiseMultiplier, Clip: plan.ClipNorm})
@@ -163,11 +162,15 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 		return Result{}, fmt.Errorf("local training: %w", err)
 	}
 	var gradErr error
+	var lossSum float64
+	var lossRows int
 	grad := func(i int, out []float64) float64 {
 		l, err := work.CustomerLoss(groups[i], out)
 		if err != nil && gradErr == nil {
 			gradErr = err
 		}
+		lossSum += l
+		lossRows += len(groups[i])
 		return l
 	}
 	p := work.Params
@@ -207,7 +210,7 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 	if err := dp.CheckFinite(p); err != nil {
 		return Result{}, fmt.Errorf("local training: diverged: %w", err)
 	}
-	res := Result{Delta: make([]float64, len(p))}
+	res := Result{Delta: make([]float64, len(p)), Loss: math.NaN()}
 	for j := range p {
 		res.Delta[j] = p[j] - base.Params[j]
 	}
@@ -219,15 +222,9 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 	}
 	res.Customers = count
 	res.Releases = []dp.Release{rel, countRel}
-	var loss float64
-	for _, g := range groups {
-		l, err := work.CustomerLoss(g, nil)
-		if err != nil {
-			return Result{}, fmt.Errorf("local training: %w", err)
-		}
-		loss += l
+	if lossRows > 0 {
+		res.Loss = lossSum / float64(lossRows)
 	}
-	res.Loss = loss / float64(len(rows))
 	return res, nil
 }
 

@@ -42,7 +42,7 @@ func TestExplore(t *testing.T) {
 	}
 	opt := FedOptions{
 		Rounds: envI("R", 20), Steps: envI("S", 10), SamplingRate: envF("Q", 0.05), ClipNorm: envF("C", 1),
-		LearningRate: envF("LR", 0.1), L2: envF("L2", 0), Optimizer: os.Getenv("OPT"),
+		LearningRate: envF("LR", 0.1), L2: envF("L2", 0), Optimizer: os.Getenv("OPT"), Anneal: os.Getenv("ANNEAL") != "", Average: envF("AVG", 0),
 		Epsilon: envF("EPS", 1), Delta: 1e-6, Server: os.Getenv("SERVER"), ServerLR: envF("SLR", 0), Tau: envF("TAU", 0),
 		Merge: merge.Options{Method: os.Getenv("MERGE"), TrimFraction: envF("TRIM", 0), NormBound: envF("NB", 0)},
 	}
@@ -51,9 +51,11 @@ func TestExplore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("median norms %.3f", res.MedianNorm)
 	t.Logf("federated z=%.3f eps=%v %+v (%v)", res.NoiseMultiplier, res.Epsilon, res.Pooled, time.Since(start))
 	if os.Getenv("LOCAL") != "" {
-		for m := range d.Train {
+		for _, f := range strings.Split(os.Getenv("LOCAL"), ",") {
+			m, _ := strconv.Atoi(f)
 			o := opt
 			o.Merchants = []int{m}
 			start := time.Now()
@@ -65,13 +67,13 @@ func TestExplore(t *testing.T) {
 			t.Logf("local %d (%d customers) %+v own %+v (%v)", m, d.Customers[m], r.Pooled, own, time.Since(start))
 		}
 	}
-	_ = strings.TrimSpace
 }
 
 var (
-	cdnowOnce sync.Once
-	cdnowD    *Data
-	cdnowErr  error
+	cdnowPathOnce string
+	cdnowOnce     sync.Once
+	cdnowD        *Data
+	cdnowErr      error
 )
 
 // cdnowData prepares the reference split once per test binary.
@@ -85,6 +87,7 @@ func cdnowData(t testing.TB) *Data {
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_SHARED)", path)
 	}
+	cdnowPathOnce = path
 	cdnowOnce.Do(func() {
 		events, err := LoadCDNOW(context.Background(), path)
 		if err != nil {
@@ -98,3 +101,5 @@ func cdnowData(t testing.TB) *Data {
 	}
 	return cdnowD
 }
+
+func cdnowPathFor(*Data) string { return cdnowPathOnce }

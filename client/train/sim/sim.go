@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/merge"
@@ -217,7 +218,7 @@ const (
 const (
 	AttackScale  = "scale"  // send 100·Δ
 	AttackFlip   = "flip"   // send −10·Δ
-	AttackRandom = "random" // send Gaussian noise with 10 times Δ's norm
+	AttackRandom = "random" // send Gaussian noise with 100 times Δ's norm
 )
 
 // FedOptions configures a federated run.
@@ -228,6 +229,13 @@ type FedOptions struct {
 	SamplingRate, ClipNorm, LearningRate, L2 float64
 	// Optimizer is the local optimizer (train.Options).
 	Optimizer string
+	// Anneal decays the plan's learning rate linearly over the rounds, from
+	// LearningRate in the first round to LearningRate/10 in the last, so that the
+	// last rounds average out the DP noise instead of adding to it.
+	Anneal bool
+	// Average, when > 0, makes the final model the mean of the global models of the
+	// last ⌈Average·Rounds⌉ rounds (tail averaging; post-processing, no privacy cost).
+	Average float64
 	// Epsilon and Delta are each merchant's budget over the whole run. The noise
 	// multiplier is the smallest that keeps every merchant within it, counting every
 	// round's DP-SGD steps and its customer count. NoiseMultiplier > 0 fixes it
@@ -260,6 +268,9 @@ type FedResult struct {
 	Pooled Scores
 	// NoiseMultiplier is the z planned for every DP-SGD step.
 	NoiseMultiplier float64
+	// MedianNorm[r] is the median L2 norm of the updates sent in round r (attackers
+	// included), a guide for choosing a norm bound.
+	MedianNorm []float64
 	// Epsilon[i] is the ε at Delta that merchant Merchants[i] (or i) spent, from the
 	// releases train.Local reported.
 	Epsilon []float64
@@ -303,7 +314,19 @@ func Calibrate(eps, delta, q float64, steps, rounds int, countNoise float64) (fl
 		}, delta, dp.AccountantOptions{})
 		return e, err
 	}
-	lo, hi := 0.3, 1.0
+	lo, hi := 0.5, 1.0
+	for {
+		e, err := spend(lo)
+		if err != nil {
+			return 0, fmt.Errorf("calibrate: %w", err)
+		}
+		if e > eps {
+			break
+		}
+		if hi, lo = lo, lo/2; lo < 0.05 {
+			return hi, nil // the accountant's orders reach no further; this much noise is plenty
+		}
+	}
 	for {
 		e, err := spend(hi)
 		if err != nil {
@@ -366,7 +389,13 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 	ledgers := make([][]dp.Release, len(members))
 	deltas := make([][]float64, len(members))
 	weights := make([]float64, len(members))
-	for range opt.Rounds {
+	var medNorms []float64
+	tail := int(math.Ceil(opt.Average * float64(opt.Rounds)))
+	avg := make([]float64, len(global.Params))
+	for r := range opt.Rounds {
+		if opt.Anneal {
+			plan.LearningRate = opt.LearningRate * (1 - 0.9*float64(r)/float64(max(opt.Rounds-1, 1)))
+		}
 		for i, m := range members {
 			res, err := train.Local(ctx, global, d.Train[m], plan, train.Options{Optimizer: opt.Optimizer})
 			if err != nil {
@@ -378,6 +407,12 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 				deltas[i] = attack(opt.Attack, res.Delta, rng)
 			}
 		}
+		norms := make([]float64, len(deltas))
+		for i, v := range deltas {
+			norms[i] = l2(v)
+		}
+		slices.Sort(norms)
+		medNorms = append(medNorms, norms[len(norms)/2])
 		agg, err := merge.Combine(deltas, weights, opt.Merge)
 		if err != nil {
 			return FedResult{}, fmt.Errorf("federate: %w", err)
@@ -386,13 +421,21 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 			if err := adam.Step(global.Params, agg); err != nil {
 				return FedResult{}, fmt.Errorf("federate: %w", err)
 			}
-			continue
+		} else {
+			for j, x := range agg {
+				global.Params[j] += opt.ServerLR * x
+			}
 		}
-		for j, x := range agg {
-			global.Params[j] += opt.ServerLR * x
+		if r >= opt.Rounds-tail {
+			for j, x := range global.Params {
+				avg[j] += x / float64(tail)
+			}
 		}
 	}
-	res := FedResult{Model: global, NoiseMultiplier: z}
+	if tail > 0 {
+		copy(global.Params, avg)
+	}
+	res := FedResult{Model: global, NoiseMultiplier: z, MedianNorm: medNorms}
 	for _, l := range ledgers {
 		e, _, err := dp.Epsilon(l, opt.Delta, dp.AccountantOptions{})
 		if err != nil {
@@ -404,6 +447,14 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 		return FedResult{}, fmt.Errorf("federate: %w", err)
 	}
 	return res, nil
+}
+
+func l2(v []float64) float64 {
+	var ss float64
+	for _, x := range v {
+		ss += x * x
+	}
+	return math.Sqrt(ss)
 }
 
 func attack(kind string, delta []float64, rng *rand.Rand) []float64 {
@@ -418,11 +469,7 @@ func attack(kind string, delta []float64, rng *rand.Rand) []float64 {
 			out[j] = -10 * x
 		}
 	case AttackRandom:
-		var ss float64
-		for _, x := range delta {
-			ss += x * x
-		}
-		s := 10 * math.Sqrt(ss/float64(len(delta)))
+		s := 100 * l2(delta) / math.Sqrt(float64(len(delta)))
 		for j := range out {
 			out[j] = s * rng.NormFloat64()
 		}
