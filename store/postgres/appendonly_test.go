@@ -126,3 +126,24 @@ func BenchmarkAppendParallel(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 	b.ReportMetric(float64(st.Entries)/float64(max(st.Batches, 1)), "entries/tx")
 }
+
+// BenchmarkVerify100k verifies a 100,000-entry log read from PostgreSQL
+// (checkpoints every 1,000).
+func BenchmarkVerify100k(b *testing.B) {
+	ctx := context.Background()
+	s := openTest(b)
+	es, cps := storetest.Chain(audit.Head{}, 100_000, 1000, storeTestTime)
+	for i := 0; i < len(es); i += 10_000 {
+		if err := s.AppendAudit(ctx, es[i:i+10_000], cps[i/1000:i/1000+10]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pub := storetest.Key().Public().(ed25519.PublicKey)
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := audit.Verify(ctx, s, pub)
+		if err != nil || res.Entries != 100_000 || res.Checkpoints != 100 {
+			b.Fatalf("Verify = %+v, %v", res, err)
+		}
+	}
+}
