@@ -66,7 +66,9 @@ func validIdentifier(s string) bool {
 }
 
 // Record is what a caller asks the log to append. Identifiers hold the clear
-// values; the log stores only their HMACs.
+// values; the log stores only their HMACs. The entry's time is set by the
+// log when it commits the batch (never earlier than the previous entry's),
+// so times along the chain do not decrease.
 type Record struct {
 	Actor       string            // "role:subject" of the caller
 	Action      string            // e.g. "round.update.accept"

@@ -52,11 +52,11 @@ type Stats struct {
 // transaction, and only then answers each caller. If the write fails, every
 // caller in the batch gets the error and the head does not move.
 type Log struct {
-	opts  Options
-	reqs  chan *request
-	done  chan struct{}
-	mu    sync.RWMutex // guards closed against sends on reqs
-	close bool
+	opts   Options
+	reqs   chan *request
+	done   chan struct{}
+	mu     sync.RWMutex // guards closed against sends on reqs
+	closed bool
 
 	closeErr error // set by the writer before done is closed
 
@@ -143,7 +143,7 @@ func (l *Log) Append(ctx context.Context, rec Record) (Entry, error) {
 	}
 
 	l.mu.RLock()
-	if l.close {
+	if l.closed {
 		l.mu.RUnlock()
 		return Entry{}, fmt.Errorf("audit append: %w", ErrClosed)
 	}
@@ -168,8 +168,8 @@ func (l *Log) Append(ctx context.Context, rec Record) (Entry, error) {
 // that last checkpoint, if any. Close is idempotent.
 func (l *Log) Close() error {
 	l.mu.Lock()
-	if !l.close {
-		l.close = true
+	if !l.closed {
+		l.closed = true
 		close(l.reqs)
 	}
 	l.mu.Unlock()
