@@ -48,6 +48,7 @@ Start here:
 		newKeysCmd(),
 		newTokenCmd(),
 		newComplianceCmd(),
+		newAggregatorCmd(),
 	)
 	return root
 }

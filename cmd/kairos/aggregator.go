@@ -1,0 +1,893 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api"
+	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/api/auth"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/policies"
+	"github.com/kairos-fl/kairos/store"
+)
+
+// Files of an aggregator directory made by `kairos aggregator init`.
+const (
+	aggConfigFile = "kairos.yaml"
+	aggKeysDir    = "keys"
+	aggPolicyFile = "policy.yaml"
+	aggTokenFile  = "admin.token"
+	aggDBFile     = "kairos.db"
+)
+
+// HTTP server hardening.
+const (
+	aggReadHeaderTimeout = 10 * time.Second
+	aggReadTimeout       = 60 * time.Second // a 4 MiB envelope over a slow link
+	aggWriteTimeout      = 60 * time.Second
+	aggIdleTimeout       = 120 * time.Second
+	aggMaxHeaderBytes    = 64 << 10
+	aggShutdownTimeout   = 30 * time.Second
+)
+
+// aggConfig is the aggregator's config file (YAML, strict: unknown keys are
+// errors). Relative paths, including the file of an sqlite: database URL, are
+// relative to the file's directory.
+type aggConfig struct {
+	// Listen is the address serve binds.
+	Listen string `yaml:"listen"`
+	// URL is how the admin commands reach the server; derived from Listen when empty.
+	URL string `yaml:"url,omitempty"`
+	// DB is the store URL: "sqlite:FILE" or "postgres://…".
+	DB         string `yaml:"db"`
+	Keys       string `yaml:"keys"`
+	Policy     string `yaml:"policy"`
+	AdminToken string `yaml:"admin_token"`
+	TLS        struct {
+		Cert string `yaml:"cert,omitempty"`
+		Key  string `yaml:"key,omitempty"`
+	} `yaml:"tls,omitempty"`
+	Tokens struct {
+		MerchantTTL time.Duration `yaml:"merchant_ttl"`
+		Leeway      time.Duration `yaml:"leeway"`
+	} `yaml:"tokens"`
+	Limits struct {
+		MaxEnvelopeBytes int64 `yaml:"max_envelope_bytes"`
+		MaxJSONBytes     int64 `yaml:"max_json_bytes"`
+	} `yaml:"limits"`
+	Rounds aggRounds `yaml:"rounds"`
+
+	dir string // the config file's directory
+}
+
+// aggRounds mirrors aggregator.RoundConfig.
+type aggRounds struct {
+	Deadline       time.Duration `yaml:"deadline"`
+	Quorum         int           `yaml:"quorum"`
+	SampleFraction float64       `yaml:"sample_fraction"`
+	StepsPerRound  int           `yaml:"steps_per_round"`
+	PlannedRounds  int           `yaml:"planned_rounds"`
+}
+
+func (r aggRounds) config() aggregator.RoundConfig {
+	return aggregator.RoundConfig{
+		Deadline:       r.Deadline,
+		Quorum:         r.Quorum,
+		SampleFraction: r.SampleFraction,
+		StepsPerRound:  r.StepsPerRound,
+		PlannedRounds:  r.PlannedRounds,
+	}
+}
+
+// defaultAggConfig is what init writes.
+func defaultAggConfig(listen, db string) aggConfig {
+	c := aggConfig{Listen: listen, DB: db, Keys: aggKeysDir, Policy: aggPolicyFile, AdminToken: aggTokenFile}
+	c.Tokens.MerchantTTL = api.DefaultMerchantTokenTTL
+	c.Tokens.Leeway = 30 * time.Second
+	c.Limits.MaxEnvelopeBytes = api.DefaultMaxEnvelopeBytes
+	c.Limits.MaxJSONBytes = api.DefaultMaxJSONBytes
+	c.Rounds = aggRounds{Deadline: 2 * time.Minute, Quorum: 3, SampleFraction: 1, StepsPerRound: 20, PlannedRounds: 10}
+	return c
+}
+
+// loadAggConfig reads and checks a config file strictly.
+func loadAggConfig(path string) (*aggConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := parseAggConfig(path, data)
+	if err != nil {
+		return nil, err
+	}
+	c.dir = filepath.Dir(path)
+	return c, nil
+}
+
+func parseAggConfig(name string, data []byte) (*aggConfig, error) {
+	var c aggConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read config %s: empty file", name)
+		}
+		return nil, fmt.Errorf("read config %s: %w", name, err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read config %s: more than one YAML document", name)
+	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("read config %s: %w", name, err)
+	}
+	return &c, nil
+}
+
+func (c *aggConfig) check() error {
+	var errs []error
+	req := func(field, v string) {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s: required", field))
+		}
+	}
+	req("listen", c.Listen)
+	req("db", c.DB)
+	req("keys", c.Keys)
+	req("policy", c.Policy)
+	req("admin_token", c.AdminToken)
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			errs = append(errs, fmt.Errorf("listen: %w", err))
+		}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		errs = append(errs, errors.New("tls: cert and key go together"))
+	}
+	if c.Tokens.MerchantTTL <= 0 {
+		errs = append(errs, fmt.Errorf("tokens.merchant_ttl: %v must be positive", c.Tokens.MerchantTTL))
+	}
+	if c.Tokens.Leeway < 0 || c.Tokens.Leeway > auth.MaxLeeway {
+		errs = append(errs, fmt.Errorf("tokens.leeway: %v outside [0, %v]", c.Tokens.Leeway, auth.MaxLeeway))
+	}
+	if c.Limits.MaxEnvelopeBytes <= 0 || c.Limits.MaxJSONBytes <= 0 {
+		errs = append(errs, errors.New("limits: max_envelope_bytes and max_json_bytes must be positive"))
+	}
+	r := c.Rounds
+	if r.Deadline <= 0 {
+		errs = append(errs, fmt.Errorf("rounds.deadline: %v must be positive", r.Deadline))
+	}
+	if r.Quorum < 1 {
+		errs = append(errs, fmt.Errorf("rounds.quorum: %d < 1", r.Quorum))
+	}
+	if !(r.SampleFraction > 0 && r.SampleFraction <= 1) {
+		errs = append(errs, fmt.Errorf("rounds.sample_fraction: %v outside (0, 1]", r.SampleFraction))
+	}
+	if r.StepsPerRound < 1 {
+		errs = append(errs, fmt.Errorf("rounds.steps_per_round: %d < 1", r.StepsPerRound))
+	}
+	if r.PlannedRounds < 1 {
+		errs = append(errs, fmt.Errorf("rounds.planned_rounds: %d < 1", r.PlannedRounds))
+	}
+	return errors.Join(errs...)
+}
+
+// path resolves p against the config file's directory.
+func (c *aggConfig) path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// dbURL resolves a relative sqlite file against the config directory.
+func (c *aggConfig) dbURL(override string) string {
+	u := c.DB
+	if override != "" {
+		return override
+	}
+	if store.IsPostgres(u) {
+		return u
+	}
+	return "sqlite:" + c.path(strings.TrimPrefix(u, "sqlite:"))
+}
+
+// baseURL is where the admin commands send their requests.
+func (c *aggConfig) baseURL() string {
+	if c.URL != "" {
+		return c.URL
+	}
+	host, port, _ := net.SplitHostPort(c.Listen)
+	switch host {
+	case "", "0.0.0.0", "::":
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if c.TLS.Cert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// aggFlags are the flags every aggregator subcommand shares.
+type aggFlags struct {
+	dir, config, passFile string
+}
+
+func (f *aggFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dir, "dir", "", "aggregator directory made by `kairos aggregator init`")
+	cmd.Flags().StringVar(&f.config, "config", "", "config file (default DIR/"+aggConfigFile+")")
+}
+
+func (f *aggFlags) load() (*aggConfig, error) {
+	path := f.config
+	if path == "" {
+		if f.dir == "" {
+			return nil, errors.New("--dir or --config is required")
+		}
+		path = filepath.Join(f.dir, aggConfigFile)
+	}
+	return loadAggConfig(path)
+}
+
+func newAggregatorCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "aggregator",
+		Short: "Run the federation's aggregator: keys, database, HTTP API, enrolment, models",
+		Long: `The aggregator runs training rounds for the enrolled merchants, accepts their sealed
+differentially private updates, merges them and publishes model versions.
+
+  kairos aggregator init --dir agg                  # keys, config, example policy, admin token
+  kairos aggregator serve --dir agg                 # SQLite in agg/kairos.db
+  kairos aggregator serve --dir agg --db postgres://user@host/kairos
+  kairos aggregator enrol --dir agg --id cdnow-1 --time-zone America/New_York \
+      --public-key shop/signing.pub > shop.token
+  kairos aggregator models --dir agg
+  kairos aggregator rollback --dir agg --version 3`,
+	}
+	cmd.AddCommand(newAggInitCmd(), newAggMigrateCmd(), newAggServeCmd(), newAggEnrolCmd(),
+		newAggModelsCmd(), newAggRollbackCmd())
+	return cmd
+}
+
+func newAggInitCmd() *cobra.Command {
+	var (
+		dir, listen, db, policyFile string
+		classic                     bool
+		adminTTL                    time.Duration
+		pf                          passphraseFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "init --dir DIR",
+		Short: "Create an aggregator directory: keys, config, example policy and an admin token",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return errors.New("aggregator init: --dir is required")
+			}
+			if err := requireEmptyDir(dir); err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
+			policy := []byte(exampleAggPolicy)
+			if policyFile != "" {
+				b, err := os.ReadFile(policyFile)
+				if err != nil {
+					return fmt.Errorf("aggregator init: %w", err)
+				}
+				policy = b
+			}
+			if _, err := policies.Parse(policyFile, policy); err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
+			wo, err := pf.writeOptions()
+			if err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
+			cfg := defaultAggConfig(listen, db)
+			if err := cfg.check(); err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
+			a, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: classic})
+			if err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
+			if err := keys.WriteAggregatorWithOptions(filepath.Join(dir, aggKeysDir), a, wo); err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
+			token, err := aggIssue(a, auth.Grant{Subject: "operator", Role: auth.RoleAdmin, TTL: adminTTL})
+			if err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
+			var cfgYAML bytes.Buffer
+			enc := yaml.NewEncoder(&cfgYAML)
+			enc.SetIndent(2)
+			if err := enc.Encode(&cfg); err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
+			header := "# Kairos aggregator configuration (strict: unknown keys are errors).\n" +
+				"# Relative paths are relative to this file's directory.\n"
+			for _, f := range []struct {
+				name string
+				data []byte
+				mode os.FileMode
+			}{
+				{aggPolicyFile, policy, 0o644},
+				{aggConfigFile, append([]byte(header), cfgYAML.Bytes()...), 0o644},
+				{aggTokenFile, []byte(token + "\n"), 0o600},
+			} {
+				if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+					return fmt.Errorf("aggregator init: %w", err)
+				}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "created %s: %s/ (aggregator keys), %s, %s, %s (admin token, valid %v)\n",
+				dir, aggKeysDir, aggConfigFile, aggPolicyFile, aggTokenFile, adminTTL)
+			fmt.Fprintf(out, "next: kairos aggregator serve --dir %s\n", dir)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "directory to create (must not exist or be empty)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8700", "address the server will listen on")
+	f.StringVar(&db, "db", "sqlite:"+aggDBFile, "store URL (sqlite:FILE relative to DIR, or postgres://…)")
+	f.StringVar(&policyFile, "policy", "", "policy file to copy (default: the cdnow-demo example)")
+	f.BoolVar(&classic, "classic", false, "X25519 age identity instead of the post-quantum hybrid")
+	f.DurationVar(&adminTTL, "admin-token-ttl", 30*24*time.Hour, "lifetime of the admin token")
+	pf.register(cmd)
+	return cmd
+}
+
+// aggIssue signs a token with the aggregator's active JWT key.
+func aggIssue(a *keys.Aggregator, g auth.Grant) (string, error) {
+	iss, err := aggIssuer(a)
+	if err != nil {
+		return "", err
+	}
+	tok, _, err := iss.Issue(g)
+	return tok, err
+}
+
+func aggIssuer(a *keys.Aggregator) (*auth.Issuer, error) {
+	active, err := a.Active()
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewIssuer(auth.IssuerOptions{Key: auth.SigningKey{ID: active.ID, Private: active.Private}})
+}
+
+func newAggMigrateCmd() *cobra.Command {
+	var (
+		af aggFlags
+		db string
+	)
+	cmd := &cobra.Command{
+		Use:   "migrate --dir DIR [--db URL]",
+		Short: "Apply the pending database migrations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := af.load()
+			if err != nil {
+				return fmt.Errorf("aggregator migrate: %w", err)
+			}
+			st, err := store.Open(cmd.Context(), cfg.dbURL(db))
+			if err != nil {
+				return fmt.Errorf("aggregator migrate: %w", err)
+			}
+			defer st.Close()
+			if err := st.Migrate(cmd.Context()); err != nil {
+				return fmt.Errorf("aggregator migrate: %w", err)
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), "migrated")
+			return err
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().StringVar(&db, "db", "", "store URL instead of the config's")
+	return cmd
+}
+
+func newAggServeCmd() *cobra.Command {
+	var (
+		af                  aggFlags
+		db, listen, addrOut string
+		logJSON, noMigrate  bool
+		logLevel            slog.Level
+		pf                  passphraseFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "serve --dir DIR [--db postgres://…] [--listen 127.0.0.1:8700]",
+		Short: "Run the aggregator: round loop and HTTP API, until SIGTERM",
+		Long: `Serve opens the store (migrating it unless --no-migrate), runs the round loop and
+serves the HTTP API. On SIGTERM or interrupt it stops accepting connections, drains
+in-flight requests (up to 30 s), stops the round loop and flushes the audit log.
+With tls.cert and tls.key in the config it serves HTTPS (TLS 1.2+).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := af.load()
+			if err != nil {
+				return fmt.Errorf("aggregator serve: %w", err)
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			h := slog.Handler(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: logLevel}))
+			if logJSON {
+				h = slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: logLevel})
+			}
+			pass, err := pf.passphrase()
+			if err != nil {
+				return fmt.Errorf("aggregator serve: %w", err)
+			}
+			return aggServe(cmd.Context(), slog.New(h), cfg, aggServeOptions{
+				db: cfg.dbURL(db), migrate: !noMigrate, passphrase: pass, addrOut: addrOut,
+			})
+		},
+	}
+	af.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "store URL instead of the config's (postgres://… for replicas)")
+	f.StringVar(&listen, "listen", "", "listen address instead of the config's (port 0 picks a free one)")
+	f.StringVar(&addrOut, "addr-file", "", "write the server's base URL to this file once it listens")
+	f.BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start")
+	f.BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
+	f.TextVar(&logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	f.StringVar(&pf.file, "passphrase-file", "", "file whose first line is the key directory's passphrase")
+	return cmd
+}
+
+type aggServeOptions struct {
+	db         string
+	migrate    bool
+	passphrase []byte
+	addrOut    string
+}
+
+// aggServe wires the store, keys, policy, audit log, service and API, and
+// serves until ctx ends.
+func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeOptions) (err error) {
+	a, err := keys.LoadAggregator(cfg.path(cfg.Keys), o.passphrase)
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	policyPath := cfg.path(cfg.Policy)
+	pdata, err := os.ReadFile(policyPath)
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	policy, err := policies.Parse(policyPath, pdata)
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	st, err := store.Open(ctx, o.db)
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	defer st.Close()
+	if o.migrate {
+		if err := st.Migrate(ctx); err != nil {
+			return fmt.Errorf("aggregator serve: %w", err)
+		}
+	}
+	alog, err := audit.New(ctx, audit.Options{
+		Store: st, HMACKey: a.AuditHMAC, SigningKey: a.Checkpoint, CheckpointInterval: time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	defer func() {
+		if cerr := alog.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("aggregator serve: close audit log: %w", cerr))
+		}
+	}()
+	svc, err := aggregator.New(ctx, aggregator.Options{
+		Store: st, Policy: policy, Keys: a, Audit: alog, Logger: log, Rounds: cfg.Rounds.config(),
+	})
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	pubs := make([]auth.PublicKey, 0, len(a.JWT))
+	for _, k := range a.JWT {
+		pubs = append(pubs, auth.PublicKey{ID: k.ID, Key: k.Private.Public().(ed25519.PublicKey)})
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierOptions{
+		Keys: pubs, Issuer: auth.DefaultIssuer, Audience: auth.DefaultAudience,
+		Leeway: cfg.Tokens.Leeway, Revocations: st,
+	})
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	issuer, err := aggIssuer(a)
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	handler, err := api.NewServer(api.Options{
+		Service: svc, Verifier: verifier, Issuer: issuer, JWKS: pubs,
+		MerchantTokenTTL: cfg.Tokens.MerchantTTL,
+		MaxEnvelopeBytes: cfg.Limits.MaxEnvelopeBytes, MaxJSONBytes: cfg.Limits.MaxJSONBytes,
+		// The store has no ping; a revocation lookup is one cheap indexed query.
+		Ready: func(ctx context.Context) error {
+			_, err := st.IsTokenRevoked(ctx, "readyz-probe")
+			return err
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: aggReadHeaderTimeout,
+		ReadTimeout:       aggReadTimeout,
+		WriteTimeout:      aggWriteTimeout,
+		IdleTimeout:       aggIdleTimeout,
+		MaxHeaderBytes:    aggMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	tlsOn := cfg.TLS.Cert != ""
+	if tlsOn {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	base := scheme + "://" + ln.Addr().String()
+	if o.addrOut != "" {
+		if err := os.WriteFile(o.addrOut, []byte(base+"\n"), 0o644); err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("aggregator serve: %w", err)
+		}
+	}
+	log.Info("aggregator serving", "url", base, "store", redactDB(o.db), "policy_hash", policy.Hash())
+
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	runDone := make(chan error, 1)
+	go func() { runDone <- svc.Run(runCtx) }()
+	serveDone := make(chan error, 1)
+	go func() {
+		if tlsOn {
+			serveDone <- srv.ServeTLS(ln, cfg.path(cfg.TLS.Cert), cfg.path(cfg.TLS.Key))
+		} else {
+			serveDone <- srv.Serve(ln)
+		}
+	}()
+
+	var failure error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining requests")
+	case err := <-serveDone:
+		failure = fmt.Errorf("aggregator serve: http: %w", err)
+		serveDone <- nil
+	case err := <-runDone:
+		failure = fmt.Errorf("aggregator serve: round loop stopped: %w", err)
+		runDone <- nil
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), aggShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		failure = errors.Join(failure, fmt.Errorf("aggregator serve: shutdown: %w", err))
+	}
+	if err := <-serveDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		failure = errors.Join(failure, fmt.Errorf("aggregator serve: http: %w", err))
+	}
+	stopRun()
+	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
+		failure = errors.Join(failure, fmt.Errorf("aggregator serve: round loop: %w", err))
+	}
+	log.Info("aggregator stopped")
+	return failure
+}
+
+// redactDB drops the password from a database URL for logging.
+func redactDB(u string) string {
+	if !store.IsPostgres(u) {
+		return u
+	}
+	at := strings.LastIndex(u, "@")
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 {
+		return u
+	}
+	userinfo := u[scheme+3 : at]
+	if name, _, ok := strings.Cut(userinfo, ":"); ok {
+		return u[:scheme+3] + name + ":xxxxx" + u[at:]
+	}
+	return u
+}
+
+// aggClientFlags are the flags of the commands that call the API as admin.
+type aggClientFlags struct {
+	aggFlags
+	url, tokenFile, caFile string
+}
+
+func (f *aggClientFlags) register(cmd *cobra.Command) {
+	f.aggFlags.register(cmd)
+	cmd.Flags().StringVar(&f.url, "url", "", "server base URL instead of the one derived from the config")
+	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "admin token file instead of the config's")
+	cmd.Flags().StringVar(&f.caFile, "ca", "", "PEM CA certificates to trust for https (default: the config's tls.cert, then the system roots)")
+}
+
+func (f *aggClientFlags) client() (*apiclient.Client, error) {
+	cfg, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	base := orDefault(f.url, cfg.baseURL())
+	tokFile := orDefault(f.tokenFile, cfg.path(cfg.AdminToken))
+	tok, err := os.ReadFile(tokFile)
+	if err != nil {
+		return nil, fmt.Errorf("read admin token: %w", err)
+	}
+	opts := []apiclient.Option{apiclient.WithUserAgent("kairos-aggregator-cli")}
+	if ca := orDefault(f.caFile, cfg.path(cfg.TLS.Cert)); ca != "" && strings.HasPrefix(base, "https://") {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("read ca: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("read ca %s: no PEM certificates", ca)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		opts = append(opts, apiclient.WithHTTPClient(&http.Client{Transport: tr, Timeout: time.Minute}))
+	}
+	return apiclient.New(base, strings.TrimSpace(string(tok)), opts...)
+}
+
+func orDefault(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func newAggEnrolCmd() *cobra.Command {
+	var (
+		cf                              aggClientFlags
+		id, region, tz, pubFile, tokOut string
+		asJSON                          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "enrol --dir DIR --id ID --time-zone ZONE --public-key FILE [--region R]",
+		Short: "Enrol a merchant through the running server and print its token",
+		Long: `Enrol sends the merchant's id, region, time zone and Ed25519 signing key to
+POST /v1/merchants with the admin token, and prints the merchant token the server
+issues (or writes it, 0600, to --token-out). --public-key is the merchant's
+signing.pub (PEM) or its whole key directory.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, err := readMerchantPublicKey(pubFile)
+			if err != nil {
+				return fmt.Errorf("aggregator enrol: %w", err)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return fmt.Errorf("aggregator enrol: %w", err)
+			}
+			e, err := c.Enrol(cmd.Context(), protocol.EnrolRequest{ID: id, Region: region, TimeZone: tz, PublicKey: pub})
+			if err != nil {
+				return fmt.Errorf("aggregator enrol: %w", err)
+			}
+			if tokOut != "" {
+				if err := writeSecretFile(tokOut, []byte(e.Token+"\n")); err != nil {
+					return fmt.Errorf("aggregator enrol: %w", err)
+				}
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case asJSON:
+				return printJSON(out, e)
+			case tokOut != "":
+				_, err = fmt.Fprintf(out, "enrolled %s; token (expires %s) written to %s\n", e.Merchant.ID, e.TokenExpiresAt.Format(time.RFC3339), tokOut)
+			default:
+				_, err = fmt.Fprintln(out, e.Token)
+			}
+			return err
+		},
+	}
+	cf.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&id, "id", "", "merchant id")
+	f.StringVar(&region, "region", "", "policy region")
+	f.StringVar(&tz, "time-zone", "", "IANA time zone of the merchant (e.g. Europe/Berlin)")
+	f.StringVar(&pubFile, "public-key", "", "merchant's signing.pub (PEM) or key directory")
+	f.StringVar(&tokOut, "token-out", "", "write the token to this file (0600) instead of stdout")
+	f.BoolVar(&asJSON, "json", false, "print the whole enrolment as JSON")
+	for _, n := range []string{"id", "time-zone", "public-key"} {
+		_ = cmd.MarkFlagRequired(n)
+	}
+	return cmd
+}
+
+// readMerchantPublicKey reads an Ed25519 public key from a PKIX PEM file or a
+// merchant key directory.
+func readMerchantPublicKey(path string) (ed25519.PublicKey, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		p, err := keys.LoadMerchantPublic(path)
+		if err != nil {
+			return nil, err
+		}
+		return p.Signing, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read public key: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("read public key %s: want a PEM \"PUBLIC KEY\" block", path)
+	}
+	k, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("read public key %s: %w", path, err)
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("read public key %s: %T is not an Ed25519 key", path, k)
+	}
+	return pub, nil
+}
+
+// writeSecretFile writes data to a new 0600 file.
+func writeSecretFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func newAggModelsCmd() *cobra.Command {
+	var (
+		cf     aggClientFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "models --dir DIR",
+		Short: "List the published model versions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return fmt.Errorf("aggregator models: %w", err)
+			}
+			ms, err := c.Models(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("aggregator models: %w", err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), ms)
+			}
+			return writeModelTable(cmd.OutOrStdout(), ms)
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func writeModelTable(w io.Writer, ms []protocol.ModelVersion) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tACTIVE\tPARENT\tROUND\tPUBLISHED\tMERGE\tMERCHANTS\tMAX ε")
+	for _, m := range ms {
+		active, maxEps := "", 0.0
+		if m.Active {
+			active = "*"
+		}
+		for _, c := range m.Contributions {
+			maxEps = max(maxEps, c.Epsilon)
+		}
+		round := m.Round
+		if round == "" {
+			round = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%d\t%.4g\n", m.Version, active, m.Parent, round,
+			m.PublishedAt.UTC().Format(time.RFC3339), m.Merge, len(m.Contributions), maxEps)
+	}
+	return tw.Flush()
+}
+
+func newAggRollbackCmd() *cobra.Command {
+	var (
+		cf      aggClientFlags
+		version int
+	)
+	cmd := &cobra.Command{
+		Use:   "rollback --dir DIR --version N",
+		Short: "Make an earlier model version the active one",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if version < 1 {
+				return fmt.Errorf("aggregator rollback: --version %d: want a version ≥ 1", version)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return fmt.Errorf("aggregator rollback: %w", err)
+			}
+			mv, err := c.Rollback(cmd.Context(), version)
+			if err != nil {
+				return fmt.Errorf("aggregator rollback: %w", err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "active model is now version %d (round %s)\n", mv.Version, orDefault(mv.Round, "-"))
+			return err
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().IntVar(&version, "version", 0, "model version to activate")
+	_ = cmd.MarkFlagRequired("version")
+	return cmd
+}
+
+// exampleAggPolicy is policies/examples/cdnow-demo.yaml (a test keeps the two
+// equal), written by init when no --policy is given.
+const exampleAggPolicy = `# The CDNOW demo federation: the CDNOW customer base split across five
+# merchants, each with a lifetime budget of ε = 1 at δ = 1e-6.
+version: 1
+federation: cdnow-demo
+
+defaults:
+  epsilon_cap: 1.0
+  delta: 1e-6
+  min_noise_multiplier: 0.5
+  clip_norm: 1.0
+  min_customers_per_update: 100   # δ must stay below 1/100
+  allowed_features: [all]
+  retention_days: 365
+
+aggregation:
+  merge: fedavg
+
+merchants:
+  cdnow-1: {}
+  cdnow-2: {}
+  cdnow-3: {}
+  cdnow-4: {}
+  cdnow-5: {}
+
+partners:
+  crm-demo:
+    merchants: [cdnow-1, cdnow-2, cdnow-3, cdnow-4, cdnow-5]
+    rate_per_second: 50
+    burst: 100
+`
