@@ -162,8 +162,16 @@ func weight(w []float64, i int) float64 {
 	return w[i]
 }
 
-// norm is the L2 norm of v, scaled so that huge finite values do not overflow.
+// norm is the L2 norm of v; when the plain sum of squares overflows or underflows
+// it is recomputed scaled by the largest magnitude.
 func norm(v []float64) float64 {
+	var ss float64
+	for _, x := range v {
+		ss += x * x
+	}
+	if ss > 1e-300 && !math.IsInf(ss, 0) {
+		return math.Sqrt(ss)
+	}
 	var m float64
 	for _, x := range v {
 		m = max(m, math.Abs(x))
@@ -171,7 +179,7 @@ func norm(v []float64) float64 {
 	if m == 0 {
 		return 0
 	}
-	var ss float64
+	ss = 0
 	for _, x := range v {
 		y := x / m
 		ss += y * y

@@ -230,3 +230,21 @@ func TestAdamErrorsLeaveStateUnchanged(t *testing.T) {
 		})
 	}
 }
+
+func TestNorm(t *testing.T) {
+	tests := []struct {
+		v    []float64
+		want float64
+	}{
+		{[]float64{3, 4}, 5},
+		{[]float64{0, 0}, 0},
+		{[]float64{3e200, 4e200}, 5e200},    // plain squares overflow
+		{[]float64{3e-200, 4e-200}, 5e-200}, // plain squares underflow
+		{[]float64{-1, -1, -1, -1}, 2},
+	}
+	for _, tt := range tests {
+		if got := norm(tt.v); math.Abs(got-tt.want) > 1e-15*tt.want {
+			t.Errorf("norm(%v): got %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}
