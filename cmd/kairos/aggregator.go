@@ -570,41 +570,56 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 	}
 	log.Info("aggregator serving", "url", base, "store", redactDB(o.db), "policy_hash", policy.Hash())
 
-	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRun()
-	runDone := make(chan error, 1)
-	go func() { runDone <- svc.Run(runCtx) }()
-	serveDone := make(chan error, 1)
-	go func() {
+	serve := func() error {
 		if tlsOn {
-			serveDone <- srv.ServeTLS(ln, cfg.path(cfg.TLS.Cert), cfg.path(cfg.TLS.Key))
-		} else {
-			serveDone <- srv.Serve(ln)
+			return srv.ServeTLS(ln, cfg.path(cfg.TLS.Cert), cfg.path(cfg.TLS.Key))
 		}
-	}()
+		return srv.Serve(ln)
+	}
+	if err := serveUntilDone(ctx, log, srv, serve, svc.Run); err != nil {
+		return fmt.Errorf("aggregator serve: %w", err)
+	}
+	return nil
+}
+
+// serveUntilDone runs serve (the HTTP server's Serve on its listener) and loop
+// (the round loop) until ctx ends or either of them stops. Then it shuts the
+// server down, which stops accepting connections and waits up to
+// aggShutdownTimeout for in-flight requests, and only then stops the loop, so
+// that a request being handled still has the service behind it.
+func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, serve func() error, loop func(context.Context) error) error {
+	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLoop()
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- loop(loopCtx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- serve() }()
 
 	var failure error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: draining requests")
 	case err := <-serveDone:
-		failure = fmt.Errorf("aggregator serve: http: %w", err)
+		failure = fmt.Errorf("http: %w", err)
 		serveDone <- nil
-	case err := <-runDone:
-		failure = fmt.Errorf("aggregator serve: round loop stopped: %w", err)
-		runDone <- nil
+	case err := <-loopDone:
+		if err == nil {
+			err = errors.New("returned before shutdown")
+		}
+		failure = fmt.Errorf("round loop stopped: %w", err)
+		loopDone <- nil
 	}
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), aggShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
-		failure = errors.Join(failure, fmt.Errorf("aggregator serve: shutdown: %w", err))
+		failure = errors.Join(failure, fmt.Errorf("shutdown: %w", err))
 	}
 	if err := <-serveDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		failure = errors.Join(failure, fmt.Errorf("aggregator serve: http: %w", err))
+		failure = errors.Join(failure, fmt.Errorf("http: %w", err))
 	}
-	stopRun()
-	if err := <-runDone; err != nil && !errors.Is(err, context.Canceled) {
-		failure = errors.Join(failure, fmt.Errorf("aggregator serve: round loop: %w", err))
+	stopLoop()
+	if err := <-loopDone; err != nil && !errors.Is(err, context.Canceled) {
+		failure = errors.Join(failure, fmt.Errorf("round loop: %w", err))
 	}
 	log.Info("aggregator stopped")
 	return failure
