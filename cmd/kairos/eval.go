@@ -262,6 +262,7 @@ type evalJSONMethod struct {
 	JDataS2     float64            `json:"jdata_s2"`
 	F1          float64            `json:"f1_30"`
 	F1Threshold float64            `json:"f1_threshold_30"`
+	Error       string             `json:"error,omitempty"`
 }
 
 func writeEvalJSON(w io.Writer, r evaluate.Report) error {
@@ -283,7 +284,7 @@ func writeEvalJSON(w io.Writer, r evaluate.Report) error {
 		out.Methods = append(out.Methods, evalJSONMethod{
 			Name: m.Name, AUC: jsonNum(m.AUC), PRAUC: jsonNum(m.PRAUC), Brier: jsonNum(m.Brier),
 			CIndex: round4(m.CIndex), JData: round4(m.JData), JDataS1: round4(m.JDataS1), JDataS2: round4(m.JDataS2),
-			F1: round4(m.F1), F1Threshold: round4(m.F1Threshold),
+			F1: round4(m.F1), F1Threshold: round4(m.F1Threshold), Error: m.Err,
 		})
 	}
 	enc := json.NewEncoder(w)
@@ -303,6 +304,10 @@ func writeEvalTable(w io.Writer, r evaluate.Report) error {
 	}
 	fmt.Fprint(tw, "PR-AUC@30\tBrier@30\tC-index\tJData\tF1@30\t\n")
 	for _, m := range r.Methods {
+		if m.Err != "" {
+			fmt.Fprintf(tw, "%s\tnot available: %s\t\n", m.Name, m.Err)
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t", m.Name)
 		for _, h := range hazard.Horizons {
 			fmt.Fprintf(tw, "%.4f\t", m.AUC[h])

@@ -96,6 +96,9 @@ type MethodReport struct {
 	// F1Threshold is the 30-day threshold tuned for F1 on the latest training
 	// cutoff's rows, and F1 is the test F1 at that threshold.
 	F1Threshold, F1 float64
+	// Err is set, and every metric left zero, when a baseline could not be
+	// computed on this data (for example a BG/NBD fit that does not converge).
+	Err string
 }
 
 // prediction is what a method says about one row.
@@ -239,7 +242,12 @@ func Run(ctx context.Context, events []model.Event, cfg Config) (Report, error) 
 		}
 		mr, err := score(m, testRows, cfg.TestCutoff, lastTrain, train[len(train)-1], topN)
 		if err != nil {
-			return Report{}, fmt.Errorf("evaluate: method %s: %w", name, err)
+			if name == MethodHazard {
+				return Report{}, fmt.Errorf("evaluate: method %s: %w", name, err)
+			}
+			// A baseline that cannot be fitted on this data (BG/NBD on a thinned
+			// log) is reported as such rather than sinking the whole run.
+			mr = MethodReport{Name: name, Err: err.Error()}
 		}
 		rep.Methods = append(rep.Methods, mr)
 		if err := ctx.Err(); err != nil {
