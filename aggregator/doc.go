@@ -1,0 +1,88 @@
+// Package aggregator is the federation's server side: it enrols merchants,
+// runs training rounds as a persisted state machine, accepts sealed
+// differentially private updates under each merchant's privacy budget, merges
+// them into new model versions, and keeps the model registry.
+//
+// # Rounds
+//
+// A round moves open → collecting → aggregating → published | failed. It
+// opens with a deadline, a quorum k and a sample of the enrolled merchants
+// drawn from a generator seeded by (RoundConfig.Seed, round seq) and stored
+// with the round (Round.Selected tells a merchant whether it was drawn). The
+// first accepted update moves it to collecting. Tick closes a round when its
+// deadline passes or every sampled merchant has sent an update: with at least
+// k (audited) updates it becomes aggregating and, in a second transaction, is
+// merged and published as a new active version; otherwise it fails. Either
+// way the next round opens in the same transaction, from the active version.
+// All state lives in the store, so a restarted aggregator resumes every round
+// where it was, and several replicas may share one PostgreSQL database: Tick
+// claims rounds with SELECT … FOR UPDATE SKIP LOCKED and every transition is a
+// conditional UPDATE from the expected state, so each round is closed and
+// published exactly once.
+//
+// # Training plan and privacy accounting
+//
+// Each merchant trains under its own policy (policies.MerchantPolicy): the
+// round's plan carries its clip norm and δ and a noise multiplier z calibrated
+// with the RDP accountant so that PlannedRounds rounds of StepsPerRound DP-SGD
+// steps at sampling rate q, plus one Gaussian customer count per round at
+// CountNoise, spend exactly its ε cap at δ — never below the policy's minimum
+// noise multiplier. Accepting an update debits two ledger rows, the DP-SGD
+// release (q, z, steps) and the count release (q = 1, z = σ, one step); the ε
+// after them is computed by composing the RDP curves of every ledger row the
+// merchant has (dp.Filter), never by adding ε values.
+//
+// # Accepting an update
+//
+// Submit verifies the envelope with seal.Open (signature against the
+// merchant's enrolled key before any decryption, freshness within MaxSkew,
+// size), decodes and validates the payload, and then, in one store
+// transaction: locks the merchant's budget head row (FOR UPDATE; SQLite's
+// single writer serialises instead), records the nonce (a replay fails on its
+// primary key), checks the round (state, deadline, sampling, base version,
+// schema hash, one update per merchant and round), checks the declared DP
+// parameters against the plan and policy, recomputes ε over all ledger rows
+// plus the two new releases and refuses with dp.ErrBudgetExhausted above the
+// cap, then inserts the update and the ledger rows and advances the head row
+// with a conditional UPDATE on its version. Budget enforcement therefore
+// depends on the row lock and the version check, not on the isolation level.
+// The cryptography runs before the transaction so the lock is held only for
+// the bookkeeping; the nonce check, which must be atomic with acceptance, runs
+// inside it. The exact same envelope submitted again is recognised by its
+// SHA-256 and answered with the original receipt (Duplicate) without a debit.
+//
+// # Audit consistency
+//
+// The audit log (package audit) commits in its own group-committed
+// transactions through the same store, so an audit entry cannot join the
+// acceptance transaction (on SQLite it would even wait for the writer the
+// transaction holds). The order is: commit the update with audited = false,
+// append the "round.update.accept" entry and wait until it is durable, mark
+// the update audited, and only then answer the merchant. Only audited updates
+// count towards the quorum and the merge. If the aggregator dies between
+// commit and audit, Tick later finds the unaudited update and appends its
+// entry; if the audit write fails, Submit returns ErrAudit (no success
+// answer: fail closed) and the update stays unmerged until the entry is
+// written. The budget was debited at commit, which errs on the safe side: a
+// debit is never missing, at worst it precedes its audit entry. Refusals,
+// enrolments, rollbacks and round transitions are audited too, after their
+// transaction commits.
+//
+// # Merge and registry
+//
+// Publishing combines the audited updates with merge.Combine under the
+// policy's merge method (fedavg, median, trimmed_mean) and
+// RoundConfig.NormBound, with FedAvg weights from the DP customer counts
+// (clamped at 1; EqualWeights for fixed weights), never from raw counts; then
+// applies the server optimizer (FedAdam by default, its state stored with each
+// version). Each version records its round, parent, each contributor's
+// cumulative ε at the policy δ and weight, the policy hash, the schema hash
+// and a description of the merge. Rollback makes an earlier version active;
+// the next round trains from it.
+//
+// # Initial model
+//
+// Version 1 is train.InitialModel over the features every merchant in the
+// policy may use: zero weights and a data-independent standardisation
+// (train.FixedStandardization), so creating it costs no privacy budget.
+package aggregator

@@ -1,0 +1,398 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/merge"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/model/hazard"
+)
+
+// repairAfter is how long an accepted update may wait for its submitter to
+// record the audit entry before Tick records it instead.
+const repairAfter = 30 * time.Second
+
+// roundID names the round with sequence number seq.
+func roundID(seq int64) string { return fmt.Sprintf("round-%06d", seq) }
+
+// openRound inserts round seq, sampling its merchants, with the active model
+// as base. It returns nil if another replica opened it first.
+func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time) (*RoundRecord, error) {
+	if s.cfg.MaxRounds > 0 && seq > int64(s.cfg.MaxRounds) {
+		return nil, nil
+	}
+	base, err := tx.ActiveVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := tx.Merchants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, m := range ms {
+		if !m.Revoked {
+			ids = append(ids, m.ID)
+		}
+	}
+	r := RoundRecord{
+		ID: roundID(seq), Seq: seq, State: protocol.RoundOpen, OpenedAt: now.Truncate(time.Millisecond),
+		Deadline: now.Add(s.cfg.Deadline).Truncate(time.Millisecond), Quorum: s.cfg.Quorum,
+		Selected: sample(ids, s.cfg.SampleFraction, s.cfg.Quorum, s.cfg.Seed, seq), BaseVersion: base,
+		Plan: protocol.TrainingPlan{
+			Cutoffs: slices.Clone(s.cfg.Cutoffs), Steps: s.cfg.StepsPerRound, SamplingRate: s.cfg.SamplingRate,
+			LearningRate: s.cfg.LearningRate, L2: s.cfg.L2, CountNoise: s.cfg.CountNoise,
+		},
+	}
+	ok, err := tx.InsertRound(ctx, r)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// sample draws max(⌈fraction·n⌉, min(quorum, n)) of ids (sorted) with a
+// generator seeded by (seed, seq) alone, so a round's sample can be recomputed
+// by anyone who knows the seed; the result is sorted.
+func sample(ids []string, fraction float64, quorum int, seed uint64, seq int64) []string {
+	n := len(ids)
+	k := max(int(math.Ceil(fraction*float64(n)-1e-9)), min(quorum, n))
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	if k >= n {
+		return out
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(seq))
+	rng := rand.New(rand.NewPCG(seed, binary.BigEndian.Uint64(b[:])^0x6b6169726f73))
+	rng.Shuffle(n, func(i, j int) { out[i], out[j] = out[j], out[i] })
+	out = out[:k]
+	slices.Sort(out)
+	return out
+}
+
+// transition is a round state change Tick made, for the audit log.
+type transition struct {
+	round  RoundRecord
+	action string
+	reason string
+}
+
+// Tick advances every round that is due: a round whose deadline passed or to
+// which every sampled merchant has sent an update moves to aggregating if at
+// least Quorum audited updates arrived, else to failed (and the next round
+// opens); an aggregating round is merged and published as a new model
+// version, and the next round opens. Each step claims the round's row with
+// FOR UPDATE SKIP LOCKED, so replicas calling Tick together never process
+// one round twice. Tick also records the audit entries of accepted updates
+// whose submitter died before it could.
+func (s *Service) Tick(ctx context.Context) error {
+	if err := s.repairAudit(ctx); err != nil {
+		return fmt.Errorf("tick: %w", err)
+	}
+	var done []transition
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		done = done[:0]
+		rounds, err := tx.ClaimRounds(ctx)
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		for _, r := range rounds {
+			t, err := s.advance(ctx, tx, r, now)
+			if err != nil {
+				return err
+			}
+			done = append(done, t...)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("tick: %w", err)
+	}
+	pending := done
+	// Merge in a second transaction, so that "aggregating" is a durable state
+	// a restarted aggregator resumes from.
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		done = slices.Clone(pending)
+		rounds, err := tx.ClaimRounds(ctx)
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		for _, r := range rounds {
+			if r.State != protocol.RoundAggregating {
+				continue
+			}
+			t, err := s.publish(ctx, tx, r, now)
+			if err != nil {
+				return err
+			}
+			done = append(done, t...)
+		}
+		return nil
+	})
+	if err != nil {
+		done = pending
+	}
+	for _, t := range done {
+		outcome := audit.OutcomeOK
+		if t.action == "round.fail" {
+			outcome = audit.OutcomeError
+		}
+		if aerr := s.auditRound(ctx, t.round, t.action, outcome, t.reason); aerr != nil {
+			return fmt.Errorf("tick: %w", aerr)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("tick: %w", err)
+	}
+	return nil
+}
+
+// advance handles an open or collecting round.
+func (s *Service) advance(ctx context.Context, tx Tx, r RoundRecord, now time.Time) ([]transition, error) {
+	if r.State != protocol.RoundOpen && r.State != protocol.RoundCollecting {
+		return nil, nil
+	}
+	all, audited, err := tx.CountUpdates(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	expired := !now.Before(r.Deadline)
+	everyone := len(r.Selected) > 0 && audited == len(r.Selected)
+	switch {
+	case len(r.Selected) == 0 && all == 0:
+		// Opened before any merchant was enrolled: start over once there are some.
+		ms, err := tx.Merchants(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !expired && !slices.ContainsFunc(ms, func(m Merchant) bool { return !m.Revoked }) {
+			return nil, nil
+		}
+		return s.fail(ctx, tx, r, "no merchants were enrolled when the round opened", now)
+	case !expired && !everyone:
+		return nil, nil
+	case audited >= r.Quorum:
+		if err := tx.SetRoundState(ctx, r.ID, r.State, protocol.RoundAggregating, fmt.Sprintf("%d of %d sampled merchants sent updates", audited, len(r.Selected)), now); err != nil {
+			return nil, err
+		}
+		r.State = protocol.RoundAggregating
+		return []transition{{round: r, action: "round.aggregate", reason: ""}}, nil
+	default:
+		return s.fail(ctx, tx, r, fmt.Sprintf("quorum not met: %d audited updates (%d accepted), quorum %d", audited, all, r.Quorum), now)
+	}
+}
+
+// fail moves r to failed and opens the next round.
+func (s *Service) fail(ctx context.Context, tx Tx, r RoundRecord, reason string, now time.Time) ([]transition, error) {
+	if err := tx.SetRoundState(ctx, r.ID, r.State, protocol.RoundFailed, reason, now); err != nil {
+		return nil, err
+	}
+	r.State, r.Reason = protocol.RoundFailed, reason
+	out := []transition{{round: r, action: "round.fail", reason: reason}}
+	next, err := s.openRound(ctx, tx, r.Seq+1, now)
+	if err != nil {
+		return nil, err
+	}
+	if next != nil {
+		out = append(out, transition{round: *next, action: "round.open"})
+	}
+	return out, nil
+}
+
+// publish merges an aggregating round's audited updates into a new model
+// version, makes it active and opens the next round. A merge that fails on
+// the updates fails the round instead.
+func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Time) ([]transition, error) {
+	updates, err := tx.RoundUpdates(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	updates = slices.DeleteFunc(updates, func(u UpdateRecord) bool { return !u.Audited })
+	baseRec, err := tx.Model(ctx, r.BaseVersion)
+	if err != nil {
+		return nil, err
+	}
+	base, err := hazard.Unmarshal(baseRec.Model, baseRec.SchemaHash)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: base model %d: %w", r.ID, r.BaseVersion, err)
+	}
+	agg := s.policy.Aggregation()
+	mopt := merge.Options{Method: string(agg.Merge), TrimFraction: agg.TrimFraction, NormBound: s.cfg.NormBound}
+	deltas := make([][]float64, len(updates))
+	var weights []float64
+	if !s.cfg.EqualWeights {
+		weights = make([]float64, len(updates))
+	}
+	contrib := make([]protocol.Contribution, len(updates))
+	for i, u := range updates {
+		deltas[i] = u.Delta
+		w := 1.0
+		if weights != nil {
+			// The DP count, never the raw one; clamped so noise cannot zero or negate a merchant.
+			w = max(u.Customers.Value, 1)
+			weights[i] = w
+		}
+		mp, err := s.policy.Merchant(u.Merchant)
+		if err != nil {
+			return nil, fmt.Errorf("publish %s: %w", r.ID, err)
+		}
+		contrib[i] = protocol.Contribution{Merchant: u.Merchant, Epsilon: u.Epsilon, Delta: mp.Delta, Weight: w}
+	}
+	if weights != nil {
+		var sum float64
+		for _, w := range weights {
+			sum += w
+		}
+		for i := range contrib {
+			contrib[i].Weight /= sum
+		}
+	} else {
+		for i := range contrib {
+			contrib[i].Weight = 1 / float64(len(contrib))
+		}
+	}
+	combined, err := merge.Combine(deltas, weights, mopt)
+	if err != nil {
+		return s.failAggregating(ctx, tx, r, fmt.Sprintf("merge: %v", err), now)
+	}
+	params := slices.Clone(base.Params)
+	optState := baseRec.Optimizer
+	desc := mopt.Method
+	if desc == "" {
+		desc = merge.MethodFedAvg
+	}
+	if s.cfg.NormBound > 0 {
+		desc += fmt.Sprintf(" norm≤%g", s.cfg.NormBound)
+	}
+	switch s.cfg.Server {
+	case ServerFedAdam:
+		adam := merge.NewAdam(s.cfg.ServerLR, s.cfg.ServerTau)
+		if len(optState) > 0 && string(optState) != "{}" {
+			if err := json.Unmarshal(optState, adam); err != nil {
+				return nil, fmt.Errorf("publish %s: optimizer state of version %d: %w", r.ID, r.BaseVersion, err)
+			}
+		}
+		if err := adam.Step(params, combined); err != nil {
+			return s.failAggregating(ctx, tx, r, fmt.Sprintf("server step: %v", err), now)
+		}
+		if optState, err = json.Marshal(adam); err != nil {
+			return nil, err
+		}
+		desc += fmt.Sprintf(" + fedadam(lr=%g, tau=%g, t=%d)", adam.LR, adam.Tau, adam.T)
+	default:
+		for i := range params {
+			params[i] += s.cfg.ServerLR * combined[i]
+		}
+		desc += fmt.Sprintf(" + server sgd(lr=%g)", s.cfg.ServerLR)
+	}
+	next := *base
+	next.Params = params
+	modelJSON, err := next.MarshalJSON()
+	if err != nil {
+		return s.failAggregating(ctx, tx, r, fmt.Sprintf("encode model: %v", err), now)
+	}
+	versions, err := tx.Models(ctx)
+	if err != nil {
+		return nil, err
+	}
+	version := versions[len(versions)-1].Version + 1
+	ok, err := tx.InsertModel(ctx, ModelRecord{ModelVersion: protocol.ModelVersion{
+		Version: version, Round: r.ID, Parent: r.BaseVersion, PublishedAt: now.Truncate(time.Millisecond),
+		Contributions: contrib, PolicyHash: s.policyHash, SchemaHash: base.Schema.Hash, Merge: desc,
+		Model: modelJSON,
+	}, Optimizer: optState})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("publish %s: version %d: %w", r.ID, version, ErrConflict)
+	}
+	if err := tx.SetActiveVersion(ctx, version); err != nil {
+		return nil, err
+	}
+	reason := fmt.Sprintf("version %d from %d updates", version, len(updates))
+	if err := tx.SetRoundState(ctx, r.ID, protocol.RoundAggregating, protocol.RoundPublished, reason, now); err != nil {
+		return nil, err
+	}
+	r.State, r.Reason = protocol.RoundPublished, reason
+	out := []transition{{round: r, action: "round.publish", reason: reason}}
+	nr, err := s.openRound(ctx, tx, r.Seq+1, now)
+	if err != nil {
+		return nil, err
+	}
+	if nr != nil {
+		out = append(out, transition{round: *nr, action: "round.open"})
+	}
+	return out, nil
+}
+
+func (s *Service) failAggregating(ctx context.Context, tx Tx, r RoundRecord, reason string, now time.Time) ([]transition, error) {
+	r.State = protocol.RoundAggregating
+	return s.fail(ctx, tx, r, reason, now)
+}
+
+// repairAudit records the audit entries of accepted updates whose submitter
+// stopped between commit and audit.
+func (s *Service) repairAudit(ctx context.Context) error {
+	var us []UpdateRecord
+	err := s.store.InTx(ctx, func(tx Tx) (err error) {
+		us, err = tx.UnauditedUpdates(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	cutoff := s.now().Add(-repairAfter)
+	for _, u := range us {
+		if u.AcceptedAt.After(cutoff) {
+			continue
+		}
+		if err := s.auditAccepted(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Service) auditRound(ctx context.Context, r RoundRecord, action string, outcome audit.Outcome, reason string) error {
+	rec := audit.Record{
+		Actor: SystemActor, Action: action, Object: "round/" + r.ID, Outcome: outcome, Reason: reason,
+		Details: map[string]string{
+			"seq": strconv.FormatInt(r.Seq, 10), "state": string(r.State), "base_version": strconv.Itoa(r.BaseVersion),
+			"selected": strconv.Itoa(len(r.Selected)), "quorum": strconv.Itoa(r.Quorum),
+		},
+	}
+	if action == "round.open" {
+		rec.Details["deadline"] = r.Deadline.Format(time.RFC3339)
+	}
+	return s.appendAudit(ctx, rec)
+}
+
+// Run calls Tick every TickInterval until ctx ends; errors are logged, not fatal.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		if err := s.Tick(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("aggregator tick", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,613 @@
+package aggregator
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/merge"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/policies"
+)
+
+// Errors a caller acts on (matched with errors.Is). Refusals of an envelope
+// also match the crypto/seal sentinels (seal.ErrBadSignature, seal.ErrReplay,
+// …), refusals of its payload protocol.ErrInvalidUpdate, and a release over the
+// cap dp.ErrBudgetExhausted.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrConflict    = errors.New("conflict")
+	ErrRoundClosed = errors.New("round is not accepting updates")
+	ErrPolicy      = errors.New("refused by policy")
+	ErrNotSelected = errors.New("merchant not selected for this round")
+	// ErrAudit means the action was committed but its audit entry could not be
+	// made durable, so the caller gets no success answer (fail closed).
+	ErrAudit = errors.New("audit entry not durable")
+)
+
+// Server optimizers.
+const (
+	ServerFedAdam = "fedadam" // merge.Adam (Reddi et al. 2021)
+	ServerFedAvg  = "fedavg"  // θ ← θ + ServerLR·Δ
+)
+
+// SystemActor is the audit actor of what the aggregator does on its own.
+const SystemActor = "system:aggregator"
+
+// RoundConfig configures the rounds.
+type RoundConfig struct {
+	// Deadline is how long a round collects updates (default 10 minutes).
+	Deadline time.Duration
+	// Quorum is k, the fewest updates a round publishes with (default 1).
+	Quorum int
+	// SampleFraction is the fraction of enrolled merchants sampled per round, in
+	// (0, 1] (default 1). At least min(Quorum, n) are sampled.
+	SampleFraction float64
+	// StepsPerRound is the number of DP-SGD steps per round (default 10).
+	StepsPerRound int
+	// PlannedRounds is the number of rounds each merchant's budget is planned
+	// for: the noise multiplier is calibrated so that PlannedRounds rounds
+	// (DP-SGD and customer count) spend exactly the merchant's ε cap (default 20).
+	PlannedRounds int
+	// SamplingRate is q, the Poisson rate of a customer per step (default 0.05).
+	SamplingRate float64
+	// LearningRate and L2 configure local training (default 0.5 and 0).
+	LearningRate, L2 float64
+	// CountNoise is σ of the DP customer count sent with every update (default 50).
+	CountNoise float64
+	// Cutoffs are the training cutoffs every merchant builds features at.
+	Cutoffs []time.Time
+	// Server is ServerFedAdam (default) or ServerFedAvg. ServerLR defaults to
+	// 0.01 for FedAdam and 1 for FedAvg; ServerTau (FedAdam's τ) to 1e-3.
+	Server              string
+	ServerLR, ServerTau float64
+	// NormBound bounds every update's L2 norm before merging (0: none).
+	NormBound float64
+	// EqualWeights weights FedAvg equally instead of by DP customer counts.
+	EqualWeights bool
+	// MaxRounds stops opening rounds after this seq (0: no limit).
+	MaxRounds int
+	// Seed seeds client sampling; a round's sample depends only on Seed and
+	// its seq, and is stored with the round.
+	Seed uint64
+	// TickInterval is Run's period (default 1s).
+	TickInterval time.Duration
+}
+
+// Options configure New.
+type Options struct {
+	Store  Store
+	Policy *policies.Policy
+	Keys   *keys.Aggregator
+	Audit  *audit.Log
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+	Rounds RoundConfig
+	// MaxSkew bounds an envelope's creation time around Now (default 10 minutes).
+	MaxSkew time.Duration
+	// MaxEnvelope bounds an envelope in bytes (default 4 MiB).
+	MaxEnvelope int
+	// RequirePostQuantum refuses envelopes sealed to a classic X25519 recipient.
+	RequirePostQuantum bool
+	// InitialModel, when set, is version 1's model instead of
+	// train.InitialModel over the policy's features.
+	InitialModel *hazard.Model
+}
+
+// Service is the aggregator. It keeps no round state of its own: everything is
+// in the store, so several Services (replicas) may share one database.
+type Service struct {
+	store      Store
+	policy     *policies.Policy
+	keys       *keys.Aggregator
+	audit      *audit.Log
+	now        func() time.Time
+	log        *slog.Logger
+	cfg        RoundConfig
+	maxSkew    time.Duration
+	maxEnv     int
+	pq         bool
+	policyHash string
+	schema     feature.Schema
+	initial    *hazard.Model
+
+	mu     sync.Mutex
+	noise  map[[3]float64]float64 // (cap, δ, min z) → calibrated z
+	models map[int]*hazard.Model  // parsed base models by version
+}
+
+// Budget is one merchant's privacy ledger summary.
+type Budget = protocol.BudgetInfo
+
+func (c *RoundConfig) defaults() error {
+	if c.Deadline == 0 {
+		c.Deadline = 10 * time.Minute
+	}
+	if c.Quorum == 0 {
+		c.Quorum = 1
+	}
+	if c.SampleFraction == 0 {
+		c.SampleFraction = 1
+	}
+	if c.StepsPerRound == 0 {
+		c.StepsPerRound = 10
+	}
+	if c.PlannedRounds == 0 {
+		c.PlannedRounds = 20
+	}
+	if c.SamplingRate == 0 {
+		c.SamplingRate = 0.05
+	}
+	if c.LearningRate == 0 {
+		c.LearningRate = 0.5
+	}
+	if c.CountNoise == 0 {
+		c.CountNoise = 50
+	}
+	if c.Server == "" {
+		c.Server = ServerFedAdam
+	}
+	if c.ServerLR == 0 {
+		c.ServerLR = 1
+		if c.Server == ServerFedAdam {
+			c.ServerLR = 0.01
+		}
+	}
+	if c.ServerTau == 0 {
+		c.ServerTau = 1e-3
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = time.Second
+	}
+	switch {
+	case c.Deadline < 0:
+		return fmt.Errorf("deadline %v < 0", c.Deadline)
+	case c.Quorum < 1:
+		return fmt.Errorf("quorum %d < 1", c.Quorum)
+	case !(c.SampleFraction > 0 && c.SampleFraction <= 1):
+		return fmt.Errorf("sample fraction %v outside (0, 1]", c.SampleFraction)
+	case c.StepsPerRound < 1 || c.PlannedRounds < 1:
+		return fmt.Errorf("steps per round %d and planned rounds %d must be ≥ 1", c.StepsPerRound, c.PlannedRounds)
+	case !(c.SamplingRate > 0 && c.SamplingRate <= 1):
+		return fmt.Errorf("sampling rate %v outside (0, 1]", c.SamplingRate)
+	case !(c.LearningRate > 0) || c.L2 < 0 || math.IsInf(c.LearningRate, 0):
+		return fmt.Errorf("learning rate %v and l2 %v", c.LearningRate, c.L2)
+	case !(c.CountNoise > 0):
+		return fmt.Errorf("count noise %v must be > 0", c.CountNoise)
+	case c.Server != ServerFedAdam && c.Server != ServerFedAvg:
+		return fmt.Errorf("server optimizer %q (want %s or %s)", c.Server, ServerFedAdam, ServerFedAvg)
+	case !(c.ServerLR > 0) || !(c.ServerTau > 0):
+		return fmt.Errorf("server lr %v and tau %v must be > 0", c.ServerLR, c.ServerTau)
+	case c.NormBound < 0:
+		return fmt.Errorf("norm bound %v < 0", c.NormBound)
+	case c.MaxRounds < 0 || c.TickInterval < 0:
+		return fmt.Errorf("max rounds %d and tick interval %v must be ≥ 0", c.MaxRounds, c.TickInterval)
+	}
+	return nil
+}
+
+// New validates opts, creates the initial model (version 1) and the first
+// round if the store has none, and returns the service. Several replicas may
+// call New on one database at once.
+func New(ctx context.Context, opts Options) (*Service, error) {
+	switch {
+	case opts.Store == nil:
+		return nil, errors.New("new aggregator: no store")
+	case opts.Policy == nil:
+		return nil, errors.New("new aggregator: no policy")
+	case opts.Keys == nil || opts.Keys.Identity == nil || opts.Keys.Recipient == "":
+		return nil, errors.New("new aggregator: no aggregator keys")
+	case opts.Audit == nil:
+		return nil, errors.New("new aggregator: no audit log")
+	}
+	cfg := opts.Rounds
+	cfg.Cutoffs = slices.Clone(cfg.Cutoffs)
+	if err := cfg.defaults(); err != nil {
+		return nil, fmt.Errorf("new aggregator: rounds: %w", err)
+	}
+	s := &Service{
+		store: opts.Store, policy: opts.Policy, keys: opts.Keys, audit: opts.Audit,
+		now: opts.Now, log: opts.Logger, cfg: cfg, maxSkew: opts.MaxSkew, maxEnv: opts.MaxEnvelope,
+		pq: opts.RequirePostQuantum, policyHash: opts.Policy.Hash(),
+		noise: map[[3]float64]float64{}, models: map[int]*hazard.Model{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxSkew == 0 {
+		s.maxSkew = 10 * time.Minute
+	}
+	if s.maxEnv == 0 {
+		s.maxEnv = 4 << 20
+	}
+	if s.maxSkew < 0 || s.maxEnv < 0 {
+		return nil, fmt.Errorf("new aggregator: max skew %v and max envelope %d must be ≥ 0", s.maxSkew, s.maxEnv)
+	}
+	initial := opts.InitialModel
+	if initial == nil {
+		schema, err := policySchema(opts.Policy)
+		if err != nil {
+			return nil, fmt.Errorf("new aggregator: %w", err)
+		}
+		if initial, err = train.InitialModel(schema, 0); err != nil {
+			return nil, fmt.Errorf("new aggregator: initial model: %w", err)
+		}
+	}
+	s.initial = initial
+	s.schema = initial.Schema
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, fmt.Errorf("new aggregator: %w", err)
+	}
+	return s, nil
+}
+
+// policySchema is the feature schema every merchant of the policy may train
+// on: the features allowed to all of them.
+func policySchema(p *policies.Policy) (feature.Schema, error) {
+	var allow []string
+	restricted := false
+	for _, id := range p.Merchants() {
+		mp, err := p.Merchant(id)
+		if err != nil {
+			return feature.Schema{}, fmt.Errorf("policy schema: %w", err)
+		}
+		if mp.AllFeatures {
+			continue
+		}
+		if !restricted {
+			allow, restricted = slices.Clone(mp.Features), true
+			continue
+		}
+		allow = slices.DeleteFunc(allow, func(f string) bool { return !slices.Contains(mp.Features, f) })
+	}
+	if restricted && len(allow) == 0 {
+		return feature.Schema{}, fmt.Errorf("policy schema: %w: no feature is allowed to every merchant", ErrPolicy)
+	}
+	s, err := feature.NewSchema(allow)
+	if err != nil {
+		return feature.Schema{}, fmt.Errorf("policy schema: %w: %w", ErrPolicy, err)
+	}
+	return s, nil
+}
+
+// bootstrap stores version 1 and opens round 1 unless they exist.
+func (s *Service) bootstrap(ctx context.Context) error {
+	modelJSON, err := s.initial.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	opt, err := s.newOptimizerState()
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	var opened *RoundRecord
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		opened = nil
+		now := s.now().UTC()
+		if _, err := tx.ActiveVersion(ctx); errors.Is(err, ErrNotFound) {
+			inserted, err := tx.InsertModel(ctx, ModelRecord{ModelVersion: protocol.ModelVersion{
+				Version: 1, PublishedAt: now, Contributions: []protocol.Contribution{},
+				PolicyHash: s.policyHash, SchemaHash: s.schema.Hash, Merge: "initial", Model: modelJSON,
+			}, Optimizer: opt})
+			if err != nil {
+				return err
+			}
+			if inserted {
+				if err := tx.SetActiveVersion(ctx, 1); err != nil {
+					return err
+				}
+			}
+		} else if err != nil {
+			return err
+		}
+		if _, err := tx.LatestRound(ctx); errors.Is(err, ErrNotFound) {
+			r, err := s.openRound(ctx, tx, 1, now)
+			if err != nil {
+				return err
+			}
+			opened = r
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if opened != nil {
+		if err := s.auditRound(ctx, *opened, "round.open", audit.OutcomeOK, ""); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) newOptimizerState() ([]byte, error) {
+	if s.cfg.Server != ServerFedAdam {
+		return []byte("{}"), nil
+	}
+	return jsonMarshal(merge.NewAdam(s.cfg.ServerLR, s.cfg.ServerTau))
+}
+
+// Enrol enrols merchant m on behalf of actor (the admin's "role:subject").
+// The merchant must be named in the policy; its region must match the
+// policy's. The action is audited whether it succeeds or not.
+func (s *Service) Enrol(ctx context.Context, actor string, m Merchant) (Merchant, error) {
+	m, err := s.enrol(ctx, m)
+	rec := audit.Record{
+		Actor: actor, Action: "merchant.enrol", Object: "merchant", Outcome: audit.OutcomeOK,
+		Identifiers: map[string]string{"merchant": m.ID},
+	}
+	if err == nil {
+		rec.Details = map[string]string{"signing_key_id": keys.KeyID(m.PublicKey), "region": m.Region, "time_zone": m.TimeZone}
+	} else {
+		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+	}
+	if aerr := s.appendAudit(ctx, rec); aerr != nil {
+		return Merchant{}, fmt.Errorf("enrol %s: %w", m.ID, aerr)
+	}
+	if err != nil {
+		return Merchant{}, err
+	}
+	return m, nil
+}
+
+func (s *Service) enrol(ctx context.Context, m Merchant) (Merchant, error) {
+	if err := keys.CheckMerchantID(m.ID); err != nil {
+		return m, fmt.Errorf("enrol: %w: %w", ErrPolicy, err)
+	}
+	if len(m.PublicKey) != ed25519.PublicKeySize {
+		return m, fmt.Errorf("enrol %s: %w: public key has %d bytes, want %d", m.ID, ErrPolicy, len(m.PublicKey), ed25519.PublicKeySize)
+	}
+	if m.TimeZone == "" {
+		m.TimeZone = "UTC"
+	}
+	if _, err := time.LoadLocation(m.TimeZone); err != nil {
+		return m, fmt.Errorf("enrol %s: %w: time zone %q: %w", m.ID, ErrPolicy, m.TimeZone, err)
+	}
+	mp, err := s.policy.Merchant(m.ID)
+	if err != nil {
+		return m, fmt.Errorf("enrol %s: %w: %w", m.ID, ErrPolicy, err)
+	}
+	switch {
+	case m.Region == "":
+		m.Region = mp.Region
+	case m.Region != mp.Region:
+		return m, fmt.Errorf("enrol %s: %w: region %q, policy binds it to %q", m.ID, ErrPolicy, m.Region, mp.Region)
+	}
+	m.PublicKey = slices.Clone(m.PublicKey)
+	m.Revoked = false
+	m.EnrolledAt = s.now().UTC().Truncate(time.Millisecond)
+	if err := s.store.InTx(ctx, func(tx Tx) error { return tx.InsertMerchant(ctx, m) }); err != nil {
+		return m, fmt.Errorf("enrol %s: %w", m.ID, err)
+	}
+	return m, nil
+}
+
+// Merchants returns the enrolled merchants ordered by id.
+func (s *Service) Merchants(ctx context.Context) ([]Merchant, error) {
+	var ms []Merchant
+	err := s.store.InTx(ctx, func(tx Tx) (err error) {
+		ms, err = tx.Merchants(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("merchants: %w", err)
+	}
+	return ms, nil
+}
+
+// planNoise returns the noise multiplier merchant policy mp trains with: the
+// smallest z for which PlannedRounds rounds of StepsPerRound DP-SGD steps at
+// SamplingRate, plus one customer count per round at CountNoise, spend
+// exactly the cap at δ by RDP composition; never below the policy's minimum.
+func (s *Service) planNoise(mp policies.MerchantPolicy) (float64, error) {
+	key := [3]float64{mp.EpsilonCap, mp.Delta, mp.MinNoiseMultiplier}
+	s.mu.Lock()
+	z, ok := s.noise[key]
+	s.mu.Unlock()
+	if ok {
+		return z, nil
+	}
+	l, err := dp.NewLedger(dp.AccountantOptions{})
+	if err != nil {
+		return 0, err
+	}
+	if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.cfg.CountNoise, Steps: s.cfg.PlannedRounds}); err != nil {
+		return 0, fmt.Errorf("plan noise: %w", err)
+	}
+	z, err = l.NoiseMultiplierAfter(mp.EpsilonCap, mp.Delta, s.cfg.SamplingRate, s.cfg.PlannedRounds*s.cfg.StepsPerRound)
+	if err != nil {
+		return 0, fmt.Errorf("plan noise for ε %v at δ %v: %w", mp.EpsilonCap, mp.Delta, err)
+	}
+	z = max(z, mp.MinNoiseMultiplier)
+	s.mu.Lock()
+	s.noise[key] = z
+	s.mu.Unlock()
+	return z, nil
+}
+
+// merchantPlan completes a round's shared plan with merchant mp's noise, clip and δ.
+func (s *Service) merchantPlan(shared protocol.TrainingPlan, mp policies.MerchantPolicy) (protocol.TrainingPlan, error) {
+	z, err := s.planNoise(mp)
+	if err != nil {
+		return protocol.TrainingPlan{}, err
+	}
+	p := shared
+	p.Cutoffs = slices.Clone(shared.Cutoffs)
+	p.NoiseMultiplier, p.ClipNorm, p.Delta = z, mp.ClipNorm, mp.Delta
+	return p, nil
+}
+
+// CurrentRound returns the latest round as merchantID sees it: whether it was
+// sampled, the base model, and its training plan under its own policy.
+func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol.Round, error) {
+	mp, err := s.policy.Merchant(merchantID)
+	if err != nil {
+		return protocol.Round{}, fmt.Errorf("current round: %w: %w", ErrPolicy, err)
+	}
+	var rr RoundRecord
+	var model ModelRecord
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		m, err := tx.Merchant(ctx, merchantID)
+		if err != nil {
+			return err
+		}
+		if m.Revoked {
+			return fmt.Errorf("%w: merchant %s is revoked", ErrPolicy, merchantID)
+		}
+		if rr, err = tx.LatestRound(ctx); err != nil {
+			return err
+		}
+		model, err = tx.Model(ctx, rr.BaseVersion)
+		return err
+	})
+	if err != nil {
+		return protocol.Round{}, fmt.Errorf("current round: %w", err)
+	}
+	plan, err := s.merchantPlan(rr.Plan, mp)
+	if err != nil {
+		return protocol.Round{}, fmt.Errorf("current round: %w", err)
+	}
+	return protocol.Round{
+		ID: rr.ID, Seq: rr.Seq, State: rr.State, OpenedAt: rr.OpenedAt, Deadline: rr.Deadline,
+		Quorum: rr.Quorum, Selected: slices.Contains(rr.Selected, merchantID),
+		BaseVersion: rr.BaseVersion, Model: model.Model, Plan: plan,
+		Recipient: s.keys.Recipient, PolicyHash: s.policyHash,
+	}, nil
+}
+
+// Models returns every model version (without model bytes), marking the active one.
+func (s *Service) Models(ctx context.Context) ([]protocol.ModelVersion, error) {
+	var ms []ModelRecord
+	var active int
+	err := s.store.InTx(ctx, func(tx Tx) (err error) {
+		if active, err = tx.ActiveVersion(ctx); err != nil {
+			return err
+		}
+		ms, err = tx.Models(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("models: %w", err)
+	}
+	out := make([]protocol.ModelVersion, len(ms))
+	for i, m := range ms {
+		out[i] = m.ModelVersion
+		out[i].Active = m.Version == active
+	}
+	return out, nil
+}
+
+// Model returns a model version with its model file; version 0 is the active one.
+func (s *Service) Model(ctx context.Context, version int) (protocol.ModelVersion, error) {
+	if version < 0 {
+		return protocol.ModelVersion{}, fmt.Errorf("model %d: %w", version, ErrNotFound)
+	}
+	var m ModelRecord
+	var active int
+	err := s.store.InTx(ctx, func(tx Tx) (err error) {
+		if active, err = tx.ActiveVersion(ctx); err != nil {
+			return err
+		}
+		v := version
+		if v == 0 {
+			v = active
+		}
+		m, err = tx.Model(ctx, v)
+		return err
+	})
+	if err != nil {
+		return protocol.ModelVersion{}, fmt.Errorf("model %d: %w", version, err)
+	}
+	mv := m.ModelVersion
+	mv.Active = mv.Version == active
+	return mv, nil
+}
+
+// Rollback makes version the active model on behalf of actor (admin); later
+// rounds train from it. The action is audited whether it succeeds or not.
+func (s *Service) Rollback(ctx context.Context, actor string, version int) error {
+	var prev int
+	err := s.store.InTx(ctx, func(tx Tx) (err error) {
+		if prev, err = tx.ActiveVersion(ctx); err != nil {
+			return err
+		}
+		if _, err := tx.Model(ctx, version); err != nil {
+			return err
+		}
+		return tx.SetActiveVersion(ctx, version)
+	})
+	if err != nil {
+		err = fmt.Errorf("rollback to %d: %w", version, err)
+	}
+	rec := audit.Record{
+		Actor: actor, Action: "model.rollback", Object: "model/" + strconv.Itoa(version), Outcome: audit.OutcomeOK,
+		Details: map[string]string{"from": strconv.Itoa(prev), "to": strconv.Itoa(version)},
+	}
+	if err != nil {
+		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+	}
+	if aerr := s.appendAudit(ctx, rec); aerr != nil {
+		return fmt.Errorf("rollback to %d: %w", version, aerr)
+	}
+	return err
+}
+
+// Budgets returns every enrolled merchant's ledger summary against its cap.
+func (s *Service) Budgets(ctx context.Context) ([]Budget, error) {
+	var heads []BudgetHead
+	err := s.store.InTx(ctx, func(tx Tx) (err error) {
+		heads, err = tx.Budgets(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("budgets: %w", err)
+	}
+	out := make([]Budget, 0, len(heads))
+	for _, h := range heads {
+		b := Budget{Merchant: h.Merchant, Epsilon: h.Epsilon, Releases: h.Releases, LastRelease: h.LastRelease}
+		if mp, err := s.policy.Merchant(h.Merchant); err == nil {
+			b.Cap, b.Delta = mp.EpsilonCap, mp.Delta
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// outcomeOf maps an error to the audit outcome: refusals are denied, the
+// rest are errors.
+func outcomeOf(err error) audit.Outcome {
+	for _, e := range refusals {
+		if errors.Is(err, e) {
+			return audit.OutcomeDenied
+		}
+	}
+	return audit.OutcomeError
+}
+
+// appendAudit appends rec on a context detached from the caller's
+// cancellation, so an entry is not lost because a client went away.
+func (s *Service) appendAudit(ctx context.Context, rec audit.Record) error {
+	if _, err := s.audit.Append(context.WithoutCancel(ctx), rec); err != nil {
+		return fmt.Errorf("%w: %w", ErrAudit, err)
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package aggregator
+
+import (
+	"context"
+	"crypto/ed25519"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/dp"
+)
+
+// Store is the persistence the aggregator needs. Every read and write runs in a
+// transaction callback; fn may run more than once (a backend reruns it after a
+// serialization failure or deadlock), so it must not have side effects outside
+// the transaction other than recording its results.
+type Store interface {
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+}
+
+// Lock is the row lock a read takes.
+type Lock int
+
+// Row locks. On SQLite every write transaction already holds the database's
+// single write lock, so the modes only matter on PostgreSQL.
+const (
+	LockNone   Lock = iota // plain read
+	LockShare              // SELECT … FOR SHARE: blocks writers of the row
+	LockUpdate             // SELECT … FOR UPDATE: exclusive
+)
+
+// Tx is one store transaction. Methods return errors matching ErrNotFound for a
+// missing row and ErrConflict for a duplicate key or a failed conditional write.
+type Tx interface {
+	// InsertMerchant stores a new merchant and its empty budget row (ErrConflict if the id exists).
+	InsertMerchant(ctx context.Context, m Merchant) error
+	// Merchant returns one merchant.
+	Merchant(ctx context.Context, id string) (Merchant, error)
+	// Merchants returns every merchant ordered by id.
+	Merchants(ctx context.Context) ([]Merchant, error)
+
+	// InsertRound stores a new round; false (and no error) if its seq exists.
+	InsertRound(ctx context.Context, r RoundRecord) (bool, error)
+	// Round returns the round with id, taking lock on its row.
+	Round(ctx context.Context, id string, lock Lock) (RoundRecord, error)
+	// LatestRound returns the round with the highest seq (ErrNotFound when none).
+	LatestRound(ctx context.Context) (RoundRecord, error)
+	// ClaimRounds returns the rounds not in a terminal state whose rows it
+	// could lock FOR UPDATE at once (SKIP LOCKED), in seq order.
+	ClaimRounds(ctx context.Context) ([]RoundRecord, error)
+	// SetRoundState moves round id from state from to state to, recording
+	// reason and the time; ErrConflict when the round is not in from.
+	SetRoundState(ctx context.Context, id string, from, to protocol.RoundState, reason string, at time.Time) error
+
+	// InsertUpdate stores an accepted update (ErrConflict when the merchant
+	// already has an update in the round, or the envelope is stored).
+	InsertUpdate(ctx context.Context, u UpdateRecord) error
+	// UpdateByEnvelope returns the update stored for the envelope hash.
+	UpdateByEnvelope(ctx context.Context, envelopeSHA256 []byte) (UpdateRecord, error)
+	// UpdateFor returns merchant's update in round.
+	UpdateFor(ctx context.Context, round, merchant string) (UpdateRecord, error)
+	// RoundUpdates returns the round's updates ordered by merchant.
+	RoundUpdates(ctx context.Context, round string) ([]UpdateRecord, error)
+	// CountUpdates returns how many updates the round holds, and how many of
+	// them have a durable audit entry.
+	CountUpdates(ctx context.Context, round string) (all, audited int, err error)
+	// MarkAudited records that update id's audit entry is durable.
+	MarkAudited(ctx context.Context, id string) error
+	// UnauditedUpdates returns accepted updates whose audit entry is not yet recorded.
+	UnauditedUpdates(ctx context.Context) ([]UpdateRecord, error)
+	// InsertNonce records a merchant's envelope nonce; false if it was seen before.
+	InsertNonce(ctx context.Context, merchant string, nonce []byte, at time.Time) (bool, error)
+
+	// LockBudget returns the merchant's budget head row, locked FOR UPDATE.
+	LockBudget(ctx context.Context, merchant string) (BudgetHead, error)
+	// AdvanceBudget writes next as the merchant's budget head if the stored
+	// version is still prevVersion (ErrConflict otherwise); next.Version must
+	// be prevVersion+1.
+	AdvanceBudget(ctx context.Context, next BudgetHead, prevVersion int64) error
+	// Budgets returns every merchant's budget head ordered by merchant.
+	Budgets(ctx context.Context) ([]BudgetHead, error)
+	// Ledger returns the merchant's ledger rows in seq order.
+	Ledger(ctx context.Context, merchant string) ([]LedgerRow, error)
+	// InsertLedger appends a ledger row (ErrConflict if (merchant, seq) exists).
+	InsertLedger(ctx context.Context, r LedgerRow) error
+
+	// InsertModel stores a model version; false (and no error) if the version exists.
+	InsertModel(ctx context.Context, m ModelRecord) (bool, error)
+	// Model returns one model version.
+	Model(ctx context.Context, version int) (ModelRecord, error)
+	// Models returns every model version ordered by version, without model bytes.
+	Models(ctx context.Context) ([]ModelRecord, error)
+	// ActiveVersion returns the active model version (ErrNotFound before the first).
+	ActiveVersion(ctx context.Context) (int, error)
+	// SetActiveVersion makes version the active one.
+	SetActiveVersion(ctx context.Context, version int) error
+}
+
+// Merchant is an enrolled merchant.
+type Merchant struct {
+	ID         string
+	Region     string
+	TimeZone   string
+	PublicKey  ed25519.PublicKey
+	Revoked    bool
+	EnrolledAt time.Time
+}
+
+// RoundRecord is a persisted round.
+type RoundRecord struct {
+	ID          string
+	Seq         int64
+	State       protocol.RoundState
+	OpenedAt    time.Time
+	Deadline    time.Time
+	Quorum      int
+	Selected    []string // merchant ids sampled for the round, sorted
+	BaseVersion int
+	// Plan holds the round's shared plan; NoiseMultiplier, ClipNorm and Delta
+	// are filled per merchant from its policy when the round is served.
+	Plan     protocol.TrainingPlan
+	Reason   string // why the round failed, or what closed it
+	ClosedAt time.Time
+}
+
+// UpdateRecord is an accepted update.
+type UpdateRecord struct {
+	ID             string
+	Round          string
+	Merchant       string
+	EnvelopeSHA256 []byte
+	Nonce          []byte
+	Delta          []float64
+	Release        protocol.Release
+	Customers      protocol.NoisyCount
+	Epsilon        float64 // the merchant's cumulative ε after this update
+	AcceptedAt     time.Time
+	Audited        bool
+}
+
+// BudgetHead is the per-merchant ledger head row: the lock target of every
+// debit, and a cache of the cumulative ε (recomputed from the ledger rows on
+// every debit).
+type BudgetHead struct {
+	Merchant    string
+	Version     int64
+	Epsilon     float64
+	Releases    int
+	LastRelease time.Time
+}
+
+// LedgerRow is one release debited from a merchant's budget.
+type LedgerRow struct {
+	Merchant string
+	Seq      int64 // 1-based per merchant
+	Release  dp.Release
+	Round    string
+	Update   string
+	Epsilon  float64 // cumulative ε at the policy δ after this row
+	At       time.Time
+}
+
+// ModelRecord is a stored model version with the server optimizer state it
+// was produced with.
+type ModelRecord struct {
+	protocol.ModelVersion
+	// Optimizer is the FedAdam state (JSON) after this version's step.
+	Optimizer []byte
+}

@@ -1,0 +1,401 @@
+package aggregator
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/crypto/seal"
+	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/policies"
+)
+
+// refusals are the sentinels of a submission refused for what it is (audited
+// as denied), as opposed to failures of the aggregator.
+var refusals = []error{
+	ErrNotFound, ErrConflict, ErrRoundClosed, ErrPolicy, ErrNotSelected,
+	dp.ErrBudgetExhausted, protocol.ErrInvalidUpdate,
+	seal.ErrMalformed, seal.ErrTooLarge, seal.ErrMissingSignature, seal.ErrUnknownSigner,
+	seal.ErrRevokedSigner, seal.ErrBadSignature, seal.ErrRoundMismatch, seal.ErrStale,
+	seal.ErrRecipientKind, seal.ErrReplay, seal.ErrDecrypt, seal.ErrDigestMismatch,
+}
+
+// Submit accepts merchantID's sealed update (the merchant identity comes from
+// the caller's credentials). On success the update, its two ledger rows (the
+// DP-SGD release and the customer count) and the merchant's new budget head
+// were committed in one transaction, and the audit entry is durable. The exact
+// same envelope submitted again returns the first receipt with Duplicate set
+// and debits nothing.
+func (s *Service) Submit(ctx context.Context, merchantID string, envelope []byte) (protocol.Receipt, error) {
+	r, u, err := s.submit(ctx, merchantID, envelope)
+	if err != nil {
+		rec := audit.Record{
+			Actor: "merchant:" + merchantID, Action: "round.update.accept", Object: "round/" + u.Round,
+			Outcome: outcomeOf(err), Reason: err.Error(), Identifiers: map[string]string{"merchant": merchantID},
+		}
+		if aerr := s.appendAudit(ctx, rec); aerr != nil {
+			s.log.Error("audit refused update", "merchant", merchantID, "err", aerr)
+		}
+		return protocol.Receipt{}, err
+	}
+	if !u.Audited {
+		if err := s.auditAccepted(ctx, u); err != nil {
+			return protocol.Receipt{}, fmt.Errorf("submit: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// auditAccepted appends the acceptance entry of u and then marks u audited.
+// Only audited updates are merged.
+func (s *Service) auditAccepted(ctx context.Context, u UpdateRecord) error {
+	rec := audit.Record{
+		Actor: "merchant:" + u.Merchant, Action: "round.update.accept", Object: "round/" + u.Round, Outcome: audit.OutcomeOK,
+		Identifiers: map[string]string{"merchant": u.Merchant},
+		Details: map[string]string{
+			"update":           u.ID,
+			"epsilon":          strconv.FormatFloat(u.Epsilon, 'g', 10, 64),
+			"noise_multiplier": strconv.FormatFloat(u.Release.NoiseMultiplier, 'g', 10, 64),
+			"sampling_rate":    strconv.FormatFloat(u.Release.SamplingRate, 'g', 10, 64),
+			"steps":            strconv.Itoa(u.Release.Steps),
+			"count_sigma":      strconv.FormatFloat(u.Customers.Sigma, 'g', 10, 64),
+		},
+	}
+	if err := s.appendAudit(ctx, rec); err != nil {
+		return err
+	}
+	err := s.store.InTx(context.WithoutCancel(ctx), func(tx Tx) error { return tx.MarkAudited(ctx, u.ID) })
+	if err != nil {
+		// The entry is durable; Tick will find the update unmarked and audit it again.
+		s.log.Error("mark update audited", "update", u.ID, "err", err)
+	}
+	return nil
+}
+
+func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte) (protocol.Receipt, UpdateRecord, error) {
+	var none UpdateRecord
+	if len(envelope) > s.maxEnv {
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: %d bytes > %d", seal.ErrTooLarge, len(envelope), s.maxEnv)
+	}
+	mp, err := s.policy.Merchant(merchantID)
+	if err != nil {
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: %w", ErrPolicy, err)
+	}
+	sum := sha256.Sum256(envelope)
+	hdr, err := seal.ParseHeader(envelope)
+	if err != nil {
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w", err)
+	}
+	none.Round = hdr.Round
+
+	// The exact envelope accepted before: answer as before, whatever its age.
+	var dup UpdateRecord
+	var merchant Merchant
+	err = s.store.InTx(ctx, func(tx Tx) (err error) {
+		dup, err = tx.UpdateByEnvelope(ctx, sum[:])
+		if err == nil || !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		dup = UpdateRecord{}
+		merchant, err = tx.Merchant(ctx, merchantID)
+		return err
+	})
+	switch {
+	case err == nil && dup.ID != "":
+		if dup.Merchant != merchantID {
+			return protocol.Receipt{}, none, fmt.Errorf("submit: %w: envelope of another merchant", seal.ErrUnknownSigner)
+		}
+		return s.receipt(dup, mp, true), dup, nil
+	case errors.Is(err, ErrNotFound):
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: merchant %s is not enrolled", seal.ErrUnknownSigner, merchantID)
+	case err != nil:
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w", err)
+	}
+
+	// Signature before decryption (seal.Open's order); the nonce is checked
+	// against the store inside the transaction below.
+	now := s.now().UTC()
+	hdr, payload, err := seal.Open(envelope, seal.OpenOptions{
+		Identity: s.keys.Identity,
+		Signers: func(id string) (ed25519.PublicKey, error) {
+			switch {
+			case id != merchantID:
+				return nil, fmt.Errorf("%w: envelope signed as %q by merchant %q", seal.ErrUnknownSigner, id, merchantID)
+			case merchant.Revoked:
+				return nil, fmt.Errorf("%w: %s", seal.ErrRevokedSigner, id)
+			}
+			return merchant.PublicKey, nil
+		},
+		Round:              hdr.Round,
+		SeenNonce:          func(string, [seal.NonceSize]byte) bool { return false },
+		Now:                now,
+		MaxSkew:            s.maxSkew,
+		MaxSize:            s.maxEnv,
+		RequirePostQuantum: s.pq,
+	})
+	if err != nil {
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w", err)
+	}
+	var up protocol.Update
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&up); err != nil {
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload: %w", protocol.ErrInvalidUpdate, err)
+	}
+	if dec.More() {
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload: trailing data", protocol.ErrInvalidUpdate)
+	}
+	switch {
+	case up.Merchant != merchantID:
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload names merchant %q", protocol.ErrInvalidUpdate, up.Merchant)
+	case up.Round != hdr.Round:
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload names round %q, envelope %q", protocol.ErrInvalidUpdate, up.Round, hdr.Round)
+	case strconv.Itoa(up.BaseVersion) != hdr.ModelVersion:
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload base version %d, envelope %q", protocol.ErrInvalidUpdate, up.BaseVersion, hdr.ModelVersion)
+	}
+
+	var (
+		rec       UpdateRecord
+		duplicate bool
+	)
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		rec, duplicate = UpdateRecord{}, false
+		head, err := tx.LockBudget(ctx, merchantID)
+		if err != nil {
+			return err
+		}
+		// An identical envelope racing this one may have committed meanwhile.
+		if d, err := tx.UpdateByEnvelope(ctx, sum[:]); err == nil {
+			rec, duplicate = d, true
+			return nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		m, err := tx.Merchant(ctx, merchantID)
+		if err != nil {
+			return err
+		}
+		if m.Revoked {
+			return fmt.Errorf("%w: %s", seal.ErrRevokedSigner, merchantID)
+		}
+		if !bytes.Equal(m.PublicKey, merchant.PublicKey) {
+			return fmt.Errorf("%w: signing key changed during submission", seal.ErrUnknownSigner)
+		}
+		fresh, err := tx.InsertNonce(ctx, merchantID, hdr.Nonce[:], now)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			return fmt.Errorf("%w: nonce %x", seal.ErrReplay, hdr.Nonce)
+		}
+		rr, err := s.lockRound(ctx, tx, up.Round)
+		if err != nil {
+			return err
+		}
+		if err := s.checkRound(rr, &up, merchantID, now); err != nil {
+			return err
+		}
+		if _, err := tx.UpdateFor(ctx, rr.ID, merchantID); err == nil {
+			return fmt.Errorf("%w: merchant %s already has an update in round %s", ErrConflict, merchantID, rr.ID)
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		base, err := s.baseModel(ctx, tx, rr.BaseVersion)
+		if err != nil {
+			return err
+		}
+		if up.SchemaHash != base.Schema.Hash {
+			return fmt.Errorf("%w: schema hash %q, round's model has %q", protocol.ErrInvalidUpdate, up.SchemaHash, base.Schema.Hash)
+		}
+		if err := up.Validate(len(base.Params)); err != nil {
+			return err
+		}
+		plan, err := s.merchantPlan(rr.Plan, mp)
+		if err != nil {
+			return err
+		}
+		if err := checkRelease(&up, plan, mp); err != nil {
+			return err
+		}
+		rows, err := tx.Ledger(ctx, merchantID)
+		if err != nil {
+			return err
+		}
+		if len(rows) != head.Releases {
+			return fmt.Errorf("ledger of %s has %d rows, its head says %d", merchantID, len(rows), head.Releases)
+		}
+		sgd := dp.Release{Mechanism: dp.Gaussian, Q: up.Release.SamplingRate, Z: up.Release.NoiseMultiplier, Steps: up.Release.Steps}
+		count := dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: up.Customers.Sigma, Steps: 1}
+		epsSGD, epsAll, err := debit(rows, sgd, count, mp)
+		if err != nil {
+			return err
+		}
+		rec = UpdateRecord{
+			ID: updateID(sum), Round: rr.ID, Merchant: merchantID, EnvelopeSHA256: sum[:], Nonce: hdr.Nonce[:],
+			Delta: up.Delta, Release: up.Release, Customers: up.Customers, Epsilon: epsAll, AcceptedAt: now.Truncate(time.Millisecond),
+		}
+		if err := tx.InsertUpdate(ctx, rec); err != nil {
+			return err
+		}
+		next := int64(head.Releases)
+		for i, l := range []struct {
+			r   dp.Release
+			eps float64
+		}{{sgd, epsSGD}, {count, epsAll}} {
+			if err := tx.InsertLedger(ctx, LedgerRow{
+				Merchant: merchantID, Seq: next + int64(i) + 1, Release: l.r, Round: rr.ID, Update: rec.ID, Epsilon: l.eps, At: rec.AcceptedAt,
+			}); err != nil {
+				return err
+			}
+		}
+		if err := tx.AdvanceBudget(ctx, BudgetHead{
+			Merchant: merchantID, Version: head.Version + 1, Epsilon: epsAll, Releases: head.Releases + 2, LastRelease: rec.AcceptedAt,
+		}, head.Version); err != nil {
+			return err
+		}
+		if rr.State == protocol.RoundOpen {
+			return tx.SetRoundState(ctx, rr.ID, protocol.RoundOpen, protocol.RoundCollecting, "", now)
+		}
+		return nil
+	})
+	if err != nil {
+		return protocol.Receipt{}, none, fmt.Errorf("submit: %w", err)
+	}
+	return s.receipt(rec, mp, duplicate), rec, nil
+}
+
+// lockRound reads round id and locks its row: FOR UPDATE while the round is
+// still open (this submission may move it to collecting), FOR SHARE after
+// that, so submissions to a collecting round run in parallel but never
+// alongside Tick's state change, which takes FOR UPDATE.
+func (s *Service) lockRound(ctx context.Context, tx Tx, id string) (RoundRecord, error) {
+	peek, err := tx.Round(ctx, id, LockNone)
+	if err != nil {
+		return peek, err
+	}
+	lock := LockShare
+	if peek.State == protocol.RoundOpen {
+		lock = LockUpdate
+	}
+	rr, err := tx.Round(ctx, id, lock)
+	if err != nil {
+		return rr, err
+	}
+	if rr.State == protocol.RoundOpen && lock != LockUpdate {
+		return rr, fmt.Errorf("round %s reopened: %w", id, ErrConflict)
+	}
+	return rr, nil
+}
+
+func (s *Service) checkRound(rr RoundRecord, up *protocol.Update, merchantID string, now time.Time) error {
+	switch {
+	case rr.State != protocol.RoundOpen && rr.State != protocol.RoundCollecting:
+		return fmt.Errorf("%w: round %s is %s", ErrRoundClosed, rr.ID, rr.State)
+	case !now.Before(rr.Deadline):
+		return fmt.Errorf("%w: round %s closed at %s", ErrRoundClosed, rr.ID, rr.Deadline.Format(time.RFC3339))
+	case !containsString(rr.Selected, merchantID):
+		return fmt.Errorf("%w: %s in round %s", ErrNotSelected, merchantID, rr.ID)
+	case up.BaseVersion != rr.BaseVersion:
+		return fmt.Errorf("%w: update trained from version %d, round %s from %d", ErrConflict, up.BaseVersion, rr.ID, rr.BaseVersion)
+	}
+	return nil
+}
+
+// checkRelease compares the declared DP parameters with the merchant's plan and policy.
+func checkRelease(up *protocol.Update, plan protocol.TrainingPlan, mp policies.MerchantPolicy) error {
+	r := up.Release
+	switch {
+	case r.NoiseMultiplier < plan.NoiseMultiplier*(1-1e-9) || r.NoiseMultiplier < mp.MinNoiseMultiplier:
+		return fmt.Errorf("%w: noise multiplier %v below the plan's %v (policy minimum %v)", ErrPolicy, r.NoiseMultiplier, plan.NoiseMultiplier, mp.MinNoiseMultiplier)
+	case math.Abs(r.ClipNorm-mp.ClipNorm) > 1e-12*mp.ClipNorm:
+		return fmt.Errorf("%w: clip norm %v, policy says %v", ErrPolicy, r.ClipNorm, mp.ClipNorm)
+	case r.SamplingRate > plan.SamplingRate*(1+1e-12):
+		return fmt.Errorf("%w: sampling rate %v above the plan's %v", ErrPolicy, r.SamplingRate, plan.SamplingRate)
+	case r.Steps > plan.Steps:
+		return fmt.Errorf("%w: %d steps, the plan allows %d", ErrPolicy, r.Steps, plan.Steps)
+	case up.Customers.Sigma < plan.CountNoise*(1-1e-9):
+		return fmt.Errorf("%w: customer count noise σ %v below the plan's %v", ErrPolicy, up.Customers.Sigma, plan.CountNoise)
+	case up.Customers.Value < float64(mp.MinCustomersPerUpdate):
+		return fmt.Errorf("%w: DP customer count %.1f below the policy minimum %d", ErrPolicy, up.Customers.Value, mp.MinCustomersPerUpdate)
+	}
+	return nil
+}
+
+// debit composes the merchant's ledger rows with the two new releases and
+// returns ε after the DP-SGD release and after both, or an error wrapping
+// dp.ErrBudgetExhausted if the cap would be exceeded.
+func debit(rows []LedgerRow, sgd, count dp.Release, mp policies.MerchantPolicy) (epsSGD, epsAll float64, err error) {
+	l, err := dp.NewLedger(dp.AccountantOptions{})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, r := range rows {
+		if err := l.Add(r.Release); err != nil {
+			return 0, 0, fmt.Errorf("ledger row %d: %w", r.Seq, err)
+		}
+	}
+	if epsSGD, _, err = l.EpsilonAfter(sgd, mp.Delta); err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", protocol.ErrInvalidUpdate, err)
+	}
+	if err := l.Add(sgd); err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", protocol.ErrInvalidUpdate, err)
+	}
+	epsAll, err = dp.Filter{Cap: mp.EpsilonCap, Delta: mp.Delta}.Check(l, count)
+	if err != nil {
+		return 0, 0, err
+	}
+	return epsSGD, epsAll, nil
+}
+
+// baseModel returns the parsed model of version v (cached: versions are immutable).
+func (s *Service) baseModel(ctx context.Context, tx Tx, v int) (*hazard.Model, error) {
+	s.mu.Lock()
+	m, ok := s.models[v]
+	s.mu.Unlock()
+	if ok {
+		return m, nil
+	}
+	rec, err := tx.Model(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	if m, err = hazard.Unmarshal(rec.Model, rec.SchemaHash); err != nil {
+		return nil, fmt.Errorf("model %d: %w", v, err)
+	}
+	s.mu.Lock()
+	s.models[v] = m
+	s.mu.Unlock()
+	return m, nil
+}
+
+func (s *Service) receipt(u UpdateRecord, mp policies.MerchantPolicy, duplicate bool) protocol.Receipt {
+	return protocol.Receipt{
+		UpdateID: u.ID, Round: u.Round, Merchant: u.Merchant, Epsilon: u.Epsilon, Delta: mp.Delta,
+		EpsilonCap: mp.EpsilonCap, AcceptedAt: u.AcceptedAt, Duplicate: duplicate,
+	}
+}
+
+// updateID names an update by its envelope: "u-" and 32 hex digits of its SHA-256.
+func updateID(sum [sha256.Size]byte) string { return "u-" + hex.EncodeToString(sum[:16]) }
+
+func containsString(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,628 @@
+// Package fedsql implements the aggregator's store transaction (aggregator.Tx)
+// once, in SQL that SQLite and PostgreSQL both run, over a small query
+// interface each backend adapts its transaction to. The dialects differ only in
+// placeholders and row locks: PostgreSQL takes FOR SHARE, FOR UPDATE and FOR
+// UPDATE SKIP LOCKED where the aggregator asks for them; SQLite has no row
+// locks, but every write transaction there holds the database's single write
+// lock from its first statement (BEGIN IMMEDIATE), which serialises the same
+// critical sections.
+package fedsql
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+)
+
+// Rows is a result set.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Querier runs statements inside one transaction.
+type Querier interface {
+	// Exec runs a statement and returns the number of rows it affected.
+	Exec(ctx context.Context, q string, args ...any) (int64, error)
+	// Query runs a query.
+	Query(ctx context.Context, q string, args ...any) (Rows, error)
+	// IsUniqueViolation reports whether err is a unique or primary key violation.
+	IsUniqueViolation(err error) bool
+}
+
+// Dialect says how a backend spells what differs.
+type Dialect struct {
+	// Numbered placeholders ($1, $2, …) instead of "?".
+	Numbered bool
+	// RowLocks enables FOR SHARE / FOR UPDATE / SKIP LOCKED clauses.
+	RowLocks bool
+}
+
+// Tx implements aggregator.Tx.
+type Tx struct {
+	q Querier
+	d Dialect
+}
+
+var _ aggregator.Tx = (*Tx)(nil)
+
+// New returns the aggregator transaction over q.
+func New(q Querier, d Dialect) *Tx { return &Tx{q: q, d: d} }
+
+// bind rewrites "?" placeholders for the dialect. No statement here has a
+// "?" inside a literal.
+func (t *Tx) bind(q string) string {
+	if !t.d.Numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (t *Tx) lock(l aggregator.Lock) string {
+	if !t.d.RowLocks {
+		return ""
+	}
+	switch l {
+	case aggregator.LockShare:
+		return " FOR SHARE"
+	case aggregator.LockUpdate:
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	n, err := t.q.Exec(ctx, t.bind(q), args...)
+	if err != nil && t.q.IsUniqueViolation(err) {
+		return 0, fmt.Errorf("%w: %w", aggregator.ErrConflict, err)
+	}
+	return n, err
+}
+
+// query runs q and calls scan for every row.
+func (t *Tx) query(ctx context.Context, q string, scan func(Rows) error, args ...any) error {
+	rows, err := t.q.Query(ctx, t.bind(q), args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// one runs q expecting exactly one row; ErrNotFound when there is none.
+func (t *Tx) one(ctx context.Context, q string, scan func(Rows) error, args ...any) error {
+	found := false
+	err := t.query(ctx, q, func(r Rows) error {
+		found = true
+		return scan(r)
+	}, args...)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return aggregator.ErrNotFound
+	}
+	return nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func mustJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+// --- merchants ---
+
+const merchantCols = `id, region, time_zone, public_key, revoked, enrolled_at_ms`
+
+func scanMerchant(r Rows) (aggregator.Merchant, error) {
+	var m aggregator.Merchant
+	var revoked, at int64
+	var pub []byte
+	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at); err != nil {
+		return m, err
+	}
+	m.PublicKey = append([]byte(nil), pub...)
+	m.Revoked = revoked != 0
+	m.EnrolledAt = fromMS(at)
+	return m, nil
+}
+
+// InsertMerchant implements aggregator.Tx.
+func (t *Tx) InsertMerchant(ctx context.Context, m aggregator.Merchant) error {
+	n, err := t.exec(ctx, `INSERT INTO fed_merchants (`+merchantCols+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		m.ID, m.Region, m.TimeZone, []byte(m.PublicKey), b2i(m.Revoked), ms(m.EnrolledAt))
+	if err != nil {
+		return fmt.Errorf("insert merchant: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("insert merchant %s: %w", m.ID, aggregator.ErrConflict)
+	}
+	if _, err := t.exec(ctx, `INSERT INTO fed_budgets (merchant, version, epsilon, releases, last_release_ms) VALUES (?, 0, 0, 0, 0)`, m.ID); err != nil {
+		return fmt.Errorf("insert budget: %w", err)
+	}
+	return nil
+}
+
+// Merchant implements aggregator.Tx.
+func (t *Tx) Merchant(ctx context.Context, id string) (aggregator.Merchant, error) {
+	var m aggregator.Merchant
+	err := t.one(ctx, `SELECT `+merchantCols+` FROM fed_merchants WHERE id = ?`, func(r Rows) (err error) {
+		m, err = scanMerchant(r)
+		return err
+	}, id)
+	if err != nil {
+		return m, fmt.Errorf("merchant %s: %w", id, err)
+	}
+	return m, nil
+}
+
+// Merchants implements aggregator.Tx.
+func (t *Tx) Merchants(ctx context.Context) ([]aggregator.Merchant, error) {
+	var ms []aggregator.Merchant
+	err := t.query(ctx, `SELECT `+merchantCols+` FROM fed_merchants ORDER BY id`, func(r Rows) error {
+		m, err := scanMerchant(r)
+		ms = append(ms, m)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("merchants: %w", err)
+	}
+	return ms, nil
+}
+
+// --- rounds ---
+
+const roundCols = `seq, id, state, opened_at_ms, deadline_ms, quorum, selected, base_version, plan, reason, closed_at_ms`
+
+func scanRound(r Rows) (aggregator.RoundRecord, error) {
+	var rr aggregator.RoundRecord
+	var state, selected, plan string
+	var opened, deadline, closed, quorum, base int64
+	if err := r.Scan(&rr.Seq, &rr.ID, &state, &opened, &deadline, &quorum, &selected, &base, &plan, &rr.Reason, &closed); err != nil {
+		return rr, err
+	}
+	rr.State = protocol.RoundState(state)
+	rr.OpenedAt, rr.Deadline, rr.ClosedAt = fromMS(opened), fromMS(deadline), fromMS(closed)
+	rr.Quorum, rr.BaseVersion = int(quorum), int(base)
+	if err := json.Unmarshal([]byte(selected), &rr.Selected); err != nil {
+		return rr, fmt.Errorf("round %s: selected: %w", rr.ID, err)
+	}
+	if err := json.Unmarshal([]byte(plan), &rr.Plan); err != nil {
+		return rr, fmt.Errorf("round %s: plan: %w", rr.ID, err)
+	}
+	return rr, nil
+}
+
+// InsertRound implements aggregator.Tx.
+func (t *Tx) InsertRound(ctx context.Context, r aggregator.RoundRecord) (bool, error) {
+	sel, err := mustJSON(r.Selected)
+	if err != nil {
+		return false, fmt.Errorf("insert round: %w", err)
+	}
+	plan, err := mustJSON(r.Plan)
+	if err != nil {
+		return false, fmt.Errorf("insert round: %w", err)
+	}
+	n, err := t.exec(ctx, `INSERT INTO fed_rounds (`+roundCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		r.Seq, r.ID, string(r.State), ms(r.OpenedAt), ms(r.Deadline), int64(r.Quorum), sel, int64(r.BaseVersion), plan, r.Reason, ms(r.ClosedAt))
+	if err != nil {
+		return false, fmt.Errorf("insert round: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Round implements aggregator.Tx.
+func (t *Tx) Round(ctx context.Context, id string, lock aggregator.Lock) (aggregator.RoundRecord, error) {
+	var rr aggregator.RoundRecord
+	err := t.one(ctx, `SELECT `+roundCols+` FROM fed_rounds WHERE id = ?`+t.lock(lock), func(r Rows) (err error) {
+		rr, err = scanRound(r)
+		return err
+	}, id)
+	if err != nil {
+		return rr, fmt.Errorf("round %s: %w", id, err)
+	}
+	return rr, nil
+}
+
+// LatestRound implements aggregator.Tx.
+func (t *Tx) LatestRound(ctx context.Context) (aggregator.RoundRecord, error) {
+	var rr aggregator.RoundRecord
+	err := t.one(ctx, `SELECT `+roundCols+` FROM fed_rounds ORDER BY seq DESC LIMIT 1`, func(r Rows) (err error) {
+		rr, err = scanRound(r)
+		return err
+	})
+	if err != nil {
+		return rr, fmt.Errorf("latest round: %w", err)
+	}
+	return rr, nil
+}
+
+// ClaimRounds implements aggregator.Tx.
+func (t *Tx) ClaimRounds(ctx context.Context) ([]aggregator.RoundRecord, error) {
+	q := `SELECT ` + roundCols + ` FROM fed_rounds WHERE state IN ('open', 'collecting', 'aggregating') ORDER BY seq`
+	if t.d.RowLocks {
+		q += ` FOR UPDATE SKIP LOCKED`
+	}
+	var rs []aggregator.RoundRecord
+	err := t.query(ctx, q, func(r Rows) error {
+		rr, err := scanRound(r)
+		rs = append(rs, rr)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim rounds: %w", err)
+	}
+	return rs, nil
+}
+
+// SetRoundState implements aggregator.Tx.
+func (t *Tx) SetRoundState(ctx context.Context, id string, from, to protocol.RoundState, reason string, at time.Time) error {
+	closed := int64(0)
+	if to.Terminal() {
+		closed = ms(at)
+	}
+	n, err := t.exec(ctx, `UPDATE fed_rounds SET state = ?, reason = ?, closed_at_ms = ? WHERE id = ? AND state = ?`,
+		string(to), reason, closed, id, string(from))
+	if err != nil {
+		return fmt.Errorf("set round %s state: %w", id, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("set round %s state %s → %s: %w", id, from, to, aggregator.ErrConflict)
+	}
+	return nil
+}
+
+// --- updates ---
+
+const updateCols = `id, round_id, merchant, envelope_sha256, nonce, delta, release, customers, epsilon, accepted_at_ms, audited`
+
+func scanUpdate(r Rows) (aggregator.UpdateRecord, error) {
+	var u aggregator.UpdateRecord
+	var env, nonce []byte
+	var delta, rel, cust string
+	var at, audited int64
+	if err := r.Scan(&u.ID, &u.Round, &u.Merchant, &env, &nonce, &delta, &rel, &cust, &u.Epsilon, &at, &audited); err != nil {
+		return u, err
+	}
+	u.EnvelopeSHA256 = append([]byte(nil), env...)
+	u.Nonce = append([]byte(nil), nonce...)
+	u.AcceptedAt = fromMS(at)
+	u.Audited = audited != 0
+	if err := json.Unmarshal([]byte(delta), &u.Delta); err != nil {
+		return u, fmt.Errorf("update %s: delta: %w", u.ID, err)
+	}
+	if err := json.Unmarshal([]byte(rel), &u.Release); err != nil {
+		return u, fmt.Errorf("update %s: release: %w", u.ID, err)
+	}
+	if err := json.Unmarshal([]byte(cust), &u.Customers); err != nil {
+		return u, fmt.Errorf("update %s: customers: %w", u.ID, err)
+	}
+	return u, nil
+}
+
+// InsertUpdate implements aggregator.Tx.
+func (t *Tx) InsertUpdate(ctx context.Context, u aggregator.UpdateRecord) error {
+	delta, err := mustJSON(u.Delta)
+	if err != nil {
+		return fmt.Errorf("insert update: %w", err)
+	}
+	rel, err := mustJSON(u.Release)
+	if err != nil {
+		return fmt.Errorf("insert update: %w", err)
+	}
+	cust, err := mustJSON(u.Customers)
+	if err != nil {
+		return fmt.Errorf("insert update: %w", err)
+	}
+	_, err = t.exec(ctx, `INSERT INTO fed_updates (`+updateCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Round, u.Merchant, u.EnvelopeSHA256, u.Nonce, delta, rel, cust, u.Epsilon, ms(u.AcceptedAt), b2i(u.Audited))
+	if err != nil {
+		return fmt.Errorf("insert update: %w", err)
+	}
+	return nil
+}
+
+func (t *Tx) updateWhere(ctx context.Context, what, where string, args ...any) (aggregator.UpdateRecord, error) {
+	var u aggregator.UpdateRecord
+	err := t.one(ctx, `SELECT `+updateCols+` FROM fed_updates WHERE `+where, func(r Rows) (err error) {
+		u, err = scanUpdate(r)
+		return err
+	}, args...)
+	if err != nil {
+		return u, fmt.Errorf("%s: %w", what, err)
+	}
+	return u, nil
+}
+
+// UpdateByEnvelope implements aggregator.Tx.
+func (t *Tx) UpdateByEnvelope(ctx context.Context, sum []byte) (aggregator.UpdateRecord, error) {
+	return t.updateWhere(ctx, "update by envelope", `envelope_sha256 = ?`, sum)
+}
+
+// UpdateFor implements aggregator.Tx.
+func (t *Tx) UpdateFor(ctx context.Context, round, merchant string) (aggregator.UpdateRecord, error) {
+	return t.updateWhere(ctx, "update of "+merchant+" in "+round, `round_id = ? AND merchant = ?`, round, merchant)
+}
+
+func (t *Tx) updates(ctx context.Context, q string, args ...any) ([]aggregator.UpdateRecord, error) {
+	var us []aggregator.UpdateRecord
+	err := t.query(ctx, `SELECT `+updateCols+` FROM fed_updates WHERE `+q, func(r Rows) error {
+		u, err := scanUpdate(r)
+		us = append(us, u)
+		return err
+	}, args...)
+	return us, err
+}
+
+// RoundUpdates implements aggregator.Tx.
+func (t *Tx) RoundUpdates(ctx context.Context, round string) ([]aggregator.UpdateRecord, error) {
+	us, err := t.updates(ctx, `round_id = ? ORDER BY merchant`, round)
+	if err != nil {
+		return nil, fmt.Errorf("updates of %s: %w", round, err)
+	}
+	return us, nil
+}
+
+// UnauditedUpdates implements aggregator.Tx.
+func (t *Tx) UnauditedUpdates(ctx context.Context) ([]aggregator.UpdateRecord, error) {
+	us, err := t.updates(ctx, `audited = 0 ORDER BY accepted_at_ms, id`)
+	if err != nil {
+		return nil, fmt.Errorf("unaudited updates: %w", err)
+	}
+	return us, nil
+}
+
+// CountUpdates implements aggregator.Tx.
+func (t *Tx) CountUpdates(ctx context.Context, round string) (all, audited int, err error) {
+	var a, b int64
+	err = t.one(ctx, `SELECT count(*), coalesce(sum(audited), 0) FROM fed_updates WHERE round_id = ?`, func(r Rows) error {
+		return r.Scan(&a, &b)
+	}, round)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count updates of %s: %w", round, err)
+	}
+	return int(a), int(b), nil
+}
+
+// MarkAudited implements aggregator.Tx.
+func (t *Tx) MarkAudited(ctx context.Context, id string) error {
+	if _, err := t.exec(ctx, `UPDATE fed_updates SET audited = 1 WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("mark update %s audited: %w", id, err)
+	}
+	return nil
+}
+
+// InsertNonce implements aggregator.Tx.
+func (t *Tx) InsertNonce(ctx context.Context, merchant string, nonce []byte, at time.Time) (bool, error) {
+	n, err := t.exec(ctx, `INSERT INTO fed_nonces (merchant, nonce, seen_at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, merchant, nonce, ms(at))
+	if err != nil {
+		return false, fmt.Errorf("insert nonce: %w", err)
+	}
+	return n == 1, nil
+}
+
+// --- budgets and ledger ---
+
+const budgetCols = `merchant, version, epsilon, releases, last_release_ms`
+
+func scanBudget(r Rows) (aggregator.BudgetHead, error) {
+	var b aggregator.BudgetHead
+	var releases, last int64
+	if err := r.Scan(&b.Merchant, &b.Version, &b.Epsilon, &releases, &last); err != nil {
+		return b, err
+	}
+	b.Releases, b.LastRelease = int(releases), fromMS(last)
+	return b, nil
+}
+
+// LockBudget implements aggregator.Tx.
+func (t *Tx) LockBudget(ctx context.Context, merchant string) (aggregator.BudgetHead, error) {
+	var b aggregator.BudgetHead
+	err := t.one(ctx, `SELECT `+budgetCols+` FROM fed_budgets WHERE merchant = ?`+t.lock(aggregator.LockUpdate), func(r Rows) (err error) {
+		b, err = scanBudget(r)
+		return err
+	}, merchant)
+	if err != nil {
+		return b, fmt.Errorf("lock budget of %s: %w", merchant, err)
+	}
+	return b, nil
+}
+
+// AdvanceBudget implements aggregator.Tx.
+func (t *Tx) AdvanceBudget(ctx context.Context, next aggregator.BudgetHead, prevVersion int64) error {
+	n, err := t.exec(ctx, `UPDATE fed_budgets SET version = ?, epsilon = ?, releases = ?, last_release_ms = ? WHERE merchant = ? AND version = ?`,
+		next.Version, next.Epsilon, int64(next.Releases), ms(next.LastRelease), next.Merchant, prevVersion)
+	if err != nil {
+		return fmt.Errorf("advance budget of %s: %w", next.Merchant, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("advance budget of %s from version %d: %w", next.Merchant, prevVersion, aggregator.ErrConflict)
+	}
+	return nil
+}
+
+// Budgets implements aggregator.Tx.
+func (t *Tx) Budgets(ctx context.Context) ([]aggregator.BudgetHead, error) {
+	var bs []aggregator.BudgetHead
+	err := t.query(ctx, `SELECT `+budgetCols+` FROM fed_budgets ORDER BY merchant`, func(r Rows) error {
+		b, err := scanBudget(r)
+		bs = append(bs, b)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("budgets: %w", err)
+	}
+	return bs, nil
+}
+
+// Ledger implements aggregator.Tx.
+func (t *Tx) Ledger(ctx context.Context, merchant string) ([]aggregator.LedgerRow, error) {
+	var rows []aggregator.LedgerRow
+	err := t.query(ctx, `SELECT merchant, seq, release, round_id, update_id, epsilon, at_ms FROM fed_ledger WHERE merchant = ? ORDER BY seq`, func(r Rows) error {
+		var l aggregator.LedgerRow
+		var rel string
+		var at int64
+		if err := r.Scan(&l.Merchant, &l.Seq, &rel, &l.Round, &l.Update, &l.Epsilon, &at); err != nil {
+			return err
+		}
+		l.At = fromMS(at)
+		if err := json.Unmarshal([]byte(rel), &l.Release); err != nil {
+			return fmt.Errorf("row %d: %w", l.Seq, err)
+		}
+		rows = append(rows, l)
+		return nil
+	}, merchant)
+	if err != nil {
+		return nil, fmt.Errorf("ledger of %s: %w", merchant, err)
+	}
+	return rows, nil
+}
+
+// InsertLedger implements aggregator.Tx.
+func (t *Tx) InsertLedger(ctx context.Context, l aggregator.LedgerRow) error {
+	rel, err := mustJSON(l.Release)
+	if err != nil {
+		return fmt.Errorf("insert ledger row: %w", err)
+	}
+	if _, err := t.exec(ctx, `INSERT INTO fed_ledger (merchant, seq, release, round_id, update_id, epsilon, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		l.Merchant, l.Seq, rel, l.Round, l.Update, l.Epsilon, ms(l.At)); err != nil {
+		return fmt.Errorf("insert ledger row: %w", err)
+	}
+	return nil
+}
+
+// --- models ---
+
+const modelCols = `version, round_id, parent, published_at_ms, contributions, policy_hash, schema_hash, merge, metrics`
+
+func scanModel(r Rows, withBlobs bool) (aggregator.ModelRecord, error) {
+	var m aggregator.ModelRecord
+	var version, parent, at int64
+	var contrib, metrics, model, opt string
+	dest := []any{&version, &m.Round, &parent, &at, &contrib, &m.PolicyHash, &m.SchemaHash, &m.Merge, &metrics}
+	if withBlobs {
+		dest = append(dest, &model, &opt)
+	}
+	if err := r.Scan(dest...); err != nil {
+		return m, err
+	}
+	m.Version, m.Parent, m.PublishedAt = int(version), int(parent), fromMS(at)
+	if err := json.Unmarshal([]byte(contrib), &m.Contributions); err != nil {
+		return m, fmt.Errorf("model %d: contributions: %w", version, err)
+	}
+	if err := json.Unmarshal([]byte(metrics), &m.Metrics); err != nil {
+		return m, fmt.Errorf("model %d: metrics: %w", version, err)
+	}
+	if withBlobs {
+		m.Model = json.RawMessage(model)
+		m.Optimizer = []byte(opt)
+	}
+	return m, nil
+}
+
+// InsertModel implements aggregator.Tx.
+func (t *Tx) InsertModel(ctx context.Context, m aggregator.ModelRecord) (bool, error) {
+	contrib, err := mustJSON(m.Contributions)
+	if err != nil {
+		return false, fmt.Errorf("insert model: %w", err)
+	}
+	metrics, err := mustJSON(m.Metrics)
+	if err != nil {
+		return false, fmt.Errorf("insert model: %w", err)
+	}
+	n, err := t.exec(ctx, `INSERT INTO fed_models (`+modelCols+`, model, optimizer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		int64(m.Version), m.Round, int64(m.Parent), ms(m.PublishedAt), contrib, m.PolicyHash, m.SchemaHash, m.Merge, metrics, string(m.Model), string(m.Optimizer))
+	if err != nil {
+		return false, fmt.Errorf("insert model: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Model implements aggregator.Tx.
+func (t *Tx) Model(ctx context.Context, version int) (aggregator.ModelRecord, error) {
+	var m aggregator.ModelRecord
+	err := t.one(ctx, `SELECT `+modelCols+`, model, optimizer FROM fed_models WHERE version = ?`, func(r Rows) (err error) {
+		m, err = scanModel(r, true)
+		return err
+	}, int64(version))
+	if err != nil {
+		return m, fmt.Errorf("model %d: %w", version, err)
+	}
+	return m, nil
+}
+
+// Models implements aggregator.Tx.
+func (t *Tx) Models(ctx context.Context) ([]aggregator.ModelRecord, error) {
+	var out []aggregator.ModelRecord
+	err := t.query(ctx, `SELECT `+modelCols+` FROM fed_models ORDER BY version`, func(r Rows) error {
+		m, err := scanModel(r, false)
+		out = append(out, m)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("models: %w", err)
+	}
+	return out, nil
+}
+
+// ActiveVersion implements aggregator.Tx.
+func (t *Tx) ActiveVersion(ctx context.Context) (int, error) {
+	var v int64
+	err := t.one(ctx, `SELECT version FROM fed_active WHERE singleton = 1`, func(r Rows) error { return r.Scan(&v) })
+	if err != nil {
+		return 0, fmt.Errorf("active version: %w", err)
+	}
+	return int(v), nil
+}
+
+// SetActiveVersion implements aggregator.Tx.
+func (t *Tx) SetActiveVersion(ctx context.Context, version int) error {
+	if _, err := t.exec(ctx, `INSERT INTO fed_active (singleton, version) VALUES (1, ?) ON CONFLICT (singleton) DO UPDATE SET version = excluded.version`, int64(version)); err != nil {
+		return fmt.Errorf("set active version %d: %w", version, err)
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/store/internal/fedsql"
+)
+
+var _ aggregator.Store = (*Store)(nil)
+
+// InTx runs fn in one READ COMMITTED transaction and commits it, rerunning the
+// whole of it on serialization failures and deadlocks. The aggregator's
+// critical sections rely on row locks (FOR UPDATE on a merchant's budget row,
+// FOR SHARE or FOR UPDATE on a round, SKIP LOCKED to claim rounds) and on
+// conditional updates, not on the isolation level.
+func (s *Store) InTx(ctx context.Context, fn func(aggregator.Tx) error) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		return fn(fedsql.New(pgQuerier{tx}, fedsql.Dialect{Numbered: true, RowLocks: true}))
+	})
+}
+
+// pgQuerier adapts a pgx transaction to fedsql.Querier.
+type pgQuerier struct{ tx pgx.Tx }
+
+func (q pgQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := q.tx.Exec(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (q pgQuerier) Query(ctx context.Context, query string, args ...any) (fedsql.Rows, error) {
+	rows, err := q.tx.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgRows{rows}, nil
+}
+
+func (q pgQuerier) IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation
+}
+
+type pgRows struct{ pgx.Rows }
+
+func (r pgRows) Close() { r.Rows.Close() }
