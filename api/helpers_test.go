@@ -36,7 +36,7 @@ type fixture struct {
 // tokenNames lists the callers of the route × role matrix.
 var tokenNames = []string{"none", "garbage", "expired", "foreign", "admin", "m1", "partner", "compliance"}
 
-func newIssuer(t *testing.T) (*auth.Issuer, auth.SigningKey, auth.PublicKey) {
+func newIssuer(t testing.TB) (*auth.Issuer, auth.SigningKey, auth.PublicKey) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -50,7 +50,7 @@ func newIssuer(t *testing.T) (*auth.Issuer, auth.SigningKey, auth.PublicKey) {
 	return iss, key, auth.PublicKey{ID: key.ID, Key: pub}
 }
 
-func issue(t *testing.T, iss *auth.Issuer, g auth.Grant) string {
+func issue(t testing.TB, iss *auth.Issuer, g auth.Grant) string {
 	t.Helper()
 	tok, _, err := iss.Issue(g)
 	if err != nil {
@@ -60,7 +60,7 @@ func issue(t *testing.T, iss *auth.Issuer, g auth.Grant) string {
 }
 
 // newFixture builds a Server over svc with opts' zero fields filled in.
-func newFixture(t *testing.T, svc Service, opts Options) *fixture {
+func newFixture(t testing.TB, svc Service, opts Options) *fixture {
 	t.Helper()
 	iss, key, pub := newIssuer(t)
 	// The same key two hours ago: its one-hour tokens have expired.
@@ -112,7 +112,7 @@ func newFixture(t *testing.T, svc Service, opts Options) *fixture {
 }
 
 // envelope seals a small payload from merchant for round.
-func (f *fixture) envelope(t *testing.T, merchant, round string) []byte {
+func (f *fixture) envelope(t testing.TB, merchant, round string) []byte {
 	t.Helper()
 	key, ok := f.merchantKeys[merchant]
 	if !ok {
@@ -130,7 +130,7 @@ func (f *fixture) envelope(t *testing.T, merchant, round string) []byte {
 }
 
 // do sends one request through the server and returns the recorder.
-func (f *fixture) do(t *testing.T, method, path, token, contentType string, body []byte) *httptest.ResponseRecorder {
+func (f *fixture) do(t testing.TB, method, path, token, contentType string, body []byte) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
 	if contentType != "" {

@@ -98,6 +98,9 @@ var errorMap = []struct {
 	{aggregator.ErrPolicy, http.StatusUnprocessableEntity, apiclient.TypePolicyViolation},
 	{aggregator.ErrConflict, http.StatusConflict, apiclient.TypeConflict},
 	{aggregator.ErrNotFound, http.StatusNotFound, apiclient.TypeNotFound},
+	// Committed but not audited: no success answer (fail closed); a retry of
+	// the same envelope is answered as a duplicate.
+	{aggregator.ErrAudit, http.StatusServiceUnavailable, apiclient.TypeUnavailable},
 }
 
 // classify returns the public face of err.

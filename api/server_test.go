@@ -170,6 +170,7 @@ func TestErrorMapping(t *testing.T) {
 		{aggregator.ErrPolicy, 422, apiclient.TypePolicyViolation, aggregator.ErrPolicy.Error(), false},
 		{aggregator.ErrConflict, 409, apiclient.TypeConflict, aggregator.ErrConflict.Error(), false},
 		{aggregator.ErrNotFound, 404, apiclient.TypeNotFound, aggregator.ErrNotFound.Error(), false},
+		{aggregator.ErrAudit, 503, apiclient.TypeUnavailable, aggregator.ErrAudit.Error(), true},
 		{errors.New("disk on fire"), 500, apiclient.TypeInternal, "internal error", true},
 	}
 	for _, tt := range tests {

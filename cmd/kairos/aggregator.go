@@ -79,17 +79,36 @@ type aggConfig struct {
 		MaxJSONBytes     int64 `yaml:"max_json_bytes"`
 	} `yaml:"limits"`
 	Rounds aggRounds `yaml:"rounds"`
+	// Envelopes bounds the sealed updates the service opens.
+	Envelopes struct {
+		MaxSkew            time.Duration `yaml:"max_skew,omitempty"`
+		RequirePostQuantum bool          `yaml:"require_post_quantum,omitempty"`
+	} `yaml:"envelopes,omitempty"`
 
 	dir string // the config file's directory
 }
 
-// aggRounds mirrors aggregator.RoundConfig.
+// aggRounds mirrors aggregator.RoundConfig; a zero or absent value takes the
+// aggregator's default.
 type aggRounds struct {
 	Deadline       time.Duration `yaml:"deadline"`
 	Quorum         int           `yaml:"quorum"`
 	SampleFraction float64       `yaml:"sample_fraction"`
 	StepsPerRound  int           `yaml:"steps_per_round"`
 	PlannedRounds  int           `yaml:"planned_rounds"`
+	SamplingRate   float64       `yaml:"sampling_rate,omitempty"`
+	LearningRate   float64       `yaml:"learning_rate,omitempty"`
+	L2             float64       `yaml:"l2,omitempty"`
+	CountNoise     float64       `yaml:"count_noise,omitempty"`
+	Cutoffs        []time.Time   `yaml:"cutoffs,omitempty"`
+	Server         string        `yaml:"server,omitempty"` // fedadam | fedavg
+	ServerLR       float64       `yaml:"server_lr,omitempty"`
+	ServerTau      float64       `yaml:"server_tau,omitempty"`
+	NormBound      float64       `yaml:"norm_bound,omitempty"`
+	EqualWeights   bool          `yaml:"equal_weights,omitempty"`
+	MaxRounds      int           `yaml:"max_rounds,omitempty"`
+	Seed           uint64        `yaml:"seed,omitempty"`
+	TickInterval   time.Duration `yaml:"tick_interval,omitempty"`
 }
 
 func (r aggRounds) config() aggregator.RoundConfig {
@@ -99,6 +118,19 @@ func (r aggRounds) config() aggregator.RoundConfig {
 		SampleFraction: r.SampleFraction,
 		StepsPerRound:  r.StepsPerRound,
 		PlannedRounds:  r.PlannedRounds,
+		SamplingRate:   r.SamplingRate,
+		LearningRate:   r.LearningRate,
+		L2:             r.L2,
+		CountNoise:     r.CountNoise,
+		Cutoffs:        r.Cutoffs,
+		Server:         r.Server,
+		ServerLR:       r.ServerLR,
+		ServerTau:      r.ServerTau,
+		NormBound:      r.NormBound,
+		EqualWeights:   r.EqualWeights,
+		MaxRounds:      r.MaxRounds,
+		Seed:           r.Seed,
+		TickInterval:   r.TickInterval,
 	}
 }
 
@@ -109,7 +141,7 @@ func defaultAggConfig(listen, db string) aggConfig {
 	c.Tokens.Leeway = 30 * time.Second
 	c.Limits.MaxEnvelopeBytes = api.DefaultMaxEnvelopeBytes
 	c.Limits.MaxJSONBytes = api.DefaultMaxJSONBytes
-	c.Rounds = aggRounds{Deadline: 2 * time.Minute, Quorum: 3, SampleFraction: 1, StepsPerRound: 20, PlannedRounds: 10}
+	c.Rounds = aggRounds{Deadline: 10 * time.Minute, Quorum: 1, SampleFraction: 1, StepsPerRound: 10, PlannedRounds: 20}
 	return c
 }
 
@@ -177,20 +209,25 @@ func (c *aggConfig) check() error {
 		errs = append(errs, errors.New("limits: max_envelope_bytes and max_json_bytes must be positive"))
 	}
 	r := c.Rounds
-	if r.Deadline <= 0 {
-		errs = append(errs, fmt.Errorf("rounds.deadline: %v must be positive", r.Deadline))
+	for _, f := range []struct {
+		name string
+		bad  bool
+	}{
+		{"deadline", r.Deadline < 0}, {"quorum", r.Quorum < 0}, {"steps_per_round", r.StepsPerRound < 0},
+		{"planned_rounds", r.PlannedRounds < 0}, {"max_rounds", r.MaxRounds < 0}, {"tick_interval", r.TickInterval < 0},
+		{"sample_fraction", r.SampleFraction < 0 || r.SampleFraction > 1}, {"sampling_rate", r.SamplingRate < 0 || r.SamplingRate > 1},
+		{"learning_rate", r.LearningRate < 0}, {"l2", r.L2 < 0}, {"count_noise", r.CountNoise < 0},
+		{"server_lr", r.ServerLR < 0}, {"server_tau", r.ServerTau < 0}, {"norm_bound", r.NormBound < 0},
+	} {
+		if f.bad {
+			errs = append(errs, fmt.Errorf("rounds.%s: out of range (0 takes the default)", f.name))
+		}
 	}
-	if r.Quorum < 1 {
-		errs = append(errs, fmt.Errorf("rounds.quorum: %d < 1", r.Quorum))
+	if r.Server != "" && r.Server != aggregator.ServerFedAdam && r.Server != aggregator.ServerFedAvg {
+		errs = append(errs, fmt.Errorf("rounds.server: %q: want %s or %s", r.Server, aggregator.ServerFedAdam, aggregator.ServerFedAvg))
 	}
-	if !(r.SampleFraction > 0 && r.SampleFraction <= 1) {
-		errs = append(errs, fmt.Errorf("rounds.sample_fraction: %v outside (0, 1]", r.SampleFraction))
-	}
-	if r.StepsPerRound < 1 {
-		errs = append(errs, fmt.Errorf("rounds.steps_per_round: %d < 1", r.StepsPerRound))
-	}
-	if r.PlannedRounds < 1 {
-		errs = append(errs, fmt.Errorf("rounds.planned_rounds: %d < 1", r.PlannedRounds))
+	if c.Envelopes.MaxSkew < 0 {
+		errs = append(errs, errors.New("envelopes.max_skew: negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -505,8 +542,14 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 			err = errors.Join(err, fmt.Errorf("aggregator serve: close audit log: %w", cerr))
 		}
 	}()
+	fst, ok := st.(aggregator.Store)
+	if !ok {
+		return fmt.Errorf("aggregator serve: store %T has no federation tables", st)
+	}
 	svc, err := aggregator.New(ctx, aggregator.Options{
-		Store: st, Policy: policy, Keys: a, Audit: alog, Logger: log, Rounds: cfg.Rounds.config(),
+		Store: fst, Policy: policy, Keys: a, Audit: alog, Logger: log, Rounds: cfg.Rounds.config(),
+		MaxSkew: cfg.Envelopes.MaxSkew, MaxEnvelope: int(cfg.Limits.MaxEnvelopeBytes),
+		RequirePostQuantum: cfg.Envelopes.RequirePostQuantum,
 	})
 	if err != nil {
 		return fmt.Errorf("aggregator serve: %w", err)

@@ -64,7 +64,7 @@ func TestAggregatorInit(t *testing.T) {
 	if got, want := cfg.dbURL(""), "sqlite:"+filepath.Join(dir, "kairos.db"); got != want {
 		t.Errorf("got db %q, want %q", got, want)
 	}
-	if cfg.Tokens.MerchantTTL != api.DefaultMerchantTokenTTL || cfg.Rounds.Deadline != 2*time.Minute {
+	if cfg.Tokens.MerchantTTL != api.DefaultMerchantTokenTTL || cfg.Rounds.Deadline != 10*time.Minute {
 		t.Errorf("durations did not survive the round trip: %+v", cfg)
 	}
 	pdata, err := os.ReadFile(cfg.path(cfg.Policy))
@@ -134,13 +134,17 @@ policy: policy.yaml
 admin_token: admin.token
 tokens: {merchant_ttl: 24h, leeway: 30s}
 limits: {max_envelope_bytes: 4096, max_json_bytes: 1024}
-rounds: {deadline: 90s, quorum: 2, sample_fraction: 0.5, steps_per_round: 10, planned_rounds: 5}
+rounds: {deadline: 90s, quorum: 2, sample_fraction: 0.5, steps_per_round: 10, planned_rounds: 5,
+  cutoffs: [1997-09-01T00:00:00Z, 1997-10-01T00:00:00Z], server: fedavg, tick_interval: 250ms}
+envelopes: {max_skew: 5m, require_post_quantum: true}
 `
 	c, err := parseAggConfig("good.yaml", []byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Rounds.Deadline != 90*time.Second || c.Rounds.SampleFraction != 0.5 || c.Tokens.MerchantTTL != 24*time.Hour || c.Limits.MaxJSONBytes != 1024 {
+	if c.Rounds.Deadline != 90*time.Second || c.Rounds.SampleFraction != 0.5 || c.Tokens.MerchantTTL != 24*time.Hour || c.Limits.MaxJSONBytes != 1024 ||
+		len(c.Rounds.Cutoffs) != 2 || !c.Rounds.Cutoffs[1].Equal(time.Date(1997, 10, 1, 0, 0, 0, 0, time.UTC)) ||
+		c.Rounds.TickInterval != 250*time.Millisecond || c.Envelopes.MaxSkew != 5*time.Minute || !c.Envelopes.RequirePostQuantum {
 		t.Errorf("parsed %+v", c)
 	}
 	tests := []struct {
@@ -153,8 +157,10 @@ rounds: {deadline: 90s, quorum: 2, sample_fraction: 0.5, steps_per_round: 10, pl
 		{"bad duration", strings.Replace(good, "deadline: 90s", "deadline: soon", 1), "time.Duration"},
 		{"missing listen", strings.Replace(good, "listen: 127.0.0.1:8700\n", "", 1), "listen: required"},
 		{"bad listen", strings.Replace(good, "127.0.0.1:8700", "localhost", 1), "listen: address localhost: missing port"},
-		{"zero quorum", strings.Replace(good, "quorum: 2", "quorum: 0", 1), "rounds.quorum: 0 < 1"},
-		{"fraction", strings.Replace(good, "sample_fraction: 0.5", "sample_fraction: 1.5", 1), "rounds.sample_fraction"},
+		{"negative quorum", strings.Replace(good, "quorum: 2", "quorum: -1", 1), "rounds.quorum: out of range"},
+		{"fraction", strings.Replace(good, "sample_fraction: 0.5", "sample_fraction: 1.5", 1), "rounds.sample_fraction: out of range"},
+		{"server", strings.Replace(good, "server: fedavg", "server: sgd", 1), `rounds.server: "sgd"`},
+		{"repeated key", strings.Replace(good, "quorum: 2", "quorum: 2, quorum: 3", 1), "already defined"},
 		{"leeway", strings.Replace(good, "leeway: 30s", "leeway: 1h", 1), "tokens.leeway"},
 		{"tls half", good + "tls: {cert: c.pem}\n", "tls: cert and key go together"},
 		{"wrong type", strings.Replace(good, "quorum: 2", "quorum: two", 1), "cannot unmarshal"},
