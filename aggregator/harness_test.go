@@ -1,0 +1,306 @@
+package aggregator_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/crypto/seal"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/policies"
+	"github.com/kairos-fl/kairos/store"
+)
+
+// backend opens stores over one database; open may be called several times
+// (replicas, restarts).
+type backend struct {
+	name string
+	open func(t testing.TB) store.Store
+}
+
+// backends returns SQLite and, with KAIROS_TEST_POSTGRES_URL, PostgreSQL
+// (a fresh database per call); without it PostgreSQL is skipped unless CI=true.
+func backends(t *testing.T) []backend {
+	t.Helper()
+	bs := []backend{sqliteBackend(t)}
+	u := os.Getenv("KAIROS_TEST_POSTGRES_URL")
+	switch {
+	case u != "":
+		bs = append(bs, postgresBackend(t, u))
+	case os.Getenv("CI") == "true":
+		t.Fatal("KAIROS_TEST_POSTGRES_URL is not set but CI=true: PostgreSQL tests must run in CI")
+	default:
+		t.Log("KAIROS_TEST_POSTGRES_URL not set; PostgreSQL skipped")
+	}
+	return bs
+}
+
+func sqliteBackend(t *testing.T) backend {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kairos.db")
+	return backend{name: "sqlite", open: func(t testing.TB) store.Store {
+		t.Helper()
+		return openMigrated(t, path)
+	}}
+}
+
+func postgresBackend(t *testing.T, base string) backend {
+	t.Helper()
+	ctx := context.Background()
+	var once sync.Once
+	var dsn string
+	return backend{name: "postgres", open: func(tb testing.TB) store.Store {
+		tb.Helper()
+		once.Do(func() {
+			admin, err := pgx.Connect(ctx, base)
+			if err != nil {
+				t.Fatalf("connect to %s: %v", base, err)
+			}
+			defer admin.Close(ctx)
+			var b [8]byte
+			rand.Read(b[:])
+			name := "kairos_agg_" + hex.EncodeToString(b[:])
+			if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+				t.Fatalf("create database: %v", err)
+			}
+			t.Cleanup(func() {
+				c, err := pgx.Connect(ctx, base)
+				if err != nil {
+					t.Errorf("drop database %s: %v", name, err)
+					return
+				}
+				defer c.Close(ctx)
+				if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+					t.Errorf("drop database %s: %v", name, err)
+				}
+			})
+			u, err := url.Parse(base)
+			if err != nil {
+				t.Fatalf("parse KAIROS_TEST_POSTGRES_URL: %v", err)
+			}
+			u.Path = "/" + name
+			dsn = u.String()
+		})
+		return openMigrated(tb, dsn)
+	}}
+}
+
+func openMigrated(t testing.TB, url string) store.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	return st
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const testPolicy = `version: 1
+federation: test
+defaults:
+  epsilon_cap: 1.0
+  delta: 1e-6
+  min_noise_multiplier: 0.5
+  clip_norm: 1.0
+  min_customers_per_update: 100
+  allowed_features: [all]
+  retention_days: 365
+merchants:
+  m1: {}
+  m2: {}
+  m3: {}
+  m4: {}
+  poor: { epsilon_cap: 0.5 }
+`
+
+// fed is one test federation: an aggregator key set and policy shared by the
+// services (replicas) opened over one backend.
+type fed struct {
+	t        *testing.T
+	b        backend
+	agg      *keys.Aggregator
+	recip    age.Recipient
+	policy   *policies.Policy
+	clock    *clock
+	cfg      aggregator.RoundConfig
+	merchant map[string]ed25519.PrivateKey
+}
+
+func newFed(t *testing.T, b backend, cfg aggregator.RoundConfig) *fed {
+	t.Helper()
+	agg, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recip, err := keys.ParseRecipient(agg.Recipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policies.Parse("test.yaml", []byte(testPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fed{t: t, b: b, agg: agg, recip: recip, policy: p,
+		clock: &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}, cfg: cfg,
+		merchant: map[string]ed25519.PrivateKey{}}
+}
+
+// replica is one Service with its own store handle and audit log.
+type replica struct {
+	svc   *aggregator.Service
+	store store.Store
+	log   *audit.Log
+}
+
+// start opens a store handle, an audit log and a Service.
+func (f *fed) start(t testing.TB) *replica {
+	t.Helper()
+	ctx := context.Background()
+	st := f.b.open(t)
+	log, err := audit.New(ctx, audit.Options{Store: st, HMACKey: f.agg.AuditHMAC, SigningKey: f.agg.Checkpoint, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	svc, err := aggregator.New(ctx, aggregator.Options{
+		Store: st.(aggregator.Store), Policy: f.policy, Keys: f.agg, Audit: log, Now: f.clock.Now, Rounds: f.cfg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &replica{svc: svc, store: st, log: log}
+}
+
+// enrol enrols ids with fresh signing keys.
+func (f *fed) enrol(t testing.TB, r *replica, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.Enrol(context.Background(), "admin:test", aggregator.Merchant{ID: id, TimeZone: "Europe/Berlin", PublicKey: pub}); err != nil {
+			t.Fatalf("enrol %s: %v", id, err)
+		}
+		f.merchant[id] = priv
+	}
+}
+
+// update builds merchant's honest update for round r as the plan allows.
+func (f *fed) update(t testing.TB, r protocol.Round, merchant string) protocol.Update {
+	t.Helper()
+	m, err := hazard.Unmarshal(r.Model, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta := make([]float64, len(m.Params))
+	for i := range delta {
+		delta[i] = 0.01 * float64(i%7-3)
+	}
+	return protocol.Update{
+		Version: protocol.Version, Round: r.ID, Merchant: merchant, BaseVersion: r.BaseVersion,
+		SchemaHash: m.Schema.Hash, Delta: delta,
+		Release:   protocol.Release{SamplingRate: r.Plan.SamplingRate, NoiseMultiplier: r.Plan.NoiseMultiplier, Steps: r.Plan.Steps, ClipNorm: r.Plan.ClipNorm},
+		Customers: protocol.NoisyCount{Value: 1000, Sigma: r.Plan.CountNoise},
+	}
+}
+
+// seal seals u as signer (default: u.Merchant's key) at the clock's time.
+func (f *fed) seal(t testing.TB, u protocol.Update, opts ...func(*sealOpts)) []byte {
+	t.Helper()
+	o := sealOpts{header: seal.Header{MerchantID: u.Merchant, Round: u.Round, ModelVersion: strconv.Itoa(u.BaseVersion), CreatedAt: f.clock.Now()},
+		key: f.merchant[u.Merchant], rand: rand.Reader}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	payload, err := json.Marshal(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.key == nil {
+		_, o.key, _ = ed25519.GenerateKey(rand.Reader)
+	}
+	env, err := seal.Seal(o.rand, o.header, payload, o.key, f.recip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+type sealOpts struct {
+	header seal.Header
+	key    ed25519.PrivateKey
+	rand   io.Reader
+}
+
+// submitHonest fetches the current round as merchant and submits an honest update.
+func (f *fed) submitHonest(t testing.TB, r *replica, merchant string) (protocol.Receipt, error) {
+	t.Helper()
+	round, err := r.svc.CurrentRound(context.Background(), merchant)
+	if err != nil {
+		t.Fatalf("current round for %s: %v", merchant, err)
+	}
+	return r.svc.Submit(context.Background(), merchant, f.seal(t, f.update(t, round, merchant)))
+}
+
+// auditActions counts the audit entries by action and outcome.
+func auditActions(t testing.TB, st store.Store) map[string]int {
+	t.Helper()
+	es, err := st.AuditEntries(context.Background(), 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, e := range es {
+		out[fmt.Sprintf("%s %s", e.Action, e.Outcome)]++
+	}
+	return out
+}
+
+func (f *fed) verifyAudit(t testing.TB, r *replica) {
+	t.Helper()
+	if _, err := audit.Verify(context.Background(), r.store, f.agg.Checkpoint.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatalf("audit verify: %v", err)
+	}
+}
