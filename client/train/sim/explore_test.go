@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -103,3 +104,28 @@ func cdnowData(t testing.TB) *Data {
 }
 
 func cdnowPathFor(*Data) string { return cdnowPathOnce }
+
+// TestRepeat runs Simulate REPS times (KAIROS_EXPLORE=1) and prints the spread.
+func TestRepeat(t *testing.T) {
+	if os.Getenv("KAIROS_EXPLORE") == "" {
+		t.Skip("set KAIROS_EXPLORE=1")
+	}
+	d := cdnowData(t)
+	opt := DefaultFedOptions()
+	opt.Rounds, opt.Steps, opt.LearningRate = envI("R", opt.Rounds), envI("S", opt.Steps), envF("LR", opt.LearningRate)
+	opt.ClipNorm, opt.SamplingRate = envF("C", opt.ClipNorm), envF("Q", opt.SamplingRate)
+	if v := os.Getenv("SERVER"); v != "" {
+		opt.Server, opt.ServerLR, opt.Tau = v, envF("SLR", 0), envF("TAU", 0)
+	}
+	for rep := range envI("REPS", 3) {
+		r, err := d.Simulate(context.Background(), SimOptions{Fed: opt, SkipCentralized: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		line := fmt.Sprintf("rep %d fed %.4f local", rep, r.Federated.AUC30)
+		for _, m := range r.Merchants {
+			line += fmt.Sprintf(" %.4f", m.LocalOnly.AUC30)
+		}
+		t.Log(line)
+	}
+}

@@ -308,11 +308,7 @@ func (o *FedOptions) defaults() error {
 // noise countNoise) spend at most eps at delta.
 func Calibrate(eps, delta, q float64, steps, rounds int, countNoise float64) (float64, error) {
 	spend := func(z float64) (float64, error) {
-		e, _, err := dp.Epsilon([]dp.Release{
-			{Mechanism: dp.Gaussian, Q: q, Z: z, Steps: steps * rounds},
-			{Mechanism: dp.Gaussian, Q: 1, Z: countNoise, Steps: rounds},
-		}, delta, dp.AccountantOptions{})
-		return e, err
+		return epsilonAt(delta, z, q, steps, rounds, countNoise)
 	}
 	lo, hi := 0.5, 1.0
 	for {
@@ -352,6 +348,14 @@ func Calibrate(eps, delta, q float64, steps, rounds int, countNoise float64) (fl
 		}
 	}
 	return hi, nil
+}
+
+func epsilonAt(delta, z, q float64, steps, rounds int, countNoise float64) (float64, error) {
+	e, _, err := dp.Epsilon([]dp.Release{
+		{Mechanism: dp.Gaussian, Q: q, Z: z, Steps: steps * rounds},
+		{Mechanism: dp.Gaussian, Q: 1, Z: countNoise, Steps: rounds},
+	}, delta, dp.AccountantOptions{})
+	return e, err
 }
 
 // Federate runs the federation and scores its final model on the pooled test rows.
