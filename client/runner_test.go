@@ -1,0 +1,397 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	mathrand "math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/crypto/seal"
+	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
+)
+
+// fakeAgg is an in-process aggregator: it opens envelopes with crypto/seal
+// exactly as the real one must, recognises a re-sent envelope, and opens a new
+// round after each accepted update.
+type fakeAgg struct {
+	t        *testing.T
+	keys     *keys.Aggregator
+	merchant ed25519.PublicKey
+	model    json.RawMessage
+	plan     protocol.TrainingPlan
+	now      func() time.Time
+
+	mu        sync.Mutex
+	seq       int64
+	attempts  int
+	transient int    // fail this many submissions with a transport error
+	lostReply bool   // accept the next submission but fail to answer
+	refuse    string // answer every submission with this problem type
+	accepted  map[[32]byte]protocol.Receipt
+	nonces    map[[seal.NonceSize]byte]bool
+	updates   []protocol.Update
+}
+
+func newFakeAgg(t *testing.T, m *keys.Merchant) *fakeAgg {
+	t.Helper()
+	a, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, err := feature.NewSchema(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := train.InitialModel(schema, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mj, err := base.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeAgg{
+		t: t, keys: a, merchant: m.Signing.Public().(ed25519.PublicKey), model: mj,
+		plan: protocol.TrainingPlan{
+			Cutoffs:  []time.Time{date(1997, 7, 1), date(1997, 9, 1)},
+			Steps:    3, SamplingRate: 0.2, NoiseMultiplier: 1.2, ClipNorm: 1, LearningRate: 0.1,
+			Delta: 1e-6, CountNoise: 50,
+		},
+		now: time.Now, accepted: map[[32]byte]protocol.Receipt{}, nonces: map[[seal.NonceSize]byte]bool{},
+	}
+}
+
+func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+
+func (f *fakeAgg) roundID() string { return fmt.Sprintf("r%d", f.seq) }
+
+func (f *fakeAgg) CurrentRound(context.Context) (protocol.Round, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return protocol.Round{
+		ID: f.roundID(), Seq: f.seq, State: protocol.RoundOpen, Selected: true, BaseVersion: int(f.seq),
+		Model: f.model, Plan: f.plan, Recipient: f.keys.Recipient,
+	}, nil
+}
+
+func (f *fakeAgg) SubmitUpdate(_ context.Context, round string, env []byte) (protocol.Receipt, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts++
+	if f.transient > 0 {
+		f.transient--
+		return protocol.Receipt{}, errors.New("dial tcp 127.0.0.1:1: connection refused")
+	}
+	if f.refuse != "" {
+		return protocol.Receipt{}, &apiclient.Problem{Status: http.StatusConflict, Type: f.refuse}
+	}
+	sum := sha256.Sum256(env)
+	if rc, ok := f.accepted[sum]; ok {
+		rc.Duplicate = true
+		return rc, nil
+	}
+	_, payload, err := seal.Open(env, seal.OpenOptions{
+		Identity: f.keys.Identity,
+		Signers:  func(string) (ed25519.PublicKey, error) { return f.merchant, nil },
+		Round:    f.roundID(), Now: f.now(), MaxSkew: 5 * time.Minute,
+		SeenNonce: func(_ string, n [seal.NonceSize]byte) bool {
+			seen := f.nonces[n]
+			f.nonces[n] = true
+			return seen
+		},
+	})
+	switch {
+	case errors.Is(err, seal.ErrStale):
+		return protocol.Receipt{}, &apiclient.Problem{Status: 400, Type: apiclient.TypeStaleEnvelope}
+	case errors.Is(err, seal.ErrRoundMismatch):
+		return protocol.Receipt{}, &apiclient.Problem{Status: 409, Type: apiclient.TypeRoundMismatch}
+	case err != nil:
+		f.t.Errorf("fake aggregator: open envelope: %v", err)
+		return protocol.Receipt{}, &apiclient.Problem{Status: 400, Type: apiclient.TypeInvalidEnvelope}
+	}
+	var u protocol.Update
+	if err := json.Unmarshal(payload, &u); err != nil {
+		f.t.Errorf("fake aggregator: decode update: %v", err)
+	}
+	if err := u.Validate(hazard.NumParams(hazard.KindLinear, len(mustSchema(f.t).Names), 0, model.Horizon)); err != nil {
+		f.t.Errorf("fake aggregator: %v", err)
+	}
+	f.updates = append(f.updates, u)
+	rc := protocol.Receipt{UpdateID: fmt.Sprint(len(f.updates)), Round: round, Merchant: u.Merchant, Epsilon: 0.1, EpsilonCap: 1}
+	f.accepted[sum] = rc
+	f.seq++
+	if f.lostReply {
+		f.lostReply = false
+		return protocol.Receipt{}, errors.New("read tcp: connection reset by peer")
+	}
+	return rc, nil
+}
+
+func mustSchema(t *testing.T) feature.Schema {
+	t.Helper()
+	s, err := feature.NewSchema(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// testEvents are 300 customers buying every 20–80 days through 1997.
+func testEvents() []model.Event {
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	var out []model.Event
+	for c := range 300 {
+		at := date(1997, 1, 1).Add(time.Duration(rng.IntN(60)) * model.Day)
+		for at.Before(date(1998, 1, 1)) {
+			out = append(out, model.Event{Customer: fmt.Sprintf("p%03d", c), Time: at, Kind: model.Purchase, Amount: 10, HasAmount: true})
+			at = at.Add(time.Duration(20+rng.IntN(60)) * model.Day)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b model.Event) int { return a.Time.Compare(b.Time) })
+	return out
+}
+
+type runnerEnv struct {
+	merchant *keys.Merchant
+	dir      string
+	agg      *fakeAgg
+}
+
+func newRunnerEnv(t *testing.T) *runnerEnv {
+	t.Helper()
+	m, err := keys.GenerateMerchant(rand.Reader, "shop-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &runnerEnv{merchant: m, dir: t.TempDir(), agg: newFakeAgg(t, m)}
+}
+
+// runner opens the state directory and returns a runner over it; close the
+// store with the returned function.
+func (e *runnerEnv) runner(t *testing.T, cap float64, now func() time.Time) (*Runner, *State, func()) {
+	t.Helper()
+	store, st, err := OpenState(e.dir, e.merchant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(Options{
+		API: e.agg, Merchant: e.merchant, Events: testEvents(), Store: store, State: st, EpsilonCap: cap,
+		Now: now, PollInterval: time.Millisecond, Backoff: Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, st, func() { store.Close() }
+}
+
+// roundEpsilon is ε after k rounds of plan, from the accountant directly.
+func roundEpsilon(t *testing.T, plan protocol.TrainingPlan, k int) float64 {
+	t.Helper()
+	eps, _, err := dp.Epsilon([]dp.Release{
+		{Mechanism: dp.Gaussian, Q: plan.SamplingRate, Z: plan.NoiseMultiplier, Steps: plan.Steps * k},
+		{Mechanism: dp.Gaussian, Q: 1, Z: plan.CountNoise, Steps: k},
+	}, plan.Delta, dp.AccountantOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eps
+}
+
+func TestRunnerJoinsRounds(t *testing.T) {
+	e := newRunnerEnv(t)
+	r, _, done := e.runner(t, 100, nil)
+	defer done()
+	n, err := r.Run(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("joined: got %d, want 2", n)
+	}
+	if got := len(e.agg.updates); got != 2 {
+		t.Fatalf("updates at the aggregator: got %d, want 2", got)
+	}
+	for i, u := range e.agg.updates {
+		if u.Round != fmt.Sprintf("r%d", i) || u.Merchant != "shop-1" || u.BaseVersion != i {
+			t.Errorf("update %d: got round %q merchant %q base %d, want r%d shop-1 %d", i, u.Round, u.Merchant, u.BaseVersion, i, i)
+		}
+		if u.Release.Steps != 3 || u.Release.ClipNorm != 1 || u.Release.NoiseMultiplier < 1.2 {
+			t.Errorf("update %d: release %+v, want 3 steps, clip 1, z ≥ 1.2", i, u.Release)
+		}
+		// 300 customers plus Gaussian noise of σ 50: far outside ±300 would be a bug.
+		if math.Abs(u.Customers.Value-300) > 300 {
+			t.Errorf("update %d: customer count %v, want about 300", i, u.Customers.Value)
+		}
+	}
+	st, err := ReadState(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending != nil || st.Accepted() != 2 || len(st.Releases) != 4 {
+		t.Errorf("state: pending %v, accepted %d, releases %d; want none, 2, 4", st.Pending != nil, st.Accepted(), len(st.Releases))
+	}
+	got, err := st.Epsilon(1e-6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The noise actually added may exceed the plan by up to 0.1%, so ε is at most the planned one.
+	if want := roundEpsilon(t, e.agg.plan, 2); got > want+1e-9 || got < 0.98*want {
+		t.Errorf("local ε after 2 rounds: got %v, want ≈ %v (planned)", got, want)
+	}
+}
+
+func TestRunnerRefusesPastLocalCap(t *testing.T) {
+	e := newRunnerEnv(t)
+	one, two := roundEpsilon(t, e.agg.plan, 1), roundEpsilon(t, e.agg.plan, 2)
+	r, st, done := e.runner(t, (one+two)/2, nil)
+	defer done()
+	n, err := r.Run(context.Background(), 0)
+	if !errors.Is(err, ErrLocalBudget) || !errors.Is(err, dp.ErrBudgetExhausted) {
+		t.Fatalf("run: got %v, want ErrLocalBudget", err)
+	}
+	if n != 1 || len(e.agg.updates) != 1 || len(st.Releases) != 2 {
+		t.Errorf("got %d rounds, %d updates, %d releases; want 1, 1, 2", n, len(e.agg.updates), len(st.Releases))
+	}
+}
+
+func TestRunnerRetriesTransientFailures(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.agg.transient = 3
+	r, _, done := e.runner(t, 100, nil)
+	defer done()
+	if _, err := r.Run(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if e.agg.attempts != 4 || len(e.agg.updates) != 1 {
+		t.Errorf("attempts %d, updates %d; want 4 and 1", e.agg.attempts, len(e.agg.updates))
+	}
+}
+
+func TestRunnerResumesAfterLostReply(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.agg.lostReply = true
+	r, st, done := e.runner(t, 100, nil)
+	r.opt.Backoff.MaxAttempts = 1 // the "crash": give up after the lost reply
+	if _, err := r.Run(context.Background(), 1); err == nil {
+		t.Fatal("run: got nil error, want the lost reply")
+	}
+	if st.Pending == nil {
+		t.Fatal("no pending update after the failed upload")
+	}
+	done()
+
+	r, st, done = e.runner(t, 100, nil)
+	defer done()
+	n, err := r.Run(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("joined: got %d, want 1 (the resumed round)", n)
+	}
+	if len(e.agg.updates) != 1 {
+		t.Errorf("updates at the aggregator: got %d, want 1", len(e.agg.updates))
+	}
+	if len(st.Releases) != 2 || len(st.Rounds) != 1 || st.Rounds[0].Outcome != OutcomeDuplicate {
+		t.Errorf("state: %d releases, rounds %+v; want 2 releases and one duplicate round", len(st.Releases), st.Rounds)
+	}
+	if e.agg.attempts != 2 {
+		t.Errorf("attempts: got %d, want 2", e.agg.attempts)
+	}
+}
+
+func TestRunnerClockSkew(t *testing.T) {
+	e := newRunnerEnv(t)
+	skewed := func() time.Time { return time.Now().Add(3 * time.Hour) }
+	r, st, done := e.runner(t, 100, skewed)
+	_, err := r.Run(context.Background(), 1)
+	if !errors.Is(err, ErrClockSkew) {
+		t.Fatalf("run with a skewed clock: got %v, want ErrClockSkew", err)
+	}
+	if st.Pending == nil || len(st.Releases) != 2 || len(e.agg.updates) != 0 {
+		t.Fatalf("after skew: pending %v, releases %d, updates %d; want pending, 2, 0", st.Pending != nil, len(st.Releases), len(e.agg.updates))
+	}
+	var want protocol.Update
+	if err := json.Unmarshal(st.Pending.Payload, &want); err != nil {
+		t.Fatal(err)
+	}
+	done()
+
+	r, st, done = e.runner(t, 100, nil) // clock fixed
+	defer done()
+	if _, err := r.Run(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.agg.updates) != 1 || len(st.Releases) != 2 {
+		t.Fatalf("after fixing the clock: updates %d, releases %d; want 1 and 2 (no second debit)", len(e.agg.updates), len(st.Releases))
+	}
+	if got := e.agg.updates[0]; !slices.Equal(got.Delta, want.Delta) || got.Release != want.Release {
+		t.Errorf("the resealed update differs from the one trained before the restart")
+	}
+}
+
+func TestRunnerRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		problem string
+		wantErr error
+	}{
+		{apiclient.TypeRoundClosed, nil},
+		{apiclient.TypeReplay, nil},
+		{apiclient.TypeBudgetExhausted, ErrFederationBudget},
+	} {
+		t.Run(tc.problem, func(t *testing.T) {
+			e := newRunnerEnv(t)
+			e.agg.refuse = tc.problem
+			r, st, done := e.runner(t, 100, nil)
+			defer done()
+			_, err := r.Run(context.Background(), 1)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("run: got %v, want %v", err, tc.wantErr)
+			}
+			if st.Pending != nil || len(st.Rounds) != 1 || st.Rounds[0].Outcome != OutcomeRefused {
+				t.Errorf("state: pending %v, rounds %+v; want one refused round", st.Pending != nil, st.Rounds)
+			}
+			if len(st.Releases) != 2 {
+				t.Errorf("local releases: got %d, want 2 (a refused update keeps its debit)", len(st.Releases))
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
+	rng := mathrand.New(mathrand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		n        int
+		lo, high time.Duration
+	}{
+		{0, 50 * time.Millisecond, 100 * time.Millisecond},
+		{1, 100 * time.Millisecond, 200 * time.Millisecond},
+		{3, 400 * time.Millisecond, 800 * time.Millisecond},
+		{4, 500 * time.Millisecond, time.Second},
+		{60, 500 * time.Millisecond, time.Second},
+	} {
+		for range 50 {
+			if got := b.wait(tc.n, rng); got < tc.lo || got > tc.high {
+				t.Fatalf("wait(%d): got %v, want in [%v, %v]", tc.n, got, tc.lo, tc.high)
+			}
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/csv"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/crypto/pseudonym"
+	"github.com/kairos-fl/kairos/model"
+)
+
+func TestScoreClosedForm(t *testing.T) {
+	const h = 0.01
+	m, err := train.InitialModel(mustSchema(t), h) // zero weights: every customer's daily hazard is h
+	if err != nil {
+		t.Fatal(err)
+	}
+	nyc, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(c string, d time.Time) model.Event {
+		return model.Event{Customer: c, Time: d, Kind: model.Purchase, Amount: 5, HasAmount: true}
+	}
+	events := []model.Event{
+		ev("ps-17", date(1998, 1, 3)), ev("ps-9", date(1998, 2, 1)), ev("ps-abc", date(1998, 2, 2)),
+		ev("ps-late", date(1998, 4, 1)), // after the cutoff: not scored
+	}
+	ids := map[string]string{"ps-17": "17", "ps-9": "9"} // ps-abc has no raw id: written as is
+	cutoff := time.Date(1998, 3, 1, 0, 0, 0, 0, nyc).UTC()
+	var buf bytes.Buffer
+	n, err := Score(context.Background(), events, ScoreOptions{Model: m, Cutoff: cutoff, Location: nyc, IDs: ids}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("customers: got %d, want 3", n)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(recs[0], ","), "customer,p_1d,p_3d,p_7d,p_14d,p_30d,expected_days,most_likely_date"; got != want {
+		t.Errorf("header: got %s, want %s", got, want)
+	}
+	var order []string
+	for _, r := range recs[1:] {
+		order = append(order, r[0])
+		for i, d := range []int{1, 3, 7, 14, 30} {
+			want := 1 - math.Pow(1-h, float64(d))
+			got, _ := strconv.ParseFloat(r[1+i], 64)
+			if math.Abs(got-want) > 5e-5 {
+				t.Errorf("%s: P(within %d d): got %v, want %.4f", r[0], d, got, want)
+			}
+		}
+		// E[min(T, 30)] = Σ_{t=0}^{29} (1−h)^t = (1 − (1−h)^30)/h.
+		wantE := (1 - math.Pow(1-h, 30)) / h
+		if got, _ := strconv.ParseFloat(r[6], 64); math.Abs(got-wantE) > 0.005 {
+			t.Errorf("%s: expected days: got %v, want %.2f", r[0], got, wantE)
+		}
+		// With a constant hazard, day 1 is the most likely first purchase day:
+		// the cutoff's own local date.
+		if r[7] != "1998-03-01" {
+			t.Errorf("%s: most likely date: got %s, want 1998-03-01", r[0], r[7])
+		}
+	}
+	if got, want := strings.Join(order, " "), "9 17 ps-abc"; got != want {
+		t.Errorf("order: got %s, want %s", got, want)
+	}
+}
+
+func TestDefaultCutoff(t *testing.T) {
+	nyc, _ := time.LoadLocation("America/New_York")
+	events := []model.Event{{Time: time.Date(1998, 6, 30, 3, 0, 0, 0, time.UTC)}, {Time: time.Date(1998, 6, 1, 0, 0, 0, 0, time.UTC)}}
+	got, err := DefaultCutoff(events, nyc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 03:00 UTC on 30 June is 23:00 on 29 June in New York: the next local midnight is 30 June.
+	if want := time.Date(1998, 6, 30, 0, 0, 0, 0, nyc); !got.Equal(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if _, err := DefaultCutoff(nil, nil); err == nil {
+		t.Error("no events: got nil error")
+	}
+}
+
+// splitOf is the merchant split written from its definition (first 64 bits of
+// SHA-256("kairos-split\x00" ‖ id) as a fraction, placed on cumulative shares).
+func splitOf(id string, shares []float64) int {
+	h := sha256.Sum256([]byte("kairos-split\x00" + id))
+	u := float64(binary.BigEndian.Uint64(h[:8])>>11) / (1 << 53)
+	c := 0.0
+	for i, s := range shares {
+		if c += s; u < c {
+			return i
+		}
+	}
+	return len(shares) - 1
+}
+
+func TestLoadEventsShardsAndPseudonymizes(t *testing.T) {
+	key, err := pseudonym.NewKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := pseudonym.New(key, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shares := []float64{0.40, 0.25, 0.15, 0.12, 0.08}
+	owner := map[string]int{} // raw id → shard that returned it
+	total := 0
+	for i := range shares {
+		cfg, err := ParseConfig("t.yaml", dir, []byte(strings.Replace(validConfig, "index: 2", "index: "+strconv.Itoa(i), 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := LoadEvents(context.Background(), cfg, SourceOptions{Pseudonym: key, KeepIDs: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(ds.Events)
+		if got, want := len(ds.Events)+ds.Dropped, ds.Report.Events; got != want {
+			t.Errorf("shard %d: kept %d + dropped %d, want the %d events read", i, len(ds.Events), ds.Dropped, want)
+		}
+		for _, e := range ds.Events {
+			raw, ok := ds.IDs[e.Customer]
+			if !ok {
+				t.Fatalf("shard %d: pseudonym %s has no raw id", i, e.Customer)
+			}
+			if e.Customer != ps.Pseudonym(raw) || strings.Contains(e.Customer, raw) {
+				t.Fatalf("shard %d: customer %s is not the pseudonym of %s", i, e.Customer, raw)
+			}
+			if prev, seen := owner[raw]; seen && prev != i {
+				t.Fatalf("customer %s in shards %d and %d", raw, prev, i)
+			}
+			owner[raw] = i
+			if want := splitOf(raw, shares); want != i {
+				t.Fatalf("customer %s: in shard %d, want %d", raw, i, want)
+			}
+		}
+	}
+	if len(owner) != 400 || total != 1395 {
+		t.Errorf("shards hold %d customers and %d events, want 400 and 1395", len(owner), total)
+	}
+}

@@ -1,0 +1,235 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/dp"
+)
+
+// Files in the state directory.
+const (
+	stateFile = "state.json"
+	lockFile  = "lock"
+)
+
+// stateVersion is the version of the state file format.
+const stateVersion = 1
+
+// ErrLocked is returned by OpenState when another client process holds the
+// state directory.
+var ErrLocked = errors.New("state directory is in use by another client")
+
+// Outcomes of a round the client took part in.
+const (
+	OutcomeAccepted  = "accepted"  // the aggregator returned a receipt
+	OutcomeDuplicate = "duplicate" // a re-sent envelope the aggregator already held
+	OutcomeRefused   = "refused"   // the aggregator refused the update; the local debit stays
+)
+
+// State is what a merchant client keeps between runs: its local privacy ledger,
+// the rounds it joined, and the sealed update it has not yet seen accepted.
+type State struct {
+	Version  int    `json:"version"`
+	Merchant string `json:"merchant"`
+	// Delta is the δ of the latest round's plan, at which ε is reported.
+	Delta float64 `json:"delta,omitempty"`
+	// Releases is the local ledger: every release this merchant made, debited
+	// before the update that carries it was sealed.
+	Releases []dp.Release `json:"releases"`
+	// Rounds lists the rounds the client trained for, oldest first.
+	Rounds []RoundRecord `json:"rounds"`
+	// Pending is a sealed update whose upload has not ended yet. A restarted
+	// client re-sends it instead of training again.
+	Pending *Pending `json:"pending,omitempty"`
+}
+
+// RoundRecord is one round the client trained for.
+type RoundRecord struct {
+	Round       string `json:"round"`
+	Seq         int64  `json:"seq"`
+	BaseVersion int    `json:"base_version"`
+	Outcome     string `json:"outcome"`
+	// Reason is the aggregator's problem when the update was refused.
+	Reason string `json:"reason,omitempty"`
+	// Receipt is the aggregator's receipt when the update was accepted.
+	Receipt *protocol.Receipt `json:"receipt,omitempty"`
+	// LocalEpsilon is the local ledger's ε after this round's releases.
+	LocalEpsilon float64   `json:"local_epsilon"`
+	At           time.Time `json:"at"`
+}
+
+// Pending is a sealed update persisted before its first upload attempt.
+type Pending struct {
+	Round       string `json:"round"`
+	Seq         int64  `json:"seq"`
+	BaseVersion int    `json:"base_version"`
+	// Payload is the sealed protocol.Update (JSON), kept so that an envelope
+	// refused as stale can be sealed again without training again.
+	Payload  []byte `json:"payload"`
+	Envelope []byte `json:"envelope"`
+	// Recipient is the aggregator's age recipient the payload was sealed to.
+	Recipient string `json:"recipient"`
+	// LocalEpsilon is the local ledger's ε including this update's releases.
+	LocalEpsilon float64   `json:"local_epsilon"`
+	SealedAt     time.Time `json:"sealed_at"`
+}
+
+// Epsilon returns the local ledger's ε at delta.
+func (s *State) Epsilon(delta float64) (float64, error) {
+	return ledgerEpsilon(s.Releases, delta)
+}
+
+// Joined returns the record of round id, if the client trained for it.
+func (s *State) Joined(id string) (RoundRecord, bool) {
+	for _, r := range s.Rounds {
+		if r.Round == id {
+			return r, true
+		}
+	}
+	return RoundRecord{}, false
+}
+
+// Accepted counts the rounds whose update the aggregator accepted.
+func (s *State) Accepted() int {
+	n := 0
+	for _, r := range s.Rounds {
+		if r.Outcome == OutcomeAccepted || r.Outcome == OutcomeDuplicate {
+			n++
+		}
+	}
+	return n
+}
+
+// LastReceipt returns the most recent receipt, if any.
+func (s *State) LastReceipt() (protocol.Receipt, bool) {
+	for i := len(s.Rounds) - 1; i >= 0; i-- {
+		if rc := s.Rounds[i].Receipt; rc != nil {
+			return *rc, true
+		}
+	}
+	return protocol.Receipt{}, false
+}
+
+func ledgerEpsilon(rs []dp.Release, delta float64) (float64, error) {
+	if len(rs) == 0 {
+		return 0, nil
+	}
+	l, err := dp.NewLedger(dp.AccountantOptions{})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rs {
+		if err := l.Add(r); err != nil {
+			return 0, err
+		}
+	}
+	eps, _, err := l.Epsilon(delta)
+	return eps, err
+}
+
+// StateStore is an open, locked state directory.
+type StateStore struct {
+	dir  string
+	lock *os.File
+}
+
+// OpenState opens (creating it 0700 if needed) and locks the state directory of
+// merchant, and returns its state. It fails with ErrLocked while another
+// process holds the directory, and refuses a state written for another
+// merchant.
+func OpenState(dir, merchant string) (*StateStore, *State, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("open state: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open state: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, fmt.Errorf("open state %s: %w", dir, ErrLocked)
+		}
+		return nil, nil, fmt.Errorf("open state: lock: %w", err)
+	}
+	st, err := ReadState(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		st = &State{Version: stateVersion, Merchant: merchant}
+	case err != nil:
+		f.Close()
+		return nil, nil, err
+	case st.Merchant != merchant:
+		f.Close()
+		return nil, nil, fmt.Errorf("open state %s: written for merchant %q, not %q", dir, st.Merchant, merchant)
+	}
+	return &StateStore{dir: dir, lock: f}, st, nil
+}
+
+// ReadState reads the state in dir without locking it (for status reports). A
+// missing state file yields an error wrapping fs.ErrNotExist.
+func ReadState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("read state %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("read state %s: version %d, want %d", filepath.Join(dir, stateFile), st.Version, stateVersion)
+	}
+	return &st, nil
+}
+
+// Save writes st atomically: to a temporary file that is synced and renamed
+// over the state file, then the directory is synced. A crash leaves either the
+// old or the new state, never a torn one.
+func (s *StateStore) Save(st *State) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	tmp, err := os.CreateTemp(s.dir, stateFile+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, stateFile)); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("save state: sync directory: %w", err)
+	}
+	return nil
+}
+
+// Close releases the lock.
+func (s *StateStore) Close() error {
+	return s.lock.Close()
+}

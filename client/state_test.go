@@ -1,0 +1,93 @@
+package client
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/dp"
+)
+
+func TestStateRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if _, err := ReadState(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("read missing state: got %v, want fs.ErrNotExist", err)
+	}
+	s, st, err := OpenState(dir, "shop-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Delta = 1e-6
+	st.Releases = []dp.Release{{Mechanism: dp.Gaussian, Q: 0.1, Z: 1.1, Steps: 20}}
+	st.Rounds = []RoundRecord{{Round: "r1", Outcome: OutcomeAccepted, Receipt: &protocol.Receipt{Epsilon: 0.3, EpsilonCap: 1}}}
+	st.Pending = &Pending{Round: "r2", Payload: []byte(`{"a":1}`), Envelope: []byte{0, 1, 2, 255}}
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Merchant != "shop-1" || len(got.Releases) != 1 || got.Releases[0] != st.Releases[0] ||
+		got.Pending == nil || string(got.Pending.Envelope) != string(st.Pending.Envelope) || got.Accepted() != 1 {
+		t.Errorf("read back %+v, want what was saved", got)
+	}
+	if rc, ok := got.LastReceipt(); !ok || rc.Epsilon != 0.3 {
+		t.Errorf("last receipt: got %+v, %v; want ε 0.3", rc, ok)
+	}
+	// A second open of the same directory is refused while the first holds it.
+	if _, _, err := OpenState(dir, "shop-1"); !errors.Is(err, ErrLocked) {
+		t.Errorf("second open: got %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenState(dir, "shop-2"); err == nil {
+		t.Error("open for another merchant: got nil error")
+	}
+	s2, _, err := OpenState(dir, "shop-1")
+	if err != nil {
+		t.Fatalf("reopen after close: %v", err)
+	}
+	s2.Close()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != stateFile && e.Name() != lockFile {
+			t.Errorf("stray file %s left in the state directory", e.Name())
+		}
+	}
+}
+
+func TestStateEpsilonMatchesAccountant(t *testing.T) {
+	rs := []dp.Release{
+		{Mechanism: dp.Gaussian, Q: 0.05, Z: 1.3, Steps: 40},
+		{Mechanism: dp.Gaussian, Q: 1, Z: 50, Steps: 1},
+		{Mechanism: dp.Gaussian, Q: 0.05, Z: 1.3, Steps: 40},
+	}
+	st := &State{Releases: rs}
+	got, err := st.Epsilon(1e-6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same releases composed as one: 80 steps of the subsampled Gaussian plus the count.
+	want, _, err := dp.Epsilon([]dp.Release{rs[0], rs[1], rs[2]}, 1e-6, dp.AccountantOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, _, err := dp.Epsilon([]dp.Release{{Mechanism: dp.Gaussian, Q: 0.05, Z: 1.3, Steps: 80}, rs[1]}, 1e-6, dp.AccountantOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := got - want; diff > 1e-9 || diff < -1e-9 || got-merged > 1e-9 || merged-got > 1e-9 {
+		t.Errorf("ε: got %v, want %v (= %v merged)", got, want, merged)
+	}
+	if e, _ := (&State{}).Epsilon(1e-6); e != 0 {
+		t.Errorf("empty ledger ε: got %v, want 0", e)
+	}
+}
