@@ -254,9 +254,12 @@ func (f *fed) seal(t testing.TB, u protocol.Update, opts ...func(*sealOpts)) []b
 	for _, fn := range opts {
 		fn(&o)
 	}
-	payload, err := json.Marshal(u)
-	if err != nil {
-		t.Fatal(err)
+	payload := o.payload
+	if payload == nil {
+		var err error
+		if payload, err = json.Marshal(u); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if o.key == nil {
 		_, o.key, _ = ed25519.GenerateKey(rand.Reader)
@@ -269,7 +272,8 @@ func (f *fed) seal(t testing.TB, u protocol.Update, opts ...func(*sealOpts)) []b
 }
 
 type sealOpts struct {
-	header seal.Header
+	payload []byte // raw payload instead of the update's JSON
+	header  seal.Header
 	key    ed25519.PrivateKey
 	rand   io.Reader
 }
