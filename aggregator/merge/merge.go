@@ -121,7 +121,7 @@ func Combine(deltas [][]float64, weights []float64, opt Options) ([]float64, err
 			sum += weight(weights, i)
 		}
 		for i, v := range deltas {
-			f := scale[i] * weight(weights, i) / sum
+			f := scale[i] * (weight(weights, i) / sum) // w/sum first: scale·w may underflow
 			for j, x := range v {
 				out[j] += f * x
 			}
@@ -146,10 +146,11 @@ func Combine(deltas [][]float64, weights []float64, opt Options) ([]float64, err
 				continue
 			}
 			var s float64
+			inv := 1 / float64(n-2*k)
 			for _, x := range col[k : n-k] {
-				s += x
+				s += x * inv // scaled before summing, so huge finite values cannot overflow
 			}
-			out[j] = s / float64(n-2*k)
+			out[j] = s
 		}
 	}
 	return out, nil

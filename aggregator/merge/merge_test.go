@@ -54,6 +54,8 @@ func TestCombine(t *testing.T) {
 		// {30,40} → {3,4}; medians of {3,0,0} and {4,1,2}
 		{"norm bound then median", [][]float64{{30, 40}, {0, 1}, {0, 2}}, nil, Options{Method: MethodMedian, NormBound: 5}, []float64{0, 2}},
 		{"huge finite values", [][]float64{{1e300, 1e300}}, nil, Options{NormBound: math.Sqrt2}, []float64{1, 1}},
+		{"trimmed mean of huge values", [][]float64{{1e308}, {1e308}, {1e308}}, nil, Options{Method: MethodTrimmedMean}, []float64{1e308}},
+		{"fedavg of huge values", [][]float64{{1e308}, {1e308}, {1e308}}, nil, Options{}, []float64{1e308}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
