@@ -141,7 +141,7 @@ func Combine(deltas [][]float64, weights []float64, opt Options) ([]float64, err
 				if n%2 == 1 {
 					out[j] = col[n/2]
 				} else {
-					out[j] = (col[n/2-1] + col[n/2]) / 2
+					out[j] = col[n/2-1]/2 + col[n/2]/2 // halves first: the sum may overflow
 				}
 				continue
 			}
