@@ -1,0 +1,127 @@
+package aggregator_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+)
+
+// stop closes a replica's audit log and store, as a shutdown (or, for the
+// store, a crash: nothing is flushed that was not committed).
+func (r *replica) stop() {
+	r.log.Close()
+	r.store.Close()
+}
+
+// TestRestartResume stops the aggregator mid-round (collecting) and again
+// between closing a round and publishing it (aggregating); a new Service over
+// the same database resumes both where they were.
+func TestRestartResume(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, Quorum: 2})
+			r := f.start(t)
+			f.enrol(t, r, "m1", "m2", "m3")
+			tick(t, r)
+			if _, err := f.submitHonest(t, r, "m1"); err != nil {
+				t.Fatal(err)
+			}
+			before := budgetOf(t, r, "m1")
+			r.stop()
+
+			r = f.start(t)
+			round := mustRound(t, r, "m2")
+			if round.Seq != 2 || round.State != protocol.RoundCollecting {
+				t.Fatalf("after restart: got seq %d %s, want 2 collecting", round.Seq, round.State)
+			}
+			if got := budgetOf(t, r, "m1"); got != before {
+				t.Fatalf("budget after restart: got %+v, want %+v", got, before)
+			}
+			if _, err := f.submitHonest(t, r, "m2"); err != nil {
+				t.Fatal(err)
+			}
+			// A crash right after Tick's first transaction leaves the round aggregating.
+			err := r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
+				return tx.SetRoundState(ctx, round.ID, protocol.RoundCollecting, protocol.RoundAggregating, "test", f.clock.Now())
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.stop()
+
+			r = f.start(t)
+			if got := mustRound(t, r, "m1").State; got != protocol.RoundAggregating {
+				t.Fatalf("after second restart: got %s, want aggregating", got)
+			}
+			tick(t, r)
+			mv, err := r.svc.Model(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mv.Version != 2 || mv.Round != round.ID || len(mv.Contributions) != 2 {
+				t.Fatalf("published after restart: got v%d round %s %d contributions, want v2 %s 2", mv.Version, mv.Round, len(mv.Contributions), round.ID)
+			}
+			if got := mustRound(t, r, "m1"); got.Seq != 3 || got.BaseVersion != 2 {
+				t.Fatalf("next round: got seq %d base %d, want 3 base 2", got.Seq, got.BaseVersion)
+			}
+			f.verifyAudit(t, r)
+		})
+	}
+}
+
+// TestExactlyOncePublish runs two Services (replicas, each with its own
+// connection pool and audit log) over one database and calls Tick from both
+// concurrently: the round is closed, published and followed by exactly one
+// next round, once.
+func TestExactlyOncePublish(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, Quorum: 2})
+			r1 := f.start(t)
+			r2 := f.start(t)
+			f.enrol(t, r1, "m1", "m2", "m3")
+			tick(t, r2)
+			// Submissions land on either replica.
+			for i, m := range []string{"m1", "m2", "m3"} {
+				r := []*replica{r1, r2}[i%2]
+				if _, err := f.submitHonest(t, r, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for i := range 16 {
+				r := []*replica{r1, r2}[i%2]
+				wg.Go(func() {
+					if err := r.svc.Tick(ctx); err != nil {
+						t.Errorf("tick: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			models, err := r1.svc.Models(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(models) != 2 || !models[1].Active || models[1].Round != "round-000002" {
+				t.Fatalf("models: got %+v, want v1 and v2 (from round-000002, active)", models)
+			}
+			next := mustRound(t, r2, "m1")
+			if next.Seq != 3 || next.State != protocol.RoundOpen || next.BaseVersion != 2 {
+				t.Fatalf("next round: got seq %d %s base %d, want 3 open base 2", next.Seq, next.State, next.BaseVersion)
+			}
+			acts := auditActions(t, r1.store)
+			for k, want := range map[string]int{"round.aggregate ok": 1, "round.publish ok": 1, "round.open ok": 3, "round.update.accept ok": 3} {
+				if acts[k] != want {
+					t.Errorf("audit %q: got %d, want %d (all %v)", k, acts[k], want, acts)
+				}
+			}
+			f.verifyAudit(t, r1)
+		})
+	}
+}
