@@ -73,34 +73,39 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 
 // errorMap lists the service's and the seal's outcomes a caller acts on, with
 // the status and problem type each gets. The first match wins, so the order
-// matters only for errors that wrap several sentinels.
+// matters only for errors that wrap several sentinels. For refusals marked
+// public the whole error text is the detail: it tells the caller what to fix
+// (the policy's minimum noise, the expected shape) and holds nothing the
+// caller does not already know. Signature and signer failures say only which
+// check failed.
 var errorMap = []struct {
 	err    error
 	status int
 	typ    string
+	public bool
 }{
-	{dp.ErrBudgetExhausted, http.StatusForbidden, apiclient.TypeBudgetExhausted},
-	{seal.ErrTooLarge, http.StatusRequestEntityTooLarge, apiclient.TypeTooLarge},
-	{seal.ErrReplay, http.StatusConflict, apiclient.TypeReplay},
-	{seal.ErrRoundMismatch, http.StatusConflict, apiclient.TypeRoundMismatch},
-	{seal.ErrStale, http.StatusBadRequest, apiclient.TypeStaleEnvelope},
-	{seal.ErrBadSignature, http.StatusUnauthorized, apiclient.TypeBadSignature},
-	{seal.ErrUnknownSigner, http.StatusUnauthorized, apiclient.TypeBadSignature},
-	{seal.ErrRevokedSigner, http.StatusForbidden, apiclient.TypeSignerRevoked},
-	{seal.ErrMissingSignature, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
-	{seal.ErrMalformed, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
-	{seal.ErrRecipientKind, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
-	{seal.ErrDecrypt, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
-	{seal.ErrDigestMismatch, http.StatusBadRequest, apiclient.TypeInvalidEnvelope},
-	{protocol.ErrInvalidUpdate, http.StatusBadRequest, apiclient.TypeInvalidUpdate},
-	{aggregator.ErrRoundClosed, http.StatusConflict, apiclient.TypeRoundClosed},
-	{aggregator.ErrNotSelected, http.StatusForbidden, apiclient.TypeNotSelected},
-	{aggregator.ErrPolicy, http.StatusUnprocessableEntity, apiclient.TypePolicyViolation},
-	{aggregator.ErrConflict, http.StatusConflict, apiclient.TypeConflict},
-	{aggregator.ErrNotFound, http.StatusNotFound, apiclient.TypeNotFound},
+	{dp.ErrBudgetExhausted, http.StatusForbidden, apiclient.TypeBudgetExhausted, true},
+	{seal.ErrTooLarge, http.StatusRequestEntityTooLarge, apiclient.TypeTooLarge, true},
+	{seal.ErrReplay, http.StatusConflict, apiclient.TypeReplay, false},
+	{seal.ErrRoundMismatch, http.StatusConflict, apiclient.TypeRoundMismatch, false},
+	{seal.ErrStale, http.StatusBadRequest, apiclient.TypeStaleEnvelope, false},
+	{seal.ErrBadSignature, http.StatusUnauthorized, apiclient.TypeBadSignature, false},
+	{seal.ErrUnknownSigner, http.StatusUnauthorized, apiclient.TypeBadSignature, false},
+	{seal.ErrRevokedSigner, http.StatusForbidden, apiclient.TypeSignerRevoked, false},
+	{seal.ErrMissingSignature, http.StatusBadRequest, apiclient.TypeInvalidEnvelope, false},
+	{seal.ErrMalformed, http.StatusBadRequest, apiclient.TypeInvalidEnvelope, true},
+	{seal.ErrRecipientKind, http.StatusBadRequest, apiclient.TypeInvalidEnvelope, false},
+	{seal.ErrDecrypt, http.StatusBadRequest, apiclient.TypeInvalidEnvelope, false},
+	{seal.ErrDigestMismatch, http.StatusBadRequest, apiclient.TypeInvalidEnvelope, false},
+	{protocol.ErrInvalidUpdate, http.StatusBadRequest, apiclient.TypeInvalidUpdate, true},
+	{aggregator.ErrRoundClosed, http.StatusConflict, apiclient.TypeRoundClosed, true},
+	{aggregator.ErrNotSelected, http.StatusForbidden, apiclient.TypeNotSelected, true},
+	{aggregator.ErrPolicy, http.StatusUnprocessableEntity, apiclient.TypePolicyViolation, true},
+	{aggregator.ErrConflict, http.StatusConflict, apiclient.TypeConflict, true},
+	{aggregator.ErrNotFound, http.StatusNotFound, apiclient.TypeNotFound, false},
 	// Committed but not audited: no success answer (fail closed); a retry of
 	// the same envelope is answered as a duplicate.
-	{aggregator.ErrAudit, http.StatusServiceUnavailable, apiclient.TypeUnavailable},
+	{aggregator.ErrAudit, http.StatusServiceUnavailable, apiclient.TypeUnavailable, false},
 }
 
 // classify returns the public face of err.
@@ -110,9 +115,11 @@ func classify(err error) *httpError {
 	}
 	for _, m := range errorMap {
 		if errors.Is(err, m.err) {
-			// The sentinel's text is public; the wrapped detail (which may name
-			// internal state) is logged only.
-			return &httpError{status: m.status, typ: m.typ, detail: m.err.Error(), cause: err}
+			detail := m.err.Error()
+			if m.public {
+				detail = err.Error()
+			}
+			return &httpError{status: m.status, typ: m.typ, detail: detail, cause: err}
 		}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -22,8 +22,13 @@ import (
 
 func enrolBody(t *testing.T, id string) []byte {
 	t.Helper()
+	return enrolBodyIn(t, id, "eu")
+}
+
+func enrolBodyIn(t *testing.T, id, region string) []byte {
+	t.Helper()
 	pub, _, _ := ed25519.GenerateKey(nil)
-	b, err := json.Marshal(protocol.EnrolRequest{ID: id, Region: "eu", TimeZone: "Europe/Berlin", PublicKey: pub})
+	b, err := json.Marshal(protocol.EnrolRequest{ID: id, Region: region, TimeZone: "Europe/Berlin", PublicKey: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,46 +155,54 @@ func TestErrorMapping(t *testing.T) {
 		err      error
 		status   int
 		typ      string
-		detail   string
-		internal bool
+		public   bool // the whole error text is the detail
+		internal bool // logged at error level
 	}{
-		{dp.ErrBudgetExhausted, 403, apiclient.TypeBudgetExhausted, "privacy budget exhausted", false},
-		{seal.ErrReplay, 409, apiclient.TypeReplay, "envelope replayed", false},
-		{seal.ErrRoundMismatch, 409, apiclient.TypeRoundMismatch, "envelope is for another round", false},
-		{seal.ErrStale, 400, apiclient.TypeStaleEnvelope, "envelope is stale or from the future", false},
-		{seal.ErrBadSignature, 401, apiclient.TypeBadSignature, "bad signature", false},
-		{seal.ErrUnknownSigner, 401, apiclient.TypeBadSignature, "unknown signer", false},
-		{seal.ErrRevokedSigner, 403, apiclient.TypeSignerRevoked, "signer revoked", false},
-		{seal.ErrDecrypt, 400, apiclient.TypeInvalidEnvelope, "payload does not decrypt", false},
-		{seal.ErrDigestMismatch, 400, apiclient.TypeInvalidEnvelope, "payload does not match the signed digest", false},
-		{&seal.MalformedError{Offset: 7, Reason: "x"}, 400, apiclient.TypeInvalidEnvelope, "malformed envelope", false},
-		{seal.ErrTooLarge, 413, apiclient.TypeTooLarge, "envelope too large", false},
-		{protocol.ErrInvalidUpdate, 400, apiclient.TypeInvalidUpdate, "invalid update", false},
-		{aggregator.ErrRoundClosed, 409, apiclient.TypeRoundClosed, aggregator.ErrRoundClosed.Error(), false},
-		{aggregator.ErrNotSelected, 403, apiclient.TypeNotSelected, aggregator.ErrNotSelected.Error(), false},
-		{aggregator.ErrPolicy, 422, apiclient.TypePolicyViolation, aggregator.ErrPolicy.Error(), false},
-		{aggregator.ErrConflict, 409, apiclient.TypeConflict, aggregator.ErrConflict.Error(), false},
-		{aggregator.ErrNotFound, 404, apiclient.TypeNotFound, aggregator.ErrNotFound.Error(), false},
-		{aggregator.ErrAudit, 503, apiclient.TypeUnavailable, aggregator.ErrAudit.Error(), true},
-		{errors.New("disk on fire"), 500, apiclient.TypeInternal, "internal error", true},
+		{dp.ErrBudgetExhausted, 403, apiclient.TypeBudgetExhausted, true, false},
+		{seal.ErrReplay, 409, apiclient.TypeReplay, false, false},
+		{seal.ErrRoundMismatch, 409, apiclient.TypeRoundMismatch, false, false},
+		{seal.ErrStale, 400, apiclient.TypeStaleEnvelope, false, false},
+		{seal.ErrBadSignature, 401, apiclient.TypeBadSignature, false, false},
+		{seal.ErrUnknownSigner, 401, apiclient.TypeBadSignature, false, false},
+		{seal.ErrRevokedSigner, 403, apiclient.TypeSignerRevoked, false, false},
+		{seal.ErrDecrypt, 400, apiclient.TypeInvalidEnvelope, false, false},
+		{seal.ErrDigestMismatch, 400, apiclient.TypeInvalidEnvelope, false, false},
+		{&seal.MalformedError{Offset: 7, Reason: "x"}, 400, apiclient.TypeInvalidEnvelope, true, false},
+		{seal.ErrTooLarge, 413, apiclient.TypeTooLarge, true, false},
+		{protocol.ErrInvalidUpdate, 400, apiclient.TypeInvalidUpdate, true, false},
+		{aggregator.ErrRoundClosed, 409, apiclient.TypeRoundClosed, true, false},
+		{aggregator.ErrNotSelected, 403, apiclient.TypeNotSelected, true, false},
+		{aggregator.ErrPolicy, 422, apiclient.TypePolicyViolation, true, false},
+		{aggregator.ErrConflict, 409, apiclient.TypeConflict, true, false},
+		{aggregator.ErrNotFound, 404, apiclient.TypeNotFound, false, false},
+		{aggregator.ErrAudit, 503, apiclient.TypeUnavailable, false, true},
+		{errors.New("disk on fire"), 500, apiclient.TypeInternal, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.typ+" "+tt.err.Error(), func(t *testing.T) {
 			var logs bytes.Buffer
-			svc := &fakeService{err: fmt.Errorf("submit: secret-internal-state: %w", tt.err)}
+			wrapped := fmt.Errorf("submit: wrapped-cause: %w", tt.err)
+			svc := &fakeService{err: wrapped}
 			f := newFixture(t, svc, Options{Logger: testLogger(&logs)})
 			rec := f.do(t, "POST", "/v1/rounds/r1/updates", f.tokens["m1"], "application/octet-stream", f.envelope(t, "m1", "r1"))
 			if rec.Code != tt.status {
 				t.Fatalf("got status %d, want %d", rec.Code, tt.status)
 			}
 			p := problemOf(t, rec)
-			if p.Type != tt.typ || p.Detail != tt.detail || p.Instance != "/v1/rounds/r1/updates" || p.RequestID == "" {
-				t.Errorf("got problem %+v, want type %q, detail %q, instance the path, a request id", p, tt.typ, tt.detail)
+			wantDetail := "internal error"
+			switch {
+			case tt.public:
+				wantDetail = wrapped.Error()
+			case tt.status != 500:
+				wantDetail = tt.err.Error()
 			}
-			if strings.Contains(rec.Body.String(), "secret-internal-state") {
+			if p.Type != tt.typ || p.Detail != wantDetail || p.Instance != "/v1/rounds/r1/updates" || p.RequestID == "" {
+				t.Errorf("got problem %+v, want type %q, detail %q, instance the path, a request id", p, tt.typ, wantDetail)
+			}
+			if !tt.public && strings.Contains(rec.Body.String(), "wrapped-cause") {
 				t.Errorf("the wrapped cause leaked into the body: %s", rec.Body)
 			}
-			if !strings.Contains(logs.String(), "secret-internal-state") || !strings.Contains(logs.String(), p.RequestID) {
+			if !strings.Contains(logs.String(), "wrapped-cause") || !strings.Contains(logs.String(), p.RequestID) {
 				t.Errorf("the cause and request id were not logged: %s", logs.String())
 			}
 			if tt.internal != strings.Contains(logs.String(), "level=ERROR") {
