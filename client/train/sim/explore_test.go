@@ -118,7 +118,7 @@ func TestRepeat(t *testing.T) {
 		opt.Server, opt.ServerLR, opt.Tau = v, envF("SLR", 0), envF("TAU", 0)
 	}
 	for rep := range envI("REPS", 3) {
-		r, err := d.Simulate(context.Background(), SimOptions{Fed: opt, SkipCentralized: true})
+		r, err := d.Simulate(context.Background(), Options{Fed: opt, SkipCentralized: true})
 		if err != nil {
 			t.Fatal(err)
 		}

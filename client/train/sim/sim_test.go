@@ -76,7 +76,7 @@ func TestSimulateReference(t *testing.T) {
 		t.Skip("set KAIROS_LONG=1 (about a minute)")
 	}
 	d := cdnowData(t)
-	rep, err := d.Simulate(context.Background(), SimOptions{Seed: 1})
+	rep, err := d.Simulate(context.Background(), Options{Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

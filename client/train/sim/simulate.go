@@ -20,8 +20,8 @@ func DefaultFedOptions() FedOptions {
 	}
 }
 
-// SimOptions configures Simulate.
-type SimOptions struct {
+// Options configures Simulate.
+type Options struct {
 	Data DataOptions
 	// Fed configures the federation and, restricted to one merchant, each
 	// local-only model (same plan, same budget). Zero value: DefaultFedOptions.
@@ -45,8 +45,8 @@ type MerchantReport struct {
 	LocalOnlyOwn Scores `json:"local_only_own"`
 }
 
-// SimReport is the outcome of Simulate.
-type SimReport struct {
+// Report is the outcome of Simulate.
+type Report struct {
 	Rounds          int              `json:"rounds"`
 	Steps           int              `json:"steps"`
 	SamplingRate    float64          `json:"sampling_rate"`
@@ -59,7 +59,7 @@ type SimReport struct {
 }
 
 // LocalOnlyMean is the mean pooled score of the local-only models.
-func (r SimReport) LocalOnlyMean() Scores {
+func (r Report) LocalOnlyMean() Scores {
 	var s Scores
 	if len(r.Merchants) == 0 {
 		return s
@@ -76,25 +76,25 @@ func (r SimReport) LocalOnlyMean() Scores {
 // Simulate prepares events (DataOptions), runs the federation, each merchant's
 // local-only model under the same plan and budget, and the centralized non-private
 // model, and scores them all on the pooled test cutoff.
-func Simulate(ctx context.Context, events []model.Event, opt SimOptions) (SimReport, error) {
+func Simulate(ctx context.Context, events []model.Event, opt Options) (Report, error) {
 	d, err := Prepare(events, opt.Data)
 	if err != nil {
-		return SimReport{}, fmt.Errorf("simulate: %w", err)
+		return Report{}, fmt.Errorf("simulate: %w", err)
 	}
 	return d.Simulate(ctx, opt)
 }
 
 // Simulate is Simulate on prepared data (opt.Data is ignored).
-func (d *Data) Simulate(ctx context.Context, opt SimOptions) (SimReport, error) {
+func (d *Data) Simulate(ctx context.Context, opt Options) (Report, error) {
 	fo := opt.Fed
 	if fo.Rounds == 0 {
 		fo = DefaultFedOptions()
 	}
 	fed, err := d.Federate(ctx, fo)
 	if err != nil {
-		return SimReport{}, fmt.Errorf("simulate: %w", err)
+		return Report{}, fmt.Errorf("simulate: %w", err)
 	}
-	rep := SimReport{
+	rep := Report{
 		Rounds: fo.Rounds, Steps: fo.Steps, SamplingRate: fo.SamplingRate, NoiseMultiplier: fed.NoiseMultiplier,
 		Delta: fo.Delta, TestCustomers: len(d.Test), Federated: fed.Pooled,
 	}
@@ -112,18 +112,18 @@ func (d *Data) Simulate(ctx context.Context, opt SimOptions) (SimReport, error) 
 			lo.NoiseMultiplier = fed.NoiseMultiplier
 			res, err := d.Federate(ctx, lo)
 			if err != nil {
-				return SimReport{}, fmt.Errorf("simulate: local-only merchant %d: %w", m, err)
+				return Report{}, fmt.Errorf("simulate: local-only merchant %d: %w", m, err)
 			}
 			mr.LocalOnly = res.Pooled
 			if mr.LocalOnlyOwn, err = d.Evaluate(res.Model, m); err != nil {
-				return SimReport{}, fmt.Errorf("simulate: local-only merchant %d: %w", m, err)
+				return Report{}, fmt.Errorf("simulate: local-only merchant %d: %w", m, err)
 			}
 		}
 		rep.Merchants = append(rep.Merchants, mr)
 	}
 	if !opt.SkipCentralized {
 		if _, rep.Centralized, err = d.Centralized(ctx, opt.Seed); err != nil {
-			return SimReport{}, fmt.Errorf("simulate: %w", err)
+			return Report{}, fmt.Errorf("simulate: %w", err)
 		}
 	}
 	return rep, nil
