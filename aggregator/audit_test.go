@@ -1,0 +1,94 @@
+package aggregator_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/audit"
+)
+
+// flakyAudit is an audit store whose appends fail while down is set.
+type flakyAudit struct {
+	audit.Store
+	down atomic.Bool
+}
+
+var errAuditDown = errors.New("audit store down")
+
+func (f *flakyAudit) AppendAudit(ctx context.Context, es []audit.Entry, cs []audit.Checkpoint) error {
+	if f.down.Load() {
+		return errAuditDown
+	}
+	return f.Store.AppendAudit(ctx, es, cs)
+}
+
+// TestAuditFailClosed: when the audit entry of an accepted update cannot be
+// written, Submit answers ErrAudit (no receipt), the update does not count for
+// the round, and it counts again only once its entry is durable, written by
+// Tick's repair or by the merchant's retry of the same envelope.
+func TestAuditFailClosed(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 2})
+			st := f.b.open(t)
+			flaky := &flakyAudit{Store: st}
+			log, err := audit.New(ctx, audit.Options{Store: flaky, HMACKey: f.agg.AuditHMAC, SigningKey: f.agg.Checkpoint, Now: f.clock.Now, CheckpointEvery: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { log.Close() })
+			svc, err := aggregator.New(ctx, aggregator.Options{Store: st.(aggregator.Store), Policy: f.policy, Keys: f.agg, Audit: log, Now: f.clock.Now, Rounds: f.cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &replica{svc: svc, store: st, log: log}
+			f.enrol(t, r, "m1", "m2")
+			tick(t, r)
+
+			flaky.down.Store(true)
+			if _, err := f.submitHonest(t, r, "m1"); !errors.Is(err, aggregator.ErrAudit) {
+				t.Fatalf("submit with the audit store down: got %v, want ErrAudit", err)
+			}
+			round := mustRound(t, r, "m2")
+			env2 := f.seal(t, f.update(t, round, "m2"))
+			if _, err := r.svc.Submit(ctx, "m2", env2); !errors.Is(err, aggregator.ErrAudit) {
+				t.Fatalf("submit m2 with the audit store down: got %v, want ErrAudit", err)
+			}
+			flaky.down.Store(false)
+			// Both updates are committed (and debited) but unaudited: all sampled
+			// merchants sent, yet the round must not close on them.
+			if got := budgetOf(t, r, "m1").Releases; got != 2 {
+				t.Fatalf("m1 releases: got %d, want 2 (debited at commit)", got)
+			}
+			tick(t, r)
+			if got := mustRound(t, r, "m1"); got.Seq != round.Seq {
+				t.Fatalf("round closed on unaudited updates: now seq %d", got.Seq)
+			}
+			// m2 retries its envelope: the duplicate answer writes the missing entry.
+			rc, err := r.svc.Submit(ctx, "m2", env2)
+			if err != nil || !rc.Duplicate {
+				t.Fatalf("retry: got %+v, %v, want a duplicate receipt", rc, err)
+			}
+			// m1 never retries: Tick repairs its entry once it is old enough.
+			f.clock.Add(time.Minute)
+			tick(t, r) // repairs m1; both audited; everyone sent → aggregating → published
+			mv, err := r.svc.Model(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mv.Version != 2 || len(mv.Contributions) != 2 {
+				t.Fatalf("after repair: got v%d with %d contributions, want v2 with 2", mv.Version, len(mv.Contributions))
+			}
+			acts := auditActions(t, st)
+			if got := acts["round.update.accept ok"]; got != 2 {
+				t.Errorf("accept entries: got %d, want 2 (one per update)", got)
+			}
+			f.verifyAudit(t, r)
+		})
+	}
+}
