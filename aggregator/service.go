@@ -571,6 +571,19 @@ func (s *Service) Rollback(ctx context.Context, actor string, version int) error
 	return err
 }
 
+// RoundCounts returns how many rounds are in each state (for metrics).
+func (s *Service) RoundCounts(ctx context.Context) (map[protocol.RoundState]int, error) {
+	var out map[protocol.RoundState]int
+	err := s.store.InTx(ctx, func(tx Tx) (err error) {
+		out, err = tx.RoundCounts(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("round counts: %w", err)
+	}
+	return out, nil
+}
+
 // Budgets returns every enrolled merchant's ledger summary against its cap.
 func (s *Service) Budgets(ctx context.Context) ([]Budget, error) {
 	var heads []BudgetHead

@@ -47,6 +47,8 @@ type Tx interface {
 	// ClaimRounds returns the rounds not in a terminal state whose rows it
 	// could lock FOR UPDATE at once (SKIP LOCKED), in seq order.
 	ClaimRounds(ctx context.Context) ([]RoundRecord, error)
+	// RoundCounts returns how many rounds are in each state.
+	RoundCounts(ctx context.Context) (map[protocol.RoundState]int, error)
 	// SetRoundState moves round id from state from to state to, recording
 	// reason and the time; ErrConflict when the round is not in from.
 	SetRoundState(ctx context.Context, id string, from, to protocol.RoundState, reason string, at time.Time) error

@@ -299,6 +299,24 @@ func (t *Tx) ClaimRounds(ctx context.Context) ([]aggregator.RoundRecord, error) 
 	return rs, nil
 }
 
+// RoundCounts implements aggregator.Tx.
+func (t *Tx) RoundCounts(ctx context.Context) (map[protocol.RoundState]int, error) {
+	out := map[protocol.RoundState]int{}
+	err := t.query(ctx, `SELECT state, count(*) FROM fed_rounds GROUP BY state`, func(r Rows) error {
+		var state string
+		var n int64
+		if err := r.Scan(&state, &n); err != nil {
+			return err
+		}
+		out[protocol.RoundState(state)] = int(n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("round counts: %w", err)
+	}
+	return out, nil
+}
+
 // SetRoundState implements aggregator.Tx.
 func (t *Tx) SetRoundState(ctx context.Context, id string, from, to protocol.RoundState, reason string, at time.Time) error {
 	closed := int64(0)
