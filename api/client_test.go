@@ -1,21 +1,19 @@
 package api
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"net/http/httptest"
 	"testing"
 
-	"github.com/kairos-fl/kairos/aggregator"
-	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/dp"
 )
 
-// TestClientOverLoopback runs apiclient against the real server on a loopback
-// listener.
-func TestClientOverLoopback(t *testing.T) {
-	svc := &fakeService{budgets: []aggregator.Budget{{Merchant: "m1", Cap: 1, Delta: 1e-6, Epsilon: 0.5, Releases: 2}}}
+// TestClientProblems runs apiclient against the server on a loopback
+// listener over a fault-injecting service, and checks that every failure comes
+// back as a *apiclient.Problem with the server's status and type.
+func TestClientProblems(t *testing.T) {
+	svc := &fakeService{}
 	f := newFixture(t, svc, Options{})
 	ts := httptest.NewServer(f.srv)
 	t.Cleanup(ts.Close)
@@ -27,50 +25,7 @@ func TestClientOverLoopback(t *testing.T) {
 		}
 		return c
 	}
-	admin, m1, compliance := client("admin"), client("m1"), client("compliance")
-
-	pub, _, _ := ed25519.GenerateKey(nil)
-	e, err := admin.Enrol(ctx, protocol.EnrolRequest{ID: "m1", Region: "eu", TimeZone: "Europe/Berlin", PublicKey: pub})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.Merchant.ID != "m1" || !e.Merchant.PublicKey.Equal(pub) || e.Token == "" {
-		t.Errorf("enrolment %+v", e)
-	}
-	ms, err := admin.Merchants(ctx)
-	if err != nil || len(ms) != 1 || ms[0].ID != "m1" || ms[0].TimeZone != "Europe/Berlin" {
-		t.Errorf("merchants: %+v, %v", ms, err)
-	}
-
-	r, err := m1.CurrentRound(ctx)
-	if err != nil || r.ID != "r1" || !r.Selected || r.Quorum != 2 {
-		t.Fatalf("current round: %+v, %v", r, err)
-	}
-	rc, err := m1.SubmitUpdate(ctx, r.ID, f.envelope(t, "m1", r.ID))
-	if err != nil || rc.UpdateID != "u1" || rc.Merchant != "m1" || rc.Epsilon != 0.25 {
-		t.Fatalf("submit: %+v, %v", rc, err)
-	}
-	mvs, err := m1.Models(ctx)
-	if err != nil || len(mvs) != 1 || mvs[0].Version != 1 {
-		t.Errorf("models: %+v, %v", mvs, err)
-	}
-	if mv, err := m1.Model(ctx, 0); err != nil || !mv.Active {
-		t.Errorf("active model: %+v, %v", mv, err)
-	}
-	if mv, err := admin.Rollback(ctx, 1); err != nil || mv.Version != 1 {
-		t.Errorf("rollback: %+v, %v", mv, err)
-	}
-	bs, err := compliance.Budgets(ctx)
-	if err != nil || len(bs) != 1 || bs[0].Merchant != "m1" || bs[0].Epsilon != 0.5 || bs[0].Releases != 2 {
-		t.Errorf("budgets: %+v, %v", bs, err)
-	}
-	keys, err := client("none").JWKS(ctx)
-	if err != nil || len(keys) != 1 || keys[0].ID != f.jwks[0].ID {
-		t.Errorf("jwks: %+v, %v", keys, err)
-	}
-	if err := client("none").Ready(ctx); err != nil {
-		t.Errorf("ready: %v", err)
-	}
+	m1 := client("m1")
 
 	// Problems come back as *apiclient.Problem.
 	tests := []struct {

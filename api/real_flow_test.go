@@ -230,4 +230,17 @@ func TestRealMerchantsAndRollback(t *testing.T) {
 	if err := admin.Ready(ctx); err != nil {
 		t.Errorf("ready: %v", err)
 	}
+	mvs, err := admin.Models(ctx)
+	if err != nil || len(mvs) != 1 || mvs[0].Version != 1 || !mvs[0].Active || mvs[0].PolicyHash == "" {
+		t.Errorf("models: %+v, %v; want the initial version 1, active", mvs, err)
+	}
+	active, err := admin.Model(ctx, 0)
+	if err != nil || active.Version != 1 || len(active.Model) == 0 {
+		t.Errorf("active model: version %d, %d model bytes, %v", active.Version, len(active.Model), err)
+	}
+	anon, _ := apiclient.New(ts.URL, "")
+	jwks, err := anon.JWKS(ctx)
+	if err != nil || len(jwks) != 1 || jwks[0].ID != f.jwks[0].ID {
+		t.Errorf("jwks: %+v, %v", jwks, err)
+	}
 }
