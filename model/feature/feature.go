@@ -77,6 +77,9 @@ func allSpecs() []Spec {
 	for _, hl := range decayHalfLives {
 		add("purchases_decayed_"+strconv.Itoa(hl)+"d", tLog1p)
 	}
+	add("purchase_days_90d", tLog1p)
+	add("purchase_days_365d", tLog1p)
+	add("active_months_365d", tLog1p)
 	add("recency_2nd_day_days", tLog1p)
 	add("recency_3rd_day_days", tLog1p)
 	add("gap_mean_days", tLog1p)
@@ -407,6 +410,34 @@ func (b *Builder) raw(c *customer, ci int, out []float64) {
 		}
 		put(v)
 	}
+	// Distinct purchase days in the last 90 and 365 days, and how many of the
+	// twelve 30-day periods before τ hold a purchase (regular vs bursty buyers).
+	tauDay := localDay(tau, b.loc)
+	var days90, days365 float64
+	var months [13]bool
+	for _, d := range pdays {
+		age := tauDay - d // 1 = yesterday
+		if age <= 90 {
+			days90++
+		}
+		if age <= 365 {
+			days365++
+		}
+	}
+	for _, p := range ps {
+		if a := days(p.at); a <= 360 {
+			months[int(a/30)] = true
+		}
+	}
+	put(days90)
+	put(days365)
+	var active float64
+	for _, m := range months[:12] {
+		if m {
+			active++
+		}
+	}
+	put(active)
 	// Days since the 2nd and 3rd most recent distinct purchase days (0 when absent),
 	// measured from the end of that local day's predecessor day number.
 	for k := 2; k <= 3; k++ {
