@@ -274,8 +274,8 @@ func (f *fed) seal(t testing.TB, u protocol.Update, opts ...func(*sealOpts)) []b
 type sealOpts struct {
 	payload []byte // raw payload instead of the update's JSON
 	header  seal.Header
-	key    ed25519.PrivateKey
-	rand   io.Reader
+	key     ed25519.PrivateKey
+	rand    io.Reader
 }
 
 // submitHonest fetches the current round as merchant and submits an honest update.

@@ -230,7 +230,7 @@ func TestBudgetRace(t *testing.T) {
 						Selected: []string{"m1"}, BaseVersion: cur.BaseVersion, Plan: cur.Plan,
 					}
 					if ok, err := tx.InsertRound(ctx, rr); err != nil || !ok {
-						return fmt.Errorf("insert %s: %v %v", rr.ID, ok, err)
+						return fmt.Errorf("insert %s (inserted %v): %w", rr.ID, ok, err)
 					}
 				}
 				return nil
