@@ -1,15 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/store"
 )
 
 // TestServeUntilDoneDrains: on cancellation the listener closes at once, an
@@ -106,4 +117,147 @@ func TestServeUntilDoneLoopFailure(t *testing.T) {
 		_ = c.Close()
 		t.Error("listener still open after the loop failed")
 	}
+}
+
+// TestAggregatorServeEndToEnd runs `kairos aggregator serve` in-process on a
+// free loopback port over SQLite, drives it with the enrol, models and rollback
+// commands and the API client, stops it, and verifies the audit chain it left.
+func TestAggregatorServeEndToEnd(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "agg")
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	addrFile := filepath.Join(tmp, "addr")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var logs bytes.Buffer
+	served := make(chan error, 1)
+	go func() {
+		cmd := newAggregatorCmd()
+		cmd.SetArgs([]string{"serve", "--dir", dir, "--addr-file", addrFile})
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(&lockedWriter{w: &logs})
+		served <- cmd.ExecuteContext(ctx)
+	}()
+	var base string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
+			base = strings.TrimSpace(string(b))
+			break
+		}
+		select {
+		case err := <-served:
+			t.Fatalf("serve stopped early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not write its address")
+		}
+	}
+	if !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("address file says %q", base)
+	}
+
+	shop := filepath.Join(tmp, "shop")
+	m, err := keys.GenerateMerchant(rand.Reader, "cdnow-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteMerchant(shop, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runAgg(t, "enrol", "--dir", dir, "--url", base, "--id", "cdnow-1", "--time-zone", "America/New_York",
+		"--public-key", filepath.Join(shop, keys.FileSigningPub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(out)
+	c, err := apiclient.New(base, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.CurrentRound(ctx)
+	if err != nil || r.ID == "" || r.Recipient == "" {
+		t.Fatalf("current round with the enrolment token: %+v, %v", r, err)
+	}
+	if _, err := runAgg(t, "enrol", "--dir", dir, "--url", base, "--id", "cdnow-1", "--time-zone", "UTC",
+		"--public-key", shop); err == nil || !strings.Contains(err.Error(), "409 conflict") {
+		t.Errorf("second enrolment: got %v, want a 409 conflict", err)
+	}
+
+	out, err = runAgg(t, "models", "--dir", dir, "--url", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "VERSION") || !strings.HasPrefix(strings.Join(strings.Fields(lines[1]), " "), "1 * 0 - ") {
+		t.Errorf("models table:\n%s", out)
+	}
+	out, err = runAgg(t, "rollback", "--dir", dir, "--url", base, "--version", "1")
+	if err != nil || !strings.Contains(out, "active model is now version 1") {
+		t.Errorf("rollback: %q, %v", out, err)
+	}
+	if _, err := runAgg(t, "rollback", "--dir", dir, "--url", base, "--version", "5"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("rollback to a missing version: got %v, want 404", err)
+	}
+
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "kairos_http_request_duration_seconds"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d, want 200 containing %q", path, resp.StatusCode, want)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop after cancellation")
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("server still answers after shutdown")
+	}
+
+	// The audit log was flushed and its chain verifies against the checkpoint key.
+	a, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, aggDBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	res, err := audit.Verify(t.Context(), st, a.Checkpoint.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatalf("audit verify: %v", err)
+	}
+	if res.Entries < 3 || res.LastCheckpointSeq != res.Entries {
+		t.Errorf("audit: %d entries, last checkpoint at %d; want ≥ 3 entries (enrol ok, enrol denied, rollback) all pinned by the closing checkpoint",
+			res.Entries, res.LastCheckpointSeq)
+	}
+	if !strings.Contains(logs.String(), "aggregator serving") || !strings.Contains(logs.String(), "aggregator stopped") {
+		t.Errorf("logs lack start or stop:\n%s", logs.String())
+	}
+}
+
+// lockedWriter serialises writes from the server's goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
