@@ -171,9 +171,7 @@ func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
 
 	// v1 routes: bearer token, then role, then the handler.
 	v1 := func(method, path string, roles []auth.Role, h handlerFunc) {
-		var hh http.Handler = s.handle(h)
-		hh = auth.RequireRole(hh, roles...)
-		hh = auth.Middleware(v, hh)
+		hh := auth.Middleware(v, auth.RequireRole(s.handle(h), roles...))
 		r.Handle(path, s.instrument(path, noStore(hh))).Methods(method)
 	}
 	v1(http.MethodPost, "/v1/merchants", rolesAdmin, s.enrol)

@@ -20,11 +20,6 @@ import (
 	"github.com/kairos-fl/kairos/dp"
 )
 
-func enrolBody(t *testing.T, id string) []byte {
-	t.Helper()
-	return enrolBodyIn(t, id, "eu")
-}
-
 func enrolBodyIn(t *testing.T, id, region string) []byte {
 	t.Helper()
 	pub, _, _ := ed25519.GenerateKey(nil)

@@ -271,7 +271,7 @@ func (c *aggConfig) baseURL() string {
 
 // aggFlags are the flags every aggregator subcommand shares.
 type aggFlags struct {
-	dir, config, passFile string
+	dir, config string
 }
 
 func (f *aggFlags) register(cmd *cobra.Command) {

@@ -82,8 +82,8 @@ func TestServeUntilDoneDrains(t *testing.T) {
 	select {
 	case <-loopStopped:
 		t.Fatal("round loop stopped before the in-flight request finished")
-	case <-result:
-		t.Fatal("serveUntilDone returned before the in-flight request finished")
+	case err := <-result:
+		t.Fatalf("serveUntilDone returned (%v) before the in-flight request finished", err)
 	default:
 	}
 	close(release)
