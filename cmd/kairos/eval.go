@@ -178,7 +178,7 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 	f.StringVar(&mappingPath, "mapping", "", "column mapping YAML for --dataset csv")
 	f.StringVar(&testCutoff, "test-cutoff", "", "test cutoff date YYYY-MM-DD (default per data set; cdnow 1998-03-01)")
 	f.StringVar(&trainCutoffs, "train-cutoffs", "", "comma-separated training cutoff dates (default per data set)")
-	f.StringVar(&kind, "model", hazard.KindMLP, "hazard score function: linear or mlp")
+	f.StringVar(&kind, "model", hazard.KindLinear, "hazard score function: linear or mlp")
 	f.IntVar(&hidden, "hidden", 16, "hidden units for --model mlp")
 	f.Uint64Var(&seed, "seed", 1, "training seed")
 	f.StringVar(&out, "out", "", "write the fitted hazard model (JSON) to this file")
@@ -188,12 +188,13 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 
 // defaultHazardOptions are the training settings of the reference benchmark.
 func defaultHazardOptions(kind string, hidden int) hazard.TrainOptions {
-	o := evaluate.DefaultHazardOptions()
-	o.Kind = kind
-	o.Hidden = hidden
-	if kind == hazard.KindLinear {
-		o.Hidden, o.L2 = 0, 1e-4 // the linear model's tuned ridge
+	if kind == hazard.KindMLP {
+		o := evaluate.DefaultMLPOptions()
+		o.Hidden = hidden
+		return o
 	}
+	o := evaluate.DefaultHazardOptions()
+	o.Kind = kind // an unknown kind is rejected by hazard.Train
 	return o
 }
 

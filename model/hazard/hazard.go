@@ -158,6 +158,9 @@ type Prediction struct {
 	// MostLikelyDay is argmax_t Hazard[t-1]·Survival[t-1], the day with the highest
 	// probability of being the first purchase day.
 	MostLikelyDay int
+	// MedianDay is the median first purchase day given a purchase within the
+	// horizon: the smallest t with 1 − Survival[t] ≥ (1 − Survival[Horizon])/2.
+	MedianDay int
 }
 
 // Predict computes the prediction for a raw feature vector.
@@ -187,6 +190,14 @@ func (m *Model) PredictScore(f float64) Prediction {
 	for i, t := range Horizons {
 		if t <= H {
 			p.Within[i] = 1 - p.Survival[t]
+		}
+	}
+	half := (1 - p.Survival[H]) / 2
+	p.MedianDay = H
+	for t := 1; t <= H; t++ {
+		if 1-p.Survival[t] >= half {
+			p.MedianDay = t
+			break
 		}
 	}
 	return p

@@ -147,6 +147,11 @@ func TestPredictHandSet(t *testing.T) {
 	if p.MostLikelyDay != 1 {
 		t.Errorf("most likely day: got %d, want 1", p.MostLikelyDay)
 	}
+	// Median given a purchase: 1 − 0.9^t ≥ (1 − 0.9^30)/2 = 0.4788 ⇔
+	// t ≥ ln(0.5212)/ln(0.9) = 6.18, so day 7.
+	if p.MedianDay != 7 {
+		t.Errorf("median day: got %d, want 7", p.MedianDay)
+	}
 	// h_1 = 0.1, h_2 = 0.5, later 0.01: P(T=2) = 0.9·0.5 = 0.45 beats 0.1.
 	m.Params[1] = 0
 	for k := 2; k < 30; k++ {
