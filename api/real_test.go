@@ -15,6 +15,7 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/crypto/seal"
@@ -69,7 +70,14 @@ type realFixture struct {
 	clock *testClock
 }
 
-func newRealFixture(t *testing.T, rounds aggregator.RoundConfig, opts Options) *realFixture {
+func newRealFixture(t testing.TB, rounds aggregator.RoundConfig, opts Options) *realFixture {
+	t.Helper()
+	return newRealFixtureWith(t, realPolicy, nil, rounds, opts)
+}
+
+// newRealFixtureWith is newRealFixture with another policy and more merchants
+// (besides m1 and m2) to enrol, each with a token under its own name.
+func newRealFixtureWith(t testing.TB, policy string, more []string, rounds aggregator.RoundConfig, opts Options) *realFixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "kairos.db"))
@@ -90,7 +98,7 @@ func newRealFixture(t *testing.T, rounds aggregator.RoundConfig, opts Options) *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = alog.Close() })
-	pol, err := policies.Parse("api-test.yaml", []byte(realPolicy))
+	pol, err := policies.Parse("api-test.yaml", []byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +113,14 @@ func newRealFixture(t *testing.T, rounds aggregator.RoundConfig, opts Options) *
 	f.recipient, err = keys.ParseRecipient(agg.Recipient)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, id := range more {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.merchantKeys[id] = priv
+		f.tokens[id] = issue(t, f.issuer, auth.Grant{Subject: id, Role: auth.RoleMerchant, Merchants: []string{id}, TTL: time.Hour})
 	}
 	for id, key := range f.merchantKeys {
 		if _, err := svc.Enrol(ctx, "admin:test", aggregator.Merchant{ID: id, TimeZone: "Europe/Berlin", PublicKey: key.Public().(ed25519.PublicKey)}); err != nil {
