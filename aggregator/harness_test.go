@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func backends(t *testing.T) []backend {
 	return bs
 }
 
-func sqliteBackend(t *testing.T) backend {
+func sqliteBackend(t testing.TB) backend {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kairos.db")
 	return backend{name: "sqlite", open: func(t testing.TB) store.Store {
@@ -62,7 +63,7 @@ func sqliteBackend(t *testing.T) backend {
 	}}
 }
 
-func postgresBackend(t *testing.T, base string) backend {
+func postgresBackend(t testing.TB, base string) backend {
 	t.Helper()
 	ctx := context.Background()
 	var once sync.Once
@@ -70,7 +71,7 @@ func postgresBackend(t *testing.T, base string) backend {
 	return backend{name: "postgres", open: func(tb testing.TB) store.Store {
 		tb.Helper()
 		once.Do(func() {
-			admin, err := pgx.Connect(ctx, base)
+			admin, err := pgx.Connect(ctx, withoutPoolParams(t, base))
 			if err != nil {
 				t.Fatalf("connect to %s: %v", base, err)
 			}
@@ -82,7 +83,7 @@ func postgresBackend(t *testing.T, base string) backend {
 				t.Fatalf("create database: %v", err)
 			}
 			t.Cleanup(func() {
-				c, err := pgx.Connect(ctx, base)
+				c, err := pgx.Connect(ctx, withoutPoolParams(t, base))
 				if err != nil {
 					t.Errorf("drop database %s: %v", name, err)
 					return
@@ -101,6 +102,24 @@ func postgresBackend(t *testing.T, base string) backend {
 		})
 		return openMigrated(tb, dsn)
 	}}
+}
+
+// withoutPoolParams drops pgxpool's pool_* settings, which a plain
+// connection would send to the server as unknown parameters.
+func withoutPoolParams(t testing.TB, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("parse KAIROS_TEST_POSTGRES_URL: %v", err)
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func openMigrated(t testing.TB, url string) store.Store {

@@ -13,7 +13,7 @@ import (
 	"github.com/kairos-fl/kairos/model/hazard"
 )
 
-func mustRound(t *testing.T, r *replica, merchant string) protocol.Round {
+func mustRound(t testing.TB, r *replica, merchant string) protocol.Round {
 	t.Helper()
 	round, err := r.svc.CurrentRound(context.Background(), merchant)
 	if err != nil {
@@ -22,7 +22,7 @@ func mustRound(t *testing.T, r *replica, merchant string) protocol.Round {
 	return round
 }
 
-func tick(t *testing.T, r *replica) {
+func tick(t testing.TB, r *replica) {
 	t.Helper()
 	if err := r.svc.Tick(context.Background()); err != nil {
 		t.Fatalf("tick: %v", err)

@@ -65,7 +65,9 @@ type Tx interface {
 	// CountUpdates returns how many updates the round holds, and how many of
 	// them have a durable audit entry.
 	CountUpdates(ctx context.Context, round string) (all, audited int, err error)
-	// MarkAudited records that update id's audit entry is durable.
+	// MarkAudited records that update id's audit entry is durable. It runs
+	// alone in its transaction, which a backend may commit without waiting for
+	// durability: a lost mark only makes Tick write the audit entry again.
 	MarkAudited(ctx context.Context, id string) error
 	// UnauditedUpdates returns accepted updates whose audit entry is not yet recorded.
 	UnauditedUpdates(ctx context.Context) ([]UpdateRecord, error)

@@ -75,7 +75,8 @@ func (s *Service) auditAccepted(ctx context.Context, u UpdateRecord) error {
 	if err := s.appendAudit(ctx, rec); err != nil {
 		return err
 	}
-	err := s.store.InTx(context.WithoutCancel(ctx), func(tx Tx) error { return tx.MarkAudited(ctx, u.ID) })
+	ctx = context.WithoutCancel(ctx)
+	err := s.store.InTx(ctx, func(tx Tx) error { return tx.MarkAudited(ctx, u.ID) })
 	if err != nil {
 		// The entry is durable; Tick will find the update unmarked and audit it again.
 		s.log.Error("mark update audited", "update", u.ID, "err", err)

@@ -20,7 +20,7 @@ var _ aggregator.Store = (*Store)(nil)
 // conditional updates, not on the isolation level.
 func (s *Store) InTx(ctx context.Context, fn func(aggregator.Tx) error) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		return fn(fedsql.New(pgQuerier{tx}, fedsql.Dialect{Numbered: true, RowLocks: true}))
+		return fn(fedsql.New(pgQuerier{tx}, fedsql.Dialect{Numbered: true, RowLocks: true, AsyncCommit: true}))
 	})
 }
 
