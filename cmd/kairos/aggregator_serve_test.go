@@ -6,16 +6,20 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/audit"
@@ -119,45 +123,138 @@ func TestServeUntilDoneLoopFailure(t *testing.T) {
 	}
 }
 
-// TestAggregatorServeEndToEnd runs `kairos aggregator serve` in-process on a
-// free loopback port over SQLite, drives it with the enrol, models and rollback
-// commands and the API client, stops it, and verifies the audit chain it left.
-func TestAggregatorServeEndToEnd(t *testing.T) {
-	tmp := t.TempDir()
-	dir := filepath.Join(tmp, "agg")
-	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	addrFile := filepath.Join(tmp, "addr")
+// servedAggregator is a `kairos aggregator serve` running in this process.
+type servedAggregator struct {
+	base   string
+	cancel context.CancelFunc
+	done   chan error
+	logs   *lockedWriter
+}
+
+// startServe runs serve with args until stop; it waits for the address file.
+func startServe(t *testing.T, args ...string) *servedAggregator {
+	t.Helper()
+	addrFile := filepath.Join(t.TempDir(), "addr")
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	var logs bytes.Buffer
-	served := make(chan error, 1)
+	s := &servedAggregator{cancel: cancel, done: make(chan error, 1), logs: &lockedWriter{w: &bytes.Buffer{}}}
+	t.Cleanup(cancel)
 	go func() {
 		cmd := newAggregatorCmd()
-		cmd.SetArgs([]string{"serve", "--dir", dir, "--addr-file", addrFile})
+		cmd.SetArgs(append([]string{"serve", "--addr-file", addrFile}, args...))
 		cmd.SetOut(io.Discard)
-		cmd.SetErr(&lockedWriter{w: &logs})
-		served <- cmd.ExecuteContext(ctx)
+		cmd.SetErr(s.logs)
+		s.done <- cmd.ExecuteContext(ctx)
 	}()
-	var base string
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
-			base = strings.TrimSpace(string(b))
-			break
+			s.base = strings.TrimSpace(string(b))
+			return s
 		}
 		select {
-		case err := <-served:
-			t.Fatalf("serve stopped early: %v", err)
+		case err := <-s.done:
+			t.Fatalf("serve stopped early: %v\n%s", err, s.logs)
 		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("serve did not write its address")
 		}
 	}
+}
+
+// stop cancels serve and waits for its graceful exit.
+func (s *servedAggregator) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after cancellation")
+	}
+}
+
+// freshPostgres returns the URL of a new, empty database on the server
+// KAIROS_TEST_POSTGRES_URL names, or "" when it is unset (outside CI).
+func freshPostgres(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("KAIROS_TEST_POSTGRES_URL")
+	if base == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("KAIROS_TEST_POSTGRES_URL is not set but CI=true")
+		}
+		return ""
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to KAIROS_TEST_POSTGRES_URL: %v", err)
+	}
+	defer conn.Close(ctx)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := fmt.Sprintf("kairos_cmd_%x", b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// TestAggregatorServeEndToEnd runs `kairos aggregator serve` in-process on a
+// free loopback port over SQLite, and over PostgreSQL with two replicas when
+// KAIROS_TEST_POSTGRES_URL is set; drives it with the enrol, models and
+// rollback commands and the API client; stops it; and verifies the audit
+// chain it left.
+func TestAggregatorServeEndToEnd(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			db := ""
+			if backend == "postgres" {
+				if db = freshPostgres(t); db == "" {
+					t.Skip("KAIROS_TEST_POSTGRES_URL not set")
+				}
+			}
+			testServeEndToEnd(t, db)
+		})
+	}
+}
+
+func testServeEndToEnd(t *testing.T, db string) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "agg")
+	initArgs := []string{"init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"}
+	if db != "" {
+		initArgs = append(initArgs, "--db", db)
+	}
+	if _, err := runAgg(t, initArgs...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runAgg(t, "migrate", "--dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	agg := startServe(t, "--dir", dir, "--no-migrate")
+	base := agg.base
 	if !strings.HasPrefix(base, "http://127.0.0.1:") {
 		t.Fatalf("address file says %q", base)
 	}
+	ctx := t.Context()
 
 	shop := filepath.Join(tmp, "shop")
 	m, err := keys.GenerateMerchant(rand.Reader, "cdnow-1")
@@ -184,6 +281,37 @@ func TestAggregatorServeEndToEnd(t *testing.T) {
 	if _, err := runAgg(t, "enrol", "--dir", dir, "--url", base, "--id", "cdnow-1", "--time-zone", "UTC",
 		"--public-key", shop); err == nil || !strings.Contains(err.Error(), "409 conflict") {
 		t.Errorf("second enrolment: got %v, want a 409 conflict", err)
+	}
+
+	if db != "" {
+		// A second replica over the same database knows the merchant and its token.
+		replica := startServe(t, "--dir", dir, "--no-migrate")
+		c2, err := apiclient.New(replica.base, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both replicas serve the same round (a round may close between two
+		// reads, so read until two reads from the first replica agree).
+		agree := false
+		for range 5 {
+			a1, err1 := c.CurrentRound(ctx)
+			b, err2 := c2.CurrentRound(ctx)
+			a2, err3 := c.CurrentRound(ctx)
+			if err := errors.Join(err1, err2, err3); err != nil {
+				t.Fatalf("current round from the replicas: %v", err)
+			}
+			if a1.ID == a2.ID {
+				if b.ID != a1.ID {
+					t.Fatalf("second replica serves round %s, first %s", b.ID, a1.ID)
+				}
+				agree = true
+				break
+			}
+		}
+		if !agree {
+			t.Error("rounds kept changing; could not compare the replicas")
+		}
+		replica.stop(t)
 	}
 
 	out, err = runAgg(t, "models", "--dir", dir, "--url", base)
@@ -214,15 +342,7 @@ func TestAggregatorServeEndToEnd(t *testing.T) {
 		}
 	}
 
-	cancel()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop after cancellation")
-	}
+	agg.stop(t)
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("server still answers after shutdown")
 	}
@@ -232,12 +352,16 @@ func TestAggregatorServeEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(t.Context(), "sqlite:"+filepath.Join(dir, aggDBFile))
+	dbURL := db
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(dir, aggDBFile)
+	}
+	st, err := store.Open(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	res, err := audit.Verify(t.Context(), st, a.Checkpoint.Public().(ed25519.PublicKey))
+	res, err := audit.Verify(ctx, st, a.Checkpoint.Public().(ed25519.PublicKey))
 	if err != nil {
 		t.Fatalf("audit verify: %v", err)
 	}
@@ -245,8 +369,8 @@ func TestAggregatorServeEndToEnd(t *testing.T) {
 		t.Errorf("audit: %d entries, last checkpoint at %d; want ≥ 3 entries (enrol ok, enrol denied, rollback) all pinned by the closing checkpoint",
 			res.Entries, res.LastCheckpointSeq)
 	}
-	if !strings.Contains(logs.String(), "aggregator serving") || !strings.Contains(logs.String(), "aggregator stopped") {
-		t.Errorf("logs lack start or stop:\n%s", logs.String())
+	if logs := agg.logs.String(); !strings.Contains(logs, "aggregator serving") || !strings.Contains(logs, "aggregator stopped") {
+		t.Errorf("logs lack start or stop:\n%s", logs)
 	}
 }
 
@@ -260,4 +384,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprint(l.w)
 }
