@@ -166,10 +166,14 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 				}
 				slog.Info("wrote model", "file", out, "schema_hash", res.Model.Schema.Hash)
 			}
-			if asJSON {
-				return writeEvalJSON(cmd.OutOrStdout(), res)
+			loc := ds.location
+			if loc == nil {
+				loc = time.UTC
 			}
-			return writeEvalTable(cmd.OutOrStdout(), res)
+			if asJSON {
+				return writeEvalJSON(cmd.OutOrStdout(), res, loc)
+			}
+			return writeEvalTable(cmd.OutOrStdout(), res, loc)
 		},
 	}
 	f := cmd.Flags()
@@ -266,7 +270,7 @@ type evalJSONMethod struct {
 	Error       string             `json:"error,omitempty"`
 }
 
-func writeEvalJSON(w io.Writer, r evaluate.Report) error {
+func writeEvalJSON(w io.Writer, r evaluate.Report, loc *time.Location) error {
 	out := struct {
 		Dataset      string             `json:"dataset"`
 		TestCutoff   string             `json:"test_cutoff"`
@@ -276,7 +280,7 @@ func writeEvalJSON(w io.Writer, r evaluate.Report) error {
 		LabelOverlap bool               `json:"label_overlap,omitempty"`
 		SchemaHash   string             `json:"schema_hash,omitempty"`
 		Methods      []evalJSONMethod   `json:"methods"`
-	}{Dataset: r.Dataset, TestCutoff: r.TestCutoff.Format(time.DateOnly), Customers: r.Customers,
+	}{Dataset: r.Dataset, TestCutoff: r.TestCutoff.In(loc).Format(time.DateOnly), Customers: r.Customers,
 		PositiveRate: jsonNum(r.PositiveRate), TrainRows: r.TrainRows, LabelOverlap: r.LabelOverlap}
 	if r.Model != nil {
 		out.SchemaHash = r.Model.Schema.Hash
@@ -292,9 +296,9 @@ func writeEvalJSON(w io.Writer, r evaluate.Report) error {
 	return enc.Encode(out)
 }
 
-func writeEvalTable(w io.Writer, r evaluate.Report) error {
+func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 	fmt.Fprintf(w, "dataset %s, test cutoff %s: %d customers, 30-day positive rate %.4f; %d training rows\n",
-		r.Dataset, r.TestCutoff.Format(time.DateOnly), r.Customers, r.PositiveRate[model.Horizon], r.TrainRows)
+		r.Dataset, r.TestCutoff.In(loc).Format(time.DateOnly), r.Customers, r.PositiveRate[model.Horizon], r.TrainRows)
 	if r.LabelOverlap {
 		fmt.Fprintln(w, "warning: training label windows reach past the test cutoff (log too short for a clean split)")
 	}
@@ -306,7 +310,7 @@ func writeEvalTable(w io.Writer, r evaluate.Report) error {
 	fmt.Fprint(tw, "PR-AUC@30\tBrier@30\tC-index\tJData\tF1@30\t\n")
 	for _, m := range r.Methods {
 		if m.Err != "" {
-			fmt.Fprintf(tw, "%s\tnot available: %s\t\n", m.Name, m.Err)
+			fmt.Fprintf(tw, "%s\t%s\n", m.Name, strings.Repeat("-\t", len(hazard.Horizons)+5))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t", m.Name)
@@ -321,6 +325,11 @@ func writeEvalTable(w io.Writer, r evaluate.Report) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, m := range r.Methods {
+		if m.Err != "" {
+			fmt.Fprintf(w, "%s not available: %s\n", m.Name, m.Err)
+		}
 	}
 	for _, m := range r.Methods {
 		if len(m.Calibration) == 0 {

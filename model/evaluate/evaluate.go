@@ -308,7 +308,8 @@ func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tune
 	mr := MethodReport{Name: m.name, AUC: map[int]float64{}, PRAUC: map[int]float64{}}
 	scores := make([]float64, len(preds))
 	for i, p := range preds {
-		scores[i] = p.score
+		// −Inf (recency of a customer who never bought) ranks last.
+		scores[i] = max(p.score, -math.MaxFloat64)
 	}
 	labels := make([]bool, len(test))
 	for hi, h := range hazard.Horizons {
@@ -359,10 +360,7 @@ func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tune
 			truth[r.Customer] = r.Label
 		}
 		users[i], days[i] = r.Customer, preds[i].day
-		finite[i] = preds[i].score
-		if math.IsInf(finite[i], -1) {
-			finite[i] = -math.MaxFloat64
-		}
+		finite[i] = scores[i]
 	}
 	if mr.CIndex, err = metrics.ConcordanceIndex(finite, times, events); err != nil {
 		return MethodReport{}, fmt.Errorf("c-index: %w", err)
