@@ -176,7 +176,7 @@ merchants:
 // fed is one test federation: an aggregator key set and policy shared by the
 // services (replicas) opened over one backend.
 type fed struct {
-	t        *testing.T
+	t        testing.TB
 	b        backend
 	agg      *keys.Aggregator
 	recip    age.Recipient
@@ -186,7 +186,7 @@ type fed struct {
 	merchant map[string]ed25519.PrivateKey
 }
 
-func newFed(t *testing.T, b backend, cfg aggregator.RoundConfig) *fed {
+func newFed(t testing.TB, b backend, cfg aggregator.RoundConfig) *fed {
 	t.Helper()
 	agg, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
 	if err != nil {

@@ -100,8 +100,17 @@ func (s *Service) Tick(ctx context.Context) error {
 	if err := s.repairAudit(ctx); err != nil {
 		return fmt.Errorf("tick: %w", err)
 	}
-	var done []transition
+	// seal.Open refuses envelopes older than MaxSkew, so a nonce record older
+	// than twice that can never match a fresh envelope again.
 	err := s.store.InTx(ctx, func(tx Tx) error {
+		_, err := tx.PruneNonces(ctx, s.now().Add(-2*s.maxSkew))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("tick: %w", err)
+	}
+	var done []transition
+	err = s.store.InTx(ctx, func(tx Tx) error {
 		done = done[:0]
 		rounds, err := tx.ClaimRounds(ctx)
 		if err != nil {

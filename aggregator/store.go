@@ -73,6 +73,8 @@ type Tx interface {
 	UnauditedUpdates(ctx context.Context) ([]UpdateRecord, error)
 	// InsertNonce records a merchant's envelope nonce; false if it was seen before.
 	InsertNonce(ctx context.Context, merchant string, nonce []byte, at time.Time) (bool, error)
+	// PruneNonces forgets nonces seen before t and returns how many.
+	PruneNonces(ctx context.Context, before time.Time) (int64, error)
 
 	// LockBudget returns the merchant's budget head row, locked FOR UPDATE.
 	LockBudget(ctx context.Context, merchant string) (BudgetHead, error)

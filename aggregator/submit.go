@@ -200,7 +200,7 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 		if !fresh {
 			return fmt.Errorf("%w: nonce %x", seal.ErrReplay, hdr.Nonce)
 		}
-		rr, err := s.lockRound(ctx, tx, up.Round)
+		rr, err := s.lockRound(ctx, tx, up.Round, now)
 		if err != nil {
 			return err
 		}
@@ -280,10 +280,17 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 // still open (this submission may move it to collecting), FOR SHARE after
 // that, so submissions to a collecting round run in parallel but never
 // alongside Tick's state change, which takes FOR UPDATE.
-func (s *Service) lockRound(ctx context.Context, tx Tx, id string) (RoundRecord, error) {
+//
+// A round past its deadline or no longer accepting is refused before any
+// lock is taken, so that late submissions cannot keep Tick (which skips
+// locked rows) from closing it.
+func (s *Service) lockRound(ctx context.Context, tx Tx, id string, now time.Time) (RoundRecord, error) {
 	peek, err := tx.Round(ctx, id, LockNone)
 	if err != nil {
 		return peek, err
+	}
+	if peek.State != protocol.RoundOpen && peek.State != protocol.RoundCollecting || !now.Before(peek.Deadline) {
+		return peek, fmt.Errorf("%w: round %s is %s, deadline %s", ErrRoundClosed, id, peek.State, peek.Deadline.Format(time.RFC3339))
 	}
 	lock := LockShare
 	if peek.State == protocol.RoundOpen {

@@ -18,7 +18,7 @@ import (
 	"github.com/kairos-fl/kairos/dp"
 )
 
-func budgetOf(t *testing.T, r *replica, merchant string) aggregator.Budget {
+func budgetOf(t testing.TB, r *replica, merchant string) aggregator.Budget {
 	t.Helper()
 	bs, err := r.svc.Budgets(context.Background())
 	if err != nil {

@@ -474,6 +474,15 @@ func (t *Tx) InsertNonce(ctx context.Context, merchant string, nonce []byte, at 
 	return n == 1, nil
 }
 
+// PruneNonces implements aggregator.Tx.
+func (t *Tx) PruneNonces(ctx context.Context, before time.Time) (int64, error) {
+	n, err := t.exec(ctx, `DELETE FROM fed_nonces WHERE seen_at_ms < ?`, ms(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune nonces: %w", err)
+	}
+	return n, nil
+}
+
 // --- budgets and ledger ---
 
 const budgetCols = `merchant, version, epsilon, releases, last_release_ms`
