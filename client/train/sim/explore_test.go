@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/merge"
+	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
 )
 
 func envF(k string, def float64) float64 {
@@ -40,6 +44,23 @@ func TestExplore(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("centralized %+v", sc)
+	}
+	if os.Getenv("KAIROS_CENTRAL_FIXED") != "" {
+		var rows []feature.Row
+		for _, r := range d.Train {
+			rows = append(rows, r...)
+		}
+		std := train.FixedStandardization(d.Schema)
+		m, _, err := hazard.Train(ctx, d.Schema, rows, hazard.TrainOptions{EarlyStopping: true, L2: 1e-4, Seed: 1, Std: &std})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := d.Evaluate(m, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("centralized, fixed standardisation %+v", sc)
+		return
 	}
 	opt := FedOptions{
 		Rounds: envI("R", 20), Steps: envI("S", 10), SamplingRate: envF("Q", 0.05), ClipNorm: envF("C", 1),
@@ -71,14 +92,16 @@ func TestExplore(t *testing.T) {
 }
 
 var (
-	cdnowPathOnce string
-	cdnowOnce     sync.Once
-	cdnowD        *Data
-	cdnowErr      error
+	eventsOnce sync.Once
+	events     []model.Event
+	eventsErr  error
+	cdnowOnce  sync.Once
+	cdnowD     *Data
+	cdnowErr   error
 )
 
-// cdnowData prepares the reference split once per test binary.
-func cdnowData(t testing.TB) *Data {
+// cdnowEvents reads CDNOW_master.txt once per test binary, or skips the test.
+func cdnowEvents(t testing.TB) []model.Event {
 	t.Helper()
 	p := os.Getenv("KAIROS_SHARED")
 	if p == "" {
@@ -88,22 +111,23 @@ func cdnowData(t testing.TB) *Data {
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_SHARED)", path)
 	}
-	cdnowPathOnce = path
-	cdnowOnce.Do(func() {
-		events, err := LoadCDNOW(context.Background(), path)
-		if err != nil {
-			cdnowErr = err
-			return
-		}
-		cdnowD, cdnowErr = Prepare(events, DataOptions{})
-	})
+	eventsOnce.Do(func() { events, eventsErr = LoadCDNOW(context.Background(), path) })
+	if eventsErr != nil {
+		t.Fatal(eventsErr)
+	}
+	return events
+}
+
+// cdnowData prepares the reference split once per test binary.
+func cdnowData(t testing.TB) *Data {
+	t.Helper()
+	ev := cdnowEvents(t)
+	cdnowOnce.Do(func() { cdnowD, cdnowErr = Prepare(ev, DataOptions{}) })
 	if cdnowErr != nil {
 		t.Fatal(cdnowErr)
 	}
 	return cdnowD
 }
-
-func cdnowPathFor(*Data) string { return cdnowPathOnce }
 
 // TestRepeat runs Simulate REPS times (KAIROS_EXPLORE=1) and prints the spread.
 func TestRepeat(t *testing.T) {
@@ -114,6 +138,7 @@ func TestRepeat(t *testing.T) {
 	opt := DefaultFedOptions()
 	opt.Rounds, opt.Steps, opt.LearningRate = envI("R", opt.Rounds), envI("S", opt.Steps), envF("LR", opt.LearningRate)
 	opt.ClipNorm, opt.SamplingRate = envF("C", opt.ClipNorm), envF("Q", opt.SamplingRate)
+	opt.Average, opt.WeightPower = envF("AVG", 0), envF("WP", 0)
 	if v := os.Getenv("SERVER"); v != "" {
 		opt.Server, opt.ServerLR, opt.Tau = v, envF("SLR", 0), envF("TAU", 0)
 	}

@@ -157,11 +157,14 @@ type Scores struct {
 	AUC30   float64 `json:"auc_30"`
 	AUC7    float64 `json:"auc_7"`
 	PRAUC30 float64 `json:"pr_auc_30"`
+	// Brier30 is the Brier score of P(buy within 30 days): it sees miscalibration
+	// that the rank-based AUC cannot.
+	Brier30 float64 `json:"brier_30"`
 }
 
 // Evaluate scores m on the pooled test rows (merchant < 0) or on one merchant's.
 func (d *Data) Evaluate(m *hazard.Model, merchant int) (Scores, error) {
-	var scores []float64
+	var scores, p30 []float64
 	var y30, y7 []bool
 	for i, r := range d.Test {
 		if merchant >= 0 && d.TestMerchant[i] != merchant {
@@ -172,6 +175,7 @@ func (d *Data) Evaluate(m *hazard.Model, merchant int) (Scores, error) {
 			return Scores{}, fmt.Errorf("evaluate: %w", err)
 		}
 		scores = append(scores, s)
+		p30 = append(p30, m.PredictScore(s).Within[len(hazard.Horizons)-1])
 		y30 = append(y30, r.Label >= 1)
 		y7 = append(y7, r.Label >= 1 && r.Label <= 7)
 	}
@@ -185,6 +189,9 @@ func (d *Data) Evaluate(m *hazard.Model, merchant int) (Scores, error) {
 	}
 	if sc.PRAUC30, err = metrics.AveragePrecision(scores, y30); err != nil {
 		return Scores{}, fmt.Errorf("evaluate: pr-auc@30: %w", err)
+	}
+	if sc.Brier30, err = metrics.Brier(p30, y30); err != nil {
+		return Scores{}, fmt.Errorf("evaluate: brier@30: %w", err)
 	}
 	return sc, nil
 }
@@ -249,8 +256,10 @@ type FedOptions struct {
 	Server        string
 	ServerLR, Tau float64
 	// Merge configures the combination of the deltas; FedAvg weights are the DP
-	// customer counts (clamped at 1).
-	Merge merge.Options
+	// customer counts (clamped at 1) raised to WeightPower (0 means 1). Power 2
+	// weights by inverse noise variance: a merchant's delta carries noise ∝ 1/n.
+	Merge       merge.Options
+	WeightPower float64
 	// Merchants restricts the federation to these merchants (nil: all). A single
 	// merchant is the local-only model.
 	Merchants []int
@@ -393,6 +402,10 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 	ledgers := make([][]dp.Release, len(members))
 	deltas := make([][]float64, len(members))
 	weights := make([]float64, len(members))
+	wp := opt.WeightPower
+	if wp == 0 {
+		wp = 1
+	}
 	var medNorms []float64
 	tail := int(math.Ceil(opt.Average * float64(opt.Rounds)))
 	avg := make([]float64, len(global.Params))
@@ -406,7 +419,7 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 				return FedResult{}, fmt.Errorf("federate: merchant %d: %w", m, err)
 			}
 			ledgers[i] = append(ledgers[i], res.Releases...)
-			deltas[i], weights[i] = res.Delta, max(res.Customers.Value, 1)
+			deltas[i], weights[i] = res.Delta, math.Pow(max(res.Customers.Value, 1), wp)
 			if attacker[m] {
 				deltas[i] = attack(opt.Attack, res.Delta, rng)
 			}

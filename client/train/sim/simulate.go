@@ -68,9 +68,10 @@ func (r Report) LocalOnlyMean() Scores {
 		s.AUC30 += m.LocalOnly.AUC30
 		s.AUC7 += m.LocalOnly.AUC7
 		s.PRAUC30 += m.LocalOnly.PRAUC30
+		s.Brier30 += m.LocalOnly.Brier30
 	}
 	n := float64(len(r.Merchants))
-	return Scores{AUC30: s.AUC30 / n, AUC7: s.AUC7 / n, PRAUC30: s.PRAUC30 / n}
+	return Scores{AUC30: s.AUC30 / n, AUC7: s.AUC7 / n, PRAUC30: s.PRAUC30 / n, Brier30: s.Brier30 / n}
 }
 
 // Simulate prepares events (DataOptions), runs the federation, each merchant's
