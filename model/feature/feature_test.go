@@ -88,6 +88,15 @@ func TestHandWorked(t *testing.T) {
 		"purchase_share_sat":        0.25, // Jan 11
 		"purchase_share_fri":        0.5,  // Jan 31 twice
 		"purchase_share_hour_12_18": 0.25,
+		"recency_years":             9.5 / 365,
+		"purchase_days_90d":         l(3),
+		"active_months_365d":        l(2),    // ages 9.5, 10 → period 0; 30, 40 → period 1
+		"recency_2nd_day_days":      l(29.5), // 9.5 + (Jan 31 − Jan 11)
+		"recency_3rd_day_days":      l(39.5), // 9.5 + (Jan 31 − Jan 1)
+		"spend_first_day":           l(10),
+		"purchases_first_day":       l(1),
+		// Σ 2^(−age/14) over ages 9.5, 10, 30, 40 days.
+		"purchases_decayed_14d": l(math.Exp2(-9.5/14) + math.Exp2(-10.0/14) + math.Exp2(-30.0/14) + math.Exp2(-40.0/14)),
 	}
 	for name, w := range want {
 		if got := valueOf(t, s, r.X, name); math.Abs(got-w) > 1e-12 {
