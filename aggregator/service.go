@@ -128,6 +128,9 @@ type Service struct {
 	mu     sync.Mutex
 	noise  map[[3]float64]float64 // (cap, δ, min z) → calibrated z
 	models map[int]*hazard.Model  // parsed base models by version
+	// merchants caches enrolled merchants for the pre-transaction signature
+	// check; the acceptance transaction re-reads the row.
+	merchants map[string]Merchant
 }
 
 // Budget is one merchant's privacy ledger summary.
@@ -223,7 +226,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		store: opts.Store, policy: opts.Policy, keys: opts.Keys, audit: opts.Audit,
 		now: opts.Now, log: opts.Logger, cfg: cfg, maxSkew: opts.MaxSkew, maxEnv: opts.MaxEnvelope,
 		pq: opts.RequirePostQuantum, policyHash: opts.Policy.Hash(),
-		noise: map[[3]float64]float64{}, models: map[int]*hazard.Model{},
+		noise: map[[3]float64]float64{}, models: map[int]*hazard.Model{}, merchants: map[string]Merchant{},
 	}
 	if s.now == nil {
 		s.now = time.Now
