@@ -3,8 +3,30 @@
 // per-merchant authorization, body limits, RFC 7807 problem documents,
 // health and readiness probes, the JWKS and Prometheus metrics.
 //
-// Handlers return errors; one function, writeError, turns an error into a
-// status and a public problem document and logs the cause.
+// # Routes
+//
+//	POST /v1/merchants                  admin       JSON protocol.EnrolRequest → 201 protocol.Enrolment (with a merchant token)
+//	GET  /v1/merchants                  admin       → {"merchants": [protocol.MerchantInfo]}
+//	GET  /v1/rounds/current             merchant    → protocol.Round, for the token's merchant
+//	POST /v1/rounds/{id}/updates        merchant    application/octet-stream sealed envelope → 202 protocol.Receipt
+//	GET  /v1/models                     any role    → {"models": [protocol.ModelVersion]} (no model bytes)
+//	GET  /v1/models/{version|active}    any role    → protocol.ModelVersion with the model file
+//	POST /v1/models/{version}:rollback  admin       → 200 protocol.ModelVersion now active
+//	GET  /v1/budgets                    compliance, admin → {"budgets": [protocol.BudgetInfo]}
+//	GET  /.well-known/jwks.json, /metrics, /healthz, /readyz  (no token)
+//
+// Every /v1 route needs a bearer token; 401 without a valid one, 403 when its
+// role is not listed. A merchant token is bound to its merchant: the round it
+// gets and the envelopes it may post are its own (403 otherwise), and an
+// envelope must name the round of its path (400). JSON bodies are limited to
+// Options.MaxJSONBytes, envelopes to Options.MaxEnvelopeBytes (413 beyond);
+// JSON is decoded strictly (unknown fields and trailing data are 400 naming
+// the field or offset).
+//
+// Failures are application/problem+json documents whose "type" is one of the
+// apiclient.Type… URIs. Handlers return errors; one function, writeError,
+// turns an error into a status and a public problem document and logs the
+// cause with the request id the document carries.
 package api
 
 import (

@@ -5,9 +5,12 @@ import (
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/kairos-fl/kairos/api"
 	"github.com/kairos-fl/kairos/api/auth"
@@ -208,4 +211,40 @@ func TestRedactDB(t *testing.T) {
 			t.Errorf("redactDB(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// FuzzParseAggConfig: any input is either refused with an error naming the
+// file, or accepted as a config that passes its own checks and survives a
+// write and re-read unchanged.
+func FuzzParseAggConfig(f *testing.F) {
+	f.Add([]byte("listen: 127.0.0.1:8700\ndb: sqlite:k.db\nkeys: keys\npolicy: p.yaml\nadmin_token: t\n" +
+		"tokens: {merchant_ttl: 1h}\nlimits: {max_envelope_bytes: 10, max_json_bytes: 10}\nrounds: {deadline: 1m}\n"))
+	f.Add([]byte("listen: [\n"))
+	f.Add([]byte("rounds: {cutoffs: [2020-01-01]}\n"))
+	f.Add([]byte("---\n---\n"))
+	f.Add([]byte("&a x: *a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := parseAggConfig("f.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "read config f.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if err := c.check(); err != nil {
+			t.Fatalf("accepted config fails its checks: %v", err)
+		}
+		var buf bytes.Buffer
+		enc := yaml.NewEncoder(&buf)
+		if err := enc.Encode(c); err != nil {
+			t.Fatal(err)
+		}
+		c2, err := parseAggConfig("f.yaml", buf.Bytes())
+		if err != nil {
+			t.Fatalf("re-read of a written config: %v\n%s", err, buf.Bytes())
+		}
+		if !reflect.DeepEqual(c, c2) {
+			t.Fatalf("config changed through a write and re-read:\n%+v\n%+v", c, c2)
+		}
+	})
 }
