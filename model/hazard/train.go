@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
 )
 
@@ -267,8 +268,8 @@ func Train(ctx context.Context, schema feature.Schema, rows []feature.Row, opts 
 		if len(r.X) != schema.Len() {
 			return nil, TrainReport{}, fmt.Errorf("train hazard: row %d: %w: got %d, want %d", i, ErrFeatureCount, len(r.X), schema.Len())
 		}
-		if r.Label < 0 || r.Label > 30 {
-			return nil, TrainReport{}, fmt.Errorf("train hazard: row %d: label %d outside 0..30", i, r.Label)
+		if r.Label < 0 || r.Label > model.Horizon {
+			return nil, TrainReport{}, fmt.Errorf("train hazard: row %d: label %d outside 0..%d", i, r.Label, model.Horizon)
 		}
 	}
 	std := ComputeStandardization(rows, schema.Len())
