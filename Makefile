@@ -5,7 +5,7 @@ BIN := bin/kairos
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI := $(shell $(GO) env GOPATH)/bin/golangci-lint
 
-.PHONY: build test demo bench lint fuzz clean
+.PHONY: build test demo eval bench lint fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/kairos
@@ -14,6 +14,9 @@ test:
 	$(GO) test -count=1 ./...
 
 demo: build
+	./$(BIN) demo
+
+eval: build
 	./$(BIN) eval
 
 bench: build

@@ -49,6 +49,8 @@ Start here:
 		newTokenCmd(),
 		newComplianceCmd(),
 		newAggregatorCmd(),
+		newClientCmd(),
+		newDemoCmd(),
 	)
 	return root
 }

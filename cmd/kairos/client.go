@@ -1,0 +1,407 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/client"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/model/hazard"
+)
+
+func newClientCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "client",
+		Short: "Run a merchant's side of the federation: train rounds, score customers, show the budget",
+		Long: `The merchant client reads the shop's events (files or a PostgreSQL query), replaces
+customer ids by keyed pseudonyms as it reads them, and takes part in the aggregator's
+rounds with differentially private updates, never passing its own ε cap. Scores are
+computed locally, under the shop's own customer ids.
+
+  kairos client run --config shop.yaml            # rounds until the budget is spent
+  kairos client run --config shop.yaml --once     # one round
+  kairos client score --config shop.yaml --out scores.csv
+  kairos client status --config shop.yaml`,
+	}
+	cmd.AddCommand(newClientRunCmd(), newClientScoreCmd(), newClientStatusCmd())
+	return cmd
+}
+
+// clientLogger logs to stderr: text, or JSON lines with --log-json.
+func clientLogger(w io.Writer, asJSON bool, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// stderrIsTerminal reports whether progress bars should be drawn.
+func stderrIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// clientSetup is what run and score share: config, keys, API client, events.
+type clientSetup struct {
+	cfg      *client.Config
+	merchant *keys.Merchant
+	api      *apiclient.Client
+	loc      *time.Location
+}
+
+func loadClientSetup(path string) (*clientSetup, error) {
+	cfg, err := client.LoadConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	pass, err := cfg.Passphrase()
+	if err != nil {
+		return nil, err
+	}
+	m, err := keys.LoadMerchant(cfg.Path(cfg.KeysDir), pass)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := cfg.Token()
+	if err != nil {
+		return nil, err
+	}
+	api, err := apiclient.New(cfg.Aggregator, tok, apiclient.WithUserAgent("kairos-client/"+m.ID))
+	if err != nil {
+		return nil, err
+	}
+	loc, err := cfg.Location()
+	if err != nil {
+		return nil, err
+	}
+	return &clientSetup{cfg: cfg, merchant: m, api: api, loc: loc}, nil
+}
+
+// loadEvents reads the merchant's events, with a byte progress bar on a terminal.
+func (s *clientSetup) loadEvents(ctx context.Context, stderr io.Writer, keepIDs bool) (*client.Dataset, error) {
+	opt := client.SourceOptions{Pseudonym: s.merchant.Pseudonym, KeepIDs: keepIDs}
+	if stderrIsTerminal(stderr) {
+		opt.WrapReader = func(r io.Reader, size int64) io.Reader {
+			bar := progressbar.NewOptions64(size,
+				progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription("reading events"),
+				progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish(),
+				progressbar.OptionThrottle(100*time.Millisecond))
+			return io.TeeReader(r, bar)
+		}
+	}
+	return client.LoadEvents(ctx, s.cfg, opt)
+}
+
+func newClientRunCmd() *cobra.Command {
+	var (
+		config  string
+		once    bool
+		rounds  int
+		logJSON bool
+		level   slog.Level
+	)
+	cmd := &cobra.Command{
+		Use:   "run --config FILE [--once] [--rounds N]",
+		Short: "Take part in federated rounds until the privacy budget is spent (or N rounds)",
+		Long: `Run polls the aggregator for the current round, builds features from the local events
+at the round's cutoffs, trains with DP-SGD from the global model, refuses locally if the
+local ledger would pass epsilon_cap, seals the update to the aggregator and uploads it
+with retries. The sealed update and the local debit are saved in state_dir before the
+first attempt, so a restarted client re-sends it instead of training again.
+
+It exits 0 when the rounds asked for are done or a privacy budget (local or the
+federation's) is reached.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if once {
+				if rounds != 0 {
+					return errors.New("client run: --once and --rounds exclude each other")
+				}
+				rounds = 1
+			}
+			if rounds < 0 {
+				return fmt.Errorf("client run: --rounds %d < 0", rounds)
+			}
+			stderr := cmd.ErrOrStderr()
+			log := clientLogger(stderr, logJSON, level)
+			s, err := loadClientSetup(config)
+			if err != nil {
+				return fmt.Errorf("client run: %w", err)
+			}
+			store, state, err := client.OpenState(s.cfg.Path(s.cfg.StateDir), s.merchant.ID)
+			if err != nil {
+				return fmt.Errorf("client run: %w", err)
+			}
+			defer store.Close()
+			ds, err := s.loadEvents(cmd.Context(), stderr, false)
+			if err != nil {
+				return fmt.Errorf("client run: %w", err)
+			}
+			log.Info("events loaded", "merchant", s.merchant.ID, "events", len(ds.Events), "other_shards", ds.Dropped)
+			offset := time.Duration(s.cfg.ClockOffset)
+			if offset != 0 {
+				log.Warn("clock offset in effect", "offset", offset)
+			}
+			opts := client.Options{
+				API: s.api, Merchant: s.merchant, Events: ds.Events, Location: s.loc,
+				Store: store, State: state, EpsilonCap: s.cfg.EpsilonCap, Optimizer: s.cfg.Optimizer,
+				Now:          func() time.Time { return time.Now().Add(offset) },
+				PollInterval: time.Duration(s.cfg.PollInterval), Logger: log,
+			}
+			if stderrIsTerminal(stderr) {
+				opts.Progress = roundBar(stderr, rounds)
+			}
+			r, err := client.NewRunner(opts)
+			if err != nil {
+				return fmt.Errorf("client run: %w", err)
+			}
+			n, err := r.Run(cmd.Context(), rounds)
+			eps, _ := state.Epsilon(orDelta(state.Delta))
+			switch {
+			case errors.Is(err, client.ErrLocalBudget), errors.Is(err, client.ErrFederationBudget):
+				log.Info("privacy budget reached; stopping", "reason", err)
+			case err != nil:
+				return fmt.Errorf("client run: %w", err)
+			}
+			_, werr := fmt.Fprintf(cmd.OutOrStdout(), "%s: joined %d rounds in this run (%d accepted in all); local ε %.4f of cap %.4g at δ %g\n",
+				s.merchant.ID, n, state.Accepted(), eps, s.cfg.EpsilonCap, orDelta(state.Delta))
+			return werr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&config, "config", "", "client configuration file (YAML)")
+	f.BoolVar(&once, "once", false, "join one round and exit")
+	f.IntVar(&rounds, "rounds", 0, "join at most N rounds (0: until the budget is spent)")
+	f.BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
+	f.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// orDelta is the δ to report ε at before any round set one.
+func orDelta(d float64) float64 {
+	if d > 0 {
+		return d
+	}
+	return 1e-6
+}
+
+// roundBar draws the rounds joined (a spinner when the count is open-ended)
+// with the current stage as its description.
+func roundBar(w io.Writer, rounds int) func(client.Progress) {
+	max := int64(rounds)
+	if max == 0 {
+		max = -1
+	}
+	bar := progressbar.NewOptions64(max, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("waiting for a round"),
+		progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionSpinnerType(14),
+		progressbar.OptionThrottle(100*time.Millisecond))
+	return func(p client.Progress) {
+		desc := map[string]string{
+			client.StageWait: "waiting for a round", client.StageFeatures: "building features",
+			client.StageTrain: "training (DP-SGD)", client.StageUpload: "uploading", client.StageDone: "done",
+		}[p.Stage]
+		if p.Round != "" {
+			desc += " · round " + p.Round
+		}
+		bar.Describe(desc)
+		_ = bar.Set(p.Joined)
+		if p.Stage == client.StageDone {
+			_ = bar.Finish()
+		}
+	}
+}
+
+func newClientScoreCmd() *cobra.Command {
+	var (
+		config, out, cutoff, modelFile string
+		version                        int
+	)
+	cmd := &cobra.Command{
+		Use:   "score --config FILE --out scores.csv [--cutoff YYYY-MM-DD] [--model-version N]",
+		Short: "Write every customer's purchase-timing scores, under the shop's own ids",
+		Long: `Score fetches a published model (the active one by default) and writes, for every
+customer with an event before the cutoff: P(purchase within 1, 3, 7, 14 and 30 days),
+the expected days to the next purchase (counting no purchase within 30 days as 30) and
+the most likely purchase date in the merchant's time zone. Pseudonyms are mapped back
+to the shop's customer ids locally; nothing is sent anywhere.
+
+The cutoff defaults to the local midnight after the last event.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := loadClientSetup(config)
+			if err != nil {
+				return fmt.Errorf("client score: %w", err)
+			}
+			var m *hazard.Model
+			if modelFile != "" {
+				b, err := os.ReadFile(modelFile)
+				if err != nil {
+					return fmt.Errorf("client score: %w", err)
+				}
+				if m, err = hazard.Unmarshal(b, ""); err != nil {
+					return fmt.Errorf("client score: %s: %w", modelFile, err)
+				}
+			} else {
+				mv, err := s.api.Model(cmd.Context(), version)
+				if err != nil {
+					return fmt.Errorf("client score: %w", err)
+				}
+				if m, err = hazard.Unmarshal(mv.Model, mv.SchemaHash); err != nil {
+					return fmt.Errorf("client score: model version %d: %w", mv.Version, err)
+				}
+				version = mv.Version
+			}
+			var at time.Time
+			if cutoff != "" {
+				if at, err = time.ParseInLocation(time.DateOnly, cutoff, s.loc); err != nil {
+					return fmt.Errorf("client score: --cutoff: %w", err)
+				}
+				at = at.UTC()
+			}
+			ds, err := s.loadEvents(cmd.Context(), cmd.ErrOrStderr(), true)
+			if err != nil {
+				return fmt.Errorf("client score: %w", err)
+			}
+			if at.IsZero() {
+				if at, err = client.DefaultCutoff(ds.Events, s.loc); err != nil {
+					return fmt.Errorf("client score: %w", err)
+				}
+			}
+			n, err := writeScores(cmd.Context(), out, ds, client.ScoreOptions{Model: m, Cutoff: at, Location: s.loc, IDs: ds.IDs})
+			if err != nil {
+				return fmt.Errorf("client score: %w", err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote %d customers to %s (model version %d, cutoff %s)\n",
+				n, out, version, at.In(s.loc).Format(time.DateOnly))
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&config, "config", "", "client configuration file (YAML)")
+	f.StringVar(&out, "out", "", "output CSV file")
+	f.StringVar(&cutoff, "cutoff", "", "score as of this local date (default: the day after the last event)")
+	f.IntVar(&version, "model-version", 0, "model version to fetch (0: the active one)")
+	f.StringVar(&modelFile, "model-file", "", "score with this model file instead of fetching one")
+	_ = cmd.MarkFlagRequired("config")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+// writeScores writes the scores to a temporary file renamed to path when done.
+func writeScores(ctx context.Context, path string, ds *client.Dataset, opt client.ScoreOptions) (n int, err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if n, err = client.Score(ctx, ds.Events, opt, tmp); err != nil {
+		return 0, err
+	}
+	if err = tmp.Close(); err != nil {
+		return 0, err
+	}
+	return n, os.Rename(tmp.Name(), path)
+}
+
+func newClientStatusCmd() *cobra.Command {
+	var (
+		config string
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status --config FILE [--json]",
+		Short: "Show the rounds joined and the ε spent against the local and federation caps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := client.LoadConfig(config)
+			if err != nil {
+				return fmt.Errorf("client status: %w", err)
+			}
+			st, err := client.ReadState(cfg.Path(cfg.StateDir))
+			if errors.Is(err, fs.ErrNotExist) {
+				st = &client.State{}
+			} else if err != nil {
+				return fmt.Errorf("client status: %w", err)
+			}
+			rep, err := clientStatus(cfg, st)
+			if err != nil {
+				return fmt.Errorf("client status: %w", err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			return writeClientStatus(cmd.OutOrStdout(), rep)
+		},
+	}
+	cmd.Flags().StringVar(&config, "config", "", "client configuration file (YAML)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
+
+// clientStatusReport is what `kairos client status` shows.
+type clientStatusReport struct {
+	Merchant          string               `json:"merchant"`
+	RoundsJoined      int                  `json:"rounds_joined"`
+	RoundsAccepted    int                  `json:"rounds_accepted"`
+	Pending           string               `json:"pending_round,omitempty"`
+	Delta             float64              `json:"delta"`
+	LocalEpsilon      float64              `json:"local_epsilon"`
+	LocalCap          float64              `json:"local_epsilon_cap"`
+	FederationEpsilon *float64             `json:"federation_epsilon,omitempty"`
+	FederationCap     *float64             `json:"federation_epsilon_cap,omitempty"`
+	Rounds            []client.RoundRecord `json:"rounds"`
+}
+
+func clientStatus(cfg *client.Config, st *client.State) (clientStatusReport, error) {
+	d := orDelta(st.Delta)
+	eps, err := st.Epsilon(d)
+	if err != nil {
+		return clientStatusReport{}, err
+	}
+	rep := clientStatusReport{
+		Merchant: st.Merchant, RoundsJoined: len(st.Rounds), RoundsAccepted: st.Accepted(),
+		Delta: d, LocalEpsilon: eps, LocalCap: cfg.EpsilonCap, Rounds: st.Rounds,
+	}
+	if st.Pending != nil {
+		rep.Pending = st.Pending.Round
+	}
+	if rc, ok := st.LastReceipt(); ok {
+		rep.FederationEpsilon, rep.FederationCap = &rc.Epsilon, &rc.EpsilonCap
+	}
+	return rep, nil
+}
+
+func writeClientStatus(w io.Writer, r clientStatusReport) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "merchant\t%s\n", orDefault(r.Merchant, "(no rounds yet)"))
+	fmt.Fprintf(tw, "rounds joined\t%d (%d accepted)\n", r.RoundsJoined, r.RoundsAccepted)
+	if r.Pending != "" {
+		fmt.Fprintf(tw, "pending upload\tround %s\n", r.Pending)
+	}
+	fmt.Fprintf(tw, "local ε\t%.4f of cap %.4g at δ %g\n", r.LocalEpsilon, r.LocalCap, r.Delta)
+	if r.FederationEpsilon != nil {
+		fmt.Fprintf(tw, "federation ε\t%.4f of cap %.4g (last receipt)\n", *r.FederationEpsilon, *r.FederationCap)
+	}
+	return tw.Flush()
+}
