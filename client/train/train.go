@@ -7,10 +7,12 @@
 // The unit of privacy is one customer: Local groups the merchant's rows by customer
 // (all of a customer's cutoffs together), and dp.SGD clips each sampled customer's
 // summed gradient to the plan's clip norm before adding Gaussian noise through the DP
-// library. Everything derived from the noisy steps (the delta, the local model) is
-// post-processing. The customer count sent for weighting is a second release, a
-// Gaussian count with σ = plan.CountNoise; Result.Releases lists both, and Cost gives
-// them before any data is touched so that a local ledger can refuse the round first.
+// library. The customer count is a second release, a Gaussian count with
+// σ = plan.CountNoise, made first: it normalises the noisy gradient sums (the true
+// count is not public under add/remove adjacency) and travels with the update as
+// its merge weight. Everything derived from the two (the delta, the local model) is
+// post-processing. Result.Releases lists both, and Cost gives them before any data
+// is touched so that a local ledger can refuse the round first.
 // Result.Loss is computed on the raw local rows without noise: it is for the
 // merchant's own eyes and must never be sent.
 //
@@ -161,6 +163,15 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 	if err != nil {
 		return Result{}, fmt.Errorf("local training: %w", err)
 	}
+	// dp.SGD divides the noisy sum by q·n, and n, the true number of customers, is
+	// not public under add/remove adjacency. Release the DP count first and
+	// renormalise by it instead, so that every step is post-processing of DP
+	// releases only.
+	count, countRel, err := noisyCount(len(groups), plan.CountNoise)
+	if err != nil {
+		return Result{}, fmt.Errorf("local training: %w", err)
+	}
+	renorm := float64(len(groups)) / max(count.Value, 1)
 	var gradErr error
 	var lossSum float64
 	var lossRows int
@@ -192,7 +203,7 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 			return Result{}, fmt.Errorf("local training: step %d: %w", s, gradErr)
 		}
 		for j := range p {
-			g := dir[j]
+			g := dir[j] * renorm
 			if j >= H {
 				g += plan.L2 * p[j] // data-independent ridge term: no privacy cost
 			}
@@ -216,10 +227,6 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 	}
 	rel := sgd.Release()
 	res.Release = protocol.Release{SamplingRate: rel.Q, NoiseMultiplier: rel.Z, Steps: rel.Steps, ClipNorm: plan.ClipNorm}
-	count, countRel, err := noisyCount(len(groups), plan.CountNoise)
-	if err != nil {
-		return Result{}, fmt.Errorf("local training: %w", err)
-	}
 	res.Customers = count
 	res.Releases = []dp.Release{rel, countRel}
 	if lossRows > 0 {
