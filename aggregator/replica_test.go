@@ -125,3 +125,93 @@ func TestExactlyOncePublish(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicasUnderLoad: two replicas over one database, merchants submitting
+// through either while both tick concurrently, for several rounds. Every
+// accepted update is merged exactly once, every round is published once, and
+// each merchant was debited exactly twice per accepted update.
+func TestReplicasUnderLoad(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, Quorum: 1})
+			rs := []*replica{f.start(t), f.start(t)}
+			ms := []string{"m1", "m2", "m3", "m4"}
+			f.enrol(t, rs[0], ms...)
+			tick(t, rs[1])
+			const rounds = 4
+			accepted := map[string]int{}
+			var mu sync.Mutex
+			for k := range rounds {
+				var wg sync.WaitGroup
+				stop := make(chan struct{})
+				for i := range 2 {
+					wg.Go(func() {
+						for {
+							select {
+							case <-stop:
+								return
+							default:
+							}
+							if err := rs[i].svc.Tick(ctx); err != nil {
+								t.Errorf("tick: %v", err)
+								return
+							}
+							time.Sleep(2 * time.Millisecond)
+						}
+					})
+				}
+				var sub sync.WaitGroup
+				for i, m := range ms {
+					sub.Go(func() {
+						rc, err := f.submitHonest(t, rs[(i+k)%2], m)
+						if err != nil {
+							t.Errorf("round %d, %s: %v", k, m, err)
+							return
+						}
+						mu.Lock()
+						accepted[rc.Round]++
+						mu.Unlock()
+					})
+				}
+				sub.Wait()
+				// Every sampled merchant sent: the next Tick publishes the round.
+				for range 50 {
+					if mustRound(t, rs[0], "m1").Seq == int64(k+3) {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				close(stop)
+				wg.Wait()
+			}
+			models, err := rs[0].svc.Models(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(models) != rounds+1 {
+				t.Fatalf("got %d versions, want %d", len(models), rounds+1)
+			}
+			seen := map[string]bool{}
+			for _, mv := range models[1:] {
+				if seen[mv.Round] {
+					t.Errorf("round %s published twice", mv.Round)
+				}
+				seen[mv.Round] = true
+				if len(mv.Contributions) != accepted[mv.Round] {
+					t.Errorf("version %d (%s): %d contributions, %d accepted updates", mv.Version, mv.Round, len(mv.Contributions), accepted[mv.Round])
+				}
+			}
+			for _, m := range ms {
+				if got := budgetOf(t, rs[1], m).Releases; got != 2*rounds {
+					t.Errorf("%s: %d ledger releases, want %d", m, got, 2*rounds)
+				}
+			}
+			acts := auditActions(t, rs[0].store)
+			if acts["round.publish ok"] != rounds || acts["round.update.accept ok"] != rounds*len(ms) {
+				t.Errorf("audit: %v", acts)
+			}
+			f.verifyAudit(t, rs[0])
+		})
+	}
+}
