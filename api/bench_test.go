@@ -2,12 +2,19 @@ package api
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/kairos-fl/kairos/aggregator"
 )
@@ -33,12 +40,31 @@ func BenchmarkSubmitAPIOnly(b *testing.B) {
 	}
 }
 
-// BenchmarkSubmitAccepted measures accepted updates through the API over the
-// real service on SQLite: token check, signature check, decryption, ledger
-// debit and audit entry per update, one merchant after another. Each merchant
-// may send one update per round, so after every 128 updates the round is
-// closed and the next opened, outside the timer.
+// BenchmarkSubmitAccepted measures accepted updates through the API handler
+// over the real service: token check, signature check, decryption, ledger
+// debit and audit entry per update, from 1 or 16 concurrent submitters, on
+// SQLite and (with KAIROS_TEST_POSTGRES_URL) PostgreSQL. Each merchant may
+// send one update per round, so after every 128 updates the round is closed
+// and the next opened, outside the timer.
 func BenchmarkSubmitAccepted(b *testing.B) {
+	backends := []struct{ name, url string }{{"sqlite", ""}}
+	if base := os.Getenv("KAIROS_TEST_POSTGRES_URL"); base != "" {
+		backends = append(backends, struct{ name, url string }{"postgres", base})
+	}
+	for _, be := range backends {
+		for _, workers := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/workers=%d", be.name, workers), func(b *testing.B) {
+				dbURL := ""
+				if be.url != "" {
+					dbURL = freshPostgresDB(b, be.url)
+				}
+				benchSubmitAccepted(b, dbURL, workers)
+			})
+		}
+	}
+}
+
+func benchSubmitAccepted(b *testing.B, dbURL string, workers int) {
 	const merchants = 128
 	var pol strings.Builder
 	pol.WriteString(realPolicy)
@@ -48,15 +74,16 @@ func BenchmarkSubmitAccepted(b *testing.B) {
 		fmt.Fprintf(&pol, "  %s: {}\n", ids[i])
 	}
 	rounds := aggregator.RoundConfig{Quorum: 1, Deadline: time.Hour, PlannedRounds: 40}
-	f := newRealFixtureWith(b, pol.String(), ids, rounds, Options{})
+	f := newRealFixtureWith(b, dbURL, pol.String(), ids, rounds, Options{})
 	ctx := b.Context()
 
-	var (
-		envs  [][]byte
-		paths []string
-	)
+	type job struct {
+		path, auth string
+		env        []byte
+	}
+	var jobs []job
 	prepare := func() {
-		envs, paths = envs[:0], paths[:0]
+		jobs = jobs[:0]
 		for _, id := range ids {
 			r, err := f.svc.CurrentRound(ctx, id)
 			if err != nil {
@@ -65,34 +92,91 @@ func BenchmarkSubmitAccepted(b *testing.B) {
 			if !r.Selected {
 				b.Fatalf("%s not selected in %s", id, r.ID)
 			}
-			envs = append(envs, f.honest(b, id))
-			paths = append(paths, "/v1/rounds/"+r.ID+"/updates")
+			jobs = append(jobs, job{"/v1/rounds/" + r.ID + "/updates", "Bearer " + f.tokens[id], f.honest(b, id)})
 		}
 	}
+	submit := func(j job) {
+		req := httptest.NewRequest("POST", j.path, bytes.NewReader(j.env))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Authorization", j.auth)
+		rec := httptest.NewRecorder()
+		f.srv.ServeHTTP(rec, req)
+		if rec.Code != http.StatusAccepted {
+			b.Errorf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+	// run submits jobs[:n] with the workers.
+	run := func(n int) {
+		ch := make(chan job)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for j := range ch {
+					submit(j)
+				}
+			})
+		}
+		for _, j := range jobs[:n] {
+			ch <- j
+		}
+		close(ch)
+		wg.Wait()
+	}
+
 	prepare()
 	b.ReportAllocs()
 	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		if i == merchants {
+	for done := 0; done < b.N; {
+		n := min(b.N-done, merchants)
+		run(n)
+		done += n
+		if b.Failed() {
+			b.FailNow()
+		}
+		if done < b.N {
 			b.StopTimer()
 			f.clock.Add(rounds.Deadline + time.Second)
 			if err := f.svc.Tick(ctx); err != nil {
 				b.Fatal(err)
 			}
 			prepare()
-			i = 0
 			b.StartTimer()
 		}
-		req := httptest.NewRequest("POST", paths[i], bytes.NewReader(envs[i]))
-		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Authorization", "Bearer "+f.tokens[ids[i]])
-		rec := httptest.NewRecorder()
-		f.srv.ServeHTTP(rec, req)
-		if rec.Code != http.StatusAccepted {
-			b.Fatalf("update %d: status %d: %s", i, rec.Code, rec.Body)
-		}
-		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+}
+
+// freshPostgresDB creates an empty database on the server base names and
+// drops it when tb ends.
+func freshPostgresDB(tb testing.TB, base string) string {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		tb.Fatalf("connect to KAIROS_TEST_POSTGRES_URL: %v", err)
+	}
+	defer conn.Close(ctx)
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	name := fmt.Sprintf("kairos_api_%x", r)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			tb.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			tb.Errorf("drop %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }

@@ -72,15 +72,19 @@ type realFixture struct {
 
 func newRealFixture(t testing.TB, rounds aggregator.RoundConfig, opts Options) *realFixture {
 	t.Helper()
-	return newRealFixtureWith(t, realPolicy, nil, rounds, opts)
+	return newRealFixtureWith(t, "", realPolicy, nil, rounds, opts)
 }
 
-// newRealFixtureWith is newRealFixture with another policy and more merchants
-// (besides m1 and m2) to enrol, each with a token under its own name.
-func newRealFixtureWith(t testing.TB, policy string, more []string, rounds aggregator.RoundConfig, opts Options) *realFixture {
+// newRealFixtureWith is newRealFixture over the store at dbURL (a new SQLite
+// file when empty) with another policy and more merchants (besides m1 and m2)
+// to enrol, each with a token under its own name.
+func newRealFixtureWith(t testing.TB, dbURL, policy string, more []string, rounds aggregator.RoundConfig, opts Options) *realFixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "kairos.db"))
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(t.TempDir(), "kairos.db")
+	}
+	st, err := store.Open(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
