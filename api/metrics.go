@@ -51,11 +51,46 @@ func newMetrics(reg prometheus.Registerer, svc Service, log *slog.Logger) (*metr
 	return m, nil
 }
 
-// instrument records the latency of h under the route template.
+// instrument gives every request an id (X-Request-Id, also in problem
+// documents and logs), records its latency under the route template, and logs
+// it at debug level.
 func (s *Server) instrument(route string, h http.Handler) http.Handler {
 	obs := s.metrics.latency.MustCurryWith(prometheus.Labels{"route": route})
-	return promhttp.InstrumentHandlerDuration(obs, h)
+	timed := promhttp.InstrumentHandlerDuration(obs, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := s.requestID()
+		w.Header().Set("X-Request-Id", id)
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		timed.ServeHTTP(sw, r)
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+			slog.String("request_id", id), slog.String("method", r.Method), slog.String("route", route),
+			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+	})
 }
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (m *metrics) updateAccepted(rc protocol.Receipt) {
 	m.accepted.WithLabelValues(fmt.Sprint(rc.Duplicate)).Inc()

@@ -24,8 +24,8 @@ func TestProbesAndJWKS(t *testing.T) {
 	var readyErr error
 	f := newFixture(t, &fakeService{}, Options{Ready: func(context.Context) error { return readyErr }})
 
-	if rec := f.do(t, "GET", "/healthz", "", "", nil); rec.Code != 200 || rec.Body.String() != "ok\n" {
-		t.Errorf("healthz: got %d %q, want 200 ok", rec.Code, rec.Body)
+	if rec := f.do(t, "GET", "/healthz", "", "", nil); rec.Code != 200 || rec.Body.String() != "ok\n" || rec.Header().Get("X-Request-Id") == "" {
+		t.Errorf("healthz: got %d %q (request id %q), want 200 ok with a request id", rec.Code, rec.Body, rec.Header().Get("X-Request-Id"))
 	}
 	if rec := f.do(t, "GET", "/readyz", "", "", nil); rec.Code != 200 {
 		t.Errorf("readyz while ready: got %d, want 200", rec.Code)
@@ -37,6 +37,9 @@ func TestProbesAndJWKS(t *testing.T) {
 	}
 	if p := problemOf(t, rec); p.Type != apiclient.TypeUnavailable || strings.Contains(p.Detail, "unreachable") {
 		t.Errorf("readyz problem %+v: want type unavailable and no cause", p)
+	}
+	if ra := rec.Header().Get("Retry-After"); ra != "1" {
+		t.Errorf("readyz 503 Retry-After = %q, want 1", ra)
 	}
 	if rec := f.do(t, "GET", "/healthz", "", "", nil); rec.Code != 200 {
 		t.Errorf("healthz must not depend on the store: got %d", rec.Code)

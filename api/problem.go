@@ -156,6 +156,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func writeProblem(w http.ResponseWriter, p problemDoc) {
 	h := w.Header()
+	if p.Status == http.StatusServiceUnavailable {
+		// Not ready or a dependency failed: worth a retry shortly.
+		h.Set("Retry-After", "1")
+	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")

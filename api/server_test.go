@@ -137,7 +137,7 @@ func TestErrorMapping(t *testing.T) {
 			case tt.status != 500:
 				wantDetail = tt.err.Error()
 			}
-			if p.Type != tt.typ || p.Detail != wantDetail || p.Instance != "/v1/rounds/r1/updates" || p.RequestID == "" {
+			if p.Type != tt.typ || p.Detail != wantDetail || p.Instance != "/v1/rounds/r1/updates" || p.RequestID == "" || p.RequestID != rec.Header().Get("X-Request-Id") {
 				t.Errorf("got problem %+v, want type %q, detail %q, instance the path, a request id", p, tt.typ, wantDetail)
 			}
 			if !tt.public && strings.Contains(rec.Body.String(), "wrapped-cause") {
