@@ -33,6 +33,7 @@ type benchResult struct {
 	IngestFeatureSeconds    float64 `json:"ingest_features_seconds"`
 	IngestFeatureEventsPerS float64 `json:"ingest_features_events_per_second"`
 	RowsSeconds             float64 `json:"rows_seconds"`
+	PeakRSSFeaturesMiB      float64 `json:"peak_rss_after_features_mib"`
 	PeakRSSMiB              float64 `json:"peak_rss_mib"`
 	TrainSteps              int     `json:"train_steps"`
 	TrainExamples           int     `json:"train_examples"`
@@ -136,7 +137,7 @@ temporary file, so the read is a real file read.`,
 			rows := b.Rows()
 			res.RowsSeconds = time.Since(start).Seconds()
 			res.Rows = len(rows)
-			res.PeakRSSMiB = peakRSSMiB()
+			res.PeakRSSFeaturesMiB = peakRSSMiB()
 
 			opts := hazard.TrainOptions{Kind: kind, Hidden: hidden, Steps: steps, BatchSize: batch, Seed: seed}
 			start = time.Now()
@@ -160,7 +161,8 @@ temporary file, so the read is a real file read.`,
 			fmt.Fprintf(tw, "ingest + features\t%.2f s\t%.0f events/s\n", res.IngestFeatureSeconds, res.IngestFeatureEventsPerS)
 			fmt.Fprintf(tw, "build rows\t%.2f s\n", res.RowsSeconds)
 			fmt.Fprintf(tw, "training (%s, %d steps × %d customers)\t%.2f s\t%.0f examples/s\n", kind, steps, batch, res.TrainSeconds, res.TrainExamplesPerS)
-			fmt.Fprintf(tw, "peak RSS (VmHWM)\t%.1f MiB\n", res.PeakRSSMiB)
+			fmt.Fprintf(tw, "peak RSS (VmHWM) after features\t%.1f MiB\n", res.PeakRSSFeaturesMiB)
+			fmt.Fprintf(tw, "peak RSS (VmHWM) after training\t%.1f MiB\n", res.PeakRSSMiB)
 			if err := tw.Flush(); err != nil {
 				return err
 			}

@@ -163,14 +163,20 @@ type dataset struct {
 
 func newDataset(m *Model, rows []feature.Row, keep func(feature.Row) bool) *dataset {
 	d := m.Schema.Len()
-	ds := &dataset{d: d}
+	n := 0
+	for _, r := range rows {
+		if keep == nil || keep(r) {
+			n++
+		}
+	}
+	// One exact allocation: the matrix is the largest thing training holds.
+	ds := &dataset{d: d, z: make([]float64, n*d), labels: make([]int, 0, n)}
 	byCustomer := map[string]int{}
 	for _, r := range rows {
 		if keep != nil && !keep(r) {
 			continue
 		}
 		i := len(ds.labels)
-		ds.z = append(ds.z, make([]float64, d)...)
 		m.standardize(r.X, ds.z[i*d:(i+1)*d])
 		ds.labels = append(ds.labels, r.Label)
 		g, ok := byCustomer[r.Customer]
