@@ -359,3 +359,57 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// countingStep is a GradientStep that uses every customer each step and checks
+// that the per-customer losses it is given add up to the model's loss.
+type countingStep struct {
+	calls, customers int
+	loss             float64
+}
+
+func (c *countingStep) Step(n int, grad func(int, []float64) float64, dir []float64) error {
+	c.calls++
+	c.customers = n
+	clear(dir)
+	c.loss = 0
+	for i := range n {
+		c.loss += grad(i, dir)
+	}
+	return nil
+}
+
+// TestPluggableStep checks that Train runs exactly Steps steps of a caller's
+// GradientStep over one privacy unit per customer, and that the first step sees
+// the loss of the initial model: 3 customers × 2 censored rows × 30 days ×
+// −ln(1 − 0.25) with every hazard 0.25 and zero weights.
+func TestPluggableStep(t *testing.T) {
+	var rows []feature.Row
+	for i := range 6 {
+		rows = append(rows, feature.Row{Customer: string(rune('a' + i%3)), Cutoff: i / 3, X: []float64{float64(i)}, Label: 0})
+	}
+	var first float64
+	step := &countingStep{}
+	wrapped := stepFunc(func(n int, grad func(int, []float64) float64, dir []float64) error {
+		err := step.Step(n, grad, dir)
+		if step.calls == 1 {
+			first = step.loss
+		}
+		return err
+	})
+	_, rep, err := Train(context.Background(), testSchema(t, 1), rows, TrainOptions{Step: wrapped, Steps: 7, BaseHazard: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if step.calls != 7 || rep.Steps != 7 || step.customers != 3 {
+		t.Errorf("got %d calls, %d steps, %d customers; want 7, 7, 3", step.calls, rep.Steps, step.customers)
+	}
+	if want := 6 * 30 * math.Log(4.0/3); math.Abs(first-want) > 1e-9 {
+		t.Errorf("first step loss: got %v, want %v", first, want)
+	}
+}
+
+type stepFunc func(int, func(int, []float64) float64, []float64) error
+
+func (f stepFunc) Step(n int, grad func(int, []float64) float64, dir []float64) error {
+	return f(n, grad, dir)
+}

@@ -75,6 +75,8 @@ type TrainOptions struct {
 	Kind   string
 	Hidden int
 	// Step makes the descent direction; nil means NewMeanStep(BatchSize, Seed).
+	// The grad function Train hands it may be called concurrently with
+	// distinct out slices.
 	Step GradientStep
 	// BatchSize is the default step's customers per step (default 256).
 	BatchSize int
@@ -86,7 +88,8 @@ type TrainOptions struct {
 	// trains on the rest while measuring the held-out negative log-likelihood every
 	// EvalEvery steps (default 50), stops after Patience evaluations without
 	// improvement (default 8), and then refits on all rows for the best number of
-	// steps. A DP caller leaves it off and fixes Steps.
+	// steps (with Anneal, the refit anneals over that number). A DP caller
+	// leaves it off and fixes Steps.
 	EarlyStopping bool
 	EvalEvery     int
 	Patience      int
@@ -360,8 +363,14 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 			return err
 		}
 	}
-	hid, eb := make([]float64, m.Hidden), make([]float64, H)
+	eb := make([]float64, H)
+	// grad may be called concurrently by a GradientStep (with distinct out
+	// slices): it only reads p and eb and keeps its scratch local.
 	grad := func(i int, out []float64) float64 {
+		var hid []float64
+		if m.Hidden > 0 {
+			hid = make([]float64, m.Hidden)
+		}
 		var s float64
 		for _, r := range ds.groups[i] {
 			s += m.exampleLoss(p, eb, ds.row(r), ds.labels[r], out, hid)
