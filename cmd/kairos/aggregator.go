@@ -302,11 +302,13 @@ differentially private updates, merges them and publishes model versions.
   kairos aggregator serve --dir agg --db postgres://user@host/kairos
   kairos aggregator enrol --dir agg --id cdnow-1 --time-zone America/New_York \
       --public-key shop/signing.pub > shop.token
+  kairos aggregator merchants --dir agg
+  kairos aggregator budgets --dir agg               # ε spent per merchant against its cap
   kairos aggregator models --dir agg
   kairos aggregator rollback --dir agg --version 3`,
 	}
 	cmd.AddCommand(newAggInitCmd(), newAggMigrateCmd(), newAggServeCmd(), newAggEnrolCmd(),
-		newAggModelsCmd(), newAggRollbackCmd())
+		newAggMerchantsCmd(), newAggBudgetsCmd(), newAggModelsCmd(), newAggRollbackCmd())
 	return cmd
 }
 
@@ -834,6 +836,79 @@ func writeSecretFile(path string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+func newAggMerchantsCmd() *cobra.Command {
+	var (
+		cf     aggClientFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "merchants --dir DIR",
+		Short: "List the enrolled merchants",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return fmt.Errorf("aggregator merchants: %w", err)
+			}
+			ms, err := c.Merchants(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("aggregator merchants: %w", err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), ms)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tREGION\tTIME ZONE\tSIGNING KEY\tREVOKED\tENROLLED")
+			for _, m := range ms {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", m.ID, orDefault(m.Region, "-"), m.TimeZone,
+					keys.KeyID(m.PublicKey), m.Revoked, m.EnrolledAt.UTC().Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newAggBudgetsCmd() *cobra.Command {
+	var (
+		cf     aggClientFlags
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "budgets --dir DIR",
+		Short: "Show every merchant's ε spent against its cap",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return fmt.Errorf("aggregator budgets: %w", err)
+			}
+			bs, err := c.Budgets(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("aggregator budgets: %w", err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), bs)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "MERCHANT\tε SPENT\tε CAP\tδ\tRELEASES\tLAST RELEASE")
+			for _, b := range bs {
+				last := "-"
+				if !b.LastRelease.IsZero() {
+					last = b.LastRelease.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%.4f\t%g\t%g\t%d\t%s\n", b.Merchant, b.Epsilon, b.Cap, b.Delta, b.Releases, last)
+			}
+			return tw.Flush()
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
 
 func newAggModelsCmd() *cobra.Command {

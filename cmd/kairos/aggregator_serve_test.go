@@ -318,6 +318,14 @@ func testServeEndToEnd(t *testing.T, db string) {
 		replica.stop(t)
 	}
 
+	out, err = runAgg(t, "merchants", "--dir", dir, "--url", base)
+	if want := "cdnow-1 - America/New_York " + keys.KeyID(m.Signing.Public().(ed25519.PublicKey)) + " false"; err != nil || !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
+		t.Errorf("merchants: %v\n%s\nwant a line with %q", err, out, want)
+	}
+	out, err = runAgg(t, "budgets", "--dir", dir, "--url", base)
+	if err != nil || !strings.Contains(strings.Join(strings.Fields(out), " "), "cdnow-1 0.0000 1 1e-06 0 -") {
+		t.Errorf("budgets: %v\n%s", err, out)
+	}
 	out, err = runAgg(t, "models", "--dir", dir, "--url", base)
 	if err != nil {
 		t.Fatal(err)
