@@ -112,7 +112,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, when set, is called at every stage.
 	Progress func(Progress)
+	// Hook, when set, is called at the crash points fault tests aim at:
+	// HookSealed once the sealed update and its debit are saved and before the
+	// first upload attempt, HookSubmitted once the aggregator's receipt is in
+	// hand and before it is saved.
+	Hook func(point string)
 }
+
+// Crash points passed to Options.Hook.
+const (
+	HookSealed    = "sealed"
+	HookSubmitted = "submitted"
+)
 
 // Runner takes part in federated rounds for one merchant.
 type Runner struct {
@@ -195,6 +206,12 @@ func (r *Runner) Run(ctx context.Context, rounds int) (int, error) {
 	}
 	r.progress(StageDone, "")
 	return r.joined, nil
+}
+
+func (r *Runner) hook(point string) {
+	if r.opt.Hook != nil {
+		r.opt.Hook(point)
+	}
 }
 
 func (r *Runner) progress(stage, round string) {
@@ -287,6 +304,7 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 		return fmt.Errorf("round %s: %w", round.ID, err)
 	}
 	r.joined++
+	r.hook(HookSealed)
 	r.opt.Logger.Info("trained", "round", round.ID, "seq", round.Seq, "base_version", round.BaseVersion,
 		"rows", len(rows), "loss", res.Loss, "local_epsilon", epsAfter, "took", time.Since(start).Round(time.Millisecond))
 	return r.upload(ctx, p)
@@ -336,6 +354,7 @@ func (r *Runner) upload(ctx context.Context, p *Pending) error {
 	for attempt := 0; ; attempt++ {
 		rc, err := r.opt.API.SubmitUpdate(ctx, p.Round, p.Envelope)
 		if err == nil {
+			r.hook(HookSubmitted)
 			outcome := OutcomeAccepted
 			if rc.Duplicate {
 				outcome = OutcomeDuplicate

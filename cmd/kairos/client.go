@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -164,6 +165,16 @@ federation's) is reached.`,
 			}
 			if stderrIsTerminal(stderr) {
 				opts.Progress = roundBar(stderr, rounds)
+			}
+			if point := os.Getenv("KAIROS_FAULT"); point != "" {
+				// Fault injection for the end-to-end tests: die like kill -9 at a crash point.
+				log.Warn("fault injection armed", "point", point)
+				opts.Hook = func(p string) {
+					if p == point {
+						_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+						select {}
+					}
+				}
 			}
 			r, err := client.NewRunner(opts)
 			if err != nil {

@@ -701,6 +701,7 @@ func (b *demoBaselines) startLocalOnly(ctx context.Context, plan protocol.Traini
 		fo.ClipNorm, fo.LearningRate, fo.L2 = plan.ClipNorm, plan.LearningRate, plan.L2
 		fo.NoiseMultiplier, fo.Delta, fo.CountNoise = plan.NoiseMultiplier, plan.Delta, plan.CountNoise
 		fo.Server, fo.ServerLR, fo.Tau = r.Server, r.ServerLR, r.ServerTau
+		fo.Anneal, fo.Average = false, 0 // the aggregator has neither
 		local := make([]sim.Scores, len(b.data.Train))
 		for m := range b.data.Train {
 			o := fo

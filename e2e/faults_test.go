@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/client"
+)
+
+// TestFederationSurvivesAggregatorKill runs three merchants to the end of their
+// budget while the aggregator is killed with SIGKILL mid-federation and
+// restarted on the same database.
+func TestFederationSurvivesAggregatorKill(t *testing.T) {
+	for _, store := range stores(t) {
+		t.Run(store, func(t *testing.T) {
+			const rounds = 5
+			f := newFed(t, fedOptions{merchants: 3, rounds: rounds, store: store})
+			for _, m := range f.merchants {
+				f.run(m, nil)
+			}
+			f.waitPublished(2, 60*time.Second)
+			if err := f.agg.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.agg.wait(t, 10*time.Second); !killed(err) {
+				t.Fatalf("aggregator exit: got %v, want killed", err)
+			}
+			time.Sleep(300 * time.Millisecond) // the clients meet a dead server
+			f.startAggregator()
+			for _, m := range f.merchants {
+				if err := m.proc.wait(t, 90*time.Second); err != nil {
+					t.Fatalf("client %s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+				}
+			}
+			f.waitPublished(rounds, 30*time.Second)
+			retried := false
+			for _, m := range f.merchants {
+				b, _ := os.ReadFile(m.proc.log)
+				retried = retried || strings.Contains(string(b), "retrying")
+			}
+			if !retried {
+				t.Error("no client logged a retry: the kill did not happen mid-federation")
+			}
+			f.checkLedgers()
+			contrib := f.contributions()
+			for _, m := range f.merchants {
+				st := f.state(m)
+				if got := st.Accepted(); got != rounds {
+					t.Errorf("%s: %d rounds accepted, want %d", m.id, got, rounds)
+				}
+				if got := contrib[m.id]; got != rounds {
+					t.Errorf("%s: contributed to %d versions, want %d", m.id, got, rounds)
+				}
+			}
+			if got := f.published(); got != rounds {
+				t.Errorf("published versions: got %d, want %d (each round once)", got, rounds)
+			}
+			f.verifyAudit()
+		})
+	}
+}
+
+// TestClientKilledAtUpload kills one client (SIGKILL, from a fault hook) right
+// after the aggregator accepted its update but before it recorded the receipt,
+// and another right after it saved its sealed update but before sending it.
+// Restarted, each resumes its pending upload: the first gets a duplicate
+// receipt, the second a fresh one, and nothing is debited twice. The first's
+// envelope is then replayed to its round and to a later one.
+func TestClientKilledAtUpload(t *testing.T) {
+	for _, store := range stores(t) {
+		t.Run(store, func(t *testing.T) {
+			const rounds = 3
+			f := newFed(t, fedOptions{merchants: 2, rounds: rounds, store: store})
+			m1, m2 := f.merchants[0], f.merchants[1]
+			f.run(m1, []string{"KAIROS_FAULT=" + client.HookSubmitted})
+			f.run(m2, []string{"KAIROS_FAULT=" + client.HookSealed})
+			for _, m := range f.merchants {
+				if err := m.proc.wait(t, 60*time.Second); !killed(err) {
+					t.Fatalf("%s: exit %v, want killed by its fault hook\n%s", m.id, err, tail(m.proc.log, 20))
+				}
+			}
+			st1, st2 := f.state(m1), f.state(m2)
+			if st1.Pending == nil || st2.Pending == nil || len(st1.Rounds) != 0 || len(st2.Rounds) != 0 {
+				t.Fatalf("after the kills: pending %v/%v rounds %d/%d; want both pending, no rounds",
+					st1.Pending != nil, st2.Pending != nil, len(st1.Rounds), len(st2.Rounds))
+			}
+			replayed, replayRound := st1.Pending.Envelope, st1.Pending.Round
+			bs := f.budgets()
+			if bs[m1.id].Releases != 2 || bs[m2.id].Releases != 0 {
+				t.Fatalf("aggregator releases before restart: m1 %d, m2 %d; want 2 and 0", bs[m1.id].Releases, bs[m2.id].Releases)
+			}
+
+			for _, m := range f.merchants {
+				f.run(m, nil)
+			}
+			for _, m := range f.merchants {
+				if err := m.proc.wait(t, 60*time.Second); err != nil {
+					t.Fatalf("%s after restart: %v\n%s", m.id, err, tail(m.proc.log, 20))
+				}
+			}
+			f.waitPublished(rounds, 30*time.Second)
+			f.checkLedgers()
+			st1, st2 = f.state(m1), f.state(m2)
+			if got := st1.Rounds[0].Outcome; got != client.OutcomeDuplicate {
+				t.Errorf("m1 first round: outcome %s, want %s", got, client.OutcomeDuplicate)
+			}
+			if got := st2.Rounds[0].Outcome; got != client.OutcomeAccepted {
+				t.Errorf("m2 first round: outcome %s, want %s", got, client.OutcomeAccepted)
+			}
+			for _, st := range []*client.State{st1, st2} {
+				if st.Accepted() != rounds {
+					t.Errorf("%s: %d rounds accepted, want %d", st.Merchant, st.Accepted(), rounds)
+				}
+			}
+
+			// Replays: the same envelope again to its round, then to the round now open.
+			before := f.budgets()
+			api, err := apiclient.New(f.url, m1.token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			rc, err := api.SubmitUpdate(ctx, replayRound, replayed)
+			var prob *apiclient.Problem
+			switch {
+			case err == nil && !rc.Duplicate:
+				t.Errorf("replay to its round: accepted as new (%+v)", rc)
+			case err != nil && !(errors.As(err, &prob) && prob.Status >= 400 && prob.Status < 500):
+				t.Errorf("replay to its round: %v, want a duplicate receipt or a 4xx problem", err)
+			}
+			cur, err := api.CurrentRound(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.ID == replayRound {
+				t.Fatalf("round %s still open after the federation", cur.ID)
+			}
+			if _, err := api.SubmitUpdate(ctx, cur.ID, replayed); !errors.As(err, &prob) || prob.Status < 400 || prob.Status >= 500 || prob.Status == http.StatusAccepted {
+				t.Errorf("replay to round %s: got %v, want a 4xx problem", cur.ID, err)
+			}
+			after := f.budgets()
+			for id, b := range before {
+				if after[id].Releases != b.Releases || after[id].Epsilon != b.Epsilon {
+					t.Errorf("%s: ledger changed by the replays: %+v → %+v", id, b, after[id])
+				}
+			}
+			f.verifyAudit()
+		})
+	}
+}
+
+// TestClientClockSkew runs a client whose clock is three hours ahead: the
+// aggregator refuses its envelope as stale, the client keeps it and exits
+// with an error naming the clock. With the clock fixed, the same update is
+// sealed again and accepted, debited once.
+func TestClientClockSkew(t *testing.T) {
+	for _, store := range stores(t) {
+		t.Run(store, func(t *testing.T) {
+			f := newFed(t, fedOptions{merchants: 1, rounds: 2, store: store})
+			m := f.merchants[0]
+			f.writeClientConfig(m, "clock_offset: 3h\n")
+			err := f.run(m, nil, "--once").wait(t, 60*time.Second)
+			if err == nil {
+				t.Fatal("client with a skewed clock: exit 0, want an error")
+			}
+			log, _ := os.ReadFile(m.proc.log)
+			if !strings.Contains(string(log), "clock") {
+				t.Errorf("client log does not mention the clock:\n%s", tail(m.proc.log, 10))
+			}
+			st := f.state(m)
+			if st.Pending == nil || len(st.Releases) != 2 {
+				t.Fatalf("after the refusal: pending %v, %d local releases; want pending and 2", st.Pending != nil, len(st.Releases))
+			}
+			if b := f.budgets()[m.id]; b.Releases != 0 {
+				t.Fatalf("aggregator debited a refused update: %d releases", b.Releases)
+			}
+
+			f.writeClientConfig(m, "")
+			if err := f.run(m, nil, "--once").wait(t, 60*time.Second); err != nil {
+				t.Fatalf("client with the clock fixed: %v\n%s", err, tail(m.proc.log, 20))
+			}
+			st = f.state(m)
+			if st.Accepted() != 1 || len(st.Releases) != 2 || st.Pending != nil {
+				t.Errorf("after the fix: %d accepted, %d local releases, pending %v; want 1, 2, none", st.Accepted(), len(st.Releases), st.Pending != nil)
+			}
+			f.checkLedgers()
+			f.waitPublished(1, 30*time.Second)
+			f.verifyAudit()
+		})
+	}
+}
