@@ -1,0 +1,184 @@
+package aggregator_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/dp"
+)
+
+// TestStoreTx checks the Tx contract every backend implements: sentinels for
+// missing rows and conflicts, conditional writes, and round claiming that
+// skips rows another transaction holds.
+func TestStoreTx(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := b.open(t).(aggregator.Store)
+			at := time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC)
+			in := func(fn func(tx aggregator.Tx) error) error { return st.InTx(ctx, fn) }
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			m := aggregator.Merchant{ID: "m1", Region: "eu", TimeZone: "UTC", PublicKey: make([]byte, 32), EnrolledAt: at}
+			must(in(func(tx aggregator.Tx) error { return tx.InsertMerchant(ctx, m) }))
+			if err := in(func(tx aggregator.Tx) error { return tx.InsertMerchant(ctx, m) }); !errors.Is(err, aggregator.ErrConflict) {
+				t.Errorf("second InsertMerchant: got %v, want ErrConflict", err)
+			}
+			if err := in(func(tx aggregator.Tx) error { _, err := tx.Merchant(ctx, "nope"); return err }); !errors.Is(err, aggregator.ErrNotFound) {
+				t.Errorf("missing merchant: got %v, want ErrNotFound", err)
+			}
+			must(in(func(tx aggregator.Tx) error {
+				got, err := tx.Merchant(ctx, "m1")
+				if err != nil {
+					return err
+				}
+				if got.ID != m.ID || got.Region != "eu" || !got.EnrolledAt.Equal(at) || len(got.PublicKey) != 32 || got.Revoked {
+					t.Errorf("merchant round trip: got %+v, want %+v", got, m)
+				}
+				return nil
+			}))
+
+			r := aggregator.RoundRecord{ID: "r1", Seq: 1, State: protocol.RoundOpen, OpenedAt: at, Deadline: at.Add(time.Hour),
+				Quorum: 2, Selected: []string{"m1"}, BaseVersion: 1, Plan: protocol.TrainingPlan{Steps: 3, Cutoffs: []time.Time{at}}}
+			must(in(func(tx aggregator.Tx) error {
+				ok, err := tx.InsertRound(ctx, r)
+				if err != nil || !ok {
+					t.Errorf("InsertRound: got %v, %v, want true, nil", ok, err)
+				}
+				ok, err = tx.InsertRound(ctx, r)
+				if err != nil || ok {
+					t.Errorf("InsertRound again: got %v, %v, want false, nil", ok, err)
+				}
+				got, err := tx.Round(ctx, "r1", aggregator.LockShare)
+				if err != nil {
+					return err
+				}
+				if got.Seq != 1 || got.Quorum != 2 || got.Plan.Steps != 3 || !got.Plan.Cutoffs[0].Equal(at) || !got.Deadline.Equal(r.Deadline) {
+					t.Errorf("round round trip: got %+v", got)
+				}
+				if err := tx.SetRoundState(ctx, "r1", protocol.RoundCollecting, protocol.RoundFailed, "", at); !errors.Is(err, aggregator.ErrConflict) {
+					t.Errorf("SetRoundState from the wrong state: got %v, want ErrConflict", err)
+				}
+				return nil
+			}))
+
+			head := aggregator.BudgetHead{Merchant: "m1", Version: 1, Epsilon: 0.25, Releases: 2, LastRelease: at}
+			must(in(func(tx aggregator.Tx) error {
+				got, err := tx.LockBudget(ctx, "m1")
+				if err != nil {
+					return err
+				}
+				if got.Version != 0 || got.Releases != 0 {
+					t.Errorf("fresh budget: got %+v", got)
+				}
+				if err := tx.AdvanceBudget(ctx, head, 0); err != nil {
+					return err
+				}
+				if err := tx.AdvanceBudget(ctx, head, 0); !errors.Is(err, aggregator.ErrConflict) {
+					t.Errorf("AdvanceBudget from a stale version: got %v, want ErrConflict", err)
+				}
+				row := aggregator.LedgerRow{Merchant: "m1", Seq: 1, Release: dp.Release{Mechanism: dp.Gaussian, Q: 0.1, Z: 1.5, Steps: 4}, Round: "r1", Update: "u1", Epsilon: 0.2, At: at}
+				return tx.InsertLedger(ctx, row)
+			}))
+			// A failed statement aborts a PostgreSQL transaction: conflicts are checked alone.
+			if err := in(func(tx aggregator.Tx) error {
+				return tx.InsertLedger(ctx, aggregator.LedgerRow{Merchant: "m1", Seq: 1, Release: dp.Release{Steps: 1}, At: at})
+			}); !errors.Is(err, aggregator.ErrConflict) {
+				t.Errorf("ledger row twice: got %v, want ErrConflict", err)
+			}
+			if err := in(func(tx aggregator.Tx) error {
+				if err := tx.InsertLedger(ctx, aggregator.LedgerRow{Merchant: "m1", Seq: 9, Release: dp.Release{Steps: 1}, At: at}); err != nil {
+					return err
+				}
+				return errors.New("roll back")
+			}); err == nil {
+				t.Fatal("want the rollback error")
+			}
+			must(in(func(tx aggregator.Tx) error {
+				rows, err := tx.Ledger(ctx, "m1")
+				if err != nil {
+					return err
+				}
+				if len(rows) != 1 || rows[0].Release.Z != 1.5 || rows[0].Release.Steps != 4 || !rows[0].At.Equal(at) {
+					t.Errorf("ledger after a rolled-back insert: got %+v, want the one committed row", rows)
+				}
+				fresh, err := tx.InsertNonce(ctx, "m1", []byte("n1"), at)
+				if err != nil || !fresh {
+					t.Errorf("first nonce: got %v, %v", fresh, err)
+				}
+				fresh, err = tx.InsertNonce(ctx, "m1", []byte("n1"), at)
+				if err != nil || fresh {
+					t.Errorf("nonce again: got %v, %v, want false", fresh, err)
+				}
+				if n, err := tx.PruneNonces(ctx, at.Add(time.Millisecond)); err != nil || n != 1 {
+					t.Errorf("prune: got %d, %v, want 1", n, err)
+				}
+				u := aggregator.UpdateRecord{ID: "u1", Round: "r1", Merchant: "m1", EnvelopeSHA256: []byte{1}, Nonce: []byte{2},
+					Delta: []float64{0.5, -1e-300}, Release: protocol.Release{Steps: 1}, Customers: protocol.NoisyCount{Value: 3, Sigma: 4}, Epsilon: 0.2, AcceptedAt: at}
+				if err := tx.InsertUpdate(ctx, u); err != nil {
+					return err
+				}
+				got, err := tx.UpdateByEnvelope(ctx, []byte{1})
+				if err != nil {
+					return err
+				}
+				if got.ID != "u1" || got.Delta[1] != -1e-300 || got.Customers.Sigma != 4 || got.Audited {
+					t.Errorf("update round trip: got %+v", got)
+				}
+				if all, audited, err := tx.CountUpdates(ctx, "r1"); err != nil || all != 1 || audited != 0 {
+					t.Errorf("CountUpdates: got %d, %d, %v, want 1, 0", all, audited, err)
+				}
+				return tx.MarkAudited(ctx, "u1")
+			}))
+			if err := in(func(tx aggregator.Tx) error {
+				return tx.InsertUpdate(ctx, aggregator.UpdateRecord{ID: "u2", Round: "r1", Merchant: "m1", EnvelopeSHA256: []byte{3}, Nonce: []byte{4}, AcceptedAt: at})
+			}); !errors.Is(err, aggregator.ErrConflict) {
+				t.Errorf("second update of m1 in r1: got %v, want ErrConflict", err)
+			}
+			must(in(func(tx aggregator.Tx) error {
+				if all, audited, err := tx.CountUpdates(ctx, "r1"); err != nil || all != 1 || audited != 1 {
+					t.Errorf("CountUpdates after MarkAudited: got %d, %d, %v, want 1, 1", all, audited, err)
+				}
+				if _, err := tx.ActiveVersion(ctx); !errors.Is(err, aggregator.ErrNotFound) {
+					t.Errorf("active version of an empty registry: got %v, want ErrNotFound", err)
+				}
+				return nil
+			}))
+
+			if b.name != "postgres" {
+				return
+			}
+			// SKIP LOCKED: while one transaction holds the round, another claims nothing.
+			held, release, done := make(chan struct{}), make(chan struct{}), make(chan error)
+			go func() {
+				done <- in(func(tx aggregator.Tx) error {
+					rs, err := tx.ClaimRounds(ctx)
+					if err != nil || len(rs) != 1 {
+						t.Errorf("first claim: got %d rounds, %v, want 1", len(rs), err)
+					}
+					close(held)
+					<-release
+					return nil
+				})
+			}()
+			<-held
+			must(in(func(tx aggregator.Tx) error {
+				rs, err := tx.ClaimRounds(ctx)
+				if err != nil || len(rs) != 0 {
+					t.Errorf("claim while held: got %d rounds, %v, want 0", len(rs), err)
+				}
+				return nil
+			}))
+			close(release)
+			must(<-done)
+		})
+	}
+}
