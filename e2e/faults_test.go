@@ -2,9 +2,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,6 +17,7 @@ import (
 
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/client"
+	"github.com/kairos-fl/kairos/client/train/sim"
 )
 
 // TestFederationSurvivesAggregatorKill runs three merchants to the end of their
@@ -194,5 +200,91 @@ func TestClientClockSkew(t *testing.T) {
 			f.waitPublished(1, 30*time.Second)
 			f.verifyAudit()
 		})
+	}
+}
+
+// TestScoreAndStatus federates two merchants, then checks `kairos client
+// status` against the aggregator's ledger and `kairos client score` against
+// the merchant's own data: one row per customer of its shard with history
+// before the cutoff, under the raw CDNOW ids, with coherent probabilities.
+func TestScoreAndStatus(t *testing.T) {
+	f := newFed(t, fedOptions{merchants: 2, rounds: 2, store: "sqlite"})
+	for _, m := range f.merchants {
+		f.run(m, nil)
+	}
+	for _, m := range f.merchants {
+		if err := m.proc.wait(t, 60*time.Second); err != nil {
+			t.Fatalf("%s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+		}
+	}
+	f.waitPublished(2, 30*time.Second)
+	m := f.merchants[0]
+
+	out, err := exec.Command(kairosBin, "client", "status", "--config", m.cfg, "--json").Output()
+	if err != nil {
+		t.Fatalf("client status: %v", err)
+	}
+	var status struct {
+		Accepted   int      `json:"rounds_accepted"`
+		Local      float64  `json:"local_epsilon"`
+		LocalCap   float64  `json:"local_epsilon_cap"`
+		Federation *float64 `json:"federation_epsilon"`
+	}
+	if err := json.Unmarshal(out, &status); err != nil {
+		t.Fatalf("client status: %v\n%s", err, out)
+	}
+	b := f.budgets()[m.id]
+	if status.Accepted != 2 || status.Federation == nil || *status.Federation != b.Epsilon || status.Local > status.LocalCap+1e-9 {
+		t.Errorf("status %s; want 2 accepted, federation ε %v, local ε within the cap", out, b.Epsilon)
+	}
+
+	scores := filepath.Join(m.dir, "scores.csv")
+	if out, err := exec.Command(kairosBin, "client", "score", "--config", m.cfg, "--out", scores, "--cutoff", "1998-03-01").CombinedOutput(); err != nil {
+		t.Fatalf("client score: %v\n%s", err, out)
+	}
+	fh, err := os.Open(scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	recs, err := csv.NewReader(fh).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Expected customers, from the file itself: shard 0 of two, a purchase before 1998-03-01.
+	want := map[string]bool{}
+	data, err := os.ReadFile(cdnowSlice(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		fs := strings.Fields(line)
+		if len(fs) == 4 && fs[1] < "19980301" && sim.Merchant(fs[0], []float64{0.5, 0.5}) == 0 {
+			want[fs[0]] = true
+		}
+	}
+	if got := len(recs) - 1; got != len(want) || len(want) == 0 {
+		t.Fatalf("scored %d customers, want %d", got, len(want))
+	}
+	cutoff := time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, r := range recs[1:] {
+		if !want[r[0]] {
+			t.Fatalf("scored customer %q is not one of the merchant's raw ids", r[0])
+		}
+		prev := 0.0
+		for i, s := range r[1:6] {
+			p, err := strconv.ParseFloat(s, 64)
+			if err != nil || p < prev || p > 1 {
+				t.Fatalf("customer %s: P(within horizon %d) = %q, want in [%v, 1]", r[0], i, s, prev)
+			}
+			prev = p
+		}
+		if e, err := strconv.ParseFloat(r[6], 64); err != nil || e < 0 || e > 30 {
+			t.Fatalf("customer %s: expected days %q, want in [0, 30]", r[0], r[6])
+		}
+		d, err := time.Parse(time.DateOnly, r[7])
+		if err != nil || d.Before(cutoff) || d.After(cutoff.Add(29*24*time.Hour)) {
+			t.Fatalf("customer %s: most likely date %q, want within 30 days of the cutoff", r[0], r[7])
+		}
 	}
 }
