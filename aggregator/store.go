@@ -42,6 +42,8 @@ type Tx interface {
 	InsertRound(ctx context.Context, r RoundRecord) (bool, error)
 	// Round returns the round with id, taking lock on its row.
 	Round(ctx context.Context, id string, lock Lock) (RoundRecord, error)
+	// RoundState returns round id's state and deadline without locking.
+	RoundState(ctx context.Context, id string) (protocol.RoundState, time.Time, error)
 	// LatestRound returns the round with the highest seq (ErrNotFound when none).
 	LatestRound(ctx context.Context) (RoundRecord, error)
 	// ClaimRounds returns the rounds not in a terminal state whose rows it

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -311,15 +312,15 @@ func (s *Service) forgetMerchant(id string) {
 // lock is taken, so that late submissions cannot keep Tick (which skips
 // locked rows) from closing it.
 func (s *Service) lockRound(ctx context.Context, tx Tx, id string, now time.Time) (RoundRecord, error) {
-	peek, err := tx.Round(ctx, id, LockNone)
+	state, deadline, err := tx.RoundState(ctx, id)
 	if err != nil {
-		return peek, err
+		return RoundRecord{}, err
 	}
-	if peek.State != protocol.RoundOpen && peek.State != protocol.RoundCollecting || !now.Before(peek.Deadline) {
-		return peek, fmt.Errorf("%w: round %s is %s, deadline %s", ErrRoundClosed, id, peek.State, peek.Deadline.Format(time.RFC3339))
+	if state != protocol.RoundOpen && state != protocol.RoundCollecting || !now.Before(deadline) {
+		return RoundRecord{}, fmt.Errorf("%w: round %s is %s, deadline %s", ErrRoundClosed, id, state, deadline.Format(time.RFC3339))
 	}
 	lock := LockShare
-	if peek.State == protocol.RoundOpen {
+	if state == protocol.RoundOpen {
 		lock = LockUpdate
 	}
 	rr, err := tx.Round(ctx, id, lock)
@@ -374,16 +375,34 @@ func debit(rows []LedgerRow, sgd, count dp.Release, mp policies.MerchantPolicy) 
 	if err != nil {
 		return 0, 0, err
 	}
+	// RDP is additive over steps of one mechanism, so rows with the same
+	// mechanism parameters compose as one release with their steps summed:
+	// the same curve, with one evaluation per distinct mechanism instead of
+	// one per row.
+	var groups []dp.Release
 	for _, r := range rows {
-		if err := l.Add(r.Release); err != nil {
+		if err := r.Release.Validate(); err != nil {
 			return 0, 0, fmt.Errorf("ledger row %d: %w", r.Seq, err)
 		}
+		key := r.Release
+		key.Steps = 0
+		i := slices.IndexFunc(groups, func(g dp.Release) bool { g.Steps = 0; return g == key })
+		if i < 0 {
+			groups = append(groups, r.Release)
+			continue
+		}
+		groups[i].Steps += r.Release.Steps
 	}
-	if epsSGD, _, err = l.EpsilonAfter(sgd, mp.Delta); err != nil {
-		return 0, 0, fmt.Errorf("%w: %w", protocol.ErrInvalidUpdate, err)
+	for _, g := range groups {
+		if err := l.Add(g); err != nil {
+			return 0, 0, fmt.Errorf("ledger: %w", err)
+		}
 	}
 	if err := l.Add(sgd); err != nil {
 		return 0, 0, fmt.Errorf("%w: %w", protocol.ErrInvalidUpdate, err)
+	}
+	if epsSGD, _, err = l.Epsilon(mp.Delta); err != nil {
+		return 0, 0, err
 	}
 	epsAll, err = dp.Filter{Cap: mp.EpsilonCap, Delta: mp.Delta}.Check(l, count)
 	if err != nil {

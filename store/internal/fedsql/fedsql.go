@@ -271,6 +271,19 @@ func (t *Tx) Round(ctx context.Context, id string, lock aggregator.Lock) (aggreg
 	return rr, nil
 }
 
+// RoundState implements aggregator.Tx.
+func (t *Tx) RoundState(ctx context.Context, id string) (protocol.RoundState, time.Time, error) {
+	var state string
+	var deadline int64
+	err := t.one(ctx, `SELECT state, deadline_ms FROM fed_rounds WHERE id = ?`, func(r Rows) error {
+		return r.Scan(&state, &deadline)
+	}, id)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("round %s: %w", id, err)
+	}
+	return protocol.RoundState(state), fromMS(deadline), nil
+}
+
 // LatestRound implements aggregator.Tx.
 func (t *Tx) LatestRound(ctx context.Context) (aggregator.RoundRecord, error) {
 	var rr aggregator.RoundRecord
