@@ -70,8 +70,8 @@ func newFakeAgg(t *testing.T, m *keys.Merchant) *fakeAgg {
 	return &fakeAgg{
 		t: t, keys: a, merchant: m.Signing.Public().(ed25519.PublicKey), model: mj,
 		plan: protocol.TrainingPlan{
-			Cutoffs:  []time.Time{date(1997, 7, 1), date(1997, 9, 1)},
-			Steps:    3, SamplingRate: 0.2, NoiseMultiplier: 1.2, ClipNorm: 1, LearningRate: 0.1,
+			Cutoffs: []time.Time{date(1997, 7, 1), date(1997, 9, 1)},
+			Steps:   3, SamplingRate: 0.2, NoiseMultiplier: 1.2, ClipNorm: 1, LearningRate: 0.1,
 			Delta: 1e-6, CountNoise: 50,
 		},
 		now: time.Now, accepted: map[[32]byte]protocol.Receipt{}, nonces: map[[seal.NonceSize]byte]bool{},

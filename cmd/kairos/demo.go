@@ -181,7 +181,9 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 		fmt.Fprintf(o.progress, "[%5.1fs] "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
 	}
 	timings := map[string]string{}
-	mark := func(name string, since time.Time) { timings[name] = time.Since(since).Round(10 * time.Millisecond).String() }
+	mark := func(name string, since time.Time) {
+		timings[name] = time.Since(since).Round(10 * time.Millisecond).String()
+	}
 
 	dir := o.workDir
 	if dir == "" {
@@ -217,11 +219,11 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 	if err := setDemoRounds(filepath.Join(aggDir, aggConfigFile), enrol); err != nil {
 		return rep, err
 	}
-	agg, url, admin, err := startDemoAggregator(ctx, o.exe, dir, aggDir, string(adminTok), "aggregator-enrol.log")
+	agg, _, admin, err := startDemoAggregator(ctx, o.exe, dir, aggDir, string(adminTok), "aggregator-enrol.log")
 	if err != nil {
 		return rep, err
 	}
-	defer agg.stop()
+	defer agg.halt()
 	tokens := make([]string, len(demoShares))
 	rep.Merchants = make([]demoMerchant, len(demoShares))
 	for i := range demoShares {
@@ -240,11 +242,12 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 		return rep, err
 	}
 	fedStart := time.Now()
+	var url string
 	agg, url, admin, err = startDemoAggregator(ctx, o.exe, dir, aggDir, string(adminTok), "aggregator.log")
 	if err != nil {
 		return rep, err
 	}
-	defer agg.stop()
+	defer agg.halt()
 	say("aggregator serving at %s (SQLite in %s)", url, filepath.Join(aggDir, aggDBFile))
 	for i := range rep.Merchants {
 		m := &rep.Merchants[i]
@@ -257,7 +260,7 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 			return rep, err
 		}
 		m.Client = *p
-		defer p.stop()
+		defer p.halt()
 	}
 	firstToken := tokens[0]
 	say("started %d merchant clients", len(demoShares))
@@ -291,7 +294,7 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 				break wait
 			case err := <-agg.done:
 				agg.done <- err
-				return rep, fmt.Errorf("aggregator exited: %v\n%s", err, tailFile(agg.log, 15))
+				return rep, fmt.Errorf("aggregator exited (%s)\n%s", exitText(err), tailFile(agg.log, 15))
 			case <-ticker.C:
 				if n := countPublished(ctx, admin); n > published {
 					published = n
@@ -472,16 +475,16 @@ func startDemoAggregator(ctx context.Context, exe, dir, aggDir, adminToken, logN
 	}
 	url, err := waitAddrFile(ctx, addrFile, p)
 	if err != nil {
-		p.stop()
+		p.halt()
 		return nil, "", nil, err
 	}
 	admin, err := apiclient.New(url, strings.TrimSpace(adminToken))
 	if err != nil {
-		p.stop()
+		p.halt()
 		return nil, "", nil, err
 	}
 	if err := waitReady(ctx, admin, p); err != nil {
-		p.stop()
+		p.halt()
 		return nil, "", nil, err
 	}
 	return p, url, admin, nil
@@ -508,6 +511,17 @@ func startDemoProcess(logPath, exe string, args ...string) (*demoProcess, error)
 		p.done <- err
 	}()
 	return p, nil
+}
+
+// halt is stop for deferred clean-up, where the exit status no longer matters.
+func (p *demoProcess) halt() { _ = p.stop() }
+
+// exitText describes how a process ended.
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // stop sends SIGTERM and waits up to 30 s, then kills. It returns the exit
@@ -544,7 +558,7 @@ func waitAddrFile(ctx context.Context, path string, p *demoProcess) (string, err
 		select {
 		case err := <-p.done:
 			p.done <- err
-			return "", fmt.Errorf("aggregator exited before listening: %v\n%s", err, tailFile(p.log, 15))
+			return "", fmt.Errorf("aggregator exited before listening (%s)\n%s", exitText(err), tailFile(p.log, 15))
 		case <-ctx.Done():
 			return "", fmt.Errorf("waiting for the aggregator to listen: %w", ctx.Err())
 		case <-time.After(20 * time.Millisecond):
@@ -561,9 +575,9 @@ func waitReady(ctx context.Context, c *apiclient.Client, p *demoProcess) error {
 		select {
 		case err := <-p.done:
 			p.done <- err
-			return fmt.Errorf("aggregator exited: %v\n%s", err, tailFile(p.log, 15))
+			return fmt.Errorf("aggregator exited (%s)\n%s", exitText(err), tailFile(p.log, 15))
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the aggregator to be ready: %w (last: %v)", ctx.Err(), err)
+			return fmt.Errorf("waiting for the aggregator to be ready: %w (last: %w)", ctx.Err(), err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -828,4 +842,3 @@ func aboveBelow(above bool) string {
 	}
 	return "NOT above"
 }
-
