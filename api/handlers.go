@@ -112,7 +112,7 @@ func (s *Server) merchants(w http.ResponseWriter, r *http.Request) error {
 	for _, m := range ms {
 		out = append(out, merchantInfo(m))
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"merchants": out})
+	return writeJSON(w, http.StatusOK, merchantList{Merchants: out})
 }
 
 func (s *Server) currentRound(w http.ResponseWriter, r *http.Request) error {
@@ -183,7 +183,7 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
 	if ms == nil {
 		ms = []protocol.ModelVersion{}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"models": ms})
+	return writeJSON(w, http.StatusOK, modelList{Models: ms})
 }
 
 // versionVar reads {version}: a positive integer, or "active" (0) when
@@ -248,7 +248,7 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) error {
 			Releases: b.Releases, LastRelease: b.LastRelease.UTC(),
 		})
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"budgets": out})
+	return writeJSON(w, http.StatusOK, budgetList{Budgets: out})
 }
 
 // requireMediaType refuses a request whose Content-Type is not want.

@@ -116,6 +116,7 @@ type Server struct {
 	metrics   *metrics
 	router    *mux.Router
 	requestID func() string
+	openapi   []byte
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -156,6 +157,9 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.openapi, err = OpenAPI(); err != nil {
+		return nil, err
+	}
 	s.router = s.routes(opts.Verifier, opts.JWKS)
 	return s, nil
 }
@@ -192,19 +196,10 @@ func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
 	}))
 
 	// v1 routes: bearer token, then role, then the handler.
-	v1 := func(method, path string, roles []auth.Role, h handlerFunc) {
-		hh := auth.Middleware(v, auth.RequireRole(s.handle(h), roles...))
-		r.Handle(path, s.instrument(path, noStore(hh))).Methods(method)
+	for _, rt := range s.v1Routes() {
+		hh := auth.Middleware(v, auth.RequireRole(s.handle(rt.h), rt.roles...))
+		r.Handle(rt.path, s.instrument(rt.path, noStore(hh))).Methods(rt.method)
 	}
-	v1(http.MethodPost, "/v1/merchants", rolesAdmin, s.enrol)
-	v1(http.MethodGet, "/v1/merchants", rolesAdmin, s.merchants)
-	v1(http.MethodGet, "/v1/rounds/current", rolesMerchant, s.currentRound)
-	v1(http.MethodPost, "/v1/rounds/{id}/updates", rolesMerchant, s.submit)
-	v1(http.MethodGet, "/v1/models", rolesModels, s.models)
-	// The rollback route comes first: "{version}" alone would also match "3:rollback".
-	v1(http.MethodPost, "/v1/models/{version:[0-9]+}:rollback", rolesAdmin, s.rollback)
-	v1(http.MethodGet, "/v1/models/{version}", rolesModels, s.model)
-	v1(http.MethodGet, "/v1/budgets", rolesCompliance, s.budgets)
 
 	open := func(path string, h http.Handler) {
 		r.Handle(path, s.instrument(path, h)).Methods(http.MethodGet, http.MethodHead)
@@ -217,6 +212,10 @@ func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
 		_, _ = w.Write([]byte("ok\n"))
 	}))
 	open("/readyz", noStore(s.handle(s.readyz)))
+	open("/openapi.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(s.openapi)
+	}))
 	return r
 }
 

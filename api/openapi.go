@@ -1,0 +1,232 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/auth"
+)
+
+// apiRoute describes one /v1 route: the router is built from these and so is
+// the OpenAPI document, so the two cannot drift apart.
+type apiRoute struct {
+	method, path string // path is a gorilla/mux template
+	roles        []auth.Role
+	op, summary  string
+	body         any // nil, envelope{}, or a value of the JSON request type
+	ok           int
+	resp         any // a value of the response type
+	problems     []int
+	h            handlerFunc
+}
+
+// envelope marks a sealed-envelope request body.
+type envelope struct{}
+
+// The list answers.
+type (
+	merchantList struct {
+		Merchants []protocol.MerchantInfo `json:"merchants"`
+	}
+	modelList struct {
+		Models []protocol.ModelVersion `json:"models"`
+	}
+	budgetList struct {
+		Budgets []protocol.BudgetInfo `json:"budgets"`
+	}
+)
+
+func (s *Server) v1Routes() []apiRoute {
+	return []apiRoute{
+		{http.MethodPost, "/v1/merchants", rolesAdmin, "enrol", "Enrol a merchant and issue its merchant token",
+			protocol.EnrolRequest{}, http.StatusCreated, protocol.Enrolment{}, []int{400, 409, 413, 415, 422}, s.enrol},
+		{http.MethodGet, "/v1/merchants", rolesAdmin, "listMerchants", "List the enrolled merchants",
+			nil, http.StatusOK, merchantList{}, nil, s.merchants},
+		{http.MethodGet, "/v1/rounds/current", rolesMerchant, "currentRound", "The current round as the token's merchant sees it",
+			nil, http.StatusOK, protocol.Round{}, []int{404, 422}, s.currentRound},
+		{http.MethodPost, "/v1/rounds/{id}/updates", rolesMerchant, "submitUpdate", "Submit a sealed update for a round",
+			envelope{}, http.StatusAccepted, protocol.Receipt{}, []int{400, 409, 413, 415, 422}, s.submit},
+		{http.MethodGet, "/v1/models", rolesModels, "listModels", "List the model registry (without model files)",
+			nil, http.StatusOK, modelList{}, nil, s.models},
+		// The rollback route comes first: "{version}" alone would also match "3:rollback".
+		{http.MethodPost, "/v1/models/{version:[0-9]+}:rollback", rolesAdmin, "rollback", "Make an earlier model version the active one",
+			nil, http.StatusOK, protocol.ModelVersion{}, []int{400, 404}, s.rollback},
+		{http.MethodGet, "/v1/models/{version}", rolesModels, "getModel", `One model version with its model file; "active" for the active one`,
+			nil, http.StatusOK, protocol.ModelVersion{}, []int{400, 404}, s.model},
+		{http.MethodGet, "/v1/budgets", rolesCompliance, "listBudgets", "Every merchant's ε spent against its cap",
+			nil, http.StatusOK, budgetList{}, nil, s.budgets},
+	}
+}
+
+// muxVar matches a gorilla/mux variable with a pattern, "{name:pattern}".
+var muxVar = regexp.MustCompile(`\{([a-z]+):[^}]*\}`)
+
+// OpenAPI returns the API's OpenAPI 3.1 document (JSON), served at
+// /openapi.json.
+func OpenAPI() ([]byte, error) {
+	g := &schemaGen{defs: map[string]any{}}
+	problem := map[string]any{"$ref": "#/components/schemas/" + g.ref(reflect.TypeFor[problemDoc]())}
+	paths := map[string]map[string]any{}
+	for _, rt := range (&Server{}).v1Routes() {
+		path := muxVar.ReplaceAllString(rt.path, "{$1}")
+		roles := make([]string, len(rt.roles))
+		for i, r := range rt.roles {
+			roles[i] = string(r)
+		}
+		op := map[string]any{
+			"operationId": rt.op,
+			"summary":     rt.summary,
+			"description": "Roles: " + strings.Join(roles, ", ") + ".",
+			"security":    []any{map[string]any{"bearer": []string{}}},
+		}
+		var params []any
+		for _, m := range regexp.MustCompile(`\{([a-z]+)\}`).FindAllStringSubmatch(path, -1) {
+			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		if params != nil {
+			op["parameters"] = params
+		}
+		switch b := rt.body.(type) {
+		case nil:
+		case envelope:
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				"application/octet-stream": map[string]any{"schema": map[string]any{"type": "string", "format": "binary",
+					"description": "crypto/seal envelope: signed header, age-encrypted protocol.Update"}}}}
+		default:
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(b))}}}
+		}
+		responses := map[string]any{
+			fmt.Sprint(rt.ok): map[string]any{"description": http.StatusText(rt.ok), "content": map[string]any{
+				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.resp))}}},
+		}
+		for _, code := range slices.Concat([]int{401, 403}, rt.problems) {
+			responses[fmt.Sprint(code)] = map[string]any{"description": http.StatusText(code), "content": map[string]any{
+				"application/problem+json": map[string]any{"schema": problem}}}
+		}
+		op["responses"] = responses
+		if paths[path] == nil {
+			paths[path] = map[string]any{}
+		}
+		paths[path][strings.ToLower(rt.method)] = op
+	}
+	text := func(desc string) map[string]any {
+		return map[string]any{"get": map[string]any{"summary": desc, "security": []any{}, "responses": map[string]any{
+			"200": map[string]any{"description": "OK"}}}}
+	}
+	paths["/healthz"] = text("Process is up")
+	paths["/readyz"] = text("The store is reachable (503 problem otherwise)")
+	paths["/metrics"] = text("Prometheus metrics")
+	paths["/.well-known/jwks.json"] = text("Token verification keys (RFC 8037 Ed25519 JWKS)")
+	paths["/openapi.json"] = text("This document")
+
+	doc := map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{
+			"title":       "Kairos aggregator API",
+			"version":     "1",
+			"description": "Federated purchase-timing model training with differential privacy. Failures are RFC 7807 problem documents.",
+		},
+		"paths": paths,
+		"components": map[string]any{
+			"schemas": g.defs,
+			"securitySchemes": map[string]any{"bearer": map[string]any{
+				"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA, typ kairos+jwt)"}},
+		},
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("openapi: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// schemaGen turns Go types into JSON Schema, named structs into components.
+type schemaGen struct {
+	defs map[string]any
+}
+
+var (
+	typeTime   = reflect.TypeFor[time.Time]()
+	typeRawMsg = reflect.TypeFor[json.RawMessage]()
+)
+
+// ref registers the struct t as a component and returns its name.
+func (g *schemaGen) ref(t reflect.Type) string {
+	name := t.Name()
+	if name == "problemDoc" {
+		name = "Problem"
+	}
+	name = strings.ToUpper(name[:1]) + name[1:]
+	if _, ok := g.defs[name]; ok {
+		return name
+	}
+	g.defs[name] = nil // placeholder against recursion
+	props := map[string]any{}
+	var required []string
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		jname, opts, _ := strings.Cut(tag, ",")
+		if jname == "" {
+			jname = f.Name
+		}
+		if f.Anonymous && tag == "" {
+			continue // no embedded structs in the API types
+		}
+		props[jname] = g.schema(f.Type)
+		if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
+			required = append(required, jname)
+		}
+	}
+	def := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+	if required != nil {
+		def["required"] = required
+	}
+	g.defs[name] = def
+	return name
+}
+
+func (g *schemaGen) schema(t reflect.Type) map[string]any {
+	switch t {
+	case typeTime:
+		return map[string]any{"type": "string", "format": "date-time"}
+	case typeRawMsg:
+		return map[string]any{"description": "embedded JSON document (a hazard model file)"}
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		return map[string]any{"$ref": "#/components/schemas/" + g.ref(t)}
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return map[string]any{"type": "string", "contentEncoding": "base64"}
+		}
+		return map[string]any{"type": "array", "items": g.schema(t.Elem())}
+	case reflect.Map:
+		return map[string]any{"type": "object", "additionalProperties": g.schema(t.Elem())}
+	case reflect.String:
+		return map[string]any{"type": "string"}
+	case reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return map[string]any{"type": "integer"}
+	case reflect.Float32, reflect.Float64:
+		return map[string]any{"type": "number"}
+	case reflect.Array:
+		return map[string]any{"type": "array", "items": g.schema(t.Elem())}
+	}
+	return map[string]any{}
+}
