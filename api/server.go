@@ -13,7 +13,7 @@
 //	GET  /v1/models/{version|active}    any role    → protocol.ModelVersion with the model file
 //	POST /v1/models/{version}:rollback  admin       → 200 protocol.ModelVersion now active
 //	GET  /v1/budgets                    compliance, admin → {"budgets": [protocol.BudgetInfo]}
-//	GET  /.well-known/jwks.json, /metrics, /healthz, /readyz  (no token)
+//	GET  /.well-known/jwks.json, /metrics, /healthz, /readyz, /openapi.json  (no token)
 //
 // Every /v1 route needs a bearer token; 401 without a valid one, 403 when its
 // role is not listed. A merchant token is bound to its merchant: the round it
