@@ -6,13 +6,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/merge"
 	"github.com/kairos-fl/kairos/client/train"
-	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
@@ -89,44 +87,6 @@ func TestExplore(t *testing.T) {
 			t.Logf("local %d (%d customers) %+v own %+v (%v)", m, d.Customers[m], r.Pooled, own, time.Since(start))
 		}
 	}
-}
-
-var (
-	eventsOnce sync.Once
-	events     []model.Event
-	eventsErr  error
-	cdnowOnce  sync.Once
-	cdnowD     *Data
-	cdnowErr   error
-)
-
-// cdnowEvents reads CDNOW_master.txt once per test binary, or skips the test.
-func cdnowEvents(t testing.TB) []model.Event {
-	t.Helper()
-	p := os.Getenv("KAIROS_SHARED")
-	if p == "" {
-		p = "../../../../shared"
-	}
-	path := p + "/data/cdnow/CDNOW_master.txt"
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_SHARED)", path)
-	}
-	eventsOnce.Do(func() { events, eventsErr = LoadCDNOW(context.Background(), path) })
-	if eventsErr != nil {
-		t.Fatal(eventsErr)
-	}
-	return events
-}
-
-// cdnowData prepares the reference split once per test binary.
-func cdnowData(t testing.TB) *Data {
-	t.Helper()
-	ev := cdnowEvents(t)
-	cdnowOnce.Do(func() { cdnowD, cdnowErr = Prepare(ev, DataOptions{}) })
-	if cdnowErr != nil {
-		t.Fatal(cdnowErr)
-	}
-	return cdnowD
 }
 
 // TestRepeat runs Simulate REPS times (KAIROS_EXPLORE=1) and prints the spread.
