@@ -110,8 +110,9 @@ func (s *Service) Tick(ctx context.Context) error {
 		return fmt.Errorf("tick: %w", err)
 	}
 	var done []transition
+	aggregating := false
 	err = s.store.InTx(ctx, func(tx Tx) error {
-		done = done[:0]
+		done, aggregating = done[:0], false
 		rounds, err := tx.ClaimRounds(ctx)
 		if err != nil {
 			return err
@@ -123,6 +124,8 @@ func (s *Service) Tick(ctx context.Context) error {
 				return err
 			}
 			done = append(done, t...)
+			aggregating = aggregating || r.State == protocol.RoundAggregating ||
+				slices.ContainsFunc(t, func(t transition) bool { return t.round.State == protocol.RoundAggregating })
 		}
 		return nil
 	})
@@ -130,6 +133,9 @@ func (s *Service) Tick(ctx context.Context) error {
 		return fmt.Errorf("tick: %w", err)
 	}
 	pending := done
+	if !aggregating {
+		return s.auditTransitions(ctx, done)
+	}
 	// Merge in a second transaction, so that "aggregating" is a durable state
 	// a restarted aggregator resumes from.
 	err = s.store.InTx(ctx, func(tx Tx) error {
@@ -154,17 +160,25 @@ func (s *Service) Tick(ctx context.Context) error {
 	if err != nil {
 		done = pending
 	}
+	if aerr := s.auditTransitions(ctx, done); aerr != nil {
+		return aerr
+	}
+	if err != nil {
+		return fmt.Errorf("tick: %w", err)
+	}
+	return nil
+}
+
+// auditTransitions records Tick's committed round transitions.
+func (s *Service) auditTransitions(ctx context.Context, done []transition) error {
 	for _, t := range done {
 		outcome := audit.OutcomeOK
 		if t.action == "round.fail" {
 			outcome = audit.OutcomeError
 		}
-		if aerr := s.auditRound(ctx, t.round, t.action, outcome, t.reason); aerr != nil {
-			return fmt.Errorf("tick: %w", aerr)
+		if err := s.auditRound(ctx, t.round, t.action, outcome, t.reason); err != nil {
+			return fmt.Errorf("tick: %w", err)
 		}
-	}
-	if err != nil {
-		return fmt.Errorf("tick: %w", err)
 	}
 	return nil
 }
