@@ -30,7 +30,9 @@
 // noise multiplier. Accepting an update debits two ledger rows, the DP-SGD
 // release (q, z, steps) and the count release (q = 1, z = σ, one step); the ε
 // after them is computed by composing the RDP curves of every ledger row the
-// merchant has (dp.Filter), never by adding ε values.
+// merchant has (dp.Filter), never by adding ε values. Rows with identical
+// mechanism parameters are composed as one release with their steps summed,
+// which is the same RDP curve (RDP adds over steps) at a fraction of the cost.
 //
 // # Accepting an update
 //
@@ -47,9 +49,14 @@
 // with a conditional UPDATE on its version. Budget enforcement therefore
 // depends on the row lock and the version check, not on the isolation level.
 // The cryptography runs before the transaction so the lock is held only for
-// the bookkeeping; the nonce check, which must be atomic with acceptance, runs
-// inside it. The exact same envelope submitted again is recognised by its
-// SHA-256 and answered with the original receipt (Duplicate) without a debit.
+// the bookkeeping; the signer key comes from a per-Service cache of merchant
+// rows, and the transaction re-reads the row and refuses a revoked merchant or
+// a changed key. The nonce check, which must be atomic with acceptance, runs
+// inside the transaction. The exact same envelope submitted again is
+// recognised by its SHA-256 (also once it is too old for the freshness check)
+// and answered with the original receipt (Duplicate) without a debit. Nonce
+// records older than twice MaxSkew are pruned by Tick: seal.Open refuses any
+// envelope that old anyway.
 //
 // # Audit consistency
 //
@@ -66,7 +73,10 @@
 // written. The budget was debited at commit, which errs on the safe side: a
 // debit is never missing, at worst it precedes its audit entry. Refusals,
 // enrolments, rollbacks and round transitions are audited too, after their
-// transaction commits.
+// transaction commits; an enrolment or rollback whose entry fails returns
+// ErrAudit. For round transitions the round row itself records state, reason
+// and time, and a crash between the commit and the append loses only that
+// transition's audit entry, which nothing repairs.
 //
 // # Merge and registry
 //
