@@ -1,0 +1,203 @@
+package compliance
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kairos-fl/kairos/audit"
+)
+
+// Audit query limits.
+const (
+	// DefaultAuditLimit is the page size when the filter gives none.
+	DefaultAuditLimit = 100
+	// MaxAuditLimit is the largest page a query returns.
+	MaxAuditLimit = 1000
+	// MaxAuditScan bounds how many entries one query reads: a selective
+	// filter over a long log returns a short (even empty) page with a cursor
+	// to continue from, rather than reading the whole log in one request.
+	MaxAuditScan = 20000
+	// auditBatch is how many entries each store read fetches.
+	auditBatch = 500
+)
+
+// ErrBadFilter is wrapped by the errors of AuditFilter.Validate.
+var ErrBadFilter = errors.New("bad audit filter")
+
+// AuditFilter selects audit entries. Zero fields do not filter.
+type AuditFilter struct {
+	// After is the cursor: only entries with Seq > After.
+	After uint64
+	// Limit is the page size, 1..MaxAuditLimit; DefaultAuditLimit when 0.
+	Limit int
+	// Actor and Action match exactly.
+	Actor, Action string
+	// Since (inclusive) and Until (exclusive) bound the entry time.
+	Since, Until time.Time
+	// Identifier is an identifier as stored, "hmac-sha256:<64 hex>": entries
+	// with an identifier of that value match. A reviewer computes it from a
+	// clear id with audit.HashIdentifier and the audit key.
+	Identifier string
+}
+
+// Validate checks the filter.
+func (f AuditFilter) Validate() error {
+	switch {
+	case f.Limit < 0 || f.Limit > MaxAuditLimit:
+		return fmt.Errorf("%w: limit %d outside 1..%d", ErrBadFilter, f.Limit, MaxAuditLimit)
+	case !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until):
+		return fmt.Errorf("%w: since %s is not before until %s", ErrBadFilter,
+			f.Since.UTC().Format(time.RFC3339Nano), f.Until.UTC().Format(time.RFC3339Nano))
+	case f.Identifier != "" && !validIdentifier(f.Identifier):
+		return fmt.Errorf("%w: identifier must be %s followed by 64 lower-case hex digits", ErrBadFilter, audit.IdentifierPrefix)
+	}
+	return nil
+}
+
+func validIdentifier(s string) bool {
+	h, ok := strings.CutPrefix(s, audit.IdentifierPrefix)
+	if !ok || len(h) != 64 {
+		return false
+	}
+	for _, c := range []byte(h) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Match reports whether e passes the filter (ignoring After and Limit).
+func (f AuditFilter) Match(e *audit.Entry) bool {
+	if f.Actor != "" && e.Actor != f.Actor {
+		return false
+	}
+	if f.Action != "" && e.Action != f.Action {
+		return false
+	}
+	if !f.Since.IsZero() && e.Time.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !e.Time.Before(f.Until) {
+		return false
+	}
+	if f.Identifier != "" {
+		for _, v := range e.Identifiers {
+			if v == f.Identifier {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// AuditEntry is an audit entry on the wire (the export's field names).
+type AuditEntry struct {
+	Seq         uint64            `json:"seq"`
+	Time        time.Time         `json:"time"`
+	Actor       string            `json:"actor"`
+	Action      string            `json:"action"`
+	Object      string            `json:"object"`
+	Outcome     string            `json:"outcome"`
+	Reason      string            `json:"reason,omitempty"`
+	Identifiers map[string]string `json:"identifiers,omitempty"`
+	Details     map[string]string `json:"details,omitempty"`
+	PrevHash    string            `json:"prev_hash"`
+	Hash        string            `json:"hash"`
+}
+
+// AuditPage is one page of a query.
+type AuditPage struct {
+	Entries []AuditEntry `json:"entries"`
+	// Next is the cursor of the following page (pass it as After); absent
+	// when the log was read to its end.
+	Next uint64 `json:"next,omitempty"`
+	// Scanned is how many entries the query read.
+	Scanned int `json:"scanned"`
+}
+
+// AuditCheckpoint is a signed checkpoint on the wire.
+type AuditCheckpoint struct {
+	LogID     string    `json:"log_id"`
+	Seq       uint64    `json:"seq"`
+	Hash      string    `json:"hash"`
+	Time      time.Time `json:"time"`
+	Signature string    `json:"signature"` // standard base64 Ed25519 signature over audit.CheckpointMessage
+}
+
+// QueryAudit reads entries after f.After in seq order and returns up to
+// f.Limit that match. It reads at most MaxAuditScan entries: when it stops
+// early, or fills the page, Next is the seq of the last entry it read.
+// Entry times never decrease along the chain, so an Until bound ends the
+// scan at the first later entry.
+func QueryAudit(ctx context.Context, src audit.Source, f AuditFilter) (AuditPage, error) {
+	if err := f.Validate(); err != nil {
+		return AuditPage{}, fmt.Errorf("query audit: %w", err)
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = DefaultAuditLimit
+	}
+	page := AuditPage{Entries: []AuditEntry{}}
+	cursor := f.After
+	for page.Scanned < MaxAuditScan {
+		batch, err := src.AuditEntries(ctx, cursor+1, min(auditBatch, MaxAuditScan-page.Scanned))
+		if err != nil {
+			return AuditPage{}, fmt.Errorf("query audit: %w", err)
+		}
+		if len(batch) == 0 {
+			return page, nil // end of the log
+		}
+		for i := range batch {
+			e := &batch[i]
+			if e.Seq <= cursor {
+				return AuditPage{}, fmt.Errorf("query audit: store returned seq %d after %d", e.Seq, cursor)
+			}
+			cursor = e.Seq
+			page.Scanned++
+			if !f.Until.IsZero() && !e.Time.Before(f.Until) {
+				return page, nil // times do not decrease: nothing later matches
+			}
+			if !f.Match(e) {
+				continue
+			}
+			page.Entries = append(page.Entries, WireEntry(e))
+			if len(page.Entries) == limit {
+				page.Next = cursor
+				return page, nil
+			}
+		}
+	}
+	page.Next = cursor
+	return page, nil
+}
+
+// WireEntry converts a stored entry to its wire form.
+func WireEntry(e *audit.Entry) AuditEntry {
+	return AuditEntry{
+		Seq: e.Seq, Time: e.Time.UTC(), Actor: e.Actor, Action: e.Action, Object: e.Object,
+		Outcome: string(e.Outcome), Reason: e.Reason, Identifiers: e.Identifiers, Details: e.Details,
+		PrevHash: e.PrevHash.String(), Hash: e.Hash.String(),
+	}
+}
+
+// Checkpoints returns every checkpoint in wire form, in seq order.
+func Checkpoints(ctx context.Context, src audit.Source) ([]AuditCheckpoint, error) {
+	cps, err := src.AuditCheckpoints(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoints: %w", err)
+	}
+	out := make([]AuditCheckpoint, 0, len(cps))
+	for _, c := range cps {
+		out = append(out, AuditCheckpoint{
+			LogID: c.LogID, Seq: c.Seq, Hash: c.Hash.String(), Time: c.Time.UTC(),
+			Signature: base64.StdEncoding.EncodeToString(c.Signature),
+		})
+	}
+	return out, nil
+}
