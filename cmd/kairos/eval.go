@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kairos-fl/kairos/client/ingest"
+	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/evaluate"
 	"github.com/kairos-fl/kairos/model/hazard"
@@ -72,6 +75,7 @@ func newEvalCmd() *cobra.Command {
 		seed                                                                uint64
 		hidden                                                              int
 		asJSON                                                              bool
+		dpo                                                                 evalDPFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -149,8 +153,18 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 				AllowLabelOverlap: ds.overlap,
 				Hazard:            defaultHazardOptions(kind, hidden),
 			}
+			if err := dpo.apply(cmd, &cfg); err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
 			start := time.Now()
-			res, err := evaluate.Run(ctx, events, cfg)
+			prep, err := evaluate.Prepare(events, cfg)
+			if err != nil {
+				return err
+			}
+			if dpo.sweep != "" {
+				return runPrivacySweep(ctx, cmd.OutOrStdout(), prep, cfg, dpo)
+			}
+			res, err := prep.Run(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -187,6 +201,7 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 	f.Uint64Var(&seed, "seed", 1, "training seed")
 	f.StringVar(&out, "out", "", "write the fitted hazard model (JSON) to this file")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
+	dpo.register(f)
 	return cmd
 }
 
@@ -272,15 +287,16 @@ type evalJSONMethod struct {
 
 func writeEvalJSON(w io.Writer, r evaluate.Report, loc *time.Location) error {
 	out := struct {
-		Dataset      string             `json:"dataset"`
-		TestCutoff   string             `json:"test_cutoff"`
-		Customers    int                `json:"customers"`
-		PositiveRate map[string]float64 `json:"positive_rate"`
-		TrainRows    int                `json:"train_rows"`
-		LabelOverlap bool               `json:"label_overlap,omitempty"`
-		SchemaHash   string             `json:"schema_hash,omitempty"`
-		Methods      []evalJSONMethod   `json:"methods"`
-	}{Dataset: r.Dataset, TestCutoff: r.TestCutoff.In(loc).Format(time.DateOnly), Customers: r.Customers,
+		Dataset      string                  `json:"dataset"`
+		TestCutoff   string                  `json:"test_cutoff"`
+		Customers    int                     `json:"customers"`
+		PositiveRate map[string]float64      `json:"positive_rate"`
+		TrainRows    int                     `json:"train_rows"`
+		LabelOverlap bool                    `json:"label_overlap,omitempty"`
+		SchemaHash   string                  `json:"schema_hash,omitempty"`
+		Methods      []evalJSONMethod        `json:"methods"`
+		Privacy      *evaluate.PrivacyReport `json:"privacy,omitempty"`
+	}{Privacy: r.Privacy, Dataset: r.Dataset, TestCutoff: r.TestCutoff.In(loc).Format(time.DateOnly), Customers: r.Customers,
 		PositiveRate: jsonNum(r.PositiveRate), TrainRows: r.TrainRows, LabelOverlap: r.LabelOverlap}
 	if r.Model != nil {
 		out.SchemaHash = r.Model.Schema.Hash
@@ -326,6 +342,12 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if p := r.Privacy; p != nil {
+		fmt.Fprintf(w, "hazard trained with DP-SGD (unit: one customer): ε = %.4f at δ = %g (target %g, best order %g); "+
+			"q = %.5f (expected batch %.0f), z = %.4f (planned %.4f), clip %g, %d steps; customer count σ = %.1f\n",
+			p.Epsilon, p.Delta, p.TargetEpsilon, p.Order, p.SamplingRate, p.BatchSize, p.NoiseMultiplier,
+			p.PlannedNoiseMultiplier, p.Clip, p.Steps, p.CountSigma)
+	}
 	for _, m := range r.Methods {
 		if m.Err != "" {
 			fmt.Fprintf(w, "%s not available: %s\n", m.Name, m.Err)
@@ -344,4 +366,159 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 		}
 	}
 	return nil
+}
+
+// evalDPFlags are the flags of private training, the privacy–utility sweep and
+// the privacy audit.
+type evalDPFlags struct {
+	epsilon, delta, clip, batch, epochs, lr, l2 float64
+	sweep                                       string
+	seeds                                       int
+}
+
+func (d *evalDPFlags) register(f *pflag.FlagSet) {
+	f.Float64Var(&d.epsilon, "dp-epsilon", 0, "train the hazard model with DP-SGD spending this ε (customer-level); 0 = non-private")
+	f.Float64Var(&d.delta, "dp-delta", 1e-6, "δ of the DP budget")
+	f.Float64Var(&d.clip, "dp-clip", 0, "DP-SGD clip norm of one customer's gradient (default 1)")
+	f.Float64Var(&d.batch, "dp-batch", 0, "DP-SGD expected customers per step (default 2048)")
+	f.Float64Var(&d.epochs, "dp-epochs", 0, "DP-SGD expected passes over the customers (default 10)")
+	f.Float64Var(&d.lr, "dp-lr", 0, "Adam step size for DP training (default: the non-private one)")
+	f.Float64Var(&d.l2, "dp-l2", -1, "L2 penalty for DP training (default: the non-private one)")
+	f.StringVar(&d.sweep, "dp-sweep", "", "comma-separated ε values (inf = no noise) to print the privacy–utility table for, instead of one run")
+	f.IntVar(&d.seeds, "dp-seeds", 5, "runs per ε in --dp-sweep")
+}
+
+// options returns the DP options for ε (the flags' other values).
+func (d *evalDPFlags) options(eps float64) *evaluate.DPOptions {
+	return &evaluate.DPOptions{
+		Epsilon: eps, Delta: d.delta, Clip: d.clip, BatchSize: d.batch, Epochs: d.epochs,
+		Std: train.FixedStandardization,
+	}
+}
+
+func (d *evalDPFlags) apply(cmd *cobra.Command, cfg *evaluate.Config) error {
+	if !cmd.Flags().Changed("dp-epsilon") && d.sweep == "" {
+		return nil
+	}
+	if d.lr != 0 {
+		cfg.Hazard.LearningRate = d.lr
+	}
+	if d.l2 >= 0 {
+		cfg.Hazard.L2 = d.l2
+	}
+	if d.sweep != "" {
+		if d.seeds < 1 {
+			return fmt.Errorf("--dp-seeds %d, want ≥ 1", d.seeds)
+		}
+		return nil
+	}
+	if !(d.epsilon > 0) || math.IsInf(d.epsilon, 0) {
+		return fmt.Errorf("--dp-epsilon %v, want finite and > 0", d.epsilon)
+	}
+	cfg.DP = d.options(d.epsilon)
+	return nil
+}
+
+// meanStd returns the mean and the sample standard deviation of xs.
+func meanStd(xs []float64) (mean, std float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	if len(xs) < 2 {
+		return mean, 0
+	}
+	for _, x := range xs {
+		std += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(std / float64(len(xs)-1))
+}
+
+// runPrivacySweep prints the privacy–utility table: for every ε of d.sweep,
+// d.seeds private trainings (ε = inf: the same training without clipping or
+// noise), then the non-private reference hazard model and BG/NBD.
+func runPrivacySweep(ctx context.Context, w io.Writer, prep *evaluate.Prepared, cfg evaluate.Config, d evalDPFlags) error {
+	var epss []float64
+	for _, s := range strings.Split(d.sweep, ",") {
+		e, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || !(e > 0) {
+			return fmt.Errorf("eval: --dp-sweep: %q is not a positive number or inf", s)
+		}
+		epss = append(epss, e)
+	}
+	fmt.Fprintf(w, "| ε (δ = %g) | z | q | steps | ε spent | AUC@30 | PR-AUC@30 | AUC@7 |\n|---|---|---|---|---|---|---|---|\n", d.delta)
+	row := func(label, z, q, steps, spent string, reps []evaluate.Report, name string) {
+		var a30, p30, a7 []float64
+		for _, r := range reps {
+			for _, m := range r.Methods {
+				if m.Name == name {
+					a30, p30, a7 = append(a30, m.AUC[30]), append(p30, m.PRAUC[30]), append(a7, m.AUC[7])
+				}
+			}
+		}
+		f := func(xs []float64) string {
+			m, s := meanStd(xs)
+			if len(xs) < 2 {
+				return fmt.Sprintf("%.4f", m)
+			}
+			return fmt.Sprintf("%.4f ± %.4f", m, s)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", label, z, q, steps, spent, f(a30), f(p30), f(a7))
+	}
+	for _, eps := range epss {
+		var reps []evaluate.Report
+		var zs, spent []float64
+		var q float64
+		var steps int
+		for seed := uint64(1); seed <= uint64(d.seeds); seed++ {
+			c := cfg
+			c.Seed, c.Methods = seed, []string{evaluate.MethodHazard}
+			if math.IsInf(eps, 1) {
+				o := d.options(1)
+				c.Hazard.Std = nil
+				std := o.Std(prep.Schema())
+				c.Hazard.Std = &std
+				c.Hazard.BatchSize = int(math.Round(firstPos(d.batch, 2048)))
+				c.Hazard.Epochs = int(math.Round(firstPos(d.epochs, 10)))
+			} else {
+				c.DP = d.options(eps)
+			}
+			r, err := prep.Run(ctx, c)
+			if err != nil {
+				return fmt.Errorf("eval: ε %v seed %d: %w", eps, seed, err)
+			}
+			if p := r.Privacy; p != nil {
+				zs, spent = append(zs, p.NoiseMultiplier), append(spent, p.Epsilon)
+				q, steps = p.SamplingRate, p.Steps
+			} else {
+				steps = r.TrainReport.Steps
+			}
+			reps = append(reps, r)
+		}
+		if math.IsInf(eps, 1) {
+			row("∞ (no clip, no noise)", "0", "-", strconv.Itoa(steps), "∞", reps, evaluate.MethodHazard)
+			continue
+		}
+		zm, _ := meanStd(zs)
+		sm, _ := meanStd(spent)
+		row(strconv.FormatFloat(eps, 'g', -1, 64), fmt.Sprintf("%.3f", zm), fmt.Sprintf("%.4f", q), strconv.Itoa(steps),
+			fmt.Sprintf("%.4f", sm), reps, evaluate.MethodHazard)
+	}
+	ref := cfg
+	ref.DP, ref.Methods = nil, []string{evaluate.MethodHazard, evaluate.MethodBGNBD}
+	ref.Hazard = evaluate.DefaultHazardOptions()
+	r, err := prep.Run(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("eval: reference: %w", err)
+	}
+	row("non-private hazard (reference)", "-", "-", strconv.Itoa(r.TrainReport.Steps), "∞", []evaluate.Report{r}, evaluate.MethodHazard)
+	row("BG/NBD", "-", "-", "-", "∞", []evaluate.Report{r}, evaluate.MethodBGNBD)
+	return nil
+}
+
+func firstPos(a, b float64) float64 {
+	if a > 0 {
+		return a
+	}
+	return b
 }

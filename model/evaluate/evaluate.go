@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -54,6 +55,9 @@ type Config struct {
 	// leaks; it exists only for logs shorter than two horizons (the Taobao slice
 	// spans nine days), and Report.LabelOverlap records that it was used.
 	AllowLabelOverlap bool
+	// DP, when set, trains the hazard model with DP-SGD under a customer-level
+	// (ε, δ) budget instead of non-privately (see TrainPrivate).
+	DP *DPOptions
 }
 
 // Report is the outcome of Run.
@@ -74,6 +78,8 @@ type Report struct {
 	TrainReport hazard.TrainReport
 	// LabelOverlap is true when a training label window reached past TestCutoff.
 	LabelOverlap bool
+	// Privacy describes what DP training charged (nil for a non-private run).
+	Privacy *PrivacyReport
 }
 
 // MethodReport holds one method's test metrics. Maps are keyed by horizon in
@@ -117,15 +123,36 @@ type method struct {
 
 // Run evaluates cfg.Methods on events. It does no I/O.
 func Run(ctx context.Context, events []model.Event, cfg Config) (Report, error) {
+	p, err := Prepare(events, cfg)
+	if err != nil {
+		return Report{}, err
+	}
+	return p.Run(ctx, cfg)
+}
+
+// Prepared holds the point-in-time rows and purchase histories of one time
+// split, so that several trainings (seeds, privacy budgets) can share them.
+type Prepared struct {
+	schema                         feature.Schema
+	hist                           histories
+	train                          []time.Time
+	trainRows, testRows, lastTrain []feature.Row
+	base                           Report
+	medianDay, topN                int
+}
+
+// Prepare builds the rows of cfg's split from events. Of cfg it uses the
+// cutoffs, Location, Allow, AllowLabelOverlap and Dataset; it does no I/O.
+func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 	if cfg.TestCutoff.IsZero() || len(cfg.TrainCutoffs) == 0 {
-		return Report{}, errors.New("evaluate: test cutoff and at least one training cutoff are required")
+		return nil, errors.New("evaluate: test cutoff and at least one training cutoff are required")
 	}
 	train := slices.Clone(cfg.TrainCutoffs)
 	slices.SortFunc(train, func(a, b time.Time) int { return a.Compare(b) })
 	overlap := false
 	for _, c := range train {
 		if !c.Before(cfg.TestCutoff) {
-			return Report{}, fmt.Errorf("evaluate: training cutoff %s is not before the test cutoff %s",
+			return nil, fmt.Errorf("evaluate: training cutoff %s is not before the test cutoff %s",
 				c.Format(time.DateOnly), cfg.TestCutoff.Format(time.DateOnly))
 		}
 		if end := c.Add(model.Horizon * model.Day); end.After(cfg.TestCutoff) {
@@ -133,23 +160,19 @@ func Run(ctx context.Context, events []model.Event, cfg Config) (Report, error) 
 			if cfg.AllowLabelOverlap {
 				continue
 			}
-			return Report{}, fmt.Errorf("evaluate: training cutoff %s: label window ends %s, after the test cutoff %s",
+			return nil, fmt.Errorf("evaluate: training cutoff %s: label window ends %s, after the test cutoff %s",
 				c.Format(time.DateOnly), end.Format(time.DateOnly), cfg.TestCutoff.Format(time.DateOnly))
 		}
-	}
-	methods := cfg.Methods
-	if len(methods) == 0 {
-		methods = DefaultMethods
 	}
 	cutoffs := append(slices.Clone(train), cfg.TestCutoff)
 	b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Location: cfg.Location, Allow: cfg.Allow})
 	if err != nil {
-		return Report{}, fmt.Errorf("evaluate: %w", err)
+		return nil, fmt.Errorf("evaluate: %w", err)
 	}
 	hist := histories{}
 	for i, e := range events {
 		if err := b.Add(e); err != nil {
-			return Report{}, fmt.Errorf("evaluate: event %d: %w", i, err)
+			return nil, fmt.Errorf("evaluate: event %d: %w", i, err)
 		}
 		if e.Kind == model.Purchase {
 			hist[e.Customer] = append(hist[e.Customer], e.Time)
@@ -172,7 +195,7 @@ func Run(ctx context.Context, events []model.Event, cfg Config) (Report, error) 
 		}
 	}
 	if len(testRows) == 0 || len(trainRows) == 0 {
-		return Report{}, fmt.Errorf("evaluate: %d training rows, %d test rows: need both", len(trainRows), len(testRows))
+		return nil, fmt.Errorf("evaluate: %d training rows, %d test rows: need both", len(trainRows), len(testRows))
 	}
 	rep := Report{
 		Dataset: cfg.Dataset, TestCutoff: cfg.TestCutoff, Customers: len(testRows),
@@ -196,6 +219,26 @@ func Run(ctx context.Context, events []model.Event, cfg Config) (Report, error) 
 		medianDay = buyDays[len(buyDays)/2]
 	}
 	topN := max(1, int(math.Round(rep.TrainPositiveRate*float64(len(testRows)))))
+	return &Prepared{schema: b.Schema(), hist: hist, train: train, trainRows: trainRows, testRows: testRows,
+		lastTrain: lastTrain, base: rep, medianDay: medianDay, topN: topN}, nil
+}
+
+// Schema is the feature schema of the prepared rows.
+func (p *Prepared) Schema() feature.Schema { return p.schema }
+
+// Run trains and scores cfg.Methods on the prepared split. Of cfg it uses
+// Dataset, Seed, Methods, Hazard and DP; the split itself is the one Prepare
+// was given.
+func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
+	methods := cfg.Methods
+	if len(methods) == 0 {
+		methods = DefaultMethods
+	}
+	rep := p.base
+	rep.PositiveRate = maps.Clone(p.base.PositiveRate)
+	hist, train, trainRows, testRows, lastTrain := p.hist, p.train, p.trainRows, p.testRows, p.lastTrain
+	medianDay, topN := p.medianDay, p.topN
+	var err error
 
 	for _, name := range methods {
 		var m method
@@ -209,7 +252,15 @@ func Run(ctx context.Context, events []model.Event, cfg Config) (Report, error) 
 					opts.Meta.Cutoffs = append(opts.Meta.Cutoffs, c.Format(time.DateOnly))
 				}
 			}
-			hm, tr, err := hazard.Train(ctx, b.Schema(), trainRows, opts)
+			var hm *hazard.Model
+			var tr hazard.TrainReport
+			if cfg.DP != nil {
+				var priv *PrivacyReport
+				hm, tr, priv, err = TrainPrivate(ctx, p.schema, trainRows, opts, *cfg.DP)
+				rep.Privacy = priv
+			} else {
+				hm, tr, err = hazard.Train(ctx, p.schema, trainRows, opts)
+			}
 			if err != nil {
 				return Report{}, fmt.Errorf("evaluate: %w", err)
 			}
