@@ -19,6 +19,13 @@ type SGDOptions struct {
 	// Clip is the L2 bound C on one customer's gradient (summed over all of that customer's
 	// examples), the sensitivity of the batch sum under add/remove of one customer.
 	Clip float64
+	// Customers, when positive, is the customer count the noisy sum is divided by (as
+	// q·Customers). It must not depend on the private data beyond what has been released:
+	// pass a DP count (already debited) or a public figure. When zero, Step divides by q·n
+	// with the true n, which treats the number of customers as public — acceptable under
+	// replace-one adjacency but a small leak under add/remove adjacency, so private callers
+	// set it.
+	Customers float64
 }
 
 // SGD is a differentially private gradient step with user-level (customer-level) clipping.
@@ -33,6 +40,7 @@ type SGDOptions struct {
 // source. An SGD is not safe for concurrent use.
 type SGD struct {
 	q     float64
+	norm  float64 // SGDOptions.Customers; 0 = use the true n
 	mech  *VectorGaussian
 	rng   *rand.Rand
 	steps int
@@ -44,20 +52,24 @@ func NewSGD(opt SGDOptions) (*SGD, error) {
 	if !(opt.SamplingRate > 0 && opt.SamplingRate <= 1) {
 		return nil, fmt.Errorf("new sgd: sampling rate %v must be in (0, 1]: %w", opt.SamplingRate, ErrInvalidParameter)
 	}
+	if opt.Customers < 0 || math.IsNaN(opt.Customers) || math.IsInf(opt.Customers, 0) {
+		return nil, fmt.Errorf("new sgd: customers %v must be a finite non-negative number: %w", opt.Customers, ErrInvalidParameter)
+	}
 	mech, err := NewVectorGaussian(GaussianOptions{Clip: opt.Clip, NoiseMultiplier: opt.NoiseMultiplier})
 	if err != nil {
 		return nil, fmt.Errorf("new sgd: %w", err)
 	}
 	var seed [32]byte
 	_, _ = crand.Read(seed[:]) // crypto/rand.Read never returns an error since Go 1.24
-	return &SGD{q: opt.SamplingRate, mech: mech, rng: rand.New(rand.NewChaCha8(seed))}, nil
+	return &SGD{q: opt.SamplingRate, norm: opt.Customers, mech: mech, rng: rand.New(rand.NewChaCha8(seed))}, nil
 }
 
 // ErrNoCustomers is returned by Step when n < 1.
 var ErrNoCustomers = errors.New("no customers")
 
 // Step writes into dir (zeroed by Step) the noisy descent direction for one step:
-// (Σ over sampled customers of clip(gᵢ) + N(0, σ²I)) / (q·n). grad(i, out) must add
+// (Σ over sampled customers of clip(gᵢ) + N(0, σ²I)) / (q·N), N = SGDOptions.Customers
+// when set, else n. grad(i, out) must add
 // customer i's loss gradient into out. A NaN or Inf in a gradient aborts the step with an
 // error wrapping a *NonFiniteError; an aborted step leaves dir zero, adds no noise and is
 // not counted in Release.
@@ -73,7 +85,11 @@ func (s *SGD) Step(n int, grad func(i int, out []float64) float64, dir []float64
 		clear(dir)
 		return fmt.Errorf("dp step: %w", err)
 	}
-	scale := 1 / (s.q * float64(n))
+	norm := float64(n)
+	if s.norm > 0 {
+		norm = max(s.norm, 1)
+	}
+	scale := 1 / (s.q * norm)
 	for i := range dir {
 		dir[i] *= scale
 	}
