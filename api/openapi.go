@@ -54,12 +54,12 @@ func (s *Server) v1Routes() []apiRoute {
 		{http.MethodPost, "/v1/rounds/{id}/updates", rolesMerchant, "submitUpdate", "Submit a sealed update for a round",
 			envelope{}, http.StatusAccepted, protocol.Receipt{}, []int{400, 409, 413, 415, 422}, s.submit},
 		{http.MethodGet, "/v1/models", rolesModels, "listModels", "List the model registry (without model files)",
-			nil, http.StatusOK, modelList{}, nil, s.models},
+			nil, http.StatusOK, modelList{}, []int{429}, s.models},
 		// The rollback route comes first: "{version}" alone would also match "3:rollback".
 		{http.MethodPost, "/v1/models/{version:[0-9]+}:rollback", rolesAdmin, "rollback", "Make an earlier model version the active one",
 			nil, http.StatusOK, protocol.ModelVersion{}, []int{400, 404}, s.rollback},
 		{http.MethodGet, "/v1/models/{version}", rolesModels, "getModel", `One model version with its model file; "active" for the active one`,
-			nil, http.StatusOK, protocol.ModelVersion{}, []int{400, 404}, s.model},
+			nil, http.StatusOK, protocol.ModelVersion{}, []int{400, 404, 429}, s.model},
 		{http.MethodGet, "/v1/budgets", rolesCompliance, "listBudgets", "Every merchant's ε spent against its cap",
 			nil, http.StatusOK, budgetList{}, nil, s.budgets},
 	}

@@ -16,7 +16,9 @@
 //	GET  /.well-known/jwks.json, /metrics, /healthz, /readyz, /openapi.json  (no token)
 //
 // Every /v1 route needs a bearer token; 401 without a valid one, 403 when its
-// role is not listed. A merchant token is bound to its merchant: the round it
+// role is not listed. Partner tokens are held to the request rate and burst
+// their federation policy grants (429 with Retry-After beyond it, 403 for a
+// partner the policy does not know). A merchant token is bound to its merchant: the round it
 // gets and the envelopes it may post are its own (403 otherwise), and an
 // envelope must name the round of its path (400). JSON bodies are limited to
 // Options.MaxJSONBytes, envelopes to Options.MaxEnvelopeBytes (413 beyond);
@@ -101,6 +103,12 @@ type Options struct {
 	// MaxEnvelopeBytes and MaxJSONBytes bound request bodies; defaults when 0.
 	MaxEnvelopeBytes int64
 	MaxJSONBytes     int64
+	// Partners returns the request rate and burst the federation policy grants
+	// partner app id, or an error when it grants nothing. When set, partner
+	// tokens are rate-limited (429) and partners without a grant refused (403).
+	Partners func(id string) (ratePerSecond float64, burst int, err error)
+	// Now is the clock of the rate limiter; time.Now when nil.
+	Now func() time.Time
 }
 
 // Server is the API's http.Handler.
@@ -117,6 +125,7 @@ type Server struct {
 	router    *mux.Router
 	requestID func() string
 	openapi   []byte
+	partners  *partnerLimiter
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -148,6 +157,12 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Partners != nil {
+		s.partners = &partnerLimiter{grant: opts.Partners, now: opts.Now, buckets: map[string]*bucket{}}
+		if s.partners.now == nil {
+			s.partners.now = time.Now
+		}
 	}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
@@ -197,7 +212,7 @@ func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
 
 	// v1 routes: bearer token, then role, then the handler.
 	for _, rt := range s.v1Routes() {
-		hh := auth.Middleware(v, auth.RequireRole(s.handle(rt.h), rt.roles...))
+		hh := auth.Middleware(v, s.limitPartners(auth.RequireRole(s.handle(rt.h), rt.roles...)))
 		r.Handle(rt.path, s.instrument(rt.path, noStore(hh))).Methods(rt.method)
 	}
 

@@ -32,6 +32,7 @@ const (
 	TypeNotSelected      = ProblemTypeBase + "not-selected"           // 403: merchant not sampled for this round
 	TypeBudgetExhausted  = ProblemTypeBase + "budget-exhausted"       // 403: the release would exceed the merchant's ε cap
 	TypePolicyViolation  = ProblemTypeBase + "policy-violation"       // 422: declared DP parameters or merchant refused by the policy
+	TypeRateLimited      = ProblemTypeBase + "rate-limited"           // 429: a partner over its policy's rate; see RetryAfter
 	TypeUnavailable      = ProblemTypeBase + "unavailable"            // 503: not ready, or a dependency failed
 	TypeInternal         = ProblemTypeBase + "internal"               // 500
 )

@@ -580,6 +580,10 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 			_, err := st.IsTokenRevoked(ctx, "readyz-probe")
 			return err
 		},
+		Partners: func(id string) (float64, int, error) {
+			pp, err := policy.Partner(id)
+			return pp.RatePerSecond, pp.Burst, err
+		},
 		Logger: log,
 	})
 	if err != nil {

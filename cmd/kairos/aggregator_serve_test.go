@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/store"
@@ -340,6 +341,27 @@ func testServeEndToEnd(t *testing.T, db string) {
 	}
 	if _, err := runAgg(t, "rollback", "--dir", dir, "--url", base, "--version", "5"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("rollback to a missing version: got %v, want 404", err)
+	}
+
+	// Partner grants come from the policy: crm-demo is in the example policy, crm-x is not.
+	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for partner, want := range map[string]int{"crm-demo": 200, "crm-x": 403} {
+		tok, err := aggIssue(ak, auth.Grant{Subject: partner, Role: auth.RolePartner, Merchants: []string{"cdnow-1"}, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc, _ := apiclient.New(base, tok)
+		_, err = pc.Models(ctx)
+		var p *apiclient.Problem
+		switch {
+		case want == 200 && err != nil:
+			t.Errorf("partner %s: %v", partner, err)
+		case want != 200 && (!errors.As(err, &p) || p.Status != want):
+			t.Errorf("partner %s: got %v, want %d", partner, err, want)
+		}
 	}
 
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "kairos_http_request_duration_seconds"} {
