@@ -275,7 +275,7 @@ type aggFlags struct {
 }
 
 func (f *aggFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.dir, "dir", "", "aggregator directory made by `kairos aggregator init`")
+	cmd.Flags().StringVar(&f.dir, "dir", "", "aggregator directory (made by kairos aggregator init)")
 	cmd.Flags().StringVar(&f.config, "config", "", "config file (default DIR/"+aggConfigFile+")")
 }
 
