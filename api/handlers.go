@@ -245,7 +245,7 @@ func (s *Server) budgets(w http.ResponseWriter, r *http.Request) error {
 	for _, b := range bs {
 		out = append(out, protocol.BudgetInfo{
 			Merchant: b.Merchant, Cap: b.Cap, Delta: b.Delta, Epsilon: b.Epsilon,
-			Releases: b.Releases, LastRelease: b.LastRelease.UTC(),
+			Releases: b.Releases, LastRelease: b.LastRelease.UTC(), Statement: budgetStatement(b),
 		})
 	}
 	return writeJSON(w, http.StatusOK, budgetList{Budgets: out})

@@ -44,7 +44,7 @@ type (
 )
 
 func (s *Server) v1Routes() []apiRoute {
-	return []apiRoute{
+	routes := []apiRoute{
 		{http.MethodPost, "/v1/merchants", rolesAdmin, "enrol", "Enrol a merchant and issue its merchant token",
 			protocol.EnrolRequest{}, http.StatusCreated, protocol.Enrolment{}, []int{400, 409, 413, 415, 422}, s.enrol},
 		{http.MethodGet, "/v1/merchants", rolesAdmin, "listMerchants", "List the enrolled merchants",
@@ -63,6 +63,7 @@ func (s *Server) v1Routes() []apiRoute {
 		{http.MethodGet, "/v1/budgets", rolesCompliance, "listBudgets", "Every merchant's ε spent against its cap",
 			nil, http.StatusOK, budgetList{}, nil, s.budgets},
 	}
+	return append(routes, s.complianceRoutes()...)
 }
 
 // muxVar matches a gorilla/mux variable with a pattern, "{name:pattern}".

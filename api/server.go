@@ -13,6 +13,7 @@
 //	GET  /v1/models/{version|active}    any role    → protocol.ModelVersion with the model file
 //	POST /v1/models/{version}:rollback  admin       → 200 protocol.ModelVersion now active
 //	GET  /v1/budgets                    compliance, admin → {"budgets": [protocol.BudgetInfo]}
+//	GET  /v1/audit, /v1/audit/checkpoints  compliance, admin → audit log pages and signed checkpoints (compliance.go)
 //	GET  /.well-known/jwks.json, /metrics, /healthz, /readyz, /openapi.json  (no token)
 //
 // Every /v1 route needs a bearer token; 401 without a valid one, 403 when its
@@ -45,6 +46,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/auth"
+	"github.com/kairos-fl/kairos/audit"
 )
 
 // Default limits.
@@ -109,6 +111,9 @@ type Options struct {
 	Partners func(id string) (ratePerSecond float64, burst int, err error)
 	// Now is the clock of the rate limiter; time.Now when nil.
 	Now func() time.Time
+	// Audit is the audit log read by GET /v1/audit and
+	// /v1/audit/checkpoints (the store); those routes answer 503 when nil.
+	Audit audit.Source
 }
 
 // Server is the API's http.Handler.
@@ -126,6 +131,7 @@ type Server struct {
 	requestID func() string
 	openapi   []byte
 	partners  *partnerLimiter
+	auditSrc  audit.Source
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -154,6 +160,7 @@ func NewServer(opts Options) (*Server, error) {
 		maxEnv:    cmpOr(opts.MaxEnvelopeBytes, DefaultMaxEnvelopeBytes),
 		maxJSON:   cmpOr(opts.MaxJSONBytes, DefaultMaxJSONBytes),
 		requestID: newRequestIDs(),
+		auditSrc:  opts.Audit,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

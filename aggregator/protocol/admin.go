@@ -43,4 +43,7 @@ type BudgetInfo struct {
 	Epsilon     float64   `json:"epsilon"`
 	Releases    int       `json:"releases"`
 	LastRelease time.Time `json:"last_release,omitzero"`
+	// Statement says in plain language what the numbers mean: privacy unit,
+	// adjacency, accountant, spent against the cap.
+	Statement string `json:"statement,omitempty"`
 }

@@ -585,6 +585,7 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 			return pp.RatePerSecond, pp.Burst, err
 		},
 		Logger: log,
+		Audit:  st,
 	})
 	if err != nil {
 		return fmt.Errorf("aggregator serve: %w", err)

@@ -1,0 +1,117 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/compliance"
+)
+
+// checkpointList is the answer of GET /v1/audit/checkpoints.
+type checkpointList struct {
+	Checkpoints []compliance.AuditCheckpoint `json:"checkpoints"`
+}
+
+// complianceRoutes are the audit routes of the compliance role (and admin).
+func (s *Server) complianceRoutes() []apiRoute {
+	return []apiRoute{
+		{http.MethodGet, "/v1/audit", rolesCompliance, "queryAudit",
+			"A page of the audit log in seq order, filtered by actor, action, time range and identifier HMAC; " +
+				"pass the answer's next as after for the following page. Query parameters: after (seq), limit (1..1000, default 100), " +
+				"actor, action (exact), since (inclusive) and until (exclusive) as RFC 3339 times, identifier (hmac-sha256:<64 hex>).",
+			nil, http.StatusOK, compliance.AuditPage{}, []int{400, 503}, s.queryAudit},
+		{http.MethodGet, "/v1/audit/checkpoints", rolesCompliance, "auditCheckpoints",
+			"Every signed audit checkpoint in seq order (Ed25519 over audit.CheckpointMessage)",
+			nil, http.StatusOK, checkpointList{}, []int{503}, s.auditCheckpoints},
+	}
+}
+
+// auditQueryParams are the query parameters GET /v1/audit accepts.
+var auditQueryParams = map[string]bool{
+	"after": true, "limit": true, "actor": true, "action": true, "since": true, "until": true, "identifier": true,
+}
+
+// auditFilter reads GET /v1/audit's query; every failure is a 400 naming the
+// parameter.
+func auditFilter(q url.Values) (compliance.AuditFilter, error) {
+	bad := func(format string, a ...any) error {
+		return &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest, detail: fmt.Sprintf(format, a...)}
+	}
+	var f compliance.AuditFilter
+	for k, v := range q {
+		if !auditQueryParams[k] {
+			return f, bad("unknown query parameter %q (want after, limit, actor, action, since, until, identifier)", k)
+		}
+		if len(v) != 1 {
+			return f, bad("query parameter %q given %d times", k, len(v))
+		}
+	}
+	var err error
+	if v := q.Get("after"); v != "" {
+		if f.After, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return f, bad("query parameter after: %q is not a sequence number", v)
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > compliance.MaxAuditLimit {
+			return f, bad("query parameter limit: %q is not an integer in 1..%d", v, compliance.MaxAuditLimit)
+		}
+		f.Limit = n
+	}
+	f.Actor, f.Action, f.Identifier = q.Get("actor"), q.Get("action"), q.Get("identifier")
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			if *p.dst, err = time.Parse(time.RFC3339Nano, v); err != nil {
+				return f, bad("query parameter %s: %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", p.name, v)
+			}
+		}
+	}
+	if err := f.Validate(); err != nil {
+		return f, bad("%v", err)
+	}
+	return f, nil
+}
+
+func (s *Server) queryAudit(w http.ResponseWriter, r *http.Request) error {
+	f, err := auditFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	if s.auditSrc == nil {
+		return errNoAudit
+	}
+	page, err := compliance.QueryAudit(r.Context(), s.auditSrc, f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) auditCheckpoints(w http.ResponseWriter, r *http.Request) error {
+	if s.auditSrc == nil {
+		return errNoAudit
+	}
+	cps, err := compliance.Checkpoints(r.Context(), s.auditSrc)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, checkpointList{Checkpoints: cps})
+}
+
+var errNoAudit = &httpError{status: http.StatusServiceUnavailable, typ: typeUnavailable, detail: "this server has no audit log reader"}
+
+// budgetStatement is the plain-language privacy statement of b.
+func budgetStatement(b aggregator.Budget) string {
+	return compliance.Statement(compliance.Budget{
+		Merchant: b.Merchant, Cap: b.Cap, Delta: b.Delta, Epsilon: b.Epsilon,
+		Releases: b.Releases, InPolicy: b.Cap > 0,
+	})
+}
