@@ -1,0 +1,241 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/compliance"
+)
+
+// auditFixture is a real service on SQLite whose server reads the audit log
+// from the store, after m1 and m2 each had an update accepted.
+func auditFixture(t *testing.T) *realFixture {
+	t.Helper()
+	f := newRealFixture(t, aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour}, Options{})
+	f.srv.auditSrc = f.store
+	for _, m := range []string{"m1", "m2"} {
+		r, err := f.svc.CurrentRound(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := f.do(t, "POST", "/v1/rounds/"+r.ID+"/updates", f.tokens[m], "application/octet-stream", f.honest(t, m))
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("submit %s: %d %s", m, rec.Code, rec.Body)
+		}
+	}
+	return f
+}
+
+// stored returns every entry in the store, read directly.
+func stored(t *testing.T, f *realFixture) []audit.Entry {
+	t.Helper()
+	es, err := f.store.AuditEntries(context.Background(), 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) < 4 {
+		t.Fatalf("only %d audit entries in the store", len(es))
+	}
+	return es
+}
+
+func getAudit(t *testing.T, f *realFixture, token string, q url.Values) compliance.AuditPage {
+	t.Helper()
+	rec := f.do(t, "GET", "/v1/audit?"+q.Encode(), token, "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /v1/audit?%s: %d %s", q.Encode(), rec.Code, rec.Body)
+	}
+	var p compliance.AuditPage
+	dec := json.NewDecoder(rec.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestAuditRouteMatchesStore(t *testing.T) {
+	f := auditFixture(t)
+	want := stored(t, f)
+
+	// Walk the whole log two entries a page, following the cursor.
+	var got []compliance.AuditEntry
+	q := url.Values{"limit": {"2"}}
+	for pages := 0; ; pages++ {
+		if pages > len(want) {
+			t.Fatal("cursor does not advance")
+		}
+		p := getAudit(t, f, f.tokens["compliance"], q)
+		got = append(got, p.Entries...)
+		if p.Next == 0 {
+			break
+		}
+		q.Set("after", fmt.Sprint(p.Next))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("paged through %d entries, the store has %d", len(got), len(want))
+	}
+	for i := range want {
+		w := &want[i]
+		g := got[i]
+		if g.Seq != w.Seq || !g.Time.Equal(w.Time) || g.Actor != w.Actor || g.Action != w.Action ||
+			g.Hash != w.Hash.String() || g.PrevHash != w.PrevHash.String() || len(g.Identifiers) != len(w.Identifiers) {
+			t.Errorf("entry %d: got %+v, want %+v", i, g, *w)
+		}
+	}
+
+	// Each filter against a filter applied by hand to the stored entries.
+	var accept audit.Entry
+	for _, e := range want {
+		if e.Action == "round.update.accept" && e.Actor == "merchant:m1" {
+			accept = e
+		}
+	}
+	if accept.Seq == 0 {
+		t.Fatalf("no round.update.accept entry by merchant:m1 among %d", len(want))
+	}
+	var ident string
+	for _, v := range accept.Identifiers {
+		ident = v
+		break
+	}
+	mid := want[len(want)/2].Time
+	tests := []struct {
+		name string
+		q    url.Values
+		keep func(e audit.Entry) bool
+	}{
+		{"action", url.Values{"action": {"round.update.accept"}}, func(e audit.Entry) bool { return e.Action == "round.update.accept" }},
+		{"actor", url.Values{"actor": {"merchant:m1"}}, func(e audit.Entry) bool { return e.Actor == "merchant:m1" }},
+		{"identifier", url.Values{"identifier": {ident}}, func(e audit.Entry) bool {
+			for _, v := range e.Identifiers {
+				if v == ident {
+					return true
+				}
+			}
+			return false
+		}},
+		{"since", url.Values{"since": {mid.Format(time.RFC3339Nano)}}, func(e audit.Entry) bool { return !e.Time.Before(mid) }},
+		{"until", url.Values{"until": {mid.Format(time.RFC3339Nano)}}, func(e audit.Entry) bool { return e.Time.Before(mid) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var wantSeqs, gotSeqs []uint64
+			for _, e := range want {
+				if tt.keep(e) {
+					wantSeqs = append(wantSeqs, e.Seq)
+				}
+			}
+			for _, e := range getAudit(t, f, f.tokens["admin"], tt.q).Entries {
+				gotSeqs = append(gotSeqs, e.Seq)
+			}
+			if !slices.Equal(gotSeqs, wantSeqs) {
+				t.Errorf("got seqs %v, want %v", gotSeqs, wantSeqs)
+			}
+		})
+	}
+}
+
+func TestAuditRouteRefusals(t *testing.T) {
+	f := auditFixture(t)
+	tests := []struct {
+		name, token, query string
+		status             int
+		detail             string
+	}{
+		{"no token", "none", "", 401, ""},
+		{"merchant", "m1", "", 403, ""},
+		{"partner", "partner", "", 403, ""},
+		{"unknown parameter", "compliance", "customer=alice", 400, `unknown query parameter "customer"`},
+		{"repeated parameter", "compliance", "actor=a&actor=b", 400, `"actor" given 2 times`},
+		{"limit zero", "compliance", "limit=0", 400, "limit"},
+		{"limit too big", "compliance", "limit=1001", 400, "1..1000"},
+		{"negative cursor", "compliance", "after=-1", 400, "after"},
+		{"bad time", "compliance", "since=yesterday", 400, "RFC 3339"},
+		{"empty range", "compliance", "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", 400, "not before until"},
+		{"clear identifier", "compliance", "identifier=alice%40example.com", 400, "hmac-sha256:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := f.do(t, "GET", "/v1/audit?"+tt.query, f.tokens[tt.token], "", nil)
+			if rec.Code != tt.status {
+				t.Fatalf("got %d, want %d (%s)", rec.Code, tt.status, rec.Body)
+			}
+			if p := problemOf(t, rec); !strings.Contains(p.Detail, tt.detail) {
+				t.Errorf("got detail %q, want it to contain %q", p.Detail, tt.detail)
+			}
+		})
+	}
+}
+
+func TestAuditCheckpointsRoute(t *testing.T) {
+	f := auditFixture(t)
+	rec := f.do(t, "GET", "/v1/audit/checkpoints", f.tokens["compliance"], "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("got %d %s", rec.Code, rec.Body)
+	}
+	var got checkpointList
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want, err := f.store.AuditCheckpoints(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Checkpoints == nil || len(got.Checkpoints) != len(want) {
+		t.Fatalf("got %d checkpoints, the store has %d", len(got.Checkpoints), len(want))
+	}
+	for i, c := range want {
+		if g := got.Checkpoints[i]; g.Seq != c.Seq || g.Hash != c.Hash.String() || g.LogID != c.LogID {
+			t.Errorf("checkpoint %d: got %+v, want %+v", i, g, c)
+		}
+	}
+	if rec := f.do(t, "GET", "/v1/audit/checkpoints", f.tokens["m1"], "", nil); rec.Code != http.StatusForbidden {
+		t.Errorf("merchant: got %d, want 403", rec.Code)
+	}
+}
+
+func TestAuditRoutesWithoutSource(t *testing.T) {
+	f := newFixture(t, &fakeService{}, Options{})
+	for _, path := range []string{"/v1/audit", "/v1/audit/checkpoints"} {
+		rec := f.do(t, "GET", path, f.tokens["compliance"], "", nil)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s: got %d, want 503", path, rec.Code)
+		}
+	}
+}
+
+func TestBudgetsStatement(t *testing.T) {
+	f := auditFixture(t)
+	rec := f.do(t, "GET", "/v1/budgets", f.tokens["compliance"], "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("got %d %s", rec.Code, rec.Body)
+	}
+	var got budgetList
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Budgets) != 2 {
+		t.Fatalf("got %d budgets, want 2", len(got.Budgets))
+	}
+	for _, b := range got.Budgets {
+		if b.Releases != 2 {
+			t.Errorf("%s: got %d releases, want 2 (DP-SGD and count)", b.Merchant, b.Releases)
+		}
+		for _, want := range []string{"one customer of merchant " + b.Merchant, "adding or removing one customer",
+			"Poisson-subsampled Gaussian", "δ = 1e-06", fmt.Sprintf("ε = %.4f of a cap of 1", b.Epsilon)} {
+			if !strings.Contains(b.Statement, want) {
+				t.Errorf("%s: statement lacks %q: %s", b.Merchant, want, b.Statement)
+			}
+		}
+	}
+}
