@@ -114,6 +114,8 @@ type Options struct {
 	// Audit is the audit log read by GET /v1/audit and
 	// /v1/audit/checkpoints (the store); those routes answer 503 when nil.
 	Audit audit.Source
+	// Predict configures POST /v1/predict and /v1/predict:batch (predict.go).
+	Predict PredictOptions
 }
 
 // Server is the API's http.Handler.
@@ -132,6 +134,7 @@ type Server struct {
 	openapi   []byte
 	partners  *partnerLimiter
 	auditSrc  audit.Source
+	predict   *predictor
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -179,6 +182,9 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if s.predict, err = newPredictor(opts.Service, opts.Predict); err != nil {
+		return nil, err
+	}
 	if s.openapi, err = OpenAPI(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,891 @@
+package api
+
+// Predict routes: partner apps and merchants ask when a customer will next buy.
+//
+//	POST /v1/predict        partner, merchant   JSON PredictRequest → 200 Prediction
+//	POST /v1/predict:batch  partner, merchant   JSON PredictBatchRequest → 200 BatchPrediction
+//
+// Authorization. A partner token may predict for a merchant only when both the
+// token's merchants claim and the federation policy's partner grant list it;
+// a merchant token only for its own merchant; anything else is 403 (with the
+// same answer for an enrolled and a made-up merchant id, so ids cannot be
+// probed). Admin and compliance tokens get 403 from the role check: they
+// oversee the federation and have no business scoring a shop's customers
+// (least privilege), and compliance sees every prediction in the audit log.
+//
+// Features. Events are turned into the model's feature vector by the same
+// model/feature builder that training uses, with one cutoff at as_of (default:
+// now) and the merchant's enrolled time zone; events at or after as_of are
+// ignored, as in training. A precomputed vector must have the model schema's
+// length. A customer with no event before as_of cannot be scored (422; an item
+// error in a batch).
+//
+// Explanation. The model's score f(z) over the standardised features z = (x −
+// mean)/scale raises P(buy within t) at every horizon. For the linear hazard
+// each feature's contribution is w_j·z_j, exact: the contributions add up to
+// f, and the reference point (f = 0) is a customer at the model's
+// standardisation mean. For the MLP the contribution is gradient × input,
+// ∂f/∂z_j · z_j at the customer's z (first-order; they need not add up to f).
+//
+// Audit and fail-closed. Every call that passes authentication and the rate
+// limit appends one audit entry (action predict or predict.batch; actor;
+// object merchant/<id>; the merchant and customer pseudonyms as HMAC'd
+// identifiers; model version; outcome ok, denied or error with the reason).
+// The answer is written only once that entry is durable; if the audit log
+// fails the caller gets 503 and no prediction. A batch is one entry whose
+// identifiers name every customer (customer.0000, customer.0001, …).
+//
+// Limits. Bodies over PredictOptions.MaxBodyBytes (single) or MaxBatchBytes
+// (batch) and batches of more than MaxBatch customers are refused with 413.
+// The partner rate limit counts requests: a batch is one request.
+//
+// Caching. Parsed models are cached per version (versions are immutable); the
+// active version is looked up again at most every ActiveTTL, so a rollback
+// reaches predictions within that time. Enrolled merchants (time zones) are
+// cached for MerchantTTL and reloaded at once on a miss.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/auth"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
+)
+
+// Predict defaults.
+const (
+	DefaultMaxPredictBytes = 256 << 10
+	DefaultMaxBatchBytes   = 32 << 20
+	DefaultMaxBatch        = 1000
+	DefaultTopFeatures     = 5
+	DefaultActiveTTL       = time.Second
+	DefaultMerchantTTL     = 10 * time.Second
+	DefaultAuditTimeout    = 5 * time.Second
+	// maxCustomerBytes bounds a customer pseudonym.
+	maxCustomerBytes = 256
+	// maxCachedModels bounds the parsed-model cache (explicit versions).
+	maxCachedModels = 32
+	// merchantMissRefresh is the least time between store reads caused by an
+	// unknown merchant id.
+	merchantMissRefresh = time.Second
+)
+
+// Auditor appends an audit record and returns once it is durable
+// (*audit.Log implements it).
+type Auditor interface {
+	Append(ctx context.Context, rec audit.Record) (audit.Entry, error)
+}
+
+var _ Auditor = (*audit.Log)(nil)
+
+// PredictOptions configure the predict routes (Options.Predict).
+type PredictOptions struct {
+	// Audit receives one entry per predict call. Without it every predict
+	// call is refused with 503: predictions are never served unaudited.
+	Audit Auditor
+	// MayQuery reports whether the policy grants partner predictions for
+	// merchant (policies.Policy.MayQuery). Without it no partner may predict.
+	MayQuery func(partner, merchant string) bool
+	// MaxBodyBytes and MaxBatchBytes bound the single and batch bodies;
+	// MaxBatch bounds a batch's customers. Defaults when 0.
+	MaxBodyBytes  int64
+	MaxBatchBytes int64
+	MaxBatch      int
+	// TopFeatures is how many features are listed each way (default 5).
+	TopFeatures int
+	// ActiveTTL is how long the active version is trusted before it is
+	// looked up again; MerchantTTL the same for enrolled merchants.
+	ActiveTTL   time.Duration
+	MerchantTTL time.Duration
+	// AuditTimeout bounds the wait for an audit entry (default 5 s); the
+	// wait is detached from the request so that a caller who hangs up does
+	// not cut an entry short.
+	AuditTimeout time.Duration
+	// Now is the clock for the default as_of and the caches; time.Now when nil.
+	Now func() time.Time
+}
+
+// EventInput is one event in the canonical shape.
+type EventInput struct {
+	Time     string   `json:"time"` // RFC 3339
+	Kind     string   `json:"kind"` // view | cart | favorite | purchase
+	Amount   *float64 `json:"amount,omitempty"`
+	Item     string   `json:"item,omitempty"`
+	Category string   `json:"category,omitempty"`
+}
+
+// PredictRequest is the body of POST /v1/predict: exactly one of Events and
+// Features.
+type PredictRequest struct {
+	Merchant     string       `json:"merchant"`
+	Customer     string       `json:"customer"` // the merchant's pseudonym of the customer
+	Events       []EventInput `json:"events,omitempty"`
+	Features     []float64    `json:"features,omitempty"`      // in model schema order, after transforms
+	ModelVersion int          `json:"model_version,omitempty"` // 0: the active version
+	AsOf         string       `json:"as_of,omitempty"`         // RFC 3339; default now
+}
+
+// BatchCustomer is one customer of a batch.
+type BatchCustomer struct {
+	Customer string       `json:"customer"`
+	Events   []EventInput `json:"events,omitempty"`
+	Features []float64    `json:"features,omitempty"`
+}
+
+// PredictBatchRequest is the body of POST /v1/predict:batch: one merchant,
+// model version and as_of for all customers.
+type PredictBatchRequest struct {
+	Merchant     string          `json:"merchant"`
+	Customers    []BatchCustomer `json:"customers"`
+	ModelVersion int             `json:"model_version,omitempty"`
+	AsOf         string          `json:"as_of,omitempty"`
+}
+
+// Within holds P(first purchase within t days of as_of).
+type Within struct {
+	D1  float64 `json:"1d"`
+	D3  float64 `json:"3d"`
+	D7  float64 `json:"7d"`
+	D14 float64 `json:"14d"`
+	D30 float64 `json:"30d"`
+}
+
+// FeatureContribution is one feature's push on the score.
+type FeatureContribution struct {
+	Feature      string  `json:"feature"`
+	Value        float64 `json:"value"`        // as the model reads it: transformed, not standardised
+	Standardized float64 `json:"standardized"` // (value − mean)/scale
+	Contribution float64 `json:"contribution"` // > 0 raises P(buy) at every horizon
+}
+
+// Explanation says why the score is what it is.
+type Explanation struct {
+	Method string                `json:"method"` // linear_exact | gradient_x_input
+	Score  float64               `json:"score"`  // f(z); 0 at the standardisation mean
+	Up     []FeatureContribution `json:"up"`     // largest positive contributions first
+	Down   []FeatureContribution `json:"down"`   // largest negative contributions first
+}
+
+// Provenance ties a prediction to the model version and its privacy cost.
+type Provenance struct {
+	ModelVersion  int                     `json:"model_version"`
+	Round         string                  `json:"round,omitempty"`
+	PublishedAt   time.Time               `json:"published_at"`
+	SchemaHash    string                  `json:"schema_hash"`
+	PolicyHash    string                  `json:"policy_hash"`
+	Merge         string                  `json:"merge"`
+	Contributions []protocol.Contribution `json:"contributions"` // ε each merchant had spent at publication
+}
+
+// CustomerPrediction is the model's answer for one customer.
+type CustomerPrediction struct {
+	Customer       string      `json:"customer"`
+	Within         Within      `json:"within"`
+	ExpectedDays   float64     `json:"expected_days"`   // E[min(T, 30)]
+	MostLikelyDay  int         `json:"most_likely_day"` // 1..30
+	MostLikelyDate string      `json:"most_likely_date"`
+	Explanation    Explanation `json:"explanation"`
+}
+
+// Prediction is the answer of POST /v1/predict.
+type Prediction struct {
+	Merchant   string     `json:"merchant"`
+	AsOf       time.Time  `json:"as_of"`
+	TimeZone   string     `json:"time_zone"` // of most_likely_date: the merchant's
+	Provenance Provenance `json:"provenance"`
+	CustomerPrediction
+}
+
+// BatchItem is one customer's result in a batch: a prediction, or the reason
+// there is none.
+type BatchItem struct {
+	Customer       string       `json:"customer"`
+	Error          string       `json:"error,omitempty"`
+	Within         *Within      `json:"within,omitempty"`
+	ExpectedDays   float64      `json:"expected_days,omitempty"`
+	MostLikelyDay  int          `json:"most_likely_day,omitempty"`
+	MostLikelyDate string       `json:"most_likely_date,omitempty"`
+	Explanation    *Explanation `json:"explanation,omitempty"`
+}
+
+// BatchPrediction is the answer of POST /v1/predict:batch, results in request
+// order.
+type BatchPrediction struct {
+	Merchant   string      `json:"merchant"`
+	AsOf       time.Time   `json:"as_of"`
+	TimeZone   string      `json:"time_zone"`
+	Provenance Provenance  `json:"provenance"`
+	Results    []BatchItem `json:"results"`
+}
+
+// rolesPredict may call the predict routes.
+var rolesPredict = []auth.Role{auth.RolePartner, auth.RoleMerchant}
+
+// predictRoutes are the predict routes, appended to v1Routes.
+func (s *Server) predictRoutes() []apiRoute {
+	return []apiRoute{
+		{http.MethodPost, "/v1/predict", rolesPredict, "predict",
+			"P(buy within 1/3/7/14/30 days), expected days, most likely date and the features behind them, for one customer of a merchant " +
+				"the token may query; from events (same feature builder as training) or a feature vector. Audited before it is answered.",
+			PredictRequest{}, http.StatusOK, Prediction{}, []int{400, 404, 413, 415, 422, 429, 503}, s.predictOne},
+		{http.MethodPost, "/v1/predict:batch", rolesPredict, "predictBatch",
+			"Predict for up to 1000 customers of one merchant (one audit entry naming each); per-customer failures are item errors",
+			PredictBatchRequest{}, http.StatusOK, BatchPrediction{}, []int{400, 404, 413, 415, 429, 503}, s.predictBatch},
+	}
+}
+
+// predictor holds what the predict routes need beyond the Server.
+type predictor struct {
+	opts      PredictOptions
+	models    *modelCache
+	merchants *merchantCache
+}
+
+func newPredictor(svc Service, o PredictOptions) (*predictor, error) {
+	if o.MaxBodyBytes < 0 || o.MaxBatchBytes < 0 || o.MaxBatch < 0 || o.TopFeatures < 0 ||
+		o.ActiveTTL < 0 || o.MerchantTTL < 0 || o.AuditTimeout < 0 {
+		return nil, errors.New("new api server: negative predict limit")
+	}
+	o.MaxBodyBytes = cmpOr(o.MaxBodyBytes, DefaultMaxPredictBytes)
+	o.MaxBatchBytes = cmpOr(o.MaxBatchBytes, DefaultMaxBatchBytes)
+	o.MaxBatch = cmpOr(o.MaxBatch, DefaultMaxBatch)
+	o.TopFeatures = cmpOr(o.TopFeatures, DefaultTopFeatures)
+	o.ActiveTTL = cmpOr(o.ActiveTTL, DefaultActiveTTL)
+	o.MerchantTTL = cmpOr(o.MerchantTTL, DefaultMerchantTTL)
+	o.AuditTimeout = cmpOr(o.AuditTimeout, DefaultAuditTimeout)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &predictor{
+		opts:      o,
+		models:    &modelCache{svc: svc, ttl: o.ActiveTTL, now: o.Now, byVersion: map[int]*servedModel{}},
+		merchants: &merchantCache{svc: svc, ttl: o.MerchantTTL, now: o.Now},
+	}, nil
+}
+
+// ---- handlers ----
+
+func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
+	c, err := claims(r)
+	if err != nil {
+		return err
+	}
+	p := s.predict
+	var req PredictRequest
+	if err := decodeJSON(w, r, p.opts.MaxBodyBytes, &req); err != nil {
+		return p.audited(r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
+	}
+	out, err := p.one(r.Context(), c, &req)
+	if err != nil {
+		return p.audited(r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
+	}
+	if err := p.audited(r, c, "predict", req.Merchant, []string{req.Customer}, out.Provenance.ModelVersion, nil); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
+	c, err := claims(r)
+	if err != nil {
+		return err
+	}
+	p := s.predict
+	var req PredictBatchRequest
+	if err := decodeJSON(w, r, p.opts.MaxBatchBytes, &req); err != nil {
+		return p.audited(r, c, "predict.batch", req.Merchant, nil, 0, err)
+	}
+	ids := make([]string, len(req.Customers))
+	for i, bc := range req.Customers {
+		ids[i] = bc.Customer
+	}
+	out, err := p.batch(r.Context(), c, &req)
+	if err != nil {
+		return p.audited(r, c, "predict.batch", req.Merchant, ids, 0, err)
+	}
+	if err := p.audited(r, c, "predict.batch", req.Merchant, ids, out.Provenance.ModelVersion, nil); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// errPredictOff answers predict calls on a server without an audit log.
+var errPredictOff = &httpError{status: http.StatusServiceUnavailable, typ: typeUnavailable,
+	detail: "predictions are not served: this server has no audit log for them"}
+
+// audited appends the call's audit entry: outcome ok when cause is nil,
+// denied for a 403, error otherwise. It returns cause when the entry is
+// durable, and a 503 (never cause's answer, never a prediction) when it is not.
+func (p *predictor) audited(r *http.Request, c *auth.Claims, action, merchant string, customers []string, version int, cause error) error {
+	if p == nil || p.opts.Audit == nil {
+		return errPredictOff
+	}
+	rec := audit.Record{
+		Actor:       actor(c),
+		Action:      action,
+		Object:      "merchant/" + merchant,
+		Outcome:     audit.OutcomeOK,
+		Identifiers: make(map[string]string, len(customers)+1),
+		Details:     map[string]string{"customers": strconv.Itoa(len(customers))},
+	}
+	if merchant == "" {
+		rec.Object = "merchant/?"
+	} else {
+		rec.Identifiers["merchant"] = merchant
+	}
+	if version > 0 {
+		rec.Details["model_version"] = strconv.Itoa(version)
+	}
+	if id := r.Header.Get("X-Request-Id"); id != "" {
+		rec.Details["request_id"] = id
+	}
+	for i, cu := range customers {
+		if cu == "" {
+			continue
+		}
+		if action == "predict" {
+			rec.Identifiers["customer"] = cu
+		} else {
+			rec.Identifiers[fmt.Sprintf("customer.%04d", i)] = cu
+		}
+	}
+	if cause != nil {
+		he := classify(cause)
+		rec.Outcome = audit.OutcomeError
+		if he.status == http.StatusForbidden {
+			rec.Outcome = audit.OutcomeDenied
+		}
+		rec.Reason = strconv.Itoa(he.status) + " " + he.detail
+		if len(rec.Reason) > 512 {
+			rec.Reason = rec.Reason[:512]
+		}
+	}
+	// Detached from the request: a caller who hangs up does not cut the
+	// entry short, and the wait is still bounded.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.opts.AuditTimeout)
+	defer cancel()
+	if _, err := p.opts.Audit.Append(ctx, rec); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, typ: typeUnavailable,
+			detail: "the audit log is unavailable, so no prediction is served", cause: errors.Join(err, cause)}
+	}
+	return cause
+}
+
+// request errors
+
+func badRequest(format string, a ...any) error {
+	return &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest, detail: fmt.Sprintf(format, a...)}
+}
+
+func forbidMerchant(merchant string) error {
+	return &httpError{status: http.StatusForbidden, typ: typeForbidden,
+		detail: fmt.Sprintf("this token may not predict for merchant %q", merchant)}
+}
+
+// errNoHistory: the builder makes no row for a customer without events before as_of.
+var errNoHistory = errors.New("no event before as_of: nothing to predict from")
+
+// scope is what a request resolved to: the merchant, its zone, the model and as_of.
+type scope struct {
+	merchant aggregator.Merchant
+	loc      *time.Location
+	model    *servedModel
+	asOf     time.Time
+}
+
+// resolve authorizes the token for merchant and loads the merchant, the model
+// version and as_of.
+func (p *predictor) resolve(ctx context.Context, c *auth.Claims, merchant string, version int, asOf string) (*scope, error) {
+	if merchant == "" {
+		return nil, badRequest("field \"merchant\": required")
+	}
+	if err := p.authorize(c, merchant); err != nil {
+		return nil, err
+	}
+	if version < 0 {
+		return nil, badRequest("field \"model_version\": %d is not a version (omit it or 0 for the active one)", version)
+	}
+	sc := &scope{asOf: p.opts.Now().UTC()}
+	if asOf != "" {
+		t, err := time.Parse(time.RFC3339Nano, asOf)
+		if err != nil {
+			return nil, badRequest("field \"as_of\": %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", asOf)
+		}
+		sc.asOf = t.UTC()
+	}
+	m, loc, err := p.merchants.get(ctx, merchant)
+	if err != nil {
+		return nil, err
+	}
+	if m.Revoked {
+		return nil, &httpError{status: http.StatusForbidden, typ: typeForbidden, detail: fmt.Sprintf("merchant %q is revoked", merchant)}
+	}
+	sc.merchant, sc.loc = m, loc
+	if sc.model, err = p.models.get(ctx, version); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// authorize: partners by their token's merchants claim and the policy's
+// grant, merchants for themselves. The role check already refused the rest.
+func (p *predictor) authorize(c *auth.Claims, merchant string) error {
+	switch c.Role {
+	case auth.RolePartner:
+		if slices.Contains(c.Merchants, merchant) && p.opts.MayQuery != nil && p.opts.MayQuery(c.Subject, merchant) {
+			return nil
+		}
+	case auth.RoleMerchant:
+		if id, err := merchantOf(c); err == nil && id == merchant {
+			return nil
+		}
+	}
+	return forbidMerchant(merchant)
+}
+
+func checkCustomer(field, id string) error {
+	switch {
+	case id == "":
+		return badRequest("field %q: required", field)
+	case len(id) > maxCustomerBytes:
+		return badRequest("field %q: longer than %d bytes", field, maxCustomerBytes)
+	case !utf8.ValidString(id):
+		return badRequest("field %q: not UTF-8", field)
+	}
+	return nil
+}
+
+func (p *predictor) one(ctx context.Context, c *auth.Claims, req *PredictRequest) (*Prediction, error) {
+	sc, err := p.resolve(ctx, c, req.Merchant, req.ModelVersion, req.AsOf)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCustomer("customer", req.Customer); err != nil {
+		return nil, err
+	}
+	xs, err := sc.vectors([]BatchCustomer{{Customer: req.Customer, Events: req.Events, Features: req.Features}}, "")
+	if err != nil {
+		return nil, err
+	}
+	if xs[0] == nil {
+		return nil, &httpError{status: http.StatusUnprocessableEntity, typ: typeInvalidRequest,
+			detail: fmt.Sprintf("customer %q: %v (as_of %s)", req.Customer, errNoHistory, sc.asOf.Format(time.RFC3339))}
+	}
+	cp, err := sc.predict(req.Customer, xs[0], p.opts.TopFeatures)
+	if err != nil {
+		return nil, err
+	}
+	return &Prediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(), Provenance: sc.model.prov, CustomerPrediction: cp}, nil
+}
+
+func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatchRequest) (*BatchPrediction, error) {
+	sc, err := p.resolve(ctx, c, req.Merchant, req.ModelVersion, req.AsOf)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(req.Customers) == 0:
+		return nil, badRequest("field \"customers\": empty; send 1 to %d customers", p.opts.MaxBatch)
+	case len(req.Customers) > p.opts.MaxBatch:
+		return nil, &httpError{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge,
+			detail: fmt.Sprintf("field \"customers\": %d customers, at most %d per batch", len(req.Customers), p.opts.MaxBatch)}
+	}
+	for i, bc := range req.Customers {
+		if err := checkCustomer(fmt.Sprintf("customers[%d].customer", i), bc.Customer); err != nil {
+			return nil, err
+		}
+	}
+	xs, err := sc.vectors(req.Customers, "customers[%d].")
+	if err != nil {
+		return nil, err
+	}
+	out := &BatchPrediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(),
+		Provenance: sc.model.prov, Results: make([]BatchItem, len(xs))}
+	for i, x := range xs {
+		id := req.Customers[i].Customer
+		if x == nil {
+			out.Results[i] = BatchItem{Customer: id, Error: errNoHistory.Error()}
+			continue
+		}
+		cp, err := sc.predict(id, x, p.opts.TopFeatures)
+		if err != nil {
+			return nil, err
+		}
+		out.Results[i] = BatchItem{Customer: id, Within: &cp.Within, ExpectedDays: cp.ExpectedDays,
+			MostLikelyDay: cp.MostLikelyDay, MostLikelyDate: cp.MostLikelyDate, Explanation: &cp.Explanation}
+	}
+	return out, nil
+}
+
+// vectors returns each customer's feature vector: the given one, checked, or
+// one built from the events by the training feature builder at as_of; nil
+// for a customer without events before as_of. prefix formats the index into
+// field names ("" for the single route).
+func (sc *scope) vectors(cs []BatchCustomer, prefix string) ([][]float64, error) {
+	field := func(i int, name string) string {
+		if prefix == "" {
+			return name
+		}
+		return fmt.Sprintf(prefix, i) + name
+	}
+	m := sc.model.m
+	d := m.Schema.Len()
+	xs := make([][]float64, len(cs))
+	var b *feature.Builder
+	for i, bc := range cs {
+		switch {
+		case bc.Features != nil && bc.Events != nil:
+			return nil, badRequest("%s and %s: send one of them, not both", field(i, "events"), field(i, "features"))
+		case bc.Features != nil:
+			if len(bc.Features) != d {
+				return nil, badRequest("field %q: %d values, but model version %d's feature schema %s has %d",
+					field(i, "features"), len(bc.Features), sc.model.prov.ModelVersion, m.Schema.Hash, d)
+			}
+			for j, v := range bc.Features {
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return nil, badRequest("field %q: value %d (%s) is not finite", field(i, "features"), j, m.Schema.Names[j])
+				}
+			}
+			xs[i] = bc.Features
+			continue
+		case bc.Events == nil:
+			return nil, badRequest("%s or %s: one is required", field(i, "events"), field(i, "features"))
+		}
+		if b == nil {
+			var err error
+			b, err = feature.NewBuilder(feature.Config{Cutoffs: []time.Time{sc.asOf}, Location: sc.loc, Allow: sc.model.allow})
+			if err != nil {
+				return nil, fmt.Errorf("predict: %w", err)
+			}
+			if got := b.Schema().Hash; got != m.Schema.Hash {
+				return nil, fmt.Errorf("predict: builder schema %s, model version %d has %s", got, sc.model.prov.ModelVersion, m.Schema.Hash)
+			}
+		}
+		// The builder keys customers by id; the index keeps repeated ids apart.
+		key := strconv.Itoa(i)
+		for j, ev := range bc.Events {
+			e, err := ev.event(key)
+			if err != nil {
+				return nil, badRequest("field %q: %v", fmt.Sprintf("%s[%d]", field(i, "events"), j), err)
+			}
+			if err := b.Add(e); err != nil {
+				return nil, badRequest("field %q: %v", fmt.Sprintf("%s[%d]", field(i, "events"), j), err)
+			}
+		}
+	}
+	if b != nil {
+		for _, row := range b.Rows() {
+			i, err := strconv.Atoi(row.Customer)
+			if err != nil {
+				return nil, fmt.Errorf("predict: builder row for %q", row.Customer)
+			}
+			xs[i] = row.X
+		}
+	}
+	return xs, nil
+}
+
+// event converts e to a model.Event of customer key.
+func (e EventInput) event(key string) (model.Event, error) {
+	t, err := time.Parse(time.RFC3339Nano, e.Time)
+	if err != nil {
+		return model.Event{}, fmt.Errorf("time %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", e.Time)
+	}
+	k, err := model.ParseKind(e.Kind)
+	if err != nil {
+		return model.Event{}, err
+	}
+	ev := model.Event{Customer: key, Time: t.UTC(), Kind: k, Item: e.Item, Category: e.Category}
+	if e.Amount != nil {
+		if math.IsNaN(*e.Amount) || math.IsInf(*e.Amount, 0) {
+			return model.Event{}, errors.New("amount is not finite")
+		}
+		ev.Amount, ev.HasAmount = *e.Amount, true
+	}
+	return ev, nil
+}
+
+// predict scores x and explains the score.
+func (sc *scope) predict(customer string, x []float64, top int) (CustomerPrediction, error) {
+	m := sc.model.m
+	pr, err := m.Predict(x)
+	if err != nil {
+		return CustomerPrediction{}, fmt.Errorf("predict: %w", err)
+	}
+	start := sc.asOf.Add(time.Duration(pr.MostLikelyDay-1) * model.Day)
+	cp := CustomerPrediction{
+		Customer:      customer,
+		Within:        Within{D1: pr.Within[0], D3: pr.Within[1], D7: pr.Within[2], D14: pr.Within[3], D30: pr.Within[4]},
+		ExpectedDays:  pr.ExpectedDays,
+		MostLikelyDay: pr.MostLikelyDay,
+		// Day k is [as_of+(k−1)·24h, as_of+k·24h); its date is the local
+		// date of its middle.
+		MostLikelyDate: start.Add(model.Day / 2).In(sc.loc).Format(time.DateOnly),
+		Explanation:    explain(m, x, top),
+	}
+	return cp, nil
+}
+
+// explain attributes the score of x to its features: w_j·z_j for the linear
+// model (exact), ∂f/∂z_j·z_j for the MLP. The parameter layout is hazard's
+// documented one: [b_1..b_H | w] or [b_1..b_H | W1 (Hidden×d) | c1 | w2].
+func explain(m *hazard.Model, x []float64, top int) Explanation {
+	d := len(x)
+	z := make([]float64, d)
+	for j, v := range x {
+		z[j] = (v - m.Std.Mean[j]) / m.Std.Scale[j]
+	}
+	contrib := make([]float64, d)
+	ex := Explanation{Method: "linear_exact"}
+	p := m.Params[m.Horizon:]
+	if m.Kind == hazard.KindMLP {
+		ex.Method = "gradient_x_input"
+		H := m.Hidden
+		w1, c1, w2 := p[:H*d], p[H*d:H*d+H], p[H*d+H:H*d+2*H]
+		for k := range H {
+			a := c1[k]
+			row := w1[k*d : (k+1)*d]
+			for j, v := range z {
+				a += row[j] * v
+			}
+			h := math.Tanh(a)
+			ex.Score += w2[k] * h
+			g := w2[k] * (1 - h*h)
+			for j := range z {
+				contrib[j] += g * row[j]
+			}
+		}
+		for j := range contrib {
+			contrib[j] *= z[j]
+		}
+	} else {
+		for j, v := range z {
+			contrib[j] = p[j] * v
+			ex.Score += contrib[j]
+		}
+	}
+	order := make([]int, d)
+	for j := range order {
+		order[j] = j
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		switch {
+		case contrib[a] > contrib[b]:
+			return -1
+		case contrib[a] < contrib[b]:
+			return 1
+		}
+		return 0
+	})
+	fc := func(j int) FeatureContribution {
+		return FeatureContribution{Feature: m.Schema.Names[j], Value: x[j], Standardized: z[j], Contribution: contrib[j]}
+	}
+	ex.Up, ex.Down = []FeatureContribution{}, []FeatureContribution{}
+	for _, j := range order {
+		if len(ex.Up) == top || contrib[j] <= 0 {
+			break
+		}
+		ex.Up = append(ex.Up, fc(j))
+	}
+	for i := d - 1; i >= 0; i-- {
+		j := order[i]
+		if len(ex.Down) == top || contrib[j] >= 0 {
+			break
+		}
+		ex.Down = append(ex.Down, fc(j))
+	}
+	return ex
+}
+
+// ---- caches ----
+
+// servedModel is a parsed model version ready to serve.
+type servedModel struct {
+	m     *hazard.Model
+	allow []string // the builder's feature mask; nil for the full schema
+	prov  Provenance
+}
+
+func parseVersion(mv protocol.ModelVersion) (*servedModel, error) {
+	m, err := hazard.Unmarshal(mv.Model, mv.SchemaHash)
+	if err != nil {
+		return nil, fmt.Errorf("model version %d: %w", mv.Version, err)
+	}
+	full, err := feature.NewSchema(nil)
+	if err != nil {
+		return nil, fmt.Errorf("model version %d: %w", mv.Version, err)
+	}
+	sm := &servedModel{m: m, prov: Provenance{
+		ModelVersion: mv.Version, Round: mv.Round, PublishedAt: mv.PublishedAt.UTC(), SchemaHash: mv.SchemaHash,
+		PolicyHash: mv.PolicyHash, Merge: mv.Merge, Contributions: mv.Contributions,
+	}}
+	if sm.prov.Contributions == nil {
+		sm.prov.Contributions = []protocol.Contribution{}
+	}
+	if m.Schema.Hash != full.Hash {
+		sm.allow = m.Schema.Names
+	}
+	return sm, nil
+}
+
+// modelCache holds parsed model versions and the active version.
+type modelCache struct {
+	svc Service
+	ttl time.Duration
+	now func() time.Time
+
+	mu        sync.RWMutex
+	byVersion map[int]*servedModel
+
+	active     atomic.Pointer[activeModel]
+	refreshing sync.Mutex // one active-version lookup at a time
+}
+
+type activeModel struct {
+	sm *servedModel
+	at time.Time
+}
+
+// get returns version (0: the active one).
+func (c *modelCache) get(ctx context.Context, version int) (*servedModel, error) {
+	if version > 0 {
+		c.mu.RLock()
+		sm := c.byVersion[version]
+		c.mu.RUnlock()
+		if sm != nil {
+			return sm, nil
+		}
+		mv, err := c.svc.Model(ctx, version)
+		if err != nil {
+			return nil, err
+		}
+		return c.put(mv)
+	}
+	a := c.active.Load()
+	if a != nil && c.now().Sub(a.at) < c.ttl {
+		return a.sm, nil
+	}
+	if a != nil {
+		// Stale: one caller looks the active version up, the others keep
+		// serving the one they have meanwhile.
+		if !c.refreshing.TryLock() {
+			return a.sm, nil
+		}
+	} else {
+		c.refreshing.Lock()
+	}
+	defer c.refreshing.Unlock()
+	if b := c.active.Load(); b != a && b != nil {
+		return b.sm, nil
+	}
+	mv, err := c.svc.Model(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	sm, err := c.put(mv)
+	if err != nil {
+		return nil, err
+	}
+	c.active.Store(&activeModel{sm: sm, at: c.now()})
+	return sm, nil
+}
+
+// put parses mv unless its version is cached already.
+func (c *modelCache) put(mv protocol.ModelVersion) (*servedModel, error) {
+	c.mu.RLock()
+	sm := c.byVersion[mv.Version]
+	c.mu.RUnlock()
+	if sm != nil {
+		return sm, nil
+	}
+	sm, err := parseVersion(mv)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.byVersion) >= maxCachedModels {
+		for v := range c.byVersion { // evict any one; versions reload on demand
+			delete(c.byVersion, v)
+			break
+		}
+	}
+	c.byVersion[mv.Version] = sm
+	return sm, nil
+}
+
+// merchantCache holds the enrolled merchants with their time zones.
+type merchantCache struct {
+	svc Service
+	ttl time.Duration
+	now func() time.Time
+
+	snap atomic.Pointer[merchantSnap]
+	mu   sync.Mutex // one reload at a time
+}
+
+type merchantSnap struct {
+	byID map[string]servedMerchant
+	at   time.Time
+}
+
+type servedMerchant struct {
+	m   aggregator.Merchant
+	loc *time.Location
+}
+
+// get returns merchant id and its location; a 404 when it is not enrolled.
+func (c *merchantCache) get(ctx context.Context, id string) (aggregator.Merchant, *time.Location, error) {
+	s := c.snap.Load()
+	now := c.now()
+	if s != nil {
+		age := now.Sub(s.at)
+		if sm, ok := s.byID[id]; ok && age < c.ttl {
+			return sm.m, sm.loc, nil
+		} else if !ok && age < merchantMissRefresh {
+			return aggregator.Merchant{}, nil, notEnrolled(id)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.snap.Load(); t != s && t != nil {
+		s = t // reloaded while we waited
+	} else {
+		ms, err := c.svc.Merchants(ctx)
+		if err != nil {
+			return aggregator.Merchant{}, nil, err
+		}
+		s = &merchantSnap{byID: make(map[string]servedMerchant, len(ms)), at: c.now()}
+		for _, m := range ms {
+			loc, err := time.LoadLocation(m.TimeZone)
+			if err != nil || m.TimeZone == "" {
+				loc = time.UTC // enrolment checked it; an unknown zone here is the host's tz data
+			}
+			s.byID[m.ID] = servedMerchant{m: m, loc: loc}
+		}
+		c.snap.Store(s)
+	}
+	sm, ok := s.byID[id]
+	if !ok {
+		return aggregator.Merchant{}, nil, notEnrolled(id)
+	}
+	return sm.m, sm.loc, nil
+}
+
+func notEnrolled(id string) error {
+	return &httpError{status: http.StatusNotFound, typ: typeNotFound, detail: fmt.Sprintf("merchant %q is not enrolled", id)}
+}
