@@ -1,0 +1,168 @@
+// Package report renders Kairos's compliance report: one self-contained HTML
+// file (inline CSS and SVG, no external resources) with every merchant's
+// privacy budget and burn-down chart, the model versions with their lineage,
+// the policy hashes the registry has seen and the audit log's verification
+// result; and the per-merchant SVG burn-down charts on their own.
+//
+// The functions are pure: they render the data handed in and do no I/O
+// beyond the writer they are given. Package compliance gathers the data.
+package report
+
+import (
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/compliance"
+)
+
+// Verification is the audit log's verification result as the report shows it.
+type Verification struct {
+	// OK is true when the chain and every checkpoint verified.
+	OK          bool
+	Entries     uint64
+	Checkpoints int
+	Head        string
+	// Unpinned is how many entries at the end are chained but not yet
+	// covered by a signed checkpoint.
+	Unpinned uint64
+	// Failure names the first bad entry or checkpoint when OK is false.
+	Failure string
+}
+
+// Line is the verification result in one sentence.
+func (v Verification) Line() string {
+	if !v.OK {
+		return fmt.Sprintf("Audit log verification FAILED: %s (%d entries and %d checkpoints verified before it).",
+			v.Failure, v.Entries, v.Checkpoints)
+	}
+	s := fmt.Sprintf("Audit log verified: %d entries, %d signed checkpoints, head %s.", v.Entries, v.Checkpoints, v.Head)
+	if v.Unpinned > 0 {
+		s += fmt.Sprintf(" The last %d entries are chained but not yet covered by a signed checkpoint.", v.Unpinned)
+	}
+	return s
+}
+
+// Report is everything the HTML report shows.
+type Report struct {
+	Generated  time.Time
+	Source     string // where the data came from, e.g. the database (without credentials)
+	Federation string
+	PolicyHash string
+	Budgets    []compliance.Budget
+	Models     []protocol.ModelVersion
+	Policies   []compliance.PolicySeen
+	Audit      Verification
+}
+
+var page = template.Must(template.New("report").Funcs(template.FuncMap{
+	"chart": func(b compliance.Budget) template.HTML {
+		// Chart escapes every string it writes.
+		return template.HTML(Chart(b)) //nolint:gosec // Chart's output is escaped XML.
+	},
+	"time": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"eps":   func(v float64) string { return fmt.Sprintf("%.4f", v) },
+	"pct":   func(v, c float64) string { return pct(v, c) },
+	"short": func(h string) string { return shortHash(h) },
+	"parent": func(m protocol.ModelVersion) string {
+		if m.Round == "" && m.Parent == 0 {
+			return "— (initial)"
+		}
+		return fmt.Sprint(m.Parent)
+	},
+}).Parse(pageTemplate))
+
+// HTML writes the report as one self-contained HTML document.
+func HTML(w io.Writer, r Report) error {
+	if err := page.Execute(w, r); err != nil {
+		return fmt.Errorf("render report: %w", err)
+	}
+	return nil
+}
+
+func pct(v, c float64) string {
+	if c <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f%%", 100*v/c)
+}
+
+// shortHash abbreviates a long hash for tables; the full value is in the
+// cell's title.
+func shortHash(h string) string {
+	if h == "" {
+		return "—"
+	}
+	prefix, rest, ok := strings.Cut(h, ":")
+	if !ok {
+		prefix, rest = "", h
+	} else {
+		prefix += ":"
+	}
+	if len(rest) > 16 {
+		rest = rest[:16] + "…"
+	}
+	return prefix + rest
+}
+
+const pageTemplate = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Kairos compliance report{{with .Federation}} — {{.}}{{end}}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .92em; }
+th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code { font-size: .9em; } .ok { color: #1e7e34; font-weight: bold; } .fail { color: #c0392b; font-weight: bold; }
+.merchant { margin: 1.5em 0; padding: 1em; border: 1px solid #ddd; border-radius: 4px; }
+.statement { font-size: .9em; color: #444; max-width: 60em; } .over { color: #c0392b; font-weight: bold; }
+.muted { color: #666; }
+</style>
+</head>
+<body>
+<h1>Kairos compliance report{{with .Federation}} — {{.}}{{end}}</h1>
+<p class="muted">Generated {{time .Generated}}{{with .Source}} from {{.}}{{end}}. Policy in force: <code>{{.PolicyHash}}</code>.</p>
+
+<h2 id="audit">Audit log</h2>
+<p id="verification" class="{{if .Audit.OK}}ok{{else}}fail{{end}}">{{.Audit.Line}}</p>
+
+<h2 id="budgets">Privacy budgets</h2>
+{{if .Budgets}}
+<table>
+<tr><th>Merchant</th><th>ε spent</th><th>Cap</th><th>Used</th><th>δ</th><th>Releases</th><th>Last release</th></tr>
+{{range .Budgets}}<tr><td><a href="#budget-{{.Merchant}}">{{.Merchant}}</a></td><td class="num">{{eps .Epsilon}}</td><td class="num">{{if .InPolicy}}{{.Cap}}{{else}}not in policy{{end}}</td><td class="num{{if and .InPolicy (gt .Epsilon .Cap)}} over{{end}}">{{pct .Epsilon .Cap}}</td><td class="num">{{.Delta}}</td><td class="num">{{.Releases}}</td><td>{{time .LastRelease}}</td></tr>
+{{end}}</table>
+{{range .Budgets}}<div class="merchant" id="budget-{{.Merchant}}">
+{{chart .}}
+<p class="statement">{{.Statement}}</p>
+</div>
+{{end}}{{else}}<p>No merchant has a budget yet.</p>{{end}}
+
+<h2 id="models">Model versions and lineage</h2>
+{{if .Models}}
+<table>
+<tr><th>Version</th><th>Parent</th><th>Round</th><th>Published</th><th>Contributors (cumulative ε at δ, weight)</th><th>Merge</th><th>Policy hash</th><th>Schema hash</th><th>Active</th></tr>
+{{range .Models}}<tr id="version-{{.Version}}"><td class="num">{{.Version}}</td><td class="num">{{parent .}}</td><td>{{with .Round}}<code>{{.}}</code>{{else}}—{{end}}</td><td>{{time .PublishedAt}}</td><td>{{range $i, $c := .Contributions}}{{if $i}}<br>{{end}}{{$c.Merchant}}: ε {{eps $c.Epsilon}} at δ {{$c.Delta}}, weight {{printf "%.3g" $c.Weight}}{{else}}—{{end}}</td><td>{{.Merge}}</td><td title="{{.PolicyHash}}"><code>{{short .PolicyHash}}</code></td><td title="{{.SchemaHash}}"><code>{{short .SchemaHash}}</code></td><td>{{if .Active}}active{{end}}</td></tr>
+{{end}}</table>
+{{else}}<p>The registry holds no model version.</p>{{end}}
+
+<h2 id="policies">Policy history</h2>
+<table>
+<tr><th>Policy hash</th><th>Versions published under it</th><th>First seen</th><th>Last seen</th><th></th></tr>
+{{range .Policies}}<tr><td><code>{{.Hash}}</code></td><td>{{if .Versions}}{{.Versions}} (v{{.FirstVersion}}–v{{.LastVersion}}){{else}}none{{end}}</td><td>{{time .FirstSeen}}</td><td>{{time .LastSeen}}</td><td>{{if .Current}}in force{{end}}</td></tr>
+{{end}}</table>
+</body>
+</html>
+`
