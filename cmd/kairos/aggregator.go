@@ -586,6 +586,8 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 		},
 		Logger: log,
 		Audit:  st,
+		// Predictions are audited in the same log and answered only once their entry is durable.
+		Predict: api.PredictOptions{Audit: alog, MayQuery: policy.MayQuery},
 	})
 	if err != nil {
 		return fmt.Errorf("aggregator serve: %w", err)
