@@ -2,6 +2,8 @@ package aggregator_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -87,6 +89,62 @@ func TestAuditFailClosed(t *testing.T) {
 			acts := auditActions(t, st)
 			if got := acts["round.update.accept ok"]; got != 2 {
 				t.Errorf("accept entries: got %d, want 2 (one per update)", got)
+			}
+			f.verifyAudit(t, r)
+		})
+	}
+}
+
+// TestOutboxRepair: round transitions, an enrolment and a rollback committed
+// while the audit store is down answer ErrAudit (or, for Tick, an error) and
+// their records wait in the outbox; once it is back, Tick appends each of them
+// exactly once.
+func TestOutboxRepair(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute})
+			st := f.b.open(t)
+			flaky := &flakyAudit{Store: st}
+			log, err := audit.New(ctx, audit.Options{Store: flaky, HMACKey: f.agg.AuditHMAC, SigningKey: f.agg.Checkpoint, Now: f.clock.Now, CheckpointEvery: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { log.Close() })
+			svc, err := aggregator.New(ctx, aggregator.Options{Store: st.(aggregator.Store), Policy: f.policy, Keys: f.agg, Audit: log, Now: f.clock.Now, Rounds: f.cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &replica{svc: svc, store: st, log: log}
+			f.enrol(t, r, "m1")
+
+			flaky.down.Store(true)
+			pub, _, _ := ed25519.GenerateKey(rand.Reader)
+			if _, err := svc.Enrol(ctx, "admin:a", aggregator.Merchant{ID: "m2", PublicKey: pub}); !errors.Is(err, aggregator.ErrAudit) {
+				t.Fatalf("enrol with the audit store down: got %v, want ErrAudit", err)
+			}
+			if err := svc.Rollback(ctx, "admin:a", 1); !errors.Is(err, aggregator.ErrAudit) {
+				t.Fatalf("rollback with the audit store down: got %v, want ErrAudit", err)
+			}
+			if err := svc.Tick(ctx); !errors.Is(err, aggregator.ErrAudit) {
+				t.Fatalf("tick with the audit store down: got %v, want ErrAudit", err)
+			}
+			// Committed regardless: m2 is enrolled, round 1 failed and round 2 opened.
+			if got := mustRound(t, r, "m2"); got.Seq != 2 || !got.Selected {
+				t.Fatalf("round after tick: got seq %d selected %v, want 2 true", got.Seq, got.Selected)
+			}
+			flaky.down.Store(false)
+			tick(t, r) // too early: the records are younger than the repair delay
+			before := auditActions(t, st)
+			f.clock.Add(time.Minute / 2)
+			f.clock.Add(time.Second)
+			tick(t, r) // drains the outbox (round 2's deadline is still ahead)
+			tick(t, r)
+			acts := auditActions(t, st)
+			for k, want := range map[string]int{"merchant.enrol ok": 2, "model.rollback ok": 1, "round.fail error": 1, "round.open ok": 2} {
+				if acts[k] != want {
+					t.Errorf("audit %q: got %d, want %d (before the drain %v, after %v)", k, acts[k], want, before, acts)
+				}
 			}
 			f.verifyAudit(t, r)
 		})

@@ -71,12 +71,17 @@
 // entry; if the audit write fails, Submit returns ErrAudit (no success
 // answer: fail closed) and the update stays unmerged until the entry is
 // written. The budget was debited at commit, which errs on the safe side: a
-// debit is never missing, at worst it precedes its audit entry. Refusals,
-// enrolments, rollbacks and round transitions are audited too, after their
-// transaction commits; an enrolment or rollback whose entry fails returns
-// ErrAudit. For round transitions the round row itself records state, reason
-// and time, and a crash between the commit and the append loses only that
-// transition's audit entry, which nothing repairs.
+// debit is never missing, at worst it precedes its audit entry.
+//
+// Enrolments, rollbacks and round transitions use a transactional outbox:
+// the audit record is inserted into fed_audit_outbox in the same transaction
+// as the change, appended to the audit log after the commit, and then
+// deleted; the caller gets ErrAudit if the append fails, and Tick appends
+// whatever the outbox still holds after a crash or a failed append (records
+// older than 30 s, so a live caller's own append is not duplicated; two
+// replicas draining the same stale record at once could append it twice,
+// never zero times). Refused submissions and enrolments change nothing and are
+// appended directly.
 //
 // # Merge and registry
 //

@@ -100,6 +100,9 @@ func (s *Service) Tick(ctx context.Context) error {
 	if err := s.repairAudit(ctx); err != nil {
 		return fmt.Errorf("tick: %w", err)
 	}
+	if err := s.drainOutbox(ctx); err != nil {
+		return fmt.Errorf("tick: %w", err)
+	}
 	// seal.Open refuses envelopes older than MaxSkew, so a nonce record older
 	// than twice that can never match a fresh envelope again.
 	err := s.store.InTx(ctx, func(tx Tx) error {
@@ -109,37 +112,41 @@ func (s *Service) Tick(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tick: %w", err)
 	}
-	var done []transition
+	var closed []staged
 	aggregating := false
 	err = s.store.InTx(ctx, func(tx Tx) error {
-		done, aggregating = done[:0], false
+		closed, aggregating = nil, false
 		rounds, err := tx.ClaimRounds(ctx)
 		if err != nil {
 			return err
 		}
 		now := s.now().UTC()
 		for _, r := range rounds {
-			t, err := s.advance(ctx, tx, r, now)
+			ts, err := s.advance(ctx, tx, r, now)
 			if err != nil {
 				return err
 			}
-			done = append(done, t...)
+			ps, err := s.stageTransitions(ctx, tx, ts, now)
+			if err != nil {
+				return err
+			}
+			closed = append(closed, ps...)
 			aggregating = aggregating || r.State == protocol.RoundAggregating ||
-				slices.ContainsFunc(t, func(t transition) bool { return t.round.State == protocol.RoundAggregating })
+				slices.ContainsFunc(ts, func(t transition) bool { return t.round.State == protocol.RoundAggregating })
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("tick: %w", err)
 	}
-	pending := done
 	if !aggregating {
-		return s.auditTransitions(ctx, done)
+		return s.flushTick(ctx, closed, nil)
 	}
 	// Merge in a second transaction, so that "aggregating" is a durable state
 	// a restarted aggregator resumes from.
+	var published []staged
 	err = s.store.InTx(ctx, func(tx Tx) error {
-		done = slices.Clone(pending)
+		published = nil
 		rounds, err := tx.ClaimRounds(ctx)
 		if err != nil {
 			return err
@@ -149,19 +156,23 @@ func (s *Service) Tick(ctx context.Context) error {
 			if r.State != protocol.RoundAggregating {
 				continue
 			}
-			t, err := s.publish(ctx, tx, r, now)
+			ts, err := s.publish(ctx, tx, r, now)
 			if err != nil {
 				return err
 			}
-			done = append(done, t...)
+			ps, err := s.stageTransitions(ctx, tx, ts, now)
+			if err != nil {
+				return err
+			}
+			published = append(published, ps...)
 		}
 		return nil
 	})
 	if err != nil {
-		done = pending
+		published = nil
 	}
-	if aerr := s.auditTransitions(ctx, done); aerr != nil {
-		return aerr
+	if ferr := s.flushTick(ctx, closed, published); ferr != nil {
+		return ferr
 	}
 	if err != nil {
 		return fmt.Errorf("tick: %w", err)
@@ -169,18 +180,30 @@ func (s *Service) Tick(ctx context.Context) error {
 	return nil
 }
 
-// auditTransitions records Tick's committed round transitions.
-func (s *Service) auditTransitions(ctx context.Context, done []transition) error {
-	for _, t := range done {
-		outcome := audit.OutcomeOK
-		if t.action == "round.fail" {
-			outcome = audit.OutcomeError
-		}
-		if err := s.auditRound(ctx, t.round, t.action, outcome, t.reason); err != nil {
+func (s *Service) flushTick(ctx context.Context, lists ...[]staged) error {
+	for _, ps := range lists {
+		if err := s.flush(ctx, ps); err != nil {
 			return fmt.Errorf("tick: %w", err)
 		}
 	}
 	return nil
+}
+
+// stageTransitions writes the audit records of round transitions to the outbox.
+func (s *Service) stageTransitions(ctx context.Context, tx Tx, ts []transition, now time.Time) ([]staged, error) {
+	out := make([]staged, 0, len(ts))
+	for _, t := range ts {
+		outcome := audit.OutcomeOK
+		if t.action == "round.fail" {
+			outcome = audit.OutcomeError
+		}
+		p, err := stage(ctx, tx, "round/"+t.round.ID+"/"+t.action, roundRecord(t.round, t.action, outcome, t.reason), now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // advance handles an open or collecting round.
@@ -390,7 +413,8 @@ func (s *Service) repairAudit(ctx context.Context) error {
 	return nil
 }
 
-func (s *Service) auditRound(ctx context.Context, r RoundRecord, action string, outcome audit.Outcome, reason string) error {
+// roundRecord is the audit record of a round transition.
+func roundRecord(r RoundRecord, action string, outcome audit.Outcome, reason string) audit.Record {
 	rec := audit.Record{
 		Actor: SystemActor, Action: action, Object: "round/" + r.ID, Outcome: outcome, Reason: reason,
 		Details: map[string]string{
@@ -401,7 +425,7 @@ func (s *Service) auditRound(ctx context.Context, r RoundRecord, action string, 
 	if action == "round.open" {
 		rec.Details["deadline"] = r.Deadline.Format(time.RFC3339)
 	}
-	return s.appendAudit(ctx, rec)
+	return rec
 }
 
 // Run calls Tick every TickInterval until ctx ends; errors are logged, not fatal.

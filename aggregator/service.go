@@ -300,7 +300,7 @@ func (s *Service) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	var opened *RoundRecord
+	var opened []staged
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		opened = nil
 		now := s.now().UTC()
@@ -322,10 +322,11 @@ func (s *Service) bootstrap(ctx context.Context) error {
 		}
 		if _, err := tx.LatestRound(ctx); errors.Is(err, ErrNotFound) {
 			r, err := s.openRound(ctx, tx, 1, now)
-			if err != nil {
+			if err != nil || r == nil {
 				return err
 			}
-			opened = r
+			opened, err = s.stageTransitions(ctx, tx, []transition{{round: *r, action: "round.open"}}, now)
+			return err
 		} else if err != nil {
 			return err
 		}
@@ -334,10 +335,8 @@ func (s *Service) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
-	if opened != nil {
-		if err := s.auditRound(ctx, *opened, "round.open", audit.OutcomeOK, ""); err != nil {
-			return fmt.Errorf("bootstrap: %w", err)
-		}
+	if err := s.flush(ctx, opened); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
 	}
 	return nil
 }
@@ -353,55 +352,67 @@ func (s *Service) newOptimizerState() ([]byte, error) {
 // The merchant must be named in the policy; its region must match the
 // policy's. The action is audited whether it succeeds or not.
 func (s *Service) Enrol(ctx context.Context, actor string, m Merchant) (Merchant, error) {
-	m, err := s.enrol(ctx, m)
-	rec := audit.Record{
-		Actor: actor, Action: "merchant.enrol", Object: "merchant", Outcome: audit.OutcomeOK,
-		Identifiers: map[string]string{"merchant": m.ID},
-	}
-	if err == nil {
-		rec.Details = map[string]string{"signing_key_id": keys.KeyID(m.PublicKey), "region": m.Region, "time_zone": m.TimeZone}
-	} else {
-		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
-	}
-	if aerr := s.appendAudit(ctx, rec); aerr != nil {
-		return Merchant{}, fmt.Errorf("enrol %s: %w", m.ID, aerr)
-	}
+	m, ps, err := s.enrol(ctx, actor, m)
 	if err != nil {
+		rec := audit.Record{
+			Actor: actor, Action: "merchant.enrol", Object: "merchant", Outcome: outcomeOf(err), Reason: err.Error(),
+			Identifiers: map[string]string{"merchant": m.ID},
+		}
+		if aerr := s.appendAudit(ctx, rec); aerr != nil {
+			return Merchant{}, fmt.Errorf("enrol %s: %w", m.ID, aerr)
+		}
 		return Merchant{}, err
+	}
+	if err := s.flush(ctx, ps); err != nil {
+		return Merchant{}, fmt.Errorf("enrol %s: %w", m.ID, err)
 	}
 	return m, nil
 }
 
-func (s *Service) enrol(ctx context.Context, m Merchant) (Merchant, error) {
+func (s *Service) enrol(ctx context.Context, actor string, m Merchant) (Merchant, []staged, error) {
 	if err := keys.CheckMerchantID(m.ID); err != nil {
-		return m, fmt.Errorf("enrol: %w: %w", ErrPolicy, err)
+		return m, nil, fmt.Errorf("enrol: %w: %w", ErrPolicy, err)
 	}
 	if len(m.PublicKey) != ed25519.PublicKeySize {
-		return m, fmt.Errorf("enrol %s: %w: public key has %d bytes, want %d", m.ID, ErrPolicy, len(m.PublicKey), ed25519.PublicKeySize)
+		return m, nil, fmt.Errorf("enrol %s: %w: public key has %d bytes, want %d", m.ID, ErrPolicy, len(m.PublicKey), ed25519.PublicKeySize)
 	}
 	if m.TimeZone == "" {
 		m.TimeZone = "UTC"
 	}
 	if _, err := time.LoadLocation(m.TimeZone); err != nil {
-		return m, fmt.Errorf("enrol %s: %w: time zone %q: %w", m.ID, ErrPolicy, m.TimeZone, err)
+		return m, nil, fmt.Errorf("enrol %s: %w: time zone %q: %w", m.ID, ErrPolicy, m.TimeZone, err)
 	}
 	mp, err := s.policy.Merchant(m.ID)
 	if err != nil {
-		return m, fmt.Errorf("enrol %s: %w: %w", m.ID, ErrPolicy, err)
+		return m, nil, fmt.Errorf("enrol %s: %w: %w", m.ID, ErrPolicy, err)
 	}
 	switch {
 	case m.Region == "":
 		m.Region = mp.Region
 	case m.Region != mp.Region:
-		return m, fmt.Errorf("enrol %s: %w: region %q, policy binds it to %q", m.ID, ErrPolicy, m.Region, mp.Region)
+		return m, nil, fmt.Errorf("enrol %s: %w: region %q, policy binds it to %q", m.ID, ErrPolicy, m.Region, mp.Region)
 	}
 	m.PublicKey = slices.Clone(m.PublicKey)
 	m.Revoked = false
 	m.EnrolledAt = s.now().UTC().Truncate(time.Millisecond)
-	if err := s.store.InTx(ctx, func(tx Tx) error { return tx.InsertMerchant(ctx, m) }); err != nil {
-		return m, fmt.Errorf("enrol %s: %w", m.ID, err)
+	rec := audit.Record{
+		Actor: actor, Action: "merchant.enrol", Object: "merchant", Outcome: audit.OutcomeOK,
+		Identifiers: map[string]string{"merchant": m.ID},
+		Details:     map[string]string{"signing_key_id": keys.KeyID(m.PublicKey), "region": m.Region, "time_zone": m.TimeZone},
 	}
-	return m, nil
+	var ps []staged
+	err = s.store.InTx(ctx, func(tx Tx) error {
+		if err := tx.InsertMerchant(ctx, m); err != nil {
+			return err
+		}
+		p, err := stage(ctx, tx, "merchant.enrol/"+m.ID, rec, m.EnrolledAt)
+		ps = []staged{p}
+		return err
+	})
+	if err != nil {
+		return m, nil, fmt.Errorf("enrol %s: %w", m.ID, err)
+	}
+	return m, ps, nil
 }
 
 // Merchants returns the enrolled merchants ordered by id.
@@ -549,29 +560,39 @@ func (s *Service) Model(ctx context.Context, version int) (protocol.ModelVersion
 // rounds train from it. The action is audited whether it succeeds or not.
 func (s *Service) Rollback(ctx context.Context, actor string, version int) error {
 	var prev int
+	var ps []staged
+	rec := audit.Record{
+		Actor: actor, Action: "model.rollback", Object: "model/" + strconv.Itoa(version), Outcome: audit.OutcomeOK,
+	}
 	err := s.store.InTx(ctx, func(tx Tx) (err error) {
+		ps = nil
 		if prev, err = tx.ActiveVersion(ctx); err != nil {
 			return err
 		}
 		if _, err := tx.Model(ctx, version); err != nil {
 			return err
 		}
-		return tx.SetActiveVersion(ctx, version)
+		if err := tx.SetActiveVersion(ctx, version); err != nil {
+			return err
+		}
+		rec.Details = map[string]string{"from": strconv.Itoa(prev), "to": strconv.Itoa(version)}
+		p, err := stage(ctx, tx, "model.rollback/"+strconv.Itoa(version)+"/"+randomSuffix(), rec, s.now().UTC())
+		ps = []staged{p}
+		return err
 	})
 	if err != nil {
 		err = fmt.Errorf("rollback to %d: %w", version, err)
-	}
-	rec := audit.Record{
-		Actor: actor, Action: "model.rollback", Object: "model/" + strconv.Itoa(version), Outcome: audit.OutcomeOK,
-		Details: map[string]string{"from": strconv.Itoa(prev), "to": strconv.Itoa(version)},
-	}
-	if err != nil {
 		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+		rec.Details = map[string]string{"from": strconv.Itoa(prev), "to": strconv.Itoa(version)}
+		if aerr := s.appendAudit(ctx, rec); aerr != nil {
+			return fmt.Errorf("rollback to %d: %w", version, aerr)
+		}
+		return err
 	}
-	if aerr := s.appendAudit(ctx, rec); aerr != nil {
-		return fmt.Errorf("rollback to %d: %w", version, aerr)
+	if err := s.flush(ctx, ps); err != nil {
+		return fmt.Errorf("rollback to %d: %w", version, err)
 	}
-	return err
+	return nil
 }
 
 // RoundCounts returns how many rounds are in each state (for metrics).

@@ -78,6 +78,16 @@ type Tx interface {
 	// PruneNonces forgets nonces seen before t and returns how many.
 	PruneNonces(ctx context.Context, before time.Time) (int64, error)
 
+	// InsertOutbox stores an audit record (JSON) to append after commit
+	// (ErrConflict if the id exists).
+	InsertOutbox(ctx context.Context, id string, record []byte, at time.Time) error
+	// Outbox returns the outbox records created before t, oldest first.
+	Outbox(ctx context.Context, before time.Time) ([]OutboxRecord, error)
+	// DeleteOutbox removes an outbox record once its audit entry is durable.
+	// Like MarkAudited it runs alone and may commit without waiting for
+	// durability: a lost delete only makes Tick append the record again.
+	DeleteOutbox(ctx context.Context, id string) error
+
 	// LockBudget returns the merchant's budget head row, locked FOR UPDATE.
 	LockBudget(ctx context.Context, merchant string) (BudgetHead, error)
 	// AdvanceBudget writes next as the merchant's budget head if the stored
@@ -165,6 +175,13 @@ type LedgerRow struct {
 	Update   string
 	Epsilon  float64 // cumulative ε at the policy δ after this row
 	At       time.Time
+}
+
+// OutboxRecord is an audit record waiting to be appended to the audit log.
+type OutboxRecord struct {
+	ID        string
+	Record    []byte // JSON of an audit.Record
+	CreatedAt time.Time
 }
 
 // ModelRecord is a stored model version with the server optimizer state it

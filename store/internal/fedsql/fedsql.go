@@ -496,6 +496,49 @@ func (t *Tx) PruneNonces(ctx context.Context, before time.Time) (int64, error) {
 	return n, nil
 }
 
+// --- audit outbox ---
+
+// InsertOutbox implements aggregator.Tx.
+func (t *Tx) InsertOutbox(ctx context.Context, id string, record []byte, at time.Time) error {
+	if _, err := t.exec(ctx, `INSERT INTO fed_audit_outbox (id, record, created_at_ms) VALUES (?, ?, ?)`, id, string(record), ms(at)); err != nil {
+		return fmt.Errorf("insert audit outbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// Outbox implements aggregator.Tx.
+func (t *Tx) Outbox(ctx context.Context, before time.Time) ([]aggregator.OutboxRecord, error) {
+	var out []aggregator.OutboxRecord
+	err := t.query(ctx, `SELECT id, record, created_at_ms FROM fed_audit_outbox WHERE created_at_ms < ? ORDER BY created_at_ms, id`, func(r Rows) error {
+		var o aggregator.OutboxRecord
+		var rec string
+		var at int64
+		if err := r.Scan(&o.ID, &rec, &at); err != nil {
+			return err
+		}
+		o.Record, o.CreatedAt = []byte(rec), fromMS(at)
+		out = append(out, o)
+		return nil
+	}, ms(before))
+	if err != nil {
+		return nil, fmt.Errorf("audit outbox: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteOutbox implements aggregator.Tx (see MarkAudited on AsyncCommit).
+func (t *Tx) DeleteOutbox(ctx context.Context, id string) error {
+	if t.d.AsyncCommit {
+		if _, err := t.exec(ctx, `SET LOCAL synchronous_commit TO off`); err != nil {
+			return fmt.Errorf("delete audit outbox %s: %w", id, err)
+		}
+	}
+	if _, err := t.exec(ctx, `DELETE FROM fed_audit_outbox WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete audit outbox %s: %w", id, err)
+	}
+	return nil
+}
+
 // --- budgets and ledger ---
 
 const budgetCols = `merchant, version, epsilon, releases, last_release_ms`
