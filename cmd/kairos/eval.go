@@ -89,6 +89,9 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if dpo.audit != "" {
+				return runPrivacyAudit(ctx, cmd.OutOrStdout(), dpo, asJSON)
+			}
 			ds, known := evalDatasets[dataset]
 			if !known && dataset != "csv" {
 				return fmt.Errorf("eval: unknown dataset %q (want cdnow, cdnow-sample, taobao, online-retail or csv)", dataset)
@@ -372,8 +375,8 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 // the privacy audit.
 type evalDPFlags struct {
 	epsilon, delta, clip, batch, epochs, lr, l2 float64
-	sweep                                       string
-	seeds                                       int
+	sweep, audit                                string
+	seeds, auditRuns                            int
 }
 
 func (d *evalDPFlags) register(f *pflag.FlagSet) {
@@ -386,6 +389,8 @@ func (d *evalDPFlags) register(f *pflag.FlagSet) {
 	f.Float64Var(&d.l2, "dp-l2", -1, "L2 penalty for DP training (default: the non-private one)")
 	f.StringVar(&d.sweep, "dp-sweep", "", "comma-separated ε values (inf = no noise) to print the privacy–utility table for, instead of one run")
 	f.IntVar(&d.seeds, "dp-seeds", 5, "runs per ε in --dp-sweep")
+	f.StringVar(&d.audit, "privacy-audit", "", "comma-separated ε values to run the empirical privacy audit at (synthetic data with a canary; no data set is read)")
+	f.IntVar(&d.auditRuns, "audit-runs", 1000, "trainings with the canary, and as many without, per ε of --privacy-audit")
 }
 
 // options returns the DP options for ε (the flags' other values).
@@ -438,13 +443,9 @@ func meanStd(xs []float64) (mean, std float64) {
 // d.seeds private trainings (ε = inf: the same training without clipping or
 // noise), then the non-private reference hazard model and BG/NBD.
 func runPrivacySweep(ctx context.Context, w io.Writer, prep *evaluate.Prepared, cfg evaluate.Config, d evalDPFlags) error {
-	var epss []float64
-	for _, s := range strings.Split(d.sweep, ",") {
-		e, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		if err != nil || !(e > 0) {
-			return fmt.Errorf("eval: --dp-sweep: %q is not a positive number or inf", s)
-		}
-		epss = append(epss, e)
+	epss, err := parseEpsilons("--dp-sweep", d.sweep)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
 	}
 	fmt.Fprintf(w, "| ε (δ = %g) | z | q | steps | ε spent | AUC@30 | PR-AUC@30 | AUC@7 |\n|---|---|---|---|---|---|---|---|\n", d.delta)
 	row := func(label, z, q, steps, spent string, reps []evaluate.Report, name string) {
@@ -521,4 +522,51 @@ func firstPos(a, b float64) float64 {
 		return a
 	}
 	return b
+}
+
+// parseEpsilons parses a comma-separated list of positive ε values (inf allowed).
+func parseEpsilons(flag, list string) ([]float64, error) {
+	var out []float64
+	for _, s := range strings.Split(list, ",") {
+		e, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || !(e > 0) {
+			return nil, fmt.Errorf("%s: %q is not a positive number or inf", flag, s)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// runPrivacyAudit runs evaluate.PrivacyAudit at every ε of d.audit and prints
+// the accountant's ε, the exact ε and the empirical lower bounds.
+func runPrivacyAudit(ctx context.Context, w io.Writer, d evalDPFlags, asJSON bool) error {
+	epss, err := parseEpsilons("--privacy-audit", d.audit)
+	if err != nil {
+		return fmt.Errorf("eval: %w", err)
+	}
+	var reps []evaluate.AuditReport
+	for _, eps := range epss {
+		if math.IsInf(eps, 1) {
+			return errors.New("eval: --privacy-audit: ε must be finite")
+		}
+		start := time.Now()
+		r, err := evaluate.PrivacyAudit(ctx, evaluate.AuditOptions{Epsilon: eps, Delta: d.delta, Runs: d.auditRuns})
+		if err != nil {
+			return fmt.Errorf("eval: %w", err)
+		}
+		slog.Info("privacy audit", "epsilon", eps, "seconds", time.Since(start).Seconds())
+		reps = append(reps, r)
+	}
+	if asJSON {
+		return json.NewEncoder(w).Encode(reps)
+	}
+	fmt.Fprintf(w, "| target ε (δ = %g) | z | steps | accountant ε (RDP) | exact ε | lower bound, transcript (TPR / FPR) | lower bound, final model (TPR / FPR) | runs per side |\n", d.delta)
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	for i, r := range reps {
+		fmt.Fprintf(w, "| %g | %.3f | %d | %.4f | %.4f | %.3f (%.3f / %.3f) | %.3f (%.3f / %.3f) | %d |\n",
+			epss[i], r.Release.Z, r.Release.Steps, r.Epsilon, r.ExactEpsilon,
+			r.Transcript.Epsilon, r.Transcript.TPR, r.Transcript.FPR,
+			r.FinalModel.Epsilon, r.FinalModel.TPR, r.FinalModel.FPR, r.Runs)
+	}
+	return nil
 }

@@ -215,12 +215,26 @@ func EpsilonLowerBound(in, out []float64, delta, alpha float64) (Bound, error) {
 		return o
 	}
 	selIn, selOut, evIn, evOut := half(in, 0), half(out, 0), half(in, 1), half(out, 1)
-	cands := slices.Concat(selIn, selOut)
-	slices.Sort(cands)
-	cands = slices.Compact(cands)
-	best, bestEps := test{t: math.Inf(1)}, -1.0
-	for _, t := range cands {
-		for _, flip := range []bool{false, true} {
+	vals := slices.Concat(selIn, selOut)
+	slices.Sort(vals)
+	vals = slices.Compact(vals)
+	// Thresholds halfway between neighbouring scores, so that a tie between
+	// thresholds can be broken towards the middle of the gap rather than its
+	// edge, where the evaluation runs would fall on the wrong side.
+	cands := make([]float64, 0, len(vals)+1)
+	cands = append(cands, vals[0]-1)
+	for i := 1; i < len(vals); i++ {
+		cands = append(cands, vals[i-1]+(vals[i]-vals[i-1])/2)
+	}
+	cands = append(cands, vals[len(vals)-1]+1)
+	type scored struct {
+		c   test
+		eps float64
+	}
+	var all []scored
+	bestEps := -1.0
+	for _, flip := range []bool{false, true} {
+		for _, t := range cands {
 			c := test{t: t, flip: flip}
 			pos, neg := c.counts(selIn, selOut)
 			nPos, nNeg := c.sizes(selIn, selOut)
@@ -228,11 +242,17 @@ func EpsilonLowerBound(in, out []float64, delta, alpha float64) (Bound, error) {
 			if err != nil {
 				return Bound{}, fmt.Errorf("epsilon lower bound: %w", err)
 			}
-			if e > bestEps {
-				best, bestEps = c, e
-			}
+			all = append(all, scored{c, e})
+			bestEps = max(bestEps, e)
 		}
 	}
+	// The middle of the first run of thresholds that attain the best bound.
+	first := slices.IndexFunc(all, func(s scored) bool { return s.eps == bestEps })
+	last := first
+	for last+1 < len(all) && all[last+1].eps == bestEps && all[last+1].c.flip == all[first].c.flip {
+		last++
+	}
+	best := all[(first+last)/2].c
 	nPos, nNeg := best.sizes(evIn, evOut)
 	pos, neg := best.counts(evIn, evOut)
 	eps, lo, hi, err := bound(pos, nPos, neg, nNeg, delta, alpha)
