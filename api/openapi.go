@@ -214,9 +214,10 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		if t.Elem().Kind() == reflect.Uint8 {
 			return map[string]any{"type": "string", "contentEncoding": "base64"}
 		}
-		return map[string]any{"type": "array", "items": g.schema(t.Elem())}
+		// A nil Go slice or map encodes as null.
+		return map[string]any{"type": []string{"array", "null"}, "items": g.schema(t.Elem())}
 	case reflect.Map:
-		return map[string]any{"type": "object", "additionalProperties": g.schema(t.Elem())}
+		return map[string]any{"type": []string{"object", "null"}, "additionalProperties": g.schema(t.Elem())}
 	case reflect.String:
 		return map[string]any{"type": "string"}
 	case reflect.Bool:
