@@ -107,3 +107,74 @@ func benchSubmit(b *testing.B, be backend) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "updates/s")
 	b.ReportMetric(float64(len(envs[0])), "envelope-bytes")
 }
+
+// BenchmarkPublish measures the Tick that closes a round of 100 merchant
+// updates of a ~1,000-parameter model: the claim, the merge (FedAvg), the
+// FedAdam step, the new version and the next round.
+//
+//	go test -run '^$' -bench Publish -benchtime 3x ./aggregator/
+func BenchmarkPublish(b *testing.B) {
+	const merchants = 100
+	ctx := context.Background()
+	var pol strings.Builder
+	pol.WriteString("version: 1\nfederation: bench\ndefaults:\n  epsilon_cap: 100.0\n  delta: 1e-6\n  min_noise_multiplier: 0.5\n  clip_norm: 1.0\n  min_customers_per_update: 100\n  allowed_features: [all]\n  retention_days: 365\nmerchants:\n")
+	ids := make([]string, merchants)
+	for i := range merchants {
+		ids[i] = fmt.Sprintf("b%03d", i)
+		fmt.Fprintf(&pol, "  %s: {}\n", ids[i])
+	}
+	p, err := policies.Parse("bench.yaml", []byte(pol.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	agg, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	recip, err := keys.ParseRecipient(agg.Recipient)
+	if err != nil {
+		b.Fatal(err)
+	}
+	schema, err := feature.NewSchema(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	initial, err := hazard.New(hazard.KindMLP, schema, train.FixedStandardization(schema), max(1, (1000-30)/(schema.Len()+2)), 0.003)
+	if err != nil {
+		b.Fatal(err)
+	}
+	be := sqliteBackend(b)
+	f := &fed{agg: agg, recip: recip, policy: p, clock: &clock{t: time.Now().UTC()},
+		cfg: aggregator.RoundConfig{Deadline: time.Hour, PlannedRounds: 1000}, merchant: map[string]ed25519.PrivateKey{}, b: be}
+	st := be.open(b)
+	log, err := audit.New(ctx, audit.Options{Store: st, HMACKey: agg.AuditHMAC, SigningKey: agg.Checkpoint})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { log.Close() })
+	svc, err := aggregator.New(ctx, aggregator.Options{Store: st.(aggregator.Store), Policy: p, Keys: agg, Audit: log, Now: f.clock.Now, Rounds: f.cfg, InitialModel: initial})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &replica{svc: svc, store: st, log: log}
+	f.enrol(b, r, ids...)
+	tick(b, r)
+	for b.Loop() {
+		b.StopTimer()
+		round, err := svc.CurrentRound(ctx, ids[0])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, id := range ids[:merchants-1] {
+			if _, err := svc.Submit(ctx, id, f.seal(b, f.update(b, round, id))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		last := f.seal(b, f.update(b, round, ids[merchants-1]))
+		if _, err := svc.Submit(ctx, ids[merchants-1], last); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		tick(b, r) // everyone sent: close, merge, publish, open the next round
+	}
+}
