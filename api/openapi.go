@@ -172,32 +172,36 @@ func (g *schemaGen) ref(t reflect.Type) string {
 	g.defs[name] = nil // placeholder against recursion
 	props := map[string]any{}
 	var required []string
-	for f := range t.Fields() {
-		if !f.IsExported() {
-			continue
-		}
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		jname, opts, _ := strings.Cut(tag, ",")
-		if jname == "" {
-			jname = f.Name
-		}
-		if f.Anonymous && tag == "" {
-			continue // no embedded structs in the API types
-		}
-		props[jname] = g.schema(f.Type)
-		if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
-			required = append(required, jname)
-		}
-	}
+	g.fields(t, props, &required)
 	def := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 	if required != nil {
 		def["required"] = required
 	}
 	g.defs[name] = def
 	return name
+}
+
+// fields adds t's JSON members to props, promoting the members of untagged
+// embedded structs as encoding/json does.
+func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]string) {
+	for f := range t.Fields() {
+		tag := f.Tag.Get("json")
+		if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
+			g.fields(f.Type, props, required)
+			continue
+		}
+		if !f.IsExported() || tag == "-" {
+			continue
+		}
+		jname, opts, _ := strings.Cut(tag, ",")
+		if jname == "" {
+			jname = f.Name
+		}
+		props[jname] = g.schema(f.Type)
+		if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
+			*required = append(*required, jname)
+		}
+	}
 }
 
 func (g *schemaGen) schema(t reflect.Type) map[string]any {
@@ -229,6 +233,8 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 		return map[string]any{"type": "number"}
 	case reflect.Array:
 		return map[string]any{"type": "array", "items": g.schema(t.Elem())}
+	case reflect.Pointer:
+		return g.schema(t.Elem())
 	}
 	return map[string]any{}
 }
