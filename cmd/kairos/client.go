@@ -188,7 +188,7 @@ federation's) is reached.`,
 			case err != nil:
 				return fmt.Errorf("client run: %w", err)
 			}
-			_, werr := fmt.Fprintf(cmd.OutOrStdout(), "%s: joined %d rounds in this run (%d accepted in all); local ε %.4f of cap %.4g at δ %g\n",
+			_, werr := fmt.Fprintf(cmd.OutOrStdout(), "%s: joined %d rounds in this run (%d accepted in all); local ε %.5f of cap %.4g at δ %g\n",
 				s.merchant.ID, n, state.Accepted(), eps, s.cfg.EpsilonCap, orDelta(state.Delta))
 			return werr
 		},
@@ -259,6 +259,7 @@ The cutoff defaults to the local midnight after the last event.`,
 				return fmt.Errorf("client score: %w", err)
 			}
 			var m *hazard.Model
+			source := "model file " + modelFile
 			if modelFile != "" {
 				b, err := os.ReadFile(modelFile)
 				if err != nil {
@@ -275,7 +276,7 @@ The cutoff defaults to the local midnight after the last event.`,
 				if m, err = hazard.Unmarshal(mv.Model, mv.SchemaHash); err != nil {
 					return fmt.Errorf("client score: model version %d: %w", mv.Version, err)
 				}
-				version = mv.Version
+				source = fmt.Sprintf("model version %d", mv.Version)
 			}
 			var at time.Time
 			if cutoff != "" {
@@ -297,8 +298,8 @@ The cutoff defaults to the local midnight after the last event.`,
 			if err != nil {
 				return fmt.Errorf("client score: %w", err)
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote %d customers to %s (model version %d, cutoff %s)\n",
-				n, out, version, at.In(s.loc).Format(time.DateOnly))
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "wrote %d customers to %s (%s, cutoff %s)\n",
+				n, out, source, at.In(s.loc).Format(time.DateOnly))
 			return err
 		},
 	}
@@ -410,9 +411,9 @@ func writeClientStatus(w io.Writer, r clientStatusReport) error {
 	if r.Pending != "" {
 		fmt.Fprintf(tw, "pending upload\tround %s\n", r.Pending)
 	}
-	fmt.Fprintf(tw, "local ε\t%.4f of cap %.4g at δ %g\n", r.LocalEpsilon, r.LocalCap, r.Delta)
+	fmt.Fprintf(tw, "local ε\t%.5f of cap %.4g at δ %g\n", r.LocalEpsilon, r.LocalCap, r.Delta)
 	if r.FederationEpsilon != nil {
-		fmt.Fprintf(tw, "federation ε\t%.4f of cap %.4g (last receipt)\n", *r.FederationEpsilon, *r.FederationCap)
+		fmt.Fprintf(tw, "federation ε\t%.5f of cap %.4g (last receipt)\n", *r.FederationEpsilon, *r.FederationCap)
 	}
 	return tw.Flush()
 }

@@ -60,15 +60,17 @@ type demoReport struct {
 }
 
 type demoMerchant struct {
-	ID         string      `json:"id"`
-	Customers  int         `json:"customers"`
-	Epsilon    float64     `json:"epsilon"`
-	EpsilonCap float64     `json:"epsilon_cap"`
-	Releases   int         `json:"releases"`
-	LocalOnly  sim.Scores  `json:"local_only"`
-	Share      float64     `json:"share"`
-	Rounds     int         `json:"rounds_joined"`
-	Client     demoProcess `json:"-"`
+	ID         string     `json:"id"`
+	Customers  int        `json:"customers"`
+	Epsilon    float64    `json:"epsilon"`
+	EpsilonCap float64    `json:"epsilon_cap"`
+	Releases   int        `json:"releases"`
+	LocalOnly  sim.Scores `json:"local_only"`
+	// LocalOnlyEpsilon is what the local-only model spent (the same plan).
+	LocalOnlyEpsilon float64     `json:"local_only_epsilon"`
+	Share            float64     `json:"share"`
+	Rounds           int         `json:"rounds_joined"`
+	Client           demoProcess `json:"-"`
 }
 
 // demoMetric is one metric for every model of the comparison.
@@ -381,7 +383,7 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 	for i := range rep.Merchants {
 		m := &rep.Merchants[i]
 		m.Customers = b.customers[i]
-		m.LocalOnly = b.local[i]
+		m.LocalOnly, m.LocalOnlyEpsilon = b.local[i], b.localEps[i]
 		n := float64(len(rep.Merchants))
 		rep.AUC30.LocalOnlyMean += m.LocalOnly.AUC30 / n
 		rep.AUC7.LocalOnlyMean += m.LocalOnly.AUC7 / n
@@ -645,6 +647,7 @@ type demoBaselines struct {
 	central   sim.Scores
 	bgnbd     sim.Scores
 	local     []sim.Scores
+	localEps  []float64
 	timings   map[string]string
 }
 
@@ -717,6 +720,7 @@ func (b *demoBaselines) startLocalOnly(ctx context.Context, plan protocol.Traini
 		fo.Server, fo.ServerLR, fo.Tau = r.Server, r.ServerLR, r.ServerTau
 		fo.Anneal, fo.Average = false, 0 // the aggregator has neither
 		local := make([]sim.Scores, len(b.data.Train))
+		eps := make([]float64, len(b.data.Train))
 		for m := range b.data.Train {
 			o := fo
 			o.Merchants = []int{m}
@@ -726,9 +730,11 @@ func (b *demoBaselines) startLocalOnly(ctx context.Context, plan protocol.Traini
 				b.fail(fmt.Errorf("local-only merchant %d: %w", m+1, err))
 				return
 			}
-			local[m] = res.Pooled
+			local[m], eps[m] = res.Pooled, res.Epsilon[0]
 		}
-		b.local = local
+		b.mu.Lock()
+		b.local, b.localEps = local, eps
+		b.mu.Unlock()
 		b.timing("local_only", t)
 	}()
 }
@@ -802,9 +808,9 @@ func writeDemoTable(w io.Writer, r demoReport) error {
 	for _, m := range r.Merchants {
 		maxEps = max(maxEps, m.Epsilon)
 	}
-	fmt.Fprintf(tw, "federated DP (all %d merchants)\t%.4f\t%.4f\t%.4f\t≤ %.3f\t\n", len(r.Merchants), r.AUC7.Federated, r.AUC30.Federated, r.PRAUC30.Federated, maxEps)
+	fmt.Fprintf(tw, "federated DP (all %d merchants)\t%.4f\t%.4f\t%.4f\t≤ %.5f\t\n", len(r.Merchants), r.AUC7.Federated, r.AUC30.Federated, r.PRAUC30.Federated, maxEps)
 	for _, m := range r.Merchants {
-		fmt.Fprintf(tw, "local-only DP %s (%.0f%%)\t%.4f\t%.4f\t%.4f\t≤ %.3f\t\n", m.ID, m.Share*100, m.LocalOnly.AUC7, m.LocalOnly.AUC30, m.LocalOnly.PRAUC30, maxEps)
+		fmt.Fprintf(tw, "local-only DP %s (%.0f%%)\t%.4f\t%.4f\t%.4f\t%.5f\t\n", m.ID, m.Share*100, m.LocalOnly.AUC7, m.LocalOnly.AUC30, m.LocalOnly.PRAUC30, m.LocalOnlyEpsilon)
 	}
 	fmt.Fprintf(tw, "local-only mean\t%.4f\t%.4f\t%.4f\t\t\n", r.AUC7.LocalOnlyMean, r.AUC30.LocalOnlyMean, r.PRAUC30.LocalOnlyMean)
 	fmt.Fprintf(tw, "centralised hazard, non-private\t%.4f\t%.4f\t%.4f\t∞\t\n", r.AUC7.Centralized, r.AUC30.Centralized, r.PRAUC30.Centralized)
@@ -816,7 +822,7 @@ func writeDemoTable(w io.Writer, r demoReport) error {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "merchant\tshare\tcustomers\trounds\treleases\tε spent\tε cap\t")
 	for _, m := range r.Merchants {
-		fmt.Fprintf(tw, "%s\t%.0f%%\t%d\t%d\t%d\t%.4f\t%.4g\t\n", m.ID, m.Share*100, m.Customers, m.Rounds, m.Releases, m.Epsilon, m.EpsilonCap)
+		fmt.Fprintf(tw, "%s\t%.0f%%\t%d\t%d\t%d\t%.5f\t%.4g\t\n", m.ID, m.Share*100, m.Customers, m.Rounds, m.Releases, m.Epsilon, m.EpsilonCap)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
