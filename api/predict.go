@@ -287,13 +287,13 @@ func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
 	p := s.predict
 	var req PredictRequest
 	if err := decodeJSON(w, r, p.opts.MaxBodyBytes, &req); err != nil {
-		return p.audited(r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
+		return p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
 	}
 	out, err := p.one(r.Context(), c, &req)
 	if err != nil {
-		return p.audited(r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
+		return p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
 	}
-	if err := p.audited(r, c, "predict", req.Merchant, []string{req.Customer}, out.Provenance.ModelVersion, nil); err != nil {
+	if err := p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, out.Provenance.ModelVersion, nil); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, out)
@@ -307,7 +307,7 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	p := s.predict
 	var req PredictBatchRequest
 	if err := decodeJSON(w, r, p.opts.MaxBatchBytes, &req); err != nil {
-		return p.audited(r, c, "predict.batch", req.Merchant, nil, 0, err)
+		return p.audited(w, r, c, "predict.batch", req.Merchant, nil, 0, err)
 	}
 	ids := make([]string, len(req.Customers))
 	for i, bc := range req.Customers {
@@ -315,9 +315,9 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	out, err := p.batch(r.Context(), c, &req)
 	if err != nil {
-		return p.audited(r, c, "predict.batch", req.Merchant, ids, 0, err)
+		return p.audited(w, r, c, "predict.batch", req.Merchant, ids, 0, err)
 	}
-	if err := p.audited(r, c, "predict.batch", req.Merchant, ids, out.Provenance.ModelVersion, nil); err != nil {
+	if err := p.audited(w, r, c, "predict.batch", req.Merchant, ids, out.Provenance.ModelVersion, nil); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, out)
@@ -330,7 +330,7 @@ var errPredictOff = &httpError{status: http.StatusServiceUnavailable, typ: typeU
 // audited appends the call's audit entry: outcome ok when cause is nil,
 // denied for a 403, error otherwise. It returns cause when the entry is
 // durable, and a 503 (never cause's answer, never a prediction) when it is not.
-func (p *predictor) audited(r *http.Request, c *auth.Claims, action, merchant string, customers []string, version int, cause error) error {
+func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Claims, action, merchant string, customers []string, version int, cause error) error {
 	if p == nil || p.opts.Audit == nil {
 		return errPredictOff
 	}
@@ -350,7 +350,7 @@ func (p *predictor) audited(r *http.Request, c *auth.Claims, action, merchant st
 	if version > 0 {
 		rec.Details["model_version"] = strconv.Itoa(version)
 	}
-	if id := r.Header.Get("X-Request-Id"); id != "" {
+	if id := w.Header().Get("X-Request-Id"); id != "" {
 		rec.Details["request_id"] = id
 	}
 	for i, cu := range customers {
@@ -424,6 +424,9 @@ func (p *predictor) resolve(ctx context.Context, c *auth.Claims, merchant string
 		t, err := time.Parse(time.RFC3339Nano, asOf)
 		if err != nil {
 			return nil, badRequest("field \"as_of\": %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", asOf)
+		}
+		if t.Year() < 1970 || t.Year() > 2200 {
+			return nil, badRequest("field \"as_of\": %s is outside 1970..2200", asOf)
 		}
 		sc.asOf = t.UTC()
 	}
