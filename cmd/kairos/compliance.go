@@ -4,25 +4,34 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/compliance"
+	"github.com/kairos-fl/kairos/compliance/report"
 	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/policies"
 	"github.com/kairos-fl/kairos/store"
 )
 
 func newComplianceCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compliance",
-		Short: "Compliance reports: verify and export the tamper-evident audit log",
+		Short: "Compliance: privacy budgets, the HTML report, and the tamper-evident audit log",
 	}
 	auditCmd := &cobra.Command{
 		Use:   "audit",
@@ -38,7 +47,7 @@ package documentation for the exact encoding, so the check can be re-implemented
 --db takes a postgres:// URL or an SQLite file path (optionally prefixed sqlite:).`,
 	}
 	auditCmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd())
-	cmd.AddCommand(auditCmd)
+	cmd.AddCommand(auditCmd, newComplianceBudgetsCmd(), newComplianceReportCmd())
 	return cmd
 }
 
@@ -190,4 +199,214 @@ func writeFileVia(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+func newComplianceBudgetsCmd() *cobra.Command {
+	var db, policyFile, chartDir string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "budgets",
+		Short: "Each merchant's ε spent against its cap, recomputed from the ledger",
+		Long: `Reads every merchant's privacy ledger from the database and recomputes its ε at
+the policy's δ by composing the RDP curves of all its releases (never by adding
+ε values), with a plain-language privacy statement.
+
+  kairos compliance budgets --db kairos.db --policy policy.yaml
+  kairos compliance budgets --db kairos.db --policy policy.yaml --json --chart-dir charts/
+
+--chart-dir writes one SVG burn-down chart per merchant (<merchant>.svg: ε after
+each release over time against the cap).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if db == "" || policyFile == "" {
+				return errors.New("compliance budgets: --db and --policy are required")
+			}
+			ctx := cmd.Context()
+			fst, pol, closeStore, err := openForCompliance(ctx, db, policyFile)
+			if err != nil {
+				return fmt.Errorf("compliance budgets: %w", err)
+			}
+			defer closeStore()
+			bs, err := compliance.LoadBudgets(ctx, fst, pol)
+			if err != nil {
+				return fmt.Errorf("compliance budgets: %w", err)
+			}
+			if chartDir != "" {
+				if err := writeCharts(chartDir, bs); err != nil {
+					return fmt.Errorf("compliance budgets: %w", err)
+				}
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Budgets []compliance.Budget `json:"budgets"`
+				}{bs})
+			}
+			return printBudgets(out, bs)
+		},
+	}
+	cmd.Flags().StringVar(&db, "db", "", "database: postgres://… URL or SQLite file path")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "federation policy file (caps and δ)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (with the ε after every release) instead of a table")
+	cmd.Flags().StringVar(&chartDir, "chart-dir", "", "write an SVG burn-down chart per merchant into this directory")
+	return cmd
+}
+
+func newComplianceReportCmd() *cobra.Command {
+	var db, policyFile, keyDir, keyFile, out string
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Write one self-contained HTML compliance report",
+		Long: `Writes one HTML file with no external resources: every merchant's budget with its
+burn-down chart and privacy statement, the model versions with their lineage
+(round, parent, contributing merchants and their ε, policy and schema hashes),
+the policy hashes the registry has seen, and the audit log's verification
+result. The report is written even when verification fails; the command then
+exits non-zero.
+
+  kairos compliance report --db kairos.db --keys agg-keys --policy policy.yaml --out report.html`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case db == "" || policyFile == "" || out == "":
+				return errors.New("compliance report: --db, --policy and --out are required")
+			case (keyDir == "") == (keyFile == ""):
+				return errors.New("compliance report: give exactly one of --keys and --checkpoint-key")
+			}
+			pub, err := checkpointKey(keyDir, keyFile)
+			if err != nil {
+				return fmt.Errorf("compliance report: %w", err)
+			}
+			ctx := cmd.Context()
+			st, err := openExisting(ctx, db)
+			if err != nil {
+				return fmt.Errorf("compliance report: %w", err)
+			}
+			defer st.Close()
+			fst, pol, err := federationOf(st, policyFile)
+			if err != nil {
+				return fmt.Errorf("compliance report: %w", err)
+			}
+			r := report.Report{Generated: time.Now().UTC(), Source: redactDB(db), Federation: pol.Federation(), PolicyHash: pol.Hash()}
+			if r.Budgets, err = compliance.LoadBudgets(ctx, fst, pol); err != nil {
+				return fmt.Errorf("compliance report: %w", err)
+			}
+			if r.Models, err = compliance.LoadModels(ctx, fst); err != nil {
+				return fmt.Errorf("compliance report: %w", err)
+			}
+			r.Policies = compliance.PolicyHistory(r.Models, pol.Hash())
+			res, verr := audit.Verify(ctx, st, pub)
+			r.Audit = report.Verification{OK: verr == nil, Entries: res.Entries, Checkpoints: res.Checkpoints, Head: res.Head.String()}
+			if res.Entries > res.LastCheckpointSeq {
+				r.Audit.Unpinned = res.Entries - res.LastCheckpointSeq
+			}
+			if ve := (*audit.VerifyError)(nil); errors.As(verr, &ve) {
+				r.Audit.Failure = ve.Error()
+			} else if verr != nil {
+				return fmt.Errorf("compliance report: verify audit log: %w", verr)
+			}
+			if err := writeFileVia(out, func(w io.Writer) error { return report.HTML(w, r) }); err != nil {
+				return fmt.Errorf("compliance report: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d merchants, %d model versions, %d policy hashes\n%s\n",
+				out, len(r.Budgets), len(r.Models), len(r.Policies), r.Audit.Line())
+			if verr != nil {
+				return fmt.Errorf("compliance report: %w", verr)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&db, "db", "", "database: postgres://… URL or SQLite file path")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "federation policy file in force")
+	cmd.Flags().StringVar(&keyDir, "keys", "", "aggregator key directory holding checkpoint.pub")
+	cmd.Flags().StringVar(&keyFile, "checkpoint-key", "", "checkpoint public key file (PKIX PEM, as checkpoint.pub)")
+	cmd.Flags().StringVar(&out, "out", "", "output HTML file")
+	return cmd
+}
+
+// openForCompliance opens an existing store read-only in spirit (no
+// migration) and parses the policy.
+func openForCompliance(ctx context.Context, db, policyFile string) (aggregator.Store, *policies.Policy, func(), error) {
+	st, err := openExisting(ctx, db)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fst, pol, err := federationOf(st, policyFile)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return fst, pol, st.Close, nil
+}
+
+// federationOf returns st's federation tables and the parsed policy.
+func federationOf(st store.Store, policyFile string) (aggregator.Store, *policies.Policy, error) {
+	fst, ok := st.(aggregator.Store)
+	if !ok {
+		return nil, nil, fmt.Errorf("store %T has no federation tables", st)
+	}
+	data, err := os.ReadFile(policyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, err := policies.Parse(policyFile, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fst, pol, nil
+}
+
+func printBudgets(w io.Writer, bs []compliance.Budget) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MERCHANT\tEPSILON\tCAP\tUSED\tDELTA\tRELEASES\tLAST RELEASE")
+	for _, b := range bs {
+		capText, used := "none", "-"
+		if b.InPolicy {
+			capText = fmt.Sprint(b.Cap)
+			used = fmt.Sprintf("%.1f%%", 100*b.Epsilon/b.Cap)
+		}
+		last := "-"
+		if !b.LastRelease.IsZero() {
+			last = b.LastRelease.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%.4f\t%s\t%s\t%g\t%d\t%s\n", b.Merchant, b.Epsilon, capText, used, b.Delta, b.Releases, last)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if _, err := fmt.Fprintf(w, "\n%s: %s\n", b.Merchant, b.Statement); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// safeName is what a merchant id may look like to become a file name as is.
+var safeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// writeCharts writes <merchant>.svg for each budget into dir.
+func writeCharts(dir string, bs []compliance.Budget) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, b := range bs {
+		name := b.Merchant
+		if !safeName.MatchString(name) {
+			name = url.PathEscape(name)
+			if !safeName.MatchString(name) {
+				return fmt.Errorf("merchant id %q cannot be a chart file name", b.Merchant)
+			}
+		}
+		svg := report.Chart(b)
+		if err := writeFileVia(filepath.Join(dir, name+".svg"), func(w io.Writer) error {
+			_, err := w.Write(svg)
+			return err
+		}); err != nil {
+			return fmt.Errorf("chart of %s: %w", b.Merchant, err)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"encoding/xml"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/compliance"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/crypto/seal"
+	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/policies"
+	"github.com/kairos-fl/kairos/store/sqlite"
+)
+
+const federationPolicy = `version: 1
+federation: report-test
+defaults:
+  epsilon_cap: 2.0
+  delta: 1e-6
+  min_noise_multiplier: 0.5
+  clip_norm: 1.0
+  min_customers_per_update: 100
+  allowed_features: [all]
+  retention_days: 365
+merchants:
+  shop-a: {}
+  shop-b: { epsilon_cap: 3.0 }
+  shop-c: {}
+`
+
+// federation is a small real store: an aggregator over SQLite with three
+// merchants enrolled; shop-a and shop-b send honest sealed updates for two
+// rounds, which publish versions 2 and 3. The audit log is closed (so its
+// tail is checkpointed) before the test reads the store.
+type federation struct {
+	db, keyDir, policy string
+}
+
+func newFederation(t *testing.T) federation {
+	t.Helper()
+	ctx := context.Background()
+	tmp := t.TempDir()
+	fed := federation{db: filepath.Join(tmp, "kairos.db"), keyDir: filepath.Join(tmp, "agg"), policy: filepath.Join(tmp, "policy.yaml")}
+	if err := os.WriteFile(fed.policy, []byte(federationPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agg, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteAggregator(fed.keyDir, agg, nil); err != nil {
+		t.Fatal(err)
+	}
+	recipient, err := keys.ParseRecipient(agg.Recipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, fed.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	clock := func() time.Time { return now }
+	alog, err := audit.New(ctx, audit.Options{Store: st, HMACKey: agg.AuditHMAC, SigningKey: agg.Checkpoint, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policies.Parse(fed.policy, []byte(federationPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := aggregator.New(ctx, aggregator.Options{Store: st, Policy: pol, Keys: agg, Audit: alog, Now: clock,
+		Rounds: aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour, PlannedRounds: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := map[string]ed25519.PrivateKey{}
+	for _, id := range []string{"shop-a", "shop-b", "shop-c"} {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signers[id] = priv
+		if _, err := svc.Enrol(ctx, "admin:test", aggregator.Merchant{ID: id, TimeZone: "UTC", PublicKey: pub}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first round opened before anyone enrolled: let it fail.
+	now = now.Add(time.Hour + time.Second)
+	if err := svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		for _, id := range []string{"shop-a", "shop-b"} {
+			r, err := svc.CurrentRound(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := hazard.Unmarshal(r.Model, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			delta := make([]float64, len(m.Params))
+			for i := range delta {
+				delta[i] = 0.001 * float64(i%3-1)
+			}
+			payload, err := json.Marshal(protocol.Update{
+				Version: protocol.Version, Round: r.ID, Merchant: id, BaseVersion: r.BaseVersion, SchemaHash: m.Schema.Hash, Delta: delta,
+				Release:   protocol.Release{SamplingRate: r.Plan.SamplingRate, NoiseMultiplier: r.Plan.NoiseMultiplier, Steps: r.Plan.Steps, ClipNorm: r.Plan.ClipNorm},
+				Customers: protocol.NoisyCount{Value: 400, Sigma: r.Plan.CountNoise},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, err := seal.Seal(rand.Reader, seal.Header{MerchantID: id, Round: r.ID, ModelVersion: strconv.Itoa(r.BaseVersion), CreatedAt: now},
+				payload, signers[id], recipient)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Submit(ctx, id, env); err != nil {
+				t.Fatalf("submit %s to %s: %v", id, r.ID, err)
+			}
+			now = now.Add(time.Minute)
+		}
+		now = now.Add(time.Hour + time.Second)
+		if err := svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := alog.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return fed
+}
+
+// storedModels reads the registry straight from the store.
+func storedModels(t *testing.T, db string) []protocol.ModelVersion {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ms, err := compliance.LoadModels(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+func TestComplianceReport(t *testing.T) {
+	fed := newFederation(t)
+	out := filepath.Join(t.TempDir(), "report.html")
+	msg, err := runCompliance(t, "report", "--db", fed.db, "--keys", fed.keyDir, "--policy", fed.policy, "--out", out)
+	if err != nil {
+		t.Fatalf("report: %v\n%s", err, msg)
+	}
+	if !strings.Contains(msg, "3 merchants, 3 model versions") {
+		t.Errorf("got %q", msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(b)
+	models := storedModels(t, fed.db)
+	if len(models) != 3 {
+		t.Fatalf("store has %d model versions, want 3 (initial and two rounds)", len(models))
+	}
+	want := []string{"Audit log verified: ", "report-test", `id="budget-shop-a"`, `id="budget-shop-b"`, `id="budget-shop-c"`,
+		"one customer of merchant shop-b", "no releases yet"}
+	for _, m := range models {
+		want = append(want, `id="version-`+strconv.Itoa(m.Version)+`"`)
+		if m.Round != "" {
+			want = append(want, m.Round)
+		}
+		for _, c := range m.Contributions {
+			want = append(want, c.Merchant+": ε "+strconv.FormatFloat(c.Epsilon, 'f', 4, 64))
+		}
+	}
+	want = append(want, models[0].PolicyHash)
+	for _, w := range want {
+		if !strings.Contains(html, w) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+	if strings.Contains(html, "FAILED") {
+		t.Error("report says verification failed")
+	}
+}
+
+func TestComplianceReportTampered(t *testing.T) {
+	fed := newFederation(t)
+	raw, err := sql.Open("sqlite", fed.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP TRIGGER audit_entries_no_update", "UPDATE audit_entries SET actor = 'admin:mallory' WHERE seq = 3"} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	out := filepath.Join(t.TempDir(), "report.html")
+	_, err = runCompliance(t, "report", "--db", fed.db, "--keys", fed.keyDir, "--policy", fed.policy, "--out", out)
+	if err == nil {
+		t.Fatal("report over a tampered log: got no error")
+	}
+	b, rerr := os.ReadFile(out)
+	if rerr != nil {
+		t.Fatalf("the report should still be written: %v", rerr)
+	}
+	if !strings.Contains(string(b), "Audit log verification FAILED: ") || !strings.Contains(string(b), "entry 3") {
+		t.Errorf("report does not name the failure")
+	}
+}
+
+func TestComplianceBudgets(t *testing.T) {
+	fed := newFederation(t)
+	charts := filepath.Join(t.TempDir(), "charts")
+	msg, err := runCompliance(t, "budgets", "--db", fed.db, "--policy", fed.policy, "--json", "--chart-dir", charts)
+	if err != nil {
+		t.Fatalf("budgets: %v\n%s", err, msg)
+	}
+	var got struct {
+		Budgets []compliance.Budget `json:"budgets"`
+	}
+	if err := json.Unmarshal([]byte(msg), &got); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	if len(got.Budgets) != 3 {
+		t.Fatalf("got %d budgets, want 3", len(got.Budgets))
+	}
+	// Independently: the ledger rows in the store, composed by the accountant
+	// in one shot, and the contributions the registry recorded.
+	st, err := sqlite.Open(context.Background(), fed.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	models := storedModels(t, fed.db)
+	last := models[len(models)-1]
+	for _, b := range got.Budgets {
+		var rows []aggregator.LedgerRow
+		err := st.InTx(context.Background(), func(tx aggregator.Tx) (err error) {
+			rows, err = tx.Ledger(context.Background(), b.Merchant)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantReleases := map[string]int{"shop-a": 4, "shop-b": 4, "shop-c": 0}[b.Merchant]
+		if b.Releases != wantReleases || len(rows) != wantReleases || len(b.Points) != wantReleases {
+			t.Errorf("%s: got %d releases (%d points), ledger %d, want %d", b.Merchant, b.Releases, len(b.Points), len(rows), wantReleases)
+		}
+		rel := make([]dp.Release, len(rows))
+		for i, r := range rows {
+			rel[i] = r.Release
+		}
+		want := 0.0
+		if len(rel) > 0 {
+			if want, _, err = dp.Epsilon(rel, 1e-6, dp.AccountantOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if math.Abs(b.Epsilon-want) > 1e-9 {
+			t.Errorf("%s: got ε %v, want %v", b.Merchant, b.Epsilon, want)
+		}
+		for _, c := range last.Contributions {
+			if c.Merchant == b.Merchant && math.Abs(c.Epsilon-b.Epsilon) > 1e-9 {
+				t.Errorf("%s: got ε %v, the registry recorded %v at publication", b.Merchant, b.Epsilon, c.Epsilon)
+			}
+		}
+		if wantCap := map[string]float64{"shop-a": 2, "shop-b": 3, "shop-c": 2}[b.Merchant]; b.Cap != wantCap {
+			t.Errorf("%s: got cap %v, want %v", b.Merchant, b.Cap, wantCap)
+		}
+		svg, err := os.ReadFile(filepath.Join(charts, b.Merchant+".svg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Polyline []struct {
+				Points string `xml:"points,attr"`
+			} `xml:"polyline"`
+		}
+		if err := xml.Unmarshal(svg, &doc); err != nil {
+			t.Fatalf("%s.svg: %v", b.Merchant, err)
+		}
+		n := 0
+		if len(doc.Polyline) == 1 {
+			n = len(strings.Fields(doc.Polyline[0].Points))
+		}
+		if n != wantReleases {
+			t.Errorf("%s.svg: %d vertices, want %d", b.Merchant, n, wantReleases)
+		}
+	}
+
+	text, err := runCompliance(t, "budgets", "--db", fed.db, "--policy", fed.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"MERCHANT", "shop-a", "shop-c", "Privacy unit: one customer of merchant shop-a"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("table lacks %q:\n%s", w, text)
+		}
+	}
+}
+
+func TestComplianceReportUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", "--db", "x.db", "--policy", "p.yaml"}, "--out"},
+		{[]string{"report", "--db", "x.db", "--policy", "p.yaml", "--out", "r.html"}, "exactly one of --keys"},
+		{[]string{"budgets", "--db", "x.db"}, "--policy are required"},
+		{[]string{"budgets", "--db", filepath.Join(t.TempDir(), "missing.db"), "--policy", "p.yaml"}, "missing.db"},
+	}
+	for _, tt := range tests {
+		_, err := runCompliance(t, tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tt.args, err, tt.want)
+		}
+	}
+}
