@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,5 +67,55 @@ func TestEvalCommandJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &model); err != nil || model.Format != "kairos-hazard-model" || model.Kind != "linear" {
 		t.Errorf("model file: got %+v (%v), want a linear kairos-hazard-model", model, err)
+	}
+}
+
+// TestEvalCommandDP runs `kairos eval --dataset cdnow-sample --dp-epsilon 2 --json`
+// and checks the privacy object: the ε charged is at most the target and close to
+// it, and the steps follow from the epochs and the sampling rate.
+func TestEvalCommandDP(t *testing.T) {
+	if _, err := sharedDataPath("cdnow/CDNOW_sample.txt"); err != nil {
+		t.Skip(err)
+	}
+	cmd := newRootCmd()
+	var stdout bytes.Buffer
+	cmd.SetOut(&stdout)
+	cmd.SetArgs([]string{"eval", "--dataset", "cdnow-sample", "--json", "--dp-epsilon", "2", "--dp-delta", "1e-5",
+		"--dp-batch", "500", "--dp-epochs", "5", "--dp-clip", "2"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Methods []struct {
+			Name string             `json:"name"`
+			AUC  map[string]float64 `json:"auc"`
+		} `json:"methods"`
+		Privacy *struct {
+			Target  float64 `json:"target_epsilon"`
+			Delta   float64 `json:"delta"`
+			Epsilon float64 `json:"epsilon"`
+			Q       float64 `json:"sampling_rate"`
+			Z       float64 `json:"noise_multiplier"`
+			Steps   int     `json:"steps"`
+			Clip    float64 `json:"clip"`
+			Noisy   float64 `json:"noisy_customers"`
+		} `json:"privacy"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("decode output: %v", err)
+	}
+	p := got.Privacy
+	if p == nil {
+		t.Fatal("no privacy object")
+	}
+	if p.Target != 2 || p.Delta != 1e-5 || p.Clip != 2 || p.Epsilon > 2 || p.Epsilon < 1.99 || !(p.Z > 0) {
+		t.Errorf("privacy: got %+v, want ε in [1.99, 2] at δ 1e-5, clip 2, z > 0", *p)
+	}
+	// 2,357 customers (the count is released with σ = 100); q = 500/ñ, steps = ⌈5/q⌉.
+	if wantQ := 500 / math.Round(p.Noisy); math.Abs(p.Q-wantQ) > 1e-9 || p.Steps != int(math.Ceil(5/wantQ-1e-9)) {
+		t.Errorf("q %v, steps %d: want %v, %d", p.Q, p.Steps, wantQ, int(math.Ceil(5/wantQ)))
+	}
+	if len(got.Methods) == 0 || got.Methods[0].Name != "hazard" || !(got.Methods[0].AUC["30"] > 0.6) {
+		t.Errorf("methods: got %+v, want hazard first with AUC@30 > 0.6", got.Methods)
 	}
 }
