@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/csv"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/client/train/sim"
 	"github.com/kairos-fl/kairos/crypto/pseudonym"
 	"github.com/kairos-fl/kairos/model"
 )
@@ -107,6 +109,30 @@ func splitOf(id string, shares []float64) int {
 		}
 	}
 	return len(shares) - 1
+}
+
+// TestShardOfMatchesSimulation keeps the client's split and the simulation's
+// (which the demo's local-only baselines use) the same customer for customer.
+func TestShardOfMatchesSimulation(t *testing.T) {
+	shares := []float64{0.40, 0.25, 0.15, 0.12, 0.08}
+	counts := make([]int, len(shares))
+	for i := range 20000 {
+		id := fmt.Sprintf("%05d", i)
+		got := ShardOf(id, shares)
+		if want := sim.Merchant(id, shares); got != want {
+			t.Fatalf("customer %s: shard %d, simulation %d", id, got, want)
+		}
+		if want := splitOf(id, shares); got != want {
+			t.Fatalf("customer %s: shard %d, definition %d", id, got, want)
+		}
+		counts[got]++
+	}
+	for i, s := range shares {
+		// Binomial(20000, s): 4.5 standard deviations is at most 0.016 of 20000.
+		if got := float64(counts[i]) / 20000; math.Abs(got-s) > 0.016 {
+			t.Errorf("shard %d holds %.3f of the customers, want %.2f", i, got, s)
+		}
+	}
 }
 
 func TestLoadEventsShardsAndPseudonymizes(t *testing.T) {

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kairos-fl/kairos/client/ingest"
-	"github.com/kairos-fl/kairos/client/train/sim"
 	"github.com/kairos-fl/kairos/crypto/pseudonym"
 	"github.com/kairos-fl/kairos/model"
 )
@@ -61,7 +62,7 @@ func LoadEvents(ctx context.Context, cfg *Config, opt SourceOptions) (*Dataset, 
 		keep = func(id string) bool {
 			k, ok := owner[id]
 			if !ok {
-				k = sim.Merchant(id, shares) == s.Index
+				k = ShardOf(id, shares) == s.Index
 				owner[id] = k
 			}
 			return k
@@ -93,6 +94,25 @@ func LoadEvents(ctx context.Context, cfg *Config, opt SourceOptions) (*Dataset, 
 		return nil, fmt.Errorf("load events: %w", err)
 	}
 	return ds, nil
+}
+
+// ShardOf returns the part (index into shares) that holds customer: the first
+// 64 bits of SHA-256("kairos-split\x00" ‖ customer) as a uniform number in
+// [0, 1), placed on the cumulative shares; the last part takes any remainder.
+// It is the split of the shared data README and of the federation simulation
+// (client/train/sim), so that a client's shard and the simulated merchant hold
+// the same customers.
+func ShardOf(customer string, shares []float64) int {
+	h := sha256.Sum256(append([]byte("kairos-split\x00"), customer...))
+	u := float64(binary.BigEndian.Uint64(h[:8])>>11) / (1 << 53)
+	var c float64
+	for i, s := range shares {
+		c += s
+		if u < c {
+			return i
+		}
+	}
+	return len(shares) - 1
 }
 
 func readFile(ctx context.Context, cfg *Config, wrap func(io.Reader, int64) io.Reader, emit func(model.Event) error) (ingest.Report, error) {
