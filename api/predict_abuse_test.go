@@ -1,0 +1,300 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/api/auth"
+)
+
+// abuseFixture is a predict server on loopback where partner "crm" may send
+// rate req/s (burst) and partner "good" ten times that.
+func abuseFixture(t *testing.T, rate float64, burst int) (*predictFixture, *httptest.Server) {
+	t.Helper()
+	f := newPredictFixture(t, PredictOptions{MayQuery: func(_, m string) bool { return m == "m1" }, Now: time.Now})
+	// newPredictFixture built its server without a rate limiter; build one with.
+	srv, err := NewServer(Options{
+		Service: f.svc, Verifier: verifierForTest(t, f.jwks), Issuer: f.issuer, JWKS: f.jwks,
+		Partners: func(id string) (float64, int, error) {
+			switch id {
+			case "crm":
+				return rate, burst, nil
+			case "good":
+				return 10 * rate, 10 * burst, nil
+			}
+			return 0, 0, errors.New("no grant")
+		},
+		Predict: PredictOptions{Audit: f.aud, MayQuery: func(_, m string) bool { return m == "m1" }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	f.tokens["good"] = issue(t, f.issuer, auth.Grant{Subject: "good", Role: auth.RolePartner, Merchants: []string{"m1"}, TTL: time.Hour})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return f, ts
+}
+
+// verifierForTest returns a verifier for the fixture's keys.
+func verifierForTest(t *testing.T, keys []auth.PublicKey) *auth.Verifier {
+	t.Helper()
+	v, err := auth.NewVerifier(auth.VerifierOptions{
+		Keys: keys, Issuer: auth.DefaultIssuer, Audience: auth.DefaultAudience, Revocations: auth.NewMemoryRevocations(nil),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func postPredict(c *http.Client, url, token string, body []byte) (int, time.Duration, error) {
+	req, err := http.NewRequest("POST", url+"/v1/predict", bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	res, err := c.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, time.Since(start), nil
+}
+
+// paced sends n requests for token at rate per second from a few workers and
+// returns the status counts and latencies.
+func paced(t *testing.T, c *http.Client, url, token string, body []byte, n int, rate float64) (map[int]int, []time.Duration) {
+	t.Helper()
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var lat []time.Duration
+	jobs := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range jobs {
+				code, d, err := postPredict(c, url, token, body)
+				mu.Lock()
+				if err != nil {
+					codes[-1]++
+				} else {
+					codes[code]++
+					lat = append(lat, d)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+	for i := range n {
+		time.Sleep(time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	wg.Wait()
+	return codes, lat
+}
+
+func p99(lat []time.Duration) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*99/100)]
+}
+
+// TestPredictRateLimitAbuse: a partner sending ten times its rate gets 429
+// for (nearly) all of the excess, while another partner's latency stays
+// within twice its unloaded p99 (plus a scheduling allowance for a shared
+// two-core machine).
+func TestPredictRateLimitAbuse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timed load")
+	}
+	const rate, burst = 40.0, 5
+	f, ts := abuseFixture(t, rate, burst)
+	c := ts.Client()
+	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 16
+	body := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1)})
+
+	_, alone := paced(t, c, ts.URL, f.tokens["good"], body, 60, 60)
+
+	var abuseCodes map[int]int
+	var abuseElapsed time.Duration
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		start := time.Now()
+		abuseCodes, _ = paced(t, c, ts.URL, f.tokens["partner"], body, 400, 10*rate)
+		abuseElapsed = time.Since(start)
+	})
+	goodCodes, loaded := paced(t, c, ts.URL, f.tokens["good"], body, 60, 60)
+	wg.Wait()
+
+	sent := 0
+	for _, n := range abuseCodes {
+		sent += n
+	}
+	allowed := float64(burst) + rate*abuseElapsed.Seconds() + 1
+	excess := float64(sent) - allowed
+	t.Logf("abuser: %d sent in %v, codes %v (allowance %.0f); compliant partner p99 %v alone, %v under abuse, codes %v",
+		sent, abuseElapsed.Round(time.Millisecond), abuseCodes, allowed, p99(alone), p99(loaded), goodCodes)
+	if float64(abuseCodes[200]) > allowed {
+		t.Errorf("abuser got %d answers, more than its allowance %.0f", abuseCodes[200], allowed)
+	}
+	if float64(abuseCodes[429]) < 0.99*excess {
+		t.Errorf("abuser got %d 429s for an excess of %.0f, want ≥ 99%%", abuseCodes[429], excess)
+	}
+	if goodCodes[200] != 60 {
+		t.Errorf("compliant partner: codes %v, want 60 × 200", goodCodes)
+	}
+	if lim := 2*p99(alone) + 50*time.Millisecond; p99(loaded) > lim {
+		t.Errorf("compliant partner p99 %v under abuse, want ≤ 2 × %v + 50ms", p99(loaded), p99(alone))
+	}
+}
+
+// aReader yields n bytes of 'a' and counts what was read.
+type aReader struct {
+	left, read int64
+}
+
+func (r *aReader) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	n := int64(len(p))
+	n = min(n, r.left)
+	for i := range p[:n] {
+		p[i] = 'a'
+	}
+	r.left -= n
+	atomic.AddInt64(&r.read, n)
+	return int(n), nil
+}
+
+// TestPredictHugeBody: a 1 GiB body, declared or streamed chunked, is
+// refused with 413 after at most a few megabytes were read and with the
+// process's allocations bounded far below the body.
+func TestPredictHugeBody(t *testing.T) {
+	f, ts := abuseFixture(t, 1000, 1000)
+	const gib = 1 << 30
+	for _, declared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("declared=%v", declared), func(t *testing.T) {
+			src := &aReader{left: gib}
+			body := io.MultiReader(strings.NewReader(`{"merchant":"m1","customer":"`), src)
+			req, err := http.NewRequest("POST", ts.URL+"/v1/predict", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if declared {
+				req.ContentLength = gib + 30
+			} else {
+				req.ContentLength = -1 // chunked
+			}
+			req.Header.Set("Authorization", "Bearer "+f.tokens["m1"])
+			req.Header.Set("Content-Type", "application/json")
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			res, err := ts.Client().Do(req)
+			runtime.ReadMemStats(&after)
+			if err != nil {
+				t.Fatalf("no answer: %v (client wrote %d bytes)", err, atomic.LoadInt64(&src.read))
+			}
+			defer res.Body.Close()
+			msg, _ := io.ReadAll(res.Body)
+			alloc := after.TotalAlloc - before.TotalAlloc
+			read := atomic.LoadInt64(&src.read)
+			t.Logf("status %d; client wrote %d KiB; process allocated %d KiB", res.StatusCode, read>>10, alloc>>10)
+			if res.StatusCode != 413 || !bytes.Contains(msg, []byte("larger than")) {
+				t.Errorf("got %d %s, want 413", res.StatusCode, msg)
+			}
+			if read > 64<<20 {
+				t.Errorf("client wrote %d MiB before the refusal, want a bounded read", read>>20)
+			}
+			if alloc > 64<<20 {
+				t.Errorf("allocated %d MiB for a refused body", alloc>>20)
+			}
+		})
+	}
+}
+
+// TestSlowloris: connections that trickle their headers are closed by the
+// server's ReadHeaderTimeout while a normal request is still served.
+func TestSlowloris(t *testing.T) {
+	f, _ := abuseFixture(t, 1000, 1000)
+	const timeout = 300 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: f.srv, ReadHeaderTimeout: timeout, IdleTimeout: time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	addr := ln.Addr().String()
+
+	const conns = 20
+	closedAfter := make(chan time.Duration, conns)
+	for range conns {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		go func() {
+			start := time.Now()
+			_, _ = io.WriteString(conn, "POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
+			buf := make([]byte, 1)
+			for {
+				// One header byte every 50 ms: never a complete header block.
+				if _, err := conn.Write([]byte("X")); err != nil {
+					break
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				if _, err := conn.Read(buf); err != nil {
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						if time.Since(start) > 5*time.Second {
+							break
+						}
+						continue
+					}
+					break // closed by the server (EOF or reset)
+				}
+				break // the server answered (408) and closes
+			}
+			closedAfter <- time.Since(start)
+		}()
+	}
+	// A well-behaved caller is served meanwhile.
+	code, _, err := postPredict(&http.Client{Timeout: 5 * time.Second}, "http://"+addr, f.tokens["m1"],
+		mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1)}))
+	if err != nil || code != 200 {
+		t.Errorf("normal request during slowloris: %d %v", code, err)
+	}
+	var worst time.Duration
+	for range conns {
+		d := <-closedAfter
+		worst = max(worst, d)
+	}
+	t.Logf("%d slow connections closed after at most %v (ReadHeaderTimeout %v)", conns, worst.Round(time.Millisecond), timeout)
+	if worst > 3*time.Second {
+		t.Errorf("slowest connection closed after %v, want about %v", worst, timeout)
+	}
+}
