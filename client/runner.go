@@ -130,7 +130,7 @@ type Runner struct {
 	opt    Options
 	rng    *mathrand.Rand
 	rows   map[string][]feature.Row
-	joined int
+	joined int // rounds joined by the current Run
 }
 
 // NewRunner checks opts.
@@ -188,6 +188,7 @@ func NewRunner(opts Options) (*Runner, error) {
 // (ErrLocalBudget, ErrFederationBudget). It returns the number of rounds joined
 // in this run.
 func (r *Runner) Run(ctx context.Context, rounds int) (int, error) {
+	r.joined = 0
 	if p := r.opt.State.Pending; p != nil {
 		r.opt.Logger.Info("resuming the upload of a sealed update", "round", p.Round)
 		if err := r.upload(ctx, p); err != nil {

@@ -31,7 +31,7 @@ import (
 // exactly as the real one must, recognises a re-sent envelope, and opens a new
 // round after each accepted update.
 type fakeAgg struct {
-	t        *testing.T
+	t        testing.TB
 	keys     *keys.Aggregator
 	merchant ed25519.PublicKey
 	model    json.RawMessage
@@ -49,7 +49,7 @@ type fakeAgg struct {
 	updates   []protocol.Update
 }
 
-func newFakeAgg(t *testing.T, m *keys.Merchant) *fakeAgg {
+func newFakeAgg(t testing.TB, m *keys.Merchant) *fakeAgg {
 	t.Helper()
 	a, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
 	if err != nil {
@@ -144,7 +144,7 @@ func (f *fakeAgg) SubmitUpdate(_ context.Context, round string, env []byte) (pro
 	return rc, nil
 }
 
-func mustSchema(t *testing.T) feature.Schema {
+func mustSchema(t testing.TB) feature.Schema {
 	t.Helper()
 	s, err := feature.NewSchema(nil)
 	if err != nil {
@@ -254,6 +254,21 @@ func TestRunnerJoinsRounds(t *testing.T) {
 	// The noise actually added may exceed the plan by up to 0.1%, so ε is at most the planned one.
 	if want := roundEpsilon(t, e.agg.plan, 2); got > want+1e-9 || got < 0.98*want {
 		t.Errorf("local ε after 2 rounds: got %v, want ≈ %v (planned)", got, want)
+	}
+}
+
+func TestRunnerRunCountsPerCall(t *testing.T) {
+	e := newRunnerEnv(t)
+	r, st, done := e.runner(t, 100, nil)
+	defer done()
+	for i := range 2 {
+		n, err := r.Run(context.Background(), 1)
+		if err != nil || n != 1 {
+			t.Fatalf("run %d: got %d, %v; want 1 round", i, n, err)
+		}
+	}
+	if len(e.agg.updates) != 2 || st.Accepted() != 2 {
+		t.Errorf("after two runs of one round: %d updates, %d accepted; want 2 and 2", len(e.agg.updates), st.Accepted())
 	}
 }
 
