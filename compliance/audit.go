@@ -130,11 +130,27 @@ type AuditCheckpoint struct {
 	Signature string    `json:"signature"` // standard base64 Ed25519 signature over audit.CheckpointMessage
 }
 
-// QueryAudit reads entries after f.After in seq order and returns up to
-// f.Limit that match. It reads at most MaxAuditScan entries: when it stops
-// early, or fills the page, Next is the seq of the last entry it read.
-// Entry times never decrease along the chain, so an Until bound ends the
-// scan at the first later entry.
+// AuditQuerier is implemented by stores that filter audit entries in the
+// database (store/sqlite, store/postgres); QueryAudit uses it when its source
+// has it.
+type AuditQuerier interface {
+	// QueryAuditEntries returns, in seq order, up to f.Limit entries with
+	// f.After < seq <= upTo that match f's actor, action, time range and
+	// identifier, and the highest seq stored in (f.After, upTo] (0 if none).
+	// f.Limit is between 1 and MaxAuditLimit.
+	QueryAuditEntries(ctx context.Context, f AuditFilter, upTo uint64) (entries []audit.Entry, last uint64, err error)
+}
+
+// QueryAudit returns up to f.Limit entries after f.After that match f, in
+// seq order. It examines at most MaxAuditScan entries: when it fills the page
+// or stops at that bound, Next is the seq of the last entry it examined,
+// to be passed as After for the next page.
+//
+// A source that implements AuditQuerier filters in the database over the seq
+// window (After, After+MaxAuditScan] (seqs are gapless, so the window holds
+// at most MaxAuditScan entries). Otherwise QueryAudit reads the entries in
+// batches and filters them here; as entry times never decrease along the
+// chain, an Until bound then ends the scan at the first later entry.
 func QueryAudit(ctx context.Context, src audit.Source, f AuditFilter) (AuditPage, error) {
 	if err := f.Validate(); err != nil {
 		return AuditPage{}, fmt.Errorf("query audit: %w", err)
@@ -142,6 +158,9 @@ func QueryAudit(ctx context.Context, src audit.Source, f AuditFilter) (AuditPage
 	limit := f.Limit
 	if limit == 0 {
 		limit = DefaultAuditLimit
+	}
+	if q, ok := src.(AuditQuerier); ok {
+		return queryIn(ctx, q, f, limit)
 	}
 	page := AuditPage{Entries: []AuditEntry{}}
 	cursor := f.After
@@ -174,6 +193,43 @@ func QueryAudit(ctx context.Context, src audit.Source, f AuditFilter) (AuditPage
 		}
 	}
 	page.Next = cursor
+	return page, nil
+}
+
+// queryIn runs the query in the store over one seq window.
+func queryIn(ctx context.Context, q AuditQuerier, f AuditFilter, limit int) (AuditPage, error) {
+	f.Limit = limit
+	upTo := f.After + MaxAuditScan
+	if upTo < f.After { // overflow: no seq is that large
+		upTo = ^uint64(0)
+	}
+	es, last, err := q.QueryAuditEntries(ctx, f, upTo)
+	if err != nil {
+		return AuditPage{}, fmt.Errorf("query audit: %w", err)
+	}
+	page := AuditPage{Entries: make([]AuditEntry, 0, len(es))}
+	prev := f.After
+	for i := range es {
+		e := &es[i]
+		if e.Seq <= prev || e.Seq > upTo {
+			return AuditPage{}, fmt.Errorf("query audit: store returned seq %d after %d in window ..%d", e.Seq, prev, upTo)
+		}
+		prev = e.Seq
+		page.Entries = append(page.Entries, WireEntry(e))
+	}
+	switch {
+	case len(es) > limit:
+		return AuditPage{}, fmt.Errorf("query audit: store returned %d entries for a page of %d", len(es), limit)
+	case len(es) == limit:
+		page.Next = prev
+	case last == upTo:
+		page.Next = upTo // the window was full: more may follow
+	}
+	if page.Next != 0 {
+		page.Scanned = int(page.Next - f.After)
+	} else if last > f.After {
+		page.Scanned = int(last - f.After)
+	}
 	return page, nil
 }
 
