@@ -70,8 +70,8 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"eps":   func(v float64) string { return fmt.Sprintf("%.4f", v) },
-	"pct":   func(v, c float64) string { return pct(v, c) },
-	"short": func(h string) string { return shortHash(h) },
+	"pct":   pct,
+	"short": shortHash,
 	"parent": func(m protocol.ModelVersion) string {
 		if m.Round == "" && m.Parent == 0 {
 			return "— (initial)"
