@@ -560,13 +560,13 @@ func runPrivacyAudit(ctx context.Context, w io.Writer, d evalDPFlags, asJSON boo
 	if asJSON {
 		return json.NewEncoder(w).Encode(reps)
 	}
-	fmt.Fprintf(w, "| target ε (δ = %g) | z | steps | accountant ε (RDP) | exact ε | lower bound, transcript (TPR / FPR) | lower bound, final model (TPR / FPR) | runs per side |\n", d.delta)
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "| target ε (δ = %g) | z | steps | accountant ε (RDP) | exact ε | lower bound, transcript (TPR / FPR) | lower bound, final model (TPR / FPR) | μ measured (lower) | Gaussian ε at μ lower | runs per side |\n", d.delta)
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for i, r := range reps {
-		fmt.Fprintf(w, "| %g | %.3f | %d | %.4f | %.4f | %.3f (%.3f / %.3f) | %.3f (%.3f / %.3f) | %d |\n",
+		fmt.Fprintf(w, "| %g | %.3f | %d | %.4f | %.4f | %.3f (%.3f / %.3f) | %.3f (%.3f / %.3f) | %.3f (%.3f) | %.3f | %d |\n",
 			epss[i], r.Release.Z, r.Release.Steps, r.Epsilon, r.ExactEpsilon,
 			r.Transcript.Epsilon, r.Transcript.TPR, r.Transcript.FPR,
-			r.FinalModel.Epsilon, r.FinalModel.TPR, r.FinalModel.FPR, r.Runs)
+			r.FinalModel.Epsilon, r.FinalModel.TPR, r.FinalModel.FPR, r.Mu, r.MuLower, r.GaussianEpsilon, r.Runs)
 	}
 	return nil
 }

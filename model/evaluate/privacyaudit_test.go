@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"context"
+	"math"
 	"testing"
 )
 
@@ -17,7 +18,8 @@ func TestPrivacyAudit(t *testing.T) {
 	if rep.Epsilon > 2*(1+1e-9) || rep.ExactEpsilon > rep.Epsilon {
 		t.Errorf("accountant ε %v, exact ε %v: want exact ≤ accountant ≤ 2", rep.Epsilon, rep.ExactEpsilon)
 	}
-	for name, b := range map[string]float64{"transcript": rep.Transcript.Epsilon, "final model": rep.FinalModel.Epsilon} {
+	for name, b := range map[string]float64{"transcript": rep.Transcript.Epsilon, "final model": rep.FinalModel.Epsilon,
+		"gaussian estimate": rep.GaussianEpsilon} {
 		if b > rep.ExactEpsilon {
 			t.Errorf("%s: lower bound %v above the exact ε %v", name, b, rep.ExactEpsilon)
 		}
@@ -48,5 +50,32 @@ func TestPrivacyAuditRejects(t *testing.T) {
 		if _, err := PrivacyAudit(context.Background(), o); err == nil {
 			t.Errorf("%+v: got no error", o)
 		}
+	}
+}
+
+// TestGaussianShift: out = 0, 1, 0, 1, … (pooled sd 0.5·√(2n/(2n−2))) and in =
+// out + 1 give μ = 1/sd; the lower bound subtracts z₀.₉₅ = 1.6449 standard errors.
+func TestGaussianShift(t *testing.T) {
+	n := 100
+	in, out := make([]float64, n), make([]float64, n)
+	for i := range n {
+		out[i] = float64(i % 2)
+		in[i] = out[i] + 1
+	}
+	sd := math.Sqrt(float64(2*n) * 0.25 / float64(2*n-2))
+	mu, lo := gaussianShift(in, out, 0.05)
+	wantLo := 1/sd - 1.6448536*math.Sqrt(2/float64(n)+1/(sd*sd)/(4*float64(n)))
+	if math.Abs(mu-1/sd) > 1e-12 || math.Abs(lo-wantLo) > 1e-6 {
+		t.Errorf("got μ %v (lower %v), want %v (%v)", mu, lo, 1/sd, wantLo)
+	}
+}
+
+// TestExactGaussianEpsilon checks against the library vector used in package dp:
+// σ = 1 on sensitivity 1 is (ε, δ)-DP with δ(ε = 1) = 0.126936 (Balle and Wang),
+// so the exact ε at that δ is 1.
+func TestExactGaussianEpsilon(t *testing.T) {
+	e, err := exactGaussianEpsilon(1, 0.12693673750664397)
+	if err != nil || math.Abs(e-1) > 1e-6 {
+		t.Errorf("got %v (%v), want 1", e, err)
 	}
 }
