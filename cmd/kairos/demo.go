@@ -123,9 +123,14 @@ The CDNOW file is looked up in --data, $KAIROS_DATA, ../shared/data and shared/d
 				return fmt.Errorf("demo: %w", err)
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), rep)
+				err = printJSON(cmd.OutOrStdout(), rep)
+			} else {
+				err = writeDemoTable(cmd.OutOrStdout(), rep)
 			}
-			return writeDemoTable(cmd.OutOrStdout(), rep)
+			if err == nil && !rep.AuditVerified {
+				err = errors.New("demo: the audit log did not verify")
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -835,6 +840,15 @@ func writeDemoTable(w io.Writer, r demoReport) error {
 		fmt.Fprintf(w, "audit log verified: %d entries, hash chain and signed checkpoints intact\n", r.AuditEntries)
 	} else {
 		fmt.Fprintln(w, "audit log verification FAILED")
+	}
+	if len(r.Timings) > 0 {
+		var parts []string
+		for _, k := range []string{"federation", "prepare", "centralized", "bgnbd", "local_only", "audit_verify"} {
+			if v, ok := r.Timings[k]; ok {
+				parts = append(parts, strings.ReplaceAll(k, "_", " ")+" "+v)
+			}
+		}
+		fmt.Fprintf(w, "timings: %s (the comparison models train in the demo process while the federation runs)\n", strings.Join(parts, ", "))
 	}
 	if r.WorkDir != "" {
 		fmt.Fprintf(w, "run directory kept: %s\n", r.WorkDir)
