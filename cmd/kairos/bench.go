@@ -188,6 +188,7 @@ temporary file, so the read is a real file read.`,
 	f.IntVar(&hidden, "hidden", 16, "hidden units for --model mlp")
 	f.Uint64Var(&seed, "seed", 1, "seed for generation and training")
 	f.StringVar(&jsonOut, "json-out", "", "also write the results as JSON to this file")
+	cmd.AddCommand(newBenchPredictCmd())
 	return cmd
 }
 

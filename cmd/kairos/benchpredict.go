@@ -1,0 +1,823 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api"
+	"github.com/kairos-fl/kairos/api/auth"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/synth"
+	"github.com/kairos-fl/kairos/policies"
+	"github.com/kairos-fl/kairos/store"
+)
+
+// benchPredictResult is what `kairos bench predict` measures; also its JSON.
+type benchPredictResult struct {
+	Target       string      `json:"target"` // in-process or the --url
+	Store        string      `json:"store"`
+	GoMaxProcs   int         `json:"gomaxprocs"`
+	CPUs         int         `json:"cpus"`
+	Duration     float64     `json:"seconds_per_level"`
+	Single       []loadLevel `json:"single"`
+	Batch        batchResult `json:"batch"`
+	Peer         []loadLevel `json:"peer,omitempty"`
+	PeerAgree    int         `json:"peer_predictions_compared,omitempty"`
+	Ratio        float64     `json:"throughput_ratio_vs_peer,omitempty"` // Go (features, 32 clients) / Flask (32 clients)
+	RatioEvents  float64     `json:"throughput_ratio_events_vs_peer,omitempty"`
+	AuditEntries uint64      `json:"audit_entries,omitempty"`
+	AuditBatches uint64      `json:"audit_batches,omitempty"`
+	Errors       []string    `json:"errors,omitempty"`
+}
+
+// loadLevel is one closed-loop run.
+type loadLevel struct {
+	Name      string      `json:"name"` // go-events, go-features, flask
+	Clients   int         `json:"clients"`
+	Requests  int         `json:"requests"`
+	Failures  int         `json:"failures"` // non-200 answers and transport errors
+	PerSecond float64     `json:"per_second"`
+	P50ms     float64     `json:"p50_ms"`
+	P99ms     float64     `json:"p99_ms"`
+	P999ms    float64     `json:"p999_ms"`
+	MaxMs     float64     `json:"max_ms"`
+	Codes     map[int]int `json:"codes"`
+}
+
+type batchResult struct {
+	Customers int     `json:"customers"`
+	Bytes     int     `json:"body_bytes"`
+	Runs      int     `json:"runs"`
+	P50ms     float64 `json:"p50_ms"`
+	P99ms     float64 `json:"p99_ms"`
+	MaxMs     float64 `json:"max_ms"`
+}
+
+// benchInputs are pre-encoded request bodies.
+type benchInputs struct {
+	events   [][]byte // single-customer bodies with events
+	features [][]byte // single-customer bodies with feature vectors
+	vectors  [][]float64
+	batch    []byte
+}
+
+func newBenchPredictCmd() *cobra.Command {
+	var (
+		db, target, token, merchant, clientsFlag, flaskScript, python, jsonOut string
+		dur, warmup                                                            time.Duration
+		customers, batchSize, batches                                          int
+		seed                                                                   uint64
+	)
+	cmd := &cobra.Command{
+		Use:   "predict",
+		Short: "Load-test POST /v1/predict and /v1/predict:batch, side by side with a Flask peer",
+		Long: `bench predict starts an aggregator API in this process on loopback — real EdDSA JWT
+verification with the revocation check in the store, the partner rate limiter, and
+every prediction audited durably (group commit) in the store before it is answered —
+with a hazard model trained on synthetic data as the active version. With --url it
+targets a running aggregator instead (give --token and --merchant).
+
+A closed-loop Go load generator (in this process, so it shares the CPUs) then runs
+--clients concurrent clients for --duration each and reports throughput and exact
+p50/p99/p99.9 latencies (every latency is kept and sorted), for bodies with events
+(features built by the server) and with precomputed feature vectors; then
+--batches batches of --batch customers one after the other.
+
+Side by side, scripts/peer_flask.py serves the same model (fetched from
+/v1/models/active) with Flask and scikit-learn, without auth or audit; the bench
+checks that both give the same probabilities and reports the throughput ratio.
+
+Use --db postgres://user@host/db to audit on PostgreSQL: a fresh database is
+created next to the one named and dropped at the end. Without --db, SQLite in a
+temporary file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			clients, err := parseInts(clientsFlag)
+			if err != nil {
+				return fmt.Errorf("bench predict: --clients: %w", err)
+			}
+			if dur <= 0 || customers < 1 || batchSize < 1 || batches < 1 {
+				return errors.New("bench predict: --duration, --customers, --batch and --batches must be positive")
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			res := &benchPredictResult{GoMaxProcs: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(), Duration: dur.Seconds()}
+			loc := time.UTC
+			var stats func() audit.Stats
+			if target == "" {
+				srv, err := startBenchServer(ctx, log, db, seed, customers)
+				if err != nil {
+					return fmt.Errorf("bench predict: %w", err)
+				}
+				defer srv.close()
+				target, token, merchant, loc = srv.url, srv.token, benchMerchant, srv.loc
+				res.Store, stats = srv.storeKind, srv.alog.Stats
+				res.Target = "in-process " + target
+			} else {
+				if token == "" || merchant == "" {
+					return errors.New("bench predict: --url needs --token and --merchant")
+				}
+				res.Target, res.Store = target, "remote"
+			}
+			hc := &http.Client{Transport: &http.Transport{
+				MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute, DisableCompression: true,
+			}, Timeout: 30 * time.Second}
+			defer hc.CloseIdleConnections()
+
+			mv, err := fetchActiveModel(ctx, hc, target, token)
+			if err != nil {
+				return fmt.Errorf("bench predict: %w", err)
+			}
+			in, err := benchBodies(merchant, seed, customers, batchSize, loc, mv)
+			if err != nil {
+				return fmt.Errorf("bench predict: %w", err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "target %s, store %s, model version %d, GOMAXPROCS %d on %d CPUs\n", res.Target, res.Store, mv.Version, res.GoMaxProcs, res.CPUs)
+
+			post := func(path string, body []byte) func() (*http.Request, error) {
+				return func() (*http.Request, error) {
+					req, err := http.NewRequestWithContext(ctx, http.MethodPost, target+path, bytes.NewReader(body))
+					if err != nil {
+						return nil, err
+					}
+					req.Header.Set("Authorization", "Bearer "+token)
+					req.Header.Set("Content-Type", "application/json")
+					return req, nil
+				}
+			}
+			// Warm up: connections, caches, the JIT-free but cold paths.
+			_ = runLoad(ctx, hc, "warmup", slices.Max(clients), warmup, rotate(in.events, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
+
+			for _, c := range clients {
+				lv := runLoad(ctx, hc, "go-events", c, dur, rotate(in.events, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
+				res.Single = append(res.Single, lv)
+				printLevel(out, lv)
+			}
+			for _, c := range clients {
+				lv := runLoad(ctx, hc, "go-features", c, dur, rotate(in.features, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
+				res.Single = append(res.Single, lv)
+				printLevel(out, lv)
+			}
+			res.Batch, err = runBatches(ctx, hc, post("/v1/predict:batch", in.batch), batches, batchSize)
+			if err != nil {
+				res.Errors = append(res.Errors, err.Error())
+				fmt.Fprintf(out, "batch: %v\n", err)
+			} else {
+				fmt.Fprintf(out, "batch of %d customers (%d KiB): p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d runs\n",
+					res.Batch.Customers, res.Batch.Bytes>>10, res.Batch.P50ms, res.Batch.P99ms, res.Batch.MaxMs, res.Batch.Runs)
+			}
+
+			if flaskScript != "" {
+				if err := runPeer(ctx, out, hc, res, python, flaskScript, mv, in, clients, dur, target, token, merchant); err != nil {
+					res.Errors = append(res.Errors, "flask peer: "+err.Error())
+					fmt.Fprintf(out, "flask peer: %v\n", err)
+				}
+			}
+			if stats != nil {
+				st := stats()
+				res.AuditEntries, res.AuditBatches = st.Entries, st.Batches
+				fmt.Fprintf(out, "audit: %d entries in %d group commits (%.1f per commit)\n", st.Entries, st.Batches, float64(st.Entries)/math.Max(1, float64(st.Batches)))
+			}
+			if jsonOut != "" {
+				b, err := json.MarshalIndent(res, "", "  ")
+				if err != nil {
+					return fmt.Errorf("bench predict: %w", err)
+				}
+				if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
+					return fmt.Errorf("bench predict: %w", err)
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "store URL for the in-process aggregator (postgres://… gets a fresh database; default SQLite in a temporary file)")
+	f.StringVar(&target, "url", "", "target a running aggregator at this base URL instead")
+	f.StringVar(&token, "token", "", "with --url: a partner or merchant token")
+	f.StringVar(&merchant, "merchant", "", "with --url: the merchant to predict for")
+	f.StringVar(&clientsFlag, "clients", "1,8,32,128", "comma-separated concurrent client counts")
+	f.DurationVar(&dur, "duration", 5*time.Second, "length of each load level")
+	f.DurationVar(&warmup, "warmup", time.Second, "warm-up before the first level")
+	f.IntVar(&customers, "customers", 2000, "synthetic customers (distinct request bodies)")
+	f.IntVar(&batchSize, "batch", 1000, "customers per batch request")
+	f.IntVar(&batches, "batches", 20, "batch requests to time")
+	f.StringVar(&flaskScript, "flask", "scripts/peer_flask.py", "the Flask peer script; empty to skip the peer")
+	f.StringVar(&python, "python", "/usr/bin/python3", "Python with Flask and scikit-learn for the peer")
+	f.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
+	f.Uint64Var(&seed, "seed", 1, "seed of the synthetic data and the training")
+	return cmd
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// rotate cycles through bodies.
+func rotate(bodies [][]byte, mk func([]byte) func() (*http.Request, error)) func(i int) (*http.Request, error) {
+	fs := make([]func() (*http.Request, error), len(bodies))
+	for i, b := range bodies {
+		fs[i] = mk(b)
+	}
+	return func(i int) (*http.Request, error) { return fs[i%len(fs)]() }
+}
+
+// runLoad runs clients closed-loop workers for d and returns the latencies'
+// percentiles. Every latency is kept, so percentiles are exact.
+func runLoad(ctx context.Context, hc *http.Client, name string, clients int, d time.Duration, next func(i int) (*http.Request, error)) loadLevel {
+	lv := loadLevel{Name: name, Clients: clients, Codes: map[int]int{}}
+	var mu sync.Mutex
+	var all []time.Duration
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range clients {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 4096)
+			codes := map[int]int{}
+			for i := w; ctx.Err() == nil; i += clients {
+				req, err := next(i)
+				if err != nil {
+					codes[-1]++
+					continue
+				}
+				t0 := time.Now()
+				resp, err := hc.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						codes[-1]++
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat = append(lat, time.Since(t0))
+				codes[resp.StatusCode]++
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			for k, v := range codes {
+				lv.Codes[k] += v
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	slices.Sort(all)
+	lv.Requests = len(all)
+	for code, n := range lv.Codes {
+		if code != http.StatusOK {
+			lv.Failures += n
+		}
+	}
+	lv.PerSecond = float64(lv.Codes[http.StatusOK]) / el.Seconds()
+	lv.P50ms, lv.P99ms, lv.P999ms = pct(all, 0.50), pct(all, 0.99), pct(all, 0.999)
+	if len(all) > 0 {
+		lv.MaxMs = ms(all[len(all)-1])
+	}
+	return lv
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// pct is the nearest-rank percentile of sorted.
+func pct(sorted []time.Duration, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return ms(sorted[max(0, min(i, len(sorted)-1))])
+}
+
+func printLevel(w io.Writer, lv loadLevel) {
+	fmt.Fprintf(w, "%-12s clients %4d: %8.0f /s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.1f ms  (%d requests, %d failures)\n",
+		lv.Name, lv.Clients, lv.PerSecond, lv.P50ms, lv.P99ms, lv.P999ms, lv.MaxMs, lv.Requests, lv.Failures)
+}
+
+func runBatches(ctx context.Context, hc *http.Client, mk func() (*http.Request, error), runs, size int) (batchResult, error) {
+	br := batchResult{Customers: size, Runs: runs}
+	var lat []time.Duration
+	for i := range runs {
+		req, err := mk()
+		if err != nil {
+			return br, err
+		}
+		if i == 0 {
+			br.Bytes = int(req.ContentLength)
+		}
+		t0 := time.Now()
+		resp, err := hc.Do(req)
+		if err != nil {
+			return br, fmt.Errorf("batch: %w", err)
+		}
+		var bp api.BatchPrediction
+		err = json.NewDecoder(resp.Body).Decode(&bp)
+		resp.Body.Close()
+		d := time.Since(t0)
+		if resp.StatusCode != http.StatusOK || err != nil {
+			return br, fmt.Errorf("batch: status %d (%v)", resp.StatusCode, err)
+		}
+		if len(bp.Results) != size {
+			return br, fmt.Errorf("batch: %d results for %d customers", len(bp.Results), size)
+		}
+		lat = append(lat, d)
+	}
+	slices.Sort(lat)
+	br.P50ms, br.P99ms, br.MaxMs = pct(lat, 0.5), pct(lat, 0.99), ms(lat[len(lat)-1])
+	return br, nil
+}
+
+// ---- the in-process aggregator ----
+
+const (
+	benchMerchant = "bench-m1"
+	benchPartner  = "bench-crm"
+	benchZone     = "Europe/Berlin"
+)
+
+type benchServer struct {
+	url, token, storeKind string
+	loc                   *time.Location
+	alog                  *audit.Log
+	closers               []func()
+}
+
+func (b *benchServer) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+}
+
+// startBenchServer builds the aggregator and its API as `aggregator serve`
+// does (real verifier with store revocations, rate limiter, durable audit),
+// with a model trained on synthetic data as version 1.
+func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uint64, customers int) (_ *benchServer, err error) {
+	b := &benchServer{storeKind: "sqlite"}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	if b.loc, err = time.LoadLocation(benchZone); err != nil {
+		return nil, err
+	}
+	switch {
+	case db == "":
+		dir, err := os.MkdirTemp("", "kairos-bench-predict-")
+		if err != nil {
+			return nil, err
+		}
+		b.closers = append(b.closers, func() { _ = os.RemoveAll(dir) })
+		db = "sqlite:" + filepath.Join(dir, "kairos.db")
+	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
+		b.storeKind = "postgres"
+		fresh, drop, err := freshBenchDB(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		b.closers = append(b.closers, drop)
+		db = fresh
+	}
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	b.closers = append(b.closers, st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	fst, ok := st.(aggregator.Store)
+	if !ok {
+		return nil, fmt.Errorf("store %T has no federation tables", st)
+	}
+	a, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
+	if err != nil {
+		return nil, err
+	}
+	policy, err := policies.Parse("bench.yaml", []byte(benchPolicy))
+	if err != nil {
+		return nil, err
+	}
+	m, err := benchModel(ctx, seed, customers, b.loc)
+	if err != nil {
+		return nil, err
+	}
+	alog, err := audit.New(ctx, audit.Options{Store: st, HMACKey: a.AuditHMAC, SigningKey: a.Checkpoint, CheckpointInterval: time.Minute})
+	if err != nil {
+		return nil, err
+	}
+	b.alog = alog
+	b.closers = append(b.closers, func() { _ = alog.Close() })
+	svc, err := aggregator.New(ctx, aggregator.Options{
+		Store: fst, Policy: policy, Keys: a, Audit: alog, Logger: log, InitialModel: m,
+		Rounds: aggregator.RoundConfig{Deadline: time.Hour},
+	})
+	if err != nil {
+		return nil, err
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := svc.Enrol(ctx, "admin:bench", aggregator.Merchant{ID: benchMerchant, TimeZone: benchZone, PublicKey: pub}); err != nil {
+		return nil, err
+	}
+	pubs := make([]auth.PublicKey, 0, len(a.JWT))
+	for _, k := range a.JWT {
+		pubs = append(pubs, auth.PublicKey{ID: k.ID, Key: k.Private.Public().(ed25519.PublicKey)})
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierOptions{Keys: pubs, Issuer: auth.DefaultIssuer, Audience: auth.DefaultAudience, Revocations: st})
+	if err != nil {
+		return nil, err
+	}
+	issuer, err := aggIssuer(a)
+	if err != nil {
+		return nil, err
+	}
+	if b.token, _, err = issuer.Issue(auth.Grant{Subject: benchPartner, Role: auth.RolePartner, Merchants: []string{benchMerchant}, TTL: 2 * time.Hour}); err != nil {
+		return nil, err
+	}
+	handler, err := api.NewServer(api.Options{
+		Service: svc, Verifier: verifier, Issuer: issuer, JWKS: pubs, Logger: log,
+		Partners: func(id string) (float64, int, error) {
+			pp, err := policy.Partner(id)
+			return pp.RatePerSecond, pp.Burst, err
+		},
+		Predict: api.PredictOptions{Audit: alog, MayQuery: policy.MayQuery},
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	go func() { _ = hs.Serve(ln) }()
+	b.closers = append(b.closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	})
+	b.url = "http://" + ln.Addr().String()
+	return b, nil
+}
+
+// benchPolicy grants the bench partner a rate far above what the machine
+// serves: the limiter is on the path but never refuses.
+const benchPolicy = `version: 1
+federation: bench-predict
+defaults:
+  epsilon_cap: 1.0
+  delta: 1e-6
+  min_noise_multiplier: 0.5
+  clip_norm: 1.0
+  min_customers_per_update: 100
+  allowed_features: [all]
+  retention_days: 365
+merchants:
+  ` + benchMerchant + `: {}
+partners:
+  ` + benchPartner + `: { merchants: [` + benchMerchant + `], rate_per_second: 1000000, burst: 1000000 }
+`
+
+// freshBenchDB creates an empty database on the server of base and returns
+// its URL and a function that drops it.
+func freshBenchDB(ctx context.Context, base string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect %s: %w", redactDB(base), err)
+	}
+	defer conn.Close(ctx)
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	name := "kairos_bench_" + hex.EncodeToString(r[:])
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("create database: %w", err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	}
+	return u.String(), drop, nil
+}
+
+// benchWorld is the synthetic population both the model and the requests
+// come from; asOf is the end of its window.
+func benchWorld(seed uint64, customers int) (*synth.Generator, time.Time, error) {
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	g, err := synth.New(synth.Config{Seed: seed, Start: start, Days: 365, Customers: customers, EventsPerCustomer: 15})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return g, start.Add(365 * model.Day), nil
+}
+
+// benchModel trains a linear hazard model on the synthetic population at
+// monthly cutoffs (labels inside the window).
+func benchModel(ctx context.Context, seed uint64, customers int, loc *time.Location) (*hazard.Model, error) {
+	g, end, err := benchWorld(seed, customers)
+	if err != nil {
+		return nil, err
+	}
+	var cutoffs []time.Time
+	for c := end.AddDate(0, -6, 0); !c.After(end.Add(-model.Horizon * model.Day)); c = c.AddDate(0, 1, 0) {
+		cutoffs = append(cutoffs, c)
+	}
+	b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Location: loc})
+	if err != nil {
+		return nil, err
+	}
+	for i := range customers {
+		for _, e := range g.Customer(i).Events {
+			if err := b.Add(e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	m, _, err := hazard.Train(ctx, b.Schema(), b.Rows(), hazard.TrainOptions{Steps: 300, BatchSize: 256, Seed: seed, Meta: hazard.Metadata{Dataset: "synth"}})
+	return m, err
+}
+
+// benchBodies encodes the request bodies: each customer's last 50 events
+// before as_of, the same customers as feature vectors, and one batch.
+func benchBodies(merchant string, seed uint64, customers, batch int, loc *time.Location, mv protocol.ModelVersion) (*benchInputs, error) {
+	m, err := hazard.Unmarshal(mv.Model, mv.SchemaHash)
+	if err != nil {
+		return nil, err
+	}
+	g, asOf, err := benchWorld(seed+1, customers) // customers the model did not see
+	if err != nil {
+		return nil, err
+	}
+	var allow []string
+	if full, _ := feature.NewSchema(nil); full.Hash != m.Schema.Hash {
+		allow = m.Schema.Names
+	}
+	b, err := feature.NewBuilder(feature.Config{Cutoffs: []time.Time{asOf}, Location: loc, Allow: allow})
+	if err != nil {
+		return nil, err
+	}
+	in := &benchInputs{}
+	asOfText := asOf.Format(time.RFC3339)
+	var items []api.BatchCustomer
+	ids := map[string][]api.EventInput{}
+	for i := range customers {
+		c := g.Customer(i)
+		var evs []api.EventInput
+		for _, e := range c.Events {
+			if !e.Time.Before(asOf) {
+				continue
+			}
+			if err := b.Add(e); err != nil {
+				return nil, err
+			}
+			ev := api.EventInput{Time: e.Time.Format(time.RFC3339), Kind: e.Kind.String(), Item: e.Item, Category: e.Category}
+			if e.HasAmount {
+				a := e.Amount
+				ev.Amount = &a
+			}
+			evs = append(evs, ev)
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		evs = evs[max(0, len(evs)-50):]
+		ids[c.ID] = evs
+		body, err := json.Marshal(api.PredictRequest{Merchant: merchant, Customer: c.ID, Events: evs, AsOf: asOfText})
+		if err != nil {
+			return nil, err
+		}
+		in.events = append(in.events, body)
+		if len(items) < batch {
+			items = append(items, api.BatchCustomer{Customer: c.ID, Events: evs})
+		}
+	}
+	for _, r := range b.Rows() {
+		in.vectors = append(in.vectors, r.X)
+		body, err := json.Marshal(api.PredictRequest{Merchant: merchant, Customer: r.Customer, Features: r.X, AsOf: asOfText})
+		if err != nil {
+			return nil, err
+		}
+		in.features = append(in.features, body)
+	}
+	if len(items) < batch || len(in.events) == 0 {
+		return nil, fmt.Errorf("only %d customers with events; raise --customers", len(items))
+	}
+	if in.batch, err = json.Marshal(api.PredictBatchRequest{Merchant: merchant, AsOf: asOfText, Customers: items}); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func fetchActiveModel(ctx context.Context, hc *http.Client, target, token string) (protocol.ModelVersion, error) {
+	var mv protocol.ModelVersion
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target+"/v1/models/active", nil)
+	if err != nil {
+		return mv, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return mv, fmt.Errorf("fetch active model: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return mv, fmt.Errorf("fetch active model: %d %s", resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&mv); err != nil {
+		return mv, fmt.Errorf("fetch active model: %w", err)
+	}
+	return mv, nil
+}
+
+// ---- the Flask peer ----
+
+// runPeer starts the Flask peer on the active model, checks that it agrees
+// with the API, and loads it at the same client counts.
+func runPeer(ctx context.Context, out io.Writer, hc *http.Client, res *benchPredictResult, python, script string, mv protocol.ModelVersion,
+	in *benchInputs, clients []int, dur time.Duration, target, token, merchant string) error {
+	dir, err := os.MkdirTemp("", "kairos-peer-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	modelPath := filepath.Join(dir, "model.json")
+	if err := os.WriteFile(modelPath, mv.Model, 0o600); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(pctx, python, script, modelPath, strconv.Itoa(port))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s %s: %w", python, script, err)
+	}
+	defer func() { cancel(); _ = cmd.Wait() }()
+	go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(stdout)) }()
+	peer := fmt.Sprintf("http://127.0.0.1:%d", port)
+	postPeer := func(x []float64) (*http.Request, error) {
+		body, err := json.Marshal(map[string]any{"features": x})
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, peer+"/predict", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		return req, nil
+	}
+	// Wait until it answers (Python and scikit-learn take a while to import).
+	var up bool
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		req, _ := postPeer(in.vectors[0])
+		if resp, err := hc.Do(req); err == nil {
+			resp.Body.Close()
+			up = true
+			break
+		}
+	}
+	if !up {
+		return fmt.Errorf("did not answer on %s: %s", peer, stderr.String())
+	}
+	// Same model, same answers: compare 20 customers' probabilities.
+	for i := range min(20, len(in.vectors)) {
+		x := in.vectors[i]
+		var pw struct {
+			Within        map[string]float64 `json:"within"`
+			ExpectedDays  float64            `json:"expected_days"`
+			MostLikelyDay int                `json:"most_likely_day"`
+		}
+		req, _ := postPeer(x)
+		if err := doJSON(hc, req, &pw); err != nil {
+			return fmt.Errorf("peer answer: %w", err)
+		}
+		body, _ := json.Marshal(api.PredictRequest{Merchant: merchant, Customer: "cmp", Features: x})
+		greq, _ := http.NewRequestWithContext(ctx, http.MethodPost, target+"/v1/predict", bytes.NewReader(body))
+		greq.Header.Set("Authorization", "Bearer "+token)
+		greq.Header.Set("Content-Type", "application/json")
+		var gp api.Prediction
+		if err := doJSON(hc, greq, &gp); err != nil {
+			return fmt.Errorf("api answer: %w", err)
+		}
+		got := []float64{gp.Within.D1, gp.Within.D3, gp.Within.D7, gp.Within.D14, gp.Within.D30, gp.ExpectedDays}
+		want := []float64{pw.Within["1d"], pw.Within["3d"], pw.Within["7d"], pw.Within["14d"], pw.Within["30d"], pw.ExpectedDays}
+		for j := range got {
+			if math.Abs(got[j]-want[j]) > 1e-9*math.Max(1, math.Abs(want[j])) {
+				return fmt.Errorf("customer %d value %d: API %v, peer %v", i, j, got[j], want[j])
+			}
+		}
+		if gp.MostLikelyDay != pw.MostLikelyDay {
+			return fmt.Errorf("customer %d: most likely day API %d, peer %d", i, gp.MostLikelyDay, pw.MostLikelyDay)
+		}
+		res.PeerAgree++
+	}
+	fmt.Fprintf(out, "flask peer agrees with the API on %d customers (probabilities within 1e-9)\n", res.PeerAgree)
+	for _, c := range clients {
+		lv := runLoad(ctx, hc, "flask", c, dur, func(i int) (*http.Request, error) { return postPeer(in.vectors[i%len(in.vectors)]) })
+		res.Peer = append(res.Peer, lv)
+		printLevel(out, lv)
+	}
+	find := func(levels []loadLevel, name string, c int) float64 {
+		for _, l := range levels {
+			if l.Name == name && l.Clients == c {
+				return l.PerSecond
+			}
+		}
+		return 0
+	}
+	ref := 32
+	if !slices.Contains(clients, ref) {
+		ref = clients[len(clients)-1]
+	}
+	if pf := find(res.Peer, "flask", ref); pf > 0 {
+		res.Ratio = find(res.Single, "go-features", ref) / pf
+		res.RatioEvents = find(res.Single, "go-events", ref) / pf
+		fmt.Fprintf(out, "throughput ratio at %d clients: API with features %.1f×, with events %.1f× the Flask peer (which has no auth and no audit)\n", ref, res.Ratio, res.RatioEvents)
+	}
+	return nil
+}
+
+func doJSON(hc *http.Client, req *http.Request, v any) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
