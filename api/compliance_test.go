@@ -239,3 +239,41 @@ func TestBudgetsStatement(t *testing.T) {
 		}
 	}
 }
+
+// FuzzAuditFilter: any query string is refused with a 400 naming what is
+// wrong, or accepted as a valid filter that the same query reproduces.
+func FuzzAuditFilter(f *testing.F) {
+	for _, s := range []string{"", "limit=5&after=10", "actor=admin%3Aops&action=predict",
+		"since=2026-11-27T12:00:00Z&until=2026-11-28T00:00:00.5Z", "identifier=hmac-sha256:" + strings.Repeat("0", 64),
+		"limit=0", "after=-1", "x=1", "actor=a&actor=b", "since=2026-13-01T00:00:00Z", "%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		flt, err := auditFilter(q)
+		if err != nil {
+			he, ok := err.(*httpError)
+			if !ok || he.status != http.StatusBadRequest || he.detail == "" {
+				t.Fatalf("%q: got %v, want a 400 with a detail", raw, err)
+			}
+			return
+		}
+		if err := flt.Validate(); err != nil {
+			t.Fatalf("%q: accepted an invalid filter: %v", raw, err)
+		}
+		if flt.Limit < 0 || flt.Limit > compliance.MaxAuditLimit {
+			t.Fatalf("%q: limit %d accepted", raw, flt.Limit)
+		}
+		again, err := auditFilter(q)
+		utc := func(f compliance.AuditFilter) compliance.AuditFilter {
+			f.Since, f.Until = f.Since.UTC(), f.Until.UTC()
+			return f
+		}
+		if err != nil || utc(again) != utc(flt) {
+			t.Fatalf("%q: second parse %+v, %v; first %+v", raw, again, err, flt)
+		}
+	})
+}
