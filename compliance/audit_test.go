@@ -190,3 +190,74 @@ func TestCheckpointsWire(t *testing.T) {
 		t.Errorf("got %+v, want %+v", cps, want)
 	}
 }
+
+// fakeQuerier answers QueryAuditEntries from fixed entries and a fixed last
+// seq, recording the window it was asked for.
+type fakeQuerier struct {
+	memSource
+	got     []audit.Entry
+	last    uint64
+	after   uint64
+	upTo    uint64
+	limitIn int
+}
+
+func (q *fakeQuerier) QueryAuditEntries(_ context.Context, f compliance.AuditFilter, upTo uint64) ([]audit.Entry, uint64, error) {
+	q.after, q.upTo, q.limitIn = f.After, upTo, f.Limit
+	return q.got, q.last, nil
+}
+
+func TestQueryAuditInStore(t *testing.T) {
+	e := func(seqs ...uint64) []audit.Entry {
+		var out []audit.Entry
+		for _, s := range seqs {
+			out = append(out, audit.Entry{Seq: s})
+		}
+		return out
+	}
+	w := uint64(compliance.MaxAuditScan)
+	tests := []struct {
+		name        string
+		f           compliance.AuditFilter
+		got         []audit.Entry
+		last        uint64
+		wantNext    uint64
+		wantScanned int
+		wantErr     string
+	}{
+		{"page full", compliance.AuditFilter{After: 10, Limit: 2}, e(12, 15), 900, 15, 5, ""},
+		{"window full", compliance.AuditFilter{After: 10, Limit: 5}, e(12), 10 + w, 10 + w, int(w), ""},
+		{"end of log", compliance.AuditFilter{After: 10, Limit: 5}, e(12, 13), 40, 0, 30, ""},
+		{"empty log", compliance.AuditFilter{}, nil, 0, 0, 0, ""},
+		{"default limit", compliance.AuditFilter{}, nil, 3, 0, 3, ""},
+		{"seq not increasing", compliance.AuditFilter{Limit: 5}, e(3, 3), 9, 0, 0, "seq 3 after 3"},
+		{"seq before cursor", compliance.AuditFilter{After: 5, Limit: 5}, e(5), 9, 0, 0, "seq 5 after 5"},
+		{"seq past window", compliance.AuditFilter{Limit: 5}, e(w + 1), w + 1, 0, 0, "in window"},
+		{"too many", compliance.AuditFilter{Limit: 1}, e(1, 2), 2, 0, 0, "2 entries for a page of 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := &fakeQuerier{got: tt.got, last: tt.last}
+			p, err := compliance.QueryAudit(context.Background(), q, tt.f)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Next != tt.wantNext || p.Scanned != tt.wantScanned || len(p.Entries) != len(tt.got) {
+				t.Errorf("got next %d scanned %d entries %d, want %d, %d, %d", p.Next, p.Scanned, len(p.Entries), tt.wantNext, tt.wantScanned, len(tt.got))
+			}
+			wantLimit := tt.f.Limit
+			if wantLimit == 0 {
+				wantLimit = compliance.DefaultAuditLimit
+			}
+			if q.after != tt.f.After || q.upTo != tt.f.After+w || q.limitIn != wantLimit {
+				t.Errorf("store asked for (%d, %d] limit %d, want (%d, %d] limit %d", q.after, q.upTo, q.limitIn, tt.f.After, tt.f.After+w, wantLimit)
+			}
+		})
+	}
+}
