@@ -172,6 +172,8 @@ type fedOptions struct {
 	rounds    int // planned rounds: each merchant's ε cap is spent in this many
 	quorum    int // 0: every merchant
 	store     string
+	// dbURL, when set, is the store (an empty database) instead of one per store.
+	dbURL string
 }
 
 type merchant struct {
@@ -252,7 +254,11 @@ merchants:
 	}
 	args := []string{"aggregator", "init", "--dir", f.aggDir, "--listen", f.listen, "--policy", policyPath, "--classic"}
 	f.db = filepath.Join(f.aggDir, "kairos.db")
-	if opt.store == "postgres" {
+	switch {
+	case opt.dbURL != "":
+		f.db = opt.dbURL
+		args = append(args, "--db", f.db)
+	case opt.store == "postgres":
 		f.db = freshPostgres(t)
 		args = append(args, "--db", f.db)
 	}
