@@ -232,7 +232,7 @@ func TestBudgetsStatement(t *testing.T) {
 			t.Errorf("%s: got %d releases, want 2 (DP-SGD and count)", b.Merchant, b.Releases)
 		}
 		for _, want := range []string{"one customer of merchant " + b.Merchant, "adding or removing one customer",
-			"Poisson-subsampled Gaussian", "δ = 1e-06", fmt.Sprintf("ε = %.4f of a cap of 1", b.Epsilon)} {
+			"Poisson-subsampled Gaussian", "δ = 1e-06", fmt.Sprintf("ε = %.5f of a cap of 1", b.Epsilon)} {
 			if !strings.Contains(b.Statement, want) {
 				t.Errorf("%s: statement lacks %q: %s", b.Merchant, want, b.Statement)
 			}

@@ -107,11 +107,11 @@ func Statement(b Budget) string {
 	s.WriteString(". ")
 	switch {
 	case !b.InPolicy:
-		fmt.Fprintf(&s, "Spent: ε = %.4f; the policy no longer lists this merchant, so it has no cap. ", b.Epsilon)
+		fmt.Fprintf(&s, "Spent: ε = %.5f; the policy no longer lists this merchant, so it has no cap. ", b.Epsilon)
 	case b.Releases == 0:
 		fmt.Fprintf(&s, "Spent: nothing yet, against a cap of ε = %s. ", formatFloat(b.Cap))
 	default:
-		fmt.Fprintf(&s, "Spent: ε = %.4f of a cap of %s (%.1f%%). ", b.Epsilon, formatFloat(b.Cap), 100*b.Epsilon/b.Cap)
+		fmt.Fprintf(&s, "Spent: ε = %.5f of a cap of %s (%.2f%%). ", b.Epsilon, formatFloat(b.Cap), 100*b.Epsilon/b.Cap)
 	}
 	s.WriteString("Meaning: whether or not any one customer's data was used changes the probability of anything the federation released from this merchant by at most a factor e^ε, except with probability δ.")
 	return s.String()

@@ -365,13 +365,13 @@ func printBudgets(w io.Writer, bs []compliance.Budget) error {
 		capText, used := "none", "-"
 		if b.InPolicy {
 			capText = fmt.Sprint(b.Cap)
-			used = fmt.Sprintf("%.1f%%", 100*b.Epsilon/b.Cap)
+			used = fmt.Sprintf("%.2f%%", 100*b.Epsilon/b.Cap)
 		}
 		last := "-"
 		if !b.LastRelease.IsZero() {
 			last = b.LastRelease.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%.4f\t%s\t%s\t%g\t%d\t%s\n", b.Merchant, b.Epsilon, capText, used, b.Delta, b.Releases, last)
+		fmt.Fprintf(tw, "%s\t%.5f\t%s\t%s\t%g\t%d\t%s\n", b.Merchant, b.Epsilon, capText, used, b.Delta, b.Releases, last)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -194,7 +194,7 @@ func TestComplianceReport(t *testing.T) {
 			want = append(want, m.Round)
 		}
 		for _, c := range m.Contributions {
-			want = append(want, c.Merchant+": ε "+strconv.FormatFloat(c.Epsilon, 'f', 4, 64))
+			want = append(want, c.Merchant+": ε "+strconv.FormatFloat(c.Epsilon, 'f', 5, 64))
 		}
 	}
 	want = append(want, models[0].PolicyHash)

@@ -107,7 +107,7 @@ func Chart(b compliance.Budget) []byte {
 		}
 		w.WriteString("\"/>\n")
 		for _, p := range b.Points {
-			fmt.Fprintf(&w, `<circle cx="%s" cy="%s" r="2.5" fill="#2c7fb8"><title>release %d, %s: ε = %.4f</title></circle>`+"\n",
+			fmt.Fprintf(&w, `<circle cx="%s" cy="%s" r="2.5" fill="#2c7fb8"><title>release %d, %s: ε = %.5f</title></circle>`+"\n",
 				f(a.X(p.At)), f(a.Y(p.Epsilon)), p.Seq, p.At.UTC().Format(time.RFC3339), p.Epsilon)
 		}
 	}

@@ -69,7 +69,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"eps":   func(v float64) string { return fmt.Sprintf("%.4f", v) },
+	"eps":   func(v float64) string { return fmt.Sprintf("%.5f", v) },
 	"pct":   pct,
 	"short": shortHash,
 	"parent": func(m protocol.ModelVersion) string {
@@ -92,7 +92,7 @@ func pct(v, c float64) string {
 	if c <= 0 {
 		return "—"
 	}
-	return fmt.Sprintf("%.1f%%", 100*v/c)
+	return fmt.Sprintf("%.2f%%", 100*v/c)
 }
 
 // shortHash abbreviates a long hash for tables; the full value is in the

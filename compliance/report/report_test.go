@@ -190,7 +190,7 @@ func TestHTML(t *testing.T) {
 	out := buf.String()
 	for _, want := range []string{
 		"<!DOCTYPE html>", `id="budget-m1"`, `id="budget-m3"`, `id="version-1"`, `id="version-2"`,
-		"round-000001", "m1: ε 0.3100 at δ 1e-06, weight 0.5",
+		"round-000001", "m1: ε 0.31000 at δ 1e-06, weight 0.5",
 		"Audit log verified: 42 entries, 3 signed checkpoints, head abcd. The last 2 entries are chained but not yet covered by a signed checkpoint.",
 		"sha256:aaaa", "in force", "one customer of merchant m1",
 		"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;",
