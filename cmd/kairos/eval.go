@@ -383,8 +383,8 @@ func (d *evalDPFlags) register(f *pflag.FlagSet) {
 	f.Float64Var(&d.epsilon, "dp-epsilon", 0, "train the hazard model with DP-SGD spending this ε (customer-level); 0 = non-private")
 	f.Float64Var(&d.delta, "dp-delta", 1e-6, "δ of the DP budget")
 	f.Float64Var(&d.clip, "dp-clip", 0, "DP-SGD clip norm of one customer's gradient (default 1)")
-	f.Float64Var(&d.batch, "dp-batch", 0, "DP-SGD expected customers per step (default 2048)")
-	f.Float64Var(&d.epochs, "dp-epochs", 0, "DP-SGD expected passes over the customers (default 10)")
+	f.Float64Var(&d.batch, "dp-batch", 0, "DP-SGD expected customers per step (default 1024)")
+	f.Float64Var(&d.epochs, "dp-epochs", 0, "DP-SGD expected passes over the customers (default 20)")
 	f.Float64Var(&d.lr, "dp-lr", 0, "Adam step size for DP training (default: the non-private one)")
 	f.Float64Var(&d.l2, "dp-l2", -1, "L2 penalty for DP training (default: the non-private one)")
 	f.StringVar(&d.sweep, "dp-sweep", "", "comma-separated ε values (inf = no noise) to print the privacy–utility table for, instead of one run")
@@ -479,8 +479,8 @@ func runPrivacySweep(ctx context.Context, w io.Writer, prep *evaluate.Prepared, 
 				c.Hazard.Std = nil
 				std := o.Std(prep.Schema())
 				c.Hazard.Std = &std
-				c.Hazard.BatchSize = int(math.Round(firstPos(d.batch, 2048)))
-				c.Hazard.Epochs = int(math.Round(firstPos(d.epochs, 10)))
+				c.Hazard.BatchSize = int(math.Round(firstPos(d.batch, 1024)))
+				c.Hazard.Epochs = int(math.Round(firstPos(d.epochs, 20)))
 			} else {
 				c.DP = d.options(eps)
 			}

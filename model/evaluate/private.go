@@ -21,10 +21,11 @@ type DPOptions struct {
 	// Clip is the L2 bound on one customer's summed gradient (default 1).
 	Clip float64
 	// BatchSize is the expected number of customers per step (q = BatchSize/ñ,
-	// ñ the DP customer count); default 2048, capped at ñ.
+	// ñ the DP customer count); default 1024, capped at ñ. Tuned on CDNOW
+	// (see docs/benchmarks.md, Privacy).
 	BatchSize float64
 	// Epochs is the expected number of passes over the customers
-	// (steps = ⌈Epochs/q⌉); default 10.
+	// (steps = ⌈Epochs/q⌉); default 20.
 	Epochs float64
 	// CountNoise is σ of the Gaussian customer count released first (sensitivity
 	// 1); default 100, which costs almost nothing next to the training.
@@ -40,10 +41,10 @@ func (o *DPOptions) defaults() error {
 		o.Clip = 1
 	}
 	if o.BatchSize == 0 {
-		o.BatchSize = 2048
+		o.BatchSize = 1024
 	}
 	if o.Epochs == 0 {
-		o.Epochs = 10
+		o.Epochs = 20
 	}
 	if o.CountNoise == 0 {
 		o.CountNoise = 100
