@@ -20,10 +20,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,7 +53,8 @@ type benchPredictResult struct {
 	CPUs         int         `json:"cpus"`
 	Duration     float64     `json:"seconds_per_level"`
 	Single       []loadLevel `json:"single"`
-	Batch        batchResult `json:"batch"`
+	Batch        batchResult `json:"batch"`          // customers with events
+	BatchVectors batchResult `json:"batch_features"` // customers as feature vectors
 	Peer         []loadLevel `json:"peer,omitempty"`
 	PeerAgree    int         `json:"peer_predictions_compared,omitempty"`
 	Ratio        float64     `json:"throughput_ratio_vs_peer,omitempty"` // Go (features, 32 clients) / Flask (32 clients)
@@ -73,6 +76,9 @@ type loadLevel struct {
 	P999ms    float64     `json:"p999_ms"`
 	MaxMs     float64     `json:"max_ms"`
 	Codes     map[int]int `json:"codes"`
+	// CPUus is this process's user+system CPU time per answered request
+	// (server and load generator together; not the database's).
+	CPUus float64 `json:"cpu_us_per_request"`
 }
 
 type batchResult struct {
@@ -89,15 +95,16 @@ type benchInputs struct {
 	events   [][]byte // single-customer bodies with events
 	features [][]byte // single-customer bodies with feature vectors
 	vectors  [][]float64
-	batch    []byte
+	batch    []byte // customers with events
+	batchX   []byte // the same number of customers as feature vectors
 }
 
 func newBenchPredictCmd() *cobra.Command {
 	var (
-		db, target, token, merchant, clientsFlag, flaskScript, python, jsonOut string
-		dur, warmup                                                            time.Duration
-		customers, batchSize, batches                                          int
-		seed                                                                   uint64
+		db, target, token, merchant, clientsFlag, flaskScript, python, jsonOut, cpuProfile string
+		dur, warmup                                                                        time.Duration
+		customers, batchSize, batches                                                      int
+		seed                                                                               uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "predict",
@@ -130,6 +137,17 @@ temporary file.`,
 			}
 			if dur <= 0 || customers < 1 || batchSize < 1 || batches < 1 {
 				return errors.New("bench predict: --duration, --customers, --batch and --batches must be positive")
+			}
+			if cpuProfile != "" {
+				pf, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("bench predict: %w", err)
+				}
+				defer pf.Close()
+				if err := pprof.StartCPUProfile(pf); err != nil {
+					return fmt.Errorf("bench predict: %w", err)
+				}
+				defer pprof.StopCPUProfile()
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			res := &benchPredictResult{GoMaxProcs: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(), Duration: dur.Seconds()}
@@ -190,13 +208,20 @@ temporary file.`,
 				res.Single = append(res.Single, lv)
 				printLevel(out, lv)
 			}
-			res.Batch, err = runBatches(ctx, hc, post("/v1/predict:batch", in.batch), batches, batchSize)
-			if err != nil {
-				res.Errors = append(res.Errors, err.Error())
-				fmt.Fprintf(out, "batch: %v\n", err)
-			} else {
-				fmt.Fprintf(out, "batch of %d customers (%d KiB): p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d runs\n",
-					res.Batch.Customers, res.Batch.Bytes>>10, res.Batch.P50ms, res.Batch.P99ms, res.Batch.MaxMs, res.Batch.Runs)
+			for _, bt := range []struct {
+				name string
+				body []byte
+				dst  *batchResult
+			}{{"events", in.batch, &res.Batch}, {"feature vectors", in.batchX, &res.BatchVectors}} {
+				br, err := runBatches(ctx, hc, post("/v1/predict:batch", bt.body), batches, batchSize)
+				if err != nil {
+					res.Errors = append(res.Errors, err.Error())
+					fmt.Fprintf(out, "batch (%s): %v\n", bt.name, err)
+					continue
+				}
+				*bt.dst = br
+				fmt.Fprintf(out, "batch of %d customers, %s (%d KiB): p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d runs\n",
+					br.Customers, bt.name, br.Bytes>>10, br.P50ms, br.P99ms, br.MaxMs, br.Runs)
 			}
 
 			if flaskScript != "" {
@@ -237,6 +262,7 @@ temporary file.`,
 	f.StringVar(&python, "python", "/usr/bin/python3", "Python with Flask and scikit-learn for the peer")
 	f.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
 	f.Uint64Var(&seed, "seed", 1, "seed of the synthetic data and the training")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (server and generator) to this file")
 	return cmd
 }
 
@@ -269,7 +295,7 @@ func runLoad(ctx context.Context, hc *http.Client, name string, clients int, d t
 	var all []time.Duration
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	for w := range clients {
 		wg.Go(func() {
@@ -303,7 +329,7 @@ func runLoad(ctx context.Context, hc *http.Client, name string, clients int, d t
 		})
 	}
 	wg.Wait()
-	el := time.Since(start)
+	el, cpu := time.Since(start), cpuTime()-cpu0
 	slices.Sort(all)
 	lv.Requests = len(all)
 	for code, n := range lv.Codes {
@@ -312,11 +338,23 @@ func runLoad(ctx context.Context, hc *http.Client, name string, clients int, d t
 		}
 	}
 	lv.PerSecond = float64(lv.Codes[http.StatusOK]) / el.Seconds()
+	if lv.Requests > 0 {
+		lv.CPUus = float64(cpu.Microseconds()) / float64(lv.Requests)
+	}
 	lv.P50ms, lv.P99ms, lv.P999ms = pct(all, 0.50), pct(all, 0.99), pct(all, 0.999)
 	if len(all) > 0 {
 		lv.MaxMs = ms(all[len(all)-1])
 	}
 	return lv
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -331,8 +369,8 @@ func pct(sorted []time.Duration, q float64) float64 {
 }
 
 func printLevel(w io.Writer, lv loadLevel) {
-	fmt.Fprintf(w, "%-12s clients %4d: %8.0f /s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.1f ms  (%d requests, %d failures)\n",
-		lv.Name, lv.Clients, lv.PerSecond, lv.P50ms, lv.P99ms, lv.P999ms, lv.MaxMs, lv.Requests, lv.Failures)
+	fmt.Fprintf(w, "%-12s clients %4d: %8.0f /s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.1f ms  %5.0f µs CPU/req  (%d requests, %d failures)\n",
+		lv.Name, lv.Clients, lv.PerSecond, lv.P50ms, lv.P99ms, lv.P999ms, lv.MaxMs, lv.CPUus, lv.Requests, lv.Failures)
 }
 
 func runBatches(ctx context.Context, hc *http.Client, mk func() (*http.Request, error), runs, size int) (batchResult, error) {
@@ -644,8 +682,12 @@ func benchBodies(merchant string, seed uint64, customers, batch int, loc *time.L
 			items = append(items, api.BatchCustomer{Customer: c.ID, Events: evs})
 		}
 	}
+	var itemsX []api.BatchCustomer
 	for _, r := range b.Rows() {
 		in.vectors = append(in.vectors, r.X)
+		if len(itemsX) < batch {
+			itemsX = append(itemsX, api.BatchCustomer{Customer: r.Customer, Features: r.X})
+		}
 		body, err := json.Marshal(api.PredictRequest{Merchant: merchant, Customer: r.Customer, Features: r.X, AsOf: asOfText})
 		if err != nil {
 			return nil, err
@@ -656,6 +698,9 @@ func benchBodies(merchant string, seed uint64, customers, batch int, loc *time.L
 		return nil, fmt.Errorf("only %d customers with events; raise --customers", len(items))
 	}
 	if in.batch, err = json.Marshal(api.PredictBatchRequest{Merchant: merchant, AsOf: asOfText, Customers: items}); err != nil {
+		return nil, err
+	}
+	if in.batchX, err = json.Marshal(api.PredictBatchRequest{Merchant: merchant, AsOf: asOfText, Customers: itemsX}); err != nil {
 		return nil, err
 	}
 	return in, nil
@@ -776,7 +821,11 @@ func runPeer(ctx context.Context, out io.Writer, hc *http.Client, res *benchPred
 	}
 	fmt.Fprintf(out, "flask peer agrees with the API on %d customers (probabilities within 1e-9)\n", res.PeerAgree)
 	for _, c := range clients {
+		py0 := procCPU(cmd.Process.Pid)
 		lv := runLoad(ctx, hc, "flask", c, dur, func(i int) (*http.Request, error) { return postPeer(in.vectors[i%len(in.vectors)]) })
+		if lv.Requests > 0 {
+			lv.CPUus += float64((procCPU(cmd.Process.Pid) - py0).Microseconds()) / float64(lv.Requests)
+		}
 		res.Peer = append(res.Peer, lv)
 		printLevel(out, lv)
 	}
@@ -811,6 +860,28 @@ func doJSON(hc *http.Client, req *http.Request, v any) error {
 		return fmt.Errorf("status %d: %s", resp.StatusCode, b)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// procCPU is process pid's user and system CPU time from /proc (0 when
+// unreadable); the peer's CPU is added to the generator's.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name in parentheses: state is field 3,
+	// utime and stime are fields 14 and 15, in clock ticks (100 per second).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func freePort() (int, error) {
