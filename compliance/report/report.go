@@ -128,7 +128,7 @@ th { background: #f0f0f0; } td.num { text-align: right; font-variant-numeric: ta
 code { font-size: .9em; } .ok { color: #1e7e34; font-weight: bold; } .fail { color: #c0392b; font-weight: bold; }
 .merchant { margin: 1.5em 0; padding: 1em; border: 1px solid #ddd; border-radius: 4px; }
 .statement { font-size: .9em; color: #444; max-width: 60em; } .over { color: #c0392b; font-weight: bold; }
-.muted { color: #666; }
+.muted { color: #666; } td.contrib, td.time { white-space: nowrap; } td.contrib { font-size: .9em; }
 </style>
 </head>
 <body>
@@ -154,7 +154,7 @@ code { font-size: .9em; } .ok { color: #1e7e34; font-weight: bold; } .fail { col
 {{if .Models}}
 <table>
 <tr><th>Version</th><th>Parent</th><th>Round</th><th>Published</th><th>Contributors (cumulative ε at δ, weight)</th><th>Merge</th><th>Policy hash</th><th>Schema hash</th><th>Active</th></tr>
-{{range .Models}}<tr id="version-{{.Version}}"><td class="num">{{.Version}}</td><td class="num">{{parent .}}</td><td>{{with .Round}}<code>{{.}}</code>{{else}}—{{end}}</td><td>{{time .PublishedAt}}</td><td>{{range $i, $c := .Contributions}}{{if $i}}<br>{{end}}{{$c.Merchant}}: ε {{eps $c.Epsilon}} at δ {{$c.Delta}}, weight {{printf "%.3g" $c.Weight}}{{else}}—{{end}}</td><td>{{.Merge}}</td><td title="{{.PolicyHash}}"><code>{{short .PolicyHash}}</code></td><td title="{{.SchemaHash}}"><code>{{short .SchemaHash}}</code></td><td>{{if .Active}}active{{end}}</td></tr>
+{{range .Models}}<tr id="version-{{.Version}}"><td class="num">{{.Version}}</td><td class="num">{{parent .}}</td><td>{{with .Round}}<code>{{.}}</code>{{else}}—{{end}}</td><td class="time">{{time .PublishedAt}}</td><td class="contrib">{{range $i, $c := .Contributions}}{{if $i}}<br>{{end}}{{$c.Merchant}}: ε {{eps $c.Epsilon}} at δ {{$c.Delta}}, weight {{printf "%.3g" $c.Weight}}{{else}}—{{end}}</td><td>{{.Merge}}</td><td title="{{.PolicyHash}}"><code>{{short .PolicyHash}}</code></td><td title="{{.SchemaHash}}"><code>{{short .SchemaHash}}</code></td><td>{{if .Active}}active{{end}}</td></tr>
 {{end}}</table>
 {{else}}<p>The registry holds no model version.</p>{{end}}
 
