@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance"
+	"github.com/kairos-fl/kairos/dp"
 )
 
 // auditFixture is a real service on SQLite whose server reads the audit log
@@ -228,6 +230,26 @@ func TestBudgetsStatement(t *testing.T) {
 		t.Fatalf("got %d budgets, want 2", len(got.Budgets))
 	}
 	for _, b := range got.Budgets {
+		// Independently: the accountant over the ledger rows in the store.
+		var rows []aggregator.LedgerRow
+		err := f.store.(aggregator.Store).InTx(context.Background(), func(tx aggregator.Tx) (err error) {
+			rows, err = tx.Ledger(context.Background(), b.Merchant)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel := make([]dp.Release, len(rows))
+		for i, r := range rows {
+			rel[i] = r.Release
+		}
+		want, _, err := dp.Epsilon(rel, 1e-6, dp.AccountantOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(b.Epsilon-want) > 1e-9 || b.Epsilon <= 0 {
+			t.Errorf("%s: got ε %v, the accountant over its %d ledger rows gives %v", b.Merchant, b.Epsilon, len(rows), want)
+		}
 		if b.Releases != 2 {
 			t.Errorf("%s: got %d releases, want 2 (DP-SGD and count)", b.Merchant, b.Releases)
 		}
