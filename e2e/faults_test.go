@@ -288,3 +288,33 @@ func TestScoreAndStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalCapStricterThanFederation gives a merchant a local ε cap of 0.8
+// under a federation planned to spend 1: the client stops by itself before
+// the round that would pass 0.8, and the aggregator's ledger agrees.
+func TestLocalCapStricterThanFederation(t *testing.T) {
+	const rounds = 10
+	f := newFed(t, fedOptions{merchants: 1, rounds: rounds, store: "sqlite"})
+	m := f.merchants[0]
+	f.writeClientConfig(m, "epsilon_cap: 0.8\n")
+	if err := f.run(m, nil).wait(t, 60*time.Second); err != nil {
+		t.Fatalf("client: %v\n%s", err, tail(m.proc.log, 20))
+	}
+	log, _ := os.ReadFile(m.proc.log)
+	if !strings.Contains(string(log), "local privacy cap reached") {
+		t.Errorf("client did not stop at its local cap:\n%s", tail(m.proc.log, 10))
+	}
+	st := f.state(m)
+	if n := st.Accepted(); n < 1 || n >= rounds {
+		t.Errorf("accepted rounds: got %d, want between 1 and %d", n, rounds-1)
+	}
+	b := f.budgets()[m.id]
+	local, err := st.Epsilon(b.Delta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Epsilon > 0.8 || local > 0.8 || b.Cap != 1 {
+		t.Errorf("ε: aggregator %v, local %v (caps 1 and 0.8); want both ≤ 0.8", b.Epsilon, local)
+	}
+	f.checkLedgers()
+}

@@ -370,17 +370,20 @@ func (f *fed) writeClientConfig(m *merchant, extra string) {
 		parts := strings.TrimSuffix(strings.Repeat("1, ", n), ", ")
 		shard = fmt.Sprintf("  shard: {of: [%s], index: %d, key: customer-hash}\n", parts, m.index)
 	}
+	capLine := "epsilon_cap: 1\n"
+	if strings.Contains(extra, "epsilon_cap:") {
+		capLine = "" // the caller sets its own cap
+	}
 	cfg := fmt.Sprintf(`aggregator: %s
 keys_dir: keys
 token_file: token
 time_zone: UTC
-epsilon_cap: 1
-state_dir: state
+%sstate_dir: state
 poll_interval: 50ms
 data:
   format: cdnow
   path: %s
-%s%s`, f.url, cdnowSlice(t), shard, extra)
+%s%s`, f.url, capLine, cdnowSlice(t), shard, extra)
 	if err := os.WriteFile(m.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
