@@ -85,6 +85,14 @@ cutoff, trains the discrete-time hazard model, and reports AUC, PR-AUC and Brier
 (1, 3, 7, 14, 30 days), C-index, the JData-2018 score, calibration and F1 for the hazard model and
 the baselines (BG/NBD, recency, purchases in the last 365 days).
 
+With --dp-epsilon E --dp-delta D the hazard model is trained with DP-SGD under a customer-level
+(E, D) budget: a DP count of the customers is released first, DP-SGD (per-customer clipping,
+Poisson sampling, Gaussian noise from the DP library) is calibrated by the RDP accountant to spend
+the rest, training runs a fixed number of steps, and the standardisation is data-independent. The
+privacy actually charged is printed and, with --json, given as "privacy". --dp-sweep prints the
+privacy–utility table over several ε; --privacy-audit runs the empirical privacy audit (synthetic
+canary trainings; no data set is read).
+
 Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
