@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -277,7 +278,7 @@ func FuzzAuditFilter(f *testing.F) {
 		}
 		flt, err := auditFilter(q)
 		if err != nil {
-			he, ok := err.(*httpError)
+			he, ok := errors.AsType[*httpError](err)
 			if !ok || he.status != http.StatusBadRequest || he.detail == "" {
 				t.Fatalf("%q: got %v, want a 400 with a detail", raw, err)
 			}
