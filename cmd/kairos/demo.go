@@ -145,7 +145,10 @@ The CDNOW file is looked up in --data, $KAIROS_DATA, ../shared/data and shared/d
 // findCDNOW locates CDNOW_master.txt.
 func findCDNOW(flag, exe string) (string, error) {
 	if flag != "" {
-		return flag, nil
+		if _, err := os.Stat(flag); err != nil {
+			return "", fmt.Errorf("--data: %w", err)
+		}
+		return filepath.Abs(flag)
 	}
 	const rel = "cdnow/CDNOW_master.txt"
 	var cands []string
@@ -202,9 +205,15 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 	}
 	if o.keep || o.workDir != "" {
 		rep.WorkDir = dir
-	} else {
-		defer os.RemoveAll(dir)
 	}
+	defer func() {
+		switch {
+		case err != nil:
+			err = fmt.Errorf("%w\n(logs, databases and states kept in %s)", err, dir)
+		case rep.WorkDir == "":
+			_ = os.RemoveAll(dir)
+		}
+	}()
 
 	// Baselines run in this process while the federation runs in the others.
 	base := startDemoBaselines(ctx, o.data)

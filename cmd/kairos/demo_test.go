@@ -71,8 +71,8 @@ func TestDemoClientConfig(t *testing.T) {
 }
 
 func TestFindCDNOW(t *testing.T) {
-	if got, err := findCDNOW("/given/path", ""); err != nil || got != "/given/path" {
-		t.Errorf("flag: got %q, %v; want the flag's path", got, err)
+	if _, err := findCDNOW("/no/such/CDNOW_master.txt", ""); err == nil || !strings.Contains(err.Error(), "--data") {
+		t.Errorf("missing --data file: got %v, want an error naming --data", err)
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "cdnow", "CDNOW_master.txt")
@@ -81,6 +81,9 @@ func TestFindCDNOW(t *testing.T) {
 	}
 	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if got, err := findCDNOW(file, ""); err != nil || got != file {
+		t.Errorf("flag: got %q, %v; want %q", got, err, file)
 	}
 	t.Setenv("KAIROS_DATA", dir)
 	if got, err := findCDNOW("", ""); err != nil || got != file {
