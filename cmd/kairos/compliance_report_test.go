@@ -24,6 +24,7 @@ import (
 	"github.com/kairos-fl/kairos/dp"
 	"github.com/kairos-fl/kairos/model/hazard"
 	"github.com/kairos-fl/kairos/policies"
+	"github.com/kairos-fl/kairos/store"
 	"github.com/kairos-fl/kairos/store/sqlite"
 )
 
@@ -51,11 +52,18 @@ type federation struct {
 	db, keyDir, policy string
 }
 
-func newFederation(t *testing.T) federation {
+func newFederation(t *testing.T) federation { return newFederationIn(t, "") }
+
+// newFederationIn builds the federation in the database db (a new SQLite
+// file when empty).
+func newFederationIn(t *testing.T, db string) federation {
 	t.Helper()
 	ctx := context.Background()
 	tmp := t.TempDir()
-	fed := federation{db: filepath.Join(tmp, "kairos.db"), keyDir: filepath.Join(tmp, "agg"), policy: filepath.Join(tmp, "policy.yaml")}
+	if db == "" {
+		db = filepath.Join(tmp, "kairos.db")
+	}
+	fed := federation{db: db, keyDir: filepath.Join(tmp, "agg"), policy: filepath.Join(tmp, "policy.yaml")}
 	if err := os.WriteFile(fed.policy, []byte(federationPolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +78,7 @@ func newFederation(t *testing.T) federation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, fed.db)
+	st, err := store.Open(ctx, fed.db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +96,7 @@ func newFederation(t *testing.T) federation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := aggregator.New(ctx, aggregator.Options{Store: st, Policy: pol, Keys: agg, Audit: alog, Now: clock,
+	svc, err := aggregator.New(ctx, aggregator.Options{Store: st.(aggregator.Store), Policy: pol, Keys: agg, Audit: alog, Now: clock,
 		Rounds: aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour, PlannedRounds: 5}})
 	if err != nil {
 		t.Fatal(err)
@@ -155,20 +163,32 @@ func newFederation(t *testing.T) federation {
 // storedModels reads the registry straight from the store.
 func storedModels(t *testing.T, db string) []protocol.ModelVersion {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), db)
+	st, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	ms, err := compliance.LoadModels(context.Background(), st)
+	ms, err := compliance.LoadModels(context.Background(), st.(aggregator.Store))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ms
 }
 
+// TestComplianceReport runs on SQLite, and on PostgreSQL when
+// KAIROS_TEST_POSTGRES_URL is set.
 func TestComplianceReport(t *testing.T) {
-	fed := newFederation(t)
+	t.Run("sqlite", func(t *testing.T) { testComplianceReport(t, newFederation(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		db := freshPostgres(t)
+		if db == "" {
+			t.Skip("KAIROS_TEST_POSTGRES_URL not set")
+		}
+		testComplianceReport(t, newFederationIn(t, db))
+	})
+}
+
+func testComplianceReport(t *testing.T, fed federation) {
 	out := filepath.Join(t.TempDir(), "report.html")
 	msg, err := runCompliance(t, "report", "--db", fed.db, "--keys", fed.keyDir, "--policy", fed.policy, "--out", out)
 	if err != nil {
