@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 	out, err := exec.Command("go", "build", "-o", kairosBin, "../cmd/kairos").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build kairos: %v\n%s", err, out)
+		os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
