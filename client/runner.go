@@ -401,7 +401,7 @@ func (r *Runner) upload(ctx context.Context, p *Pending) error {
 			resealed = true
 			r.opt.Logger.Warn("update refused as stale; sealed it again at the current time", "round", p.Round)
 			continue
-		case apiclient.TypeRoundClosed, apiclient.TypeRoundMismatch, apiclient.TypeNotSelected, apiclient.TypeReplay:
+		case apiclient.TypeRoundClosed, apiclient.TypeRoundMismatch, apiclient.TypeNotSelected, apiclient.TypeReplay, apiclient.TypeConflict:
 			r.opt.Logger.Warn("update refused; its local debit stays", "round", p.Round, "reason", reason, "detail", prob.Detail)
 			return r.finish(p, OutcomeRefused, reason, nil)
 		case apiclient.TypeBudgetExhausted:

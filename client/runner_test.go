@@ -369,6 +369,7 @@ func TestRunnerRefusals(t *testing.T) {
 	}{
 		{apiclient.TypeRoundClosed, nil},
 		{apiclient.TypeReplay, nil},
+		{apiclient.TypeConflict, nil}, // e.g. an update of this merchant already holds the round
 		{apiclient.TypeBudgetExhausted, ErrFederationBudget},
 	} {
 		t.Run(tc.problem, func(t *testing.T) {
