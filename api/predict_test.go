@@ -54,14 +54,16 @@ func (s *predictService) Model(_ context.Context, version int) (protocol.ModelVe
 
 // recAuditor records what it is asked to append, or fails with err.
 type recAuditor struct {
-	mu   sync.Mutex
-	err  error
-	recs []audit.Record
+	mu    sync.Mutex
+	err   error
+	delay time.Duration // each append holds the sink this long (a durable write)
+	recs  []audit.Record
 }
 
 func (a *recAuditor) Append(_ context.Context, rec audit.Record) (audit.Entry, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	time.Sleep(a.delay)
 	if a.err != nil {
 		return audit.Entry{}, a.err
 	}
