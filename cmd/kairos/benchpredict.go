@@ -394,7 +394,7 @@ func runBatches(ctx context.Context, hc *http.Client, mk func() (*http.Request, 
 		resp.Body.Close()
 		d := time.Since(t0)
 		if resp.StatusCode != http.StatusOK || err != nil {
-			return br, fmt.Errorf("batch: status %d (%v)", resp.StatusCode, err)
+			return br, fmt.Errorf("batch: status %d (decode: %w)", resp.StatusCode, err)
 		}
 		if len(bp.Results) != size {
 			return br, fmt.Errorf("batch: %d results for %d customers", len(bp.Results), size)
