@@ -38,7 +38,7 @@ func TestLoad(t *testing.T) {
 		var got []int
 		for _, m := range ms {
 			got = append(got, m.Version)
-			if want := []byte(tc.fs["m/"+m.Name].Data); m.SQL != string(want) {
+			if want := tc.fs["m/"+m.Name].Data; m.SQL != string(want) {
 				t.Errorf("%s: %s SQL = %q, want %q", tc.name, m.Name, m.SQL, want)
 			}
 		}
