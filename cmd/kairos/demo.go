@@ -67,10 +67,14 @@ type demoMerchant struct {
 	Releases   int        `json:"releases"`
 	LocalOnly  sim.Scores `json:"local_only"`
 	// LocalOnlyEpsilon is what the local-only model spent (the same plan).
-	LocalOnlyEpsilon float64     `json:"local_only_epsilon"`
-	Share            float64     `json:"share"`
-	Rounds           int         `json:"rounds_joined"`
-	Client           demoProcess `json:"-"`
+	LocalOnlyEpsilon float64 `json:"local_only_epsilon"`
+	// OwnFederated and OwnLocalOnly score the federated and the local-only
+	// model on this merchant's own test customers: what the merchant sees.
+	OwnFederated sim.Scores  `json:"own_federated"`
+	OwnLocalOnly sim.Scores  `json:"own_local_only"`
+	Share        float64     `json:"share"`
+	Rounds       int         `json:"rounds_joined"`
+	Client       demoProcess `json:"-"`
 }
 
 // demoMetric is one metric for every model of the comparison.
@@ -397,7 +401,10 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 	for i := range rep.Merchants {
 		m := &rep.Merchants[i]
 		m.Customers = b.customers[i]
-		m.LocalOnly, m.LocalOnlyEpsilon = b.local[i], b.localEps[i]
+		m.LocalOnly, m.LocalOnlyEpsilon, m.OwnLocalOnly = b.local[i], b.localEps[i], b.localOwn[i]
+		if m.OwnFederated, err = b.data.Evaluate(fedModel, i); err != nil {
+			return rep, err
+		}
 		n := float64(len(rep.Merchants))
 		rep.AUC30.LocalOnlyMean += m.LocalOnly.AUC30 / n
 		rep.AUC7.LocalOnlyMean += m.LocalOnly.AUC7 / n
@@ -662,6 +669,7 @@ type demoBaselines struct {
 	bgnbd     sim.Scores
 	local     []sim.Scores
 	localEps  []float64
+	localOwn  []sim.Scores
 	timings   map[string]string
 }
 
@@ -735,6 +743,7 @@ func (b *demoBaselines) startLocalOnly(ctx context.Context, plan protocol.Traini
 		fo.Anneal, fo.Average = false, 0 // the aggregator has neither
 		local := make([]sim.Scores, len(b.data.Train))
 		eps := make([]float64, len(b.data.Train))
+		own := make([]sim.Scores, len(b.data.Train))
 		for m := range b.data.Train {
 			o := fo
 			o.Merchants = []int{m}
@@ -745,9 +754,13 @@ func (b *demoBaselines) startLocalOnly(ctx context.Context, plan protocol.Traini
 				return
 			}
 			local[m], eps[m] = res.Pooled, res.Epsilon[0]
+			if own[m], err = b.data.Evaluate(res.Model, m); err != nil {
+				b.fail(fmt.Errorf("local-only merchant %d: %w", m+1, err))
+				return
+			}
 		}
 		b.mu.Lock()
-		b.local, b.localEps = local, eps
+		b.local, b.localEps, b.localOwn = local, eps, own
 		b.mu.Unlock()
 		b.timing("local_only", t)
 	}()
@@ -834,9 +847,9 @@ func writeDemoTable(w io.Writer, r demoReport) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "merchant\tshare\tcustomers\trounds\treleases\tε spent\tε cap\t")
+	fmt.Fprintln(tw, "merchant\tshare\tcustomers\trounds\treleases\tε spent\tε cap\town AUC@30 federated\town AUC@30 local-only\t")
 	for _, m := range r.Merchants {
-		fmt.Fprintf(tw, "%s\t%.0f%%\t%d\t%d\t%d\t%.5f\t%.4g\t\n", m.ID, m.Share*100, m.Customers, m.Rounds, m.Releases, m.Epsilon, m.EpsilonCap)
+		fmt.Fprintf(tw, "%s\t%.0f%%\t%d\t%d\t%d\t%.5f\t%.4g\t%.4f\t%.4f\t\n", m.ID, m.Share*100, m.Customers, m.Rounds, m.Releases, m.Epsilon, m.EpsilonCap, m.OwnFederated.AUC30, m.OwnLocalOnly.AUC30)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
