@@ -159,19 +159,22 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 		}
 	}
 	groups := GroupByCustomer(rows)
-	sgd, err := dp.NewSGD(dp.SGDOptions{SamplingRate: plan.SamplingRate, NoiseMultiplier: plan.NoiseMultiplier, Clip: plan.ClipNorm})
-	if err != nil {
-		return Result{}, fmt.Errorf("local training: %w", err)
-	}
-	// dp.SGD divides the noisy sum by q·n, and n, the true number of customers, is
-	// not public under add/remove adjacency. Release the DP count first and
-	// renormalise by it instead, so that every step is post-processing of DP
-	// releases only.
+	// The true number of customers is not public under add/remove adjacency, so the
+	// DP count is released first and dp.SGD divides its noisy sums by q·count: every
+	// step is post-processing of DP releases only.
 	count, countRel, err := noisyCount(len(groups), plan.CountNoise)
 	if err != nil {
 		return Result{}, fmt.Errorf("local training: %w", err)
 	}
-	renorm := float64(len(groups)) / max(count.Value, 1)
+	sgd, err := dp.NewSGD(dp.SGDOptions{
+		SamplingRate:    plan.SamplingRate,
+		NoiseMultiplier: plan.NoiseMultiplier,
+		Clip:            plan.ClipNorm,
+		Customers:       max(count.Value, 1),
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("local training: %w", err)
+	}
 	var gradErr error
 	var lossSum float64
 	var lossRows int
@@ -203,7 +206,7 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 			return Result{}, fmt.Errorf("local training: step %d: %w", s, gradErr)
 		}
 		for j := range p {
-			g := dir[j] * renorm
+			g := dir[j]
 			if j >= H {
 				g += plan.L2 * p[j] // data-independent ridge term: no privacy cost
 			}
