@@ -129,50 +129,73 @@ func p99(lat []time.Duration) time.Duration {
 // be loaded twice beyond its capacity (400 entries/s × 5 ms) and the compliant
 // partner's latency would grow without bound; refused at the limiter, the
 // sink stays at half its capacity.
+//
+// Other processes only ever add latency, so the latency comparison gets up to
+// three attempts (a limiter that lets the excess through fails all of them:
+// 426 ms against a bound near 180 ms when tried); the counts must hold in
+// every attempt. When the generator cannot keep its pace even alone (a
+// machine too loaded, or -race), the latency comparison is skipped.
 func TestPredictRateLimitAbuse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timed load")
 	}
 	const rate, burst = 40.0, 5
+	const goodN, goodRate = 80, 60.0
 	f, ts := abuseFixture(t, rate, burst)
 	f.aud.delay = 5 * time.Millisecond
 	c := ts.Client()
 	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	body := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1)})
 
-	const goodN, goodRate = 80, 60.0
-	_, alone := paced(t, c, ts.URL, f.tokens["good"], body, goodN, goodRate, 4)
+	for attempt := 1; ; attempt++ {
+		time.Sleep(time.Duration(float64(burst) / rate * float64(time.Second))) // refill the abuser's bucket
+		aloneStart := time.Now()
+		_, alone := paced(t, c, ts.URL, f.tokens["good"], body, goodN, goodRate, 4)
+		aloneElapsed := time.Since(aloneStart)
 
-	var abuseCodes map[int]int
-	var abuseElapsed time.Duration
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		start := time.Now()
-		abuseCodes, _ = paced(t, c, ts.URL, f.tokens["partner"], body, int(math.Round(goodN/goodRate*10*rate)), 10*rate, 32)
-		abuseElapsed = time.Since(start)
-	})
-	goodCodes, loaded := paced(t, c, ts.URL, f.tokens["good"], body, goodN, goodRate, 4)
-	wg.Wait()
+		var abuseCodes map[int]int
+		var abuseElapsed time.Duration
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			start := time.Now()
+			abuseCodes, _ = paced(t, c, ts.URL, f.tokens["partner"], body, int(math.Round(goodN/goodRate*10*rate)), 10*rate, 32)
+			abuseElapsed = time.Since(start)
+		})
+		goodCodes, loaded := paced(t, c, ts.URL, f.tokens["good"], body, goodN, goodRate, 4)
+		wg.Wait()
 
-	sent := 0
-	for _, n := range abuseCodes {
-		sent += n
-	}
-	allowed := float64(burst) + rate*abuseElapsed.Seconds() + 1
-	excess := float64(sent) - allowed
-	t.Logf("abuser: %d sent in %v, codes %v (allowance %.0f); compliant partner p99 %v alone, %v under abuse, codes %v",
-		sent, abuseElapsed.Round(time.Millisecond), abuseCodes, allowed, p99(alone), p99(loaded), goodCodes)
-	if float64(abuseCodes[200]) > allowed {
-		t.Errorf("abuser got %d answers, more than its allowance %.0f", abuseCodes[200], allowed)
-	}
-	if float64(abuseCodes[429]) < 0.99*excess {
-		t.Errorf("abuser got %d 429s for an excess of %.0f, want ≥ 99%%", abuseCodes[429], excess)
-	}
-	if goodCodes[200] != goodN {
-		t.Errorf("compliant partner: codes %v, want %d × 200", goodCodes, goodN)
-	}
-	if lim := 2*p99(alone) + 100*time.Millisecond; p99(loaded) > lim {
-		t.Errorf("compliant partner p99 %v under abuse, want ≤ 2 × %v + 100ms", p99(loaded), p99(alone))
+		sent := 0
+		for _, n := range abuseCodes {
+			sent += n
+		}
+		allowed := float64(burst) + rate*abuseElapsed.Seconds() + 1
+		excess := float64(sent) - allowed
+		t.Logf("attempt %d: abuser %d sent in %v, codes %v (allowance %.0f); compliant partner p99 %v alone, %v under abuse, codes %v",
+			attempt, sent, abuseElapsed.Round(time.Millisecond), abuseCodes, allowed, p99(alone), p99(loaded), goodCodes)
+		if float64(abuseCodes[200]) > allowed {
+			t.Errorf("abuser got %d answers, more than its allowance %.0f", abuseCodes[200], allowed)
+		}
+		if float64(abuseCodes[429]) < 0.99*excess {
+			t.Errorf("abuser got %d 429s for an excess of %.0f, want ≥ 99%%", abuseCodes[429], excess)
+		}
+		if goodCodes[200] != goodN {
+			t.Errorf("compliant partner: codes %v, want %d × 200", goodCodes, goodN)
+		}
+		if t.Failed() {
+			return
+		}
+		if planned := time.Duration(goodN) * time.Second / time.Duration(goodRate); aloneElapsed > planned*3/2 {
+			t.Logf("the compliant partner alone took %v instead of %v: machine too slow for the latency comparison", aloneElapsed, planned)
+			return
+		}
+		lim := 2*p99(alone) + 100*time.Millisecond
+		if p99(loaded) <= lim {
+			return
+		}
+		if attempt == 3 {
+			t.Errorf("compliant partner p99 %v under abuse, want ≤ 2 × %v + 100ms (third attempt)", p99(loaded), p99(alone))
+			return
+		}
 	}
 }
 
