@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBenchPredict runs `kairos bench predict` briefly on SQLite and, with
+// KAIROS_TEST_POSTGRES_URL, on PostgreSQL. With Debian's Flask and
+// scikit-learn present it also runs the peer, whose independent Python
+// implementation of the hazard model must agree with the API on every
+// compared customer.
+func TestBenchPredict(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load run")
+	}
+	peer := ""
+	if exec.Command("/usr/bin/python3", "-c", "import flask, sklearn").Run() == nil {
+		peer = filepath.Join("..", "..", "scripts", "peer_flask.py")
+	} else {
+		t.Log("no Flask and scikit-learn under /usr/bin/python3: peer skipped")
+	}
+	dbs := map[string]string{"sqlite": ""}
+	if u := os.Getenv("KAIROS_TEST_POSTGRES_URL"); u != "" {
+		dbs["postgres"] = u
+	}
+	for name, db := range dbs {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "bench.json")
+			args := []string{"predict", "--clients", "1,3", "--duration", "300ms", "--warmup", "100ms",
+				"--customers", "150", "--batch", "25", "--batches", "2", "--flask", peer, "--json", out}
+			if db != "" {
+				args = append(args, "--db", db)
+			}
+			cmd := newBenchCmd()
+			var stdout bytes.Buffer
+			cmd.SetOut(&stdout)
+			cmd.SetErr(&stdout)
+			cmd.SetArgs(args)
+			if err := cmd.ExecuteContext(context.Background()); err != nil {
+				t.Fatalf("bench predict: %v\n%s", err, stdout.String())
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res benchPredictResult
+			if err := json.Unmarshal(b, &res); err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Errors) > 0 {
+				t.Errorf("errors: %v", res.Errors)
+			}
+			if want := map[string]string{"sqlite": "sqlite", "postgres": "postgres"}[name]; res.Store != want {
+				t.Errorf("store %q, want %q", res.Store, want)
+			}
+			if len(res.Single) != 4 {
+				t.Fatalf("%d load levels, want 4 (events and features × 2 client counts)", len(res.Single))
+			}
+			for _, lv := range res.Single {
+				if lv.Requests == 0 || lv.Failures != 0 || lv.Codes[200] != lv.Requests || !(lv.P50ms <= lv.P99ms && lv.P99ms <= lv.P999ms && lv.P999ms <= lv.MaxMs) {
+					t.Errorf("level %+v: want answered requests, no failures and ordered percentiles", lv)
+				}
+			}
+			for _, br := range []batchResult{res.Batch, res.BatchVectors} {
+				if br.Customers != 25 || br.Runs != 2 || br.P50ms <= 0 {
+					t.Errorf("batch %+v, want 2 runs of 25 customers", br)
+				}
+			}
+			if res.AuditEntries == 0 {
+				t.Error("no audit entries")
+			}
+			if peer != "" {
+				if res.PeerAgree != 20 || len(res.Peer) != 2 || res.Ratio <= 0 {
+					t.Errorf("peer: %d compared, %d levels, ratio %v; want 20, 2 and a ratio", res.PeerAgree, len(res.Peer), res.Ratio)
+				}
+			}
+			if !strings.Contains(stdout.String(), "go-features") {
+				t.Errorf("no table in the output:\n%s", stdout.String())
+			}
+		})
+	}
+}
