@@ -9,9 +9,11 @@ package api
 // token's merchants claim and the federation policy's partner grant list it;
 // a merchant token only for its own merchant; anything else is 403 (with the
 // same answer for an enrolled and a made-up merchant id, so ids cannot be
-// probed). Admin and compliance tokens get 403 from the role check: they
-// oversee the federation and have no business scoring a shop's customers
-// (least privilege), and compliance sees every prediction in the audit log.
+// probed). Admin and compliance tokens get 403 too: they oversee the
+// federation and have no business scoring a shop's customers (least
+// privilege); compliance sees every prediction in the audit log instead.
+// Their attempts pass the role check on purpose so that the handler refuses
+// and audits them like any other denial.
 //
 // Features. Events are turned into the model's feature vector by the same
 // model/feature builder that training uses, with one cutoff at as_of (default:
@@ -28,7 +30,8 @@ package api
 // ∂f/∂z_j · z_j at the customer's z (first-order; they need not add up to f).
 //
 // Audit and fail-closed. Every call that passes authentication and the rate
-// limit appends one audit entry (action predict or predict.batch; actor;
+// limit (429s are not audited: an abuser must not be able to flood the log)
+// appends one audit entry (action predict or predict.batch; actor;
 // object merchant/<id>; the merchant and customer pseudonyms as HMAC'd
 // identifiers; model version; outcome ok, denied or error with the reason).
 // The answer is written only once that entry is durable; if the audit log
@@ -232,18 +235,21 @@ type BatchPrediction struct {
 	Results    []BatchItem `json:"results"`
 }
 
-// rolesPredict may call the predict routes.
-var rolesPredict = []auth.Role{auth.RolePartner, auth.RoleMerchant}
+// rolesPredict reach the predict handlers; only partner and merchant tokens
+// get predictions, the others a 403 that is audited.
+var rolesPredict = []auth.Role{auth.RolePartner, auth.RoleMerchant, auth.RoleAdmin, auth.RoleCompliance}
 
 // predictRoutes are the predict routes, appended to v1Routes.
 func (s *Server) predictRoutes() []apiRoute {
 	return []apiRoute{
 		{http.MethodPost, "/v1/predict", rolesPredict, "predict",
 			"P(buy within 1/3/7/14/30 days), expected days, most likely date and the features behind them, for one customer of a merchant " +
-				"the token may query; from events (same feature builder as training) or a feature vector. Audited before it is answered.",
+				"the token may query; from events (same feature builder as training) or a feature vector. Audited before it is answered. " +
+				"Partner tokens for merchants in both their claim and the policy grant, merchant tokens for themselves; admin and compliance get 403.",
 			PredictRequest{}, http.StatusOK, Prediction{}, []int{400, 404, 413, 415, 422, 429, 503}, s.predictOne},
 		{http.MethodPost, "/v1/predict:batch", rolesPredict, "predictBatch",
-			"Predict for up to 1000 customers of one merchant (one audit entry naming each); per-customer failures are item errors",
+			"Predict for up to 1000 customers of one merchant (one audit entry naming each); per-customer failures are item errors. " +
+				"Same authorization as /v1/predict.",
 			PredictBatchRequest{}, http.StatusOK, BatchPrediction{}, []int{400, 404, 413, 415, 429, 503}, s.predictBatch},
 	}
 }
@@ -309,9 +315,14 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, p.opts.MaxBatchBytes, &req); err != nil {
 		return p.audited(w, r, c, "predict.batch", req.Merchant, nil, 0, err)
 	}
-	ids := make([]string, len(req.Customers))
-	for i, bc := range req.Customers {
-		ids[i] = bc.Customer
+	// An oversized batch is refused without naming its customers: the entry
+	// stays bounded whatever the body holds.
+	var ids []string
+	if len(req.Customers) <= p.opts.MaxBatch {
+		ids = make([]string, len(req.Customers))
+		for i, bc := range req.Customers {
+			ids[i] = bc.Customer
+		}
 	}
 	out, err := p.batch(r.Context(), c, &req)
 	if err != nil {
