@@ -730,3 +730,42 @@ func FuzzPredictRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestPredictBatchChunks: a batch decoded and scored in parallel chunks
+// answers in request order with each customer's own closed-form score, and
+// an error in a late chunk names its customer's index.
+func TestPredictBatchChunks(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	const n = 300
+	cs := make([]BatchCustomer, n)
+	for i := range cs {
+		cs[i] = BatchCustomer{Customer: fmt.Sprintf("c%03d", i), Features: featureVec(0.5+2*float64(i%7), 1)}
+	}
+	rec := f.do(t, "POST", "/v1/predict:batch", f.tokens["m1"], "application/json", mustJSON(t, PredictBatchRequest{Merchant: "m1", Customers: cs}))
+	var bp BatchPrediction
+	if err := json.Unmarshal(rec.Body.Bytes(), &bp); err != nil || rec.Code != 200 {
+		t.Fatalf("batch: %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	if len(bp.Results) != n {
+		t.Fatalf("%d results, want %d", len(bp.Results), n)
+	}
+	for i, r := range bp.Results {
+		want := -0.4 * float64(i%7) // z_0 = i mod 7, z_5 = 0
+		if r.Customer != cs[i].Customer || r.Explanation == nil || !near(r.Explanation.Score, want) {
+			t.Fatalf("result %d: %+v, want customer %s with score %v", i, r, cs[i].Customer, want)
+		}
+	}
+	if got := f.aud.last(t).Identifiers; len(got) != n+1 || got["customer.0299"] != "c299" {
+		t.Errorf("audit record names %d identifiers (customer.0299 = %q), want %d with c299", len(got), got["customer.0299"], n+1)
+	}
+	cs[250].Features = []float64{1}
+	rec = f.do(t, "POST", "/v1/predict:batch", f.tokens["m1"], "application/json", mustJSON(t, PredictBatchRequest{Merchant: "m1", Customers: cs}))
+	if p := problemOf(t, rec); rec.Code != 400 || !strings.Contains(p.Detail, `"customers[250].features"`) {
+		t.Errorf("got %d %q, want 400 naming customers[250].features", rec.Code, p.Detail)
+	}
+	raw := strings.Replace(string(mustJSON(t, PredictBatchRequest{Merchant: "m1", Customers: cs[:200]})), `{"customer":"c180"`, `{"custumer":"c180"`, 1)
+	rec = f.do(t, "POST", "/v1/predict:batch", f.tokens["m1"], "application/json", []byte(raw))
+	if p := problemOf(t, rec); rec.Code != 400 || p.Detail != `customers[180]: unknown field "custumer"` {
+		t.Errorf("got %d %q, want 400 naming customers[180]'s unknown field", rec.Code, p.Detail)
+	}
+}
