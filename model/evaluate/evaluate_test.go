@@ -73,3 +73,47 @@ func TestRunSmall(t *testing.T) {
 		t.Errorf("frequency_365 AUC@30: got %v, want 0.75", got)
 	}
 }
+
+// TestPreparedRunsAgain: a Prepared split run twice, with different methods in
+// between, gives the same report as Run, and a run does not alter the shared
+// positive rates.
+func TestPreparedRunsAgain(t *testing.T) {
+	p := func(c, d string) model.Event {
+		return model.Event{Customer: c, Time: date(d), Kind: model.Purchase, Amount: 10, HasAmount: true}
+	}
+	events := []model.Event{
+		p("a", "1997-01-05"), p("a", "1997-06-01"), p("b", "1997-01-10"), p("b", "1998-01-20"), p("b", "1998-03-02"),
+		p("c", "1997-02-01"), p("c", "1998-01-03"), p("d", "1997-03-01"), p("d", "1998-02-20"), p("d", "1998-03-10"),
+	}
+	cfg := Config{
+		TestCutoff: date("1998-03-01"), TrainCutoffs: []time.Time{date("1997-12-01"), date("1998-01-01")},
+		Methods: []string{MethodRecency, MethodFrequency365},
+	}
+	want, err := Run(context.Background(), events, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prep, err := Prepare(events, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, methods := range [][]string{{MethodRecency, MethodFrequency365}, {MethodFrequency365}, {MethodRecency, MethodFrequency365}} {
+		c := cfg
+		c.Methods = methods
+		got, err := prep.Run(context.Background(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.PositiveRate[30] = -1 // must not leak into the next run
+		if len(methods) == 2 && (got.Methods[0].AUC[30] != want.Methods[0].AUC[30] || got.Methods[1].AUC[30] != want.Methods[1].AUC[30]) {
+			t.Errorf("run %d: AUC@30 %v, %v; want %v, %v", i, got.Methods[0].AUC[30], got.Methods[1].AUC[30],
+				want.Methods[0].AUC[30], want.Methods[1].AUC[30])
+		}
+		if got.Customers != want.Customers || got.TrainRows != want.TrainRows {
+			t.Errorf("run %d: %d customers, %d rows; want %d, %d", i, got.Customers, got.TrainRows, want.Customers, want.TrainRows)
+		}
+	}
+	if again, _ := prep.Run(context.Background(), cfg); again.PositiveRate[30] != want.PositiveRate[30] {
+		t.Errorf("positive rate after runs: got %v, want %v", again.PositiveRate[30], want.PositiveRate[30])
+	}
+}
