@@ -483,9 +483,8 @@ func runPrivacySweep(ctx context.Context, w io.Writer, prep *evaluate.Prepared, 
 			c := cfg
 			c.Seed, c.Methods = seed, []string{evaluate.MethodHazard}
 			if math.IsInf(eps, 1) {
-				o := d.options(1)
-				c.Hazard.Std = nil
-				std := o.Std(prep.Schema())
+				// The same training without clipping or noise.
+				std := train.FixedStandardization(prep.Schema())
 				c.Hazard.Std = &std
 				c.Hazard.BatchSize = int(math.Round(firstPos(d.batch, 1024)))
 				c.Hazard.Epochs = int(math.Round(firstPos(d.epochs, 20)))
