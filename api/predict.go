@@ -48,17 +48,13 @@ package api
 // cached for MerchantTTL and reloaded at once on a miss.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
-	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -309,26 +305,26 @@ func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// batchRequest is PredictBatchRequest with the customers left raw, so that
-// they are decoded (and scored) in parallel.
-type batchRequest struct {
-	Merchant     string            `json:"merchant"`
-	Customers    []json.RawMessage `json:"customers"`
-	ModelVersion int               `json:"model_version,omitempty"`
-	AsOf         string            `json:"as_of,omitempty"`
-}
-
 func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	c, err := claims(r)
 	if err != nil {
 		return err
 	}
 	p := s.predict
-	var req batchRequest
+	var req PredictBatchRequest
 	if err := decodeJSON(w, r, p.opts.MaxBatchBytes, &req); err != nil {
 		return p.audited(w, r, c, "predict.batch", req.Merchant, nil, 0, err)
 	}
-	out, ids, err := p.batch(r.Context(), c, &req)
+	// An oversized batch is refused without naming its customers: the entry
+	// stays bounded whatever the body holds.
+	var ids []string
+	if len(req.Customers) <= p.opts.MaxBatch {
+		ids = make([]string, len(req.Customers))
+		for i, bc := range req.Customers {
+			ids[i] = bc.Customer
+		}
+	}
+	out, err := p.batch(r.Context(), c, &req)
 	if err != nil {
 		return p.audited(w, r, c, "predict.batch", req.Merchant, ids, 0, err)
 	}
@@ -495,7 +491,7 @@ func (p *predictor) one(ctx context.Context, c *auth.Claims, req *PredictRequest
 	if err := checkCustomer("customer", req.Customer); err != nil {
 		return nil, err
 	}
-	xs, err := sc.vectors([]BatchCustomer{{Customer: req.Customer, Events: req.Events, Features: req.Features}}, "", 0)
+	xs, err := sc.vectors([]BatchCustomer{{Customer: req.Customer, Events: req.Events, Features: req.Features}}, "")
 	if err != nil {
 		return nil, err
 	}
@@ -510,107 +506,55 @@ func (p *predictor) one(ctx context.Context, c *auth.Claims, req *PredictRequest
 	return &Prediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(), Provenance: sc.model.prov, CustomerPrediction: cp}, nil
 }
 
-// batch answers a batch. It returns the customer ids it decoded ("" where it
-// did not get that far), for the audit entry; none for an oversized batch,
-// so that the entry stays bounded whatever the body holds.
-func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *batchRequest) (*BatchPrediction, []string, error) {
+func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatchRequest) (*BatchPrediction, error) {
 	sc, err := p.resolve(ctx, c, req.Merchant, req.ModelVersion, req.AsOf)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	n := len(req.Customers)
 	switch {
-	case n == 0:
-		return nil, nil, badRequest("field \"customers\": empty; send 1 to %d customers", p.opts.MaxBatch)
-	case n > p.opts.MaxBatch:
-		return nil, nil, &httpError{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge,
-			detail: fmt.Sprintf("field \"customers\": %d customers, at most %d per batch", n, p.opts.MaxBatch)}
+	case len(req.Customers) == 0:
+		return nil, badRequest("field \"customers\": empty; send 1 to %d customers", p.opts.MaxBatch)
+	case len(req.Customers) > p.opts.MaxBatch:
+		return nil, &httpError{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge,
+			detail: fmt.Sprintf("field \"customers\": %d customers, at most %d per batch", len(req.Customers), p.opts.MaxBatch)}
+	}
+	for i, bc := range req.Customers {
+		if err := checkCustomer(fmt.Sprintf("customers[%d].customer", i), bc.Customer); err != nil {
+			return nil, err
+		}
+	}
+	xs, err := sc.vectors(req.Customers, "customers[%d].")
+	if err != nil {
+		return nil, err
 	}
 	out := &BatchPrediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(),
-		Provenance: sc.model.prov, Results: make([]BatchItem, n)}
-	ids := make([]string, n)
-	// Decoding dominates a batch's cost: split it over the CPUs in chunks
-	// of at least 64 customers. The first failing chunk (in customer order)
-	// names the error.
-	workers := min(runtime.GOMAXPROCS(0), (n+63)/64)
-	size := (n + workers - 1) / workers
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		lo, hi := w*size, min(n, (w+1)*size)
-		wg.Go(func() {
-			errs[w] = p.batchChunk(sc, req.Customers[lo:hi], lo, out.Results[lo:hi], ids[lo:hi])
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, ids, err
-		}
-	}
-	return out, ids, nil
-}
-
-// batchChunk decodes and scores the customers raws, the first of which is
-// customer offset of the batch, into out; ids receives their ids.
-func (p *predictor) batchChunk(sc *scope, raws []json.RawMessage, offset int, out []BatchItem, ids []string) error {
-	cs := make([]BatchCustomer, len(raws))
-	for i, raw := range raws {
-		if err := decodeBatchCustomer(raw, offset+i, &cs[i]); err != nil {
-			return err
-		}
-		ids[i] = cs[i].Customer
-		if err := checkCustomer(fmt.Sprintf("customers[%d].customer", offset+i), cs[i].Customer); err != nil {
-			return err
-		}
-	}
-	xs, err := sc.vectors(cs, "customers[%d].", offset)
-	if err != nil {
-		return err
-	}
+		Provenance: sc.model.prov, Results: make([]BatchItem, len(xs))}
 	for i, x := range xs {
-		id := cs[i].Customer
+		id := req.Customers[i].Customer
 		if x == nil {
-			out[i] = BatchItem{Customer: id, Error: errNoHistory.Error()}
+			out.Results[i] = BatchItem{Customer: id, Error: errNoHistory.Error()}
 			continue
 		}
 		cp, err := sc.predict(id, x, p.opts.TopFeatures)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out[i] = BatchItem{Customer: id, Within: &cp.Within, ExpectedDays: cp.ExpectedDays,
+		out.Results[i] = BatchItem{Customer: id, Within: &cp.Within, ExpectedDays: cp.ExpectedDays,
 			MostLikelyDay: cp.MostLikelyDay, MostLikelyDate: cp.MostLikelyDate, Explanation: &cp.Explanation}
 	}
-	return nil
-}
-
-// decodeBatchCustomer decodes customer i of a batch strictly; the whole body
-// was already checked to be valid JSON.
-func decodeBatchCustomer(raw []byte, i int, v *BatchCustomer) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-			return badRequest("field %q: JSON %s where %s is expected", fmt.Sprintf("customers[%d].%s", i, te.Field), te.Value, te.Type)
-		}
-		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return badRequest("customers[%d]: unknown field %s", i, name)
-		}
-		return badRequest("customers[%d]: %v", i, err)
-	}
-	return nil
+	return out, nil
 }
 
 // vectors returns each customer's feature vector: the given one, checked, or
 // one built from the events by the training feature builder at as_of; nil
-// for a customer without events before as_of. prefix formats the index
-// (offset + position in cs) into field names ("" for the single route).
-func (sc *scope) vectors(cs []BatchCustomer, prefix string, offset int) ([][]float64, error) {
+// for a customer without events before as_of. prefix formats the index into
+// field names ("" for the single route).
+func (sc *scope) vectors(cs []BatchCustomer, prefix string) ([][]float64, error) {
 	field := func(i int, name string) string {
 		if prefix == "" {
 			return name
 		}
-		return fmt.Sprintf(prefix, offset+i) + name
+		return fmt.Sprintf(prefix, i) + name
 	}
 	m := sc.model.m
 	d := m.Schema.Len()
