@@ -2,8 +2,8 @@ package api
 
 // Predict routes: partner apps and merchants ask when a customer will next buy.
 //
-//	POST /v1/predict        partner, merchant   JSON PredictRequest → 200 Prediction
-//	POST /v1/predict:batch  partner, merchant   JSON PredictBatchRequest → 200 BatchPrediction
+//	POST /v1/predict        partner, merchant (admin, compliance: 403)   JSON PredictRequest → 200 Prediction
+//	POST /v1/predict:batch  partner, merchant (admin, compliance: 403)   JSON PredictBatchRequest → 200 BatchPrediction
 //
 // Authorization. A partner token may predict for a merchant only when both the
 // token's merchants claim and the federation policy's partner grant list it;
