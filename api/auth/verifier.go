@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -50,6 +52,22 @@ type VerifierOptions struct {
 	Revocations RevocationStore
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	// CacheSize bounds the verified-token cache: a token that passed every
+	// check is remembered by the SHA-256 of its bytes, and the same token is
+	// then accepted without parsing it or checking its signature again.
+	// 0 means DefaultCacheSize; negative turns the cache off.
+	CacheSize int
+	// CacheTTL is the longest a cached token is trusted; it is never trusted
+	// past its exp either. 0 means DefaultCacheTTL.
+	CacheTTL time.Duration
+	// RevocationTTL is the longest a cached token's "not revoked" answer from
+	// Revocations is reused before the store is asked again, and so the
+	// longest a revoked token can still be accepted by this Verifier.
+	// 0 means DefaultRevocationTTL (1 s); negative asks the store on every
+	// Verify (the signature check is still cached). Without the cache the
+	// store is asked on every Verify.
+	RevocationTTL time.Duration
 }
 
 // verificationKey is what a kid maps to: the key and the one alg it may be
@@ -64,6 +82,9 @@ type Verifier struct {
 	keys    map[string]verificationKey
 	revoked RevocationStore
 	parser  *jwt.Parser
+	now     func() time.Time
+	cache   *tokenCache // nil when off
+	revTTL  time.Duration
 }
 
 // NewVerifier checks opts and returns a Verifier.
@@ -100,9 +121,19 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if opts.CacheTTL < 0 {
+		return nil, fmt.Errorf("new verifier: negative cache ttl %v", opts.CacheTTL)
+	}
+	var cache *tokenCache
+	if opts.CacheSize >= 0 {
+		cache = newTokenCache(cmp.Or(opts.CacheSize, DefaultCacheSize), cmp.Or(opts.CacheTTL, DefaultCacheTTL))
+	}
 	return &Verifier{
 		keys:    keys,
 		revoked: opts.Revocations,
+		now:     now,
+		cache:   cache,
+		revTTL:  cmp.Or(opts.RevocationTTL, DefaultRevocationTTL),
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{Algorithm}),
 			jwt.WithIssuer(opts.Issuer),
@@ -119,10 +150,55 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 // Verify checks token and returns its claims. Errors match ErrTokenInvalid
 // when the token is bad, and ErrRevocationUnavailable when the revocation
 // store failed; either way the token must be refused.
+//
+// A token that verified is cached (see VerifierOptions.CacheSize): until
+// min(its exp, CacheTTL after it was verified) the same bytes skip parsing
+// and the signature check, and the revocation store is asked again only when
+// its last answer for the token is older than RevocationTTL.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenSize {
 		return nil, fmt.Errorf("verify token: %w: %d bytes, limit %d", ErrTokenMalformed, len(token), MaxTokenSize)
 	}
+	if v.cache == nil {
+		return v.verify(ctx, token)
+	}
+	key := sha256.Sum256([]byte(token))
+	now := v.now()
+	if e := v.cache.get(key, now); e != nil {
+		if now.UnixNano()-e.revokedAt.Load() < int64(v.revTTL) {
+			return cloneClaims(e.claims), nil
+		}
+		if err := v.checkRevoked(ctx, e.claims.ID); err != nil {
+			if errors.Is(err, ErrTokenRevoked) {
+				v.cache.drop(key, e)
+			}
+			return nil, err
+		}
+		e.revokedAt.Store(now.UnixNano())
+		return cloneClaims(e.claims), nil
+	}
+	claims, err := v.verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(key, cloneClaims(claims), now)
+	return claims, nil
+}
+
+// checkRevoked asks the revocation store about jti.
+func (v *Verifier) checkRevoked(ctx context.Context, jti string) error {
+	revoked, err := v.revoked.IsTokenRevoked(ctx, jti)
+	if err != nil {
+		return fmt.Errorf("verify token: %w: %w", ErrRevocationUnavailable, err)
+	}
+	if revoked {
+		return fmt.Errorf("verify token: %w", ErrTokenRevoked)
+	}
+	return nil
+}
+
+// verify checks token in full: parse, signature, claims, revocation.
+func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	claims := new(Claims)
 	t, err := v.parser.ParseWithClaims(token, claims, v.keyFor)
 	if err != nil {
@@ -144,12 +220,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if err := validateScope(claims.Role, claims.Subject, claims.Merchants); err != nil {
 		return nil, fmt.Errorf("verify token: %w", err)
 	}
-	revoked, err := v.revoked.IsTokenRevoked(ctx, claims.ID)
-	if err != nil {
-		return nil, fmt.Errorf("verify token: %w: %w", ErrRevocationUnavailable, err)
-	}
-	if revoked {
-		return nil, fmt.Errorf("verify token: %w", ErrTokenRevoked)
+	if err := v.checkRevoked(ctx, claims.ID); err != nil {
+		return nil, err
 	}
 	return claims, nil
 }

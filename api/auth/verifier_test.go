@@ -328,6 +328,9 @@ func TestNewVerifierOptions(t *testing.T) {
 		{"negative leeway", func(o *VerifierOptions) { o.Leeway = -time.Second }, false},
 		{"huge leeway", func(o *VerifierOptions) { o.Leeway = time.Hour }, false},
 		{"no revocation store", func(o *VerifierOptions) { o.Revocations = nil }, false},
+		{"cache off", func(o *VerifierOptions) { o.CacheSize = -1 }, true},
+		{"negative cache ttl", func(o *VerifierOptions) { o.CacheTTL = -time.Second }, false},
+		{"revocation checked every time", func(o *VerifierOptions) { o.RevocationTTL = -1 }, true},
 	}
 	for _, tt := range tests {
 		o := base()
