@@ -60,3 +60,23 @@ func BenchmarkRows(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// BenchmarkOneCustomer measures what a predict request pays: a builder at one
+// cutoff, one customer's 50 events, one row.
+func BenchmarkOneCustomer(b *testing.B) {
+	events := benchEvents(50)
+	cut := []time.Time{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	b.ReportAllocs()
+	for b.Loop() {
+		bl, err := NewBuilder(Config{Cutoffs: cut})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range events {
+			_ = bl.Add(e)
+		}
+		if len(bl.Rows()) != 2 {
+			b.Fatal("want two rows (customers c0 and c1)")
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kairos-fl/kairos/model"
@@ -58,6 +59,32 @@ type Spec struct {
 
 // ErrUnknownFeature is returned when a mask names a feature the schema does not have.
 var ErrUnknownFeature = errors.New("unknown feature")
+
+// fullSpecs is the full, ordered feature list of SchemaVersion, its schema
+// (hash included) and each name's position, computed once: they depend on
+// constant data only. Callers get copies of the slices, never these.
+var fullSpecs = sync.OnceValue(func() specTable {
+	specs := allSpecs()
+	t := specTable{specs: specs, pos: make(map[string]int, len(specs)), schema: Schema{Version: SchemaVersion}}
+	for i, sp := range specs {
+		t.pos[sp.Name] = i
+		t.schema.Names = append(t.schema.Names, sp.Name)
+		t.schema.Transforms = append(t.schema.Transforms, sp.Transform)
+	}
+	t.schema.Hash = t.schema.ComputeHash()
+	t.index = make([]int, len(specs))
+	for i := range t.index {
+		t.index[i] = i
+	}
+	return t
+})
+
+type specTable struct {
+	specs  []Spec
+	pos    map[string]int // name → position in specs
+	schema Schema         // the unmasked schema
+	index  []int          // identity: schema position → spec position
+}
 
 // allSpecs is the full, ordered feature list of SchemaVersion.
 func allSpecs() []Spec {
@@ -150,23 +177,41 @@ func (s Schema) ComputeHash() string {
 // allow (in schema order); a nil or empty allow keeps every feature. Naming a
 // feature that does not exist is an error wrapping ErrUnknownFeature.
 func NewSchema(allow []string) (Schema, error) {
-	specs := allSpecs()
-	keep := make(map[string]bool, len(allow))
+	s, _, err := schemaFor(allow)
+	if err != nil {
+		return Schema{}, err
+	}
+	s.Names, s.Transforms = slices.Clone(s.Names), slices.Clone(s.Transforms)
+	return s, nil
+}
+
+// schemaFor returns the schema for allow and, for each of its features, the
+// position in the full spec list. For an empty allow both are shared with
+// fullSpecs and must not be modified.
+func schemaFor(allow []string) (Schema, []int, error) {
+	t := fullSpecs()
+	if len(allow) == 0 {
+		return t.schema, t.index, nil
+	}
+	keep := make([]bool, len(t.specs))
 	for _, a := range allow {
-		if !slices.ContainsFunc(specs, func(s Spec) bool { return s.Name == a }) {
-			return Schema{}, fmt.Errorf("feature schema: mask: %w %q", ErrUnknownFeature, a)
+		i, ok := t.pos[a]
+		if !ok {
+			return Schema{}, nil, fmt.Errorf("feature schema: mask: %w %q", ErrUnknownFeature, a)
 		}
-		keep[a] = true
+		keep[i] = true
 	}
 	s := Schema{Version: SchemaVersion}
-	for _, sp := range specs {
-		if len(allow) == 0 || keep[sp.Name] {
+	var index []int
+	for i, sp := range t.specs {
+		if keep[i] {
 			s.Names = append(s.Names, sp.Name)
 			s.Transforms = append(s.Transforms, sp.Transform)
+			index = append(index, i)
 		}
 	}
 	s.Hash = s.ComputeHash()
-	return s, nil
+	return s, index, nil
 }
 
 // Config configures a Builder.
@@ -227,11 +272,11 @@ func NewBuilder(cfg Config) (*Builder, error) {
 	if len(cfg.Cutoffs) == 0 {
 		return nil, errors.New("new feature builder: no cutoffs")
 	}
-	sc, err := NewSchema(cfg.Allow)
+	sc, index, err := schemaFor(cfg.Allow)
 	if err != nil {
 		return nil, fmt.Errorf("new feature builder: %w", err)
 	}
-	b := &Builder{loc: cfg.Location, schema: sc, customers: make(map[string]*customer)}
+	b := &Builder{loc: cfg.Location, schema: sc, index: index, customers: make(map[string]*customer)}
 	if b.loc == nil {
 		b.loc = time.UTC
 	}
@@ -241,15 +286,15 @@ func NewBuilder(cfg Config) (*Builder, error) {
 		}
 		b.cutoffs = append(b.cutoffs, c.Unix())
 	}
-	full := allSpecs()
-	for _, n := range sc.Names {
-		b.index = append(b.index, slices.IndexFunc(full, func(s Spec) bool { return s.Name == n }))
-	}
 	return b, nil
 }
 
 // Schema returns the schema of the rows this builder produces.
-func (b *Builder) Schema() Schema { return b.schema }
+func (b *Builder) Schema() Schema {
+	s := b.schema
+	s.Names, s.Transforms = slices.Clone(s.Names), slices.Clone(s.Transforms)
+	return s
+}
 
 // Customers returns the number of distinct customers seen.
 func (b *Builder) Customers() int { return len(b.customers) }
@@ -318,7 +363,7 @@ func (b *Builder) Rows() []Row {
 	}
 	sort.Strings(ids)
 	var rows []Row
-	raw := make([]float64, len(allSpecs()))
+	raw := make([]float64, len(fullSpecs().specs))
 	for ci := range b.cutoffs {
 		for _, id := range ids {
 			c := b.customers[id]

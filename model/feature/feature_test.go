@@ -157,6 +157,57 @@ func TestSchemaHash(t *testing.T) {
 	}
 }
 
+// TestSchemaHashPinned pins the full and a masked schema hash as the
+// per-call implementation before the schema was computed once gave them
+// (commit 3c16008): models in the field carry these values.
+func TestSchemaHashPinned(t *testing.T) {
+	tests := []struct {
+		allow []string
+		want  string
+	}{
+		{nil, "ab5c182fb78580556ea02c4d78a4b10c7d87dfe48fddb54af3d48d8c0403c3c7"},
+		{[]string{"tenure_days", "recency_days"}, "9746bc7261ed20e4c8f404c3bed6255e551ac667218c4fb2168c68645bab0d6f"},
+	}
+	for _, tt := range tests {
+		s, err := NewSchema(tt.allow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Hash != tt.want {
+			t.Errorf("NewSchema(%v).Hash: got %s, want %s", tt.allow, s.Hash, tt.want)
+		}
+		if got := s.ComputeHash(); got != tt.want {
+			t.Errorf("NewSchema(%v).ComputeHash(): got %s, want %s", tt.allow, got, tt.want)
+		}
+		b, err := NewBuilder(Config{Cutoffs: []time.Time{day(2000, 1, 1, 0)}, Allow: tt.allow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.Schema().Hash; got != tt.want {
+			t.Errorf("builder schema hash for %v: got %s, want %s", tt.allow, got, tt.want)
+		}
+	}
+}
+
+// TestSchemaCopies: the schema is computed once, so a caller that changes
+// the slices it was given must not change anyone else's schema.
+func TestSchemaCopies(t *testing.T) {
+	s, _ := NewSchema(nil)
+	want := s.Names[0]
+	s.Names[0], s.Transforms[0] = "mutated", "mutated"
+	b, _ := NewBuilder(Config{Cutoffs: []time.Time{day(2000, 1, 1, 0)}})
+	bs := b.Schema()
+	bs.Names[0] = "mutated too"
+	for _, got := range []Schema{func() Schema { s, _ := NewSchema(nil); return s }(), b.Schema()} {
+		if got.Names[0] != want || got.Transforms[0] != tLog1p {
+			t.Errorf("schema after a caller's change: got %s/%s, want %s/%s", got.Names[0], got.Transforms[0], want, tLog1p)
+		}
+		if h := got.ComputeHash(); h != got.Hash {
+			t.Errorf("schema hash after a caller's change: got %s, recomputed %s", got.Hash, h)
+		}
+	}
+}
+
 func TestAddRejects(t *testing.T) {
 	b, _ := NewBuilder(Config{Cutoffs: []time.Time{day(2000, 1, 1, 0)}})
 	if err := b.Add(model.Event{Customer: "x", Time: day(1999, 1, 1, 0), Kind: 9}); err == nil {
