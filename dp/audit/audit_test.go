@@ -124,3 +124,30 @@ func TestEpsilonLowerBoundRejects(t *testing.T) {
 		t.Error("NaN: got no error")
 	}
 }
+
+// FuzzEpsilonLowerBound: for any scores the bound is finite and ≥ 0, the rates
+// are proportions, and the confidence bounds bracket them.
+func FuzzEpsilonLowerBound(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8}, []byte{0, 0, 1, 1, 2, 2, 3, 3}, 1e-6)
+	f.Add([]byte{9, 9, 9, 9, 9}, []byte{0, 0, 0, 0, 0}, 0.0)
+	f.Add([]byte{5, 5, 5, 5}, []byte{5, 5, 5, 5}, 0.5)
+	f.Fuzz(func(t *testing.T, a, b []byte, delta float64) {
+		in, out := make([]float64, len(a)), make([]float64, len(b))
+		for i, x := range a {
+			in[i] = float64(x)
+		}
+		for i, x := range b {
+			out[i] = float64(x)
+		}
+		bd, err := EpsilonLowerBound(in, out, delta, 0.05)
+		if err != nil {
+			return
+		}
+		if !(bd.Epsilon >= 0) || math.IsInf(bd.Epsilon, 0) {
+			t.Fatalf("ε lower bound %v, want finite and ≥ 0", bd.Epsilon)
+		}
+		if bd.TPR < 0 || bd.TPR > 1 || bd.FPR < 0 || bd.FPR > 1 || bd.TPRLower > bd.TPR+1e-12 || bd.FPRUpper < bd.FPR-1e-12 {
+			t.Fatalf("rates %+v: want proportions with TPRLower ≤ TPR and FPRUpper ≥ FPR", bd)
+		}
+	})
+}
