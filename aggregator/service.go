@@ -131,6 +131,9 @@ type Service struct {
 	// merchants caches enrolled merchants for the pre-transaction signature
 	// check; the acceptance transaction re-reads the row.
 	merchants map[string]Merchant
+	// rounds caches the immutable fields of recently read rounds.
+	rounds map[string]RoundRecord
+	acct   *accountant
 }
 
 // Budget is one merchant's privacy ledger summary.
@@ -227,6 +230,11 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		now: opts.Now, log: opts.Logger, cfg: cfg, maxSkew: opts.MaxSkew, maxEnv: opts.MaxEnvelope,
 		pq: opts.RequirePostQuantum, policyHash: opts.Policy.Hash(),
 		noise: map[[3]float64]float64{}, models: map[int]*hazard.Model{}, merchants: map[string]Merchant{},
+		rounds: map[string]RoundRecord{},
+	}
+	var err error
+	if s.acct, err = newAccountant(); err != nil {
+		return nil, fmt.Errorf("new aggregator: %w", err)
 	}
 	if s.now == nil {
 		s.now = time.Now

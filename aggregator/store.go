@@ -15,6 +15,10 @@ import (
 // the transaction other than recording its results.
 type Store interface {
 	InTx(ctx context.Context, fn func(tx Tx) error) error
+	// MarkAudited is Tx.MarkAudited alone in a transaction of its own, which
+	// a backend may send in one round trip and commit without waiting for
+	// durability (a lost mark only makes Tick write the audit entry again).
+	MarkAudited(ctx context.Context, id string) error
 }
 
 // Lock is the row lock a read takes.
@@ -44,6 +48,10 @@ type Tx interface {
 	Round(ctx context.Context, id string, lock Lock) (RoundRecord, error)
 	// RoundState returns round id's state and deadline without locking.
 	RoundState(ctx context.Context, id string) (protocol.RoundState, time.Time, error)
+	// LockRoundIn takes lock on round id's row if the round is in state and
+	// reports whether it did; a round in another state is neither locked nor
+	// an error (false).
+	LockRoundIn(ctx context.Context, id string, state protocol.RoundState, lock Lock) (bool, error)
 	// LatestRound returns the round with the highest seq (ErrNotFound when none).
 	LatestRound(ctx context.Context) (RoundRecord, error)
 	// ClaimRounds returns the rounds not in a terminal state whose rows it

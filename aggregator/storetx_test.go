@@ -67,6 +67,16 @@ func TestStoreTx(t *testing.T) {
 				if err := tx.SetRoundState(ctx, "r1", protocol.RoundCollecting, protocol.RoundFailed, "", at); !errors.Is(err, aggregator.ErrConflict) {
 					t.Errorf("SetRoundState from the wrong state: got %v, want ErrConflict", err)
 				}
+				for _, c := range []struct {
+					id    string
+					state protocol.RoundState
+					want  bool
+				}{{"r1", protocol.RoundOpen, true}, {"r1", protocol.RoundCollecting, false}, {"nope", protocol.RoundOpen, false}} {
+					got, err := tx.LockRoundIn(ctx, c.id, c.state, aggregator.LockShare)
+					if err != nil || got != c.want {
+						t.Errorf("LockRoundIn(%s, %s): got %v, %v, want %v, nil", c.id, c.state, got, err, c.want)
+					}
+				}
 				return nil
 			}))
 

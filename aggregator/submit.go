@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 
@@ -76,9 +75,7 @@ func (s *Service) auditAccepted(ctx context.Context, u UpdateRecord) error {
 	if err := s.appendAudit(ctx, rec); err != nil {
 		return err
 	}
-	ctx = context.WithoutCancel(ctx)
-	err := s.store.InTx(ctx, func(tx Tx) error { return tx.MarkAudited(ctx, u.ID) })
-	if err != nil {
+	if err := s.store.MarkAudited(context.WithoutCancel(ctx), u.ID); err != nil {
 		// The entry is durable; Tick will find the update unmarked and audit it again.
 		s.log.Error("mark update audited", "update", u.ID, "err", err)
 	}
@@ -165,9 +162,10 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 	var (
 		rec       UpdateRecord
 		duplicate bool
+		summary   ledgerSummary // the merchant's ledger after this debit
 	)
 	err = s.store.InTx(ctx, func(tx Tx) error {
-		rec, duplicate = UpdateRecord{}, false
+		rec, duplicate, summary = UpdateRecord{}, false, ledgerSummary{}
 		head, err := tx.LockBudget(ctx, merchantID)
 		if err != nil {
 			return err
@@ -227,19 +225,26 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 		if err := checkRelease(&up, plan, mp); err != nil {
 			return err
 		}
-		rows, err := tx.Ledger(ctx, merchantID)
-		if err != nil {
-			return err
-		}
-		if len(rows) != head.Releases {
-			return fmt.Errorf("ledger of %s has %d rows, its head says %d", merchantID, len(rows), head.Releases)
+		groups, ok := s.acct.summary(merchantID, head.Version)
+		if !ok {
+			rows, err := tx.Ledger(ctx, merchantID)
+			if err != nil {
+				return err
+			}
+			if len(rows) != head.Releases {
+				return fmt.Errorf("ledger of %s has %d rows, its head says %d", merchantID, len(rows), head.Releases)
+			}
+			if groups, err = summarize(rows); err != nil {
+				return err
+			}
 		}
 		sgd := dp.Release{Mechanism: dp.Gaussian, Q: up.Release.SamplingRate, Z: up.Release.NoiseMultiplier, Steps: up.Release.Steps}
 		count := dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: up.Customers.Sigma, Steps: 1}
-		epsSGD, epsAll, err := debit(rows, sgd, count, mp)
+		epsSGD, epsAll, after, err := s.acct.debit(groups, sgd, count, mp)
 		if err != nil {
 			return err
 		}
+		summary = ledgerSummary{version: head.Version + 1, groups: after}
 		rec = UpdateRecord{
 			ID: updateID(sum), Round: rr.ID, Merchant: merchantID, EnvelopeSHA256: sum[:], Nonce: hdr.Nonce[:],
 			Delta: up.Delta, Release: up.Release, Customers: up.Customers, Epsilon: epsAll, AcceptedAt: now.Truncate(time.Millisecond),
@@ -270,6 +275,9 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 	})
 	if err != nil {
 		return protocol.Receipt{}, none, fmt.Errorf("submit: %w", err)
+	}
+	if !duplicate {
+		s.acct.remember(merchantID, summary)
 	}
 	return s.receipt(rec, mp, duplicate), rec, nil
 }
@@ -311,7 +319,23 @@ func (s *Service) forgetMerchant(id string) {
 // A round past its deadline or no longer accepting is refused before any
 // lock is taken, so that late submissions cannot keep Tick (which skips
 // locked rows) from closing it.
+//
+// A round's id, deadline, sample, base version and plan never change, so they
+// are cached per Service after the first read: a submission to a collecting
+// round before its deadline then takes its FOR SHARE lock with one small
+// query (which locks nothing if the round has moved on meanwhile) instead of
+// reading and decoding the whole row.
 func (s *Service) lockRound(ctx context.Context, tx Tx, id string, now time.Time) (RoundRecord, error) {
+	if rr, ok := s.cachedRound(id); ok && now.Before(rr.Deadline) {
+		locked, err := tx.LockRoundIn(ctx, id, protocol.RoundCollecting, LockShare)
+		if err != nil {
+			return RoundRecord{}, err
+		}
+		if locked {
+			rr.State = protocol.RoundCollecting
+			return rr, nil
+		}
+	}
 	state, deadline, err := tx.RoundState(ctx, id)
 	if err != nil {
 		return RoundRecord{}, err
@@ -330,7 +354,31 @@ func (s *Service) lockRound(ctx context.Context, tx Tx, id string, now time.Time
 	if rr.State == protocol.RoundOpen && lock != LockUpdate {
 		return rr, fmt.Errorf("round %s reopened: %w", id, ErrConflict)
 	}
+	s.cacheRound(rr)
 	return rr, nil
+}
+
+// maxCachedRounds bounds the round cache; submissions go to the latest round
+// or two.
+const maxCachedRounds = 16
+
+// cachedRound returns the immutable fields of round id if cached (State,
+// Reason and ClosedAt are zero).
+func (s *Service) cachedRound(id string) (RoundRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rr, ok := s.rounds[id]
+	return rr, ok
+}
+
+func (s *Service) cacheRound(rr RoundRecord) {
+	rr.State, rr.Reason, rr.ClosedAt = "", "", time.Time{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.rounds) >= maxCachedRounds {
+		clear(s.rounds)
+	}
+	s.rounds[rr.ID] = rr
 }
 
 func (s *Service) checkRound(rr RoundRecord, up *protocol.Update, merchantID string, now time.Time) error {
@@ -365,50 +413,6 @@ func checkRelease(up *protocol.Update, plan protocol.TrainingPlan, mp policies.M
 		return fmt.Errorf("%w: DP customer count %.1f below the policy minimum %d", ErrPolicy, up.Customers.Value, mp.MinCustomersPerUpdate)
 	}
 	return nil
-}
-
-// debit composes the merchant's ledger rows with the two new releases and
-// returns ε after the DP-SGD release and after both, or an error wrapping
-// dp.ErrBudgetExhausted if the cap would be exceeded.
-func debit(rows []LedgerRow, sgd, count dp.Release, mp policies.MerchantPolicy) (epsSGD, epsAll float64, err error) {
-	l, err := dp.NewLedger(dp.AccountantOptions{})
-	if err != nil {
-		return 0, 0, err
-	}
-	// RDP is additive over steps of one mechanism, so rows with the same
-	// mechanism parameters compose as one release with their steps summed:
-	// the same curve, with one evaluation per distinct mechanism instead of
-	// one per row.
-	var groups []dp.Release
-	for _, r := range rows {
-		if err := r.Release.Validate(); err != nil {
-			return 0, 0, fmt.Errorf("ledger row %d: %w", r.Seq, err)
-		}
-		key := r.Release
-		key.Steps = 0
-		i := slices.IndexFunc(groups, func(g dp.Release) bool { g.Steps = 0; return g == key })
-		if i < 0 {
-			groups = append(groups, r.Release)
-			continue
-		}
-		groups[i].Steps += r.Release.Steps
-	}
-	for _, g := range groups {
-		if err := l.Add(g); err != nil {
-			return 0, 0, fmt.Errorf("ledger: %w", err)
-		}
-	}
-	if err := l.Add(sgd); err != nil {
-		return 0, 0, fmt.Errorf("%w: %w", protocol.ErrInvalidUpdate, err)
-	}
-	if epsSGD, _, err = l.Epsilon(mp.Delta); err != nil {
-		return 0, 0, err
-	}
-	epsAll, err = dp.Filter{Cap: mp.EpsilonCap, Delta: mp.Delta}.Check(l, count)
-	if err != nil {
-		return 0, 0, err
-	}
-	return epsSGD, epsAll, nil
 }
 
 // baseModel returns the parsed model of version v (cached: versions are immutable).

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -22,6 +23,27 @@ func (s *Store) InTx(ctx context.Context, fn func(aggregator.Tx) error) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		return fn(fedsql.New(pgQuerier{tx}, fedsql.Dialect{Numbered: true, RowLocks: true, AsyncCommit: true}))
 	})
+}
+
+// sqlMarkAudited marks an update audited; set_config(…, true) turns off the
+// synchronous commit of the batch's implicit transaction only.
+const (
+	sqlAsyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
+	sqlMarkAudited = `UPDATE fed_updates SET audited = 1 WHERE id = $1`
+)
+
+// MarkAudited implements aggregator.Store in one round trip: the two
+// statements go as one batch, which PostgreSQL runs as one implicit
+// transaction that does not wait for its WAL flush.
+func (s *Store) MarkAudited(ctx context.Context, id string) error {
+	err := s.inBatchTx(ctx, func(b *pgx.Batch) {
+		b.Queue(sqlAsyncCommit)
+		b.Queue(sqlMarkAudited, id)
+	})
+	if err != nil {
+		return fmt.Errorf("mark update %s audited: %w", id, err)
+	}
+	return nil
 }
 
 // pgQuerier adapts a pgx transaction to fedsql.Querier.

@@ -22,6 +22,11 @@ func (s *Store) InTx(ctx context.Context, fn func(aggregator.Tx) error) error {
 	})
 }
 
+// MarkAudited implements aggregator.Store.
+func (s *Store) MarkAudited(ctx context.Context, id string) error {
+	return s.InTx(ctx, func(tx aggregator.Tx) error { return tx.MarkAudited(ctx, id) })
+}
+
 // sqlQuerier adapts a database/sql transaction to fedsql.Querier.
 type sqlQuerier struct{ tx *sql.Tx }
 

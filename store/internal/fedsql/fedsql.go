@@ -284,6 +284,22 @@ func (t *Tx) RoundState(ctx context.Context, id string) (protocol.RoundState, ti
 	return protocol.RoundState(state), fromMS(deadline), nil
 }
 
+// LockRoundIn implements aggregator.Tx. The state is in the WHERE clause, so
+// PostgreSQL locks the row only if it is (still, after waiting for a
+// concurrent writer) in that state.
+func (t *Tx) LockRoundIn(ctx context.Context, id string, state protocol.RoundState, lock aggregator.Lock) (bool, error) {
+	found := false
+	err := t.query(ctx, `SELECT 1 FROM fed_rounds WHERE id = ? AND state = ?`+t.lock(lock), func(r Rows) error {
+		found = true
+		var one int64
+		return r.Scan(&one)
+	}, id, string(state))
+	if err != nil {
+		return false, fmt.Errorf("lock round %s: %w", id, err)
+	}
+	return found, nil
+}
+
 // LatestRound implements aggregator.Tx.
 func (t *Tx) LatestRound(ctx context.Context) (aggregator.RoundRecord, error) {
 	var rr aggregator.RoundRecord
