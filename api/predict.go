@@ -292,7 +292,7 @@ func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := s.predict
 	var req PredictRequest
-	if err := decodeJSON(w, r, p.opts.MaxBodyBytes, &req); err != nil {
+	if err := decodePredict(w, r, p.opts.MaxBodyBytes, &req, fastPredictRequest); err != nil {
 		return p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
 	}
 	out, err := p.one(r.Context(), c, &req)
@@ -312,7 +312,7 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := s.predict
 	var req PredictBatchRequest
-	if err := decodeJSON(w, r, p.opts.MaxBatchBytes, &req); err != nil {
+	if err := decodePredict(w, r, p.opts.MaxBatchBytes, &req, fastBatchRequest); err != nil {
 		return p.audited(w, r, c, "predict.batch", req.Merchant, nil, 0, err)
 	}
 	// An oversized batch is refused without naming its customers: the entry
