@@ -49,6 +49,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -295,14 +296,18 @@ func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
 	if err := decodePredict(w, r, p.opts.MaxBodyBytes, &req, fastPredictRequest); err != nil {
 		return p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
 	}
-	out, err := p.one(r.Context(), c, &req)
+	out, sm, err := p.one(r.Context(), c, &req)
 	if err != nil {
 		return p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
+	}
+	body, err := encodePrediction(out, sm.provJSON)
+	if err != nil {
+		return p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, 0, fmt.Errorf("encode response: %w", err))
 	}
 	if err := p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, out.Provenance.ModelVersion, nil); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return writePredictJSON(w, body)
 }
 
 func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
@@ -324,14 +329,18 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 			ids[i] = bc.Customer
 		}
 	}
-	out, err := p.batch(r.Context(), c, &req)
+	out, sm, err := p.batch(r.Context(), c, &req)
 	if err != nil {
 		return p.audited(w, r, c, "predict.batch", req.Merchant, ids, 0, err)
+	}
+	body, err := encodeBatch(out, sm.provJSON)
+	if err != nil {
+		return p.audited(w, r, c, "predict.batch", req.Merchant, ids, 0, fmt.Errorf("encode response: %w", err))
 	}
 	if err := p.audited(w, r, c, "predict.batch", req.Merchant, ids, out.Provenance.ModelVersion, nil); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, out)
+	return writePredictJSON(w, body)
 }
 
 // errPredictOff answers predict calls on a server without an audit log.
@@ -483,49 +492,49 @@ func checkCustomer(field, id string) error {
 	return nil
 }
 
-func (p *predictor) one(ctx context.Context, c *auth.Claims, req *PredictRequest) (*Prediction, error) {
+func (p *predictor) one(ctx context.Context, c *auth.Claims, req *PredictRequest) (*Prediction, *servedModel, error) {
 	sc, err := p.resolve(ctx, c, req.Merchant, req.ModelVersion, req.AsOf)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := checkCustomer("customer", req.Customer); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	xs, err := sc.vectors([]BatchCustomer{{Customer: req.Customer, Events: req.Events, Features: req.Features}}, "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if xs[0] == nil {
-		return nil, &httpError{status: http.StatusUnprocessableEntity, typ: typeInvalidRequest,
+		return nil, nil, &httpError{status: http.StatusUnprocessableEntity, typ: typeInvalidRequest,
 			detail: fmt.Sprintf("customer %q: %v (as_of %s)", req.Customer, errNoHistory, sc.asOf.Format(time.RFC3339))}
 	}
 	cp, err := sc.predict(req.Customer, xs[0], p.opts.TopFeatures)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &Prediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(), Provenance: sc.model.prov, CustomerPrediction: cp}, nil
+	return &Prediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(), Provenance: sc.model.prov, CustomerPrediction: cp}, sc.model, nil
 }
 
-func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatchRequest) (*BatchPrediction, error) {
+func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatchRequest) (*BatchPrediction, *servedModel, error) {
 	sc, err := p.resolve(ctx, c, req.Merchant, req.ModelVersion, req.AsOf)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch {
 	case len(req.Customers) == 0:
-		return nil, badRequest("field \"customers\": empty; send 1 to %d customers", p.opts.MaxBatch)
+		return nil, nil, badRequest("field \"customers\": empty; send 1 to %d customers", p.opts.MaxBatch)
 	case len(req.Customers) > p.opts.MaxBatch:
-		return nil, &httpError{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge,
+		return nil, nil, &httpError{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge,
 			detail: fmt.Sprintf("field \"customers\": %d customers, at most %d per batch", len(req.Customers), p.opts.MaxBatch)}
 	}
 	for i, bc := range req.Customers {
 		if err := checkCustomer(fmt.Sprintf("customers[%d].customer", i), bc.Customer); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	xs, err := sc.vectors(req.Customers, "customers[%d].")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := &BatchPrediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(),
 		Provenance: sc.model.prov, Results: make([]BatchItem, len(xs))}
@@ -537,12 +546,12 @@ func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatch
 		}
 		cp, err := sc.predict(id, x, p.opts.TopFeatures)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out.Results[i] = BatchItem{Customer: id, Within: &cp.Within, ExpectedDays: cp.ExpectedDays,
 			MostLikelyDay: cp.MostLikelyDay, MostLikelyDate: cp.MostLikelyDate, Explanation: &cp.Explanation}
 	}
-	return out, nil
+	return out, sc.model, nil
 }
 
 // vectors returns each customer's feature vector: the given one, checked, or
@@ -732,6 +741,8 @@ type servedModel struct {
 	m     *hazard.Model
 	allow []string // the builder's feature mask; nil for the full schema
 	prov  Provenance
+	// provJSON is prov encoded, once: every answer of the version carries it.
+	provJSON []byte
 }
 
 func parseVersion(mv protocol.ModelVersion) (*servedModel, error) {
@@ -752,6 +763,9 @@ func parseVersion(mv protocol.ModelVersion) (*servedModel, error) {
 	}
 	if m.Schema.Hash != full.Hash {
 		sm.allow = m.Schema.Names
+	}
+	if sm.provJSON, err = json.Marshal(sm.prov); err != nil {
+		return nil, fmt.Errorf("model version %d: provenance: %w", mv.Version, err)
 	}
 	return sm, nil
 }
