@@ -54,6 +54,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -500,7 +501,7 @@ func (p *predictor) one(ctx context.Context, c *auth.Claims, req *PredictRequest
 	if err := checkCustomer("customer", req.Customer); err != nil {
 		return nil, nil, err
 	}
-	xs, err := sc.vectors([]BatchCustomer{{Customer: req.Customer, Events: req.Events, Features: req.Features}}, "")
+	xs, err := sc.vectors([]BatchCustomer{{Customer: req.Customer, Events: req.Events, Features: req.Features}}, 0, "")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -532,38 +533,78 @@ func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatch
 			return nil, nil, err
 		}
 	}
-	xs, err := sc.vectors(req.Customers, "customers[%d].")
+	// Features, then predictions, in contiguous chunks on every core: the
+	// first error in customer order is the one reported, as in one pass.
+	xs := make([][]float64, len(req.Customers))
+	err = inChunks(len(xs), func(lo, hi int) error {
+		v, err := sc.vectors(req.Customers[lo:hi], lo, "customers[%d].")
+		copy(xs[lo:hi], v)
+		return err
+	})
 	if err != nil {
 		return nil, nil, err
 	}
 	out := &BatchPrediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(),
 		Provenance: sc.model.prov, Results: make([]BatchItem, len(xs))}
-	for i, x := range xs {
-		id := req.Customers[i].Customer
-		if x == nil {
-			out.Results[i] = BatchItem{Customer: id, Error: errNoHistory.Error()}
-			continue
+	err = inChunks(len(xs), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			id := req.Customers[i].Customer
+			if xs[i] == nil {
+				out.Results[i] = BatchItem{Customer: id, Error: errNoHistory.Error()}
+				continue
+			}
+			cp, err := sc.predict(id, xs[i], p.opts.TopFeatures)
+			if err != nil {
+				return err
+			}
+			out.Results[i] = BatchItem{Customer: id, Within: &cp.Within, ExpectedDays: cp.ExpectedDays,
+				MostLikelyDay: cp.MostLikelyDay, MostLikelyDate: cp.MostLikelyDate, Explanation: &cp.Explanation}
 		}
-		cp, err := sc.predict(id, x, p.opts.TopFeatures)
-		if err != nil {
-			return nil, nil, err
-		}
-		out.Results[i] = BatchItem{Customer: id, Within: &cp.Within, ExpectedDays: cp.ExpectedDays,
-			MostLikelyDay: cp.MostLikelyDay, MostLikelyDate: cp.MostLikelyDate, Explanation: &cp.Explanation}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return out, sc.model, nil
+}
+
+// minChunk is the fewest customers worth a goroutine of their own.
+const minChunk = 64
+
+// inChunks splits [0, n) into up to GOMAXPROCS contiguous chunks of at least
+// minChunk, runs f on each concurrently and returns the error of the
+// earliest chunk that failed.
+func inChunks(n int, f func(lo, hi int) error) error {
+	k := min(runtime.GOMAXPROCS(0), n/minChunk)
+	if k <= 1 {
+		return f(0, n)
+	}
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for c := range k {
+		lo, hi := c*n/k, (c+1)*n/k
+		wg.Go(func() { errs[c] = f(lo, hi) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // vectors returns each customer's feature vector: the given one, checked, or
 // one built from the events by the training feature builder at as_of; nil
 // for a customer without events before as_of. prefix formats the index into
-// field names ("" for the single route).
-func (sc *scope) vectors(cs []BatchCustomer, prefix string) ([][]float64, error) {
+// field names ("" for the single route); cs[0] is customer offset of the
+// request.
+func (sc *scope) vectors(cs []BatchCustomer, offset int, prefix string) ([][]float64, error) {
 	field := func(i int, name string) string {
 		if prefix == "" {
 			return name
 		}
-		return fmt.Sprintf(prefix, i) + name
+		return fmt.Sprintf(prefix, offset+i) + name
 	}
 	m := sc.model.m
 	d := m.Schema.Len()

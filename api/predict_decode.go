@@ -46,9 +46,12 @@ func decodePredict[T any](w http.ResponseWriter, r *http.Request, limit int64, v
 // scanner walks a JSON body. Every method returns false when the input is
 // outside the fast path's subset; the caller then gives up.
 type scanner struct {
-	b []byte
-	i int
+	b   []byte
+	src string // b as one string: decoded strings are slices of it, not copies
+	i   int
 }
+
+func newScanner(b []byte) *scanner { return &scanner{b: b, src: string(b)} }
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
@@ -100,7 +103,8 @@ func (s *scanner) rawString() ([]byte, bool) {
 func (s *scanner) str(dst *string) bool {
 	raw, ok := s.rawString()
 	if ok {
-		*dst = string(raw)
+		end := s.i - 1 // the closing quote
+		*dst = s.src[end-len(raw) : end]
 	}
 	return ok
 }
@@ -281,7 +285,7 @@ func (s *scanner) events(dst *[]EventInput) bool {
 
 // fastPredictRequest decodes the usual PredictRequest body.
 func fastPredictRequest(b []byte, req *PredictRequest) bool {
-	s := &scanner{b: b}
+	s := newScanner(b)
 	return s.object(func(key []byte, seen *uint32) bool {
 		switch string(key) {
 		case "merchant":
@@ -303,7 +307,7 @@ func fastPredictRequest(b []byte, req *PredictRequest) bool {
 
 // fastBatchRequest decodes the usual PredictBatchRequest body.
 func fastBatchRequest(b []byte, req *PredictBatchRequest) bool {
-	s := &scanner{b: b}
+	s := newScanner(b)
 	return s.object(func(key []byte, seen *uint32) bool {
 		switch string(key) {
 		case "merchant":
