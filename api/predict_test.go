@@ -763,9 +763,63 @@ func TestPredictLargeBatch(t *testing.T) {
 	if p := problemOf(t, rec); rec.Code != 400 || !strings.Contains(p.Detail, `"customers[250].features"`) {
 		t.Errorf("got %d %q, want 400 naming customers[250].features", rec.Code, p.Detail)
 	}
+	// Two bad customers in different chunks: the earlier one is named.
+	cs[40].Features, cs[40].Events = nil, []EventInput{{Time: "yesterday", Kind: "view"}}
+	rec = f.do(t, "POST", "/v1/predict:batch", f.tokens["m1"], "application/json", mustJSON(t, PredictBatchRequest{Merchant: "m1", Customers: cs}))
+	if p := problemOf(t, rec); rec.Code != 400 || !strings.Contains(p.Detail, `"customers[40].events[0]"`) {
+		t.Errorf("got %d %q, want 400 naming customers[40].events[0]", rec.Code, p.Detail)
+	}
+	cs[40].Events, cs[40].Features = nil, featureVec(0.5, 1)
 	raw := strings.Replace(string(mustJSON(t, PredictBatchRequest{Merchant: "m1", Customers: cs[:200]})), `{"customer":"c180"`, `{"custumer":"c180"`, 1)
 	rec = f.do(t, "POST", "/v1/predict:batch", f.tokens["m1"], "application/json", []byte(raw))
 	if p := problemOf(t, rec); rec.Code != 400 || p.Detail != `unknown field "custumer"` {
 		t.Errorf("got %d %q, want 400 naming the unknown field", rec.Code, p.Detail)
+	}
+}
+
+// TestPredictBatchMatchesSingles: a batch of customers with events, large
+// enough to be split across cores, answers each customer as /v1/predict does
+// on its own (same features built, same prediction, same explanation).
+func TestPredictBatchMatchesSingles(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	asOf := start.Add(365 * 24 * time.Hour).Format(time.RFC3339)
+	var cs []BatchCustomer
+	for i := range 200 {
+		day := start.Add(time.Duration(i%50) * 24 * time.Hour)
+		evs := []EventInput{{Time: day.Format(time.RFC3339), Kind: "view"}}
+		for k := range i % 5 {
+			a := float64(10 + k)
+			evs = append(evs, EventInput{Time: day.Add(time.Duration(k+1) * 72 * time.Hour).Format(time.RFC3339), Kind: "purchase", Amount: &a})
+		}
+		cs = append(cs, BatchCustomer{Customer: fmt.Sprintf("c%d", i%150), Events: evs}) // some ids repeat
+	}
+	cs[7].Events = []EventInput{{Time: "2027-01-01T00:00:00Z", Kind: "view"}} // nothing before as_of
+	rec := f.do(t, "POST", "/v1/predict:batch", f.tokens["m1"], "application/json", mustJSON(t, PredictBatchRequest{Merchant: "m1", AsOf: asOf, Customers: cs}))
+	var bp BatchPrediction
+	if err := json.Unmarshal(rec.Body.Bytes(), &bp); err != nil || rec.Code != 200 || len(bp.Results) != len(cs) {
+		t.Fatalf("batch: %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	for i := 0; i < len(cs); i += 13 {
+		rec := f.do(t, "POST", "/v1/predict", f.tokens["m1"], "application/json",
+			mustJSON(t, PredictRequest{Merchant: "m1", Customer: cs[i].Customer, Events: cs[i].Events, AsOf: asOf}))
+		got := bp.Results[i]
+		if rec.Code != 200 {
+			if got.Error == "" {
+				t.Errorf("customer %d: single %d %s, batch item has no error", i, rec.Code, rec.Body)
+			}
+			continue
+		}
+		var one Prediction
+		if err := json.Unmarshal(rec.Body.Bytes(), &one); err != nil {
+			t.Fatal(err)
+		}
+		if got.Customer != cs[i].Customer || got.Within == nil || *got.Within != one.Within || got.Explanation == nil ||
+			!near(got.Explanation.Score, one.Explanation.Score) || got.MostLikelyDay != one.MostLikelyDay {
+			t.Errorf("customer %d: batch %+v, single %+v", i, got, one.CustomerPrediction)
+		}
+	}
+	if bp.Results[7].Error == "" {
+		t.Errorf("customer 7 without history: got %+v, want an item error", bp.Results[7])
 	}
 }
