@@ -48,10 +48,6 @@ type Tx interface {
 	Round(ctx context.Context, id string, lock Lock) (RoundRecord, error)
 	// RoundState returns round id's state and deadline without locking.
 	RoundState(ctx context.Context, id string) (protocol.RoundState, time.Time, error)
-	// LockRoundIn takes lock on round id's row if the round is in state and
-	// reports whether it did; a round in another state is neither locked nor
-	// an error (false).
-	LockRoundIn(ctx context.Context, id string, state protocol.RoundState, lock Lock) (bool, error)
 	// LatestRound returns the round with the highest seq (ErrNotFound when none).
 	LatestRound(ctx context.Context) (RoundRecord, error)
 	// ClaimRounds returns the rounds not in a terminal state whose rows it
@@ -108,6 +104,19 @@ type Tx interface {
 	Ledger(ctx context.Context, merchant string) ([]LedgerRow, error)
 	// InsertLedger appends a ledger row (ErrConflict if (merchant, seq) exists).
 	InsertLedger(ctx context.Context, r LedgerRow) error
+
+	// StartAcceptance begins an update's acceptance: it locks the merchant's
+	// budget head row FOR UPDATE and then, in this order, looks up the update
+	// stored for the envelope, reads the merchant, records the nonce, looks
+	// up the merchant's update in the round and, if LockCollecting, locks the
+	// round FOR SHARE if it is collecting — in one round trip where the
+	// backend can. ErrNotFound when the merchant or its budget row is missing.
+	StartAcceptance(ctx context.Context, c AcceptanceCheck) (AcceptanceState, error)
+	// FinishAcceptance stores an accepted update, its ledger rows and the
+	// merchant's next budget head (as AdvanceBudget: ErrConflict unless the
+	// stored version is still prevVersion), in one round trip where the
+	// backend can.
+	FinishAcceptance(ctx context.Context, u UpdateRecord, ledger []LedgerRow, next BudgetHead, prevVersion int64) error
 
 	// InsertModel stores a model version; false (and no error) if the version exists.
 	InsertModel(ctx context.Context, m ModelRecord) (bool, error)
@@ -183,6 +192,27 @@ type LedgerRow struct {
 	Update   string
 	Epsilon  float64 // cumulative ε at the policy δ after this row
 	At       time.Time
+}
+
+// AcceptanceCheck is what StartAcceptance reads and records.
+type AcceptanceCheck struct {
+	Merchant       string
+	EnvelopeSHA256 []byte
+	Nonce          []byte
+	At             time.Time // when the nonce was seen
+	Round          string
+	// LockCollecting asks for Round's FOR SHARE lock if it is collecting.
+	LockCollecting bool
+}
+
+// AcceptanceState is what StartAcceptance found.
+type AcceptanceState struct {
+	Budget      BudgetHead    // locked FOR UPDATE
+	Duplicate   *UpdateRecord // the update stored for the envelope, if any
+	Merchant    Merchant
+	FreshNonce  bool // the nonce was not seen before (now recorded)
+	HasUpdate   bool // the merchant already has an update in Round
+	RoundLocked bool // Round is collecting and locked FOR SHARE
 }
 
 // OutboxRecord is an audit record waiting to be appended to the audit log.

@@ -3,6 +3,7 @@ package aggregator_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,16 +67,6 @@ func TestStoreTx(t *testing.T) {
 				}
 				if err := tx.SetRoundState(ctx, "r1", protocol.RoundCollecting, protocol.RoundFailed, "", at); !errors.Is(err, aggregator.ErrConflict) {
 					t.Errorf("SetRoundState from the wrong state: got %v, want ErrConflict", err)
-				}
-				for _, c := range []struct {
-					id    string
-					state protocol.RoundState
-					want  bool
-				}{{"r1", protocol.RoundOpen, true}, {"r1", protocol.RoundCollecting, false}, {"nope", protocol.RoundOpen, false}} {
-					got, err := tx.LockRoundIn(ctx, c.id, c.state, aggregator.LockShare)
-					if err != nil || got != c.want {
-						t.Errorf("LockRoundIn(%s, %s): got %v, %v, want %v, nil", c.id, c.state, got, err, c.want)
-					}
 				}
 				return nil
 			}))
@@ -161,6 +152,78 @@ func TestStoreTx(t *testing.T) {
 					t.Errorf("active version of an empty registry: got %v, want ErrNotFound", err)
 				}
 				return nil
+			}))
+
+			// The acceptance pair reads and writes what the separate methods do.
+			must(in(func(tx aggregator.Tx) error {
+				st, err := tx.StartAcceptance(ctx, aggregator.AcceptanceCheck{Merchant: "m1", EnvelopeSHA256: []byte{1}, Nonce: []byte("n2"), At: at, Round: "r1", LockCollecting: true})
+				if err != nil {
+					return err
+				}
+				if st.Budget.Version != 1 || st.Duplicate == nil || st.Duplicate.ID != "u1" || st.Merchant.ID != "m1" || !st.FreshNonce || !st.HasUpdate || st.RoundLocked {
+					t.Errorf("StartAcceptance for u1's envelope in open r1: got %+v, want version 1, duplicate u1, fresh nonce, an update in r1, r1 not locked", st)
+				}
+				st, err = tx.StartAcceptance(ctx, aggregator.AcceptanceCheck{Merchant: "m1", EnvelopeSHA256: []byte{9}, Nonce: []byte("n2"), At: at, Round: "r2", LockCollecting: true})
+				if err != nil {
+					return err
+				}
+				if st.Duplicate != nil || st.FreshNonce || st.HasUpdate || st.RoundLocked {
+					t.Errorf("StartAcceptance with a seen nonce, new envelope, missing round: got %+v", st)
+				}
+				if _, err := tx.StartAcceptance(ctx, aggregator.AcceptanceCheck{Merchant: "nope", EnvelopeSHA256: []byte{9}, Nonce: []byte("n3"), At: at, Round: "r1"}); !errors.Is(err, aggregator.ErrNotFound) {
+					t.Errorf("StartAcceptance for an unknown merchant: got %v, want ErrNotFound", err)
+				}
+				return nil
+			}))
+			r2 := r
+			r2.ID, r2.Seq, r2.State = "r2", 2, protocol.RoundCollecting
+			u2 := aggregator.UpdateRecord{ID: "u2", Round: "r2", Merchant: "m1", EnvelopeSHA256: []byte{5}, Nonce: []byte{6}, Delta: []float64{1}, AcceptedAt: at}
+			ledger := []aggregator.LedgerRow{
+				{Merchant: "m1", Seq: 2, Release: dp.Release{Mechanism: dp.Gaussian, Q: 0.1, Z: 1.5, Steps: 4}, Round: "r2", Update: "u2", Epsilon: 0.3, At: at},
+				{Merchant: "m1", Seq: 3, Release: dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: 50, Steps: 1}, Round: "r2", Update: "u2", Epsilon: 0.31, At: at},
+			}
+			next := aggregator.BudgetHead{Merchant: "m1", Version: 2, Epsilon: 0.31, Releases: 3, LastRelease: at}
+			must(in(func(tx aggregator.Tx) error {
+				if _, err := tx.InsertRound(ctx, r2); err != nil {
+					return err
+				}
+				st, err := tx.StartAcceptance(ctx, aggregator.AcceptanceCheck{Merchant: "m1", EnvelopeSHA256: []byte{5}, Nonce: []byte("n4"), At: at, Round: "r2", LockCollecting: true})
+				if err != nil {
+					return err
+				}
+				if !st.RoundLocked || st.HasUpdate || st.Duplicate != nil {
+					t.Errorf("StartAcceptance in collecting r2: got %+v, want r2 locked, no update", st)
+				}
+				return tx.FinishAcceptance(ctx, u2, ledger, next, 1)
+			}))
+			u3 := u2
+			u3.ID, u3.Round, u3.EnvelopeSHA256 = "u3", "r3", []byte{7}
+			if err := in(func(tx aggregator.Tx) error {
+				r3 := r
+				r3.ID, r3.Seq, r3.State = "r3", 3, protocol.RoundFailed
+				if _, err := tx.InsertRound(ctx, r3); err != nil {
+					return err
+				}
+				return tx.FinishAcceptance(ctx, u3, nil, aggregator.BudgetHead{Merchant: "m1", Version: 2}, 1)
+			}); !errors.Is(err, aggregator.ErrConflict) || !strings.Contains(err.Error(), "advance budget") {
+				t.Errorf("FinishAcceptance from a stale budget version: got %v, want ErrConflict from the budget head", err)
+			}
+			must(in(func(tx aggregator.Tx) error {
+				rows, err := tx.Ledger(ctx, "m1")
+				if err != nil {
+					return err
+				}
+				got, err := tx.LockBudget(ctx, "m1")
+				if err != nil {
+					return err
+				}
+				if len(rows) != 3 || rows[2].Epsilon != 0.31 || got.Version != 2 || got.Releases != 3 {
+					t.Errorf("after FinishAcceptance: got %d ledger rows, head %+v, want 3 rows and version 2", len(rows), got)
+				}
+				if _, err := tx.UpdateByEnvelope(ctx, []byte{7}); !errors.Is(err, aggregator.ErrNotFound) {
+					t.Errorf("update of the refused FinishAcceptance: got %v, want ErrNotFound (rolled back)", err)
+				}
+				return tx.SetRoundState(ctx, "r2", protocol.RoundCollecting, protocol.RoundFailed, "test", at)
 			}))
 
 			if b.name != "postgres" {

@@ -164,23 +164,25 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 		duplicate bool
 		summary   ledgerSummary // the merchant's ledger after this debit
 	)
+	// A cached round before its deadline is locked in StartAcceptance's round
+	// trip if it is collecting; otherwise lockRound reads and locks it.
+	cached, fast := s.cachedRound(up.Round)
+	fast = fast && now.Before(cached.Deadline)
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		rec, duplicate, summary = UpdateRecord{}, false, ledgerSummary{}
-		head, err := tx.LockBudget(ctx, merchantID)
+		st, err := tx.StartAcceptance(ctx, AcceptanceCheck{
+			Merchant: merchantID, EnvelopeSHA256: sum[:], Nonce: hdr.Nonce[:], At: now, Round: up.Round, LockCollecting: fast,
+		})
 		if err != nil {
 			return err
 		}
+		head := st.Budget
 		// An identical envelope racing this one may have committed meanwhile.
-		if d, err := tx.UpdateByEnvelope(ctx, sum[:]); err == nil {
-			rec, duplicate = d, true
+		if st.Duplicate != nil {
+			rec, duplicate = *st.Duplicate, true
 			return nil
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
 		}
-		m, err := tx.Merchant(ctx, merchantID)
-		if err != nil {
-			return err
-		}
+		m := st.Merchant
 		if m.Revoked {
 			s.forgetMerchant(merchantID)
 			return fmt.Errorf("%w: %s", seal.ErrRevokedSigner, merchantID)
@@ -189,24 +191,20 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 			s.forgetMerchant(merchantID)
 			return fmt.Errorf("%w: signing key changed during submission", seal.ErrUnknownSigner)
 		}
-		fresh, err := tx.InsertNonce(ctx, merchantID, hdr.Nonce[:], now)
-		if err != nil {
-			return err
-		}
-		if !fresh {
+		if !st.FreshNonce {
 			return fmt.Errorf("%w: nonce %x", seal.ErrReplay, hdr.Nonce)
 		}
-		rr, err := s.lockRound(ctx, tx, up.Round, now)
-		if err != nil {
+		rr := cached
+		if st.RoundLocked {
+			rr.State = protocol.RoundCollecting
+		} else if rr, err = s.lockRound(ctx, tx, up.Round, now); err != nil {
 			return err
 		}
 		if err := s.checkRound(rr, &up, merchantID, now); err != nil {
 			return err
 		}
-		if _, err := tx.UpdateFor(ctx, rr.ID, merchantID); err == nil {
+		if st.HasUpdate {
 			return fmt.Errorf("%w: merchant %s already has an update in round %s", ErrConflict, merchantID, rr.ID)
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
 		}
 		base, err := s.baseModel(ctx, tx, rr.BaseVersion)
 		if err != nil {
@@ -249,21 +247,11 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 			ID: updateID(sum), Round: rr.ID, Merchant: merchantID, EnvelopeSHA256: sum[:], Nonce: hdr.Nonce[:],
 			Delta: up.Delta, Release: up.Release, Customers: up.Customers, Epsilon: epsAll, AcceptedAt: now.Truncate(time.Millisecond),
 		}
-		if err := tx.InsertUpdate(ctx, rec); err != nil {
-			return err
-		}
 		next := int64(head.Releases)
-		for i, l := range []struct {
-			r   dp.Release
-			eps float64
-		}{{sgd, epsSGD}, {count, epsAll}} {
-			if err := tx.InsertLedger(ctx, LedgerRow{
-				Merchant: merchantID, Seq: next + int64(i) + 1, Release: l.r, Round: rr.ID, Update: rec.ID, Epsilon: l.eps, At: rec.AcceptedAt,
-			}); err != nil {
-				return err
-			}
-		}
-		if err := tx.AdvanceBudget(ctx, BudgetHead{
+		if err := tx.FinishAcceptance(ctx, rec, []LedgerRow{
+			{Merchant: merchantID, Seq: next + 1, Release: sgd, Round: rr.ID, Update: rec.ID, Epsilon: epsSGD, At: rec.AcceptedAt},
+			{Merchant: merchantID, Seq: next + 2, Release: count, Round: rr.ID, Update: rec.ID, Epsilon: epsAll, At: rec.AcceptedAt},
+		}, BudgetHead{
 			Merchant: merchantID, Version: head.Version + 1, Epsilon: epsAll, Releases: head.Releases + 2, LastRelease: rec.AcceptedAt,
 		}, head.Version); err != nil {
 			return err
@@ -320,22 +308,12 @@ func (s *Service) forgetMerchant(id string) {
 // lock is taken, so that late submissions cannot keep Tick (which skips
 // locked rows) from closing it.
 //
-// A round's id, deadline, sample, base version and plan never change, so they
-// are cached per Service after the first read: a submission to a collecting
-// round before its deadline then takes its FOR SHARE lock with one small
-// query (which locks nothing if the round has moved on meanwhile) instead of
-// reading and decoding the whole row.
+// A round's id, deadline, sample, base version and plan never change, so
+// lockRound caches them per Service: a later submission to the round before
+// its deadline then takes its FOR SHARE lock in StartAcceptance with a small
+// query that locks nothing unless the round is collecting, instead of
+// reading and decoding the whole row here.
 func (s *Service) lockRound(ctx context.Context, tx Tx, id string, now time.Time) (RoundRecord, error) {
-	if rr, ok := s.cachedRound(id); ok && now.Before(rr.Deadline) {
-		locked, err := tx.LockRoundIn(ctx, id, protocol.RoundCollecting, LockShare)
-		if err != nil {
-			return RoundRecord{}, err
-		}
-		if locked {
-			rr.State = protocol.RoundCollecting
-			return rr, nil
-		}
-	}
 	state, deadline, err := tx.RoundState(ctx, id)
 	if err != nil {
 		return RoundRecord{}, err

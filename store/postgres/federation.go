@@ -65,6 +65,46 @@ func (q pgQuerier) Query(ctx context.Context, query string, args ...any) (fedsql
 	return pgRows{rows}, nil
 }
 
+func (q pgQuerier) Batch(ctx context.Context, stmts []fedsql.Statement) error {
+	b := &pgx.Batch{}
+	for _, st := range stmts {
+		b.Queue(st.SQL, st.Args...)
+	}
+	br := q.tx.SendBatch(ctx, b)
+	for _, st := range stmts {
+		if err := pgBatchResult(br, st); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	return br.Close()
+}
+
+// pgBatchResult reads the next result of br into st.
+func pgBatchResult(br pgx.BatchResults, st fedsql.Statement) error {
+	if st.Scan == nil {
+		tag, err := br.Exec()
+		if err != nil {
+			return err
+		}
+		if st.Affected != nil {
+			return st.Affected(tag.RowsAffected())
+		}
+		return nil
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := st.Scan(pgRows{rows}); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 func (q pgQuerier) IsUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation

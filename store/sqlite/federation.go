@@ -46,6 +46,43 @@ func (q sqlQuerier) Query(ctx context.Context, query string, args ...any) (fedsq
 	return sqlRows{rows}, nil
 }
 
+// Batch runs the statements one by one: SQLite is in process, there is no
+// round trip to save.
+func (q sqlQuerier) Batch(ctx context.Context, stmts []fedsql.Statement) error {
+	for _, st := range stmts {
+		if st.Scan == nil {
+			n, err := q.Exec(ctx, st.SQL, st.Args...)
+			if err != nil {
+				return err
+			}
+			if st.Affected != nil {
+				if err := st.Affected(n); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := q.scan(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (q sqlQuerier) scan(ctx context.Context, st fedsql.Statement) error {
+	rows, err := q.tx.QueryContext(ctx, st.SQL, st.Args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := st.Scan(sqlRows{rows}); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
 func (q sqlQuerier) IsUniqueViolation(err error) bool {
 	var se *sqlite.Error
 	if !errors.As(err, &se) {

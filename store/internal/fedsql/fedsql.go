@@ -34,8 +34,21 @@ type Querier interface {
 	Exec(ctx context.Context, q string, args ...any) (int64, error)
 	// Query runs a query.
 	Query(ctx context.Context, q string, args ...any) (Rows, error)
+	// Batch runs stmts in order, stopping at the first error, in one round
+	// trip where the backend can (a pgx batch inside the transaction).
+	Batch(ctx context.Context, stmts []Statement) error
 	// IsUniqueViolation reports whether err is a unique or primary key violation.
 	IsUniqueViolation(err error) bool
+}
+
+// Statement is one statement of a Batch. Scan, if set, is called for every
+// row the statement returns; otherwise it is executed and Affected, if set,
+// gets the number of rows it affected.
+type Statement struct {
+	SQL      string
+	Args     []any
+	Scan     func(Rows) error
+	Affected func(int64) error
 }
 
 // Dialect says how a backend spells what differs.
@@ -98,6 +111,18 @@ func (t *Tx) exec(ctx context.Context, q string, args ...any) (int64, error) {
 		return 0, fmt.Errorf("%w: %w", aggregator.ErrConflict, err)
 	}
 	return n, err
+}
+
+// batch binds and runs stmts as one Querier.Batch.
+func (t *Tx) batch(ctx context.Context, stmts []Statement) error {
+	for i := range stmts {
+		stmts[i].SQL = t.bind(stmts[i].SQL)
+	}
+	err := t.q.Batch(ctx, stmts)
+	if err != nil && t.q.IsUniqueViolation(err) {
+		return fmt.Errorf("%w: %w", aggregator.ErrConflict, err)
+	}
+	return err
 }
 
 // query runs q and calls scan for every row.
@@ -282,22 +307,6 @@ func (t *Tx) RoundState(ctx context.Context, id string) (protocol.RoundState, ti
 		return "", time.Time{}, fmt.Errorf("round %s: %w", id, err)
 	}
 	return protocol.RoundState(state), fromMS(deadline), nil
-}
-
-// LockRoundIn implements aggregator.Tx. The state is in the WHERE clause, so
-// PostgreSQL locks the row only if it is (still, after waiting for a
-// concurrent writer) in that state.
-func (t *Tx) LockRoundIn(ctx context.Context, id string, state protocol.RoundState, lock aggregator.Lock) (bool, error) {
-	found := false
-	err := t.query(ctx, `SELECT 1 FROM fed_rounds WHERE id = ? AND state = ?`+t.lock(lock), func(r Rows) error {
-		found = true
-		var one int64
-		return r.Scan(&one)
-	}, id, string(state))
-	if err != nil {
-		return false, fmt.Errorf("lock round %s: %w", id, err)
-	}
-	return found, nil
 }
 
 // LatestRound implements aggregator.Tx.
@@ -641,6 +650,81 @@ func (t *Tx) InsertLedger(ctx context.Context, l aggregator.LedgerRow) error {
 	if _, err := t.exec(ctx, `INSERT INTO fed_ledger (merchant, seq, release, round_id, update_id, epsilon, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		l.Merchant, l.Seq, rel, l.Round, l.Update, l.Epsilon, ms(l.At)); err != nil {
 		return fmt.Errorf("insert ledger row: %w", err)
+	}
+	return nil
+}
+
+// --- acceptance ---
+
+// StartAcceptance implements aggregator.Tx in one Batch.
+func (t *Tx) StartAcceptance(ctx context.Context, c aggregator.AcceptanceCheck) (aggregator.AcceptanceState, error) {
+	var st aggregator.AcceptanceState
+	budget, merchant := false, false
+	stmts := []Statement{
+		{SQL: `SELECT ` + budgetCols + ` FROM fed_budgets WHERE merchant = ?` + t.lock(aggregator.LockUpdate), Args: []any{c.Merchant},
+			Scan: func(r Rows) (err error) { budget = true; st.Budget, err = scanBudget(r); return err }},
+		{SQL: `SELECT ` + updateCols + ` FROM fed_updates WHERE envelope_sha256 = ?`, Args: []any{c.EnvelopeSHA256},
+			Scan: func(r Rows) error {
+				u, err := scanUpdate(r)
+				st.Duplicate = &u
+				return err
+			}},
+		{SQL: `SELECT ` + merchantCols + ` FROM fed_merchants WHERE id = ?`, Args: []any{c.Merchant},
+			Scan: func(r Rows) (err error) { merchant = true; st.Merchant, err = scanMerchant(r); return err }},
+		{SQL: `INSERT INTO fed_nonces (merchant, nonce, seen_at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, Args: []any{c.Merchant, c.Nonce, ms(c.At)},
+			Affected: func(n int64) error { st.FreshNonce = n == 1; return nil }},
+		{SQL: `SELECT 1 FROM fed_updates WHERE round_id = ? AND merchant = ?`, Args: []any{c.Round, c.Merchant},
+			Scan: func(r Rows) error { st.HasUpdate = true; var one int64; return r.Scan(&one) }},
+	}
+	if c.LockCollecting {
+		stmts = append(stmts, Statement{SQL: `SELECT 1 FROM fed_rounds WHERE id = ? AND state = ?` + t.lock(aggregator.LockShare), Args: []any{c.Round, string(protocol.RoundCollecting)},
+			Scan: func(r Rows) error { st.RoundLocked = true; var one int64; return r.Scan(&one) }})
+	}
+	if err := t.batch(ctx, stmts); err != nil {
+		return st, fmt.Errorf("start acceptance for %s: %w", c.Merchant, err)
+	}
+	switch {
+	case !budget:
+		return st, fmt.Errorf("lock budget of %s: %w", c.Merchant, aggregator.ErrNotFound)
+	case !merchant:
+		return st, fmt.Errorf("merchant %s: %w", c.Merchant, aggregator.ErrNotFound)
+	}
+	return st, nil
+}
+
+// FinishAcceptance implements aggregator.Tx in one Batch.
+func (t *Tx) FinishAcceptance(ctx context.Context, u aggregator.UpdateRecord, ledger []aggregator.LedgerRow, next aggregator.BudgetHead, prevVersion int64) error {
+	delta, err := mustJSON(u.Delta)
+	if err != nil {
+		return fmt.Errorf("insert update: %w", err)
+	}
+	rel, err := mustJSON(u.Release)
+	if err != nil {
+		return fmt.Errorf("insert update: %w", err)
+	}
+	cust, err := mustJSON(u.Customers)
+	if err != nil {
+		return fmt.Errorf("insert update: %w", err)
+	}
+	stmts := []Statement{{SQL: `INSERT INTO fed_updates (` + updateCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		Args: []any{u.ID, u.Round, u.Merchant, u.EnvelopeSHA256, u.Nonce, delta, rel, cust, u.Epsilon, ms(u.AcceptedAt), b2i(u.Audited)}}}
+	for _, l := range ledger {
+		rel, err := mustJSON(l.Release)
+		if err != nil {
+			return fmt.Errorf("insert ledger row: %w", err)
+		}
+		stmts = append(stmts, Statement{SQL: `INSERT INTO fed_ledger (merchant, seq, release, round_id, update_id, epsilon, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			Args: []any{l.Merchant, l.Seq, rel, l.Round, l.Update, l.Epsilon, ms(l.At)}})
+	}
+	advanced := false
+	stmts = append(stmts, Statement{SQL: `UPDATE fed_budgets SET version = ?, epsilon = ?, releases = ?, last_release_ms = ? WHERE merchant = ? AND version = ?`,
+		Args:     []any{next.Version, next.Epsilon, int64(next.Releases), ms(next.LastRelease), next.Merchant, prevVersion},
+		Affected: func(n int64) error { advanced = n == 1; return nil }})
+	if err := t.batch(ctx, stmts); err != nil {
+		return fmt.Errorf("store update %s: %w", u.ID, err)
+	}
+	if !advanced {
+		return fmt.Errorf("advance budget of %s from version %d: %w", next.Merchant, prevVersion, aggregator.ErrConflict)
 	}
 	return nil
 }
