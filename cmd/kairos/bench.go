@@ -189,6 +189,7 @@ temporary file, so the read is a real file read.`,
 	f.Uint64Var(&seed, "seed", 1, "seed for generation and training")
 	f.StringVar(&jsonOut, "json-out", "", "also write the results as JSON to this file")
 	cmd.AddCommand(newBenchPredictCmd())
+	cmd.AddCommand(newBenchFederationCmd())
 	return cmd
 }
 

@@ -1,0 +1,559 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/client"
+	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/crypto/seal"
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/synth"
+	"github.com/kairos-fl/kairos/policies"
+	"github.com/kairos-fl/kairos/store"
+)
+
+// benchFedResult is what `kairos bench federation` measures; also its JSON.
+type benchFedResult struct {
+	GoMaxProcs int     `json:"gomaxprocs"`
+	LoadAvg    string  `json:"loadavg_at_start"`
+	Federation *fedRun `json:"federation,omitempty"`
+	Accept     *accRun `json:"accept,omitempty"`
+}
+
+// fedRun is the simulated federation: merchants train, seal and submit, the
+// aggregator publishes.
+type fedRun struct {
+	Store                string    `json:"store"`
+	Merchants            int       `json:"merchants"`
+	CustomersPerMerchant int       `json:"customers_per_merchant"`
+	Events               int       `json:"events"`
+	Rows                 int       `json:"rows"`
+	Params               int       `json:"params"`
+	DataSeconds          float64   `json:"data_and_features_seconds"`
+	Rounds               int       `json:"rounds"`
+	RoundSeconds         []float64 `json:"round_seconds"`
+	RoundsPerMinute      float64   `json:"rounds_per_minute"`
+	// Sums over merchants of each stage's wall time (they run in parallel).
+	TrainSeconds   float64 `json:"train_seconds_sum"`
+	SealSeconds    float64 `json:"seal_seconds_sum"`
+	SubmitSeconds  float64 `json:"submit_seconds_sum"`
+	PublishSeconds float64 `json:"publish_seconds"`
+	MaxEpsilon     float64 `json:"max_epsilon"`
+	EpsilonCap     float64 `json:"epsilon_cap"`
+}
+
+// accRun is the aggregator's acceptance throughput: pre-sealed updates of a
+// model of about Params parameters submitted by Submitters goroutines.
+type accRun struct {
+	Store         string  `json:"store"`
+	Updates       int     `json:"updates"`
+	Submitters    int     `json:"submitters"`
+	Params        int     `json:"params"`
+	EnvelopeBytes int     `json:"envelope_bytes"`
+	Seconds       float64 `json:"seconds"`
+	PerSecond     float64 `json:"updates_per_second"`
+	P50ms         float64 `json:"p50_ms"`
+	P99ms         float64 `json:"p99_ms"`
+	CPUus         float64 `json:"process_cpu_us_per_update"`
+	AuditEntries  uint64  `json:"audit_entries"`
+	AuditBatches  uint64  `json:"audit_batches"`
+}
+
+type benchFedOptions struct {
+	db, acceptDB                   string
+	merchants, customers, rounds   int
+	updates, submitters, params    int
+	seed                           uint64
+	skipFederation, skipAcceptance bool
+}
+
+func newBenchFederationCmd() *cobra.Command {
+	var o benchFedOptions
+	var jsonOut string
+	cmd := &cobra.Command{
+		Use:   "federation",
+		Short: "Measure federated rounds per minute and the aggregator's accepted updates per second",
+		Long: `federation runs two measurements in this process.
+
+Rounds: --merchants simulated merchants with --customers synthetic customers each
+(model/synth) build point-in-time features (model/feature), and in every round each
+trains locally with DP-SGD (client/train.Local), seals its update (crypto/seal, the
+aggregator's post-quantum recipient) and submits it to an aggregator.Service on --db
+(default: a temporary SQLite file; a postgres:// URL gets a fresh database that is
+dropped afterwards); when all have sent, the aggregator merges and publishes. It
+reports rounds per minute and where a round's time goes.
+
+Acceptance: --updates merchants each submit one pre-sealed update of a model of about
+--params parameters from --submitters goroutines to an aggregator on --accept-db
+(default: --db when it is PostgreSQL, otherwise skipped); every acceptance verifies the
+signature, decrypts, debits the ledger and waits for its audit entry.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.acceptDB == "" && store.IsPostgres(o.db) {
+				o.acceptDB = o.db
+			}
+			res, err := runBenchFederation(cmd.Context(), cmd.ErrOrStderr(), o)
+			if err != nil {
+				return fmt.Errorf("bench federation: %w", err)
+			}
+			if err := writeBenchFedTable(cmd.OutOrStdout(), res); err != nil {
+				return err
+			}
+			if jsonOut != "" {
+				data, err := json.MarshalIndent(res, "", "  ")
+				if err != nil {
+					return fmt.Errorf("bench federation: %w", err)
+				}
+				if err := os.WriteFile(jsonOut, append(data, '\n'), 0o644); err != nil {
+					return fmt.Errorf("bench federation: %w", err)
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.db, "db", "", "store for the rounds: SQLite path or postgres:// URL (default: temporary SQLite)")
+	f.StringVar(&o.acceptDB, "accept-db", "", "PostgreSQL URL for the acceptance measurement (default: --db if PostgreSQL)")
+	f.IntVar(&o.merchants, "merchants", 100, "simulated merchants")
+	f.IntVar(&o.customers, "customers", 2000, "customers per merchant")
+	f.IntVar(&o.rounds, "rounds", 3, "rounds to run")
+	f.IntVar(&o.updates, "updates", 2000, "updates (one per merchant) for the acceptance measurement")
+	f.IntVar(&o.submitters, "submitters", 16, "concurrent submitters for the acceptance measurement")
+	f.IntVar(&o.params, "params", 1000, "approximate model size for the acceptance measurement")
+	f.Uint64Var(&o.seed, "seed", 1, "seed for the synthetic data")
+	f.BoolVar(&o.skipFederation, "skip-rounds", false, "skip the rounds measurement")
+	f.BoolVar(&o.skipAcceptance, "skip-accept", false, "skip the acceptance measurement")
+	f.StringVar(&jsonOut, "json-out", "", "also write the results as JSON to this file")
+	return cmd
+}
+
+func runBenchFederation(ctx context.Context, progress io.Writer, o benchFedOptions) (benchFedResult, error) {
+	res := benchFedResult{GoMaxProcs: runtime.GOMAXPROCS(0), LoadAvg: loadAvg()}
+	switch {
+	case o.merchants < 1 || o.customers < 1 || o.rounds < 1:
+		return res, fmt.Errorf("merchants %d, customers %d and rounds %d must be ≥ 1", o.merchants, o.customers, o.rounds)
+	case o.updates < 1 || o.submitters < 1 || o.params < 1:
+		return res, fmt.Errorf("updates %d, submitters %d and params %d must be ≥ 1", o.updates, o.submitters, o.params)
+	}
+	if !o.skipFederation {
+		fmt.Fprintf(progress, "rounds: %d merchants × %d customers, %d rounds\n", o.merchants, o.customers, o.rounds)
+		r, err := benchRounds(ctx, progress, o)
+		if err != nil {
+			return res, fmt.Errorf("rounds: %w", err)
+		}
+		res.Federation = r
+	}
+	if !o.skipAcceptance && o.acceptDB != "" {
+		fmt.Fprintf(progress, "acceptance: %d updates from %d submitters\n", o.updates, o.submitters)
+		a, err := benchAccept(ctx, o)
+		if err != nil {
+			return res, fmt.Errorf("acceptance: %w", err)
+		}
+		res.Accept = a
+	}
+	return res, nil
+}
+
+// benchFed is one aggregator over a fresh store, with its merchants' keys.
+type benchFed struct {
+	svc     *aggregator.Service
+	log     *audit.Log
+	recip   string
+	signers map[string]ed25519.PrivateKey
+	kind    string
+	closers []func()
+}
+
+func (b *benchFed) close() {
+	if b.log != nil {
+		_ = b.log.Close()
+	}
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+}
+
+// fedBenchPolicy is a policy naming ids with one default for all.
+func fedBenchPolicy(ids []string, epsCap float64) (*policies.Policy, error) {
+	var p strings.Builder
+	fmt.Fprintf(&p, "version: 1\nfederation: bench\ndefaults:\n  epsilon_cap: %g\n  delta: 1e-6\n  min_noise_multiplier: 0.5\n  clip_norm: 1.0\n  min_customers_per_update: 100\n  allowed_features: [all]\n  retention_days: 365\nmerchants:\n", epsCap)
+	for _, id := range ids {
+		fmt.Fprintf(&p, "  %s: {}\n", id)
+	}
+	return policies.Parse("bench.yaml", []byte(p.String()))
+}
+
+// openBenchFed opens a fresh store at db, creates an aggregator over it with
+// a post-quantum key set and enrols ids.
+func openBenchFed(ctx context.Context, db string, pol *policies.Policy, cfg aggregator.RoundConfig, initial *hazard.Model, ids []string) (_ *benchFed, err error) {
+	b := &benchFed{kind: "sqlite", signers: map[string]ed25519.PrivateKey{}}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	switch {
+	case db == "":
+		dir, err := os.MkdirTemp("", "kairos-bench-fed-")
+		if err != nil {
+			return nil, err
+		}
+		b.closers = append(b.closers, func() { _ = os.RemoveAll(dir) })
+		db = filepath.Join(dir, "kairos.db")
+	case store.IsPostgres(db):
+		b.kind = "postgres"
+		fresh, drop, err := freshBenchDB(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		b.closers = append(b.closers, drop)
+		db = fresh
+	}
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	b.closers = append(b.closers, st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	fst, ok := st.(aggregator.Store)
+	if !ok {
+		return nil, fmt.Errorf("store %T has no federation tables", st)
+	}
+	agg, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{})
+	if err != nil {
+		return nil, err
+	}
+	b.recip = agg.Recipient
+	if b.log, err = audit.New(ctx, audit.Options{Store: st, HMACKey: agg.AuditHMAC, SigningKey: agg.Checkpoint}); err != nil {
+		return nil, err
+	}
+	if b.svc, err = aggregator.New(ctx, aggregator.Options{Store: fst, Policy: pol, Keys: agg, Audit: b.log, Rounds: cfg, InitialModel: initial}); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := b.svc.Enrol(ctx, "admin:bench", aggregator.Merchant{ID: id, TimeZone: "UTC", PublicKey: pub}); err != nil {
+			return nil, err
+		}
+		b.signers[id] = priv
+	}
+	// The first round opened before anyone was enrolled: this tick fails it
+	// and opens one that samples every merchant.
+	if err := b.svc.Tick(ctx); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// sealUpdate seals u for the aggregator as its merchant.
+func (b *benchFed) sealUpdate(u protocol.Update) ([]byte, error) {
+	payload, err := json.Marshal(u)
+	if err != nil {
+		return nil, err
+	}
+	rcpt, err := keys.ParseRecipient(b.recip)
+	if err != nil {
+		return nil, err
+	}
+	h := seal.Header{MerchantID: u.Merchant, Round: u.Round, ModelVersion: strconv.Itoa(u.BaseVersion), CreatedAt: time.Now().UTC()}
+	return seal.Seal(rand.Reader, h, payload, b.signers[u.Merchant], rcpt)
+}
+
+func benchIDs(prefix string, n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%s%05d", prefix, i)
+	}
+	return ids
+}
+
+func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions) (*fedRun, error) {
+	run := &fedRun{Store: "sqlite", Merchants: o.merchants, CustomersPerMerchant: o.customers, Rounds: o.rounds, EpsilonCap: 1}
+	if store.IsPostgres(o.db) {
+		run.Store = "postgres"
+	}
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	cutoffs := []time.Time{start.AddDate(0, 8, 0), start.AddDate(0, 9, 0), start.AddDate(0, 10, 0)}
+	ids := benchIDs("m", o.merchants)
+
+	// Each merchant's data and rows, built in parallel (not part of a round).
+	t0 := time.Now()
+	schema, err := feature.NewSchema(nil)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([][]feature.Row, o.merchants)
+	events := make([]int, o.merchants)
+	err = parallel(o.merchants, func(i int) error {
+		g, err := synth.New(synth.Config{Seed: o.seed + uint64(i), Start: start, Days: 365, Customers: o.customers, EventsPerCustomer: 15,
+			Merchants: []synth.Merchant{{Name: ids[i], Zone: time.UTC, Weight: 1}}})
+		if err != nil {
+			return err
+		}
+		var evs []model.Event
+		for c := range o.customers {
+			evs = append(evs, g.Customer(c).Events...)
+		}
+		events[i] = len(evs)
+		rows[i], err = client.BuildRows(evs, cutoffs, time.UTC, schema)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		run.Events += events[i]
+		run.Rows += len(rows[i])
+	}
+	run.DataSeconds = time.Since(t0).Seconds()
+	fmt.Fprintf(progress, "  data and features: %d events, %d rows in %.1f s\n", run.Events, run.Rows, run.DataSeconds)
+
+	pol, err := fedBenchPolicy(ids, run.EpsilonCap)
+	if err != nil {
+		return nil, err
+	}
+	cfg := aggregator.RoundConfig{Deadline: time.Hour, Quorum: o.merchants, PlannedRounds: o.rounds, Cutoffs: cutoffs}
+	fed, err := openBenchFed(ctx, o.db, pol, cfg, nil, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer fed.close()
+
+	var trainNS, sealNS, submitNS atomic.Int64
+	for r := range o.rounds {
+		rs := time.Now()
+		err := parallel(o.merchants, func(i int) error {
+			round, err := fed.svc.CurrentRound(ctx, ids[i])
+			if err != nil {
+				return err
+			}
+			base, err := hazard.Unmarshal(round.Model, "")
+			if err != nil {
+				return err
+			}
+			run.Params = len(base.Params)
+			t := time.Now()
+			lr, err := train.Local(ctx, base, rows[i], round.Plan, train.Options{})
+			if err != nil {
+				return fmt.Errorf("merchant %s: %w", ids[i], err)
+			}
+			trainNS.Add(int64(time.Since(t)))
+			t = time.Now()
+			env, err := fed.sealUpdate(protocol.Update{
+				Version: protocol.Version, Round: round.ID, Merchant: ids[i], BaseVersion: round.BaseVersion,
+				SchemaHash: base.Schema.Hash, Delta: lr.Delta, Release: lr.Release, Customers: lr.Customers,
+			})
+			if err != nil {
+				return err
+			}
+			sealNS.Add(int64(time.Since(t)))
+			t = time.Now()
+			if _, err := fed.svc.Submit(ctx, ids[i], env); err != nil {
+				return fmt.Errorf("merchant %s: %w", ids[i], err)
+			}
+			submitNS.Add(int64(time.Since(t)))
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("round %d: %w", r+1, err)
+		}
+		t := time.Now()
+		if err := fed.svc.Tick(ctx); err != nil {
+			return nil, fmt.Errorf("round %d: publish: %w", r+1, err)
+		}
+		run.PublishSeconds += time.Since(t).Seconds()
+		run.RoundSeconds = append(run.RoundSeconds, time.Since(rs).Seconds())
+		fmt.Fprintf(progress, "  round %d: %.2f s\n", r+1, run.RoundSeconds[r])
+	}
+	models, err := fed.svc.Models(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if want := o.rounds + 1; len(models) != want {
+		return nil, fmt.Errorf("%d model versions after %d rounds, want %d (a round failed to publish)", len(models), o.rounds, want)
+	}
+	budgets, err := fed.svc.Budgets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range budgets {
+		run.MaxEpsilon = max(run.MaxEpsilon, b.Epsilon)
+	}
+	total := 0.0
+	for _, s := range run.RoundSeconds {
+		total += s
+	}
+	run.RoundsPerMinute = 60 * float64(o.rounds) / total
+	run.TrainSeconds = time.Duration(trainNS.Load()).Seconds()
+	run.SealSeconds = time.Duration(sealNS.Load()).Seconds()
+	run.SubmitSeconds = time.Duration(submitNS.Load()).Seconds()
+	return run, nil
+}
+
+// parallel runs fn(0..n-1) on GOMAXPROCS goroutines and returns the first error.
+func parallel(n int, fn func(i int) error) error {
+	var next atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+func benchAccept(ctx context.Context, o benchFedOptions) (*accRun, error) {
+	run := &accRun{Store: "sqlite", Updates: o.updates, Submitters: o.submitters}
+	if store.IsPostgres(o.acceptDB) {
+		run.Store = "postgres"
+	}
+	ids := benchIDs("b", o.updates)
+	pol, err := fedBenchPolicy(ids, 1)
+	if err != nil {
+		return nil, err
+	}
+	schema, err := feature.NewSchema(nil)
+	if err != nil {
+		return nil, err
+	}
+	// An MLP's size is hidden·(features + 2) plus a few dozen baseline terms.
+	hidden := max(1, (o.params-30)/(schema.Len()+2))
+	initial, err := hazard.New(hazard.KindMLP, schema, train.FixedStandardization(schema), hidden, 0.003)
+	if err != nil {
+		return nil, err
+	}
+	run.Params = len(initial.Params)
+	fed, err := openBenchFed(ctx, o.acceptDB, pol, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1}, initial, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer fed.close()
+	round, err := fed.svc.CurrentRound(ctx, ids[0])
+	if err != nil {
+		return nil, err
+	}
+	envs := make([][]byte, len(ids))
+	err = parallel(len(ids), func(i int) error {
+		delta := make([]float64, run.Params)
+		for j := range delta {
+			delta[j] = 0.01 * float64(j%7-3)
+		}
+		envs[i], err = fed.sealUpdate(protocol.Update{
+			Version: protocol.Version, Round: round.ID, Merchant: ids[i], BaseVersion: round.BaseVersion,
+			SchemaHash: schema.Hash, Delta: delta,
+			Release:   protocol.Release{SamplingRate: round.Plan.SamplingRate, NoiseMultiplier: round.Plan.NoiseMultiplier, Steps: round.Plan.Steps, ClipNorm: round.Plan.ClipNorm},
+			Customers: protocol.NoisyCount{Value: 1000, Sigma: round.Plan.CountNoise},
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	run.EnvelopeBytes = len(envs[0])
+	before := fed.log.Stats()
+	lat := make([]time.Duration, len(ids))
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	cpu0, t0 := cpuTime(), time.Now()
+	for range o.submitters {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(ids); i = int(next.Add(1) - 1) {
+				s := time.Now()
+				if _, err := fed.svc.Submit(ctx, ids[i], envs[i]); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				lat[i] = time.Since(s)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed, cpu := time.Since(t0), cpuTime()-cpu0
+	if p := failed.Load(); p != nil {
+		return nil, *p
+	}
+	after := fed.log.Stats()
+	slices.Sort(lat)
+	run.Seconds = elapsed.Seconds()
+	run.PerSecond = float64(len(ids)) / elapsed.Seconds()
+	run.P50ms, run.P99ms = pct(lat, 0.50), pct(lat, 0.99)
+	run.CPUus = float64(cpu.Microseconds()) / float64(len(ids))
+	run.AuditEntries, run.AuditBatches = after.Entries-before.Entries, after.Batches-before.Batches
+	return run, nil
+}
+
+// loadAvg is /proc/loadavg's first three fields ("" where it does not exist).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func writeBenchFedTable(w io.Writer, res benchFedResult) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "GOMAXPROCS\t%d\tload average at start %s\n", res.GoMaxProcs, res.LoadAvg)
+	if r := res.Federation; r != nil {
+		fmt.Fprintf(tw, "federation (%s)\t%d merchants × %d customers\t%d events, %d rows, %d parameters\n", r.Store, r.Merchants, r.CustomersPerMerchant, r.Events, r.Rows, r.Params)
+		fmt.Fprintf(tw, "data + features\t%.1f s\t(once, before the rounds)\n", r.DataSeconds)
+		secs := make([]string, len(r.RoundSeconds))
+		for i, s := range r.RoundSeconds {
+			secs[i] = fmt.Sprintf("%.2f", s)
+		}
+		fmt.Fprintf(tw, "rounds\t%d\t%s s\n", r.Rounds, strings.Join(secs, ", "))
+		fmt.Fprintf(tw, "rounds per minute\t%.1f\n", r.RoundsPerMinute)
+		fmt.Fprintf(tw, "per round and merchant\ttrain %.1f ms\tseal %.2f ms\tsubmit %.2f ms\n",
+			1000*r.TrainSeconds/float64(r.Rounds*r.Merchants), 1000*r.SealSeconds/float64(r.Rounds*r.Merchants), 1000*r.SubmitSeconds/float64(r.Rounds*r.Merchants))
+		fmt.Fprintf(tw, "publish (merge, FedAdam, next round)\t%.0f ms per round\n", 1000*r.PublishSeconds/float64(r.Rounds))
+		fmt.Fprintf(tw, "largest ε spent\t%.4f\tcap %.4f\n", r.MaxEpsilon, r.EpsilonCap)
+	}
+	if a := res.Accept; a != nil {
+		fmt.Fprintf(tw, "acceptance (%s)\t%d updates of %d parameters (%d-byte envelopes), %d submitters\n", a.Store, a.Updates, a.Params, a.EnvelopeBytes, a.Submitters)
+		fmt.Fprintf(tw, "accepted updates per second\t%.0f\tp50 %.2f ms\tp99 %.2f ms\n", a.PerSecond, a.P50ms, a.P99ms)
+		fmt.Fprintf(tw, "process CPU per update\t%.0f µs\t(aggregator; the database's is not counted)\n", a.CPUus)
+		fmt.Fprintf(tw, "audit\t%d entries in %d group commits\n", a.AuditEntries, a.AuditBatches)
+	}
+	return tw.Flush()
+}
