@@ -21,6 +21,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -109,9 +110,9 @@ func (s *scanner) str(dst *string) bool {
 	return ok
 }
 
-// number returns the bytes of a number in JSON's grammar:
+// number returns the text of a number in JSON's grammar:
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func (s *scanner) number() ([]byte, bool) {
+func (s *scanner) number() (string, bool) {
 	s.ws()
 	start := s.i
 	s.skip('-')
@@ -120,20 +121,20 @@ func (s *scanner) number() ([]byte, bool) {
 	case s.i < len(s.b) && s.b[s.i] >= '1' && s.b[s.i] <= '9':
 		s.digits()
 	default:
-		return nil, false
+		return "", false
 	}
 	if s.skip('.') && s.digits() == 0 {
-		return nil, false
+		return "", false
 	}
 	if s.skip('e') || s.skip('E') {
 		if !s.skip('+') {
 			s.skip('-')
 		}
 		if s.digits() == 0 {
-			return nil, false
+			return "", false
 		}
 	}
-	return s.b[start:s.i], true
+	return s.src[start:s.i], true
 }
 
 func (s *scanner) skip(c byte) bool {
@@ -158,7 +159,7 @@ func (s *scanner) float(dst *float64) bool {
 	if !ok {
 		return false
 	}
-	v, err := strconv.ParseFloat(string(raw), 64)
+	v, err := strconv.ParseFloat(raw, 64)
 	if err != nil {
 		return false // out of range: encoding/json reports a type error
 	}
@@ -168,10 +169,10 @@ func (s *scanner) float(dst *float64) bool {
 
 func (s *scanner) int(dst *int) bool {
 	raw, ok := s.number()
-	if !ok || bytes.ContainsAny(raw, ".eE") {
+	if !ok || strings.ContainsAny(raw, ".eE") {
 		return false
 	}
-	v, err := strconv.ParseInt(string(raw), 10, strconv.IntSize)
+	v, err := strconv.ParseInt(raw, 10, strconv.IntSize)
 	if err != nil {
 		return false
 	}
