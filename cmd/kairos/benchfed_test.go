@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBenchFederation runs both measurements small on SQLite through the
+// command and checks the JSON against what the run must have done.
+func TestBenchFederation(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "bench.json")
+	cmd := newBenchFederationCmd()
+	var stdout, stderr bytes.Buffer
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	cmd.SetArgs([]string{"--merchants", "3", "--customers", "400", "--rounds", "2", "--updates", "12", "--submitters", "4",
+		"--accept-db", filepath.Join(dir, "accept.db"), "--json-out", out})
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("bench federation: %v\n%s", err, stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res benchFedResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	f, a := res.Federation, res.Accept
+	if f == nil || a == nil {
+		t.Fatalf("got federation %v and accept %v, want both", f, a)
+	}
+	if f.Store != "sqlite" || f.Merchants != 3 || len(f.RoundSeconds) != 2 || !(f.RoundsPerMinute > 0) {
+		t.Errorf("federation: got %+v, want 3 merchants, 2 timed rounds on sqlite", f)
+	}
+	// Three cutoffs per customer at most; customers born after a cutoff have no row there.
+	if f.Rows <= 0 || f.Rows > 3*400*3 || f.Events < f.Rows/3 {
+		t.Errorf("got %d rows from %d events, want 1..%d", f.Rows, f.Events, 3*400*3)
+	}
+	// Two planned rounds spend the cap exactly, never more.
+	if f.MaxEpsilon > f.EpsilonCap*(1+1e-9) || f.MaxEpsilon < 0.5*f.EpsilonCap {
+		t.Errorf("got largest ε %v, want about the cap %v after the planned rounds", f.MaxEpsilon, f.EpsilonCap)
+	}
+	if a.Updates != 12 || a.AuditEntries != 12 || !(a.PerSecond > 0) || a.Params < 900 || a.Params > 1100 {
+		t.Errorf("accept: got %+v, want 12 updates with 12 audit entries of about 1000 parameters", a)
+	}
+	for _, want := range []string{"rounds per minute", "accepted updates per second"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
