@@ -381,7 +381,7 @@ func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Clai
 		if action == "predict" {
 			rec.Identifiers["customer"] = cu
 		} else {
-			rec.Identifiers[fmt.Sprintf("customer.%04d", i)] = cu
+			rec.Identifiers[customerKey(i)] = cu
 		}
 	}
 	if cause != nil {
@@ -404,6 +404,16 @@ func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Clai
 			detail: "the audit log is unavailable, so no prediction is served", cause: errors.Join(err, cause)}
 	}
 	return cause
+}
+
+// customerKey is fmt.Sprintf("customer.%04d", i) without fmt: a batch's
+// audit record names up to MaxBatch customers.
+func customerKey(i int) string {
+	n := strconv.Itoa(i)
+	if len(n) < 4 {
+		n = "0000"[len(n):] + n
+	}
+	return "customer." + n
 }
 
 // request errors
@@ -481,14 +491,16 @@ func (p *predictor) authorize(c *auth.Claims, merchant string) error {
 	return forbidMerchant(merchant)
 }
 
-func checkCustomer(field, id string) error {
+// checkCustomer checks a customer pseudonym; field names it in the error
+// and is formatted only then.
+func checkCustomer(id string, field func() string) error {
 	switch {
 	case id == "":
-		return badRequest("field %q: required", field)
+		return badRequest("field %q: required", field())
 	case len(id) > maxCustomerBytes:
-		return badRequest("field %q: longer than %d bytes", field, maxCustomerBytes)
+		return badRequest("field %q: longer than %d bytes", field(), maxCustomerBytes)
 	case !utf8.ValidString(id):
-		return badRequest("field %q: not UTF-8", field)
+		return badRequest("field %q: not UTF-8", field())
 	}
 	return nil
 }
@@ -498,7 +510,7 @@ func (p *predictor) one(ctx context.Context, c *auth.Claims, req *PredictRequest
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkCustomer("customer", req.Customer); err != nil {
+	if err := checkCustomer(req.Customer, func() string { return "customer" }); err != nil {
 		return nil, nil, err
 	}
 	xs, err := sc.vectors([]BatchCustomer{{Customer: req.Customer, Events: req.Events, Features: req.Features}}, 0, "")
@@ -529,7 +541,7 @@ func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatch
 			detail: fmt.Sprintf("field \"customers\": %d customers, at most %d per batch", len(req.Customers), p.opts.MaxBatch)}
 	}
 	for i, bc := range req.Customers {
-		if err := checkCustomer(fmt.Sprintf("customers[%d].customer", i), bc.Customer); err != nil {
+		if err := checkCustomer(bc.Customer, func() string { return fmt.Sprintf("customers[%d].customer", i) }); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -96,4 +97,12 @@ func FuzzPredictEncode(f *testing.F) {
 		p.MostLikelyDate = s
 		checkEncodeMatches(t, p)
 	})
+}
+
+func TestCustomerKey(t *testing.T) {
+	for _, i := range []int{0, 7, 42, 999, 1000, 9999, 10000, 123456} {
+		if got, want := customerKey(i), fmt.Sprintf("customer.%04d", i); got != want {
+			t.Errorf("customerKey(%d): got %q, want %q", i, got, want)
+		}
+	}
 }
