@@ -60,6 +60,14 @@ func (a *accountant) summary(merchant string, version int64) ([]dp.Release, bool
 	return slices.Clone(s.groups), true
 }
 
+// has reports whether a summary of merchant's ledger is cached, at any version.
+func (a *accountant) has(merchant string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.ledgers[merchant]
+	return ok
+}
+
 // remember records merchant's ledger summary at version (after a commit).
 func (a *accountant) remember(merchant string, s ledgerSummary) {
 	a.mu.Lock()

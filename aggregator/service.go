@@ -371,6 +371,11 @@ func (s *Service) Enrol(ctx context.Context, actor string, m Merchant) (Merchant
 		}
 		return Merchant{}, err
 	}
+	// The row is committed: later submissions need not read it for the
+	// signature check (their transaction re-reads it anyway).
+	s.mu.Lock()
+	s.merchants[m.ID] = m
+	s.mu.Unlock()
 	if err := s.flush(ctx, ps); err != nil {
 		return Merchant{}, fmt.Errorf("enrol %s: %w", m.ID, err)
 	}

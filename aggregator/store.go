@@ -109,8 +109,9 @@ type Tx interface {
 	// budget head row FOR UPDATE and then, in this order, looks up the update
 	// stored for the envelope, reads the merchant, records the nonce, looks
 	// up the merchant's update in the round and, if LockCollecting, locks the
-	// round FOR SHARE if it is collecting — in one round trip where the
-	// backend can. ErrNotFound when the merchant or its budget row is missing.
+	// round FOR SHARE if it is collecting, and if WithLedger reads the
+	// merchant's ledger rows — in one round trip where the backend can.
+	// ErrNotFound when the merchant or its budget row is missing.
 	StartAcceptance(ctx context.Context, c AcceptanceCheck) (AcceptanceState, error)
 	// FinishAcceptance stores an accepted update, its ledger rows and the
 	// merchant's next budget head (as AdvanceBudget: ErrConflict unless the
@@ -203,6 +204,8 @@ type AcceptanceCheck struct {
 	Round          string
 	// LockCollecting asks for Round's FOR SHARE lock if it is collecting.
 	LockCollecting bool
+	// WithLedger asks for the merchant's ledger rows too.
+	WithLedger bool
 }
 
 // AcceptanceState is what StartAcceptance found.
@@ -210,9 +213,10 @@ type AcceptanceState struct {
 	Budget      BudgetHead    // locked FOR UPDATE
 	Duplicate   *UpdateRecord // the update stored for the envelope, if any
 	Merchant    Merchant
-	FreshNonce  bool // the nonce was not seen before (now recorded)
-	HasUpdate   bool // the merchant already has an update in Round
-	RoundLocked bool // Round is collecting and locked FOR SHARE
+	FreshNonce  bool        // the nonce was not seen before (now recorded)
+	HasUpdate   bool        // the merchant already has an update in Round
+	RoundLocked bool        // Round is collecting and locked FOR SHARE
+	Ledger      []LedgerRow // with WithLedger: the merchant's ledger rows in seq order
 }
 
 // OutboxRecord is an audit record waiting to be appended to the audit log.

@@ -168,10 +168,14 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 	// trip if it is collecting; otherwise lockRound reads and locks it.
 	cached, fast := s.cachedRound(up.Round)
 	fast = fast && now.Before(cached.Deadline)
+	// The ledger rows are read along unless a summary of them is cached (and
+	// then read alone only if the summary turns out stale).
+	summarized := s.acct.has(merchantID)
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		rec, duplicate, summary = UpdateRecord{}, false, ledgerSummary{}
 		st, err := tx.StartAcceptance(ctx, AcceptanceCheck{
 			Merchant: merchantID, EnvelopeSHA256: sum[:], Nonce: hdr.Nonce[:], At: now, Round: up.Round, LockCollecting: fast,
+			WithLedger: !summarized,
 		})
 		if err != nil {
 			return err
@@ -225,9 +229,11 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 		}
 		groups, ok := s.acct.summary(merchantID, head.Version)
 		if !ok {
-			rows, err := tx.Ledger(ctx, merchantID)
-			if err != nil {
-				return err
+			rows := st.Ledger
+			if summarized {
+				if rows, err = tx.Ledger(ctx, merchantID); err != nil {
+					return err
+				}
 			}
 			if len(rows) != head.Releases {
 				return fmt.Errorf("ledger of %s has %d rows, its head says %d", merchantID, len(rows), head.Releases)

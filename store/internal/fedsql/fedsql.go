@@ -618,22 +618,29 @@ func (t *Tx) Budgets(ctx context.Context) ([]aggregator.BudgetHead, error) {
 	return bs, nil
 }
 
+const sqlLedger = `SELECT merchant, seq, release, round_id, update_id, epsilon, at_ms FROM fed_ledger WHERE merchant = ? ORDER BY seq`
+
+func scanLedger(r Rows) (aggregator.LedgerRow, error) {
+	var l aggregator.LedgerRow
+	var rel string
+	var at int64
+	if err := r.Scan(&l.Merchant, &l.Seq, &rel, &l.Round, &l.Update, &l.Epsilon, &at); err != nil {
+		return l, err
+	}
+	l.At = fromMS(at)
+	if err := json.Unmarshal([]byte(rel), &l.Release); err != nil {
+		return l, fmt.Errorf("row %d: %w", l.Seq, err)
+	}
+	return l, nil
+}
+
 // Ledger implements aggregator.Tx.
 func (t *Tx) Ledger(ctx context.Context, merchant string) ([]aggregator.LedgerRow, error) {
 	var rows []aggregator.LedgerRow
-	err := t.query(ctx, `SELECT merchant, seq, release, round_id, update_id, epsilon, at_ms FROM fed_ledger WHERE merchant = ? ORDER BY seq`, func(r Rows) error {
-		var l aggregator.LedgerRow
-		var rel string
-		var at int64
-		if err := r.Scan(&l.Merchant, &l.Seq, &rel, &l.Round, &l.Update, &l.Epsilon, &at); err != nil {
-			return err
-		}
-		l.At = fromMS(at)
-		if err := json.Unmarshal([]byte(rel), &l.Release); err != nil {
-			return fmt.Errorf("row %d: %w", l.Seq, err)
-		}
+	err := t.query(ctx, sqlLedger, func(r Rows) error {
+		l, err := scanLedger(r)
 		rows = append(rows, l)
-		return nil
+		return err
 	}, merchant)
 	if err != nil {
 		return nil, fmt.Errorf("ledger of %s: %w", merchant, err)
@@ -679,6 +686,13 @@ func (t *Tx) StartAcceptance(ctx context.Context, c aggregator.AcceptanceCheck) 
 	if c.LockCollecting {
 		stmts = append(stmts, Statement{SQL: `SELECT 1 FROM fed_rounds WHERE id = ? AND state = ?` + t.lock(aggregator.LockShare), Args: []any{c.Round, string(protocol.RoundCollecting)},
 			Scan: func(r Rows) error { st.RoundLocked = true; var one int64; return r.Scan(&one) }})
+	}
+	if c.WithLedger {
+		stmts = append(stmts, Statement{SQL: sqlLedger, Args: []any{c.Merchant}, Scan: func(r Rows) error {
+			l, err := scanLedger(r)
+			st.Ledger = append(st.Ledger, l)
+			return err
+		}})
 	}
 	if err := t.batch(ctx, stmts); err != nil {
 		return st, fmt.Errorf("start acceptance for %s: %w", c.Merchant, err)
