@@ -48,6 +48,15 @@
 // cap, then inserts the update and the ledger rows and advances the head row
 // with a conditional UPDATE on its version. Budget enforcement therefore
 // depends on the row lock and the version check, not on the isolation level.
+// The reads go to the store as one batch (Tx.StartAcceptance) and the writes
+// as another (Tx.FinishAcceptance), one round trip each on PostgreSQL. The ε
+// recomputation uses per-step RDP curves computed once per mechanism and a
+// per-merchant summary of the ledger (its mechanisms with summed steps) kept
+// in memory under the head version it was read at: it is used only when that
+// version equals the locked head's, which advances with every debit, so it
+// is always the stored ledger; otherwise the rows are read again. A round's
+// immutable fields are cached too, and a submission to a collecting round
+// locks it FOR SHARE with a query that locks nothing once it has moved on.
 // The cryptography runs before the transaction so the lock is held only for
 // the bookkeeping; the signer key comes from a per-Service cache of merchant
 // rows, and the transaction re-reads the row and refuses a revoked merchant or
