@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -226,34 +225,12 @@ func openBenchFed(ctx context.Context, db string, pol *policies.Policy, cfg aggr
 		db = filepath.Join(dir, "kairos.db")
 	case store.IsPostgres(db):
 		b.kind = "postgres"
-		// pgxpool's pool_* settings are not server parameters: the plain
-		// connection that creates the database must not send them.
-		u, err := url.Parse(db)
-		if err != nil {
-			return nil, err
-		}
-		q, pool := u.Query(), url.Values{}
-		for k, v := range q {
-			if strings.HasPrefix(k, "pool_") {
-				pool[k] = v
-				q.Del(k)
-			}
-		}
-		u.RawQuery = q.Encode()
-		fresh, drop, err := freshBenchDB(ctx, u.String())
+		fresh, drop, err := freshBenchDB(ctx, db)
 		if err != nil {
 			return nil, err
 		}
 		b.closers = append(b.closers, drop)
-		if u, err = url.Parse(fresh); err != nil {
-			return nil, err
-		}
-		q = u.Query()
-		for k, v := range pool {
-			q[k] = v
-		}
-		u.RawQuery = q.Encode()
-		db = u.String()
+		db = fresh
 	}
 	st, err := store.Open(ctx, db)
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-fl/kairos/aggregator"
@@ -564,7 +565,15 @@ partners:
 // freshBenchDB creates an empty database on the server of base and returns
 // its URL and a function that drops it.
 func freshBenchDB(ctx context.Context, base string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, base)
+	// pgxpool.ParseConfig understands (and strips) the pool_* settings a plain
+	// connection would send to the server as unknown parameters; the returned URL
+	// keeps them for the pool that opens the fresh database.
+	cfg, err := pgxpool.ParseConfig(base)
+	if err != nil {
+		return "", nil, fmt.Errorf("parse %s: %w", redactDB(base), err)
+	}
+	connect := func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.ConnConfig.Copy()) }
+	conn, err := connect(ctx)
 	if err != nil {
 		return "", nil, fmt.Errorf("connect %s: %w", redactDB(base), err)
 	}
@@ -581,7 +590,7 @@ func freshBenchDB(ctx context.Context, base string) (string, func(), error) {
 	}
 	u.Path = "/" + name
 	drop := func() {
-		c, err := pgx.Connect(context.Background(), base)
+		c, err := connect(context.Background())
 		if err != nil {
 			return
 		}
