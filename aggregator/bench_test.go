@@ -14,7 +14,6 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/audit"
-	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
@@ -60,7 +59,7 @@ func benchSubmit(b *testing.B, be backend) {
 		b.Fatal(err)
 	}
 	hidden := max(1, (1000-30)/(schema.Len()+2))
-	initial, err := hazard.New(hazard.KindMLP, schema, train.FixedStandardization(schema), hidden, 0.003)
+	initial, err := hazard.New(hazard.KindMLP, schema, hazard.FixedStandardization(schema), hidden, 0.003)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -153,7 +152,7 @@ func BenchmarkPublish(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	initial, err := hazard.New(hazard.KindMLP, schema, train.FixedStandardization(schema), max(1, (1000-30)/(schema.Len()+2)), 0.003)
+	initial, err := hazard.New(hazard.KindMLP, schema, hazard.FixedStandardization(schema), max(1, (1000-30)/(schema.Len()+2)), 0.003)
 	if err != nil {
 		b.Fatal(err)
 	}

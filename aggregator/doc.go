@@ -106,7 +106,7 @@
 //
 // # Initial model
 //
-// Version 1 is train.InitialModel over the features every merchant in the
+// Version 1 is hazard.Initial over the features every merchant in the
 // policy may use: zero weights and a data-independent standardisation
-// (train.FixedStandardization), so creating it costs no privacy budget.
+// (hazard.FixedStandardization), so creating it costs no privacy budget.
 package aggregator

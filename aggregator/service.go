@@ -15,7 +15,6 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/merge"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/audit"
-	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/dp"
 	"github.com/kairos-fl/kairos/model/feature"
@@ -104,7 +103,7 @@ type Options struct {
 	// RequirePostQuantum refuses envelopes sealed to a classic X25519 recipient.
 	RequirePostQuantum bool
 	// InitialModel, when set, is version 1's model instead of
-	// train.InitialModel over the policy's features.
+	// hazard.Initial over the policy's features.
 	InitialModel *hazard.Model
 }
 
@@ -257,7 +256,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("new aggregator: %w", err)
 		}
-		if initial, err = train.InitialModel(schema, 0); err != nil {
+		if initial, err = hazard.Initial(schema, 0); err != nil {
 			return nil, fmt.Errorf("new aggregator: initial model: %w", err)
 		}
 	}

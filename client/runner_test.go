@@ -18,7 +18,6 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
-	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/crypto/seal"
 	"github.com/kairos-fl/kairos/dp"
@@ -59,7 +58,7 @@ func newFakeAgg(t testing.TB, m *keys.Merchant) *fakeAgg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := train.InitialModel(schema, 0)
+	base, err := hazard.Initial(schema, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

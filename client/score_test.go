@@ -15,15 +15,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/client/train/sim"
 	"github.com/kairos-fl/kairos/crypto/pseudonym"
 	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/hazard"
 )
 
 func TestScoreClosedForm(t *testing.T) {
 	const h = 0.01
-	m, err := train.InitialModel(mustSchema(t), h) // zero weights: every customer's daily hazard is h
+	m, err := hazard.Initial(mustSchema(t), h) // zero weights: every customer's daily hazard is h
 	if err != nil {
 		t.Fatal(err)
 	}

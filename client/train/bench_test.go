@@ -8,6 +8,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/client/train/sim"
+	"github.com/kairos-fl/kairos/model/hazard"
 )
 
 // BenchmarkLocal is one merchant's round: the largest merchant of the reference split
@@ -30,7 +31,7 @@ func BenchmarkLocal(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	base, err := train.InitialModel(d.Schema, 0)
+	base, err := hazard.Initial(d.Schema, 0)
 	if err != nil {
 		b.Fatal(err)
 	}

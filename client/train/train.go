@@ -21,7 +21,7 @@
 // The model sees (x − Mean)/Scale. A merchant must not refit Mean and Scale on its
 // own rows: they would travel inside every model and leak, and merchants would each
 // train in a different coordinate system. Kairos uses a data-independent
-// standardisation instead (FixedStandardization): every feature's transform and unit
+// standardisation instead (hazard.FixedStandardization): every feature's transform and unit
 // (log1p of days, log1p of counts, log1p of money, shares and flags in [0, 1], signed
 // log1p of days) fixes a centre and a scale from the ranges those units take in any
 // shop, not from any shop's data. It costs no privacy budget, needs no extra protocol
@@ -29,7 +29,7 @@
 // not what the model can express: the baselines absorb any centring error, and a
 // scale wrong by a small factor is absorbed by the weights. The federated simulation
 // (package sim) measures the utility. The aggregator creates the initial model with
-// InitialModel so that every merchant trains in the same coordinates.
+// hazard.Initial so that every merchant trains in the same coordinates.
 package train
 
 import (
@@ -38,7 +38,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/dp"
@@ -250,52 +249,4 @@ func noisyCount(n int, sigma float64) (protocol.NoisyCount, dp.Release, error) {
 		return protocol.NoisyCount{}, dp.Release{}, fmt.Errorf("customer count: %w", err)
 	}
 	return protocol.NoisyCount{Value: v[0], Sigma: g.Sigma()}, g.Release(1), nil
-}
-
-// FixedStandardization returns the data-independent standardisation of schema's
-// features (see the package comment): a centre and scale per feature chosen from its
-// transform and unit alone.
-func FixedStandardization(schema feature.Schema) hazard.Standardization {
-	d := schema.Len()
-	s := hazard.Standardization{Mean: make([]float64, d), Scale: make([]float64, d)}
-	for j, name := range schema.Names {
-		tr := ""
-		if j < len(schema.Transforms) {
-			tr = schema.Transforms[j]
-		}
-		s.Mean[j], s.Scale[j] = fixedScale(name, tr)
-	}
-	return s
-}
-
-// fixedScale is the centre and scale of one feature by unit. log1p of days spans
-// about 0..7 (a day to three years); log1p of a count of events about 0..4; log1p of
-// money about 0..8; shares and flags 0..1; signed log1p of days about −7..7.
-func fixedScale(name, transform string) (mean, scale float64) {
-	switch {
-	case strings.HasPrefix(transform, "sign"):
-		return 0, 3
-	case transform != "log1p":
-		return 0.5, 0.5 // flags, shares, recency in years
-	case strings.HasPrefix(name, "spend_"):
-		return 3, 2
-	case strings.HasSuffix(name, "_days") && !strings.Contains(name, "days_distinct"):
-		return 3.5, 1.5
-	default: // counts, rates, ratios
-		return 0.7, 0.7
-	}
-}
-
-// InitialModel is the data-independent model a federation starts from: a linear
-// hazard over schema with FixedStandardization, zero weights and every daily hazard
-// equal to baseHazard (0 means 0.003).
-func InitialModel(schema feature.Schema, baseHazard float64) (*hazard.Model, error) {
-	if baseHazard == 0 {
-		baseHazard = 0.003
-	}
-	m, err := hazard.New(hazard.KindLinear, schema, FixedStandardization(schema), 0, baseHazard)
-	if err != nil {
-		return nil, fmt.Errorf("initial model: %w", err)
-	}
-	return m, nil
 }

@@ -454,7 +454,7 @@ func benchAccept(ctx context.Context, o benchFedOptions) (*accRun, error) {
 	}
 	// An MLP's size is hidden·(features + 2) plus a few dozen baseline terms.
 	hidden := max(1, (o.params-30)/(schema.Len()+2))
-	initial, err := hazard.New(hazard.KindMLP, schema, train.FixedStandardization(schema), hidden, 0.003)
+	initial, err := hazard.New(hazard.KindMLP, schema, hazard.FixedStandardization(schema), hidden, 0.003)
 	if err != nil {
 		return nil, err
 	}

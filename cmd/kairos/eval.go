@@ -19,7 +19,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kairos-fl/kairos/client/ingest"
-	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/evaluate"
 	"github.com/kairos-fl/kairos/model/hazard"
@@ -405,7 +404,7 @@ func (d *evalDPFlags) register(f *pflag.FlagSet) {
 func (d *evalDPFlags) options(eps float64) *evaluate.DPOptions {
 	return &evaluate.DPOptions{
 		Epsilon: eps, Delta: d.delta, Clip: d.clip, BatchSize: d.batch, Epochs: d.epochs,
-		Std: train.FixedStandardization,
+		Std: hazard.FixedStandardization,
 	}
 }
 
@@ -484,7 +483,7 @@ func runPrivacySweep(ctx context.Context, w io.Writer, prep *evaluate.Prepared, 
 			c.Seed, c.Methods = seed, []string{evaluate.MethodHazard}
 			if math.IsInf(eps, 1) {
 				// The same training without clipping or noise.
-				std := train.FixedStandardization(prep.Schema())
+				std := hazard.FixedStandardization(prep.Schema())
 				c.Hazard.Std = &std
 				c.Hazard.BatchSize = int(math.Round(firstPos(d.batch, 1024)))
 				c.Hazard.Epochs = int(math.Round(firstPos(d.epochs, 20)))

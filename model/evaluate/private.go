@@ -31,7 +31,7 @@ type DPOptions struct {
 	// 1); default 100, which costs almost nothing next to the training.
 	CountNoise float64
 	// Std returns the standardisation for a schema. It must not look at customer
-	// data (for example client/train.FixedStandardization); it is required,
+	// data (for example hazard.FixedStandardization); it is required,
 	// because the default standardisation is computed from the rows.
 	Std func(feature.Schema) hazard.Standardization
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/merge"
-	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
@@ -48,7 +47,7 @@ func TestExplore(t *testing.T) {
 		for _, r := range d.Train {
 			rows = append(rows, r...)
 		}
-		std := train.FixedStandardization(d.Schema)
+		std := hazard.FixedStandardization(d.Schema)
 		m, _, err := hazard.Train(ctx, d.Schema, rows, hazard.TrainOptions{EarlyStopping: true, L2: 1e-4, Seed: 1, Std: &std})
 		if err != nil {
 			t.Fatal(err)

@@ -389,7 +389,7 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 		Steps: opt.Steps, SamplingRate: opt.SamplingRate, NoiseMultiplier: z, ClipNorm: opt.ClipNorm,
 		LearningRate: opt.LearningRate, L2: opt.L2, Delta: opt.Delta, CountNoise: opt.CountNoise,
 	}
-	global, err := train.InitialModel(d.Schema, 0)
+	global, err := hazard.Initial(d.Schema, 0)
 	if err != nil {
 		return FedResult{}, fmt.Errorf("federate: %w", err)
 	}
