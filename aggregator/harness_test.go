@@ -4,21 +4,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"filippo.io/age"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
@@ -28,6 +24,7 @@ import (
 	"github.com/kairos-fl/kairos/model/hazard"
 	"github.com/kairos-fl/kairos/policies"
 	"github.com/kairos-fl/kairos/store"
+	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
 // backend opens stores over one database; open may be called several times
@@ -42,14 +39,14 @@ type backend struct {
 func backends(t *testing.T) []backend {
 	t.Helper()
 	bs := []backend{sqliteBackend(t)}
-	u := os.Getenv("KAIROS_TEST_POSTGRES_URL")
+	u := os.Getenv(pgtest.EnvURL)
 	switch {
 	case u != "":
 		bs = append(bs, postgresBackend(t, u))
 	case os.Getenv("CI") == "true":
-		t.Fatal("KAIROS_TEST_POSTGRES_URL is not set but CI=true: PostgreSQL tests must run in CI")
+		t.Fatal(pgtest.EnvURL + " is not set but CI=true: PostgreSQL tests must run in CI")
 	default:
-		t.Log("KAIROS_TEST_POSTGRES_URL not set; PostgreSQL skipped")
+		t.Log(pgtest.EnvURL + " not set; PostgreSQL skipped")
 	}
 	return bs
 }
@@ -65,61 +62,15 @@ func sqliteBackend(t testing.TB) backend {
 
 func postgresBackend(t testing.TB, base string) backend {
 	t.Helper()
-	ctx := context.Background()
 	var once sync.Once
 	var dsn string
 	return backend{name: "postgres", open: func(tb testing.TB) store.Store {
 		tb.Helper()
-		once.Do(func() {
-			admin, err := pgx.Connect(ctx, withoutPoolParams(t, base))
-			if err != nil {
-				t.Fatalf("connect to %s: %v", base, err)
-			}
-			defer admin.Close(ctx)
-			var b [8]byte
-			rand.Read(b[:])
-			name := "kairos_agg_" + hex.EncodeToString(b[:])
-			if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-				t.Fatalf("create database: %v", err)
-			}
-			t.Cleanup(func() {
-				c, err := pgx.Connect(ctx, withoutPoolParams(t, base))
-				if err != nil {
-					t.Errorf("drop database %s: %v", name, err)
-					return
-				}
-				defer c.Close(ctx)
-				if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-					t.Errorf("drop database %s: %v", name, err)
-				}
-			})
-			u, err := url.Parse(base)
-			if err != nil {
-				t.Fatalf("parse KAIROS_TEST_POSTGRES_URL: %v", err)
-			}
-			u.Path = "/" + name
-			dsn = u.String()
-		})
+		// One database per backends call, shared by the stores a test opens on it
+		// (a restart reopens the same data); dropped when the test ends.
+		once.Do(func() { dsn = pgtest.Database(t, base, "kairos_agg_") })
 		return openMigrated(tb, dsn)
 	}}
-}
-
-// withoutPoolParams drops pgxpool's pool_* settings, which a plain
-// connection would send to the server as unknown parameters.
-func withoutPoolParams(t testing.TB, dsn string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("parse KAIROS_TEST_POSTGRES_URL: %v", err)
-	}
-	q := u.Query()
-	for k := range q {
-		if strings.HasPrefix(k, "pool_") {
-			q.Del(k)
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func openMigrated(t testing.TB, url string) store.Store {
