@@ -2,21 +2,17 @@ package api
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
 // BenchmarkSubmitAPIOnly measures what the API adds to a submission: routing,
@@ -150,33 +146,5 @@ func benchSubmitAccepted(b *testing.B, dbURL string, workers int) {
 // drops it when tb ends.
 func freshPostgresDB(tb testing.TB, base string) string {
 	tb.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatalf("connect to KAIROS_TEST_POSTGRES_URL: %v", err)
-	}
-	defer conn.Close(ctx)
-	var r [6]byte
-	_, _ = rand.Read(r[:])
-	name := fmt.Sprintf("kairos_api_%x", r)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			tb.Errorf("drop %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("drop %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return pgtest.Database(tb, base, "kairos_api_")
 }

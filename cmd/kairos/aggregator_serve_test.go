@@ -15,7 +15,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,13 +22,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/store"
+	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
 // TestServeUntilDoneDrains: on cancellation the listener closes at once, an
@@ -184,42 +182,14 @@ func (s *servedAggregator) stop(t *testing.T) {
 // KAIROS_TEST_POSTGRES_URL names, or "" when it is unset (outside CI).
 func freshPostgres(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("KAIROS_TEST_POSTGRES_URL")
+	base := os.Getenv(pgtest.EnvURL)
 	if base == "" {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("KAIROS_TEST_POSTGRES_URL is not set but CI=true")
+			t.Fatal(pgtest.EnvURL + " is not set but CI=true")
 		}
 		return ""
 	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to KAIROS_TEST_POSTGRES_URL: %v", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := fmt.Sprintf("kairos_cmd_%x", b)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
+	return pgtest.Database(t, base, "kairos_cmd_")
 }
 
 // TestAggregatorServeEndToEnd runs `kairos aggregator serve` in-process on a
