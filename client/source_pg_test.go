@@ -3,9 +3,6 @@ package client
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +11,7 @@ import (
 
 	"github.com/kairos-fl/kairos/crypto/pseudonym"
 	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
 func TestDBEvent(t *testing.T) {
@@ -49,29 +47,9 @@ func TestDBEvent(t *testing.T) {
 // TestLoadEventsPostgres reads events with a query against a fresh database on
 // the server of KAIROS_TEST_POSTGRES_URL.
 func TestLoadEventsPostgres(t *testing.T) {
-	base := os.Getenv("KAIROS_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("set KAIROS_TEST_POSTGRES_URL")
-	}
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "kairos_client_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") //nolint:errcheck // best-effort clean-up
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	db, err := pgx.Connect(ctx, u.String())
+	dsn := pgtest.URL(t)
+	db, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +70,7 @@ state_dir: s
 data:
   format: postgres
   postgres:
-    url: `+u.String()+`
+    url: `+dsn+`
     query: SELECT shopper, at, what, total FROM orders ORDER BY at
 `))
 	if err != nil {
