@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -209,41 +208,17 @@ func fedBenchPolicy(ids []string, epsCap float64) (*policies.Policy, error) {
 // openBenchFed opens a fresh store at db, creates an aggregator over it with
 // a post-quantum key set and enrols ids.
 func openBenchFed(ctx context.Context, db string, pol *policies.Policy, cfg aggregator.RoundConfig, initial *hazard.Model, ids []string) (_ *benchFed, err error) {
-	b := &benchFed{kind: "sqlite", signers: map[string]ed25519.PrivateKey{}}
+	b := &benchFed{signers: map[string]ed25519.PrivateKey{}}
 	defer func() {
 		if err != nil {
 			b.close()
 		}
 	}()
-	switch {
-	case db == "":
-		dir, err := os.MkdirTemp("", "kairos-bench-fed-")
-		if err != nil {
-			return nil, err
-		}
-		b.closers = append(b.closers, func() { _ = os.RemoveAll(dir) })
-		db = filepath.Join(dir, "kairos.db")
-	case store.IsPostgres(db):
-		b.kind = "postgres"
-		fresh, drop, err := freshBenchDB(ctx, db)
-		if err != nil {
-			return nil, err
-		}
-		b.closers = append(b.closers, drop)
-		db = fresh
-	}
-	st, err := store.Open(ctx, db)
+	st, fst, kind, err := openBenchStore(ctx, db, "kairos-bench-fed-", &b.closers)
 	if err != nil {
 		return nil, err
 	}
-	b.closers = append(b.closers, st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		return nil, err
-	}
-	fst, ok := st.(aggregator.Store)
-	if !ok {
-		return nil, fmt.Errorf("store %T has no federation tables", st)
-	}
+	b.kind = kind
 	agg, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{})
 	if err != nil {
 		return nil, err

@@ -432,7 +432,7 @@ func (b *benchServer) close() {
 // does (real verifier with store revocations, rate limiter, durable audit),
 // with a model trained on synthetic data as version 1.
 func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uint64, customers int) (_ *benchServer, err error) {
-	b := &benchServer{storeKind: "sqlite"}
+	b := &benchServer{}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -441,35 +441,11 @@ func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uin
 	if b.loc, err = time.LoadLocation(benchZone); err != nil {
 		return nil, err
 	}
-	switch {
-	case db == "":
-		dir, err := os.MkdirTemp("", "kairos-bench-predict-")
-		if err != nil {
-			return nil, err
-		}
-		b.closers = append(b.closers, func() { _ = os.RemoveAll(dir) })
-		db = "sqlite:" + filepath.Join(dir, "kairos.db")
-	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
-		b.storeKind = "postgres"
-		fresh, drop, err := freshBenchDB(ctx, db)
-		if err != nil {
-			return nil, err
-		}
-		b.closers = append(b.closers, drop)
-		db = fresh
-	}
-	st, err := store.Open(ctx, db)
+	st, fst, kind, err := openBenchStore(ctx, db, "kairos-bench-predict-", &b.closers)
 	if err != nil {
 		return nil, err
 	}
-	b.closers = append(b.closers, st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		return nil, err
-	}
-	fst, ok := st.(aggregator.Store)
-	if !ok {
-		return nil, fmt.Errorf("store %T has no federation tables", st)
-	}
+	b.storeKind = kind
 	a, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
 	if err != nil {
 		return nil, err
@@ -563,6 +539,45 @@ partners:
 `
 
 // freshBenchDB creates an empty database on the server of base and returns
+
+// openBenchStore opens and migrates the store a benchmark runs on: a temporary
+// SQLite file when db is empty, otherwise a fresh database on the PostgreSQL
+// server db names (freshBenchDB). Everything to undo is appended to closers.
+// kind is "sqlite" or "postgres".
+func openBenchStore(ctx context.Context, db, tmpPrefix string, closers *[]func()) (store.Store, aggregator.Store, string, error) {
+	kind := "sqlite"
+	switch {
+	case db == "":
+		dir, err := os.MkdirTemp("", tmpPrefix)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		*closers = append(*closers, func() { _ = os.RemoveAll(dir) })
+		db = "sqlite:" + filepath.Join(dir, "kairos.db")
+	case store.IsPostgres(db):
+		kind = "postgres"
+		fresh, drop, err := freshBenchDB(ctx, db)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		*closers = append(*closers, drop)
+		db = fresh
+	}
+	st, err := store.Open(ctx, db)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	*closers = append(*closers, st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		return nil, nil, "", err
+	}
+	fst, ok := st.(aggregator.Store)
+	if !ok {
+		return nil, nil, "", fmt.Errorf("store %T has no federation tables", st)
+	}
+	return st, fst, kind, nil
+}
+
 // its URL and a function that drops it.
 func freshBenchDB(ctx context.Context, base string) (string, func(), error) {
 	// pgxpool.ParseConfig understands (and strips) the pool_* settings a plain
