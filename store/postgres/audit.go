@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/store/internal/auditscan"
 	"github.com/kairos-fl/kairos/store/internal/jsonmap"
 )
 
@@ -122,27 +123,8 @@ func (s *Store) AuditEntries(ctx context.Context, from uint64, limit int) ([]aud
 		return nil, fmt.Errorf("read audit entries: %w", err)
 	}
 	defer rows.Close()
-	var out []audit.Entry
-	for rows.Next() {
-		var e audit.Entry
-		var seq, ms int64
-		var outcome, ids, details string
-		var prev, hash []byte
-		if err := rows.Scan(&seq, &ms, &e.Actor, &e.Action, &e.Object, &outcome, &e.Reason, &ids, &details, &prev, &hash); err != nil {
-			return nil, fmt.Errorf("read audit entries: %w", err)
-		}
-		e.Seq, e.Time, e.Outcome = uint64(seq), time.UnixMilli(ms).UTC(), audit.Outcome(outcome)
-		if e.Identifiers, err = jsonmap.Decode(ids); err != nil {
-			return nil, fmt.Errorf("read audit entries: entry %d: identifiers: %w", seq, err)
-		}
-		if e.Details, err = jsonmap.Decode(details); err != nil {
-			return nil, fmt.Errorf("read audit entries: entry %d: details: %w", seq, err)
-		}
-		copy(e.PrevHash[:], prev) // a wrong size is tampering for Verify to report
-		copy(e.Hash[:], hash)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := auditscan.Entries(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read audit entries: %w", err)
 	}
 	return out, nil
@@ -155,19 +137,8 @@ func (s *Store) AuditCheckpoints(ctx context.Context) ([]audit.Checkpoint, error
 		return nil, fmt.Errorf("read audit checkpoints: %w", err)
 	}
 	defer rows.Close()
-	var out []audit.Checkpoint
-	for rows.Next() {
-		var c audit.Checkpoint
-		var seq, ms int64
-		var hash []byte
-		if err := rows.Scan(&seq, &c.LogID, &hash, &ms, &c.Signature); err != nil {
-			return nil, fmt.Errorf("read audit checkpoints: %w", err)
-		}
-		c.Seq, c.Time = uint64(seq), time.UnixMilli(ms).UTC()
-		copy(c.Hash[:], hash)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := auditscan.Checkpoints(rows)
+	if err != nil {
 		return nil, fmt.Errorf("read audit checkpoints: %w", err)
 	}
 	return out, nil

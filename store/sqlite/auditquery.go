@@ -8,7 +8,7 @@ import (
 
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance"
-	"github.com/kairos-fl/kairos/store/internal/jsonmap"
+	"github.com/kairos-fl/kairos/store/internal/auditscan"
 )
 
 var _ compliance.AuditQuerier = (*Store)(nil)
@@ -52,27 +52,8 @@ func (s *Store) QueryAuditEntries(ctx context.Context, f compliance.AuditFilter,
 		return nil, 0, fmt.Errorf("query audit entries: %w", err)
 	}
 	defer rows.Close()
-	var out []audit.Entry
-	for rows.Next() {
-		var e audit.Entry
-		var seq, ms int64
-		var outcome, ids, details string
-		var prev, hash []byte
-		if err := rows.Scan(&seq, &ms, &e.Actor, &e.Action, &e.Object, &outcome, &e.Reason, &ids, &details, &prev, &hash); err != nil {
-			return nil, 0, fmt.Errorf("query audit entries: %w", err)
-		}
-		e.Seq, e.Time, e.Outcome = uint64(seq), time.UnixMilli(ms).UTC(), audit.Outcome(outcome)
-		if e.Identifiers, err = jsonmap.Decode(ids); err != nil {
-			return nil, 0, fmt.Errorf("query audit entries: entry %d: identifiers: %w", seq, err)
-		}
-		if e.Details, err = jsonmap.Decode(details); err != nil {
-			return nil, 0, fmt.Errorf("query audit entries: entry %d: details: %w", seq, err)
-		}
-		copy(e.PrevHash[:], prev)
-		copy(e.Hash[:], hash)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := auditscan.Entries(rows)
+	if err != nil {
 		return nil, 0, fmt.Errorf("query audit entries: %w", err)
 	}
 	// The window's last seq, read after the entries so that it covers them.
