@@ -1,14 +1,19 @@
 package api
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/compliance"
+	"github.com/kairos-fl/kairos/compliance/report"
 )
 
 // checkpointList is the answer of GET /v1/audit/checkpoints.
@@ -27,7 +32,90 @@ func (s *Server) complianceRoutes() []apiRoute {
 		{http.MethodGet, "/v1/audit/checkpoints", rolesCompliance, "auditCheckpoints",
 			"Every signed audit checkpoint in seq order (Ed25519 over audit.CheckpointMessage)",
 			nil, http.StatusOK, checkpointList{}, []int{503}, s.auditCheckpoints},
+		{http.MethodGet, "/v1/budgets/{merchant}/chart.svg", rolesCompliance, "budgetChart",
+			"One merchant's privacy-budget burn-down (ε after each ledger release against its cap), recomputed from its ledger, " +
+				"as a self-contained SVG document: the chart `kairos compliance budgets --chart-dir` writes. 404 for a merchant that never enrolled.",
+			nil, http.StatusOK, document{mediaType: "image/svg+xml", desc: "SVG document (compliance/report.Chart)"},
+			[]int{404, 503}, s.budgetChart},
+		{http.MethodGet, "/v1/report", rolesCompliance, "complianceReport",
+			"The compliance report `kairos compliance report` writes: one self-contained HTML page with every budget and its chart, " +
+				"the model versions with their lineage, the policy history and the audit log's verification result. " +
+				"A log that fails verification is still answered with 200; the page says FAILED and names the first bad entry.",
+			nil, http.StatusOK, document{mediaType: "text/html", desc: "self-contained HTML document, UTF-8 (compliance/report.HTML)"},
+			[]int{503}, s.complianceReport},
 	}
+}
+
+// document marks a route whose answer is not JSON: its media type (without
+// parameters) and what it holds, for the OpenAPI document.
+type document struct {
+	mediaType, desc string
+}
+
+// ComplianceReporter is optionally implemented by a Service (as RoundCounter
+// is): it hands GET /v1/budgets/{merchant}/chart.svg and GET /v1/report the
+// store, policy and checkpoint key `kairos compliance report` reads, so that
+// both answer from report.Gather and report.Chart. Without it those routes
+// answer 503.
+type ComplianceReporter interface {
+	ReportSources() report.Sources
+}
+
+var errNoReports = &httpError{status: http.StatusServiceUnavailable, typ: typeUnavailable, detail: "this server has no compliance report source"}
+
+func (s *Server) reportSources() (report.Sources, error) {
+	cr, ok := s.svc.(ComplianceReporter)
+	if !ok {
+		return report.Sources{}, errNoReports
+	}
+	return cr.ReportSources(), nil
+}
+
+func (s *Server) budgetChart(w http.ResponseWriter, r *http.Request) error {
+	src, err := s.reportSources()
+	if err != nil {
+		return err
+	}
+	merchant := mux.Vars(r)["merchant"]
+	b, err := compliance.LoadBudget(r.Context(), src.Store, src.Policy, merchant)
+	if errors.Is(err, compliance.ErrNoBudget) {
+		return &httpError{status: http.StatusNotFound, typ: typeNotFound,
+			detail: fmt.Sprintf("merchant %q has no privacy budget: it is not enrolled", merchant)}
+	}
+	if err != nil {
+		return err
+	}
+	writeDocument(w, "image/svg+xml", report.Chart(b))
+	return nil
+}
+
+func (s *Server) complianceReport(w http.ResponseWriter, r *http.Request) error {
+	src, err := s.reportSources()
+	if err != nil {
+		return err
+	}
+	rep, err := report.Gather(r.Context(), src)
+	if err != nil {
+		return err
+	}
+	var page bytes.Buffer
+	if err := report.HTML(&page, rep); err != nil {
+		return err
+	}
+	writeDocument(w, "text/html; charset=utf-8", page.Bytes())
+	return nil
+}
+
+// writeDocument answers 200 with a non-JSON document. The report and the
+// charts are self-contained (inline CSS and SVG): the policy forbids
+// everything else, scripts included, should a merchant id ever slip past
+// their escaping.
+func writeDocument(w http.ResponseWriter, contentType string, b []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b) // the status is on the wire; a client that went away is not reported
 }
 
 // auditQueryParams are the query parameters GET /v1/audit accepts.

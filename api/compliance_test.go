@@ -1,8 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"math"
@@ -16,6 +19,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance"
+	"github.com/kairos-fl/kairos/compliance/report"
 	"github.com/kairos-fl/kairos/dp"
 )
 
@@ -299,4 +303,171 @@ func FuzzAuditFilter(f *testing.F) {
 			t.Fatalf("%q: second parse %+v, %v; first %+v", raw, again, err, flt)
 		}
 	})
+}
+
+// reportingService is the real service with the compliance report's
+// sources, as `kairos aggregator serve` wires it.
+type reportingService struct {
+	*aggregator.Service
+	sources report.Sources
+}
+
+var _ ComplianceReporter = reportingService{}
+
+func (s reportingService) ReportSources() report.Sources { return s.sources }
+
+// withReports makes f's server answer the chart and report routes from f's
+// store, policy and checkpoint key, and returns those sources.
+func withReports(f *realFixture) report.Sources {
+	src := report.Sources{
+		Store: f.store.(aggregator.Store), Audit: f.store, Policy: f.policy,
+		CheckpointKey: f.keys.Checkpoint.Public().(ed25519.PublicKey), Source: "api test", Now: f.clock.Now,
+	}
+	f.srv.svc = reportingService{Service: f.svc, sources: src}
+	return src
+}
+
+// chartDoc is what the chart tests read of an SVG document.
+type chartDoc struct {
+	XMLName xml.Name `xml:"svg"`
+	Title   string   `xml:"title"`
+	Circles []struct {
+		Title string `xml:"title"`
+	} `xml:"circle"`
+}
+
+func TestBudgetChartRoute(t *testing.T) {
+	f := auditFixture(t)
+	src := withReports(f)
+	ctx := context.Background()
+	for _, m := range []string{"m1", "m2"} {
+		t.Run(m, func(t *testing.T) {
+			rec := f.do(t, "GET", "/v1/budgets/"+m+"/chart.svg", f.tokens["compliance"], "", nil)
+			if rec.Code != http.StatusOK {
+				t.Fatalf("got %d %s", rec.Code, rec.Body)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "image/svg+xml" {
+				t.Errorf("Content-Type %q, want image/svg+xml", ct)
+			}
+			// Byte for byte the chart the CLI writes for the same budget.
+			bs, err := compliance.LoadBudgets(ctx, src.Store, src.Policy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(bs, func(b compliance.Budget) bool { return b.Merchant == m })
+			if i < 0 {
+				t.Fatalf("no budget of %s among %d", m, len(bs))
+			}
+			if want := report.Chart(bs[i]); !bytes.Equal(rec.Body.Bytes(), want) {
+				t.Errorf("served chart differs from report.Chart of %s's budget:\ngot  %.300s\nwant %.300s", m, rec.Body, want)
+			}
+			var doc chartDoc
+			if err := xml.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+				t.Fatalf("chart is not XML: %v", err)
+			}
+			// Independently: one point per ledger row, the last at the ε the
+			// accountant gives over all of them.
+			rows := ledgerOf(t, f, m)
+			rel := make([]dp.Release, len(rows))
+			for i, r := range rows {
+				rel[i] = r.Release
+			}
+			eps, _, err := dp.Epsilon(rel, 1e-6, dp.AccountantOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(doc.Circles) != len(rows) || len(rows) != 2 {
+				t.Fatalf("%d points for %d ledger rows, want 2 and 2", len(doc.Circles), len(rows))
+			}
+			if last := doc.Circles[len(doc.Circles)-1].Title; !strings.HasSuffix(last, fmt.Sprintf("ε = %.5f", eps)) {
+				t.Errorf("last point %q, want ε = %.5f", last, eps)
+			}
+			if !strings.Contains(doc.Title, "merchant "+m) {
+				t.Errorf("title %q does not name %s", doc.Title, m)
+			}
+		})
+	}
+	// m3 is in the policy but never enrolled; the others are guesses.
+	for _, m := range []string{"m3", "m404", "%3Cb%3E"} {
+		rec := f.do(t, "GET", "/v1/budgets/"+m+"/chart.svg", f.tokens["admin"], "", nil)
+		if rec.Code != http.StatusNotFound {
+			t.Fatalf("%s: got %d %s, want 404", m, rec.Code, rec.Body)
+		}
+		id, _ := url.PathUnescape(m)
+		if p := problemOf(t, rec); !strings.Contains(p.Detail, fmt.Sprintf("%q", id)) {
+			t.Errorf("%s: detail %q does not name the merchant", m, p.Detail)
+		}
+	}
+}
+
+func ledgerOf(t *testing.T, f *realFixture, merchant string) []aggregator.LedgerRow {
+	t.Helper()
+	var rows []aggregator.LedgerRow
+	err := f.store.(aggregator.Store).InTx(context.Background(), func(tx aggregator.Tx) (err error) {
+		rows, err = tx.Ledger(context.Background(), merchant)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+func TestComplianceReportRoute(t *testing.T) {
+	f := auditFixture(t)
+	src := withReports(f)
+	rec := f.do(t, "GET", "/v1/report", f.tokens["admin"], "", nil)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("got %d %s", rec.Code, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "text/html; charset=utf-8" {
+		t.Errorf("Content-Type %q, want text/html; charset=utf-8", ct)
+	}
+	page := rec.Body.String()
+	// The verification line, built from the stored log rather than by
+	// audit.Verify: every entry, every checkpoint, the last entry's hash.
+	es := stored(t, f)
+	cps, err := f.store.AuditCheckpoints(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		fmt.Sprintf("Audit log verified: %d entries, %d signed checkpoints, head %s.", len(es), len(cps), es[len(es)-1].Hash),
+		`id="budget-m1"`, `id="budget-m2"`, "one customer of merchant m1", "one customer of merchant m2",
+		`id="version-1"`, f.policy.Hash(),
+	}
+	for _, w := range want {
+		if !strings.Contains(page, w) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+	if strings.Contains(page, "FAILED") {
+		t.Error("report says verification failed")
+	}
+	// The same document the CLI's code path renders from the same sources.
+	r, err := report.Gather(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cli bytes.Buffer
+	if err := report.HTML(&cli, r); err != nil {
+		t.Fatal(err)
+	}
+	if page != cli.String() {
+		t.Error("served report differs from report.HTML(report.Gather(...)) over the same sources")
+	}
+	if rec := f.do(t, "GET", "/v1/report", f.tokens["m1"], "", nil); rec.Code != http.StatusForbidden {
+		t.Errorf("merchant: got %d, want 403", rec.Code)
+	}
+}
+
+func TestReportRoutesWithoutSource(t *testing.T) {
+	f := newFixture(t, &fakeService{}, Options{})
+	for _, path := range []string{"/v1/report", "/v1/budgets/m1/chart.svg"} {
+		rec := f.do(t, "GET", path, f.tokens["compliance"], "", nil)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s: got %d, want 503", path, rec.Code)
+		}
+		problemOf(t, rec)
+	}
 }

@@ -22,7 +22,7 @@ type apiRoute struct {
 	op, summary  string
 	body         any // nil, envelope{}, or a value of the JSON request type
 	ok           int
-	resp         any // a value of the response type
+	resp         any // a value of the JSON response type, or a document{} for another media type
 	problems     []int
 	h            handlerFunc
 }
@@ -104,9 +104,16 @@ func OpenAPI() ([]byte, error) {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{
 				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(b))}}}
 		}
+		var content map[string]any
+		if d, ok := rt.resp.(document); ok {
+			// OpenAPI 3.1 describes a non-JSON body as a string of its media type.
+			content = map[string]any{d.mediaType: map[string]any{"schema": map[string]any{
+				"type": "string", "contentMediaType": d.mediaType, "description": d.desc}}}
+		} else {
+			content = map[string]any{"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.resp))}}
+		}
 		responses := map[string]any{
-			fmt.Sprint(rt.ok): map[string]any{"description": http.StatusText(rt.ok), "content": map[string]any{
-				"application/json": map[string]any{"schema": g.schema(reflect.TypeOf(rt.resp))}}},
+			fmt.Sprint(rt.ok): map[string]any{"description": http.StatusText(rt.ok), "content": content},
 		}
 		for _, code := range slices.Concat([]int{401, 403}, rt.problems) {
 			responses[fmt.Sprint(code)] = map[string]any{"description": http.StatusText(code), "content": map[string]any{

@@ -53,6 +53,7 @@ func TestOpenAPIValidatesLiveResponses(t *testing.T) {
 		Predict: PredictOptions{Audit: &countingAuditor{}, MayQuery: func(partner, merchant string) bool { return merchant == "m1" }},
 	})
 	f.srv.auditSrc = f.store
+	withReports(f)
 	ts := httptest.NewServer(f.srv)
 	defer ts.Close()
 
@@ -123,6 +124,13 @@ func TestOpenAPIValidatesLiveResponses(t *testing.T) {
 		{"GET", "/v1/audit", nil, "action=round.update.accept", "admin", "", noBody, 200},
 		{"GET", "/v1/audit", nil, "limit=0", "compliance", "", noBody, 400},
 		{"GET", "/v1/audit/checkpoints", nil, "", "compliance", "", noBody, 200},
+		{"GET", "/v1/budgets/{merchant}/chart.svg", map[string]string{"merchant": "m1"}, "", "compliance", "", noBody, 200},
+		{"GET", "/v1/budgets/{merchant}/chart.svg", map[string]string{"merchant": "m3"}, "", "admin", "", noBody, 200},
+		{"GET", "/v1/budgets/{merchant}/chart.svg", map[string]string{"merchant": "m404"}, "", "admin", "", noBody, 404},
+		{"GET", "/v1/budgets/{merchant}/chart.svg", map[string]string{"merchant": "m1"}, "", "m1", "", noBody, 403},
+		{"GET", "/v1/budgets/{merchant}/chart.svg", map[string]string{"merchant": "m1"}, "", "none", "", noBody, 401},
+		{"GET", "/v1/report", nil, "", "compliance", "", noBody, 200},
+		{"GET", "/v1/report", nil, "", "partner", "", noBody, 403},
 	}
 	exercised := map[string]bool{}
 	run := func(cases []liveCase) {

@@ -17,6 +17,7 @@ import (
 // TestRealRouteRoleMatrix is TestRouteRoleMatrix over the real service.
 func TestRealRouteRoleMatrix(t *testing.T) {
 	f := newRealFixture(t, aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour}, Options{})
+	withReports(f)
 	routes := []struct {
 		method, path, ct string
 		body             func() []byte
@@ -32,6 +33,10 @@ func TestRealRouteRoleMatrix(t *testing.T) {
 		{"GET", "/v1/models/active", "", nil, 200, []string{"admin", "m1", "partner", "compliance"}},
 		{"POST", "/v1/models/1:rollback", "", nil, 200, []string{"admin"}},
 		{"GET", "/v1/budgets", "", nil, 200, []string{"admin", "compliance"}},
+		// Merchants see no chart, not even their own: /v1/budgets is not theirs either.
+		{"GET", "/v1/budgets/m1/chart.svg", "", nil, 200, []string{"admin", "compliance"}},
+		{"GET", "/v1/budgets/m2/chart.svg", "", nil, 200, []string{"admin", "compliance"}},
+		{"GET", "/v1/report", "", nil, 200, []string{"admin", "compliance"}},
 	}
 	r, err := f.svc.CurrentRound(t.Context(), "m1")
 	if err != nil {

@@ -65,9 +65,11 @@ func (c *testClock) Add(d time.Duration) {
 // merchants m1 and m2 enrolled.
 type realFixture struct {
 	*fixture
-	svc   *aggregator.Service
-	store store.Store
-	clock *testClock
+	svc    *aggregator.Service
+	store  store.Store
+	clock  *testClock
+	policy *policies.Policy
+	keys   *keys.Aggregator
 }
 
 func newRealFixture(t testing.TB, rounds aggregator.RoundConfig, opts Options) *realFixture {
@@ -140,7 +142,7 @@ func newRealFixtureWith(t testing.TB, dbURL, policy string, more []string, round
 	if err := svc.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return &realFixture{fixture: f, svc: svc, store: st, clock: clock}
+	return &realFixture{fixture: f, svc: svc, store: st, clock: clock, policy: pol, keys: agg}
 }
 
 // honest returns merchant's sealed honest update for its current round.

@@ -135,6 +135,10 @@ func ordersText() string {
 	return fmt.Sprintf("α ∈ [%s, %s] (%d orders)", formatFloat(o[0]), formatFloat(o[len(o)-1]), len(o))
 }
 
+// ErrNoBudget is returned (wrapped) by LoadBudget for a merchant with no
+// budget row: one that never enrolled.
+var ErrNoBudget = errors.New("no budget")
+
 // LoadBudgets reads every merchant's ledger in one read transaction and
 // recomputes its budget under pol. Merchants with a budget row come first
 // in id order; policy merchants that never enrolled are not listed.
@@ -162,20 +166,67 @@ func LoadBudgets(ctx context.Context, st aggregator.Store, pol *policies.Policy)
 	sort.Slice(heads, func(i, j int) bool { return heads[i].Merchant < heads[j].Merchant })
 	out := make([]Budget, 0, len(heads))
 	for _, h := range heads {
-		var mp *policies.MerchantPolicy
-		if p, err := pol.Merchant(h.Merchant); err == nil {
-			mp = &p
-		} else if !errors.Is(err, policies.ErrUnknownMerchant) {
-			return nil, fmt.Errorf("load budgets: %w", err)
-		}
-		b, err := ComputeBudget(h.Merchant, mp, ledgers[h.Merchant])
+		b, err := budgetOf(h, pol, ledgers[h.Merchant])
 		if err != nil {
 			return nil, fmt.Errorf("load budgets: %w", err)
-		}
-		if h.Releases != b.Releases {
-			return nil, fmt.Errorf("load budgets: merchant %s: budget row counts %d releases, ledger holds %d", h.Merchant, h.Releases, b.Releases)
 		}
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// LoadBudget is LoadBudgets for one merchant: it reads only that merchant's
+// ledger. A merchant without a budget row is an error wrapping ErrNoBudget.
+func LoadBudget(ctx context.Context, st aggregator.Store, pol *policies.Policy, merchant string) (Budget, error) {
+	var head *aggregator.BudgetHead
+	var rows []aggregator.LedgerRow
+	err := st.InTx(ctx, func(tx aggregator.Tx) error {
+		head, rows = nil, nil
+		heads, err := tx.Budgets(ctx)
+		if err != nil {
+			return err
+		}
+		for i := range heads {
+			if heads[i].Merchant == merchant {
+				head = &heads[i]
+			}
+		}
+		if head == nil {
+			return nil
+		}
+		if rows, err = tx.Ledger(ctx, merchant); err != nil {
+			return fmt.Errorf("ledger of %s: %w", merchant, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Budget{}, fmt.Errorf("load budget of %s: %w", merchant, err)
+	}
+	if head == nil {
+		return Budget{}, fmt.Errorf("load budget of %s: %w", merchant, ErrNoBudget)
+	}
+	b, err := budgetOf(*head, pol, rows)
+	if err != nil {
+		return Budget{}, fmt.Errorf("load budget of %s: %w", merchant, err)
+	}
+	return b, nil
+}
+
+// budgetOf recomputes the budget of h's merchant from its ledger rows under
+// pol and checks it against the head's release count.
+func budgetOf(h aggregator.BudgetHead, pol *policies.Policy, rows []aggregator.LedgerRow) (Budget, error) {
+	var mp *policies.MerchantPolicy
+	if p, err := pol.Merchant(h.Merchant); err == nil {
+		mp = &p
+	} else if !errors.Is(err, policies.ErrUnknownMerchant) {
+		return Budget{}, err
+	}
+	b, err := ComputeBudget(h.Merchant, mp, rows)
+	if err != nil {
+		return Budget{}, err
+	}
+	if h.Releases != b.Releases {
+		return Budget{}, fmt.Errorf("merchant %s: budget row counts %d releases, ledger holds %d", h.Merchant, h.Releases, b.Releases)
+	}
+	return b, nil
 }

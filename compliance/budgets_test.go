@@ -2,8 +2,10 @@ package compliance_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +228,16 @@ func TestLoadBudgetsSQLite(t *testing.T) {
 	}
 	if b := bs[2]; b.InPolicy || b.Releases != 1 {
 		t.Errorf("m9: got %+v", b)
+	}
+	// One merchant at a time gives the same budgets (checked above against
+	// the closed form); an id with no budget row is ErrNoBudget.
+	for _, want := range bs {
+		got, err := compliance.LoadBudget(ctx, st, pol, want.Merchant)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("LoadBudget(%s) = %+v, %v; want %+v", want.Merchant, got, err, want)
+		}
+	}
+	if _, err := compliance.LoadBudget(ctx, st, pol, "m404"); !errors.Is(err, compliance.ErrNoBudget) || !strings.Contains(err.Error(), "m404") {
+		t.Errorf("LoadBudget(m404): got %v, want ErrNoBudget naming m404", err)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/compliance/report"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/policies"
 	"github.com/kairos-fl/kairos/store"
@@ -572,7 +573,9 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 		return fmt.Errorf("aggregator serve: %w", err)
 	}
 	handler, err := api.NewServer(api.Options{
-		Service: svc, Verifier: verifier, Issuer: issuer, JWKS: pubs,
+		Service: reportingService{Service: svc, sources: report.Sources{Store: fst, Audit: st, Policy: policy,
+			CheckpointKey: a.Checkpoint.Public().(ed25519.PublicKey), Source: redactDB(o.db)}},
+		Verifier: verifier, Issuer: issuer, JWKS: pubs,
 		MerchantTokenTTL: cfg.Tokens.MerchantTTL,
 		MaxEnvelopeBytes: cfg.Limits.MaxEnvelopeBytes, MaxJSONBytes: cfg.Limits.MaxJSONBytes,
 		// The store has no ping; a revocation lookup is one cheap indexed query.

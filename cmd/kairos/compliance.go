@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/api"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance"
 	"github.com/kairos-fl/kairos/compliance/report"
@@ -289,31 +290,17 @@ exits non-zero.
 			if err != nil {
 				return fmt.Errorf("compliance report: %w", err)
 			}
-			r := report.Report{Generated: time.Now().UTC(), Source: redactDB(db), Federation: pol.Federation(), PolicyHash: pol.Hash()}
-			if r.Budgets, err = compliance.LoadBudgets(ctx, fst, pol); err != nil {
+			r, err := report.Gather(ctx, report.Sources{Store: fst, Audit: st, Policy: pol, CheckpointKey: pub, Source: redactDB(db)})
+			if err != nil {
 				return fmt.Errorf("compliance report: %w", err)
-			}
-			if r.Models, err = compliance.LoadModels(ctx, fst); err != nil {
-				return fmt.Errorf("compliance report: %w", err)
-			}
-			r.Policies = compliance.PolicyHistory(r.Models, pol.Hash())
-			res, verr := audit.Verify(ctx, st, pub)
-			r.Audit = report.Verification{OK: verr == nil, Entries: res.Entries, Checkpoints: res.Checkpoints, Head: res.Head.String()}
-			if res.Entries > res.LastCheckpointSeq {
-				r.Audit.Unpinned = res.Entries - res.LastCheckpointSeq
-			}
-			if ve := (*audit.VerifyError)(nil); errors.As(verr, &ve) {
-				r.Audit.Failure = ve.Error()
-			} else if verr != nil {
-				return fmt.Errorf("compliance report: verify audit log: %w", verr)
 			}
 			if err := writeFileVia(out, func(w io.Writer) error { return report.HTML(w, r) }); err != nil {
 				return fmt.Errorf("compliance report: %w", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d merchants, %d model versions, %d policy hashes\n%s\n",
 				out, len(r.Budgets), len(r.Models), len(r.Policies), r.Audit.Line())
-			if verr != nil {
-				return fmt.Errorf("compliance report: %w", verr)
+			if !r.Audit.OK {
+				return fmt.Errorf("compliance report: audit log verification failed: %s", r.Audit.Failure)
 			}
 			return nil
 		},
@@ -410,3 +397,16 @@ func writeCharts(dir string, bs []compliance.Budget) error {
 	}
 	return nil
 }
+
+// reportingService is the aggregator service together with the compliance
+// report's sources, so that the API serves GET /v1/budgets/{merchant}/chart.svg
+// and GET /v1/report from the same code as `kairos compliance report`.
+type reportingService struct {
+	*aggregator.Service
+	sources report.Sources
+}
+
+var _ api.ComplianceReporter = reportingService{}
+
+// ReportSources implements api.ComplianceReporter.
+func (s reportingService) ReportSources() report.Sources { return s.sources }

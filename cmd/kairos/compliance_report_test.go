@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"encoding/xml"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance"
 	"github.com/kairos-fl/kairos/crypto/keys"
@@ -360,5 +364,79 @@ func TestComplianceReportUsage(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: got %v, want an error containing %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestServedReport: `kairos aggregator serve` wires the report sources, so
+// the compliance role gets the report and the charts over HTTP, and the
+// served chart is the one `kairos compliance budgets --chart-dir` writes.
+func TestServedReport(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "agg")
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	agg := startServe(t, "--dir", dir)
+	m, err := keys.GenerateMerchant(rand.Reader, "cdnow-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop := filepath.Join(tmp, "shop")
+	if err := keys.WriteMerchant(shop, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runAgg(t, "enrol", "--dir", dir, "--url", agg.base, "--id", "cdnow-1", "--time-zone", "UTC",
+		"--public-key", filepath.Join(shop, keys.FileSigningPub)); err != nil {
+		t.Fatal(err)
+	}
+	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := aggIssue(ak, auth.Grant{Subject: "reviewer", Role: auth.RoleCompliance, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, wantType string) []byte {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "GET", agg.base+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != wantType {
+			t.Fatalf("GET %s: %d %s, want 200 %s: %.300s", path, res.StatusCode, res.Header.Get("Content-Type"), wantType, b)
+		}
+		return b
+	}
+	page := string(get("/v1/report", "text/html; charset=utf-8"))
+	for _, w := range []string{`id="budget-cdnow-1"`, "Audit log verified: ", "no releases yet", filepath.Join(dir, aggDBFile)} {
+		if !strings.Contains(page, w) {
+			t.Errorf("served report lacks %q", w)
+		}
+	}
+	svg := get("/v1/budgets/cdnow-1/chart.svg", "image/svg+xml")
+	agg.stop(t)
+
+	charts := filepath.Join(tmp, "charts")
+	if _, err := runCompliance(t, "budgets", "--db", filepath.Join(dir, aggDBFile), "--policy", filepath.Join(dir, aggPolicyFile),
+		"--chart-dir", charts); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(charts, "cdnow-1.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(svg, want) {
+		t.Errorf("served chart differs from the CLI's:\ngot  %.300s\nwant %.300s", svg, want)
 	}
 }

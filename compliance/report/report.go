@@ -4,8 +4,11 @@
 // the policy hashes the registry has seen and the audit log's verification
 // result; and the per-merchant SVG burn-down charts on their own.
 //
-// The functions are pure: they render the data handed in and do no I/O
-// beyond the writer they are given. Package compliance gathers the data.
+// Gather reads a report's data from the store (through package compliance)
+// and verifies the audit log; it is the one code path behind both
+// `kairos compliance report` and GET /v1/report. The rendering functions
+// (HTML, Chart) are pure: they render the data handed in and do no I/O
+// beyond the writer they are given.
 package report
 
 import (
