@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,15 +81,26 @@ type loadLevel struct {
 	// CPUus is this process's user+system CPU time per answered request
 	// (server and load generator together; not the database's).
 	CPUus float64 `json:"cpu_us_per_request"`
+	// Breakdown is filled with --breakdown (in-process server only).
+	Breakdown *breakdown `json:"breakdown,omitempty"`
 }
 
+// batchResult times batch requests two ways. P50ms..MaxMs: from sending the
+// request to the answer's last byte (the server's work and the transfer).
+// Decoded*: the same plus this client's encoding/json decoding of the
+// answer. Every answer is checked (each customer answered in order, none in
+// error) after the clock has stopped.
 type batchResult struct {
-	Customers int     `json:"customers"`
-	Bytes     int     `json:"body_bytes"`
-	Runs      int     `json:"runs"`
-	P50ms     float64 `json:"p50_ms"`
-	P99ms     float64 `json:"p99_ms"`
-	MaxMs     float64 `json:"max_ms"`
+	Customers    int     `json:"customers"`
+	Bytes        int     `json:"body_bytes"`
+	AnswerBytes  int     `json:"answer_bytes"`
+	Runs         int     `json:"runs"`
+	P50ms        float64 `json:"p50_ms"`
+	P99ms        float64 `json:"p99_ms"`
+	MaxMs        float64 `json:"max_ms"`
+	DecodedP50ms float64 `json:"decoded_p50_ms"`
+	DecodedP99ms float64 `json:"decoded_p99_ms"`
+	DecodedMaxMs float64 `json:"decoded_max_ms"`
 }
 
 // benchInputs are pre-encoded request bodies.
@@ -98,14 +110,17 @@ type benchInputs struct {
 	vectors  [][]float64
 	batch    []byte // customers with events
 	batchX   []byte // the same number of customers as feature vectors
+	// batchIDs and batchXIDs are the customers of batch and batchX in order.
+	batchIDs, batchXIDs []string
 }
 
 func newBenchPredictCmd() *cobra.Command {
 	var (
-		db, target, token, merchant, clientsFlag, flaskScript, python, jsonOut, cpuProfile string
-		dur, warmup                                                                        time.Duration
-		customers, batchSize, batches                                                      int
-		seed                                                                               uint64
+		db, target, token, merchant, clientsFlag, flaskScript, python, jsonOut, cpuProfile, traceOut string
+		dur, warmup                                                                                  time.Duration
+		customers, batchSize, batches                                                                int
+		seed                                                                                         uint64
+		withBreakdown                                                                                bool
 	)
 	cmd := &cobra.Command{
 		Use:   "predict",
@@ -150,12 +165,27 @@ temporary file.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if traceOut != "" {
+				tf, err := os.Create(traceOut)
+				if err != nil {
+					return fmt.Errorf("bench predict: %w", err)
+				}
+				defer tf.Close()
+				if err := trace.Start(tf); err != nil {
+					return fmt.Errorf("bench predict: %w", err)
+				}
+				defer trace.Stop()
+			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			res := &benchPredictResult{GoMaxProcs: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(), Duration: dur.Seconds()}
 			loc := time.UTC
 			var stats func() audit.Stats
+			var dg *diag
 			if target == "" {
-				srv, err := startBenchServer(ctx, log, db, seed, customers)
+				if withBreakdown {
+					dg = &diag{wait: &latencies{}, commit: &latencies{}}
+				}
+				srv, err := startBenchServer(ctx, log, db, seed, customers, dg)
 				if err != nil {
 					return fmt.Errorf("bench predict: %w", err)
 				}
@@ -200,29 +230,34 @@ temporary file.`,
 			_ = runLoad(ctx, hc, "warmup", slices.Max(clients), warmup, rotate(in.events, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
 
 			for _, c := range clients {
+				dg.start()
 				lv := runLoad(ctx, hc, "go-events", c, dur, rotate(in.events, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
+				lv.Breakdown = dg.finish()
 				res.Single = append(res.Single, lv)
 				printLevel(out, lv)
 			}
 			for _, c := range clients {
+				dg.start()
 				lv := runLoad(ctx, hc, "go-features", c, dur, rotate(in.features, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
+				lv.Breakdown = dg.finish()
 				res.Single = append(res.Single, lv)
 				printLevel(out, lv)
 			}
 			for _, bt := range []struct {
 				name string
 				body []byte
+				ids  []string
 				dst  *batchResult
-			}{{"events", in.batch, &res.Batch}, {"feature vectors", in.batchX, &res.BatchVectors}} {
-				br, err := runBatches(ctx, hc, post("/v1/predict:batch", bt.body), batches, batchSize)
+			}{{"events", in.batch, in.batchIDs, &res.Batch}, {"feature vectors", in.batchX, in.batchXIDs, &res.BatchVectors}} {
+				br, err := runBatches(ctx, hc, post("/v1/predict:batch", bt.body), batches, bt.ids)
 				if err != nil {
 					res.Errors = append(res.Errors, err.Error())
 					fmt.Fprintf(out, "batch (%s): %v\n", bt.name, err)
 					continue
 				}
 				*bt.dst = br
-				fmt.Fprintf(out, "batch of %d customers, %s (%d KiB): p50 %.1f ms, p99 %.1f ms, max %.1f ms over %d runs\n",
-					br.Customers, bt.name, br.Bytes>>10, br.P50ms, br.P99ms, br.MaxMs, br.Runs)
+				fmt.Fprintf(out, "batch of %d customers, %s (%d KiB, answer %d KiB), %d runs: to last byte p50 %.1f ms, p99 %.1f ms, max %.1f ms; with client decoding p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+					br.Customers, bt.name, br.Bytes>>10, br.AnswerBytes>>10, br.Runs, br.P50ms, br.P99ms, br.MaxMs, br.DecodedP50ms, br.DecodedP99ms, br.DecodedMaxMs)
 			}
 
 			if flaskScript != "" {
@@ -264,6 +299,8 @@ temporary file.`,
 	f.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
 	f.Uint64Var(&seed, "seed", 1, "seed of the synthetic data and the training")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (server and generator) to this file")
+	f.StringVar(&traceOut, "trace", "", "write an execution trace of this process to this file (go tool trace); keep the run short")
+	f.BoolVar(&withBreakdown, "breakdown", false, "in process: also report per level the audit wait and commit times, GC cycles and CPU share, and scheduling latency")
 	return cmd
 }
 
@@ -372,11 +409,17 @@ func pct(sorted []time.Duration, q float64) float64 {
 func printLevel(w io.Writer, lv loadLevel) {
 	fmt.Fprintf(w, "%-12s clients %4d: %8.0f /s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.1f ms  %5.0f µs CPU/req  (%d requests, %d failures)\n",
 		lv.Name, lv.Clients, lv.PerSecond, lv.P50ms, lv.P99ms, lv.P999ms, lv.MaxMs, lv.CPUus, lv.Requests, lv.Failures)
+	printBreakdown(w, lv.Breakdown)
 }
 
-func runBatches(ctx context.Context, hc *http.Client, mk func() (*http.Request, error), runs, size int) (batchResult, error) {
-	br := batchResult{Customers: size, Runs: runs}
-	var lat []time.Duration
+// runBatches sends runs batch requests one after the other. The clock stops
+// at the answer's last byte; decoding and checking the answer (ids answered
+// in order, none in error) are timed apart, so the server's time and the
+// client's decoding are both reported and neither hides the other.
+func runBatches(ctx context.Context, hc *http.Client, mk func() (*http.Request, error), runs int, ids []string) (batchResult, error) {
+	br := batchResult{Customers: len(ids), Runs: runs}
+	var lat, withDecode []time.Duration
+	var buf bytes.Buffer
 	for i := range runs {
 		req, err := mk()
 		if err != nil {
@@ -385,26 +428,58 @@ func runBatches(ctx context.Context, hc *http.Client, mk func() (*http.Request, 
 		if i == 0 {
 			br.Bytes = int(req.ContentLength)
 		}
+		buf.Reset()
 		t0 := time.Now()
 		resp, err := hc.Do(req)
 		if err != nil {
-			return br, fmt.Errorf("batch: %w", err)
+			return br, fmt.Errorf("batch run %d: %w", i, err)
 		}
-		var bp api.BatchPrediction
-		err = json.NewDecoder(resp.Body).Decode(&bp)
+		_, err = buf.ReadFrom(resp.Body)
 		resp.Body.Close()
 		d := time.Since(t0)
-		if resp.StatusCode != http.StatusOK || err != nil {
-			return br, fmt.Errorf("batch: status %d (decode: %w)", resp.StatusCode, err)
+		if err != nil {
+			return br, fmt.Errorf("batch run %d: read answer: %w", i, err)
 		}
-		if len(bp.Results) != size {
-			return br, fmt.Errorf("batch: %d results for %d customers", len(bp.Results), size)
+		if resp.StatusCode != http.StatusOK {
+			return br, fmt.Errorf("batch run %d: status %d: %.200s", i, resp.StatusCode, buf.Bytes())
 		}
-		lat = append(lat, d)
+		t1 := time.Now()
+		var bp api.BatchPrediction
+		err = json.Unmarshal(buf.Bytes(), &bp)
+		dec := time.Since(t1)
+		if err != nil {
+			return br, fmt.Errorf("batch run %d: decode answer: %w", i, err)
+		}
+		if err := checkBatchAnswer(&bp, ids); err != nil {
+			return br, fmt.Errorf("batch run %d: %w", i, err)
+		}
+		br.AnswerBytes = buf.Len()
+		lat, withDecode = append(lat, d), append(withDecode, d+dec)
 	}
 	slices.Sort(lat)
+	slices.Sort(withDecode)
 	br.P50ms, br.P99ms, br.MaxMs = pct(lat, 0.5), pct(lat, 0.99), ms(lat[len(lat)-1])
+	br.DecodedP50ms, br.DecodedP99ms, br.DecodedMaxMs = pct(withDecode, 0.5), pct(withDecode, 0.99), ms(withDecode[len(withDecode)-1])
 	return br, nil
+}
+
+// checkBatchAnswer checks that bp answers every customer of ids, in order,
+// with a prediction and no error.
+func checkBatchAnswer(bp *api.BatchPrediction, ids []string) error {
+	if len(bp.Results) != len(ids) {
+		return fmt.Errorf("%d results for %d customers", len(bp.Results), len(ids))
+	}
+	for i, r := range bp.Results {
+		switch {
+		case r.Customer != ids[i]:
+			return fmt.Errorf("result %d is customer %q, want %q", i, r.Customer, ids[i])
+		case r.Error != "":
+			return fmt.Errorf("customer %q: error %q", r.Customer, r.Error)
+		case r.Within == nil || r.Within.D30 <= 0 || r.Within.D30 > 1:
+			return fmt.Errorf("customer %q: no probability within 30 days in (0, 1]", r.Customer)
+		}
+	}
+	return nil
 }
 
 // ---- the in-process aggregator ----
@@ -431,7 +506,7 @@ func (b *benchServer) close() {
 // startBenchServer builds the aggregator and its API as `aggregator serve`
 // does (real verifier with store revocations, rate limiter, durable audit),
 // with a model trained on synthetic data as version 1.
-func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uint64, customers int) (_ *benchServer, err error) {
+func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uint64, customers int, dg *diag) (_ *benchServer, err error) {
 	b := &benchServer{}
 	defer func() {
 		if err != nil {
@@ -458,7 +533,11 @@ func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uin
 	if err != nil {
 		return nil, err
 	}
-	alog, err := audit.New(ctx, audit.Options{Store: st, HMACKey: a.AuditHMAC, SigningKey: a.Checkpoint, CheckpointInterval: time.Minute})
+	var ast audit.Store = st
+	if dg != nil {
+		ast = timedAuditStore{Store: st, lat: dg.commit}
+	}
+	alog, err := audit.New(ctx, audit.Options{Store: ast, HMACKey: a.AuditHMAC, SigningKey: a.Checkpoint, CheckpointInterval: time.Minute})
 	if err != nil {
 		return nil, err
 	}
@@ -493,13 +572,17 @@ func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uin
 	if b.token, _, err = issuer.Issue(auth.Grant{Subject: benchPartner, Role: auth.RolePartner, Merchants: []string{benchMerchant}, TTL: 2 * time.Hour}); err != nil {
 		return nil, err
 	}
+	var auditor api.Auditor = alog
+	if dg != nil {
+		auditor = timedAuditor{Auditor: alog, lat: dg.wait}
+	}
 	handler, err := api.NewServer(api.Options{
 		Service: svc, Verifier: verifier, Issuer: issuer, JWKS: pubs, Logger: log,
 		Partners: func(id string) (float64, int, error) {
 			pp, err := policy.Partner(id)
 			return pp.RatePerSecond, pp.Burst, err
 		},
-		Predict: api.PredictOptions{Audit: alog, MayQuery: policy.MayQuery},
+		Predict: api.PredictOptions{Audit: auditor, MayQuery: policy.MayQuery},
 	})
 	if err != nil {
 		return nil, err
@@ -704,6 +787,7 @@ func benchBodies(merchant string, seed uint64, customers, batch int, loc *time.L
 		in.events = append(in.events, body)
 		if len(items) < batch {
 			items = append(items, api.BatchCustomer{Customer: c.ID, Events: evs})
+			in.batchIDs = append(in.batchIDs, c.ID)
 		}
 	}
 	var itemsX []api.BatchCustomer
@@ -711,6 +795,7 @@ func benchBodies(merchant string, seed uint64, customers, batch int, loc *time.L
 		in.vectors = append(in.vectors, r.X)
 		if len(itemsX) < batch {
 			itemsX = append(itemsX, api.BatchCustomer{Customer: r.Customer, Features: r.X})
+			in.batchXIDs = append(in.batchXIDs, r.Customer)
 		}
 		body, err := json.Marshal(api.PredictRequest{Merchant: merchant, Customer: r.Customer, Features: r.X, AsOf: asOfText})
 		if err != nil {

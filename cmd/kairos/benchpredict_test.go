@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kairos-fl/kairos/api"
 )
 
 // TestBenchPredict runs `kairos bench predict` briefly on SQLite and, with
@@ -34,7 +36,7 @@ func TestBenchPredict(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "bench.json")
 			args := []string{"predict", "--clients", "2", "--duration", "200ms", "--warmup", "50ms",
-				"--customers", "150", "--batch", "25", "--batches", "2", "--flask", peer, "--json", out}
+				"--customers", "150", "--batch", "25", "--batches", "2", "--flask", peer, "--json", out, "--breakdown"}
 			if db != "" {
 				args = append(args, "--db", db)
 			}
@@ -67,10 +69,18 @@ func TestBenchPredict(t *testing.T) {
 				if lv.Requests == 0 || lv.Failures != 0 || lv.Codes[200] != lv.Requests || !(lv.P50ms <= lv.P99ms && lv.P99ms <= lv.P999ms && lv.P999ms <= lv.MaxMs) {
 					t.Errorf("level %+v: want answered requests, no failures and ordered percentiles", lv)
 				}
+				// Every answered predict waited for one audit entry; the
+				// level's commits hold at least those entries.
+				if b := lv.Breakdown; b == nil || b.Commits == 0 || b.PerCommit*float64(b.Commits) < float64(lv.Requests) || b.AuditWaitP50ms <= 0 {
+					t.Errorf("level %s: breakdown %+v, want commits holding its %d entries", lv.Name, lv.Breakdown, lv.Requests)
+				}
 			}
 			for _, br := range []batchResult{res.Batch, res.BatchVectors} {
-				if br.Customers != 25 || br.Runs != 2 || br.P50ms <= 0 {
+				if br.Customers != 25 || br.Runs != 2 || br.P50ms <= 0 || br.AnswerBytes <= 0 {
 					t.Errorf("batch %+v, want 2 runs of 25 customers", br)
+				}
+				if br.DecodedP50ms < br.P50ms || br.DecodedMaxMs < br.MaxMs {
+					t.Errorf("batch %+v: time with decoding below time to last byte", br)
 				}
 			}
 			if res.AuditEntries == 0 {
@@ -85,5 +95,34 @@ func TestBenchPredict(t *testing.T) {
 				t.Errorf("no table in the output:\n%s", stdout.String())
 			}
 		})
+	}
+}
+
+func TestCheckBatchAnswer(t *testing.T) {
+	ids := []string{"c1", "c2"}
+	ok := func() *api.BatchPrediction {
+		return &api.BatchPrediction{Results: []api.BatchItem{
+			{Customer: "c1", Within: &api.Within{D30: 0.4}},
+			{Customer: "c2", Within: &api.Within{D30: 1}},
+		}}
+	}
+	if err := checkBatchAnswer(ok(), ids); err != nil {
+		t.Fatalf("valid answer: %v", err)
+	}
+	for name, mutate := range map[string]func(*api.BatchPrediction){
+		"missing result": func(bp *api.BatchPrediction) { bp.Results = bp.Results[:1] },
+		"swapped order":  func(bp *api.BatchPrediction) { bp.Results[0], bp.Results[1] = bp.Results[1], bp.Results[0] },
+		"error": func(bp *api.BatchPrediction) {
+			bp.Results[1].Error = "no event before as_of"
+			bp.Results[1].Within = nil
+		},
+		"no prediction": func(bp *api.BatchPrediction) { bp.Results[0].Within = nil },
+		"probability 0": func(bp *api.BatchPrediction) { bp.Results[0].Within.D30 = 0 },
+	} {
+		bp := ok()
+		mutate(bp)
+		if err := checkBatchAnswer(bp, ids); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
