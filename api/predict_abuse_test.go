@@ -2,6 +2,9 @@ package api
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -18,13 +22,19 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/api/auth"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/store/sqlite"
 )
 
 // abuseFixture is a predict server on loopback where partner "crm" may send
-// rate req/s (burst) and partner "good" ten times that.
-func abuseFixture(t *testing.T, rate float64, burst int) (*predictFixture, *httptest.Server) {
+// rate req/s (burst) and partner "good" ten times that. Predictions are
+// audited in aud, or in the fixture's recording auditor when aud is nil.
+func abuseFixture(t *testing.T, rate float64, burst int, aud Auditor) (*predictFixture, *httptest.Server) {
 	t.Helper()
 	f := newPredictFixture(t, PredictOptions{MayQuery: func(_, m string) bool { return m == "m1" }, Now: time.Now})
+	if aud == nil {
+		aud = f.aud
+	}
 	// newPredictFixture built its server without a rate limiter; build one with.
 	srv, err := NewServer(Options{
 		Service: f.svc, Verifier: verifierForTest(t, f.jwks), Issuer: f.issuer, JWKS: f.jwks,
@@ -37,7 +47,7 @@ func abuseFixture(t *testing.T, rate float64, burst int) (*predictFixture, *http
 			}
 			return 0, 0, errors.New("no grant")
 		},
-		Predict: PredictOptions{Audit: f.aud, MayQuery: func(_, m string) bool { return m == "m1" }},
+		Predict: PredictOptions{Audit: aud, MayQuery: func(_, m string) bool { return m == "m1" }},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +57,52 @@ func abuseFixture(t *testing.T, rate float64, burst int) (*predictFixture, *http
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	return f, ts
+}
+
+// slowCommit injects a fault into a real audit store: every AppendAudit
+// transaction takes delay longer than the store's own durable commit.
+type slowCommit struct {
+	audit.Store
+	delay time.Duration
+	txs   atomic.Int64
+}
+
+func (s *slowCommit) AppendAudit(ctx context.Context, es []audit.Entry, cps []audit.Checkpoint) error {
+	s.txs.Add(1)
+	t := time.NewTimer(s.delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.Store.AppendAudit(ctx, es, cps)
+}
+
+// slowAuditLog is the real audit.Log (group commit) over a fresh SQLite
+// store (WAL, synchronous=FULL) whose transactions are each slowed by delay.
+func slowAuditLog(t *testing.T, delay time.Duration) (*audit.Log, *slowCommit) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, signer, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowCommit{Store: st, delay: delay}
+	l, err := audit.New(ctx, audit.Options{Store: slow, HMACKey: bytes.Repeat([]byte{7}, 32), SigningKey: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l, slow
 }
 
 // verifierForTest returns a verifier for the fixture's keys.
@@ -122,36 +178,47 @@ func p99(lat []time.Duration) time.Duration {
 }
 
 // TestPredictRateLimitAbuse: a partner sending ten times its rate gets 429
-// for (nearly) all of the excess, while another partner's latency stays
-// within twice its unloaded p99 (plus a scheduling allowance for a shared
-// two-core machine). The audit sink takes 5 ms per entry, one at a time, as
-// a durable write would: were the excess served (or audited) the sink would
-// be loaded twice beyond its capacity (400 entries/s × 5 ms) and the compliant
-// partner's latency would grow without bound; refused at the limiter, the
-// sink stays at half its capacity.
+// for (nearly) all of the excess, while another partner's p99 stays within
+// twice its p99 without the abuser (the bound, with no allowance).
 //
-// Other processes only ever add latency, so the latency comparison gets up to
-// three attempts (a limiter that lets the excess through fails all of them:
-// 426 ms against a bound near 180 ms when tried); the counts must hold in
-// every attempt. When the generator cannot keep its pace even alone (a
-// machine too loaded, or -race), the latency comparison is skipped.
+// Predictions are audited as in production: the real audit.Log with group
+// commit, over SQLite (WAL, synchronous=FULL) whose every transaction is
+// slowed by 5 ms (slowCommit, a fault injector). The partner alone sends
+// 60 req/s; under abuse the sink also takes the abuser's allowance (40 req/s)
+// while its excess (360 req/s) must stop at the limiter: 429s are not
+// audited, which the entry count checks. With group commit a request waits
+// for at most the one transaction in flight before its own, so the sink alone
+// keeps the loaded p99 under about twice the unloaded one; the rest of the
+// margin is CPU for the abuser's requests on this two-core machine. Measured
+// there (load average 2.6–5.1 from other work), 15 attempts in 12 runs gave
+// ratios from 0.74 to 2.98, three above 2, and every run passed within its
+// attempts, so no additive scheduling allowance is kept.
+//
+// Each phase has 300 samples: the p99 of 80 (an earlier version) is their
+// maximum, one scheduling hiccup. Other processes only ever add latency, so
+// the latency comparison gets up to three attempts (a limiter that lets the
+// excess through fails all of them); the counts must hold in every attempt.
+// When the generator cannot keep its pace even alone (a machine too loaded,
+// or -race), the latency comparison is skipped.
 func TestPredictRateLimitAbuse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("timed load")
 	}
 	const rate, burst = 40.0, 5
-	const goodN, goodRate = 80, 60.0
-	f, ts := abuseFixture(t, rate, burst)
-	f.aud.delay = 5 * time.Millisecond
+	const goodN, goodRate = 300, 60.0
+	alog, slow := slowAuditLog(t, 5*time.Millisecond)
+	f, ts := abuseFixture(t, rate, burst, alog)
 	c := ts.Client()
 	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	body := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1)})
 
 	for attempt := 1; ; attempt++ {
 		time.Sleep(time.Duration(float64(burst) / rate * float64(time.Second))) // refill the abuser's bucket
+		before, txs0 := alog.Stats(), slow.txs.Load()
 		aloneStart := time.Now()
 		_, alone := paced(t, c, ts.URL, f.tokens["good"], body, goodN, goodRate, 4)
 		aloneElapsed := time.Since(aloneStart)
+		mid, txs1 := alog.Stats(), slow.txs.Load()
 
 		var abuseCodes map[int]int
 		var abuseElapsed time.Duration
@@ -163,6 +230,7 @@ func TestPredictRateLimitAbuse(t *testing.T) {
 		})
 		goodCodes, loaded := paced(t, c, ts.URL, f.tokens["good"], body, goodN, goodRate, 4)
 		wg.Wait()
+		after, txs2 := alog.Stats(), slow.txs.Load()
 
 		sent := 0
 		for _, n := range abuseCodes {
@@ -170,8 +238,11 @@ func TestPredictRateLimitAbuse(t *testing.T) {
 		}
 		allowed := float64(burst) + rate*abuseElapsed.Seconds() + 1
 		excess := float64(sent) - allowed
-		t.Logf("attempt %d: abuser %d sent in %v, codes %v (allowance %.0f); compliant partner p99 %v alone, %v under abuse, codes %v",
-			attempt, sent, abuseElapsed.Round(time.Millisecond), abuseCodes, allowed, p99(alone), p99(loaded), goodCodes)
+		ratio := float64(p99(loaded)) / float64(p99(alone))
+		t.Logf("attempt %d: abuser %d sent in %v, codes %v (allowance %.0f); compliant partner p99 %v alone, %v under abuse (%.2f×), codes %v; "+
+			"audit entries/transactions %d/%d alone, %d/%d under abuse",
+			attempt, sent, abuseElapsed.Round(time.Millisecond), abuseCodes, allowed, p99(alone), p99(loaded), ratio, goodCodes,
+			mid.Entries-before.Entries, txs1-txs0, after.Entries-mid.Entries, txs2-txs1)
 		if float64(abuseCodes[200]) > allowed {
 			t.Errorf("abuser got %d answers, more than its allowance %.0f", abuseCodes[200], allowed)
 		}
@@ -181,6 +252,10 @@ func TestPredictRateLimitAbuse(t *testing.T) {
 		if goodCodes[200] != goodN {
 			t.Errorf("compliant partner: codes %v, want %d × 200", goodCodes, goodN)
 		}
+		// One entry per answered prediction and none for a refusal.
+		if got, want := after.Entries-mid.Entries, uint64(goodCodes[200]+abuseCodes[200]); got != want {
+			t.Errorf("audit log gained %d entries under abuse, want %d (one per 200, none per 429)", got, want)
+		}
 		if t.Failed() {
 			return
 		}
@@ -188,12 +263,11 @@ func TestPredictRateLimitAbuse(t *testing.T) {
 			t.Logf("the compliant partner alone took %v instead of %v: machine too slow for the latency comparison", aloneElapsed, planned)
 			return
 		}
-		lim := 2*p99(alone) + 100*time.Millisecond
-		if p99(loaded) <= lim {
+		if ratio <= 2 {
 			return
 		}
 		if attempt == 3 {
-			t.Errorf("compliant partner p99 %v under abuse, want ≤ 2 × %v + 100ms (third attempt)", p99(loaded), p99(alone))
+			t.Errorf("compliant partner p99 %v under abuse, want ≤ 2 × %v (third attempt)", p99(loaded), p99(alone))
 			return
 		}
 	}
@@ -222,7 +296,7 @@ func (r *aReader) Read(p []byte) (int, error) {
 // refused with 413 after at most a few megabytes were read and with the
 // process's allocations bounded far below the body.
 func TestPredictHugeBody(t *testing.T) {
-	f, ts := abuseFixture(t, 1000, 1000)
+	f, ts := abuseFixture(t, 1000, 1000, nil)
 	const gib = 1 << 30
 	for _, declared := range []bool{true, false} {
 		t.Run(fmt.Sprintf("declared=%v", declared), func(t *testing.T) {
@@ -268,7 +342,7 @@ func TestPredictHugeBody(t *testing.T) {
 // TestSlowloris: connections that trickle their headers are closed by the
 // server's ReadHeaderTimeout while a normal request is still served.
 func TestSlowloris(t *testing.T) {
-	f, _ := abuseFixture(t, 1000, 1000)
+	f, _ := abuseFixture(t, 1000, 1000, nil)
 	const timeout = 300 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
