@@ -196,8 +196,10 @@ func p99(lat []time.Duration) time.Duration {
 //
 // Each phase has 300 samples: the p99 of 80 (an earlier version) is their
 // maximum, one scheduling hiccup. Other processes only ever add latency, so
-// the latency comparison gets up to three attempts (a limiter that lets the
-// excess through fails all of them); the counts must hold in every attempt.
+// the latency comparison gets up to three attempts; the counts must hold in
+// every attempt. It is the counts that catch a limiter letting the excess
+// through: group commit absorbs it (tried: all 2000 abuser requests answered,
+// 2300 entries in 609 transactions, compliant p99 1.63×).
 // When the generator cannot keep its pace even alone (a machine too loaded,
 // or -race), the latency comparison is skipped.
 func TestPredictRateLimitAbuse(t *testing.T) {
