@@ -146,30 +146,30 @@ func (a *accountant) epsilon(groups []dp.Release, delta float64) (float64, error
 	return eps, err
 }
 
-// debit composes the merchant's ledger (groups, not modified) with the two new
-// releases and returns ε after the DP-SGD release and after both, and the
-// ledger after both; or an error wrapping dp.ErrBudgetExhausted if ε after
-// both would pass the cap by more than dp.FilterTolerance (dp.Filter's rule).
-func (a *accountant) debit(groups []dp.Release, sgd, count dp.Release, mp policies.MerchantPolicy) (epsSGD, epsAll float64, after []dp.Release, err error) {
+// debit composes the merchant's ledger (groups, not modified) with the new
+// releases in order and returns ε after each of them and the ledger after all;
+// or an error wrapping dp.ErrBudgetExhausted if ε after all would pass the cap
+// by more than dp.FilterTolerance (dp.Filter's rule).
+func (a *accountant) debit(groups []dp.Release, releases []dp.Release, mp policies.MerchantPolicy) (eps []float64, after []dp.Release, err error) {
 	if !(mp.EpsilonCap > 0) || math.IsInf(mp.EpsilonCap, 0) {
-		return 0, 0, nil, fmt.Errorf("budget check: cap %v must be finite and > 0", mp.EpsilonCap)
+		return nil, nil, fmt.Errorf("budget check: cap %v must be finite and > 0", mp.EpsilonCap)
 	}
-	if err := sgd.Validate(); err != nil {
-		return 0, 0, nil, fmt.Errorf("%w: %w", protocol.ErrInvalidUpdate, err)
+	if len(releases) == 0 {
+		return nil, nil, fmt.Errorf("%w: no release to debit", protocol.ErrInvalidUpdate)
 	}
-	if err := count.Validate(); err != nil {
-		return 0, 0, nil, fmt.Errorf("%w: %w", protocol.ErrInvalidUpdate, err)
+	after = slices.Clone(groups)
+	eps = make([]float64, len(releases))
+	for i, r := range releases {
+		if err := r.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", protocol.ErrInvalidUpdate, err)
+		}
+		after = addRelease(after, r)
+		if eps[i], err = a.epsilon(after, mp.Delta); err != nil {
+			return nil, nil, err
+		}
 	}
-	after = addRelease(slices.Clone(groups), sgd)
-	if epsSGD, err = a.epsilon(after, mp.Delta); err != nil {
-		return 0, 0, nil, err
+	if last := eps[len(eps)-1]; last > mp.EpsilonCap*(1+dp.FilterTolerance) {
+		return nil, nil, fmt.Errorf("budget check: ε would be %.6g at δ %g, cap %.6g: %w", last, mp.Delta, mp.EpsilonCap, dp.ErrBudgetExhausted)
 	}
-	after = addRelease(after, count)
-	if epsAll, err = a.epsilon(after, mp.Delta); err != nil {
-		return 0, 0, nil, err
-	}
-	if epsAll > mp.EpsilonCap*(1+dp.FilterTolerance) {
-		return 0, 0, nil, fmt.Errorf("budget check: ε would be %.6g at δ %g, cap %.6g: %w", epsAll, mp.Delta, mp.EpsilonCap, dp.ErrBudgetExhausted)
-	}
-	return epsSGD, epsAll, after, nil
+	return eps, after, nil
 }

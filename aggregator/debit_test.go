@@ -48,10 +48,11 @@ func TestDebit(t *testing.T) {
 		t.Fatalf("got %d groups, want 3 distinct mechanisms", len(groups))
 	}
 	for pass := range 2 {
-		gotSGD, gotAll, after, err := a.debit(groups, sgd, count, mp)
+		eps, after, err := a.debit(groups, []dp.Release{sgd, count}, mp)
 		if err != nil {
 			t.Fatal(err)
 		}
+		gotSGD, gotAll := eps[0], eps[1]
 		if math.Abs(gotSGD-wantSGD) > 1e-12*wantSGD || math.Abs(gotAll-wantAll) > 1e-12*wantAll {
 			t.Fatalf("pass %d: got ε %v then %v, want %v then %v", pass, gotSGD, gotAll, wantSGD, wantAll)
 		}
@@ -64,20 +65,21 @@ func TestDebit(t *testing.T) {
 		}
 	}
 	// The summary after a debit composes to the ε the debit reported.
-	_, gotAll, after, err := a.debit(groups, sgd, count, mp)
+	eps, after, err := a.debit(groups, []dp.Release{sgd, count}, mp)
 	if err != nil {
 		t.Fatal(err)
 	}
+	gotAll := eps[1]
 	if eps, err := a.epsilon(after, mp.Delta); err != nil || math.Abs(eps-gotAll) > 1e-12*gotAll {
 		t.Fatalf("ε of the ledger after: got %v (%v), want %v", eps, err, gotAll)
 	}
 	mp.EpsilonCap = wantAll * 0.99
-	if _, _, _, err := a.debit(groups, sgd, count, mp); !errors.Is(err, dp.ErrBudgetExhausted) {
+	if _, _, err := a.debit(groups, []dp.Release{sgd, count}, mp); !errors.Is(err, dp.ErrBudgetExhausted) {
 		t.Fatalf("cap below ε %v: got %v, want ErrBudgetExhausted", wantAll, err)
 	}
 	// A cap exactly at ε passes (dp.Filter's tolerance), as a plan spending it must.
 	mp.EpsilonCap = wantAll
-	if _, _, _, err := a.debit(groups, sgd, count, mp); err != nil {
+	if _, _, err := a.debit(groups, []dp.Release{sgd, count}, mp); err != nil {
 		t.Fatalf("cap equal to ε: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/merge"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/model/fedeval"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
 
@@ -54,11 +55,40 @@ func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time
 			LearningRate: s.cfg.LearningRate, L2: s.cfg.L2, CountNoise: s.cfg.CountNoise,
 		},
 	}
+	trained, baseEvaluated, err := trainedVersions(ctx, tx, base)
+	if err != nil {
+		return nil, err
+	}
+	var only bool
+	if r.Plan.Evaluation, only = s.cfg.evaluationPlan(trained, baseEvaluated); only {
+		// The evaluation of the trained model: no training, every merchant.
+		r.Plan.Steps = 0
+		r.Selected = sample(ids, 1, s.cfg.Quorum, s.cfg.Seed, seq)
+	}
 	ok, err := tx.InsertRound(ctx, r)
 	if err != nil || !ok {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// trainedVersions returns the number of published training versions (every
+// version but the initial model) and whether version base has metrics.
+func trainedVersions(ctx context.Context, tx Tx, base int) (int, bool, error) {
+	vs, err := tx.Models(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	n, evaluated := 0, false
+	for _, v := range vs {
+		if v.Round != "" {
+			n++
+		}
+		if v.Version == base {
+			evaluated = len(v.Metrics) > 0
+		}
+	}
+	return n, evaluated, nil
 }
 
 // sample draws max(⌈fraction·n⌉, min(quorum, n)) of ids (sorted) with a
@@ -267,6 +297,18 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		return nil, err
 	}
 	updates = slices.DeleteFunc(updates, func(u UpdateRecord) bool { return !u.Audited })
+	evalNote, err := s.recordEvaluation(ctx, tx, r, updates)
+	if err != nil {
+		return nil, err
+	}
+	if r.Plan.EvaluationOnly() {
+		reason := evalNote
+		if err := tx.SetRoundState(ctx, r.ID, protocol.RoundAggregating, protocol.RoundPublished, reason, now); err != nil {
+			return nil, err
+		}
+		r.State, r.Reason = protocol.RoundPublished, reason
+		return s.openNext(ctx, tx, r, "round.publish", reason, now)
+	}
 	baseRec, err := tx.Model(ctx, r.BaseVersion)
 	if err != nil {
 		return nil, err
@@ -370,11 +412,19 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		return nil, err
 	}
 	reason := fmt.Sprintf("version %d from %d updates", version, len(updates))
+	if evalNote != "" {
+		reason += "; " + evalNote
+	}
 	if err := tx.SetRoundState(ctx, r.ID, protocol.RoundAggregating, protocol.RoundPublished, reason, now); err != nil {
 		return nil, err
 	}
 	r.State, r.Reason = protocol.RoundPublished, reason
-	out := []transition{{round: r, action: "round.publish", reason: reason}}
+	return s.openNext(ctx, tx, r, "round.publish", reason, now)
+}
+
+// openNext records r's transition (action) and opens the next round.
+func (s *Service) openNext(ctx context.Context, tx Tx, r RoundRecord, action, reason string, now time.Time) ([]transition, error) {
+	out := []transition{{round: r, action: action, reason: reason}}
 	nr, err := s.openRound(ctx, tx, r.Seq+1, now)
 	if err != nil {
 		return nil, err
@@ -383,6 +433,53 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		out = append(out, transition{round: *nr, action: "round.open"})
 	}
 	return out, nil
+}
+
+// evaluationSEReplicates is the number of bootstrap replicates behind the
+// standard errors stored with a federated evaluation.
+const evaluationSEReplicates = 400
+
+// recordEvaluation sums the evaluation histograms of a round's updates, if its
+// plan asked for them, and stores the metrics they give on the round's base
+// version (replacing earlier ones). It returns a note for the round's reason;
+// metrics that the noise leaves undefined are noted, not stored.
+func (s *Service) recordEvaluation(ctx context.Context, tx Tx, r RoundRecord, updates []UpdateRecord) (string, error) {
+	if r.Plan.Evaluation == nil {
+		return "", nil
+	}
+	var evals []protocol.Evaluation
+	for _, u := range updates {
+		if u.Evaluation != nil {
+			evals = append(evals, *u.Evaluation)
+		}
+	}
+	if len(evals) == 0 {
+		return "no evaluations", nil
+	}
+	counts, sigma, err := fedeval.Sum(evals)
+	if err != nil {
+		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+	}
+	m, err := fedeval.Compute(counts)
+	if errors.Is(err, fedeval.ErrNoData) {
+		return fmt.Sprintf("evaluation of version %d from %d merchants undefined: %v", r.BaseVersion, len(evals), err), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+	}
+	se, err := fedeval.StandardErrors(counts, sigma, evaluationSEReplicates, uint64(r.Seq))
+	if err != nil {
+		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+	}
+	metrics := m.MetricsMap(&se)
+	metrics["merchants"] = float64(len(evals))
+	metrics["noise_sigma"] = sigma
+	metrics["round_seq"] = float64(r.Seq)
+	metrics["cutoff_unix"] = float64(r.Plan.Evaluation.Cutoff.Unix())
+	if err := tx.SetModelMetrics(ctx, r.BaseVersion, metrics); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("evaluation of version %d from %d merchants: AUC@30 %.4f ± %.4f", r.BaseVersion, len(evals), m.AUC30, se.AUC30), nil
 }
 
 func (s *Service) failAggregating(ctx context.Context, tx Tx, r RoundRecord, reason string, now time.Time) ([]transition, error) {

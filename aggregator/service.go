@@ -18,6 +18,7 @@ import (
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/dp"
 	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/fedeval"
 	"github.com/kairos-fl/kairos/model/hazard"
 	"github.com/kairos-fl/kairos/policies"
 )
@@ -84,6 +85,63 @@ type RoundConfig struct {
 	Seed uint64
 	// TickInterval is Run's period (default 1s).
 	TickInterval time.Duration
+	// Evaluation, when set, has merchants evaluate models on their own
+	// customers with DP histograms (package fedeval), paid from their budgets.
+	Evaluation *EvaluationConfig
+}
+
+// EvaluationConfig configures federated evaluation. A training round whose
+// base model is the k-th published training version with k a multiple of
+// Every (k = 0 is the initial model; none when Every is 0) asks its merchants
+// for an evaluation of that base model along with their updates; and once
+// PlannedRounds training versions are published, a round whose base (the
+// active version) has no metrics yet is an evaluation-only round (no
+// training) open to every merchant. The evaluations' releases are part of the
+// budget plan: the DP-SGD noise is calibrated so that training, counts and
+// evaluations together spend the cap.
+type EvaluationConfig struct {
+	// Cutoff is the evaluation cutoff: customers active before it, outcomes in
+	// the 30 days after it. It must be at least 30 days after the last
+	// training cutoff (no training label may overlap the evaluation window)
+	// and at most 30 days before the data's end.
+	Cutoff time.Time
+	// Sigma is the Gaussian σ per histogram cell (default 10).
+	Sigma float64
+	// Edges are the inner bin edges of P(within 30 days) (default fedeval.DefaultEdges).
+	Edges []float64
+	// Every asks for an evaluation in every Every-th training round too (0: none).
+	Every int
+}
+
+// evaluations is the number of evaluation releases a merchant makes over the
+// plan: one per Every-th of the PlannedRounds training rounds and the final one.
+func (c *RoundConfig) evaluations() int {
+	if c.Evaluation == nil {
+		return 0
+	}
+	n := 1
+	if e := c.Evaluation.Every; e > 0 {
+		n += (c.PlannedRounds + e - 1) / e
+	}
+	return n
+}
+
+// evaluationPlan returns the evaluation plan of a round whose base is the
+// trained-th published training version (its metrics already set or not), or
+// nil, and whether the round only evaluates.
+func (c *RoundConfig) evaluationPlan(trained int, baseEvaluated bool) (plan *protocol.EvaluationPlan, only bool) {
+	e := c.Evaluation
+	if e == nil {
+		return nil, false
+	}
+	p := &protocol.EvaluationPlan{Cutoff: e.Cutoff, Edges: slices.Clone(e.Edges), Sigma: e.Sigma}
+	switch {
+	case trained >= c.PlannedRounds && !baseEvaluated:
+		return p, true
+	case e.Every > 0 && trained < c.PlannedRounds && trained%e.Every == 0:
+		return p, false
+	}
+	return nil, false
 }
 
 // Options configure New.
@@ -201,6 +259,29 @@ func (c *RoundConfig) defaults() error {
 		return fmt.Errorf("norm bound %v < 0", c.NormBound)
 	case c.MaxRounds < 0 || c.TickInterval < 0:
 		return fmt.Errorf("max rounds %d and tick interval %v must be ≥ 0", c.MaxRounds, c.TickInterval)
+	}
+	if c.Evaluation != nil {
+		e := *c.Evaluation // the caller's config is not modified
+		c.Evaluation = &e
+		if e.Sigma == 0 {
+			e.Sigma = 10
+		}
+		if e.Edges == nil {
+			e.Edges = fedeval.DefaultEdges()
+		}
+		e.Edges = slices.Clone(e.Edges)
+		if e.Every < 0 {
+			return fmt.Errorf("evaluation every %d rounds: must be ≥ 0", e.Every)
+		}
+		if err := fedeval.CheckPlan(&protocol.EvaluationPlan{Cutoff: e.Cutoff, Edges: e.Edges, Sigma: e.Sigma}); err != nil {
+			return err
+		}
+		for _, t := range c.Cutoffs {
+			if e.Cutoff.Before(t.Add(30 * 24 * time.Hour)) {
+				return fmt.Errorf("evaluation cutoff %s is less than 30 days after training cutoff %s: training labels would overlap the evaluation window",
+					e.Cutoff.Format(time.RFC3339), t.Format(time.RFC3339))
+			}
+		}
 	}
 	return nil
 }
@@ -442,7 +523,8 @@ func (s *Service) Merchants(ctx context.Context) ([]Merchant, error) {
 
 // planNoise returns the noise multiplier merchant policy mp trains with: the
 // smallest z for which PlannedRounds rounds of StepsPerRound DP-SGD steps at
-// SamplingRate, plus one customer count per round at CountNoise, spend
+// SamplingRate, plus one customer count per round at CountNoise and the
+// planned evaluations (RoundConfig.Evaluation), spend
 // exactly the cap at δ by RDP composition; never below the policy's minimum.
 func (s *Service) planNoise(mp policies.MerchantPolicy) (float64, error) {
 	key := [3]float64{mp.EpsilonCap, mp.Delta, mp.MinNoiseMultiplier}
@@ -458,6 +540,11 @@ func (s *Service) planNoise(mp policies.MerchantPolicy) (float64, error) {
 	}
 	if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.cfg.CountNoise, Steps: s.cfg.PlannedRounds}); err != nil {
 		return 0, fmt.Errorf("plan noise: %w", err)
+	}
+	if n := s.cfg.evaluations(); n > 0 {
+		if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.cfg.Evaluation.Sigma, Steps: n}); err != nil {
+			return 0, fmt.Errorf("plan noise: evaluations: %w", err)
+		}
 	}
 	z, err = l.NoiseMultiplierAfter(mp.EpsilonCap, mp.Delta, s.cfg.SamplingRate, s.cfg.PlannedRounds*s.cfg.StepsPerRound)
 	if err != nil {

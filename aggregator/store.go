@@ -129,6 +129,10 @@ type Tx interface {
 	ActiveVersion(ctx context.Context) (int, error)
 	// SetActiveVersion makes version the active one.
 	SetActiveVersion(ctx context.Context, version int) error
+	// SetModelMetrics replaces the metrics of a model version (the only field
+	// of a version that changes after it is published: its federated
+	// evaluation arrives in a later round); ErrNotFound if there is none.
+	SetModelMetrics(ctx context.Context, version int, metrics map[string]float64) error
 }
 
 // Merchant is an enrolled merchant.
@@ -171,6 +175,9 @@ type UpdateRecord struct {
 	Epsilon        float64 // the merchant's cumulative ε after this update
 	AcceptedAt     time.Time
 	Audited        bool
+	// Evaluation is the DP evaluation of the round's base model, when the
+	// round's plan asked for one.
+	Evaluation *protocol.Evaluation
 }
 
 // BudgetHead is the per-merchant ledger head row: the lock target of every

@@ -72,6 +72,10 @@ func (s *Service) auditAccepted(ctx context.Context, u UpdateRecord) error {
 			"count_sigma":      strconv.FormatFloat(u.Customers.Sigma, 'g', 10, 64),
 		},
 	}
+	if u.Evaluation != nil {
+		rec.Details["evaluation_sigma"] = strconv.FormatFloat(u.Evaluation.Sigma, 'g', 10, 64)
+		rec.Details["evaluation_cutoff"] = u.Evaluation.Cutoff.UTC().Format(time.RFC3339)
+	}
 	if err := s.appendAudit(ctx, rec); err != nil {
 		return err
 	}
@@ -217,11 +221,11 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 		if up.SchemaHash != base.Schema.Hash {
 			return fmt.Errorf("%w: schema hash %q, round's model has %q", protocol.ErrInvalidUpdate, up.SchemaHash, base.Schema.Hash)
 		}
-		if err := up.Validate(len(base.Params)); err != nil {
-			return err
-		}
 		plan, err := s.merchantPlan(rr.Plan, mp)
 		if err != nil {
+			return err
+		}
+		if err := up.Validate(len(base.Params), plan); err != nil {
 			return err
 		}
 		if err := checkRelease(&up, plan, mp); err != nil {
@@ -242,23 +246,24 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 				return err
 			}
 		}
-		sgd := dp.Release{Mechanism: dp.Gaussian, Q: up.Release.SamplingRate, Z: up.Release.NoiseMultiplier, Steps: up.Release.Steps}
-		count := dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: up.Customers.Sigma, Steps: 1}
-		epsSGD, epsAll, after, err := s.acct.debit(groups, sgd, count, mp)
+		releases := updateReleases(&up)
+		eps, after, err := s.acct.debit(groups, releases, mp)
 		if err != nil {
 			return err
 		}
+		epsAll := eps[len(eps)-1]
 		summary = ledgerSummary{version: head.Version + 1, groups: after}
 		rec = UpdateRecord{
 			ID: updateID(sum), Round: rr.ID, Merchant: merchantID, EnvelopeSHA256: sum[:], Nonce: hdr.Nonce[:],
 			Delta: up.Delta, Release: up.Release, Customers: up.Customers, Epsilon: epsAll, AcceptedAt: now.Truncate(time.Millisecond),
+			Evaluation: up.Evaluation,
 		}
-		next := int64(head.Releases)
-		if err := tx.FinishAcceptance(ctx, rec, []LedgerRow{
-			{Merchant: merchantID, Seq: next + 1, Release: sgd, Round: rr.ID, Update: rec.ID, Epsilon: epsSGD, At: rec.AcceptedAt},
-			{Merchant: merchantID, Seq: next + 2, Release: count, Round: rr.ID, Update: rec.ID, Epsilon: epsAll, At: rec.AcceptedAt},
-		}, BudgetHead{
-			Merchant: merchantID, Version: head.Version + 1, Epsilon: epsAll, Releases: head.Releases + 2, LastRelease: rec.AcceptedAt,
+		rows := make([]LedgerRow, len(releases))
+		for i, rel := range releases {
+			rows[i] = LedgerRow{Merchant: merchantID, Seq: int64(head.Releases + i + 1), Release: rel, Round: rr.ID, Update: rec.ID, Epsilon: eps[i], At: rec.AcceptedAt}
+		}
+		if err := tx.FinishAcceptance(ctx, rec, rows, BudgetHead{
+			Merchant: merchantID, Version: head.Version + 1, Epsilon: epsAll, Releases: head.Releases + len(releases), LastRelease: rec.AcceptedAt,
 		}, head.Version); err != nil {
 			return err
 		}
@@ -379,8 +384,36 @@ func (s *Service) checkRound(rr RoundRecord, up *protocol.Update, merchantID str
 	return nil
 }
 
+// updateReleases are the mechanisms an update declares, in ledger order: the
+// DP-SGD steps and the customer count (unless the round only evaluates), then
+// the evaluation histogram (sensitivity 1, so its noise multiplier is its σ).
+func updateReleases(up *protocol.Update) []dp.Release {
+	var rs []dp.Release
+	if up.Release.Steps > 0 {
+		rs = append(rs,
+			dp.Release{Mechanism: dp.Gaussian, Q: up.Release.SamplingRate, Z: up.Release.NoiseMultiplier, Steps: up.Release.Steps},
+			dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: up.Customers.Sigma, Steps: 1})
+	}
+	if up.Evaluation != nil {
+		rs = append(rs, dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: up.Evaluation.Sigma, Steps: 1})
+	}
+	return rs
+}
+
 // checkRelease compares the declared DP parameters with the merchant's plan and policy.
 func checkRelease(up *protocol.Update, plan protocol.TrainingPlan, mp policies.MerchantPolicy) error {
+	if plan.EvaluationOnly() {
+		// Validate checked the evaluation's noise against the plan; the policy's
+		// minimum number of customers applies to the (noisy) histogram total.
+		var n float64
+		for _, c := range up.Evaluation.Counts {
+			n += c
+		}
+		if n < float64(mp.MinCustomersPerUpdate) {
+			return fmt.Errorf("%w: evaluation over %.1f customers (DP), below the policy minimum %d", ErrPolicy, n, mp.MinCustomersPerUpdate)
+		}
+		return nil
+	}
 	r := up.Release
 	switch {
 	case r.NoiseMultiplier < plan.NoiseMultiplier*(1-1e-9) || r.NoiseMultiplier < mp.MinNoiseMultiplier:

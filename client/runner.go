@@ -23,6 +23,7 @@ import (
 	"github.com/kairos-fl/kairos/dp"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/fedeval"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
 
@@ -266,24 +267,39 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	if err != nil {
 		return fmt.Errorf("round %s: base model: %w", round.ID, err)
 	}
-	r.progress(StageFeatures, round.ID)
-	rows, err := r.features(plan.Cutoffs, base.Schema)
-	if err != nil {
-		return fmt.Errorf("round %s: %w", round.ID, err)
-	}
-	r.progress(StageTrain, round.ID)
 	start := time.Now()
-	res, err := train.Local(ctx, base, rows, plan, train.Options{Optimizer: r.opt.Optimizer})
-	if err != nil {
-		return fmt.Errorf("round %s: %w", round.ID, err)
+	var (
+		res      train.Result
+		releases []dp.Release
+		rows     []feature.Row
+	)
+	if !plan.EvaluationOnly() {
+		r.progress(StageFeatures, round.ID)
+		if rows, err = r.features(plan.Cutoffs, base.Schema); err != nil {
+			return fmt.Errorf("round %s: %w", round.ID, err)
+		}
+		r.progress(StageTrain, round.ID)
+		if res, err = train.Local(ctx, base, rows, plan, train.Options{Optimizer: r.opt.Optimizer}); err != nil {
+			return fmt.Errorf("round %s: %w", round.ID, err)
+		}
+		releases = res.Releases
 	}
-	epsAfter, err := r.checkCap(res.Releases, plan.Delta)
+	var eval *protocol.Evaluation
+	if plan.Evaluation != nil {
+		ev, rel, err := r.evaluate(base, plan.Evaluation)
+		if err != nil {
+			return fmt.Errorf("round %s: %w", round.ID, err)
+		}
+		eval = &ev
+		releases = append(releases, rel)
+	}
+	epsAfter, err := r.checkCap(releases, plan.Delta)
 	if err != nil {
 		return err
 	}
 	upd := protocol.Update{
 		Version: protocol.Version, Round: round.ID, Merchant: r.opt.Merchant.ID, BaseVersion: round.BaseVersion,
-		SchemaHash: base.Schema.Hash, Delta: res.Delta, Release: res.Release, Customers: res.Customers,
+		SchemaHash: base.Schema.Hash, Delta: res.Delta, Release: res.Release, Customers: res.Customers, Evaluation: eval,
 	}
 	payload, err := json.Marshal(upd)
 	if err != nil {
@@ -298,7 +314,7 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	}
 	// Debit and persist the envelope before the first attempt: a crash from here
 	// on resumes this upload instead of training (and spending) again.
-	st.Releases = append(st.Releases, res.Releases...)
+	st.Releases = append(st.Releases, releases...)
 	st.Delta = plan.Delta
 	st.Pending = p
 	if err := r.opt.Store.Save(st); err != nil {
@@ -309,6 +325,27 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	r.opt.Logger.Debug("trained", "round", round.ID, "seq", round.Seq, "base_version", round.BaseVersion,
 		"rows", len(rows), "loss", res.Loss, "local_epsilon", epsAfter, "took", time.Since(start).Round(time.Millisecond))
 	return r.upload(ctx, p)
+}
+
+// evaluate scores base on the merchant's customers at the plan's cutoff and
+// releases the DP histogram (package fedeval). A merchant with no customer
+// active before the cutoff releases noise alone.
+func (r *Runner) evaluate(base *hazard.Model, plan *protocol.EvaluationPlan) (protocol.Evaluation, dp.Release, error) {
+	if err := fedeval.CheckPlan(plan); err != nil {
+		return protocol.Evaluation{}, dp.Release{}, err
+	}
+	counts := make([]float64, (len(plan.Edges)+1)*protocol.EvalClasses)
+	rows, err := r.features([]time.Time{plan.Cutoff}, base.Schema)
+	switch {
+	case errors.Is(err, train.ErrNoCustomers):
+	case err != nil:
+		return protocol.Evaluation{}, dp.Release{}, fmt.Errorf("evaluation: %w", err)
+	default:
+		if counts, err = fedeval.Histogram(base, rows, plan.Edges); err != nil {
+			return protocol.Evaluation{}, dp.Release{}, err
+		}
+	}
+	return fedeval.Release(counts, plan)
 }
 
 // checkCap returns the local ε after the ledger also holds next, or an error

@@ -129,7 +129,7 @@ func (f *fakeAgg) SubmitUpdate(_ context.Context, round string, env []byte) (pro
 	if err := json.Unmarshal(payload, &u); err != nil {
 		f.t.Errorf("fake aggregator: decode update: %v", err)
 	}
-	if err := u.Validate(hazard.NumParams(hazard.KindLinear, len(mustSchema(f.t).Names), 0, model.Horizon)); err != nil {
+	if err := u.Validate(hazard.NumParams(hazard.KindLinear, len(mustSchema(f.t).Names), 0, model.Horizon), f.plan); err != nil {
 		f.t.Errorf("fake aggregator: %v", err)
 	}
 	f.updates = append(f.updates, u)
@@ -253,6 +253,97 @@ func TestRunnerJoinsRounds(t *testing.T) {
 	// The noise actually added may exceed the plan by up to 0.1%, so ε is at most the planned one.
 	if want := roundEpsilon(t, e.agg.plan, 2); got > want+1e-9 || got < 0.98*want {
 		t.Errorf("local ε after 2 rounds: got %v, want ≈ %v (planned)", got, want)
+	}
+}
+
+// TestRunnerEvaluates: a round whose plan asks for an evaluation gets one with
+// the update, and an evaluation-only round gets nothing else. The histogram's
+// class totals are checked against outcomes computed here from the raw events
+// (first purchase on or after the cutoff: within 7 days, on days 8–30, or
+// none), within five standard deviations of the noise summed over the bins.
+func TestRunnerEvaluates(t *testing.T) {
+	e := newRunnerEnv(t)
+	cut := date(1997, 11, 1)
+	e.agg.plan.Evaluation = &protocol.EvaluationPlan{Cutoff: cut, Edges: []float64{0.1, 0.5}, Sigma: 1}
+	r, _, done := e.runner(t, 100, nil)
+	defer done()
+	if _, err := r.Run(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	e.agg.mu.Lock()
+	e.agg.plan.Steps = 0 // the evaluation-only round
+	e.agg.mu.Unlock()
+	if _, err := r.Run(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.agg.updates) != 2 {
+		t.Fatalf("%d updates, want 2", len(e.agg.updates))
+	}
+	// Outcomes from the raw events.
+	first := map[string]time.Time{}
+	for _, ev := range testEvents() {
+		if !ev.Time.Before(cut) {
+			if f, ok := first[ev.Customer]; !ok || ev.Time.Before(f) {
+				first[ev.Customer] = ev.Time
+			}
+		}
+	}
+	var want [protocol.EvalClasses]float64
+	for c := range 300 {
+		f, ok := first[fmt.Sprintf("p%03d", c)]
+		day := int(f.Sub(cut)/model.Day) + 1
+		switch {
+		case ok && day <= 7:
+			want[protocol.EvalWithin7]++
+		case ok && day <= 30:
+			want[protocol.EvalWithin30]++
+		default:
+			want[protocol.EvalNone]++
+		}
+	}
+	for i, u := range e.agg.updates {
+		ev := u.Evaluation
+		if ev == nil || len(ev.Counts) != 3*protocol.EvalClasses || !ev.Cutoff.Equal(cut) || ev.Sigma < 1 {
+			t.Fatalf("update %d: evaluation %+v", i, ev)
+		}
+		var got [protocol.EvalClasses]float64
+		for j, v := range ev.Counts {
+			got[j%protocol.EvalClasses] += v
+		}
+		for c := range got {
+			if math.Abs(got[c]-want[c]) > 5*math.Sqrt(3) {
+				t.Errorf("update %d: class %d holds %.1f customers, want %v ± noise", i, c, got[c], want[c])
+			}
+		}
+	}
+	if u := e.agg.updates[0]; len(u.Delta) == 0 || u.Release.Steps != 3 {
+		t.Errorf("training round with evaluation: delta of %d, release %+v", len(u.Delta), u.Release)
+	}
+	if u := e.agg.updates[1]; len(u.Delta) != 0 || u.Release != (protocol.Release{}) || u.Customers != (protocol.NoisyCount{}) {
+		t.Errorf("evaluation-only round: delta of %d, release %+v, count %+v", len(u.Delta), u.Release, u.Customers)
+	}
+	st, err := ReadState(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Releases) != 4 {
+		t.Fatalf("local ledger holds %d releases, want 4 (steps, count, evaluation, evaluation)", len(st.Releases))
+	}
+	got, err := st.Epsilon(1e-6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := e.agg.plan
+	want1, _, err := dp.Epsilon([]dp.Release{
+		{Mechanism: dp.Gaussian, Q: plan.SamplingRate, Z: plan.NoiseMultiplier, Steps: 3},
+		{Mechanism: dp.Gaussian, Q: 1, Z: plan.CountNoise, Steps: 1},
+		{Mechanism: dp.Gaussian, Q: 1, Z: 1, Steps: 2},
+	}, 1e-6, dp.AccountantOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got > want1+1e-9 || got < 0.98*want1 {
+		t.Errorf("local ε: got %v, want ≈ %v", got, want1)
 	}
 }
 

@@ -54,6 +54,64 @@ type TrainingPlan struct {
 	// CountNoise is the Gaussian σ of the DP customer count sent with the update
 	// (sensitivity 1: adding or removing a customer changes the count by one).
 	CountNoise float64 `json:"count_noise"`
+	// Evaluation, when set, asks the merchant to evaluate the round's base model
+	// on its own customers and send a DP histogram with the update.
+	Evaluation *EvaluationPlan `json:"evaluation,omitempty"`
+}
+
+// EvaluationOnly reports whether the plan trains nothing: Steps is 0 and the
+// merchant only evaluates the base model (the round after the last planned one).
+func (p TrainingPlan) EvaluationOnly() bool { return p.Steps == 0 && p.Evaluation != nil }
+
+// EvaluationPlan is a federated evaluation: every merchant scores the base
+// model at Cutoff for each of its customers active before it, sorts them into
+// the bins of the predicted P(purchase within 30 days) delimited by Edges, and
+// counts them by outcome (EvalClasses); the counts are released with Gaussian
+// noise of standard deviation Sigma per cell. One customer is in exactly one
+// cell, so the histogram's L2 sensitivity under add/remove is 1 and the release
+// is a Gaussian mechanism with noise multiplier Sigma.
+type EvaluationPlan struct {
+	Cutoff time.Time `json:"cutoff"`
+	// Edges are the inner bin edges, strictly increasing in (0, 1): len(Edges)+1 bins.
+	Edges []float64 `json:"edges"`
+	Sigma float64   `json:"sigma"`
+}
+
+// The outcome classes of an evaluation histogram, in cell order within a bin.
+const (
+	EvalWithin7  = iota // first purchase within 7 days of the cutoff
+	EvalWithin30        // first purchase on days 8–30
+	EvalNone            // no purchase within 30 days
+	EvalClasses
+)
+
+// Evaluation is a merchant's DP evaluation histogram: Counts[b*EvalClasses+c]
+// is the noisy number of its customers in bin b with outcome class c.
+type Evaluation struct {
+	Cutoff time.Time `json:"cutoff"`
+	Counts []float64 `json:"counts"`
+	// Sigma is the noise actually added per cell (never below the plan's).
+	Sigma float64 `json:"sigma"`
+}
+
+// Validate checks an evaluation against its plan.
+func (e *Evaluation) Validate(plan *EvaluationPlan) error {
+	switch {
+	case plan == nil:
+		return fmt.Errorf("%w: evaluation sent but the round asks for none", ErrInvalidUpdate)
+	case !e.Cutoff.Equal(plan.Cutoff):
+		return fmt.Errorf("%w: evaluation at %s, the round asks for %s", ErrInvalidUpdate, e.Cutoff.Format(time.RFC3339), plan.Cutoff.Format(time.RFC3339))
+	case len(e.Counts) != (len(plan.Edges)+1)*EvalClasses:
+		return fmt.Errorf("%w: evaluation has %d cells, want %d", ErrInvalidUpdate, len(e.Counts), (len(plan.Edges)+1)*EvalClasses)
+	case !(e.Sigma >= plan.Sigma*(1-1e-9)) || math.IsInf(e.Sigma, 0):
+		return fmt.Errorf("%w: evaluation noise σ %v below the plan's %v", ErrInvalidUpdate, e.Sigma, plan.Sigma)
+	}
+	for i, v := range e.Counts {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%w: evaluation count %d = %v is not finite", ErrInvalidUpdate, i, v)
+		}
+	}
+	return nil
 }
 
 // Round is what GET /v1/rounds/current returns to a merchant.
@@ -100,14 +158,19 @@ type Update struct {
 	Delta       []float64  `json:"delta"`
 	Release     Release    `json:"release"`
 	Customers   NoisyCount `json:"customers"`
+	// Evaluation is the DP evaluation of the base model the round's plan asked
+	// for; in an evaluation-only round it is all there is (no delta, no release,
+	// no count).
+	Evaluation *Evaluation `json:"evaluation,omitempty"`
 }
 
 // ErrInvalidUpdate is wrapped by every error Validate returns.
 var ErrInvalidUpdate = errors.New("invalid update")
 
 // Validate checks the update's shape and finiteness against the expected parameter
-// count. It does not check the DP parameters against a policy; the aggregator does.
-func (u *Update) Validate(numParams int) error {
+// count and the round's plan (its evaluation included). It does not check the DP
+// parameters against a policy; the aggregator does.
+func (u *Update) Validate(numParams int, plan TrainingPlan) error {
 	switch {
 	case u.Version != Version:
 		return fmt.Errorf("%w: protocol version %d, want %d", ErrInvalidUpdate, u.Version, Version)
@@ -115,6 +178,20 @@ func (u *Update) Validate(numParams int) error {
 		return fmt.Errorf("%w: missing round", ErrInvalidUpdate)
 	case u.Merchant == "":
 		return fmt.Errorf("%w: missing merchant", ErrInvalidUpdate)
+	case u.Evaluation == nil && plan.Evaluation != nil:
+		return fmt.Errorf("%w: the round asks for an evaluation at %s and the update has none", ErrInvalidUpdate, plan.Evaluation.Cutoff.Format(time.RFC3339))
+	case u.Evaluation != nil:
+		if err := u.Evaluation.Validate(plan.Evaluation); err != nil {
+			return err
+		}
+	}
+	if plan.EvaluationOnly() {
+		if len(u.Delta) != 0 || u.Release != (Release{}) || u.Customers != (NoisyCount{}) {
+			return fmt.Errorf("%w: an evaluation-only round takes no delta, release or count", ErrInvalidUpdate)
+		}
+		return nil
+	}
+	switch {
 	case len(u.Delta) != numParams:
 		return fmt.Errorf("%w: delta has %d parameters, want %d", ErrInvalidUpdate, len(u.Delta), numParams)
 	case u.Release.Steps < 1:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"testing"
+	"time"
 )
 
 func validUpdate() Update {
@@ -18,8 +19,8 @@ func validUpdate() Update {
 
 // TestValidate mutates one field of a valid update at a time.
 func TestValidate(t *testing.T) {
-	if u := validUpdate(); u.Validate(3) != nil {
-		t.Fatalf("valid update: got %v, want nil", u.Validate(3))
+	if u := validUpdate(); u.Validate(3, TrainingPlan{}) != nil {
+		t.Fatalf("valid update: got %v, want nil", u.Validate(3, TrainingPlan{}))
 	}
 	cases := []struct {
 		name   string
@@ -49,7 +50,61 @@ func TestValidate(t *testing.T) {
 		u := validUpdate()
 		u.Delta = append([]float64(nil), u.Delta...)
 		tc.mutate(&u)
-		if err := u.Validate(3); !errors.Is(err, ErrInvalidUpdate) {
+		if err := u.Validate(3, TrainingPlan{}); !errors.Is(err, ErrInvalidUpdate) {
+			t.Errorf("%s: got %v, want ErrInvalidUpdate", tc.name, err)
+		}
+	}
+}
+
+// TestValidateEvaluation: an evaluation must match its round's plan, and an
+// evaluation-only round takes nothing else.
+func TestValidateEvaluation(t *testing.T) {
+	cut := time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC)
+	ep := &EvaluationPlan{Cutoff: cut, Edges: []float64{0.1, 0.5}, Sigma: 10}
+	ev := func() *Evaluation {
+		return &Evaluation{Cutoff: cut, Counts: []float64{1, 2, 3, 4, 5, 6, 7, 8, 9}, Sigma: 10.005}
+	}
+	withEval := validUpdate()
+	withEval.Evaluation = ev()
+	if err := withEval.Validate(3, TrainingPlan{Steps: 10, Evaluation: ep}); err != nil {
+		t.Fatalf("update with its evaluation: %v", err)
+	}
+	only := Update{Version: Version, Round: "round-000002", Merchant: "m1", Evaluation: ev()}
+	onlyPlan := TrainingPlan{Evaluation: ep}
+	if !onlyPlan.EvaluationOnly() {
+		t.Fatal("a plan with no steps and an evaluation is not evaluation-only")
+	}
+	if err := only.Validate(3, onlyPlan); err != nil {
+		t.Fatalf("evaluation-only update: %v", err)
+	}
+	cases := []struct {
+		name string
+		u    func() Update
+		plan TrainingPlan
+	}{
+		{"missing evaluation", validUpdate, TrainingPlan{Steps: 10, Evaluation: ep}},
+		{"unrequested evaluation", func() Update { u := validUpdate(); u.Evaluation = ev(); return u }, TrainingPlan{}},
+		{"other cutoff", func() Update {
+			u := validUpdate()
+			u.Evaluation = ev()
+			u.Evaluation.Cutoff = cut.Add(time.Hour)
+			return u
+		}, TrainingPlan{Steps: 10, Evaluation: ep}},
+		{"too few cells", func() Update {
+			u := validUpdate()
+			u.Evaluation = ev()
+			u.Evaluation.Counts = u.Evaluation.Counts[:8]
+			return u
+		}, TrainingPlan{Steps: 10, Evaluation: ep}},
+		{"less noise", func() Update { u := validUpdate(); u.Evaluation = ev(); u.Evaluation.Sigma = 9.9; return u }, TrainingPlan{Steps: 10, Evaluation: ep}},
+		{"NaN noise", func() Update { u := validUpdate(); u.Evaluation = ev(); u.Evaluation.Sigma = math.NaN(); return u }, TrainingPlan{Steps: 10, Evaluation: ep}},
+		{"NaN cell", func() Update { u := validUpdate(); u.Evaluation = ev(); u.Evaluation.Counts[4] = math.NaN(); return u }, TrainingPlan{Steps: 10, Evaluation: ep}},
+		{"delta in evaluation-only round", func() Update { u := only; u.Evaluation = ev(); u.Delta = []float64{1, 2, 3}; return u }, onlyPlan},
+		{"count in evaluation-only round", func() Update { u := only; u.Evaluation = ev(); u.Customers.Value = 5; return u }, onlyPlan},
+	}
+	for _, tc := range cases {
+		u := tc.u()
+		if err := u.Validate(3, tc.plan); !errors.Is(err, ErrInvalidUpdate) {
 			t.Errorf("%s: got %v, want ErrInvalidUpdate", tc.name, err)
 		}
 	}
@@ -80,7 +135,7 @@ func FuzzUpdate(f *testing.F) {
 		if json.Unmarshal(data, &u) != nil {
 			return
 		}
-		if err := u.Validate(n); err != nil {
+		if err := u.Validate(n, TrainingPlan{}); err != nil {
 			if !errors.Is(err, ErrInvalidUpdate) {
 				t.Fatalf("error %v does not match ErrInvalidUpdate", err)
 			}

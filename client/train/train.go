@@ -42,6 +42,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/dp"
 	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/fedeval"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
 
@@ -81,13 +82,21 @@ type Result struct {
 	Releases []dp.Release
 }
 
-// Cost returns the releases Local makes under plan, at the planned noise. The noise
-// actually added is never smaller, so a ledger that accepts Cost accepts the result.
+// Cost returns the releases a round under plan makes, at the planned noise: Local's
+// DP-SGD steps and count (unless the round only evaluates), then the evaluation
+// histogram when the plan asks for one (fedeval.Cost). The noise actually added is
+// never smaller, so a ledger that accepts Cost accepts the result.
 func Cost(plan protocol.TrainingPlan) []dp.Release {
-	return []dp.Release{
-		{Mechanism: dp.Gaussian, Q: plan.SamplingRate, Z: plan.NoiseMultiplier, Steps: plan.Steps},
-		{Mechanism: dp.Gaussian, Q: 1, Z: plan.CountNoise, Steps: 1},
+	var rs []dp.Release
+	if !plan.EvaluationOnly() {
+		rs = append(rs,
+			dp.Release{Mechanism: dp.Gaussian, Q: plan.SamplingRate, Z: plan.NoiseMultiplier, Steps: plan.Steps},
+			dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: plan.CountNoise, Steps: 1})
 	}
+	if plan.Evaluation != nil {
+		rs = append(rs, fedeval.Cost(plan.Evaluation))
+	}
+	return rs
 }
 
 func checkPlan(plan protocol.TrainingPlan) error {

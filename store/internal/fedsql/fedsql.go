@@ -377,14 +377,14 @@ func (t *Tx) SetRoundState(ctx context.Context, id string, from, to protocol.Rou
 
 // --- updates ---
 
-const updateCols = `id, round_id, merchant, envelope_sha256, nonce, delta, release, customers, epsilon, accepted_at_ms, audited`
+const updateCols = `id, round_id, merchant, envelope_sha256, nonce, delta, release, customers, epsilon, accepted_at_ms, audited, evaluation`
 
 func scanUpdate(r Rows) (aggregator.UpdateRecord, error) {
 	var u aggregator.UpdateRecord
 	var env, nonce []byte
-	var delta, rel, cust string
+	var delta, rel, cust, eval string
 	var at, audited int64
-	if err := r.Scan(&u.ID, &u.Round, &u.Merchant, &env, &nonce, &delta, &rel, &cust, &u.Epsilon, &at, &audited); err != nil {
+	if err := r.Scan(&u.ID, &u.Round, &u.Merchant, &env, &nonce, &delta, &rel, &cust, &u.Epsilon, &at, &audited, &eval); err != nil {
 		return u, err
 	}
 	u.EnvelopeSHA256 = append([]byte(nil), env...)
@@ -400,26 +400,47 @@ func scanUpdate(r Rows) (aggregator.UpdateRecord, error) {
 	if err := json.Unmarshal([]byte(cust), &u.Customers); err != nil {
 		return u, fmt.Errorf("update %s: customers: %w", u.ID, err)
 	}
+	if eval != "" {
+		u.Evaluation = new(protocol.Evaluation)
+		if err := json.Unmarshal([]byte(eval), u.Evaluation); err != nil {
+			return u, fmt.Errorf("update %s: evaluation: %w", u.ID, err)
+		}
+	}
 	return u, nil
 }
 
-// InsertUpdate implements aggregator.Tx.
-func (t *Tx) InsertUpdate(ctx context.Context, u aggregator.UpdateRecord) error {
+// updateArgs are u's values in updateCols order.
+func updateArgs(u aggregator.UpdateRecord) ([]any, error) {
 	delta, err := mustJSON(u.Delta)
 	if err != nil {
-		return fmt.Errorf("insert update: %w", err)
+		return nil, err
 	}
 	rel, err := mustJSON(u.Release)
 	if err != nil {
-		return fmt.Errorf("insert update: %w", err)
+		return nil, err
 	}
 	cust, err := mustJSON(u.Customers)
 	if err != nil {
+		return nil, err
+	}
+	eval := ""
+	if u.Evaluation != nil {
+		if eval, err = mustJSON(u.Evaluation); err != nil {
+			return nil, err
+		}
+	}
+	return []any{u.ID, u.Round, u.Merchant, u.EnvelopeSHA256, u.Nonce, delta, rel, cust, u.Epsilon, ms(u.AcceptedAt), b2i(u.Audited), eval}, nil
+}
+
+const insertUpdate = `INSERT INTO fed_updates (` + updateCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// InsertUpdate implements aggregator.Tx.
+func (t *Tx) InsertUpdate(ctx context.Context, u aggregator.UpdateRecord) error {
+	args, err := updateArgs(u)
+	if err != nil {
 		return fmt.Errorf("insert update: %w", err)
 	}
-	_, err = t.exec(ctx, `INSERT INTO fed_updates (`+updateCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Round, u.Merchant, u.EnvelopeSHA256, u.Nonce, delta, rel, cust, u.Epsilon, ms(u.AcceptedAt), b2i(u.Audited))
-	if err != nil {
+	if _, err = t.exec(ctx, insertUpdate, args...); err != nil {
 		return fmt.Errorf("insert update: %w", err)
 	}
 	return nil
@@ -708,20 +729,11 @@ func (t *Tx) StartAcceptance(ctx context.Context, c aggregator.AcceptanceCheck) 
 
 // FinishAcceptance implements aggregator.Tx in one Batch.
 func (t *Tx) FinishAcceptance(ctx context.Context, u aggregator.UpdateRecord, ledger []aggregator.LedgerRow, next aggregator.BudgetHead, prevVersion int64) error {
-	delta, err := mustJSON(u.Delta)
+	args, err := updateArgs(u)
 	if err != nil {
 		return fmt.Errorf("insert update: %w", err)
 	}
-	rel, err := mustJSON(u.Release)
-	if err != nil {
-		return fmt.Errorf("insert update: %w", err)
-	}
-	cust, err := mustJSON(u.Customers)
-	if err != nil {
-		return fmt.Errorf("insert update: %w", err)
-	}
-	stmts := []Statement{{SQL: `INSERT INTO fed_updates (` + updateCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		Args: []any{u.ID, u.Round, u.Merchant, u.EnvelopeSHA256, u.Nonce, delta, rel, cust, u.Epsilon, ms(u.AcceptedAt), b2i(u.Audited)}}}
+	stmts := []Statement{{SQL: insertUpdate, Args: args}}
 	for _, l := range ledger {
 		rel, err := mustJSON(l.Release)
 		if err != nil {
@@ -825,6 +837,22 @@ func (t *Tx) ActiveVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("active version: %w", err)
 	}
 	return int(v), nil
+}
+
+// SetModelMetrics implements aggregator.Tx.
+func (t *Tx) SetModelMetrics(ctx context.Context, version int, metrics map[string]float64) error {
+	js, err := mustJSON(metrics)
+	if err != nil {
+		return fmt.Errorf("set metrics of model %d: %w", version, err)
+	}
+	n, err := t.exec(ctx, `UPDATE fed_models SET metrics = ? WHERE version = ?`, js, int64(version))
+	if err != nil {
+		return fmt.Errorf("set metrics of model %d: %w", version, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("set metrics of model %d: %w", version, aggregator.ErrNotFound)
+	}
+	return nil
 }
 
 // SetActiveVersion implements aggregator.Tx.

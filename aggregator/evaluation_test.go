@@ -1,0 +1,163 @@
+package aggregator_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/dp"
+)
+
+// TestFederatedEvaluation runs a federation with evaluations on both stores:
+// the first training round asks for an evaluation of the initial model
+// (Every: 2), the second does not, and after the two planned rounds an
+// evaluation-only round evaluates the final version. The metrics stored on a
+// version come from the sum of the merchants' histograms; here the histograms
+// are exact (the aggregator cannot tell) and their sum is, per bin of
+// (within 7, days 8–30, none): (0, 100, 300), (100, 100, 100), (0, 0, 0) —
+// the hand-worked case of model/fedeval's TestComputeHandWorked scaled by 100:
+// AUC@30 8.5/12, AUC@7 5/6, PR-AUC@30 37/63, 3/7 bought within 30 days.
+// Each merchant's ledger holds every release, and the plan's noise is
+// calibrated with the evaluations in it.
+func TestFederatedEvaluation(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			cut := time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC)
+			cfg := aggregator.RoundConfig{
+				Deadline: time.Minute, Quorum: 2, PlannedRounds: 2, StepsPerRound: 5, SamplingRate: 0.02, CountNoise: 30,
+				Evaluation: &aggregator.EvaluationConfig{Cutoff: cut, Sigma: 20, Edges: []float64{0.1, 0.5}, Every: 2},
+			}
+			f := newFed(t, b, cfg)
+			r := f.start(t)
+			f.enrol(t, r, "m1", "m2")
+			tick(t, r)
+			halves := map[string][]float64{
+				"m1": {0, 100, 200, 50, 60, 40, 0, 0, 0},
+				"m2": {0, 0, 100, 50, 40, 60, 0, 0, 0},
+			}
+			eval := func(m string) *protocol.Evaluation {
+				return &protocol.Evaluation{Cutoff: cut, Counts: append([]float64(nil), halves[m]...), Sigma: 20}
+			}
+			submit := func(u protocol.Update) (protocol.Receipt, error) {
+				return r.svc.Submit(ctx, u.Merchant, f.seal(t, u))
+			}
+
+			// Round 1 trains and evaluates the initial model.
+			round := mustRound(t, r, "m1")
+			if round.Plan.Evaluation == nil || round.Plan.Steps != 5 || round.BaseVersion != 1 {
+				t.Fatalf("first round: plan %+v base %d, want 5 steps with an evaluation of version 1", round.Plan, round.BaseVersion)
+			}
+			if _, err := submit(f.update(t, round, "m1")); !errors.Is(err, protocol.ErrInvalidUpdate) {
+				t.Fatalf("update without the evaluation: got %v, want ErrInvalidUpdate", err)
+			}
+			for _, m := range []string{"m1", "m2"} {
+				u := f.update(t, mustRound(t, r, m), m)
+				u.Evaluation = eval(m)
+				if _, err := submit(u); err != nil {
+					t.Fatalf("%s: %v", m, err)
+				}
+			}
+			tick(t, r)
+			checkMetrics(t, r, 1)
+
+			// Round 2 only trains.
+			round = mustRound(t, r, "m1")
+			if round.Plan.Evaluation != nil || round.BaseVersion != 2 {
+				t.Fatalf("second round: evaluation %+v base %d, want none and 2", round.Plan.Evaluation, round.BaseVersion)
+			}
+			for _, m := range []string{"m1", "m2"} {
+				if _, err := f.submitHonest(t, r, m); err != nil {
+					t.Fatalf("%s: %v", m, err)
+				}
+			}
+			tick(t, r)
+
+			// Round 3 evaluates version 3 and trains nothing.
+			round = mustRound(t, r, "m1")
+			if !round.Plan.EvaluationOnly() || round.BaseVersion != 3 || !round.Selected {
+				t.Fatalf("third round: plan %+v base %d selected %v, want evaluation-only of version 3", round.Plan, round.BaseVersion, round.Selected)
+			}
+			bad := protocol.Update{Version: protocol.Version, Round: round.ID, Merchant: "m1", BaseVersion: 3,
+				SchemaHash: f.update(t, round, "m1").SchemaHash, Evaluation: eval("m1"), Delta: []float64{1}}
+			if _, err := submit(bad); !errors.Is(err, protocol.ErrInvalidUpdate) {
+				t.Fatalf("delta in an evaluation-only round: got %v, want ErrInvalidUpdate", err)
+			}
+			var last protocol.Receipt
+			for _, m := range []string{"m1", "m2"} {
+				u := bad
+				u.Merchant, u.Delta, u.Evaluation = m, nil, eval(m)
+				var err error
+				if last, err = submit(u); err != nil {
+					t.Fatalf("%s evaluation-only: %v", m, err)
+				}
+			}
+			tick(t, r)
+			checkMetrics(t, r, 3)
+			models, err := r.svc.Models(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(models) != 3 {
+				t.Errorf("%d model versions, want 3 (the evaluation round publishes none)", len(models))
+			}
+			if next := mustRound(t, r, "m1"); next.Plan.Evaluation != nil || next.Plan.Steps != 5 {
+				t.Errorf("round after the evaluation: plan %+v, want training without evaluation", next.Plan)
+			}
+
+			// Ledger: 2 rounds of 5 steps, 2 counts, 2 evaluations at σ 20.
+			z := round.Plan.NoiseMultiplier
+			spend := func(evals int) float64 {
+				eps, _, err := dp.Epsilon([]dp.Release{
+					{Mechanism: dp.Gaussian, Q: 0.02, Z: z, Steps: 10},
+					{Mechanism: dp.Gaussian, Q: 1, Z: 30, Steps: 2},
+					{Mechanism: dp.Gaussian, Q: 1, Z: 20, Steps: evals},
+				}, 1e-6, dp.AccountantOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return eps
+			}
+			if want := spend(2); math.Abs(last.Epsilon-want) > 1e-9*want {
+				t.Errorf("m2's ε after the evaluation: %v, want %v", last.Epsilon, want)
+			}
+			// The plan spends the cap with its evaluations in it.
+			if got := spend(2); got > 1+1e-9 || got < 0.99 {
+				t.Errorf("planned spend with evaluations %v, want just below the cap 1", got)
+			}
+			budgets, err := r.svc.Budgets(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, bu := range budgets {
+				if bu.Merchant == "m1" && bu.Releases != 6 {
+					t.Errorf("m1 made %d releases, want 6", bu.Releases)
+				}
+			}
+			f.verifyAudit(t, r)
+		})
+	}
+}
+
+func checkMetrics(t *testing.T, r *replica, version int) {
+	t.Helper()
+	mv, err := r.svc.Model(context.Background(), version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]float64{
+		"auc_30": 8.5 / 12, "auc_7": 5.0 / 6, "pr_auc_30": 37.0 / 63, "positive_rate_30": 3.0 / 7, "customers": 700,
+		"merchants": 2, "noise_sigma": math.Sqrt(800), "cutoff_unix": float64(time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC).Unix()),
+	} {
+		if got, ok := mv.Metrics[k]; !ok || math.Abs(got-want) > 1e-9 {
+			t.Errorf("version %d: %s = %v (present %v), want %v", version, k, got, ok, want)
+		}
+	}
+	if se := mv.Metrics["auc_30_se"]; !(se > 0 && se < 0.1) {
+		t.Errorf("version %d: auc_30_se %v, want a small positive standard error", version, se)
+	}
+}
