@@ -110,6 +110,16 @@ type aggRounds struct {
 	MaxRounds      int           `yaml:"max_rounds,omitempty"`
 	Seed           uint64        `yaml:"seed,omitempty"`
 	TickInterval   time.Duration `yaml:"tick_interval,omitempty"`
+	// Evaluation turns on federated DP evaluation (aggregator.EvaluationConfig).
+	Evaluation *aggEvaluation `yaml:"evaluation,omitempty"`
+}
+
+// aggEvaluation mirrors aggregator.EvaluationConfig.
+type aggEvaluation struct {
+	Cutoff time.Time `yaml:"cutoff"`
+	Sigma  float64   `yaml:"sigma,omitempty"`
+	Edges  []float64 `yaml:"edges,omitempty"`
+	Every  int       `yaml:"every,omitempty"`
 }
 
 func (r aggRounds) config() aggregator.RoundConfig {
@@ -132,7 +142,15 @@ func (r aggRounds) config() aggregator.RoundConfig {
 		MaxRounds:      r.MaxRounds,
 		Seed:           r.Seed,
 		TickInterval:   r.TickInterval,
+		Evaluation:     r.Evaluation.config(),
 	}
+}
+
+func (e *aggEvaluation) config() *aggregator.EvaluationConfig {
+	if e == nil {
+		return nil
+	}
+	return &aggregator.EvaluationConfig{Cutoff: e.Cutoff, Sigma: e.Sigma, Edges: e.Edges, Every: e.Every}
 }
 
 // defaultAggConfig is what init writes.
@@ -222,6 +240,14 @@ func (c *aggConfig) check() error {
 	} {
 		if f.bad {
 			errs = append(errs, fmt.Errorf("rounds.%s: out of range (0 takes the default)", f.name))
+		}
+	}
+	if e := r.Evaluation; e != nil {
+		if e.Cutoff.IsZero() {
+			errs = append(errs, errors.New("rounds.evaluation.cutoff: required"))
+		}
+		if e.Sigma < 0 || e.Every < 0 {
+			errs = append(errs, errors.New("rounds.evaluation: sigma and every must be ≥ 0 (0 takes the default)"))
 		}
 	}
 	if r.Server != "" && r.Server != aggregator.ServerFedAdam && r.Server != aggregator.ServerFedAvg {

@@ -28,6 +28,7 @@ import (
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/evaluate"
+	"github.com/kairos-fl/kairos/model/fedeval"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
 
@@ -44,11 +45,20 @@ type demoOptions struct {
 
 // demoReport is the demo's outcome; its JSON form is what --json prints.
 type demoReport struct {
-	Rounds          int               `json:"rounds"`
-	Merchants       []demoMerchant    `json:"merchants"`
-	AUC30           demoMetric        `json:"auc_30"`
-	AUC7            demoMetric        `json:"auc_7"`
-	PRAUC30         demoMetric        `json:"pr_auc_30"`
+	Rounds    int            `json:"rounds"`
+	Merchants []demoMerchant `json:"merchants"`
+	AUC30     demoMetric     `json:"auc_30"`
+	AUC7      demoMetric     `json:"auc_7"`
+	PRAUC30   demoMetric     `json:"pr_auc_30"`
+	// DPEvaluation is the final model's federated evaluation as the registry
+	// holds it: computed by the aggregator from the merchants' noisy
+	// histograms (each merchant paid for its own), with bootstrap standard
+	// errors ("_se") — what a federation without a central test set can know.
+	DPEvaluation map[string]float64 `json:"federated_dp_evaluation"`
+	// BinnedAUC30 is the final model's AUC@30 from the same histogram without
+	// noise, over every test customer (only the demo, holding all the data,
+	// can compute it): the evaluation's binning loss apart from its noise.
+	BinnedAUC30     float64           `json:"binned_auc_30_without_noise"`
 	AuditVerified   bool              `json:"audit_verified"`
 	AuditEntries    int               `json:"audit_entries,omitempty"`
 	NoiseMultiplier float64           `json:"noise_multiplier"`
@@ -176,15 +186,20 @@ func findCDNOW(flag, exe string) (string, error) {
 // plan tuned in client/train/sim, every merchant in every round.
 func demoRoundsConfig(n int) aggRounds {
 	fo := sim.DefaultFedOptions()
-	train, _ := sim.ReferenceCutoffs()
+	train, test := sim.ReferenceCutoffs()
 	return aggRounds{
 		Deadline: 2 * time.Minute, Quorum: n, SampleFraction: 1,
 		StepsPerRound: fo.Steps, PlannedRounds: fo.Rounds, SamplingRate: fo.SamplingRate,
 		LearningRate: fo.LearningRate, L2: fo.L2, CountNoise: fo.CountNoise, Cutoffs: train,
 		Server: fo.Server, ServerLR: fo.ServerLR, ServerTau: fo.Tau, NormBound: fo.Merge.NormBound,
 		Seed: 1, TickInterval: 50 * time.Millisecond,
+		Evaluation: &aggEvaluation{Cutoff: test, Sigma: demoEvalSigma},
 	}
 }
+
+// demoEvalSigma is the noise per histogram cell of the demo's final federated
+// evaluation (see model/fedeval for the error it gives on CDNOW).
+const demoEvalSigma = 10
 
 // runDemo runs the whole demo; see newDemoCmd.
 func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
@@ -325,7 +340,8 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 			}
 		}
 	}
-	// Every client has stopped at its budget; the last round publishes at the next tick.
+	// Every client has stopped at its budget, the last round it joined being
+	// the evaluation of the final model, which publishes at the next tick.
 	for i := range rep.Merchants {
 		m := &rep.Merchants[i]
 		st, err := client.ReadState(filepath.Join(dir, m.ID, "state"))
@@ -333,21 +349,20 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 			return rep, err
 		}
 		m.Rounds = st.Accepted()
-		rep.Rounds = max(rep.Rounds, m.Rounds)
 	}
-	for published < rep.Rounds {
-		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
-			return rep, fmt.Errorf("waiting for round %d to publish: %w", rep.Rounds, err)
+	var mv protocol.ModelVersion
+	for {
+		if mv, err = admin.Model(ctx, 0); err == nil && len(mv.Metrics) > 0 {
+			break
 		}
-		published = countPublished(ctx, admin)
+		if err := sleepCtx(ctx, 100*time.Millisecond); err != nil {
+			return rep, fmt.Errorf("waiting for the federated evaluation of the final model: %w", err)
+		}
 	}
+	rep.Rounds = countPublished(ctx, admin)
+	rep.DPEvaluation = mv.Metrics
 	mark("federation", fedStart)
-	say("federation done: %d rounds in %s", rep.Rounds, timings["federation"])
-
-	mv, err := admin.Model(ctx, 0)
-	if err != nil {
-		return rep, fmt.Errorf("fetch the published model: %w", err)
-	}
+	say("federation done: %d training rounds and the final evaluation in %s", rep.Rounds, timings["federation"])
 	fedModel, err := hazard.Unmarshal(mv.Model, mv.SchemaHash)
 	if err != nil {
 		return rep, fmt.Errorf("published model %d: %w", mv.Version, err)
@@ -395,6 +410,15 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 		return rep, err
 	}
 	rep.TestCustomers = len(b.data.Test)
+	counts, err := fedeval.Histogram(fedModel, b.data.Test, fedeval.DefaultEdges())
+	if err != nil {
+		return rep, err
+	}
+	binned, err := fedeval.Compute(counts)
+	if err != nil {
+		return rep, err
+	}
+	rep.BinnedAUC30 = binned.AUC30
 	rep.AUC30 = demoMetric{Federated: fed.AUC30, Centralized: b.central.AUC30, BGNBD: b.bgnbd.AUC30}
 	rep.AUC7 = demoMetric{Federated: fed.AUC7, Centralized: b.central.AUC7, BGNBD: b.bgnbd.AUC7}
 	rep.PRAUC30 = demoMetric{Federated: fed.PRAUC30, Centralized: b.central.PRAUC30, BGNBD: b.bgnbd.PRAUC30}
@@ -847,7 +871,7 @@ func writeDemoTable(w io.Writer, r demoReport) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "merchant\tshare\tcustomers\trounds\treleases\tε spent\tε cap\town AUC@30 federated\town AUC@30 local-only\t")
+	fmt.Fprintln(tw, "merchant\tshare\tcustomers\trounds joined\treleases\tε spent\tε cap\town AUC@30 federated\town AUC@30 local-only\t")
 	for _, m := range r.Merchants {
 		fmt.Fprintf(tw, "%s\t%.0f%%\t%d\t%d\t%d\t%.5f\t%.4g\t%.4f\t%.4f\t\n", m.ID, m.Share*100, m.Customers, m.Rounds, m.Releases, m.Epsilon, m.EpsilonCap, m.OwnFederated.AUC30, m.OwnLocalOnly.AUC30)
 	}
@@ -855,6 +879,12 @@ func writeDemoTable(w io.Writer, r demoReport) error {
 		return err
 	}
 	fmt.Fprintln(w)
+	if e := r.DPEvaluation; len(e) > 0 {
+		fmt.Fprintf(w, "federated DP evaluation of the final model (the merchants' noisy histograms summed, σ %.3g per cell, paid from each budget):\n", e["noise_sigma"])
+		fmt.Fprintf(w, "  AUC@7 %.4f ± %.4f, AUC@30 %.4f ± %.4f, PR-AUC@30 %.4f ± %.4f, %.0f customers, %.2f%% bought within 30 days\n",
+			e["auc_7"], e["auc_7_se"], e["auc_30"], e["auc_30_se"], e["pr_auc_30"], e["pr_auc_30_se"], e["customers"], 100*e["positive_rate_30"])
+		fmt.Fprintf(w, "  (the same %d score bins without noise give AUC@30 %.4f; exact %.4f)\n\n", len(fedeval.DefaultEdges())+1, r.BinnedAUC30, r.AUC30.Federated)
+	}
 	beats := r.AUC30.Federated > r.AUC30.LocalOnlyMax
 	fmt.Fprintf(w, "federated AUC@30 %.4f: %s BG/NBD (%.4f), %s every local-only model (best %.4f)\n",
 		r.AUC30.Federated, aboveBelow(r.AUC30.Federated > r.AUC30.BGNBD), r.AUC30.BGNBD, aboveBelow(beats), r.AUC30.LocalOnlyMax)
