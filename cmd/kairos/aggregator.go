@@ -978,7 +978,7 @@ func newAggModelsCmd() *cobra.Command {
 
 func writeModelTable(w io.Writer, ms []protocol.ModelVersion) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tACTIVE\tPARENT\tROUND\tPUBLISHED\tMERGE\tMERCHANTS\tMAX ε")
+	fmt.Fprintln(tw, "VERSION\tACTIVE\tPARENT\tROUND\tPUBLISHED\tMERGE\tMERCHANTS\tMAX ε\tDP AUC@30")
 	for _, m := range ms {
 		active, maxEps := "", 0.0
 		if m.Active {
@@ -991,8 +991,12 @@ func writeModelTable(w io.Writer, ms []protocol.ModelVersion) error {
 		if round == "" {
 			round = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%d\t%.4g\n", m.Version, active, m.Parent, round,
-			m.PublishedAt.UTC().Format(time.RFC3339), m.Merge, len(m.Contributions), maxEps)
+		auc := "-"
+		if v, ok := m.Metrics["auc_30"]; ok {
+			auc = fmt.Sprintf("%.3f ± %.3f", v, m.Metrics["auc_30_se"])
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%d\t%.4g\t%s\n", m.Version, active, m.Parent, round,
+			m.PublishedAt.UTC().Format(time.RFC3339), m.Merge, len(m.Contributions), maxEps, auc)
 	}
 	return tw.Flush()
 }

@@ -75,6 +75,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"eps":   func(v float64) string { return fmt.Sprintf("%.5f", v) },
 	"pct":   pct,
 	"short": shortHash,
+	"evaluation": evaluation,
 	"parent": func(m protocol.ModelVersion) string {
 		if m.Round == "" && m.Parent == 0 {
 			return "— (initial)"
@@ -89,6 +90,16 @@ func HTML(w io.Writer, r Report) error {
 		return fmt.Errorf("render report: %w", err)
 	}
 	return nil
+}
+
+// evaluation summarises a version's federated DP evaluation, or "—".
+func evaluation(m protocol.ModelVersion) string {
+	e := m.Metrics
+	if _, ok := e["auc_30"]; !ok {
+		return "—"
+	}
+	return fmt.Sprintf("AUC@30 %.3f ± %.3f, AUC@7 %.3f ± %.3f, PR-AUC@30 %.3f ± %.3f (%.0f merchants, DP)",
+		e["auc_30"], e["auc_30_se"], e["auc_7"], e["auc_7_se"], e["pr_auc_30"], e["pr_auc_30_se"], e["merchants"])
 }
 
 func pct(v, c float64) string {
@@ -156,8 +167,8 @@ code { font-size: .9em; } .ok { color: #1e7e34; font-weight: bold; } .fail { col
 <h2 id="models">Model versions and lineage</h2>
 {{if .Models}}
 <table>
-<tr><th>Version</th><th>Parent</th><th>Round</th><th>Published</th><th>Contributors (cumulative ε at δ, weight)</th><th>Merge</th><th>Policy hash</th><th>Schema hash</th><th>Active</th></tr>
-{{range .Models}}<tr id="version-{{.Version}}"><td class="num">{{.Version}}</td><td class="num">{{parent .}}</td><td>{{with .Round}}<code>{{.}}</code>{{else}}—{{end}}</td><td class="time">{{time .PublishedAt}}</td><td class="contrib">{{range $i, $c := .Contributions}}{{if $i}}<br>{{end}}{{$c.Merchant}}: ε {{eps $c.Epsilon}} at δ {{$c.Delta}}, weight {{printf "%.3g" $c.Weight}}{{else}}—{{end}}</td><td>{{.Merge}}</td><td title="{{.PolicyHash}}"><code>{{short .PolicyHash}}</code></td><td title="{{.SchemaHash}}"><code>{{short .SchemaHash}}</code></td><td>{{if .Active}}active{{end}}</td></tr>
+<tr><th>Version</th><th>Parent</th><th>Round</th><th>Published</th><th>Contributors (cumulative ε at δ, weight)</th><th>Merge</th><th>Federated evaluation</th><th>Policy hash</th><th>Schema hash</th><th>Active</th></tr>
+{{range .Models}}<tr id="version-{{.Version}}"><td class="num">{{.Version}}</td><td class="num">{{parent .}}</td><td>{{with .Round}}<code>{{.}}</code>{{else}}—{{end}}</td><td class="time">{{time .PublishedAt}}</td><td class="contrib">{{range $i, $c := .Contributions}}{{if $i}}<br>{{end}}{{$c.Merchant}}: ε {{eps $c.Epsilon}} at δ {{$c.Delta}}, weight {{printf "%.3g" $c.Weight}}{{else}}—{{end}}</td><td>{{.Merge}}</td><td>{{evaluation .}}</td><td title="{{.PolicyHash}}"><code>{{short .PolicyHash}}</code></td><td title="{{.SchemaHash}}"><code>{{short .SchemaHash}}</code></td><td>{{if .Active}}active{{end}}</td></tr>
 {{end}}</table>
 {{else}}<p>The registry holds no model version.</p>{{end}}
 

@@ -169,7 +169,8 @@ func sampleReport(t *testing.T) report.Report {
 	models := []protocol.ModelVersion{
 		{Version: 1, PublishedAt: t0, PolicyHash: "sha256:aaaa", SchemaHash: "sha256:ssss", Merge: "initial"},
 		{Version: 2, Round: "round-000001", Parent: 1, PublishedAt: t0.Add(time.Hour), PolicyHash: "sha256:aaaa", SchemaHash: "sha256:ssss",
-			Merge: "fedavg+fedadam", Active: true, Contributions: []protocol.Contribution{{Merchant: "m1", Epsilon: 0.31, Delta: 1e-6, Weight: 0.5}}},
+			Merge: "fedavg+fedadam", Active: true, Contributions: []protocol.Contribution{{Merchant: "m1", Epsilon: 0.31, Delta: 1e-6, Weight: 0.5}},
+			Metrics: map[string]float64{"auc_30": 0.81234, "auc_30_se": 0.0104, "auc_7": 0.8, "auc_7_se": 0.02, "pr_auc_30": 0.35, "pr_auc_30_se": 0.03, "merchants": 5}},
 	}
 	return report.Report{
 		Generated: t0.Add(48 * time.Hour), Source: "kairos.db", Federation: "demo", PolicyHash: "sha256:aaaa",
@@ -191,6 +192,7 @@ func TestHTML(t *testing.T) {
 	for _, want := range []string{
 		"<!DOCTYPE html>", `id="budget-m1"`, `id="budget-m3"`, `id="version-1"`, `id="version-2"`,
 		"round-000001", "m1: ε 0.31000 at δ 1e-06, weight 0.5",
+		"AUC@30 0.812 ± 0.010, AUC@7 0.800 ± 0.020, PR-AUC@30 0.350 ± 0.030 (5 merchants, DP)",
 		"Audit log verified: 42 entries, 3 signed checkpoints, head abcd. The last 2 entries are chained but not yet covered by a signed checkpoint.",
 		"sha256:aaaa", "in force", "one customer of merchant m1",
 		"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;",
