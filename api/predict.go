@@ -409,11 +409,14 @@ func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Clai
 // customerKey is fmt.Sprintf("customer.%04d", i) without fmt: a batch's
 // audit record names up to MaxBatch customers.
 func customerKey(i int) string {
-	n := strconv.Itoa(i)
-	if len(n) < 4 {
-		n = "0000"[len(n):] + n
+	var b [32]byte
+	k := append(b[:0], "customer."...)
+	if i >= 0 {
+		for p := 1000; p > 1 && i < p; p /= 10 {
+			k = append(k, '0')
+		}
 	}
-	return "customer." + n
+	return string(strconv.AppendInt(k, int64(i), 10))
 }
 
 // request errors
@@ -436,6 +439,29 @@ type scope struct {
 	loc      *time.Location
 	model    *servedModel
 	asOf     time.Time
+	// dates[k] is day k's local date, filled by datesOnce for a batch:
+	// every customer's most likely day is one of the model's few days.
+	dates []string
+}
+
+// dayDate is the local date of day k (1-based) after as_of: the date of the
+// middle of [as_of+(k−1)·24h, as_of+k·24h).
+func (sc *scope) dayDate(k int) string {
+	if k > 0 && k < len(sc.dates) {
+		return sc.dates[k]
+	}
+	start := sc.asOf.Add(time.Duration(k-1) * model.Day)
+	return start.Add(model.Day / 2).In(sc.loc).Format(time.DateOnly)
+}
+
+// fillDates formats the dates of days 1..horizon once, before a batch's
+// chunks read them concurrently.
+func (sc *scope) fillDates(horizon int) {
+	dates := make([]string, horizon+1)
+	for k := 1; k <= horizon; k++ {
+		dates[k] = sc.dayDate(k)
+	}
+	sc.dates = dates
 }
 
 // resolve authorizes the token for merchant and loads the merchant, the model
@@ -558,6 +584,7 @@ func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatch
 	}
 	out := &BatchPrediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(),
 		Provenance: sc.model.prov, Results: make([]BatchItem, len(xs))}
+	sc.fillDates(sc.model.m.Horizon)
 	err = inChunks(len(xs), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			id := req.Customers[i].Customer
@@ -702,15 +729,12 @@ func (sc *scope) predict(customer string, x []float64, top int) (CustomerPredict
 	if err != nil {
 		return CustomerPrediction{}, fmt.Errorf("predict: %w", err)
 	}
-	start := sc.asOf.Add(time.Duration(pr.MostLikelyDay-1) * model.Day)
 	cp := CustomerPrediction{
-		Customer:      customer,
-		Within:        Within{D1: pr.Within[0], D3: pr.Within[1], D7: pr.Within[2], D14: pr.Within[3], D30: pr.Within[4]},
-		ExpectedDays:  pr.ExpectedDays,
-		MostLikelyDay: pr.MostLikelyDay,
-		// Day k is [as_of+(k−1)·24h, as_of+k·24h); its date is the local
-		// date of its middle.
-		MostLikelyDate: start.Add(model.Day / 2).In(sc.loc).Format(time.DateOnly),
+		Customer:       customer,
+		Within:         Within{D1: pr.Within[0], D3: pr.Within[1], D7: pr.Within[2], D14: pr.Within[3], D30: pr.Within[4]},
+		ExpectedDays:   pr.ExpectedDays,
+		MostLikelyDay:  pr.MostLikelyDay,
+		MostLikelyDate: sc.dayDate(pr.MostLikelyDay),
 		Explanation:    explain(m, x, top),
 	}
 	return cp, nil
@@ -721,11 +745,11 @@ func (sc *scope) predict(customer string, x []float64, top int) (CustomerPredict
 // documented one: [b_1..b_H | w] or [b_1..b_H | W1 (Hidden×d) | c1 | w2].
 func explain(m *hazard.Model, x []float64, top int) Explanation {
 	d := len(x)
-	z := make([]float64, d)
+	zc := make([]float64, 2*d) // one allocation for z and contrib
+	z, contrib := zc[:d:d], zc[d:]
 	for j, v := range x {
 		z[j] = (v - m.Std.Mean[j]) / m.Std.Scale[j]
 	}
-	contrib := make([]float64, d)
 	ex := Explanation{Method: "linear_exact"}
 	p := m.Params[m.Horizon:]
 	if m.Kind == hazard.KindMLP {
@@ -770,7 +794,11 @@ func explain(m *hazard.Model, x []float64, top int) Explanation {
 	fc := func(j int) FeatureContribution {
 		return FeatureContribution{Feature: m.Schema.Names[j], Value: x[j], Standardized: z[j], Contribution: contrib[j]}
 	}
-	ex.Up, ex.Down = []FeatureContribution{}, []FeatureContribution{}
+	// Up and Down share one array (each capped at its half), never nil:
+	// no feature either way encodes as [].
+	n := max(0, min(top, d))
+	both := make([]FeatureContribution, 2*n)
+	ex.Up, ex.Down = both[:0:n], both[n:n:2*n]
 	for _, j := range order {
 		if len(ex.Up) == top || contrib[j] <= 0 {
 			break

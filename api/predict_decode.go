@@ -50,6 +50,13 @@ type scanner struct {
 	b   []byte
 	src string // b as one string: decoded strings are slices of it, not copies
 	i   int
+	// amounts is the slab event amounts point into: one allocation for up
+	// to amountSlab events (of any customers) instead of one each. A full
+	// slab is left to its pointers and a new one started.
+	amounts []float64
+	// evs is scratch for one array of events, then copied once at its
+	// final length: one allocation per array rather than one per doubling.
+	evs []EventInput
 }
 
 func newScanner(b []byte) *scanner { return &scanner{b: b, src: string(b)} }
@@ -181,18 +188,20 @@ func (s *scanner) int(dst *int) bool {
 }
 
 // object calls field for each key of an object; field consumes the value.
-// A key seen twice ends the fast path (encoding/json would merge them).
-func (s *scanner) object(field func(key []byte, seen *uint32) bool) bool {
+// The caller keeps the keys it has seen (once): a key seen twice ends the
+// fast path (encoding/json would merge them). The set lives in the caller's
+// frame rather than here, where a pointer to it handed to field would move
+// it to the heap once per object.
+func (s *scanner) object(field func(key []byte) bool) bool {
 	if !s.eat('{') {
 		return false
 	}
 	if s.eat('}') {
 		return true
 	}
-	var seen uint32
 	for {
 		key, ok := s.rawString()
-		if !ok || !s.eat(':') || !field(key, &seen) {
+		if !ok || !s.eat(':') || !field(key) {
 			return false
 		}
 		if s.eat(',') {
@@ -238,7 +247,13 @@ func (s *scanner) end() bool {
 }
 
 func (s *scanner) floats(dst *[]float64) bool {
-	out := make([]float64, 0, 64)
+	// A number array holds no strings or nested values, so its commas up
+	// to the first ']' count its elements: one allocation of the right size.
+	n := 1
+	if end := bytes.IndexByte(s.b[s.i:], ']'); end >= 0 {
+		n += bytes.Count(s.b[s.i:s.i+end], []byte{','})
+	}
+	out := make([]float64, 0, n)
 	ok := s.array(func() bool {
 		var v float64
 		if !s.float(&v) {
@@ -252,55 +267,67 @@ func (s *scanner) floats(dst *[]float64) bool {
 }
 
 func (s *scanner) events(dst *[]EventInput) bool {
-	out := make([]EventInput, 0, 16)
+	if s.evs == nil {
+		s.evs = make([]EventInput, 0, 64)
+	}
+	s.evs = s.evs[:0]
 	ok := s.array(func() bool {
 		var e EventInput
-		if !s.object(func(key []byte, seen *uint32) bool {
+		var seen uint32
+		if !s.object(func(key []byte) bool {
 			switch string(key) {
 			case "time":
-				return once(seen, 0) && s.str(&e.Time)
+				return once(&seen, 0) && s.str(&e.Time)
 			case "kind":
-				return once(seen, 1) && s.str(&e.Kind)
+				return once(&seen, 1) && s.str(&e.Kind)
 			case "amount":
 				var a float64
-				if !once(seen, 2) || !s.float(&a) {
+				if !once(&seen, 2) || !s.float(&a) {
 					return false
 				}
-				e.Amount = &a
+				if len(s.amounts) == cap(s.amounts) {
+					s.amounts = make([]float64, 0, amountSlab)
+				}
+				s.amounts = append(s.amounts, a)
+				e.Amount = &s.amounts[len(s.amounts)-1]
 				return true
 			case "item":
-				return once(seen, 3) && s.str(&e.Item)
+				return once(&seen, 3) && s.str(&e.Item)
 			case "category":
-				return once(seen, 4) && s.str(&e.Category)
+				return once(&seen, 4) && s.str(&e.Category)
 			}
 			return false
 		}) {
 			return false
 		}
-		out = append(out, e)
+		s.evs = append(s.evs, e)
 		return true
 	})
-	*dst = out
+	*dst = append(make([]EventInput, 0, len(s.evs)), s.evs...)
 	return ok
 }
+
+// amountSlab is how many event amounts share one allocation.
+const amountSlab = 64
 
 // fastPredictRequest decodes the usual PredictRequest body.
 func fastPredictRequest(b []byte, req *PredictRequest) bool {
 	s := newScanner(b)
-	return s.object(func(key []byte, seen *uint32) bool {
+	var seen uint32
+	return s.object(func(key []byte) bool {
 		switch string(key) {
 		case "merchant":
-			return once(seen, 0) && s.str(&req.Merchant)
+			return once(&seen, 0) && s.str(&req.Merchant)
 		case "customer":
-			return once(seen, 1) && s.str(&req.Customer)
+			return once(&seen, 1) && s.str(&req.Customer)
 		case "events":
-			return once(seen, 2) && s.events(&req.Events)
+			return once(&seen, 2) && s.events(&req.Events)
 		case "features":
-			return once(seen, 3) && s.floats(&req.Features)
+			return once(&seen, 3) && s.floats(&req.Features)
 		case "model_version":
-			return once(seen, 4) && s.int(&req.ModelVersion)
+			return once(&seen, 4) && s.int(&req.ModelVersion)
 		case "as_of":
-			return once(seen, 5) && s.str(&req.AsOf)
+			return once(&seen, 5) && s.str(&req.AsOf)
 		}
 		return false
 	}) && s.end()
@@ -309,25 +336,27 @@ func fastPredictRequest(b []byte, req *PredictRequest) bool {
 // fastBatchRequest decodes the usual PredictBatchRequest body.
 func fastBatchRequest(b []byte, req *PredictBatchRequest) bool {
 	s := newScanner(b)
-	return s.object(func(key []byte, seen *uint32) bool {
+	var seen uint32
+	return s.object(func(key []byte) bool {
 		switch string(key) {
 		case "merchant":
-			return once(seen, 0) && s.str(&req.Merchant)
+			return once(&seen, 0) && s.str(&req.Merchant)
 		case "customers":
-			if !once(seen, 1) {
+			if !once(&seen, 1) {
 				return false
 			}
 			cs := make([]BatchCustomer, 0, 64)
 			ok := s.array(func() bool {
 				var c BatchCustomer
-				if !s.object(func(key []byte, seen *uint32) bool {
+				var cseen uint32
+				if !s.object(func(key []byte) bool {
 					switch string(key) {
 					case "customer":
-						return once(seen, 0) && s.str(&c.Customer)
+						return once(&cseen, 0) && s.str(&c.Customer)
 					case "events":
-						return once(seen, 1) && s.events(&c.Events)
+						return once(&cseen, 1) && s.events(&c.Events)
 					case "features":
-						return once(seen, 2) && s.floats(&c.Features)
+						return once(&cseen, 2) && s.floats(&c.Features)
 					}
 					return false
 				}) {
@@ -339,9 +368,9 @@ func fastBatchRequest(b []byte, req *PredictBatchRequest) bool {
 			req.Customers = cs
 			return ok
 		case "model_version":
-			return once(seen, 2) && s.int(&req.ModelVersion)
+			return once(&seen, 2) && s.int(&req.ModelVersion)
 		case "as_of":
-			return once(seen, 3) && s.str(&req.AsOf)
+			return once(&seen, 3) && s.str(&req.AsOf)
 		}
 		return false
 	}) && s.end()

@@ -106,3 +106,40 @@ func TestCustomerKey(t *testing.T) {
 		}
 	}
 }
+
+// TestDayDates checks the local date of each day's middle, worked by hand:
+// as_of 2026-11-27T12:30Z, so day k's middle is 2026-11-28T00:30Z + (k−1)
+// days, which is the evening before in Los Angeles (UTC−8 in winter) and
+// the same date in Berlin. The per-batch table must give what the
+// single-customer path computes.
+func TestDayDates(t *testing.T) {
+	asOf := time.Date(2026, 11, 27, 12, 30, 0, 0, time.UTC)
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Skip(err)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip(err)
+	}
+	tests := []struct {
+		loc  *time.Location
+		day  int
+		want string
+	}{
+		{la, 1, "2026-11-27"}, {la, 2, "2026-11-28"}, {la, 30, "2026-12-26"},
+		{berlin, 1, "2026-11-28"}, {berlin, 30, "2026-12-27"},
+		{time.UTC, 5, "2026-12-02"},
+	}
+	for _, tt := range tests {
+		single := &scope{asOf: asOf, loc: tt.loc}
+		batch := &scope{asOf: asOf, loc: tt.loc}
+		batch.fillDates(30)
+		if got := single.dayDate(tt.day); got != tt.want {
+			t.Errorf("%s day %d: got %s, want %s", tt.loc, tt.day, got, tt.want)
+		}
+		if got := batch.dayDate(tt.day); got != tt.want {
+			t.Errorf("%s day %d from the batch table: got %s, want %s", tt.loc, tt.day, got, tt.want)
+		}
+	}
+}
