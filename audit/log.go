@@ -3,8 +3,12 @@ package audit
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -60,7 +64,29 @@ type Log struct {
 
 	closeErr error // set by the writer before done is closed
 
+	// macs holds *identifierMAC keyed with opts.HMACKey, so that Append
+	// does not build an HMAC (five allocations) per identifier.
+	macs sync.Pool
+
 	entries, batches, checkpoints, failures atomic.Uint64
+}
+
+// identifierMAC computes HashIdentifier's value with reusable state.
+type identifierMAC struct {
+	mac hash.Hash
+	buf []byte
+}
+
+// hash returns IdentifierPrefix + hex(HMAC-SHA256(key, v)), as
+// HashIdentifier does, with one allocation (the string).
+func (m *identifierMAC) hash(v string) string {
+	m.mac.Reset()
+	m.buf = append(m.buf[:0], v...)
+	m.mac.Write(m.buf)
+	var sum [sha256.Size]byte
+	m.buf = append(m.buf[:0], IdentifierPrefix...)
+	m.buf = hex.AppendEncode(m.buf, m.mac.Sum(sum[:0]))
+	return string(m.buf)
 }
 
 type request struct {
@@ -116,6 +142,8 @@ func New(ctx context.Context, opts Options) (*Log, error) {
 		reqs: make(chan *request, 4*opts.MaxBatch),
 		done: make(chan struct{}),
 	}
+	key := opts.HMACKey
+	l.macs.New = func() any { return &identifierMAC{mac: hmac.New(sha256.New, key)} }
 	w := &writer{log: l, head: head}
 	go w.run(context.WithoutCancel(ctx))
 	return l, nil
@@ -131,9 +159,11 @@ func (l *Log) Append(ctx context.Context, rec Record) (Entry, error) {
 	}
 	if len(rec.Identifiers) > 0 {
 		ids := make(map[string]string, len(rec.Identifiers))
+		m := l.macs.Get().(*identifierMAC)
 		for k, v := range rec.Identifiers {
-			ids[k] = HashIdentifier(l.opts.HMACKey, v)
+			ids[k] = m.hash(v)
 		}
+		l.macs.Put(m)
 		rec.Identifiers = ids
 	}
 	rec.Details = maps.Clone(rec.Details)
