@@ -121,6 +121,7 @@ func newBenchPredictCmd() *cobra.Command {
 		customers, batchSize, batches                                                                int
 		seed                                                                                         uint64
 		withBreakdown                                                                                bool
+		gc                                                                                           gcFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "predict",
@@ -153,6 +154,9 @@ temporary file.`,
 			}
 			if dur <= 0 || customers < 1 || batchSize < 1 || batches < 1 {
 				return errors.New("bench predict: --duration, --customers, --batch and --batches must be positive")
+			}
+			if err := gc.apply(); err != nil {
+				return fmt.Errorf("bench predict: %w", err)
 			}
 			if cpuProfile != "" {
 				pf, err := os.Create(cpuProfile)
@@ -300,6 +304,7 @@ temporary file.`,
 	f.Uint64Var(&seed, "seed", 1, "seed of the synthetic data and the training")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (server and generator) to this file")
 	f.StringVar(&traceOut, "trace", "", "write an execution trace of this process to this file (go tool trace); keep the run short")
+	gc.register(cmd)
 	f.BoolVar(&withBreakdown, "breakdown", false, "in process: also report per level the audit wait and commit times, GC cycles and CPU share, and scheduling latency")
 	return cmd
 }

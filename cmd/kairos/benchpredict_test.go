@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -124,5 +125,32 @@ func TestCheckBatchAnswer(t *testing.T) {
 		if err := checkBatchAnswer(bp, ids); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+func TestGCFlags(t *testing.T) {
+	for _, bad := range []gcFlags{{percent: -2}, {limitMiB: -1}, {percent: -1}} {
+		if err := bad.apply(); err == nil {
+			t.Errorf("%+v: accepted", bad)
+		}
+	}
+	prev := debug.SetGCPercent(100)
+	prevLimit := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetGCPercent(prev); debug.SetMemoryLimit(prevLimit) })
+	if err := (gcFlags{percent: 400, limitMiB: 512}).apply(); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(100); got != 400 {
+		t.Errorf("GC percent after --gc-percent 400: got %d", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 512<<20 {
+		t.Errorf("memory limit after --memory-limit-mib 512: got %d", got)
+	}
+	// Zero values change nothing.
+	if err := (gcFlags{}).apply(); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent after zero flags: got %d, want 100 unchanged", got)
 	}
 }
