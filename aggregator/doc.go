@@ -25,10 +25,13 @@
 // Each merchant trains under its own policy (policies.MerchantPolicy): the
 // round's plan carries its clip norm and δ and a noise multiplier z calibrated
 // with the RDP accountant so that PlannedRounds rounds of StepsPerRound DP-SGD
-// steps at sampling rate q, plus one Gaussian customer count per round at
-// CountNoise, spend exactly its ε cap at δ — never below the policy's minimum
-// noise multiplier. Accepting an update debits two ledger rows, the DP-SGD
-// release (q, z, steps) and the count release (q = 1, z = σ, one step); the ε
+// steps at sampling rate q, one Gaussian customer count at CountNoise
+// (released in the merchant's first round and sent again after, naming that
+// round: protocol.NoisyCount.ReleasedIn, checked against the stored update),
+// and the planned evaluations (EvaluationConfig) spend exactly its ε cap at δ
+// — never below the policy's minimum noise multiplier. Accepting an update
+// debits a ledger row per release it makes: the DP-SGD release (q, z, steps),
+// a new count (q = 1, z = σ, one step), an evaluation histogram; the ε
 // after them is computed by composing the RDP curves of every ledger row the
 // merchant has (dp.Filter), never by adding ε values. Rows with identical
 // mechanism parameters are composed as one release with their steps summed,

@@ -135,6 +135,19 @@ type fed struct {
 	clock    *clock
 	cfg      aggregator.RoundConfig
 	merchant map[string]ed25519.PrivateKey
+
+	mu     sync.Mutex
+	counts map[string]string // merchant → round whose accepted update released its count
+}
+
+// countReleased records that merchant's accepted update in round released its
+// customer count; later honest updates send it again.
+func (f *fed) countReleased(merchant, round string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.counts[merchant]; !ok {
+		f.counts[merchant] = round
+	}
 }
 
 func newFed(t testing.TB, b backend, cfg aggregator.RoundConfig) *fed {
@@ -153,7 +166,7 @@ func newFed(t testing.TB, b backend, cfg aggregator.RoundConfig) *fed {
 	}
 	return &fed{t: t, b: b, agg: agg, recip: recip, policy: p,
 		clock: &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}, cfg: cfg,
-		merchant: map[string]ed25519.PrivateKey{}}
+		merchant: map[string]ed25519.PrivateKey{}, counts: map[string]string{}}
 }
 
 // replica is one Service with its own store handle and audit log.
@@ -208,11 +221,14 @@ func (f *fed) update(t testing.TB, r protocol.Round, merchant string) protocol.U
 	for i := range delta {
 		delta[i] = 0.01 * float64(i%7-3)
 	}
+	f.mu.Lock()
+	released := f.counts[merchant]
+	f.mu.Unlock()
 	return protocol.Update{
 		Version: protocol.Version, Round: r.ID, Merchant: merchant, BaseVersion: r.BaseVersion,
 		SchemaHash: m.Schema.Hash, Delta: delta,
 		Release:   protocol.Release{SamplingRate: r.Plan.SamplingRate, NoiseMultiplier: r.Plan.NoiseMultiplier, Steps: r.Plan.Steps, ClipNorm: r.Plan.ClipNorm},
-		Customers: protocol.NoisyCount{Value: 1000, Sigma: r.Plan.CountNoise},
+		Customers: protocol.NoisyCount{Value: 1000, Sigma: r.Plan.CountNoise, ReleasedIn: released},
 	}
 }
 
@@ -255,7 +271,12 @@ func (f *fed) submitHonest(t testing.TB, r *replica, merchant string) (protocol.
 	if err != nil {
 		t.Fatalf("current round for %s: %v", merchant, err)
 	}
-	return r.svc.Submit(context.Background(), merchant, f.seal(t, f.update(t, round, merchant)))
+	u := f.update(t, round, merchant)
+	rc, err := r.svc.Submit(context.Background(), merchant, f.seal(t, u))
+	if err == nil && u.Customers.ReleasedIn == "" {
+		f.countReleased(merchant, round.ID)
+	}
+	return rc, err
 }
 
 // auditActions counts the audit entries by action and outcome.

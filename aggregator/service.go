@@ -523,8 +523,9 @@ func (s *Service) Merchants(ctx context.Context) ([]Merchant, error) {
 
 // planNoise returns the noise multiplier merchant policy mp trains with: the
 // smallest z for which PlannedRounds rounds of StepsPerRound DP-SGD steps at
-// SamplingRate, plus one customer count per round at CountNoise and the
-// planned evaluations (RoundConfig.Evaluation), spend
+// SamplingRate, plus one customer count at CountNoise (released once, sent
+// again in later rounds) and the planned evaluations
+// (RoundConfig.Evaluation), spend
 // exactly the cap at δ by RDP composition; never below the policy's minimum.
 func (s *Service) planNoise(mp policies.MerchantPolicy) (float64, error) {
 	key := [3]float64{mp.EpsilonCap, mp.Delta, mp.MinNoiseMultiplier}
@@ -538,7 +539,9 @@ func (s *Service) planNoise(mp policies.MerchantPolicy) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.cfg.CountNoise, Steps: s.cfg.PlannedRounds}); err != nil {
+	// One customer count: a client releases it in its first round and sends
+	// it again after (protocol.NoisyCount.ReleasedIn).
+	if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.cfg.CountNoise, Steps: 1}); err != nil {
 		return 0, fmt.Errorf("plan noise: %w", err)
 	}
 	if n := s.cfg.evaluations(); n > 0 {

@@ -154,8 +154,8 @@ func TestBudgetExhaustion(t *testing.T) {
 		tick(t, r)
 	}
 	got := budgetOf(t, r, "poor")
-	if got.Cap != 0.5 || got.Releases != 4 || got.Epsilon > 0.5*(1+1e-9) || got.Epsilon < 0.49 {
-		t.Fatalf("budget: got %+v, want cap 0.5, 4 releases, ε just below 0.5", got)
+	if got.Cap != 0.5 || got.Releases != 3 || got.Epsilon > 0.5*(1+1e-9) || got.Epsilon < 0.49 {
+		t.Fatalf("budget: got %+v, want cap 0.5, 3 releases (steps, count, steps), ε just below 0.5", got)
 	}
 }
 

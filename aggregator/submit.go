@@ -231,6 +231,9 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 		if err := checkRelease(&up, plan, mp); err != nil {
 			return err
 		}
+		if err := checkReusedCount(ctx, tx, &up); err != nil {
+			return err
+		}
 		groups, ok := s.acct.summary(merchantID, head.Version)
 		if !ok {
 			rows := st.Ledger
@@ -384,15 +387,43 @@ func (s *Service) checkRound(rr RoundRecord, up *protocol.Update, merchantID str
 	return nil
 }
 
+// checkReusedCount accepts a customer count sent again (ReleasedIn set) only if
+// it is exactly the count of the merchant's accepted update in that round,
+// which released it (and was debited for it); a count that differs, or names
+// a round without such an update, is refused, since it would be a new release
+// nobody paid for.
+func checkReusedCount(ctx context.Context, tx Tx, up *protocol.Update) error {
+	c := up.Customers
+	if c.ReleasedIn == "" {
+		return nil
+	}
+	if c.ReleasedIn == up.Round {
+		return fmt.Errorf("%w: customer count claims to be released in its own round %s", protocol.ErrInvalidUpdate, up.Round)
+	}
+	prev, err := tx.UpdateFor(ctx, c.ReleasedIn, up.Merchant)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: customer count claims release in round %s, where %s has no accepted update", protocol.ErrInvalidUpdate, c.ReleasedIn, up.Merchant)
+	}
+	if err != nil {
+		return err
+	}
+	if p := prev.Customers; p.ReleasedIn != "" || p.Value != c.Value || p.Sigma != c.Sigma {
+		return fmt.Errorf("%w: customer count %v (σ %v) differs from the count released in round %s", protocol.ErrInvalidUpdate, c.Value, c.Sigma, c.ReleasedIn)
+	}
+	return nil
+}
+
 // updateReleases are the mechanisms an update declares, in ledger order: the
-// DP-SGD steps and the customer count (unless the round only evaluates), then
-// the evaluation histogram (sensitivity 1, so its noise multiplier is its σ).
+// DP-SGD steps and the customer count (unless the round only evaluates, or the
+// count was released before: Customers.ReleasedIn), then the evaluation
+// histogram (sensitivity 1, so its noise multiplier is its σ).
 func updateReleases(up *protocol.Update) []dp.Release {
 	var rs []dp.Release
 	if up.Release.Steps > 0 {
-		rs = append(rs,
-			dp.Release{Mechanism: dp.Gaussian, Q: up.Release.SamplingRate, Z: up.Release.NoiseMultiplier, Steps: up.Release.Steps},
-			dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: up.Customers.Sigma, Steps: 1})
+		rs = append(rs, dp.Release{Mechanism: dp.Gaussian, Q: up.Release.SamplingRate, Z: up.Release.NoiseMultiplier, Steps: up.Release.Steps})
+		if up.Customers.ReleasedIn == "" {
+			rs = append(rs, dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: up.Customers.Sigma, Steps: 1})
+		}
 	}
 	if up.Evaluation != nil {
 		rs = append(rs, dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: up.Evaluation.Sigma, Steps: 1})

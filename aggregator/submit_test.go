@@ -205,10 +205,11 @@ func TestDuplicateAndReplay(t *testing.T) {
 	}
 }
 
-// TestBudgetRace races 64 submissions of one merchant, each for its own open
-// round, when its budget fits exactly k of them: exactly k are accepted, the
-// rest refused with dp.ErrBudgetExhausted, and the ledger's ε is what the
-// accountant gives for k releases, within the cap.
+// TestBudgetRace races 63 submissions of one merchant, each for its own open
+// round, after a first one released its customer count, when its budget fits
+// exactly k rounds: exactly k−1 racers are accepted, the rest refused with
+// dp.ErrBudgetExhausted, and the ledger's ε is what the accountant gives for k
+// rounds of DP-SGD and one count, within the cap.
 func TestBudgetRace(t *testing.T) {
 	const k, n = 5, 64
 	for _, b := range backends(t) {
@@ -238,14 +239,22 @@ func TestBudgetRace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i := range n {
+			// The first submission releases the customer count; the racing ones
+			// send it again, as a client does.
+			first := cur
+			first.ID = "race-00"
+			if _, err := r.svc.Submit(ctx, "m1", f.seal(t, f.update(t, first, "m1"))); err != nil {
+				t.Fatal(err)
+			}
+			f.countReleased("m1", first.ID)
+			for i := 1; i < n; i++ {
 				round := cur
 				round.ID = fmt.Sprintf("race-%02d", i)
 				envs[i] = f.seal(t, f.update(t, round, "m1"))
 			}
 			var wg sync.WaitGroup
 			errs := make([]error, n)
-			for i := range n {
+			for i := 1; i < n; i++ {
 				wg.Go(func() { _, errs[i] = r.svc.Submit(ctx, "m1", envs[i]) })
 			}
 			wg.Wait()
@@ -265,16 +274,70 @@ func TestBudgetRace(t *testing.T) {
 			}
 			want, _, err := dp.Epsilon([]dp.Release{
 				{Mechanism: dp.Gaussian, Q: 0.02, Z: cur.Plan.NoiseMultiplier, Steps: 5 * k},
-				{Mechanism: dp.Gaussian, Q: 1, Z: cur.Plan.CountNoise, Steps: k},
+				{Mechanism: dp.Gaussian, Q: 1, Z: cur.Plan.CountNoise, Steps: 1},
 			}, 1e-6, dp.AccountantOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := budgetOf(t, r, "m1")
-			if got.Releases != 2*k || math.Abs(got.Epsilon-want) > 1e-9*want || got.Epsilon > got.Cap*(1+dp.FilterTolerance) {
-				t.Fatalf("budget: got %d releases ε %v (cap %v), want %d releases ε %v ≤ cap", got.Releases, got.Epsilon, got.Cap, 2*k, want)
+			if got.Releases != k+1 || math.Abs(got.Epsilon-want) > 1e-9*want || got.Epsilon > got.Cap*(1+dp.FilterTolerance) {
+				t.Fatalf("budget: got %d releases ε %v (cap %v), want %d releases ε %v ≤ cap", got.Releases, got.Epsilon, got.Cap, k+1, want)
 			}
 			f.verifyAudit(t, r)
+		})
+	}
+}
+
+// TestReusedCount: a customer count sent again is accepted without a debit
+// only when it is exactly the count the merchant's accepted update released in
+// the round it names.
+func TestReusedCount(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, PlannedRounds: 4})
+			r := f.start(t)
+			f.enrol(t, r, "m1")
+			tick(t, r)
+			first := mustRound(t, r, "m1")
+			if _, err := f.submitHonest(t, r, "m1"); err != nil {
+				t.Fatal(err)
+			}
+			tick(t, r)
+			if got := budgetOf(t, r, "m1").Releases; got != 2 {
+				t.Fatalf("after the first round: %d releases, want 2 (steps and count)", got)
+			}
+			round := mustRound(t, r, "m1")
+			for name, c := range map[string]protocol.NoisyCount{
+				"other value":   {Value: 1001, Sigma: round.Plan.CountNoise, ReleasedIn: first.ID},
+				"other noise":   {Value: 1000, Sigma: 2 * round.Plan.CountNoise, ReleasedIn: first.ID},
+				"unknown round": {Value: 1000, Sigma: round.Plan.CountNoise, ReleasedIn: "round-999999"},
+				"its own round": {Value: 1000, Sigma: round.Plan.CountNoise, ReleasedIn: round.ID},
+			} {
+				u := f.update(t, round, "m1")
+				u.Customers = c
+				if _, err := r.svc.Submit(ctx, "m1", f.seal(t, u)); !errors.Is(err, protocol.ErrInvalidUpdate) {
+					t.Errorf("%s: got %v, want ErrInvalidUpdate", name, err)
+				}
+			}
+			u := f.update(t, round, "m1")
+			if u.Customers.ReleasedIn != first.ID {
+				t.Fatalf("honest second update names %q, want %q", u.Customers.ReleasedIn, first.ID)
+			}
+			rc, err := r.svc.Submit(ctx, "m1", f.seal(t, u))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _, err := dp.Epsilon([]dp.Release{
+				{Mechanism: dp.Gaussian, Q: round.Plan.SamplingRate, Z: round.Plan.NoiseMultiplier, Steps: 2 * round.Plan.Steps},
+				{Mechanism: dp.Gaussian, Q: 1, Z: round.Plan.CountNoise, Steps: 1},
+			}, 1e-6, dp.AccountantOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := budgetOf(t, r, "m1"); got.Releases != 3 || math.Abs(rc.Epsilon-want) > 1e-9*want {
+				t.Errorf("after the reuse: %d releases, ε %v; want 3 and %v", got.Releases, rc.Epsilon, want)
+			}
 		})
 	}
 }

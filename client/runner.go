@@ -259,7 +259,8 @@ func (r *Runner) waitRound(ctx context.Context) (protocol.Round, error) {
 func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	st := r.opt.State
 	plan := round.Plan
-	cost := train.Cost(plan)
+	known := r.knownCount(plan)
+	cost := train.Cost(plan, known != nil)
 	if _, err := r.checkCap(cost, plan.Delta); err != nil {
 		return err
 	}
@@ -279,7 +280,7 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 			return fmt.Errorf("round %s: %w", round.ID, err)
 		}
 		r.progress(StageTrain, round.ID)
-		if res, err = train.Local(ctx, base, rows, plan, train.Options{Optimizer: r.opt.Optimizer}); err != nil {
+		if res, err = train.Local(ctx, base, rows, plan, train.Options{Optimizer: r.opt.Optimizer, Count: known}); err != nil {
 			return fmt.Errorf("round %s: %w", round.ID, err)
 		}
 		releases = res.Releases
@@ -309,6 +310,9 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 		Round: round.ID, Seq: round.Seq, BaseVersion: round.BaseVersion, Payload: payload,
 		LocalEpsilon: epsAfter, SealedAt: r.opt.Now().UTC(), Recipient: round.Recipient,
 	}
+	if !plan.EvaluationOnly() && known == nil {
+		p.Count = &CountRecord{Value: res.Customers.Value, Sigma: res.Customers.Sigma, Round: round.ID, Cutoffs: cutoffsKey(plan.Cutoffs)}
+	}
 	if p.Envelope, err = r.seal(p, round.Recipient); err != nil {
 		return fmt.Errorf("round %s: %w", round.ID, err)
 	}
@@ -325,6 +329,28 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	r.opt.Logger.Debug("trained", "round", round.ID, "seq", round.Seq, "base_version", round.BaseVersion,
 		"rows", len(rows), "loss", res.Loss, "local_epsilon", epsAfter, "took", time.Since(start).Round(time.Millisecond))
 	return r.upload(ctx, p)
+}
+
+// knownCount returns the count to send again in a round under plan: the
+// state's, if it was released at the plan's training cutoffs.
+func (r *Runner) knownCount(plan protocol.TrainingPlan) *protocol.NoisyCount {
+	c := r.opt.State.Count
+	if c == nil || plan.EvaluationOnly() || c.Cutoffs != cutoffsKey(plan.Cutoffs) || c.Sigma < plan.CountNoise*(1-1e-9) {
+		return nil
+	}
+	return &protocol.NoisyCount{Value: c.Value, Sigma: c.Sigma, ReleasedIn: c.Round}
+}
+
+// cutoffsKey identifies a list of training cutoffs.
+func cutoffsKey(cutoffs []time.Time) string {
+	var b strings.Builder
+	for i, c := range cutoffs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(c.UTC().Format(time.RFC3339))
+	}
+	return b.String()
 }
 
 // evaluate scores base on the merchant's customers at the plan's cutoff and
@@ -460,6 +486,9 @@ func (r *Runner) upload(ctx context.Context, p *Pending) error {
 // finish records the end of p's upload and clears it.
 func (r *Runner) finish(p *Pending, outcome, reason string, rc *protocol.Receipt) error {
 	st := r.opt.State
+	if p.Count != nil && outcome != OutcomeRefused {
+		st.Count = p.Count
+	}
 	st.Rounds = append(st.Rounds, RoundRecord{
 		Round: p.Round, Seq: p.Seq, BaseVersion: p.BaseVersion, Outcome: outcome, Reason: reason,
 		Receipt: rc, LocalEpsilon: p.LocalEpsilon, At: r.opt.Now().UTC(),

@@ -200,12 +200,14 @@ func (e *runnerEnv) runner(t *testing.T, cap float64, now func() time.Time) (*Ru
 	return r, st, func() { store.Close() }
 }
 
-// roundEpsilon is ε after k rounds of plan, from the accountant directly.
+// roundEpsilon is ε after k rounds of plan, from the accountant directly: k
+// rounds of DP-SGD steps and one customer count (released in the first round,
+// sent again after).
 func roundEpsilon(t *testing.T, plan protocol.TrainingPlan, k int) float64 {
 	t.Helper()
 	eps, _, err := dp.Epsilon([]dp.Release{
 		{Mechanism: dp.Gaussian, Q: plan.SamplingRate, Z: plan.NoiseMultiplier, Steps: plan.Steps * k},
-		{Mechanism: dp.Gaussian, Q: 1, Z: plan.CountNoise, Steps: k},
+		{Mechanism: dp.Gaussian, Q: 1, Z: plan.CountNoise, Steps: 1},
 	}, plan.Delta, dp.AccountantOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -243,8 +245,13 @@ func TestRunnerJoinsRounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Pending != nil || st.Accepted() != 2 || len(st.Releases) != 4 {
-		t.Errorf("state: pending %v, accepted %d, releases %d; want none, 2, 4", st.Pending != nil, st.Accepted(), len(st.Releases))
+	if st.Pending != nil || st.Accepted() != 2 || len(st.Releases) != 3 {
+		t.Errorf("state: pending %v, accepted %d, releases %d; want none, 2, 3 (steps, count, steps)", st.Pending != nil, st.Accepted(), len(st.Releases))
+	}
+	// The second round sends the first round's count again, naming it.
+	u0, u1 := e.agg.updates[0].Customers, e.agg.updates[1].Customers
+	if u0.ReleasedIn != "" || u1.Value != u0.Value || u1.Sigma != u0.Sigma || u1.ReleasedIn != "r0" {
+		t.Errorf("counts: first %+v, second %+v; want the second to be the first released in r0", u0, u1)
 	}
 	got, err := st.Epsilon(1e-6)
 	if err != nil {
@@ -373,6 +380,9 @@ func TestRunnerRefusesPastLocalCap(t *testing.T) {
 	}
 	if n != 1 || len(e.agg.updates) != 1 || len(st.Releases) != 2 {
 		t.Errorf("got %d rounds, %d updates, %d releases; want 1, 1, 2", n, len(e.agg.updates), len(st.Releases))
+	}
+	if st.Count == nil || st.Count.Round != "r0" {
+		t.Errorf("state count %+v, want the one released in r0", st.Count)
 	}
 }
 

@@ -49,6 +49,19 @@ type State struct {
 	// Pending is a sealed update whose upload has not ended yet. A restarted
 	// client re-sends it instead of training again.
 	Pending *Pending `json:"pending,omitempty"`
+	// Count is the DP customer count of the latest accepted update that
+	// released one; later rounds at the same cutoffs send it again instead of
+	// releasing a new one (train.Options.Count).
+	Count *CountRecord `json:"count,omitempty"`
+}
+
+// CountRecord is a released DP customer count: its value and noise, the round
+// whose accepted update carried it, and the training cutoffs it counts at.
+type CountRecord struct {
+	Value   float64 `json:"value"`
+	Sigma   float64 `json:"sigma"`
+	Round   string  `json:"round"`
+	Cutoffs string  `json:"cutoffs"`
 }
 
 // RoundRecord is one round the client trained for.
@@ -80,6 +93,9 @@ type Pending struct {
 	// LocalEpsilon is the local ledger's ε including this update's releases.
 	LocalEpsilon float64   `json:"local_epsilon"`
 	SealedAt     time.Time `json:"sealed_at"`
+	// Count is the customer count this update releases, if it releases one;
+	// it becomes State.Count once the update is accepted.
+	Count *CountRecord `json:"count,omitempty"`
 }
 
 // Epsilon returns the local ledger's ε at delta.

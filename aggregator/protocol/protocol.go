@@ -144,6 +144,10 @@ type Release struct {
 type NoisyCount struct {
 	Value float64 `json:"value"`
 	Sigma float64 `json:"sigma"`
+	// ReleasedIn, when set, names the earlier round whose accepted update
+	// released this very count: sending it again is post-processing and is not
+	// debited again. The aggregator checks it against that update.
+	ReleasedIn string `json:"released_in,omitempty"`
 }
 
 // Update is the payload a merchant seals: the change to the base model's parameters

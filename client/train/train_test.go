@@ -210,7 +210,7 @@ func TestLocalRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	planned, _, err := dp.Epsilon(Cost(p), 1e-6, dp.AccountantOptions{})
+	planned, _, err := dp.Epsilon(Cost(p, false), 1e-6, dp.AccountantOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +231,31 @@ func TestLocalCustomerCount(t *testing.T) {
 	// four distinct customers (c1 has two rows); σ = minZ
 	if got, want := res.Customers.Value, 4.0; math.Abs(got-want) > 6*minZ {
 		t.Errorf("customer count: got %v, want %v ± %v", got, want, 6*minZ)
+	}
+}
+
+// TestLocalReusesCount: given an earlier count, Local releases none (its only
+// release is DP-SGD, as Cost with countKnown says), reports that count as the
+// update's, and refuses a count with less noise than the plan asks for.
+func TestLocalReusesCount(t *testing.T) {
+	base, rows := fixture(t)
+	p := plan(1, 1, 0.1)
+	earlier := protocol.NoisyCount{Value: 123.4, Sigma: p.CountNoise, ReleasedIn: "round-000003"}
+	res, err := Local(context.Background(), base, rows, p, Options{Count: &earlier})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Customers != earlier {
+		t.Errorf("count %+v, want the earlier %+v", res.Customers, earlier)
+	}
+	cost := Cost(p, true)
+	if len(res.Releases) != 1 || len(cost) != 1 || res.Releases[0].Q != p.SamplingRate || cost[0].Q != p.SamplingRate {
+		t.Errorf("releases %+v, cost %+v: want the DP-SGD steps alone", res.Releases, cost)
+	}
+	weak := earlier
+	weak.Sigma = p.CountNoise / 2
+	if _, err := Local(context.Background(), base, rows, p, Options{Count: &weak}); err == nil {
+		t.Error("a count with half the planned noise was accepted")
 	}
 }
 

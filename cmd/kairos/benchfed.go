@@ -323,6 +323,7 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions) (*f
 	defer fed.close()
 
 	var trainNS, sealNS, submitNS atomic.Int64
+	counts := make([]*protocol.NoisyCount, o.merchants) // released in round 1, sent again after
 	for r := range o.rounds {
 		rs := time.Now()
 		err := parallel(o.merchants, func(i int) error {
@@ -336,7 +337,7 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions) (*f
 			}
 			run.Params = len(base.Params)
 			t := time.Now()
-			lr, err := train.Local(ctx, base, rows[i], round.Plan, train.Options{})
+			lr, err := train.Local(ctx, base, rows[i], round.Plan, train.Options{Count: counts[i]})
 			if err != nil {
 				return fmt.Errorf("merchant %s: %w", ids[i], err)
 			}
@@ -353,6 +354,11 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions) (*f
 			t = time.Now()
 			if _, err := fed.svc.Submit(ctx, ids[i], env); err != nil {
 				return fmt.Errorf("merchant %s: %w", ids[i], err)
+			}
+			if counts[i] == nil {
+				c := lr.Customers
+				c.ReleasedIn = round.ID
+				counts[i] = &c
 			}
 			submitNS.Add(int64(time.Since(t)))
 			return nil

@@ -245,11 +245,12 @@ type FedOptions struct {
 	Average float64
 	// Epsilon and Delta are each merchant's budget over the whole run. The noise
 	// multiplier is the smallest that keeps every merchant within it, counting every
-	// round's DP-SGD steps and its customer count. NoiseMultiplier > 0 fixes it
+	// round's DP-SGD steps and its one customer count. NoiseMultiplier > 0 fixes it
 	// instead (Epsilon is then only reported).
 	Epsilon, Delta  float64
 	NoiseMultiplier float64
-	// CountNoise is the σ of each round's customer count (default 50).
+	// CountNoise is the σ of each merchant's customer count, released in its first
+	// round and sent again after (default 50).
 	CountNoise float64
 	// Server is ServerFedAvg (default) or ServerFedAdam; ServerLR defaults to 1 for
 	// FedAvg and 0.01 for FedAdam; Tau defaults to 1e-3.
@@ -313,8 +314,9 @@ func (o *FedOptions) defaults() error {
 }
 
 // Calibrate returns the smallest noise multiplier z (to 0.1%) such that rounds
-// rounds of (steps DP-SGD steps at rate q and noise z, plus one Gaussian count of
-// noise countNoise) spend at most eps at delta.
+// rounds of steps DP-SGD steps at rate q and noise z, plus one Gaussian count of
+// noise countNoise (released in the first round, sent again after), spend at
+// most eps at delta.
 func Calibrate(eps, delta, q float64, steps, rounds int, countNoise float64) (float64, error) {
 	spend := func(z float64) (float64, error) {
 		return epsilonAt(delta, z, q, steps, rounds, countNoise)
@@ -362,7 +364,7 @@ func Calibrate(eps, delta, q float64, steps, rounds int, countNoise float64) (fl
 func epsilonAt(delta, z, q float64, steps, rounds int, countNoise float64) (float64, error) {
 	e, _, err := dp.Epsilon([]dp.Release{
 		{Mechanism: dp.Gaussian, Q: q, Z: z, Steps: steps * rounds},
-		{Mechanism: dp.Gaussian, Q: 1, Z: countNoise, Steps: rounds},
+		{Mechanism: dp.Gaussian, Q: 1, Z: countNoise, Steps: 1}, // released once, sent again
 	}, delta, dp.AccountantOptions{})
 	return e, err
 }
@@ -406,6 +408,7 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 	if wp == 0 {
 		wp = 1
 	}
+	counts := make([]*protocol.NoisyCount, len(members)) // each merchant's count, once released
 	var medNorms []float64
 	tail := int(math.Ceil(opt.Average * float64(opt.Rounds)))
 	avg := make([]float64, len(global.Params))
@@ -414,9 +417,14 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 			plan.LearningRate = opt.LearningRate * (1 - 0.9*float64(r)/float64(max(opt.Rounds-1, 1)))
 		}
 		for i, m := range members {
-			res, err := train.Local(ctx, global, d.Train[m], plan, train.Options{Optimizer: opt.Optimizer})
+			res, err := train.Local(ctx, global, d.Train[m], plan, train.Options{Optimizer: opt.Optimizer, Count: counts[i]})
 			if err != nil {
 				return FedResult{}, fmt.Errorf("federate: merchant %d: %w", m, err)
+			}
+			if counts[i] == nil {
+				c := res.Customers
+				c.ReleasedIn = fmt.Sprint("sim-round-", r)
+				counts[i] = &c
 			}
 			ledgers[i] = append(ledgers[i], res.Releases...)
 			deltas[i], weights[i] = res.Delta, math.Pow(max(res.Customers.Value, 1), wp)
