@@ -72,9 +72,9 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"eps":   func(v float64) string { return fmt.Sprintf("%.5f", v) },
-	"pct":   pct,
-	"short": shortHash,
+	"eps":        func(v float64) string { return fmt.Sprintf("%.5f", v) },
+	"pct":        pct,
+	"short":      shortHash,
 	"evaluation": evaluation,
 	"parent": func(m protocol.ModelVersion) string {
 		if m.Round == "" && m.Parent == 0 {
