@@ -249,11 +249,13 @@ func (s *scanner) end() bool {
 func (s *scanner) floats(dst *[]float64) bool {
 	// A number array holds no strings or nested values, so its commas up
 	// to the first ']' count its elements: one allocation of the right size.
+	// The count is capped: in a body that is not such an array the first
+	// ']' may be far away, and the size is only a hint.
 	n := 1
 	if end := bytes.IndexByte(s.b[s.i:], ']'); end >= 0 {
 		n += bytes.Count(s.b[s.i:s.i+end], []byte{','})
 	}
-	out := make([]float64, 0, n)
+	out := make([]float64, 0, min(n, maxFloatsHint))
 	ok := s.array(func() bool {
 		var v float64
 		if !s.float(&v) {
@@ -309,6 +311,10 @@ func (s *scanner) events(dst *[]EventInput) bool {
 
 // amountSlab is how many event amounts share one allocation.
 const amountSlab = 64
+
+// maxFloatsHint bounds the capacity floats allocates up front (feature
+// vectors have tens of values); a longer array grows as usual.
+const maxFloatsHint = 1024
 
 // fastPredictRequest decodes the usual PredictRequest body.
 func fastPredictRequest(b []byte, req *PredictRequest) bool {
