@@ -14,6 +14,8 @@
 //	POST /v1/models/{version}:rollback  admin       → 200 protocol.ModelVersion now active
 //	GET  /v1/budgets                    compliance, admin → {"budgets": [protocol.BudgetInfo]}
 //	GET  /v1/audit, /v1/audit/checkpoints  compliance, admin → audit log pages and signed checkpoints (compliance.go)
+//	GET  /v1/budgets/{merchant}/chart.svg  compliance, admin → the merchant's ε burn-down chart (image/svg+xml)
+//	GET  /v1/report                     compliance, admin → the self-contained HTML compliance report
 //	POST /v1/predict, /v1/predict:batch  partner, merchant → predictions for a merchant the token may query, audited first (predict.go)
 //	GET  /.well-known/jwks.json, /metrics, /healthz, /readyz, /openapi.json  (no token)
 //
