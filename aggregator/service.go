@@ -750,3 +750,46 @@ func (s *Service) appendAudit(ctx context.Context, rec audit.Record) error {
 	}
 	return nil
 }
+
+// RevokeToken makes the API token jti refused until expiresAt (a verifier
+// re-checks the store at least every auth.DefaultRevocationTTL) and records
+// who did it in the audit log: the revocation and its audit record commit in
+// one transaction (the record through the outbox), so neither exists without
+// the other. The token id is an audit identifier, stored as its HMAC.
+func (s *Service) RevokeToken(ctx context.Context, actor, jti string, expiresAt time.Time) error {
+	now := s.now().UTC()
+	rec := audit.Record{
+		Actor: actor, Action: "token.revoke", Object: "token", Outcome: audit.OutcomeOK,
+		Identifiers: map[string]string{"token": jti},
+		Details:     map[string]string{"expires_at": expiresAt.UTC().Format(time.RFC3339)},
+	}
+	var err error
+	switch {
+	case jti == "":
+		err = fmt.Errorf("revoke token: %w: empty token id", ErrPolicy)
+	case !expiresAt.After(now):
+		err = fmt.Errorf("revoke token: %w: expiry %s is not in the future (an expired token is refused anyway)", ErrPolicy, expiresAt.UTC().Format(time.RFC3339))
+	}
+	var ps []staged
+	if err == nil {
+		err = s.store.InTx(ctx, func(tx Tx) error {
+			if err := tx.RevokeToken(ctx, jti, expiresAt); err != nil {
+				return err
+			}
+			p, err := stage(ctx, tx, fmt.Sprintf("token/%s/revoke/%d", jti, now.UnixNano()), rec, now)
+			ps = []staged{p}
+			return err
+		})
+	}
+	if err != nil {
+		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+		if aerr := s.appendAudit(ctx, rec); aerr != nil {
+			return fmt.Errorf("revoke token: %w", aerr)
+		}
+		return err
+	}
+	if err := s.flush(ctx, ps); err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
+}

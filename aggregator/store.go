@@ -129,6 +129,9 @@ type Tx interface {
 	ActiveVersion(ctx context.Context) (int, error)
 	// SetActiveVersion makes version the active one.
 	SetActiveVersion(ctx context.Context, version int) error
+	// RevokeToken records that the API token jti is refused until expiresAt
+	// (revoking again keeps the later expiry).
+	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
 	// SetModelMetrics replaces the metrics of a model version (the only field
 	// of a version that changes after it is published: its federated
 	// evaluation arrives in a later round); ErrNotFound if there is none.

@@ -47,3 +47,12 @@ type BudgetInfo struct {
 	// adjacency, accountant, spent against the cap.
 	Statement string `json:"statement,omitempty"`
 }
+
+// TokenRevocation is the body of POST /v1/tokens:revoke (admin) and its
+// answer: the token id (the JWT's jti) refused from now until ExpiresAt,
+// which should be the token's own expiry (later is harmless; after it the
+// token is refused for having expired).
+type TokenRevocation struct {
+	JTI       string    `json:"jti"`
+	ExpiresAt time.Time `json:"expires_at"`
+}

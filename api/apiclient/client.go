@@ -125,6 +125,17 @@ func (c *Client) Rollback(ctx context.Context, version int) (protocol.ModelVersi
 	return mv, err
 }
 
+// RevokeToken makes the aggregator refuse the token jti until expiresAt (admin).
+func (c *Client) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) (protocol.TokenRevocation, error) {
+	var out protocol.TokenRevocation
+	body, err := json.Marshal(protocol.TokenRevocation{JTI: jti, ExpiresAt: expiresAt})
+	if err != nil {
+		return out, fmt.Errorf("revoke token: %w", err)
+	}
+	err = c.do(ctx, http.MethodPost, "/v1/tokens:revoke", bytes.NewReader(body), "application/json", &out)
+	return out, err
+}
+
 // Enrol enrols a merchant (admin) and returns it with a merchant token.
 func (c *Client) Enrol(ctx context.Context, req protocol.EnrolRequest) (protocol.Enrolment, error) {
 	var e protocol.Enrolment

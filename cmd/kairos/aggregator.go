@@ -336,7 +336,7 @@ differentially private updates, merges them and publishes model versions.
   kairos aggregator rollback --dir agg --version 3`,
 	}
 	cmd.AddCommand(newAggInitCmd(), newAggMigrateCmd(), newAggServeCmd(), newAggEnrolCmd(),
-		newAggMerchantsCmd(), newAggBudgetsCmd(), newAggModelsCmd(), newAggRollbackCmd())
+		newAggMerchantsCmd(), newAggBudgetsCmd(), newAggModelsCmd(), newAggRollbackCmd(), newAggRevokeTokenCmd())
 	return cmd
 }
 
@@ -1070,6 +1070,89 @@ func newAggRollbackCmd() *cobra.Command {
 	cmd.Flags().IntVar(&version, "version", 0, "model version to activate")
 	_ = cmd.MarkFlagRequired("version")
 	return cmd
+}
+
+func newAggRevokeTokenCmd() *cobra.Command {
+	var (
+		cf      aggClientFlags
+		jti     string
+		expires time.Time
+	)
+	cmd := &cobra.Command{
+		Use:   "revoke-token --dir DIR (TOKEN|- | --jti ID --expires TIME)",
+		Short: "Make the aggregator refuse an API token from now on (audited)",
+		Long: `Revoke-token asks the running aggregator (admin token from DIR) to refuse a token
+until it expires. Give the token itself (or - to read it from stdin): it is verified
+against the aggregator's JWT keys in DIR and its jti and expiry are sent, never the
+token. Or give --jti and --expires (RFC 3339) for a token known only by its id.
+Every replica refuses the token within its verifier's revocation TTL (1 s by
+default), and the audit log records who revoked it (token.revoke, the id as an
+HMAC).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 1 && (jti != "" || !expires.IsZero()):
+				return errors.New("aggregator revoke-token: give a token or --jti with --expires, not both")
+			case len(args) == 0 && (jti == "" || expires.IsZero()):
+				return errors.New("aggregator revoke-token: give a token, or --jti and --expires")
+			}
+			if len(args) == 1 {
+				cfg, err := cf.load()
+				if err != nil {
+					return fmt.Errorf("aggregator revoke-token: %w", err)
+				}
+				c, err := verifyOwnToken(cmd, cfg.path(cfg.Keys), args[0])
+				if err != nil {
+					return fmt.Errorf("aggregator revoke-token: %w", err)
+				}
+				jti, expires = c.ID, c.ExpiresAt.Time
+			}
+			c, err := cf.client()
+			if err != nil {
+				return fmt.Errorf("aggregator revoke-token: %w", err)
+			}
+			out, err := c.RevokeToken(cmd.Context(), jti, expires)
+			if err != nil {
+				return fmt.Errorf("aggregator revoke-token: %w", err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "token %s refused until %s\n", out.JTI, out.ExpiresAt.Format(time.RFC3339))
+			return err
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringVar(&jti, "jti", "", "the token's id (its jti claim), instead of the token")
+	cmd.Flags().Func("expires", "with --jti: the token's expiry, RFC 3339", func(v string) error {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return fmt.Errorf("not an RFC 3339 time such as 2026-12-31T00:00:00Z: %w", err)
+		}
+		expires = t
+		return nil
+	})
+	return cmd
+}
+
+// verifyOwnToken verifies tok ("-": read from stdin) against the JWT keys in
+// the aggregator key directory dir and returns its claims.
+func verifyOwnToken(cmd *cobra.Command, dir, tok string) (*auth.Claims, error) {
+	if tok == "-" {
+		b, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), auth.MaxTokenSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		tok = string(b)
+	}
+	pubs, err := tokenPublicKeys(dir, "")
+	if err != nil {
+		return nil, err
+	}
+	v, err := auth.NewVerifier(auth.VerifierOptions{
+		Keys: pubs, Issuer: auth.DefaultIssuer, Audience: auth.DefaultAudience, Revocations: auth.NewMemoryRevocations(nil),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.Verify(cmd.Context(), strings.TrimSpace(tok))
 }
 
 // exampleAggPolicy is policies/examples/cdnow-demo.yaml (a test keeps the two

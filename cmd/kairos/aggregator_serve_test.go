@@ -334,6 +334,43 @@ func testServeEndToEnd(t *testing.T, db string) {
 		}
 	}
 
+	// Revocation: the partner's token verifies, is revoked through the CLI
+	// (which sends its jti and expiry, not the token), and is then refused by
+	// the server within the verifier's revocation TTL (1 s) and by
+	// token verify --db; the audit log gains a token.revoke entry (checked
+	// with the others below).
+	dbArg := db
+	if dbArg == "" {
+		dbArg = filepath.Join(dir, aggDBFile)
+	}
+	crm, err := aggIssue(ak, auth.Grant{Subject: "crm-demo", Role: auth.RolePartner, Merchants: []string{"cdnow-1"}, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, aggKeysDir), "--db", dbArg, crm); err != nil {
+		t.Fatalf("token verify --db before revocation: %v", err)
+	}
+	out, err = runAgg(t, "revoke-token", "--dir", dir, "--url", base, crm)
+	if err != nil || !strings.Contains(out, " refused until ") {
+		t.Fatalf("revoke-token: %q, %v", out, err)
+	}
+	if _, err := runAgg(t, "revoke-token", "--dir", dir, "--url", base, "--jti", "x"); err == nil {
+		t.Error("revoke-token --jti without --expires: no error")
+	}
+	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, aggKeysDir), "--db", dbArg, crm); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("token verify --db after revocation: %v, want a revoked error", err)
+	}
+	pc, _ := apiclient.New(base, crm)
+	refused := false
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !refused; time.Sleep(100 * time.Millisecond) {
+		_, err := pc.Models(ctx)
+		var p *apiclient.Problem
+		refused = errors.As(err, &p) && p.Status == http.StatusUnauthorized
+	}
+	if !refused {
+		t.Error("the revoked partner token was still accepted 3 s after the revocation")
+	}
+
 	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "kairos_http_request_duration_seconds"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
@@ -369,9 +406,12 @@ func testServeEndToEnd(t *testing.T, db string) {
 	if err != nil {
 		t.Fatalf("audit verify: %v", err)
 	}
-	if res.Entries < 3 || res.LastCheckpointSeq != res.Entries {
-		t.Errorf("audit: %d entries, last checkpoint at %d; want ≥ 3 entries (enrol ok, enrol denied, rollback) all pinned by the closing checkpoint",
+	if res.Entries < 4 || res.LastCheckpointSeq != res.Entries {
+		t.Errorf("audit: %d entries, last checkpoint at %d; want ≥ 4 entries (enrol ok, enrol denied, rollback, token revocation) all pinned by the closing checkpoint",
 			res.Entries, res.LastCheckpointSeq)
+	}
+	if acts := auditActionsOf(t, st); acts["token.revoke"] != 1 {
+		t.Errorf("audit actions %v: want one token.revoke", acts)
 	}
 	if logs := agg.logs.String(); !strings.Contains(logs, "aggregator serving") || !strings.Contains(logs, "aggregator stopped") {
 		t.Errorf("logs lack start or stop:\n%s", logs)
@@ -463,4 +503,18 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk})
+}
+
+// auditActionsOf counts the audit entries of st by action.
+func auditActionsOf(t *testing.T, st store.Store) map[string]int {
+	t.Helper()
+	es, err := st.AuditEntries(t.Context(), 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, e := range es {
+		out[e.Action]++
+	}
+	return out
 }

@@ -90,15 +90,16 @@ func newTokenIssueCmd() *cobra.Command {
 
 func newTokenVerifyCmd() *cobra.Command {
 	var (
-		dir, jwksFile, issuer, audience string
-		leeway                          time.Duration
+		dir, jwksFile, issuer, audience, db string
+		leeway                              time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "verify (--keys DIR | --jwks FILE) TOKEN|-",
 		Short: "Verify a token and print its claims as JSON",
 		Long: `Verify checks the signature against the published JWT keys, the typ, iss, aud, exp,
-nbf, iat, role and merchant scope, and prints the claims. It has no access to the
-aggregator's revocation list: a revoked token that is otherwise valid passes here.`,
+nbf, iat, role and merchant scope, and prints the claims. With --db it also asks the
+aggregator's store whether the token was revoked (kairos aggregator revoke-token);
+without it a revoked token that is otherwise valid passes here.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pubs, err := tokenPublicKeys(dir, jwksFile)
@@ -113,12 +114,21 @@ aggregator's revocation list: a revoked token that is otherwise valid passes her
 				}
 				tok = string(b)
 			}
+			var revs auth.RevocationStore = auth.NewMemoryRevocations(nil)
+			if db != "" {
+				st, err := openExisting(cmd.Context(), db)
+				if err != nil {
+					return fmt.Errorf("token verify: --db: %w", err)
+				}
+				defer st.Close()
+				revs = st
+			}
 			v, err := auth.NewVerifier(auth.VerifierOptions{
 				Keys:        pubs,
 				Issuer:      issuer,
 				Audience:    audience,
 				Leeway:      leeway,
-				Revocations: auth.NewMemoryRevocations(nil),
+				Revocations: revs,
 			})
 			if err != nil {
 				return fmt.Errorf("token verify: %w", err)
@@ -136,6 +146,7 @@ aggregator's revocation list: a revoked token that is otherwise valid passes her
 	f.StringVar(&issuer, "issuer", auth.DefaultIssuer, "required iss")
 	f.StringVar(&audience, "audience", auth.DefaultAudience, "required aud")
 	f.DurationVar(&leeway, "leeway", 30*time.Second, "clock skew tolerated on exp, nbf and iat")
+	f.StringVar(&db, "db", "", "the aggregator's store (SQLite path or postgres:// URL) to check the revocation list")
 	cmd.MarkFlagsMutuallyExclusive("keys", "jwks")
 	cmd.MarkFlagsOneRequired("keys", "jwks")
 	return cmd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -21,7 +22,7 @@ var _ aggregator.Store = (*Store)(nil)
 // conditional updates, not on the isolation level.
 func (s *Store) InTx(ctx context.Context, fn func(aggregator.Tx) error) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
-		return fn(fedsql.New(pgQuerier{tx}, fedsql.Dialect{Numbered: true, RowLocks: true, AsyncCommit: true}))
+		return fn(fedsql.New(pgQuerier{tx}, fedsql.Dialect{Numbered: true, RowLocks: true, AsyncCommit: true, Revoke: revokeStmt}))
 	})
 }
 
@@ -113,3 +114,8 @@ func (q pgQuerier) IsUniqueViolation(err error) bool {
 type pgRows struct{ pgx.Rows }
 
 func (r pgRows) Close() { r.Rows.Close() }
+
+// revokeStmt is the revocation of a token inside a federation transaction.
+func revokeStmt(jti string, expiresAt time.Time) (string, []any) {
+	return sqlRevoke, []any{jti, expiresAt}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -18,7 +19,7 @@ var _ aggregator.Store = (*Store)(nil)
 // connection, so transactions are serial) and commits it.
 func (s *Store) InTx(ctx context.Context, fn func(aggregator.Tx) error) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
-		return fn(fedsql.New(sqlQuerier{tx}, fedsql.Dialect{}))
+		return fn(fedsql.New(sqlQuerier{tx}, fedsql.Dialect{Revoke: revokeStmt}))
 	})
 }
 
@@ -94,3 +95,8 @@ func (q sqlQuerier) IsUniqueViolation(err error) bool {
 type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { r.Rows.Close() }
+
+// revokeStmt is the revocation of a token inside a federation transaction.
+func revokeStmt(jti string, expiresAt time.Time) (string, []any) {
+	return sqlRevoke, []any{jti, expiresAt.UnixMilli()}
+}

@@ -11,6 +11,7 @@ package fedsql
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -60,6 +61,9 @@ type Dialect struct {
 	// AsyncCommit marks MarkAudited's transaction as not needing a
 	// synchronous WAL flush (PostgreSQL's SET LOCAL synchronous_commit = off).
 	AsyncCommit bool
+	// Revoke spells the revocation of token jti until expiresAt (the backends
+	// store the expiry in different types); revoking again keeps the later expiry.
+	Revoke func(jti string, expiresAt time.Time) (string, []any)
 }
 
 // Tx implements aggregator.Tx.
@@ -837,6 +841,18 @@ func (t *Tx) ActiveVersion(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("active version: %w", err)
 	}
 	return int(v), nil
+}
+
+// RevokeToken implements aggregator.Tx.
+func (t *Tx) RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	if t.d.Revoke == nil {
+		return errors.New("revoke token: this store cannot record revocations")
+	}
+	q, args := t.d.Revoke(jti, expiresAt)
+	if _, err := t.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
 }
 
 // SetModelMetrics implements aggregator.Tx.
