@@ -16,6 +16,7 @@
 //	GET  /v1/audit, /v1/audit/checkpoints  compliance, admin → audit log pages and signed checkpoints (compliance.go)
 //	GET  /v1/budgets/{merchant}/chart.svg  compliance, admin → the merchant's ε burn-down chart (image/svg+xml)
 //	GET  /v1/report                     compliance, admin → the self-contained HTML compliance report
+//	POST /v1/tokens:revoke              admin → refuse a token (jti) until its expiry; audited (tokens.go)
 //	POST /v1/predict, /v1/predict:batch  partner, merchant → predictions for a merchant the token may query, audited first (predict.go)
 //	GET  /.well-known/jwks.json, /metrics, /healthz, /readyz, /openapi.json  (no token)
 //
