@@ -44,16 +44,25 @@ package documentation for the exact encoding, so the check can be re-implemented
   kairos compliance audit verify --db postgres://host/kairos --checkpoint-key checkpoint.pub
   kairos compliance audit export --db kairos.db --out audit.jsonl
   kairos compliance audit verify --file audit.jsonl --checkpoint-key checkpoint.pub
+  kairos compliance audit witness --db kairos.db --keys agg-keys --witness witness.jsonl
+  kairos compliance audit verify --db kairos.db --keys agg-keys --witness witness.jsonl
+
+The log alone cannot show that its tail was cut together with the checkpoints
+covering it, or that it was rewritten and re-chained after its checkpoints were
+deleted. A witness file, kept by the reviewer outside the aggregator's database and
+updated regularly with "audit witness", holds the signed checkpoints seen so far;
+"audit witness" refuses a log inconsistent with it, and "audit verify --witness"
+checks the log against every checkpoint in it.
 
 --db takes a postgres:// URL or an SQLite file path (optionally prefixed sqlite:).`,
 	}
-	auditCmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd())
+	auditCmd.AddCommand(newAuditVerifyCmd(), newAuditExportCmd(), newAuditWitnessCmd())
 	cmd.AddCommand(auditCmd, newComplianceBudgetsCmd(), newComplianceReportCmd())
 	return cmd
 }
 
 func newAuditVerifyCmd() *cobra.Command {
-	var db, file, keyDir, keyFile string
+	var db, file, keyDir, keyFile, witness string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the chain and every checkpoint; print OK or the first bad entry",
@@ -88,6 +97,13 @@ func newAuditVerifyCmd() *cobra.Command {
 				defer s.Close()
 				src = s
 			}
+			if witness != "" {
+				cps, err := readWitnessFile(witness, pub)
+				if err != nil {
+					return fmt.Errorf("audit verify: %w", err)
+				}
+				src = audit.Witnessed(src, cps)
+			}
 			res, err := audit.Verify(ctx, src, pub)
 			out := cmd.OutOrStdout()
 			if ve := (*audit.VerifyError)(nil); errors.As(err, &ve) {
@@ -110,7 +126,84 @@ func newAuditVerifyCmd() *cobra.Command {
 	cmd.Flags().StringVar(&file, "file", "", "verify an export file (JSON lines) instead of a database")
 	cmd.Flags().StringVar(&keyDir, "keys", "", "aggregator key directory holding checkpoint.pub")
 	cmd.Flags().StringVar(&keyFile, "checkpoint-key", "", "checkpoint public key file (PKIX PEM, as checkpoint.pub)")
+	cmd.Flags().StringVar(&witness, "witness", "", "also check the log against the checkpoints in this witness file (kairos compliance audit witness)")
 	return cmd
+}
+
+func newAuditWitnessCmd() *cobra.Command {
+	var db, keyDir, keyFile, witness string
+	cmd := &cobra.Command{
+		Use:   "witness --db DB (--keys DIR | --checkpoint-key FILE) --witness FILE",
+		Short: "Add the log's new signed checkpoints to a witness file kept outside the database",
+		Long: `Witness reads the log's signed checkpoints and adds the new ones to the witness
+file (created if absent), after checking that the log agrees with every checkpoint
+the file already holds: the same hash for the same entry, and checkpoints reaching
+at least as far. A log that was rewritten or cut is refused and the file is left as
+it was. Keep the file where the aggregator's operators cannot write, and run this
+regularly (a cron job); "audit verify --witness" then checks every entry the file
+covers.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if db == "" || witness == "" {
+				return errors.New("audit witness: --db and --witness are required")
+			}
+			if (keyDir == "") == (keyFile == "") {
+				return errors.New("audit witness: give exactly one of --keys and --checkpoint-key")
+			}
+			pub, err := checkpointKey(keyDir, keyFile)
+			if err != nil {
+				return fmt.Errorf("audit witness: %w", err)
+			}
+			var held []audit.Checkpoint
+			if _, err := os.Stat(witness); err == nil {
+				if held, err = readWitnessFile(witness, pub); err != nil {
+					return fmt.Errorf("audit witness: %w", err)
+				}
+			}
+			ctx := cmd.Context()
+			s, err := openExisting(ctx, db)
+			if err != nil {
+				return fmt.Errorf("audit witness: %w", err)
+			}
+			defer s.Close()
+			fresh, err := s.AuditCheckpoints(ctx)
+			if err != nil {
+				return fmt.Errorf("audit witness: %w", err)
+			}
+			merged, added, err := audit.MergeWitness(held, fresh, pub)
+			if err != nil {
+				return fmt.Errorf("audit witness: %s: %w", witness, err)
+			}
+			if err := writeFileVia(witness, func(w io.Writer) error { return audit.WriteWitness(w, merged) }); err != nil {
+				return fmt.Errorf("audit witness: %w", err)
+			}
+			last := uint64(0)
+			if len(merged) > 0 {
+				last = merged[len(merged)-1].Seq
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "witness %s: %d checkpoints (%d new), the last at entry %d\n", witness, len(merged), added, last)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&db, "db", "", "database: postgres://… URL or SQLite file path")
+	cmd.Flags().StringVar(&keyDir, "keys", "", "aggregator key directory holding checkpoint.pub")
+	cmd.Flags().StringVar(&keyFile, "checkpoint-key", "", "checkpoint public key file (PKIX PEM, as checkpoint.pub)")
+	cmd.Flags().StringVar(&witness, "witness", "", "the witness file (JSON lines of signed checkpoints)")
+	return cmd
+}
+
+// readWitnessFile reads a witness file whose checkpoints verify under pub.
+func readWitnessFile(path string, pub ed25519.PublicKey) ([]audit.Checkpoint, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cps, err := audit.ReadWitness(f, pub)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cps, nil
 }
 
 func newAuditExportCmd() *cobra.Command {

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
+	"database/sql"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -139,5 +140,59 @@ func TestComplianceAuditUsage(t *testing.T) {
 		if out, err := runCompliance(t, args...); err == nil {
 			t.Errorf("%v: err = nil, want an error\n%s", args, out)
 		}
+	}
+}
+
+// TestComplianceAuditWitness: a witness file taken from an intact log lets
+// verify catch a tail that was cut together with its checkpoints (the log
+// alone still verifies), and witness refuses the cut log and leaves the file
+// as it was.
+func TestComplianceAuditWitness(t *testing.T) {
+	db, keyDir := writeAuditDB(t)
+	witness := filepath.Join(t.TempDir(), "witness.jsonl")
+	out, err := runCompliance(t, "audit", "witness", "--db", db, "--keys", keyDir, "--witness", witness)
+	if err != nil || !strings.Contains(out, "3 checkpoints (3 new), the last at entry 25") {
+		t.Fatalf("first witness: %v\n%s", err, out)
+	}
+	out, err = runCompliance(t, "audit", "witness", "--db", db, "--keys", keyDir, "--witness", witness)
+	if err != nil || !strings.Contains(out, "3 checkpoints (0 new)") {
+		t.Fatalf("second witness: %v\n%s", err, out)
+	}
+	if out, err := runCompliance(t, "audit", "verify", "--db", db, "--keys", keyDir, "--witness", witness); err != nil || !strings.HasPrefix(out, "OK: 25 entries, 3 checkpoints") {
+		t.Fatalf("verify --witness on the intact log: %v\n%s", err, out)
+	}
+	before, err := os.ReadFile(witness)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// An attacker with write access drops the append-only triggers and cuts
+	// the log after entry 10, checkpoints included.
+	raw, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"DROP TRIGGER audit_entries_no_delete", "DROP TRIGGER audit_checkpoints_no_delete",
+		"DELETE FROM audit_entries WHERE seq > 10", "DELETE FROM audit_checkpoints WHERE seq > 10",
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+
+	if out, err := runCompliance(t, "audit", "verify", "--db", db, "--keys", keyDir); err != nil || !strings.HasPrefix(out, "OK: 10 entries, 1 checkpoints") {
+		t.Fatalf("the cut log alone should verify (the weakness the witness covers): %v\n%s", err, out)
+	}
+	out, err = runCompliance(t, "audit", "verify", "--db", db, "--keys", keyDir, "--witness", witness)
+	if err == nil || !strings.Contains(out, "FAIL") || !strings.Contains(out, "truncated tail") {
+		t.Errorf("verify --witness on the cut log: %v\n%s", err, out)
+	}
+	if _, err := runCompliance(t, "audit", "witness", "--db", db, "--keys", keyDir, "--witness", witness); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("witness on the cut log: %v, want a truncation error", err)
+	}
+	if after, _ := os.ReadFile(witness); !bytes.Equal(after, before) {
+		t.Error("the witness file changed after a refused update")
 	}
 }
