@@ -162,3 +162,33 @@ func checkMetrics(t *testing.T, r *replica, version int) {
 		t.Errorf("version %d: auc_30_se %v, want a small positive standard error", version, se)
 	}
 }
+
+// TestFailedEvaluationNotRepeated: an evaluation-only round that misses its
+// quorum is followed by a training round, not by the same evaluation again.
+func TestFailedEvaluationNotRepeated(t *testing.T) {
+	b := backends(t)[0]
+	cut := time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC)
+	f := newFed(t, b, aggregator.RoundConfig{
+		Deadline: time.Minute, Quorum: 2, PlannedRounds: 1, StepsPerRound: 5, SamplingRate: 0.02, CountNoise: 30,
+		Evaluation: &aggregator.EvaluationConfig{Cutoff: cut, Sigma: 20, Edges: []float64{0.1, 0.5}},
+	})
+	r := f.start(t)
+	f.enrol(t, r, "m1", "m2")
+	tick(t, r)
+	for _, m := range []string{"m1", "m2"} {
+		if _, err := f.submitHonest(t, r, m); err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+	}
+	tick(t, r)
+	eval := mustRound(t, r, "m1")
+	if !eval.Plan.EvaluationOnly() || eval.BaseVersion != 2 {
+		t.Fatalf("round after the planned one: %+v base %d, want evaluation-only of version 2", eval.Plan, eval.BaseVersion)
+	}
+	f.clock.Add(2 * time.Minute) // nobody evaluates: the quorum is missed
+	tick(t, r)
+	next := mustRound(t, r, "m1")
+	if next.Seq != eval.Seq+1 || next.Plan.EvaluationOnly() || next.Plan.Evaluation != nil || next.Plan.Steps != 5 {
+		t.Errorf("round after the failed evaluation: seq %d plan %+v, want seq %d training without evaluation", next.Seq, next.Plan, eval.Seq+1)
+	}
+}

@@ -59,6 +59,18 @@ func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time
 	if err != nil {
 		return nil, err
 	}
+	if !baseEvaluated && seq > 1 {
+		// An evaluation-only round of this base that failed (quorum missed)
+		// is not repeated: merchants who could not join would keep every
+		// following round from training.
+		prev, err := tx.Round(ctx, roundID(seq-1), LockNone)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if err == nil && prev.State == protocol.RoundFailed && prev.Plan.EvaluationOnly() && prev.BaseVersion == base {
+			baseEvaluated = true
+		}
+	}
 	var only bool
 	if r.Plan.Evaluation, only = s.cfg.evaluationPlan(trained, baseEvaluated); only {
 		// The evaluation of the trained model: no training, every merchant.

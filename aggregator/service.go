@@ -96,7 +96,8 @@ type RoundConfig struct {
 // for an evaluation of that base model along with their updates; and once
 // PlannedRounds training versions are published, a round whose base (the
 // active version) has no metrics yet is an evaluation-only round (no
-// training) open to every merchant. The evaluations' releases are part of the
+// training) open to every merchant; if it misses its quorum it is not
+// repeated for that version. The evaluations' releases are part of the
 // budget plan: the DP-SGD noise is calibrated so that training, counts and
 // evaluations together spend the cap.
 type EvaluationConfig struct {
