@@ -130,10 +130,29 @@ func FuzzUpdate(f *testing.F) {
 	f.Add(b, 3)
 	f.Add([]byte(`{"version":1,"round":"r","merchant":"m","delta":[1e308,-1e308]}`), 2)
 	f.Add([]byte(`{}`), 0)
+	evalPlan := &EvaluationPlan{Cutoff: time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC), Edges: []float64{0.1, 0.5}, Sigma: 10}
+	f.Add([]byte(`{"version":1,"round":"r","merchant":"m","evaluation":{"cutoff":"1998-03-01T00:00:00Z","counts":[1,2,3,4,5,6,7,8,9],"sigma":10}}`), 0)
 	f.Fuzz(func(t *testing.T, data []byte, n int) {
 		var u Update
 		if json.Unmarshal(data, &u) != nil {
 			return
+		}
+		// Against plans that ask for an evaluation (with and without training):
+		// no panic, and an accepted evaluation is finite with the plan's shape.
+		for _, p := range []TrainingPlan{{Evaluation: evalPlan}, {Steps: 1, Evaluation: evalPlan}} {
+			if err := u.Validate(n, p); err == nil {
+				e := u.Evaluation
+				if e == nil || len(e.Counts) != 9 || !(e.Sigma >= 10*(1-1e-9)) || math.IsInf(e.Sigma, 0) {
+					t.Fatalf("accepted evaluation %+v", e)
+				}
+				for _, c := range e.Counts {
+					if math.IsNaN(c) || math.IsInf(c, 0) {
+						t.Fatalf("accepted non-finite count %v", c)
+					}
+				}
+			} else if !errors.Is(err, ErrInvalidUpdate) {
+				t.Fatalf("error %v does not match ErrInvalidUpdate", err)
+			}
 		}
 		if err := u.Validate(n, TrainingPlan{}); err != nil {
 			if !errors.Is(err, ErrInvalidUpdate) {
