@@ -321,3 +321,27 @@ func TestCDNOWEvaluation(t *testing.T) {
 		t.Errorf("bootstrap standard error %.4f against a spread of %.4f (ratio %.2f)", seSum/reps, sd, r)
 	}
 }
+
+// FuzzCompute: any histogram gives metrics in range or an error, never a
+// panic (the aggregator computes them from merchants' noisy counts).
+func FuzzCompute(f *testing.F) {
+	f.Add(1.0, 0.0, 10.0, 2.0, 0.0, -1.0, uint8(2))
+	f.Add(-5.0, 3.0, 0.0, 1e300, -1e300, 7.0, uint8(1))
+	f.Fuzz(func(t *testing.T, a, b, c, d, e, g float64, bins uint8) {
+		vals := []float64{a, b, c, d, e, g}
+		n := int(bins%8) + 1
+		counts := make([]float64, n*protocol.EvalClasses)
+		for i := range counts {
+			counts[i] = vals[i%len(vals)] * float64(1+i%3)
+		}
+		m, err := fedeval.Compute(counts)
+		if err != nil {
+			return
+		}
+		for name, v := range map[string]float64{"auc_30": m.AUC30, "auc_7": m.AUC7, "pr_auc_30": m.PRAUC30} {
+			if !(v >= 0 && v <= 1) {
+				t.Fatalf("%s = %v outside [0, 1] for %v", name, v, counts)
+			}
+		}
+	})
+}
