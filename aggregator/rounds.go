@@ -55,27 +55,10 @@ func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time
 			LearningRate: s.cfg.LearningRate, L2: s.cfg.L2, CountNoise: s.cfg.CountNoise,
 		},
 	}
-	trained, baseEvaluated, err := trainedVersions(ctx, tx, base)
-	if err != nil {
-		return nil, err
-	}
-	if !baseEvaluated && seq > 1 {
-		// An evaluation-only round of this base that failed (quorum missed)
-		// is not repeated: merchants who could not join would keep every
-		// following round from training.
-		prev, err := tx.Round(ctx, roundID(seq-1), LockNone)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+	if s.cfg.Evaluation != nil {
+		if err := s.planEvaluation(ctx, tx, &r, ids); err != nil {
 			return nil, err
 		}
-		if err == nil && prev.State == protocol.RoundFailed && prev.Plan.EvaluationOnly() && prev.BaseVersion == base {
-			baseEvaluated = true
-		}
-	}
-	var only bool
-	if r.Plan.Evaluation, only = s.cfg.evaluationPlan(trained, baseEvaluated); only {
-		// The evaluation of the trained model: no training, every merchant.
-		r.Plan.Steps = 0
-		r.Selected = sample(ids, 1, s.cfg.Quorum, s.cfg.Seed, seq)
 	}
 	ok, err := tx.InsertRound(ctx, r)
 	if err != nil || !ok {
@@ -84,23 +67,40 @@ func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time
 	return &r, nil
 }
 
-// trainedVersions returns the number of published training versions (every
-// version but the initial model) and whether version base has metrics.
-func trainedVersions(ctx context.Context, tx Tx, base int) (int, bool, error) {
+// planEvaluation sets round r's evaluation plan (RoundConfig.Evaluation):
+// none, one along with training, or an evaluation-only round of the active
+// version, sampling every merchant of ids.
+func (s *Service) planEvaluation(ctx context.Context, tx Tx, r *RoundRecord, ids []string) error {
 	vs, err := tx.Models(ctx)
 	if err != nil {
-		return 0, false, err
+		return err
 	}
-	n, evaluated := 0, false
+	trained, baseEvaluated := 0, false // published training versions; whether the base has metrics
 	for _, v := range vs {
 		if v.Round != "" {
-			n++
+			trained++
 		}
-		if v.Version == base {
-			evaluated = len(v.Metrics) > 0
+		if v.Version == r.BaseVersion {
+			baseEvaluated = len(v.Metrics) > 0
 		}
 	}
-	return n, evaluated, nil
+	if !baseEvaluated && r.Seq > 1 {
+		// An evaluation-only round of this base that failed (quorum missed)
+		// is not repeated: merchants who could not join would keep every
+		// following round from training.
+		prev, err := tx.Round(ctx, roundID(r.Seq-1), LockNone)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		baseEvaluated = err == nil && prev.State == protocol.RoundFailed && prev.Plan.EvaluationOnly() && prev.BaseVersion == r.BaseVersion
+	}
+	var only bool
+	if r.Plan.Evaluation, only = s.cfg.evaluationPlan(trained, baseEvaluated); only {
+		// The evaluation of the trained model: no training, every merchant.
+		r.Plan.Steps = 0
+		r.Selected = sample(ids, 1, s.cfg.Quorum, s.cfg.Seed, r.Seq)
+	}
+	return nil
 }
 
 // sample draws max(⌈fraction·n⌉, min(quorum, n)) of ids (sorted) with a

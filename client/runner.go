@@ -360,7 +360,7 @@ func (r *Runner) evaluate(base *hazard.Model, plan *protocol.EvaluationPlan) (pr
 	if err := fedeval.CheckPlan(plan); err != nil {
 		return protocol.Evaluation{}, dp.Release{}, err
 	}
-	counts := make([]float64, (len(plan.Edges)+1)*protocol.EvalClasses)
+	counts := make([]float64, plan.Cells())
 	rows, err := r.features([]time.Time{plan.Cutoff}, base.Schema)
 	switch {
 	case errors.Is(err, train.ErrNoCustomers):

@@ -77,6 +77,9 @@ type EvaluationPlan struct {
 	Sigma float64   `json:"sigma"`
 }
 
+// Cells is the number of cells of the plan's histogram: EvalClasses per bin.
+func (p *EvaluationPlan) Cells() int { return (len(p.Edges) + 1) * EvalClasses }
+
 // The outcome classes of an evaluation histogram, in cell order within a bin.
 const (
 	EvalWithin7  = iota // first purchase within 7 days of the cutoff
@@ -101,8 +104,8 @@ func (e *Evaluation) Validate(plan *EvaluationPlan) error {
 		return fmt.Errorf("%w: evaluation sent but the round asks for none", ErrInvalidUpdate)
 	case !e.Cutoff.Equal(plan.Cutoff):
 		return fmt.Errorf("%w: evaluation at %s, the round asks for %s", ErrInvalidUpdate, e.Cutoff.Format(time.RFC3339), plan.Cutoff.Format(time.RFC3339))
-	case len(e.Counts) != (len(plan.Edges)+1)*EvalClasses:
-		return fmt.Errorf("%w: evaluation has %d cells, want %d", ErrInvalidUpdate, len(e.Counts), (len(plan.Edges)+1)*EvalClasses)
+	case len(e.Counts) != plan.Cells():
+		return fmt.Errorf("%w: evaluation has %d cells, want %d", ErrInvalidUpdate, len(e.Counts), plan.Cells())
 	case !(e.Sigma >= plan.Sigma*(1-1e-9)) || math.IsInf(e.Sigma, 0):
 		return fmt.Errorf("%w: evaluation noise σ %v below the plan's %v", ErrInvalidUpdate, e.Sigma, plan.Sigma)
 	}

@@ -90,6 +90,17 @@ type Result struct {
 	Releases []dp.Release
 }
 
+// CountToReuse is the count to pass as Options.Count in later rounds: the one
+// this result sent, naming round (the round its update goes to) when this
+// call released it.
+func (r Result) CountToReuse(round string) *protocol.NoisyCount {
+	c := r.Customers
+	if c.ReleasedIn == "" {
+		c.ReleasedIn = round
+	}
+	return &c
+}
+
 // Cost returns the releases a round under plan makes, at the planned noise: Local's
 // DP-SGD steps and, unless countKnown (Options.Count), its count — neither when the
 // round only evaluates — then the evaluation histogram when the plan asks for one

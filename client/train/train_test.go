@@ -248,6 +248,16 @@ func TestLocalReusesCount(t *testing.T) {
 	if res.Customers != earlier {
 		t.Errorf("count %+v, want the earlier %+v", res.Customers, earlier)
 	}
+	if got := *res.CountToReuse("round-000009"); got != earlier {
+		t.Errorf("count to reuse after a reuse: %+v, want the earlier %+v (its round kept)", got, earlier)
+	}
+	fresh, err := Local(context.Background(), base, rows, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *fresh.CountToReuse("round-000001"); got.ReleasedIn != "round-000001" || got.Value != fresh.Customers.Value || got.Sigma != fresh.Customers.Sigma {
+		t.Errorf("count to reuse after a release: %+v, want %+v released in round-000001", got, fresh.Customers)
+	}
 	cost := Cost(p, true)
 	if len(res.Releases) != 1 || len(cost) != 1 || res.Releases[0].Q != p.SamplingRate || cost[0].Q != p.SamplingRate {
 		t.Errorf("releases %+v, cost %+v: want the DP-SGD steps alone", res.Releases, cost)

@@ -355,11 +355,7 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions) (*f
 			if _, err := fed.svc.Submit(ctx, ids[i], env); err != nil {
 				return fmt.Errorf("merchant %s: %w", ids[i], err)
 			}
-			if counts[i] == nil {
-				c := lr.Customers
-				c.ReleasedIn = round.ID
-				counts[i] = &c
-			}
+			counts[i] = lr.CountToReuse(round.ID)
 			submitNS.Add(int64(time.Since(t)))
 			return nil
 		})

@@ -24,6 +24,7 @@ type breakdown struct {
 	CommitP50ms    float64 `json:"commit_p50_ms"` // one store transaction (PostgreSQL round trip + fsync)
 	CommitP99ms    float64 `json:"commit_p99_ms"`
 	Commits        int     `json:"commits"`
+	Entries        int     `json:"entries_committed"` // audit entries those commits wrote
 	PerCommit      float64 `json:"entries_per_commit"`
 	GCCycles       uint64  `json:"gc_cycles"`
 	GCCPUShare     float64 `json:"gc_cpu_share"`     // GC CPU / all Go CPU of the process
@@ -163,7 +164,7 @@ func (d *diag) finish() *breakdown {
 	w, _ := d.wait.take()
 	br.AuditWaitP50ms, br.AuditWaitP99ms = pct(w, 0.5), pct(w, 0.99)
 	cm, n := d.commit.take()
-	br.CommitP50ms, br.CommitP99ms, br.Commits = pct(cm, 0.5), pct(cm, 0.99), len(cm)
+	br.CommitP50ms, br.CommitP99ms, br.Commits, br.Entries = pct(cm, 0.5), pct(cm, 0.99), len(cm), n
 	br.PerCommit = float64(n) / math.Max(1, float64(len(cm)))
 	return br
 }

@@ -151,7 +151,7 @@ func Release(counts []float64, plan *protocol.EvaluationPlan) (protocol.Evaluati
 	if err := CheckPlan(plan); err != nil {
 		return protocol.Evaluation{}, dp.Release{}, err
 	}
-	if want := (len(plan.Edges) + 1) * protocol.EvalClasses; len(counts) != want {
+	if want := plan.Cells(); len(counts) != want {
 		return protocol.Evaluation{}, dp.Release{}, fmt.Errorf("evaluation release: %d cells, want %d", len(counts), want)
 	}
 	g, err := dp.NewVectorGaussian(dp.GaussianOptions{Clip: 1, NoiseMultiplier: plan.Sigma})
@@ -306,7 +306,7 @@ func StandardErrors(counts []float64, sigma float64, reps int, seed uint64) (Met
 		return Metrics{}, fmt.Errorf("standard errors: σ %v and %d replicates (want σ ≥ 0 finite, ≥ 2 replicates)", sigma, reps)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x6b6169726f73))
-	var s1, s2 Metrics
+	var s1, s2 [numMetrics]float64 // sums and sums of squares, field by field
 	n := 0
 	rep := make([]float64, len(counts))
 	for range reps {
@@ -318,35 +318,43 @@ func StandardErrors(counts []float64, sigma float64, reps int, seed uint64) (Met
 			continue
 		}
 		n++
-		s1.AUC30, s2.AUC30 = s1.AUC30+m.AUC30, s2.AUC30+m.AUC30*m.AUC30
-		s1.AUC7, s2.AUC7 = s1.AUC7+m.AUC7, s2.AUC7+m.AUC7*m.AUC7
-		s1.PRAUC30, s2.PRAUC30 = s1.PRAUC30+m.PRAUC30, s2.PRAUC30+m.PRAUC30*m.PRAUC30
-		s1.PositiveRate30, s2.PositiveRate30 = s1.PositiveRate30+m.PositiveRate30, s2.PositiveRate30+m.PositiveRate30*m.PositiveRate30
-		s1.Customers, s2.Customers = s1.Customers+m.Customers, s2.Customers+m.Customers*m.Customers
+		for i, v := range m.fields() {
+			s1[i] += *v
+			s2[i] += *v * *v
+		}
 	}
 	if n < 2 {
 		return Metrics{}, fmt.Errorf("standard errors: %d of %d replicates defined: %w", n, reps, ErrNoData)
 	}
-	sd := func(a, b float64) float64 {
-		k := float64(n)
-		return math.Sqrt(max(b/k-(a/k)*(a/k), 0) * k / (k - 1))
+	var se Metrics
+	k := float64(n)
+	for i, v := range se.fields() {
+		*v = math.Sqrt(max(s2[i]/k-(s1[i]/k)*(s1[i]/k), 0) * k / (k - 1))
 	}
-	return Metrics{
-		AUC30: sd(s1.AUC30, s2.AUC30), AUC7: sd(s1.AUC7, s2.AUC7), PRAUC30: sd(s1.PRAUC30, s2.PRAUC30),
-		PositiveRate30: sd(s1.PositiveRate30, s2.PositiveRate30), Customers: sd(s1.Customers, s2.Customers),
-	}, nil
+	return se, nil
 }
 
-// MetricsMap is m as a model version's metrics (keys as in the demo's report).
-// with se, when given, as the same keys with the suffix "_se".
+// numMetrics is the number of fields of Metrics.
+const numMetrics = 5
+
+// fields points at m's fields in metricKeys order.
+func (m *Metrics) fields() [numMetrics]*float64 {
+	return [numMetrics]*float64{&m.AUC30, &m.AUC7, &m.PRAUC30, &m.PositiveRate30, &m.Customers}
+}
+
+// metricKeys name Metrics' fields in a model version's metrics.
+var metricKeys = [numMetrics]string{"auc_30", "auc_7", "pr_auc_30", "positive_rate_30", "customers"}
+
+// MetricsMap is m as a model version's metrics (metricKeys), with se, when
+// given, under the same keys suffixed "_se".
 func (m Metrics) MetricsMap(se *Metrics) map[string]float64 {
-	out := map[string]float64{
-		"auc_30": m.AUC30, "auc_7": m.AUC7, "pr_auc_30": m.PRAUC30,
-		"positive_rate_30": m.PositiveRate30, "customers": m.Customers,
+	out := make(map[string]float64, 2*numMetrics)
+	for i, v := range m.fields() {
+		out[metricKeys[i]] = *v
 	}
 	if se != nil {
-		for k, v := range se.MetricsMap(nil) {
-			out[k+"_se"] = v
+		for i, v := range se.fields() {
+			out[metricKeys[i]+"_se"] = *v
 		}
 	}
 	return out

@@ -421,11 +421,7 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 			if err != nil {
 				return FedResult{}, fmt.Errorf("federate: merchant %d: %w", m, err)
 			}
-			if counts[i] == nil {
-				c := res.Customers
-				c.ReleasedIn = fmt.Sprint("sim-round-", r)
-				counts[i] = &c
-			}
+			counts[i] = res.CountToReuse(fmt.Sprint("sim-round-", r))
 			ledgers[i] = append(ledgers[i], res.Releases...)
 			deltas[i], weights[i] = res.Delta, math.Pow(max(res.Customers.Value, 1), wp)
 			if attacker[m] {
