@@ -59,3 +59,10 @@ const Horizon = 30
 
 // Day is one calendar day as a duration.
 const Day = 24 * time.Hour
+
+// MaxAmount is the largest purchase amount Kairos accepts, in the shop's currency
+// (10^12: larger than any real order, small enough that the sum of a customer's
+// amounts over any feasible history stays far below the float64 range). Readers
+// and the predict API refuse an amount above it, naming the field; the feature
+// builder saturates at it, so that a feature is finite whatever reaches it.
+const MaxAmount = 1e12
