@@ -143,7 +143,10 @@ func rdpStepLF(q, z, alpha float64, s Series, lf []float64) float64 {
 		// Only ∞−∞ in an overflowing term produces NaN; the divergence is unbounded there.
 		return math.Inf(1)
 	}
-	return r
+	// A Rényi divergence is never negative. When it is far below machine precision
+	// (q = 1e-6, z = 100: about 1e-16), rounding in the series can leave ln A_α a few
+	// ulps below zero; that is 0, not an invalid value.
+	return max(r, 0)
 }
 
 // logAInt is ln A_α for integer α: A_α = Σ_k C(α,k) (1−q)^(α−k) q^k exp((k²−k)/(2z²)).

@@ -410,3 +410,29 @@ func TestRDPAgainstQuadrature(t *testing.T) {
 		}
 	}
 }
+
+// TestRDPNeverNegative: the fractional series rounds to a value just below zero
+// when the divergence is far below machine precision (q = 1e-6, z = 100: the RDP
+// is about q²α/z² ≈ 1e-16); RDP is a divergence, never negative, so it is
+// reported as 0, and ε at any δ is then 0 (δ² > 1 − e^(−r), the
+// Bretagnolle–Huber case). Every order is also bounded by the unsampled
+// Gaussian's α/(2z²): subsampling never increases the divergence.
+func TestRDPNeverNegative(t *testing.T) {
+	for _, s := range []dp.Series{dp.SeriesAbsolute, dp.SeriesSigned} {
+		for _, c := range []struct{ q, z float64 }{{1e-6, 100}, {1e-5, 50}, {1e-4, 300}, {1e-6, 1}} {
+			for _, a := range dp.DefaultOrders() {
+				r, err := dp.RDPSubsampledGaussian(c.q, c.z, a, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !(r >= 0) || r > a/(2*c.z*c.z) {
+					t.Errorf("series %v, q %v, z %v, α %v: RDP %v, want in [0, α/(2z²) = %v]", s, c.q, c.z, a, r, a/(2*c.z*c.z))
+				}
+			}
+		}
+		eps, _, err := dp.Epsilon([]dp.Release{{Mechanism: dp.Gaussian, Q: 1e-6, Z: 100, Steps: 1}}, 1e-6, dp.AccountantOptions{Series: s})
+		if err != nil || eps != 0 {
+			t.Errorf("series %v: ε = %v, %v; want 0, nil", s, eps, err)
+		}
+	}
+}

@@ -136,3 +136,22 @@ func TestDPErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDPEpsilonTinyRelease: a release far below machine precision (z = 100,
+// q = 1e-6, one step) is ε = 0 at δ = 1e-6, not an error about a negative RDP
+// value from rounding in the fractional-order series.
+func TestDPEpsilonTinyRelease(t *testing.T) {
+	out, err := runDP(t, "epsilon", "--noise-multiplier", "100", "--sampling-rate", "1e-6", "--steps", "1", "--delta", "1e-6", "--json")
+	if err != nil {
+		t.Fatalf("kairos dp epsilon: %v\n%s", err, out)
+	}
+	var got struct {
+		Epsilon float64 `json:"epsilon"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if got.Epsilon != 0 {
+		t.Errorf("ε = %v, want 0", got.Epsilon)
+	}
+}
