@@ -316,18 +316,23 @@ func parseDecimal(b []byte) (v float64, ok bool) {
 	return float64(m) / pow10(frac), true
 }
 
-// parseAmount parses a finite non-negative decimal amount. The reason is
-// ReasonBadAmount or ReasonNegativeAmount when it fails.
+// parseAmount parses a non-negative decimal amount of at most
+// model.MaxAmount. The reason is ReasonBadAmount or ReasonNegativeAmount when
+// it fails.
 func parseAmount(b []byte) (float64, string, error) {
-	if v, ok := parseDecimal(b); ok {
-		return v, "", nil
-	}
-	v, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a finite number", b)
+	v, ok := parseDecimal(b)
+	if !ok {
+		var err error
+		v, err = strconv.ParseFloat(string(b), 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a finite number", b)
+		}
 	}
 	if v < 0 {
 		return 0, ReasonNegativeAmount, fmt.Errorf("amount %q is negative", b)
+	}
+	if v > model.MaxAmount {
+		return 0, ReasonBadAmount, fmt.Errorf("amount %q is above the maximum %g", b, float64(model.MaxAmount))
 	}
 	return v, "", nil
 }

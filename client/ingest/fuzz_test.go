@@ -32,7 +32,7 @@ func checkRead(t *testing.T, in []byte, opts Options) {
 		if ev.Time.Location() != time.UTC {
 			t.Fatalf("event %d time %v is not UTC", n, ev.Time)
 		}
-		if ev.HasAmount && (ev.Amount < 0 || math.IsNaN(ev.Amount) || math.IsInf(ev.Amount, 0)) {
+		if ev.HasAmount && (ev.Amount < 0 || ev.Amount > model.MaxAmount || math.IsNaN(ev.Amount) || math.IsInf(ev.Amount, 0)) {
 			t.Fatalf("event %d has amount %v", n, ev.Amount)
 		}
 		return nil
@@ -83,6 +83,7 @@ func FuzzReadTaobao(f *testing.F) {
 func FuzzReadOnlineRetail(f *testing.F) {
 	f.Add([]byte(retailHead + `"536365","85123A","WHITE ""HANGING"", HEART",6,"2010-12-01 08:26:00",2.55,17850,"United Kingdom"` + "\r\n"))
 	f.Add([]byte(retailHead + `"C1","D","x",-1,"2010-12-01 09:41",27.5,NA,"UK"` + "\n\"2\",\"A\n"))
+	f.Add([]byte(retailHead + `"2","D","x",999999999999999999,"2010-12-01 09:41",1e300,1,"UK"` + "\n"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		checkRead(t, in, Options{Format: OnlineRetail})
 	})
@@ -91,6 +92,7 @@ func FuzzReadOnlineRetail(f *testing.F) {
 func FuzzReadCSV(f *testing.F) {
 	f.Add([]byte("user,ts,kind,amount\nu1,100,pv,1\nu2,-100,buy,\n"), "2006-01-02")
 	f.Add([]byte("user,ts,kind,amount\n\"u,1\",1,buy,1e3\n"), "unix")
+	f.Add([]byte("user,ts,kind,amount\nu1,1,buy,1e13\nu1,2,buy,999999999999999\n"), "unix")
 	f.Fuzz(func(t *testing.T, in []byte, layout string) {
 		m := testMapping()
 		if layout != "" {

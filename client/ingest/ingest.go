@@ -129,7 +129,7 @@ func TaobaoRange() (from, to time.Time) {
 const (
 	ReasonUnknownKind     = "unknown kind"
 	ReasonBadTime         = "unparseable time"
-	ReasonBadAmount       = "non-numeric amount"
+	ReasonBadAmount       = "bad amount" // not a finite number, or above model.MaxAmount
 	ReasonNegativeAmount  = "negative amount"
 	ReasonMissingCustomer = "missing customer"
 	ReasonColumnCount     = "wrong column count"

@@ -137,8 +137,17 @@ func (p *retailParser) parse(line []byte) (model.Event, string, *RowError) {
 	if price < 0 {
 		return model.Event{}, "", &RowError{Column: 6, Reason: ReasonNegativeAmount, Err: fmt.Errorf("unit price %q is negative", priceB)}
 	}
+	if price > model.MaxAmount {
+		return model.Event{}, "", &RowError{Column: 6, Reason: ReasonBadAmount, Err: fmt.Errorf("unit price %q is above the maximum amount %g", priceB, float64(model.MaxAmount))}
+	}
+	// Both factors are at most 10^18 and 10^12, so the product is finite.
+	amount := float64(qty) * price
+	if amount > model.MaxAmount {
+		return model.Event{}, "", &RowError{Column: 4, Reason: ReasonBadAmount,
+			Err: fmt.Errorf("quantity %d × unit price %q = %g is above the maximum amount %g", qty, priceB, amount, float64(model.MaxAmount))}
+	}
 	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: model.Purchase,
-		Amount: float64(qty) * price, HasAmount: true, Item: p.items.get(stock)}
+		Amount: amount, HasAmount: true, Item: p.items.get(stock)}
 	p.last = RetailLine{Invoice: p.invoices.get(invoice), Country: p.countries.get(country), Quantity: int(qty), UnitPrice: price}
 	return ev, "", nil
 }
