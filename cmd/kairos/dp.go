@@ -190,6 +190,7 @@ func newDPNoiseCmd() *cobra.Command {
 		epochs       float64
 		steps, custs int
 		ledger       string
+		releases     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "noise",
@@ -203,8 +204,12 @@ func newDPNoiseCmd() *cobra.Command {
 trains with q = 0.01 for 300 steps; pass the printed noise_multiplier to training. The
 noise the library actually adds is up to 0.1% larger, so the spend is at most ε.
 
-With --ledger FILE, --epsilon is the total budget: the plan spends what is left after the
-releases in the file (the printed epsilon is the total after training).`,
+With --ledger FILE or --release SPEC (repeatable, as in kairos dp epsilon), --epsilon is
+the total budget: the plan spends what is left after those releases (the printed
+epsilon is the total after training). The noise of a federated round plan, whose one
+customer count (σ = 50) is spent besides 40 rounds of 10 steps at q = 0.05:
+
+  kairos dp noise --epsilon 1 --delta 1e-6 --sampling-rate 0.05 --steps 400 --release q=1,z=50,steps=1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt, err := acc.options()
@@ -215,18 +220,29 @@ releases in the file (the printed epsilon is the total after training).`,
 				Epsilon: eps, Delta: acc.delta, Customers: custs, BatchSize: b, SamplingRate: q,
 				Epochs: epochs, Steps: steps, Accountant: opt,
 			}
-			if ledger != "" {
-				rs, err := dpReadLedger(ledger)
-				if err != nil {
-					return err
-				}
+			if ledger != "" || len(releases) > 0 {
 				l, err := dp.NewLedger(opt)
 				if err != nil {
 					return err
 				}
-				for i, r := range rs {
+				for i, s := range releases {
+					r, err := dp.ParseReleaseSpec(s)
+					if err != nil {
+						return fmt.Errorf("--release %d %q: %w", i+1, s, err)
+					}
 					if err := l.Add(r); err != nil {
-						return fmt.Errorf("--ledger %s: release %d: %w", ledger, i+1, err)
+						return fmt.Errorf("--release %d %q: %w", i+1, s, err)
+					}
+				}
+				if ledger != "" {
+					rs, err := dpReadLedger(ledger)
+					if err != nil {
+						return err
+					}
+					for i, r := range rs {
+						if err := l.Add(r); err != nil {
+							return fmt.Errorf("--ledger %s: release %d: %w", ledger, i+1, err)
+						}
 					}
 				}
 				po.Spent = l
@@ -252,6 +268,7 @@ releases in the file (the printed epsilon is the total after training).`,
 	cmd.Flags().IntVar(&steps, "steps", 0, "number of steps")
 	cmd.Flags().Float64Var(&epochs, "epochs", 0, "expected passes over the customers (steps = ⌈epochs/q⌉)")
 	cmd.Flags().StringVar(&ledger, "ledger", "", "releases already spent (JSON lines or CSV); --epsilon is then the total")
+	cmd.Flags().StringArrayVar(&releases, "release", nil, "a release already spent, e.g. q=1,z=50,steps=1 (repeatable); --epsilon is then the total")
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -153,5 +154,47 @@ func TestDPEpsilonTinyRelease(t *testing.T) {
 	}
 	if got.Epsilon != 0 {
 		t.Errorf("ε = %v, want 0", got.Epsilon)
+	}
+}
+
+// TestDPNoiseAfterReleases: --release specs are spent before the plan, as a
+// ledger file is. The federated round plan of docs/privacy.md (40 rounds of 10
+// steps at q = 0.05, one count at σ = 50, one evaluation at σ = 10) needs more
+// noise than the training alone, and the composed ε of the plan with those two
+// releases, recomputed by `dp epsilon`, is the target.
+func TestDPNoiseAfterReleases(t *testing.T) {
+	plan := func(extra ...string) float64 {
+		t.Helper()
+		args := append([]string{"noise", "--epsilon", "1", "--delta", "1e-6", "--sampling-rate", "0.05", "--steps", "400", "--json"}, extra...)
+		out, err := runDP(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		var got struct {
+			NoiseMultiplier float64 `json:"noise_multiplier"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatal(err)
+		}
+		return got.NoiseMultiplier
+	}
+	alone := plan()
+	z := plan("--release", "q=1,z=50,steps=1", "--release", "q=1,z=10,steps=1")
+	if !(z > alone) {
+		t.Fatalf("z after the count and the evaluation = %v, want above %v (training alone)", z, alone)
+	}
+	out, err := runDP(t, "epsilon", "--delta", "1e-6", "--json", "--release", "q=1,z=50,steps=1", "--release", "q=1,z=10,steps=1",
+		"--release", "q=0.05,z="+strconv.FormatFloat(z, 'g', -1, 64)+",steps=400")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Epsilon float64 `json:"epsilon"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Epsilon > 1 || got.Epsilon < 1-1e-3 {
+		t.Errorf("ε of the plan with its releases = %v, want in [0.999, 1]", got.Epsilon)
 	}
 }
