@@ -147,3 +147,16 @@ func BenchmarkVerify100k(b *testing.B) {
 		}
 	}
 }
+
+// TestAuditRewritesRefused: every SQL path that would change a stored entry
+// or checkpoint in place is refused, also with ordinary triggers switched
+// off by session_replication_role.
+func TestAuditRewritesRefused(t *testing.T) {
+	storetest.RunRewrites(t, func(t *testing.T) (storetest.Store, storetest.Exec) {
+		s := openTest(t)
+		return s, func(ctx context.Context, q string) error {
+			_, err := s.pool.Exec(ctx, q)
+			return err
+		}
+	}, storetest.PostgresRewrites)
+}

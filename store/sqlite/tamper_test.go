@@ -164,3 +164,16 @@ func rewriteFrom(t *testing.T, s *Store, seq uint64, mod func(*audit.Entry)) {
 		}
 	}
 }
+
+// TestAuditRewritesRefused: every SQL path that would change a stored entry
+// or checkpoint in place, including INSERT OR REPLACE, which deletes the old
+// row without firing the DELETE trigger, is refused by the schema.
+func TestAuditRewritesRefused(t *testing.T) {
+	storetest.RunRewrites(t, func(t *testing.T) (storetest.Store, storetest.Exec) {
+		s := openTest(t)
+		return s, func(ctx context.Context, q string) error {
+			_, err := s.w.ExecContext(ctx, q)
+			return err
+		}
+	}, storetest.SQLiteRewrites)
+}
