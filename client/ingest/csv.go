@@ -14,6 +14,7 @@ type csvParser struct {
 	sp     splitter
 	loc    *time.Location
 	kinds  map[string]model.Kind
+	ignore map[string]bool
 	ncols  int // expected fields per row; 0 until known
 	need   int // fields a row must have to reach every mapped column
 	cust   int // 0-based indices; -1 when absent
@@ -37,6 +38,12 @@ func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
 	p := &csvParser{m: m, sp: splitter{delim: d}, loc: loc,
 		customers: newInterner(1 << 14), items: newInterner(1 << 12), categories: newInterner(1 << 10)}
 	p.kinds = m.KindValues
+	if len(m.IgnoreKinds) > 0 {
+		p.ignore = make(map[string]bool, len(m.IgnoreKinds))
+		for _, v := range m.IgnoreKinds {
+			p.ignore[v] = true
+		}
+	}
 	if !m.Header {
 		p.resolve(nil)
 	}
@@ -99,6 +106,10 @@ func (p *csvParser) parse(line []byte) (model.Event, string, *RowError) {
 		want := max(p.ncols, p.need)
 		return model.Event{}, "", &RowError{Column: min(len(f), want) + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("%d columns, want %d", len(f), want)}
 	}
+	if p.kind >= 0 && p.ignore[string(f[p.kind])] {
+		// Not an event: the rest of the row does not matter.
+		return model.Event{}, ReasonIgnoredKind, nil
+	}
 	cust := f[p.cust]
 	if len(cust) == 0 {
 		return model.Event{}, "", &RowError{Column: p.cust + 1, Reason: ReasonMissingCustomer}
@@ -127,7 +138,8 @@ func (p *csvParser) parse(line []byte) (model.Event, string, *RowError) {
 			k, ok = canonicalKind(f[p.kind])
 		}
 		if !ok {
-			return model.Event{}, "", &RowError{Column: p.kind + 1, Reason: ReasonUnknownKind, Err: fmt.Errorf("kind %q is not mapped", f[p.kind])}
+			return model.Event{}, "", &RowError{Column: p.kind + 1, Reason: ReasonUnknownKind, Value: string(f[p.kind]),
+				Err: fmt.Errorf("kind %q is not mapped (add it under kind values, or under kind ignore if it is not an event)", f[p.kind])}
 		}
 	}
 	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}

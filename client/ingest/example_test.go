@@ -35,6 +35,6 @@ amount: price
 	// Output:
 	// ann 22:13 view 0
 	// ann 23:13 purchase 12.5
-	// 2 events, 1 invalid: read shop.csv: line 4, column 3: unknown kind: kind "x" is not mapped
+	// 2 events, 1 invalid: read shop.csv: line 4, column 3: unknown kind: kind "x" is not mapped (add it under kind values, or under kind ignore if it is not an event)
 	// <nil>
 }

@@ -137,6 +137,8 @@ func FuzzSplit(f *testing.F) {
 func FuzzParseMapping(f *testing.F) {
 	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n")
 	f.Add("header: true\ncustomer: user\ntime:\n  column: ts\n  layout: unix_ms\n  zone: UTC\nkind:\n  column: k\n  values: {a: view, b: cart}\namount: 4\n")
+	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: purchase\n")
+	f.Add("customer: &c 1\ntime: {column: *c, layout: unix}\nkind: {column: 3, values: {b: purchase}, ignore: [v, *c]}\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		m, err := ParseMapping(strings.NewReader(in), "fuzz.yaml")
 		if err != nil {

@@ -7,8 +7,9 @@
 // strings (customer ids, categories) are interned in bounded tables. Every bad row
 // becomes a *RowError naming file, line and column; Options.OnError decides
 // whether the first one stops the read (FailFast) or rows are counted per reason
-// and skipped (Skip). Rows that a format defines as "not an event" (an Online
-// Retail line without a customer, a cancellation) and rows outside
+// and skipped (Skip), up to Options.MaxInvalidShare of the file. Rows that a
+// format defines as "not an event" (an Online Retail line without a customer, a
+// cancellation, a kind value a Mapping ignores) and rows outside
 // [Options.ValidFrom, Options.ValidTo) are never fatal: they are counted in the
 // Report and dropped.
 package ingest
@@ -20,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -85,6 +87,12 @@ type Options struct {
 	// ignored otherwise.
 	Mapping *Mapping
 	OnError ErrorPolicy
+	// MaxInvalidShare bounds the bad rows a Skip read accepts: when more than
+	// this share of the data rows are bad input (Report.Invalid > MaxInvalidShare
+	// × Report.Rows), the read returns a *TooManyInvalidError at the end of the
+	// file. Rows a format excludes by rule and out-of-range rows do not count.
+	// Zero means no bound; it must lie in [0, 1].
+	MaxInvalidShare float64
 	// Location is the zone of naive timestamps in the file (CDNOW dates, Online
 	// Retail invoice dates, CSV layouts without an offset when the Mapping names
 	// no zone). Nil means UTC.
@@ -101,6 +109,9 @@ func (o *Options) validate() error {
 	}
 	if o.OnError != FailFast && o.OnError != Skip {
 		return fmt.Errorf("unknown error policy %d", o.OnError)
+	}
+	if !(o.MaxInvalidShare >= 0 && o.MaxInvalidShare <= 1) {
+		return fmt.Errorf("max invalid share %v is not in [0, 1]", o.MaxInvalidShare)
 	}
 	if o.Format == CSV {
 		if o.Mapping == nil {
@@ -141,6 +152,9 @@ const (
 	// ReasonCancellation counts Online Retail cancellation lines (invoice
 	// numbers starting with C), which are not purchases.
 	ReasonCancellation = "cancellation"
+	// ReasonIgnoredKind counts rows whose kind value a Mapping lists under
+	// IgnoreKinds.
+	ReasonIgnoredKind = "ignored kind"
 )
 
 // MaxLineBytes is the longest line a reader accepts; a longer line is a
@@ -155,6 +169,9 @@ type RowError struct {
 	Column int
 	Reason string // one of the Reason constants
 	Err    error  // detail, may be nil
+	// Value is the offending field for ReasonUnknownKind, so that a Report can
+	// count rows per unmapped value; empty otherwise.
+	Value string
 }
 
 func (e *RowError) Error() string {
@@ -186,6 +203,9 @@ type OutOfRangeRow struct {
 // maxExamples bounds the example lists in a Report.
 const maxExamples = 10
 
+// maxKindValues bounds the distinct unmapped kind values a Report counts.
+const maxKindValues = 20
+
 // Report counts what a read did.
 type Report struct {
 	File   string
@@ -200,6 +220,10 @@ type Report struct {
 	Invalid int
 	// Errors holds the first few skipped *RowErrors, for printing.
 	Errors []*RowError
+	// UnknownKinds counts the rows of each kind value the format or Mapping
+	// does not map (the first maxKindValues distinct values; all of them are
+	// in Skipped[ReasonUnknownKind]).
+	UnknownKinds map[string]int
 	// OutOfRange counts well-formed events outside [ValidFrom, ValidTo);
 	// OutOfRangeRows holds the first few.
 	OutOfRange     int
@@ -224,6 +248,9 @@ func (r Report) String() string {
 	for _, k := range reasons {
 		fmt.Fprintf(&b, "\n  skipped %-20s %d", k+":", r.Skipped[k])
 	}
+	for _, v := range r.unknownKindsByCount() {
+		fmt.Fprintf(&b, "\n  kind value %q is not mapped: %d rows", v, r.UnknownKinds[v])
+	}
 	for _, o := range r.OutOfRangeRows {
 		fmt.Fprintf(&b, "\n  out of range: line %d at %s", o.Line, o.Time.Format(time.RFC3339))
 	}
@@ -235,6 +262,64 @@ func (r Report) String() string {
 	}
 	if n := r.Invalid - len(r.Errors); n > 0 {
 		fmt.Fprintf(&b, "\n  ... and %d more invalid rows", n)
+	}
+	return b.String()
+}
+
+// unknownKindsByCount returns the keys of UnknownKinds, most rows first.
+func (r Report) unknownKindsByCount() []string {
+	vs := make([]string, 0, len(r.UnknownKinds))
+	for v := range r.UnknownKinds {
+		vs = append(vs, v)
+	}
+	sort.Slice(vs, func(i, j int) bool {
+		if a, b := r.UnknownKinds[vs[i]], r.UnknownKinds[vs[j]]; a != b {
+			return a > b
+		}
+		return vs[i] < vs[j]
+	})
+	return vs
+}
+
+// TooManyInvalidError is the error of a Skip read in which more than
+// Options.MaxInvalidShare of the data rows were bad input: a sign that the
+// file does not have the layout the reader was told (a wrong time layout, a
+// kind column whose values are not mapped) rather than of a few damaged rows.
+type TooManyInvalidError struct {
+	Report   Report // the whole read, with the first bad rows in Errors
+	MaxShare float64
+}
+
+// tooManyInvalidExamples is how many bad rows the error message shows.
+const tooManyInvalidExamples = 5
+
+func (e *TooManyInvalidError) Error() string {
+	r := e.Report
+	var b strings.Builder
+	fmt.Fprintf(&b, "read %s: %d of %d data rows (%.1f%%) are bad input, more than the %g%% allowed",
+		r.File, r.Invalid, r.Rows, 100*float64(r.Invalid)/float64(max(r.Rows, 1)), 100*e.MaxShare)
+	reasons := make([]string, 0, len(r.Skipped))
+	for _, re := range r.Errors {
+		if !slices.Contains(reasons, re.Reason) {
+			reasons = append(reasons, re.Reason)
+		}
+	}
+	for _, k := range reasons {
+		fmt.Fprintf(&b, "\n  %s: %d rows", k, r.Skipped[k])
+	}
+	for _, v := range r.unknownKindsByCount() {
+		fmt.Fprintf(&b, "\n  kind value %q is not mapped: %d rows", v, r.UnknownKinds[v])
+	}
+	b.WriteString("\nfirst bad rows:")
+	for _, re := range r.Errors[:min(len(r.Errors), tooManyInvalidExamples)] {
+		fmt.Fprintf(&b, "\n  line %d", re.Line)
+		if re.Column > 0 {
+			fmt.Fprintf(&b, ", column %d", re.Column)
+		}
+		fmt.Fprintf(&b, ": %s", re.Reason)
+		if re.Err != nil {
+			fmt.Fprintf(&b, ": %v", re.Err)
+		}
 	}
 	return b.String()
 }
@@ -296,6 +381,9 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 	for {
 		line, lineNo, tooLong, err := sc.next()
 		if errors.Is(err, io.EOF) {
+			if opts.MaxInvalidShare > 0 && float64(rep.Invalid) > opts.MaxInvalidShare*float64(rep.Rows) {
+				return rep, &TooManyInvalidError{Report: rep, MaxShare: opts.MaxInvalidShare}
+			}
 			return rep, nil
 		}
 		if err != nil {
@@ -340,6 +428,14 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 			}
 			rep.Skipped[rerr.Reason]++
 			rep.Invalid++
+			if rerr.Reason == ReasonUnknownKind {
+				if _, seen := rep.UnknownKinds[rerr.Value]; seen || len(rep.UnknownKinds) < maxKindValues {
+					if rep.UnknownKinds == nil {
+						rep.UnknownKinds = map[string]int{}
+					}
+					rep.UnknownKinds[rerr.Value]++
+				}
+			}
 			if len(rep.Errors) < maxExamples {
 				rep.Errors = append(rep.Errors, rerr)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,7 +65,12 @@ type Mapping struct {
 	// ConstKind.
 	Kind       Column
 	KindValues map[string]model.Kind
-	ConstKind  model.Kind
+	// IgnoreKinds are values of the kind column that are not events (a
+	// refund, a page the shop does not count): their rows are counted under
+	// ReasonIgnoredKind and dropped, never an error. Any other value that
+	// KindValues does not map is a bad row (ReasonUnknownKind).
+	IgnoreKinds []string
+	ConstKind   model.Kind
 	// Optional columns.
 	Amount, Item, Category Column
 }
@@ -85,6 +91,17 @@ func (m *Mapping) Validate() error {
 	}
 	if m.ConstKind != 0 && (m.ConstKind < model.View || m.ConstKind > model.Purchase) {
 		return fmt.Errorf("mapping: constant kind %v is not a known kind", m.ConstKind)
+	}
+	if len(m.IgnoreKinds) > 0 && m.Kind.IsZero() {
+		return errors.New("mapping: ignored kind values need a kind column")
+	}
+	for _, v := range m.IgnoreKinds {
+		if _, mapped := m.KindValues[v]; mapped {
+			return fmt.Errorf("mapping: kind value %q is both mapped and ignored", v)
+		}
+		if _, ok := canonicalKind([]byte(v)); ok && m.KindValues == nil {
+			return fmt.Errorf("mapping: kind value %q is a canonical kind and cannot be ignored without a value map", v)
+		}
 	}
 	for raw, k := range m.KindValues {
 		if k < model.View || k > model.Purchase {
@@ -112,25 +129,16 @@ func (m *Mapping) Validate() error {
 	return nil
 }
 
-// rawMapping is the YAML form; yaml.Node fields keep line numbers for
-// validation errors.
+// rawMapping is the YAML form as nodes, nil where a key is absent; the nodes
+// keep line numbers for errors that point into the file.
 type rawMapping struct {
-	Header    yaml.Node `yaml:"header"`
-	Delimiter yaml.Node `yaml:"delimiter"`
-	Customer  yaml.Node `yaml:"customer"`
-	Time      *struct {
-		Column yaml.Node `yaml:"column"`
-		Layout yaml.Node `yaml:"layout"`
-		Zone   yaml.Node `yaml:"zone"`
-	} `yaml:"time"`
-	Kind *struct {
-		Column   yaml.Node `yaml:"column"`
-		Values   yaml.Node `yaml:"values"`
-		Constant yaml.Node `yaml:"constant"`
-	} `yaml:"kind"`
-	Amount   yaml.Node `yaml:"amount"`
-	Item     yaml.Node `yaml:"item"`
-	Category yaml.Node `yaml:"category"`
+	Header, Delimiter, Customer        *yaml.Node
+	TimeColumn, TimeLayout, TimeZone   *yaml.Node
+	KindColumn, KindValues, KindIgnore *yaml.Node
+	KindConstant                       *yaml.Node
+	Amount, Item, Category             *yaml.Node
+	// Time and Kind are the maps holding the Time… and Kind… keys.
+	Time, Kind *yaml.Node
 }
 
 // LoadMapping reads a mapping YAML file; see ParseMapping.
@@ -144,7 +152,8 @@ func LoadMapping(path string) (*Mapping, error) {
 }
 
 // ParseMapping reads a mapping from YAML, strictly: unknown keys, wrong types
-// and invalid values are errors that name the line. The layout:
+// and invalid values are errors that name the key, the value and the line, in
+// the file's terms. The layout:
 //
 //	header: true            # default false
 //	delimiter: ","          # default ","; "\t" for TSV
@@ -156,18 +165,21 @@ func LoadMapping(path string) (*Mapping, error) {
 //	kind:                   # either a column with an optional value map ...
 //	  column: event
 //	  values: {pv: view, cart: cart, fav: favorite, buy: purchase}
+//	  ignore: [refund]      # values that are not events: counted and dropped
 //	# kind: {constant: purchase}   # ... or one kind for every row
 //	amount: price           # optional
 //	item: sku               # optional
 //	category: cat           # optional
 func ParseMapping(r io.Reader, name string) (*Mapping, error) {
-	dec := yaml.NewDecoder(r)
-	dec.KnownFields(true)
-	var raw rawMapping
-	if err := dec.Decode(&raw); err != nil {
+	var doc yaml.Node
+	if err := yaml.NewDecoder(r).Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("parse mapping %s: empty document", name)
 		}
+		return nil, fmt.Errorf("parse mapping %s: %w", name, err)
+	}
+	raw, err := readRaw(&doc)
+	if err != nil {
 		return nil, fmt.Errorf("parse mapping %s: %w", name, err)
 	}
 	m, err := raw.mapping()
@@ -180,30 +192,135 @@ func ParseMapping(r io.Reader, name string) (*Mapping, error) {
 	return m, nil
 }
 
+// readRaw walks the document by hand rather than decoding into a struct, so
+// that a wrong shape is reported with the key the user wrote ("kind must be a
+// map ...") instead of the Go type the decoder could not fill.
+func readRaw(doc *yaml.Node) (*rawMapping, error) {
+	root := deref(doc)
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = deref(root.Content[0])
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, nodeErr(root, "a mapping is a map of keys (%s), not %s", strings.Join(topKeys, ", "), describe(root))
+	}
+	raw := &rawMapping{}
+	err := keys(root, "", map[string]**yaml.Node{
+		"header": &raw.Header, "delimiter": &raw.Delimiter, "customer": &raw.Customer, "time": &raw.Time,
+		"kind": &raw.Kind, "amount": &raw.Amount, "item": &raw.Item, "category": &raw.Category,
+	}, topKeys)
+	if err != nil {
+		return nil, err
+	}
+	if n := raw.Time; n != nil {
+		if n.Kind != yaml.MappingNode {
+			return nil, nodeErr(n, "time must be a map with a column and a layout, like time: {column: ts, layout: unix}; got %s", describe(n))
+		}
+		if err := keys(n, "time", map[string]**yaml.Node{"column": &raw.TimeColumn, "layout": &raw.TimeLayout, "zone": &raw.TimeZone},
+			[]string{"column", "layout", "zone"}); err != nil {
+			return nil, err
+		}
+	}
+	if n := raw.Kind; n != nil {
+		if n.Kind != yaml.MappingNode {
+			hint := "kind: {column: event, values: {buy: purchase}} or kind: {constant: purchase}"
+			if _, err := model.ParseKind(n.Value); err == nil && n.Kind == yaml.ScalarNode {
+				hint = fmt.Sprintf("kind: {constant: %s} for one kind on every row", n.Value)
+			}
+			return nil, nodeErr(n, "kind must be a map with a column (and optional values) or a constant, like %s; got %s", hint, describe(n))
+		}
+		if err := keys(n, "kind", map[string]**yaml.Node{"column": &raw.KindColumn, "values": &raw.KindValues, "ignore": &raw.KindIgnore,
+			"constant": &raw.KindConstant}, []string{"column", "values", "ignore", "constant"}); err != nil {
+			return nil, err
+		}
+	}
+	return raw, nil
+}
+
+// topKeys are the keys of a mapping document, in the order of its layout.
+var topKeys = []string{"header", "delimiter", "customer", "time", "kind", "amount", "item", "category"}
+
+// keys stores the value node of every key of the map n into dst[key], and
+// refuses a key that is not in dst or that is given twice. under names the
+// enclosing key for messages ("" at the top); want lists the keys in the
+// order they are documented.
+func keys(n *yaml.Node, under string, dst map[string]**yaml.Node, want []string) error {
+	where := ""
+	if under != "" {
+		where = " under " + under
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := deref(n.Content[i]), deref(n.Content[i+1])
+		if kn.Kind != yaml.ScalarNode {
+			return nodeErr(kn, "a key%s must be a word, not %s", where, describe(kn))
+		}
+		p, ok := dst[kn.Value]
+		if !ok {
+			return nodeErr(kn, "unknown key %q%s (want %s)", kn.Value, where, strings.Join(want, ", "))
+		}
+		if *p != nil {
+			return nodeErr(kn, "key %q%s is given twice (first on line %d)", kn.Value, where, firstLine(n, kn.Value))
+		}
+		*p = vn
+	}
+	return nil
+}
+
+// firstLine is the line of the first key named key in the map n.
+func firstLine(n *yaml.Node, key string) int {
+	for i := 0; i < len(n.Content); i += 2 {
+		if kn := deref(n.Content[i]); kn.Value == key {
+			return kn.Line
+		}
+	}
+	return 0
+}
+
+// deref follows an alias (*name) to the node it names.
+func deref(n *yaml.Node) *yaml.Node {
+	for range 16 {
+		if n.Kind != yaml.AliasNode || n.Alias == nil {
+			break
+		}
+		n = n.Alias
+	}
+	return n
+}
+
+// describe names a node's value the way the user wrote it.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a map"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "an empty document"
+}
+
 func nodeErr(n *yaml.Node, format string, args ...any) error {
 	return fmt.Errorf("line %d, column %d: %s", n.Line, n.Column, fmt.Sprintf(format, args...))
 }
 
-func present(n *yaml.Node) bool { return n.Kind != 0 }
-
 func scalar(n *yaml.Node, what string) (string, error) {
 	if n.Kind != yaml.ScalarNode {
-		return "", nodeErr(n, "%s must be a scalar", what)
+		return "", nodeErr(n, "%s must be a single value, not %s", what, describe(n))
 	}
 	return n.Value, nil
 }
 
 func column(n *yaml.Node, what string, required bool) (Column, error) {
-	if !present(n) {
+	if n == nil {
 		if required {
 			return Column{}, fmt.Errorf("%s column is required", what)
 		}
 		return Column{}, nil
 	}
-	v, err := scalar(n, what+" column")
-	if err != nil {
-		return Column{}, err
+	if n.Kind != yaml.ScalarNode {
+		return Column{}, nodeErr(n, "%s column must be a header name or a 1-based index, not %s", what, describe(n))
 	}
+	v := n.Value
 	if n.ShortTag() == "!!int" {
 		i, err := strconv.Atoi(v)
 		if err != nil || i < 1 {
@@ -220,91 +337,90 @@ func column(n *yaml.Node, what string, required bool) (Column, error) {
 func (raw *rawMapping) mapping() (*Mapping, error) {
 	m := &Mapping{Delimiter: ','}
 	var err error
-	if present(&raw.Header) {
-		if raw.Header.ShortTag() != "!!bool" {
-			return nil, nodeErr(&raw.Header, "header must be true or false")
+	if n := raw.Header; n != nil {
+		if n.ShortTag() != "!!bool" {
+			return nil, nodeErr(n, "header must be true or false, not %s", describe(n))
 		}
-		m.Header = raw.Header.Value == "true"
+		m.Header = n.Value == "true"
 	}
-	if present(&raw.Delimiter) {
-		d, err := scalar(&raw.Delimiter, "delimiter")
+	if n := raw.Delimiter; n != nil {
+		d, err := scalar(n, "delimiter")
 		if err != nil {
 			return nil, err
 		}
 		if len(d) != 1 || d[0] >= 0x80 {
-			return nil, nodeErr(&raw.Delimiter, "delimiter %q must be one ASCII character", d)
+			return nil, nodeErr(n, "delimiter %q must be one ASCII character", d)
 		}
 		m.Delimiter = d[0]
 	}
-	if m.Customer, err = column(&raw.Customer, "customer", true); err != nil {
+	if m.Customer, err = column(raw.Customer, "customer", true); err != nil {
 		return nil, err
 	}
 	if raw.Time == nil {
-		return nil, errors.New("time is required")
+		return nil, errors.New("time is required, like time: {column: ts, layout: unix}")
 	}
-	if m.Time, err = column(&raw.Time.Column, "time", true); err != nil {
+	if m.Time, err = column(raw.TimeColumn, "time", true); err != nil {
 		return nil, err
 	}
-	if !present(&raw.Time.Layout) {
-		return nil, errors.New("time layout is required")
+	if raw.TimeLayout == nil {
+		return nil, nodeErr(raw.Time, "time layout is required (unix, unix_ms or a Go layout like \"2006-01-02 15:04:05\")")
 	}
-	if m.TimeLayout, err = scalar(&raw.Time.Layout, "time layout"); err != nil {
+	if m.TimeLayout, err = scalar(raw.TimeLayout, "time layout"); err != nil {
 		return nil, err
 	}
 	if m.TimeLayout == "" {
-		return nil, nodeErr(&raw.Time.Layout, "time layout is empty")
+		return nil, nodeErr(raw.TimeLayout, "time layout is empty")
 	}
-	if present(&raw.Time.Zone) {
-		z, err := scalar(&raw.Time.Zone, "time zone")
+	if n := raw.TimeZone; n != nil {
+		z, err := scalar(n, "time zone")
 		if err != nil {
 			return nil, err
 		}
 		if m.TimeZone, err = time.LoadLocation(z); err != nil || z == "" || strings.HasPrefix(z, "/") {
-			return nil, nodeErr(&raw.Time.Zone, "unknown time zone %q", z)
+			return nil, nodeErr(n, "unknown time zone %q", z)
 		}
 	}
 	if raw.Kind == nil {
 		return nil, errors.New("kind is required (a column or a constant)")
 	}
-	if m.Kind, err = column(&raw.Kind.Column, "kind", false); err != nil {
+	if m.Kind, err = column(raw.KindColumn, "kind", false); err != nil {
 		return nil, err
 	}
-	if present(&raw.Kind.Constant) {
-		c, err := scalar(&raw.Kind.Constant, "constant kind")
+	if n := raw.KindConstant; n != nil {
+		c, err := scalar(n, "kind constant")
 		if err != nil {
 			return nil, err
 		}
 		if m.ConstKind, err = model.ParseKind(c); err != nil {
-			return nil, nodeErr(&raw.Kind.Constant, "%v", err)
+			return nil, nodeErr(n, "kind constant: %v", err)
 		}
 		if !m.Kind.IsZero() {
-			return nil, nodeErr(&raw.Kind.Constant, "give either a kind column or a constant kind, not both")
+			return nil, nodeErr(n, "give either a kind column or a constant kind, not both")
 		}
 	} else if m.Kind.IsZero() {
-		return nil, errors.New("kind needs a column or a constant")
+		return nil, nodeErr(raw.Kind, "kind needs a column or a constant")
 	}
-	if present(&raw.Kind.Values) {
-		v := &raw.Kind.Values
+	if v := raw.KindValues; v != nil {
 		if v.Kind != yaml.MappingNode {
-			return nil, nodeErr(v, "kind values must be a map from file value to kind")
+			return nil, nodeErr(v, "kind values must be a map from file value to kind, like {buy: purchase}, not %s", describe(v))
 		}
 		if m.Kind.IsZero() {
 			return nil, nodeErr(v, "kind values need a kind column")
 		}
 		m.KindValues = make(map[string]model.Kind, len(v.Content)/2)
 		for i := 0; i+1 < len(v.Content); i += 2 {
-			kn, vn := v.Content[i], v.Content[i+1]
-			key, err := scalar(kn, "kind value")
+			kn, vn := deref(v.Content[i]), deref(v.Content[i+1])
+			key, err := scalar(kn, "a file value under kind values")
 			if err != nil {
 				return nil, err
 			}
-			val, err := scalar(vn, "kind")
+			val, err := scalar(vn, fmt.Sprintf("kind value %s", key))
 			if err != nil {
 				return nil, err
 			}
 			k, err := model.ParseKind(val)
 			if err != nil {
-				return nil, nodeErr(vn, "%v", err)
+				return nil, nodeErr(vn, "kind value %s: %v", key, err)
 			}
 			if _, dup := m.KindValues[key]; dup {
 				return nil, nodeErr(kn, "kind value %q given twice", key)
@@ -312,13 +428,35 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 			m.KindValues[key] = k
 		}
 	}
-	if m.Amount, err = column(&raw.Amount, "amount", false); err != nil {
+	if v := raw.KindIgnore; v != nil {
+		if v.Kind != yaml.SequenceNode {
+			return nil, nodeErr(v, "kind ignore must be a list of file values, like [refund, view_promo], not %s", describe(v))
+		}
+		if m.Kind.IsZero() {
+			return nil, nodeErr(v, "kind ignore needs a kind column")
+		}
+		for _, n := range v.Content {
+			n = deref(n)
+			val, err := scalar(n, "a value under kind ignore")
+			if err != nil {
+				return nil, err
+			}
+			if _, mapped := m.KindValues[val]; mapped {
+				return nil, nodeErr(n, "kind value %q is both mapped under values and ignored", val)
+			}
+			if slices.Contains(m.IgnoreKinds, val) {
+				return nil, nodeErr(n, "kind value %q ignored twice", val)
+			}
+			m.IgnoreKinds = append(m.IgnoreKinds, val)
+		}
+	}
+	if m.Amount, err = column(raw.Amount, "amount", false); err != nil {
 		return nil, err
 	}
-	if m.Item, err = column(&raw.Item, "item", false); err != nil {
+	if m.Item, err = column(raw.Item, "item", false); err != nil {
 		return nil, err
 	}
-	if m.Category, err = column(&raw.Category, "category", false); err != nil {
+	if m.Category, err = column(raw.Category, "category", false); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -50,21 +50,37 @@ func TestParseMappingErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"unknown top key", "customer: 1\ncolour: red\n", "line 2: field colour not found"},
-		{"unknown nested key", "customer: 1\ntime:\n  column: 2\n  layuot: unix\n", "line 4: field layuot not found"},
-		{"bad kind value", "customer: 1\ntime: {column: 2, layout: unix}\nkind:\n  column: 3\n  values:\n    pv: look\n", `line 6, column 9: unknown event kind "look"`},
-		{"bad constant", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: buy}\n", `line 3, column 18: unknown event kind "buy"`},
+		{"unknown top key", "customer: 1\ncolour: red\n", `line 2, column 1: unknown key "colour" (want header, delimiter, customer, time, kind, amount, item, category)`},
+		{"unknown nested key", "customer: 1\ntime:\n  column: 2\n  layuot: unix\n", `line 4, column 3: unknown key "layuot" under time (want column, layout, zone)`},
+		{"unknown kind key", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, value: {a: view}}\n", `line 3, column 19: unknown key "value" under kind (want column, values, ignore, constant)`},
+		// The shapes that leaked Go types before ("cannot unmarshal !!str `purchase` into struct { Column yaml.Node ...}").
+		{"kind as a word", "customer: 1\ntime: {column: 2, layout: unix}\nkind: purchase\n", `line 3, column 7: kind must be a map with a column (and optional values) or a constant, like kind: {constant: purchase} for one kind on every row; got "purchase"`},
+		{"kind as a column name", "header: true\ncustomer: u\ntime: {column: t, layout: unix}\nkind: event\n", `line 4, column 7: kind must be a map with a column (and optional values) or a constant, like kind: {column: event, values: {buy: purchase}} or kind: {constant: purchase}; got "event"`},
+		{"time as a word", "customer: 1\ntime: ts\nkind: {constant: view}\n", `line 2, column 7: time must be a map with a column and a layout, like time: {column: ts, layout: unix}; got "ts"`},
+		{"time as a list", "customer: 1\ntime: [2, unix]\nkind: {constant: view}\n", `line 2, column 7: time must be a map with a column and a layout, like time: {column: ts, layout: unix}; got a list`},
+		{"document is a list", "- customer: 1\n", `line 1, column 1: a mapping is a map of keys (header, delimiter, customer, time, kind, amount, item, category), not a list`},
+		{"document is a word", "purchase\n", `line 1, column 1: a mapping is a map of keys`},
+		{"key is a map", "{a: 1}: 2\n", `line 1, column 1: a key must be a word, not a map`},
+		{"values as a list", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, values: [buy]}\n", `line 3, column 27: kind values must be a map from file value to kind, like {buy: purchase}, not a list`},
+		{"value is a list", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, values: {buy: [purchase]}}\n", `line 3, column 33: kind value buy must be a single value, not a list`},
+		{"ignore a mapped value", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, values: {buy: purchase}, ignore: [buy]}\n", `line 3, column 53: kind value "buy" is both mapped under values and ignored`},
+		{"ignore without column", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view, ignore: [x]}\n", `line 3, column 32: kind ignore needs a kind column`},
+		{"ignore a word", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, ignore: x}\n", `line 3, column 27: kind ignore must be a list of file values`},
+		{"ignore a canonical kind", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, ignore: [view]}\n", `kind value "view" is a canonical kind`},
+		{"bad kind value", "customer: 1\ntime: {column: 2, layout: unix}\nkind:\n  column: 3\n  values:\n    pv: look\n", `line 6, column 9: kind value pv: unknown event kind "look"`},
+		{"bad constant", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: buy}\n", `line 3, column 18: kind constant: unknown event kind "buy"`},
 		{"both kinds", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, constant: view}\n", "line 3, column 29: give either"},
 		{"no kind", "customer: 1\ntime: {column: 2, layout: unix}\n", "kind is required"},
 		{"no time", "customer: 1\nkind: {constant: view}\n", "time is required"},
-		{"no layout", "customer: 1\ntime: {column: 2}\nkind: {constant: view}\n", "time layout is required"},
+		{"no layout", "customer: 1\ntime: {column: 2}\nkind: {constant: view}\n", "line 2, column 7: time layout is required"},
 		{"zero index", "customer: 0\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "line 1, column 11: customer column index 0"},
-		{"list column", "customer: [1]\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "line 1, column 11: customer column must be a scalar"},
+		{"list column", "customer: [1]\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "line 1, column 11: customer column must be a header name or a 1-based index, not a list"},
 		{"bad zone", "customer: 1\ntime: {column: 2, layout: unix, zone: Mars/Olympus}\nkind: {constant: view}\n", `line 2, column 39: unknown time zone "Mars/Olympus"`},
 		{"bad header", "header: yes please\ncustomer: 1\n", "line 1, column 9: header must be true or false"},
 		{"long delimiter", "delimiter: ';;'\ncustomer: 1\n", "line 1, column 12: delimiter"},
 		{"named without header", "customer: c\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "no header"},
-		{"duplicate key", "customer: 1\ncustomer: 2\n", "line 2"},
+		{"duplicate key", "customer: 1\ncustomer: 2\n", `line 2, column 1: key "customer" is given twice (first on line 1)`},
+		{"duplicate nested key", "customer: 1\ntime: {column: 2, column: 3}\n", `line 2, column 19: key "column" under time is given twice (first on line 2)`},
 		{"values without column", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view, values: {a: view}}\n", "line 3, column 32: kind values need a kind column"},
 		{"empty", "", "empty document"},
 		{"not yaml", "customer: [\n", "parse mapping m.yaml: yaml: line"},
@@ -74,6 +90,12 @@ func TestParseMappingErrors(t *testing.T) {
 			_, err := ParseMapping(strings.NewReader(tt.in), "m.yaml")
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "parse mapping m.yaml: ") {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+			// The user wrote YAML keys, not Go: no decoder type names.
+			for _, leak := range []string{"yaml.Node", "struct {", "ingest.", "!!str", "!!seq", "!!map", "unmarshal"} {
+				if err != nil && strings.Contains(err.Error(), leak) {
+					t.Errorf("got %v, which names the Go decoding (%q) instead of the mapping's keys", err, leak)
+				}
 			}
 		})
 	}
@@ -115,5 +137,16 @@ func TestParseColumn(t *testing.T) {
 		if got := ParseColumn(in); got != want {
 			t.Errorf("ParseColumn(%q): got %+v, want %+v", in, got, want)
 		}
+	}
+}
+
+func TestParseMappingIgnore(t *testing.T) {
+	in := "customer: 1\ntime: {column: 2, layout: unix}\nkind:\n  column: 3\n  values: {buy: purchase}\n  ignore: [refund, \"0\"]\n"
+	m, err := ParseMapping(strings.NewReader(in), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"refund", "0"}; !reflect.DeepEqual(m.IgnoreKinds, want) {
+		t.Errorf("got ignore %q, want %q", m.IgnoreKinds, want)
 	}
 }

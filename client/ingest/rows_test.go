@@ -267,6 +267,7 @@ func TestReportString(t *testing.T) {
 	}
 	want := `in.txt: 15 rows, 1 events (2017-11-24T17:21:10Z .. 2017-11-24T17:21:10Z), 13 out of range, 1 invalid
   skipped unknown kind:        1
+  kind value "xx" is not mapped: 1 rows
   out of range: line 1 at 1970-01-01T00:01:40Z
   out of range: line 2 at 1970-01-01T00:03:20Z`
 	got := rep.String()

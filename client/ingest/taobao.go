@@ -41,7 +41,7 @@ func (p *taobaoParser) parse(line []byte) (model.Event, string, *RowError) {
 	}
 	k, ok := taobaoKind(f[3])
 	if !ok {
-		return model.Event{}, "", &RowError{Column: 4, Reason: ReasonUnknownKind, Err: fmt.Errorf("behavior %q (want pv, cart, fav or buy)", f[3])}
+		return model.Event{}, "", &RowError{Column: 4, Reason: ReasonUnknownKind, Value: string(f[3]), Err: fmt.Errorf("behavior %q (want pv, cart, fav or buy)", f[3])}
 	}
 	t, err := parseUnix(f[4], 1)
 	if err != nil {
