@@ -276,7 +276,10 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	)
 	if !plan.EvaluationOnly() {
 		r.progress(StageFeatures, round.ID)
-		if rows, err = r.features(plan.Cutoffs, base.Schema); err != nil {
+		// A merchant with no customer before the cutoffs trains on no rows: it
+		// sends noise, the same update and debit as any other, so that taking
+		// part does not say it has none.
+		if rows, err = r.features(plan.Cutoffs, base.Schema); err != nil && !errors.Is(err, train.ErrNoCustomers) {
 			return fmt.Errorf("round %s: %w", round.ID, err)
 		}
 		r.progress(StageTrain, round.ID)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	mathrand "math/rand/v2"
 	"net/http"
@@ -46,6 +47,7 @@ type fakeAgg struct {
 	accepted  map[[32]byte]protocol.Receipt
 	nonces    map[[seal.NonceSize]byte]bool
 	updates   []protocol.Update
+	payloads  [][]byte // the opened payloads of the updates, as sent
 }
 
 func newFakeAgg(t testing.TB, m *keys.Merchant) *fakeAgg {
@@ -133,6 +135,7 @@ func (f *fakeAgg) SubmitUpdate(_ context.Context, round string, env []byte) (pro
 		f.t.Errorf("fake aggregator: %v", err)
 	}
 	f.updates = append(f.updates, u)
+	f.payloads = append(f.payloads, payload)
 	rc := protocol.Receipt{UpdateID: fmt.Sprint(len(f.updates)), Round: round, Merchant: u.Merchant, Epsilon: 0.1, EpsilonCap: 1}
 	f.accepted[sum] = rc
 	f.seq++
@@ -510,4 +513,70 @@ func TestBackoff(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRunnerNoCustomersSendsNoise: a merchant with no customer before the
+// round's cutoffs used to stop with ErrNoCustomers, so whether it submitted
+// told the aggregator it had none. It now sends an update of the same form as
+// a merchant with customers (the same JSON fields, a Delta of every parameter,
+// the same release) and is debited the same releases.
+func TestRunnerNoCustomersSendsNoise(t *testing.T) {
+	join := func(events []model.Event) (protocol.Update, map[string]any, []dp.Release) {
+		t.Helper()
+		e := newRunnerEnv(t)
+		store, st, err := OpenState(e.dir, e.merchant.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		r, err := NewRunner(Options{
+			API: e.agg, Merchant: e.merchant, Events: events, Store: store, State: st, EpsilonCap: 100,
+			PollInterval: time.Millisecond, Backoff: Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background(), 1); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if len(e.agg.updates) != 1 {
+			t.Fatalf("updates at the aggregator: %d, want 1", len(e.agg.updates))
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(e.agg.payloads[0], &fields); err != nil {
+			t.Fatal(err)
+		}
+		return e.agg.updates[0], fields, st.Releases
+	}
+	// Every event after the cutoffs (1997-07-01, 1997-09-01): no customer has a row.
+	late := testEvents()
+	for i := range late {
+		late[i].Time = late[i].Time.AddDate(2, 0, 0)
+	}
+	none, noneFields, noneDebit := join(late)
+	some, someFields, someDebit := join(testEvents())
+	if a, b := fieldNames(noneFields, ""), fieldNames(someFields, ""); !slices.Equal(a, b) {
+		t.Errorf("fields without customers %v, with %v; want the same", a, b)
+	}
+	if len(none.Delta) != len(some.Delta) || dp.CheckFinite(none.Delta) != nil || none.Release != some.Release {
+		t.Errorf("no customers: %d-value delta, release %+v; with customers %d values, %+v", len(none.Delta), none.Release, len(some.Delta), some.Release)
+	}
+	if !slices.Equal(noneDebit, someDebit) || len(noneDebit) != 2 {
+		t.Errorf("debit without customers %+v, with %+v; want the same two releases", noneDebit, someDebit)
+	}
+	if c := none.Customers; math.Abs(c.Value) > 6*c.Sigma || c.Sigma != some.Customers.Sigma {
+		t.Errorf("count without customers %+v, want 0 ± 6σ, σ %v", c, some.Customers.Sigma)
+	}
+}
+
+// fieldNames lists the JSON object keys of v, nested ones as parent.key, sorted.
+func fieldNames(v map[string]any, prefix string) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(v)) {
+		out = append(out, prefix+k)
+		if sub, ok := v[k].(map[string]any); ok {
+			out = append(out, fieldNames(sub, prefix+k+".")...)
+		}
+	}
+	return out
 }

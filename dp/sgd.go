@@ -39,12 +39,13 @@ type SGDOptions struct {
 // which customers are sampled. The noise comes from the DP library's own crypto/rand
 // source. An SGD is not safe for concurrent use.
 type SGD struct {
-	q     float64
-	norm  float64 // SGDOptions.Customers; 0 = use the true n
-	mech  *VectorGaussian
-	rng   *rand.Rand
-	steps int
-	buf   []float64
+	q       float64
+	norm    float64 // SGDOptions.Customers; 0 = use the true n
+	mech    *VectorGaussian
+	rng     *rand.Rand
+	steps   int
+	dropped int
+	buf     []float64
 }
 
 // NewSGD validates opt and calibrates the noise.
@@ -64,28 +65,27 @@ func NewSGD(opt SGDOptions) (*SGD, error) {
 	return &SGD{q: opt.SamplingRate, norm: opt.Customers, mech: mech, rng: rand.New(rand.NewChaCha8(seed))}, nil
 }
 
-// ErrNoCustomers is returned by Step when n < 1.
-var ErrNoCustomers = errors.New("no customers")
+// ErrNoCustomers is returned by Step when n < 0.
+var ErrNoCustomers = errors.New("negative number of customers")
 
 // Step writes into dir (zeroed by Step) the noisy descent direction for one step:
 // (Σ over sampled customers of clip(gᵢ) + N(0, σ²I)) / (q·N), N = SGDOptions.Customers
-// when set, else n. grad(i, out) must add
-// customer i's loss gradient into out. A NaN or Inf in a gradient aborts the step with an
-// error wrapping a *NonFiniteError; an aborted step leaves dir zero, adds no noise and is
-// not counted in Release.
+// when set, else max(n, 1). grad(i, out) must add customer i's loss gradient into out.
+//
+// Whether a step completes never depends on the data: a customer whose gradient holds a
+// NaN or an Inf contributes zero (a vector of norm 0 ≤ C, so the sum's sensitivity stays
+// C; Dropped counts them), and n = 0 releases noise alone. Refusing instead would make
+// "this merchant submitted" a function of one customer's data, outside any accounting.
 func (s *SGD) Step(n int, grad func(i int, out []float64) float64, dir []float64) error {
-	if n < 1 {
-		return fmt.Errorf("dp step: %w", ErrNoCustomers)
+	if n < 0 {
+		return fmt.Errorf("dp step: n = %d: %w", n, ErrNoCustomers)
 	}
-	if err := s.clippedSum(n, grad, dir); err != nil {
-		clear(dir)
-		return fmt.Errorf("dp step: %w", err)
-	}
+	s.clippedSum(n, grad, dir)
 	if err := s.mech.AddNoise(dir); err != nil {
 		clear(dir)
 		return fmt.Errorf("dp step: %w", err)
 	}
-	norm := float64(n)
+	norm := float64(max(n, 1))
 	if s.norm > 0 {
 		norm = max(s.norm, 1)
 	}
@@ -98,8 +98,9 @@ func (s *SGD) Step(n int, grad func(i int, out []float64) float64, dir []float64
 }
 
 // clippedSum is the noiseless part of Step: dir = Σ over Poisson-sampled customers of
-// their clipped gradients. Tests use it to check clipping without noise.
-func (s *SGD) clippedSum(n int, grad func(i int, out []float64) float64, dir []float64) error {
+// their clipped gradients, a non-finite gradient counting as zero. Tests use it to check
+// clipping without noise.
+func (s *SGD) clippedSum(n int, grad func(i int, out []float64) float64, dir []float64) {
 	clear(dir)
 	if cap(s.buf) < len(dir) {
 		s.buf = make([]float64, len(dir))
@@ -113,17 +114,23 @@ func (s *SGD) clippedSum(n int, grad func(i int, out []float64) float64, dir []f
 		clear(g)
 		grad(i, g)
 		if _, err := ClipL2(g, c); err != nil {
-			return fmt.Errorf("customer %d: %w", i, err)
+			// Only a non-finite gradient fails to clip (c was validated): it
+			// contributes nothing.
+			s.dropped++
+			continue
 		}
 		for k, x := range g {
 			dir[k] += x
 		}
 	}
-	return nil
 }
 
 // Steps returns how many steps have been released.
 func (s *SGD) Steps() int { return s.steps }
+
+// Dropped returns how many sampled customer gradients so far held a NaN or an Inf and
+// contributed zero. It describes the private data: keep it local, never release it.
+func (s *SGD) Dropped() int { return s.dropped }
 
 // Sigma returns the noise standard deviation actually added per coordinate of the sum.
 func (s *SGD) Sigma() float64 { return s.mech.Sigma() }

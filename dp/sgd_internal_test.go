@@ -3,6 +3,7 @@ package dp
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -39,9 +40,7 @@ func TestClippedSumOutlierMovesSumByAtMostC(t *testing.T) {
 	s := newTestSGD(t, 1, 1, c)
 
 	without := make([]float64, 2)
-	if err := s.clippedSum(len(base), fixedGrads(base), without); err != nil {
-		t.Fatal(err)
-	}
+	s.clippedSum(len(base), fixedGrads(base), without)
 	// Hand-worked: (0.3, 0.4) is inside the ball; (3, 4) has norm 5 → (0.6, 0.8);
 	// (−0.1, 0.2) is inside.
 	want := []float64{0.3 + 0.6 - 0.1, 0.4 + 0.8 + 0.2}
@@ -52,9 +51,7 @@ func TestClippedSumOutlierMovesSumByAtMostC(t *testing.T) {
 	}
 	with := make([]float64, 2)
 	all := append(append([][]float64{}, base...), outlier)
-	if err := s.clippedSum(len(all), fixedGrads(all), with); err != nil {
-		t.Fatal(err)
-	}
+	s.clippedSum(len(all), fixedGrads(all), with)
 	d := math.Hypot(with[0]-without[0], with[1]-without[1])
 	if d > c*(1+1e-12) {
 		t.Errorf("outlier moved the noiseless sum by %v, want ≤ C = %v", d, c)
@@ -75,9 +72,7 @@ func TestPoissonSamplingRate(t *testing.T) {
 		seen[i] = true
 		return 0
 	}
-	if err := s.clippedSum(n, grad, make([]float64, 1)); err != nil {
-		t.Fatal(err)
-	}
+	s.clippedSum(n, grad, make([]float64, 1))
 	// The batch size is Binomial(n, q): five standard deviations √(nq(1−q)).
 	if tol := 5 * math.Sqrt(n*q*(1-q)); math.Abs(float64(calls)-n*q) > tol {
 		t.Errorf("sampled %d customers, want %v ± %.0f", calls, n*q, tol)
@@ -111,23 +106,70 @@ func TestStepNoiseAndScale(t *testing.T) {
 	}
 }
 
-func TestStepRejectsNonFiniteGradient(t *testing.T) {
-	s := newTestSGD(t, 1, 1, 1)
+// TestStepNonFiniteGradientContributesZero: a customer whose gradient holds an
+// Inf or a NaN (two purchases of 1e308 made a spend feature +Inf and the gradient
+// NaN) used to abort the step, so whether a merchant submitted depended on that
+// one customer. The step now completes and that customer contributes exactly
+// zero: the noiseless sum equals the sum without it (a move of 0 ≤ C).
+func TestStepNonFiniteGradientContributesZero(t *testing.T) {
+	const c = 1.0
+	good := [][]float64{{0.3, 0.4}, {3, 4}}
+	bad := [][]float64{{math.Inf(1), 0}, {math.NaN(), 5}, {0, math.Inf(-1)}}
+	s := newTestSGD(t, 1, 1, c)
+	without := make([]float64, 2)
+	s.clippedSum(len(good), fixedGrads(good), without)
+	for _, b := range bad {
+		with := make([]float64, 2)
+		all := append(slices.Clone(good), b)
+		s.clippedSum(len(all), fixedGrads(all), with)
+		if with[0] != without[0] || with[1] != without[1] {
+			t.Errorf("gradient %v: sum %v, want %v (the sum without it)", b, with, without)
+		}
+	}
+	if s.Dropped() != len(bad) {
+		t.Errorf("Dropped = %d, want %d", s.Dropped(), len(bad))
+	}
+	// The step completes, adds noise, and is counted.
 	dir := []float64{7, 7}
-	grads := [][]float64{{1, 0}, {math.Inf(1), 0}}
-	err := s.Step(2, fixedGrads(grads), dir)
-	var nf *NonFiniteError
-	if !errors.As(err, &nf) {
-		t.Fatalf("Step = %v, want a *NonFiniteError", err)
+	all := append(slices.Clone(good), bad...)
+	if err := s.Step(len(all), fixedGrads(all), dir); err != nil {
+		t.Fatalf("Step with non-finite gradients = %v, want nil", err)
 	}
-	if dir[0] != 0 || dir[1] != 0 {
-		t.Errorf("dir = %v after aborted step, want zero", dir)
+	if err := CheckFinite(dir); err != nil || s.Steps() != 1 {
+		t.Errorf("dir %v (%v), Steps %d; want finite and 1", dir, err, s.Steps())
 	}
-	if s.Steps() != 0 {
-		t.Errorf("Steps = %d after aborted step, want 0", s.Steps())
+}
+
+// TestStepNoCustomersIsNoise: a merchant with no customers used to get
+// ErrNoCustomers and send nothing, which told the aggregator it had none. n = 0
+// now releases noise alone, N(0, σ²) / (q·N) with N = max(Customers, 1), and is
+// counted like any other step.
+func TestStepNoCustomersIsNoise(t *testing.T) {
+	const d = 4000
+	for _, customers := range []float64{0, 3.7} {
+		s, err := NewSGD(SGDOptions{SamplingRate: 0.5, NoiseMultiplier: 2, Clip: 0.5, Customers: customers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := make([]float64, d)
+		if err := s.Step(0, func(int, []float64) float64 { t.Fatal("grad called with n = 0"); return 0 }, dir); err != nil {
+			t.Fatalf("Step(n = 0) = %v, want nil", err)
+		}
+		var ss float64
+		for _, x := range dir {
+			ss += x * x
+		}
+		want := s.Sigma() / (0.5 * max(customers, 1))
+		if sd, tol := math.Sqrt(ss/d), 5*want/math.Sqrt(2*d); math.Abs(sd-want) > tol {
+			t.Errorf("customers %v: sd of dir = %.5g, want σ/(q·N) = %.5g ± %.3g", customers, sd, want, tol)
+		}
+		if got := s.Release(); got.Steps != 1 || got.Q != 0.5 {
+			t.Errorf("Release = %+v, want 1 step at q 0.5", got)
+		}
 	}
-	if err := s.Step(0, fixedGrads(nil), dir); !errors.Is(err, ErrNoCustomers) {
-		t.Errorf("Step(n=0) = %v, want ErrNoCustomers", err)
+	s := newTestSGD(t, 1, 1, 1)
+	if err := s.Step(-1, fixedGrads(nil), make([]float64, 1)); !errors.Is(err, ErrNoCustomers) {
+		t.Errorf("Step(n = −1) = %v, want ErrNoCustomers", err)
 	}
 }
 

@@ -53,7 +53,9 @@ const (
 	OptimizerAdam = "adam"
 )
 
-// ErrNoCustomers is returned by Local when the merchant has no rows to train on.
+// ErrNoCustomers says that a merchant has no customer with an event before the
+// cutoffs. Local does not return it: a merchant without customers trains on no
+// rows and sends noise (see Local); callers that build rows use it to say so.
 var ErrNoCustomers = errors.New("no customers to train on")
 
 // Options configures Local beyond the round's plan.
@@ -161,6 +163,12 @@ func GroupByCustomer(rows []feature.Row) [][]feature.Row {
 // Local runs plan.Steps DP-SGD steps from base's parameters on the merchant's rows
 // (base itself is not modified) and returns the change with what it cost. ctx is
 // checked between steps.
+//
+// Whether Local returns an update never depends on one customer: with no rows it
+// releases a count of 0 and plan.Steps steps of noise alone, the same fields and the
+// same debit as any other round, and a customer whose gradient is not finite
+// contributes zero to its steps (dp.SGD). Only the caller's own mistakes (a plan,
+// base model or row shape that is invalid whatever the data) are errors.
 func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan protocol.TrainingPlan, opt Options) (Result, error) {
 	if base == nil {
 		return Result{}, errors.New("local training: nil base model")
@@ -172,9 +180,6 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 	case "", OptimizerSGD, OptimizerAdam:
 	default:
 		return Result{}, fmt.Errorf("local training: optimizer %q (want %s or %s)", opt.Optimizer, OptimizerSGD, OptimizerAdam)
-	}
-	if len(rows) == 0 {
-		return Result{}, fmt.Errorf("local training: %w", ErrNoCustomers)
 	}
 	work := *base
 	work.Params = slices.Clone(base.Params)
@@ -223,8 +228,10 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 		if err != nil && gradErr == nil {
 			gradErr = err
 		}
-		lossSum += l
-		lossRows += len(groups[i])
+		if !math.IsNaN(l) && !math.IsInf(l, 0) {
+			lossSum += l
+			lossRows += len(groups[i])
+		}
 		return l
 	}
 	p := work.Params

@@ -310,8 +310,6 @@ func TestLocalErrors(t *testing.T) {
 	short[2].X = []float64{1}
 	badLabel := slices.Clone(rows)
 	badLabel[1].Label = 31
-	nan := slices.Clone(rows)
-	nan[0].X = []float64{math.NaN(), 1}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
@@ -324,7 +322,6 @@ func TestLocalErrors(t *testing.T) {
 		is   error
 	}{
 		{"nil base", context.Background(), nil, rows, good, Options{}, nil},
-		{"no rows", context.Background(), base, nil, good, Options{}, ErrNoCustomers},
 		{"zero steps", context.Background(), base, rows, mod(func(p *protocol.TrainingPlan) { p.Steps = 0 }), Options{}, nil},
 		{"q zero", context.Background(), base, rows, mod(func(p *protocol.TrainingPlan) { p.SamplingRate = 0 }), Options{}, nil},
 		{"q above one", context.Background(), base, rows, mod(func(p *protocol.TrainingPlan) { p.SamplingRate = 1.5 }), Options{}, nil},
@@ -336,7 +333,6 @@ func TestLocalErrors(t *testing.T) {
 		{"unknown optimizer", context.Background(), base, rows, good, Options{Optimizer: "lbfgs"}, nil},
 		{"feature count", context.Background(), base, short, good, Options{}, hazard.ErrFeatureCount},
 		{"label", context.Background(), base, badLabel, good, Options{}, nil},
-		{"NaN feature", context.Background(), base, nan, good, Options{}, dp.ErrNonFinite},
 		{"cancelled", cancelled, base, rows, good, Options{}, context.Canceled},
 	}
 	for _, tt := range tests {
@@ -349,5 +345,75 @@ func TestLocalErrors(t *testing.T) {
 				t.Errorf("got %v, want errors.Is %v", err, tt.is)
 			}
 		})
+	}
+}
+
+// TestLocalNonFiniteCustomerContributesZero: a customer whose rows give a
+// non-finite gradient (here a feature vector holding +Inf, built below the feature
+// builder, which can no longer produce one) used to abort the round, so whether
+// the merchant submitted depended on that customer. Every round now completes,
+// and the customer contributes exactly nothing: at q = 1 and the least noise
+// the library allows, Delta·N (N the released count; one SGD step gives
+// Delta = −η·(Σ clipped gradients + noise)/N) is the same with and without it.
+func TestLocalNonFiniteCustomerContributesZero(t *testing.T) {
+	base, few := fixture(t)
+	rows := replicate(few, 40)
+	bad := feature.Row{Customer: "bad", X: []float64{math.Inf(1), 1}, Label: 1}
+	g := make([]float64, len(base.Params))
+	if _, err := base.CustomerLoss([]feature.Row{bad}, g); err != nil {
+		t.Fatal(err)
+	}
+	if dp.CheckFinite(g) == nil {
+		t.Fatal("precondition: the bad customer's gradient is finite")
+	}
+	const lr, clip = 0.7, 1.0
+	p := plan(1, clip, lr)
+	with, err := Local(context.Background(), base, append(slices.Clone(rows), bad), p, Options{})
+	if err != nil {
+		t.Fatalf("round with a non-finite customer: %v, want an update", err)
+	}
+	without, err := Local(context.Background(), base, rows, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if with.Release != without.Release {
+		t.Errorf("release with %+v, without %+v; want the same", with.Release, without.Release)
+	}
+	// Two independent noise draws of σ ≤ 1.001·minZ·C per coordinate, times η.
+	tol := 6 * math.Sqrt2 * lr * 1.001 * minZ * clip
+	for j := range with.Delta {
+		a, b := with.Delta[j]*with.Customers.Value, without.Delta[j]*without.Customers.Value
+		if math.IsNaN(a) || math.Abs(a-b) > tol {
+			t.Errorf("Delta[%d]·N: with the customer %.6g, without %.6g, want equal ± %.2g", j, a, b, tol)
+		}
+	}
+}
+
+// TestLocalNoCustomers: a merchant with no customers used to get ErrNoCustomers
+// and send nothing. It now sends an update of the same form — a Delta of every
+// parameter, the plan's release, a DP count — and is debited the same releases
+// as a merchant with customers.
+func TestLocalNoCustomers(t *testing.T) {
+	base, rows := fixture(t)
+	p := protocol.TrainingPlan{Steps: 4, SamplingRate: 0.3, NoiseMultiplier: 1.5, ClipNorm: 1, LearningRate: 0.1, Delta: 1e-6, CountNoise: 20}
+	empty, err := Local(context.Background(), base, nil, p, Options{})
+	if err != nil {
+		t.Fatalf("Local with no rows = %v, want an update", err)
+	}
+	full, err := Local(context.Background(), base, rows, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(empty.Delta) != len(base.Params) || dp.CheckFinite(empty.Delta) != nil || norm(empty.Delta) == 0 {
+		t.Errorf("Delta = %v, want %d finite noisy values", empty.Delta, len(base.Params))
+	}
+	if empty.Release != full.Release || empty.Release.Steps != p.Steps {
+		t.Errorf("release %+v, with customers %+v; want the same, %d steps", empty.Release, full.Release, p.Steps)
+	}
+	if !slices.Equal(empty.Releases, full.Releases) || len(empty.Releases) != 2 {
+		t.Errorf("debit %+v, with customers %+v; want the same two releases (steps, count)", empty.Releases, full.Releases)
+	}
+	if c := empty.Customers; c.Sigma != full.Customers.Sigma || math.Abs(c.Value) > 6*c.Sigma {
+		t.Errorf("count %+v, want 0 ± 6σ with σ %v", c, full.Customers.Sigma)
 	}
 }
