@@ -135,6 +135,7 @@ type fed struct {
 	clock    *clock
 	cfg      aggregator.RoundConfig
 	merchant map[string]ed25519.PrivateKey
+	initial  *hazard.Model // version 1's model (nil: the policy's default)
 
 	mu     sync.Mutex
 	counts map[string]string // merchant → round whose accepted update released its count
@@ -152,15 +153,21 @@ func (f *fed) countReleased(merchant, round string) {
 
 func newFed(t testing.TB, b backend, cfg aggregator.RoundConfig) *fed {
 	t.Helper()
+	p, err := policies.Parse("test.yaml", []byte(testPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFedPolicy(t, b, cfg, p)
+}
+
+// newFedPolicy is newFed under policy p.
+func newFedPolicy(t testing.TB, b backend, cfg aggregator.RoundConfig, p *policies.Policy) *fed {
+	t.Helper()
 	agg, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	recip, err := keys.ParseRecipient(agg.Recipient)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := policies.Parse("test.yaml", []byte(testPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +195,7 @@ func (f *fed) start(t testing.TB) *replica {
 	t.Cleanup(func() { log.Close() })
 	svc, err := aggregator.New(ctx, aggregator.Options{
 		Store: st.(aggregator.Store), Policy: f.policy, Keys: f.agg, Audit: log, Now: f.clock.Now, Rounds: f.cfg,
+		InitialModel: f.initial,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -330,7 +330,11 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		return nil, fmt.Errorf("publish %s: base model %d: %w", r.ID, r.BaseVersion, err)
 	}
 	agg := s.policy.Aggregation()
-	mopt := merge.Options{Method: string(agg.Merge), TrimFraction: agg.TrimFraction, NormBound: s.cfg.NormBound}
+	bound, err := s.normBound(r, updates, len(base.Params))
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", r.ID, err)
+	}
+	mopt := merge.Options{Method: string(agg.Merge), TrimFraction: agg.TrimFraction, NormBound: bound}
 	deltas := make([][]float64, len(updates))
 	var weights []float64
 	if !s.cfg.EqualWeights {
@@ -339,29 +343,25 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	contrib := make([]protocol.Contribution, len(updates))
 	for i, u := range updates {
 		deltas[i] = u.Delta
-		w := 1.0
-		if weights != nil {
-			// The DP count, never the raw one; clamped so noise cannot zero or negate a merchant.
-			w = max(u.Customers.Value, 1)
-			weights[i] = w
-		}
 		mp, err := s.policy.Merchant(u.Merchant)
 		if err != nil {
 			return nil, fmt.Errorf("publish %s: %w", r.ID, err)
 		}
-		contrib[i] = protocol.Contribution{Merchant: u.Merchant, Epsilon: u.Epsilon, Delta: mp.Delta, Weight: w}
+		if weights != nil {
+			// The DP count, never the raw one; clamped so noise cannot zero or
+			// negate a merchant, and no count weighs more than the merchant's
+			// plausible number of customers.
+			weights[i] = min(max(u.Customers.Value, 1), mp.PlausibleCustomers())
+		}
+		contrib[i] = protocol.Contribution{Merchant: u.Merchant, Epsilon: u.Epsilon, Delta: mp.Delta, Weight: 1 / float64(len(updates))}
 	}
-	if weights != nil {
-		var sum float64
-		for _, w := range weights {
-			sum += w
+	if weights != nil && (mopt.Method == "" || mopt.Method == merge.MethodFedAvg) {
+		// The shares FedAvg uses: no merchant above the policy's share of the weight.
+		if weights, err = merge.CapShares(weights, agg.WeightShareCap()); err != nil {
+			return s.failAggregating(ctx, tx, r, fmt.Sprintf("merge weights: %v", err), now)
 		}
 		for i := range contrib {
-			contrib[i].Weight /= sum
-		}
-	} else {
-		for i := range contrib {
-			contrib[i].Weight = 1 / float64(len(contrib))
+			contrib[i].Weight = weights[i]
 		}
 	}
 	combined, err := merge.Combine(deltas, weights, mopt)
@@ -374,8 +374,9 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	if desc == "" {
 		desc = merge.MethodFedAvg
 	}
-	if s.cfg.NormBound > 0 {
-		desc += fmt.Sprintf(" norm≤%g", s.cfg.NormBound)
+	desc += fmt.Sprintf(" norm≤%.6g", bound)
+	if weights != nil && (mopt.Method == "" || mopt.Method == merge.MethodFedAvg) {
+		desc += fmt.Sprintf(" share≤%g", agg.WeightShareCap())
 	}
 	switch s.cfg.Server {
 	case ServerFedAdam:
@@ -432,6 +433,45 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	}
 	r.State, r.Reason = protocol.RoundPublished, reason
 	return s.openNext(ctx, tx, r, "round.publish", reason, now)
+}
+
+// normBound is the L2 bound every update of round r is scaled down to before
+// the merge: the policy's norm_bound, else the aggregator's configured one,
+// else the bound derived from the plan (derivedNormBound) for the merchant of
+// updates whose plan allows the largest update.
+func (s *Service) normBound(r RoundRecord, updates []UpdateRecord, params int) (float64, error) {
+	if b := s.policy.Aggregation().NormBound; b > 0 {
+		return b, nil
+	}
+	if s.cfg.NormBound > 0 {
+		return s.cfg.NormBound, nil
+	}
+	var bound float64
+	for _, u := range updates {
+		mp, err := s.policy.Merchant(u.Merchant)
+		if err != nil {
+			return 0, fmt.Errorf("norm bound: %w", err)
+		}
+		plan, err := s.merchantPlan(r.Plan, mp)
+		if err != nil {
+			return 0, fmt.Errorf("norm bound: %w", err)
+		}
+		bound = max(bound, derivedNormBound(plan, mp.MinCustomersPerUpdate, params))
+	}
+	return bound, nil
+}
+
+// derivedNormBound is the L2 norm of Steps plain DP-SGD steps at the plan's
+// learning rate, each the sum of a mean clipped gradient (norm at most C) and
+// the step's noise at its typical norm z·C·√d/(q·m) for d parameters at the
+// fewest customers m an update may count: LR·Steps·C·(1 + z·√d/(q·m)). An
+// honest update seldom reaches it (its noise is divided by its real count,
+// and its clipped gradients rarely align over the steps); the bound keeps one
+// merchant's update from outweighing the others by its size.
+func derivedNormBound(plan protocol.TrainingPlan, minCustomers, params int) float64 {
+	m := float64(max(minCustomers, 1))
+	noise := plan.NoiseMultiplier * math.Sqrt(float64(params)) / (plan.SamplingRate * m)
+	return plan.LearningRate * float64(plan.Steps) * plan.ClipNorm * (1 + noise)
 }
 
 // openNext records r's transition (action) and opens the next round.

@@ -3,6 +3,7 @@ package aggregator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -136,22 +137,24 @@ func TestRoundLifecycle(t *testing.T) {
 }
 
 // TestPublishMath checks a published version against the merge computed by hand:
-// FedAvg weighted by the DP counts, then one FedAdam step from zero moments,
-// which moves every coordinate by lr·(1−β₁)·Δ/(√((1−β₂)Δ²)+τ).
+// FedAvg weighted by the DP counts (shares 1/2, 1/3, 1/6: the largest just at
+// the default cap of half the weight), then one FedAdam step from zero
+// moments, which moves every coordinate by lr·(1−β₁)·Δ/(√((1−β₂)Δ²)+τ). The
+// version names the derived norm bound LR·Steps·C·(1 + z·√d/(q·m)).
 func TestPublishMath(t *testing.T) {
 	b := backends(t)[0]
 	ctx := context.Background()
-	f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, Quorum: 2})
+	f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, Quorum: 3})
 	r := f.start(t)
-	f.enrol(t, r, "m1", "m2")
+	f.enrol(t, r, "m1", "m2", "m3")
 	tick(t, r)
 	round := mustRound(t, r, "m1")
-	u1, u2 := f.update(t, round, "m1"), f.update(t, round, "m2")
+	u1, u2, u3 := f.update(t, round, "m1"), f.update(t, round, "m2"), f.update(t, round, "m3")
 	for i := range u1.Delta {
-		u1.Delta[i], u2.Delta[i] = 0.1, -0.2
+		u1.Delta[i], u2.Delta[i], u3.Delta[i] = 0.1, -0.2, 0.4
 	}
-	u1.Customers.Value, u2.Customers.Value = 300, 100 // weights 3/4 and 1/4
-	for _, u := range []protocol.Update{u1, u2} {
+	u1.Customers.Value, u2.Customers.Value, u3.Customers.Value = 300, 200, 100
+	for _, u := range []protocol.Update{u1, u2, u3} {
 		if _, err := r.svc.Submit(ctx, u.Merchant, f.seal(t, u)); err != nil {
 			t.Fatal(err)
 		}
@@ -169,15 +172,20 @@ func TestPublishMath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := 0.75*0.1 + 0.25*-0.2 // 0.025
+	d := 0.1/2 - 0.2/3 + 0.4/6 // 0.05
 	step := 0.01 * 0.1 * d / (math.Sqrt(0.01*d*d) + 1e-3)
 	for i := range got.Params {
 		if want := base.Params[i] + step; math.Abs(got.Params[i]-want) > 1e-12 {
 			t.Fatalf("param %d: got %v, want %v", i, got.Params[i], want)
 		}
 	}
-	if w := mv.Contributions[0].Weight; math.Abs(w-0.75) > 1e-12 {
-		t.Errorf("weight of m1: got %v, want 0.75", w)
+	if w := mv.Contributions[0].Weight; math.Abs(w-0.5) > 1e-12 {
+		t.Errorf("weight of m1: got %v, want 0.5", w)
+	}
+	p := round.Plan // LR 0.5, 10 steps, C 1, q 0.05; m = 100 in testPolicy
+	bound := 0.5 * 10 * 1 * (1 + p.NoiseMultiplier*math.Sqrt(float64(len(base.Params)))/(0.05*100))
+	if want := fmt.Sprintf("fedavg norm≤%.6g share≤0.5 + fedadam(lr=0.01, tau=0.001, t=1)", bound); mv.Merge != want {
+		t.Errorf("merge: got %q, want %q", mv.Merge, want)
 	}
 }
 

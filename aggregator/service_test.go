@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,7 +84,7 @@ func TestRegistryAndRollback(t *testing.T) {
 		t.Fatalf("models: got %+v, want v1..v3 with v3 active, parent 2, no model bytes in the list", models)
 	}
 	v3 := models[2]
-	if v3.PolicyHash != f.policy.Hash() || v3.Merge != "fedavg + fedadam(lr=0.01, tau=0.001, t=2)" || len(v3.Contributions) != 1 || v3.Contributions[0].Delta != 1e-6 {
+	if v3.PolicyHash != f.policy.Hash() || !strings.HasPrefix(v3.Merge, "fedavg norm≤") || !strings.HasSuffix(v3.Merge, " share≤0.5 + fedadam(lr=0.01, tau=0.001, t=2)") || len(v3.Contributions) != 1 || v3.Contributions[0].Delta != 1e-6 {
 		t.Fatalf("v3 lineage: got %+v", v3)
 	}
 	if err := r.svc.Rollback(ctx, "admin:alice", 9); !errors.Is(err, aggregator.ErrNotFound) {

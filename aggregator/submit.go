@@ -459,8 +459,22 @@ func checkRelease(up *protocol.Update, plan protocol.TrainingPlan, mp policies.M
 		return fmt.Errorf("%w: customer count noise σ %v below the plan's %v", ErrPolicy, up.Customers.Sigma, plan.CountNoise)
 	case up.Customers.Value < float64(mp.MinCustomersPerUpdate):
 		return fmt.Errorf("%w: DP customer count %.1f below the policy minimum %d", ErrPolicy, up.Customers.Value, mp.MinCustomersPerUpdate)
+	case up.Customers.Value > plausibleCount(mp, up.Customers.Sigma):
+		return fmt.Errorf("%w: DP customer count %.6g is implausible: above %.0f customers (the policy's max_customers, else 1/δ) by more than %d× its noise σ %v",
+			ErrPolicy, up.Customers.Value, mp.PlausibleCustomers(), plausibleSigmas, up.Customers.Sigma)
 	}
 	return nil
+}
+
+// plausibleSigmas is how many standard deviations of its noise a DP count
+// may stray from what is plausible: an honest count passes 6σ with
+// probability 1 − 1e-9.
+const plausibleSigmas = 6
+
+// plausibleCount is the largest DP count an update of merchant mp may send
+// with noise σ: its plausible number of customers plus plausibleSigmas·σ.
+func plausibleCount(mp policies.MerchantPolicy, sigma float64) float64 {
+	return mp.PlausibleCustomers() + plausibleSigmas*sigma
 }
 
 // baseModel returns the parsed model of version v (cached: versions are immutable).

@@ -85,11 +85,20 @@ func (p *Policy) Format() []byte {
 			fmt.Fprintf(&b, "%sallowed_features: [%s]\n", indent, qs(m.Features))
 		}
 		fmt.Fprintf(&b, "%sretention_days: %d\n", indent, m.RetentionDays)
+		if m.MaxCustomers > 0 {
+			fmt.Fprintf(&b, "%smax_customers: %d\n", indent, m.MaxCustomers)
+		}
 	}
 	fmt.Fprintf(&b, "version: %d\nfederation: %s\n", p.version, q(p.federation))
 	fmt.Fprintf(&b, "aggregation:\n  merge: %s\n", p.aggregation.Merge)
 	if p.aggregation.Merge == MergeTrimmedMean {
 		fmt.Fprintf(&b, "  trim_fraction: %s\n", num(p.aggregation.TrimFraction))
+	}
+	if p.aggregation.NormBound > 0 {
+		fmt.Fprintf(&b, "  norm_bound: %s\n", num(p.aggregation.NormBound))
+	}
+	if p.aggregation.MaxWeightShare > 0 {
+		fmt.Fprintf(&b, "  max_weight_share: %s\n", num(p.aggregation.MaxWeightShare))
 	}
 	b.WriteString("defaults:\n")
 	rules("  ", p.defaults)

@@ -249,6 +249,7 @@ type setting[T any] struct {
 type rules struct {
 	epsilon, delta, noise, clip setting[float64]
 	minCustomers, retention     setting[int]
+	maxCustomers                setting[int]      // optional: not in ruleKeys
 	features                    setting[[]string] // nil v with set: all features
 	written                     map[string]bool   // keys present, valid or not
 }
@@ -273,6 +274,7 @@ func (r rules) overlay(o rules) rules {
 		clip:         over(r.clip, o.clip),
 		minCustomers: over(r.minCustomers, o.minCustomers),
 		retention:    over(r.retention, o.retention),
+		maxCustomers: over(r.maxCustomers, o.maxCustomers),
 		features:     over(r.features, o.features),
 	}
 }
@@ -317,6 +319,8 @@ func (p *parser) rule(r *rules, level int, k, v *yaml.Node) bool {
 		in(&r.minCustomers)
 	case "retention_days":
 		in(&r.retention)
+	case "max_customers":
+		in(&r.maxCustomers)
 	case "allowed_features":
 		if f, ok := p.features(v); ok {
 			r.features = setting[[]string]{v: f, node: v, level: level, set: true}
@@ -400,6 +404,13 @@ func (p *parser) checkComplete(r rules, at *yaml.Node) {
 // customer's data is exposed outright. The error points at whichever of the
 // two values was written at the more specific level.
 func (p *parser) checkCross(r rules) {
+	if r.maxCustomers.set && r.minCustomers.set && r.maxCustomers.v < r.minCustomers.v {
+		at := r.maxCustomers.node
+		if r.minCustomers.level > r.maxCustomers.level {
+			at = r.minCustomers.node
+		}
+		p.errorf(at, "max_customers %d is below min_customers_per_update %d", r.maxCustomers.v, r.minCustomers.v)
+	}
 	if !r.delta.set || !r.minCustomers.set {
 		return
 	}
@@ -426,6 +437,7 @@ func (r rules) effective(id, region string) MerchantPolicy {
 		AllFeatures:           r.features.set && r.features.v == nil,
 		Features:              slices.Clone(r.features.v),
 		RetentionDays:         r.retention.v,
+		MaxCustomers:          r.maxCustomers.v,
 	}
 }
 
@@ -580,6 +592,20 @@ func (p *parser) aggregationBlock(n *yaml.Node) Aggregation {
 					p.errorf(kv.value, "trim_fraction: must be in (0, 0.5), got %s", kv.value.Value)
 				}
 				a.TrimFraction, trimNode = f, kv.value
+			}
+		case "norm_bound":
+			if f, ok := p.float(kv.value, "norm_bound"); ok {
+				if f <= 0 {
+					p.errorf(kv.value, "norm_bound: must be > 0, got %s", kv.value.Value)
+				}
+				a.NormBound = f
+			}
+		case "max_weight_share":
+			if f, ok := p.float(kv.value, "max_weight_share"); ok {
+				if f <= 0 || f > 1 {
+					p.errorf(kv.value, "max_weight_share: must be in (0, 1], got %s", kv.value.Value)
+				}
+				a.MaxWeightShare = f
 			}
 		default:
 			p.unknown(kv.key)

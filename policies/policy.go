@@ -15,9 +15,12 @@
 //	  min_customers_per_update: 100 # ≥ 1
 //	  allowed_features: [all]       # or feature names (data minimisation)
 //	  retention_days: 365           # raw-data retention at the client, ≥ 1
+//	  max_customers: 50000          # optional: plausible customers, ≥ 1 (default ⌊1/δ⌋)
 //	aggregation:                    # optional; merge defaults to fedavg
 //	  merge: trimmed_mean           # fedavg | median | trimmed_mean
 //	  trim_fraction: 0.1            # only with trimmed_mean, in (0, 0.5)
+//	  norm_bound: 2.5               # L2 bound of an update, > 0 (default: derived from the plan)
+//	  max_weight_share: 0.5         # fedavg: largest share of the weight, in (0, 1] (default 0.5)
 //	regions:
 //	  eu: { epsilon_cap: 0.5 }      # any defaults key
 //	merchants:
@@ -36,6 +39,7 @@ package policies
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -59,6 +63,25 @@ type Aggregation struct {
 	// TrimFraction is the fraction trimmed from each end per coordinate;
 	// set only for MergeTrimmedMean.
 	TrimFraction float64 `json:"trim_fraction"`
+	// NormBound is the L2 bound every update is scaled down to before the
+	// merge; 0 when the policy gives none (the aggregator then derives one
+	// from the round's plan).
+	NormBound float64 `json:"norm_bound,omitempty"`
+	// MaxWeightShare caps any one update's share of the FedAvg weight; 0 when
+	// the policy gives none (DefaultMaxWeightShare applies).
+	MaxWeightShare float64 `json:"max_weight_share,omitempty"`
+}
+
+// DefaultMaxWeightShare is the largest share of the FedAvg weight one update
+// gets when the policy sets no max_weight_share.
+const DefaultMaxWeightShare = 0.5
+
+// WeightShareCap is the effective cap on one update's share of the FedAvg weight.
+func (a Aggregation) WeightShareCap() float64 {
+	if a.MaxWeightShare > 0 {
+		return a.MaxWeightShare
+	}
+	return DefaultMaxWeightShare
 }
 
 // MerchantPolicy is one merchant's effective rules.
@@ -81,6 +104,20 @@ type MerchantPolicy struct {
 	Features    []string `json:"features"`
 	// RetentionDays is how long the client keeps raw events.
 	RetentionDays int `json:"retention_days"`
+	// MaxCustomers is the most customers the merchant can plausibly have; 0
+	// when the policy gives none (PlausibleCustomers then uses ⌊1/δ⌋).
+	MaxCustomers int `json:"max_customers,omitempty"`
+}
+
+// PlausibleCustomers is the most customers an update of the merchant may
+// claim: max_customers when set, else ⌊1/δ⌋ — with more customers than 1/δ,
+// δ no longer bounds the chance that one of them is exposed outright, so the
+// policy's δ itself says the merchant has fewer.
+func (m MerchantPolicy) PlausibleCustomers() float64 {
+	if m.MaxCustomers > 0 {
+		return float64(m.MaxCustomers)
+	}
+	return math.Floor(1 / m.Delta)
 }
 
 // AllowsFeature reports whether the merchant may train on feature name.

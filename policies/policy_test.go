@@ -227,6 +227,9 @@ func TestHashChangesWithEveryValue(t *testing.T) {
 		{"rate_per_second: 50", "rate_per_second: 51"},
 		{"burst: 100", "burst: 99"},
 		{"crm: {", "crm2: {"},
+		{"  m3: {}", "  m3: { max_customers: 5000 }"},
+		{"  trim_fraction: 0.1", "  trim_fraction: 0.1\n  norm_bound: 3"},
+		{"  trim_fraction: 0.1", "  trim_fraction: 0.1\n  max_weight_share: 0.3"},
 	}
 	seen := map[string]string{mustParse(t, "base.yaml", basePolicy).Hash(): "base"}
 	for _, e := range edits {
@@ -252,5 +255,35 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse("eu-us.yaml", data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestMergeDefaults: without the keys, the weight-share cap is
+// DefaultMaxWeightShare, there is no policy norm bound, and a merchant's
+// plausible number of customers is ⌊1/δ⌋; with them, the written values.
+func TestMergeDefaults(t *testing.T) {
+	p := mustParse(t, "base.yaml", basePolicy)
+	a := p.Aggregation()
+	if a.NormBound != 0 || a.WeightShareCap() != DefaultMaxWeightShare || DefaultMaxWeightShare != 0.5 {
+		t.Errorf("defaults: norm bound %v, share cap %v; want 0 and 0.5", a.NormBound, a.WeightShareCap())
+	}
+	m3, err := p.Merchant("m3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m3.PlausibleCustomers(); got != 1e6 {
+		t.Errorf("plausible customers at δ 1e-6: got %v, want 1e6", got)
+	}
+	src := strings.Replace(basePolicy, "  trim_fraction: 0.1", "  trim_fraction: 0.1\n  norm_bound: 2.5\n  max_weight_share: 0.3", 1)
+	src = strings.Replace(src, "  m3: {}", "  m3: { max_customers: 5000 }", 1)
+	p = mustParse(t, "set.yaml", src)
+	if a := p.Aggregation(); a.NormBound != 2.5 || a.WeightShareCap() != 0.3 {
+		t.Errorf("set: norm bound %v, share cap %v; want 2.5 and 0.3", a.NormBound, a.WeightShareCap())
+	}
+	if m3, _ = p.Merchant("m3"); m3.PlausibleCustomers() != 5000 {
+		t.Errorf("max_customers 5000: plausible %v", m3.PlausibleCustomers())
+	}
+	if again := mustParse(t, "format.yaml", string(p.Format())); again.Hash() != p.Hash() {
+		t.Errorf("Format round trip changed the hash:\n%s", p.Format())
 	}
 }

@@ -82,3 +82,46 @@ func FuzzCombine(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCapShares checks for any weights and cap: an error or shares that sum
+// to 1, none above max(cap, 1/n), in the order of the weights.
+func FuzzCapShares(f *testing.F) {
+	f.Add([]byte{5, 0, 0, 0, 0, 0, 0, 240, 63, 0, 0, 0, 0, 0, 0, 20, 64}, 0.5)
+	f.Add(binary.LittleEndian.AppendUint64([]byte{3}, math.Float64bits(1e300)), 0.3)
+	f.Fuzz(func(t *testing.T, data []byte, maxShare float64) {
+		if len(data) < 1 {
+			return
+		}
+		n := int(data[0]%8) + 1
+		data = data[1:]
+		w := make([]float64, n)
+		for i := range w {
+			if len(data) >= 8 {
+				w[i] = math.Float64frombits(binary.LittleEndian.Uint64(data))
+				data = data[8:]
+			} else {
+				w[i] = 1
+			}
+		}
+		got, err := CapShares(w, maxShare)
+		if err != nil {
+			return
+		}
+		limit := max(maxShare, 1/float64(n)) * (1 + 1e-9)
+		var sum float64
+		for i, s := range got {
+			if !(s >= 0 && s <= limit) {
+				t.Fatalf("share %d = %v outside [0, %v] (weights %v)", i, s, limit, w)
+			}
+			sum += s
+			for j := range got {
+				if w[i] < w[j] && got[i] > got[j]*(1+1e-9) {
+					t.Fatalf("weight %v < %v but share %v > %v", w[i], w[j], got[i], got[j])
+				}
+			}
+		}
+		if math.Abs(sum-1) > 1e-9 {
+			t.Fatalf("shares sum to %v (weights %v)", sum, w)
+		}
+	})
+}

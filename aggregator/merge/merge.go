@@ -8,7 +8,8 @@
 // merchant's own declared (DP) customer count, so a malicious merchant could inflate
 // it; an unweighted order statistic bounds what a minority can do to each coordinate
 // whatever it declares. The norm bound is applied first so that one huge update
-// cannot dominate FedAvg either.
+// cannot dominate FedAvg either, and FedAvg can cap every weight's share of the
+// total (CapShares) so that no declared count outweighs the rest.
 //
 // The package is pure: no I/O, no logging, no randomness. Inputs are never modified.
 package merge
@@ -48,6 +49,10 @@ type Options struct {
 	// NormBound, when > 0, scales every update whose L2 norm exceeds it down to it
 	// before combining. 0 means no bound.
 	NormBound float64 `json:"norm_bound,omitempty"`
+	// MaxWeightShare, when > 0, caps every FedAvg weight at this share of the
+	// total (CapShares), so that no update outweighs the rest by claiming a
+	// huge count. 0 means no cap.
+	MaxWeightShare float64 `json:"max_weight_share,omitempty"`
 }
 
 // Validate reports whether o is usable.
@@ -63,12 +68,102 @@ func (o Options) Validate() error {
 	if !(o.NormBound >= 0) || math.IsInf(o.NormBound, 0) {
 		return fmt.Errorf("%w: norm bound %v must be finite and ≥ 0", ErrOptions, o.NormBound)
 	}
+	if !(o.MaxWeightShare >= 0 && o.MaxWeightShare <= 1) {
+		return fmt.Errorf("%w: max weight share %v outside [0, 1]", ErrOptions, o.MaxWeightShare)
+	}
+	return nil
+}
+
+// CapShares returns the shares wᵢ/Σw with every share above maxShare cut to
+// it and the excess spread over the others in proportion to their weights
+// (water-filling: a share raised by the spread may be cut in turn). When
+// maxShare·n < 1 no distribution honours the cap and the shares are equal.
+// The weights must be finite and ≥ 0 with a positive finite sum; maxShare is
+// in (0, 1]. The result sums to 1 (up to rounding).
+func CapShares(weights []float64, maxShare float64) ([]float64, error) {
+	n := len(weights)
+	if !(maxShare > 0 && maxShare <= 1) {
+		return nil, fmt.Errorf("cap shares: %w: max share %v outside (0, 1]", ErrOptions, maxShare)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("cap shares: %w: no weights", ErrWeight)
+	}
+	if err := checkWeights(weights, n); err != nil {
+		return nil, fmt.Errorf("cap shares: %w", err)
+	}
+	out := make([]float64, n)
+	if maxShare*float64(n) <= 1 {
+		for i := range out {
+			out[i] = 1 / float64(n)
+		}
+		return out, nil
+	}
+	capped := make([]bool, n)
+	for {
+		// The shares of the uncapped weights, given those already capped.
+		rest, free := 1.0, 0.0
+		for i, w := range weights {
+			if capped[i] {
+				rest -= maxShare
+			} else {
+				free += w
+			}
+		}
+		more := false
+		for i, w := range weights {
+			switch {
+			case capped[i]:
+				out[i] = maxShare
+			case free > 0:
+				out[i] = rest * (w / free)
+			default: // only zero weights are left: they share the rest equally
+				out[i] = rest / float64(n-count(capped))
+			}
+			if !capped[i] && out[i] > maxShare {
+				capped[i], more = true, true
+			}
+		}
+		if !more {
+			return out, nil
+		}
+	}
+}
+
+func count(bs []bool) int {
+	k := 0
+	for _, b := range bs {
+		if b {
+			k++
+		}
+	}
+	return k
+}
+
+// checkWeights reports whether weights (nil: equal) fit n updates.
+func checkWeights(weights []float64, n int) error {
+	if weights == nil {
+		return nil
+	}
+	if len(weights) != n {
+		return fmt.Errorf("%w: %d weights for %d updates", ErrWeight, len(weights), n)
+	}
+	var sum float64
+	for i, w := range weights {
+		if !(w >= 0) || math.IsInf(w, 0) {
+			return fmt.Errorf("%w: weight %d is %v, want finite and ≥ 0", ErrWeight, i, w)
+		}
+		sum += w
+	}
+	if !(sum > 0) || math.IsInf(sum, 0) {
+		return fmt.Errorf("%w: weights sum to %v, want finite and > 0", ErrWeight, sum)
+	}
 	return nil
 }
 
 // Combine merges deltas (one per merchant, all of one length) into one delta.
-// weights are used by FedAvg only (Σ wᵢ·Δᵢ / Σ wᵢ); nil means equal weights. They
-// must be finite and ≥ 0 with a positive sum. The robust methods use no weights
+// weights are used by FedAvg only (Σ wᵢ·Δᵢ / Σ wᵢ, each share capped at
+// MaxWeightShare when set); nil means equal weights. They must be finite and ≥ 0
+// with a positive sum. The robust methods use no weights
 // (see the package comment) but still validate them when given.
 func Combine(deltas [][]float64, weights []float64, opt Options) ([]float64, error) {
 	if err := opt.Validate(); err != nil {
@@ -89,19 +184,13 @@ func Combine(deltas [][]float64, weights []float64, opt Options) ([]float64, err
 			}
 		}
 	}
-	if weights != nil {
-		if len(weights) != n {
-			return nil, fmt.Errorf("combine: %w: %d weights for %d updates", ErrWeight, len(weights), n)
-		}
-		var sum float64
-		for i, w := range weights {
-			if !(w >= 0) || math.IsInf(w, 0) {
-				return nil, fmt.Errorf("combine: %w: weight %d is %v, want finite and ≥ 0", ErrWeight, i, w)
-			}
-			sum += w
-		}
-		if !(sum > 0) || math.IsInf(sum, 0) {
-			return nil, fmt.Errorf("combine: %w: weights sum to %v, want finite and > 0", ErrWeight, sum)
+	if err := checkWeights(weights, n); err != nil {
+		return nil, fmt.Errorf("combine: %w", err)
+	}
+	if weights != nil && opt.MaxWeightShare > 0 && (opt.Method == "" || opt.Method == MethodFedAvg) {
+		var err error
+		if weights, err = CapShares(weights, opt.MaxWeightShare); err != nil {
+			return nil, fmt.Errorf("combine: %w", err)
 		}
 	}
 	scale := make([]float64, n) // per-update factor from the norm bound

@@ -56,6 +56,11 @@ func TestCombine(t *testing.T) {
 		{"huge finite values", [][]float64{{1e300, 1e300}}, nil, Options{NormBound: math.Sqrt2}, []float64{1, 1}},
 		{"trimmed mean of huge values", [][]float64{{1e308}, {1e308}, {1e308}}, nil, Options{Method: MethodTrimmedMean}, []float64{1e308}},
 		{"fedavg of huge values", [][]float64{{1e308}, {1e308}, {1e308}}, nil, Options{}, []float64{1e308}},
+		// weights 1:3 capped at half each → the plain mean
+		{"fedavg share cap", [][]float64{{0, 4}, {4, 0}}, []float64{1, 3}, Options{MaxWeightShare: 0.5}, []float64{2, 2}},
+		// a claimed weight of 1e300 gets half: (1e300-weighted {10} and {0, 0}) → 5, 0, 0 over shares ½ ¼ ¼
+		{"fedavg share cap of a huge weight", [][]float64{{10}, {0}, {2}}, []float64{1e300, 1, 1}, Options{MaxWeightShare: 0.5}, []float64{5.5}},
+		{"share cap ignored by the median", [][]float64{{1}, {5}, {3}}, []float64{100, 1, 1}, Options{Method: MethodMedian, MaxWeightShare: 0.5}, []float64{3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,6 +109,8 @@ func TestCombineErrors(t *testing.T) {
 		{"trim NaN", ok, nil, Options{Method: MethodTrimmedMean, TrimFraction: math.NaN()}, ErrOptions},
 		{"norm bound negative", ok, nil, Options{NormBound: -1}, ErrOptions},
 		{"norm bound Inf", ok, nil, Options{NormBound: math.Inf(1)}, ErrOptions},
+		{"share cap above 1", ok, nil, Options{MaxWeightShare: 1.5}, ErrOptions},
+		{"share cap NaN", ok, nil, Options{MaxWeightShare: math.NaN()}, ErrOptions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,6 +254,50 @@ func TestNorm(t *testing.T) {
 	for _, tt := range tests {
 		if got := norm(tt.v); math.Abs(got-tt.want) > 1e-15*tt.want {
 			t.Errorf("norm(%v): got %v, want %v", tt.v, got, tt.want)
+		}
+	}
+}
+
+// TestCapShares checks water-filling against shares worked out by hand.
+func TestCapShares(t *testing.T) {
+	tests := []struct {
+		name    string
+		weights []float64
+		cap     float64
+		want    []float64
+	}{
+		{"under the cap", []float64{1, 1, 2}, 0.5, []float64{0.25, 0.25, 0.5}},
+		{"one capped", []float64{5, 1, 1}, 0.5, []float64{0.5, 0.25, 0.25}},
+		// 8/16 → 0.4; the other 0.6 over 4, 2, 1, 1 (sum 8)
+		{"rest in proportion", []float64{8, 4, 2, 1, 1}, 0.4, []float64{0.4, 0.3, 0.15, 0.075, 0.075}},
+		// 100 capped at 0.3 leaves 0.7 over 90, 1, 1: 90's 0.685 is capped in turn
+		{"cascade", []float64{100, 90, 1, 1}, 0.3, []float64{0.3, 0.3, 0.2, 0.2}},
+		{"cap below 1/n gives equal shares", []float64{5, 1}, 0.4, []float64{0.5, 0.5}},
+		{"zero weights share the rest", []float64{1, 0, 0}, 0.5, []float64{0.5, 0.25, 0.25}},
+		{"huge weight", []float64{1e300, 1, 1, 1, 1}, 0.5, []float64{0.5, 0.125, 0.125, 0.125, 0.125}},
+		{"cap 1 is no cap", []float64{3, 1}, 1, []float64{0.75, 0.25}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CapShares(tt.weights, tt.cap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !near(got, tt.want, 1e-12) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, bad := range []struct {
+		weights []float64
+		cap     float64
+		want    error
+	}{
+		{[]float64{1}, 0, ErrOptions}, {[]float64{1}, 1.1, ErrOptions}, {[]float64{1, -1}, 0.5, ErrWeight},
+		{[]float64{0, 0}, 0.5, ErrWeight}, {[]float64{math.Inf(1), 1}, 0.5, ErrWeight}, {nil, 0.5, ErrWeight},
+	} {
+		if _, err := CapShares(bad.weights, bad.cap); !errors.Is(err, bad.want) {
+			t.Errorf("CapShares(%v, %v): got %v, want %v", bad.weights, bad.cap, err, bad.want)
 		}
 	}
 }
