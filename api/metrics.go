@@ -21,6 +21,8 @@ const scrapeTimeout = 5 * time.Second
 // metrics holds the API's collectors. Federation-wide figures (rounds by
 // state, ε per merchant) are read from the service at scrape time, so every
 // replica reports the shared database's truth rather than what it saw itself.
+// The per-merchant ε series are a separate collector (budgetCollector) in a
+// registry of their own, served only to the roles that may read /v1/budgets.
 type metrics struct {
 	latency  *prometheus.HistogramVec
 	accepted *prometheus.CounterVec
@@ -109,9 +111,12 @@ var (
 		"A merchant's lifetime ε cap.", []string{"merchant"}, nil)
 	descServiceUp = prometheus.NewDesc("kairos_metrics_service_up",
 		"1 when the last scrape could read the federation state from the service, 0 when it failed.", nil, nil)
+	descBudgetsUp = prometheus.NewDesc("kairos_metrics_budgets_up",
+		"1 when the last scrape could read the merchants' budgets from the service, 0 when it failed.", nil, nil)
 )
 
-// serviceCollector reads the federation's state at scrape time.
+// serviceCollector reads the federation's state at scrape time: the rounds
+// by state, nothing per merchant.
 type serviceCollector struct {
 	svc Service
 	log *slog.Logger
@@ -119,8 +124,6 @@ type serviceCollector struct {
 
 func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRounds
-	ch <- descEpsilon
-	ch <- descEpsilonCap
 	ch <- descServiceUp
 }
 
@@ -139,6 +142,26 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	ch <- prometheus.MustNewConstMetric(descServiceUp, prometheus.GaugeValue, up)
+}
+
+// budgetCollector reads every merchant's ε and cap at scrape time. The series
+// name merchants, so they are registered only where a token is required.
+type budgetCollector struct {
+	svc Service
+	log *slog.Logger
+}
+
+func (c *budgetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descEpsilon
+	ch <- descEpsilonCap
+	ch <- descBudgetsUp
+}
+
+func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	up := 1.0
 	bs, err := c.svc.Budgets(ctx)
 	if err != nil {
 		c.log.Warn("metrics: read budgets", "err", err)
@@ -148,5 +171,5 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descEpsilon, prometheus.GaugeValue, b.Epsilon, b.Merchant)
 		ch <- prometheus.MustNewConstMetric(descEpsilonCap, prometheus.GaugeValue, b.Cap, b.Merchant)
 	}
-	ch <- prometheus.MustNewConstMetric(descServiceUp, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(descBudgetsUp, prometheus.GaugeValue, up)
 }

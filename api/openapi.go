@@ -115,7 +115,11 @@ func OpenAPI() ([]byte, error) {
 		responses := map[string]any{
 			fmt.Sprint(rt.ok): map[string]any{"description": http.StatusText(rt.ok), "content": content},
 		}
-		for _, code := range slices.Concat([]int{401, 403}, rt.problems) {
+		codes := slices.Concat([]int{401, 403}, rt.problems)
+		if rt.body != nil {
+			codes = append(codes, http.StatusServiceUnavailable) // the in-flight body budget is full (admission.go)
+		}
+		for _, code := range codes {
 			responses[fmt.Sprint(code)] = map[string]any{"description": http.StatusText(code), "content": map[string]any{
 				"application/problem+json": map[string]any{"schema": problem}}}
 		}
@@ -131,7 +135,16 @@ func OpenAPI() ([]byte, error) {
 	}
 	paths["/healthz"] = text("Process is up")
 	paths["/readyz"] = text("The store is reachable (503 problem otherwise)")
-	paths["/metrics"] = text("Prometheus metrics")
+	paths["/metrics"] = map[string]any{"get": map[string]any{
+		"summary":     "Prometheus metrics, with every merchant's ε spent and cap",
+		"description": "Roles: compliance, admin. The same metrics without the per-merchant series are served without a token on the operator's metrics listener.",
+		"security":    []any{map[string]any{"bearer": []string{}}},
+		"responses": map[string]any{
+			"200": map[string]any{"description": "OK", "content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{
+				"type": "string", "contentMediaType": "text/plain", "description": "Prometheus text exposition format"}}}},
+			"401": map[string]any{"description": http.StatusText(401), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
+			"403": map[string]any{"description": http.StatusText(403), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
+		}}}
 	paths["/.well-known/jwks.json"] = text("Token verification keys (RFC 8037 Ed25519 JWKS)")
 	paths["/openapi.json"] = text("This document")
 

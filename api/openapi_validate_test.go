@@ -103,7 +103,9 @@ func TestOpenAPIValidatesLiveResponses(t *testing.T) {
 	cases := []liveCase{
 		{"GET", "/healthz", nil, "", "none", "", noBody, 200},
 		{"GET", "/readyz", nil, "", "none", "", noBody, 200},
-		{"GET", "/metrics", nil, "", "none", "", noBody, 200},
+		{"GET", "/metrics", nil, "", "compliance", "", noBody, 200},
+		{"GET", "/metrics", nil, "", "none", "", noBody, 401},
+		{"GET", "/metrics", nil, "", "partner", "", noBody, 403},
 		{"GET", "/.well-known/jwks.json", nil, "", "none", "", noBody, 200},
 		{"GET", "/openapi.json", nil, "", "none", "", noBody, 200},
 		{"POST", "/v1/merchants", nil, "", "admin", "application/json", enrol, 201},

@@ -77,7 +77,7 @@ func TestMetrics(t *testing.T) {
 	svc.err = nil
 	f.do(t, "GET", "/v1/budgets", f.tokens["admin"], "", nil)
 
-	rec := f.do(t, "GET", "/metrics", "", "", nil)
+	rec := f.do(t, "GET", "/metrics", f.tokens["compliance"], "", nil)
 	if rec.Code != 200 {
 		t.Fatalf("metrics: %d", rec.Code)
 	}
@@ -105,7 +105,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	svc.err = errors.New("db down")
-	rec = f.do(t, "GET", "/metrics", "", "", nil)
+	rec = f.do(t, "GET", "/metrics", f.tokens["admin"], "", nil)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "kairos_metrics_service_up 0\n") {
 		t.Errorf("metrics with the service down: %d, want 200 with kairos_metrics_service_up 0", rec.Code)
 	}

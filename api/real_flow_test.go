@@ -166,7 +166,7 @@ func TestRealSubmissionOutcomes(t *testing.T) {
 	if got1.Epsilon != rc.Epsilon || got1.Cap != 1 || got1.Releases != 2 {
 		t.Errorf("budget of m1 %+v, want ε %v from the receipt, cap 1, 2 releases (update and count)", got1, rc.Epsilon)
 	}
-	rec := f.do(t, "GET", "/metrics", "", "", nil)
+	rec := f.do(t, "GET", "/metrics", f.tokens["compliance"], "", nil)
 	for _, want := range []string{
 		`kairos_updates_accepted_total{duplicate="true"} 1`,
 		`kairos_updates_refused_total{reason="replay"} 1`,

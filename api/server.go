@@ -18,7 +18,8 @@
 //	GET  /v1/report                     compliance, admin → the self-contained HTML compliance report
 //	POST /v1/tokens:revoke              admin → refuse a token (jti) until its expiry; audited (tokens.go)
 //	POST /v1/predict, /v1/predict:batch  partner, merchant → predictions for a merchant the token may query, audited first (predict.go)
-//	GET  /.well-known/jwks.json, /metrics, /healthz, /readyz, /openapi.json  (no token)
+//	GET  /metrics                       compliance, admin → Prometheus text, with the per-merchant ε series
+//	GET  /.well-known/jwks.json, /healthz, /readyz, /openapi.json  (no token)
 //
 // Every /v1 route needs a bearer token; 401 without a valid one, 403 when its
 // role is not listed. Partner tokens are held to the request rate and burst
@@ -28,7 +29,15 @@
 // envelope must name the round of its path (400). JSON bodies are limited to
 // Options.MaxJSONBytes, envelopes to Options.MaxEnvelopeBytes (413 beyond);
 // JSON is decoded strictly (unknown fields and trailing data are 400 naming
-// the field or offset).
+// the field or offset). Request bodies in flight share a budget of
+// Options.MaxInflightBytes: a body that does not fit is refused with 503 and
+// Retry-After before it is read (admission.go).
+//
+// Metrics. GET /metrics on the API needs a compliance or admin token: it
+// includes kairos_epsilon_spent{merchant} and kairos_epsilon_cap{merchant},
+// which /v1/budgets gives the same roles only. Server.MetricsHandler serves
+// everything else without a token, for a separate listener that only the
+// operator's scraper can reach (`kairos aggregator serve --metrics-listen`).
 //
 // Failures are application/problem+json documents whose "type" is one of the
 // apiclient.Type… URIs. Handlers return errors; one function, writeError,
@@ -39,6 +48,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -103,12 +113,17 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Logger receives the causes of failed requests; discarded when nil.
 	Logger *slog.Logger
-	// Registry receives the API's metrics and is served at /metrics; a new
+	// Registry receives the API's metrics and is served by MetricsHandler
+	// and, with the per-merchant budget series added, at /metrics; a new
 	// private registry when nil (never the global default one).
 	Registry *prometheus.Registry
 	// MaxEnvelopeBytes and MaxJSONBytes bound request bodies; defaults when 0.
 	MaxEnvelopeBytes int64
 	MaxJSONBytes     int64
+	// MaxInflightBytes bounds the request-body bytes held at once
+	// (admission.go); DefaultMaxInflightBytes when 0. Three quarters of it
+	// must hold the largest body limit (a full predict batch).
+	MaxInflightBytes int64
 	// Partners returns the request rate and burst the federation policy grants
 	// partner app id, or an error when it grants nothing. When set, partner
 	// tokens are rate-limited (429) and partners without a grant refused (403).
@@ -130,6 +145,7 @@ type Server struct {
 	ready     func(ctx context.Context) error
 	log       *slog.Logger
 	reg       *prometheus.Registry
+	budgetReg *prometheus.Registry // the per-merchant ε series, for GET /metrics with a token
 	maxEnv    int64
 	maxJSON   int64
 	metrics   *metrics
@@ -139,6 +155,7 @@ type Server struct {
 	partners  *partnerLimiter
 	auditSrc  audit.Source
 	predict   *predictor
+	admission *admission
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -154,7 +171,7 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("new api server: nil Issuer")
 	case len(opts.JWKS) == 0:
 		return nil, errors.New("new api server: no JWKS keys")
-	case opts.MerchantTokenTTL < 0, opts.MaxEnvelopeBytes < 0, opts.MaxJSONBytes < 0:
+	case opts.MerchantTokenTTL < 0, opts.MaxEnvelopeBytes < 0, opts.MaxJSONBytes < 0, opts.MaxInflightBytes < 0:
 		return nil, errors.New("new api server: negative token lifetime or body limit")
 	}
 	s := &Server{
@@ -186,7 +203,18 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.budgetReg = prometheus.NewRegistry()
+	if err := s.budgetReg.Register(&budgetCollector{svc: opts.Service, log: s.log}); err != nil {
+		return nil, fmt.Errorf("new api server: register metrics: %w", err)
+	}
 	if s.predict, err = newPredictor(opts.Service, opts.Predict); err != nil {
+		return nil, err
+	}
+	var largest int64
+	for _, rt := range s.v1Routes() {
+		largest = max(largest, s.bodyLimit(rt))
+	}
+	if s.admission, err = newAdmission(s.reg, cmpOr(opts.MaxInflightBytes, DefaultMaxInflightBytes), largest); err != nil {
 		return nil, err
 	}
 	if s.openapi, err = OpenAPI(); err != nil {
@@ -210,6 +238,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 // Registry returns the registry the server's metrics are in.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
+// MetricsHandler serves the server's metrics in the Prometheus text format
+// without a token and without the per-merchant budget series: it is meant
+// for a listener of its own that only the operator's scraper reaches.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
 // The role sets of the routes.
 var (
 	rolesAdmin      = []auth.Role{auth.RoleAdmin}
@@ -227,17 +262,20 @@ func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
 		return &httpError{status: http.StatusMethodNotAllowed, typ: typeMethodNotAllowed, detail: r.Method + " is not allowed on " + r.URL.Path}
 	}))
 
-	// v1 routes: bearer token, then role, then the handler.
+	// v1 routes: bearer token, rate, role, room for the body, then the handler.
 	for _, rt := range s.v1Routes() {
-		hh := auth.Middleware(v, s.limitPartners(auth.RequireRole(s.handle(rt.h), rt.roles...)))
+		hh := auth.Middleware(v, s.limitPartners(auth.RequireRole(s.admit(s.bodyLimit(rt), s.handle(rt.h)), rt.roles...)))
 		r.Handle(rt.path, s.instrument(rt.path, noStore(hh))).Methods(rt.method)
 	}
+	// All metrics, the per-merchant ε among them, for the roles /v1/budgets serves.
+	all := promhttp.HandlerFor(prometheus.Gatherers{s.reg, s.budgetReg}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	r.Handle("/metrics", s.instrument("/metrics", noStore(auth.Middleware(v, auth.RequireRole(all, rolesCompliance...))))).
+		Methods(http.MethodGet, http.MethodHead)
 
 	open := func(path string, h http.Handler) {
 		r.Handle(path, s.instrument(path, h)).Methods(http.MethodGet, http.MethodHead)
 	}
 	open("/.well-known/jwks.json", auth.JWKSHandler(jwks))
-	open("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	open("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
