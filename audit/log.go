@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,9 +31,13 @@ type Options struct {
 	// CheckpointEvery signs a checkpoint at every seq divisible by it.
 	// Default 1000; negative disables.
 	CheckpointEvery int
-	// CheckpointInterval signs a checkpoint of the head when it has moved
-	// and this long has passed. Zero disables.
+	// CheckpointInterval signs a checkpoint of the head every interval in
+	// which it moved, so no committed entry stays unsigned longer than about
+	// this. Zero disables.
 	CheckpointInterval time.Duration
+	// Witness, when set, receives every checkpoint once it is durable in
+	// the store, and New checks the stored log against it (see New).
+	Witness Witness
 	// MaxBatch bounds the entries committed in one transaction. Default 512.
 	MaxBatch int
 	// WriteTimeout bounds one store write. Default 30s.
@@ -48,6 +53,9 @@ type Stats struct {
 	Checkpoints uint64 // checkpoints committed
 	Failures    uint64 // store writes that failed
 	Queued      int    // records waiting for the writer now
+	// WitnessFailures counts failed pushes to the witness; the checkpoints
+	// are pushed again with the next one.
+	WitnessFailures uint64
 }
 
 // Log appends records to a Store. Concurrent Append calls are group-committed
@@ -68,7 +76,7 @@ type Log struct {
 	// does not build an HMAC (five allocations) per identifier.
 	macs sync.Pool
 
-	entries, batches, checkpoints, failures atomic.Uint64
+	entries, batches, checkpoints, failures, witnessFailures atomic.Uint64
 }
 
 // identifierMAC computes HashIdentifier's value with reusable state.
@@ -99,9 +107,26 @@ type result struct {
 	err   error
 }
 
-// New validates opts, reads the durable head and starts the writer. The
-// writer runs on a context detached from ctx's cancellation, so queued
-// entries are written even if ctx ends; call Close to stop it.
+// ErrStartRefused is wrapped by New's error when the stored log disagrees
+// with a signed checkpoint (errors.Is ErrTampered too): the log will not
+// sign a checkpoint over it.
+var ErrStartRefused = errors.New("refusing to start")
+
+// New validates opts, checks the stored log, signs its head and starts the
+// writer. The writer runs on a context detached from ctx's cancellation, so
+// queued entries are written even if ctx ends; call Close to stop it.
+//
+// Before signing anything, New verifies the stored entries from the last
+// signed checkpoint on: from the earlier of the store's last checkpoint and
+// the witness's, against every checkpoint the store and the witness hold
+// from there. If an entry under a signed checkpoint was changed (or the log
+// was cut before one), New returns an error wrapping ErrStartRefused and the
+// *VerifyError. Then it pushes to the witness the store's checkpoints it
+// lacks (committed just before a crash) and signs a checkpoint of the head,
+// so entries left unsigned by a crash are pinned before new ones follow.
+// Entries that were not under any checkpoint when the previous process
+// stopped cannot be told from a forgery; a short CheckpointInterval keeps
+// them few.
 func New(ctx context.Context, opts Options) (*Log, error) {
 	if opts.Store == nil {
 		return nil, errors.New("new audit log: no store")
@@ -145,8 +170,57 @@ func New(ctx context.Context, opts Options) (*Log, error) {
 	key := opts.HMACKey
 	l.macs.New = func() any { return &identifierMAC{mac: hmac.New(sha256.New, key)} }
 	w := &writer{log: l, head: head}
+	if err := w.start(ctx); err != nil {
+		return nil, fmt.Errorf("new audit log: %w", err)
+	}
 	go w.run(context.WithoutCancel(ctx))
 	return l, nil
+}
+
+// start checks the stored tail against the signed checkpoints, brings the
+// witness up to date and signs the head (see New).
+func (w *writer) start(ctx context.Context) error {
+	o := &w.log.opts
+	var held []Checkpoint
+	if o.Witness != nil {
+		var err error
+		if held, err = o.Witness.Checkpoints(ctx); err != nil {
+			return fmt.Errorf("read witness: %w", err)
+		}
+	}
+	var heldLast uint64
+	for _, c := range held {
+		heldLast = max(heldLast, c.Seq)
+	}
+	from := w.head.CheckpointSeq
+	if heldLast > 0 && (from == 0 || heldLast < from) {
+		from = heldLast
+	}
+	pub := o.SigningKey.Public().(ed25519.PublicKey)
+	if _, err := verify(ctx, Witnessed(o.Store, held), pub, from); err != nil {
+		if errors.Is(err, ErrTampered) {
+			return fmt.Errorf("%w: the stored log disagrees with its signed checkpoints (restore it or investigate; no checkpoint was signed): %w", ErrStartRefused, err)
+		}
+		return fmt.Errorf("check stored log: %w", err)
+	}
+	if o.Witness != nil && w.head.CheckpointSeq > heldLast {
+		own, err := o.Store.AuditCheckpoints(ctx)
+		if err != nil {
+			return fmt.Errorf("read checkpoints: %w", err)
+		}
+		w.unpushed = slices.DeleteFunc(own, func(c Checkpoint) bool { return c.Seq <= heldLast })
+	}
+	err := w.checkpointHead(ctx)
+	if err != nil { // another replica may have signed the same entry: once more from the stored head
+		err = w.checkpointHead(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.push(ctx); err != nil {
+		return err
+	}
+	return nil
 }
 
 // Append records rec and returns the entry once it is durable. Identifier
@@ -194,8 +268,9 @@ func (l *Log) Append(ctx context.Context, rec Record) (Entry, error) {
 }
 
 // Close writes every queued record, signs a final checkpoint of the head if
-// it moved since the last one, and stops the writer. It returns the error of
-// that last checkpoint, if any. Close is idempotent.
+// it moved since the last one, pushes what the witness lacks, and stops the
+// writer. It returns the error of that last checkpoint or push, if any.
+// Close is idempotent.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if !l.closed {
@@ -215,6 +290,8 @@ func (l *Log) Stats() Stats {
 		Checkpoints: l.checkpoints.Load(),
 		Failures:    l.failures.Load(),
 		Queued:      len(l.reqs),
+
+		WitnessFailures: l.witnessFailures.Load(),
 	}
 }
 
@@ -224,6 +301,31 @@ type writer struct {
 	head  Head
 	stale bool // the durable head may differ from head; reload first
 	batch []*request
+	// unpushed holds durable checkpoints the witness does not have yet.
+	unpushed []Checkpoint
+}
+
+// maxUnpushed bounds the checkpoints kept for a witness that keeps failing;
+// the latest one pins the whole chain, so the oldest are dropped first.
+const maxUnpushed = 1024
+
+// push sends the unpushed checkpoints to the witness, if any.
+func (w *writer) push(ctx context.Context) error {
+	o := &w.log.opts
+	if o.Witness == nil || len(w.unpushed) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.WriteTimeout)
+	defer cancel()
+	if err := o.Witness.Add(ctx, w.unpushed); err != nil {
+		w.log.witnessFailures.Add(1)
+		if n := len(w.unpushed); n > maxUnpushed {
+			w.unpushed = slices.Delete(w.unpushed, 0, n-maxUnpushed)
+		}
+		return fmt.Errorf("push to witness: %w", err)
+	}
+	w.unpushed = w.unpushed[:0]
+	return nil
 }
 
 func (w *writer) run(ctx context.Context) {
@@ -239,22 +341,28 @@ func (w *writer) run(ctx context.Context) {
 		select {
 		case r, ok := <-l.reqs:
 			if !ok {
-				l.closeErr = w.checkpointHead(ctx)
+				l.closeErr = w.stop(ctx)
 				return
 			}
 			w.batch = append(w.batch[:0], r)
 			open := w.fill()
 			w.commit(ctx)
+			_ = w.push(ctx) // a failure keeps them for the next push
 			if !open {
-				l.closeErr = w.checkpointHead(ctx)
+				l.closeErr = w.stop(ctx)
 				return
 			}
 		case <-tick:
-			if l.opts.Now().Sub(w.head.CheckpointTime) >= l.opts.CheckpointInterval {
-				_ = w.checkpointHead(ctx) // a failure leaves the head uncheckpointed; the next tick retries
-			}
+			// A failure leaves the head unsigned or unpushed; the next tick retries.
+			_ = w.checkpointHead(ctx)
+			_ = w.push(ctx)
 		}
 	}
+}
+
+// stop signs the head and pushes what the witness lacks.
+func (w *writer) stop(ctx context.Context) error {
+	return errors.Join(w.checkpointHead(ctx), w.push(ctx))
 }
 
 // fill takes queued requests without waiting, up to MaxBatch. It reports
@@ -296,6 +404,9 @@ func (w *writer) commit(ctx context.Context) {
 			l.entries.Add(uint64(len(entries)))
 			l.batches.Add(1)
 			l.checkpoints.Add(uint64(len(cps)))
+			if l.opts.Witness != nil {
+				w.unpushed = append(w.unpushed, cps...)
+			}
 			for i, r := range w.batch {
 				r.reply <- result{entry: entries[i]}
 			}
@@ -392,5 +503,8 @@ func (w *writer) checkpointHead(ctx context.Context) error {
 	}
 	w.head.CheckpointSeq, w.head.CheckpointTime = c.Seq, c.Time
 	w.log.checkpoints.Add(1)
+	if w.log.opts.Witness != nil {
+		w.unpushed = append(w.unpushed, c)
+	}
 	return nil
 }

@@ -48,19 +48,36 @@ const verifyPage = 4096
 // *VerifyError (errors.Is ErrTampered) together with what verified before
 // it; other errors come from reading src.
 func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, error) {
+	return verify(ctx, src, pub, 1)
+}
+
+// verify is Verify over the entries from seq from on: the entry at from
+// chains from its own stored prev hash (a checkpoint at from pins it), and
+// checkpoints before from are not checked. Result counts what was walked.
+func verify(ctx context.Context, src Source, pub ed25519.PublicKey, from uint64) (Result, error) {
 	var res Result
 	if len(pub) != ed25519.PublicKeySize {
 		return res, fmt.Errorf("audit verify: checkpoint public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
 	}
+	from = max(from, 1)
+	first := from
 	cps, err := src.AuditCheckpoints(ctx)
 	if err != nil {
 		return res, fmt.Errorf("audit verify: read checkpoints: %w", err)
 	}
-	cps = slices.Clone(cps)
+	if from > 1 {
+		cps = slices.DeleteFunc(slices.Clone(cps), func(c Checkpoint) bool { return c.Seq < from })
+	} else {
+		cps = slices.Clone(cps)
+	}
 	slices.SortStableFunc(cps, func(a, b Checkpoint) int { return cmp.Compare(a.Seq, b.Seq) })
 	ci := 0
 
 	var prev Entry // prev.Seq == 0 and zero hash before entry 1
+	trustFirst := from > 1
+	if trustFirst {
+		prev.Seq = from - 1
+	}
 	buf := make([]byte, 0, 512)
 	// Read the next page while this one is checked: reading (decoding rows)
 	// and hashing take about as long as each other.
@@ -77,8 +94,8 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, err
 			pages <- page{es, err}
 		}()
 	}
-	fetch(1)
-	for from := uint64(1); ; {
+	fetch(from)
+	for {
 		p := <-pages
 		if p.err != nil {
 			return res, fmt.Errorf("audit verify: read entries from %d: %w", from, p.err)
@@ -94,6 +111,13 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, err
 		}
 		for i := range p.entries {
 			e := &p.entries[i]
+			if trustFirst {
+				trustFirst = false
+				if e.Seq != first {
+					return res, &VerifyError{Seq: first, Reason: fmt.Sprintf("missing: the log has no entry %d, which a signed checkpoint names (deleted entries)", first)}
+				}
+				prev.Hash = e.PrevHash
+			}
 			if err := checkEntry(&prev, e, &buf); err != nil {
 				return res, err
 			}
@@ -111,6 +135,10 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Result, err
 		if !full {
 			break
 		}
+	}
+	if trustFirst { // no entry at or after the one a checkpoint pins
+		return res, &VerifyError{Seq: first, Reason: fmt.Sprintf(
+			"missing: the log ends before entry %d, which a signed checkpoint names (truncated tail)", first)}
 	}
 	if ci < len(cps) { // a checkpoint beyond the last entry
 		c := &cps[ci]

@@ -5,8 +5,12 @@ import (
 	"cmp"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 )
 
@@ -53,9 +57,17 @@ func sameCheckpoint(a, b *Checkpoint) bool {
 
 // ReadWitness reads a witness file: checkpoint lines as WriteExport writes
 // them (entry lines are refused). Every checkpoint's signature must verify
-// under pub.
+// under pub. A last line without its newline that does not parse is a write
+// cut short by a crash (FileWitness appends whole lines) and is ignored.
 func ReadWitness(r io.Reader, pub ed25519.PublicKey) ([]Checkpoint, error) {
-	s, err := ReadExport(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read witness: %w", err)
+	}
+	s, err := ReadExport(bytes.NewReader(data))
+	if cut := bytes.LastIndexByte(data, '\n') + 1; err != nil && cut < len(data) {
+		s, err = ReadExport(bytes.NewReader(data[:cut]))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read witness: %w", err)
 	}
@@ -113,4 +125,122 @@ func MergeWitness(held, fresh []Checkpoint, pub ed25519.PublicKey) ([]Checkpoint
 	}
 	slices.SortStableFunc(out, func(a, b Checkpoint) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, added, nil
+}
+
+// A Witness keeps the log's checkpoints outside its store, where whoever can
+// write the database cannot change them. Log pushes every checkpoint to it
+// as soon as the checkpoint is durable in the store, and checks the stored
+// log against it before signing anything at start-up.
+type Witness interface {
+	// Checkpoints returns every checkpoint the witness holds, each with a
+	// verified signature.
+	Checkpoints(ctx context.Context) ([]Checkpoint, error)
+	// Add stores cps, in order, and returns once they are durable.
+	Add(ctx context.Context, cps []Checkpoint) error
+}
+
+var _ Witness = (*FileWitness)(nil)
+
+// endTornLine deals with a last line that has no newline: one that parses
+// gets its newline; one that does not, a write cut short by a crash, is cut
+// off so that the lines appended next follow a complete line.
+func endTornLine(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	size := fi.Size()
+	tail := make([]byte, min(size, maxExportLine))
+	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
+		return err
+	}
+	if tail[len(tail)-1] == '\n' {
+		return nil
+	}
+	frag := tail[bytes.LastIndexByte(tail, '\n')+1:]
+	if _, err := ReadExport(bytes.NewReader(frag)); err == nil {
+		_, err = f.Write([]byte{'\n'})
+		return err
+	}
+	return f.Truncate(size - int64(len(frag)))
+}
+
+// FileWitness is a Witness kept in a file of checkpoint lines in the export
+// format, the format kairos compliance audit witness writes and ReadWitness
+// reads. Add appends whole lines and fsyncs them; it opens the file for each
+// call, so a file replaced by rename (as the witness command writes it) is
+// the one appended to. A last line cut short by a crash is removed before
+// the next append. It is not safe for concurrent Add calls; Log makes
+// them from one goroutine.
+type FileWitness struct {
+	path string
+	pub  ed25519.PublicKey
+}
+
+// NewFileWitness returns the witness kept in path, whose checkpoints must
+// verify under pub. The file need not exist yet.
+func NewFileWitness(path string, pub ed25519.PublicKey) (*FileWitness, error) {
+	if path == "" {
+		return nil, errors.New("file witness: empty path")
+	}
+	if len(pub) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("file witness: public key has %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	return &FileWitness{path: path, pub: pub}, nil
+}
+
+// Checkpoints implements Witness: none when the file does not exist.
+func (w *FileWitness) Checkpoints(context.Context) ([]Checkpoint, error) {
+	f, err := os.Open(w.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file witness: %w", err)
+	}
+	defer f.Close()
+	cps, err := ReadWitness(f, w.pub)
+	if err != nil {
+		return nil, fmt.Errorf("file witness %s: %w", w.path, err)
+	}
+	return cps, nil
+}
+
+// Add implements Witness: it appends cps as checkpoint lines and fsyncs the
+// file (and its directory when it creates the file).
+func (w *FileWitness) Add(_ context.Context, cps []Checkpoint) (err error) {
+	if len(cps) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := WriteWitness(&buf, cps); err != nil {
+		return fmt.Errorf("file witness: %w", err)
+	}
+	_, statErr := os.Stat(w.path)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	f, err := os.OpenFile(w.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("file witness: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("file witness: %w", cerr)
+		}
+	}()
+	if err := endTornLine(f); err != nil {
+		return fmt.Errorf("file witness: %w", err)
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("file witness: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("file witness: %w", err)
+	}
+	if created {
+		if d, err := os.Open(filepath.Dir(w.path)); err == nil {
+			_ = d.Sync() // the new name survives a crash; best effort where directories cannot sync
+			d.Close()
+		}
+	}
+	return nil
 }
