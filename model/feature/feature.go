@@ -284,9 +284,28 @@ func NewBuilder(cfg Config) (*Builder, error) {
 		if c.IsZero() {
 			return nil, fmt.Errorf("new feature builder: cutoff %d is zero", i)
 		}
+		if u := c.Unix(); u < -maxAbsUnix || u > maxAbsUnix {
+			return nil, fmt.Errorf("new feature builder: cutoff %d (%s) is more than 2^40 seconds from 1970", i, c.UTC().Format(time.RFC3339))
+		}
 		b.cutoffs = append(b.cutoffs, c.Unix())
 	}
 	return b, nil
+}
+
+// maxAbsUnix bounds event times and cutoffs in Unix seconds (2^40 s, about 34,800
+// years either side of 1970). Event times beyond it saturate there: they stay on
+// the same side of every cutoff, and every difference of two times, with any time
+// zone offset, is far inside int64, so no feature can overflow.
+const maxAbsUnix = 1 << 40
+
+// saturate clamps an event amount to [−model.MaxAmount, model.MaxAmount] (±Inf
+// included; NaN and a missing amount count as 0): with at most a few billion purchases per
+// customer, every sum of amounts stays far below the float64 range.
+func saturate(amount float64, has bool) float64 {
+	if !has || math.IsNaN(amount) {
+		return 0
+	}
+	return min(max(amount, -model.MaxAmount), model.MaxAmount)
 }
 
 // Schema returns the schema of the rows this builder produces.
@@ -307,7 +326,7 @@ func (b *Builder) Add(e model.Event) error {
 	if e.Time.IsZero() {
 		return fmt.Errorf("add event: customer %q: zero time", e.Customer)
 	}
-	t := e.Time.Unix()
+	t := min(max(e.Time.Unix(), -maxAbsUnix), maxAbsUnix)
 	c := b.customers[e.Customer]
 	if c == nil {
 		c = &customer{first: t}
@@ -315,11 +334,7 @@ func (b *Builder) Add(e model.Event) error {
 	}
 	c.first = min(c.first, t)
 	if e.Kind == model.Purchase {
-		amt := 0.0
-		if e.HasAmount && !math.IsNaN(e.Amount) && !math.IsInf(e.Amount, 0) {
-			amt = e.Amount
-		}
-		c.purchases = append(c.purchases, purchase{at: t, amount: amt})
+		c.purchases = append(c.purchases, purchase{at: t, amount: saturate(e.Amount, e.HasAmount)})
 		return nil
 	}
 	k := 0
@@ -509,7 +524,9 @@ func (b *Builder) raw(c *customer, ci int, out []float64) {
 	if len(pdays) >= 2 {
 		put(1)
 		put(recency - gapMean)
-		put(recency / (gapMean + 1))
+		// gapMean ≥ 0 unless a time zone moves the calendar back across midnight
+		// between two purchases; the floor keeps the ratio finite then too.
+		put(recency / (max(gapMean, 0) + 1))
 	} else {
 		put(0)
 		put(0)

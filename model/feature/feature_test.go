@@ -292,3 +292,64 @@ func features(t *testing.T, cutoffs []time.Time, loc *time.Location, events []mo
 	}
 	return b.Rows()
 }
+
+// TestExtremeEventsGiveFiniteFeatures: no event stream may produce a non-finite
+// feature. Two purchases of 1e308 used to make spend_total +Inf (and the model's
+// gradient NaN); amounts now saturate at ±model.MaxAmount, so the spend features
+// are those of two purchases of 10^12. Events at the ends of time.Time's range
+// used to overflow int64 differences (an Inf decayed count, or a panic indexing
+// the active months); every feature is finite and the spend features keep their
+// saturated values.
+func TestExtremeEventsGiveFiniteFeatures(t *testing.T) {
+	tau := day(1997, 2, 10, 0)
+	buy := func(at time.Time, amount float64) model.Event {
+		return model.Event{Customer: "x", Time: at, Kind: model.Purchase, Amount: amount, HasAmount: true}
+	}
+	tests := []struct {
+		name      string
+		events    []model.Event
+		spend     float64 // raw spend_total, computed by hand
+		spendLast float64
+	}{
+		{"two purchases of 1e308", []model.Event{buy(day(1997, 1, 5, 10), 1e308), buy(day(1997, 1, 20, 10), 1e308)}, 2 * model.MaxAmount, model.MaxAmount},
+		{"largest float", []model.Event{buy(day(1997, 1, 5, 10), math.MaxFloat64), buy(day(1997, 1, 20, 10), math.MaxFloat64)}, 2 * model.MaxAmount, model.MaxAmount},
+		{"refunds of -1e308", []model.Event{buy(day(1997, 1, 5, 10), 5), buy(day(1997, 1, 20, 10), -1e308)}, 0, 0},
+		{"infinite amount", []model.Event{buy(day(1997, 1, 20, 10), math.Inf(1))}, model.MaxAmount, model.MaxAmount},
+		{"NaN amount", []model.Event{buy(day(1997, 1, 20, 10), math.NaN())}, 0, 0},
+		{"earliest time", []model.Event{buy(time.Unix(math.MinInt64, 0), 1e308), buy(day(1997, 1, 20, 10), 1e308)}, 2 * model.MaxAmount, model.MaxAmount},
+		{"latest time", []model.Event{buy(day(1997, 1, 20, 10), 7), buy(time.Unix(math.MaxInt64-1e11, 0), 1e308),
+			{Customer: "x", Time: time.Unix(math.MaxInt64-1e11, 0), Kind: model.View}}, 7, 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, loc := range []*time.Location{time.UTC, time.FixedZone("UTC-14", -14*3600), time.FixedZone("UTC+14", 14*3600)} {
+				b, err := NewBuilder(Config{Cutoffs: []time.Time{tau}, Location: loc})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range tt.events {
+					if err := b.Add(e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rows := b.Rows()
+				if len(rows) != 1 {
+					t.Fatalf("%s: got %d rows, want 1", loc, len(rows))
+				}
+				x := rows[0].X
+				for i, v := range x {
+					if math.IsNaN(v) || math.IsInf(v, 0) {
+						t.Errorf("%s: %s = %v, want finite", loc, b.Schema().Names[i], v)
+					}
+				}
+				s := b.Schema()
+				if got, want := valueOf(t, s, x, "spend_total"), math.Log1p(tt.spend); got != want {
+					t.Errorf("%s: spend_total = %v, want log1p(%v) = %v", loc, got, tt.spend, want)
+				}
+				if got, want := valueOf(t, s, x, "spend_last"), math.Log1p(tt.spendLast); got != want {
+					t.Errorf("%s: spend_last = %v, want log1p(%v) = %v", loc, got, tt.spendLast, want)
+				}
+			}
+		})
+	}
+}
