@@ -38,6 +38,7 @@ const (
 //	token_file: token         # the merchant JWT handed out at enrolment
 //	time_zone: America/New_York
 //	epsilon_cap: 0.8          # local cap, may be stricter than the federation's
+//	delta: 1e-6               # the δ of that cap; rounds planned at a larger δ are refused
 //	state_dir: state
 //	data:
 //	  format: cdnow           # any client/ingest format, or postgres
@@ -55,8 +56,13 @@ type Config struct {
 	// TimeZone is the merchant's IANA time zone (local-time features, score dates).
 	TimeZone string `yaml:"time_zone"`
 	// EpsilonCap is the merchant's own lifetime ε cap, checked before every round
-	// at the δ of the round's plan.
+	// at the merchant's δ (MerchantDelta), never at a δ the aggregator chooses.
 	EpsilonCap float64 `yaml:"epsilon_cap"`
+	// Delta is the δ at which EpsilonCap and the local ledger are measured
+	// (default DefaultDelta). A round whose plan states a larger δ is refused: ε
+	// read at a large δ can be small for any release (the demo's releases are
+	// ε = 1 at δ = 1e-6 and 0 at δ = 0.3).
+	Delta *float64 `yaml:"delta"`
 	// StateDir holds the local ledger, the pending upload and the receipts.
 	StateDir string `yaml:"state_dir"`
 	// Data is where the customer events come from.
@@ -212,6 +218,9 @@ func (c *Config) Validate() error {
 	if !(c.EpsilonCap > 0) || math.IsInf(c.EpsilonCap, 0) {
 		bad("epsilon_cap: %v, want finite and > 0", c.EpsilonCap)
 	}
+	if d := c.MerchantDelta(); !(d > 0 && d < 1) {
+		bad("delta: %v, want in (0, 1)", d)
+	}
 	switch c.Optimizer {
 	case "", "sgd", "adam":
 	default:
@@ -301,6 +310,17 @@ func (c *Config) Location() (*time.Location, error) {
 		return time.UTC, nil
 	}
 	return time.LoadLocation(c.TimeZone)
+}
+
+// DefaultDelta is the merchant's δ when the configuration sets none.
+const DefaultDelta = 1e-6
+
+// MerchantDelta is the δ of the merchant's own cap: Delta, or DefaultDelta.
+func (c *Config) MerchantDelta() float64 {
+	if c.Delta == nil {
+		return DefaultDelta
+	}
+	return *c.Delta
 }
 
 // Path resolves p against the configuration file's directory.

@@ -60,6 +60,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad zone", "time_zone: Mars/Olympus\n", "time_zone"},
 		{"bad duration", "poll_interval: soon\n", "line"},
 		{"bad optimizer", "optimizer: lbfgs\n", "optimizer"},
+		{"zero delta", "delta: 0\n", "delta: 0, want in (0, 1)"},
+		{"delta one", "delta: 1\n", "delta: 1, want in (0, 1)"},
+		{"NaN delta", "delta: .nan\n", "delta: NaN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Later keys override: replace the line with the same key, or append.
@@ -154,4 +157,21 @@ func FuzzParseConfig(f *testing.F) {
 			t.Errorf("ParseConfig accepted a config Validate refuses: %v", err)
 		}
 	})
+}
+
+// TestConfigDelta: the merchant's δ defaults to 1e-6 and can be set.
+func TestConfigDelta(t *testing.T) {
+	c, err := ParseConfig("shop.yaml", "/", []byte(validConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MerchantDelta(); got != 1e-6 {
+		t.Errorf("default δ = %v, want 1e-6", got)
+	}
+	if c, err = ParseConfig("shop.yaml", "/", []byte(validConfig+"delta: 1e-7\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MerchantDelta(); got != 1e-7 {
+		t.Errorf("δ = %v, want 1e-7", got)
+	}
 }

@@ -36,6 +36,10 @@ var (
 	// ErrFederationBudget: the aggregator refused an update because the
 	// merchant's federation budget is spent. It wraps dp.ErrBudgetExhausted.
 	ErrFederationBudget = fmt.Errorf("federation privacy budget reached: %w", dp.ErrBudgetExhausted)
+	// ErrPlanDelta: the round's plan states a δ above the merchant's own (or an
+	// invalid one), so its ε would be read at a weaker guarantee than the
+	// merchant's cap; the client refused to train.
+	ErrPlanDelta = errors.New("round plan's δ is above the merchant's δ")
 	// ErrClockSkew: the aggregator refused the update as stale or from the
 	// future even after sealing it again with the current time. The sealed
 	// update stays pending; fix the clock and run again.
@@ -97,8 +101,12 @@ type Options struct {
 	// Store and State are the open state directory and its contents. Required.
 	Store *StateStore
 	State *State
-	// EpsilonCap is the local ε cap at each plan's δ. Required.
+	// EpsilonCap is the local ε cap, at Delta. Required.
 	EpsilonCap float64
+	// Delta is the merchant's δ (Config.MerchantDelta; 0 = DefaultDelta): the
+	// local ledger is measured at it, and a round planned at a larger δ is
+	// refused with ErrPlanDelta.
+	Delta float64
 	// Optimizer is the local optimizer (client/train).
 	Optimizer string
 	// Now is the clock (default time.Now).
@@ -149,6 +157,11 @@ func NewRunner(opts Options) (*Runner, error) {
 		return nil, fmt.Errorf("new runner: ε cap %v, want finite and > 0", opts.EpsilonCap)
 	case opts.PollInterval < 0:
 		return nil, errors.New("new runner: negative poll interval")
+	case opts.Delta != 0 && !(opts.Delta > 0 && opts.Delta < 1):
+		return nil, fmt.Errorf("new runner: δ %v, want in (0, 1)", opts.Delta)
+	}
+	if opts.Delta == 0 {
+		opts.Delta = DefaultDelta
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -259,9 +272,15 @@ func (r *Runner) waitRound(ctx context.Context) (protocol.Round, error) {
 func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	st := r.opt.State
 	plan := round.Plan
+	// The cap is the merchant's at its own δ. A plan at a larger δ is refused
+	// outright rather than accounted at the merchant's: the aggregator would
+	// report and check this merchant's ε at a δ the merchant never accepted.
+	if !(plan.Delta > 0 && plan.Delta <= r.opt.Delta) {
+		return fmt.Errorf("round %s: %w: plan δ %g, merchant δ %g (client config delta)", round.ID, ErrPlanDelta, plan.Delta, r.opt.Delta)
+	}
 	known := r.knownCount(plan)
 	cost := train.Cost(plan, known != nil)
-	if _, err := r.checkCap(cost, plan.Delta); err != nil {
+	if _, err := r.checkCap(cost); err != nil {
 		return err
 	}
 	base, err := hazard.Unmarshal(round.Model, "")
@@ -297,7 +316,7 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 		eval = &ev
 		releases = append(releases, rel)
 	}
-	epsAfter, err := r.checkCap(releases, plan.Delta)
+	epsAfter, err := r.checkCap(releases)
 	if err != nil {
 		return err
 	}
@@ -322,7 +341,7 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	// Debit and persist the envelope before the first attempt: a crash from here
 	// on resumes this upload instead of training (and spending) again.
 	st.Releases = append(st.Releases, releases...)
-	st.Delta = plan.Delta
+	st.Delta = r.opt.Delta
 	st.Pending = p
 	if err := r.opt.Store.Save(st); err != nil {
 		return fmt.Errorf("round %s: %w", round.ID, err)
@@ -377,9 +396,10 @@ func (r *Runner) evaluate(base *hazard.Model, plan *protocol.EvaluationPlan) (pr
 	return fedeval.Release(counts, plan)
 }
 
-// checkCap returns the local ε after the ledger also holds next, or an error
-// wrapping ErrLocalBudget when that passes the local cap.
-func (r *Runner) checkCap(next []dp.Release, delta float64) (float64, error) {
+// checkCap returns the local ε, at the merchant's δ, after the ledger also holds
+// next, or an error wrapping ErrLocalBudget when that passes the local cap.
+func (r *Runner) checkCap(next []dp.Release) (float64, error) {
+	delta := r.opt.Delta
 	all := append(append([]dp.Release(nil), r.opt.State.Releases...), next...)
 	l, err := dp.NewLedger(dp.AccountantOptions{})
 	if err != nil {

@@ -580,3 +580,61 @@ func fieldNames(v map[string]any, prefix string) []string {
 	}
 	return out
 }
+
+// TestRunnerRefusesPlanAboveMerchantDelta: the merchant's cap used to be checked
+// at the δ of the round's plan, which the aggregator chooses. The fake
+// aggregator's round (3 steps at q = 0.2, z = 1.2 and a count at σ = 50) is
+// ε = 3.32 at δ = 1e-6 but 0 at δ = 0.5 (kairos dp epsilon --release
+// q=0.2,z=1.2,steps=3 --release q=1,z=50,steps=1 --delta 0.5), so a merchant
+// capped at 0.8 joined it. Now the round is refused before anything is
+// trained, sent or debited; a δ that is not a number is refused too.
+func TestRunnerRefusesPlanAboveMerchantDelta(t *testing.T) {
+	for _, delta := range []float64{0.5, 1.01e-6, math.NaN(), 0} {
+		e := newRunnerEnv(t)
+		e.agg.plan.Delta = delta
+		r, st, done := e.runner(t, 0.8, nil)
+		_, err := r.Run(context.Background(), 1)
+		done()
+		if !errors.Is(err, ErrPlanDelta) {
+			t.Errorf("plan δ %v: Run = %v, want ErrPlanDelta", delta, err)
+		}
+		if len(e.agg.updates) != 0 || len(st.Releases) != 0 {
+			t.Errorf("plan δ %v: %d updates sent, %d releases debited; want none", delta, len(e.agg.updates), len(st.Releases))
+		}
+	}
+}
+
+// TestRunnerLedgerAtMerchantDelta: a plan at a smaller δ than the merchant's is
+// accepted, and the local ε is measured at the merchant's δ (1e-6 by default),
+// not the plan's 1e-9; the merchant's own δ can be set (1e-5 here) and its
+// rounds' ε are then measured at it.
+func TestRunnerLedgerAtMerchantDelta(t *testing.T) {
+	for _, merchant := range []float64{0, 1e-5} {
+		e := newRunnerEnv(t)
+		e.agg.plan.Delta = 1e-9
+		store, st, err := OpenState(e.dir, e.merchant.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewRunner(Options{
+			API: e.agg, Merchant: e.merchant, Events: testEvents(), Store: store, State: st, EpsilonCap: 100, Delta: merchant,
+			PollInterval: time.Millisecond, Backoff: Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		store.Close()
+		want := max(merchant, DefaultDelta)
+		plan := e.agg.plan
+		plan.Delta = want
+		eps := roundEpsilon(t, plan, 1)
+		got := st.Rounds[0].LocalEpsilon
+		// The noise actually added is up to 0.1% above the plan's, so ε is a little below.
+		if got > eps || got < 0.99*eps || st.Delta != want {
+			t.Errorf("merchant δ %v: local ε %v at δ %v, want ≤ %v (the plan at δ %v) and within 1%%", merchant, got, st.Delta, eps, want)
+		}
+	}
+}

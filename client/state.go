@@ -39,7 +39,8 @@ const (
 type State struct {
 	Version  int    `json:"version"`
 	Merchant string `json:"merchant"`
-	// Delta is the δ of the latest round's plan, at which ε is reported.
+	// Delta is the merchant's δ when it last trained, at which the rounds'
+	// LocalEpsilon values were measured.
 	Delta float64 `json:"delta,omitempty"`
 	// Releases is the local ledger: every release this merchant made, debited
 	// before the update that carries it was sealed.

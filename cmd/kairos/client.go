@@ -120,7 +120,8 @@ func newClientRunCmd() *cobra.Command {
 		Short: "Take part in federated rounds until the privacy budget is spent (or N rounds)",
 		Long: `Run polls the aggregator for the current round, builds features from the local events
 at the round's cutoffs, trains with DP-SGD from the global model, refuses locally if the
-local ledger would pass epsilon_cap, seals the update to the aggregator and uploads it
+local ledger would pass epsilon_cap at the config's delta (default 1e-6) or if the round
+is planned at a larger δ than that, seals the update to the aggregator and uploads it
 with retries. The sealed update and the local debit are saved in state_dir before the
 first attempt, so a restarted client re-sends it instead of training again.
 
@@ -159,7 +160,7 @@ federation's) is reached.`,
 			}
 			opts := client.Options{
 				API: s.api, Merchant: s.merchant, Events: ds.Events, Location: s.loc,
-				Store: store, State: state, EpsilonCap: s.cfg.EpsilonCap, Optimizer: s.cfg.Optimizer,
+				Store: store, State: state, EpsilonCap: s.cfg.EpsilonCap, Delta: s.cfg.MerchantDelta(), Optimizer: s.cfg.Optimizer,
 				Now:          func() time.Time { return time.Now().Add(offset) },
 				PollInterval: time.Duration(s.cfg.PollInterval), Logger: log,
 			}
@@ -181,7 +182,8 @@ federation's) is reached.`,
 				return fmt.Errorf("client run: %w", err)
 			}
 			n, err := r.Run(cmd.Context(), rounds)
-			eps, _ := state.Epsilon(orDelta(state.Delta))
+			delta := s.cfg.MerchantDelta()
+			eps, _ := state.Epsilon(delta)
 			switch {
 			case errors.Is(err, client.ErrLocalBudget), errors.Is(err, client.ErrFederationBudget):
 				log.Info("privacy budget reached; stopping", "reason", err)
@@ -189,7 +191,7 @@ federation's) is reached.`,
 				return fmt.Errorf("client run: %w", err)
 			}
 			_, werr := fmt.Fprintf(cmd.OutOrStdout(), "%s: joined %d rounds in this run (%d accepted in all); local ε %.5f of cap %.4g at δ %g\n",
-				s.merchant.ID, n, state.Accepted(), eps, s.cfg.EpsilonCap, orDelta(state.Delta))
+				s.merchant.ID, n, state.Accepted(), eps, s.cfg.EpsilonCap, delta)
 			return werr
 		},
 	}
@@ -201,14 +203,6 @@ federation's) is reached.`,
 	f.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
-}
-
-// orDelta is the δ to report ε at before any round set one.
-func orDelta(d float64) float64 {
-	if d > 0 {
-		return d
-	}
-	return 1e-6
 }
 
 // roundBar draws the rounds joined (a spinner when the count is open-ended)
@@ -386,7 +380,7 @@ type clientStatusReport struct {
 }
 
 func clientStatus(cfg *client.Config, st *client.State) (clientStatusReport, error) {
-	d := orDelta(st.Delta)
+	d := cfg.MerchantDelta()
 	eps, err := st.Epsilon(d)
 	if err != nil {
 		return clientStatusReport{}, err
