@@ -33,12 +33,13 @@ func TestFederatedEvaluation(t *testing.T) {
 				Evaluation: &aggregator.EvaluationConfig{Cutoff: cut, Sigma: 20, Edges: []float64{0.1, 0.5}, Every: 2},
 			}
 			f := newFed(t, b, cfg)
+			f.customers["m1"], f.customers["m2"] = 350, 350 // the histograms' totals
 			r := f.start(t)
 			f.enrol(t, r, "m1", "m2")
 			tick(t, r)
 			halves := map[string][]float64{
-				"m1": {0, 100, 200, 50, 60, 40, 0, 0, 0},
-				"m2": {0, 0, 100, 50, 40, 60, 0, 0, 0},
+				"m1": {0, 60, 140, 50, 60, 40, 0, 0, 0},
+				"m2": {0, 40, 160, 50, 40, 60, 0, 0, 0},
 			}
 			eval := func(m string) *protocol.Evaluation {
 				return &protocol.Evaluation{Cutoff: cut, Counts: append([]float64(nil), halves[m]...), Sigma: 20}

@@ -139,6 +139,8 @@ type fed struct {
 
 	mu     sync.Mutex
 	counts map[string]string // merchant → round whose accepted update released its count
+	// customers overrides the DP count value an honest update sends (default 1000).
+	customers map[string]float64
 }
 
 // countReleased records that merchant's accepted update in round released its
@@ -173,7 +175,7 @@ func newFedPolicy(t testing.TB, b backend, cfg aggregator.RoundConfig, p *polici
 	}
 	return &fed{t: t, b: b, agg: agg, recip: recip, policy: p,
 		clock: &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}, cfg: cfg,
-		merchant: map[string]ed25519.PrivateKey{}, counts: map[string]string{}}
+		merchant: map[string]ed25519.PrivateKey{}, counts: map[string]string{}, customers: map[string]float64{}}
 }
 
 // replica is one Service with its own store handle and audit log.
@@ -231,12 +233,16 @@ func (f *fed) update(t testing.TB, r protocol.Round, merchant string) protocol.U
 	}
 	f.mu.Lock()
 	released := f.counts[merchant]
+	value, ok := f.customers[merchant]
 	f.mu.Unlock()
+	if !ok {
+		value = 1000
+	}
 	return protocol.Update{
 		Version: protocol.Version, Round: r.ID, Merchant: merchant, BaseVersion: r.BaseVersion,
 		SchemaHash: m.Schema.Hash, Delta: delta,
 		Release:   protocol.Release{SamplingRate: r.Plan.SamplingRate, NoiseMultiplier: r.Plan.NoiseMultiplier, Steps: r.Plan.Steps, ClipNorm: r.Plan.ClipNorm},
-		Customers: protocol.NoisyCount{Value: 1000, Sigma: r.Plan.CountNoise, ReleasedIn: released},
+		Customers: protocol.NoisyCount{Value: value, Sigma: r.Plan.CountNoise, ReleasedIn: released},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/merge"
@@ -500,13 +501,19 @@ func (s *Service) recordEvaluation(ctx context.Context, tx Tx, r RoundRecord, up
 		return "", nil
 	}
 	var evals []protocol.Evaluation
+	var from []string
 	for _, u := range updates {
 		if u.Evaluation != nil {
 			evals = append(evals, *u.Evaluation)
+			from = append(from, u.Merchant)
 		}
 	}
 	if len(evals) == 0 {
 		return "no evaluations", nil
+	}
+	evals, capped, err := capEvaluations(evals, from, s.policy.Aggregation().WeightShareCap())
+	if err != nil {
+		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
 	}
 	counts, sigma, err := fedeval.Sum(evals)
 	if err != nil {
@@ -531,7 +538,59 @@ func (s *Service) recordEvaluation(ctx context.Context, tx Tx, r RoundRecord, up
 	if err := tx.SetModelMetrics(ctx, r.BaseVersion, metrics); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("evaluation of version %d from %d merchants: AUC@30 %.4f ± %.4f", r.BaseVersion, len(evals), m.AUC30, se.AUC30), nil
+	note := fmt.Sprintf("evaluation of version %d from %d merchants: AUC@30 %.4f ± %.4f", r.BaseVersion, len(evals), m.AUC30, se.AUC30)
+	if capped != "" {
+		note += "; " + capped
+	}
+	return note, nil
+}
+
+// capEvaluations scales down the histogram of any merchant holding more than
+// maxShare of the customers evaluated (the histograms' totals, each at least
+// 1) to that share, as FedAvg caps a merchant's weight (merge.CapShares): one
+// merchant cannot outweigh the rest of the federation's evaluation either. A
+// scaled histogram's σ scales with it. It returns the histograms and a note
+// naming the scaled merchants ("" when none was).
+func capEvaluations(evals []protocol.Evaluation, merchants []string, maxShare float64) ([]protocol.Evaluation, string, error) {
+	totals := make([]float64, len(evals))
+	for i, e := range evals {
+		for _, c := range e.Counts {
+			totals[i] += c
+		}
+		totals[i] = max(totals[i], 1)
+	}
+	shares, err := merge.CapShares(totals, maxShare)
+	if err != nil {
+		return nil, "", err
+	}
+	// Keep every uncapped histogram as it is: scale by the share ratio
+	// relative to the least reduced one.
+	ratio := make([]float64, len(evals))
+	var top float64
+	var sum float64
+	for _, t := range totals {
+		sum += t
+	}
+	for i, t := range totals {
+		ratio[i] = shares[i] / (t / sum)
+		top = max(top, ratio[i])
+	}
+	out := make([]protocol.Evaluation, len(evals))
+	var notes []string
+	for i, e := range evals {
+		out[i] = e
+		f := ratio[i] / top
+		if f >= 1-1e-12 {
+			continue
+		}
+		out[i].Counts = make([]float64, len(e.Counts))
+		for j, c := range e.Counts {
+			out[i].Counts[j] = f * c
+		}
+		out[i].Sigma = f * e.Sigma
+		notes = append(notes, fmt.Sprintf("%s's histogram scaled by %.4g to %g of the customers", merchants[i], f, maxShare))
+	}
+	return out, strings.Join(notes, ", "), nil
 }
 
 func (s *Service) failAggregating(ctx context.Context, tx Tx, r RoundRecord, reason string, now time.Time) ([]transition, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/crypto/seal"
 	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/model/fedeval"
 	"github.com/kairos-fl/kairos/model/hazard"
 	"github.com/kairos-fl/kairos/policies"
 )
@@ -234,6 +235,9 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 		if err := checkReusedCount(ctx, tx, &up); err != nil {
 			return err
 		}
+		if err := checkEvaluation(ctx, tx, &up, rr, mp); err != nil {
+			return err
+		}
 		groups, ok := s.acct.summary(merchantID, head.Version)
 		if !ok {
 			rows := st.Ledger
@@ -411,6 +415,53 @@ func checkReusedCount(ctx context.Context, tx Tx, up *protocol.Update) error {
 		return fmt.Errorf("%w: customer count %v (σ %v) differs from the count released in round %s", protocol.ErrInvalidUpdate, c.Value, c.Sigma, c.ReleasedIn)
 	}
 	return nil
+}
+
+// checkEvaluation refuses an evaluation histogram that the merchant's released
+// customer count makes implausible (fedeval.TotalRange): in a training round
+// the count sent with the update, in an evaluation-only round the one its
+// latest training update sent; a merchant that never sent one is held to its
+// plausible number of customers (the policy's max_customers, else 1/δ).
+func checkEvaluation(ctx context.Context, tx Tx, up *protocol.Update, rr RoundRecord, mp policies.MerchantPolicy) error {
+	e := up.Evaluation
+	if e == nil {
+		return nil
+	}
+	count, known := up.Customers, true
+	if rr.Plan.EvaluationOnly() {
+		var err error
+		if count, known, err = releasedCount(ctx, tx, up.Merchant, rr.Seq); err != nil {
+			return err
+		}
+	}
+	if !known {
+		count = protocol.NoisyCount{Value: mp.PlausibleCustomers()}
+	}
+	if err := fedeval.CheckPlausible(e, fedeval.TotalRange(count, known, len(e.Counts), e.Sigma)); err != nil {
+		what := fmt.Sprintf("released customer count %.1f (σ %v)", count.Value, count.Sigma)
+		if !known {
+			what = fmt.Sprintf("no released count, at most %.0f customers", count.Value)
+		}
+		return fmt.Errorf("%w: evaluation: %w (%s, histogram σ %v per cell)", ErrPolicy, err, what, e.Sigma)
+	}
+	return nil
+}
+
+// releasedCount returns the customer count of merchant's latest accepted
+// training update in a round before seq, and whether there is one.
+func releasedCount(ctx context.Context, tx Tx, merchant string, seq int64) (protocol.NoisyCount, bool, error) {
+	for s := seq - 1; s >= 1; s-- {
+		u, err := tx.UpdateFor(ctx, roundID(s), merchant)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue
+		case err != nil:
+			return protocol.NoisyCount{}, false, err
+		case u.Customers.Sigma > 0:
+			return u.Customers, true, nil
+		}
+	}
+	return protocol.NoisyCount{}, false, nil
 }
 
 // updateReleases are the mechanisms an update declares, in ledger order: the

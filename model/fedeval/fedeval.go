@@ -165,6 +165,66 @@ func Release(counts []float64, plan *protocol.EvaluationPlan) (protocol.Evaluati
 	return protocol.Evaluation{Cutoff: plan.Cutoff, Counts: noisy, Sigma: g.Sigma()}, g.Release(1), nil
 }
 
+// ErrImplausible is wrapped by CheckPlausible's errors: a histogram that no
+// honest merchant with the released count could have sent.
+var ErrImplausible = errors.New("implausible evaluation histogram")
+
+// PlausibleSigmas is how many standard deviations of the noise a released
+// histogram may stray from what its merchant's released count allows: an
+// honest histogram passes with probability about 1 − 2e-9 per check.
+const PlausibleSigmas = 6
+
+// Growth is how much larger than its released customer count a merchant's
+// evaluation may be before the noise: the count is taken at the training
+// cutoffs, the evaluation at a cutoff at least 30 days later, so customers
+// whose first purchase falls in between are evaluated but were not counted.
+// Half again as many covers a shop whose customer base grows 50% over that
+// gap.
+const Growth = 0.5
+
+// Range is the interval [Lo, Hi] a histogram's total must fall in and every
+// cell's upper limit; MinCell is every cell's lower limit (noise makes an
+// empty cell negative).
+type Range struct {
+	Lo, Hi, MinCell float64
+}
+
+// TotalRange is the Range of an evaluation with cells cells at noise σ per
+// cell for a merchant whose released customer count is count (value c,
+// noise σ_c): with tol = PlausibleSigmas·√(σ_c² + cells·σ²) — the noise of
+// the count and of the histogram's total together — the total must lie in
+// [c − tol, (1 + Growth)·c + tol], no cell above that upper end, and none below
+// −PlausibleSigmas·σ. When known is false (the merchant released no count)
+// the lower end is −∞ and c is the merchant's plausible number of customers
+// (the policy's max_customers, else 1/δ) without Growth.
+func TotalRange(count protocol.NoisyCount, known bool, cells int, sigma float64) Range {
+	tol := PlausibleSigmas * math.Sqrt(count.Sigma*count.Sigma+float64(cells)*sigma*sigma)
+	r := Range{Lo: count.Value - tol, Hi: (1+Growth)*count.Value + tol, MinCell: -PlausibleSigmas * sigma}
+	if !known {
+		r.Lo, r.Hi = math.Inf(-1), count.Value+tol
+	}
+	return r
+}
+
+// CheckPlausible reports whether evaluation e lies in r: every cell in
+// [r.MinCell, r.Hi] and the total in [r.Lo, r.Hi]. The error names the first
+// offending cell or the total and wraps ErrImplausible.
+func CheckPlausible(e *protocol.Evaluation, r Range) error {
+	var total float64
+	for i, c := range e.Counts {
+		if !(c >= r.MinCell && c <= r.Hi) {
+			return fmt.Errorf("%w: cell %d (bin %d, class %d) = %.6g outside [%.1f, %.1f]",
+				ErrImplausible, i, i/protocol.EvalClasses, i%protocol.EvalClasses, c, r.MinCell, r.Hi)
+		}
+		total += c
+	}
+	if !(total >= r.Lo && total <= r.Hi) {
+		return fmt.Errorf("%w: %.6g customers in total, outside [%.1f, %.1f] allowed by the released customer count and both noises",
+			ErrImplausible, total, r.Lo, r.Hi)
+	}
+	return nil
+}
+
 // Sum adds the merchants' histograms cell by cell; all must have the same
 // length. It also returns the standard deviation of the sum's noise per cell.
 func Sum(evals []protocol.Evaluation) (counts []float64, sigma float64, err error) {

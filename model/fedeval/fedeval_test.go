@@ -345,3 +345,71 @@ func FuzzCompute(f *testing.F) {
 		}
 	})
 }
+
+// TestPlausible checks the range a histogram must fall in against values
+// worked out by hand: count 1000 (σ 50), 45 cells at σ 10 give
+// tol = 6·√(2500 + 4500) = 502.0 (to 0.1), so the total must lie in
+// [498.0, 2002.0] and every cell in [−60, 2002.0].
+func TestPlausible(t *testing.T) {
+	r := fedeval.TotalRange(protocol.NoisyCount{Value: 1000, Sigma: 50}, true, 45, 10)
+	tol := 6 * math.Sqrt(7000)
+	if math.Abs(r.Lo-(1000-tol)) > 1e-9 || math.Abs(r.Hi-(1500+tol)) > 1e-9 || r.MinCell != -60 {
+		t.Fatalf("range %+v, want [%v, %v] with cells ≥ −60", r, 1000-tol, 1500+tol)
+	}
+	unknown := fedeval.TotalRange(protocol.NoisyCount{Value: 1e6}, false, 45, 10)
+	if !math.IsInf(unknown.Lo, -1) || math.Abs(unknown.Hi-(1e6+6*math.Sqrt(4500))) > 1e-6 {
+		t.Fatalf("range without a released count %+v, want (−∞, 1e6 + 6·√4500]", unknown)
+	}
+	cells := func(total float64, edit func([]float64)) *protocol.Evaluation {
+		c := make([]float64, 45)
+		for i := range c {
+			c[i] = total / 45
+		}
+		if edit != nil {
+			edit(c)
+		}
+		return &protocol.Evaluation{Counts: c, Sigma: 10}
+	}
+	for _, tc := range []struct {
+		name string
+		e    *protocol.Evaluation
+		ok   bool
+	}{
+		{"the count", cells(1000, nil), true},
+		{"just above the low end", cells(499, nil), true},
+		{"below the low end", cells(497, nil), false},
+		{"grown by half", cells(2000, nil), true},
+		{"above the high end", cells(2003, nil), false},
+		{"one negative cell within the noise", cells(1000, func(c []float64) { c[3] = -59 }), true},
+		{"one cell too negative", cells(1000, func(c []float64) { c[3] = -61 }), false},
+		{"one cell above the high end", cells(0, func(c []float64) { c[0] = 2003; c[1] = -1500 }), false},
+		{"NaN cell", cells(1000, func(c []float64) { c[7] = math.NaN() }), false},
+	} {
+		err := fedeval.CheckPlausible(tc.e, r)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, fedeval.ErrImplausible)) {
+			t.Errorf("%s: got %v, want ok %v (ErrImplausible otherwise)", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// FuzzCheckPlausible: for any histogram and range, CheckPlausible returns
+// nil exactly when every cell is in [MinCell, Hi] and the total in [Lo, Hi].
+func FuzzCheckPlausible(f *testing.F) {
+	f.Add(100.0, 0.0, -5.0, 50.0, 3.0, 40.0, 8.0)
+	f.Add(1e9, 1e9, 0.0, 1e9, 1e9, 0.0, 1e9)
+	f.Add(-1.0, 2.0, math.Inf(1), math.NaN(), 0.0, 0.0, 1.0)
+	f.Fuzz(func(t *testing.T, lo, hi, minCell, a, b, c, d float64) {
+		e := &protocol.Evaluation{Counts: []float64{a, b, c, d}, Sigma: 1}
+		r := fedeval.Range{Lo: lo, Hi: hi, MinCell: minCell}
+		want := true
+		var total float64
+		for _, x := range e.Counts {
+			want = want && x >= minCell && x <= hi
+			total += x
+		}
+		want = want && total >= lo && total <= hi
+		if err := fedeval.CheckPlausible(e, r); (err == nil) != want {
+			t.Fatalf("CheckPlausible(%v, %+v) = %v, want ok %v", e.Counts, r, err, want)
+		}
+	})
+}
