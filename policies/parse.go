@@ -310,7 +310,7 @@ func (p *parser) rule(r *rules, level int, k, v *yaml.Node) bool {
 	case "epsilon_cap":
 		fl(&r.epsilon, func(f float64) bool { return f > 0 }, "> 0")
 	case "delta":
-		fl(&r.delta, func(f float64) bool { return f > 0 && f < 1 }, "in (0, 1)")
+		fl(&r.delta, func(f float64) bool { return f > 0 && f <= MaxDelta }, fmt.Sprintf("in (0, %g]", MaxDelta))
 	case "min_noise_multiplier":
 		fl(&r.noise, func(f float64) bool { return f >= 0 }, ">= 0")
 	case "clip_norm":

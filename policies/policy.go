@@ -9,7 +9,7 @@
 //	federation: cdnow-demo
 //	defaults:                       # every key required here
 //	  epsilon_cap: 1.0              # lifetime ε per merchant, > 0
-//	  delta: 1e-6                   # 0 < δ < 1/min_customers_per_update
+//	  delta: 1e-6                   # 0 < δ ≤ MaxDelta and δ < 1/min_customers_per_update
 //	  min_noise_multiplier: 0.5     # σ/C floor, ≥ 0
 //	  clip_norm: 1.0                # per-customer L2 clip, > 0
 //	  min_customers_per_update: 100 # ≥ 1
@@ -71,6 +71,12 @@ type Aggregation struct {
 	// the policy gives none (DefaultMaxWeightShare applies).
 	MaxWeightShare float64 `json:"max_weight_share,omitempty"`
 }
+
+// MaxDelta is the largest δ a policy may set, at any level and whatever
+// min_customers_per_update says: ε read at a large δ is small for any release
+// (the demo's releases are ε = 1 at δ = 1e-6 and 0 at δ ≥ 0.3), so a policy
+// with a large δ would make every cap meaningless.
+const MaxDelta = 1e-4
 
 // DefaultMaxWeightShare is the largest share of the FedAvg weight one update
 // gets when the policy sets no max_weight_share.
