@@ -127,6 +127,10 @@ func (p *csvParser) parse(line []byte) (model.Event, string, *RowError) {
 		t = t.UTC()
 	}
 	if err != nil {
+		if p.m.TimeLayout == LayoutUnix || p.m.TimeLayout == LayoutUnixMs || p.m.TimeLayout == "2006-01-02 15:04:05" {
+			// time.Parse names the layout itself; the fast paths do not.
+			err = fmt.Errorf("%w (the mapping's time layout is %q)", err, p.m.TimeLayout)
+		}
 		return model.Event{}, "", &RowError{Column: p.tm + 1, Reason: ReasonBadTime, Err: err}
 	}
 	k := p.m.ConstKind

@@ -3,10 +3,20 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/client/ingest"
+	"github.com/kairos-fl/kairos/model/evaluate"
 )
 
 // TestEvalCommandJSON runs `kairos eval --dataset cdnow-sample --json --out F`
@@ -117,5 +127,350 @@ func TestEvalCommandDP(t *testing.T) {
 	}
 	if len(got.Methods) == 0 || got.Methods[0].Name != "hazard" || !(got.Methods[0].AUC["30"] > 0.6) {
 		t.Errorf("methods: got %+v, want hazard first with AUC@30 > 0.6", got.Methods)
+	}
+}
+
+// shopLog is a small purchase log written by the tests below: 60 customers,
+// customer i buying every 5 + i%23 days at noon UTC from 2020-01-01 + i%7 days
+// to the end of June (of March when i%3 == 0, so that some customers do not
+// come back), never on 2020-05-01 (the test cutoff), so that nobody
+// buys on day 1 of the test window. With views, every purchase is preceded by
+// a "pv" row an hour earlier.
+type shopLog struct {
+	rows  []string    // data lines, without the header
+	buys  [][]int64   // per customer, unix seconds of each purchase
+	first map[int]int // per customer, the 1-based file line of its first row
+}
+
+var (
+	shopTest   = time.Date(2020, 5, 1, 0, 0, 0, 0, time.UTC)
+	shopCutoff = []string{"--test-cutoff", "2020-05-01", "--train-cutoffs", "2020-03-01,2020-04-01"}
+)
+
+func newShopLog(views bool) shopLog {
+	l := shopLog{buys: make([][]int64, 60), first: map[int]int{}}
+	for i := range 60 {
+		end := time.Date(2020, 7, 1, 0, 0, 0, 0, time.UTC)
+		if i%3 == 0 {
+			end = time.Date(2020, 4, 1, 0, 0, 0, 0, time.UTC) // churned before the test window
+		}
+		for d := time.Date(2020, 1, 1+i%7, 12, 0, 0, 0, time.UTC); d.Before(end); d = d.AddDate(0, 0, 5+i%23) {
+			if d.Format(time.DateOnly) == "2020-05-01" {
+				continue
+			}
+			if views {
+				l.rows = append(l.rows, fmt.Sprintf("c%d,%d,pv,", i, d.Add(-time.Hour).Unix()))
+			}
+			l.rows = append(l.rows, fmt.Sprintf("c%d,%d,buy,%d.50", i, d.Unix(), 10+i%9))
+			l.buys[i] = append(l.buys[i], d.Unix())
+		}
+	}
+	return l
+}
+
+// positives counts the customers with a purchase in [test, test+h days).
+func (l shopLog) positives(h int) int {
+	n := 0
+	for _, ts := range l.buys {
+		for _, s := range ts {
+			if t := time.Unix(s, 0); !t.Before(shopTest) && t.Before(shopTest.AddDate(0, 0, h)) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// write stores the log (with extra rows appended) and a mapping in dir.
+func (l shopLog) write(t *testing.T, mapping string, extra ...string) (data, mappingPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	data, mappingPath = filepath.Join(dir, "shop.csv"), filepath.Join(dir, "shop.mapping.yaml")
+	body := "user,ts,event,amount\n" + strings.Join(append(append([]string{}, l.rows...), extra...), "\n") + "\n"
+	if err := os.WriteFile(data, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mappingPath, []byte(mapping), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return data, mappingPath
+}
+
+const shopMapping = `header: true
+customer: user
+time: {column: ts, layout: unix}
+kind: {column: event, values: {buy: purchase}}
+amount: amount
+`
+
+// runEval runs `kairos eval args...` through the root command.
+func runEval(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(append([]string{"eval"}, args...))
+	err = cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+// TestEvalCSVWrongTimeLayout: a mapping whose time layout does not match the
+// file made every row unreadable; eval skipped them all and failed later with
+// "0 training rows, 0 test rows". It must fail at the read, saying how many
+// rows were bad, why, and on which lines.
+func TestEvalCSVWrongTimeLayout(t *testing.T) {
+	l := newShopLog(false)
+	data, mapping := l.write(t, strings.Replace(shopMapping, "layout: unix", `layout: "2006-01-02 15:04:05"`, 1))
+	_, _, err := runEval(t, append([]string{"--dataset", "csv", "--data", data, "--mapping", mapping}, shopCutoff...)...)
+	if err == nil {
+		t.Fatal("eval succeeded on a file none of whose times match the layout")
+	}
+	n := len(l.rows)
+	firstTS := strings.Split(l.rows[0], ",")[1]
+	for _, want := range []string{
+		fmt.Sprintf("read %s: %d of %d data rows (100.0%%) are bad input, more than the 1%% allowed", data, n, n),
+		fmt.Sprintf("\n  unparseable time: %d rows\n", n),
+		fmt.Sprintf(`line 2, column 2: unparseable time: time %q is not YYYY-MM-DD HH:MM[:SS] (the mapping's time layout is "2006-01-02 15:04:05")`, firstTS),
+		"--max-invalid-share 0.01",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("got error\n%v\nwant it to contain %q", err, want)
+		}
+	}
+	if got := strings.Count(err.Error(), "\n  line "); got != 5 {
+		t.Errorf("error lists %d bad lines, want the first 5", got)
+	}
+}
+
+// TestEvalCSVSkipSummary: a few bad rows (two unreadable times and an amount
+// above model.MaxAmount, 3 of about 850 rows) are skipped, and what was
+// skipped is printed to stderr with the lines, whatever the log level.
+// --max-invalid-share 0 stops at the first of them instead.
+func TestEvalCSVSkipSummary(t *testing.T) {
+	l := newShopLog(false)
+	n := len(l.rows)
+	extra := []string{"c0,2020-03-05 10:00:00,buy,1", "c1,,buy,2", fmt.Sprintf("c2,%d,buy,1e13", time.Date(2020, 2, 1, 0, 0, 0, 0, time.UTC).Unix())}
+	data, mapping := l.write(t, shopMapping, extra...)
+	args := append([]string{"--dataset", "csv", "--data", data, "--mapping", mapping}, shopCutoff...)
+	_, stderr, err := runEval(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("%s: %d rows, %d events", data, n+3, n),
+		", 0 out of range, 3 invalid",
+		fmt.Sprintf("line %d, column 2: unparseable time", n+2),
+		fmt.Sprintf("line %d, column 4: bad amount: amount \"1e13\" is above the maximum 1e+12", n+4),
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr\n%s\nlacks %q", stderr, want)
+		}
+	}
+	for _, re := range []string{`\n  skipped bad amount: +1\n`, `\n  skipped unparseable time: +2\n`} {
+		if !regexp.MustCompile(re).MatchString(stderr) {
+			t.Errorf("stderr\n%s\nlacks %s", stderr, re)
+		}
+	}
+	_, _, err = runEval(t, append(args, "--max-invalid-share", "0")...)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d, column 2: unparseable time", n+2)) {
+		t.Errorf("--max-invalid-share 0: got %v, want the first bad row, line %d", err, n+2)
+	}
+	_, _, err = runEval(t, append(args, "--max-invalid-share", "1.5")...)
+	if err == nil || !strings.Contains(err.Error(), "--max-invalid-share 1.5, want a share in [0, 1]") {
+		t.Errorf("--max-invalid-share 1.5: got %v, want it refused", err)
+	}
+}
+
+// TestEvalCSVUnmappedKind: the file has "pv" rows the mapping does not map.
+// They were skipped without a word; now the run fails naming the value and
+// its count, and listing it under kind ignore accepts the file.
+func TestEvalCSVUnmappedKind(t *testing.T) {
+	l := newShopLog(true)
+	views := len(l.rows) / 2
+	data, mapping := l.write(t, shopMapping)
+	args := append([]string{"--dataset", "csv", "--data", data, "--mapping", mapping}, shopCutoff...)
+	_, _, err := runEval(t, args...)
+	want := fmt.Sprintf("kind value \"pv\" is not mapped: %d rows", views)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "line 2, column 3: unknown kind") {
+		t.Errorf("got %v, want an error containing %q and the first pv line", err, want)
+	}
+	ignoring := strings.Replace(shopMapping, "values: {buy: purchase}", "values: {buy: purchase}, ignore: [pv]", 1)
+	data, mapping = l.write(t, ignoring)
+	_, stderr, err := runEval(t, append([]string{"--dataset", "csv", "--data", data, "--mapping", mapping}, shopCutoff...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf(`\n  skipped ignored kind: +%d\n`, views); !regexp.MustCompile(want).MatchString(stderr) || !strings.Contains(stderr, " 0 invalid") {
+		t.Errorf("stderr\n%s\nlacks %q and 0 invalid", stderr, want)
+	}
+}
+
+// TestEvalMappingErrorsInUserTerms: mapping mistakes are reported with the
+// YAML key, value and line, not the Go types of the decoder.
+func TestEvalMappingErrorsInUserTerms(t *testing.T) {
+	tests := []struct{ name, mapping, want string }{
+		{"kind as a word", strings.Replace(shopMapping, "kind: {column: event, values: {buy: purchase}}", "kind: purchase", 1),
+			`line 4, column 7: kind must be a map with a column (and optional values) or a constant, like kind: {constant: purchase} for one kind on every row; got "purchase"`},
+		{"misspelt key", shopMapping + "ammount: 4\n", `line 6, column 1: unknown key "ammount" (want header, delimiter, customer, time, kind, amount, item, category)`},
+		{"unknown kind name", strings.Replace(shopMapping, "buy: purchase", "buy: order", 1), `line 4, column 37: kind value buy: unknown event kind "order"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, mapping := newShopLog(false).write(t, tt.mapping)
+			_, _, err := runEval(t, append([]string{"--dataset", "csv", "--data", data, "--mapping", mapping}, shopCutoff...)...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "yaml.Node") {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestEvalNoPositivesAtHorizon: nobody in the shop log buys on day 1 of the
+// test window. The table printed NaN and the JSON dropped the key; now the
+// table says why, the JSON holds the key with null, and every horizon with
+// fewer than 30 buyers is flagged.
+func TestEvalNoPositivesAtHorizon(t *testing.T) {
+	l := newShopLog(false)
+	data, mapping := l.write(t, shopMapping)
+	args := append([]string{"--dataset", "csv", "--data", data, "--mapping", mapping}, shopCutoff...)
+	wantPos := map[string]int{}
+	var wantWarn []string
+	for _, h := range []int{1, 3, 7, 14, 30} {
+		wantPos[strconv.Itoa(h)] = l.positives(h)
+		if p := l.positives(h); p > 0 && p < 30 {
+			wantWarn = append(wantWarn, fmt.Sprintf("buy within %d days of the test cutoff (fewer than 30): AUC@%d and PR-AUC@%d are unreliable", h, h, h))
+		}
+	}
+	if wantPos["1"] != 0 || wantPos["30"] == 0 {
+		t.Fatalf("fixture: positives %v, want none at 1 day and some at 30", wantPos)
+	}
+	stdout, _, err := runEval(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stdout, "NaN") {
+		t.Errorf("table prints NaN:\n%s", stdout)
+	}
+	for _, name := range []string{"hazard", "recency", "frequency_365"} {
+		if !regexp.MustCompile(`(?m)^\s*` + name + `\s+n/a \(no positives\)\s+0\.\d{4}\s`).MatchString(stdout) {
+			t.Errorf("table row %s does not start with AUC@1 n/a (no positives) and a number for AUC@3:\n%s", name, stdout)
+		}
+	}
+	if !strings.Contains(stdout, "warning: no test customer buys within 1 day of the test cutoff: AUC@1 and PR-AUC@1 are undefined") {
+		t.Errorf("table lacks the 1-day warning:\n%s", stdout)
+	}
+	for _, w := range wantWarn {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("table lacks the warning %q:\n%s", w, stdout)
+		}
+	}
+
+	stdout, _, err = runEval(t, append(args, "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Positives map[string]int    `json:"positives"`
+		Undefined map[string]string `json:"undefined"`
+		Warnings  []string          `json:"warnings"`
+		Methods   []map[string]json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatalf("decode %s: %v", stdout, err)
+	}
+	if !maps.Equal(got.Positives, wantPos) {
+		t.Errorf("positives: got %v, want %v", got.Positives, wantPos)
+	}
+	if len(got.Undefined) != 1 || got.Undefined["1"] != "no positives" {
+		t.Errorf("undefined: got %v, want {1: no positives}", got.Undefined)
+	}
+	if len(got.Warnings) != 1+len(wantWarn) {
+		t.Errorf("warnings: got %q, want the 1-day one and %d more", got.Warnings, len(wantWarn))
+	}
+	for _, m := range got.Methods {
+		if _, failed := m["error"]; failed {
+			if len(m) != 2 {
+				t.Errorf("failed method %s: got keys %v, want its name and error only", m["name"], slices.Sorted(maps.Keys(m)))
+			}
+			continue
+		}
+		for _, key := range []string{"auc", "pr_auc"} {
+			var byH map[string]*float64
+			if err := json.Unmarshal(m[key], &byH); err != nil {
+				t.Fatalf("%s %s: %v", m["name"], key, err)
+			}
+			v, present := byH["1"]
+			if !present || v != nil || len(byH) != 5 || byH["30"] == nil {
+				t.Errorf("%s %s: got %s, want all five horizons, \"1\": null and a value at 30", m["name"], key, m[key])
+			}
+		}
+	}
+}
+
+// TestEvalJSONFailedMethod: a method that could not be computed is written as
+// its name and error only, never with zeros that read like metrics.
+func TestEvalJSONFailedMethod(t *testing.T) {
+	r := evaluate.Report{Dataset: "d", TestCutoff: shopTest, Customers: 100,
+		Positives: map[int]int{1: 0, 3: 5, 7: 10, 14: 20, 30: 40}, PositiveRate: map[int]float64{1: 0, 3: 0.05, 7: 0.1, 14: 0.2, 30: 0.4},
+		Methods: []evaluate.MethodReport{
+			{Name: "bgnbd", Err: "bgnbd fit: maximum likelihood did not converge"},
+			{Name: "recency", AUC: map[int]float64{1: math.NaN(), 3: 0.6, 7: 0.61, 14: 0.62, 30: 0.63}, PRAUC: map[int]float64{1: math.NaN(), 3: 0.1, 7: 0.2, 14: 0.3, 30: 0.4},
+				CIndex: 0.6, F1Threshold: -3},
+		}}
+	var b bytes.Buffer
+	if err := writeEvalJSON(&b, r, ingest.Report{File: "f"}, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Methods []map[string]any `json:"methods"`
+	}
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	failed := got.Methods[0]
+	if len(failed) != 2 || failed["name"] != "bgnbd" || failed["error"] != "bgnbd fit: maximum likelihood did not converge" {
+		t.Errorf("failed method: got %v, want only its name and error", failed)
+	}
+	ok := got.Methods[1]
+	if _, has := ok["error"]; has || ok["c_index"] != 0.6 || ok["jdata_score"] != 0.0 || ok["f1_threshold_30"] != -3.0 {
+		t.Errorf("computed method: got %v, want every metric and no error", ok)
+	}
+}
+
+// TestEvalOnlineRetailFailedBaseline runs the documented Online Retail example:
+// BG/NBD does not converge on the thinned sample, and its JSON entry must not
+// carry c_index 0 or jdata_score 0; the 1-day AUC (nobody buys on 2011-10-01)
+// is null, not missing.
+func TestEvalOnlineRetailFailedBaseline(t *testing.T) {
+	path, err := sharedDataPath("online_retail/online_retail_sample_20k.csv")
+	if err != nil {
+		t.Skip(err)
+	}
+	stdout, stderr, err := runEval(t, "--dataset", "online-retail", "--data", path, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sample's documented exclusions: 5,078 guest lines and 342 cancellations, no bad rows.
+	if !strings.Contains(stderr, "20000 rows, 14580 events") || !strings.Contains(stderr, "0 invalid") {
+		t.Errorf("stderr summary:\n%s\nwant 20000 rows, 14580 events, 0 invalid", stderr)
+	}
+	var got struct {
+		Methods []map[string]json.RawMessage `json:"methods"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range got.Methods {
+		if _, failed := m["error"]; failed {
+			if len(m) != 2 {
+				t.Errorf("failed method %s: got keys %v, want name and error only", m["name"], slices.Sorted(maps.Keys(m)))
+			}
+			continue
+		}
+		if string(m["auc"]) == "" || !strings.Contains(string(m["auc"]), `"1":null`) {
+			t.Errorf("%s auc: got %s, want \"1\":null", m["name"], m["auc"])
+		}
 	}
 }

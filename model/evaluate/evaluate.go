@@ -67,8 +67,10 @@ type Report struct {
 	// Customers is the number of test rows: customers with an event before
 	// TestCutoff.
 	Customers int
-	// PositiveRate[h] is the fraction of test customers who buy within h days.
+	// PositiveRate[h] is the fraction of test customers who buy within h days,
+	// and Positives[h] their number.
 	PositiveRate map[int]float64
+	Positives    map[int]int
 	TrainRows    int
 	// TrainPositiveRate is the 30-day positive rate over the training rows.
 	TrainPositiveRate float64
@@ -82,9 +84,58 @@ type Report struct {
 	Privacy *PrivacyReport
 }
 
+// MinPositives is the number of test buyers within a horizon below which
+// Report.Warnings flags that horizon's ranking metrics as unreliable: with
+// fewer than about 30 positives the standard error of an AUC is of the order
+// of 0.05, the size of the differences between methods.
+const MinPositives = 30
+
+// Undefined says why the ranking metrics (AUC, PR-AUC) at horizon h are
+// undefined: "no positives" when no test customer buys within h days, "no
+// negatives" when every one does, and "" when they are defined.
+func (r Report) Undefined(h int) string {
+	switch r.Positives[h] {
+	case 0:
+		return "no positives"
+	case r.Customers:
+		return "no negatives"
+	}
+	return ""
+}
+
+// Warnings lists what a reader of the report should know before trusting it:
+// horizons whose test window holds fewer than MinPositives buyers (or none),
+// and training label windows that overlap the test window.
+func (r Report) Warnings() []string {
+	plural := func(n int, one, many string) string {
+		if n == 1 {
+			return fmt.Sprintf("%d %s", n, one)
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	}
+	var out []string
+	for _, h := range hazard.Horizons {
+		within := "within " + plural(h, "day", "days") + " of the test cutoff"
+		switch n := r.Positives[h]; {
+		case n == 0:
+			out = append(out, fmt.Sprintf("no test customer buys %s: AUC@%d and PR-AUC@%d are undefined", within, h, h))
+		case n == r.Customers:
+			out = append(out, fmt.Sprintf("every test customer buys %s: AUC@%d and PR-AUC@%d are undefined", within, h, h))
+		case n < MinPositives:
+			out = append(out, fmt.Sprintf("only %s %s (fewer than %d): AUC@%d and PR-AUC@%d are unreliable",
+				plural(n, "test customer buys", "test customers buy"), within, MinPositives, h, h))
+		}
+	}
+	if r.LabelOverlap {
+		out = append(out, "training label windows reach past the test cutoff (log too short for a clean split)")
+	}
+	return out
+}
+
 // MethodReport holds one method's test metrics. Maps are keyed by horizon in
 // days (hazard.Horizons); Brier is empty for methods that give no probabilities.
-// AUC and PR-AUC are NaN at a horizon where the test labels hold one class only.
+// AUC and PR-AUC are NaN at a horizon where the test labels hold one class only
+// (Report.Undefined says which).
 type MethodReport struct {
 	Name  string
 	AUC   map[int]float64
@@ -102,8 +153,9 @@ type MethodReport struct {
 	// F1Threshold is the 30-day threshold tuned for F1 on the latest training
 	// cutoff's rows, and F1 is the test F1 at that threshold.
 	F1Threshold, F1 float64
-	// Err is set, and every metric left zero, when a baseline could not be
-	// computed on this data (for example a BG/NBD fit that does not converge).
+	// Err is set when a baseline could not be computed on this data (for
+	// example a BG/NBD fit that does not converge); every metric is then left
+	// zero and means nothing.
 	Err string
 }
 
@@ -199,10 +251,16 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 	}
 	rep := Report{
 		Dataset: cfg.Dataset, TestCutoff: cfg.TestCutoff, Customers: len(testRows),
-		PositiveRate: map[int]float64{}, TrainRows: len(trainRows), LabelOverlap: overlap,
+		PositiveRate: map[int]float64{}, Positives: map[int]int{}, TrainRows: len(trainRows), LabelOverlap: overlap,
 	}
 	for _, h := range hazard.Horizons {
-		rep.PositiveRate[h] = positiveRate(testRows, h)
+		rep.Positives[h] = positives(testRows, h)
+		rep.PositiveRate[h] = float64(rep.Positives[h]) / float64(len(testRows))
+	}
+	if n := rep.Positives[model.Horizon]; n == 0 || n == len(testRows) {
+		// C-index, JData and F1 all need buyers and non-buyers at the horizon.
+		return nil, fmt.Errorf("evaluate: %d of the %d test customers buy within %d days of the test cutoff %s: nothing to rank; choose another test cutoff",
+			n, len(testRows), model.Horizon, cfg.TestCutoff.Format(time.DateOnly))
 	}
 	rep.TrainPositiveRate = positiveRate(trainRows, model.Horizon)
 	// Baseline predicted day for methods without a day distribution: the median
@@ -236,6 +294,7 @@ func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep := p.base
 	rep.PositiveRate = maps.Clone(p.base.PositiveRate)
+	rep.Positives = maps.Clone(p.base.Positives)
 	hist, train, trainRows, testRows, lastTrain := p.hist, p.train, p.trainRows, p.testRows, p.lastTrain
 	medianDay, topN := p.medianDay, p.topN
 	var err error
@@ -339,14 +398,19 @@ func hazardMethod(hm *hazard.Model) method {
 	}}
 }
 
-func positiveRate(rows []feature.Row, h int) float64 {
+// positives counts the rows whose customer buys within h days.
+func positives(rows []feature.Row, h int) int {
 	n := 0
 	for _, r := range rows {
 		if r.Label > 0 && r.Label <= h {
 			n++
 		}
 	}
-	return float64(n) / float64(len(rows))
+	return n
+}
+
+func positiveRate(rows []feature.Row, h int) float64 {
+	return float64(positives(rows, h)) / float64(len(rows))
 }
 
 // score computes every metric of one method on the test rows, tuning the F1

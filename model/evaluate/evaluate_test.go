@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -115,5 +116,58 @@ func TestPreparedRunsAgain(t *testing.T) {
 	}
 	if again, _ := prep.Run(context.Background(), cfg); again.PositiveRate[30] != want.PositiveRate[30] {
 		t.Errorf("positive rate after runs: got %v, want %v", again.PositiveRate[30], want.PositiveRate[30])
+	}
+}
+
+// TestWarningsAndUndefined uses TestRunSmall's log, where no test customer buys
+// on day 1, one (b, day 2) within 3 and 7 days and two (d, day 10) within 14 and 30 days: the
+// 1-day ranking metrics are undefined and every horizon has fewer than
+// MinPositives buyers.
+func TestWarningsAndUndefined(t *testing.T) {
+	p := func(c, d string) model.Event {
+		return model.Event{Customer: c, Time: date(d), Kind: model.Purchase}
+	}
+	events := []model.Event{
+		p("a", "1997-01-05"), p("a", "1997-06-01"),
+		p("b", "1997-01-10"), p("b", "1997-12-20"), p("b", "1998-01-20"), p("b", "1998-03-02"),
+		p("c", "1997-02-01"), p("c", "1997-12-15"), p("c", "1998-01-03"),
+		p("d", "1997-03-01"), p("d", "1998-02-20"), p("d", "1998-03-10"),
+	}
+	cfg := Config{TestCutoff: date("1998-03-01"), TrainCutoffs: []time.Time{date("1997-12-01"), date("1998-01-01")},
+		Methods: []string{MethodRecency}}
+	rep, err := Run(context.Background(), events, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPos := map[int]int{1: 0, 3: 1, 7: 1, 14: 2, 30: 2}
+	for h, n := range wantPos {
+		if rep.Positives[h] != n {
+			t.Errorf("positives@%d: got %d, want %d", h, rep.Positives[h], n)
+		}
+	}
+	if got := rep.Undefined(1); got != "no positives" {
+		t.Errorf("Undefined(1): got %q, want no positives", got)
+	}
+	if got := rep.Undefined(30); got != "" {
+		t.Errorf("Undefined(30): got %q, want defined", got)
+	}
+	if a := rep.Methods[0].AUC[1]; !math.IsNaN(a) {
+		t.Errorf("AUC@1: got %v, want NaN", a)
+	}
+	want := []string{
+		"no test customer buys within 1 day of the test cutoff: AUC@1 and PR-AUC@1 are undefined",
+		"only 1 test customer buys within 3 days of the test cutoff (fewer than 30): AUC@3 and PR-AUC@3 are unreliable",
+		"only 1 test customer buys within 7 days of the test cutoff (fewer than 30): AUC@7 and PR-AUC@7 are unreliable",
+		"only 2 test customers buy within 14 days of the test cutoff (fewer than 30): AUC@14 and PR-AUC@14 are unreliable",
+		"only 2 test customers buy within 30 days of the test cutoff (fewer than 30): AUC@30 and PR-AUC@30 are unreliable",
+	}
+	if got := rep.Warnings(); !slices.Equal(got, want) {
+		t.Errorf("warnings:\ngot  %q\nwant %q", got, want)
+	}
+	// Nobody buys in the 30 days after 1998-04-15: nothing to rank.
+	cfg.TestCutoff = date("1998-04-15")
+	cfg.TrainCutoffs = []time.Time{date("1998-01-01")}
+	if _, err := Run(context.Background(), events, cfg); err == nil || !strings.Contains(err.Error(), "0 of the 4 test customers buy within 30 days of the test cutoff 1998-04-15") {
+		t.Errorf("got %v, want an error naming 0 of 4 buyers", err)
 	}
 }
