@@ -86,6 +86,18 @@ type aggConfig struct {
 		MaxSkew            time.Duration `yaml:"max_skew,omitempty"`
 		RequirePostQuantum bool          `yaml:"require_post_quantum,omitempty"`
 	} `yaml:"envelopes,omitempty"`
+	// Audit sets how densely the audit log is signed and where its
+	// checkpoints are pushed as they are signed.
+	Audit struct {
+		// CheckpointInterval bounds how long a committed entry stays
+		// unsigned; 0 or absent takes aggCheckpointInterval.
+		CheckpointInterval time.Duration `yaml:"checkpoint_interval,omitempty"`
+		// Witness is a file outside the database (a path where the
+		// database's operators cannot write) to which every checkpoint is
+		// appended as it is signed; serve checks the stored log against it
+		// before signing at start-up. Empty: no witness.
+		Witness string `yaml:"witness,omitempty"`
+	} `yaml:"audit,omitempty"`
 
 	dir string // the config file's directory
 }
@@ -162,6 +174,7 @@ func defaultAggConfig(listen, db string) aggConfig {
 	c.Limits.MaxEnvelopeBytes = api.DefaultMaxEnvelopeBytes
 	c.Limits.MaxJSONBytes = api.DefaultMaxJSONBytes
 	c.Rounds = aggRounds{Deadline: 10 * time.Minute, Quorum: 1, SampleFraction: 1, StepsPerRound: 10, PlannedRounds: 20}
+	c.Audit.Witness = "audit-witness.jsonl"
 	return c
 }
 
@@ -253,6 +266,9 @@ func (c *aggConfig) check() error {
 	}
 	if r.Server != "" && r.Server != aggregator.ServerFedAdam && r.Server != aggregator.ServerFedAvg {
 		errs = append(errs, fmt.Errorf("rounds.server: %q: want %s or %s", r.Server, aggregator.ServerFedAdam, aggregator.ServerFedAvg))
+	}
+	if c.Audit.CheckpointInterval < 0 {
+		errs = append(errs, fmt.Errorf("audit.checkpoint_interval: %v is negative (0 takes the default %v)", c.Audit.CheckpointInterval, aggCheckpointInterval))
 	}
 	if c.Envelopes.MaxSkew < 0 {
 		errs = append(errs, errors.New("envelopes.max_skew: negative"))
@@ -494,6 +510,10 @@ func newAggServeCmd() *cobra.Command {
 		Long: `Serve opens the store (migrating it unless --no-migrate), runs the round loop and
 serves the HTTP API. On SIGTERM or interrupt it stops accepting connections, drains
 in-flight requests (up to 30 s), stops the round loop and flushes the audit log.
+At start it checks the audit log's entries from its last signed checkpoint (in the
+database or the audit.witness file) and signs its head, refusing to start if an
+entry under a signed checkpoint changed; then it signs the head every second in
+which it moved and appends each checkpoint to the witness file.
 With tls.cert and tls.key in the config it serves HTTPS (TLS 1.2+).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -600,9 +620,7 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 			return fmt.Errorf("aggregator serve: %w", err)
 		}
 	}
-	alog, err := audit.New(ctx, audit.Options{
-		Store: st, HMACKey: a.AuditHMAC, SigningKey: a.Checkpoint, CheckpointInterval: time.Minute,
-	})
+	alog, err := openAuditLog(ctx, cfg, st, a)
 	if err != nil {
 		return fmt.Errorf("aggregator serve: %w", err)
 	}
@@ -701,6 +719,35 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 		return fmt.Errorf("aggregator serve: %w", err)
 	}
 	return nil
+}
+
+// aggCheckpointInterval is how often serve signs the audit log's head when
+// it moved: after a crash (kill -9) at most about this much traffic is left
+// unsigned, which is what an operator with database access could rewrite
+// unseen.
+const aggCheckpointInterval = time.Second
+
+// openAuditLog opens the audit log serve appends to, pushing checkpoints to
+// the configured witness. audit.New refuses a stored log that disagrees with
+// a signed checkpoint (in the store or the witness) and signs the head.
+func openAuditLog(ctx context.Context, cfg *aggConfig, st audit.Store, a *keys.Aggregator) (*audit.Log, error) {
+	interval := cfg.Audit.CheckpointInterval
+	if interval == 0 {
+		interval = aggCheckpointInterval
+	}
+	opts := audit.Options{Store: st, HMACKey: a.AuditHMAC, SigningKey: a.Checkpoint, CheckpointInterval: interval}
+	if cfg.Audit.Witness != "" {
+		w, err := audit.NewFileWitness(cfg.path(cfg.Audit.Witness), a.Checkpoint.Public().(ed25519.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("audit.witness: %w", err)
+		}
+		opts.Witness = w
+	}
+	l, err := audit.New(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	return l, nil
 }
 
 // serveUntilDone runs serve (the HTTP server's Serve on its listener) and loop
