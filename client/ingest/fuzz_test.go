@@ -51,6 +51,14 @@ func checkRead(t *testing.T, in []byte, opts Options) {
 	if rep.Events != n || rep.Rows != rep.Events+skipped+rep.OutOfRange {
 		t.Fatalf("got rows %d, events %d (emitted %d), skipped %d, out of range %d: counts do not add up", rep.Rows, rep.Events, n, skipped, rep.OutOfRange)
 	}
+	// A bound on bad rows fails the read exactly when the share is exceeded.
+	bounded := opts
+	bounded.MaxInvalidShare = 0.5
+	rep3, err := Read(context.Background(), bytes.NewReader(in), "fuzz", bounded, func(model.Event) error { return nil })
+	var tm *TooManyInvalidError
+	if over := 2*rep.Invalid > rep.Rows; over != errors.As(err, &tm) || (!over && err != nil) || rep3.Invalid != rep.Invalid {
+		t.Fatalf("MaxInvalidShare 0.5 with %d of %d rows bad: got %v", rep.Invalid, rep.Rows, err)
+	}
 	// FailFast must agree with Skip up to the first bad row.
 	opts.OnError = FailFast
 	rep2, err := Read(context.Background(), bytes.NewReader(in), "fuzz", opts, func(model.Event) error { return nil })
