@@ -33,8 +33,12 @@
 //
 // # Checkpoints
 //
-// Every CheckpointEvery entries, every CheckpointInterval, and when the log is
-// closed, the log signs its head. The Ed25519 signature covers the message
+// Every CheckpointEvery entries, every CheckpointInterval in which it moved,
+// when the log is opened and when it is closed, the log signs its head, and
+// pushes each checkpoint to its Witness once the checkpoint is durable. When
+// opened, before signing, it re-verifies the stored entries from its last
+// signed checkpoint (in the store or the witness) and refuses a log that
+// disagrees with one (ErrStartRefused). The Ed25519 signature covers the message
 //
 //	0x01 ‖ str(log id) ‖ u64(seq) ‖ hash(seq) ‖ i64(checkpoint time in Unix milliseconds)
 //

@@ -52,7 +52,9 @@ covering it, or that it was rewritten and re-chained after its checkpoints were
 deleted. A witness file, kept by the reviewer outside the aggregator's database and
 updated regularly with "audit witness", holds the signed checkpoints seen so far;
 "audit witness" refuses a log inconsistent with it, and "audit verify --witness"
-checks the log against every checkpoint in it.
+checks the log against every checkpoint in it. The aggregator also appends every
+checkpoint it signs (every second in which the log moved) to the file named by
+audit.witness in its config; both commands read that file too.
 
 --db takes a postgres:// URL or an SQLite file path (optionally prefixed sqlite:).`,
 	}
