@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
@@ -324,7 +325,78 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return bad("trailing data after the JSON value at byte %d", dec.InputOffset())
 	}
+	// encoding/json quietly turns invalid UTF-8 and unpaired surrogate
+	// escapes into U+FFFD: two different ids would become one.
+	if off, ok := textValid(body); !ok {
+		return bad("invalid JSON at byte %d: a string that is not valid UTF-8 (or an unpaired \\u surrogate escape)", off)
+	}
 	return nil
+}
+
+// textValid reports whether the strings of body, a valid JSON document,
+// decode without replacement characters: body is UTF-8 and every \u escape
+// of a UTF-16 surrogate is half of a pair. Otherwise it returns the byte
+// offset of the first offence.
+func textValid(body []byte) (int, bool) {
+	if !utf8.Valid(body) {
+		for i := 0; i < len(body); {
+			r, n := utf8.DecodeRune(body[i:])
+			if r == utf8.RuneError && n == 1 {
+				return i, false
+			}
+			i += n
+		}
+	}
+	// In a valid document a backslash occurs only in a string, starting an
+	// escape; \\ is skipped whole so that its second half starts none.
+	for i := bytes.IndexByte(body, '\\'); i >= 0 && i+1 < len(body); {
+		if body[i+1] == 'u' {
+			r := hex4(body[i+2:])
+			switch {
+			case r >= 0xD800 && r < 0xDC00:
+				if i+12 > len(body) || body[i+6] != '\\' || body[i+7] != 'u' {
+					return i, false
+				}
+				if lo := hex4(body[i+8:]); lo < 0xDC00 || lo > 0xDFFF {
+					return i, false
+				}
+				i += 12
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return i, false
+			default:
+				i += 6
+			}
+		} else {
+			i += 2
+		}
+		j := bytes.IndexByte(body[min(i, len(body)):], '\\')
+		if j < 0 {
+			break
+		}
+		i += j
+	}
+	return 0, true
+}
+
+// hex4 is the value of the four hex digits at the start of b, or -1.
+func hex4(b []byte) int {
+	if len(b) < 4 {
+		return -1
+	}
+	v := 0
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | int(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | int(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			v = v<<4 | int(c-'A'+10)
+		default:
+			return -1
+		}
+	}
+	return v
 }
 
 // writeJSON writes v with status.

@@ -174,7 +174,10 @@ func TestOpenAPIValidatesLiveResponses(t *testing.T) {
 			`{"customer":"c-2","events":[{"time":"2026-10-20T10:00:00Z","kind":"view"}]},` +
 			`{"customer":"c-3","events":[{"time":"2026-10-30T10:00:00Z","kind":"favorite"}]}]}`), 200},
 		{"POST", "/v1/predict:batch", nil, "", "partner", "application/json", jsonBody(`{"merchant":"m1","customers":[` +
-			`{"customer":"c-3","events":[{"time":"not a time","kind":"purchase"}]}]}`), 400},
+			`{"customer":"c-3","events":[{"time":"not a time","kind":"purchase"}]},` +
+			`{"customer":"c-4","events":[{"time":"2026-10-01T10:00:00Z","kind":"purchase","amount":1e308}]}]}`), 200},
+		{"POST", "/v1/predict:batch", nil, "", "partner", "application/json", jsonBody(`{"merchant":"m1","as_of":"not a time","customers":[` +
+			`{"customer":"c-3","events":[{"time":"2026-10-01T10:00:00Z","kind":"purchase"}]}]}`), 400},
 		{"POST", "/v1/predict:batch", nil, "", "partner", "text/plain", jsonBody(`{}`), 415},
 	})
 

@@ -19,8 +19,28 @@ package api
 // model/feature builder that training uses, with one cutoff at as_of (default:
 // now) and the merchant's enrolled time zone; events at or after as_of are
 // ignored, as in training. A precomputed vector must have the model schema's
-// length. A customer with no event before as_of cannot be scored (422; an item
-// error in a batch).
+// length. A customer with no event before as_of cannot be scored (422).
+//
+// Ranges. Every number of an answer is finite. An event amount outside
+// [−model.MaxAmount, model.MaxAmount] (10^12) and a precomputed feature
+// value outside [−MaxFeatureValue, MaxFeatureValue] (10^6) are refused with
+// 422 naming the field (events[7].amount, features[3]); an answer the
+// model's arithmetic could not keep finite (a model whose standardisation
+// overflows) is a 422 too, never a 500.
+//
+// Batches answer per customer. Whatever concerns one customer — its id, its
+// events or features, its missing history, its non-finite answer — is that
+// customer's problem entry (status, type, detail naming the field, as
+// /v1/predict would answer it); the others get their predictions. Only what
+// the request shares (JSON syntax, merchant, token, as_of, model version,
+// the number of customers) fails the whole batch.
+//
+// Customer ids are the caller's: an answer echoes the id it was asked about,
+// and nothing else does. Problem details name the field, never the id, so
+// that the audit reason, the server log and the metrics cannot hold it; the
+// audit entry holds it as an HMAC only. Strings that are not valid UTF-8
+// (raw, or as an unpaired \u surrogate escape) are refused with 400 rather
+// than read as U+FFFD.
 //
 // Explanation. The model's score f(z) over the standardised features z = (x −
 // mean)/scale raises P(buy within t) at every horizon. For the linear hazard
@@ -36,7 +56,8 @@ package api
 // identifiers; model version; outcome ok, denied or error with the reason).
 // The answer is written only once that entry is durable; if the audit log
 // fails the caller gets 503 and no prediction. A batch is one entry whose
-// identifiers name every customer (customer.0000, customer.0001, …).
+// identifiers name every customer (customer.0000, customer.0001, …) and
+// whose details count the customers answered with a problem (problems).
 //
 // Limits. Bodies over PredictOptions.MaxBodyBytes (single) or MaxBatchBytes
 // (batch) and batches of more than MaxBatch customers are refused with 413.
@@ -215,16 +236,29 @@ type Prediction struct {
 	CustomerPrediction
 }
 
-// BatchItem is one customer's result in a batch: a prediction, or the reason
-// there is none.
+// BatchItem is one customer's result in a batch: a prediction, or the
+// problem that kept this customer (and only this one) from getting one.
 type BatchItem struct {
-	Customer       string       `json:"customer"`
+	Customer string       `json:"customer"` // the request's own id, echoed to the caller only
+	Problem  *ItemProblem `json:"problem,omitempty"`
+	// Error is Problem's detail, kept for clients written before Problem.
 	Error          string       `json:"error,omitempty"`
 	Within         *Within      `json:"within,omitempty"`
 	ExpectedDays   float64      `json:"expected_days,omitempty"`
 	MostLikelyDay  int          `json:"most_likely_day,omitempty"`
 	MostLikelyDate string       `json:"most_likely_date,omitempty"`
 	Explanation    *Explanation `json:"explanation,omitempty"`
+}
+
+// ItemProblem is why one batch customer has no prediction: the members of
+// the RFC 7807 problem /v1/predict would answer for that customer alone. Its
+// detail names the field (customers[3].events[7].amount), never the
+// customer's id.
+type ItemProblem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
 }
 
 // BatchPrediction is the answer of POST /v1/predict:batch, results in request
@@ -250,8 +284,10 @@ func (s *Server) predictRoutes() []apiRoute {
 				"Partner tokens for merchants in both their claim and the policy grant, merchant tokens for themselves; admin and compliance get 403.",
 			PredictRequest{}, http.StatusOK, Prediction{}, []int{400, 404, 413, 415, 422, 429, 503}, s.predictOne},
 		{http.MethodPost, "/v1/predict:batch", rolesPredict, "predictBatch",
-			"Predict for up to 1000 customers of one merchant (one audit entry naming each); per-customer failures are item errors. " +
-				"Same authorization as /v1/predict.",
+			"Predict for up to 1000 customers of one merchant (one audit entry naming each). Each customer is answered on its own: " +
+				"one whose input is refused (a bad event, an amount or feature out of range, no event before as_of) gets a problem entry " +
+				"(the status, type and detail /v1/predict would answer, naming the field such as customers[3].events[7].amount), " +
+				"the others their predictions. Same authorization as /v1/predict.",
 			PredictBatchRequest{}, http.StatusOK, BatchPrediction{}, []int{400, 404, 413, 415, 429, 503}, s.predictBatch},
 	}
 }
@@ -302,8 +338,11 @@ func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
 		return p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
 	}
 	body, err := encodePrediction(out, sm.provJSON)
+	if errors.Is(err, errNotFinite) {
+		err = unprocessable("field %q: %v", inputField(BatchCustomer{Features: req.Features}), err)
+	}
 	if err != nil {
-		return p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, 0, fmt.Errorf("encode response: %w", err))
+		return p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, 0, err)
 	}
 	if err := p.audited(w, r, c, "predict", req.Merchant, []string{req.Customer}, out.Provenance.ModelVersion, nil); err != nil {
 		return err
@@ -338,7 +377,7 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return p.audited(w, r, c, "predict.batch", req.Merchant, ids, 0, fmt.Errorf("encode response: %w", err))
 	}
-	if err := p.audited(w, r, c, "predict.batch", req.Merchant, ids, out.Provenance.ModelVersion, nil); err != nil {
+	if err := p.audited(w, r, c, "predict.batch", req.Merchant, ids, out.Provenance.ModelVersion, nil, problemCount(out.Results)); err != nil {
 		return err
 	}
 	return writePredictJSON(w, body)
@@ -349,9 +388,12 @@ var errPredictOff = &httpError{status: http.StatusServiceUnavailable, typ: typeU
 	detail: "predictions are not served: this server has no audit log for them"}
 
 // audited appends the call's audit entry: outcome ok when cause is nil,
-// denied for a 403, error otherwise. It returns cause when the entry is
-// durable, and a 503 (never cause's answer, never a prediction) when it is not.
-func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Claims, action, merchant string, customers []string, version int, cause error) error {
+// denied for a 403, error otherwise; a batch answered with problems for
+// some customers records their number (problems, at most one). It returns
+// cause when the entry is durable, and a 503 (never cause's answer, never a
+// prediction) when it is not. Customers are identifiers, stored as HMACs; the
+// reason is cause's public detail, which never holds a customer id.
+func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Claims, action, merchant string, customers []string, version int, cause error, problems ...int) error {
 	if p == nil || p.opts.Audit == nil {
 		return errPredictOff
 	}
@@ -370,6 +412,9 @@ func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Clai
 	}
 	if version > 0 {
 		rec.Details["model_version"] = strconv.Itoa(version)
+	}
+	if len(problems) > 0 && problems[0] > 0 {
+		rec.Details["problems"] = strconv.Itoa(problems[0])
 	}
 	if id := w.Header().Get("X-Request-Id"); id != "" {
 		rec.Details["request_id"] = id
@@ -423,6 +468,12 @@ func customerKey(i int) string {
 
 func badRequest(format string, a ...any) error {
 	return &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest, detail: fmt.Sprintf(format, a...)}
+}
+
+// unprocessable is a well-formed request whose values cannot be served (an
+// amount out of range, a customer without history): 422.
+func unprocessable(format string, a ...any) error {
+	return &httpError{status: http.StatusUnprocessableEntity, typ: typeInvalidRequest, detail: fmt.Sprintf(format, a...)}
 }
 
 func forbidMerchant(merchant string) error {
@@ -518,7 +569,8 @@ func (p *predictor) authorize(c *auth.Claims, merchant string) error {
 }
 
 // checkCustomer checks a customer pseudonym; field names it in the error
-// and is formatted only then.
+// and is formatted only then. The error never holds the id itself: it goes
+// into the audit log's reason and the server log, which must not learn it.
 func checkCustomer(id string, field func() string) error {
 	switch {
 	case id == "":
@@ -531,6 +583,18 @@ func checkCustomer(id string, field func() string) error {
 	return nil
 }
 
+// MaxFeatureValue bounds the magnitude of a precomputed feature value: the
+// builder's transformed features lie far inside it (log1p of counts, days
+// and amounts up to model.MaxAmount stays below 40; recency in years below
+// 300), and a value beyond it is refused (422) rather than standardised into
+// an overflow.
+const MaxFeatureValue = 1e6
+
+// errNotFinite is a prediction or explanation with a non-finite number in
+// it: inputs so far outside the model's training range that its arithmetic
+// overflowed. It is the customer's problem (422), never a 500.
+var errNotFinite = errors.New("the model's answer for these inputs is not finite: values far outside the range it was trained on")
+
 func (p *predictor) one(ctx context.Context, c *auth.Claims, req *PredictRequest) (*Prediction, *servedModel, error) {
 	sc, err := p.resolve(ctx, c, req.Merchant, req.ModelVersion, req.AsOf)
 	if err != nil {
@@ -539,21 +603,36 @@ func (p *predictor) one(ctx context.Context, c *auth.Claims, req *PredictRequest
 	if err := checkCustomer(req.Customer, func() string { return "customer" }); err != nil {
 		return nil, nil, err
 	}
-	xs, err := sc.vectors([]BatchCustomer{{Customer: req.Customer, Events: req.Events, Features: req.Features}}, 0, "")
+	bc := BatchCustomer{Customer: req.Customer, Events: req.Events, Features: req.Features}
+	xs, problems, err := sc.vectors([]BatchCustomer{bc}, 0, "")
 	if err != nil {
 		return nil, nil, err
 	}
-	if xs[0] == nil {
-		return nil, nil, &httpError{status: http.StatusUnprocessableEntity, typ: typeInvalidRequest,
-			detail: fmt.Sprintf("customer %q: %v (as_of %s)", req.Customer, errNoHistory, sc.asOf.Format(time.RFC3339))}
+	if problems[0] != nil {
+		return nil, nil, problems[0]
 	}
 	cp, err := sc.predict(req.Customer, xs[0], p.opts.TopFeatures)
+	if errors.Is(err, errNotFinite) {
+		return nil, nil, unprocessable("field %q: %v", inputField(bc), err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	return &Prediction{Merchant: sc.merchant.ID, AsOf: sc.asOf, TimeZone: sc.loc.String(), Provenance: sc.model.prov, CustomerPrediction: cp}, sc.model, nil
 }
 
+// inputField names what a customer's features came from.
+func inputField(bc BatchCustomer) string {
+	if bc.Features != nil {
+		return "features"
+	}
+	return "events"
+}
+
+// batch answers each customer on its own: a customer whose input is refused
+// gets a problem entry, the others their predictions. Only what the whole
+// request shares (merchant, token, model version, as_of, the list's length)
+// fails the request.
 func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatchRequest) (*BatchPrediction, *servedModel, error) {
 	sc, err := p.resolve(ctx, c, req.Merchant, req.ModelVersion, req.AsOf)
 	if err != nil {
@@ -566,17 +645,13 @@ func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatch
 		return nil, nil, &httpError{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge,
 			detail: fmt.Sprintf("field \"customers\": %d customers, at most %d per batch", len(req.Customers), p.opts.MaxBatch)}
 	}
-	for i, bc := range req.Customers {
-		if err := checkCustomer(bc.Customer, func() string { return fmt.Sprintf("customers[%d].customer", i) }); err != nil {
-			return nil, nil, err
-		}
-	}
-	// Features, then predictions, in contiguous chunks on every core: the
-	// first error in customer order is the one reported, as in one pass.
+	// Features, then predictions, in contiguous chunks on every core.
 	xs := make([][]float64, len(req.Customers))
+	problems := make([]error, len(req.Customers))
 	err = inChunks(len(xs), func(lo, hi int) error {
-		v, err := sc.vectors(req.Customers[lo:hi], lo, "customers[%d].")
+		v, pr, err := sc.vectors(req.Customers[lo:hi], lo, "customers[%d].")
 		copy(xs[lo:hi], v)
+		copy(problems[lo:hi], pr)
 		return err
 	})
 	if err != nil {
@@ -587,16 +662,20 @@ func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatch
 	sc.fillDates(sc.model.m.Horizon)
 	err = inChunks(len(xs), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
-			id := req.Customers[i].Customer
-			if xs[i] == nil {
-				out.Results[i] = BatchItem{Customer: id, Error: errNoHistory.Error()}
+			bc := &req.Customers[i]
+			if problems[i] != nil {
+				out.Results[i] = problemItem(bc.Customer, problems[i])
 				continue
 			}
-			cp, err := sc.predict(id, xs[i], p.opts.TopFeatures)
+			cp, err := sc.predict(bc.Customer, xs[i], p.opts.TopFeatures)
+			if errors.Is(err, errNotFinite) {
+				out.Results[i] = problemItem(bc.Customer, unprocessable("field %q: %v", fmt.Sprintf("customers[%d].%s", i, inputField(*bc)), err))
+				continue
+			}
 			if err != nil {
 				return err
 			}
-			out.Results[i] = BatchItem{Customer: id, Within: &cp.Within, ExpectedDays: cp.ExpectedDays,
+			out.Results[i] = BatchItem{Customer: bc.Customer, Within: &cp.Within, ExpectedDays: cp.ExpectedDays,
 				MostLikelyDay: cp.MostLikelyDay, MostLikelyDate: cp.MostLikelyDate, Explanation: &cp.Explanation}
 		}
 		return nil
@@ -605,6 +684,25 @@ func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatch
 		return nil, nil, err
 	}
 	return out, sc.model, nil
+}
+
+// problemItem is the batch entry of a customer refused with err.
+func problemItem(customer string, err error) BatchItem {
+	he := classify(err)
+	return BatchItem{Customer: customer, Error: he.detail, Problem: &ItemProblem{
+		Type: he.typ, Title: http.StatusText(he.status), Status: he.status, Detail: he.detail,
+	}}
+}
+
+// problemCount is how many of a batch's customers got a problem entry.
+func problemCount(items []BatchItem) int {
+	n := 0
+	for i := range items {
+		if items[i].Problem != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // minChunk is the fewest customers worth a goroutine of their own.
@@ -634,11 +732,13 @@ func inChunks(n int, f func(lo, hi int) error) error {
 }
 
 // vectors returns each customer's feature vector: the given one, checked, or
-// one built from the events by the training feature builder at as_of; nil
-// for a customer without events before as_of. prefix formats the index into
-// field names ("" for the single route); cs[0] is customer offset of the
-// request.
-func (sc *scope) vectors(cs []BatchCustomer, offset int, prefix string) ([][]float64, error) {
+// one built from the events by the training feature builder at as_of. When a
+// customer has none, problems[i] says why (bad input, no event before
+// as_of): that customer's own 4xx. err is a failure of the server, for the
+// whole request. prefix formats the index into field names ("" for the
+// single route, whose customer id is checked before); cs[0] is customer
+// offset of the request.
+func (sc *scope) vectors(cs []BatchCustomer, offset int, prefix string) (xs [][]float64, problems []error, err error) {
 	field := func(i int, name string) string {
 		if prefix == "" {
 			return name
@@ -647,82 +747,118 @@ func (sc *scope) vectors(cs []BatchCustomer, offset int, prefix string) ([][]flo
 	}
 	m := sc.model.m
 	d := m.Schema.Len()
-	xs := make([][]float64, len(cs))
+	xs = make([][]float64, len(cs))
+	problems = make([]error, len(cs))
 	var b *feature.Builder
+	var evs []model.Event // one customer's events, reused
 	for i, bc := range cs {
+		if prefix != "" {
+			if err := checkCustomer(bc.Customer, func() string { return field(i, "customer") }); err != nil {
+				problems[i] = err
+				continue
+			}
+		}
 		switch {
 		case bc.Features != nil && bc.Events != nil:
-			return nil, badRequest("%s and %s: send one of them, not both", field(i, "events"), field(i, "features"))
+			problems[i] = badRequest("%s and %s: send one of them, not both", field(i, "events"), field(i, "features"))
+			continue
 		case bc.Features != nil:
 			if len(bc.Features) != d {
-				return nil, badRequest("field %q: %d values, but model version %d's feature schema %s has %d",
+				problems[i] = badRequest("field %q: %d values, but model version %d's feature schema %s has %d",
 					field(i, "features"), len(bc.Features), sc.model.prov.ModelVersion, m.Schema.Hash, d)
+				continue
 			}
 			for j, v := range bc.Features {
-				if math.IsNaN(v) || math.IsInf(v, 0) {
-					return nil, badRequest("field %q: value %d (%s) is not finite", field(i, "features"), j, m.Schema.Names[j])
+				if !(math.Abs(v) <= MaxFeatureValue) { // NaN fails too
+					problems[i] = unprocessable("field %q: %g (%s) is outside [-%g, %g]",
+						fmt.Sprintf("%s[%d]", field(i, "features"), j), v, m.Schema.Names[j], MaxFeatureValue, MaxFeatureValue)
+					break
 				}
 			}
-			xs[i] = bc.Features
+			if problems[i] == nil {
+				xs[i] = bc.Features
+			}
 			continue
 		case bc.Events == nil:
-			return nil, badRequest("%s or %s: one is required", field(i, "events"), field(i, "features"))
+			problems[i] = badRequest("%s or %s: one is required", field(i, "events"), field(i, "features"))
+			continue
+		}
+		// The builder keys customers by id; the index keeps repeated ids
+		// apart. Every event is checked before any reaches the builder, so
+		// that a refused customer leaves nothing in it.
+		key := strconv.Itoa(i)
+		evs = evs[:0]
+		for j, ev := range bc.Events {
+			e, err := ev.event(key, func() string { return fmt.Sprintf("%s[%d]", field(i, "events"), j) })
+			if err != nil {
+				problems[i] = err
+				break
+			}
+			evs = append(evs, e)
+		}
+		if problems[i] != nil {
+			continue
 		}
 		if b == nil {
-			var err error
 			b, err = feature.NewBuilder(feature.Config{Cutoffs: []time.Time{sc.asOf}, Location: sc.loc, Allow: sc.model.allow})
 			if err != nil {
-				return nil, fmt.Errorf("predict: %w", err)
+				return nil, nil, fmt.Errorf("predict: %w", err)
 			}
 			if got := b.Schema().Hash; got != m.Schema.Hash {
-				return nil, fmt.Errorf("predict: builder schema %s, model version %d has %s", got, sc.model.prov.ModelVersion, m.Schema.Hash)
+				return nil, nil, fmt.Errorf("predict: builder schema %s, model version %d has %s", got, sc.model.prov.ModelVersion, m.Schema.Hash)
 			}
 		}
-		// The builder keys customers by id; the index keeps repeated ids apart.
-		key := strconv.Itoa(i)
-		for j, ev := range bc.Events {
-			e, err := ev.event(key)
-			if err != nil {
-				return nil, badRequest("field %q: %v", fmt.Sprintf("%s[%d]", field(i, "events"), j), err)
-			}
+		for j, e := range evs {
 			if err := b.Add(e); err != nil {
-				return nil, badRequest("field %q: %v", fmt.Sprintf("%s[%d]", field(i, "events"), j), err)
+				problems[i] = badRequest("field %q: %v", fmt.Sprintf("%s[%d]", field(i, "events"), j), err)
+				break
 			}
 		}
 	}
 	if b != nil {
 		for _, row := range b.Rows() {
 			i, err := strconv.Atoi(row.Customer)
-			if err != nil {
-				return nil, fmt.Errorf("predict: builder row for %q", row.Customer)
+			if err != nil || i < 0 || i >= len(cs) {
+				return nil, nil, fmt.Errorf("predict: builder row for %q", row.Customer)
 			}
-			xs[i] = row.X
+			if problems[i] == nil {
+				xs[i] = row.X
+			}
 		}
 	}
-	return xs, nil
+	for i := range cs {
+		if xs[i] == nil && problems[i] == nil {
+			problems[i] = unprocessable("field %q: %v (as_of %s)", field(i, "events"), errNoHistory, sc.asOf.Format(time.RFC3339))
+		}
+	}
+	return xs, problems, nil
 }
 
-// event converts e to a model.Event of customer key.
-func (e EventInput) event(key string) (model.Event, error) {
+// event converts e to a model.Event of customer key; field names e in an
+// error, formatted only then.
+func (e EventInput) event(key string, field func() string) (model.Event, error) {
 	t, err := time.Parse(time.RFC3339Nano, e.Time)
 	if err != nil {
-		return model.Event{}, fmt.Errorf("time %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", e.Time)
+		return model.Event{}, badRequest("field %q: time %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", field(), e.Time)
 	}
 	k, err := model.ParseKind(e.Kind)
 	if err != nil {
-		return model.Event{}, err
+		return model.Event{}, badRequest("field %q: %v", field(), err)
 	}
 	ev := model.Event{Customer: key, Time: t.UTC(), Kind: k, Item: e.Item, Category: e.Category}
 	if e.Amount != nil {
-		if math.IsNaN(*e.Amount) || math.IsInf(*e.Amount, 0) {
-			return model.Event{}, errors.New("amount is not finite")
+		// Beyond model.MaxAmount a sum of amounts could overflow to ±Inf.
+		if a := *e.Amount; !(math.Abs(a) <= model.MaxAmount) { // NaN fails too
+			return model.Event{}, unprocessable("field %q: %g is outside [-%g, %g], the amounts Kairos accepts",
+				field()+".amount", a, model.MaxAmount, model.MaxAmount)
 		}
 		ev.Amount, ev.HasAmount = *e.Amount, true
 	}
 	return ev, nil
 }
 
-// predict scores x and explains the score.
+// predict scores x and explains the score; errNotFinite when a number of the
+// answer is not finite (JSON cannot carry it, and it means nothing).
 func (sc *scope) predict(customer string, x []float64, top int) (CustomerPrediction, error) {
 	m := sc.model.m
 	pr, err := m.Predict(x)
@@ -737,7 +873,34 @@ func (sc *scope) predict(customer string, x []float64, top int) (CustomerPredict
 		MostLikelyDate: sc.dayDate(pr.MostLikelyDay),
 		Explanation:    explain(m, x, top),
 	}
+	if !cp.finite() {
+		return CustomerPrediction{}, errNotFinite
+	}
 	return cp, nil
+}
+
+// finite reports whether every number the answer carries is finite.
+func (cp *CustomerPrediction) finite() bool {
+	ok := func(vs ...float64) bool {
+		for _, v := range vs {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return false
+			}
+		}
+		return true
+	}
+	w := &cp.Within
+	if !ok(w.D1, w.D3, w.D7, w.D14, w.D30, cp.ExpectedDays, cp.Explanation.Score) {
+		return false
+	}
+	for _, fs := range [][]FeatureContribution{cp.Explanation.Up, cp.Explanation.Down} {
+		for _, f := range fs {
+			if !ok(f.Value, f.Standardized, f.Contribution) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // explain attributes the score of x to its features: w_j·z_j for the linear

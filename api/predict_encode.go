@@ -5,11 +5,17 @@ package api
 // are appended by hand, with the provenance (the same for every answer of a
 // model version) encoded once per version. The output is byte for byte what
 // json.Marshal gives for the same value (TestPredictEncodeMatchesJSON and
-// FuzzPredictEncode check it); strings that need escaping and non-finite
-// numbers, which the fast path does not handle, fall back to encoding/json.
+// FuzzPredictEncode check it); strings that need escaping, which the fast
+// path does not handle, fall back to encoding/json.
+//
+// A non-finite number, which JSON cannot carry, is never written and never a
+// 500: predict refuses such an answer before it gets here, and should one
+// arrive anyway, encodePrediction returns errNotFinite (the caller's 422) and
+// encodeBatch turns that customer's entry into its problem entry.
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -28,11 +34,13 @@ func writePredictJSON(w http.ResponseWriter, b []byte) error {
 }
 
 // jsonWriter appends JSON; ok turns false when a value needs encoding/json
-// (a non-finite number), and the caller then marshals the whole value with
-// encoding/json instead, which reports the error as it always has.
+// (a time it refuses), and the caller then marshals the whole value with
+// encoding/json instead. nonFinite is set by a NaN or an infinity, which
+// neither can write.
 type jsonWriter struct {
-	b  []byte
-	ok bool
+	b         []byte
+	ok        bool
+	nonFinite bool
 }
 
 func (j *jsonWriter) raw(s string) { j.b = append(j.b, s...) }
@@ -62,7 +70,8 @@ func (j *jsonWriter) str(s string) {
 // exponent shortened (1e-07 → 1e-7).
 func (j *jsonWriter) float(f float64) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		j.ok = false
+		j.nonFinite = true
+		j.b = append(j.b, '0') // a placeholder; the caller discards the value
 		return
 	}
 	format := byte('f')
@@ -173,13 +182,18 @@ func encodePrediction(p *Prediction, prov []byte) ([]byte, error) {
 	j.raw(`,"explanation":`)
 	j.explanation(&c.Explanation)
 	j.raw("}")
+	if j.nonFinite {
+		return nil, errNotFinite
+	}
 	if !j.ok {
 		return json.Marshal(p)
 	}
 	return j.b, nil
 }
 
-// encodeBatch returns the JSON of p, whose Provenance encodes as prov.
+// encodeBatch returns the JSON of p, whose Provenance encodes as prov. An
+// entry with a non-finite number becomes that customer's problem entry, in
+// p as in the JSON.
 func encodeBatch(p *BatchPrediction, prov []byte) ([]byte, error) {
 	j := jsonWriter{b: make([]byte, 0, 256+len(prov)+len(p.Results)*900), ok: true}
 	j.head(p.Merchant, p.AsOf, p.TimeZone, prov)
@@ -189,39 +203,17 @@ func encodeBatch(p *BatchPrediction, prov []byte) ([]byte, error) {
 	} else {
 		j.raw("[")
 		for i := range p.Results {
-			it := &p.Results[i]
 			if i > 0 {
 				j.raw(",")
 			}
-			// The omitempty fields are left out at their zero values, as
-			// encoding/json does (a float's zero includes −0).
-			j.raw(`{"customer":`)
-			j.str(it.Customer)
-			if it.Error != "" {
-				j.raw(`,"error":`)
-				j.str(it.Error)
+			start := len(j.b)
+			j.item(&p.Results[i])
+			if j.nonFinite {
+				j.b, j.nonFinite = j.b[:start], false
+				p.Results[i] = problemItem(p.Results[i].Customer,
+					unprocessable("field %q: %v", fmt.Sprintf("customers[%d]", i), errNotFinite))
+				j.item(&p.Results[i])
 			}
-			if it.Within != nil {
-				j.raw(`,"within":`)
-				j.within(it.Within)
-			}
-			if it.ExpectedDays != 0 {
-				j.raw(`,"expected_days":`)
-				j.float(it.ExpectedDays)
-			}
-			if it.MostLikelyDay != 0 {
-				j.raw(`,"most_likely_day":`)
-				j.int(it.MostLikelyDay)
-			}
-			if it.MostLikelyDate != "" {
-				j.raw(`,"most_likely_date":`)
-				j.str(it.MostLikelyDate)
-			}
-			if it.Explanation != nil {
-				j.raw(`,"explanation":`)
-				j.explanation(it.Explanation)
-			}
-			j.raw("}")
 		}
 		j.raw("]")
 	}
@@ -230,4 +222,48 @@ func encodeBatch(p *BatchPrediction, prov []byte) ([]byte, error) {
 		return json.Marshal(p)
 	}
 	return j.b, nil
+}
+
+// item appends one batch entry.
+func (j *jsonWriter) item(it *BatchItem) {
+	// The omitempty fields are left out at their zero values, as
+	// encoding/json does (a float's zero includes −0).
+	j.raw(`{"customer":`)
+	j.str(it.Customer)
+	if pr := it.Problem; pr != nil {
+		j.raw(`,"problem":{"type":`)
+		j.str(pr.Type)
+		j.raw(`,"title":`)
+		j.str(pr.Title)
+		j.raw(`,"status":`)
+		j.int(pr.Status)
+		j.raw(`,"detail":`)
+		j.str(pr.Detail)
+		j.raw("}")
+	}
+	if it.Error != "" {
+		j.raw(`,"error":`)
+		j.str(it.Error)
+	}
+	if it.Within != nil {
+		j.raw(`,"within":`)
+		j.within(it.Within)
+	}
+	if it.ExpectedDays != 0 {
+		j.raw(`,"expected_days":`)
+		j.float(it.ExpectedDays)
+	}
+	if it.MostLikelyDay != 0 {
+		j.raw(`,"most_likely_day":`)
+		j.int(it.MostLikelyDay)
+	}
+	if it.MostLikelyDate != "" {
+		j.raw(`,"most_likely_date":`)
+		j.str(it.MostLikelyDate)
+	}
+	if it.Explanation != nil {
+		j.raw(`,"explanation":`)
+		j.explanation(it.Explanation)
+	}
+	j.raw("}")
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -18,26 +19,46 @@ func testProvenance() Provenance {
 }
 
 // checkEncodeMatches compares the hand encoder with json.Marshal on p and
-// on a batch holding p's customer in every omitempty shape.
+// on a batch holding p's customer in every omitempty shape. A non-finite
+// number, which json.Marshal refuses, must give errNotFinite for a single
+// answer and, in a batch, that customer's problem entry (the others intact).
 func checkEncodeMatches(t *testing.T, p *Prediction) {
 	t.Helper()
 	prov, err := json.Marshal(p.Provenance)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, wantErr := json.Marshal(p)
+	// encoding/json is the judge of what JSON cannot carry.
+	_, jsonErr := json.Marshal(p.CustomerPrediction)
+	_, nonFinite := errors.AsType[*json.UnsupportedValueError](jsonErr)
 	got, gotErr := encodePrediction(p, prov)
-	if (gotErr == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+	if nonFinite {
+		if !errors.Is(gotErr, errNotFinite) || got != nil {
+			t.Fatalf("single with %v: got %s (%v), want errNotFinite", jsonErr, got, gotErr)
+		}
+	} else if want, wantErr := json.Marshal(p); (gotErr == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
 		t.Fatalf("single: got %s (%v), want %s (%v)", got, gotErr, want, wantErr)
 	}
 	c := p.CustomerPrediction
-	b := &BatchPrediction{Merchant: p.Merchant, AsOf: p.AsOf, TimeZone: p.TimeZone, Provenance: p.Provenance, Results: []BatchItem{
-		{Customer: c.Customer, Within: &c.Within, ExpectedDays: c.ExpectedDays, MostLikelyDay: c.MostLikelyDay,
-			MostLikelyDate: c.MostLikelyDate, Explanation: &c.Explanation},
-		{Customer: c.Customer, Error: c.MostLikelyDate},
-		{},
-	}}
-	want, wantErr = json.Marshal(b)
+	problem := &ItemProblem{Type: typeInvalidRequest, Title: "Bad Request", Status: 400, Detail: "x<y"}
+	items := func() []BatchItem {
+		return []BatchItem{
+			{Customer: c.Customer, Within: &c.Within, ExpectedDays: c.ExpectedDays, MostLikelyDay: c.MostLikelyDay,
+				MostLikelyDate: c.MostLikelyDate, Explanation: &c.Explanation},
+			{Customer: c.Customer, Error: c.MostLikelyDate},
+			{Customer: c.Customer, Problem: problem, Error: problem.Detail},
+			{},
+		}
+	}
+	b := &BatchPrediction{Merchant: p.Merchant, AsOf: p.AsOf, TimeZone: p.TimeZone, Provenance: p.Provenance, Results: items()}
+	wantB := *b
+	wantB.Results = items()
+	if nonFinite {
+		detail := `field "customers[0]": ` + errNotFinite.Error()
+		wantB.Results[0] = BatchItem{Customer: c.Customer, Error: detail,
+			Problem: &ItemProblem{Type: typeInvalidRequest, Title: "Unprocessable Entity", Status: 422, Detail: detail}}
+	}
+	want, wantErr := json.Marshal(&wantB)
 	got, gotErr = encodeBatch(b, prov)
 	if (gotErr == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
 		t.Fatalf("batch: got %s (%v), want %s (%v)", got, gotErr, want, wantErr)
@@ -56,7 +77,8 @@ func samplePrediction(s string, f float64) *Prediction {
 }
 
 // TestPredictEncodeMatchesJSON: the hand encoder gives json.Marshal's bytes,
-// escapes and number formats included, and its error for non-finite values.
+// escapes and number formats included; a non-finite value is errNotFinite
+// (single) or that customer's problem entry (batch), never a failed answer.
 func TestPredictEncodeMatchesJSON(t *testing.T) {
 	strs := []string{"c1", "", `q"uote\back`, "<tag>&amp;", "ü€😀", "\x00\x1f\x7f", "\xff\xfe", "\u2028\u2029"}
 	floats := []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 1.0 / 3, 1e-6, 9.99e-7, 1e-7, 1.5e-300, 1e20, 1e21, -1e21, 123456789.125,

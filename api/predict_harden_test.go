@@ -1,0 +1,429 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/store"
+)
+
+// post sends body to path on the loopback server ts with token and returns
+// the status and the body.
+func post(t *testing.T, ts *httptest.Server, path, token string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, ts.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, b
+}
+
+// get is post's GET.
+func get(t *testing.T, ts *httptest.Server, path, token string) []byte {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s (%v)", path, res.StatusCode, b, err)
+	}
+	return b
+}
+
+// purchases is events of one purchase per amount, a day apart, before the
+// fixture's clock.
+func purchases(amounts ...float64) []EventInput {
+	asOf := time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC)
+	evs := make([]EventInput, len(amounts))
+	for i := range amounts {
+		evs[i] = EventInput{Time: asOf.Add(-time.Duration(i+1) * 24 * time.Hour).Format(time.RFC3339), Kind: "purchase", Amount: &amounts[i]}
+	}
+	return evs
+}
+
+func filled(v float64) []float64 {
+	x := featureVec(0, 0)
+	for j := range x {
+		x[j] = v
+	}
+	return x
+}
+
+// TestPredictOverflowRefused reproduces issue 10 item 2 over loopback HTTP:
+// purchases of 1e308 (or two of 9e307), or a feature vector of 1e308, made a
+// feature +Inf and the answer a 500 ("json: unsupported value: +Inf"), and
+// one such customer failed its whole batch. Now an amount outside
+// [−model.MaxAmount, model.MaxAmount] or a feature outside ±MaxFeatureValue
+// is a 422 naming the field; in a batch that customer's own problem entry,
+// the others answered. A model whose standardisation overflows on in-range
+// inputs (a scale of 5e-324) is refused the same way, never a 500.
+func TestPredictOverflowRefused(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	tiny := testModel(t, logit(0.01))
+	tiny.Std.Scale[5] = 5e-324 // z_5 = (x_5 − 1)/5e-324 = +Inf for x_5 = 2
+	f.svc.versions[2] = versionOf(t, 2, tiny)
+	ts := httptest.NewServer(f.srv)
+	t.Cleanup(ts.Close)
+	token := f.tokens["m1"]
+
+	single := []struct {
+		name  string
+		req   PredictRequest
+		field string // named in the 422's detail
+	}{
+		{"two purchases of 1e308", PredictRequest{Events: purchases(1e308, 1e308)}, `"events[0].amount"`},
+		{"two of 9e307", PredictRequest{Events: purchases(9e307, 9e307)}, `"events[0].amount"`},
+		{"one amount just above the maximum", PredictRequest{Events: purchases(5, math.Nextafter(model.MaxAmount, math.Inf(1)))}, `"events[1].amount"`},
+		{"a negative 1e308", PredictRequest{Events: purchases(-1e308, 3)}, `"events[0].amount"`},
+		{"features of 1e308", PredictRequest{Features: filled(1e308)}, `"features[0]"`},
+		{"one feature of -1e7", PredictRequest{Features: func() []float64 { x := featureVec(1, 1); x[9] = -1e7; return x }()}, `"features[9]"`},
+		{"standardisation overflows", PredictRequest{Features: featureVec(1, 2), ModelVersion: 2}, `"features"`},
+	}
+	for _, tt := range single {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.req.Merchant, tt.req.Customer = "m1", "c-1"
+			code, body := post(t, ts, "/v1/predict", token, mustJSON(t, tt.req))
+			var p problemDoc
+			if err := json.Unmarshal(body, &p); err != nil || code != 422 || p.Status != 422 || !strings.Contains(p.Detail, tt.field) {
+				t.Fatalf("got %d %s, want a 422 problem naming %s", code, body, tt.field)
+			}
+		})
+	}
+
+	// The largest accepted amounts give finite features and a prediction.
+	code, body := post(t, ts, "/v1/predict", token, mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c-1",
+		Events: purchases(model.MaxAmount, model.MaxAmount, -model.MaxAmount)}))
+	if code != 200 {
+		t.Fatalf("amounts of ±MaxAmount: got %d %s, want 200", code, body)
+	}
+
+	// One batch holding every bad customer between good ones.
+	cs := []BatchCustomer{
+		{Customer: "ok-0", Features: featureVec(2.5, 3)},
+		{Customer: "bad-1", Events: purchases(1e308, 1e308)},
+		{Customer: "ok-2", Events: purchases(20, 30)},
+		{Customer: "bad-3", Features: filled(1e308)},
+		{Customer: "bad-4", Events: purchases(9e307, 9e307)},
+		{Customer: "ok-5", Features: featureVec(0.5, 1)},
+	}
+	want := map[int]string{1: `"customers[1].events[0].amount"`, 3: `"customers[3].features[0]"`, 4: `"customers[4].events[0].amount"`}
+	code, body = post(t, ts, "/v1/predict:batch", token, mustJSON(t, PredictBatchRequest{Merchant: "m1", Customers: cs}))
+	var bp batchAnswer
+	if err := json.Unmarshal(body, &bp); err != nil || code != 200 || len(bp.Results) != len(cs) {
+		t.Fatalf("batch: got %d %s (%v), want 200 with %d results", code, body, err, len(cs))
+	}
+	for i, r := range bp.Results {
+		if r.Customer != cs[i].Customer {
+			t.Errorf("result %d is for %q, want %q", i, r.Customer, cs[i].Customer)
+		}
+		if field, bad := want[i]; bad {
+			if r.Problem == nil || r.Problem.Status != 422 || r.Problem.Type != typeInvalidRequest ||
+				!strings.Contains(r.Problem.Detail, field) || r.Error != r.Problem.Detail || r.Within != nil {
+				t.Errorf("result %d: %+v, want a 422 problem naming %s and no prediction", i, r, field)
+			}
+		} else if r.Problem != nil || r.Within == nil || r.Explanation == nil {
+			t.Errorf("result %d: %+v, want a prediction", i, r)
+		}
+	}
+	// The closed form of testModel for ok-0: z = (1, 4), score −0.4 + 1.2.
+	if s := bp.Results[0].Explanation; s == nil || !near(s.Score, 0.8) {
+		t.Errorf("ok-0's score: got %+v, want 0.8", s)
+	}
+
+	// The overflowing model: the customer's problem entry, not the batch's 500.
+	code, body = post(t, ts, "/v1/predict:batch", token, mustJSON(t, PredictBatchRequest{Merchant: "m1", ModelVersion: 2,
+		Customers: []BatchCustomer{{Customer: "a", Features: featureVec(1, 2)}, {Customer: "b", Features: featureVec(1, 1)}}}))
+	bp = batchAnswer{}
+	if err := json.Unmarshal(body, &bp); err != nil || code != 200 || len(bp.Results) != 2 {
+		t.Fatalf("overflowing model: got %d %s (%v), want 200", code, body, err)
+	}
+	if r := bp.Results[0]; r.Problem == nil || r.Problem.Status != 422 || !strings.Contains(r.Problem.Detail, `"customers[0].features"`) {
+		t.Errorf("overflowing customer: %+v, want a 422 problem naming customers[0].features", r)
+	}
+	if r := bp.Results[1]; r.Problem != nil || r.Within == nil {
+		t.Errorf("in-range customer: %+v, want a prediction", r)
+	}
+}
+
+// batchAnswer is a batch answer decoded on the test's own terms.
+type batchAnswer struct {
+	Results []struct {
+		Customer    string
+		Problem     *problemDoc
+		Error       string
+		Within      *Within
+		Explanation *Explanation
+	}
+}
+
+// lockedBuffer is a bytes.Buffer the server's handlers may write concurrently.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
+// TestPredictCanaryNeverStored reproduces issue 10 item 3: a predict for
+// customer "raw-email:alice@example.com" with only future events stored
+// `422 customer "raw-email:…": …` in the append-only audit log, the server
+// log, GET /v1/audit and the export. A distinctive id is sent through every
+// predict error path (and a success) against the real server on loopback,
+// with the real audit log on SQLite; it must appear in no sink: the
+// database files, GET /v1/audit, the audit export, the server's log,
+// /metrics, nor any answer beyond the documented echo of the caller's own
+// id ("customer" of a prediction or of a batch entry). The audit log keeps
+// it findable as its HMAC.
+func TestPredictCanaryNeverStored(t *testing.T) {
+	const canary = "raw-email:alice-7f3a9c@example.com"
+	f := newPredictFixture(t, PredictOptions{})
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "kairos.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte{0x5a}, 32)
+	_, signer, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog, err := audit.New(ctx, audit.Options{Store: st, HMACKey: key, SigningKey: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alog.Close() })
+	var logs lockedBuffer
+	srv, err := NewServer(Options{
+		Service: f.svc, Verifier: verifierForTest(t, f.jwks), Issuer: f.issuer, JWKS: f.jwks,
+		Logger: testLogger(&logs), Audit: st,
+		Predict: PredictOptions{Audit: alog, Now: f.clock.Now, MayQuery: func(p, m string) bool { return p == "crm" && m == "m1" }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiny := testModel(t, logit(0.01))
+	tiny.Std.Scale[5] = 5e-324
+	f.svc.versions[2] = versionOf(t, 2, tiny)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+
+	future := []EventInput{{Time: "2027-01-01T00:00:00Z", Kind: "view"}}
+	one := func(edit func(*PredictRequest)) []byte {
+		r := PredictRequest{Merchant: "m1", Customer: canary, Features: featureVec(1, 1)}
+		edit(&r)
+		return mustJSON(t, r)
+	}
+	paths := []struct {
+		name, path, token string
+		body              []byte
+		echoes            int // documented echoes of the id in the answer
+	}{
+		{"future-only events", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Features, r.Events = nil, future }), 0},
+		{"bad event time", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Features, r.Events = nil, []EventInput{{Time: "soon", Kind: "view"}} }), 0},
+		{"bad event kind", "/v1/predict", "m1", one(func(r *PredictRequest) {
+			r.Features, r.Events = nil, []EventInput{{Time: "2026-01-01T00:00:00Z", Kind: "buy"}}
+		}), 0},
+		{"overflowing amounts", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Features, r.Events = nil, purchases(1e308, 1e308) }), 0},
+		{"overflowing features", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Features = filled(1e308) }), 0},
+		{"overflowing model", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Features, r.ModelVersion = featureVec(1, 2), 2 }), 0},
+		{"short vector", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Features = []float64{1} }), 0},
+		{"events and features", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Events = future }), 0},
+		{"no input", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Features = nil }), 0},
+		{"unknown merchant", "/v1/predict", "partner", one(func(r *PredictRequest) { r.Merchant = "m404" }), 0},
+		{"other merchant", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Merchant = "m2" }), 0},
+		{"admin may not predict", "/v1/predict", "admin", one(func(*PredictRequest) {}), 0},
+		{"unknown version", "/v1/predict", "m1", one(func(r *PredictRequest) { r.ModelVersion = 9 }), 0},
+		{"bad as_of", "/v1/predict", "m1", one(func(r *PredictRequest) { r.AsOf = "tomorrow" }), 0},
+		{"id too long", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Customer = strings.Repeat(canary, 10) }), 0},
+		{"unknown field", "/v1/predict", "m1", []byte(`{"merchant":"m1","customer":"` + canary + `","featurs":[1]}`), 0},
+		{"truncated", "/v1/predict", "m1", []byte(`{"merchant":"m1","customer":"` + canary + `","features":[1,`), 0},
+		{"answered", "/v1/predict", "m1", one(func(*PredictRequest) {}), 1},
+		{"batch", "/v1/predict:batch", "m1", mustJSON(t, PredictBatchRequest{Merchant: "m1", Customers: []BatchCustomer{
+			{Customer: canary, Events: future},
+			{Customer: canary, Events: purchases(1e308)},
+			{Customer: canary, Features: filled(1e308)},
+			{Customer: canary, Features: []float64{1}},
+			{Customer: canary, Events: []EventInput{{Time: "soon", Kind: "view"}}},
+			{Customer: canary},
+			{Customer: canary, Features: featureVec(1, 1)},
+		}}), 7},
+		{"batch, overflowing model", "/v1/predict:batch", "m1", mustJSON(t, PredictBatchRequest{Merchant: "m1", ModelVersion: 2,
+			Customers: []BatchCustomer{{Customer: canary, Features: featureVec(1, 2)}}}), 1},
+		{"batch, bad as_of", "/v1/predict:batch", "m1", mustJSON(t, PredictBatchRequest{Merchant: "m1", AsOf: "x",
+			Customers: []BatchCustomer{{Customer: canary, Features: featureVec(1, 1)}}}), 0},
+		{"batch, other merchant", "/v1/predict:batch", "m1", mustJSON(t, PredictBatchRequest{Merchant: "m2",
+			Customers: []BatchCustomer{{Customer: canary, Features: featureVec(1, 1)}}}), 0},
+	}
+	for _, p := range paths {
+		code, body := post(t, ts, p.path, f.tokens[p.token], p.body)
+		if code >= 500 {
+			t.Errorf("%s: got %d %s, want no 5xx", p.name, code, body)
+		}
+		if got := bytes.Count(body, []byte(canary)); got != p.echoes {
+			t.Errorf("%s: answer %d %s holds the id %d times, want %d (the documented echo only)", p.name, code, body, got, p.echoes)
+		}
+	}
+	if n := alog.Stats().Entries; n < uint64(len(paths)) {
+		t.Fatalf("%d audit entries appended, want at least %d (one per call)", n, len(paths))
+	}
+	if err := alog.Close(); err != nil { // flush and checkpoint
+		t.Fatal(err)
+	}
+
+	var export bytes.Buffer
+	if err := audit.Export(ctx, st, &export); err != nil {
+		t.Fatal(err)
+	}
+	sinks := map[string][]byte{
+		"server log":     logs.Bytes(),
+		"GET /v1/audit":  get(t, ts, "/v1/audit?limit=1000", f.tokens["compliance"]),
+		"audit export":   export.Bytes(),
+		"GET /metrics":   get(t, ts, "/metrics", f.tokens["compliance"]),
+		"database files": dirBytes(t, dir),
+	}
+	for name, b := range sinks {
+		if len(b) == 0 {
+			t.Errorf("%s: empty, nothing checked", name)
+		}
+		if i := bytes.Index(b, []byte(canary)); i >= 0 {
+			t.Errorf("%s holds the customer id in clear: …%s…", name, b[max(0, i-120):min(len(b), i+len(canary)+40)])
+		}
+	}
+	// A reviewer who knows the id finds it as its HMAC.
+	if h := audit.HashIdentifier(key, canary); !bytes.Contains(export.Bytes(), []byte(h)) {
+		t.Errorf("audit export does not hold %s, the id's HMAC", h)
+	}
+}
+
+// dirBytes is the concatenation of every file in dir (the database and its
+// WAL and shared-memory files).
+func dirBytes(t *testing.T, dir string) []byte {
+	t.Helper()
+	var all []byte
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		all = append(all, b...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// TestPredictInvalidUTF8Refused reproduces issue 10 item 5's id rewrite:
+// encoding/json turns invalid UTF-8 and unpaired surrogate escapes into
+// U+FFFD, so "c\xff" and "c\xfe" were served as one customer "c\uFFFD". Both
+// are now 400 naming the byte; a surrogate pair and a U+FFFD the caller
+// really sent are accepted.
+func TestPredictInvalidUTF8Refused(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	ts := httptest.NewServer(f.srv)
+	t.Cleanup(ts.Close)
+	x := string(mustJSON(t, featureVec(1, 1)))
+	body := func(route, id string) []byte {
+		if route == "/v1/predict" {
+			return []byte(`{"merchant":"m1","customer":"` + id + `","features":` + x + `}`)
+		}
+		return []byte(`{"merchant":"m1","customers":[{"customer":"ok","features":` + x + `},{"customer":"` + id + `","features":` + x + `}]}`)
+	}
+	tests := []struct {
+		name, id string
+		want     int
+		customer string // the id the answer echoes
+	}{
+		{"raw 0xff", "c\xff", 400, ""},
+		{"truncated sequence", "c\xe2\x82", 400, ""},
+		{"lone high surrogate", `c\ud83d`, 400, ""},
+		{"lone low surrogate", `c\ude00x`, 400, ""},
+		{"high then non-surrogate", `c\ud83d\u0041`, 400, ""},
+		{"escaped backslash before u", `c\\ud83d`, 200, `c\ud83d`},
+		{"surrogate pair", `c\ud83d\ude00`, 200, "c😀"},
+		{"U+FFFD sent", "c\uFFFD", 200, "c\uFFFD"},
+		{"U+FFFD escaped", `c\ufffd`, 200, "c\uFFFD"},
+	}
+	for _, route := range []string{"/v1/predict", "/v1/predict:batch"} {
+		for _, tt := range tests {
+			t.Run(route+"/"+tt.name, func(t *testing.T) {
+				code, b := post(t, ts, route, f.tokens["m1"], body(route, tt.id))
+				if code != tt.want {
+					t.Fatalf("got %d %s, want %d", code, b, tt.want)
+				}
+				if code == 400 {
+					var p problemDoc
+					if err := json.Unmarshal(b, &p); err != nil || !strings.Contains(p.Detail, "not valid UTF-8") {
+						t.Errorf("problem %s, want one saying the string is not valid UTF-8", b)
+					}
+					return
+				}
+				var got struct {
+					Customer string
+					batchAnswer
+				}
+				if err := json.Unmarshal(b, &got); err != nil {
+					t.Fatal(err)
+				}
+				if len(got.Results) == 2 {
+					got.Customer = got.Results[1].Customer
+				}
+				if got.Customer != tt.customer {
+					t.Errorf("customer %q, want %q", got.Customer, tt.customer)
+				}
+			})
+		}
+	}
+}
