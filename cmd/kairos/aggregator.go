@@ -53,6 +53,11 @@ const (
 	aggIdleTimeout       = 120 * time.Second
 	aggMaxHeaderBytes    = 64 << 10
 	aggShutdownTimeout   = 30 * time.Second
+	// aggMemoryLimitMiB is serve's soft Go memory limit when neither
+	// --memory-limit-mib nor GOMEMLIMIT sets one: with the API's default
+	// in-flight body budget the heap stays well below it, so it only makes
+	// the collector work harder before the process nears 1 GiB.
+	aggMemoryLimitMiB = 768
 )
 
 // aggConfig is the aggregator's config file (YAML, strict: unknown keys are
@@ -63,6 +68,10 @@ type aggConfig struct {
 	Listen string `yaml:"listen"`
 	// URL is how the admin commands reach the server; derived from Listen when empty.
 	URL string `yaml:"url,omitempty"`
+	// MetricsListen is where serve answers GET /metrics without a token and
+	// without per-merchant series, for the operator's scraper; empty: no
+	// such listener (the API's /metrics needs a compliance or admin token).
+	MetricsListen string `yaml:"metrics_listen,omitempty"`
 	// DB is the store URL: "sqlite:FILE" or "postgres://…".
 	DB         string `yaml:"db"`
 	Keys       string `yaml:"keys"`
@@ -79,6 +88,9 @@ type aggConfig struct {
 	Limits struct {
 		MaxEnvelopeBytes int64 `yaml:"max_envelope_bytes"`
 		MaxJSONBytes     int64 `yaml:"max_json_bytes"`
+		// MaxInflightBytes bounds the request bodies held at once (api
+		// admission control); 0 or absent takes api.DefaultMaxInflightBytes.
+		MaxInflightBytes int64 `yaml:"max_inflight_bytes,omitempty"`
 	} `yaml:"limits"`
 	Rounds aggRounds `yaml:"rounds"`
 	// Envelopes bounds the sealed updates the service opens.
@@ -173,6 +185,7 @@ func defaultAggConfig(listen, db string) aggConfig {
 	c.Tokens.Leeway = 30 * time.Second
 	c.Limits.MaxEnvelopeBytes = api.DefaultMaxEnvelopeBytes
 	c.Limits.MaxJSONBytes = api.DefaultMaxJSONBytes
+	c.Limits.MaxInflightBytes = api.DefaultMaxInflightBytes
 	c.Rounds = aggRounds{Deadline: 10 * time.Minute, Quorum: 1, SampleFraction: 1, StepsPerRound: 10, PlannedRounds: 20}
 	c.Audit.Witness = "audit-witness.jsonl"
 	return c
@@ -240,6 +253,14 @@ func (c *aggConfig) check() error {
 	}
 	if c.Limits.MaxEnvelopeBytes <= 0 || c.Limits.MaxJSONBytes <= 0 {
 		errs = append(errs, errors.New("limits: max_envelope_bytes and max_json_bytes must be positive"))
+	}
+	if c.Limits.MaxInflightBytes < 0 {
+		errs = append(errs, fmt.Errorf("limits.max_inflight_bytes: %d is negative (0 takes the default %d)", c.Limits.MaxInflightBytes, api.DefaultMaxInflightBytes))
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics_listen: %w", err))
+		}
 	}
 	r := c.Rounds
 	for _, f := range []struct {
@@ -499,10 +520,13 @@ func newAggServeCmd() *cobra.Command {
 	var (
 		af                  aggFlags
 		db, listen, addrOut string
+		metricsListen       string
+		metricsAddrOut      string
+		maxInflightMiB      int64
 		logJSON, noMigrate  bool
 		logLevel            slog.Level
 		pf                  passphraseFlags
-		gc                  gcFlags
+		gc                  = gcFlags{defaultLimitMiB: aggMemoryLimitMiB}
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --dir DIR [--db postgres://…] [--listen 127.0.0.1:8700]",
@@ -527,6 +551,15 @@ With tls.cert and tls.key in the config it serves HTTPS (TLS 1.2+).`,
 			if listen != "" {
 				cfg.Listen = listen
 			}
+			if metricsListen != "" {
+				cfg.MetricsListen = metricsListen
+			}
+			switch {
+			case maxInflightMiB < 0:
+				return fmt.Errorf("aggregator serve: --max-inflight-mib %d: want a positive size (0 keeps the config's)", maxInflightMiB)
+			case maxInflightMiB > 0:
+				cfg.Limits.MaxInflightBytes = maxInflightMiB << 20
+			}
 			h := slog.Handler(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: logLevel}))
 			if logJSON {
 				h = slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: logLevel})
@@ -536,7 +569,7 @@ With tls.cert and tls.key in the config it serves HTTPS (TLS 1.2+).`,
 				return fmt.Errorf("aggregator serve: %w", err)
 			}
 			return aggServe(cmd.Context(), slog.New(h), cfg, aggServeOptions{
-				db: cfg.dbURL(db), migrate: !noMigrate, passphrase: pass, addrOut: addrOut,
+				db: cfg.dbURL(db), migrate: !noMigrate, passphrase: pass, addrOut: addrOut, metricsAddrOut: metricsAddrOut,
 			})
 		},
 	}
@@ -545,6 +578,9 @@ With tls.cert and tls.key in the config it serves HTTPS (TLS 1.2+).`,
 	f.StringVar(&db, "db", "", "store URL instead of the config's (postgres://… for replicas)")
 	f.StringVar(&listen, "listen", "", "listen address instead of the config's (port 0 picks a free one)")
 	f.StringVar(&addrOut, "addr-file", "", "write the server's base URL to this file once it listens")
+	f.StringVar(&metricsListen, "metrics-listen", "", "serve GET /metrics without a token (and without per-merchant series) on this address instead of the config's metrics_listen; keep it on loopback")
+	f.StringVar(&metricsAddrOut, "metrics-addr-file", "", "write the metrics listener's base URL to this file once it listens")
+	f.Int64Var(&maxInflightMiB, "max-inflight-mib", 0, "request bodies held at once, in MiB, instead of the config's limits.max_inflight_bytes (default 96); a body that does not fit is refused with 503")
 	f.BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start")
 	f.BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	f.TextVar(&logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
@@ -561,12 +597,19 @@ With tls.cert and tls.key in the config it serves HTTPS (TLS 1.2+).`,
 type gcFlags struct {
 	percent  int
 	limitMiB int64
+	// defaultLimitMiB is the memory limit when neither --memory-limit-mib
+	// nor GOMEMLIMIT sets one; 0 for none.
+	defaultLimitMiB int64
 }
 
 func (g *gcFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.IntVar(&g.percent, "gc-percent", 0, "Go GC target percent as GOGC (e.g. 400: fewer collections, more memory); 0 keeps GOGC or 100; -1 collects only at --memory-limit-mib")
-	f.Int64Var(&g.limitMiB, "memory-limit-mib", 0, "soft memory limit of the Go heap in MiB as GOMEMLIMIT; 0 keeps GOMEMLIMIT or none")
+	def := "none"
+	if g.defaultLimitMiB > 0 {
+		def = fmt.Sprint(g.defaultLimitMiB)
+	}
+	f.Int64Var(&g.limitMiB, "memory-limit-mib", 0, "soft memory limit of the Go heap in MiB as GOMEMLIMIT; 0 keeps GOMEMLIMIT or else "+def+" (GOMEMLIMIT=off for none)")
 }
 
 func (g gcFlags) apply() error {
@@ -581,17 +624,21 @@ func (g gcFlags) apply() error {
 	if g.percent != 0 {
 		debug.SetGCPercent(g.percent)
 	}
-	if g.limitMiB > 0 {
+	switch {
+	case g.limitMiB > 0:
 		debug.SetMemoryLimit(g.limitMiB << 20)
+	case g.defaultLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "":
+		debug.SetMemoryLimit(g.defaultLimitMiB << 20)
 	}
 	return nil
 }
 
 type aggServeOptions struct {
-	db         string
-	migrate    bool
-	passphrase []byte
-	addrOut    string
+	db             string
+	migrate        bool
+	passphrase     []byte
+	addrOut        string
+	metricsAddrOut string
 }
 
 // aggServe wires the store, keys, policy, audit log, service and API, and
@@ -662,6 +709,7 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 		Verifier: verifier, Issuer: issuer, JWKS: pubs,
 		MerchantTokenTTL: cfg.Tokens.MerchantTTL,
 		MaxEnvelopeBytes: cfg.Limits.MaxEnvelopeBytes, MaxJSONBytes: cfg.Limits.MaxJSONBytes,
+		MaxInflightBytes: cfg.Limits.MaxInflightBytes,
 		// The store has no ping; a revocation lookup is one cheap indexed query.
 		Ready: func(ctx context.Context) error {
 			_, err := st.IsTokenRevoked(ctx, "readyz-probe")
@@ -691,6 +739,13 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 	tlsOn := cfg.TLS.Cert != ""
 	if tlsOn {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if cfg.MetricsListen != "" {
+		stopMetrics, err := serveMetrics(ctx, log, cfg.MetricsListen, handler.MetricsHandler(), o.metricsAddrOut)
+		if err != nil {
+			return fmt.Errorf("aggregator serve: %w", err)
+		}
+		defer stopMetrics()
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {

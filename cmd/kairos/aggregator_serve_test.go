@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,11 +18,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
@@ -371,7 +377,8 @@ func testServeEndToEnd(t *testing.T, db string) {
 		t.Error("the revoked partner token was still accepted 3 s after the revocation")
 	}
 
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready", "/metrics": "kairos_http_request_duration_seconds"} {
+	// /metrics needs a compliance or admin token (TestAggregatorServeMetricsDisclosure).
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ready"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
@@ -476,6 +483,327 @@ func TestAggregatorServeTLS(t *testing.T) {
 	agg.stop(t)
 }
 
+// uploadGate holds request bodies at their first Read until open or abort
+// is closed, and counts the bodies the server asked for.
+type uploadGate struct {
+	open, abort chan struct{}
+	mu          sync.Mutex
+	asked       int
+}
+
+func (g *uploadGate) reading() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.asked
+}
+
+// gatedBody is a request body behind an uploadGate. With Expect:
+// 100-continue the client reads it only once the server's handler reads the
+// body, that is, once the request was admitted.
+type gatedBody struct {
+	r    *bytes.Reader
+	gate *uploadGate
+	held bool
+}
+
+func (b *gatedBody) Read(p []byte) (int, error) {
+	if !b.held {
+		b.held = true
+		b.gate.mu.Lock()
+		b.gate.asked++
+		b.gate.mu.Unlock()
+		select {
+		case <-b.gate.open:
+		case <-b.gate.abort:
+			return 0, errors.New("upload aborted by the test")
+		}
+	}
+	return b.r.Read(p)
+}
+
+// metricsOf returns the samples of a Prometheus text page by series.
+func metricsOf(t *testing.T, page string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, line := range strings.Split(page, "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[name] = x
+	}
+	return out
+}
+
+// getWith GETs url with a bearer token ("" for none).
+func getWith(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(b)
+}
+
+// TestAggregatorServeBatchFlood reproduces the memory-amplification attack on
+// `kairos aggregator serve` with its default limits: 50 concurrent
+// POST /v1/predict:batch of 1,000 customers × 430 events (28 MB each) from
+// one partner, within the example policy's rate limit (burst 100). The bodies
+// of admitted requests are held at their first byte, so the server keeps
+// them in flight: only as many as fit three quarters of the default in-flight
+// budget are admitted, every other one is refused at once with 503,
+// Retry-After and a problem document, the merchant's and the partner's single
+// predictions are answered meanwhile, and the metrics listener reports the
+// bytes in flight (no more than the budget) without any merchant series.
+// Peak RSS under the unheld attack is in docs/benchmarks.md
+// (kairos bench predict flood).
+func TestAggregatorServeBatchFlood(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "agg")
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	metricsFile := filepath.Join(tmp, "metrics-addr")
+	agg := startServe(t, "--dir", dir, "--metrics-listen", "127.0.0.1:0", "--metrics-addr-file", metricsFile)
+	mb, err := os.ReadFile(metricsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsURL := strings.TrimSpace(string(mb)) + "/metrics"
+	adminTok, err := os.ReadFile(filepath.Join(dir, aggTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := apiclient.New(agg.base, strings.TrimSpace(string(adminTok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enr, err := admin.Enrol(t.Context(), protocol.EnrolRequest{ID: floodMerchant, TimeZone: "UTC", PublicKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partner, err := aggIssue(ak, auth.Grant{Subject: floodPartner, Role: auth.RolePartner, Merchants: []string{floodMerchant}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const attack = 50
+	body := floodBatch(floodMerchant, floodAsOf, 1000, 430)
+	size := int64(len(body))
+	if size < 27<<20 || size > api.DefaultMaxBatchBytes {
+		t.Fatalf("attack body %d bytes; want about 28 MB, under the batch limit", size)
+	}
+	// Large requests share three quarters of the default budget.
+	admitted := int(api.DefaultMaxInflightBytes / 4 * 3 / size)
+	gate := &uploadGate{open: make(chan struct{}), abort: make(chan struct{})}
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(gate.abort)
+		}
+	})
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: time.Minute}}
+	t.Cleanup(client.CloseIdleConnections)
+	type answer struct {
+		code                    int
+		contentType, retryAfter string
+		body                    []byte
+		err                     error
+	}
+	answers := make(chan answer, attack)
+	for range attack {
+		go func() {
+			req, err := http.NewRequest(http.MethodPost, agg.base+"/v1/predict:batch", &gatedBody{r: bytes.NewReader(body), gate: gate})
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			req.ContentLength = size
+			req.Header.Set("Authorization", "Bearer "+partner)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Expect", "100-continue")
+			res, err := client.Do(req)
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			defer res.Body.Close()
+			b, err := io.ReadAll(res.Body)
+			answers <- answer{res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("Retry-After"), b, err}
+		}()
+	}
+	var refused []answer
+	deadline := time.After(2 * time.Minute)
+	for len(refused)+gate.reading() < attack {
+		select {
+		case a := <-answers:
+			refused = append(refused, a)
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%d answered and %d uploading of %d", len(refused), gate.reading(), attack)
+		}
+	}
+	if got := gate.reading(); got != admitted {
+		t.Fatalf("%d batches of %d bytes admitted at once, want %d (three quarters of the %d-byte budget)", got, size, admitted, api.DefaultMaxInflightBytes)
+	}
+	for i, a := range refused {
+		var p apiclient.Problem
+		secs, rerr := strconv.Atoi(a.retryAfter)
+		if a.err != nil || a.code != http.StatusServiceUnavailable || a.contentType != "application/problem+json" ||
+			json.Unmarshal(a.body, &p) != nil || p.Type != apiclient.TypeUnavailable || rerr != nil || secs < 1 {
+			t.Errorf("refused batch %d: %d %q Retry-After %q %s %v; want 503 problem+json %s with Retry-After ≥ 1",
+				i, a.code, a.contentType, a.retryAfter, a.body, a.err, apiclient.TypeUnavailable)
+		}
+	}
+
+	// Compliant traffic is answered while the admitted batches are in flight.
+	single := floodSingle(floodMerchant)
+	for name, token := range map[string]string{"merchant": enr.Token, "partner": partner} {
+		req, err := http.NewRequest(http.MethodPost, agg.base+"/v1/predict", bytes.NewReader(single))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s's single prediction during the flood: %v", name, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("%s's single prediction during the flood: %d %s", name, res.StatusCode, b)
+		}
+	}
+
+	code, page := getWith(t, metricsURL, "")
+	m := metricsOf(t, page)
+	if code != http.StatusOK || strings.Contains(page, "merchant=") || strings.Contains(page, floodMerchant) {
+		t.Errorf("metrics listener: %d, merchant series shown: %v", code, strings.Contains(page, "merchant="))
+	}
+	if got, want := m["kairos_admission_inflight_bytes"], float64(int64(admitted)*size); got != want {
+		t.Errorf("kairos_admission_inflight_bytes %v with %d batches in flight, want %v", got, admitted, want)
+	}
+	if got := m["kairos_admission_peak_bytes"]; got > api.DefaultMaxInflightBytes || got < float64(int64(admitted)*size) {
+		t.Errorf("kairos_admission_peak_bytes %v, want between %d and the budget %d", got, int64(admitted)*size, api.DefaultMaxInflightBytes)
+	}
+
+	released = true
+	close(gate.open)
+	for range admitted {
+		a := <-answers
+		var bp api.BatchPrediction
+		if a.err != nil || a.code != http.StatusOK || json.Unmarshal(a.body, &bp) != nil || len(bp.Results) != 1000 {
+			t.Errorf("admitted batch: %d %v, want 200 with 1000 results", a.code, a.err)
+		}
+	}
+	agg.stop(t)
+}
+
+// TestAggregatorServeMetricsDisclosure reproduces the /metrics disclosure on
+// `kairos aggregator serve`: without a token the API's /metrics used to list
+// every merchant's ε spent and cap. Now it answers 401 without a token and
+// 403 to a partner; the compliance role sees the series; the operator's
+// metrics listener (loopback) has none of them.
+func TestAggregatorServeMetricsDisclosure(t *testing.T) {
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "agg")
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	metricsFile := filepath.Join(tmp, "metrics-addr")
+	agg := startServe(t, "--dir", dir, "--metrics-listen", "127.0.0.1:0", "--metrics-addr-file", metricsFile)
+	mb, err := os.ReadFile(metricsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsBase := strings.TrimSpace(string(mb))
+	if !strings.HasPrefix(metricsBase, "http://127.0.0.1:") || metricsBase == agg.base {
+		t.Fatalf("metrics listener at %q, API at %q; want a loopback listener of its own", metricsBase, agg.base)
+	}
+	adminTok, err := os.ReadFile(filepath.Join(dir, aggTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := apiclient.New(agg.base, strings.TrimSpace(string(adminTok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Enrol(t.Context(), protocol.EnrolRequest{ID: "cdnow-1", TimeZone: "UTC", PublicKey: pub}); err != nil {
+		t.Fatal(err)
+	}
+	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := func(role auth.Role, subject string) string {
+		g := auth.Grant{Subject: subject, Role: role, TTL: time.Minute}
+		if role == auth.RolePartner || role == auth.RoleMerchant {
+			g.Merchants = []string{"cdnow-1"}
+		}
+		tok, err := aggIssue(ak, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	const series = `kairos_epsilon_spent{merchant="cdnow-1"}`
+	for _, tt := range []struct {
+		caller, token string
+		want          int
+	}{
+		{"nobody", "", http.StatusUnauthorized},
+		{"partner", token(auth.RolePartner, "crm-demo"), http.StatusForbidden},
+		{"merchant", token(auth.RoleMerchant, "cdnow-1"), http.StatusForbidden},
+		{"compliance", token(auth.RoleCompliance, "reviewer"), http.StatusOK},
+	} {
+		code, page := getWith(t, agg.base+"/metrics", tt.token)
+		if code != tt.want || strings.Contains(page, series) != (tt.want == http.StatusOK) {
+			t.Errorf("API /metrics as %s: %d, ε series shown %v; want %d, shown only with 200",
+				tt.caller, code, strings.Contains(page, series), tt.want)
+		}
+	}
+	code, page := getWith(t, metricsBase+"/metrics", "")
+	if code != http.StatusOK || !strings.Contains(page, "kairos_http_request_duration_seconds") {
+		t.Errorf("metrics listener: %d, want 200 with the request latencies", code)
+	}
+	if strings.Contains(page, "merchant=") || strings.Contains(page, "cdnow-1") {
+		t.Errorf("metrics listener shows merchant series without a token")
+	}
+	if code, _ := getWith(t, metricsBase+"/v1/budgets", ""); code != http.StatusNotFound {
+		t.Errorf("metrics listener answers /v1/budgets with %d, want 404: it serves /metrics only", code)
+	}
+	agg.stop(t)
+}
+
 // selfSigned returns a certificate for 127.0.0.1 and its key, PEM-encoded.
 func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	t.Helper()
@@ -517,4 +845,47 @@ func auditActionsOf(t *testing.T, st store.Store) map[string]int {
 		out[e.Action]++
 	}
 	return out
+}
+
+// TestAggConfigLimitsAndMetricsListen: the admission budget and the metrics
+// listener are read from the config, and bad values are named by their key.
+func TestAggConfigLimitsAndMetricsListen(t *testing.T) {
+	base := defaultAggConfig("127.0.0.1:8700", "sqlite:kairos.db")
+	if base.Limits.MaxInflightBytes != api.DefaultMaxInflightBytes || base.MetricsListen != "" {
+		t.Errorf("init config: max_inflight_bytes %d, metrics_listen %q; want %d and none",
+			base.Limits.MaxInflightBytes, base.MetricsListen, api.DefaultMaxInflightBytes)
+	}
+	for _, tt := range []struct {
+		name    string
+		mutate  func(*aggConfig)
+		wantErr string
+	}{
+		{"defaults", func(*aggConfig) {}, ""},
+		{"absent budget", func(c *aggConfig) { c.Limits.MaxInflightBytes = 0 }, ""},
+		{"loopback listener", func(c *aggConfig) { c.MetricsListen = "127.0.0.1:9708" }, ""},
+		{"negative budget", func(c *aggConfig) { c.Limits.MaxInflightBytes = -1 }, "limits.max_inflight_bytes: -1 is negative"},
+		{"listener without port", func(c *aggConfig) { c.MetricsListen = "127.0.0.1" }, "metrics_listen: address 127.0.0.1: missing port"},
+	} {
+		c := base
+		tt.mutate(&c)
+		var buf bytes.Buffer
+		if err := yamlEncode(&buf, &c); err != nil {
+			t.Fatal(err)
+		}
+		_, err := parseAggConfig("kairos.yaml", buf.Bytes())
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("%s: got %v, want an error with %q", tt.name, err, tt.wantErr)
+		}
+	}
+}
+
+func yamlEncode(w io.Writer, v any) error {
+	enc := yaml.NewEncoder(w)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return enc.Close()
 }

@@ -306,6 +306,7 @@ temporary file.`,
 	f.StringVar(&traceOut, "trace", "", "write an execution trace of this process to this file (go tool trace); keep the run short")
 	gc.register(cmd)
 	f.BoolVar(&withBreakdown, "breakdown", false, "in process: also report per level the audit wait and commit times, GC cycles and CPU share, and scheduling latency")
+	cmd.AddCommand(newBenchFloodCmd())
 	return cmd
 }
 

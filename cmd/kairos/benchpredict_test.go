@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,5 +154,26 @@ func TestGCFlags(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("GC percent after zero flags: got %d, want 100 unchanged", got)
+	}
+
+	// serve's default limit applies when neither the flag nor GOMEMLIMIT sets one.
+	for _, tt := range []struct {
+		name, env string
+		flags     gcFlags
+		want      int64
+	}{
+		{"default", "", gcFlags{defaultLimitMiB: 768}, 768 << 20},
+		{"flag over default", "", gcFlags{limitMiB: 256, defaultLimitMiB: 768}, 256 << 20},
+		{"GOMEMLIMIT over default", "2GiB", gcFlags{defaultLimitMiB: 768}, math.MaxInt64},
+		{"no default", "", gcFlags{}, math.MaxInt64},
+	} {
+		t.Setenv("GOMEMLIMIT", tt.env)
+		debug.SetMemoryLimit(math.MaxInt64) // as when GOMEMLIMIT was read at start: the test sets it by hand
+		if err := tt.flags.apply(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := debug.SetMemoryLimit(-1); got != tt.want {
+			t.Errorf("%s: memory limit %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }
