@@ -35,9 +35,12 @@ Check what a configuration spends:
 
 Compose several releases (rounds, statistics) or a whole ledger file:
   kairos dp epsilon --delta 1e-6 --release q=0.01,z=1.1,steps=300 --release rho=0.005
-  kairos dp epsilon --delta 1e-6 --ledger ledger.jsonl`,
+  kairos dp epsilon --delta 1e-6 --ledger ledger.jsonl
+
+Audit what a merchant's round releases, through the code that releases it:
+  kairos dp audit --epsilon 1,2,4,8 --delta 1e-6 --runs 1000`,
 	}
-	cmd.AddCommand(newDPEpsilonCmd(), newDPNoiseCmd())
+	cmd.AddCommand(newDPEpsilonCmd(), newDPNoiseCmd(), newDPAuditCmd())
 	return cmd
 }
 

@@ -198,3 +198,39 @@ func TestDPNoiseAfterReleases(t *testing.T) {
 		t.Errorf("ε of the plan with its releases = %v, want in [0.999, 1]", got.Epsilon)
 	}
 }
+
+// TestDPAudit: kairos dp audit runs the production round and reports, for each
+// release, a lower bound no larger than the accountant's ε; with little noise
+// (ε = 50) the count's bound is positive, so the command measures something.
+func TestDPAudit(t *testing.T) {
+	out, err := runDP(t, "audit", "--epsilon", "50", "--runs", "40", "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var got []struct {
+		Epsilon float64 `json:"epsilon"`
+		Update  struct {
+			Epsilon float64 `json:"accountant_epsilon"`
+			Bound   struct {
+				Epsilon float64 `json:"epsilon_lower_bound"`
+			} `json:"bound"`
+		} `json:"update"`
+		Count struct {
+			Epsilon float64 `json:"accountant_epsilon"`
+			Bound   struct {
+				Epsilon float64 `json:"epsilon_lower_bound"`
+			} `json:"bound"`
+		} `json:"count"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if len(got) != 1 || got[0].Epsilon != 50 {
+		t.Fatalf("got %+v, want one report at ε 50", got)
+	}
+	r := got[0]
+	if r.Update.Bound.Epsilon > r.Update.Epsilon || r.Count.Bound.Epsilon > r.Count.Epsilon || !(r.Count.Bound.Epsilon > 0) {
+		t.Errorf("update bound %v (accountant %v), count bound %v (accountant %v); want each ≤ its accountant ε and the count's > 0",
+			r.Update.Bound.Epsilon, r.Update.Epsilon, r.Count.Bound.Epsilon, r.Count.Epsilon)
+	}
+}
