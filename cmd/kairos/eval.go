@@ -241,7 +241,8 @@ func readEvalEvents(ctx context.Context, stderr io.Writer, path string, opts ing
 		events = append(events, e)
 		return nil
 	})
-	if tm := (*ingest.TooManyInvalidError)(nil); errors.As(err, &tm) {
+	var tm *ingest.TooManyInvalidError
+	if errors.As(err, &tm) {
 		hint := ""
 		if opts.Format == ingest.CSV {
 			hint = "check the mapping's time layout and kind values against these lines; "

@@ -305,6 +305,15 @@ func TestEvalCSVUnmappedKind(t *testing.T) {
 	if want := fmt.Sprintf(`\n  skipped ignored kind: +%d\n`, views); !regexp.MustCompile(want).MatchString(stderr) || !strings.Contains(stderr, " 0 invalid") {
 		t.Errorf("stderr\n%s\nlacks %q and 0 invalid", stderr, want)
 	}
+	// Ignoring every value leaves no event: refused at the read, not with "0 training rows".
+	data, mapping = l.write(t, strings.Replace(shopMapping, "values: {buy: purchase}", "values: {order: purchase}, ignore: [pv, buy]", 1))
+	_, stderr, err = runEval(t, append([]string{"--dataset", "csv", "--data", data, "--mapping", mapping}, shopCutoff...)...)
+	if want := fmt.Sprintf("eval: no events in %s: %d rows, all skipped or out of range", data, len(l.rows)); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	if want := fmt.Sprintf(`\n  skipped ignored kind: +%d\n`, len(l.rows)); !regexp.MustCompile(want).MatchString(stderr) {
+		t.Errorf("stderr\n%s\nlacks %q", stderr, want)
+	}
 }
 
 // TestEvalMappingErrorsInUserTerms: mapping mistakes are reported with the
