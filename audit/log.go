@@ -38,6 +38,10 @@ type Options struct {
 	// Witness, when set, receives every checkpoint once it is durable in
 	// the store, and New checks the stored log against it (see New).
 	Witness Witness
+	// WitnessFailed, when set, is called from the writer with each failed
+	// push to the witness after start-up, for the caller to report; the
+	// checkpoints are pushed again with the next one.
+	WitnessFailed func(error)
 	// MaxBatch bounds the entries committed in one transaction. Default 512.
 	MaxBatch int
 	// WriteTimeout bounds one store write. Default 30s.
@@ -301,8 +305,12 @@ type writer struct {
 	head  Head
 	stale bool // the durable head may differ from head; reload first
 	batch []*request
-	// unpushed holds durable checkpoints the witness does not have yet.
+	// unpushed holds durable checkpoints the witness does not have yet;
+	// fresh is set when one was added since the last push. A push follows
+	// a commit only when fresh, so a failing witness is retried once per
+	// new checkpoint or tick, not on every batch.
 	unpushed []Checkpoint
+	fresh    bool
 }
 
 // maxUnpushed bounds the checkpoints kept for a witness that keeps failing;
@@ -315,10 +323,14 @@ func (w *writer) push(ctx context.Context) error {
 	if o.Witness == nil || len(w.unpushed) == 0 {
 		return nil
 	}
+	w.fresh = false
 	ctx, cancel := context.WithTimeout(ctx, o.WriteTimeout)
 	defer cancel()
 	if err := o.Witness.Add(ctx, w.unpushed); err != nil {
 		w.log.witnessFailures.Add(1)
+		if o.WitnessFailed != nil {
+			o.WitnessFailed(err)
+		}
 		if n := len(w.unpushed); n > maxUnpushed {
 			w.unpushed = slices.Delete(w.unpushed, 0, n-maxUnpushed)
 		}
@@ -347,7 +359,9 @@ func (w *writer) run(ctx context.Context) {
 			w.batch = append(w.batch[:0], r)
 			open := w.fill()
 			w.commit(ctx)
-			_ = w.push(ctx) // a failure keeps them for the next push
+			if w.fresh {
+				_ = w.push(ctx) // a failure keeps them for the next push
+			}
 			if !open {
 				l.closeErr = w.stop(ctx)
 				return
@@ -404,8 +418,8 @@ func (w *writer) commit(ctx context.Context) {
 			l.entries.Add(uint64(len(entries)))
 			l.batches.Add(1)
 			l.checkpoints.Add(uint64(len(cps)))
-			if l.opts.Witness != nil {
-				w.unpushed = append(w.unpushed, cps...)
+			if l.opts.Witness != nil && len(cps) > 0 {
+				w.unpushed, w.fresh = append(w.unpushed, cps...), true
 			}
 			for i, r := range w.batch {
 				r.reply <- result{entry: entries[i]}
@@ -504,7 +518,7 @@ func (w *writer) checkpointHead(ctx context.Context) error {
 	w.head.CheckpointSeq, w.head.CheckpointTime = c.Seq, c.Time
 	w.log.checkpoints.Add(1)
 	if w.log.opts.Witness != nil {
-		w.unpushed = append(w.unpushed, c)
+		w.unpushed, w.fresh = append(w.unpushed, c), true
 	}
 	return nil
 }

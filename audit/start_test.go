@@ -263,15 +263,23 @@ func TestWitnessOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	wit := &flakyWitness{Witness: fw}
-	l := newLog(t, s, func(o *audit.Options) { o.Witness = wit })
+	var reported atomic.Int64
+	l := newLog(t, s, func(o *audit.Options) {
+		o.Witness = wit
+		o.WitnessFailed = func(err error) {
+			if errors.Is(err, errInjected) {
+				reported.Add(1)
+			}
+		}
+	})
 	wit.down.Store(true)
 	for i := range 10 {
 		if _, err := l.Append(ctx, rec(i)); err != nil {
 			t.Fatalf("Append with the witness down: %v", err)
 		}
 	}
-	if st := l.Stats(); st.WitnessFailures == 0 {
-		t.Errorf("witness failures = 0 after pushing checkpoints 5 and 10 to a failing witness")
+	if st := l.Stats(); st.WitnessFailures != 2 || reported.Load() != 2 {
+		t.Errorf("witness failures counted %d, reported %d; want 2 each (the pushes after checkpoints 5 and 10)", st.WitnessFailures, reported.Load())
 	}
 	wit.down.Store(false)
 	if err := l.Close(); err != nil {

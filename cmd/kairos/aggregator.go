@@ -667,7 +667,7 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 			return fmt.Errorf("aggregator serve: %w", err)
 		}
 	}
-	alog, err := openAuditLog(ctx, cfg, st, a)
+	alog, err := openAuditLog(ctx, log, cfg, st, a)
 	if err != nil {
 		return fmt.Errorf("aggregator serve: %w", err)
 	}
@@ -785,7 +785,7 @@ const aggCheckpointInterval = time.Second
 // openAuditLog opens the audit log serve appends to, pushing checkpoints to
 // the configured witness. audit.New refuses a stored log that disagrees with
 // a signed checkpoint (in the store or the witness) and signs the head.
-func openAuditLog(ctx context.Context, cfg *aggConfig, st audit.Store, a *keys.Aggregator) (*audit.Log, error) {
+func openAuditLog(ctx context.Context, log *slog.Logger, cfg *aggConfig, st audit.Store, a *keys.Aggregator) (*audit.Log, error) {
 	interval := cfg.Audit.CheckpointInterval
 	if interval == 0 {
 		interval = aggCheckpointInterval
@@ -797,6 +797,9 @@ func openAuditLog(ctx context.Context, cfg *aggConfig, st audit.Store, a *keys.A
 			return nil, fmt.Errorf("audit.witness: %w", err)
 		}
 		opts.Witness = w
+		opts.WitnessFailed = func(err error) {
+			log.Warn("audit witness push failed; retried with the next checkpoint", "witness", cfg.path(cfg.Audit.Witness), "err", err)
+		}
 	}
 	l, err := audit.New(ctx, opts)
 	if err != nil {
