@@ -157,6 +157,20 @@ func (a *accountant) debit(groups []dp.Release, releases []dp.Release, mp polici
 	if len(releases) == 0 {
 		return nil, nil, fmt.Errorf("%w: no release to debit", protocol.ErrInvalidUpdate)
 	}
+	if eps, after, err = a.compose(groups, releases, mp.Delta); err != nil {
+		return nil, nil, err
+	}
+	if last := eps[len(eps)-1]; last > mp.EpsilonCap*(1+dp.FilterTolerance) {
+		return nil, nil, fmt.Errorf("budget check: ε would be %.6g at δ %g, cap %.6g: %w", last, mp.Delta, mp.EpsilonCap, dp.ErrBudgetExhausted)
+	}
+	return eps, after, nil
+}
+
+// compose adds releases to the ledger groups (not modified) in order and
+// returns ε at delta after each of them and the ledger after all, whatever
+// the cap: debit checks the cap, and a release the aggregator has already
+// seen is recorded even past it (Service.accountRefused).
+func (a *accountant) compose(groups []dp.Release, releases []dp.Release, delta float64) (eps []float64, after []dp.Release, err error) {
 	after = slices.Clone(groups)
 	eps = make([]float64, len(releases))
 	for i, r := range releases {
@@ -164,12 +178,9 @@ func (a *accountant) debit(groups []dp.Release, releases []dp.Release, mp polici
 			return nil, nil, fmt.Errorf("%w: %w", protocol.ErrInvalidUpdate, err)
 		}
 		after = addRelease(after, r)
-		if eps[i], err = a.epsilon(after, mp.Delta); err != nil {
+		if eps[i], err = a.epsilon(after, delta); err != nil {
 			return nil, nil, err
 		}
-	}
-	if last := eps[len(eps)-1]; last > mp.EpsilonCap*(1+dp.FilterTolerance) {
-		return nil, nil, fmt.Errorf("budget check: ε would be %.6g at δ %g, cap %.6g: %w", last, mp.Delta, mp.EpsilonCap, dp.ErrBudgetExhausted)
 	}
 	return eps, after, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -137,7 +138,8 @@ func TestRegistryAndRollback(t *testing.T) {
 }
 
 // TestBudgetExhaustion: with a budget planned for 2 rounds, the third update
-// is refused and the ledger stays within the cap.
+// is refused; the aggregator decrypted it, so its DP-SGD release is in the
+// ledger, which now passes the cap by exactly that release.
 func TestBudgetExhaustion(t *testing.T) {
 	b := backends(t)[0]
 	f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, PlannedRounds: 2})
@@ -154,9 +156,17 @@ func TestBudgetExhaustion(t *testing.T) {
 		}
 		tick(t, r)
 	}
+	p := mustRound(t, r, "poor").Plan
+	want, _, err := dp.Epsilon([]dp.Release{
+		{Mechanism: dp.Gaussian, Q: p.SamplingRate, Z: p.NoiseMultiplier, Steps: 3 * p.Steps},
+		{Mechanism: dp.Gaussian, Q: 1, Z: p.CountNoise, Steps: 1},
+	}, 1e-6, dp.AccountantOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := budgetOf(t, r, "poor")
-	if got.Cap != 0.5 || got.Releases != 3 || got.Epsilon > 0.5*(1+1e-9) || got.Epsilon < 0.49 {
-		t.Fatalf("budget: got %+v, want cap 0.5, 3 releases (steps, count, steps), ε just below 0.5", got)
+	if got.Cap != 0.5 || got.Releases != 4 || math.Abs(got.Epsilon-want) > 1e-9*want || want <= 0.5 {
+		t.Fatalf("budget: got %+v, want cap 0.5, 4 releases (steps, count, steps, refused steps), ε %v above the cap", got, want)
 	}
 }
 

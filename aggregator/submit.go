@@ -38,12 +38,24 @@ var refusals = []error{
 // were committed in one transaction, and the audit entry is durable. The exact
 // same envelope submitted again returns the first receipt with Duplicate set
 // and debits nothing.
+//
+// A refusal after the payload was decrypted still debits the releases it
+// declares (accountRefused): the aggregator has seen them.
 func (s *Service) Submit(ctx context.Context, merchantID string, envelope []byte) (protocol.Receipt, error) {
-	r, u, err := s.submit(ctx, merchantID, envelope)
+	r, u, seen, err := s.submit(ctx, merchantID, envelope)
 	if err != nil {
 		rec := audit.Record{
 			Actor: "merchant:" + merchantID, Action: "round.update.accept", Object: "round/" + u.Round,
 			Outcome: outcomeOf(err), Reason: err.Error(), Identifiers: map[string]string{"merchant": merchantID},
+		}
+		if seen != nil && rec.Outcome == audit.OutcomeDenied {
+			details, aerr := s.accountRefused(ctx, merchantID, seen)
+			if aerr != nil {
+				// Not recorded: answer as a failure, so that the merchant sends it again.
+				err = fmt.Errorf("submit: account the releases of a refused update (%v): %w", err, aerr)
+				rec.Outcome, rec.Reason = audit.OutcomeError, err.Error()
+			}
+			rec.Details = details
 		}
 		if aerr := s.appendAudit(ctx, rec); aerr != nil {
 			s.log.Error("audit refused update", "merchant", merchantID, "err", aerr)
@@ -87,33 +99,47 @@ func (s *Service) auditAccepted(ctx context.Context, u UpdateRecord) error {
 	return nil
 }
 
-func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte) (protocol.Receipt, UpdateRecord, error) {
+// seenPayload is a decrypted update: whatever happens to it, the aggregator
+// has seen the DP values it declares.
+type seenPayload struct {
+	id     string // "r-" and 32 hex digits of the payload's SHA-256
+	round  string // the envelope's (authenticated) round
+	update protocol.Update
+}
+
+func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte) (protocol.Receipt, UpdateRecord, *seenPayload, error) {
 	var none UpdateRecord
 	if len(envelope) > s.maxEnv {
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: %d bytes > %d", seal.ErrTooLarge, len(envelope), s.maxEnv)
+		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w: %d bytes > %d", seal.ErrTooLarge, len(envelope), s.maxEnv)
 	}
 	mp, err := s.policy.Merchant(merchantID)
 	if err != nil {
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: %w", ErrPolicy, err)
+		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w: %w", ErrPolicy, err)
 	}
 	sum := sha256.Sum256(envelope)
 	hdr, err := seal.ParseHeader(envelope)
 	if err != nil {
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w", err)
+		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w", err)
 	}
 	none.Round = hdr.Round
 
 	merchant, err := s.merchant(ctx, merchantID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: merchant %s is not enrolled", seal.ErrUnknownSigner, merchantID)
+		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w: merchant %s is not enrolled", seal.ErrUnknownSigner, merchantID)
 	case err != nil:
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w", err)
+		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w", err)
 	}
+	now := s.now().UTC()
 
 	// Signature before decryption (seal.Open's order); the nonce is checked
-	// against the store inside the transaction below.
-	now := s.now().UTC()
+	// against the store inside the transaction below. What the signed header
+	// shows will be refused is refused before decryption (precheck, run
+	// where seal.Open asks about the nonce, its last check before
+	// decrypting), so that the aggregator does not see the DP values of an
+	// update it would refuse anyway; a refusal after decryption debits them
+	// (Submit).
+	var pre error
 	hdr, payload, err := seal.Open(envelope, seal.OpenOptions{
 		Identity: s.keys.Identity,
 		Signers: func(id string) (ed25519.PublicKey, error) {
@@ -125,13 +151,19 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 			}
 			return merchant.PublicKey, nil
 		},
-		Round:              hdr.Round,
-		SeenNonce:          func(string, [seal.NonceSize]byte) bool { return false },
+		Round: hdr.Round,
+		SeenNonce: func(string, [seal.NonceSize]byte) bool {
+			pre = s.precheck(ctx, hdr, merchantID, sum, now)
+			return pre != nil // stops Open before it decrypts
+		},
 		Now:                now,
 		MaxSkew:            s.maxSkew,
 		MaxSize:            s.maxEnv,
 		RequirePostQuantum: s.pq,
 	})
+	if pre != nil {
+		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w", pre)
+	}
 	if errors.Is(err, seal.ErrStale) {
 		// The exact envelope accepted before is answered as before, whatever its age.
 		var dup UpdateRecord
@@ -140,28 +172,30 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 			return err
 		})
 		if derr == nil && dup.Merchant == merchantID {
-			return s.receipt(dup, mp, true), dup, nil
+			return s.receipt(dup, mp, true), dup, nil, nil
 		}
 	}
 	if err != nil {
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w", err)
+		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w", err)
 	}
 	var up protocol.Update
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&up); err != nil {
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload: %w", protocol.ErrInvalidUpdate, err)
+		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w: payload: %w", protocol.ErrInvalidUpdate, err)
 	}
+	psum := sha256.Sum256(payload)
+	seen := &seenPayload{id: "r-" + hex.EncodeToString(psum[:16]), round: hdr.Round, update: up}
 	if dec.More() {
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload: trailing data", protocol.ErrInvalidUpdate)
+		return protocol.Receipt{}, none, seen, fmt.Errorf("submit: %w: payload: trailing data", protocol.ErrInvalidUpdate)
 	}
 	switch {
 	case up.Merchant != merchantID:
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload names merchant %q", protocol.ErrInvalidUpdate, up.Merchant)
+		return protocol.Receipt{}, none, seen, fmt.Errorf("submit: %w: payload names merchant %q", protocol.ErrInvalidUpdate, up.Merchant)
 	case up.Round != hdr.Round:
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload names round %q, envelope %q", protocol.ErrInvalidUpdate, up.Round, hdr.Round)
+		return protocol.Receipt{}, none, seen, fmt.Errorf("submit: %w: payload names round %q, envelope %q", protocol.ErrInvalidUpdate, up.Round, hdr.Round)
 	case strconv.Itoa(up.BaseVersion) != hdr.ModelVersion:
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w: payload base version %d, envelope %q", protocol.ErrInvalidUpdate, up.BaseVersion, hdr.ModelVersion)
+		return protocol.Receipt{}, none, seen, fmt.Errorf("submit: %w: payload base version %d, envelope %q", protocol.ErrInvalidUpdate, up.BaseVersion, hdr.ModelVersion)
 	}
 
 	var (
@@ -280,12 +314,12 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 		return nil
 	})
 	if err != nil {
-		return protocol.Receipt{}, none, fmt.Errorf("submit: %w", err)
+		return protocol.Receipt{}, none, seen, fmt.Errorf("submit: %w", err)
 	}
 	if !duplicate {
 		s.acct.remember(merchantID, summary)
 	}
-	return s.receipt(rec, mp, duplicate), rec, nil
+	return s.receipt(rec, mp, duplicate), rec, nil, nil
 }
 
 // merchant returns an enrolled merchant, from a cache of the store's rows.

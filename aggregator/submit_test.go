@@ -34,8 +34,11 @@ func budgetOf(t testing.TB, r *replica, merchant string) aggregator.Budget {
 }
 
 // TestRefusals submits one bad envelope or payload per refusal reason and
-// checks the sentinel, that nothing was debited, and that each was audited
-// as denied.
+// checks the sentinel, that each was audited as denied, and what was
+// debited: nothing for an envelope refused before decryption (or a payload
+// that declares nothing readable), and the DP-SGD release and the customer
+// count it declares for a payload refused after decryption — the aggregator
+// has seen them.
 func TestRefusals(t *testing.T) {
 	b := backends(t)[0]
 	ctx := context.Background()
@@ -54,6 +57,7 @@ func TestRefusals(t *testing.T) {
 		seal   []sealFn
 		env    func([]byte) []byte
 		want   error
+		seen   bool // refused after decryption: its two releases are debited
 	}{
 		{name: "signed by a stranger", seal: []sealFn{func(o *sealOpts) { o.key = stranger }}, want: seal.ErrBadSignature},
 		{name: "signed as another merchant", seal: []sealFn{func(o *sealOpts) { o.header.MerchantID = "m2"; o.key = f.merchant["m2"] }}, want: seal.ErrUnknownSigner},
@@ -66,17 +70,17 @@ func TestRefusals(t *testing.T) {
 		{name: "too large", env: func([]byte) []byte { return make([]byte, 5<<20) }, want: seal.ErrTooLarge},
 		{name: "unknown round", update: func(u *protocol.Update) { u.Round = "round-999999" }, want: aggregator.ErrNotFound},
 		{name: "stale base version", update: func(u *protocol.Update) { u.BaseVersion = 7 }, want: aggregator.ErrConflict},
-		{name: "payload names another merchant", seal: []sealFn{func(o *sealOpts) { o.header.MerchantID = "m1"; o.key = f.merchant["m1"] }}, update: func(u *protocol.Update) { u.Merchant = "m2" }, want: protocol.ErrInvalidUpdate},
-		{name: "schema hash", update: func(u *protocol.Update) { u.SchemaHash = "sha256:00" }, want: protocol.ErrInvalidUpdate},
-		{name: "delta length", update: func(u *protocol.Update) { u.Delta = u.Delta[1:] }, want: protocol.ErrInvalidUpdate},
-		{name: "protocol version", update: func(u *protocol.Update) { u.Version = 2 }, want: protocol.ErrInvalidUpdate},
+		{name: "payload names another merchant", seal: []sealFn{func(o *sealOpts) { o.header.MerchantID = "m1"; o.key = f.merchant["m1"] }}, update: func(u *protocol.Update) { u.Merchant = "m2" }, want: protocol.ErrInvalidUpdate, seen: true},
+		{name: "schema hash", update: func(u *protocol.Update) { u.SchemaHash = "sha256:00" }, want: protocol.ErrInvalidUpdate, seen: true},
+		{name: "delta length", update: func(u *protocol.Update) { u.Delta = u.Delta[1:] }, want: protocol.ErrInvalidUpdate, seen: true},
+		{name: "protocol version", update: func(u *protocol.Update) { u.Version = 2 }, want: protocol.ErrInvalidUpdate, seen: true},
 		{name: "unknown payload field", seal: []sealFn{func(o *sealOpts) { o.payload = []byte(`{"version":1,"extra":true}`) }}, want: protocol.ErrInvalidUpdate},
-		{name: "noise below plan", update: func(u *protocol.Update) { u.Release.NoiseMultiplier *= 0.9 }, want: aggregator.ErrPolicy},
-		{name: "clip norm", update: func(u *protocol.Update) { u.Release.ClipNorm = 2 }, want: aggregator.ErrPolicy},
-		{name: "sampling rate above plan", update: func(u *protocol.Update) { u.Release.SamplingRate *= 2 }, want: aggregator.ErrPolicy},
-		{name: "steps above plan", update: func(u *protocol.Update) { u.Release.Steps++ }, want: aggregator.ErrPolicy},
-		{name: "too few customers", update: func(u *protocol.Update) { u.Customers.Value = 99 }, want: aggregator.ErrPolicy},
-		{name: "count noise below plan", update: func(u *protocol.Update) { u.Customers.Sigma = 1 }, want: aggregator.ErrPolicy},
+		{name: "noise below plan", update: func(u *protocol.Update) { u.Release.NoiseMultiplier *= 0.9 }, want: aggregator.ErrPolicy, seen: true},
+		{name: "clip norm", update: func(u *protocol.Update) { u.Release.ClipNorm = 2 }, want: aggregator.ErrPolicy, seen: true},
+		{name: "sampling rate above plan", update: func(u *protocol.Update) { u.Release.SamplingRate *= 2 }, want: aggregator.ErrPolicy, seen: true},
+		{name: "steps above plan", update: func(u *protocol.Update) { u.Release.Steps++ }, want: aggregator.ErrPolicy, seen: true},
+		{name: "too few customers", update: func(u *protocol.Update) { u.Customers.Value = 99 }, want: aggregator.ErrPolicy, seen: true},
+		{name: "count noise below plan", update: func(u *protocol.Update) { u.Customers.Sigma = 1 }, want: aggregator.ErrPolicy, seen: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,23 +100,31 @@ func TestRefusals(t *testing.T) {
 			if tc.env != nil {
 				env = tc.env(env)
 			}
+			before := budgetOf(t, r, "m1").Releases
 			_, err := r.svc.Submit(ctx, as, env)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
+			want := before
+			if tc.seen {
+				want += 2
+			}
+			if got := budgetOf(t, r, "m1").Releases; got != want {
+				t.Errorf("m1's releases: got %d, want %d", got, want)
+			}
 		})
-	}
-	if got := budgetOf(t, r, "m1"); got.Releases != 0 || got.Epsilon != 0 {
-		t.Errorf("budget after refusals: got %d releases ε %v, want 0 and 0", got.Releases, got.Epsilon)
 	}
 	if got := auditActions(t, r.store)["round.update.accept denied"]; got != len(cases) {
 		t.Errorf("denied audit entries: got %d, want %d", got, len(cases))
 	}
-	// After all that, the honest update is still accepted, once.
-	if _, err := f.submitHonest(t, r, "m1"); err != nil {
+	if got := budgetOf(t, r, "m2").Releases; got != 0 {
+		t.Errorf("m2's releases after refusals: got %d, want 0", got)
+	}
+	// After all that, m2's honest update is still accepted, once.
+	if _, err := f.submitHonest(t, r, "m2"); err != nil {
 		t.Fatalf("honest update: %v", err)
 	}
-	if _, err := f.submitHonest(t, r, "m1"); !errors.Is(err, aggregator.ErrConflict) {
+	if _, err := f.submitHonest(t, r, "m2"); !errors.Is(err, aggregator.ErrConflict) {
 		t.Fatalf("second update in the round: got %v, want ErrConflict", err)
 	}
 	f.verifyAudit(t, r)
@@ -187,19 +199,24 @@ func TestDuplicateAndReplay(t *testing.T) {
 			if after := budgetOf(t, r, "m1"); after != before || after.Releases != 2 {
 				t.Fatalf("budget after duplicate: got %+v, want %+v with 2 releases", after, before)
 			}
-			// Same nonce, different payload (a forged or replayed variant).
-			u.Delta[0] += 1
-			replay := f.seal(t, u, func(o *sealOpts) { o.rand = nonce })
-			if _, err := r.svc.Submit(ctx, "m1", replay); !errors.Is(err, seal.ErrReplay) {
-				t.Fatalf("nonce reuse: got %v, want ErrReplay", err)
-			}
 			// Another merchant presenting m1's envelope gets nothing.
 			f.enrol(t, r, "m2")
 			if _, err := r.svc.Submit(ctx, "m2", env); !errors.Is(err, seal.ErrUnknownSigner) {
 				t.Fatalf("m1's envelope from m2: got %v, want ErrUnknownSigner", err)
 			}
 			if after := budgetOf(t, r, "m1"); after != before {
-				t.Fatalf("budget after replay: got %+v, want %+v", after, before)
+				t.Fatalf("budget after m2's attempt: got %+v, want %+v", after, before)
+			}
+			// Same nonce, different payload (m1 signed it: its own replayed
+			// variant). The nonce is checked after decryption, so the new
+			// delta and count it declares are debited.
+			u.Delta[0] += 1
+			replay := f.seal(t, u, func(o *sealOpts) { o.rand = nonce })
+			if _, err := r.svc.Submit(ctx, "m1", replay); !errors.Is(err, seal.ErrReplay) {
+				t.Fatalf("nonce reuse: got %v, want ErrReplay", err)
+			}
+			if after := budgetOf(t, r, "m1"); after.Releases != before.Releases+2 {
+				t.Fatalf("budget after replay: got %+v, want the 2 releases it declares added to %+v", after, before)
 			}
 		})
 	}
@@ -208,8 +225,10 @@ func TestDuplicateAndReplay(t *testing.T) {
 // TestBudgetRace races 63 submissions of one merchant, each for its own open
 // round, after a first one released its customer count, when its budget fits
 // exactly k rounds: exactly k−1 racers are accepted, the rest refused with
-// dp.ErrBudgetExhausted, and the ledger's ε is what the accountant gives for k
-// rounds of DP-SGD and one count, within the cap.
+// dp.ErrBudgetExhausted; the receipts' ε is what the accountant gives for k
+// rounds of DP-SGD and one count, within the cap; and the ledger holds the
+// refused racers' DP-SGD releases too (the aggregator decrypted them), each
+// once: every round's steps and the one count.
 func TestBudgetRace(t *testing.T) {
 	const k, n = 5, 64
 	for _, b := range backends(t) {
@@ -254,8 +273,9 @@ func TestBudgetRace(t *testing.T) {
 			}
 			var wg sync.WaitGroup
 			errs := make([]error, n)
+			receipts := make([]protocol.Receipt, n)
 			for i := 1; i < n; i++ {
-				wg.Go(func() { _, errs[i] = r.svc.Submit(ctx, "m1", envs[i]) })
+				wg.Go(func() { receipts[i], errs[i] = r.svc.Submit(ctx, "m1", envs[i]) })
 			}
 			wg.Wait()
 			accepted, exhausted := 0, 0
@@ -279,9 +299,24 @@ func TestBudgetRace(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if want > 1+dp.FilterTolerance {
+				t.Fatalf("k rounds spend ε %v, above the cap 1", want)
+			}
+			for i, rc := range receipts {
+				if errs[i] == nil && rc.Epsilon > want*(1+1e-9) {
+					t.Errorf("submission %d: receipt ε %v above k rounds' %v", i, rc.Epsilon, want)
+				}
+			}
+			seen, _, err := dp.Epsilon([]dp.Release{
+				{Mechanism: dp.Gaussian, Q: 0.02, Z: cur.Plan.NoiseMultiplier, Steps: 5 * n},
+				{Mechanism: dp.Gaussian, Q: 1, Z: cur.Plan.CountNoise, Steps: 1},
+			}, 1e-6, dp.AccountantOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
 			got := budgetOf(t, r, "m1")
-			if got.Releases != k+1 || math.Abs(got.Epsilon-want) > 1e-9*want || got.Epsilon > got.Cap*(1+dp.FilterTolerance) {
-				t.Fatalf("budget: got %d releases ε %v (cap %v), want %d releases ε %v ≤ cap", got.Releases, got.Epsilon, got.Cap, k+1, want)
+			if got.Releases != n+1 || math.Abs(got.Epsilon-seen) > 1e-9*seen {
+				t.Fatalf("budget: got %d releases ε %v, want %d releases ε %v (every round seen)", got.Releases, got.Epsilon, n+1, seen)
 			}
 			f.verifyAudit(t, r)
 		})
@@ -290,12 +325,13 @@ func TestBudgetRace(t *testing.T) {
 
 // TestReusedCount: a customer count sent again is accepted without a debit
 // only when it is exactly the count the merchant's accepted update released in
-// the round it names.
+// the round it names. The refused variants were decrypted: their counts (and
+// their DP-SGD releases) are debited as new releases.
 func TestReusedCount(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, PlannedRounds: 4})
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, PlannedRounds: 20})
 			r := f.start(t)
 			f.enrol(t, r, "m1")
 			tick(t, r)
@@ -328,15 +364,18 @@ func TestReusedCount(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// First round: steps and count; four refused: steps and a count
+			// each (one at twice the noise); the reuse: steps only.
 			want, _, err := dp.Epsilon([]dp.Release{
-				{Mechanism: dp.Gaussian, Q: round.Plan.SamplingRate, Z: round.Plan.NoiseMultiplier, Steps: 2 * round.Plan.Steps},
-				{Mechanism: dp.Gaussian, Q: 1, Z: round.Plan.CountNoise, Steps: 1},
+				{Mechanism: dp.Gaussian, Q: round.Plan.SamplingRate, Z: round.Plan.NoiseMultiplier, Steps: 6 * round.Plan.Steps},
+				{Mechanism: dp.Gaussian, Q: 1, Z: round.Plan.CountNoise, Steps: 4},
+				{Mechanism: dp.Gaussian, Q: 1, Z: 2 * round.Plan.CountNoise, Steps: 1},
 			}, 1e-6, dp.AccountantOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := budgetOf(t, r, "m1"); got.Releases != 3 || math.Abs(rc.Epsilon-want) > 1e-9*want {
-				t.Errorf("after the reuse: %d releases, ε %v; want 3 and %v", got.Releases, rc.Epsilon, want)
+			if got := budgetOf(t, r, "m1"); got.Releases != 11 || math.Abs(rc.Epsilon-want) > 1e-9*want {
+				t.Errorf("after the reuse: %d releases, ε %v; want 11 and %v", got.Releases, rc.Epsilon, want)
 			}
 		})
 	}
