@@ -34,8 +34,8 @@ func TestClientProblems(t *testing.T) {
 		status int
 		typ    string
 	}{
-		{"no token", func() error { _, err := client("none").Models(ctx); return err }, 401, "about:blank"},
-		{"wrong role", func() error { _, err := m1.Budgets(ctx); return err }, 403, "about:blank"},
+		{"no token", func() error { _, err := client("none").Models(ctx); return err }, 401, apiclient.TypeUnauthorized},
+		{"wrong role", func() error { _, err := m1.Budgets(ctx); return err }, 403, apiclient.TypeForbidden},
 		{"not found", func() error { _, err := m1.Model(ctx, 7); return err }, 404, apiclient.TypeNotFound},
 		{"foreign envelope", func() error { _, err := m1.SubmitUpdate(ctx, "r1", f.envelope(t, "m2", "r1")); return err }, 403, apiclient.TypeForbidden},
 		{"budget", func() error {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -178,4 +179,37 @@ func newRequestIDs() func() string {
 	return func() string {
 		return prefix + "-" + strconv.FormatUint(n.Add(1), 10)
 	}
+}
+
+// redirectClean answers a request whose path is not in canonical form (an
+// empty segment, "." or ".."): 301 to the cleaned path, as gorilla/mux does,
+// but with a problem document that says so instead of an empty body. It
+// reports whether it answered.
+func (s *Server) redirectClean(w http.ResponseWriter, r *http.Request) bool {
+	p := cleanPath(r.URL.Path)
+	if p == r.URL.Path {
+		return false
+	}
+	u := *r.URL
+	u.Path, u.RawPath = p, ""
+	w.Header().Set("Location", u.String())
+	s.writeError(w, r, &httpError{status: http.StatusMovedPermanently, typ: apiclient.TypeMovedPermanently,
+		detail: "the path is not in canonical form: the resource is at " + p})
+	return true
+}
+
+// cleanPath is gorilla/mux's canonical form of p: path.Clean, rooted, with a
+// trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }

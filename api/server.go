@@ -233,7 +233,12 @@ func cmpOr[T comparable](v, def T) T {
 }
 
 // ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.redirectClean(w, r) { // the router's own 301 has no body
+		return
+	}
+	s.router.ServeHTTP(w, r)
+}
 
 // Registry returns the registry the server's metrics are in.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }

@@ -55,8 +55,8 @@ func TestMerchantBinding(t *testing.T) {
 		{"foreign envelope", "m1", "m2", r.ID, 403, apiclient.TypeForbidden},
 		{"other merchant's token", "m2", "m1", r.ID, 403, apiclient.TypeForbidden},
 		{"path round differs", "m1", "m1", "round-999999", 400, apiclient.TypeInvalidRequest},
-		{"partner", "partner", "m1", r.ID, 403, "about:blank"},
-		{"admin", "admin", "m1", r.ID, 403, "about:blank"},
+		{"partner", "partner", "m1", r.ID, 403, apiclient.TypeForbidden},
+		{"admin", "admin", "m1", r.ID, 403, apiclient.TypeForbidden},
 		{"own", "m1", "m1", r.ID, 202, ""},
 	}
 	for _, tt := range tests {

@@ -17,7 +17,9 @@ const (
 	TypeInvalidRequest   = ProblemTypeBase + "invalid-request"        // 400: bad JSON, unknown field, bad path parameter
 	TypeUnsupportedMedia = ProblemTypeBase + "unsupported-media-type" // 415
 	TypeTooLarge         = ProblemTypeBase + "too-large"              // 413: body over the route's limit
-	TypeForbidden        = ProblemTypeBase + "forbidden"              // 403: the token's merchant may not do this (role checks answer about:blank)
+	TypeUnauthorized     = ProblemTypeBase + "unauthorized"           // 401: no bearer token, or one that failed verification
+	TypeForbidden        = ProblemTypeBase + "forbidden"              // 403: the token's role or merchant may not do this
+	TypeMovedPermanently = ProblemTypeBase + "moved-permanently"      // 301: the path is not in canonical form; Location is
 	TypeNotFound         = ProblemTypeBase + "not-found"              // 404
 	TypeMethodNotAllowed = ProblemTypeBase + "method-not-allowed"     // 405
 	TypeConflict         = ProblemTypeBase + "conflict"               // 409: e.g. merchant already enrolled

@@ -26,23 +26,24 @@ func ClaimsFrom(ctx context.Context) (*Claims, bool) {
 // with the claims in the request context (see ClaimsFrom). A request without
 // a token gets 401 with a bare Bearer challenge; a bad token 401 with
 // error="invalid_token"; a revocation store failure 503. Bodies are RFC 7807
-// problem documents that name the sentinel, never the underlying cause.
+// problem documents (ProblemUnauthorized, ProblemUnavailable) that name the
+// sentinel, never the underlying cause.
 func Middleware(v *Verifier, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, err := bearer(r)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kairos"`)
-			writeProblem(w, http.StatusUnauthorized, err.Error())
+			writeProblem(w, r, http.StatusUnauthorized, err.Error())
 			return
 		}
 		c, err := v.Verify(r.Context(), token)
 		switch {
 		case errors.Is(err, ErrTokenInvalid):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kairos", error="invalid_token"`)
-			writeProblem(w, http.StatusUnauthorized, publicReason(err))
+			writeProblem(w, r, http.StatusUnauthorized, publicReason(err))
 			return
 		case err != nil:
-			writeProblem(w, http.StatusServiceUnavailable, "token could not be checked")
+			writeProblem(w, r, http.StatusServiceUnavailable, "token could not be checked")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), c)))
@@ -57,12 +58,12 @@ func RequireRole(next http.Handler, roles ...Role) http.Handler {
 		c, ok := ClaimsFrom(r.Context())
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kairos"`)
-			writeProblem(w, http.StatusUnauthorized, "no verified token")
+			writeProblem(w, r, http.StatusUnauthorized, "no verified token")
 			return
 		}
 		if !slices.Contains(roles, c.Role) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kairos", error="insufficient_scope"`)
-			writeProblem(w, http.StatusForbidden, "role "+string(c.Role)+" may not do this")
+			writeProblem(w, r, http.StatusForbidden, "role "+string(c.Role)+" may not do this")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -77,12 +78,12 @@ func RequireMerchant(next http.Handler, merchantOf func(*http.Request) string) h
 		c, ok := ClaimsFrom(r.Context())
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kairos"`)
-			writeProblem(w, http.StatusUnauthorized, "no verified token")
+			writeProblem(w, r, http.StatusUnauthorized, "no verified token")
 			return
 		}
 		if !c.MayAccess(merchantOf(r)) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kairos", error="insufficient_scope"`)
-			writeProblem(w, http.StatusForbidden, "token does not grant this merchant")
+			writeProblem(w, r, http.StatusForbidden, "token does not grant this merchant")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -123,14 +124,40 @@ func publicReason(err error) string {
 	return ErrTokenInvalid.Error()
 }
 
-func writeProblem(w http.ResponseWriter, status int, detail string) {
+// Problem types of the refusals Middleware, RequireRole and RequireMerchant
+// answer (RFC 7807 "type" members): the Kairos API's own URIs, which
+// api/apiclient names TypeUnauthorized, TypeForbidden and TypeUnavailable.
+const (
+	ProblemUnauthorized = "https://kairos-fl.github.io/kairos/problems/unauthorized" // 401: no token, or one that failed verification
+	ProblemForbidden    = "https://kairos-fl.github.io/kairos/problems/forbidden"    // 403: the token's role or merchants do not grant this
+	ProblemUnavailable  = "https://kairos-fl.github.io/kairos/problems/unavailable"  // 503: the revocation list could not be read
+)
+
+// writeProblem answers an RFC 7807 problem of the type for status, with the
+// request's path as its instance and the request id, when the server set
+// one on the response already, as its request_id.
+func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail string) {
+	typ := ProblemForbidden
+	switch status {
+	case http.StatusUnauthorized:
+		typ = ProblemUnauthorized
+	case http.StatusServiceUnavailable:
+		typ = ProblemUnavailable
+		w.Header().Set("Retry-After", "1")
+	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type":   "about:blank",
-		"title":  http.StatusText(status),
-		"status": status,
-		"detail": detail,
-	})
+	doc := map[string]any{
+		"type":     typ,
+		"title":    http.StatusText(status),
+		"status":   status,
+		"detail":   detail,
+		"instance": r.URL.Path,
+	}
+	if id := w.Header().Get("X-Request-Id"); id != "" {
+		doc["request_id"] = id
+	}
+	_ = json.NewEncoder(w).Encode(doc)
 }
