@@ -31,7 +31,8 @@
 // JSON is decoded strictly (unknown fields and trailing data are 400 naming
 // the field or offset). Request bodies in flight share a budget of
 // Options.MaxInflightBytes: a body that does not fit is refused with 503 and
-// Retry-After before it is read (admission.go).
+// Retry-After before it is read (admission.go). Like 429s, these refusals
+// are not audited, so that a flood cannot flood the audit log either.
 //
 // Metrics. GET /metrics on the API needs a compliance or admin token: it
 // includes kairos_epsilon_spent{merchant} and kairos_epsilon_cap{merchant},
