@@ -638,3 +638,34 @@ func TestRunnerLedgerAtMerchantDelta(t *testing.T) {
 		}
 	}
 }
+
+// TestRunnerHugeAmountsDoNotAbort: one customer with two purchases of 1e308
+// made a spend feature +Inf and the gradient NaN, and every round that sampled
+// it aborted (80 of 200 in the demo). At q = 1 it is sampled every
+// step; the round completes and the update is finite.
+func TestRunnerHugeAmountsDoNotAbort(t *testing.T) {
+	e := newRunnerEnv(t)
+	e.agg.plan.SamplingRate = 1
+	events := testEvents()
+	for _, d := range []time.Time{date(1997, 3, 1), date(1997, 4, 1)} {
+		events = append(events, model.Event{Customer: "whale", Time: d, Kind: model.Purchase, Amount: 1e308, HasAmount: true})
+	}
+	store, st, err := OpenState(e.dir, e.merchant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r, err := NewRunner(Options{
+		API: e.agg, Merchant: e.merchant, Events: events, Store: store, State: st, EpsilonCap: 100,
+		PollInterval: time.Millisecond, Backoff: Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(context.Background(), 1); err != nil {
+		t.Fatalf("Run with a customer spending 1e308 twice: %v, want a round", err)
+	}
+	if len(e.agg.updates) != 1 || dp.CheckFinite(e.agg.updates[0].Delta) != nil {
+		t.Errorf("updates %d, want 1 with a finite delta", len(e.agg.updates))
+	}
+}
