@@ -14,29 +14,59 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite" // the operator's SQL access to the file
+	_ "github.com/jackc/pgx/v5/stdlib" // the operator's SQL access to PostgreSQL
+	_ "modernc.org/sqlite"             // and to the SQLite file
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/crypto/keys"
-	"github.com/kairos-fl/kairos/store/sqlite"
+	"github.com/kairos-fl/kairos/store"
 )
 
 // TestAuditLaunderingAfterCrash reproduces the attack of issue 10, item 8,
-// with real processes: `kairos aggregator serve` on SQLite writes audit
-// entries (three enrolments) and is killed with SIGKILL; an operator with
-// SQL access to the file rewrites those entries with INSERT OR REPLACE (which
-// used to bypass the append-only triggers), re-chains them, and restarts the
-// aggregator, which used to sign a checkpoint over the forgery so that
-// `verify --witness` said OK.
+// with real processes: `kairos aggregator serve` writes audit entries (three
+// enrolments) and is killed with SIGKILL; an operator with SQL access to the
+// database rewrites those entries in place (on SQLite with INSERT OR REPLACE,
+// which used to bypass the append-only triggers; on PostgreSQL with an
+// upsert), re-chains them, and restarts the aggregator, which used to sign a
+// checkpoint over the forgery so that `verify --witness` said OK.
 //
 // Now the entries are under a checkpoint pushed to the witness file within
-// about a second, INSERT OR REPLACE is refused, and when the operator drops
-// the triggers to force the rewrite (and deletes the stored checkpoints that
-// no longer match, so the log alone verifies), the restarted aggregator
-// refuses to start and `verify --witness` names the rewritten history.
+// about a second, the in-place rewrite is refused, and when the operator
+// drops or disables the triggers to force it (and deletes the stored
+// checkpoints that no longer match, so the log alone verifies), the restarted
+// aggregator refuses to start and `verify --witness` names the rewritten
+// history.
 func TestAuditLaunderingAfterCrash(t *testing.T) {
+	for _, st := range stores(t) {
+		t.Run(st, func(t *testing.T) { testAuditLaundering(t, st) })
+	}
+}
+
+// launderSQL is how the operator rewrites an entry in place and switches
+// off the append-only triggers in each store's SQL.
+var launderSQL = map[string]struct {
+	driver, replace string
+	disable         []string
+}{
+	"sqlite": {
+		driver: "sqlite",
+		replace: `INSERT OR REPLACE INTO audit_entries
+    SELECT seq, time_ms, $1, action, object, outcome, reason, identifiers, details, $2, $3 FROM audit_entries WHERE seq = $4`,
+		disable: []string{"DROP TRIGGER audit_entries_no_update", "DROP TRIGGER audit_entries_no_delete", "DROP TRIGGER audit_entries_no_replace",
+			"DROP TRIGGER audit_checkpoints_no_update", "DROP TRIGGER audit_checkpoints_no_delete", "DROP TRIGGER audit_checkpoints_no_replace"},
+	},
+	"postgres": {
+		driver: "pgx",
+		replace: `INSERT INTO audit_entries
+    SELECT seq, time_ms, $1, action, object, outcome, reason, identifiers, details, $2, $3 FROM audit_entries WHERE seq = $4
+    ON CONFLICT (seq) DO UPDATE SET actor = EXCLUDED.actor, prev_hash = EXCLUDED.prev_hash, hash = EXCLUDED.hash`,
+		disable: []string{"ALTER TABLE audit_entries DISABLE TRIGGER USER", "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER"},
+	},
+}
+
+func testAuditLaundering(t *testing.T, st string) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
@@ -44,6 +74,11 @@ func TestAuditLaunderingAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	aggDir := filepath.Join(dir, "aggregator")
 	db := filepath.Join(aggDir, "kairos.db")
+	dbArgs := []string{}
+	if st == "postgres" {
+		db = freshPostgres(t)
+		dbArgs = []string{"--db", db}
+	}
 	witness := filepath.Join(aggDir, "audit-witness.jsonl") // the file init configures as audit.witness
 	listen := freePort(t)
 	policy := filepath.Join(dir, "policy.yaml")
@@ -66,7 +101,7 @@ merchants:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(kairosBin, "aggregator", "init", "--dir", aggDir, "--listen", listen, "--policy", policy, "--classic").CombinedOutput(); err != nil {
+	if out, err := exec.Command(kairosBin, append([]string{"aggregator", "init", "--dir", aggDir, "--listen", listen, "--policy", policy, "--classic"}, dbArgs...)...).CombinedOutput(); err != nil {
 		t.Fatalf("aggregator init: %v\n%s", err, out)
 	}
 	tok, err := os.ReadFile(filepath.Join(aggDir, "admin.token"))
@@ -105,38 +140,36 @@ merchants:
 	}
 
 	// The operator re-chains the enrolment entries from the first one on,
-	// as "admin:mallory", with INSERT OR REPLACE.
+	// as "admin:mallory", rewriting them in place.
 	first := enrolSeqs[0]
 	forged := forgeFrom(t, db, first)
-	op, err := sql.Open("sqlite", db)
+	q := launderSQL[st]
+	op, err := sql.Open(q.driver, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer op.Close()
 	replace := func(e audit.Entry) error {
-		_, err := op.Exec(`INSERT OR REPLACE INTO audit_entries
-    SELECT seq, time_ms, ?, action, object, outcome, reason, identifiers, details, ?, ? FROM audit_entries WHERE seq = ?`,
-			e.Actor, e.PrevHash[:], e.Hash[:], int64(e.Seq))
+		_, err := op.Exec(q.replace, e.Actor, e.PrevHash[:], e.Hash[:], int64(e.Seq))
 		return err
 	}
 	if err := replace(forged[0]); err == nil || !strings.Contains(err.Error(), "append-only") {
-		t.Fatalf("INSERT OR REPLACE of entry %d: %v; want the append-only refusal", first, err)
+		t.Fatalf("in-place rewrite of entry %d: %v; want the append-only refusal", first, err)
 	}
 
-	// Escalation: drop the triggers, rewrite, and delete the stored
+	// Escalation: switch the triggers off, rewrite, and delete the stored
 	// checkpoints the rewrite broke, so that the log alone verifies again.
-	for _, tr := range []string{"audit_entries_no_update", "audit_entries_no_delete", "audit_entries_no_replace",
-		"audit_checkpoints_no_update", "audit_checkpoints_no_delete", "audit_checkpoints_no_replace"} {
-		if _, err := op.Exec("DROP TRIGGER IF EXISTS " + tr); err != nil {
-			t.Fatal(err)
+	for _, stmt := range q.disable {
+		if _, err := op.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
 	for _, e := range forged {
 		if err := replace(e); err != nil {
-			t.Fatalf("rewrite entry %d with the triggers dropped: %v", e.Seq, err)
+			t.Fatalf("rewrite entry %d with the triggers off: %v", e.Seq, err)
 		}
 	}
-	if _, err := op.Exec(`DELETE FROM audit_checkpoints WHERE seq >= ?`, int64(first)); err != nil {
+	if _, err := op.Exec(`DELETE FROM audit_checkpoints WHERE seq >= $1`, int64(first)); err != nil {
 		t.Fatal(err)
 	}
 	var checkpointsBefore int
@@ -175,7 +208,7 @@ merchants:
 // deadline only bounds a broken build.
 func waitEnrolmentsSigned(t *testing.T, db, witness string, pub ed25519.PublicKey) []uint64 {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), db)
+	s, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +251,7 @@ func waitEnrolmentsSigned(t *testing.T, db, witness string, pub ed25519.PublicKe
 // as an operator who knows the published format would.
 func forgeFrom(t *testing.T, db string, seq uint64) []audit.Entry {
 	t.Helper()
-	s, err := sqlite.Open(context.Background(), db)
+	s, err := store.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
