@@ -442,7 +442,8 @@ func newAggInitCmd() *cobra.Command {
 				mode os.FileMode
 			}{
 				{aggPolicyFile, policy, 0o644},
-				{aggConfigFile, append([]byte(header), cfgYAML.Bytes()...), 0o644},
+				// The config may hold a database password (--db postgres://user:pass@…).
+				{aggConfigFile, append([]byte(header), cfgYAML.Bytes()...), 0o600},
 				{aggTokenFile, []byte(token + "\n"), 0o600},
 			} {
 				if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {

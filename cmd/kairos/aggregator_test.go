@@ -47,7 +47,7 @@ func TestAggregatorInit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mode := range map[string]os.FileMode{
-		aggConfigFile: 0o644, aggPolicyFile: 0o644, aggTokenFile: 0o600, aggKeysDir: os.ModeDir | 0o700,
+		aggConfigFile: 0o600, aggPolicyFile: 0o644, aggTokenFile: 0o600, aggKeysDir: os.ModeDir | 0o700,
 	} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAggregatorInitConfigPrivate reproduces issue 10 item 5's world-readable
+// password: `aggregator init --db postgres://user:password@…` wrote the
+// password into kairos.yaml with mode 0644. The file is now 0600 (the
+// directory was already 0700); serve --db keeps the password out of it.
+func TestAggregatorInitConfigPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "agg")
+	const db = "postgres://kairos:s3cret-42@db.internal:5432/kairos?sslmode=verify-full"
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--db", db); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, aggConfigFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "s3cret-42") {
+		t.Fatalf("%s does not hold the database URL given to init:\n%s", aggConfigFile, b)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got&0o077 != 0 {
+		t.Errorf("%s holds the database password with mode %v, want no group or other access (0600)", aggConfigFile, got)
+	}
+}
