@@ -138,7 +138,8 @@ func newAuditWitnessCmd() *cobra.Command {
 		Use:   "witness --db DB (--keys DIR | --checkpoint-key FILE) --witness FILE",
 		Short: "Add the log's new signed checkpoints to a witness file kept outside the database",
 		Long: `Witness reads the log's signed checkpoints and adds the new ones to the witness
-file (created if absent), after checking that the log agrees with every checkpoint
+file (created if absent; new lines are appended and fsynced, so the aggregator may
+push to the same file), after checking that the log agrees with every checkpoint
 the file already holds: the same hash for the same entry, and checkpoints reaching
 at least as far. A log that was rewritten or cut is refused and the file is left as
 it was. Keep the file where the aggregator's operators cannot write, and run this
@@ -156,13 +157,15 @@ covers.`,
 			if err != nil {
 				return fmt.Errorf("audit witness: %w", err)
 			}
-			var held []audit.Checkpoint
-			if _, err := os.Stat(witness); err == nil {
-				if held, err = readWitnessFile(witness, pub); err != nil {
-					return fmt.Errorf("audit witness: %w", err)
-				}
-			}
 			ctx := cmd.Context()
+			fw, err := audit.NewFileWitness(witness, pub)
+			if err != nil {
+				return fmt.Errorf("audit witness: %w", err)
+			}
+			held, err := fw.Checkpoints(ctx)
+			if err != nil {
+				return fmt.Errorf("audit witness: %w", err)
+			}
 			s, err := openExisting(ctx, db)
 			if err != nil {
 				return fmt.Errorf("audit witness: %w", err)
@@ -176,7 +179,19 @@ covers.`,
 			if err != nil {
 				return fmt.Errorf("audit witness: %s: %w", witness, err)
 			}
-			if err := writeFileVia(witness, func(w io.Writer) error { return audit.WriteWitness(w, merged) }); err != nil {
+			// Append only the new ones: the aggregator may be appending to
+			// the same file (audit.witness), and a rewrite could drop its lines.
+			heldSeq := make(map[uint64]bool, len(held))
+			for _, c := range held {
+				heldSeq[c.Seq] = true
+			}
+			var add []audit.Checkpoint
+			for _, c := range merged {
+				if !heldSeq[c.Seq] {
+					add = append(add, c)
+				}
+			}
+			if err := fw.Add(ctx, add); err != nil {
 				return fmt.Errorf("audit witness: %w", err)
 			}
 			last := uint64(0)

@@ -196,3 +196,48 @@ func TestComplianceAuditWitness(t *testing.T) {
 		t.Error("the witness file changed after a refused update")
 	}
 }
+
+// TestComplianceAuditWitnessAppends: on a file the aggregator already
+// pushes to (audit.witness), witness keeps every line there and appends
+// only the checkpoints the file lacks, so the two writers do not lose each
+// other's lines.
+func TestComplianceAuditWitnessAppends(t *testing.T) {
+	ctx := context.Background()
+	db, keyDir := writeAuditDB(t)
+	pub, err := checkpointKey(keyDir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cps, err := s.AuditCheckpoints(ctx)
+	s.Close()
+	if err != nil || len(cps) != 3 {
+		t.Fatalf("log checkpoints = %d, %v; want 3 (10, 20 and the final 25)", len(cps), err)
+	}
+	witness := filepath.Join(t.TempDir(), "witness.jsonl")
+	fw, err := audit.NewFileWitness(witness, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Add(ctx, cps[1:2]); err != nil { // as serve pushed checkpoint 20
+		t.Fatal(err)
+	}
+	pushed, err := os.ReadFile(witness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCompliance(t, "audit", "witness", "--db", db, "--keys", keyDir, "--witness", witness)
+	if err != nil || !strings.Contains(out, "3 checkpoints (2 new), the last at entry 25") {
+		t.Fatalf("witness: %v\n%s", err, out)
+	}
+	after, err := os.ReadFile(witness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(after, pushed) || bytes.Count(after, []byte("\n")) != 3 {
+		t.Errorf("witness file:\n%s\nwant the pushed line first, then the 2 new ones", after)
+	}
+}
