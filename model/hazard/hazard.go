@@ -264,6 +264,11 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64) 
 			// −log h = softplus(−z).
 			loss += softplus(-zt)
 			g--
+		} else if q < 1e-100 {
+			// −log q = softplus(z): q itself would underflow the product to 0
+			// and the loss to +Inf (z > 230 takes a feature far outside any
+			// shop's range, but a finite one).
+			loss += softplus(zt)
 		} else {
 			surv *= q
 			if surv < 1e-200 {
