@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -326,5 +327,37 @@ func TestFileWitnessTornLine(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); strings.Count(string(b), "\n") != 3 || strings.Contains(string(b), `"te{`) {
 		t.Errorf("file after Add:\n%s\nwant three whole lines", b)
+	}
+}
+
+// TestFileWitnessConcurrentWriters: writers that each open the file (as
+// serve replicas and the witness command do) append whole lines; none is
+// cut or lost.
+func TestFileWitnessConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	const writers, each = 8, 25
+	_, cps := storetest.Chain(audit.Head{}, writers*each, 1, vecTime)
+	path := filepath.Join(t.TempDir(), "witness.jsonl")
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			fw, err := audit.NewFileWitness(path, pub())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range each {
+				if err := fw.Add(ctx, cps[w*each+i:w*each+i+1]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fw, _ := audit.NewFileWitness(path, pub())
+	held, err := fw.Checkpoints(ctx)
+	if err != nil || len(held) != writers*each {
+		t.Fatalf("witness holds %d checkpoints, %v; want %d", len(held), err, writers*each)
 	}
 }

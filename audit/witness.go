@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 )
 
 // Witnessed returns src with the checkpoints a witness kept outside the
@@ -168,10 +169,10 @@ func endTornLine(f *os.File) error {
 // FileWitness is a Witness kept in a file of checkpoint lines in the export
 // format, the format kairos compliance audit witness writes and ReadWitness
 // reads. Add appends whole lines and fsyncs them; it opens the file for each
-// call, so a file replaced by rename (as the witness command writes it) is
-// the one appended to. A last line cut short by a crash is removed before
-// the next append. It is not safe for concurrent Add calls; Log makes
-// them from one goroutine.
+// call and holds an exclusive flock on it while it writes, so several
+// writers (serve replicas, the witness command) may append to one file, and
+// a file moved aside is not written to again. A last line cut short by a
+// crash is removed before the next append.
 type FileWitness struct {
 	path string
 	pub  ed25519.PublicKey
@@ -227,6 +228,10 @@ func (w *FileWitness) Add(_ context.Context, cps []Checkpoint) (err error) {
 			err = fmt.Errorf("file witness: %w", cerr)
 		}
 	}()
+	// Another writer's line in progress must not look torn to us.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("file witness: lock: %w", err)
+	}
 	if err := endTornLine(f); err != nil {
 		return fmt.Errorf("file witness: %w", err)
 	}
