@@ -17,11 +17,12 @@ import (
 
 // precheck refuses, before the envelope is decrypted, what its header alone
 // shows will be refused: a round that does not exist, whose deadline passed,
-// that did not sample the merchant, or that trains from another model
-// version. Only the round's immutable fields are read (from the round cache
-// when it holds them); its state is checked after decryption, inside the
-// acceptance transaction. The exact envelope of an accepted update is let
-// through, to be answered as a duplicate.
+// that did not sample the merchant, that trains from another model version,
+// or in which this Service already accepted the merchant's update. Only the
+// round's immutable fields are read (from the round cache when it holds
+// them); its state, and an update accepted by another replica, are checked
+// after decryption, inside the acceptance transaction. The exact envelope of
+// an accepted update is let through, to be answered as a duplicate.
 func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID string, sum [sha256.Size]byte, now time.Time) error {
 	rr, ok := s.cachedRound(hdr.Round)
 	if !ok {
@@ -38,6 +39,7 @@ func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID stri
 		s.cacheRound(rr)
 	}
 	var refusal error
+	nonce, accepted := s.acceptedHere(rr.ID, merchantID)
 	switch {
 	case !now.Before(rr.Deadline):
 		refusal = fmt.Errorf("%w: round %s closed at %s", ErrRoundClosed, rr.ID, rr.Deadline.Format(time.RFC3339))
@@ -45,6 +47,10 @@ func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID stri
 		refusal = fmt.Errorf("%w: %s in round %s", ErrNotSelected, merchantID, rr.ID)
 	case hdr.ModelVersion != strconv.Itoa(rr.BaseVersion):
 		refusal = fmt.Errorf("%w: envelope for model version %s, round %s trains from %d", ErrConflict, hdr.ModelVersion, rr.ID, rr.BaseVersion)
+	case accepted && nonce == hdr.Nonce:
+		refusal = fmt.Errorf("%w: nonce %x", seal.ErrReplay, hdr.Nonce)
+	case accepted:
+		refusal = fmt.Errorf("%w: merchant %s already has an update in round %s", ErrConflict, merchantID, rr.ID)
 	}
 	if refusal == nil {
 		return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/crypto/seal"
 	"github.com/kairos-fl/kairos/dp"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/fedeval"
@@ -191,6 +192,11 @@ type Service struct {
 	merchants map[string]Merchant
 	// rounds caches the immutable fields of recently read rounds.
 	rounds map[string]RoundRecord
+	// accepted records, per cached round, the merchants whose update this
+	// Service accepted in it and that update's envelope nonce, so that a
+	// second one is refused before decryption (another replica's acceptance
+	// is found after it).
+	accepted map[string]map[string][seal.NonceSize]byte
 	acct   *accountant
 }
 
@@ -311,7 +317,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		now: opts.Now, log: opts.Logger, cfg: cfg, maxSkew: opts.MaxSkew, maxEnv: opts.MaxEnvelope,
 		pq: opts.RequirePostQuantum, policyHash: opts.Policy.Hash(),
 		noise: map[[3]float64]float64{}, models: map[int]*hazard.Model{}, merchants: map[string]Merchant{},
-		rounds: map[string]RoundRecord{},
+		rounds: map[string]RoundRecord{}, accepted: map[string]map[string][seal.NonceSize]byte{},
 	}
 	var err error
 	if s.acct, err = newAccountant(); err != nil {

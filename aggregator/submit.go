@@ -318,6 +318,7 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 	}
 	if !duplicate {
 		s.acct.remember(merchantID, summary)
+		s.noteAccepted(rec.Round, merchantID, hdr.Nonce)
 	}
 	return s.receipt(rec, mp, duplicate), rec, nil, nil
 }
@@ -407,8 +408,32 @@ func (s *Service) cacheRound(rr RoundRecord) {
 	defer s.mu.Unlock()
 	if len(s.rounds) >= maxCachedRounds {
 		clear(s.rounds)
+		clear(s.accepted)
 	}
 	s.rounds[rr.ID] = rr
+}
+
+// noteAccepted records that merchant's update in round, sealed with nonce,
+// was accepted here.
+func (s *Service) noteAccepted(round, merchant string, nonce [seal.NonceSize]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.rounds[round]; !ok {
+		return // only alongside a cached round, and cleared with it
+	}
+	if s.accepted[round] == nil {
+		s.accepted[round] = map[string][seal.NonceSize]byte{}
+	}
+	s.accepted[round][merchant] = nonce
+}
+
+// acceptedHere returns the nonce of merchant's update in round if this
+// Service accepted it.
+func (s *Service) acceptedHere(round, merchant string) ([seal.NonceSize]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.accepted[round][merchant]
+	return n, ok
 }
 
 func (s *Service) checkRound(rr RoundRecord, up *protocol.Update, merchantID string, now time.Time) error {
