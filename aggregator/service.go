@@ -197,7 +197,7 @@ type Service struct {
 	// second one is refused before decryption (another replica's acceptance
 	// is found after it).
 	accepted map[string]map[string][seal.NonceSize]byte
-	acct   *accountant
+	acct     *accountant
 }
 
 // Budget is one merchant's privacy ledger summary.
