@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // hashDomain separates policy hashes from every other SHA-256 in Kairos.
@@ -22,6 +23,9 @@ type canonicalPolicy struct {
 	Aggregation Aggregation      `json:"aggregation"`
 	Merchants   []MerchantPolicy `json:"merchants"`
 	Partners    []PartnerPolicy  `json:"partners"`
+	// TokenTTL is absent from a policy without tokens.max_ttl, so that its
+	// hash is what it was before the key existed.
+	TokenTTL map[string]time.Duration `json:"token_max_ttl,omitempty"`
 }
 
 func (p *Policy) canonical() []byte {
@@ -31,6 +35,7 @@ func (p *Policy) canonical() []byte {
 		Aggregation: p.aggregation,
 		Merchants:   make([]MerchantPolicy, 0, len(p.merchants)),
 		Partners:    make([]PartnerPolicy, 0, len(p.partners)),
+		TokenTTL:    p.tokenTTL,
 	}
 	for _, id := range p.Merchants() {
 		m := p.merchants[id]
@@ -125,6 +130,12 @@ func (p *Policy) Format() []byte {
 			g := p.partners[id]
 			fmt.Fprintf(&b, "  %s:\n    merchants: [%s]\n    rate_per_second: %s\n    burst: %d\n",
 				q(id), qs(g.Merchants), num(g.RatePerSecond), g.Burst)
+		}
+	}
+	if len(p.tokenTTL) > 0 {
+		b.WriteString("tokens:\n  max_ttl:\n")
+		for _, role := range sortedKeys(p.tokenTTL) {
+			fmt.Fprintf(&b, "    %s: %s\n", role, q(p.tokenTTL[role].String()))
 		}
 	}
 	return []byte(b.String())

@@ -520,6 +520,8 @@ func (p *parser) policy(root *yaml.Node) *Policy {
 					partners[id] = e
 				}
 			}
+		case "tokens":
+			pol.tokenTTL = p.tokensBlock(v)
 		default:
 			p.unknown(k)
 		}

@@ -27,6 +27,8 @@
 //	  m1: { region: eu, epsilon_cap: 0.8 }
 //	partners:
 //	  crm-app: { merchants: [m1], rate_per_second: 50, burst: 100 }
+//	tokens:                         # optional: the longest API token lifetime per role
+//	  max_ttl: { partner: 720h }    # (tokens.go; the API's default for the others)
 //
 // Parsing is strict: unknown or repeated keys, values of the wrong type,
 // aliases, and failed checks are reported as "file:line:col: message", all of
@@ -42,6 +44,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Merge names a robust aggregation rule.
@@ -153,6 +156,7 @@ type Policy struct {
 	regions     []string       // sorted names of regions in use
 	merchants   map[string]MerchantPolicy
 	partners    map[string]PartnerPolicy
+	tokenTTL    map[string]time.Duration // tokens.max_ttl as written; nil without it
 	hash        string
 }
 

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -51,6 +52,17 @@ const (
 	RolePartner    Role = "partner"    // partner app: predictions for the merchants it was granted
 	RoleCompliance Role = "compliance" // reviewer: budgets and the audit log, read only
 )
+
+// DefaultMaxTTL is the longest lifetime (exp − iat) a Verifier accepts for
+// a token of role unless VerifierOptions.MaxTTL says otherwise: 90 days for
+// merchant tokens (the API issues them at enrolment for that long), 30 days
+// for the others. A stolen token is good for at most that.
+func DefaultMaxTTL(role Role) time.Duration {
+	if role == RoleMerchant {
+		return 90 * 24 * time.Hour
+	}
+	return 30 * 24 * time.Hour
+}
 
 // Valid reports whether r is one of the defined roles.
 func (r Role) Valid() bool {
@@ -141,6 +153,7 @@ var (
 	ErrInvalidRole      error = &tokenError{"token role invalid"}
 	ErrInvalidMerchants error = &tokenError{"token merchant scope invalid for its role"}
 	ErrTokenRevoked     error = &tokenError{"token revoked"}
+	ErrTokenLifetime    error = &tokenError{"token lifetime exceeds the maximum for its role"}
 
 	// ErrRevocationUnavailable means the revocation store could not answer;
 	// the token is refused (fail closed) but is not known to be bad.

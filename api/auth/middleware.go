@@ -115,7 +115,7 @@ func publicReason(err error) string {
 	for _, e := range []error{
 		ErrTokenMalformed, ErrWrongAlgorithm, ErrWrongType, ErrUnknownKey, ErrBadSignature,
 		ErrTokenExpired, ErrTokenNotYetValid, ErrWrongIssuer, ErrWrongAudience, ErrMissingClaim,
-		ErrInvalidRole, ErrInvalidMerchants, ErrTokenRevoked,
+		ErrInvalidRole, ErrInvalidMerchants, ErrTokenRevoked, ErrTokenLifetime,
 	} {
 		if errors.Is(err, e) {
 			return e.Error()

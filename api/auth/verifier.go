@@ -52,6 +52,11 @@ type VerifierOptions struct {
 	Revocations RevocationStore
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// MaxTTL returns the longest lifetime (exp − iat) a token of role may
+	// have; a longer-lived one is refused with ErrTokenLifetime even before
+	// it expires. DefaultMaxTTL when nil; a result of 0 or less leaves the
+	// role unbounded (for tools that inspect tokens, not for servers).
+	MaxTTL func(role Role) time.Duration
 
 	// CacheSize bounds the verified-token cache: a token that passed every
 	// check is remembered by the SHA-256 of its bytes, and the same token is
@@ -85,6 +90,7 @@ type Verifier struct {
 	now     func() time.Time
 	cache   *tokenCache // nil when off
 	revTTL  time.Duration
+	maxTTL  func(Role) time.Duration
 }
 
 // NewVerifier checks opts and returns a Verifier.
@@ -128,7 +134,12 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if opts.CacheSize >= 0 {
 		cache = newTokenCache(cmp.Or(opts.CacheSize, DefaultCacheSize), cmp.Or(opts.CacheTTL, DefaultCacheTTL))
 	}
+	maxTTL := opts.MaxTTL
+	if maxTTL == nil {
+		maxTTL = DefaultMaxTTL
+	}
 	return &Verifier{
+		maxTTL:  maxTTL,
 		keys:    keys,
 		revoked: opts.Revocations,
 		now:     now,
@@ -219,6 +230,11 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	if err := validateScope(claims.Role, claims.Subject, claims.Merchants); err != nil {
 		return nil, fmt.Errorf("verify token: %w", err)
+	}
+	if max := v.maxTTL(claims.Role); max > 0 {
+		if life := claims.ExpiresAt.Sub(claims.IssuedAt.Time); life > max {
+			return nil, fmt.Errorf("verify token: %w: %v, at most %v for role %s", ErrTokenLifetime, life, max, claims.Role)
+		}
 	}
 	if err := v.checkRevoked(ctx, claims.ID); err != nil {
 		return nil, err

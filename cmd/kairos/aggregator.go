@@ -693,9 +693,13 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 	for _, k := range a.JWT {
 		pubs = append(pubs, auth.PublicKey{ID: k.ID, Key: k.Private.Public().(ed25519.PublicKey)})
 	}
+	maxTTL := tokenMaxTTL(policy) // the policy's tokens.max_ttl, else auth's default
+	if limit := maxTTL(auth.RoleMerchant); cfg.Tokens.MerchantTTL > limit {
+		return fmt.Errorf("aggregator serve: tokens.merchant_ttl %v exceeds %v, the longest merchant token lifetime the policy accepts", cfg.Tokens.MerchantTTL, limit)
+	}
 	verifier, err := auth.NewVerifier(auth.VerifierOptions{
 		Keys: pubs, Issuer: auth.DefaultIssuer, Audience: auth.DefaultAudience,
-		Leeway: cfg.Tokens.Leeway, Revocations: st,
+		Leeway: cfg.Tokens.Leeway, Revocations: st, MaxTTL: maxTTL,
 	})
 	if err != nil {
 		return fmt.Errorf("aggregator serve: %w", err)

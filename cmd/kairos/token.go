@@ -14,6 +14,7 @@ import (
 
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/policies"
 )
 
 func newTokenCmd() *cobra.Command {
@@ -23,7 +24,8 @@ func newTokenCmd() *cobra.Command {
 		Long: `Tokens are Ed25519-signed JWTs (alg EdDSA, typ kairos+jwt) with a kid naming the
 aggregator's JWT key, a role (admin, merchant, partner, compliance) and a merchant
 scope: a merchant token names exactly its own id (the subject), a partner token the
-merchants it may query.
+merchants it may query. A token lives at most 30 days (90 for merchant tokens), or what
+the policy's tokens.max_ttl allows its role: the aggregator refuses a longer-lived one.
 
   kairos token issue --keys agg-keys --role partner --subject crm-app --merchants m1,m2 --ttl 1h
   kairos token verify --keys agg-keys "$TOKEN"
@@ -36,15 +38,22 @@ merchants it may query.
 
 func newTokenIssueCmd() *cobra.Command {
 	var (
-		dir, role, subject, issuer, audience, passFile string
-		merchants                                      []string
-		ttl                                            time.Duration
+		dir, role, subject, issuer, audience, passFile, policyFile string
+		merchants                                                  []string
+		ttl                                                        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "issue --keys DIR --role ROLE --subject S [--merchants a,b] [--ttl 1h]",
 		Short: "Print a token signed with the aggregator's active JWT key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			limit, err := tokenMaxTTLFor(policyFile, auth.Role(role))
+			if err != nil {
+				return fmt.Errorf("token issue: %w", err)
+			}
+			if ttl > limit {
+				return fmt.Errorf("token issue: --ttl %v exceeds %v, the longest lifetime the aggregator accepts for a %s token", ttl, limit, role)
+			}
 			pass, err := tokenPassphrase(passFile)
 			if err != nil {
 				return err
@@ -82,6 +91,7 @@ func newTokenIssueCmd() *cobra.Command {
 	f.StringVar(&issuer, "issuer", auth.DefaultIssuer, "iss claim")
 	f.StringVar(&audience, "audience", auth.DefaultAudience, "aud claim")
 	f.StringVar(&passFile, "passphrase-file", "", "file whose first line is the key directory's passphrase")
+	f.StringVar(&policyFile, "policy", "", "federation policy whose tokens.max_ttl bounds --ttl (default: 30 days, 90 for merchant tokens)")
 	for _, name := range []string{"keys", "role", "subject"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
@@ -190,6 +200,35 @@ func tokenPublicKeys(dir, jwksFile string) ([]auth.PublicKey, error) {
 		out = append(out, auth.PublicKey{ID: k.ID, Key: k.Key})
 	}
 	return out, nil
+}
+
+// tokenMaxTTL is the bound on token lifetimes under policy: its
+// tokens.max_ttl for a role it names, auth.DefaultMaxTTL for the others. The
+// aggregator's verifier refuses a longer-lived token.
+func tokenMaxTTL(policy *policies.Policy) func(auth.Role) time.Duration {
+	return func(r auth.Role) time.Duration {
+		if d, ok := policy.MaxTokenTTL(string(r)); ok {
+			return d
+		}
+		return auth.DefaultMaxTTL(r)
+	}
+}
+
+// tokenMaxTTLFor is tokenMaxTTL of the policy in path for role, or the
+// default without a path.
+func tokenMaxTTLFor(path string, role auth.Role) (time.Duration, error) {
+	if path == "" {
+		return auth.DefaultMaxTTL(role), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pol, err := policies.Parse(path, b)
+	if err != nil {
+		return 0, err
+	}
+	return tokenMaxTTL(pol)(role), nil
 }
 
 // tokenPassphrase returns the first line of path, or nil when path is empty.
