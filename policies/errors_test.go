@@ -142,6 +142,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(okHead + "merchants:\n  m1: {region: eu}\nregions: {eu: {delta: 0.5}}\n"))
 	f.Add([]byte("version: 1\nfederation: x\n  defaults: {}\n"))
 	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte(okHead + "tokens: {max_ttl: {partner: 1h30m, merchant: 2160h}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("fuzz.yaml", data)
 		if err != nil {
