@@ -349,7 +349,7 @@ func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	r.joined++
 	r.hook(HookSealed)
 	r.opt.Logger.Debug("trained", "round", round.ID, "seq", round.Seq, "base_version", round.BaseVersion,
-		"rows", len(rows), "loss", res.Loss, "local_epsilon", epsAfter, "took", time.Since(start).Round(time.Millisecond))
+		"rows", len(rows), "loss", res.Loss, "dropped_gradients", res.Dropped, "local_epsilon", epsAfter, "took", time.Since(start).Round(time.Millisecond))
 	return r.upload(ctx, p)
 }
 

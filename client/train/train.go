@@ -88,6 +88,10 @@ type Result struct {
 	// that costs no extra pass; NaN when no customer was sampled). It is not private:
 	// keep it local.
 	Loss float64
+	// Dropped counts the sampled customer gradients that held a NaN or an Inf
+	// and contributed zero (dp.SGD.Dropped). Like Loss it describes the data:
+	// keep it local.
+	Dropped int
 	// Releases are the mechanisms this call ran, to debit from the merchant's ledger:
 	// the DP-SGD steps and the count.
 	Releases []dp.Release
@@ -279,6 +283,7 @@ func Local(ctx context.Context, base *hazard.Model, rows []feature.Row, plan pro
 	rel := sgd.Release()
 	res.Release = protocol.Release{SamplingRate: rel.Q, NoiseMultiplier: rel.Z, Steps: rel.Steps, ClipNorm: plan.ClipNorm}
 	res.Customers = count
+	res.Dropped = sgd.Dropped()
 	res.Releases = append([]dp.Release{rel}, countRels...)
 	if lossRows > 0 {
 		res.Loss = lossSum / float64(lossRows)

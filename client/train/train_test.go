@@ -376,6 +376,9 @@ func TestLocalNonFiniteCustomerContributesZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if with.Dropped != 1 || without.Dropped != 0 {
+		t.Errorf("dropped %d with the customer, %d without; want 1 and 0 (one step, q = 1)", with.Dropped, without.Dropped)
+	}
 	if with.Release != without.Release {
 		t.Errorf("release with %+v, without %+v; want the same", with.Release, without.Release)
 	}
