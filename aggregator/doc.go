@@ -92,15 +92,20 @@
 // whatever the outbox still holds after a crash or a failed append (records
 // older than 30 s, so a live caller's own append is not duplicated; two
 // replicas draining the same stale record at once could append it twice,
-// never zero times). Refused submissions and enrolments change nothing and are
-// appended directly.
+// never zero times). Refused submissions and enrolments are appended
+// directly; a submission refused after its payload was decrypted first
+// debits the releases the payload declares (the aggregator has seen them),
+// and its entry says what was debited.
 //
 // # Merge and registry
 //
 // Publishing combines the audited updates with merge.Combine under the
-// policy's merge method (fedavg, median, trimmed_mean) and
-// RoundConfig.NormBound, with FedAvg weights from the DP customer counts
-// (clamped at 1; EqualWeights for fixed weights), never from raw counts; then
+// policy's merge method (fedavg, median, trimmed_mean) and a norm bound that
+// is always on (the policy's norm_bound, else RoundConfig.NormBound, else one
+// derived from the round's plan), with FedAvg weights from the DP customer
+// counts (clamped to [1, the merchant's plausible customers], each at most
+// the policy's max_weight_share of the total; EqualWeights for fixed
+// weights), never from raw counts; then
 // applies the server optimizer (FedAdam by default, its state stored with each
 // version). Each version records its round, parent, each contributor's
 // cumulative ε at the policy δ and weight, the policy hash, the schema hash

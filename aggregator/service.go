@@ -75,7 +75,8 @@ type RoundConfig struct {
 	// 0.01 for FedAdam and 1 for FedAvg; ServerTau (FedAdam's τ) to 1e-3.
 	Server              string
 	ServerLR, ServerTau float64
-	// NormBound bounds every update's L2 norm before merging (0: none).
+	// NormBound bounds every update's L2 norm before merging when the
+	// policy sets no norm_bound (0: the bound derived from the round's plan).
 	NormBound float64
 	// EqualWeights weights FedAvg equally instead of by DP customer counts.
 	EqualWeights bool
