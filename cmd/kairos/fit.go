@@ -182,6 +182,10 @@ func fitSummariseRaw(cmd *cobra.Command, path, format, end string, unit time.Dur
 	return out, skipped, nil
 }
 
+// noDropout is the mean dropout probability a/(a+b) below which a BG/NBD fit
+// is on the no-dropout boundary (see bgnbd.Params.MeanDropout).
+const noDropout = 1e-6
+
 func writeFit(w io.Writer, res fitResult, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -189,6 +193,10 @@ func writeFit(w io.Writer, res fitResult, asJSON bool) error {
 	}
 	_, err := fmt.Fprintf(w, "BG/NBD on %d customers (unit %s): r = %.4f  alpha = %.4f  a = %.4f  b = %.4f  log-likelihood = %.4f\n",
 		res.Customers, res.Unit, res.R, res.Alpha, res.A, res.B, res.LogLikelihood)
+	if err == nil && res.A/(res.A+res.B) < noDropout {
+		_, err = fmt.Fprintf(w, "a/(a+b) = %.2g: these data show no dropout, so BG/NBD has reduced to the NBD (a → 0); b is not identified\n",
+			res.A/(res.A+res.B))
+	}
 	if err == nil && res.Skipped > 0 {
 		_, err = fmt.Fprintf(w, "skipped %d customers with no purchase before the calibration end day\n", res.Skipped)
 	}

@@ -111,3 +111,20 @@ func TestFitBGNBDErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestFitBGNBDNoDropout: on the Online Retail sample (eval's summary at
+// 2011-10-01) the fit converges on the no-dropout boundary and says so; before
+// the Nelder–Mead fallback and the stationary-point check it failed with
+// "linesearch: failed to converge".
+func TestFitBGNBDNoDropout(t *testing.T) {
+	out, err := runFit(t, "bgnbd", "--summary", "../../model/bgnbd/testdata/online_retail_sample_summary_2011-10-01.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"BG/NBD on 2380 customers (unit week): r = 0.7741  alpha = 15.8543", "log-likelihood = -11422.9328",
+		"these data show no dropout"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+}
