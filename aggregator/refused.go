@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,9 +108,27 @@ func (s *Service) accountRefused(ctx context.Context, merchantID string, seen *s
 		case err != nil && !errors.Is(err, ErrNotFound):
 			return err
 		}
-		releases, unaccountable, err := s.seenReleases(ctx, tx, merchantID, &seen.update)
+		declared, unaccountable, err := s.seenReleases(ctx, tx, merchantID, &seen.update)
 		if err != nil {
 			return err
+		}
+		groups, err := summarize(rows)
+		if err != nil {
+			return err
+		}
+		// A valid release whose ε the accountant cannot compute (noise so
+		// small that every order's RDP overflows) is unaccountable too.
+		var releases []dp.Release
+		for _, r := range declared {
+			eps, _, err := s.acct.compose(groups, append(slices.Clone(releases), r), mp.Delta)
+			if err == nil && math.IsInf(eps[len(eps)-1], 0) {
+				err = errors.New("ε is unbounded")
+			}
+			if err != nil {
+				unaccountable = append(unaccountable, fmt.Sprintf("release (q %v, z %v, %d steps): %v", r.Q, r.Z, r.Steps, err))
+				continue
+			}
+			releases = append(releases, r)
 		}
 		if len(unaccountable) > 0 {
 			details["unaccountable"] = strings.Join(unaccountable, "; ")
@@ -117,10 +136,6 @@ func (s *Service) accountRefused(ctx context.Context, merchantID string, seen *s
 		if len(releases) == 0 {
 			details["debited"] = "nothing"
 			return nil
-		}
-		groups, err := summarize(rows)
-		if err != nil {
-			return err
 		}
 		eps, after, err := s.acct.compose(groups, releases, mp.Delta)
 		if err != nil {
@@ -162,12 +177,6 @@ func (s *Service) accountRefused(ctx context.Context, merchantID string, seen *s
 func (s *Service) seenReleases(ctx context.Context, tx Tx, merchantID string, up *protocol.Update) (releases []dp.Release, unaccountable []string, err error) {
 	add := func(what string, r dp.Release) {
 		if err := r.Validate(); err != nil {
-			unaccountable = append(unaccountable, what+": "+err.Error())
-			return
-		}
-		// A valid release whose ε the accountant cannot compute is just as
-		// unaccountable; try it alone first.
-		if _, _, err := s.acct.compose(nil, []dp.Release{r}, 0.5); err != nil {
 			unaccountable = append(unaccountable, what+": "+err.Error())
 			return
 		}

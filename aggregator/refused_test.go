@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/compliance"
 	"github.com/kairos-fl/kairos/dp"
 )
@@ -97,5 +98,49 @@ func TestRefusedReleasesAccounted(t *testing.T) {
 			}
 			f.verifyAudit(t, r)
 		})
+	}
+}
+
+// TestRefusedUnaccountable: a refused update declaring DP-SGD noise so small
+// that no Rényi order bounds it (z = 1e-200), or none at all (z = 0), cannot be
+// given an ε: its count is debited, the DP-SGD release is named in the
+// refusal's audit entry as unaccountable, and the submission is refused as
+// such (policy or invalid update), never failed.
+func TestRefusedUnaccountable(t *testing.T) {
+	b := backends(t)[0]
+	ctx := context.Background()
+	f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute})
+	r := f.start(t)
+	f.enrol(t, r, "m1", "m2")
+	tick(t, r)
+	for _, tc := range []struct {
+		merchant string
+		z        float64
+		want     error
+	}{{"m1", 1e-200, aggregator.ErrPolicy}, {"m2", 0, protocol.ErrInvalidUpdate}} {
+		u := f.update(t, mustRound(t, r, tc.merchant), tc.merchant)
+		u.Release.NoiseMultiplier = tc.z
+		if _, err := r.svc.Submit(ctx, tc.merchant, f.seal(t, u)); !errors.Is(err, tc.want) {
+			t.Fatalf("%s with z = %v: got %v, want %v", tc.merchant, tc.z, err, tc.want)
+		}
+		if got := budgetOf(t, r, tc.merchant); got.Releases != 1 {
+			t.Errorf("%s: %d releases, want 1 (the count)", tc.merchant, got.Releases)
+		}
+	}
+	es, err := r.store.AuditEntries(ctx, 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range es {
+		if e.Action == "round.update.accept" && e.Outcome == "denied" {
+			n++
+			if e.Details["debited"] != "1 releases" || !strings.Contains(e.Details["unaccountable"], "DP-SGD") && !strings.Contains(e.Details["unaccountable"], "unbounded") {
+				t.Errorf("refusal details %v, want 1 release debited and the DP-SGD release unaccountable", e.Details)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d denied acceptances audited, want 2", n)
 	}
 }
