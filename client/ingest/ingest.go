@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -324,11 +323,12 @@ func (e *TooManyInvalidError) Error() string {
 	return b.String()
 }
 
-// ReadFile opens path and reads it with Read.
+// ReadFile opens path with Open (so a gzip-compressed file is decompressed)
+// and reads it with Read.
 func ReadFile(ctx context.Context, path string, opts Options, emit func(model.Event) error) (Report, error) {
-	f, err := os.Open(path)
+	f, err := Open(path)
 	if err != nil {
-		return Report{File: path}, fmt.Errorf("read %s: %w", path, err)
+		return Report{File: path}, fmt.Errorf("read: %w", err)
 	}
 	defer f.Close()
 	return Read(ctx, f, path, opts, emit)

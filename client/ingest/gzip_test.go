@@ -1,0 +1,91 @@
+package ingest
+
+import (
+	"compress/gzip"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// TestReadFileGzip: a gzip-compressed file (even without a .gz suffix) reads
+// to the same events as the plain file; a truncated one is an error.
+func TestReadFileGzip(t *testing.T) {
+	plain := []byte("customer_id date number_of_cds dollar_value\n1 19970101 1 11.77\n2 19970112 1 12.00\n1 19970202 2 20.76\n")
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var gz []byte
+	{
+		p := filepath.Join(dir, "tmp.gz")
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw := gzip.NewWriter(f)
+		if _, err := zw.Write(plain); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		if gz, err = os.ReadFile(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(path string) ([]model.Event, error) {
+		var evs []model.Event
+		_, err := ReadFile(context.Background(), path, Options{Format: CDNOW}, func(e model.Event) error {
+			evs = append(evs, e)
+			return nil
+		})
+		return evs, err
+	}
+	want, err := read(write("plain.txt", plain))
+	if err != nil || len(want) != 3 {
+		t.Fatalf("plain file: %d events, %v; want 3 events", len(want), err)
+	}
+	for _, name := range []string{"cdnow.txt.gz", "cdnow-renamed.txt"} {
+		got, err := read(write(name, gz))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: got %v, want %v", name, got, want)
+		}
+	}
+	if _, err := read(write("truncated.gz", gz[:len(gz)-6])); err == nil {
+		t.Error("truncated gzip file: got no error")
+	}
+}
+
+// TestReadGrocery reads the BTYDplus grocery log with GroceryMapping: the
+// README's 10,483 purchases of 1,525 customers, 2006-01-01 .. 2007-12-30.
+func TestReadGrocery(t *testing.T) {
+	path := sharedData(t, "grocery_btydplus/groceryElog.csv")
+	var ta tally
+	rep, err := ReadFile(context.Background(), path, Options{Format: CSV, Mapping: GroceryMapping()}, ta.add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ta.events != 10483 || len(ta.customers) != 1525 || ta.kinds[model.Purchase] != 10483 || rep.Invalid != 0 {
+		t.Errorf("got %d events (%d purchases) of %d customers, %d invalid; want 10483 purchases of 1525 customers, 0 invalid",
+			ta.events, ta.kinds[model.Purchase], len(ta.customers), rep.Invalid)
+	}
+	if got, want := ta.first.Format("2006-01-02"), "2006-01-01"; got != want {
+		t.Errorf("first purchase %s, want %s", got, want)
+	}
+	if got, want := ta.last.Format("2006-01-02"), "2007-12-30"; got != want {
+		t.Errorf("last purchase %s, want %s", got, want)
+	}
+}
