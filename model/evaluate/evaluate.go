@@ -150,6 +150,9 @@ type MethodReport struct {
 	JData, JDataS1, JDataS2 float64
 	// Calibration is the 30-day calibration table (probabilistic methods only).
 	Calibration []metrics.Bin
+	// Gain is the 30-day cumulative gain curve of the method's ranking at
+	// GainPoints equal shares of the test customers.
+	Gain []metrics.GainPoint
 	// F1Threshold is the 30-day threshold tuned for F1 on the latest training
 	// cutoff's rows, and F1 is the test F1 at that threshold.
 	F1Threshold, F1 float64
@@ -158,6 +161,10 @@ type MethodReport struct {
 	// zero and means nothing.
 	Err string
 }
+
+// GainPoints is the number of points of MethodReport.Gain: every 5% of the
+// test customers.
+const GainPoints = 20
 
 // prediction is what a method says about one row.
 type prediction struct {
@@ -479,6 +486,9 @@ func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tune
 	}
 	if mr.CIndex, err = metrics.ConcordanceIndex(finite, times, events); err != nil {
 		return MethodReport{}, fmt.Errorf("c-index: %w", err)
+	}
+	if mr.Gain, err = metrics.CumulativeGain(finite, labels, GainPoints); err != nil {
+		return MethodReport{}, err
 	}
 	list, err := metrics.JDataList(users, finite, days, topN)
 	if err != nil {
