@@ -506,10 +506,16 @@ func checkEvaluation(ctx context.Context, tx Tx, up *protocol.Update, rr RoundRe
 	return nil
 }
 
+// countLookback bounds how many rounds back releasedCount looks: one indexed
+// read per round, inside the acceptance transaction.
+const countLookback = 64
+
 // releasedCount returns the customer count of merchant's latest accepted
-// training update in a round before seq, and whether there is one.
+// training update in the countLookback rounds before seq, and whether there
+// is one (a merchant without one is held to its plausible number of
+// customers instead).
 func releasedCount(ctx context.Context, tx Tx, merchant string, seq int64) (protocol.NoisyCount, bool, error) {
-	for s := seq - 1; s >= 1; s-- {
+	for s := seq - 1; s >= max(1, seq-countLookback); s-- {
 		u, err := tx.UpdateFor(ctx, roundID(s), merchant)
 		switch {
 		case errors.Is(err, ErrNotFound):
