@@ -1,0 +1,271 @@
+package suite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/evaluate"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/metrics"
+)
+
+// Loader reads every event of a data set whose Path and Mapping are resolved.
+// The caller provides it (cmd/kairos reads with client/ingest), so that this
+// package stays below the readers.
+type Loader func(ctx context.Context, d Dataset) ([]model.Event, error)
+
+// Model is a Kairos model trained on every data set: a name for the table and
+// the hazard training settings.
+type Model struct {
+	Name   string
+	Hazard hazard.TrainOptions
+}
+
+// Method kinds in a result.
+const (
+	KindKairos   = "kairos"
+	KindBaseline = "baseline"
+)
+
+// DefaultModels are the Kairos models of `kairos eval`: the linear hazard
+// model ("hazard", the default) and the 16-unit MLP ("mlp"), each with the
+// settings `kairos eval` uses.
+func DefaultModels() []Model {
+	return []Model{
+		{Name: evaluate.MethodHazard, Hazard: evaluate.DefaultHazardOptions()},
+		{Name: hazard.KindMLP, Hazard: evaluate.DefaultMLPOptions()},
+	}
+}
+
+// DefaultBaselines are evaluate's default methods other than the hazard model.
+func DefaultBaselines() []string {
+	return slices.DeleteFunc(slices.Clone(evaluate.DefaultMethods), func(m string) bool { return m == evaluate.MethodHazard })
+}
+
+// Options configure Run. Models and Baselines are used as given: start from
+// DefaultModels and DefaultBaselines.
+type Options struct {
+	Load      Loader
+	Models    []Model
+	Baselines []string
+	// Seed seeds hazard training.
+	Seed uint64
+	// Log, when set, receives one line per data set and method as they finish.
+	Log *slog.Logger
+}
+
+func (o Options) validate() error {
+	if o.Load == nil {
+		return errors.New("no loader")
+	}
+	if len(o.Models)+len(o.Baselines) == 0 {
+		return errors.New("no model and no baseline to evaluate")
+	}
+	names := map[string]bool{}
+	for _, m := range o.Models {
+		if m.Name == "" || names[m.Name] {
+			return fmt.Errorf("model name %q is empty or repeated", m.Name)
+		}
+		names[m.Name] = true
+	}
+	for _, b := range o.Baselines {
+		if b == evaluate.MethodHazard || names[b] {
+			return fmt.Errorf("baseline %q is a model or repeated", b)
+		}
+		names[b] = true
+	}
+	return nil
+}
+
+// Result is the outcome of Run; its JSON form is the one `kairos eval
+// --suite --json` prints:
+//
+//	{"datasets":[{"name":"cdnow", …, "methods":[{"name":"hazard","auc":{"7":…,"30":…},
+//	  "pr_auc":{"30":…},"brier":{"30":…},"ece":{"30":…}}, …]}]}
+type Result struct {
+	Datasets []DatasetResult `json:"datasets"`
+}
+
+// DatasetResult is one data set's protocol, test labels and methods. When the
+// data set cannot be read or split, Error says why and Methods is empty.
+type DatasetResult struct {
+	Name         string   `json:"name"`
+	TestCutoff   string   `json:"test_cutoff"`
+	TrainCutoffs []string `json:"train_cutoffs"`
+	// Customers is the number of test customers (an event before the test
+	// cutoff), Positives how many buy within 30 days, PositiveRate their share.
+	Customers    int      `json:"customers"`
+	Positives    int      `json:"positives_30"`
+	PositiveRate *float64 `json:"positive_rate_30"`
+	TrainRows    int      `json:"train_rows"`
+	Warnings     []string `json:"warnings,omitempty"`
+	// Seconds is the wall time of reading, splitting and every method.
+	Seconds float64  `json:"seconds"`
+	Error   string   `json:"error,omitempty"`
+	Methods []Method `json:"methods"`
+}
+
+// Method is one method's metrics on one data set. Metric maps are keyed by
+// horizon in days: AUC at 7 and 30, the others at 30. Brier and ECE are absent
+// for a method that gives no probabilities (recency, frequency), and every
+// metric is absent when Error is set: a failure is never a zero. A metric that
+// is undefined on these labels is null.
+type Method struct {
+	Name  string              `json:"name"`
+	Kind  string              `json:"kind"` // KindKairos or KindBaseline
+	AUC   map[string]*float64 `json:"auc,omitempty"`
+	PRAUC map[string]*float64 `json:"pr_auc,omitempty"`
+	Brier map[string]*float64 `json:"brier,omitempty"`
+	// ECE is the expected calibration error over metrics.ECEBins equal-width
+	// bins (metrics.ECE).
+	ECE     map[string]*float64 `json:"ece,omitempty"`
+	Seconds float64             `json:"seconds"`
+	Error   string              `json:"error,omitempty"`
+	// Calibration and Gain are the 30-day reliability table and cumulative
+	// gain curve, for charts.
+	Calibration []metrics.Bin       `json:"-"`
+	Gain        []metrics.GainPoint `json:"-"`
+}
+
+// AUCHorizons are the horizons of Method.AUC.
+var AUCHorizons = []int{7, model.Horizon}
+
+// Run evaluates every model and baseline of opts on every data set, in order.
+// A data set that cannot be read or split, and a method that fails on it, are
+// recorded in the result and the run goes on; Run itself fails only on bad
+// options or a cancelled ctx.
+func Run(ctx context.Context, datasets []Dataset, opts Options) (Result, error) {
+	if err := opts.validate(); err != nil {
+		return Result{}, fmt.Errorf("run suite: %w", err)
+	}
+	res := Result{Datasets: []DatasetResult{}}
+	for _, d := range datasets {
+		dr, err := runDataset(ctx, d, opts)
+		if err != nil {
+			return Result{}, fmt.Errorf("run suite: %s: %w", d.Name, err)
+		}
+		res.Datasets = append(res.Datasets, dr)
+	}
+	return res, nil
+}
+
+// runDataset returns an error only when ctx is done.
+func runDataset(ctx context.Context, d Dataset, opts Options) (DatasetResult, error) {
+	start := time.Now()
+	dr := DatasetResult{Name: d.Name, TestCutoff: d.TestCutoff.Format(time.DateOnly), Methods: []Method{}}
+	for _, c := range d.TrainCutoffs {
+		dr.TrainCutoffs = append(dr.TrainCutoffs, c.Format(time.DateOnly))
+	}
+	fail := func(err error) (DatasetResult, error) {
+		if ctx.Err() != nil {
+			return dr, ctx.Err()
+		}
+		dr.Error = err.Error()
+		dr.Seconds = roundSeconds(time.Since(start))
+		if opts.Log != nil {
+			opts.Log.Warn("suite data set failed", "dataset", d.Name, "error", err)
+		}
+		return dr, nil
+	}
+	if err := d.Validate(); err != nil {
+		return fail(err)
+	}
+	events, err := opts.Load(ctx, d)
+	if err != nil {
+		return fail(err)
+	}
+	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Seed: opts.Seed}
+	prep, err := evaluate.Prepare(events, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	type job struct {
+		name, kind, method string
+		hazard             hazard.TrainOptions
+	}
+	var jobs []job
+	for _, m := range opts.Models {
+		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, m.Hazard})
+	}
+	for _, b := range opts.Baselines {
+		jobs = append(jobs, job{b, KindBaseline, b, hazard.TrainOptions{}})
+	}
+	described := false
+	for _, j := range jobs {
+		t0 := time.Now()
+		c := cfg
+		c.Methods, c.Hazard = []string{j.method}, j.hazard
+		rep, err := prep.Run(ctx, c)
+		m := Method{Name: j.name, Kind: j.kind}
+		switch {
+		case ctx.Err() != nil:
+			return dr, ctx.Err()
+		case err != nil:
+			m.Error = err.Error()
+		case len(rep.Methods) != 1:
+			m.Error = fmt.Sprintf("evaluate returned %d methods, want 1", len(rep.Methods))
+		case rep.Methods[0].Err != "":
+			m.Error = rep.Methods[0].Err
+		default:
+			if !described {
+				describeSplit(&dr, rep)
+				described = true
+			}
+			fill(&m, rep.Methods[0])
+		}
+		m.Seconds = roundSeconds(time.Since(t0))
+		if opts.Log != nil {
+			opts.Log.Info("suite method", "dataset", d.Name, "method", m.Name, "seconds", m.Seconds, "error", m.Error)
+		}
+		dr.Methods = append(dr.Methods, m)
+	}
+	dr.Seconds = roundSeconds(time.Since(start))
+	return dr, nil
+}
+
+// describeSplit copies the split's figures, which every report of it shares.
+func describeSplit(dr *DatasetResult, rep evaluate.Report) {
+	dr.Customers, dr.TrainRows = rep.Customers, rep.TrainRows
+	dr.Positives = rep.Positives[model.Horizon]
+	dr.PositiveRate = num(rep.PositiveRate[model.Horizon])
+	dr.Warnings = rep.Warnings()
+}
+
+// fill copies a method's metrics from its evaluate report.
+func fill(m *Method, r evaluate.MethodReport) {
+	m.AUC = map[string]*float64{}
+	for _, h := range AUCHorizons {
+		m.AUC[strconv.Itoa(h)] = num(r.AUC[h])
+	}
+	h := strconv.Itoa(model.Horizon)
+	m.PRAUC = map[string]*float64{h: num(r.PRAUC[model.Horizon])}
+	if b, ok := r.Brier[model.Horizon]; ok {
+		m.Brier = map[string]*float64{h: num(b)}
+	}
+	if len(r.Calibration) > 0 {
+		e, err := metrics.ECE(r.Calibration)
+		if err != nil {
+			e = math.NaN()
+		}
+		m.ECE = map[string]*float64{h: num(e)}
+	}
+	m.Calibration, m.Gain = r.Calibration, r.Gain
+}
+
+// num rounds v to six decimals; nil (JSON null) when v is not finite.
+func num(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	r := math.Round(v*1e6) / 1e6
+	return &r
+}
+
+func roundSeconds(d time.Duration) float64 { return math.Round(d.Seconds()*100) / 100 }

@@ -1,0 +1,159 @@
+package suite
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/evaluate"
+)
+
+// synthLog is a small purchase log: 600 customers, each buying at a rate of
+// their own from a first purchase in 2020 on, every purchase at midnight.
+func synthLog() []model.Event {
+	r := rand.New(rand.NewPCG(7, 11))
+	start := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	var evs []model.Event
+	for c := range 600 {
+		id := "c" + string(rune('a'+c%26)) + string(rune('a'+c/26))
+		gap := 5 + r.ExpFloat64()*60
+		t := start.AddDate(0, 0, r.IntN(200))
+		for t.Before(start.AddDate(1, 0, 0)) {
+			evs = append(evs, model.Event{Customer: id, Time: t, Kind: model.Purchase, Amount: 10, HasAmount: true})
+			t = t.AddDate(0, 0, 1+int(r.ExpFloat64()*gap))
+		}
+	}
+	return evs
+}
+
+// TestRunShape: Run gives one entry per data set and method, in order, with
+// the test split's counts as an independent count finds them, metric maps
+// keyed "7"/"30", Brier and ECE only for probabilities, and failures as an
+// error without metrics — a data set whose file cannot be read, and a method
+// evaluate does not know.
+func TestRunShape(t *testing.T) {
+	evs := synthLog()
+	test := time.Date(2020, 11, 1, 0, 0, 0, 0, time.UTC)
+	good := Dataset{Name: "synth", Path: "synth.csv", Format: FormatCDNOW, TestCutoff: test,
+		TrainCutoffs: []time.Time{time.Date(2020, 7, 1, 0, 0, 0, 0, time.UTC), time.Date(2020, 9, 1, 0, 0, 0, 0, time.UTC)}}
+	missing := good
+	missing.Name, missing.Path = "missing", "nowhere.csv"
+	load := func(_ context.Context, d Dataset) ([]model.Event, error) {
+		if d.Path != good.Path {
+			return nil, errors.New("open nowhere.csv: no such file")
+		}
+		return evs, nil
+	}
+	opts := Options{Load: load, Models: DefaultModels()[:1], Baselines: []string{evaluate.MethodRecency, "nosuch"}, Seed: 1}
+	res, err := Run(context.Background(), []Dataset{good, missing}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The split, counted independently: customers with a purchase before the
+	// test cutoff, and how many of them buy in [cutoff, cutoff+30 days).
+	before, buy := map[string]bool{}, map[string]bool{}
+	for _, e := range evs {
+		if e.Time.Before(test) {
+			before[e.Customer] = true
+		} else if e.Time.Before(test.AddDate(0, 0, 30)) {
+			buy[e.Customer] = true
+		}
+	}
+	positives := 0
+	for c := range buy {
+		if before[c] {
+			positives++
+		}
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Datasets []struct {
+			Name         string   `json:"name"`
+			TestCutoff   string   `json:"test_cutoff"`
+			TrainCutoffs []string `json:"train_cutoffs"`
+			Customers    int      `json:"customers"`
+			Positives    int      `json:"positives_30"`
+			Error        string   `json:"error"`
+			Methods      []map[string]json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Datasets) != 2 {
+		t.Fatalf("got %d data sets, want 2: %s", len(got.Datasets), b)
+	}
+	d := got.Datasets[0]
+	if d.Name != "synth" || d.TestCutoff != "2020-11-01" || !slices.Equal(d.TrainCutoffs, []string{"2020-07-01", "2020-09-01"}) || d.Error != "" {
+		t.Errorf("data set 0: got %s %s %v %q", d.Name, d.TestCutoff, d.TrainCutoffs, d.Error)
+	}
+	if d.Customers != len(before) || d.Positives != positives {
+		t.Errorf("split: got %d customers, %d positives; want %d, %d", d.Customers, d.Positives, len(before), positives)
+	}
+	keysOf := func(m map[string]json.RawMessage) []string {
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	wantKeys := [][]string{
+		{"auc", "brier", "ece", "kind", "name", "pr_auc", "seconds"}, // hazard
+		{"auc", "kind", "name", "pr_auc", "seconds"},                 // recency: no probabilities
+		{"error", "kind", "name", "seconds"},                         // unknown method: no metrics
+	}
+	wantNames := []string{`"hazard"`, `"recency"`, `"nosuch"`}
+	if len(d.Methods) != len(wantKeys) {
+		t.Fatalf("got %d methods, want %d: %s", len(d.Methods), len(wantKeys), b)
+	}
+	for i, m := range d.Methods {
+		if k := keysOf(m); !slices.Equal(k, wantKeys[i]) {
+			t.Errorf("method %d keys %v, want %v", i, k, wantKeys[i])
+		}
+		if string(m["name"]) != wantNames[i] {
+			t.Errorf("method %d name %s, want %s", i, m["name"], wantNames[i])
+		}
+	}
+	var auc map[string]float64
+	if err := json.Unmarshal(d.Methods[0]["auc"], &auc); err != nil || len(auc) != 2 || !(auc["7"] > 0.5) || !(auc["30"] > 0.5) {
+		t.Errorf("hazard auc %s: want keys 7 and 30 above chance (%v)", d.Methods[0]["auc"], err)
+	}
+	var ece map[string]float64
+	if err := json.Unmarshal(d.Methods[0]["ece"], &ece); err != nil || len(ece) != 1 || !(ece["30"] >= 0 && ece["30"] < 1) {
+		t.Errorf("hazard ece %s: want {\"30\": value in [0, 1)} (%v)", d.Methods[0]["ece"], err)
+	}
+	if !strings.Contains(string(d.Methods[2]["error"]), "unknown method") {
+		t.Errorf("nosuch error %s, want unknown method", d.Methods[2]["error"])
+	}
+	if m := got.Datasets[1]; m.Error == "" || len(m.Methods) != 0 || m.Customers != 0 {
+		t.Errorf("missing data set: got error %q, %d methods, %d customers; want the read error only", m.Error, len(m.Methods), m.Customers)
+	}
+	// The in-memory result keeps what the charts need.
+	if h := res.Datasets[0].Methods[0]; len(h.Calibration) != 10 || len(h.Gain) != evaluate.GainPoints {
+		t.Errorf("hazard: %d calibration bins, %d gain points; want 10, %d", len(h.Calibration), len(h.Gain), evaluate.GainPoints)
+	}
+}
+
+func TestRunOptions(t *testing.T) {
+	load := func(context.Context, Dataset) ([]model.Event, error) { return nil, nil }
+	for _, o := range []Options{
+		{Models: DefaultModels()},
+		{Load: load},
+		{Load: load, Models: []Model{{Name: "a"}, {Name: "a"}}},
+		{Load: load, Baselines: []string{evaluate.MethodHazard}},
+	} {
+		if _, err := Run(context.Background(), Builtin(), o); err == nil {
+			t.Errorf("options %+v: got no error", o)
+		}
+	}
+}

@@ -1,0 +1,152 @@
+// Package suite is Kairos's evaluation data-set suite: which data sets a model
+// is measured on, each with its file, reader and time-split protocol (the
+// built-in CDNOW, Online Retail and grocery protocols, plus the data sets of a
+// user's suite file), and the run that scores every Kairos model and baseline
+// on every data set into one result.
+package suite
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// Readers a Dataset can name in Format. The package does not read files
+// itself (see Loader); it only checks that a Dataset names one of these.
+const (
+	// FormatCDNOW is CDNOW_master.txt.
+	FormatCDNOW = "cdnow"
+	// FormatCDNOWSample is CDNOW_sample.txt.
+	FormatCDNOWSample = "cdnow-sample"
+	// FormatOnlineRetail is the UCI Online Retail export; a purchase is one
+	// non-cancelled invoice of a known customer (lines of an invoice merged).
+	FormatOnlineRetail = "online-retail"
+	// FormatGrocery is the BTYDplus grocery log (cust,date).
+	FormatGrocery = "grocery"
+	// FormatCSV is a delimited file described by the column mapping in
+	// Dataset.Mapping.
+	FormatCSV = "csv"
+)
+
+// Formats lists the readers a Dataset can name, in a stable order.
+func Formats() []string {
+	return []string{FormatCDNOW, FormatCDNOWSample, FormatOnlineRetail, FormatGrocery, FormatCSV}
+}
+
+// Dataset is one data set of the suite and its protocol: a 30-day purchase
+// label, features strictly before each cutoff, the customers scored at a
+// cutoff being those with an event before it, and every training label window
+// ending at or before TestCutoff.
+type Dataset struct {
+	Name string
+	// Path is the event file. A relative path is resolved by Resolve: against
+	// the data directory for a built-in data set, against the suite file's
+	// directory for one from a file.
+	Path string
+	// Format is one of Formats.
+	Format string
+	// Mapping is the column mapping YAML of a FormatCSV file (resolved like
+	// Path); empty otherwise.
+	Mapping      string
+	TestCutoff   time.Time
+	TrainCutoffs []time.Time
+}
+
+// Builtin returns the suite's reference protocols, as the shared data
+// README's suite table gives them, with paths relative to the data directory:
+//
+//   - cdnow: CDNOW_master.txt, test cutoff 1998-03-01, training cutoffs
+//     1997-07-01, -09-01, -11-01, 1998-01-01;
+//   - online-retail-full: the complete UCI Online Retail export, test cutoff
+//     2011-11-09, training cutoffs the first of every month 2011-05 .. 2011-10;
+//   - grocery: the BTYDplus grocery log, test cutoff 2007-12-01, training
+//     cutoffs 2007-03-01, -05-01, -07-01, -09-01, -10-01.
+func Builtin() []Dataset {
+	return []Dataset{
+		{Name: "cdnow", Path: "cdnow/CDNOW_master.txt", Format: FormatCDNOW,
+			TestCutoff: day("1998-03-01"), TrainCutoffs: days("1997-07-01", "1997-09-01", "1997-11-01", "1998-01-01")},
+		{Name: "online-retail-full", Path: "online_retail_full/online_retail.csv.gz", Format: FormatOnlineRetail,
+			TestCutoff:   day("2011-11-09"),
+			TrainCutoffs: days("2011-05-01", "2011-06-01", "2011-07-01", "2011-08-01", "2011-09-01", "2011-10-01")},
+		{Name: "grocery", Path: "grocery_btydplus/groceryElog.csv", Format: FormatGrocery,
+			TestCutoff: day("2007-12-01"), TrainCutoffs: days("2007-03-01", "2007-05-01", "2007-07-01", "2007-09-01", "2007-10-01")},
+	}
+}
+
+// day parses a built-in date; a typo in this file is a programming error.
+func day(s string) time.Time {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func days(ss ...string) []time.Time {
+	out := make([]time.Time, len(ss))
+	for i, s := range ss {
+		out[i] = day(s)
+	}
+	return out
+}
+
+// Validate checks that d names a reader and a protocol evaluate can run: a
+// name, a path, a mapping exactly for csv, and training cutoffs each of whose
+// 30-day label windows ends at or before the test cutoff.
+func (d Dataset) Validate() error {
+	if d.Name == "" {
+		return errors.New("data set without a name")
+	}
+	if d.Path == "" {
+		return fmt.Errorf("data set %s: path is required", d.Name)
+	}
+	if !slices.Contains(Formats(), d.Format) {
+		return fmt.Errorf("data set %s: unknown format %q (want one of %v)", d.Name, d.Format, Formats())
+	}
+	if (d.Format == FormatCSV) != (d.Mapping != "") {
+		return fmt.Errorf("data set %s: a mapping is required for format csv and only for it", d.Name)
+	}
+	if d.TestCutoff.IsZero() {
+		return fmt.Errorf("data set %s: test cutoff is required", d.Name)
+	}
+	if len(d.TrainCutoffs) == 0 {
+		return fmt.Errorf("data set %s: at least one training cutoff is required", d.Name)
+	}
+	for _, c := range d.TrainCutoffs {
+		if end := c.Add(model.Horizon * model.Day); end.After(d.TestCutoff) {
+			return fmt.Errorf("data set %s: training cutoff %s: its %d-day label window ends %s, after the test cutoff %s",
+				d.Name, c.Format(time.DateOnly), model.Horizon, end.Format(time.DateOnly), d.TestCutoff.Format(time.DateOnly))
+		}
+	}
+	return nil
+}
+
+// Merge returns base with every data set of extra added, a data set of extra
+// replacing the one of base with the same name in place.
+func Merge(base, extra []Dataset) []Dataset {
+	out := slices.Clone(base)
+	for _, d := range extra {
+		i := slices.IndexFunc(out, func(b Dataset) bool { return b.Name == d.Name })
+		if i >= 0 {
+			out[i] = d
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// Resolve returns d with a relative Path and Mapping joined to dir.
+func (d Dataset) Resolve(dir string) Dataset {
+	if d.Path != "" && !filepath.IsAbs(d.Path) {
+		d.Path = filepath.Join(dir, d.Path)
+	}
+	if d.Mapping != "" && !filepath.IsAbs(d.Mapping) {
+		d.Mapping = filepath.Join(dir, d.Mapping)
+	}
+	return d
+}
