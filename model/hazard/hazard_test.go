@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/kairos-fl/kairos/model/feature"
@@ -241,6 +242,42 @@ func TestRecoverBaseline(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestSmallShopCalibrated trains with the default schedule on a shop of 1,500
+// customers (the size of the BTYDplus grocery cohort) whose daily hazard is a
+// constant 0.04, and checks the fitted P(buy within 30 days) against the closed
+// form 1 − 0.96³⁰ = 0.7061. A schedule counted in epochs alone stops after 6
+// batches per epoch × 20 epochs = 120 steps, where the baselines have moved
+// from their start (P = 0.086) only part of the way.
+func TestSmallShopCalibrated(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	const n, h = 1500, 0.04
+	var rows []feature.Row
+	for i := range n {
+		label := 0
+		for k := range 30 {
+			if r.Float64() < h {
+				label = k + 1
+				break
+			}
+		}
+		rows = append(rows, feature.Row{Customer: strconv.Itoa(i), X: []float64{r.NormFloat64()}, Label: label})
+	}
+	m, rep, err := Train(context.Background(), testSchema(t, 1), rows, TrainOptions{Anneal: true, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Predict([]float64{0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The observed 30-day share has a binomial standard error of
+	// sqrt(0.706·0.294/1500) = 0.0118; allow 3 of them.
+	want := 1 - math.Pow(1-h, 30)
+	if got := p.Within[len(Horizons)-1]; math.Abs(got-want) > 0.035 {
+		t.Errorf("P(buy within 30 days) after %d steps: got %.4f, want %.4f ± 0.035", rep.Steps, got, want)
+	}
+}
 
 func TestTrainDeterministic(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 9))

@@ -81,9 +81,13 @@ type TrainOptions struct {
 	// BatchSize is the default step's customers per step (default 256).
 	BatchSize int
 	// Steps is the number of optimizer steps. When 0, Epochs passes over the
-	// customers at BatchSize per step (default 20 epochs).
-	Steps  int
-	Epochs int
+	// customers at BatchSize per step (default 20 epochs), but never fewer than
+	// MinSteps (default 2000): a fixed epoch count is 60 steps on a shop of
+	// 1,500 customers, far from the optimum of a convex loss, and a model
+	// stopped there is miscalibrated (docs/benchmarks.md, "Generalization").
+	Steps    int
+	Epochs   int
+	MinSteps int
 	// EarlyStopping holds out the rows of the latest cutoff (highest Row.Cutoff),
 	// trains on the rest while measuring the held-out negative log-likelihood every
 	// EvalEvery steps (default 50), stops after Patience evaluations without
@@ -133,6 +137,9 @@ func (o *TrainOptions) defaults() error {
 	if o.Epochs == 0 {
 		o.Epochs = 20
 	}
+	if o.MinSteps == 0 {
+		o.MinSteps = 2000
+	}
 	if o.EvalEvery == 0 {
 		o.EvalEvery = 50
 	}
@@ -146,7 +153,7 @@ func (o *TrainOptions) defaults() error {
 		o.BaseHazard = 0.003
 	}
 	switch {
-	case o.BatchSize < 0, o.Steps < 0, o.Epochs < 0, o.EvalEvery < 0, o.Patience < 0:
+	case o.BatchSize < 0, o.Steps < 0, o.Epochs < 0, o.MinSteps < 0, o.EvalEvery < 0, o.Patience < 0:
 		return errors.New("negative size option")
 	case !(o.LearningRate > 0) || math.IsInf(o.LearningRate, 0):
 		return fmt.Errorf("learning rate %v, want > 0", o.LearningRate)
@@ -292,7 +299,7 @@ func Train(ctx context.Context, schema feature.Schema, rows []feature.Row, opts 
 	all := newDataset(m, rows, nil)
 	steps := opts.Steps
 	if steps == 0 {
-		steps = opts.Epochs * ((len(all.groups) + opts.BatchSize - 1) / opts.BatchSize)
+		steps = max(opts.Epochs*((len(all.groups)+opts.BatchSize-1)/opts.BatchSize), opts.MinSteps)
 	}
 	var rep TrainReport
 	if opts.EarlyStopping {
