@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/pflag"
+
+	"github.com/kairos-fl/kairos/client/ingest"
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/chart"
+	"github.com/kairos-fl/kairos/model/suite"
+)
+
+// evalSuiteFlags are the flags of `kairos eval --suite`.
+type evalSuiteFlags struct {
+	on                   bool
+	file, dataDir, plots string
+}
+
+func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
+	f.BoolVar(&s.on, "suite", false, "run the data-set suite (CDNOW, Online Retail full, grocery and --suite-file's data sets), each with its protocol, "+
+		"for every Kairos model and baseline, and print one table (--json: one JSON object)")
+	f.StringVar(&s.file, "suite-file", "", "YAML file of data sets to add to the suite or to replace built-in ones (implies --suite)")
+	f.StringVar(&s.dataDir, "data-dir", "", "folder of the built-in data sets (default $KAIROS_SHARED/data or ../shared/data)")
+	f.StringVar(&s.plots, "plots", "", "with --suite, write a reliability diagram and a cumulative gain chart per data set (SVG) to this folder")
+}
+
+func (s *evalSuiteFlags) enabled() bool { return s.on || s.file != "" }
+
+// suiteDataDir is --data-dir, or the first shared data folder found beside the
+// repository (the same places sharedDataPath looks).
+func suiteDataDir(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	var roots []string
+	if s := os.Getenv("KAIROS_SHARED"); s != "" {
+		roots = append(roots, s)
+	}
+	roots = append(roots, "../shared", "../../shared", "../../../shared")
+	for _, r := range roots {
+		p := filepath.Join(r, "data")
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			return p, nil
+		}
+	}
+	return "", errors.New("no shared data folder under $KAIROS_SHARED/data or ../shared/data (set --data-dir)")
+}
+
+// runEvalSuite is `kairos eval --suite`: it loads the suite, runs it, and
+// prints the table or the JSON, writing the charts when asked.
+func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlags, asJSON bool, seed uint64) error {
+	dir, err := suiteDataDir(s.dataDir)
+	if err != nil {
+		return fmt.Errorf("eval --suite: %w", err)
+	}
+	var datasets []suite.Dataset
+	for _, d := range suite.Builtin() {
+		datasets = append(datasets, d.Resolve(dir))
+	}
+	if s.file != "" {
+		if datasets, err = suite.LoadFile(s.file, datasets); err != nil {
+			return fmt.Errorf("eval --suite: %w", err)
+		}
+	}
+	if s.plots != "" {
+		if err := os.MkdirAll(s.plots, 0o755); err != nil {
+			return fmt.Errorf("eval --suite: plots: %w", err)
+		}
+	}
+	res, err := suite.Run(ctx, datasets, suite.Options{
+		Load: suiteLoader(stderr), Models: suite.DefaultModels(), Baselines: suite.DefaultBaselines(), Seed: seed, Log: slog.Default(),
+	})
+	if err != nil {
+		return fmt.Errorf("eval --suite: %w", err)
+	}
+	if s.plots != "" {
+		if err := writeSuitePlots(s.plots, res); err != nil {
+			return fmt.Errorf("eval --suite: %w", err)
+		}
+	}
+	if asJSON {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	return writeSuiteTable(stdout, res)
+}
+
+// suiteLoader reads a suite data set with client/ingest. Reads skip bad rows up
+// to evalMaxInvalidShare, and print their summary to stderr.
+func suiteLoader(stderr io.Writer) suite.Loader {
+	return func(ctx context.Context, d suite.Dataset) ([]model.Event, error) {
+		opts := ingest.Options{OnError: ingest.Skip, MaxInvalidShare: evalMaxInvalidShare}
+		switch d.Format {
+		case suite.FormatCDNOW:
+			opts.Format = ingest.CDNOW
+		case suite.FormatCDNOWSample:
+			opts.Format = ingest.CDNOWSample
+		case suite.FormatGrocery:
+			opts.Format, opts.Mapping = ingest.CSV, ingest.GroceryMapping()
+		case suite.FormatCSV:
+			m, err := ingest.LoadMapping(d.Mapping)
+			if err != nil {
+				return nil, err
+			}
+			opts.Format, opts.Mapping = ingest.CSV, m
+		case suite.FormatOnlineRetail:
+			return readRetailInvoices(ctx, stderr, d.Path)
+		default:
+			return nil, fmt.Errorf("no reader for format %q", d.Format)
+		}
+		events, _, err := readEvalEvents(ctx, stderr, d.Path, opts)
+		return events, err
+	}
+}
+
+// readRetailInvoices reads an Online Retail export as the suite's protocol
+// defines a purchase: one per non-cancelled invoice of a known customer, the
+// invoice's lines merged (ingest.InvoiceMerger). A guest checkout's customer
+// is "NA" in the UCI sample and empty in the complete export, where the reader
+// counts it as a bad row under ReasonMissingCustomer; those rows are dropped
+// here, and any other bad row counts against evalMaxInvalidShare.
+func readRetailInvoices(ctx context.Context, stderr io.Writer, path string) ([]model.Event, error) {
+	f, err := ingest.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var m ingest.InvoiceMerger
+	rep, err := ingest.ReadOnlineRetail(ctx, f, path, ingest.Options{OnError: ingest.Skip}, m.Add)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(stderr, rep)
+	if bad := rep.Invalid - rep.Skipped[ingest.ReasonMissingCustomer]; float64(bad) > evalMaxInvalidShare*float64(rep.Rows) {
+		return nil, fmt.Errorf("read %s: %d of %d rows are bad input other than a missing customer, more than %g%%", path, bad, rep.Rows, 100*evalMaxInvalidShare)
+	}
+	events := make([]model.Event, 0, m.Len())
+	if err := m.Flush(func(ev model.Event, _ ingest.RetailLine) error {
+		events = append(events, ev)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("read %s: no purchases", path)
+	}
+	return events, nil
+}
+
+// writeSuiteTable prints one table: a row per data set and method.
+func writeSuiteTable(w io.Writer, res suite.Result) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "data set\tcustomers\tpositive@30\tmethod\tAUC@7\tAUC@30\tPR-AUC@30\tBrier@30\tECE@30\tseconds\t\n")
+	var notes []string
+	for _, d := range res.Datasets {
+		if d.Error != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\t%.1f\t\n", d.Name, d.Seconds)
+			notes = append(notes, fmt.Sprintf("%s failed: %s", d.Name, d.Error))
+			continue
+		}
+		for i, m := range d.Methods {
+			name, customers, rate := "", "", ""
+			if i == 0 {
+				name, customers, rate = d.Name, fmt.Sprint(d.Customers), cell(d.PositiveRate)
+			}
+			if m.Error != "" {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t%.1f\t\n", name, customers, rate, m.Name, m.Seconds)
+				notes = append(notes, fmt.Sprintf("%s: %s failed: %s", d.Name, m.Name, m.Error))
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", name, customers, rate, m.Name,
+				cell(m.AUC["7"]), cell(m.AUC["30"]), cell(m.PRAUC["30"]), cell(m.Brier["30"]), cell(m.ECE["30"]), m.Seconds)
+		}
+		for _, warn := range d.Warnings {
+			notes = append(notes, fmt.Sprintf("%s: %s", d.Name, warn))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
+	}
+	return nil
+}
+
+// cell formats a metric, "-" when absent (no probabilities) or undefined.
+func cell(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f", *v)
+}
+
+// writeSuitePlots writes <data set>-reliability.svg and <data set>-gain.svg
+// for every data set that ran.
+func writeSuitePlots(dir string, res suite.Result) error {
+	for _, d := range res.Datasets {
+		var rel []chart.ReliabilitySeries
+		var gain []chart.GainSeries
+		for _, m := range d.Methods {
+			if m.Error != "" {
+				continue
+			}
+			if len(m.Calibration) > 0 {
+				rel = append(rel, chart.ReliabilitySeries{Name: m.Name, Bins: m.Calibration})
+			}
+			if len(m.Gain) > 0 {
+				gain = append(gain, chart.GainSeries{Name: m.Name, Points: m.Gain})
+			}
+		}
+		title := fmt.Sprintf("%s, test cutoff %s: ", d.Name, d.TestCutoff)
+		if len(rel) > 0 {
+			if err := writeChart(filepath.Join(dir, fileName(d.Name)+"-reliability.svg"), func(w io.Writer) error {
+				return chart.Reliability(w, title+"reliability of P(buy within 30 days)", rel)
+			}); err != nil {
+				return err
+			}
+		}
+		if len(gain) > 0 {
+			if err := writeChart(filepath.Join(dir, fileName(d.Name)+"-gain.svg"), func(w io.Writer) error {
+				return chart.Gain(w, title+"cumulative gain, 30-day buyers", gain)
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func writeChart(path string, draw func(io.Writer) error) error {
+	var b strings.Builder
+	if err := draw(&b); err != nil {
+		return fmt.Errorf("plot %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	return nil
+}
+
+// fileName keeps the letters, digits, '-' and '_' of a data set's name.
+func fileName(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, name)
+}
