@@ -448,10 +448,12 @@ func TestEvalJSONFailedMethod(t *testing.T) {
 	}
 }
 
-// TestEvalOnlineRetailFailedBaseline runs the documented Online Retail example:
-// BG/NBD does not converge on the thinned sample, and its JSON entry must not
-// carry c_index 0 or jdata_score 0; the 1-day AUC (nobody buys on 2011-10-01)
-// is null, not missing.
+// TestEvalOnlineRetailFailedBaseline runs the documented Online Retail example.
+// BG/NBD used not to converge on the thinned sample ("linesearch: failed to
+// converge"); it now fits on the no-dropout boundary and must be scored:
+// AUC@30 0.6922, PR-AUC@30 0.4237 (the hazard model: 0.7020, 0.4233). A
+// failed method's JSON entry carries its name and error only; the 1-day AUC
+// (nobody buys on 2011-10-01) is null, not missing.
 func TestEvalOnlineRetailFailedBaseline(t *testing.T) {
 	path, err := sharedDataPath("online_retail/online_retail_sample_20k.csv")
 	if err != nil {
@@ -472,6 +474,15 @@ func TestEvalOnlineRetailFailedBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range got.Methods {
+		if string(m["name"]) == `"bgnbd"` {
+			var auc, pr map[string]*float64
+			if err := json.Unmarshal(m["auc"], &auc); err != nil || auc["30"] == nil || math.Abs(*auc["30"]-0.69221) > 1e-4 {
+				t.Errorf("bgnbd: error %s, auc %s, want AUC@30 0.69221", m["error"], m["auc"])
+			}
+			if err := json.Unmarshal(m["pr_auc"], &pr); err != nil || pr["30"] == nil || math.Abs(*pr["30"]-0.423704) > 1e-4 {
+				t.Errorf("bgnbd: pr_auc %s, want PR-AUC@30 0.423704", m["pr_auc"])
+			}
+		}
 		if _, failed := m["error"]; failed {
 			if len(m) != 2 {
 				t.Errorf("failed method %s: got keys %v, want name and error only", m["name"], slices.Sorted(maps.Keys(m)))
@@ -480,6 +491,84 @@ func TestEvalOnlineRetailFailedBaseline(t *testing.T) {
 		}
 		if string(m["auc"]) == "" || !strings.Contains(string(m["auc"]), `"1":null`) {
 			t.Errorf("%s auc: got %s, want \"1\":null", m["name"], m["auc"])
+		}
+	}
+}
+
+// TestEvalCSVDefaultProtocol: with --dataset csv the cutoffs may be left out;
+// eval derives them from the log's span (evaluate.DefaultProtocol) and prints
+// them. The shop log's purchases run from 2020-01-01 to 2020-06-30 (checked
+// below from the log itself), so the test cutoff is 2020-07-01 − 30 days =
+// 2020-06-01 and the training cutoffs step back 30 days: 05-02 (May has 31
+// days), 04-02, 03-03, 02-02 (2020 is a leap year); 01-03 would be less than
+// 30 days after the first purchase. Before, eval refused
+// to run without --test-cutoff and --train-cutoffs.
+func TestEvalCSVDefaultProtocol(t *testing.T) {
+	l := newShopLog(false)
+	var first, last int64 = math.MaxInt64, 0
+	for _, ts := range l.buys {
+		for _, s := range ts {
+			first, last = min(first, s), max(last, s)
+		}
+	}
+	if f, e := time.Unix(first, 0).UTC().Format(time.DateOnly), time.Unix(last, 0).UTC().Format(time.DateOnly); f != "2020-01-01" || e != "2020-06-30" {
+		t.Fatalf("shop log spans %s .. %s, want 2020-01-01 .. 2020-06-30 (the hand-worked cutoffs assume it)", f, e)
+	}
+	data, mapping := l.write(t, shopMapping)
+
+	stdout, stderr, err := runEval(t, "--dataset", "csv", "--data", data, "--mapping", mapping, "--json")
+	if err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, stderr)
+	}
+	want := "protocol: test cutoff 2020-06-01, training cutoffs 2020-02-02, 2020-03-03, 2020-04-02, 2020-05-02 (test cutoff and training cutoffs by the default rule"
+	if !strings.Contains(stderr, want) {
+		t.Errorf("stderr:\n%s\nwant %q", stderr, want)
+	}
+	var got struct {
+		TestCutoff string `json:"test_cutoff"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.TestCutoff != "2020-06-01" {
+		t.Errorf("test_cutoff: got %s, want 2020-06-01", got.TestCutoff)
+	}
+
+	// Only the test cutoff given: training cutoffs 04-01, 03-02, 02-01 back
+	// from it (2020-01-02 is before first purchase + 30 days).
+	_, stderr, err = runEval(t, "--dataset", "csv", "--data", data, "--mapping", mapping, "--test-cutoff", "2020-05-01", "--json")
+	if err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, stderr)
+	}
+	if want := "protocol: test cutoff 2020-05-01, training cutoffs 2020-02-01, 2020-03-02, 2020-04-01 (training cutoffs by the default rule"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr:\n%s\nwant %q", stderr, want)
+	}
+	// Both given: nothing is derived, nothing printed about the protocol.
+	_, stderr, err = runEval(t, append([]string{"--dataset", "csv", "--data", data, "--mapping", mapping, "--json"}, shopCutoff...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stderr, "protocol:") {
+		t.Errorf("stderr with both cutoffs given:\n%s\nwant no protocol line", stderr)
+	}
+}
+
+// TestEvalCSVShortLog: a log under 90 days is refused with its span and the
+// length the default protocol needs.
+func TestEvalCSVShortLog(t *testing.T) {
+	var rows []string
+	for i := range 40 {
+		d := time.Date(2021, 3, 1, 12, 0, 0, 0, time.UTC).AddDate(0, 0, (i*7)%60)
+		rows = append(rows, fmt.Sprintf("c%d,%d,buy,1", i%9, d.Unix()))
+	}
+	data, mapping := shopLog{rows: rows}.write(t, shopMapping)
+	_, _, err := runEval(t, "--dataset", "csv", "--data", data, "--mapping", mapping)
+	if err == nil {
+		t.Fatal("got nil error, want the short-log refusal")
+	}
+	for _, want := range []string{"log too short", "events span 60 days (2021-03-01 .. 2021-04-29)", "needs at least 90"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
 }

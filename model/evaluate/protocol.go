@@ -55,12 +55,18 @@ func DefaultProtocol(first, last time.Time, horizonDays int) (Protocol, error) {
 			"give the cutoffs explicitly",
 			ErrShortLog, span, firstDay.Format(time.DateOnly), lastDay.Format(time.DateOnly), need, horizonDays, horizonDays, horizonDays)
 	}
-	test := lastDay.AddDate(0, 0, 1-horizonDays)
+	test := DefaultTestCutoff(last, horizonDays)
 	train, err := DefaultTrainCutoffs(first, test, horizonDays)
 	if err != nil {
 		return Protocol{}, err
 	}
 	return Protocol{Test: test, Train: train}, nil
+}
+
+// DefaultTestCutoff returns the test cutoff of DefaultProtocol: the day after
+// the last event's UTC day minus horizonDays days.
+func DefaultTestCutoff(last time.Time, horizonDays int) time.Time {
+	return utcMidnight(last).AddDate(0, 0, 1-horizonDays)
 }
 
 // DefaultTrainCutoffs returns the training cutoffs of DefaultProtocol for a

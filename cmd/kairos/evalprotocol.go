@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/evaluate"
+)
+
+// parseEvalCutoffs parses --test-cutoff and --train-cutoffs; a flag not
+// given leaves a zero time or a nil slice.
+func parseEvalCutoffs(testFlag, trainFlag string) (time.Time, []time.Time, error) {
+	var test time.Time
+	if testFlag != "" {
+		d, err := parseDate(testFlag)
+		if err != nil {
+			return time.Time{}, nil, fmt.Errorf("eval: --test-cutoff: %w", err)
+		}
+		test = d
+	}
+	var train []time.Time
+	if trainFlag != "" {
+		for _, s := range strings.Split(trainFlag, ",") {
+			d, err := parseDate(strings.TrimSpace(s))
+			if err != nil {
+				return time.Time{}, nil, fmt.Errorf("eval: --train-cutoffs: %w", err)
+			}
+			train = append(train, d)
+		}
+	}
+	return test, train, nil
+}
+
+// resolveEvalCutoffs fills in the cutoffs the flags left out: a known data
+// set's fixed protocol, or, for --dataset csv (ds.test empty), the default
+// protocol of evaluate.DefaultProtocol from the span of the events, which it
+// prints to stderr. Cutoffs of a data set with a time zone become the
+// merchant's local midnights.
+func resolveEvalCutoffs(stderr io.Writer, ds evalDataset, test time.Time, train []time.Time, events []model.Event) (time.Time, []time.Time, error) {
+	if ds.test == "" && (test.IsZero() || train == nil) {
+		first, last := events[0].Time, events[0].Time
+		for _, e := range events {
+			if e.Time.Before(first) {
+				first = e.Time
+			}
+			if e.Time.After(last) {
+				last = e.Time
+			}
+		}
+		var what []string
+		switch {
+		case test.IsZero() && train == nil:
+			p, err := evaluate.DefaultProtocol(first, last, model.Horizon)
+			if err != nil {
+				return time.Time{}, nil, fmt.Errorf("eval: %w", err)
+			}
+			test, train = p.Test, p.Train
+			what = []string{"test cutoff", "training cutoffs"}
+		case test.IsZero():
+			test = evaluate.DefaultTestCutoff(last, model.Horizon)
+			what = []string{"test cutoff"}
+		default:
+			var err error
+			if train, err = evaluate.DefaultTrainCutoffs(first, test, model.Horizon); err != nil {
+				return time.Time{}, nil, fmt.Errorf("eval: %w", err)
+			}
+			what = []string{"training cutoffs"}
+		}
+		days := make([]string, len(train))
+		for i, c := range train {
+			days[i] = c.Format(time.DateOnly)
+		}
+		fmt.Fprintf(stderr, "protocol: test cutoff %s, training cutoffs %s (%s by the default rule from the events' span %s .. %s and the %d-day horizon)\n",
+			test.Format(time.DateOnly), strings.Join(days, ", "), strings.Join(what, " and "),
+			first.UTC().Format(time.DateOnly), last.UTC().Format(time.DateOnly), model.Horizon)
+	}
+	if test.IsZero() {
+		d, err := parseDate(ds.test)
+		if err != nil {
+			return time.Time{}, nil, fmt.Errorf("eval: data set test cutoff: %w", err)
+		}
+		test = d
+	}
+	if train == nil {
+		train = ds.train(test)
+	}
+	if ds.location != nil {
+		// Cutoffs are local midnights of the merchant.
+		for i, c := range train {
+			train[i] = time.Date(c.Year(), c.Month(), c.Day(), 0, 0, 0, 0, ds.location).UTC()
+		}
+		test = time.Date(test.Year(), test.Month(), test.Day(), 0, 0, 0, 0, ds.location).UTC()
+	}
+	return test, train, nil
+}
