@@ -341,6 +341,7 @@ type evalJSONMethod struct {
 	AUC         map[string]*float64 `json:"auc"`
 	PRAUC       map[string]*float64 `json:"pr_auc"`
 	Brier       map[string]*float64 `json:"brier,omitempty"` // absent for methods without probabilities
+	ECE         map[string]*float64 `json:"ece,omitempty"`   // expected calibration error at 30 days (metrics.ECE); as Brier
 	CIndex      *float64            `json:"c_index"`
 	JData       *float64            `json:"jdata_score"`
 	JDataS1     *float64            `json:"jdata_s1"`
@@ -406,6 +407,7 @@ func writeEvalJSON(w io.Writer, r evaluate.Report, in ingest.Report, loc *time.L
 	for _, m := range r.Methods {
 		out.Methods = append(out.Methods, evalJSONMethod{
 			Name: m.Name, AUC: jsonMetric(m.AUC), PRAUC: jsonMetric(m.PRAUC), Brier: jsonMetric(m.Brier),
+			ECE:    jsonECE(m.Calibration),
 			CIndex: jsonNum(m.CIndex), JData: jsonNum(m.JData), JDataS1: jsonNum(m.JDataS1), JDataS2: jsonNum(m.JDataS2),
 			F1: jsonNum(m.F1), F1Threshold: jsonNum(m.F1Threshold), Error: m.Err,
 		})
@@ -425,10 +427,10 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 	for _, h := range hazard.Horizons {
 		fmt.Fprintf(tw, "AUC@%d\t", h)
 	}
-	fmt.Fprint(tw, "PR-AUC@30\tBrier@30\tC-index\tJData\tF1@30\t\n")
+	fmt.Fprint(tw, "PR-AUC@30\tBrier@30\tECE@30\tC-index\tJData\tF1@30\t\n")
 	for _, m := range r.Methods {
 		if m.Err != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", m.Name, strings.Repeat("-\t", len(hazard.Horizons)+5))
+			fmt.Fprintf(tw, "%s\t%s\n", m.Name, strings.Repeat("-\t", len(hazard.Horizons)+6))
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t", m.Name)
@@ -439,7 +441,8 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 		if b, ok := m.Brier[model.Horizon]; ok {
 			brier = fmt.Sprintf("%.4f", b)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.4f\t%.4f\t%.4f\t\n", tableCell(r, model.Horizon, m.PRAUC[model.Horizon]), brier, m.CIndex, m.JData, m.F1)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.4f\t%.4f\t%.4f\t\n", tableCell(r, model.Horizon, m.PRAUC[model.Horizon]), brier, cell(jsonECE(m.Calibration)["30"]),
+			m.CIndex, m.JData, m.F1)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

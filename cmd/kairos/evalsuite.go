@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/chart"
+	"github.com/kairos-fl/kairos/model/metrics"
 	"github.com/kairos-fl/kairos/model/suite"
 )
 
@@ -257,4 +259,18 @@ func fileName(name string) string {
 		}
 		return '_'
 	}, name)
+}
+
+// jsonECE is the expected calibration error of a method's 30-day calibration
+// table as `kairos eval --json` gives it, {"30": ece}; nil for a method
+// without probabilities.
+func jsonECE(bins []metrics.Bin) map[string]*float64 {
+	if len(bins) == 0 {
+		return nil
+	}
+	e, err := metrics.ECE(bins)
+	if err != nil {
+		return map[string]*float64{strconv.Itoa(model.Horizon): nil}
+	}
+	return map[string]*float64{strconv.Itoa(model.Horizon): jsonNum(e)}
 }

@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -179,6 +182,93 @@ func TestEvalSuiteCommand(t *testing.T) {
 		}
 		if !strings.Contains(string(b), `data-series="hazard"`) {
 			t.Errorf("%s: no hazard series", name)
+		}
+	}
+}
+
+// TestEvalTableECE: `kairos eval` prints ECE@30 for the probabilistic methods,
+// and it equals the count-weighted mean |predicted − observed| recomputed from
+// the calibration table the same output prints (four decimals each, hence the
+// tolerance); the JSON gives the same value under "ece": {"30": …}.
+func TestEvalTableECE(t *testing.T) {
+	if _, err := sharedDataPath("cdnow/CDNOW_sample.txt"); err != nil {
+		t.Skip(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := newRootCmd()
+		var stdout bytes.Buffer
+		cmd.SetOut(&stdout)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs(append([]string{"eval", "--dataset", "cdnow-sample"}, args...))
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		return stdout.String()
+	}
+	table := run()
+	lines := strings.Split(table, "\n")
+	col := -1
+	printed := map[string]string{}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) > 0 && f[0] == "method" {
+			col = slices.Index(f, "ECE@30")
+		}
+		if col > 0 && len(f) == 12 && f[0] != "method" {
+			printed[f[0]] = f[col]
+		}
+	}
+	if col < 0 {
+		t.Fatalf("no ECE@30 column in\n%s", table)
+	}
+	for _, name := range []string{"recency", "frequency_365"} {
+		if printed[name] != "-" {
+			t.Errorf("%s ECE@30 %q, want - (no probabilities)", name, printed[name])
+		}
+	}
+	var jsonOut struct {
+		Methods []struct {
+			Name string             `json:"name"`
+			ECE  map[string]float64 `json:"ece"`
+		} `json:"methods"`
+	}
+	if err := json.Unmarshal([]byte(run("--json")), &jsonOut); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"hazard", "bgnbd"} {
+		var sum, n float64
+		in := false
+		for _, l := range lines {
+			if strings.HasPrefix(l, name+" 30-day calibration") {
+				in = true
+				continue
+			}
+			if in && !strings.HasPrefix(l, "  [") {
+				break
+			}
+			if in {
+				var lo, hi, mp, ob float64
+				var cnt int
+				if _, err := fmt.Sscanf(strings.TrimSpace(l), "[%f, %f)  n=%d mean predicted %f  observed %f", &lo, &hi, &cnt, &mp, &ob); err != nil {
+					t.Fatalf("calibration line %q: %v", l, err)
+				}
+				sum += float64(cnt) * math.Abs(mp-ob)
+				n += float64(cnt)
+			}
+		}
+		if n != 2357 {
+			t.Fatalf("%s: calibration counts sum to %g, want 2357", name, n)
+		}
+		want := sum / n
+		got, err := strconv.ParseFloat(printed[name], 64)
+		if err != nil || math.Abs(got-want) > 2e-4 {
+			t.Errorf("%s: printed ECE@30 %q, recomputed %.5f", name, printed[name], want)
+		}
+		for _, m := range jsonOut.Methods {
+			if m.Name == name && math.Abs(m.ECE["30"]-got) > 1e-4 {
+				t.Errorf("%s: JSON ece %v, table %v", name, m.ECE, got)
+			}
 		}
 	}
 }
