@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Peers of `kairos eval --suite`: the suite's data sets done the way a data scientist would
+in pandas + scikit-learn 1.2, on exactly the suite's protocols (30-day purchase label; features
+strictly before each cutoff; the customers scored at a cutoff are those with a purchase before
+it; training label windows end before the test cutoff). Methods:
+
+  logistic   LogisticRegression on standardised log1p of RFM + gap features
+  hist_gbdt  HistGradientBoostingClassifier on the same features (random_state 0)
+  recency    minus days since the last purchase (a check: it must equal Kairos's recency)
+
+Prints one JSON object of the shape `kairos eval --suite --json` prints:
+{"datasets":[{"name":..,"methods":[{"name":"logistic","auc":{"7":..,"30":..},"pr_auc":{"30":..},
+"brier":{"30":..},"ece":{"30":..}},...]}]}. AUC@7 ranks by the 30-day model's probability
+against 7-day labels, as Kairos does for its baselines. ECE: ten equal-width bins, bin
+k = floor(10 p) (p = 1 in the last), sum over bins of n_k/N |mean p - observed| (metrics.ECE).
+
+Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--only NAME]
+(Debian's python3-sklearn 1.2.1 and python3-pandas 1.5.3.)
+"""
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+DAY = pd.Timedelta(days=1)
+HORIZON = 30
+
+# The built-in suite of model/suite.Builtin().
+SUITE = [
+    {"name": "cdnow", "path": "cdnow/CDNOW_master.txt", "format": "cdnow", "test": "1998-03-01",
+     "train": ["1997-07-01", "1997-09-01", "1997-11-01", "1998-01-01"]},
+    {"name": "online-retail-full", "path": "online_retail_full/online_retail.csv.gz", "format": "online-retail",
+     "test": "2011-11-09", "train": ["2011-05-01", "2011-06-01", "2011-07-01", "2011-08-01", "2011-09-01", "2011-10-01"]},
+    {"name": "grocery", "path": "grocery_btydplus/groceryElog.csv", "format": "grocery", "test": "2007-12-01",
+     "train": ["2007-03-01", "2007-05-01", "2007-07-01", "2007-09-01", "2007-10-01"]},
+]
+
+
+def read(path, fmt):
+    """Purchases as a frame (customer, time, amount)."""
+    if fmt == "cdnow":
+        ev = pd.read_csv(path, sep=r"\s+", dtype={"customer_id": str, "date": str})
+        return pd.DataFrame({"customer": ev["customer_id"], "time": pd.to_datetime(ev["date"], format="%Y%m%d"),
+                             "amount": ev["dollar_value"].astype(float)})
+    if fmt == "online-retail":
+        # One purchase per non-cancelled invoice of a known customer, its lines summed.
+        ev = pd.read_csv(path, dtype={"InvoiceNo": str, "CustomerID": str})
+        ev = ev[ev["CustomerID"].notna() & ~ev["InvoiceNo"].str.startswith("C")]
+        ev = ev[(ev["Quantity"] >= 0) & (ev["UnitPrice"] >= 0)]
+        ev = ev.assign(amount=ev["Quantity"] * ev["UnitPrice"], time=pd.to_datetime(ev["InvoiceDate"]))
+        inv = ev.groupby(["CustomerID", "InvoiceNo"]).agg(time=("time", "min"), amount=("amount", "sum")).reset_index()
+        return pd.DataFrame({"customer": inv["CustomerID"], "time": inv["time"], "amount": inv["amount"]})
+    if fmt == "grocery":
+        ev = pd.read_csv(path, dtype={"cust": str})
+        return pd.DataFrame({"customer": ev["cust"], "time": pd.to_datetime(ev["date"]), "amount": 0.0})
+    raise ValueError(f"unknown format {fmt}")
+
+
+def features_at(ev, cutoff):
+    """log1p RFM + gap features of every customer with a purchase before cutoff, and the
+    first purchase day in [cutoff, cutoff + 30 days) (0 = none)."""
+    past = ev[ev["time"] < cutoff].sort_values(["customer", "time"])
+    g = past.groupby("customer")
+    f = pd.DataFrame({
+        "recency": (cutoff - g["time"].max()) / DAY,
+        "tenure": (cutoff - g["time"].min()) / DAY,
+        "n_buy": g.size(),
+        "spend": g["amount"].sum(),
+        "spend_mean": g["amount"].mean(),
+    })
+    for w in (30, 90, 180, 365):
+        recent = past[past["time"] >= cutoff - w * DAY]
+        f[f"buy_{w}d"] = recent.groupby("customer").size()
+    gaps = past.groupby("customer")["time"].diff() / DAY
+    gs = gaps.groupby(past["customer"])
+    f["gap_mean"] = gs.mean()
+    f["gap_std"] = gs.std()
+    f["gap_last"] = gs.last()
+    f["overdue"] = f["recency"] - f["gap_mean"]
+    f = f.fillna(0.0)
+    future = ev[(ev["time"] >= cutoff) & (ev["time"] < cutoff + HORIZON * DAY)]
+    first = ((future.groupby("customer")["time"].min() - cutoff) / DAY).astype(int) + 1
+    f["label_day"] = first.reindex(f.index).fillna(0).astype(int)
+    return f
+
+
+def ece(p, y, bins=10):
+    k = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = k == b
+        if m.any():
+            total += m.sum() * abs(p[m].mean() - y[m].mean())
+    return total / len(p)
+
+
+def r6(v):
+    return None if v is None or not np.isfinite(v) else round(float(v), 6)
+
+
+def score(name, s, p, day):
+    y30 = (day > 0) & (day <= HORIZON)
+    y7 = (day > 0) & (day <= 7)
+    m = {"name": name, "kind": "peer", "auc": {"7": r6(roc_auc_score(y7, s)), "30": r6(roc_auc_score(y30, s))},
+         "pr_auc": {"30": r6(average_precision_score(y30, s))}}
+    if p is not None:
+        m["brier"] = {"30": r6(brier_score_loss(y30, p))}
+        m["ece"] = {"30": r6(ece(p, y30.astype(float)))}
+    return m
+
+
+def run(ds, data_dir):
+    t0 = time.perf_counter()
+    ev = read(f"{data_dir}/{ds['path']}", ds["format"])
+    test_cut = pd.Timestamp(ds["test"])
+    train = pd.concat([features_at(ev, pd.Timestamp(c)) for c in ds["train"]])
+    test = features_at(ev, test_cut)
+    cols = [c for c in test.columns if c != "label_day"]
+    Xtr = np.log1p(np.clip(train[cols].to_numpy(dtype=float), 0, None))
+    Xte = np.log1p(np.clip(test[cols].to_numpy(dtype=float), 0, None))
+    ytr = ((train["label_day"] > 0) & (train["label_day"] <= HORIZON)).to_numpy()
+    day = test["label_day"].to_numpy()
+    methods = []
+    sc = StandardScaler().fit(Xtr)
+    lr = LogisticRegression(max_iter=2000).fit(sc.transform(Xtr), ytr)
+    p = lr.predict_proba(sc.transform(Xte))[:, 1]
+    methods.append(score("logistic", p, p, day))
+    gb = HistGradientBoostingClassifier(random_state=0).fit(Xtr, ytr)
+    p = gb.predict_proba(Xte)[:, 1]
+    methods.append(score("hist_gbdt", p, p, day))
+    methods.append(score("recency", -test["recency"].to_numpy(), None, day))
+    y30 = (day > 0) & (day <= HORIZON)
+    return {"name": ds["name"], "test_cutoff": ds["test"], "train_cutoffs": ds["train"],
+            "customers": int(len(test)), "positives_30": int(y30.sum()), "positive_rate_30": r6(y30.mean()),
+            "train_rows": int(len(train)), "seconds": round(time.perf_counter() - t0, 2), "methods": methods}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", default="../shared/data")
+    ap.add_argument("--only", default="", help="run only this data set")
+    a = ap.parse_args()
+    out = [run(ds, a.data_dir) for ds in SUITE if not a.only or ds["name"] == a.only]
+    json.dump({"datasets": out}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
