@@ -235,7 +235,16 @@ func describeSplit(dr *DatasetResult, rep evaluate.Report) {
 	dr.Customers, dr.TrainRows = rep.Customers, rep.TrainRows
 	dr.Positives = rep.Positives[model.Horizon]
 	dr.PositiveRate = num(rep.PositiveRate[model.Horizon])
-	dr.Warnings = rep.Warnings()
+	// Only the horizons the suite reports: evaluate also warns about AUC@1 and
+	// @3, which are not in the table.
+	for _, h := range AUCHorizons {
+		switch n := rep.Positives[h]; {
+		case n == 0 || n == rep.Customers:
+			dr.Warnings = append(dr.Warnings, fmt.Sprintf("%d of %d test customers buy within %d days: AUC@%d is undefined", n, rep.Customers, h, h))
+		case n < evaluate.MinPositives:
+			dr.Warnings = append(dr.Warnings, fmt.Sprintf("only %d test customers buy within %d days (fewer than %d): AUC@%d is unreliable", n, h, evaluate.MinPositives, h))
+		}
+	}
 }
 
 // fill copies a method's metrics from its evaluate report.
