@@ -14,8 +14,13 @@ Prints one JSON object of the shape `kairos eval --suite --json` prints:
 against 7-day labels, as Kairos does for its baselines. ECE: ten equal-width bins, bin
 k = floor(10 p) (p = 1 in the last), sum over bins of n_k/N |mean p - observed| (metrics.ECE).
 
-Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--only NAME]
+Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--only NAME] > peers.json
 (Debian's python3-sklearn 1.2.1 and python3-pandas 1.5.3.)
+
+       /usr/bin/python3 scripts/peer_suite.py --table kairos.json peers.json
+prints the side-by-side markdown table of docs/benchmarks.md from `kairos eval --suite --json`
+and this script's output: every method of both, and the difference of Kairos's default model
+(hazard) to the best peer in each column (for Brier and ECE, lower is better).
 """
 import argparse
 import json
@@ -142,11 +147,49 @@ def run(ds, data_dir):
             "train_rows": int(len(train)), "seconds": round(time.perf_counter() - t0, 2), "methods": methods}
 
 
+COLUMNS = [("auc", "7", "AUC@7", max), ("auc", "30", "AUC@30", max), ("pr_auc", "30", "PR-AUC@30", max),
+           ("brier", "30", "Brier@30", min), ("ece", "30", "ECE@30", min)]
+
+
+def table(kairos_path, peers_path):
+    """The markdown table of docs/benchmarks.md."""
+    kairos = {d["name"]: d for d in json.load(open(kairos_path))["datasets"]}
+    peers = {d["name"]: d for d in json.load(open(peers_path))["datasets"]}
+    cell = lambda m, k, h: "—" if m.get(k, {}).get(h) is None else f"{m[k][h]:.4f}"
+    print("| data set | method | " + " | ".join(c[2] for c in COLUMNS) + " |")
+    print("|---|---|" + "---|" * len(COLUMNS))
+    for name, kd in kairos.items():
+        pd_ = peers.get(name)
+        rows = [(f"Kairos {m['name']}", m) for m in kd["methods"]]
+        if pd_:
+            rows += [(f"peer {m['name']}", m) for m in pd_["methods"] if m["name"] != "recency"]
+        label = f"{name} ({kd['customers']:,} customers, {100 * kd['positive_rate_30']:.1f}%)"
+        for i, (mname, m) in enumerate(rows):
+            if m.get("error"):
+                print(f"| {label if i == 0 else ''} | {mname} | error: {m['error']} |" + " |" * (len(COLUMNS) - 1))
+                continue
+            print(f"| {label if i == 0 else ''} | {mname} | " + " | ".join(cell(m, k, h) for k, h, _, _ in COLUMNS) + " |")
+        hz = next((m for m in kd["methods"] if m["name"] == "hazard" and not m.get("error")), None)
+        if pd_ and hz:
+            diffs = []
+            for k, h, _, best in COLUMNS:
+                vals = [m[k][h] for m in pd_["methods"] if m.get(k, {}).get(h) is not None and m["name"] != "recency"]
+                if not vals or hz.get(k, {}).get(h) is None:
+                    diffs.append("—")
+                    continue
+                diffs.append(f"{hz[k][h] - best(vals):+.4f}")
+            print(f"| | **hazard − best peer** | " + " | ".join(diffs) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", default="../shared/data")
     ap.add_argument("--only", default="", help="run only this data set")
+    ap.add_argument("--table", nargs=2, metavar=("KAIROS_JSON", "PEERS_JSON"), help="print the side-by-side markdown table")
     a = ap.parse_args()
+    if a.table:
+        table(*a.table)
+        return
     out = [run(ds, a.data_dir) for ds in SUITE if not a.only or ds["name"] == a.only]
     json.dump({"datasets": out}, sys.stdout)
     print()
