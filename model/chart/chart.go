@@ -35,7 +35,7 @@ type GainSeries struct {
 
 // Geometry of every chart, in SVG user units.
 const (
-	width, height = 720, 560
+	width, height = 800, 560
 	left, top     = 70, 50
 	plotW, plotH  = 420, 420
 	legendX       = left + plotW + 30
