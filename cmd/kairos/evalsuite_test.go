@@ -14,7 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/model/evaluate"
 	"github.com/kairos-fl/kairos/model/suite"
 )
@@ -189,24 +191,32 @@ func TestEvalSuiteCommand(t *testing.T) {
 // TestEvalTableECE: `kairos eval` prints ECE@30 for the probabilistic methods,
 // and it equals the count-weighted mean |predicted − observed| recomputed from
 // the calibration table the same output prints (four decimals each, hence the
-// tolerance); the JSON gives the same value under "ece": {"30": …}.
+// tolerance); the JSON of the same report gives it as "ece": {"30": …}.
 func TestEvalTableECE(t *testing.T) {
-	if _, err := sharedDataPath("cdnow/CDNOW_sample.txt"); err != nil {
+	path, err := sharedDataPath("cdnow/CDNOW_sample.txt")
+	if err != nil {
 		t.Skip(err)
 	}
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := newRootCmd()
-		var stdout bytes.Buffer
-		cmd.SetOut(&stdout)
-		cmd.SetErr(io.Discard)
-		cmd.SetArgs(append([]string{"eval", "--dataset", "cdnow-sample"}, args...))
-		if err := cmd.Execute(); err != nil {
-			t.Fatal(err)
-		}
-		return stdout.String()
+	ctx := context.Background()
+	events, input, err := readEvalEvents(ctx, io.Discard, path, ingest.Options{Format: ingest.CDNOWSample})
+	if err != nil {
+		t.Fatal(err)
 	}
-	table := run()
+	ds := evalDatasets["cdnow-sample"]
+	test, _ := parseDate(ds.test)
+	rep, err := evaluate.Run(ctx, events, evaluate.Config{Dataset: "cdnow-sample", TestCutoff: test, TrainCutoffs: ds.train(test),
+		Seed: 1, Hazard: evaluate.DefaultHazardOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tableOut, jsonOut bytes.Buffer
+	if err := writeEvalTable(&tableOut, rep, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeEvalJSON(&jsonOut, rep, input, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	table := tableOut.String()
 	lines := strings.Split(table, "\n")
 	col := -1
 	printed := map[string]string{}
@@ -214,8 +224,9 @@ func TestEvalTableECE(t *testing.T) {
 		f := strings.Fields(l)
 		if len(f) > 0 && f[0] == "method" {
 			col = slices.Index(f, "ECE@30")
+			continue
 		}
-		if col > 0 && len(f) == 12 && f[0] != "method" {
+		if col > 0 && len(f) == 12 {
 			printed[f[0]] = f[col]
 		}
 	}
@@ -227,14 +238,19 @@ func TestEvalTableECE(t *testing.T) {
 			t.Errorf("%s ECE@30 %q, want - (no probabilities)", name, printed[name])
 		}
 	}
-	var jsonOut struct {
+	var js struct {
 		Methods []struct {
-			Name string             `json:"name"`
-			ECE  map[string]float64 `json:"ece"`
+			Name string              `json:"name"`
+			ECE  map[string]*float64 `json:"ece"`
 		} `json:"methods"`
 	}
-	if err := json.Unmarshal([]byte(run("--json")), &jsonOut); err != nil {
+	if err := json.Unmarshal(jsonOut.Bytes(), &js); err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range js.Methods {
+		if probs := m.Name == "hazard" || m.Name == "bgnbd"; probs != (m.ECE["30"] != nil) {
+			t.Errorf("%s: JSON ece %v, want it present = %v", m.Name, m.ECE, probs)
+		}
 	}
 	for _, name := range []string{"hazard", "bgnbd"} {
 		var sum, n float64
@@ -265,9 +281,37 @@ func TestEvalTableECE(t *testing.T) {
 		if err != nil || math.Abs(got-want) > 2e-4 {
 			t.Errorf("%s: printed ECE@30 %q, recomputed %.5f", name, printed[name], want)
 		}
-		for _, m := range jsonOut.Methods {
-			if m.Name == name && math.Abs(m.ECE["30"]-got) > 1e-4 {
+		for _, m := range js.Methods {
+			if m.Name == name && (m.ECE["30"] == nil || math.Abs(*m.ECE["30"]-got) > 1e-4) {
 				t.Errorf("%s: JSON ece %v, table %v", name, m.ECE, got)
+			}
+		}
+	}
+}
+
+// BenchmarkEvalSuite runs the whole built-in suite (every model and baseline
+// on the three data sets), the job `time kairos eval --suite` measures:
+//
+//	go test -run XXX -bench EvalSuite -benchtime 1x ./cmd/kairos/
+func BenchmarkEvalSuite(b *testing.B) {
+	dir, err := suiteDataDir("")
+	if err != nil {
+		b.Skip(err)
+	}
+	var datasets []suite.Dataset
+	for _, d := range suite.Builtin() {
+		datasets = append(datasets, d.Resolve(dir))
+	}
+	for b.Loop() {
+		res, err := suite.Run(context.Background(), datasets, suite.Options{
+			Load: suiteLoader(io.Discard), Models: suite.DefaultModels(), Baselines: suite.DefaultBaselines(), Seed: 1,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, d := range res.Datasets {
+			if d.Error != "" {
+				b.Fatalf("%s: %s", d.Name, d.Error)
 			}
 		}
 	}
