@@ -26,9 +26,13 @@ import (
 type evalSuiteFlags struct {
 	on                   bool
 	file, dataDir, plots string
+	// flags is the command's flag set, to refuse the flags of a single
+	// evaluation beside --suite.
+	flags *pflag.FlagSet
 }
 
 func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
+	s.flags = f
 	f.BoolVar(&s.on, "suite", false, "run the data-set suite (CDNOW, Online Retail full, grocery and --suite-file's data sets), each with its protocol, "+
 		"for every Kairos model and baseline, and print one table (--json: one JSON object)")
 	f.StringVar(&s.file, "suite-file", "", "YAML file of data sets to add to the suite or to replace built-in ones (implies --suite)")
@@ -37,6 +41,28 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 }
 
 func (s *evalSuiteFlags) enabled() bool { return s.on || s.file != "" }
+
+// conflicts refuses the flags of a single evaluation, which the suite would
+// otherwise silently ignore: every data set brings its file and cutoffs, and
+// the suite runs every model with its default settings.
+func (s *evalSuiteFlags) conflicts() error {
+	if s.flags == nil {
+		return nil
+	}
+	var set []string
+	s.flags.Visit(func(f *pflag.Flag) {
+		switch f.Name {
+		case "suite", "suite-file", "data-dir", "plots", "json", "seed":
+		default:
+			set = append(set, "--"+f.Name)
+		}
+	})
+	if len(set) > 0 {
+		return fmt.Errorf("eval --suite: %s cannot be combined with --suite (a suite file sets each data set's file, reader and cutoffs; "+
+			"the suite runs every model with its defaults)", strings.Join(set, ", "))
+	}
+	return nil
+}
 
 // suiteDataDir is --data-dir, or the first shared data folder found beside the
 // repository (the same places sharedDataPath looks).
@@ -61,6 +87,9 @@ func suiteDataDir(flag string) (string, error) {
 // runEvalSuite is `kairos eval --suite`: it loads the suite, runs it, and
 // prints the table or the JSON, writing the charts when asked.
 func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlags, asJSON bool, seed uint64) error {
+	if err := s.conflicts(); err != nil {
+		return err
+	}
 	dir, err := suiteDataDir(s.dataDir)
 	if err != nil {
 		return fmt.Errorf("eval --suite: %w", err)

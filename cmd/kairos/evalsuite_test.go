@@ -316,3 +316,31 @@ func BenchmarkEvalSuite(b *testing.B) {
 		}
 	}
 }
+
+// TestEvalSuiteRefusesSingleRunFlags: a flag of a single evaluation beside
+// --suite is an error naming it, not silently ignored; a bad suite file is an
+// error naming the key.
+func TestEvalSuiteRefusesSingleRunFlags(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("datasets:\n  - name: x\n    paht: a.csv\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--suite", "--dataset", "taobao"}, "--dataset cannot be combined with --suite"},
+		{[]string{"--suite", "--model", "mlp", "--dp-epsilon", "1"}, "--dp-epsilon, --model cannot be combined"},
+		{[]string{"--suite-file", bad, "--data-dir", t.TempDir()}, `line 3, column 5: unknown key "paht" in datasets[0]`},
+	}
+	for _, tc := range tests {
+		cmd := newRootCmd()
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs(append([]string{"eval"}, tc.args...))
+		err := cmd.Execute()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
