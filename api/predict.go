@@ -910,9 +910,7 @@ func explain(m *hazard.Model, x []float64, top int) Explanation {
 	d := len(x)
 	zc := make([]float64, 2*d) // one allocation for z and contrib
 	z, contrib := zc[:d:d], zc[d:]
-	for j, v := range x {
-		z[j] = (v - m.Std.Mean[j]) / m.Std.Scale[j]
-	}
+	m.Standardize(x, z) // a feature whose signal the customer lacks is 0 (hazard.Model.Standardize)
 	ex := Explanation{Method: "linear_exact"}
 	p := m.Params[m.Horizon:]
 	if m.Kind == hazard.KindMLP {

@@ -29,7 +29,10 @@ import (
 // SchemaVersion is the version of the feature definitions below. Bump it whenever
 // the meaning of any feature changes, so that models trained on the old meaning
 // are rejected.
-const SchemaVersion = 1
+//
+// Version 2 added gap_due_share and has_amount, and gates (Spec.Gate): a
+// feature whose signal a row lacks is absent, not zero.
+const SchemaVersion = 2
 
 // Windows are the purchase-count windows in days.
 var purchaseWindows = [...]int{1, 3, 7, 14, 30, 90, 180, 365}
@@ -55,6 +58,13 @@ const (
 type Spec struct {
 	Name      string
 	Transform string
+	// Gate, when set, names the 0/1 indicator feature that says whether this
+	// feature's signal exists for the row at all (has_view for view counts,
+	// has_amount for spend). Where the indicator is 0 the raw value is a
+	// placeholder, not a measurement — view_recency_days = 0 would read as
+	// "viewed today" — and a model must treat the feature as absent
+	// (Schema.Gates).
+	Gate string
 }
 
 // ErrUnknownFeature is returned when a mask names a feature the schema does not have.
@@ -89,11 +99,13 @@ type specTable struct {
 // allSpecs is the full, ordered feature list of SchemaVersion.
 func allSpecs() []Spec {
 	var s []Spec
-	add := func(name, tr string) { s = append(s, Spec{name, tr}) }
+	add := func(name, tr string) { s = append(s, Spec{Name: name, Transform: tr}) }
+	// gated adds a feature whose signal only exists where the indicator gate is 1.
+	gated := func(gate, name, tr string) { s = append(s, Spec{Name: name, Transform: tr, Gate: gate}) }
 	add("recency_days", tLog1p)
 	add("recency_years", tIdentity)
 	add("tenure_days", tLog1p)
-	add("first_purchase_age_days", tLog1p)
+	gated("has_purchase", "first_purchase_age_days", tLog1p)
 	add("has_purchase", tIdentity)
 	add("purchases_total", tLog1p)
 	add("purchase_days_distinct", tLog1p)
@@ -107,36 +119,38 @@ func allSpecs() []Spec {
 	add("purchase_days_90d", tLog1p)
 	add("purchase_days_365d", tLog1p)
 	add("active_months_365d", tLog1p)
-	add("recency_2nd_day_days", tLog1p)
-	add("recency_3rd_day_days", tLog1p)
-	add("gap_mean_days", tLog1p)
-	add("gap_std_days", tLog1p)
-	add("gap_last_days", tLog1p)
+	gated("has_gap", "recency_2nd_day_days", tLog1p)
+	gated("has_gap", "recency_3rd_day_days", tLog1p)
+	gated("has_gap", "gap_mean_days", tLog1p)
+	gated("has_gap", "gap_std_days", tLog1p)
+	gated("has_gap", "gap_last_days", tLog1p)
 	add("has_gap", tIdentity)
-	add("overdue_days", tSignLog1p)
-	add("overdue_ratio", tLog1p)
-	add("spend_total", tLog1p)
-	add("spend_mean", tLog1p)
-	add("spend_last", tLog1p)
-	add("spend_first_day", tLog1p)
+	gated("has_gap", "overdue_days", tSignLog1p)
+	gated("has_gap", "overdue_ratio", tLog1p)
+	gated("has_gap", "gap_due_share", tIdentity)
+	gated("has_amount", "spend_total", tLog1p)
+	gated("has_amount", "spend_mean", tLog1p)
+	gated("has_amount", "spend_last", tLog1p)
+	gated("has_amount", "spend_first_day", tLog1p)
 	add("purchases_first_day", tLog1p)
 	for _, w := range spendWindows {
-		add("spend_"+strconv.Itoa(w)+"d", tLog1p)
+		gated("has_amount", "spend_"+strconv.Itoa(w)+"d", tLog1p)
 	}
+	add("has_amount", tIdentity)
 	for _, k := range []string{"view", "cart", "favorite"} {
-		add(k+"s_total", tLog1p)
+		gated("has_"+k, k+"s_total", tLog1p)
 		for _, w := range activityWindows {
-			add(k+"s_"+strconv.Itoa(w)+"d", tLog1p)
+			gated("has_"+k, k+"s_"+strconv.Itoa(w)+"d", tLog1p)
 		}
-		add(k+"_recency_days", tLog1p)
+		gated("has_"+k, k+"_recency_days", tLog1p)
 		add("has_"+k, tIdentity)
 	}
-	add("cart_not_bought", tIdentity)
+	gated("has_cart", "cart_not_bought", tIdentity)
 	for d := time.Sunday; d <= time.Saturday; d++ {
-		add("purchase_share_"+strings.ToLower(d.String()[:3]), tIdentity)
+		gated("has_purchase", "purchase_share_"+strings.ToLower(d.String()[:3]), tIdentity)
 	}
 	for h := 0; h < 24; h += 6 {
-		add(fmt.Sprintf("purchase_share_hour_%02d_%02d", h, h+6), tIdentity)
+		gated("has_purchase", fmt.Sprintf("purchase_share_hour_%02d_%02d", h, h+6), tIdentity)
 	}
 	return s
 }
@@ -153,6 +167,33 @@ type Schema struct {
 
 // Len is the number of features.
 func (s Schema) Len() int { return len(s.Names) }
+
+// Gates returns, for each feature of s, the position in s of the indicator
+// that gates it (Spec.Gate), or −1 when the feature is not gated or its
+// indicator was masked out. A schema of another version than SchemaVersion
+// has no gates: its features meant what they meant then.
+func (s Schema) Gates() []int {
+	g := make([]int, len(s.Names))
+	for i := range g {
+		g[i] = -1
+	}
+	if s.Version != SchemaVersion {
+		return g
+	}
+	t := fullSpecs()
+	at := make(map[string]int, len(s.Names))
+	for i, n := range s.Names {
+		at[n] = i
+	}
+	for i, n := range s.Names {
+		if j, ok := t.pos[n]; ok && t.specs[j].Gate != "" {
+			if k, ok := at[t.specs[j].Gate]; ok {
+				g[i] = k
+			}
+		}
+	}
+	return g
+}
 
 // ComputeHash returns the hex SHA-256 over the canonical, domain-separated encoding
 // of the version, names and transforms. A masked schema has fewer names and so a
@@ -239,8 +280,9 @@ type Row struct {
 }
 
 type purchase struct {
-	at     int64 // unix seconds
-	amount float64
+	at        int64 // unix seconds
+	amount    float64
+	hasAmount bool // the log gave an amount (a grocery log gives none)
 }
 
 // activity accumulates one non-purchase kind at one cutoff.
@@ -334,7 +376,7 @@ func (b *Builder) Add(e model.Event) error {
 	}
 	c.first = min(c.first, t)
 	if e.Kind == model.Purchase {
-		c.purchases = append(c.purchases, purchase{at: t, amount: saturate(e.Amount, e.HasAmount)})
+		c.purchases = append(c.purchases, purchase{at: t, amount: saturate(e.Amount, e.HasAmount), hasAmount: e.HasAmount})
 		return nil
 	}
 	k := 0
@@ -527,7 +569,9 @@ func (b *Builder) raw(c *customer, ci int, out []float64) {
 		// gapMean ≥ 0 unless a time zone moves the calendar back across midnight
 		// between two purchases; the floor keeps the ratio finite then too.
 		put(recency / (max(gapMean, 0) + 1))
+		put(gapDueShare(pdays, tauDay))
 	} else {
+		put(0)
 		put(0)
 		put(0)
 		put(0)
@@ -562,6 +606,14 @@ func (b *Builder) raw(c *customer, ci int, out []float64) {
 		}
 		put(s)
 	}
+	hasAmount := 0.0
+	for _, p := range ps {
+		if p.hasAmount {
+			hasAmount = 1
+			break
+		}
+	}
+	put(hasAmount)
 	var lastCart int64
 	for k := range 3 {
 		var a activity
@@ -602,6 +654,28 @@ func (b *Builder) raw(c *customer, ci int, out []float64) {
 	for _, v := range hour {
 		put(share(v, n))
 	}
+}
+
+// gapDueShare is the customer's own estimate of buying within the horizon, in
+// the customer's own time scale rather than the merchant's: of the gaps between
+// consecutive purchase days (pdays, at least two) that are at least as long as
+// the current wait r = tauDay − last purchase day (a gap shorter than r is ruled
+// out: no purchase came), the share that ends within the next Horizon days,
+// smoothed towards ½ as (a + ½)/(b + 1). A weekly grocery buyer three days in
+// and a quarterly CD buyer a month in score alike when their own histories say
+// the same.
+func gapDueShare(pdays []int64, tauDay int64) float64 {
+	r := tauDay - pdays[len(pdays)-1]
+	var a, b float64
+	for j := 1; j < len(pdays); j++ {
+		if g := pdays[j] - pdays[j-1]; g >= r {
+			b++
+			if g < r+model.Horizon {
+				a++
+			}
+		}
+	}
+	return (a + 0.5) / (b + 1)
 }
 
 func share(v float64, n int) float64 {

@@ -59,24 +59,28 @@ func TestHandWorked(t *testing.T) {
 	s := b.Schema()
 	l := math.Log1p
 	want := map[string]float64{
-		"recency_days":              l(9.5), // Jan 31 12:00 → Feb 10 00:00
-		"tenure_days":               l(42),  // Dec 30 → Feb 10
-		"first_purchase_age_days":   l(40),
-		"purchases_total":           l(4),
-		"purchase_days_distinct":    l(3), // Jan 1, Jan 11, Jan 31
-		"purchases_7d":              0,
-		"purchases_14d":             l(2),
-		"purchases_30d":             l(3), // Jan 11 00:00 is exactly τ−30d: included
-		"purchases_90d":             l(4),
-		"gap_mean_days":             l(15), // gaps 10, 20
-		"gap_std_days":              l(5),  // sqrt((25+25)/2)
-		"gap_last_days":             l(20),
-		"overdue_days":              -l(5.5), // 9.5 − 15
-		"overdue_ratio":             l(9.5 / 16),
+		"recency_days":            l(9.5), // Jan 31 12:00 → Feb 10 00:00
+		"tenure_days":             l(42),  // Dec 30 → Feb 10
+		"first_purchase_age_days": l(40),
+		"purchases_total":         l(4),
+		"purchase_days_distinct":  l(3), // Jan 1, Jan 11, Jan 31
+		"purchases_7d":            0,
+		"purchases_14d":           l(2),
+		"purchases_30d":           l(3), // Jan 11 00:00 is exactly τ−30d: included
+		"purchases_90d":           l(4),
+		"gap_mean_days":           l(15), // gaps 10, 20
+		"gap_std_days":            l(5),  // sqrt((25+25)/2)
+		"gap_last_days":           l(20),
+		"overdue_days":            -l(5.5), // 9.5 − 15
+		"overdue_ratio":           l(9.5 / 16),
+		// Wait Feb 10 − Jan 31 = 10 days; gaps 10 and 20 are both ≥ 10 and end
+		// within 10 + 30 days: (2 + ½)/(2 + 1).
+		"gap_due_share":             2.5 / 3,
 		"spend_total":               l(65),
 		"spend_mean":                l(16.25),
 		"spend_last":                l(5),
 		"spend_30d":                 l(55),
+		"has_amount":                1,
 		"views_total":               l(1),
 		"views_30d":                 0, // 42 days ago
 		"view_recency_days":         l(42),
@@ -157,16 +161,18 @@ func TestSchemaHash(t *testing.T) {
 	}
 }
 
-// TestSchemaHashPinned pins the full and a masked schema hash as the
-// per-call implementation before the schema was computed once gave them
-// (commit 3c16008): models in the field carry these values.
+// TestSchemaHashPinned pins the full and a masked schema hash of
+// SchemaVersion 2, computed outside Go from the canonical encoding (a Python
+// sha256 over "kairos feature schema v1\x00" "2\x00" and each
+// "len:name\x00len:transform\x00"): models in the field carry these values.
+// Version 1's were ab5c182f… (full) and 9746bc72… (masked).
 func TestSchemaHashPinned(t *testing.T) {
 	tests := []struct {
 		allow []string
 		want  string
 	}{
-		{nil, "ab5c182fb78580556ea02c4d78a4b10c7d87dfe48fddb54af3d48d8c0403c3c7"},
-		{[]string{"tenure_days", "recency_days"}, "9746bc7261ed20e4c8f404c3bed6255e551ac667218c4fb2168c68645bab0d6f"},
+		{nil, "7b09396266749681a5e99cc661d120aa62da7ecc6bc0409149ae26e0c98a4c31"},
+		{[]string{"tenure_days", "recency_days"}, "fe4090ec83933c1cb6d3f2e111ed7d6c284dd1dff23da6082076148eca9af631"},
 	}
 	for _, tt := range tests {
 		s, err := NewSchema(tt.allow)
@@ -351,5 +357,79 @@ func TestExtremeEventsGiveFiniteFeatures(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGates checks which indicator gates a feature, by position in the schema,
+// and that masking the indicator out leaves the feature ungated.
+func TestGates(t *testing.T) {
+	full, err := NewSchema(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := full.Gates()
+	for _, tc := range []struct{ feature, gate string }{
+		{"view_recency_days", "has_view"},
+		{"views_30d", "has_view"},
+		{"cart_not_bought", "has_cart"},
+		{"favorites_total", "has_favorite"},
+		{"spend_total", "has_amount"},
+		{"spend_365d", "has_amount"},
+		{"gap_mean_days", "has_gap"},
+		{"gap_due_share", "has_gap"},
+		{"first_purchase_age_days", "has_purchase"},
+		{"purchase_share_hour_00_06", "has_purchase"},
+		{"recency_days", ""},
+		{"has_view", ""},
+		{"purchases_total", ""},
+	} {
+		i := slices.Index(full.Names, tc.feature)
+		want := -1
+		if tc.gate != "" {
+			want = slices.Index(full.Names, tc.gate)
+		}
+		if i < 0 || g[i] != want {
+			t.Errorf("%s (at %d): got gate %d, want %d (%q)", tc.feature, i, g[i], want, tc.gate)
+		}
+	}
+	masked, err := NewSchema([]string{"view_recency_days", "spend_total", "has_amount"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Schema order: spend_total, has_amount, view_recency_days (has_view masked out).
+	if got, want := masked.Gates(), []int{1, -1, -1}; !slices.Equal(got, want) {
+		t.Errorf("masked %v: got gates %v, want %v", masked.Names, got, want)
+	}
+	old := full
+	old.Version = 1
+	for i, v := range old.Gates() {
+		if v != -1 {
+			t.Fatalf("a version-1 schema has gate %d on %s, want none", v, old.Names[i])
+		}
+	}
+}
+
+// TestHasAmount: a log without amounts (the BTYDplus grocery log) says so in
+// has_amount instead of reporting a spend of 0.
+func TestHasAmount(t *testing.T) {
+	tau := day(2007, 12, 1, 0)
+	b, err := NewBuilder(Config{Cutoffs: []time.Time{tau}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []model.Event{
+		{Customer: "grocery", Time: day(2007, 11, 3, 0), Kind: model.Purchase},
+		{Customer: "shop", Time: day(2007, 11, 3, 0), Kind: model.Purchase, Amount: 0, HasAmount: true},
+	} {
+		if err := b.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := b.Schema()
+	want := map[string]float64{"grocery": 0, "shop": 1}
+	for _, r := range b.Rows() {
+		if got := valueOf(t, s, r.X, "has_amount"); got != want[r.Customer] {
+			t.Errorf("%s: has_amount got %v, want %v", r.Customer, got, want[r.Customer])
+		}
 	}
 }

@@ -95,7 +95,7 @@ func Unmarshal(data []byte, wantHash string) (*Model, error) {
 			return nil, fmt.Errorf("%s: standardization scale %d is %v, want > 0", op, j, s)
 		}
 	}
-	m := &Model{Kind: f.Kind, Horizon: f.Horizon, Schema: f.Schema, Std: f.Std, Training: f.Training}
+	m := &Model{Kind: f.Kind, Horizon: f.Horizon, Schema: f.Schema, Std: f.Std, Training: f.Training, gate: f.Schema.Gates()}
 	m.Params = append(m.Params, f.Baseline...)
 	switch f.Kind {
 	case KindLinear:

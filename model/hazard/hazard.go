@@ -41,6 +41,9 @@ type Model struct {
 	Std      Standardization
 	Params   []float64
 	Training Metadata
+	// gate is Schema.Gates(): where the indicator feature gate[j] is 0, the
+	// standardised feature j is 0 (absent, not a placeholder raw value).
+	gate []int
 }
 
 // Metadata records how a model was trained.
@@ -83,7 +86,7 @@ func New(kind string, schema feature.Schema, std Standardization, hidden int, ba
 	if !(baseHazard > 0 && baseHazard < 1) {
 		return nil, fmt.Errorf("new hazard model: base hazard %v not in (0, 1)", baseHazard)
 	}
-	m := &Model{Kind: kind, Horizon: model.Horizon, Hidden: hidden, Schema: schema, Std: std}
+	m := &Model{Kind: kind, Horizon: model.Horizon, Hidden: hidden, Schema: schema, Std: std, gate: schema.Gates()}
 	m.Params = make([]float64, NumParams(kind, d, hidden, m.Horizon))
 	lo := math.Log(baseHazard / (1 - baseHazard))
 	for t := range m.Horizon {
@@ -95,12 +98,25 @@ func New(kind string, schema feature.Schema, std Standardization, hidden int, ba
 // ErrFeatureCount is returned when a feature vector does not match the schema.
 var ErrFeatureCount = errors.New("feature vector length does not match schema")
 
-// standardize writes (x − mean)/scale into out.
-func (m *Model) standardize(x, out []float64) {
+// Standardize writes the vector the score function sees into z (len(x)):
+// (x − Mean)/Scale, except that a feature whose gating indicator
+// (feature.Spec.Gate) is 0 in x is absent and enters as 0 — it moves neither
+// the score nor, in training, its own weight. A purchases-only log thus trains
+// and explains no view features at all, instead of reading view_recency_days
+// = 0 as "viewed today". len(x) must be the schema's length.
+func (m *Model) Standardize(x, z []float64) {
 	for j, v := range x {
-		out[j] = (v - m.Std.Mean[j]) / m.Std.Scale[j]
+		if m.gate != nil {
+			if g := m.gate[j]; g >= 0 && x[g] == 0 {
+				z[j] = 0
+				continue
+			}
+		}
+		z[j] = (v - m.Std.Mean[j]) / m.Std.Scale[j]
 	}
 }
+
+func (m *Model) standardize(x, out []float64) { m.Standardize(x, out) }
 
 // score computes f(z) for a standardised z. hidden, when non-nil, receives the
 // MLP's hidden activations (len Hidden).

@@ -450,3 +450,49 @@ type stepFunc func(int, func(int, []float64) float64, []float64) error
 func (f stepFunc) Step(n int, grad func(int, []float64) float64, dir []float64) error {
 	return f(n, grad, dir)
 }
+
+// TestAbsentSignalIsAbsent: in a purchases-only log every customer has
+// view_recency_days = 0 and has_view = 0. Under FixedStandardization that raw 0
+// would standardise to (0 − 3.5)/1.5 = −2.33, "viewed today"; gated by has_view
+// it enters as 0, so a weight on it moves neither the score nor, in training,
+// that weight. A customer who did view keeps the ordinary standardisation.
+func TestAbsentSignalIsAbsent(t *testing.T) {
+	schema, err := feature.NewSchema([]string{"view_recency_days", "has_view"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(KindLinear, schema, FixedStandardization(schema), 0, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params[m.Horizon] = 0.7 // weight on view_recency_days; has_view's stays 0
+	for _, tc := range []struct {
+		x    []float64
+		want float64
+	}{
+		{[]float64{0, 0}, 0},
+		{[]float64{math.Log1p(2), 1}, 0.7 * (math.Log1p(2) - 3.5) / 1.5},
+	} {
+		if got, err := m.Score(tc.x); err != nil || math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("Score(%v): got %v (%v), want %v", tc.x, got, err, tc.want)
+		}
+	}
+	grad := make([]float64, len(m.Params))
+	if _, err := m.CustomerLoss([]feature.Row{{Customer: "a", X: []float64{0, 0}, Label: 4}}, grad); err != nil {
+		t.Fatal(err)
+	}
+	if g := grad[m.Horizon]; g != 0 {
+		t.Errorf("gradient on view_recency_days of a customer without views: got %v, want 0", g)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := Unmarshal(b, schema.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := loaded.Score([]float64{0, 0}); err != nil || got != 0 {
+		t.Errorf("loaded model: Score of a customer without views: got %v (%v), want 0", got, err)
+	}
+}
