@@ -115,8 +115,12 @@ func FuzzDecompressed(f *testing.F) {
 		}
 		var z bytes.Buffer
 		zw := gzip.NewWriter(&z)
-		zw.Write(data)
-		zw.Close()
+		if _, err := zw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
 		r, err = decompressed(&z)
 		if err != nil {
 			t.Fatal(err)
