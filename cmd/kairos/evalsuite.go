@@ -171,6 +171,9 @@ func readRetailInvoices(ctx context.Context, stderr io.Writer, path string) ([]m
 		return nil, err
 	}
 	fmt.Fprintln(stderr, rep)
+	if n := rep.Skipped[ingest.ReasonMissingCustomer]; n > 0 {
+		fmt.Fprintf(stderr, "  (the %d rows without a customer are guest checkouts, not purchases of a known customer: dropped by the protocol)\n", n)
+	}
 	if bad := rep.Invalid - rep.Skipped[ingest.ReasonMissingCustomer]; float64(bad) > evalMaxInvalidShare*float64(rep.Rows) {
 		return nil, fmt.Errorf("read %s: %d of %d rows are bad input other than a missing customer, more than %g%%", path, bad, rep.Rows, 100*evalMaxInvalidShare)
 	}
