@@ -101,6 +101,13 @@ Rows a format leaves out by rule (Online Retail guest checkouts and cancellation
 mapping lists under ignore, Taobao's stray timestamps) do not count. A summary of what was read
 and skipped goes to standard error.
 
+With --suite, eval runs the data-set suite instead of one data set: CDNOW, the complete Online
+Retail export and the BTYDplus grocery log, each with its protocol from the shared data README,
+plus the data sets of --suite-file (YAML: name, path, format or mapping, test_cutoff,
+train_cutoffs; a data set named like a built-in one replaces it). It prints one table of AUC@7,
+AUC@30, PR-AUC@30, Brier@30 and ECE@30 for every Kairos model and baseline (--json: one object),
+and --plots DIR writes a reliability diagram and a cumulative gain chart per data set (SVG).
+
 Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
