@@ -903,42 +903,15 @@ func (cp *CustomerPrediction) finite() bool {
 	return true
 }
 
-// explain attributes the score of x to its features: w_j·z_j for the linear
-// model (exact), ∂f/∂z_j·z_j for the MLP. The parameter layout is hazard's
-// documented one: [b_1..b_H | w] or [b_1..b_H | W1 (Hidden×d) | c1 | w2].
+// explain ranks the features by their push on the score of x, as the model
+// attributes it (hazard.Model.Contributions: w_j·z_j for the linear model,
+// exact; ∂f/∂z_j·z_j for the MLP; 0 for a signal the customer lacks).
 func explain(m *hazard.Model, x []float64, top int) Explanation {
 	d := len(x)
 	zc := make([]float64, 2*d) // one allocation for z and contrib
 	z, contrib := zc[:d:d], zc[d:]
-	m.Standardize(x, z) // a feature whose signal the customer lacks is 0 (hazard.Model.Standardize)
-	ex := Explanation{Method: "linear_exact"}
-	p := m.Params[m.Horizon:]
-	if m.Kind == hazard.KindMLP {
-		ex.Method = "gradient_x_input"
-		H := m.Hidden
-		w1, c1, w2 := p[:H*d], p[H*d:H*d+H], p[H*d+H:H*d+2*H]
-		for k := range H {
-			a := c1[k]
-			row := w1[k*d : (k+1)*d]
-			for j, v := range z {
-				a += row[j] * v
-			}
-			h := math.Tanh(a)
-			ex.Score += w2[k] * h
-			g := w2[k] * (1 - h*h)
-			for j := range z {
-				contrib[j] += g * row[j]
-			}
-		}
-		for j := range contrib {
-			contrib[j] *= z[j]
-		}
-	} else {
-		for j, v := range z {
-			contrib[j] = p[j] * v
-			ex.Score += contrib[j]
-		}
-	}
+	var ex Explanation
+	ex.Score, ex.Method = m.Contributions(x, z, contrib)
 	order := make([]int, d)
 	for j := range order {
 		order[j] = j

@@ -327,3 +327,52 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64) 
 	}
 	return loss
 }
+
+// Explanation methods returned by Contributions.
+const (
+	// ExplainLinearExact: contribution_j = w_j·z_j, which add up to the score.
+	ExplainLinearExact = "linear_exact"
+	// ExplainGradientInput: contribution_j = ∂f/∂z_j·z_j, a first-order
+	// attribution of the MLP's score that need not add up to it.
+	ExplainGradientInput = "gradient_x_input"
+)
+
+// Contributions attributes the score of a raw feature vector x to its
+// features: it writes the standardised vector (Standardize, so a feature whose
+// signal x lacks is 0 and contributes nothing) into z and each feature's push
+// on the score into contrib (both len(x), zeroed here), and returns the score
+// f(x) and the attribution method. A model owns this because it walks the
+// model's parameters; callers rank and format. len(x) must be the schema's
+// length.
+func (m *Model) Contributions(x, z, contrib []float64) (score float64, method string) {
+	m.Standardize(x, z)
+	clear(contrib)
+	d := len(x)
+	p := m.Params[m.Horizon:]
+	if m.Kind != KindMLP {
+		for j, v := range z {
+			contrib[j] = p[j] * v
+			score += contrib[j]
+		}
+		return score, ExplainLinearExact
+	}
+	H := m.Hidden
+	w1, c1, w2 := p[:H*d], p[H*d:H*d+H], p[H*d+H:H*d+2*H]
+	for k := range H {
+		a := c1[k]
+		row := w1[k*d : (k+1)*d]
+		for j, v := range z {
+			a += row[j] * v
+		}
+		h := math.Tanh(a)
+		score += w2[k] * h
+		g := w2[k] * (1 - h*h)
+		for j := range z {
+			contrib[j] += g * row[j]
+		}
+	}
+	for j := range contrib {
+		contrib[j] *= z[j]
+	}
+	return score, ExplainGradientInput
+}

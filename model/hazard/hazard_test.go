@@ -496,3 +496,70 @@ func TestAbsentSignalIsAbsent(t *testing.T) {
 		t.Errorf("loaded model: Score of a customer without views: got %v (%v), want 0", got, err)
 	}
 }
+
+// TestContributions checks the attribution against independent computations:
+// for the linear score, w_j·z_j by hand and a sum equal to Score; for the MLP,
+// ∂f/∂z_j from central finite differences of Score, times z_j. A feature whose
+// gate says its signal is absent contributes 0 either way.
+func TestContributions(t *testing.T) {
+	schema, err := feature.NewSchema([]string{"recency_days", "views_total", "has_view"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	std := Standardization{Mean: []float64{2, 1, 0.5}, Scale: []float64{2, 0.5, 0.5}}
+	lin, err := New(KindLinear, schema, std, 0, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(lin.Params[lin.Horizon:], []float64{0.5, -1, 0.25})
+	z, c := make([]float64, 3), make([]float64, 3)
+	// x = (4, 3, 1): z = (1, 4, 1); contributions 0.5, −4, 0.25.
+	score, method := lin.Contributions([]float64{4, 3, 1}, z, c)
+	if want := []float64{0.5, -4, 0.25}; !slices.Equal(c, want) || score != -3.25 || method != ExplainLinearExact {
+		t.Errorf("linear: got %v, score %v, %s; want %v, −3.25, %s", c, score, method, want, ExplainLinearExact)
+	}
+	// No views: views_total is absent (0), has_view = 0 → z = −1 for it.
+	score, _ = lin.Contributions([]float64{4, 0, 0}, z, c)
+	if want := []float64{0.5, 0, -0.25}; !slices.Equal(c, want) || score != 0.25 {
+		t.Errorf("linear without views: got %v, score %v; want %v, 0.25", c, score, want)
+	}
+
+	mlp, err := New(KindMLP, schema, std, 4, 0.1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	for j := mlp.Horizon; j < len(mlp.Params); j++ {
+		mlp.Params[j] = r.NormFloat64()
+	}
+	for _, x := range [][]float64{{4, 3, 1}, {1, 0, 0}} {
+		score, method := mlp.Contributions(x, z, c)
+		want, err := mlp.Score(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(score-want) > 1e-12 || method != ExplainGradientInput {
+			t.Errorf("mlp %v: score %v (%s), Score gives %v", x, score, method, want)
+		}
+		const h = 1e-6
+		for j := range x {
+			if x[2] == 0 && j == 1 {
+				if c[j] != 0 {
+					t.Errorf("mlp %v: absent views_total contributes %v, want 0", x, c[j])
+				}
+				continue
+			}
+			if x[2] == 0 && j == 2 {
+				continue // any move off has_view = 0 opens the gate: no derivative there
+			}
+			up, dn := slices.Clone(x), slices.Clone(x)
+			up[j] += h * std.Scale[j]
+			dn[j] -= h * std.Scale[j]
+			fu, _ := mlp.Score(up)
+			fd, _ := mlp.Score(dn)
+			if fd := (fu - fd) / (2 * h) * z[j]; math.Abs(c[j]-fd) > 1e-6 {
+				t.Errorf("mlp %v feature %d: got %v, finite differences give %v", x, j, c[j], fd)
+			}
+		}
+	}
+}
