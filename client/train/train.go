@@ -28,7 +28,12 @@
 // shop, not from any shop's data. It costs no privacy budget, needs no extra protocol
 // step, and for a linear hazard it changes only the conditioning of the optimisation,
 // not what the model can express: the baselines absorb any centring error, and a
-// scale wrong by a small factor is absorbed by the weights. The federated simulation
+// scale wrong by a small factor is absorbed by the weights. A feature whose signal a
+// customer lacks (views in a purchases-only shop, spend in a log without amounts)
+// enters as 0 whatever its centre (hazard.Model.Standardize), so constants chosen for
+// one kind of shop do not turn another shop's missing signal into a value. The time
+// scale comes from each customer's own gaps (feature gap_due_share, overdue_ratio),
+// not from a merchant statistic that would need a DP release (docs/privacy.md §5a). The federated simulation
 // (package sim) measures the utility. The aggregator creates the initial model with
 // hazard.Initial so that every merchant trains in the same coordinates.
 package train
