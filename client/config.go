@@ -89,6 +89,12 @@ type DataConfig struct {
 	Mapping string `yaml:"mapping"`
 	// OnError is "fail" (default) or "skip" for malformed rows.
 	OnError string `yaml:"on_error"`
+	// MaxInvalidShare bounds the malformed rows a "skip" read accepts: a file
+	// in which more than this share of the rows are bad input (a wrong time
+	// layout, an unmapped kind value, a bad amount) fails to load instead of
+	// training on what is left. Nil means DefaultMaxInvalidShare; 1 accepts any
+	// number. Rows a format excludes by rule (returns, guest checkouts) never count.
+	MaxInvalidShare *float64 `yaml:"max_invalid_share"`
 	// TimeZone is the zone of naive timestamps in the file (default UTC).
 	TimeZone string `yaml:"time_zone"`
 	// Postgres configures a database source.
@@ -271,6 +277,14 @@ func (d *DataConfig) validate() []error {
 	case "", "fail", "skip":
 	default:
 		bad("on_error: %q, want fail or skip", d.OnError)
+	}
+	if m := d.MaxInvalidShare; m != nil {
+		if !(*m >= 0 && *m <= 1) {
+			bad("max_invalid_share: %v, want a share in [0, 1]", *m)
+		}
+		if d.OnError != "skip" {
+			bad("max_invalid_share: only with on_error: skip (fail stops at the first bad row)")
+		}
 	}
 	if d.TimeZone != "" {
 		if _, err := time.LoadLocation(d.TimeZone); err != nil {

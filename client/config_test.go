@@ -100,6 +100,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"shard part", "format: cdnow\npath: x\nshard: {of: [1, -1], index: 0, key: customer-hash}", "shard.of[1]"},
 		{"shard key", "format: cdnow\npath: x\nshard: {of: [1], index: 0, key: email}", "shard.key"},
 		{"on_error", "format: cdnow\npath: x\non_error: ignore", "on_error"},
+		{"max_invalid_share range", "format: cdnow\npath: x\non_error: skip\nmax_invalid_share: 1.5", "max_invalid_share: 1.5"},
+		{"max_invalid_share without skip", "format: cdnow\npath: x\nmax_invalid_share: 0.1", "only with on_error: skip"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			head, _, _ := strings.Cut(validConfig, "data:")

@@ -7,14 +7,17 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/client/train/sim"
 	"github.com/kairos-fl/kairos/crypto/pseudonym"
 	"github.com/kairos-fl/kairos/model"
@@ -183,5 +186,56 @@ func TestLoadEventsShardsAndPseudonymizes(t *testing.T) {
 	}
 	if len(owner) != 400 || total != 1395 {
 		t.Errorf("shards hold %d customers and %d events, want 400 and 1395", len(owner), total)
+	}
+}
+
+// TestSkipBoundsInvalidRows: a merchant whose file has 5 malformed rows in 100
+// (5%) does not train on the 95 left under on_error: skip unless its config
+// accepts that share; the default bound is 1%.
+func TestSkipBoundsInvalidRows(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("customer_id date number_of_cds dollar_value\n")
+	for i := range 100 {
+		date := "19970101"
+		if i%20 == 7 {
+			date = "1997-01-01" // the wrong layout: a bad row
+		}
+		fmt.Fprintf(&b, "%05d %s 1 10.00\n", i+1, date)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "orders.txt"), []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := pseudonym.NewKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, _ := strings.Cut(validConfig, "data:")
+	for _, tc := range []struct {
+		name, extra string
+		wantEvents  int // -1: the load fails with *ingest.TooManyInvalidError
+	}{
+		{"default bound", "", -1},
+		{"share accepted", "  max_invalid_share: 0.05\n", 95},
+		{"share below", "  max_invalid_share: 0.04\n", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ParseConfig("t.yaml", dir, []byte(head+"data:\n  format: cdnow\n  path: orders.txt\n  on_error: skip\n"+tc.extra))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds, err := LoadEvents(context.Background(), cfg, SourceOptions{Pseudonym: key})
+			var tooMany *ingest.TooManyInvalidError
+			switch {
+			case tc.wantEvents < 0 && !errors.As(err, &tooMany):
+				t.Fatalf("got %v, want a *ingest.TooManyInvalidError", err)
+			case tc.wantEvents < 0 && tooMany.Report.Invalid != 5:
+				t.Errorf("error counts %d invalid rows, want 5", tooMany.Report.Invalid)
+			case tc.wantEvents >= 0 && err != nil:
+				t.Fatal(err)
+			case tc.wantEvents >= 0 && len(ds.Events) != tc.wantEvents:
+				t.Errorf("got %d events, want %d", len(ds.Events), tc.wantEvents)
+			}
+		})
 	}
 }

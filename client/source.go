@@ -115,6 +115,13 @@ func ShardOf(customer string, shares []float64) int {
 	return len(shares) - 1
 }
 
+// DefaultMaxInvalidShare is the share of malformed rows a "skip" source
+// accepts when its config names none (as kairos eval's default): a real export
+// has a handful of bad rows, while a wrong mapping makes nearly every row bad,
+// and a merchant that trained on the few rows left would spend its budget on
+// noise without knowing.
+const DefaultMaxInvalidShare = 0.01
+
 func readFile(ctx context.Context, cfg *Config, wrap func(io.Reader, int64) io.Reader, emit func(model.Event) error) (ingest.Report, error) {
 	d := cfg.Data
 	format, err := ingest.ParseFormat(d.Format)
@@ -124,6 +131,10 @@ func readFile(ctx context.Context, cfg *Config, wrap func(io.Reader, int64) io.R
 	opts := ingest.Options{Format: format}
 	if d.OnError == "skip" {
 		opts.OnError = ingest.Skip
+		opts.MaxInvalidShare = DefaultMaxInvalidShare
+		if d.MaxInvalidShare != nil {
+			opts.MaxInvalidShare = *d.MaxInvalidShare
+		}
 	}
 	if d.TimeZone != "" {
 		if opts.Location, err = time.LoadLocation(d.TimeZone); err != nil {
