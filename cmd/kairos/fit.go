@@ -47,14 +47,18 @@ var fitUnits = map[string]time.Duration{"day": 24 * time.Hour, "week": 7 * 24 * 
 // fitInput holds the flags that say which customers a fit reads: a summary
 // CSV, or raw purchases summarised per customer.
 type fitInput struct {
-	summary, data, format, end, unit string
+	summary, data, format, mapping, end, unit string
+	maxInvalid                                float64
 }
 
 func (in *fitInput) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&in.summary, "summary", "", "calibration summary CSV (columns frequency, recency, T; an ID column is ignored)")
 	f.StringVar(&in.data, "data", "", "raw transactions file to summarise")
-	f.StringVar(&in.format, "format", "", "format of --data: cdnow, cdnow-sample, taobao or online-retail")
+	f.StringVar(&in.format, "format", "", "format of --data: cdnow, cdnow-sample, taobao, online-retail or csv (with --mapping)")
+	f.StringVar(&in.mapping, "mapping", "", "column mapping YAML for --format csv (as for kairos eval --dataset csv)")
+	f.Float64Var(&in.maxInvalid, "max-invalid-share", evalMaxInvalidShare,
+		"fail when more than this share of the rows of --data cannot be read (0: stop at the first bad row)")
 	f.StringVar(&in.end, "calibration-end", "", "last day of the calibration period, YYYY-MM-DD (UTC, inclusive)")
 	f.StringVar(&in.unit, "unit", "week", "time unit of recency, T and alpha: day or week")
 }
@@ -69,13 +73,13 @@ func (in *fitInput) load(cmd *cobra.Command, op string) ([]bgnbd.Customer, int, 
 	case in.summary != "" && in.data != "":
 		return nil, 0, fmt.Errorf("%s: give --summary or --data, not both", op)
 	case in.summary != "":
-		if cmd.Flags().Changed("format") || cmd.Flags().Changed("calibration-end") {
-			return nil, 0, fmt.Errorf("%s: --format and --calibration-end go with --data, not --summary", op)
+		if cmd.Flags().Changed("format") || cmd.Flags().Changed("calibration-end") || cmd.Flags().Changed("mapping") {
+			return nil, 0, fmt.Errorf("%s: --format, --mapping and --calibration-end go with --data, not --summary", op)
 		}
 		cs, err := fitReadSummary(op, in.summary)
 		return cs, 0, err
 	case in.data != "":
-		return fitSummariseRaw(cmd, op, in.data, in.format, in.end, step)
+		return fitSummariseRaw(cmd, op, in, step)
 	default:
 		return nil, 0, fmt.Errorf("%s: give --summary FILE or --data FILE", op)
 	}
@@ -167,6 +171,10 @@ log-likelihood -9594.98):
 			}
 			_, err = fmt.Fprintf(w, "Pareto/NBD on %d customers (unit %s): r = %.4f  alpha = %.4f  s = %.4f  beta = %.4f  log-likelihood = %.4f\n",
 				res.Customers, res.Unit, res.R, res.Alpha, res.S, res.Beta, res.LogLikelihood)
+			if err == nil && res.S/res.Beta < noDropout {
+				_, err = fmt.Fprintf(w, "s/beta = %.2g: these data show no dropout, so Pareto/NBD has reduced to the NBD (mean dropout rate → 0)\n",
+					res.S/res.Beta)
+			}
 			if err == nil && res.Skipped > 0 {
 				_, err = fmt.Fprintf(w, "skipped %d customers with no purchase before the calibration end day\n", res.Skipped)
 			}
@@ -195,7 +203,8 @@ func fitReadSummary(op, path string) ([]bgnbd.Customer, error) {
 // order of customer id so that the fit is reproducible. Customers with no
 // purchase before the end day, or whose first purchase is on it (age zero),
 // are counted as skipped.
-func fitSummariseRaw(cmd *cobra.Command, op, path, format, end string, unit time.Duration) ([]bgnbd.Customer, int, error) {
+func fitSummariseRaw(cmd *cobra.Command, op string, in *fitInput, unit time.Duration) ([]bgnbd.Customer, int, error) {
+	path, format, end := in.data, in.format, in.end
 	if format == "" {
 		return nil, 0, fmt.Errorf("%s: --data needs --format", op)
 	}
@@ -203,8 +212,24 @@ func fitSummariseRaw(cmd *cobra.Command, op, path, format, end string, unit time
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", op, err)
 	}
-	if fmtv == ingest.CSV {
-		return nil, 0, fmt.Errorf("%s: --format csv needs a column mapping, which fit does not take; use a summary CSV", op)
+	if !(in.maxInvalid >= 0 && in.maxInvalid <= 1) {
+		return nil, 0, fmt.Errorf("%s: --max-invalid-share %v, want a share in [0, 1]", op, in.maxInvalid)
+	}
+	opts := ingest.Options{Format: fmtv, OnError: ingest.Skip, MaxInvalidShare: in.maxInvalid}
+	if in.maxInvalid == 0 {
+		opts.OnError = ingest.FailFast
+	}
+	switch {
+	case fmtv == ingest.CSV && in.mapping == "":
+		return nil, 0, fmt.Errorf("%s: --format csv needs --mapping", op)
+	case fmtv == ingest.CSV:
+		m, err := ingest.LoadMapping(in.mapping)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", op, err)
+		}
+		opts.Mapping = m
+	case in.mapping != "":
+		return nil, 0, fmt.Errorf("%s: --mapping goes with --format csv", op)
 	}
 	if end == "" {
 		return nil, 0, fmt.Errorf("%s: --data needs --calibration-end", op)
@@ -214,11 +239,9 @@ func fitSummariseRaw(cmd *cobra.Command, op, path, format, end string, unit time
 		return nil, 0, fmt.Errorf("%s: --calibration-end: %w", op, err)
 	}
 	purchases := make(map[string][]time.Time)
-	opts := ingest.Options{Format: fmtv}
 	if fmtv == ingest.Taobao {
 		// Taobao's dirty early timestamps are skipped, as the ingest adapter documents.
 		opts.ValidFrom, opts.ValidTo = ingest.TaobaoRange()
-		opts.OnError = ingest.Skip
 	}
 	if _, err := ingest.ReadFile(cmd.Context(), path, opts, func(e model.Event) error {
 		if e.Kind == model.Purchase {
@@ -255,7 +278,8 @@ func fitSummariseRaw(cmd *cobra.Command, op, path, format, end string, unit time
 }
 
 // noDropout is the mean dropout probability a/(a+b) below which a BG/NBD fit
-// is on the no-dropout boundary (see bgnbd.Params.MeanDropout).
+// is on the no-dropout boundary (see bgnbd.Params.MeanDropout), and the mean
+// dropout rate s/β per time unit below which a Pareto/NBD fit is.
 const noDropout = 1e-6
 
 func writeFit(w io.Writer, res fitResult, asJSON bool) error {

@@ -165,3 +165,35 @@ func TestLogHyp2F1(t *testing.T) {
 		t.Error("z = 1: got nil error, want one")
 	}
 }
+
+// TestDeadSeriesMatchesQuadrature: the ₂F₁ series and the quadrature of the
+// death-time integral, the two ways logDead has, agree wherever both apply
+// (up to the series' limit z = 0.95, at both signs of α − β and for a heavy
+// buyer), and the quadrature alone still matches the defining double
+// integral past it (β = 400 ≫ α, z = 0.97 at t_x = 1).
+func TestDeadSeriesMatchesQuadrature(t *testing.T) {
+	for _, p := range []Params{published, {R: 0.553, Alpha: 11.669, S: 0.606, Beta: 10.578},
+		{R: 0.8, Alpha: 2, S: 0.3, Beta: 40}, {R: 3, Alpha: 60, S: 2, Beta: 4}} {
+		for _, c := range []Customer{{X: 2, Tx: 30.43, T: 38.86}, {X: 0, Tx: 0, T: 38.86}, {X: 60, Tx: 10, T: 70}, {X: 1, Tx: 1, T: 2}} {
+			z := math.Abs(p.Alpha-p.Beta) / (math.Max(p.Alpha, p.Beta) + c.Tx)
+			if z > seriesMaxZ {
+				continue
+			}
+			series, err := p.logDead(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q := p.logDeadQuad(c); math.Abs(series-q) > 1e-10*math.Max(1, math.Abs(q)) {
+				t.Errorf("%+v %+v (z = %.3f): series %.14f, quadrature %.14f", p, c, z, series, q)
+			}
+		}
+	}
+	p, c := Params{R: 0.7, Alpha: 15, S: 0.5, Beta: 400}, Customer{X: 2, Tx: 1, T: 38.86}
+	got, err := p.logLik(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := defining(p, c); math.Abs(got-want) > 1e-7 {
+		t.Errorf("%+v: log-likelihood by quadrature %.10f, defining integral %.10f", p, got, want)
+	}
+}

@@ -22,6 +22,8 @@ import (
 	"math"
 	"sort"
 
+	"gonum.org/v1/gonum/integrate/quad"
+
 	"github.com/kairos-fl/kairos/model/bgnbd"
 )
 
@@ -115,11 +117,33 @@ func (p Params) parts(c Customer) (parts, error) {
 	lead := lgRX - lgR + r*math.Log(al) + s*math.Log(be)
 	alive := -(r+x)*math.Log(al+c.T) - s*math.Log(be+c.T)
 
+	dead, err := p.logDead(c)
+	if err != nil {
+		return parts{}, err
+	}
+	return parts{lead: lead, alive: alive, dead: dead}, nil
+}
+
+// seriesMaxZ is the largest ₂F₁ argument for which logDead sums the series;
+// beyond it (β ≫ α or α ≫ β relative to t_x, as on the no-dropout plateau
+// β → ∞) the series needs thousands of terms per customer and logDead
+// integrates instead.
+const seriesMaxZ = 0.95
+
+// logDead returns log(s/(r+s+x) · A₀), the log of the likelihood share of the
+// customers who died in (t_x, T] (−Inf when t_x = T), by the ₂F₁ form of
+// logLik when the series converges quickly and by logDeadQuad otherwise.
+func (p Params) logDead(c Customer) (float64, error) {
+	r, al, s, be := p.R, p.Alpha, p.S, p.Beta
+	x := c.X
 	m := r + s + x
 	// big is max(α, β); b is the second parameter of ₂F₁ that goes with it.
 	big, small, b := al, be, s+1
 	if al < be {
 		big, small, b = be, al, r+x
+	}
+	if (big-small)/(big+c.Tx) > seriesMaxZ {
+		return p.logDeadQuad(c), nil
 	}
 	f := func(t float64) (float64, error) {
 		h, err := logHyp2F1(m, b, m+1, (big-small)/(big+t))
@@ -127,19 +151,45 @@ func (p Params) parts(c Customer) (parts, error) {
 	}
 	lx, err := f(c.Tx)
 	if err != nil {
-		return parts{}, err
+		return 0, err
 	}
 	lT, err := f(c.T)
 	if err != nil {
-		return parts{}, err
+		return 0, err
 	}
 	// A₀ = e^lx − e^lT ≥ 0 (the integral of a positive function over
 	// (t_x, T]); it is 0 when t_x = T, and rounding may make lT ≥ lx there.
-	dead := math.Inf(-1)
-	if lT < lx {
-		dead = math.Log(s/m) + lx + math.Log(-math.Expm1(lT-lx))
+	if lT >= lx {
+		return math.Inf(-1), nil
 	}
-	return parts{lead: lead, alive: alive, dead: dead}, nil
+	return math.Log(s/m) + lx + math.Log(-math.Expm1(lT-lx)), nil
+}
+
+// logDeadQuad returns the same as logDead from the integral over the death
+// time τ that A₀ solves in closed form (Fader and Hardie 2005, eq. 19):
+//
+//	s/(r+s+x) · A₀ = s · ∫_{t_x}^T (α+τ)^−(r+x) (β+τ)^−(s+1) dτ,
+//
+// by Gauss–Legendre quadrature on pieces that grow geometrically away from
+// the integrand's singularities at τ = −α and τ = −β (as in
+// ProbPurchaseWithin), with the integrand scaled by its value at t_x, its
+// largest, so that nothing underflows.
+func (p Params) logDeadQuad(c Customer) float64 {
+	if c.Tx >= c.T {
+		return math.Inf(-1)
+	}
+	rx, s1 := p.R+c.X, p.S+1
+	h := func(tau float64) float64 { return -rx*math.Log(p.Alpha+tau) - s1*math.Log(p.Beta+tau) }
+	h0 := h(c.Tx)
+	g := func(tau float64) float64 { return math.Exp(h(tau) - h0) }
+	m := math.Min(p.Alpha, p.Beta)
+	var sum float64
+	for u := c.Tx; u < c.T; {
+		w := math.Min((u+m)/2, c.T-u)
+		sum += quad.Fixed(g, u, u+w, 20, quad.Legendre{}, 0)
+		u += w
+	}
+	return math.Log(p.S) + h0 + math.Log(sum)
 }
 
 // logAddExp returns log(e^a + e^b) without overflow.
