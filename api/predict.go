@@ -787,6 +787,9 @@ func (sc *scope) vectors(cs []BatchCustomer, offset int, prefix string) (xs [][]
 		// apart. Every event is checked before any reaches the builder, so
 		// that a refused customer leaves nothing in it.
 		key := strconv.Itoa(i)
+		if cap(evs) < len(bc.Events) {
+			evs = make([]model.Event, 0, max(len(bc.Events), 2*cap(evs)))
+		}
 		evs = evs[:0]
 		for j, ev := range bc.Events {
 			e, err := ev.event(key, func() string { return fmt.Sprintf("%s[%d]", field(i, "events"), j) })
