@@ -572,3 +572,38 @@ func TestEvalCSVShortLog(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseEvalCutoffs: the cutoff flags never panic, and what they accept is
+// exactly the dates they were given.
+func FuzzParseEvalCutoffs(f *testing.F) {
+	f.Add("2020-05-01", "2020-03-01,2020-04-01")
+	f.Add("", " 2020-03-01 , 2020-04-01")
+	f.Add("2020-02-30", ",")
+	f.Fuzz(func(t *testing.T, test, train string) {
+		gotTest, gotTrain, err := parseEvalCutoffs(test, train)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "eval: --") {
+				t.Fatalf("error %q does not name the flag", err)
+			}
+			return
+		}
+		if test == "" && !gotTest.IsZero() || test != "" && gotTest.Format(time.DateOnly) != test {
+			t.Fatalf("test %q: got %s", test, gotTest)
+		}
+		if train == "" {
+			if gotTrain != nil {
+				t.Fatalf("train %q: got %v", train, gotTrain)
+			}
+			return
+		}
+		parts := strings.Split(train, ",")
+		if len(parts) != len(gotTrain) {
+			t.Fatalf("train %q: got %d cutoffs", train, len(gotTrain))
+		}
+		for i, p := range parts {
+			if gotTrain[i].Format(time.DateOnly) != strings.TrimSpace(p) {
+				t.Fatalf("train %q: cutoff %d is %s", train, i, gotTrain[i])
+			}
+		}
+	})
+}

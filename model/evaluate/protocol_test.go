@@ -95,3 +95,49 @@ func TestDefaultProtocolShortLog(t *testing.T) {
 		t.Error("horizon 0: got nil error")
 	}
 }
+
+// FuzzDefaultProtocol checks the rule's promises for any span and horizon:
+// the test window ends with the log's last day, training cutoffs ascend one
+// horizon apart, each label window ends at or before the test cutoff, each
+// cutoff has a horizon of history, at most MaxDefaultTrainCutoffs; or
+// ErrShortLog exactly when the log spans fewer than three horizons.
+func FuzzDefaultProtocol(f *testing.F) {
+	f.Add(int64(1136073600), int64(1198972800), 30) // grocery
+	f.Add(int64(1577836800), int64(1585526400), 30) // 90 days
+	f.Add(int64(1577836800), int64(1577836800), 1)
+	f.Fuzz(func(t *testing.T, a, b int64, h int) {
+		const lim = 1 << 40 // about 35,000 years of seconds
+		if a < -lim || a > lim || b < -lim || b > lim || h < 1 || h > 3650 {
+			t.Skip()
+		}
+		first, last := time.Unix(min(a, b), 0).UTC(), time.Unix(max(a, b), 0).UTC()
+		p, err := DefaultProtocol(first, last, h)
+		span := int(utcMidnight(last).Sub(utcMidnight(first))/(24*time.Hour)) + 1
+		if span < 3*h {
+			if !errors.Is(err, ErrShortLog) {
+				t.Fatalf("span %d, horizon %d: got %v, want ErrShortLog", span, h, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("span %d, horizon %d: %v", span, h, err)
+		}
+		if end := p.Test.AddDate(0, 0, h); !end.Equal(utcMidnight(last).AddDate(0, 0, 1)) {
+			t.Fatalf("test window ends %s, want the day after %s", end, last)
+		}
+		if len(p.Train) == 0 || len(p.Train) > MaxDefaultTrainCutoffs {
+			t.Fatalf("%d training cutoffs", len(p.Train))
+		}
+		for i, c := range p.Train {
+			if c.AddDate(0, 0, h).After(p.Test) {
+				t.Fatalf("training cutoff %s: window ends after the test cutoff %s", c, p.Test)
+			}
+			if c.Before(utcMidnight(first).AddDate(0, 0, h)) {
+				t.Fatalf("training cutoff %s: less than %d days after the first event %s", c, h, first)
+			}
+			if i > 0 && !p.Train[i-1].AddDate(0, 0, h).Equal(c) {
+				t.Fatalf("training cutoffs %s, %s: not %d days apart", p.Train[i-1], c, h)
+			}
+		}
+	})
+}
