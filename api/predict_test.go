@@ -716,6 +716,11 @@ func FuzzPredictRequest(f *testing.F) {
 	f.Add([]byte(`{"merchant":"m1","customers":[{"customer":"c","features":[]}]}`))
 	f.Add([]byte(`{"merchant":"m1","customer":"c","events":[{"time":"2026-11-01T00:00:00+14:00","kind":"view"}],"as_of":"0001-01-01T00:00:00Z"}`))
 	f.Add([]byte(`[]`))
+	// Issue 10 item 2: amounts and features that overflowed to +Inf (a 500).
+	f.Add([]byte(`{"merchant":"m1","customer":"c","events":[{"time":"2026-11-01T00:00:00Z","kind":"purchase","amount":1e308},` +
+		`{"time":"2026-11-02T00:00:00Z","kind":"purchase","amount":1e308}]}`))
+	f.Add(mustJSON(f, PredictRequest{Merchant: "m1", Customer: "c", Features: filled(1e308)}))
+	f.Add(mustJSON(f, PredictBatchRequest{Merchant: "m1", Customers: []BatchCustomer{{Customer: "c", Features: filled(1e308)}, {Customer: "d", Features: featureVec(1, 1)}}}))
 	pf := newPredictFixture(f, PredictOptions{})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, route := range []string{"/v1/predict", "/v1/predict:batch"} {
@@ -724,6 +729,9 @@ func FuzzPredictRequest(f *testing.F) {
 			case 200, 400, 403, 404, 413, 422:
 			default:
 				t.Fatalf("%s: status %d for %q: %s", route, rec.Code, body, rec.Body)
+			}
+			if !json.Valid(rec.Body.Bytes()) {
+				t.Fatalf("%s: answer %d is not JSON: %s", route, rec.Code, rec.Body)
 			}
 		}
 	})
