@@ -101,6 +101,13 @@ Rows a format leaves out by rule (Online Retail guest checkouts and cancellation
 mapping lists under ignore, Taobao's stray timestamps) do not count. A summary of what was read
 and skipped goes to standard error.
 
+With --dataset csv, cutoffs not given follow the default protocol (evaluate.DefaultProtocol,
+docs/operations.md): the test cutoff is the day after the last event minus the 30-day horizon,
+so that the test label window ends with the log; training cutoffs step back 30 days at a time
+from the test cutoff minus 30 days, at most 6, none less than 30 days after the first event.
+The chosen cutoffs are printed to standard error. A log shorter than 90 days is refused with
+its span.
+
 With --suite, eval runs the data-set suite instead of one data set: CDNOW, the complete Online
 Retail export and the BTYDplus grocery log, each with its protocol from the shared data README,
 plus the data sets of --suite-file (YAML: name, path, format or mapping, test_cutoff,
@@ -133,8 +140,8 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 				opts.ValidFrom, opts.ValidTo = ingest.TaobaoRange()
 			}
 			if dataset == "csv" {
-				if dataPath == "" || mappingPath == "" || testCutoff == "" || trainCutoffs == "" {
-					return errors.New("eval: dataset csv needs --data, --mapping, --test-cutoff and --train-cutoffs")
+				if dataPath == "" || mappingPath == "" {
+					return errors.New("eval: dataset csv needs --data and --mapping")
 				}
 				m, err := ingest.LoadMapping(mappingPath)
 				if err != nil {
@@ -149,32 +156,16 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 					return fmt.Errorf("eval: %w", err)
 				}
 			}
-			test, err := parseDate(firstNonEmpty(testCutoff, ds.test))
+			test, train, err := parseEvalCutoffs(testCutoff, trainCutoffs)
 			if err != nil {
-				return fmt.Errorf("eval: --test-cutoff: %w", err)
-			}
-			var train []time.Time
-			if trainCutoffs != "" {
-				for _, s := range strings.Split(trainCutoffs, ",") {
-					d, err := parseDate(strings.TrimSpace(s))
-					if err != nil {
-						return fmt.Errorf("eval: --train-cutoffs: %w", err)
-					}
-					train = append(train, d)
-				}
-			} else {
-				train = ds.train(test)
-			}
-			if ds.location != nil {
-				// Cutoffs are local midnights of the merchant.
-				for i, c := range train {
-					train[i] = time.Date(c.Year(), c.Month(), c.Day(), 0, 0, 0, 0, ds.location).UTC()
-				}
-				test = time.Date(test.Year(), test.Month(), test.Day(), 0, 0, 0, 0, ds.location).UTC()
+				return err
 			}
 
 			events, input, err := readEvalEvents(ctx, cmd.ErrOrStderr(), path, opts)
 			if err != nil {
+				return err
+			}
+			if test, train, err = resolveEvalCutoffs(cmd.ErrOrStderr(), ds, test, train, events); err != nil {
 				return err
 			}
 
@@ -224,8 +215,8 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 	f.StringVar(&dataset, "dataset", "cdnow", "cdnow, cdnow-sample, taobao, online-retail or csv")
 	f.StringVar(&dataPath, "data", "", "event file (default: the data set's file under the shared data folder)")
 	f.StringVar(&mappingPath, "mapping", "", "column mapping YAML for --dataset csv")
-	f.StringVar(&testCutoff, "test-cutoff", "", "test cutoff date YYYY-MM-DD (default per data set; cdnow 1998-03-01)")
-	f.StringVar(&trainCutoffs, "train-cutoffs", "", "comma-separated training cutoff dates (default per data set)")
+	f.StringVar(&testCutoff, "test-cutoff", "", "test cutoff date YYYY-MM-DD (default per data set, cdnow 1998-03-01; csv: the day after the last event minus 30 days)")
+	f.StringVar(&trainCutoffs, "train-cutoffs", "", "comma-separated training cutoff dates (default per data set; csv: up to 6, 30 days apart, back from the test cutoff minus 30 days)")
 	f.StringVar(&kind, "model", hazard.KindLinear, "hazard score function: linear or mlp")
 	f.IntVar(&hidden, "hidden", 16, "hidden units for --model mlp")
 	f.Uint64Var(&seed, "seed", 1, "training seed")
@@ -281,13 +272,6 @@ func defaultHazardOptions(kind string, hidden int) hazard.TrainOptions {
 	o := evaluate.DefaultHazardOptions()
 	o.Kind = kind // an unknown kind is rejected by hazard.Train
 	return o
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func parseDate(s string) (time.Time, error) {
