@@ -52,7 +52,7 @@ func (s *Service) Submit(ctx context.Context, merchantID string, envelope []byte
 			details, aerr := s.accountRefused(ctx, merchantID, seen)
 			if aerr != nil {
 				// Not recorded: answer as a failure, so that the merchant sends it again.
-				err = fmt.Errorf("submit: account the releases of a refused update (%v): %w", err, aerr)
+				err = fmt.Errorf("submit: account the releases of a refused update (%w): %w", err, aerr)
 				rec.Outcome, rec.Reason = audit.OutcomeError, err.Error()
 			}
 			rec.Details = details

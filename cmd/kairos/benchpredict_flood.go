@@ -200,7 +200,7 @@ func startFloodServer(ctx context.Context, bin string, serveArgs []string) (_ *f
 		case err := <-s.exited:
 			logs, _ := os.ReadFile(s.logs.Name())
 			s.cmd = nil
-			return s, fmt.Errorf("serve exited: %v\n%s", err, logs)
+			return s, fmt.Errorf("serve exited: %w\n%s", err, logs)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -214,11 +214,14 @@ func startFloodServer(ctx context.Context, bin string, serveArgs []string) (_ *f
 func (s *floodServer) stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		// The exit status after a signal says nothing the caller acts on.
 		select {
-		case <-s.exited:
+		case err := <-s.exited:
+			_ = err
 		case <-time.After(40 * time.Second): // past serve's 30 s drain
 			_ = s.cmd.Process.Kill()
-			<-s.exited
+			err := <-s.exited
+			_ = err
 		}
 	}
 	if s.logs != nil {
@@ -300,7 +303,7 @@ func runFlood(ctx context.Context, out io.Writer, bin string, serveArgs []string
 		return resp.StatusCode, after, err
 	}
 	if code, _, err := post("/v1/predict", enr.Token, single); err != nil || code != http.StatusOK {
-		return nil, fmt.Errorf("a single prediction before the attack: %d %v", code, err)
+		return nil, fmt.Errorf("a single prediction before the attack: status %d: %w", code, err)
 	}
 
 	fmt.Fprintf(out, "server %s (pid %d) %s\n", bin, pid, strings.Join(serveArgs, " "))

@@ -276,16 +276,17 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64) 
 			}
 		}
 		g := h
-		if t == label {
+		switch {
+		case t == label:
 			// −log h = softplus(−z).
 			loss += softplus(-zt)
 			g--
-		} else if q < 1e-100 {
+		case q < 1e-100:
 			// −log q = softplus(z): q itself would underflow the product to 0
 			// and the loss to +Inf (z > 230 takes a feature far outside any
 			// shop's range, but a finite one).
 			loss += softplus(zt)
-		} else {
+		default:
 			surv *= q
 			if surv < 1e-200 {
 				loss -= math.Log(surv)

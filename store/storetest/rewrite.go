@@ -67,9 +67,9 @@ var PostgresRewrites = []Rewrite{
 // Exec runs raw SQL on a store's database, as an operator would.
 type Exec func(ctx context.Context, query string) error
 
-// RunRewrites, for each rewrite, stores a six-entry log with checkpoints at
-// entries 2, 4 and 6 in a fresh store from open, runs the rewrite through
-// its Exec, and checks that it fails with the append-only refusal and that
+// RunRewrites checks that no rewrite gets past a store's append-only rules.
+// For each rewrite it stores a six-entry log with checkpoints at entries 2, 4
+// and 6 in a fresh store from open, runs the rewrite through its Exec, and checks that it fails with the append-only refusal and that
 // the log reads back exactly as stored and still verifies.
 func RunRewrites(t *testing.T, open func(t *testing.T) (Store, Exec), rewrites []Rewrite) {
 	ctx := context.Background()
