@@ -69,8 +69,9 @@ type Exec func(ctx context.Context, query string) error
 
 // RunRewrites checks that no rewrite gets past a store's append-only rules.
 // For each rewrite it stores a six-entry log with checkpoints at entries 2, 4
-// and 6 in a fresh store from open, runs the rewrite through its Exec, and checks that it fails with the append-only refusal and that
-// the log reads back exactly as stored and still verifies.
+// and 6 in a fresh store from open, runs the rewrite through its Exec, and
+// checks that it fails with the append-only refusal and that the log reads
+// back exactly as stored and still verifies.
 func RunRewrites(t *testing.T, open func(t *testing.T) (Store, Exec), rewrites []Rewrite) {
 	ctx := context.Background()
 	es, cps := Chain(audit.Head{}, 6, 2, time.Date(2026, 12, 4, 2, 0, 0, 0, time.UTC))
