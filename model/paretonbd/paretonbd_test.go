@@ -105,3 +105,13 @@ func TestFitErrors(t *testing.T) {
 		t.Error("negative max iterations: got nil error, want an error")
 	}
 }
+
+func BenchmarkFit(b *testing.B) {
+	cs := readSummaryFile(b, cdnowSummary)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := Fit(cs, FitOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
