@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
@@ -123,6 +124,42 @@ func Score(ctx context.Context, events []model.Event, opt ScoreOptions, w io.Wri
 		return 0, fmt.Errorf("score: %w", err)
 	}
 	return len(lines), nil
+}
+
+// PersonalizationCutoffs are the labelled cutoffs a merchant personalises on
+// before scoring at cutoff: n local midnights spaced 60 days apart, the latest 60
+// days before cutoff, so that every label window ([c, c+30 days)) ends before the
+// scores' cutoff. Oldest first.
+func PersonalizationCutoffs(cutoff time.Time, loc *time.Location, n int) []time.Time {
+	if loc == nil {
+		loc = time.UTC
+	}
+	l := cutoff.In(loc)
+	out := make([]time.Time, n)
+	for k := range n {
+		out[n-1-k] = time.Date(l.Year(), l.Month(), l.Day()-60*(k+1), 0, 0, 0, 0, loc).UTC()
+	}
+	return out
+}
+
+// Personalize adapts the global model to the merchant's own customers for
+// scoring at cutoff (train.Personalize) on its events at four
+// PersonalizationCutoffs. The result stays with the merchant: it is trained
+// without DP and never sent. A merchant with no customer before those cutoffs
+// keeps the global model.
+func Personalize(ctx context.Context, events []model.Event, global *hazard.Model, cutoff time.Time, loc *time.Location, opt train.PersonalizeOptions) (train.Personalization, error) {
+	if global == nil {
+		return train.Personalization{}, errors.New("personalize: nil model")
+	}
+	rows, err := BuildRows(events, PersonalizationCutoffs(cutoff, loc, 4), loc, global.Schema)
+	if err != nil && !errors.Is(err, train.ErrNoCustomers) {
+		return train.Personalization{}, fmt.Errorf("personalize: %w", err)
+	}
+	p, err := train.Personalize(ctx, global, rows, opt)
+	if err != nil {
+		return train.Personalization{}, err
+	}
+	return p, nil
 }
 
 // compareIDs orders numeric ids numerically and everything else as text, so

@@ -1,0 +1,187 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/metrics"
+)
+
+// hazardWith returns a two-feature linear model (recency_days, purchases_total)
+// with daily baseline hazard 0.01 and the given weights on the standardised features.
+func hazardWith(t *testing.T, wRecency, wPurchases float64) *hazard.Model {
+	t.Helper()
+	schema, err := feature.NewSchema([]string{"recency_days", "purchases_total"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := hazard.Initial(schema, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params[m.Horizon], m.Params[m.Horizon+1] = wRecency, wPurchases
+	return m
+}
+
+// drawRows samples customers at the given cutoff indices from the hazard model
+// truth: features uniform over a year of recency and 1..20 purchases, and the
+// first purchase day drawn day by day from σ(b_t + f(x)).
+func drawRows(t *testing.T, truth *hazard.Model, prefix string, customers int, cutoffs []int, seed uint64) []feature.Row {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	var rows []feature.Row
+	for i := range customers {
+		for _, c := range cutoffs {
+			x := []float64{math.Log1p(1 + 364*rng.Float64()), math.Log1p(float64(1 + rng.IntN(20)))}
+			f, err := truth.Score(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			label := 0
+			for d := 1; d <= truth.Horizon; d++ {
+				if rng.Float64() < 1/(1+math.Exp(-(truth.Params[d-1]+f))) {
+					label = d
+					break
+				}
+			}
+			rows = append(rows, feature.Row{Customer: fmt.Sprint(prefix, i), Cutoff: c, X: x, Label: label})
+		}
+	}
+	return rows
+}
+
+// auc30 is the AUC of m's P(buy within 30 days) against the rows' labels.
+func auc30(t *testing.T, m *hazard.Model, rows []feature.Row) float64 {
+	t.Helper()
+	var p []float64
+	var y []bool
+	for _, r := range rows {
+		s, err := m.Score(r.X)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = append(p, m.PredictScore(s).Within[len(hazard.Horizons)-1])
+		y = append(y, r.Label >= 1)
+	}
+	a, err := metrics.AUC(p, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestPersonalize(t *testing.T) {
+	// The global model says recent, frequent customers buy (recency weight −1.5,
+	// purchases +1). Merchant "different" follows the opposite recency rule; merchant
+	// "same" follows the global rule. Each has 300 customers at four labelled
+	// cutoffs; both are scored on 3,000 other customers of their own kind. The
+	// reference is the truth model's own AUC on those customers.
+	global := hazardWith(t, -1.5, 1)
+	tests := []struct {
+		name  string
+		truth *hazard.Model
+		// wantChange: the choice must not be the global model.
+		wantChange bool
+	}{
+		{"different", hazardWith(t, 1.5, 1), true},
+		{"same", hazardWith(t, -1.5, 1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := slices.Clone(global.Params)
+			rows := drawRows(t, tt.truth, "c", 300, []int{0, 1, 2, 3}, 7)
+			heldOut := drawRows(t, tt.truth, "h", 3000, []int{4}, 8)
+			p, err := Personalize(context.Background(), global, rows, PersonalizeOptions{Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(global.Params, before) {
+				t.Fatal("Personalize modified the global model's parameters")
+			}
+			got, glob, ref := auc30(t, p.Model, heldOut), auc30(t, global, heldOut), auc30(t, tt.truth, heldOut)
+			t.Logf("%s (τ %g; candidates %+v): held-out AUC@30 personalised %.4f, global %.4f, truth %.4f",
+				p.Choice, p.Strength, p.Candidates, got, glob, ref)
+			if tt.wantChange && p.Choice == ChoiceGlobal {
+				t.Errorf("choice: got %s, want a model moved from the global one", p.Choice)
+			}
+			if len(p.Candidates) != len(DefaultStrengths)+2 {
+				t.Errorf("candidates: got %d, want %d", len(p.Candidates), len(DefaultStrengths)+2)
+			}
+			// Personalised is within 0.02 of the truth and never more than 0.01
+			// below the global model.
+			if got < ref-0.02 {
+				t.Errorf("personalised AUC@30 %.4f, want ≥ truth %.4f − 0.02", got, ref)
+			}
+			if got < glob-0.01 {
+				t.Errorf("personalised AUC@30 %.4f, want ≥ global %.4f − 0.01", got, glob)
+			}
+			if tt.wantChange && got < glob+0.2 {
+				t.Errorf("personalised AUC@30 %.4f, want ≥ global %.4f + 0.2 on a merchant with the opposite rule", got, glob)
+			}
+		})
+	}
+}
+
+func TestPersonalizeKeepsGlobal(t *testing.T) {
+	// Too little data to choose: the global model, unchanged, with a reason.
+	global := hazardWith(t, -1.5, 1)
+	truth := hazardWith(t, 1.5, 1)
+	tests := []struct {
+		name, reason string
+		rows         []feature.Row
+	}{
+		{"three customers", "too few buyers", drawRows(t, truth, "c", 3, []int{0, 1, 2, 3}, 3)},
+		{"no rows", "no labelled rows", nil},
+		{"one cutoff", "single labelled cutoff", drawRows(t, truth, "c", 300, []int{2}, 4)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Personalize(context.Background(), global, tt.rows, PersonalizeOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Choice != ChoiceGlobal || !strings.Contains(p.Reason, tt.reason) {
+				t.Errorf("got %s (%q), want global with a reason containing %q", p.Choice, p.Reason, tt.reason)
+			}
+			if !slices.Equal(p.Model.Params, global.Params) {
+				t.Errorf("params: got %v, want the global model's %v", p.Model.Params, global.Params)
+			}
+			if p.Model == global {
+				t.Error("got the global model itself, want a copy")
+			}
+		})
+	}
+}
+
+func TestPersonalizeErrors(t *testing.T) {
+	global := hazardWith(t, -1.5, 1)
+	good := drawRows(t, global, "c", 5, []int{0, 1}, 5)
+	tests := []struct {
+		name string
+		m    *hazard.Model
+		rows []feature.Row
+		opt  PersonalizeOptions
+		want string
+	}{
+		{"nil model", nil, good, PersonalizeOptions{}, "nil global model"},
+		{"short row", global, append(slices.Clone(good), feature.Row{Customer: "x", X: []float64{1}}), PersonalizeOptions{}, "row 10"},
+		{"bad label", global, append(slices.Clone(good), feature.Row{Customer: "x", X: []float64{1, 1}, Label: 31}), PersonalizeOptions{}, "label 31"},
+		{"bad strength", global, good, PersonalizeOptions{Strengths: []float64{-1}}, "strength -1"},
+		{"bad rate", global, good, PersonalizeOptions{LearningRate: math.Inf(1)}, "learning rate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Personalize(context.Background(), tt.m, tt.rows, tt.opt)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
