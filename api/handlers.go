@@ -318,7 +318,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 			return bad("truncated JSON")
 		}
 		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return bad("unknown field %s", name)
+			// The key is the caller's text and the detail reaches the audit
+			// log and the server log: echo it only when it looks like a field
+			// name, never when it could carry an identifier.
+			if unq, qerr := strconv.Unquote(name); qerr == nil && fieldLike(unq) {
+				return bad("unknown field %s", name)
+			}
+			return bad("unknown field (its name is not echoed: not a plain field name of at most %d letters, digits and underscores)", maxEchoedField)
 		}
 		return bad("invalid JSON: %v", err)
 	}
@@ -331,6 +337,25 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		return bad("invalid JSON at byte %d: a string that is not valid UTF-8 (or an unpaired \\u surrogate escape)", off)
 	}
 	return nil
+}
+
+// maxEchoedField is the longest unknown field name an error echoes.
+const maxEchoedField = 40
+
+// fieldLike reports whether s can be echoed as a field name: ASCII letters,
+// digits and underscores, at most maxEchoedField of them. An e-mail address,
+// a phone number with a plus sign or a name with a space is not.
+func fieldLike(s string) bool {
+	if s == "" || len(s) > maxEchoedField {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // textValid reports whether the strings of body, a valid JSON document,

@@ -287,6 +287,8 @@ func TestPredictCanaryNeverStored(t *testing.T) {
 		{"bad as_of", "/v1/predict", "m1", one(func(r *PredictRequest) { r.AsOf = "tomorrow" }), 0},
 		{"id too long", "/v1/predict", "m1", one(func(r *PredictRequest) { r.Customer = strings.Repeat(canary, 10) }), 0},
 		{"unknown field", "/v1/predict", "m1", []byte(`{"merchant":"m1","customer":"` + canary + `","featurs":[1]}`), 0},
+		{"id as an unknown key", "/v1/predict", "m1", []byte(`{"merchant":"m1","customer":"c-1","` + canary + `":[1]}`), 0},
+		{"id as an unknown event key", "/v1/predict", "m1", []byte(`{"merchant":"m1","customer":"c-1","events":[{"time":"2026-01-01T00:00:00Z","kind":"view","` + canary + `":1}]}`), 0},
 		{"truncated", "/v1/predict", "m1", []byte(`{"merchant":"m1","customer":"` + canary + `","features":[1,`), 0},
 		{"answered", "/v1/predict", "m1", one(func(*PredictRequest) {}), 1},
 		{"batch", "/v1/predict:batch", "m1", mustJSON(t, PredictBatchRequest{Merchant: "m1", Customers: []BatchCustomer{
