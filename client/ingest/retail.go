@@ -34,10 +34,11 @@ type RetailLine struct {
 //     invoice share customer and time, so feature code that counts purchases
 //     should count distinct (customer, time) pairs, or pass InvoiceMerger.Add
 //     as emit to get one purchase per basket at the cost of that memory.
-//   - A line whose CustomerID is "NA" (a quarter of the file: guest checkouts)
-//     is expected data, not an error: it is counted under ReasonMissingCustomer
-//     in Report.Skipped and never stops the read, even under FailFast. An empty
-//     CustomerID is a bad row.
+//   - A line without a CustomerID (a quarter of the file: guest checkouts) is
+//     expected data, not an error: the UCI sample writes it "NA", the complete
+//     UCI export leaves the field empty. Either is counted under
+//     ReasonMissingCustomer in Report.Skipped and never stops the read, even
+//     under FailFast.
 //   - A cancellation (InvoiceNo starting with "C", negative quantity) is not a
 //     purchase: it is counted under ReasonCancellation and not emitted. The
 //     original purchase stays in the history; the signal of interest is that
@@ -122,10 +123,7 @@ func (p *retailParser) parse(line []byte) (model.Event, string, *RowError) {
 	if err != nil || math.IsNaN(price) || math.IsInf(price, 0) {
 		return model.Event{}, "", &RowError{Column: 6, Reason: ReasonBadAmount, Err: fmt.Errorf("unit price %q is not a finite number", priceB)}
 	}
-	if len(cust) == 0 {
-		return model.Event{}, "", &RowError{Column: 7, Reason: ReasonMissingCustomer}
-	}
-	if string(cust) == "NA" {
+	if len(cust) == 0 || string(cust) == "NA" {
 		return model.Event{}, ReasonMissingCustomer, nil
 	}
 	if len(invoice) > 0 && invoice[0] == 'C' {
