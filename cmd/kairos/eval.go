@@ -114,13 +114,15 @@ plus the data sets of --suite-file (YAML: name, path, format or mapping, test_cu
 train_cutoffs; a data set named like a built-in one replaces it). It prints one table of AUC@7,
 AUC@30, PR-AUC@30, Brier@30 and ECE@30 for every Kairos model and baseline (--json: one object),
 and --plots DIR writes a reliability diagram and a cumulative gain chart per data set (SVG).
+With --dp-epsilon (and the other --dp- training flags) the suite also trains the default model
+with DP-SGD at that budget on every data set, as hazard-dp-epsE.
 
 Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if suiteFlags.enabled() {
-				return runEvalSuite(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), suiteFlags, asJSON, seed)
+				return runEvalSuite(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), suiteFlags, dpo, asJSON, seed)
 			}
 			if dpo.audit != "" {
 				return runPrivacyAudit(ctx, cmd.OutOrStdout(), dpo, asJSON)
@@ -509,6 +511,11 @@ func (d *evalDPFlags) apply(cmd *cobra.Command, cfg *evaluate.Config) error {
 	if !cmd.Flags().Changed("dp-epsilon") && d.sweep == "" {
 		return nil
 	}
+	return d.applyTo(cfg)
+}
+
+// applyTo sets cfg's DP training from the flags (--dp-epsilon given).
+func (d *evalDPFlags) applyTo(cfg *evaluate.Config) error {
 	if d.lr != 0 {
 		cfg.Hazard.LearningRate = d.lr
 	}

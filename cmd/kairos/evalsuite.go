@@ -18,6 +18,7 @@ import (
 	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/chart"
+	"github.com/kairos-fl/kairos/model/evaluate"
 	"github.com/kairos-fl/kairos/model/metrics"
 	"github.com/kairos-fl/kairos/model/suite"
 )
@@ -52,7 +53,8 @@ func (s *evalSuiteFlags) conflicts() error {
 	var set []string
 	s.flags.Visit(func(f *pflag.Flag) {
 		switch f.Name {
-		case "suite", "suite-file", "data-dir", "plots", "json", "seed":
+		case "suite", "suite-file", "data-dir", "plots", "json", "seed",
+			"dp-epsilon", "dp-delta", "dp-clip", "dp-batch", "dp-epochs", "dp-lr", "dp-l2":
 		default:
 			set = append(set, "--"+f.Name)
 		}
@@ -86,9 +88,20 @@ func suiteDataDir(flag string) (string, error) {
 
 // runEvalSuite is `kairos eval --suite`: it loads the suite, runs it, and
 // prints the table or the JSON, writing the charts when asked.
-func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlags, asJSON bool, seed uint64) error {
+func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlags, dp evalDPFlags, asJSON bool, seed uint64) error {
 	if err := s.conflicts(); err != nil {
 		return err
+	}
+	models := suite.DefaultModels()
+	if s.flags != nil && s.flags.Changed("dp-epsilon") {
+		// The default model trained with DP-SGD beside the non-private ones,
+		// on the same split of every data set.
+		var cfg evaluate.Config
+		cfg.Hazard = evaluate.DefaultHazardOptions()
+		if err := dp.applyTo(&cfg); err != nil {
+			return fmt.Errorf("eval --suite: %w", err)
+		}
+		models = append(models, suite.Model{Name: privateModelName(dp.epsilon), Hazard: cfg.Hazard, DP: cfg.DP})
 	}
 	dir, err := suiteDataDir(s.dataDir)
 	if err != nil {
@@ -109,7 +122,7 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 		}
 	}
 	res, err := suite.Run(ctx, datasets, suite.Options{
-		Load: suiteLoader(stderr), Models: suite.DefaultModels(), Baselines: suite.DefaultBaselines(), Seed: seed, Log: slog.Default(),
+		Load: suiteLoader(stderr), Models: models, Baselines: suite.DefaultBaselines(), Seed: seed, Log: slog.Default(),
 	})
 	if err != nil {
 		return fmt.Errorf("eval --suite: %w", err)
@@ -123,6 +136,11 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 		return json.NewEncoder(stdout).Encode(res)
 	}
 	return writeSuiteTable(stdout, res)
+}
+
+// privateModelName names the DP model of a suite run in its table and JSON.
+func privateModelName(eps float64) string {
+	return "hazard-dp-eps" + strconv.FormatFloat(eps, 'g', -1, 64)
 }
 
 // suiteLoader reads a suite data set with client/ingest. Reads skip bad rows up

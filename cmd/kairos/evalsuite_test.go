@@ -116,7 +116,7 @@ func TestEvalSuiteCommand(t *testing.T) {
 	var stdout bytes.Buffer
 	cmd.SetOut(&stdout)
 	cmd.SetErr(io.Discard)
-	cmd.SetArgs([]string{"eval", "--suite-file", file, "--json", "--plots", plots})
+	cmd.SetArgs([]string{"eval", "--suite-file", file, "--json", "--plots", plots, "--dp-epsilon", "1", "--dp-delta", "1e-6"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestEvalSuiteCommand(t *testing.T) {
 	wantMethods := []struct {
 		name, kind string
 		probs      bool
-	}{{"hazard", "kairos", true}, {"mlp", "kairos", true}}
+	}{{"hazard", "kairos", true}, {"mlp", "kairos", true}, {"hazard-dp-eps1", "kairos", true}}
 	for _, b := range suite.DefaultBaselines() {
 		wantMethods = append(wantMethods, struct {
 			name, kind string
@@ -330,7 +330,8 @@ func TestEvalSuiteRefusesSingleRunFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--suite", "--dataset", "taobao"}, "--dataset cannot be combined with --suite"},
-		{[]string{"--suite", "--model", "mlp", "--dp-epsilon", "1"}, "--dp-epsilon, --model cannot be combined"},
+		{[]string{"--suite", "--model", "mlp", "--dp-epsilon", "1"}, "--model cannot be combined"},
+		{[]string{"--suite", "--dp-sweep", "1,2"}, "--dp-sweep cannot be combined"},
 		{[]string{"--suite-file", bad, "--data-dir", t.TempDir()}, `line 3, column 5: unknown key "paht" in datasets[0]`},
 	}
 	for _, tc := range tests {

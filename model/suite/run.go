@@ -21,11 +21,14 @@ import (
 // package stays below the readers.
 type Loader func(ctx context.Context, d Dataset) ([]model.Event, error)
 
-// Model is a Kairos model trained on every data set: a name for the table and
-// the hazard training settings.
+// Model is a Kairos model trained on every data set: a name for the table,
+// the hazard training settings and, for a private model, its DP-SGD budget.
 type Model struct {
 	Name   string
 	Hazard hazard.TrainOptions
+	// DP, when set, trains the model with DP-SGD under a customer-level
+	// budget on every data set (evaluate.TrainPrivate).
+	DP *evaluate.DPOptions
 }
 
 // Method kinds in a result.
@@ -189,19 +192,20 @@ func runDataset(ctx context.Context, d Dataset, opts Options) (DatasetResult, er
 	type job struct {
 		name, kind, method string
 		hazard             hazard.TrainOptions
+		dp                 *evaluate.DPOptions
 	}
 	var jobs []job
 	for _, m := range opts.Models {
-		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, m.Hazard})
+		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, m.Hazard, m.DP})
 	}
 	for _, b := range opts.Baselines {
-		jobs = append(jobs, job{b, KindBaseline, b, hazard.TrainOptions{}})
+		jobs = append(jobs, job{b, KindBaseline, b, hazard.TrainOptions{}, nil})
 	}
 	described := false
 	for _, j := range jobs {
 		t0 := time.Now()
 		c := cfg
-		c.Methods, c.Hazard = []string{j.method}, j.hazard
+		c.Methods, c.Hazard, c.DP = []string{j.method}, j.hazard, j.dp
 		rep, err := prep.Run(ctx, c)
 		m := Method{Name: j.name, Kind: j.kind}
 		switch {
