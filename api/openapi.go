@@ -142,8 +142,8 @@ func OpenAPI() ([]byte, error) {
 		"responses": map[string]any{
 			"200": map[string]any{"description": "OK", "content": map[string]any{"text/plain": map[string]any{"schema": map[string]any{
 				"type": "string", "contentMediaType": "text/plain", "description": "Prometheus text exposition format"}}}},
-			"401": map[string]any{"description": http.StatusText(401), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
-			"403": map[string]any{"description": http.StatusText(403), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
+			"401": map[string]any{"description": http.StatusText(http.StatusUnauthorized), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
+			"403": map[string]any{"description": http.StatusText(http.StatusForbidden), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
 		}}}
 	paths["/.well-known/jwks.json"] = text("Token verification keys (RFC 8037 Ed25519 JWKS)")
 	paths["/openapi.json"] = text("This document")

@@ -14,7 +14,9 @@ import (
 //	  max_ttl: { partner: 720h, merchant: 2160h, admin: 720h, compliance: 720h }
 //
 // A role the policy leaves out gets the API's default (api/auth.DefaultMaxTTL:
-// 30 days, 90 for merchants). No policy may allow more than MaxTokenTTL.
+// 30 days, 90 for merchants).
+
+// MaxTokenTTL is the longest token lifetime any policy may allow.
 const MaxTokenTTL = 366 * 24 * time.Hour
 
 // tokenRoles are the roles tokens.max_ttl may name.
