@@ -11,10 +11,13 @@ import (
 	"github.com/kairos-fl/kairos/model/feature"
 )
 
-// FileFormat and FileVersion identify a model file.
+// FileFormat and FileVersion identify a model file. Version 2 adds
+// rhythm_weights (the rhythm term, rhythm.go); a model without the term is
+// still written as version 1, so that older builds keep reading it, and both
+// versions are read.
 const (
 	FileFormat  = "kairos-hazard-model"
-	FileVersion = 1
+	FileVersion = 2
 )
 
 // Errors a caller of Unmarshal acts on.
@@ -40,16 +43,21 @@ type fileModel struct {
 	W1       []float64       `json:"hidden_weights,omitempty"` // mlp, Hidden×d row major
 	C1       []float64       `json:"hidden_bias,omitempty"`    // mlp
 	W2       []float64       `json:"output_weights,omitempty"` // mlp
+	Rhythm   []float64       `json:"rhythm_weights,omitempty"` // version 2
 	Training Metadata        `json:"training"`
 }
 
 // MarshalJSON encodes m as a self-describing, versioned model file.
 func (m *Model) MarshalJSON() ([]byte, error) {
 	f := fileModel{
-		Format: FileFormat, Version: FileVersion, Kind: m.Kind, Horizon: m.Horizon, Hidden: m.Hidden,
+		Format: FileFormat, Version: 1, Kind: m.Kind, Horizon: m.Horizon, Hidden: m.Hidden,
 		Schema: m.Schema, Std: m.Std, Baseline: m.Params[:m.Horizon], Training: m.Training,
 	}
 	w := m.Params[m.Horizon:]
+	if m.rhythm.on {
+		f.Version, f.Rhythm = FileVersion, w[len(w)-RhythmTerms:]
+		w = w[:len(w)-RhythmTerms]
+	}
 	if m.Kind == KindMLP {
 		d, H := m.Schema.Len(), m.Hidden
 		f.W1, f.C1, f.W2 = w[:H*d], w[H*d:H*d+H], w[H*d+H:]
@@ -71,8 +79,14 @@ func Unmarshal(data []byte, wantHash string) (*Model, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	if f.Format != FileFormat || f.Version != FileVersion {
-		return nil, fmt.Errorf("%s: %w: format %q version %d (want %q version %d)", op, ErrUnknownVersion, f.Format, f.Version, FileFormat, FileVersion)
+	if f.Format != FileFormat || f.Version < 1 || f.Version > FileVersion {
+		return nil, fmt.Errorf("%s: %w: format %q version %d (want %q version 1..%d)", op, ErrUnknownVersion, f.Format, f.Version, FileFormat, FileVersion)
+	}
+	switch {
+	case f.Version == 1 && f.Rhythm != nil:
+		return nil, fmt.Errorf("%s: version 1 file has rhythm_weights (a version 2 field)", op)
+	case f.Version == 2 && len(f.Rhythm) != RhythmTerms:
+		return nil, fmt.Errorf("%s: version 2 file has %d rhythm_weights, want %d", op, len(f.Rhythm), RhythmTerms)
 	}
 	if got := f.Schema.ComputeHash(); got != f.Schema.Hash {
 		return nil, fmt.Errorf("%s: %w: file's schema hash %s does not match its feature names (%s)", op, ErrSchemaMismatch, f.Schema.Hash, got)
@@ -112,6 +126,12 @@ func Unmarshal(data []byte, wantHash string) (*Model, error) {
 		m.Params = append(append(append(m.Params, f.W1...), f.C1...), f.W2...)
 	default:
 		return nil, fmt.Errorf("%s: unknown kind %q (want linear or mlp)", op, f.Kind)
+	}
+	if f.Rhythm != nil {
+		if err := m.EnableRhythm(); err != nil {
+			return nil, fmt.Errorf("%s: rhythm_weights: %w", op, err)
+		}
+		copy(m.Params[m.rhythmStart():], f.Rhythm)
 	}
 	for _, v := range [][]float64{m.Params, f.Std.Mean, f.Std.Scale} {
 		for _, x := range v {

@@ -44,6 +44,9 @@ type Model struct {
 	// gate is Schema.Gates(): where the indicator feature gate[j] is 0, the
 	// standardised feature j is 0 (absent, not a placeholder raw value).
 	gate []int
+	// rhythm, when on, adds the customer-dependent day shape v·g(x, t)
+	// (rhythm.go); v is the last RhythmTerms entries of Params.
+	rhythm rhythmIndex
 }
 
 // Metadata records how a model was trained.
@@ -177,31 +180,58 @@ type Prediction struct {
 	// MedianDay is the median first purchase day given a purchase within the
 	// horizon: the smallest t with 1 − Survival[t] ≥ (1 − Survival[Horizon])/2.
 	MedianDay int
+	// ExpectedDayIfBuys is E[T | T ≤ Horizon], the mean first purchase day of
+	// a customer who buys within the horizon.
+	ExpectedDayIfBuys float64
 }
 
-// Predict computes the prediction for a raw feature vector.
+// Predict computes the prediction for a raw feature vector, with the
+// customer's own day shape when the model has the rhythm term.
 func (m *Model) Predict(x []float64) (Prediction, error) {
-	f, err := m.Score(x)
-	if err != nil {
-		return Prediction{}, fmt.Errorf("predict: %w", err)
+	if len(x) != m.Schema.Len() {
+		return Prediction{}, fmt.Errorf("predict: score: %w: got %d, want %d", ErrFeatureCount, len(x), m.Schema.Len())
 	}
-	return m.PredictScore(f), nil
+	z := make([]float64, len(x))
+	m.standardize(x, z)
+	f := m.score(m.Params, z, nil)
+	if !m.rhythm.on {
+		return m.predict(f, nil), nil
+	}
+	off := make([]float64, m.Horizon)
+	m.rhythmOffsets(m.Params, z, make([]float64, m.Horizon*RhythmTerms), off)
+	return m.predict(f, off), nil
 }
 
-// PredictScore computes the prediction from a score f returned by Score.
-func (m *Model) PredictScore(f float64) Prediction {
+// PredictScore computes the prediction from a score f returned by Score. It
+// knows only the score, not the customer: a model with the rhythm term needs
+// Predict for the customer's own day shape.
+func (m *Model) PredictScore(f float64) Prediction { return m.predict(f, nil) }
+
+// predict computes the prediction from the score and, when non-nil, the
+// per-day logit offsets (len Horizon).
+func (m *Model) predict(f float64, off []float64) Prediction {
 	H := m.Horizon
 	p := Prediction{Hazard: make([]float64, H), Survival: make([]float64, H+1)}
 	p.Survival[0] = 1
 	best := -1.0
 	for t := 1; t <= H; t++ {
-		h := sigmoid(m.Params[t-1] + f)
+		zt := m.Params[t-1] + f
+		if off != nil {
+			zt += off[t-1]
+		}
+		h := sigmoid(zt)
 		p.Hazard[t-1] = h
 		if pr := h * p.Survival[t-1]; pr > best {
 			best, p.MostLikelyDay = pr, t
 		}
 		p.Survival[t] = p.Survival[t-1] * (1 - h)
 		p.ExpectedDays += p.Survival[t-1]
+		p.ExpectedDayIfBuys += float64(t) * h * p.Survival[t-1]
+	}
+	if buy := 1 - p.Survival[H]; buy > 0 {
+		p.ExpectedDayIfBuys /= buy
+	} else {
+		p.ExpectedDayIfBuys = float64(H+1) / 2
 	}
 	for i, t := range Horizons {
 		if t <= H {
@@ -247,10 +277,16 @@ func (m *Model) expBaselines(p, eb []float64) {
 // exampleLoss returns the negative log-likelihood of one example with
 // standardised features z and label (day 1..H, or 0 = censored at H), and, when
 // grad is non-nil, adds its gradient with respect to p into grad. eb holds
-// expBaselines(p); hid has room for Hidden values.
-func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64) float64 {
+// expBaselines(p); hid has room for Hidden values; rs is rhythm scratch
+// (newRhythmScratch), nil for a model without the rhythm term.
+func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64, rs *rhythmScratch) float64 {
 	H := m.Horizon
 	f := m.score(p, z, hid)
+	var off []float64
+	if rs != nil {
+		m.rhythmOffsets(p, z, rs.g, rs.off)
+		off = rs.off
+	}
 	last := H
 	if label > 0 {
 		last = label
@@ -263,8 +299,14 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64) 
 	for t := 1; t <= last; t++ {
 		zt := p[t-1] + f
 		var h, q float64 // h = σ(z), q = 1 − h
+		if off != nil {
+			zt += off[t-1]
+		}
 		if zt > -30 && zt < 30 {
 			e := eb[t-1] * ef
+			if off != nil {
+				e = math.Exp(zt)
+			}
 			q = 1 / (1 + e)
 			h = e * q
 		} else {
@@ -295,6 +337,12 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64) 
 		}
 		if grad != nil {
 			grad[t-1] += g
+			if off != nil && g != 0 {
+				v, k := grad[len(grad)-RhythmTerms:], (t-1)*RhythmTerms
+				for i := range RhythmTerms {
+					v[i] += g * rs.g[k+i]
+				}
+			}
 		}
 		df += g
 	}

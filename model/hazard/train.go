@@ -105,6 +105,10 @@ type TrainOptions struct {
 	// L2 is the ridge penalty on every parameter except the baseline hazards,
 	// added to the direction as L2·θ (data-independent).
 	L2 float64
+	// Rhythm adds the customer-dependent day shape (Model.EnableRhythm): the
+	// hazard over the days of the horizon then depends on the customer's wait
+	// relative to their own usual gap, not only on a shared baseline.
+	Rhythm bool
 	// Seed seeds every random choice (batches, MLP initialisation).
 	Seed uint64
 	// Std, when set, is used as the standardization instead of statistics of the
@@ -207,11 +211,11 @@ func (m *Model) meanLoss(p []float64, ds *dataset) float64 {
 	if len(ds.labels) == 0 {
 		return math.NaN()
 	}
-	hid, eb := make([]float64, m.Hidden), make([]float64, m.Horizon)
+	hid, eb, rs := make([]float64, m.Hidden), make([]float64, m.Horizon), m.newRhythmScratch()
 	m.expBaselines(p, eb)
 	var s float64
 	for i, y := range ds.labels {
-		s += m.exampleLoss(p, eb, ds.row(i), y, nil, hid)
+		s += m.exampleLoss(p, eb, ds.row(i), y, nil, hid, rs)
 	}
 	return s / float64(len(ds.labels))
 }
@@ -220,7 +224,7 @@ func (m *Model) meanLoss(p []float64, ds *dataset) float64 {
 // non-nil, adds its gradient into grad. It is what Train hands a GradientStep,
 // exported so that callers can check gradients and clip norms themselves.
 func (m *Model) CustomerLoss(rows []feature.Row, grad []float64) (float64, error) {
-	hid, eb := make([]float64, m.Hidden), make([]float64, m.Horizon)
+	hid, eb, rs := make([]float64, m.Hidden), make([]float64, m.Horizon), m.newRhythmScratch()
 	m.expBaselines(m.Params, eb)
 	z := make([]float64, m.Schema.Len())
 	var s float64
@@ -232,7 +236,7 @@ func (m *Model) CustomerLoss(rows []feature.Row, grad []float64) (float64, error
 			return 0, fmt.Errorf("customer loss: label %d outside 0..%d", r.Label, m.Horizon)
 		}
 		m.standardize(r.X, z)
-		s += m.exampleLoss(m.Params, eb, z, r.Label, grad, hid)
+		s += m.exampleLoss(m.Params, eb, z, r.Label, grad, hid, rs)
 	}
 	return s, nil
 }
@@ -295,6 +299,11 @@ func Train(ctx context.Context, schema feature.Schema, rows []feature.Row, opts 
 	m, err := New(opts.Kind, schema, std, opts.Hidden, opts.BaseHazard)
 	if err != nil {
 		return nil, TrainReport{}, fmt.Errorf("train hazard: %w", err)
+	}
+	if opts.Rhythm {
+		if err := m.EnableRhythm(); err != nil {
+			return nil, TrainReport{}, fmt.Errorf("train hazard: rhythm: %w", err)
+		}
 	}
 	all := newDataset(m, rows, nil)
 	steps := opts.Steps
@@ -359,7 +368,7 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 		for j := range w[:Hd*d] {
 			w[j] = rng.NormFloat64() / math.Sqrt(float64(d))
 		}
-		for j := range w[Hd*d+Hd:] {
+		for j := range w[Hd*d+Hd : Hd*d+2*Hd] {
 			w[Hd*d+Hd+j] = rng.NormFloat64() * 0.1 / math.Sqrt(float64(Hd))
 		}
 	}
@@ -378,9 +387,10 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 		if m.Hidden > 0 {
 			hid = make([]float64, m.Hidden)
 		}
+		rs := m.newRhythmScratch()
 		var s float64
 		for _, r := range ds.groups[i] {
-			s += m.exampleLoss(p, eb, ds.row(r), ds.labels[r], out, hid)
+			s += m.exampleLoss(p, eb, ds.row(r), ds.labels[r], out, hid, rs)
 		}
 		return s
 	}
