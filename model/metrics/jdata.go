@@ -85,3 +85,28 @@ func JDataList(users []string, scores []float64, days []int, n int) ([]JDataEntr
 	}
 	return out, nil
 }
+
+// DayAccuracy scores predicted first-purchase days against the true ones over
+// the customers who truly buy: s2 is the mean of 10/(10 + d²), d = predicted −
+// true day (JData 2018's S2 with every true buyer listed), and mae the mean
+// |d| in days. pred and truth are parallel; a predicted day may be fractional
+// (an expected day).
+func DayAccuracy(pred []float64, truth []int) (s2, mae float64, err error) {
+	const op = "day accuracy"
+	if len(pred) != len(truth) {
+		return 0, 0, fmt.Errorf("%s: %d predictions, %d true days: %w", op, len(pred), len(truth), ErrLength)
+	}
+	if len(pred) == 0 {
+		return 0, 0, fmt.Errorf("%s: %w", op, ErrEmpty)
+	}
+	for i, p := range pred {
+		if math.IsNaN(p) || math.IsInf(p, 0) {
+			return 0, 0, fmt.Errorf("%s: prediction %d is %v: %w", op, i, p, ErrNotFinite)
+		}
+		d := p - float64(truth[i])
+		s2 += 10 / (10 + d*d)
+		mae += math.Abs(d)
+	}
+	n := float64(len(pred))
+	return s2 / n, mae / n, nil
+}

@@ -417,3 +417,28 @@ func BenchmarkConcordanceIndex(b *testing.B) {
 		}
 	}
 }
+
+// TestDayAccuracy checks DayAccuracy against values worked by hand: days
+// (3, 10, 7.5) against (5, 10, 30) give d = −2, 0, −22.5, so S2 =
+// (10/14 + 1 + 10/516.25)/3 = 0.57784… and MAE = 24.5/3.
+func TestDayAccuracy(t *testing.T) {
+	s2, mae, err := DayAccuracy([]float64{3, 10, 7.5}, []int{5, 10, 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (10.0/14 + 1 + 10/516.25) / 3; math.Abs(s2-want) > 1e-12 {
+		t.Errorf("s2 = %v, want %v", s2, want)
+	}
+	if want := 24.5 / 3; math.Abs(mae-want) > 1e-12 {
+		t.Errorf("mae = %v, want %v", mae, want)
+	}
+	if _, _, err := DayAccuracy([]float64{1}, []int{1, 2}); !errors.Is(err, ErrLength) {
+		t.Errorf("length mismatch: %v", err)
+	}
+	if _, _, err := DayAccuracy(nil, nil); !errors.Is(err, ErrEmpty) {
+		t.Errorf("empty: %v", err)
+	}
+	if _, _, err := DayAccuracy([]float64{math.NaN()}, []int{1}); !errors.Is(err, ErrNotFinite) {
+		t.Errorf("NaN: %v", err)
+	}
+}
