@@ -348,7 +348,9 @@ func TestUnmarshalRejects(t *testing.T) {
 		data []byte
 		want error
 	}{
-		{"version", mutate(func(v map[string]any) { v["version"] = 2 }), ErrUnknownVersion},
+		{"version", mutate(func(v map[string]any) { v["version"] = 3 }), ErrUnknownVersion},
+		{"version 2 without rhythm", mutate(func(v map[string]any) { v["version"] = 2 }), nil},
+		{"rhythm in version 1", mutate(func(v map[string]any) { v["rhythm_weights"] = []any{1.0, 1.0, 1.0} }), nil},
 		{"format", mutate(func(v map[string]any) { v["format"] = "other" }), ErrUnknownVersion},
 		{"renamed feature", mutate(func(v map[string]any) {
 			v["feature_schema"].(map[string]any)["names"].([]any)[0] = "x"
