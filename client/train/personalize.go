@@ -9,21 +9,25 @@ import (
 
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/metrics"
 )
 
 // Choices Personalize can make.
 const (
-	ChoiceGlobal    = "global"     // the federated model as published
-	ChoiceFineTuned = "fine-tuned" // the global model fine-tuned with a proximal penalty
-	ChoiceLocal     = "local-only" // a model trained on the merchant's rows alone
+	ChoiceGlobal       = "global"       // the federated model as published
+	ChoiceRecalibrated = "recalibrated" // the global model with the merchant's own baseline hazards
+	ChoiceFineTuned    = "fine-tuned"   // the global model fine-tuned with a proximal penalty
+	ChoiceLocal        = "local-only"   // a model trained on the merchant's rows alone
 )
 
 // DefaultStrengths are the proximal strengths τ Personalize tries, strongest
-// first. The penalty τ/2·‖θ − θ_global‖² is added to the summed (not averaged)
-// negative log-likelihood of the merchant's rows, so it acts as a Gaussian prior
-// centred on the global model worth a fixed amount of evidence: a merchant with few
-// rows stays near the global model and one with many moves further, at the same τ.
-// That is why the grid needs no tuning per merchant.
+// first. The penalty τ/2·‖w − w_global‖² on the score function's parameters w
+// (not the baseline hazards, which are the merchant's own base rate and move
+// freely) is added to the summed (not averaged) negative log-likelihood of the
+// merchant's rows, so it acts as a Gaussian prior centred on the global model
+// worth a fixed amount of evidence: a merchant with few rows stays near the
+// global model and one with many moves further, at the same τ. That is why the
+// grid needs no tuning per merchant.
 var DefaultStrengths = []float64{3000, 300, 30}
 
 // PersonalizeOptions configures Personalize. Zero values take the defaults.
@@ -74,8 +78,10 @@ type Candidate struct {
 	Choice string `json:"choice"`
 	// Strength is τ for ChoiceFineTuned, else 0.
 	Strength float64 `json:"strength,omitempty"`
-	// ValidationLoss is the mean negative log-likelihood per row on the
-	// validation cutoff of the model fitted on the cutoffs before it.
+	// ValidationAUC is the AUC of P(buy within the horizon), and
+	// ValidationLoss the mean negative log-likelihood per row, on the validation
+	// cutoff of the model fitted on the cutoffs before it.
+	ValidationAUC  float64 `json:"validation_auc"`
 	ValidationLoss float64 `json:"validation_loss"`
 }
 
@@ -115,12 +121,21 @@ func (p Personalization) Describe() string {
 // the moment to be scored. The rule, the same for every merchant:
 //
 //  1. the latest cutoff is the validation cutoff; the others are the fitting cutoffs;
-//  2. with fewer than MinPositives buyers at either, keep the global model;
-//  3. fit on the fitting cutoffs: the global model fine-tuned at each proximal
-//     strength τ (DefaultStrengths), and a model of the merchant's rows alone
-//     (LocalOnly); keep the global model as it is as a third kind of candidate;
-//  4. choose the candidate with the lowest validation negative log-likelihood
-//     (ties go to the one tried first: global, then the strongest τ);
+//  2. with fewer than MinPositives buyers at either, keep the global model as
+//     published;
+//  3. fit on the fitting cutoffs: the global model with only its baseline
+//     hazards refitted to the merchant (recalibrated: same ranking, the
+//     merchant's own level and timing), the global model fine-tuned at each
+//     proximal strength τ (DefaultStrengths), and a model of the merchant's rows
+//     alone (LocalOnly);
+//  4. measure each candidate's AUC of P(buy within the horizon) on the
+//     validation customers and choose the first, in the order recalibrated,
+//     strongest τ … weakest τ, local-only, whose AUC is within one
+//     Hanley–McNeil standard error of the highest AUC: a merchant moves away from
+//     the global model's ranking only as far as its own data can show is worth
+//     it (the AUC, not the likelihood, because under CDNOW's drift the
+//     likelihood at a later cutoff rewards whichever model happens to match
+//     that cutoff's purchase rate, not the one that ranks customers best);
 //  5. refit the choice on every row (fitting and validation cutoffs).
 func Personalize(ctx context.Context, global *hazard.Model, rows []feature.Row, opt PersonalizeOptions) (Personalization, error) {
 	if global == nil {
@@ -162,8 +177,8 @@ func Personalize(ctx context.Context, global *hazard.Model, rows []feature.Row, 
 		Candidate
 		refit func([]feature.Row) (*hazard.Model, error)
 	}
-	cands := []cand{{Candidate: Candidate{Choice: ChoiceGlobal}, refit: func([]feature.Row) (*hazard.Model, error) {
-		return clone(global, global.Params), nil
+	cands := []cand{{Candidate: Candidate{Choice: ChoiceRecalibrated}, refit: func(rs []feature.Row) (*hazard.Model, error) {
+		return fineTune(ctx, global, rs, math.Inf(1), opt)
 	}}}
 	for _, tau := range opt.Strengths {
 		cands = append(cands, cand{Candidate: Candidate{Choice: ChoiceFineTuned, Strength: tau}, refit: func(rs []feature.Row) (*hazard.Model, error) {
@@ -173,19 +188,30 @@ func Personalize(ctx context.Context, global *hazard.Model, rows []feature.Row, 
 	cands = append(cands, cand{Candidate: Candidate{Choice: ChoiceLocal}, refit: func(rs []feature.Row) (*hazard.Model, error) {
 		return LocalOnly(ctx, global.Schema, rs, opt.Seed)
 	}})
-	best := -1
+	highest := -1
 	var out Personalization
 	for i := range cands {
 		m, err := cands[i].refit(fit)
 		if err != nil {
 			return Personalization{}, fmt.Errorf("personalize: %s: %w", cands[i].Choice, err)
 		}
-		if cands[i].ValidationLoss, err = meanNLL(m, val); err != nil {
+		if _, cands[i].ValidationAUC, cands[i].ValidationLoss, err = validate(m, val); err != nil {
 			return Personalization{}, fmt.Errorf("personalize: %s: %w", cands[i].Choice, err)
 		}
 		out.Candidates = append(out.Candidates, cands[i].Candidate)
-		if best < 0 || cands[i].ValidationLoss < cands[best].ValidationLoss {
+		if highest < 0 || cands[i].ValidationAUC > cands[highest].ValidationAUC {
+			highest = i
+		}
+	}
+	// The first candidate (the most conservative) within one standard error of
+	// the highest AUC: a difference the validation customers cannot tell from
+	// noise does not move the merchant away from the global model.
+	se := aucStandardError(cands[highest].ValidationAUC, positives(val), len(val)-positives(val))
+	best := highest
+	for i := range highest {
+		if cands[i].ValidationAUC >= cands[highest].ValidationAUC-se {
 			best = i
+			break
 		}
 	}
 	m, err := cands[best].refit(rows)
@@ -212,9 +238,10 @@ func LocalOnly(ctx context.Context, schema feature.Schema, rows []feature.Row, s
 	return m, nil
 }
 
-// fineTune minimises Σ NLL(rows) + τ/2·‖θ − θ_global‖² from the global model by
-// full-batch Adam (divided by the number of rows so that one step size fits every
-// merchant; the minimiser is the same).
+// fineTune minimises Σ NLL(rows) + τ/2·‖w − w_global‖² over the baselines b and
+// the score parameters w, from the global model, by full-batch Adam (divided by
+// the number of rows so that one step size fits every merchant; the minimiser is
+// the same). τ = +Inf keeps w and refits b alone.
 func fineTune(ctx context.Context, global *hazard.Model, rows []feature.Row, tau float64, opt PersonalizeOptions) (*hazard.Model, error) {
 	m := clone(global, global.Params)
 	groups := GroupByCustomer(rows)
@@ -237,7 +264,13 @@ func fineTune(ctx context.Context, global *hazard.Model, rows []feature.Row, tau
 		c1 := 1 - math.Pow(b1, float64(s))
 		c2 := 1 - math.Pow(b2, float64(s))
 		for j := range p {
-			d := (g[j] + tau*(p[j]-global.Params[j])) / n
+			if j >= m.Horizon && math.IsInf(tau, 1) {
+				continue
+			}
+			d := g[j] / n
+			if j >= m.Horizon {
+				d += tau * (p[j] - global.Params[j]) / n
+			}
 			mom[j] = b1*mom[j] + (1-b1)*d
 			vel[j] = b2*vel[j] + (1-b2)*d*d
 			p[j] -= lr * (mom[j] / c1) / (math.Sqrt(vel[j]/c2) + eps)
@@ -251,17 +284,39 @@ func fineTune(ctx context.Context, global *hazard.Model, rows []feature.Row, tau
 	return m, nil
 }
 
-// meanNLL is m's negative log-likelihood per row.
-func meanNLL(m *hazard.Model, rows []feature.Row) (float64, error) {
-	var s float64
+// validate returns m's P(buy within the horizon) for each row, their AUC and m's
+// mean negative log-likelihood per row on rows.
+func validate(m *hazard.Model, rows []feature.Row) (p []float64, auc, nll float64, err error) {
+	p = make([]float64, len(rows))
+	y := make([]bool, len(rows))
+	for i, r := range rows {
+		f, err := m.Score(r.X)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		pr := m.PredictScore(f)
+		p[i], y[i] = pr.Within[len(pr.Within)-1], r.Label >= 1
+	}
+	if auc, err = metrics.AUC(p, y); err != nil {
+		return nil, 0, 0, err
+	}
 	for _, c := range GroupByCustomer(rows) {
 		l, err := m.CustomerLoss(c, nil)
 		if err != nil {
-			return 0, err
+			return nil, 0, 0, err
 		}
-		s += l
+		nll += l
 	}
-	return s / float64(len(rows)), nil
+	return p, auc, nll / float64(len(rows)), nil
+}
+
+// aucStandardError is the Hanley–McNeil (1982) standard error of an AUC a
+// measured on pos positives and neg negatives.
+func aucStandardError(a float64, pos, neg int) float64 {
+	q1, q2 := a/(2-a), 2*a*a/(1+a)
+	np, nn := float64(pos), float64(neg)
+	v := (a*(1-a) + (np-1)*(q1-a*a) + (nn-1)*(q2-a*a)) / (np * nn)
+	return math.Sqrt(max(v, 0))
 }
 
 // positives counts the rows with a purchase within the horizon.

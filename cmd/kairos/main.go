@@ -51,6 +51,7 @@ Start here:
 		newAggregatorCmd(),
 		newClientCmd(),
 		newDemoCmd(),
+		newSimCmd(),
 	)
 	return root
 }

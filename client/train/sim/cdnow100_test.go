@@ -1,0 +1,115 @@
+package sim
+
+import (
+	"maps"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+func TestSplitCDNOW100(t *testing.T) {
+	ev := cdnowEvents(t)
+	sp, err := SplitCDNOW100(ev, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	customers := map[string]bool{}
+	for _, e := range ev {
+		customers[e.Customer] = true
+	}
+	// Every customer is placed exactly once, and the merchants' counts agree
+	// with the owner map.
+	if got, want := len(sp.Owner), len(customers); got != want {
+		t.Fatalf("customers placed: got %d, want %d", got, want)
+	}
+	if len(sp.Merchants) != CDNOW100Merchants {
+		t.Fatalf("merchants: got %d, want %d", len(sp.Merchants), CDNOW100Merchants)
+	}
+	counts := make([]int, len(sp.Merchants))
+	for _, m := range sp.Owner {
+		counts[m]++
+	}
+	sizes := make([]int, len(sp.Merchants))
+	for m, sm := range sp.Merchants {
+		if counts[m] != sm.Customers {
+			t.Errorf("merchant %d: owner map holds %d customers, report says %d", m, counts[m], sm.Customers)
+		}
+		sizes[m] = sm.Customers
+	}
+	// Sizes: log-normal, median about 100, the largest a few thousand.
+	slices.Sort(sizes)
+	median, largest := (sizes[49]+sizes[50])/2, sizes[99]
+	t.Logf("sizes: min %d, median %d, largest %d", sizes[0], median, largest)
+	if median < 70 || median > 150 {
+		t.Errorf("median size: got %d, want about 100 (70..150)", median)
+	}
+	if largest < 1500 || largest > 6000 {
+		t.Errorf("largest merchant: got %d, want a few thousand (1500..6000)", largest)
+	}
+	// Non-IID: the mean total-variation distance between a merchant's strata
+	// and the population's is far above that of an IID split with the same
+	// sizes (the customers dealt out in a seeded random order).
+	strata := make([]int, cdnowStrata)
+	ids, of, err := cdnowStrataOf(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range of {
+		strata[s]++
+	}
+	meanTV := func(merchantStrata [][]int) float64 {
+		var tv float64
+		for _, ms := range merchantStrata {
+			n := 0
+			for _, c := range ms {
+				n += c
+			}
+			var d float64
+			for s, c := range ms {
+				d += math.Abs(float64(c)/float64(n) - float64(strata[s])/float64(len(ids)))
+			}
+			tv += d / 2
+		}
+		return tv / float64(len(merchantStrata))
+	}
+	var split, iid [][]int
+	perm := rand.New(rand.NewPCG(9, 9)).Perm(len(ids))
+	k := 0
+	for _, sm := range sp.Merchants {
+		split = append(split, sm.Strata)
+		row := make([]int, cdnowStrata)
+		for range sm.Customers {
+			row[of[perm[k]]]++
+			k++
+		}
+		iid = append(iid, row)
+	}
+	got, base := meanTV(split), meanTV(iid)
+	t.Logf("mean total-variation distance to the population's strata: %.3f (IID split of the same sizes %.3f)", got, base)
+	if got < base+0.3 {
+		t.Errorf("mean TV distance %.3f, want ≥ the IID split's %.3f + 0.3 (non-IID)", got, base)
+	}
+	// Deterministic by seed; another seed gives another split.
+	again, err := SplitCDNOW100(ev, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(sp.Owner, again.Owner) {
+		t.Error("seed 1 twice: the owner maps differ")
+	}
+	other, err := SplitCDNOW100(ev, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maps.Equal(sp.Owner, other.Owner) {
+		t.Error("seeds 1 and 2: the same owner map")
+	}
+	zones := map[string]bool{}
+	for _, sm := range sp.Merchants {
+		zones[sm.Zone] = true
+	}
+	if len(zones) < 4 {
+		t.Errorf("time zones declared: got %d distinct, want several", len(zones))
+	}
+}

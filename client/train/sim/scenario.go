@@ -1,0 +1,262 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/metrics"
+)
+
+// SizeBuckets are the merchant-size buckets of a scenario report: a merchant of
+// c customers is in the first bucket whose upper bound exceeds c.
+var SizeBuckets = []struct {
+	Name  string
+	Below int
+}{{"<100", 100}, {"100-299", 300}, {"300-999", 1000}, {">=1000", int(^uint(0) >> 1)}}
+
+// Trio holds one figure for the three models a merchant can score with.
+type Trio struct {
+	LocalOnly    float64 `json:"local_only"`
+	Federated    float64 `json:"federated"`
+	Personalized float64 `json:"personalized"`
+}
+
+// BucketReport is one size bucket of a scenario: pooled over its merchants' own
+// test customers, each scored by that merchant's model.
+type BucketReport struct {
+	Bucket    string `json:"bucket"`
+	Merchants int    `json:"merchants"`
+	Customers int    `json:"customers"`
+	// The pooled AUC@30 (issue 12's keys), then PR-AUC@30 and Brier@30.
+	Trio
+	PRAUC30 Trio `json:"pr_auc_30"`
+	Brier30 Trio `json:"brier_30"`
+	// PersonalizedGELocal is the share of the bucket's merchants, among those
+	// whose test customers hold both buyers and non-buyers, whose personalised
+	// AUC@30 is at least their local-only one.
+	PersonalizedGELocal float64 `json:"personalized_ge_local_only"`
+	Compared            int     `json:"merchants_compared"`
+}
+
+// PooledAUC are the AUC@30 figures of a whole scenario.
+type PooledAUC struct {
+	Federated          float64 `json:"federated"`
+	Centralized        float64 `json:"centralized"`
+	LocalOnlyPooled    float64 `json:"local_only_pooled"`
+	PersonalizedPooled float64 `json:"personalized_pooled"`
+}
+
+// ScenarioReport is the outcome of RunScenario.
+type ScenarioReport struct {
+	Scenario string `json:"scenario"`
+	// Validation says the run used ValidationCutoffs; TestCutoff is the cutoff scored.
+	Validation        bool    `json:"validation,omitempty"`
+	TestCutoff        string  `json:"test_cutoff"`
+	Seed              uint64  `json:"seed"`
+	Merchants         int     `json:"merchants"`
+	SecureAggregation bool    `json:"secure_aggregation"`
+	Dropouts          int     `json:"dropouts"`
+	EpsilonMax        float64 `json:"epsilon_max"`
+	Delta             float64 `json:"delta"`
+	NoiseMultiplier   float64 `json:"noise_multiplier"`
+	// InProcess says the merchants ran in this process through package sim, not
+	// as client processes against an aggregator.
+	InProcess bool           `json:"in_process"`
+	AUC30     PooledAUC      `json:"auc_30"`
+	BySize    []BucketReport `json:"by_size"`
+	// PersonalizedGELocal is the share over all compared merchants.
+	PersonalizedGELocal float64 `json:"personalized_ge_local_only"`
+	// Choices counts the personalisation choices (train.Choice…).
+	Choices map[string]int `json:"choices"`
+	// Seconds is filled in by the caller that timed the run.
+	Seconds float64 `json:"seconds"`
+}
+
+// Scenarios are the names RunScenario knows.
+var Scenarios = []string{ScenarioCDNOW100}
+
+// ScenarioOptions configures RunScenario.
+type ScenarioOptions struct {
+	// Name is the scenario (Scenarios); Seed seeds its split and every training
+	// but the DP noise.
+	Name string
+	Seed uint64
+	// Fed configures the federation (zero value: DefaultFedOptions).
+	Fed FedOptions
+	// Validation scores at ValidationCutoffs instead of the reference cutoffs,
+	// so that design choices can be measured without looking at the test cutoff.
+	Validation bool
+}
+
+// ValidationCutoffs are the cutoffs of a validation run: training 1997-05-01,
+// 07-01, 09-01 and 11-01, test 1998-01-01, whose label window ends before the
+// reference test cutoff 1998-03-01.
+func ValidationCutoffs() (train []time.Time, test time.Time) {
+	d := func(y int, m time.Month) time.Time { return time.Date(y, m, 1, 0, 0, 0, 0, time.UTC) }
+	return []time.Time{d(1997, 5), d(1997, 7), d(1997, 9), d(1997, 11)}, d(1998, 1)
+}
+
+// RunScenario splits events (CDNOW for ScenarioCDNOW100) by the named scenario
+// and seed, runs the federation (DefaultFedOptions: ε = 1 and δ = 1e-6 per
+// merchant) in process, the centralised non-private model, and for every
+// merchant its local-only non-private model (train.LocalOnly) and its
+// personalised model (train.Personalize from the federated one), and scores all
+// of them on each merchant's own customers at the test cutoff (1998-03-01, or
+// ValidationCutoffs).
+func RunScenario(ctx context.Context, events []model.Event, opt ScenarioOptions) (ScenarioReport, error) {
+	name, seed, fed := opt.Name, opt.Seed, opt.Fed
+	if name != ScenarioCDNOW100 {
+		return ScenarioReport{}, fmt.Errorf("scenario %q: unknown (want one of %v)", name, Scenarios)
+	}
+	split, err := SplitCDNOW100(events, seed)
+	if err != nil {
+		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	var do DataOptions
+	do.TrainCutoffs, do.TestCutoff = ReferenceCutoffs()
+	if opt.Validation {
+		do.TrainCutoffs, do.TestCutoff = ValidationCutoffs()
+	}
+	d, err := PrepareSplit(events, split, do)
+	if err != nil {
+		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	if fed.Rounds == 0 {
+		fed = DefaultFedOptions()
+	}
+	fed.Seed = seed
+	fr, err := d.Federate(ctx, fed)
+	if err != nil {
+		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	_, cent, err := d.Centralized(ctx, seed)
+	if err != nil {
+		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	rep := ScenarioReport{
+		Validation: opt.Validation, TestCutoff: do.TestCutoff.Format(time.DateOnly),
+		Scenario: name, Seed: seed, Merchants: len(split.Merchants), EpsilonMax: slices.Max(fr.Epsilon),
+		Delta: fed.Delta, NoiseMultiplier: fr.NoiseMultiplier, InProcess: true, Choices: map[string]int{},
+	}
+	rep.AUC30.Federated, rep.AUC30.Centralized = fr.Pooled.AUC30, cent.AUC30
+	type scored struct{ local, fed, pers []float64 }
+	own := make([]scored, len(split.Merchants))
+	labels := make([][]bool, len(split.Merchants))
+	for i, r := range d.Test {
+		labels[d.TestMerchant[i]] = append(labels[d.TestMerchant[i]], r.Label >= 1)
+	}
+	for m := range split.Merchants {
+		local, err := train.LocalOnly(ctx, d.Schema, d.Train[m], seed)
+		if err != nil {
+			return ScenarioReport{}, fmt.Errorf("scenario %s: merchant %d: %w", name, m, err)
+		}
+		pers, err := train.Personalize(ctx, fr.Model, d.Train[m], train.PersonalizeOptions{Seed: seed})
+		if err != nil {
+			return ScenarioReport{}, fmt.Errorf("scenario %s: merchant %d: %w", name, m, err)
+		}
+		rep.Choices[pers.Choice]++
+		for _, mod := range []struct {
+			m   *hazard.Model
+			out *[]float64
+		}{{local, &own[m].local}, {fr.Model, &own[m].fed}, {pers.Model, &own[m].pers}} {
+			if *mod.out, err = d.p30(mod.m, m); err != nil {
+				return ScenarioReport{}, fmt.Errorf("scenario %s: merchant %d: %w", name, m, err)
+			}
+		}
+	}
+	var allL, allP []float64
+	var allY []bool
+	var ge, compared int
+	for bi, b := range SizeBuckets {
+		br := BucketReport{Bucket: b.Name}
+		var sl, sf, sp []float64
+		var y []bool
+		lo := 0
+		if bi > 0 {
+			lo = SizeBuckets[bi-1].Below
+		}
+		for m, sm := range split.Merchants {
+			if sm.Customers < lo || sm.Customers >= b.Below {
+				continue
+			}
+			br.Merchants++
+			br.Customers += len(labels[m])
+			sl, sf, sp = append(sl, own[m].local...), append(sf, own[m].fed...), append(sp, own[m].pers...)
+			y = append(y, labels[m]...)
+			al, errL := metrics.AUC(own[m].local, labels[m])
+			ap, errP := metrics.AUC(own[m].pers, labels[m])
+			if errL == nil && errP == nil {
+				br.Compared++
+				if ap >= al {
+					br.PersonalizedGELocal++
+				}
+			}
+		}
+		allL, allP, allY = append(allL, sl...), append(allP, sp...), append(allY, y...)
+		if br.Merchants > 0 {
+			var err error
+			if br.Trio, br.PRAUC30, br.Brier30, err = trioMetrics(sl, sf, sp, y); err != nil {
+				return ScenarioReport{}, fmt.Errorf("scenario %s: bucket %s: %w", name, b.Name, err)
+			}
+		}
+		ge, compared = ge+int(br.PersonalizedGELocal), compared+br.Compared
+		if br.Compared > 0 {
+			br.PersonalizedGELocal /= float64(br.Compared)
+		}
+		rep.BySize = append(rep.BySize, br)
+	}
+	if compared > 0 {
+		rep.PersonalizedGELocal = float64(ge) / float64(compared)
+	}
+	if rep.AUC30.LocalOnlyPooled, err = metrics.AUC(allL, allY); err != nil {
+		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	if rep.AUC30.PersonalizedPooled, err = metrics.AUC(allP, allY); err != nil {
+		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	return rep, nil
+}
+
+// p30 is m's P(buy within 30 days) for merchant's own test customers, in test order.
+func (d *Data) p30(m *hazard.Model, merchant int) ([]float64, error) {
+	var p []float64
+	for i, r := range d.Test {
+		if d.TestMerchant[i] != merchant {
+			continue
+		}
+		s, err := m.Score(r.X)
+		if err != nil {
+			return nil, err
+		}
+		p = append(p, m.PredictScore(s).Within[len(hazard.Horizons)-1])
+	}
+	return p, nil
+}
+
+// trioMetrics returns AUC@30, PR-AUC@30 and Brier@30 of the three score lists.
+func trioMetrics(local, fed, pers []float64, y []bool) (auc, pr, brier Trio, err error) {
+	for _, c := range []struct {
+		p         []float64
+		a, ap, br *float64
+	}{
+		{local, &auc.LocalOnly, &pr.LocalOnly, &brier.LocalOnly},
+		{fed, &auc.Federated, &pr.Federated, &brier.Federated},
+		{pers, &auc.Personalized, &pr.Personalized, &brier.Personalized},
+	} {
+		if *c.a, err = metrics.AUC(c.p, y); err != nil {
+			return Trio{}, Trio{}, Trio{}, err
+		}
+		if *c.ap, err = metrics.AveragePrecision(c.p, y); err != nil {
+			return Trio{}, Trio{}, Trio{}, err
+		}
+		if *c.br, err = metrics.Brier(c.p, y); err != nil {
+			return Trio{}, Trio{}, Trio{}, err
+		}
+	}
+	return auc, pr, brier, nil
+}

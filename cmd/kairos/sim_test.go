@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/kairos-fl/kairos/client/train/sim"
+)
+
+func TestSimRefusesBadFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scenario", "cdnow-7"}, `--scenario "cdnow-7": unknown`},
+		{[]string{"--secure-aggregation"}, "--secure-aggregation: not built yet"},
+		{[]string{"--data", "/nonexistent/CDNOW_master.txt"}, "/nonexistent/CDNOW_master.txt"},
+	}
+	for _, tt := range tests {
+		cmd := newSimCmd()
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		cmd.SetArgs(tt.args)
+		cmd.SilenceUsage = true
+		err := cmd.ExecuteContext(t.Context())
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: got error %v, want one containing %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+func TestSimTable(t *testing.T) {
+	r := sim.ScenarioReport{
+		Scenario: "cdnow-100", Seed: 1, TestCutoff: "1998-03-01", Merchants: 100, EpsilonMax: 0.9994, Delta: 1e-6,
+		AUC30:               sim.PooledAUC{Federated: 0.8208, Centralized: 0.8223, LocalOnlyPooled: 0.7963, PersonalizedPooled: 0.8012},
+		BySize:              []sim.BucketReport{{Bucket: "<100", Merchants: 52, Customers: 2173, Trio: sim.Trio{LocalOnly: 0.7182, Federated: 0.8116, Personalized: 0.8070}, PersonalizedGELocal: 0.75, Compared: 44}},
+		PersonalizedGELocal: 0.731,
+	}
+	var buf bytes.Buffer
+	if err := writeSimTable(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"100 merchants", "ε ≤ 0.9994", "federated 0.8208", "personalised 0.8012", "73.1%", "0.7182", "0.8070", "75% of 44"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
