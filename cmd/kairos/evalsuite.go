@@ -26,6 +26,7 @@ import (
 // evalSuiteFlags are the flags of `kairos eval --suite`.
 type evalSuiteFlags struct {
 	on                   bool
+	rhythm               bool
 	file, dataDir, plots string
 	// flags is the command's flag set, to refuse the flags of a single
 	// evaluation beside --suite.
@@ -39,6 +40,7 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.file, "suite-file", "", "YAML file of data sets to add to the suite or to replace built-in ones (implies --suite)")
 	f.StringVar(&s.dataDir, "data-dir", "", "folder of the built-in data sets (default $KAIROS_SHARED/data or ../shared/data)")
 	f.StringVar(&s.plots, "plots", "", "with --suite, write a reliability diagram and a cumulative gain chart per data set (SVG) to this folder")
+	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
 }
 
 func (s *evalSuiteFlags) enabled() bool { return s.on || s.file != "" }
@@ -53,7 +55,7 @@ func (s *evalSuiteFlags) conflicts() error {
 	var set []string
 	s.flags.Visit(func(f *pflag.Flag) {
 		switch f.Name {
-		case "suite", "suite-file", "data-dir", "plots", "json", "seed",
+		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm",
 			"dp-epsilon", "dp-delta", "dp-clip", "dp-batch", "dp-epochs", "dp-lr", "dp-l2":
 		default:
 			set = append(set, "--"+f.Name)
@@ -102,6 +104,11 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 			return fmt.Errorf("eval --suite: %w", err)
 		}
 		models = append(models, suite.Model{Name: privateModelName(dp.epsilon), Hazard: cfg.Hazard, DP: cfg.DP})
+	}
+	if s.rhythm {
+		h := evaluate.DefaultHazardOptions()
+		h.Rhythm = true
+		models = append(models, suite.Model{Name: "hazard-rhythm", Hazard: h})
 	}
 	dir, err := suiteDataDir(s.dataDir)
 	if err != nil {
@@ -235,7 +242,29 @@ func writeSuiteTable(w io.Writer, res suite.Result) error {
 	for _, n := range notes {
 		fmt.Fprintln(w, n)
 	}
-	return nil
+	return writeSuiteDates(w, res)
+}
+
+// writeSuiteDates prints the date accuracy of every Kairos model's days and
+// of the day baselines for the test customers who buy within 30 days.
+func writeSuiteDates(w io.Writer, res suite.Result) error {
+	fmt.Fprintln(w, "\ndate of the first purchase, test customers who buy within 30 days (S2 = mean 10/(10+d²), MAE in days):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "data set\tpredictor\tS2\tMAE\t\n")
+	for _, d := range res.Datasets {
+		row := func(name string, ds map[string]suite.DateScore, keys ...string) {
+			for _, k := range keys {
+				if v, ok := ds[k]; ok {
+					fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t\n", d.Name, name, k, cell(v.S2), cell(v.MAE))
+				}
+			}
+		}
+		for _, m := range d.Methods {
+			row(m.Name, m.Date, evaluate.DayMostLikely, evaluate.DayMedian, evaluate.DayExpected, evaluate.DayClosest)
+		}
+		row("baseline", d.DateBaselines, evaluate.DayLastPlusGap, evaluate.DayBestConstant)
+	}
+	return tw.Flush()
 }
 
 // cell formats a metric, "-" when absent (no probabilities) or undefined.

@@ -82,7 +82,39 @@ type Report struct {
 	LabelOverlap bool
 	// Privacy describes what DP training charged (nil for a non-private run).
 	Privacy *PrivacyReport
+	// DayBaselines is the date accuracy of the simple day predictors
+	// (DayLastPlusGap, DayBestConstant) on the same test buyers as
+	// MethodReport.Days.
+	DayBaselines []DayScore
 }
+
+// DayScore is the date accuracy of one first-purchase-day predictor over the
+// test customers who buy within the horizon (metrics.DayAccuracy): S2 =
+// mean 10/(10 + d²), MAE = mean |d| in days.
+type DayScore struct {
+	Predictor string
+	S2, MAE   float64
+}
+
+// Day predictors of DayScore.
+const (
+	// DayMostLikely, DayMedian and DayExpected are the hazard model's mode,
+	// median and mean (rounded) first purchase day given a purchase within
+	// the horizon.
+	DayMostLikely = "most_likely"
+	DayMedian     = "median"
+	DayExpected   = "expected"
+	// DayClosest is the hazard model's day of highest expected S2
+	// (hazard.Prediction.ClosestDay).
+	DayClosest = "closest"
+	// DayLastPlusGap is the last purchase plus the customer's mean gap between
+	// purchase days, clipped into the horizon (the best constant day for a
+	// customer with fewer than two purchase days).
+	DayLastPlusGap = "last_plus_mean_gap"
+	// DayBestConstant is the one day with the highest S2 over the training
+	// cutoffs' buyers.
+	DayBestConstant = "best_constant"
+)
 
 // MinPositives is the number of test buyers within a horizon below which
 // Report.Warnings flags that horizon's ranking metrics as unreliable: with
@@ -156,6 +188,10 @@ type MethodReport struct {
 	// F1Threshold is the 30-day threshold tuned for F1 on the latest training
 	// cutoff's rows, and F1 is the test F1 at that threshold.
 	F1Threshold, F1 float64
+	// Days is the date accuracy of the method's predicted days for the test
+	// customers who buy within the horizon (hazard model only: DayMostLikely,
+	// DayMedian, DayExpected, DayClosest).
+	Days []DayScore
 	// Err is set when a baseline could not be computed on this data (for
 	// example a BG/NBD fit that does not converge); every metric is then left
 	// zero and means nothing.
@@ -171,13 +207,19 @@ type prediction struct {
 	score  float64                       // ranks customers (higher = sooner)
 	within [len(hazard.Horizons)]float64 // P(buy within h), when probabilistic
 	day    int                           // predicted first purchase day
+	// days, when set, are the hazard model's most likely, median, expected
+	// (rounded) and closest day given a purchase within the horizon.
+	days *[4]int
 }
 
 // method predicts every row of one cutoff (features rows, histories at τ).
 type method struct {
 	name  string
 	probs bool
-	pred  func(rows []feature.Row, tau time.Time) ([]prediction, error)
+	// byHorizon ranks by P(buy within h) at each horizon h instead of by
+	// score (a model whose day shape depends on the customer).
+	byHorizon bool
+	pred      func(rows []feature.Row, tau time.Time) ([]prediction, error)
 }
 
 // Run evaluates cfg.Methods on events. It does no I/O.
@@ -332,6 +374,9 @@ func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 			}
 			rep.Model, rep.TrainReport = hm, tr
 			m = hazardMethod(hm)
+			if rep.DayBaselines, err = p.dayBaselines(); err != nil {
+				return Report{}, fmt.Errorf("evaluate: %w", err)
+			}
 		case MethodBGNBD:
 			m, err = bgnbdMethod(hist, medianDay)
 			if err != nil {
@@ -389,20 +434,92 @@ func (h histories) each(rows []feature.Row, f func([]time.Time) prediction, tau 
 }
 
 func hazardMethod(hm *hazard.Model) method {
-	return method{name: MethodHazard, probs: true, pred: func(rows []feature.Row, _ time.Time) ([]prediction, error) {
+	return method{name: MethodHazard, probs: true, byHorizon: hm.Rhythm(), pred: func(rows []feature.Row, _ time.Time) ([]prediction, error) {
 		out := make([]prediction, len(rows))
 		for i, r := range rows {
 			f, err := hm.Score(r.X)
 			if err != nil {
 				return nil, err
 			}
-			p := hm.PredictScore(f)
+			p, err := hm.Predict(r.X)
+			if err != nil {
+				return nil, err
+			}
+			if hm.Rhythm() {
+				// The day shape depends on the customer, so f alone no
+				// longer orders P(buy within 30 days).
+				f = p.Within[len(hazard.Horizons)-1]
+			}
 			// JData's S2 rewards a day close to the truth (10/(10+d²)); the
 			// conditional median beats the mode, which is day 1 for most customers.
-			out[i] = prediction{score: f, within: p.Within, day: p.MedianDay}
+			out[i] = prediction{score: f, within: p.Within, day: p.MedianDay,
+				days: &[4]int{p.MostLikelyDay, p.MedianDay, int(math.Round(p.ExpectedDayIfBuys)), p.ClosestDay}}
 		}
 		return out, nil
 	}}
+}
+
+// dayBaselines scores the simple day predictors on the test buyers: the best
+// constant day on the training cutoffs' buyers, and the last purchase plus
+// the customer's own mean gap.
+func (p *Prepared) dayBaselines() ([]DayScore, error) {
+	var trainDays []int
+	for _, r := range p.trainRows {
+		if r.Label > 0 {
+			trainDays = append(trainDays, r.Label)
+		}
+	}
+	best, bestS2 := p.medianDay, -1.0
+	if len(trainDays) > 0 {
+		pred := make([]float64, len(trainDays))
+		for d := 1; d <= model.Horizon; d++ {
+			for i := range pred {
+				pred[i] = float64(d)
+			}
+			s2, _, err := metrics.DayAccuracy(pred, trainDays)
+			if err != nil {
+				return nil, err
+			}
+			if s2 > bestS2 {
+				best, bestS2 = d, s2
+			}
+		}
+	}
+	at := map[string]int{}
+	for j, n := range p.schema.Names {
+		at[n] = j
+	}
+	ri, okR := at["recency_days"]
+	gi, okG := at["gap_mean_days"]
+	hi, okH := at["has_gap"]
+	var constant, gap []float64
+	var truth []int
+	for _, r := range p.testRows {
+		if r.Label == 0 {
+			continue
+		}
+		truth = append(truth, r.Label)
+		constant = append(constant, float64(best))
+		d := float64(best)
+		if okR && okG && okH && r.X[hi] == 1 {
+			// recency and gap_mean_days are log1p of days.
+			due := math.Expm1(r.X[gi]) - math.Expm1(r.X[ri])
+			d = min(max(math.Floor(due)+1, 1), model.Horizon)
+		}
+		gap = append(gap, d)
+	}
+	var out []DayScore
+	for _, b := range []struct {
+		name string
+		pred []float64
+	}{{DayLastPlusGap, gap}, {DayBestConstant, constant}} {
+		s2, mae, err := metrics.DayAccuracy(b.pred, truth)
+		if err != nil {
+			return nil, fmt.Errorf("day baseline %s: %w", b.name, err)
+		}
+		out = append(out, DayScore{Predictor: b.name, S2: s2, MAE: mae})
+	}
+	return out, nil
 }
 
 // positives counts the rows whose customer buys within h days.
@@ -438,14 +555,21 @@ func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tune
 		for i, r := range test {
 			labels[i] = r.Label > 0 && r.Label <= h
 		}
+		rank := scores
+		if m.byHorizon {
+			rank = make([]float64, len(preds))
+			for i, p := range preds {
+				rank[i] = p.within[hi]
+			}
+		}
 		if !hasBoth(labels) {
 			// Undefined at this horizon (e.g. nobody buys on day 1 of a small log).
 			mr.AUC[h], mr.PRAUC[h] = math.NaN(), math.NaN()
 		} else {
-			if mr.AUC[h], err = metrics.AUC(scores, labels); err != nil {
+			if mr.AUC[h], err = metrics.AUC(rank, labels); err != nil {
 				return MethodReport{}, fmt.Errorf("auc@%d: %w", h, err)
 			}
-			if mr.PRAUC[h], err = metrics.AveragePrecision(scores, labels); err != nil {
+			if mr.PRAUC[h], err = metrics.AveragePrecision(rank, labels); err != nil {
 				return MethodReport{}, fmt.Errorf("pr-auc@%d: %w", h, err)
 			}
 		}
@@ -495,6 +619,9 @@ func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tune
 		return MethodReport{}, err
 	}
 	if mr.JData, mr.JDataS1, mr.JDataS2, err = metrics.JData(list, truth); err != nil {
+		return MethodReport{}, err
+	}
+	if mr.Days, err = dayScores(preds, test); err != nil {
 		return MethodReport{}, err
 	}
 	// F1: tune on the latest training cutoff, apply to the test rows.
@@ -579,4 +706,33 @@ func DefaultHazardOptions() hazard.TrainOptions {
 // DefaultMLPOptions are the settings tuned for the 16-unit MLP on CDNOW.
 func DefaultMLPOptions() hazard.TrainOptions {
 	return hazard.TrainOptions{Kind: hazard.KindMLP, Hidden: 16, L2: 1e-2, LearningRate: 0.003, Epochs: 20, Anneal: true}
+}
+
+// dayScores is the date accuracy of the hazard model's three predicted days
+// over the test rows that buy within the horizon; nil for a method without
+// them.
+func dayScores(preds []prediction, test []feature.Row) ([]DayScore, error) {
+	if len(preds) == 0 || preds[0].days == nil {
+		return nil, nil
+	}
+	var truth []int
+	var pred [4][]float64
+	for i, r := range test {
+		if r.Label == 0 {
+			continue
+		}
+		truth = append(truth, r.Label)
+		for k := range pred {
+			pred[k] = append(pred[k], float64(preds[i].days[k]))
+		}
+	}
+	var out []DayScore
+	for k, name := range []string{DayMostLikely, DayMedian, DayExpected, DayClosest} {
+		s2, mae, err := metrics.DayAccuracy(pred[k], truth)
+		if err != nil {
+			return nil, fmt.Errorf("day accuracy %s: %w", name, err)
+		}
+		out = append(out, DayScore{Predictor: name, S2: s2, MAE: mae})
+	}
+	return out, nil
 }

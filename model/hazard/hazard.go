@@ -183,6 +183,11 @@ type Prediction struct {
 	// ExpectedDayIfBuys is E[T | T ≤ Horizon], the mean first purchase day of
 	// a customer who buys within the horizon.
 	ExpectedDayIfBuys float64
+	// ClosestDay is the day d that maximises the expected closeness
+	// E[10/(10 + (d − T)²) | T ≤ Horizon] (JData's S2 per buyer): a day near
+	// most of the probability, where MostLikelyDay may be an isolated peak and
+	// MedianDay minimises the expected distance instead.
+	ClosestDay int
 }
 
 // Predict computes the prediction for a raw feature vector, with the
@@ -236,6 +241,17 @@ func (m *Model) predict(f float64, off []float64) Prediction {
 	for i, t := range Horizons {
 		if t <= H {
 			p.Within[i] = 1 - p.Survival[t]
+		}
+	}
+	p.ClosestDay, best = 1, -1
+	for d := 1; d <= H; d++ {
+		var c float64
+		for t := 1; t <= H; t++ {
+			k := float64(d - t)
+			c += p.Hazard[t-1] * p.Survival[t-1] * 10 / (10 + k*k)
+		}
+		if c > best {
+			best, p.ClosestDay = c, d
 		}
 	}
 	half := (1 - p.Survival[H]) / 2

@@ -113,6 +113,30 @@ type DatasetResult struct {
 	Seconds float64  `json:"seconds"`
 	Error   string   `json:"error,omitempty"`
 	Methods []Method `json:"methods"`
+	// DateBaselines is the date accuracy, for the test customers who buy
+	// within 30 days, of the simple day predictors (last purchase + own mean
+	// gap, the best constant day), keyed by evaluate's Day* names.
+	DateBaselines map[string]DateScore `json:"date_baselines,omitempty"`
+}
+
+// DateScore is the date accuracy of one predicted first-purchase day over the
+// test customers who buy within 30 days: JData's S2 (mean 10/(10 + d²)) and
+// the mean absolute error in days.
+type DateScore struct {
+	S2  *float64 `json:"s2"`
+	MAE *float64 `json:"mae_days"`
+}
+
+// dateScores keys evaluate's day scores by predictor.
+func dateScores(ds []evaluate.DayScore) map[string]DateScore {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make(map[string]DateScore, len(ds))
+	for _, d := range ds {
+		out[d.Predictor] = DateScore{S2: num(d.S2), MAE: num(d.MAE)}
+	}
+	return out
 }
 
 // Method is one method's metrics on one data set. Metric maps are keyed by
@@ -128,9 +152,12 @@ type Method struct {
 	Brier map[string]*float64 `json:"brier,omitempty"`
 	// ECE is the expected calibration error over metrics.ECEBins equal-width
 	// bins (metrics.ECE).
-	ECE     map[string]*float64 `json:"ece,omitempty"`
-	Seconds float64             `json:"seconds"`
-	Error   string              `json:"error,omitempty"`
+	ECE map[string]*float64 `json:"ece,omitempty"`
+	// Date is the date accuracy of a Kairos model's most likely, median and
+	// expected day for the test customers who buy within 30 days.
+	Date    map[string]DateScore `json:"date,omitempty"`
+	Seconds float64              `json:"seconds"`
+	Error   string               `json:"error,omitempty"`
 	// Calibration and Gain are the 30-day reliability table and cumulative
 	// gain curve, for charts.
 	Calibration []metrics.Bin       `json:"-"`
@@ -223,6 +250,9 @@ func runDataset(ctx context.Context, d Dataset, opts Options) (DatasetResult, er
 				described = true
 			}
 			fill(&m, rep.Methods[0])
+			if dr.DateBaselines == nil {
+				dr.DateBaselines = dateScores(rep.DayBaselines)
+			}
 		}
 		m.Seconds = roundSeconds(time.Since(t0))
 		if opts.Log != nil {
@@ -270,6 +300,7 @@ func fill(m *Method, r evaluate.MethodReport) {
 		m.ECE = map[string]*float64{h: num(e)}
 	}
 	m.Calibration, m.Gain = r.Calibration, r.Gain
+	m.Date = dateScores(r.Days)
 }
 
 // num rounds v to six decimals; nil (JSON null) when v is not finite.

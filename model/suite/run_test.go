@@ -108,9 +108,9 @@ func TestRunShape(t *testing.T) {
 		return ks
 	}
 	wantKeys := [][]string{
-		{"auc", "brier", "ece", "kind", "name", "pr_auc", "seconds"}, // hazard
-		{"auc", "kind", "name", "pr_auc", "seconds"},                 // recency: no probabilities
-		{"error", "kind", "name", "seconds"},                         // unknown method: no metrics
+		{"auc", "brier", "date", "ece", "kind", "name", "pr_auc", "seconds"}, // hazard
+		{"auc", "kind", "name", "pr_auc", "seconds"},                         // recency: no probabilities
+		{"error", "kind", "name", "seconds"},                                 // unknown method: no metrics
 	}
 	wantNames := []string{`"hazard"`, `"recency"`, `"nosuch"`}
 	if len(d.Methods) != len(wantKeys) {
@@ -131,6 +131,10 @@ func TestRunShape(t *testing.T) {
 	var ece map[string]float64
 	if err := json.Unmarshal(d.Methods[0]["ece"], &ece); err != nil || len(ece) != 1 || !(ece["30"] >= 0 && ece["30"] < 1) {
 		t.Errorf("hazard ece %s: want {\"30\": value in [0, 1)} (%v)", d.Methods[0]["ece"], err)
+	}
+	var date map[string]DateScore
+	if err := json.Unmarshal(d.Methods[0]["date"], &date); err != nil || len(date) != 4 || date["median"].S2 == nil || !(*date["median"].S2 > 0 && *date["median"].S2 <= 1) {
+		t.Errorf("hazard date %s: want four predictors with S2 in (0, 1] (%v)", d.Methods[0]["date"], err)
 	}
 	if !strings.Contains(string(d.Methods[2]["error"]), "unknown method") {
 		t.Errorf("nosuch error %s, want unknown method", d.Methods[2]["error"])
