@@ -22,6 +22,7 @@ import (
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/evaluate"
 	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/suite"
 )
 
 // evalDataset is a known data set: where it lives under the shared data folder,
@@ -341,7 +342,10 @@ type evalJSONMethod struct {
 	JDataS2     *float64            `json:"jdata_s2"`
 	F1          *float64            `json:"f1_30"`
 	F1Threshold *float64            `json:"f1_threshold_30"`
-	Error       string              `json:"error,omitempty"`
+	// Date is the date accuracy of the hazard model's days for the test
+	// customers who buy within 30 days, keyed by predictor (evaluate.Day*).
+	Date  map[string]suite.DateScore `json:"date,omitempty"`
+	Error string                     `json:"error,omitempty"`
 }
 
 // MarshalJSON writes a failed method as its name and error only: a metric
@@ -383,7 +387,9 @@ func writeEvalJSON(w io.Writer, r evaluate.Report, in ingest.Report, loc *time.L
 		Input        evalJSONInput           `json:"input"`
 		Methods      []evalJSONMethod        `json:"methods"`
 		Privacy      *evaluate.PrivacyReport `json:"privacy,omitempty"`
-	}{Privacy: r.Privacy, Dataset: r.Dataset, TestCutoff: r.TestCutoff.In(loc).Format(time.DateOnly), Customers: r.Customers,
+		// DateBaselines: the day baselines' date accuracy on the same buyers.
+		DateBaselines map[string]suite.DateScore `json:"date_baselines,omitempty"`
+	}{Privacy: r.Privacy, DateBaselines: evalDates(r.DayBaselines), Dataset: r.Dataset, TestCutoff: r.TestCutoff.In(loc).Format(time.DateOnly), Customers: r.Customers,
 		Positives: map[string]int{}, PositiveRate: jsonMetric(r.PositiveRate), Undefined: map[string]string{},
 		Warnings: append([]string{}, r.Warnings()...), TrainRows: r.TrainRows, LabelOverlap: r.LabelOverlap,
 		Input: evalJSONInput{File: in.File, Rows: in.Rows, Events: in.Events, Invalid: in.Invalid, OutOfRange: in.OutOfRange,
@@ -402,7 +408,7 @@ func writeEvalJSON(w io.Writer, r evaluate.Report, in ingest.Report, loc *time.L
 			Name: m.Name, AUC: jsonMetric(m.AUC), PRAUC: jsonMetric(m.PRAUC), Brier: jsonMetric(m.Brier),
 			ECE:    jsonECE(m.Calibration),
 			CIndex: jsonNum(m.CIndex), JData: jsonNum(m.JData), JDataS1: jsonNum(m.JDataS1), JDataS2: jsonNum(m.JDataS2),
-			F1: jsonNum(m.F1), F1Threshold: jsonNum(m.F1Threshold), Error: m.Err,
+			F1: jsonNum(m.F1), F1Threshold: jsonNum(m.F1Threshold), Error: m.Err, Date: evalDates(m.Days),
 		})
 	}
 	enc := json.NewEncoder(w)
@@ -451,6 +457,17 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 			fmt.Fprintf(w, "%s not available: %s\n", m.Name, m.Err)
 		}
 	}
+	if len(r.DayBaselines) > 0 {
+		fmt.Fprintln(w, "\ndate of the first purchase, test customers who buy within 30 days (S2 = mean 10/(10+d²), MAE in days):")
+		for _, m := range r.Methods {
+			for _, d := range m.Days {
+				fmt.Fprintf(w, "  %-30s S2 %.4f  MAE %.2f\n", m.Name+" "+d.Predictor, d.S2, d.MAE)
+			}
+		}
+		for _, d := range r.DayBaselines {
+			fmt.Fprintf(w, "  %-30s S2 %.4f  MAE %.2f\n", "baseline "+d.Predictor, d.S2, d.MAE)
+		}
+	}
 	for _, m := range r.Methods {
 		if len(m.Calibration) == 0 {
 			continue
@@ -464,6 +481,18 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 		}
 	}
 	return nil
+}
+
+// evalDates keys day scores by predictor, rounded like every metric.
+func evalDates(ds []evaluate.DayScore) map[string]suite.DateScore {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make(map[string]suite.DateScore, len(ds))
+	for _, d := range ds {
+		out[d.Predictor] = suite.DateScore{S2: jsonNum(d.S2), MAE: jsonNum(d.MAE)}
+	}
+	return out
 }
 
 // tableCell formats a ranking metric at horizon h, or says why it is undefined.
