@@ -3,6 +3,7 @@ package hazard
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -122,5 +123,74 @@ func TestRhythmPredictsDueDay(t *testing.T) {
 				t.Errorf("round trip: %+v vs %+v", a.Within, b.Within)
 			}
 		}
+	}
+}
+
+// TestRhythmGradientFiniteDifferences checks CustomerLoss's gradient of a
+// linear and an MLP model with the rhythm term, the rhythm weights included,
+// against central finite differences, on rows with and without a gap.
+func TestRhythmGradientFiniteDifferences(t *testing.T) {
+	full, err := feature.NewSchema(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := map[string]int{}
+	for j, n := range full.Names {
+		pos[n] = j
+	}
+	for _, tc := range []struct {
+		kind   string
+		hidden int
+	}{{KindLinear, 0}, {KindMLP, 3}} {
+		t.Run(tc.kind, func(t *testing.T) {
+			d := full.Len()
+			m, err := New(tc.kind, full, FixedStandardization(full), tc.hidden, 0.01)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.EnableRhythm(); err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(3, 4))
+			for j := range m.Params {
+				m.Params[j] = r.NormFloat64() * 0.1
+			}
+			for j := range m.Horizon {
+				m.Params[j] -= 3
+			}
+			v := m.Params[m.rhythmStart():]
+			v[0], v[1], v[2] = 0.4, -0.8, -0.5
+			var rows []feature.Row
+			for i, label := range []int{0, 3, 17, 30, 9} {
+				x := make([]float64, d)
+				for j := range x {
+					x[j] = r.Float64()
+				}
+				x[pos["recency_days"]] = 1 + 3*r.Float64()
+				x[pos["gap_mean_days"]] = 1 + 3*r.Float64()
+				x[pos["has_gap"]] = float64(min(i, 1)) // the first row has no gap
+				rows = append(rows, feature.Row{Customer: "c", Cutoff: i, X: x, Label: label})
+			}
+			grad := make([]float64, len(m.Params))
+			if _, err := m.CustomerLoss(rows, grad); err != nil {
+				t.Fatal(err)
+			}
+			const eps = 1e-6
+			for j := range m.Params {
+				orig := m.Params[j]
+				m.Params[j] = orig + eps
+				lp, _ := m.CustomerLoss(rows, nil)
+				m.Params[j] = orig - eps
+				lm, _ := m.CustomerLoss(rows, nil)
+				m.Params[j] = orig
+				fd := (lp - lm) / (2 * eps)
+				if math.Abs(fd-grad[j]) > 1e-5*math.Max(1, math.Abs(fd)) {
+					t.Errorf("param %d of %d: got gradient %v, finite difference %v", j, len(m.Params), grad[j], fd)
+				}
+			}
+			if grad[m.rhythmStart()] == 0 {
+				t.Error("rhythm weight has zero gradient")
+			}
+		})
 	}
 }
