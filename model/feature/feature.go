@@ -75,9 +75,10 @@ var ErrUnknownFeature = errors.New("unknown feature")
 // constant data only. Callers get copies of the slices, never these.
 var fullSpecs = sync.OnceValue(func() specTable {
 	specs := allSpecs()
-	t := specTable{specs: specs, pos: make(map[string]int, len(specs)), schema: Schema{Version: SchemaVersion}}
+	t := specTable{specs: specs, pos: make(map[string]int, len(specs)), units: make(map[string]string, len(specs)), schema: Schema{Version: SchemaVersion}}
 	for i, sp := range specs {
 		t.pos[sp.Name] = i
+		t.units[sp.Name] = unitOf(sp.Name)
 		t.schema.Names = append(t.schema.Names, sp.Name)
 		t.schema.Transforms = append(t.schema.Transforms, sp.Transform)
 	}
@@ -91,9 +92,10 @@ var fullSpecs = sync.OnceValue(func() specTable {
 
 type specTable struct {
 	specs  []Spec
-	pos    map[string]int // name → position in specs
-	schema Schema         // the unmasked schema
-	index  []int          // identity: schema position → spec position
+	pos    map[string]int    // name → position in specs
+	units  map[string]string // name → unit of the raw value
+	schema Schema            // the unmasked schema
+	index  []int             // identity: schema position → spec position
 }
 
 // allSpecs is the full, ordered feature list of SchemaVersion.
@@ -449,6 +451,64 @@ func label(ps []purchase, tau int64) int {
 		return 0
 	}
 	return int(d) + 1
+}
+
+// Untransform inverts a schema transform: it returns the raw value, in the
+// feature's own unit (Unit), of a transformed value v. log1p is inverted as
+// e^v − 1, sign·log1p|x| as sign(v)·(e^|v| − 1); identity is v. A v no
+// feature builds (log1p of more than about 1e308) gives ±Inf.
+func Untransform(transform string, v float64) float64 {
+	switch transform {
+	case tLog1p:
+		return math.Expm1(v)
+	case tSignLog1p:
+		if v < 0 {
+			return -math.Expm1(-v)
+		}
+		return math.Expm1(v)
+	default:
+		return v
+	}
+}
+
+// Units of a feature's raw value (Unit).
+const (
+	UnitDays     = "days"
+	UnitYears    = "years"
+	UnitCount    = "count"    // events or distinct days or months
+	UnitRate     = "per_30d"  // purchases per 30 days
+	UnitCurrency = "currency" // the shop's currency
+	UnitShare    = "share"    // 0..1
+	UnitRatio    = "ratio"
+	UnitFlag     = "flag" // 0 or 1
+)
+
+// Unit returns the unit of the raw (untransformed) value of the feature
+// name of SchemaVersion, or "" for a name the schema does not have.
+func Unit(name string) string { return fullSpecs().units[name] }
+
+// unitOf names the unit of each feature of allSpecs, from its name.
+func unitOf(name string) string {
+	switch {
+	case strings.HasPrefix(name, "has_"), name == "cart_not_bought":
+		return UnitFlag
+	case name == "recency_years":
+		return UnitYears
+	case name == "purchase_rate_per_30d":
+		return UnitRate
+	case name == "overdue_ratio":
+		return UnitRatio
+	case name == "gap_due_share", strings.HasPrefix(name, "purchase_share_"):
+		return UnitShare
+	case strings.HasPrefix(name, "spend_"):
+		return UnitCurrency
+	case strings.HasPrefix(name, "purchase_days_"), strings.HasPrefix(name, "active_months_"):
+		return UnitCount // distinct days or months, not a duration
+	case strings.HasSuffix(name, "_days"):
+		return UnitDays
+	default:
+		return UnitCount
+	}
 }
 
 func transform(name string, v float64) float64 {

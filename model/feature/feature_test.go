@@ -433,3 +433,62 @@ func TestHasAmount(t *testing.T) {
 		}
 	}
 }
+
+// TestUntransformUnits builds one customer whose raw values are worked out
+// by hand — purchases at noon UTC on 2024-01-01 (10), 2024-04-01 (20) and
+// 2024-11-01 (30), cutoff 2024-12-01 — and checks that Untransform of each
+// built value gives it back in its unit: the last gap is 214 days (April to
+// November), the mean gap (91 + 214)/2 = 152.5, recency 29.5 days, overdue
+// 29.5 − 152.5 = −123 days (the signed transform), spend 60.
+func TestUntransformUnits(t *testing.T) {
+	tau := time.Date(2024, 12, 1, 0, 0, 0, 0, time.UTC)
+	b, err := NewBuilder(Config{Cutoffs: []time.Time{tau}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		day    string
+		amount float64
+	}{{"2024-01-01", 10}, {"2024-04-01", 20}, {"2024-11-01", 30}} {
+		at, _ := time.Parse(time.DateOnly, p.day)
+		if err := b.Add(model.Event{Customer: "c", Kind: model.Purchase, Time: at.Add(12 * time.Hour), Amount: p.amount, HasAmount: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := b.Rows()
+	sc := b.Schema()
+	want := map[string]struct {
+		raw  float64
+		unit string
+	}{
+		"gap_last_days":   {214, UnitDays},
+		"gap_mean_days":   {152.5, UnitDays},
+		"recency_days":    {29.5, UnitDays},
+		"overdue_days":    {-123, UnitDays},
+		"purchases_total": {3, UnitCount},
+		"spend_total":     {60, UnitCurrency},
+		"has_gap":         {1, UnitFlag},
+		"recency_years":   {29.5 / 365, UnitYears},
+	}
+	seen := 0
+	for j, name := range sc.Names {
+		w, ok := want[name]
+		if !ok {
+			if Unit(name) == "" {
+				t.Errorf("%s: no unit", name)
+			}
+			continue
+		}
+		seen++
+		got := Untransform(sc.Transforms[j], rows[0].X[j])
+		if math.Abs(got-w.raw) > 1e-9*math.Max(1, math.Abs(w.raw)) || Unit(name) != w.unit {
+			t.Errorf("%s: raw %v %s, want %v %s (built value %v)", name, got, Unit(name), w.raw, w.unit, rows[0].X[j])
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("checked %d features, want %d", seen, len(want))
+	}
+	if Unit("no_such_feature") != "" {
+		t.Error("unknown feature has a unit")
+	}
+}
