@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +66,10 @@ built yet. The CDNOW file is looked up in --data, $KAIROS_DATA, ../shared/data a
 			}
 			rep.Seconds = time.Since(start).Seconds()
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), rep)
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				enc.SetEscapeHTML(false) // the bucket "<100" as written
+				return enc.Encode(rep)
 			}
 			return writeSimTable(cmd.OutOrStdout(), rep)
 		},
