@@ -48,6 +48,9 @@ package api
 // f, and the reference point (f = 0) is a customer at the model's
 // standardisation mean. For the MLP the contribution is gradient × input,
 // ∂f/∂z_j · z_j at the customer's z (first-order; they need not add up to f).
+// Each entry gives the value the model read (value, transformed), the same
+// value in the feature's own unit (raw_value, unit: 214 days, not log1p 5.37;
+// feature.Untransform), the standardised value and the contribution.
 //
 // Audit and fail-closed. Every call that passes authentication and the rate
 // limit (429s are not audited: an abuser must not be able to flood the log)
@@ -192,8 +195,12 @@ type Within struct {
 
 // FeatureContribution is one feature's push on the score.
 type FeatureContribution struct {
-	Feature      string  `json:"feature"`
-	Value        float64 `json:"value"`        // as the model reads it: transformed, not standardised
+	Feature string  `json:"feature"`
+	Value   float64 `json:"value"` // as the model reads it: transformed, not standardised
+	// RawValue is Value in the feature's own Unit (feature.Untransform):
+	// gap_last_days 214, not its log1p 5.37.
+	RawValue     float64 `json:"raw_value"`
+	Unit         string  `json:"unit"`         // days, years, count, per_30d, currency, share, ratio, flag
 	Standardized float64 `json:"standardized"` // (value − mean)/scale
 	Contribution float64 `json:"contribution"` // > 0 raises P(buy) at every horizon
 }
@@ -898,7 +905,7 @@ func (cp *CustomerPrediction) finite() bool {
 	}
 	for _, fs := range [][]FeatureContribution{cp.Explanation.Up, cp.Explanation.Down} {
 		for _, f := range fs {
-			if !ok(f.Value, f.Standardized, f.Contribution) {
+			if !ok(f.Value, f.RawValue, f.Standardized, f.Contribution) {
 				return false
 			}
 		}
@@ -929,7 +936,11 @@ func explain(m *hazard.Model, x []float64, top int) Explanation {
 		return 0
 	})
 	fc := func(j int) FeatureContribution {
-		return FeatureContribution{Feature: m.Schema.Names[j], Value: x[j], Standardized: z[j], Contribution: contrib[j]}
+		name := m.Schema.Names[j]
+		// A transformed value no feature builds (one sent as a vector, past
+		// log1p's range) saturates rather than failing the answer.
+		raw := max(min(feature.Untransform(m.Schema.Transforms[j], x[j]), math.MaxFloat64), -math.MaxFloat64)
+		return FeatureContribution{Feature: name, Value: x[j], RawValue: raw, Unit: feature.Unit(name), Standardized: z[j], Contribution: contrib[j]}
 	}
 	// Up and Down share one array (each capped at its half), never nil:
 	// no feature either way encodes as [].
