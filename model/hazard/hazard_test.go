@@ -384,6 +384,11 @@ func FuzzUnmarshal(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"format":"kairos-hazard-model","version":1}`))
+	rs, _ := feature.NewSchema([]string{"recency_days", "gap_mean_days", "gap_std_days", "has_gap"})
+	if m, err := New(KindLinear, rs, unitStd(4), 0, 0.01); err == nil && m.EnableRhythm() == nil {
+		b, _ := json.Marshal(m)
+		f.Add(b) // version 2, rhythm_weights
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Unmarshal(data, "")
 		if err != nil {
