@@ -127,3 +127,44 @@ func TestTrainPrivateRejects(t *testing.T) {
 		t.Errorf("count alone over budget: got %v, want ErrBudgetExhausted", err)
 	}
 }
+
+// TestTrainPrivateRhythm: DP-SGD trains a model with the rhythm term through
+// the same clipped per-customer gradient (the rhythm weights are part of it),
+// spends no more than the budget, and moves the rhythm weights off zero.
+func TestTrainPrivateRhythm(t *testing.T) {
+	schema, err := feature.NewSchema([]string{"recency_days", "gap_mean_days", "gap_std_days", "has_gap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	var rows []feature.Row
+	for c := range 2000 {
+		for cut := range 3 {
+			gap, rec := 5+rng.Float64()*40, rng.Float64()*40
+			label := 0
+			if due := int(gap-rec) + 1; due >= 1 && due <= model.Horizon && rng.Float64() < 0.7 {
+				label = due
+			}
+			x := []float64{math.Log1p(rec), math.Log1p(gap), math.Log1p(1), 1}
+			rows = append(rows, feature.Row{Customer: fmt.Sprintf("c%d", c), Cutoff: cut, X: x, Label: label})
+		}
+	}
+	o := DPOptions{Epsilon: 2, Delta: 1e-6, BatchSize: 200, Epochs: 3, CountNoise: 20, Clip: 5, Std: hazard.FixedStandardization}
+	m, _, p, err := TrainPrivate(context.Background(), schema, rows, hazard.TrainOptions{LearningRate: 0.05, Rhythm: true}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Rhythm() || p.Epsilon > 2+1e-9 {
+		t.Fatalf("rhythm %v, ε spent %v (budget 2)", m.Rhythm(), p.Epsilon)
+	}
+	v := m.Params[len(m.Params)-hazard.RhythmTerms:]
+	if slices.Equal(v, make([]float64, hazard.RhythmTerms)) {
+		t.Errorf("rhythm weights %v did not move", v)
+	}
+	for _, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			t.Errorf("rhythm weights %v not finite", v)
+		}
+	}
+	t.Logf("rhythm weights %v, ε %.3f", v, p.Epsilon)
+}
