@@ -4,11 +4,13 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/hazard"
 )
 
 func TestMonthlyCutoffs(t *testing.T) {
@@ -169,5 +171,46 @@ func TestWarningsAndUndefined(t *testing.T) {
 	cfg.TrainCutoffs = []time.Time{date("1998-01-01")}
 	if _, err := Run(context.Background(), events, cfg); err == nil || !strings.Contains(err.Error(), "0 of the 4 test customers buy within 30 days of the test cutoff 1998-04-15") {
 		t.Errorf("got %v, want an error naming 0 of 4 buyers", err)
+	}
+}
+
+// TestDayBaselines: in a shop whose customers buy exactly every 10 or every
+// 45 days at noon, the last purchase plus the customer's own mean gap is the
+// true first purchase day of every test buyer (S2 = 1, MAE = 0), and the
+// best constant day is no better than that; the hazard model's four days are
+// scored on the same buyers.
+func TestDayBaselines(t *testing.T) {
+	start := time.Date(2020, 1, 1, 12, 0, 0, 0, time.UTC)
+	var events []model.Event
+	for i := range 120 {
+		period, phase := []int{10, 45}[i%2], (i*7)%45
+		for d := phase; d < 400; d += period {
+			events = append(events, model.Event{Customer: "c" + strconv.Itoa(i), Kind: model.Purchase, Time: start.AddDate(0, 0, d)})
+		}
+	}
+	day := func(d int) time.Time { return time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, d) }
+	rep, err := Run(context.Background(), events, Config{TestCutoff: day(300), TrainCutoffs: []time.Time{day(150), day(200), day(250)},
+		Methods: []string{MethodHazard}, Hazard: hazard.TrainOptions{Steps: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.DayBaselines) != 2 || rep.DayBaselines[0].Predictor != DayLastPlusGap || rep.DayBaselines[1].Predictor != DayBestConstant {
+		t.Fatalf("day baselines %+v", rep.DayBaselines)
+	}
+	if g := rep.DayBaselines[0]; g.S2 != 1 || g.MAE != 0 {
+		t.Errorf("last + own gap: S2 %v, MAE %v; want 1 and 0", g.S2, g.MAE)
+	}
+	if c := rep.DayBaselines[1]; !(c.S2 < 1 && c.MAE > 0) {
+		t.Errorf("best constant: S2 %v, MAE %v; want below 1 and above 0 (the buyers' days differ)", c.S2, c.MAE)
+	}
+	var names []string
+	for _, d := range rep.Methods[0].Days {
+		names = append(names, d.Predictor)
+		if !(d.S2 > 0 && d.S2 <= 1 && d.MAE >= 0 && d.MAE < model.Horizon) {
+			t.Errorf("%s: S2 %v, MAE %v out of range", d.Predictor, d.S2, d.MAE)
+		}
+	}
+	if !slices.Equal(names, []string{DayMostLikely, DayMedian, DayExpected, DayClosest}) {
+		t.Errorf("hazard days %v", names)
 	}
 }
