@@ -207,10 +207,42 @@ var defaultStarts = []Params{
 	{R: 3, Alpha: 0.5, A: 0.2, B: 10},
 }
 
-// weighted is a distinct customer summary and how many customers share it.
-type weighted struct {
-	c Customer
-	n float64
+// Group is a distinct customer summary and how many customers share it.
+type Group struct {
+	C Customer
+	N float64
+}
+
+// GroupSummaries validates customers and returns their distinct summaries
+// with multiplicities, in a fixed order (so that sums, and so fits, are
+// reproducible), and the total of repeat purchases. Many customers share a
+// summary (every x = 0 customer of one cohort), so a likelihood summed over
+// groups costs a fraction of one summed over customers.
+func GroupSummaries(customers []Customer) ([]Group, float64, error) {
+	counts := make(map[Customer]float64)
+	repeats := 0.0
+	for i, c := range customers {
+		if err := c.Validate(); err != nil {
+			return nil, 0, fmt.Errorf("customer %d: %w", i, err)
+		}
+		counts[c]++
+		repeats += c.X
+	}
+	groups := make([]Group, 0, len(counts))
+	for c, n := range counts {
+		groups = append(groups, Group{c, n})
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		gi, gj := groups[i].C, groups[j].C
+		if gi.X != gj.X {
+			return gi.X < gj.X
+		}
+		if gi.Tx != gj.Tx {
+			return gi.Tx < gj.Tx
+		}
+		return gi.T < gj.T
+	})
+	return groups, repeats, nil
 }
 
 // Fit finds the maximum-likelihood parameters for customers and returns them
@@ -245,35 +277,13 @@ func Fit(customers []Customer, opts FitOptions) (Params, float64, error) {
 		maxIter = 1000
 	}
 
-	// Many customers share a summary (every x = 0 customer of one cohort), so
-	// the likelihood is summed over distinct summaries with multiplicities.
-	counts := make(map[Customer]float64)
-	repeats := 0.0
-	for i, c := range customers {
-		if err := c.Validate(); err != nil {
-			return Params{}, 0, fmt.Errorf("bgnbd fit: customer %d: %w", i, err)
-		}
-		counts[c]++
-		repeats += c.X
+	groups, repeats, err := GroupSummaries(customers)
+	if err != nil {
+		return Params{}, 0, fmt.Errorf("bgnbd fit: %w", err)
 	}
 	if repeats == 0 {
 		return Params{}, 0, fmt.Errorf("bgnbd fit: %d customers: %w", len(customers), ErrNoRepeats)
 	}
-	groups := make([]weighted, 0, len(counts))
-	for c, n := range counts {
-		groups = append(groups, weighted{c, n})
-	}
-	// Map iteration order is random; sort so that sums, and so fits, are reproducible.
-	sort.Slice(groups, func(i, j int) bool {
-		gi, gj := groups[i].c, groups[j].c
-		if gi.X != gj.X {
-			return gi.X < gj.X
-		}
-		if gi.Tx != gj.Tx {
-			return gi.Tx < gj.Tx
-		}
-		return gi.T < gj.T
-	})
 	n := float64(len(customers))
 
 	fromLog := func(th []float64) Params {
@@ -296,9 +306,9 @@ func Fit(customers []Customer, opts FitOptions) (Params, float64, error) {
 				g = [4]float64{}
 				gg = g[:]
 			}
-			ll += w.n * l.logLik(w.c, gg)
+			ll += w.N * l.logLik(w.C, gg)
 			for k := range grad {
-				grad[k] -= w.n * g[k] / n
+				grad[k] -= w.N * g[k] / n
 			}
 		}
 		return -ll / n

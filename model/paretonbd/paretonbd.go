@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 
 	"gonum.org/v1/gonum/integrate/quad"
 
@@ -221,12 +220,6 @@ var defaultStarts = []Params{
 	{R: 0.1, Alpha: 20, S: 2, Beta: 5},
 }
 
-// weighted is a distinct customer summary and how many customers share it.
-type weighted struct {
-	c Customer
-	n float64
-}
-
 // Fit finds the maximum-likelihood parameters for customers and returns them
 // with the log-likelihood there. It optimises over log-parameters, from every
 // start, with Nelder–Mead and then BFGS on a central-difference gradient,
@@ -255,33 +248,13 @@ func Fit(customers []Customer, opts FitOptions) (Params, float64, error) {
 	}
 
 	// Customers who share a summary are evaluated once, with a weight.
-	counts := make(map[Customer]float64)
-	repeats := 0.0
-	for i, c := range customers {
-		if err := c.Validate(); err != nil {
-			return Params{}, 0, fmt.Errorf("pareto/nbd fit: customer %d: %w", i, err)
-		}
-		counts[c]++
-		repeats += c.X
+	groups, repeats, err := bgnbd.GroupSummaries(customers)
+	if err != nil {
+		return Params{}, 0, fmt.Errorf("pareto/nbd fit: %w", err)
 	}
 	if repeats == 0 {
 		return Params{}, 0, fmt.Errorf("pareto/nbd fit: %d customers: %w", len(customers), ErrNoRepeats)
 	}
-	groups := make([]weighted, 0, len(counts))
-	for c, n := range counts {
-		groups = append(groups, weighted{c, n})
-	}
-	// Map order is random; sort so that sums, and so fits, are reproducible.
-	sort.Slice(groups, func(i, j int) bool {
-		gi, gj := groups[i].c, groups[j].c
-		if gi.X != gj.X {
-			return gi.X < gj.X
-		}
-		if gi.Tx != gj.Tx {
-			return gi.Tx < gj.Tx
-		}
-		return gi.T < gj.T
-	})
 	n := float64(len(customers))
 
 	// The objective is the mean negative log-likelihood over log-parameters,
@@ -293,11 +266,11 @@ func Fit(customers []Customer, opts FitOptions) (Params, float64, error) {
 		}
 		var ll float64
 		for _, w := range groups {
-			l, err := p.logLik(w.c)
+			l, err := p.logLik(w.C)
 			if err != nil {
 				return math.Inf(1)
 			}
-			ll += w.n * l
+			ll += w.N * l
 		}
 		return -ll / n
 	}
