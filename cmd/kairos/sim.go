@@ -35,6 +35,9 @@ Scenarios:
   cdnow-100   CDNOW's customers over 100 non-IID merchants (log-normal sizes, median about
               100; each merchant draws from a few first-purchase cohort × spend × early-repeat
               strata), each with a declared time zone; test cutoff 1998-03-01.
+  cdnow-20    the same construction with 20 merchants (sizes' median scaled by 100/20:
+  cdnow-5     about 500 customers) and with 5 (about 2,000); every CDNOW customer is still
+              placed once. They show what splitting the DP noise over more merchants costs.
 
 The merchants run in this process through the simulation package (client/train/sim), not
 as client processes against an aggregator; there are no dropouts. Secure aggregation is not

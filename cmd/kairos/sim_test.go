@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,6 +29,24 @@ func TestSimRefusesBadFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: got error %v, want one containing %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestSimScenarios checks that every scenario the help lists is one the sim
+// package runs, and that the 5- and 20-merchant comparisons are among them.
+func TestSimScenarios(t *testing.T) {
+	help := newSimCmd().Long
+	for _, name := range []string{"cdnow-100", "cdnow-20", "cdnow-5"} {
+		n, ok := sim.CDNOWScenarioMerchants(name)
+		if !ok || !slices.Contains(sim.Scenarios, name) {
+			t.Errorf("scenario %s: not known to the sim package (merchants %d, listed %v)", name, n, sim.Scenarios)
+		}
+		if !strings.Contains(help, "  "+name+" ") {
+			t.Errorf("scenario %s: missing from the help", name)
+		}
+	}
+	if n, _ := sim.CDNOWScenarioMerchants("cdnow-20"); n != 20 {
+		t.Errorf("cdnow-20: %d merchants, want 20", n)
 	}
 }
 

@@ -16,8 +16,30 @@ import (
 // ScenarioCDNOW100 is the name of the split made by SplitCDNOW100.
 const ScenarioCDNOW100 = "cdnow-100"
 
+// ScenarioCDNOW20 and ScenarioCDNOW5 are the names of the splits SplitCDNOW
+// makes with 20 and 5 merchants: the same construction, fewer and larger
+// merchants, against which cdnow-100's federated cost is compared.
+const (
+	ScenarioCDNOW20 = "cdnow-20"
+	ScenarioCDNOW5  = "cdnow-5"
+)
+
 // CDNOW100Merchants is the number of merchants of ScenarioCDNOW100.
 const CDNOW100Merchants = 100
+
+// CDNOWScenarioMerchants returns the number of merchants of a cdnow-N scenario
+// name (ScenarioCDNOW100, ScenarioCDNOW20, ScenarioCDNOW5), or false.
+func CDNOWScenarioMerchants(name string) (int, bool) {
+	switch name {
+	case ScenarioCDNOW100:
+		return CDNOW100Merchants, true
+	case ScenarioCDNOW20:
+		return 20, true
+	case ScenarioCDNOW5:
+		return 5, true
+	}
+	return 0, false
+}
 
 // Strata of SplitCDNOW100: 3 cohorts × 3 spend tiers × 2 early-repeat classes.
 const cdnowStrata = 18
@@ -67,13 +89,28 @@ type Split struct {
 //     simulation builds features in UTC: CDNOW has dates, not times, so a date
 //     is the same local day in every zone.
 func SplitCDNOW100(events []model.Event, seed uint64) (*Split, error) {
-	ids, strata, err := cdnowStrataOf(events)
+	return SplitCDNOW(events, CDNOW100Merchants, seed)
+}
+
+// SplitCDNOW splits the CDNOW customers over n merchants (at least 1) by the
+// construction of SplitCDNOW100, named "cdnow-n". Only the sizes' median scales:
+// it is 100·100/n before the sizes are scaled to the number of customers, so the
+// shape (σ = 1.3) is the same, every customer is still placed exactly once, and a
+// merchant holds about 23,570/n customers at the median instead of about 100
+// (cdnow-20: median near 500; cdnow-5: near 2,000, the largest often most of
+// CDNOW). The floor of 5 customers stays. The random stream is the one of
+// SplitCDNOW100, so n = 100 gives the same split for the same seed.
+func SplitCDNOW(events []model.Event, n int, seed uint64) (*Split, error) {
+	name := fmt.Sprintf("cdnow-%d", n)
+	if n < 1 {
+		return nil, fmt.Errorf("split %s: %d merchants, want at least 1", name, n)
+	}
+	ids, strata, err := cdnowStrataOf(events, n)
 	if err != nil {
-		return nil, fmt.Errorf("split %s: %w", ScenarioCDNOW100, err)
+		return nil, fmt.Errorf("split %s: %w", name, err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x63646e6f77313030))
-	const n = CDNOW100Merchants
-	sizes := logNormalSizes(rng, n, len(ids), 100, 1.3, 5)
+	sizes := logNormalSizes(rng, n, len(ids), 100*float64(CDNOW100Merchants)/float64(n), 1.3, 5)
 	supply := make([]float64, cdnowStrata)
 	for _, s := range strata {
 		supply[s]++
@@ -92,7 +129,7 @@ func SplitCDNOW100(events []model.Event, seed uint64) (*Split, error) {
 		}
 	}
 	quota := placeStrata(sizes, supply, mix)
-	sp := &Split{Name: ScenarioCDNOW100, Seed: seed, Owner: make(map[string]int, len(ids)), Merchants: make([]SplitMerchant, n)}
+	sp := &Split{Name: name, Seed: seed, Owner: make(map[string]int, len(ids)), Merchants: make([]SplitMerchant, n)}
 	for m := range sp.Merchants {
 		sp.Merchants[m] = SplitMerchant{Zone: scenarioZones[rng.IntN(len(scenarioZones))], Strata: make([]int, cdnowStrata)}
 	}
@@ -114,14 +151,15 @@ func SplitCDNOW100(events []model.Event, seed uint64) (*Split, error) {
 	}
 	for m, sm := range sp.Merchants {
 		if sm.Customers == 0 {
-			return nil, fmt.Errorf("split %s: merchant %d got no customers", ScenarioCDNOW100, m)
+			return nil, fmt.Errorf("split %s: merchant %d got no customers", name, m)
 		}
 	}
 	return sp, nil
 }
 
-// cdnowStrataOf returns the customers (sorted) and each one's stratum.
-func cdnowStrataOf(events []model.Event) ([]string, []int, error) {
+// cdnowStrataOf returns the customers (sorted) and each one's stratum; it wants
+// at least merchants customers with purchases.
+func cdnowStrataOf(events []model.Event, merchants int) ([]string, []int, error) {
 	type first struct {
 		day    time.Time
 		spend  float64
@@ -138,8 +176,8 @@ func cdnowStrataOf(events []model.Event) ([]string, []int, error) {
 		}
 		days[e.Customer][d] += e.Amount
 	}
-	if len(days) < CDNOW100Merchants {
-		return nil, nil, fmt.Errorf("%d customers with purchases, want at least %d", len(days), CDNOW100Merchants)
+	if len(days) < merchants {
+		return nil, nil, fmt.Errorf("%d customers with purchases, want at least %d", len(days), merchants)
 	}
 	ids := make([]string, 0, len(days))
 	info := map[string]first{}

@@ -1,10 +1,13 @@
 package sim
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -51,7 +54,7 @@ func TestSplitCDNOW100(t *testing.T) {
 	// and the population's is far above that of an IID split with the same
 	// sizes (the customers dealt out in a seeded random order).
 	strata := make([]int, cdnowStrata)
-	ids, of, err := cdnowStrataOf(ev)
+	ids, of, err := cdnowStrataOf(ev, CDNOW100Merchants)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,5 +114,88 @@ func TestSplitCDNOW100(t *testing.T) {
 	}
 	if len(zones) < 4 {
 		t.Errorf("time zones declared: got %d distinct, want several", len(zones))
+	}
+}
+
+// TestSplitCDNOWMerchants checks the 5- and 20-merchant splits: every CDNOW
+// customer placed exactly once, every merchant non-empty, deterministic by seed;
+// and that cdnow-100 is still the split it was before SplitCDNOW took n (the
+// digest of its owner map for seed 1 was taken from the code before the change).
+func TestSplitCDNOWMerchants(t *testing.T) {
+	ev := cdnowEvents(t)
+	customers := map[string]bool{}
+	for _, e := range ev {
+		customers[e.Customer] = true
+	}
+	for _, n := range []int{5, 20} {
+		sp, err := SplitCDNOW(ev, n, 1)
+		if err != nil {
+			t.Fatalf("%d merchants: %v", n, err)
+		}
+		if want := fmt.Sprintf("cdnow-%d", n); sp.Name != want {
+			t.Errorf("%d merchants: name %q, want %q", n, sp.Name, want)
+		}
+		if len(sp.Merchants) != n {
+			t.Fatalf("%d merchants: got %d", n, len(sp.Merchants))
+		}
+		if got, want := len(sp.Owner), len(customers); got != want {
+			t.Errorf("%d merchants: customers placed %d, want %d", n, got, want)
+		}
+		counts := make([]int, n)
+		for id, m := range sp.Owner {
+			if !customers[id] {
+				t.Errorf("%d merchants: placed %q, not a CDNOW customer", n, id)
+			}
+			if m < 0 || m >= n {
+				t.Fatalf("%d merchants: customer %s owned by merchant %d", n, id, m)
+			}
+			counts[m]++
+		}
+		sizes := make([]int, n)
+		total := 0
+		for m, sm := range sp.Merchants {
+			strata := 0
+			for _, c := range sm.Strata {
+				strata += c
+			}
+			if counts[m] == 0 || counts[m] != sm.Customers || strata != sm.Customers {
+				t.Errorf("%d merchants: merchant %d: owner map %d, customers %d, strata sum %d", n, m, counts[m], sm.Customers, strata)
+			}
+			sizes[m] = sm.Customers
+			total += sm.Customers
+		}
+		if total != len(customers) {
+			t.Errorf("%d merchants: sizes sum to %d, want %d", n, total, len(customers))
+		}
+		slices.Sort(sizes)
+		t.Logf("cdnow-%d sizes: %v", n, sizes)
+		again, err := SplitCDNOW(ev, n, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !maps.Equal(sp.Owner, again.Owner) {
+			t.Errorf("%d merchants, seed 1 twice: the owner maps differ", n)
+		}
+		other, err := SplitCDNOW(ev, n, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if maps.Equal(sp.Owner, other.Owner) {
+			t.Errorf("%d merchants, seeds 1 and 2: the same owner map", n)
+		}
+	}
+	sp, err := SplitCDNOW100(ev, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	for _, id := range slices.Sorted(maps.Keys(sp.Owner)) {
+		fmt.Fprintf(h, "%s %d\n", id, sp.Owner[id])
+	}
+	if got, want := fmt.Sprintf("%x", h.Sum(nil)), "a7c8e56fb553ef0766dace40789a224dee5a954b7abda5006da69bad05036511"; got != want {
+		t.Errorf("cdnow-100, seed 1: owner-map digest %s, want %s (the split before SplitCDNOW took n)", got, want)
+	}
+	if _, err := SplitCDNOW(ev, 0, 1); err == nil || !strings.Contains(err.Error(), "0 merchants") {
+		t.Errorf("0 merchants: got error %v, want one naming 0 merchants", err)
 	}
 }

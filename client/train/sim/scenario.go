@@ -78,7 +78,7 @@ type ScenarioReport struct {
 }
 
 // Scenarios are the names RunScenario knows.
-var Scenarios = []string{ScenarioCDNOW100}
+var Scenarios = []string{ScenarioCDNOW100, ScenarioCDNOW20, ScenarioCDNOW5}
 
 // ScenarioOptions configures RunScenario.
 type ScenarioOptions struct {
@@ -101,7 +101,7 @@ func ValidationCutoffs() (train []time.Time, test time.Time) {
 	return []time.Time{d(1997, 5), d(1997, 7), d(1997, 9), d(1997, 11)}, d(1998, 1)
 }
 
-// RunScenario splits events (CDNOW for ScenarioCDNOW100) by the named scenario
+// RunScenario splits events (CDNOW for the cdnow-N scenarios) by the named scenario
 // and seed, runs the federation (DefaultFedOptions: ε = 1 and δ = 1e-6 per
 // merchant) in process, the centralised non-private model, and for every
 // merchant its local-only non-private model (train.LocalOnly) and its
@@ -110,10 +110,11 @@ func ValidationCutoffs() (train []time.Time, test time.Time) {
 // ValidationCutoffs).
 func RunScenario(ctx context.Context, events []model.Event, opt ScenarioOptions) (ScenarioReport, error) {
 	name, seed, fed := opt.Name, opt.Seed, opt.Fed
-	if name != ScenarioCDNOW100 {
+	n, ok := CDNOWScenarioMerchants(name)
+	if !ok {
 		return ScenarioReport{}, fmt.Errorf("scenario %q: unknown (want one of %v)", name, Scenarios)
 	}
-	split, err := SplitCDNOW100(events, seed)
+	split, err := SplitCDNOW(events, n, seed)
 	if err != nil {
 		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
 	}
