@@ -8,9 +8,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/model"
-	"github.com/kairos-fl/kairos/model/feature"
 )
 
 // ScenarioCDNOW100 is the name of the split made by SplitCDNOW100.
@@ -324,49 +322,20 @@ func PrepareSplit(events []model.Event, split *Split, opt DataOptions) (*Data, e
 	if split == nil || len(split.Merchants) == 0 {
 		return nil, errors.New("prepare split: no merchants")
 	}
-	if opt.TrainCutoffs == nil {
-		opt.TrainCutoffs, opt.TestCutoff = ReferenceCutoffs()
-	}
-	cutoffs := append(slices.Clone(opt.TrainCutoffs), opt.TestCutoff)
-	b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Allow: opt.Allow})
-	if err != nil {
-		return nil, fmt.Errorf("prepare split: %w", err)
-	}
-	for i, e := range events {
-		if err := b.Add(e); err != nil {
-			return nil, fmt.Errorf("prepare split: event %d: %w", i, err)
-		}
-	}
-	n := len(split.Merchants)
-	d := &Data{Schema: b.Schema(), Shares: make([]float64, n), Train: make([][]feature.Row, n), Customers: make([]int, n)}
+	shares := make([]float64, len(split.Merchants))
 	var total float64
 	for _, m := range split.Merchants {
 		total += float64(m.Customers)
 	}
 	for i, m := range split.Merchants {
-		d.Shares[i] = float64(m.Customers) / total
+		shares[i] = float64(m.Customers) / total
 	}
-	test := len(cutoffs) - 1
-	for _, r := range b.Rows() {
-		m, ok := split.Owner[r.Customer]
-		if !ok {
-			return nil, fmt.Errorf("prepare split: customer %s has no merchant", r.Customer)
-		}
-		if r.Cutoff == test {
-			d.Test = append(d.Test, r)
-			d.TestMerchant = append(d.TestMerchant, m)
-			continue
-		}
-		d.Train[m] = append(d.Train[m], r)
-	}
-	for m := range d.Train {
-		d.Customers[m] = len(train.GroupByCustomer(d.Train[m]))
-		if d.Customers[m] == 0 {
-			return nil, fmt.Errorf("prepare split: merchant %d has no training customers", m)
-		}
-	}
-	if len(d.Test) == 0 {
-		return nil, errors.New("prepare split: no test rows")
+	d, err := prepareRows(events, opt, shares, func(customer string) (int, bool) {
+		m, ok := split.Owner[customer]
+		return m, ok
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prepare split: %w", err)
 	}
 	return d, nil
 }

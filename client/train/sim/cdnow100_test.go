@@ -199,3 +199,45 @@ func TestSplitCDNOWMerchants(t *testing.T) {
 		t.Errorf("0 merchants: got error %v, want one naming 0 merchants", err)
 	}
 }
+
+// TestPrepareSplit: every row lands with the merchant the split names for its
+// customer, the test rows are the last cutoff's, and the shares are the
+// merchants' customer fractions.
+func TestPrepareSplit(t *testing.T) {
+	ev := cdnowEvents(t)
+	split, err := SplitCDNOW(ev, 5, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := PrepareSplit(ev, split, DataOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for i, m := range split.Merchants {
+		sum += d.Shares[i]
+		if want := float64(m.Customers) / float64(len(split.Owner)); math.Abs(d.Shares[i]-want) > 1e-12 {
+			t.Errorf("merchant %d: share %v, want %v", i, d.Shares[i], want)
+		}
+	}
+	if math.Abs(sum-1) > 1e-12 {
+		t.Errorf("shares sum to %v, want 1", sum)
+	}
+	trainCutoffs, _ := ReferenceCutoffs()
+	test := len(trainCutoffs) // the test cutoff's index follows the training cutoffs
+	for i, r := range d.Test {
+		if r.Cutoff != test || d.TestMerchant[i] != split.Owner[r.Customer] {
+			t.Fatalf("test row %d: cutoff %d merchant %d, want %d and %d", i, r.Cutoff, d.TestMerchant[i], test, split.Owner[r.Customer])
+		}
+	}
+	for m, rows := range d.Train {
+		for _, r := range rows {
+			if r.Cutoff == test || split.Owner[r.Customer] != m {
+				t.Fatalf("merchant %d holds a row of customer %s (merchant %d) at cutoff %d", m, r.Customer, split.Owner[r.Customer], r.Cutoff)
+			}
+		}
+	}
+	if _, err := PrepareSplit(ev, &Split{Merchants: split.Merchants, Owner: map[string]int{}}, DataOptions{}); err == nil || !strings.Contains(err.Error(), "has no merchant") {
+		t.Errorf("split without owners: got %v, want an error naming a customer without merchant", err)
+	}
+}

@@ -99,39 +99,56 @@ func Prepare(events []model.Event, opt DataOptions) (*Data, error) {
 	if opt.Shares == nil {
 		opt.Shares = StandardShares
 	}
-	if opt.TrainCutoffs == nil {
-		opt.TrainCutoffs, opt.TestCutoff = ReferenceCutoffs()
-	}
 	for _, s := range opt.Shares {
 		if !(s > 0) || math.IsInf(s, 0) {
 			return nil, fmt.Errorf("prepare: share %v, want finite and > 0", s)
 		}
 	}
+	owner := map[string]int{}
+	d, err := prepareRows(events, opt, opt.Shares, func(customer string) (int, bool) {
+		m, ok := owner[customer]
+		if !ok {
+			m = Merchant(customer, opt.Shares)
+			owner[customer] = m
+		}
+		return m, true
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return d, nil
+}
+
+// prepareRows builds the feature rows of events at opt's cutoffs and hands
+// each customer's rows to the merchant owner names: training rows per
+// merchant, test rows with their merchant. shares are Data.Shares.
+func prepareRows(events []model.Event, opt DataOptions, shares []float64, owner func(customer string) (int, bool)) (*Data, error) {
+	if opt.TrainCutoffs == nil {
+		opt.TrainCutoffs, opt.TestCutoff = ReferenceCutoffs()
+	}
 	for _, c := range opt.TrainCutoffs {
 		if c.Add(model.Horizon * model.Day).After(opt.TestCutoff) {
-			return nil, fmt.Errorf("prepare: training cutoff %s: label window passes the test cutoff %s",
+			return nil, fmt.Errorf("training cutoff %s: label window passes the test cutoff %s",
 				c.Format(time.DateOnly), opt.TestCutoff.Format(time.DateOnly))
 		}
 	}
 	cutoffs := append(append([]time.Time(nil), opt.TrainCutoffs...), opt.TestCutoff)
 	b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Allow: opt.Allow})
 	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
+		return nil, err
 	}
 	for i, e := range events {
 		if err := b.Add(e); err != nil {
-			return nil, fmt.Errorf("prepare: event %d: %w", i, err)
+			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 	}
-	n := len(opt.Shares)
-	d := &Data{Schema: b.Schema(), Shares: opt.Shares, Train: make([][]feature.Row, n), Customers: make([]int, n)}
-	owner := map[string]int{}
+	n := len(shares)
+	d := &Data{Schema: b.Schema(), Shares: shares, Train: make([][]feature.Row, n), Customers: make([]int, n)}
 	test := len(cutoffs) - 1
 	for _, r := range b.Rows() {
-		m, ok := owner[r.Customer]
+		m, ok := owner(r.Customer)
 		if !ok {
-			m = Merchant(r.Customer, opt.Shares)
-			owner[r.Customer] = m
+			return nil, fmt.Errorf("customer %s has no merchant", r.Customer)
 		}
 		if r.Cutoff == test {
 			d.Test = append(d.Test, r)
@@ -143,11 +160,11 @@ func Prepare(events []model.Event, opt DataOptions) (*Data, error) {
 	for m := range d.Train {
 		d.Customers[m] = len(train.GroupByCustomer(d.Train[m]))
 		if d.Customers[m] == 0 {
-			return nil, fmt.Errorf("prepare: merchant %d has no training customers", m)
+			return nil, fmt.Errorf("merchant %d has no training customers", m)
 		}
 	}
 	if len(d.Test) == 0 {
-		return nil, errors.New("prepare: no test rows")
+		return nil, errors.New("no test rows")
 	}
 	return d, nil
 }
