@@ -366,3 +366,39 @@ func GaussianDelta(sigma, sens, eps float64) (float64, error) {
 	}
 	return max(phi(a-b)-second, 0), nil
 }
+
+// GaussianEpsilon returns the smallest ε at which the Gaussian mechanism with
+// noise multiplier z (σ over the L2 sensitivity) is (ε, δ)-DP: the inverse of
+// GaussianDelta in ε, found by bisection (δ falls as ε grows), to a relative
+// 1e-9. It is the exact ε an empirical audit's lower bound is compared with.
+func GaussianEpsilon(z, delta float64) (float64, error) {
+	if !(delta > 0 && delta < 1) {
+		return 0, fmt.Errorf("gaussian epsilon: δ %v must be in (0, 1): %w", delta, ErrInvalidParameter)
+	}
+	lo, hi := 0.0, 1.0
+	for {
+		d, err := GaussianDelta(z, 1, hi)
+		if err != nil {
+			return 0, fmt.Errorf("gaussian epsilon: %w", err)
+		}
+		if d <= delta {
+			break
+		}
+		if lo, hi = hi, 2*hi; hi > 1e4 {
+			return 0, errors.New("gaussian epsilon: no ε below 1e4")
+		}
+	}
+	for hi-lo > 1e-9*hi {
+		mid := (lo + hi) / 2
+		d, err := GaussianDelta(z, 1, mid)
+		if err != nil {
+			return 0, fmt.Errorf("gaussian epsilon: %w", err)
+		}
+		if d <= delta {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi, nil
+}

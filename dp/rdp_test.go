@@ -189,6 +189,27 @@ func TestGaussianDeltaLibraryVectors(t *testing.T) {
 	}
 }
 
+// TestGaussianEpsilon inverts published δ values, independent of the code
+// under test: the library's σ = 10 on sensitivity 1 has δ(ε = 0.1) =
+// 0.008751768145810, and Balle–Wang's σ = 1 has δ(ε = 1) = 0.126936.
+func TestGaussianEpsilon(t *testing.T) {
+	tests := []struct{ z, delta, want float64 }{
+		{10, 0.008751768145810, 0.1},
+		{1, 0.12693673750664397, 1},
+	}
+	for _, tt := range tests {
+		got, err := dp.GaussianEpsilon(tt.z, tt.delta)
+		if err != nil || math.Abs(got-tt.want) > 1e-6 {
+			t.Errorf("GaussianEpsilon(%v, %v) = %v (%v), want %v", tt.z, tt.delta, got, err, tt.want)
+		}
+	}
+	for _, bad := range []float64{0, 1, math.NaN()} {
+		if _, err := dp.GaussianEpsilon(1, bad); err == nil {
+			t.Errorf("δ %v: want an error", bad)
+		}
+	}
+}
+
 func TestSigmaForGaussianMeasured(t *testing.T) {
 	// Measured values of the library (reference doc) and the property that its σ is at or
 	// above the tight value: our independent δ formula at that σ must be ≤ δ, and at

@@ -205,7 +205,7 @@ func PrivacyAudit(ctx context.Context, o AuditOptions) (AuditReport, error) {
 	if rep.Epsilon, rep.Order, err = dp.Epsilon([]dp.Release{rep.Release}, o.Delta, dp.AccountantOptions{}); err != nil {
 		return AuditReport{}, fmt.Errorf("privacy audit: %w", err)
 	}
-	if rep.ExactEpsilon, err = exactGaussianEpsilon(rep.Release.Z/math.Sqrt(float64(o.Steps)), o.Delta); err != nil {
+	if rep.ExactEpsilon, err = dp.GaussianEpsilon(rep.Release.Z/math.Sqrt(float64(o.Steps)), o.Delta); err != nil {
 		return AuditReport{}, fmt.Errorf("privacy audit: %w", err)
 	}
 	if rep.Transcript, err = audit.EpsilonLowerBound(inT, outT, o.Delta, o.Alpha); err != nil {
@@ -216,7 +216,7 @@ func PrivacyAudit(ctx context.Context, o AuditOptions) (AuditReport, error) {
 	}
 	rep.Mu, rep.MuLower = gaussianShift(inT, outT, o.Alpha)
 	if rep.MuLower > 0 {
-		if rep.GaussianEpsilon, err = exactGaussianEpsilon(1/rep.MuLower, o.Delta); err != nil {
+		if rep.GaussianEpsilon, err = dp.GaussianEpsilon(1/rep.MuLower, o.Delta); err != nil {
 			return AuditReport{}, fmt.Errorf("privacy audit: %w", err)
 		}
 	}
@@ -247,35 +247,4 @@ func gaussianShift(in, out []float64, alpha float64) (mu, lower float64) {
 	se := math.Sqrt(2/n + mu*mu/(4*n))
 	zq := -math.Sqrt2 * math.Erfinv(2*alpha-1) // standard normal quantile 1 − alpha
 	return mu, mu - zq*se
-}
-
-// exactGaussianEpsilon is the smallest ε at which the Gaussian mechanism with
-// noise multiplier z is (ε, δ)-DP (bisection on dp.GaussianDelta, which falls in ε).
-func exactGaussianEpsilon(z, delta float64) (float64, error) {
-	lo, hi := 0.0, 1.0
-	for {
-		d, err := dp.GaussianDelta(z, 1, hi)
-		if err != nil {
-			return 0, err
-		}
-		if d <= delta {
-			break
-		}
-		if lo, hi = hi, 2*hi; hi > 1e4 {
-			return 0, errors.New("exact epsilon: no ε below 1e4")
-		}
-	}
-	for hi-lo > 1e-9*hi {
-		mid := (lo + hi) / 2
-		d, err := dp.GaussianDelta(z, 1, mid)
-		if err != nil {
-			return 0, err
-		}
-		if d <= delta {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
-	return hi, nil
 }

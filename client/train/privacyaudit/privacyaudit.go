@@ -242,7 +242,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 			return Report{}, fmt.Errorf("privacy audit: %w", err)
 		}
 		if res.Release.Q == 1 && res.Release.Steps == 1 {
-			if res.ExactEpsilon, err = ExactGaussianEpsilon(res.Release.Z, o.Delta); err != nil {
+			if res.ExactEpsilon, err = dp.GaussianEpsilon(res.Release.Z, o.Delta); err != nil {
 				return Report{}, fmt.Errorf("privacy audit: %w", err)
 			}
 		}
@@ -322,35 +322,4 @@ func worlds(o Options) (out, in world) {
 		}
 	}
 	return out, in
-}
-
-// ExactGaussianEpsilon is the smallest ε at which the Gaussian mechanism with
-// noise multiplier z is (ε, δ)-DP (bisection on dp.GaussianDelta, which falls in ε).
-func ExactGaussianEpsilon(z, delta float64) (float64, error) {
-	lo, hi := 0.0, 1.0
-	for {
-		d, err := dp.GaussianDelta(z, 1, hi)
-		if err != nil {
-			return 0, err
-		}
-		if d <= delta {
-			break
-		}
-		if lo, hi = hi, 2*hi; hi > 1e4 {
-			return 0, errors.New("exact epsilon: no ε below 1e4")
-		}
-	}
-	for hi-lo > 1e-9*hi {
-		mid := (lo + hi) / 2
-		d, err := dp.GaussianDelta(z, 1, mid)
-		if err != nil {
-			return 0, err
-		}
-		if d <= delta {
-			hi = mid
-		} else {
-			lo = mid
-		}
-	}
-	return hi, nil
 }
