@@ -586,22 +586,7 @@ func TestAggregatorServeBatchFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	metricsURL := strings.TrimSpace(string(mb)) + "/metrics"
-	adminTok, err := os.ReadFile(filepath.Join(dir, aggTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := apiclient.New(agg.base, strings.TrimSpace(string(adminTok)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enr, err := admin.Enrol(t.Context(), protocol.EnrolRequest{ID: floodMerchant, TimeZone: "UTC", PublicKey: pub})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enr := enrolServed(t, agg.base, dir, floodMerchant)
 	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -745,21 +730,7 @@ func TestAggregatorServeMetricsDisclosure(t *testing.T) {
 	if !strings.HasPrefix(metricsBase, "http://127.0.0.1:") || metricsBase == agg.base {
 		t.Fatalf("metrics listener at %q, API at %q; want a loopback listener of its own", metricsBase, agg.base)
 	}
-	adminTok, err := os.ReadFile(filepath.Join(dir, aggTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := apiclient.New(agg.base, strings.TrimSpace(string(adminTok)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Enrol(t.Context(), protocol.EnrolRequest{ID: "cdnow-1", TimeZone: "UTC", PublicKey: pub}); err != nil {
-		t.Fatal(err)
-	}
+	enrolServed(t, agg.base, dir, "cdnow-1")
 	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -888,4 +859,28 @@ func yamlEncode(w io.Writer, v any) error {
 		return err
 	}
 	return enc.Close()
+}
+
+// enrolServed enrols merchant id, with a fresh signing key, through the admin
+// API of the aggregator served from dir at base, as the admin token that
+// init wrote.
+func enrolServed(t *testing.T, base, dir, id string) protocol.Enrolment {
+	t.Helper()
+	adminTok, err := os.ReadFile(filepath.Join(dir, aggTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := apiclient.New(base, strings.TrimSpace(string(adminTok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enr, err := admin.Enrol(t.Context(), protocol.EnrolRequest{ID: id, TimeZone: "UTC", PublicKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enr
 }

@@ -2,19 +2,14 @@ package main
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api"
-	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/crypto/keys"
@@ -37,22 +32,7 @@ func TestServePredictCanary(t *testing.T) {
 		t.Fatal(err)
 	}
 	agg := startServe(t, "--dir", dir)
-	adminTok, err := os.ReadFile(filepath.Join(dir, aggTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := apiclient.New(agg.base, strings.TrimSpace(string(adminTok)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enr, err := admin.Enrol(t.Context(), protocol.EnrolRequest{ID: "cdnow-1", TimeZone: "UTC", PublicKey: pub})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enr := enrolServed(t, agg.base, dir, "cdnow-1")
 	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
