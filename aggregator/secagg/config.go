@@ -1,0 +1,119 @@
+package secagg
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+)
+
+// MaxLength bounds a round's vector length (2^24 words, 64 MiB of masks).
+const MaxLength = 1 << 24
+
+// Config is a round's public parameters; server and every client must hold the
+// same one.
+type Config struct {
+	// Seed is the round's public random seed: it fixes the neighbour graph and
+	// separates this round's key derivations from every other round's. It must be
+	// fresh for every round.
+	Seed [32]byte
+	// Clients are the ids of the cohort, distinct and non-zero (an id is also the
+	// point of the Shamir shares its holder receives).
+	Clients []uint32
+	// Degree is the number of neighbours of each client: even, at least 2; a
+	// Degree ≥ len(Clients)−1 makes the complete graph (plain SecAgg).
+	Degree int
+	// Threshold is the number of a client's neighbours whose shares rebuild its
+	// secrets: more than half of the effective degree and at most all of it, so
+	// that two disjoint groups of neighbours can never rebuild both of its secrets.
+	Threshold int
+	// MinSurvivors is the smallest cohort whose sum may be unmasked: honest
+	// clients refuse to unmask fewer survivors, and the server does not ask.
+	MinSurvivors int
+	// Bits is the modulus exponent: inputs and sums are words modulo 2^Bits, 1 ≤ Bits ≤ 32.
+	Bits int
+	// Length is the number of words in each input.
+	Length int
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	n := len(c.Clients)
+	switch {
+	case n < 2:
+		return fmt.Errorf("secagg config: %d clients, want at least 2", n)
+	case c.Degree < 2 || (c.Degree%2 == 1 && c.Degree < n-1):
+		return fmt.Errorf("secagg config: degree %d, want an even number ≥ 2 or ≥ clients−1 (%d)", c.Degree, n-1)
+	case c.Bits < 1 || c.Bits > 32:
+		return fmt.Errorf("secagg config: bits %d, want 1…32", c.Bits)
+	case c.Length < 1 || c.Length > MaxLength:
+		return fmt.Errorf("secagg config: length %d, want 1…%d", c.Length, MaxLength)
+	}
+	d := c.degree()
+	if 2*c.Threshold <= d || c.Threshold > d {
+		return fmt.Errorf("secagg config: threshold %d with %d neighbours, want more than %d and at most %d", c.Threshold, d, d/2, d)
+	}
+	if c.MinSurvivors < c.Threshold || c.MinSurvivors > n {
+		return fmt.Errorf("secagg config: min survivors %d, want %d (threshold) … %d (clients)", c.MinSurvivors, c.Threshold, n)
+	}
+	seen := make(map[uint32]bool, n)
+	for i, id := range c.Clients {
+		if id == 0 {
+			return fmt.Errorf("secagg config: client %d has id 0", i)
+		}
+		if seen[id] {
+			return fmt.Errorf("secagg config: client id %d twice", id)
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+// degree is the number of neighbours each client actually has.
+func (c Config) degree() int { return min(c.Degree, len(c.Clients)-1) }
+
+// mask is 2^Bits − 1.
+func (c Config) mask() uint32 { return uint32(1<<c.Bits - 1) }
+
+// Neighbours returns the neighbour lists of the round's graph, keyed by id and
+// sorted. The graph is a Harary graph H(Degree, n) on a ring whose order is a
+// random permutation of the clients drawn from the seed: each client's
+// neighbours are the Degree/2 clients on each side of it (Bell et al. 2020,
+// §3). Anyone holding the config computes the same graph.
+func (c Config) Neighbours() (map[uint32][]uint32, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	n, d := len(c.Clients), c.degree()
+	ids := slices.Clone(c.Clients)
+	slices.Sort(ids)
+	h := sha256.Sum256(append([]byte("kairos secagg v1 neighbour graph\x00"), c.Seed[:]...))
+	rand.New(rand.NewChaCha8(h)).Shuffle(n, func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	out := make(map[uint32][]uint32, n)
+	for p, id := range ids {
+		var nb []uint32
+		if d >= n-1 {
+			nb = append(slices.Clone(ids[:p]), ids[p+1:]...)
+		} else {
+			for k := 1; k <= d/2; k++ {
+				nb = append(nb, ids[(p+k)%n], ids[(p-k+n)%n])
+			}
+		}
+		slices.Sort(nb)
+		out[id] = nb
+	}
+	return out, nil
+}
+
+// Errors a caller acts on.
+var (
+	// ErrStage: the message or call does not belong to the current stage.
+	ErrStage = errors.New("not in this stage")
+	// ErrTooFewSurvivors: the cohort fell below MinSurvivors, or some client's
+	// surviving neighbours below Threshold; the round cannot be unmasked.
+	ErrTooFewSurvivors = errors.New("too few survivors to unmask")
+	// ErrRefused: an honest client refuses an unmask request that could reveal
+	// an individual input.
+	ErrRefused = errors.New("unmask request refused")
+)
