@@ -22,6 +22,11 @@ func boxAEAD(priv *ecdh.PrivateKey, peer *ecdh.PublicKey, seed [32]byte, from, t
 	if err != nil {
 		return nil, fmt.Errorf("share box: %w", err)
 	}
+	return boxAEADShared(shared, seed, from, to)
+}
+
+// boxAEADShared is boxAEAD from the X25519 secret of the two c keys.
+func boxAEADShared(shared []byte, seed [32]byte, from, to uint32) (cipher.AEAD, error) {
 	key, err := deriveKey(shared, seed, labelShare, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("share box: %w", err)

@@ -19,8 +19,11 @@ type Client struct {
 	stage      int
 
 	cPriv, sPriv *ecdh.PrivateKey
-	// peers are the neighbours' advertised keys (stage 2).
-	peers map[uint32]PeerKeys
+	// peers are the neighbours' advertised keys (stage 2), and boxSecrets the
+	// X25519 secrets of this client's c key with each neighbour's, which seal
+	// the boxes both ways.
+	peers      map[uint32]PeerKeys
+	boxSecrets map[uint32][]byte
 	// b is the self-mask seed (stage 2).
 	b [SecretSize]byte
 	// held are the shares neighbours gave this client (stage 3): the seed share
@@ -143,10 +146,16 @@ func (c *Client) Share(k KeysMsg) (SharesMsg, error) {
 		return fail(err)
 	}
 	out := SharesMsg{From: c.id}
+	secrets := make(map[uint32][]byte, len(ids))
 	for i, id := range ids {
 		p := peers[id]
 		pub, _ := ecdh.X25519().NewPublicKey(p.CPub[:]) // checked above
-		aead, err := boxAEAD(c.cPriv, pub, c.cfg.Seed, c.id, id)
+		shared, err := c.cPriv.ECDH(pub)
+		if err != nil {
+			return fail(fmt.Errorf("share box for %d: %w", id, err))
+		}
+		secrets[id] = shared
+		aead, err := boxAEADShared(shared, c.cfg.Seed, c.id, id)
 		if err != nil {
 			return fail(err)
 		}
@@ -156,7 +165,7 @@ func (c *Client) Share(k KeysMsg) (SharesMsg, error) {
 		}
 		out.Boxes = append(out.Boxes, Box{Peer: id, Data: box})
 	}
-	c.peers = peers
+	c.peers, c.boxSecrets = peers, secrets
 	c.stage = clientMask
 	return out, nil
 }
@@ -184,15 +193,14 @@ func (c *Client) Mask(d DeliveryMsg, x []uint32) (MaskedMsg, error) {
 	}
 	held := make(map[uint32][2]Share, len(d.Boxes))
 	for _, b := range d.Boxes {
-		p, ok := c.peers[b.Peer]
+		shared, ok := c.boxSecrets[b.Peer]
 		if !ok {
 			return fail(fmt.Errorf("shares from %d, a neighbour that did not advertise", b.Peer))
 		}
 		if _, dup := held[b.Peer]; dup {
 			return fail(fmt.Errorf("shares from %d twice", b.Peer))
 		}
-		pub, _ := ecdh.X25519().NewPublicKey(p.CPub[:])
-		aead, err := boxAEAD(c.cPriv, pub, c.cfg.Seed, b.Peer, c.id)
+		aead, err := boxAEADShared(shared, c.cfg.Seed, b.Peer, c.id)
 		if err != nil {
 			return fail(err)
 		}
