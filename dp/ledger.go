@@ -25,6 +25,8 @@ const (
 	// the RDP bound min(ε, α·ε²/2) that every ε-DP mechanism satisfies (D_α ≤ D_∞ ≤ ε, and
 	// ε-DP ⇒ ε²/2-zCDP by Bun and Steinke 2016, Prop. 1.4), which is conservative.
 	Pure Mechanism = "pure"
+	// DDGauss (declared in ddgauss.go) is the distributed discrete Gaussian on a secure
+	// sum.
 )
 
 // Release is one debit against a customer's privacy budget: a mechanism and its
@@ -41,6 +43,19 @@ type Release struct {
 	Rho float64 `json:"rho,omitempty"`
 	// Epsilon is the ε of a Pure release.
 	Epsilon float64 `json:"epsilon,omitempty"`
+
+	// Sigma2 is the variance of each honest merchant's discrete Gaussian noise share in
+	// a DDGauss release, in grid units.
+	Sigma2 float64 `json:"sigma2,omitempty"`
+	// Cohort is the number of honest merchants whose noise the sum is guaranteed to
+	// carry in a DDGauss release (the policy's min_cohort).
+	Cohort int `json:"cohort,omitempty"`
+	// L2 and L1 bound how much one customer changes the summed integer vector of a
+	// DDGauss release, in L2 and L1 norm.
+	L2 float64 `json:"l2,omitempty"`
+	L1 float64 `json:"l1,omitempty"`
+	// Dim is the dimension of a DDGauss release's integer vector (after padding).
+	Dim int `json:"dim,omitempty"`
 }
 
 // Validate reports whether r describes a release the accountant can compose.
@@ -48,7 +63,12 @@ func (r Release) Validate() error {
 	if r.Steps < 1 {
 		return fmt.Errorf("release: steps %d must be ≥ 1: %w", r.Steps, ErrInvalidParameter)
 	}
+	if r.kind() != DDGauss && (r.Sigma2 != 0 || r.Cohort != 0 || r.L2 != 0 || r.L1 != 0 || r.Dim != 0) {
+		return fmt.Errorf("release: sigma2, cohort, l2, l1 and dim belong to a ddgauss release: %w", ErrInvalidParameter)
+	}
 	switch r.kind() {
+	case DDGauss:
+		return validateDDGauss(r)
 	case Gaussian:
 		if r.Rho != 0 || r.Epsilon != 0 {
 			return fmt.Errorf("release: a gaussian release takes q, z and steps only: %w", ErrInvalidParameter)
@@ -87,27 +107,30 @@ func (r Release) kind() Mechanism {
 type curveKey struct {
 	mech Mechanism
 	a, b float64
+	ddg  ddgParams // DDGauss only
 }
 
 func (r Release) curveKey() curveKey {
 	switch r.kind() {
 	case ZCDP:
-		return curveKey{ZCDP, r.Rho, 0}
+		return curveKey{mech: ZCDP, a: r.Rho}
 	case Pure:
-		return curveKey{Pure, r.Epsilon, 0}
+		return curveKey{mech: Pure, a: r.Epsilon}
+	case DDGauss:
+		return curveKey{mech: DDGauss, ddg: r.ddg()}
 	default:
-		return curveKey{Gaussian, r.Q, r.Z}
+		return curveKey{mech: Gaussian, a: r.Q, b: r.Z}
 	}
 }
 
 func stepCurve(k curveKey, orders []float64, s Series) []float64 {
 	out := make([]float64, len(orders))
 	var lf []float64
-	if k.mech == Gaussian {
+	if k.mech == Gaussian || k.mech == DDGauss {
 		top := 0.0
 		for _, a := range orders {
-			if a == math.Trunc(a) {
-				top = max(top, a)
+			if a == math.Trunc(a) || k.mech == DDGauss {
+				top = max(top, math.Ceil(a))
 			}
 		}
 		lf = logFactorials(int(top))
@@ -118,6 +141,8 @@ func stepCurve(k curveKey, orders []float64, s Series) []float64 {
 			out[i] = a * k.a
 		case Pure:
 			out[i] = min(k.a, a*k.a*k.a/2)
+		case DDGauss:
+			out[i] = rdpDDGauss(k.ddg, a, lf)
 		default:
 			out[i] = rdpStepLF(k.a, k.b, a, s, lf)
 		}

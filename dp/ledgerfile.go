@@ -31,25 +31,32 @@ func (e *ParseError) Unwrap() error { return e.Err }
 
 // releaseFields are the keys a release record may use, in the order WriteReleases and
 // the CSV header documentation list them.
-var releaseFields = []string{"mechanism", "q", "z", "steps", "rho", "epsilon"}
+var releaseFields = []string{"mechanism", "q", "z", "steps", "rho", "epsilon", "sigma2", "cohort", "l2", "l1", "dim"}
 
 // setField parses one key=value of a release record into r, checking the value's range.
 func setField(r *Release, key, val string) error {
 	if key == "mechanism" {
 		switch m := Mechanism(strings.ToLower(strings.TrimSpace(val))); m {
-		case Gaussian, ZCDP, Pure:
+		case Gaussian, ZCDP, Pure, DDGauss:
 			r.Mechanism = m
 			return nil
 		default:
-			return fmt.Errorf("mechanism %q unknown (want gaussian, zcdp or pure): %w", val, ErrInvalidParameter)
+			return fmt.Errorf("mechanism %q unknown (want gaussian, zcdp, pure or ddgauss): %w", val, ErrInvalidParameter)
 		}
 	}
-	if key == "steps" {
+	if key == "steps" || key == "cohort" || key == "dim" {
 		n, err := strconv.Atoi(strings.TrimSpace(val))
 		if err != nil || n < 1 {
-			return fmt.Errorf("steps %q must be an integer ≥ 1: %w", val, ErrInvalidParameter)
+			return fmt.Errorf("%s %q must be an integer ≥ 1: %w", key, val, ErrInvalidParameter)
 		}
-		r.Steps = n
+		switch key {
+		case "steps":
+			r.Steps = n
+		case "cohort":
+			r.Cohort = n
+		default:
+			r.Dim = n
+		}
 		return nil
 	}
 	x, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
@@ -81,14 +88,26 @@ func setNumber(r *Release, key string, x float64) error {
 			return fmt.Errorf("epsilon %v must be finite and > 0: %w", x, ErrInvalidParameter)
 		}
 		r.Epsilon = x
+	case "sigma2", "l2", "l1":
+		if !(x > 0) || math.IsInf(x, 0) {
+			return fmt.Errorf("%s %v must be finite and > 0: %w", key, x, ErrInvalidParameter)
+		}
+		switch key {
+		case "sigma2":
+			r.Sigma2 = x
+		case "l2":
+			r.L2 = x
+		default:
+			r.L1 = x
+		}
 	default:
 		return fmt.Errorf("unknown field %q (want one of %s): %w", key, strings.Join(releaseFields, ", "), ErrInvalidParameter)
 	}
 	return nil
 }
 
-// finish infers the mechanism when none was named (rho ⇒ zcdp, epsilon ⇒ pure, else
-// gaussian), defaults steps to 1 when it was not given, and validates the whole release.
+// finish infers the mechanism when none was named (rho ⇒ zcdp, epsilon ⇒ pure, sigma2 ⇒
+// ddgauss, else gaussian), defaults steps to 1 when it was not given, and validates the whole release.
 func finish(r *Release, stepsGiven bool) error {
 	if r.Mechanism == "" {
 		switch {
@@ -96,6 +115,8 @@ func finish(r *Release, stepsGiven bool) error {
 			r.Mechanism = ZCDP
 		case r.Epsilon != 0:
 			r.Mechanism = Pure
+		case r.Sigma2 != 0:
+			r.Mechanism = DDGauss
 		default:
 			r.Mechanism = Gaussian
 		}
@@ -110,9 +131,11 @@ func finish(r *Release, stepsGiven bool) error {
 }
 
 // ParseReleaseSpec parses one release written as comma-separated key=value pairs, e.g.
-// "q=0.01,z=1.1,steps=100", "rho=0.02" or "mechanism=pure,epsilon=0.5". Keys are
-// mechanism, q, z, steps, rho, epsilon; steps defaults to 1; the mechanism is inferred
-// when omitted (rho ⇒ zcdp, epsilon ⇒ pure, else gaussian).
+// "q=0.01,z=1.1,steps=100", "rho=0.02", "mechanism=pure,epsilon=0.5" or
+// "mechanism=ddgauss,q=0.05,sigma2=1e6,cohort=10,l2=1040,l1=8320,dim=64,steps=40". Keys
+// are mechanism, q, z, steps, rho, epsilon, sigma2, cohort, l2, l1, dim; steps defaults
+// to 1; the mechanism is inferred when omitted (rho ⇒ zcdp, epsilon ⇒ pure, sigma2 ⇒
+// ddgauss, else gaussian).
 func ParseReleaseSpec(spec string) (Release, error) {
 	var r Release
 	seen := map[string]bool{}
