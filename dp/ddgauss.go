@@ -63,10 +63,10 @@ func rdpDDGaussSum(p ddgParams, alpha float64) float64 {
 // with ε(·) the unsampled bound; the smaller of the two is returned.
 func rdpDDGauss(p ddgParams, alpha float64, lf []float64) float64 {
 	full := rdpDDGaussSum(p, alpha)
-	switch {
-	case p.q == 0:
+	switch p.q {
+	case 0:
 		return 0
-	case p.q == 1:
+	case 1:
 		return full
 	}
 	m := int(math.Ceil(alpha))
