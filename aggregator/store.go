@@ -50,6 +50,8 @@ type Tx interface {
 	RoundState(ctx context.Context, id string) (protocol.RoundState, time.Time, error)
 	// LatestRound returns the round with the highest seq (ErrNotFound when none).
 	LatestRound(ctx context.Context) (RoundRecord, error)
+	// RecentRounds returns at most limit rounds, the highest seq first.
+	RecentRounds(ctx context.Context, limit int) ([]RoundRecord, error)
 	// ClaimRounds returns the rounds not in a terminal state whose rows it
 	// could lock FOR UPDATE at once (SKIP LOCKED), in seq order.
 	ClaimRounds(ctx context.Context) ([]RoundRecord, error)

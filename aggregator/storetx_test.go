@@ -225,6 +225,34 @@ func TestStoreTx(t *testing.T) {
 				}
 				return tx.SetRoundState(ctx, "r2", protocol.RoundCollecting, protocol.RoundFailed, "test", at)
 			}))
+			must(in(func(tx aggregator.Tx) error {
+				// r3 was rolled back with its FinishAcceptance: r2 then r1, newest first.
+				for _, c := range []struct {
+					limit int
+					want  []string
+				}{{1, []string{"r2"}}, {5, []string{"r2", "r1"}}} {
+					rs, err := tx.RecentRounds(ctx, c.limit)
+					if err != nil {
+						return err
+					}
+					var got []string
+					for _, rr := range rs {
+						got = append(got, rr.ID+":"+string(rr.State))
+					}
+					want := map[string]string{"r1": "r1:open", "r2": "r2:failed"}
+					var wantS []string
+					for _, id := range c.want {
+						wantS = append(wantS, want[id])
+					}
+					if strings.Join(got, ",") != strings.Join(wantS, ",") {
+						t.Errorf("RecentRounds(%d): got %v, want %v", c.limit, got, wantS)
+					}
+				}
+				if _, err := tx.RecentRounds(ctx, 0); err == nil {
+					t.Error("RecentRounds(0): got no error")
+				}
+				return nil
+			}))
 
 			if b.name != "postgres" {
 				return

@@ -326,6 +326,23 @@ func (t *Tx) LatestRound(ctx context.Context) (aggregator.RoundRecord, error) {
 	return rr, nil
 }
 
+// RecentRounds implements aggregator.Tx.
+func (t *Tx) RecentRounds(ctx context.Context, limit int) ([]aggregator.RoundRecord, error) {
+	if limit < 1 {
+		return nil, fmt.Errorf("recent rounds: limit %d < 1", limit)
+	}
+	var rs []aggregator.RoundRecord
+	err := t.query(ctx, `SELECT `+roundCols+` FROM fed_rounds ORDER BY seq DESC LIMIT ?`, func(r Rows) error {
+		rr, err := scanRound(r)
+		rs = append(rs, rr)
+		return err
+	}, int64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("recent rounds: %w", err)
+	}
+	return rs, nil
+}
+
 // ClaimRounds implements aggregator.Tx.
 func (t *Tx) ClaimRounds(ctx context.Context) ([]aggregator.RoundRecord, error) {
 	q := `SELECT ` + roundCols + ` FROM fed_rounds WHERE state IN ('open', 'collecting', 'aggregating') ORDER BY seq`
