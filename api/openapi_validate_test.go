@@ -53,6 +53,7 @@ func TestOpenAPIValidatesLiveResponses(t *testing.T) {
 		Predict: PredictOptions{Audit: &countingAuditor{}, MayQuery: func(partner, merchant string) bool { return merchant == "m1" }},
 	})
 	f.srv.auditSrc = f.store
+	f.srv.status, f.srv.tokenAudit = f.svc, f.svc
 	withReports(f)
 	ts := httptest.NewServer(f.srv)
 	defer ts.Close()
@@ -133,6 +134,18 @@ func TestOpenAPIValidatesLiveResponses(t *testing.T) {
 		{"GET", "/v1/budgets/{merchant}/chart.svg", map[string]string{"merchant": "m1"}, "", "none", "", noBody, 401},
 		{"GET", "/v1/report", nil, "", "compliance", "", noBody, 200},
 		{"GET", "/v1/report", nil, "", "partner", "", noBody, 403},
+		{"GET", "/v1/session", nil, "", "partner", "", noBody, 200},
+		{"GET", "/v1/session", nil, "", "none", "", noBody, 401},
+		{"GET", "/v1/federation", nil, "rounds=5", "compliance", "", noBody, 200},
+		{"GET", "/v1/federation", nil, "rounds=0", "admin", "", noBody, 400},
+		{"GET", "/v1/federation", nil, "", "m1", "", noBody, 403},
+		{"GET", "/v1/compliance", nil, "", "compliance", "", noBody, 200},
+		{"GET", "/v1/compliance", nil, "", "partner", "", noBody, 403},
+		{"GET", "/v1/audit/export", nil, "", "compliance", "", noBody, 200},
+		{"GET", "/v1/audit/export", nil, "", "m1", "", noBody, 403},
+		{"POST", "/v1/tokens", nil, "", "admin", "application/json", jsonBody(`{"subject":"crm","role":"partner","merchants":["m1"],"ttl_seconds":3600}`), 201},
+		{"POST", "/v1/tokens", nil, "", "admin", "application/json", jsonBody(`{"subject":"crm","role":"root","ttl_seconds":3600}`), 400},
+		{"POST", "/v1/tokens", nil, "", "compliance", "application/json", jsonBody(`{"subject":"x","role":"admin","ttl_seconds":3600}`), 403},
 	}
 	exercised := map[string]bool{}
 	run := func(cases []liveCase) {

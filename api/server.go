@@ -136,6 +136,19 @@ type Options struct {
 	Audit audit.Source
 	// Predict configures POST /v1/predict and /v1/predict:batch (predict.go).
 	Predict PredictOptions
+
+	// The web console's sources (console.go). Status answers GET
+	// /v1/federation and TokenAudit records the tokens POST /v1/tokens
+	// issues (both 503 when nil); Witness reads the checkpoints of the
+	// audit witness that GET /v1/compliance verifies the log against too
+	// (none when nil); TokenMaxTTL bounds the lifetime of an issued token
+	// per role (auth.DefaultMaxTTL when nil). Console, when set, is served
+	// under /console/ without a token: static pages that sign in with one.
+	Status      StatusSource
+	TokenAudit  TokenAuditor
+	Witness     func(ctx context.Context) ([]audit.Checkpoint, error)
+	TokenMaxTTL func(auth.Role) time.Duration
+	Console     http.Handler
 }
 
 // Server is the API's http.Handler.
@@ -157,6 +170,12 @@ type Server struct {
 	auditSrc  audit.Source
 	predict   *predictor
 	admission *admission
+
+	status      StatusSource
+	tokenAudit  TokenAuditor
+	witness     func(ctx context.Context) ([]audit.Checkpoint, error)
+	tokenMaxTTL func(auth.Role) time.Duration
+	console     http.Handler
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -186,6 +205,9 @@ func NewServer(opts Options) (*Server, error) {
 		maxJSON:   cmpOr(opts.MaxJSONBytes, DefaultMaxJSONBytes),
 		requestID: newRequestIDs(),
 		auditSrc:  opts.Audit,
+
+		status: opts.Status, tokenAudit: opts.TokenAudit, witness: opts.Witness,
+		tokenMaxTTL: opts.TokenMaxTTL, console: opts.Console,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -280,6 +302,10 @@ func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
 
 	open := func(path string, h http.Handler) {
 		r.Handle(path, s.instrument(path, h)).Methods(http.MethodGet, http.MethodHead)
+	}
+	if s.console != nil {
+		r.PathPrefix("/console/").Handler(s.instrument("/console/", http.StripPrefix("/console", s.console))).Methods(http.MethodGet, http.MethodHead)
+		r.Handle("/console", http.RedirectHandler("/console/", http.StatusMovedPermanently)).Methods(http.MethodGet, http.MethodHead)
 	}
 	open("/.well-known/jwks.json", auth.JWKSHandler(jwks))
 	open("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
