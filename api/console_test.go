@@ -110,7 +110,9 @@ func TestComplianceDataWitness(t *testing.T) {
 		t.Errorf("witness holding the log's checkpoints: got %+v, audit ok %v; want %d checkpoints, last at %d, ok", got.Witness, got.Audit.OK, len(cps), last.Seq)
 	}
 
-	f.srv.witness = func(context.Context) ([]audit.Checkpoint, error) { return nil, errors.New("open witness.jsonl: permission denied") }
+	f.srv.witness = func(context.Context) ([]audit.Checkpoint, error) {
+		return nil, errors.New("open witness.jsonl: permission denied")
+	}
 	if got := read(); got.Witness.Error != "open witness.jsonl: permission denied" || !got.Audit.OK {
 		t.Errorf("unreadable witness: got %+v", got.Witness)
 	}
@@ -160,9 +162,9 @@ func TestIssueToken(t *testing.T) {
 		token, body string
 		want        int
 	}{
-		{"admin", `{"subject":"crm-app","role":"partner","ttl_seconds":60}`, 400},              // a partner names merchants
+		{"admin", `{"subject":"crm-app","role":"partner","ttl_seconds":60}`, 400},                // a partner names merchants
 		{"admin", `{"subject":"m1","role":"merchant","merchants":["m2"],"ttl_seconds":60}`, 400}, // bound to its subject
-		{"admin", `{"subject":"x","role":"compliance","ttl_seconds":2678401}`, 400},             // over 30 days
+		{"admin", `{"subject":"x","role":"compliance","ttl_seconds":2678401}`, 400},              // over 30 days
 		{"admin", `{"subject":"x","role":"compliance","ttl_seconds":59}`, 400},
 		{"admin", `{"subject":"","role":"compliance","ttl_seconds":600}`, 400},
 		{"admin", `{"subject":"x","role":"compliance","ttl_seconds":600,"scope":"all"}`, 400},
