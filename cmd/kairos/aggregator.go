@@ -31,6 +31,7 @@ import (
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance/report"
+	"github.com/kairos-fl/kairos/console"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/policies"
 	"github.com/kairos-fl/kairos/store"
@@ -728,6 +729,9 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 		Audit:  st,
 		// Predictions are audited in the same log and answered only once their entry is durable.
 		Predict: api.PredictOptions{Audit: alog, MayQuery: policy.MayQuery},
+		// The web console at /console/ and the routes it reads.
+		Status: svc, TokenAudit: svc, TokenMaxTTL: maxTTL, Console: console.Handler(),
+		Witness: witnessReader(cfg, a),
 	})
 	if err != nil {
 		return fmt.Errorf("aggregator serve: %w", err)
@@ -779,6 +783,16 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 		return fmt.Errorf("aggregator serve: %w", err)
 	}
 	return nil
+}
+
+// witnessReader reads the configured audit witness file for the console's
+// verification (nil without one).
+func witnessReader(cfg *aggConfig, a *keys.Aggregator) func(context.Context) ([]audit.Checkpoint, error) {
+	if cfg.Audit.Witness == "" {
+		return nil
+	}
+	path, pub := cfg.path(cfg.Audit.Witness), a.Checkpoint.Public().(ed25519.PublicKey)
+	return func(context.Context) ([]audit.Checkpoint, error) { return readWitnessFile(path, pub) }
 }
 
 // aggCheckpointInterval is how often serve signs the audit log's head when
