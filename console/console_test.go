@@ -28,7 +28,7 @@ func TestHandler(t *testing.T) {
 		{"GET", "/app.js", 200, "text/javascript; charset=utf-8"},
 		{"HEAD", "/style.css", 200, "text/css; charset=utf-8"},
 		{"GET", "/missing.js", 404, ""},
-		{"GET", "/console.go", 404, ""},        // not an asset type
+		{"GET", "/console.go", 404, ""},         // not an asset type
 		{"GET", "/../console_test.go", 404, ""}, // cleaned to a name outside the assets
 		{"GET", "/assets/app.js", 404, ""},
 		{"POST", "/", 405, ""},
