@@ -17,6 +17,12 @@
 //	GET  /v1/budgets/{merchant}/chart.svg  compliance, admin → the merchant's ε burn-down chart (image/svg+xml)
 //	GET  /v1/report                     compliance, admin → the self-contained HTML compliance report
 //	POST /v1/tokens:revoke              admin → refuse a token (jti) until its expiry; audited (tokens.go)
+//	POST /v1/tokens                     admin → issue a token, audited (token.issue) before it is answered (console.go)
+//	GET  /v1/session                    any role → what the token grants
+//	GET  /v1/federation                 compliance, admin → recent rounds with progress, merchants' states
+//	GET  /v1/compliance                 compliance, admin → report.Gather's data as JSON, with the witness status
+//	GET  /v1/audit/export               compliance, admin → the audit log and checkpoints as JSON lines
+//	GET  /console/…                     (no token) the web console's static files (package console), when Options.Console is set
 //	POST /v1/predict, /v1/predict:batch  partner, merchant → predictions for a merchant the token may query, audited first (predict.go)
 //	GET  /metrics                       compliance, admin → Prometheus text, with the per-merchant ε series
 //	GET  /.well-known/jwks.json, /healthz, /readyz, /openapi.json  (no token)
