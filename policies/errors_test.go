@@ -59,6 +59,10 @@ func TestParseErrors(t *testing.T) {
 			`policy.yaml:12:15: norm_bound: must be > 0, got 0`},
 		{"weight share above 1", okHead + "aggregation:\n  max_weight_share: 1.5\n",
 			`policy.yaml:12:21: max_weight_share: must be in (0, 1], got 1.5`},
+		{"min cohort of one", okHead + "aggregation:\n  min_cohort: 1\n",
+			`policy.yaml:12:15: min_cohort: must be at least 2 (one merchant's noise alone is plain mode), got 1`},
+		{"fractional min cohort", okHead + "aggregation:\n  min_cohort: 2.5\n",
+			`policy.yaml:12:15: min_cohort: want an integer, got "2.5"`},
 		{"all with others", strings.Replace(okHead, "[all]", "[all, recency]", 1),
 			`policy.yaml:9:21: allowed_features: "all" must stand alone`},
 		{"empty features", strings.Replace(okHead, "[all]", "[]", 1),
@@ -140,6 +144,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(basePolicy))
 	f.Add([]byte(okHead))
 	f.Add([]byte(okHead + "merchants:\n  m1: {region: eu}\nregions: {eu: {delta: 0.5}}\n"))
+	f.Add([]byte(okHead + "aggregation:\n  min_cohort: 10\n"))
 	f.Add([]byte("version: 1\nfederation: x\n  defaults: {}\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte(okHead + "tokens: {max_ttl: {partner: 1h30m, merchant: 2160h}}\n"))

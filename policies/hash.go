@@ -105,6 +105,9 @@ func (p *Policy) Format() []byte {
 	if p.aggregation.MaxWeightShare > 0 {
 		fmt.Fprintf(&b, "  max_weight_share: %s\n", num(p.aggregation.MaxWeightShare))
 	}
+	if p.aggregation.MinCohort > 0 {
+		fmt.Fprintf(&b, "  min_cohort: %d\n", p.aggregation.MinCohort)
+	}
 	b.WriteString("defaults:\n")
 	rules("  ", p.defaults)
 	if len(p.regions) > 0 {

@@ -609,6 +609,13 @@ func (p *parser) aggregationBlock(n *yaml.Node) Aggregation {
 				}
 				a.MaxWeightShare = f
 			}
+		case "min_cohort":
+			if n, ok := p.int(kv.value, "min_cohort"); ok {
+				if n < 2 {
+					p.errorf(kv.value, "min_cohort: must be at least 2 (one merchant's noise alone is plain mode), got %s", kv.value.Value)
+				}
+				a.MinCohort = n
+			}
 		default:
 			p.unknown(kv.key)
 		}

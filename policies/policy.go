@@ -21,6 +21,7 @@
 //	  trim_fraction: 0.1            # only with trimmed_mean, in (0, 0.5)
 //	  norm_bound: 2.5               # L2 bound of an update, > 0 (default: derived from the plan)
 //	  max_weight_share: 0.5         # fedavg: largest share of the weight, in (0, 1] (default 0.5)
+//	  min_cohort: 10                # secure aggregation: honest merchants the noise counts on, ≥ 2
 //	regions:
 //	  eu: { epsilon_cap: 0.5 }      # any defaults key
 //	merchants:
@@ -73,6 +74,12 @@ type Aggregation struct {
 	// MaxWeightShare caps any one update's share of the FedAvg weight; 0 when
 	// the policy gives none (DefaultMaxWeightShare applies).
 	MaxWeightShare float64 `json:"max_weight_share,omitempty"`
+	// MinCohort is, in secure aggregation with distributed DP, the fewest
+	// merchants whose honest noise shares every unmasked sum must carry: each
+	// merchant adds 1/MinCohort of the noise the target ε needs, and a round
+	// with fewer survivors is never unmasked. 0 when the policy gives none
+	// (secure aggregation then refuses to plan).
+	MinCohort int `json:"min_cohort,omitempty"`
 }
 
 // MaxDelta is the largest δ a policy may set, at any level and whatever

@@ -230,6 +230,7 @@ func TestHashChangesWithEveryValue(t *testing.T) {
 		{"  m3: {}", "  m3: { max_customers: 5000 }"},
 		{"  trim_fraction: 0.1", "  trim_fraction: 0.1\n  norm_bound: 3"},
 		{"  trim_fraction: 0.1", "  trim_fraction: 0.1\n  max_weight_share: 0.3"},
+		{"  trim_fraction: 0.1", "  trim_fraction: 0.1\n  min_cohort: 10"},
 	}
 	seen := map[string]string{mustParse(t, "base.yaml", basePolicy).Hash(): "base"}
 	for _, e := range edits {
@@ -264,8 +265,8 @@ func BenchmarkParse(b *testing.B) {
 func TestMergeDefaults(t *testing.T) {
 	p := mustParse(t, "base.yaml", basePolicy)
 	a := p.Aggregation()
-	if a.NormBound != 0 || a.WeightShareCap() != DefaultMaxWeightShare || DefaultMaxWeightShare != 0.5 {
-		t.Errorf("defaults: norm bound %v, share cap %v; want 0 and 0.5", a.NormBound, a.WeightShareCap())
+	if a.NormBound != 0 || a.WeightShareCap() != DefaultMaxWeightShare || DefaultMaxWeightShare != 0.5 || a.MinCohort != 0 {
+		t.Errorf("defaults: norm bound %v, share cap %v, min cohort %d; want 0, 0.5 and 0", a.NormBound, a.WeightShareCap(), a.MinCohort)
 	}
 	m3, err := p.Merchant("m3")
 	if err != nil {
@@ -274,11 +275,11 @@ func TestMergeDefaults(t *testing.T) {
 	if got := m3.PlausibleCustomers(); got != 1e6 {
 		t.Errorf("plausible customers at δ 1e-6: got %v, want 1e6", got)
 	}
-	src := strings.Replace(basePolicy, "  trim_fraction: 0.1", "  trim_fraction: 0.1\n  norm_bound: 2.5\n  max_weight_share: 0.3", 1)
+	src := strings.Replace(basePolicy, "  trim_fraction: 0.1", "  trim_fraction: 0.1\n  norm_bound: 2.5\n  max_weight_share: 0.3\n  min_cohort: 12", 1)
 	src = strings.Replace(src, "  m3: {}", "  m3: { max_customers: 5000 }", 1)
 	p = mustParse(t, "set.yaml", src)
-	if a := p.Aggregation(); a.NormBound != 2.5 || a.WeightShareCap() != 0.3 {
-		t.Errorf("set: norm bound %v, share cap %v; want 2.5 and 0.3", a.NormBound, a.WeightShareCap())
+	if a := p.Aggregation(); a.NormBound != 2.5 || a.WeightShareCap() != 0.3 || a.MinCohort != 12 {
+		t.Errorf("set: norm bound %v, share cap %v, min cohort %d; want 2.5, 0.3 and 12", a.NormBound, a.WeightShareCap(), a.MinCohort)
 	}
 	if m3, _ = p.Merchant("m3"); m3.PlausibleCustomers() != 5000 {
 		t.Errorf("max_customers 5000: plausible %v", m3.PlausibleCustomers())
