@@ -104,6 +104,7 @@ func newDPEpsilonCmd() *cobra.Command {
 		steps    int
 		releases []string
 		ledger   string
+		ddg      ddgFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "epsilon",
@@ -116,7 +117,11 @@ func newDPEpsilonCmd() *cobra.Command {
                                                      or CSV with a header (q,z,steps[,mechanism,rho,epsilon])
 
 z is the noise actually added divided by the clipping norm; rho is a zCDP release;
-epsilon is a pure ε-DP (Laplace) release.`,
+epsilon is a pure ε-DP (Laplace) release.
+
+Secure aggregation (distributed discrete Gaussian on the cohort's sum, docs/privacy.md):
+  --mechanism ddgauss --sampling-rate Q --steps N --dim D --clip C --gamma G
+  --local-variance S2 --min-cohort M    one training of N rounds, one step each`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt, err := acc.options()
@@ -125,7 +130,20 @@ epsilon is a pure ε-DP (Laplace) release.`,
 			}
 			var rs []dp.Release
 			f := cmd.Flags()
-			if f.Changed("noise-multiplier") || f.Changed("sampling-rate") || f.Changed("steps") {
+			isDDG, err := ddg.isDDG()
+			if err != nil {
+				return err
+			}
+			if isDDG {
+				if !f.Changed("sampling-rate") || !f.Changed("steps") || !f.Changed("local-variance") || !f.Changed("gamma") {
+					return fmt.Errorf("--mechanism ddgauss needs --sampling-rate, --steps, --gamma and --local-variance")
+				}
+				r, err := ddg.release(q, steps)
+				if err != nil {
+					return err
+				}
+				rs = append(rs, r)
+			} else if f.Changed("noise-multiplier") || f.Changed("sampling-rate") || f.Changed("steps") {
 				if !f.Changed("noise-multiplier") || !f.Changed("sampling-rate") || !f.Changed("steps") {
 					return fmt.Errorf("--noise-multiplier, --sampling-rate and --steps go together")
 				}
@@ -170,6 +188,7 @@ epsilon is a pure ε-DP (Laplace) release.`,
 	cmd.Flags().IntVar(&steps, "steps", 0, "number of steps")
 	cmd.Flags().StringArrayVar(&releases, "release", nil, "a release, e.g. q=0.01,z=1.1,steps=100 (repeatable)")
 	cmd.Flags().StringVar(&ledger, "ledger", "", "ledger file of releases (JSON lines or CSV)")
+	ddg.register(cmd, false)
 	return cmd
 }
 
@@ -194,6 +213,7 @@ func newDPNoiseCmd() *cobra.Command {
 		steps, custs int
 		ledger       string
 		releases     []string
+		ddg          ddgFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "noise",
@@ -212,7 +232,14 @@ the total budget: the plan spends what is left after those releases (the printed
 epsilon is the total after training). The noise of a federated round plan, whose one
 customer count (σ = 50) is spent besides 40 rounds of 10 steps at q = 0.05:
 
-  kairos dp noise --epsilon 1 --delta 1e-6 --sampling-rate 0.05 --steps 400 --release q=1,z=50,steps=1`,
+  kairos dp noise --epsilon 1 --delta 1e-6 --sampling-rate 0.05 --steps 400 --release q=1,z=50,steps=1
+
+With --mechanism ddgauss it plans secure aggregation instead: --steps rounds of one
+step at --sampling-rate, the grid step, each merchant's noise share for --min-cohort
+honest merchants, and the modulus for --max-cohort merchants and --max-customers:
+
+  kairos dp noise --mechanism ddgauss --epsilon 1 --delta 1e-6 --sampling-rate 0.05 --steps 40 \
+    --dim 95 --min-cohort 10 --max-cohort 100 --max-customers 23570 --release q=1,z=50,steps=1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt, err := acc.options()
@@ -250,6 +277,18 @@ customer count (σ = 50) is spent besides 40 rounds of 10 steps at q = 0.05:
 				}
 				po.Spent = l
 			}
+			if isDDG, err := ddg.isDDG(); err != nil {
+				return err
+			} else if isDDG {
+				if q == 0 || steps == 0 {
+					return fmt.Errorf("--mechanism ddgauss needs --sampling-rate and --steps")
+				}
+				dplan, err := ddg.plan(eps, acc.delta, q, steps, po.Spent, opt)
+				if err != nil {
+					return err
+				}
+				return writeDDGPlan(cmd, dplan, acc.asJSON)
+			}
 			p, err := dp.PlanTraining(po)
 			if err != nil {
 				return err
@@ -272,6 +311,7 @@ customer count (σ = 50) is spent besides 40 rounds of 10 steps at q = 0.05:
 	cmd.Flags().Float64Var(&epochs, "epochs", 0, "expected passes over the customers (steps = ⌈epochs/q⌉)")
 	cmd.Flags().StringVar(&ledger, "ledger", "", "releases already spent (JSON lines or CSV); --epsilon is then the total")
 	cmd.Flags().StringArrayVar(&releases, "release", nil, "a release already spent, e.g. q=1,z=50,steps=1 (repeatable); --epsilon is then the total")
+	ddg.register(cmd, true)
 	return cmd
 }
 

@@ -3,15 +3,17 @@ package distributed
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
 func testParams(dim int) Params {
-	var seed [32]byte
+	var seed Seed
 	seed[0] = 7
 	return Params{
 		Dim: dim, Clip: 1, Gamma: 1.0 / 64, Beta: math.Exp(-0.5),
@@ -46,7 +48,7 @@ func TestRotateMatchesMatrix(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, dim := range []int{1, 3, 8, 13} {
 		n := paddedDim(dim)
-		var seed [32]byte
+		var seed Seed
 		seed[1] = byte(dim)
 		d := signs(seed, n)
 		x := make([]float64, dim)
@@ -76,7 +78,7 @@ func TestRotateMatchesMatrix(t *testing.T) {
 
 // TestSignsDependOnSeed: different seeds give different rotations, the same seed the same.
 func TestSignsDependOnSeed(t *testing.T) {
-	var a, b [32]byte
+	var a, b Seed
 	b[31] = 1
 	sa, sa2, sb := signs(a, 256), signs(a, 256), signs(b, 256)
 	same, plus := 0, 0
@@ -377,5 +379,30 @@ func BenchmarkEncode(b *testing.B) {
 		if _, err := Encode(context.Background(), cs, p); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestParamsJSON: parameters survive a JSON round trip, the seed as 64 hex digits and
+// the noise variance as an exact fraction.
+func TestParamsJSON(t *testing.T) {
+	p := testParams(5)
+	p.Seed[31] = 0xab
+	p.LocalVariance = big.NewRat(1000001, 3)
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"seed":"07`+strings.Repeat("00", 30)+`ab"`) {
+		t.Errorf("seed not in hex: %s", b)
+	}
+	var back Params
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Seed != p.Seed || back.LocalVariance.Cmp(p.LocalVariance) != 0 || back.Gamma != p.Gamma || back.Bits != p.Bits {
+		t.Errorf("round trip: %+v, want %+v", back, p)
+	}
+	if err := json.Unmarshal([]byte(`{"seed":"zz"}`), &back); err == nil {
+		t.Error("a 2-digit seed was accepted")
 	}
 }

@@ -1,6 +1,7 @@
 package distributed
 
 import (
+	"encoding/hex"
 	"fmt"
 	"math"
 	"math/big"
@@ -32,7 +33,24 @@ type Params struct {
 	// Bits is the modulus exponent b ∈ [1, 32]: encodings and sums live in Z_{2^b}.
 	Bits int `json:"bits"`
 	// Seed is the round's public seed for the random rotation's signs.
-	Seed [32]byte `json:"seed"`
+	Seed Seed `json:"seed"`
+}
+
+// Seed is a round's public rotation seed; it reads and writes as 64 hex digits.
+type Seed [32]byte
+
+// MarshalText writes s as hex.
+func (s Seed) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(s[:])), nil }
+
+// UnmarshalText reads 64 hex digits.
+func (s *Seed) UnmarshalText(b []byte) error {
+	if len(b) != 2*len(s) {
+		return fmt.Errorf("seed: %d hex digits, want %d: %w", len(b), 2*len(s), ErrInvalidParams)
+	}
+	if _, err := hex.Decode(s[:], b); err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	return nil
 }
 
 // Validate reports whether p can encode. It does not check that the modulus is large
@@ -125,3 +143,6 @@ func RequiredBits(p Params, maxCohort, maxCustomers int, failProb float64) (int,
 	}
 	return 0, fmt.Errorf("required bits: a coordinate may reach %.4g, beyond 2^31 (lower the cohort, customers or noise, or raise gamma): %w", bound, ErrInvalidParams)
 }
+
+// DefaultBeta is the conditional rounding β the paper's experiments use, e^−½.
+func DefaultBeta() float64 { return math.Exp(-0.5) }

@@ -60,7 +60,7 @@ type PlanOptions struct {
 	// Gamma fixes the grid step; 0 chooses the finest C/2^k (k ≤ 24) whose sum fits Bits.
 	Gamma float64
 	// Seed is the round's public rotation seed, copied into the parameters.
-	Seed [32]byte
+	Seed Seed
 }
 
 // Plan is a chosen encoding and what it costs.
@@ -88,7 +88,7 @@ var ErrNoPlan = errors.New("no encoding fits the modulus")
 // RequiredBits needs; the first γ that fits o.Bits wins.
 func MakePlan(o PlanOptions) (Plan, error) {
 	if o.Beta == 0 {
-		o.Beta = math.Exp(-0.5)
+		o.Beta = DefaultBeta()
 	}
 	if o.Bits == 0 {
 		o.Bits = MaxBits

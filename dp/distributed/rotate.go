@@ -17,7 +17,7 @@ func paddedDim(d int) int {
 // signs returns the ±1 diagonal D of the randomised Hadamard rotation for a round: n
 // signs from ChaCha8 keyed by the round's public seed. The rotation is public; it only
 // has to be independent of the data, which is fixed before the seed is drawn.
-func signs(seed [32]byte, n int) []float64 {
+func signs(seed Seed, n int) []float64 {
 	src := rand.NewChaCha8(seed)
 	out := make([]float64, n)
 	var word uint64
