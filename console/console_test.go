@@ -106,3 +106,39 @@ func TestIndexReferences(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHandler: any path is either one of the embedded files, served whole
+// with the policy, or a 404; nothing outside the assets is read.
+func FuzzHandler(f *testing.F) {
+	for _, s := range []string{"/", "/app.js", "/../console.go", "/%2e%2e/console.go", "//style.css", "/index.html/", "/a/../app.js", "/\x00.js"} {
+		f.Add(s)
+	}
+	h := Handler()
+	f.Fuzz(func(t *testing.T, p string) {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.URL.Path = p
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Header().Get("Content-Security-Policy") != ContentSecurityPolicy {
+			t.Fatalf("%q: no CSP", p)
+		}
+		switch rec.Code {
+		case http.StatusNotFound:
+		case http.StatusOK:
+			b := rec.Body.Bytes()
+			found := false
+			_ = fs.WalkDir(assets, "assets", func(name string, d fs.DirEntry, _ error) error {
+				if d != nil && !d.IsDir() {
+					want, _ := fs.ReadFile(assets, name)
+					found = found || bytes.Equal(want, b)
+				}
+				return nil
+			})
+			if !found {
+				t.Fatalf("%q: served %d bytes that are no embedded file", p, len(b))
+			}
+		default:
+			t.Fatalf("%q: status %d", p, rec.Code)
+		}
+	})
+}

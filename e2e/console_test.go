@@ -298,6 +298,19 @@ func TestConsole(t *testing.T) {
 	if got := attr(`#audit-table tbody tr`, "data-action"); got != "model.rollback" {
 		t.Errorf("audit search for model.rollback: first row %s", got)
 	}
+	// The same action before 2000 finds nothing: the time range is applied.
+	must("search by time", chromedp.SetValue(chromedp.ID("audit-until"), "1999-12-31T23:59:59"), chromedp.Click(chromedp.ID("audit-search")))
+	waitAttr("#audit-table", "data-count", "0", 10*time.Second)
+	must("search again", chromedp.SetValue(chromedp.ID("audit-until"), ""), chromedp.Click(chromedp.ID("audit-search")))
+	waitAttr("#audit-table", "data-count", "1", 10*time.Second)
+	// init configures a witness file; serve pushes every checkpoint to it.
+	if got := attr("#audit-witness", "data-configured"); got != "true" {
+		t.Errorf("witness configured: got %s, want true (init writes audit.witness)", got)
+	}
+	must("export", chromedp.Click(chromedp.ID("audit-export")), chromedp.WaitVisible(chromedp.ID("audit-download")))
+	if n := attr("#audit-download", "data-bytes"); n == "" || n == "0" {
+		t.Errorf("export: %q bytes", n)
+	}
 	shot("6-audit")
 
 	// Tokens: issue a compliance token and revoke it (a partner token would
