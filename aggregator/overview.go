@@ -14,7 +14,8 @@ const MaxStatusRounds = 500
 // Status returns the limit most recent rounds (newest first) with the
 // number of updates each accepted, and every enrolled merchant with its part
 // in the live round (the newest round, when it is not terminal) and its
-// budget. It reads one consistent snapshot of the store.
+// budget as Budgets reports it. Rounds and merchants come from one snapshot
+// of the store; the budgets are read right after it.
 func (s *Service) Status(ctx context.Context, limit int) (protocol.FederationStatus, error) {
 	if limit < 1 || limit > MaxStatusRounds {
 		return protocol.FederationStatus{}, fmt.Errorf("federation status: limit %d outside 1..%d", limit, MaxStatusRounds)
@@ -24,7 +25,6 @@ func (s *Service) Status(ctx context.Context, limit int) (protocol.FederationSta
 		accepted  []int
 		submitted []string // merchants with an update in the live round
 		merchants []Merchant
-		heads     []BudgetHead
 	)
 	err := s.store.InTx(ctx, func(tx Tx) (err error) {
 		rounds, accepted, submitted = nil, nil, nil
@@ -49,12 +49,15 @@ func (s *Service) Status(ctx context.Context, limit int) (protocol.FederationSta
 			}
 			accepted = append(accepted, n)
 		}
-		if merchants, err = tx.Merchants(ctx); err != nil {
-			return err
-		}
-		heads, err = tx.Budgets(ctx)
+		merchants, err = tx.Merchants(ctx)
 		return err
 	})
+	if err != nil {
+		return protocol.FederationStatus{}, fmt.Errorf("federation status: %w", err)
+	}
+	// The budgets as GET /v1/budgets reports them: ledger heads and the
+	// policy's caps.
+	budgets, err := s.Budgets(ctx)
 	if err != nil {
 		return protocol.FederationStatus{}, fmt.Errorf("federation status: %w", err)
 	}
@@ -85,11 +88,9 @@ func (s *Service) Status(ctx context.Context, limit int) (protocol.FederationSta
 		default:
 			ms.State = protocol.MerchantNotSelected
 		}
-		if i := slices.IndexFunc(heads, func(h BudgetHead) bool { return h.Merchant == m.ID }); i >= 0 {
-			ms.Epsilon, ms.Releases = heads[i].Epsilon, heads[i].Releases
-		}
-		if mp, err := s.policy.Merchant(m.ID); err == nil {
-			ms.EpsilonCap, ms.Delta = mp.EpsilonCap, mp.Delta
+		if i := slices.IndexFunc(budgets, func(b Budget) bool { return b.Merchant == m.ID }); i >= 0 {
+			b := budgets[i]
+			ms.Epsilon, ms.Releases, ms.EpsilonCap, ms.Delta = b.Epsilon, b.Releases, b.Cap, b.Delta
 		}
 		out.Merchants = append(out.Merchants, ms)
 	}
