@@ -13,6 +13,7 @@
   let pollTimer = null;
   let auditNext = 0;
   let currentTab = "";
+  let generation = 0; // bumped by every tab switch; a stale poll does not reschedule
 
   const $ = (id) => document.getElementById(id);
 
@@ -164,6 +165,7 @@
 
   function show(tab) {
     currentTab = tab;
+    generation++;
     stopPolling();
     say("");
     for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === tab);
@@ -181,9 +183,18 @@
 
   // ---- federation overview ----------------------------------------------
 
+  // loadOverview refreshes the federation tab and polls it every POLL_MS
+  // while the tab is shown, also after a failed read.
   async function loadOverview() {
-    const st = await getJSON("/v1/federation?rounds=50");
-    if (currentTab !== "overview") return;
+    const gen = generation;
+    let st;
+    try {
+      st = await getJSON("/v1/federation?rounds=50");
+    } finally {
+      if (gen === generation && session) pollTimer = setTimeout(() => run(loadOverview), POLL_MS);
+    }
+    if (gen !== generation) return;
+    say("");
     drawLive(st.rounds[0]);
     drawRounds(st.rounds);
     fillBody($("rounds-table"), st.rounds.map((r) => {
@@ -198,7 +209,6 @@
         td(m.releases, "num"), td(fmtTime(m.enrolled_at)));
       return tr;
     }));
-    pollTimer = setTimeout(() => run(loadOverview), POLL_MS);
   }
 
   function drawLive(r) {
@@ -466,7 +476,10 @@
   // ---- tokens ------------------------------------------------------------
 
   async function issueToken() {
-    const merchants = $("issue-merchants").value.split(",").map((s) => s.trim()).filter((s) => s);
+    let merchants = $("issue-merchants").value.split(",").map((s) => s.trim()).filter((s) => s);
+    if ($("issue-role").value === "merchant" && merchants.length === 0) {
+      merchants = [$("issue-subject").value.trim()]; // a merchant token is bound to its subject
+    }
     const hours = Number($("issue-ttl").value);
     const it = await (await api("POST", "/v1/tokens", {
       subject: $("issue-subject").value.trim(),
