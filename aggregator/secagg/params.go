@@ -6,27 +6,34 @@ import (
 )
 
 // ChooseDegree returns the smallest neighbour degree, and its threshold
-// ⌊degree/2⌋ + 1, such that when ⌈dropout·(n−1)⌉ of the other clients drop out
-// the chance that some client keeps fewer than threshold surviving neighbours
-// is at most failure: for one client the number of its neighbours among the
-// dropouts is hypergeometric, and a union bound over the n clients gives the
-// round's chance. It falls back to the complete graph (degree n − 1) when no
-// sparser graph is enough, and errs when not even that is.
-func ChooseDegree(n int, dropout, failure float64) (degree, threshold int, err error) {
-	if n < 2 || !(dropout >= 0 && dropout < 1) || !(failure > 0 && failure < 1) {
-		return 0, 0, fmt.Errorf("choose degree: n %d, dropout %v, failure %v: want n ≥ 2, dropout in [0, 1), failure in (0, 1)", n, dropout, failure)
+// ⌊degree/2⌋ + 1, such that, except with probability at most failure, every
+// client keeps at least threshold surviving neighbours when ⌈dropout·(n−1)⌉
+// of the others drop out, and has fewer than threshold neighbours among
+// ⌈corrupt·(n−1)⌉ clients colluding with the server. For one client each count
+// is hypergeometric (the graph's ring order is a uniform permutation); a union
+// bound over the n clients and the two events gives the round's chance.
+//
+// Together the two events leave every honest client an honest surviving
+// neighbour, whose pairwise mask the server cannot remove, and keep its
+// secrets out of reach of the colluders' shares. It falls back to the
+// complete graph (degree n − 1) when no sparser graph is enough, and errs when
+// not even that is.
+func ChooseDegree(n int, dropout, corrupt, failure float64) (degree, threshold int, err error) {
+	if n < 2 || !(dropout >= 0 && dropout < 1) || !(corrupt >= 0 && corrupt < 0.5) || !(failure > 0 && failure < 1) {
+		return 0, 0, fmt.Errorf("choose degree: n %d, dropout %v, corrupt %v, failure %v: want n ≥ 2, dropout in [0, 1), corrupt in [0, ½), failure in (0, 1)", n, dropout, corrupt, failure)
 	}
 	drops := int(math.Ceil(dropout * float64(n-1)))
+	bad := int(math.Ceil(corrupt * float64(n-1)))
 	for k := 2; ; k += 2 {
 		if k >= n-1 {
 			k = n - 1
 		}
 		t := k/2 + 1
-		if float64(n)*lostTail(n-1, drops, k, k-t+1) <= failure {
+		if float64(n)*(lostTail(n-1, drops, k, k-t+1)+lostTail(n-1, bad, k, t)) <= failure {
 			return k, t, nil
 		}
 		if k == n-1 {
-			return 0, 0, fmt.Errorf("choose degree: %d of %d clients dropping leave some client fewer than %d surviving neighbours with probability above %v even in the complete graph", drops, n, t, failure)
+			return 0, 0, fmt.Errorf("choose degree: %d dropouts and %d colluders among %d clients break threshold %d with probability above %v even in the complete graph", drops, bad, n, t, failure)
 		}
 	}
 }

@@ -19,31 +19,43 @@ func TestLostTailHandWorked(t *testing.T) {
 	}
 }
 
-// TestChooseDegree: the chosen graph meets the bound and the next sparser
-// one does not; 7 clients with 2 dropouts need the complete graph (degree 4
-// fails with 7·6/15 > 0.01; degree 6 keeps 4 ≥ 4 neighbours always).
+// TestChooseDegree: 7 clients with 2 dropouts need the complete graph
+// (degree 4 fails with 7·6/15 > 0.01; degree 6 keeps 4 ≥ 4 neighbours
+// always); 7 clients with 1 colluder and no dropouts do with degree 2 only if
+// 7·P(the colluder is one of 2 neighbours drawn from 6, both needed for t = 2)
+// = 0 — so degree 2; for larger n the chosen degree meets the bound and the
+// next sparser one does not.
 func TestChooseDegree(t *testing.T) {
-	k, th, err := ChooseDegree(7, 2.0/6, 0.01)
-	if err != nil || k != 6 || th != 4 {
-		t.Errorf("ChooseDegree(7, 1/3) = %d, %d, %v; want 6, 4", k, th, err)
+	if k, th, err := ChooseDegree(7, 2.0/6, 0, 0.01); err != nil || k != 6 || th != 4 {
+		t.Errorf("ChooseDegree(7, dropout 1/3) = %d, %d, %v; want 6, 4", k, th, err)
 	}
-	for _, n := range []int{100, 1000} {
-		k, th, err := ChooseDegree(n, 0.3, 1e-6)
+	if k, th, err := ChooseDegree(7, 0, 1.0/6, 0.01); err != nil || k != 2 || th != 2 {
+		t.Errorf("ChooseDegree(7, corrupt 1/6) = %d, %d, %v; want 2, 2", k, th, err)
+	}
+	fails := func(n, k int, drop, bad float64) float64 {
+		th := k/2 + 1
+		d, c := int(math.Ceil(drop*float64(n-1))), int(math.Ceil(bad*float64(n-1)))
+		return float64(n) * (lostTail(n-1, d, k, k-th+1) + lostTail(n-1, c, k, th))
+	}
+	for _, tc := range []struct {
+		n         int
+		drop, bad float64
+	}{{100, 0.3, 0}, {1000, 0.3, 0}, {100, 0.05, 0.1}, {1000, 0.05, 0.1}} {
+		k, th, err := ChooseDegree(tc.n, tc.drop, tc.bad, 1e-6)
 		if err != nil {
 			t.Fatal(err)
 		}
-		drops := int(math.Ceil(0.3 * float64(n-1)))
-		if p := float64(n) * lostTail(n-1, drops, k, k-th+1); p > 1e-6 {
-			t.Errorf("n %d: degree %d fails with %v", n, k, p)
+		if p := fails(tc.n, k, tc.drop, tc.bad); p > 1e-6 {
+			t.Errorf("%+v: degree %d fails with %v", tc, k, p)
 		}
-		if k < n-1 {
-			if p := float64(n) * lostTail(n-1, drops, k-2, (k-2)-((k-2)/2+1)+1); p <= 1e-6 {
-				t.Errorf("n %d: degree %d chosen though %d suffices (%v)", n, k, k-2, p)
+		if k < tc.n-1 && k > 2 {
+			if p := fails(tc.n, k-2, tc.drop, tc.bad); p <= 1e-6 {
+				t.Errorf("%+v: degree %d chosen though %d suffices (%v)", tc, k, k-2, p)
 			}
 		}
-		t.Logf("n %d, 30%% dropouts, failure 1e-6: degree %d, threshold %d", n, k, th)
+		t.Logf("n %d, %.0f%% dropouts, %.0f%% colluders, failure 1e-6: degree %d, threshold %d", tc.n, 100*tc.drop, 100*tc.bad, k, th)
 	}
-	if _, _, err := ChooseDegree(10, 0.9, 1e-6); err == nil {
+	if _, _, err := ChooseDegree(10, 0.9, 0, 1e-6); err == nil {
 		t.Error("90% dropouts accepted")
 	}
 }

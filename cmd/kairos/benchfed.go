@@ -62,6 +62,8 @@ type fedRun struct {
 	PublishSeconds float64 `json:"publish_seconds"`
 	MaxEpsilon     float64 `json:"max_epsilon"`
 	EpsilonCap     float64 `json:"epsilon_cap"`
+	// Secure is the same merchants' secure-mode rounds (--secure).
+	Secure *secureRun `json:"secure,omitempty"`
 }
 
 // accRun is the aggregator's acceptance throughput: pre-sealed updates of a
@@ -87,6 +89,7 @@ type benchFedOptions struct {
 	updates, submitters, params    int
 	seed                           uint64
 	skipFederation, skipAcceptance bool
+	secure                         bool
 }
 
 func newBenchFederationCmd() *cobra.Command {
@@ -145,6 +148,7 @@ signature, decrypts, debits the ledger and waits for its audit entry.`,
 	f.Uint64Var(&o.seed, "seed", 1, "seed for the synthetic data")
 	f.BoolVar(&o.skipFederation, "skip-rounds", false, "skip the rounds measurement")
 	f.BoolVar(&o.skipAcceptance, "skip-accept", false, "skip the acceptance measurement")
+	f.BoolVar(&o.secure, "secure", false, "also run --rounds secure-aggregation rounds (SecAgg+ with distributed DP, in process) on the same merchants")
 	f.StringVar(&jsonOut, "json-out", "", "also write the results as JSON to this file")
 	return cmd
 }
@@ -392,6 +396,11 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions) (*f
 	run.TrainSeconds = time.Duration(trainNS.Load()).Seconds()
 	run.SealSeconds = time.Duration(sealNS.Load()).Seconds()
 	run.SubmitSeconds = time.Duration(submitNS.Load()).Seconds()
+	if o.secure {
+		if run.Secure, err = benchSecureRounds(ctx, progress, o, schema, rows, run.RoundSeconds); err != nil {
+			return nil, err
+		}
+	}
 	return run, nil
 }
 
@@ -525,6 +534,9 @@ func writeBenchFedTable(w io.Writer, res benchFedResult) error {
 			1000*r.TrainSeconds/float64(r.Rounds*r.Merchants), 1000*r.SealSeconds/float64(r.Rounds*r.Merchants), 1000*r.SubmitSeconds/float64(r.Rounds*r.Merchants))
 		fmt.Fprintf(tw, "publish (merge, FedAdam, next round)\t%.0f ms per round\n", 1000*r.PublishSeconds/float64(r.Rounds))
 		fmt.Fprintf(tw, "largest ε spent\t%.4f\tcap %.4f\n", r.MaxEpsilon, r.EpsilonCap)
+		if r.Secure != nil {
+			writeSecureRun(tw, r.Secure)
+		}
 	}
 	if a := res.Accept; a != nil {
 		fmt.Fprintf(tw, "acceptance (%s)\t%d updates of %d parameters (%d-byte envelopes), %d submitters\n", a.Store, a.Updates, a.Params, a.EnvelopeBytes, a.Submitters)

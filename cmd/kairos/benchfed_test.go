@@ -55,3 +55,46 @@ func TestBenchFederation(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchFederationSecure runs the rounds measurement with --secure on 4
+// merchants: the secure rounds use the complete graph (for 4 merchants with
+// one dropout and one colluder tolerated, degree 2 fails: the one dropout is
+// among a client's 2 of 3 others with chance 2/3), spend at most ε = 1, and
+// the overhead is the ratio of the two reported means.
+func TestBenchFederationSecure(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "bench.json")
+	cmd := newBenchFederationCmd()
+	var stdout, stderr bytes.Buffer
+	cmd.SetOut(&stdout)
+	cmd.SetErr(&stderr)
+	cmd.SetArgs([]string{"--merchants", "4", "--customers", "200", "--rounds", "2", "--secure", "--skip-accept", "--json-out", out})
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("bench federation --secure: %v\n%s", err, stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res benchFedResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Federation == nil || res.Federation.Secure == nil {
+		t.Fatalf("got %+v, want a secure run", res.Federation)
+	}
+	s := res.Federation.Secure
+	if s.Rounds != 2 || s.Degree != 3 || s.Threshold != 2 || s.Bits < 1 || s.Bits > 32 || s.ClientBytesPerRound <= 0 {
+		t.Errorf("secure: got %+v, want 2 rounds, degree 3, threshold 2, bits in 1…32, bytes sent", s)
+	}
+	if s.Epsilon > 1+1e-9 || s.Epsilon < 0.5 {
+		t.Errorf("secure: ε %v, want about the cap 1, never above", s.Epsilon)
+	}
+	mean := (res.Federation.RoundSeconds[0] + res.Federation.RoundSeconds[1]) / 2
+	if d := s.Overhead - s.RoundSeconds/mean; d > 1e-9 || d < -1e-9 {
+		t.Errorf("overhead %v, want %v / %v", s.Overhead, s.RoundSeconds, mean)
+	}
+	if !strings.Contains(stdout.String(), "secure rounds (SecAgg+, distributed DP)") {
+		t.Errorf("table lacks the secure rounds:\n%s", stdout.String())
+	}
+}

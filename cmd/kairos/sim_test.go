@@ -15,7 +15,7 @@ func TestSimRefusesBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"--scenario", "cdnow-7"}, `--scenario "cdnow-7": unknown`},
-		{[]string{"--secure-aggregation"}, "--secure-aggregation: not built yet"},
+		{[]string{"--dropout", "0.3"}, "--dropout needs --secure-aggregation"},
 		{[]string{"--data", "/nonexistent/CDNOW_master.txt"}, "/nonexistent/CDNOW_master.txt"},
 	}
 	for _, tt := range tests {
@@ -64,6 +64,20 @@ func TestSimTable(t *testing.T) {
 	for _, want := range []string{"100 merchants", "ε ≤ 0.9994", "federated 0.8208", "personalised 0.8012", "73.1%", "0.7182", "0.8070", "75% of 44"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+	if strings.Contains(buf.String(), "secure aggregation") {
+		t.Errorf("plain-mode table mentions secure aggregation:\n%s", buf.String())
+	}
+	r.SecureAggregation = true
+	r.Secure = &sim.SecureReport{Rounds: 60, SamplingRate: 0.05, NoiseMultiplier: 5.454, MinCohort: 100, Bits: 32, Degree: 22, Threshold: 12, Dropouts: 30}
+	buf.Reset()
+	if err := writeSimTable(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"60 rounds at q = 0.05", "noise multiplier 5.454", "≥ 100 merchants", "32 bits", "degree 22, threshold 12", "30 dropouts"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("secure table lacks %q:\n%s", want, buf.String())
 		}
 	}
 }

@@ -75,6 +75,8 @@ type ScenarioReport struct {
 	Choices map[string]int `json:"choices"`
 	// Seconds is filled in by the caller that timed the run.
 	Seconds float64 `json:"seconds"`
+	// Secure describes the secure-aggregation run (nil in plain mode).
+	Secure *SecureReport `json:"secure,omitempty"`
 }
 
 // Scenarios are the names RunScenario knows.
@@ -91,6 +93,9 @@ type ScenarioOptions struct {
 	// Validation scores at ValidationCutoffs instead of the reference cutoffs,
 	// so that design choices can be measured without looking at the test cutoff.
 	Validation bool
+	// Secure, when not nil, trains the global model with secure aggregation and
+	// distributed DP (FederateSecure) instead of Fed's plain federation.
+	Secure *SecureOptions
 }
 
 // ValidationCutoffs are the cutoffs of a validation run: training 1997-05-01,
@@ -131,7 +136,7 @@ func RunScenario(ctx context.Context, events []model.Event, opt ScenarioOptions)
 		fed = DefaultFedOptions()
 	}
 	fed.Seed = seed
-	fr, err := d.Federate(ctx, fed)
+	fr, secure, err := d.federateScenario(ctx, fed, opt.Secure, seed)
 	if err != nil {
 		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
 	}
@@ -143,6 +148,10 @@ func RunScenario(ctx context.Context, events []model.Event, opt ScenarioOptions)
 		Validation: opt.Validation, TestCutoff: do.TestCutoff.Format(time.DateOnly),
 		Scenario: name, Seed: seed, Merchants: len(split.Merchants), EpsilonMax: slices.Max(fr.Epsilon),
 		Delta: fed.Delta, NoiseMultiplier: fr.NoiseMultiplier, InProcess: true, Choices: map[string]int{},
+	}
+	if secure != nil {
+		rep.SecureAggregation, rep.Secure, rep.Delta = true, secure, opt.Secure.Delta
+		rep.Dropouts = secure.Dropouts
 	}
 	rep.AUC30.Federated, rep.AUC30.Centralized = fr.Pooled.AUC30, cent.AUC30
 	type scored struct{ local, fed, pers []float64 }

@@ -1,0 +1,105 @@
+package sim
+
+import (
+	"context"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
+)
+
+// secureData is CDNOW split over 10 merchants (SplitCDNOW, seed 1).
+func secureData(t *testing.T) *Data {
+	t.Helper()
+	ev := cdnowEvents(t)
+	split, err := SplitCDNOW(ev, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var do DataOptions
+	do.TrainCutoffs, do.TestCutoff = ReferenceCutoffs()
+	d, err := PrepareSplit(ev, split, do)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestFederateSecureSumOfSurvivors: one round, every customer sampled (q = 1),
+// encodings without noise, 3 of 10 merchants dropping after masking. The
+// server's step must be the one computed here directly from the 7 survivors'
+// clipped per-customer gradients (hazard.CustomerLoss, dp.ClipL2), within the
+// encoding's rounding: less than γ per customer in each rotated coordinate,
+// so at most γ·K·√d in L2 for K customers.
+func TestFederateSecureSumOfSurvivors(t *testing.T) {
+	d := secureData(t)
+	opt := SecureOptions{Rounds: 1, SamplingRate: 1, ClipNorm: 1, LearningRate: 1, Epsilon: 50, Delta: 1e-6,
+		MinCohort: 5, Dropout: 0.3, Seed: 3, noiseless: true}
+	res, err := d.FederateSecure(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dropouts != 3 || len(res.lastDropped) != 3 {
+		t.Fatalf("dropouts %d (%v), want 3", res.Dropouts, res.lastDropped)
+	}
+	init, err := hazard.Initial(d.Schema, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]float64, len(init.Params))
+	g := make([]float64, len(init.Params))
+	total, survivors := 0, 0
+	for m, rows := range d.Train {
+		groups := train.GroupByCustomer(rows)
+		total += len(groups)
+		if slices.Contains(res.lastDropped, m) {
+			continue
+		}
+		for _, c := range groups {
+			clear(g)
+			if _, err := init.CustomerLoss(c, g); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dp.ClipL2(g, 1); err != nil {
+				t.Fatal(err)
+			}
+			for j := range g {
+				want[j] += g[j]
+			}
+			survivors++
+		}
+	}
+	var errSq, norm float64
+	for j := range want {
+		step := init.Params[j] - res.Model.Params[j] // = lr · sum / (q · total)
+		diff := step*float64(total) - want[j]
+		errSq += diff * diff
+		norm += want[j] * want[j]
+	}
+	bound := res.Plan.Params.Gamma * float64(survivors) * math.Sqrt(float64(res.Plan.Params.PaddedDim()))
+	if math.Sqrt(errSq) > bound {
+		t.Errorf("decoded sum off by %g in L2 (sum's norm %g), more than the rounding bound %g", math.Sqrt(errSq), math.Sqrt(norm), bound)
+	}
+	if math.Sqrt(norm) < 100*bound {
+		t.Fatalf("test too weak: the sum's norm %g is not far above the rounding bound %g", math.Sqrt(norm), bound)
+	}
+}
+
+// TestFederateSecureRefuses: a dropout share that leaves fewer merchants
+// than the min cohort is refused before any round.
+func TestFederateSecureRefuses(t *testing.T) {
+	d := &Data{Train: make([][]feature.Row, 10)}
+	for name, o := range map[string]SecureOptions{
+		"cohort":  {Rounds: 1, SamplingRate: 0.1, ClipNorm: 1, Epsilon: 1, Delta: 1e-6, MinCohort: 8, Dropout: 0.3},
+		"rounds":  {Rounds: 0, SamplingRate: 0.1, ClipNorm: 1, Epsilon: 1, Delta: 1e-6},
+		"dropout": {Rounds: 1, SamplingRate: 0.1, ClipNorm: 1, Epsilon: 1, Delta: 1e-6, Dropout: 1},
+	} {
+		if _, err := d.FederateSecure(context.Background(), o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
