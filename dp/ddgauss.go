@@ -52,15 +52,24 @@ func rdpDDGaussSum(p ddgParams, alpha float64) float64 {
 }
 
 // rdpDDGauss returns the per-step RDP of p at order alpha. Without sampling it is
-// Proposition 14. With Poisson sampling at rate q it is also bounded by the general
-// upper bound of Zhu and Wang 2019 (Poisson subsampled RDP, Theorem 6) at the integer
-// order ⌈α⌉, which bounds order α too because Rényi divergence is non-decreasing in
-// the order:
+// Proposition 14 (ε(α) below). With Poisson sampling at rate q, one customer turns the
+// output distribution P into the mixture M = (1−q)·P + q·P′, P′ the output with the
+// customer; r = P′/P has E_P[r] = 1 and E_P[r^l] = e^{(l−1)D_l(P′‖P)} ≤ e^{(l−1)ε(l)}
+// (Jensen over the customer's random rounding, then Proposition 14). The result is the
+// least of three upper bounds on both directions of the divergence:
 //
-//	1/(α−1)·ln[(1−q)^(α−1)(αq−q+1) + C(α,2)q²(1−q)^(α−2)e^{ε(2)}
-//	          + 3·Σ_{l=3}^{α} C(α,l)q^l(1−q)^(α−l)e^{(l−1)ε(l)}],
-//
-// with ε(·) the unsampled bound; the smaller of the two is returned.
+//   - ε(α), the unsampled mechanism;
+//   - the larger of the two directions bounded separately:
+//     D_α(M‖P): the binomial expansion E_P[(1−q+qr)^m] = Σ_l C(m,l)(1−q)^(m−l)q^l·E_P[r^l],
+//     an identity for the integer m = ⌈α⌉ (Rényi divergence does not decrease with the
+//     order, so order m bounds order α);
+//     D_α(P‖M): f(r) = (1−q+qr)^(1−α) is convex with f” decreasing, so f(r) ≤ 1 + f′(1)(r−1)
+//     + K·(r−1)² for all r ≥ 0 with K = f(0) − 1 + f′(1) = (1−q)^(1−α) − 1 − (α−1)q (the
+//     Taylor remainder's weight is largest at r = 0); taking E_P gives
+//     e^{(α−1)D_α(P‖M)} ≤ 1 + K·(e^{ε(2)} − 1);
+//   - the general Poisson-subsampling bound of Zhu and Wang 2019 (Theorem 6) at order ⌈α⌉:
+//     1/(m−1)·ln[(1−q)^(m−1)(mq−q+1) + C(m,2)q²(1−q)^(m−2)e^{ε(2)}
+//     + 3·Σ_{l=3}^{m} C(m,l)q^l(1−q)^(m−l)e^{(l−1)ε(l)}].
 func rdpDDGauss(p ddgParams, alpha float64, lf []float64) float64 {
 	full := rdpDDGaussSum(p, alpha)
 	switch p.q {
@@ -78,24 +87,51 @@ func rdpDDGauss(p ddgParams, alpha float64, lf []float64) float64 {
 	}
 	logQ, log1mQ := math.Log(p.q), math.Log1p(-p.q)
 	mf := float64(m)
-	terms := make([]float64, 0, m)
-	terms = append(terms,
+	eps := make([]float64, m+1) // ε(l) for l = 2..m
+	for l := 2; l <= m; l++ {
+		eps[l] = rdpDDGaussSum(p, float64(l))
+	}
+	// D_α(M‖P) at order m by the binomial identity.
+	expand := make([]float64, 0, m+1)
+	for l := 0; l <= m; l++ {
+		lfl := float64(l)
+		t := lf[m] - lf[l] - lf[m-l] + lfl*logQ + (mf-lfl)*log1mQ
+		if l >= 2 {
+			t += (lfl - 1) * eps[l]
+		}
+		expand = append(expand, t)
+	}
+	forward := logSumExp(expand) / (mf - 1)
+	// D_α(P‖M) by the quadratic bound on (1−q+qr)^(1−α).
+	k := math.Expm1(-(alpha-1)*log1mQ) - (alpha-1)*p.q
+	backward := math.Log1p(max(k, 0)*math.Expm1(eps[2])) / (alpha - 1)
+	// Zhu–Wang.
+	zw := make([]float64, 0, m)
+	zw = append(zw,
 		(mf-1)*log1mQ+math.Log(mf*p.q-p.q+1),
-		lf[m]-lf[2]-lf[m-2]+2*logQ+(mf-2)*log1mQ+rdpDDGaussSum(p, 2))
+		lf[m]-lf[2]-lf[m-2]+2*logQ+(mf-2)*log1mQ+eps[2])
 	for l := 3; l <= m; l++ {
 		lfl := float64(l)
-		terms = append(terms, math.Log(3)+lf[m]-lf[l]-lf[m-l]+lfl*logQ+(mf-lfl)*log1mQ+(lfl-1)*rdpDDGaussSum(p, lfl))
+		zw = append(zw, math.Log(3)+lf[m]-lf[l]-lf[m-l]+lfl*logQ+(mf-lfl)*log1mQ+(lfl-1)*eps[l])
 	}
+	zhuWang := logSumExp(zw) / (mf - 1)
+	return max(0, min(full, max(forward, backward), zhuWang))
+}
+
+// logSumExp returns ln Σ e^{t_i}, shifted by the largest term.
+func logSumExp(ts []float64) float64 {
 	top := math.Inf(-1)
-	for _, t := range terms {
+	for _, t := range ts {
 		top = max(top, t)
 	}
+	if math.IsInf(top, 0) {
+		return top
+	}
 	var sum float64
-	for _, t := range terms {
+	for _, t := range ts {
 		sum += math.Exp(t - top)
 	}
-	sub := (top + math.Log(sum)) / (mf - 1)
-	return max(0, min(full, sub))
+	return top + math.Log(sum)
 }
 
 // RDPDistributedDiscreteGaussian returns the RDP at order alpha of one step of a

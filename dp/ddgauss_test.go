@@ -91,7 +91,8 @@ func numericDDG(sigma2 float64, n int, delta []int, q, alpha float64) float64 {
 
 // TestDDGaussAgainstNumeric checks the accountant's per-step RDP against the divergence of
 // the actual discrete distributions, for small parameters where τ matters (σ² = 1/4) and
-// where it does not; the bound must hold, and where τ is negligible it must also be
+// where it does not, with and without sampling (both directions of the subsampled
+// divergence are computed); the bound must hold, and where τ is negligible it must also be
 // close (within 2% of the continuous-Gaussian value αΔ₂²/(2nσ²)).
 func TestDDGaussAgainstNumeric(t *testing.T) {
 	tests := []struct {
@@ -107,6 +108,10 @@ func TestDDGaussAgainstNumeric(t *testing.T) {
 		{3, 4, []int{3}, 1},
 		{1, 3, []int{2}, 0.1},
 		{2, 4, []int{3}, 0.25},
+		{3, 5, []int{1}, 0.05},
+		{1, 2, []int{1}, 0.5},
+		{0.25, 3, []int{1}, 0.3},
+		{0.5, 2, []int{1}, 0.01},
 	}
 	for _, tt := range tests {
 		var l2, l1 float64
@@ -117,7 +122,7 @@ func TestDDGaussAgainstNumeric(t *testing.T) {
 		l2 = math.Sqrt(l2)
 		r := Release{Mechanism: DDGauss, Q: tt.q, Sigma2: tt.sigma2, Cohort: tt.n, L2: l2, L1: l1, Dim: len(tt.delta), Steps: 1}
 		tau := ddgTau(tt.sigma2, tt.n)
-		for _, alpha := range []float64{1.5, 2, 3, 4.5, 8} {
+		for _, alpha := range []float64{1.5, 2, 3, 4.5, 8, 16} {
 			bound, err := RDPDistributedDiscreteGaussian(r, alpha)
 			if err != nil {
 				t.Fatal(err)
@@ -251,6 +256,35 @@ func TestDDGaussValidate(t *testing.T) {
 		mut(&r)
 		if err := r.Validate(); err == nil {
 			t.Errorf("%s: %+v accepted", name, r)
+		}
+	}
+}
+
+// TestDDGaussSampledMatchesGaussian: when τ is negligible, the forward direction's binomial
+// sum at integer orders is the subsampled Gaussian's (Mironov, Talwar and Zhang's A_α with
+// z = √(nσ²)/Δ₂), so the sampled DDGauss curve is never below RDPSubsampledGaussian; it
+// equals it at α = 2 (the Zhu–Wang sum has no l ≥ 3 terms there) and at α = 20 (the
+// forward direction dominates), and elsewhere the backward bound costs at most 10%.
+func TestDDGaussSampledMatchesGaussian(t *testing.T) {
+	const z = 2.0
+	r := Release{Mechanism: DDGauss, Q: 0.05, Sigma2: 4e8 * z * z / 10, Cohort: 10, L2: 2e4, L1: 2e4 * 8, Dim: 64, Steps: 1}
+	for _, a := range []float64{2, 5, 12, 20, 32} {
+		got, err := RDPDistributedDiscreteGaussian(r, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := RDPSubsampledGaussian(0.05, z, a, SeriesAbsolute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got < want*(1-1e-9) {
+			t.Errorf("α %v: DDGauss %v below the Gaussian's %v", a, got, want)
+		}
+		if (a == 2 || a == 20) && got > want*(1+1e-9) {
+			t.Errorf("α %v: DDGauss %v above the Gaussian's %v", a, got, want)
+		}
+		if got > 1.1*want {
+			t.Errorf("α %v: DDGauss %v more than 10%% above the Gaussian's %v", a, got, want)
 		}
 	}
 }

@@ -59,10 +59,11 @@ func TestPlanUnsampledMatchesGaussian(t *testing.T) {
 	}
 }
 
-// TestPlanSampled: with Poisson sampling the plan meets ε and needs at least the noise
-// of the exactly accounted Gaussian: the Zhu–Wang general bound (with its factor 3 for
-// the add direction) is looser than the Gaussian's own subsampled curve, here by a
-// factor of about 1.8 in z (3.44 against 1.91), which the test pins between 1.5 and 2.
+// TestPlanSampled: with Poisson sampling the plan meets ε; with τ negligible the
+// accountant's forward direction at integer orders is the subsampled Gaussian's own
+// binomial sum (Mironov, Talwar and Zhang), so the planned z must not be below the
+// Gaussian's z from dp.NoiseMultiplier (a second method) and, at 40 steps where that
+// direction dominates, within 1% of it.
 func TestPlanSampled(t *testing.T) {
 	o := PlanOptions{Dim: 95, Clip: 1, MinCohort: 10, MaxCohort: 100, MaxCustomers: 23570,
 		SamplingRate: 0.05, Steps: 40, Epsilon: 1, Delta: 1e-6}
@@ -77,8 +78,8 @@ func TestPlanSampled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.NoiseMultiplier < 1.5*z || p.NoiseMultiplier > 2*z {
-		t.Errorf("noise multiplier %v, Gaussian %v: want within [1.5, 2]×", p.NoiseMultiplier, z)
+	if p.NoiseMultiplier < z*(1-1e-6) || p.NoiseMultiplier > 1.01*z {
+		t.Errorf("noise multiplier %v, Gaussian %v: want within [1, 1.01]×", p.NoiseMultiplier, z)
 	}
 	t.Logf("γ = %v, σ² = %s, bits %d, z = %.4f (Gaussian %.4f)", p.Params.Gamma, p.Params.LocalVariance.FloatString(1), p.Params.Bits, p.NoiseMultiplier, z)
 }
