@@ -63,13 +63,13 @@ func rdpDDGaussSum(p ddgParams, alpha float64) float64 {
 //     D_α(M‖P): the binomial expansion E_P[(1−q+qr)^m] = Σ_l C(m,l)(1−q)^(m−l)q^l·E_P[r^l],
 //     an identity for the integer m = ⌈α⌉ (Rényi divergence does not decrease with the
 //     order, so order m bounds order α);
-//     D_α(P‖M): f(r) = (1−q+qr)^(1−α) is convex with f” decreasing, so f(r) ≤ 1 + f′(1)(r−1)
-//     + K·(r−1)² for all r ≥ 0 with K = f(0) − 1 + f′(1) = (1−q)^(1−α) − 1 − (α−1)q (the
-//     Taylor remainder's weight is largest at r = 0); taking E_P gives
+//     D_α(P‖M): f(r) = (1−q+qr)^(1−α) is convex with f” decreasing, so for all r ≥ 0
+//     f(r) ≤ 1 + f′(1)(r−1) + K·(r−1)² with K = f(0) − 1 + f′(1) = (1−q)^(1−α) − 1 − (α−1)q
+//     (the Taylor remainder's weight is largest at r = 0); taking E_P gives
 //     e^{(α−1)D_α(P‖M)} ≤ 1 + K·(e^{ε(2)} − 1);
 //   - the general Poisson-subsampling bound of Zhu and Wang 2019 (Theorem 6) at order ⌈α⌉:
-//     1/(m−1)·ln[(1−q)^(m−1)(mq−q+1) + C(m,2)q²(1−q)^(m−2)e^{ε(2)}
-//     + 3·Σ_{l=3}^{m} C(m,l)q^l(1−q)^(m−l)e^{(l−1)ε(l)}].
+//     1/(m−1)·ln[(1−q)^(m−1)(mq−q+1) + C(m,2)q²(1−q)^(m−2)e^{ε(2)} +
+//     3·Σ_{l=3}^{m} C(m,l)q^l(1−q)^(m−l)e^{(l−1)ε(l)}].
 func rdpDDGauss(p ddgParams, alpha float64, lf []float64) float64 {
 	full := rdpDDGaussSum(p, alpha)
 	switch p.q {
