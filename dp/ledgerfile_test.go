@@ -118,6 +118,8 @@ func FuzzParseReleases(f *testing.F) {
 	f.Add("{\"mechanism\":\"pure\",\"epsilon\":1e-300}")
 	f.Add("{\"q\":0.1,\"z\":1,\"q\":0.2}")
 	f.Add("\"q\nz\"")
+	f.Add("{\"mechanism\":\"ddgauss\",\"q\":0.05,\"sigma2\":250000,\"cohort\":10,\"l2\":1040,\"l1\":8320,\"dim\":64,\"steps\":40}\n")
+	f.Add("mechanism,q,sigma2,cohort,l2,l1,dim,steps\nddgauss,0.05,0.25,3,1,1,1,2\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		rs, err := dp.ParseReleases(strings.NewReader(in))
 		if err != nil {
@@ -147,7 +149,7 @@ func FuzzParseReleases(f *testing.F) {
 }
 
 func FuzzParseReleaseSpec(f *testing.F) {
-	for _, s := range []string{"q=0.01,z=1.1,steps=100", "rho=0.1", "mechanism=pure,epsilon=1", "q=,z=", "=,=", "steps=9999999999999999999"} {
+	for _, s := range []string{"q=0.01,z=1.1,steps=100", "rho=0.1", "mechanism=pure,epsilon=1", "q=,z=", "=,=", "steps=9999999999999999999", "q=1,sigma2=0.25,cohort=2,l2=1,l1=1,dim=1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {

@@ -406,3 +406,38 @@ func TestParamsJSON(t *testing.T) {
 		t.Error("a 2-digit seed was accepted")
 	}
 }
+
+// FuzzParams: any JSON as round parameters is refused or, if valid, encodes a small
+// contribution and decodes the result to a finite vector, never panicking.
+func FuzzParams(f *testing.F) {
+	p := testParams(3)
+	good, _ := json.Marshal(p)
+	f.Add(good)
+	f.Add([]byte(`{"dim":1,"clip":1,"gamma":0.5,"beta":0.5,"local_variance":"1/4","bits":8,"seed":"` + strings.Repeat("ab", 32) + `"}`))
+	f.Add([]byte(`{"dim":-1,"local_variance":"0"}`))
+	f.Add([]byte(`{"seed":"zz"}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var p Params
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return
+		}
+		if err := p.Validate(); err != nil || p.Dim > 64 {
+			return
+		}
+		c := make([]float64, p.Dim)
+		c[0] = 1
+		enc, err := encode(context.Background(), [][]float64{c}, p, seeded(1), true)
+		if err != nil {
+			return
+		}
+		got, err := DecodeSum(enc, p)
+		if err != nil {
+			t.Fatalf("decode of a valid encoding: %v", err)
+		}
+		for i, v := range got {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Fatalf("coordinate %d is %v", i, v)
+			}
+		}
+	})
+}
