@@ -27,6 +27,7 @@ import (
 type evalSuiteFlags struct {
 	on                   bool
 	rhythm               bool
+	classic              bool
 	file, dataDir, plots string
 	// flags is the command's flag set, to refuse the flags of a single
 	// evaluation beside --suite.
@@ -40,6 +41,8 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.file, "suite-file", "", "YAML file of data sets to add to the suite or to replace built-in ones (implies --suite)")
 	f.StringVar(&s.dataDir, "data-dir", "", "folder of the built-in data sets (default $KAIROS_SHARED/data or ../shared/data)")
 	f.StringVar(&s.plots, "plots", "", "with --suite, write a reliability diagram and a cumulative gain chart per data set (SVG) to this folder")
+	f.BoolVar(&s.classic, "classic", false, "with --suite, add the linear hazard model with BG/NBD's P(alive), P(buy within 30 days), expected purchases and posterior rate as inputs, "+
+		"fitted on the merchant's own data, as hazard+bgnbd (and, with --dp-epsilon, the private model with a DP fit of BG/NBD, as hazard+bgnbd-dp-eps…)")
 	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
 }
 
@@ -55,7 +58,7 @@ func (s *evalSuiteFlags) conflicts() error {
 	var set []string
 	s.flags.Visit(func(f *pflag.Flag) {
 		switch f.Name {
-		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm",
+		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "classic",
 			"dp-epsilon", "dp-delta", "dp-clip", "dp-batch", "dp-epochs", "dp-lr", "dp-l2":
 		default:
 			set = append(set, "--"+f.Name)
@@ -104,6 +107,13 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 			return fmt.Errorf("eval --suite: %w", err)
 		}
 		models = append(models, suite.Model{Name: privateModelName(dp.epsilon), Hazard: cfg.Hazard, DP: cfg.DP})
+		if s.classic {
+			models = append(models, suite.Model{Name: "hazard+bgnbd-dp-eps" + strconv.FormatFloat(dp.epsilon, 'g', -1, 64),
+				Hazard: cfg.Hazard, DP: cfg.DP, Classic: evaluate.ClassicDP})
+		}
+	}
+	if s.classic {
+		models = append(models, suite.Model{Name: "hazard+bgnbd", Hazard: evaluate.DefaultHazardOptions(), Classic: evaluate.ClassicLocal})
 	}
 	if s.rhythm {
 		h := evaluate.DefaultHazardOptions()

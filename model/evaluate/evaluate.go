@@ -58,7 +58,20 @@ type Config struct {
 	// DP, when set, trains the hazard model with DP-SGD under a customer-level
 	// (ε, δ) budget instead of non-privately (see TrainPrivate).
 	DP *DPOptions
+	// Classic adds BG/NBD's quantities as hazard inputs (feature.Config.Classic)
+	// with one parameter set fitted on every customer's purchases before the
+	// test cutoff: ClassicLocal fits by maximum likelihood (a merchant's own
+	// model), ClassicDP by bgnbd.FitPrivate within DP's budget (Prepare needs
+	// DP then, and Run's DP training composes with the fit's release). Empty:
+	// no classic features.
+	Classic string
 }
+
+// Classic-feature modes (Config.Classic).
+const (
+	ClassicLocal = "local"
+	ClassicDP    = "dp"
+)
 
 // Report is the outcome of Run.
 type Report struct {
@@ -82,6 +95,8 @@ type Report struct {
 	LabelOverlap bool
 	// Privacy describes what DP training charged (nil for a non-private run).
 	Privacy *PrivacyReport
+	// Classic is the classic features' fit (nil without them).
+	Classic *ClassicFit
 	// DayBaselines is the date accuracy of the simple day predictors
 	// (DayLastPlusGap, DayBestConstant) on the same test buyers as
 	// MethodReport.Days.
@@ -234,6 +249,8 @@ func Run(ctx context.Context, events []model.Event, cfg Config) (Report, error) 
 // Prepared holds the point-in-time rows and purchase histories of one time
 // split, so that several trainings (seeds, privacy budgets) can share them.
 type Prepared struct {
+	// classic describes the classic features' parameters; nil without them.
+	classic                        *ClassicFit
 	schema                         feature.Schema
 	hist                           histories
 	train                          []time.Time
@@ -266,7 +283,16 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 		}
 	}
 	cutoffs := append(slices.Clone(train), cfg.TestCutoff)
-	b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Location: cfg.Location, Allow: cfg.Allow})
+	switch cfg.Classic {
+	case "", ClassicLocal:
+	case ClassicDP:
+		if cfg.DP == nil {
+			return nil, errors.New("evaluate: classic features fitted with DP need a DP budget")
+		}
+	default:
+		return nil, fmt.Errorf("evaluate: unknown classic mode %q (want %s or %s)", cfg.Classic, ClassicLocal, ClassicDP)
+	}
+	b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Location: cfg.Location, Allow: cfg.Allow, Classic: cfg.Classic != ""})
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
@@ -283,6 +309,12 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
 	}
 	testIdx := len(cutoffs) - 1
+	var classic *ClassicFit
+	if cfg.Classic != "" {
+		if classic, err = fitClassic(b, testIdx, cfg); err != nil {
+			return nil, fmt.Errorf("evaluate: classic features: %w", err)
+		}
+	}
 	var trainRows, testRows, lastTrain []feature.Row
 	for _, r := range b.Rows() {
 		switch r.Cutoff {
@@ -326,7 +358,7 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 		medianDay = buyDays[len(buyDays)/2]
 	}
 	topN := max(1, int(math.Round(rep.TrainPositiveRate*float64(len(testRows)))))
-	return &Prepared{schema: b.Schema(), hist: hist, train: train, trainRows: trainRows, testRows: testRows,
+	return &Prepared{classic: classic, schema: b.Schema(), hist: hist, train: train, trainRows: trainRows, testRows: testRows,
 		lastTrain: lastTrain, base: rep, medianDay: medianDay, topN: topN}, nil
 }
 
@@ -362,9 +394,17 @@ func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 			}
 			var hm *hazard.Model
 			var tr hazard.TrainReport
+			if p.classic != nil && (p.classic.Mode == ClassicDP) != (cfg.DP != nil) {
+				return Report{}, fmt.Errorf("evaluate: classic features fitted %s cannot feed a %s model", p.classic.Mode, map[bool]string{true: "private", false: "non-private"}[cfg.DP != nil])
+			}
+			rep.Classic = p.classic
 			if cfg.DP != nil {
 				var priv *PrivacyReport
-				hm, tr, priv, err = TrainPrivate(ctx, p.schema, trainRows, opts, *cfg.DP)
+				o := *cfg.DP
+				if p.classic != nil {
+					o.Spent = append(slices.Clone(o.Spent), p.classic.Releases...)
+				}
+				hm, tr, priv, err = TrainPrivate(ctx, p.schema, trainRows, opts, o)
 				rep.Privacy = priv
 			} else {
 				hm, tr, err = hazard.Train(ctx, p.schema, trainRows, opts)

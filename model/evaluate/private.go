@@ -30,6 +30,13 @@ type DPOptions struct {
 	// CountNoise is σ of the Gaussian customer count released first (sensitivity
 	// 1); default 100, which costs almost nothing next to the training.
 	CountNoise float64
+	// Spent are releases already made on the same customers (the DP fit of the
+	// classic features' parameters): the plan composes them with its own, so
+	// that the whole run stays within Epsilon.
+	Spent []dp.Release
+	// ClassicShare is the fraction of Epsilon the DP fit of the classic
+	// features' parameters plans for (Config.Classic = ClassicDP; default 0.1).
+	ClassicShare float64
 	// Std returns the standardisation for a schema. It must not look at customer
 	// data (for example hazard.FixedStandardization); it is required,
 	// because the default standardisation is computed from the rows.
@@ -49,6 +56,9 @@ func (o *DPOptions) defaults() error {
 	if o.CountNoise == 0 {
 		o.CountNoise = 100
 	}
+	if o.ClassicShare == 0 {
+		o.ClassicShare = 0.1
+	}
 	finitePos := func(x float64) bool { return x > 0 && !math.IsInf(x, 0) }
 	switch {
 	case !finitePos(o.Epsilon):
@@ -63,6 +73,8 @@ func (o *DPOptions) defaults() error {
 		return fmt.Errorf("epochs %v must be finite and > 0", o.Epochs)
 	case !finitePos(o.CountNoise):
 		return fmt.Errorf("count noise %v must be finite and > 0", o.CountNoise)
+	case !(o.ClassicShare > 0 && o.ClassicShare < 1):
+		return fmt.Errorf("classic share %v must be in (0, 1)", o.ClassicShare)
 	case o.Std == nil:
 		return errors.New("a data-independent standardisation (Std) is required")
 	}
@@ -146,6 +158,11 @@ func TrainPrivate(ctx context.Context, schema feature.Schema, rows []feature.Row
 	ledger, err := dp.NewLedger(dp.AccountantOptions{})
 	if err != nil {
 		return fail(err)
+	}
+	for _, r := range o.Spent {
+		if err := ledger.Add(r); err != nil {
+			return fail(fmt.Errorf("spent release: %w", err))
+		}
 	}
 	counter, err := dp.NewVectorGaussian(dp.GaussianOptions{Clip: 1, NoiseMultiplier: o.CountNoise})
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/bgnbd"
 )
 
 // SchemaVersion is the version of the feature definitions below. Bump it whenever
@@ -52,6 +53,7 @@ const (
 	tLog1p     = "log1p"         // log(1+x), x ≥ 0
 	tSignLog1p = "sign*log1p|x|" // sign(x)·log(1+|x|)
 	tIdentity  = "identity"
+	tLogit     = "logit" // log(p/(1−p)), p clamped to [1e-9, 1−1e-9]
 )
 
 // Spec names one feature and the transform applied to its raw value.
@@ -75,15 +77,25 @@ var ErrUnknownFeature = errors.New("unknown feature")
 // constant data only. Callers get copies of the slices, never these.
 var fullSpecs = sync.OnceValue(func() specTable {
 	specs := allSpecs()
-	t := specTable{specs: specs, pos: make(map[string]int, len(specs)), units: make(map[string]string, len(specs)), schema: Schema{Version: SchemaVersion}}
+	n := len(specs)
+	t := specTable{specs: specs, pos: make(map[string]int, n), units: make(map[string]string, n), schema: Schema{Version: SchemaVersion}}
 	for i, sp := range specs {
 		t.pos[sp.Name] = i
 		t.units[sp.Name] = unitOf(sp.Name)
 		t.schema.Names = append(t.schema.Names, sp.Name)
 		t.schema.Transforms = append(t.schema.Transforms, sp.Transform)
 	}
+	// The classic-model features follow the base list in the lookup tables
+	// (positions n, n+1, …) but are not part of the unmasked schema: a
+	// builder appends them only when Config.Classic asks for them.
+	t.specs = append(t.specs, classicSpecs()...)
+	for i, sp := range t.specs[n:] {
+		t.pos[sp.Name] = n + i
+		t.units[sp.Name] = unitOf(sp.Name)
+	}
+	t.base = n
 	t.schema.Hash = t.schema.ComputeHash()
-	t.index = make([]int, len(specs))
+	t.index = make([]int, n)
 	for i := range t.index {
 		t.index[i] = i
 	}
@@ -91,7 +103,10 @@ var fullSpecs = sync.OnceValue(func() specTable {
 })
 
 type specTable struct {
+	// specs is the base list of allSpecs followed by classicSpecs; base is
+	// the length of the base list.
 	specs  []Spec
+	base   int
 	pos    map[string]int    // name → position in specs
 	units  map[string]string // name → unit of the raw value
 	schema Schema            // the unmasked schema
@@ -220,7 +235,7 @@ func (s Schema) ComputeHash() string {
 // allow (in schema order); a nil or empty allow keeps every feature. Naming a
 // feature that does not exist is an error wrapping ErrUnknownFeature.
 func NewSchema(allow []string) (Schema, error) {
-	s, _, err := schemaFor(allow)
+	s, _, err := schemaFor(allow, false)
 	if err != nil {
 		return Schema{}, err
 	}
@@ -229,25 +244,30 @@ func NewSchema(allow []string) (Schema, error) {
 }
 
 // schemaFor returns the schema for allow and, for each of its features, the
-// position in the full spec list. For an empty allow both are shared with
-// fullSpecs and must not be modified.
-func schemaFor(allow []string) (Schema, []int, error) {
+// position in the full spec list; classic appends the classic-model features
+// (classicSpecs) that allow keeps. For an empty allow without classic both are
+// shared with fullSpecs and must not be modified.
+func schemaFor(allow []string, classic bool) (Schema, []int, error) {
 	t := fullSpecs()
-	if len(allow) == 0 {
+	if len(allow) == 0 && !classic {
 		return t.schema, t.index, nil
 	}
-	keep := make([]bool, len(t.specs))
+	specs := t.specs[:t.base]
+	if classic {
+		specs = t.specs
+	}
+	keep := make([]bool, len(specs))
 	for _, a := range allow {
 		i, ok := t.pos[a]
-		if !ok {
+		if !ok || i >= len(specs) {
 			return Schema{}, nil, fmt.Errorf("feature schema: mask: %w %q", ErrUnknownFeature, a)
 		}
 		keep[i] = true
 	}
 	s := Schema{Version: SchemaVersion}
 	var index []int
-	for i, sp := range t.specs {
-		if keep[i] {
+	for i, sp := range specs {
+		if len(allow) == 0 || keep[i] {
 			s.Names = append(s.Names, sp.Name)
 			s.Transforms = append(s.Transforms, sp.Transform)
 			index = append(index, i)
@@ -267,6 +287,12 @@ type Config struct {
 	// Allow, when non-empty, restricts the vector to these features (data
 	// minimisation by policy); the schema hash reflects the restriction.
 	Allow []string
+	// Classic appends the classic-model features (classicSpecs: BG/NBD's
+	// P(alive), P(buy within the horizon), expected purchases and posterior
+	// rate) to the vector. Their values need BG/NBD parameters
+	// (Builder.SetClassic); until they are set, every row has has_classic = 0
+	// and the features are absent.
+	Classic bool
 }
 
 // Row is one (customer, cutoff) example.
@@ -309,6 +335,8 @@ type Builder struct {
 	schema    Schema
 	index     []int // schema position -> full-spec position
 	customers map[string]*customer
+	classic   bool          // Config.Classic
+	params    *bgnbd.Params // SetClassic; nil = classic features absent
 }
 
 // NewBuilder validates cfg and returns an empty builder.
@@ -316,11 +344,11 @@ func NewBuilder(cfg Config) (*Builder, error) {
 	if len(cfg.Cutoffs) == 0 {
 		return nil, errors.New("new feature builder: no cutoffs")
 	}
-	sc, index, err := schemaFor(cfg.Allow)
+	sc, index, err := schemaFor(cfg.Allow, cfg.Classic)
 	if err != nil {
 		return nil, fmt.Errorf("new feature builder: %w", err)
 	}
-	b := &Builder{loc: cfg.Location, schema: sc, index: index, customers: make(map[string]*customer)}
+	b := &Builder{loc: cfg.Location, schema: sc, index: index, customers: make(map[string]*customer), classic: cfg.Classic}
 	if b.loc == nil {
 		b.loc = time.UTC
 	}
@@ -415,21 +443,20 @@ const secPerDay = 86400
 // Rows builds every (customer, cutoff) row where the customer has at least one
 // event before the cutoff, ordered by cutoff and then customer.
 func (b *Builder) Rows() []Row {
-	ids := make([]string, 0, len(b.customers))
-	for id, c := range b.customers {
-		ids = append(ids, id)
-		sort.Slice(c.purchases, func(i, j int) bool { return c.purchases[i].at < c.purchases[j].at })
-	}
-	sort.Strings(ids)
+	ids := b.sortedIDs()
 	var rows []Row
-	raw := make([]float64, len(fullSpecs().specs))
+	t := fullSpecs()
+	raw := make([]float64, len(t.specs))
 	for ci := range b.cutoffs {
 		for _, id := range ids {
 			c := b.customers[id]
 			if c.first >= b.cutoffs[ci] {
 				continue
 			}
-			b.raw(c, ci, raw)
+			b.raw(c, ci, raw[:t.base])
+			if b.classic {
+				b.classicRaw(c, ci, raw[t.base:])
+			}
 			x := make([]float64, len(b.index))
 			for i, j := range b.index {
 				x[i] = transform(b.schema.Transforms[i], raw[j])
@@ -438,6 +465,10 @@ func (b *Builder) Rows() []Row {
 		}
 	}
 	return rows
+}
+
+func sortPurchases(ps []purchase) {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].at < ps[j].at })
 }
 
 // label returns the first purchase day in [tau, tau+Horizon days) or 0.
@@ -455,7 +486,8 @@ func label(ps []purchase, tau int64) int {
 
 // Untransform inverts a schema transform: it returns the raw value, in the
 // feature's own unit (Unit), of a transformed value v. log1p is inverted as
-// e^v − 1, sign·log1p|x| as sign(v)·(e^|v| − 1); identity is v. A v no
+// e^v − 1, sign·log1p|x| as sign(v)·(e^|v| − 1), logit as 1/(1+e^−v);
+// identity is v. A v no
 // feature builds (log1p of more than about 1e308) gives ±Inf.
 func Untransform(transform string, v float64) float64 {
 	switch transform {
@@ -466,6 +498,8 @@ func Untransform(transform string, v float64) float64 {
 			return -math.Expm1(-v)
 		}
 		return math.Expm1(v)
+	case tLogit:
+		return 1 / (1 + math.Exp(-v))
 	default:
 		return v
 	}
@@ -494,11 +528,11 @@ func unitOf(name string) string {
 		return UnitFlag
 	case name == "recency_years":
 		return UnitYears
-	case name == "purchase_rate_per_30d":
+	case name == "purchase_rate_per_30d", name == "bgnbd_rate_per_30d":
 		return UnitRate
 	case name == "overdue_ratio":
 		return UnitRatio
-	case name == "gap_due_share", strings.HasPrefix(name, "purchase_share_"):
+	case name == "gap_due_share", strings.HasPrefix(name, "purchase_share_"), name == "bgnbd_p_alive", name == "bgnbd_p_buy_30d":
 		return UnitShare
 	case strings.HasPrefix(name, "spend_"):
 		return UnitCurrency
@@ -520,6 +554,9 @@ func transform(name string, v float64) float64 {
 			return -math.Log1p(-v)
 		}
 		return math.Log1p(v)
+	case tLogit:
+		p := min(max(v, 1e-9), 1-1e-9)
+		return math.Log(p / (1 - p))
 	default:
 		return v
 	}

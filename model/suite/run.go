@@ -29,6 +29,10 @@ type Model struct {
 	// DP, when set, trains the model with DP-SGD under a customer-level
 	// budget on every data set (evaluate.TrainPrivate).
 	DP *evaluate.DPOptions
+	// Classic adds BG/NBD's quantities as inputs (evaluate.Config.Classic):
+	// evaluate.ClassicLocal for a non-private model, evaluate.ClassicDP for a
+	// private one.
+	Classic string
 }
 
 // Method kinds in a result.
@@ -220,20 +224,50 @@ func runDataset(ctx context.Context, d Dataset, opts Options) (DatasetResult, er
 		name, kind, method string
 		hazard             hazard.TrainOptions
 		dp                 *evaluate.DPOptions
+		classic            string
 	}
 	var jobs []job
 	for _, m := range opts.Models {
-		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, m.Hazard, m.DP})
+		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, m.Hazard, m.DP, m.Classic})
 	}
 	for _, b := range opts.Baselines {
-		jobs = append(jobs, job{b, KindBaseline, b, hazard.TrainOptions{}, nil})
+		jobs = append(jobs, job{b, KindBaseline, b, hazard.TrainOptions{}, nil, ""})
+	}
+	// The rows with classic features are prepared when a model first asks for
+	// them; a DP fit of their parameters is made afresh for every model that
+	// uses it (each is its own release).
+	localPrep := (*evaluate.Prepared)(nil)
+	prepFor := func(j job) (*evaluate.Prepared, error) {
+		switch j.classic {
+		case "":
+			return prep, nil
+		case evaluate.ClassicLocal:
+			if localPrep == nil {
+				c := cfg
+				c.Classic = j.classic
+				p, err := evaluate.Prepare(events, c)
+				if err != nil {
+					return nil, err
+				}
+				localPrep = p
+			}
+			return localPrep, nil
+		default:
+			c := cfg
+			c.Classic, c.DP = j.classic, j.dp
+			return evaluate.Prepare(events, c)
+		}
 	}
 	described := false
 	for _, j := range jobs {
 		t0 := time.Now()
 		c := cfg
 		c.Methods, c.Hazard, c.DP = []string{j.method}, j.hazard, j.dp
-		rep, err := prep.Run(ctx, c)
+		p, err := prepFor(j)
+		var rep evaluate.Report
+		if err == nil {
+			rep, err = p.Run(ctx, c)
+		}
 		m := Method{Name: j.name, Kind: j.kind}
 		switch {
 		case ctx.Err() != nil:
