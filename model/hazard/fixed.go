@@ -31,11 +31,14 @@ func FixedStandardization(schema feature.Schema) Standardization {
 
 // fixedScale is the centre and scale of one feature by unit. log1p of days spans
 // about 0..7 (a day to three years); log1p of a count of events about 0..4; log1p of
-// money about 0..8; shares and flags 0..1; signed log1p of days about −7..7.
+// money about 0..8; shares and flags 0..1; signed log1p of days about −7..7;
+// log-odds about −8..4.
 func fixedScale(name, transform string) (mean, scale float64) {
 	switch {
 	case strings.HasPrefix(transform, "sign"):
 		return 0, 3
+	case transform == "logit":
+		return -2, 2 // a probability's log-odds: about −8 (0.03%) .. 4 (98%)
 	case transform != "log1p":
 		return 0.5, 0.5 // flags, shares, recency in years
 	case strings.HasPrefix(name, "spend_"):
