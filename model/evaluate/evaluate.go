@@ -365,6 +365,10 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 // Schema is the feature schema of the prepared rows.
 func (p *Prepared) Schema() feature.Schema { return p.schema }
 
+// TrainRows are the prepared training rows (every training cutoff), shared:
+// the caller must not modify them.
+func (p *Prepared) TrainRows() []feature.Row { return p.trainRows }
+
 // Run trains and scores cfg.Methods on the prepared split. Of cfg it uses
 // Dataset, Seed, Methods, Hazard and DP; the split itself is the one Prepare
 // was given.

@@ -116,6 +116,13 @@ type TrainOptions struct {
 	Std *Standardization
 	// BaseHazard is the initial daily hazard for every day (default 0.003).
 	BaseHazard float64
+	// Init, when set, is the starting point instead of zero weights and
+	// BaseHazard: a prior model fitted on public data, which costs the
+	// training data no privacy and lets a short DP-SGD run spend its few steps
+	// on the shop's own differences. Its kind, width, schema (hash) and
+	// standardisation must be the trained model's, and it must not have the
+	// rhythm term.
+	Init *Model
 	// Meta is copied into the model's training metadata (Seed and Steps are
 	// filled in by Train).
 	Meta Metadata
@@ -305,6 +312,11 @@ func Train(ctx context.Context, schema feature.Schema, rows []feature.Row, opts 
 			return nil, TrainReport{}, fmt.Errorf("train hazard: rhythm: %w", err)
 		}
 	}
+	if opts.Init != nil {
+		if err := compatibleInit(opts.Init, m); err != nil {
+			return nil, TrainReport{}, fmt.Errorf("train hazard: init: %w", err)
+		}
+	}
 	all := newDataset(m, rows, nil)
 	steps := opts.Steps
 	if steps == 0 {
@@ -348,6 +360,28 @@ func Train(ctx context.Context, schema feature.Schema, rows []feature.Row, opts 
 	return m, rep, nil
 }
 
+// compatibleInit says why prior cannot start the training of m, or nil.
+func compatibleInit(prior, m *Model) error {
+	switch {
+	case prior.Kind != m.Kind || prior.Hidden != m.Hidden:
+		return fmt.Errorf("prior is %s/%d, model %s/%d", prior.Kind, prior.Hidden, m.Kind, m.Hidden)
+	case prior.Schema.Hash != m.Schema.Hash:
+		return fmt.Errorf("prior schema %.12s…, model schema %.12s…", prior.Schema.Hash, m.Schema.Hash)
+	case prior.Rhythm():
+		return errors.New("prior has the rhythm term")
+	case len(prior.Params) != NumParams(m.Kind, m.Schema.Len(), m.Hidden, m.Horizon):
+		return fmt.Errorf("prior has %d parameters, model %d", len(prior.Params), NumParams(m.Kind, m.Schema.Len(), m.Hidden, m.Horizon))
+	case !slices.Equal(prior.Std.Mean, m.Std.Mean) || !slices.Equal(prior.Std.Scale, m.Std.Scale):
+		return errors.New("prior and model standardise the features differently")
+	}
+	for _, v := range prior.Params {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return errors.New("prior has a non-finite parameter")
+		}
+	}
+	return nil
+}
+
 // run resets m's parameters to their seeded initial values and takes steps Adam
 // steps on ds. after, if non-nil, is called after every step with the step number
 // (1-based) and the parameters; returning false stops early.
@@ -362,7 +396,9 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 			p[j] = lo
 		}
 	}
-	if m.Kind == KindMLP {
+	if opts.Init != nil {
+		copy(p, opts.Init.Params)
+	} else if m.Kind == KindMLP {
 		d, Hd := ds.d, m.Hidden
 		w := p[H:]
 		for j := range w[:Hd*d] {

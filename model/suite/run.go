@@ -12,6 +12,7 @@ import (
 
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/evaluate"
+	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
 	"github.com/kairos-fl/kairos/model/metrics"
 )
@@ -33,6 +34,13 @@ type Model struct {
 	// evaluate.ClassicLocal for a non-private model, evaluate.ClassicDP for a
 	// private one.
 	Classic string
+	// Prior starts the training from a public prior instead of zero weights
+	// (hazard.TrainOptions.Init): the model's own non-private training (with
+	// DP's data-independent standardisation for a DP model) on the training
+	// rows of every other data set of the suite, pooled. The evaluated data
+	// set never enters its own prior; with no other data set that loads, the
+	// model starts from zero and the data set's warnings say so.
+	Prior bool
 }
 
 // Method kinds in a result.
@@ -79,6 +87,11 @@ func (o Options) validate() error {
 	for _, m := range o.Models {
 		if m.Name == "" || names[m.Name] {
 			return fmt.Errorf("model name %q is empty or repeated", m.Name)
+		}
+		if m.Prior && m.DP == nil {
+			// A non-private model fits its standardisation on its own rows,
+			// which a prior's weights would not match.
+			return fmt.Errorf("model %s: a prior is built for DP models only", m.Name)
 		}
 		names[m.Name] = true
 	}
@@ -180,8 +193,29 @@ func Run(ctx context.Context, datasets []Dataset, opts Options) (Result, error) 
 		return Result{}, fmt.Errorf("run suite: %w", err)
 	}
 	res := Result{Datasets: []DatasetResult{}}
-	for _, d := range datasets {
-		dr, err := runDataset(ctx, d, opts)
+	// A prior needs the other data sets' rows: then every data set is read
+	// and split first; otherwise one at a time, to hold one in memory.
+	needPrior := slices.ContainsFunc(opts.Models, func(m Model) bool { return m.Prior })
+	var all []*loaded
+	if needPrior {
+		for _, d := range datasets {
+			ld := load(ctx, d, opts)
+			if ctx.Err() != nil {
+				return Result{}, fmt.Errorf("run suite: %s: %w", d.Name, ctx.Err())
+			}
+			all = append(all, ld)
+		}
+	}
+	for i, d := range datasets {
+		var ld *loaded
+		var others []*loaded
+		if needPrior {
+			ld = all[i]
+			others = append(slices.Clone(all[:i]), all[i+1:]...)
+		} else {
+			ld = load(ctx, d, opts)
+		}
+		dr, err := runDataset(ctx, d, opts, ld, others)
 		if err != nil {
 			return Result{}, fmt.Errorf("run suite: %s: %w", d.Name, err)
 		}
@@ -190,9 +224,71 @@ func Run(ctx context.Context, datasets []Dataset, opts Options) (Result, error) 
 	return res, nil
 }
 
-// runDataset returns an error only when ctx is done.
-func runDataset(ctx context.Context, d Dataset, opts Options) (DatasetResult, error) {
+// loaded is one data set read and split, or why it could not be.
+type loaded struct {
+	name    string
+	events  []model.Event
+	prep    *evaluate.Prepared
+	err     error
+	seconds time.Duration
+}
+
+func load(ctx context.Context, d Dataset, opts Options) *loaded {
 	start := time.Now()
+	ld := &loaded{name: d.Name}
+	defer func() { ld.seconds = time.Since(start) }()
+	if ld.err = d.Validate(); ld.err != nil {
+		return ld
+	}
+	if ld.events, ld.err = opts.Load(ctx, d); ld.err != nil {
+		return ld
+	}
+	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Seed: opts.Seed}
+	ld.prep, ld.err = evaluate.Prepare(ld.events, cfg)
+	return ld
+}
+
+// trainPrior fits m's public prior for one data set on the pooled training
+// rows of others (customer IDs prefixed by their data set, so that no two
+// data sets' customers merge); nil when none of them loaded.
+func trainPrior(ctx context.Context, m Model, others []*loaded, seed uint64) (*hazard.Model, []string, error) {
+	var rows []feature.Row
+	var used []string
+	var schema feature.Schema
+	for _, o := range others {
+		if o.err != nil || o.prep == nil {
+			continue
+		}
+		schema = o.prep.Schema()
+		for _, r := range o.prep.TrainRows() {
+			r.Customer = o.name + "/" + r.Customer
+			rows = append(rows, r)
+		}
+		used = append(used, o.name)
+	}
+	if len(rows) == 0 {
+		return nil, nil, nil
+	}
+	opts := m.Hazard
+	opts.Seed, opts.Init, opts.Step = seed, nil, nil
+	if m.DP != nil {
+		if m.DP.Std == nil {
+			return nil, nil, errors.New("prior: a DP model needs its data-independent standardisation")
+		}
+		std := m.DP.Std(schema)
+		opts.Std = &std
+	}
+	p, _, err := hazard.Train(ctx, schema, rows, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("prior: %w", err)
+	}
+	return p, used, nil
+}
+
+// runDataset returns an error only when ctx is done. others are the other
+// data sets of the suite, loaded, when a model needs a prior.
+func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others []*loaded) (DatasetResult, error) {
+	start := time.Now().Add(-ld.seconds)
 	dr := DatasetResult{Name: d.Name, TestCutoff: d.TestCutoff.Format(time.DateOnly), Methods: []Method{}}
 	for _, c := range d.TrainCutoffs {
 		dr.TrainCutoffs = append(dr.TrainCutoffs, c.Format(time.DateOnly))
@@ -208,18 +304,11 @@ func runDataset(ctx context.Context, d Dataset, opts Options) (DatasetResult, er
 		}
 		return dr, nil
 	}
-	if err := d.Validate(); err != nil {
-		return fail(err)
+	if ld.err != nil {
+		return fail(ld.err)
 	}
-	events, err := opts.Load(ctx, d)
-	if err != nil {
-		return fail(err)
-	}
+	events, prep := ld.events, ld.prep
 	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Seed: opts.Seed}
-	prep, err := evaluate.Prepare(events, cfg)
-	if err != nil {
-		return fail(err)
-	}
 	type job struct {
 		name, kind, method string
 		hazard             hazard.TrainOptions
@@ -228,7 +317,28 @@ func runDataset(ctx context.Context, d Dataset, opts Options) (DatasetResult, er
 	}
 	var jobs []job
 	for _, m := range opts.Models {
-		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, m.Hazard, m.DP, m.Classic})
+		h := m.Hazard
+		if m.Prior {
+			if m.Classic != "" {
+				dr.Warnings = append(dr.Warnings, m.Name+": a prior with classic features is not built; trained from zero")
+			} else {
+				prior, used, err := trainPrior(ctx, m, others, opts.Seed)
+				switch {
+				case ctx.Err() != nil:
+					return dr, ctx.Err()
+				case err != nil:
+					dr.Warnings = append(dr.Warnings, fmt.Sprintf("%s: %v; trained from zero", m.Name, err))
+				case prior == nil:
+					dr.Warnings = append(dr.Warnings, m.Name+": no other data set for a prior; trained from zero")
+				default:
+					h.Init = prior
+					if opts.Log != nil {
+						opts.Log.Info("suite prior", "dataset", d.Name, "model", m.Name, "from", used)
+					}
+				}
+			}
+		}
+		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, h, m.DP, m.Classic})
 	}
 	for _, b := range opts.Baselines {
 		jobs = append(jobs, job{b, KindBaseline, b, hazard.TrainOptions{}, nil, ""})
