@@ -24,7 +24,7 @@ func classicLog(n int) []model.Event {
 	end := date("1998-04-01")
 	var ev []model.Event
 	for c := range n {
-		rate := math.Exp(rng.NormFloat64()-3) // purchases a day
+		rate := math.Exp(rng.NormFloat64() - 3) // purchases a day
 		stop := end
 		if rng.Float64() < 0.4 {
 			stop = start.Add(time.Duration(rng.Float64()*400*24) * time.Hour)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/evaluate"
+	"github.com/kairos-fl/kairos/model/hazard"
 )
 
 // synthLog is a small purchase log: 600 customers, each buying at a rate of
@@ -159,5 +160,49 @@ func TestRunOptions(t *testing.T) {
 		if _, err := Run(context.Background(), Builtin(), o); err == nil {
 			t.Errorf("options %+v: got no error", o)
 		}
+	}
+}
+
+// TestRunPrior: a DP model with a prior reads every data set once, starts
+// each data set's training from the other data sets (no warning), and says
+// so when there is no other data set; a prior for a non-private model is
+// refused.
+func TestRunPrior(t *testing.T) {
+	evs := synthLog()
+	test := time.Date(2020, 11, 1, 0, 0, 0, 0, time.UTC)
+	train := []time.Time{time.Date(2020, 7, 1, 0, 0, 0, 0, time.UTC), time.Date(2020, 9, 1, 0, 0, 0, 0, time.UTC)}
+	a := Dataset{Name: "a", Path: "a.csv", Format: FormatCDNOW, TestCutoff: test, TrainCutoffs: train}
+	b := a
+	b.Name, b.Path = "b", "b.csv"
+	loads := map[string]int{}
+	load := func(_ context.Context, d Dataset) ([]model.Event, error) {
+		loads[d.Name]++
+		return evs, nil
+	}
+	dp := &evaluate.DPOptions{Epsilon: 1, Delta: 1e-6, Clip: 20, Std: hazard.FixedStandardization}
+	h := evaluate.DefaultHazardOptions()
+	h.Epochs, h.MinSteps = 1, 20
+	m := Model{Name: "dp-prior", Hazard: h, DP: dp, Prior: true}
+	res, err := Run(context.Background(), []Dataset{a, b}, Options{Load: load, Models: []Model{m}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loads["a"] != 1 || loads["b"] != 1 {
+		t.Errorf("loads %v, want each data set once", loads)
+	}
+	for _, d := range res.Datasets {
+		if d.Error != "" || len(d.Warnings) != 0 || len(d.Methods) != 1 || d.Methods[0].Error != "" {
+			t.Errorf("%s: error %q, warnings %v, methods %+v", d.Name, d.Error, d.Warnings, d.Methods)
+		}
+	}
+	res, err = Run(context.Background(), []Dataset{a}, Options{Load: load, Models: []Model{m}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := res.Datasets[0].Warnings; len(w) != 1 || !strings.Contains(w[0], "no other data set") {
+		t.Errorf("one data set: warnings %v, want that no prior was possible", w)
+	}
+	if _, err := Run(context.Background(), []Dataset{a, b}, Options{Load: load, Models: []Model{{Name: "np", Hazard: h, Prior: true}}}); err == nil {
+		t.Error("a prior for a non-private model: no error")
 	}
 }
