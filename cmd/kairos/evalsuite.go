@@ -44,8 +44,8 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.plots, "plots", "", "with --suite, write a reliability diagram and a cumulative gain chart per data set (SVG) to this folder")
 	f.BoolVar(&s.classic, "classic", false, "with --suite, add the linear hazard model with BG/NBD's P(alive), P(buy within 30 days), expected purchases and posterior rate as inputs, "+
 		"fitted on the merchant's own data, as hazard+bgnbd (and, with --dp-epsilon, the private model with a DP fit of BG/NBD, as hazard+bgnbd-dp-eps…)")
-	f.BoolVar(&s.prior, "dp-prior", false, "with --suite and --dp-epsilon, add the private model started from a public prior "+
-		"(the non-private model trained on the other data sets of the suite) as hazard-dp-eps…-prior")
+	f.BoolVar(&s.prior, "dp-prior", true, "with --suite and --dp-epsilon, start the private model from a public prior: the model trained "+
+		"non-privately on the other data sets of the suite, never the evaluated one (false: from zero weights)")
 	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
 }
 
@@ -109,10 +109,7 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 		if err := dp.applyTo(&cfg); err != nil {
 			return fmt.Errorf("eval --suite: %w", err)
 		}
-		models = append(models, suite.Model{Name: privateModelName(dp.epsilon), Hazard: cfg.Hazard, DP: cfg.DP})
-		if s.prior {
-			models = append(models, suite.Model{Name: privateModelName(dp.epsilon) + "-prior", Hazard: cfg.Hazard, DP: cfg.DP, Prior: true})
-		}
+		models = append(models, suite.Model{Name: privateModelName(dp.epsilon), Hazard: cfg.Hazard, DP: cfg.DP, Prior: s.prior})
 		if s.classic {
 			models = append(models, suite.Model{Name: "hazard+bgnbd-dp-eps" + strconv.FormatFloat(dp.epsilon, 'g', -1, 64),
 				Hazard: cfg.Hazard, DP: cfg.DP, Classic: evaluate.ClassicDP})

@@ -116,7 +116,7 @@ func TestEvalSuiteCommand(t *testing.T) {
 	var stdout bytes.Buffer
 	cmd.SetOut(&stdout)
 	cmd.SetErr(io.Discard)
-	cmd.SetArgs([]string{"eval", "--suite-file", file, "--json", "--plots", plots, "--dp-epsilon", "1", "--dp-delta", "1e-6"})
+	cmd.SetArgs([]string{"eval", "--suite-file", file, "--json", "--plots", plots, "--dp-epsilon", "1", "--dp-delta", "1e-6", "--classic"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,8 @@ func TestEvalSuiteCommand(t *testing.T) {
 	wantMethods := []struct {
 		name, kind string
 		probs      bool
-	}{{"hazard", "kairos", true}, {"mlp", "kairos", true}, {"hazard-dp-eps1", "kairos", true}}
+	}{{"hazard", "kairos", true}, {"mlp", "kairos", true}, {"hazard-dp-eps1", "kairos", true},
+		{"hazard+bgnbd-dp-eps1", "kairos", true}, {"hazard+bgnbd", "kairos", true}}
 	for _, b := range suite.DefaultBaselines() {
 		wantMethods = append(wantMethods, struct {
 			name, kind string
