@@ -14,7 +14,8 @@ import (
 // ClassicFit is how the classic features' BG/NBD parameters were obtained.
 type ClassicFit struct {
 	Mode string `json:"mode"` // ClassicLocal or ClassicDP
-	// Params are the BG/NBD parameters (weeks) every row's classic features use.
+	// Params are the BG/NBD parameters (weeks) every row's classic features use;
+	// in JSON {"R","Alpha","A","B"}.
 	Params bgnbd.Params `json:"params"`
 	// Customers is the number of customers the fit saw: the true count for a
 	// local fit, the DP count released for a DP fit.

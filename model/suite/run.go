@@ -175,6 +175,9 @@ type Method struct {
 	Date    map[string]DateScore `json:"date,omitempty"`
 	Seconds float64              `json:"seconds"`
 	Error   string               `json:"error,omitempty"`
+	// Classic is how the BG/NBD parameters of a model with classic features
+	// were fitted (Model.Classic).
+	Classic *evaluate.ClassicFit `json:"classic,omitempty"`
 	// Calibration and Gain are the 30-day reliability table and cumulative
 	// gain curve, for charts.
 	Calibration []metrics.Bin       `json:"-"`
@@ -394,6 +397,7 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 				described = true
 			}
 			fill(&m, rep.Methods[0])
+			m.Classic = rep.Classic
 			if dr.DateBaselines == nil {
 				dr.DateBaselines = dateScores(rep.DayBaselines)
 			}
