@@ -130,7 +130,7 @@ func TestDiscreteGaussianPMF(t *testing.T) {
 			m4 += float64(x*x) * float64(x*x) * p
 		}
 		if m2 > sf*(1+1e-12) {
-			t.Errorf("σ² = %v: pmf variance %v exceeds σ² (CKS Prop. 19 says it is below)", s2, m2)
+			t.Errorf("σ² = %v: pmf variance %v exceeds σ² (CKS 2020 show it is at most σ²)", s2, m2)
 		}
 		var got float64
 		var mean float64

@@ -117,8 +117,9 @@ func (p Params) L1Bound() float64 {
 // with K = maxCustomers bounding the rounding error (less than 1 per customer), s₁ =
 // K·C/(γ√d) the sub-Gaussian scale of a rotated coordinate of a vector of norm at most
 // K·C/γ (Hoeffding over the random signs), and N·σ² the sub-Gaussian scale of the sum of
-// N discrete Gaussians (CKS 2020, Corollary 9); the failure probability is split evenly
-// and union-bounded over the d coordinates. It errs when even 2^32 is too small.
+// N discrete Gaussians (Canonne, Kamath and Steinke show N_Z(0, σ²) is sub-Gaussian with
+// variance proxy σ²); the failure probability is split evenly and union-bounded over the
+// d coordinates. It errs when even 2^32 is too small.
 func RequiredBits(p Params, maxCohort, maxCustomers int, failProb float64) (int, error) {
 	q := p
 	q.Bits = MaxBits
