@@ -108,6 +108,15 @@ func TestNormBoundHandWorked(t *testing.T) {
 	if got, want := p.L1Bound(), 2*math.Sqrt(112); math.Abs(got-want) > 1e-12 {
 		t.Errorf("L1Bound = %v, want √4·√112 = %v", got, want)
 	}
+	// C/γ = 1/8 in one dimension, β = e^−½: Δ₂² = 1/64 + 1/4 + (1/8 + 1/2) = 57/64 < 1, so
+	// Δ₂² < Δ₂ and Δ₁ is Δ₂ itself; the release is valid.
+	small := Params{Dim: 1, Clip: 1, Gamma: 8, Beta: math.Exp(-0.5), LocalVariance: big.NewRat(1, 1), Bits: 8}
+	if got, want := small.NormBound(), math.Sqrt(57.0/64); math.Abs(got-want) > 1e-12 || small.L1Bound() != got {
+		t.Errorf("C/γ = 1/8: Δ₂ = %v (want %v), Δ₁ = %v (want Δ₂)", got, want, small.L1Bound())
+	}
+	if _, err := small.Release(2, 1, 1); err != nil {
+		t.Errorf("release with Δ₂ < 1: %v", err)
+	}
 	// With β tiny the first term exceeds (c + √d)² and the second one wins.
 	if got, want := RoundedNormBound(1, 4, 1e-300), 3.0; got != want {
 		t.Errorf("RoundedNormBound(1, 4, 1e-300) = %v, want 1 + √4 = %v", got, want)

@@ -100,10 +100,11 @@ func RoundedNormBound(c float64, d int, beta float64) float64 {
 }
 
 // L1Bound returns Δ₁ for an integer vector of L2 norm at most NormBound() in PaddedDim
-// dimensions: min{√d·Δ₂, Δ₂²} (Cauchy–Schwarz, and |k| ≤ k² for integers).
+// dimensions: min{√d·Δ₂, Δ₂²} (Cauchy–Schwarz, and |k| ≤ k² for integers), and never
+// below Δ₂ (which only loosens it, since ‖x‖₁ ≥ ‖x‖₂), as the accountant requires.
 func (p Params) L1Bound() float64 {
 	d2 := p.NormBound()
-	return math.Min(math.Sqrt(float64(p.PaddedDim()))*d2, d2*d2)
+	return math.Max(math.Min(math.Sqrt(float64(p.PaddedDim()))*d2, d2*d2), d2)
 }
 
 // RequiredBits returns the smallest b such that, for a round in which at most
