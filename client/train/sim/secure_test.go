@@ -73,10 +73,14 @@ func TestFederateSecureSumOfSurvivors(t *testing.T) {
 			survivors++
 		}
 	}
+	// The divisor is the 10 merchants' counts, each with Gaussian noise of σ 50.
+	if sd := 50 * math.Sqrt(10); math.Abs(res.divisor-float64(total)) > 6*sd {
+		t.Errorf("divisor %v, want %d ± %v", res.divisor, total, 6*sd)
+	}
 	var errSq, norm float64
 	for j := range want {
-		step := init.Params[j] - res.Model.Params[j] // = lr · sum / (q · total)
-		diff := step*float64(total) - want[j]
+		step := init.Params[j] - res.Model.Params[j] // = lr · sum / (q · released count)
+		diff := step*res.divisor - want[j]
 		errSq += diff * diff
 		norm += want[j] * want[j]
 	}
