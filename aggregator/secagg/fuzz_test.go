@@ -98,3 +98,87 @@ func FuzzClientUnmask(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServer hands a server, at each stage of a real round, one arbitrary
+// message of that stage's kind before the honest ones: no panic, and when
+// the server refuses the forged message the round still yields the
+// survivors' sum.
+func FuzzServer(f *testing.F) {
+	cfg := testConfig(5, 4, 3, 3, 16, 4)
+	rd, err := runRound(f, cfg, nil, 16)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, m := range []encoding.BinaryMarshaler{rd.seen.advertise[1], rd.seen.shares[1], rd.seen.masked[1]} {
+		b, _ := m.MarshalBinary()
+		f.Add(b)
+	}
+	resp, _ := rd.clients[cfg.Clients[1]].Unmask(rd.seen.request)
+	b, _ := resp.MarshalBinary()
+	f.Add(b)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		srv, err := NewServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := false
+		try := func(add func() error) {
+			if add() == nil {
+				forged = true
+			}
+		}
+		var adv AdvertiseMsg
+		if adv.UnmarshalBinary(data) == nil {
+			try(func() error { return srv.AddAdvertise(adv) })
+		}
+		for _, m := range rd.seen.advertise {
+			_ = srv.AddAdvertise(m)
+		}
+		if srv.EndAdvertise() != nil {
+			return
+		}
+		var sh SharesMsg
+		if sh.UnmarshalBinary(data) == nil {
+			try(func() error { return srv.AddShares(sh) })
+		}
+		for _, m := range rd.seen.shares {
+			_ = srv.AddShares(m)
+		}
+		if srv.EndShare() != nil {
+			return
+		}
+		var mk MaskedMsg
+		if mk.UnmarshalBinary(data) == nil {
+			try(func() error { return srv.AddMasked(mk) })
+		}
+		for _, m := range rd.seen.masked {
+			_ = srv.AddMasked(m)
+		}
+		if _, err := srv.EndMask(); err != nil {
+			return
+		}
+		var ur UnmaskResponse
+		if ur.UnmarshalBinary(data) == nil {
+			try(func() error { return srv.AddUnmask(ur) })
+		}
+		for _, id := range srv.Request().Survivors {
+			r, err := rd.clients[id].Unmask(srv.Request())
+			if err == nil {
+				_ = srv.AddUnmask(r)
+			}
+		}
+		sum, err := srv.Result()
+		if forged || err != nil {
+			return
+		}
+		for j := range sum {
+			var want uint32
+			for _, u := range srv.Request().Survivors {
+				want += rd.inputs[u][j]
+			}
+			if sum[j] != want&cfg.mask() {
+				t.Fatalf("word %d = %d, want %d", j, sum[j], want&cfg.mask())
+			}
+		}
+	})
+}
