@@ -19,8 +19,23 @@ const (
 	KindMLP    = "mlp"
 )
 
-// Horizons are the horizons, in days, reported by Predict.
+// Horizons are the horizons, in days, reported by Predict within the trained
+// horizon (Prediction.Within).
 var Horizons = [...]int{1, 3, 7, 14, 30}
+
+// LongHorizons are the horizons beyond the trained horizon that Predict
+// extrapolates to (Prediction.Beyond). Every day t past the model's Horizon
+// gets the hazard σ(b̄ + f(x) + rhythm offset of day t), b̄ the mean of the
+// baseline logits b_1..b_Horizon: the training labels stop at Horizon, so the
+// baseline's day-to-day shape is not known beyond it and is held at its mean
+// level, while the customer's own score (and, for a rhythm model, the wait
+// relative to their gap on day t) carries on. The survival curve continues
+// the same product, so P(buy within 7) ≤ P(within 30) ≤ P(within 60) ≤
+// P(within 90) for every customer by construction.
+var LongHorizons = [...]int{60, 90}
+
+// MaxHorizon is the longest horizon Predict reports.
+const MaxHorizon = 90
 
 // Standardization holds per-feature statistics from the training set: the model
 // sees (x − Mean)/Scale.
@@ -170,15 +185,26 @@ type Prediction struct {
 	Survival []float64
 	// Within[i] is P(purchase within Horizons[i] days) = 1 − Survival[Horizons[i]].
 	Within [len(Horizons)]float64
-	// ExpectedDays is E[min(T, Horizon)] = Σ_{t=0}^{Horizon−1} Survival[t], where T
-	// is the day (1, 2, …) of the first purchase: the expected wait in days,
-	// counting a customer who does not buy within the horizon as Horizon.
+	// Beyond[i] is P(purchase within LongHorizons[i] days), extrapolated past
+	// the trained horizon as LongHorizons describes; Beyond[i] ≥ Within[i']
+	// for every i, i'.
+	Beyond [len(LongHorizons)]float64
+	// ExpectedDays is the capped expectation E[min(T, Horizon)] =
+	// Σ_{t=0}^{Horizon−1} Survival[t], where T is the day (1, 2, …) of the
+	// first purchase: a customer who does not buy within the horizon counts
+	// as Horizon, so for a shop where most customers do not buy within 30
+	// days it is close to 30 for most of them and says more about whether
+	// than when. ExpectedDayIfBuys is the expectation of the day itself.
 	ExpectedDays float64
 	// MostLikelyDay is argmax_t Hazard[t-1]·Survival[t-1], the day with the highest
 	// probability of being the first purchase day.
 	MostLikelyDay int
 	// MedianDay is the median first purchase day given a purchase within the
 	// horizon: the smallest t with 1 − Survival[t] ≥ (1 − Survival[Horizon])/2.
+	// It is the day Kairos shows (the API's and client score's predicted
+	// day): the day that minimises the expected absolute error in days, and
+	// the rule with the lowest MAE on the suite's validation splits
+	// (docs/benchmarks.md).
 	MedianDay int
 	// ExpectedDayIfBuys is E[T | T ≤ Horizon], the mean first purchase day of
 	// a customer who buys within the horizon.
@@ -202,8 +228,9 @@ func (m *Model) Predict(x []float64) (Prediction, error) {
 	if !m.rhythm.on {
 		return m.predict(f, nil), nil
 	}
-	off := make([]float64, m.Horizon)
-	m.rhythmOffsets(m.Params, z, make([]float64, m.Horizon*RhythmTerms), off)
+	days := max(m.Horizon, MaxHorizon)
+	off := make([]float64, days)
+	m.rhythmOffsets(m.Params, z, make([]float64, days*RhythmTerms), off)
 	return m.predict(f, off), nil
 }
 
@@ -213,7 +240,7 @@ func (m *Model) Predict(x []float64) (Prediction, error) {
 func (m *Model) PredictScore(f float64) Prediction { return m.predict(f, nil) }
 
 // predict computes the prediction from the score and, when non-nil, the
-// per-day logit offsets (len Horizon).
+// per-day logit offsets (len max(Horizon, MaxHorizon)).
 func (m *Model) predict(f float64, off []float64) Prediction {
 	H := m.Horizon
 	p := Prediction{Hazard: make([]float64, H), Survival: make([]float64, H+1)}
@@ -254,6 +281,7 @@ func (m *Model) predict(f float64, off []float64) Prediction {
 			best, p.ClosestDay = c, d
 		}
 	}
+	p.Beyond = m.extrapolate(f, off, p.Survival[H])
 	half := (1 - p.Survival[H]) / 2
 	p.MedianDay = H
 	for t := 1; t <= H; t++ {
@@ -263,6 +291,31 @@ func (m *Model) predict(f float64, off []float64) Prediction {
 		}
 	}
 	return p
+}
+
+// extrapolate returns P(purchase within LongHorizons[i] days) given the
+// survival sH to the model's horizon, continuing the survival product with
+// the hazard σ(b̄ + f + off[t−1]) on every day t past Horizon (LongHorizons).
+func (m *Model) extrapolate(f float64, off []float64, sH float64) [len(LongHorizons)]float64 {
+	H := m.Horizon
+	var bbar float64
+	for _, b := range m.Params[:H] {
+		bbar += b
+	}
+	bbar /= float64(H)
+	var out [len(LongHorizons)]float64
+	s, t := sH, H
+	for i, h := range LongHorizons {
+		for ; t < h; t++ {
+			zt := bbar + f
+			if off != nil && t < len(off) {
+				zt += off[t]
+			}
+			s *= 1 - sigmoid(zt)
+		}
+		out[i] = 1 - s
+	}
+	return out
 }
 
 func sigmoid(z float64) float64 {

@@ -78,8 +78,9 @@ func (m *Model) Rhythm() bool { return m.rhythm.on }
 // rhythmStart is the position of v in Params.
 func (m *Model) rhythmStart() int { return len(m.Params) - RhythmTerms }
 
-// rhythmInputs writes g(x, t) for t = 1..Horizon into g (Horizon·RhythmTerms,
-// day-major) from a standardised vector z, and reports whether the customer
+// rhythmInputs writes g(x, t) for t = 1..len(g)/RhythmTerms into g
+// (day-major; Horizon days in training, MaxHorizon for an extrapolating
+// Predict) from a standardised vector z, and reports whether the customer
 // has a gap at all (false: g is zero). Raw values are recovered as
 // z·Scale + Mean: recency and has_gap are never gated, and the gap features
 // are read only where has_gap is 1.
@@ -93,7 +94,7 @@ func (m *Model) rhythmInputs(z, g []float64) bool {
 	r := math.Expm1(max(raw(ix.recency), 0))
 	gap := max(math.Expm1(max(raw(ix.gap), 0)), 1)
 	c := 1 / (1 + math.Expm1(max(raw(ix.sd), 0))/gap)
-	for t := 1; t <= m.Horizon; t++ {
+	for t := 1; t <= len(g)/RhythmTerms; t++ {
 		u := math.Log((r + float64(t) - 0.5) / gap)
 		u = min(max(u, -rhythmClip), rhythmClip)
 		k := (t - 1) * RhythmTerms
@@ -102,16 +103,16 @@ func (m *Model) rhythmInputs(z, g []float64) bool {
 	return true
 }
 
-// rhythmOffsets writes v·g(x, t) for t = 1..Horizon into off (len Horizon)
-// using parameters p; off is all zero for a model without the term or a
-// customer without a gap. g is scratch of Horizon·RhythmTerms.
+// rhythmOffsets writes v·g(x, t) for t = 1..len(off) into off using
+// parameters p; off is all zero for a model without the term or a customer
+// without a gap. g is scratch of len(off)·RhythmTerms.
 func (m *Model) rhythmOffsets(p, z, g, off []float64) {
 	clear(off)
 	if !m.rhythm.on || !m.rhythmInputs(z, g) {
 		return
 	}
 	v := p[len(p)-RhythmTerms:]
-	for t := range m.Horizon {
+	for t := range off {
 		k := t * RhythmTerms
 		off[t] = v[0]*g[k] + v[1]*g[k+1] + v[2]*g[k+2]
 	}
