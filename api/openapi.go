@@ -217,7 +217,12 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 		if jname == "" {
 			jname = f.Name
 		}
-		props[jname] = g.schema(f.Type)
+		sch := g.schema(f.Type)
+		if d := f.Tag.Get("doc"); d != "" {
+			// OpenAPI 3.1 (JSON Schema 2020-12) allows siblings of $ref.
+			sch["description"] = d
+		}
+		props[jname] = sch
 		if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
 			*required = append(*required, jname)
 		}

@@ -184,13 +184,18 @@ type PredictBatchRequest struct {
 	AsOf         string          `json:"as_of,omitempty"`
 }
 
-// Within holds P(first purchase within t days of as_of).
+// Within holds P(first purchase within t days of as_of), non-decreasing in t.
+// The model is trained on 30-day labels; 60d and 90d continue its survival
+// curve past day 30 with the baseline hazard held at its mean
+// (hazard.LongHorizons), so they are extrapolations.
 type Within struct {
 	D1  float64 `json:"1d"`
 	D3  float64 `json:"3d"`
 	D7  float64 `json:"7d"`
 	D14 float64 `json:"14d"`
 	D30 float64 `json:"30d"`
+	D60 float64 `json:"60d" doc:"extrapolated past the model's 30-day horizon (baseline hazard held at its mean)"`
+	D90 float64 `json:"90d" doc:"extrapolated past the model's 30-day horizon (baseline hazard held at its mean)"`
 }
 
 // FeatureContribution is one feature's push on the score.
@@ -202,7 +207,13 @@ type FeatureContribution struct {
 	RawValue     float64 `json:"raw_value"`
 	Unit         string  `json:"unit"`         // days, years, count, per_30d, currency, share, ratio, flag
 	Standardized float64 `json:"standardized"` // (value − mean)/scale
-	Contribution float64 `json:"contribution"` // > 0 raises P(buy) at every horizon
+	// Contribution > 0 raises the score f and with it P(buy) at every
+	// horizon, 60 and 90 days included (the extrapolated days carry f on).
+	// The predicted day is read off the same day distribution, whose shape
+	// the shared baseline sets: a large positive score makes the daily
+	// hazards large enough to pull the predicted day earlier, a small one
+	// leaves it near the shop's typical day.
+	Contribution float64 `json:"contribution" doc:"push on the score f: > 0 raises P(buy) at every horizon (1 to 90 days)"`
 }
 
 // Explanation says why the score is what it is.
@@ -226,12 +237,15 @@ type Provenance struct {
 
 // CustomerPrediction is the model's answer for one customer.
 type CustomerPrediction struct {
-	Customer       string      `json:"customer"`
-	Within         Within      `json:"within"`
-	ExpectedDays   float64     `json:"expected_days"`   // E[min(T, 30)]
-	MostLikelyDay  int         `json:"most_likely_day"` // 1..30
-	MostLikelyDate string      `json:"most_likely_date"`
-	Explanation    Explanation `json:"explanation"`
+	Customer          string      `json:"customer"`
+	Within            Within      `json:"within"`
+	ExpectedDays      float64     `json:"expected_days" doc:"E[min(T, 30)]: expected days to the first purchase capped at the 30-day horizon, a customer who does not buy within it counted as 30 (near 30 for most customers of a shop where few buy within a month: read expected_day_if_buys for when)"`
+	ExpectedDayIfBuys float64     `json:"expected_day_if_buys" doc:"E[T | T <= 30]: expected day (1..30) of the first purchase given one within 30 days"`
+	PredictedDay      int         `json:"predicted_day" doc:"the day Kairos predicts (1..30): the median day of the first purchase given one within 30 days, the day with the smallest expected error in days"`
+	PredictedDate     string      `json:"predicted_date" doc:"predicted_day as a date in the merchant's time zone"`
+	MostLikelyDay     int         `json:"most_likely_day" doc:"deprecated, use predicted_day: the mode of the day distribution (1..30), which the shared baseline hazard makes nearly the same day for every customer"`
+	MostLikelyDate    string      `json:"most_likely_date" doc:"deprecated, use predicted_date: most_likely_day as a date"`
+	Explanation       Explanation `json:"explanation"`
 }
 
 // Prediction is the answer of POST /v1/predict.
@@ -249,12 +263,15 @@ type BatchItem struct {
 	Customer string       `json:"customer"` // the request's own id, echoed to the caller only
 	Problem  *ItemProblem `json:"problem,omitempty"`
 	// Error is Problem's detail, kept for clients written before Problem.
-	Error          string       `json:"error,omitempty"`
-	Within         *Within      `json:"within,omitempty"`
-	ExpectedDays   float64      `json:"expected_days,omitempty"`
-	MostLikelyDay  int          `json:"most_likely_day,omitempty"`
-	MostLikelyDate string       `json:"most_likely_date,omitempty"`
-	Explanation    *Explanation `json:"explanation,omitempty"`
+	Error             string       `json:"error,omitempty"`
+	Within            *Within      `json:"within,omitempty"`
+	ExpectedDays      float64      `json:"expected_days,omitempty" doc:"as in a single prediction"`
+	ExpectedDayIfBuys float64      `json:"expected_day_if_buys,omitempty" doc:"as in a single prediction"`
+	PredictedDay      int          `json:"predicted_day,omitempty" doc:"as in a single prediction"`
+	PredictedDate     string       `json:"predicted_date,omitempty" doc:"as in a single prediction"`
+	MostLikelyDay     int          `json:"most_likely_day,omitempty" doc:"deprecated, use predicted_day"`
+	MostLikelyDate    string       `json:"most_likely_date,omitempty" doc:"deprecated, use predicted_date"`
+	Explanation       *Explanation `json:"explanation,omitempty"`
 }
 
 // ItemProblem is why one batch customer has no prediction: the members of
@@ -683,6 +700,7 @@ func (p *predictor) batch(ctx context.Context, c *auth.Claims, req *PredictBatch
 				return err
 			}
 			out.Results[i] = BatchItem{Customer: bc.Customer, Within: &cp.Within, ExpectedDays: cp.ExpectedDays,
+				ExpectedDayIfBuys: cp.ExpectedDayIfBuys, PredictedDay: cp.PredictedDay, PredictedDate: cp.PredictedDate,
 				MostLikelyDay: cp.MostLikelyDay, MostLikelyDate: cp.MostLikelyDate, Explanation: &cp.Explanation}
 		}
 		return nil
@@ -876,12 +894,16 @@ func (sc *scope) predict(customer string, x []float64, top int) (CustomerPredict
 		return CustomerPrediction{}, fmt.Errorf("predict: %w", err)
 	}
 	cp := CustomerPrediction{
-		Customer:       customer,
-		Within:         Within{D1: pr.Within[0], D3: pr.Within[1], D7: pr.Within[2], D14: pr.Within[3], D30: pr.Within[4]},
-		ExpectedDays:   pr.ExpectedDays,
-		MostLikelyDay:  pr.MostLikelyDay,
-		MostLikelyDate: sc.dayDate(pr.MostLikelyDay),
-		Explanation:    explain(m, x, top),
+		Customer: customer,
+		Within: Within{D1: pr.Within[0], D3: pr.Within[1], D7: pr.Within[2], D14: pr.Within[3], D30: pr.Within[4],
+			D60: pr.Beyond[0], D90: pr.Beyond[1]},
+		ExpectedDays:      pr.ExpectedDays,
+		ExpectedDayIfBuys: pr.ExpectedDayIfBuys,
+		PredictedDay:      pr.MedianDay,
+		PredictedDate:     sc.dayDate(pr.MedianDay),
+		MostLikelyDay:     pr.MostLikelyDay,
+		MostLikelyDate:    sc.dayDate(pr.MostLikelyDay),
+		Explanation:       explain(m, x, top),
 	}
 	if !cp.finite() {
 		return CustomerPrediction{}, errNotFinite
@@ -900,7 +922,7 @@ func (cp *CustomerPrediction) finite() bool {
 		return true
 	}
 	w := &cp.Within
-	if !ok(w.D1, w.D3, w.D7, w.D14, w.D30, cp.ExpectedDays, cp.Explanation.Score) {
+	if !ok(w.D1, w.D3, w.D7, w.D14, w.D30, w.D60, w.D90, cp.ExpectedDays, cp.ExpectedDayIfBuys, cp.Explanation.Score) {
 		return false
 	}
 	for _, fs := range [][]FeatureContribution{cp.Explanation.Up, cp.Explanation.Down} {

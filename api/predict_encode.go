@@ -112,6 +112,10 @@ func (j *jsonWriter) within(w *Within) {
 	j.float(w.D14)
 	j.raw(`,"30d":`)
 	j.float(w.D30)
+	j.raw(`,"60d":`)
+	j.float(w.D60)
+	j.raw(`,"90d":`)
+	j.float(w.D90)
 	j.raw(`}`)
 }
 
@@ -179,6 +183,12 @@ func encodePrediction(p *Prediction, prov []byte) ([]byte, error) {
 	j.within(&c.Within)
 	j.raw(`,"expected_days":`)
 	j.float(c.ExpectedDays)
+	j.raw(`,"expected_day_if_buys":`)
+	j.float(c.ExpectedDayIfBuys)
+	j.raw(`,"predicted_day":`)
+	j.int(c.PredictedDay)
+	j.raw(`,"predicted_date":`)
+	j.str(c.PredictedDate)
 	j.raw(`,"most_likely_day":`)
 	j.int(c.MostLikelyDay)
 	j.raw(`,"most_likely_date":`)
@@ -256,6 +266,18 @@ func (j *jsonWriter) item(it *BatchItem) {
 	if it.ExpectedDays != 0 {
 		j.raw(`,"expected_days":`)
 		j.float(it.ExpectedDays)
+	}
+	if it.ExpectedDayIfBuys != 0 {
+		j.raw(`,"expected_day_if_buys":`)
+		j.float(it.ExpectedDayIfBuys)
+	}
+	if it.PredictedDay != 0 {
+		j.raw(`,"predicted_day":`)
+		j.int(it.PredictedDay)
+	}
+	if it.PredictedDate != "" {
+		j.raw(`,"predicted_date":`)
+		j.str(it.PredictedDate)
 	}
 	if it.MostLikelyDay != 0 {
 		j.raw(`,"most_likely_day":`)

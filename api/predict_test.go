@@ -224,8 +224,16 @@ func TestPredictClosedForm(t *testing.T) {
 			score := c0 + c5
 			h := sigmoid(logit(0.01) + score)
 			within := func(d int) float64 { return 1 - math.Pow(1-h, float64(d)) }
-			got := []float64{p.Within.D1, p.Within.D3, p.Within.D7, p.Within.D14, p.Within.D30, p.ExpectedDays, p.Explanation.Score}
-			want := []float64{within(1), within(3), within(7), within(14), within(30), (1 - math.Pow(1-h, 30)) / h, score}
+			// Given a purchase within 30 days, T is a geometric variable
+			// truncated at 30: E[T·1{T ≤ n}] = (1 − (n+1)qⁿ + n·qⁿ⁺¹)/h with
+			// q = 1 − h, and its median is the first t with 1 − qᵗ ≥ (1 − q³⁰)/2.
+			q := 1 - h
+			ifBuys := (1 - 31*math.Pow(q, 30) + 30*math.Pow(q, 31)) / h / within(30)
+			median := int(math.Ceil(math.Log(1-within(30)/2) / math.Log(q)))
+			got := []float64{p.Within.D1, p.Within.D3, p.Within.D7, p.Within.D14, p.Within.D30, p.Within.D60, p.Within.D90,
+				p.ExpectedDays, p.ExpectedDayIfBuys, p.Explanation.Score}
+			want := []float64{within(1), within(3), within(7), within(14), within(30), within(60), within(90),
+				(1 - math.Pow(1-h, 30)) / h, ifBuys, score}
 			for i := range got {
 				if !near(got[i], want[i]) {
 					t.Errorf("value %d: got %v, want %v", i, got[i], want[i])
@@ -233,6 +241,12 @@ func TestPredictClosedForm(t *testing.T) {
 			}
 			if p.MostLikelyDay != 1 {
 				t.Errorf("most likely day %d, want 1 (constant hazard)", p.MostLikelyDay)
+			}
+			// Day k's middle is as_of + (k − ½) days: 05:00 UTC on the 27th
+			// plus 12 h is 02:00 on the 28th in Tokyo.
+			wantDate := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC).AddDate(0, 0, median-1).Format(time.DateOnly)
+			if p.PredictedDay != median || p.PredictedDate != wantDate {
+				t.Errorf("predicted day %d (%s), want the conditional median %d (%s)", p.PredictedDay, p.PredictedDate, median, wantDate)
 			}
 			// Day 1's middle is 17:00 UTC on the 27th: 02:00 on the 28th in Tokyo.
 			if p.MostLikelyDate != "2026-11-28" || p.TimeZone != "Asia/Tokyo" {
@@ -837,5 +851,58 @@ func TestPredictBatchMatchesSingles(t *testing.T) {
 	}
 	if bp.Results[7].Error == "" {
 		t.Errorf("customer 7 without history: got %+v, want an item error", bp.Results[7])
+	}
+}
+
+// TestPredictMonotoneHorizons: for customers across the score range, under a
+// model with a constant and one with a day-varying baseline, every answer of
+// /v1/predict and /v1/predict:batch has P(within 1d) ≤ … ≤ P(within 30d) ≤
+// P(within 60d) ≤ P(within 90d), and the batch answer equals the single one.
+func TestPredictMonotoneHorizons(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	m := testModel(t, -5)
+	for k := range m.Horizon {
+		m.Params[k] = -5 + 2*math.Sin(float64(k))
+	}
+	f.svc.versions[2] = versionOf(t, 2, m)
+	for _, version := range []int{1, 2} {
+		var cs []BatchCustomer
+		var singles []Within
+		for i, x := range []float64{-6, -2, 0, 0.5, 1, 3, 8} {
+			body := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(x, 1-x), ModelVersion: version})
+			p := decodePrediction(t, f.do(t, "POST", "/v1/predict", f.tokens["partner"], "application/json", body))
+			checkMonotone(t, fmt.Sprintf("version %d, customer %d", version, i), p.Within)
+			singles = append(singles, p.Within)
+			cs = append(cs, BatchCustomer{Customer: fmt.Sprint(i), Features: featureVec(x, 1-x)})
+		}
+		body := mustJSON(t, PredictBatchRequest{Merchant: "m1", Customers: cs, ModelVersion: version})
+		rec := f.do(t, "POST", "/v1/predict:batch", f.tokens["partner"], "application/json", body)
+		var bp BatchPrediction
+		if err := json.NewDecoder(rec.Body).Decode(&bp); err != nil {
+			t.Fatalf("version %d: decode batch: %v (status %d)", version, err, rec.Code)
+		}
+		for i, r := range bp.Results {
+			if r.Within == nil {
+				t.Fatalf("version %d, batch customer %d: no prediction: %+v", version, i, r)
+			}
+			checkMonotone(t, fmt.Sprintf("version %d, batch customer %d", version, i), *r.Within)
+			if *r.Within != singles[i] {
+				t.Errorf("version %d, batch customer %d: %+v, single %+v", version, i, *r.Within, singles[i])
+			}
+		}
+	}
+}
+
+func checkMonotone(t *testing.T, who string, w Within) {
+	t.Helper()
+	ps := []float64{w.D1, w.D3, w.D7, w.D14, w.D30, w.D60, w.D90}
+	for i, v := range ps {
+		if !(v >= 0 && v <= 1) || (i > 0 && v < ps[i-1]) {
+			t.Errorf("%s: P(within 1, 3, 7, 14, 30, 60, 90 days) = %v: not non-decreasing probabilities", who, ps)
+			return
+		}
+	}
+	if !(w.D90 > w.D30) {
+		t.Errorf("%s: P(within 90d) %v not above P(within 30d) %v", who, w.D90, w.D30)
 	}
 }

@@ -29,13 +29,22 @@ type ScoreOptions struct {
 	IDs map[string]string
 }
 
-// ScoreHeader is the header row Score writes.
+// ScoreHeader is the header row Score writes: the customer; P(purchase
+// within d days) for hazard.Horizons and hazard.LongHorizons (p_60d and p_90d
+// extrapolated past the model's 30-day horizon); expected_days, the capped
+// expectation E[min(T, 30)]; expected_day_if_buys, E[T | T ≤ 30]; and
+// predicted_date, the date of the median first purchase day given one within
+// 30 days (hazard.Prediction.MedianDay), the same day as the predict API's
+// predicted_date.
 func ScoreHeader() []string {
 	h := []string{"customer"}
 	for _, d := range hazard.Horizons {
 		h = append(h, "p_"+strconv.Itoa(d)+"d")
 	}
-	return append(h, "expected_days", "most_likely_date")
+	for _, d := range hazard.LongHorizons {
+		h = append(h, "p_"+strconv.Itoa(d)+"d")
+	}
+	return append(h, "expected_days", "expected_day_if_buys", "predicted_date")
 }
 
 // DefaultCutoff is the local midnight after the last event: scores for the day
@@ -58,10 +67,11 @@ func DefaultCutoff(events []model.Event, loc *time.Location) (time.Time, error) 
 }
 
 // Score writes a CSV to w with, for every customer who has an event before the
-// cutoff, under the merchant's own id: P(purchase within 1, 3, 7, 14 and 30
-// days), the expected days to the next purchase within the horizon, and the most
-// likely purchase date in the merchant's time zone. Rows are sorted by customer.
-// It returns the number of customers written.
+// cutoff, under the merchant's own id, the columns of ScoreHeader: P(purchase
+// within 1, 3, 7, 14, 30, 60 and 90 days), the capped expected days, the
+// expected day given a purchase within 30 days, and the predicted purchase
+// date in the merchant's time zone. Rows are sorted by customer. It returns
+// the number of customers written.
 func Score(ctx context.Context, events []model.Event, opt ScoreOptions, w io.Writer) (int, error) {
 	if opt.Model == nil {
 		return 0, errors.New("score: nil model")
@@ -107,14 +117,15 @@ func Score(ctx context.Context, events []model.Event, opt ScoreOptions, w io.Wri
 	if err := cw.Write(ScoreHeader()); err != nil {
 		return 0, fmt.Errorf("score: %w", err)
 	}
-	rec := make([]string, 0, len(hazard.Horizons)+3)
+	rec := make([]string, 0, len(ScoreHeader()))
 	for _, l := range lines {
 		rec = append(rec[:0], l.id)
-		for _, v := range l.p.Within {
+		for _, v := range append(l.p.Within[:], l.p.Beyond[:]...) {
 			rec = append(rec, strconv.FormatFloat(v, 'f', 4, 64))
 		}
-		day := cutoff.Add(time.Duration(l.p.MostLikelyDay-1) * model.Day).In(loc)
-		rec = append(rec, strconv.FormatFloat(l.p.ExpectedDays, 'f', 2, 64), day.Format(time.DateOnly))
+		day := cutoff.Add(time.Duration(l.p.MedianDay-1) * model.Day).In(loc)
+		rec = append(rec, strconv.FormatFloat(l.p.ExpectedDays, 'f', 2, 64), strconv.FormatFloat(l.p.ExpectedDayIfBuys, 'f', 2, 64),
+			day.Format(time.DateOnly))
 		if err := cw.Write(rec); err != nil {
 			return 0, fmt.Errorf("score: %w", err)
 		}

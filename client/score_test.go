@@ -55,13 +55,13 @@ func TestScoreClosedForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(recs[0], ","), "customer,p_1d,p_3d,p_7d,p_14d,p_30d,expected_days,most_likely_date"; got != want {
+	if got, want := strings.Join(recs[0], ","), "customer,p_1d,p_3d,p_7d,p_14d,p_30d,p_60d,p_90d,expected_days,expected_day_if_buys,predicted_date"; got != want {
 		t.Errorf("header: got %s, want %s", got, want)
 	}
 	var order []string
 	for _, r := range recs[1:] {
 		order = append(order, r[0])
-		for i, d := range []int{1, 3, 7, 14, 30} {
+		for i, d := range []int{1, 3, 7, 14, 30, 60, 90} {
 			want := 1 - math.Pow(1-h, float64(d))
 			got, _ := strconv.ParseFloat(r[1+i], 64)
 			if math.Abs(got-want) > 5e-5 {
@@ -70,13 +70,20 @@ func TestScoreClosedForm(t *testing.T) {
 		}
 		// E[min(T, 30)] = Σ_{t=0}^{29} (1−h)^t = (1 − (1−h)^30)/h.
 		wantE := (1 - math.Pow(1-h, 30)) / h
-		if got, _ := strconv.ParseFloat(r[6], 64); math.Abs(got-wantE) > 0.005 {
+		if got, _ := strconv.ParseFloat(r[8], 64); math.Abs(got-wantE) > 0.005 {
 			t.Errorf("%s: expected days: got %v, want %.2f", r[0], got, wantE)
 		}
-		// With a constant hazard, day 1 is the most likely first purchase day:
-		// the cutoff's own local date.
-		if r[7] != "1998-03-01" {
-			t.Errorf("%s: most likely date: got %s, want 1998-03-01", r[0], r[7])
+		// Given a purchase within 30 days T is geometric truncated at 30:
+		// E[T | T ≤ 30] = (1 − 31q³⁰ + 30q³¹)/h / (1 − q³⁰), q = 1 − h, and the
+		// median is day ⌈ln(1 − (1 − q³⁰)/2)/ln q⌉ = 14 for h = 0.01
+		// (ln 0.8700/ln 0.99 = 13.86), the cutoff's local date + 13 days.
+		q := 1 - h
+		wantIf := (1 - 31*math.Pow(q, 30) + 30*math.Pow(q, 31)) / h / (1 - math.Pow(q, 30))
+		if got, _ := strconv.ParseFloat(r[9], 64); math.Abs(got-wantIf) > 0.005 {
+			t.Errorf("%s: expected day if buys: got %v, want %.2f", r[0], got, wantIf)
+		}
+		if r[10] != "1998-03-14" {
+			t.Errorf("%s: predicted date: got %s, want 1998-03-14", r[0], r[10])
 		}
 	}
 	if got, want := strings.Join(order, " "), "9 17 ps-abc"; got != want {

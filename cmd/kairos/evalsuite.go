@@ -255,7 +255,47 @@ func writeSuiteTable(w io.Writer, res suite.Result) error {
 	for _, n := range notes {
 		fmt.Fprintln(w, n)
 	}
+	if err := writeSuiteLong(w, res); err != nil {
+		return err
+	}
 	return writeSuiteDates(w, res)
+}
+
+// writeSuiteLong prints the metrics at 60 and 90 days of the data sets whose
+// log covers those test label windows.
+func writeSuiteLong(w io.Writer, res suite.Result) error {
+	var with []suite.DatasetResult
+	for _, d := range res.Datasets {
+		if len(d.LongPositives) > 0 {
+			with = append(with, d)
+		}
+	}
+	if len(with) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nlonger horizons (Kairos hazard past day 30: extrapolated), where the log covers the test label window:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "data set\tpositive@60\tpositive@90\tmethod\tAUC@60\tPR-AUC@60\tBrier@60\tAUC@90\tPR-AUC@90\tBrier@90\t\n")
+	for _, d := range with {
+		pos := func(h string) string {
+			if n, ok := d.LongPositives[h]; ok {
+				return fmt.Sprint(n)
+			}
+			return "-"
+		}
+		for i, m := range d.Methods {
+			if m.Error != "" {
+				continue
+			}
+			name, p60, p90 := "", "", ""
+			if i == 0 {
+				name, p60, p90 = d.Name, pos("60"), pos("90")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, p60, p90, m.Name,
+				cell(m.AUC["60"]), cell(m.PRAUC["60"]), cell(m.Brier["60"]), cell(m.AUC["90"]), cell(m.PRAUC["90"]), cell(m.Brier["90"]))
+		}
+	}
+	return tw.Flush()
 }
 
 // writeSuiteDates prints the date accuracy of every Kairos model's days and
@@ -274,8 +314,11 @@ func writeSuiteDates(w io.Writer, res suite.Result) error {
 		}
 		for _, m := range d.Methods {
 			row(m.Name, m.Date, evaluate.DayMostLikely, evaluate.DayMedian, evaluate.DayExpected, evaluate.DayClosest)
+			if m.ModalDayShare != nil {
+				fmt.Fprintf(tw, "%s\t%s: share of customers on the most common median day\t%s\t\t\n", d.Name, m.Name, cell(m.ModalDayShare))
+			}
 		}
-		row("baseline", d.DateBaselines, evaluate.DayLastPlusGap, evaluate.DayBestConstant)
+		row("baseline", d.DateBaselines, evaluate.DayLastPlusGap, evaluate.DayBestConstant, evaluate.DayBestConstantMAE)
 	}
 	return tw.Flush()
 }

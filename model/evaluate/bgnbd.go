@@ -49,6 +49,9 @@ func bgnbdMethod(hist histories, day int) (method, error) {
 			for k, h := range hazard.Horizons {
 				out[i].within[k] = p.ProbPurchaseWithin(sums[i], float64(h)/7)
 			}
+			for k, h := range hazard.LongHorizons {
+				out[i].beyond[k] = p.ProbPurchaseWithin(sums[i], float64(h)/7)
+			}
 			out[i].score = out[i].within[len(hazard.Horizons)-1]
 		}
 		return out, nil

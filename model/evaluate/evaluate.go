@@ -81,7 +81,7 @@ type Report struct {
 	// TestCutoff.
 	Customers int
 	// PositiveRate[h] is the fraction of test customers who buy within h days,
-	// and Positives[h] their number.
+	// and Positives[h] their number, for hazard.Horizons and LongHorizons.
 	PositiveRate map[int]float64
 	Positives    map[int]int
 	TrainRows    int
@@ -98,9 +98,14 @@ type Report struct {
 	// Classic is the classic features' fit (nil without them).
 	Classic *ClassicFit
 	// DayBaselines is the date accuracy of the simple day predictors
-	// (DayLastPlusGap, DayBestConstant) on the same test buyers as
-	// MethodReport.Days.
+	// (DayLastPlusGap, DayBestConstant, DayBestConstantMAE) on the same test
+	// buyers as MethodReport.Days.
 	DayBaselines []DayScore
+	// LongHorizons are the horizons of hazard.LongHorizons whose test label
+	// window the log covers (TestCutoff + h days at or before the day after
+	// the last event's UTC day, the rule of DefaultTestCutoff); metrics at the
+	// others are not computed.
+	LongHorizons []int
 }
 
 // DayScore is the date accuracy of one first-purchase-day predictor over the
@@ -127,8 +132,11 @@ const (
 	// customer with fewer than two purchase days).
 	DayLastPlusGap = "last_plus_mean_gap"
 	// DayBestConstant is the one day with the highest S2 over the training
-	// cutoffs' buyers.
-	DayBestConstant = "best_constant"
+	// cutoffs' buyers, DayBestConstantMAE the one with the lowest mean
+	// absolute error (a median of their days): each baseline is the best
+	// constant for its own metric.
+	DayBestConstant    = "best_constant"
+	DayBestConstantMAE = "best_constant_mae"
 )
 
 // MinPositives is the number of test buyers within a horizon below which
@@ -180,7 +188,8 @@ func (r Report) Warnings() []string {
 }
 
 // MethodReport holds one method's test metrics. Maps are keyed by horizon in
-// days (hazard.Horizons); Brier is empty for methods that give no probabilities.
+// days (hazard.Horizons and Report.LongHorizons); Brier is empty for methods
+// that give no probabilities.
 // AUC and PR-AUC are NaN at a horizon where the test labels hold one class only
 // (Report.Undefined says which).
 type MethodReport struct {
@@ -207,6 +216,10 @@ type MethodReport struct {
 	// customers who buy within the horizon (hazard model only: DayMostLikely,
 	// DayMedian, DayExpected, DayClosest).
 	Days []DayScore
+	// ModalDayShare is the share of all test customers whose median day (the
+	// day Kairos shows) is the most common one: near 1 when the predicted day
+	// carries no per-customer information (hazard model only).
+	ModalDayShare float64
 	// Err is set when a baseline could not be computed on this data (for
 	// example a BG/NBD fit that does not converge); every metric is then left
 	// zero and means nothing.
@@ -221,7 +234,8 @@ const GainPoints = 20
 type prediction struct {
 	score  float64                       // ranks customers (higher = sooner)
 	within [len(hazard.Horizons)]float64 // P(buy within h), when probabilistic
-	day    int                           // predicted first purchase day
+	beyond [len(hazard.LongHorizons)]float64
+	day    int // predicted first purchase day
 	// days, when set, are the hazard model's most likely, median, expected
 	// (rounded) and closest day given a purchase within the horizon.
 	days *[4]int
@@ -257,6 +271,9 @@ type Prepared struct {
 	trainRows, testRows, lastTrain []feature.Row
 	base                           Report
 	medianDay, topN                int
+	// longLabels[i][k] is whether test row i's customer buys within
+	// LongHorizons[k] days of the test cutoff (only for base.LongHorizons).
+	longLabels [][len(hazard.LongHorizons)]bool
 }
 
 // Prepare builds the rows of cfg's split from events. Of cfg it uses the
@@ -297,9 +314,13 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
 	hist := histories{}
+	var last time.Time
 	for i, e := range events {
 		if err := b.Add(e); err != nil {
 			return nil, fmt.Errorf("evaluate: event %d: %w", i, err)
+		}
+		if e.Time.After(last) {
+			last = e.Time
 		}
 		if e.Kind == model.Purchase {
 			hist[e.Customer] = append(hist[e.Customer], e.Time)
@@ -338,6 +359,24 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 		rep.Positives[h] = positives(testRows, h)
 		rep.PositiveRate[h] = float64(rep.Positives[h]) / float64(len(testRows))
 	}
+	longLabels := make([][len(hazard.LongHorizons)]bool, len(testRows))
+	end := utcMidnight(last).Add(model.Day)
+	for k, h := range hazard.LongHorizons {
+		until := cfg.TestCutoff.Add(time.Duration(h) * model.Day)
+		if until.After(end) {
+			continue
+		}
+		rep.LongHorizons = append(rep.LongHorizons, h)
+		for i, r := range testRows {
+			ts := hist[r.Customer]
+			j := sort.Search(len(ts), func(j int) bool { return !ts[j].Before(cfg.TestCutoff) })
+			longLabels[i][k] = j < len(ts) && ts[j].Before(until)
+			if longLabels[i][k] {
+				rep.Positives[h]++
+			}
+		}
+		rep.PositiveRate[h] = float64(rep.Positives[h]) / float64(len(testRows))
+	}
 	if n := rep.Positives[model.Horizon]; n == 0 || n == len(testRows) {
 		// C-index, JData and F1 all need buyers and non-buyers at the horizon.
 		return nil, fmt.Errorf("evaluate: %d of the %d test customers buy within %d days of the test cutoff %s: nothing to rank; choose another test cutoff",
@@ -359,7 +398,7 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 	}
 	topN := max(1, int(math.Round(rep.TrainPositiveRate*float64(len(testRows)))))
 	return &Prepared{classic: classic, schema: b.Schema(), hist: hist, train: train, trainRows: trainRows, testRows: testRows,
-		lastTrain: lastTrain, base: rep, medianDay: medianDay, topN: topN}, nil
+		lastTrain: lastTrain, base: rep, medianDay: medianDay, topN: topN, longLabels: longLabels}, nil
 }
 
 // Schema is the feature schema of the prepared rows.
@@ -380,6 +419,7 @@ func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 	rep := p.base
 	rep.PositiveRate = maps.Clone(p.base.PositiveRate)
 	rep.Positives = maps.Clone(p.base.Positives)
+	rep.LongHorizons = slices.Clone(p.base.LongHorizons)
 	hist, train, trainRows, testRows, lastTrain := p.hist, p.train, p.trainRows, p.testRows, p.lastTrain
 	medianDay, topN := p.medianDay, p.topN
 	var err error
@@ -446,7 +486,7 @@ func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 		default:
 			return Report{}, fmt.Errorf("evaluate: unknown method %q", name)
 		}
-		mr, err := score(m, testRows, cfg.TestCutoff, lastTrain, train[len(train)-1], topN)
+		mr, err := score(m, testRows, cfg.TestCutoff, lastTrain, train[len(train)-1], topN, longLabels{p.longLabels, rep.LongHorizons})
 		if err != nil {
 			if name == MethodHazard {
 				return Report{}, fmt.Errorf("evaluate: method %s: %w", name, err)
@@ -496,7 +536,7 @@ func hazardMethod(hm *hazard.Model) method {
 			}
 			// JData's S2 rewards a day close to the truth (10/(10+d²)); the
 			// conditional median beats the mode, which is day 1 for most customers.
-			out[i] = prediction{score: f, within: p.Within, day: p.MedianDay,
+			out[i] = prediction{score: f, within: p.Within, beyond: p.Beyond, day: p.MedianDay,
 				days: &[4]int{p.MostLikelyDay, p.MedianDay, int(math.Round(p.ExpectedDayIfBuys)), p.ClosestDay}}
 		}
 		return out, nil
@@ -514,18 +554,22 @@ func (p *Prepared) dayBaselines() ([]DayScore, error) {
 		}
 	}
 	best, bestS2 := p.medianDay, -1.0
+	bestMAE, lowMAE := p.medianDay, math.Inf(1)
 	if len(trainDays) > 0 {
 		pred := make([]float64, len(trainDays))
 		for d := 1; d <= model.Horizon; d++ {
 			for i := range pred {
 				pred[i] = float64(d)
 			}
-			s2, _, err := metrics.DayAccuracy(pred, trainDays)
+			s2, mae, err := metrics.DayAccuracy(pred, trainDays)
 			if err != nil {
 				return nil, err
 			}
 			if s2 > bestS2 {
 				best, bestS2 = d, s2
+			}
+			if mae < lowMAE {
+				bestMAE, lowMAE = d, mae
 			}
 		}
 	}
@@ -536,7 +580,7 @@ func (p *Prepared) dayBaselines() ([]DayScore, error) {
 	ri, okR := at["recency_days"]
 	gi, okG := at["gap_mean_days"]
 	hi, okH := at["has_gap"]
-	var constant, gap []float64
+	var constant, constantMAE, gap []float64
 	var truth []int
 	for _, r := range p.testRows {
 		if r.Label == 0 {
@@ -544,6 +588,7 @@ func (p *Prepared) dayBaselines() ([]DayScore, error) {
 		}
 		truth = append(truth, r.Label)
 		constant = append(constant, float64(best))
+		constantMAE = append(constantMAE, float64(bestMAE))
 		d := float64(best)
 		if okR && okG && okH && r.X[hi] == 1 {
 			// recency and gap_mean_days are log1p of days.
@@ -556,7 +601,7 @@ func (p *Prepared) dayBaselines() ([]DayScore, error) {
 	for _, b := range []struct {
 		name string
 		pred []float64
-	}{{DayLastPlusGap, gap}, {DayBestConstant, constant}} {
+	}{{DayLastPlusGap, gap}, {DayBestConstant, constant}, {DayBestConstantMAE, constantMAE}} {
 		s2, mae, err := metrics.DayAccuracy(b.pred, truth)
 		if err != nil {
 			return nil, fmt.Errorf("day baseline %s: %w", b.name, err)
@@ -583,7 +628,14 @@ func positiveRate(rows []feature.Row, h int) float64 {
 
 // score computes every metric of one method on the test rows, tuning the F1
 // threshold on the latest training cutoff's rows.
-func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tuneTau time.Time, topN int) (MethodReport, error) {
+// longLabels are the test rows' labels at the observed long horizons
+// (Prepared.longLabels, Report.LongHorizons).
+type longLabels struct {
+	labels   [][len(hazard.LongHorizons)]bool
+	horizons []int
+}
+
+func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tuneTau time.Time, topN int, long longLabels) (MethodReport, error) {
 	preds, err := m.pred(test, tau)
 	if err != nil {
 		return MethodReport{}, err
@@ -668,6 +720,12 @@ func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tune
 	if mr.Days, err = dayScores(preds, test); err != nil {
 		return MethodReport{}, err
 	}
+	if preds[0].days != nil {
+		mr.ModalDayShare = modalShare(preds)
+	}
+	if err := scoreLong(m, &mr, preds, scores, long); err != nil {
+		return MethodReport{}, err
+	}
 	// F1: tune on the latest training cutoff, apply to the test rows.
 	tp, err := m.pred(tune, tuneTau)
 	if err != nil {
@@ -687,6 +745,55 @@ func score(m method, test []feature.Row, tau time.Time, tune []feature.Row, tune
 	}
 	mr.F1 = f1At(finite, labels, mr.F1Threshold)
 	return mr, nil
+}
+
+// scoreLong adds AUC, PR-AUC and, for a probabilistic method, Brier at each
+// observed long horizon: ranked by P(buy within h) for a method that ranks
+// by horizon, by its score otherwise.
+func scoreLong(m method, mr *MethodReport, preds []prediction, scores []float64, long longLabels) error {
+	labels := make([]bool, len(preds))
+	for _, h := range long.horizons {
+		k := slices.Index(hazard.LongHorizons[:], h)
+		for i := range preds {
+			labels[i] = long.labels[i][k]
+		}
+		probs := make([]float64, len(preds))
+		for i, p := range preds {
+			probs[i] = p.beyond[k]
+		}
+		rank := scores
+		if m.byHorizon {
+			rank = probs
+		}
+		if !hasBoth(labels) {
+			mr.AUC[h], mr.PRAUC[h] = math.NaN(), math.NaN()
+		} else {
+			var err error
+			if mr.AUC[h], err = metrics.AUC(rank, labels); err != nil {
+				return fmt.Errorf("auc@%d: %w", h, err)
+			}
+			if mr.PRAUC[h], err = metrics.AveragePrecision(rank, labels); err != nil {
+				return fmt.Errorf("pr-auc@%d: %w", h, err)
+			}
+		}
+		if m.probs {
+			b, err := metrics.Brier(probs, labels)
+			if err != nil {
+				return fmt.Errorf("brier@%d: %w", h, err)
+			}
+			mr.Brier[h] = b
+		}
+	}
+	return nil
+}
+
+// modalShare is the share of preds whose predicted day is the most common one.
+func modalShare(preds []prediction) float64 {
+	var n [model.Horizon + 1]int
+	for _, p := range preds {
+		n[min(max(p.day, 0), model.Horizon)]++
+	}
+	return float64(slices.Max(n[:])) / float64(len(preds))
 }
 
 func hasBoth(labels []bool) bool {

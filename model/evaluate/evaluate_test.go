@@ -194,7 +194,8 @@ func TestDayBaselines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.DayBaselines) != 2 || rep.DayBaselines[0].Predictor != DayLastPlusGap || rep.DayBaselines[1].Predictor != DayBestConstant {
+	if len(rep.DayBaselines) != 3 || rep.DayBaselines[0].Predictor != DayLastPlusGap || rep.DayBaselines[1].Predictor != DayBestConstant ||
+		rep.DayBaselines[2].Predictor != DayBestConstantMAE {
 		t.Fatalf("day baselines %+v", rep.DayBaselines)
 	}
 	if g := rep.DayBaselines[0]; g.S2 != 1 || g.MAE != 0 {
@@ -202,6 +203,43 @@ func TestDayBaselines(t *testing.T) {
 	}
 	if c := rep.DayBaselines[1]; !(c.S2 < 1 && c.MAE > 0) {
 		t.Errorf("best constant: S2 %v, MAE %v; want below 1 and above 0 (the buyers' days differ)", c.S2, c.MAE)
+	}
+	// The lowest-MAE constant, worked out from the shop's construction: each
+	// training cutoff's buyers' first purchase days, the constant with the
+	// least total distance to them, and its MAE on the test buyers.
+	buyDays := func(c int) []int {
+		var out []int
+		for i := range 120 {
+			period, phase := []int{10, 45}[i%2], (i*7)%45
+			for d := phase; d < 400; d += period {
+				if d >= c {
+					if d < c+model.Horizon {
+						out = append(out, d-c+1)
+					}
+					break
+				}
+			}
+		}
+		return out
+	}
+	train := append(append(buyDays(150), buyDays(200)...), buyDays(250)...)
+	bestC, bestSum := 0, math.MaxInt
+	for c := 1; c <= model.Horizon; c++ {
+		sum := 0
+		for _, d := range train {
+			sum += max(d-c, c-d)
+		}
+		if sum < bestSum {
+			bestC, bestSum = c, sum
+		}
+	}
+	var abs float64
+	test := buyDays(300)
+	for _, d := range test {
+		abs += math.Abs(float64(d - bestC))
+	}
+	if got, want := rep.DayBaselines[2].MAE, abs/float64(len(test)); math.Abs(got-want) > 1e-12 {
+		t.Errorf("best constant (MAE): MAE %v, want %v (day %d)", got, want, bestC)
 	}
 	var names []string
 	for _, d := range rep.Methods[0].Days {
@@ -212,5 +250,73 @@ func TestDayBaselines(t *testing.T) {
 	}
 	if !slices.Equal(names, []string{DayMostLikely, DayMedian, DayExpected, DayClosest}) {
 		t.Errorf("hazard days %v", names)
+	}
+}
+
+// TestLongHorizons: in a shop whose customers buy every 10, 45 or 100 days,
+// the 60- and 90-day test labels are those worked out from each customer's
+// period and phase; AUC, PR-AUC and Brier are reported at both horizons when
+// the log covers the window, and not at 90 days when the log ends earlier.
+func TestLongHorizons(t *testing.T) {
+	start := time.Date(2020, 1, 1, 12, 0, 0, 0, time.UTC)
+	shop := func(end int) []model.Event {
+		var events []model.Event
+		for i := range 150 {
+			period, phase := []int{10, 45, 100}[i%3], (i*7)%[]int{10, 45, 100}[i%3]
+			for d := phase; d < end; d += period {
+				events = append(events, model.Event{Customer: "c" + strconv.Itoa(i), Kind: model.Purchase, Time: start.AddDate(0, 0, d)})
+			}
+		}
+		return events
+	}
+	want := func(h, end int) int {
+		n := 0
+		for i := range 150 {
+			period, phase := []int{10, 45, 100}[i%3], (i*7)%[]int{10, 45, 100}[i%3]
+			next := phase
+			for next < 300 {
+				next += period
+			}
+			if next < 300+h && next < end {
+				n++
+			}
+		}
+		return n
+	}
+	day := func(d int) time.Time { return time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).AddDate(0, 0, d) }
+	cfg := Config{TestCutoff: day(300), TrainCutoffs: []time.Time{day(150), day(200), day(250)},
+		Methods: []string{MethodHazard, MethodBGNBD, MethodRecency}, Hazard: hazard.TrainOptions{Steps: 50}}
+	rep, err := Run(context.Background(), shop(400), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.LongHorizons, []int{60, 90}) {
+		t.Fatalf("long horizons %v, want [60 90]", rep.LongHorizons)
+	}
+	for _, h := range []int{60, 90} {
+		if got, w := rep.Positives[h], want(h, 400); got != w {
+			t.Errorf("positives@%d: got %d, want %d", h, got, w)
+		}
+		if w := want(h, 400); w == 0 || w == 150 {
+			t.Fatalf("positives@%d = %d: the shop must have buyers and non-buyers", h, w)
+		}
+		for _, m := range rep.Methods {
+			if a := m.AUC[h]; !(a > 0 && a <= 1) {
+				t.Errorf("%s AUC@%d = %v", m.Name, h, a)
+			}
+			if _, ok := m.Brier[h]; ok != (m.Name != MethodRecency) {
+				t.Errorf("%s: Brier@%d present %v", m.Name, h, ok)
+			}
+		}
+	}
+	rep, err = Run(context.Background(), shop(385), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.LongHorizons, []int{60}) {
+		t.Errorf("log ending on day 384: long horizons %v, want [60]", rep.LongHorizons)
+	}
+	if _, ok := rep.Methods[0].AUC[90]; ok {
+		t.Errorf("AUC@90 reported for a log that ends before the 90-day window")
 	}
 }

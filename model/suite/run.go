@@ -132,8 +132,13 @@ type DatasetResult struct {
 	Methods []Method `json:"methods"`
 	// DateBaselines is the date accuracy, for the test customers who buy
 	// within 30 days, of the simple day predictors (last purchase + own mean
-	// gap, the best constant day), keyed by evaluate's Day* names.
+	// gap, the best constant day for S2 and for MAE), keyed by evaluate's
+	// Day* names.
 	DateBaselines map[string]DateScore `json:"date_baselines,omitempty"`
+	// LongPositives is, for each horizon of hazard.LongHorizons whose test
+	// label window the log covers, the number of test customers who buy
+	// within it; the methods' metrics at those horizons are keyed like 30.
+	LongPositives map[string]int `json:"long_positives,omitempty"`
 }
 
 // DateScore is the date accuracy of one predicted first-purchase day over the
@@ -157,7 +162,9 @@ func dateScores(ds []evaluate.DayScore) map[string]DateScore {
 }
 
 // Method is one method's metrics on one data set. Metric maps are keyed by
-// horizon in days: AUC at 7 and 30, the others at 30. Brier and ECE are absent
+// horizon in days: AUC at 7 and 30, the others at 30, and AUC, PR-AUC and
+// Brier also at 60 and 90 where the log covers the test label window
+// (DatasetResult.LongPositives). Brier and ECE are absent
 // for a method that gives no probabilities (recency, frequency), and every
 // metric is absent when Error is set: a failure is never a zero. A metric that
 // is undefined on these labels is null.
@@ -172,9 +179,12 @@ type Method struct {
 	ECE map[string]*float64 `json:"ece,omitempty"`
 	// Date is the date accuracy of a Kairos model's most likely, median and
 	// expected day for the test customers who buy within 30 days.
-	Date    map[string]DateScore `json:"date,omitempty"`
-	Seconds float64              `json:"seconds"`
-	Error   string               `json:"error,omitempty"`
+	Date map[string]DateScore `json:"date,omitempty"`
+	// ModalDayShare is the share of test customers whose median day (the day
+	// Kairos shows) is the most common one (Kairos models only).
+	ModalDayShare *float64 `json:"modal_day_share,omitempty"`
+	Seconds       float64  `json:"seconds"`
+	Error         string   `json:"error,omitempty"`
 	// Classic is how the BG/NBD parameters of a model with classic features
 	// were fitted (Model.Classic).
 	Classic *evaluate.ClassicFit `json:"classic,omitempty"`
@@ -396,7 +406,7 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 				describeSplit(&dr, rep)
 				described = true
 			}
-			fill(&m, rep.Methods[0])
+			fill(&m, rep.Methods[0], rep.LongHorizons)
 			m.Classic = rep.Classic
 			if dr.DateBaselines == nil {
 				dr.DateBaselines = dateScores(rep.DayBaselines)
@@ -417,6 +427,12 @@ func describeSplit(dr *DatasetResult, rep evaluate.Report) {
 	dr.Customers, dr.TrainRows = rep.Customers, rep.TrainRows
 	dr.Positives = rep.Positives[model.Horizon]
 	dr.PositiveRate = num(rep.PositiveRate[model.Horizon])
+	for _, h := range rep.LongHorizons {
+		if dr.LongPositives == nil {
+			dr.LongPositives = map[string]int{}
+		}
+		dr.LongPositives[strconv.Itoa(h)] = rep.Positives[h]
+	}
 	// Only the horizons the suite reports: evaluate also warns about AUC@1 and
 	// @3, which are not in the table.
 	for _, h := range AUCHorizons {
@@ -430,7 +446,7 @@ func describeSplit(dr *DatasetResult, rep evaluate.Report) {
 }
 
 // fill copies a method's metrics from its evaluate report.
-func fill(m *Method, r evaluate.MethodReport) {
+func fill(m *Method, r evaluate.MethodReport, long []int) {
 	m.AUC = map[string]*float64{}
 	for _, h := range AUCHorizons {
 		m.AUC[strconv.Itoa(h)] = num(r.AUC[h])
@@ -447,8 +463,18 @@ func fill(m *Method, r evaluate.MethodReport) {
 		}
 		m.ECE = map[string]*float64{h: num(e)}
 	}
+	for _, h := range long {
+		k := strconv.Itoa(h)
+		m.AUC[k], m.PRAUC[k] = num(r.AUC[h]), num(r.PRAUC[h])
+		if b, ok := r.Brier[h]; ok {
+			m.Brier[k] = num(b)
+		}
+	}
 	m.Calibration, m.Gain = r.Calibration, r.Gain
 	m.Date = dateScores(r.Days)
+	if len(r.Days) > 0 {
+		m.ModalDayShare = num(r.ModalDayShare)
+	}
 }
 
 // num rounds v to six decimals; nil (JSON null) when v is not finite.

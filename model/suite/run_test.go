@@ -58,18 +58,28 @@ func TestRunShape(t *testing.T) {
 	}
 	// The split, counted independently: customers with a purchase before the
 	// test cutoff, and how many of them buy in [cutoff, cutoff+30 days).
-	before, buy := map[string]bool{}, map[string]bool{}
+	// The log ends 2020-12-31, so the 60-day window (to 2020-12-31) is
+	// covered and the 90-day one is not.
+	before, buy, buy60 := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, e := range evs {
 		if e.Time.Before(test) {
 			before[e.Customer] = true
-		} else if e.Time.Before(test.AddDate(0, 0, 30)) {
+			continue
+		}
+		if e.Time.Before(test.AddDate(0, 0, 30)) {
 			buy[e.Customer] = true
 		}
+		if e.Time.Before(test.AddDate(0, 0, 60)) {
+			buy60[e.Customer] = true
+		}
 	}
-	positives := 0
-	for c := range buy {
-		if before[c] {
+	positives, positives60 := 0, 0
+	for c := range before {
+		if buy[c] {
 			positives++
+		}
+		if buy60[c] {
+			positives60++
 		}
 	}
 	b, err := json.Marshal(res)
@@ -78,12 +88,13 @@ func TestRunShape(t *testing.T) {
 	}
 	var got struct {
 		Datasets []struct {
-			Name         string   `json:"name"`
-			TestCutoff   string   `json:"test_cutoff"`
-			TrainCutoffs []string `json:"train_cutoffs"`
-			Customers    int      `json:"customers"`
-			Positives    int      `json:"positives_30"`
-			Error        string   `json:"error"`
+			Name         string         `json:"name"`
+			TestCutoff   string         `json:"test_cutoff"`
+			TrainCutoffs []string       `json:"train_cutoffs"`
+			Customers    int            `json:"customers"`
+			Positives    int            `json:"positives_30"`
+			Long         map[string]int `json:"long_positives"`
+			Error        string         `json:"error"`
 			Methods      []map[string]json.RawMessage
 		}
 	}
@@ -100,6 +111,9 @@ func TestRunShape(t *testing.T) {
 	if d.Customers != len(before) || d.Positives != positives {
 		t.Errorf("split: got %d customers, %d positives; want %d, %d", d.Customers, d.Positives, len(before), positives)
 	}
+	if len(d.Long) != 1 || d.Long["60"] != positives60 {
+		t.Errorf("long positives %v, want {60: %d}", d.Long, positives60)
+	}
 	keysOf := func(m map[string]json.RawMessage) []string {
 		var ks []string
 		for k := range m {
@@ -109,9 +123,9 @@ func TestRunShape(t *testing.T) {
 		return ks
 	}
 	wantKeys := [][]string{
-		{"auc", "brier", "date", "ece", "kind", "name", "pr_auc", "seconds"}, // hazard
-		{"auc", "kind", "name", "pr_auc", "seconds"},                         // recency: no probabilities
-		{"error", "kind", "name", "seconds"},                                 // unknown method: no metrics
+		{"auc", "brier", "date", "ece", "kind", "modal_day_share", "name", "pr_auc", "seconds"}, // hazard
+		{"auc", "kind", "name", "pr_auc", "seconds"},                                            // recency: no probabilities
+		{"error", "kind", "name", "seconds"},                                                    // unknown method: no metrics
 	}
 	wantNames := []string{`"hazard"`, `"recency"`, `"nosuch"`}
 	if len(d.Methods) != len(wantKeys) {
@@ -126,8 +140,12 @@ func TestRunShape(t *testing.T) {
 		}
 	}
 	var auc map[string]float64
-	if err := json.Unmarshal(d.Methods[0]["auc"], &auc); err != nil || len(auc) != 2 || !(auc["7"] > 0.5) || !(auc["30"] > 0.5) {
-		t.Errorf("hazard auc %s: want keys 7 and 30 above chance (%v)", d.Methods[0]["auc"], err)
+	if err := json.Unmarshal(d.Methods[0]["auc"], &auc); err != nil || len(auc) != 3 || !(auc["7"] > 0.5) || !(auc["30"] > 0.5) || !(auc["60"] > 0.5) {
+		t.Errorf("hazard auc %s: want keys 7, 30 and 60 above chance (%v)", d.Methods[0]["auc"], err)
+	}
+	var brier map[string]float64
+	if err := json.Unmarshal(d.Methods[0]["brier"], &brier); err != nil || len(brier) != 2 || !(brier["60"] > 0 && brier["60"] < 1) {
+		t.Errorf("hazard brier %s: want keys 30 and 60 (%v)", d.Methods[0]["brier"], err)
 	}
 	var ece map[string]float64
 	if err := json.Unmarshal(d.Methods[0]["ece"], &ece); err != nil || len(ece) != 1 || !(ece["30"] >= 0 && ece["30"] < 1) {
