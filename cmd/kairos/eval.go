@@ -78,6 +78,7 @@ func newEvalCmd() *cobra.Command {
 		maxInvalid                                                          float64
 		dpo                                                                 evalDPFlags
 		suiteFlags                                                          evalSuiteFlags
+		testHorizon                                                         int
 	)
 	cmd := &cobra.Command{
 		Use:   "eval",
@@ -168,7 +169,10 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 			if err != nil {
 				return err
 			}
-			if test, train, err = resolveEvalCutoffs(cmd.ErrOrStderr(), ds, test, train, events); err != nil {
+			if err := checkEvalHorizon(testHorizon); err != nil {
+				return err
+			}
+			if test, train, err = resolveEvalCutoffs(cmd.ErrOrStderr(), ds, test, train, events, testHorizon); err != nil {
 				return err
 			}
 
@@ -218,7 +222,7 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 	f.StringVar(&dataset, "dataset", "cdnow", "cdnow, cdnow-sample, taobao, online-retail or csv")
 	f.StringVar(&dataPath, "data", "", "event file (default: the data set's file under the shared data folder)")
 	f.StringVar(&mappingPath, "mapping", "", "column mapping YAML for --dataset csv")
-	f.StringVar(&testCutoff, "test-cutoff", "", "test cutoff date YYYY-MM-DD (default per data set, cdnow 1998-03-01; csv: the day after the last event minus 30 days)")
+	f.StringVar(&testCutoff, "test-cutoff", "", "test cutoff date YYYY-MM-DD (default per data set, cdnow 1998-03-01; csv: the day after the last event minus --horizon days)")
 	f.StringVar(&trainCutoffs, "train-cutoffs", "", "comma-separated training cutoff dates (default per data set; csv: up to 6, 30 days apart, back from the test cutoff minus 30 days)")
 	f.StringVar(&kind, "model", hazard.KindLinear, "hazard score function: linear or mlp")
 	f.IntVar(&hidden, "hidden", 16, "hidden units for --model mlp")
@@ -229,6 +233,8 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 		"fail when more than this share of the data rows cannot be read (0: stop at the first bad row; 1: skip any number)")
 	dpo.register(f)
 	suiteFlags.register(f)
+	f.IntVar(&testHorizon, "horizon", model.Horizon, "test horizon in days of the default csv protocol: 30, or 60 or 90 to leave room for those horizons' test windows "+
+		"(metrics at 60 and 90 days are reported whenever the log covers them)")
 	return cmd
 }
 
@@ -317,6 +323,12 @@ func jsonMetric(m map[int]float64) map[string]*float64 {
 		}
 		out[strconv.Itoa(h)] = jsonNum(v)
 	}
+	// The longer horizons only where the log covered their test window.
+	for _, h := range hazard.LongHorizons {
+		if v, ok := m[h]; ok {
+			out[strconv.Itoa(h)] = jsonNum(v)
+		}
+	}
 	return out
 }
 
@@ -394,7 +406,7 @@ func writeEvalJSON(w io.Writer, r evaluate.Report, in ingest.Report, loc *time.L
 		Warnings: append([]string{}, r.Warnings()...), TrainRows: r.TrainRows, LabelOverlap: r.LabelOverlap,
 		Input: evalJSONInput{File: in.File, Rows: in.Rows, Events: in.Events, Invalid: in.Invalid, OutOfRange: in.OutOfRange,
 			Skipped: in.Skipped, UnknownKinds: in.UnknownKinds}}
-	for _, h := range hazard.Horizons {
+	for _, h := range append(hazard.Horizons[:], r.LongHorizons...) {
 		out.Positives[strconv.Itoa(h)] = r.Positives[h]
 		if why := r.Undefined(h); why != "" {
 			out.Undefined[strconv.Itoa(h)] = why
@@ -444,6 +456,9 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 			m.CIndex, m.JData, m.F1)
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := writeEvalLong(w, r); err != nil {
 		return err
 	}
 	if p := r.Privacy; p != nil {

@@ -543,6 +543,37 @@ func TestEvalCSVDefaultProtocol(t *testing.T) {
 	if want := "protocol: test cutoff 2020-05-01, training cutoffs 2020-02-01, 2020-03-02, 2020-04-01 (training cutoffs by the default rule"; !strings.Contains(stderr, want) {
 		t.Errorf("stderr:\n%s\nwant %q", stderr, want)
 	}
+	// --horizon 90: the test window is 90 days, 2020-07-01 − 90 days =
+	// 2020-04-02, training cutoffs 30 days apart back from it: 03-03, 02-02
+	// (01-03 is before first purchase + 30 days); positives and metrics at 60
+	// and 90 days are reported.
+	stdout, stderr, err = runEval(t, "--dataset", "csv", "--data", data, "--mapping", mapping, "--horizon", "90", "--json")
+	if err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, stderr)
+	}
+	if want := "protocol: test cutoff 2020-04-02, training cutoffs 2020-02-02, 2020-03-03 (test cutoff and training cutoffs by the default rule"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr:\n%s\nwant %q", stderr, want)
+	}
+	var long struct {
+		Positives map[string]int `json:"positives"`
+		Methods   []struct {
+			Name  string              `json:"name"`
+			AUC   map[string]*float64 `json:"auc"`
+			Brier map[string]*float64 `json:"brier"`
+		} `json:"methods"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &long); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := long.Positives["90"]; !ok || long.Positives["90"] < long.Positives["60"] || long.Positives["60"] < long.Positives["30"] {
+		t.Errorf("positives %v: want 30 ≤ 60 ≤ 90 buyers", long.Positives)
+	}
+	if len(long.Methods) == 0 || long.Methods[0].Name != "hazard" || long.Methods[0].AUC["90"] == nil || long.Methods[0].Brier["90"] == nil {
+		t.Errorf("hazard metrics at 90 days missing: %+v", long.Methods)
+	}
+	if _, _, err := runEval(t, "--dataset", "csv", "--data", data, "--mapping", mapping, "--horizon", "45"); err == nil || !strings.Contains(err.Error(), "--horizon 45") {
+		t.Errorf("--horizon 45: got %v, want a refusal naming it", err)
+	}
 	// Both given: nothing is derived, nothing printed about the protocol.
 	_, stderr, err = runEval(t, append([]string{"--dataset", "csv", "--data", data, "--mapping", mapping, "--json"}, shopCutoff...)...)
 	if err != nil {

@@ -36,10 +36,11 @@ func parseEvalCutoffs(testFlag, trainFlag string) (time.Time, []time.Time, error
 
 // resolveEvalCutoffs fills in the cutoffs the flags left out: a known data
 // set's fixed protocol, or, for --dataset csv (ds.test empty), the default
-// protocol of evaluate.DefaultProtocol from the span of the events, which it
-// prints to stderr. Cutoffs of a data set with a time zone become the
-// merchant's local midnights.
-func resolveEvalCutoffs(stderr io.Writer, ds evalDataset, test time.Time, train []time.Time, events []model.Event) (time.Time, []time.Time, error) {
+// protocol of evaluate.DefaultProtocolFor from the span of the events and
+// the test horizon testDays (--horizon: 30, or 60 or 90 to leave room for the
+// longer horizons' test windows), which it prints to stderr. Cutoffs of a
+// data set with a time zone become the merchant's local midnights.
+func resolveEvalCutoffs(stderr io.Writer, ds evalDataset, test time.Time, train []time.Time, events []model.Event, testDays int) (time.Time, []time.Time, error) {
 	if ds.test == "" && (test.IsZero() || train == nil) {
 		first, last := events[0].Time, events[0].Time
 		for _, e := range events {
@@ -53,14 +54,14 @@ func resolveEvalCutoffs(stderr io.Writer, ds evalDataset, test time.Time, train 
 		var what []string
 		switch {
 		case test.IsZero() && train == nil:
-			p, err := evaluate.DefaultProtocol(first, last, model.Horizon)
+			p, err := evaluate.DefaultProtocolFor(first, last, model.Horizon, testDays)
 			if err != nil {
 				return time.Time{}, nil, fmt.Errorf("eval: %w", err)
 			}
 			test, train = p.Test, p.Train
 			what = []string{"test cutoff", "training cutoffs"}
 		case test.IsZero():
-			test = evaluate.DefaultTestCutoff(last, model.Horizon)
+			test = evaluate.DefaultTestCutoff(last, testDays)
 			what = []string{"test cutoff"}
 		default:
 			var err error
@@ -73,9 +74,10 @@ func resolveEvalCutoffs(stderr io.Writer, ds evalDataset, test time.Time, train 
 		for i, c := range train {
 			days[i] = c.Format(time.DateOnly)
 		}
-		fmt.Fprintf(stderr, "protocol: test cutoff %s, training cutoffs %s (%s by the default rule from the events' span %s .. %s and the %d-day horizon)\n",
+		fmt.Fprintf(stderr, "protocol: test cutoff %s, training cutoffs %s (%s by the default rule from the events' span %s .. %s, "+
+			"the %d-day label window and the %d-day test horizon)\n",
 			test.Format(time.DateOnly), strings.Join(days, ", "), strings.Join(what, " and "),
-			first.UTC().Format(time.DateOnly), last.UTC().Format(time.DateOnly), model.Horizon)
+			first.UTC().Format(time.DateOnly), last.UTC().Format(time.DateOnly), model.Horizon, testDays)
 	}
 	if test.IsZero() {
 		d, err := parseDate(ds.test)

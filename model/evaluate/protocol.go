@@ -41,22 +41,33 @@ type Protocol struct {
 // 2007-12-30) this gives test 2007-12-01, the suite's test cutoff, and
 // training cutoffs 2007-06-04 .. 2007-11-01.
 func DefaultProtocol(first, last time.Time, horizonDays int) (Protocol, error) {
-	if horizonDays <= 0 {
-		return Protocol{}, fmt.Errorf("default protocol: horizon %d days, want > 0", horizonDays)
+	return DefaultProtocolFor(first, last, horizonDays, horizonDays)
+}
+
+// DefaultProtocolFor is DefaultProtocol for a model trained on labelDays-day
+// labels and evaluated at a horizon of testDays days (testDays ≥ labelDays:
+// 60 or 90 for the hazard model's extrapolated horizons): the test cutoff
+// leaves a testDays-day test label window before the log ends, and the
+// training cutoffs step back from it labelDays at a time as in
+// DefaultTrainCutoffs. The log must cover 2·labelDays + testDays calendar
+// days; a shorter one gets ErrShortLog with both numbers.
+func DefaultProtocolFor(first, last time.Time, labelDays, testDays int) (Protocol, error) {
+	if labelDays <= 0 || testDays < labelDays {
+		return Protocol{}, fmt.Errorf("default protocol: label window %d days, test horizon %d days, want 0 < label ≤ test", labelDays, testDays)
 	}
 	if last.Before(first) {
 		return Protocol{}, fmt.Errorf("default protocol: last event %s before first %s", last.UTC().Format(time.RFC3339), first.UTC().Format(time.RFC3339))
 	}
 	firstDay, lastDay := utcMidnight(first), utcMidnight(last)
 	span := int(lastDay.Sub(firstDay)/model.Day) + 1
-	if need := 3 * horizonDays; span < need {
+	if need := 2*labelDays + testDays; span < need {
 		return Protocol{}, fmt.Errorf("default protocol: %w: events span %d days (%s .. %s), the default protocol needs at least %d "+
 			"(%d days of history before the first training cutoff, a %d-day training label window and a %d-day test label window); "+
 			"give the cutoffs explicitly",
-			ErrShortLog, span, firstDay.Format(time.DateOnly), lastDay.Format(time.DateOnly), need, horizonDays, horizonDays, horizonDays)
+			ErrShortLog, span, firstDay.Format(time.DateOnly), lastDay.Format(time.DateOnly), need, labelDays, labelDays, testDays)
 	}
-	test := DefaultTestCutoff(last, horizonDays)
-	train, err := DefaultTrainCutoffs(first, test, horizonDays)
+	test := DefaultTestCutoff(last, testDays)
+	train, err := DefaultTrainCutoffs(first, test, labelDays)
 	if err != nil {
 		return Protocol{}, err
 	}

@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,29 @@ func FuzzDefaultProtocol(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDefaultProtocolFor: a 30-day model evaluated at 90 days, worked by
+// hand. CDNOW (1997-01-01 .. 1998-06-30): the 90-day test window ends with
+// 1998-06-30, so the test cutoff is 1998-04-02, and the training cutoffs step
+// back 30 days from it. A log of 149 days is one day short of 2·30 + 90.
+func TestDefaultProtocolFor(t *testing.T) {
+	p, err := DefaultProtocolFor(day("1997-01-01"), day("1998-06-30"), 30, 90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Time{day("1997-10-04"), day("1997-11-03"), day("1997-12-03"), day("1998-01-02"), day("1998-02-01"), day("1998-03-03")}
+	if !p.Test.Equal(day("1998-04-02")) || !slices.EqualFunc(p.Train, want, time.Time.Equal) {
+		t.Errorf("got test %s, train %v; want 1998-04-02, %v", p.Test.Format(time.DateOnly), p.Train, want)
+	}
+	if _, err := DefaultProtocolFor(day("2020-01-01"), day("2020-05-28"), 30, 90); !errors.Is(err, ErrShortLog) || !strings.Contains(err.Error(), "needs at least 150") {
+		t.Errorf("149 days: got %v, want ErrShortLog needing 150", err)
+	}
+	p, err = DefaultProtocolFor(day("2020-01-01"), day("2020-05-29"), 30, 90)
+	if err != nil || !p.Test.Equal(day("2020-03-01")) || len(p.Train) != 1 || !p.Train[0].Equal(day("2020-01-31")) {
+		t.Errorf("150 days: got %+v, %v; want test 2020-03-01, train [2020-01-31]", p, err)
+	}
+	if _, err := DefaultProtocolFor(day("2020-01-01"), day("2021-01-01"), 30, 7); err == nil {
+		t.Error("test horizon shorter than the label window: got nil error")
+	}
 }
