@@ -45,13 +45,9 @@ const (
 
 // NewClient starts client id's side of the round cfg. A nil r means crypto/rand.
 func NewClient(cfg Config, id uint32, r io.Reader) (*Client, error) {
-	g, err := cfg.Neighbours()
+	nb, err := cfg.NeighboursOf(id)
 	if err != nil {
 		return nil, fmt.Errorf("secagg client: %w", err)
-	}
-	nb, ok := g[id]
-	if !ok {
-		return nil, fmt.Errorf("secagg client: id %d is not in the round's cohort", id)
 	}
 	if r == nil {
 		r = rand.Reader

@@ -53,12 +53,14 @@ func TestInProcess(t *testing.T) {
 }
 
 // BenchmarkInProcess is one whole round (all clients and the server, one
-// core) for 10 and 100 clients with 64-word inputs and no dropouts.
+// core) with 128-word inputs (cdnow-100's padded model) and no dropouts, at
+// the degrees ChooseDegree gives for 10% dropouts and 10% colluders (4, 22,
+// 48), for 30% dropouts at 100 (60), and the complete graph at 100.
 func BenchmarkInProcess(b *testing.B) {
-	for _, tc := range []struct{ n, degree int }{{10, 9}, {100, 40}, {100, 99}} {
+	for _, tc := range []struct{ n, degree int }{{10, 4}, {100, 22}, {100, 60}, {100, 99}, {1000, 48}} {
 		b.Run(fmt.Sprintf("n%d_degree%d", tc.n, tc.degree), func(b *testing.B) {
 			d := min(tc.degree, tc.n-1)
-			cfg := testConfig(tc.n, tc.degree, d/2+1, d/2+1, 32, 64)
+			cfg := testConfig(tc.n, tc.degree, d/2+1, d/2+1, 32, 128)
 			in := map[uint32][]uint32{}
 			for _, id := range cfg.Clients {
 				in[id] = make([]uint32, cfg.Length)

@@ -418,6 +418,14 @@ func TestNeighbourGraph(t *testing.T) {
 			}
 		}
 	}
+	for _, u := range cfg.Clients[:5] {
+		if nb, err := cfg.NeighboursOf(u); err != nil || !slices.Equal(nb, g[u]) {
+			t.Errorf("NeighboursOf(%d) = %v, %v; want %v", u, nb, err, g[u])
+		}
+	}
+	if _, err := cfg.NeighboursOf(1); err == nil {
+		t.Error("NeighboursOf an id outside the cohort: no error")
+	}
 	g2, _ := cfg.Neighbours()
 	cfg.Seed[1] = 1
 	g3, _ := cfg.Neighbours()
