@@ -35,8 +35,8 @@ type SecureOptions struct {
 	// times the sum of the counts.
 	CountNoise float64
 	// MinCohort is the number of merchants whose honest noise shares the
-	// guarantee counts on (0: every merchant): each adds 1/MinCohort of the
-	// noise, and no round with fewer survivors is unmasked.
+	// guarantee counts on (0: those that do not drop out): each adds
+	// 1/MinCohort of the noise, and no round with fewer survivors is unmasked.
 	MinCohort int
 	// Dropout is the share of merchants that, in every round, drop out after
 	// sharing their keys and before sending their masked input.
@@ -100,9 +100,6 @@ type SecureResult struct {
 func (d *Data) FederateSecure(ctx context.Context, opt SecureOptions) (SecureResult, error) {
 	fail := func(err error) (SecureResult, error) { return SecureResult{}, fmt.Errorf("federate securely: %w", err) }
 	merchants := len(d.Train)
-	if opt.MinCohort == 0 {
-		opt.MinCohort = merchants
-	}
 	switch {
 	case opt.Rounds < 1:
 		return fail(fmt.Errorf("rounds %d, want ≥ 1", opt.Rounds))
@@ -112,6 +109,9 @@ func (d *Data) FederateSecure(ctx context.Context, opt SecureOptions) (SecureRes
 		return fail(fmt.Errorf("dropout %v, want [0, 1)", opt.Dropout))
 	}
 	dropping := int(math.Floor(opt.Dropout * float64(merchants)))
+	if opt.MinCohort == 0 {
+		opt.MinCohort = merchants - dropping
+	}
 	if merchants-dropping < opt.MinCohort {
 		return fail(fmt.Errorf("%d of %d merchants dropping leave fewer than the min cohort %d", dropping, merchants, opt.MinCohort))
 	}
@@ -303,10 +303,7 @@ func (d *Data) federateScenario(ctx context.Context, fed FedOptions, secure *Sec
 	if err != nil {
 		return FedResult{}, nil, err
 	}
-	minCohort := o.MinCohort
-	if minCohort == 0 {
-		minCohort = len(d.Train)
-	}
+	minCohort := sr.Plan.Release.Cohort
 	return sr.FedResult, &SecureReport{
 		Rounds: o.Rounds, SamplingRate: o.SamplingRate, MinCohort: minCohort,
 		NoiseMultiplier: sr.Plan.NoiseMultiplier, Bits: sr.Plan.Params.Bits, Gamma: sr.Plan.Params.Gamma,

@@ -30,7 +30,7 @@ func secureData(t *testing.T) *Data {
 }
 
 // TestFederateSecureSumOfSurvivors: one round, every customer sampled (q = 1),
-// encodings without noise, 3 of 10 merchants dropping after masking. The
+// encodings without noise, 3 of 10 merchants dropping after masking (30%). The
 // server's step must be the one computed here directly from the 7 survivors'
 // clipped per-customer gradients (hazard.CustomerLoss, dp.ClipL2), within the
 // encoding's rounding: less than γ per customer in each rotated coordinate,
@@ -38,13 +38,18 @@ func secureData(t *testing.T) *Data {
 func TestFederateSecureSumOfSurvivors(t *testing.T) {
 	d := secureData(t)
 	opt := SecureOptions{Rounds: 1, SamplingRate: 1, ClipNorm: 1, LearningRate: 1, Epsilon: 50, Delta: 1e-6,
-		MinCohort: 5, Dropout: 0.3, Seed: 3, noiseless: true}
+		Dropout: 0.3, Seed: 3, noiseless: true}
 	res, err := d.FederateSecure(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Dropouts != 3 || len(res.lastDropped) != 3 {
 		t.Fatalf("dropouts %d (%v), want 3", res.Dropouts, res.lastDropped)
+	}
+	// The min cohort defaults to the merchants that do not drop: the noise
+	// shares are sized for the 7 that reach the sum.
+	if res.Plan.Release.Cohort != 7 {
+		t.Errorf("planned cohort %d, want 7", res.Plan.Release.Cohort)
 	}
 	init, err := hazard.Initial(d.Schema, 0)
 	if err != nil {
