@@ -49,8 +49,11 @@ type SecureOptions struct {
 	// customers' sampling or the noise, which come from crypto/rand).
 	Seed uint64
 
-	// noiseless encodes without the noise shares, for tests of the exact sum.
+	// noiseless encodes without the noise shares, for tests of the exact sum;
+	// tamper, when set, alters merchant m's encoding before it is masked (a
+	// misbehaving merchant, for tests of the norm check).
 	noiseless bool
+	tamper    func(m int, enc []uint32)
 }
 
 // DefaultSecureOptions is the secure-mode plan for the CDNOW scenarios: ε = 1
@@ -73,6 +76,9 @@ type SecureResult struct {
 	Degree, Threshold int
 	// Dropouts counts the merchants that dropped out, summed over rounds.
 	Dropouts int
+	// Rejected counts the rounds whose decoded sum failed the norm check
+	// (normBound) and was not applied.
+	Rejected int
 	// SecAggSeconds is the time spent in the secure-aggregation protocol (all
 	// merchants and the server, in this process); ClientBytes and ServerBytes
 	// the protocol's messages, summed over rounds.
@@ -207,6 +213,9 @@ func (d *Data) FederateSecure(ctx context.Context, opt SecureOptions) (SecureRes
 			if inputs[ids[m]], err = encode(ctx, contrib, params); err != nil {
 				return fail(fmt.Errorf("round %d: merchant %d: %w", r, m, err))
 			}
+			if opt.tamper != nil {
+				opt.tamper(m, inputs[ids[m]])
+			}
 		}
 		drop := make(map[uint32]secagg.Dropout, dropping)
 		res.lastDropped = public.Perm(merchants)[:dropping]
@@ -229,6 +238,10 @@ func (d *Data) FederateSecure(ctx context.Context, opt SecureOptions) (SecureRes
 		sum, err := distributed.DecodeSum(out.Sum, params)
 		if err != nil {
 			return fail(fmt.Errorf("round %d: %w", r, err))
+		}
+		if l2(sum) > normBound(plan, opt.SamplingRate, counted, opt.CountNoise, merchants, len(out.Survivors)) {
+			res.Rejected++ // the server cannot see who: it skips the round
+			continue
 		}
 		scale := 1 / (opt.SamplingRate * res.divisor)
 		for j := range p {
@@ -254,6 +267,23 @@ func (d *Data) FederateSecure(ctx context.Context, opt SecureOptions) (SecureRes
 		}
 	}
 	return res, nil
+}
+
+// normBound is the largest L2 norm an honest round's decoded sum can have,
+// but with negligible probability: the sampled customers, at most
+// K = qN + 10√(qN) + 10 with N the counts' sum plus 10 of its noise's standard
+// deviations, each contributing at most γ·Δ₂ (a clipped gradient after
+// rounding); plus the noise of the survivors' shares, whose norm over the
+// padded dimension d stays below √v·(√d + 10) for a per-coordinate variance v
+// (sub-Gaussian concentration). The server checks the aggregate against it,
+// the only robustness check it can make on a sum it cannot take apart: a
+// merchant that inflates its encoding by more than the slack is caught, not
+// identified, and the round is dropped.
+func normBound(plan distributed.Plan, q, counted, countNoise float64, merchants, survivors int) float64 {
+	n := counted + 10*countNoise*math.Sqrt(float64(merchants))
+	k := q*n + 10*math.Sqrt(q*n) + 10
+	v := plan.NoiseStd * plan.NoiseStd * float64(survivors) / float64(plan.Release.Cohort)
+	return k*plan.Params.Gamma*plan.Params.NormBound() + math.Sqrt(v)*(math.Sqrt(float64(plan.Params.PaddedDim()))+10)
 }
 
 // roundSeed is round r's public seed: it fixes the rotation and the
@@ -283,6 +313,8 @@ type SecureReport struct {
 	Degree    int `json:"degree"`
 	Threshold int `json:"threshold"`
 	Dropouts  int `json:"dropouts"`
+	// Rejected counts rounds whose sum failed the norm check (not applied).
+	Rejected int `json:"rejected_rounds"`
 	// SecAggSeconds is the protocol's share of the run's time; the bytes are
 	// its messages per round, from all merchants and from the server.
 	SecAggSeconds       float64 `json:"secagg_seconds"`
@@ -307,7 +339,7 @@ func (d *Data) federateScenario(ctx context.Context, fed FedOptions, secure *Sec
 	return sr.FedResult, &SecureReport{
 		Rounds: o.Rounds, SamplingRate: o.SamplingRate, MinCohort: minCohort,
 		NoiseMultiplier: sr.Plan.NoiseMultiplier, Bits: sr.Plan.Params.Bits, Gamma: sr.Plan.Params.Gamma,
-		Release: sr.Plan.Release, Degree: sr.Degree, Threshold: sr.Threshold, Dropouts: sr.Dropouts,
+		Release: sr.Plan.Release, Degree: sr.Degree, Threshold: sr.Threshold, Dropouts: sr.Dropouts, Rejected: sr.Rejected,
 		SecAggSeconds:       sr.SecAggSeconds,
 		ClientBytesPerRound: sr.ClientBytes / o.Rounds, ServerBytesPerRound: sr.ServerBytes / o.Rounds,
 	}, nil

@@ -112,3 +112,39 @@ func TestFederateSecureRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestFederateSecureNormCheck: honest rounds with noise pass the aggregate's
+// norm check; a merchant that adds 2^28 grid units (γ·2^28 = 2,048 at
+// γ = 2⁻¹⁷) to each of the 128 words of its encoding adds a vector of norm
+// 2,048·√128 ≈ 23,000 to the sum (the rotation keeps norms; a constant vector
+// rotates back onto one coordinate), far above the bound of about 5,400·C for
+// the ≈ 4,700 customers sampled at q = 0.2, and every round is rejected.
+func TestFederateSecureNormCheck(t *testing.T) {
+	d := secureData(t)
+	opt := SecureOptions{Rounds: 2, SamplingRate: 0.2, ClipNorm: 1, LearningRate: 1, Epsilon: 1, Delta: 1e-6, Seed: 4}
+	res, err := d.FederateSecure(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rejected != 0 {
+		t.Errorf("honest run: %d rounds rejected, want 0", res.Rejected)
+	}
+	if res.Plan.Params.Gamma != 1.0/(1<<17) {
+		t.Fatalf("test assumes γ = 2⁻¹⁷, plan has %v", res.Plan.Params.Gamma)
+	}
+	opt.tamper = func(m int, enc []uint32) {
+		if m == 4 {
+			for j := range enc {
+				enc[j] += 1 << 28
+			}
+		}
+	}
+	init, _ := hazard.Initial(d.Schema, 0)
+	res, err = d.FederateSecure(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rejected != 2 || !slices.Equal(res.Model.Params, init.Params) {
+		t.Errorf("tampered run: %d of 2 rounds rejected (model moved: %v), want both rejected and the model unchanged", res.Rejected, !slices.Equal(res.Model.Params, init.Params))
+	}
+}
