@@ -68,7 +68,7 @@ func TestBenchFederationSecure(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	cmd.SetOut(&stdout)
 	cmd.SetErr(&stderr)
-	cmd.SetArgs([]string{"--merchants", "4", "--customers", "200", "--rounds", "2", "--secure", "--skip-accept", "--json-out", out})
+	cmd.SetArgs([]string{"--merchants", "4", "--customers", "400", "--rounds", "2", "--secure", "--skip-accept", "--json-out", out})
 	if err := cmd.Execute(); err != nil {
 		t.Fatalf("bench federation --secure: %v\n%s", err, stderr.String())
 	}
