@@ -184,6 +184,9 @@ Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
 			if err := dpo.apply(cmd, &cfg); err != nil {
 				return fmt.Errorf("eval: %w", err)
 			}
+			if err := applyClassic(&cfg, suiteFlags.classic, out); err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
 			start := time.Now()
 			prep, err := evaluate.Prepare(events, cfg)
 			if err != nil {
@@ -399,9 +402,10 @@ func writeEvalJSON(w io.Writer, r evaluate.Report, in ingest.Report, loc *time.L
 		Input        evalJSONInput           `json:"input"`
 		Methods      []evalJSONMethod        `json:"methods"`
 		Privacy      *evaluate.PrivacyReport `json:"privacy,omitempty"`
+		Classic      *evaluate.ClassicFit    `json:"classic,omitempty"`
 		// DateBaselines: the day baselines' date accuracy on the same buyers.
 		DateBaselines map[string]suite.DateScore `json:"date_baselines,omitempty"`
-	}{Privacy: r.Privacy, DateBaselines: evalDates(r.DayBaselines), Dataset: r.Dataset, TestCutoff: r.TestCutoff.In(loc).Format(time.DateOnly), Customers: r.Customers,
+	}{Privacy: r.Privacy, Classic: r.Classic, DateBaselines: evalDates(r.DayBaselines), Dataset: r.Dataset, TestCutoff: r.TestCutoff.In(loc).Format(time.DateOnly), Customers: r.Customers,
 		Positives: map[string]int{}, PositiveRate: jsonMetric(r.PositiveRate), Undefined: map[string]string{},
 		Warnings: append([]string{}, r.Warnings()...), TrainRows: r.TrainRows, LabelOverlap: r.LabelOverlap,
 		Input: evalJSONInput{File: in.File, Rows: in.Rows, Events: in.Events, Invalid: in.Invalid, OutOfRange: in.OutOfRange,
@@ -460,6 +464,10 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 	}
 	if err := writeEvalLong(w, r); err != nil {
 		return err
+	}
+	if c := r.Classic; c != nil {
+		fmt.Fprintf(w, "hazard inputs include BG/NBD (%s fit over %.0f customers): r = %.4f, α = %.4f, a = %.4f, b = %.4f (weeks)\n",
+			c.Mode, c.Customers, c.Params.R, c.Params.Alpha, c.Params.A, c.Params.B)
 	}
 	if p := r.Privacy; p != nil {
 		fmt.Fprintf(w, "hazard trained with DP-SGD (unit: one customer): ε = %.4f at δ = %g (target %g, best order %g); "+

@@ -42,8 +42,9 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&s.file, "suite-file", "", "YAML file of data sets to add to the suite or to replace built-in ones (implies --suite)")
 	f.StringVar(&s.dataDir, "data-dir", "", "folder of the built-in data sets (default $KAIROS_SHARED/data or ../shared/data)")
 	f.StringVar(&s.plots, "plots", "", "with --suite, write a reliability diagram and a cumulative gain chart per data set (SVG) to this folder")
-	f.BoolVar(&s.classic, "classic", false, "with --suite, add the linear hazard model with BG/NBD's P(alive), P(buy within 30 days), expected purchases and posterior rate as inputs, "+
-		"fitted on the merchant's own data, as hazard+bgnbd (and, with --dp-epsilon, the private model with a DP fit of BG/NBD, as hazard+bgnbd-dp-eps…)")
+	f.BoolVar(&s.classic, "classic", false, "add BG/NBD's P(alive), P(buy within 30 days), expected purchases and posterior rate as hazard inputs, "+
+		"BG/NBD fitted on the merchant's own data (with --dp-epsilon: fitted with DP within the budget); with --suite, as the extra rows hazard+bgnbd "+
+		"(and hazard+bgnbd-dp-eps… with --dp-epsilon)")
 	f.BoolVar(&s.prior, "dp-prior", true, "with --suite and --dp-epsilon, start the private model from a public prior: the model trained "+
 		"non-privately on the other data sets of the suite, never the evaluated one (false: from zero weights)")
 	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
