@@ -106,13 +106,13 @@ func TestPersonalize(t *testing.T) {
 				t.Fatal("Personalize modified the global model's parameters")
 			}
 			got, glob, ref := auc30(t, p.Model, heldOut), auc30(t, global, heldOut), auc30(t, tt.truth, heldOut)
-			t.Logf("%s (τ %g; candidates %+v): held-out AUC@30 personalised %.4f, global %.4f, truth %.4f",
-				p.Choice, p.Strength, p.Candidates, got, glob, ref)
+			t.Logf("%s (α %g; candidates %+v): held-out AUC@30 personalised %.4f, global %.4f, truth %.4f",
+				p.Choice, p.Blend, p.Candidates, got, glob, ref)
 			if tt.wantChange && p.Choice == ChoiceGlobal {
 				t.Errorf("choice: got %s, want a model moved from the global one", p.Choice)
 			}
-			if len(p.Candidates) != len(DefaultStrengths)+2 {
-				t.Errorf("candidates: got %d, want %d", len(p.Candidates), len(DefaultStrengths)+2)
+			if len(p.Candidates) != len(DefaultBlends) {
+				t.Errorf("candidates: got %d, want %d", len(p.Candidates), len(DefaultBlends))
 			}
 			// Personalised is within 0.02 of the truth and never more than 0.01
 			// below the global model.
@@ -137,9 +137,8 @@ func TestPersonalizeKeepsGlobal(t *testing.T) {
 		name, reason string
 		rows         []feature.Row
 	}{
-		{"three customers", "too few buyers", drawRows(t, truth, "c", 3, []int{0, 1, 2, 3}, 3)},
+		{"three customers", "too few to choose", drawRows(t, truth, "c", 3, []int{0, 1, 2, 3}, 3)},
 		{"no rows", "no labelled rows", nil},
-		{"one cutoff", "single labelled cutoff", drawRows(t, truth, "c", 300, []int{2}, 4)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,7 +172,8 @@ func TestPersonalizeErrors(t *testing.T) {
 		{"nil model", nil, good, PersonalizeOptions{}, "nil global model"},
 		{"short row", global, append(slices.Clone(good), feature.Row{Customer: "x", X: []float64{1}}), PersonalizeOptions{}, "row 10"},
 		{"bad label", global, append(slices.Clone(good), feature.Row{Customer: "x", X: []float64{1, 1}, Label: 31}), PersonalizeOptions{}, "label 31"},
-		{"bad strength", global, good, PersonalizeOptions{Strengths: []float64{-1}}, "strength -1"},
+		{"bad blend", global, good, PersonalizeOptions{Blends: []float64{-1}}, "blend weight -1"},
+		{"one fold", global, good, PersonalizeOptions{Folds: 1}, "folds 1"},
 		{"bad rate", global, good, PersonalizeOptions{LearningRate: math.Inf(1)}, "learning rate"},
 	}
 	for _, tt := range tests {
@@ -183,5 +183,77 @@ func TestPersonalizeErrors(t *testing.T) {
 				t.Errorf("got error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestStratifiedAUC(t *testing.T) {
+	// Hand-worked: cutoff 0 has buyer 3 against non-buyers 1 and 5 (one of two
+	// pairs won), cutoff 1 buyer 2 against non-buyer 2 (a tie, one half): 1.5 of
+	// 3 pairs. Pooled over cutoffs the buyer 3 would also beat the non-buyer 2
+	// and the answer would differ (3.5 of 6 in the pooled count is not 0.5).
+	score := []float64{3, 1, 5, 2, 2}
+	stratum := []int{0, 0, 0, 1, 1}
+	bought := []bool{true, false, false, true, false}
+	if got := newStrataOrder(score, stratum, 2).auc(bought); got != 0.5 {
+		t.Errorf("stratified AUC: got %v, want 0.5", got)
+	}
+	// One stratum: the same as metrics.AUC (a second implementation).
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s1 []float64
+	var y1 []bool
+	for range 500 {
+		s1 = append(s1, float64(rng.IntN(40)))
+		y1 = append(y1, rng.Float64() < 0.3)
+	}
+	want, err := metrics.AUC(s1, y1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := newStrataOrder(s1, make([]int, len(s1)), 1).auc(y1); math.Abs(got-want) > 1e-12 {
+		t.Errorf("one stratum: got %v, metrics.AUC %v", got, want)
+	}
+	if got := newStrataOrder([]float64{1, 2}, []int{0, 0}, 1).auc([]bool{false, false}); !math.IsNaN(got) {
+		t.Errorf("no buyer: got %v, want NaN", got)
+	}
+}
+
+func TestFitBlend(t *testing.T) {
+	// The blend of weight α scores every customer (1 − α)·f_global + α·f_own,
+	// where f_own is the merchant's own model in the global standardisation;
+	// α = 0 keeps the global weights and α = 1 is LocalOnly itself.
+	global := hazardWith(t, -1.5, 1)
+	rows := drawRows(t, hazardWith(t, 1.5, 1), "c", 200, []int{0, 1, 2}, 11)
+	opt := PersonalizeOptions{Seed: 1}
+	own, err := ownModel(context.Background(), global, rows, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := LocalOnly(context.Background(), global.Schema, rows, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []float64{0, 0.25, 0.5, 1} {
+		m, err := FitBlend(context.Background(), global, rows, a, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows[:20] {
+			got, err := m.Score(r.X)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fg, _ := global.Score(r.X)
+			fo, _ := own.Score(r.X)
+			want := (1-a)*fg + a*fo
+			if a == 1 {
+				want, _ = local.Score(r.X)
+			}
+			if math.Abs(got-want) > 1e-9 {
+				t.Fatalf("α %g: score %v, want %v", a, got, want)
+			}
+		}
+	}
+	if _, err := FitBlend(context.Background(), global, rows, 1.5, opt); err == nil || !strings.Contains(err.Error(), "weight 1.5") {
+		t.Errorf("weight 1.5: got %v, want an error naming it", err)
 	}
 }

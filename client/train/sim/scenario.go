@@ -147,13 +147,27 @@ func RunScenario(ctx context.Context, events []model.Event, opt ScenarioOptions)
 	rep := ScenarioReport{
 		Validation: opt.Validation, TestCutoff: do.TestCutoff.Format(time.DateOnly),
 		Scenario: name, Seed: seed, Merchants: len(split.Merchants), EpsilonMax: slices.Max(fr.Epsilon),
-		Delta: fed.Delta, NoiseMultiplier: fr.NoiseMultiplier, InProcess: true, Choices: map[string]int{},
+		Delta: fed.Delta, NoiseMultiplier: fr.NoiseMultiplier, InProcess: true,
 	}
 	if secure != nil {
 		rep.SecureAggregation, rep.Secure, rep.Delta = true, secure, opt.Secure.Delta
 		rep.Dropouts = secure.Dropouts
 	}
 	rep.AUC30.Federated, rep.AUC30.Centralized = fr.Pooled.AUC30, cent.AUC30
+	if err := d.CompareMerchants(ctx, fr.Model, split, seed, &rep); err != nil {
+		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+	}
+	return rep, nil
+}
+
+// CompareMerchants trains, for every merchant of split, its local-only
+// non-private model (train.LocalOnly) and its personalised model
+// (train.Personalize from global), scores them and global on the merchant's
+// own customers at the test cutoff, and fills rep's by-size buckets, pooled
+// local-only and personalised AUC@30, share of merchants with personalised ≥
+// local-only, and choices.
+func (d *Data) CompareMerchants(ctx context.Context, global *hazard.Model, split *Split, seed uint64, rep *ScenarioReport) error {
+	rep.Choices = map[string]int{}
 	type scored struct{ local, fed, pers []float64 }
 	own := make([]scored, len(split.Merchants))
 	labels := make([][]bool, len(split.Merchants))
@@ -163,25 +177,26 @@ func RunScenario(ctx context.Context, events []model.Event, opt ScenarioOptions)
 	for m := range split.Merchants {
 		local, err := train.LocalOnly(ctx, d.Schema, d.Train[m], seed)
 		if err != nil {
-			return ScenarioReport{}, fmt.Errorf("scenario %s: merchant %d: %w", name, m, err)
+			return fmt.Errorf("merchant %d: %w", m, err)
 		}
-		pers, err := train.Personalize(ctx, fr.Model, d.Train[m], train.PersonalizeOptions{Seed: seed})
+		pers, err := train.Personalize(ctx, global, d.Train[m], train.PersonalizeOptions{Seed: seed})
 		if err != nil {
-			return ScenarioReport{}, fmt.Errorf("scenario %s: merchant %d: %w", name, m, err)
+			return fmt.Errorf("merchant %d: %w", m, err)
 		}
 		rep.Choices[pers.Choice]++
 		for _, mod := range []struct {
 			m   *hazard.Model
 			out *[]float64
-		}{{local, &own[m].local}, {fr.Model, &own[m].fed}, {pers.Model, &own[m].pers}} {
+		}{{local, &own[m].local}, {global, &own[m].fed}, {pers.Model, &own[m].pers}} {
 			if *mod.out, err = d.p30(mod.m, m); err != nil {
-				return ScenarioReport{}, fmt.Errorf("scenario %s: merchant %d: %w", name, m, err)
+				return fmt.Errorf("merchant %d: %w", m, err)
 			}
 		}
 	}
 	var allL, allP []float64
 	var allY []bool
 	var ge, compared int
+	rep.BySize = nil
 	for bi, b := range SizeBuckets {
 		br := BucketReport{Bucket: b.Name}
 		var sl, sf, sp []float64
@@ -211,7 +226,7 @@ func RunScenario(ctx context.Context, events []model.Event, opt ScenarioOptions)
 		if br.Merchants > 0 {
 			var err error
 			if br.Trio, br.PRAUC30, br.Brier30, err = trioMetrics(sl, sf, sp, y); err != nil {
-				return ScenarioReport{}, fmt.Errorf("scenario %s: bucket %s: %w", name, b.Name, err)
+				return fmt.Errorf("bucket %s: %w", b.Name, err)
 			}
 		}
 		ge, compared = ge+int(br.PersonalizedGELocal), compared+br.Compared
@@ -223,13 +238,14 @@ func RunScenario(ctx context.Context, events []model.Event, opt ScenarioOptions)
 	if compared > 0 {
 		rep.PersonalizedGELocal = float64(ge) / float64(compared)
 	}
+	var err error
 	if rep.AUC30.LocalOnlyPooled, err = metrics.AUC(allL, allY); err != nil {
-		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+		return err
 	}
 	if rep.AUC30.PersonalizedPooled, err = metrics.AUC(allP, allY); err != nil {
-		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+		return err
 	}
-	return rep, nil
+	return nil
 }
 
 // p30 is m's P(buy within 30 days) for merchant's own test customers, in test order.

@@ -278,6 +278,10 @@ type FedOptions struct {
 	// weights by inverse noise variance: a merchant's delta carries noise ∝ 1/n.
 	Merge       merge.Options
 	WeightPower float64
+	// Merger merges one round's updates (nil: PlainMerger(Merge), every
+	// merchant's own noisy delta combined in the clear). It is the seam where a
+	// secure-aggregation round plugs in.
+	Merger Merger
 	// Merchants restricts the federation to these merchants (nil: all). A single
 	// merchant is the local-only model.
 	Merchants []int
@@ -286,6 +290,19 @@ type FedOptions struct {
 	Attackers []int
 	Attack    string
 	Seed      uint64
+}
+
+// Merger merges the deltas the merchants sent in round round, with their
+// weights (their DP customer counts raised to FedOptions.WeightPower), into the
+// update the server applies.
+type Merger func(ctx context.Context, round int, deltas [][]float64, weights []float64) ([]float64, error)
+
+// PlainMerger merges with merge.Combine: the plain mode, in which each
+// merchant's delta carries the noise of its own budget.
+func PlainMerger(opt merge.Options) Merger {
+	return func(_ context.Context, _ int, deltas [][]float64, weights []float64) ([]float64, error) {
+		return merge.Combine(deltas, weights, opt)
+	}
 }
 
 // FedResult is the outcome of a federated run.
@@ -416,6 +433,10 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 	for _, a := range opt.Attackers {
 		attacker[a] = true
 	}
+	mergeRound := opt.Merger
+	if mergeRound == nil {
+		mergeRound = PlainMerger(opt.Merge)
+	}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x61747461636b))
 	adam := merge.NewAdam(opt.ServerLR, opt.Tau)
 	ledgers := make([][]dp.Release, len(members))
@@ -451,7 +472,7 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 		}
 		slices.Sort(norms)
 		medNorms = append(medNorms, norms[len(norms)/2])
-		agg, err := merge.Combine(deltas, weights, opt.Merge)
+		agg, err := mergeRound(ctx, r, deltas, weights)
 		if err != nil {
 			return FedResult{}, fmt.Errorf("federate: %w", err)
 		}

@@ -1,0 +1,156 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/model/hazard"
+)
+
+// TestExplorePersonalize is a tuning harness for train.Personalize on
+// cdnow-100 (KAIROS_EXPLORE=1 go test -run ExplorePersonalize -v): it runs the
+// federation once per cutoff set (KAIROS_VALIDATION=1 for ValidationCutoffs),
+// keeps the global model in KAIROS_FED_CACHE if set, and prints the merchant
+// comparison.
+func TestExplorePersonalize(t *testing.T) {
+	if os.Getenv("KAIROS_EXPLORE") == "" {
+		t.Skip("set KAIROS_EXPLORE=1")
+	}
+	ctx := context.Background()
+	ev := cdnowEvents(t)
+	split, err := SplitCDNOW100(ev, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var do DataOptions
+	do.TrainCutoffs, do.TestCutoff = ReferenceCutoffs()
+	if os.Getenv("KAIROS_VALIDATION") != "" {
+		do.TrainCutoffs, do.TestCutoff = ValidationCutoffs()
+	}
+	d, err := PrepareSplit(ev, split, do)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := os.Getenv("KAIROS_FED_CACHE")
+	var global *hazard.Model
+	if b, err := os.ReadFile(cache); err == nil && cache != "" {
+		if global, err = hazard.Unmarshal(b, ""); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		fr, err := d.Federate(ctx, DefaultFedOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		global = fr.Model
+		if cache != "" {
+			b, err := json.Marshal(global)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(cache, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start := time.Now()
+	rep := ScenarioReport{}
+	if rep.AUC30.Federated, err = auc30Of(d, global); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CompareMerchants(ctx, global, split, 1, &rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("compare %v; fed %.4f local %.4f pers %.4f ge %.3f choices %v", time.Since(start), rep.AUC30.Federated, rep.AUC30.LocalOnlyPooled, rep.AUC30.PersonalizedPooled, rep.PersonalizedGELocal, rep.Choices)
+	for _, b := range rep.BySize {
+		t.Log(fmt.Sprintf("%-8s %3d  L %.4f F %.4f P %.4f  (P-L %+.4f)  ge %.2f of %d  PR %.4f/%.4f/%.4f  Br %.4f/%.4f/%.4f", b.Bucket, b.Merchants, b.LocalOnly, b.Federated, b.Personalized, b.Personalized-b.LocalOnly, b.PersonalizedGELocal, b.Compared,
+			b.PRAUC30.LocalOnly, b.PRAUC30.Federated, b.PRAUC30.Personalized, b.Brier30.LocalOnly, b.Brier30.Federated, b.Brier30.Personalized))
+	}
+}
+
+func auc30Of(d *Data, m *hazard.Model) (float64, error) {
+	sc, err := d.Evaluate(m, -1)
+	return sc.AUC30, err
+}
+
+// TestExploreRules (KAIROS_EXPLORE=1, KAIROS_FED_CACHE, KAIROS_VALIDATION as
+// above) writes, per merchant, every candidate's cross-fitted AUC, gap and SE
+// and its test AUC@30 on the merchant's own customers, as JSON lines to
+// KAIROS_RULES_OUT, so that selection rules can be compared offline.
+func TestExploreRules(t *testing.T) {
+	if os.Getenv("KAIROS_EXPLORE") == "" || os.Getenv("KAIROS_RULES_OUT") == "" {
+		t.Skip("set KAIROS_EXPLORE=1 and KAIROS_RULES_OUT")
+	}
+	ctx := context.Background()
+	ev := cdnowEvents(t)
+	split, err := SplitCDNOW100(ev, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var do DataOptions
+	do.TrainCutoffs, do.TestCutoff = ReferenceCutoffs()
+	if os.Getenv("KAIROS_VALIDATION") != "" {
+		do.TrainCutoffs, do.TestCutoff = ValidationCutoffs()
+	}
+	d, err := PrepareSplit(ev, split, do)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(os.Getenv("KAIROS_FED_CACHE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	global, err := hazard.Unmarshal(b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(os.Getenv("KAIROS_RULES_OUT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	enc := json.NewEncoder(out)
+	for m := range split.Merchants {
+		p, err := train.Personalize(ctx, global, d.Train[m], train.PersonalizeOptions{Seed: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := map[string]any{"merchant": m, "customers": split.Merchants[m].Customers, "choice": p.Choice, "reason": p.Reason, "candidates": p.Candidates}
+		var y []bool
+		for i, r := range d.Test {
+			if d.TestMerchant[i] == m {
+				y = append(y, r.Label >= 1)
+			}
+		}
+		rec["y"] = y
+		local, err := train.LocalOnly(ctx, d.Schema, d.Train[m], 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		models := []*hazard.Model{local, global}
+		for _, c := range p.Candidates {
+			mod, err := train.FitBlend(ctx, global, d.Train[m], c.Blend, train.PersonalizeOptions{Seed: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			models = append(models, mod)
+		}
+		var preds [][]float64
+		for _, mod := range models {
+			p30, err := d.p30(mod, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			preds = append(preds, p30)
+		}
+		rec["p30"] = preds // local, global, then the candidates
+		if err := enc.Encode(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
