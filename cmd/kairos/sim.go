@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -39,14 +41,19 @@ Scenarios:
   cdnow-20    the same construction with 20 merchants (sizes' median scaled by 100/20:
   cdnow-5     about 500 customers) and with 5 (about 2,000); every CDNOW customer is still
               placed once. They show what splitting the DP noise over more merchants costs.
+  retail-regions  the full Online Retail export split by the customer's country: United
+              Kingdom, Germany and France (≥ 50 customers each) alone, the other countries
+              merged into 8 regions; each merchant builds its features in its own time
+              zone; test cutoff 2011-11-09 (the suite's protocol). The split has no seed.
 
 The merchants run in this process through the simulation package (client/train/sim), not
 as client processes against an aggregator. With --secure-aggregation each round is one
 DP-SGD step whose per-customer clipped gradients every merchant encodes with its share of
 distributed discrete Gaussian noise (dp/distributed) and masks with SecAgg+
 (aggregator/secagg); the server sees only the cohort's sum. --dropout makes that share of
-merchants drop out after masking in every round. The CDNOW file is looked up in --data,
-$KAIROS_DATA, ../shared/data and shared/data.`,
+merchants drop out after masking in every round. The scenario's data file
+(cdnow/CDNOW_master.txt, online_retail_full/online_retail.csv.gz) is --data, or looked up
+under $KAIROS_DATA, ../shared/data and shared/data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dropout != 0 && !secure {
@@ -59,12 +66,16 @@ $KAIROS_DATA, ../shared/data and shared/data.`,
 			if err != nil {
 				return fmt.Errorf("sim: %w", err)
 			}
-			path, err := findCDNOW(data, exe)
+			rel, err := sim.ScenarioFile(scenario)
+			if err != nil {
+				return fmt.Errorf("sim: %w", err)
+			}
+			path, err := findSharedData(data, exe, rel)
 			if err != nil {
 				return fmt.Errorf("sim: %w", err)
 			}
 			start := time.Now()
-			events, err := sim.LoadCDNOW(cmd.Context(), path)
+			in, err := sim.LoadScenarioData(cmd.Context(), scenario, path)
 			if err != nil {
 				return fmt.Errorf("sim: %w", err)
 			}
@@ -74,7 +85,7 @@ $KAIROS_DATA, ../shared/data and shared/data.`,
 				o.Dropout = dropout
 				so.Secure = &o
 			}
-			rep, err := sim.RunScenario(cmd.Context(), events, so)
+			rep, err := sim.RunScenario(cmd.Context(), in, so)
 			if err != nil {
 				return fmt.Errorf("sim: %w", err)
 			}
@@ -91,9 +102,9 @@ $KAIROS_DATA, ../shared/data and shared/data.`,
 	f := cmd.Flags()
 	f.StringVar(&scenario, "scenario", sim.ScenarioCDNOW100, fmt.Sprintf("scenario to run (%v)", sim.Scenarios))
 	f.Uint64Var(&seed, "seed", 1, "seed of the split and of every training (DP noise excepted)")
-	f.StringVar(&data, "data", "", "CDNOW_master.txt (default: search, see above)")
+	f.StringVar(&data, "data", "", "the scenario's data file (default: search, see above)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	f.BoolVar(&validation, "validation", false, "score at the validation cutoff 1998-01-01 (training 1997-05-01 … 1997-11-01) instead of the test cutoff 1998-03-01")
+	f.BoolVar(&validation, "validation", false, "score at the validation cutoff (cdnow: 1998-01-01, training 1997-05-01 … 1997-11-01; retail: 2011-10-09, training 2011-04-01 … 2011-09-01) instead of the test cutoff")
 	f.BoolVar(&secure, "secure-aggregation", false, "train with secure aggregation (SecAgg+) and distributed DP: one step per round, the aggregator sees only the cohort's noisy sum")
 	f.Float64Var(&dropout, "dropout", 0, "with --secure-aggregation: share of merchants that drop out after masking, every round")
 	return cmd
@@ -119,4 +130,30 @@ func writeSimTable(w io.Writer, r sim.ScenarioReport) error {
 			b.Brier30.LocalOnly, b.Brier30.Federated, b.Brier30.Personalized, 100*b.PersonalizedGELocal, b.Compared)
 	}
 	return tw.Flush()
+}
+
+// findSharedData returns flag if set (it must exist), else the first of
+// $KAIROS_DATA/rel, ../shared/data/rel, shared/data/rel and, beside the
+// binary, ../../shared/data/rel that exists.
+func findSharedData(flag, exe, rel string) (string, error) {
+	if flag != "" {
+		if _, err := os.Stat(flag); err != nil {
+			return "", fmt.Errorf("--data: %w", err)
+		}
+		return filepath.Abs(flag)
+	}
+	var cands []string
+	if d := os.Getenv("KAIROS_DATA"); d != "" {
+		cands = append(cands, filepath.Join(d, rel))
+	}
+	cands = append(cands, filepath.Join("..", "shared", "data", rel), filepath.Join("shared", "data", rel))
+	if exe != "" {
+		cands = append(cands, filepath.Join(filepath.Dir(exe), "..", "..", "shared", "data", rel))
+	}
+	for _, c := range cands {
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return filepath.Abs(c)
+		}
+	}
+	return "", fmt.Errorf("%s not found (looked in %s); pass --data", filepath.Base(rel), strings.Join(cands, ", "))
 }

@@ -45,6 +45,14 @@ func TestSimScenarios(t *testing.T) {
 			t.Errorf("scenario %s: missing from the help", name)
 		}
 	}
+	for _, name := range sim.Scenarios {
+		if !strings.Contains(help, "  "+name+" ") {
+			t.Errorf("scenario %s: missing from the help", name)
+		}
+		if _, err := sim.ScenarioFile(name); err != nil {
+			t.Errorf("scenario %s: %v", name, err)
+		}
+	}
 	if n, _ := sim.CDNOWScenarioMerchants("cdnow-20"); n != 20 {
 		t.Errorf("cdnow-20: %d merchants, want 20", n)
 	}

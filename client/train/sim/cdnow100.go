@@ -50,6 +50,8 @@ var scenarioZones = []string{
 
 // SplitMerchant is one merchant of a split.
 type SplitMerchant struct {
+	// Name names the merchant where the split has names (retail-regions).
+	Name string `json:"name,omitempty"`
 	// Customers is the number of customers the merchant holds.
 	Customers int `json:"customers"`
 	// Zone is the time zone the merchant declares (IANA name).
@@ -330,7 +332,17 @@ func PrepareSplit(events []model.Event, split *Split, opt DataOptions) (*Data, e
 	for i, m := range split.Merchants {
 		shares[i] = float64(m.Customers) / total
 	}
-	d, err := prepareRows(events, opt, shares, func(customer string) (int, bool) {
+	var locs []*time.Location
+	if opt.LocalTime {
+		for i, m := range split.Merchants {
+			loc, err := time.LoadLocation(m.Zone)
+			if err != nil {
+				return nil, fmt.Errorf("prepare split: merchant %d: %w", i, err)
+			}
+			locs = append(locs, loc)
+		}
+	}
+	d, err := prepareRows(events, opt, shares, locs, func(customer string) (int, bool) {
 		m, ok := split.Owner[customer]
 		return m, ok
 	})

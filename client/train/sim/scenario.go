@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -80,7 +81,41 @@ type ScenarioReport struct {
 }
 
 // Scenarios are the names RunScenario knows.
-var Scenarios = []string{ScenarioCDNOW100, ScenarioCDNOW20, ScenarioCDNOW5}
+var Scenarios = []string{ScenarioCDNOW100, ScenarioCDNOW20, ScenarioCDNOW5, ScenarioRetailRegions}
+
+// ScenarioFile returns the data file a scenario is built from, relative to the
+// shared data directory.
+func ScenarioFile(name string) (string, error) {
+	if _, ok := CDNOWScenarioMerchants(name); ok {
+		return "cdnow/CDNOW_master.txt", nil
+	}
+	if name == ScenarioRetailRegions {
+		return "online_retail_full/online_retail.csv.gz", nil
+	}
+	return "", fmt.Errorf("scenario %q: unknown (want one of %v)", name, Scenarios)
+}
+
+// LoadScenarioData reads the data file of scenario name at path (see
+// ScenarioFile) into what RunScenario needs.
+func LoadScenarioData(ctx context.Context, name, path string) (Inputs, error) {
+	if _, ok := CDNOWScenarioMerchants(name); ok {
+		ev, err := LoadCDNOW(ctx, path)
+		return Inputs{CDNOW: ev}, err
+	}
+	if name == ScenarioRetailRegions {
+		d, err := LoadRetail(ctx, path)
+		return Inputs{Retail: d}, err
+	}
+	return Inputs{}, fmt.Errorf("scenario %q: unknown (want one of %v)", name, Scenarios)
+}
+
+// Inputs are the data sets scenarios are built from; a scenario reads only its own.
+type Inputs struct {
+	// CDNOW are CDNOW's events (LoadCDNOW), for the cdnow-N scenarios.
+	CDNOW []model.Event
+	// Retail is the full Online Retail export (LoadRetail), for retail-regions.
+	Retail *RetailData
+}
 
 // ScenarioOptions configures RunScenario.
 type ScenarioOptions struct {
@@ -90,8 +125,9 @@ type ScenarioOptions struct {
 	Seed uint64
 	// Fed configures the federation (zero value: DefaultFedOptions).
 	Fed FedOptions
-	// Validation scores at ValidationCutoffs instead of the reference cutoffs,
-	// so that design choices can be measured without looking at the test cutoff.
+	// Validation scores at the scenario's validation cutoffs instead of its
+	// test cutoff, so that design choices can be measured without looking at
+	// the test cutoff.
 	Validation bool
 	// Secure, when not nil, trains the global model with secure aggregation and
 	// distributed DP (FederateSecure) instead of Fed's plain federation.
@@ -106,29 +142,53 @@ func ValidationCutoffs() (train []time.Time, test time.Time) {
 	return []time.Time{d(1997, 5), d(1997, 7), d(1997, 9), d(1997, 11)}, d(1998, 1)
 }
 
-// RunScenario splits events (CDNOW for the cdnow-N scenarios) by the named scenario
-// and seed, runs the federation (DefaultFedOptions: ε = 1 and δ = 1e-6 per
-// merchant) in process, the centralised non-private model, and for every
-// merchant its local-only non-private model (train.LocalOnly) and its
-// personalised model (train.Personalize from the federated one), and scores all
-// of them on each merchant's own customers at the test cutoff (1998-03-01, or
-// ValidationCutoffs).
-func RunScenario(ctx context.Context, events []model.Event, opt ScenarioOptions) (ScenarioReport, error) {
-	name, seed, fed := opt.Name, opt.Seed, opt.Fed
-	n, ok := CDNOWScenarioMerchants(name)
-	if !ok {
-		return ScenarioReport{}, fmt.Errorf("scenario %q: unknown (want one of %v)", name, Scenarios)
-	}
-	split, err := SplitCDNOW(events, n, seed)
-	if err != nil {
-		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
-	}
+// buildScenario splits the scenario's data and builds its rows.
+func buildScenario(in Inputs, opt ScenarioOptions) (*Split, *Data, DataOptions, error) {
 	var do DataOptions
-	do.TrainCutoffs, do.TestCutoff = ReferenceCutoffs()
-	if opt.Validation {
-		do.TrainCutoffs, do.TestCutoff = ValidationCutoffs()
+	var split *Split
+	var events []model.Event
+	var err error
+	switch n, ok := CDNOWScenarioMerchants(opt.Name); {
+	case ok:
+		if in.CDNOW == nil {
+			return nil, nil, do, errors.New("no CDNOW events")
+		}
+		events = in.CDNOW
+		do.TrainCutoffs, do.TestCutoff = ReferenceCutoffs()
+		if opt.Validation {
+			do.TrainCutoffs, do.TestCutoff = ValidationCutoffs()
+		}
+		split, err = SplitCDNOW(events, n, opt.Seed)
+	case opt.Name == ScenarioRetailRegions:
+		if in.Retail == nil {
+			return nil, nil, do, errors.New("no Online Retail data")
+		}
+		events = in.Retail.Events
+		do.TrainCutoffs, do.TestCutoff = RetailCutoffs(opt.Validation)
+		do.LocalTime = true
+		split, err = SplitRetailRegions(in.Retail)
+	default:
+		return nil, nil, do, fmt.Errorf("unknown (want one of %v)", Scenarios)
+	}
+	if err != nil {
+		return nil, nil, do, err
 	}
 	d, err := PrepareSplit(events, split, do)
+	if err != nil {
+		return nil, nil, do, err
+	}
+	return split, d, do, nil
+}
+
+// RunScenario splits the scenario's data (in) by the named scenario and seed,
+// runs the federation (DefaultFedOptions: ε = 1 and δ = 1e-6 per merchant) in
+// process, the centralised non-private model, and for every merchant its
+// local-only non-private model (train.LocalOnly) and its personalised model
+// (train.Personalize from the federated one), and scores all of them on each
+// merchant's own customers at the scenario's test (or validation) cutoff.
+func RunScenario(ctx context.Context, in Inputs, opt ScenarioOptions) (ScenarioReport, error) {
+	name, seed, fed := opt.Name, opt.Seed, opt.Fed
+	split, d, do, err := buildScenario(in, opt)
 	if err != nil {
 		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
 	}

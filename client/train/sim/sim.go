@@ -79,6 +79,9 @@ type DataOptions struct {
 	TestCutoff   time.Time
 	// Allow restricts the feature schema (feature.Config.Allow).
 	Allow []string
+	// LocalTime builds each merchant's features (day of week, hour) in the
+	// time zone its split declares (PrepareSplit only); otherwise in UTC.
+	LocalTime bool
 }
 
 // Data is an event log turned into per-merchant training rows and pooled test rows.
@@ -105,7 +108,7 @@ func Prepare(events []model.Event, opt DataOptions) (*Data, error) {
 		}
 	}
 	owner := map[string]int{}
-	d, err := prepareRows(events, opt, opt.Shares, func(customer string) (int, bool) {
+	d, err := prepareRows(events, opt, opt.Shares, nil, func(customer string) (int, bool) {
 		m, ok := owner[customer]
 		if !ok {
 			m = Merchant(customer, opt.Shares)
@@ -121,8 +124,9 @@ func Prepare(events []model.Event, opt DataOptions) (*Data, error) {
 
 // prepareRows builds the feature rows of events at opt's cutoffs and hands
 // each customer's rows to the merchant owner names: training rows per
-// merchant, test rows with their merchant. shares are Data.Shares.
-func prepareRows(events []model.Event, opt DataOptions, shares []float64, owner func(customer string) (int, bool)) (*Data, error) {
+// merchant, test rows with their merchant. shares are Data.Shares. With locs
+// (one per merchant), each merchant's rows are built in its own zone.
+func prepareRows(events []model.Event, opt DataOptions, shares []float64, locs []*time.Location, owner func(customer string) (int, bool)) (*Data, error) {
 	if opt.TrainCutoffs == nil {
 		opt.TrainCutoffs, opt.TestCutoff = ReferenceCutoffs()
 	}
@@ -133,19 +137,39 @@ func prepareRows(events []model.Event, opt DataOptions, shares []float64, owner 
 		}
 	}
 	cutoffs := append(append([]time.Time(nil), opt.TrainCutoffs...), opt.TestCutoff)
-	b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Allow: opt.Allow})
-	if err != nil {
-		return nil, err
+	builders := make([]*feature.Builder, max(len(locs), 1))
+	for i := range builders {
+		var loc *time.Location
+		if locs != nil {
+			loc = locs[i]
+		}
+		b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Allow: opt.Allow, Location: loc})
+		if err != nil {
+			return nil, err
+		}
+		builders[i] = b
 	}
 	for i, e := range events {
+		b := builders[0]
+		if locs != nil {
+			m, ok := owner(e.Customer)
+			if !ok {
+				return nil, fmt.Errorf("customer %s has no merchant", e.Customer)
+			}
+			b = builders[m]
+		}
 		if err := b.Add(e); err != nil {
 			return nil, fmt.Errorf("event %d: %w", i, err)
 		}
 	}
+	var all []feature.Row
+	for _, b := range builders {
+		all = append(all, b.Rows()...)
+	}
 	n := len(shares)
-	d := &Data{Schema: b.Schema(), Shares: shares, Train: make([][]feature.Row, n), Customers: make([]int, n)}
+	d := &Data{Schema: builders[0].Schema(), Shares: shares, Train: make([][]feature.Row, n), Customers: make([]int, n)}
 	test := len(cutoffs) - 1
-	for _, r := range b.Rows() {
+	for _, r := range all {
 		m, ok := owner(r.Customer)
 		if !ok {
 			return nil, fmt.Errorf("customer %s has no merchant", r.Customer)
