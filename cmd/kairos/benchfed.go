@@ -23,7 +23,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/client"
-	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/client/train/sim/fedrun"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/crypto/seal"
 	"github.com/kairos-fl/kairos/model"
@@ -38,7 +38,8 @@ import (
 type benchFedResult struct {
 	GoMaxProcs int     `json:"gomaxprocs"`
 	LoadAvg    string  `json:"loadavg_at_start"`
-	Federation *fedRun `json:"federation,omitempty"`
+	// Federation has one run per --merchants entry.
+	Federation []*fedRun `json:"federation,omitempty"`
 	Accept     *accRun `json:"accept,omitempty"`
 }
 
@@ -55,6 +56,7 @@ type fedRun struct {
 	Rounds               int       `json:"rounds"`
 	RoundSeconds         []float64 `json:"round_seconds"`
 	RoundsPerMinute      float64   `json:"rounds_per_minute"`
+	MeanRoundSeconds     float64   `json:"mean_round_seconds"`
 	// Sums over merchants of each stage's wall time (they run in parallel).
 	TrainSeconds   float64 `json:"train_seconds_sum"`
 	SealSeconds    float64 `json:"seal_seconds_sum"`
@@ -85,7 +87,8 @@ type accRun struct {
 
 type benchFedOptions struct {
 	db, acceptDB                   string
-	merchants, customers, rounds   int
+	merchants                      []int
+	customers, rounds              int
 	updates, submitters, params    int
 	seed                           uint64
 	skipFederation, skipAcceptance bool
@@ -139,7 +142,7 @@ signature, decrypts, debits the ledger and waits for its audit entry.`,
 	f := cmd.Flags()
 	f.StringVar(&o.db, "db", "", "store for the rounds: SQLite path or postgres:// URL (default: temporary SQLite)")
 	f.StringVar(&o.acceptDB, "accept-db", "", "PostgreSQL URL for the acceptance measurement (default: --db if PostgreSQL)")
-	f.IntVar(&o.merchants, "merchants", 100, "simulated merchants")
+	f.IntSliceVar(&o.merchants, "merchants", []int{100}, "simulated merchants; a comma list (10,100,1000) runs the rounds once per entry")
 	f.IntVar(&o.customers, "customers", 2000, "customers per merchant")
 	f.IntVar(&o.rounds, "rounds", 3, "rounds to run")
 	f.IntVar(&o.updates, "updates", 2000, "updates (one per merchant) for the acceptance measurement")
@@ -156,18 +159,21 @@ signature, decrypts, debits the ledger and waits for its audit entry.`,
 func runBenchFederation(ctx context.Context, progress io.Writer, o benchFedOptions) (benchFedResult, error) {
 	res := benchFedResult{GoMaxProcs: runtime.GOMAXPROCS(0), LoadAvg: loadAvg()}
 	switch {
-	case o.merchants < 1 || o.customers < 1 || o.rounds < 1:
-		return res, fmt.Errorf("merchants %d, customers %d and rounds %d must be ≥ 1", o.merchants, o.customers, o.rounds)
+	case len(o.merchants) == 0 || slices.Min(o.merchants) < 1 || o.customers < 1 || o.rounds < 1:
+		return res, fmt.Errorf("merchants %v, customers %d and rounds %d must be ≥ 1", o.merchants, o.customers, o.rounds)
 	case o.updates < 1 || o.submitters < 1 || o.params < 1:
 		return res, fmt.Errorf("updates %d, submitters %d and params %d must be ≥ 1", o.updates, o.submitters, o.params)
 	}
-	if !o.skipFederation {
-		fmt.Fprintf(progress, "rounds: %d merchants × %d customers, %d rounds\n", o.merchants, o.customers, o.rounds)
-		r, err := benchRounds(ctx, progress, o)
-		if err != nil {
-			return res, fmt.Errorf("rounds: %w", err)
+	for _, n := range o.merchants {
+		if o.skipFederation {
+			break
 		}
-		res.Federation = r
+		fmt.Fprintf(progress, "rounds: %d merchants × %d customers, %d rounds\n", n, o.customers, o.rounds)
+		r, err := benchRounds(ctx, progress, o, n)
+		if err != nil {
+			return res, fmt.Errorf("rounds with %d merchants: %w", n, err)
+		}
+		res.Federation = append(res.Federation, r)
 	}
 	if !o.skipAcceptance && o.acceptDB != "" {
 		fmt.Fprintf(progress, "acceptance: %d updates from %d submitters\n", o.updates, o.submitters)
@@ -274,14 +280,11 @@ func benchIDs(prefix string, n int) []string {
 	return ids
 }
 
-func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions) (*fedRun, error) {
-	run := &fedRun{Store: "sqlite", Merchants: o.merchants, CustomersPerMerchant: o.customers, Rounds: o.rounds, EpsilonCap: 1}
-	if store.IsPostgres(o.db) {
-		run.Store = "postgres"
-	}
+func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions, merchants int) (*fedRun, error) {
+	run := &fedRun{Store: "sqlite", Merchants: merchants, CustomersPerMerchant: o.customers, Rounds: o.rounds, EpsilonCap: 1}
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	cutoffs := []time.Time{start.AddDate(0, 8, 0), start.AddDate(0, 9, 0), start.AddDate(0, 10, 0)}
-	ids := benchIDs("m", o.merchants)
+	ids := benchIDs("m", merchants)
 
 	// Each merchant's data and rows, built in parallel (not part of a round).
 	t0 := time.Now()
@@ -289,9 +292,9 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions) (*f
 	if err != nil {
 		return nil, err
 	}
-	rows := make([][]feature.Row, o.merchants)
-	events := make([]int, o.merchants)
-	err = parallel(o.merchants, func(i int) error {
+	ms := make([]fedrun.Merchant, merchants)
+	events := make([]int, merchants)
+	err = fedrun.Parallel(merchants, func(i int) error {
 		g, err := synth.New(synth.Config{Seed: o.seed + uint64(i), Start: start, Days: 365, Customers: o.customers, EventsPerCustomer: 15,
 			Merchants: []synth.Merchant{{Name: ids[i], Zone: time.UTC, Weight: 1}}})
 		if err != nil {
@@ -302,126 +305,60 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions) (*f
 			evs = append(evs, g.Customer(c).Events...)
 		}
 		events[i] = len(evs)
-		rows[i], err = client.BuildRows(evs, cutoffs, time.UTC, schema)
+		rows, err := client.BuildRows(evs, cutoffs, time.UTC, schema)
+		ms[i] = fedrun.Merchant{ID: ids[i], Zone: "UTC", Rows: rows}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i := range rows {
+	for i := range ms {
 		run.Events += events[i]
-		run.Rows += len(rows[i])
+		run.Rows += len(ms[i].Rows)
 	}
 	run.DataSeconds = time.Since(t0).Seconds()
 	fmt.Fprintf(progress, "  data and features: %d events, %d rows in %.1f s\n", run.Events, run.Rows, run.DataSeconds)
 
-	pol, err := fedBenchPolicy(ids, run.EpsilonCap)
-	if err != nil {
-		return nil, err
-	}
-	cfg := aggregator.RoundConfig{Deadline: time.Hour, Quorum: o.merchants, PlannedRounds: o.rounds, Cutoffs: cutoffs}
-	fed, err := openBenchFed(ctx, o.db, pol, cfg, nil, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer fed.close()
-
-	var trainNS, sealNS, submitNS atomic.Int64
-	counts := make([]*protocol.NoisyCount, o.merchants) // released in round 1, sent again after
-	for r := range o.rounds {
-		rs := time.Now()
-		err := parallel(o.merchants, func(i int) error {
-			round, err := fed.svc.CurrentRound(ctx, ids[i])
-			if err != nil {
-				return err
-			}
-			base, err := hazard.Unmarshal(round.Model, "")
-			if err != nil {
-				return err
-			}
-			run.Params = len(base.Params)
-			t := time.Now()
-			lr, err := train.Local(ctx, base, rows[i], round.Plan, train.Options{Count: counts[i]})
-			if err != nil {
-				return fmt.Errorf("merchant %s: %w", ids[i], err)
-			}
-			trainNS.Add(int64(time.Since(t)))
-			t = time.Now()
-			env, err := fed.sealUpdate(protocol.Update{
-				Version: protocol.Version, Round: round.ID, Merchant: ids[i], BaseVersion: round.BaseVersion,
-				SchemaHash: base.Schema.Hash, Delta: lr.Delta, Release: lr.Release, Customers: lr.Customers,
-			})
-			if err != nil {
-				return err
-			}
-			sealNS.Add(int64(time.Since(t)))
-			t = time.Now()
-			if _, err := fed.svc.Submit(ctx, ids[i], env); err != nil {
-				return fmt.Errorf("merchant %s: %w", ids[i], err)
-			}
-			counts[i] = lr.CountToReuse(round.ID)
-			submitNS.Add(int64(time.Since(t)))
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("round %d: %w", r+1, err)
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
 		}
-		t := time.Now()
-		if err := fed.svc.Tick(ctx); err != nil {
-			return nil, fmt.Errorf("round %d: publish: %w", r+1, err)
-		}
-		run.PublishSeconds += time.Since(t).Seconds()
-		run.RoundSeconds = append(run.RoundSeconds, time.Since(rs).Seconds())
-		fmt.Fprintf(progress, "  round %d: %.2f s\n", r+1, run.RoundSeconds[r])
-	}
-	models, err := fed.svc.Models(ctx)
+	}()
+	st, _, kind, err := openBenchStore(ctx, o.db, "kairos-bench-fed-", &closers)
 	if err != nil {
 		return nil, err
 	}
-	if want := o.rounds + 1; len(models) != want {
-		return nil, fmt.Errorf("%d model versions after %d rounds, want %d (a round failed to publish)", len(models), o.rounds, want)
-	}
-	budgets, err := fed.svc.Budgets(ctx)
+	run.Store = kind
+	res, err := fedrun.Run(ctx, ms, fedrun.Options{
+		Store:      st,
+		Rounds:     aggregator.RoundConfig{Deadline: time.Hour, Quorum: merchants, PlannedRounds: o.rounds, Cutoffs: cutoffs},
+		EpsilonCap: run.EpsilonCap, Progress: progress,
+	})
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range budgets {
-		run.MaxEpsilon = max(run.MaxEpsilon, b.Epsilon)
+	if res.Published != o.rounds || res.Dropouts != 0 {
+		return nil, fmt.Errorf("%d rounds published of %d, %d updates refused", res.Published, o.rounds, res.Dropouts)
 	}
+	run.Params, run.RoundSeconds, run.MaxEpsilon = res.Params, res.RoundSeconds, res.MaxEpsilon
+	run.TrainSeconds, run.SealSeconds, run.SubmitSeconds, run.PublishSeconds = res.TrainSeconds, res.SealSeconds, res.SubmitSeconds, res.PublishSeconds
 	total := 0.0
 	for _, s := range run.RoundSeconds {
 		total += s
 	}
 	run.RoundsPerMinute = 60 * float64(o.rounds) / total
-	run.TrainSeconds = time.Duration(trainNS.Load()).Seconds()
-	run.SealSeconds = time.Duration(sealNS.Load()).Seconds()
-	run.SubmitSeconds = time.Duration(submitNS.Load()).Seconds()
+	run.MeanRoundSeconds = total / float64(o.rounds)
 	if o.secure {
+		rows := make([][]feature.Row, len(ms))
+		for i, m := range ms {
+			rows[i] = m.Rows
+		}
 		if run.Secure, err = benchSecureRounds(ctx, progress, o, schema, rows, run.RoundSeconds); err != nil {
 			return nil, err
 		}
 	}
 	return run, nil
-}
-
-// parallel runs fn(0..n-1) on GOMAXPROCS goroutines and returns the first error.
-func parallel(n int, fn func(i int) error) error {
-	var next atomic.Int64
-	var first error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range min(n, runtime.GOMAXPROCS(0)) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				if err := fn(i); err != nil {
-					once.Do(func() { first = err })
-					next.Store(int64(n))
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return first
 }
 
 func benchAccept(ctx context.Context, o benchFedOptions) (*accRun, error) {
@@ -455,7 +392,7 @@ func benchAccept(ctx context.Context, o benchFedOptions) (*accRun, error) {
 		return nil, err
 	}
 	envs := make([][]byte, len(ids))
-	err = parallel(len(ids), func(i int) error {
+	err = fedrun.Parallel(len(ids), func(i int) error {
 		delta := make([]float64, run.Params)
 		for j := range delta {
 			delta[j] = 0.01 * float64(j%7-3)
@@ -521,7 +458,7 @@ func loadAvg() string {
 func writeBenchFedTable(w io.Writer, res benchFedResult) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "GOMAXPROCS\t%d\tload average at start %s\n", res.GoMaxProcs, res.LoadAvg)
-	if r := res.Federation; r != nil {
+	for _, r := range res.Federation {
 		fmt.Fprintf(tw, "federation (%s)\t%d merchants × %d customers\t%d events, %d rows, %d parameters\n", r.Store, r.Merchants, r.CustomersPerMerchant, r.Events, r.Rows, r.Params)
 		fmt.Fprintf(tw, "data + features\t%.1f s\t(once, before the rounds)\n", r.DataSeconds)
 		secs := make([]string, len(r.RoundSeconds))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +19,7 @@ func TestBenchFederation(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	cmd.SetOut(&stdout)
 	cmd.SetErr(&stderr)
-	cmd.SetArgs([]string{"--merchants", "3", "--customers", "400", "--rounds", "2", "--updates", "12", "--submitters", "4",
+	cmd.SetArgs([]string{"--merchants", "2,3", "--customers", "400", "--rounds", "2", "--updates", "12", "--submitters", "4",
 		"--accept-db", filepath.Join(dir, "accept.db"), "--json-out", out})
 	if err := cmd.Execute(); err != nil {
 		t.Fatalf("bench federation: %v\n%s", err, stderr.String())
@@ -31,11 +32,16 @@ func TestBenchFederation(t *testing.T) {
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}
-	f, a := res.Federation, res.Accept
-	if f == nil || a == nil {
-		t.Fatalf("got federation %v and accept %v, want both", f, a)
+	a := res.Accept
+	if len(res.Federation) != 2 || a == nil {
+		t.Fatalf("got federation %v and accept %v, want two runs and acceptance", res.Federation, a)
 	}
-	if f.Store != "sqlite" || f.Merchants != 3 || len(f.RoundSeconds) != 2 || !(f.RoundsPerMinute > 0) {
+	if n := res.Federation[0].Merchants; n != 2 {
+		t.Errorf("first run: %d merchants, want 2", n)
+	}
+	f := res.Federation[1]
+	if f.Store != "sqlite" || f.Merchants != 3 || len(f.RoundSeconds) != 2 || !(f.RoundsPerMinute > 0) ||
+		math.Abs(f.MeanRoundSeconds-(f.RoundSeconds[0]+f.RoundSeconds[1])/2) > 1e-9 {
 		t.Errorf("federation: got %+v, want 3 merchants, 2 timed rounds on sqlite", f)
 	}
 	// Three cutoffs per customer at most; customers born after a cutoff have no row there.
@@ -80,17 +86,17 @@ func TestBenchFederationSecure(t *testing.T) {
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Federation == nil || res.Federation.Secure == nil {
-		t.Fatalf("got %+v, want a secure run", res.Federation)
+	if len(res.Federation) != 1 || res.Federation[0].Secure == nil {
+		t.Fatalf("got %+v, want one run with a secure part", res.Federation)
 	}
-	s := res.Federation.Secure
+	s := res.Federation[0].Secure
 	if s.Rounds != 2 || s.Degree != 3 || s.Threshold != 2 || s.Bits < 1 || s.Bits > 32 || s.ClientBytesPerRound <= 0 {
 		t.Errorf("secure: got %+v, want 2 rounds, degree 3, threshold 2, bits in 1…32, bytes sent", s)
 	}
 	if s.Epsilon > 1+1e-9 || s.Epsilon < 0.5 {
 		t.Errorf("secure: ε %v, want about the cap 1, never above", s.Epsilon)
 	}
-	mean := (res.Federation.RoundSeconds[0] + res.Federation.RoundSeconds[1]) / 2
+	mean := (res.Federation[0].RoundSeconds[0] + res.Federation[0].RoundSeconds[1]) / 2
 	if d := s.Overhead - s.RoundSeconds/mean; d > 1e-9 || d < -1e-9 {
 		t.Errorf("overhead %v, want %v / %v", s.Overhead, s.RoundSeconds, mean)
 	}
