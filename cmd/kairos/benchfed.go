@@ -36,11 +36,11 @@ import (
 
 // benchFedResult is what `kairos bench federation` measures; also its JSON.
 type benchFedResult struct {
-	GoMaxProcs int     `json:"gomaxprocs"`
-	LoadAvg    string  `json:"loadavg_at_start"`
+	GoMaxProcs int    `json:"gomaxprocs"`
+	LoadAvg    string `json:"loadavg_at_start"`
 	// Federation has one run per --merchants entry.
 	Federation []*fedRun `json:"federation,omitempty"`
-	Accept     *accRun `json:"accept,omitempty"`
+	Accept     *accRun   `json:"accept,omitempty"`
 }
 
 // fedRun is the simulated federation: merchants train, seal and submit, the
