@@ -80,6 +80,10 @@ type Config struct {
 	AmountMu, AmountSigma float64
 	// Categories and ItemsPerCategory size the catalogue (defaults 200, 500).
 	Categories, ItemsPerCategory int
+	// Seasonality, in [0, 1), makes the purchase intensity yearly:
+	// λ(t)·(1 + Seasonality·cos(2π(t − SeasonPeak)/365.25)), t and SeasonPeak
+	// in days since Start. 0 (default) leaves the process as it was.
+	Seasonality, SeasonPeak float64
 }
 
 func orDefault(v *float64, d float64) {
@@ -115,6 +119,9 @@ func New(cfg Config) (*Generator, error) {
 	}
 	if cfg.Days < 0 || cfg.Days > 100*366 {
 		return nil, fmt.Errorf("new generator: days %d out of range", cfg.Days)
+	}
+	if !(cfg.Seasonality >= 0 && cfg.Seasonality < 1) || math.IsNaN(cfg.SeasonPeak) || math.IsInf(cfg.SeasonPeak, 0) {
+		return nil, fmt.Errorf("new generator: seasonality %v (want [0, 1)) and peak %v (want finite)", cfg.Seasonality, cfg.SeasonPeak)
 	}
 	if len(cfg.Merchants) == 0 {
 		cfg.Merchants = []Merchant{
@@ -240,6 +247,24 @@ func (g *Generator) Customer(i int) Customer {
 		}
 		t += gamma(r, cfg.GapShape, 1/(cfg.GapShape*c.Rate))
 	}
+	if cfg.Seasonality > 0 {
+		// The gaps above are in operational time u; a purchase happens on the
+		// calendar day t with Λ(t) = u, Λ the integral of the seasonal factor.
+		kept := purchases[:0]
+		for _, u := range purchases {
+			if t := seasonalDay(u, cfg.Seasonality, cfg.SeasonPeak); t < days {
+				kept = append(kept, t)
+			}
+		}
+		if len(kept) == 0 { // keep the customer's first purchase
+			kept = append(kept, min(seasonalDay(purchases[0], cfg.Seasonality, cfg.SeasonPeak), days-1e-6))
+		}
+		purchases = kept
+		birth = purchases[0]
+		if alive < days {
+			alive = purchases[len(purchases)-1]
+		}
+	}
 	at := func(day float64) time.Time {
 		return cfg.Start.Add(time.Duration(day * float64(model.Day)))
 	}
@@ -295,6 +320,25 @@ func (g *Generator) Customer(i int) Customer {
 	slices.SortStableFunc(evs, func(a, b model.Event) int { return a.Time.Compare(b.Time) })
 	c.Events = evs
 	return c
+}
+
+// seasonalDay returns t ≥ 0 with Λ(t) = u, where Λ(t) = ∫₀ᵗ 1 + a·cos(2π(s −
+// peak)/P) ds = t + a·P/(2π)·(sin(2π(t − peak)/P) + sin(2π·peak/P)) and P =
+// 365.25 days. Λ is increasing (a < 1), so Newton's method from t = u
+// converges; 50 steps bound the work.
+func seasonalDay(u, a, peak float64) float64 {
+	const period = 365.25
+	w := 2 * math.Pi / period
+	lambda := func(t float64) float64 { return t + a/w*(math.Sin(w*(t-peak))+math.Sin(w*peak)) }
+	t := u
+	for range 50 {
+		d := (lambda(t) - u) / (1 + a*math.Cos(w*(t-peak)))
+		t -= d
+		if math.Abs(d) < 1e-9 {
+			break
+		}
+	}
+	return max(t, 0)
 }
 
 // localize moves a purchase instant to a nearby local day (the day before,

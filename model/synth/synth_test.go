@@ -246,7 +246,7 @@ func TestEventsPerCustomer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := float64(st.Events) / 2000; math.Abs(got-want) > 0.15*want {
+		if got := float64(st.Events) / 2000; math.Abs(got-want) > 0.1*want {
 			t.Errorf("got %.1f events per customer, want %.0f ± 15%%", got, want)
 		}
 	}
@@ -326,4 +326,73 @@ func TestSeasonality(t *testing.T) {
 	within(t, "weekend share of purchases", share, 0.3138, math.Sqrt(0.3138*0.6862/n), 5)
 	within(t, "evening share of purchases", evening/n, 28.5/90.6, math.Sqrt(0.315*0.685/n), 5)
 	within(t, "night share of purchases", night/n, 1.5/90.6, math.Sqrt(0.0166*0.9834/n), 5)
+}
+
+func TestSeasonalDayInverts(t *testing.T) {
+	// seasonalDay inverts Λ(t) = t + a·P/(2π)·(sin(2π(t − peak)/P) + sin(2π·peak/P)).
+	const period = 365.25
+	w := 2 * math.Pi / period
+	for _, a := range []float64{0.1, 0.5, 0.9} {
+		for _, u := range []float64{0, 1, 50, 200, 700} {
+			got := seasonalDay(u, a, 120)
+			back := got + a/w*(math.Sin(w*(got-120))+math.Sin(w*120))
+			if math.Abs(back-u) > 1e-6 {
+				t.Errorf("a %v, u %v: Λ(%v) = %v", a, u, got, back)
+			}
+		}
+	}
+}
+
+func TestSeasonalIntensity(t *testing.T) {
+	// Without churn a customer born at operational time b buys at rate λ·s(t),
+	// s(t) = 1 + a·cos(2π(t − peak)/P), from calendar day Λ⁻¹(b) on, and births
+	// are uniform in operational time over the window, so the expected
+	// purchases on day t are ∝ s(t)·Λ(t) (the customers born by then). The
+	// quarter-years around the peaks and around the troughs hold purchases in
+	// the ratio of that density's integrals over them (numerically; without the
+	// growth of the customer base it would be 2.64 for a = 0.5).
+	const a, peak, period = 0.5, 100.0, 365.25
+	g, err := New(Config{Seed: 9, Days: 730, Customers: 3000, NoChurn: true, Seasonality: a, SeasonPeak: peak,
+		BrowsePerPurchase: -1, BackgroundViewRate: -1, Merchants: []Merchant{{Name: "m", Zone: time.UTC, Weight: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := g.Config().Start
+	var near, far float64
+	for i := range 3000 {
+		for _, e := range g.Customer(i).Events {
+			d := e.Time.Sub(start).Hours() / 24
+			phase := math.Mod(d-peak+10*period, period) // days since the last peak
+			switch {
+			case phase < period/8 || phase > 7*period/8:
+				near++
+			case math.Abs(phase-period/2) < period/8:
+				far++
+			}
+		}
+	}
+	w := 2 * math.Pi / period
+	var wantNear, wantFar float64
+	for d := 0.0005; d < 730; d += 0.001 {
+		lam := d + a/w*(math.Sin(w*(d-peak))+math.Sin(w*peak))
+		if lam > 730 {
+			break
+		}
+		dens := (1 + a*math.Cos(w*(d-peak))) * lam
+		phase := math.Mod(d-peak+10*period, period)
+		switch {
+		case phase < period/8 || phase > 7*period/8:
+			wantNear += dens
+		case math.Abs(phase-period/2) < period/8:
+			wantFar += dens
+		}
+	}
+	want := wantNear / wantFar
+	t.Logf("peak/trough purchases %.3f, expected %.3f", near/far, want)
+	if got := near / far; math.Abs(got-want) > 0.1*want {
+		t.Errorf("peak/trough purchases %v / %v = %.3f, want %.3f ± 10%%", near, far, got, want)
+	}
+	if _, err := New(Config{Customers: 1, Seasonality: 1}); err == nil {
+		t.Error("seasonality 1: got no error")
+	}
 }
