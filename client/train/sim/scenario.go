@@ -65,9 +65,13 @@ type ScenarioReport struct {
 	EpsilonMax        float64 `json:"epsilon_max"`
 	Delta             float64 `json:"delta"`
 	NoiseMultiplier   float64 `json:"noise_multiplier"`
-	// InProcess says the merchants ran in this process through package sim, not
-	// as client processes against an aggregator.
-	InProcess bool           `json:"in_process"`
+	// InProcess says the merchants ran in this process, not as client
+	// processes; ThroughAggregator that they sent sealed, signed updates to
+	// an aggregator service (package fedrun) rather than package sim merging
+	// their deltas directly. Rounds is the number of rounds merged.
+	InProcess         bool `json:"in_process"`
+	ThroughAggregator bool `json:"through_aggregator"`
+	Rounds            int  `json:"rounds"`
 	AUC30     PooledAUC      `json:"auc_30"`
 	BySize    []BucketReport `json:"by_size"`
 	// PersonalizedGELocal is the share over all compared merchants.
@@ -81,16 +85,19 @@ type ScenarioReport struct {
 }
 
 // Scenarios are the names RunScenario knows.
-var Scenarios = []string{ScenarioCDNOW100, ScenarioCDNOW20, ScenarioCDNOW5, ScenarioRetailRegions}
+var Scenarios = []string{ScenarioCDNOW100, ScenarioCDNOW20, ScenarioCDNOW5, ScenarioRetailRegions, ScenarioSynthetic1000}
 
 // ScenarioFile returns the data file a scenario is built from, relative to the
-// shared data directory.
+// shared data directory ("" for a generated scenario).
 func ScenarioFile(name string) (string, error) {
 	if _, ok := CDNOWScenarioMerchants(name); ok {
 		return "cdnow/CDNOW_master.txt", nil
 	}
-	if name == ScenarioRetailRegions {
+	switch name {
+	case ScenarioRetailRegions:
 		return "online_retail_full/online_retail.csv.gz", nil
+	case ScenarioSynthetic1000:
+		return "", nil // generated
 	}
 	return "", fmt.Errorf("scenario %q: unknown (want one of %v)", name, Scenarios)
 }
@@ -102,9 +109,12 @@ func LoadScenarioData(ctx context.Context, name, path string) (Inputs, error) {
 		ev, err := LoadCDNOW(ctx, path)
 		return Inputs{CDNOW: ev}, err
 	}
-	if name == ScenarioRetailRegions {
+	switch name {
+	case ScenarioRetailRegions:
 		d, err := LoadRetail(ctx, path)
 		return Inputs{Retail: d}, err
+	case ScenarioSynthetic1000:
+		return Inputs{}, nil
 	}
 	return Inputs{}, fmt.Errorf("scenario %q: unknown (want one of %v)", name, Scenarios)
 }
@@ -159,6 +169,10 @@ func buildScenario(in Inputs, opt ScenarioOptions) (*Split, *Data, DataOptions, 
 			do.TrainCutoffs, do.TestCutoff = ValidationCutoffs()
 		}
 		split, err = SplitCDNOW(events, n, opt.Seed)
+	case opt.Name == ScenarioSynthetic1000:
+		do.TrainCutoffs, do.TestCutoff = SyntheticCutoffs(opt.Validation)
+		split, d, err := buildSynthetic(SyntheticMerchants(Synthetic1000Merchants, opt.Seed), opt.Seed, opt.Validation)
+		return split, d, do, err
 	case opt.Name == ScenarioRetailRegions:
 		if in.Retail == nil {
 			return nil, nil, do, errors.New("no Online Retail data")
@@ -196,28 +210,50 @@ func RunScenario(ctx context.Context, in Inputs, opt ScenarioOptions) (ScenarioR
 		fed = DefaultFedOptions()
 	}
 	fed.Seed = seed
-	fr, secure, err := d.federateScenario(ctx, fed, opt.Secure, seed)
-	if err != nil {
-		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+	rep := ScenarioReport{
+		Validation: opt.Validation, TestCutoff: do.TestCutoff.Format(time.DateOnly),
+		Scenario: name, Seed: seed, Merchants: len(split.Merchants), Delta: fed.Delta, InProcess: true,
+	}
+	var global *hazard.Model
+	if name == ScenarioSynthetic1000 {
+		if opt.Secure != nil {
+			return ScenarioReport{}, fmt.Errorf("scenario %s: secure aggregation runs in package sim, not through the aggregator service this scenario uses", name)
+		}
+		res, err := federateSynthetic(ctx, d, split, do.TrainCutoffs)
+		if err != nil {
+			return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+		}
+		global, rep.EpsilonMax, rep.NoiseMultiplier, rep.Dropouts = res.Model, res.MaxEpsilon, res.NoiseMultiplier, res.Dropouts
+		rep.ThroughAggregator, rep.Rounds = true, res.Published
+		if rep.AUC30.Federated, err = auc30(d, global); err != nil {
+			return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+		}
+	} else {
+		fr, secure, err := d.federateScenario(ctx, fed, opt.Secure, seed)
+		if err != nil {
+			return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
+		}
+		global, rep.EpsilonMax, rep.NoiseMultiplier, rep.Rounds = fr.Model, slices.Max(fr.Epsilon), fr.NoiseMultiplier, fed.Rounds
+		rep.AUC30.Federated = fr.Pooled.AUC30
+		if secure != nil {
+			rep.SecureAggregation, rep.Secure, rep.Delta = true, secure, opt.Secure.Delta
+			rep.Dropouts, rep.Rounds = secure.Dropouts, secure.Rounds
+		}
 	}
 	_, cent, err := d.Centralized(ctx, seed)
 	if err != nil {
 		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
 	}
-	rep := ScenarioReport{
-		Validation: opt.Validation, TestCutoff: do.TestCutoff.Format(time.DateOnly),
-		Scenario: name, Seed: seed, Merchants: len(split.Merchants), EpsilonMax: slices.Max(fr.Epsilon),
-		Delta: fed.Delta, NoiseMultiplier: fr.NoiseMultiplier, InProcess: true,
-	}
-	if secure != nil {
-		rep.SecureAggregation, rep.Secure, rep.Delta = true, secure, opt.Secure.Delta
-		rep.Dropouts = secure.Dropouts
-	}
-	rep.AUC30.Federated, rep.AUC30.Centralized = fr.Pooled.AUC30, cent.AUC30
-	if err := d.CompareMerchants(ctx, fr.Model, split, seed, &rep); err != nil {
+	rep.AUC30.Centralized = cent.AUC30
+	if err := d.CompareMerchants(ctx, global, split, seed, &rep); err != nil {
 		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
 	}
 	return rep, nil
+}
+
+func auc30(d *Data, m *hazard.Model) (float64, error) {
+	sc, err := d.Evaluate(m, -1)
+	return sc.AUC30, err
 }
 
 // CompareMerchants trains, for every merchant of split, its local-only

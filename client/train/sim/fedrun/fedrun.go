@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"strconv"
 	"strings"
@@ -87,6 +88,8 @@ type Result struct {
 	// AuditEntries is the number of audit log entries verified after the run
 	// (chain and checkpoint signatures).
 	AuditEntries uint64 `json:"audit_entries"`
+	// NoiseMultiplier is z of the last round's plan.
+	NoiseMultiplier float64 `json:"noise_multiplier"`
 	// Model is the last published model.
 	Model *hazard.Model `json:"-"`
 }
@@ -178,6 +181,7 @@ func Run(ctx context.Context, merchants []Merchant, opt Options) (*Result, error
 	}
 	var trainNS, sealNS, submitNS atomic.Int64
 	var dropouts atomic.Int64
+	var z atomic.Uint64
 	counts := make([]*protocol.NoisyCount, len(merchants)) // released in the first round, sent again after
 	for r := range cfg.PlannedRounds {
 		rs := time.Now()
@@ -197,6 +201,9 @@ func Run(ctx context.Context, merchants []Merchant, opt Options) (*Result, error
 				return fmt.Errorf("merchant %s: %w", m.ID, err)
 			}
 			counts[i] = lr.CountToReuse(round.ID)
+			if i == 0 {
+				z.Store(math.Float64bits(round.Plan.NoiseMultiplier))
+			}
 			trainNS.Add(int64(time.Since(t)))
 			t = time.Now()
 			payload, err := json.Marshal(protocol.Update{
@@ -241,6 +248,7 @@ func Run(ctx context.Context, merchants []Merchant, opt Options) (*Result, error
 	res.SealSeconds = time.Duration(sealNS.Load()).Seconds()
 	res.SubmitSeconds = time.Duration(submitNS.Load()).Seconds()
 	res.Dropouts = int(dropouts.Load())
+	res.NoiseMultiplier = math.Float64frombits(z.Load())
 	models, err := svc.Models(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fedrun: %w", err)
