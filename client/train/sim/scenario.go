@@ -69,11 +69,11 @@ type ScenarioReport struct {
 	// processes; ThroughAggregator that they sent sealed, signed updates to
 	// an aggregator service (package fedrun) rather than package sim merging
 	// their deltas directly. Rounds is the number of rounds merged.
-	InProcess         bool `json:"in_process"`
-	ThroughAggregator bool `json:"through_aggregator"`
-	Rounds            int  `json:"rounds"`
-	AUC30     PooledAUC      `json:"auc_30"`
-	BySize    []BucketReport `json:"by_size"`
+	InProcess         bool           `json:"in_process"`
+	ThroughAggregator bool           `json:"through_aggregator"`
+	Rounds            int            `json:"rounds"`
+	AUC30             PooledAUC      `json:"auc_30"`
+	BySize            []BucketReport `json:"by_size"`
 	// PersonalizedGELocal is the share over all compared merchants.
 	PersonalizedGELocal float64 `json:"personalized_ge_local_only"`
 	// Choices counts the personalisation choices (train.Choice…).
