@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -68,8 +67,8 @@ func TestExplorePersonalize(t *testing.T) {
 	}
 	t.Logf("compare %v; fed %.4f local %.4f pers %.4f ge %.3f choices %v", time.Since(start), rep.AUC30.Federated, rep.AUC30.LocalOnlyPooled, rep.AUC30.PersonalizedPooled, rep.PersonalizedGELocal, rep.Choices)
 	for _, b := range rep.BySize {
-		t.Log(fmt.Sprintf("%-8s %3d  L %.4f F %.4f P %.4f  (P-L %+.4f)  ge %.2f of %d  PR %.4f/%.4f/%.4f  Br %.4f/%.4f/%.4f", b.Bucket, b.Merchants, b.LocalOnly, b.Federated, b.Personalized, b.Personalized-b.LocalOnly, b.PersonalizedGELocal, b.Compared,
-			b.PRAUC30.LocalOnly, b.PRAUC30.Federated, b.PRAUC30.Personalized, b.Brier30.LocalOnly, b.Brier30.Federated, b.Brier30.Personalized))
+		t.Logf("%-8s %3d  L %.4f F %.4f P %.4f  (P-L %+.4f)  ge %.2f of %d  PR %.4f/%.4f/%.4f  Br %.4f/%.4f/%.4f", b.Bucket, b.Merchants, b.LocalOnly, b.Federated, b.Personalized, b.Personalized-b.LocalOnly, b.PersonalizedGELocal, b.Compared,
+			b.PRAUC30.LocalOnly, b.PRAUC30.Federated, b.PRAUC30.Personalized, b.Brier30.LocalOnly, b.Brier30.Federated, b.Brier30.Personalized)
 	}
 }
 
