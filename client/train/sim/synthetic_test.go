@@ -5,6 +5,10 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/metrics"
 )
 
 func TestSyntheticMerchants(t *testing.T) {
@@ -50,7 +54,7 @@ func TestSyntheticMerchants(t *testing.T) {
 func TestSyntheticFederation(t *testing.T) {
 	ms := SyntheticMerchants(5, 3)
 	for i := range ms {
-		ms[i].Customers = 300 + 100*i
+		ms[i].Customers = 150 + 25*i
 	}
 	split, d, err := buildSynthetic(ms, 3, false)
 	if err != nil {
@@ -64,8 +68,8 @@ func TestSyntheticFederation(t *testing.T) {
 	if len(split.Owner) == 0 || len(d.Test) == 0 {
 		t.Fatal("no owners or no test rows")
 	}
-	train, _ := SyntheticCutoffs(false)
-	res, err := federateSynthetic(context.Background(), d, split, train)
+	trainCutoffs, _ := SyntheticCutoffs(false)
+	res, err := federateSynthetic(context.Background(), d, split, trainCutoffs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,4 +84,53 @@ func TestSyntheticFederation(t *testing.T) {
 		t.Errorf("federated AUC@30 %.4f, want > 0.6 on customers whose recency and cadence predict their next purchase", auc)
 	}
 	t.Logf("federated AUC@30 %.4f, z %.3f, %d dropouts", auc, res.NoiseMultiplier, res.Dropouts)
+
+	// CompareMerchants against a second computation: the pooled local-only
+	// AUC@30 over every test row, each scored by its own merchant's
+	// train.LocalOnly, and the bucket counts.
+	var rep ScenarioReport
+	if err := d.CompareMerchants(context.Background(), res.Model, split, 3, &rep); err != nil {
+		t.Fatal(err)
+	}
+	var p []float64
+	var y []bool
+	for m := range ms {
+		local, err := train.LocalOnly(context.Background(), d.Schema, d.Train[m], 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range d.Test {
+			if d.TestMerchant[i] != m {
+				continue
+			}
+			f, err := local.Score(r.X)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, y = append(p, local.PredictScore(f).Within[len(hazard.Horizons)-1]), append(y, r.Label >= 1)
+		}
+	}
+	want, err := metrics.AUC(p, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(rep.AUC30.LocalOnlyPooled-want) > 1e-12 {
+		t.Errorf("pooled local-only AUC@30 %v, recomputed %v", rep.AUC30.LocalOnlyPooled, want)
+	}
+	merchants, customers := 0, 0
+	for _, b := range rep.BySize {
+		merchants += b.Merchants
+		customers += b.Customers
+	}
+	// Sizes 150..250: all in the 100-299 bucket.
+	if merchants != 5 || customers != len(d.Test) || rep.BySize[1].Merchants != 5 {
+		t.Errorf("buckets hold %d merchants and %d customers (100-299: %d), want 5, %d, 5", merchants, customers, rep.BySize[1].Merchants, len(d.Test))
+	}
+	n := 0
+	for _, c := range rep.Choices {
+		n += c
+	}
+	if n != 5 || rep.PersonalizedGELocal < 0 || rep.PersonalizedGELocal > 1 {
+		t.Errorf("choices %v (want 5 in all), share %v", rep.Choices, rep.PersonalizedGELocal)
+	}
 }
