@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator"
-	"github.com/kairos-fl/kairos/client"
 	"github.com/kairos-fl/kairos/client/train/sim/fedrun"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
@@ -114,10 +113,16 @@ func buildSynthetic(ms []SyntheticMerchant, seed uint64, validation bool) (*Spli
 				evs = append(evs, e)
 			}
 		}
-		rows[i], err = client.BuildRows(evs, cutoffs, loc, schema)
+		b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs, Location: loc})
 		if err != nil {
-			return fmt.Errorf("merchant %s: %w", m.ID, err)
+			return err
 		}
+		for k, e := range evs {
+			if err := b.Add(e); err != nil {
+				return fmt.Errorf("merchant %s: event %d: %w", m.ID, k, err)
+			}
+		}
+		rows[i] = b.Rows()
 		return nil
 	})
 	if err != nil {
