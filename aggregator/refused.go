@@ -77,7 +77,7 @@ func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID stri
 // accepted in the round is not debited again. The returned details are for
 // the refusal's audit entry.
 func (s *Service) accountRefused(ctx context.Context, merchantID string, seen *seenPayload) (map[string]string, error) {
-	mp, err := s.policy.Merchant(merchantID)
+	mp, err := s.pol().Merchant(merchantID)
 	if err != nil {
 		return nil, fmt.Errorf("account refused update: %w", err)
 	}

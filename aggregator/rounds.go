@@ -30,7 +30,7 @@ func roundID(seq int64) string { return fmt.Sprintf("round-%06d", seq) }
 // openRound inserts round seq, sampling its merchants, with the active model
 // as base. It returns nil if another replica opened it first.
 func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time) (*RoundRecord, error) {
-	if s.cfg.MaxRounds > 0 && seq > int64(s.cfg.MaxRounds) {
+	if s.rc().MaxRounds > 0 && seq > int64(s.rc().MaxRounds) {
 		return nil, nil
 	}
 	base, err := tx.ActiveVersion(ctx)
@@ -43,20 +43,20 @@ func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time
 	}
 	var ids []string
 	for _, m := range ms {
-		if !m.Revoked {
+		if !m.Revoked && m.Stopped == "" {
 			ids = append(ids, m.ID)
 		}
 	}
 	r := RoundRecord{
 		ID: roundID(seq), Seq: seq, State: protocol.RoundOpen, OpenedAt: now.Truncate(time.Millisecond),
-		Deadline: now.Add(s.cfg.Deadline).Truncate(time.Millisecond), Quorum: s.cfg.Quorum,
-		Selected: sample(ids, s.cfg.SampleFraction, s.cfg.Quorum, s.cfg.Seed, seq), BaseVersion: base,
+		Deadline: now.Add(s.rc().Deadline).Truncate(time.Millisecond), Quorum: s.rc().Quorum,
+		Selected: sample(ids, s.rc().SampleFraction, s.rc().Quorum, s.rc().Seed, seq), BaseVersion: base,
 		Plan: protocol.TrainingPlan{
-			Cutoffs: slices.Clone(s.cfg.Cutoffs), Steps: s.cfg.StepsPerRound, SamplingRate: s.cfg.SamplingRate,
-			LearningRate: s.cfg.LearningRate, L2: s.cfg.L2, CountNoise: s.cfg.CountNoise,
+			Cutoffs: slices.Clone(s.rc().Cutoffs), Steps: s.rc().StepsPerRound, SamplingRate: s.rc().SamplingRate,
+			LearningRate: s.rc().LearningRate, L2: s.rc().L2, CountNoise: s.rc().CountNoise,
 		},
 	}
-	if s.cfg.Evaluation != nil {
+	if s.rc().Evaluation != nil {
 		if err := s.planEvaluation(ctx, tx, &r, ids); err != nil {
 			return nil, err
 		}
@@ -96,10 +96,10 @@ func (s *Service) planEvaluation(ctx context.Context, tx Tx, r *RoundRecord, ids
 		baseEvaluated = err == nil && prev.State == protocol.RoundFailed && prev.Plan.EvaluationOnly() && prev.BaseVersion == r.BaseVersion
 	}
 	var only bool
-	if r.Plan.Evaluation, only = s.cfg.evaluationPlan(trained, baseEvaluated); only {
+	if r.Plan.Evaluation, only = s.rc().evaluationPlan(trained, baseEvaluated); only {
 		// The evaluation of the trained model: no training, every merchant.
 		r.Plan.Steps = 0
-		r.Selected = sample(ids, 1, s.cfg.Quorum, s.cfg.Seed, r.Seq)
+		r.Selected = sample(ids, 1, s.rc().Quorum, s.rc().Seed, r.Seq)
 	}
 	return nil
 }
@@ -129,6 +129,7 @@ type transition struct {
 	round  RoundRecord
 	action string
 	reason string
+	actor  string // SystemActor when empty
 }
 
 // Tick advances every round that is due: a round whose deadline passed or to
@@ -240,7 +241,11 @@ func (s *Service) stageTransitions(ctx context.Context, tx Tx, ts []transition, 
 		if t.action == "round.fail" {
 			outcome = audit.OutcomeError
 		}
-		p, err := stage(ctx, tx, "round/"+t.round.ID+"/"+t.action, roundRecord(t.round, t.action, outcome, t.reason), now)
+		rec := roundRecord(t.round, t.action, outcome, t.reason)
+		if t.actor != "" {
+			rec.Actor = t.actor
+		}
+		p, err := stage(ctx, tx, "round/"+t.round.ID+"/"+t.action, rec, now)
 		if err != nil {
 			return nil, err
 		}
@@ -267,20 +272,31 @@ func (s *Service) advance(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		if err != nil {
 			return nil, err
 		}
-		if !expired && !slices.ContainsFunc(ms, func(m Merchant) bool { return !m.Revoked }) {
+		if !expired && !slices.ContainsFunc(ms, func(m Merchant) bool { return !m.Revoked && m.Stopped == "" }) {
 			return nil, nil
 		}
 		return s.fail(ctx, tx, r, "no merchants were enrolled when the round opened", now)
-	case !expired && !everyone:
-		return nil, nil
+	}
+	early := ""
+	if !expired && !everyone {
+		// Close early when no one is left to wait for: the remaining
+		// sampled merchants have all stopped or been revoked.
+		stopped, why, err := remainingStopped(ctx, tx, r)
+		if err != nil || !stopped {
+			return nil, err
+		}
+		early = "; closed before the deadline, the others stopped (" + why + ")"
+	}
+	switch {
 	case audited >= r.Quorum:
-		if err := tx.SetRoundState(ctx, r.ID, r.State, protocol.RoundAggregating, fmt.Sprintf("%d of %d sampled merchants sent updates", audited, len(r.Selected)), now); err != nil {
+		reason := fmt.Sprintf("%d of %d sampled merchants sent updates", audited, len(r.Selected)) + early
+		if err := tx.SetRoundState(ctx, r.ID, r.State, protocol.RoundAggregating, reason, now); err != nil {
 			return nil, err
 		}
 		r.State = protocol.RoundAggregating
-		return []transition{{round: r, action: "round.aggregate", reason: ""}}, nil
+		return []transition{{round: r, action: "round.aggregate", reason: reason}}, nil
 	default:
-		return s.fail(ctx, tx, r, fmt.Sprintf("quorum not met: %d audited updates (%d accepted), quorum %d", audited, all, r.Quorum), now)
+		return s.fail(ctx, tx, r, fmt.Sprintf("quorum not met: %d audited updates (%d accepted), quorum %d", audited, all, r.Quorum)+early, now)
 	}
 }
 
@@ -330,7 +346,7 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: base model %d: %w", r.ID, r.BaseVersion, err)
 	}
-	agg := s.policy.Aggregation()
+	agg := s.pol().Aggregation()
 	bound, err := s.normBound(r, updates, len(base.Params))
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", r.ID, err)
@@ -338,13 +354,13 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	mopt := merge.Options{Method: string(agg.Merge), TrimFraction: agg.TrimFraction, NormBound: bound}
 	deltas := make([][]float64, len(updates))
 	var weights []float64
-	if !s.cfg.EqualWeights {
+	if !s.rc().EqualWeights {
 		weights = make([]float64, len(updates))
 	}
 	contrib := make([]protocol.Contribution, len(updates))
 	for i, u := range updates {
 		deltas[i] = u.Delta
-		mp, err := s.policy.Merchant(u.Merchant)
+		mp, err := s.pol().Merchant(u.Merchant)
 		if err != nil {
 			return nil, fmt.Errorf("publish %s: %w", r.ID, err)
 		}
@@ -379,9 +395,9 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	if weights != nil && (mopt.Method == "" || mopt.Method == merge.MethodFedAvg) {
 		desc += fmt.Sprintf(" share≤%g", agg.WeightShareCap())
 	}
-	switch s.cfg.Server {
+	switch s.rc().Server {
 	case ServerFedAdam:
-		adam := merge.NewAdam(s.cfg.ServerLR, s.cfg.ServerTau)
+		adam := merge.NewAdam(s.rc().ServerLR, s.rc().ServerTau)
 		if len(optState) > 0 && string(optState) != "{}" {
 			if err := json.Unmarshal(optState, adam); err != nil {
 				return nil, fmt.Errorf("publish %s: optimizer state of version %d: %w", r.ID, r.BaseVersion, err)
@@ -396,9 +412,9 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		desc += fmt.Sprintf(" + fedadam(lr=%g, tau=%g, t=%d)", adam.LR, adam.Tau, adam.T)
 	default:
 		for i := range params {
-			params[i] += s.cfg.ServerLR * combined[i]
+			params[i] += s.rc().ServerLR * combined[i]
 		}
-		desc += fmt.Sprintf(" + server sgd(lr=%g)", s.cfg.ServerLR)
+		desc += fmt.Sprintf(" + server sgd(lr=%g)", s.rc().ServerLR)
 	}
 	next := *base
 	next.Params = params
@@ -413,7 +429,7 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	version := versions[len(versions)-1].Version + 1
 	ok, err := tx.InsertModel(ctx, ModelRecord{ModelVersion: protocol.ModelVersion{
 		Version: version, Round: r.ID, Parent: r.BaseVersion, PublishedAt: now.Truncate(time.Millisecond),
-		Contributions: contrib, PolicyHash: s.policyHash, SchemaHash: base.Schema.Hash, Merge: desc,
+		Contributions: contrib, PolicyHash: s.pol().Hash(), SchemaHash: base.Schema.Hash, Merge: desc,
 		Model: modelJSON,
 	}, Optimizer: optState})
 	if err != nil {
@@ -441,15 +457,15 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 // else the bound derived from the plan (derivedNormBound) for the merchant of
 // updates whose plan allows the largest update.
 func (s *Service) normBound(r RoundRecord, updates []UpdateRecord, params int) (float64, error) {
-	if b := s.policy.Aggregation().NormBound; b > 0 {
+	if b := s.pol().Aggregation().NormBound; b > 0 {
 		return b, nil
 	}
-	if s.cfg.NormBound > 0 {
-		return s.cfg.NormBound, nil
+	if s.rc().NormBound > 0 {
+		return s.rc().NormBound, nil
 	}
 	var bound float64
 	for _, u := range updates {
-		mp, err := s.policy.Merchant(u.Merchant)
+		mp, err := s.pol().Merchant(u.Merchant)
 		if err != nil {
 			return 0, fmt.Errorf("norm bound: %w", err)
 		}
@@ -511,7 +527,7 @@ func (s *Service) recordEvaluation(ctx context.Context, tx Tx, r RoundRecord, up
 	if len(evals) == 0 {
 		return "no evaluations", nil
 	}
-	evals, capped, err := capEvaluations(evals, from, s.policy.Aggregation().WeightShareCap())
+	evals, capped, err := capEvaluations(evals, from, s.pol().Aggregation().WeightShareCap())
 	if err != nil {
 		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
 	}
@@ -638,7 +654,7 @@ func roundRecord(r RoundRecord, action string, outcome audit.Outcome, reason str
 
 // Run calls Tick every TickInterval until ctx ends; errors are logged, not fatal.
 func (s *Service) Run(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.TickInterval)
+	t := time.NewTicker(s.rc().TickInterval)
 	defer t.Stop()
 	for {
 		if err := s.Tick(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/merge"
@@ -171,19 +172,19 @@ type Options struct {
 // Service is the aggregator. It keeps no round state of its own: everything is
 // in the store, so several Services (replicas) may share one database.
 type Service struct {
-	store      Store
-	policy     *policies.Policy
-	keys       *keys.Aggregator
-	audit      *audit.Log
-	now        func() time.Time
-	log        *slog.Logger
-	cfg        RoundConfig
-	maxSkew    time.Duration
-	maxEnv     int
-	pq         bool
-	policyHash string
-	schema     feature.Schema
-	initial    *hazard.Model
+	store   Store
+	keys    *keys.Aggregator
+	audit   *audit.Log
+	now     func() time.Time
+	log     *slog.Logger
+	maxSkew time.Duration
+	maxEnv  int
+	pq      bool
+	schema  feature.Schema
+	initial *hazard.Model
+	// settings holds the policy and round configuration, replaced as a
+	// whole by Reload.
+	settings atomic.Pointer[settings]
 
 	mu     sync.Mutex
 	noise  map[[3]float64]float64 // (cap, δ, min z) → calibrated z
@@ -314,12 +315,13 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("new aggregator: rounds: %w", err)
 	}
 	s := &Service{
-		store: opts.Store, policy: opts.Policy, keys: opts.Keys, audit: opts.Audit,
-		now: opts.Now, log: opts.Logger, cfg: cfg, maxSkew: opts.MaxSkew, maxEnv: opts.MaxEnvelope,
-		pq: opts.RequirePostQuantum, policyHash: opts.Policy.Hash(),
+		store: opts.Store, keys: opts.Keys, audit: opts.Audit,
+		now: opts.Now, log: opts.Logger, maxSkew: opts.MaxSkew, maxEnv: opts.MaxEnvelope,
+		pq:    opts.RequirePostQuantum,
 		noise: map[[3]float64]float64{}, models: map[int]*hazard.Model{}, merchants: map[string]Merchant{},
 		rounds: map[string]RoundRecord{}, accepted: map[string]map[string][seal.NonceSize]byte{},
 	}
+	s.settings.Store(&settings{policy: opts.Policy, rounds: &cfg})
 	var err error
 	if s.acct, err = newAccountant(); err != nil {
 		return nil, fmt.Errorf("new aggregator: %w", err)
@@ -403,7 +405,7 @@ func (s *Service) bootstrap(ctx context.Context) error {
 		if _, err := tx.ActiveVersion(ctx); errors.Is(err, ErrNotFound) {
 			inserted, err := tx.InsertModel(ctx, ModelRecord{ModelVersion: protocol.ModelVersion{
 				Version: 1, PublishedAt: now, Contributions: []protocol.Contribution{},
-				PolicyHash: s.policyHash, SchemaHash: s.schema.Hash, Merge: "initial", Model: modelJSON,
+				PolicyHash: s.pol().Hash(), SchemaHash: s.schema.Hash, Merge: "initial", Model: modelJSON,
 			}, Optimizer: opt})
 			if err != nil {
 				return err
@@ -438,10 +440,10 @@ func (s *Service) bootstrap(ctx context.Context) error {
 }
 
 func (s *Service) newOptimizerState() ([]byte, error) {
-	if s.cfg.Server != ServerFedAdam {
+	if s.rc().Server != ServerFedAdam {
 		return []byte("{}"), nil
 	}
-	return jsonMarshal(merge.NewAdam(s.cfg.ServerLR, s.cfg.ServerTau))
+	return jsonMarshal(merge.NewAdam(s.rc().ServerLR, s.rc().ServerTau))
 }
 
 // Enrol enrols merchant m on behalf of actor (the admin's "role:subject").
@@ -483,7 +485,7 @@ func (s *Service) enrol(ctx context.Context, actor string, m Merchant) (Merchant
 	if _, err := time.LoadLocation(m.TimeZone); err != nil {
 		return m, nil, fmt.Errorf("enrol %s: %w: time zone %q: %w", m.ID, ErrPolicy, m.TimeZone, err)
 	}
-	mp, err := s.policy.Merchant(m.ID)
+	mp, err := s.pol().Merchant(m.ID)
 	if err != nil {
 		return m, nil, fmt.Errorf("enrol %s: %w: %w", m.ID, ErrPolicy, err)
 	}
@@ -549,15 +551,15 @@ func (s *Service) planNoise(mp policies.MerchantPolicy) (float64, error) {
 	}
 	// One customer count: a client releases it in its first round and sends
 	// it again after (protocol.NoisyCount.ReleasedIn).
-	if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.cfg.CountNoise, Steps: 1}); err != nil {
+	if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.rc().CountNoise, Steps: 1}); err != nil {
 		return 0, fmt.Errorf("plan noise: %w", err)
 	}
-	if n := s.cfg.evaluations(); n > 0 {
-		if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.cfg.Evaluation.Sigma, Steps: n}); err != nil {
+	if n := s.rc().evaluations(); n > 0 {
+		if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.rc().Evaluation.Sigma, Steps: n}); err != nil {
 			return 0, fmt.Errorf("plan noise: evaluations: %w", err)
 		}
 	}
-	z, err = l.NoiseMultiplierAfter(mp.EpsilonCap, mp.Delta, s.cfg.SamplingRate, s.cfg.PlannedRounds*s.cfg.StepsPerRound)
+	z, err = l.NoiseMultiplierAfter(mp.EpsilonCap, mp.Delta, s.rc().SamplingRate, s.rc().PlannedRounds*s.rc().StepsPerRound)
 	if err != nil {
 		return 0, fmt.Errorf("plan noise for ε %v at δ %v: %w", mp.EpsilonCap, mp.Delta, err)
 	}
@@ -583,12 +585,13 @@ func (s *Service) merchantPlan(shared protocol.TrainingPlan, mp policies.Merchan
 // CurrentRound returns the latest round as merchantID sees it: whether it was
 // sampled, the base model, and its training plan under its own policy.
 func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol.Round, error) {
-	mp, err := s.policy.Merchant(merchantID)
+	mp, err := s.pol().Merchant(merchantID)
 	if err != nil {
 		return protocol.Round{}, fmt.Errorf("current round: %w: %w", ErrPolicy, err)
 	}
 	var rr RoundRecord
 	var model ModelRecord
+	var resumed bool
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		m, err := tx.Merchant(ctx, merchantID)
 		if err != nil {
@@ -596,6 +599,12 @@ func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol
 		}
 		if m.Revoked {
 			return fmt.Errorf("%w: merchant %s is revoked", ErrPolicy, merchantID)
+		}
+		if resumed = m.Stopped != ""; resumed {
+			// It asks for rounds again: sample it from the next round on.
+			if err := tx.SetMerchantStopped(ctx, merchantID, ""); err != nil {
+				return err
+			}
 		}
 		if rr, err = tx.LatestRound(ctx); err != nil {
 			return err
@@ -606,6 +615,13 @@ func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol
 	if err != nil {
 		return protocol.Round{}, fmt.Errorf("current round: %w", err)
 	}
+	if resumed {
+		rec := audit.Record{Actor: "merchant:" + merchantID, Action: "merchant.resume", Object: "merchant", Outcome: audit.OutcomeOK,
+			Identifiers: map[string]string{"merchant": merchantID}}
+		if err := s.appendAudit(ctx, rec); err != nil {
+			return protocol.Round{}, fmt.Errorf("current round: %w", err)
+		}
+	}
 	plan, err := s.merchantPlan(rr.Plan, mp)
 	if err != nil {
 		return protocol.Round{}, fmt.Errorf("current round: %w", err)
@@ -614,7 +630,7 @@ func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol
 		ID: rr.ID, Seq: rr.Seq, State: rr.State, OpenedAt: rr.OpenedAt, Deadline: rr.Deadline,
 		Quorum: rr.Quorum, Selected: slices.Contains(rr.Selected, merchantID),
 		BaseVersion: rr.BaseVersion, Model: model.Model, Plan: plan,
-		Recipient: s.keys.Recipient, PolicyHash: s.policyHash,
+		Recipient: s.keys.Recipient, PolicyHash: s.pol().Hash(),
 	}, nil
 }
 
@@ -731,7 +747,7 @@ func (s *Service) Budgets(ctx context.Context) ([]Budget, error) {
 	out := make([]Budget, 0, len(heads))
 	for _, h := range heads {
 		b := Budget{Merchant: h.Merchant, Epsilon: h.Epsilon, Releases: h.Releases, LastRelease: h.LastRelease}
-		if mp, err := s.policy.Merchant(h.Merchant); err == nil {
+		if mp, err := s.pol().Merchant(h.Merchant); err == nil {
 			b.Cap, b.Delta = mp.EpsilonCap, mp.Delta
 		}
 		out = append(out, b)
@@ -756,7 +772,29 @@ func (s *Service) appendAudit(ctx context.Context, rec audit.Record) error {
 	if _, err := s.audit.Append(context.WithoutCancel(ctx), rec); err != nil {
 		return fmt.Errorf("%w: %w", ErrAudit, err)
 	}
+	s.logAction(ctx, rec)
 	return nil
+}
+
+// logAction logs one info line per audited action: round transitions,
+// accepted and refused updates, enrolments, reloads, rollbacks.
+func (s *Service) logAction(ctx context.Context, rec audit.Record) {
+	attrs := []slog.Attr{slog.String("actor", rec.Actor), slog.String("object", rec.Object), slog.String("outcome", string(rec.Outcome))}
+	if rec.Reason != "" {
+		attrs = append(attrs, slog.String("reason", rec.Reason))
+	}
+	if m := rec.Identifiers["merchant"]; m != "" {
+		attrs = append(attrs, slog.String("merchant", m))
+	}
+	keys := make([]string, 0, len(rec.Details))
+	for k := range rec.Details {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		attrs = append(attrs, slog.String(k, rec.Details[k]))
+	}
+	s.log.LogAttrs(ctx, slog.LevelInfo, rec.Action, attrs...)
 }
 
 // RevokeToken makes the API token jti refused until expiresAt (a verifier

@@ -41,6 +41,8 @@ type Tx interface {
 	Merchant(ctx context.Context, id string) (Merchant, error)
 	// Merchants returns every merchant ordered by id.
 	Merchants(ctx context.Context) ([]Merchant, error)
+	// SetMerchantStopped records why merchant id stopped ("" resumes it).
+	SetMerchantStopped(ctx context.Context, id, reason string) error
 
 	// InsertRound stores a new round; false (and no error) if its seq exists.
 	InsertRound(ctx context.Context, r RoundRecord) (bool, error)
@@ -142,11 +144,14 @@ type Tx interface {
 
 // Merchant is an enrolled merchant.
 type Merchant struct {
-	ID         string
-	Region     string
-	TimeZone   string
-	PublicKey  ed25519.PublicKey
-	Revoked    bool
+	ID        string
+	Region    string
+	TimeZone  string
+	PublicKey ed25519.PublicKey
+	Revoked   bool
+	// Stopped is why the merchant said it sends no more updates (empty:
+	// it takes part); rounds do not wait for a stopped merchant.
+	Stopped    string
 	EnrolledAt time.Time
 }
 

@@ -112,7 +112,7 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 	if len(envelope) > s.maxEnv {
 		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w: %d bytes > %d", seal.ErrTooLarge, len(envelope), s.maxEnv)
 	}
-	mp, err := s.policy.Merchant(merchantID)
+	mp, err := s.pol().Merchant(merchantID)
 	if err != nil {
 		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w: %w", ErrPolicy, err)
 	}

@@ -100,7 +100,7 @@ func checkEnrol(req *protocol.EnrolRequest) error {
 func merchantInfo(m aggregator.Merchant) protocol.MerchantInfo {
 	return protocol.MerchantInfo{
 		ID: m.ID, Region: m.Region, TimeZone: m.TimeZone, PublicKey: m.PublicKey,
-		Revoked: m.Revoked, EnrolledAt: m.EnrolledAt.UTC(),
+		Revoked: m.Revoked, Stopped: m.Stopped, EnrolledAt: m.EnrolledAt.UTC(),
 	}
 }
 

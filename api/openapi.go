@@ -63,7 +63,7 @@ func (s *Server) v1Routes() []apiRoute {
 		{http.MethodGet, "/v1/budgets", rolesCompliance, "listBudgets", "Every merchant's ε spent against its cap",
 			nil, http.StatusOK, budgetList{}, nil, s.budgets},
 	}
-	return slices.Concat(routes, s.complianceRoutes(), s.predictRoutes(), s.tokenRoutes(), s.consoleRoutes())
+	return slices.Concat(routes, s.complianceRoutes(), s.predictRoutes(), s.tokenRoutes(), s.consoleRoutes(), s.adminRoutes())
 }
 
 // muxVar matches a gorilla/mux variable with a pattern, "{name:pattern}".

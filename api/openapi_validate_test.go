@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/audit"
 )
 
@@ -192,6 +193,23 @@ func TestOpenAPIValidatesLiveResponses(t *testing.T) {
 		{"POST", "/v1/predict:batch", nil, "", "partner", "application/json", jsonBody(`{"merchant":"m1","as_of":"not a time","customers":[` +
 			`{"customer":"c-3","events":[{"time":"2026-10-01T10:00:00Z","kind":"purchase"}]}]}`), 400},
 		{"POST", "/v1/predict:batch", nil, "", "partner", "text/plain", jsonBody(`{}`), 415},
+	})
+
+	// Phase 3: round and configuration administration.
+	f.srv.rounds = f.svc
+	f.srv.reload = func(ctx context.Context, actor string) (protocol.Reload, error) {
+		return f.svc.Reload(ctx, actor, f.svc.Policy(), aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour})
+	}
+	run([]liveCase{
+		{"POST", "/v1/merchants/me:stop", nil, "", "m3", "application/json", jsonBody(`{"reason":"local privacy cap reached"}`), 200},
+		{"POST", "/v1/merchants/me:stop", nil, "", "admin", "application/json", jsonBody(`{"reason":"x"}`), 403},
+		{"POST", "/v1/merchants/me:stop", nil, "", "m3", "application/json", jsonBody(`{"reason":1}`), 400},
+		{"POST", "/v1/config:reload", nil, "", "admin", "", noBody, 200},
+		{"POST", "/v1/config:reload", nil, "", "compliance", "", noBody, 403},
+		{"POST", "/v1/rounds:cancel", nil, "", "admin", "application/json", jsonBody(`{"reason":"new cutoffs"}`), 200},
+		{"POST", "/v1/rounds:cancel", nil, "", "admin", "application/json", jsonBody(`{"round":"round-000001"}`), 409},
+		{"POST", "/v1/rounds:cancel", nil, "", "admin", "application/json", jsonBody(`{"round":"round-999999"}`), 404},
+		{"POST", "/v1/rounds:cancel", nil, "", "compliance", "application/json", jsonBody(`{}`), 403},
 	})
 
 	for path, item := range doc.Paths.Map() {

@@ -155,6 +155,11 @@ type Options struct {
 	Witness     func(ctx context.Context) ([]audit.Checkpoint, error)
 	TokenMaxTTL func(auth.Role) time.Duration
 	Console     http.Handler
+	// Rounds serves POST /v1/rounds:cancel and /v1/merchants/me:stop
+	// (admin.go); they answer 503 when nil.
+	Rounds RoundAdmin
+	// Reload serves POST /v1/config:reload; it answers 503 when nil.
+	Reload Reloader
 }
 
 // Server is the API's http.Handler.
@@ -182,6 +187,8 @@ type Server struct {
 	witness     func(ctx context.Context) ([]audit.Checkpoint, error)
 	tokenMaxTTL func(auth.Role) time.Duration
 	console     http.Handler
+	rounds      RoundAdmin
+	reload      Reloader
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -214,6 +221,8 @@ func NewServer(opts Options) (*Server, error) {
 
 		status: opts.Status, tokenAudit: opts.TokenAudit, witness: opts.Witness,
 		tokenMaxTTL: opts.TokenMaxTTL, console: opts.Console,
+		rounds: opts.Rounds,
+		reload: opts.Reload,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

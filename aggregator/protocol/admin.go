@@ -18,12 +18,15 @@ type EnrolRequest struct {
 
 // MerchantInfo is an enrolled merchant as the API reports it.
 type MerchantInfo struct {
-	ID         string            `json:"id"`
-	Region     string            `json:"region,omitempty"`
-	TimeZone   string            `json:"time_zone"`
-	PublicKey  ed25519.PublicKey `json:"public_key"`
-	Revoked    bool              `json:"revoked"`
-	EnrolledAt time.Time         `json:"enrolled_at"`
+	ID        string            `json:"id"`
+	Region    string            `json:"region,omitempty"`
+	TimeZone  string            `json:"time_zone"`
+	PublicKey ed25519.PublicKey `json:"public_key"`
+	Revoked   bool              `json:"revoked"`
+	// Stopped is why the merchant said it sends no more updates; empty
+	// while it takes part.
+	Stopped    string    `json:"stopped,omitempty"`
+	EnrolledAt time.Time `json:"enrolled_at"`
 }
 
 // Enrolment is the answer to POST /v1/merchants: the merchant as stored and a
@@ -55,4 +58,29 @@ type BudgetInfo struct {
 type TokenRevocation struct {
 	JTI       string    `json:"jti"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// RoundCancel is the body of POST /v1/rounds:cancel: the round to cancel
+// (empty: the latest round) and why. The round fails with that reason and
+// the next one opens with the current configuration.
+type RoundCancel struct {
+	Round  string `json:"round,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// MerchantStop is the body of POST /v1/merchants/me:stop: a merchant says it
+// will send no more updates (its own privacy cap is reached, say), so that
+// rounds stop waiting for it.
+type MerchantStop struct {
+	Reason string `json:"reason"`
+}
+
+// Reload is the answer to POST /v1/config:reload: the policy now in force.
+type Reload struct {
+	PolicyHash         string `json:"policy_hash"`
+	PreviousPolicyHash string `json:"previous_policy_hash"`
+	Merchants          int    `json:"merchants"`
+	Partners           int    `json:"partners"`
+	// Note says what the reload does not change (the open round's plan).
+	Note string `json:"note,omitempty"`
 }

@@ -188,13 +188,13 @@ func mustJSON(v any) (string, error) {
 
 // --- merchants ---
 
-const merchantCols = `id, region, time_zone, public_key, revoked, enrolled_at_ms`
+const merchantCols = `id, region, time_zone, public_key, revoked, enrolled_at_ms, stopped`
 
 func scanMerchant(r Rows) (aggregator.Merchant, error) {
 	var m aggregator.Merchant
 	var revoked, at int64
 	var pub []byte
-	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at); err != nil {
+	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at, &m.Stopped); err != nil {
 		return m, err
 	}
 	m.PublicKey = append([]byte(nil), pub...)
@@ -205,8 +205,8 @@ func scanMerchant(r Rows) (aggregator.Merchant, error) {
 
 // InsertMerchant implements aggregator.Tx.
 func (t *Tx) InsertMerchant(ctx context.Context, m aggregator.Merchant) error {
-	n, err := t.exec(ctx, `INSERT INTO fed_merchants (`+merchantCols+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		m.ID, m.Region, m.TimeZone, []byte(m.PublicKey), b2i(m.Revoked), ms(m.EnrolledAt))
+	n, err := t.exec(ctx, `INSERT INTO fed_merchants (`+merchantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		m.ID, m.Region, m.TimeZone, []byte(m.PublicKey), b2i(m.Revoked), ms(m.EnrolledAt), m.Stopped)
 	if err != nil {
 		return fmt.Errorf("insert merchant: %w", err)
 	}
@@ -244,6 +244,18 @@ func (t *Tx) Merchants(ctx context.Context) ([]aggregator.Merchant, error) {
 		return nil, fmt.Errorf("merchants: %w", err)
 	}
 	return ms, nil
+}
+
+// SetMerchantStopped implements aggregator.Tx.
+func (t *Tx) SetMerchantStopped(ctx context.Context, id, reason string) error {
+	n, err := t.exec(ctx, `UPDATE fed_merchants SET stopped = ? WHERE id = ?`, reason, id)
+	if err != nil {
+		return fmt.Errorf("set merchant %s stopped: %w", id, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("set merchant %s stopped: %w", id, aggregator.ErrNotFound)
+	}
+	return nil
 }
 
 // --- rounds ---

@@ -1,0 +1,207 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/policies"
+)
+
+// settings are what Reload replaces: the policy and the round configuration
+// (defaults applied). Both are read-only once stored.
+type settings struct {
+	policy *policies.Policy
+	rounds *RoundConfig
+}
+
+// pol is the policy in force.
+func (s *Service) pol() *policies.Policy { return s.settings.Load().policy }
+
+// rc is the round configuration in force.
+func (s *Service) rc() *RoundConfig { return s.settings.Load().rounds }
+
+// Policy returns the policy in force (the last one Reload installed).
+func (s *Service) Policy() *policies.Policy { return s.pol() }
+
+// Reload installs a new policy and round configuration on behalf of actor
+// without a restart. Rounds opened from then on use them; the open round
+// keeps the plan it was opened with (CancelRound ends it early). Merchants
+// already enrolled stay enrolled; one the new policy no longer names is
+// refused at its next request. The reload is audited (config.reload, with
+// the new and the previous policy hash) whether it succeeds or not.
+func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, rounds RoundConfig) (protocol.Reload, error) {
+	prev := s.settings.Load()
+	rec := audit.Record{
+		Actor: actor, Action: "config.reload", Object: "policy", Outcome: audit.OutcomeOK,
+		Details: map[string]string{"previous_policy_hash": prev.policy.Hash()},
+	}
+	err := func() error {
+		if p == nil {
+			return fmt.Errorf("reload: %w: no policy", ErrPolicy)
+		}
+		rec.Details["policy_hash"] = p.Hash()
+		cfg := rounds
+		cfg.Cutoffs = slices.Clone(cfg.Cutoffs)
+		if err := cfg.defaults(); err != nil {
+			return fmt.Errorf("reload: %w: rounds: %w", ErrPolicy, err)
+		}
+		if _, err := policySchema(p); err != nil {
+			return fmt.Errorf("reload: %w", err)
+		}
+		rec.Details["merchants"] = strconv.Itoa(len(p.Merchants()))
+		rec.Details["partners"] = strconv.Itoa(len(p.Partners()))
+		rec.Details["cutoffs"] = strconv.Itoa(len(cfg.Cutoffs))
+		s.mu.Lock()
+		s.settings.Store(&settings{policy: p, rounds: &cfg})
+		clear(s.noise) // calibrated under the previous caps and plan
+		s.mu.Unlock()
+		return nil
+	}()
+	if err != nil {
+		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+	}
+	if aerr := s.appendAudit(ctx, rec); aerr != nil {
+		return protocol.Reload{}, fmt.Errorf("reload: %w", aerr)
+	}
+	if err != nil {
+		return protocol.Reload{}, err
+	}
+	return protocol.Reload{
+		PolicyHash: p.Hash(), PreviousPolicyHash: prev.policy.Hash(),
+		Merchants: len(p.Merchants()), Partners: len(p.Partners()),
+		Note: "rounds opened from now on use the new configuration; cancel the open round to apply it at once",
+	}, nil
+}
+
+// CancelRound fails round id (the latest round when id is empty) on behalf
+// of actor and opens the next round with the configuration in force. Only an
+// open or collecting round can be cancelled: updates already accepted in it
+// stay debited from their merchants' budgets and are not merged. Audited as
+// round.cancel.
+func (s *Service) CancelRound(ctx context.Context, actor, id, reason string) (protocol.RoundState, error) {
+	reason = strings.TrimSpace(reason)
+	why := "cancelled by " + actor
+	if reason != "" {
+		why += ": " + reason
+	}
+	var ps []staged
+	var next protocol.RoundState
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		ps, next = nil, ""
+		var r RoundRecord
+		var err error
+		if id == "" {
+			if r, err = tx.LatestRound(ctx); err != nil {
+				return err
+			}
+			if r, err = tx.Round(ctx, r.ID, LockUpdate); err != nil {
+				return err
+			}
+		} else if r, err = tx.Round(ctx, id, LockUpdate); err != nil {
+			return err
+		}
+		if r.State != protocol.RoundOpen && r.State != protocol.RoundCollecting {
+			return fmt.Errorf("%w: round %s is %s; only an open or collecting round can be cancelled", ErrConflict, r.ID, r.State)
+		}
+		now := s.now().UTC()
+		if err := tx.SetRoundState(ctx, r.ID, r.State, protocol.RoundFailed, why, now); err != nil {
+			return err
+		}
+		r.State, r.Reason = protocol.RoundFailed, why
+		ts, err := s.openNext(ctx, tx, r, "round.cancel", why, now)
+		if err != nil {
+			return err
+		}
+		ts[0].actor = actor
+		if len(ts) > 1 {
+			next = ts[1].round.State
+		}
+		ps, err = s.stageTransitions(ctx, tx, ts, now)
+		return err
+	})
+	if err != nil {
+		err = fmt.Errorf("cancel round %s: %w", orLatest(id), err)
+		rec := audit.Record{Actor: actor, Action: "round.cancel", Object: "round/" + orLatest(id), Outcome: outcomeOf(err), Reason: err.Error()}
+		if aerr := s.appendAudit(ctx, rec); aerr != nil {
+			return "", fmt.Errorf("cancel round %s: %w", orLatest(id), aerr)
+		}
+		return "", err
+	}
+	if err := s.flush(ctx, ps); err != nil {
+		return "", fmt.Errorf("cancel round %s: %w", orLatest(id), err)
+	}
+	return next, nil
+}
+
+func orLatest(id string) string {
+	if id == "" {
+		return "latest"
+	}
+	return id
+}
+
+// StopMerchant records that merchantID sends no more updates and why (its
+// own privacy cap is reached, say): a round whose remaining sampled
+// merchants have all stopped or been revoked closes without waiting for its
+// deadline. A stopped merchant that sends an update again is still accepted.
+// Audited as merchant.stop.
+func (s *Service) StopMerchant(ctx context.Context, merchantID, reason string) error {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		reason = "stopped"
+	}
+	rec := audit.Record{
+		Actor: "merchant:" + merchantID, Action: "merchant.stop", Object: "merchant", Outcome: audit.OutcomeOK,
+		Reason: reason, Identifiers: map[string]string{"merchant": merchantID},
+	}
+	err := s.store.InTx(ctx, func(tx Tx) error { return tx.SetMerchantStopped(ctx, merchantID, reason) })
+	if err != nil {
+		err = fmt.Errorf("stop merchant %s: %w", merchantID, err)
+		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+	}
+	if aerr := s.appendAudit(ctx, rec); aerr != nil {
+		return fmt.Errorf("stop merchant %s: %w", merchantID, aerr)
+	}
+	return err
+}
+
+// remainingStopped reports whether every sampled merchant of r that has not
+// sent an audited update has stopped or been revoked, and names them.
+func remainingStopped(ctx context.Context, tx Tx, r RoundRecord) (bool, string, error) {
+	updates, err := tx.RoundUpdates(ctx, r.ID)
+	if err != nil {
+		return false, "", err
+	}
+	sent := map[string]bool{}
+	for _, u := range updates {
+		if u.Audited {
+			sent[u.Merchant] = true
+		}
+	}
+	var why []string
+	for _, id := range r.Selected {
+		if sent[id] {
+			continue
+		}
+		m, err := tx.Merchant(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			why = append(why, id+": not enrolled")
+		case err != nil:
+			return false, "", err
+		case m.Revoked:
+			why = append(why, id+": revoked")
+		case m.Stopped != "":
+			why = append(why, id+": "+m.Stopped)
+		default:
+			return false, "", nil
+		}
+	}
+	return len(why) > 0, strings.Join(why, "; "), nil
+}

@@ -1,0 +1,158 @@
+package aggregator_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/policies"
+)
+
+// TestRoundClosesWhenOthersStopped: m1 sends, m2 says it stopped (its own
+// cap), m3 is still expected → the round waits; once m3 stops too, the next
+// Tick publishes the round long before its hour-long deadline, and the next
+// round samples only m1. m2 asking for a round again makes it sampled again.
+func TestRoundClosesWhenOthersStopped(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
+			r := f.start(t)
+			f.enrol(t, r, "m1", "m2", "m3")
+			tick(t, r) // round 1 had no merchants: round 2 samples all three
+			if _, err := f.submitHonest(t, r, "m1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.svc.StopMerchant(ctx, "m2", "local privacy cap reached"); err != nil {
+				t.Fatal(err)
+			}
+			tick(t, r)
+			if got := mustRound(t, r, "m1"); got.Seq != 2 || got.State != protocol.RoundCollecting {
+				t.Fatalf("m3 still expected: got round %d %s, want 2 collecting", got.Seq, got.State)
+			}
+			if err := r.svc.StopMerchant(ctx, "m3", "shutting down"); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Add(time.Second) // far from the deadline
+			tick(t, r)
+			got := mustRound(t, r, "m1")
+			if got.Seq != 3 || got.State != protocol.RoundOpen || got.BaseVersion != 2 {
+				t.Fatalf("after every other merchant stopped: got round %d %s base %d, want 3 open base 2", got.Seq, got.State, got.BaseVersion)
+			}
+			ms, err := r.svc.Models(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) != 2 || len(ms[1].Contributions) != 1 || ms[1].Contributions[0].Merchant != "m1" {
+				t.Fatalf("models: got %+v, want version 2 from m1 alone", ms)
+			}
+			es, err := r.store.AuditEntries(ctx, 1, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reason string
+			for _, e := range es {
+				if e.Action == "round.aggregate" && e.Object == "round/round-000002" {
+					reason = e.Reason
+				}
+			}
+			for _, want := range []string{"1 of 3", "m2: local privacy cap reached", "m3: shutting down"} {
+				if !strings.Contains(reason, want) {
+					t.Errorf("round.aggregate reason %q lacks %q", reason, want)
+				}
+			}
+			// Round 3 was opened after both stopped: only m1 is sampled.
+			if mustRound(t, r, "m1").Selected != true {
+				t.Error("m1 not sampled in round 3")
+			}
+			// m2 asks again (a restarted client): it is no longer stopped, and
+			// is sampled from the next round on.
+			if mustRound(t, r, "m2").Selected {
+				t.Error("stopped m2 sampled in round 3")
+			}
+			if _, err := r.svc.CancelRound(ctx, "admin:test", "", "resample"); err != nil {
+				t.Fatal(err)
+			}
+			if got := mustRound(t, r, "m2"); got.Seq != 4 || !got.Selected {
+				t.Errorf("after m2 resumed: round %d selected %v, want 4 true", got.Seq, got.Selected)
+			}
+			acts := auditActions(t, r.store)
+			if acts["merchant.stop ok"] != 2 || acts["merchant.resume ok"] != 1 {
+				t.Errorf("audit: %v, want 2 merchant.stop ok and 1 merchant.resume ok", acts)
+			}
+			f.verifyAudit(t, r)
+		})
+	}
+}
+
+// TestCancelRoundAndReload: a reload changes the cutoffs of rounds opened
+// from then on, not the open round's; cancelling the open round applies them
+// at once. Both are audited, the reload with the new policy hash; a published
+// round cannot be cancelled, an unknown one is not found.
+func TestCancelRoundAndReload(t *testing.T) {
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
+	r := f.start(t)
+	f.enrol(t, r, "m1")
+	tick(t, r)
+	if got := mustRound(t, r, "m1"); got.Seq != 2 || len(got.Plan.Cutoffs) != 0 {
+		t.Fatalf("round 2: seq %d cutoffs %v, want 2 and none", got.Seq, got.Plan.Cutoffs)
+	}
+	p2, err := policies.Parse("p2.yaml", []byte(strings.Replace(testPolicy, "epsilon_cap: 1.0", "epsilon_cap: 2.0", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := []time.Time{time.Date(1997, 10, 1, 0, 0, 0, 0, time.UTC), time.Date(1997, 11, 1, 0, 0, 0, 0, time.UTC)}
+	out, err := r.svc.Reload(ctx, "admin:ops", p2, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1, Cutoffs: cut})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.PolicyHash != p2.Hash() || out.PreviousPolicyHash != f.policy.Hash() || out.PolicyHash == out.PreviousPolicyHash {
+		t.Fatalf("reload: got %+v, want %s after %s", out, p2.Hash(), f.policy.Hash())
+	}
+	if got := mustRound(t, r, "m1"); got.Seq != 2 || len(got.Plan.Cutoffs) != 0 || got.PolicyHash != p2.Hash() {
+		t.Fatalf("open round after reload: seq %d cutoffs %v policy %s; want its old plan under the new policy", got.Seq, got.Plan.Cutoffs, got.PolicyHash)
+	}
+	if _, err := r.svc.CancelRound(ctx, "admin:ops", "", "apply the new cutoffs"); err != nil {
+		t.Fatal(err)
+	}
+	got := mustRound(t, r, "m1")
+	if got.Seq != 3 || got.State != protocol.RoundOpen || len(got.Plan.Cutoffs) != 2 || !got.Plan.Cutoffs[1].Equal(cut[1]) {
+		t.Fatalf("after cancel: round %d %s cutoffs %v, want 3 open with %v", got.Seq, got.State, got.Plan.Cutoffs, cut)
+	}
+	if _, err := r.svc.CancelRound(ctx, "admin:ops", "round-000002", ""); !errors.Is(err, aggregator.ErrConflict) {
+		t.Errorf("cancel a failed round: got %v, want ErrConflict", err)
+	}
+	if _, err := r.svc.CancelRound(ctx, "admin:ops", "round-000099", ""); !errors.Is(err, aggregator.ErrNotFound) {
+		t.Errorf("cancel an unknown round: got %v, want ErrNotFound", err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops", p2, aggregator.RoundConfig{Quorum: -1}); !errors.Is(err, aggregator.ErrPolicy) {
+		t.Errorf("reload with quorum -1: got %v, want ErrPolicy", err)
+	}
+	es, err := r.store.AuditEntries(ctx, 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reloads, cancels []string
+	for _, e := range es {
+		switch e.Action {
+		case "config.reload":
+			reloads = append(reloads, string(e.Outcome)+" "+e.Actor+" "+e.Details["policy_hash"])
+		case "round.cancel":
+			cancels = append(cancels, string(e.Outcome)+" "+e.Actor+" "+e.Object)
+		}
+	}
+	wantReloads := []string{"ok admin:ops " + p2.Hash(), "denied admin:ops " + p2.Hash()}
+	if strings.Join(reloads, "|") != strings.Join(wantReloads, "|") {
+		t.Errorf("config.reload entries: got %q, want %q", reloads, wantReloads)
+	}
+	wantCancels := []string{"ok admin:ops round/round-000002", "denied admin:ops round/round-000002", "denied admin:ops round/round-000099"}
+	if strings.Join(cancels, "|") != strings.Join(wantCancels, "|") {
+		t.Errorf("round.cancel entries: got %q, want %q", cancels, wantCancels)
+	}
+	f.verifyAudit(t, r)
+}
