@@ -32,13 +32,13 @@ var (
 // 1998-03) once per test binary; it skips when the shared data is missing.
 func cdnow(t testing.TB) *sim.Data {
 	t.Helper()
-	dir := os.Getenv("KAIROS_SHARED")
+	dir := os.Getenv("KAIROS_DATA")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "shared")
+		dir = filepath.Join("..", "..", "shared", "data")
 	}
-	path := filepath.Join(dir, "data", "cdnow", "CDNOW_master.txt")
+	path := filepath.Join(dir, "cdnow", "CDNOW_master.txt")
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_SHARED)", path)
+		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_DATA)", path)
 	}
 	cdnowOnce.Do(func() {
 		ev, err := sim.LoadCDNOW(context.Background(), path)

@@ -21,16 +21,16 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	shared := os.Getenv("KAIROS_SHARED")
-	if shared == "" {
-		shared = "../../shared"
+	dir := os.Getenv("KAIROS_DATA")
+	if dir == "" {
+		dir = "../../shared/data"
 	}
-	data, err := filepath.Abs(filepath.Join(shared, "data", "cdnow", "CDNOW_master.txt"))
+	data, err := filepath.Abs(filepath.Join(dir, "cdnow", "CDNOW_master.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(data); err != nil {
-		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_SHARED)", data)
+		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_DATA)", data)
 	}
 	cmd := exec.Command(kairosBin, "demo", "--json", "--data", data, "--timeout", "3m")
 	var stdout, stderr bytes.Buffer

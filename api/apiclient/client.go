@@ -256,3 +256,33 @@ func readProblem(resp *http.Response) *Problem {
 	}
 	return p
 }
+
+// CancelRound fails the round id (the latest when empty) and opens the next
+// one with the configuration in force (admin).
+func (c *Client) CancelRound(ctx context.Context, id, reason string) (protocol.RoundCancel, error) {
+	var out protocol.RoundCancel
+	body, err := json.Marshal(protocol.RoundCancel{Round: id, Reason: reason})
+	if err != nil {
+		return out, fmt.Errorf("cancel round: %w", err)
+	}
+	err = c.do(ctx, http.MethodPost, "/v1/rounds:cancel", bytes.NewReader(body), "application/json", &out)
+	return out, err
+}
+
+// StopMerchant tells the aggregator that the token's merchant sends no more
+// updates, and why, so that rounds stop waiting for it (merchant).
+func (c *Client) StopMerchant(ctx context.Context, reason string) error {
+	body, err := json.Marshal(protocol.MerchantStop{Reason: reason})
+	if err != nil {
+		return fmt.Errorf("stop merchant: %w", err)
+	}
+	var out protocol.MerchantStop
+	return c.do(ctx, http.MethodPost, "/v1/merchants/me:stop", bytes.NewReader(body), "application/json", &out)
+}
+
+// Reload asks the aggregator to re-read its configuration and policy (admin).
+func (c *Client) Reload(ctx context.Context) (protocol.Reload, error) {
+	var out protocol.Reload
+	err := c.do(ctx, http.MethodPost, "/v1/config:reload", nil, "", &out)
+	return out, err
+}

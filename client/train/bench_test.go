@@ -14,13 +14,13 @@ import (
 // BenchmarkLocal is one merchant's round: the largest merchant of the reference split
 // (40% of CDNOW, 9,449 customers, 37,796 rows) runs 10 DP-SGD steps at q = 0.05.
 func BenchmarkLocal(b *testing.B) {
-	shared := os.Getenv("KAIROS_SHARED")
-	if shared == "" {
-		shared = "../../../shared"
+	data := os.Getenv("KAIROS_DATA")
+	if data == "" {
+		data = "../../../shared/data"
 	}
-	path := shared + "/data/cdnow/CDNOW_master.txt"
+	path := data + "/cdnow/CDNOW_master.txt"
 	if _, err := os.Stat(path); err != nil {
-		b.Skipf("CDNOW_master.txt not found at %s (set KAIROS_SHARED)", path)
+		b.Skipf("CDNOW_master.txt not found at %s (set KAIROS_DATA)", path)
 	}
 	ctx := context.Background()
 	events, err := sim.LoadCDNOW(ctx, path)

@@ -119,7 +119,7 @@ and --plots DIR writes a reliability diagram and a cumulative gain chart per dat
 With --dp-epsilon (and the other --dp- training flags) the suite also trains the default model
 with DP-SGD at that budget on every data set, as hazard-dp-epsE.
 
-Data sets are looked up under $KAIROS_SHARED/data or ../shared/data.`,
+Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -294,21 +294,21 @@ func parseDate(s string) (time.Time, error) {
 	return d, nil
 }
 
-// sharedDataPath finds rel under $KAIROS_SHARED/data, ../shared/data or
+// sharedDataPath finds rel under $KAIROS_DATA, ../shared/data or
 // ../../shared/data (the shared folder sits beside the repository).
 func sharedDataPath(rel string) (string, error) {
 	var roots []string
-	if s := os.Getenv("KAIROS_SHARED"); s != "" {
+	if s := os.Getenv("KAIROS_DATA"); s != "" {
 		roots = append(roots, s)
 	}
-	roots = append(roots, "../shared", "../../shared", "../../../shared")
+	roots = append(roots, "../shared/data", "../../shared/data", "../../../shared/data")
 	for _, r := range roots {
-		p := filepath.Join(r, "data", rel)
+		p := filepath.Join(r, rel)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("data file %s not found under $KAIROS_SHARED/data or ../shared/data (set KAIROS_SHARED or --data)", rel)
+	return "", fmt.Errorf("data file %s not found under $KAIROS_DATA or ../shared/data (set KAIROS_DATA or --data)", rel)
 }
 
 // jsonMetric maps a horizon-keyed metric to a JSON object holding every

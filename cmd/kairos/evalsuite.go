@@ -40,7 +40,7 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&s.on, "suite", false, "run the data-set suite (CDNOW, Online Retail full, grocery and --suite-file's data sets), each with its protocol, "+
 		"for every Kairos model and baseline, and print one table (--json: one JSON object)")
 	f.StringVar(&s.file, "suite-file", "", "YAML file of data sets to add to the suite or to replace built-in ones (implies --suite)")
-	f.StringVar(&s.dataDir, "data-dir", "", "folder of the built-in data sets (default $KAIROS_SHARED/data or ../shared/data)")
+	f.StringVar(&s.dataDir, "data-dir", "", "folder of the built-in data sets (default $KAIROS_DATA or ../shared/data)")
 	f.StringVar(&s.plots, "plots", "", "with --suite, write a reliability diagram and a cumulative gain chart per data set (SVG) to this folder")
 	f.BoolVar(&s.classic, "classic", false, "add BG/NBD's P(alive), P(buy within 30 days), expected purchases and posterior rate as hazard inputs, "+
 		"BG/NBD fitted on the merchant's own data (with --dp-epsilon: fitted with DP within the budget); with --suite, as the extra rows hazard+bgnbd "+
@@ -82,17 +82,16 @@ func suiteDataDir(flag string) (string, error) {
 		return flag, nil
 	}
 	var roots []string
-	if s := os.Getenv("KAIROS_SHARED"); s != "" {
+	if s := os.Getenv("KAIROS_DATA"); s != "" {
 		roots = append(roots, s)
 	}
-	roots = append(roots, "../shared", "../../shared", "../../../shared")
-	for _, r := range roots {
-		p := filepath.Join(r, "data")
+	roots = append(roots, "../shared/data", "../../shared/data", "../../../shared/data")
+	for _, p := range roots {
 		if st, err := os.Stat(p); err == nil && st.IsDir() {
 			return p, nil
 		}
 	}
-	return "", errors.New("no shared data folder under $KAIROS_SHARED/data or ../shared/data (set --data-dir)")
+	return "", errors.New("no shared data folder under $KAIROS_DATA or ../shared/data (set --data-dir)")
 }
 
 // runEvalSuite is `kairos eval --suite`: it loads the suite, runs it, and

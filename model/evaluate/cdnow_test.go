@@ -14,21 +14,21 @@ import (
 	"github.com/kairos-fl/kairos/model"
 )
 
-// cdnowPath finds CDNOW_master.txt beside the repository or under $KAIROS_SHARED.
+// cdnowPath finds CDNOW_master.txt under $KAIROS_DATA or beside the repository.
 func cdnowPath(t *testing.T) string {
 	t.Helper()
 	var dirs []string
-	if s := os.Getenv("KAIROS_SHARED"); s != "" {
+	if s := os.Getenv("KAIROS_DATA"); s != "" {
 		dirs = append(dirs, s)
 	}
-	dirs = append(dirs, "../../../shared")
+	dirs = append(dirs, "../../../shared/data")
 	for _, d := range dirs {
-		p := filepath.Join(d, "data", "cdnow", "CDNOW_master.txt")
+		p := filepath.Join(d, "cdnow", "CDNOW_master.txt")
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	t.Skip("CDNOW_master.txt not found (set KAIROS_SHARED)")
+	t.Skip("CDNOW_master.txt not found (set KAIROS_DATA)")
 	return ""
 }
 

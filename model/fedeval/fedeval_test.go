@@ -215,16 +215,16 @@ func TestSum(t *testing.T) {
 // (ratio in [0.6, 1.6]), and every noisy AUC@30 is within 5 standard errors of
 // the binned value.
 func TestCDNOWEvaluation(t *testing.T) {
-	path := os.Getenv("KAIROS_SHARED")
+	path := os.Getenv("KAIROS_DATA")
 	if path == "" {
-		path = "../../../shared"
+		path = "../../../shared/data"
 	}
-	path += "/data/cdnow/CDNOW_master.txt"
+	path += "/cdnow/CDNOW_master.txt"
 	if _, err := os.Stat(path); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("CDNOW data missing under CI: %v", err)
 		}
-		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_SHARED)", path)
+		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_DATA)", path)
 	}
 	ctx := context.Background()
 	events, err := sim.LoadCDNOW(ctx, path)

@@ -21,13 +21,13 @@ var (
 // cdnowEvents reads CDNOW_master.txt once per test binary, or skips the test.
 func cdnowEvents(t testing.TB) []model.Event {
 	t.Helper()
-	p := os.Getenv("KAIROS_SHARED")
+	p := os.Getenv("KAIROS_DATA")
 	if p == "" {
-		p = "../../../../shared"
+		p = "../../../../shared/data"
 	}
-	path := p + "/data/cdnow/CDNOW_master.txt"
+	path := p + "/cdnow/CDNOW_master.txt"
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_SHARED)", path)
+		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_DATA)", path)
 	}
 	eventsOnce.Do(func() { events, eventsErr = LoadCDNOW(context.Background(), path) })
 	if eventsErr != nil {
