@@ -7,8 +7,12 @@ GOLANGCI := $(shell $(GO) env GOPATH)/bin/golangci-lint
 
 .PHONY: build test demo eval bench lint fuzz clean
 
+# The commit and build date `kairos version` prints (buildinfo.commit/date).
+LDFLAGS := -X github.com/kairos-fl/kairos/internal/buildinfo.commit=$(shell git rev-parse HEAD 2>/dev/null) \
+	-X github.com/kairos-fl/kairos/internal/buildinfo.date=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/kairos
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/kairos
 
 test:
 	$(GO) test -count=1 ./...

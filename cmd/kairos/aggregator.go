@@ -112,7 +112,8 @@ type aggConfig struct {
 		Witness string `yaml:"witness,omitempty"`
 	} `yaml:"audit,omitempty"`
 
-	dir string // the config file's directory
+	dir  string // the config file's directory
+	file string // the config file, re-read by reload
 }
 
 // aggRounds mirrors aggregator.RoundConfig; a zero or absent value takes the
@@ -203,6 +204,7 @@ func loadAggConfig(path string) (*aggConfig, error) {
 		return nil, err
 	}
 	c.dir = filepath.Dir(path)
+	c.file = path
 	return c, nil
 }
 
@@ -347,13 +349,23 @@ func (f *aggFlags) register(cmd *cobra.Command) {
 
 func (f *aggFlags) load() (*aggConfig, error) {
 	path := f.config
-	if path == "" {
-		if f.dir == "" {
-			return nil, errors.New("--dir or --config is required")
-		}
+	if path == "" && f.dir != "" {
 		path = filepath.Join(f.dir, aggConfigFile)
 	}
-	return loadAggConfig(path)
+	if path == "" {
+		path = os.Getenv(envConfig)
+	}
+	if path == "" {
+		return nil, errors.New("--dir or --config (or $" + envConfig + ") is required")
+	}
+	c, err := loadAggConfig(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.applyEnv(os.Getenv); err != nil {
+		return nil, fmt.Errorf("read config %s: %w", path, err)
+	}
+	return c, nil
 }
 
 func newAggregatorCmd() *cobra.Command {
@@ -374,7 +386,8 @@ differentially private updates, merges them and publishes model versions.
   kairos aggregator rollback --dir agg --version 3`,
 	}
 	cmd.AddCommand(newAggInitCmd(), newAggMigrateCmd(), newAggServeCmd(), newAggEnrolCmd(),
-		newAggMerchantsCmd(), newAggBudgetsCmd(), newAggModelsCmd(), newAggRollbackCmd(), newAggRevokeTokenCmd())
+		newAggMerchantsCmd(), newAggBudgetsCmd(), newAggModelsCmd(), newAggRollbackCmd(), newAggRevokeTokenCmd(),
+		newAggReloadCmd(), newAggCancelRoundCmd())
 	return cmd
 }
 
@@ -384,6 +397,7 @@ func newAggInitCmd() *cobra.Command {
 		classic                     bool
 		adminTTL                    time.Duration
 		pf                          passphraseFlags
+		cutoffs                     = defaultInitCutoffs()
 	)
 	cmd := &cobra.Command{
 		Use:   "init --dir DIR",
@@ -396,7 +410,7 @@ func newAggInitCmd() *cobra.Command {
 			if err := requireEmptyDir(dir); err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
-			policy := []byte(exampleAggPolicy)
+			policy := []byte(starterAggPolicy)
 			if policyFile != "" {
 				b, err := os.ReadFile(policyFile)
 				if err != nil {
@@ -412,6 +426,7 @@ func newAggInitCmd() *cobra.Command {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
 			cfg := defaultAggConfig(listen, db)
+			cfg.Rounds.Cutoffs = cutoffs
 			if err := cfg.check(); err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
@@ -436,7 +451,11 @@ func newAggInitCmd() *cobra.Command {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
 			header := "# Kairos aggregator configuration (strict: unknown keys are errors).\n" +
-				"# Relative paths are relative to this file's directory.\n"
+				"# Relative paths are relative to this file's directory. Environment variables\n" +
+				"# override some keys (docs/operations.md). rounds.cutoffs are the training\n" +
+				"# cutoffs every merchant builds features at: dates inside the merchants' data,\n" +
+				"# each at least 30 days before its end (the default fits the CDNOW shards).\n" +
+				"# After editing, run: kairos aggregator reload --dir DIR\n"
 			for _, f := range []struct {
 				name string
 				data []byte
@@ -454,7 +473,7 @@ func newAggInitCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "created %s: %s/ (aggregator keys), %s, %s, %s (admin token, valid %v)\n",
 				dir, aggKeysDir, aggConfigFile, aggPolicyFile, aggTokenFile, adminTTL)
-			fmt.Fprintf(out, "next: kairos aggregator serve --dir %s\n", dir)
+			fmt.Fprintf(out, "next: kairos aggregator serve --dir %s; enrol merchants with kairos aggregator enrol --dir %s --add-to-policy …\n", dir, dir)
 			return nil
 		},
 	}
@@ -462,7 +481,15 @@ func newAggInitCmd() *cobra.Command {
 	f.StringVar(&dir, "dir", "", "directory to create (must not exist or be empty)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8700", "address the server will listen on")
 	f.StringVar(&db, "db", "sqlite:"+aggDBFile, "store URL (sqlite:FILE relative to DIR, or postgres://…)")
-	f.StringVar(&policyFile, "policy", "", "policy file to copy (default: the cdnow-demo example)")
+	f.StringVar(&policyFile, "policy", "", "policy file to copy (default: a starter policy with regions eu and us and no merchants yet)")
+	f.Func("cutoffs", "training cutoffs for kairos.yaml, comma-separated dates (default the CDNOW reference cutoffs 1997-07-01,1997-09-01,1997-11-01,1998-01-01)", func(v string) error {
+		ts, err := parseDates(v)
+		if err != nil {
+			return err
+		}
+		cutoffs = ts
+		return nil
+	})
 	f.BoolVar(&classic, "classic", false, "X25519 age identity instead of the post-quantum hybrid")
 	f.DurationVar(&adminTTL, "admin-token-ttl", 30*24*time.Hour, "lifetime of the admin token")
 	pf.register(cmd)
@@ -709,6 +736,11 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 	if err != nil {
 		return fmt.Errorf("aggregator serve: %w", err)
 	}
+	reload := func(ctx context.Context, actor string) (protocol.Reload, error) {
+		return aggReload(ctx, log, cfg, svc, actor)
+	}
+	stopHUP := reloadOnSIGHUP(ctx, log, reload)
+	defer stopHUP()
 	handler, err := api.NewServer(api.Options{
 		Service: reportingService{Service: svc, sources: report.Sources{Store: fst, Audit: st, Policy: policy,
 			CheckpointKey: a.Checkpoint.Public().(ed25519.PublicKey), Source: redactDB(o.db)}},
@@ -722,13 +754,15 @@ func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeO
 			return err
 		},
 		Partners: func(id string) (float64, int, error) {
-			pp, err := policy.Partner(id)
+			pp, err := svc.Policy().Partner(id)
 			return pp.RatePerSecond, pp.Burst, err
 		},
+		Rounds: svc,
+		Reload: reload,
 		Logger: log,
 		Audit:  st,
 		// Predictions are audited in the same log and answered only once their entry is durable.
-		Predict: api.PredictOptions{Audit: alog, MayQuery: policy.MayQuery},
+		Predict: api.PredictOptions{Audit: alog, MayQuery: func(partner, merchant string) bool { return svc.Policy().MayQuery(partner, merchant) }},
 		// The web console at /console/ and the routes it reads.
 		Status: svc, TokenAudit: svc, TokenMaxTTL: maxTTL, Console: console.Handler(),
 		Witness: witnessReader(cfg, a),
@@ -942,7 +976,8 @@ func newAggEnrolCmd() *cobra.Command {
 	var (
 		cf                              aggClientFlags
 		id, region, tz, pubFile, tokOut string
-		asJSON                          bool
+		asJSON, addToPolicy             bool
+		partners                        []string
 	)
 	cmd := &cobra.Command{
 		Use:   "enrol --dir DIR --id ID --time-zone ZONE --public-key FILE [--region R]",
@@ -960,6 +995,14 @@ signing.pub (PEM) or its whole key directory.`,
 			c, err := cf.client()
 			if err != nil {
 				return fmt.Errorf("aggregator enrol: %w", err)
+			}
+			if len(partners) > 0 && !addToPolicy {
+				return errors.New("aggregator enrol: --partner edits the policy: give --add-to-policy too")
+			}
+			if addToPolicy {
+				if err := enrolAddToPolicy(cmd, &cf, c, policies.MerchantEntry{ID: id, Region: region, Partners: partners}); err != nil {
+					return fmt.Errorf("aggregator enrol: %w", err)
+				}
 			}
 			e, err := c.Enrol(cmd.Context(), protocol.EnrolRequest{ID: id, Region: region, TimeZone: tz, PublicKey: pub})
 			if err != nil {
@@ -990,6 +1033,8 @@ signing.pub (PEM) or its whole key directory.`,
 	f.StringVar(&pubFile, "public-key", "", "merchant's signing.pub (PEM) or key directory")
 	f.StringVar(&tokOut, "token-out", "", "write the token to this file (0600) instead of stdout")
 	f.BoolVar(&asJSON, "json", false, "print the whole enrolment as JSON")
+	f.BoolVar(&addToPolicy, "add-to-policy", false, "first add the merchant (with --region) to the policy file and have the server reload it")
+	f.StringSliceVar(&partners, "partner", nil, "with --add-to-policy: partner app ids allowed to query this merchant (created with 20 req/s, burst 40 if new)")
 	for _, n := range []string{"id", "time-zone", "public-key"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
@@ -1183,6 +1228,17 @@ func newAggRollbackCmd() *cobra.Command {
 				return fmt.Errorf("aggregator rollback: %w", err)
 			}
 			mv, err := c.Rollback(cmd.Context(), version)
+			var prob *apiclient.Problem
+			if errors.As(err, &prob) && prob.Status == http.StatusNotFound {
+				ms, lerr := c.Models(cmd.Context())
+				switch {
+				case lerr != nil:
+				case len(ms) <= 1:
+					return fmt.Errorf("aggregator rollback --version %d: %w: the registry holds only the initial model (version 1); no round has published yet", version, errNoModels)
+				default:
+					return fmt.Errorf("aggregator rollback --version %d: no such version; the registry holds versions 1 to %d (kairos aggregator models)", version, ms[len(ms)-1].Version)
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("aggregator rollback: %w", err)
 			}
@@ -1219,6 +1275,9 @@ HMAC).`,
 				return errors.New("aggregator revoke-token: give a token or --jti with --expires, not both")
 			case len(args) == 0 && (jti == "" || expires.IsZero()):
 				return errors.New("aggregator revoke-token: give a token, or --jti and --expires")
+			}
+			if len(args) == 1 && strings.TrimSpace(args[0]) == "" {
+				return errors.New(`aggregator revoke-token: the token argument is empty (an unset shell variable?); give the token, - to read it from stdin, or --jti and --expires`)
 			}
 			if len(args) == 1 {
 				cfg, err := cf.load()
@@ -1278,36 +1337,3 @@ func verifyOwnToken(cmd *cobra.Command, dir, tok string) (*auth.Claims, error) {
 	}
 	return v.Verify(cmd.Context(), strings.TrimSpace(tok))
 }
-
-// exampleAggPolicy is policies/examples/cdnow-demo.yaml (a test keeps the two
-// equal), written by init when no --policy is given.
-const exampleAggPolicy = `# The CDNOW demo federation: the CDNOW customer base split across five
-# merchants, each with a lifetime budget of ε = 1 at δ = 1e-6.
-version: 1
-federation: cdnow-demo
-
-defaults:
-  epsilon_cap: 1.0
-  delta: 1e-6
-  min_noise_multiplier: 0.5
-  clip_norm: 1.0
-  min_customers_per_update: 100   # δ must stay below 1/100
-  allowed_features: [all]
-  retention_days: 365
-
-aggregation:
-  merge: fedavg
-
-merchants:
-  cdnow-1: {}
-  cdnow-2: {}
-  cdnow-3: {}
-  cdnow-4: {}
-  cdnow-5: {}
-
-partners:
-  crm-demo:
-    merchants: [cdnow-1, cdnow-2, cdnow-3, cdnow-4, cdnow-5]
-    rate_per_second: 50
-    burst: 100
-`

@@ -220,7 +220,7 @@ func TestAggregatorServeEndToEnd(t *testing.T) {
 func testServeEndToEnd(t *testing.T, db string) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "agg")
-	initArgs := []string{"init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"}
+	initArgs := []string{"init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0", "--policy", cdnowDemoPolicy}
 	if db != "" {
 		initArgs = append(initArgs, "--db", db)
 	}
@@ -315,8 +315,12 @@ func testServeEndToEnd(t *testing.T, db string) {
 	if err != nil || !strings.Contains(out, "active model is now version 1") {
 		t.Errorf("rollback: %q, %v", out, err)
 	}
-	if _, err := runAgg(t, "rollback", "--dir", dir, "--url", base, "--version", "5"); err == nil || !strings.Contains(err.Error(), "404") {
-		t.Errorf("rollback to a missing version: got %v, want 404", err)
+	// Nothing published yet: the error says so instead of a bare 404.
+	if _, err := runAgg(t, "rollback", "--dir", dir, "--url", base, "--version", "5"); !errors.Is(err, errNoModels) || !strings.Contains(err.Error(), "only the initial model (version 1)") {
+		t.Errorf("rollback to a missing version: got %v, want errNoModels naming version 1", err)
+	}
+	if _, err := runAgg(t, "revoke-token", "--dir", dir, "--url", base, ""); err == nil || !strings.Contains(err.Error(), "token argument is empty") {
+		t.Errorf(`revoke-token "": got %v, want an error naming the empty argument`, err)
 	}
 
 	// Partner grants come from the policy: crm-demo is in the example policy, crm-x is not.
@@ -448,7 +452,7 @@ func (l *lockedWriter) String() string {
 // plain HTTP is not answered.
 func TestAggregatorServeTLS(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "agg")
-	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0", "--policy", cdnowDemoPolicy); err != nil {
 		t.Fatal(err)
 	}
 	certPEM, keyPEM := selfSigned(t)
@@ -576,7 +580,7 @@ func getWith(t *testing.T, url, token string) (int, string) {
 func TestAggregatorServeBatchFlood(t *testing.T) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "agg")
-	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0", "--policy", cdnowDemoPolicy); err != nil {
 		t.Fatal(err)
 	}
 	metricsFile := filepath.Join(tmp, "metrics-addr")
@@ -717,7 +721,7 @@ func TestAggregatorServeBatchFlood(t *testing.T) {
 func TestAggregatorServeMetricsDisclosure(t *testing.T) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "agg")
-	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0", "--policy", cdnowDemoPolicy); err != nil {
 		t.Fatal(err)
 	}
 	metricsFile := filepath.Join(tmp, "metrics-addr")

@@ -31,13 +31,17 @@ func runAgg(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func TestExamplePolicyMatchesRepository(t *testing.T) {
-	want, err := os.ReadFile("../../policies/examples/cdnow-demo.yaml")
+// cdnowDemoPolicy is the policy of the tests that enrol cdnow-1… and the
+// partner crm-demo.
+const cdnowDemoPolicy = "../../policies/examples/cdnow-demo.yaml"
+
+func TestStarterPolicyMatchesRepository(t *testing.T) {
+	want, err := os.ReadFile("../../policies/examples/starter.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exampleAggPolicy != string(want) {
-		t.Errorf("exampleAggPolicy differs from policies/examples/cdnow-demo.yaml; copy the file again")
+	if starterAggPolicy != string(want) {
+		t.Errorf("starterAggPolicy differs from policies/examples/starter.yaml; copy the file again")
 	}
 }
 
@@ -69,6 +73,14 @@ func TestAggregatorInit(t *testing.T) {
 	}
 	if cfg.Tokens.MerchantTTL != api.DefaultMerchantTokenTTL || cfg.Rounds.Deadline != 10*time.Minute {
 		t.Errorf("durations did not survive the round trip: %+v", cfg)
+	}
+	// The CDNOW reference training cutoffs (client/train/sim), spelled out.
+	var cuts []string
+	for _, c := range cfg.Rounds.Cutoffs {
+		cuts = append(cuts, c.Format(time.DateOnly))
+	}
+	if got := strings.Join(cuts, ","); got != "1997-07-01,1997-09-01,1997-11-01,1998-01-01" {
+		t.Errorf("rounds.cutoffs: got %s, want the CDNOW reference training cutoffs", got)
 	}
 	pdata, err := os.ReadFile(cfg.path(cfg.Policy))
 	if err != nil {

@@ -65,10 +65,32 @@ type clientSetup struct {
 	loc      *time.Location
 }
 
+// Environment variables of the client commands (12-factor); a file's key
+// is overridden by its variable.
+const (
+	envClientConfig = "KAIROS_CLIENT_CONFIG" // --config, when not given
+	envAggregator   = "KAIROS_AGGREGATOR"    // aggregator (the aggregator's base URL)
+	envTokenFile    = "KAIROS_TOKEN_FILE"    // token_file
+)
+
 func loadClientSetup(path string) (*clientSetup, error) {
+	if path == "" {
+		path = os.Getenv(envClientConfig)
+	}
+	if path == "" {
+		return nil, errors.New("--config (or $" + envClientConfig + ") is required")
+	}
 	cfg, err := client.LoadConfig(path)
 	if err != nil {
 		return nil, err
+	}
+	if v := os.Getenv(envAggregator); v != "" {
+		cfg.Aggregator = v
+	}
+	if v := os.Getenv(envTokenFile); v != "" {
+		if cfg.TokenFile, err = filepath.Abs(v); err != nil {
+			return nil, fmt.Errorf("$%s: %w", envTokenFile, err)
+		}
 	}
 	pass, err := cfg.Passphrase()
 	if err != nil {
@@ -188,6 +210,14 @@ federation's) is reached.`,
 			switch {
 			case errors.Is(err, client.ErrLocalBudget), errors.Is(err, client.ErrFederationBudget):
 				log.Info("privacy budget reached; stopping", "reason", err)
+				// Tell the aggregator, so that rounds stop waiting for this merchant.
+				reason := "federation privacy budget reached"
+				if errors.Is(err, client.ErrLocalBudget) {
+					reason = fmt.Sprintf("local privacy cap reached (ε cap %g at δ %g)", s.cfg.EpsilonCap, s.cfg.MerchantDelta())
+				}
+				if serr := s.api.StopMerchant(context.WithoutCancel(cmd.Context()), reason); serr != nil {
+					log.Warn("could not tell the aggregator this merchant stopped; its rounds wait for their deadline", "err", serr)
+				}
 			case err != nil:
 				return fmt.Errorf("client run: %w", err)
 			}
@@ -202,7 +232,6 @@ federation's) is reached.`,
 	f.IntVar(&rounds, "rounds", 0, "join at most N rounds (0: until the budget is spent)")
 	f.BoolVar(&logJSON, "log-json", false, "log JSON lines instead of text")
 	f.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
-	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
 
@@ -321,7 +350,6 @@ the global model as published. The output says which model scored.`,
 	f.IntVar(&version, "model-version", 0, "model version to fetch (0: the active one)")
 	f.StringVar(&modelFile, "model-file", "", "score with this model file instead of fetching one")
 	f.BoolVar(&personalize, "personalize", true, "fine-tune the global model on the shop's own customers before scoring (false: the global model)")
-	_ = cmd.MarkFlagRequired("config")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }
@@ -379,7 +407,6 @@ func newClientStatusCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&config, "config", "", "client configuration file (YAML)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
 

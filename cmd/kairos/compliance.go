@@ -519,4 +519,9 @@ type reportingService struct {
 var _ api.ComplianceReporter = reportingService{}
 
 // ReportSources implements api.ComplianceReporter.
-func (s reportingService) ReportSources() report.Sources { return s.sources }
+// The policy is the one in force (reloaded without a restart).
+func (s reportingService) ReportSources() report.Sources {
+	src := s.sources
+	src.Policy = s.Service.Policy()
+	return src
+}

@@ -373,7 +373,7 @@ func TestComplianceReportUsage(t *testing.T) {
 func TestServedReport(t *testing.T) {
 	tmp := t.TempDir()
 	dir := filepath.Join(tmp, "agg")
-	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0", "--policy", cdnowDemoPolicy); err != nil {
 		t.Fatal(err)
 	}
 	agg := startServe(t, "--dir", dir)

@@ -46,18 +46,27 @@ func (p *passphraseFlags) register(cmd *cobra.Command) {
 }
 
 // passphrase returns nil when no passphrase file was given.
+// Without --passphrase-file it reads $KAIROS_PASSPHRASE_FILE, then
+// $KAIROS_PASSPHRASE.
 func (p *passphraseFlags) passphrase() ([]byte, error) {
-	if p.file == "" {
+	file := p.file
+	if file == "" {
+		file = os.Getenv(envPassphraseFile)
+	}
+	if file == "" {
+		if v := os.Getenv(envPassphrase); v != "" {
+			return []byte(v), nil
+		}
 		return nil, nil
 	}
-	b, err := os.ReadFile(p.file)
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("read passphrase: %w", err)
 	}
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	if len(line) == 0 {
-		return nil, fmt.Errorf("read passphrase: %s: first line is empty", p.file)
+		return nil, fmt.Errorf("read passphrase: %s: first line is empty", file)
 	}
 	return line, nil
 }

@@ -30,11 +30,14 @@ func newRootCmd() *cobra.Command {
 within 1, 3, 7, 14 and 30 days, the expected number of days and the most likely day.
 
 Start here:
+  kairos demo                 a federation of five CDNOW shops on loopback, end to end
   kairos eval                 run the CDNOW reference benchmark (hazard model vs baselines)
   kairos fit bgnbd --summary  fit the BG/NBD baseline to a calibration summary
   kairos gen                  write a synthetic event log for scale tests
   kairos dp epsilon|noise     plan a differentially private training
-  kairos keys gen             create the keys a merchant or the aggregator holds`,
+  kairos keys gen             create the keys a merchant or the aggregator holds
+  kairos aggregator init      start a federation (README: "A federation of two shops")
+  kairos version              module version, commit, build date, feature schema`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -52,6 +55,7 @@ Start here:
 		newClientCmd(),
 		newDemoCmd(),
 		newSimCmd(),
+		newVersionCmd(),
 	)
 	return root
 }

@@ -28,7 +28,7 @@ import (
 func TestServePredictCanary(t *testing.T) {
 	const canary = "raw-email:alice-5be1d0@example.com"
 	dir := filepath.Join(t.TempDir(), "agg")
-	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0", "--policy", cdnowDemoPolicy); err != nil {
 		t.Fatal(err)
 	}
 	agg := startServe(t, "--dir", dir)

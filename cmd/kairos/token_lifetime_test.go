@@ -23,7 +23,7 @@ import (
 // one.
 func TestServeRefusesLongLivedTokens(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "agg")
-	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0"); err != nil {
+	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--listen", "127.0.0.1:0", "--policy", cdnowDemoPolicy); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := runAgg(t, "migrate", "--dir", dir); err != nil {

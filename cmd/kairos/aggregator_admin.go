@@ -1,0 +1,353 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/client/train/sim"
+	"github.com/kairos-fl/kairos/policies"
+)
+
+// Environment variables the aggregator commands read (12-factor): each
+// overrides its key of the config file; a command-line flag overrides both.
+// A *_FILE variable names a file holding the value, for secrets mounted by
+// the container runtime or systemd's LoadCredential.
+const (
+	envConfig         = "KAIROS_CONFIG"           // the config file, when neither --dir nor --config is given
+	envListen         = "KAIROS_LISTEN"           // listen
+	envURL            = "KAIROS_URL"              // url
+	envMetricsListen  = "KAIROS_METRICS_LISTEN"   // metrics_listen
+	envDB             = "KAIROS_DB"               // db (may hold a password: prefer KAIROS_DB_FILE)
+	envDBFile         = "KAIROS_DB_FILE"          // a file whose first line is db
+	envKeys           = "KAIROS_KEYS"             // keys
+	envPolicy         = "KAIROS_POLICY"           // policy
+	envAdminTokenFile = "KAIROS_ADMIN_TOKEN_FILE" // admin_token
+	envPassphrase     = "KAIROS_PASSPHRASE"       // the key files' passphrase (prefer KAIROS_PASSPHRASE_FILE)
+	envPassphraseFile = "KAIROS_PASSPHRASE_FILE"  // a file whose first line is the passphrase
+)
+
+// aggEnvKeys lists the variables applyEnv reads, for documentation and tests.
+var aggEnvKeys = []string{envListen, envURL, envMetricsListen, envDB, envDBFile, envKeys, envPolicy, envAdminTokenFile}
+
+// applyEnv overrides the config's keys from the environment (getenv) and
+// checks the result again. Relative paths from the environment are relative
+// to the working directory, not the config file's.
+func (c *aggConfig) applyEnv(getenv func(string) string) error {
+	abs := filepath.Abs
+	set := func(dst *string, name string, path bool) error {
+		v := getenv(name)
+		if v == "" {
+			return nil
+		}
+		if path {
+			a, err := abs(v)
+			if err != nil {
+				return fmt.Errorf("$%s: %w", name, err)
+			}
+			v = a
+		}
+		*dst = v
+		return nil
+	}
+	if getenv(envDB) != "" && getenv(envDBFile) != "" {
+		return fmt.Errorf("$%s and $%s: set one, not both", envDB, envDBFile)
+	}
+	for _, e := range []struct {
+		dst  *string
+		name string
+		path bool
+	}{
+		{&c.Listen, envListen, false}, {&c.URL, envURL, false}, {&c.MetricsListen, envMetricsListen, false},
+		{&c.DB, envDB, false}, {&c.Keys, envKeys, true}, {&c.Policy, envPolicy, true}, {&c.AdminToken, envAdminTokenFile, true},
+	} {
+		if err := set(e.dst, e.name, e.path); err != nil {
+			return err
+		}
+	}
+	if f := getenv(envDBFile); f != "" {
+		v, err := secretLine(f)
+		if err != nil {
+			return fmt.Errorf("$%s: %w", envDBFile, err)
+		}
+		c.DB = v
+	}
+	if strings.HasPrefix(c.DB, "sqlite:") && getenv(envDB) != "" {
+		// An sqlite: file from the environment is relative to the working directory.
+		a, err := abs(strings.TrimPrefix(c.DB, "sqlite:"))
+		if err != nil {
+			return fmt.Errorf("$%s: %w", envDB, err)
+		}
+		c.DB = "sqlite:" + a
+	}
+	return c.check()
+}
+
+// secretLine reads the first line of a secret file, without its line end.
+func secretLine(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", fmt.Errorf("%s: first line is empty", path)
+	}
+	return line, nil
+}
+
+// defaultInitCutoffs are the training cutoffs init writes: the CDNOW
+// reference protocol's, which every CDNOW shard has data around.
+func defaultInitCutoffs() []time.Time {
+	train, _ := sim.ReferenceCutoffs()
+	return train
+}
+
+// parseDates parses comma-separated YYYY-MM-DD dates, increasing.
+func parseDates(v string) ([]time.Time, error) {
+	var out []time.Time
+	for f := range strings.SplitSeq(v, ",") {
+		d, err := parseDate(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		if len(out) > 0 && !d.After(out[len(out)-1]) {
+			return nil, fmt.Errorf("dates must increase: %s after %s", f, out[len(out)-1].Format(time.DateOnly))
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// aggReload re-reads the config file serve was started with (and the
+// environment) and the policy it names, and installs the policy and the
+// rounds section in svc. Keys that need a restart (listen, db, keys, tls,
+// limits, tokens, audit) are not applied; a change to them is logged.
+func aggReload(ctx context.Context, log *slog.Logger, running *aggConfig, svc *aggregator.Service, actor string) (protocol.Reload, error) {
+	next, err := loadAggConfig(running.file)
+	if err == nil {
+		err = next.applyEnv(os.Getenv)
+	}
+	if err != nil {
+		log.Warn("reload refused", "actor", actor, "err", err)
+		return protocol.Reload{}, fmt.Errorf("%w: %w", aggregator.ErrPolicy, err)
+	}
+	var restart []string
+	if next.Listen != running.Listen || next.MetricsListen != running.MetricsListen {
+		restart = append(restart, "listen")
+	}
+	if next.DB != running.DB {
+		restart = append(restart, "db")
+	}
+	if next.path(next.Keys) != running.path(running.Keys) || next.TLS != running.TLS {
+		restart = append(restart, "keys/tls")
+	}
+	if next.Limits != running.Limits || next.Tokens != running.Tokens || next.Audit != running.Audit || next.Envelopes != running.Envelopes {
+		restart = append(restart, "limits/tokens/audit/envelopes")
+	}
+	path := next.path(next.Policy)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		log.Warn("reload refused", "actor", actor, "err", err)
+		return protocol.Reload{}, fmt.Errorf("%w: reload: %w", aggregator.ErrPolicy, err)
+	}
+	pol, err := policies.Parse(path, data)
+	if err != nil {
+		log.Warn("reload refused", "actor", actor, "err", err)
+		return protocol.Reload{}, fmt.Errorf("%w: reload: %w", aggregator.ErrPolicy, err)
+	}
+	out, err := svc.Reload(ctx, actor, pol, next.Rounds.config())
+	if err != nil {
+		return out, err
+	}
+	if len(restart) > 0 {
+		out.Note += "; changed keys that take a restart, not applied: " + strings.Join(restart, ", ")
+		log.Warn("reload: changed keys need a restart", "keys", strings.Join(restart, ", "))
+	}
+	return out, nil
+}
+
+// reloadOnSIGHUP reloads on every SIGHUP until ctx ends or stop is called.
+func reloadOnSIGHUP(ctx context.Context, log *slog.Logger, reload func(context.Context, string) (protocol.Reload, error)) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			case <-ch:
+				if _, err := reload(ctx, "operator:sighup"); err != nil {
+					log.Error("reload on SIGHUP failed; the previous configuration stays", "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+func newAggReloadCmd() *cobra.Command {
+	var cf aggClientFlags
+	cmd := &cobra.Command{
+		Use:   "reload --dir DIR",
+		Short: "Make the running aggregator re-read its config and policy (no restart; audited)",
+		Long: `Reload asks the running aggregator (admin token) to re-read kairos.yaml and the
+policy file. The policy and the rounds section apply from the next round on; the open
+round keeps its plan (kairos aggregator cancel-round ends it now). listen, db, keys,
+tls, limits, tokens and audit need a restart. Sending SIGHUP to serve does the same.
+The audit log records config.reload with the new policy hash.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return fmt.Errorf("aggregator reload: %w", err)
+			}
+			out, err := c.Reload(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("aggregator reload: %w", err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "policy %s in force (was %s): %d merchants, %d partners\n%s\n",
+				out.PolicyHash, out.PreviousPolicyHash, out.Merchants, out.Partners, out.Note)
+			return err
+		},
+	}
+	cf.register(cmd)
+	return cmd
+}
+
+func newAggCancelRoundCmd() *cobra.Command {
+	var (
+		cf            aggClientFlags
+		round, reason string
+	)
+	cmd := &cobra.Command{
+		Use:   "cancel-round --dir DIR [--round ID] [--reason TEXT]",
+		Short: "Fail the open round now and open the next with the configuration in force (audited)",
+		Long: `Cancel-round fails the open round (or --round) and opens the next one at once,
+with the configuration and policy in force. Updates already accepted in the cancelled
+round stay debited from their merchants' budgets and are not merged.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return fmt.Errorf("aggregator cancel-round: %w", err)
+			}
+			if _, err := c.CancelRound(cmd.Context(), round, reason); err != nil {
+				return fmt.Errorf("aggregator cancel-round: %w", err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "cancelled round %s; the next round is open\n", orDefault(round, "(latest)"))
+			return err
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringVar(&round, "round", "", "round id such as round-000007 (default: the latest round)")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit log")
+	return cmd
+}
+
+// errNoModels is rollback's answer when the registry holds nothing to roll
+// back to.
+var errNoModels = errors.New("no model version to roll back to")
+
+// starterAggPolicy is policies/examples/starter.yaml (a test keeps the two
+// equal), written by init when no --policy is given.
+const starterAggPolicy = `# A new federation, as ` + "`kairos aggregator init`" + ` writes it. Merchants are
+# added by ` + "`kairos aggregator enrol --add-to-policy`" + ` (or by editing this file
+# and running ` + "`kairos aggregator reload`" + `); the aggregator reloads it without
+# a restart and records its hash in the audit log.
+version: 1
+federation: my-federation
+
+defaults:
+  epsilon_cap: 1.0        # lifetime ε of each merchant at δ below
+  delta: 1e-6
+  min_noise_multiplier: 0.5
+  clip_norm: 1.0
+  min_customers_per_update: 100   # δ must stay below 1/100
+  allowed_features: [all]
+  retention_days: 365
+
+aggregation:
+  merge: fedavg
+
+regions:
+  eu:
+    retention_days: 365
+  us: {}
+
+merchants: {}
+`
+
+// enrolAddToPolicy adds e to the policy file of the config (kept if it is
+// already there with the same region) and has the running server reload it.
+func enrolAddToPolicy(cmd *cobra.Command, cf *aggClientFlags, c *apiclient.Client, e policies.MerchantEntry) error {
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	path := cfg.path(cfg.Policy)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("add to policy: %w", err)
+	}
+	next, err := policies.AddMerchant(path, data, e)
+	if err != nil {
+		return err
+	}
+	if string(next) != string(data) {
+		if err := replaceFile(path, next); err != nil {
+			return fmt.Errorf("add to policy: %w", err)
+		}
+	}
+	out, err := c.Reload(cmd.Context())
+	if err != nil {
+		return fmt.Errorf("add to policy: %s written, but the server did not reload it: %w", path, err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "policy %s: %s added; in force as %s\n", path, e.ID, out.PolicyHash)
+	return nil
+}
+
+// replaceFile writes data to path through a temporary file in the same
+// directory and a rename, keeping path's permissions.
+func replaceFile(path string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		_ = tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
