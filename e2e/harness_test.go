@@ -30,6 +30,9 @@ import (
 // kairosBin is the binary TestMain built.
 var kairosBin string
 
+// e2eCommit is the commit TestMain stamps into kairosBin.
+const e2eCommit = "e2e0000000000000000000000000000000000000"
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	if testing.Short() {
@@ -41,7 +44,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	kairosBin = filepath.Join(dir, "kairos")
-	out, err := exec.Command("go", "build", "-o", kairosBin, "../cmd/kairos").CombinedOutput()
+	// The linker stamps a commit, as make build does (TestJourney reads it back).
+	out, err := exec.Command("go", "build", "-ldflags", "-X github.com/kairos-fl/kairos/internal/buildinfo.commit="+e2eCommit,
+		"-o", kairosBin, "../cmd/kairos").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build kairos: %v\n%s", err, out)
 		os.RemoveAll(dir)
