@@ -17,8 +17,8 @@ import (
 //
 //	go build -ldflags "-X github.com/kairos-fl/kairos/internal/buildinfo.commit=$(git rev-parse HEAD) -X github.com/kairos-fl/kairos/internal/buildinfo.date=$(date -u +%FT%TZ)"
 var (
-	commit string
-	date   string
+	commit  string
+	date    string
 	version string
 )
 
