@@ -265,9 +265,9 @@ func (s *Service) advance(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	}
 	expired := !now.Before(r.Deadline)
 	everyone := len(r.Selected) > 0 && audited == len(r.Selected)
-	switch {
-	case len(r.Selected) == 0 && all == 0:
-		// Opened before any merchant was enrolled: start over once there are some.
+	if len(r.Selected) == 0 && all == 0 {
+		// Opened when no merchant could be sampled (none enrolled, or all
+		// stopped or revoked): start over once there is one.
 		ms, err := tx.Merchants(ctx)
 		if err != nil {
 			return nil, err

@@ -387,14 +387,14 @@ differentially private updates, merges them and publishes model versions.
 	}
 	cmd.AddCommand(newAggInitCmd(), newAggMigrateCmd(), newAggServeCmd(), newAggEnrolCmd(),
 		newAggMerchantsCmd(), newAggBudgetsCmd(), newAggModelsCmd(), newAggRollbackCmd(), newAggRevokeTokenCmd(),
-		newAggReloadCmd(), newAggCancelRoundCmd())
+		newAggReloadCmd(), newAggCancelRoundCmd(), newAggWaitCmd())
 	return cmd
 }
 
 func newAggInitCmd() *cobra.Command {
 	var (
 		dir, listen, db, policyFile string
-		classic                     bool
+		classic, keep               bool
 		adminTTL                    time.Duration
 		pf                          passphraseFlags
 		cutoffs                     = defaultInitCutoffs()
@@ -406,6 +406,12 @@ func newAggInitCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
 				return errors.New("aggregator init: --dir is required")
+			}
+			if keep {
+				if _, err := loadAggConfig(filepath.Join(dir, aggConfigFile)); err == nil {
+					_, err := fmt.Fprintf(cmd.ErrOrStderr(), "aggregator init: %s already holds an aggregator; kept\n", dir)
+					return err
+				}
 			}
 			if err := requireEmptyDir(dir); err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
@@ -492,6 +498,7 @@ func newAggInitCmd() *cobra.Command {
 	})
 	f.BoolVar(&classic, "classic", false, "X25519 age identity instead of the post-quantum hybrid")
 	f.DurationVar(&adminTTL, "admin-token-ttl", 30*24*time.Hour, "lifetime of the admin token")
+	f.BoolVar(&keep, "keep-existing", false, "when DIR already holds an aggregator (a valid kairos.yaml), keep it and exit 0 (container start-up)")
 	pf.register(cmd)
 	return cmd
 }
@@ -976,7 +983,7 @@ func newAggEnrolCmd() *cobra.Command {
 	var (
 		cf                              aggClientFlags
 		id, region, tz, pubFile, tokOut string
-		asJSON, addToPolicy             bool
+		asJSON, addToPolicy, keep       bool
 		partners                        []string
 	)
 	cmd := &cobra.Command{
@@ -988,6 +995,12 @@ issues (or writes it, 0600, to --token-out). --public-key is the merchant's
 signing.pub (PEM) or its whole key directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keep && tokOut != "" {
+				if _, err := os.Stat(tokOut); err == nil {
+					_, err := fmt.Fprintf(cmd.ErrOrStderr(), "aggregator enrol: %s exists; %s counted as enrolled, kept\n", tokOut, id)
+					return err
+				}
+			}
 			pub, err := readMerchantPublicKey(pubFile)
 			if err != nil {
 				return fmt.Errorf("aggregator enrol: %w", err)
@@ -1034,6 +1047,7 @@ signing.pub (PEM) or its whole key directory.`,
 	f.StringVar(&tokOut, "token-out", "", "write the token to this file (0600) instead of stdout")
 	f.BoolVar(&asJSON, "json", false, "print the whole enrolment as JSON")
 	f.BoolVar(&addToPolicy, "add-to-policy", false, "first add the merchant (with --region) to the policy file and have the server reload it")
+	f.BoolVar(&keep, "keep-existing", false, "with --token-out: when that file exists, do nothing and exit 0 (container start-up)")
 	f.StringSliceVar(&partners, "partner", nil, "with --add-to-policy: partner app ids allowed to query this merchant (created with 20 req/s, burst 40 if new)")
 	for _, n := range []string{"id", "time-zone", "public-key"} {
 		_ = cmd.MarkFlagRequired(n)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -350,4 +351,66 @@ func replaceFile(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+func newAggWaitCmd() *cobra.Command {
+	var (
+		af      aggFlags
+		url     string
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "wait --dir DIR [--timeout 30s]",
+		Short: "Wait until the aggregator answers /readyz (scripts, container health checks)",
+		Long: `Wait polls GET /readyz of the aggregator the config names (or --url) until it
+answers 200, and fails after --timeout. It needs no token; as a container health check
+it is one call with a short timeout.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			base := url
+			if base == "" {
+				cfg, err := af.load()
+				if err != nil {
+					return fmt.Errorf("aggregator wait: %w", err)
+				}
+				base = cfg.baseURL()
+			}
+			if err := pollReadyz(cmd.Context(), base, timeout); err != nil {
+				return fmt.Errorf("aggregator wait: %w", err)
+			}
+			return nil
+		},
+	}
+	af.register(cmd)
+	cmd.Flags().StringVar(&url, "url", "", "server base URL instead of the one derived from the config")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up after this long")
+	return cmd
+}
+
+// pollReadyz polls base/readyz until it answers 200 or timeout passes.
+func pollReadyz(ctx context.Context, base string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+"/readyz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s/readyz: %s", base, resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %v: %w", base, timeout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

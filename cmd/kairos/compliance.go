@@ -522,6 +522,6 @@ var _ api.ComplianceReporter = reportingService{}
 // The policy is the one in force (reloaded without a restart).
 func (s reportingService) ReportSources() report.Sources {
 	src := s.sources
-	src.Policy = s.Service.Policy()
+	src.Policy = s.Policy()
 	return src
 }

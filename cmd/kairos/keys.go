@@ -82,7 +82,7 @@ func (p *passphraseFlags) writeOptions() (keys.WriteOptions, error) {
 func newKeysGenCmd() *cobra.Command {
 	var (
 		role, out, id string
-		classic       bool
+		classic, keep bool
 		pf            passphraseFlags
 	)
 	cmd := &cobra.Command{
@@ -94,6 +94,18 @@ func newKeysGenCmd() *cobra.Command {
 				return errors.New("keys gen: --out is required")
 			}
 			if err := requireEmptyDir(out); err != nil {
+				if keep && role == "merchant" {
+					if p, perr := keys.LoadMerchantPublic(out); perr == nil && p.ID == id {
+						_, err := fmt.Fprintf(cmd.ErrOrStderr(), "keys gen: %s already holds the keys of merchant %s; kept\n", out, id)
+						return err
+					}
+				}
+				if keep && role == "aggregator" {
+					if _, perr := keys.LoadAggregatorPublic(out); perr == nil {
+						_, err := fmt.Fprintf(cmd.ErrOrStderr(), "keys gen: %s already holds aggregator keys; kept\n", out)
+						return err
+					}
+				}
 				return fmt.Errorf("keys gen: %w", err)
 			}
 			opts, err := pf.writeOptions()
@@ -137,6 +149,7 @@ func newKeysGenCmd() *cobra.Command {
 	cmd.Flags().StringVar(&out, "out", "", "directory to create (must not exist or be empty)")
 	cmd.Flags().StringVar(&id, "id", "", "merchant id ([A-Za-z0-9._-], at most 64 bytes)")
 	cmd.Flags().BoolVar(&classic, "classic", false, "aggregator: X25519 age identity instead of the post-quantum hybrid")
+	cmd.Flags().BoolVar(&keep, "keep-existing", false, "when --out already holds keys of this role (and --id), keep them and exit 0 (container start-up)")
 	pf.register(cmd)
 	return cmd
 }
