@@ -414,3 +414,36 @@ func pollReadyz(ctx context.Context, base string, timeout time.Duration) error {
 		}
 	}
 }
+
+// exampleAggPolicy is policies/examples/cdnow-demo.yaml (a test keeps the two
+// equal), written by kairos demo for its federation.
+const exampleAggPolicy = `# The CDNOW demo federation: the CDNOW customer base split across five
+# merchants, each with a lifetime budget of ε = 1 at δ = 1e-6.
+version: 1
+federation: cdnow-demo
+
+defaults:
+  epsilon_cap: 1.0
+  delta: 1e-6
+  min_noise_multiplier: 0.5
+  clip_norm: 1.0
+  min_customers_per_update: 100   # δ must stay below 1/100
+  allowed_features: [all]
+  retention_days: 365
+
+aggregation:
+  merge: fedavg
+
+merchants:
+  cdnow-1: {}
+  cdnow-2: {}
+  cdnow-3: {}
+  cdnow-4: {}
+  cdnow-5: {}
+
+partners:
+  crm-demo:
+    merchants: [cdnow-1, cdnow-2, cdnow-3, cdnow-4, cdnow-5]
+    rate_per_second: 50
+    burst: 100
+`

@@ -35,6 +35,16 @@ func runAgg(t *testing.T, args ...string) (string, error) {
 // partner crm-demo.
 const cdnowDemoPolicy = "../../policies/examples/cdnow-demo.yaml"
 
+func TestExamplePolicyMatchesRepository(t *testing.T) {
+	want, err := os.ReadFile(cdnowDemoPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exampleAggPolicy != string(want) {
+		t.Errorf("exampleAggPolicy differs from policies/examples/cdnow-demo.yaml; copy the file again")
+	}
+}
+
 func TestStarterPolicyMatchesRepository(t *testing.T) {
 	want, err := os.ReadFile("../../policies/examples/starter.yaml")
 	if err != nil {

@@ -238,7 +238,11 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 	base := startDemoBaselines(ctx, o.data)
 
 	aggDir := filepath.Join(dir, "aggregator")
-	if out, err := exec.CommandContext(ctx, o.exe, "aggregator", "init", "--dir", aggDir, "--listen", "127.0.0.1:0").CombinedOutput(); err != nil {
+	demoPolicy := filepath.Join(dir, "cdnow-demo.yaml")
+	if err := os.WriteFile(demoPolicy, []byte(exampleAggPolicy), 0o644); err != nil {
+		return rep, err
+	}
+	if out, err := exec.CommandContext(ctx, o.exe, "aggregator", "init", "--dir", aggDir, "--listen", "127.0.0.1:0", "--policy", demoPolicy).CombinedOutput(); err != nil {
 		return rep, fmt.Errorf("aggregator init: %w: %s", err, bytes.TrimSpace(out))
 	}
 	adminTok, err := os.ReadFile(filepath.Join(aggDir, aggTokenFile))
