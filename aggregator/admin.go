@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -150,9 +151,10 @@ func orLatest(id string) string {
 // own privacy cap is reached, say): a round whose remaining sampled
 // merchants have all stopped or been revoked closes without waiting for its
 // deadline. A stopped merchant that sends an update again is still accepted.
-// Audited as merchant.stop.
-func (s *Service) StopMerchant(ctx context.Context, merchantID, reason string) error {
-	reason = strings.TrimSpace(reason)
+// Audited as merchant.stop, with the merchant's own cap when it gives one
+// (details local_epsilon_cap and local_delta).
+func (s *Service) StopMerchant(ctx context.Context, merchantID string, stop protocol.MerchantStop) error {
+	reason := strings.TrimSpace(stop.Reason)
 	if reason == "" {
 		reason = "stopped"
 	}
@@ -160,7 +162,21 @@ func (s *Service) StopMerchant(ctx context.Context, merchantID, reason string) e
 		Actor: "merchant:" + merchantID, Action: "merchant.stop", Object: "merchant", Outcome: audit.OutcomeOK,
 		Reason: reason, Identifiers: map[string]string{"merchant": merchantID},
 	}
-	err := s.store.InTx(ctx, func(tx Tx) error { return tx.SetMerchantStopped(ctx, merchantID, reason) })
+	var err error
+	switch {
+	case stop.LocalEpsilonCap < 0 || math.IsInf(stop.LocalEpsilonCap, 0) || math.IsNaN(stop.LocalEpsilonCap):
+		err = fmt.Errorf("stop merchant %s: %w: local ε cap %v", merchantID, ErrPolicy, stop.LocalEpsilonCap)
+	case stop.LocalDelta < 0 || stop.LocalDelta >= 1 || math.IsNaN(stop.LocalDelta):
+		err = fmt.Errorf("stop merchant %s: %w: local δ %v outside [0, 1)", merchantID, ErrPolicy, stop.LocalDelta)
+	case stop.LocalEpsilonCap > 0:
+		rec.Details = map[string]string{"local_epsilon_cap": strconv.FormatFloat(stop.LocalEpsilonCap, 'g', -1, 64)}
+		if stop.LocalDelta > 0 {
+			rec.Details["local_delta"] = strconv.FormatFloat(stop.LocalDelta, 'g', -1, 64)
+		}
+	}
+	if err == nil {
+		err = s.store.InTx(ctx, func(tx Tx) error { return tx.SetMerchantStopped(ctx, merchantID, reason) })
+	}
 	if err != nil {
 		err = fmt.Errorf("stop merchant %s: %w", merchantID, err)
 		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()

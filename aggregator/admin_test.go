@@ -27,14 +27,14 @@ func TestRoundClosesWhenOthersStopped(t *testing.T) {
 			if _, err := f.submitHonest(t, r, "m1"); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.svc.StopMerchant(ctx, "m2", "local privacy cap reached"); err != nil {
+			if err := r.svc.StopMerchant(ctx, "m2", protocol.MerchantStop{Reason: "local privacy cap reached", LocalEpsilonCap: 0.8, LocalDelta: 1e-6}); err != nil {
 				t.Fatal(err)
 			}
 			tick(t, r)
 			if got := mustRound(t, r, "m1"); got.Seq != 2 || got.State != protocol.RoundCollecting {
 				t.Fatalf("m3 still expected: got round %d %s, want 2 collecting", got.Seq, got.State)
 			}
-			if err := r.svc.StopMerchant(ctx, "m3", "shutting down"); err != nil {
+			if err := r.svc.StopMerchant(ctx, "m3", protocol.MerchantStop{Reason: "shutting down"}); err != nil {
 				t.Fatal(err)
 			}
 			f.clock.Add(time.Second) // far from the deadline

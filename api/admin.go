@@ -12,7 +12,7 @@ import (
 // routes answer 503.
 type RoundAdmin interface {
 	CancelRound(ctx context.Context, actor, id, reason string) (protocol.RoundState, error)
-	StopMerchant(ctx context.Context, merchantID, reason string) error
+	StopMerchant(ctx context.Context, merchantID string, stop protocol.MerchantStop) error
 }
 
 // Reloader re-reads the configuration and policy and installs them
@@ -82,7 +82,7 @@ func (s *Server) stopMerchant(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Reason) > maxReasonBytes {
 		return &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest, detail: `field "reason": at most 512 bytes`}
 	}
-	if err := s.rounds.StopMerchant(r.Context(), id, req.Reason); err != nil {
+	if err := s.rounds.StopMerchant(r.Context(), id, req); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, req)

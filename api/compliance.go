@@ -33,7 +33,7 @@ func (s *Server) complianceRoutes() []apiRoute {
 			"Every signed audit checkpoint in seq order (Ed25519 over audit.CheckpointMessage)",
 			nil, http.StatusOK, checkpointList{}, []int{503}, s.auditCheckpoints},
 		{http.MethodGet, "/v1/budgets/{merchant}/chart.svg", rolesCompliance, "budgetChart",
-			"One merchant's privacy-budget burn-down (ε after each ledger release against its cap), recomputed from its ledger, " +
+			"One merchant's ε spent over time (ε after each ledger release against its cap), recomputed from its ledger, " +
 				"as a self-contained SVG document: the chart `kairos compliance budgets --chart-dir` writes. 404 for a merchant that never enrolled.",
 			nil, http.StatusOK, document{mediaType: "image/svg+xml", desc: "SVG document (compliance/report.Chart)"},
 			[]int{404, 503}, s.budgetChart},

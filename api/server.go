@@ -14,7 +14,7 @@
 //	POST /v1/models/{version}:rollback  admin       → 200 protocol.ModelVersion now active
 //	GET  /v1/budgets                    compliance, admin → {"budgets": [protocol.BudgetInfo]}
 //	GET  /v1/audit, /v1/audit/checkpoints  compliance, admin → audit log pages and signed checkpoints (compliance.go)
-//	GET  /v1/budgets/{merchant}/chart.svg  compliance, admin → the merchant's ε burn-down chart (image/svg+xml)
+//	GET  /v1/budgets/{merchant}/chart.svg  compliance, admin → the merchant's chart of ε spent over time (image/svg+xml)
 //	GET  /v1/report                     compliance, admin → the self-contained HTML compliance report
 //	POST /v1/tokens:revoke              admin → refuse a token (jti) until its expiry; audited (tokens.go)
 //	POST /v1/tokens                     admin → issue a token, audited (token.issue) before it is answered (console.go)

@@ -1,7 +1,7 @@
 // Package compliance gathers what a compliance reviewer asks of a Kairos
 // federation from its store: each merchant's privacy budget recomputed from
 // its ledger rows by the RDP accountant, with the ε after every release (the
-// burn-down) and a plain-language privacy statement; pages of the audit log
+// ε spent over time) and a plain-language privacy statement; pages of the audit log
 // filtered by actor, action, time and identifier HMAC; the model registry
 // with its lineage and the policy hashes it has seen.
 //
@@ -47,7 +47,12 @@ type Budget struct {
 	// longer lists; Cap and Delta are then zero and ε is measured at
 	// FallbackDelta.
 	InPolicy bool `json:"in_policy"`
-	// Points is the burn-down: ε after each release, in ledger order.
+	// LocalCap and LocalDelta are the merchant's own, stricter cap, when it
+	// reported one (it does when it stops at it: the audit log's
+	// merchant.stop); 0 when unknown.
+	LocalCap   float64 `json:"local_epsilon_cap,omitempty"`
+	LocalDelta float64 `json:"local_delta,omitempty"`
+	// Points is ε spent over time: ε after each release, in ledger order.
 	Points []Point `json:"points"`
 	// Statement says in plain language what the numbers mean.
 	Statement string `json:"statement"`

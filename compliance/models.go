@@ -10,11 +10,15 @@ import (
 )
 
 // LoadModels returns the model registry in version order, without model
-// files.
+// files, the active version marked.
 func LoadModels(ctx context.Context, st aggregator.Store) ([]protocol.ModelVersion, error) {
 	var recs []aggregator.ModelRecord
+	var active int
 	err := st.InTx(ctx, func(tx aggregator.Tx) (err error) {
-		recs, err = tx.Models(ctx)
+		if recs, err = tx.Models(ctx); err != nil || len(recs) == 0 {
+			return err
+		}
+		active, err = tx.ActiveVersion(ctx)
 		return err
 	})
 	if err != nil {
@@ -24,6 +28,7 @@ func LoadModels(ctx context.Context, st aggregator.Store) ([]protocol.ModelVersi
 	for _, r := range recs {
 		m := r.ModelVersion
 		m.Model = nil
+		m.Active = m.Version == active
 		out = append(out, m)
 	}
 	return out, nil

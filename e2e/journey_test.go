@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,8 +201,54 @@ func TestJourney(t *testing.T) {
 		t.Errorf("serve.log messages %v: want one line per round transition and per update (%d publications)", msgs, count["round.publish ok"])
 	}
 
-	if html, err := os.ReadFile(filepath.Join(dir, "report.html")); err != nil || !bytes.Contains(html, []byte("shop-2")) {
-		t.Errorf("report.html: %v, names shop-2: %v", err, err == nil && bytes.Contains(html, []byte("shop-2")))
+	// The compliance report the script wrote, against the store: the
+	// active version marked, every action class of the log listed, the
+	// policy in force shown, both shops' local caps (0.8, from their
+	// merchant.stop) drawn on their charts.
+	raw, err := os.ReadFile(filepath.Join(dir, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	html := string(raw)
+	var active int
+	err = st.(aggregator.Store).InTx(t.Context(), func(tx aggregator.Tx) (err error) {
+		active, err = tx.ActiveVersion(t.Context())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(id string) string {
+		_, rest, ok := strings.Cut(html, `<tr id="`+id+`">`)
+		r, _, _ := strings.Cut(rest, "</tr>")
+		if !ok {
+			return ""
+		}
+		return r
+	}
+	for _, m := range models {
+		marked := strings.Contains(row(fmt.Sprintf("version-%d", m.Version)), "<td>active</td>")
+		if marked != (m.Version == active) {
+			t.Errorf("report: version %d marked active %v; the store's active version is %d", m.Version, marked, active)
+		}
+	}
+	for k := range count {
+		action, outcome, _ := strings.Cut(k, " ")
+		if r := row("action-" + action); r == "" {
+			t.Errorf("report does not list audit action %s (%s)", action, outcome)
+		}
+	}
+	for _, want := range []string{`<tr id="policy-shop-1">`, `<tr id="policy-shop-2">`, `<tr id="partner-crm-app">`, pol.Hash(),
+		"ε spent over time", "local cap 0.8"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if n := strings.Count(html, `class="local-cap"`); n != 2 {
+		t.Errorf("report draws %d local caps, want 2", n)
+	}
+	if strings.Contains(html, "burn") || strings.Contains(html, " 1 signed checkpoints") {
+		t.Error(`report still says "burn-down" or "1 signed checkpoints"`)
 	}
 
 	// kairos version reports the commit the build stamped.

@@ -73,6 +73,10 @@ type RoundCancel struct {
 // rounds stop waiting for it.
 type MerchantStop struct {
 	Reason string `json:"reason"`
+	// LocalEpsilonCap and LocalDelta are the merchant's own cap, when it
+	// stopped at it; the compliance report draws it on the merchant's chart.
+	LocalEpsilonCap float64 `json:"local_epsilon_cap,omitempty"`
+	LocalDelta      float64 `json:"local_delta,omitempty"`
 }
 
 // Reload is the answer to POST /v1/config:reload: the policy now in force.

@@ -270,9 +270,10 @@ func (c *Client) CancelRound(ctx context.Context, id, reason string) (protocol.R
 }
 
 // StopMerchant tells the aggregator that the token's merchant sends no more
-// updates, and why, so that rounds stop waiting for it (merchant).
-func (c *Client) StopMerchant(ctx context.Context, reason string) error {
-	body, err := json.Marshal(protocol.MerchantStop{Reason: reason})
+// updates, why, and its own cap if it stopped at it, so that rounds stop
+// waiting for it (merchant).
+func (c *Client) StopMerchant(ctx context.Context, stop protocol.MerchantStop) error {
+	body, err := json.Marshal(stop)
 	if err != nil {
 		return fmt.Errorf("stop merchant: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/client"
 	"github.com/kairos-fl/kairos/client/train"
@@ -211,11 +212,12 @@ federation's) is reached.`,
 			case errors.Is(err, client.ErrLocalBudget), errors.Is(err, client.ErrFederationBudget):
 				log.Info("privacy budget reached; stopping", "reason", err)
 				// Tell the aggregator, so that rounds stop waiting for this merchant.
-				reason := "federation privacy budget reached"
+				stop := protocol.MerchantStop{Reason: "federation privacy budget reached"}
 				if errors.Is(err, client.ErrLocalBudget) {
-					reason = fmt.Sprintf("local privacy cap reached (ε cap %g at δ %g)", s.cfg.EpsilonCap, s.cfg.MerchantDelta())
+					stop = protocol.MerchantStop{Reason: fmt.Sprintf("local privacy cap reached (ε cap %g at δ %g)", s.cfg.EpsilonCap, s.cfg.MerchantDelta()),
+						LocalEpsilonCap: s.cfg.EpsilonCap, LocalDelta: s.cfg.MerchantDelta()}
 				}
-				if serr := s.api.StopMerchant(context.WithoutCancel(cmd.Context()), reason); serr != nil {
+				if serr := s.api.StopMerchant(context.WithoutCancel(cmd.Context()), stop); serr != nil {
 					log.Warn("could not tell the aggregator this merchant stopped; its rounds wait for their deadline", "err", serr)
 				}
 			case err != nil:

@@ -325,7 +325,7 @@ the policy's δ by composing the RDP curves of all its releases (never by adding
   kairos compliance budgets --db kairos.db --policy policy.yaml
   kairos compliance budgets --db kairos.db --policy policy.yaml --json --chart-dir charts/
 
---chart-dir writes one SVG burn-down chart per merchant (<merchant>.svg: ε after
+--chart-dir writes one SVG chart of ε spent over time per merchant (<merchant>.svg: ε after
 each release over time against the cap).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -361,7 +361,7 @@ each release over time against the cap).`,
 	cmd.Flags().StringVar(&db, "db", "", "database: postgres://… URL or SQLite file path")
 	cmd.Flags().StringVar(&policyFile, "policy", "", "federation policy file (caps and δ)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (with the ε after every release) instead of a table")
-	cmd.Flags().StringVar(&chartDir, "chart-dir", "", "write an SVG burn-down chart per merchant into this directory")
+	cmd.Flags().StringVar(&chartDir, "chart-dir", "", "write an SVG chart of ε spent over time per merchant into this directory")
 	return cmd
 }
 
@@ -371,7 +371,7 @@ func newComplianceReportCmd() *cobra.Command {
 		Use:   "report",
 		Short: "Write one self-contained HTML compliance report",
 		Long: `Writes one HTML file with no external resources: every merchant's budget with its
-burn-down chart and privacy statement, the model versions with their lineage
+chart of ε spent over time and privacy statement, the model versions with their lineage
 (round, parent, contributing merchants and their ε, policy and schema hashes),
 the policy hashes the registry has seen, and the audit log's verification
 result. The report is written even when verification fails; the command then

@@ -42,7 +42,7 @@ func ChartAxes(b compliance.Budget) Axes {
 	if !a.T1.After(a.T0) {
 		a.T1 = a.T0.Add(time.Hour)
 	}
-	a.YMax = 1.1 * math.Max(b.Cap, b.Epsilon)
+	a.YMax = 1.1 * max(b.Cap, b.Epsilon, b.LocalCap)
 	if a.YMax <= 0 || math.IsInf(a.YMax, 0) || math.IsNaN(a.YMax) {
 		a.YMax = 1
 	}
@@ -59,9 +59,10 @@ func (a Axes) Y(eps float64) float64 {
 	return PlotTop + PlotHeight*(1-math.Min(eps, a.YMax)/a.YMax)
 }
 
-// Chart draws b's burn-down as a self-contained SVG document: one polyline
-// vertex per ledger release at (time, ε after it), a dashed line at the cap,
-// axis labels, and a tooltip per release. Coordinates are written with two
+// Chart draws b's ε spent over time as a self-contained SVG document: one
+// polyline vertex per ledger release at (time, ε after it), a dashed line at
+// the federation's cap, a dotted one at the merchant's own cap when known
+// (b.LocalCap), axis labels, and a tooltip per release. Coordinates are written with two
 // decimals.
 func Chart(b compliance.Budget) []byte {
 	a := ChartAxes(b)
@@ -72,11 +73,11 @@ func Chart(b compliance.Budget) []byte {
 		return e.String()
 	}
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
-	fmt.Fprintf(&w, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" class="burndown" font-family="sans-serif" font-size="11">`,
+	fmt.Fprintf(&w, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" class="epsilon-over-time" font-family="sans-serif" font-size="11">`,
 		ChartWidth, ChartHeight, ChartWidth, ChartHeight)
-	fmt.Fprintf(&w, "\n<title>ε spent by merchant %s against its cap</title>\n", esc(b.Merchant))
+	fmt.Fprintf(&w, "\n<title>ε spent over time by merchant %s against its caps</title>\n", esc(b.Merchant))
 	fmt.Fprintf(&w, `<rect x="%d" y="%d" width="%d" height="%d" fill="#fafafa" stroke="#999"/>`+"\n", PlotLeft, PlotTop, PlotWidth, PlotHeight)
-	fmt.Fprintf(&w, `<text x="%d" y="18" font-size="13" font-weight="bold">%s</text>`+"\n", PlotLeft, esc(b.Merchant))
+	fmt.Fprintf(&w, `<text x="%d" y="18" font-size="13" font-weight="bold">%s — ε spent over time</text>`+"\n", PlotLeft, esc(b.Merchant))
 	// ε axis: 0, half, and the top.
 	for _, v := range []float64{0, a.YMax / 2, a.YMax} {
 		fmt.Fprintf(&w, `<text x="%d" y="%s" text-anchor="end">%s</text>`+"\n", PlotLeft-6, f(a.Y(v)+4), esc(strconv.FormatFloat(v, 'g', 3, 64)))
@@ -94,6 +95,16 @@ func Chart(b compliance.Budget) []byte {
 			PlotLeft, y, PlotLeft+PlotWidth, y)
 		fmt.Fprintf(&w, `<text x="%d" y="%s" text-anchor="end" fill="#c0392b">cap %s</text>`+"\n",
 			PlotLeft+PlotWidth-4, f(a.Y(b.Cap)-4), esc(strconv.FormatFloat(b.Cap, 'g', -1, 64)))
+	}
+	if b.LocalCap > 0 {
+		y := f(a.Y(b.LocalCap))
+		label := "local cap " + strconv.FormatFloat(b.LocalCap, 'g', -1, 64)
+		if b.LocalDelta > 0 && b.LocalDelta != b.Delta {
+			label += " at δ " + strconv.FormatFloat(b.LocalDelta, 'g', -1, 64)
+		}
+		fmt.Fprintf(&w, `<line class="local-cap" x1="%d" y1="%s" x2="%d" y2="%s" stroke="#e67e22" stroke-width="1.5" stroke-dasharray="2 3"/>`+"\n",
+			PlotLeft, y, PlotLeft+PlotWidth, y)
+		fmt.Fprintf(&w, `<text x="%d" y="%s" fill="#e67e22">%s</text>`+"\n", PlotLeft+4, f(a.Y(b.LocalCap)-4), esc(label))
 	}
 	if len(b.Points) == 0 {
 		fmt.Fprintf(&w, `<text x="%d" y="%d" text-anchor="middle" fill="#666">no releases yet</text>`+"\n", PlotLeft+PlotWidth/2, PlotTop+PlotHeight/2)

@@ -52,6 +52,18 @@ func Gather(ctx context.Context, src Sources) (Report, error) {
 		return Report{}, fmt.Errorf("gather report: %w", err)
 	}
 	r.Policies = compliance.PolicyHistory(r.Models, r.PolicyHash)
+	if r.Policy, err = policyView(src.Policy); err != nil {
+		return Report{}, fmt.Errorf("gather report: %w", err)
+	}
+	var caps map[string]localCap
+	if r.Actions, r.Events, r.EventsDropped, caps, err = activity(ctx, src.Audit); err != nil {
+		return Report{}, fmt.Errorf("gather report: %w", err)
+	}
+	for i, b := range r.Budgets {
+		if c, ok := caps[b.Merchant]; ok {
+			r.Budgets[i].LocalCap, r.Budgets[i].LocalDelta = c.eps, c.delta
+		}
+	}
 	res, verr := audit.Verify(ctx, src.Audit, src.CheckpointKey)
 	r.Audit = Verification{OK: verr == nil, Entries: res.Entries, Checkpoints: res.Checkpoints, Head: res.Head.String()}
 	if res.Entries > res.LastCheckpointSeq {

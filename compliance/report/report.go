@@ -1,8 +1,11 @@
 // Package report renders Kairos's compliance report: one self-contained HTML
 // file (inline CSS and SVG, no external resources) with every merchant's
-// privacy budget and burn-down chart, the model versions with their lineage,
-// the policy hashes the registry has seen and the audit log's verification
-// result; and the per-merchant SVG burn-down charts on their own.
+// privacy budget and a chart of its ε spent over time against the federation's
+// and its own cap, the model versions with their lineage and the active one,
+// the policy in force and the policy hashes the registry has seen, every
+// action class of the audit log with its administrative entries, and the
+// audit log's verification result; and the per-merchant SVG charts on their
+// own.
 //
 // Gather reads a report's data from the store (through package compliance)
 // and verifies the audit log; it is the one code path behind both
@@ -20,6 +23,7 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/compliance"
+	"github.com/kairos-fl/kairos/policies"
 )
 
 // Verification is the audit log's verification result as the report shows it.
@@ -39,11 +43,15 @@ type Verification struct {
 // Line is the verification result in one sentence.
 func (v Verification) Line() string {
 	if !v.OK {
-		return fmt.Sprintf("Audit log verification FAILED: %s (%d entries and %d checkpoints verified before it).",
-			v.Failure, v.Entries, v.Checkpoints)
+		return fmt.Sprintf("Audit log verification FAILED: %s (%s and %s verified before it).",
+			v.Failure, plural(int(v.Entries), "entry", "entries"), plural(v.Checkpoints, "checkpoint", "checkpoints"))
 	}
-	s := fmt.Sprintf("Audit log verified: %d entries, %d signed checkpoints, head %s.", v.Entries, v.Checkpoints, v.Head)
-	if v.Unpinned > 0 {
+	s := fmt.Sprintf("Audit log verified: %s, %s, head %s.", plural(int(v.Entries), "entry", "entries"),
+		plural(v.Checkpoints, "signed checkpoint", "signed checkpoints"), v.Head)
+	switch {
+	case v.Unpinned == 1:
+		s += " The last entry is chained but not yet covered by a signed checkpoint."
+	case v.Unpinned > 1:
 		s += fmt.Sprintf(" The last %d entries are chained but not yet covered by a signed checkpoint.", v.Unpinned)
 	}
 	return s
@@ -59,6 +67,22 @@ type Report struct {
 	Models     []protocol.ModelVersion
 	Policies   []compliance.PolicySeen
 	Audit      Verification
+	// Policy is the policy in force, in full.
+	Policy PolicyView
+	// Actions counts every action class of the audit log by outcome.
+	Actions []ActionCount
+	// Events are the latest administrative entries (MaxEvents at most;
+	// EventsDropped older ones left out).
+	Events        []Event
+	EventsDropped int
+}
+
+// plural writes n with the singular or plural noun.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
@@ -73,6 +97,12 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
 	"eps":        func(v float64) string { return fmt.Sprintf("%.5f", v) },
+	"features": func(m policies.MerchantPolicy) string {
+		if m.AllFeatures {
+			return "all"
+		}
+		return strings.Join(m.Features, ", ")
+	},
 	"pct":        pct,
 	"short":      shortHash,
 	"evaluation": evaluation,
@@ -151,18 +181,41 @@ code { font-size: .9em; } .ok { color: #1e7e34; font-weight: bold; } .fail { col
 
 <h2 id="audit">Audit log</h2>
 <p id="verification" class="{{if .Audit.OK}}ok{{else}}fail{{end}}">{{.Audit.Line}}</p>
+<h3 id="actions">Every action in the log</h3>
+<table>
+<tr><th>Action</th><th>ok</th><th>denied</th><th>error</th><th>Total</th></tr>
+{{range .Actions}}<tr id="action-{{.Action}}"><td><code>{{.Action}}</code></td><td class="num">{{.OK}}</td><td class="num">{{.Denied}}</td><td class="num">{{.Error}}</td><td class="num">{{.Total}}</td></tr>
+{{end}}</table>
+<h3 id="events">Administrative actions</h3>
+<p class="muted">Enrolments, stops, reloads, cancelled rounds, rollbacks, token issues and revocations: every entry that is not the round machinery or a prediction{{if .EventsDropped}} (the latest {{len .Events}}; {{.EventsDropped}} older ones in the log){{end}}. Identifiers are HMACs in the log and not shown.</p>
+{{if .Events}}<table>
+<tr><th>#</th><th>Time</th><th>Actor</th><th>Action</th><th>Object</th><th>Outcome</th><th>Reason</th><th>Details</th></tr>
+{{range .Events}}<tr><td class="num">{{.Seq}}</td><td class="time">{{time .Time}}</td><td>{{.Actor}}</td><td><code>{{.Action}}</code></td><td>{{.Object}}</td><td class="{{if eq .Outcome "ok"}}ok{{else}}fail{{end}}">{{.Outcome}}</td><td>{{.Reason}}</td><td class="contrib">{{.DetailLine}}</td></tr>
+{{end}}</table>{{else}}<p>None.</p>{{end}}
+
+<h2 id="policy">Policy in force</h2>
+<p>Federation <b>{{.Policy.Federation}}</b>, hash <code>{{.Policy.Hash}}</code>. Merge: {{.Policy.Merge}}{{with .Policy.TrimFraction}} (trim {{.}}){{end}}, largest weight share {{.Policy.MaxShare}}{{with .Policy.NormBound}}, update norm bound {{.}}{{end}}.</p>
+{{if .Policy.Merchants}}<table>
+<tr><th>Merchant</th><th>Region</th><th>ε cap</th><th>δ</th><th>Min noise</th><th>Clip</th><th>Min customers</th><th>Features</th><th>Retention (days)</th></tr>
+{{range .Policy.Merchants}}<tr id="policy-{{.ID}}"><td>{{.ID}}</td><td>{{with .Region}}{{.}}{{else}}—{{end}}</td><td class="num">{{.EpsilonCap}}</td><td class="num">{{.Delta}}</td><td class="num">{{.MinNoiseMultiplier}}</td><td class="num">{{.ClipNorm}}</td><td class="num">{{.MinCustomersPerUpdate}}</td><td>{{features .}}</td><td class="num">{{.RetentionDays}}</td></tr>
+{{end}}</table>{{else}}<p>The policy names no merchant.</p>{{end}}
+{{if .Policy.Partners}}<table>
+<tr><th>Partner</th><th>May query</th><th>Requests/s</th><th>Burst</th></tr>
+{{range .Policy.Partners}}<tr id="partner-{{.ID}}"><td>{{.ID}}</td><td>{{range $i, $m := .Merchants}}{{if $i}}, {{end}}{{$m}}{{end}}</td><td class="num">{{.RatePerSecond}}</td><td class="num">{{.Burst}}</td></tr>
+{{end}}</table>{{else}}<p>No partner app is granted any merchant.</p>{{end}}
 
 <h2 id="budgets">Privacy budgets</h2>
 {{if .Budgets}}
 <table>
-<tr><th>Merchant</th><th>ε spent</th><th>Cap</th><th>Used</th><th>δ</th><th>Releases</th><th>Last release</th></tr>
-{{range .Budgets}}<tr><td><a href="#budget-{{.Merchant}}">{{.Merchant}}</a></td><td class="num">{{eps .Epsilon}}</td><td class="num">{{if .InPolicy}}{{.Cap}}{{else}}not in policy{{end}}</td><td class="num{{if and .InPolicy (gt .Epsilon .Cap)}} over{{end}}">{{pct .Epsilon .Cap}}</td><td class="num">{{.Delta}}</td><td class="num">{{.Releases}}</td><td>{{time .LastRelease}}</td></tr>
+<tr><th>Merchant</th><th>ε spent</th><th>Cap</th><th>Used</th><th>Local cap</th><th>δ</th><th>Releases</th><th>Last release</th></tr>
+{{range .Budgets}}<tr><td><a href="#budget-{{.Merchant}}">{{.Merchant}}</a></td><td class="num">{{eps .Epsilon}}</td><td class="num">{{if .InPolicy}}{{.Cap}}{{else}}not in policy{{end}}</td><td class="num{{if and .InPolicy (gt .Epsilon .Cap)}} over{{end}}">{{pct .Epsilon .Cap}}</td><td class="num">{{if .LocalCap}}{{.LocalCap}}{{with .LocalDelta}} at δ {{.}}{{end}}{{else}}—{{end}}</td><td class="num">{{.Delta}}</td><td class="num">{{.Releases}}</td><td>{{time .LastRelease}}</td></tr>
 {{end}}</table>
 {{range .Budgets}}<div class="merchant" id="budget-{{.Merchant}}">
 {{chart .}}
 <p class="statement">{{.Statement}}</p>
 </div>
-{{end}}{{else}}<p>No merchant has a budget yet.</p>{{end}}
+{{end}}<p class="muted">Local cap: the merchant's own, stricter cap, as it reported it when it stopped at it (merchant.stop); — when it has not.</p>
+{{else}}<p>No merchant has a budget yet.</p>{{end}}
 
 <h2 id="models">Model versions and lineage</h2>
 {{if .Models}}

@@ -223,9 +223,11 @@ func TestVerificationLine(t *testing.T) {
 		v    report.Verification
 		want string
 	}{
-		{report.Verification{OK: true, Entries: 5, Checkpoints: 1, Head: "ff"}, "Audit log verified: 5 entries, 1 signed checkpoints, head ff."},
+		{report.Verification{OK: true, Entries: 5, Checkpoints: 1, Head: "ff"}, "Audit log verified: 5 entries, 1 signed checkpoint, head ff."},
+		{report.Verification{OK: true, Entries: 1, Checkpoints: 2, Head: "ff", Unpinned: 1},
+			"Audit log verified: 1 entry, 2 signed checkpoints, head ff. The last entry is chained but not yet covered by a signed checkpoint."},
 		{report.Verification{Entries: 7, Checkpoints: 1, Failure: "entry 8: hash mismatch"},
-			"Audit log verification FAILED: entry 8: hash mismatch (7 entries and 1 checkpoints verified before it)."},
+			"Audit log verification FAILED: entry 8: hash mismatch (7 entries and 1 checkpoint verified before it)."},
 	}
 	for _, tt := range tests {
 		if got := tt.v.Line(); got != tt.want {
