@@ -96,7 +96,7 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"eps":        func(v float64) string { return fmt.Sprintf("%.5f", v) },
+	"eps": func(v float64) string { return fmt.Sprintf("%.5f", v) },
 	"features": func(m policies.MerchantPolicy) string {
 		if m.AllFeatures {
 			return "all"
