@@ -28,7 +28,7 @@ type evalSuiteFlags struct {
 	on                   bool
 	rhythm               bool
 	classic              bool
-	prior, priorLevel    bool
+	prior                bool
 	file, dataDir, plots string
 	// flags is the command's flag set, to refuse the flags of a single
 	// evaluation beside --suite.
@@ -47,8 +47,6 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 		"(and hazard+bgnbd-dp-eps… with --dp-epsilon)")
 	f.BoolVar(&s.prior, "dp-prior", true, "with --suite and --dp-epsilon, start the private model from a public prior: the model trained "+
 		"non-privately on the other data sets of the suite, never the evaluated one (false: from zero weights)")
-	f.BoolVar(&s.priorLevel, "dp-prior-level", false, "with --suite, --dp-epsilon and the prior, add the private model whose prior is moved to the shop's "+
-		"DP-released buying level first, as hazard-dp-eps…-level")
 	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
 }
 
@@ -64,7 +62,7 @@ func (s *evalSuiteFlags) conflicts() error {
 	var set []string
 	s.flags.Visit(func(f *pflag.Flag) {
 		switch f.Name {
-		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "classic", "dp-prior", "dp-prior-level",
+		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "classic", "dp-prior",
 			"dp-epsilon", "dp-delta", "dp-clip", "dp-batch", "dp-epochs", "dp-lr", "dp-l2":
 		default:
 			set = append(set, "--"+f.Name)
@@ -112,9 +110,6 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 			return fmt.Errorf("eval --suite: %w", err)
 		}
 		models = append(models, suite.Model{Name: privateModelName(dp.epsilon), Hazard: cfg.Hazard, DP: cfg.DP, Prior: s.prior})
-		if s.prior && s.priorLevel {
-			models = append(models, suite.Model{Name: privateModelName(dp.epsilon) + "-level", Hazard: cfg.Hazard, DP: cfg.DP, Prior: true, PriorLevel: true})
-		}
 		if s.classic {
 			models = append(models, suite.Model{Name: "hazard+bgnbd-dp-eps" + strconv.FormatFloat(dp.epsilon, 'g', -1, 64),
 				Hazard: cfg.Hazard, DP: cfg.DP, Classic: evaluate.ClassicDP})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/kairos-fl/kairos/dp"
 	"github.com/kairos-fl/kairos/model/feature"
@@ -38,15 +37,6 @@ type DPOptions struct {
 	// ClassicShare is the fraction of Epsilon the DP fit of the classic
 	// features' parameters plans for (Config.Classic = ClassicDP; default 0.1).
 	ClassicShare float64
-	// PriorRate, with a prior (hazard.TrainOptions.Init), is the mean over the
-	// prior's training customers of each one's share of rows with a purchase
-	// within the horizon (public: the prior's data are public). TrainPrivate
-	// then releases the same statistic of the shop with Gaussian noise
-	// (sensitivity 1: each customer contributes a share in [0, 1]; σ =
-	// CountNoise), divides it by the DP customer count, and shifts the prior's
-	// daily baseline logits by the difference of the two log-odds, so that the
-	// few DP-SGD steps start at the shop's buying level. 0: no shift.
-	PriorRate float64
 	// Std returns the standardisation for a schema. It must not look at customer
 	// data (for example hazard.FixedStandardization); it is required,
 	// because the default standardisation is computed from the rows.
@@ -83,8 +73,6 @@ func (o *DPOptions) defaults() error {
 		return fmt.Errorf("epochs %v must be finite and > 0", o.Epochs)
 	case !finitePos(o.CountNoise):
 		return fmt.Errorf("count noise %v must be finite and > 0", o.CountNoise)
-	case !(o.PriorRate >= 0 && o.PriorRate < 1):
-		return fmt.Errorf("prior rate %v must be in [0, 1)", o.PriorRate)
 	case !(o.ClassicShare > 0 && o.ClassicShare < 1):
 		return fmt.Errorf("classic share %v must be in (0, 1)", o.ClassicShare)
 	case o.Std == nil:
@@ -189,16 +177,6 @@ func TrainPrivate(ctx context.Context, schema feature.Schema, rows []feature.Row
 	}
 	noisyN := max(v[0], 1)
 	planN := max(int(math.Round(noisyN)), 1)
-	if o.PriorRate > 0 && opts.Init != nil {
-		init, rel, err := shiftPrior(opts.Init, rows, o.PriorRate, o.CountNoise, noisyN)
-		if err != nil {
-			return fail(fmt.Errorf("prior level: %w", err))
-		}
-		if err := ledger.Add(rel); err != nil {
-			return fail(err)
-		}
-		opts.Init = init
-	}
 	plan, err := dp.PlanTraining(dp.PlanOptions{
 		Epsilon: o.Epsilon, Delta: o.Delta, Customers: planN,
 		BatchSize: min(o.BatchSize, float64(planN)), Epochs: o.Epochs, Spent: ledger,
@@ -236,53 +214,4 @@ func TrainPrivate(ctx context.Context, schema feature.Schema, rows []feature.Row
 		Steps: rel.Steps, BatchSize: plan.SamplingRate * noisyN,
 		CountSigma: counter.Sigma(), NoisyCustomers: noisyN, Releases: ledger.Releases(),
 	}, nil
-}
-
-// CustomerPositiveRate is the mean over customers of each customer's share of
-// rows with a purchase within the horizon (Label > 0): the statistic
-// DPOptions.PriorRate and shiftPrior compare.
-func CustomerPositiveRate(rows []feature.Row) float64 {
-	pos, n := map[string]float64{}, map[string]float64{}
-	for _, r := range rows {
-		n[r.Customer]++
-		if r.Label > 0 {
-			pos[r.Customer]++
-		}
-	}
-	if len(n) == 0 {
-		return 0
-	}
-	var s float64
-	for c, k := range n {
-		s += pos[c] / k
-	}
-	return s / float64(len(n))
-}
-
-// shiftPrior releases the shop's customer positive rate (sum of per-customer
-// shares plus Gaussian noise of σ = sigma, sensitivity 1, divided by the DP
-// count noisyN, clamped to [0.001, 0.999]) and returns a copy of prior whose
-// daily baseline logits are moved by logit(shop) − logit(priorRate), with the
-// release to debit.
-func shiftPrior(prior *hazard.Model, rows []feature.Row, priorRate, sigma, noisyN float64) (*hazard.Model, dp.Release, error) {
-	g, err := dp.NewVectorGaussian(dp.GaussianOptions{Clip: 1, NoiseMultiplier: sigma})
-	if err != nil {
-		return nil, dp.Release{}, err
-	}
-	customers := map[string]struct{}{}
-	for _, r := range rows {
-		customers[r.Customer] = struct{}{}
-	}
-	v := []float64{CustomerPositiveRate(rows) * float64(len(customers))}
-	if err := g.AddNoise(v); err != nil {
-		return nil, dp.Release{}, err
-	}
-	rate := min(max(v[0]/noisyN, 0.001), 0.999)
-	shift := math.Log(rate/(1-rate)) - math.Log(priorRate/(1-priorRate))
-	m := *prior
-	m.Params = slices.Clone(prior.Params)
-	for t := range m.Horizon {
-		m.Params[t] += shift
-	}
-	return &m, g.Release(1), nil
 }

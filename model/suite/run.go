@@ -41,9 +41,6 @@ type Model struct {
 	// set never enters its own prior; with no other data set that loads, the
 	// model starts from zero and the data set's warnings say so.
 	Prior bool
-	// PriorLevel, with Prior, moves the prior's daily baselines to the
-	// shop's buying level, released with DP (evaluate.DPOptions.PriorRate).
-	PriorLevel bool
 }
 
 // Method kinds in a result.
@@ -267,7 +264,7 @@ func load(ctx context.Context, d Dataset, opts Options) *loaded {
 // trainPrior fits m's public prior for one data set on the pooled training
 // rows of others (customer IDs prefixed by their data set, so that no two
 // data sets' customers merge); nil when none of them loaded.
-func trainPrior(ctx context.Context, m Model, others []*loaded, seed uint64) (*hazard.Model, float64, []string, error) {
+func trainPrior(ctx context.Context, m Model, others []*loaded, seed uint64) (*hazard.Model, []string, error) {
 	var rows []feature.Row
 	var used []string
 	var schema feature.Schema
@@ -283,22 +280,22 @@ func trainPrior(ctx context.Context, m Model, others []*loaded, seed uint64) (*h
 		used = append(used, o.name)
 	}
 	if len(rows) == 0 {
-		return nil, 0, nil, nil
+		return nil, nil, nil
 	}
 	opts := m.Hazard
 	opts.Seed, opts.Init, opts.Step = seed, nil, nil
 	if m.DP != nil {
 		if m.DP.Std == nil {
-			return nil, 0, nil, errors.New("prior: a DP model needs its data-independent standardisation")
+			return nil, nil, errors.New("prior: a DP model needs its data-independent standardisation")
 		}
 		std := m.DP.Std(schema)
 		opts.Std = &std
 	}
 	p, _, err := hazard.Train(ctx, schema, rows, opts)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("prior: %w", err)
+		return nil, nil, fmt.Errorf("prior: %w", err)
 	}
-	return p, evaluate.CustomerPositiveRate(rows), used, nil
+	return p, used, nil
 }
 
 // runDataset returns an error only when ctx is done. others are the other
@@ -333,12 +330,12 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 	}
 	var jobs []job
 	for _, m := range opts.Models {
-		h, dpo := m.Hazard, m.DP
+		h := m.Hazard
 		if m.Prior {
 			if m.Classic != "" {
 				dr.Warnings = append(dr.Warnings, m.Name+": a prior with classic features is not built; trained from zero")
 			} else {
-				prior, rate, used, err := trainPrior(ctx, m, others, opts.Seed)
+				prior, used, err := trainPrior(ctx, m, others, opts.Seed)
 				switch {
 				case ctx.Err() != nil:
 					return dr, ctx.Err()
@@ -348,18 +345,13 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 					dr.Warnings = append(dr.Warnings, m.Name+": no other data set for a prior; trained from zero")
 				default:
 					h.Init = prior
-					if m.PriorLevel {
-						o := *m.DP
-						o.PriorRate = rate
-						dpo = &o
-					}
 					if opts.Log != nil {
 						opts.Log.Info("suite prior", "dataset", d.Name, "model", m.Name, "from", used)
 					}
 				}
 			}
 		}
-		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, h, dpo, m.Classic})
+		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, h, m.DP, m.Classic})
 	}
 	for _, b := range opts.Baselines {
 		jobs = append(jobs, job{b, KindBaseline, b, hazard.TrainOptions{}, nil, ""})
