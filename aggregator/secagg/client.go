@@ -105,10 +105,11 @@ func (c *Client) Share(k KeysMsg) (SharesMsg, error) {
 	}
 	peers := make(map[uint32]PeerKeys, len(k.Peers))
 	for _, p := range k.Peers {
+		_, dup := peers[p.ID]
 		switch {
 		case !c.neighbours[p.ID]:
 			return fail(fmt.Errorf("keys of %d, not a neighbour", p.ID))
-		case peers[p.ID] != PeerKeys{}:
+		case dup:
 			return fail(fmt.Errorf("keys of %d twice", p.ID))
 		case p.CPub == p.SPub:
 			return fail(fmt.Errorf("neighbour %d advertised one key for both uses", p.ID))
