@@ -79,6 +79,8 @@ func (s *Service) Status(ctx context.Context, limit int) (protocol.FederationSta
 		switch {
 		case m.Revoked:
 			ms.State = protocol.MerchantRevoked
+		case m.Stopped != "":
+			ms.State, ms.Stopped = protocol.MerchantStopped, m.Stopped
 		case live == nil:
 			ms.State = protocol.MerchantIdle
 		case slices.Contains(submitted, m.ID):

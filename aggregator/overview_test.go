@@ -65,6 +65,15 @@ func TestStatus(t *testing.T) {
 			if st.Merchants[0].State != protocol.MerchantWaiting {
 				t.Errorf("m1 in round 3: got %q, want waiting", st.Merchants[0].State)
 			}
+			if err := r.svc.StopMerchant(ctx, "m2", protocol.MerchantStop{Reason: "local cap reached"}); err != nil {
+				t.Fatal(err)
+			}
+			if st, err = r.svc.Status(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			if m := st.Merchants[1]; m.ID != "m2" || m.State != protocol.MerchantStopped || m.Stopped != "local cap reached" {
+				t.Errorf("m2 after it stopped: got %+v, want stopped with its reason", m)
+			}
 			for _, limit := range []int{0, aggregator.MaxStatusRounds + 1} {
 				if _, err := r.svc.Status(ctx, limit); err == nil {
 					t.Errorf("Status(%d): got no error", limit)

@@ -223,6 +223,10 @@ func TestConsole(t *testing.T) {
 	if publishedRows != 2 {
 		t.Errorf("rounds table: %d published rounds, want 2", publishedRows)
 	}
+	// Each client stopped at its local cap and told the aggregator.
+	for _, m := range f.merchants {
+		waitAttr(fmt.Sprintf(`#merchants-table tr[data-merchant=%q]`, m.id), "data-state", protocol.MerchantStopped, 10*time.Second)
+	}
 	shot("2-overview-published")
 
 	// Budgets: the chart of each merchant ends at the ledger's ε, under its cap.
@@ -246,6 +250,10 @@ func TestConsole(t *testing.T) {
 		}
 		if got := attr(fmt.Sprintf(`svg.budget-chart[data-merchant=%q] line.cap`, m.id), "data-cap"); got != fmt.Sprint(b.Cap) {
 			t.Errorf("%s chart cap line at %s, the policy's cap is %v", m.id, got, b.Cap)
+		}
+		// The client configs (writeClientConfig) set epsilon_cap: 1.
+		if got := attr(fmt.Sprintf(`svg.budget-chart[data-merchant=%q] line.local-cap`, m.id), "data-cap"); got != "1" {
+			t.Errorf("%s chart local cap line at %s, the client's config says 1", m.id, got)
 		}
 		if got := attr(fmt.Sprintf(`#budgets-table tr[data-merchant=%q]`, m.id), "data-epsilon"); got != fmt.Sprint(pts[len(pts)-1]) {
 			t.Errorf("%s table ε %s, chart %v", m.id, got, pts[len(pts)-1])

@@ -35,6 +35,7 @@ type RoundSummary struct {
 // The states of a merchant in MerchantStatus.State.
 const (
 	MerchantRevoked     = "revoked"      // its key is revoked; it takes no part
+	MerchantStopped     = "stopped"      // it said it sends no more updates (Stopped says why)
 	MerchantSubmitted   = "submitted"    // its update to the live round was accepted
 	MerchantWaiting     = "waiting"      // selected for the live round, no update yet
 	MerchantNotSelected = "not-selected" // the live round did not sample it
@@ -49,8 +50,10 @@ type MerchantStatus struct {
 	Region     string    `json:"region,omitempty"`
 	EnrolledAt time.Time `json:"enrolled_at"`
 	State      string    `json:"state"`
-	Epsilon    float64   `json:"epsilon"`
-	EpsilonCap float64   `json:"epsilon_cap"`
-	Delta      float64   `json:"delta"`
-	Releases   int       `json:"releases"`
+	// Stopped is why a stopped merchant said it sends no more updates.
+	Stopped    string  `json:"stopped,omitempty"`
+	Epsilon    float64 `json:"epsilon"`
+	EpsilonCap float64 `json:"epsilon_cap"`
+	Delta      float64 `json:"delta"`
+	Releases   int     `json:"releases"`
 }

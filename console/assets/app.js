@@ -205,7 +205,7 @@
     }));
     fillBody($("merchants-table"), st.merchants.map((m) => {
       const tr = el("tr", { "data-merchant": m.id, "data-state": m.state });
-      tr.append(td(m.id), td(m.region || ""), td(m.state), td(fmtEps(m.epsilon), "num"), td(m.epsilon_cap, "num"),
+      tr.append(td(m.id), td(m.region || ""), td(m.stopped ? m.state + ": " + m.stopped : m.state), td(fmtEps(m.epsilon), "num"), td(m.epsilon_cap, "num"),
         td(m.releases, "num"), td(fmtTime(m.enrolled_at)));
       return tr;
     }));
