@@ -52,9 +52,9 @@ Scenarios:
               signed updates into an aggregator service on a temporary SQLite file, 10 rounds;
               an update the policy refuses (DP customer count below 1) is a dropout.
 
-Except in synthetic-1000, the merchants run in this process through the simulation package
-(client/train/sim), not as client processes against an aggregator. With --secure-aggregation
-each round is one DP-SGD step whose per-customer clipped gradients every merchant encodes
+Except in synthetic-1000's plain mode, the merchants run in this process through the
+simulation package (client/train/sim), not as client processes against an aggregator. With
+--secure-aggregation (every scenario, synthetic-1000 included) each round is one DP-SGD step whose per-customer clipped gradients every merchant encodes
 with its share of distributed discrete Gaussian noise (dp/distributed) and masks with SecAgg+
 (aggregator/secagg); the server sees only the cohort's sum. --dropout makes that share of
 merchants drop out after masking in every round. The scenario's data file
