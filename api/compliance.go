@@ -85,6 +85,13 @@ func (s *Server) budgetChart(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if src.Audit != nil {
+		bs := []compliance.Budget{b}
+		if err := report.AddLocalCaps(r.Context(), src.Audit, bs); err != nil {
+			return err
+		}
+		b = bs[0]
+	}
 	writeDocument(w, "image/svg+xml", report.Chart(b))
 	return nil
 }

@@ -244,6 +244,21 @@ func TestJourney(t *testing.T) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
+	// The budgets command (and its charts) carry the same local caps.
+	out, err := exec.Command(kairosBin, "compliance", "budgets", "--db", filepath.Join(dir, "agg", "kairos.db"),
+		"--policy", filepath.Join(dir, "agg", "policy.yaml"), "--json").Output()
+	var budgets struct {
+		Budgets []struct {
+			Merchant string  `json:"merchant"`
+			LocalCap float64 `json:"local_epsilon_cap"`
+		} `json:"budgets"`
+	}
+	if err == nil {
+		err = json.Unmarshal(out, &budgets)
+	}
+	if err != nil || len(budgets.Budgets) != 2 || budgets.Budgets[0].LocalCap != 0.8 || budgets.Budgets[1].LocalCap != 0.8 {
+		t.Errorf("compliance budgets --json: %v %+v; want both shops with local cap 0.8 (shop.yaml's epsilon_cap)", err, budgets)
+	}
 	if n := strings.Count(html, `class="local-cap"`); n != 2 {
 		t.Errorf("report draws %d local caps, want 2", n)
 	}
@@ -252,7 +267,7 @@ func TestJourney(t *testing.T) {
 	}
 
 	// kairos version reports the commit the build stamped.
-	out, err := exec.Command(kairosBin, "version", "--json").Output()
+	out, err = exec.Command(kairosBin, "version", "--json").Output()
 	var v struct {
 		Commit string `json:"commit"`
 	}

@@ -342,6 +342,12 @@ each release over time against the cap).`,
 			if err != nil {
 				return fmt.Errorf("compliance budgets: %w", err)
 			}
+			if src, ok := fst.(audit.Source); ok {
+				// The merchants' own caps, from their merchant.stop entries, as the report shows them.
+				if err := report.AddLocalCaps(ctx, src, bs); err != nil {
+					return fmt.Errorf("compliance budgets: %w", err)
+				}
+			}
 			if chartDir != "" {
 				if err := writeCharts(chartDir, bs); err != nil {
 					return fmt.Errorf("compliance budgets: %w", err)

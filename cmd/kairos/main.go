@@ -57,5 +57,6 @@ Start here:
 		newSimCmd(),
 		newVersionCmd(),
 	)
+	registerFlagCompletions(root)
 	return root
 }

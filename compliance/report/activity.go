@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/compliance"
 	"github.com/kairos-fl/kairos/policies"
 )
 
@@ -122,6 +123,27 @@ func activity(ctx context.Context, src audit.Source) ([]ActionCount, []Event, in
 	}
 	slices.SortFunc(out, func(a, b ActionCount) int { return strings.Compare(a.Action, b.Action) })
 	return out, events, dropped, caps, nil
+}
+
+// AddLocalCaps sets the LocalCap and LocalDelta of every budget in bs whose
+// merchant stated its own cap in a merchant.stop entry of the log (the
+// latest one), as Gather does: the standalone charts draw what the report
+// draws.
+func AddLocalCaps(ctx context.Context, src audit.Source, bs []compliance.Budget) error {
+	_, _, _, caps, err := activity(ctx, src)
+	if err != nil {
+		return err
+	}
+	applyLocalCaps(bs, caps)
+	return nil
+}
+
+func applyLocalCaps(bs []compliance.Budget, caps map[string]localCap) {
+	for i, b := range bs {
+		if c, ok := caps[b.Merchant]; ok {
+			bs[i].LocalCap, bs[i].LocalDelta = c.eps, c.delta
+		}
+	}
 }
 
 // PolicyView is the policy in force as the report shows it: every

@@ -59,11 +59,7 @@ func Gather(ctx context.Context, src Sources) (Report, error) {
 	if r.Actions, r.Events, r.EventsDropped, caps, err = activity(ctx, src.Audit); err != nil {
 		return Report{}, fmt.Errorf("gather report: %w", err)
 	}
-	for i, b := range r.Budgets {
-		if c, ok := caps[b.Merchant]; ok {
-			r.Budgets[i].LocalCap, r.Budgets[i].LocalDelta = c.eps, c.delta
-		}
-	}
+	applyLocalCaps(r.Budgets, caps)
 	res, verr := audit.Verify(ctx, src.Audit, src.CheckpointKey)
 	r.Audit = Verification{OK: verr == nil, Entries: res.Entries, Checkpoints: res.Checkpoints, Head: res.Head.String()}
 	if res.Entries > res.LastCheckpointSeq {
