@@ -156,30 +156,9 @@ The CDNOW file is looked up in --data, $KAIROS_DATA, ../shared/data and shared/d
 	return cmd
 }
 
-// findCDNOW locates CDNOW_master.txt.
+// findCDNOW locates CDNOW_master.txt (findSharedData).
 func findCDNOW(flag, exe string) (string, error) {
-	if flag != "" {
-		if _, err := os.Stat(flag); err != nil {
-			return "", fmt.Errorf("--data: %w", err)
-		}
-		return filepath.Abs(flag)
-	}
-	const rel = "cdnow/CDNOW_master.txt"
-	var cands []string
-	if d := os.Getenv("KAIROS_DATA"); d != "" {
-		cands = append(cands, filepath.Join(d, rel))
-	}
-	cands = append(cands, filepath.Join("..", "shared", "data", rel), filepath.Join("shared", "data", rel))
-	if exe != "" {
-		// bin/kairos inside a checkout next to ../shared
-		cands = append(cands, filepath.Join(filepath.Dir(exe), "..", "..", "shared", "data", rel))
-	}
-	for _, c := range cands {
-		if st, err := os.Stat(c); err == nil && !st.IsDir() {
-			return filepath.Abs(c)
-		}
-	}
-	return "", fmt.Errorf("CDNOW_master.txt not found (looked in %s); pass --data", strings.Join(cands, ", "))
+	return findSharedData(flag, exe, "cdnow/CDNOW_master.txt")
 }
 
 // demoRoundsConfig is the aggregator's round configuration for the demo: the
