@@ -87,7 +87,7 @@ under $KAIROS_DATA, ../shared/data and shared/data.`,
 			if err != nil {
 				return fmt.Errorf("sim: %w", err)
 			}
-			so := sim.ScenarioOptions{Name: scenario, Seed: seed, Validation: validation}
+			so := sim.ScenarioOptions{Name: scenario, Seed: seed, Validation: validation, Progress: cmd.ErrOrStderr()}
 			if secure {
 				o := sim.DefaultSecureOptions()
 				o.Dropout = dropout

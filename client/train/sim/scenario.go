@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -142,6 +143,8 @@ type ScenarioOptions struct {
 	// Secure, when not nil, trains the global model with secure aggregation and
 	// distributed DP (FederateSecure) instead of Fed's plain federation.
 	Secure *SecureOptions
+	// Progress, when set, receives a line as each stage ends.
+	Progress io.Writer
 }
 
 // ValidationCutoffs are the cutoffs of a validation run: training 1997-05-01,
@@ -202,10 +205,17 @@ func buildScenario(in Inputs, opt ScenarioOptions) (*Split, *Data, DataOptions, 
 // merchant's own customers at the scenario's test (or validation) cutoff.
 func RunScenario(ctx context.Context, in Inputs, opt ScenarioOptions) (ScenarioReport, error) {
 	name, seed, fed := opt.Name, opt.Seed, opt.Fed
+	start := time.Now()
+	stage := func(what string) {
+		if opt.Progress != nil {
+			fmt.Fprintf(opt.Progress, "[%6.1fs] %s %s\n", time.Since(start).Seconds(), name, what)
+		}
+	}
 	split, d, do, err := buildScenario(in, opt)
 	if err != nil {
 		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
 	}
+	stage(fmt.Sprintf("split into %d merchants, rows built", len(split.Merchants)))
 	if fed.Rounds == 0 {
 		fed = DefaultFedOptions()
 	}
@@ -239,14 +249,17 @@ func RunScenario(ctx context.Context, in Inputs, opt ScenarioOptions) (ScenarioR
 			rep.Dropouts, rep.Rounds = secure.Dropouts, secure.Rounds
 		}
 	}
+	stage(fmt.Sprintf("federated: %d rounds, AUC@30 %.4f", rep.Rounds, rep.AUC30.Federated))
 	_, cent, err := d.Centralized(ctx, seed)
 	if err != nil {
 		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
 	}
 	rep.AUC30.Centralized = cent.AUC30
+	stage(fmt.Sprintf("centralised: AUC@30 %.4f", cent.AUC30))
 	if err := d.CompareMerchants(ctx, global, split, seed, &rep); err != nil {
 		return ScenarioReport{}, fmt.Errorf("scenario %s: %w", name, err)
 	}
+	stage("local-only and personalised models of every merchant scored")
 	return rep, nil
 }
 
