@@ -76,9 +76,12 @@ type Result struct {
 	SealSeconds    float64 `json:"seal_seconds_sum"`
 	SubmitSeconds  float64 `json:"submit_seconds_sum"`
 	PublishSeconds float64 `json:"publish_seconds"`
-	// Dropouts counts updates the aggregator refused under its policy (for
-	// instance a DP customer count below the minimum): the merchant sits the
-	// round out.
+	// Dropouts counts merchants whose update the aggregator refused under its
+	// policy (for instance a DP customer count below the minimum). Such a
+	// merchant sends nothing in the later rounds: its count is released once
+	// and would be refused again, and the aggregator debits every refused
+	// update it decrypted, the re-sent count included (it cannot tell a reuse
+	// of a count it never accepted from a new release).
 	Dropouts int `json:"dropouts"`
 	// Published is the number of rounds that published a model.
 	Published int `json:"published"`
@@ -95,7 +98,8 @@ type Result struct {
 }
 
 // Run enrols merchants with an aggregator on opt.Store and runs
-// opt.Rounds.PlannedRounds rounds, every merchant in every round. The
+// opt.Rounds.PlannedRounds rounds, every merchant in every round until the
+// aggregator refuses one of its updates (Result.Dropouts). The
 // aggregator's clock is simulated: a round's deadline passes when every
 // merchant has answered, so refused merchants do not hold it up.
 func Run(ctx context.Context, merchants []Merchant, opt Options) (*Result, error) {
@@ -183,10 +187,14 @@ func Run(ctx context.Context, merchants []Merchant, opt Options) (*Result, error
 	var dropouts atomic.Int64
 	var z atomic.Uint64
 	counts := make([]*protocol.NoisyCount, len(merchants)) // released in the first round, sent again after
+	out := make([]bool, len(merchants))                    // refused once: sits out the later rounds
 	for r := range cfg.PlannedRounds {
 		rs := time.Now()
 		err := Parallel(len(merchants), func(i int) error {
 			m := merchants[i]
+			if out[i] {
+				return nil
+			}
 			round, err := svc.CurrentRound(ctx, m.ID)
 			if err != nil {
 				return err
@@ -225,6 +233,7 @@ func Run(ctx context.Context, merchants []Merchant, opt Options) (*Result, error
 			switch {
 			case errors.Is(err, aggregator.ErrPolicy):
 				dropouts.Add(1)
+				out[i] = true
 			case err != nil:
 				return fmt.Errorf("merchant %s: %w", m.ID, err)
 			}

@@ -89,8 +89,10 @@ func TestRun(t *testing.T) {
 }
 
 // TestRunDropouts: a merchant whose DP customer count (σ 50 around its 20
-// customers) falls below a policy minimum of 1,000 has every update refused
-// under the policy; the others' rounds still publish with a quorum of two.
+// customers) falls below a policy minimum of 1,000 has its first update
+// refused under the policy and sends nothing after; the others' rounds still
+// publish with a quorum of two, and no ledger passes the cap (a merchant that
+// kept re-sending its refused count would be debited for it every round).
 func TestRunDropouts(t *testing.T) {
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	cutoffs := []time.Time{start.AddDate(0, 8, 0), start.AddDate(0, 9, 0)}
@@ -100,8 +102,8 @@ func TestRunDropouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Dropouts != 2 || res.Published != 2 {
-		t.Errorf("got %d dropouts and %d published rounds, want 2 (the small merchant, each round) and 2", res.Dropouts, res.Published)
+	if res.Dropouts != 1 || res.Published != 2 || res.MaxEpsilon > 1+1e-9 {
+		t.Errorf("got %d dropouts, %d published rounds, largest ε %v; want 1 (the small merchant), 2, ≤ 1", res.Dropouts, res.Published, res.MaxEpsilon)
 	}
 }
 
