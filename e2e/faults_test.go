@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -267,6 +268,11 @@ func TestScoreAndStatus(t *testing.T) {
 		t.Fatalf("scored %d customers, want %d", got, len(want))
 	}
 	cutoff := time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC)
+	// Columns by name (client.ScoreHeader): p_1d … p_30d come first.
+	expCol, dateCol := slices.Index(recs[0], "expected_days"), slices.Index(recs[0], "predicted_date")
+	if expCol < 0 || dateCol < 0 || recs[0][1] != "p_1d" || recs[0][5] != "p_30d" {
+		t.Fatalf("score header %q: want p_1d…p_30d, expected_days and predicted_date", recs[0])
+	}
 	for _, r := range recs[1:] {
 		if !want[r[0]] {
 			t.Fatalf("scored customer %q is not one of the merchant's raw ids", r[0])
@@ -279,12 +285,12 @@ func TestScoreAndStatus(t *testing.T) {
 			}
 			prev = p
 		}
-		if e, err := strconv.ParseFloat(r[6], 64); err != nil || e < 0 || e > 30 {
-			t.Fatalf("customer %s: expected days %q, want in [0, 30]", r[0], r[6])
+		if e, err := strconv.ParseFloat(r[expCol], 64); err != nil || e < 0 || e > 30 {
+			t.Fatalf("customer %s: expected days %q, want in [0, 30]", r[0], r[expCol])
 		}
-		d, err := time.Parse(time.DateOnly, r[7])
+		d, err := time.Parse(time.DateOnly, r[dateCol])
 		if err != nil || d.Before(cutoff) || d.After(cutoff.Add(29*24*time.Hour)) {
-			t.Fatalf("customer %s: most likely date %q, want within 30 days of the cutoff", r[0], r[7])
+			t.Fatalf("customer %s: predicted date %q, want within 30 days of the cutoff", r[0], r[dateCol])
 		}
 	}
 }
