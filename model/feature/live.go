@@ -128,7 +128,7 @@ type foldedPurchases struct {
 	gaps       []gapCount // gaps between consecutive folded days, by gap
 	dow        [7]int64
 	hour       [4]int64
-	decayRef   int64                      // time the decayed sums refer to
+	decayRef   int64                        // time the decayed sums refer to
 	decayed    [len(decayHalfLives)]float64 // Σ 2^(−(decayRef−t)/half-life)
 }
 
