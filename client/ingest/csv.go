@@ -99,6 +99,12 @@ func (p *csvParser) parse(line []byte) (model.Event, string, *RowError) {
 	if err != nil {
 		return model.Event{}, "", &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
 	}
+	return p.parseFields(f)
+}
+
+// parseFields turns the split fields of one row into an event.
+func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
+	var err error
 	if p.ncols == 0 && len(f) >= p.need {
 		p.ncols = len(f) // no header: the first good row fixes the width
 	}

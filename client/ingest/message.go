@@ -1,0 +1,210 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kairos-fl/kairos/model"
+)
+
+// MessageEncoding names how one stream message carries one event.
+type MessageEncoding string
+
+// The message encodings NewMessageDecoder understands.
+const (
+	// MessageJSON is one JSON object per message; the mapping's columns are
+	// its keys (customer, time, kind, amount, item, category), each a string
+	// or a number.
+	MessageJSON MessageEncoding = "json"
+	// MessageCSV is one delimited line per message, without a header; the
+	// mapping's columns are 1-based field indices.
+	MessageCSV MessageEncoding = "csv"
+)
+
+// ParseMessageEncoding returns the encoding named s.
+func ParseMessageEncoding(s string) (MessageEncoding, error) {
+	switch e := MessageEncoding(s); e {
+	case MessageJSON, MessageCSV:
+		return e, nil
+	}
+	return "", fmt.Errorf("parse message encoding: unknown encoding %q (want json or csv)", s)
+}
+
+// ErrIgnoredKind is returned by MessageDecoder.Decode for a message whose
+// kind value the mapping lists under IgnoreKinds: not an event, not an error
+// of the sender either.
+var ErrIgnoredKind = errors.New("kind value is ignored by the mapping")
+
+// ReasonBadJSON is the reason of a message that is not one JSON object of
+// strings and numbers.
+const ReasonBadJSON = "bad JSON"
+
+// MessageError is one bad message. Field names the mapping's column (JSON key
+// or #index) where the fault is, or is empty when it concerns the message.
+type MessageError struct {
+	Reason string // one of the Reason constants
+	Field  string
+	Err    error
+}
+
+func (e *MessageError) Error() string {
+	s := "decode message: " + e.Reason
+	if e.Field != "" {
+		s += " in field " + e.Field
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns the detail error.
+func (e *MessageError) Unwrap() error { return e.Err }
+
+// MessageDecoder turns stream messages into events with the same mapping, and
+// the same field rules, as a generic CSV file. It is not safe for concurrent
+// use.
+type MessageDecoder struct {
+	enc  MessageEncoding
+	p    *csvParser
+	cols []Column // mapped columns in field order, for JSON and error names
+	keys []string // JSON keys in field order
+	f    [][]byte
+}
+
+// NewMessageDecoder validates m for enc and returns a decoder. loc is the
+// time zone of times without an offset when the mapping names none.
+func NewMessageDecoder(m *Mapping, enc MessageEncoding, loc *time.Location) (*MessageDecoder, error) {
+	if m == nil {
+		return nil, errors.New("new message decoder: no mapping")
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	d := &MessageDecoder{enc: enc}
+	mm := *m
+	all := []*Column{&mm.Customer, &mm.Time, &mm.Kind, &mm.Amount, &mm.Item, &mm.Category}
+	names := []string{"customer", "time", "kind", "amount", "item", "category"}
+	switch enc {
+	case MessageCSV:
+		for i, c := range all {
+			if c.Name != "" {
+				return nil, fmt.Errorf("new message decoder: %s column is named %q, but a CSV message has no header: use a 1-based index", names[i], c.Name)
+			}
+		}
+		mm.Header = false
+	case MessageJSON:
+		// Each used column becomes a field position; the JSON key fills it.
+		for i, c := range all {
+			if c.IsZero() {
+				continue
+			}
+			if c.Name == "" {
+				return nil, fmt.Errorf("new message decoder: %s column is index %d, but a JSON message has keys: name the key", names[i], c.Index)
+			}
+			d.keys = append(d.keys, c.Name)
+			d.cols = append(d.cols, *c)
+			*c = Column{Index: len(d.keys)}
+		}
+		mm.Header = false
+	default:
+		return nil, fmt.Errorf("new message decoder: unknown encoding %q", enc)
+	}
+	if err := mm.Validate(); err != nil {
+		return nil, fmt.Errorf("new message decoder: %w", err)
+	}
+	d.p = newCSVParser(&mm, loc)
+	return d, nil
+}
+
+// Decode returns the event in msg. A bad message gives a *MessageError; a
+// message of an ignored kind gives ErrIgnoredKind.
+func (d *MessageDecoder) Decode(msg []byte) (model.Event, error) {
+	if len(msg) > MaxLineBytes {
+		return model.Event{}, &MessageError{Reason: ReasonLineTooLong, Err: fmt.Errorf("%d bytes, limit %d", len(msg), MaxLineBytes)}
+	}
+	if i := invalidUTF8(msg); i >= 0 {
+		return model.Event{}, &MessageError{Reason: ReasonNotUTF8, Err: fmt.Errorf("at byte %d", i)}
+	}
+	var (
+		ev     model.Event
+		reason string
+		rerr   *RowError
+	)
+	switch d.enc {
+	case MessageCSV:
+		line := bytes.TrimRight(msg, "\r\n")
+		if bytes.ContainsAny(line, "\r\n") {
+			return model.Event{}, &MessageError{Reason: ReasonColumnCount, Err: errors.New("a CSV message is one line")}
+		}
+		d.p.ncols = 0 // every message stands alone
+		ev, reason, rerr = d.p.parse(line)
+	default:
+		f, err := d.jsonFields(msg)
+		if err != nil {
+			return model.Event{}, err
+		}
+		d.p.ncols = 0
+		ev, reason, rerr = d.p.parseFields(f)
+	}
+	if rerr != nil {
+		return model.Event{}, &MessageError{Reason: rerr.Reason, Field: d.field(rerr.Column), Err: rerr.Err}
+	}
+	if reason == ReasonIgnoredKind {
+		return model.Event{}, ErrIgnoredKind
+	}
+	return ev, nil
+}
+
+// field names the 1-based field position col in the mapping's terms.
+func (d *MessageDecoder) field(col int) string {
+	if col <= 0 {
+		return ""
+	}
+	if d.enc == MessageJSON {
+		if col <= len(d.keys) {
+			return strconv.Quote(d.keys[col-1])
+		}
+		return ""
+	}
+	return "#" + strconv.Itoa(col)
+}
+
+// jsonFields reads the mapped keys of one JSON object into field positions:
+// a string's contents, a number's literal, an absent key or null as empty.
+func (d *MessageDecoder) jsonFields(msg []byte) ([][]byte, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(msg, &obj); err != nil {
+		return nil, &MessageError{Reason: ReasonBadJSON, Err: err}
+	}
+	if obj == nil {
+		return nil, &MessageError{Reason: ReasonBadJSON, Err: errors.New("null, want an object")}
+	}
+	d.f = d.f[:0]
+	for _, k := range d.keys {
+		v := bytes.TrimSpace(obj[k])
+		switch {
+		case len(v) == 0 || string(v) == "null":
+			d.f = append(d.f, nil)
+		case v[0] == '"':
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, &MessageError{Reason: ReasonBadJSON, Field: strconv.Quote(k), Err: err}
+			}
+			if !utf8.ValidString(s) {
+				return nil, &MessageError{Reason: ReasonNotUTF8, Field: strconv.Quote(k)}
+			}
+			d.f = append(d.f, []byte(s))
+		case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
+			d.f = append(d.f, v)
+		default:
+			return nil, &MessageError{Reason: ReasonBadJSON, Field: strconv.Quote(k), Err: fmt.Errorf("value %.40s is not a string or a number", v)}
+		}
+	}
+	return d.f, nil
+}
