@@ -1,0 +1,89 @@
+package livestore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Postgres is a Store in a PostgreSQL database.
+type Postgres struct {
+	pool *pgxpool.Pool
+}
+
+var _ Store = (*Postgres)(nil)
+
+// OpenPostgres connects to url and creates the tables if needed.
+func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("open live store: postgres: %w", err)
+	}
+	for _, q := range schema("BYTEA") {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("open live store: postgres: create tables: %w", err)
+		}
+	}
+	return &Postgres{pool: pool}, nil
+}
+
+// Load implements Store.
+func (s *Postgres) Load(ctx context.Context, source string, fn func(string, []byte) error) (map[int32]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT customer, state FROM live_state WHERE source = $1`, source)
+	if err != nil {
+		return nil, fmt.Errorf("load live states: %w", err)
+	}
+	var c string
+	var b []byte
+	_, err = pgx.ForEachRow(rows, []any{&c, &b}, func() error {
+		if err := fn(c, b); err != nil {
+			return fmt.Errorf("load live state of %q: %w", c, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load live states: %w", err)
+	}
+	next := map[int32]int64{}
+	var p int32
+	var o int64
+	rows, err = s.pool.Query(ctx, `SELECT part, next_offset FROM live_position WHERE source = $1`, source)
+	if err != nil {
+		return nil, fmt.Errorf("load live position: %w", err)
+	}
+	if _, err := pgx.ForEachRow(rows, []any{&p, &o}, func() error { next[p] = o; return nil }); err != nil {
+		return nil, fmt.Errorf("load live position: %w", err)
+	}
+	return next, nil
+}
+
+// Commit implements Store.
+func (s *Postgres) Commit(ctx context.Context, source string, next map[int32]int64, states map[string][]byte) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("commit live states: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
+	var batch pgx.Batch
+	for c, b := range states {
+		batch.Queue(`INSERT INTO live_state (source, customer, state) VALUES ($1, $2, $3)
+			ON CONFLICT (source, customer) DO UPDATE SET state = excluded.state`, source, c, b)
+	}
+	for p, o := range next {
+		batch.Queue(`INSERT INTO live_position (source, part, next_offset) VALUES ($1, $2, $3)
+			ON CONFLICT (source, part) DO UPDATE SET next_offset = excluded.next_offset`, source, p, o)
+	}
+	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+		return fmt.Errorf("commit live states: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit live states: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *Postgres) Close() error { s.pool.Close(); return nil }

@@ -1,0 +1,106 @@
+package livestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// SQLite is a Store in an SQLite file.
+type SQLite struct {
+	db *sql.DB
+}
+
+var _ Store = (*SQLite)(nil)
+
+// OpenSQLite opens (creating if needed) the SQLite file at path and its tables.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
+		return nil, fmt.Errorf("open live store: sqlite path %q: want a file path without ? or #", path)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open live store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	for _, q := range schema("BLOB") {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open live store %s: create tables: %w", path, err)
+		}
+	}
+	return &SQLite{db: db}, nil
+}
+
+// Load implements Store.
+func (s *SQLite) Load(ctx context.Context, source string, fn func(string, []byte) error) (map[int32]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT customer, state FROM live_state WHERE source = ?`, source)
+	if err != nil {
+		return nil, fmt.Errorf("load live states: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		var b []byte
+		if err := rows.Scan(&c, &b); err != nil {
+			return nil, fmt.Errorf("load live states: %w", err)
+		}
+		if err := fn(c, b); err != nil {
+			return nil, fmt.Errorf("load live state of %q: %w", c, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load live states: %w", err)
+	}
+	prow, err := s.db.QueryContext(ctx, `SELECT part, next_offset FROM live_position WHERE source = ?`, source)
+	if err != nil {
+		return nil, fmt.Errorf("load live position: %w", err)
+	}
+	defer prow.Close()
+	next := map[int32]int64{}
+	for prow.Next() {
+		var p int32
+		var o int64
+		if err := prow.Scan(&p, &o); err != nil {
+			return nil, fmt.Errorf("load live position: %w", err)
+		}
+		next[p] = o
+	}
+	return next, prow.Err()
+}
+
+// Commit implements Store.
+func (s *SQLite) Commit(ctx context.Context, source string, next map[int32]int64, states map[string][]byte) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("commit live states: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	st, err := tx.PrepareContext(ctx, `INSERT INTO live_state (source, customer, state) VALUES (?, ?, ?)
+		ON CONFLICT (source, customer) DO UPDATE SET state = excluded.state`)
+	if err != nil {
+		return fmt.Errorf("commit live states: %w", err)
+	}
+	defer st.Close()
+	for c, b := range states {
+		if _, err := st.ExecContext(ctx, source, c, b); err != nil {
+			return fmt.Errorf("commit live state of %q: %w", c, err)
+		}
+	}
+	for p, o := range next {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO live_position (source, part, next_offset) VALUES (?, ?, ?)
+			ON CONFLICT (source, part) DO UPDATE SET next_offset = excluded.next_offset`, source, p, o); err != nil {
+			return fmt.Errorf("commit live position: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit live states: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *SQLite) Close() error { return s.db.Close() }
