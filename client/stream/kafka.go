@@ -1,0 +1,144 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// KafkaConfig names a Kafka source.
+type KafkaConfig struct {
+	Brokers    []string
+	Topic      string
+	DeadLetter string // topic for bad messages
+}
+
+// Kafka is a Source reading every partition of a topic from stored offsets
+// (no consumer group: the position lives in the client's store).
+type Kafka struct {
+	cfg  KafkaConfig
+	prod *kgo.Client
+}
+
+var _ Source = (*Kafka)(nil)
+
+// NewKafka returns a source; Close releases its producer.
+func NewKafka(cfg KafkaConfig) (*Kafka, error) {
+	if len(cfg.Brokers) == 0 || cfg.Topic == "" || cfg.DeadLetter == "" {
+		return nil, errors.New("new Kafka source: brokers, topic and dead-letter topic are required")
+	}
+	if cfg.DeadLetter == cfg.Topic {
+		return nil, errors.New("new Kafka source: the dead-letter topic is the events topic")
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		return nil, fmt.Errorf("new Kafka source: %w", err)
+	}
+	return &Kafka{cfg: cfg, prod: prod}, nil
+}
+
+// Close releases the producer.
+func (k *Kafka) Close() { k.prod.Close() }
+
+// partitions asks the cluster for the topic's partition ids.
+func (k *Kafka) partitions(ctx context.Context) ([]int32, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(k.cfg.Topic)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, k.prod)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Topics) != 1 {
+		return nil, fmt.Errorf("metadata names %d topics", len(resp.Topics))
+	}
+	if err := kerrOf(resp.Topics[0].ErrorCode); err != nil {
+		return nil, err
+	}
+	var ps []int32
+	for _, p := range resp.Topics[0].Partitions {
+		ps = append(ps, p.Partition)
+	}
+	if len(ps) == 0 {
+		return nil, errors.New("topic has no partitions")
+	}
+	return ps, nil
+}
+
+func kerrOf(code int16) error {
+	if code == 0 {
+		return nil
+	}
+	return fmt.Errorf("kafka error code %d", code)
+}
+
+// Consume implements Source.
+func (k *Kafka) Consume(ctx context.Context, next map[int32]int64, out chan<- Message) error {
+	ps, err := k.partitions(ctx)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", k.cfg.Topic, err)
+	}
+	offs := make(map[int32]kgo.Offset, len(ps))
+	for _, p := range ps {
+		if o, ok := next[p]; ok {
+			offs[p] = kgo.NewOffset().At(o)
+		} else {
+			offs[p] = kgo.NewOffset().AtStart()
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{k.cfg.Topic: offs}))
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", k.cfg.Topic, err)
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errs := fs.Errors(); len(errs) > 0 {
+			return fmt.Errorf("consume %s partition %d: %w", errs[0].Topic, errs[0].Partition, errs[0].Err)
+		}
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
+			select {
+			case out <- Message{Partition: r.Partition, Offset: r.Offset, Data: r.Value, Published: r.Timestamp}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// DeadLetter implements Source.
+func (k *Kafka) DeadLetter(ctx context.Context, msg Message, reason string) error {
+	r := &kgo.Record{Topic: k.cfg.DeadLetter, Value: msg.Data, Headers: []kgo.RecordHeader{
+		{Key: HeaderReason, Value: []byte(reason)},
+		{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(msg.Partition)))},
+		{Key: HeaderOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
+	}}
+	if err := k.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+		return fmt.Errorf("dead-letter %s partition %d offset %d: %w", k.cfg.Topic, msg.Partition, msg.Offset, err)
+	}
+	return nil
+}
+
+// Publish implements Publisher on the topic of a KafkaPublisher.
+type KafkaPublisher struct {
+	Source *Kafka
+	Topic  string
+}
+
+// Publish implements Publisher.
+func (p KafkaPublisher) Publish(ctx context.Context, data []byte) error {
+	if err := p.Source.prod.ProduceSync(ctx, &kgo.Record{Topic: p.Topic, Value: data}).FirstErr(); err != nil {
+		return fmt.Errorf("publish %s: %w", p.Topic, err)
+	}
+	return nil
+}

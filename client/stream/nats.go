@@ -1,0 +1,111 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NATSConfig names a JetStream source.
+type NATSConfig struct {
+	Stream     string // the JetStream stream holding the events
+	Subject    string // the events' subject (a filter within Stream)
+	DeadLetter string // subject for bad messages; a stream should capture it
+}
+
+// NATS is a Source reading a JetStream stream with an ordered consumer from a
+// stored sequence, and a Publisher on core NATS.
+type NATS struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	cfg NATSConfig
+}
+
+var _ Source = (*NATS)(nil)
+
+// NewNATS returns a source over the connection nc.
+func NewNATS(nc *nats.Conn, cfg NATSConfig) (*NATS, error) {
+	if cfg.Stream == "" || cfg.Subject == "" || cfg.DeadLetter == "" {
+		return nil, errors.New("new NATS source: stream, subject and dead-letter subject are required")
+	}
+	if cfg.DeadLetter == cfg.Subject {
+		return nil, errors.New("new NATS source: the dead-letter subject is the events subject")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("new NATS source: %w", err)
+	}
+	return &NATS{nc: nc, js: js, cfg: cfg}, nil
+}
+
+// Consume implements Source. JetStream has one partition, 0, whose offsets
+// are stream sequences.
+func (n *NATS) Consume(ctx context.Context, next map[int32]int64, out chan<- Message) error {
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{n.cfg.Subject}}
+	if s := next[0]; s > 0 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, uint64(s)
+	}
+	cons, err := n.js.OrderedConsumer(ctx, n.cfg.Stream, cc)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", n.cfg.Stream, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", n.cfg.Stream, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("consume %s: %w", n.cfg.Stream, err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("consume %s: %w", n.cfg.Stream, err)
+		}
+		msg := Message{Offset: int64(md.Sequence.Stream), Data: m.Data(), Published: md.Timestamp}
+		select {
+		case out <- msg:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// DeadLetter implements Source. The message id makes JetStream drop a second
+// dead letter for the same position within its duplicate window.
+func (n *NATS) DeadLetter(ctx context.Context, msg Message, reason string) error {
+	m := nats.NewMsg(n.cfg.DeadLetter)
+	m.Data = msg.Data
+	m.Header.Set(HeaderReason, reason)
+	m.Header.Set(HeaderPartition, "0")
+	m.Header.Set(HeaderOffset, strconv.FormatInt(msg.Offset, 10))
+	m.Header.Set(jetstream.MsgIDHeader, n.cfg.Stream+"/"+n.cfg.Subject+"/"+strconv.FormatInt(msg.Offset, 10))
+	if _, err := n.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("dead-letter %s offset %d: %w", n.cfg.Subject, msg.Offset, err)
+	}
+	return nil
+}
+
+// NATSPublisher publishes on a core NATS subject.
+type NATSPublisher struct {
+	NC      *nats.Conn
+	Subject string
+}
+
+// Publish implements Publisher.
+func (p NATSPublisher) Publish(_ context.Context, data []byte) error {
+	if err := p.NC.Publish(p.Subject, data); err != nil {
+		return fmt.Errorf("publish %s: %w", p.Subject, err)
+	}
+	return nil
+}
