@@ -9,7 +9,10 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
-// SQLite is a Store in an SQLite file.
+// SQLite is a Store in an SQLite file, in WAL mode with synchronous=NORMAL:
+// a commit is atomic and survives the process's crash; a power loss may undo
+// the latest commits, states and position together, and the stream replays
+// them.
 type SQLite struct {
 	db *sql.DB
 }
@@ -21,7 +24,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
 		return nil, fmt.Errorf("open live store: sqlite path %q: want a file path without ? or #", path)
 	}
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open live store %s: %w", path, err)
 	}

@@ -129,7 +129,7 @@ func (k *Kafka) DeadLetter(ctx context.Context, msg Message, reason string) erro
 	return nil
 }
 
-// Publish implements Publisher on the topic of a KafkaPublisher.
+// KafkaPublisher publishes to a Kafka topic with a source's producer.
 type KafkaPublisher struct {
 	Source *Kafka
 	Topic  string

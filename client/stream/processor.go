@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -50,6 +51,8 @@ type Processor struct {
 	mu   sync.RWMutex
 	cust map[string]*entry
 	next map[int32]int64
+	// committed is the position of the last commit.
+	committed map[int32]int64
 	// Counts since New, read with Stats.
 	stats Stats
 }
@@ -115,6 +118,7 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 		return nil, fmt.Errorf("new stream processor: %w", err)
 	}
 	p.next = next
+	p.committed = maps.Clone(next)
 	if cfg.Model != nil {
 		for c, e := range p.cust {
 			if pr, err := p.predict(&e.st); err == nil {
@@ -127,16 +131,12 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	return p, nil
 }
 
-// Position returns the next offset to read per partition, as last committed
-// or applied.
+// Position returns the next offset to read per partition as last committed
+// to the store.
 func (p *Processor) Position() map[int32]int64 {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	out := make(map[int32]int64, len(p.next))
-	for k, v := range p.next {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(p.committed)
 }
 
 // Stats returns the counts so far.
@@ -148,6 +148,8 @@ func (p *Processor) Stats() Stats {
 
 // Run consumes the source until ctx ends or the source or store fails.
 // Messages are applied in batches; each batch ends in one store transaction.
+// After an error other than ctx's, the in-memory states may hold a batch the
+// store does not: make a new Processor (New reloads the store) to go on.
 func (p *Processor) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -198,17 +200,13 @@ func (p *Processor) process(ctx context.Context, batch []Message) error {
 				return err
 			}
 		default:
-			ch, ok, err := p.apply(m, ev.Customer, func(e *entry) error { return p.cfg.Engine.Apply(&e.st, ev) })
-			if err != nil {
+			if err := p.apply(ev.Customer, func(e *entry) error { return p.cfg.Engine.Apply(&e.st, ev) }); err != nil {
 				if err := p.deadLetter(ctx, m, err.Error()); err != nil {
 					return err
 				}
 				break
 			}
 			dirty[ev.Customer] = true
-			if ok {
-				changes = append(changes, ch)
-			}
 			if p.cfg.OnScored != nil {
 				scored = append(scored, m)
 			}
@@ -216,6 +214,13 @@ func (p *Processor) process(ctx context.Context, batch []Message) error {
 		p.mu.Lock()
 		p.next[m.Partition] = m.Offset + 1
 		p.mu.Unlock()
+	}
+	if p.cfg.Model != nil {
+		for c := range dirty {
+			if ch, ok := p.rescore(c); ok {
+				changes = append(changes, ch)
+			}
+		}
 	}
 	states := make(map[string][]byte, len(dirty))
 	p.mu.RLock()
@@ -227,15 +232,15 @@ func (p *Processor) process(ctx context.Context, batch []Message) error {
 		}
 		states[c] = b
 	}
-	next := make(map[int32]int64, len(p.next))
-	for k, v := range p.next {
-		next[k] = v
-	}
+	next := maps.Clone(p.next)
 	p.mu.RUnlock()
 	if err := p.cfg.Store.Commit(ctx, p.cfg.Name, next, states); err != nil {
 		return fmt.Errorf("stream %s: %w", p.cfg.Name, err)
 	}
-	p.count(func(s *Stats) { s.Commits++ })
+	p.mu.Lock()
+	p.stats.Commits++
+	p.committed = next
+	p.mu.Unlock()
 	for _, m := range scored {
 		p.cfg.OnScored(m)
 	}
@@ -256,8 +261,8 @@ func (p *Processor) count(f func(*Stats)) {
 }
 
 // apply runs fn on customer c's entry (created if new), leaving the entry
-// unchanged when fn fails, and rescores it. It reports a threshold crossing.
-func (p *Processor) apply(m Message, c string, fn func(*entry) error) (ScoreChange, bool, error) {
+// unchanged when fn fails.
+func (p *Processor) apply(c string, fn func(*entry) error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e := p.cust[c]
@@ -266,29 +271,35 @@ func (p *Processor) apply(m Message, c string, fn func(*entry) error) (ScoreChan
 		e = &entry{}
 	}
 	if err := fn(e); err != nil {
-		return ScoreChange{}, false, err
+		return err
 	}
 	if isNew {
 		p.cust[c] = e
 	}
 	p.stats.Applied++
-	if p.cfg.Model == nil {
-		return ScoreChange{}, false, nil
-	}
+	return nil
+}
+
+// rescore scores customer c once after a batch and reports a crossing of the
+// threshold since the previous score.
+func (p *Processor) rescore(c string) (ScoreChange, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.cust[c]
 	pr, err := p.predict(&e.st)
 	if err != nil {
 		// A model that cannot score a valid state is a configuration fault,
-		// not a bad message; the event stays applied.
-		p.cfg.Logger.Error("score", "customer", c, "offset", m.Offset, "err", err)
-		return ScoreChange{}, false, nil
+		// not a bad message; the events stay applied.
+		p.cfg.Logger.Error("score", "customer", c, "err", err)
+		return ScoreChange{}, false
 	}
 	prev, had := e.p7, e.score
 	e.p7, e.score = pr.Within[p.h7], true
 	t := p.cfg.Threshold
 	if t > 0 && (!had && e.p7 >= t || had && (prev < t) != (e.p7 < t)) {
-		return ScoreChange{Customer: c, At: p.scoreTime(&e.st), P7: e.p7, Previous: prev, Above: e.p7 >= t}, true, nil
+		return ScoreChange{Customer: c, At: p.scoreTime(&e.st), P7: e.p7, Previous: prev, Above: e.p7 >= t}, true
 	}
-	return ScoreChange{}, false, nil
+	return ScoreChange{}, false
 }
 
 func (p *Processor) scoreTime(st *feature.LiveState) time.Time {

@@ -190,6 +190,7 @@ temporary file, so the read is a real file read.`,
 	f.StringVar(&jsonOut, "json-out", "", "also write the results as JSON to this file")
 	cmd.AddCommand(newBenchPredictCmd())
 	cmd.AddCommand(newBenchFederationCmd())
+	cmd.AddCommand(newBenchStreamCmd())
 	return cmd
 }
 
