@@ -77,7 +77,7 @@ type LiveConfig struct {
 
 // NewLiveEngine validates cfg and returns an engine.
 func NewLiveEngine(cfg LiveConfig) (*LiveEngine, error) {
-	sc, index, err := schemaFor(cfg.Allow)
+	sc, index, err := schemaFor(cfg.Allow, false) // classic-model features are not live
 	if err != nil {
 		return nil, fmt.Errorf("new live feature engine: %w", err)
 	}
