@@ -40,6 +40,7 @@ computed locally, under the shop's own customer ids.
   kairos client status --config shop.yaml`,
 	}
 	cmd.AddCommand(newClientRunCmd(), newClientScoreCmd(), newClientStatusCmd())
+	cmd.AddCommand(newClientStreamCmd())
 	return cmd
 }
 
