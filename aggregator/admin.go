@@ -80,6 +80,33 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 	}, nil
 }
 
+// maxRefusalReason bounds the reason RefuseReload records.
+const maxRefusalReason = 1024
+
+// RefuseReload audits a reload that failed before a policy could be handed
+// to Reload (the configuration or policy file did not read or parse), so
+// that every refused reload leaves a config.reload entry as Reload's own
+// refusals do; the policy and rounds in force stay. It returns cause wrapped
+// in ErrPolicy, or the audit failure.
+func (s *Service) RefuseReload(ctx context.Context, actor string, cause error) error {
+	if cause == nil {
+		cause = errors.New("no reason given")
+	}
+	err := fmt.Errorf("reload: %w: %w", ErrPolicy, cause)
+	reason := err.Error()
+	if len(reason) > maxRefusalReason { // the log keeps it forever: the cause's start is enough
+		reason = strings.ToValidUTF8(reason[:maxRefusalReason], "") + "…"
+	}
+	rec := audit.Record{
+		Actor: actor, Action: "config.reload", Object: "policy", Outcome: outcomeOf(err), Reason: reason,
+		Details: map[string]string{"previous_policy_hash": s.pol().Hash()},
+	}
+	if aerr := s.appendAudit(ctx, rec); aerr != nil {
+		return fmt.Errorf("reload: %w", aerr)
+	}
+	return err
+}
+
 // CancelRound fails round id (the latest round when id is empty) on behalf
 // of actor and opens the next round with the configuration in force. Only an
 // open or collecting round can be cancelled: updates already accepted in it

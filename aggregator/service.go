@@ -206,6 +206,24 @@ type Service struct {
 type Budget = protocol.BudgetInfo
 
 func (c *RoundConfig) defaults() error {
+	// NaN passes every "< 0" check below and +Inf every "> 0" one: a
+	// norm_bound of .nan would turn the norm bound off, an .inf server_lr
+	// would make the model non-finite. Refuse them before anything else.
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"sample fraction", c.SampleFraction}, {"sampling rate", c.SamplingRate}, {"learning rate", c.LearningRate},
+		{"l2", c.L2}, {"count noise", c.CountNoise}, {"server lr", c.ServerLR}, {"server tau", c.ServerTau},
+		{"norm bound", c.NormBound},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%s %v: must be finite", f.name, f.v)
+		}
+	}
+	if c.Evaluation != nil && (math.IsNaN(c.Evaluation.Sigma) || math.IsInf(c.Evaluation.Sigma, 0)) {
+		return fmt.Errorf("evaluation sigma %v: must be finite", c.Evaluation.Sigma)
+	}
 	if c.Deadline == 0 {
 		c.Deadline = 10 * time.Minute
 	}

@@ -144,7 +144,7 @@ func aggReload(ctx context.Context, log *slog.Logger, running *aggConfig, svc *a
 	}
 	if err != nil {
 		log.Warn("reload refused", "actor", actor, "err", err)
-		return protocol.Reload{}, fmt.Errorf("%w: %w", aggregator.ErrPolicy, err)
+		return protocol.Reload{}, svc.RefuseReload(ctx, actor, err)
 	}
 	var restart []string
 	if next.Listen != running.Listen || next.MetricsListen != running.MetricsListen {
@@ -163,12 +163,12 @@ func aggReload(ctx context.Context, log *slog.Logger, running *aggConfig, svc *a
 	data, err := os.ReadFile(path)
 	if err != nil {
 		log.Warn("reload refused", "actor", actor, "err", err)
-		return protocol.Reload{}, fmt.Errorf("%w: reload: %w", aggregator.ErrPolicy, err)
+		return protocol.Reload{}, svc.RefuseReload(ctx, actor, err)
 	}
 	pol, err := policies.Parse(path, data)
 	if err != nil {
 		log.Warn("reload refused", "actor", actor, "err", err)
-		return protocol.Reload{}, fmt.Errorf("%w: reload: %w", aggregator.ErrPolicy, err)
+		return protocol.Reload{}, svc.RefuseReload(ctx, actor, err)
 	}
 	out, err := svc.Reload(ctx, actor, pol, next.Rounds.config())
 	if err != nil {
