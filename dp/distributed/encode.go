@@ -27,7 +27,9 @@ const maxRoundingTries = 1000
 // Contributions are rounded one customer at a time, not after summing, so that adding or
 // removing one customer changes the merchant's integer sum by exactly that customer's
 // rounded vector, whose norm the rounding bounds: that is the sensitivity the accountant
-// (dp.DDGauss) uses. Randomness comes from crypto/rand. The caller's slices are not
+// (dp.DDGauss) uses. A contribution with a NaN or ±Inf coordinate counts as the zero
+// vector rather than failing the encoding, so that no one customer decides whether the
+// merchant sends. Randomness comes from crypto/rand. The caller's slices are not
 // modified.
 func Encode(ctx context.Context, contributions [][]float64, p Params) ([]uint32, error) {
 	return encode(ctx, contributions, p, bufio.NewReader(rand.Reader), true)
@@ -57,6 +59,12 @@ func encode(ctx context.Context, contributions [][]float64, p Params, r io.Reade
 			return nil, fmt.Errorf("encode: contribution %d has %d coordinates, want %d: %w", i, len(c), p.Dim, ErrInvalidParams)
 		}
 		copy(x, c)
+		if dp.CheckFinite(x) != nil {
+			// One customer's NaN or ±Inf must not decide whether the merchant
+			// can send at all (that would be a release no ε covers): it
+			// contributes the zero vector, as in dp.Step; sensitivity stays ≤ C.
+			continue
+		}
 		if _, err := dp.ClipL2(x, p.Clip); err != nil {
 			return nil, fmt.Errorf("encode: contribution %d: %w", i, err)
 		}
