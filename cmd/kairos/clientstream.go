@@ -119,7 +119,7 @@ default; no authentication) and publishes to --changes when P(buy within 7 days)
 				srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
 				go srv.Serve(ln)                               //nolint:errcheck // ends with Shutdown
 				defer srv.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort at exit
-				fmt.Fprintf(cmd.ErrOrStderr(), "serving scores on http://%s/v1/scores/{customer}\n", ln.Addr())
+				fmt.Fprintf(cmd.ErrOrStderr(), "serving scores on http://%s/v1/scores/{customer} (no authentication; %s)\n", ln.Addr(), listenScope(ln.Addr()))
 			}
 			if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("client stream: %w", err)
@@ -142,4 +142,12 @@ default; no authentication) and publishes to --changes when P(buy within 7 days)
 	f.Float64Var(&threshold, "threshold", 0, "P(buy within 7 days) threshold for score changes; 0 = none")
 	f.StringVar(&tz, "time-zone", "UTC", "the shop's time zone (IANA name)")
 	return cmd
+}
+
+// listenScope says who can reach the unauthenticated scores endpoint at addr.
+func listenScope(addr net.Addr) string {
+	if a, ok := addr.(*net.TCPAddr); ok && a.IP.IsLoopback() {
+		return "loopback only"
+	}
+	return "WARNING: reachable from other hosts, every customer's score to anyone who can connect; bind 127.0.0.1 unless this interface is private"
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -104,5 +105,23 @@ func TestAggregatorReloadRefusedAudited(t *testing.T) {
 	want := []string{"ok", "denied", "denied", "denied", "ok"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("config.reload outcomes %v, want %v", got, want)
+	}
+}
+
+// TestListenScope: `kairos client stream` says, beside the address of its
+// unauthenticated scores endpoint, whether other hosts can reach it.
+func TestListenScope(t *testing.T) {
+	for _, tt := range []struct {
+		ip   string
+		want string
+	}{
+		{"127.0.0.1", "loopback only"},
+		{"::1", "loopback only"},
+		{"0.0.0.0", "WARNING"},
+		{"10.1.2.3", "WARNING"},
+	} {
+		if got := listenScope(&net.TCPAddr{IP: net.ParseIP(tt.ip), Port: 8377}); !strings.HasPrefix(got, tt.want) {
+			t.Errorf("listen on %s: %q, want it to start with %q", tt.ip, got, tt.want)
+		}
 	}
 }
