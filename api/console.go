@@ -235,7 +235,9 @@ func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) error {
 		return bad(`field "subject": required, at most 256 bytes`)
 	}
 	limit := s.maxIssueTTL(role)
-	if req.TTLSeconds < 60 || time.Duration(req.TTLSeconds)*time.Second > limit {
+	// Compared in seconds: time.Duration(req.TTLSeconds)*time.Second wraps
+	// for ttl_seconds ≥ 2^63/10^9 and let such a value past the limit.
+	if req.TTLSeconds < 60 || req.TTLSeconds > int64(limit/time.Second) {
 		return bad(`field "ttl_seconds": %d, want 60..%d (the longest %s token lifetime the policy accepts)`, req.TTLSeconds, int64(limit/time.Second), role)
 	}
 	tok, tc, err := s.issuer.Issue(auth.Grant{Subject: req.Subject, Role: role, Merchants: req.Merchants, TTL: time.Duration(req.TTLSeconds) * time.Second})
