@@ -15,8 +15,12 @@ type Client struct {
 	cfg        Config
 	id         uint32
 	neighbours map[uint32]bool
-	rand       io.Reader
-	stage      int
+	// cohort is the round's clients: an unmask request naming anyone else is
+	// refused (phantom survivors would let it reach MinSurvivors while
+	// calling every real neighbour a dropout).
+	cohort map[uint32]bool
+	rand   io.Reader
+	stage  int
 
 	cPriv, sPriv *ecdh.PrivateKey
 	// peers are the neighbours' advertised keys (stage 2), and boxSecrets the
@@ -52,9 +56,12 @@ func NewClient(cfg Config, id uint32, r io.Reader) (*Client, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	c := &Client{cfg: cfg, id: id, rand: r, neighbours: map[uint32]bool{}}
+	c := &Client{cfg: cfg, id: id, rand: r, neighbours: map[uint32]bool{}, cohort: make(map[uint32]bool, len(cfg.Clients))}
 	for _, v := range nb {
 		c.neighbours[v] = true
+	}
+	for _, v := range cfg.Clients {
+		c.cohort[v] = true
 	}
 	return c, nil
 }
@@ -245,7 +252,7 @@ func (c *Client) Mask(d DeliveryMsg, x []uint32) (MaskedMsg, error) {
 // the request names it a survivor and its key share if a dropout. The client
 // answers one request per round (the same request again gets the same
 // answer) and refuses, with ErrRefused, a request that names a client on both
-// sides or twice, leaves a neighbour that shared unaccounted, calls this
+// sides or twice, names one outside the cohort, leaves a neighbour that shared unaccounted, calls this
 // client a dropout, or has fewer survivors than MinSurvivors: each could let
 // the server rebuild both secrets of one client and with them its input.
 func (c *Client) Unmask(req UnmaskRequest) (UnmaskResponse, error) {
@@ -268,6 +275,9 @@ func (c *Client) Unmask(req UnmaskRequest) (UnmaskResponse, error) {
 		set map[uint32]bool
 	}{{req.Survivors, survivor}, {req.Dropouts, dropout}} {
 		for _, id := range side.ids {
+			if !c.cohort[id] {
+				return fail(fmt.Errorf("client %d is not in the round's cohort: %w", id, ErrRefused))
+			}
 			if survivor[id] || dropout[id] {
 				return fail(fmt.Errorf("client %d named twice: %w", id, ErrRefused))
 			}

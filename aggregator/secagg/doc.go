@@ -23,8 +23,8 @@
 //     dropouts (shared but sent none). Each client returns, for each neighbour,
 //     its share of b if the neighbour survived and of s if it dropped, never
 //     both for one neighbour: it answers one unmask request per round and
-//     refuses a request that names a client on both sides, or whose survivors
-//     are fewer than MinSurvivors. The server rebuilds each survivor's b and
+//     refuses a request that names a client on both sides or one outside the
+//     cohort, or whose survivors are fewer than MinSurvivors. The server rebuilds each survivor's b and
 //     each dropout's s (hence its pairwise masks with the survivors) and
 //     removes them from the sum of the masked inputs.
 //
