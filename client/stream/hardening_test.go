@@ -3,8 +3,10 @@ package stream
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/kairos-fl/kairos/client/livestore"
 	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/model/hazard"
 )
 
 // idleSource is a Source with nothing to read (the test applies messages
@@ -76,4 +79,55 @@ func TestScoresRefuseDNSRebinding(t *testing.T) {
 			t.Errorf("Host %q: refused answer names the customer: %s", tt.host, body)
 		}
 	}
+}
+
+// FuzzScoresHost sends arbitrary Host headers and customer paths to the
+// scores endpoint: a DNS name is always refused (403) without naming the
+// customer, an IP address or localhost never is; nothing panics.
+func FuzzScoresHost(f *testing.F) {
+	for _, h := range []string{"127.0.0.1:8377", "localhost", "[::1]:1", "evil.example", "127.0.0.1.nip.io", "[fe80::1%eth0]:80", "", ":80", "[", "LOCALHOST.:1"} {
+		f.Add(h, "alice")
+	}
+	ctx := context.Background()
+	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	store, err := livestore.OpenSQLite(ctx, filepath.Join(f.TempDir(), "live.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { store.Close() })
+	m, err := hazard.Initial(eng.Schema(), 0.01)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := New(ctx, Config{Source: idleSource{}, Decoder: testDecoder(f), Engine: eng, Store: store, Name: "events", Model: m})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := p.process(ctx, []Message{{Offset: 0, Data: []byte(`{"customer":"alice","ts":1717000000,"kind":"purchase","amount":12.5}`)}}); err != nil {
+		f.Fatal(err)
+	}
+	h := p.Handler()
+	f.Fuzz(func(t *testing.T, host, customer string) {
+		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		req.URL.Path = "/v1/scores/" + customer
+		req.Host = host
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		name := host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			name = hh
+		}
+		name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+		_, ipErr := netip.ParseAddr(name)
+		byAddress := ipErr == nil || strings.EqualFold(name, "localhost")
+		if refused := rec.Code == http.StatusForbidden; refused == byAddress {
+			t.Fatalf("Host %q: status %d; want 403 exactly when it is not an IP address or localhost", host, rec.Code)
+		}
+		if rec.Code == http.StatusForbidden && strings.Contains(rec.Body.String(), `"customer"`) {
+			t.Fatalf("Host %q: refusal carries a score: %s", host, rec.Body)
+		}
+	})
 }
