@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -44,6 +45,12 @@ var ErrIgnoredKind = errors.New("kind value is ignored by the mapping")
 // strings and numbers.
 const ReasonBadJSON = "bad JSON"
 
+// ReasonNULCustomer is the reason of a message whose customer id holds a NUL
+// character (a JSON "\u0000", or the byte in a CSV line): PostgreSQL text
+// cannot store it, so the live store's commit would fail on every restart
+// and one such message would stop the stream for good.
+const ReasonNULCustomer = "NUL character in the customer id"
+
 // MessageError is one bad message. Field names the mapping's column (JSON key
 // or #index) where the fault is, or is empty when it concerns the message.
 type MessageError struct {
@@ -75,6 +82,8 @@ type MessageDecoder struct {
 	cols []Column // mapped columns in field order, for JSON and error names
 	keys []string // JSON keys in field order
 	f    [][]byte
+	// custCol is the customer's field position, for error names.
+	custCol int
 }
 
 // NewMessageDecoder validates m for enc and returns a decoder. loc is the
@@ -119,6 +128,7 @@ func NewMessageDecoder(m *Mapping, enc MessageEncoding, loc *time.Location) (*Me
 		return nil, fmt.Errorf("new message decoder: %w", err)
 	}
 	d.p = newCSVParser(&mm, loc)
+	d.custCol = mm.Customer.Index
 	return d, nil
 }
 
@@ -157,6 +167,9 @@ func (d *MessageDecoder) Decode(msg []byte) (model.Event, error) {
 	}
 	if reason == ReasonIgnoredKind {
 		return model.Event{}, ErrIgnoredKind
+	}
+	if strings.IndexByte(ev.Customer, 0) >= 0 {
+		return model.Event{}, &MessageError{Reason: ReasonNULCustomer, Field: d.field(d.custCol)}
 	}
 	return ev, nil
 }

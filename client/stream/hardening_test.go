@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/kairos-fl/kairos/client/livestore"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
 // idleSource is a Source with nothing to read (the test applies messages
@@ -130,4 +132,60 @@ func FuzzScoresHost(f *testing.F) {
 			t.Fatalf("Host %q: refusal carries a score: %s", host, rec.Body)
 		}
 	})
+}
+
+// deadSource records dead letters.
+type deadSource struct {
+	idleSource
+	dead []string
+}
+
+func (s *deadSource) DeadLetter(_ context.Context, _ Message, reason string) error {
+	s.dead = append(s.dead, reason)
+	return nil
+}
+
+// TestNULCustomerDeadLettered (hardening review, session 18): a message
+// whose customer id holds a NUL character ("\u0000" in JSON) was applied,
+// and the live store's commit failed on PostgreSQL (text cannot hold NUL):
+// Run stopped, and on every restart the same message stopped it again. Now
+// the message goes to the dead letter with its reason and the batch's other
+// events are committed, on SQLite and on PostgreSQL.
+func TestNULCustomerDeadLettered(t *testing.T) {
+	ctx := context.Background()
+	sq, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer sq.Close()
+	stores := map[string]livestore.Store{"sqlite": sq}
+	pg, err := livestore.OpenPostgres(ctx, pgtest.Database(t, pgtest.BaseURL(t), "kairos_live_"))
+	must(t, err)
+	defer pg.Close()
+	stores["postgres"] = pg
+	for name, st := range stores {
+		t.Run(name, func(t *testing.T) {
+			eng, err := feature.NewLiveEngine(feature.LiveConfig{})
+			must(t, err)
+			src := &deadSource{}
+			p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"})
+			must(t, err)
+			batch := []Message{
+				{Offset: 0, Data: []byte(`{"customer":"bob","ts":1717000000,"kind":"view"}`)},
+				{Offset: 1, Data: []byte(`{"customer":"ev\u0000il","ts":1717000001,"kind":"purchase","amount":3}`)},
+				{Offset: 2, Data: []byte(`{"customer":"carol","ts":1717000002,"kind":"view"}`)},
+			}
+			if err := p.process(ctx, batch); err != nil {
+				t.Fatalf("batch with a NUL customer id: %v; want it dead-lettered and the rest committed", err)
+			}
+			if len(src.dead) != 1 || !strings.Contains(src.dead[0], "NUL") {
+				t.Errorf("dead letters %q, want one naming the NUL", src.dead)
+			}
+			var got []string
+			next, err := st.Load(ctx, "events", func(c string, _ []byte) error { got = append(got, c); return nil })
+			must(t, err)
+			slices.Sort(got)
+			if strings.Join(got, ",") != "bob,carol" || next[0] != 3 {
+				t.Errorf("stored customers %q at offset %d, want bob,carol at 3", got, next[0])
+			}
+		})
+	}
 }

@@ -1,0 +1,40 @@
+package ingest
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestDecodeMessageNULCustomer: a NUL character in the customer id is a bad
+// message naming the customer field, in JSON ("\u0000") and in CSV (the
+// byte); before session 18's review both decoded to an event whose id the
+// PostgreSQL live store could not store.
+func TestDecodeMessageNULCustomer(t *testing.T) {
+	js, err := NewMessageDecoder(jsonMapping(), MessageJSON, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := NewMessageDecoder(csvMapping(), MessageCSV, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		d     *MessageDecoder
+		msg   string
+		field string
+	}{
+		{js, `{"customer":"a\u0000b","ts":1700000000,"type":"view"}`, `"customer"`},
+		{js, `{"customer":"\u0000","ts":1700000000,"type":"order","total":1}`, `"customer"`},
+		{cs, "a\x00b,2023-11-14 23:13:20,view,", "#1"},
+	} {
+		_, err := tt.d.Decode([]byte(tt.msg))
+		var me *MessageError
+		if !errors.As(err, &me) || me.Reason != ReasonNULCustomer || me.Field != tt.field {
+			t.Errorf("%q: got %v, want a %q error in field %s", tt.msg, err, ReasonNULCustomer, tt.field)
+		}
+	}
+	// A NUL elsewhere (an item, say) is no concern of the store's key.
+	if _, err := js.Decode([]byte(`{"customer":"ok","ts":1700000000,"type":"view"}`)); err != nil {
+		t.Errorf("plain message: %v", err)
+	}
+}
