@@ -3,7 +3,10 @@ package livestore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -23,6 +26,14 @@ var _ Store = (*SQLite)(nil)
 func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
 		return nil, fmt.Errorf("open live store: sqlite path %q: want a file path without ? or #", path)
+	}
+	// The file holds every customer's own id and behaviour: create it
+	// readable by its owner only (SQLite gives its -wal and -shm files the
+	// database file's permissions). An existing file keeps its mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("open live store %s: %w", path, err)
 	}
 	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 	if err != nil {
