@@ -36,6 +36,10 @@ type Client struct {
 	// answered is the encoded unmask request answered, and its answer (stage 4).
 	answered []byte
 	response UnmaskResponse
+	// attested is the encoded unmask request this client attested, and its
+	// attestation (Config.Consistency, consistency.go).
+	attested    []byte
+	attestation AttestMsg
 }
 
 // Client stages.
@@ -252,10 +256,21 @@ func (c *Client) Mask(d DeliveryMsg, x []uint32) (MaskedMsg, error) {
 // the request names it a survivor and its key share if a dropout. The client
 // answers one request per round (the same request again gets the same
 // answer) and refuses, with ErrRefused, a request that names a client on both
-// sides or twice, names one outside the cohort, leaves a neighbour that shared unaccounted, calls this
-// client a dropout, or has fewer survivors than MinSurvivors: each could let
-// the server rebuild both secrets of one client and with them its input.
+// sides or twice, names one outside the cohort, leaves a neighbour that shared
+// unaccounted, calls this client a dropout, or has fewer survivors than
+// MinSurvivors: each could let the server rebuild both secrets of one client
+// and with them its input. In a round with Config.Consistency, Unmask refuses
+// (ErrRefused): the answer needs the neighbours' attestations
+// (UnmaskConsistent, consistency.go).
 func (c *Client) Unmask(req UnmaskRequest) (UnmaskResponse, error) {
+	if c.cfg.Consistency && c.stage != clientDone {
+		return UnmaskResponse{}, fmt.Errorf("secagg client %d: unmask: the round checks consistency, the request needs its neighbours' attestations: %w", c.id, ErrRefused)
+	}
+	return c.unmask(req, nil)
+}
+
+// unmask answers req after check (when not nil) accepted its encoding.
+func (c *Client) unmask(req UnmaskRequest, check func(enc []byte) error) (UnmaskResponse, error) {
 	fail := func(err error) (UnmaskResponse, error) {
 		return UnmaskResponse{}, fmt.Errorf("secagg client %d: unmask: %w", c.id, err)
 	}
@@ -269,43 +284,65 @@ func (c *Client) Unmask(req UnmaskRequest) (UnmaskResponse, error) {
 	if c.stage != clientUnmask {
 		return fail(ErrStage)
 	}
-	survivor, dropout := map[uint32]bool{}, map[uint32]bool{}
+	survivor, dropout, err := c.checkRequest(req)
+	if err != nil {
+		return fail(err)
+	}
+	if check != nil {
+		if err := check(enc); err != nil {
+			return fail(err)
+		}
+	}
+	resp := UnmaskResponse{From: c.id}
+	for _, v := range c.heldIDs() {
+		switch {
+		case survivor[v]:
+			resp.Seeds = append(resp.Seeds, OwnedShare{Owner: v, Share: c.held[v][0]})
+		case dropout[v]:
+			resp.Keys = append(resp.Keys, OwnedShare{Owner: v, Share: c.held[v][1]})
+		}
+	}
+	c.answered, c.response, c.stage = enc, resp, clientDone
+	return resp, nil
+}
+
+// heldIDs are the neighbours whose shares this client holds, sorted.
+func (c *Client) heldIDs() []uint32 {
+	ids := make([]uint32, 0, len(c.held))
+	for v := range c.held {
+		ids = append(ids, v)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// checkRequest applies Unmask's rules to req and returns its two sides.
+func (c *Client) checkRequest(req UnmaskRequest) (survivor, dropout map[uint32]bool, err error) {
+	survivor, dropout = map[uint32]bool{}, map[uint32]bool{}
 	for _, side := range []struct {
 		ids []uint32
 		set map[uint32]bool
 	}{{req.Survivors, survivor}, {req.Dropouts, dropout}} {
 		for _, id := range side.ids {
 			if !c.cohort[id] {
-				return fail(fmt.Errorf("client %d is not in the round's cohort: %w", id, ErrRefused))
+				return nil, nil, fmt.Errorf("client %d is not in the round's cohort: %w", id, ErrRefused)
 			}
 			if survivor[id] || dropout[id] {
-				return fail(fmt.Errorf("client %d named twice: %w", id, ErrRefused))
+				return nil, nil, fmt.Errorf("client %d named twice: %w", id, ErrRefused)
 			}
 			side.set[id] = true
 		}
 	}
 	switch {
 	case !survivor[c.id]:
-		return fail(fmt.Errorf("this client is not named a survivor: %w", ErrRefused))
+		return nil, nil, fmt.Errorf("this client is not named a survivor: %w", ErrRefused)
 	case len(survivor) < c.cfg.MinSurvivors:
-		return fail(fmt.Errorf("%d survivors, at least %d needed: %w", len(survivor), c.cfg.MinSurvivors, ErrRefused))
+		return nil, nil, fmt.Errorf("%d survivors, at least %d needed: %w", len(survivor), c.cfg.MinSurvivors, ErrRefused)
 	}
-	resp := UnmaskResponse{From: c.id}
-	ids := make([]uint32, 0, len(c.held))
 	for v := range c.held {
-		ids = append(ids, v)
-	}
-	slices.Sort(ids)
-	for _, v := range ids {
-		switch {
-		case survivor[v]:
-			resp.Seeds = append(resp.Seeds, OwnedShare{Owner: v, Share: c.held[v][0]})
-		case dropout[v]:
-			resp.Keys = append(resp.Keys, OwnedShare{Owner: v, Share: c.held[v][1]})
-		default:
-			return fail(fmt.Errorf("neighbour %d shared but is named neither survivor nor dropout: %w", v, ErrRefused))
+		if !survivor[v] && !dropout[v] {
+			return nil, nil, fmt.Errorf("neighbour %d shared but is named neither survivor nor dropout: %w", v, ErrRefused)
 		}
 	}
-	c.answered, c.response, c.stage = enc, resp, clientDone
-	return resp, nil
+	return survivor, dropout, nil
 }

@@ -35,6 +35,14 @@ type Config struct {
 	Bits int
 	// Length is the number of words in each input.
 	Length int
+	// Consistency adds the consistency check of Bonawitz et al. (2017) before
+	// unmasking (consistency.go): each survivor attests the unmask request it
+	// got to each of its neighbours, and a client reveals shares only for a
+	// request that Threshold of its neighbours attested. Without it, an
+	// aggregator that sends different requests to different clients can read
+	// one client's input (docs/privacy.md §16); with it, honest answers all
+	// follow one request.
+	Consistency bool
 }
 
 // Validate checks c.

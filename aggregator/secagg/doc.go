@@ -28,6 +28,14 @@
 //     each dropout's s (hence its pairwise masks with the survivors) and
 //     removes them from the sum of the masked inputs.
 //
+// With Config.Consistency, stage 4 starts with the consistency check of
+// Bonawitz et al. (consistency.go): each survivor attests the request it got
+// to its neighbours (Attest, relayed by the server as ConsistencyMsg), and
+// answers (UnmaskConsistent) only a request it attested and Threshold of its
+// neighbours attested too. Without it the protocol is secure against an
+// honest-but-curious server only: a server that sends different requests to
+// different clients can unmask one client's input.
+//
 // The package does no I/O and keeps no global state; callers carry the
 // messages (sealed and signed, as every protocol message of the aggregator)
 // and persist the state. Randomness comes from crypto/rand unless a test

@@ -14,7 +14,8 @@ func decoders() []interface {
 	return []interface {
 		encoding.BinaryMarshaler
 		encoding.BinaryUnmarshaler
-	}{&AdvertiseMsg{}, &KeysMsg{}, &SharesMsg{}, &DeliveryMsg{}, &MaskedMsg{}, &UnmaskRequest{}, &UnmaskResponse{}}
+	}{&AdvertiseMsg{}, &KeysMsg{}, &SharesMsg{}, &DeliveryMsg{}, &MaskedMsg{}, &UnmaskRequest{}, &UnmaskResponse{},
+		&AttestMsg{}, &ConsistencyMsg{}}
 }
 
 // FuzzDecode feeds every decoder arbitrary bytes: no panic, and whatever
@@ -38,6 +39,8 @@ func FuzzDecode(f *testing.F) {
 	resp, _ := rd.clients[cfg.Clients[0]].Unmask(rd.seen.request)
 	add(resp)
 	add(DeliveryMsg{To: 1, Boxes: []Box{{Peer: 2, Data: []byte{1, 2, 3}}}})
+	add(AttestMsg{From: 3, Tags: []Tag{{Peer: 4, MAC: [TagSize]byte{1}}}})
+	add(ConsistencyMsg{To: 4, Tags: []Tag{{Peer: 3}, {Peer: 5, MAC: [TagSize]byte{31: 7}}}})
 	f.Add([]byte{1, 7, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, m := range decoders() {

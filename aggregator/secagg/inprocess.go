@@ -130,15 +130,45 @@ func InProcess(ctx context.Context, cfg Config, opt InProcessOptions) (InProcess
 		return res, err
 	}
 	res.Survivors, res.Dropouts = req.Survivors, req.Dropouts
+	sent := map[uint32]UnmaskRequest{}
 	for _, id := range req.Survivors {
 		if !active(id, DropUnmask) {
 			continue
 		}
-		sent, err := relay(req, &UnmaskRequest{}, &res.ServerBytes)
+		if sent[id], err = relay(req, &UnmaskRequest{}, &res.ServerBytes); err != nil {
+			return res, err
+		}
+		if !cfg.Consistency {
+			continue
+		}
+		a, err := clients[id].Attest(sent[id])
 		if err != nil {
 			return res, err
 		}
-		r, err := clients[id].Unmask(sent)
+		if a, err = relay(a, &AttestMsg{}, &res.ClientBytes); err != nil {
+			return res, err
+		}
+		if err := srv.AddAttest(a); err != nil {
+			return res, err
+		}
+	}
+	for _, id := range req.Survivors {
+		if !active(id, DropUnmask) {
+			continue
+		}
+		var r UnmaskResponse
+		if cfg.Consistency {
+			cm, err := srv.ConsistencyFor(id)
+			if err != nil {
+				return res, err
+			}
+			if cm, err = relay(cm, &ConsistencyMsg{}, &res.ServerBytes); err != nil {
+				return res, err
+			}
+			r, err = clients[id].UnmaskConsistent(sent[id], cm)
+		} else {
+			r, err = clients[id].Unmask(sent[id])
+		}
 		if err != nil {
 			return res, err
 		}

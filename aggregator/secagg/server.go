@@ -51,6 +51,7 @@ type Server struct {
 	answered map[uint32]bool
 	seeds    map[uint32][]Share // shares of each survivor's seed
 	skeys    map[uint32][]Share // shares of each dropout's mask key
+	attests  map[uint32][]Tag   // each survivor's attestation tags (consistency.go)
 }
 
 // NewServer starts the server's side of the round cfg.
