@@ -57,7 +57,7 @@ WHERE coalesce((SELECT seq FROM head), 0) = ?
 	// the server committed the batch.
 	sqlInsertCheckpoint = `INSERT INTO audit_checkpoints (seq, log_id, hash, time_ms, signature)
 SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM audit_entries WHERE seq = ? AND hash = ?)`
-	sqlEntries          = `SELECT seq, time_ms, actor, action, object, outcome, reason, %s, %s, prev_hash, hash
+	sqlEntries = `SELECT seq, time_ms, actor, action, object, outcome, reason, %s, %s, prev_hash, hash
     FROM audit_entries WHERE %s ORDER BY seq LIMIT ?`
 	sqlCheckpoints = `SELECT seq, log_id, hash, time_ms, signature FROM audit_checkpoints ORDER BY seq`
 	sqlWindowLast  = `SELECT coalesce(max(seq), 0) FROM audit_entries WHERE seq > ? AND seq <= ?`
