@@ -232,6 +232,9 @@ func (c *RoundConfig) defaults() error {
 	}
 	so := c.serverOptions().WithDefaults() // the defaults the simulator uses too
 	c.Server, c.ServerLR, c.ServerTau = so.Optimizer, so.LR, so.Tau
+	if err := so.Validate(); err != nil {
+		return err
+	}
 	if c.TickInterval == 0 {
 		c.TickInterval = time.Second
 	}
@@ -250,8 +253,6 @@ func (c *RoundConfig) defaults() error {
 		return fmt.Errorf("learning rate %v and l2 %v", c.LearningRate, c.L2)
 	case !(c.CountNoise > 0):
 		return fmt.Errorf("count noise %v must be > 0", c.CountNoise)
-	case so.Validate() != nil:
-		return so.Validate()
 	case c.NormBound < 0:
 		return fmt.Errorf("norm bound %v < 0", c.NormBound)
 	case c.MaxRounds < 0 || c.TickInterval < 0:

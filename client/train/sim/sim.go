@@ -351,11 +351,12 @@ func (o *FedOptions) defaults() error {
 	}
 	so := o.serverOptions().WithDefaults()
 	o.Server, o.ServerLR, o.Tau = so.Optimizer, so.LR, so.Tau
+	if err := so.Validate(); err != nil {
+		return err
+	}
 	switch {
 	case o.Rounds < 1 || o.Steps < 1:
 		return fmt.Errorf("rounds %d and steps %d, want ≥ 1", o.Rounds, o.Steps)
-	case so.Validate() != nil:
-		return so.Validate()
 	case o.NoiseMultiplier == 0 && !(o.Epsilon > 0 && o.Delta > 0 && o.Delta < 1):
 		return fmt.Errorf("budget (ε %v, δ %v) needs ε > 0 and δ in (0, 1)", o.Epsilon, o.Delta)
 	}
