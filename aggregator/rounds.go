@@ -3,7 +3,6 @@ package aggregator
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -395,27 +394,17 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	if weights != nil && (mopt.Method == "" || mopt.Method == merge.MethodFedAvg) {
 		desc += fmt.Sprintf(" share≤%g", agg.WeightShareCap())
 	}
-	switch s.rc().Server {
-	case ServerFedAdam:
-		adam := merge.NewAdam(s.rc().ServerLR, s.rc().ServerTau)
-		if len(optState) > 0 && string(optState) != "{}" {
-			if err := json.Unmarshal(optState, adam); err != nil {
-				return nil, fmt.Errorf("publish %s: optimizer state of version %d: %w", r.ID, r.BaseVersion, err)
-			}
-		}
-		if err := adam.Step(params, combined); err != nil {
-			return s.failAggregating(ctx, tx, r, fmt.Sprintf("server step: %v", err), now)
-		}
-		if optState, err = json.Marshal(adam); err != nil {
-			return nil, err
-		}
-		desc += fmt.Sprintf(" + fedadam(lr=%g, tau=%g, t=%d)", adam.LR, adam.Tau, adam.T)
-	default:
-		for i := range params {
-			params[i] += s.rc().ServerLR * combined[i]
-		}
-		desc += fmt.Sprintf(" + server sgd(lr=%g)", s.rc().ServerLR)
+	srv, err := merge.NewServer(s.rc().serverOptions(), optState)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: optimizer state of version %d: %w", r.ID, r.BaseVersion, err)
 	}
+	if err := srv.Step(params, combined); err != nil {
+		return s.failAggregating(ctx, tx, r, fmt.Sprintf("server step: %v", err), now)
+	}
+	if optState, err = srv.State(); err != nil {
+		return nil, err
+	}
+	desc += " + " + srv.String()
 	next := *base
 	next.Params = params
 	modelJSON, err := next.MarshalJSON()

@@ -42,8 +42,8 @@ var (
 
 // Server optimizers.
 const (
-	ServerFedAdam = "fedadam" // merge.Adam (Reddi et al. 2021)
-	ServerFedAvg  = "fedavg"  // θ ← θ + ServerLR·Δ
+	ServerFedAdam = merge.ServerFedAdam // merge.Adam (Reddi et al. 2021)
+	ServerFedAvg  = merge.ServerFedAvg  // θ ← θ + ServerLR·Δ
 )
 
 // SystemActor is the audit actor of what the aggregator does on its own.
@@ -248,17 +248,10 @@ func (c *RoundConfig) defaults() error {
 	if c.CountNoise == 0 {
 		c.CountNoise = 50
 	}
-	if c.Server == "" {
-		c.Server = ServerFedAdam
-	}
-	if c.ServerLR == 0 {
-		c.ServerLR = 1
-		if c.Server == ServerFedAdam {
-			c.ServerLR = 0.01
-		}
-	}
-	if c.ServerTau == 0 {
-		c.ServerTau = 1e-3
+	so := c.serverOptions().WithDefaults() // the defaults the simulator uses too
+	c.Server, c.ServerLR, c.ServerTau = so.Optimizer, so.LR, so.Tau
+	if err := so.Validate(); err != nil {
+		return err
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = time.Second
@@ -278,10 +271,6 @@ func (c *RoundConfig) defaults() error {
 		return fmt.Errorf("learning rate %v and l2 %v", c.LearningRate, c.L2)
 	case !(c.CountNoise > 0):
 		return fmt.Errorf("count noise %v must be > 0", c.CountNoise)
-	case c.Server != ServerFedAdam && c.Server != ServerFedAvg:
-		return fmt.Errorf("server optimizer %q (want %s or %s)", c.Server, ServerFedAdam, ServerFedAvg)
-	case !(c.ServerLR > 0) || !(c.ServerTau > 0):
-		return fmt.Errorf("server lr %v and tau %v must be > 0", c.ServerLR, c.ServerTau)
 	case c.NormBound < 0:
 		return fmt.Errorf("norm bound %v < 0", c.NormBound)
 	case c.MaxRounds < 0 || c.TickInterval < 0:
@@ -458,10 +447,16 @@ func (s *Service) bootstrap(ctx context.Context) error {
 }
 
 func (s *Service) newOptimizerState() ([]byte, error) {
-	if s.rc().Server != ServerFedAdam {
-		return []byte("{}"), nil
+	srv, err := merge.NewServer(s.rc().serverOptions(), nil)
+	if err != nil {
+		return nil, err
 	}
-	return jsonMarshal(merge.NewAdam(s.rc().ServerLR, s.rc().ServerTau))
+	return srv.State()
+}
+
+// serverOptions are the server step's options in c.
+func (c *RoundConfig) serverOptions() merge.ServerOptions {
+	return merge.ServerOptions{Optimizer: c.Server, LR: c.ServerLR, Tau: c.ServerTau}
 }
 
 // Enrol enrols merchant m on behalf of actor (the admin's "role:subject").

@@ -632,5 +632,3 @@ func containsString(xs []string, x string) bool {
 	}
 	return false
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

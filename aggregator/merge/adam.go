@@ -30,7 +30,7 @@ type Adam struct {
 // NewAdam returns a FedAdam optimizer with step size lr and adaptivity tau and the
 // paper's moment decays β₁ = 0.9, β₂ = 0.99.
 func NewAdam(lr, tau float64) *Adam {
-	return &Adam{LR: lr, Beta1: 0.9, Beta2: 0.99, Tau: tau}
+	return &Adam{LR: lr, Beta1: DefaultFedAdamBeta1, Beta2: DefaultFedAdamBeta2, Tau: tau}
 }
 
 // Validate reports whether a's hyper-parameters and state are usable.

@@ -3,11 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/x509"
 	"database/sql"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,80 +65,8 @@ func writeAuditDB(t *testing.T) (db, keyDir string) {
 	return db, keyDir
 }
 
-func TestComplianceAudit(t *testing.T) {
-	db, keyDir := writeAuditDB(t)
-	tmp := t.TempDir()
-	export := filepath.Join(tmp, "audit.jsonl")
-
-	out, err := runCompliance(t, "audit", "verify", "--db", "sqlite:"+db, "--keys", keyDir)
-	if err != nil || !strings.HasPrefix(out, "OK: 25 entries, 3 checkpoints") {
-		t.Fatalf("verify --db: %v\n%s", err, out)
-	}
-	if _, err := runCompliance(t, "audit", "export", "--db", db, "--out", export); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(export)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Count(string(data), `"type":"entry"`); got != 25 {
-		t.Errorf("export has %d entry lines, want 25", got)
-	}
-
-	// Offline, with the public key alone.
-	pub, err := keys.LoadAggregatorPublic(keyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(pub.Checkpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubFile := filepath.Join(tmp, "checkpoint.pub")
-	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err = runCompliance(t, "audit", "verify", "--file", export, "--checkpoint-key", pubFile)
-	if err != nil || !strings.HasPrefix(out, "OK: 25 entries, 3 checkpoints") {
-		t.Fatalf("verify --file: %v\n%s", err, out)
-	}
-
-	// A flipped byte in entry 12's object fails at entry 12.
-	bad := filepath.Join(tmp, "bad.jsonl")
-	if err := os.WriteFile(bad, bytes.Replace(data, []byte(`"merchant/m-11"`), []byte(`"merchant/m-1X"`), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err = runCompliance(t, "audit", "verify", "--file", bad, "--checkpoint-key", pubFile)
-	if err == nil || !strings.Contains(out, "FAIL: audit verify: entry 12:") || !strings.Contains(out, "verified before it: 11 entries, 1 checkpoints") {
-		t.Errorf("verify of altered export: err %v, output\n%s", err, out)
-	}
-
-	// Another key does not verify the checkpoints.
-	other, _, _ := ed25519.GenerateKey(rand.Reader)
-	der, _ = x509.MarshalPKIXPublicKey(other)
-	if err := os.WriteFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err = runCompliance(t, "audit", "verify", "--db", db, "--checkpoint-key", pubFile)
-	if err == nil || !strings.Contains(out, "checkpoint at entry 10: bad signature") {
-		t.Errorf("verify with another key: err %v, output\n%s", err, out)
-	}
-}
-
-func TestComplianceAuditUsage(t *testing.T) {
-	for _, args := range [][]string{
-		{"audit", "verify", "--keys", "k"},
-		{"audit", "verify", "--db", "a.db", "--file", "b.jsonl", "--keys", "k"},
-		{"audit", "verify", "--db", "a.db"},
-		{"audit", "verify", "--db", filepath.Join(t.TempDir(), "missing.db"), "--checkpoint-key", "x.pub"},
-		{"audit", "export"},
-		{"audit", "export", "--db", filepath.Join(t.TempDir(), "missing.db")},
-	} {
-		if out, err := runCompliance(t, args...); err == nil {
-			t.Errorf("%v: err = nil, want an error\n%s", args, out)
-		}
-	}
-}
+// kairos compliance audit verify and export, over the database and the
+// export, intact and tampered, are tested by testdata/script/compliance.txtar.
 
 // TestComplianceAuditWitness: a witness file taken from an intact log lets
 // verify catch a tail that was cut together with its checkpoints (the log

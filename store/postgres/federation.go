@@ -47,8 +47,9 @@ func (s *Store) MarkAudited(ctx context.Context, id string) error {
 	return nil
 }
 
-// pgQuerier adapts a pgx transaction to fedsql.Querier.
-type pgQuerier struct{ tx pgx.Tx }
+// pgQuerier adapts a pgx transaction (or the pool, for the audit log) to
+// fedsql.Querier.
+type pgQuerier struct{ tx pgConn }
 
 func (q pgQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	tag, err := q.tx.Exec(ctx, query, args...)

@@ -28,8 +28,9 @@ func (s *Store) MarkAudited(ctx context.Context, id string) error {
 	return s.InTx(ctx, func(tx aggregator.Tx) error { return tx.MarkAudited(ctx, id) })
 }
 
-// sqlQuerier adapts a database/sql transaction to fedsql.Querier.
-type sqlQuerier struct{ tx *sql.Tx }
+// sqlQuerier adapts a database/sql transaction (or the read pool, for the
+// audit reads) to fedsql.Querier.
+type sqlQuerier struct{ tx sqlConn }
 
 func (q sqlQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	res, err := q.tx.ExecContext(ctx, query, args...)

@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"AppendRead", testAppendRead},
 		{"HeadMoved", testHeadMoved},
 		{"BatchIsAtomic", testBatchAtomic},
+		{"CheckpointsSignStoredEntries", testCheckpointsSignStored},
 		{"Revocation", testRevocation},
 		{"LogGroupCommit", testLog},
 		{"TwoLogsOneChain", testTwoLogs},
@@ -298,6 +299,36 @@ func testBatchAtomic(t *testing.T, s Store) {
 	}
 	if h := mustHead(t, s); h.Seq != 4 || h.CheckpointSeq != 4 {
 		t.Errorf("head after retry = seq %d checkpoint %d, want 4 and 4", h.Seq, h.CheckpointSeq)
+	}
+}
+
+func testCheckpointsSignStored(t *testing.T, s Store) {
+	ctx := context.Background()
+	es, cps := Chain(audit.Head{}, 4, 2, time.Now())
+	if err := s.AppendAudit(ctx, es[:2], nil); err != nil {
+		t.Fatal(err)
+	}
+	// A batch refused for its entries stores none of its checkpoints either.
+	if err := s.AppendAudit(ctx, es[3:], cps[1:]); !errors.Is(err, audit.ErrHeadMoved) {
+		t.Errorf("batch skipping entry 3: err = %v, want ErrHeadMoved", err)
+	}
+	// A checkpoint whose hash is not the stored entry's is refused.
+	forged := audit.Checkpoint{LogID: "test", Seq: 2, Hash: es[0].Hash, Time: es[1].Time}
+	audit.SignCheckpoint(Key(), &forged)
+	if err := s.AppendAudit(ctx, nil, []audit.Checkpoint{forged}); err == nil {
+		t.Error("checkpoint at 2 with entry 1's hash: err = nil, want an error")
+	}
+	if h := mustHead(t, s); h.Seq != 2 || h.CheckpointSeq != 0 {
+		t.Errorf("head after refused appends = seq %d checkpoint %d, want 2 and none", h.Seq, h.CheckpointSeq)
+	}
+	if got, err := s.AuditCheckpoints(ctx); err != nil || len(got) != 0 {
+		t.Errorf("checkpoints after refused appends = %v, %v; want none", got, err)
+	}
+	if err := s.AppendAudit(ctx, es[2:], cps); err != nil {
+		t.Fatalf("append of the right batch: %v", err)
+	}
+	if h := mustHead(t, s); h.Seq != 4 || h.CheckpointSeq != 4 {
+		t.Errorf("head after the right batch = seq %d checkpoint %d, want 4 and 4", h.Seq, h.CheckpointSeq)
 	}
 }
 

@@ -43,7 +43,7 @@ func TestRobustMerge(t *testing.T) {
 	ctx := context.Background()
 	base := FedOptions{
 		Rounds: 8, Steps: 8, SamplingRate: 0.05, ClipNorm: 1, LearningRate: 0.5,
-		Epsilon: 1, Delta: 1e-6, Seed: 7,
+		Epsilon: 1, Delta: 1e-6, Seed: 7, Server: ServerFedAvg,
 	}
 	run := func(t *testing.T, mo merge.Options, attack string) Scores {
 		t.Helper()

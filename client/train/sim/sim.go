@@ -258,8 +258,8 @@ func (d *Data) Centralized(ctx context.Context, seed uint64) (*hazard.Model, Sco
 
 // Server optimizers.
 const (
-	ServerFedAvg  = "fedavg"  // θ ← θ + ServerLR·Δ
-	ServerFedAdam = "fedadam" // merge.Adam with ServerLR and Tau
+	ServerFedAvg  = merge.ServerFedAvg  // θ ← θ + ServerLR·Δ
+	ServerFedAdam = merge.ServerFedAdam // merge.Adam with ServerLR and Tau
 )
 
 // Attacks a malicious merchant may mount on its honest update Δ.
@@ -293,8 +293,9 @@ type FedOptions struct {
 	// CountNoise is the σ of each merchant's customer count, released in its first
 	// round and sent again after (default 50).
 	CountNoise float64
-	// Server is ServerFedAvg (default) or ServerFedAdam; ServerLR defaults to 1 for
-	// FedAvg and 0.01 for FedAdam; Tau defaults to 1e-3.
+	// Server is ServerFedAdam or ServerFedAvg; zero values take the aggregator's
+	// defaults (merge.ServerOptions): FedAdam, ServerLR 0.01 for FedAdam and 1 for
+	// FedAvg, Tau 1e-3. DefaultFedOptions sets FedAvg.
 	Server        string
 	ServerLR, Tau float64
 	// Merge configures the combination of the deltas; FedAvg weights are the DP
@@ -348,27 +349,23 @@ func (o *FedOptions) defaults() error {
 	if o.CountNoise == 0 {
 		o.CountNoise = 50
 	}
-	if o.Server == "" {
-		o.Server = ServerFedAvg
-	}
-	if o.ServerLR == 0 {
-		o.ServerLR = 1
-		if o.Server == ServerFedAdam {
-			o.ServerLR = 0.01
-		}
-	}
-	if o.Tau == 0 {
-		o.Tau = 1e-3
+	so := o.serverOptions().WithDefaults()
+	o.Server, o.ServerLR, o.Tau = so.Optimizer, so.LR, so.Tau
+	if err := so.Validate(); err != nil {
+		return err
 	}
 	switch {
 	case o.Rounds < 1 || o.Steps < 1:
 		return fmt.Errorf("rounds %d and steps %d, want ≥ 1", o.Rounds, o.Steps)
-	case o.Server != ServerFedAvg && o.Server != ServerFedAdam:
-		return fmt.Errorf("server optimizer %q (want %s or %s)", o.Server, ServerFedAvg, ServerFedAdam)
 	case o.NoiseMultiplier == 0 && !(o.Epsilon > 0 && o.Delta > 0 && o.Delta < 1):
 		return fmt.Errorf("budget (ε %v, δ %v) needs ε > 0 and δ in (0, 1)", o.Epsilon, o.Delta)
 	}
 	return nil
+}
+
+// serverOptions are the server step's options in o.
+func (o *FedOptions) serverOptions() merge.ServerOptions {
+	return merge.ServerOptions{Optimizer: o.Server, LR: o.ServerLR, Tau: o.Tau}
 }
 
 // Calibrate returns the smallest noise multiplier z (to 0.1%) such that rounds
@@ -462,7 +459,10 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 		mergeRound = PlainMerger(opt.Merge)
 	}
 	rng := rand.New(rand.NewPCG(opt.Seed, 0x61747461636b))
-	adam := merge.NewAdam(opt.ServerLR, opt.Tau)
+	server, err := merge.NewServer(opt.serverOptions(), nil)
+	if err != nil {
+		return FedResult{}, fmt.Errorf("federate: %w", err)
+	}
 	ledgers := make([][]dp.Release, len(members))
 	deltas := make([][]float64, len(members))
 	weights := make([]float64, len(members))
@@ -500,14 +500,8 @@ func (d *Data) Federate(ctx context.Context, opt FedOptions) (FedResult, error) 
 		if err != nil {
 			return FedResult{}, fmt.Errorf("federate: %w", err)
 		}
-		if opt.Server == ServerFedAdam {
-			if err := adam.Step(global.Params, agg); err != nil {
-				return FedResult{}, fmt.Errorf("federate: %w", err)
-			}
-		} else {
-			for j, x := range agg {
-				global.Params[j] += opt.ServerLR * x
-			}
+		if err := server.Step(global.Params, agg); err != nil {
+			return FedResult{}, fmt.Errorf("federate: round %d: %w", r, err)
 		}
 		if r >= opt.Rounds-tail {
 			for j, x := range global.Params {

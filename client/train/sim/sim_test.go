@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/kairos-fl/kairos/dp"
@@ -93,5 +94,31 @@ func TestSimulateReference(t *testing.T) {
 	}
 	if got, want := rep.Federated.AUC30, rep.LocalOnlyMean().AUC30; got <= want {
 		t.Errorf("federated AUC@30 %.4f, want above the local-only mean %.4f", got, want)
+	}
+}
+
+func TestFedOptionsServerDefaults(t *testing.T) {
+	// The aggregator's defaults (aggregator.RoundConfig): FedAdam at η = 0.01 and
+	// τ = 1e-3, server SGD at η = 1.
+	tests := []struct {
+		server          string
+		wantServer      string
+		wantLR, wantTau float64
+	}{
+		{"", ServerFedAdam, 0.01, 1e-3},
+		{ServerFedAvg, ServerFedAvg, 1, 1e-3},
+	}
+	for _, tt := range tests {
+		o := FedOptions{Rounds: 1, Steps: 1, NoiseMultiplier: 1, Server: tt.server}
+		if err := o.defaults(); err != nil {
+			t.Fatal(err)
+		}
+		if o.Server != tt.wantServer || o.ServerLR != tt.wantLR || o.Tau != tt.wantTau {
+			t.Errorf("server %q: got (%s, %v, %v), want (%s, %v, %v)", tt.server, o.Server, o.ServerLR, o.Tau, tt.wantServer, tt.wantLR, tt.wantTau)
+		}
+	}
+	o := FedOptions{Rounds: 1, Steps: 1, NoiseMultiplier: 1, Server: "sgd"}
+	if err := o.defaults(); err == nil || !strings.Contains(err.Error(), `server optimizer "sgd"`) {
+		t.Errorf("server sgd: got %v, want an error naming it", err)
 	}
 }

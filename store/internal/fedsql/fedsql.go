@@ -64,6 +64,12 @@ type Dialect struct {
 	// Revoke spells the revocation of token jti until expiresAt (the backends
 	// store the expiry in different types); revoking again keeps the later expiry.
 	Revoke func(jti string, expiresAt time.Time) (string, []any)
+	// JSONB: JSON columns are jsonb (read as col::text, searched with
+	// jsonb_each_text) instead of TEXT searched with json_each.
+	JSONB bool
+	// Arrays: a batch of rows may go as array parameters in one statement
+	// (unnest) instead of one statement per row.
+	Arrays bool
 }
 
 // Tx implements aggregator.Tx.
@@ -77,10 +83,13 @@ var _ aggregator.Tx = (*Tx)(nil)
 // New returns the aggregator transaction over q.
 func New(q Querier, d Dialect) *Tx { return &Tx{q: q, d: d} }
 
-// bind rewrites "?" placeholders for the dialect. No statement here has a
-// "?" inside a literal.
-func (t *Tx) bind(q string) string {
-	if !t.d.Numbered {
+// bind rewrites "?" placeholders for the dialect.
+func (t *Tx) bind(q string) string { return t.d.Bind(q) }
+
+// Bind rewrites the "?" placeholders of q for the dialect. No statement of
+// the stores has a "?" inside a literal.
+func (d Dialect) Bind(q string) string {
+	if !d.Numbered {
 		return q
 	}
 	var b strings.Builder
