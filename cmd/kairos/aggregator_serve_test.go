@@ -24,9 +24,10 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
 
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/api"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
@@ -58,7 +59,7 @@ func TestServeUntilDoneDrains(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	result := make(chan error, 1)
 	go func() {
-		result <- serveUntilDone(ctx, slog.New(slog.DiscardHandler), srv, func() error { return srv.Serve(ln) }, loop)
+		result <- server.ServeUntilDone(ctx, slog.New(slog.DiscardHandler), srv, func() error { return srv.Serve(ln) }, loop)
 	}()
 
 	type answer struct {
@@ -121,7 +122,7 @@ func TestServeUntilDoneLoopFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}
-	err = serveUntilDone(t.Context(), slog.New(slog.DiscardHandler), srv, func() error { return srv.Serve(ln) },
+	err = server.ServeUntilDone(t.Context(), slog.New(slog.DiscardHandler), srv, func() error { return srv.Serve(ln) },
 		func(context.Context) error { return errors.New("database gone") })
 	if err == nil || !strings.Contains(err.Error(), "round loop stopped: database gone") {
 		t.Errorf("got %v, want the loop's failure", err)
@@ -324,7 +325,7 @@ func testServeEndToEnd(t *testing.T, db string) {
 	}
 
 	// Partner grants come from the policy: crm-demo is in the example policy, crm-x is not.
-	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,13 +352,13 @@ func testServeEndToEnd(t *testing.T, db string) {
 	// with the others below).
 	dbArg := db
 	if dbArg == "" {
-		dbArg = filepath.Join(dir, aggDBFile)
+		dbArg = filepath.Join(dir, config.DBFile)
 	}
 	crm, err := aggIssue(ak, auth.Grant{Subject: "crm-demo", Role: auth.RolePartner, Merchants: []string{"cdnow-1"}, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, aggKeysDir), "--db", dbArg, crm); err != nil {
+	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, config.KeysDir), "--db", dbArg, crm); err != nil {
 		t.Fatalf("token verify --db before revocation: %v", err)
 	}
 	out, err = runAgg(t, "revoke-token", "--dir", dir, "--url", base, crm)
@@ -367,7 +368,7 @@ func testServeEndToEnd(t *testing.T, db string) {
 	if _, err := runAgg(t, "revoke-token", "--dir", dir, "--url", base, "--jti", "x"); err == nil {
 		t.Error("revoke-token --jti without --expires: no error")
 	}
-	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, aggKeysDir), "--db", dbArg, crm); err == nil || !strings.Contains(err.Error(), "revoked") {
+	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, config.KeysDir), "--db", dbArg, crm); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Errorf("token verify --db after revocation: %v, want a revoked error", err)
 	}
 	pc, _ := apiclient.New(base, crm)
@@ -400,13 +401,13 @@ func testServeEndToEnd(t *testing.T, db string) {
 	}
 
 	// The audit log was flushed and its chain verifies against the checkpoint key.
-	a, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	a, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dbURL := db
 	if dbURL == "" {
-		dbURL = "sqlite:" + filepath.Join(dir, aggDBFile)
+		dbURL = "sqlite:" + filepath.Join(dir, config.DBFile)
 	}
 	st, err := store.Open(ctx, dbURL)
 	if err != nil {
@@ -462,7 +463,7 @@ func TestAggregatorServeTLS(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tls.key"), keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(dir, aggConfigFile)
+	cfgPath := filepath.Join(dir, config.File)
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -591,7 +592,7 @@ func TestAggregatorServeBatchFlood(t *testing.T) {
 	}
 	metricsURL := strings.TrimSpace(string(mb)) + "/metrics"
 	enr := enrolServed(t, agg.base, dir, floodMerchant)
-	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -735,7 +736,7 @@ func TestAggregatorServeMetricsDisclosure(t *testing.T) {
 		t.Fatalf("metrics listener at %q, API at %q; want a loopback listener of its own", metricsBase, agg.base)
 	}
 	enrolServed(t, agg.base, dir, "cdnow-1")
-	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -822,55 +823,12 @@ func auditActionsOf(t *testing.T, st store.Store) map[string]int {
 	return out
 }
 
-// TestAggConfigLimitsAndMetricsListen: the admission budget and the metrics
-// listener are read from the config, and bad values are named by their key.
-func TestAggConfigLimitsAndMetricsListen(t *testing.T) {
-	base := defaultAggConfig("127.0.0.1:8700", "sqlite:kairos.db")
-	if base.Limits.MaxInflightBytes != api.DefaultMaxInflightBytes || base.MetricsListen != "" {
-		t.Errorf("init config: max_inflight_bytes %d, metrics_listen %q; want %d and none",
-			base.Limits.MaxInflightBytes, base.MetricsListen, api.DefaultMaxInflightBytes)
-	}
-	for _, tt := range []struct {
-		name    string
-		mutate  func(*aggConfig)
-		wantErr string
-	}{
-		{"defaults", func(*aggConfig) {}, ""},
-		{"absent budget", func(c *aggConfig) { c.Limits.MaxInflightBytes = 0 }, ""},
-		{"loopback listener", func(c *aggConfig) { c.MetricsListen = "127.0.0.1:9708" }, ""},
-		{"negative budget", func(c *aggConfig) { c.Limits.MaxInflightBytes = -1 }, "limits.max_inflight_bytes: -1 is negative"},
-		{"listener without port", func(c *aggConfig) { c.MetricsListen = "127.0.0.1" }, "metrics_listen: address 127.0.0.1: missing port"},
-	} {
-		c := base
-		tt.mutate(&c)
-		var buf bytes.Buffer
-		if err := yamlEncode(&buf, &c); err != nil {
-			t.Fatal(err)
-		}
-		_, err := parseAggConfig("kairos.yaml", buf.Bytes())
-		switch {
-		case tt.wantErr == "" && err != nil:
-			t.Errorf("%s: %v", tt.name, err)
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("%s: got %v, want an error with %q", tt.name, err, tt.wantErr)
-		}
-	}
-}
-
-func yamlEncode(w io.Writer, v any) error {
-	enc := yaml.NewEncoder(w)
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	return enc.Close()
-}
-
 // enrolServed enrols merchant id, with a fresh signing key, through the admin
 // API of the aggregator served from dir at base, as the admin token that
 // init wrote.
 func enrolServed(t *testing.T, base, dir, id string) protocol.Enrolment {
 	t.Helper()
-	adminTok, err := os.ReadFile(filepath.Join(dir, aggTokenFile))
+	adminTok, err := os.ReadFile(filepath.Join(dir, config.TokenFile))
 	if err != nil {
 		t.Fatal(err)
 	}

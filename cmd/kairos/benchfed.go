@@ -21,6 +21,7 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/client"
 	"github.com/kairos-fl/kairos/client/train/sim/fedrun"
@@ -224,7 +225,7 @@ func openBenchFed(ctx context.Context, db string, pol *policies.Policy, cfg aggr
 			b.close()
 		}
 	}()
-	st, fst, kind, err := openBenchStore(ctx, db, "kairos-bench-fed-", &b.closers)
+	st, _, kind, err := openBenchStore(ctx, db, "kairos-bench-fed-", &b.closers)
 	if err != nil {
 		return nil, err
 	}
@@ -234,12 +235,11 @@ func openBenchFed(ctx context.Context, db string, pol *policies.Policy, cfg aggr
 		return nil, err
 	}
 	b.recip = agg.Recipient
-	if b.log, err = audit.New(ctx, audit.Options{Store: st, HMACKey: agg.AuditHMAC, SigningKey: agg.Checkpoint}); err != nil {
+	a, err := server.New(ctx, server.Options{Store: st, Keys: agg, Policy: pol, Rounds: cfg, InitialModel: initial})
+	if err != nil {
 		return nil, err
 	}
-	if b.svc, err = aggregator.New(ctx, aggregator.Options{Store: fst, Policy: pol, Keys: agg, Audit: b.log, Rounds: cfg, InitialModel: initial}); err != nil {
-		return nil, err
-	}
+	b.svc, b.log = a.Service, a.Audit
 	for _, id := range ids {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {

@@ -34,7 +34,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/api"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
@@ -522,7 +524,7 @@ func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uin
 	if b.loc, err = time.LoadLocation(benchZone); err != nil {
 		return nil, err
 	}
-	st, fst, kind, err := openBenchStore(ctx, db, "kairos-bench-predict-", &b.closers)
+	st, _, kind, err := openBenchStore(ctx, db, "kairos-bench-predict-", &b.closers)
 	if err != nil {
 		return nil, err
 	}
@@ -539,60 +541,32 @@ func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uin
 	if err != nil {
 		return nil, err
 	}
-	var ast audit.Store = st
-	if dg != nil {
-		ast = timedAuditStore{Store: st, lat: dg.commit}
-	}
-	alog, err := audit.New(ctx, audit.Options{Store: ast, HMACKey: a.AuditHMAC, SigningKey: a.Checkpoint, CheckpointInterval: time.Minute})
-	if err != nil {
-		return nil, err
-	}
-	b.alog = alog
-	b.closers = append(b.closers, func() { _ = alog.Close() })
-	svc, err := aggregator.New(ctx, aggregator.Options{
-		Store: fst, Policy: policy, Keys: a, Audit: alog, Logger: log, InitialModel: m,
+	o := server.Options{
+		Store: st, Keys: a, Policy: policy, Logger: log, InitialModel: m,
 		Rounds: aggregator.RoundConfig{Deadline: time.Hour},
-	})
+		Audit:  config.Audit{CheckpointInterval: time.Minute},
+	}
+	if dg != nil {
+		o.AuditStore = timedAuditStore{Store: st, lat: dg.commit}
+		o.WrapAuditor = func(a api.Auditor) api.Auditor { return timedAuditor{Auditor: a, lat: dg.wait} }
+	}
+	agg, err := server.New(ctx, o)
 	if err != nil {
 		return nil, err
 	}
+	b.alog = agg.Audit
+	b.closers = append(b.closers, func() { _ = agg.Close() })
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := svc.Enrol(ctx, "admin:bench", aggregator.Merchant{ID: benchMerchant, TimeZone: benchZone, PublicKey: pub}); err != nil {
+	if _, err := agg.Service.Enrol(ctx, "admin:bench", aggregator.Merchant{ID: benchMerchant, TimeZone: benchZone, PublicKey: pub}); err != nil {
 		return nil, err
 	}
-	pubs := make([]auth.PublicKey, 0, len(a.JWT))
-	for _, k := range a.JWT {
-		pubs = append(pubs, auth.PublicKey{ID: k.ID, Key: k.Private.Public().(ed25519.PublicKey)})
-	}
-	verifier, err := auth.NewVerifier(auth.VerifierOptions{Keys: pubs, Issuer: auth.DefaultIssuer, Audience: auth.DefaultAudience, Revocations: st})
-	if err != nil {
+	if b.token, _, err = agg.Issuer.Issue(auth.Grant{Subject: benchPartner, Role: auth.RolePartner, Merchants: []string{benchMerchant}, TTL: 2 * time.Hour}); err != nil {
 		return nil, err
 	}
-	issuer, err := aggIssuer(a)
-	if err != nil {
-		return nil, err
-	}
-	if b.token, _, err = issuer.Issue(auth.Grant{Subject: benchPartner, Role: auth.RolePartner, Merchants: []string{benchMerchant}, TTL: 2 * time.Hour}); err != nil {
-		return nil, err
-	}
-	var auditor api.Auditor = alog
-	if dg != nil {
-		auditor = timedAuditor{Auditor: alog, lat: dg.wait}
-	}
-	handler, err := api.NewServer(api.Options{
-		Service: svc, Verifier: verifier, Issuer: issuer, JWKS: pubs, Logger: log,
-		Partners: func(id string) (float64, int, error) {
-			pp, err := policy.Partner(id)
-			return pp.RatePerSecond, pp.Burst, err
-		},
-		Predict: api.PredictOptions{Audit: auditor, MayQuery: policy.MayQuery},
-	})
-	if err != nil {
-		return nil, err
-	}
+	handler := agg.API
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -674,12 +648,12 @@ func freshBenchDB(ctx context.Context, base string) (string, func(), error) {
 	// keeps them for the pool that opens the fresh database.
 	cfg, err := pgxpool.ParseConfig(base)
 	if err != nil {
-		return "", nil, fmt.Errorf("parse %s: %w", redactDB(base), err)
+		return "", nil, fmt.Errorf("parse %s: %w", config.RedactDB(base), err)
 	}
 	connect := func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.ConnConfig.Copy()) }
 	conn, err := connect(ctx)
 	if err != nil {
-		return "", nil, fmt.Errorf("connect %s: %w", redactDB(base), err)
+		return "", nil, fmt.Errorf("connect %s: %w", config.RedactDB(base), err)
 	}
 	defer conn.Close(ctx)
 	var r [6]byte

@@ -22,6 +22,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
@@ -175,7 +176,7 @@ func startFloodServer(ctx context.Context, bin string, serveArgs []string) (_ *f
 	if out, err := exec.CommandContext(ctx, bin, "aggregator", "init", "--dir", s.dir, "--classic", "--listen", "127.0.0.1:0").CombinedOutput(); err != nil {
 		return s, fmt.Errorf("aggregator init: %w\n%s", err, out)
 	}
-	tok, err := os.ReadFile(filepath.Join(s.dir, aggTokenFile))
+	tok, err := os.ReadFile(filepath.Join(s.dir, config.TokenFile))
 	if err != nil {
 		return s, err
 	}
@@ -270,7 +271,7 @@ func runFlood(ctx context.Context, out io.Writer, bin string, serveArgs []string
 	if err != nil {
 		return nil, fmt.Errorf("enrol %s: %w", floodMerchant, err)
 	}
-	ak, err := keys.LoadAggregator(filepath.Join(srv.dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(srv.dir, config.KeysDir), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
@@ -389,7 +390,7 @@ func TestServedReport(t *testing.T) {
 		"--public-key", filepath.Join(shop, keys.FileSigningPub)); err != nil {
 		t.Fatal(err)
 	}
-	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +420,7 @@ func TestServedReport(t *testing.T) {
 		return b
 	}
 	page := string(get("/v1/report", "text/html; charset=utf-8"))
-	for _, w := range []string{`id="budget-cdnow-1"`, "Audit log verified: ", "no releases yet", filepath.Join(dir, aggDBFile)} {
+	for _, w := range []string{`id="budget-cdnow-1"`, "Audit log verified: ", "no releases yet", filepath.Join(dir, config.DBFile)} {
 		if !strings.Contains(page, w) {
 			t.Errorf("served report lacks %q", w)
 		}
@@ -428,7 +429,7 @@ func TestServedReport(t *testing.T) {
 	agg.stop(t)
 
 	charts := filepath.Join(tmp, "charts")
-	if _, err := runCompliance(t, "budgets", "--db", filepath.Join(dir, aggDBFile), "--policy", filepath.Join(dir, aggPolicyFile),
+	if _, err := runCompliance(t, "budgets", "--db", filepath.Join(dir, config.DBFile), "--policy", filepath.Join(dir, config.PolicyFile),
 		"--chart-dir", charts); err != nil {
 		t.Fatal(err)
 	}
