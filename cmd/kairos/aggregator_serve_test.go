@@ -24,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/aggregator/server"

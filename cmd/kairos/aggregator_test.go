@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/api"
 	"github.com/kairos-fl/kairos/api/auth"
