@@ -31,6 +31,7 @@ import (
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/bench"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/store"
 	"github.com/kairos-fl/kairos/store/postgres/pgtest"
@@ -590,18 +591,18 @@ func TestAggregatorServeBatchFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	metricsURL := strings.TrimSpace(string(mb)) + "/metrics"
-	enr := enrolServed(t, agg.base, dir, floodMerchant)
+	enr := enrolServed(t, agg.base, dir, bench.FloodMerchant)
 	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	partner, err := aggIssue(ak, auth.Grant{Subject: floodPartner, Role: auth.RolePartner, Merchants: []string{floodMerchant}, TTL: time.Hour})
+	partner, err := aggIssue(ak, auth.Grant{Subject: bench.FloodPartner, Role: auth.RolePartner, Merchants: []string{bench.FloodMerchant}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	const attack = 50
-	body := floodBatch(floodMerchant, floodAsOf, 1000, 430)
+	body := bench.FloodBatch(bench.FloodMerchant, bench.FloodAsOf, 1000, 430)
 	size := int64(len(body))
 	if size < 27<<20 || size > api.DefaultMaxBatchBytes {
 		t.Fatalf("attack body %d bytes; want about 28 MB, under the batch limit", size)
@@ -670,7 +671,7 @@ func TestAggregatorServeBatchFlood(t *testing.T) {
 	}
 
 	// Compliant traffic is answered while the admitted batches are in flight.
-	single := floodSingle(floodMerchant)
+	single := bench.FloodSingle(bench.FloodMerchant)
 	for name, token := range map[string]string{"merchant": enr.Token, "partner": partner} {
 		req, err := http.NewRequest(http.MethodPost, agg.base+"/v1/predict", bytes.NewReader(single))
 		if err != nil {
@@ -691,7 +692,7 @@ func TestAggregatorServeBatchFlood(t *testing.T) {
 
 	code, page := getWith(t, metricsURL, "")
 	m := metricsOf(t, page)
-	if code != http.StatusOK || strings.Contains(page, "merchant=") || strings.Contains(page, floodMerchant) {
+	if code != http.StatusOK || strings.Contains(page, "merchant=") || strings.Contains(page, bench.FloodMerchant) {
 		t.Errorf("metrics listener: %d, merchant series shown: %v", code, strings.Contains(page, "merchant="))
 	}
 	if got, want := m["kairos_admission_inflight_bytes"], float64(int64(admitted)*size); got != want {
