@@ -43,7 +43,7 @@ type Options struct {
 	Rounds aggregator.RoundConfig
 	// Logger receives the service's and the API's logs; discarded when nil.
 	Logger *slog.Logger
-	// Now is the service's clock (time.Now when nil).
+	// Now is the clock of the service and the audit log (time.Now when nil).
 	Now func() time.Time
 	// InitialModel is version 1's model instead of the policy's initial one.
 	InitialModel *hazard.Model
@@ -55,7 +55,8 @@ type Options struct {
 	// when zero) and the verifier's clock leeway.
 	Tokens config.Tokens
 	// Audit sets the checkpoint interval (config.DefaultCheckpointInterval
-	// when zero) and the witness file (none when empty).
+	// when zero; negative: no periodic checkpoints, for a harness that counts
+	// them) and the witness file (none when empty).
 	Audit config.Audit
 	// AuditStore is what the audit log writes through, Store when nil
 	// (a benchmark wraps Store in it to time commits).
@@ -225,14 +226,17 @@ func (r reports) ReportSources() report.Sources {
 // a signed checkpoint (in the store or the witness) and signs the head.
 func openAuditLog(ctx context.Context, log *slog.Logger, o Options) (*audit.Log, *audit.FileWitness, error) {
 	interval := o.Audit.CheckpointInterval
-	if interval == 0 {
+	switch {
+	case interval == 0:
 		interval = config.DefaultCheckpointInterval
+	case interval < 0:
+		interval = 0 // audit: none
 	}
 	st := o.AuditStore
 	if st == nil {
 		st = o.Store
 	}
-	opts := audit.Options{Store: st, HMACKey: o.Keys.AuditHMAC, SigningKey: o.Keys.Checkpoint, CheckpointInterval: interval}
+	opts := audit.Options{Store: st, HMACKey: o.Keys.AuditHMAC, SigningKey: o.Keys.Checkpoint, CheckpointInterval: interval, Now: o.Now}
 	var w *audit.FileWitness
 	if o.Audit.Witness != "" {
 		var err error

@@ -21,8 +21,8 @@ import (
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/api/auth"
-	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/crypto/seal"
@@ -93,19 +93,17 @@ func newFederationIn(t *testing.T, db string) federation {
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	clock := func() time.Time { return now }
-	alog, err := audit.New(ctx, audit.Options{Store: st, HMACKey: agg.AuditHMAC, SigningKey: agg.Checkpoint, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
 	pol, err := policies.Parse(fed.policy, []byte(federationPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := aggregator.New(ctx, aggregator.Options{Store: st.(aggregator.Store), Policy: pol, Keys: agg, Audit: alog, Now: clock,
-		Rounds: aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour, PlannedRounds: 5}})
+	a, err := server.New(ctx, server.Options{Store: st, Keys: agg, Policy: pol, Now: clock,
+		Rounds: aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour, PlannedRounds: 5},
+		Audit:  config.Audit{CheckpointInterval: -1}}) // the report counts checkpoints
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc := a.Service
 	signers := map[string]ed25519.PrivateKey{}
 	for _, id := range []string{"shop-a", "shop-b", "shop-c"} {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -159,7 +157,7 @@ func newFederationIn(t *testing.T, db string) federation {
 			t.Fatal(err)
 		}
 	}
-	if err := alog.Close(); err != nil {
+	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return fed
