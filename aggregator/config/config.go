@@ -172,12 +172,18 @@ func Parse(name string, data []byte) (*Config, error) {
 	return &c, nil
 }
 
-// Marshal writes c as YAML (two-space indent), as init writes it.
+// Marshal writes c as YAML (two-space indent), as init writes it, with
+// durations as a person writes them ("10m", not "10m0s").
 func Marshal(c *Config) ([]byte, error) {
+	var n yaml.Node
+	if err := n.Encode(c); err != nil {
+		return nil, fmt.Errorf("write config: %w", err)
+	}
+	shortenDurations(&n, reflect.TypeFor[Config]())
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
+	if err := enc.Encode(&n); err != nil {
 		return nil, fmt.Errorf("write config: %w", err)
 	}
 	if err := enc.Close(); err != nil {

@@ -103,14 +103,11 @@ func TestAllErrorsAtOnce(t *testing.T) {
 	}
 }
 
-// TestInitFile: the file today's `kairos aggregator init` writes
-// (testdata/init.yaml, kept byte for byte) still loads, as Default with the
-// CDNOW cutoffs, and Default marshals to the same keys and values.
+// TestInitFile: the file `kairos aggregator init` wrote before this package
+// (testdata/init.yaml, kept byte for byte, durations as 10m0s) still loads,
+// as Default with the CDNOW cutoffs; Default now marshals with durations as
+// a person writes them, and that reads back as the same config.
 func TestInitFile(t *testing.T) {
-	data, err := os.ReadFile("testdata/init.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	c, err := Load("testdata/init.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -128,12 +125,32 @@ func TestInitFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := data[bytes.Index(data, []byte("listen:")):] // after the header comments
-	if !bytes.Equal(out, body) {
-		t.Errorf("Default marshals as\n%s\nwant (init.yaml)\n%s", out, body)
+	for _, line := range []string{"  merchant_ttl: 2160h\n", "  leeway: 30s\n", "  deadline: 10m\n", "    - 1997-07-01T00:00:00Z\n", "  witness: audit-witness.jsonl\n"} {
+		if !strings.Contains(string(out), line) {
+			t.Errorf("Default marshals without %q:\n%s", line, out)
+		}
+	}
+	back, err := Parse("new.yaml", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back.dir, back.file = want.dir, want.file
+	if !reflect.DeepEqual(*back, want) {
+		t.Errorf("marshalled Default reads back as\n%+v\nwant\n%+v", *back, want)
 	}
 	if c.Limits.MaxInflightBytes != api.DefaultMaxInflightBytes || c.Audit.Witness != WitnessFile {
 		t.Errorf("init config: limits %+v audit %+v", c.Limits, c.Audit)
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for _, d := range []time.Duration{0, time.Millisecond, 250 * time.Millisecond, 30 * time.Second, 10 * time.Minute,
+		90 * time.Minute, 2160 * time.Hour, time.Hour + 30*time.Second, 36*time.Hour + 5*time.Minute} {
+		got := shortDuration(d.String())
+		back, err := time.ParseDuration(got)
+		if err != nil || back != d || strings.HasSuffix(got, "m0s") || strings.HasSuffix(got, "h0m") {
+			t.Errorf("shortDuration(%q) = %q (parses as %v, %v); want %v without a zero tail", d.String(), got, back, err, d)
+		}
 	}
 }
 

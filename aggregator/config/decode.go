@@ -196,3 +196,41 @@ func orTop(path string) string {
 
 // errEmpty is the error for a file without a document.
 var errEmpty = errors.New("empty file")
+
+// shortenDurations rewrites the duration values under n, a node encoded
+// from a value of type t, without their zero tails: 10m0s as 10m, 2160h0m0s
+// as 2160h. Both forms parse to the same duration.
+func shortenDurations(n *yaml.Node, t reflect.Type) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.DocumentNode:
+		for _, c := range n.Content {
+			shortenDurations(c, t)
+		}
+	case t == durationType && n.Kind == yaml.ScalarNode:
+		n.Value = shortDuration(n.Value)
+	case t.Kind() == reflect.Struct && t != timeType && n.Kind == yaml.MappingNode:
+		fields := fieldsOf(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if idx, ok := fields[n.Content[i].Value]; ok {
+				shortenDurations(n.Content[i+1], t.Field(idx).Type)
+			}
+		}
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for _, c := range n.Content {
+			shortenDurations(c, t.Elem())
+		}
+	}
+}
+
+func shortDuration(s string) string {
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
