@@ -54,6 +54,8 @@ type IngestOptions struct {
 	Steps, Batch, Hidden int
 	Kind                 string
 	Seed                 uint64
+	// Logger notes the generated log; discarded when nil.
+	Logger *slog.Logger
 }
 
 // Ingest streams an event log through client/ingest into the point-in-time
@@ -61,6 +63,9 @@ type IngestOptions struct {
 // hazard model for a fixed number of steps, and measures both.
 func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 	res := &IngestResult{GoMaxProcs: runtime.GOMAXPROCS(0)}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	var mapping *ingest.Mapping
 	if o.Data == "" {
 		dir, err := os.MkdirTemp("", "kairos-bench-")
@@ -88,7 +93,7 @@ func Ingest(ctx context.Context, o IngestOptions) (*IngestResult, error) {
 			return nil, err
 		}
 		res.Generated = true
-		slog.Info("generated synthetic log", "file", o.Data, "events", o.Events)
+		o.Logger.Info("generated synthetic log", "file", o.Data, "events", o.Events)
 	} else {
 		if o.Mapping == "" {
 			return nil, errors.New("a data file needs a mapping")

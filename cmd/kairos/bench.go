@@ -39,6 +39,7 @@ Without --data it first writes a synthetic log of --events events (model/synth) 
 temporary file, so the read is a real file read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Logger = slog.Default()
 			res, err := bench.Ingest(cmd.Context(), o)
 			if err != nil {
 				return fmt.Errorf("bench: %w", err)
