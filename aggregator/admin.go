@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -47,10 +46,9 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 			return fmt.Errorf("reload: %w: no policy", ErrPolicy)
 		}
 		rec.Details["policy_hash"] = p.Hash()
-		cfg := rounds
-		cfg.Cutoffs = slices.Clone(cfg.Cutoffs)
-		if err := cfg.defaults(); err != nil {
-			return fmt.Errorf("reload: %w: rounds: %w", ErrPolicy, err)
+		cfg, err := rounds.WithDefaults()
+		if err != nil {
+			return fmt.Errorf("reload: %w: %w", ErrPolicy, err)
 		}
 		if _, err := policySchema(p); err != nil {
 			return fmt.Errorf("reload: %w", err)

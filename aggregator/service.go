@@ -49,48 +49,52 @@ const (
 // SystemActor is the audit actor of what the aggregator does on its own.
 const SystemActor = "system:aggregator"
 
-// RoundConfig configures the rounds.
+// RoundConfig configures the rounds. It is the rounds section of the
+// aggregator's config file (aggregator/config): the yaml tags are its keys.
+// A zero value takes the default given in each field's comment.
 type RoundConfig struct {
 	// Deadline is how long a round collects updates (default 10 minutes).
-	Deadline time.Duration
+	Deadline time.Duration `yaml:"deadline"`
 	// Quorum is k, the fewest updates a round publishes with (default 1).
-	Quorum int
+	Quorum int `yaml:"quorum"`
 	// SampleFraction is the fraction of enrolled merchants sampled per round, in
 	// (0, 1] (default 1). At least min(Quorum, n) are sampled.
-	SampleFraction float64
+	SampleFraction float64 `yaml:"sample_fraction"`
 	// StepsPerRound is the number of DP-SGD steps per round (default 10).
-	StepsPerRound int
+	StepsPerRound int `yaml:"steps_per_round"`
 	// PlannedRounds is the number of rounds each merchant's budget is planned
 	// for: the noise multiplier is calibrated so that PlannedRounds rounds
 	// (DP-SGD and customer count) spend exactly the merchant's ε cap (default 20).
-	PlannedRounds int
+	PlannedRounds int `yaml:"planned_rounds"`
 	// SamplingRate is q, the Poisson rate of a customer per step (default 0.05).
-	SamplingRate float64
+	SamplingRate float64 `yaml:"sampling_rate,omitempty"`
 	// LearningRate and L2 configure local training (default 0.5 and 0).
-	LearningRate, L2 float64
+	LearningRate float64 `yaml:"learning_rate,omitempty"`
+	L2           float64 `yaml:"l2,omitempty"`
 	// CountNoise is σ of the DP customer count sent with every update (default 50).
-	CountNoise float64
+	CountNoise float64 `yaml:"count_noise,omitempty"`
 	// Cutoffs are the training cutoffs every merchant builds features at.
-	Cutoffs []time.Time
+	Cutoffs []time.Time `yaml:"cutoffs,omitempty"`
 	// Server is ServerFedAdam (default) or ServerFedAvg. ServerLR defaults to
 	// 0.01 for FedAdam and 1 for FedAvg; ServerTau (FedAdam's τ) to 1e-3.
-	Server              string
-	ServerLR, ServerTau float64
+	Server    string  `yaml:"server,omitempty"`
+	ServerLR  float64 `yaml:"server_lr,omitempty"`
+	ServerTau float64 `yaml:"server_tau,omitempty"`
 	// NormBound bounds every update's L2 norm before merging when the
 	// policy sets no norm_bound (0: the bound derived from the round's plan).
-	NormBound float64
+	NormBound float64 `yaml:"norm_bound,omitempty"`
 	// EqualWeights weights FedAvg equally instead of by DP customer counts.
-	EqualWeights bool
+	EqualWeights bool `yaml:"equal_weights,omitempty"`
 	// MaxRounds stops opening rounds after this seq (0: no limit).
-	MaxRounds int
+	MaxRounds int `yaml:"max_rounds,omitempty"`
 	// Seed seeds client sampling; a round's sample depends only on Seed and
 	// its seq, and is stored with the round.
-	Seed uint64
+	Seed uint64 `yaml:"seed,omitempty"`
 	// TickInterval is Run's period (default 1s).
-	TickInterval time.Duration
+	TickInterval time.Duration `yaml:"tick_interval,omitempty"`
 	// Evaluation, when set, has merchants evaluate models on their own
 	// customers with DP histograms (package fedeval), paid from their budgets.
-	Evaluation *EvaluationConfig
+	Evaluation *EvaluationConfig `yaml:"evaluation,omitempty"`
 }
 
 // EvaluationConfig configures federated evaluation. A training round whose
@@ -108,13 +112,13 @@ type EvaluationConfig struct {
 	// the 30 days after it. It must be at least 30 days after the last
 	// training cutoff (no training label may overlap the evaluation window)
 	// and at most 30 days before the data's end.
-	Cutoff time.Time
+	Cutoff time.Time `yaml:"cutoff"`
 	// Sigma is the Gaussian σ per histogram cell (default 10).
-	Sigma float64
+	Sigma float64 `yaml:"sigma,omitempty"`
 	// Edges are the inner bin edges of P(within 30 days) (default fedeval.DefaultEdges).
-	Edges []float64
+	Edges []float64 `yaml:"edges,omitempty"`
 	// Every asks for an evaluation in every Every-th training round too (0: none).
-	Every int
+	Every int `yaml:"every,omitempty"`
 }
 
 // evaluations is the number of evaluation releases a merchant makes over the
@@ -205,24 +209,74 @@ type Service struct {
 // Budget is one merchant's privacy ledger summary.
 type Budget = protocol.BudgetInfo
 
+// WithDefaults returns c with every zero field set to its default, after
+// checking it: this is the one place a round configuration is validated (by
+// New, Reload and the config file's loader). Errors name the field by its key
+// in the config file (rounds.quorum), all of them at once.
+func (c RoundConfig) WithDefaults() (RoundConfig, error) {
+	c.Cutoffs = slices.Clone(c.Cutoffs)
+	err := c.defaults()
+	return c, err
+}
+
 func (c *RoundConfig) defaults() error {
-	// NaN passes every "< 0" check below and +Inf every "> 0" one: a
-	// norm_bound of .nan would turn the norm bound off, an .inf server_lr
-	// would make the model non-finite. Refuse them before anything else.
-	for _, f := range []struct {
-		name string
-		v    float64
-	}{
-		{"sample fraction", c.SampleFraction}, {"sampling rate", c.SamplingRate}, {"learning rate", c.LearningRate},
-		{"l2", c.L2}, {"count noise", c.CountNoise}, {"server lr", c.ServerLR}, {"server tau", c.ServerTau},
-		{"norm bound", c.NormBound},
-	} {
-		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-			return fmt.Errorf("%s %v: must be finite", f.name, f.v)
-		}
+	// Checked before the defaults fill the zeros in, so that a message names
+	// what the user gave.
+	var errs []error
+	bad := func(key string, got any, want string) {
+		errs = append(errs, fmt.Errorf("rounds.%s: must be %s (got %v; 0 or absent takes the default)", key, want, got))
 	}
-	if c.Evaluation != nil && (math.IsNaN(c.Evaluation.Sigma) || math.IsInf(c.Evaluation.Sigma, 0)) {
-		return fmt.Errorf("evaluation sigma %v: must be finite", c.Evaluation.Sigma)
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	if c.Deadline < 0 {
+		bad("deadline", c.Deadline, "positive")
+	}
+	if c.Quorum < 0 {
+		bad("quorum", c.Quorum, "≥ 1")
+	}
+	if !(c.SampleFraction >= 0 && c.SampleFraction <= 1) {
+		bad("sample_fraction", c.SampleFraction, "in (0, 1]")
+	}
+	if c.StepsPerRound < 0 {
+		bad("steps_per_round", c.StepsPerRound, "≥ 1")
+	}
+	if c.PlannedRounds < 0 {
+		bad("planned_rounds", c.PlannedRounds, "≥ 1")
+	}
+	if !(c.SamplingRate >= 0 && c.SamplingRate <= 1) {
+		bad("sampling_rate", c.SamplingRate, "in (0, 1]")
+	}
+	if !(c.LearningRate >= 0) || !finite(c.LearningRate) {
+		bad("learning_rate", c.LearningRate, "a finite number > 0")
+	}
+	if !(c.L2 >= 0) || !finite(c.L2) {
+		errs = append(errs, fmt.Errorf("rounds.l2: must be a finite number ≥ 0 (got %v)", c.L2))
+	}
+	if !(c.CountNoise >= 0) || !finite(c.CountNoise) {
+		bad("count_noise", c.CountNoise, "a finite number > 0")
+	}
+	if c.Server != "" && c.Server != ServerFedAdam && c.Server != ServerFedAvg {
+		errs = append(errs, fmt.Errorf("rounds.server: %q: want %s or %s", c.Server, ServerFedAdam, ServerFedAvg))
+	}
+	if !(c.ServerLR >= 0) || !finite(c.ServerLR) {
+		bad("server_lr", c.ServerLR, "a finite number > 0")
+	}
+	if !(c.ServerTau >= 0) || !finite(c.ServerTau) {
+		bad("server_tau", c.ServerTau, "a finite number > 0")
+	}
+	if !(c.NormBound >= 0) || !finite(c.NormBound) {
+		errs = append(errs, fmt.Errorf("rounds.norm_bound: must be a finite number ≥ 0 (got %v; 0 derives the bound from the plan)", c.NormBound))
+	}
+	if c.MaxRounds < 0 {
+		errs = append(errs, fmt.Errorf("rounds.max_rounds: must be ≥ 0 (got %d; 0: no limit)", c.MaxRounds))
+	}
+	if c.TickInterval < 0 {
+		bad("tick_interval", c.TickInterval, "positive")
+	}
+	if c.Evaluation != nil && !finite(c.Evaluation.Sigma) {
+		errs = append(errs, fmt.Errorf("rounds.evaluation.sigma: must be finite (got %v)", c.Evaluation.Sigma))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	if c.Deadline == 0 {
 		c.Deadline = 10 * time.Minute
@@ -256,29 +310,17 @@ func (c *RoundConfig) defaults() error {
 	if c.TickInterval == 0 {
 		c.TickInterval = time.Second
 	}
-	switch {
-	case c.Deadline < 0:
-		return fmt.Errorf("deadline %v < 0", c.Deadline)
-	case c.Quorum < 1:
-		return fmt.Errorf("quorum %d < 1", c.Quorum)
-	case !(c.SampleFraction > 0 && c.SampleFraction <= 1):
-		return fmt.Errorf("sample fraction %v outside (0, 1]", c.SampleFraction)
-	case c.StepsPerRound < 1 || c.PlannedRounds < 1:
-		return fmt.Errorf("steps per round %d and planned rounds %d must be ≥ 1", c.StepsPerRound, c.PlannedRounds)
-	case !(c.SamplingRate > 0 && c.SamplingRate <= 1):
-		return fmt.Errorf("sampling rate %v outside (0, 1]", c.SamplingRate)
-	case !(c.LearningRate > 0) || c.L2 < 0 || math.IsInf(c.LearningRate, 0):
-		return fmt.Errorf("learning rate %v and l2 %v", c.LearningRate, c.L2)
-	case !(c.CountNoise > 0):
-		return fmt.Errorf("count noise %v must be > 0", c.CountNoise)
-	case c.NormBound < 0:
-		return fmt.Errorf("norm bound %v < 0", c.NormBound)
-	case c.MaxRounds < 0 || c.TickInterval < 0:
-		return fmt.Errorf("max rounds %d and tick interval %v must be ≥ 0", c.MaxRounds, c.TickInterval)
-	}
 	if c.Evaluation != nil {
 		e := *c.Evaluation // the caller's config is not modified
 		c.Evaluation = &e
+		switch {
+		case e.Cutoff.IsZero():
+			return errors.New("rounds.evaluation.cutoff: required")
+		case !(e.Sigma >= 0) || !finite(e.Sigma):
+			return fmt.Errorf("rounds.evaluation.sigma: must be a finite number > 0 (got %v; 0 or absent takes the default 10)", e.Sigma)
+		case e.Every < 0:
+			return fmt.Errorf("rounds.evaluation.every: must be ≥ 0 (got %d; 0: only the final evaluation)", e.Every)
+		}
 		if e.Sigma == 0 {
 			e.Sigma = 10
 		}
@@ -286,15 +328,12 @@ func (c *RoundConfig) defaults() error {
 			e.Edges = fedeval.DefaultEdges()
 		}
 		e.Edges = slices.Clone(e.Edges)
-		if e.Every < 0 {
-			return fmt.Errorf("evaluation every %d rounds: must be ≥ 0", e.Every)
-		}
 		if err := fedeval.CheckPlan(&protocol.EvaluationPlan{Cutoff: e.Cutoff, Edges: e.Edges, Sigma: e.Sigma}); err != nil {
-			return err
+			return fmt.Errorf("rounds.evaluation: %w", err)
 		}
 		for _, t := range c.Cutoffs {
 			if e.Cutoff.Before(t.Add(30 * 24 * time.Hour)) {
-				return fmt.Errorf("evaluation cutoff %s is less than 30 days after training cutoff %s: training labels would overlap the evaluation window",
+				return fmt.Errorf("rounds.evaluation.cutoff: %s is less than 30 days after training cutoff %s: training labels would overlap the evaluation window",
 					e.Cutoff.Format(time.RFC3339), t.Format(time.RFC3339))
 			}
 		}
@@ -316,10 +355,9 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	case opts.Audit == nil:
 		return nil, errors.New("new aggregator: no audit log")
 	}
-	cfg := opts.Rounds
-	cfg.Cutoffs = slices.Clone(cfg.Cutoffs)
-	if err := cfg.defaults(); err != nil {
-		return nil, fmt.Errorf("new aggregator: rounds: %w", err)
+	cfg, err := opts.Rounds.WithDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("new aggregator: %w", err)
 	}
 	s := &Service{
 		store: opts.Store, keys: opts.Keys, audit: opts.Audit,
@@ -329,7 +367,6 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		rounds: map[string]RoundRecord{}, accepted: map[string]map[string][seal.NonceSize]byte{},
 	}
 	s.settings.Store(&settings{policy: opts.Policy, rounds: &cfg})
-	var err error
 	if s.acct, err = newAccountant(); err != nil {
 		return nil, fmt.Errorf("new aggregator: %w", err)
 	}

@@ -52,11 +52,10 @@ type document struct {
 	mediaType, desc string
 }
 
-// ComplianceReporter is optionally implemented by a Service (as RoundCounter
-// is): it hands GET /v1/budgets/{merchant}/chart.svg and GET /v1/report the
-// store, policy and checkpoint key `kairos compliance report` reads, so that
-// both answer from report.Gather and report.Chart. Without it those routes
-// answer 503.
+// ComplianceReporter (Options.Reports) hands GET
+// /v1/budgets/{merchant}/chart.svg and GET /v1/report the store, policy and
+// checkpoint key `kairos compliance report` reads, so that both answer from
+// report.Gather and report.Chart. Without it those routes answer 503.
 type ComplianceReporter interface {
 	ReportSources() report.Sources
 }
@@ -64,11 +63,10 @@ type ComplianceReporter interface {
 var errNoReports = &httpError{status: http.StatusServiceUnavailable, typ: typeUnavailable, detail: "this server has no compliance report source"}
 
 func (s *Server) reportSources() (report.Sources, error) {
-	cr, ok := s.svc.(ComplianceReporter)
-	if !ok {
+	if s.reports == nil {
 		return report.Sources{}, errNoReports
 	}
-	return cr.ReportSources(), nil
+	return s.reports.ReportSources(), nil
 }
 
 func (s *Server) budgetChart(w http.ResponseWriter, r *http.Request) error {

@@ -305,16 +305,12 @@ func FuzzAuditFilter(f *testing.F) {
 	})
 }
 
-// reportingService is the real service with the compliance report's
-// sources, as `kairos aggregator serve` wires it.
-type reportingService struct {
-	*aggregator.Service
-	sources report.Sources
-}
+// fixedReports hands the API fixed report sources.
+type fixedReports report.Sources
 
-var _ ComplianceReporter = reportingService{}
+var _ ComplianceReporter = fixedReports{}
 
-func (s reportingService) ReportSources() report.Sources { return s.sources }
+func (s fixedReports) ReportSources() report.Sources { return report.Sources(s) }
 
 // withReports makes f's server answer the chart and report routes from f's
 // store, policy and checkpoint key, and returns those sources.
@@ -323,7 +319,7 @@ func withReports(f *realFixture) report.Sources {
 		Store: f.store.(aggregator.Store), Audit: f.store, Policy: f.policy,
 		CheckpointKey: f.keys.Checkpoint.Public().(ed25519.PublicKey), Source: "api test", Now: f.clock.Now,
 	}
-	f.srv.svc = reportingService{Service: f.svc, sources: src}
+	f.srv.reports = fixedReports(src)
 	return src
 }
 

@@ -29,7 +29,7 @@ type metrics struct {
 	refused  *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, svc Service, log *slog.Logger) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, rounds RoundCounter, log *slog.Logger) (*metrics, error) {
 	m := &metrics{
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kairos_http_request_duration_seconds",
@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, svc Service, log *slog.Logger) (*metr
 			Help: "Sealed updates refused by this replica, by problem type.",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.latency, m.accepted, m.refused, &serviceCollector{svc: svc, log: log}} {
+	for _, c := range []prometheus.Collector{m.latency, m.accepted, m.refused, &serviceCollector{rounds: rounds, log: log}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("new api server: register metrics: %w", err)
 		}
@@ -118,8 +118,8 @@ var (
 // serviceCollector reads the federation's state at scrape time: the rounds
 // by state, nothing per merchant.
 type serviceCollector struct {
-	svc Service
-	log *slog.Logger
+	rounds RoundCounter // nil: no kairos_rounds series
+	log    *slog.Logger
 }
 
 func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -131,8 +131,8 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	up := 1.0
-	if rc, ok := c.svc.(RoundCounter); ok {
-		if counts, err := rc.RoundCounts(ctx); err != nil {
+	if c.rounds != nil {
+		if counts, err := c.rounds.RoundCounts(ctx); err != nil {
 			c.log.Warn("metrics: count rounds", "err", err)
 			up = 0
 		} else {

@@ -21,7 +21,7 @@ func TestMetricsDiscloseNoBudgets(t *testing.T) {
 		budgets: []aggregator.Budget{{Merchant: "shop-7", Cap: 2, Delta: 1e-6, Epsilon: 0.625, Releases: 5}},
 		rounds:  map[protocol.RoundState]int{protocol.RoundPublished: 3},
 	}
-	f := newFixture(t, svc, Options{})
+	f := newFixture(t, svc, Options{RoundCounts: svc})
 	api := httptest.NewServer(f.srv)
 	t.Cleanup(api.Close)
 	ops := httptest.NewServer(f.srv.MetricsHandler())

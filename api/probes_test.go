@@ -65,7 +65,7 @@ func TestMetrics(t *testing.T) {
 		budgets: []aggregator.Budget{{Merchant: "m1", Cap: 1, Delta: 1e-6, Epsilon: 0.375, Releases: 3}},
 		rounds:  map[protocol.RoundState]int{protocol.RoundPublished: 4, protocol.RoundFailed: 1, protocol.RoundCollecting: 1},
 	}
-	f := newFixture(t, svc, Options{})
+	f := newFixture(t, svc, Options{RoundCounts: svc})
 	for range 2 {
 		if rec := f.do(t, "POST", "/v1/rounds/r1/updates", f.tokens["m1"], "application/octet-stream", f.envelope(t, "m1", "r1")); rec.Code != 202 {
 			t.Fatalf("submit: %d", rec.Code)

@@ -115,6 +115,7 @@ func newRealFixtureWith(t testing.TB, dbURL, policy string, more []string, round
 		t.Fatal(err)
 	}
 	opts.Ready = func(ctx context.Context) error { _, err := st.IsTokenRevoked(ctx, "probe"); return err }
+	opts.RoundCounts, opts.Revoker = svc, svc
 	f := newFixture(t, svc, opts)
 	f.recipient, err = keys.ParseRecipient(agg.Recipient)
 	if err != nil {

@@ -95,8 +95,8 @@ type Service interface {
 	Budgets(ctx context.Context) ([]aggregator.Budget, error)
 }
 
-// RoundCounter is optionally implemented by a Service that can count its
-// rounds by state; /metrics then reports kairos_rounds{state}.
+// RoundCounter counts the rounds by state (Options.RoundCounts); /metrics
+// then reports kairos_rounds{state}.
 type RoundCounter interface {
 	RoundCounts(ctx context.Context) (map[protocol.RoundState]int, error)
 }
@@ -160,6 +160,14 @@ type Options struct {
 	Rounds RoundAdmin
 	// Reload serves POST /v1/config:reload; it answers 503 when nil.
 	Reload Reloader
+	// RoundCounts gives /metrics the rounds by state (kairos_rounds); the
+	// series is absent when nil.
+	RoundCounts RoundCounter
+	// Revoker serves POST /v1/tokens:revoke; it answers 503 when nil.
+	Revoker TokenRevoker
+	// Reports hands GET /v1/budgets/{merchant}/chart.svg and GET /v1/report
+	// the sources `kairos compliance report` reads; they answer 503 when nil.
+	Reports ComplianceReporter
 }
 
 // Server is the API's http.Handler.
@@ -189,6 +197,8 @@ type Server struct {
 	console     http.Handler
 	rounds      RoundAdmin
 	reload      Reloader
+	revoker     TokenRevoker
+	reports     ComplianceReporter
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -221,8 +231,10 @@ func NewServer(opts Options) (*Server, error) {
 
 		status: opts.Status, tokenAudit: opts.TokenAudit, witness: opts.Witness,
 		tokenMaxTTL: opts.TokenMaxTTL, console: opts.Console,
-		rounds: opts.Rounds,
-		reload: opts.Reload,
+		rounds:  opts.Rounds,
+		reload:  opts.Reload,
+		revoker: opts.Revoker,
+		reports: opts.Reports,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -236,7 +248,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(s.reg, opts.Service, s.log)
+	m, err := newMetrics(s.reg, opts.RoundCounts, s.log)
 	if err != nil {
 		return nil, err
 	}

@@ -10,9 +10,8 @@ import (
 	"github.com/kairos-fl/kairos/api/auth"
 )
 
-// TokenRevoker is optionally implemented by a Service that can revoke API
-// tokens (aggregator.Service does); without it POST /v1/tokens:revoke
-// answers 503.
+// TokenRevoker revokes API tokens (Options.Revoker; aggregator.Service is
+// one); without it POST /v1/tokens:revoke answers 503.
 type TokenRevoker interface {
 	RevokeToken(ctx context.Context, actor, jti string, expiresAt time.Time) error
 }
@@ -29,8 +28,8 @@ func (s *Server) tokenRoutes() []apiRoute {
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
-	rv, ok := s.svc.(TokenRevoker)
-	if !ok {
+	rv := s.revoker
+	if rv == nil {
 		return errNoRevoker
 	}
 	c, err := claims(r)

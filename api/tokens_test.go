@@ -32,7 +32,7 @@ func TestRevokeToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(Options{Service: f.svc, Verifier: v, Issuer: f.issuer, JWKS: f.jwks})
+	srv, err := NewServer(Options{Service: f.svc, Verifier: v, Issuer: f.issuer, JWKS: f.jwks, Revoker: f.svc})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -12,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,320 +20,22 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
-	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
-	"github.com/kairos-fl/kairos/api"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
-	"github.com/kairos-fl/kairos/audit"
-	"github.com/kairos-fl/kairos/compliance/report"
-	"github.com/kairos-fl/kairos/console"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/policies"
 	"github.com/kairos-fl/kairos/store"
 )
 
-// Files of an aggregator directory made by `kairos aggregator init`.
-const (
-	aggConfigFile = "kairos.yaml"
-	aggKeysDir    = "keys"
-	aggPolicyFile = "policy.yaml"
-	aggTokenFile  = "admin.token"
-	aggDBFile     = "kairos.db"
-)
-
-// HTTP server hardening.
-const (
-	aggReadHeaderTimeout = 10 * time.Second
-	aggReadTimeout       = 60 * time.Second // a 4 MiB envelope over a slow link
-	aggWriteTimeout      = 60 * time.Second
-	aggIdleTimeout       = 120 * time.Second
-	aggMaxHeaderBytes    = 64 << 10
-	aggShutdownTimeout   = 30 * time.Second
-	// aggMemoryLimitMiB is serve's soft Go memory limit when neither
-	// --memory-limit-mib nor GOMEMLIMIT sets one: with the API's default
-	// in-flight body budget the heap stays well below it, so it only makes
-	// the collector work harder before the process nears 1 GiB.
-	aggMemoryLimitMiB = 768
-)
-
-// aggConfig is the aggregator's config file (YAML, strict: unknown keys are
-// errors). Relative paths, including the file of an sqlite: database URL, are
-// relative to the file's directory.
-type aggConfig struct {
-	// Listen is the address serve binds.
-	Listen string `yaml:"listen"`
-	// URL is how the admin commands reach the server; derived from Listen when empty.
-	URL string `yaml:"url,omitempty"`
-	// MetricsListen is where serve answers GET /metrics without a token and
-	// without per-merchant series, for the operator's scraper; empty: no
-	// such listener (the API's /metrics needs a compliance or admin token).
-	MetricsListen string `yaml:"metrics_listen,omitempty"`
-	// DB is the store URL: "sqlite:FILE" or "postgres://…".
-	DB         string `yaml:"db"`
-	Keys       string `yaml:"keys"`
-	Policy     string `yaml:"policy"`
-	AdminToken string `yaml:"admin_token"`
-	TLS        struct {
-		Cert string `yaml:"cert,omitempty"`
-		Key  string `yaml:"key,omitempty"`
-	} `yaml:"tls,omitempty"`
-	Tokens struct {
-		MerchantTTL time.Duration `yaml:"merchant_ttl"`
-		Leeway      time.Duration `yaml:"leeway"`
-	} `yaml:"tokens"`
-	Limits struct {
-		MaxEnvelopeBytes int64 `yaml:"max_envelope_bytes"`
-		MaxJSONBytes     int64 `yaml:"max_json_bytes"`
-		// MaxInflightBytes bounds the request bodies held at once (api
-		// admission control); 0 or absent takes api.DefaultMaxInflightBytes.
-		MaxInflightBytes int64 `yaml:"max_inflight_bytes,omitempty"`
-	} `yaml:"limits"`
-	Rounds aggRounds `yaml:"rounds"`
-	// Envelopes bounds the sealed updates the service opens.
-	Envelopes struct {
-		MaxSkew            time.Duration `yaml:"max_skew,omitempty"`
-		RequirePostQuantum bool          `yaml:"require_post_quantum,omitempty"`
-	} `yaml:"envelopes,omitempty"`
-	// Audit sets how densely the audit log is signed and where its
-	// checkpoints are pushed as they are signed.
-	Audit struct {
-		// CheckpointInterval bounds how long a committed entry stays
-		// unsigned; 0 or absent takes aggCheckpointInterval.
-		CheckpointInterval time.Duration `yaml:"checkpoint_interval,omitempty"`
-		// Witness is a file outside the database (a path where the
-		// database's operators cannot write) to which every checkpoint is
-		// appended as it is signed; serve checks the stored log against it
-		// before signing at start-up. Empty: no witness.
-		Witness string `yaml:"witness,omitempty"`
-	} `yaml:"audit,omitempty"`
-
-	dir  string // the config file's directory
-	file string // the config file, re-read by reload
-}
-
-// aggRounds mirrors aggregator.RoundConfig; a zero or absent value takes the
-// aggregator's default.
-type aggRounds struct {
-	Deadline       time.Duration `yaml:"deadline"`
-	Quorum         int           `yaml:"quorum"`
-	SampleFraction float64       `yaml:"sample_fraction"`
-	StepsPerRound  int           `yaml:"steps_per_round"`
-	PlannedRounds  int           `yaml:"planned_rounds"`
-	SamplingRate   float64       `yaml:"sampling_rate,omitempty"`
-	LearningRate   float64       `yaml:"learning_rate,omitempty"`
-	L2             float64       `yaml:"l2,omitempty"`
-	CountNoise     float64       `yaml:"count_noise,omitempty"`
-	Cutoffs        []time.Time   `yaml:"cutoffs,omitempty"`
-	Server         string        `yaml:"server,omitempty"` // fedadam | fedavg
-	ServerLR       float64       `yaml:"server_lr,omitempty"`
-	ServerTau      float64       `yaml:"server_tau,omitempty"`
-	NormBound      float64       `yaml:"norm_bound,omitempty"`
-	EqualWeights   bool          `yaml:"equal_weights,omitempty"`
-	MaxRounds      int           `yaml:"max_rounds,omitempty"`
-	Seed           uint64        `yaml:"seed,omitempty"`
-	TickInterval   time.Duration `yaml:"tick_interval,omitempty"`
-	// Evaluation turns on federated DP evaluation (aggregator.EvaluationConfig).
-	Evaluation *aggEvaluation `yaml:"evaluation,omitempty"`
-}
-
-// aggEvaluation mirrors aggregator.EvaluationConfig.
-type aggEvaluation struct {
-	Cutoff time.Time `yaml:"cutoff"`
-	Sigma  float64   `yaml:"sigma,omitempty"`
-	Edges  []float64 `yaml:"edges,omitempty"`
-	Every  int       `yaml:"every,omitempty"`
-}
-
-func (r aggRounds) config() aggregator.RoundConfig {
-	return aggregator.RoundConfig{
-		Deadline:       r.Deadline,
-		Quorum:         r.Quorum,
-		SampleFraction: r.SampleFraction,
-		StepsPerRound:  r.StepsPerRound,
-		PlannedRounds:  r.PlannedRounds,
-		SamplingRate:   r.SamplingRate,
-		LearningRate:   r.LearningRate,
-		L2:             r.L2,
-		CountNoise:     r.CountNoise,
-		Cutoffs:        r.Cutoffs,
-		Server:         r.Server,
-		ServerLR:       r.ServerLR,
-		ServerTau:      r.ServerTau,
-		NormBound:      r.NormBound,
-		EqualWeights:   r.EqualWeights,
-		MaxRounds:      r.MaxRounds,
-		Seed:           r.Seed,
-		TickInterval:   r.TickInterval,
-		Evaluation:     r.Evaluation.config(),
-	}
-}
-
-func (e *aggEvaluation) config() *aggregator.EvaluationConfig {
-	if e == nil {
-		return nil
-	}
-	return &aggregator.EvaluationConfig{Cutoff: e.Cutoff, Sigma: e.Sigma, Edges: e.Edges, Every: e.Every}
-}
-
-// defaultAggConfig is what init writes.
-func defaultAggConfig(listen, db string) aggConfig {
-	c := aggConfig{Listen: listen, DB: db, Keys: aggKeysDir, Policy: aggPolicyFile, AdminToken: aggTokenFile}
-	c.Tokens.MerchantTTL = api.DefaultMerchantTokenTTL
-	c.Tokens.Leeway = 30 * time.Second
-	c.Limits.MaxEnvelopeBytes = api.DefaultMaxEnvelopeBytes
-	c.Limits.MaxJSONBytes = api.DefaultMaxJSONBytes
-	c.Limits.MaxInflightBytes = api.DefaultMaxInflightBytes
-	c.Rounds = aggRounds{Deadline: 10 * time.Minute, Quorum: 1, SampleFraction: 1, StepsPerRound: 10, PlannedRounds: 20}
-	c.Audit.Witness = "audit-witness.jsonl"
-	return c
-}
-
-// loadAggConfig reads and checks a config file strictly.
-func loadAggConfig(path string) (*aggConfig, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	c, err := parseAggConfig(path, data)
-	if err != nil {
-		return nil, err
-	}
-	c.dir = filepath.Dir(path)
-	c.file = path
-	return c, nil
-}
-
-func parseAggConfig(name string, data []byte) (*aggConfig, error) {
-	var c aggConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("read config %s: empty file", name)
-		}
-		return nil, fmt.Errorf("read config %s: %w", name, err)
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("read config %s: more than one YAML document", name)
-	}
-	if err := c.check(); err != nil {
-		return nil, fmt.Errorf("read config %s: %w", name, err)
-	}
-	return &c, nil
-}
-
-func (c *aggConfig) check() error {
-	var errs []error
-	req := func(field, v string) {
-		if v == "" {
-			errs = append(errs, fmt.Errorf("%s: required", field))
-		}
-	}
-	req("listen", c.Listen)
-	req("db", c.DB)
-	req("keys", c.Keys)
-	req("policy", c.Policy)
-	req("admin_token", c.AdminToken)
-	if c.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-			errs = append(errs, fmt.Errorf("listen: %w", err))
-		}
-	}
-	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
-		errs = append(errs, errors.New("tls: cert and key go together"))
-	}
-	if c.Tokens.MerchantTTL <= 0 {
-		errs = append(errs, fmt.Errorf("tokens.merchant_ttl: %v must be positive", c.Tokens.MerchantTTL))
-	}
-	if c.Tokens.Leeway < 0 || c.Tokens.Leeway > auth.MaxLeeway {
-		errs = append(errs, fmt.Errorf("tokens.leeway: %v outside [0, %v]", c.Tokens.Leeway, auth.MaxLeeway))
-	}
-	if c.Limits.MaxEnvelopeBytes <= 0 || c.Limits.MaxJSONBytes <= 0 {
-		errs = append(errs, errors.New("limits: max_envelope_bytes and max_json_bytes must be positive"))
-	}
-	if c.Limits.MaxInflightBytes < 0 {
-		errs = append(errs, fmt.Errorf("limits.max_inflight_bytes: %d is negative (0 takes the default %d)", c.Limits.MaxInflightBytes, api.DefaultMaxInflightBytes))
-	}
-	if c.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
-			errs = append(errs, fmt.Errorf("metrics_listen: %w", err))
-		}
-	}
-	r := c.Rounds
-	for _, f := range []struct {
-		name string
-		bad  bool
-	}{
-		{"deadline", r.Deadline < 0}, {"quorum", r.Quorum < 0}, {"steps_per_round", r.StepsPerRound < 0},
-		{"planned_rounds", r.PlannedRounds < 0}, {"max_rounds", r.MaxRounds < 0}, {"tick_interval", r.TickInterval < 0},
-		{"sample_fraction", r.SampleFraction < 0 || r.SampleFraction > 1}, {"sampling_rate", r.SamplingRate < 0 || r.SamplingRate > 1},
-		{"learning_rate", r.LearningRate < 0}, {"l2", r.L2 < 0}, {"count_noise", r.CountNoise < 0},
-		{"server_lr", r.ServerLR < 0}, {"server_tau", r.ServerTau < 0}, {"norm_bound", r.NormBound < 0},
-	} {
-		if f.bad {
-			errs = append(errs, fmt.Errorf("rounds.%s: out of range (0 takes the default)", f.name))
-		}
-	}
-	if e := r.Evaluation; e != nil {
-		if e.Cutoff.IsZero() {
-			errs = append(errs, errors.New("rounds.evaluation.cutoff: required"))
-		}
-		if e.Sigma < 0 || e.Every < 0 {
-			errs = append(errs, errors.New("rounds.evaluation: sigma and every must be ≥ 0 (0 takes the default)"))
-		}
-	}
-	if r.Server != "" && r.Server != aggregator.ServerFedAdam && r.Server != aggregator.ServerFedAvg {
-		errs = append(errs, fmt.Errorf("rounds.server: %q: want %s or %s", r.Server, aggregator.ServerFedAdam, aggregator.ServerFedAvg))
-	}
-	if c.Audit.CheckpointInterval < 0 {
-		errs = append(errs, fmt.Errorf("audit.checkpoint_interval: %v is negative (0 takes the default %v)", c.Audit.CheckpointInterval, aggCheckpointInterval))
-	}
-	if c.Envelopes.MaxSkew < 0 {
-		errs = append(errs, errors.New("envelopes.max_skew: negative"))
-	}
-	return errors.Join(errs...)
-}
-
-// path resolves p against the config file's directory.
-func (c *aggConfig) path(p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(c.dir, p)
-}
-
-// dbURL resolves a relative sqlite file against the config directory.
-func (c *aggConfig) dbURL(override string) string {
-	u := c.DB
-	if override != "" {
-		return override
-	}
-	if store.IsPostgres(u) {
-		return u
-	}
-	return "sqlite:" + c.path(strings.TrimPrefix(u, "sqlite:"))
-}
-
-// baseURL is where the admin commands send their requests.
-func (c *aggConfig) baseURL() string {
-	if c.URL != "" {
-		return c.URL
-	}
-	host, port, _ := net.SplitHostPort(c.Listen)
-	switch host {
-	case "", "0.0.0.0", "::":
-		host = "127.0.0.1"
-	}
-	scheme := "http"
-	if c.TLS.Cert != "" {
-		scheme = "https"
-	}
-	return scheme + "://" + net.JoinHostPort(host, port)
-}
+// aggMemoryLimitMiB is serve's soft Go memory limit when neither
+// --memory-limit-mib nor GOMEMLIMIT sets one: with the API's default
+// in-flight body budget the heap stays well below it, so it only makes the
+// collector work harder before the process nears 1 GiB.
+const aggMemoryLimitMiB = 768
 
 // aggFlags are the flags every aggregator subcommand shares.
 type aggFlags struct {
@@ -344,25 +44,25 @@ type aggFlags struct {
 
 func (f *aggFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.dir, "dir", "", "aggregator directory (made by kairos aggregator init)")
-	cmd.Flags().StringVar(&f.config, "config", "", "config file (default DIR/"+aggConfigFile+")")
+	cmd.Flags().StringVar(&f.config, "config", "", "config file (default DIR/"+config.File+")")
 }
 
-func (f *aggFlags) load() (*aggConfig, error) {
+func (f *aggFlags) load() (*config.Config, error) {
 	path := f.config
 	if path == "" && f.dir != "" {
-		path = filepath.Join(f.dir, aggConfigFile)
+		path = filepath.Join(f.dir, config.File)
 	}
 	if path == "" {
-		path = os.Getenv(envConfig)
+		path = os.Getenv(config.EnvConfig)
 	}
 	if path == "" {
-		return nil, errors.New("--dir or --config (or $" + envConfig + ") is required")
+		return nil, errors.New("--dir or --config (or $" + config.EnvConfig + ") is required")
 	}
-	c, err := loadAggConfig(path)
+	c, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.applyEnv(os.Getenv); err != nil {
+	if err := c.ApplyEnv(os.Getenv); err != nil {
 		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
 	return c, nil
@@ -408,7 +108,7 @@ func newAggInitCmd() *cobra.Command {
 				return errors.New("aggregator init: --dir is required")
 			}
 			if keep {
-				if _, err := loadAggConfig(filepath.Join(dir, aggConfigFile)); err == nil {
+				if _, err := config.Load(filepath.Join(dir, config.File)); err == nil {
 					_, err := fmt.Fprintf(cmd.ErrOrStderr(), "aggregator init: %s already holds an aggregator; kept\n", dir)
 					return err
 				}
@@ -431,9 +131,9 @@ func newAggInitCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
-			cfg := defaultAggConfig(listen, db)
+			cfg := config.Default(listen, db)
 			cfg.Rounds.Cutoffs = cutoffs
-			if err := cfg.check(); err != nil {
+			if err := cfg.Check(); err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
 			if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -443,17 +143,15 @@ func newAggInitCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
-			if err := keys.WriteAggregatorWithOptions(filepath.Join(dir, aggKeysDir), a, wo); err != nil {
+			if err := keys.WriteAggregatorWithOptions(filepath.Join(dir, config.KeysDir), a, wo); err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
 			token, err := aggIssue(a, auth.Grant{Subject: "operator", Role: auth.RoleAdmin, TTL: adminTTL})
 			if err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
-			var cfgYAML bytes.Buffer
-			enc := yaml.NewEncoder(&cfgYAML)
-			enc.SetIndent(2)
-			if err := enc.Encode(&cfg); err != nil {
+			cfgYAML, err := config.Marshal(&cfg)
+			if err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
 			header := "# Kairos aggregator configuration (strict: unknown keys are errors).\n" +
@@ -467,10 +165,10 @@ func newAggInitCmd() *cobra.Command {
 				data []byte
 				mode os.FileMode
 			}{
-				{aggPolicyFile, policy, 0o644},
+				{config.PolicyFile, policy, 0o644},
 				// The config may hold a database password (--db postgres://user:pass@…).
-				{aggConfigFile, append([]byte(header), cfgYAML.Bytes()...), 0o600},
-				{aggTokenFile, []byte(token + "\n"), 0o600},
+				{config.File, append([]byte(header), cfgYAML...), 0o600},
+				{config.TokenFile, []byte(token + "\n"), 0o600},
 			} {
 				if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 					return fmt.Errorf("aggregator init: %w", err)
@@ -478,7 +176,7 @@ func newAggInitCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "created %s: %s/ (aggregator keys), %s, %s, %s (admin token, valid %v)\n",
-				dir, aggKeysDir, aggConfigFile, aggPolicyFile, aggTokenFile, adminTTL)
+				dir, config.KeysDir, config.File, config.PolicyFile, config.TokenFile, adminTTL)
 			fmt.Fprintf(out, "next: kairos aggregator serve --dir %s; enrol merchants with kairos aggregator enrol --dir %s --add-to-policy …\n", dir, dir)
 			return nil
 		},
@@ -486,7 +184,7 @@ func newAggInitCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&dir, "dir", "", "directory to create (must not exist or be empty)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8700", "address the server will listen on")
-	f.StringVar(&db, "db", "sqlite:"+aggDBFile, "store URL (sqlite:FILE relative to DIR, or postgres://…)")
+	f.StringVar(&db, "db", "sqlite:"+config.DBFile, "store URL (sqlite:FILE relative to DIR, or postgres://…)")
 	f.StringVar(&policyFile, "policy", "", "policy file to copy (default: a starter policy with regions eu and us and no merchants yet)")
 	f.Func("cutoffs", "training cutoffs for kairos.yaml, comma-separated dates (default the CDNOW reference cutoffs 1997-07-01,1997-09-01,1997-11-01,1998-01-01)", func(v string) error {
 		ts, err := parseDates(v)
@@ -505,20 +203,12 @@ func newAggInitCmd() *cobra.Command {
 
 // aggIssue signs a token with the aggregator's active JWT key.
 func aggIssue(a *keys.Aggregator, g auth.Grant) (string, error) {
-	iss, err := aggIssuer(a)
+	iss, err := server.Issuer(a)
 	if err != nil {
 		return "", err
 	}
 	tok, _, err := iss.Issue(g)
 	return tok, err
-}
-
-func aggIssuer(a *keys.Aggregator) (*auth.Issuer, error) {
-	active, err := a.Active()
-	if err != nil {
-		return nil, err
-	}
-	return auth.NewIssuer(auth.IssuerOptions{Key: auth.SigningKey{ID: active.ID, Private: active.Private}})
 }
 
 func newAggMigrateCmd() *cobra.Command {
@@ -535,7 +225,7 @@ func newAggMigrateCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("aggregator migrate: %w", err)
 			}
-			st, err := store.Open(cmd.Context(), cfg.dbURL(db))
+			st, err := store.Open(cmd.Context(), cfg.DBURL(db))
 			if err != nil {
 				return fmt.Errorf("aggregator migrate: %w", err)
 			}
@@ -604,9 +294,12 @@ With tls.cert and tls.key in the config it serves HTTPS (TLS 1.2+).`,
 			if err != nil {
 				return fmt.Errorf("aggregator serve: %w", err)
 			}
-			return aggServe(cmd.Context(), slog.New(h), cfg, aggServeOptions{
-				db: cfg.dbURL(db), migrate: !noMigrate, passphrase: pass, addrOut: addrOut, metricsAddrOut: metricsAddrOut,
-			})
+			if err := aggServe(cmd.Context(), slog.New(h), cfg, server.OpenOptions{
+				DB: cfg.DBURL(db), Migrate: !noMigrate, Passphrase: pass, Getenv: os.Getenv,
+			}, addrOut, metricsAddrOut); err != nil {
+				return fmt.Errorf("aggregator serve: %w", err)
+			}
+			return nil
 		},
 	}
 	af.register(cmd)
@@ -669,263 +362,33 @@ func (g gcFlags) apply() error {
 	return nil
 }
 
-type aggServeOptions struct {
-	db             string
-	migrate        bool
-	passphrase     []byte
-	addrOut        string
-	metricsAddrOut string
-}
-
-// aggServe wires the store, keys, policy, audit log, service and API, and
-// serves until ctx ends.
-func aggServe(ctx context.Context, log *slog.Logger, cfg *aggConfig, o aggServeOptions) (err error) {
-	a, err := keys.LoadAggregator(cfg.path(cfg.Keys), o.passphrase)
+// aggServe assembles the aggregator cfg describes and serves it until ctx
+// ends, reloading it on SIGHUP.
+func aggServe(ctx context.Context, log *slog.Logger, cfg *config.Config, o server.OpenOptions, addrOut, metricsAddrOut string) (err error) {
+	agg, st, err := server.Open(ctx, log, cfg, o)
 	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
-	policyPath := cfg.path(cfg.Policy)
-	pdata, err := os.ReadFile(policyPath)
-	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
-	policy, err := policies.Parse(policyPath, pdata)
-	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
-	st, err := store.Open(ctx, o.db)
-	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
+		return err
 	}
 	defer st.Close()
-	if o.migrate {
-		if err := st.Migrate(ctx); err != nil {
-			return fmt.Errorf("aggregator serve: %w", err)
-		}
-	}
-	alog, err := openAuditLog(ctx, log, cfg, st, a)
-	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
 	defer func() {
-		if cerr := alog.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("aggregator serve: close audit log: %w", cerr))
+		if cerr := agg.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
 		}
 	}()
-	fst, ok := st.(aggregator.Store)
-	if !ok {
-		return fmt.Errorf("aggregator serve: store %T has no federation tables", st)
-	}
-	svc, err := aggregator.New(ctx, aggregator.Options{
-		Store: fst, Policy: policy, Keys: a, Audit: alog, Logger: log, Rounds: cfg.Rounds.config(),
-		MaxSkew: cfg.Envelopes.MaxSkew, MaxEnvelope: int(cfg.Limits.MaxEnvelopeBytes),
-		RequirePostQuantum: cfg.Envelopes.RequirePostQuantum,
-	})
-	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
-	pubs := make([]auth.PublicKey, 0, len(a.JWT))
-	for _, k := range a.JWT {
-		pubs = append(pubs, auth.PublicKey{ID: k.ID, Key: k.Private.Public().(ed25519.PublicKey)})
-	}
-	maxTTL := tokenMaxTTL(policy) // the policy's tokens.max_ttl, else auth's default
-	if limit := maxTTL(auth.RoleMerchant); cfg.Tokens.MerchantTTL > limit {
-		return fmt.Errorf("aggregator serve: tokens.merchant_ttl %v exceeds %v, the longest merchant token lifetime the policy accepts", cfg.Tokens.MerchantTTL, limit)
-	}
-	verifier, err := auth.NewVerifier(auth.VerifierOptions{
-		Keys: pubs, Issuer: auth.DefaultIssuer, Audience: auth.DefaultAudience,
-		Leeway: cfg.Tokens.Leeway, Revocations: st, MaxTTL: maxTTL,
-	})
-	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
-	issuer, err := aggIssuer(a)
-	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
-	reload := func(ctx context.Context, actor string) (protocol.Reload, error) {
-		return aggReload(ctx, log, cfg, svc, actor)
-	}
-	stopHUP := reloadOnSIGHUP(ctx, log, reload)
+	stopHUP := reloadOnSIGHUP(ctx, log, agg.Reload)
 	defer stopHUP()
-	handler, err := api.NewServer(api.Options{
-		Service: reportingService{Service: svc, sources: report.Sources{Store: fst, Audit: st, Policy: policy,
-			CheckpointKey: a.Checkpoint.Public().(ed25519.PublicKey), Source: redactDB(o.db)}},
-		Verifier: verifier, Issuer: issuer, JWKS: pubs,
-		MerchantTokenTTL: cfg.Tokens.MerchantTTL,
-		MaxEnvelopeBytes: cfg.Limits.MaxEnvelopeBytes, MaxJSONBytes: cfg.Limits.MaxJSONBytes,
-		MaxInflightBytes: cfg.Limits.MaxInflightBytes,
-		// The store has no ping; a revocation lookup is one cheap indexed query.
-		Ready: func(ctx context.Context) error {
-			_, err := st.IsTokenRevoked(ctx, "readyz-probe")
-			return err
-		},
-		Partners: func(id string) (float64, int, error) {
-			pp, err := svc.Policy().Partner(id)
-			return pp.RatePerSecond, pp.Burst, err
-		},
-		Rounds: svc,
-		Reload: reload,
-		Logger: log,
-		Audit:  st,
-		// Predictions are audited in the same log and answered only once their entry is durable.
-		Predict: api.PredictOptions{Audit: alog, MayQuery: func(partner, merchant string) bool { return svc.Policy().MayQuery(partner, merchant) }},
-		// The web console at /console/ and the routes it reads.
-		Status: svc, TokenAudit: svc, TokenMaxTTL: maxTTL, Console: console.Handler(),
-		Witness: witnessReader(cfg, a),
+	return agg.Serve(ctx, server.ServeOptions{
+		Listen: cfg.Listen, TLSCert: cfg.Path(cfg.TLS.Cert), TLSKey: cfg.Path(cfg.TLS.Key), MetricsListen: cfg.MetricsListen,
+		Bound: writeAddr(addrOut), MetricsBound: writeAddr(metricsAddrOut),
 	})
-	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: aggReadHeaderTimeout,
-		ReadTimeout:       aggReadTimeout,
-		WriteTimeout:      aggWriteTimeout,
-		IdleTimeout:       aggIdleTimeout,
-		MaxHeaderBytes:    aggMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	tlsOn := cfg.TLS.Cert != ""
-	if tlsOn {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if cfg.MetricsListen != "" {
-		stopMetrics, err := serveMetrics(ctx, log, cfg.MetricsListen, handler.MetricsHandler(), o.metricsAddrOut)
-		if err != nil {
-			return fmt.Errorf("aggregator serve: %w", err)
-		}
-		defer stopMetrics()
-	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
-	scheme := "http"
-	if tlsOn {
-		scheme = "https"
-	}
-	base := scheme + "://" + ln.Addr().String()
-	if o.addrOut != "" {
-		if err := os.WriteFile(o.addrOut, []byte(base+"\n"), 0o644); err != nil {
-			_ = ln.Close()
-			return fmt.Errorf("aggregator serve: %w", err)
-		}
-	}
-	log.Info("aggregator serving", "url", base, "store", redactDB(o.db), "policy_hash", policy.Hash())
-
-	serve := func() error {
-		if tlsOn {
-			return srv.ServeTLS(ln, cfg.path(cfg.TLS.Cert), cfg.path(cfg.TLS.Key))
-		}
-		return srv.Serve(ln)
-	}
-	if err := serveUntilDone(ctx, log, srv, serve, svc.Run); err != nil {
-		return fmt.Errorf("aggregator serve: %w", err)
-	}
-	return nil
 }
 
-// witnessReader reads the configured audit witness file for the console's
-// verification (nil without one).
-func witnessReader(cfg *aggConfig, a *keys.Aggregator) func(context.Context) ([]audit.Checkpoint, error) {
-	if cfg.Audit.Witness == "" {
+// writeAddr writes a listener's base URL to path, when path is set.
+func writeAddr(path string) func(string) error {
+	if path == "" {
 		return nil
 	}
-	path, pub := cfg.path(cfg.Audit.Witness), a.Checkpoint.Public().(ed25519.PublicKey)
-	return func(context.Context) ([]audit.Checkpoint, error) { return readWitnessFile(path, pub) }
-}
-
-// aggCheckpointInterval is how often serve signs the audit log's head when
-// it moved: after a crash (kill -9) at most about this much traffic is left
-// unsigned, which is what an operator with database access could rewrite
-// unseen.
-const aggCheckpointInterval = time.Second
-
-// openAuditLog opens the audit log serve appends to, pushing checkpoints to
-// the configured witness. audit.New refuses a stored log that disagrees with
-// a signed checkpoint (in the store or the witness) and signs the head.
-func openAuditLog(ctx context.Context, log *slog.Logger, cfg *aggConfig, st audit.Store, a *keys.Aggregator) (*audit.Log, error) {
-	interval := cfg.Audit.CheckpointInterval
-	if interval == 0 {
-		interval = aggCheckpointInterval
-	}
-	opts := audit.Options{Store: st, HMACKey: a.AuditHMAC, SigningKey: a.Checkpoint, CheckpointInterval: interval}
-	if cfg.Audit.Witness != "" {
-		w, err := audit.NewFileWitness(cfg.path(cfg.Audit.Witness), a.Checkpoint.Public().(ed25519.PublicKey))
-		if err != nil {
-			return nil, fmt.Errorf("audit.witness: %w", err)
-		}
-		opts.Witness = w
-		opts.WitnessFailed = func(err error) {
-			log.Warn("audit witness push failed; retried with the next checkpoint", "witness", cfg.path(cfg.Audit.Witness), "err", err)
-		}
-	}
-	l, err := audit.New(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
-	}
-	return l, nil
-}
-
-// serveUntilDone runs serve (the HTTP server's Serve on its listener) and loop
-// (the round loop) until ctx ends or either of them stops. Then it shuts the
-// server down, which stops accepting connections and waits up to
-// aggShutdownTimeout for in-flight requests, and only then stops the loop, so
-// that a request being handled still has the service behind it.
-func serveUntilDone(ctx context.Context, log *slog.Logger, srv *http.Server, serve func() error, loop func(context.Context) error) error {
-	loopCtx, stopLoop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopLoop()
-	loopDone := make(chan error, 1)
-	go func() { loopDone <- loop(loopCtx) }()
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- serve() }()
-
-	var failure error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: draining requests")
-	case err := <-serveDone:
-		failure = fmt.Errorf("http: %w", err)
-		serveDone <- nil
-	case err := <-loopDone:
-		if err == nil {
-			err = errors.New("returned before shutdown")
-		}
-		failure = fmt.Errorf("round loop stopped: %w", err)
-		loopDone <- nil
-	}
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), aggShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		failure = errors.Join(failure, fmt.Errorf("shutdown: %w", err))
-	}
-	if err := <-serveDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		failure = errors.Join(failure, fmt.Errorf("http: %w", err))
-	}
-	stopLoop()
-	if err := <-loopDone; err != nil && !errors.Is(err, context.Canceled) {
-		failure = errors.Join(failure, fmt.Errorf("round loop: %w", err))
-	}
-	log.Info("aggregator stopped")
-	return failure
-}
-
-// redactDB drops the password from a database URL for logging.
-func redactDB(u string) string {
-	if !store.IsPostgres(u) {
-		return u
-	}
-	at := strings.LastIndex(u, "@")
-	scheme := strings.Index(u, "://")
-	if at < 0 || scheme < 0 {
-		return u
-	}
-	userinfo := u[scheme+3 : at]
-	if name, _, ok := strings.Cut(userinfo, ":"); ok {
-		return u[:scheme+3] + name + ":xxxxx" + u[at:]
-	}
-	return u
+	return func(url string) error { return os.WriteFile(path, []byte(url+"\n"), 0o644) }
 }
 
 // aggClientFlags are the flags of the commands that call the API as admin.
@@ -946,14 +409,14 @@ func (f *aggClientFlags) client() (*apiclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := orDefault(f.url, cfg.baseURL())
-	tokFile := orDefault(f.tokenFile, cfg.path(cfg.AdminToken))
+	base := orDefault(f.url, cfg.BaseURL())
+	tokFile := orDefault(f.tokenFile, cfg.Path(cfg.AdminToken))
 	tok, err := os.ReadFile(tokFile)
 	if err != nil {
 		return nil, fmt.Errorf("read admin token: %w", err)
 	}
 	opts := []apiclient.Option{apiclient.WithUserAgent("kairos-aggregator-cli")}
-	if ca := orDefault(f.caFile, cfg.path(cfg.TLS.Cert)); ca != "" && strings.HasPrefix(base, "https://") {
+	if ca := orDefault(f.caFile, cfg.Path(cfg.TLS.Cert)); ca != "" && strings.HasPrefix(base, "https://") {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
 			return nil, fmt.Errorf("read ca: %w", err)
@@ -1298,7 +761,7 @@ HMAC).`,
 				if err != nil {
 					return fmt.Errorf("aggregator revoke-token: %w", err)
 				}
-				c, err := verifyOwnToken(cmd, cfg.path(cfg.Keys), args[0])
+				c, err := verifyOwnToken(cmd, cfg.Path(cfg.Keys), args[0])
 				if err != nil {
 					return fmt.Errorf("aggregator revoke-token: %w", err)
 				}

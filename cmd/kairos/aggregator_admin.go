@@ -15,100 +15,18 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/client/train/sim"
 	"github.com/kairos-fl/kairos/policies"
 )
 
-// Environment variables the aggregator commands read (12-factor): each
-// overrides its key of the config file; a command-line flag overrides both.
-// A *_FILE variable names a file holding the value, for secrets mounted by
-// the container runtime or systemd's LoadCredential.
+// The key files' passphrase from the environment (the config file's keys
+// are overridden as aggregator/config's Env* variables say).
 const (
-	envConfig         = "KAIROS_CONFIG"           // the config file, when neither --dir nor --config is given
-	envListen         = "KAIROS_LISTEN"           // listen
-	envURL            = "KAIROS_URL"              // url
-	envMetricsListen  = "KAIROS_METRICS_LISTEN"   // metrics_listen
-	envDB             = "KAIROS_DB"               // db (may hold a password: prefer KAIROS_DB_FILE)
-	envDBFile         = "KAIROS_DB_FILE"          // a file whose first line is db
-	envKeys           = "KAIROS_KEYS"             // keys
-	envPolicy         = "KAIROS_POLICY"           // policy
-	envAdminTokenFile = "KAIROS_ADMIN_TOKEN_FILE" // admin_token
-	envPassphrase     = "KAIROS_PASSPHRASE"       // the key files' passphrase (prefer KAIROS_PASSPHRASE_FILE)
-	envPassphraseFile = "KAIROS_PASSPHRASE_FILE"  // a file whose first line is the passphrase
+	envPassphrase     = "KAIROS_PASSPHRASE"      // the key files' passphrase (prefer KAIROS_PASSPHRASE_FILE)
+	envPassphraseFile = "KAIROS_PASSPHRASE_FILE" // a file whose first line is the passphrase
 )
-
-// aggEnvKeys lists the variables applyEnv reads, for documentation and tests.
-var aggEnvKeys = []string{envListen, envURL, envMetricsListen, envDB, envDBFile, envKeys, envPolicy, envAdminTokenFile}
-
-// applyEnv overrides the config's keys from the environment (getenv) and
-// checks the result again. Relative paths from the environment are relative
-// to the working directory, not the config file's.
-func (c *aggConfig) applyEnv(getenv func(string) string) error {
-	abs := filepath.Abs
-	set := func(dst *string, name string, path bool) error {
-		v := getenv(name)
-		if v == "" {
-			return nil
-		}
-		if path {
-			a, err := abs(v)
-			if err != nil {
-				return fmt.Errorf("$%s: %w", name, err)
-			}
-			v = a
-		}
-		*dst = v
-		return nil
-	}
-	if getenv(envDB) != "" && getenv(envDBFile) != "" {
-		return fmt.Errorf("$%s and $%s: set one, not both", envDB, envDBFile)
-	}
-	for _, e := range []struct {
-		dst  *string
-		name string
-		path bool
-	}{
-		{&c.Listen, envListen, false}, {&c.URL, envURL, false}, {&c.MetricsListen, envMetricsListen, false},
-		{&c.DB, envDB, false}, {&c.Keys, envKeys, true}, {&c.Policy, envPolicy, true}, {&c.AdminToken, envAdminTokenFile, true},
-	} {
-		if err := set(e.dst, e.name, e.path); err != nil {
-			return err
-		}
-	}
-	if f := getenv(envDBFile); f != "" {
-		v, err := secretLine(f)
-		if err != nil {
-			return fmt.Errorf("$%s: %w", envDBFile, err)
-		}
-		c.DB = v
-	}
-	if strings.HasPrefix(c.DB, "sqlite:") && getenv(envDB) != "" {
-		// An sqlite: file from the environment is relative to the working directory.
-		a, err := abs(strings.TrimPrefix(c.DB, "sqlite:"))
-		if err != nil {
-			return fmt.Errorf("$%s: %w", envDB, err)
-		}
-		c.DB = "sqlite:" + a
-	}
-	return c.check()
-}
-
-// secretLine reads the first line of a secret file, without its line end.
-func secretLine(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimSuffix(line, "\r")
-	if line == "" {
-		return "", fmt.Errorf("%s: first line is empty", path)
-	}
-	return line, nil
-}
 
 // defaultInitCutoffs are the training cutoffs init writes: the CDNOW
 // reference protocol's, which every CDNOW shard has data around.
@@ -129,54 +47,6 @@ func parseDates(v string) ([]time.Time, error) {
 			return nil, fmt.Errorf("dates must increase: %s after %s", f, out[len(out)-1].Format(time.DateOnly))
 		}
 		out = append(out, d)
-	}
-	return out, nil
-}
-
-// aggReload re-reads the config file serve was started with (and the
-// environment) and the policy it names, and installs the policy and the
-// rounds section in svc. Keys that need a restart (listen, db, keys, tls,
-// limits, tokens, audit) are not applied; a change to them is logged.
-func aggReload(ctx context.Context, log *slog.Logger, running *aggConfig, svc *aggregator.Service, actor string) (protocol.Reload, error) {
-	next, err := loadAggConfig(running.file)
-	if err == nil {
-		err = next.applyEnv(os.Getenv)
-	}
-	if err != nil {
-		log.Warn("reload refused", "actor", actor, "err", err)
-		return protocol.Reload{}, svc.RefuseReload(ctx, actor, err)
-	}
-	var restart []string
-	if next.Listen != running.Listen || next.MetricsListen != running.MetricsListen {
-		restart = append(restart, "listen")
-	}
-	if next.DB != running.DB {
-		restart = append(restart, "db")
-	}
-	if next.path(next.Keys) != running.path(running.Keys) || next.TLS != running.TLS {
-		restart = append(restart, "keys/tls")
-	}
-	if next.Limits != running.Limits || next.Tokens != running.Tokens || next.Audit != running.Audit || next.Envelopes != running.Envelopes {
-		restart = append(restart, "limits/tokens/audit/envelopes")
-	}
-	path := next.path(next.Policy)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		log.Warn("reload refused", "actor", actor, "err", err)
-		return protocol.Reload{}, svc.RefuseReload(ctx, actor, err)
-	}
-	pol, err := policies.Parse(path, data)
-	if err != nil {
-		log.Warn("reload refused", "actor", actor, "err", err)
-		return protocol.Reload{}, svc.RefuseReload(ctx, actor, err)
-	}
-	out, err := svc.Reload(ctx, actor, pol, next.Rounds.config())
-	if err != nil {
-		return out, err
-	}
-	if len(restart) > 0 {
-		out.Note += "; changed keys that take a restart, not applied: " + strings.Join(restart, ", ")
-		log.Warn("reload: changed keys need a restart", "keys", strings.Join(restart, ", "))
 	}
 	return out, nil
 }
@@ -305,7 +175,7 @@ func enrolAddToPolicy(cmd *cobra.Command, cf *aggClientFlags, c *apiclient.Clien
 	if err != nil {
 		return err
 	}
-	path := cfg.path(cfg.Policy)
+	path := cfg.Path(cfg.Policy)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("add to policy: %w", err)
@@ -373,7 +243,7 @@ it is one call with a short timeout.`,
 				if err != nil {
 					return fmt.Errorf("aggregator wait: %w", err)
 				}
-				base = cfg.baseURL()
+				base = cfg.BaseURL()
 			}
 			if err := pollReadyz(cmd.Context(), base, timeout); err != nil {
 				return fmt.Errorf("aggregator wait: %w", err)

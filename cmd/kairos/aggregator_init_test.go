@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kairos-fl/kairos/aggregator/config"
 )
 
 // TestAggregatorInitConfigPrivate reproduces issue 10 item 5's world-readable
@@ -17,19 +19,19 @@ func TestAggregatorInitConfigPrivate(t *testing.T) {
 	if _, err := runAgg(t, "init", "--dir", dir, "--classic", "--db", db); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, aggConfigFile)
+	path := filepath.Join(dir, config.File)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(b), "s3cret-42") {
-		t.Fatalf("%s does not hold the database URL given to init:\n%s", aggConfigFile, b)
+		t.Fatalf("%s does not hold the database URL given to init:\n%s", config.File, b)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := fi.Mode().Perm(); got&0o077 != 0 {
-		t.Errorf("%s holds the database password with mode %v, want no group or other access (0600)", aggConfigFile, got)
+		t.Errorf("%s holds the database password with mode %v, want no group or other access (0600)", config.File, got)
 	}
 }

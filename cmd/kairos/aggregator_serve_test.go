@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -24,113 +23,17 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/bench"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/store"
 	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
-
-// TestServeUntilDoneDrains: on cancellation the listener closes at once, an
-// in-flight request still completes, and the round loop is stopped only after it.
-func TestServeUntilDoneDrains(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	entered, release := make(chan struct{}), make(chan struct{})
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		close(entered)
-		<-release
-		_, _ = io.WriteString(w, "done")
-	}), ReadHeaderTimeout: time.Second}
-	loopStopped := make(chan struct{})
-	loop := func(ctx context.Context) error {
-		<-ctx.Done()
-		close(loopStopped)
-		return ctx.Err()
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	result := make(chan error, 1)
-	go func() {
-		result <- serveUntilDone(ctx, slog.New(slog.DiscardHandler), srv, func() error { return srv.Serve(ln) }, loop)
-	}()
-
-	type answer struct {
-		body string
-		err  error
-	}
-	got := make(chan answer, 1)
-	go func() {
-		resp, err := http.Get("http://" + ln.Addr().String() + "/slow")
-		if err != nil {
-			got <- answer{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		got <- answer{string(b), err}
-	}()
-	<-entered
-	cancel()
-
-	// New connections are refused while the request is still in flight.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
-		if err != nil {
-			break
-		}
-		_ = c.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("listener still accepts connections after shutdown began")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	select {
-	case <-loopStopped:
-		t.Fatal("round loop stopped before the in-flight request finished")
-	case err := <-result:
-		t.Fatalf("serveUntilDone returned (%v) before the in-flight request finished", err)
-	default:
-	}
-	close(release)
-	if a := <-got; a.err != nil || a.body != "done" {
-		t.Fatalf("in-flight request: got %q, %v; want done", a.body, a.err)
-	}
-	if err := <-result; err != nil {
-		t.Errorf("serveUntilDone: %v", err)
-	}
-	select {
-	case <-loopStopped:
-	default:
-		t.Error("round loop still running after serveUntilDone returned")
-	}
-}
-
-// TestServeUntilDoneLoopFailure: a round loop that dies takes the server down
-// with an error naming it.
-func TestServeUntilDoneLoopFailure(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}
-	err = serveUntilDone(t.Context(), slog.New(slog.DiscardHandler), srv, func() error { return srv.Serve(ln) },
-		func(context.Context) error { return errors.New("database gone") })
-	if err == nil || !strings.Contains(err.Error(), "round loop stopped: database gone") {
-		t.Errorf("got %v, want the loop's failure", err)
-	}
-	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		_ = c.Close()
-		t.Error("listener still open after the loop failed")
-	}
-}
 
 // servedAggregator is a `kairos aggregator serve` running in this process.
 type servedAggregator struct {
@@ -324,7 +227,7 @@ func testServeEndToEnd(t *testing.T, db string) {
 	}
 
 	// Partner grants come from the policy: crm-demo is in the example policy, crm-x is not.
-	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,13 +254,13 @@ func testServeEndToEnd(t *testing.T, db string) {
 	// with the others below).
 	dbArg := db
 	if dbArg == "" {
-		dbArg = filepath.Join(dir, aggDBFile)
+		dbArg = filepath.Join(dir, config.DBFile)
 	}
 	crm, err := aggIssue(ak, auth.Grant{Subject: "crm-demo", Role: auth.RolePartner, Merchants: []string{"cdnow-1"}, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, aggKeysDir), "--db", dbArg, crm); err != nil {
+	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, config.KeysDir), "--db", dbArg, crm); err != nil {
 		t.Fatalf("token verify --db before revocation: %v", err)
 	}
 	out, err = runAgg(t, "revoke-token", "--dir", dir, "--url", base, crm)
@@ -367,7 +270,7 @@ func testServeEndToEnd(t *testing.T, db string) {
 	if _, err := runAgg(t, "revoke-token", "--dir", dir, "--url", base, "--jti", "x"); err == nil {
 		t.Error("revoke-token --jti without --expires: no error")
 	}
-	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, aggKeysDir), "--db", dbArg, crm); err == nil || !strings.Contains(err.Error(), "revoked") {
+	if _, err := runToken(t, "verify", "--keys", filepath.Join(dir, config.KeysDir), "--db", dbArg, crm); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Errorf("token verify --db after revocation: %v, want a revoked error", err)
 	}
 	pc, _ := apiclient.New(base, crm)
@@ -400,13 +303,13 @@ func testServeEndToEnd(t *testing.T, db string) {
 	}
 
 	// The audit log was flushed and its chain verifies against the checkpoint key.
-	a, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	a, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dbURL := db
 	if dbURL == "" {
-		dbURL = "sqlite:" + filepath.Join(dir, aggDBFile)
+		dbURL = "sqlite:" + filepath.Join(dir, config.DBFile)
 	}
 	st, err := store.Open(ctx, dbURL)
 	if err != nil {
@@ -462,7 +365,7 @@ func TestAggregatorServeTLS(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tls.key"), keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(dir, aggConfigFile)
+	cfgPath := filepath.Join(dir, config.File)
 	b, err := os.ReadFile(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -590,18 +493,18 @@ func TestAggregatorServeBatchFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	metricsURL := strings.TrimSpace(string(mb)) + "/metrics"
-	enr := enrolServed(t, agg.base, dir, floodMerchant)
-	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	enr := enrolServed(t, agg.base, dir, bench.FloodMerchant)
+	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	partner, err := aggIssue(ak, auth.Grant{Subject: floodPartner, Role: auth.RolePartner, Merchants: []string{floodMerchant}, TTL: time.Hour})
+	partner, err := aggIssue(ak, auth.Grant{Subject: bench.FloodPartner, Role: auth.RolePartner, Merchants: []string{bench.FloodMerchant}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	const attack = 50
-	body := floodBatch(floodMerchant, floodAsOf, 1000, 430)
+	body := bench.FloodBatch(bench.FloodMerchant, bench.FloodAsOf, 1000, 430)
 	size := int64(len(body))
 	if size < 27<<20 || size > api.DefaultMaxBatchBytes {
 		t.Fatalf("attack body %d bytes; want about 28 MB, under the batch limit", size)
@@ -670,7 +573,7 @@ func TestAggregatorServeBatchFlood(t *testing.T) {
 	}
 
 	// Compliant traffic is answered while the admitted batches are in flight.
-	single := floodSingle(floodMerchant)
+	single := bench.FloodSingle(bench.FloodMerchant)
 	for name, token := range map[string]string{"merchant": enr.Token, "partner": partner} {
 		req, err := http.NewRequest(http.MethodPost, agg.base+"/v1/predict", bytes.NewReader(single))
 		if err != nil {
@@ -691,7 +594,7 @@ func TestAggregatorServeBatchFlood(t *testing.T) {
 
 	code, page := getWith(t, metricsURL, "")
 	m := metricsOf(t, page)
-	if code != http.StatusOK || strings.Contains(page, "merchant=") || strings.Contains(page, floodMerchant) {
+	if code != http.StatusOK || strings.Contains(page, "merchant=") || strings.Contains(page, bench.FloodMerchant) {
 		t.Errorf("metrics listener: %d, merchant series shown: %v", code, strings.Contains(page, "merchant="))
 	}
 	if got, want := m["kairos_admission_inflight_bytes"], float64(int64(admitted)*size); got != want {
@@ -735,7 +638,7 @@ func TestAggregatorServeMetricsDisclosure(t *testing.T) {
 		t.Fatalf("metrics listener at %q, API at %q; want a loopback listener of its own", metricsBase, agg.base)
 	}
 	enrolServed(t, agg.base, dir, "cdnow-1")
-	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -822,55 +725,12 @@ func auditActionsOf(t *testing.T, st store.Store) map[string]int {
 	return out
 }
 
-// TestAggConfigLimitsAndMetricsListen: the admission budget and the metrics
-// listener are read from the config, and bad values are named by their key.
-func TestAggConfigLimitsAndMetricsListen(t *testing.T) {
-	base := defaultAggConfig("127.0.0.1:8700", "sqlite:kairos.db")
-	if base.Limits.MaxInflightBytes != api.DefaultMaxInflightBytes || base.MetricsListen != "" {
-		t.Errorf("init config: max_inflight_bytes %d, metrics_listen %q; want %d and none",
-			base.Limits.MaxInflightBytes, base.MetricsListen, api.DefaultMaxInflightBytes)
-	}
-	for _, tt := range []struct {
-		name    string
-		mutate  func(*aggConfig)
-		wantErr string
-	}{
-		{"defaults", func(*aggConfig) {}, ""},
-		{"absent budget", func(c *aggConfig) { c.Limits.MaxInflightBytes = 0 }, ""},
-		{"loopback listener", func(c *aggConfig) { c.MetricsListen = "127.0.0.1:9708" }, ""},
-		{"negative budget", func(c *aggConfig) { c.Limits.MaxInflightBytes = -1 }, "limits.max_inflight_bytes: -1 is negative"},
-		{"listener without port", func(c *aggConfig) { c.MetricsListen = "127.0.0.1" }, "metrics_listen: address 127.0.0.1: missing port"},
-	} {
-		c := base
-		tt.mutate(&c)
-		var buf bytes.Buffer
-		if err := yamlEncode(&buf, &c); err != nil {
-			t.Fatal(err)
-		}
-		_, err := parseAggConfig("kairos.yaml", buf.Bytes())
-		switch {
-		case tt.wantErr == "" && err != nil:
-			t.Errorf("%s: %v", tt.name, err)
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("%s: got %v, want an error with %q", tt.name, err, tt.wantErr)
-		}
-	}
-}
-
-func yamlEncode(w io.Writer, v any) error {
-	enc := yaml.NewEncoder(w)
-	if err := enc.Encode(v); err != nil {
-		return err
-	}
-	return enc.Close()
-}
-
 // enrolServed enrols merchant id, with a fresh signing key, through the admin
 // API of the aggregator served from dir at base, as the admin token that
 // init wrote.
 func enrolServed(t *testing.T, base, dir, id string) protocol.Enrolment {
 	t.Helper()
-	adminTok, err := os.ReadFile(filepath.Join(dir, aggTokenFile))
+	adminTok, err := os.ReadFile(filepath.Join(dir, config.TokenFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kairos-fl/kairos/bench"
 )
 
 // TestBenchFederation runs both measurements small on SQLite through the
@@ -28,7 +30,7 @@ func TestBenchFederation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res benchFedResult
+	var res bench.FederationResult
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func TestBenchFederationSecure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res benchFedResult
+	var res bench.FederationResult
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatal(err)
 	}

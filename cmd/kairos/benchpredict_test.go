@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kairos-fl/kairos/api"
+	"github.com/kairos-fl/kairos/bench"
 )
 
 // TestBenchPredict runs `kairos bench predict` briefly on SQLite and, with
@@ -54,7 +54,7 @@ func TestBenchPredict(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var res benchPredictResult
+			var res bench.PredictResult
 			if err := json.Unmarshal(b, &res); err != nil {
 				t.Fatal(err)
 			}
@@ -78,7 +78,7 @@ func TestBenchPredict(t *testing.T) {
 					t.Errorf("level %s: breakdown %+v, want commits holding its %d entries", lv.Name, lv.Breakdown, lv.Requests)
 				}
 			}
-			for _, br := range []batchResult{res.Batch, res.BatchVectors} {
+			for _, br := range []bench.BatchResult{res.Batch, res.BatchVectors} {
 				if br.Customers != 25 || br.Runs != 2 || br.P50ms <= 0 || br.AnswerBytes <= 0 {
 					t.Errorf("batch %+v, want 2 runs of 25 customers", br)
 				}
@@ -98,35 +98,6 @@ func TestBenchPredict(t *testing.T) {
 				t.Errorf("no table in the output:\n%s", stdout.String())
 			}
 		})
-	}
-}
-
-func TestCheckBatchAnswer(t *testing.T) {
-	ids := []string{"c1", "c2"}
-	ok := func() *api.BatchPrediction {
-		return &api.BatchPrediction{Results: []api.BatchItem{
-			{Customer: "c1", Within: &api.Within{D30: 0.4}},
-			{Customer: "c2", Within: &api.Within{D30: 1}},
-		}}
-	}
-	if err := checkBatchAnswer(ok(), ids); err != nil {
-		t.Fatalf("valid answer: %v", err)
-	}
-	for name, mutate := range map[string]func(*api.BatchPrediction){
-		"missing result": func(bp *api.BatchPrediction) { bp.Results = bp.Results[:1] },
-		"swapped order":  func(bp *api.BatchPrediction) { bp.Results[0], bp.Results[1] = bp.Results[1], bp.Results[0] },
-		"error": func(bp *api.BatchPrediction) {
-			bp.Results[1].Error = "no event before as_of"
-			bp.Results[1].Within = nil
-		},
-		"no prediction": func(bp *api.BatchPrediction) { bp.Results[0].Within = nil },
-		"probability 0": func(bp *api.BatchPrediction) { bp.Results[0].Within.D30 = 0 },
-	} {
-		bp := ok()
-		mutate(bp)
-		if err := checkBatchAnswer(bp, ids); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
 	}
 }
 

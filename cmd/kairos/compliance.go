@@ -20,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-fl/kairos/aggregator"
-	"github.com/kairos-fl/kairos/api"
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance"
 	"github.com/kairos-fl/kairos/compliance/report"
@@ -406,7 +406,7 @@ exits non-zero.
 			if err != nil {
 				return fmt.Errorf("compliance report: %w", err)
 			}
-			r, err := report.Gather(ctx, report.Sources{Store: fst, Audit: st, Policy: pol, CheckpointKey: pub, Source: redactDB(db)})
+			r, err := report.Gather(ctx, report.Sources{Store: fst, Audit: st, Policy: pol, CheckpointKey: pub, Source: config.RedactDB(db)})
 			if err != nil {
 				return fmt.Errorf("compliance report: %w", err)
 			}
@@ -512,22 +512,4 @@ func writeCharts(dir string, bs []compliance.Budget) error {
 		}
 	}
 	return nil
-}
-
-// reportingService is the aggregator service together with the compliance
-// report's sources, so that the API serves GET /v1/budgets/{merchant}/chart.svg
-// and GET /v1/report from the same code as `kairos compliance report`.
-type reportingService struct {
-	*aggregator.Service
-	sources report.Sources
-}
-
-var _ api.ComplianceReporter = reportingService{}
-
-// ReportSources implements api.ComplianceReporter.
-// The policy is the one in force (reloaded without a restart).
-func (s reportingService) ReportSources() report.Sources {
-	src := s.sources
-	src.Policy = s.Policy()
-	return src
 }

@@ -19,9 +19,10 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/api/auth"
-	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/crypto/seal"
@@ -92,19 +93,17 @@ func newFederationIn(t *testing.T, db string) federation {
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	clock := func() time.Time { return now }
-	alog, err := audit.New(ctx, audit.Options{Store: st, HMACKey: agg.AuditHMAC, SigningKey: agg.Checkpoint, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
 	pol, err := policies.Parse(fed.policy, []byte(federationPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := aggregator.New(ctx, aggregator.Options{Store: st.(aggregator.Store), Policy: pol, Keys: agg, Audit: alog, Now: clock,
-		Rounds: aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour, PlannedRounds: 5}})
+	a, err := server.New(ctx, server.Options{Store: st, Keys: agg, Policy: pol, Now: clock,
+		Rounds: aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour, PlannedRounds: 5},
+		Audit:  config.Audit{CheckpointInterval: -1}}) // the report counts checkpoints
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc := a.Service
 	signers := map[string]ed25519.PrivateKey{}
 	for _, id := range []string{"shop-a", "shop-b", "shop-c"} {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -158,7 +157,7 @@ func newFederationIn(t *testing.T, db string) federation {
 			t.Fatal(err)
 		}
 	}
-	if err := alog.Close(); err != nil {
+	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return fed
@@ -389,7 +388,7 @@ func TestServedReport(t *testing.T) {
 		"--public-key", filepath.Join(shop, keys.FileSigningPub)); err != nil {
 		t.Fatal(err)
 	}
-	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +418,7 @@ func TestServedReport(t *testing.T) {
 		return b
 	}
 	page := string(get("/v1/report", "text/html; charset=utf-8"))
-	for _, w := range []string{`id="budget-cdnow-1"`, "Audit log verified: ", "no releases yet", filepath.Join(dir, aggDBFile)} {
+	for _, w := range []string{`id="budget-cdnow-1"`, "Audit log verified: ", "no releases yet", filepath.Join(dir, config.DBFile)} {
 		if !strings.Contains(page, w) {
 			t.Errorf("served report lacks %q", w)
 		}
@@ -428,7 +427,7 @@ func TestServedReport(t *testing.T) {
 	agg.stop(t)
 
 	charts := filepath.Join(tmp, "charts")
-	if _, err := runCompliance(t, "budgets", "--db", filepath.Join(dir, aggDBFile), "--policy", filepath.Join(dir, aggPolicyFile),
+	if _, err := runCompliance(t, "budgets", "--db", filepath.Join(dir, config.DBFile), "--policy", filepath.Join(dir, config.PolicyFile),
 		"--chart-dir", charts); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/client"
@@ -163,16 +165,16 @@ func findCDNOW(flag, exe string) (string, error) {
 
 // demoRoundsConfig is the aggregator's round configuration for the demo: the
 // plan tuned in client/train/sim, every merchant in every round.
-func demoRoundsConfig(n int) aggRounds {
+func demoRoundsConfig(n int) aggregator.RoundConfig {
 	fo := sim.DefaultFedOptions()
 	train, test := sim.ReferenceCutoffs()
-	return aggRounds{
+	return aggregator.RoundConfig{
 		Deadline: 2 * time.Minute, Quorum: n, SampleFraction: 1,
 		StepsPerRound: fo.Steps, PlannedRounds: fo.Rounds, SamplingRate: fo.SamplingRate,
 		LearningRate: fo.LearningRate, L2: fo.L2, CountNoise: fo.CountNoise, Cutoffs: train,
 		Server: fo.Server, ServerLR: fo.ServerLR, ServerTau: fo.Tau, NormBound: fo.Merge.NormBound,
 		Seed: 1, TickInterval: 50 * time.Millisecond,
-		Evaluation: &aggEvaluation{Cutoff: test, Sigma: demoEvalSigma},
+		Evaluation: &aggregator.EvaluationConfig{Cutoff: test, Sigma: demoEvalSigma},
 	}
 }
 
@@ -224,7 +226,7 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 	if out, err := exec.CommandContext(ctx, o.exe, "aggregator", "init", "--dir", aggDir, "--listen", "127.0.0.1:0", "--policy", demoPolicy).CombinedOutput(); err != nil {
 		return rep, fmt.Errorf("aggregator init: %w: %s", err, bytes.TrimSpace(out))
 	}
-	adminTok, err := os.ReadFile(filepath.Join(aggDir, aggTokenFile))
+	adminTok, err := os.ReadFile(filepath.Join(aggDir, config.TokenFile))
 	if err != nil {
 		return rep, err
 	}
@@ -234,7 +236,7 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 	// every merchant; then the federation proper.
 	enrol := rounds
 	enrol.TickInterval = time.Hour
-	if err := setDemoRounds(filepath.Join(aggDir, aggConfigFile), enrol); err != nil {
+	if err := setDemoRounds(filepath.Join(aggDir, config.File), enrol); err != nil {
 		return rep, err
 	}
 	agg, _, admin, err := startDemoAggregator(ctx, o.exe, dir, aggDir, string(adminTok), "aggregator-enrol.log")
@@ -256,7 +258,7 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 		return rep, fmt.Errorf("stop aggregator after enrolment: %w\n%s", err, tailFile(agg.log, 10))
 	}
 	say("enrolled %d merchants", len(demoShares))
-	if err := setDemoRounds(filepath.Join(aggDir, aggConfigFile), rounds); err != nil {
+	if err := setDemoRounds(filepath.Join(aggDir, config.File), rounds); err != nil {
 		return rep, err
 	}
 	fedStart := time.Now()
@@ -266,7 +268,7 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 		return rep, err
 	}
 	defer agg.halt()
-	say("aggregator serving at %s (SQLite in %s)", url, filepath.Join(aggDir, aggDBFile))
+	say("aggregator serving at %s (SQLite in %s)", url, filepath.Join(aggDir, config.DBFile))
 	for i := range rep.Merchants {
 		m := &rep.Merchants[i]
 		cfgPath, err := writeDemoClientConfig(dir, url, o.data, m.ID, i)
@@ -368,7 +370,7 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 	}
 	verifyStart := time.Now()
 	out, verr := exec.CommandContext(ctx, o.exe, "compliance", "audit", "verify",
-		"--db", filepath.Join(aggDir, aggDBFile), "--keys", filepath.Join(aggDir, aggKeysDir)).CombinedOutput()
+		"--db", filepath.Join(aggDir, config.DBFile), "--keys", filepath.Join(aggDir, config.KeysDir)).CombinedOutput()
 	mark("audit_verify", verifyStart)
 	rep.AuditVerified = verr == nil
 	if n, ok := parseAuditEntries(string(out)); ok {
@@ -426,8 +428,8 @@ func runDemo(ctx context.Context, o demoOptions) (rep demoReport, err error) {
 }
 
 // setDemoRounds rewrites the rounds section of an aggregator config file.
-func setDemoRounds(path string, r aggRounds) error {
-	cfg, err := loadAggConfig(path)
+func setDemoRounds(path string, r aggregator.RoundConfig) error {
+	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
@@ -438,7 +440,7 @@ func setDemoRounds(path string, r aggRounds) error {
 	if err := enc.Encode(cfg); err != nil {
 		return fmt.Errorf("write demo config: %w", err)
 	}
-	if _, err := parseAggConfig(path, buf.Bytes()); err != nil {
+	if _, err := config.Parse(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("write demo config: %w", err)
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o644)
@@ -730,7 +732,7 @@ func (b *demoBaselines) timing(name string, since time.Time) {
 
 // startLocalOnly trains each merchant's local-only DP model under the
 // federation's plan and budget once the data is ready.
-func (b *demoBaselines) startLocalOnly(ctx context.Context, plan protocol.TrainingPlan, r aggRounds) {
+func (b *demoBaselines) startLocalOnly(ctx context.Context, plan protocol.TrainingPlan, r aggregator.RoundConfig) {
 	go func() {
 		defer close(b.localDone)
 		select {

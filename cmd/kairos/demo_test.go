@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/client"
 	"github.com/kairos-fl/kairos/client/train/sim"
 	"github.com/kairos-fl/kairos/policies"
@@ -15,9 +16,9 @@ import (
 
 func TestDemoRoundsConfig(t *testing.T) {
 	r := demoRoundsConfig(5)
-	cfg := defaultAggConfig("127.0.0.1:0", "sqlite:x.db")
+	cfg := config.Default("127.0.0.1:0", "sqlite:x.db")
 	cfg.Rounds = r
-	if err := cfg.check(); err != nil {
+	if err := cfg.Check(); err != nil {
 		t.Fatalf("demo round config refused by the aggregator config check: %v", err)
 	}
 	fo := sim.DefaultFedOptions()

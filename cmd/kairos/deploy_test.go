@@ -14,11 +14,12 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/client"
 )
 
 // kairosEnv are the environment variables the commands read.
-var kairosEnv = append(slices.Clone(aggEnvKeys), envConfig, envPassphrase, envPassphraseFile, envClientConfig, envAggregator, envTokenFile, "KAIROS_DATA")
+var kairosEnv = append(slices.Clone(config.EnvVars), config.EnvConfig, envPassphrase, envPassphraseFile, envClientConfig, envAggregator, envTokenFile, "KAIROS_DATA")
 
 // checkInvocation fails t unless args (without the program name) name a
 // runnable kairos command whose flags all exist and parse, with arguments

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/store"
 )
 
@@ -27,8 +28,8 @@ func TestAggregatorReloadRefusedAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	agg := startServe(t, "--dir", dir)
-	policyPath := filepath.Join(dir, aggPolicyFile)
-	configPath := filepath.Join(dir, aggConfigFile)
+	policyPath := filepath.Join(dir, config.PolicyFile)
+	configPath := filepath.Join(dir, config.File)
 	goodPolicy, err := os.ReadFile(policyPath)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +88,7 @@ func TestAggregatorReloadRefusedAudited(t *testing.T) {
 	}
 	agg.stop(t)
 
-	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(dir, aggDBFile))
+	st, err := store.Open(context.Background(), "sqlite:"+filepath.Join(dir, config.DBFile))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/api"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
@@ -33,7 +34,7 @@ func TestServePredictCanary(t *testing.T) {
 	}
 	agg := startServe(t, "--dir", dir)
 	enr := enrolServed(t, agg.base, dir, "cdnow-1")
-	ak, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +106,12 @@ func TestServePredictCanary(t *testing.T) {
 	var export bytes.Buffer
 	cmd.SetOut(&export)
 	cmd.SetErr(io.Discard)
-	cmd.SetArgs([]string{"audit", "export", "--db", filepath.Join(dir, aggDBFile)})
+	cmd.SetArgs([]string{"audit", "export", "--db", filepath.Join(dir, config.DBFile)})
 	if err := cmd.ExecuteContext(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	var db []byte
-	files, _ := filepath.Glob(filepath.Join(dir, aggDBFile+"*"))
+	files, _ := filepath.Glob(filepath.Join(dir, config.DBFile+"*"))
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/policies"
@@ -202,19 +203,7 @@ func tokenPublicKeys(dir, jwksFile string) ([]auth.PublicKey, error) {
 	return out, nil
 }
 
-// tokenMaxTTL is the bound on token lifetimes under policy: its
-// tokens.max_ttl for a role it names, auth.DefaultMaxTTL for the others. The
-// aggregator's verifier refuses a longer-lived token.
-func tokenMaxTTL(policy *policies.Policy) func(auth.Role) time.Duration {
-	return func(r auth.Role) time.Duration {
-		if d, ok := policy.MaxTokenTTL(string(r)); ok {
-			return d
-		}
-		return auth.DefaultMaxTTL(r)
-	}
-}
-
-// tokenMaxTTLFor is tokenMaxTTL of the policy in path for role, or the
+// tokenMaxTTLFor is server.TokenMaxTTL of the policy in path for role, or the
 // default without a path.
 func tokenMaxTTLFor(path string, role auth.Role) (time.Duration, error) {
 	if path == "" {
@@ -228,7 +217,7 @@ func tokenMaxTTLFor(path string, role auth.Role) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return tokenMaxTTL(pol)(role), nil
+	return server.TokenMaxTTL(pol)(role), nil
 }
 
 // tokenPassphrase returns the first line of path, or nil when path is empty.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/crypto/keys"
@@ -29,7 +30,7 @@ func TestServeRefusesLongLivedTokens(t *testing.T) {
 	if _, err := runAgg(t, "migrate", "--dir", dir); err != nil {
 		t.Fatal(err)
 	}
-	a, err := keys.LoadAggregator(filepath.Join(dir, aggKeysDir), nil)
+	a, err := keys.LoadAggregator(filepath.Join(dir, config.KeysDir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestServeRefusesLongLivedTokens(t *testing.T) {
 		{"admin, 30 days", admin(30 * 24 * time.Hour), 200},
 	})
 	// A policy bound replaces the default for its role.
-	policy := filepath.Join(dir, aggPolicyFile)
+	policy := filepath.Join(dir, config.PolicyFile)
 	f, err := os.OpenFile(policy, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +101,7 @@ func TestServeRefusesLongLivedTokens(t *testing.T) {
 	})
 
 	issue := func(ttl string, more ...string) error {
-		_, err := runToken(t, append([]string{"issue", "--keys", filepath.Join(dir, aggKeysDir), "--role", "partner",
+		_, err := runToken(t, append([]string{"issue", "--keys", filepath.Join(dir, config.KeysDir), "--role", "partner",
 			"--subject", "crm-demo", "--merchants", "cdnow-1", "--ttl", ttl}, more...)...)
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/crypto/keys"
@@ -129,8 +130,7 @@ func Run(ctx context.Context, merchants []Merchant, opt Options) (*Result, error
 		cfg.Quorum = len(merchants)
 	}
 	cfg.SampleFraction, cfg.MaxRounds = 1, 0
-	fst, ok := opt.Store.(aggregator.Store)
-	if !ok {
+	if _, ok := opt.Store.(aggregator.Store); !ok {
 		return nil, fmt.Errorf("fedrun: store %T has no federation tables", opt.Store)
 	}
 	var clock atomic.Int64
@@ -149,20 +149,18 @@ func Run(ctx context.Context, merchants []Merchant, opt Options) (*Result, error
 	if err != nil {
 		return nil, fmt.Errorf("fedrun: %w", err)
 	}
-	log, err := audit.New(ctx, audit.Options{Store: opt.Store, HMACKey: agg.AuditHMAC, SigningKey: agg.Checkpoint})
+	// The aggregator as serve assembles it, on the simulated clock.
+	a, err := server.New(ctx, server.Options{Store: opt.Store, Keys: agg, Policy: pol, Rounds: cfg, InitialModel: opt.Initial, Now: now})
 	if err != nil {
-		return nil, fmt.Errorf("fedrun: audit: %w", err)
+		return nil, fmt.Errorf("fedrun: %w", err)
 	}
+	svc, log := a.Service, a.Audit
 	closed := false
 	defer func() {
 		if !closed {
 			_ = log.Close()
 		}
 	}()
-	svc, err := aggregator.New(ctx, aggregator.Options{Store: fst, Policy: pol, Keys: agg, Audit: log, Rounds: cfg, InitialModel: opt.Initial, Now: now})
-	if err != nil {
-		return nil, fmt.Errorf("fedrun: %w", err)
-	}
 	signers := make([]ed25519.PrivateKey, len(merchants))
 	for i, m := range merchants {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)

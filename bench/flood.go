@@ -1,11 +1,10 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,16 +19,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/crypto/keys"
 )
 
-// floodResult is what `kairos bench predict flood` measures; also its JSON.
-type floodResult struct {
+// FloodResult is what `kairos bench predict flood` measures; also its JSON.
+type FloodResult struct {
 	Server    string         `json:"server"`
 	ServeArgs []string       `json:"serve_args,omitempty"`
 	Requests  int            `json:"requests"`
@@ -53,74 +52,14 @@ type floodResult struct {
 // Names in the example policy `aggregator init` writes: crm-demo may query
 // cdnow-1 at 50 requests/s with a burst of 100.
 const (
-	floodMerchant = "cdnow-1"
-	floodPartner  = "crm-demo"
-	floodAsOf     = "2026-11-27T00:00:00Z"
+	FloodMerchant = "cdnow-1"
+	FloodPartner  = "crm-demo"
+	FloodAsOf     = "2026-11-27T00:00:00Z"
 )
 
-func newBenchFloodCmd() *cobra.Command {
-	var (
-		bin, jsonOut              string
-		serveArgs                 []string
-		requests, customers, evts int
-		retry                     bool
-	)
-	cmd := &cobra.Command{
-		Use:   "flood",
-		Short: "Attack a real `kairos aggregator serve` process with concurrent large batches and report its peak RSS",
-		Long: `flood reproduces the memory-amplification attack on a separate server process: it
-runs "KAIROS aggregator init" in a temporary directory (the example policy lets partner
-crm-demo send 50 requests/s with a burst of 100), starts "KAIROS aggregator serve" with
---serve-arg flags, enrols merchant cdnow-1, and sends --requests concurrent
-POST /v1/predict:batch bodies of --customers customers × --events events (1,000 × 430 is
-28 MB) with one partner token, all within its rate limit. Meanwhile the merchant sends a
-single prediction every 100 ms. It reports the attack's answers, whether the compliant
-predictions were answered, and the server's peak resident set (VmHWM in /proc/PID/status).
-
---kairos names the server binary (default: this one), so that an older build can be
-measured with the same attack.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if requests < 1 || customers < 1 || evts < 1 {
-				return errors.New("bench predict flood: --requests, --customers and --events must be positive")
-			}
-			if bin == "" {
-				exe, err := os.Executable()
-				if err != nil {
-					return fmt.Errorf("bench predict flood: %w", err)
-				}
-				bin = exe
-			}
-			res, err := runFlood(cmd.Context(), cmd.OutOrStdout(), bin, serveArgs, requests, customers, evts, retry)
-			if err != nil {
-				return fmt.Errorf("bench predict flood: %w", err)
-			}
-			if jsonOut != "" {
-				b, err := json.MarshalIndent(res, "", "  ")
-				if err != nil {
-					return fmt.Errorf("bench predict flood: %w", err)
-				}
-				if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
-					return fmt.Errorf("bench predict flood: %w", err)
-				}
-			}
-			return nil
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&bin, "kairos", "", "the kairos binary to run as the server (default: this one)")
-	f.StringArrayVar(&serveArgs, "serve-arg", nil, "an extra flag for aggregator serve, e.g. --serve-arg=--max-inflight-mib=64 (repeatable)")
-	f.IntVar(&requests, "requests", 50, "concurrent batch requests")
-	f.IntVar(&customers, "customers", 1000, "customers per batch")
-	f.IntVar(&evts, "events", 430, "events per customer")
-	f.BoolVar(&retry, "retry", false, "each attacker resends its batch after a 503 or 429's Retry-After until it is answered 200")
-	f.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
-	return cmd
-}
-
-// floodBatch is a predict:batch body of customers × events: views an hour
+// FloodBatch is a predict:batch body of customers × events: views an hour
 // apart before as_of, about 67 bytes an event.
-func floodBatch(merchant, asOf string, customers, events int) []byte {
+func FloodBatch(merchant, asOf string, customers, events int) []byte {
 	start := time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)
 	b := make([]byte, 0, customers*events*64+customers*32+128)
 	b = fmt.Appendf(b, `{"merchant":%q,"as_of":%q,"customers":[`, merchant, asOf)
@@ -142,11 +81,11 @@ func floodBatch(merchant, asOf string, customers, events int) []byte {
 	return append(b, "]}"...)
 }
 
-// floodSingle is a compliant single prediction with a few events.
-func floodSingle(merchant string) []byte {
+// FloodSingle is a compliant single prediction with a few events.
+func FloodSingle(merchant string) []byte {
 	return fmt.Appendf(nil, `{"merchant":%q,"customer":"probe","as_of":%q,"events":[`+
 		`{"time":"2026-11-01T10:00:00Z","kind":"view","item":"a"},{"time":"2026-11-02T10:00:00Z","kind":"purchase","item":"a","amount":12.5}]}`,
-		merchant, floodAsOf)
+		merchant, FloodAsOf)
 }
 
 // floodServer is a `kairos aggregator serve` child process.
@@ -175,7 +114,7 @@ func startFloodServer(ctx context.Context, bin string, serveArgs []string) (_ *f
 	if out, err := exec.CommandContext(ctx, bin, "aggregator", "init", "--dir", s.dir, "--classic", "--listen", "127.0.0.1:0").CombinedOutput(); err != nil {
 		return s, fmt.Errorf("aggregator init: %w\n%s", err, out)
 	}
-	tok, err := os.ReadFile(filepath.Join(s.dir, aggTokenFile))
+	tok, err := os.ReadFile(filepath.Join(s.dir, config.TokenFile))
 	if err != nil {
 		return s, err
 	}
@@ -250,7 +189,10 @@ func peakRSS(pid int) (float64, error) {
 	return 0, errors.New("no VmHWM in /proc status")
 }
 
-func runFlood(ctx context.Context, out io.Writer, bin string, serveArgs []string, requests, customers, events int, retry bool) (*floodResult, error) {
+// Flood runs the memory-amplification attack of `kairos bench predict flood`
+// on a `bin aggregator serve` process started with serveArgs, writing a line
+// per outcome to out.
+func Flood(ctx context.Context, out io.Writer, bin string, serveArgs []string, requests, customers, events int, retry bool) (*FloodResult, error) {
 	srv, err := startFloodServer(ctx, bin, serveArgs)
 	if err != nil {
 		return nil, err
@@ -266,22 +208,26 @@ func runFlood(ctx context.Context, out io.Writer, bin string, serveArgs []string
 	if err != nil {
 		return nil, err
 	}
-	enr, err := admin.Enrol(ctx, protocol.EnrolRequest{ID: floodMerchant, TimeZone: "UTC", PublicKey: pub})
+	enr, err := admin.Enrol(ctx, protocol.EnrolRequest{ID: FloodMerchant, TimeZone: "UTC", PublicKey: pub})
 	if err != nil {
-		return nil, fmt.Errorf("enrol %s: %w", floodMerchant, err)
+		return nil, fmt.Errorf("enrol %s: %w", FloodMerchant, err)
 	}
-	ak, err := keys.LoadAggregator(filepath.Join(srv.dir, aggKeysDir), nil)
+	ak, err := keys.LoadAggregator(filepath.Join(srv.dir, config.KeysDir), nil)
 	if err != nil {
 		return nil, err
 	}
-	partner, err := aggIssue(ak, auth.Grant{Subject: floodPartner, Role: auth.RolePartner, Merchants: []string{floodMerchant}, TTL: time.Hour})
+	iss, err := server.Issuer(ak)
+	if err != nil {
+		return nil, err
+	}
+	partner, _, err := iss.Issue(auth.Grant{Subject: FloodPartner, Role: auth.RolePartner, Merchants: []string{FloodMerchant}, TTL: time.Hour})
 	if err != nil {
 		return nil, err
 	}
 
-	body := floodBatch(floodMerchant, floodAsOf, customers, events)
-	single := floodSingle(floodMerchant)
-	res := &floodResult{Server: bin, ServeArgs: serveArgs, Requests: requests, Customers: customers, Events: events,
+	body := FloodBatch(FloodMerchant, FloodAsOf, customers, events)
+	single := FloodSingle(FloodMerchant)
+	res := &FloodResult{Server: bin, ServeArgs: serveArgs, Requests: requests, Customers: customers, Events: events,
 		BodyBytes: len(body), Outcomes: map[string]int{}, Retry: retry}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: requests, DisableCompression: true}, Timeout: 10 * time.Minute}
 	defer hc.CloseIdleConnections()
@@ -308,7 +254,7 @@ func runFlood(ctx context.Context, out io.Writer, bin string, serveArgs []string
 
 	fmt.Fprintf(out, "server %s (pid %d) %s\n", bin, pid, strings.Join(serveArgs, " "))
 	fmt.Fprintf(out, "attack: %d concurrent POST /v1/predict:batch of %d customers × %d events (%.1f MB each) from partner %s, retrying: %v\n",
-		requests, customers, events, float64(len(body))/1e6, floodPartner, retry)
+		requests, customers, events, float64(len(body))/1e6, FloodPartner, retry)
 	start := time.Now()
 	var (
 		mu   sync.Mutex

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	"github.com/kairos-fl/kairos/model/feature"
 )
 
-// secureRun is the secure-mode measurement of `kairos bench federation
+// SecureRun is the secure-mode measurement of `kairos bench federation
 // --secure`: the same merchants and rows, rounds of secure aggregation with
 // distributed DP (sim.FederateSecure).
-type secureRun struct {
+type SecureRun struct {
 	Rounds       int     `json:"rounds"`
 	SamplingRate float64 `json:"sampling_rate"`
 	// RoundSeconds is the mean wall time of a round: every merchant's sampled
@@ -36,25 +36,25 @@ type secureRun struct {
 	ServerBytesPerRound int     `json:"server_bytes_per_round"`
 }
 
-// benchSecureRounds runs o.rounds secure rounds over the merchants' rows, at
+// benchSecureRounds runs o.Rounds secure rounds over the merchants' rows, at
 // ε = 1, δ = 1e-6 per merchant over the run, q = 0.05, every merchant's noise
 // share counted on (min cohort = all).
-func benchSecureRounds(ctx context.Context, progress io.Writer, o benchFedOptions, schema feature.Schema, rows [][]feature.Row, plainSeconds []float64) (*secureRun, error) {
+func benchSecureRounds(ctx context.Context, progress io.Writer, o FederationOptions, schema feature.Schema, rows [][]feature.Row, plainSeconds []float64) (*SecureRun, error) {
 	opt := sim.DefaultSecureOptions()
-	opt.Rounds, opt.Seed = o.rounds, o.seed
+	opt.Rounds, opt.Seed = o.Rounds, o.Seed
 	d := &sim.Data{Schema: schema, Train: rows}
 	start := time.Now()
 	res, err := d.FederateSecure(ctx, opt)
 	if err != nil {
 		return nil, fmt.Errorf("secure rounds: %w", err)
 	}
-	run := &secureRun{
-		Rounds: o.rounds, SamplingRate: opt.SamplingRate,
-		RoundSeconds:  time.Since(start).Seconds() / float64(o.rounds),
-		SecAggSeconds: res.SecAggSeconds / float64(o.rounds),
+	run := &SecureRun{
+		Rounds: o.Rounds, SamplingRate: opt.SamplingRate,
+		RoundSeconds:  time.Since(start).Seconds() / float64(o.Rounds),
+		SecAggSeconds: res.SecAggSeconds / float64(o.Rounds),
 		Degree:        res.Degree, Threshold: res.Threshold, Bits: res.Plan.Params.Bits,
 		NoiseMultiplier: res.Plan.NoiseMultiplier, Epsilon: res.Plan.Epsilon,
-		ClientBytesPerRound: res.ClientBytes / o.rounds, ServerBytesPerRound: res.ServerBytes / o.rounds,
+		ClientBytesPerRound: res.ClientBytes / o.Rounds, ServerBytesPerRound: res.ServerBytes / o.Rounds,
 	}
 	for _, s := range plainSeconds {
 		run.PlainRoundSeconds += s / float64(len(plainSeconds))
@@ -67,7 +67,7 @@ func benchSecureRounds(ctx context.Context, progress io.Writer, o benchFedOption
 }
 
 // writeSecureRun adds the secure-mode lines to the bench table.
-func writeSecureRun(w io.Writer, s *secureRun) {
+func writeSecureRun(w io.Writer, s *SecureRun) {
 	fmt.Fprintf(w, "secure rounds (SecAgg+, distributed DP)\t%d\t%.2f s each (SecAgg+ %.2f s), %.2f× the plain round's %.2f s\n",
 		s.Rounds, s.RoundSeconds, s.SecAggSeconds, s.Overhead, s.PlainRoundSeconds)
 	fmt.Fprintf(w, "secure round setup\tdegree %d, threshold %d\t%d bits, noise multiplier %.3f on the sum, ε %.4f; %d B from merchants, %d B from the server per round\n",

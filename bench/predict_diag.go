@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -14,11 +14,11 @@ import (
 	"github.com/kairos-fl/kairos/audit"
 )
 
-// breakdown is what --breakdown adds to a load level: where a request's time
+// Breakdown is what --breakdown adds to a load level: where a request's time
 // went besides the handler's own work. The audit figures come from wrappers
 // around the in-process server's audit log and store; the runtime figures
 // from runtime/metrics over the level.
-type breakdown struct {
+type Breakdown struct {
 	AuditWaitP50ms float64 `json:"audit_wait_p50_ms"` // Append as the handler sees it: queue + commit
 	AuditWaitP99ms float64 `json:"audit_wait_p99_ms"`
 	CommitP50ms    float64 `json:"commit_p50_ms"` // one store transaction (PostgreSQL round trip + fsync)
@@ -138,7 +138,7 @@ func (d *diag) start() {
 	d.before = readSnapshot()
 }
 
-func (d *diag) finish() *breakdown {
+func (d *diag) finish() *Breakdown {
 	if d == nil {
 		return nil
 	}
@@ -155,7 +155,7 @@ func (d *diag) finish() *breakdown {
 		}
 		return histPct(after.buckets[i], diff, q)
 	}
-	br := &breakdown{GCCycles: uint64(f(0))}
+	br := &Breakdown{GCCycles: uint64(f(0))}
 	if busy := f(3) - f(4); busy > 0 {
 		br.GCCPUShare, br.AssistCPUShare = f(1)/busy, f(2)/busy
 	}
@@ -193,7 +193,7 @@ func histPct(buckets []float64, counts []uint64, q float64) float64 {
 	return buckets[len(buckets)-1]
 }
 
-func printBreakdown(w io.Writer, br *breakdown) {
+func printBreakdown(w io.Writer, br *Breakdown) {
 	if br == nil {
 		return
 	}

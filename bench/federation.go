@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -17,10 +17,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/client"
 	"github.com/kairos-fl/kairos/client/train/sim/fedrun"
@@ -34,18 +33,18 @@ import (
 	"github.com/kairos-fl/kairos/store"
 )
 
-// benchFedResult is what `kairos bench federation` measures; also its JSON.
-type benchFedResult struct {
+// FederationResult is what `kairos bench federation` measures; also its JSON.
+type FederationResult struct {
 	GoMaxProcs int    `json:"gomaxprocs"`
 	LoadAvg    string `json:"loadavg_at_start"`
 	// Federation has one run per --merchants entry.
-	Federation []*fedRun `json:"federation,omitempty"`
-	Accept     *accRun   `json:"accept,omitempty"`
+	Federation []*FederationRun `json:"federation,omitempty"`
+	Accept     *AcceptRun       `json:"accept,omitempty"`
 }
 
-// fedRun is the simulated federation: merchants train, seal and submit, the
+// FederationRun is the simulated federation: merchants train, seal and submit, the
 // aggregator publishes.
-type fedRun struct {
+type FederationRun struct {
 	Store                string    `json:"store"`
 	Merchants            int       `json:"merchants"`
 	CustomersPerMerchant int       `json:"customers_per_merchant"`
@@ -65,12 +64,12 @@ type fedRun struct {
 	MaxEpsilon     float64 `json:"max_epsilon"`
 	EpsilonCap     float64 `json:"epsilon_cap"`
 	// Secure is the same merchants' secure-mode rounds (--secure).
-	Secure *secureRun `json:"secure,omitempty"`
+	Secure *SecureRun `json:"secure,omitempty"`
 }
 
-// accRun is the aggregator's acceptance throughput: pre-sealed updates of a
+// AcceptRun is the aggregator's acceptance throughput: pre-sealed updates of a
 // model of about Params parameters submitted by Submitters goroutines.
-type accRun struct {
+type AcceptRun struct {
 	Store         string  `json:"store"`
 	Updates       int     `json:"updates"`
 	Submitters    int     `json:"submitters"`
@@ -85,98 +84,50 @@ type accRun struct {
 	AuditBatches  uint64  `json:"audit_batches"`
 }
 
-type benchFedOptions struct {
-	db, acceptDB                   string
-	merchants                      []int
-	customers, rounds              int
-	updates, submitters, params    int
-	seed                           uint64
-	skipFederation, skipAcceptance bool
-	secure                         bool
+// FederationOptions configure Federation; the command's flags of the same
+// names say what each one does.
+type FederationOptions struct {
+	// DB is the rounds' store: a SQLite path or a postgres:// URL (a fresh
+	// database is created beside it); empty: a temporary SQLite file.
+	DB string
+	// AcceptDB is the acceptance measurement's store; empty: skipped.
+	AcceptDB string
+	// Merchants runs the rounds once per entry with that many merchants.
+	Merchants []int
+	// Customers per merchant and Rounds to run.
+	Customers, Rounds int
+	// Updates (one per merchant) sent by Submitters goroutines, of a model
+	// of about Params parameters, for the acceptance measurement.
+	Updates, Submitters, Params int
+	Seed                        uint64
+	SkipRounds, SkipAccept      bool
+	// Secure also runs Rounds secure-aggregation rounds on the same merchants.
+	Secure bool
 }
 
-func newBenchFederationCmd() *cobra.Command {
-	var o benchFedOptions
-	var jsonOut string
-	cmd := &cobra.Command{
-		Use:   "federation",
-		Short: "Measure federated rounds per minute and the aggregator's accepted updates per second",
-		Long: `federation runs two measurements in this process.
-
-Rounds: --merchants simulated merchants with --customers synthetic customers each
-(model/synth) build point-in-time features (model/feature), and in every round each
-trains locally with DP-SGD (client/train.Local), seals its update (crypto/seal, the
-aggregator's post-quantum recipient) and submits it to an aggregator.Service on --db
-(default: a temporary SQLite file; a postgres:// URL gets a fresh database that is
-dropped afterwards); when all have sent, the aggregator merges and publishes. It
-reports rounds per minute and where a round's time goes.
-
-Acceptance: --updates merchants each submit one pre-sealed update of a model of about
---params parameters from --submitters goroutines to an aggregator on --accept-db
-(default: --db when it is PostgreSQL, otherwise skipped); every acceptance verifies the
-signature, decrypts, debits the ledger and waits for its audit entry.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.acceptDB == "" && store.IsPostgres(o.db) {
-				o.acceptDB = o.db
-			}
-			res, err := runBenchFederation(cmd.Context(), cmd.ErrOrStderr(), o)
-			if err != nil {
-				return fmt.Errorf("bench federation: %w", err)
-			}
-			if err := writeBenchFedTable(cmd.OutOrStdout(), res); err != nil {
-				return err
-			}
-			if jsonOut != "" {
-				data, err := json.MarshalIndent(res, "", "  ")
-				if err != nil {
-					return fmt.Errorf("bench federation: %w", err)
-				}
-				if err := os.WriteFile(jsonOut, append(data, '\n'), 0o644); err != nil {
-					return fmt.Errorf("bench federation: %w", err)
-				}
-			}
-			return nil
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&o.db, "db", "", "store for the rounds: SQLite path or postgres:// URL (default: temporary SQLite)")
-	f.StringVar(&o.acceptDB, "accept-db", "", "PostgreSQL URL for the acceptance measurement (default: --db if PostgreSQL)")
-	f.IntSliceVar(&o.merchants, "merchants", []int{100}, "simulated merchants; a comma list (10,100,1000) runs the rounds once per entry")
-	f.IntVar(&o.customers, "customers", 2000, "customers per merchant")
-	f.IntVar(&o.rounds, "rounds", 3, "rounds to run")
-	f.IntVar(&o.updates, "updates", 2000, "updates (one per merchant) for the acceptance measurement")
-	f.IntVar(&o.submitters, "submitters", 16, "concurrent submitters for the acceptance measurement")
-	f.IntVar(&o.params, "params", 1000, "approximate model size for the acceptance measurement")
-	f.Uint64Var(&o.seed, "seed", 1, "seed for the synthetic data")
-	f.BoolVar(&o.skipFederation, "skip-rounds", false, "skip the rounds measurement")
-	f.BoolVar(&o.skipAcceptance, "skip-accept", false, "skip the acceptance measurement")
-	f.BoolVar(&o.secure, "secure", false, "also run --rounds secure-aggregation rounds (SecAgg+ with distributed DP, in process) on the same merchants")
-	f.StringVar(&jsonOut, "json-out", "", "also write the results as JSON to this file")
-	return cmd
-}
-
-func runBenchFederation(ctx context.Context, progress io.Writer, o benchFedOptions) (benchFedResult, error) {
-	res := benchFedResult{GoMaxProcs: runtime.GOMAXPROCS(0), LoadAvg: loadAvg()}
+// Federation measures federated rounds per minute and the aggregator's
+// accepted updates per second, writing progress lines to progress.
+func Federation(ctx context.Context, progress io.Writer, o FederationOptions) (FederationResult, error) {
+	res := FederationResult{GoMaxProcs: runtime.GOMAXPROCS(0), LoadAvg: loadAvg()}
 	switch {
-	case len(o.merchants) == 0 || slices.Min(o.merchants) < 1 || o.customers < 1 || o.rounds < 1:
-		return res, fmt.Errorf("merchants %v, customers %d and rounds %d must be ≥ 1", o.merchants, o.customers, o.rounds)
-	case o.updates < 1 || o.submitters < 1 || o.params < 1:
-		return res, fmt.Errorf("updates %d, submitters %d and params %d must be ≥ 1", o.updates, o.submitters, o.params)
+	case len(o.Merchants) == 0 || slices.Min(o.Merchants) < 1 || o.Customers < 1 || o.Rounds < 1:
+		return res, fmt.Errorf("merchants %v, customers %d and rounds %d must be ≥ 1", o.Merchants, o.Customers, o.Rounds)
+	case o.Updates < 1 || o.Submitters < 1 || o.Params < 1:
+		return res, fmt.Errorf("updates %d, submitters %d and params %d must be ≥ 1", o.Updates, o.Submitters, o.Params)
 	}
-	for _, n := range o.merchants {
-		if o.skipFederation {
+	for _, n := range o.Merchants {
+		if o.SkipRounds {
 			break
 		}
-		fmt.Fprintf(progress, "rounds: %d merchants × %d customers, %d rounds\n", n, o.customers, o.rounds)
+		fmt.Fprintf(progress, "rounds: %d merchants × %d customers, %d rounds\n", n, o.Customers, o.Rounds)
 		r, err := benchRounds(ctx, progress, o, n)
 		if err != nil {
 			return res, fmt.Errorf("rounds with %d merchants: %w", n, err)
 		}
 		res.Federation = append(res.Federation, r)
 	}
-	if !o.skipAcceptance && o.acceptDB != "" {
-		fmt.Fprintf(progress, "acceptance: %d updates from %d submitters\n", o.updates, o.submitters)
+	if !o.SkipAccept && o.AcceptDB != "" {
+		fmt.Fprintf(progress, "acceptance: %d updates from %d submitters\n", o.Updates, o.Submitters)
 		a, err := benchAccept(ctx, o)
 		if err != nil {
 			return res, fmt.Errorf("acceptance: %w", err)
@@ -224,7 +175,7 @@ func openBenchFed(ctx context.Context, db string, pol *policies.Policy, cfg aggr
 			b.close()
 		}
 	}()
-	st, fst, kind, err := openBenchStore(ctx, db, "kairos-bench-fed-", &b.closers)
+	st, _, kind, err := openBenchStore(ctx, db, "kairos-bench-fed-", &b.closers)
 	if err != nil {
 		return nil, err
 	}
@@ -234,12 +185,11 @@ func openBenchFed(ctx context.Context, db string, pol *policies.Policy, cfg aggr
 		return nil, err
 	}
 	b.recip = agg.Recipient
-	if b.log, err = audit.New(ctx, audit.Options{Store: st, HMACKey: agg.AuditHMAC, SigningKey: agg.Checkpoint}); err != nil {
+	a, err := server.New(ctx, server.Options{Store: st, Keys: agg, Policy: pol, Rounds: cfg, InitialModel: initial})
+	if err != nil {
 		return nil, err
 	}
-	if b.svc, err = aggregator.New(ctx, aggregator.Options{Store: fst, Policy: pol, Keys: agg, Audit: b.log, Rounds: cfg, InitialModel: initial}); err != nil {
-		return nil, err
-	}
+	b.svc, b.log = a.Service, a.Audit
 	for _, id := range ids {
 		pub, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
@@ -280,8 +230,8 @@ func benchIDs(prefix string, n int) []string {
 	return ids
 }
 
-func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions, merchants int) (*fedRun, error) {
-	run := &fedRun{Store: "sqlite", Merchants: merchants, CustomersPerMerchant: o.customers, Rounds: o.rounds, EpsilonCap: 1}
+func benchRounds(ctx context.Context, progress io.Writer, o FederationOptions, merchants int) (*FederationRun, error) {
+	run := &FederationRun{Store: "sqlite", Merchants: merchants, CustomersPerMerchant: o.Customers, Rounds: o.Rounds, EpsilonCap: 1}
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	cutoffs := []time.Time{start.AddDate(0, 8, 0), start.AddDate(0, 9, 0), start.AddDate(0, 10, 0)}
 	ids := benchIDs("m", merchants)
@@ -295,13 +245,13 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions, mer
 	ms := make([]fedrun.Merchant, merchants)
 	events := make([]int, merchants)
 	err = fedrun.Parallel(merchants, func(i int) error {
-		g, err := synth.New(synth.Config{Seed: o.seed + uint64(i), Start: start, Days: 365, Customers: o.customers, EventsPerCustomer: 15,
+		g, err := synth.New(synth.Config{Seed: o.Seed + uint64(i), Start: start, Days: 365, Customers: o.Customers, EventsPerCustomer: 15,
 			Merchants: []synth.Merchant{{Name: ids[i], Zone: time.UTC, Weight: 1}}})
 		if err != nil {
 			return err
 		}
 		var evs []model.Event
-		for c := range o.customers {
+		for c := range o.Customers {
 			evs = append(evs, g.Customer(c).Events...)
 		}
 		events[i] = len(evs)
@@ -325,14 +275,14 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions, mer
 			closers[i]()
 		}
 	}()
-	st, _, kind, err := openBenchStore(ctx, o.db, "kairos-bench-fed-", &closers)
+	st, _, kind, err := openBenchStore(ctx, o.DB, "kairos-bench-fed-", &closers)
 	if err != nil {
 		return nil, err
 	}
 	run.Store = kind
 	res, err := fedrun.Run(ctx, ms, fedrun.Options{
 		Store:      st,
-		Rounds:     aggregator.RoundConfig{Deadline: time.Hour, Quorum: merchants, PlannedRounds: o.rounds, Cutoffs: cutoffs},
+		Rounds:     aggregator.RoundConfig{Deadline: time.Hour, Quorum: merchants, PlannedRounds: o.Rounds, Cutoffs: cutoffs},
 		EpsilonCap: run.EpsilonCap, Progress: progress,
 		// The measurement is of throughput, not of the policy: a floor of one
 		// customer keeps a small --customers from refusing a noisy count.
@@ -341,8 +291,8 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions, mer
 	if err != nil {
 		return nil, err
 	}
-	if res.Published != o.rounds || res.Dropouts != 0 {
-		return nil, fmt.Errorf("%d rounds published of %d, %d updates refused", res.Published, o.rounds, res.Dropouts)
+	if res.Published != o.Rounds || res.Dropouts != 0 {
+		return nil, fmt.Errorf("%d rounds published of %d, %d updates refused", res.Published, o.Rounds, res.Dropouts)
 	}
 	run.Params, run.RoundSeconds, run.MaxEpsilon = res.Params, res.RoundSeconds, res.MaxEpsilon
 	run.TrainSeconds, run.SealSeconds, run.SubmitSeconds, run.PublishSeconds = res.TrainSeconds, res.SealSeconds, res.SubmitSeconds, res.PublishSeconds
@@ -350,9 +300,9 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions, mer
 	for _, s := range run.RoundSeconds {
 		total += s
 	}
-	run.RoundsPerMinute = 60 * float64(o.rounds) / total
-	run.MeanRoundSeconds = total / float64(o.rounds)
-	if o.secure {
+	run.RoundsPerMinute = 60 * float64(o.Rounds) / total
+	run.MeanRoundSeconds = total / float64(o.Rounds)
+	if o.Secure {
 		rows := make([][]feature.Row, len(ms))
 		for i, m := range ms {
 			rows[i] = m.Rows
@@ -364,12 +314,12 @@ func benchRounds(ctx context.Context, progress io.Writer, o benchFedOptions, mer
 	return run, nil
 }
 
-func benchAccept(ctx context.Context, o benchFedOptions) (*accRun, error) {
-	run := &accRun{Store: "sqlite", Updates: o.updates, Submitters: o.submitters}
-	if store.IsPostgres(o.acceptDB) {
+func benchAccept(ctx context.Context, o FederationOptions) (*AcceptRun, error) {
+	run := &AcceptRun{Store: "sqlite", Updates: o.Updates, Submitters: o.Submitters}
+	if store.IsPostgres(o.AcceptDB) {
 		run.Store = "postgres"
 	}
-	ids := benchIDs("b", o.updates)
+	ids := benchIDs("b", o.Updates)
 	pol, err := fedBenchPolicy(ids, 1)
 	if err != nil {
 		return nil, err
@@ -379,13 +329,13 @@ func benchAccept(ctx context.Context, o benchFedOptions) (*accRun, error) {
 		return nil, err
 	}
 	// An MLP's size is hidden·(features + 2) plus a few dozen baseline terms.
-	hidden := max(1, (o.params-30)/(schema.Len()+2))
+	hidden := max(1, (o.Params-30)/(schema.Len()+2))
 	initial, err := hazard.New(hazard.KindMLP, schema, hazard.FixedStandardization(schema), hidden, 0.003)
 	if err != nil {
 		return nil, err
 	}
 	run.Params = len(initial.Params)
-	fed, err := openBenchFed(ctx, o.acceptDB, pol, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1}, initial, ids)
+	fed, err := openBenchFed(ctx, o.AcceptDB, pol, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1}, initial, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +368,7 @@ func benchAccept(ctx context.Context, o benchFedOptions) (*accRun, error) {
 	var failed atomic.Pointer[error]
 	var wg sync.WaitGroup
 	cpu0, t0 := cpuTime(), time.Now()
-	for range o.submitters {
+	for range o.Submitters {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(ids); i = int(next.Add(1) - 1) {
 				s := time.Now()
@@ -458,7 +408,8 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-func writeBenchFedTable(w io.Writer, res benchFedResult) error {
+// WriteFederationTable writes res as the table `kairos bench federation` prints.
+func WriteFederationTable(w io.Writer, res FederationResult) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "GOMAXPROCS\t%d\tload average at start %s\n", res.GoMaxProcs, res.LoadAvg)
 	for _, r := range res.Federation {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -20,8 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
-	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,10 +29,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/spf13/cobra"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/server"
 	"github.com/kairos-fl/kairos/api"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
@@ -47,17 +46,17 @@ import (
 	"github.com/kairos-fl/kairos/store"
 )
 
-// benchPredictResult is what `kairos bench predict` measures; also its JSON.
-type benchPredictResult struct {
+// PredictResult is what `kairos bench predict` measures; also its JSON.
+type PredictResult struct {
 	Target       string      `json:"target"` // in-process or the --url
 	Store        string      `json:"store"`
 	GoMaxProcs   int         `json:"gomaxprocs"`
 	CPUs         int         `json:"cpus"`
 	Duration     float64     `json:"seconds_per_level"`
-	Single       []loadLevel `json:"single"`
-	Batch        batchResult `json:"batch"`          // customers with events
-	BatchVectors batchResult `json:"batch_features"` // customers as feature vectors
-	Peer         []loadLevel `json:"peer,omitempty"`
+	Single       []LoadLevel `json:"single"`
+	Batch        BatchResult `json:"batch"`          // customers with events
+	BatchVectors BatchResult `json:"batch_features"` // customers as feature vectors
+	Peer         []LoadLevel `json:"peer,omitempty"`
 	PeerAgree    int         `json:"peer_predictions_compared,omitempty"`
 	Ratio        float64     `json:"throughput_ratio_vs_peer,omitempty"` // Go (features, 32 clients) / Flask (32 clients)
 	RatioEvents  float64     `json:"throughput_ratio_events_vs_peer,omitempty"`
@@ -66,8 +65,8 @@ type benchPredictResult struct {
 	Errors       []string    `json:"errors,omitempty"`
 }
 
-// loadLevel is one closed-loop run.
-type loadLevel struct {
+// LoadLevel is one closed-loop run.
+type LoadLevel struct {
 	Name      string      `json:"name"` // go-events, go-features, flask
 	Clients   int         `json:"clients"`
 	Requests  int         `json:"requests"`
@@ -82,15 +81,15 @@ type loadLevel struct {
 	// (server and load generator together; not the database's).
 	CPUus float64 `json:"cpu_us_per_request"`
 	// Breakdown is filled with --breakdown (in-process server only).
-	Breakdown *breakdown `json:"breakdown,omitempty"`
+	Breakdown *Breakdown `json:"breakdown,omitempty"`
 }
 
-// batchResult times batch requests two ways. P50ms..MaxMs: from sending the
+// BatchResult times batch requests two ways. P50ms..MaxMs: from sending the
 // request to the answer's last byte (the server's work and the transfer).
 // Decoded*: the same plus this client's encoding/json decoding of the
 // answer. Every answer is checked (each customer answered in order, none in
 // error) after the clock has stopped.
-type batchResult struct {
+type BatchResult struct {
 	Customers    int     `json:"customers"`
 	Bytes        int     `json:"body_bytes"`
 	AnswerBytes  int     `json:"answer_bytes"`
@@ -114,212 +113,134 @@ type benchInputs struct {
 	batchIDs, batchXIDs []string
 }
 
-func newBenchPredictCmd() *cobra.Command {
-	var (
-		db, target, token, merchant, clientsFlag, flaskScript, python, jsonOut, cpuProfile, traceOut string
-		dur, warmup                                                                                  time.Duration
-		customers, batchSize, batches                                                                int
-		seed                                                                                         uint64
-		withBreakdown                                                                                bool
-		gc                                                                                           gcFlags
-	)
-	cmd := &cobra.Command{
-		Use:   "predict",
-		Short: "Load-test POST /v1/predict and /v1/predict:batch, side by side with a Flask peer",
-		Long: `bench predict starts an aggregator API in this process on loopback — real EdDSA JWT
-verification with the revocation check in the store, the partner rate limiter, and
-every prediction audited durably (group commit) in the store before it is answered —
-with a hazard model trained on synthetic data as the active version. With --url it
-targets a running aggregator instead (give --token and --merchant).
-
-A closed-loop Go load generator (in this process, so it shares the CPUs) then runs
---clients concurrent clients for --duration each and reports throughput and exact
-p50/p99/p99.9 latencies (every latency is kept and sorted), for bodies with events
-(features built by the server) and with precomputed feature vectors; then
---batches batches of --batch customers one after the other.
-
-Side by side, scripts/peer_flask.py serves the same model (fetched from
-/v1/models/active) with Flask and scikit-learn, without auth or audit; the bench
-checks that both give the same probabilities and reports the throughput ratio.
-
-Use --db postgres://user@host/db to audit on PostgreSQL: a fresh database is
-created next to the one named and dropped at the end. Without --db, SQLite in a
-temporary file.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			clients, err := parseInts(clientsFlag)
-			if err != nil {
-				return fmt.Errorf("bench predict: --clients: %w", err)
-			}
-			if dur <= 0 || customers < 1 || batchSize < 1 || batches < 1 {
-				return errors.New("bench predict: --duration, --customers, --batch and --batches must be positive")
-			}
-			if err := gc.apply(); err != nil {
-				return fmt.Errorf("bench predict: %w", err)
-			}
-			if cpuProfile != "" {
-				pf, err := os.Create(cpuProfile)
-				if err != nil {
-					return fmt.Errorf("bench predict: %w", err)
-				}
-				defer pf.Close()
-				if err := pprof.StartCPUProfile(pf); err != nil {
-					return fmt.Errorf("bench predict: %w", err)
-				}
-				defer pprof.StopCPUProfile()
-			}
-			if traceOut != "" {
-				tf, err := os.Create(traceOut)
-				if err != nil {
-					return fmt.Errorf("bench predict: %w", err)
-				}
-				defer tf.Close()
-				if err := trace.Start(tf); err != nil {
-					return fmt.Errorf("bench predict: %w", err)
-				}
-				defer trace.Stop()
-			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			res := &benchPredictResult{GoMaxProcs: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(), Duration: dur.Seconds()}
-			loc := time.UTC
-			var stats func() audit.Stats
-			var dg *diag
-			if target == "" {
-				if withBreakdown {
-					dg = &diag{wait: &latencies{}, commit: &latencies{}}
-				}
-				srv, err := startBenchServer(ctx, log, db, seed, customers, dg)
-				if err != nil {
-					return fmt.Errorf("bench predict: %w", err)
-				}
-				defer srv.close()
-				target, token, merchant, loc = srv.url, srv.token, benchMerchant, srv.loc
-				res.Store, stats = srv.storeKind, srv.alog.Stats
-				res.Target = "in-process " + target
-			} else {
-				if token == "" || merchant == "" {
-					return errors.New("bench predict: --url needs --token and --merchant")
-				}
-				res.Target, res.Store = target, "remote"
-			}
-			hc := &http.Client{Transport: &http.Transport{
-				MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute, DisableCompression: true,
-			}, Timeout: 30 * time.Second}
-			defer hc.CloseIdleConnections()
-
-			mv, err := fetchActiveModel(ctx, hc, target, token)
-			if err != nil {
-				return fmt.Errorf("bench predict: %w", err)
-			}
-			in, err := benchBodies(merchant, seed, customers, batchSize, loc, mv)
-			if err != nil {
-				return fmt.Errorf("bench predict: %w", err)
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "target %s, store %s, model version %d, GOMAXPROCS %d on %d CPUs\n", res.Target, res.Store, mv.Version, res.GoMaxProcs, res.CPUs)
-
-			post := func(path string, body []byte) func() (*http.Request, error) {
-				return func() (*http.Request, error) {
-					req, err := http.NewRequestWithContext(ctx, http.MethodPost, target+path, bytes.NewReader(body))
-					if err != nil {
-						return nil, err
-					}
-					req.Header.Set("Authorization", "Bearer "+token)
-					req.Header.Set("Content-Type", "application/json")
-					return req, nil
-				}
-			}
-			// Warm up: connections, caches, the JIT-free but cold paths.
-			_ = runLoad(ctx, hc, "warmup", slices.Max(clients), warmup, rotate(in.events, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
-
-			for _, c := range clients {
-				dg.start()
-				lv := runLoad(ctx, hc, "go-events", c, dur, rotate(in.events, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
-				lv.Breakdown = dg.finish()
-				res.Single = append(res.Single, lv)
-				printLevel(out, lv)
-			}
-			for _, c := range clients {
-				dg.start()
-				lv := runLoad(ctx, hc, "go-features", c, dur, rotate(in.features, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
-				lv.Breakdown = dg.finish()
-				res.Single = append(res.Single, lv)
-				printLevel(out, lv)
-			}
-			for _, bt := range []struct {
-				name string
-				body []byte
-				ids  []string
-				dst  *batchResult
-			}{{"events", in.batch, in.batchIDs, &res.Batch}, {"feature vectors", in.batchX, in.batchXIDs, &res.BatchVectors}} {
-				br, err := runBatches(ctx, hc, post("/v1/predict:batch", bt.body), batches, bt.ids)
-				if err != nil {
-					res.Errors = append(res.Errors, err.Error())
-					fmt.Fprintf(out, "batch (%s): %v\n", bt.name, err)
-					continue
-				}
-				*bt.dst = br
-				fmt.Fprintf(out, "batch of %d customers, %s (%d KiB, answer %d KiB), %d runs: to last byte p50 %.1f ms, p99 %.1f ms, max %.1f ms; with client decoding p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-					br.Customers, bt.name, br.Bytes>>10, br.AnswerBytes>>10, br.Runs, br.P50ms, br.P99ms, br.MaxMs, br.DecodedP50ms, br.DecodedP99ms, br.DecodedMaxMs)
-			}
-
-			if flaskScript != "" {
-				if err := runPeer(ctx, out, hc, res, python, flaskScript, mv, in, clients, dur, target, token, merchant); err != nil {
-					res.Errors = append(res.Errors, "flask peer: "+err.Error())
-					fmt.Fprintf(out, "flask peer: %v\n", err)
-				}
-			}
-			if stats != nil {
-				st := stats()
-				res.AuditEntries, res.AuditBatches = st.Entries, st.Batches
-				fmt.Fprintf(out, "audit: %d entries in %d group commits (%.1f per commit)\n", st.Entries, st.Batches, float64(st.Entries)/math.Max(1, float64(st.Batches)))
-			}
-			if jsonOut != "" {
-				b, err := json.MarshalIndent(res, "", "  ")
-				if err != nil {
-					return fmt.Errorf("bench predict: %w", err)
-				}
-				if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
-					return fmt.Errorf("bench predict: %w", err)
-				}
-			}
-			return nil
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "store URL for the in-process aggregator (postgres://… gets a fresh database; default SQLite in a temporary file)")
-	f.StringVar(&target, "url", "", "target a running aggregator at this base URL instead")
-	f.StringVar(&token, "token", "", "with --url: a partner or merchant token")
-	f.StringVar(&merchant, "merchant", "", "with --url: the merchant to predict for")
-	f.StringVar(&clientsFlag, "clients", "1,8,32,128", "comma-separated concurrent client counts")
-	f.DurationVar(&dur, "duration", 5*time.Second, "length of each load level")
-	f.DurationVar(&warmup, "warmup", time.Second, "warm-up before the first level")
-	f.IntVar(&customers, "customers", 2000, "synthetic customers (distinct request bodies)")
-	f.IntVar(&batchSize, "batch", 1000, "customers per batch request")
-	f.IntVar(&batches, "batches", 20, "batch requests to time")
-	f.StringVar(&flaskScript, "flask", "scripts/peer_flask.py", "the Flask peer script; empty to skip the peer")
-	f.StringVar(&python, "python", "/usr/bin/python3", "Python with Flask and scikit-learn for the peer")
-	f.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
-	f.Uint64Var(&seed, "seed", 1, "seed of the synthetic data and the training")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (server and generator) to this file")
-	f.StringVar(&traceOut, "trace", "", "write an execution trace of this process to this file (go tool trace); keep the run short")
-	gc.register(cmd)
-	f.BoolVar(&withBreakdown, "breakdown", false, "in process: also report per level the audit wait and commit times, GC cycles and CPU share, and scheduling latency")
-	cmd.AddCommand(newBenchFloodCmd())
-	return cmd
+// PredictOptions configure Predict; the command's flags of the same names
+// say what each one does.
+type PredictOptions struct {
+	// DB is the in-process aggregator's store (a postgres:// URL gets a fresh
+	// database beside the one named); empty: SQLite in a temporary file.
+	DB string
+	// URL, Token and Merchant target a running aggregator instead.
+	URL, Token, Merchant string
+	// Clients are the concurrent client counts of the load levels.
+	Clients []int
+	// Duration of each level, after a Warmup.
+	Duration, Warmup time.Duration
+	// Customers are the synthetic customers (distinct bodies); Batches batch
+	// requests of Batch customers are timed.
+	Customers, Batch, Batches int
+	Seed                      uint64
+	// Flask is the peer script (empty: no peer), run with Python.
+	Flask, Python string
+	// Breakdown reports where the time of each level goes (in process only).
+	Breakdown bool
+	// Logger receives the in-process aggregator's warnings; discarded when nil.
+	Logger *slog.Logger
 }
 
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for _, p := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(p))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q is not a positive integer", p)
-		}
-		out = append(out, n)
+// Predict load-tests POST /v1/predict and /v1/predict:batch and writes a
+// line per measurement to out.
+func Predict(ctx context.Context, out io.Writer, o PredictOptions) (*PredictResult, error) {
+	if len(o.Clients) == 0 || o.Duration <= 0 || o.Customers < 1 || o.Batch < 1 || o.Batches < 1 {
+		return nil, errors.New("clients, duration, customers, batch and batches must be positive")
 	}
-	return out, nil
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	target, token, merchant := o.URL, o.Token, o.Merchant
+	res := &PredictResult{GoMaxProcs: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(), Duration: o.Duration.Seconds()}
+	loc := time.UTC
+	var stats func() audit.Stats
+	var dg *diag
+	if target == "" {
+		if o.Breakdown {
+			dg = &diag{wait: &latencies{}, commit: &latencies{}}
+		}
+		srv, err := startBenchServer(ctx, o.Logger, o.DB, o.Seed, o.Customers, dg)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.close()
+		target, token, merchant, loc = srv.url, srv.token, benchMerchant, srv.loc
+		res.Store, stats = srv.storeKind, srv.alog.Stats
+		res.Target = "in-process " + target
+	} else {
+		if token == "" || merchant == "" {
+			return nil, errors.New("a target URL needs a token and a merchant")
+		}
+		res.Target, res.Store = target, "remote"
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute, DisableCompression: true,
+	}, Timeout: 30 * time.Second}
+	defer hc.CloseIdleConnections()
+
+	mv, err := fetchActiveModel(ctx, hc, target, token)
+	if err != nil {
+		return nil, err
+	}
+	in, err := benchBodies(merchant, o.Seed, o.Customers, o.Batch, loc, mv)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "target %s, store %s, model version %d, GOMAXPROCS %d on %d CPUs\n", res.Target, res.Store, mv.Version, res.GoMaxProcs, res.CPUs)
+
+	post := func(path string, body []byte) func() (*http.Request, error) {
+		return func() (*http.Request, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, target+path, bytes.NewReader(body))
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/json")
+			return req, nil
+		}
+	}
+	// Warm up: connections, caches, the JIT-free but cold paths.
+	_ = runLoad(ctx, hc, "warmup", slices.Max(o.Clients), o.Warmup, rotate(in.events, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
+
+	for _, c := range o.Clients {
+		dg.start()
+		lv := runLoad(ctx, hc, "go-events", c, o.Duration, rotate(in.events, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
+		lv.Breakdown = dg.finish()
+		res.Single = append(res.Single, lv)
+		printLevel(out, lv)
+	}
+	for _, c := range o.Clients {
+		dg.start()
+		lv := runLoad(ctx, hc, "go-features", c, o.Duration, rotate(in.features, func(b []byte) func() (*http.Request, error) { return post("/v1/predict", b) }))
+		lv.Breakdown = dg.finish()
+		res.Single = append(res.Single, lv)
+		printLevel(out, lv)
+	}
+	for _, bt := range []struct {
+		name string
+		body []byte
+		ids  []string
+		dst  *BatchResult
+	}{{"events", in.batch, in.batchIDs, &res.Batch}, {"feature vectors", in.batchX, in.batchXIDs, &res.BatchVectors}} {
+		br, err := runBatches(ctx, hc, post("/v1/predict:batch", bt.body), o.Batches, bt.ids)
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			fmt.Fprintf(out, "batch (%s): %v\n", bt.name, err)
+			continue
+		}
+		*bt.dst = br
+		fmt.Fprintf(out, "batch of %d customers, %s (%d KiB, answer %d KiB), %d runs: to last byte p50 %.1f ms, p99 %.1f ms, max %.1f ms; with client decoding p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+			br.Customers, bt.name, br.Bytes>>10, br.AnswerBytes>>10, br.Runs, br.P50ms, br.P99ms, br.MaxMs, br.DecodedP50ms, br.DecodedP99ms, br.DecodedMaxMs)
+	}
+
+	if o.Flask != "" {
+		if err := runPeer(ctx, out, hc, res, o.Python, o.Flask, mv, in, o.Clients, o.Duration, target, token, merchant); err != nil {
+			res.Errors = append(res.Errors, "flask peer: "+err.Error())
+			fmt.Fprintf(out, "flask peer: %v\n", err)
+		}
+	}
+	if stats != nil {
+		st := stats()
+		res.AuditEntries, res.AuditBatches = st.Entries, st.Batches
+		fmt.Fprintf(out, "audit: %d entries in %d group commits (%.1f per commit)\n", st.Entries, st.Batches, float64(st.Entries)/math.Max(1, float64(st.Batches)))
+	}
+	return res, nil
 }
 
 // rotate cycles through bodies.
@@ -333,8 +254,8 @@ func rotate(bodies [][]byte, mk func([]byte) func() (*http.Request, error)) func
 
 // runLoad runs clients closed-loop workers for d and returns the latencies'
 // percentiles. Every latency is kept, so percentiles are exact.
-func runLoad(ctx context.Context, hc *http.Client, name string, clients int, d time.Duration, next func(i int) (*http.Request, error)) loadLevel {
-	lv := loadLevel{Name: name, Clients: clients, Codes: map[int]int{}}
+func runLoad(ctx context.Context, hc *http.Client, name string, clients int, d time.Duration, next func(i int) (*http.Request, error)) LoadLevel {
+	lv := LoadLevel{Name: name, Clients: clients, Codes: map[int]int{}}
 	var mu sync.Mutex
 	var all []time.Duration
 	ctx, cancel := context.WithTimeout(ctx, d)
@@ -412,7 +333,7 @@ func pct(sorted []time.Duration, q float64) float64 {
 	return ms(sorted[max(0, min(i, len(sorted)-1))])
 }
 
-func printLevel(w io.Writer, lv loadLevel) {
+func printLevel(w io.Writer, lv LoadLevel) {
 	fmt.Fprintf(w, "%-12s clients %4d: %8.0f /s  p50 %6.2f ms  p99 %6.2f ms  p99.9 %6.2f ms  max %6.1f ms  %5.0f µs CPU/req  (%d requests, %d failures)\n",
 		lv.Name, lv.Clients, lv.PerSecond, lv.P50ms, lv.P99ms, lv.P999ms, lv.MaxMs, lv.CPUus, lv.Requests, lv.Failures)
 	printBreakdown(w, lv.Breakdown)
@@ -422,8 +343,8 @@ func printLevel(w io.Writer, lv loadLevel) {
 // at the answer's last byte; decoding and checking the answer (ids answered
 // in order, none in error) are timed apart, so the server's time and the
 // client's decoding are both reported and neither hides the other.
-func runBatches(ctx context.Context, hc *http.Client, mk func() (*http.Request, error), runs int, ids []string) (batchResult, error) {
-	br := batchResult{Customers: len(ids), Runs: runs}
+func runBatches(ctx context.Context, hc *http.Client, mk func() (*http.Request, error), runs int, ids []string) (BatchResult, error) {
+	br := BatchResult{Customers: len(ids), Runs: runs}
 	var lat, withDecode []time.Duration
 	var buf bytes.Buffer
 	for i := range runs {
@@ -522,7 +443,7 @@ func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uin
 	if b.loc, err = time.LoadLocation(benchZone); err != nil {
 		return nil, err
 	}
-	st, fst, kind, err := openBenchStore(ctx, db, "kairos-bench-predict-", &b.closers)
+	st, _, kind, err := openBenchStore(ctx, db, "kairos-bench-predict-", &b.closers)
 	if err != nil {
 		return nil, err
 	}
@@ -539,60 +460,32 @@ func startBenchServer(ctx context.Context, log *slog.Logger, db string, seed uin
 	if err != nil {
 		return nil, err
 	}
-	var ast audit.Store = st
-	if dg != nil {
-		ast = timedAuditStore{Store: st, lat: dg.commit}
-	}
-	alog, err := audit.New(ctx, audit.Options{Store: ast, HMACKey: a.AuditHMAC, SigningKey: a.Checkpoint, CheckpointInterval: time.Minute})
-	if err != nil {
-		return nil, err
-	}
-	b.alog = alog
-	b.closers = append(b.closers, func() { _ = alog.Close() })
-	svc, err := aggregator.New(ctx, aggregator.Options{
-		Store: fst, Policy: policy, Keys: a, Audit: alog, Logger: log, InitialModel: m,
+	o := server.Options{
+		Store: st, Keys: a, Policy: policy, Logger: log, InitialModel: m,
 		Rounds: aggregator.RoundConfig{Deadline: time.Hour},
-	})
+		Audit:  config.Audit{CheckpointInterval: time.Minute},
+	}
+	if dg != nil {
+		o.AuditStore = timedAuditStore{Store: st, lat: dg.commit}
+		o.WrapAuditor = func(a api.Auditor) api.Auditor { return timedAuditor{Auditor: a, lat: dg.wait} }
+	}
+	agg, err := server.New(ctx, o)
 	if err != nil {
 		return nil, err
 	}
+	b.alog = agg.Audit
+	b.closers = append(b.closers, func() { _ = agg.Close() })
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := svc.Enrol(ctx, "admin:bench", aggregator.Merchant{ID: benchMerchant, TimeZone: benchZone, PublicKey: pub}); err != nil {
+	if _, err := agg.Service.Enrol(ctx, "admin:bench", aggregator.Merchant{ID: benchMerchant, TimeZone: benchZone, PublicKey: pub}); err != nil {
 		return nil, err
 	}
-	pubs := make([]auth.PublicKey, 0, len(a.JWT))
-	for _, k := range a.JWT {
-		pubs = append(pubs, auth.PublicKey{ID: k.ID, Key: k.Private.Public().(ed25519.PublicKey)})
-	}
-	verifier, err := auth.NewVerifier(auth.VerifierOptions{Keys: pubs, Issuer: auth.DefaultIssuer, Audience: auth.DefaultAudience, Revocations: st})
-	if err != nil {
+	if b.token, _, err = agg.Issuer.Issue(auth.Grant{Subject: benchPartner, Role: auth.RolePartner, Merchants: []string{benchMerchant}, TTL: 2 * time.Hour}); err != nil {
 		return nil, err
 	}
-	issuer, err := aggIssuer(a)
-	if err != nil {
-		return nil, err
-	}
-	if b.token, _, err = issuer.Issue(auth.Grant{Subject: benchPartner, Role: auth.RolePartner, Merchants: []string{benchMerchant}, TTL: 2 * time.Hour}); err != nil {
-		return nil, err
-	}
-	var auditor api.Auditor = alog
-	if dg != nil {
-		auditor = timedAuditor{Auditor: alog, lat: dg.wait}
-	}
-	handler, err := api.NewServer(api.Options{
-		Service: svc, Verifier: verifier, Issuer: issuer, JWKS: pubs, Logger: log,
-		Partners: func(id string) (float64, int, error) {
-			pp, err := policy.Partner(id)
-			return pp.RatePerSecond, pp.Burst, err
-		},
-		Predict: api.PredictOptions{Audit: auditor, MayQuery: policy.MayQuery},
-	})
-	if err != nil {
-		return nil, err
-	}
+	handler := agg.API
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -674,12 +567,12 @@ func freshBenchDB(ctx context.Context, base string) (string, func(), error) {
 	// keeps them for the pool that opens the fresh database.
 	cfg, err := pgxpool.ParseConfig(base)
 	if err != nil {
-		return "", nil, fmt.Errorf("parse %s: %w", redactDB(base), err)
+		return "", nil, fmt.Errorf("parse %s: %w", config.RedactDB(base), err)
 	}
 	connect := func(ctx context.Context) (*pgx.Conn, error) { return pgx.ConnectConfig(ctx, cfg.ConnConfig.Copy()) }
 	conn, err := connect(ctx)
 	if err != nil {
-		return "", nil, fmt.Errorf("connect %s: %w", redactDB(base), err)
+		return "", nil, fmt.Errorf("connect %s: %w", config.RedactDB(base), err)
 	}
 	defer conn.Close(ctx)
 	var r [6]byte
@@ -847,7 +740,7 @@ func fetchActiveModel(ctx context.Context, hc *http.Client, target, token string
 
 // runPeer starts the Flask peer on the active model, checks that it agrees
 // with the API, and loads it at the same client counts.
-func runPeer(ctx context.Context, out io.Writer, hc *http.Client, res *benchPredictResult, python, script string, mv protocol.ModelVersion,
+func runPeer(ctx context.Context, out io.Writer, hc *http.Client, res *PredictResult, python, script string, mv protocol.ModelVersion,
 	in *benchInputs, clients []int, dur time.Duration, target, token, merchant string) error {
 	dir, err := os.MkdirTemp("", "kairos-peer-")
 	if err != nil {
@@ -944,7 +837,7 @@ func runPeer(ctx context.Context, out io.Writer, hc *http.Client, res *benchPred
 		res.Peer = append(res.Peer, lv)
 		printLevel(out, lv)
 	}
-	find := func(levels []loadLevel, name string, c int) float64 {
+	find := func(levels []LoadLevel, name string, c int) float64 {
 		for _, l := range levels {
 			if l.Name == name && l.Clients == c {
 				return l.PerSecond
