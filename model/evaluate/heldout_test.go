@@ -265,6 +265,9 @@ func TestHeldOutCadences(t *testing.T) {
 			mean := hz.mean
 			t.Logf("%s: test %s, %d training cutoffs, %d test customers, observed P30 %.4f, hazard mean %.4f",
 				l.name, proto.Test.Format(time.DateOnly), len(proto.Train), rep.Customers, obs, mean)
+			if lv := rep.Level; lv != nil {
+				t.Logf("%s: level carry-over rho %.3f shift %+.4f over %d pairs", l.name, lv.Rho, lv.Shift, lv.Pairs)
+			}
 			t.Logf("%s: hazard   AUC %.4f PR %.4f Brier %.4f ECE %.4f", l.name, hz.auc, hz.pr, hz.brier, hz.ece)
 			t.Logf("%s: logistic AUC %.4f PR %.4f Brier %.4f ECE %.4f", l.name, lg.auc, lg.pr, lg.brier, lg.ece)
 			t.Logf("%s: bgnbd    AUC %.4f PR %.4f Brier %.4f ECE %.4f", l.name, bg.AUC[30], bg.PRAUC[30], bg.Brier[30], bgECE)
