@@ -133,3 +133,41 @@ func TestLevelCarrySeasonal(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLevelCarry measures the carry-over's cost on the monthly shop of
+// TestHeldOutCadences (3,000 customers, 540 days): the feature passes at
+// the pseudo-cutoffs and the offsets, after the model is trained once.
+func BenchmarkLevelCarry(b *testing.B) {
+	t := &testing.T{}
+	l := heldOutLogs[1]
+	events := l.events(t, 101)
+	first, last := events[0].Time, events[0].Time
+	for _, e := range events {
+		if e.Time.Before(first) {
+			first = e.Time
+		}
+		if e.Time.After(last) {
+			last = e.Time
+		}
+	}
+	proto, err := DefaultProtocol(first, last, model.Horizon)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := Config{TestCutoff: proto.Test, TrainCutoffs: proto.Train, Seed: 1, Hazard: DefaultHazardOptions(),
+		Methods: []string{MethodHazard}, NoLevelCarry: true}
+	p, err := Prepare(events, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rep, err := p.Run(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		lc, err := p.levelCarry(rep.Model)
+		if err != nil || lc == nil {
+			b.Fatalf("level carry-over: %v, %v", lc, err)
+		}
+	}
+}
