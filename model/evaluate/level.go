@@ -12,8 +12,8 @@ import (
 )
 
 // LevelCarry is the period-level correction applied to a non-private hazard
-// model's baseline hazards after training (docs/benchmarks.md, "Where the
-// miscalibration came from"). A model trained on several cutoffs predicts
+// model's baseline hazards after training (docs/benchmarks.md, "The period
+// level"). A model trained on several cutoffs predicts
 // their average buying level; the level of one 30-day window moves from
 // window to window (holidays, campaigns, a season). The merchant measures,
 // on its own log, how far the level of each fully observed window before the
