@@ -74,7 +74,7 @@ func newEvalCmd() *cobra.Command {
 		dataset, dataPath, mappingPath, testCutoff, trainCutoffs, kind, out string
 		seed                                                                uint64
 		hidden                                                              int
-		asJSON                                                              bool
+		asJSON, levelCarry                                                  bool
 		maxInvalid                                                          float64
 		dpo                                                                 evalDPFlags
 		suiteFlags                                                          evalSuiteFlags
@@ -124,7 +124,7 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			if suiteFlags.enabled() {
-				return runEvalSuite(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), suiteFlags, dpo, asJSON, seed)
+				return runEvalSuite(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), suiteFlags, dpo, asJSON, seed, levelCarry)
 			}
 			if dpo.audit != "" {
 				return runPrivacyAudit(ctx, cmd.OutOrStdout(), dpo, asJSON)
@@ -180,6 +180,7 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 				Dataset: dataset, TestCutoff: test, TrainCutoffs: train, Location: ds.location, Seed: seed,
 				AllowLabelOverlap: ds.overlap,
 				Hazard:            defaultHazardOptions(kind, hidden),
+				NoLevelCarry:      !levelCarry,
 			}
 			if err := dpo.apply(cmd, &cfg); err != nil {
 				return fmt.Errorf("eval: %w", err)
@@ -200,6 +201,9 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 				return err
 			}
 			slog.Info("evaluated", "seconds", time.Since(start).Seconds(), "train_rows", res.TrainRows, "hazard_steps", res.TrainReport.Steps)
+			if l := res.Level; l != nil {
+				slog.Info("level carry-over", "shift", l.Shift, "rho", l.Rho, "pairs", l.Pairs, "windows", len(l.Offsets))
+			}
 			if out != "" && res.Model != nil {
 				res.Model.Training.CreatedAt = time.Now().UTC().Format(time.RFC3339)
 				b, err := json.MarshalIndent(res.Model, "", "  ")
@@ -232,6 +236,9 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 	f.Uint64Var(&seed, "seed", 1, "training seed")
 	f.StringVar(&out, "out", "", "write the fitted hazard model (JSON) to this file")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object instead of a table")
+	f.BoolVar(&levelCarry, "level-carry", true, "shift the non-private hazard model's baselines by the period-level carry-over: "+
+		"the latest fully observed window's calibration offset times its measured persistence from window to window "+
+		"(evaluate.LevelCarry; false: the baselines as trained)")
 	f.Float64Var(&maxInvalid, "max-invalid-share", evalMaxInvalidShare,
 		"fail when more than this share of the data rows cannot be read (0: stop at the first bad row; 1: skip any number)")
 	dpo.register(f)

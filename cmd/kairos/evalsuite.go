@@ -62,7 +62,7 @@ func (s *evalSuiteFlags) conflicts() error {
 	var set []string
 	s.flags.Visit(func(f *pflag.Flag) {
 		switch f.Name {
-		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "classic", "dp-prior",
+		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "classic", "dp-prior", "level-carry",
 			"dp-epsilon", "dp-delta", "dp-clip", "dp-batch", "dp-epochs", "dp-lr", "dp-l2":
 		default:
 			set = append(set, "--"+f.Name)
@@ -96,7 +96,7 @@ func suiteDataDir(flag string) (string, error) {
 
 // runEvalSuite is `kairos eval --suite`: it loads the suite, runs it, and
 // prints the table or the JSON, writing the charts when asked.
-func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlags, dp evalDPFlags, asJSON bool, seed uint64) error {
+func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlags, dp evalDPFlags, asJSON bool, seed uint64, levelCarry bool) error {
 	if err := s.conflicts(); err != nil {
 		return err
 	}
@@ -143,6 +143,7 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 	}
 	res, err := suite.Run(ctx, datasets, suite.Options{
 		Load: suiteLoader(stderr), Models: models, Baselines: suite.DefaultBaselines(), Seed: seed, Log: slog.Default(),
+		NoLevelCarry: !levelCarry,
 	})
 	if err != nil {
 		return fmt.Errorf("eval --suite: %w", err)

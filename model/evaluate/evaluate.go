@@ -65,6 +65,10 @@ type Config struct {
 	// DP then, and Run's DP training composes with the fit's release). Empty:
 	// no classic features.
 	Classic string
+	// NoLevelCarry leaves a non-private hazard model's baselines as trained
+	// instead of applying the period-level carry-over (LevelCarry). DP models
+	// never get it: it reads every customer's labels without noise.
+	NoLevelCarry bool
 }
 
 // Classic-feature modes (Config.Classic).
@@ -97,6 +101,10 @@ type Report struct {
 	Privacy *PrivacyReport
 	// Classic is the classic features' fit (nil without them).
 	Classic *ClassicFit
+	// Level is the period-level carry-over applied to the hazard model's
+	// baselines (nil when none was measured: DP, Config.NoLevelCarry, a
+	// rhythm model, or a log with too few windows).
+	Level *LevelCarry
 	// DayBaselines is the date accuracy of the simple day predictors
 	// (DayLastPlusGap, DayBestConstant, DayBestConstantMAE) on the same test
 	// buyers as MethodReport.Days.
@@ -274,6 +282,9 @@ type Prepared struct {
 	// longLabels[i][k] is whether test row i's customer buys within
 	// LongHorizons[k] days of the test cutoff (only for base.LongHorizons).
 	longLabels [][len(hazard.LongHorizons)]bool
+	// events and build rebuild rows at other cutoffs (LevelCarry).
+	events []model.Event
+	build  feature.Config
 }
 
 // Prepare builds the rows of cfg's split from events. Of cfg it uses the
@@ -398,7 +409,8 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 	}
 	topN := max(1, int(math.Round(rep.TrainPositiveRate*float64(len(testRows)))))
 	return &Prepared{classic: classic, schema: b.Schema(), hist: hist, train: train, trainRows: trainRows, testRows: testRows,
-		lastTrain: lastTrain, base: rep, medianDay: medianDay, topN: topN, longLabels: longLabels}, nil
+		lastTrain: lastTrain, base: rep, medianDay: medianDay, topN: topN, longLabels: longLabels,
+		events: events, build: feature.Config{Location: cfg.Location, Allow: cfg.Allow}}, nil
 }
 
 // Schema is the feature schema of the prepared rows.
@@ -409,7 +421,7 @@ func (p *Prepared) Schema() feature.Schema { return p.schema }
 func (p *Prepared) TrainRows() []feature.Row { return p.trainRows }
 
 // Run trains and scores cfg.Methods on the prepared split. Of cfg it uses
-// Dataset, Seed, Methods, Hazard and DP; the split itself is the one Prepare
+// Dataset, Seed, Methods, Hazard, DP and NoLevelCarry; the split itself is the one Prepare
 // was given.
 func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 	methods := cfg.Methods
@@ -455,6 +467,14 @@ func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 			}
 			if err != nil {
 				return Report{}, fmt.Errorf("evaluate: %w", err)
+			}
+			if cfg.DP == nil && !cfg.NoLevelCarry && !hm.Rhythm() {
+				if rep.Level, err = p.levelCarry(hm); err != nil {
+					return Report{}, fmt.Errorf("evaluate: %w", err)
+				}
+				if rep.Level != nil {
+					shiftBaselines(hm, rep.Level.Shift)
+				}
 			}
 			rep.Model, rep.TrainReport = hm, tr
 			m = hazardMethod(hm)

@@ -74,6 +74,9 @@ type Options struct {
 	Seed uint64
 	// Log, when set, receives one line per data set and method as they finish.
 	Log *slog.Logger
+	// NoLevelCarry leaves every non-private model's baselines as trained
+	// (evaluate.Config.NoLevelCarry).
+	NoLevelCarry bool
 }
 
 func (o Options) validate() error {
@@ -188,10 +191,30 @@ type Method struct {
 	// Classic is how the BG/NBD parameters of a model with classic features
 	// were fitted (Model.Classic).
 	Classic *evaluate.ClassicFit `json:"classic,omitempty"`
+	// Level is the period-level carry-over applied to the model's baselines
+	// (evaluate.LevelCarry); absent when none was applied.
+	Level *Level `json:"level,omitempty"`
 	// Calibration and Gain are the 30-day reliability table and cumulative
 	// gain curve, for charts.
 	Calibration []metrics.Bin       `json:"-"`
 	Gain        []metrics.GainPoint `json:"-"`
+}
+
+// Level summarises evaluate.LevelCarry: the logit added to every baseline,
+// the persistence estimate it was scaled by, the latest window's offset and
+// the number of offset pairs behind the estimate.
+type Level struct {
+	Shift  float64 `json:"shift"`
+	Rho    float64 `json:"rho"`
+	Latest float64 `json:"latest_offset"`
+	Pairs  int     `json:"pairs"`
+}
+
+func levelOf(l *evaluate.LevelCarry) *Level {
+	if l == nil || len(l.Offsets) == 0 || math.IsNaN(l.Offsets[len(l.Offsets)-1]) {
+		return nil
+	}
+	return &Level{Shift: l.Shift, Rho: l.Rho, Latest: l.Offsets[len(l.Offsets)-1], Pairs: l.Pairs}
 }
 
 // AUCHorizons are the horizons of Method.AUC.
@@ -321,7 +344,7 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 		return fail(ld.err)
 	}
 	events, prep := ld.events, ld.prep
-	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Seed: opts.Seed}
+	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Seed: opts.Seed, NoLevelCarry: opts.NoLevelCarry}
 	type job struct {
 		name, kind, method string
 		hazard             hazard.TrainOptions
@@ -408,6 +431,7 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 			}
 			fill(&m, rep.Methods[0], rep.LongHorizons)
 			m.Classic = rep.Classic
+			m.Level = levelOf(rep.Level)
 			if dr.DateBaselines == nil {
 				dr.DateBaselines = dateScores(rep.DayBaselines)
 			}

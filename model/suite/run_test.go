@@ -123,9 +123,9 @@ func TestRunShape(t *testing.T) {
 		return ks
 	}
 	wantKeys := [][]string{
-		{"auc", "brier", "date", "ece", "kind", "modal_day_share", "name", "pr_auc", "seconds"}, // hazard
-		{"auc", "kind", "name", "pr_auc", "seconds"},                                            // recency: no probabilities
-		{"error", "kind", "name", "seconds"},                                                    // unknown method: no metrics
+		{"auc", "brier", "date", "ece", "kind", "level", "modal_day_share", "name", "pr_auc", "seconds"}, // hazard
+		{"auc", "kind", "name", "pr_auc", "seconds"},                                                     // recency: no probabilities
+		{"error", "kind", "name", "seconds"},                                                             // unknown method: no metrics
 	}
 	wantNames := []string{`"hazard"`, `"recency"`, `"nosuch"`}
 	if len(d.Methods) != len(wantKeys) {
