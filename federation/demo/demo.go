@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/client"
 	"github.com/kairos-fl/kairos/client/train/sim"
 	"github.com/kairos-fl/kairos/federation/harness"
 	"github.com/kairos-fl/kairos/model"
@@ -32,8 +33,15 @@ type Options struct {
 	// a successful run unless Keep).
 	WorkDir string
 	Keep    bool
-	// Seed is the cdnow-100 split's seed (0: 1).
+	// Seed is the split's seed (0: 1).
 	Seed uint64
+	// Split is the number of merchants of the cdnow-N split (sim.SplitCDNOW)
+	// the merchants are drawn from (0: 100).
+	Split int
+	// All federates every merchant of the split (kairos sim --scenario
+	// cdnow-N --processes) instead of the demo's ten (Pick). A merchant whose
+	// update the policy refuses (its DP customer count below one) drops out.
+	All bool
 	// Progress receives a line per stage (nil: none).
 	Progress io.Writer
 }
@@ -49,6 +57,8 @@ type Report struct {
 	EpsilonMax      float64 `json:"epsilon_max"`
 	// Merchants are the federation's merchants, in the split's order.
 	Merchants []Merchant `json:"merchants"`
+	// Dropouts counts merchants that left after a refused update (All only).
+	Dropouts int `json:"dropouts"`
 	// AUC30 pools every merchant's own test customers: the federated model
 	// on all of them, the centralised non-private model trained on the same
 	// merchants' rows pooled, and each merchant's local-only and personalised
@@ -82,6 +92,8 @@ type Merchant struct {
 	EpsilonCap float64 `json:"epsilon_cap"`
 	// Own are its own test customers scored by the three models.
 	Own sim.MerchantResult `json:"own"`
+	// Dropped says the policy refused one of its updates and it left.
+	Dropped bool `json:"dropped,omitempty"`
 }
 
 // Run runs the demo. On error the run's directory is kept and named in the error.
@@ -96,7 +108,9 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		}
 	}
 	timings := map[string]string{}
-	mark := func(name string, since time.Time) { timings[name] = time.Since(since).Round(10 * time.Millisecond).String() }
+	mark := func(name string, since time.Time) {
+		timings[name] = time.Since(since).Round(10 * time.Millisecond).String()
+	}
 
 	dir := o.WorkDir
 	if dir == "" {
@@ -122,15 +136,26 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	if err != nil {
 		return rep, err
 	}
-	full, err := sim.SplitCDNOW100(events, o.Seed)
+	if o.Split == 0 {
+		o.Split = sim.CDNOW100Merchants
+	}
+	full, err := sim.SplitCDNOW(events, o.Split, o.Seed)
 	if err != nil {
 		return rep, err
 	}
-	picked, err := Pick(full)
-	if err != nil {
-		return rep, err
+	picked := make([]int, len(full.Merchants))
+	for i := range picked {
+		picked[i] = i
 	}
-	split := Subset(full, picked)
+	if !o.All {
+		if picked, err = Pick(full); err != nil {
+			return rep, err
+		}
+	}
+	split := full
+	if !o.All {
+		split = Subset(full, picked)
+	}
 	_, test := sim.ReferenceCutoffs()
 	rep.Scenario, rep.Seed, rep.TestCutoff = split.Name, o.Seed, test.Format(time.DateOnly)
 	ids := make([]string, len(picked))
@@ -153,6 +178,13 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	base := startBaselines(ctx, events, split, o.Seed)
 
 	rounds := Rounds(len(ids))
+	poll := 100 * time.Millisecond
+	if o.All {
+		// Every merchant that is left in every round, however many dropped
+		// out; slower polls for a hundred clients on one machine.
+		rounds.Quorum, rounds.Deadline = 1, harness.Duration(5*time.Minute)
+		poll = 500 * time.Millisecond
+	}
 	t = time.Now()
 	fed, err := harness.Launch(ctx, harness.Options{Exe: o.Exe, Dir: dir, Policy: Policy(ids), Rounds: rounds}, ids)
 	if err != nil {
@@ -161,7 +193,7 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 	defer fed.Close()
 	say("aggregator serving at %s (SQLite in %s), %d merchants enrolled", fed.URL, fed.DB, len(ids))
 	for k, m := range fed.Merchants {
-		if err := fed.WriteClientConfig(m, harness.ClientConfig{Data: files[k], EpsilonCap: 1, PollInterval: 100 * time.Millisecond}); err != nil {
+		if err := fed.WriteClientConfig(m, harness.ClientConfig{Data: files[k], EpsilonCap: 1, PollInterval: poll}); err != nil {
 			return rep, err
 		}
 		if _, err := fed.StartClient(m, nil); err != nil {
@@ -173,12 +205,25 @@ func Run(ctx context.Context, o Options) (rep Report, err error) {
 		return rep, err
 	}
 	published := 0
-	if err := fed.WaitClients(ctx, 500*time.Millisecond, func() {
+	tick := func() {
 		if n, err := fed.Published(ctx); err == nil && n > published {
 			published = n
 			say("round %d/%d published", n, rounds.PlannedRounds)
 		}
-	}); err != nil {
+	}
+	var exited func(*harness.Merchant, error) error
+	if o.All {
+		exited = func(m *harness.Merchant, err error) error {
+			if !refused(fed, m) {
+				return err
+			}
+			rep.Merchants[m.Index].Dropped = true
+			rep.Dropouts++
+			say("%s dropped out: an update refused by the policy", m.ID)
+			return fed.StopMerchant(ctx, m, "dropped out: an update refused by the policy")
+		}
+	}
+	if err := fed.WaitClients(ctx, 500*time.Millisecond, tick, exited); err != nil {
 		return rep, err
 	}
 	// Every client has stopped at its budget; the last round publishes at the
@@ -282,6 +327,16 @@ merchants:
 	return b
 }
 
+// refused reports whether m's client ended on an update the policy refused.
+func refused(fed *harness.Federation, m *harness.Merchant) bool {
+	st, err := fed.State(m)
+	if err != nil || len(st.Rounds) == 0 {
+		return false
+	}
+	last := st.Rounds[len(st.Rounds)-1]
+	return last.Outcome == client.OutcomeRefused && last.Reason == "policy-violation"
+}
+
 // plan reads the round plan's noise multiplier and δ, as a merchant sees them.
 func plan(ctx context.Context, fed *harness.Federation) (z, delta float64, err error) {
 	mc, err := apiclient.New(fed.URL, fed.Merchants[0].Token)
@@ -320,7 +375,7 @@ func ledgers(ctx context.Context, fed *harness.Federation, rep *Report) error {
 		r := &rep.Merchants[k]
 		r.Rounds = st.Accepted()
 		b, ok := budgets[m.ID]
-		if !ok {
+		if !ok && !r.Dropped {
 			return fmt.Errorf("no budget for %s", m.ID)
 		}
 		r.Epsilon, r.EpsilonCap, r.Releases = b.Epsilon, b.Cap, b.Releases

@@ -17,6 +17,9 @@ func WriteTable(w io.Writer, r Report) error {
 		len(r.Merchants), strings.TrimSuffix(r.Scenario, "-demo"), r.Seed, total)
 	fmt.Fprintf(w, "federated through `kairos aggregator serve`: %d rounds, DP-SGD z = %.3f, ε ≤ %.4f at δ = %g per merchant — %.1f s\n\n",
 		r.Rounds, r.NoiseMultiplier, r.EpsilonMax, r.Delta, r.Seconds)
+	if r.Dropouts > 0 {
+		fmt.Fprintf(w, "%d merchants dropped out after the policy refused an update (DP customer count below one)\n\n", r.Dropouts)
+	}
 	fmt.Fprintf(w, "Each merchant's own customers at the test cutoff %s, P(buy within 30 days), AUC@30 pooled per size bucket:\n\n", r.TestCutoff)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "customers\tmerchants\ttest customers\tlocal-only (non-private)\tfederated (ε = 1)\tpersonalised\tpersonalised − local\tpers ≥ local\t")

@@ -346,27 +346,31 @@ func (f *Federation) StartClient(m *Merchant, env []string, args ...string) (*Pr
 }
 
 // WaitClients waits until every merchant's client has exited, calling tick
-// (if not nil) every interval meanwhile. It fails as soon as a client exits
-// with an error or the aggregator exits.
-func (f *Federation) WaitClients(ctx context.Context, interval time.Duration, tick func()) error {
+// (if not nil) every interval meanwhile. It fails as soon as the aggregator
+// exits or a client exits with an error, unless exited (if not nil) accepts
+// that client's end by returning nil.
+func (f *Federation) WaitClients(ctx context.Context, interval time.Duration, tick func(), exited func(*Merchant, error) error) error {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	var aggDone <-chan struct{}
+	if f.Aggregator != nil {
+		aggDone = f.Aggregator.Done()
+	}
 	for _, m := range f.Merchants {
 		if m.Client == nil {
 			continue
 		}
-		var aggDone <-chan struct{}
-		if f.Aggregator != nil {
-			aggDone = f.Aggregator.Done()
-		}
-	wait:
-		for {
+		for waiting := true; waiting; {
 			select {
 			case <-m.Client.Done():
-				if err := m.Client.Err(); err != nil {
+				waiting = false
+				err := m.Client.Err()
+				if err != nil && exited != nil {
+					err = exited(m, err)
+				}
+				if err != nil {
 					return fmt.Errorf("client %s: %w\n%s", m.ID, err, m.Client.Tail(15))
 				}
-				break wait
 			case <-aggDone:
 				return fmt.Errorf("aggregator exited (%s)\n%s", ExitText(f.Aggregator.Err()), f.Aggregator.Tail(15))
 			case <-ticker.C:
@@ -377,6 +381,19 @@ func (f *Federation) WaitClients(ctx context.Context, interval time.Duration, ti
 				return fmt.Errorf("waiting for client %s: %w", m.ID, ctx.Err())
 			}
 		}
+	}
+	return nil
+}
+
+// StopMerchant tells the aggregator, with m's own token, that m sends no more
+// updates (POST /v1/merchants/me:stop), so that rounds stop waiting for it.
+func (f *Federation) StopMerchant(ctx context.Context, m *Merchant, reason string) error {
+	c, err := apiclient.New(f.URL, m.Token)
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", m.ID, err)
+	}
+	if err := c.StopMerchant(ctx, protocol.MerchantStop{Reason: reason}); err != nil {
+		return fmt.Errorf("stop %s: %w", m.ID, err)
 	}
 	return nil
 }
