@@ -346,9 +346,10 @@ func (f *Federation) StartClient(m *Merchant, env []string, args ...string) (*Pr
 }
 
 // WaitClients waits until every merchant's client has exited, calling tick
-// (if not nil) every interval meanwhile. It fails as soon as the aggregator
-// exits or a client exits with an error, unless exited (if not nil) accepts
-// that client's end by returning nil.
+// (if not nil) every interval meanwhile; exits are noticed within an interval,
+// in whatever order they happen. It fails as soon as the aggregator exits or a
+// client exits with an error, unless exited (if not nil) accepts that
+// client's end by returning nil.
 func (f *Federation) WaitClients(ctx context.Context, interval time.Duration, tick func(), exited func(*Merchant, error) error) error {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
@@ -356,33 +357,43 @@ func (f *Federation) WaitClients(ctx context.Context, interval time.Duration, ti
 	if f.Aggregator != nil {
 		aggDone = f.Aggregator.Done()
 	}
+	var running []*Merchant
 	for _, m := range f.Merchants {
-		if m.Client == nil {
-			continue
-		}
-		for waiting := true; waiting; {
-			select {
-			case <-m.Client.Done():
-				waiting = false
-				err := m.Client.Err()
-				if err != nil && exited != nil {
-					err = exited(m, err)
-				}
-				if err != nil {
-					return fmt.Errorf("client %s: %w\n%s", m.ID, err, m.Client.Tail(15))
-				}
-			case <-aggDone:
-				return fmt.Errorf("aggregator exited (%s)\n%s", ExitText(f.Aggregator.Err()), f.Aggregator.Tail(15))
-			case <-ticker.C:
-				if tick != nil {
-					tick()
-				}
-			case <-ctx.Done():
-				return fmt.Errorf("waiting for client %s: %w", m.ID, ctx.Err())
-			}
+		if m.Client != nil {
+			running = append(running, m)
 		}
 	}
-	return nil
+	for {
+		left := running[:0]
+		for _, m := range running {
+			if !m.Client.Exited() {
+				left = append(left, m)
+				continue
+			}
+			err := m.Client.Err()
+			if err != nil && exited != nil {
+				err = exited(m, err)
+			}
+			if err != nil {
+				return fmt.Errorf("client %s: %w\n%s", m.ID, err, m.Client.Tail(15))
+			}
+		}
+		running = left
+		if len(running) == 0 {
+			return nil
+		}
+		select {
+		case <-running[0].Client.Done():
+		case <-aggDone:
+			return fmt.Errorf("aggregator exited (%s)\n%s", ExitText(f.Aggregator.Err()), f.Aggregator.Tail(15))
+		case <-ticker.C:
+			if tick != nil {
+				tick()
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d clients (%s first): %w", len(running), running[0].ID, ctx.Err())
+		}
+	}
 }
 
 // StopMerchant tells the aggregator, with m's own token, that m sends no more

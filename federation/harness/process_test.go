@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,4 +70,41 @@ func asExit(err error, ee **exec.ExitError) bool {
 	e, ok := err.(*exec.ExitError)
 	*ee = e
 	return ok
+}
+
+// TestWaitClients: exits are noticed in any order; a failed client fails the
+// wait, naming it, unless the exit hook accepts its end.
+func TestWaitClients(t *testing.T) {
+	dir := t.TempDir()
+	run := func(script string) *Merchant {
+		m := &Merchant{ID: "m-" + script[len(script)-1:]}
+		p, err := Start(filepath.Join(dir, m.ID+".log"), nil, sh(t), "-c", script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Client = p
+		return m
+	}
+	// The slow, clean client comes first: the failed one behind it must still
+	// be seen as soon as it exits.
+	f := &Federation{Merchants: []*Merchant{run("sleep 2; exit 0"), run("exit 3")}}
+	start := time.Now()
+	err := f.WaitClients(context.Background(), 20*time.Millisecond, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "client m-3") {
+		t.Errorf("got %v, want client m-3's failure", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("failure seen after %v, behind the slow client", d)
+	}
+	f.Merchants[0].Client.Kill()
+
+	var seen []string
+	f = &Federation{Merchants: []*Merchant{run("sleep 0.2; exit 0"), run("exit 3")}}
+	err = f.WaitClients(context.Background(), 20*time.Millisecond, nil, func(m *Merchant, err error) error {
+		seen = append(seen, m.ID)
+		return nil
+	})
+	if err != nil || len(seen) != 1 || seen[0] != "m-3" {
+		t.Errorf("with the hook: got %v, hook saw %v; want nil after m-3", err, seen)
+	}
 }
