@@ -93,7 +93,8 @@ func Subset(split *sim.Split, picked []int) *sim.Split {
 
 // WriteShards writes each merchant's orders, the lines of the CDNOW file
 // (src) whose customer it owns, under the file's header, to paths[m]. A
-// merchant's file is then what its client reads: its own orders only.
+// merchant's file is then what its client reads: its own orders only. Lines
+// end in "\n" (CDNOW's "\r\n" loses its "\r"; the reader takes both).
 func WriteShards(src string, split *sim.Split, paths []string) error {
 	if len(paths) != len(split.Merchants) {
 		return fmt.Errorf("write shards: %d paths for %d merchants", len(paths), len(split.Merchants))
