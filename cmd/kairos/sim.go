@@ -74,6 +74,14 @@ under $KAIROS_DATA, ../shared/data and shared/data.`,
 			if !slices.Contains(sim.Scenarios, scenario) {
 				return fmt.Errorf("sim: --scenario %q: unknown (want one of %v)", scenario, sim.Scenarios)
 			}
+			if processes {
+				if _, ok := sim.CDNOWScenarioMerchants(scenario); !ok {
+					return fmt.Errorf("sim: --processes: scenario %q is not a cdnow-N split", scenario)
+				}
+				if secure || validation {
+					return errors.New("sim: --processes runs plain mode at the test cutoff: drop --secure-aggregation and --validation")
+				}
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("sim: %w", err)
@@ -89,7 +97,7 @@ under $KAIROS_DATA, ../shared/data and shared/data.`,
 				}
 			}
 			if processes {
-				return runSimProcesses(cmd, scenario, path, exe, seed, asJSON, secure || validation)
+				return runSimProcesses(cmd, scenario, path, exe, seed, asJSON)
 			}
 			start := time.Now()
 			in, err := sim.LoadScenarioData(cmd.Context(), scenario, path)
@@ -130,14 +138,8 @@ under $KAIROS_DATA, ../shared/data and shared/data.`,
 
 // runSimProcesses runs a cdnow-N scenario as processes (federation/demo with
 // every merchant of the split) and prints the demo's report.
-func runSimProcesses(cmd *cobra.Command, scenario, data, exe string, seed uint64, asJSON, unsupported bool) error {
-	n, ok := sim.CDNOWScenarioMerchants(scenario)
-	if !ok {
-		return fmt.Errorf("sim: --processes: scenario %q is not a cdnow-N split", scenario)
-	}
-	if unsupported {
-		return errors.New("sim: --processes runs plain mode at the test cutoff: drop --secure-aggregation and --validation")
-	}
+func runSimProcesses(cmd *cobra.Command, scenario, data, exe string, seed uint64, asJSON bool) error {
+	n, _ := sim.CDNOWScenarioMerchants(scenario)
 	rep, err := demo.Run(cmd.Context(), demo.Options{Exe: exe, Data: data, Seed: seed, Split: n, All: true, Progress: cmd.ErrOrStderr()})
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
