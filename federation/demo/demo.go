@@ -4,7 +4,9 @@
 // run` each, through package harness) at ε = 1, δ = 1e-6 each; then every
 // merchant's own customers are scored at the test cutoff by its local-only
 // non-private model, the federated model and its personalised model, pooled
-// per size bucket, and the aggregator's audit log is verified.
+// per size bucket, and the aggregator's audit log is verified. With
+// Options.All the same runs with every merchant of a cdnow-N split
+// (`kairos sim --scenario cdnow-N --processes`).
 package demo
 
 import (
