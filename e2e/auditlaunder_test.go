@@ -134,7 +134,7 @@ merchants:
 	enrolSeqs := waitEnrolmentsSigned(t, db, witness, pub.Checkpoint)
 
 	// kill -9: no clean shutdown, no final checkpoint.
-	_ = agg.cmd.Process.Kill()
+	_ = agg.Cmd.Process.Kill()
 	if err := agg.wait(t, 10*time.Second); !killed(err) {
 		t.Fatalf("aggregator did not die of SIGKILL: %v", err)
 	}

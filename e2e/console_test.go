@@ -110,12 +110,12 @@ func TestConsole(t *testing.T) {
 	exe := chromium(t)
 	shots := screenshots(t)
 	f := newFed(t, fedOptions{merchants: 3, rounds: 2, store: "sqlite"})
-	adminTok, err := os.ReadFile(filepath.Join(f.aggDir, "admin.token"))
+	adminTok, err := os.ReadFile(filepath.Join(f.AggDir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	admin := strings.TrimSpace(string(adminTok))
-	status, body := call(t, "POST", f.url+"/v1/tokens", admin, protocol.TokenRequest{Subject: "reviewer", Role: "compliance", TTLSeconds: 3600})
+	status, body := call(t, "POST", f.URL+"/v1/tokens", admin, protocol.TokenRequest{Subject: "reviewer", Role: "compliance", TTLSeconds: 3600})
 	if status != http.StatusCreated {
 		t.Fatalf("issue a compliance token: %d %s", status, body)
 	}
@@ -135,7 +135,7 @@ func TestConsole(t *testing.T) {
 	must := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, tail(f.agg.log, 10))
+			t.Fatalf("%s: %v\n%s", what, err, tail(f.agg.Log, 10))
 		}
 	}
 	shot := func(name string) {
@@ -147,7 +147,7 @@ func TestConsole(t *testing.T) {
 	}
 	signIn := func(token string) {
 		t.Helper()
-		must("sign in", chromedp.Navigate(f.url+"/console/"),
+		must("sign in", chromedp.Navigate(f.URL+"/console/"),
 			chromedp.WaitVisible(chromedp.ID("token")),
 			chromedp.SetValue(chromedp.ID("token"), token),
 			chromedp.Click(chromedp.ID("signin")),
@@ -175,7 +175,7 @@ func TestConsole(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				shot("timeout")
-				t.Fatalf("%s@%s: got %q, want %q within %v\n%s", sel, name, r.Value, want, within, tail(f.agg.log, 10))
+				t.Fatalf("%s@%s: got %q, want %q within %v\n%s", sel, name, r.Value, want, within, tail(f.agg.Log, 10))
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
@@ -210,7 +210,7 @@ func TestConsole(t *testing.T) {
 	f.waitPublished(2, 90*time.Second)
 	for _, m := range f.merchants {
 		if err := m.proc.wait(t, 60*time.Second); err != nil {
-			t.Fatalf("client %s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+			t.Fatalf("client %s: %v\n%s", m.id, err, tail(m.proc.Log, 20))
 		}
 	}
 	waitAttr(`#rounds-table tbody tr[data-state="published"]`, "data-state", "published", 10*time.Second)
@@ -273,7 +273,7 @@ func TestConsole(t *testing.T) {
 	if pageStatus != http.StatusForbidden {
 		t.Errorf("rollback with the console's compliance token: got %d, want 403", pageStatus)
 	}
-	if status, body := call(t, "POST", f.url+"/v1/models/2:rollback", compliance, nil); status != http.StatusForbidden {
+	if status, body := call(t, "POST", f.URL+"/v1/models/2:rollback", compliance, nil); status != http.StatusForbidden {
 		t.Errorf("rollback by compliance through the API: got %d %s, want 403", status, body)
 	}
 	if got := attr(`#models-table tr[data-version="3"]`, "data-active"); got != "true" {
@@ -288,7 +288,7 @@ func TestConsole(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`button.rollback[data-version="2"]`)),
 		chromedp.Click(chromedp.CSS(`button.rollback[data-version="2"]`)))
 	waitAttr(`#models-table tr[data-version="2"]`, "data-active", "true", 10*time.Second)
-	status, body = call(t, "GET", f.url+"/v1/models/active", compliance, nil)
+	status, body = call(t, "GET", f.URL+"/v1/models/active", compliance, nil)
 	var active protocol.ModelVersion
 	if err := json.Unmarshal(body, &active); status != http.StatusOK || err != nil || active.Version != 2 {
 		t.Errorf("active version after the console's rollback: %d %v, version %d, want 2", status, err, active.Version)
@@ -329,7 +329,7 @@ func TestConsole(t *testing.T) {
 		chromedp.Click(chromedp.ID("issue-submit")),
 		chromedp.WaitVisible(chromedp.ID("issued")))
 	second := browse(t, ctx, "issued token", chromedp.Value(chromedp.ID("issued-token")))
-	status, body = call(t, "GET", f.url+"/v1/session", second, nil)
+	status, body = call(t, "GET", f.URL+"/v1/session", second, nil)
 	var s protocol.Session
 	if err := json.Unmarshal(body, &s); status != http.StatusOK || err != nil || s.Role != "compliance" || s.Subject != "second-reviewer" {
 		t.Fatalf("session of the token issued in the console: %d %s", status, body)
@@ -337,7 +337,7 @@ func TestConsole(t *testing.T) {
 	must("revoke", chromedp.Click(chromedp.ID("revoke-submit")))
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		if status, _ = call(t, "GET", f.url+"/v1/session", second, nil); status == http.StatusUnauthorized {
+		if status, _ = call(t, "GET", f.URL+"/v1/session", second, nil); status == http.StatusUnauthorized {
 			break
 		}
 		if time.Now().After(deadline) {

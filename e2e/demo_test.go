@@ -1,22 +1,27 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kairos-fl/kairos/client/train/sim"
 )
 
-// TestDemo runs `kairos demo --json` (five merchant processes and an
-// aggregator process over the whole CDNOW file) and checks its report against
-// the shared data README: 23,570 customers split 40/25/15/12/8%, BG/NBD AUC@30
-// 0.8118, every merchant's budget spent but not passed, and the audit log verified.
+// TestDemo runs `kairos demo --json` (ten merchant processes drawn from the
+// cdnow-100 split, and an aggregator process) and checks its report against
+// what the run left on disk and the plan: each merchant's customer count is
+// the number of distinct customers in its own order file; every merchant
+// joined every round and spent its budget of ε = 1 without passing it; every
+// size bucket is present with the merchants of its sizes; the audit log
+// verified; and where merchants are small (under 100 customers) the federated
+// model beats their own non-private models pooled.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
@@ -32,7 +37,8 @@ func TestDemo(t *testing.T) {
 	if _, err := os.Stat(data); err != nil {
 		t.Skipf("CDNOW_master.txt not found at %s (set KAIROS_DATA)", data)
 	}
-	cmd := exec.Command(kairosBin, "demo", "--json", "--data", data, "--timeout", "3m")
+	work := t.TempDir()
+	cmd := exec.Command(kairosBin, "demo", "--json", "--data", data, "--work-dir", work, "--timeout", "4m")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -44,13 +50,17 @@ func TestDemo(t *testing.T) {
 		Merchants []struct {
 			ID         string  `json:"id"`
 			Customers  int     `json:"customers"`
+			Bucket     string  `json:"bucket"`
+			Rounds     int     `json:"rounds_joined"`
+			Releases   int     `json:"releases"`
 			Epsilon    float64 `json:"epsilon"`
 			EpsilonCap float64 `json:"epsilon_cap"`
 		} `json:"merchants"`
 		AUC30         map[string]float64 `json:"auc_30"`
-		PRAUC30       map[string]float64 `json:"pr_auc_30"`
+		BySize        []sim.BucketReport `json:"by_size"`
 		AuditVerified bool               `json:"audit_verified"`
-		DPEvaluation  map[string]float64 `json:"federated_dp_evaluation"`
+		AuditEntries  int                `json:"audit_entries"`
+		TestCustomers int                `json:"test_customers"`
 		Seconds       float64            `json:"seconds"`
 	}
 	if err := dec.Decode(&rep); err != nil {
@@ -59,54 +69,77 @@ func TestDemo(t *testing.T) {
 	if dec.More() {
 		t.Error("demo printed more than one JSON value")
 	}
-	if want := sim.DefaultFedOptions().Rounds; rep.Rounds != want {
-		t.Errorf("rounds: got %d, want %d", rep.Rounds, want)
+	rounds := sim.DefaultFedOptions().Rounds
+	if rep.Rounds != rounds {
+		t.Errorf("rounds: got %d, want %d", rep.Rounds, rounds)
 	}
-	shares := []float64{0.40, 0.25, 0.15, 0.12, 0.08}
-	if len(rep.Merchants) != len(shares) {
-		t.Fatalf("merchants: got %d, want %d", len(rep.Merchants), len(shares))
+	if len(rep.Merchants) != 10 {
+		t.Fatalf("merchants: got %d, want 10", len(rep.Merchants))
 	}
 	total := 0
+	perBucket := map[string]int{}
 	for _, m := range rep.Merchants {
-		total += m.Customers
-	}
-	if total != 23570 {
-		t.Errorf("customers: got %d, want 23570", total)
-	}
-	for i, m := range rep.Merchants {
-		if want := fmt.Sprintf("cdnow-%d", i+1); m.ID != want {
-			t.Errorf("merchant %d: id %q, want %q", i, m.ID, want)
+		if got := distinctCustomers(t, filepath.Join(work, m.ID, "orders.txt")); got != m.Customers {
+			t.Errorf("%s: %d customers in its order file, report says %d", m.ID, got, m.Customers)
 		}
-		if got := float64(m.Customers) / float64(total); math.Abs(got-shares[i]) > 0.01 {
-			t.Errorf("%s: share %.3f, want %.2f ± 0.01", m.ID, got, shares[i])
+		total += m.Customers
+		perBucket[m.Bucket]++
+		if m.Rounds != rounds || m.Releases != rounds+1 {
+			t.Errorf("%s: joined %d rounds with %d releases, want %d and %d (one per round and the count)", m.ID, m.Rounds, m.Releases, rounds, rounds+1)
 		}
 		if m.EpsilonCap != 1 || m.Epsilon > m.EpsilonCap || m.Epsilon < 0.99 {
 			t.Errorf("%s: ε %v of cap %v; want the cap of 1 reached, not passed", m.ID, m.Epsilon, m.EpsilonCap)
 		}
 	}
-	if !rep.AuditVerified {
-		t.Error("audit log not verified")
+	if rep.TestCustomers != total {
+		t.Errorf("test customers %d, want every merchant's customer (%d): CDNOW's all bought before the test cutoff", rep.TestCustomers, total)
 	}
-	if got := rep.AUC30["bgnbd"]; math.Abs(got-0.8118) > 0.002 {
-		t.Errorf("BG/NBD AUC@30: got %.4f, want 0.8118 (shared data README) ± 0.002", got)
+	want := map[string]int{"<100": 4, "100-299": 3, "300-999": 1, ">=1000": 2}
+	if len(rep.BySize) != len(want) {
+		t.Errorf("buckets %+v, want %v", rep.BySize, want)
 	}
-	if got := rep.AUC30["federated"]; got < 0.81 {
-		t.Errorf("federated AUC@30: got %.4f, want ≥ 0.81", got)
+	for _, b := range rep.BySize {
+		if b.Merchants != want[b.Bucket] || perBucket[b.Bucket] != want[b.Bucket] {
+			t.Errorf("bucket %s: %d merchants (%d by the merchants' rows), want %d", b.Bucket, b.Merchants, perBucket[b.Bucket], want[b.Bucket])
+		}
+		for _, v := range []float64{b.LocalOnly, b.Federated, b.Personalized} {
+			if !(v > 0 && v < 1) {
+				t.Errorf("bucket %s: AUC %v outside (0, 1)", b.Bucket, v)
+			}
+		}
 	}
-	// The merchants' DP evaluation of the final model against the demo's exact
-	// AUC@30 over all test customers (metrics.AUC, another computation): within
-	// five of its standard errors plus the binning loss (≤ 0.005 measured), and
-	// its customer count within five noise standard deviations of 15 bins × 3
-	// cells of the 23,570 customers.
-	ev := rep.DPEvaluation
-	if len(ev) == 0 {
-		t.Fatal("no federated DP evaluation in the report")
+	if !rep.AuditVerified || rep.AuditEntries == 0 {
+		t.Errorf("audit log: verified %v, %d entries", rep.AuditVerified, rep.AuditEntries)
 	}
-	if d := math.Abs(ev["auc_30"] - rep.AUC30["federated"]); d > 5*ev["auc_30_se"]+0.005 {
-		t.Errorf("DP evaluation AUC@30 %.4f ± %.4f, exact %.4f", ev["auc_30"], ev["auc_30_se"], rep.AUC30["federated"])
+	// The demo's point: the smallest merchants' own models are weak (AUC@30
+	// about 0.59), the federated DP model ranks their customers far better
+	// (+0.07 and +0.10 in the runs of docs/benchmarks.md).
+	if s := rep.BySize[0]; s.Bucket != "<100" || s.Federated <= s.LocalOnly {
+		t.Errorf("bucket %s: federated AUC@30 %.4f, local-only %.4f: want federated above", s.Bucket, s.Federated, s.LocalOnly)
 	}
-	if d := math.Abs(ev["customers"] - 23570); d > 5*ev["noise_sigma"]*math.Sqrt(45) {
-		t.Errorf("DP evaluation over %.0f customers, want 23570 ± noise (σ %.1f per cell)", ev["customers"], ev["noise_sigma"])
+	if c := rep.AUC30["centralized"]; math.IsNaN(c) || c < 0.78 {
+		t.Errorf("centralised AUC@30 %.4f, want ≥ 0.78", c)
 	}
-	t.Logf("demo: %.1f s; AUC@30 %v; PR-AUC@30 %v; DP evaluation %v", rep.Seconds, rep.AUC30, rep.PRAUC30, ev)
+	t.Logf("demo: %.1f s; AUC@30 %v; buckets %+v", rep.Seconds, rep.AUC30, rep.BySize)
+}
+
+// distinctCustomers counts the customer ids of a CDNOW order file.
+func distinctCustomers(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for first := true; sc.Scan(); first = false {
+		if fields := strings.Fields(sc.Text()); !first && len(fields) > 0 {
+			seen[fields[0]] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return len(seen)
 }

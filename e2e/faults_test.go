@@ -33,7 +33,7 @@ func TestFederationSurvivesAggregatorKill(t *testing.T) {
 				f.run(m, nil)
 			}
 			f.waitPublished(2, 60*time.Second)
-			if err := f.agg.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			if err := f.agg.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
 			if err := f.agg.wait(t, 10*time.Second); !killed(err) {
@@ -43,13 +43,13 @@ func TestFederationSurvivesAggregatorKill(t *testing.T) {
 			f.startAggregator()
 			for _, m := range f.merchants {
 				if err := m.proc.wait(t, 90*time.Second); err != nil {
-					t.Fatalf("client %s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+					t.Fatalf("client %s: %v\n%s", m.id, err, tail(m.proc.Log, 20))
 				}
 			}
 			f.waitPublished(rounds, 30*time.Second)
 			retried := false
 			for _, m := range f.merchants {
-				b, _ := os.ReadFile(m.proc.log)
+				b, _ := os.ReadFile(m.proc.Log)
 				retried = retried || strings.Contains(string(b), "retrying")
 			}
 			if !retried {
@@ -90,7 +90,7 @@ func TestClientKilledAtUpload(t *testing.T) {
 			f.run(m2, []string{"KAIROS_FAULT=" + client.HookSealed})
 			for _, m := range f.merchants {
 				if err := m.proc.wait(t, 60*time.Second); !killed(err) {
-					t.Fatalf("%s: exit %v, want killed by its fault hook\n%s", m.id, err, tail(m.proc.log, 20))
+					t.Fatalf("%s: exit %v, want killed by its fault hook\n%s", m.id, err, tail(m.proc.Log, 20))
 				}
 			}
 			st1, st2 := f.state(m1), f.state(m2)
@@ -109,7 +109,7 @@ func TestClientKilledAtUpload(t *testing.T) {
 			}
 			for _, m := range f.merchants {
 				if err := m.proc.wait(t, 60*time.Second); err != nil {
-					t.Fatalf("%s after restart: %v\n%s", m.id, err, tail(m.proc.log, 20))
+					t.Fatalf("%s after restart: %v\n%s", m.id, err, tail(m.proc.Log, 20))
 				}
 			}
 			f.waitPublished(rounds, 30*time.Second)
@@ -129,7 +129,7 @@ func TestClientKilledAtUpload(t *testing.T) {
 
 			// Replays: the same envelope again to its round, then to the round now open.
 			before := f.budgets()
-			api, err := apiclient.New(f.url, m1.token)
+			api, err := apiclient.New(f.URL, m1.token)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,9 +177,9 @@ func TestClientClockSkew(t *testing.T) {
 			if err == nil {
 				t.Fatal("client with a skewed clock: exit 0, want an error")
 			}
-			log, _ := os.ReadFile(m.proc.log)
+			log, _ := os.ReadFile(m.proc.Log)
 			if !strings.Contains(string(log), "clock") {
-				t.Errorf("client log does not mention the clock:\n%s", tail(m.proc.log, 10))
+				t.Errorf("client log does not mention the clock:\n%s", tail(m.proc.Log, 10))
 			}
 			st := f.state(m)
 			if st.Pending == nil || len(st.Releases) != 2 {
@@ -191,7 +191,7 @@ func TestClientClockSkew(t *testing.T) {
 
 			f.writeClientConfig(m, "")
 			if err := f.run(m, nil, "--once").wait(t, 60*time.Second); err != nil {
-				t.Fatalf("client with the clock fixed: %v\n%s", err, tail(m.proc.log, 20))
+				t.Fatalf("client with the clock fixed: %v\n%s", err, tail(m.proc.Log, 20))
 			}
 			st = f.state(m)
 			if st.Accepted() != 1 || len(st.Releases) != 2 || st.Pending != nil {
@@ -215,13 +215,13 @@ func TestScoreAndStatus(t *testing.T) {
 	}
 	for _, m := range f.merchants {
 		if err := m.proc.wait(t, 60*time.Second); err != nil {
-			t.Fatalf("%s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+			t.Fatalf("%s: %v\n%s", m.id, err, tail(m.proc.Log, 20))
 		}
 	}
 	f.waitPublished(2, 30*time.Second)
 	m := f.merchants[0]
 
-	out, err := exec.Command(kairosBin, "client", "status", "--config", m.cfg, "--json").Output()
+	out, err := exec.Command(kairosBin, "client", "status", "--config", m.Config, "--json").Output()
 	if err != nil {
 		t.Fatalf("client status: %v", err)
 	}
@@ -240,7 +240,7 @@ func TestScoreAndStatus(t *testing.T) {
 	}
 
 	scores := filepath.Join(m.dir, "scores.csv")
-	if out, err := exec.Command(kairosBin, "client", "score", "--config", m.cfg, "--out", scores, "--cutoff", "1998-03-01").CombinedOutput(); err != nil {
+	if out, err := exec.Command(kairosBin, "client", "score", "--config", m.Config, "--out", scores, "--cutoff", "1998-03-01").CombinedOutput(); err != nil {
 		t.Fatalf("client score: %v\n%s", err, out)
 	}
 	fh, err := os.Open(scores)
@@ -304,11 +304,11 @@ func TestLocalCapStricterThanFederation(t *testing.T) {
 	m := f.merchants[0]
 	f.writeClientConfig(m, "epsilon_cap: 0.8\n")
 	if err := f.run(m, nil).wait(t, 60*time.Second); err != nil {
-		t.Fatalf("client: %v\n%s", err, tail(m.proc.log, 20))
+		t.Fatalf("client: %v\n%s", err, tail(m.proc.Log, 20))
 	}
-	log, _ := os.ReadFile(m.proc.log)
+	log, _ := os.ReadFile(m.proc.Log)
 	if !strings.Contains(string(log), "local privacy cap reached") {
-		t.Errorf("client did not stop at its local cap:\n%s", tail(m.proc.log, 10))
+		t.Errorf("client did not stop at its local cap:\n%s", tail(m.proc.Log, 10))
 	}
 	st := f.state(m)
 	if n := st.Accepted(); n < 1 || n >= rounds {

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -14,17 +12,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.yaml.in/yaml/v3"
 
+	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
-	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/client"
-	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/federation/harness"
 )
 
 // kairosBin is the binary TestMain built.
@@ -101,55 +97,27 @@ func freshPostgres(t *testing.T) string {
 	return u.String()
 }
 
-// proc is a kairos process started by a test.
-type proc struct {
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
-}
+// proc is a kairos process started by a test (harness.Process with t.Fatal).
+type proc struct{ *harness.Process }
 
 func start(t *testing.T, logPath string, env []string, args ...string) *proc {
 	t.Helper()
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	p, err := harness.Start(logPath, env, kairosBin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(kairosBin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	t.Cleanup(p.Kill)
+	return &proc{p}
 }
 
 // wait waits for the process to exit and returns its error.
 func (p *proc) wait(t *testing.T, timeout time.Duration) error {
 	t.Helper()
 	select {
-	case <-p.done:
-		return p.err
+	case <-p.Done():
+		return p.Err()
 	case <-time.After(timeout):
-		t.Fatalf("%s did not exit within %v\n%s", strings.Join(p.cmd.Args[1:3], " "), timeout, tail(p.log, 20))
+		t.Fatalf("%s did not exit within %v\n%s", p.Name(), timeout, p.Tail(20))
 		return nil
 	}
 }
@@ -157,20 +125,12 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) error {
 // stop sends SIGTERM and waits.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := p.wait(t, 40*time.Second); err != nil {
-		t.Fatalf("%s: %v\n%s", p.cmd.Args[1], err, tail(p.log, 20))
+	if err := p.Stop(); err != nil {
+		t.Fatalf("%s: %v\n%s", p.Name(), err, p.Tail(20))
 	}
 }
 
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "--- " + path + " ---\n" + strings.Join(lines, "\n")
-}
+func tail(path string, n int) string { return harness.Tail(path, n) }
 
 // fedOptions shape a test federation.
 type fedOptions struct {
@@ -182,22 +142,19 @@ type fedOptions struct {
 	dbURL string
 }
 
+// merchant is a harness merchant with the process the test last started.
 type merchant struct {
-	id, dir, cfg string
-	index        int
-	token        string
-	proc         *proc
+	*harness.Merchant
+	id, dir, token string
+	index          int
+	proc           *proc
 }
 
-// fed is an aggregator directory, its server process and its merchants.
+// fed is a harness federation (aggregator directory, server process,
+// merchants) whose helpers fail the test on error.
 type fed struct {
+	*harness.Federation
 	t         *testing.T
-	dir       string
-	aggDir    string
-	listen    string
-	db        string
-	url       string
-	admin     *apiclient.Client
 	agg       *proc
 	merchants []*merchant
 	opt       fedOptions
@@ -222,10 +179,16 @@ func cdnowSlice(t *testing.T) string {
 	return p
 }
 
-// newFed initialises an aggregator for opt.merchants merchants m1..mN, enrols
-// them with the round loop idle (so that the first round samples all of them),
-// restarts the aggregator with a fast round loop, and writes each merchant's
-// client config. Clients are not started.
+// e2eCutoffs are the training cutoffs of every test federation.
+var e2eCutoffs = []time.Time{
+	time.Date(1997, 7, 1, 0, 0, 0, 0, time.UTC), time.Date(1997, 9, 1, 0, 0, 0, 0, time.UTC),
+	time.Date(1997, 11, 1, 0, 0, 0, 0, time.UTC), time.Date(1998, 1, 1, 0, 0, 0, 0, time.UTC),
+}
+
+// newFed launches (harness.Launch) an aggregator for opt.merchants merchants
+// m1..mN, enrolled while the round loop was idle (so that the first round
+// samples all of them), serving with a fast round loop, and writes each
+// merchant's client config. Clients are not started.
 func newFed(t *testing.T, opt fedOptions) *fed {
 	t.Helper()
 	if testing.Short() {
@@ -234,8 +197,6 @@ func newFed(t *testing.T, opt fedOptions) *fed {
 	if opt.quorum == 0 {
 		opt.quorum = opt.merchants
 	}
-	f := &fed{t: t, dir: t.TempDir(), listen: freePort(t), opt: opt}
-	f.aggDir = filepath.Join(f.dir, "aggregator")
 	var policy strings.Builder
 	policy.WriteString(`version: 1
 federation: e2e
@@ -251,146 +212,62 @@ aggregation:
   merge: fedavg
 merchants:
 `)
-	for i := range opt.merchants {
-		fmt.Fprintf(&policy, "  m%d: {}\n", i+1)
+	ids := make([]string, opt.merchants)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("m%d", i+1)
+		fmt.Fprintf(&policy, "  %s: {}\n", ids[i])
 	}
-	policyPath := filepath.Join(f.dir, "policy.yaml")
-	if err := os.WriteFile(policyPath, []byte(policy.String()), 0o600); err != nil {
-		t.Fatal(err)
+	ho := harness.Options{
+		Exe: kairosBin, Dir: t.TempDir(), Policy: []byte(policy.String()), InitArgs: []string{"--classic"},
+		Rounds: aggregator.RoundConfig{
+			Deadline: 45 * time.Second, Quorum: opt.quorum, SampleFraction: 1,
+			StepsPerRound: 3, PlannedRounds: opt.rounds, SamplingRate: 0.05, LearningRate: 0.5, CountNoise: 50,
+			Server: "fedavg", Seed: 1, Cutoffs: e2eCutoffs, TickInterval: 50 * time.Millisecond,
+		},
 	}
-	args := []string{"aggregator", "init", "--dir", f.aggDir, "--listen", f.listen, "--policy", policyPath, "--classic"}
-	f.db = filepath.Join(f.aggDir, "kairos.db")
 	switch {
 	case opt.dbURL != "":
-		f.db = opt.dbURL
-		args = append(args, "--db", f.db)
+		ho.DB = opt.dbURL
 	case opt.store == "postgres":
-		f.db = freshPostgres(t)
-		args = append(args, "--db", f.db)
+		ho.DB = freshPostgres(t)
 	}
-	if out, err := exec.Command(kairosBin, args...).CombinedOutput(); err != nil {
-		t.Fatalf("aggregator init: %v\n%s", err, out)
-	}
-	tok, err := os.ReadFile(filepath.Join(f.aggDir, "admin.token"))
+	h, err := harness.Launch(context.Background(), ho, ids)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.url = "http://" + f.listen
-	if f.admin, err = apiclient.New(f.url, strings.TrimSpace(string(tok))); err != nil {
-		t.Fatal(err)
+	t.Cleanup(h.Close)
+	f := &fed{Federation: h, t: t, agg: &proc{h.Aggregator}, opt: opt}
+	for _, hm := range h.Merchants {
+		m := &merchant{Merchant: hm, id: hm.ID, dir: hm.Dir, token: hm.Token, index: hm.Index}
+		f.merchants = append(f.merchants, m)
+		f.writeClientConfig(m, "")
 	}
-
-	f.setRounds(time.Hour)
-	f.startAggregator()
-	for i := range opt.merchants {
-		f.merchants = append(f.merchants, f.enrol(i))
-	}
-	f.agg.stop(t)
-	f.setRounds(50 * time.Millisecond)
-	f.startAggregator()
 	return f
 }
 
-// setRounds writes the round configuration with the given tick interval.
-func (f *fed) setRounds(tick time.Duration) {
-	t := f.t
-	t.Helper()
-	path := filepath.Join(f.aggDir, "kairos.yaml")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["rounds"] = map[string]any{
-		"deadline": "45s", "quorum": f.opt.quorum, "sample_fraction": 1.0,
-		"steps_per_round": 3, "planned_rounds": f.opt.rounds, "sampling_rate": 0.05,
-		"learning_rate": 0.5, "count_noise": 50.0, "server": "fedavg", "seed": 1,
-		"cutoffs":       []string{"1997-07-01T00:00:00Z", "1997-09-01T00:00:00Z", "1997-11-01T00:00:00Z", "1998-01-01T00:00:00Z"},
-		"tick_interval": tick.String(),
-	}
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// startAggregator starts `kairos aggregator serve` on f.listen and waits until it is ready.
+// startAggregator starts `kairos aggregator serve` and waits until it is ready.
 func (f *fed) startAggregator() {
-	t := f.t
-	t.Helper()
-	f.agg = start(t, filepath.Join(f.dir, "aggregator.log"), nil, "aggregator", "serve", "--dir", f.aggDir, "--log-json")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		if err := f.admin.Ready(ctx); err == nil {
-			return
-		}
-		select {
-		case <-f.agg.done:
-			t.Fatalf("aggregator exited: %v\n%s", f.agg.err, tail(f.agg.log, 20))
-		case <-ctx.Done():
-			t.Fatalf("aggregator not ready\n%s", tail(f.agg.log, 20))
-		case <-time.After(30 * time.Millisecond):
-		}
+	f.t.Helper()
+	if err := f.StartAggregator(context.Background()); err != nil {
+		f.t.Fatal(err)
 	}
+	f.agg = &proc{f.Aggregator}
 }
 
-// enrol creates merchant i's keys, enrols it and writes its client config.
-func (f *fed) enrol(i int) *merchant {
-	t := f.t
-	t.Helper()
-	m := &merchant{id: fmt.Sprintf("m%d", i+1), index: i}
-	m.dir = filepath.Join(f.dir, m.id)
-	k, err := keys.GenerateMerchant(rand.Reader, m.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.WriteMerchant(filepath.Join(m.dir, "keys"), k, nil); err != nil {
-		t.Fatal(err)
-	}
-	e, err := f.admin.Enrol(context.Background(), protocol.EnrolRequest{ID: m.id, TimeZone: "UTC", PublicKey: k.Public().Signing})
-	if err != nil {
-		t.Fatalf("enrol %s: %v", m.id, err)
-	}
-	m.token = e.Token
-	if err := os.WriteFile(filepath.Join(m.dir, "token"), []byte(e.Token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.cfg = filepath.Join(m.dir, "client.yaml")
-	f.writeClientConfig(m, "")
-	return m
-}
-
-// writeClientConfig writes m's config; extra is appended (e.g. a clock offset).
+// writeClientConfig writes m's config (its shard of the CDNOW slice, ε cap 1);
+// extra is appended (e.g. a clock offset, or a cap of its own).
 func (f *fed) writeClientConfig(m *merchant, extra string) {
 	t := f.t
 	t.Helper()
-	shard := ""
+	c := harness.ClientConfig{Data: cdnowSlice(t), EpsilonCap: 1, Extra: extra}
 	if n := f.opt.merchants; n > 1 {
 		parts := strings.TrimSuffix(strings.Repeat("1, ", n), ", ")
-		shard = fmt.Sprintf("  shard: {of: [%s], index: %d, key: customer-hash}\n", parts, m.index)
+		c.Shard = fmt.Sprintf("{of: [%s], index: %d, key: customer-hash}", parts, m.index)
 	}
-	capLine := "epsilon_cap: 1\n"
 	if strings.Contains(extra, "epsilon_cap:") {
-		capLine = "" // the caller sets its own cap
+		c.EpsilonCap = 0 // the caller sets its own cap
 	}
-	cfg := fmt.Sprintf(`aggregator: %s
-keys_dir: keys
-token_file: token
-time_zone: UTC
-%sstate_dir: state
-poll_interval: 50ms
-data:
-  format: cdnow
-  path: %s
-%s%s`, f.url, capLine, cdnowSlice(t), shard, extra)
-	if err := os.WriteFile(m.cfg, []byte(cfg), 0o600); err != nil {
+	if err := f.WriteClientConfig(m.Merchant, c); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -398,58 +275,46 @@ data:
 // run starts m's client (`kairos client run`) with extra args and environment.
 func (f *fed) run(m *merchant, env []string, args ...string) *proc {
 	f.t.Helper()
-	a := append([]string{"client", "run", "--config", m.cfg, "--log-json"}, args...)
-	m.proc = start(f.t, filepath.Join(m.dir, "client.log"), env, a...)
+	p, err := f.StartClient(m.Merchant, env, args...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	m.proc = &proc{p}
 	return m.proc
 }
 
-// published counts the model versions published by rounds.
+// published counts the model versions published by rounds (-1 on error).
 func (f *fed) published() int {
-	ms, err := f.admin.Models(context.Background())
+	n, err := f.Published(context.Background())
 	if err != nil {
 		return -1
-	}
-	n := 0
-	for _, m := range ms {
-		if m.Round != "" {
-			n++
-		}
 	}
 	return n
 }
 
 func (f *fed) waitPublished(n int, timeout time.Duration) {
-	t := f.t
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for f.published() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("published %d model versions, want %d within %v\n%s", f.published(), n, timeout, tail(f.agg.log, 20))
-		}
-		time.Sleep(50 * time.Millisecond)
+	f.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := f.WaitPublished(ctx, n); err != nil {
+		f.t.Fatal(err)
 	}
 }
 
 func (f *fed) budgets() map[string]protocol.BudgetInfo {
-	t := f.t
-	t.Helper()
-	bs, err := f.admin.Budgets(context.Background())
+	f.t.Helper()
+	bs, err := f.Budgets(context.Background())
 	if err != nil {
-		t.Fatalf("budgets: %v", err)
+		f.t.Fatal(err)
 	}
-	out := map[string]protocol.BudgetInfo{}
-	for _, b := range bs {
-		out[b.Merchant] = b
-	}
-	return out
+	return bs
 }
 
 func (f *fed) state(m *merchant) *client.State {
-	t := f.t
-	t.Helper()
-	st, err := client.ReadState(filepath.Join(m.dir, "state"))
+	f.t.Helper()
+	st, err := f.State(m.Merchant)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
 	return st
 }
@@ -496,7 +361,7 @@ func (f *fed) checkLedgers() {
 func (f *fed) contributions() map[string]int {
 	t := f.t
 	t.Helper()
-	ms, err := f.admin.Models(context.Background())
+	ms, err := f.Admin.Models(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,23 +374,14 @@ func (f *fed) contributions() map[string]int {
 	return out
 }
 
-// verifyAudit stops the aggregator and runs `kairos compliance audit verify`.
+// verifyAudit stops the aggregator (f.agg) and runs `kairos compliance audit verify`.
 func (f *fed) verifyAudit() {
-	t := f.t
-	t.Helper()
-	f.agg.stop(t)
-	out, err := exec.Command(kairosBin, "compliance", "audit", "verify", "--db", f.db, "--keys", filepath.Join(f.aggDir, "keys")).CombinedOutput()
-	if err != nil || !bytes.HasPrefix(out, []byte("OK:")) {
-		t.Errorf("audit verify: %v\n%s", err, out)
+	f.t.Helper()
+	f.Aggregator = f.agg.Process
+	if out, err := f.VerifyAudit(context.Background()); err != nil {
+		f.t.Errorf("%v\n%s", err, out)
 	}
 }
 
 // killed reports whether the process died of SIGKILL.
-func killed(err error) bool {
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		return false
-	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
-}
+func killed(err error) bool { return harness.Killed(err) }

@@ -75,7 +75,7 @@ func TestClientKilledMidUpload(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			f := newFed(t, fedOptions{merchants: 1, rounds: 4, store: store})
 			m := f.merchants[0]
-			g := &uploadGate{backend: f.url, arrived: make(chan struct{}), release: make(chan bool), settled: make(chan struct{})}
+			g := &uploadGate{backend: f.URL, arrived: make(chan struct{}), release: make(chan bool), settled: make(chan struct{})}
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -83,10 +83,10 @@ func TestClientKilledMidUpload(t *testing.T) {
 			srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
 			go func() { _ = srv.Serve(ln) }()
 			t.Cleanup(func() { _ = srv.Close() })
-			direct := f.url
-			f.url = "http://" + ln.Addr().String()
+			direct := f.URL
+			f.URL = "http://" + ln.Addr().String()
 			f.writeClientConfig(m, "")
-			f.url = direct
+			f.URL = direct
 
 			for i, delivered := range []bool{true, false} {
 				g.armed.Store(true)
@@ -94,9 +94,9 @@ func TestClientKilledMidUpload(t *testing.T) {
 				select {
 				case <-g.arrived:
 				case <-time.After(60 * time.Second):
-					t.Fatalf("upload %d never arrived\n%s", i, tail(p.log, 20))
+					t.Fatalf("upload %d never arrived\n%s", i, tail(p.Log, 20))
 				}
-				if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 					t.Fatal(err)
 				}
 				if err := p.wait(t, 10*time.Second); !killed(err) {
@@ -116,7 +116,7 @@ func TestClientKilledMidUpload(t *testing.T) {
 					t.Fatalf("after kill %d: aggregator releases %d, want %d", i, got, wantReleases)
 				}
 				if err := f.run(m, nil, "--once").wait(t, 60*time.Second); err != nil {
-					t.Fatalf("restart %d: %v\n%s", i, err, tail(m.proc.log, 20))
+					t.Fatalf("restart %d: %v\n%s", i, err, tail(m.proc.Log, 20))
 				}
 				st = f.state(m)
 				want := client.OutcomeAccepted

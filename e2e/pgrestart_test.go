@@ -96,16 +96,16 @@ func TestFederationSurvivesPostgresRestart(t *testing.T) {
 	}
 	for _, m := range f.merchants {
 		if err := m.proc.wait(t, 90*time.Second); err != nil {
-			t.Fatalf("client %s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+			t.Fatalf("client %s: %v\n%s", m.id, err, tail(m.proc.Log, 20))
 		}
 	}
 	select {
-	case <-f.agg.done:
-		t.Fatalf("the aggregator died with its database: %v\n%s", f.agg.err, tail(f.agg.log, 20))
+	case <-f.agg.Done():
+		t.Fatalf("the aggregator died with its database: %v\n%s", f.agg.Err(), tail(f.agg.Log, 20))
 	default:
 	}
 	f.waitPublished(rounds, 30*time.Second)
-	if b, _ := os.ReadFile(f.agg.log); !strings.Contains(string(b), `"level":"ERROR"`) {
+	if b, _ := os.ReadFile(f.agg.Log); !strings.Contains(string(b), `"level":"ERROR"`) {
 		t.Error("the aggregator logged no error: the database outage went unnoticed, so it did not test anything")
 	}
 	f.checkLedgers()

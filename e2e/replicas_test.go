@@ -81,14 +81,14 @@ func TestTwoReplicas(t *testing.T) {
 	f := newFed(t, fedOptions{merchants: 3, rounds: rounds, store: "postgres"})
 	a := f.agg
 	listenB := freePort(t)
-	b := start(t, filepath.Join(f.dir, "aggregator-b.log"), nil, "aggregator", "serve", "--dir", f.aggDir, "--listen", listenB, "--log-json")
+	b := start(t, filepath.Join(f.Dir, "aggregator-b.Log"), nil, "aggregator", "serve", "--dir", f.AggDir, "--listen", listenB, "--log-json")
 	adminB, err := apiclient.New("http://"+listenB, adminToken(t, f))
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitReady(t, adminB, b)
 
-	lb := &balancer{backends: []string{f.url, "http://" + listenB}, hc: &http.Client{Timeout: time.Minute}, updates: map[string]int{}}
+	lb := &balancer{backends: []string{f.URL, "http://" + listenB}, hc: &http.Client{Timeout: time.Minute}, updates: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -96,8 +96,8 @@ func TestTwoReplicas(t *testing.T) {
 	srv := &http.Server{Handler: lb, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	f.url = "http://" + ln.Addr().String()
-	if f.admin, err = apiclient.New(f.url, adminToken(t, f)); err != nil {
+	f.URL = "http://" + ln.Addr().String()
+	if f.Admin, err = apiclient.New(f.URL, adminToken(t, f)); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range f.merchants {
@@ -105,7 +105,7 @@ func TestTwoReplicas(t *testing.T) {
 		f.run(m, nil)
 	}
 	f.waitPublished(2, 60*time.Second)
-	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := a.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.wait(t, 10*time.Second); !killed(err) {
@@ -113,7 +113,7 @@ func TestTwoReplicas(t *testing.T) {
 	}
 	for _, m := range f.merchants {
 		if err := m.proc.wait(t, 90*time.Second); err != nil {
-			t.Fatalf("client %s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+			t.Fatalf("client %s: %v\n%s", m.id, err, tail(m.proc.Log, 20))
 		}
 	}
 	f.waitPublished(rounds, 30*time.Second)
@@ -140,7 +140,7 @@ func TestTwoReplicas(t *testing.T) {
 
 func adminToken(t *testing.T, f *fed) string {
 	t.Helper()
-	tok, err := os.ReadFile(filepath.Join(f.aggDir, "admin.token"))
+	tok, err := os.ReadFile(filepath.Join(f.AggDir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,10 +153,10 @@ func waitReady(t *testing.T, c *apiclient.Client, p *proc) {
 	defer cancel()
 	for c.Ready(ctx) != nil {
 		select {
-		case <-p.done:
-			t.Fatalf("replica exited: %v\n%s", p.err, tail(p.log, 20))
+		case <-p.Done():
+			t.Fatalf("replica exited: %v\n%s", p.Err(), tail(p.Log, 20))
 		case <-ctx.Done():
-			t.Fatalf("replica not ready\n%s", tail(p.log, 20))
+			t.Fatalf("replica not ready\n%s", tail(p.Log, 20))
 		case <-time.After(30 * time.Millisecond):
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kairos-fl/kairos/client/train/sim"
+	"github.com/kairos-fl/kairos/federation/demo"
 )
 
 func newSimCmd() *cobra.Command {
@@ -23,6 +24,7 @@ func newSimCmd() *cobra.Command {
 		seed           uint64
 		asJSON, secure bool
 		validation     bool
+		processes      bool
 		dropout        float64
 	)
 	cmd := &cobra.Command{
@@ -53,7 +55,11 @@ Scenarios:
               an update the policy refuses (DP customer count below 1) is a dropout.
 
 Except in synthetic-1000's plain mode, the merchants run in this process through the
-simulation package (client/train/sim), not as client processes against an aggregator. With
+simulation package (client/train/sim), not as client processes against an aggregator.
+With --processes (cdnow-N scenarios, plain mode) every merchant is a kairos client process
+with its own order file against a kairos aggregator serve on loopback, as in kairos demo;
+the customer counts are released at σ = 10 (not 50), and a merchant whose count the policy
+refuses (below one customer) drops out; the report is the demo's. With
 --secure-aggregation (every scenario, synthetic-1000 included) each round is one DP-SGD step whose per-customer clipped gradients every merchant encodes
 with its share of distributed discrete Gaussian noise (dp/distributed) and masks with SecAgg+
 (aggregator/secagg); the server sees only the cohort's sum. --dropout makes that share of
@@ -68,6 +74,14 @@ under $KAIROS_DATA, ../shared/data and shared/data.`,
 			if !slices.Contains(sim.Scenarios, scenario) {
 				return fmt.Errorf("sim: --scenario %q: unknown (want one of %v)", scenario, sim.Scenarios)
 			}
+			if processes {
+				if _, ok := sim.CDNOWScenarioMerchants(scenario); !ok {
+					return fmt.Errorf("sim: --processes: scenario %q is not a cdnow-N split", scenario)
+				}
+				if secure || validation {
+					return errors.New("sim: --processes runs plain mode at the test cutoff: drop --secure-aggregation and --validation")
+				}
+			}
 			exe, err := os.Executable()
 			if err != nil {
 				return fmt.Errorf("sim: %w", err)
@@ -81,6 +95,9 @@ under $KAIROS_DATA, ../shared/data and shared/data.`,
 				if path, err = findSharedData(data, exe, rel); err != nil {
 					return fmt.Errorf("sim: %w", err)
 				}
+			}
+			if processes {
+				return runSimProcesses(cmd, scenario, path, exe, seed, asJSON)
 			}
 			start := time.Now()
 			in, err := sim.LoadScenarioData(cmd.Context(), scenario, path)
@@ -114,8 +131,31 @@ under $KAIROS_DATA, ../shared/data and shared/data.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVar(&validation, "validation", false, "score at the validation cutoff (cdnow: 1998-01-01, training 1997-05-01 … 1997-11-01; retail: 2011-10-09, training 2011-04-01 … 2011-09-01) instead of the test cutoff")
 	f.BoolVar(&secure, "secure-aggregation", false, "train with secure aggregation (SecAgg+) and distributed DP: one step per round, the aggregator sees only the cohort's noisy sum")
+	f.BoolVar(&processes, "processes", false, "cdnow-N scenarios: run every merchant as a `kairos client` process against a `kairos aggregator serve` on loopback (the demo's harness), DP customer counts at σ = 10")
 	f.Float64Var(&dropout, "dropout", 0, "with --secure-aggregation: share of merchants that drop out after masking, every round")
 	return cmd
+}
+
+// runSimProcesses runs a cdnow-N scenario as processes (federation/demo with
+// every merchant of the split) and prints the demo's report.
+func runSimProcesses(cmd *cobra.Command, scenario, data, exe string, seed uint64, asJSON bool) error {
+	n, _ := sim.CDNOWScenarioMerchants(scenario)
+	rep, err := demo.Run(cmd.Context(), demo.Options{Exe: exe, Data: data, Seed: seed, Split: n, All: true, Progress: cmd.ErrOrStderr()})
+	if err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		err = enc.Encode(rep)
+	} else {
+		err = demo.WriteTable(cmd.OutOrStdout(), rep)
+	}
+	if err == nil && !rep.AuditVerified {
+		err = errors.New("sim: the audit log did not verify")
+	}
+	return err
 }
 
 // writeSimTable prints a scenario report as a table.

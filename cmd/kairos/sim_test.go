@@ -17,6 +17,9 @@ func TestSimRefusesBadFlags(t *testing.T) {
 		{[]string{"--scenario", "cdnow-7"}, `--scenario "cdnow-7": unknown`},
 		{[]string{"--dropout", "0.3"}, "--dropout needs --secure-aggregation"},
 		{[]string{"--data", "/nonexistent/CDNOW_master.txt"}, "/nonexistent/CDNOW_master.txt"},
+		{[]string{"--scenario", "retail-regions", "--processes"}, `--processes: scenario "retail-regions" is not a cdnow-N split`},
+		{[]string{"--scenario", "cdnow-20", "--processes", "--secure-aggregation"}, "--processes runs plain mode"},
+		{[]string{"--processes", "--validation"}, "--processes runs plain mode"},
 	}
 	for _, tt := range tests {
 		cmd := newSimCmd()

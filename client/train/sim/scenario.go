@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/kairos-fl/kairos/client/train"
@@ -83,6 +85,21 @@ type ScenarioReport struct {
 	Seconds float64 `json:"seconds"`
 	// Secure describes the secure-aggregation run (nil in plain mode).
 	Secure *SecureReport `json:"secure,omitempty"`
+	// PerMerchant holds each merchant's own figures (CompareMerchants), for
+	// callers that show merchants one by one; the JSON report keeps buckets.
+	PerMerchant []MerchantResult `json:"-"`
+}
+
+// MerchantResult is one merchant's outcome in CompareMerchants: its own test
+// customers scored by its local-only, the federated and its personalised model.
+type MerchantResult struct {
+	Customers     int `json:"customers"`
+	TestCustomers int `json:"test_customers"`
+	Buyers        int `json:"buyers_30"`
+	// AUC30 is set when Scored: its test customers hold buyers and non-buyers.
+	AUC30  Trio   `json:"auc_30"`
+	Scored bool   `json:"scored"`
+	Choice string `json:"personalized_choice"`
 }
 
 // Scenarios are the names RunScenario knows.
@@ -276,30 +293,42 @@ func auc30(d *Data, m *hazard.Model) (float64, error) {
 // local-only, and choices.
 func (d *Data) CompareMerchants(ctx context.Context, global *hazard.Model, split *Split, seed uint64, rep *ScenarioReport) error {
 	rep.Choices = map[string]int{}
+	rep.PerMerchant = make([]MerchantResult, len(split.Merchants))
 	type scored struct{ local, fed, pers []float64 }
 	own := make([]scored, len(split.Merchants))
 	labels := make([][]bool, len(split.Merchants))
 	for i, r := range d.Test {
 		labels[d.TestMerchant[i]] = append(labels[d.TestMerchant[i]], r.Label >= 1)
 	}
-	for m := range split.Merchants {
-		local, err := train.LocalOnly(ctx, d.Schema, d.Train[m], seed)
-		if err != nil {
-			return fmt.Errorf("merchant %d: %w", m, err)
-		}
-		pers, err := train.Personalize(ctx, global, d.Train[m], train.PersonalizeOptions{Seed: seed})
-		if err != nil {
-			return fmt.Errorf("merchant %d: %w", m, err)
-		}
-		rep.Choices[pers.Choice]++
-		for _, mod := range []struct {
-			m   *hazard.Model
-			out *[]float64
-		}{{local, &own[m].local}, {global, &own[m].fed}, {pers.Model, &own[m].pers}} {
-			if *mod.out, err = d.p30(mod.m, m); err != nil {
-				return fmt.Errorf("merchant %d: %w", m, err)
+	// Merchants are independent (each model seeded, the global one read only),
+	// so they are fitted on every core, the largest first.
+	order := make([]int, len(split.Merchants))
+	for m := range order {
+		order[m] = m
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return len(d.Train[b]) - len(d.Train[a]) })
+	errs := make([]error, len(split.Merchants))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range next {
+				errs[m] = d.compareOne(ctx, global, m, seed, &rep.PerMerchant[m], &own[m].local, &own[m].fed, &own[m].pers)
 			}
-		}
+		}()
+	}
+	for _, m := range order {
+		next <- m
+	}
+	close(next)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, pm := range rep.PerMerchant {
+		rep.Choices[pm.Choice]++
 	}
 	var allL, allP []float64
 	var allY []bool
@@ -323,6 +352,17 @@ func (d *Data) CompareMerchants(ctx context.Context, global *hazard.Model, split
 			y = append(y, labels[m]...)
 			al, errL := metrics.AUC(own[m].local, labels[m])
 			ap, errP := metrics.AUC(own[m].pers, labels[m])
+			af, errF := metrics.AUC(own[m].fed, labels[m])
+			pm := &rep.PerMerchant[m]
+			pm.Customers, pm.TestCustomers = sm.Customers, len(labels[m])
+			for _, y := range labels[m] {
+				if y {
+					pm.Buyers++
+				}
+			}
+			if errL == nil && errP == nil && errF == nil {
+				pm.AUC30, pm.Scored = Trio{LocalOnly: al, Federated: af, Personalized: ap}, true
+			}
 			if errL == nil && errP == nil {
 				br.Compared++
 				if ap >= al {
@@ -352,6 +392,29 @@ func (d *Data) CompareMerchants(ctx context.Context, global *hazard.Model, split
 	}
 	if rep.AUC30.PersonalizedPooled, err = metrics.AUC(allP, allY); err != nil {
 		return err
+	}
+	return nil
+}
+
+// compareOne fits merchant m's local-only and personalised models and scores
+// them and global on its own test customers.
+func (d *Data) compareOne(ctx context.Context, global *hazard.Model, m int, seed uint64, res *MerchantResult, local, fed, pers *[]float64) error {
+	lm, err := train.LocalOnly(ctx, d.Schema, d.Train[m], seed)
+	if err != nil {
+		return fmt.Errorf("merchant %d: %w", m, err)
+	}
+	p, err := train.Personalize(ctx, global, d.Train[m], train.PersonalizeOptions{Seed: seed})
+	if err != nil {
+		return fmt.Errorf("merchant %d: %w", m, err)
+	}
+	res.Choice = p.Choice
+	for _, mod := range []struct {
+		m   *hazard.Model
+		out *[]float64
+	}{{lm, local}, {global, fed}, {p.Model, pers}} {
+		if *mod.out, err = d.p30(mod.m, m); err != nil {
+			return fmt.Errorf("merchant %d: %w", m, err)
+		}
 	}
 	return nil
 }

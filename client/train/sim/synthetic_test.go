@@ -99,6 +99,8 @@ func TestSyntheticFederation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var pm []float64
+		var ym []bool
 		for i, r := range d.Test {
 			if d.TestMerchant[i] != m {
 				continue
@@ -107,7 +109,23 @@ func TestSyntheticFederation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, y = append(p, local.PredictScore(f).Within[len(hazard.Horizons)-1]), append(y, r.Label >= 1)
+			pm, ym = append(pm, local.PredictScore(f).Within[len(hazard.Horizons)-1]), append(ym, r.Label >= 1)
+		}
+		p, y = append(p, pm...), append(y, ym...)
+		// The merchant's own row of the report: its test customers, buyers
+		// and local-only AUC@30, recomputed.
+		got := rep.PerMerchant[m]
+		buyers := 0
+		for _, b := range ym {
+			if b {
+				buyers++
+			}
+		}
+		if got.TestCustomers != len(ym) || got.Buyers != buyers || got.Choice == "" {
+			t.Errorf("merchant %d: %d test customers, %d buyers, choice %q; want %d, %d and a choice", m, got.TestCustomers, got.Buyers, got.Choice, len(ym), buyers)
+		}
+		if want, err := metrics.AUC(pm, ym); err == nil && (!got.Scored || math.Abs(got.AUC30.LocalOnly-want) > 1e-12) {
+			t.Errorf("merchant %d: local-only AUC@30 %v (scored %v), recomputed %v", m, got.AUC30.LocalOnly, got.Scored, want)
 		}
 	}
 	want, err := metrics.AUC(p, y)
