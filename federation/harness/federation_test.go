@@ -51,7 +51,7 @@ func TestWriteRounds(t *testing.T) {
 	dir := t.TempDir()
 	f := &Federation{AggDir: dir}
 	path := filepath.Join(dir, configFile)
-	cfg := config.Default("127.0.0.1:1", "")
+	cfg := config.Default("127.0.0.1:1", "sqlite:kairos.db")
 	cfg.Rounds.Quorum = 9
 	b, err := config.Marshal(&cfg)
 	if err != nil {
