@@ -55,7 +55,13 @@ func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time
 			LearningRate: s.rc().LearningRate, L2: s.rc().L2, CountNoise: s.rc().CountNoise,
 		},
 	}
-	if s.rc().Evaluation != nil {
+	if ret, on := s.retraining(); on {
+		// Campaign mode (campaign.go): rounds open only inside a campaign or
+		// for a scheduled evaluation.
+		if open, err := s.planCampaignRound(ctx, tx, &r, ids, ret); err != nil || !open {
+			return nil, err
+		}
+	} else if s.rc().Evaluation != nil {
 		if err := s.planEvaluation(ctx, tx, &r, ids); err != nil {
 			return nil, err
 		}
@@ -138,8 +144,16 @@ type transition struct {
 // version, and the next round opens. Each step claims the round's row with
 // FOR UPDATE SKIP LOCKED, so replicas calling Tick together never process
 // one round twice. Tick also records the audit entries of accepted updates
-// whose submitter died before it could.
+// whose submitter died before it could. With a retraining policy it then
+// advances the campaign schedule (campaign.go).
 func (s *Service) Tick(ctx context.Context) error {
+	if err := s.tickRounds(ctx); err != nil {
+		return err
+	}
+	return s.campaignTick(ctx)
+}
+
+func (s *Service) tickRounds(ctx context.Context) error {
 	if err := s.repairAudit(ctx); err != nil {
 		return fmt.Errorf("tick: %w", err)
 	}

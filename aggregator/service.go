@@ -601,11 +601,15 @@ func (s *Service) planNoise(mp policies.MerchantPolicy) (float64, error) {
 	}
 	// One customer count: a client releases it in its first round and sends
 	// it again after (protocol.NoisyCount.ReleasedIn).
-	if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.rc().CountNoise, Steps: 1}); err != nil {
+	// With a retraining policy, one per campaign (planCounts).
+	counts, evals := s.planCounts()
+	if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.rc().CountNoise, Steps: counts}); err != nil {
 		return 0, fmt.Errorf("plan noise: %w", err)
 	}
-	if n := s.rc().evaluations(); n > 0 {
-		if err := l.Add(dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: s.rc().Evaluation.Sigma, Steps: n}); err != nil {
+	if evals > 0 {
+		ev := fedeval.Cost(s.evaluationParams(time.Time{}))
+		ev.Steps = evals
+		if err := l.Add(ev); err != nil {
 			return 0, fmt.Errorf("plan noise: evaluations: %w", err)
 		}
 	}

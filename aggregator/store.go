@@ -140,6 +140,12 @@ type Tx interface {
 	// of a version that changes after it is published: its federated
 	// evaluation arrives in a later round); ErrNotFound if there is none.
 	SetModelMetrics(ctx context.Context, version int, metrics map[string]float64) error
+
+	// CampaignState returns the retraining schedule's single row, locked FOR
+	// UPDATE (the zero state before the first campaign).
+	CampaignState(ctx context.Context) (CampaignState, error)
+	// SetCampaignState replaces the retraining schedule's row.
+	SetCampaignState(ctx context.Context, c CampaignState) error
 }
 
 // Merchant is an enrolled merchant.

@@ -26,6 +26,8 @@ type canonicalPolicy struct {
 	// TokenTTL is absent from a policy without tokens.max_ttl, so that its
 	// hash is what it was before the key existed.
 	TokenTTL map[string]time.Duration `json:"token_max_ttl,omitempty"`
+	// Retraining is absent from a policy without the block, likewise.
+	Retraining *Retraining `json:"retraining,omitempty"`
 }
 
 func (p *Policy) canonical() []byte {
@@ -36,6 +38,7 @@ func (p *Policy) canonical() []byte {
 		Merchants:   make([]MerchantPolicy, 0, len(p.merchants)),
 		Partners:    make([]PartnerPolicy, 0, len(p.partners)),
 		TokenTTL:    p.tokenTTL,
+		Retraining:  p.retraining,
 	}
 	for _, id := range p.Merchants() {
 		m := p.merchants[id]
@@ -139,6 +142,16 @@ func (p *Policy) Format() []byte {
 		b.WriteString("tokens:\n  max_ttl:\n")
 		for _, role := range sortedKeys(p.tokenTTL) {
 			fmt.Fprintf(&b, "    %s: %s\n", role, q(p.tokenTTL[role].String()))
+		}
+	}
+	if r := p.retraining; r != nil {
+		fmt.Fprintf(&b, "retraining:\n  evaluate_every: %s\n  auc_drop: %s\n", q(r.EvaluateEvery.String()), num(r.AUCDrop))
+		if r.MaxModelAge > 0 {
+			fmt.Fprintf(&b, "  max_model_age: %s\n", q(r.MaxModelAge.String()))
+		}
+		fmt.Fprintf(&b, "  campaign_rounds: %d\n  planned_evaluations: %d\n", r.CampaignRounds, r.PlannedEvaluations)
+		if r.MinMerchants > 0 {
+			fmt.Fprintf(&b, "  min_merchants: %d\n", r.MinMerchants)
 		}
 	}
 	return []byte(b.String())

@@ -522,6 +522,8 @@ func (p *parser) policy(root *yaml.Node) *Policy {
 			}
 		case "tokens":
 			pol.tokenTTL = p.tokensBlock(v)
+		case "retraining":
+			pol.retraining = p.retrainingBlock(v)
 		default:
 			p.unknown(k)
 		}

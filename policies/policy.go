@@ -30,6 +30,8 @@
 //	  crm-app: { merchants: [m1], rate_per_second: 50, burst: 100 }
 //	tokens:                         # optional: the longest API token lifetime per role
 //	  max_ttl: { partner: 720h }    # (tokens.go; the API's default for the others)
+//	retraining:                     # optional: scheduled evaluations and campaigns (retraining.go)
+//	  { evaluate_every: 30d, auc_drop: 0.02, max_model_age: 90d, campaign_rounds: 10 }
 //
 // Parsing is strict: unknown or repeated keys, values of the wrong type,
 // aliases, and failed checks are reported as "file:line:col: message", all of
@@ -164,6 +166,7 @@ type Policy struct {
 	merchants   map[string]MerchantPolicy
 	partners    map[string]PartnerPolicy
 	tokenTTL    map[string]time.Duration // tokens.max_ttl as written; nil without it
+	retraining  *Retraining              // nil without a retraining block
 	hash        string
 }
 

@@ -1,0 +1,19 @@
+-- Drift-triggered retraining (aggregator/campaign.go): the schedule of
+-- federated evaluations and the state of the current retraining campaign.
+-- One row, created here; the aggregator updates it under its row lock.
+CREATE TABLE fed_campaign (
+    singleton        bigint NOT NULL PRIMARY KEY CHECK (singleton = 1),
+    campaign         bigint NOT NULL DEFAULT 0,   -- number of the current or last campaign (0: none yet)
+    phase            text NOT NULL DEFAULT '',  -- '' (none), training, evaluating, idle
+    reason           text NOT NULL DEFAULT '',  -- why the current campaign opened
+    opened_at_ms     bigint NOT NULL DEFAULT 0,
+    trained_at_start bigint NOT NULL DEFAULT 0,   -- published training versions when it opened
+    shift_ms         bigint NOT NULL DEFAULT 0,   -- its cutoffs: the configured ones moved by this
+    baseline_version bigint NOT NULL DEFAULT 0,   -- the version evaluated at publication
+    baseline_auc     double precision NOT NULL DEFAULT 0,
+    baseline_at_ms   bigint NOT NULL DEFAULT 0,
+    last_eval_at_ms  bigint NOT NULL DEFAULT 0,   -- when the last scheduled evaluation was due
+    eval_seq         bigint NOT NULL DEFAULT 0,   -- the scheduled evaluation round in flight (0: none)
+    updated_at_ms    bigint NOT NULL DEFAULT 0
+);
+INSERT INTO fed_campaign (singleton) VALUES (1);
