@@ -156,7 +156,7 @@ func TestCampaignRetrainsOnAUCDrop(t *testing.T) {
 			if want := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC); sched.BaseVersion != 2 || !sched.Plan.Evaluation.Cutoff.Equal(want) {
 				t.Fatalf("scheduled evaluation: base %d cutoff %v, want 2 and %v", sched.BaseVersion, sched.Plan.Evaluation.Cutoff, want)
 			}
-			tick(t, r) // the evaluation publishes; the AUC drop opens campaign 2
+			tick(t, r)      // the evaluation publishes; the AUC drop opens campaign 2
 			clear(f.counts) // new cutoffs: the clients release a new count
 			round = trainOnce(t, f, r)
 			shift := 87 * 24 * time.Hour
