@@ -25,9 +25,9 @@ type ScoreResponse struct {
 }
 
 // Handler serves the merchant's own scores on the local network:
-// GET /v1/scores/{customer} and GET /healthz. It has no authentication: bind
-// it to loopback or a private interface (the scores are the merchant's, under
-// the merchant's own customer ids). It answers only requests whose Host is an
+// GET /v1/scores/{customer}, GET /drift (drift.go) and GET /healthz. It has
+// no authentication: bind it to loopback or a private interface (the scores
+// are the merchant's, under the merchant's own customer ids). It answers only requests whose Host is an
 // IP address or "localhost" (403 otherwise): a web page the merchant's
 // browser opens could otherwise point a DNS name it controls at 127.0.0.1
 // (DNS rebinding) and read the scores with the page's own origin.
@@ -59,6 +59,7 @@ func (p *Processor) routes() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(p.Stats())
 	})
+	mux.HandleFunc("GET /drift", p.serveDrift)
 	mux.HandleFunc("GET /v1/scores/{customer}", func(w http.ResponseWriter, r *http.Request) {
 		c := r.PathValue("customer")
 		pr, at, err := p.Score(c)

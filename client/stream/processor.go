@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kairos-fl/kairos/client/ingest"
@@ -55,6 +56,8 @@ type Processor struct {
 	committed map[int32]int64
 	// Counts since New, read with Stats.
 	stats Stats
+	// drift, when set, records applied purchases (drift.go).
+	drift atomic.Pointer[DriftWatch]
 }
 
 type entry struct {
@@ -207,6 +210,7 @@ func (p *Processor) process(ctx context.Context, batch []Message) error {
 				break
 			}
 			dirty[ev.Customer] = true
+			p.observe(ev)
 			if p.cfg.OnScored != nil {
 				scored = append(scored, m)
 			}

@@ -25,6 +25,7 @@ func newClientStreamCmd() *cobra.Command {
 		natsURL, kafka, streamName, subject, dead, mappingPath, encoding string
 		storeAt, modelPath, listen, changes, tz                          string
 		threshold                                                        float64
+		dr                                                               driftFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "stream",
@@ -35,6 +36,9 @@ stream position (SQLite file, or a postgres:// URL), sends bad messages to --dea
 with the reason, and with --model serves GET /v1/scores/{customer} on --listen (loopback by
 default; no authentication) and publishes to --changes when P(buy within 7 days) crosses
 --threshold. Give --model the merchant's personalised model where it has one.
+With --drift-data and --drift-cutoff it compares every --drift-every the live customers'
+features with the training period's (PSI per feature) and, with --model, past predictions
+with realised purchases; the reports are logged and served on GET /drift, never sent.
 
   kairos client stream --nats nats://127.0.0.1:4222 --stream SHOP --subject shop.events \
     --dead-letter shop.dead --mapping mapping.yaml --store live.db --model model.json`,
@@ -111,7 +115,12 @@ default; no authentication) and publishes to --changes when P(buy within 7 days)
 			if err != nil {
 				return fmt.Errorf("client stream: %w", err)
 			}
-			if model != nil && listen != "" {
+			if dr.on() {
+				if err := dr.start(ctx, p, m, loc, eng.Schema(), cfg.Logger); err != nil {
+					return fmt.Errorf("client stream: %w", err)
+				}
+			}
+			if (model != nil || dr.on()) && listen != "" {
 				ln, err := net.Listen("tcp", listen)
 				if err != nil {
 					return fmt.Errorf("client stream: %w", err)
@@ -119,7 +128,12 @@ default; no authentication) and publishes to --changes when P(buy within 7 days)
 				srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
 				go srv.Serve(ln)                               //nolint:errcheck // ends with Shutdown
 				defer srv.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort at exit
-				fmt.Fprintf(cmd.ErrOrStderr(), "serving scores on http://%s/v1/scores/{customer} (no authentication; %s)\n", ln.Addr(), listenScope(ln.Addr()))
+				if model != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "serving scores on http://%s/v1/scores/{customer} (no authentication; %s)\n", ln.Addr(), listenScope(ln.Addr()))
+				}
+				if dr.on() {
+					fmt.Fprintf(cmd.ErrOrStderr(), "serving drift reports on http://%s/drift (no authentication; %s)\n", ln.Addr(), listenScope(ln.Addr()))
+				}
 			}
 			if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				return fmt.Errorf("client stream: %w", err)
@@ -141,6 +155,9 @@ default; no authentication) and publishes to --changes when P(buy within 7 days)
 	f.StringVar(&changes, "changes", "", "subject or topic for score changes (with --threshold)")
 	f.Float64Var(&threshold, "threshold", 0, "P(buy within 7 days) threshold for score changes; 0 = none")
 	f.StringVar(&tz, "time-zone", "UTC", "the shop's time zone (IANA name)")
+	f.StringVar(&dr.data, "drift-data", "", "the training period's events (CSV under --mapping): watch drift against them, served on GET /drift")
+	f.StringSliceVar(&dr.cutoffs, "drift-cutoff", nil, "training cutoff date of the drift reference (repeatable)")
+	f.DurationVar(&dr.every, "drift-every", 24*time.Hour, "period of the drift checks")
 	return cmd
 }
 
