@@ -300,6 +300,9 @@ func (c *campaignStep) step(ctx context.Context, latest RoundRecord) error {
 		rec := c.record("campaign.complete", reason)
 		c.detailsCampaign(rec)
 		rec.Details["baseline_auc"] = fmtAUC(auc, ok)
+		if ok {
+			rec.Details["baseline_auc_se"] = strconv.FormatFloat(se, 'f', 4, 64)
+		}
 		rec.Details["next_evaluation"] = c.now.Add(c.ret.EvaluateEvery).Format(time.RFC3339)
 		return c.save(ctx, rec)
 	case CampaignEvaluating:
