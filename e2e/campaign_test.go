@@ -310,6 +310,19 @@ retraining:
 
 			// Three months on, the population has shifted.
 			clock.Set(campaignLater)
+			if sn == "sqlite" {
+				// The merchant sees it locally first: its stream's drift watch.
+				before, after := shiftedStream(t, data["m1"], v3)
+				t.Logf("m1's stream: largest PSI %.3f (%s) on %s, %.3f (%s) on %s", before.MaxPSI, before.Features[0].Name,
+					campaignStart.Format(time.DateOnly), after.MaxPSI, after.Features[0].Name, campaignLater.Format(time.DateOnly))
+				if !(after.MaxPSI > 0.25 && after.MaxPSI > 2*before.MaxPSI) || after.Outcomes == nil || after.Outcomes.AUC30 == nil {
+					t.Errorf("m1's drift watch: largest PSI %.3f before the shift, %.3f after; outcomes %+v: want a shift flagged (> 0.25) and realised outcomes",
+						before.MaxPSI, after.MaxPSI, after.Outcomes)
+				} else {
+					t.Logf("m1's stream: realised AUC@30 of version 3's predictions of %s: %.4f over %d customers",
+						campaignStart.Format(time.DateOnly), *after.Outcomes.AUC30, after.Outcomes.Evaluated)
+				}
+			}
 			second := until("campaign 2", func(cs aggregator.CampaignState) bool { return cs.Campaign == 2 && cs.Phase == aggregator.CampaignIdle })
 			stopRunners()
 			t.Logf("campaign 2 done after %v: version %d, AUC@30 %.4f at publication (%s)", time.Since(start).Round(time.Millisecond), second.BaselineVersion, second.BaselineAUC, second.Reason)
