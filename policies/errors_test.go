@@ -148,6 +148,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nfederation: x\n  defaults: {}\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte(okHead + "tokens: {max_ttl: {partner: 1h30m, merchant: 2160h}}\n"))
+	f.Add([]byte(okHead + "retraining: {evaluate_every: 30d, auc_drop: 0.02, max_model_age: 2160h, campaign_rounds: 3, min_merchants: 2}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("fuzz.yaml", data)
 		if err != nil {
