@@ -216,7 +216,7 @@ func (s *Service) planCampaignRound(ctx context.Context, tx Tx, r *RoundRecord, 
 func (s *Service) campaignTick(ctx context.Context) error {
 	ret, on := s.retraining()
 	if !on {
-		return nil
+		return s.campaignsOff(ctx)
 	}
 	var ps []staged
 	err := s.store.InTx(ctx, func(tx Tx) error {
@@ -255,6 +255,56 @@ func (s *Service) campaignTick(ctx context.Context) error {
 		}
 		ps = c.ps
 		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("campaign: %w", err)
+	}
+	return s.flush(ctx, ps)
+}
+
+// campaignsOff returns a federation whose policy no longer has a retraining
+// block (a reload removed it) to one round after another: between campaigns
+// no round is open, and outside campaign mode only a round's end opens the
+// next, so the next round is opened here, once.
+func (s *Service) campaignsOff(ctx context.Context) error {
+	var ps []staged
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		ps = nil
+		st, err := tx.CampaignState(ctx)
+		if err != nil || st.Phase == "" {
+			return err
+		}
+		now := s.now().UTC()
+		next, running := int64(1), false
+		latest, err := tx.LatestRound(ctx)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			next, running = latest.Seq+1, !latest.State.Terminal()
+		}
+		st.Phase, st.EvalSeq, st.UpdatedAt = "", 0, now
+		if err := tx.SetCampaignState(ctx, st); err != nil {
+			return err
+		}
+		rec := audit.Record{Actor: SystemActor, Action: "campaign.stop", Object: "campaign/" + strconv.Itoa(st.Campaign), Outcome: audit.OutcomeOK,
+			Reason: "the policy has no retraining block: rounds follow one another again"}
+		p, err := stage(ctx, tx, fmt.Sprintf("campaign/%d/campaign.stop/%d", st.Campaign, now.UnixNano()), rec, now)
+		if err != nil {
+			return err
+		}
+		ps = append(ps, p)
+		if running {
+			return nil // its end opens the next
+		}
+		r, err := s.openRound(ctx, tx, next, now)
+		if err != nil || r == nil {
+			return err
+		}
+		more, err := s.stageTransitions(ctx, tx, []transition{{round: *r, action: "round.open"}}, now)
+		ps = append(ps, more...)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("campaign: %w", err)

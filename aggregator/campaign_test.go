@@ -277,3 +277,44 @@ func slicesEqualTime(a, b []time.Time) bool {
 	}
 	return true
 }
+
+// TestCampaignsOffAfterReload: a reload that removes the retraining block
+// between campaigns (no round open) opens the next round at once, audited
+// as campaign.stop, and rounds follow one another again.
+func TestCampaignsOffAfterReload(t *testing.T) {
+	b := backends(t)[0]
+	ctx := context.Background()
+	p := campaignPolicy(t, "  evaluate_every: 30d\n  auc_drop: 0.02\n  campaign_rounds: 1\n")
+	cfg := campaignConfig(4)
+	f := newFedPolicy(t, b, cfg, p)
+	f.customers["m1"], f.customers["m2"] = 350, 350
+	r := f.start(t)
+	f.enrol(t, r, "m1", "m2")
+	tick(t, r)
+	trainOnce(t, f, r)
+	tick(t, r)
+	ev := evaluateAll(t, f, r, func(m string) []float64 { return goodHist[m] })
+	tick(t, r)
+	if got := mustRound(t, r, "m1"); got.Seq != ev.Seq || !got.State.Terminal() {
+		t.Fatalf("round %s (%s) open between campaigns", got.ID, got.State)
+	}
+	plain, err := policies.Parse("plain.yaml", []byte(strings.Split(testPolicy, "merchants:")[0]+"merchants:\n  m1: {}\n  m2: {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:test", plain, cfg); err != nil {
+		t.Fatal(err)
+	}
+	tick(t, r)
+	next := trainOnce(t, f, r)
+	if next.Seq != ev.Seq+1 {
+		t.Errorf("round after the reload: %s, want seq %d", next.ID, ev.Seq+1)
+	}
+	tick(t, r)
+	if got := mustRound(t, r, "m1"); got.Seq != next.Seq+1 || got.State.Terminal() {
+		t.Errorf("round after %s: %s (%s), want the next one open", next.ID, got.ID, got.State)
+	}
+	if n := auditActions(t, r.store)["campaign.stop ok"]; n != 1 {
+		t.Errorf("%d campaign.stop entries, want 1", n)
+	}
+}
