@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -113,7 +114,9 @@ func shiftedStream(t *testing.T, events []model.Event, m *hazard.Model) (before,
 	go func() { done <- p.Run(rctx) }()
 	defer func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("stream processor: %v", err)
+		}
 	}()
 	// caughtUp waits until the processor has applied every published message.
 	caughtUp := func() {
