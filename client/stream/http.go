@@ -27,10 +27,11 @@ type ScoreResponse struct {
 // Handler serves the merchant's own scores on the local network:
 // GET /v1/scores/{customer}, GET /drift (drift.go) and GET /healthz. It has
 // no authentication: bind it to loopback or a private interface (the scores
-// are the merchant's, under the merchant's own customer ids). It answers only requests whose Host is an
-// IP address or "localhost" (403 otherwise): a web page the merchant's
-// browser opens could otherwise point a DNS name it controls at 127.0.0.1
-// (DNS rebinding) and read the scores with the page's own origin.
+// are the merchant's, under the merchant's own customer ids). It answers
+// only requests whose Host is an IP address or "localhost" (403 otherwise): a
+// web page the merchant's browser opens could otherwise point a DNS name it
+// controls at 127.0.0.1 (DNS rebinding) and read the scores with the page's
+// own origin.
 func (p *Processor) Handler() http.Handler {
 	return hostGuard(p.routes())
 }
