@@ -175,7 +175,9 @@ func TestDriftWatchRefusesBadReference(t *testing.T) {
 		t.Error("no reference accepted")
 	}
 	rec := httptest.NewRecorder()
-	p.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/drift", nil))
+	req := httptest.NewRequest("GET", "/drift", nil)
+	req.Host = "127.0.0.1:8377"
+	p.Handler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("GET /drift without a watch: %d, want 404", rec.Code)
 	}
