@@ -52,6 +52,14 @@ type Server struct {
 	seeds    map[uint32][]Share // shares of each survivor's seed
 	skeys    map[uint32][]Share // shares of each dropout's mask key
 	attests  map[uint32][]Tag   // each survivor's attestation tags (consistency.go)
+
+	// accepted are the clients' messages as accepted, in order, for
+	// MarshalBinary: a restored server replays them.
+	accepted struct {
+		advertise []AdvertiseMsg
+		shares    []SharesMsg
+		unmask    []UnmaskResponse
+	}
 }
 
 // NewServer starts the server's side of the round cfg.
@@ -101,6 +109,7 @@ func (s *Server) AddAdvertise(m AdvertiseMsg) error {
 		}
 	}
 	s.keys[m.From] = m
+	s.accepted.advertise = append(s.accepted.advertise, m)
 	return nil
 }
 
@@ -164,6 +173,7 @@ func (s *Server) AddShares(m SharesMsg) error {
 		s.boxes[b.Peer] = append(s.boxes[b.Peer], Box{Peer: m.From, Data: slices.Clone(b.Data)})
 	}
 	s.shared[m.From] = true
+	s.accepted.shares = append(s.accepted.shares, SharesMsg{From: m.From, Boxes: slices.Clone(m.Boxes)})
 	return nil
 }
 
@@ -306,6 +316,7 @@ func (s *Server) AddUnmask(m UnmaskResponse) error {
 		s.skeys[o.Owner] = append(s.skeys[o.Owner], o.Share)
 	}
 	s.answered[m.From] = true
+	s.accepted.unmask = append(s.accepted.unmask, m)
 	return nil
 }
 
