@@ -66,9 +66,21 @@ func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time
 			return nil, err
 		}
 	}
+	var secure *SecureRoundRecord
+	if s.rc().SecureAggregation {
+		var err error
+		if secure, err = s.planSecure(ctx, tx, &r, now); err != nil {
+			return nil, err
+		}
+	}
 	ok, err := tx.InsertRound(ctx, r)
 	if err != nil || !ok {
 		return nil, err
+	}
+	if secure != nil {
+		if err := tx.InsertSecureRound(ctx, *secure); err != nil {
+			return nil, err
+		}
 	}
 	return &r, nil
 }
@@ -272,6 +284,9 @@ func (s *Service) advance(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	if r.State != protocol.RoundOpen && r.State != protocol.RoundCollecting {
 		return nil, nil
 	}
+	if r.Plan.Secure != nil {
+		return s.advanceSecure(ctx, tx, r, now)
+	}
 	all, audited, err := tx.CountUpdates(ctx, r.ID)
 	if err != nil {
 		return nil, err
@@ -334,6 +349,9 @@ func (s *Service) fail(ctx context.Context, tx Tx, r RoundRecord, reason string,
 // version, makes it active and opens the next round. A merge that fails on
 // the updates fails the round instead.
 func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Time) ([]transition, error) {
+	if r.Plan.Secure != nil {
+		return s.publishSecure(ctx, tx, r, now)
+	}
 	updates, err := tx.RoundUpdates(ctx, r.ID)
 	if err != nil {
 		return nil, err
@@ -398,8 +416,6 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	if err != nil {
 		return s.failAggregating(ctx, tx, r, fmt.Sprintf("merge: %v", err), now)
 	}
-	params := slices.Clone(base.Params)
-	optState := baseRec.Optimizer
 	desc := mopt.Method
 	if desc == "" {
 		desc = merge.MethodFedAvg
@@ -408,6 +424,22 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	if weights != nil && (mopt.Method == "" || mopt.Method == merge.MethodFedAvg) {
 		desc += fmt.Sprintf(" share≤%g", agg.WeightShareCap())
 	}
+	return s.step(ctx, tx, r, baseRec, base, combined, contrib, desc, now, func(version int) string {
+		reason := fmt.Sprintf("version %d from %d updates", version, len(updates))
+		if evalNote != "" {
+			reason += "; " + evalNote
+		}
+		return reason
+	})
+}
+
+// step applies the server optimizer to the round's combined update,
+// publishes the result as the next model version, makes it active and opens
+// the next round; reason gives the round's reason for the new version.
+func (s *Service) step(ctx context.Context, tx Tx, r RoundRecord, baseRec ModelRecord, base *hazard.Model, combined []float64,
+	contrib []protocol.Contribution, desc string, now time.Time, reason func(version int) string) ([]transition, error) {
+	params := slices.Clone(base.Params)
+	optState := baseRec.Optimizer
 	srv, err := merge.NewServer(s.rc().serverOptions(), optState)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: optimizer state of version %d: %w", r.ID, r.BaseVersion, err)
@@ -444,15 +476,12 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	if err := tx.SetActiveVersion(ctx, version); err != nil {
 		return nil, err
 	}
-	reason := fmt.Sprintf("version %d from %d updates", version, len(updates))
-	if evalNote != "" {
-		reason += "; " + evalNote
-	}
-	if err := tx.SetRoundState(ctx, r.ID, protocol.RoundAggregating, protocol.RoundPublished, reason, now); err != nil {
+	why := reason(version)
+	if err := tx.SetRoundState(ctx, r.ID, protocol.RoundAggregating, protocol.RoundPublished, why, now); err != nil {
 		return nil, err
 	}
-	r.State, r.Reason = protocol.RoundPublished, reason
-	return s.openNext(ctx, tx, r, "round.publish", reason, now)
+	r.State, r.Reason = protocol.RoundPublished, why
+	return s.openNext(ctx, tx, r, "round.publish", why, now)
 }
 
 // normBound is the L2 bound every update of round r is scaled down to before

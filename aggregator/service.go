@@ -19,6 +19,7 @@ import (
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/crypto/seal"
 	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/dp/distributed"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/fedeval"
 	"github.com/kairos-fl/kairos/model/hazard"
@@ -95,6 +96,13 @@ type RoundConfig struct {
 	// Evaluation, when set, has merchants evaluate models on their own
 	// customers with DP histograms (package fedeval), paid from their budgets.
 	Evaluation *EvaluationConfig `yaml:"evaluation,omitempty"`
+	// SecureAggregation runs every round with SecAgg+ and distributed
+	// discrete Gaussian noise (secure.go): the aggregator learns only the
+	// cohort's sum. It needs the policy's aggregation.min_cohort.
+	SecureAggregation bool `yaml:"secure_aggregation,omitempty"`
+	// SecureStageTimeout is how long each stage of a secure round waits for
+	// the cohort's messages (default 1 minute).
+	SecureStageTimeout time.Duration `yaml:"secure_stage_timeout,omitempty"`
 }
 
 // EvaluationConfig configures federated evaluation. A training round whose
@@ -204,6 +212,8 @@ type Service struct {
 	// is found after it).
 	accepted map[string]map[string][seal.NonceSize]byte
 	acct     *accountant
+	// securePlans caches the distributed-DP plans of secure rounds by their inputs.
+	securePlans map[securePlanKey]distributed.Plan
 }
 
 // Budget is one merchant's privacy ledger summary.
@@ -272,6 +282,12 @@ func (c *RoundConfig) defaults() error {
 	if c.TickInterval < 0 {
 		bad("tick_interval", c.TickInterval, "positive")
 	}
+	if c.SecureStageTimeout < 0 {
+		bad("secure_stage_timeout", c.SecureStageTimeout, "positive")
+	}
+	if c.SecureAggregation && c.Evaluation != nil {
+		errs = append(errs, errors.New("rounds.secure_aggregation: secure rounds do not run federated evaluation yet; unset rounds.evaluation"))
+	}
 	if c.Evaluation != nil && !finite(c.Evaluation.Sigma) {
 		errs = append(errs, fmt.Errorf("rounds.evaluation.sigma: must be finite (got %v)", c.Evaluation.Sigma))
 	}
@@ -309,6 +325,9 @@ func (c *RoundConfig) defaults() error {
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = time.Second
+	}
+	if c.SecureStageTimeout == 0 {
+		c.SecureStageTimeout = time.Minute
 	}
 	if c.Evaluation != nil {
 		e := *c.Evaluation // the caller's config is not modified
@@ -365,8 +384,12 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		pq:    opts.RequirePostQuantum,
 		noise: map[[3]float64]float64{}, models: map[int]*hazard.Model{}, merchants: map[string]Merchant{},
 		rounds: map[string]RoundRecord{}, accepted: map[string]map[string][seal.NonceSize]byte{},
+		securePlans: map[securePlanKey]distributed.Plan{},
 	}
 	s.settings.Store(&settings{policy: opts.Policy, rounds: &cfg})
+	if cfg.SecureAggregation && opts.Policy.Aggregation().MinCohort < 2 {
+		return nil, fmt.Errorf("new aggregator: rounds.secure_aggregation needs the policy's aggregation.min_cohort (the honest merchants whose noise the guarantee counts on), ≥ 2")
+	}
 	if s.acct, err = newAccountant(); err != nil {
 		return nil, fmt.Errorf("new aggregator: %w", err)
 	}

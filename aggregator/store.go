@@ -146,6 +146,9 @@ type Tx interface {
 	CampaignState(ctx context.Context) (CampaignState, error)
 	// SetCampaignState replaces the retraining schedule's row.
 	SetCampaignState(ctx context.Context, c CampaignState) error
+
+	// SecureTx holds the secure-aggregation rounds' state (secure.go).
+	SecureTx
 }
 
 // Merchant is an enrolled merchant.

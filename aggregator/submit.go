@@ -26,7 +26,7 @@ import (
 // as denied), as opposed to failures of the aggregator.
 var refusals = []error{
 	ErrNotFound, ErrConflict, ErrRoundClosed, ErrPolicy, ErrNotSelected,
-	dp.ErrBudgetExhausted, protocol.ErrInvalidUpdate,
+	dp.ErrBudgetExhausted, protocol.ErrInvalidUpdate, protocol.ErrSecureStage,
 	seal.ErrMalformed, seal.ErrTooLarge, seal.ErrMissingSignature, seal.ErrUnknownSigner,
 	seal.ErrRevokedSigner, seal.ErrBadSignature, seal.ErrRoundMismatch, seal.ErrStale,
 	seal.ErrRecipientKind, seal.ErrReplay, seal.ErrDecrypt, seal.ErrDigestMismatch,
@@ -444,6 +444,8 @@ func (s *Service) checkRound(rr RoundRecord, up *protocol.Update, merchantID str
 		return fmt.Errorf("%w: round %s closed at %s", ErrRoundClosed, rr.ID, rr.Deadline.Format(time.RFC3339))
 	case !containsString(rr.Selected, merchantID):
 		return fmt.Errorf("%w: %s in round %s", ErrNotSelected, merchantID, rr.ID)
+	case rr.Plan.Secure != nil:
+		return fmt.Errorf("%w: round %s runs secure aggregation: its stage messages go to /v1/rounds/%s/secure, no plain update is taken", ErrPolicy, rr.ID, rr.ID)
 	case up.BaseVersion != rr.BaseVersion:
 		return fmt.Errorf("%w: update trained from version %d, round %s from %d", ErrConflict, up.BaseVersion, rr.ID, rr.BaseVersion)
 	}

@@ -57,6 +57,9 @@ type TrainingPlan struct {
 	// Evaluation, when set, asks the merchant to evaluate the round's base model
 	// on its own customers and send a DP histogram with the update.
 	Evaluation *EvaluationPlan `json:"evaluation,omitempty"`
+	// Secure, when set, runs the round with secure aggregation: one DP step
+	// whose noise the merchants share, summed by SecAgg+ (SecurePlan).
+	Secure *SecurePlan `json:"secure,omitempty"`
 }
 
 // EvaluationOnly reports whether the plan trains nothing: Steps is 0 and the

@@ -916,3 +916,84 @@ func (t *Tx) SetActiveVersion(ctx context.Context, version int) error {
 	}
 	return nil
 }
+
+// --- secure aggregation ---
+
+const secureRoundCols = `round_id, stage, stage_deadline_ms, server, result, reason, updated_at_ms`
+
+// InsertSecureRound implements aggregator.Tx.
+func (t *Tx) InsertSecureRound(ctx context.Context, r aggregator.SecureRoundRecord) error {
+	if _, err := t.exec(ctx, `INSERT INTO fed_secure_rounds (`+secureRoundCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		r.Round, string(r.Stage), ms(r.StageDeadline), nonNil(r.Server), nonNil(r.Result), r.Reason, ms(r.UpdatedAt)); err != nil {
+		return fmt.Errorf("insert secure round %s: %w", r.Round, err)
+	}
+	return nil
+}
+
+// SecureRound implements aggregator.Tx.
+func (t *Tx) SecureRound(ctx context.Context, id string, lock aggregator.Lock) (aggregator.SecureRoundRecord, error) {
+	var r aggregator.SecureRoundRecord
+	err := t.one(ctx, `SELECT `+secureRoundCols+` FROM fed_secure_rounds WHERE round_id = ?`+t.lock(lock), func(rows Rows) error {
+		var stage string
+		var deadline, updated int64
+		var server, result []byte
+		if err := rows.Scan(&r.Round, &stage, &deadline, &server, &result, &r.Reason, &updated); err != nil {
+			return err
+		}
+		r.Stage, r.StageDeadline, r.UpdatedAt = protocol.SecureStage(stage), fromMS(deadline), fromMS(updated)
+		r.Server, r.Result = append([]byte(nil), server...), append([]byte(nil), result...)
+		return nil
+	}, id)
+	if err != nil {
+		return r, fmt.Errorf("secure round %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// UpdateSecureRound implements aggregator.Tx.
+func (t *Tx) UpdateSecureRound(ctx context.Context, r aggregator.SecureRoundRecord) error {
+	n, err := t.exec(ctx, `UPDATE fed_secure_rounds SET stage = ?, stage_deadline_ms = ?, server = ?, result = ?, reason = ?, updated_at_ms = ? WHERE round_id = ?`,
+		string(r.Stage), ms(r.StageDeadline), nonNil(r.Server), nonNil(r.Result), r.Reason, ms(r.UpdatedAt), r.Round)
+	if err != nil {
+		return fmt.Errorf("update secure round %s: %w", r.Round, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("update secure round %s: %w", r.Round, aggregator.ErrNotFound)
+	}
+	return nil
+}
+
+// InsertSecureMessage implements aggregator.Tx.
+func (t *Tx) InsertSecureMessage(ctx context.Context, m aggregator.SecureMessageRecord) error {
+	if _, err := t.exec(ctx, `INSERT INTO fed_secure_messages (round_id, merchant, stage, envelope_sha256, accepted_at_ms) VALUES (?, ?, ?, ?, ?)`,
+		m.Round, m.Merchant, string(m.Stage), m.EnvelopeSHA256, ms(m.AcceptedAt)); err != nil {
+		return fmt.Errorf("insert secure message of %s in %s (%s): %w", m.Merchant, m.Round, m.Stage, err)
+	}
+	return nil
+}
+
+// SecureMessage implements aggregator.Tx.
+func (t *Tx) SecureMessage(ctx context.Context, round, merchant string, stage protocol.SecureStage) (aggregator.SecureMessageRecord, error) {
+	m := aggregator.SecureMessageRecord{Round: round, Merchant: merchant, Stage: stage}
+	err := t.one(ctx, `SELECT envelope_sha256, accepted_at_ms FROM fed_secure_messages WHERE round_id = ? AND merchant = ? AND stage = ?`, func(r Rows) error {
+		var sum []byte
+		var at int64
+		if err := r.Scan(&sum, &at); err != nil {
+			return err
+		}
+		m.EnvelopeSHA256, m.AcceptedAt = append([]byte(nil), sum...), fromMS(at)
+		return nil
+	}, round, merchant, string(stage))
+	if err != nil {
+		return m, fmt.Errorf("secure message of %s in %s (%s): %w", merchant, round, stage, err)
+	}
+	return m, nil
+}
+
+// nonNil stores an empty blob rather than NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
