@@ -53,6 +53,10 @@ func (s *Server) v1Routes() []apiRoute {
 			nil, http.StatusOK, protocol.Round{}, []int{404, 422}, s.currentRound},
 		{http.MethodPost, "/v1/rounds/{id}/updates", rolesMerchant, "submitUpdate", "Submit a sealed update for a round",
 			envelope{}, http.StatusAccepted, protocol.Receipt{}, []int{400, 409, 413, 415, 422}, s.submit},
+		{http.MethodPost, "/v1/rounds/{id}/secure", rolesMerchant, "submitSecure", "Submit a sealed message for a stage of a secure-aggregation round",
+			envelope{}, http.StatusAccepted, protocol.SecureReceipt{}, []int{400, 403, 404, 409, 413, 415, 422}, s.submitSecure},
+		{http.MethodGet, "/v1/rounds/{id}/secure", rolesMerchant, "secureStatus", "A secure-aggregation round's stage and the aggregator's message to the token's merchant",
+			nil, http.StatusOK, protocol.SecureStatus{}, []int{403, 404}, s.secureStatus},
 		{http.MethodGet, "/v1/models", rolesModels, "listModels", "List the model registry (without model files)",
 			nil, http.StatusOK, modelList{}, []int{429}, s.models},
 		// The rollback route comes first: "{version}" alone would also match "3:rollback".

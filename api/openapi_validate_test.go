@@ -118,6 +118,9 @@ func TestOpenAPIValidatesLiveResponses(t *testing.T) {
 		{"GET", "/v1/merchants", nil, "", "none", "", noBody, 401},
 		{"GET", "/v1/rounds/current", nil, "", "m1", "", noBody, 200},
 		{"POST", "/v1/rounds/{id}/updates", map[string]string{"id": rid}, "", "m1", octet, honest("m1"), 202},
+		// The fixture's rounds are plain: no secure status, and an update is no secure message.
+		{"GET", "/v1/rounds/{id}/secure", map[string]string{"id": rid}, "", "m1", "", noBody, 404},
+		{"POST", "/v1/rounds/{id}/secure", map[string]string{"id": rid}, "", "m3", octet, honest("m3"), 400},
 		{"POST", "/v1/rounds/{id}/updates", map[string]string{"id": rid}, "", "m1", octet, honest("m1"), 202},
 		{"POST", "/v1/rounds/{id}/updates", map[string]string{"id": rid}, "", "m2", octet, honest("m2"), 202},
 		{"POST", "/v1/rounds/{id}/updates", map[string]string{"id": rid}, "", "m3", octet, func(*testing.T) []byte { return []byte("not an envelope") }, 400},

@@ -99,6 +99,7 @@ var errorMap = []struct {
 	{seal.ErrDecrypt, http.StatusBadRequest, apiclient.TypeInvalidEnvelope, false},
 	{seal.ErrDigestMismatch, http.StatusBadRequest, apiclient.TypeInvalidEnvelope, false},
 	{protocol.ErrInvalidUpdate, http.StatusBadRequest, apiclient.TypeInvalidUpdate, true},
+	{protocol.ErrSecureStage, http.StatusConflict, apiclient.TypeSecureStage, true},
 	{aggregator.ErrRoundClosed, http.StatusConflict, apiclient.TypeRoundClosed, true},
 	{aggregator.ErrNotSelected, http.StatusForbidden, apiclient.TypeNotSelected, true},
 	{aggregator.ErrPolicy, http.StatusUnprocessableEntity, apiclient.TypePolicyViolation, true},

@@ -31,6 +31,7 @@ const (
 	TypeRoundMismatch    = ProblemTypeBase + "round-mismatch"         // 409: envelope for another round; fetch the current one
 	TypeRoundClosed      = ProblemTypeBase + "round-closed"           // 409: the round no longer accepts updates
 	TypeReplay           = ProblemTypeBase + "replay"                 // 409: nonce seen before
+	TypeSecureStage      = ProblemTypeBase + "secure-stage"           // 409: a secure round's message for a stage that is not (or no longer) open
 	TypeNotSelected      = ProblemTypeBase + "not-selected"           // 403: merchant not sampled for this round
 	TypeBudgetExhausted  = ProblemTypeBase + "budget-exhausted"       // 403: the release would exceed the merchant's ε cap
 	TypePolicyViolation  = ProblemTypeBase + "policy-violation"       // 422: declared DP parameters or merchant refused by the policy
