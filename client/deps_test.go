@@ -18,8 +18,8 @@ func TestLayering(t *testing.T) {
 	}
 	const mod = "github.com/kairos-fl/kairos/"
 	allowed := []string{
-		"aggregator/protocol", "api/apiclient", "api/auth", "client", "client/ingest", "client/train",
-		"crypto/keys", "crypto/pseudonym", "crypto/seal", "dp", "model", "model/bgnbd", "model/feature", "model/fedeval", "model/hazard", "model/metrics",
+		"aggregator/protocol", "aggregator/secagg", "aggregator/secureplan", "api/apiclient", "api/auth", "client", "client/ingest", "client/train",
+		"crypto/keys", "crypto/pseudonym", "crypto/seal", "dp", "dp/distributed", "model", "model/bgnbd", "model/feature", "model/fedeval", "model/hazard", "model/metrics",
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		rel, ok := strings.CutPrefix(dep, mod)

@@ -272,6 +272,12 @@ func (r *Runner) waitRound(ctx context.Context) (protocol.Round, error) {
 func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	st := r.opt.State
 	plan := round.Plan
+	if plan.Secure != nil {
+		if !(plan.Delta > 0 && plan.Delta <= r.opt.Delta) {
+			return fmt.Errorf("round %s: %w: plan δ %g, merchant δ %g (client config delta)", round.ID, ErrPlanDelta, plan.Delta, r.opt.Delta)
+		}
+		return r.joinSecure(ctx, round)
+	}
 	// The cap is the merchant's at its own δ. A plan at a larger δ is refused
 	// outright rather than accounted at the merchant's: the aggregator would
 	// report and check this merchant's ε at a δ the merchant never accepted.
