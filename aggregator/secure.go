@@ -41,7 +41,7 @@ const (
 // securePlanKey identifies a distributed-DP plan by its inputs.
 type securePlanKey struct {
 	dim, minCohort, maxCohort, maxCustomers, steps int
-	clip, q, epsilon, delta                       float64
+	clip, q, epsilon, delta                        float64
 }
 
 // planSecure sets round r's secure plan and returns the secure round to store
@@ -104,7 +104,9 @@ func (s *Service) planSecure(ctx context.Context, tx Tx, r *RoundRecord, now tim
 	plan.Params.Seed = distributed.Seed(seed)
 	degree, threshold, err := secagg.ChooseDegree(n, secureTolerance, secureColluders, 1e-9)
 	if err != nil {
-		return failNow(fmt.Sprintf("neighbour graph: %v", err))
+		// A cohort too small for the tolerance: the complete graph with a
+		// threshold of a bare majority, which survives n−1−⌊(n−1)/2⌋−1 dropouts.
+		degree, threshold = n-1, (n-1)/2+1
 	}
 	release, err := plan.Params.Release(minCohort, key.q, 1)
 	if err != nil {
