@@ -355,5 +355,3 @@ func TestSecureRoundDropouts(t *testing.T) {
 		}
 	}
 }
-
-
