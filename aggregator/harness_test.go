@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,10 @@ import (
 type backend struct {
 	name string
 	open func(t testing.TB) store.Store
+	// dir is the SQLite database's directory; dsn the PostgreSQL database's
+	// URL (once opened): what a test reads the raw stored bytes from.
+	dir string
+	dsn func() string
 }
 
 // backends returns SQLite and, with KAIROS_TEST_POSTGRES_URL, PostgreSQL
@@ -54,7 +59,7 @@ func backends(t *testing.T) []backend {
 func sqliteBackend(t testing.TB) backend {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "kairos.db")
-	return backend{name: "sqlite", open: func(t testing.TB) store.Store {
+	return backend{name: "sqlite", dir: filepath.Dir(path), open: func(t testing.TB) store.Store {
 		t.Helper()
 		return openMigrated(t, path)
 	}}
@@ -64,7 +69,7 @@ func postgresBackend(t testing.TB, base string) backend {
 	t.Helper()
 	var once sync.Once
 	var dsn string
-	return backend{name: "postgres", open: func(tb testing.TB) store.Store {
+	return backend{name: "postgres", dsn: func() string { return dsn }, open: func(tb testing.TB) store.Store {
 		tb.Helper()
 		// One database per backends call, shared by the stores a test opens on it
 		// (a restart reopens the same data); dropped when the test ends.
@@ -136,6 +141,7 @@ type fed struct {
 	cfg      aggregator.RoundConfig
 	merchant map[string]ed25519.PrivateKey
 	initial  *hazard.Model // version 1's model (nil: the policy's default)
+	logger   *slog.Logger  // the services' logger (nil: discarded)
 
 	mu     sync.Mutex
 	counts map[string]string // merchant → round whose accepted update released its count
@@ -197,7 +203,7 @@ func (f *fed) start(t testing.TB) *replica {
 	t.Cleanup(func() { log.Close() })
 	svc, err := aggregator.New(ctx, aggregator.Options{
 		Store: st.(aggregator.Store), Policy: f.policy, Keys: f.agg, Audit: log, Now: f.clock.Now, Rounds: f.cfg,
-		InitialModel: f.initial,
+		InitialModel: f.initial, Logger: f.logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -115,7 +116,7 @@ type secureRun struct {
 // (the complete graph's threshold of 3 of 5 neighbours holds both).
 // With restart, the Service is replaced by a new one on the same database at
 // every stage change, as a kill -9 and restart would.
-func playSecure(t *testing.T, b backend, restart bool) *secureRun {
+func playSecure(t *testing.T, b backend, restart bool, logger *slog.Logger) *secureRun {
 	t.Helper()
 	ctx := context.Background()
 	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
@@ -123,6 +124,7 @@ func playSecure(t *testing.T, b backend, restart bool) *secureRun {
 		t.Fatal(err)
 	}
 	f := newFedPolicy(t, b, secureConfig(), p)
+	f.logger = logger
 	sr := &secureRun{f: f, inputs: map[string][]uint32{}, results: map[string]client.SecureResult{}}
 	sr.replica = f.start(t)
 	sr.svc.Store(sr.replica.svc)
@@ -263,7 +265,7 @@ func TestSecureRoundDropouts(t *testing.T) {
 		for _, b := range backends(t) { // a fresh database each
 			t.Run(fmt.Sprintf("%s/restart=%v", b.name, restart), func(t *testing.T) {
 				ctx := context.Background()
-				sr := playSecure(t, b, restart)
+				sr := playSecure(t, b, restart, nil)
 				svc := sr.svc.Load()
 				bits := sr.plan.Params.Bits
 				want := make([]uint32, sr.plan.Params.PaddedDim())

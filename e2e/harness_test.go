@@ -140,6 +140,11 @@ type fedOptions struct {
 	store     string
 	// dbURL, when set, is the store (an empty database) instead of one per store.
 	dbURL string
+	// defaults and aggregation are extra policy lines (two-space indented)
+	// under defaults: and aggregation:; roundConfig, when set, changes the
+	// round configuration.
+	defaults, aggregation string
+	roundConfig           func(*aggregator.RoundConfig)
 }
 
 // merchant is a harness merchant with the process the test last started.
@@ -208,9 +213,9 @@ defaults:
   min_customers_per_update: 100
   allowed_features: [all]
   retention_days: 365
-aggregation:
+` + opt.defaults + `aggregation:
   merge: fedavg
-merchants:
+` + opt.aggregation + `merchants:
 `)
 	ids := make([]string, opt.merchants)
 	for i := range ids {
@@ -224,6 +229,9 @@ merchants:
 			StepsPerRound: 3, PlannedRounds: opt.rounds, SamplingRate: 0.05, LearningRate: 0.5, CountNoise: 50,
 			Server: "fedavg", Seed: 1, Cutoffs: e2eCutoffs, TickInterval: 50 * time.Millisecond,
 		},
+	}
+	if opt.roundConfig != nil {
+		opt.roundConfig(&ho.Rounds)
 	}
 	switch {
 	case opt.dbURL != "":

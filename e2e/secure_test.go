@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/client"
+	"github.com/kairos-fl/kairos/dp"
+)
+
+// secureFed is a federation whose aggregator runs secure aggregation:
+// min_cohort 3, each merchant at most 1000 customers, stages of timeout.
+func secureFed(t *testing.T, store string, merchants int, timeout time.Duration) *fed {
+	t.Helper()
+	return newFed(t, fedOptions{
+		merchants: merchants, rounds: 3, store: store,
+		defaults:    "  max_customers: 1000\n",
+		aggregation: "  min_cohort: 3\n",
+		roundSettings: map[string]any{
+			"secure_aggregation": true, "secure_stage_timeout": timeout.String(), "sampling_rate": 0.2,
+		},
+	})
+}
+
+// secureRound returns the first secure round the merchant is sampled for.
+func secureRound(t *testing.T, f *fed, m *merchant) (protocol.Round, *apiclient.Client) {
+	t.Helper()
+	api, err := apiclient.New(f.url, m.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := api.CurrentRound(context.Background())
+		if err == nil && r.Plan.Secure != nil && r.Selected {
+			return r, api
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no secure round: %+v, %v\n%s", r, err, tail(f.agg.log, 20))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkSecureLedgers: every merchant in debited is debited exactly one
+// ddgauss release by the aggregator and in its local ledger, at the same ε.
+func checkSecureLedgers(t *testing.T, f *fed, debited []*merchant) {
+	t.Helper()
+	bs := f.budgets()
+	for _, m := range debited {
+		b := bs[m.id]
+		st := f.state(m)
+		if b.Releases != 1 || len(st.Releases) != 1 || st.Releases[0].Mechanism != dp.DDGauss {
+			t.Errorf("%s: aggregator %d releases, local %+v; want one ddgauss release on both sides", m.id, b.Releases, st.Releases)
+			continue
+		}
+		l, err := dp.NewLedger(dp.AccountantOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Add(st.Releases[0]); err != nil {
+			t.Fatal(err)
+		}
+		eps, _, err := l.Epsilon(b.Delta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(b.Epsilon > 0) || b.Epsilon > b.Cap || math.Abs(eps-b.Epsilon) > 1e-6*b.Epsilon {
+			t.Errorf("%s: aggregator ε %v (cap %v), local release gives %v", m.id, b.Epsilon, b.Cap, eps)
+		}
+	}
+}
+
+// TestSecureAggregation runs a secure round between five real `kairos
+// client` processes on CDNOW shards and `kairos aggregator serve`; m5 is
+// killed (SIGKILL) right after its masked input was accepted. The round
+// still publishes a model, from all five masked inputs (m5's self mask is
+// rebuilt from its neighbours' shares); every merchant was debited once.
+// The exact-sum version of this dropout test, without noise, is
+// aggregator's TestSecureRoundDropouts.
+func TestSecureAggregation(t *testing.T) {
+	for _, store := range stores(t) {
+		t.Run(store, func(t *testing.T) {
+			f := secureFed(t, store, 5, 4*time.Second)
+			round, _ := secureRound(t, f, f.merchants[0])
+			for _, m := range f.merchants {
+				var env []string
+				if m.id == "m5" {
+					env = []string{"KAIROS_FAULT=" + client.HookSecureMasked}
+				}
+				f.run(m, env, "--once")
+			}
+			f.waitPublished(1, 60*time.Second)
+			for _, m := range f.merchants {
+				err := m.proc.wait(t, 30*time.Second)
+				switch {
+				case m.id == "m5" && !killed(err):
+					t.Fatalf("m5: got %v, want killed at %s\n%s", err, client.HookSecureMasked, tail(m.proc.log, 10))
+				case m.id != "m5" && err != nil:
+					t.Fatalf("%s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+				}
+			}
+			ms, err := f.admin.Models(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := ms[len(ms)-1]
+			if v.Round != round.ID || len(v.Contributions) != 5 {
+				t.Fatalf("latest version %d from %q with %d contributions, want %s with 5", v.Version, v.Round, len(v.Contributions), round.ID)
+			}
+			for _, m := range f.merchants[:4] {
+				st := f.state(m)
+				if len(st.Rounds) != 1 || st.Rounds[0].Outcome != client.OutcomeAccepted || st.Rounds[0].Round != round.ID {
+					t.Errorf("%s: rounds %+v, want %s accepted", m.id, st.Rounds, round.ID)
+				}
+			}
+			if st := f.state(f.merchants[4]); len(st.Rounds) != 0 {
+				t.Errorf("m5 recorded %+v after being killed", st.Rounds)
+			}
+			checkSecureLedgers(t, f, f.merchants)
+			f.verifyAudit()
+		})
+	}
+}
+
+// TestSecureAggregatorKilled kills the aggregator (SIGKILL) in the middle of
+// a secure round, as soon as the round is past its first stage, restarts it,
+// and expects the round to resume from its stored stage and publish, with
+// each merchant debited once.
+func TestSecureAggregatorKilled(t *testing.T) {
+	for _, store := range stores(t) {
+		t.Run(store, func(t *testing.T) {
+			f := secureFed(t, store, 4, 20*time.Second)
+			round, api := secureRound(t, f, f.merchants[0])
+			for _, m := range f.merchants {
+				f.run(m, nil, "--once")
+			}
+			deadline := time.Now().Add(60 * time.Second)
+			var stage protocol.SecureStage
+			for {
+				st, err := api.SecureStatus(context.Background(), round.ID)
+				if err == nil && st.Stage != protocol.StageAdvertise {
+					stage = st.Stage
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("round %s never left the advertise stage: %+v, %v\n%s", round.ID, st, err, tail(f.agg.log, 20))
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if stage == protocol.StageDone || stage == protocol.StageFailed {
+				t.Fatalf("round reached %s before the kill", stage)
+			}
+			f.agg.kill()
+			if !killed(f.agg.err) {
+				t.Fatalf("aggregator: %v, want killed", f.agg.err)
+			}
+			t.Logf("aggregator killed in stage %s", stage)
+			f.startAggregator()
+			f.waitPublished(1, 60*time.Second)
+			for _, m := range f.merchants {
+				if err := m.proc.wait(t, 60*time.Second); err != nil {
+					t.Fatalf("%s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+				}
+				if st := f.state(m); len(st.Rounds) != 1 || st.Rounds[0].Outcome != client.OutcomeAccepted {
+					t.Errorf("%s: rounds %+v, want one accepted", m.id, st.Rounds)
+				}
+			}
+			checkSecureLedgers(t, f, f.merchants)
+			f.verifyAudit()
+		})
+	}
+}
