@@ -112,7 +112,9 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 	var ps []staged
 	err = s.store.InTx(ctx, func(tx Tx) error {
 		rc.Duplicate, rc.Epsilon, rc.Delta, rc.EpsilonCap, ps = false, 0, 0, 0, nil
-		r, err := tx.Round(ctx, msg.Round, LockShare)
+		// The round's row first, exclusively, as Tick takes it (then the
+		// secure row): one lock order, and a round's messages in series.
+		r, err := tx.Round(ctx, msg.Round, LockUpdate)
 		if err != nil {
 			return err
 		}
@@ -130,6 +132,19 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 		switch {
 		case err == nil && bytes.Equal(prev.EnvelopeSHA256, sum[:]):
 			rc.Duplicate = true
+			if msg.Stage != protocol.StageMask {
+				return nil
+			}
+			// Answered as before: with the ε of the debit it made.
+			rows, err := tx.Ledger(ctx, merchantID)
+			if err != nil {
+				return err
+			}
+			for _, l := range rows {
+				if l.Update == secureDebitID(sum) {
+					rc.Epsilon, rc.Delta, rc.EpsilonCap = l.Epsilon, mp.Delta, mp.EpsilonCap
+				}
+			}
 			return nil
 		case err == nil:
 			return fmt.Errorf("%w: %s already sent its %s message in round %s", ErrConflict, merchantID, msg.Stage, r.ID)
@@ -273,7 +288,7 @@ func (s *Service) debitSecure(ctx context.Context, tx Tx, r RoundRecord, merchan
 	at := now.Truncate(time.Millisecond)
 	if err := tx.InsertLedger(ctx, LedgerRow{
 		Merchant: merchant, Seq: int64(head.Releases + 1), Release: rel, Round: r.ID,
-		Update: "s-" + hex.EncodeToString(sum[:16]), Epsilon: eps[0], At: at,
+		Update: secureDebitID(sum), Epsilon: eps[0], At: at,
 	}); err != nil {
 		return 0, err
 	}
@@ -282,6 +297,10 @@ func (s *Service) debitSecure(ctx context.Context, tx Tx, r RoundRecord, merchan
 	}
 	return eps[0], nil
 }
+
+// secureDebitID names a masked input's ledger debit by its envelope: "s-"
+// and 32 hex digits of its SHA-256.
+func secureDebitID(sum [sha256.Size]byte) string { return "s-" + hex.EncodeToString(sum[:16]) }
 
 // SecureStatus returns where secure round roundID stands for merchantID and
 // the aggregator's message to it in the current stage.

@@ -288,6 +288,12 @@ func (p *SecureParticipant) send(ctx context.Context, stage protocol.SecureStage
 			}
 			return rc, fmt.Errorf("%s message refused: %w", stage, err)
 		}
+		if attempt%5 == 4 {
+			// A round that went on, or ended, without this message needs it no more.
+			if st, serr := p.API.SecureStatus(ctx, p.Round.ID); serr == nil && (st.State.Terminal() || st.Stage == protocol.StageFailed || stageOrder[st.Stage] > stageOrder[stage]) {
+				return rc, &stageEnd{OutcomeDropped, fmt.Sprintf("the round reached stage %s (%s) while the %s message failed: %v", st.Stage, st.State, stage, err)}
+			}
+		}
 		wait := p.Backoff.wait(attempt, p.rng)
 		p.Logger.Warn("secure message upload failed; retrying", "round", p.Round.ID, "stage", stage, "err", err, "wait", wait)
 		if err := sleep(ctx, wait); err != nil {
