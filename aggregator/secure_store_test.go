@@ -47,7 +47,10 @@ func TestSecureStoreTx(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got aggregator.SecureRoundRecord
-			if err := in(func(tx aggregator.Tx) (err error) { got, err = tx.SecureRound(ctx, "r1", aggregator.LockUpdate); return err }); err != nil {
+			if err := in(func(tx aggregator.Tx) (err error) {
+				got, err = tx.SecureRound(ctx, "r1", aggregator.LockUpdate)
+				return err
+			}); err != nil {
 				t.Fatal(err)
 			}
 			if got.Stage != protocol.StageDone || !bytes.Equal(got.Result, rec.Result) || !bytes.Equal(got.Server, rec.Server) ||
@@ -76,7 +79,10 @@ func TestSecureStoreTx(t *testing.T) {
 			}); err != nil || !bytes.Equal(gm.EnvelopeSHA256, msg.EnvelopeSHA256) || !gm.AcceptedAt.Equal(at) {
 				t.Errorf("message round trip: got %+v, %v", gm, err)
 			}
-			if err := in(func(tx aggregator.Tx) error { _, err := tx.SecureMessage(ctx, "r1", "m1", protocol.StageMask); return err }); !errors.Is(err, aggregator.ErrNotFound) {
+			if err := in(func(tx aggregator.Tx) error {
+				_, err := tx.SecureMessage(ctx, "r1", "m1", protocol.StageMask)
+				return err
+			}); !errors.Is(err, aggregator.ErrNotFound) {
 				t.Errorf("missing message: got %v, want ErrNotFound", err)
 			}
 		})
