@@ -8,8 +8,9 @@ import (
 
 // TestLayering keeps the merchant client on its side of the federation: it may
 // use the model packages (the classic BG/NBD features included), privacy,
-// crypto and ingest packages, the protocol messages
-// and the API's Go client, but never the aggregator, its store, the audit log
+// crypto and ingest packages, the protocol messages, the secure-aggregation
+// protocol it runs its side of (aggregator/secagg, aggregator/secureplan,
+// dp/distributed) and the API's Go client, but never the aggregator, its store, the audit log
 // or the in-process simulation (the design's layering table).
 func TestLayering(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
