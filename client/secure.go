@@ -34,8 +34,8 @@ type SecureAPI interface {
 
 var _ SecureAPI = (*apiclient.Client)(nil)
 
-// Crash point of a secure round (Options.Hook): the masked input was
-// accepted, before the unmask stage.
+// HookSecureMasked is the crash point of a secure round (Options.Hook): the
+// masked input was accepted, before the unmask stage.
 const HookSecureMasked = "secure-masked"
 
 // Outcomes of a secure round, besides OutcomeAccepted (the merchant's masked
@@ -48,9 +48,6 @@ const (
 	// OutcomeFailed: the round failed (too few merchants); nothing was unmasked.
 	OutcomeFailed = "failed"
 )
-
-// errSecureDropped ends a merchant's part in a secure round early.
-var errSecureDropped = errors.New("dropped out of the secure round")
 
 // SecureParticipant takes part in one secure-aggregation round for a
 // merchant: it runs the client side of SecAgg+ (aggregator/secagg), sealing
