@@ -29,7 +29,7 @@ func TestSecureCuriousAggregator(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
 			var logs bytes.Buffer
-			sr := playSecure(t, b, false, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			sr := playSecure(t, b, playOpts{logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 			var stored []byte
 			switch {
 			case b.dir != "":

@@ -323,7 +323,8 @@ func (s *Service) SecureStatus(ctx context.Context, merchantID, roundID string) 
 			return err
 		}
 		st = protocol.SecureStatus{Round: r.ID, State: r.State, Stage: sr.Stage, StageDeadline: sr.StageDeadline, Reason: sr.Reason}
-		if r.State == protocol.RoundFailed && sr.Stage != protocol.StageDone {
+		if r.State == protocol.RoundFailed {
+			// Failed before the sum was out, or after (the norm check).
 			st.Stage, st.Reason = protocol.StageFailed, r.Reason
 		}
 		if _, err := tx.SecureMessage(ctx, r.ID, merchantID, sr.Stage); err == nil {

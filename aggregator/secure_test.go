@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,8 +64,10 @@ func secureConfig() aggregator.RoundConfig {
 type inProcessAPI struct {
 	svc      *atomic.Pointer[aggregator.Service]
 	merchant string
-	// sent records every envelope the merchant uploads.
-	sent func(env []byte)
+	// sent records every envelope the merchant uploads; accepted every
+	// stage message the aggregator accepted.
+	sent     func(env []byte)
+	accepted func(stage protocol.SecureStage)
 }
 
 func (a inProcessAPI) SecureStatus(ctx context.Context, round string) (protocol.SecureStatus, error) {
@@ -77,6 +80,9 @@ func (a inProcessAPI) SubmitSecure(ctx context.Context, round string, env []byte
 		a.sent(env)
 	}
 	rc, err := a.svc.Load().SubmitSecure(ctx, a.merchant, env)
+	if err == nil && a.accepted != nil {
+		a.accepted(rc.Stage) // a duplicate too: the first answer may have been lost
+	}
 	return rc, problem(err)
 }
 
@@ -116,8 +122,10 @@ type secureRun struct {
 	inputs  map[string][]uint32 // each merchant's encoding, as it masked it
 	plan    secureplan.Round
 	results map[string]client.SecureResult
-	// envelopes are every sealed message the merchants sent.
+	// envelopes are every sealed message the merchants sent; accepted
+	// counts the stage messages accepted.
 	envelopes [][]byte
+	accepted  map[protocol.SecureStage]map[string]bool
 	mu        sync.Mutex
 }
 
@@ -127,7 +135,15 @@ type secureRun struct {
 // (the complete graph's threshold of 3 of 5 neighbours holds both).
 // With restart, the Service is replaced by a new one on the same database at
 // every stage change, as a kill -9 and restart would.
-func playSecure(t *testing.T, b backend, restart bool, logger *slog.Logger) *secureRun {
+// playOpts vary playSecure: restart at every stage, the services' logger,
+// and tamper, which alters a merchant's encoding before it is masked.
+type playOpts struct {
+	restart bool
+	logger  *slog.Logger
+	tamper  func(merchant string, x []uint32)
+}
+
+func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 	t.Helper()
 	ctx := context.Background()
 	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
@@ -135,8 +151,9 @@ func playSecure(t *testing.T, b backend, restart bool, logger *slog.Logger) *sec
 		t.Fatal(err)
 	}
 	f := newFedPolicy(t, b, secureConfig(), p)
-	f.logger = logger
-	sr := &secureRun{f: f, inputs: map[string][]uint32{}, results: map[string]client.SecureResult{}}
+	f.logger = o.logger
+	restart := o.restart
+	sr := &secureRun{f: f, inputs: map[string][]uint32{}, results: map[string]client.SecureResult{}, accepted: map[protocol.SecureStage]map[string]bool{}}
 	sr.replica = f.start(t)
 	sr.svc.Store(sr.replica.svc)
 	f.enrol(t, sr.replica, secureMerchants...)
@@ -176,6 +193,13 @@ func playSecure(t *testing.T, b backend, restart bool, logger *slog.Logger) *sec
 				sr.mu.Lock()
 				sr.envelopes = append(sr.envelopes, env)
 				sr.mu.Unlock()
+			}, accepted: func(stage protocol.SecureStage) {
+				sr.mu.Lock()
+				if sr.accepted[stage] == nil {
+					sr.accepted[stage] = map[string]bool{}
+				}
+				sr.accepted[stage][m] = true
+				sr.mu.Unlock()
 			}},
 			Merchant: &keys.Merchant{ID: m, Signing: f.merchant[m]}, Round: round,
 			Now: f.clock.Now, Poll: 2 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)),
@@ -194,6 +218,9 @@ func playSecure(t *testing.T, b backend, restart bool, logger *slog.Logger) *sec
 					contrib = append(contrib, c)
 				}
 				x, err := distributed.EncodeWithoutNoise(ctx, contrib, plan.Params)
+				if err == nil && o.tamper != nil {
+					o.tamper(m, x)
+				}
 				sr.mu.Lock()
 				sr.inputs[m] = x
 				sr.mu.Unlock()
@@ -226,7 +253,7 @@ func playSecure(t *testing.T, b backend, restart bool, logger *slog.Logger) *sec
 	}
 	// Tick; move the clock past a stage's deadline when nothing happens.
 	deadline := time.Now().Add(40 * time.Second)
-	last, quiet := protocol.SecureStage(""), time.Now()
+	last := protocol.SecureStage("")
 	restarts := 0
 	for {
 		if err := sr.svc.Load().Tick(ctx); err != nil {
@@ -241,7 +268,7 @@ func playSecure(t *testing.T, b backend, restart bool, logger *slog.Logger) *sec
 		}
 		switch {
 		case st.Stage != last:
-			last, quiet = st.Stage, time.Now()
+			last = st.Stage
 			t.Logf("stage %s", st.Stage)
 			if restart {
 				// As a kill: the old replica's audit writer and store go away.
@@ -251,11 +278,10 @@ func playSecure(t *testing.T, b backend, restart bool, logger *slog.Logger) *sec
 				sr.svc.Store(sr.replica.svc)
 				restarts++
 			}
-		case (st.Stage == protocol.StageMask || st.Stage == protocol.StageUnmask) && time.Since(quiet) > 300*time.Millisecond:
-			// Only m6 (mask) and m3 (unmask) are missing by design: close
-			// the stage at its deadline.
+		case sr.waitsOnDropout(st.Stage):
+			// Only m6 (mask) or m3 too (unmask) are missing, by design:
+			// close the stage at its deadline.
 			f.clock.Add(61 * time.Second)
-			quiet = time.Now()
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("round still in stage %s, state %s, deadline %s, clock %s", st.Stage, st.State, st.StageDeadline, f.clock.Now())
@@ -270,6 +296,15 @@ func playSecure(t *testing.T, b backend, restart bool, logger *slog.Logger) *sec
 	return sr
 }
 
+// waitsOnDropout reports whether stage has every message but the planned
+// dropouts': five masked inputs (not m6's), four unmask answers (not m3's).
+func (sr *secureRun) waitsOnDropout(stage protocol.SecureStage) bool {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	return stage == protocol.StageMask && len(sr.accepted[stage]) == len(secureMerchants)-1 ||
+		stage == protocol.StageUnmask && len(sr.accepted[stage]) == len(secureMerchants)-2
+}
+
 // TestSecureRoundDropouts: the published aggregate is exactly the sum of the
 // masked inputs (m1–m5: m3 dropped after masking, so its input is in; m6
 // before, so it is out, its pairwise masks removed with its key's shares),
@@ -282,7 +317,7 @@ func TestSecureRoundDropouts(t *testing.T) {
 		for _, b := range backends(t) { // a fresh database each
 			t.Run(fmt.Sprintf("%s/restart=%v", b.name, restart), func(t *testing.T) {
 				ctx := context.Background()
-				sr := playSecure(t, b, restart, nil)
+				sr := playSecure(t, b, playOpts{restart: restart})
 				svc := sr.svc.Load()
 				bits := sr.plan.Params.Bits
 				want := make([]uint32, sr.plan.Params.PaddedDim())
@@ -374,5 +409,149 @@ func TestSecureRoundDropouts(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestSecureNormCheck: m2 inflates its encoding (a quarter of the modulus
+// added to every word) before masking it. The aggregator cannot see whose
+// input is out of range, but the unmasked sum's norm is far above what an
+// honest cohort reaches: the round fails unpublished, and the merchants that
+// masked were still debited (their noise shares were released).
+func TestSecureNormCheck(t *testing.T) {
+	b := sqliteBackend(t)
+	sr := playSecure(t, b, playOpts{tamper: func(m string, x []uint32) {
+		if m == "m2" {
+			for j := range x {
+				x[j] = (x[j] + 1<<30) & (1<<32 - 1)
+			}
+		}
+	}})
+	ctx := context.Background()
+	svc := sr.svc.Load()
+	if sr.plan.Params.Bits != 32 {
+		t.Logf("modulus 2^%d", sr.plan.Params.Bits)
+	}
+	st, err := svc.SecureStatus(ctx, "m1", sr.round.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != protocol.RoundFailed || st.Stage != protocol.StageFailed || !strings.Contains(st.Reason, "norm") {
+		t.Fatalf("round %s: %+v, want failed by the norm check", sr.round.ID, st)
+	}
+	if _, err := svc.Model(ctx, 2); !errors.Is(err, aggregator.ErrNotFound) {
+		t.Errorf("version 2: %v, want none published", err)
+	}
+	if got := sr.results["m1"].Outcome; got != client.OutcomeFailed {
+		t.Errorf("m1's outcome %q, want failed", got)
+	}
+	budgets, err := svc.Budgets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bg := range budgets {
+		if want := map[bool]int{true: 0, false: 1}[bg.Merchant == "m6"]; bg.Releases != want {
+			t.Errorf("%s: %d releases, want %d", bg.Merchant, bg.Releases, want)
+		}
+	}
+}
+
+// TestSecureBudgetRefused: with the budget planned for one round, the second
+// round's masked inputs would pass every merchant's cap: each is refused
+// (budget exhausted, audited as denied, nothing debited), every merchant is
+// a dropout, and the round fails without unmasking anything.
+func TestSecureBudgetRefused(t *testing.T) {
+	ctx := context.Background()
+	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := secureConfig()
+	cfg.PlannedRounds = 1
+	f := newFedPolicy(t, sqliteBackend(t), cfg, p)
+	r := f.start(t)
+	var svc atomic.Pointer[aggregator.Service]
+	svc.Store(r.svc)
+	f.enrol(t, r, secureMerchants...)
+	outcomes := map[string][]string{}
+	var errs []error
+	for range 2 {
+		if err := r.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var round protocol.Round
+		for _, m := range secureMerchants {
+			if round, err = r.svc.CurrentRound(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			part := &client.SecureParticipant{
+				API: inProcessAPI{svc: &svc, merchant: m}, Merchant: &keys.Merchant{ID: m, Signing: f.merchant[m]},
+				Round: round, Now: f.clock.Now, Poll: 2 * time.Millisecond,
+				Input: func(ctx context.Context, plan secureplan.Round) ([]uint32, error) {
+					return distributed.Encode(ctx, nil, plan.Params)
+				},
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := part.Run(ctx)
+				mu.Lock()
+				defer mu.Unlock()
+				outcomes[m] = append(outcomes[m], res.Outcome)
+				if err != nil {
+					errs = append(errs, err)
+				}
+			}()
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if err := r.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st, err := r.svc.SecureStatus(ctx, "m1", round.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State.Terminal() {
+				break
+			}
+			if st.Stage == protocol.StageMask && len(errs) == len(secureMerchants) {
+				f.clock.Add(61 * time.Second) // every masked input refused: close the stage
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %s stuck: %+v", round.ID, st)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		wg.Wait()
+	}
+	for _, m := range secureMerchants {
+		if got := outcomes[m]; len(got) != 2 || got[0] != client.OutcomeAccepted {
+			t.Errorf("%s: outcomes %v, want accepted then refused", m, got)
+		}
+	}
+	if len(errs) != len(secureMerchants) {
+		t.Fatalf("%d errors, want one budget refusal per merchant: %v", len(errs), errs)
+	}
+	for _, err := range errs {
+		if !errors.Is(err, client.ErrFederationBudget) {
+			t.Errorf("error %v, want the federation budget", err)
+		}
+	}
+	budgets, err := r.svc.Budgets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bg := range budgets {
+		if bg.Releases != 1 || bg.Epsilon > bg.Cap {
+			t.Errorf("%s: %d releases, ε %v of %v; want the first round's debit only", bg.Merchant, bg.Releases, bg.Epsilon, bg.Cap)
+		}
+	}
+	if n := auditActions(t, r.store)["round.secure.message denied"]; n != len(secureMerchants) {
+		t.Errorf("%d denied secure messages audited, want %d", n, len(secureMerchants))
+	}
+	if st, _ := r.svc.SecureStatus(ctx, "m1", "round-000003"); st.State != protocol.RoundFailed {
+		t.Errorf("round 3: %+v, want failed", st)
 	}
 }

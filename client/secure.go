@@ -224,6 +224,8 @@ func (p *SecureParticipant) await(ctx context.Context, want protocol.SecureStage
 			switch {
 			case st.Stage == protocol.StageFailed:
 				return st, &stageEnd{OutcomeFailed, st.Reason}
+			case st.Stage == protocol.StageDone && want == protocol.StageDone && !st.State.Terminal():
+				// The sum is out; published or refused by the norm check next.
 			case stageOrder[st.Stage] > stageOrder[want]:
 				return st, &stageEnd{OutcomeDropped, fmt.Sprintf("the round reached stage %s while this merchant waited for %s", st.Stage, want)}
 			case st.Stage == want && (want == protocol.StageDone || len(st.Message) > 0):
