@@ -59,7 +59,9 @@ func TestDecode(t *testing.T) {
 		{"release", func(p *protocol.SecurePlan) { p.Release = []byte(`{"mechanism":"ddgauss","q":0.2,"steps":1}`) }},
 		{"count scale", func(p *protocol.SecurePlan) { p.CountScale = 1 }},
 		{"threshold", func(p *protocol.SecurePlan) { p.Threshold = 1 }},
-		{"unknown field", func(p *protocol.SecurePlan) { p.Encoding = append(p.Encoding[:len(p.Encoding)-1], []byte(`,"x":1}`)...) }},
+		{"unknown field", func(p *protocol.SecurePlan) {
+			p.Encoding = append(p.Encoding[:len(p.Encoding)-1], []byte(`,"x":1}`)...)
+		}},
 	}
 	for _, m := range mutate {
 		q := testPlan(t)
