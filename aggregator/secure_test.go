@@ -3,6 +3,7 @@ package aggregator_test
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/secagg"
 	"github.com/kairos-fl/kairos/aggregator/secureplan"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/client"
@@ -68,6 +70,8 @@ type inProcessAPI struct {
 	// stage message the aggregator accepted.
 	sent     func(env []byte)
 	accepted func(stage protocol.SecureStage)
+	// rewrite, when set, replaces the envelope about to be sent.
+	rewrite func(env []byte) []byte
 }
 
 func (a inProcessAPI) SecureStatus(ctx context.Context, round string) (protocol.SecureStatus, error) {
@@ -76,6 +80,9 @@ func (a inProcessAPI) SecureStatus(ctx context.Context, round string) (protocol.
 }
 
 func (a inProcessAPI) SubmitSecure(ctx context.Context, round string, env []byte) (protocol.SecureReceipt, error) {
+	if a.rewrite != nil {
+		env = a.rewrite(env)
+	}
 	if a.sent != nil {
 		a.sent(env)
 	}
@@ -141,6 +148,9 @@ type playOpts struct {
 	restart bool
 	logger  *slog.Logger
 	tamper  func(merchant string, x []uint32)
+	// invalidMask has m6 send a malformed masked input (one word short)
+	// instead of none: refused, m6 is a dropout all the same.
+	invalidMask bool
 }
 
 func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
@@ -227,8 +237,22 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				return x, err
 			},
 		}
-		if m == "m6" {
+		if m == "m6" && !o.invalidMask {
 			part.BeforeMask = func(secureplan.Round) error { return errDrop }
+		}
+		if m == "m6" && o.invalidMask {
+			var masking atomic.Bool
+			part.BeforeMask = func(secureplan.Round) error { masking.Store(true); return nil }
+			api := part.API.(inProcessAPI)
+			api.rewrite = func(env []byte) []byte {
+				if !masking.Load() {
+					return env
+				}
+				body, _ := secagg.MaskedMsg{From: 6, Words: make([]uint32, sr.plan.Config.Length-1)}.MarshalBinary()
+				payload, _ := json.Marshal(protocol.SecureMessage{Version: protocol.Version, Round: round.ID, Merchant: m, Stage: protocol.StageMask, Body: body})
+				return f.seal(t, protocol.Update{Merchant: m, Round: round.ID, BaseVersion: round.BaseVersion}, func(o *sealOpts) { o.payload = payload })
+			}
+			part.API = api
 		}
 		if m == "m3" {
 			part.Hook = func(point string) {
@@ -242,7 +266,8 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			defer wg.Done()
 			res, err := part.Run(pctx)
 			switch {
-			case m == "m6" && errors.Is(err, errDrop), m == "m3" && errors.Is(err, context.Canceled):
+			case m == "m6" && errors.Is(err, errDrop), m == "m3" && errors.Is(err, context.Canceled),
+				m == "m6" && o.invalidMask && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate):
 			case err != nil:
 				t.Errorf("%s: %v", m, err)
 			}
@@ -310,14 +335,16 @@ func (sr *secureRun) waitsOnDropout(stage protocol.SecureStage) bool {
 // before, so it is out, its pairwise masks removed with its key's shares),
 // and the published model is the base plus the step that sum gives; each
 // masker was debited one ddgauss release, m6 nothing.
-// Run with and without a restart of the aggregator at every stage, on every
-// store.
+// Run with and without a restart of the aggregator at every stage, and with
+// m6 sending a malformed masked input (refused, so a dropout all the same),
+// on every store.
 func TestSecureRoundDropouts(t *testing.T) {
-	for _, restart := range []bool{false, true} {
+	for _, o := range []playOpts{{}, {restart: true}, {invalidMask: true}} {
+		restart := o.restart
 		for _, b := range backends(t) { // a fresh database each
-			t.Run(fmt.Sprintf("%s/restart=%v", b.name, restart), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/restart=%v/invalid=%v", b.name, restart, o.invalidMask), func(t *testing.T) {
 				ctx := context.Background()
-				sr := playSecure(t, b, playOpts{restart: restart})
+				sr := playSecure(t, b, o)
 				svc := sr.svc.Load()
 				bits := sr.plan.Params.Bits
 				want := make([]uint32, sr.plan.Params.PaddedDim())
@@ -404,6 +431,9 @@ func TestSecureRoundDropouts(t *testing.T) {
 				acts := auditActions(t, sr.replica.store)
 				// A restart between an audit append and the outbox row's
 				// delete appends that record again (at least once).
+				if o.invalidMask && acts["round.secure.message denied"] != 1 {
+					t.Errorf("audit actions %v: want m6's malformed masked input denied", acts)
+				}
 				if n := acts["round.secure.message ok"]; n < 6+6+5+4 || (!restart && n != 6+6+5+4) || acts["round.publish ok"] != 1 {
 					t.Errorf("audit actions %v: want 21 accepted messages (6 keys, 6 shares, 5 masked, 4 unmask) and one publish", acts)
 				}
