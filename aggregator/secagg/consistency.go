@@ -165,6 +165,7 @@ func (s *Server) AddAttest(m AttestMsg) error {
 		s.attests = map[uint32][]Tag{}
 	}
 	s.attests[m.From] = slices.Clone(m.Tags)
+	s.accepted.attest = append(s.accepted.attest, AttestMsg{From: m.From, Tags: slices.Clone(m.Tags)})
 	return nil
 }
 

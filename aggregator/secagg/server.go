@@ -58,6 +58,7 @@ type Server struct {
 	accepted struct {
 		advertise []AdvertiseMsg
 		shares    []SharesMsg
+		attest    []AttestMsg
 		unmask    []UnmaskResponse
 	}
 }

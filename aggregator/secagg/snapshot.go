@@ -8,7 +8,7 @@ import (
 
 // A server snapshot lets the aggregator persist a round between messages and
 // resume it after a restart. It holds what the server was handed — the
-// clients' accepted key, share and unmask messages, and the running sum of
+// clients' accepted key, share, attestation and unmask messages, and the running sum of
 // the masked inputs with the ids that sent one — never an individual masked
 // input; RestoreServer replays it through the same checks that accepted it.
 const kindSnapshot byte = 0x10
@@ -34,6 +34,11 @@ func (s *Server) MarshalBinary() ([]byte, error) {
 	w = w.u32(uint32(len(s.sum)))
 	for _, x := range s.sum {
 		w = w.u32(x & s.cfg.mask()) // the server adds without reducing
+	}
+	w = w.u32(uint32(len(s.accepted.attest)))
+	for _, m := range s.accepted.attest {
+		b, _ := m.MarshalBinary()
+		w = w.bytes(b)
 	}
 	w = w.u32(uint32(len(s.accepted.unmask)))
 	for _, m := range s.accepted.unmask {
@@ -80,6 +85,7 @@ func RestoreServer(cfg Config, data []byte) (*Server, error) {
 	shares := messages()
 	survived := r.ids()
 	sum := r.ids()
+	attests := messages()
 	unmask := messages()
 	if err := r.done("server snapshot"); err != nil {
 		return fail(err)
@@ -123,8 +129,17 @@ func RestoreServer(cfg Config, data []byte) (*Server, error) {
 	if err := step(StageMask, func() error { _, err := s.EndMask(); return err }); err != nil {
 		return fail(err)
 	}
-	if stage < StageUnmask && len(unmask) > 0 {
-		return fail(errors.New("unmask responses before the unmask stage"))
+	if stage < StageUnmask && len(unmask)+len(attests) > 0 {
+		return fail(errors.New("unmask responses or attestations before the unmask stage"))
+	}
+	for _, b := range attests {
+		var m AttestMsg
+		if err := m.UnmarshalBinary(b); err != nil {
+			return fail(err)
+		}
+		if err := s.AddAttest(m); err != nil {
+			return fail(err)
+		}
 	}
 	for _, b := range unmask {
 		var m UnmaskResponse

@@ -12,7 +12,18 @@ import (
 // resumed server must end with the survivors' sum, computed here by adding
 // their inputs modulo 2^Bits.
 func TestSnapshotResume(t *testing.T) {
+	for _, consistency := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "consistency"}[consistency], func(t *testing.T) {
+			snapshotResume(t, consistency)
+		})
+	}
+}
+
+// snapshotResume is TestSnapshotResume with or without the consistency
+// check (its attestations restored too).
+func snapshotResume(t *testing.T, consistency bool) {
 	cfg := testConfig(6, 4, 3, 4, 20, 5)
+	cfg.Consistency = consistency
 	dropped := cfg.Clients[2]
 	rng := rand.New(rand.NewPCG(9, 9))
 	clients := map[uint32]*Client{}
@@ -97,9 +108,25 @@ func TestSnapshotResume(t *testing.T) {
 	if !slices.Equal(req.Dropouts, []uint32{dropped}) || !slices.Equal(srv.Request().Dropouts, req.Dropouts) {
 		t.Fatalf("dropouts %v after restart %v, want [%d]", req.Dropouts, srv.Request().Dropouts, dropped)
 	}
+	if consistency {
+		for _, id := range req.Survivors {
+			a, err := clients[id].Attest(srv.Request())
+			must(err)
+			must(srv.AddAttest(a))
+			resume()
+		}
+	}
 	for _, id := range req.Survivors {
-		r, err := clients[id].Unmask(srv.Request())
-		must(err)
+		var r UnmaskResponse
+		if consistency {
+			cons, err := srv.ConsistencyFor(id)
+			must(err)
+			r, err = clients[id].UnmaskConsistent(srv.Request(), cons)
+			must(err)
+		} else {
+			r, err = clients[id].Unmask(srv.Request())
+			must(err)
+		}
 		must(srv.AddUnmask(r))
 		resume()
 	}
