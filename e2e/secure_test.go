@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/client"
@@ -20,8 +21,8 @@ func secureFed(t *testing.T, store string, merchants int, timeout time.Duration)
 		merchants: merchants, rounds: 3, store: store,
 		defaults:    "  max_customers: 1000\n",
 		aggregation: "  min_cohort: 3\n",
-		roundSettings: map[string]any{
-			"secure_aggregation": true, "secure_stage_timeout": timeout.String(), "sampling_rate": 0.2,
+		roundConfig: func(r *aggregator.RoundConfig) {
+			r.SecureAggregation, r.SecureStageTimeout, r.SamplingRate = true, timeout, 0.2
 		},
 	})
 }
@@ -29,7 +30,7 @@ func secureFed(t *testing.T, store string, merchants int, timeout time.Duration)
 // secureRound returns the first secure round the merchant is sampled for.
 func secureRound(t *testing.T, f *fed, m *merchant) (protocol.Round, *apiclient.Client) {
 	t.Helper()
-	api, err := apiclient.New(f.url, m.token)
+	api, err := apiclient.New(f.URL, m.token)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func secureRound(t *testing.T, f *fed, m *merchant) (protocol.Round, *apiclient.
 			return r, api
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no secure round: %+v, %v\n%s", r, err, tail(f.agg.log, 20))
+			t.Fatalf("no secure round: %+v, %v\n%s", r, err, f.agg.Tail(20))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -99,12 +100,12 @@ func TestSecureAggregation(t *testing.T) {
 				err := m.proc.wait(t, 30*time.Second)
 				switch {
 				case m.id == "m5" && !killed(err):
-					t.Fatalf("m5: got %v, want killed at %s\n%s", err, client.HookSecureMasked, tail(m.proc.log, 10))
+					t.Fatalf("m5: got %v, want killed at %s\n%s", err, client.HookSecureMasked, m.proc.Tail(10))
 				case m.id != "m5" && err != nil:
-					t.Fatalf("%s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+					t.Fatalf("%s: %v\n%s", m.id, err, m.proc.Tail(20))
 				}
 			}
-			ms, err := f.admin.Models(context.Background())
+			ms, err := f.Admin.Models(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,21 +152,21 @@ func TestSecureAggregatorKilled(t *testing.T) {
 				st, err := api.SecureStatus(context.Background(), round.ID)
 				if err == nil && (st.Stage == protocol.StageDone || st.Stage == protocol.StageFailed || st.State.Terminal()) {
 					if st.Stage != protocol.StageDone {
-						t.Fatalf("round %s: %+v\n%s", round.ID, st, tail(f.agg.log, 20))
+						t.Fatalf("round %s: %+v\n%s", round.ID, st, f.agg.Tail(20))
 					}
 					break
 				}
 				if err == nil && st.Stage != last {
 					last = st.Stage
-					f.agg.kill()
-					if !killed(f.agg.err) {
-						t.Fatalf("aggregator: %v, want killed", f.agg.err)
+					f.agg.Kill()
+					if !killed(f.agg.Err()) {
+						t.Fatalf("aggregator: %v, want killed", f.agg.Err())
 					}
 					kills = append(kills, st.Stage)
 					f.startAggregator()
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("round %s not done: %+v, %v\n%s", round.ID, st, err, tail(f.agg.log, 20))
+					t.Fatalf("round %s not done: %+v, %v\n%s", round.ID, st, err, f.agg.Tail(20))
 				}
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -176,7 +177,7 @@ func TestSecureAggregatorKilled(t *testing.T) {
 			f.waitPublished(1, 60*time.Second)
 			for _, m := range f.merchants {
 				if err := m.proc.wait(t, 60*time.Second); err != nil {
-					t.Fatalf("%s: %v\n%s", m.id, err, tail(m.proc.log, 20))
+					t.Fatalf("%s: %v\n%s", m.id, err, m.proc.Tail(20))
 				}
 				if st := f.state(m); len(st.Rounds) != 1 || st.Rounds[0].Outcome != client.OutcomeAccepted {
 					t.Errorf("%s: rounds %+v, want one accepted", m.id, st.Rounds)
