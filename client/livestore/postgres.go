@@ -21,7 +21,7 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open live store: postgres: %w", err)
 	}
-	for _, q := range schema("BYTEA") {
+	for _, q := range schema("BYTEA", "") {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("open live store: postgres: create tables: %w", err)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,6 +42,10 @@ type BenchResult struct {
 	// EventsPerSecond: events published beforehand, consumed from JetStream,
 	// decoded, applied, scored and committed to SQLite, per second.
 	EventsPerSecond float64 `json:"events_per_second"`
+	// CPUMsPer1000Events: the process's user+system CPU time during the
+	// throughput run per 1,000 events (the pipeline's own work, whatever the
+	// machine's load; the NATS server's work is not counted).
+	CPUMsPer1000Events float64 `json:"cpu_ms_per_1000_events"`
 	// StateUpdatesPerSecondPerCore: LiveEngine.Apply alone on one goroutine.
 	StateUpdatesPerSecondPerCore float64 `json:"state_updates_per_second_per_core"`
 	// P50/P99EventToScoreMs: from the publisher's send to the event's score
@@ -146,6 +151,7 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 	res.StateUpdatesPerSecondPerCore = float64(len(decoded)) / time.Since(t0).Seconds()
 
 	// Throughput: the whole log published first, then consumed.
+	var cpu0, cpu1 time.Duration
 	run := func(name string, feed func(subject string) (int64, error), onScored func(Message)) (time.Duration, error) {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
@@ -187,6 +193,7 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 				return 0, err
 			}
 			started = time.Now()
+			cpu0 = processCPU()
 			go func() { done <- p.Run(rctx) }()
 		} else {
 			go func() { done <- p.Run(rctx) }()
@@ -205,6 +212,7 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 			}
 		}
 		elapsed := time.Since(started)
+		cpu1 = processCPU()
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			return 0, err
@@ -238,6 +246,7 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 		return res, err
 	}
 	res.EventsPerSecond = float64(opt.Events) / elapsed.Seconds()
+	res.CPUMsPer1000Events = float64(cpu1-cpu0) / float64(time.Millisecond) / float64(opt.Events) * 1000
 
 	// Latency at a fixed offered rate: sends paced per millisecond tick.
 	n := int(float64(opt.Rate) * opt.Duration.Seconds())
@@ -295,4 +304,14 @@ func streamOf(subject string) string {
 	// kairos.bench.<id>.events → KAIROS_BENCH_<id>
 	id := subject[len("kairos.bench.") : len(subject)-len(".events")]
 	return "KAIROS_BENCH_" + id
+}
+
+// processCPU is the user+system CPU time this process has used (zero where
+// the system cannot tell).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
