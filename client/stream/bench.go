@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -226,7 +227,7 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 		var last int64
 		for i, e := range evs {
 			b, _ := json.Marshal(e)
-			f, err := js.PublishAsync(subject, b)
+			f, err := publishAsync(ctx, js, subject, b)
 			if err != nil {
 				return 0, err
 			}
@@ -256,13 +257,19 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 	lat := make([]float64, 0, n)
 	var mu sync.Mutex
 	onScored := func(msg Message) {
-		var bm benchMessage
-		if json.Unmarshal(msg.Data, &bm) == nil {
-			d := float64(time.Now().UnixNano()-bm.Sent) / 1e6
-			mu.Lock()
-			lat = append(lat, d)
-			mu.Unlock()
+		// The publisher's clock is the last key of its JSON (benchMessage).
+		i := bytes.LastIndex(msg.Data, []byte(`"sent":`))
+		if i < 0 {
+			return
 		}
+		sent, err := strconv.ParseInt(string(bytes.TrimRight(msg.Data[i+len(`"sent":`):], "}")), 10, 64)
+		if err != nil {
+			return
+		}
+		d := float64(time.Now().UnixNano()-sent) / 1e6
+		mu.Lock()
+		lat = append(lat, d)
+		mu.Unlock()
 	}
 	var sendElapsed time.Duration
 	if _, err := run("latency", func(subject string) (int64, error) {
@@ -275,7 +282,7 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 			}
 			levs[i].Sent = time.Now().UnixNano()
 			b, _ := json.Marshal(levs[i])
-			if _, err := js.PublishAsync(subject, b); err != nil {
+			if _, err := publishAsync(ctx, js, subject, b); err != nil {
 				return 0, err
 			}
 		}
@@ -314,4 +321,22 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// publishAsync publishes b, waiting for the server to acknowledge earlier
+// messages while too many are outstanding (a loaded server falls behind the
+// publisher), until ctx ends.
+func publishAsync(ctx context.Context, js jetstream.JetStream, subject string, b []byte) (jetstream.PubAckFuture, error) {
+	for {
+		f, err := js.PublishAsync(subject, b)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return f, err
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
