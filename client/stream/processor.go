@@ -59,6 +59,8 @@ type Processor struct {
 	stats Stats
 	// drift, when set, records applied purchases (drift.go).
 	drift atomic.Pointer[DriftWatch]
+	// x is predict's feature scratch.
+	x []float64
 }
 
 type entry struct {
@@ -384,11 +386,14 @@ func (p *Processor) scoreTime(st *feature.LiveState) time.Time {
 	return now
 }
 
+// predict scores st now, writing the features into p.x (so only the
+// goroutine that applies messages, or New, may call it).
 func (p *Processor) predict(st *feature.LiveState) (hazard.Prediction, error) {
-	x, err := p.cfg.Engine.Features(st, p.scoreTime(st), nil)
+	x, err := p.cfg.Engine.Features(st, p.scoreTime(st), p.x)
 	if err != nil {
 		return hazard.Prediction{}, err
 	}
+	p.x = x
 	return p.cfg.Model.Predict(x)
 }
 
