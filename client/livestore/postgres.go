@@ -60,8 +60,14 @@ func (s *Postgres) Load(ctx context.Context, source string, fn func(string, []by
 	return next, nil
 }
 
-// Commit implements Store.
+// Commit implements Store. As SQLite's, a commit that has begun runs to its
+// end even if ctx is cancelled (pgx watches a cancellable context with a
+// goroutine per round trip).
 func (s *Postgres) Commit(ctx context.Context, source string, next map[int32]int64, states map[string][]byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("commit live states: %w", err)
+	}
+	ctx = context.WithoutCancel(ctx)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("commit live states: %w", err)

@@ -96,7 +96,16 @@ func (s *SQLite) Load(ctx context.Context, source string, fn func(string, []byte
 }
 
 // Commit implements Store.
+//
+// A commit that has begun runs to its end even if ctx is cancelled (it is
+// short and bounded): the statements run under a context without
+// cancellation, because the driver watches a cancellable one with a
+// goroutine per statement, which cost about a quarter of a commit.
 func (s *SQLite) Commit(ctx context.Context, source string, next map[int32]int64, states map[string][]byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("commit live states: %w", err)
+	}
+	ctx = context.WithoutCancel(ctx)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("commit live states: %w", err)
