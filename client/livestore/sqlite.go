@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -27,6 +27,9 @@ import (
 // created before kept their layout) and upserts in key order.
 type SQLite struct {
 	db *sql.DB
+	// Prepared once (before any transaction holds the one connection) and
+	// bound to each commit's transaction.
+	upsertState, upsertPosition *sql.Stmt
 }
 
 var _ Store = (*SQLite)(nil)
@@ -44,7 +47,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("open live store %s: %w", path, err)
 	}
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate")
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open live store %s: %w", path, err)
 	}
@@ -55,7 +58,17 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 			return nil, fmt.Errorf("open live store %s: create tables: %w", path, err)
 		}
 	}
-	return &SQLite{db: db}, nil
+	s := &SQLite{db: db}
+	if s.upsertState, err = db.PrepareContext(ctx, `INSERT INTO live_state (source, customer, state) VALUES (?, ?, ?)
+		ON CONFLICT (source, customer) DO UPDATE SET state = excluded.state`); err == nil {
+		s.upsertPosition, err = db.PrepareContext(ctx, `INSERT INTO live_position (source, part, next_offset) VALUES (?, ?, ?)
+			ON CONFLICT (source, part) DO UPDATE SET next_offset = excluded.next_offset`)
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open live store %s: prepare: %w", path, err)
+	}
+	return s, nil
 }
 
 // Load implements Store.
@@ -111,21 +124,16 @@ func (s *SQLite) Commit(ctx context.Context, source string, next map[int32]int64
 		return fmt.Errorf("commit live states: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	st, err := tx.PrepareContext(ctx, `INSERT INTO live_state (source, customer, state) VALUES (?, ?, ?)
-		ON CONFLICT (source, customer) DO UPDATE SET state = excluded.state`)
-	if err != nil {
-		return fmt.Errorf("commit live states: %w", err)
-	}
-	defer st.Close()
+	st := tx.StmtContext(ctx, s.upsertState)
 	for _, c := range slices.Sorted(maps.Keys(states)) {
 		if _, err := st.ExecContext(ctx, source, c, states[c]); err != nil {
 			return fmt.Errorf("commit live state of %q: %w", c, err)
 		}
 	}
+	pos := tx.StmtContext(ctx, s.upsertPosition)
 	for p, o := range next {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO live_position (source, part, next_offset) VALUES (?, ?, ?)
-			ON CONFLICT (source, part) DO UPDATE SET next_offset = excluded.next_offset`, source, p, o); err != nil {
-			return fmt.Errorf("commit live position: %w", err)
+		if _, err := pos.ExecContext(ctx, source, p, o); err != nil {
+			return fmt.Errorf("commit live position of partition %d: %w", p, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -135,4 +143,11 @@ func (s *SQLite) Commit(ctx context.Context, source string, next map[int32]int64
 }
 
 // Close implements Store.
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error {
+	for _, st := range []*sql.Stmt{s.upsertState, s.upsertPosition} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return s.db.Close()
+}
