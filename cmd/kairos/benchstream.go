@@ -58,6 +58,7 @@ NATS JetStream server at --nats, in memory streams of its own that it deletes af
 			fmt.Fprintf(w, "state updates per second (one core)\t%.0f\n", res.StateUpdatesPerSecondPerCore)
 			fmt.Fprintf(w, "events per second (NATS → state → score → SQLite)\t%.0f\n", res.EventsPerSecond)
 			fmt.Fprintf(w, "CPU (user+system) per 1,000 events, throughput run\t%.1f ms\n", res.CPUMsPer1000Events)
+			fmt.Fprintf(w, "CPU per 1,000 events, latency run (publisher included)\t%.1f ms\n", res.LatencyRunCPUMsPer1000Events)
 			fmt.Fprintf(w, "event → score at %d/s offered (achieved %.0f/s)\tp50 %.2f ms, p99 %.2f ms over %d events\n", res.Rate, res.AchievedRate, res.P50EventToScoreMs, res.P99EventToScoreMs, res.LatencyEvents)
 			return w.Flush()
 		},
