@@ -88,7 +88,7 @@ func TestPipelinedCommits(t *testing.T) {
 		t.Fatalf("commits at positions %v: want the second to hold the 1,000 messages applied while the first ran", pos)
 	}
 	st := map[string]*feature.LiveState{}
-	applied := 0 // messages applied to st
+	applied := 0     // messages applied to st
 	prev := int64(1) // the first sequence
 	for k, c := range store.commits {
 		pos := c.next[0]

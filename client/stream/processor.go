@@ -39,7 +39,12 @@ type Config struct {
 	// BatchSize bounds the messages per store transaction (default 4096);
 	// batches grow to it only while the store is slower than the stream.
 	BatchSize int
-	Logger    *slog.Logger
+	// Linger is how long a batch smaller than BatchSize may wait, from its
+	// first message, for more before it is committed (default 2 ms; negative
+	// for none): on a steady stream it turns many one-message transactions
+	// into a few larger ones, and adds at most Linger to an event's latency.
+	Linger time.Duration
+	Logger *slog.Logger
 	// OnScored, when set, is called after a message's customer was scored
 	// (for the stream benchmark's latency).
 	OnScored func(Message)
@@ -108,6 +113,9 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 4096
 	}
+	if cfg.Linger == 0 {
+		cfg.Linger = 2 * time.Millisecond
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -157,10 +165,11 @@ func (p *Processor) Stats() Stats {
 // Two goroutines share the work: this one decodes and applies messages, and
 // a committer writes batches to the store. While a batch commits, the next
 // one gathers every message that arrives (up to Config.BatchSize); when the
-// committer is free it takes the gathered batch at once, so a batch is one
-// message when the stream is quiet and grows with the backlog under load
-// (fewer, larger transactions, each amortising its page writes), with no
-// timer. A batch is sealed before it is handed over: its customers are
+// committer is free it takes the gathered batch once the batch is full or
+// Config.Linger has passed since its first message, so a batch is one
+// message when the stream is quiet, a few milliseconds of messages on a
+// steady stream, and grows with the backlog under load (fewer, larger
+// transactions, each amortising its page writes). A batch is sealed before it is handed over: its customers are
 // re-scored once, their states encoded and the position after its last
 // message copied, so the states and the position the committer writes in
 // one transaction are exactly those after that message. Scores are reported
@@ -187,14 +196,23 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	b := newBatch()
 	idle := true
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
+		var lingerC <-chan time.Time
 		if idle && b.n > 0 {
-			j, err := p.seal(b)
-			if err != nil {
-				return err
+			if wait := p.cfg.Linger - time.Since(b.first); b.n < p.cfg.BatchSize && wait > 0 {
+				linger.Reset(wait)
+				lingerC = linger.C
+			} else {
+				j, err := p.seal(b)
+				if err != nil {
+					return err
+				}
+				jobs <- j
+				b, idle = newBatch(), false
 			}
-			jobs <- j
-			b, idle = newBatch(), false
 		}
 		inc := in
 		if b.n >= p.cfg.BatchSize {
@@ -218,6 +236,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			}
 		case <-done:
 			idle = true
+		case <-lingerC:
 		case err := <-cerr:
 			return err
 		case err := <-errc:
@@ -230,6 +249,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 // batch is the messages applied since the last sealed batch.
 type batch struct {
+	first  time.Time           // when its first message was read
 	n      int                 // messages
 	dirty  map[string]struct{} // customers whose state changed
 	scored []Message           // applied messages, for OnScored
@@ -274,6 +294,9 @@ func (p *Processor) add(ctx context.Context, b *batch, m Message) error {
 	}
 	// Only this goroutine reads or writes next.
 	p.next[m.Partition] = m.Offset + 1
+	if b.n == 0 {
+		b.first = time.Now()
+	}
 	b.n++
 	return nil
 }
