@@ -2,8 +2,10 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -122,4 +124,42 @@ func TestPipelinedCommits(t *testing.T) {
 		t.Errorf("last commit at %d, want %d", prev, last+1)
 	}
 	t.Logf("%d messages in %d commits", len(msgs), len(store.commits))
+}
+
+// failingStore refuses every commit.
+type failingStore struct{ livestore.Store }
+
+func (failingStore) Commit(context.Context, string, map[int32]int64, map[string][]byte) error {
+	return errors.New("disk full")
+}
+
+// TestRunAfterFailedCommit: a commit error stops Run with that error, and the
+// processor, whose memory is now ahead of the store, refuses to run again
+// (a new one, loaded from the store, replays the batch).
+func TestRunAfterFailedCommit(t *testing.T) {
+	nc := natsConn(t)
+	cfg := testStream(t, nc)
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	_, err := js.Publish(ctx, cfg.Subject, []byte(`{"customer":"a","ts":1700000000,"kind":"view"}`))
+	must(t, err)
+	src, err := NewNATS(nc, cfg)
+	must(t, err)
+	sq, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer sq.Close()
+	eng, _ := feature.NewLiveEngine(feature.LiveConfig{})
+	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: failingStore{sq}, Name: "events"})
+	must(t, err)
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.Run(rctx); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("run over a failing store: got %v, want the commit's error", err)
+	}
+	if err := p.Run(rctx); err == nil || !strings.Contains(err.Error(), "make a new Processor") {
+		t.Fatalf("second run: got %v, want a refusal", err)
+	}
+	if pos := p.Position(); pos[0] != 0 {
+		t.Errorf("position %v after a failed commit, want nothing committed", pos)
+	}
 }
