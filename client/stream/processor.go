@@ -169,11 +169,12 @@ func (p *Processor) Stats() Stats {
 // Config.Linger has passed since its first message, so a batch is one
 // message when the stream is quiet, a few milliseconds of messages on a
 // steady stream, and grows with the backlog under load (fewer, larger
-// transactions, each amortising its page writes). A batch is sealed before it is handed over: its customers are
-// re-scored once, their states encoded and the position after its last
-// message copied, so the states and the position the committer writes in
-// one transaction are exactly those after that message. Scores are reported
-// (OnScored) and changes published only after their batch committed.
+// transactions, each amortising its page writes). A batch is sealed before
+// it is handed over: its customers are re-scored once, their states encoded
+// and the position after its last message copied, so the states and the
+// position the committer writes in one transaction are exactly those after
+// that message. Scores are reported (OnScored) and changes published only
+// after their batch committed.
 //
 // After an error other than ctx's, the in-memory states may hold batches the
 // store does not: make a new Processor (New reloads the store) to go on.
