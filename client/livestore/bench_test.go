@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
 // cpuTime is the process's user+system CPU time: unlike wall time, it does
@@ -26,6 +28,17 @@ func BenchmarkCommit(b *testing.B) {
 		b.Run("sqlite/batch="+strconv.Itoa(batch), func(b *testing.B) {
 			ctx := context.Background()
 			s, err := OpenSQLite(ctx, filepath.Join(b.TempDir(), "live.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			benchCommit(b, s, batch)
+		})
+	}
+	for _, batch := range []int{64, 512, 4096} {
+		b.Run("postgres/batch="+strconv.Itoa(batch), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := OpenPostgres(ctx, pgtest.Database(b, pgtest.BaseURL(b), "kairos_live_bench_"))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,6 +3,8 @@ package livestore
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -74,9 +76,17 @@ func (s *Postgres) Commit(ctx context.Context, source string, next map[int32]int
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
 	var batch pgx.Batch
-	for c, b := range states {
-		batch.Queue(`INSERT INTO live_state (source, customer, state) VALUES ($1, $2, $3)
-			ON CONFLICT (source, customer) DO UPDATE SET state = excluded.state`, source, c, b)
+	if len(states) > 0 {
+		// One statement for the whole batch, in key order (so that two
+		// commits lock rows in the same order).
+		custs := slices.Sorted(maps.Keys(states))
+		blobs := make([][]byte, len(custs))
+		for i, c := range custs {
+			blobs[i] = states[c]
+		}
+		batch.Queue(`INSERT INTO live_state (source, customer, state)
+			SELECT $1, c, s FROM unnest($2::text[], $3::bytea[]) AS u(c, s)
+			ON CONFLICT (source, customer) DO UPDATE SET state = excluded.state`, source, custs, blobs)
 	}
 	for p, o := range next {
 		batch.Queue(`INSERT INTO live_position (source, part, next_offset) VALUES ($1, $2, $3)
