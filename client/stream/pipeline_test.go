@@ -163,3 +163,20 @@ func TestRunAfterFailedCommit(t *testing.T) {
 		t.Errorf("position %v after a failed commit, want nothing committed", pos)
 	}
 }
+
+// process applies batch as one batch and commits it, on the calling
+// goroutine, by the steps Run takes (for tests that drive the processor
+// without a source).
+func (p *Processor) process(ctx context.Context, batch []Message) error {
+	b := newBatch()
+	for _, m := range batch {
+		if err := p.add(ctx, b, m); err != nil {
+			return err
+		}
+	}
+	j, err := p.seal(b)
+	if err != nil {
+		return err
+	}
+	return p.commit(ctx, j)
+}

@@ -323,8 +323,7 @@ func (p *Processor) seal(b *batch) (*commitJob, error) {
 	return j, nil
 }
 
-// committer writes each job to the store in one transaction, then reports
-// its scores and publishes its changes, and signals done.
+// committer commits each job and signals done.
 func (p *Processor) committer(ctx context.Context, jobs <-chan *commitJob, done chan<- struct{}) error {
 	for {
 		var j *commitJob
@@ -333,25 +332,34 @@ func (p *Processor) committer(ctx context.Context, jobs <-chan *commitJob, done 
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if err := p.cfg.Store.Commit(ctx, p.cfg.Name, j.next, j.states); err != nil {
-			return fmt.Errorf("stream %s: %w", p.cfg.Name, err)
-		}
-		p.mu.Lock()
-		p.stats.Commits++
-		p.committed = j.next
-		p.mu.Unlock()
-		for _, m := range j.scored {
-			p.cfg.OnScored(m)
-		}
-		for _, ch := range j.changes {
-			b, _ := json.Marshal(ch)
-			if err := p.retry(ctx, func() error { return p.cfg.Changes.Publish(ctx, b) }); err != nil {
-				return err
-			}
-			p.count(func(s *Stats) { s.Changes++ })
+		if err := p.commit(ctx, j); err != nil {
+			return err
 		}
 		done <- struct{}{}
 	}
+}
+
+// commit writes j to the store in one transaction, then reports its scores
+// and publishes its changes.
+func (p *Processor) commit(ctx context.Context, j *commitJob) error {
+	if err := p.cfg.Store.Commit(ctx, p.cfg.Name, j.next, j.states); err != nil {
+		return fmt.Errorf("stream %s: %w", p.cfg.Name, err)
+	}
+	p.mu.Lock()
+	p.stats.Commits++
+	p.committed = j.next
+	p.mu.Unlock()
+	for _, m := range j.scored {
+		p.cfg.OnScored(m)
+	}
+	for _, ch := range j.changes {
+		b, _ := json.Marshal(ch)
+		if err := p.retry(ctx, func() error { return p.cfg.Changes.Publish(ctx, b) }); err != nil {
+			return err
+		}
+		p.count(func(s *Stats) { s.Changes++ })
+	}
+	return nil
 }
 
 func (p *Processor) count(f func(*Stats)) {
