@@ -2,13 +2,11 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kairos-fl/kairos/model"
 )
@@ -84,6 +82,10 @@ type MessageDecoder struct {
 	f    [][]byte
 	// custCol is the customer's field position, for error names.
 	custCol int
+	// JSON scan scratch (jsonmsg.go): the mapped keys' values, unescaped
+	// strings.
+	slots []jsonSlot
+	buf   []byte
 }
 
 // NewMessageDecoder validates m for enc and returns a decoder. loc is the
@@ -186,38 +188,4 @@ func (d *MessageDecoder) field(col int) string {
 		return ""
 	}
 	return "#" + strconv.Itoa(col)
-}
-
-// jsonFields reads the mapped keys of one JSON object into field positions:
-// a string's contents, a number's literal, an absent key or null as empty.
-func (d *MessageDecoder) jsonFields(msg []byte) ([][]byte, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(msg, &obj); err != nil {
-		return nil, &MessageError{Reason: ReasonBadJSON, Err: err}
-	}
-	if obj == nil {
-		return nil, &MessageError{Reason: ReasonBadJSON, Err: errors.New("null, want an object")}
-	}
-	d.f = d.f[:0]
-	for _, k := range d.keys {
-		v := bytes.TrimSpace(obj[k])
-		switch {
-		case len(v) == 0 || string(v) == "null":
-			d.f = append(d.f, nil)
-		case v[0] == '"':
-			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, &MessageError{Reason: ReasonBadJSON, Field: strconv.Quote(k), Err: err}
-			}
-			if !utf8.ValidString(s) {
-				return nil, &MessageError{Reason: ReasonNotUTF8, Field: strconv.Quote(k)}
-			}
-			d.f = append(d.f, []byte(s))
-		case v[0] == '-' || (v[0] >= '0' && v[0] <= '9'):
-			d.f = append(d.f, v)
-		default:
-			return nil, &MessageError{Reason: ReasonBadJSON, Field: strconv.Quote(k), Err: fmt.Errorf("value %.40s is not a string or a number", v)}
-		}
-	}
-	return d.f, nil
 }

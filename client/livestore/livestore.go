@@ -39,8 +39,9 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 	return OpenSQLite(ctx, dsn)
 }
 
-// Schema shared by both databases; blob is the dialect's binary type.
-func schema(blob string) []string {
+// Schema shared by both databases; blob is the dialect's binary type and
+// stateTable ends the states' CREATE TABLE (SQLite's WITHOUT ROWID).
+func schema(blob, stateTable string) []string {
 	return []string{
 		`CREATE TABLE IF NOT EXISTS live_position (
 			source TEXT NOT NULL,
@@ -51,6 +52,6 @@ func schema(blob string) []string {
 			source TEXT NOT NULL,
 			customer TEXT NOT NULL,
 			state ` + blob + ` NOT NULL,
-			PRIMARY KEY (source, customer))`,
+			PRIMARY KEY (source, customer))` + stateTable,
 	}
 }

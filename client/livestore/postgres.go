@@ -3,6 +3,8 @@ package livestore
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,7 +23,7 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open live store: postgres: %w", err)
 	}
-	for _, q := range schema("BYTEA") {
+	for _, q := range schema("BYTEA", "") {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			pool.Close()
 			return nil, fmt.Errorf("open live store: postgres: create tables: %w", err)
@@ -60,17 +62,31 @@ func (s *Postgres) Load(ctx context.Context, source string, fn func(string, []by
 	return next, nil
 }
 
-// Commit implements Store.
+// Commit implements Store. As SQLite's, a commit that has begun runs to its
+// end even if ctx is cancelled (pgx watches a cancellable context with a
+// goroutine per round trip).
 func (s *Postgres) Commit(ctx context.Context, source string, next map[int32]int64, states map[string][]byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("commit live states: %w", err)
+	}
+	ctx = context.WithoutCancel(ctx)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("commit live states: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // no-op after Commit
 	var batch pgx.Batch
-	for c, b := range states {
-		batch.Queue(`INSERT INTO live_state (source, customer, state) VALUES ($1, $2, $3)
-			ON CONFLICT (source, customer) DO UPDATE SET state = excluded.state`, source, c, b)
+	if len(states) > 0 {
+		// One statement for the whole batch, in key order (so that two
+		// commits lock rows in the same order).
+		custs := slices.Sorted(maps.Keys(states))
+		blobs := make([][]byte, len(custs))
+		for i, c := range custs {
+			blobs[i] = states[c]
+		}
+		batch.Queue(`INSERT INTO live_state (source, customer, state)
+			SELECT $1, c, s FROM unnest($2::text[], $3::bytea[]) AS u(c, s)
+			ON CONFLICT (source, customer) DO UPDATE SET state = excluded.state`, source, custs, blobs)
 	}
 	for p, o := range next {
 		batch.Queue(`INSERT INTO live_position (source, part, next_offset) VALUES ($1, $2, $3)

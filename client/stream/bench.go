@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,6 +43,10 @@ type BenchResult struct {
 	// EventsPerSecond: events published beforehand, consumed from JetStream,
 	// decoded, applied, scored and committed to SQLite, per second.
 	EventsPerSecond float64 `json:"events_per_second"`
+	// CPUMsPer1000Events: the process's user+system CPU time during the
+	// throughput run per 1,000 events (the pipeline's own work, whatever the
+	// machine's load; the NATS server's work is not counted).
+	CPUMsPer1000Events float64 `json:"cpu_ms_per_1000_events"`
 	// StateUpdatesPerSecondPerCore: LiveEngine.Apply alone on one goroutine.
 	StateUpdatesPerSecondPerCore float64 `json:"state_updates_per_second_per_core"`
 	// P50/P99EventToScoreMs: from the publisher's send to the event's score
@@ -48,11 +54,15 @@ type BenchResult struct {
 	P50EventToScoreMs float64 `json:"p50_event_to_score_ms"`
 	P99EventToScoreMs float64 `json:"p99_event_to_score_ms"`
 	Rate              int     `json:"rate"`
-	AchievedRate      float64 `json:"achieved_rate"`
-	LatencyEvents     int     `json:"latency_events"`
-	Events            int     `json:"events"`
-	Customers         int     `json:"customers"`
-	GoMaxProcs        int     `json:"gomaxprocs"`
+	// LatencyRunCPUMsPer1000Events: the process's CPU time during the
+	// latency run per 1,000 events, the paced publisher (JSON encoding and
+	// publishing) included: batches there are as small as the rate makes them.
+	LatencyRunCPUMsPer1000Events float64 `json:"latency_run_cpu_ms_per_1000_events"`
+	AchievedRate                 float64 `json:"achieved_rate"`
+	LatencyEvents                int     `json:"latency_events"`
+	Events                       int     `json:"events"`
+	Customers                    int     `json:"customers"`
+	GoMaxProcs                   int     `json:"gomaxprocs"`
 }
 
 // benchMessage is the JSON of one benchmark event; Sent is the publisher's
@@ -146,79 +156,83 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 	res.StateUpdatesPerSecondPerCore = float64(len(decoded)) / time.Since(t0).Seconds()
 
 	// Throughput: the whole log published first, then consumed.
-	run := func(name string, feed func(subject string) (int64, error), onScored func(Message)) (time.Duration, error) {
+	// run returns the time from the processor's start (throughput) or the
+	// first send (latency) to the commit of the last event, and the process's
+	// CPU time over the same span.
+	run := func(name string, feed func(subject string) (int64, error), onScored func(Message)) (elapsed, cpu time.Duration, err error) {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
 		cfg := NATSConfig{Stream: "KAIROS_BENCH_" + id, Subject: "kairos.bench." + id + ".events", DeadLetter: "kairos.bench." + id + ".dead"}
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{cfg.Subject, cfg.DeadLetter}, Storage: jetstream.MemoryStorage}); err != nil {
-			return 0, fmt.Errorf("bench stream %s: %w", name, err)
+			return 0, 0, fmt.Errorf("bench stream %s: %w", name, err)
 		}
 		defer js.DeleteStream(context.WithoutCancel(ctx), cfg.Stream) //nolint:errcheck // best effort cleanup
 		dir, err := os.MkdirTemp("", "kairos-bench-stream-")
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer os.RemoveAll(dir)
 		store, err := livestore.OpenSQLite(ctx, filepath.Join(dir, "live.db"))
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		defer store.Close()
 		src, err := NewNATS(nc, cfg)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		dec, err := ingest.NewMessageDecoder(benchMapping(), ingest.MessageJSON, nil)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		p, err := New(ctx, Config{Source: src, Decoder: dec, Engine: eng, Store: store, Name: "bench", Model: m, OnScored: onScored})
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		rctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		done := make(chan error, 1)
 		var started time.Time
+		var cpu0 time.Duration
 		var last int64
 		if onScored == nil { // throughput: publish first
 			if last, err = feed(cfg.Subject); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
-			started = time.Now()
+			started, cpu0 = time.Now(), processCPU()
 			go func() { done <- p.Run(rctx) }()
 		} else {
 			go func() { done <- p.Run(rctx) }()
-			started = time.Now()
+			started, cpu0 = time.Now(), processCPU()
 			if last, err = feed(cfg.Subject); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 		for p.Position()[0] <= last {
 			select {
 			case err := <-done:
-				return 0, fmt.Errorf("bench stream %s: processor stopped: %w", name, err)
+				return 0, 0, fmt.Errorf("bench stream %s: processor stopped: %w", name, err)
 			case <-ctx.Done():
-				return 0, ctx.Err()
+				return 0, 0, ctx.Err()
 			case <-time.After(20 * time.Millisecond): // latency is taken in OnScored, not here
 			}
 		}
-		elapsed := time.Since(started)
+		elapsed, cpu = time.Since(started), processCPU()-cpu0
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			return 0, err
+			return 0, 0, err
 		}
 		if st := p.Stats(); st.DeadLetters > 0 {
-			return 0, fmt.Errorf("bench stream %s: %d dead letters", name, st.DeadLetters)
+			return 0, 0, fmt.Errorf("bench stream %s: %d dead letters", name, st.DeadLetters)
 		}
-		return elapsed, nil
+		return elapsed, cpu, nil
 	}
-	elapsed, err := run("throughput", func(subject string) (int64, error) {
+	elapsed, cpu, err := run("throughput", func(subject string) (int64, error) {
 		var last int64
 		for i, e := range evs {
 			b, _ := json.Marshal(e)
-			f, err := js.PublishAsync(subject, b)
+			f, err := publishAsync(ctx, js, subject, b)
 			if err != nil {
 				return 0, err
 			}
@@ -238,6 +252,7 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 		return res, err
 	}
 	res.EventsPerSecond = float64(opt.Events) / elapsed.Seconds()
+	res.CPUMsPer1000Events = float64(cpu) / float64(time.Millisecond) / float64(opt.Events) * 1000
 
 	// Latency at a fixed offered rate: sends paced per millisecond tick.
 	n := int(float64(opt.Rate) * opt.Duration.Seconds())
@@ -247,16 +262,22 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 	lat := make([]float64, 0, n)
 	var mu sync.Mutex
 	onScored := func(msg Message) {
-		var bm benchMessage
-		if json.Unmarshal(msg.Data, &bm) == nil {
-			d := float64(time.Now().UnixNano()-bm.Sent) / 1e6
-			mu.Lock()
-			lat = append(lat, d)
-			mu.Unlock()
+		// The publisher's clock is the last key of its JSON (benchMessage).
+		i := bytes.LastIndex(msg.Data, []byte(`"sent":`))
+		if i < 0 {
+			return
 		}
+		sent, err := strconv.ParseInt(string(bytes.TrimRight(msg.Data[i+len(`"sent":`):], "}")), 10, 64)
+		if err != nil {
+			return
+		}
+		d := float64(time.Now().UnixNano()-sent) / 1e6
+		mu.Lock()
+		lat = append(lat, d)
+		mu.Unlock()
 	}
 	var sendElapsed time.Duration
-	if _, err := run("latency", func(subject string) (int64, error) {
+	_, lcpu, err := run("latency", func(subject string) (int64, error) {
 		levs := benchEvents(opt.Seed+1, n, opt.Customers, now)
 		t0 := time.Now()
 		for i := range levs {
@@ -266,7 +287,7 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 			}
 			levs[i].Sent = time.Now().UnixNano()
 			b, _ := json.Marshal(levs[i])
-			if _, err := js.PublishAsync(subject, b); err != nil {
+			if _, err := publishAsync(ctx, js, subject, b); err != nil {
 				return 0, err
 			}
 		}
@@ -277,9 +298,11 @@ func Bench(ctx context.Context, opt BenchOptions) (BenchResult, error) {
 			return 0, err
 		}
 		return int64(info.CachedInfo().State.LastSeq), nil
-	}, onScored); err != nil {
+	}, onScored)
+	if err != nil {
 		return res, err
 	}
+	res.LatencyRunCPUMsPer1000Events = float64(lcpu) / float64(time.Millisecond) / float64(n) * 1000
 	res.AchievedRate = float64(n) / sendElapsed.Seconds()
 	slices.Sort(lat)
 	res.LatencyEvents = len(lat)
@@ -295,4 +318,32 @@ func streamOf(subject string) string {
 	// kairos.bench.<id>.events → KAIROS_BENCH_<id>
 	id := subject[len("kairos.bench.") : len(subject)-len(".events")]
 	return "KAIROS_BENCH_" + id
+}
+
+// processCPU is the user+system CPU time this process has used (zero where
+// the system cannot tell).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// publishAsync publishes b, waiting for the server to acknowledge earlier
+// messages while too many are outstanding (a loaded server falls behind the
+// publisher), until ctx ends.
+func publishAsync(ctx context.Context, js jetstream.JetStream, subject string, b []byte) (jetstream.PubAckFuture, error) {
+	for {
+		f, err := js.PublishAsync(subject, b)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return f, err
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }

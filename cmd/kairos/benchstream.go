@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"text/tabwriter"
 	"time"
 
@@ -17,6 +18,7 @@ func newBenchStreamCmd() *cobra.Command {
 		opt     stream.BenchOptions
 		asJSON  bool
 		seconds float64
+		profile string
 	)
 	cmd := &cobra.Command{
 		Use:   "stream",
@@ -32,6 +34,17 @@ NATS JetStream server at --nats, in memory streams of its own that it deletes af
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opt.Duration = time.Duration(seconds * float64(time.Second))
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return fmt.Errorf("bench stream: cpu profile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("bench stream: cpu profile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			res, err := stream.Bench(cmd.Context(), opt)
 			if err != nil {
 				return err
@@ -44,6 +57,8 @@ NATS JetStream server at --nats, in memory streams of its own that it deletes af
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintf(w, "state updates per second (one core)\t%.0f\n", res.StateUpdatesPerSecondPerCore)
 			fmt.Fprintf(w, "events per second (NATS → state → score → SQLite)\t%.0f\n", res.EventsPerSecond)
+			fmt.Fprintf(w, "CPU (user+system) per 1,000 events, throughput run\t%.1f ms\n", res.CPUMsPer1000Events)
+			fmt.Fprintf(w, "CPU per 1,000 events, latency run (publisher included)\t%.1f ms\n", res.LatencyRunCPUMsPer1000Events)
 			fmt.Fprintf(w, "event → score at %d/s offered (achieved %.0f/s)\tp50 %.2f ms, p99 %.2f ms over %d events\n", res.Rate, res.AchievedRate, res.P50EventToScoreMs, res.P99EventToScoreMs, res.LatencyEvents)
 			return w.Flush()
 		},
@@ -56,5 +71,6 @@ NATS JetStream server at --nats, in memory streams of its own that it deletes af
 	f.Float64Var(&seconds, "seconds", 10, "length of the latency run in seconds")
 	f.Uint64Var(&opt.Seed, "seed", 1, "seed of the synthetic events")
 	f.BoolVar(&asJSON, "json", false, "write the result as JSON")
+	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the whole run (pprof format) to this file")
 	return cmd
 }

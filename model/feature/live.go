@@ -281,7 +281,15 @@ func (e *LiveEngine) Features(s *LiveState, tau time.Time, dst []float64) ([]flo
 	if u > maxAbsUnix {
 		return nil, fmt.Errorf("live features: cutoff %s is more than 2^40 seconds from 1970", tau.UTC().Format(time.RFC3339))
 	}
-	raw := make([]float64, len(fullSpecs().specs))
+	// The raw vector lives on the stack when it fits (it does for every
+	// schema today): Features runs once per changed customer per batch.
+	var buf [liveRawMax]float64
+	raw := buf[:]
+	if n := len(fullSpecs().specs); n <= liveRawMax {
+		raw = buf[:n]
+	} else {
+		raw = make([]float64, n)
+	}
 	e.raw(s, u, raw)
 	if len(dst) != len(e.index) {
 		dst = make([]float64, len(e.index))
@@ -291,6 +299,9 @@ func (e *LiveEngine) Features(s *LiveState, tau time.Time, dst []float64) ([]flo
 	}
 	return dst, nil
 }
+
+// liveRawMax bounds the raw vector Features keeps on the stack.
+const liveRawMax = 128
 
 // raw mirrors Builder.raw feature by feature (same order, same arithmetic
 // where the state allows it).
