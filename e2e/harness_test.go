@@ -122,14 +122,6 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) error {
 	}
 }
 
-// stop sends SIGTERM and waits.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	if err := p.Stop(); err != nil {
-		t.Fatalf("%s: %v\n%s", p.Name(), err, p.Tail(20))
-	}
-}
-
 func tail(path string, n int) string { return harness.Tail(path, n) }
 
 // fedOptions shape a test federation.

@@ -156,10 +156,13 @@ func InProcess(ctx context.Context, cfg Config, opt InProcessOptions) (InProcess
 		if !active(id, DropUnmask) {
 			continue
 		}
-		var r UnmaskResponse
+		var (
+			r   UnmaskResponse
+			err error
+		)
 		if cfg.Consistency {
-			cm, err := srv.ConsistencyFor(id)
-			if err != nil {
+			var cm ConsistencyMsg
+			if cm, err = srv.ConsistencyFor(id); err != nil {
 				return res, err
 			}
 			if cm, err = relay(cm, &ConsistencyMsg{}, &res.ServerBytes); err != nil {

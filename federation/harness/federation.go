@@ -209,7 +209,7 @@ func (f *Federation) StartAggregator(ctx context.Context) error {
 			return fmt.Errorf("aggregator exited before it was ready (%s)\n%s", ExitText(p.Err()), p.Tail(20))
 		case <-ctx.Done():
 			p.Kill()
-			return fmt.Errorf("waiting for the aggregator to be ready: %w (last: %v)\n%s", ctx.Err(), err, p.Tail(20))
+			return fmt.Errorf("waiting for the aggregator to be ready: %w (last: %w)\n%s", ctx.Err(), err, p.Tail(20))
 		case <-time.After(30 * time.Millisecond):
 		}
 	}

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,9 +68,7 @@ func TestProcess(t *testing.T) {
 }
 
 func asExit(err error, ee **exec.ExitError) bool {
-	e, ok := err.(*exec.ExitError)
-	*ee = e
-	return ok
+	return errors.As(err, ee)
 }
 
 // TestWaitClients: exits are noticed in any order; a failed client fails the

@@ -284,7 +284,7 @@ func (e *LiveEngine) Features(s *LiveState, tau time.Time, dst []float64) ([]flo
 	// The raw vector lives on the stack when it fits (it does for every
 	// schema today): Features runs once per changed customer per batch.
 	var buf [liveRawMax]float64
-	raw := buf[:]
+	var raw []float64
 	if n := len(fullSpecs().specs); n <= liveRawMax {
 		raw = buf[:n]
 	} else {
