@@ -3,7 +3,6 @@ package aggregator
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -71,16 +70,8 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 	now := s.now().UTC()
 	sum := sha256.Sum256(envelope)
 	_, payload, err := seal.Open(envelope, seal.OpenOptions{
-		Identity: s.keys.Identity,
-		Signers: func(id string) (ed25519.PublicKey, error) {
-			switch {
-			case id != merchantID:
-				return nil, fmt.Errorf("%w: envelope signed as %q by merchant %q", seal.ErrUnknownSigner, id, merchantID)
-			case merchant.Revoked:
-				return nil, fmt.Errorf("%w: %s", seal.ErrRevokedSigner, id)
-			}
-			return merchant.PublicKey, nil
-		},
+		Identity:           s.keys.Identity,
+		Signers:            signerOf(merchantID, merchant),
 		Round:              hdr.Round,
 		SeenNonce:          func(string, [seal.NonceSize]byte) bool { return false }, // recorded in the transaction
 		Now:                now,

@@ -142,16 +142,8 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 	var pre error
 	hdr, payload, err := seal.Open(envelope, seal.OpenOptions{
 		Identity: s.keys.Identity,
-		Signers: func(id string) (ed25519.PublicKey, error) {
-			switch {
-			case id != merchantID:
-				return nil, fmt.Errorf("%w: envelope signed as %q by merchant %q", seal.ErrUnknownSigner, id, merchantID)
-			case merchant.Revoked:
-				return nil, fmt.Errorf("%w: %s", seal.ErrRevokedSigner, id)
-			}
-			return merchant.PublicKey, nil
-		},
-		Round: hdr.Round,
+		Signers:  signerOf(merchantID, merchant),
+		Round:    hdr.Round,
 		SeenNonce: func(string, [seal.NonceSize]byte) bool {
 			pre = s.precheck(ctx, hdr, merchantID, sum, now)
 			return pre != nil // stops Open before it decrypts
@@ -633,4 +625,18 @@ func containsString(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// signerOf gives seal.Open the one key an envelope posted by merchantID may
+// be signed with: that merchant's, unless it is revoked.
+func signerOf(merchantID string, merchant Merchant) func(string) (ed25519.PublicKey, error) {
+	return func(id string) (ed25519.PublicKey, error) {
+		switch {
+		case id != merchantID:
+			return nil, fmt.Errorf("%w: envelope signed as %q by merchant %q", seal.ErrUnknownSigner, id, merchantID)
+		case merchant.Revoked:
+			return nil, fmt.Errorf("%w: %s", seal.ErrRevokedSigner, id)
+		}
+		return merchant.PublicKey, nil
+	}
 }
