@@ -53,6 +53,9 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 		if _, err := policySchema(p); err != nil {
 			return fmt.Errorf("reload: %w", err)
 		}
+		if err := checkModes(&cfg, p); err != nil {
+			return fmt.Errorf("reload: %w: %w", ErrPolicy, err)
+		}
 		rec.Details["merchants"] = strconv.Itoa(len(p.Merchants()))
 		rec.Details["partners"] = strconv.Itoa(len(p.Partners()))
 		rec.Details["cutoffs"] = strconv.Itoa(len(cfg.Cutoffs))

@@ -156,3 +156,50 @@ func TestCancelRoundAndReload(t *testing.T) {
 	}
 	f.verifyAudit(t, r)
 }
+
+// TestReloadRefusesSecureWithoutItsPolicy: turning secure aggregation on by
+// reload is refused (and audited as denied) while the policy sets no
+// aggregation.min_cohort, and so is secure aggregation beside a retraining
+// block; the rounds in force stay plain.
+func TestReloadRefusesSecureWithoutItsPolicy(t *testing.T) {
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
+	r := f.start(t)
+	secure := aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1, SecureAggregation: true}
+	if _, err := r.svc.Reload(ctx, "admin:ops", f.policy, secure); !errors.Is(err, aggregator.ErrPolicy) || !strings.Contains(err.Error(), "min_cohort") {
+		t.Errorf("secure without min_cohort: got %v, want ErrPolicy naming min_cohort", err)
+	}
+	withCohort := strings.Split(testPolicy, "merchants:")[0] + "merchants:\n  m1: {}\n  m2: {}\n"
+	withCohort = strings.Replace(withCohort, "aggregation:\n", "aggregation:\n  min_cohort: 2\n", 1)
+	if !strings.Contains(withCohort, "min_cohort: 2") {
+		withCohort += "aggregation:\n  min_cohort: 2\n"
+	}
+	both := withCohort + "retraining:\n  evaluate_every: 30d\n  auc_drop: 0.02\n  campaign_rounds: 1\n"
+	p, err := policies.Parse("both.yaml", []byte(both))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops", p, secure); !errors.Is(err, aggregator.ErrPolicy) || !strings.Contains(err.Error(), "retraining") {
+		t.Errorf("secure beside retraining: got %v, want ErrPolicy naming retraining", err)
+	}
+	ok, err := policies.Parse("cohort.yaml", []byte(withCohort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops", ok, secure); err != nil {
+		t.Errorf("secure with min_cohort 2: %v", err)
+	}
+	es, err := r.store.AuditEntries(ctx, 1, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		if e.Action == "config.reload" {
+			got = append(got, string(e.Outcome))
+		}
+	}
+	if strings.Join(got, " ") != "denied denied ok" {
+		t.Errorf("config.reload outcomes %v, want denied denied ok", got)
+	}
+}

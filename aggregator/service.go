@@ -387,8 +387,8 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		securePlans: map[securePlanKey]distributed.Plan{},
 	}
 	s.settings.Store(&settings{policy: opts.Policy, rounds: &cfg})
-	if cfg.SecureAggregation && opts.Policy.Aggregation().MinCohort < 2 {
-		return nil, fmt.Errorf("new aggregator: rounds.secure_aggregation needs the policy's aggregation.min_cohort (the honest merchants whose noise the guarantee counts on), ≥ 2")
+	if err := checkModes(&cfg, opts.Policy); err != nil {
+		return nil, fmt.Errorf("new aggregator: %w", err)
 	}
 	if s.acct, err = newAccountant(); err != nil {
 		return nil, fmt.Errorf("new aggregator: %w", err)
@@ -913,6 +913,24 @@ func (s *Service) RevokeToken(ctx context.Context, actor, jti string, expiresAt 
 	}
 	if err := s.flush(ctx, ps); err != nil {
 		return fmt.Errorf("revoke token: %w", err)
+	}
+	return nil
+}
+
+// checkModes checks what the round configuration and the policy ask of each
+// other, at start and at every reload: secure aggregation needs the policy's
+// min_cohort (the honest merchants whose noise the guarantee counts on), and
+// does not run the policy's scheduled evaluations (a secure round carries one
+// DP step; federated evaluation is a plain-mode histogram).
+func checkModes(cfg *RoundConfig, p *policies.Policy) error {
+	if !cfg.SecureAggregation {
+		return nil
+	}
+	if p.Aggregation().MinCohort < 2 {
+		return errors.New("rounds.secure_aggregation needs the policy's aggregation.min_cohort (the honest merchants whose noise the guarantee counts on), ≥ 2")
+	}
+	if _, ok := p.Retraining(); ok {
+		return errors.New("rounds.secure_aggregation does not run the policy's retraining block (its scheduled evaluations are plain-mode DP histograms): remove one of them")
 	}
 	return nil
 }
