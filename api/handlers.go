@@ -143,37 +143,47 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) submitUpdate(w http.ResponseWriter, r *http.Request) (protocol.Receipt, error) {
-	var rc protocol.Receipt
+	merchant, env, err := s.readEnvelope(w, r)
+	if err != nil {
+		return protocol.Receipt{}, err
+	}
+	return s.svc.Submit(r.Context(), merchant, env)
+}
+
+// readEnvelope reads a sealed envelope posted to /v1/rounds/{id}/…: the
+// merchant of the token and the envelope, refused early when its header is for
+// another round or another merchant. The header is parsed, not trusted, to
+// route and to refuse what the token cannot submit; the service verifies the
+// signature over it.
+func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) (string, []byte, error) {
 	c, err := claims(r)
 	if err != nil {
-		return rc, err
+		return "", nil, err
 	}
 	merchant, err := merchantOf(c)
 	if err != nil {
-		return rc, err
+		return "", nil, err
 	}
 	if err := requireMediaType(r, "application/octet-stream"); err != nil {
-		return rc, err
+		return "", nil, err
 	}
 	env, err := readBody(w, r, s.maxEnv)
 	if err != nil {
-		return rc, err
+		return "", nil, err
 	}
-	// The header is parsed, not trusted, to route and to refuse early what the
-	// token cannot submit; the service verifies the signature over it.
 	h, err := seal.ParseHeader(env)
 	if err != nil {
-		return rc, err
+		return "", nil, err
 	}
 	if round := mux.Vars(r)["id"]; h.Round != round {
-		return rc, &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest,
+		return "", nil, &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest,
 			detail: fmt.Sprintf("envelope is for round %q but was posted to round %q", h.Round, round)}
 	}
 	if h.MerchantID != merchant {
-		return rc, &httpError{status: http.StatusForbidden, typ: typeForbidden,
+		return "", nil, &httpError{status: http.StatusForbidden, typ: typeForbidden,
 			detail: fmt.Sprintf("token of merchant %q may not submit an envelope of merchant %q", merchant, h.MerchantID)}
 	}
-	return s.svc.Submit(r.Context(), merchant, env)
+	return merchant, env, nil
 }
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request) error {

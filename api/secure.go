@@ -2,13 +2,11 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 
 	"github.com/gorilla/mux"
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
-	"github.com/kairos-fl/kairos/crypto/seal"
 )
 
 // SecureService is implemented by a Service that runs secure-aggregation
@@ -31,32 +29,9 @@ func (s *Server) submitSecure(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := claims(r)
+	merchant, env, err := s.readEnvelope(w, r)
 	if err != nil {
 		return err
-	}
-	merchant, err := merchantOf(c)
-	if err != nil {
-		return err
-	}
-	if err := requireMediaType(r, "application/octet-stream"); err != nil {
-		return err
-	}
-	env, err := readBody(w, r, s.maxEnv)
-	if err != nil {
-		return err
-	}
-	h, err := seal.ParseHeader(env)
-	if err != nil {
-		return err
-	}
-	if round := mux.Vars(r)["id"]; h.Round != round {
-		return &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest,
-			detail: fmt.Sprintf("envelope is for round %q but was posted to round %q", h.Round, round)}
-	}
-	if h.MerchantID != merchant {
-		return &httpError{status: http.StatusForbidden, typ: typeForbidden,
-			detail: fmt.Sprintf("token of merchant %q may not submit an envelope of merchant %q", merchant, h.MerchantID)}
 	}
 	rc, err := ss.SubmitSecure(r.Context(), merchant, env)
 	if err != nil {
