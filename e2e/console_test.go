@@ -130,7 +130,7 @@ func TestConsole(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	defer cancelCtx()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 150*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 300*time.Second)
 	defer cancelTimeout()
 	must := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
