@@ -145,12 +145,20 @@ func TestConsole(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// signIn waits for the signed-in page: the tabs shown and the sign-in
+	// panel hidden. Before sign-in neither the tabs nor the session bar may be
+	// rendered (the stylesheet once let nav's display:flex override hidden, so
+	// the tabs showed and this wait returned before the session existed).
 	signIn := func(token string) {
 		t.Helper()
-		must("sign in", chromedp.Navigate(f.URL+"/console/"),
-			chromedp.WaitVisible(chromedp.ID("token")),
-			chromedp.SetValue(chromedp.ID("token"), token),
+		must("open the console", chromedp.Navigate(f.URL+"/console/"), chromedp.WaitVisible(chromedp.ID("token")))
+		if shown := browse(t, ctx, "before sign-in", chromedp.Evaluate[string](
+			`['tabs', 'session'].filter(id => getComputedStyle(document.getElementById(id)).display !== 'none').join(',')`)); shown != "" {
+			t.Errorf("before sign-in the page renders %s", shown)
+		}
+		must("sign in", chromedp.SetValue(chromedp.ID("token"), token),
 			chromedp.Click(chromedp.ID("signin")),
+			chromedp.WaitNotVisible(chromedp.ID("signin-panel")),
 			chromedp.WaitVisible(chromedp.ID("tabs")))
 	}
 	attr := func(sel, name string) string {
