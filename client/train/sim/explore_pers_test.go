@@ -15,7 +15,7 @@ import (
 // cdnow-100 (KAIROS_EXPLORE=1 go test -run ExplorePersonalize -v): it runs the
 // federation once per cutoff set (KAIROS_VALIDATION=1 for ValidationCutoffs),
 // keeps the global model in KAIROS_FED_CACHE if set, and prints the merchant
-// comparison.
+// comparison (and writes the whole report as JSON to KAIROS_PERS_OUT if set).
 func TestExplorePersonalize(t *testing.T) {
 	if os.Getenv("KAIROS_EXPLORE") == "" {
 		t.Skip("set KAIROS_EXPLORE=1")
@@ -64,6 +64,20 @@ func TestExplorePersonalize(t *testing.T) {
 	}
 	if err := d.CompareMerchants(ctx, global, split, 1, &rep); err != nil {
 		t.Fatal(err)
+	}
+	if out := os.Getenv("KAIROS_PERS_OUT"); out != "" {
+		// The whole report, per merchant choices included, to compare rules or
+		// implementations on one global model.
+		b, err := json.MarshalIndent(struct {
+			Report      ScenarioReport
+			PerMerchant []MerchantResult
+		}{rep, rep.PerMerchant}, "", " ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("compare %v; fed %.4f local %.4f pers %.4f ge %.3f choices %v", time.Since(start), rep.AUC30.Federated, rep.AUC30.LocalOnlyPooled, rep.AUC30.PersonalizedPooled, rep.PersonalizedGELocal, rep.Choices)
 	for _, b := range rep.BySize {
