@@ -26,23 +26,14 @@ type crossFitted struct {
 }
 
 // crossFit scores every row with every candidate of opt.Blends, the merchant's
-// own models fitted without the row's customer (groups: rows by customer), and
-// measures the candidates' AUC.
-func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row, opt PersonalizeOptions) (*crossFitted, error) {
-	// Deal the customers, in id order then seeded shuffle, into folds.
-	order := make([]int, len(groups))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(groups[a][0].Customer, groups[b][0].Customer) })
-	rng := rand.New(rand.NewPCG(opt.Seed, 0x70657273))
-	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	fold := make([]int, len(groups))
-	for k, g := range order {
-		fold[g] = k % opt.Folds
-	}
+// own model fitted without the row's customer (groups: rows by customer) for
+// steps steps, and measures the candidates' AUC.
+func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row, steps int, opt PersonalizeOptions) (*crossFitted, error) {
+	fold := dealFolds(groups, opt.Folds, opt.Seed)
 	cv := &crossFitted{score: make([][]float64, len(opt.Blends))}
 	strata := map[int]int{}
+	// Per row: the global model's score, the fold model's (α = 1), and the
+	// fold model's in the global standardisation (inside the blends).
 	var fg, fl, fo []float64
 	for f := range opt.Folds {
 		var fitRows []feature.Row
@@ -54,14 +45,15 @@ func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row,
 				fitRows = append(fitRows, rs...)
 			}
 		}
-		local, err := LocalOnly(ctx, global.Schema, fitRows, opt.Seed)
+		local, err := localSteps(ctx, global.Schema, fitRows, steps, opt.Seed)
 		if err != nil {
 			return nil, fmt.Errorf("fold %d: %w", f, err)
 		}
-		own, err := ownModel(ctx, global, fitRows, opt.Seed)
+		p, err := restandardize(local, global)
 		if err != nil {
 			return nil, fmt.Errorf("fold %d: %w", f, err)
 		}
+		own := clone(global, p)
 		for _, g := range held {
 			for _, r := range groups[g] {
 				s, ok := strata[r.Cutoff]
@@ -96,6 +88,23 @@ func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row,
 	}
 	cv.best = cv.measure(len(strata))
 	return cv, nil
+}
+
+// dealFolds deals the customers (groups: rows by customer), in id order then
+// by a seeded shuffle, into folds; fold[g] is group g's.
+func dealFolds(groups [][]feature.Row, folds int, seed uint64) []int {
+	order := make([]int, len(groups))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(groups[a][0].Customer, groups[b][0].Customer) })
+	rng := rand.New(rand.NewPCG(seed, 0x70657273))
+	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	fold := make([]int, len(groups))
+	for k, g := range order {
+		fold[g] = k % folds
+	}
+	return fold
 }
 
 // measure fills auc and returns the index of the highest AUC, the first

@@ -399,13 +399,17 @@ func (d *Data) CompareMerchants(ctx context.Context, global *hazard.Model, split
 // compareOne fits merchant m's local-only and personalised models and scores
 // them and global on its own test customers.
 func (d *Data) compareOne(ctx context.Context, global *hazard.Model, m int, seed uint64, res *MerchantResult, local, fed, pers *[]float64) error {
-	lm, err := train.LocalOnly(ctx, d.Schema, d.Train[m], seed)
-	if err != nil {
-		return fmt.Errorf("merchant %d: %w", m, err)
-	}
 	p, err := train.Personalize(ctx, global, d.Train[m], train.PersonalizeOptions{Seed: seed})
 	if err != nil {
 		return fmt.Errorf("merchant %d: %w", m, err)
+	}
+	// Personalize fitted the same LocalOnly model (rows, seed) unless it kept
+	// the global model without a comparison.
+	lm := p.Local
+	if lm == nil {
+		if lm, err = train.LocalOnly(ctx, d.Schema, d.Train[m], seed); err != nil {
+			return fmt.Errorf("merchant %d: %w", m, err)
+		}
 	}
 	res.Choice = p.Choice
 	for _, mod := range []struct {
