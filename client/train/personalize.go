@@ -41,8 +41,17 @@ type PersonalizeOptions struct {
 	// over the run).
 	Steps        int
 	LearningRate float64
-	// Seed seeds the folds, the bootstrap and the merchant's own models.
+	// Seed seeds the folds and the merchant's own models.
 	Seed uint64
+	// Earlier, when set, is a global model that has not seen the rows' latest
+	// cutoff (an earlier registry version; same schema as the global model,
+	// linear). The candidates are then judged on the rows of the latest cutoff
+	// instead of by cross-fitting: the global and blended candidates from
+	// Earlier, the merchant's own model fitted on the rows of the earlier
+	// cutoffs. The chosen candidate is still fitted from the current global
+	// model on every row. An experiment (docs/benchmarks.md): not used by
+	// kairos client score.
+	Earlier *hazard.Model
 }
 
 func (o *PersonalizeOptions) defaults() error {
@@ -195,9 +204,20 @@ func Personalize(ctx context.Context, global *hazard.Model, rows []feature.Row, 
 	if err != nil {
 		return Personalization{}, fmt.Errorf("personalize: %w", err)
 	}
-	cv, err := crossFit(ctx, global, groups, local.Training.Steps, opt)
-	if err != nil {
-		return Personalization{}, fmt.Errorf("personalize: %w", err)
+	var cv *crossFitted
+	judged := false
+	if e := opt.Earlier; e != nil {
+		if e.Kind != hazard.KindLinear || e.Rhythm() || e.Schema.Hash != global.Schema.Hash {
+			return Personalization{}, errors.New("personalize: the earlier global model is not a linear model of the global model's schema without the rhythm term")
+		}
+		if cv, judged, err = judgeLatest(ctx, e, rows, opt); err != nil {
+			return Personalization{}, fmt.Errorf("personalize: %w", err)
+		}
+	}
+	if !judged {
+		if cv, err = crossFit(ctx, global, groups, local.Training.Steps, opt); err != nil {
+			return Personalization{}, fmt.Errorf("personalize: %w", err)
+		}
 	}
 	out := Personalization{Local: local}
 	for i, a := range opt.Blends {

@@ -18,6 +18,10 @@ type crossFitted struct {
 	// Per row: its cutoff's stratum and whether it bought.
 	stratum []int
 	bought  []bool
+	strata  map[int]int
+	// Per row: the global model's score, the merchant's own model's (α = 1),
+	// and the own model's in the global standardisation (inside the blends).
+	fg, fl, fo []float64
 	// score[i][k] is candidate i's score function on row k.
 	score [][]float64
 	// auc[i] is candidate i's stratified AUC; best the highest's index.
@@ -25,22 +29,67 @@ type crossFitted struct {
 	best int
 }
 
+// add scores rows with the global model and with local, a model of the
+// merchant's own that has not seen them.
+func (cv *crossFitted) add(global, local *hazard.Model, rows []feature.Row) error {
+	p, err := restandardize(local, global)
+	if err != nil {
+		return err
+	}
+	own := clone(global, p)
+	if cv.strata == nil {
+		cv.strata = map[int]int{}
+	}
+	for _, r := range rows {
+		s, ok := cv.strata[r.Cutoff]
+		if !ok {
+			s = len(cv.strata)
+			cv.strata[r.Cutoff] = s
+		}
+		cv.stratum, cv.bought = append(cv.stratum, s), append(cv.bought, r.Label >= 1)
+		for _, c := range []struct {
+			m   *hazard.Model
+			out *[]float64
+		}{{global, &cv.fg}, {local, &cv.fl}, {own, &cv.fo}} {
+			v, err := c.m.Score(r.X)
+			if err != nil {
+				return err
+			}
+			*c.out = append(*c.out, v)
+		}
+	}
+	return nil
+}
+
+// finish mixes the candidates' scores (score (1 − α)·f_global + α·f_own;
+// α = 1 the own model itself) and measures them.
+func (cv *crossFitted) finish(blends []float64) {
+	cv.score = make([][]float64, len(blends))
+	for i, a := range blends {
+		cv.score[i] = make([]float64, len(cv.fg))
+		for k := range cv.fg {
+			switch a {
+			case 1:
+				cv.score[i][k] = cv.fl[k]
+			default:
+				cv.score[i][k] = (1-a)*cv.fg[k] + a*cv.fo[k]
+			}
+		}
+	}
+	cv.best = cv.measure(len(cv.strata))
+}
+
 // crossFit scores every row with every candidate of opt.Blends, the merchant's
 // own model fitted without the row's customer (groups: rows by customer) for
 // steps steps, and measures the candidates' AUC.
 func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row, steps int, opt PersonalizeOptions) (*crossFitted, error) {
 	fold := dealFolds(groups, opt.Folds, opt.Seed)
-	cv := &crossFitted{score: make([][]float64, len(opt.Blends))}
-	strata := map[int]int{}
-	// Per row: the global model's score, the fold model's (α = 1), and the
-	// fold model's in the global standardisation (inside the blends).
-	var fg, fl, fo []float64
+	cv := &crossFitted{}
 	for f := range opt.Folds {
-		var fitRows []feature.Row
-		var held []int
+		var fitRows, heldRows []feature.Row
 		for g, rs := range groups {
 			if fold[g] == f {
-				held = append(held, g)
+				heldRows = append(heldRows, rs...)
 			} else {
 				fitRows = append(fitRows, rs...)
 			}
@@ -49,45 +98,42 @@ func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row,
 		if err != nil {
 			return nil, fmt.Errorf("fold %d: %w", f, err)
 		}
-		p, err := restandardize(local, global)
-		if err != nil {
+		if err := cv.add(global, local, heldRows); err != nil {
 			return nil, fmt.Errorf("fold %d: %w", f, err)
 		}
-		own := clone(global, p)
-		for _, g := range held {
-			for _, r := range groups[g] {
-				s, ok := strata[r.Cutoff]
-				if !ok {
-					s = len(strata)
-					strata[r.Cutoff] = s
-				}
-				cv.stratum, cv.bought = append(cv.stratum, s), append(cv.bought, r.Label >= 1)
-				for _, c := range []struct {
-					m   *hazard.Model
-					out *[]float64
-				}{{global, &fg}, {local, &fl}, {own, &fo}} {
-					v, err := c.m.Score(r.X)
-					if err != nil {
-						return nil, fmt.Errorf("fold %d: %w", f, err)
-					}
-					*c.out = append(*c.out, v)
-				}
-			}
-		}
 	}
-	for i, a := range opt.Blends {
-		cv.score[i] = make([]float64, len(fg))
-		for k := range fg {
-			switch a {
-			case 1:
-				cv.score[i][k] = fl[k]
-			default:
-				cv.score[i][k] = (1-a)*fg[k] + a*fo[k]
-			}
-		}
-	}
-	cv.best = cv.measure(len(strata))
+	cv.finish(opt.Blends)
 	return cv, nil
+}
+
+// judgeLatest scores the candidates on the rows of the latest cutoff, with
+// earlier, a global model that has not seen that cutoff, and the merchant's
+// own model fitted (LocalOnly) on the rows of the earlier cutoffs: neither
+// side has seen what it is judged on. ok is false when rows have fewer than
+// two cutoffs.
+func judgeLatest(ctx context.Context, earlier *hazard.Model, rows []feature.Row, opt PersonalizeOptions) (cv *crossFitted, ok bool, err error) {
+	last := slices.MaxFunc(rows, func(a, b feature.Row) int { return a.Cutoff - b.Cutoff }).Cutoff
+	var fit, held []feature.Row
+	for _, r := range rows {
+		if r.Cutoff == last {
+			held = append(held, r)
+		} else {
+			fit = append(fit, r)
+		}
+	}
+	if len(fit) == 0 {
+		return nil, false, nil
+	}
+	local, err := LocalOnly(ctx, earlier.Schema, fit, opt.Seed)
+	if err != nil {
+		return nil, false, fmt.Errorf("latest cutoff: %w", err)
+	}
+	cv = &crossFitted{}
+	if err := cv.add(earlier, local, held); err != nil {
+		return nil, false, fmt.Errorf("latest cutoff: %w", err)
+	}
+	cv.finish(opt.Blends)
+	return cv, true, nil
 }
 
 // dealFolds deals the customers (groups: rows by customer), in id order then
