@@ -302,3 +302,21 @@ func TestRecalibrateSecondMethod(t *testing.T) {
 		t.Errorf("baselines %v from %v and weights %v from %v: want the baselines moved, the weights kept", got.Params[:h], start.Params[:h], got.Params[h:], start.Params[h:])
 	}
 }
+
+func TestPersonalizeRefusesFractionalGate(t *testing.T) {
+	// The blends rewrite the merchant's model in the global standardisation,
+	// exact only for 0/1 gating indicators: another value is an error naming
+	// the row and the indicator, not a silently wrong blend.
+	schema := gatedSchema(t)
+	truth := linearModel(t, schema, hazard.FixedStandardization(schema), []float64{0.9, -0.4, 0.6})
+	rows := gatedRows(t, truth, 30, []int{0, 1}, 3)
+	rows[7].X[2] = 0.5
+	global := linearModel(t, schema, hazard.FixedStandardization(schema), []float64{0, 0, 0})
+	_, err := Personalize(context.Background(), global, rows, PersonalizeOptions{})
+	if err == nil || !strings.Contains(err.Error(), "row 7") || !strings.Contains(err.Error(), "gating indicator has_gap is 0.5") {
+		t.Errorf("got %v, want an error naming row 7 and has_gap = 0.5", err)
+	}
+	if _, err := FitBlend(context.Background(), global, rows, 0.5, PersonalizeOptions{}); err == nil || !strings.Contains(err.Error(), "has_gap") {
+		t.Errorf("fit blend: got %v, want an error naming has_gap", err)
+	}
+}
