@@ -9,13 +9,15 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/client/train"
 	"github.com/kairos-fl/kairos/client/train/sim"
+	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
 
-// BenchmarkLocal is one merchant's round: the largest merchant of the reference split
-// (40% of CDNOW, 9,449 customers, 37,796 rows) runs 10 DP-SGD steps at q = 0.05.
-func BenchmarkLocal(b *testing.B) {
+// cdnowEvents loads CDNOW_master.txt from $KAIROS_DATA (default the shared
+// data beside the repository), or skips.
+func cdnowEvents(b *testing.B) []model.Event {
+	b.Helper()
 	data := os.Getenv("KAIROS_DATA")
 	if data == "" {
 		data = "../../../shared/data"
@@ -24,11 +26,18 @@ func BenchmarkLocal(b *testing.B) {
 	if _, err := os.Stat(path); err != nil {
 		b.Skipf("CDNOW_master.txt not found at %s (set KAIROS_DATA)", path)
 	}
-	ctx := context.Background()
-	events, err := sim.LoadCDNOW(ctx, path)
+	events, err := sim.LoadCDNOW(context.Background(), path)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return events
+}
+
+// BenchmarkLocal is one merchant's round: the largest merchant of the reference split
+// (40% of CDNOW, 9,449 customers, 37,796 rows) runs 10 DP-SGD steps at q = 0.05.
+func BenchmarkLocal(b *testing.B) {
+	ctx := context.Background()
+	events := cdnowEvents(b)
 	d, err := sim.Prepare(events, sim.DataOptions{})
 	if err != nil {
 		b.Fatal(err)
@@ -56,19 +65,8 @@ func BenchmarkLocal(b *testing.B) {
 // (300 Adam steps of the engine's defaults: a fixed stand-in for the federated
 // model, which the rule's cost does not depend on).
 func BenchmarkPersonalize(b *testing.B) {
-	data := os.Getenv("KAIROS_DATA")
-	if data == "" {
-		data = "../../../shared/data"
-	}
-	path := data + "/cdnow/CDNOW_master.txt"
-	if _, err := os.Stat(path); err != nil {
-		b.Skipf("CDNOW_master.txt not found at %s (set KAIROS_DATA)", path)
-	}
 	ctx := context.Background()
-	events, err := sim.LoadCDNOW(ctx, path)
-	if err != nil {
-		b.Fatal(err)
-	}
+	events := cdnowEvents(b)
 	split, err := sim.SplitCDNOW100(events, 1)
 	if err != nil {
 		b.Fatal(err)
