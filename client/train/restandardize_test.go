@@ -11,6 +11,7 @@ import (
 
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/model/metrics"
 )
 
 // gatedSchema has an ungated feature, a feature gated by a 0/1 indicator, and
@@ -318,5 +319,83 @@ func TestPersonalizeRefusesFractionalGate(t *testing.T) {
 	}
 	if _, err := FitBlend(context.Background(), global, rows, 0.5, PersonalizeOptions{}); err == nil || !strings.Contains(err.Error(), "has_gap") {
 		t.Errorf("fit blend: got %v, want an error naming has_gap", err)
+	}
+}
+
+func TestPersonalizeEarlier(t *testing.T) {
+	// With an earlier global model the candidates are judged on the latest
+	// cutoff's rows only. Second method: the merchant's own model fitted by
+	// LocalOnly on the earlier cutoffs' rows, every candidate built as a model
+	// of its own (as in TestCrossFitSecondMethod, from the earlier global
+	// model), its AUC by metrics.AUC on the latest rows (one cutoff: one
+	// stratum). With a single cutoff there is nothing earlier, and the
+	// candidates are cross-fitted as without the option.
+	schema := gatedSchema(t)
+	truth := linearModel(t, schema, hazard.FixedStandardization(schema), []float64{0.9, -0.4, 0.6})
+	rows := gatedRows(t, truth, 120, []int{0, 1, 2}, 21)
+	global := linearModel(t, schema, hazard.ComputeStandardization(rows, 3), []float64{0.2, 0.1, 0.1})
+	earlier := linearModel(t, schema, hazard.FixedStandardization(schema), []float64{0.6, -0.2, 0.1})
+	opt := PersonalizeOptions{Seed: 2, Earlier: earlier}
+	p, err := Personalize(context.Background(), global, rows, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fit, latest []feature.Row
+	for _, r := range rows {
+		if r.Cutoff == 2 {
+			latest = append(latest, r)
+		} else {
+			fit = append(fit, r)
+		}
+	}
+	local, err := LocalOnly(context.Background(), schema, fit, opt.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := restandardize(local, earlier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Candidates) != len(DefaultBlends) {
+		t.Fatalf("%d candidates, want %d", len(p.Candidates), len(DefaultBlends))
+	}
+	for i, a := range DefaultBlends {
+		m := local
+		if a < 1 {
+			mix := make([]float64, len(own))
+			for j := range mix {
+				mix[j] = (1-a)*earlier.Params[j] + a*own[j]
+			}
+			m = clone(earlier, mix)
+		}
+		var s []float64
+		var y []bool
+		for _, r := range latest {
+			v, err := m.Score(r.X)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, y = append(s, v), append(y, r.Label >= 1)
+		}
+		want, err := metrics.AUC(s, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Candidates[i].AUC; math.Abs(got-want) > 1e-12 {
+			t.Errorf("α %g: AUC %v, second method %v", a, got, want)
+		}
+	}
+	one := gatedRows(t, truth, 120, []int{0}, 22)
+	with, err := Personalize(context.Background(), global, one, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Earlier = nil
+	without, err := Personalize(context.Background(), global, one, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(with.Candidates) != len(DefaultBlends) || !slices.Equal(with.Candidates, without.Candidates) {
+		t.Errorf("one cutoff: candidates %v with an earlier model, %v without", with.Candidates, without.Candidates)
 	}
 }
