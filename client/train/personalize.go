@@ -151,9 +151,9 @@ func (p Personalization) Describe() string {
 //     fold's model rewritten in the global model's standardisation; α = 1 is
 //     the fold's model itself). S is the one number the folds take from the
 //     fit on every row, whose early stopping saw the held-out customers' latest
-//     rows: against a fold-by-fold early stopping it halves the cost of the
-//     cross-fitting, and on the cdnow-100 validation run it chose as well
-//     (docs/benchmarks.md);
+//     rows: against a fold-by-fold early stopping (two training runs per fold)
+//     it halves the cost of each fold's fit, and on the cdnow-100 validation
+//     run it was no worse (docs/benchmarks.md);
 //  4. each candidate's AUC compares buyers with non-buyers of the same cutoff
 //     (so the drift of the purchase rate between cutoffs does not count), on
 //     out-of-fold scores: the merchant's own models never see the customers

@@ -399,3 +399,39 @@ func TestPersonalizeEarlier(t *testing.T) {
 		t.Errorf("one cutoff: candidates %v with an earlier model, %v without", with.Candidates, without.Candidates)
 	}
 }
+
+func TestPersonalizeKeepsRhythmModel(t *testing.T) {
+	// The blends mix two linear models' parameters; a global model with the
+	// rhythm term has more of them (before, a chosen blend indexed past the
+	// merchant's own model's parameters): it is kept, with the reason.
+	schema, err := feature.NewSchema([]string{"recency_days", "gap_mean_days", "gap_std_days", "has_gap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	global, err := hazard.Initial(schema, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := global.EnableRhythm(); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(6, 7))
+	var rows []feature.Row
+	for i := range 100 {
+		for c := range 2 {
+			x := make([]float64, schema.Len())
+			for j := range x {
+				x[j] = 1 + 3*rng.Float64()
+			}
+			x[slices.Index(schema.Names, "has_gap")] = 1
+			rows = append(rows, feature.Row{Customer: fmt.Sprint("c", i), Cutoff: c, X: x, Label: rng.IntN(global.Horizon + 1)})
+		}
+	}
+	p, err := Personalize(context.Background(), global, rows, PersonalizeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Choice != ChoiceGlobal || !strings.Contains(p.Reason, "rhythm") || !slices.Equal(p.Model.Params, global.Params) {
+		t.Errorf("got %s (%q), want the global model kept for its rhythm term", p.Choice, p.Reason)
+	}
+}
