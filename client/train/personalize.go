@@ -380,7 +380,7 @@ func recalibrate(ctx context.Context, start *hazard.Model, rows []feature.Row, o
 			b[j] -= lr * (mom[j] / c1) / (math.Sqrt(vel[j]/c2) + eps)
 		}
 	}
-	for _, x := range b {
+	for _, x := range m.Params {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return nil, errors.New("recalibrate: diverged")
 		}
