@@ -94,8 +94,10 @@ type Candidate struct {
 	Choice string `json:"choice"`
 	// Blend is the weight α of the merchant's own model.
 	Blend float64 `json:"blend"`
-	// AUC is the out-of-fold AUC of P(buy within the horizon), comparing buyers
-	// with non-buyers of the same cutoff only.
+	// AUC is the out-of-fold AUC of the candidate's score (which orders
+	// P(buy within the horizon) within one model), comparing buyers with
+	// non-buyers of the same cutoff and fold only (with Earlier: of the latest
+	// cutoff).
 	AUC float64 `json:"auc"`
 }
 
@@ -155,10 +157,14 @@ func (p Personalization) Describe() string {
 //     it halves the cost of each fold's fit, and on the cdnow-100 validation
 //     run it was no worse (docs/benchmarks.md);
 //  4. each candidate's AUC compares buyers with non-buyers of the same cutoff
-//     (so the drift of the purchase rate between cutoffs does not count), on
-//     out-of-fold scores: the merchant's own models never see the customers
-//     they are judged on, and the global model saw them only through DP
-//     updates merged with every other merchant's;
+//     (so the drift of the purchase rate between cutoffs does not count) and
+//     the same fold (each fold's model scores on a scale of its own: a
+//     constant the baselines absorb, which would otherwise rank one fold's
+//     customers against another's; this lifted every size bucket on the
+//     cdnow-100 validation run, docs/benchmarks.md), on out-of-fold scores:
+//     the merchant's own models never see the customers they are judged on,
+//     and the global model saw them only through DP updates merged with every
+//     other merchant's;
 //  5. choose the candidate with the highest AUC, the more global one on a tie
 //     (out-of-fold scores that rank the merchant's customers alike cannot
 //     tell the candidates apart). A tolerance of one or half a bootstrap

@@ -15,10 +15,10 @@ import (
 // crossFitted holds the out-of-fold scores of Personalize's candidates and
 // what was measured on them.
 type crossFitted struct {
-	// Per row: its cutoff's stratum and whether it bought.
+	// Per row: its stratum (cutoff and fold) and whether it bought.
 	stratum []int
 	bought  []bool
-	strata  map[int]int
+	strata  map[[2]int]int
 	// Per row: the global model's score, the merchant's own model's (α = 1),
 	// and the own model's in the global standardisation (inside the blends).
 	fg, fl, fo []float64
@@ -30,21 +30,27 @@ type crossFitted struct {
 }
 
 // add scores rows with the global model and with local, a model of the
-// merchant's own that has not seen them.
-func (cv *crossFitted) add(global, local *hazard.Model, rows []feature.Row) error {
+// merchant's own that has not seen them; part names the fold. Rows are
+// compared only with rows of the same cutoff and part: the scores of
+// different fold models are never ranked against each other, since a linear
+// hazard model's score carries an arbitrary constant (its baselines absorb
+// it) that differs from fold to fold and would shift one fold's rows against
+// another's — every candidate but the global model alone.
+func (cv *crossFitted) add(global, local *hazard.Model, rows []feature.Row, part int) error {
 	p, err := restandardize(local, global)
 	if err != nil {
 		return err
 	}
 	own := clone(global, p)
 	if cv.strata == nil {
-		cv.strata = map[int]int{}
+		cv.strata = map[[2]int]int{}
 	}
 	for _, r := range rows {
-		s, ok := cv.strata[r.Cutoff]
+		key := [2]int{r.Cutoff, part}
+		s, ok := cv.strata[key]
 		if !ok {
 			s = len(cv.strata)
-			cv.strata[r.Cutoff] = s
+			cv.strata[key] = s
 		}
 		cv.stratum, cv.bought = append(cv.stratum, s), append(cv.bought, r.Label >= 1)
 		for _, c := range []struct {
@@ -98,7 +104,7 @@ func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row,
 		if err != nil {
 			return nil, fmt.Errorf("fold %d: %w", f, err)
 		}
-		if err := cv.add(global, local, heldRows); err != nil {
+		if err := cv.add(global, local, heldRows, f); err != nil {
 			return nil, fmt.Errorf("fold %d: %w", f, err)
 		}
 	}
@@ -129,7 +135,7 @@ func judgeLatest(ctx context.Context, earlier *hazard.Model, rows []feature.Row,
 		return nil, false, fmt.Errorf("latest cutoff: %w", err)
 	}
 	cv = &crossFitted{}
-	if err := cv.add(earlier, local, held); err != nil {
+	if err := cv.add(earlier, local, held, 0); err != nil {
 		return nil, false, fmt.Errorf("latest cutoff: %w", err)
 	}
 	cv.finish(opt.Blends)

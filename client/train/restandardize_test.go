@@ -151,7 +151,7 @@ func TestCrossFitSecondMethod(t *testing.T) {
 	// model of its own — α = 1 the fold's model, a blend the global model with
 	// parameters (1 − α)·θ_global + α·θ_fold (θ_fold rewritten in the global
 	// standardisation, TestRestandardize) — score each held-out row with it,
-	// and count the buyer/non-buyer pairs of the same cutoff one by one.
+	// and count the buyer/non-buyer pairs of the same cutoff and fold one by one.
 	// crossFit's candidate scores (mixed from three scores per row), AUCs and
 	// choice must be the same.
 	schema := gatedSchema(t)
@@ -171,7 +171,7 @@ func TestCrossFitSecondMethod(t *testing.T) {
 	// In crossFit's row order: folds in turn, customers and their rows in order.
 	fold := dealFolds(groups, opt.Folds, opt.Seed)
 	score := make([][]float64, len(opt.Blends))
-	var cutoff []int
+	var cutoff, part []int
 	var bought []bool
 	for f := range opt.Folds {
 		var fit []feature.Row
@@ -212,6 +212,7 @@ func TestCrossFitSecondMethod(t *testing.T) {
 					score[i] = append(score[i], v)
 				}
 				cutoff, bought = append(cutoff, r.Cutoff), append(bought, r.Label >= 1)
+				part = append(part, f)
 			}
 		}
 	}
@@ -229,7 +230,7 @@ func TestCrossFitSecondMethod(t *testing.T) {
 		var won, pairs float64
 		for p := range s {
 			for n := range s {
-				if !bought[p] || bought[n] || cutoff[p] != cutoff[n] {
+				if !bought[p] || bought[n] || cutoff[p] != cutoff[n] || part[p] != part[n] {
 					continue
 				}
 				pairs++
