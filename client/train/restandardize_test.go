@@ -144,6 +144,26 @@ func TestLocalStepsIsLocalOnly(t *testing.T) {
 	}
 }
 
+// candidateModel builds Personalize's candidate of weight a as a model of its
+// own, without refitting anything: local itself for a = 1, else the global
+// model with parameters (1 − a)·θ_global + a·θ_local, θ_local rewritten in
+// the global standardisation.
+func candidateModel(t *testing.T, global, local *hazard.Model, a float64) *hazard.Model {
+	t.Helper()
+	if a == 1 {
+		return local
+	}
+	own, err := restandardize(local, global)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mix := make([]float64, len(own))
+	for j := range mix {
+		mix[j] = (1-a)*global.Params[j] + a*own[j]
+	}
+	return clone(global, mix)
+}
+
 func TestCrossFitSecondMethod(t *testing.T) {
 	// A small hand-built merchant with a gated feature. The second method is the
 	// straightforward computation: fit each fold's model by hazard.Train
@@ -184,20 +204,9 @@ func TestCrossFitSecondMethod(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		own, err := restandardize(m, global)
-		if err != nil {
-			t.Fatal(err)
-		}
 		cands := make([]*hazard.Model, len(opt.Blends))
 		for i, a := range opt.Blends {
-			cands[i] = m
-			if a < 1 {
-				mix := make([]float64, len(own))
-				for j := range mix {
-					mix[j] = (1-a)*global.Params[j] + a*own[j]
-				}
-				cands[i] = clone(global, mix)
-			}
+			cands[i] = candidateModel(t, global, m, a)
 		}
 		for g, rs := range groups {
 			if fold[g] != f {
@@ -353,22 +362,11 @@ func TestPersonalizeEarlier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, err := restandardize(local, earlier)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if len(p.Candidates) != len(DefaultBlends) {
 		t.Fatalf("%d candidates, want %d", len(p.Candidates), len(DefaultBlends))
 	}
 	for i, a := range DefaultBlends {
-		m := local
-		if a < 1 {
-			mix := make([]float64, len(own))
-			for j := range mix {
-				mix[j] = (1-a)*earlier.Params[j] + a*own[j]
-			}
-			m = clone(earlier, mix)
-		}
+		m := candidateModel(t, earlier, local, a)
 		var s []float64
 		var y []bool
 		for _, r := range latest {
