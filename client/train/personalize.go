@@ -41,8 +41,17 @@ type PersonalizeOptions struct {
 	// over the run).
 	Steps        int
 	LearningRate float64
-	// Seed seeds the folds, the bootstrap and the merchant's own models.
+	// Seed seeds the folds and the merchant's own models.
 	Seed uint64
+	// Earlier, when set, is a global model that has not seen the rows' latest
+	// cutoff (an earlier registry version; same schema as the global model,
+	// linear). The candidates are then judged on the rows of the latest cutoff
+	// instead of by cross-fitting: the global and blended candidates from
+	// Earlier, the merchant's own model fitted on the rows of the earlier
+	// cutoffs. The chosen candidate is still fitted from the current global
+	// model on every row. An experiment (docs/benchmarks.md): not used by
+	// kairos client score.
+	Earlier *hazard.Model
 }
 
 func (o *PersonalizeOptions) defaults() error {
@@ -85,8 +94,10 @@ type Candidate struct {
 	Choice string `json:"choice"`
 	// Blend is the weight α of the merchant's own model.
 	Blend float64 `json:"blend"`
-	// AUC is the out-of-fold AUC of P(buy within the horizon), comparing buyers
-	// with non-buyers of the same cutoff only.
+	// AUC is the out-of-fold AUC of the candidate's score (which orders
+	// P(buy within the horizon) within one model), comparing buyers with
+	// non-buyers of the same cutoff and fold only (with Earlier: of the latest
+	// cutoff).
 	AUC float64 `json:"auc"`
 }
 
@@ -104,6 +115,10 @@ type Personalization struct {
 	Reason string
 	// Candidates are the models compared, most global first.
 	Candidates []Candidate
+	// Local is the merchant's LocalOnly model on the same rows and seed, which
+	// the comparison fitted (nil when the global model was kept without one),
+	// so that a caller that also wants it need not fit it again.
+	Local *hazard.Model
 }
 
 // Describe says in a phrase which model scores, for a command's output.
@@ -128,26 +143,38 @@ func (p Personalization) Describe() string {
 //
 //  1. with fewer than MinPositives buyers over all rows, or fewer customers than
 //     Folds, keep the global model as published;
-//  2. cross-fit: deal the customers (seeded) into Folds folds; for each fold,
-//     fit the merchant's own models on the other folds' customers (every
-//     cutoff) — the local-only model (LocalOnly) and the same model in the
-//     global model's standardisation — and score the fold's customers with the
-//     global model, those two, and each blend α of DefaultBlends (score
-//     (1 − α)·f_global + α·f_own; α = 1 is the local-only model itself);
-//  3. each candidate's AUC compares buyers with non-buyers of the same cutoff
-//     (so the drift of the purchase rate between cutoffs does not count), on
-//     out-of-fold scores: the merchant's own models never see the customers
-//     they are judged on, and the global model saw them only through DP
-//     updates merged with every other merchant's;
-//  4. choose the candidate with the highest AUC, the more global one on a tie
+//  2. fit the merchant's own model on every row (LocalOnly: early stopping
+//     picks its number of steps S);
+//  3. cross-fit: deal the customers (seeded) into Folds folds; for each fold,
+//     fit the merchant's own model on the other folds' customers (every
+//     cutoff) by LocalOnly's recipe for S steps, without early stopping of its
+//     own, and score the fold's customers with the global model, that model,
+//     and each blend α of Blends (score (1 − α)·f_global + α·f_own, f_own the
+//     fold's model rewritten in the global model's standardisation; α = 1 is
+//     the fold's model itself). S is the one number the folds take from the
+//     fit on every row, whose early stopping saw the held-out customers' latest
+//     rows: against a fold-by-fold early stopping (two training runs per fold)
+//     it halves the cost of each fold's fit, and on the cdnow-100 validation
+//     run it was no worse (docs/benchmarks.md);
+//  4. each candidate's AUC compares buyers with non-buyers of the same cutoff
+//     (so the drift of the purchase rate between cutoffs does not count) and
+//     the same fold (each fold's model scores on a scale of its own: a
+//     constant the baselines absorb, which would otherwise rank one fold's
+//     customers against another's; this lifted every size bucket on the
+//     cdnow-100 validation run, docs/benchmarks.md), on out-of-fold scores:
+//     the merchant's own models never see the customers they are judged on,
+//     and the global model saw them only through DP updates merged with every
+//     other merchant's;
+//  5. choose the candidate with the highest AUC, the more global one on a tie
 //     (out-of-fold scores that rank the merchant's customers alike cannot
 //     tell the candidates apart). A tolerance of one or half a bootstrap
 //     standard error towards the more global candidate was measured and lost
 //     on the cdnow-100 validation run (docs/benchmarks.md): with out-of-fold
 //     scores the highest AUC is already an honest estimate;
-//  5. fit the choice on every row: α = 0 is the global model with its baseline
-//     hazards refitted (recalibrated), α = 1 LocalOnly, and a blend mixes the
-//     two models' parameters, then refits the baselines.
+//  6. fit the choice on every row: α = 0 is the global model with its baseline
+//     hazards refitted (recalibrated), α = 1 the model of step 2, and a blend
+//     mixes the global model's parameters with those of step 2's model
+//     rewritten in the global standardisation, then refits the baselines.
 func Personalize(ctx context.Context, global *hazard.Model, rows []feature.Row, opt PersonalizeOptions) (Personalization, error) {
 	if global == nil {
 		return Personalization{}, errors.New("personalize: nil global model")
@@ -169,28 +196,66 @@ func Personalize(ctx context.Context, global *hazard.Model, rows []feature.Row, 
 	if len(rows) == 0 {
 		return keep("no labelled rows"), nil
 	}
-	if global.Kind != hazard.KindLinear {
-		return keep("blends need a linear global model"), nil
+	if global.Kind != hazard.KindLinear || global.Rhythm() {
+		return keep("blends need a linear global model without the rhythm term"), nil
+	}
+	if err := checkGates(global.Schema, rows); err != nil {
+		return Personalization{}, fmt.Errorf("personalize: %w", err)
 	}
 	groups := GroupByCustomer(rows)
 	if pos := positives(rows); pos < opt.MinPositives || len(groups) < opt.Folds {
 		return keep(fmt.Sprintf("too few to choose: %d buyers and %d customers, want %d and %d", pos, len(groups), opt.MinPositives, opt.Folds)), nil
 	}
-	cv, err := crossFit(ctx, global, groups, opt)
+	local, err := LocalOnly(ctx, global.Schema, rows, opt.Seed)
 	if err != nil {
 		return Personalization{}, fmt.Errorf("personalize: %w", err)
 	}
-	out := Personalization{}
+	var cv *crossFitted
+	judged := false
+	if e := opt.Earlier; e != nil {
+		if e.Kind != hazard.KindLinear || e.Rhythm() || e.Schema.Hash != global.Schema.Hash {
+			return Personalization{}, errors.New("personalize: the earlier global model is not a linear model of the global model's schema without the rhythm term")
+		}
+		if cv, judged, err = judgeLatest(ctx, e, rows, opt); err != nil {
+			return Personalization{}, fmt.Errorf("personalize: %w", err)
+		}
+	}
+	if !judged {
+		if cv, err = crossFit(ctx, global, groups, local.Training.Steps, opt); err != nil {
+			return Personalization{}, fmt.Errorf("personalize: %w", err)
+		}
+	}
+	out := Personalization{Local: local}
 	for i, a := range opt.Blends {
 		out.Candidates = append(out.Candidates, Candidate{Choice: blendChoice(a), Blend: a, AUC: cv.auc[i]})
 	}
 	a := opt.Blends[cv.best]
-	m, err := FitBlend(ctx, global, rows, a, opt)
+	m, err := fitBlendFrom(ctx, global, local, rows, a, opt)
 	if err != nil {
 		return Personalization{}, fmt.Errorf("personalize: fit %s: %w", blendChoice(a), err)
 	}
 	out.Model, out.Choice, out.Blend = m, blendChoice(a), a
 	return out, nil
+}
+
+// checkGates says which row has a gating indicator (feature.Spec.Gate) other
+// than 0 or 1, or nil: restandardize, which the blends need, is exact only for
+// 0/1 indicators, as the feature builder makes them.
+func checkGates(schema feature.Schema, rows []feature.Row) error {
+	var ind []int
+	for _, k := range schema.Gates() {
+		if k >= 0 && !slices.Contains(ind, k) {
+			ind = append(ind, k)
+		}
+	}
+	for i, r := range rows {
+		for _, k := range ind {
+			if v := r.X[k]; v != 0 && v != 1 {
+				return fmt.Errorf("row %d (customer %s): gating indicator %s is %v, want 0 or 1", i, r.Customer, schema.Names[k], v)
+			}
+		}
+	}
+	return nil
 }
 
 func blendChoice(a float64) string {
@@ -213,98 +278,155 @@ func FitBlend(ctx context.Context, global *hazard.Model, rows []feature.Row, a f
 	if !(a >= 0 && a <= 1) {
 		return nil, fmt.Errorf("fit blend: weight %v, want in [0, 1]", a)
 	}
+	if err := checkGates(global.Schema, rows); err != nil {
+		return nil, fmt.Errorf("fit blend: %w", err)
+	}
+	var local *hazard.Model
+	if a > 0 {
+		var err error
+		if local, err = LocalOnly(ctx, global.Schema, rows, opt.Seed); err != nil {
+			return nil, fmt.Errorf("fit blend: %w", err)
+		}
+	}
+	return fitBlendFrom(ctx, global, local, rows, a, opt)
+}
+
+// fitBlendFrom is FitBlend with the merchant's LocalOnly model on rows
+// already fitted (unused, and may be nil, for a = 0).
+func fitBlendFrom(ctx context.Context, global, local *hazard.Model, rows []feature.Row, a float64, opt PersonalizeOptions) (*hazard.Model, error) {
 	switch a {
 	case 0:
-		return fineTune(ctx, global, rows, math.Inf(1), opt)
+		return recalibrate(ctx, global, rows, opt)
 	case 1:
-		return LocalOnly(ctx, global.Schema, rows, opt.Seed)
+		return local, nil
 	}
-	own, err := ownModel(ctx, global, rows, opt.Seed)
+	own, err := restandardize(local, global)
 	if err != nil {
 		return nil, err
 	}
 	mix := make([]float64, len(global.Params))
 	for j := range mix {
-		mix[j] = (1-a)*global.Params[j] + a*own.Params[j]
+		mix[j] = (1-a)*global.Params[j] + a*own[j]
 	}
-	return fineTune(ctx, clone(global, mix), rows, math.Inf(1), opt)
-}
-
-// ownModel is LocalOnly in the global model's standardisation, so that its
-// parameters and the global model's can be mixed.
-func ownModel(ctx context.Context, global *hazard.Model, rows []feature.Row, seed uint64) (*hazard.Model, error) {
-	cutoffs := map[int]bool{}
-	for _, r := range rows {
-		cutoffs[r.Cutoff] = true
-	}
-	std := global.Std
-	m, _, err := hazard.Train(ctx, global.Schema, rows, hazard.TrainOptions{Kind: hazard.KindLinear, EarlyStopping: len(cutoffs) > 1, L2: 1e-4, Seed: seed, Std: &std})
-	if err != nil {
-		return nil, fmt.Errorf("own model: %w", err)
-	}
-	return m, nil
+	return recalibrate(ctx, clone(global, mix), rows, opt)
 }
 
 // LocalOnly trains the non-private hazard model of one merchant's rows alone,
 // as the merchant could without a federation: a linear model with the engine's
 // reference settings (L2 1e-4; early stopping on the latest cutoff when there are
-// two or more).
+// two or more). The model's Training.Steps is the number of steps it took.
 func LocalOnly(ctx context.Context, schema feature.Schema, rows []feature.Row, seed uint64) (*hazard.Model, error) {
 	cutoffs := map[int]bool{}
 	for _, r := range rows {
 		cutoffs[r.Cutoff] = true
 	}
-	m, _, err := hazard.Train(ctx, schema, rows, hazard.TrainOptions{Kind: hazard.KindLinear, EarlyStopping: len(cutoffs) > 1, L2: 1e-4, Seed: seed})
+	m, _, err := hazard.Train(ctx, schema, rows, localOptions(len(cutoffs) > 1, 0, seed))
 	if err != nil {
 		return nil, fmt.Errorf("local-only model: %w", err)
 	}
 	return m, nil
 }
 
-// fineTune minimises Σ NLL(rows) + τ/2·‖w − w_global‖² over the baselines b and
-// the score parameters w, from the global model, by full-batch Adam (divided by
-// the number of rows so that one step size fits every merchant; the minimiser is
-// the same). τ = +Inf keeps w and refits b alone.
-func fineTune(ctx context.Context, global *hazard.Model, rows []feature.Row, tau float64, opt PersonalizeOptions) (*hazard.Model, error) {
-	m := clone(global, global.Params)
-	groups := GroupByCustomer(rows)
+// localSteps is LocalOnly's recipe for a fixed number of steps, without early
+// stopping: what LocalOnly fits when early stopping settles on steps.
+func localSteps(ctx context.Context, schema feature.Schema, rows []feature.Row, steps int, seed uint64) (*hazard.Model, error) {
+	m, _, err := hazard.Train(ctx, schema, rows, localOptions(false, steps, seed))
+	if err != nil {
+		return nil, fmt.Errorf("local model of %d steps: %w", steps, err)
+	}
+	return m, nil
+}
+
+func localOptions(earlyStopping bool, steps int, seed uint64) hazard.TrainOptions {
+	return hazard.TrainOptions{Kind: hazard.KindLinear, EarlyStopping: earlyStopping, Steps: steps, L2: 1e-4, Seed: seed}
+}
+
+// recalibrate refits the baseline hazards b of start on rows, keeping its
+// score weights: it minimises Σ NLL(rows) over b from start's baselines by
+// full-batch Adam (divided by the number of rows so that one step size fits
+// every merchant; the minimiser is the same), opt.Steps steps with the step
+// size decaying linearly to a tenth. start must be linear without the rhythm
+// term.
+//
+// With the weights fixed, a row's loss depends on its features only through
+// its score f, so the steps run on the scores: a one-feature model whose
+// feature is f (mean 0, scale 1, weight 1) has, with start's baselines, the
+// same loss and baseline gradients to the bit, and each step reads one number
+// per row instead of standardising every feature again.
+func recalibrate(ctx context.Context, start *hazard.Model, rows []feature.Row, opt PersonalizeOptions) (*hazard.Model, error) {
+	m := clone(start, start.Params)
+	proxy, scored, err := scoreProxy(m, rows)
+	if err != nil {
+		return nil, fmt.Errorf("recalibrate: %w", err)
+	}
 	n := float64(len(rows))
-	p := m.Params
-	g := make([]float64, len(p))
-	mom, vel := make([]float64, len(p)), make([]float64, len(p))
+	h := m.Horizon
+	b := m.Params[:h]
+	g := make([]float64, len(proxy.Params))
+	mom, vel := make([]float64, h), make([]float64, h)
 	const b1, b2, eps = 0.9, 0.999, 1e-8
 	for s := 1; s <= opt.Steps; s++ {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("fine-tune: %w", err)
+			return nil, fmt.Errorf("recalibrate: %w", err)
 		}
+		copy(proxy.Params, b)
 		clear(g)
-		for _, c := range groups {
-			if _, err := m.CustomerLoss(c, g); err != nil {
-				return nil, fmt.Errorf("fine-tune: %w", err)
-			}
+		// One call over every row adds each row's gradient into g in the same
+		// order as one call per customer would.
+		if _, err := proxy.CustomerLoss(scored, g); err != nil {
+			return nil, fmt.Errorf("recalibrate: %w", err)
 		}
 		lr := opt.LearningRate * (1 - 0.9*float64(s-1)/float64(max(opt.Steps-1, 1)))
 		c1 := 1 - math.Pow(b1, float64(s))
 		c2 := 1 - math.Pow(b2, float64(s))
-		for j := range p {
-			if j >= m.Horizon && math.IsInf(tau, 1) {
-				continue
-			}
+		for j := range b {
 			d := g[j] / n
-			if j >= m.Horizon {
-				d += tau * (p[j] - global.Params[j]) / n
-			}
 			mom[j] = b1*mom[j] + (1-b1)*d
 			vel[j] = b2*vel[j] + (1-b2)*d*d
-			p[j] -= lr * (mom[j] / c1) / (math.Sqrt(vel[j]/c2) + eps)
+			b[j] -= lr * (mom[j] / c1) / (math.Sqrt(vel[j]/c2) + eps)
 		}
 	}
-	for _, x := range p {
+	for _, x := range m.Params {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil, errors.New("fine-tune: diverged")
+			return nil, errors.New("recalibrate: diverged")
 		}
 	}
 	return m, nil
+}
+
+// scoreProxy returns a one-feature linear model (feature mean 0, scale 1,
+// weight 1, m's baselines) and rows whose only feature is m's score of each of
+// rows, in customer order (GroupByCustomer), labels kept: with m's weights
+// fixed, the proxy's loss on those rows is m's on rows.
+func scoreProxy(m *hazard.Model, rows []feature.Row) (*hazard.Model, []feature.Row, error) {
+	if m.Kind != hazard.KindLinear || m.Rhythm() {
+		return nil, nil, errors.New("score proxy: want a linear model without the rhythm term")
+	}
+	// Any ungated feature will do: the proxy's feature is the score itself.
+	schema, err := feature.NewSchema([]string{"recency_days"})
+	if err != nil {
+		return nil, nil, fmt.Errorf("score proxy: %w", err)
+	}
+	proxy, err := hazard.New(hazard.KindLinear, schema, hazard.Standardization{Mean: []float64{0}, Scale: []float64{1}}, 0, 0.5)
+	if err != nil {
+		return nil, nil, fmt.Errorf("score proxy: %w", err)
+	}
+	copy(proxy.Params, m.Params[:m.Horizon])
+	proxy.Params[m.Horizon] = 1
+	scored := make([]feature.Row, 0, len(rows))
+	f := make([]float64, len(rows)) // one backing array for every row's feature
+	for _, c := range GroupByCustomer(rows) {
+		for _, r := range c {
+			i := len(scored)
+			v, err := m.Score(r.X)
+			if err != nil {
+				return nil, nil, fmt.Errorf("score proxy: %w", err)
+			}
+			f[i] = v
+			scored = append(scored, feature.Row{Customer: r.Customer, Cutoff: r.Cutoff, Label: r.Label, X: f[i : i+1 : i+1]})
+		}
+	}
+	return proxy, scored, nil
 }
 
 // positives counts the rows with a purchase within the horizon.

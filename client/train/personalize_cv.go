@@ -15,9 +15,13 @@ import (
 // crossFitted holds the out-of-fold scores of Personalize's candidates and
 // what was measured on them.
 type crossFitted struct {
-	// Per row: its cutoff's stratum and whether it bought.
+	// Per row: its stratum (cutoff and fold) and whether it bought.
 	stratum []int
 	bought  []bool
+	strata  map[[2]int]int
+	// Per row: the global model's score, the merchant's own model's (α = 1),
+	// and the own model's in the global standardisation (inside the blends).
+	fg, fl, fo []float64
 	// score[i][k] is candidate i's score function on row k.
 	score [][]float64
 	// auc[i] is candidate i's stratified AUC; best the highest's index.
@@ -25,77 +29,134 @@ type crossFitted struct {
 	best int
 }
 
+// add scores rows with the global model and with local, a model of the
+// merchant's own that has not seen them; part names the fold. Rows are
+// compared only with rows of the same cutoff and part: the scores of
+// different fold models are never ranked against each other, since a linear
+// hazard model's score carries an arbitrary constant (its baselines absorb
+// it) that differs from fold to fold and would shift one fold's rows against
+// another's — every candidate but the global model alone.
+func (cv *crossFitted) add(global, local *hazard.Model, rows []feature.Row, part int) error {
+	p, err := restandardize(local, global)
+	if err != nil {
+		return err
+	}
+	own := clone(global, p)
+	if cv.strata == nil {
+		cv.strata = map[[2]int]int{}
+	}
+	for _, r := range rows {
+		key := [2]int{r.Cutoff, part}
+		s, ok := cv.strata[key]
+		if !ok {
+			s = len(cv.strata)
+			cv.strata[key] = s
+		}
+		cv.stratum, cv.bought = append(cv.stratum, s), append(cv.bought, r.Label >= 1)
+		for _, c := range []struct {
+			m   *hazard.Model
+			out *[]float64
+		}{{global, &cv.fg}, {local, &cv.fl}, {own, &cv.fo}} {
+			v, err := c.m.Score(r.X)
+			if err != nil {
+				return err
+			}
+			*c.out = append(*c.out, v)
+		}
+	}
+	return nil
+}
+
+// finish mixes the candidates' scores (score (1 − α)·f_global + α·f_own;
+// α = 1 the own model itself) and measures them.
+func (cv *crossFitted) finish(blends []float64) {
+	cv.score = make([][]float64, len(blends))
+	for i, a := range blends {
+		cv.score[i] = make([]float64, len(cv.fg))
+		for k := range cv.fg {
+			switch a {
+			case 1:
+				cv.score[i][k] = cv.fl[k]
+			default:
+				cv.score[i][k] = (1-a)*cv.fg[k] + a*cv.fo[k]
+			}
+		}
+	}
+	cv.best = cv.measure(len(cv.strata))
+}
+
 // crossFit scores every row with every candidate of opt.Blends, the merchant's
-// own models fitted without the row's customer (groups: rows by customer), and
-// measures the candidates' AUC.
-func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row, opt PersonalizeOptions) (*crossFitted, error) {
-	// Deal the customers, in id order then seeded shuffle, into folds.
+// own model fitted without the row's customer (groups: rows by customer) for
+// steps steps, and measures the candidates' AUC.
+func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row, steps int, opt PersonalizeOptions) (*crossFitted, error) {
+	fold := dealFolds(groups, opt.Folds, opt.Seed)
+	cv := &crossFitted{}
+	for f := range opt.Folds {
+		var fitRows, heldRows []feature.Row
+		for g, rs := range groups {
+			if fold[g] == f {
+				heldRows = append(heldRows, rs...)
+			} else {
+				fitRows = append(fitRows, rs...)
+			}
+		}
+		local, err := localSteps(ctx, global.Schema, fitRows, steps, opt.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("fold %d: %w", f, err)
+		}
+		if err := cv.add(global, local, heldRows, f); err != nil {
+			return nil, fmt.Errorf("fold %d: %w", f, err)
+		}
+	}
+	cv.finish(opt.Blends)
+	return cv, nil
+}
+
+// judgeLatest scores the candidates on the rows of the latest cutoff, with
+// earlier, a global model that has not seen that cutoff, and the merchant's
+// own model fitted (LocalOnly) on the rows of the earlier cutoffs: neither
+// side has seen what it is judged on. ok is false when rows have fewer than
+// two cutoffs.
+func judgeLatest(ctx context.Context, earlier *hazard.Model, rows []feature.Row, opt PersonalizeOptions) (cv *crossFitted, ok bool, err error) {
+	last := slices.MaxFunc(rows, func(a, b feature.Row) int { return a.Cutoff - b.Cutoff }).Cutoff
+	var fit, held []feature.Row
+	for _, r := range rows {
+		if r.Cutoff == last {
+			held = append(held, r)
+		} else {
+			fit = append(fit, r)
+		}
+	}
+	if len(fit) == 0 {
+		return nil, false, nil
+	}
+	local, err := LocalOnly(ctx, earlier.Schema, fit, opt.Seed)
+	if err != nil {
+		return nil, false, fmt.Errorf("latest cutoff: %w", err)
+	}
+	cv = &crossFitted{}
+	if err := cv.add(earlier, local, held, 0); err != nil {
+		return nil, false, fmt.Errorf("latest cutoff: %w", err)
+	}
+	cv.finish(opt.Blends)
+	return cv, true, nil
+}
+
+// dealFolds deals the customers (groups: rows by customer), in id order then
+// by a seeded shuffle, into folds; fold[g] is group g's.
+func dealFolds(groups [][]feature.Row, folds int, seed uint64) []int {
 	order := make([]int, len(groups))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return strings.Compare(groups[a][0].Customer, groups[b][0].Customer) })
-	rng := rand.New(rand.NewPCG(opt.Seed, 0x70657273))
+	rng := rand.New(rand.NewPCG(seed, 0x70657273))
 	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	fold := make([]int, len(groups))
 	for k, g := range order {
-		fold[g] = k % opt.Folds
+		fold[g] = k % folds
 	}
-	cv := &crossFitted{score: make([][]float64, len(opt.Blends))}
-	strata := map[int]int{}
-	var fg, fl, fo []float64
-	for f := range opt.Folds {
-		var fitRows []feature.Row
-		var held []int
-		for g, rs := range groups {
-			if fold[g] == f {
-				held = append(held, g)
-			} else {
-				fitRows = append(fitRows, rs...)
-			}
-		}
-		local, err := LocalOnly(ctx, global.Schema, fitRows, opt.Seed)
-		if err != nil {
-			return nil, fmt.Errorf("fold %d: %w", f, err)
-		}
-		own, err := ownModel(ctx, global, fitRows, opt.Seed)
-		if err != nil {
-			return nil, fmt.Errorf("fold %d: %w", f, err)
-		}
-		for _, g := range held {
-			for _, r := range groups[g] {
-				s, ok := strata[r.Cutoff]
-				if !ok {
-					s = len(strata)
-					strata[r.Cutoff] = s
-				}
-				cv.stratum, cv.bought = append(cv.stratum, s), append(cv.bought, r.Label >= 1)
-				for _, c := range []struct {
-					m   *hazard.Model
-					out *[]float64
-				}{{global, &fg}, {local, &fl}, {own, &fo}} {
-					v, err := c.m.Score(r.X)
-					if err != nil {
-						return nil, fmt.Errorf("fold %d: %w", f, err)
-					}
-					*c.out = append(*c.out, v)
-				}
-			}
-		}
-	}
-	for i, a := range opt.Blends {
-		cv.score[i] = make([]float64, len(fg))
-		for k := range fg {
-			switch a {
-			case 1:
-				cv.score[i][k] = fl[k]
-			default:
-				cv.score[i][k] = (1-a)*fg[k] + a*fo[k]
-			}
-		}
-	}
-	cv.best = cv.measure(len(strata))
-	return cv, nil
+	return fold
 }
 
 // measure fills auc and returns the index of the highest AUC, the first

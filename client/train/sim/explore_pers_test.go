@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/client/train"
+	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
 
@@ -15,7 +16,10 @@ import (
 // cdnow-100 (KAIROS_EXPLORE=1 go test -run ExplorePersonalize -v): it runs the
 // federation once per cutoff set (KAIROS_VALIDATION=1 for ValidationCutoffs),
 // keeps the global model in KAIROS_FED_CACHE if set, and prints the merchant
-// comparison.
+// comparison (and writes the whole report as JSON to KAIROS_PERS_OUT if set).
+// KAIROS_EARLIER=1 judges the candidates with a second federation's model that
+// has not seen the latest training cutoff (PersonalizeOptions.Earlier), kept in
+// KAIROS_EARLIER_CACHE if set.
 func TestExplorePersonalize(t *testing.T) {
 	if os.Getenv("KAIROS_EXPLORE") == "" {
 		t.Skip("set KAIROS_EXPLORE=1")
@@ -35,41 +39,84 @@ func TestExplorePersonalize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := os.Getenv("KAIROS_FED_CACHE")
-	var global *hazard.Model
-	if b, err := os.ReadFile(cache); err == nil && cache != "" {
-		if global, err = hazard.Unmarshal(b, ""); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		fr, err := d.Federate(ctx, DefaultFedOptions())
-		if err != nil {
-			t.Fatal(err)
-		}
-		global = fr.Model
-		if cache != "" {
-			b, err := json.Marshal(global)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(cache, b, 0o600); err != nil {
-				t.Fatal(err)
+	global := cachedFederation(t, d, os.Getenv("KAIROS_FED_CACHE"))
+	opt := train.PersonalizeOptions{Seed: 1}
+	if os.Getenv("KAIROS_EARLIER") != "" {
+		// The fair judge: the same federation on the rows of every training
+		// cutoff but the latest (a stand-in for the registry version published
+		// before that cutoff's labels existed), kept in KAIROS_EARLIER_CACHE.
+		last := 0
+		for _, rs := range d.Train {
+			for _, r := range rs {
+				last = max(last, r.Cutoff)
 			}
 		}
+		early := *d
+		early.Train = make([][]feature.Row, len(d.Train))
+		for m, rs := range d.Train {
+			for _, r := range rs {
+				if r.Cutoff != last {
+					early.Train[m] = append(early.Train[m], r)
+				}
+			}
+		}
+		opt.Earlier = cachedFederation(t, &early, os.Getenv("KAIROS_EARLIER_CACHE"))
 	}
 	start := time.Now()
 	rep := ScenarioReport{}
 	if rep.AUC30.Federated, err = auc30Of(d, global); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.CompareMerchants(ctx, global, split, 1, &rep); err != nil {
+	if err := d.compareMerchants(ctx, global, split, opt, &rep); err != nil {
 		t.Fatal(err)
+	}
+	if out := os.Getenv("KAIROS_PERS_OUT"); out != "" {
+		// The whole report, per merchant choices included, to compare rules or
+		// implementations on one global model.
+		b, err := json.MarshalIndent(struct {
+			Report      ScenarioReport
+			PerMerchant []MerchantResult
+		}{rep, rep.PerMerchant}, "", " ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(out, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("compare %v; fed %.4f local %.4f pers %.4f ge %.3f choices %v", time.Since(start), rep.AUC30.Federated, rep.AUC30.LocalOnlyPooled, rep.AUC30.PersonalizedPooled, rep.PersonalizedGELocal, rep.Choices)
 	for _, b := range rep.BySize {
 		t.Logf("%-8s %3d  L %.4f F %.4f P %.4f  (P-L %+.4f)  ge %.2f of %d  PR %.4f/%.4f/%.4f  Br %.4f/%.4f/%.4f", b.Bucket, b.Merchants, b.LocalOnly, b.Federated, b.Personalized, b.Personalized-b.LocalOnly, b.PersonalizedGELocal, b.Compared,
 			b.PRAUC30.LocalOnly, b.PRAUC30.Federated, b.PRAUC30.Personalized, b.Brier30.LocalOnly, b.Brier30.Federated, b.Brier30.Personalized)
 	}
+}
+
+// cachedFederation returns the model of d.Federate(DefaultFedOptions()), read
+// from cache if that file exists, else trained and written there (cache "":
+// trained, not kept).
+func cachedFederation(t *testing.T, d *Data, cache string) *hazard.Model {
+	t.Helper()
+	if b, err := os.ReadFile(cache); err == nil && cache != "" {
+		m, err := hazard.Unmarshal(b, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	fr, err := d.Federate(context.Background(), DefaultFedOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cache != "" {
+		b, err := json.Marshal(fr.Model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cache, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return fr.Model
 }
 
 func auc30Of(d *Data, m *hazard.Model) (float64, error) {

@@ -292,6 +292,12 @@ func auc30(d *Data, m *hazard.Model) (float64, error) {
 // local-only and personalised AUC@30, share of merchants with personalised ≥
 // local-only, and choices.
 func (d *Data) CompareMerchants(ctx context.Context, global *hazard.Model, split *Split, seed uint64, rep *ScenarioReport) error {
+	return d.compareMerchants(ctx, global, split, train.PersonalizeOptions{Seed: seed}, rep)
+}
+
+// compareMerchants is CompareMerchants with the personalisation's options
+// (opt.Seed seeds every merchant's models).
+func (d *Data) compareMerchants(ctx context.Context, global *hazard.Model, split *Split, opt train.PersonalizeOptions, rep *ScenarioReport) error {
 	rep.Choices = map[string]int{}
 	rep.PerMerchant = make([]MerchantResult, len(split.Merchants))
 	type scored struct{ local, fed, pers []float64 }
@@ -315,7 +321,7 @@ func (d *Data) CompareMerchants(ctx context.Context, global *hazard.Model, split
 		go func() {
 			defer wg.Done()
 			for m := range next {
-				errs[m] = d.compareOne(ctx, global, m, seed, &rep.PerMerchant[m], &own[m].local, &own[m].fed, &own[m].pers)
+				errs[m] = d.compareOne(ctx, global, m, opt, &rep.PerMerchant[m], &own[m].local, &own[m].fed, &own[m].pers)
 			}
 		}()
 	}
@@ -398,14 +404,18 @@ func (d *Data) CompareMerchants(ctx context.Context, global *hazard.Model, split
 
 // compareOne fits merchant m's local-only and personalised models and scores
 // them and global on its own test customers.
-func (d *Data) compareOne(ctx context.Context, global *hazard.Model, m int, seed uint64, res *MerchantResult, local, fed, pers *[]float64) error {
-	lm, err := train.LocalOnly(ctx, d.Schema, d.Train[m], seed)
+func (d *Data) compareOne(ctx context.Context, global *hazard.Model, m int, opt train.PersonalizeOptions, res *MerchantResult, local, fed, pers *[]float64) error {
+	p, err := train.Personalize(ctx, global, d.Train[m], opt)
 	if err != nil {
 		return fmt.Errorf("merchant %d: %w", m, err)
 	}
-	p, err := train.Personalize(ctx, global, d.Train[m], train.PersonalizeOptions{Seed: seed})
-	if err != nil {
-		return fmt.Errorf("merchant %d: %w", m, err)
+	// Personalize fitted the same LocalOnly model (rows, seed) unless it kept
+	// the global model without a comparison.
+	lm := p.Local
+	if lm == nil {
+		if lm, err = train.LocalOnly(ctx, d.Schema, d.Train[m], opt.Seed); err != nil {
+			return fmt.Errorf("merchant %d: %w", m, err)
+		}
 	}
 	res.Choice = p.Choice
 	for _, mod := range []struct {
