@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -109,11 +110,8 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 		if err != nil {
 			return err
 		}
-		switch {
-		case r.Plan.Secure == nil:
+		if r.Plan.Secure == nil {
 			return fmt.Errorf("%w: round %s does not run secure aggregation", ErrPolicy, r.ID)
-		case r.State.Terminal():
-			return fmt.Errorf("%w: round %s is %s", ErrRoundClosed, r.ID, r.State)
 		}
 		id := secureplan.ID(r.Plan.Secure, merchantID)
 		if id == 0 {
@@ -141,6 +139,11 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 			return fmt.Errorf("%w: %s already sent its %s message in round %s", ErrConflict, merchantID, msg.Stage, r.ID)
 		case !errors.Is(err, ErrNotFound):
 			return err
+		case r.State.Terminal():
+			// After the duplicate check: a merchant whose accepted message's
+			// answer was lost (an aggregator restart) resends it, and the
+			// round may have ended meanwhile.
+			return fmt.Errorf("%w: round %s is %s", ErrRoundClosed, r.ID, r.State)
 		}
 		fresh, err := tx.InsertNonce(ctx, merchantID, hdr.Nonce[:], now)
 		if err != nil {
@@ -230,6 +233,14 @@ func applySecure(srv *secagg.Server, id uint32, msg protocol.SecureMessage) erro
 			from = m.From
 			if from == id {
 				err = srv.AddMasked(m)
+			}
+		}
+	case protocol.StageConsistency:
+		var m secagg.AttestMsg
+		if err = m.UnmarshalBinary(msg.Body); err == nil {
+			from = m.From
+			if from == id {
+				err = srv.AddAttest(m)
 			}
 		}
 	case protocol.StageUnmask:
@@ -336,11 +347,17 @@ func (s *Service) SecureStatus(ctx context.Context, merchantID, roundID string) 
 			if d, err := srv.DeliveryFor(id); err == nil {
 				m = d
 			}
+		case protocol.StageConsistency:
+			if req := srv.Request(); slices.Contains(req.Survivors, id) {
+				m = req
+			}
 		case protocol.StageUnmask:
-			req := srv.Request()
-			for _, v := range req.Survivors {
-				if v == id {
-					m = req
+			// The attestations addressed to it, for an attester only, with
+			// the request it attested.
+			if c, err := srv.ConsistencyFor(id); err == nil {
+				m = c
+				if st.Request, err = srv.Request().MarshalBinary(); err != nil {
+					return err
 				}
 			}
 		}

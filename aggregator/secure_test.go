@@ -69,7 +69,7 @@ type inProcessAPI struct {
 	// sent records every envelope the merchant uploads; accepted every
 	// stage message the aggregator accepted.
 	sent     func(env []byte)
-	accepted func(stage protocol.SecureStage)
+	accepted func(stage protocol.SecureStage, env []byte)
 	// rewrite, when set, replaces the envelope about to be sent.
 	rewrite func(env []byte) []byte
 }
@@ -88,7 +88,7 @@ func (a inProcessAPI) SubmitSecure(ctx context.Context, round string, env []byte
 	}
 	rc, err := a.svc.Load().SubmitSecure(ctx, a.merchant, env)
 	if err == nil && a.accepted != nil {
-		a.accepted(rc.Stage) // a duplicate too: the first answer may have been lost
+		a.accepted(rc.Stage, env) // a duplicate too: the first answer may have been lost
 	}
 	return rc, problem(err)
 }
@@ -130,9 +130,9 @@ type secureRun struct {
 	plan    secureplan.Round
 	results map[string]client.SecureResult
 	// envelopes are every sealed message the merchants sent; accepted
-	// counts the stage messages accepted.
+	// holds each merchant's accepted envelope of each stage.
 	envelopes [][]byte
-	accepted  map[protocol.SecureStage]map[string]bool
+	accepted  map[protocol.SecureStage]map[string][]byte
 	mu        sync.Mutex
 }
 
@@ -151,6 +151,9 @@ type playOpts struct {
 	// invalidMask has m6 send a malformed masked input (one word short)
 	// instead of none: refused, m6 is a dropout all the same.
 	invalidMask bool
+	// attestThenDrop has m3 leave after its attestation was accepted, in the
+	// unmask stage, instead of after masking (in the consistency stage).
+	attestThenDrop bool
 }
 
 func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
@@ -163,7 +166,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 	f := newFedPolicy(t, b, secureConfig(), p)
 	f.logger = o.logger
 	restart := o.restart
-	sr := &secureRun{f: f, inputs: map[string][]uint32{}, results: map[string]client.SecureResult{}, accepted: map[protocol.SecureStage]map[string]bool{}}
+	sr := &secureRun{f: f, inputs: map[string][]uint32{}, results: map[string]client.SecureResult{}, accepted: map[protocol.SecureStage]map[string][]byte{}}
 	sr.replica = f.start(t)
 	sr.svc.Store(sr.replica.svc)
 	f.enrol(t, sr.replica, secureMerchants...)
@@ -203,12 +206,12 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				sr.mu.Lock()
 				sr.envelopes = append(sr.envelopes, env)
 				sr.mu.Unlock()
-			}, accepted: func(stage protocol.SecureStage) {
+			}, accepted: func(stage protocol.SecureStage, env []byte) {
 				sr.mu.Lock()
 				if sr.accepted[stage] == nil {
-					sr.accepted[stage] = map[string]bool{}
+					sr.accepted[stage] = map[string][]byte{}
 				}
-				sr.accepted[stage][m] = true
+				sr.accepted[stage][m] = env
 				sr.mu.Unlock()
 			}},
 			Merchant: &keys.Merchant{ID: m, Signing: f.merchant[m]}, Round: round,
@@ -255,9 +258,13 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			part.API = api
 		}
 		if m == "m3" {
+			leave := client.HookSecureMasked
+			if o.attestThenDrop {
+				leave = client.HookSecureAttested
+			}
 			part.Hook = func(point string) {
-				if point == client.HookSecureMasked {
-					cancel() // killed after masking
+				if point == leave {
+					cancel() // killed after masking, or after attesting
 				}
 			}
 		}
@@ -303,9 +310,10 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				sr.svc.Store(sr.replica.svc)
 				restarts++
 			}
-		case sr.waitsOnDropout(st.Stage):
-			// Only m6 (mask) or m3 too (unmask) are missing, by design:
-			// close the stage at its deadline.
+		case sr.waitsOnDropout(st.Stage, o.attestThenDrop):
+			// Only m6 (mask) or m3 too (consistency, or unmask when it
+			// attested) are missing, by design: close the stage at its
+			// deadline.
 			f.clock.Add(61 * time.Second)
 		}
 		if time.Now().After(deadline) {
@@ -314,20 +322,31 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 		time.Sleep(3 * time.Millisecond)
 	}
 	wg.Wait()
-	if restart && restarts < 3 {
+	if restart && restarts < 4 {
 		// One per stage seen; a stage that passes between two polls is not seen.
-		t.Errorf("%d restarts, want one at each stage change (at least three of the four)", restarts)
+		t.Errorf("%d restarts, want one at each stage change (at least four of the five)", restarts)
 	}
 	return sr
 }
 
 // waitsOnDropout reports whether stage has every message but the planned
-// dropouts': five masked inputs (not m6's), four unmask answers (not m3's).
-func (sr *secureRun) waitsOnDropout(stage protocol.SecureStage) bool {
+// dropouts': five masked inputs (not m6's), then four attestations (not
+// m3's, killed after masking) or, when m3 leaves after attesting, five
+// attestations and four unmask answers. (The unmask stage waits only for the
+// attesters, so without attestThenDrop it closes on its own.)
+func (sr *secureRun) waitsOnDropout(stage protocol.SecureStage, attestThenDrop bool) bool {
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
-	return stage == protocol.StageMask && len(sr.accepted[stage]) == len(secureMerchants)-1 ||
-		stage == protocol.StageUnmask && len(sr.accepted[stage]) == len(secureMerchants)-2
+	n := len(sr.accepted[stage])
+	switch stage {
+	case protocol.StageMask:
+		return n == len(secureMerchants)-1
+	case protocol.StageConsistency:
+		return !attestThenDrop && n == len(secureMerchants)-2 || attestThenDrop && n == len(secureMerchants)-1
+	case protocol.StageUnmask:
+		return attestThenDrop && n == len(secureMerchants)-2
+	}
+	return false
 }
 
 // TestSecureRoundDropouts: the published aggregate is exactly the sum of the
@@ -335,14 +354,15 @@ func (sr *secureRun) waitsOnDropout(stage protocol.SecureStage) bool {
 // before, so it is out, its pairwise masks removed with its key's shares),
 // and the published model is the base plus the step that sum gives; each
 // masker was debited one ddgauss release, m6 nothing.
-// Run with and without a restart of the aggregator at every stage, and with
+// Run with and without a restart of the aggregator at every stage (the
+// consistency stage included), with m3 leaving after it attested, and with
 // m6 sending a malformed masked input (refused, so a dropout all the same),
 // on every store.
 func TestSecureRoundDropouts(t *testing.T) {
-	for _, o := range []playOpts{{}, {restart: true}, {invalidMask: true}} {
+	for _, o := range []playOpts{{}, {restart: true}, {attestThenDrop: true}, {restart: true, attestThenDrop: true}, {invalidMask: true}} {
 		restart := o.restart
 		for _, b := range backends(t) { // a fresh database each
-			t.Run(fmt.Sprintf("%s/restart=%v/invalid=%v", b.name, restart, o.invalidMask), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/restart=%v/attested=%v/invalid=%v", b.name, restart, o.attestThenDrop, o.invalidMask), func(t *testing.T) {
 				ctx := context.Background()
 				sr := playSecure(t, b, o)
 				svc := sr.svc.Load()
@@ -425,7 +445,22 @@ func TestSecureRoundDropouts(t *testing.T) {
 					t.Errorf("m1's receipt %+v, want ε %v", rc, eps)
 				}
 				if sr.results["m1"].Outcome != client.OutcomeAccepted {
-					t.Errorf("m1 outcome %q, want accepted", sr.results["m1"].Outcome)
+					t.Errorf("m1 outcome %q (%s), want accepted", sr.results["m1"].Outcome, sr.results["m1"].Reason)
+				}
+				// An accepted message sent again after the round published (its
+				// answer lost to a restart) is a duplicate, not a refusal that
+				// would make its sender a dropout.
+				if rc, err := svc.SubmitSecure(ctx, "m1", sr.accepted[protocol.StageUnmask]["m1"]); err != nil || !rc.Duplicate {
+					t.Errorf("m1's unmask message again after the round published: %+v, %v; want a duplicate", rc, err)
+				}
+				if restart {
+					// A replica killed between a commit and its audit append
+					// leaves the record in the outbox, which Tick appends
+					// once it is 30 s old (repairAfter).
+					sr.f.clock.Add(31 * time.Second)
+					if err := svc.Tick(ctx); err != nil {
+						t.Fatal(err)
+					}
 				}
 				sr.f.verifyAudit(t, sr.replica)
 				acts := auditActions(t, sr.replica.store)
@@ -434,8 +469,18 @@ func TestSecureRoundDropouts(t *testing.T) {
 				if o.invalidMask && acts["round.secure.message denied"] != 1 {
 					t.Errorf("audit actions %v: want m6's malformed masked input denied", acts)
 				}
-				if n := acts["round.secure.message ok"]; n < 6+6+5+4 || (!restart && n != 6+6+5+4) || acts["round.publish ok"] != 1 {
-					t.Errorf("audit actions %v: want 21 accepted messages (6 keys, 6 shares, 5 masked, 4 unmask) and one publish", acts)
+				attests := 4 // m1, m2, m4, m5: m3 left before attesting
+				if o.attestThenDrop {
+					attests = 5
+				}
+				if n, want := acts["round.secure.message ok"], 6+6+5+attests+4; n < want || (!restart && n != want) || acts["round.publish ok"] != 1 {
+					t.Errorf("audit actions %v: want %d accepted messages (6 keys, 6 shares, 5 masked, %d attestations, 4 unmask) and one publish", acts, want, attests)
+				}
+				if acts["round.secure.consistency ok"] != 1 || acts["round.secure.unmask ok"] != 1 {
+					t.Errorf("audit actions %v: want the consistency and unmask stages opened once each", acts)
+				}
+				if got, want := sr.results["m3"].Outcome, ""; got != want {
+					t.Errorf("m3 (killed) outcome %q, want none", got)
 				}
 			})
 		}
