@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -212,45 +213,15 @@ func applySecure(srv *secagg.Server, id uint32, msg protocol.SecureMessage) erro
 	var err error
 	switch msg.Stage {
 	case protocol.StageAdvertise:
-		var m secagg.AdvertiseMsg
-		if err = m.UnmarshalBinary(msg.Body); err == nil {
-			from = m.From
-			if from == id {
-				err = srv.AddAdvertise(m)
-			}
-		}
+		from, err = decodeApply(msg.Body, id, func(m secagg.AdvertiseMsg) uint32 { return m.From }, srv.AddAdvertise)
 	case protocol.StageShare:
-		var m secagg.SharesMsg
-		if err = m.UnmarshalBinary(msg.Body); err == nil {
-			from = m.From
-			if from == id {
-				err = srv.AddShares(m)
-			}
-		}
+		from, err = decodeApply(msg.Body, id, func(m secagg.SharesMsg) uint32 { return m.From }, srv.AddShares)
 	case protocol.StageMask:
-		var m secagg.MaskedMsg
-		if err = m.UnmarshalBinary(msg.Body); err == nil {
-			from = m.From
-			if from == id {
-				err = srv.AddMasked(m)
-			}
-		}
+		from, err = decodeApply(msg.Body, id, func(m secagg.MaskedMsg) uint32 { return m.From }, srv.AddMasked)
 	case protocol.StageConsistency:
-		var m secagg.AttestMsg
-		if err = m.UnmarshalBinary(msg.Body); err == nil {
-			from = m.From
-			if from == id {
-				err = srv.AddAttest(m)
-			}
-		}
+		from, err = decodeApply(msg.Body, id, func(m secagg.AttestMsg) uint32 { return m.From }, srv.AddAttest)
 	case protocol.StageUnmask:
-		var m secagg.UnmaskResponse
-		if err = m.UnmarshalBinary(msg.Body); err == nil {
-			from = m.From
-			if from == id {
-				err = srv.AddUnmask(m)
-			}
-		}
+		from, err = decodeApply(msg.Body, id, func(m secagg.UnmaskResponse) uint32 { return m.From }, srv.AddUnmask)
 	}
 	switch {
 	case err != nil:
@@ -259,6 +230,22 @@ func applySecure(srv *secagg.Server, id uint32, msg protocol.SecureMessage) erro
 		return fmt.Errorf("%w: %s message from secagg id %d, the merchant's is %d", protocol.ErrInvalidUpdate, msg.Stage, from, id)
 	}
 	return nil
+}
+
+// decodeApply decodes body as a T and, when it comes from id, hands it to
+// add; it returns the sender the message names.
+func decodeApply[T any, P interface {
+	*T
+	encoding.BinaryUnmarshaler
+}](body []byte, id uint32, sender func(T) uint32, add func(T) error) (uint32, error) {
+	var m T
+	if err := P(&m).UnmarshalBinary(body); err != nil {
+		return 0, err
+	}
+	if from := sender(m); from != id {
+		return from, nil
+	}
+	return id, add(m)
 }
 
 // debitSecure debits merchant's ledger with rel for round r and returns its

@@ -72,10 +72,17 @@ type inProcessAPI struct {
 	accepted func(stage protocol.SecureStage, env []byte)
 	// rewrite, when set, replaces the envelope about to be sent.
 	rewrite func(env []byte) []byte
+	// deviate, when set, rewrites the aggregator's answer to a status
+	// request: a malicious aggregator's messages to this merchant.
+	deviate func(t testing.TB, merchant string, st protocol.SecureStatus) protocol.SecureStatus
+	t       testing.TB
 }
 
 func (a inProcessAPI) SecureStatus(ctx context.Context, round string) (protocol.SecureStatus, error) {
 	st, err := a.svc.Load().SecureStatus(ctx, a.merchant, round)
+	if err == nil && a.deviate != nil {
+		st = a.deviate(a.t, a.merchant, st)
+	}
 	return st, problem(err)
 }
 
@@ -154,6 +161,10 @@ type playOpts struct {
 	// attestThenDrop has m3 leave after its attestation was accepted, in the
 	// unmask stage, instead of after masking (in the consistency stage).
 	attestThenDrop bool
+	// split plays a malicious aggregator (splitRequests) against six
+	// merchants that all stay; withoutCheck has them answer the unmask
+	// request without the consistency check.
+	split, withoutCheck bool
 }
 
 func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
@@ -202,7 +213,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			t.Fatal(err)
 		}
 		part := &client.SecureParticipant{
-			API: inProcessAPI{svc: &sr.svc, merchant: m, sent: func(env []byte) {
+			API: inProcessAPI{svc: &sr.svc, merchant: m, t: t, sent: func(env []byte) {
 				sr.mu.Lock()
 				sr.envelopes = append(sr.envelopes, env)
 				sr.mu.Unlock()
@@ -216,6 +227,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			}},
 			Merchant: &keys.Merchant{ID: m, Signing: f.merchant[m]}, Round: round,
 			Now: f.clock.Now, Poll: 2 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)),
+			WithoutConsistencyCheck: o.withoutCheck,
 			Input: func(ctx context.Context, plan secureplan.Round) ([]uint32, error) {
 				rng := rand.New(rand.NewPCG(uint64(i), 77))
 				var contrib [][]float64
@@ -240,7 +252,12 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				return x, err
 			},
 		}
-		if m == "m6" && !o.invalidMask {
+		if o.split {
+			api := part.API.(inProcessAPI)
+			api.deviate = splitRequests
+			part.API = api
+		}
+		if m == "m6" && !o.invalidMask && !o.split {
 			part.BeforeMask = func(secureplan.Round) error { return errDrop }
 		}
 		if m == "m6" && o.invalidMask {
@@ -257,7 +274,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			}
 			part.API = api
 		}
-		if m == "m3" {
+		if m == "m3" && !o.split {
 			leave := client.HookSecureMasked
 			if o.attestThenDrop {
 				leave = client.HookSecureAttested
@@ -274,7 +291,9 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			res, err := part.Run(pctx)
 			switch {
 			case m == "m6" && errors.Is(err, errDrop), m == "m3" && errors.Is(err, context.Canceled),
-				m == "m6" && o.invalidMask && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate):
+				m == "m6" && o.invalidMask && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate),
+				// The live server refuses an answer to a request it did not send.
+				o.split && o.withoutCheck && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate):
 			case err != nil:
 				t.Errorf("%s: %v", m, err)
 			}
@@ -310,6 +329,10 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				sr.svc.Store(sr.replica.svc)
 				restarts++
 			}
+		case o.split && st.Stage == protocol.StageUnmask && sr.settled(st.Stage) == len(secureMerchants):
+			// Every merchant answered or gave up, in a round the aggregator
+			// cannot finish: close its stage at the deadline.
+			f.clock.Add(61 * time.Second)
 		case sr.waitsOnDropout(st.Stage, o.attestThenDrop):
 			// Only m6 (mask) or m3 too (consistency, or unmask when it
 			// attested) are missing, by design: close the stage at its
@@ -327,6 +350,20 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 		t.Errorf("%d restarts, want one at each stage change (at least four of the five)", restarts)
 	}
 	return sr
+}
+
+// settled is the number of merchants whose participant returned or whose
+// message for stage was accepted.
+func (sr *secureRun) settled(stage protocol.SecureStage) int {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	n := len(sr.results)
+	for m := range sr.accepted[stage] {
+		if _, done := sr.results[m]; !done {
+			n++
+		}
+	}
+	return n
 }
 
 // waitsOnDropout reports whether stage has every message but the planned

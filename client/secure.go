@@ -200,9 +200,7 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 		return end(err)
 	}
 	res.Receipt = &rc
-	if p.Hook != nil {
-		p.Hook(HookSecureMasked)
-	}
+	p.hook(HookSecureMasked)
 	// Consistency: attest the unmask request this merchant was sent, to its
 	// neighbours; the aggregator cannot forge their attestations.
 	if st, err = p.await(ctx, protocol.StageConsistency); err != nil {
@@ -219,9 +217,7 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 	if _, err := p.send(ctx, protocol.StageConsistency, att); err != nil {
 		return end(err)
 	}
-	if p.Hook != nil {
-		p.Hook(HookSecureAttested)
-	}
+	p.hook(HookSecureAttested)
 	// Unmask: answer only the request attested here and by Threshold
 	// neighbours (UnmaskConsistent refuses anything else).
 	if st, err = p.await(ctx, protocol.StageUnmask); err != nil {
@@ -252,6 +248,12 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 	}
 	res.Outcome = OutcomeAccepted
 	return res, nil
+}
+
+func (p *SecureParticipant) hook(point string) {
+	if p.Hook != nil {
+		p.Hook(point)
+	}
 }
 
 // stageEnd is a round that went on without this merchant, or failed.

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -200,14 +201,7 @@ func (s *Server) EndConsistency() error {
 }
 
 // Attested returns the survivors whose attestation was recorded, sorted.
-func (s *Server) Attested() []uint32 {
-	ids := make([]uint32, 0, len(s.attests))
-	for id := range s.attests {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
+func (s *Server) Attested() []uint32 { return slices.Sorted(maps.Keys(s.attests)) }
 
 // ConsistencyFor is the message to attesting survivor id once the
 // consistency stage is closed: the tags its neighbours' attestations
