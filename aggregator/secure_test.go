@@ -667,3 +667,80 @@ func TestSecureBudgetRefused(t *testing.T) {
 		t.Errorf("round 3: %+v, want failed", st)
 	}
 }
+
+// TestSecureRestartExtendsStage: an aggregator that was down past the
+// deadline of the stage in progress gives that stage a full
+// secure_stage_timeout from its restart, for the merchants to reconnect:
+// their messages are still accepted and the round goes on, where the stored
+// deadline alone would have failed it at the first tick (too few merchants
+// advertised keys).
+func TestSecureRestartExtendsStage(t *testing.T) {
+	ctx := context.Background()
+	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFedPolicy(t, sqliteBackend(t), secureConfig(), p)
+	r := f.start(t)
+	f.enrol(t, r, secureMerchants...)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	round, err := r.svc.CurrentRound(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.svc.SecureStatus(ctx, "m1", round.ID)
+	if err != nil || st.Stage != protocol.StageAdvertise {
+		t.Fatalf("status %+v, %v; want the advertise stage", st, err)
+	}
+	stored := st.StageDeadline
+	// Down for 90 s, from 50 s into the 60 s stage.
+	f.clock.Add(50 * time.Second)
+	r.log.Close()
+	r.store.Close()
+	f.clock.Add(90 * time.Second)
+	r = f.start(t)
+	restarted := f.clock.Now()
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err = r.svc.SecureStatus(ctx, "m1", round.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := restarted.Add(time.Minute); st.Stage != protocol.StageAdvertise || !st.StageDeadline.Equal(want) {
+		t.Fatalf("after the restart: %+v; want the advertise stage until %s (stored %s)", st, want, stored)
+	}
+	plan, err := secureplan.Decode(round.Plan.Secure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(30 * time.Second)
+	for i, m := range secureMerchants {
+		c, err := secagg.NewClient(plan.Config, uint32(i+1), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adv, err := c.Advertise()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := adv.MarshalBinary()
+		payload, _ := json.Marshal(protocol.SecureMessage{Version: protocol.Version, Round: round.ID, Merchant: m, Stage: protocol.StageAdvertise, Body: body})
+		env := f.seal(t, protocol.Update{Merchant: m, Round: round.ID, BaseVersion: round.BaseVersion}, func(o *sealOpts) { o.payload = payload })
+		if _, err := r.svc.SubmitSecure(ctx, m, env); err != nil {
+			t.Fatalf("%s's keys 30 s after the restart: %v", m, err)
+		}
+	}
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err = r.svc.SecureStatus(ctx, "m1", round.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Stage != protocol.StageShare {
+		t.Errorf("after every merchant advertised: %+v; want the share stage", st)
+	}
+}
