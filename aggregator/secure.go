@@ -177,10 +177,15 @@ func loadSecure(ctx context.Context, tx Tx, r RoundRecord, lock Lock) (SecureRou
 	}
 	srv, err := secagg.RestoreServer(plan.Config, sr.Server)
 	if err != nil {
-		return sr, plan, nil, fmt.Errorf("secure round %s: %w", r.ID, err)
+		return sr, plan, nil, fmt.Errorf("secure round %s: %w: %w", r.ID, errSecureState, err)
 	}
 	return sr, plan, srv, nil
 }
+
+// errSecureState: a secure round's stored protocol state does not replay
+// under its plan (corrupt, or stored by a version whose stages differ, e.g. a
+// round in its unmask stage from before the consistency stage existed).
+var errSecureState = errors.New("stored protocol state does not restore")
 
 // saveSecure writes srv's snapshot into sr and stores it.
 func saveSecure(ctx context.Context, tx Tx, sr *SecureRoundRecord, srv *secagg.Server, now time.Time) error {
@@ -249,15 +254,20 @@ func (s *Service) resumeSecure(ctx context.Context) error {
 // merchant's shares out of reach). A failed secure round reveals nothing.
 func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now time.Time) ([]transition, error) {
 	sr, _, srv, err := loadSecure(ctx, tx, r, LockUpdate)
-	if err != nil {
-		return nil, err
-	}
 	failSecure := func(reason string) ([]transition, error) {
 		sr.Stage, sr.Reason, sr.UpdatedAt = protocol.StageFailed, reason, now
 		if err := tx.UpdateSecureRound(ctx, sr); err != nil {
 			return nil, err
 		}
 		return s.fail(ctx, tx, r, "secure aggregation: "+reason, now)
+	}
+	switch {
+	case errors.Is(err, errSecureState):
+		// It will not restore at the next tick either: fail the round, which
+		// unmasks nothing, rather than every tick of the service.
+		return failSecure(err.Error())
+	case err != nil:
+		return nil, err
 	}
 	if sr.Stage == protocol.StageFailed {
 		return failSecure(sr.Reason)

@@ -744,3 +744,53 @@ func TestSecureRestartExtendsStage(t *testing.T) {
 		t.Errorf("after every merchant advertised: %+v; want the share stage", st)
 	}
 }
+
+// TestSecureUnrestorableStateFails: a secure round whose stored protocol
+// state no longer replays (here a snapshot cut short; in a deployment, a
+// round in its unmask stage stored before the consistency stage existed)
+// fails at the next tick, unmasking nothing, with the reason; before, every
+// tick of the service failed on it.
+func TestSecureUnrestorableStateFails(t *testing.T) {
+	ctx := context.Background()
+	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFedPolicy(t, sqliteBackend(t), secureConfig(), p)
+	r := f.start(t)
+	f.enrol(t, r, secureMerchants...)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	round, err := r.svc.CurrentRound(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
+		sr, err := tx.SecureRound(ctx, round.ID, aggregator.LockUpdate)
+		if err != nil {
+			return err
+		}
+		sr.Server = sr.Server[:len(sr.Server)-1]
+		return tx.UpdateSecureRound(ctx, sr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatalf("tick over an unrestorable secure round: %v", err)
+	}
+	st, err := r.svc.SecureStatus(ctx, "m1", round.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != protocol.RoundFailed || st.Stage != protocol.StageFailed || !strings.Contains(st.Reason, "does not restore") {
+		t.Fatalf("round %s: %+v; want failed, its state does not restore", round.ID, st)
+	}
+	if next, err := r.svc.CurrentRound(ctx, "m1"); err != nil || next.ID == round.ID {
+		t.Errorf("current round %s, %v; want the next one open", next.ID, err)
+	}
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Errorf("the tick after: %v", err)
+	}
+}
