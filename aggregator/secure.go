@@ -27,8 +27,13 @@ import (
 // (aggregator/secagg), so the aggregator learns the cohort's sum and nothing
 // else. The round machine is the plain one (open → collecting → aggregating →
 // published | failed) with the SecAgg+ stage (advertise → share → mask →
-// unmask → done | failed) persisted beside it in fed_secure_rounds, together
-// with the protocol state, in the transaction of every message it accepts.
+// consistency → unmask → done | failed) persisted beside it in
+// fed_secure_rounds, together with the protocol state, in the transaction of
+// every message it accepts. The consistency stage (secagg's consistency
+// check, always on: secureplan.Decode) has each survivor attest the unmask
+// request it was sent before any survivor reveals a share, so that an
+// aggregator that sends different requests to different merchants gets no
+// answer at all.
 
 // secureTolerance and secureColluders size the neighbour graph
 // (secagg.ChooseDegree, failure 1e-9): the share of the cohort that may drop
@@ -52,7 +57,7 @@ func (s *Service) planSecure(ctx context.Context, tx Tx, r *RoundRecord, now tim
 	timeout := s.rc().SecureStageTimeout
 	rec := &SecureRoundRecord{Round: r.ID, Stage: protocol.StageAdvertise, StageDeadline: now.Add(timeout).Truncate(time.Millisecond), UpdatedAt: now}
 	r.Plan.Steps = 1
-	r.Deadline = now.Add(5 * timeout).Truncate(time.Millisecond)
+	r.Deadline = now.Add(6 * timeout).Truncate(time.Millisecond) // five stages and a margin
 	sp := &protocol.SecurePlan{Merchants: slices.Clone(r.Selected), MinSurvivors: minCohort, StageTimeout: timeout}
 	r.Plan.Secure = sp
 	failNow := func(reason string) (*SecureRoundRecord, error) {
@@ -172,10 +177,15 @@ func loadSecure(ctx context.Context, tx Tx, r RoundRecord, lock Lock) (SecureRou
 	}
 	srv, err := secagg.RestoreServer(plan.Config, sr.Server)
 	if err != nil {
-		return sr, plan, nil, fmt.Errorf("secure round %s: %w", r.ID, err)
+		return sr, plan, nil, fmt.Errorf("secure round %s: %w: %w", r.ID, errSecureState, err)
 	}
 	return sr, plan, srv, nil
 }
+
+// errSecureState: a secure round's stored protocol state does not replay
+// under its plan (corrupt, or stored by a version whose stages differ, e.g. a
+// round in its unmask stage from before the consistency stage existed).
+var errSecureState = errors.New("stored protocol state does not restore")
 
 // saveSecure writes srv's snapshot into sr and stores it.
 func saveSecure(ctx context.Context, tx Tx, sr *SecureRoundRecord, srv *secagg.Server, now time.Time) error {
@@ -187,6 +197,56 @@ func saveSecure(ctx context.Context, tx Tx, sr *SecureRoundRecord, srv *secagg.S
 	return tx.UpdateSecureRound(ctx, *sr)
 }
 
+// resumeSecure gives the stage of a secure round in progress at least one
+// secure_stage_timeout from now, the aggregator's start: the merchants'
+// clients lost their connection while it was down and come back on their
+// own retry schedule (up to 10 s apart by default), so a stage whose stored
+// deadline ran out, or nearly, while the aggregator was down would otherwise
+// close at its first tick without them, dropping merchants that were only
+// waiting to resend (the cause of e2e TestSecureAggregatorKilled's lost
+// merchant). A stage never closes earlier than stored.
+func (s *Service) resumeSecure(ctx context.Context) error {
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		latest, err := tx.LatestRound(ctx)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		case latest.Plan.Secure == nil || latest.State.Terminal():
+			return nil
+		}
+		// The round's row first, as Tick and SubmitSecure take it.
+		r, err := tx.Round(ctx, latest.ID, LockUpdate)
+		if err != nil {
+			return err
+		}
+		if r.State != protocol.RoundOpen && r.State != protocol.RoundCollecting {
+			return nil
+		}
+		sr, err := tx.SecureRound(ctx, r.ID, LockUpdate)
+		if err != nil {
+			return err
+		}
+		if sr.Stage == protocol.StageDone || sr.Stage == protocol.StageFailed {
+			return nil
+		}
+		now := s.now().UTC()
+		floor := now.Add(s.rc().SecureStageTimeout).Truncate(time.Millisecond)
+		if !sr.StageDeadline.Before(floor) {
+			return nil
+		}
+		s.log.Info("secure stage resumed after a start: deadline extended for the merchants to reconnect",
+			"round", r.ID, "stage", sr.Stage, "stored_deadline", sr.StageDeadline, "deadline", floor)
+		sr.StageDeadline, sr.UpdatedAt = floor, now
+		return tx.UpdateSecureRound(ctx, sr)
+	})
+	if err != nil {
+		return fmt.Errorf("resume secure round: %w", err)
+	}
+	return nil
+}
+
 // advanceSecure moves a secure round's stage on once every merchant it waits
 // for has sent its message, or the stage's deadline passed: to the next
 // stage, to aggregating once the sum is unmasked, or to failed when too few
@@ -194,15 +254,20 @@ func saveSecure(ctx context.Context, tx Tx, sr *SecureRoundRecord, srv *secagg.S
 // merchant's shares out of reach). A failed secure round reveals nothing.
 func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now time.Time) ([]transition, error) {
 	sr, _, srv, err := loadSecure(ctx, tx, r, LockUpdate)
-	if err != nil {
-		return nil, err
-	}
 	failSecure := func(reason string) ([]transition, error) {
 		sr.Stage, sr.Reason, sr.UpdatedAt = protocol.StageFailed, reason, now
 		if err := tx.UpdateSecureRound(ctx, sr); err != nil {
 			return nil, err
 		}
 		return s.fail(ctx, tx, r, "secure aggregation: "+reason, now)
+	}
+	switch {
+	case errors.Is(err, errSecureState):
+		// It will not restore at the next tick either: fail the round, which
+		// unmasks nothing, rather than every tick of the service.
+		return failSecure(err.Error())
+	case err != nil:
+		return nil, err
 	}
 	if sr.Stage == protocol.StageFailed {
 		return failSecure(sr.Reason)
@@ -216,8 +281,12 @@ func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 		waiting, got = len(srv.Advertised()), len(srv.Shared())
 	case secagg.StageMask:
 		waiting, got = len(srv.Shared()), len(srv.Survivors())
+	case secagg.StageConsistency:
+		waiting, got = len(srv.Request().Survivors), len(srv.Attested())
 	case secagg.StageUnmask:
-		waiting, got = len(srv.Request().Survivors), len(srv.Answered())
+		// Only attesters are asked: an honest merchant answers only a
+		// request it attested.
+		waiting, got = len(srv.Attested()), len(srv.Answered())
 	default:
 		return nil, nil // done: Tick's publish step takes it
 	}
@@ -236,8 +305,11 @@ func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 	case secagg.StageMask:
 		var req secagg.UnmaskRequest
 		req, err = srv.EndMask()
-		next = protocol.StageUnmask
+		next = protocol.StageConsistency
 		reason = fmt.Sprintf("%d masked inputs; %d merchants dropped out after sharing (their masks are removed with their key shares)", len(req.Survivors), len(req.Dropouts))
+	case secagg.StageConsistency:
+		err, next = srv.EndConsistency(), protocol.StageUnmask
+		reason = fmt.Sprintf("%d of %d survivors attested the unmask request", got, waiting)
 	case secagg.StageUnmask:
 		var sum []uint32
 		if sum, err = srv.Result(); err == nil {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -109,11 +111,8 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 		if err != nil {
 			return err
 		}
-		switch {
-		case r.Plan.Secure == nil:
+		if r.Plan.Secure == nil {
 			return fmt.Errorf("%w: round %s does not run secure aggregation", ErrPolicy, r.ID)
-		case r.State.Terminal():
-			return fmt.Errorf("%w: round %s is %s", ErrRoundClosed, r.ID, r.State)
 		}
 		id := secureplan.ID(r.Plan.Secure, merchantID)
 		if id == 0 {
@@ -141,6 +140,11 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 			return fmt.Errorf("%w: %s already sent its %s message in round %s", ErrConflict, merchantID, msg.Stage, r.ID)
 		case !errors.Is(err, ErrNotFound):
 			return err
+		case r.State.Terminal():
+			// After the duplicate check: a merchant whose accepted message's
+			// answer was lost (an aggregator restart) resends it, and the
+			// round may have ended meanwhile.
+			return fmt.Errorf("%w: round %s is %s", ErrRoundClosed, r.ID, r.State)
 		}
 		fresh, err := tx.InsertNonce(ctx, merchantID, hdr.Nonce[:], now)
 		if err != nil {
@@ -209,37 +213,15 @@ func applySecure(srv *secagg.Server, id uint32, msg protocol.SecureMessage) erro
 	var err error
 	switch msg.Stage {
 	case protocol.StageAdvertise:
-		var m secagg.AdvertiseMsg
-		if err = m.UnmarshalBinary(msg.Body); err == nil {
-			from = m.From
-			if from == id {
-				err = srv.AddAdvertise(m)
-			}
-		}
+		from, err = decodeApply(msg.Body, id, func(m secagg.AdvertiseMsg) uint32 { return m.From }, srv.AddAdvertise)
 	case protocol.StageShare:
-		var m secagg.SharesMsg
-		if err = m.UnmarshalBinary(msg.Body); err == nil {
-			from = m.From
-			if from == id {
-				err = srv.AddShares(m)
-			}
-		}
+		from, err = decodeApply(msg.Body, id, func(m secagg.SharesMsg) uint32 { return m.From }, srv.AddShares)
 	case protocol.StageMask:
-		var m secagg.MaskedMsg
-		if err = m.UnmarshalBinary(msg.Body); err == nil {
-			from = m.From
-			if from == id {
-				err = srv.AddMasked(m)
-			}
-		}
+		from, err = decodeApply(msg.Body, id, func(m secagg.MaskedMsg) uint32 { return m.From }, srv.AddMasked)
+	case protocol.StageConsistency:
+		from, err = decodeApply(msg.Body, id, func(m secagg.AttestMsg) uint32 { return m.From }, srv.AddAttest)
 	case protocol.StageUnmask:
-		var m secagg.UnmaskResponse
-		if err = m.UnmarshalBinary(msg.Body); err == nil {
-			from = m.From
-			if from == id {
-				err = srv.AddUnmask(m)
-			}
-		}
+		from, err = decodeApply(msg.Body, id, func(m secagg.UnmaskResponse) uint32 { return m.From }, srv.AddUnmask)
 	}
 	switch {
 	case err != nil:
@@ -248,6 +230,22 @@ func applySecure(srv *secagg.Server, id uint32, msg protocol.SecureMessage) erro
 		return fmt.Errorf("%w: %s message from secagg id %d, the merchant's is %d", protocol.ErrInvalidUpdate, msg.Stage, from, id)
 	}
 	return nil
+}
+
+// decodeApply decodes body as a T and, when it comes from id, hands it to
+// add; it returns the sender the message names.
+func decodeApply[T any, P interface {
+	*T
+	encoding.BinaryUnmarshaler
+}](body []byte, id uint32, sender func(T) uint32, add func(T) error) (uint32, error) {
+	var m T
+	if err := P(&m).UnmarshalBinary(body); err != nil {
+		return 0, err
+	}
+	if from := sender(m); from != id {
+		return from, nil
+	}
+	return id, add(m)
 }
 
 // debitSecure debits merchant's ledger with rel for round r and returns its
@@ -336,11 +334,17 @@ func (s *Service) SecureStatus(ctx context.Context, merchantID, roundID string) 
 			if d, err := srv.DeliveryFor(id); err == nil {
 				m = d
 			}
+		case protocol.StageConsistency:
+			if req := srv.Request(); slices.Contains(req.Survivors, id) {
+				m = req
+			}
 		case protocol.StageUnmask:
-			req := srv.Request()
-			for _, v := range req.Survivors {
-				if v == id {
-					m = req
+			// The attestations addressed to it, for an attester only, with
+			// the request it attested.
+			if c, err := srv.ConsistencyFor(id); err == nil {
+				m = c
+				if st.Request, err = srv.Request().MarshalBinary(); err != nil {
+					return err
 				}
 			}
 		}

@@ -69,13 +69,20 @@ type inProcessAPI struct {
 	// sent records every envelope the merchant uploads; accepted every
 	// stage message the aggregator accepted.
 	sent     func(env []byte)
-	accepted func(stage protocol.SecureStage)
+	accepted func(stage protocol.SecureStage, env []byte)
 	// rewrite, when set, replaces the envelope about to be sent.
 	rewrite func(env []byte) []byte
+	// deviate, when set, rewrites the aggregator's answer to a status
+	// request: a malicious aggregator's messages to this merchant.
+	deviate func(t testing.TB, merchant string, st protocol.SecureStatus) protocol.SecureStatus
+	t       testing.TB
 }
 
 func (a inProcessAPI) SecureStatus(ctx context.Context, round string) (protocol.SecureStatus, error) {
 	st, err := a.svc.Load().SecureStatus(ctx, a.merchant, round)
+	if err == nil && a.deviate != nil {
+		st = a.deviate(a.t, a.merchant, st)
+	}
 	return st, problem(err)
 }
 
@@ -88,7 +95,7 @@ func (a inProcessAPI) SubmitSecure(ctx context.Context, round string, env []byte
 	}
 	rc, err := a.svc.Load().SubmitSecure(ctx, a.merchant, env)
 	if err == nil && a.accepted != nil {
-		a.accepted(rc.Stage) // a duplicate too: the first answer may have been lost
+		a.accepted(rc.Stage, env) // a duplicate too: the first answer may have been lost
 	}
 	return rc, problem(err)
 }
@@ -130,9 +137,9 @@ type secureRun struct {
 	plan    secureplan.Round
 	results map[string]client.SecureResult
 	// envelopes are every sealed message the merchants sent; accepted
-	// counts the stage messages accepted.
+	// holds each merchant's accepted envelope of each stage.
 	envelopes [][]byte
-	accepted  map[protocol.SecureStage]map[string]bool
+	accepted  map[protocol.SecureStage]map[string][]byte
 	mu        sync.Mutex
 }
 
@@ -151,6 +158,13 @@ type playOpts struct {
 	// invalidMask has m6 send a malformed masked input (one word short)
 	// instead of none: refused, m6 is a dropout all the same.
 	invalidMask bool
+	// attestThenDrop has m3 leave after its attestation was accepted, in the
+	// unmask stage, instead of after masking (in the consistency stage).
+	attestThenDrop bool
+	// split plays a malicious aggregator (splitRequests) against six
+	// merchants that all stay; withoutCheck has them answer the unmask
+	// request without the consistency check.
+	split, withoutCheck bool
 }
 
 func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
@@ -163,7 +177,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 	f := newFedPolicy(t, b, secureConfig(), p)
 	f.logger = o.logger
 	restart := o.restart
-	sr := &secureRun{f: f, inputs: map[string][]uint32{}, results: map[string]client.SecureResult{}, accepted: map[protocol.SecureStage]map[string]bool{}}
+	sr := &secureRun{f: f, inputs: map[string][]uint32{}, results: map[string]client.SecureResult{}, accepted: map[protocol.SecureStage]map[string][]byte{}}
 	sr.replica = f.start(t)
 	sr.svc.Store(sr.replica.svc)
 	f.enrol(t, sr.replica, secureMerchants...)
@@ -199,20 +213,21 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			t.Fatal(err)
 		}
 		part := &client.SecureParticipant{
-			API: inProcessAPI{svc: &sr.svc, merchant: m, sent: func(env []byte) {
+			API: inProcessAPI{svc: &sr.svc, merchant: m, t: t, sent: func(env []byte) {
 				sr.mu.Lock()
 				sr.envelopes = append(sr.envelopes, env)
 				sr.mu.Unlock()
-			}, accepted: func(stage protocol.SecureStage) {
+			}, accepted: func(stage protocol.SecureStage, env []byte) {
 				sr.mu.Lock()
 				if sr.accepted[stage] == nil {
-					sr.accepted[stage] = map[string]bool{}
+					sr.accepted[stage] = map[string][]byte{}
 				}
-				sr.accepted[stage][m] = true
+				sr.accepted[stage][m] = env
 				sr.mu.Unlock()
 			}},
 			Merchant: &keys.Merchant{ID: m, Signing: f.merchant[m]}, Round: round,
 			Now: f.clock.Now, Poll: 2 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)),
+			WithoutConsistencyCheck: o.withoutCheck,
 			Input: func(ctx context.Context, plan secureplan.Round) ([]uint32, error) {
 				rng := rand.New(rand.NewPCG(uint64(i), 77))
 				var contrib [][]float64
@@ -237,7 +252,12 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				return x, err
 			},
 		}
-		if m == "m6" && !o.invalidMask {
+		if o.split {
+			api := part.API.(inProcessAPI)
+			api.deviate = splitRequests
+			part.API = api
+		}
+		if m == "m6" && !o.invalidMask && !o.split {
 			part.BeforeMask = func(secureplan.Round) error { return errDrop }
 		}
 		if m == "m6" && o.invalidMask {
@@ -254,10 +274,14 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			}
 			part.API = api
 		}
-		if m == "m3" {
+		if m == "m3" && !o.split {
+			leave := client.HookSecureMasked
+			if o.attestThenDrop {
+				leave = client.HookSecureAttested
+			}
 			part.Hook = func(point string) {
-				if point == client.HookSecureMasked {
-					cancel() // killed after masking
+				if point == leave {
+					cancel() // killed after masking, or after attesting
 				}
 			}
 		}
@@ -267,7 +291,9 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			res, err := part.Run(pctx)
 			switch {
 			case m == "m6" && errors.Is(err, errDrop), m == "m3" && errors.Is(err, context.Canceled),
-				m == "m6" && o.invalidMask && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate):
+				m == "m6" && o.invalidMask && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate),
+				// The live server refuses an answer to a request it did not send.
+				o.split && o.withoutCheck && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate):
 			case err != nil:
 				t.Errorf("%s: %v", m, err)
 			}
@@ -303,9 +329,14 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				sr.svc.Store(sr.replica.svc)
 				restarts++
 			}
-		case sr.waitsOnDropout(st.Stage):
-			// Only m6 (mask) or m3 too (unmask) are missing, by design:
-			// close the stage at its deadline.
+		case o.split && st.Stage == protocol.StageUnmask && sr.settled(st.Stage) == len(secureMerchants):
+			// Every merchant answered or gave up, in a round the aggregator
+			// cannot finish: close its stage at the deadline.
+			f.clock.Add(61 * time.Second)
+		case sr.waitsOnDropout(st.Stage, o.attestThenDrop):
+			// Only m6 (mask) or m3 too (consistency, or unmask when it
+			// attested) are missing, by design: close the stage at its
+			// deadline.
 			f.clock.Add(61 * time.Second)
 		}
 		if time.Now().After(deadline) {
@@ -314,20 +345,45 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 		time.Sleep(3 * time.Millisecond)
 	}
 	wg.Wait()
-	if restart && restarts < 3 {
+	if restart && restarts < 4 {
 		// One per stage seen; a stage that passes between two polls is not seen.
-		t.Errorf("%d restarts, want one at each stage change (at least three of the four)", restarts)
+		t.Errorf("%d restarts, want one at each stage change (at least four of the five)", restarts)
 	}
 	return sr
 }
 
-// waitsOnDropout reports whether stage has every message but the planned
-// dropouts': five masked inputs (not m6's), four unmask answers (not m3's).
-func (sr *secureRun) waitsOnDropout(stage protocol.SecureStage) bool {
+// settled is the number of merchants whose participant returned or whose
+// message for stage was accepted.
+func (sr *secureRun) settled(stage protocol.SecureStage) int {
 	sr.mu.Lock()
 	defer sr.mu.Unlock()
-	return stage == protocol.StageMask && len(sr.accepted[stage]) == len(secureMerchants)-1 ||
-		stage == protocol.StageUnmask && len(sr.accepted[stage]) == len(secureMerchants)-2
+	n := len(sr.results)
+	for m := range sr.accepted[stage] {
+		if _, done := sr.results[m]; !done {
+			n++
+		}
+	}
+	return n
+}
+
+// waitsOnDropout reports whether stage has every message but the planned
+// dropouts': five masked inputs (not m6's), then four attestations (not
+// m3's, killed after masking) or, when m3 leaves after attesting, five
+// attestations and four unmask answers. (The unmask stage waits only for the
+// attesters, so without attestThenDrop it closes on its own.)
+func (sr *secureRun) waitsOnDropout(stage protocol.SecureStage, attestThenDrop bool) bool {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	n := len(sr.accepted[stage])
+	switch stage {
+	case protocol.StageMask:
+		return n == len(secureMerchants)-1
+	case protocol.StageConsistency:
+		return !attestThenDrop && n == len(secureMerchants)-2 || attestThenDrop && n == len(secureMerchants)-1
+	case protocol.StageUnmask:
+		return attestThenDrop && n == len(secureMerchants)-2
+	}
+	return false
 }
 
 // TestSecureRoundDropouts: the published aggregate is exactly the sum of the
@@ -335,14 +391,15 @@ func (sr *secureRun) waitsOnDropout(stage protocol.SecureStage) bool {
 // before, so it is out, its pairwise masks removed with its key's shares),
 // and the published model is the base plus the step that sum gives; each
 // masker was debited one ddgauss release, m6 nothing.
-// Run with and without a restart of the aggregator at every stage, and with
+// Run with and without a restart of the aggregator at every stage (the
+// consistency stage included), with m3 leaving after it attested, and with
 // m6 sending a malformed masked input (refused, so a dropout all the same),
 // on every store.
 func TestSecureRoundDropouts(t *testing.T) {
-	for _, o := range []playOpts{{}, {restart: true}, {invalidMask: true}} {
+	for _, o := range []playOpts{{}, {restart: true}, {attestThenDrop: true}, {restart: true, attestThenDrop: true}, {invalidMask: true}} {
 		restart := o.restart
 		for _, b := range backends(t) { // a fresh database each
-			t.Run(fmt.Sprintf("%s/restart=%v/invalid=%v", b.name, restart, o.invalidMask), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/restart=%v/attested=%v/invalid=%v", b.name, restart, o.attestThenDrop, o.invalidMask), func(t *testing.T) {
 				ctx := context.Background()
 				sr := playSecure(t, b, o)
 				svc := sr.svc.Load()
@@ -425,7 +482,22 @@ func TestSecureRoundDropouts(t *testing.T) {
 					t.Errorf("m1's receipt %+v, want ε %v", rc, eps)
 				}
 				if sr.results["m1"].Outcome != client.OutcomeAccepted {
-					t.Errorf("m1 outcome %q, want accepted", sr.results["m1"].Outcome)
+					t.Errorf("m1 outcome %q (%s), want accepted", sr.results["m1"].Outcome, sr.results["m1"].Reason)
+				}
+				// An accepted message sent again after the round published (its
+				// answer lost to a restart) is a duplicate, not a refusal that
+				// would make its sender a dropout.
+				if rc, err := svc.SubmitSecure(ctx, "m1", sr.accepted[protocol.StageUnmask]["m1"]); err != nil || !rc.Duplicate {
+					t.Errorf("m1's unmask message again after the round published: %+v, %v; want a duplicate", rc, err)
+				}
+				if restart {
+					// A replica killed between a commit and its audit append
+					// leaves the record in the outbox, which Tick appends
+					// once it is 30 s old (repairAfter).
+					sr.f.clock.Add(31 * time.Second)
+					if err := svc.Tick(ctx); err != nil {
+						t.Fatal(err)
+					}
 				}
 				sr.f.verifyAudit(t, sr.replica)
 				acts := auditActions(t, sr.replica.store)
@@ -434,8 +506,18 @@ func TestSecureRoundDropouts(t *testing.T) {
 				if o.invalidMask && acts["round.secure.message denied"] != 1 {
 					t.Errorf("audit actions %v: want m6's malformed masked input denied", acts)
 				}
-				if n := acts["round.secure.message ok"]; n < 6+6+5+4 || (!restart && n != 6+6+5+4) || acts["round.publish ok"] != 1 {
-					t.Errorf("audit actions %v: want 21 accepted messages (6 keys, 6 shares, 5 masked, 4 unmask) and one publish", acts)
+				attests := 4 // m1, m2, m4, m5: m3 left before attesting
+				if o.attestThenDrop {
+					attests = 5
+				}
+				if n, want := acts["round.secure.message ok"], 6+6+5+attests+4; n < want || (!restart && n != want) || acts["round.publish ok"] != 1 {
+					t.Errorf("audit actions %v: want %d accepted messages (6 keys, 6 shares, 5 masked, %d attestations, 4 unmask) and one publish", acts, want, attests)
+				}
+				if acts["round.secure.consistency ok"] != 1 || acts["round.secure.unmask ok"] != 1 {
+					t.Errorf("audit actions %v: want the consistency and unmask stages opened once each", acts)
+				}
+				if got, want := sr.results["m3"].Outcome, ""; got != want {
+					t.Errorf("m3 (killed) outcome %q, want none", got)
 				}
 			})
 		}
@@ -583,5 +665,132 @@ func TestSecureBudgetRefused(t *testing.T) {
 	}
 	if st, _ := r.svc.SecureStatus(ctx, "m1", "round-000003"); st.State != protocol.RoundFailed {
 		t.Errorf("round 3: %+v, want failed", st)
+	}
+}
+
+// TestSecureRestartExtendsStage: an aggregator that was down past the
+// deadline of the stage in progress gives that stage a full
+// secure_stage_timeout from its restart, for the merchants to reconnect:
+// their messages are still accepted and the round goes on, where the stored
+// deadline alone would have failed it at the first tick (too few merchants
+// advertised keys).
+func TestSecureRestartExtendsStage(t *testing.T) {
+	ctx := context.Background()
+	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFedPolicy(t, sqliteBackend(t), secureConfig(), p)
+	r := f.start(t)
+	f.enrol(t, r, secureMerchants...)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	round, err := r.svc.CurrentRound(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.svc.SecureStatus(ctx, "m1", round.ID)
+	if err != nil || st.Stage != protocol.StageAdvertise {
+		t.Fatalf("status %+v, %v; want the advertise stage", st, err)
+	}
+	stored := st.StageDeadline
+	// Down for 90 s, from 50 s into the 60 s stage.
+	f.clock.Add(50 * time.Second)
+	r.log.Close()
+	r.store.Close()
+	f.clock.Add(90 * time.Second)
+	r = f.start(t)
+	restarted := f.clock.Now()
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err = r.svc.SecureStatus(ctx, "m1", round.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := restarted.Add(time.Minute); st.Stage != protocol.StageAdvertise || !st.StageDeadline.Equal(want) {
+		t.Fatalf("after the restart: %+v; want the advertise stage until %s (stored %s)", st, want, stored)
+	}
+	plan, err := secureplan.Decode(round.Plan.Secure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(30 * time.Second)
+	for i, m := range secureMerchants {
+		c, err := secagg.NewClient(plan.Config, uint32(i+1), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adv, err := c.Advertise()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := adv.MarshalBinary()
+		payload, _ := json.Marshal(protocol.SecureMessage{Version: protocol.Version, Round: round.ID, Merchant: m, Stage: protocol.StageAdvertise, Body: body})
+		env := f.seal(t, protocol.Update{Merchant: m, Round: round.ID, BaseVersion: round.BaseVersion}, func(o *sealOpts) { o.payload = payload })
+		if _, err := r.svc.SubmitSecure(ctx, m, env); err != nil {
+			t.Fatalf("%s's keys 30 s after the restart: %v", m, err)
+		}
+	}
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err = r.svc.SecureStatus(ctx, "m1", round.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Stage != protocol.StageShare {
+		t.Errorf("after every merchant advertised: %+v; want the share stage", st)
+	}
+}
+
+// TestSecureUnrestorableStateFails: a secure round whose stored protocol
+// state no longer replays (here a snapshot cut short; in a deployment, a
+// round in its unmask stage stored before the consistency stage existed)
+// fails at the next tick, unmasking nothing, with the reason; before, every
+// tick of the service failed on it.
+func TestSecureUnrestorableStateFails(t *testing.T) {
+	ctx := context.Background()
+	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFedPolicy(t, sqliteBackend(t), secureConfig(), p)
+	r := f.start(t)
+	f.enrol(t, r, secureMerchants...)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	round, err := r.svc.CurrentRound(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
+		sr, err := tx.SecureRound(ctx, round.ID, aggregator.LockUpdate)
+		if err != nil {
+			return err
+		}
+		sr.Server = sr.Server[:len(sr.Server)-1]
+		return tx.UpdateSecureRound(ctx, sr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatalf("tick over an unrestorable secure round: %v", err)
+	}
+	st, err := r.svc.SecureStatus(ctx, "m1", round.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != protocol.RoundFailed || st.Stage != protocol.StageFailed || !strings.Contains(st.Reason, "does not restore") {
+		t.Fatalf("round %s: %+v; want failed, its state does not restore", round.ID, st)
+	}
+	if next, err := r.svc.CurrentRound(ctx, "m1"); err != nil || next.ID == round.ID {
+		t.Errorf("current round %s, %v; want the next one open", next.ID, err)
+	}
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Errorf("the tick after: %v", err)
 	}
 }

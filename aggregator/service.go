@@ -423,6 +423,9 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, fmt.Errorf("new aggregator: %w", err)
 	}
+	if err := s.resumeSecure(ctx); err != nil {
+		return nil, fmt.Errorf("new aggregator: %w", err)
+	}
 	return s, nil
 }
 

@@ -34,9 +34,15 @@ type SecureAPI interface {
 
 var _ SecureAPI = (*apiclient.Client)(nil)
 
-// HookSecureMasked is the crash point of a secure round (Options.Hook): the
-// masked input was accepted, before the unmask stage.
-const HookSecureMasked = "secure-masked"
+// Crash points of a secure round (Options.Hook).
+const (
+	// HookSecureMasked: the masked input was accepted, before the
+	// consistency stage.
+	HookSecureMasked = "secure-masked"
+	// HookSecureAttested: the attestation of the unmask request was
+	// accepted, before the unmask stage.
+	HookSecureAttested = "secure-attested"
+)
 
 // Outcomes of a secure round, besides OutcomeAccepted (the merchant's masked
 // input went into the sum and it answered the unmask request).
@@ -47,6 +53,11 @@ const (
 	OutcomeDropped = "dropped"
 	// OutcomeFailed: the round failed (too few merchants); nothing was unmasked.
 	OutcomeFailed = "failed"
+	// OutcomeUnmaskRefused: this merchant refused the aggregator's unmask
+	// request — one that could expose an input, or that too few of its
+	// neighbours attested (the aggregator sent different requests to
+	// different merchants) — and revealed no share.
+	OutcomeUnmaskRefused = "unmask-refused"
 )
 
 // SecureParticipant takes part in one secure-aggregation round for a
@@ -69,6 +80,11 @@ type SecureParticipant struct {
 	Backoff    Backoff
 	Hook       func(point string)
 	Logger     *slog.Logger
+	// WithoutConsistencyCheck answers the unmask request without its
+	// neighbours' attestations, as clients did before the consistency
+	// stage. It exists only for the test that shows the attack the check
+	// stops (aggregator's TestSecureSplitRequests); the runner never sets it.
+	WithoutConsistencyCheck bool
 
 	rng *mathrand.Rand
 }
@@ -112,6 +128,9 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 	if id == 0 {
 		return res, fmt.Errorf("secure round %s: %s is not in the cohort", p.Round.ID, p.Merchant.ID)
 	}
+	if p.WithoutConsistencyCheck {
+		plan.Config.Consistency = false
+	}
 	c, err := secagg.NewClient(plan.Config, id, nil)
 	if err != nil {
 		return res, fmt.Errorf("secure round %s: %w", p.Round.ID, err)
@@ -122,6 +141,10 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 		case errors.As(err, &st):
 			res.Outcome, res.Reason = st.outcome, st.reason
 			p.Logger.Warn("secure round ended early", "round", p.Round.ID, "outcome", st.outcome, "reason", st.reason)
+			return res, nil
+		case errors.Is(err, secagg.ErrRefused):
+			res.Outcome, res.Reason = OutcomeUnmaskRefused, err.Error()
+			p.Logger.Error("refused the aggregator's unmask request; no share was sent", "round", p.Round.ID, "reason", err)
 			return res, nil
 		case err != nil:
 			return res, fmt.Errorf("secure round %s: %w", p.Round.ID, err)
@@ -177,17 +200,43 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 		return end(err)
 	}
 	res.Receipt = &rc
-	if p.Hook != nil {
-		p.Hook(HookSecureMasked)
-	}
-	if st, err = p.await(ctx, protocol.StageUnmask); err != nil {
+	p.hook(HookSecureMasked)
+	// Consistency: attest the unmask request this merchant was sent, to its
+	// neighbours; the aggregator cannot forge their attestations.
+	if st, err = p.await(ctx, protocol.StageConsistency); err != nil {
 		return end(err)
 	}
 	var req secagg.UnmaskRequest
 	if err := req.UnmarshalBinary(st.Message); err != nil {
 		return end(fmt.Errorf("unmask request: %w", err))
 	}
-	resp, err := c.Unmask(req) // refuses a request that could expose one input
+	att, err := c.Attest(req) // refuses a request that could expose one input
+	if err != nil {
+		return end(err)
+	}
+	if _, err := p.send(ctx, protocol.StageConsistency, att); err != nil {
+		return end(err)
+	}
+	p.hook(HookSecureAttested)
+	// Unmask: answer only the request attested here and by Threshold
+	// neighbours (UnmaskConsistent refuses anything else).
+	if st, err = p.await(ctx, protocol.StageUnmask); err != nil {
+		return end(err)
+	}
+	var cons secagg.ConsistencyMsg
+	if err := cons.UnmarshalBinary(st.Message); err != nil {
+		return end(fmt.Errorf("attestations from the aggregator: %w", err))
+	}
+	var asked secagg.UnmaskRequest
+	if err := asked.UnmarshalBinary(st.Request); err != nil {
+		return end(fmt.Errorf("unmask request: %w", err))
+	}
+	var resp secagg.UnmaskResponse
+	if p.WithoutConsistencyCheck {
+		resp, err = c.Unmask(asked)
+	} else {
+		resp, err = c.UnmaskConsistent(asked, cons)
+	}
 	if err != nil {
 		return end(err)
 	}
@@ -201,13 +250,19 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 	return res, nil
 }
 
+func (p *SecureParticipant) hook(point string) {
+	if p.Hook != nil {
+		p.Hook(point)
+	}
+}
+
 // stageEnd is a round that went on without this merchant, or failed.
 type stageEnd struct{ outcome, reason string }
 
 func (e *stageEnd) Error() string { return e.outcome + ": " + e.reason }
 
 var stageOrder = map[protocol.SecureStage]int{
-	protocol.StageAdvertise: 1, protocol.StageShare: 2, protocol.StageMask: 3, protocol.StageUnmask: 4, protocol.StageDone: 5,
+	protocol.StageAdvertise: 1, protocol.StageShare: 2, protocol.StageMask: 3, protocol.StageConsistency: 4, protocol.StageUnmask: 5, protocol.StageDone: 6,
 }
 
 // await polls the round's status until it reaches stage want with a message

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -78,7 +79,8 @@ func checkSecureLedgers(t *testing.T, f *fed, debited []*merchant) {
 
 // TestSecureAggregation runs a secure round between five real `kairos
 // client` processes on CDNOW shards and `kairos aggregator serve`; m5 is
-// killed (SIGKILL) right after its masked input was accepted. The round
+// killed (SIGKILL) right after its masked input was accepted, so it never
+// attests the unmask request (a dropout of the consistency stage). The round
 // still publishes a model, from all five masked inputs (m5's self mask is
 // rebuilt from its neighbours' shares); every merchant was debited once.
 // The exact-sum version of this dropout test, without noise, is
@@ -129,9 +131,14 @@ func TestSecureAggregation(t *testing.T) {
 }
 
 // TestSecureAggregatorKilled kills the aggregator (SIGKILL) in the middle of
-// a secure round, in every stage after the first that it is seen in,
-// restarting it each time, and expects the round to resume from its stored
-// stage and publish, with each merchant debited once. (The in-process
+// a secure round, in every stage after the first that it is seen in (the
+// consistency stage included), restarting it each time, and expects the
+// round to resume from its stored stage and publish, with each merchant
+// debited once and each recording its round as accepted. (A merchant whose
+// message was stored just before a kill resends it after the restart,
+// possibly after the round published: it is answered as a duplicate; it was
+// refused as "round closed" and the merchant recorded as dropped, this
+// test's earlier flake on PostgreSQL.) (The in-process
 // restart at every stage, the first included, is the restart variant of
 // aggregator's TestSecureRoundDropouts.)
 func TestSecureAggregatorKilled(t *testing.T) {
@@ -171,8 +178,10 @@ func TestSecureAggregatorKilled(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			t.Logf("aggregator killed in stages %v", kills)
-			if len(kills) == 0 {
-				t.Fatal("the round finished before any kill")
+			if !slices.Contains(kills, protocol.StageConsistency) {
+				// Each merchant attests after a status poll, so the stage
+				// lasts at least a poll interval and the 5 ms loop sees it.
+				t.Fatalf("aggregator killed in stages %v, want the consistency stage among them", kills)
 			}
 			f.waitPublished(1, 60*time.Second)
 			for _, m := range f.merchants {

@@ -42,19 +42,20 @@ type SecureStage string
 
 // The stages, in order, and the two ends.
 const (
-	StageAdvertise SecureStage = "advertise" // merchants send their two public keys
-	StageShare     SecureStage = "share"     // merchants send their encrypted shares for their neighbours
-	StageMask      SecureStage = "mask"      // merchants send their masked, noised, encoded gradients
-	StageUnmask    SecureStage = "unmask"    // survivors send the shares that remove the masks
-	StageDone      SecureStage = "done"      // the sum is out (published or refused by the norm check)
-	StageFailed    SecureStage = "failed"    // too few merchants to go on; nothing was unmasked
+	StageAdvertise   SecureStage = "advertise"   // merchants send their two public keys
+	StageShare       SecureStage = "share"       // merchants send their encrypted shares for their neighbours
+	StageMask        SecureStage = "mask"        // merchants send their masked, noised, encoded gradients
+	StageConsistency SecureStage = "consistency" // survivors attest the unmask request they were sent to their neighbours
+	StageUnmask      SecureStage = "unmask"      // survivors that attested send the shares that remove the masks
+	StageDone        SecureStage = "done"        // the sum is out (published or refused by the norm check)
+	StageFailed      SecureStage = "failed"      // too few merchants to go on; nothing was unmasked
 )
 
 // SecureMessage is the payload a merchant seals (age, Ed25519 signature, as
 // an update) for one stage of a secure round. Body is the SecAgg+ message of
 // the stage in its binary encoding (aggregator/secagg): the merchant's keys,
 // its share boxes (each encrypted to the neighbour it is for), its masked
-// input, or its unmask response.
+// input, its attestation of the unmask request, or its unmask response.
 type SecureMessage struct {
 	Version  int         `json:"version"`
 	Round    string      `json:"round"`
@@ -70,7 +71,7 @@ func (m *SecureMessage) Validate() error {
 		return fmt.Errorf("%w: protocol version %d, want %d", ErrInvalidUpdate, m.Version, Version)
 	case m.Round == "" || m.Merchant == "":
 		return fmt.Errorf("%w: secure message without round or merchant", ErrInvalidUpdate)
-	case m.Stage != StageAdvertise && m.Stage != StageShare && m.Stage != StageMask && m.Stage != StageUnmask:
+	case m.Stage != StageAdvertise && m.Stage != StageShare && m.Stage != StageMask && m.Stage != StageConsistency && m.Stage != StageUnmask:
 		return fmt.Errorf("%w: secure message for stage %q", ErrInvalidUpdate, m.Stage)
 	case len(m.Body) == 0:
 		return fmt.Errorf("%w: empty secure message", ErrInvalidUpdate)
@@ -90,8 +91,12 @@ type SecureStatus struct {
 	Sent bool `json:"sent"`
 	// Message is the aggregator's SecAgg+ message to the merchant for Stage,
 	// binary: its neighbours' keys (share), the boxes its neighbours sent it
-	// (mask), the unmask request (unmask). Empty when it has none.
+	// (mask), the unmask request to attest (consistency), the attestations
+	// its neighbours addressed to it (unmask). Empty when it has none.
 	Message []byte `json:"message,omitempty"`
+	// Request is the unmask request (binary) in stage unmask, beside the
+	// attestations: a merchant answers it only if it is the one it attested.
+	Request []byte `json:"request,omitempty"`
 	Reason  string `json:"reason,omitempty"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -141,11 +142,11 @@ func (c *Client) UnmaskConsistent(req UnmaskRequest, cons ConsistencyMsg) (Unmas
 	})
 }
 
-// AddAttest records a survivor's attestation (stage 4, before the unmask
-// responses of a round with the consistency check): once per survivor, tags
-// only for its neighbours, one each.
+// AddAttest records a survivor's attestation (StageConsistency, a round with
+// the consistency check): once per survivor, tags only for its neighbours,
+// one each.
 func (s *Server) AddAttest(m AttestMsg) error {
-	if err := s.want(StageUnmask, "attestation"); err != nil {
+	if err := s.want(StageConsistency, "attestation"); err != nil {
 		return err
 	}
 	switch {
@@ -164,19 +165,53 @@ func (s *Server) AddAttest(m AttestMsg) error {
 	if s.attests == nil {
 		s.attests = map[uint32][]Tag{}
 	}
-	s.attests[m.From] = slices.Clone(m.Tags)
+	// Never nil once recorded, even without tags: AddUnmask and Attested
+	// tell an attester by its entry.
+	s.attests[m.From] = append([]Tag{}, m.Tags...)
 	s.accepted.attest = append(s.accepted.attest, AttestMsg{From: m.From, Tags: slices.Clone(m.Tags)})
 	return nil
 }
 
-// ConsistencyFor is the message to survivor id: the tags its neighbours'
-// attestations addressed to it, by attesting neighbour.
+// EndConsistency closes the consistency stage: only the survivors that
+// attested will be asked for their shares (an honest client answers only a
+// request it attested), so it fails with ErrTooFewSurvivors, and the round
+// cannot be unmasked, when fewer than MinSurvivors attested or some client
+// that shared keeps fewer than Threshold attesting neighbours to rebuild its
+// secret from.
+func (s *Server) EndConsistency() error {
+	if err := s.want(StageConsistency, "end of consistency"); err != nil {
+		return err
+	}
+	if len(s.attests) < s.cfg.MinSurvivors {
+		return fmt.Errorf("secagg server: %d survivors attested the unmask request, %d needed: %w", len(s.attests), s.cfg.MinSurvivors, ErrTooFewSurvivors)
+	}
+	for _, id := range append(slices.Clone(s.request.Survivors), s.request.Dropouts...) {
+		n := 0
+		for _, v := range s.neighbours[id] {
+			if s.attests[v] != nil {
+				n++
+			}
+		}
+		if n < s.cfg.Threshold {
+			return fmt.Errorf("secagg server: client %d has %d attesting neighbours, threshold %d: %w", id, n, s.cfg.Threshold, ErrTooFewSurvivors)
+		}
+	}
+	s.stage = StageUnmask
+	return nil
+}
+
+// Attested returns the survivors whose attestation was recorded, sorted.
+func (s *Server) Attested() []uint32 { return slices.Sorted(maps.Keys(s.attests)) }
+
+// ConsistencyFor is the message to attesting survivor id once the
+// consistency stage is closed: the tags its neighbours' attestations
+// addressed to it, by attesting neighbour.
 func (s *Server) ConsistencyFor(id uint32) (ConsistencyMsg, error) {
 	if err := s.want(StageUnmask, "attestations"); err != nil {
 		return ConsistencyMsg{}, err
 	}
-	if !s.survived[id] {
-		return ConsistencyMsg{}, fmt.Errorf("secagg server: attestations for %d, not a survivor", id)
+	if s.attests[id] == nil {
+		return ConsistencyMsg{}, fmt.Errorf("secagg server: attestations for %d, which did not attest", id)
 	}
 	m := ConsistencyMsg{To: id}
 	for _, from := range s.neighbours[id] {

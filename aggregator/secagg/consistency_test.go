@@ -251,6 +251,12 @@ func TestConsistencyRefusals(t *testing.T) {
 			}
 		}
 	}
+	if _, err := rd.server.ConsistencyFor(me); !errors.Is(err, ErrStage) {
+		t.Errorf("consistency message before the stage closed: %v, want ErrStage", err)
+	}
+	if err := rd.server.EndConsistency(); err != nil {
+		t.Fatal(err)
+	}
 	other := UnmaskRequest{Survivors: req.Survivors[1:], Dropouts: append(slices.Clone(req.Dropouts), req.Survivors[0])}
 	if _, err := rd.clients[cfg.Clients[1]].Attest(other); !errors.Is(err, ErrRefused) {
 		t.Errorf("attest a second request: %v, want ErrRefused", err)
@@ -325,6 +331,9 @@ func FuzzClientUnmaskConsistent(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
+	if err := rd.server.EndConsistency(); err != nil {
+		f.Fatal(err)
+	}
 	cons, _ := rd.server.ConsistencyFor(me)
 	honestReq, _ := rd.seen.request.MarshalBinary()
 	honestCons, _ := cons.MarshalBinary()
@@ -345,4 +354,121 @@ func FuzzClientUnmaskConsistent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEndConsistency: the consistency stage closes only when the request can
+// still be answered by clients that attested it — at least MinSurvivors of
+// them, and Threshold attesting neighbours around every client that shared —
+// and afterwards the server takes unmask responses from attesters only. With
+// one survivor that never attests, the result is still the exact sum of all
+// eight inputs (its seed comes from its neighbours).
+func TestEndConsistency(t *testing.T) {
+	cfg := testConfig(8, 4, 3, 4, 16, 4)
+	cfg.Consistency = true
+	rd, err := runRound(t, cfg, nil, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rd.server.Stage() != StageConsistency {
+		t.Fatalf("after EndMask: stage %s, want consistency", rd.server.Stage())
+	}
+	snap, _ := rd.server.MarshalBinary()
+	g, _ := cfg.Neighbours()
+	attestations := map[uint32]AttestMsg{}
+	for _, id := range cfg.Clients {
+		if attestations[id], err = rd.clients[id].Attest(rd.seen.request); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// attesting restores the snapshot taken after EndMask and records the
+	// attestations of every client but those in skip.
+	attesting := func(skip ...uint32) *Server {
+		t.Helper()
+		srv, err := RestoreServer(cfg, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range cfg.Clients {
+			if !slices.Contains(skip, id) {
+				if err := srv.AddAttest(attestations[id]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return srv
+	}
+	x := cfg.Clients[0]
+	for name, skip := range map[string][]uint32{
+		"6 of 8 attest (MinSurvivors 4), but X keeps 2 of its 4 neighbours (threshold 3)": {g[x][0], g[x][1]},
+		"3 of 8 attest, MinSurvivors 4": cfg.Clients[3:],
+	} {
+		srv := attesting(skip...)
+		if err := srv.EndConsistency(); !errors.Is(err, ErrTooFewSurvivors) || srv.Stage() != StageConsistency {
+			t.Errorf("%s: EndConsistency %v, stage %s; want ErrTooFewSurvivors, still consistency", name, err, srv.Stage())
+		}
+	}
+	y := cfg.Clients[5]
+	srv := attesting(y)
+	if err := srv.AddUnmask(UnmaskResponse{From: x}); !errors.Is(err, ErrStage) {
+		t.Errorf("unmask response before the consistency stage closed: %v, want ErrStage", err)
+	}
+	if err := srv.EndConsistency(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddAttest(attestations[y]); !errors.Is(err, ErrStage) {
+		t.Errorf("attestation after the stage closed: %v, want ErrStage", err)
+	}
+	if _, err := srv.ConsistencyFor(y); err == nil {
+		t.Error("a consistency message for a survivor that did not attest")
+	}
+	if got := srv.Attested(); len(got) != 7 || slices.Contains(got, y) {
+		t.Errorf("attested %v, want every client but %d", got, y)
+	}
+	for _, id := range cfg.Clients {
+		if id == y {
+			// y never attested: even a valid answer of it is not taken.
+			c := new(Client)
+			*c = *rd.clients[id]
+			c.cfg.Consistency = false
+			resp, err := c.Unmask(rd.seen.request)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.AddUnmask(resp); err == nil {
+				t.Error("server took the unmask response of a survivor that did not attest")
+			}
+			continue
+		}
+		cons, err := srv.ConsistencyFor(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rd.clients[id].UnmaskConsistent(rd.seen.request, cons)
+		if err != nil {
+			t.Fatalf("client %d: %v", id, err)
+		}
+		if err := srv.AddUnmask(resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := srv.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range cfg.Length {
+		var want uint32
+		for _, id := range cfg.Clients {
+			want += rd.inputs[id][j]
+		}
+		if got[j] != want&(1<<16-1) {
+			t.Fatalf("word %d = %d, want %d", j, got[j], want&(1<<16-1))
+		}
+	}
+	// A snapshot in the consistency stage does not restore into a round
+	// without the check.
+	plain := cfg
+	plain.Consistency = false
+	if _, err := RestoreServer(plain, snap); err == nil {
+		t.Error("a consistency-stage snapshot restored into a round without the check")
+	}
 }

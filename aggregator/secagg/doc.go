@@ -29,12 +29,17 @@
 //     removes them from the sum of the masked inputs.
 //
 // With Config.Consistency, stage 4 starts with the consistency check of
-// Bonawitz et al. (consistency.go): each survivor attests the request it got
-// to its neighbours (Attest, relayed by the server as ConsistencyMsg), and
-// answers (UnmaskConsistent) only a request it attested and Threshold of its
-// neighbours attested too. Without it the protocol is secure against an
-// honest-but-curious server only: a server that sends different requests to
-// different clients can unmask one client's input.
+// Bonawitz et al. (consistency.go): EndMask opens StageConsistency, where each
+// survivor attests the request it got to its neighbours (Attest, AddAttest);
+// EndConsistency closes it when the attesters can still rebuild every secret
+// (at least MinSurvivors of them, and Threshold around every client that
+// shared); the server relays each attester the tags addressed to it
+// (ConsistencyFor), and the client answers (UnmaskConsistent) only a request
+// it attested and Threshold of its neighbours attested too. Without it the
+// protocol is secure against an honest-but-curious server only: a server
+// that sends different requests to different clients can unmask one
+// client's input. The live secure rounds of the aggregator always run it
+// (secureplan.Decode).
 //
 // The package does no I/O and keeps no global state; callers carry the
 // messages (sealed and signed, as every protocol message of the aggregator)

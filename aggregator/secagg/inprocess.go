@@ -152,6 +152,11 @@ func InProcess(ctx context.Context, cfg Config, opt InProcessOptions) (InProcess
 			return res, err
 		}
 	}
+	if cfg.Consistency {
+		if err := srv.EndConsistency(); err != nil {
+			return res, err
+		}
+	}
 	for _, id := range req.Survivors {
 		if !active(id, DropUnmask) {
 			continue

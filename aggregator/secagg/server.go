@@ -11,11 +11,12 @@ type Stage int
 
 // Server stages, in order.
 const (
-	StageAdvertise Stage = iota // collecting public keys
-	StageShare                  // collecting encrypted shares
-	StageMask                   // collecting masked inputs
-	StageUnmask                 // collecting unmask responses
-	StageDone                   // the sum is out
+	StageAdvertise   Stage = iota // collecting public keys
+	StageShare                    // collecting encrypted shares
+	StageMask                     // collecting masked inputs
+	StageConsistency              // collecting attestations of the unmask request (Config.Consistency)
+	StageUnmask                   // collecting unmask responses
+	StageDone                     // the sum is out
 )
 
 func (s Stage) String() string {
@@ -26,6 +27,8 @@ func (s Stage) String() string {
 		return "share"
 	case StageMask:
 		return "mask"
+	case StageConsistency:
+		return "consistency"
 	case StageUnmask:
 		return "unmask"
 	case StageDone:
@@ -234,8 +237,9 @@ func (s *Server) AddMasked(m MaskedMsg) error {
 	return nil
 }
 
-// EndMask closes stage 3 and returns the unmask request for every survivor.
-// It fails with ErrTooFewSurvivors, and the round cannot be unmasked, when the
+// EndMask closes stage 3 and returns the unmask request for every survivor;
+// with Config.Consistency the survivors attest it first (StageConsistency,
+// AddAttest), otherwise they answer it (StageUnmask). It fails with ErrTooFewSurvivors, and the round cannot be unmasked, when the
 // survivors are fewer than MinSurvivors or some client that shared keeps fewer
 // than Threshold surviving neighbours to hold its shares.
 func (s *Server) EndMask() (UnmaskRequest, error) {
@@ -265,6 +269,9 @@ func (s *Server) EndMask() (UnmaskRequest, error) {
 	slices.Sort(req.Survivors)
 	slices.Sort(req.Dropouts)
 	s.request, s.stage = req, StageUnmask
+	if s.cfg.Consistency {
+		s.stage = StageConsistency
+	}
 	return req, nil
 }
 
@@ -279,6 +286,9 @@ func (s *Server) AddUnmask(m UnmaskResponse) error {
 	}
 	if !s.survived[m.From] {
 		return fmt.Errorf("secagg server: unmask response from %d, not a survivor", m.From)
+	}
+	if s.cfg.Consistency && s.attests[m.From] == nil {
+		return fmt.Errorf("secagg server: unmask response from %d, which did not attest the request", m.From)
 	}
 	if s.answered[m.From] {
 		return fmt.Errorf("secagg server: unmask response from %d twice", m.From)
@@ -329,55 +339,101 @@ func (s *Server) Result() ([]uint32, error) {
 	if err := s.want(StageUnmask, "result"); err != nil {
 		return nil, err
 	}
-	out := slices.Clone(s.sum)
-	for _, u := range s.request.Survivors {
-		b, err := combine(s.seeds[u], s.cfg.Threshold)
+	out, err := s.cfg.RemoveMasks(Unmasking{
+		Sum: s.sum, Survivors: s.request.Survivors, Dropouts: s.request.Dropouts,
+		Keys: s.keys, Seeds: s.seeds, MaskKeys: s.skeys,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("secagg server: %w", err)
+	}
+	s.stage = StageDone
+	return out, nil
+}
+
+// Unmasking is what removing the masks from a sum of masked inputs takes.
+type Unmasking struct {
+	// Sum is the sum of the survivors' masked inputs.
+	Sum []uint32
+	// Survivors sent the masked inputs in Sum; Dropouts shared their keys and
+	// sent none.
+	Survivors, Dropouts []uint32
+	// Keys are the advertised public keys, by client.
+	Keys map[uint32]AdvertiseMsg
+	// Seeds are shares of each survivor's self-mask seed, MaskKeys shares of
+	// each dropout's mask key.
+	Seeds, MaskKeys map[uint32][]Share
+}
+
+// RemoveMasks rebuilds each survivor's self mask from Threshold shares of its
+// seed and each dropout's pairwise masks with its surviving neighbours from
+// Threshold shares of its mask key (checked against its advertised key),
+// removes them from u.Sum and returns the result modulo 2^Bits: the
+// survivors' sum when every mask in u.Sum is accounted for. Server.Result is
+// this over the round's state; a test uses it on the shares a deviating
+// aggregator gathered to show what they would reveal (docs/privacy.md §16).
+func (c Config) RemoveMasks(u Unmasking) ([]uint32, error) {
+	if len(u.Sum) != c.Length {
+		return nil, fmt.Errorf("remove masks: sum of %d words, want %d", len(u.Sum), c.Length)
+	}
+	g, err := c.Neighbours()
+	if err != nil {
+		return nil, fmt.Errorf("remove masks: %w", err)
+	}
+	survived := make(map[uint32]bool, len(u.Survivors))
+	for _, id := range u.Survivors {
+		survived[id] = true
+	}
+	out := slices.Clone(u.Sum)
+	for _, id := range u.Survivors {
+		b, err := combine(u.Seeds[id], c.Threshold)
 		if err != nil {
-			return nil, fmt.Errorf("secagg server: seed of %d: %w", u, err)
+			return nil, fmt.Errorf("seed of %d: %w", id, err)
 		}
-		key, err := selfKey(b, s.cfg.Seed, u)
+		key, err := selfKey(b, c.Seed, id)
 		if err != nil {
-			return nil, fmt.Errorf("secagg server: %w", err)
+			return nil, err
 		}
 		if err := addMask(out, key, true); err != nil {
-			return nil, fmt.Errorf("secagg server: %w", err)
+			return nil, err
 		}
 	}
-	for _, v := range s.request.Dropouts {
-		sk, err := combine(s.skeys[v], s.cfg.Threshold)
+	for _, v := range u.Dropouts {
+		sk, err := combine(u.MaskKeys[v], c.Threshold)
 		if err != nil {
-			return nil, fmt.Errorf("secagg server: mask key of dropout %d: %w", v, err)
+			return nil, fmt.Errorf("mask key of dropout %d: %w", v, err)
 		}
 		priv, err := ecdh.X25519().NewPrivateKey(sk[:])
 		if err != nil {
-			return nil, fmt.Errorf("secagg server: mask key of dropout %d: %w", v, err)
+			return nil, fmt.Errorf("mask key of dropout %d: %w", v, err)
 		}
-		if adv := s.keys[v]; string(priv.PublicKey().Bytes()) != string(adv.SPub[:]) {
-			return nil, fmt.Errorf("secagg server: mask key of dropout %d rebuilt from its shares does not match its advertised key", v)
+		if adv := u.Keys[v]; string(priv.PublicKey().Bytes()) != string(adv.SPub[:]) {
+			return nil, fmt.Errorf("mask key of dropout %d rebuilt from its shares does not match its advertised key", v)
 		}
-		for _, w := range s.neighbours[v] {
-			if !s.survived[w] {
+		for _, w := range g[v] {
+			if !survived[w] {
 				continue
 			}
-			adv := s.keys[w]
-			pub, _ := ecdh.X25519().NewPublicKey(adv.SPub[:]) // checked in AddAdvertise
+			adv := u.Keys[w]
+			pub, err := ecdh.X25519().NewPublicKey(adv.SPub[:])
+			if err != nil {
+				return nil, fmt.Errorf("mask key of survivor %d: %w", w, err)
+			}
 			shared, err := priv.ECDH(pub)
 			if err != nil {
-				return nil, fmt.Errorf("secagg server: pairwise mask %d–%d: %w", v, w, err)
+				return nil, fmt.Errorf("pairwise mask %d–%d: %w", v, w, err)
 			}
-			key, err := pairKey(shared, s.cfg.Seed, w, v)
+			key, err := pairKey(shared, c.Seed, w, v)
 			if err != nil {
-				return nil, fmt.Errorf("secagg server: %w", err)
+				return nil, err
 			}
 			// w added +PRG when w < v and −PRG when w > v: remove that.
 			if err := addMask(out, key, w < v); err != nil {
-				return nil, fmt.Errorf("secagg server: %w", err)
+				return nil, err
 			}
 		}
 	}
 	for i := range out {
-		out[i] &= s.cfg.mask()
+		out[i] &= c.mask()
 	}
-	s.stage = StageDone
 	return out, nil
 }

@@ -13,9 +13,13 @@ import (
 // input; RestoreServer replays it through the same checks that accepted it.
 const kindSnapshot byte = 0x10
 
+// wireStages are the stages' numbers in a snapshot: the consistency stage,
+// added after the others, keeps the numbers stored before it came.
+var wireStages = []Stage{StageAdvertise, StageShare, StageMask, StageUnmask, StageDone, StageConsistency}
+
 // MarshalBinary encodes the server's state.
 func (s *Server) MarshalBinary() ([]byte, error) {
-	w := header(kindSnapshot).u32(uint32(s.stage))
+	w := header(kindSnapshot).u32(uint32(slices.Index(wireStages, s.stage)))
 	w = w.u32(uint32(len(s.accepted.advertise)))
 	for _, m := range s.accepted.advertise {
 		b, _ := m.MarshalBinary()
@@ -65,9 +69,15 @@ func RestoreServer(cfg Config, data []byte) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	stage := Stage(r.u32())
-	if r.err == nil && stage > StageDone {
-		return fail(fmt.Errorf("stage %d", stage))
+	stage := StageAdvertise
+	if n := r.u32(); r.err == nil {
+		if n >= uint32(len(wireStages)) {
+			return fail(fmt.Errorf("stage %d", n))
+		}
+		stage = wireStages[n]
+	}
+	if stage == StageConsistency && !cfg.Consistency {
+		return fail(errors.New("a consistency stage in a round without the check"))
 	}
 	messages := func() [][]byte {
 		n := r.count(4)
@@ -129,8 +139,11 @@ func RestoreServer(cfg Config, data []byte) (*Server, error) {
 	if err := step(StageMask, func() error { _, err := s.EndMask(); return err }); err != nil {
 		return fail(err)
 	}
-	if stage < StageUnmask && len(unmask)+len(attests) > 0 {
-		return fail(errors.New("unmask responses or attestations before the unmask stage"))
+	if stage < StageConsistency && len(attests) > 0 || !cfg.Consistency && len(attests) > 0 {
+		return fail(errors.New("attestations before the consistency stage, or in a round without the check"))
+	}
+	if stage < StageUnmask && len(unmask) > 0 {
+		return fail(errors.New("unmask responses before the unmask stage"))
 	}
 	for _, b := range attests {
 		var m AttestMsg
@@ -138,6 +151,11 @@ func RestoreServer(cfg Config, data []byte) (*Server, error) {
 			return fail(err)
 		}
 		if err := s.AddAttest(m); err != nil {
+			return fail(err)
+		}
+	}
+	if cfg.Consistency {
+		if err := step(StageConsistency, s.EndConsistency); err != nil {
 			return fail(err)
 		}
 	}

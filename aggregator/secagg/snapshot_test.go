@@ -115,6 +115,8 @@ func snapshotResume(t *testing.T, consistency bool) {
 			must(srv.AddAttest(a))
 			resume()
 		}
+		must(srv.EndConsistency())
+		resume()
 	}
 	for _, id := range req.Survivors {
 		var r UnmaskResponse

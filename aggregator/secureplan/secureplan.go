@@ -84,6 +84,11 @@ func Decode(p *protocol.SecurePlan) (Round, error) {
 	}
 	r.Config.Degree, r.Config.Threshold, r.Config.MinSurvivors = p.Degree, p.Threshold, p.MinSurvivors
 	r.Config.Bits, r.Config.Length = r.Params.Bits, r.Params.PaddedDim()
+	// Always on, and not a field of the plan: the aggregator writes the plan,
+	// and the check is what keeps an aggregator that deviates (different
+	// unmask requests to different merchants) from reading one merchant's
+	// input (docs/privacy.md §16).
+	r.Config.Consistency = true
 	if err := r.Config.Validate(); err != nil {
 		return fail("%v", err)
 	}

@@ -46,6 +46,9 @@ func TestDecode(t *testing.T) {
 	if got := r.Config; len(got.Clients) != 4 || got.Clients[3] != 4 || got.Bits != r.Params.Bits || got.Length != 8 || got.MinSurvivors != 3 {
 		t.Errorf("config %+v", got)
 	}
+	if !r.Config.Consistency {
+		t.Error("decoded config without the consistency check: a live round must always run it")
+	}
 	if ID(p, "c") != 3 || ID(p, "zz") != 0 {
 		t.Errorf("ids: c %d, zz %d; want 3, 0", ID(p, "c"), ID(p, "zz"))
 	}
