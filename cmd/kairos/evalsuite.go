@@ -29,6 +29,7 @@ type evalSuiteFlags struct {
 	rhythm               bool
 	classic              bool
 	prior                bool
+	whether              float64
 	file, dataDir, plots string
 	// flags is the command's flag set, to refuse the flags of a single
 	// evaluation beside --suite.
@@ -48,6 +49,8 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&s.prior, "dp-prior", true, "with --suite and --dp-epsilon, start the private model from a public prior: the model trained "+
 		"non-privately on the other data sets of the suite, never the evaluated one (false: from zero weights)")
 	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
+	f.Float64Var(&s.whether, "whether", 0, "with --suite, add the linear hazard model trained with this weight in (0, 1] on the direct objective "+
+		"P(buy within 30 days) (hazard.TrainOptions.Whether) as hazard-whether<W>; 0 adds nothing")
 }
 
 func (s *evalSuiteFlags) enabled() bool { return s.on || s.file != "" }
@@ -62,7 +65,7 @@ func (s *evalSuiteFlags) conflicts() error {
 	var set []string
 	s.flags.Visit(func(f *pflag.Flag) {
 		switch f.Name {
-		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "classic", "dp-prior", "level-carry",
+		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "whether", "classic", "dp-prior", "level-carry",
 			"dp-epsilon", "dp-delta", "dp-clip", "dp-batch", "dp-epochs", "dp-lr", "dp-l2":
 		default:
 			set = append(set, "--"+f.Name)
@@ -122,6 +125,14 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 		h := evaluate.DefaultHazardOptions()
 		h.Rhythm = true
 		models = append(models, suite.Model{Name: "hazard-rhythm", Hazard: h})
+	}
+	if s.whether != 0 {
+		if !(s.whether > 0 && s.whether <= 1) {
+			return fmt.Errorf("eval --suite: --whether %v: want a weight in (0, 1]", s.whether)
+		}
+		h := evaluate.DefaultHazardOptions()
+		h.Whether = s.whether
+		models = append(models, suite.Model{Name: "hazard-whether" + strconv.FormatFloat(s.whether, 'g', -1, 64), Hazard: h})
 	}
 	dir, err := suiteDataDir(s.dataDir)
 	if err != nil {
