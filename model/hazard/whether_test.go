@@ -250,3 +250,33 @@ func TestWhetherRejectsBadWeight(t *testing.T) {
 		}
 	}
 }
+
+// TestWhetherReachesTheStep: Train hands a caller's GradientStep (DP-SGD's
+// interface: evaluate.TrainPrivate plugs dp.SGD in here) the per-customer
+// loss of the mixed objective, worked by hand as in TestWhetherHandWorked:
+// every hazard 0.25 and zero weights at the first step, w = 0.4.
+func TestWhetherReachesTheStep(t *testing.T) {
+	rows := []feature.Row{{Customer: "a", X: []float64{1}, Label: 2}, {Customer: "b", X: []float64{-2}, Label: 0}}
+	var first float64
+	calls := 0
+	step := stepFunc(func(n int, grad func(int, []float64) float64, dir []float64) error {
+		calls++
+		clear(dir)
+		g := make([]float64, len(dir))
+		for i := range n {
+			l := grad(i, g)
+			if calls == 1 {
+				first += l
+			}
+		}
+		return nil
+	})
+	if _, _, err := Train(context.Background(), testSchema(t, 1), rows, TrainOptions{Step: step, Steps: 1, BaseHazard: 0.25, Whether: 0.4}); err != nil {
+		t.Fatal(err)
+	}
+	S := math.Pow(0.75, 30)
+	want := 0.6*(math.Log(4.0/3)+math.Log(4)) - 0.4*math.Log(1-S) + 30*math.Log(4.0/3)
+	if calls != 1 || math.Abs(first-want) > 1e-9 {
+		t.Errorf("%d steps, first step loss %v: want 1 step and %v", calls, first, want)
+	}
+}
