@@ -49,11 +49,19 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&s.prior, "dp-prior", true, "with --suite and --dp-epsilon, start the private model from a public prior: the model trained "+
 		"non-privately on the other data sets of the suite, never the evaluated one (false: from zero weights)")
 	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
-	f.Float64Var(&s.whether, "whether", 0, "with --suite, add the linear hazard model trained with this weight in (0, 1] on the direct objective "+
-		"P(buy within 30 days) (hazard.TrainOptions.Whether) as hazard-whether<W>; 0 adds nothing")
+	f.Float64Var(&s.whether, "whether", 0, "train the hazard model with this weight in (0, 1] on the direct objective P(buy within 30 days) "+
+		"(hazard.TrainOptions.Whether); with --suite, as the extra row hazard-whether<W>; 0 = the plain hazard likelihood")
 }
 
 func (s *evalSuiteFlags) enabled() bool { return s.on || s.file != "" }
+
+// checkWhether refuses a --whether outside (0, 1] (0 means the flag is off).
+func (s *evalSuiteFlags) checkWhether() error {
+	if s.whether != 0 && !(s.whether > 0 && s.whether <= 1) {
+		return fmt.Errorf("--whether %v: want a weight in (0, 1]", s.whether)
+	}
+	return nil
+}
 
 // conflicts refuses the flags of a single evaluation, which the suite would
 // otherwise silently ignore: every data set brings its file and cutoffs, and
@@ -127,8 +135,8 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 		models = append(models, suite.Model{Name: "hazard-rhythm", Hazard: h})
 	}
 	if s.whether != 0 {
-		if !(s.whether > 0 && s.whether <= 1) {
-			return fmt.Errorf("eval --suite: --whether %v: want a weight in (0, 1]", s.whether)
+		if err := s.checkWhether(); err != nil {
+			return fmt.Errorf("eval --suite: %w", err)
 		}
 		h := evaluate.DefaultHazardOptions()
 		h.Whether = s.whether
