@@ -63,14 +63,7 @@ func TestWhetherHandWorked(t *testing.T) {
 // −ln(1 − S_30) (w = 1) plus −ln(P(T = ℓ)/(1 − S_30)), and w interpolates
 // linearly between the two. Linear, MLP and rhythm models, random weights.
 func TestWhetherDecomposition(t *testing.T) {
-	full, err := feature.NewSchema(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pos := map[string]int{}
-	for j, n := range full.Names {
-		pos[n] = j
-	}
+	full, pos := fullSchema(t)
 	for _, tc := range []struct {
 		name   string
 		kind   string
@@ -137,14 +130,7 @@ func TestWhetherDecomposition(t *testing.T) {
 // rhythm models, including a buyer whose daily logits are so low that
 // 1 − S_30 underflows the direct formula (the log-sum-exp branch).
 func TestWhetherGradientFiniteDifferences(t *testing.T) {
-	full, err := feature.NewSchema(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pos := map[string]int{}
-	for j, n := range full.Names {
-		pos[n] = j
-	}
+	full, pos := fullSchema(t)
 	for _, tc := range []struct {
 		name   string
 		kind   string
@@ -185,23 +171,7 @@ func TestWhetherGradientFiniteDifferences(t *testing.T) {
 					x[pos["recency_days"]], x[pos["gap_mean_days"]], x[pos["has_gap"]] = 1+3*rng.Float64(), 1+3*rng.Float64(), 1
 					rows = append(rows, feature.Row{Customer: "c", Cutoff: i, X: x, Label: label})
 				}
-				grad := make([]float64, len(m.Params))
-				if _, err := m.CustomerLoss(rows, grad); err != nil {
-					t.Fatal(err)
-				}
-				const eps = 1e-6
-				for j := range m.Params {
-					orig := m.Params[j]
-					m.Params[j] = orig + eps
-					lp, _ := m.CustomerLoss(rows, nil)
-					m.Params[j] = orig - eps
-					lm, _ := m.CustomerLoss(rows, nil)
-					m.Params[j] = orig
-					fd := (lp - lm) / (2 * eps)
-					if math.Abs(fd-grad[j]) > 1e-5*math.Max(1, math.Abs(fd)) {
-						t.Errorf("w %v, param %d of %d: got gradient %v, finite difference %v", w, j, len(m.Params), grad[j], fd)
-					}
-				}
+				checkFiniteDifferences(t, m, rows, 1e-5)
 			})
 		}
 	}
