@@ -57,6 +57,20 @@ func TestWhetherHandWorked(t *testing.T) {
 	}
 }
 
+// whetherModels are the model shapes the direct objective's tests run on:
+// shift is added to every baseline logit; the last one's daily logits are so
+// low that 1 − S_30 underflows the direct formula.
+var whetherModels = []struct {
+	name   string
+	kind   string
+	hidden int
+	rhythm bool
+	shift  float64
+}{
+	{"linear", KindLinear, 0, false, -3}, {"mlp", KindMLP, 3, false, -3}, {"rhythm", KindLinear, 0, true, -3},
+	{"underflow", KindLinear, 0, false, -40},
+}
+
 // TestWhetherDecomposition checks the identity the objective rests on, with
 // the day's probabilities read from Predict (a separate computation from the
 // loss): for a buyer on day ℓ, the hazard NLL (w = 0) equals the cross-entropy
@@ -64,29 +78,10 @@ func TestWhetherHandWorked(t *testing.T) {
 // linearly between the two. Linear, MLP and rhythm models, random weights.
 func TestWhetherDecomposition(t *testing.T) {
 	full, pos := fullSchema(t)
-	for _, tc := range []struct {
-		name   string
-		kind   string
-		hidden int
-		rhythm bool
-	}{{"linear", KindLinear, 0, false}, {"mlp", KindMLP, 3, false}, {"rhythm", KindLinear, 0, true}} {
+	for _, tc := range whetherModels[:3] {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := New(tc.kind, full, FixedStandardization(full), tc.hidden, 0.01)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.rhythm {
-				if err := m.EnableRhythm(); err != nil {
-					t.Fatal(err)
-				}
-			}
 			rng := rand.New(rand.NewPCG(11, 12))
-			for j := range m.Params {
-				m.Params[j] = rng.NormFloat64() * 0.1
-			}
-			for j := range m.Horizon {
-				m.Params[j] -= 3 + rng.Float64()
-			}
+			m := randomFullModel(t, full, tc.kind, tc.hidden, tc.rhythm, rng, -3.5)
 			for _, label := range []int{1, 7, 30} {
 				x := make([]float64, full.Len())
 				for j := range x {
@@ -131,36 +126,13 @@ func TestWhetherDecomposition(t *testing.T) {
 // 1 − S_30 underflows the direct formula (the log-sum-exp branch).
 func TestWhetherGradientFiniteDifferences(t *testing.T) {
 	full, pos := fullSchema(t)
-	for _, tc := range []struct {
-		name   string
-		kind   string
-		hidden int
-		rhythm bool
-		shift  float64 // added to every baseline logit
-	}{
-		{"linear", KindLinear, 0, false, -3}, {"mlp", KindMLP, 3, false, -3}, {"rhythm", KindLinear, 0, true, -3},
-		{"underflow", KindLinear, 0, false, -40},
-	} {
+	for _, tc := range whetherModels {
 		for _, w := range []float64{0.3, 1} {
 			t.Run(fmt.Sprintf("%s/w=%v", tc.name, w), func(t *testing.T) {
-				m, err := New(tc.kind, full, FixedStandardization(full), tc.hidden, 0.01)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if tc.rhythm {
-					if err := m.EnableRhythm(); err != nil {
-						t.Fatal(err)
-					}
-				}
+				rng := rand.New(rand.NewPCG(5, 6))
+				m := randomFullModel(t, full, tc.kind, tc.hidden, tc.rhythm, rng, tc.shift)
 				if err := m.SetWhether(w); err != nil {
 					t.Fatal(err)
-				}
-				rng := rand.New(rand.NewPCG(5, 6))
-				for j := range m.Params {
-					m.Params[j] = rng.NormFloat64() * 0.1
-				}
-				for j := range m.Horizon {
-					m.Params[j] += tc.shift
 				}
 				var rows []feature.Row
 				for i, label := range []int{0, 2, 19, 30} {
@@ -249,4 +221,27 @@ func TestWhetherReachesTheStep(t *testing.T) {
 	if calls != 1 || math.Abs(first-want) > 1e-9 {
 		t.Errorf("%d steps, first step loss %v: want 1 step and %v", calls, first, want)
 	}
+}
+
+// randomFullModel is a model over the full schema with fixed standardisation
+// (and the rhythm term when rhythm is set), every parameter drawn from
+// N(0, 0.1²) by rng and every baseline logit moved by shift.
+func randomFullModel(t *testing.T, full feature.Schema, kind string, hidden int, rhythm bool, rng *rand.Rand, shift float64) *Model {
+	t.Helper()
+	m, err := New(kind, full, FixedStandardization(full), hidden, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rhythm {
+		if err := m.EnableRhythm(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for j := range m.Params {
+		m.Params[j] = rng.NormFloat64() * 0.1
+	}
+	for j := range m.Horizon {
+		m.Params[j] += shift
+	}
+	return m
 }
