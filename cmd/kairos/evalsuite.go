@@ -50,7 +50,8 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 		"non-privately on the other data sets of the suite, never the evaluated one (false: from zero weights)")
 	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
 	f.Float64Var(&s.whether, "whether", 0, "train the hazard model with this weight in (0, 1] on the direct objective P(buy within 30 days) "+
-		"(hazard.TrainOptions.Whether); with --suite, as the extra row hazard-whether<W>; 0 = the plain hazard likelihood")
+		"(hazard.TrainOptions.Whether); with --suite, as the extra row hazard-whether<W> (and hazard-whether<W>-dp-eps… with --dp-epsilon); "+
+		"0 = the plain hazard likelihood")
 }
 
 func (s *evalSuiteFlags) enabled() bool { return s.on || s.file != "" }
@@ -111,6 +112,10 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 	if err := s.conflicts(); err != nil {
 		return err
 	}
+	if err := s.checkWhether(); err != nil {
+		return fmt.Errorf("eval --suite: %w", err)
+	}
+	whetherName := "hazard-whether" + strconv.FormatFloat(s.whether, 'g', -1, 64)
 	models := suite.DefaultModels()
 	if s.flags != nil && s.flags.Changed("dp-epsilon") {
 		// The default model trained with DP-SGD beside the non-private ones,
@@ -121,6 +126,12 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 			return fmt.Errorf("eval --suite: %w", err)
 		}
 		models = append(models, suite.Model{Name: privateModelName(dp.epsilon), Hazard: cfg.Hazard, DP: cfg.DP, Prior: s.prior})
+		if s.whether != 0 {
+			h := cfg.Hazard
+			h.Whether = s.whether
+			models = append(models, suite.Model{Name: whetherName + "-dp-eps" + strconv.FormatFloat(dp.epsilon, 'g', -1, 64),
+				Hazard: h, DP: cfg.DP, Prior: s.prior})
+		}
 		if s.classic {
 			models = append(models, suite.Model{Name: "hazard+bgnbd-dp-eps" + strconv.FormatFloat(dp.epsilon, 'g', -1, 64),
 				Hazard: cfg.Hazard, DP: cfg.DP, Classic: evaluate.ClassicDP})
@@ -135,12 +146,9 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 		models = append(models, suite.Model{Name: "hazard-rhythm", Hazard: h})
 	}
 	if s.whether != 0 {
-		if err := s.checkWhether(); err != nil {
-			return fmt.Errorf("eval --suite: %w", err)
-		}
 		h := evaluate.DefaultHazardOptions()
 		h.Whether = s.whether
-		models = append(models, suite.Model{Name: "hazard-whether" + strconv.FormatFloat(s.whether, 'g', -1, 64), Hazard: h})
+		models = append(models, suite.Model{Name: whetherName, Hazard: h})
 	}
 	dir, err := suiteDataDir(s.dataDir)
 	if err != nil {

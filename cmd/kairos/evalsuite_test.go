@@ -144,7 +144,7 @@ func TestEvalSuiteCommand(t *testing.T) {
 	wantMethods := []struct {
 		name, kind string
 		probs      bool
-	}{{"hazard", "kairos", true}, {"mlp", "kairos", true}, {"hazard-dp-eps1", "kairos", true},
+	}{{"hazard", "kairos", true}, {"mlp", "kairos", true}, {"hazard-dp-eps1", "kairos", true}, {"hazard-whether0.5-dp-eps1", "kairos", true},
 		{"hazard+bgnbd-dp-eps1", "kairos", true}, {"hazard+bgnbd", "kairos", true}, {"hazard-whether0.5", "kairos", true}}
 	for _, b := range suite.DefaultBaselines() {
 		wantMethods = append(wantMethods, struct {
