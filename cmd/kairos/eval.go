@@ -136,6 +136,9 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 			if !(maxInvalid >= 0 && maxInvalid <= 1) {
 				return fmt.Errorf("eval: --max-invalid-share %v, want a share in [0, 1]", maxInvalid)
 			}
+			if err := suiteFlags.checkWhether(); err != nil {
+				return fmt.Errorf("eval: %w", err)
+			}
 			opts := ingest.Options{Format: ds.format, Location: ds.location, OnError: ingest.Skip, MaxInvalidShare: maxInvalid}
 			if maxInvalid == 0 {
 				opts.OnError = ingest.FailFast // no bad row tolerated: stop at the first
@@ -182,6 +185,7 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 				Hazard:            defaultHazardOptions(kind, hidden),
 				NoLevelCarry:      !levelCarry,
 			}
+			cfg.Hazard.Whether = suiteFlags.whether
 			if err := dpo.apply(cmd, &cfg); err != nil {
 				return fmt.Errorf("eval: %w", err)
 			}

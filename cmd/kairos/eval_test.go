@@ -281,6 +281,12 @@ func TestEvalCSVSkipSummary(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--max-invalid-share 1.5, want a share in [0, 1]") {
 		t.Errorf("--max-invalid-share 1.5: got %v, want it refused", err)
 	}
+	for _, w := range []string{"-0.5", "2", "NaN"} {
+		_, _, err = runEval(t, append(args, "--whether", w)...)
+		if want := "--whether " + w + ": want a weight in (0, 1]"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--whether %s: got %v, want %q", w, err, want)
+		}
+	}
 }
 
 // TestEvalCSVUnmappedKind: the file has "pv" rows the mapping does not map.

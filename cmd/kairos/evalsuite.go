@@ -29,6 +29,7 @@ type evalSuiteFlags struct {
 	rhythm               bool
 	classic              bool
 	prior                bool
+	whether              float64
 	file, dataDir, plots string
 	// flags is the command's flag set, to refuse the flags of a single
 	// evaluation beside --suite.
@@ -48,9 +49,20 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&s.prior, "dp-prior", true, "with --suite and --dp-epsilon, start the private model from a public prior: the model trained "+
 		"non-privately on the other data sets of the suite, never the evaluated one (false: from zero weights)")
 	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
+	f.Float64Var(&s.whether, "whether", 0, "train the hazard model with this weight in (0, 1] on the direct objective P(buy within 30 days) "+
+		"(hazard.TrainOptions.Whether); with --suite, as the extra row hazard-whether<W> (and hazard-whether<W>-dp-eps… with --dp-epsilon); "+
+		"0 = the plain hazard likelihood")
 }
 
 func (s *evalSuiteFlags) enabled() bool { return s.on || s.file != "" }
+
+// checkWhether refuses a --whether outside (0, 1] (0 means the flag is off).
+func (s *evalSuiteFlags) checkWhether() error {
+	if s.whether != 0 && !(s.whether > 0 && s.whether <= 1) {
+		return fmt.Errorf("--whether %v: want a weight in (0, 1]", s.whether)
+	}
+	return nil
+}
 
 // conflicts refuses the flags of a single evaluation, which the suite would
 // otherwise silently ignore: every data set brings its file and cutoffs, and
@@ -62,7 +74,7 @@ func (s *evalSuiteFlags) conflicts() error {
 	var set []string
 	s.flags.Visit(func(f *pflag.Flag) {
 		switch f.Name {
-		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "classic", "dp-prior", "level-carry",
+		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "whether", "classic", "dp-prior", "level-carry",
 			"dp-epsilon", "dp-delta", "dp-clip", "dp-batch", "dp-epochs", "dp-lr", "dp-l2":
 		default:
 			set = append(set, "--"+f.Name)
@@ -100,6 +112,10 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 	if err := s.conflicts(); err != nil {
 		return err
 	}
+	if err := s.checkWhether(); err != nil {
+		return fmt.Errorf("eval --suite: %w", err)
+	}
+	whetherName := "hazard-whether" + strconv.FormatFloat(s.whether, 'g', -1, 64)
 	models := suite.DefaultModels()
 	if s.flags != nil && s.flags.Changed("dp-epsilon") {
 		// The default model trained with DP-SGD beside the non-private ones,
@@ -110,6 +126,12 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 			return fmt.Errorf("eval --suite: %w", err)
 		}
 		models = append(models, suite.Model{Name: privateModelName(dp.epsilon), Hazard: cfg.Hazard, DP: cfg.DP, Prior: s.prior})
+		if s.whether != 0 {
+			h := cfg.Hazard
+			h.Whether = s.whether
+			models = append(models, suite.Model{Name: whetherName + "-dp-eps" + strconv.FormatFloat(dp.epsilon, 'g', -1, 64),
+				Hazard: h, DP: cfg.DP, Prior: s.prior})
+		}
 		if s.classic {
 			models = append(models, suite.Model{Name: "hazard+bgnbd-dp-eps" + strconv.FormatFloat(dp.epsilon, 'g', -1, 64),
 				Hazard: cfg.Hazard, DP: cfg.DP, Classic: evaluate.ClassicDP})
@@ -122,6 +144,11 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 		h := evaluate.DefaultHazardOptions()
 		h.Rhythm = true
 		models = append(models, suite.Model{Name: "hazard-rhythm", Hazard: h})
+	}
+	if s.whether != 0 {
+		h := evaluate.DefaultHazardOptions()
+		h.Whether = s.whether
+		models = append(models, suite.Model{Name: whetherName, Hazard: h})
 	}
 	dir, err := suiteDataDir(s.dataDir)
 	if err != nil {

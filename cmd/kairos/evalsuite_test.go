@@ -116,7 +116,7 @@ func TestEvalSuiteCommand(t *testing.T) {
 	var stdout bytes.Buffer
 	cmd.SetOut(&stdout)
 	cmd.SetErr(io.Discard)
-	cmd.SetArgs([]string{"eval", "--suite-file", file, "--json", "--plots", plots, "--dp-epsilon", "1", "--dp-delta", "1e-6", "--classic"})
+	cmd.SetArgs([]string{"eval", "--suite-file", file, "--json", "--plots", plots, "--dp-epsilon", "1", "--dp-delta", "1e-6", "--classic", "--whether", "0.5"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,8 +144,8 @@ func TestEvalSuiteCommand(t *testing.T) {
 	wantMethods := []struct {
 		name, kind string
 		probs      bool
-	}{{"hazard", "kairos", true}, {"mlp", "kairos", true}, {"hazard-dp-eps1", "kairos", true},
-		{"hazard+bgnbd-dp-eps1", "kairos", true}, {"hazard+bgnbd", "kairos", true}}
+	}{{"hazard", "kairos", true}, {"mlp", "kairos", true}, {"hazard-dp-eps1", "kairos", true}, {"hazard-whether0.5-dp-eps1", "kairos", true},
+		{"hazard+bgnbd-dp-eps1", "kairos", true}, {"hazard+bgnbd", "kairos", true}, {"hazard-whether0.5", "kairos", true}}
 	for _, b := range suite.DefaultBaselines() {
 		wantMethods = append(wantMethods, struct {
 			name, kind string
@@ -333,6 +333,8 @@ func TestEvalSuiteRefusesSingleRunFlags(t *testing.T) {
 		{[]string{"--suite", "--dataset", "taobao"}, "--dataset cannot be combined with --suite"},
 		{[]string{"--suite", "--model", "mlp", "--dp-epsilon", "1"}, "--model cannot be combined"},
 		{[]string{"--suite", "--dp-sweep", "1,2"}, "--dp-sweep cannot be combined"},
+		{[]string{"--suite", "--whether", "1.5"}, "--whether 1.5: want a weight in (0, 1]"},
+		{[]string{"--suite", "--whether", "NaN"}, "--whether NaN: want a weight in (0, 1]"},
 		{[]string{"--suite-file", bad, "--data-dir", t.TempDir()}, `line 3, column 5: unknown key "paht" in datasets[0]`},
 	}
 	for _, tc := range tests {

@@ -62,6 +62,9 @@ type Model struct {
 	// rhythm, when on, adds the customer-dependent day shape v·g(x, t)
 	// (rhythm.go); v is the last RhythmTerms entries of Params.
 	rhythm rhythmIndex
+	// whether is the weight of the direct horizon objective in the training
+	// loss (whether.go); it changes no prediction.
+	whether float64
 }
 
 // Metadata records how a model was trained.
@@ -357,8 +360,12 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64, 
 		off = rs.off
 	}
 	last := H
+	// k weighs the hazard likelihood of a buyer's row against the direct
+	// horizon objective (whether.go); a non-buyer's row is the same under both.
+	k := 1.0
 	if label > 0 {
 		last = label
+		k = 1 - m.whether
 	}
 	ef := math.Exp(f)
 	// −log(1−h_t) summed over the risk days is −log Π(1−h_t): multiply and take
@@ -386,12 +393,12 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64, 
 				h, q = e/(1+e), 1/(1+e)
 			}
 		}
-		g := h
+		g := h * k
 		switch {
 		case t == label:
 			// −log h = softplus(−z).
 			loss += softplus(-zt)
-			g--
+			g -= k
 		case q < 1e-100:
 			// −log q = softplus(z): q itself would underflow the product to 0
 			// and the loss to +Inf (z > 230 takes a feature far outside any
@@ -407,15 +414,21 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64, 
 		if grad != nil {
 			grad[t-1] += g
 			if off != nil && g != 0 {
-				v, k := grad[len(grad)-RhythmTerms:], (t-1)*RhythmTerms
+				v, at := grad[len(grad)-RhythmTerms:], (t-1)*RhythmTerms
 				for i := range RhythmTerms {
-					v[i] += g * rs.g[k+i]
+					v[i] += g * rs.g[at+i]
 				}
 			}
 		}
 		df += g
 	}
 	loss -= math.Log(surv)
+	loss *= k
+	if label > 0 && m.whether > 0 {
+		l, dfw := m.whetherLoss(p, f, off, grad, rs)
+		loss += l
+		df += dfw
+	}
 	if grad == nil {
 		return loss
 	}

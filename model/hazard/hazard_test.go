@@ -34,6 +34,45 @@ func unitStd(d int) Standardization {
 	return s
 }
 
+// fullSchema is the unmasked schema and each feature's position in it.
+func fullSchema(t *testing.T) (feature.Schema, map[string]int) {
+	t.Helper()
+	full, err := feature.NewSchema(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := map[string]int{}
+	for j, n := range full.Names {
+		pos[n] = j
+	}
+	return full, pos
+}
+
+// checkFiniteDifferences compares m's gradient of CustomerLoss on rows with
+// central finite differences, coordinate by coordinate, to the relative
+// tolerance tol, and returns the gradient.
+func checkFiniteDifferences(t *testing.T, m *Model, rows []feature.Row, tol float64) []float64 {
+	t.Helper()
+	grad := make([]float64, len(m.Params))
+	if _, err := m.CustomerLoss(rows, grad); err != nil {
+		t.Fatal(err)
+	}
+	const eps = 1e-6
+	for j := range m.Params {
+		orig := m.Params[j]
+		m.Params[j] = orig + eps
+		lp, _ := m.CustomerLoss(rows, nil)
+		m.Params[j] = orig - eps
+		lm, _ := m.CustomerLoss(rows, nil)
+		m.Params[j] = orig
+		fd := (lp - lm) / (2 * eps)
+		if math.Abs(fd-grad[j]) > tol*math.Max(1, math.Abs(fd)) {
+			t.Errorf("param %d of %d: got gradient %v, finite difference %v", j, len(m.Params), grad[j], fd)
+		}
+	}
+	return grad
+}
+
 func newModel(t *testing.T, kind string, d, hidden int) *Model {
 	t.Helper()
 	m, err := New(kind, testSchema(t, d), unitStd(d), hidden, 0.25)
@@ -103,23 +142,7 @@ func TestGradientFiniteDifferences(t *testing.T) {
 				}
 				rows = append(rows, feature.Row{Customer: "c", Cutoff: i, X: x, Label: []int{0, 1, 17, 30}[i]})
 			}
-			grad := make([]float64, len(m.Params))
-			if _, err := m.CustomerLoss(rows, grad); err != nil {
-				t.Fatal(err)
-			}
-			const eps = 1e-6
-			for j := range m.Params {
-				orig := m.Params[j]
-				m.Params[j] = orig + eps
-				lp, _ := m.CustomerLoss(rows, nil)
-				m.Params[j] = orig - eps
-				lm, _ := m.CustomerLoss(rows, nil)
-				m.Params[j] = orig
-				fd := (lp - lm) / (2 * eps)
-				if math.Abs(fd-grad[j]) > 1e-6*math.Max(1, math.Abs(fd)) {
-					t.Errorf("param %d: got gradient %v, finite difference %v", j, grad[j], fd)
-				}
-			}
+			checkFiniteDifferences(t, m, rows, 1e-6)
 		})
 	}
 }

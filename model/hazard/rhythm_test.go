@@ -3,7 +3,6 @@ package hazard
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -130,14 +129,7 @@ func TestRhythmPredictsDueDay(t *testing.T) {
 // linear and an MLP model with the rhythm term, the rhythm weights included,
 // against central finite differences, on rows with and without a gap.
 func TestRhythmGradientFiniteDifferences(t *testing.T) {
-	full, err := feature.NewSchema(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pos := map[string]int{}
-	for j, n := range full.Names {
-		pos[n] = j
-	}
+	full, pos := fullSchema(t)
 	for _, tc := range []struct {
 		kind   string
 		hidden int
@@ -171,23 +163,7 @@ func TestRhythmGradientFiniteDifferences(t *testing.T) {
 				x[pos["has_gap"]] = float64(min(i, 1)) // the first row has no gap
 				rows = append(rows, feature.Row{Customer: "c", Cutoff: i, X: x, Label: label})
 			}
-			grad := make([]float64, len(m.Params))
-			if _, err := m.CustomerLoss(rows, grad); err != nil {
-				t.Fatal(err)
-			}
-			const eps = 1e-6
-			for j := range m.Params {
-				orig := m.Params[j]
-				m.Params[j] = orig + eps
-				lp, _ := m.CustomerLoss(rows, nil)
-				m.Params[j] = orig - eps
-				lm, _ := m.CustomerLoss(rows, nil)
-				m.Params[j] = orig
-				fd := (lp - lm) / (2 * eps)
-				if math.Abs(fd-grad[j]) > 1e-5*math.Max(1, math.Abs(fd)) {
-					t.Errorf("param %d of %d: got gradient %v, finite difference %v", j, len(m.Params), grad[j], fd)
-				}
-			}
+			grad := checkFiniteDifferences(t, m, rows, 1e-5)
 			if grad[m.rhythmStart()] == 0 {
 				t.Error("rhythm weight has zero gradient")
 			}

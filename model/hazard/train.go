@@ -109,6 +109,12 @@ type TrainOptions struct {
 	// hazard over the days of the horizon then depends on the customer's wait
 	// relative to their own usual gap, not only on a shared baseline.
 	Rhythm bool
+	// Whether, in [0, 1], is the weight of the direct objective on P(buy
+	// within the horizon) (whether.go): the loss is (1 − Whether)·NLL +
+	// Whether·BCE of that probability, which leaves a non-buyer's row as it
+	// is and moves weight in a buyer's row from the day of the purchase to
+	// the purchase itself. 0 is the plain hazard likelihood.
+	Whether float64
 	// Seed seeds every random choice (batches, MLP initialisation).
 	Seed uint64
 	// Std, when set, is used as the standardization instead of statistics of the
@@ -170,6 +176,9 @@ func (o *TrainOptions) defaults() error {
 		return fmt.Errorf("learning rate %v, want > 0", o.LearningRate)
 	case !(o.L2 >= 0) || math.IsInf(o.L2, 0):
 		return fmt.Errorf("l2 %v, want ≥ 0", o.L2)
+	}
+	if err := checkWhether(o.Whether); err != nil {
+		return err
 	}
 	return nil
 }
@@ -307,6 +316,7 @@ func Train(ctx context.Context, schema feature.Schema, rows []feature.Row, opts 
 	if err != nil {
 		return nil, TrainReport{}, fmt.Errorf("train hazard: %w", err)
 	}
+	m.whether = opts.Whether
 	if opts.Rhythm {
 		if err := m.EnableRhythm(); err != nil {
 			return nil, TrainReport{}, fmt.Errorf("train hazard: rhythm: %w", err)
