@@ -139,6 +139,9 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 			if err := suiteFlags.checkWhether(); err != nil {
 				return fmt.Errorf("eval: %w", err)
 			}
+			if err := suiteFlags.suiteOnly(); err != nil {
+				return err
+			}
 			opts := ingest.Options{Format: ds.format, Location: ds.location, OnError: ingest.Skip, MaxInvalidShare: maxInvalid}
 			if maxInvalid == 0 {
 				opts.OnError = ingest.FailFast // no bad row tolerated: stop at the first
@@ -186,6 +189,7 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 				NoLevelCarry:      !levelCarry,
 			}
 			cfg.Hazard.Whether = suiteFlags.whether
+			cfg.Hazard.Rhythm = suiteFlags.rhythm
 			if err := dpo.apply(cmd, &cfg); err != nil {
 				return fmt.Errorf("eval: %w", err)
 			}

@@ -48,13 +48,33 @@ func (s *evalSuiteFlags) register(f *pflag.FlagSet) {
 		"(and hazard+bgnbd-dp-eps… with --dp-epsilon)")
 	f.BoolVar(&s.prior, "dp-prior", true, "with --suite and --dp-epsilon, start the private model from a public prior: the model trained "+
 		"non-privately on the other data sets of the suite, never the evaluated one (false: from zero weights)")
-	f.BoolVar(&s.rhythm, "rhythm", false, "with --suite, add the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm) as hazard-rhythm")
+	f.BoolVar(&s.rhythm, "rhythm", false, "train the linear hazard model with the rhythm term (hazard.TrainOptions.Rhythm); "+
+		"with --suite, as the extra row hazard-rhythm")
 	f.Float64Var(&s.whether, "whether", 0, "train the hazard model with this weight in (0, 1] on the direct objective P(buy within 30 days) "+
 		"(hazard.TrainOptions.Whether); with --suite, as the extra row hazard-whether<W> (and hazard-whether<W>-dp-eps… with --dp-epsilon); "+
 		"0 = the plain hazard likelihood")
 }
 
 func (s *evalSuiteFlags) enabled() bool { return s.on || s.file != "" }
+
+// suiteOnly refuses, in a single evaluation, the flags that only the suite
+// reads, which would otherwise be silently ignored.
+func (s *evalSuiteFlags) suiteOnly() error {
+	if s.flags == nil {
+		return nil
+	}
+	var set []string
+	s.flags.Visit(func(f *pflag.Flag) {
+		switch f.Name {
+		case "data-dir", "plots", "dp-prior":
+			set = append(set, "--"+f.Name)
+		}
+	})
+	if len(set) > 0 {
+		return fmt.Errorf("eval: %s only apply with --suite", strings.Join(set, ", "))
+	}
+	return nil
+}
 
 // checkWhether refuses a --whether outside (0, 1] (0 means the flag is off).
 func (s *evalSuiteFlags) checkWhether() error {

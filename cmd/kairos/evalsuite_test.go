@@ -18,6 +18,7 @@ import (
 
 	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/model/evaluate"
+	"github.com/kairos-fl/kairos/model/hazard"
 	"github.com/kairos-fl/kairos/model/suite"
 )
 
@@ -346,5 +347,47 @@ func TestEvalSuiteRefusesSingleRunFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestEvalSingleRunSuiteFlags: a single evaluation trains with --rhythm (the
+// model file it writes carries the rhythm term) and refuses the flags only
+// the suite reads, which it used to ignore without a word.
+func TestEvalSingleRunSuiteFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--plots", t.TempDir()},
+		{"--data-dir", t.TempDir()},
+		{"--dp-prior=false"},
+	} {
+		cmd := newRootCmd()
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		cmd.SetArgs(append([]string{"eval", "--dataset", "cdnow-sample"}, args...))
+		err := cmd.Execute()
+		if want := args[0][:strings.IndexAny(args[0]+"=", "=")] + " only apply with --suite"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: got %v, want an error containing %q", args, err, want)
+		}
+	}
+	if _, err := sharedDataPath("cdnow/CDNOW_sample.txt"); err != nil {
+		t.Skip(err)
+	}
+	out := filepath.Join(t.TempDir(), "model.json")
+	cmd := newRootCmd()
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	cmd.SetArgs([]string{"eval", "--dataset", "cdnow-sample", "--rhythm", "--json", "--out", out})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := hazard.Unmarshal(b, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Rhythm() {
+		t.Error("eval --rhythm wrote a model without the rhythm term")
 	}
 }
