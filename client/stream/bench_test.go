@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -12,45 +13,85 @@ import (
 	"github.com/kairos-fl/kairos/model/hazard"
 )
 
-// BenchmarkRescore is the processor's per-customer work when it seals a
-// batch: a customer's features now and their P(buy within 7 days), for 1,000
-// customers with a year of events each, under a linear model and one with the
-// rhythm term.
-func BenchmarkRescore(b *testing.B) {
+// scoringFixture is a processor's in-memory population: 1,000 customers with
+// a year of events each, and the models they are scored with: linear, linear
+// with the rhythm term, and an MLP.
+type scoringFixture struct {
+	eng    *feature.LiveEngine
+	now    time.Time
+	cust   map[string]*entry
+	names  []string
+	models map[string]*hazard.Model
+}
+
+func newScoringFixture(tb testing.TB) scoringFixture {
 	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
-	must(b, err)
-	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	must(tb, err)
+	f := scoringFixture{eng: eng, now: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC), cust: map[string]*entry{}}
 	r := rand.New(rand.NewPCG(3, 4))
 	kinds := []model.Kind{model.View, model.View, model.Cart, model.Purchase}
-	cust := map[string]*entry{}
-	var names []string
 	for i := range 1000 {
 		c := "c" + strconv.Itoa(i)
 		e := &entry{}
-		for k := range 40 {
-			ev := model.Event{Customer: c, Time: now.Add(-time.Duration(365-9*k) * 24 * time.Hour), Kind: kinds[r.IntN(len(kinds))]}
+		for range 40 {
+			ev := model.Event{Customer: c, Time: f.now.Add(-time.Duration(r.IntN(365*24)) * time.Hour), Kind: kinds[r.IntN(len(kinds))]}
 			if ev.Kind == model.Purchase {
 				ev.Amount, ev.HasAmount = 20, true
 			}
-			must(b, eng.Apply(&e.st, ev))
+			must(tb, eng.Apply(&e.st, ev))
 		}
-		cust[c] = e
-		names = append(names, c)
+		f.cust[c] = e
+		f.names = append(f.names, c)
 	}
-	linear := recencyModel(b, eng.Schema())
-	rhythm := recencyModel(b, eng.Schema())
-	must(b, rhythm.EnableRhythm())
+	linear := recencyModel(tb, eng.Schema())
+	rhythm := recencyModel(tb, eng.Schema())
+	must(tb, rhythm.EnableRhythm())
 	rhythm.Params[len(rhythm.Params)-2] = -0.5
-	for _, tc := range []struct {
-		name string
-		m    *hazard.Model
-	}{{"linear", linear}, {"rhythm", rhythm}} {
-		b.Run(tc.name, func(b *testing.B) {
-			p := &Processor{cfg: Config{Engine: eng, Model: tc.m, Now: func() time.Time { return now }}, h7: slices.Index(hazard.Horizons[:], 7), cust: cust}
+	mlp, err := hazard.New(hazard.KindMLP, eng.Schema(), hazard.FixedStandardization(eng.Schema()), 8, 0.01)
+	must(tb, err)
+	for j := mlp.Horizon; j < len(mlp.Params); j++ {
+		mlp.Params[j] = r.NormFloat64() * 0.3
+	}
+	f.models = map[string]*hazard.Model{"linear": linear, "rhythm": rhythm, "mlp8": mlp}
+	return f
+}
+
+func (f scoringFixture) processor(m *hazard.Model) *Processor {
+	return &Processor{cfg: Config{Engine: f.eng, Model: m, Now: func() time.Time { return f.now }}, h7: slices.Index(hazard.Horizons[:], 7), cust: f.cust}
+}
+
+// TestRescoreIsPredict: the P(buy within 7 days) the processor keeps for
+// each customer (and compares with the threshold) is, bit for bit, Predict's
+// Within[7 days] on the customer's features, which Score serves, for every
+// kind of model.
+func TestRescoreIsPredict(t *testing.T) {
+	f := newScoringFixture(t)
+	for name, m := range f.models {
+		p := f.processor(m)
+		for _, c := range f.names {
+			p.rescore(c)
+			x, err := f.eng.Features(&f.cust[c].st, p.scoreTime(&f.cust[c].st), nil)
+			must(t, err)
+			pr, err := m.Predict(x)
+			must(t, err)
+			if got, want := f.cust[c].p7, pr.Within[p.h7]; math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("%s: customer %s: kept P7 %v, Predict's %v", name, c, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkRescore is the processor's per-customer work when it seals a
+// batch: a customer's features now and their P(buy within 7 days).
+func BenchmarkRescore(b *testing.B) {
+	f := newScoringFixture(b)
+	for _, name := range []string{"linear", "rhythm", "mlp8"} {
+		b.Run(name, func(b *testing.B) {
+			p := f.processor(f.models[name])
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				p.rescore(names[i%len(names)])
+				p.rescore(f.names[i%len(f.names)])
 				i++
 			}
 		})
