@@ -63,7 +63,7 @@ func benchCommit(b *testing.B, s Store, batch int) {
 	for i := range customers {
 		all["c"+strconv.Itoa(i)] = state()
 	}
-	if err := s.Commit(ctx, "bench", map[int32]int64{0: 1}, all); err != nil {
+	if err := s.Commit(ctx, "bench", Batch{Next: map[int32]int64{0: 1}, States: all}); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
@@ -73,7 +73,7 @@ func benchCommit(b *testing.B, s Store, batch int) {
 		for range batch {
 			states["c"+strconv.Itoa(r.IntN(customers))] = state()
 		}
-		if err := s.Commit(ctx, "bench", map[int32]int64{0: int64(i + 2)}, states); err != nil {
+		if err := s.Commit(ctx, "bench", Batch{Next: map[int32]int64{0: int64(i + 2)}, States: states}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -32,9 +32,9 @@ func TestMain(m *testing.M) {
 // middle of the stream; it changes nothing else.
 type slowStore struct{ livestore.Store }
 
-func (s slowStore) Commit(ctx context.Context, src string, next map[int32]int64, st map[string][]byte) error {
+func (s slowStore) Commit(ctx context.Context, src string, b livestore.Batch) error {
 	time.Sleep(3 * time.Millisecond)
-	return s.Store.Commit(ctx, src, next, st)
+	return s.Store.Commit(ctx, src, b)
 }
 
 // runChild is the consumer process of TestNATSCrashReplay: a processor on

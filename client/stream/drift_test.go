@@ -94,10 +94,10 @@ func TestDriftWatch(t *testing.T) {
 		Now: func() time.Time { return now }})
 	must(t, err)
 	runUntil(t, p, map[int32]int64{0: pos})
-	w, err := p.WatchDrift(DriftConfig{Reference: reference})
+	w, err := p.WatchDrift(ctx, DriftConfig{Reference: reference})
 	must(t, err)
 
-	rep, err := w.Check(now)
+	rep, err := w.Check(ctx, now)
 	must(t, err)
 	atNow := batchRows(t, live, now)
 	var current [][]float64
@@ -131,7 +131,7 @@ func TestDriftWatch(t *testing.T) {
 		labels[c] = true
 	}
 	runUntil(t, p, map[int32]int64{0: publish(later)})
-	rep2, err := w.Check(now.Add(31 * day))
+	rep2, err := w.Check(ctx, now.Add(31*day))
 	must(t, err)
 	h30 := slices.Index(hazard.Horizons[:], 30)
 	var probs []float64
@@ -165,13 +165,14 @@ func TestDriftWatch(t *testing.T) {
 // refused with the row named; GET /drift without a watch is 404.
 func TestDriftWatchRefusesBadReference(t *testing.T) {
 	eng, _ := feature.NewLiveEngine(feature.LiveConfig{})
+	ctx := context.Background()
 	p := &Processor{cfg: Config{Engine: eng, Now: time.Now}}
 	n := len(eng.Schema().Names)
-	_, err := p.WatchDrift(DriftConfig{Reference: [][]float64{make([]float64, n), make([]float64, n-1)}})
+	_, err := p.WatchDrift(ctx, DriftConfig{Reference: [][]float64{make([]float64, n), make([]float64, n-1)}})
 	if err == nil || err.Error() != fmt.Sprintf("watch drift: reference row 1 has %d features, the live engine %d", n-1, n) {
 		t.Errorf("bad reference: got %v", err)
 	}
-	if _, err := p.WatchDrift(DriftConfig{}); err == nil {
+	if _, err := p.WatchDrift(ctx, DriftConfig{}); err == nil {
 		t.Error("no reference accepted")
 	}
 	rec := httptest.NewRecorder()

@@ -64,6 +64,8 @@ type Processor struct {
 	stats Stats
 	// drift, when set, records applied purchases (drift.go).
 	drift atomic.Pointer[DriftWatch]
+	// running is set while Run runs (a drift watch must start before it).
+	running atomic.Bool
 	// x and ws are p7's feature and model scratch.
 	x  []float64
 	ws hazard.Scratch
@@ -180,6 +182,10 @@ func (p *Processor) Stats() Stats {
 // After an error other than ctx's, the in-memory states may hold batches the
 // store does not: make a new Processor (New reloads the store) to go on.
 func (p *Processor) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("stream %s: already running", p.cfg.Name)
+	}
+	defer p.running.Store(false)
 	if !maps.Equal(p.next, p.Position()) {
 		return fmt.Errorf("stream %s: a previous run left applied messages uncommitted: make a new Processor", p.cfg.Name)
 	}
@@ -255,16 +261,19 @@ type batch struct {
 	n      int                 // messages
 	dirty  map[string]struct{} // customers whose state changed
 	scored []Message           // applied messages, for OnScored
+	// purchases are those the drift watch keeps, committed with the batch.
+	purchases []livestore.Purchase
 }
 
 func newBatch() *batch { return &batch{dirty: map[string]struct{}{}} }
 
 // commitJob is a sealed batch: what the committer writes and, after, reports.
 type commitJob struct {
-	next    map[int32]int64
-	states  map[string][]byte
-	scored  []Message
-	changes []ScoreChange
+	next      map[int32]int64
+	states    map[string][]byte
+	purchases []livestore.Purchase
+	scored    []Message
+	changes   []ScoreChange
 }
 
 // add decodes and applies message m to the in-memory states, recording it in
@@ -289,7 +298,7 @@ func (p *Processor) add(ctx context.Context, b *batch, m Message) error {
 			break
 		}
 		b.dirty[ev.Customer] = struct{}{}
-		p.observe(ev)
+		p.observe(b, ev)
 		if p.cfg.OnScored != nil {
 			b.scored = append(b.scored, m)
 		}
@@ -306,7 +315,7 @@ func (p *Processor) add(ctx context.Context, b *batch, m Message) error {
 // seal re-scores b's customers once each and encodes their states with the
 // position after b's last message.
 func (p *Processor) seal(b *batch) (*commitJob, error) {
-	j := &commitJob{next: maps.Clone(p.next), states: make(map[string][]byte, len(b.dirty)), scored: b.scored}
+	j := &commitJob{next: maps.Clone(p.next), states: make(map[string][]byte, len(b.dirty)), purchases: b.purchases, scored: b.scored}
 	for c := range b.dirty {
 		if p.cfg.Model != nil {
 			if ch, ok := p.rescore(c); ok {
@@ -343,7 +352,7 @@ func (p *Processor) committer(ctx context.Context, jobs <-chan *commitJob, done 
 // commit writes j to the store in one transaction, then reports its scores
 // and publishes its changes.
 func (p *Processor) commit(ctx context.Context, j *commitJob) error {
-	if err := p.cfg.Store.Commit(ctx, p.cfg.Name, j.next, j.states); err != nil {
+	if err := p.cfg.Store.Commit(ctx, p.cfg.Name, livestore.Batch{Next: j.next, States: j.states, Purchases: j.purchases}); err != nil {
 		return fmt.Errorf("stream %s: %w", p.cfg.Name, err)
 	}
 	p.mu.Lock()
