@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/kairos-fl/kairos/client/livestore"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
@@ -76,6 +78,18 @@ func message(e model.Event) []byte {
 		kind = "purchase"
 	}
 	return fmt.Appendf(nil, `{"customer":%q,"ts":%d,"kind":%q,"amount":10}`, e.Customer, e.Time.Unix(), kind)
+}
+
+// publishEvents publishes evs to subject and returns the position after them.
+func publishEvents(t testing.TB, js jetstream.JetStream, subject string, evs []model.Event) int64 {
+	t.Helper()
+	var last uint64
+	for _, e := range evs {
+		ack, err := js.Publish(context.Background(), subject, message(e))
+		must(t, err)
+		last = ack.Sequence
+	}
+	return int64(last) + 1
 }
 
 // sliceSource is partition 0 of an in-memory stream that grows with publish.
@@ -158,15 +172,23 @@ func uninterruptedDrift(t *testing.T, sc driftScenario, st livestore.Store) Drif
 	ctx := context.Background()
 	src := &sliceSource{}
 	p := newDriftProcessor(t, sc, src, st, sc.now, 0)
-	runUntil(t, p, map[int32]int64{0: src.publish(sc.history)})
-	w, err := p.WatchDrift(ctx, DriftConfig{Reference: sc.reference})
-	must(t, err)
-	_, err = w.Check(ctx, sc.now)
-	must(t, err)
+	w := checkAtNow(t, sc, p, src.publish(sc.history))
 	runUntil(t, p, map[int32]int64{0: src.publish(sc.later)})
 	rep, err := w.Check(ctx, sc.now.Add(31*24*time.Hour))
 	must(t, err)
 	return rep
+}
+
+// checkAtNow runs p to position hist (the end of the scenario's history),
+// starts its drift watch and checks at now.
+func checkAtNow(t *testing.T, sc driftScenario, p *Processor, hist int64) *DriftWatch {
+	t.Helper()
+	runUntil(t, p, map[int32]int64{0: hist})
+	w, err := p.WatchDrift(context.Background(), DriftConfig{Reference: sc.reference})
+	must(t, err)
+	_, err = w.Check(context.Background(), sc.now)
+	must(t, err)
+	return w
 }
 
 func newDriftProcessor(t testing.TB, sc driftScenario, src Source, st livestore.Store, clock time.Time, batch int) *Processor {
@@ -226,11 +248,7 @@ func TestDriftRestartMidWindow(t *testing.T) {
 			src := &sliceSource{}
 			cs := &crashStore{Store: st[0]}
 			p := newDriftProcessor(t, sc, src, cs, sc.now, 8)
-			runUntil(t, p, map[int32]int64{0: src.publish(sc.history)})
-			w, err := p.WatchDrift(ctx, DriftConfig{Reference: sc.reference})
-			must(t, err)
-			_, err = w.Check(ctx, sc.now)
-			must(t, err)
+			checkAtNow(t, sc, p, src.publish(sc.history))
 			end := src.publish(sc.later)
 			cs.left.Store(40)
 			cs.armed.Store(true)

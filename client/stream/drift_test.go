@@ -73,14 +73,8 @@ func TestDriftWatch(t *testing.T) {
 
 	js, _ := jetstream.New(nc)
 	publish := func(evs []model.Event) int64 {
-		var last uint64
 		slices.SortStableFunc(evs, func(a, b model.Event) int { return a.Time.Compare(b.Time) })
-		for _, e := range evs {
-			ack, err := js.Publish(ctx, cfg.Subject, fmt.Appendf(nil, `{"customer":%q,"ts":%d,"kind":"purchase","amount":10}`, e.Customer, e.Time.Unix()))
-			must(t, err)
-			last = ack.Sequence
-		}
-		return int64(last) + 1
+		return publishEvents(t, js, cfg.Subject, evs)
 	}
 	pos := publish(slices.Clone(live))
 	src, err := NewNATS(nc, cfg)
