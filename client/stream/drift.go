@@ -80,6 +80,7 @@ type DriftWatch struct {
 	names []string
 	h30   int
 
+	checkMu   sync.Mutex // held by Check; seq changes under both
 	mu        sync.Mutex
 	seq       int64      // Seq of the latest snapshot (0: none yet)
 	snapshots []snapshot // oldest first
@@ -245,8 +246,10 @@ func (w *DriftWatch) Check(ctx context.Context, now time.Time) (DriftReport, err
 	rep.Features = shifts
 	rep.MaxPSI = shifts[0].PSI
 
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	// checkMu orders checks; the store write runs outside mu so that the
+	// stream's purchases do not wait for it.
+	w.checkMu.Lock()
+	defer w.checkMu.Unlock()
 	if preds != nil {
 		// Map order differs from run to run; customer order makes a stored
 		// snapshot the same bytes for the same predictions.
@@ -257,6 +260,10 @@ func (w *DriftWatch) Check(ctx context.Context, now time.Time) (DriftReport, err
 				return DriftReport{}, fmt.Errorf("drift check: %w", err)
 			}
 		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if preds != nil {
 		w.seq++
 		w.snapshots = append(w.snapshots, snapshot{at: now, preds: preds})
 		if n := len(w.snapshots) - w.cfg.MaxSnapshots; n > 0 {
