@@ -21,6 +21,7 @@ import (
 	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/client/livestore"
 	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
 const childEnv = "KAIROS_STREAM_TEST_CHILD"
@@ -56,7 +57,7 @@ func runChild() int {
 	if err != nil {
 		return fail(err)
 	}
-	st, err := livestore.OpenSQLite(ctx, os.Getenv("KT_DB"))
+	st, err := livestore.Open(ctx, os.Getenv("KT_DB"))
 	if err != nil {
 		return fail(err)
 	}
@@ -194,15 +195,30 @@ func (c crashChild) runTo(cmd *exec.Cmd, want int64) int64 {
 // events and restarted to the end. The stored purchases are exactly the
 // scenario's from now on (none lost, none twice), and a watch restored from
 // the store reports at now + 31 days exactly what one uninterrupted
-// processor reports.
+// processor reports. On SQLite and on PostgreSQL (KAIROS_TEST_POSTGRES_URL;
+// never skipped under CI=true).
 func TestNATSCrashReplayDrift(t *testing.T) {
 	nc := natsConn(t)
-	cfg := testStream(t, nc)
-	ctx := context.Background()
 	sc := newDriftScenario(t)
+	ctx := context.Background()
+	ref, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "reference.db"))
+	must(t, err)
+	defer ref.Close()
+	want := uninterruptedDrift(t, sc, ref)
+	for name, db := range map[string]string{
+		"sqlite":   filepath.Join(t.TempDir(), "live.db"),
+		"postgres": pgtest.Database(t, pgtest.BaseURL(t), "kairos_live_"),
+	} {
+		t.Run(name, func(t *testing.T) { crashReplayDrift(t, nc, sc, db, want) })
+	}
+}
+
+// crashReplayDrift is TestNATSCrashReplayDrift on the store at db.
+func crashReplayDrift(t *testing.T, nc *nats.Conn, sc driftScenario, db string, want DriftReport) {
+	ctx := context.Background()
+	cfg := testStream(t, nc)
 	js, _ := jetstream.New(nc)
-	db := filepath.Join(t.TempDir(), "live.db")
-	store, err := livestore.OpenSQLite(ctx, db)
+	store, err := livestore.Open(ctx, db)
 	must(t, err)
 	defer store.Close()
 	src, err := NewNATS(nc, cfg)
@@ -230,14 +246,10 @@ func TestNATSCrashReplayDrift(t *testing.T) {
 		t.Errorf("stored %d purchases (%d distinct), want the scenario's %d from now on, each once", len(stored.Purchases), len(got), len(sc.purchasesFromNow))
 	}
 	restored := newDriftProcessor(t, sc, src, store, sc.now.Add(10*day), 0)
-	w2, err := restored.WatchDrift(ctx, DriftConfig{Reference: sc.reference})
+	w, err := restored.WatchDrift(ctx, DriftConfig{Reference: sc.reference})
 	must(t, err)
-	rep, err := w2.Check(ctx, sc.now.Add(31*day))
+	rep, err := w.Check(ctx, sc.now.Add(31*day))
 	must(t, err)
-	sq, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "reference.db"))
-	must(t, err)
-	defer sq.Close()
-	want := uninterruptedDrift(t, sc, sq)
 	if !reflect.DeepEqual(rep, want) {
 		g, _ := json.Marshal(rep.Outcomes)
 		w, _ := json.Marshal(want.Outcomes)
