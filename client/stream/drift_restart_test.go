@@ -303,3 +303,64 @@ func TestDriftRestartMidWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestDriftSnapshotsBounded: with MaxSnapshots 2, three daily checks leave
+// the two latest snapshots in memory and in the store, and only the
+// purchases from the earliest kept one's time on; a restarted watch restores
+// them and numbers its next snapshot after them, still keeping two.
+func TestDriftSnapshotsBounded(t *testing.T) {
+	sc := newDriftScenario(t)
+	ctx := context.Background()
+	day := 24 * time.Hour
+	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer st.Close()
+	src := &sliceSource{}
+	p := newDriftProcessor(t, sc, src, st, sc.now, 0)
+	runUntil(t, p, map[int32]int64{0: src.publish(sc.history)})
+	cfg := DriftConfig{Reference: sc.reference, MaxSnapshots: 2}
+	w, err := p.WatchDrift(ctx, cfg)
+	must(t, err)
+	runUntil(t, p, map[int32]int64{0: src.publish(sc.later)})
+	var rep DriftReport
+	for d := range 3 {
+		rep, err = w.Check(ctx, sc.now.Add(time.Duration(d)*day))
+		must(t, err)
+	}
+	// The scenario's purchases at or after from, counted from the events.
+	purchasesFrom := func(from time.Time) int {
+		n := 0
+		for pu := range sc.purchasesFromNow {
+			if !pu.At.Before(from) {
+				n++
+			}
+		}
+		return n
+	}
+	want := purchasesFrom(sc.now.Add(day))
+	check := func(when string, seqs ...int64) {
+		t.Helper()
+		d, err := st.LoadDrift(ctx, "events")
+		must(t, err)
+		var got []int64
+		for _, s := range d.Snapshots {
+			got = append(got, s.Seq)
+		}
+		if !slices.Equal(got, seqs) || len(d.Purchases) != want {
+			t.Errorf("%s: stored snapshots %v and %d purchases, want %v and %d", when, got, len(d.Purchases), seqs, want)
+		}
+	}
+	if rep.Snapshots != 2 {
+		t.Errorf("report keeps %d snapshots, want 2", rep.Snapshots)
+	}
+	check("after three checks", 2, 3)
+
+	p2 := newDriftProcessor(t, sc, src, st, sc.now.Add(3*day), 0)
+	w2, err := p2.WatchDrift(ctx, cfg)
+	must(t, err)
+	if rep, err = w2.Check(ctx, sc.now.Add(3*day)); err != nil || rep.Snapshots != 2 {
+		t.Fatalf("check after the restart: %v, %d snapshots; want 2", err, rep.Snapshots)
+	}
+	want = purchasesFrom(sc.now.Add(2 * day))
+	check("after the restart's check", 3, 4)
+}
