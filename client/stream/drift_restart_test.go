@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -279,6 +282,16 @@ func TestDriftRestartMidWindow(t *testing.T) {
 			if o := got.Outcomes; o == nil || o.Evaluated != 200 || o.Buyers != sc.buyersWithin30 || o.AUC30 == nil {
 				t.Errorf("outcomes %+v, want 200 evaluated, %d buyers (from the events) and an AUC", o, sc.buyersWithin30)
 			}
+			// GET /drift serves that report, byte for byte the uninterrupted one's.
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/drift", nil)
+			req.Host = "127.0.0.1:8377"
+			p2.Handler().ServeHTTP(rec, req)
+			wantJSON, err := json.Marshal(want)
+			must(t, err)
+			if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != string(wantJSON) {
+				t.Errorf("GET /drift after the restart: %d %s\nwant the uninterrupted run's %s", rec.Code, rec.Body.String(), wantJSON)
+			}
 			stored, err = st[0].LoadDrift(ctx, "events")
 			must(t, err)
 			if len(stored.Purchases) != len(sc.purchasesFromNow) {
@@ -363,4 +376,36 @@ func TestDriftSnapshotsBounded(t *testing.T) {
 	}
 	want = purchasesFrom(sc.now.Add(2 * day))
 	check("after the restart's check", 3, 4)
+}
+
+// refusingStore refuses every drift snapshot.
+type refusingStore struct{ livestore.Store }
+
+func (refusingStore) AddSnapshot(context.Context, string, livestore.Snapshot, int) error {
+	return errors.New("disk full")
+}
+
+// TestDriftCheckFailsWithoutItsSnapshot: a check whose snapshot the store
+// refuses fails with the store's error and keeps nothing, so memory never
+// holds a snapshot a restart would not find; the next check is refused the
+// same way (not by a conflicting sequence number).
+func TestDriftCheckFailsWithoutItsSnapshot(t *testing.T) {
+	sc := newDriftScenario(t)
+	ctx := context.Background()
+	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer st.Close()
+	src := &sliceSource{}
+	p := newDriftProcessor(t, sc, src, refusingStore{st}, sc.now, 0)
+	runUntil(t, p, map[int32]int64{0: src.publish(sc.history)})
+	w, err := p.WatchDrift(ctx, DriftConfig{Reference: sc.reference})
+	must(t, err)
+	for range 2 {
+		if _, err := w.Check(ctx, sc.now); err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Errorf("check with a refused snapshot: %v, want the store's error", err)
+		}
+	}
+	if _, ok := w.Report(); ok || len(w.snapshots) != 0 || w.seq != 0 {
+		t.Errorf("after refused checks: report kept %v, %d snapshots, seq %d; want none", ok, len(w.snapshots), w.seq)
+	}
 }
