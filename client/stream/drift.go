@@ -207,7 +207,11 @@ func (p *Processor) observe(b *batch, ev model.Event) {
 // snapshots whose label window has passed. now should not be before the
 // processor's clock when the watch started (purchases before that are not
 // kept). A snapshot the store refuses is not kept either: the check fails.
+// now is taken to the second, as purchases (and live states) are: a purchase
+// in the same second as the check but after it then labels the check's
+// predictions.
 func (w *DriftWatch) Check(ctx context.Context, now time.Time) (DriftReport, error) {
+	now = now.Truncate(time.Second)
 	p := w.p
 	var current [][]float64
 	var preds []drift.Prediction

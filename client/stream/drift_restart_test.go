@@ -409,3 +409,32 @@ func TestDriftCheckFailsWithoutItsSnapshot(t *testing.T) {
 		t.Errorf("after refused checks: report kept %v, %d snapshots, seq %d; want none", ok, len(w.snapshots), w.seq)
 	}
 }
+
+// TestDriftSubSecondPurchase: a purchase 0.2 s after a check made at a
+// fractional second labels that check's prediction (times are kept to the
+// second, the check's too). Before the check's time was truncated, the
+// purchase (kept as the whole second, before the check) labelled nothing.
+func TestDriftSubSecondPurchase(t *testing.T) {
+	sc := newDriftScenario(t)
+	ctx := context.Background()
+	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer st.Close()
+	src := &sliceSource{}
+	p := newDriftProcessor(t, sc, src, st, sc.now, 0)
+	runUntil(t, p, map[int32]int64{0: src.publish(sc.history)})
+	w, err := p.WatchDrift(ctx, DriftConfig{Reference: sc.reference})
+	must(t, err)
+	_, err = w.Check(ctx, sc.now.Add(500*time.Millisecond))
+	must(t, err)
+	b := newBatch()
+	p.observe(b, model.Event{Customer: "c7", Time: sc.now.Add(700 * time.Millisecond), Kind: model.Purchase, Amount: 1, HasAmount: true})
+	if len(b.purchases) != 1 || !b.purchases[0].At.Equal(sc.now) {
+		t.Fatalf("batch purchases %+v, want c7's at %v (to the second)", b.purchases, sc.now)
+	}
+	rep, err := w.Check(ctx, sc.now.Add(31*24*time.Hour))
+	must(t, err)
+	if o := rep.Outcomes; o == nil || o.Evaluated != 200 || o.Buyers != 1 {
+		t.Errorf("outcomes %+v, want 200 evaluated and 1 buyer (c7)", o)
+	}
+}
