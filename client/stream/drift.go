@@ -152,6 +152,9 @@ func (w *DriftWatch) restore(ctx context.Context) error {
 		w.snapshots = slices.Delete(w.snapshots, 0, n)
 	}
 	w.setFrom()
+	// A batch that committed after a check trimmed the store can have
+	// stored a purchase older than the earliest snapshot; it labels nothing
+	// and the next check's trim deletes it.
 	for _, pu := range d.Purchases {
 		if !pu.At.Before(w.from) {
 			w.purchases[pu.Customer] = append(w.purchases[pu.Customer], pu.At)

@@ -438,3 +438,29 @@ func TestDriftSubSecondPurchase(t *testing.T) {
 		t.Errorf("outcomes %+v, want 200 evaluated and 1 buyer (c7)", o)
 	}
 }
+
+// TestWatchDriftRefusedWhileRunning: a watch started on a running processor
+// would miss the purchases of the messages already replayed, so it is
+// refused with the reason.
+func TestWatchDriftRefusedWhileRunning(t *testing.T) {
+	sc := newDriftScenario(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer st.Close()
+	p := newDriftProcessor(t, sc, idleSource{}, st, sc.now, 0)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for !p.running.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	_, err = p.WatchDrift(ctx, DriftConfig{Reference: sc.reference})
+	cancel()
+	<-done
+	if err == nil || !strings.Contains(err.Error(), "start the watch before Run") {
+		t.Errorf("watch on a running processor: %v, want refused", err)
+	}
+	if _, err := p.WatchDrift(context.Background(), DriftConfig{Reference: sc.reference}); err != nil {
+		t.Errorf("watch after Run returned: %v", err)
+	}
+}
