@@ -456,7 +456,9 @@ func TestWatchDriftRefusedWhileRunning(t *testing.T) {
 	}
 	_, err = p.WatchDrift(ctx, DriftConfig{Reference: sc.reference})
 	cancel()
-	<-done
+	if runErr := <-done; !errors.Is(runErr, context.Canceled) {
+		t.Fatalf("run: %v", runErr)
+	}
 	if err == nil || !strings.Contains(err.Error(), "start the watch before Run") {
 		t.Errorf("watch on a running processor: %v, want refused", err)
 	}
