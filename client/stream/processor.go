@@ -431,7 +431,8 @@ func (p *Processor) scoreTime(st *feature.LiveState) time.Time {
 // p7 is st's P(buy within 7 days) now, computed in p.x and p.ws (so only
 // the goroutine that applies messages, or New, may call it). It is
 // Model.Within, bit-identical to Predict(x).Within[h7] (what Score serves)
-// without building the 30-day curve: that was about 15% of the stream's CPU.
+// without building the 30-day curve, which cost the stream about an eighth of
+// its CPU (docs/benchmarks.md).
 func (p *Processor) p7(st *feature.LiveState) (float64, error) {
 	x, err := p.cfg.Engine.Features(st, p.scoreTime(st), p.x)
 	if err != nil {
