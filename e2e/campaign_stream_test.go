@@ -105,7 +105,7 @@ func shiftedStream(t *testing.T, events []model.Event, m *hazard.Model) (before,
 	for _, r := range rows {
 		ref = append(ref, r.X)
 	}
-	w, err := p.WatchDrift(stream.DriftConfig{Reference: ref})
+	w, err := p.WatchDrift(ctx, stream.DriftConfig{Reference: ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,13 +143,13 @@ func shiftedStream(t *testing.T, events []model.Event, m *hazard.Model) (before,
 	split := slices.IndexFunc(events, func(e model.Event) bool { return !e.Time.Before(campaignStart) })
 	publish(events[:split])
 	caughtUp()
-	if before, err = w.Check(campaignStart); err != nil {
+	if before, err = w.Check(ctx, campaignStart); err != nil {
 		t.Fatal(err)
 	}
 	end := slices.IndexFunc(events, func(e model.Event) bool { return !e.Time.Before(campaignLater) })
 	publish(events[split:end])
 	caughtUp()
-	if after, err = w.Check(campaignLater); err != nil {
+	if after, err = w.Check(ctx, campaignLater); err != nil {
 		t.Fatal(err)
 	}
 	return before, after

@@ -23,7 +23,7 @@ func TestSQLiteFilesPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Commit(ctx, "events", map[int32]int64{0: 1}, map[string][]byte{"alice": {1, 2, 3}}); err != nil {
+	if err := s.Commit(ctx, "events", Batch{Next: map[int32]int64{0: 1}, States: map[string][]byte{"alice": {1, 2, 3}}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{path, path + "-wal", path + "-shm"} {

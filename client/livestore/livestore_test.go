@@ -45,16 +45,16 @@ func TestCommitLoad(t *testing.T) {
 				}
 				return got, next
 			}
-			if err := s.Commit(ctx, "a", map[int32]int64{0: 5, 1: 7}, map[string][]byte{"x": []byte("1"), "y": []byte("2")}); err != nil {
+			if err := s.Commit(ctx, "a", Batch{Next: map[int32]int64{0: 5, 1: 7}, States: map[string][]byte{"x": []byte("1"), "y": []byte("2")}}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Commit(ctx, "a", map[int32]int64{0: 9}, map[string][]byte{"x": []byte("3")}); err != nil {
+			if err := s.Commit(ctx, "a", Batch{Next: map[int32]int64{0: 9}, States: map[string][]byte{"x": []byte("3")}}); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Commit(ctx, "b", map[int32]int64{0: 1}, map[string][]byte{"x": []byte("b")}); err != nil {
+			if err := s.Commit(ctx, "b", Batch{Next: map[int32]int64{0: 1}, States: map[string][]byte{"x": []byte("b")}}); err != nil {
 				t.Fatal(err)
 			}
-			err := s.Commit(ctx, "a", map[int32]int64{0: -1}, map[string][]byte{"x": []byte("bad"), "z": []byte("bad")})
+			err := s.Commit(ctx, "a", Batch{Next: map[int32]int64{0: -1}, States: map[string][]byte{"x": []byte("bad"), "z": []byte("bad")}})
 			if err == nil {
 				t.Fatal("negative offset committed")
 			}

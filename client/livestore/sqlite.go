@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -29,7 +30,7 @@ type SQLite struct {
 	db *sql.DB
 	// Prepared once (before any transaction holds the one connection) and
 	// bound to each commit's transaction.
-	upsertState, upsertPosition *sql.Stmt
+	upsertState, upsertPosition, insertPurchase *sql.Stmt
 }
 
 var _ Store = (*SQLite)(nil)
@@ -63,6 +64,9 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		ON CONFLICT (source, customer) DO UPDATE SET state = excluded.state`); err == nil {
 		s.upsertPosition, err = db.PrepareContext(ctx, `INSERT INTO live_position (source, part, next_offset) VALUES (?, ?, ?)
 			ON CONFLICT (source, part) DO UPDATE SET next_offset = excluded.next_offset`)
+	}
+	if err == nil {
+		s.insertPurchase, err = db.PrepareContext(ctx, insertPurchase)
 	}
 	if err != nil {
 		s.Close()
@@ -114,7 +118,7 @@ func (s *SQLite) Load(ctx context.Context, source string, fn func(string, []byte
 // short and bounded): the statements run under a context without
 // cancellation, because the driver watches a cancellable one with a
 // goroutine per statement, which cost about a quarter of a commit.
-func (s *SQLite) Commit(ctx context.Context, source string, next map[int32]int64, states map[string][]byte) error {
+func (s *SQLite) Commit(ctx context.Context, source string, b Batch) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("commit live states: %w", err)
 	}
@@ -125,13 +129,21 @@ func (s *SQLite) Commit(ctx context.Context, source string, next map[int32]int64
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	st := tx.StmtContext(ctx, s.upsertState)
-	for _, c := range slices.Sorted(maps.Keys(states)) {
-		if _, err := st.ExecContext(ctx, source, c, states[c]); err != nil {
+	for _, c := range slices.Sorted(maps.Keys(b.States)) {
+		if _, err := st.ExecContext(ctx, source, c, b.States[c]); err != nil {
 			return fmt.Errorf("commit live state of %q: %w", c, err)
 		}
 	}
+	if len(b.Purchases) > 0 {
+		pu := tx.StmtContext(ctx, s.insertPurchase)
+		for _, p := range b.Purchases {
+			if _, err := pu.ExecContext(ctx, source, p.Customer, p.At.Unix()); err != nil {
+				return fmt.Errorf("commit drift purchase of %q: %w", p.Customer, err)
+			}
+		}
+	}
 	pos := tx.StmtContext(ctx, s.upsertPosition)
-	for p, o := range next {
+	for p, o := range b.Next {
 		if _, err := pos.ExecContext(ctx, source, p, o); err != nil {
 			return fmt.Errorf("commit live position of partition %d: %w", p, err)
 		}
@@ -142,9 +154,74 @@ func (s *SQLite) Commit(ctx context.Context, source string, next map[int32]int64
 	return nil
 }
 
+// LoadDrift implements Store.
+func (s *SQLite) LoadDrift(ctx context.Context, source string) (Drift, error) {
+	var d Drift
+	rows, err := s.db.QueryContext(ctx, selectSnapshots, source)
+	if err != nil {
+		return Drift{}, fmt.Errorf("load drift snapshots: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sn Snapshot
+		var at int64
+		if err := rows.Scan(&sn.Seq, &at, &sn.Data); err != nil {
+			return Drift{}, fmt.Errorf("load drift snapshots: %w", err)
+		}
+		sn.At = time.Unix(at, 0).UTC()
+		d.Snapshots = append(d.Snapshots, sn)
+	}
+	if err := rows.Err(); err != nil {
+		return Drift{}, fmt.Errorf("load drift snapshots: %w", err)
+	}
+	prow, err := s.db.QueryContext(ctx, selectPurchases, source)
+	if err != nil {
+		return Drift{}, fmt.Errorf("load drift purchases: %w", err)
+	}
+	defer prow.Close()
+	for prow.Next() {
+		var p Purchase
+		var at int64
+		if err := prow.Scan(&p.Customer, &at); err != nil {
+			return Drift{}, fmt.Errorf("load drift purchases: %w", err)
+		}
+		p.At = time.Unix(at, 0).UTC()
+		d.Purchases = append(d.Purchases, p)
+	}
+	if err := prow.Err(); err != nil {
+		return Drift{}, fmt.Errorf("load drift purchases: %w", err)
+	}
+	return d, nil
+}
+
+// AddSnapshot implements Store.
+func (s *SQLite) AddSnapshot(ctx context.Context, source string, sn Snapshot, keep int) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("add drift snapshot: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{insertSnapshot, []any{source, sn.Seq, sn.At.Unix(), sn.Data}},
+		{trimSnapshots, []any{source, sn.Seq - int64(keep)}},
+		{trimPurchases, []any{source}},
+	} {
+		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
+			return fmt.Errorf("add drift snapshot %d: %w", sn.Seq, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add drift snapshot %d: %w", sn.Seq, err)
+	}
+	return nil
+}
+
 // Close implements Store.
 func (s *SQLite) Close() error {
-	for _, st := range []*sql.Stmt{s.upsertState, s.upsertPosition} {
+	for _, st := range []*sql.Stmt{s.upsertState, s.upsertPosition, s.insertPurchase} {
 		if st != nil {
 			st.Close()
 		}

@@ -73,14 +73,8 @@ func TestDriftWatch(t *testing.T) {
 
 	js, _ := jetstream.New(nc)
 	publish := func(evs []model.Event) int64 {
-		var last uint64
 		slices.SortStableFunc(evs, func(a, b model.Event) int { return a.Time.Compare(b.Time) })
-		for _, e := range evs {
-			ack, err := js.Publish(ctx, cfg.Subject, fmt.Appendf(nil, `{"customer":%q,"ts":%d,"kind":"purchase","amount":10}`, e.Customer, e.Time.Unix()))
-			must(t, err)
-			last = ack.Sequence
-		}
-		return int64(last) + 1
+		return publishEvents(t, js, cfg.Subject, evs)
 	}
 	pos := publish(slices.Clone(live))
 	src, err := NewNATS(nc, cfg)
@@ -94,10 +88,10 @@ func TestDriftWatch(t *testing.T) {
 		Now: func() time.Time { return now }})
 	must(t, err)
 	runUntil(t, p, map[int32]int64{0: pos})
-	w, err := p.WatchDrift(DriftConfig{Reference: reference})
+	w, err := p.WatchDrift(ctx, DriftConfig{Reference: reference})
 	must(t, err)
 
-	rep, err := w.Check(now)
+	rep, err := w.Check(ctx, now)
 	must(t, err)
 	atNow := batchRows(t, live, now)
 	var current [][]float64
@@ -131,7 +125,7 @@ func TestDriftWatch(t *testing.T) {
 		labels[c] = true
 	}
 	runUntil(t, p, map[int32]int64{0: publish(later)})
-	rep2, err := w.Check(now.Add(31 * day))
+	rep2, err := w.Check(ctx, now.Add(31*day))
 	must(t, err)
 	h30 := slices.Index(hazard.Horizons[:], 30)
 	var probs []float64
@@ -165,13 +159,14 @@ func TestDriftWatch(t *testing.T) {
 // refused with the row named; GET /drift without a watch is 404.
 func TestDriftWatchRefusesBadReference(t *testing.T) {
 	eng, _ := feature.NewLiveEngine(feature.LiveConfig{})
+	ctx := context.Background()
 	p := &Processor{cfg: Config{Engine: eng, Now: time.Now}}
 	n := len(eng.Schema().Names)
-	_, err := p.WatchDrift(DriftConfig{Reference: [][]float64{make([]float64, n), make([]float64, n-1)}})
+	_, err := p.WatchDrift(ctx, DriftConfig{Reference: [][]float64{make([]float64, n), make([]float64, n-1)}})
 	if err == nil || err.Error() != fmt.Sprintf("watch drift: reference row 1 has %d features, the live engine %d", n-1, n) {
 		t.Errorf("bad reference: got %v", err)
 	}
-	if _, err := p.WatchDrift(DriftConfig{}); err == nil {
+	if _, err := p.WatchDrift(ctx, DriftConfig{}); err == nil {
 		t.Error("no reference accepted")
 	}
 	rec := httptest.NewRecorder()

@@ -29,19 +29,19 @@ type recordedCommit struct {
 	states map[string]string
 }
 
-func (s *recordingStore) Commit(ctx context.Context, src string, next map[int32]int64, st map[string][]byte) error {
+func (s *recordingStore) Commit(ctx context.Context, src string, b livestore.Batch) error {
 	s.mu.Lock()
 	first := len(s.commits) == 0
-	c := recordedCommit{next: maps.Clone(next), states: map[string]string{}}
-	for k, v := range st {
+	c := recordedCommit{next: maps.Clone(b.Next), states: map[string]string{}}
+	for k, v := range b.States {
 		c.states[k] = string(v)
 	}
 	s.commits = append(s.commits, c)
 	s.mu.Unlock()
 	if first {
-		s.gate(next)
+		s.gate(b.Next)
 	}
-	return s.Store.Commit(ctx, src, next, st)
+	return s.Store.Commit(ctx, src, b)
 }
 
 // TestPipelinedCommits: while a commit runs, messages go on being applied
@@ -129,7 +129,7 @@ func TestPipelinedCommits(t *testing.T) {
 // failingStore refuses every commit.
 type failingStore struct{ livestore.Store }
 
-func (failingStore) Commit(context.Context, string, map[int32]int64, map[string][]byte) error {
+func (failingStore) Commit(context.Context, string, livestore.Batch) error {
 	return errors.New("disk full")
 }
 

@@ -64,8 +64,11 @@ type Processor struct {
 	stats Stats
 	// drift, when set, records applied purchases (drift.go).
 	drift atomic.Pointer[DriftWatch]
-	// x is predict's feature scratch.
-	x []float64
+	// running is set while Run runs (a drift watch must start before it).
+	running atomic.Bool
+	// x and ws are p7's feature and model scratch.
+	x  []float64
+	ws hazard.Scratch
 }
 
 type entry struct {
@@ -135,8 +138,8 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	p.committed = maps.Clone(next)
 	if cfg.Model != nil {
 		for c, e := range p.cust {
-			if pr, err := p.predict(&e.st); err == nil {
-				e.p7, e.score = pr.Within[p.h7], true
+			if p7, err := p.p7(&e.st); err == nil {
+				e.p7, e.score = p7, true
 			} else {
 				return nil, fmt.Errorf("new stream processor: score %q: %w", c, err)
 			}
@@ -179,6 +182,10 @@ func (p *Processor) Stats() Stats {
 // After an error other than ctx's, the in-memory states may hold batches the
 // store does not: make a new Processor (New reloads the store) to go on.
 func (p *Processor) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("stream %s: already running", p.cfg.Name)
+	}
+	defer p.running.Store(false)
 	if !maps.Equal(p.next, p.Position()) {
 		return fmt.Errorf("stream %s: a previous run left applied messages uncommitted: make a new Processor", p.cfg.Name)
 	}
@@ -254,16 +261,19 @@ type batch struct {
 	n      int                 // messages
 	dirty  map[string]struct{} // customers whose state changed
 	scored []Message           // applied messages, for OnScored
+	// purchases are those the drift watch keeps, committed with the batch.
+	purchases []livestore.Purchase
 }
 
 func newBatch() *batch { return &batch{dirty: map[string]struct{}{}} }
 
 // commitJob is a sealed batch: what the committer writes and, after, reports.
 type commitJob struct {
-	next    map[int32]int64
-	states  map[string][]byte
-	scored  []Message
-	changes []ScoreChange
+	next      map[int32]int64
+	states    map[string][]byte
+	purchases []livestore.Purchase
+	scored    []Message
+	changes   []ScoreChange
 }
 
 // add decodes and applies message m to the in-memory states, recording it in
@@ -288,7 +298,7 @@ func (p *Processor) add(ctx context.Context, b *batch, m Message) error {
 			break
 		}
 		b.dirty[ev.Customer] = struct{}{}
-		p.observe(ev)
+		p.observe(b, ev)
 		if p.cfg.OnScored != nil {
 			b.scored = append(b.scored, m)
 		}
@@ -305,7 +315,7 @@ func (p *Processor) add(ctx context.Context, b *batch, m Message) error {
 // seal re-scores b's customers once each and encodes their states with the
 // position after b's last message.
 func (p *Processor) seal(b *batch) (*commitJob, error) {
-	j := &commitJob{next: maps.Clone(p.next), states: make(map[string][]byte, len(b.dirty)), scored: b.scored}
+	j := &commitJob{next: maps.Clone(p.next), states: make(map[string][]byte, len(b.dirty)), purchases: b.purchases, scored: b.scored}
 	for c := range b.dirty {
 		if p.cfg.Model != nil {
 			if ch, ok := p.rescore(c); ok {
@@ -342,7 +352,7 @@ func (p *Processor) committer(ctx context.Context, jobs <-chan *commitJob, done 
 // commit writes j to the store in one transaction, then reports its scores
 // and publishes its changes.
 func (p *Processor) commit(ctx context.Context, j *commitJob) error {
-	if err := p.cfg.Store.Commit(ctx, p.cfg.Name, j.next, j.states); err != nil {
+	if err := p.cfg.Store.Commit(ctx, p.cfg.Name, livestore.Batch{Next: j.next, States: j.states, Purchases: j.purchases}); err != nil {
 		return fmt.Errorf("stream %s: %w", p.cfg.Name, err)
 	}
 	p.mu.Lock()
@@ -394,7 +404,7 @@ func (p *Processor) rescore(c string) (ScoreChange, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e := p.cust[c]
-	pr, err := p.predict(&e.st)
+	p7, err := p.p7(&e.st)
 	if err != nil {
 		// A model that cannot score a valid state is a configuration fault,
 		// not a bad message; the events stay applied.
@@ -402,7 +412,7 @@ func (p *Processor) rescore(c string) (ScoreChange, bool) {
 		return ScoreChange{}, false
 	}
 	prev, had := e.p7, e.score
-	e.p7, e.score = pr.Within[p.h7], true
+	e.p7, e.score = p7, true
 	t := p.cfg.Threshold
 	if t > 0 && (!had && e.p7 >= t || had && (prev < t) != (e.p7 < t)) {
 		return ScoreChange{Customer: c, At: p.scoreTime(&e.st), P7: e.p7, Previous: prev, Above: e.p7 >= t}, true
@@ -418,15 +428,18 @@ func (p *Processor) scoreTime(st *feature.LiveState) time.Time {
 	return now
 }
 
-// predict scores st now, writing the features into p.x (so only the
-// goroutine that applies messages, or New, may call it).
-func (p *Processor) predict(st *feature.LiveState) (hazard.Prediction, error) {
+// p7 is st's P(buy within 7 days) now, computed in p.x and p.ws (so only
+// the goroutine that applies messages, or New, may call it). It is
+// Model.Within, bit-identical to Predict(x).Within[h7] (what Score serves)
+// without building the 30-day curve, which cost the stream about an eighth of
+// its CPU (docs/benchmarks.md).
+func (p *Processor) p7(st *feature.LiveState) (float64, error) {
 	x, err := p.cfg.Engine.Features(st, p.scoreTime(st), p.x)
 	if err != nil {
-		return hazard.Prediction{}, err
+		return 0, err
 	}
 	p.x = x
-	return p.cfg.Model.Predict(x)
+	return p.cfg.Model.Within(x, hazard.Horizons[p.h7], &p.ws)
 }
 
 // ErrUnknownCustomer is returned by Score for a customer without events.

@@ -23,7 +23,7 @@ import (
 
 // recencyModel is a linear hazard model whose score falls with recency, so
 // that a fresh purchase raises P(buy within 7 days).
-func recencyModel(t *testing.T, schema feature.Schema) *hazard.Model {
+func recencyModel(t testing.TB, schema feature.Schema) *hazard.Model {
 	t.Helper()
 	m, err := hazard.Initial(schema, 0.01)
 	must(t, err)

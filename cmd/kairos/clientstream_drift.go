@@ -63,7 +63,7 @@ func (f *driftFlags) start(ctx context.Context, p *stream.Processor, m *ingest.M
 	if err != nil {
 		return err
 	}
-	w, err := p.WatchDrift(stream.DriftConfig{Reference: ref})
+	w, err := p.WatchDrift(ctx, stream.DriftConfig{Reference: ref})
 	if err != nil {
 		return err
 	}

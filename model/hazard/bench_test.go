@@ -43,3 +43,49 @@ func BenchmarkTrain(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkP7 is the live scorer's one number, P(buy within 7 days), through
+// Predict (the whole curve) and through Within (7 days, caller's scratch), for
+// a linear and a rhythm model over the full schema and an MLP.
+func BenchmarkP7(b *testing.B) {
+	schema, _ := feature.NewSchema(nil)
+	std := FixedStandardization(schema)
+	linear, _ := New(KindLinear, schema, std, 0, 0.01)
+	rhythm, _ := New(KindLinear, schema, std, 0, 0.01)
+	if err := rhythm.EnableRhythm(); err != nil {
+		b.Fatal(err)
+	}
+	mlp, _ := New(KindMLP, schema, std, 16, 0.01)
+	r := rand.New(rand.NewPCG(1, 2))
+	x := make([]float64, schema.Len())
+	for _, m := range []*Model{linear, rhythm, mlp} {
+		for j := range m.Params {
+			m.Params[j] = r.NormFloat64() * 0.1
+		}
+	}
+	for j := range x {
+		x[j] = r.Float64() * 4
+	}
+	for _, tc := range []struct {
+		name string
+		m    *Model
+	}{{"linear", linear}, {"rhythm", rhythm}, {"mlp16", mlp}} {
+		b.Run(tc.name+"/predict", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tc.m.Predict(x); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/within", func(b *testing.B) {
+			b.ReportAllocs()
+			var s Scratch
+			for b.Loop() {
+				if _, err := tc.m.Within(x, 7, &s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
