@@ -726,6 +726,7 @@ func TestSecureRestartExtendsStage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		secureplan.SignAdvert(f.merchant[m], round.Recipient, round.ID, round.Plan.Secure, m, &adv)
 		body, _ := adv.MarshalBinary()
 		payload, _ := json.Marshal(protocol.SecureMessage{Version: protocol.Version, Round: round.ID, Merchant: m, Stage: protocol.StageAdvertise, Body: body})
 		env := f.seal(t, protocol.Update{Merchant: m, Round: round.ID, BaseVersion: round.BaseVersion}, func(o *sealOpts) { o.payload = payload })
