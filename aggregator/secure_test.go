@@ -2,10 +2,12 @@ package aggregator_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -165,6 +167,13 @@ type playOpts struct {
 	// merchants that all stay; withoutCheck has them answer the unmask
 	// request without the consistency check.
 	split, withoutCheck bool
+	// substitute plays a malicious aggregator that hands m1 keys of its own
+	// for its neighbours (keySubstitution) against six merchants that all
+	// stay; pinned gives every merchant the cohort's enrolled signing keys
+	// (SecureParticipant.PeerKeys), withoutAdvertCheck has them use the
+	// relayed keys unchecked (the control).
+	substitute                 *keySubstitution
+	pinned, withoutAdvertCheck bool
 }
 
 func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
@@ -205,6 +214,17 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 	}
 	var wg sync.WaitGroup
 	errDrop := errors.New("m6 leaves after sharing")
+	allStay := o.split || o.substitute != nil
+	var pinned map[string]ed25519.PublicKey
+	if o.pinned {
+		pinned = map[string]ed25519.PublicKey{}
+		for _, m := range secureMerchants {
+			pinned[m] = f.merchant[m].Public().(ed25519.PublicKey)
+		}
+	}
+	if o.substitute != nil {
+		o.substitute.start(t, sr)
+	}
 	for i, m := range secureMerchants {
 		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -227,7 +247,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			}},
 			Merchant: &keys.Merchant{ID: m, Signing: f.merchant[m]}, Round: round,
 			Now: f.clock.Now, Poll: 2 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)),
-			WithoutConsistencyCheck: o.withoutCheck,
+			WithoutConsistencyCheck: o.withoutCheck, WithoutAdvertCheck: o.withoutAdvertCheck, PeerKeys: pinned,
 			Input: func(ctx context.Context, plan secureplan.Round) ([]uint32, error) {
 				rng := rand.New(rand.NewPCG(uint64(i), 77))
 				var contrib [][]float64
@@ -257,7 +277,15 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			api.deviate = splitRequests
 			part.API = api
 		}
-		if m == "m6" && !o.invalidMask && !o.split {
+		if o.substitute != nil {
+			api := part.API.(inProcessAPI)
+			api.deviate = o.substitute.deviate
+			part.API = api
+			if m == "m1" {
+				part.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(testLog{t}, &o.substitute.victimLog), nil))
+			}
+		}
+		if m == "m6" && !o.invalidMask && !allStay {
 			part.BeforeMask = func(secureplan.Round) error { return errDrop }
 		}
 		if m == "m6" && o.invalidMask {
@@ -274,7 +302,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			}
 			part.API = api
 		}
-		if m == "m3" && !o.split {
+		if m == "m3" && !allStay {
 			leave := client.HookSecureMasked
 			if o.attestThenDrop {
 				leave = client.HookSecureAttested
@@ -293,7 +321,9 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			case m == "m6" && errors.Is(err, errDrop), m == "m3" && errors.Is(err, context.Canceled),
 				m == "m6" && o.invalidMask && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate),
 				// The live server refuses an answer to a request it did not send.
-				o.split && o.withoutCheck && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate):
+				o.split && o.withoutCheck && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate),
+				// Boxes m1 sealed to the substituted keys do not open.
+				o.substitute != nil && m != "m1" && err != nil && strings.Contains(err.Error(), ": mask: "):
 			case err != nil:
 				t.Errorf("%s: %v", m, err)
 			}
@@ -329,7 +359,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				sr.svc.Store(sr.replica.svc)
 				restarts++
 			}
-		case o.split && st.Stage == protocol.StageUnmask && sr.settled(st.Stage) == len(secureMerchants):
+		case (o.split && st.Stage == protocol.StageUnmask || o.substitute != nil) && sr.settled(st.Stage) == len(secureMerchants):
 			// Every merchant answered or gave up, in a round the aggregator
 			// cannot finish: close its stage at the deadline.
 			f.clock.Add(61 * time.Second)
