@@ -13,7 +13,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/aggregator/secagg"
 	"github.com/kairos-fl/kairos/aggregator/secureplan"
@@ -43,26 +42,22 @@ type keySubstitution struct {
 	fakes  map[uint32]*secagg.Client
 	// keys and delivery are the rewritten messages to m1, built once.
 	keys, delivery []byte
-	mu             sync.Mutex
-	victimLog      lockedBuffer
+	// log is m1's log (Write): what it says it checked.
+	log bytes.Buffer
+	mu  sync.Mutex
 }
 
-// lockedBuffer is a bytes.Buffer safe for a logger and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// Write takes m1's log lines.
+func (k *keySubstitution) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.log.Write(p)
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+func (k *keySubstitution) victimLog() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.log.String()
 }
 
 // start sets up the aggregator's own round: its config is the live round's
@@ -329,7 +324,7 @@ func TestSecureKeySubstitution(t *testing.T) {
 						closed = e.Reason
 					}
 				}
-				log := attack.victimLog.String()
+				log := attack.victimLog()
 				for id := uint32(2); id <= 6; id++ {
 					m := sr.round.Plan.Secure.Merchants[id-1]
 					enrolled := keys.KeyID(sr.f.merchant[m].Public().(ed25519.PublicKey))
@@ -346,12 +341,10 @@ func TestSecureKeySubstitution(t *testing.T) {
 	}
 }
 
-// TestSecureAdvertSignatureRefused: an advert whose signature does not
-// verify with the merchant's enrolled key — signed by another key, signed for
-// another round, signed for another merchant's id, or unsigned — is refused
-// on receipt as an invalid message, audited as denied, and stores nothing: the
-// merchant's correctly signed advert is accepted after.
-func TestSecureAdvertSignatureRefused(t *testing.T) {
+// openSecureRound starts an aggregator on SQLite with the six merchants
+// enrolled and returns its secure round 2 in the advertise stage.
+func openSecureRound(t *testing.T) (*fed, *replica, protocol.Round, secureplan.Round) {
+	t.Helper()
 	ctx := context.Background()
 	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
 	if err != nil {
@@ -371,6 +364,28 @@ func TestSecureAdvertSignatureRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f, r, round, plan
+}
+
+// sealAdvert seals adv as merchant's advertise message of round.
+func sealAdvert(t *testing.T, f *fed, round protocol.Round, merchant string, adv secagg.AdvertiseMsg) []byte {
+	t.Helper()
+	body, err := adv.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(protocol.SecureMessage{Version: protocol.Version, Round: round.ID, Merchant: merchant, Stage: protocol.StageAdvertise, Body: body})
+	return f.seal(t, protocol.Update{Merchant: merchant, Round: round.ID, BaseVersion: round.BaseVersion}, func(o *sealOpts) { o.payload = payload })
+}
+
+// TestSecureAdvertSignatureRefused: an advert whose signature does not
+// verify with the merchant's enrolled key — signed by another key, signed for
+// another round, signed for another merchant's id, or unsigned — is refused
+// on receipt as an invalid message, audited as denied, and stores nothing: the
+// merchant's correctly signed advert is accepted after.
+func TestSecureAdvertSignatureRefused(t *testing.T) {
+	ctx := context.Background()
+	f, r, round, plan := openSecureRound(t)
 	c, err := secagg.NewClient(plan.Config, 1, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -384,13 +399,7 @@ func TestSecureAdvertSignatureRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	submit := func(a secagg.AdvertiseMsg) error {
-		body, err := a.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		payload, _ := json.Marshal(protocol.SecureMessage{Version: protocol.Version, Round: round.ID, Merchant: "m1", Stage: protocol.StageAdvertise, Body: body})
-		env := f.seal(t, protocol.Update{Merchant: "m1", Round: round.ID, BaseVersion: round.BaseVersion}, func(o *sealOpts) { o.payload = payload })
-		_, err = r.svc.SubmitSecure(ctx, "m1", env)
+		_, err := r.svc.SubmitSecure(ctx, "m1", sealAdvert(t, f, round, "m1", a))
 		return err
 	}
 	signed := func(key ed25519.PrivateKey, roundID, merchant string, id uint32) secagg.AdvertiseMsg {
@@ -435,25 +444,7 @@ func TestSecureAdvertSignatureRefused(t *testing.T) {
 // replays, so it fails at the next tick, unmasking nothing, and the next
 // round opens — the tick does not fail on it.
 func TestSecureUnsignedAdvertsFail(t *testing.T) {
-	ctx := context.Background()
-	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFedPolicy(t, sqliteBackend(t), secureConfig(), p)
-	r := f.start(t)
-	f.enrol(t, r, secureMerchants...)
-	if err := r.svc.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
-	round, err := r.svc.CurrentRound(ctx, "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := secureplan.Decode(round.Plan.Secure)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, r, round, plan := openSecureRound(t)
 	// The snapshot an older aggregator stored: the same round without signed
 	// adverts, two merchants' unsigned keys accepted.
 	old := plan.Config
@@ -479,28 +470,5 @@ func TestSecureUnsignedAdvertsFail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
-		sr, err := tx.SecureRound(ctx, round.ID, aggregator.LockUpdate)
-		if err != nil {
-			return err
-		}
-		sr.Server = snap
-		return tx.UpdateSecureRound(ctx, sr)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.svc.Tick(ctx); err != nil {
-		t.Fatalf("tick over a round with unsigned stored adverts: %v", err)
-	}
-	st, err := r.svc.SecureStatus(ctx, "m1", round.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.State != protocol.RoundFailed || st.Stage != protocol.StageFailed || !strings.Contains(st.Reason, "without a signature") {
-		t.Fatalf("round %s: %+v; want failed, its stored adverts unsigned", round.ID, st)
-	}
-	if next, err := r.svc.CurrentRound(ctx, "m1"); err != nil || next.ID == round.ID {
-		t.Errorf("current round %s, %v; want the next one open", next.ID, err)
-	}
+	storeAndTickUnrestorable(t, r, round, func([]byte) []byte { return snap }, "without a signature")
 }

@@ -282,7 +282,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			api.deviate = o.substitute.deviate
 			part.API = api
 			if m == "m1" {
-				part.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(testLog{t}, &o.substitute.victimLog), nil))
+				part.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(testLog{t}, o.substitute), nil))
 			}
 		}
 		if m == "m6" && !o.invalidMask && !allStay {
@@ -706,20 +706,7 @@ func TestSecureBudgetRefused(t *testing.T) {
 // advertised keys).
 func TestSecureRestartExtendsStage(t *testing.T) {
 	ctx := context.Background()
-	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFedPolicy(t, sqliteBackend(t), secureConfig(), p)
-	r := f.start(t)
-	f.enrol(t, r, secureMerchants...)
-	if err := r.svc.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
-	round, err := r.svc.CurrentRound(ctx, "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, r, round, plan := openSecureRound(t)
 	st, err := r.svc.SecureStatus(ctx, "m1", round.ID)
 	if err != nil || st.Stage != protocol.StageAdvertise {
 		t.Fatalf("status %+v, %v; want the advertise stage", st, err)
@@ -742,10 +729,6 @@ func TestSecureRestartExtendsStage(t *testing.T) {
 	if want := restarted.Add(time.Minute); st.Stage != protocol.StageAdvertise || !st.StageDeadline.Equal(want) {
 		t.Fatalf("after the restart: %+v; want the advertise stage until %s (stored %s)", st, want, stored)
 	}
-	plan, err := secureplan.Decode(round.Plan.Secure)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.clock.Add(30 * time.Second)
 	for i, m := range secureMerchants {
 		c, err := secagg.NewClient(plan.Config, uint32(i+1), nil)
@@ -757,10 +740,7 @@ func TestSecureRestartExtendsStage(t *testing.T) {
 			t.Fatal(err)
 		}
 		secureplan.SignAdvert(f.merchant[m], round.Recipient, round.ID, round.Plan.Secure, m, &adv)
-		body, _ := adv.MarshalBinary()
-		payload, _ := json.Marshal(protocol.SecureMessage{Version: protocol.Version, Round: round.ID, Merchant: m, Stage: protocol.StageAdvertise, Body: body})
-		env := f.seal(t, protocol.Update{Merchant: m, Round: round.ID, BaseVersion: round.BaseVersion}, func(o *sealOpts) { o.payload = payload })
-		if _, err := r.svc.SubmitSecure(ctx, m, env); err != nil {
+		if _, err := r.svc.SubmitSecure(ctx, m, sealAdvert(t, f, round, m, adv)); err != nil {
 			t.Fatalf("%s's keys 30 s after the restart: %v", m, err)
 		}
 	}
@@ -782,27 +762,22 @@ func TestSecureRestartExtendsStage(t *testing.T) {
 // fails at the next tick, unmasking nothing, with the reason; before, every
 // tick of the service failed on it.
 func TestSecureUnrestorableStateFails(t *testing.T) {
+	_, r, round, _ := openSecureRound(t)
+	storeAndTickUnrestorable(t, r, round, func(snap []byte) []byte { return snap[:len(snap)-1] }, "does not restore")
+}
+
+// storeAndTickUnrestorable replaces round's stored protocol state with
+// rewrite's and checks that the next tick fails the round with a reason
+// containing reason, opens the next one, and that the tick after passes.
+func storeAndTickUnrestorable(t *testing.T, r *replica, round protocol.Round, rewrite func(snap []byte) []byte, reason string) {
+	t.Helper()
 	ctx := context.Background()
-	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFedPolicy(t, sqliteBackend(t), secureConfig(), p)
-	r := f.start(t)
-	f.enrol(t, r, secureMerchants...)
-	if err := r.svc.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
-	round, err := r.svc.CurrentRound(ctx, "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
+	err := r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
 		sr, err := tx.SecureRound(ctx, round.ID, aggregator.LockUpdate)
 		if err != nil {
 			return err
 		}
-		sr.Server = sr.Server[:len(sr.Server)-1]
+		sr.Server = rewrite(sr.Server)
 		return tx.UpdateSecureRound(ctx, sr)
 	})
 	if err != nil {
@@ -815,8 +790,8 @@ func TestSecureUnrestorableStateFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != protocol.RoundFailed || st.Stage != protocol.StageFailed || !strings.Contains(st.Reason, "does not restore") {
-		t.Fatalf("round %s: %+v; want failed, its state does not restore", round.ID, st)
+	if st.State != protocol.RoundFailed || st.Stage != protocol.StageFailed || !strings.Contains(st.Reason, reason) {
+		t.Fatalf("round %s: %+v; want failed, %s", round.ID, st, reason)
 	}
 	if next, err := r.svc.CurrentRound(ctx, "m1"); err != nil || next.ID == round.ID {
 		t.Errorf("current round %s, %v; want the next one open", next.ID, err)
