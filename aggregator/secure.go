@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/aggregator/secagg"
 	"github.com/kairos-fl/kairos/aggregator/secureplan"
+	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/dp/distributed"
 	"github.com/kairos-fl/kairos/policies"
 )
@@ -297,8 +299,13 @@ func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 	var reason string
 	switch srv.Stage() {
 	case secagg.StageAdvertise:
-		err, next = srv.EndAdvertise(), protocol.StageShare
-		reason = fmt.Sprintf("%d of %d merchants advertised keys", got, waiting)
+		next = protocol.StageShare
+		var signers string
+		if signers, err = advertFingerprints(ctx, tx, r, srv.Advertised()); err != nil {
+			return nil, err
+		}
+		reason = fmt.Sprintf("%d of %d merchants advertised keys, signed by (secagg id=key id) %s", got, waiting, signers)
+		err = srv.EndAdvertise()
 	case secagg.StageShare:
 		err, next = srv.EndShare(), protocol.StageMask
 		reason = fmt.Sprintf("%d of %d merchants shared keys", got, waiting)
@@ -340,6 +347,24 @@ func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 	}
 	r.State = protocol.RoundAggregating
 	return append(out, transition{round: r, action: "round.aggregate", reason: reason}), nil
+}
+
+// advertFingerprints lists the key ids (keys.KeyID) of the enrolled signing
+// keys the adverts of ids were checked with, as "id=key id" by secagg id, for
+// the audit entry that closes the advertise stage: with the round's plan
+// (secagg id i is its merchant i), an audit can compare them with the keys
+// the merchants enrolled, and a merchant with the fingerprints its client
+// logged.
+func advertFingerprints(ctx context.Context, tx Tx, r RoundRecord, ids []uint32) (string, error) {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		m, err := tx.Merchant(ctx, r.Plan.Secure.Merchants[id-1])
+		if err != nil {
+			return "", fmt.Errorf("secure round %s: signing key of advert %d: %w", r.ID, id, err)
+		}
+		parts[i] = fmt.Sprintf("%d=%s", id, keys.KeyID(m.PublicKey))
+	}
+	return strings.Join(parts, ","), nil
 }
 
 // publishSecure decodes an unmasked secure round's sum, checks its norm, and

@@ -3,6 +3,7 @@ package aggregator
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding"
 	"encoding/hex"
@@ -17,6 +18,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/secagg"
 	"github.com/kairos-fl/kairos/aggregator/secureplan"
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/crypto/seal"
 	"github.com/kairos-fl/kairos/dp"
 )
@@ -164,6 +166,18 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 			return fmt.Errorf("%w: stage %s of round %s closed at %s", protocol.ErrSecureStage, sr.Stage, r.ID, sr.StageDeadline.Format(time.RFC3339))
 		}
 		details := map[string]string{"stage": string(msg.Stage), "bytes": strconv.Itoa(len(msg.Body))}
+		if msg.Stage == protocol.StageAdvertise {
+			// Checked against the key enrolled now (the row, not the cache):
+			// the neighbours check the same signature before sharing.
+			enrolled, err := tx.Merchant(ctx, merchantID)
+			if err != nil {
+				return err
+			}
+			if err := s.checkAdvert(r, merchantID, id, enrolled.PublicKey, msg.Body); err != nil {
+				return err
+			}
+			details["signing_key"] = keys.KeyID(enrolled.PublicKey)
+		}
 		if msg.Stage == protocol.StageMask {
 			plan, err := secureplan.Decode(r.Plan.Secure)
 			if err != nil {
@@ -204,6 +218,23 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 		return protocol.SecureReceipt{}, msg.Round, nil, fmt.Errorf("submit secure: %w", err)
 	}
 	return rc, msg.Round, ps, nil
+}
+
+// checkAdvert refuses an advert whose signature (secureplan.AdvertStatement)
+// does not verify with merchant's enrolled key pub: the key its neighbours
+// are told to check it with when they hold no pinned key of their own.
+func (s *Service) checkAdvert(r RoundRecord, merchant string, id uint32, pub ed25519.PublicKey, body []byte) error {
+	var m secagg.AdvertiseMsg
+	if err := m.UnmarshalBinary(body); err != nil {
+		return fmt.Errorf("%w: %s message: %w", protocol.ErrInvalidUpdate, protocol.StageAdvertise, err)
+	}
+	if len(m.Sig) == 0 {
+		return fmt.Errorf("%w: %s message of %s without a signature of its keys", protocol.ErrInvalidUpdate, protocol.StageAdvertise, merchant)
+	}
+	if err := secureplan.VerifyAdvert(pub, s.keys.Recipient, r.ID, r.Plan.Secure, merchant, id, m.CPub, m.SPub, m.Sig); err != nil {
+		return fmt.Errorf("%w: %s message: %w", protocol.ErrInvalidUpdate, protocol.StageAdvertise, err)
+	}
+	return nil
 }
 
 // applySecure decodes msg's body for its stage and hands it to srv; the
@@ -329,6 +360,9 @@ func (s *Service) SecureStatus(ctx context.Context, merchantID, roundID string) 
 		case protocol.StageShare:
 			if k, err := srv.KeysFor(id); err == nil {
 				m = k
+				if st.Signers, err = advertSigners(ctx, tx, r, k); err != nil {
+					return err
+				}
 			}
 		case protocol.StageMask:
 			if d, err := srv.DeliveryFor(id); err == nil {
@@ -357,4 +391,20 @@ func (s *Service) SecureStatus(ctx context.Context, merchantID, roundID string) 
 		return protocol.SecureStatus{}, fmt.Errorf("secure status: %w", err)
 	}
 	return st, nil
+}
+
+// advertSigners are the enrolled signing keys of the merchants whose keys k
+// relays, by merchant id: what a client without pinned peer keys checks the
+// adverts' signatures with (and logs the fingerprints of).
+func advertSigners(ctx context.Context, tx Tx, r RoundRecord, k secagg.KeysMsg) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(k.Peers))
+	for _, p := range k.Peers {
+		id := r.Plan.Secure.Merchants[p.ID-1]
+		m, err := tx.Merchant(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("signing key of %s: %w", id, err)
+		}
+		out[id] = m.PublicKey
+	}
+	return out, nil
 }

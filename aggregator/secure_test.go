@@ -2,10 +2,12 @@ package aggregator_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -165,6 +167,13 @@ type playOpts struct {
 	// merchants that all stay; withoutCheck has them answer the unmask
 	// request without the consistency check.
 	split, withoutCheck bool
+	// substitute plays a malicious aggregator that hands m1 keys of its own
+	// for its neighbours (keySubstitution) against six merchants that all
+	// stay; pinned gives every merchant the cohort's enrolled signing keys
+	// (SecureParticipant.PeerKeys), withoutAdvertCheck has them use the
+	// relayed keys unchecked (the control).
+	substitute                 *keySubstitution
+	pinned, withoutAdvertCheck bool
 }
 
 func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
@@ -205,6 +214,17 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 	}
 	var wg sync.WaitGroup
 	errDrop := errors.New("m6 leaves after sharing")
+	allStay := o.split || o.substitute != nil
+	var pinned map[string]ed25519.PublicKey
+	if o.pinned {
+		pinned = map[string]ed25519.PublicKey{}
+		for _, m := range secureMerchants {
+			pinned[m] = f.merchant[m].Public().(ed25519.PublicKey)
+		}
+	}
+	if o.substitute != nil {
+		o.substitute.start(t, sr)
+	}
 	for i, m := range secureMerchants {
 		pctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -227,7 +247,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			}},
 			Merchant: &keys.Merchant{ID: m, Signing: f.merchant[m]}, Round: round,
 			Now: f.clock.Now, Poll: 2 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)),
-			WithoutConsistencyCheck: o.withoutCheck,
+			WithoutConsistencyCheck: o.withoutCheck, WithoutAdvertCheck: o.withoutAdvertCheck, PeerKeys: pinned,
 			Input: func(ctx context.Context, plan secureplan.Round) ([]uint32, error) {
 				rng := rand.New(rand.NewPCG(uint64(i), 77))
 				var contrib [][]float64
@@ -257,7 +277,15 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			api.deviate = splitRequests
 			part.API = api
 		}
-		if m == "m6" && !o.invalidMask && !o.split {
+		if o.substitute != nil {
+			api := part.API.(inProcessAPI)
+			api.deviate = o.substitute.deviate
+			part.API = api
+			if m == "m1" {
+				part.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(testLog{t}, o.substitute), nil))
+			}
+		}
+		if m == "m6" && !o.invalidMask && !allStay {
 			part.BeforeMask = func(secureplan.Round) error { return errDrop }
 		}
 		if m == "m6" && o.invalidMask {
@@ -274,7 +302,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			}
 			part.API = api
 		}
-		if m == "m3" && !o.split {
+		if m == "m3" && !allStay {
 			leave := client.HookSecureMasked
 			if o.attestThenDrop {
 				leave = client.HookSecureAttested
@@ -293,7 +321,9 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 			case m == "m6" && errors.Is(err, errDrop), m == "m3" && errors.Is(err, context.Canceled),
 				m == "m6" && o.invalidMask && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate),
 				// The live server refuses an answer to a request it did not send.
-				o.split && o.withoutCheck && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate):
+				o.split && o.withoutCheck && apiclient.IsProblem(err, apiclient.TypeInvalidUpdate),
+				// Boxes m1 sealed to the substituted keys do not open.
+				o.substitute != nil && m != "m1" && err != nil && strings.Contains(err.Error(), ": mask: "):
 			case err != nil:
 				t.Errorf("%s: %v", m, err)
 			}
@@ -329,7 +359,7 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				sr.svc.Store(sr.replica.svc)
 				restarts++
 			}
-		case o.split && st.Stage == protocol.StageUnmask && sr.settled(st.Stage) == len(secureMerchants):
+		case (o.split && st.Stage == protocol.StageUnmask || o.substitute != nil) && sr.settled(st.Stage) == len(secureMerchants):
 			// Every merchant answered or gave up, in a round the aggregator
 			// cannot finish: close its stage at the deadline.
 			f.clock.Add(61 * time.Second)
@@ -676,20 +706,7 @@ func TestSecureBudgetRefused(t *testing.T) {
 // advertised keys).
 func TestSecureRestartExtendsStage(t *testing.T) {
 	ctx := context.Background()
-	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFedPolicy(t, sqliteBackend(t), secureConfig(), p)
-	r := f.start(t)
-	f.enrol(t, r, secureMerchants...)
-	if err := r.svc.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
-	round, err := r.svc.CurrentRound(ctx, "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, r, round, plan := openSecureRound(t)
 	st, err := r.svc.SecureStatus(ctx, "m1", round.ID)
 	if err != nil || st.Stage != protocol.StageAdvertise {
 		t.Fatalf("status %+v, %v; want the advertise stage", st, err)
@@ -712,10 +729,6 @@ func TestSecureRestartExtendsStage(t *testing.T) {
 	if want := restarted.Add(time.Minute); st.Stage != protocol.StageAdvertise || !st.StageDeadline.Equal(want) {
 		t.Fatalf("after the restart: %+v; want the advertise stage until %s (stored %s)", st, want, stored)
 	}
-	plan, err := secureplan.Decode(round.Plan.Secure)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.clock.Add(30 * time.Second)
 	for i, m := range secureMerchants {
 		c, err := secagg.NewClient(plan.Config, uint32(i+1), nil)
@@ -726,10 +739,8 @@ func TestSecureRestartExtendsStage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := adv.MarshalBinary()
-		payload, _ := json.Marshal(protocol.SecureMessage{Version: protocol.Version, Round: round.ID, Merchant: m, Stage: protocol.StageAdvertise, Body: body})
-		env := f.seal(t, protocol.Update{Merchant: m, Round: round.ID, BaseVersion: round.BaseVersion}, func(o *sealOpts) { o.payload = payload })
-		if _, err := r.svc.SubmitSecure(ctx, m, env); err != nil {
+		secureplan.SignAdvert(f.merchant[m], round.Recipient, round.ID, round.Plan.Secure, m, &adv)
+		if _, err := r.svc.SubmitSecure(ctx, m, sealAdvert(t, f, round, m, adv)); err != nil {
 			t.Fatalf("%s's keys 30 s after the restart: %v", m, err)
 		}
 	}
@@ -751,27 +762,22 @@ func TestSecureRestartExtendsStage(t *testing.T) {
 // fails at the next tick, unmasking nothing, with the reason; before, every
 // tick of the service failed on it.
 func TestSecureUnrestorableStateFails(t *testing.T) {
+	_, r, round, _ := openSecureRound(t)
+	storeAndTickUnrestorable(t, r, round, func(snap []byte) []byte { return snap[:len(snap)-1] }, "does not restore")
+}
+
+// storeAndTickUnrestorable replaces round's stored protocol state with
+// rewrite's and checks that the next tick fails the round with a reason
+// containing reason, opens the next one, and that the tick after passes.
+func storeAndTickUnrestorable(t *testing.T, r *replica, round protocol.Round, rewrite func(snap []byte) []byte, reason string) {
+	t.Helper()
 	ctx := context.Background()
-	p, err := policies.Parse("secure.yaml", []byte(securePolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFedPolicy(t, sqliteBackend(t), secureConfig(), p)
-	r := f.start(t)
-	f.enrol(t, r, secureMerchants...)
-	if err := r.svc.Tick(ctx); err != nil {
-		t.Fatal(err)
-	}
-	round, err := r.svc.CurrentRound(ctx, "m1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
+	err := r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
 		sr, err := tx.SecureRound(ctx, round.ID, aggregator.LockUpdate)
 		if err != nil {
 			return err
 		}
-		sr.Server = sr.Server[:len(sr.Server)-1]
+		sr.Server = rewrite(sr.Server)
 		return tx.UpdateSecureRound(ctx, sr)
 	})
 	if err != nil {
@@ -784,8 +790,8 @@ func TestSecureUnrestorableStateFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != protocol.RoundFailed || st.Stage != protocol.StageFailed || !strings.Contains(st.Reason, "does not restore") {
-		t.Fatalf("round %s: %+v; want failed, its state does not restore", round.ID, st)
+	if st.State != protocol.RoundFailed || st.Stage != protocol.StageFailed || !strings.Contains(st.Reason, reason) {
+		t.Fatalf("round %s: %+v; want failed, %s", round.ID, st, reason)
 	}
 	if next, err := r.svc.CurrentRound(ctx, "m1"); err != nil || next.ID == round.ID {
 		t.Errorf("current round %s, %v; want the next one open", next.ID, err)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kairos-fl/kairos/client/ingest"
+	"github.com/kairos-fl/kairos/crypto/keys"
 )
 
 // MaxConfigSize bounds a client configuration file.
@@ -44,6 +46,8 @@ const (
 //	  format: cdnow           # any client/ingest format, or postgres
 //	  path: CDNOW_master.txt
 //	  shard: {of: [40, 25, 15, 12, 8], index: 0, key: customer-hash}
+//	secure:
+//	  peer_keys: peers.pem    # the cohort's signing keys, from the operator
 type Config struct {
 	// Aggregator is the aggregator's base URL (http or https).
 	Aggregator string `yaml:"aggregator"`
@@ -73,9 +77,30 @@ type Config struct {
 	PollInterval Duration `yaml:"poll_interval"`
 	// ClockOffset shifts the client's clock (tests of clock skew; default 0).
 	ClockOffset Duration `yaml:"clock_offset"`
+	// Secure configures secure-aggregation rounds.
+	Secure SecureConfig `yaml:"secure"`
 
 	// dir is the directory relative paths are resolved against.
 	dir string
+}
+
+// SecureConfig configures the client's side of secure-aggregation rounds.
+type SecureConfig struct {
+	// PeerKeys, when set, is a peer keys file (keys.ParsePeerKeys: each
+	// merchant id followed by its signing.pub) handed out by the operator out
+	// of band: every neighbour's advertised keys must carry a signature that
+	// verifies with its key there, and a neighbour missing from it is
+	// refused. Unset, adverts are checked with the signing keys the
+	// aggregator reports, whose fingerprints are logged (docs/privacy.md §14a).
+	PeerKeys string `yaml:"peer_keys"`
+}
+
+// PeerKeys loads Secure.PeerKeys; nil when it is not set.
+func (c *Config) PeerKeys() (map[string]ed25519.PublicKey, error) {
+	if c.Secure.PeerKeys == "" {
+		return nil, nil
+	}
+	return keys.LoadPeerKeys(c.Path(c.Secure.PeerKeys))
 }
 
 // DataConfig selects the source of a merchant's events.

@@ -1,6 +1,10 @@
 package client
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -175,5 +179,44 @@ func TestConfigDelta(t *testing.T) {
 	}
 	if got := c.MerchantDelta(); got != 1e-7 {
 		t.Errorf("δ = %v, want 1e-7", got)
+	}
+}
+
+// TestConfigPeerKeys: secure.peer_keys is read relative to the config's
+// directory into the cohort's keys; unset, there are none (adverts are then
+// checked with the keys the aggregator reports); a bad file is an error
+// naming it.
+func TestConfigPeerKeys(t *testing.T) {
+	dir := t.TempDir()
+	c, err := ParseConfig("shop.yaml", dir, []byte(validConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := c.PeerKeys(); k != nil || err != nil {
+		t.Errorf("no peer_keys: %v, %v; want none", k, err)
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := "m2\n" + string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	if err := os.WriteFile(filepath.Join(dir, "peers.pem"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err = ParseConfig("shop.yaml", dir, []byte(validConfig+"secure:\n  peer_keys: peers.pem\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := c.PeerKeys()
+	if err != nil || len(k) != 1 || !k["m2"].Equal(pub) {
+		t.Errorf("peer keys %v, %v; want m2's", k, err)
+	}
+	c.Secure.PeerKeys = "missing.pem"
+	if _, err := c.PeerKeys(); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+		t.Errorf("missing file: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -121,6 +122,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, when set, is called at every stage.
 	Progress func(Progress)
+	// PeerKeys, when not nil, are the cohort's signing keys from the
+	// operator (Config.PeerKeys): a secure round's neighbours' adverts are
+	// checked with them (SecureParticipant.PeerKeys).
+	PeerKeys map[string]ed25519.PublicKey
 	// Hook, when set, is called at the crash points fault tests aim at:
 	// HookSealed once the sealed update and its debit are saved and before the
 	// first upload attempt, HookSubmitted once the aggregator's receipt is in

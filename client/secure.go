@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
 	crand "crypto/rand"
 	"encoding"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	mathrand "math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
@@ -58,7 +60,16 @@ const (
 	// neighbours attested (the aggregator sent different requests to
 	// different merchants) — and revealed no share.
 	OutcomeUnmaskRefused = "unmask-refused"
+	// OutcomeKeysRefused: a neighbour's keys, as the aggregator relayed
+	// them, did not carry that neighbour's signature (checked with the
+	// pinned peer keys, else with the keys the aggregator reports): the
+	// aggregator may have put keys of its own in their place. This merchant
+	// sent no share and no masked input.
+	OutcomeKeysRefused = "keys-refused"
 )
+
+// ErrPeerKeys is wrapped by the refusal of a neighbour's relayed keys.
+var ErrPeerKeys = errors.New("neighbour's keys refused")
 
 // SecureParticipant takes part in one secure-aggregation round for a
 // merchant: it runs the client side of SecAgg+ (aggregator/secagg), sealing
@@ -85,6 +96,20 @@ type SecureParticipant struct {
 	// stage. It exists only for the test that shows the attack the check
 	// stops (aggregator's TestSecureSplitRequests); the runner never sets it.
 	WithoutConsistencyCheck bool
+	// PeerKeys, when not nil, are the cohort's Ed25519 signing keys by
+	// merchant id from a source the aggregator does not control (the
+	// client's secure.peer_keys): each neighbour's advert must verify with
+	// its key here, and a neighbour missing from it is refused. When nil,
+	// adverts are checked with the keys the aggregator reports
+	// (SecureStatus.Signers), whose fingerprints are logged: that stops an
+	// aggregator that relays keys it did not get signed, not one that also
+	// lies about the signing keys (docs/privacy.md §14a).
+	PeerKeys map[string]ed25519.PublicKey
+	// WithoutAdvertCheck uses the neighbours' keys without checking their
+	// signatures, as clients did before adverts were signed. It exists only
+	// for the test that shows the attack the check stops (aggregator's
+	// TestSecureKeySubstitution); the runner never sets it.
+	WithoutAdvertCheck bool
 
 	rng *mathrand.Rand
 }
@@ -142,6 +167,10 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 			res.Outcome, res.Reason = st.outcome, st.reason
 			p.Logger.Warn("secure round ended early", "round", p.Round.ID, "outcome", st.outcome, "reason", st.reason)
 			return res, nil
+		case errors.Is(err, ErrPeerKeys):
+			res.Outcome, res.Reason = OutcomeKeysRefused, err.Error()
+			p.Logger.Error("refused the neighbours' keys the aggregator relayed; no share was sent", "round", p.Round.ID, "reason", err)
+			return res, nil
 		case errors.Is(err, secagg.ErrRefused):
 			res.Outcome, res.Reason = OutcomeUnmaskRefused, err.Error()
 			p.Logger.Error("refused the aggregator's unmask request; no share was sent", "round", p.Round.ID, "reason", err)
@@ -156,6 +185,7 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 	if err != nil {
 		return end(err)
 	}
+	secureplan.SignAdvert(p.Merchant.Signing, p.Round.Recipient, p.Round.ID, p.Round.Plan.Secure, p.Merchant.ID, &adv)
 	if _, err := p.send(ctx, protocol.StageAdvertise, adv); err != nil {
 		return end(err)
 	}
@@ -166,6 +196,11 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 	var keysMsg secagg.KeysMsg
 	if err := keysMsg.UnmarshalBinary(st.Message); err != nil {
 		return end(fmt.Errorf("keys from the aggregator: %w", err))
+	}
+	if !p.WithoutAdvertCheck {
+		if err := p.checkPeers(keysMsg, st.Signers); err != nil {
+			return end(err)
+		}
 	}
 	shares, err := c.Share(keysMsg)
 	if err != nil {
@@ -248,6 +283,41 @@ func (p *SecureParticipant) Run(ctx context.Context) (SecureResult, error) {
 	}
 	res.Outcome = OutcomeAccepted
 	return res, nil
+}
+
+// checkPeers verifies each relayed neighbour's keys against its signature,
+// with its pinned key (PeerKeys) or, without pinned keys, the one the
+// aggregator reports (signers); any failure is ErrPeerKeys.
+func (p *SecureParticipant) checkPeers(k secagg.KeysMsg, signers map[string][]byte) error {
+	merchants := p.Round.Plan.Secure.Merchants
+	source := "aggregator"
+	if p.PeerKeys != nil {
+		source = "pinned"
+	}
+	used := make([]string, 0, len(k.Peers))
+	for _, peer := range k.Peers {
+		if peer.ID < 1 || int(peer.ID) > len(merchants) {
+			return fmt.Errorf("%w: keys of secagg id %d, outside the cohort", ErrPeerKeys, peer.ID)
+		}
+		merchant := merchants[peer.ID-1]
+		var key ed25519.PublicKey
+		if p.PeerKeys != nil {
+			key = p.PeerKeys[merchant]
+		} else {
+			key = signers[merchant]
+		}
+		if key == nil {
+			return fmt.Errorf("%w: no %s signing key for neighbour %s", ErrPeerKeys, source, merchant)
+		}
+		if err := secureplan.VerifyAdvert(key, p.Round.Recipient, p.Round.ID, p.Round.Plan.Secure, merchant, peer.ID, peer.CPub, peer.SPub, peer.Sig); err != nil {
+			return fmt.Errorf("%w: %w (%s key)", ErrPeerKeys, err, source)
+		}
+		used = append(used, merchant+"="+keys.KeyID(key))
+	}
+	// Without pinned keys, the fingerprints are what a later audit compares
+	// with the enrolled keys (and with the aggregator's audit entry).
+	p.Logger.Info("neighbours' keys verified", "round", p.Round.ID, "source", source, "signing_keys", strings.Join(used, ","))
+	return nil
 }
 
 func (p *SecureParticipant) hook(point string) {
@@ -380,7 +450,7 @@ func (r *Runner) joinSecure(ctx context.Context, round protocol.Round) error {
 	var epsAfter float64
 	p := &SecureParticipant{
 		API: sapi, Merchant: r.opt.Merchant, Round: round, Now: r.opt.Now, Rand: r.opt.Rand,
-		Poll: r.opt.PollInterval, Backoff: r.opt.Backoff, Hook: r.opt.Hook, Logger: r.opt.Logger,
+		Poll: r.opt.PollInterval, Backoff: r.opt.Backoff, Hook: r.opt.Hook, Logger: r.opt.Logger, PeerKeys: r.opt.PeerKeys,
 		Input: func(ctx context.Context, plan secureplan.Round) ([]uint32, error) {
 			r.progress(StageFeatures, round.ID)
 			rows, err := r.features(round.Plan.Cutoffs, base.Schema)

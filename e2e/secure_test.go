@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/client"
+	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/dp"
 )
 
@@ -89,6 +93,7 @@ func TestSecureAggregation(t *testing.T) {
 	for _, store := range stores(t) {
 		t.Run(store, func(t *testing.T) {
 			f := secureFed(t, store, 5, 4*time.Second)
+			pinPeerKeys(t, f)
 			round, _ := secureRound(t, f, f.merchants[0])
 			for _, m := range f.merchants {
 				var env []string
@@ -121,12 +126,40 @@ func TestSecureAggregation(t *testing.T) {
 					t.Errorf("%s: rounds %+v, want %s accepted", m.id, st.Rounds, round.ID)
 				}
 			}
+			for _, m := range f.merchants[:4] {
+				if log := m.proc.Tail(1 << 20); !strings.Contains(log, "neighbours' keys verified") || !strings.Contains(log, "pinned") {
+					t.Errorf("%s did not log its neighbours' keys verified with the pinned keys:\n%s", m.id, m.proc.Tail(20))
+				}
+			}
 			if st := f.state(f.merchants[4]); len(st.Rounds) != 0 {
 				t.Errorf("m5 recorded %+v after being killed", st.Rounds)
 			}
 			checkSecureLedgers(t, f, f.merchants)
 			f.verifyAudit()
 		})
+	}
+}
+
+// pinPeerKeys writes the federation's peer keys file — each merchant's id
+// and its signing.pub as `kairos keys gen` wrote it — and points every
+// client's secure.peer_keys at it: the merchants then check their neighbours'
+// adverts with keys the aggregator did not hand them.
+func pinPeerKeys(t *testing.T, f *fed) {
+	t.Helper()
+	var b strings.Builder
+	for _, m := range f.merchants {
+		pub, err := os.ReadFile(filepath.Join(m.dir, "keys", keys.FileSigningPub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(m.id + "\n" + string(pub))
+	}
+	path := filepath.Join(t.TempDir(), "peers.pem")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range f.merchants {
+		f.writeClientConfig(m, "secure:\n  peer_keys: "+path+"\n")
 	}
 }
 

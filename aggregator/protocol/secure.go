@@ -97,7 +97,13 @@ type SecureStatus struct {
 	// Request is the unmask request (binary) in stage unmask, beside the
 	// attestations: a merchant answers it only if it is the one it attested.
 	Request []byte `json:"request,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	// Signers are, in stage share, the enrolled Ed25519 signing keys of the
+	// merchants whose keys Message relays, by merchant id: the aggregator
+	// checked each advert's signature with them. A merchant with pinned
+	// peer keys (its client's secure.peer_keys) checks against those
+	// instead, since these come from the aggregator.
+	Signers map[string][]byte `json:"signers,omitempty"`
+	Reason  string            `json:"reason,omitempty"`
 }
 
 // SecureReceipt answers an accepted secure message (HTTP 202).

@@ -124,6 +124,10 @@ func (c *Client) Share(k KeysMsg) (SharesMsg, error) {
 			return fail(fmt.Errorf("keys of %d twice", p.ID))
 		case p.CPub == p.SPub:
 			return fail(fmt.Errorf("neighbour %d advertised one key for both uses", p.ID))
+		case c.cfg.SignedAdverts && len(p.Sig) != SigSize:
+			// The caller checks the signature; an unsigned key is refused here
+			// too, so that forgetting to sign cannot pass unnoticed.
+			return fail(fmt.Errorf("keys of %d without a signature, in a round that needs one", p.ID))
 		}
 		for _, key := range [][KeySize]byte{p.CPub, p.SPub} {
 			if _, err := ecdh.X25519().NewPublicKey(key[:]); err != nil {

@@ -43,6 +43,13 @@ type Config struct {
 	// one client's input (docs/privacy.md §16); with it, honest answers all
 	// follow one request.
 	Consistency bool
+	// SignedAdverts has the server refuse an advert without a signature
+	// (AdvertiseMsg.Sig) and relay each advert's signature with its keys, so
+	// that every client can check its neighbours' keys against their
+	// long-term keys before sharing (the caller checks: it holds those keys).
+	// Without it an aggregator can hand a client keys of its own for its
+	// neighbours and read its input (docs/privacy.md §14a).
+	SignedAdverts bool
 }
 
 // Validate checks c.

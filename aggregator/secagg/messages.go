@@ -23,20 +23,36 @@ const (
 	kindUnmaskResponse
 )
 
+// Kinds of the signed key messages (after the consistency stage's kinds):
+// an advert and a keys message whose keys carry their owner's signature.
+const (
+	kindSignedAdvertise byte = kindConsistency + 1 + iota
+	kindSignedKeys
+)
+
 // KeySize is the size of an X25519 public key.
 const KeySize = 32
+
+// SigSize is the size of an advert's signature (Ed25519).
+const SigSize = 64
 
 // AdvertiseMsg is a client's stage-1 message: its two public keys.
 type AdvertiseMsg struct {
 	From uint32
 	// CPub encrypts the shares sent to this client; SPub agrees its pairwise masks.
 	CPub, SPub [KeySize]byte
+	// Sig, empty or SigSize bytes, is the client's signature of its keys
+	// with a long-term key its neighbours hold (Config.SignedAdverts). The
+	// package carries it and cannot check it: the caller knows whose key
+	// signs and what the signed statement binds (aggregator/secureplan).
+	Sig []byte
 }
 
-// PeerKeys are one neighbour's advertised keys.
+// PeerKeys are one neighbour's advertised keys, with its advert's signature.
 type PeerKeys struct {
 	ID         uint32
 	CPub, SPub [KeySize]byte
+	Sig        []byte
 }
 
 // KeysMsg is the server's stage-2 message to client To: the keys of its
@@ -221,19 +237,41 @@ func (r *rbuf) done(what string) error {
 	return nil
 }
 
-// MarshalBinary encodes m.
-func (m AdvertiseMsg) MarshalBinary() ([]byte, error) {
-	return header(kindAdvertise).u32(m.From).raw(m.CPub[:]).raw(m.SPub[:]), nil
+// checkSig refuses a signature that is neither absent nor SigSize bytes.
+func checkSig(id uint32, sig []byte) error {
+	if len(sig) != 0 && len(sig) != SigSize {
+		return fmt.Errorf("signature of %d's keys has %d bytes, want %d", id, len(sig), SigSize)
+	}
+	return nil
 }
 
-// UnmarshalBinary decodes m.
+// MarshalBinary encodes m: a signed advert as its own kind, so that an
+// unsigned one (stored before adverts were signed) still decodes as such.
+func (m AdvertiseMsg) MarshalBinary() ([]byte, error) {
+	if err := checkSig(m.From, m.Sig); err != nil {
+		return nil, fmt.Errorf("encode advertise message: %w", err)
+	}
+	if len(m.Sig) == 0 {
+		return header(kindAdvertise).u32(m.From).raw(m.CPub[:]).raw(m.SPub[:]), nil
+	}
+	return header(kindSignedAdvertise).u32(m.From).raw(m.CPub[:]).raw(m.SPub[:]).raw(m.Sig), nil
+}
+
+// UnmarshalBinary decodes m, signed or not.
 func (m *AdvertiseMsg) UnmarshalBinary(data []byte) error {
-	r, err := open(data, kindAdvertise, "advertise message")
+	kind := kindAdvertise
+	if len(data) >= 2 && data[1] == kindSignedAdvertise {
+		kind = kindSignedAdvertise
+	}
+	r, err := open(data, kind, "advertise message")
 	if err != nil {
 		return err
 	}
 	var v AdvertiseMsg
 	v.From, v.CPub, v.SPub = r.u32(), r.key(), r.key()
+	if kind == kindSignedAdvertise {
+		v.Sig = slices.Clone(r.take(SigSize))
+	}
 	if err := r.done("advertise message"); err != nil {
 		return err
 	}
@@ -241,25 +279,45 @@ func (m *AdvertiseMsg) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-// MarshalBinary encodes m.
+// MarshalBinary encodes m: with every peer's signature when they are signed
+// (all or none).
 func (m KeysMsg) MarshalBinary() ([]byte, error) {
-	w := header(kindKeys).u32(m.To).u32(uint32(len(m.Peers)))
+	signed := len(m.Peers) > 0 && len(m.Peers[0].Sig) > 0
+	kind := kindKeys
+	if signed {
+		kind = kindSignedKeys
+	}
+	w := header(kind).u32(m.To).u32(uint32(len(m.Peers)))
 	for _, p := range m.Peers {
-		w = w.u32(p.ID).raw(p.CPub[:]).raw(p.SPub[:])
+		if err := checkSig(p.ID, p.Sig); err != nil {
+			return nil, fmt.Errorf("encode keys message: %w", err)
+		}
+		if (len(p.Sig) > 0) != signed {
+			return nil, fmt.Errorf("encode keys message: signed and unsigned keys mixed (peer %d)", p.ID)
+		}
+		w = w.u32(p.ID).raw(p.CPub[:]).raw(p.SPub[:]).raw(p.Sig)
 	}
 	return w, nil
 }
 
-// UnmarshalBinary decodes m.
+// UnmarshalBinary decodes m, signed or not.
 func (m *KeysMsg) UnmarshalBinary(data []byte) error {
-	r, err := open(data, kindKeys, "keys message")
+	kind, size := kindKeys, peerKeysSize
+	if len(data) >= 2 && data[1] == kindSignedKeys {
+		kind, size = kindSignedKeys, peerKeysSize+SigSize
+	}
+	r, err := open(data, kind, "keys message")
 	if err != nil {
 		return err
 	}
 	v := KeysMsg{To: r.u32()}
-	n := r.count(peerKeysSize)
+	n := r.count(size)
 	for range n {
-		v.Peers = append(v.Peers, PeerKeys{ID: r.u32(), CPub: r.key(), SPub: r.key()})
+		p := PeerKeys{ID: r.u32(), CPub: r.key(), SPub: r.key()}
+		if kind == kindSignedKeys {
+			p.Sig = slices.Clone(r.take(SigSize))
+		}
+		v.Peers = append(v.Peers, p)
 	}
 	if err := r.done("keys message"); err != nil {
 		return err

@@ -107,11 +107,18 @@ func (s *Server) AddAdvertise(m AdvertiseMsg) error {
 	if m.CPub == m.SPub {
 		return fmt.Errorf("secagg server: client %d advertised one key for both uses", m.From)
 	}
+	if err := checkSig(m.From, m.Sig); err != nil {
+		return fmt.Errorf("secagg server: %w", err)
+	}
+	if s.cfg.SignedAdverts && len(m.Sig) == 0 {
+		return fmt.Errorf("secagg server: keys from %d without a signature, in a round that needs one", m.From)
+	}
 	for _, k := range [][KeySize]byte{m.CPub, m.SPub} {
 		if _, err := ecdh.X25519().NewPublicKey(k[:]); err != nil {
 			return fmt.Errorf("secagg server: keys from %d: %w", m.From, err)
 		}
 	}
+	m.Sig = slices.Clone(m.Sig)
 	s.keys[m.From] = m
 	s.accepted.advertise = append(s.accepted.advertise, m)
 	return nil
@@ -141,7 +148,7 @@ func (s *Server) KeysFor(id uint32) (KeysMsg, error) {
 	m := KeysMsg{To: id}
 	for _, v := range s.neighbours[id] {
 		if k, ok := s.keys[v]; ok {
-			m.Peers = append(m.Peers, PeerKeys{ID: v, CPub: k.CPub, SPub: k.SPub})
+			m.Peers = append(m.Peers, PeerKeys{ID: v, CPub: k.CPub, SPub: k.SPub, Sig: slices.Clone(k.Sig)})
 		}
 	}
 	return m, nil

@@ -8,6 +8,8 @@ package secureplan
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/aggregator/secagg"
+	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/dp"
 	"github.com/kairos-fl/kairos/dp/distributed"
 )
@@ -89,10 +92,56 @@ func Decode(p *protocol.SecurePlan) (Round, error) {
 	// unmask requests to different merchants) from reading one merchant's
 	// input (docs/privacy.md §16).
 	r.Config.Consistency = true
+	// Always on too: a merchant shares only with neighbours whose keys carry
+	// their enrolled signature (AdvertStatement), so that the aggregator
+	// cannot substitute keys of its own (docs/privacy.md §14a).
+	r.Config.SignedAdverts = true
 	if err := r.Config.Validate(); err != nil {
 		return fail("%v", err)
 	}
 	return r, nil
+}
+
+// advertDomain separates an advert's signature from every other use of a
+// merchant's signing key (envelopes sign other bytes under seal's own domain).
+const advertDomain = "kairos secagg advertise v1\x00"
+
+// AdvertStatement is what a merchant signs with its enrolled Ed25519 key for
+// its advert in a secure round: a domain label, then, each with its length,
+// the aggregator's recipient (the identity the round's messages are sealed
+// to), the round id, the round's public seed, the merchant id and its SecAgg
+// id, and the two public keys. It binds the keys to this merchant in this
+// round of this aggregator, so that they cannot be relayed as another
+// merchant's, or another round's.
+func AdvertStatement(aggregator, round string, p *protocol.SecurePlan, merchant string, id uint32, cPub, sPub [secagg.KeySize]byte) []byte {
+	b := []byte(advertDomain)
+	for _, f := range []string{aggregator, round, p.Seed, merchant} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	b = binary.BigEndian.AppendUint32(b, id)
+	b = append(b, cPub[:]...)
+	return append(b, sPub[:]...)
+}
+
+// SignAdvert sets m.Sig: merchant's signature of its advert (AdvertStatement).
+func SignAdvert(key ed25519.PrivateKey, aggregator, round string, p *protocol.SecurePlan, merchant string, m *secagg.AdvertiseMsg) {
+	m.Sig = ed25519.Sign(key, AdvertStatement(aggregator, round, p, merchant, m.From, m.CPub, m.SPub))
+}
+
+// ErrAdvertSignature is wrapped by VerifyAdvert's refusals.
+var ErrAdvertSignature = errors.New("advert signature does not verify")
+
+// VerifyAdvert checks that sig is merchant's signature, by key, of keys
+// (secagg id id) in round p of aggregator.
+func VerifyAdvert(key ed25519.PublicKey, aggregator, round string, p *protocol.SecurePlan, merchant string, id uint32, cPub, sPub [secagg.KeySize]byte, sig []byte) error {
+	if len(key) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: %s's signing key has %d bytes", ErrAdvertSignature, merchant, len(key))
+	}
+	if !ed25519.Verify(key, AdvertStatement(aggregator, round, p, merchant, id, cPub, sPub), sig) {
+		return fmt.Errorf("%w: keys of %s (id %d) in round %s, signing key %s", ErrAdvertSignature, merchant, id, round, keys.KeyID(key))
+	}
+	return nil
 }
 
 // ID returns merchant's SecAgg id in the plan (0 when it is not in the cohort).

@@ -183,8 +183,15 @@ federation's) is reached.`,
 			if offset != 0 {
 				log.Warn("clock offset in effect", "offset", offset)
 			}
+			peers, err := s.cfg.PeerKeys()
+			if err != nil {
+				return fmt.Errorf("client run: %w", err)
+			}
+			if peers != nil {
+				log.Info("secure rounds check neighbours' keys with pinned peer keys", "file", s.cfg.Path(s.cfg.Secure.PeerKeys), "merchants", len(peers))
+			}
 			opts := client.Options{
-				API: s.api, Merchant: s.merchant, Events: ds.Events, Location: s.loc,
+				API: s.api, Merchant: s.merchant, Events: ds.Events, Location: s.loc, PeerKeys: peers,
 				Store: store, State: state, EpsilonCap: s.cfg.EpsilonCap, Delta: s.cfg.MerchantDelta(), Optimizer: s.cfg.Optimizer,
 				Now:          func() time.Time { return time.Now().Add(offset) },
 				PollInterval: time.Duration(s.cfg.PollInterval), Logger: log,
