@@ -317,3 +317,45 @@ func TestParseDecimal(t *testing.T) {
 		}
 	}
 }
+
+// TestLineOfMaxBytes: a row of exactly MaxLineBytes bytes is accepted
+// whatever its terminator ("\n", "\r\n" or none at the end of the file), and
+// one byte more is a too-long row. Before, the terminator counted towards the
+// limit, so the same row was refused when a newline followed it.
+func TestLineOfMaxBytes(t *testing.T) {
+	m := testMapping()
+	m.Item = Column{Name: "item"}
+	const head = "user,ts,kind,amount,item\n"
+	prefix := "u2,2,pv,,"
+	for _, tt := range []struct {
+		name   string
+		extra  int // bytes beyond MaxLineBytes
+		term   string
+		events int
+	}{
+		{"LF", 0, "\n", 2}, {"CRLF", 0, "\r\n", 2}, {"EOF", 0, "", 2},
+		{"LF+1", 1, "\n", 1}, {"CRLF+1", 1, "\r\n", 1}, {"EOF+1", 1, "", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			item := strings.Repeat("x", MaxLineBytes+tt.extra-len(prefix))
+			in := head + "u1,1,pv,,a\n" + prefix + item + tt.term
+			var evs []model.Event
+			rep, err := Read(context.Background(), strings.NewReader(in), "in.csv", Options{Format: CSV, Mapping: m, OnError: Skip}, func(ev model.Event) error {
+				evs = append(evs, ev)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != tt.events {
+				t.Fatalf("got %d events (skipped %v), want %d", len(evs), rep.Skipped, tt.events)
+			}
+			if tt.events == 2 && evs[1].Item != item {
+				t.Errorf("the long item came back with %d bytes, want %d", len(evs[1].Item), len(item))
+			}
+			if tt.events == 1 && rep.Skipped[ReasonLineTooLong] != 1 {
+				t.Errorf("skipped %v, want one %q", rep.Skipped, ReasonLineTooLong)
+			}
+		})
+	}
+}
