@@ -359,3 +359,52 @@ func TestLineOfMaxBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestZoneAbbreviation: with a time layout naming the zone by abbreviation
+// (MST) and no numeric offset, Go's time.Parse reads an abbreviation the
+// zone does not use as UTC (a "fabricated location" with offset 0): "10:00
+// PST" in a UTC file came out as 10:00 UTC, eight hours early, without a
+// word, and "GMT+3" as 10:00 UTC too. Such a row is now a bad time naming the
+// abbreviation; UTC, GMT and the zone's own abbreviations (EST, EDT in New
+// York) keep their exact offsets, and a layout with a numeric offset is read
+// by the offset.
+func TestZoneAbbreviation(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		layout string
+		zone   *time.Location
+		value  string
+		want   time.Time // zero: a bad time
+	}{
+		{"2006-01-02 15:04:05 MST", nil, "2021-03-01 10:00:00 UTC", time.Date(2021, 3, 1, 10, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", nil, "2021-03-01 10:00:00 GMT", time.Date(2021, 3, 1, 10, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", nil, "2021-03-01 10:00:00 PST", time.Time{}},
+		{"2006-01-02 15:04:05 MST", nil, "2021-03-01 10:00:00 GMT+3", time.Time{}},
+		{"2006-01-02 15:04:05 MST", ny, "2021-03-01 10:00:00 EST", time.Date(2021, 3, 1, 15, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", ny, "2021-07-01 10:00:00 EDT", time.Date(2021, 7, 1, 14, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", ny, "2021-03-01 10:00:00 UTC", time.Date(2021, 3, 1, 10, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", ny, "2021-03-01 10:00:00 CET", time.Time{}},
+		{"2006-01-02 15:04:05 MST -0700", nil, "2021-03-01 10:00:00 PST -0800", time.Date(2021, 3, 1, 18, 0, 0, 0, time.UTC)},
+		{"Jan _2 2006 15:04 MST", nil, "Mar  1 2021 10:00 PST", time.Time{}},
+	} {
+		m := &Mapping{Header: false, Delimiter: ',', Customer: Column{Index: 1}, Time: Column{Index: 2}, TimeLayout: tt.layout,
+			TimeZone: tt.zone, ConstKind: model.Purchase}
+		var evs []model.Event
+		rep, err := Read(context.Background(), strings.NewReader("u1,"+tt.value+"\n"), "in.csv", Options{Format: CSV, Mapping: m, OnError: Skip},
+			func(ev model.Event) error { evs = append(evs, ev); return nil })
+		if err != nil {
+			t.Fatalf("%s in %v: %v", tt.value, tt.zone, err)
+		}
+		switch {
+		case tt.want.IsZero():
+			if len(evs) != 0 || rep.Skipped[ReasonBadTime] != 1 || !strings.Contains(rep.Errors[0].Error(), "abbreviation") {
+				t.Errorf("%s in %v: got %v (skipped %v, errors %v), want a bad time naming the abbreviation", tt.value, tt.zone, evs, rep.Skipped, rep.Errors)
+			}
+		case len(evs) != 1 || !evs[0].Time.Equal(tt.want):
+			t.Errorf("%s in %v: got %v (errors %v), want %s", tt.value, tt.zone, evs, rep.Errors, tt.want)
+		}
+	}
+}
