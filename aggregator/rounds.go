@@ -559,24 +559,29 @@ func (s *Service) recordEvaluation(ctx context.Context, tx Tx, r RoundRecord, up
 	if len(evals) == 0 {
 		return "no evaluations", nil
 	}
+	// Everything from here to the metrics is arithmetic on accepted
+	// histograms: a failure is what they say (undefined metrics, a noise sum
+	// that overflows), noted in the round's reason. Returned as an error it
+	// would fail publish on every tick and stop the federation, on the word
+	// of one merchant.
+	undefined := func(err error) (string, error) {
+		return fmt.Sprintf("evaluation of version %d from %d merchants undefined: %v", r.BaseVersion, len(evals), err), nil
+	}
 	evals, capped, err := capEvaluations(evals, from, s.pol().Aggregation().WeightShareCap())
 	if err != nil {
-		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+		return undefined(err)
 	}
 	counts, sigma, err := fedeval.Sum(evals)
 	if err != nil {
-		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+		return undefined(err)
 	}
 	m, err := fedeval.Compute(counts)
-	if errors.Is(err, fedeval.ErrNoData) {
-		return fmt.Sprintf("evaluation of version %d from %d merchants undefined: %v", r.BaseVersion, len(evals), err), nil
-	}
 	if err != nil {
-		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+		return undefined(err)
 	}
 	se, err := fedeval.StandardErrors(counts, sigma, evaluationSEReplicates, uint64(r.Seq))
 	if err != nil {
-		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+		return undefined(err)
 	}
 	metrics := m.MetricsMap(&se)
 	metrics["merchants"] = float64(len(evals))
