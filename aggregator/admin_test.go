@@ -203,3 +203,81 @@ func TestReloadRefusesSecureWithoutItsPolicy(t *testing.T) {
 		t.Errorf("config.reload outcomes %v, want denied denied ok", got)
 	}
 }
+
+// TestReloadRemovingMerchantDuringRound: m1 and m2 have updates accepted in
+// the open round; a reload then removes m2 from the policy (a misbehaving
+// merchant cut off). Before, publish looked up every contributor's policy and
+// failed on m2 on every tick: the round stayed aggregating and the federation
+// stopped until m2 was put back. Now m2's update is left out of the merge
+// (it stays debited) with a note in the round's reason, and m1's is
+// published; a round left with no update from a merchant in the policy fails.
+func TestReloadRemovingMerchantDuringRound(t *testing.T) {
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Minute, Quorum: 1})
+	r := f.start(t)
+	f.enrol(t, r, "m1", "m2")
+	tick(t, r)
+	round := mustRound(t, r, "m1")
+	for _, m := range []string{"m1", "m2"} {
+		if _, err := f.submitHonest(t, r, m); err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+	}
+	without := func(ids ...string) *policies.Policy {
+		t.Helper()
+		doc := testPolicy
+		for _, id := range ids {
+			doc = strings.Replace(doc, "  "+id+": {}\n", "", 1)
+		}
+		p, err := policies.Parse("p.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops", without("m2"), f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Minute)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatalf("tick after m2 left the policy: %v", err)
+	}
+	mv, err := r.svc.Model(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mv.Version != 2 || mv.Round != round.ID || len(mv.Contributions) != 1 || mv.Contributions[0].Merchant != "m1" {
+		t.Fatalf("published: v%d from %q with %+v, want v2 from %s with m1 alone", mv.Version, mv.Round, mv.Contributions, round.ID)
+	}
+	st, err := r.svc.Status(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range st.Rounds {
+		if rr.ID == round.ID && !strings.Contains(rr.Reason, "m2") {
+			t.Errorf("round %s's reason %q does not name m2's update left out", rr.ID, rr.Reason)
+		}
+	}
+
+	// Next round: m1 sends, then m1 is removed too: nothing left to merge.
+	next := mustRound(t, r, "m1")
+	if _, err := f.submitHonest(t, r, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops", without("m1", "m2"), f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Minute)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatalf("tick after every contributor left the policy: %v", err)
+	}
+	if st, err = r.svc.Status(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range st.Rounds {
+		if rr.ID == next.ID && rr.State != protocol.RoundFailed {
+			t.Errorf("round %s: %s (%s), want failed", rr.ID, rr.State, rr.Reason)
+		}
+	}
+	f.verifyAudit(t, r)
+}

@@ -357,10 +357,29 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		return nil, err
 	}
 	updates = slices.DeleteFunc(updates, func(u UpdateRecord) bool { return !u.Audited })
+	// A reload may have removed a contributor from the policy since its update
+	// was accepted: the merge needs every contributor's policy, so its update
+	// is left out (it stays debited) rather than failing publish on every tick.
+	var gone []string
+	updates = slices.DeleteFunc(updates, func(u UpdateRecord) bool {
+		_, err := s.pol().Merchant(u.Merchant)
+		if err != nil {
+			gone = append(gone, u.Merchant)
+		}
+		return err != nil
+	})
+	goneNote := ""
+	if len(gone) > 0 {
+		goneNote = fmt.Sprintf("left out the updates of %s (no longer in the policy)", strings.Join(gone, ", "))
+		if len(updates) < r.Quorum {
+			return s.failAggregating(ctx, tx, r, fmt.Sprintf("quorum not met: %d updates from merchants in the policy, quorum %d; %s", len(updates), r.Quorum, goneNote), now)
+		}
+	}
 	evalNote, err := s.recordEvaluation(ctx, tx, r, updates)
 	if err != nil {
 		return nil, err
 	}
+	evalNote = joinNotes(evalNote, goneNote)
 	if r.Plan.EvaluationOnly() {
 		reason := evalNote
 		if err := tx.SetRoundState(ctx, r.ID, protocol.RoundAggregating, protocol.RoundPublished, reason, now); err != nil {
@@ -431,6 +450,11 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		}
 		return reason
 	})
+}
+
+// joinNotes joins the non-empty notes of a round's reason with "; ".
+func joinNotes(notes ...string) string {
+	return strings.Join(slices.DeleteFunc(notes, func(n string) bool { return n == "" }), "; ")
 }
 
 // step applies the server optimizer to the round's combined update,
