@@ -81,8 +81,20 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 	}, nil
 }
 
-// maxRefusalReason bounds the reason RefuseReload records.
-const maxRefusalReason = 1024
+// maxAuditReason bounds the reason of every audit record the service
+// appends (appendAudit): reasons quote what callers sent (a refused
+// update's payload, a configuration file's error), and the log keeps them
+// forever, so the start of the cause is enough.
+const maxAuditReason = 1024
+
+// boundReason cuts reason to maxAuditReason bytes at a character boundary,
+// marking the cut with "…".
+func boundReason(reason string) string {
+	if len(reason) <= maxAuditReason {
+		return reason
+	}
+	return strings.ToValidUTF8(reason[:maxAuditReason], "") + "…"
+}
 
 // RefuseReload audits a reload that failed before a policy could be handed
 // to Reload (the configuration or policy file did not read or parse), so
@@ -94,12 +106,8 @@ func (s *Service) RefuseReload(ctx context.Context, actor string, cause error) e
 		cause = errors.New("no reason given")
 	}
 	err := fmt.Errorf("reload: %w: %w", ErrPolicy, cause)
-	reason := err.Error()
-	if len(reason) > maxRefusalReason { // the log keeps it forever: the cause's start is enough
-		reason = strings.ToValidUTF8(reason[:maxRefusalReason], "") + "…"
-	}
 	rec := audit.Record{
-		Actor: actor, Action: "config.reload", Object: "policy", Outcome: outcomeOf(err), Reason: reason,
+		Actor: actor, Action: "config.reload", Object: "policy", Outcome: outcomeOf(err), Reason: err.Error(), // bounded by appendAudit
 		Details: map[string]string{"previous_policy_hash": s.pol().Hash()},
 	}
 	if aerr := s.appendAudit(ctx, rec); aerr != nil {

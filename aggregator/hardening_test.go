@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
 )
 
 // TestReloadNonFiniteRoundConfigRefused (hardening review, session 18): NaN
@@ -57,4 +61,37 @@ func TestReloadNonFiniteRoundConfigRefused(t *testing.T) {
 		t.Errorf("config.reload denied entries: %d, want 9", got)
 	}
 	f.verifyAudit(t, r)
+}
+
+// TestRefusalReasonBounded: a refused update's audit reason quotes what the
+// payload says (the merchant it names, say). Attack: an enrolled merchant
+// seals a 1 MB merchant id in an otherwise empty payload, so that nothing is
+// debited, and sends it again and again: each refusal wrote a 1 MB entry to
+// the append-only audit log, which keeps it forever. The reason is now cut
+// to 1 KiB, as a refused reload's is.
+func TestRefusalReasonBounded(t *testing.T) {
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
+	r := f.start(t)
+	f.enrol(t, r, "m1")
+	tick(t, r)
+	round := mustRound(t, r, "m1")
+	big := strings.Repeat("é", 500_000)
+	env := f.seal(t, protocol.Update{Merchant: "m1", Round: round.ID, BaseVersion: round.BaseVersion}, func(o *sealOpts) {
+		o.payload = []byte(`{"version":1,"merchant":"` + big + `","round":"` + round.ID + `"}`)
+	})
+	if _, err := r.svc.Submit(ctx, "m1", env); !errors.Is(err, protocol.ErrInvalidUpdate) {
+		t.Fatalf("payload naming another merchant: got %v, want ErrInvalidUpdate", err)
+	}
+	es, err := r.store.AuditEntries(ctx, 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := es[len(es)-1]
+	if last.Action != "round.update.accept" || last.Outcome != audit.OutcomeDenied {
+		t.Fatalf("last entry %s %s, want the denied update", last.Action, last.Outcome)
+	}
+	if n := len(last.Reason); n > 1100 || !utf8.ValidString(last.Reason) || !strings.Contains(last.Reason, "payload names merchant") {
+		t.Errorf("refusal reason of %d bytes (valid UTF-8 %v), want at most about 1 KiB naming the refusal", n, utf8.ValidString(last.Reason))
+	}
 }
