@@ -90,6 +90,9 @@ const maxAuditReason = 1024
 // boundReason cuts reason to maxAuditReason bytes at a character boundary,
 // marking the cut with "…".
 func boundReason(reason string) string {
+	if !audit.ValidText(reason) { // the callers check what they take from others: a last resort
+		reason = strings.ToValidUTF8(strings.ReplaceAll(reason, "\x00", "\uFFFD"), "\uFFFD")
+	}
 	if len(reason) <= maxAuditReason {
 		return reason
 	}
@@ -130,6 +133,10 @@ func (s *Service) CancelRound(ctx context.Context, actor, id, reason string) (pr
 	var ps []staged
 	var next protocol.RoundState
 	err := s.store.InTx(ctx, func(tx Tx) error {
+		if !audit.ValidText(reason) {
+			// It becomes the round's reason and its audit entries' reason.
+			return fmt.Errorf("%w: reason %q is not UTF-8 text without NUL", ErrPolicy, reason)
+		}
 		ps, next = nil, ""
 		var r RoundRecord
 		var err error
@@ -200,6 +207,10 @@ func (s *Service) StopMerchant(ctx context.Context, merchantID string, stop prot
 	}
 	var err error
 	switch {
+	case !audit.ValidText(reason):
+		// It is stored with the merchant and goes into the reason of a round
+		// it closes early, and into their audit entries.
+		err = fmt.Errorf("%w: reason %q is not UTF-8 text without NUL", ErrPolicy, reason)
 	case stop.LocalEpsilonCap < 0 || math.IsInf(stop.LocalEpsilonCap, 0) || math.IsNaN(stop.LocalEpsilonCap):
 		err = fmt.Errorf("stop merchant %s: %w: local ε cap %v", merchantID, ErrPolicy, stop.LocalEpsilonCap)
 	case stop.LocalDelta < 0 || stop.LocalDelta >= 1 || math.IsNaN(stop.LocalDelta):

@@ -95,3 +95,41 @@ func TestRefusalReasonBounded(t *testing.T) {
 		t.Errorf("refusal reason of %d bytes (valid UTF-8 %v), want at most about 1 KiB naming the refusal", n, utf8.ValidString(last.Reason))
 	}
 }
+
+// TestStopAndCancelReasonNUL: a merchant's stop reason (POST
+// /v1/merchants/me:stop) and an admin's cancel reason are free text. With a
+// NUL in it, on SQLite the merchant was stopped and the round cancelled but
+// their audit entries could not be appended ("reason is not valid UTF-8
+// without NUL"); the stopped merchant's reason then went into the reason of
+// the round it closed early, whose close and the next round's opening never
+// reached the log either. On PostgreSQL the store refused the NUL. Such a
+// reason is now refused (ErrPolicy, audited as denied) before anything
+// changes, on both stores, and the log verifies.
+func TestStopAndCancelReasonNUL(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
+			r := f.start(t)
+			f.enrol(t, r, "m1")
+			tick(t, r)
+			for _, reason := range []string{"a\x00b", "a\xffb"} {
+				if err := r.svc.StopMerchant(ctx, "m1", protocol.MerchantStop{Reason: reason}); !errors.Is(err, aggregator.ErrPolicy) {
+					t.Errorf("stop with reason %q: got %v, want ErrPolicy", reason, err)
+				}
+				if _, err := r.svc.CancelRound(ctx, "admin:ops", "", reason); !errors.Is(err, aggregator.ErrPolicy) {
+					t.Errorf("cancel with reason %q: got %v, want ErrPolicy", reason, err)
+				}
+			}
+			tick(t, r)
+			if got := mustRound(t, r, "m1"); got.Seq != 2 || got.State != protocol.RoundOpen {
+				t.Errorf("round after the refused stop and cancel: %d %s, want 2 still open", got.Seq, got.State)
+			}
+			acts := auditActions(t, r.store)
+			if acts["merchant.stop denied"] != 2 || acts["round.cancel denied"] != 2 {
+				t.Errorf("audit %v, want 2 denied stops and 2 denied cancels", acts)
+			}
+			f.verifyAudit(t, r)
+		})
+	}
+}
