@@ -281,3 +281,42 @@ func TestReloadRemovingMerchantDuringRound(t *testing.T) {
 	}
 	f.verifyAudit(t, r)
 }
+
+// TestReloadInfeasibleCapDuringRound: m1 and m2 have updates accepted in the
+// open round; a reload then lowers m2's ε cap to 0.001, below what its
+// customer count alone spends, so no plan exists for it. Before, publish
+// derived the norm bound from every contributor's plan and failed on m2's on
+// every tick (the federation stopped); now m2's update is left out like that
+// of a merchant no longer in the policy, with the reason in the round's.
+func TestReloadInfeasibleCapDuringRound(t *testing.T) {
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Minute, Quorum: 1})
+	r := f.start(t)
+	f.enrol(t, r, "m1", "m2")
+	tick(t, r)
+	round := mustRound(t, r, "m1")
+	for _, m := range []string{"m1", "m2"} {
+		if _, err := f.submitHonest(t, r, m); err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+	}
+	p, err := policies.Parse("p.yaml", []byte(strings.Replace(testPolicy, "  m2: {}\n", "  m2: {epsilon_cap: 0.001}\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops", p, f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Minute)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatalf("tick after m2's cap fell below any plan: %v", err)
+	}
+	mv, err := r.svc.Model(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mv.Version != 2 || mv.Round != round.ID || len(mv.Contributions) != 1 || mv.Contributions[0].Merchant != "m1" {
+		t.Fatalf("published: v%d from %q with %+v, want v2 from %s with m1 alone", mv.Version, mv.Round, mv.Contributions, round.ID)
+	}
+	f.verifyAudit(t, r)
+}

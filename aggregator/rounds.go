@@ -358,11 +358,15 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	}
 	updates = slices.DeleteFunc(updates, func(u UpdateRecord) bool { return !u.Audited })
 	// A reload may have removed a contributor from the policy since its update
-	// was accepted: the merge needs every contributor's policy, so its update
-	// is left out (it stays debited) rather than failing publish on every tick.
+	// was accepted, or lowered its cap below any plan: the merge needs every
+	// contributor's policy and plan (norm bound, weights), so its update is
+	// left out (it stays debited) rather than failing publish on every tick.
 	var gone []string
 	updates = slices.DeleteFunc(updates, func(u UpdateRecord) bool {
-		_, err := s.pol().Merchant(u.Merchant)
+		mp, err := s.pol().Merchant(u.Merchant)
+		if err == nil && !r.Plan.EvaluationOnly() {
+			_, err = s.merchantPlan(r.Plan, mp)
+		}
 		if err != nil {
 			gone = append(gone, u.Merchant)
 		}
@@ -370,7 +374,7 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 	})
 	goneNote := ""
 	if len(gone) > 0 {
-		goneNote = fmt.Sprintf("left out the updates of %s (no longer in the policy)", strings.Join(gone, ", "))
+		goneNote = fmt.Sprintf("left out the updates of %s (no longer in the policy, or no plan fits its cap)", strings.Join(gone, ", "))
 		if len(updates) < r.Quorum {
 			return s.failAggregating(ctx, tx, r, fmt.Sprintf("quorum not met: %d updates from merchants in the policy, quorum %d; %s", len(updates), r.Quorum, goneNote), now)
 		}
