@@ -90,13 +90,52 @@ const maxAuditReason = 1024
 // boundReason cuts reason to maxAuditReason bytes at a character boundary,
 // marking the cut with "…".
 func boundReason(reason string) string {
-	if !audit.ValidText(reason) { // the callers check what they take from others: a last resort
-		reason = strings.ToValidUTF8(strings.ReplaceAll(reason, "\x00", "\uFFFD"), "\uFFFD")
-	}
 	if len(reason) <= maxAuditReason {
 		return reason
 	}
 	return strings.ToValidUTF8(reason[:maxAuditReason], "") + "…"
+}
+
+// loggable returns s with NUL and invalid bytes replaced by U+FFFD, the
+// text the audit log accepts (audit.ValidText). Callers check the text they
+// take from others; this is the last resort that keeps an entry from being
+// refused after the action it records took effect.
+func loggable(s string) string {
+	if audit.ValidText(s) {
+		return s
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\uFFFD"), "\uFFFD")
+}
+
+// loggableRecord is rec with every text field loggable and its reason
+// bounded (appendAudit).
+func loggableRecord(rec audit.Record) audit.Record {
+	rec.Actor, rec.Action, rec.Object = loggable(rec.Actor), loggable(rec.Action), loggable(rec.Object)
+	rec.Reason = boundReason(loggable(rec.Reason))
+	fix := func(m map[string]string, values bool) map[string]string {
+		clean := true
+		for k, v := range m {
+			clean = clean && audit.ValidText(k) && (!values || audit.ValidText(v))
+		}
+		if clean { // the usual case: no copy on the acceptance path
+			return m
+		}
+		out := make(map[string]string, len(m))
+		for k, v := range m {
+			if values {
+				v = loggable(v)
+			}
+			out[loggable(k)] = v
+		}
+		return out
+	}
+	if rec.Details != nil {
+		rec.Details = fix(rec.Details, true)
+	}
+	if rec.Identifiers != nil {
+		rec.Identifiers = fix(rec.Identifiers, false) // values are stored as HMACs
+	}
+	return rec
 }
 
 // RefuseReload audits a reload that failed before a policy could be handed

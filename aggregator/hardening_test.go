@@ -12,6 +12,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/policies"
 )
 
 // TestReloadNonFiniteRoundConfigRefused (hardening review, session 18): NaN
@@ -132,4 +133,37 @@ func TestStopAndCancelReasonNUL(t *testing.T) {
 			f.verifyAudit(t, r)
 		})
 	}
+}
+
+// TestReloadByUnloggableActorAudited: the actor of an audited action is
+// "role:subject" from the caller's token, and a token's subject was any
+// string, NUL included. Reload installs the new configuration and then
+// appends its audit entry: with such an actor the entry was refused ("actor
+// is not valid UTF-8 without NUL") after the new policy was already in force,
+// an unaudited configuration change. appendAudit now stores such text with
+// U+FFFD in place of the bad bytes, so the entry is always written (the
+// tokens themselves are refused: auth.TestSubjectControlCharacters).
+func TestReloadByUnloggableActorAudited(t *testing.T) {
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
+	r := f.start(t)
+	p2, err := policies.Parse("p2.yaml", []byte(strings.Replace(testPolicy, "epsilon_cap: 1.0", "epsilon_cap: 2.0", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops\x00", p2, f.cfg); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if r.svc.Policy().Hash() != p2.Hash() {
+		t.Fatal("the new policy is not in force")
+	}
+	es, err := r.store.AuditEntries(ctx, 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := es[len(es)-1]
+	if last.Action != "config.reload" || last.Actor != "admin:ops\uFFFD" || last.Outcome != audit.OutcomeOK {
+		t.Errorf("last entry %s by %q (%s), want the reload by admin:ops\\uFFFD", last.Action, last.Actor, last.Outcome)
+	}
+	f.verifyAudit(t, r)
 }
