@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -612,6 +613,12 @@ func (s *Service) recordEvaluation(ctx context.Context, tx Tx, r RoundRecord, up
 		return undefined(err)
 	}
 	metrics := m.MetricsMap(&se)
+	for _, k := range slices.Sorted(maps.Keys(metrics)) {
+		if v := metrics[k]; math.IsNaN(v) || math.IsInf(v, 0) {
+			// Noise so large that its spread overflows: no number to store.
+			return undefined(fmt.Errorf("%s = %v", k, v))
+		}
+	}
 	metrics["merchants"] = float64(len(evals))
 	metrics["noise_sigma"] = sigma
 	metrics["round_seq"] = float64(r.Seq)
