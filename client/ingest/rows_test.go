@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -405,6 +406,48 @@ func TestZoneAbbreviation(t *testing.T) {
 			}
 		case len(evs) != 1 || !evs[0].Time.Equal(tt.want):
 			t.Errorf("%s in %v: got %v (errors %v), want %s", tt.value, tt.zone, evs, rep.Errors, tt.want)
+		}
+	}
+}
+
+// TestUnixTimeRange: unix and unix_ms times must fall in years 0–9999, the
+// times RFC 3339 and JSON can write. Before, unix_ms took any 18-digit value
+// (9e17 ms is the year 28,521,000) and unix anything within ±2^40 s (to the
+// year 36,812): one stray row moved `kairos client score`'s default cutoff
+// (the day after the last event) tens of thousands of years ahead, and its
+// time could not be encoded as JSON. Such a row is now a bad time.
+func TestUnixTimeRange(t *testing.T) {
+	for _, tt := range []struct {
+		layout, value string
+		want          time.Time // zero: a bad time
+	}{
+		{LayoutUnixMs, "900000000000000000", time.Time{}},
+		{LayoutUnix, "1000000000000", time.Time{}},
+		{LayoutUnix, "-62167219201", time.Time{}},
+		{LayoutUnix, "253402300799", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{LayoutUnixMs, "253402300799999", time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC)},
+		{LayoutUnix, "-62167219199", time.Date(0, 1, 1, 0, 0, 1, 0, time.UTC)},
+		{LayoutUnixMs, "1733300000123", time.UnixMilli(1733300000123).UTC()},
+	} {
+		m := &Mapping{Header: false, Delimiter: ',', Customer: Column{Index: 1}, Time: Column{Index: 2}, TimeLayout: tt.layout, ConstKind: model.Purchase}
+		var evs []model.Event
+		rep, err := Read(context.Background(), strings.NewReader("u1,"+tt.value+"\n"), "in.csv", Options{Format: CSV, Mapping: m, OnError: Skip},
+			func(ev model.Event) error { evs = append(evs, ev); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.want.IsZero() {
+			if len(evs) != 0 || rep.Skipped[ReasonBadTime] != 1 {
+				t.Errorf("%s %s: got %v, want a bad time", tt.layout, tt.value, evs)
+			}
+			continue
+		}
+		if len(evs) != 1 || !evs[0].Time.Equal(tt.want) {
+			t.Errorf("%s %s: got %v (errors %v), want %s", tt.layout, tt.value, evs, rep.Errors, tt.want)
+			continue
+		}
+		if _, err := json.Marshal(evs[0].Time); err != nil {
+			t.Errorf("%s %s: %v", tt.layout, tt.value, err)
 		}
 	}
 }
