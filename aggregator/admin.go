@@ -41,13 +41,14 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 		Actor: actor, Action: "config.reload", Object: "policy", Outcome: audit.OutcomeOK,
 		Details: map[string]string{"previous_policy_hash": prev.policy.Hash()},
 	}
+	var cfg RoundConfig
 	err := func() error {
 		if p == nil {
 			return fmt.Errorf("reload: %w: no policy", ErrPolicy)
 		}
 		rec.Details["policy_hash"] = p.Hash()
-		cfg, err := rounds.WithDefaults()
-		if err != nil {
+		var err error
+		if cfg, err = rounds.WithDefaults(); err != nil {
 			return fmt.Errorf("reload: %w: %w", ErrPolicy, err)
 		}
 		if _, err := policySchema(p); err != nil {
@@ -59,21 +60,23 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 		rec.Details["merchants"] = strconv.Itoa(len(p.Merchants()))
 		rec.Details["partners"] = strconv.Itoa(len(p.Partners()))
 		rec.Details["cutoffs"] = strconv.Itoa(len(cfg.Cutoffs))
-		s.mu.Lock()
-		s.settings.Store(&settings{policy: p, rounds: &cfg})
-		clear(s.noise) // calibrated under the previous caps and plan
-		s.mu.Unlock()
 		return nil
 	}()
 	if err != nil {
 		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
 	}
+	// The entry first: a configuration in force without its entry would be an
+	// unaudited change, so an audit log that cannot take it refuses the reload.
 	if aerr := s.appendAudit(ctx, rec); aerr != nil {
 		return protocol.Reload{}, fmt.Errorf("reload: %w", aerr)
 	}
 	if err != nil {
 		return protocol.Reload{}, err
 	}
+	s.mu.Lock()
+	s.settings.Store(&settings{policy: p, rounds: &cfg})
+	clear(s.noise) // calibrated under the previous caps and plan
+	s.mu.Unlock()
 	return protocol.Reload{
 		PolicyHash: p.Hash(), PreviousPolicyHash: prev.policy.Hash(),
 		Merchants: len(p.Merchants()), Partners: len(p.Partners()),

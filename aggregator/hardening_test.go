@@ -167,3 +167,27 @@ func TestReloadByUnloggableActorAudited(t *testing.T) {
 	}
 	f.verifyAudit(t, r)
 }
+
+// TestReloadNotInForceWithoutItsEntry: Reload installed the new policy and
+// then appended its config.reload entry; when the audit log could not take
+// it (a store outage; here the log is closed), the call failed but the new
+// policy stayed in force, unaudited. The entry is now appended first and the
+// policy installed only once it is durable.
+func TestReloadNotInForceWithoutItsEntry(t *testing.T) {
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
+	r := f.start(t)
+	p2, err := policies.Parse("p2.yaml", []byte(strings.Replace(testPolicy, "epsilon_cap: 1.0", "epsilon_cap: 2.0", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops", p2, f.cfg); !errors.Is(err, audit.ErrClosed) {
+		t.Fatalf("reload with the audit log down: got %v, want audit.ErrClosed", err)
+	}
+	if got := r.svc.Policy().Hash(); got != f.policy.Hash() {
+		t.Errorf("policy in force %s after a reload that could not be audited, want the old %s", got, f.policy.Hash())
+	}
+}
