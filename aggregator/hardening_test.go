@@ -147,10 +147,7 @@ func TestReloadByUnloggableActorAudited(t *testing.T) {
 	ctx := context.Background()
 	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
 	r := f.start(t)
-	p2, err := policies.Parse("p2.yaml", []byte(strings.Replace(testPolicy, "epsilon_cap: 1.0", "epsilon_cap: 2.0", 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p2 := policyCap2(t)
 	if _, err := r.svc.Reload(ctx, "admin:ops\x00", p2, f.cfg); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -177,10 +174,7 @@ func TestReloadNotInForceWithoutItsEntry(t *testing.T) {
 	ctx := context.Background()
 	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
 	r := f.start(t)
-	p2, err := policies.Parse("p2.yaml", []byte(strings.Replace(testPolicy, "epsilon_cap: 1.0", "epsilon_cap: 2.0", 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p2 := policyCap2(t)
 	if err := r.log.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -190,4 +184,14 @@ func TestReloadNotInForceWithoutItsEntry(t *testing.T) {
 	if got := r.svc.Policy().Hash(); got != f.policy.Hash() {
 		t.Errorf("policy in force %s after a reload that could not be audited, want the old %s", got, f.policy.Hash())
 	}
+}
+
+// policyCap2 is testPolicy with every merchant's ε cap 2 instead of 1.
+func policyCap2(t *testing.T) *policies.Policy {
+	t.Helper()
+	p, err := policies.Parse("p2.yaml", []byte(strings.Replace(testPolicy, "epsilon_cap: 1.0", "epsilon_cap: 2.0", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
