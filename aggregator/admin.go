@@ -263,17 +263,31 @@ func (s *Service) StopMerchant(ctx context.Context, merchantID string, stop prot
 			rec.Details["local_delta"] = strconv.FormatFloat(stop.LocalDelta, 'g', -1, 64)
 		}
 	}
+	var ps []staged
 	if err == nil {
-		err = s.store.InTx(ctx, func(tx Tx) error { return tx.SetMerchantStopped(ctx, merchantID, reason) })
+		// The entry is staged with the change (the outbox): a stop that took
+		// effect is audited even if the log cannot take the entry right now.
+		err = s.store.InTx(ctx, func(tx Tx) error {
+			if err := tx.SetMerchantStopped(ctx, merchantID, reason); err != nil {
+				return err
+			}
+			p, err := stage(ctx, tx, "merchant.stop/"+merchantID+"/"+randomSuffix(), rec, s.now().UTC())
+			ps = []staged{p}
+			return err
+		})
 	}
 	if err != nil {
 		err = fmt.Errorf("stop merchant %s: %w", merchantID, err)
 		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+		if aerr := s.appendAudit(ctx, rec); aerr != nil {
+			return fmt.Errorf("stop merchant %s: %w", merchantID, aerr)
+		}
+		return err
 	}
-	if aerr := s.appendAudit(ctx, rec); aerr != nil {
-		return fmt.Errorf("stop merchant %s: %w", merchantID, aerr)
+	if err := s.flush(ctx, ps); err != nil {
+		return fmt.Errorf("stop merchant %s: %w", merchantID, err)
 	}
-	return err
+	return nil
 }
 
 // remainingStopped reports whether every sampled merchant of r that has not

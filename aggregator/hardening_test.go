@@ -195,3 +195,31 @@ func policyCap2(t *testing.T) *policies.Policy {
 	}
 	return p
 }
+
+// TestStopAuditedAfterOutage: StopMerchant marked the merchant stopped and
+// then appended merchant.stop; with the audit log down the merchant stayed
+// stopped (and rounds closed early on its account) with no entry, ever. The
+// entry is now staged in the transaction that stops the merchant (the
+// outbox, as for cancel and rollback): the call still fails, and the next
+// replica's tick writes the entry.
+func TestStopAuditedAfterOutage(t *testing.T) {
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
+	r := f.start(t)
+	f.enrol(t, r, "m1")
+	tick(t, r)
+	if err := r.log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.StopMerchant(ctx, "m1", protocol.MerchantStop{Reason: "local cap reached"}); !errors.Is(err, audit.ErrClosed) {
+		t.Fatalf("stop with the audit log down: got %v, want audit.ErrClosed", err)
+	}
+	r.store.Close()
+	r2 := f.start(t)
+	f.clock.Add(time.Minute) // past the outbox's repair delay
+	tick(t, r2)
+	if acts := auditActions(t, r2.store); acts["merchant.stop ok"] != 1 {
+		t.Errorf("audit after the outage %v, want the merchant.stop entry", acts)
+	}
+	f.verifyAudit(t, r2)
+}
