@@ -41,13 +41,14 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 		Actor: actor, Action: "config.reload", Object: "policy", Outcome: audit.OutcomeOK,
 		Details: map[string]string{"previous_policy_hash": prev.policy.Hash()},
 	}
+	var cfg RoundConfig
 	err := func() error {
 		if p == nil {
 			return fmt.Errorf("reload: %w: no policy", ErrPolicy)
 		}
 		rec.Details["policy_hash"] = p.Hash()
-		cfg, err := rounds.WithDefaults()
-		if err != nil {
+		var err error
+		if cfg, err = rounds.WithDefaults(); err != nil {
 			return fmt.Errorf("reload: %w: %w", ErrPolicy, err)
 		}
 		if _, err := policySchema(p); err != nil {
@@ -59,21 +60,23 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 		rec.Details["merchants"] = strconv.Itoa(len(p.Merchants()))
 		rec.Details["partners"] = strconv.Itoa(len(p.Partners()))
 		rec.Details["cutoffs"] = strconv.Itoa(len(cfg.Cutoffs))
-		s.mu.Lock()
-		s.settings.Store(&settings{policy: p, rounds: &cfg})
-		clear(s.noise) // calibrated under the previous caps and plan
-		s.mu.Unlock()
 		return nil
 	}()
 	if err != nil {
 		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
 	}
+	// The entry first: a configuration in force without its entry would be an
+	// unaudited change, so an audit log that cannot take it refuses the reload.
 	if aerr := s.appendAudit(ctx, rec); aerr != nil {
 		return protocol.Reload{}, fmt.Errorf("reload: %w", aerr)
 	}
 	if err != nil {
 		return protocol.Reload{}, err
 	}
+	s.mu.Lock()
+	s.settings.Store(&settings{policy: p, rounds: &cfg})
+	clear(s.noise) // calibrated under the previous caps and plan
+	s.mu.Unlock()
 	return protocol.Reload{
 		PolicyHash: p.Hash(), PreviousPolicyHash: prev.policy.Hash(),
 		Merchants: len(p.Merchants()), Partners: len(p.Partners()),
@@ -81,8 +84,62 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 	}, nil
 }
 
-// maxRefusalReason bounds the reason RefuseReload records.
-const maxRefusalReason = 1024
+// maxAuditReason bounds the reason of every audit record the service
+// appends (appendAudit): reasons quote what callers sent (a refused
+// update's payload, a configuration file's error), and the log keeps them
+// forever, so the start of the cause is enough.
+const maxAuditReason = 1024
+
+// boundReason cuts reason to maxAuditReason bytes at a character boundary,
+// marking the cut with "…".
+func boundReason(reason string) string {
+	if len(reason) <= maxAuditReason {
+		return reason
+	}
+	return strings.ToValidUTF8(reason[:maxAuditReason], "") + "…"
+}
+
+// loggable returns s with NUL and invalid bytes replaced by U+FFFD, the
+// text the audit log accepts (audit.ValidText). Callers check the text they
+// take from others; this is the last resort that keeps an entry from being
+// refused after the action it records took effect.
+func loggable(s string) string {
+	if audit.ValidText(s) {
+		return s
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\uFFFD"), "\uFFFD")
+}
+
+// loggableRecord is rec with every text field loggable and its reason
+// bounded (appendAudit).
+func loggableRecord(rec audit.Record) audit.Record {
+	rec.Actor, rec.Action, rec.Object = loggable(rec.Actor), loggable(rec.Action), loggable(rec.Object)
+	rec.Reason = boundReason(loggable(rec.Reason))
+	fix := func(m map[string]string, values bool) map[string]string {
+		clean := true
+		for k, v := range m {
+			clean = clean && audit.ValidText(k) && (!values || audit.ValidText(v))
+		}
+		if clean { // the usual case: no copy on the acceptance path
+			return m
+		}
+		out := make(map[string]string, len(m))
+		for k, v := range m {
+			if values {
+				v = loggable(v)
+			}
+			out[loggable(k)] = v
+		}
+		return out
+	}
+	if rec.Details != nil {
+		rec.Details = fix(rec.Details, true)
+	}
+	if rec.Identifiers != nil {
+		rec.Identifiers = fix(rec.Identifiers, false) // values are stored as HMACs
+	}
+	return rec
+}
 
 // RefuseReload audits a reload that failed before a policy could be handed
 // to Reload (the configuration or policy file did not read or parse), so
@@ -94,12 +151,8 @@ func (s *Service) RefuseReload(ctx context.Context, actor string, cause error) e
 		cause = errors.New("no reason given")
 	}
 	err := fmt.Errorf("reload: %w: %w", ErrPolicy, cause)
-	reason := err.Error()
-	if len(reason) > maxRefusalReason { // the log keeps it forever: the cause's start is enough
-		reason = strings.ToValidUTF8(reason[:maxRefusalReason], "") + "…"
-	}
 	rec := audit.Record{
-		Actor: actor, Action: "config.reload", Object: "policy", Outcome: outcomeOf(err), Reason: reason,
+		Actor: actor, Action: "config.reload", Object: "policy", Outcome: outcomeOf(err), Reason: err.Error(), // bounded by appendAudit
 		Details: map[string]string{"previous_policy_hash": s.pol().Hash()},
 	}
 	if aerr := s.appendAudit(ctx, rec); aerr != nil {
@@ -122,6 +175,10 @@ func (s *Service) CancelRound(ctx context.Context, actor, id, reason string) (pr
 	var ps []staged
 	var next protocol.RoundState
 	err := s.store.InTx(ctx, func(tx Tx) error {
+		if !audit.ValidText(reason) {
+			// It becomes the round's reason and its audit entries' reason.
+			return fmt.Errorf("%w: reason %q is not UTF-8 text without NUL", ErrPolicy, reason)
+		}
 		ps, next = nil, ""
 		var r RoundRecord
 		var err error
@@ -192,6 +249,10 @@ func (s *Service) StopMerchant(ctx context.Context, merchantID string, stop prot
 	}
 	var err error
 	switch {
+	case !audit.ValidText(reason):
+		// It is stored with the merchant and goes into the reason of a round
+		// it closes early, and into their audit entries.
+		err = fmt.Errorf("%w: reason %q is not UTF-8 text without NUL", ErrPolicy, reason)
 	case stop.LocalEpsilonCap < 0 || math.IsInf(stop.LocalEpsilonCap, 0) || math.IsNaN(stop.LocalEpsilonCap):
 		err = fmt.Errorf("stop merchant %s: %w: local ε cap %v", merchantID, ErrPolicy, stop.LocalEpsilonCap)
 	case stop.LocalDelta < 0 || stop.LocalDelta >= 1 || math.IsNaN(stop.LocalDelta):
@@ -202,17 +263,31 @@ func (s *Service) StopMerchant(ctx context.Context, merchantID string, stop prot
 			rec.Details["local_delta"] = strconv.FormatFloat(stop.LocalDelta, 'g', -1, 64)
 		}
 	}
+	var ps []staged
 	if err == nil {
-		err = s.store.InTx(ctx, func(tx Tx) error { return tx.SetMerchantStopped(ctx, merchantID, reason) })
+		// The entry is staged with the change (the outbox): a stop that took
+		// effect is audited even if the log cannot take the entry right now.
+		err = s.store.InTx(ctx, func(tx Tx) error {
+			if err := tx.SetMerchantStopped(ctx, merchantID, reason); err != nil {
+				return err
+			}
+			p, err := stage(ctx, tx, "merchant.stop/"+merchantID+"/"+randomSuffix(), rec, s.now().UTC())
+			ps = []staged{p}
+			return err
+		})
 	}
 	if err != nil {
 		err = fmt.Errorf("stop merchant %s: %w", merchantID, err)
 		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+		if aerr := s.appendAudit(ctx, rec); aerr != nil {
+			return fmt.Errorf("stop merchant %s: %w", merchantID, aerr)
+		}
+		return err
 	}
-	if aerr := s.appendAudit(ctx, rec); aerr != nil {
-		return fmt.Errorf("stop merchant %s: %w", merchantID, aerr)
+	if err := s.flush(ctx, ps); err != nil {
+		return fmt.Errorf("stop merchant %s: %w", merchantID, err)
 	}
-	return err
+	return nil
 }
 
 // remainingStopped reports whether every sampled merchant of r that has not

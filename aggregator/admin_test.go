@@ -203,3 +203,111 @@ func TestReloadRefusesSecureWithoutItsPolicy(t *testing.T) {
 		t.Errorf("config.reload outcomes %v, want denied denied ok", got)
 	}
 }
+
+// reloadDuringRound has m1 and m2 send updates to the open round, reloads
+// policy (testPolicy edited by edit) and ticks past the deadline: the tick
+// must publish version 2 from m1's update alone, the round's reason naming
+// m2's left out. It returns the replica for more.
+func reloadDuringRound(t *testing.T, edit func(string) string) (*fed, *replica) {
+	t.Helper()
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Minute, Quorum: 1})
+	r := f.start(t)
+	f.enrol(t, r, "m1", "m2")
+	tick(t, r)
+	round := mustRound(t, r, "m1")
+	for _, m := range []string{"m1", "m2"} {
+		if _, err := f.submitHonest(t, r, m); err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+	}
+	reloadPolicy(t, r, f, edit(testPolicy))
+	f.clock.Add(time.Minute)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatalf("tick after the reload: %v", err)
+	}
+	mv, err := r.svc.Model(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mv.Version != 2 || mv.Round != round.ID || len(mv.Contributions) != 1 || mv.Contributions[0].Merchant != "m1" {
+		t.Fatalf("published: v%d from %q with %+v, want v2 from %s with m1 alone", mv.Version, mv.Round, mv.Contributions, round.ID)
+	}
+	if rr := roundSummary(t, r, round.ID); !strings.Contains(rr.Reason, "left out the updates of m2") {
+		t.Errorf("round %s's reason %q does not name m2's update left out", rr.ID, rr.Reason)
+	}
+	return f, r
+}
+
+func reloadPolicy(t *testing.T, r *replica, f *fed, doc string) {
+	t.Helper()
+	p, err := policies.Parse("p.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(context.Background(), "admin:ops", p, f.cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func roundSummary(t *testing.T, r *replica, id string) protocol.RoundSummary {
+	t.Helper()
+	st, err := r.svc.Status(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range st.Rounds {
+		if rr.ID == id {
+			return rr
+		}
+	}
+	t.Fatalf("round %s not in the status", id)
+	return protocol.RoundSummary{}
+}
+
+// TestReloadRemovingMerchantDuringRound: m1 and m2 have updates accepted in
+// the open round; a reload then removes m2 from the policy (a misbehaving
+// merchant cut off). Before, publish looked up every contributor's policy and
+// failed on m2 on every tick: the round stayed aggregating and the federation
+// stopped until m2 was put back. Now m2's update is left out of the merge
+// (it stays debited) with a note in the round's reason, and m1's is
+// published; a round left with no update from a merchant in the policy fails.
+func TestReloadRemovingMerchantDuringRound(t *testing.T) {
+	without := func(ids ...string) func(string) string {
+		return func(doc string) string {
+			for _, id := range ids {
+				doc = strings.Replace(doc, "  "+id+": {}\n", "", 1)
+			}
+			return doc
+		}
+	}
+	f, r := reloadDuringRound(t, without("m2"))
+
+	// Next round: m1 sends, then m1 is removed too: nothing left to merge.
+	next := mustRound(t, r, "m1")
+	if _, err := f.submitHonest(t, r, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	reloadPolicy(t, r, f, without("m1", "m2")(testPolicy))
+	f.clock.Add(time.Minute)
+	if err := r.svc.Tick(context.Background()); err != nil {
+		t.Fatalf("tick after every contributor left the policy: %v", err)
+	}
+	if rr := roundSummary(t, r, next.ID); rr.State != protocol.RoundFailed {
+		t.Errorf("round %s: %s (%s), want failed", rr.ID, rr.State, rr.Reason)
+	}
+	f.verifyAudit(t, r)
+}
+
+// TestReloadInfeasibleCapDuringRound: as above, but the reload lowers m2's ε
+// cap to 0.001, below what its customer count alone spends, so no plan
+// exists for it. Before, publish derived the norm bound from every
+// contributor's plan and failed on m2's on every tick (the federation
+// stopped); now m2's update is left out like that of a merchant no longer
+// in the policy.
+func TestReloadInfeasibleCapDuringRound(t *testing.T) {
+	f, r := reloadDuringRound(t, func(doc string) string {
+		return strings.Replace(doc, "  m2: {}\n", "  m2: {epsilon_cap: 0.001}\n", 1)
+	})
+	f.verifyAudit(t, r)
+}

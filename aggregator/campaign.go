@@ -522,6 +522,13 @@ func (c *campaignStep) budgets(ctx context.Context, cost func(policies.MerchantP
 			spent = rows[len(rows)-1].Epsilon
 		}
 		rs, err := cost(mp)
+		if errors.Is(err, dp.ErrBudgetExhausted) {
+			// Its cap cannot hold even the campaign's count and evaluation
+			// (a policy reloaded with a smaller cap): no noise makes the
+			// campaign fit, so it cannot afford it; the decision goes on.
+			b.lines = append(b.lines, fmt.Sprintf("%s ε %.4g of %.4g: no plan fits its cap", m.ID, spent, mp.EpsilonCap))
+			continue
+		}
 		if err != nil {
 			return budgetCheck{}, err
 		}

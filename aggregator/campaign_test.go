@@ -318,3 +318,45 @@ func TestCampaignsOffAfterReload(t *testing.T) {
 		t.Errorf("%d campaign.stop entries, want 1", n)
 	}
 }
+
+// TestCampaignDecisionWithInfeasibleMerchant: between campaigns a reload
+// adds merchant m3 with ε cap 0.001, below what its customer count and
+// evaluation alone would spend, and m3 enrols. When the next campaign
+// decision fell due, the budget check asked for m3's plan noise, which does
+// not exist, and returned the error: every tick failed and retraining never
+// resumed. m3 now counts as a merchant that cannot afford the campaign (its
+// reason in the decision's details) and the decision is taken.
+func TestCampaignDecisionWithInfeasibleMerchant(t *testing.T) {
+	b := backends(t)[0]
+	ctx := context.Background()
+	const ret = "  evaluate_every: 30d\n  auc_drop: 0.02\n  max_model_age: 20d\n  campaign_rounds: 1\n  planned_evaluations: 0\n"
+	p := campaignPolicy(t, ret)
+	f := newFedPolicy(t, b, campaignConfig(1), p)
+	f.customers["m1"], f.customers["m2"] = 350, 350
+	r := f.start(t)
+	f.enrol(t, r, "m1", "m2")
+	tick(t, r)
+	trainOnce(t, f, r)
+	tick(t, r)
+	evaluateAll(t, f, r, func(m string) []float64 { return goodHist[m] })
+	tick(t, r)
+
+	src := strings.Split(testPolicy, "merchants:")[0] + "merchants:\n  m1: {}\n  m2: {}\n  m3: {epsilon_cap: 0.001}\nretraining:\n" + ret
+	p3, err := policies.Parse("campaign3.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops", p3, f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.enrol(t, r, "m3")
+	f.clock.Add(31 * 24 * time.Hour)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatalf("tick at the campaign decision: %v", err)
+	}
+	recs := campaignAudit(t, r)
+	last := recs[len(recs)-1]
+	if last.Action != "campaign.decide" || last.Details["decision"] != "skip" || !strings.Contains(last.Reason, "of 3 merchants") {
+		t.Fatalf("last campaign record %s %q %v, want a decision over 3 merchants", last.Action, last.Reason, last.Details)
+	}
+}

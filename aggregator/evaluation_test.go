@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/policies"
 )
 
 // TestFederatedEvaluation runs a federation with evaluations on both stores:
@@ -27,16 +29,7 @@ func TestFederatedEvaluation(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			cut := time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC)
-			cfg := aggregator.RoundConfig{
-				Deadline: time.Minute, Quorum: 2, PlannedRounds: 2, StepsPerRound: 5, SamplingRate: 0.02, CountNoise: 30,
-				Evaluation: &aggregator.EvaluationConfig{Cutoff: cut, Sigma: 20, Edges: []float64{0.1, 0.5}, Every: 2},
-			}
-			f := newFed(t, b, cfg)
-			f.customers["m1"], f.customers["m2"] = 350, 350 // the histograms' totals
-			r := f.start(t)
-			f.enrol(t, r, "m1", "m2")
-			tick(t, r)
+			f, r, cut := evaluationFed(t, b)
 			halves := map[string][]float64{
 				"m1": {0, 60, 140, 50, 60, 40, 0, 0, 0},
 				"m2": {0, 40, 160, 50, 40, 60, 0, 0, 0},
@@ -148,6 +141,25 @@ func TestFederatedEvaluation(t *testing.T) {
 	}
 }
 
+// evaluationFed starts a federation of m1 and m2 (DP counts 350, the
+// histograms' totals) whose first round trains and evaluates version 1 at
+// cutoff 1998-03-01 (σ 20, edges 0.1 and 0.5; every second round), of two
+// planned rounds.
+func evaluationFed(t *testing.T, b backend) (*fed, *replica, time.Time) {
+	t.Helper()
+	cut := time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC)
+	cfg := aggregator.RoundConfig{
+		Deadline: time.Minute, Quorum: 2, PlannedRounds: 2, StepsPerRound: 5, SamplingRate: 0.02, CountNoise: 30,
+		Evaluation: &aggregator.EvaluationConfig{Cutoff: cut, Sigma: 20, Edges: []float64{0.1, 0.5}, Every: 2},
+	}
+	f := newFed(t, b, cfg)
+	f.customers["m1"], f.customers["m2"] = 350, 350
+	r := f.start(t)
+	f.enrol(t, r, "m1", "m2")
+	tick(t, r)
+	return f, r, cut
+}
+
 func checkMetrics(t *testing.T, r *replica, version int) {
 	t.Helper()
 	mv, err := r.svc.Model(context.Background(), version)
@@ -194,5 +206,120 @@ func TestFailedEvaluationNotRepeated(t *testing.T) {
 	next := mustRound(t, r, "m1")
 	if next.Seq != eval.Seq+1 || next.Plan.EvaluationOnly() || next.Plan.Evaluation != nil || next.Plan.Steps != 5 {
 		t.Errorf("round after the failed evaluation: seq %d plan %+v, want seq %d training without evaluation", next.Seq, next.Plan, eval.Seq+1)
+	}
+}
+
+// TestEvaluationNoiseCannotStallPublish: the evaluation σ a merchant
+// declares is only bounded below (more noise is its own choice), and the
+// plausibility check widens with it. Attack: m2 declares σ = 1e200 with
+// ordinary counts. Before, it was accepted (its plausible range overflowed to
+// ±Inf, its ε debit was ~0), the sum's σ overflowed, the standard errors
+// failed, and publish returned that error on every tick: the round stayed
+// aggregating and the federation stopped for good. Now such a histogram is
+// refused at acceptance (its plausible range is not finite); a merely huge
+// σ (3e153, accepted) gives metrics whose standard error overflows to +Inf,
+// which the store cannot hold (before: "json: unsupported value: +Inf" on
+// every tick), so the evaluation is noted as undefined; and whatever the
+// accepted histograms give (a noise sum that overflows, metrics that are
+// undefined), publish notes it in the round's reason instead of failing
+// (TestRecordEvaluationUndefined).
+func TestEvaluationNoiseCannotStallPublish(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f, r, cut := evaluationFed(t, b)
+			round := mustRound(t, r, "m1")
+			counts := []float64{0, 60, 140, 50, 60, 40, 0, 0, 0}
+			submit := func(m string, sigma float64) error {
+				u := f.update(t, mustRound(t, r, m), m)
+				u.Evaluation = &protocol.Evaluation{Cutoff: cut, Counts: append([]float64(nil), counts...), Sigma: sigma}
+				_, err := r.svc.Submit(ctx, m, f.seal(t, u))
+				return err
+			}
+			if err := submit("m1", 20); err != nil {
+				t.Fatal(err)
+			}
+			if err := submit("m2", 1e200); !errors.Is(err, aggregator.ErrPolicy) {
+				t.Fatalf("evaluation σ 1e200: got %v, want ErrPolicy (its plausible range is unbounded)", err)
+			}
+			if err := submit("m2", 3e153); err != nil {
+				t.Fatalf("evaluation σ 3e153: %v", err)
+			}
+			if err := r.svc.Tick(ctx); err != nil {
+				t.Fatalf("tick after a huge-σ evaluation: %v", err)
+			}
+			mv, err := r.svc.Model(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mv.Version != 2 || mv.Round != round.ID {
+				t.Fatalf("active version %d from %q, want 2 from %s", mv.Version, mv.Round, round.ID)
+			}
+			v1, err := r.svc.Model(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The point estimates exist, but the spread of that noise overflows
+			// (customers_se = +Inf): nothing is stored, the reason says why.
+			if len(v1.Metrics) != 0 {
+				t.Errorf("version 1 metrics %v, want none", v1.Metrics)
+			}
+			if rr := roundSummary(t, r, round.ID); !strings.Contains(rr.Reason, "evaluation of version 1 from 2 merchants undefined") {
+				t.Errorf("round %s's reason %q does not say the evaluation is undefined", rr.ID, rr.Reason)
+			}
+			f.verifyAudit(t, r)
+		})
+	}
+}
+
+// TestRecordEvaluationUndefined: seven merchants each declare the largest
+// evaluation σ whose plausible range is still finite for 6 cells (5.4e153,
+// σ² ≈ 2.9e307); each is accepted, but the sum of their variances overflows,
+// so no standard error exists. Before, publish returned that as an error on
+// every tick (the round stuck in aggregating, the federation stopped); now
+// the version is published and the round's reason says the evaluation is
+// undefined, and the evaluated version gets no metrics.
+func TestRecordEvaluationUndefined(t *testing.T) {
+	ids := []string{"m1", "m2", "m3", "m4", "m5", "m6", "m7"}
+	pol := strings.Replace(testPolicy, "  m1: {}\n", "  m1: {}\n  m5: {}\n  m6: {}\n  m7: {}\n", 1)
+	p, err := policies.Parse("test.yaml", []byte(pol))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := backends(t)[0]
+	ctx := context.Background()
+	cut := time.Date(1998, 3, 1, 0, 0, 0, 0, time.UTC)
+	cfg := aggregator.RoundConfig{
+		Deadline: time.Minute, Quorum: len(ids), PlannedRounds: 2, StepsPerRound: 5, SamplingRate: 0.02, CountNoise: 30,
+		Evaluation: &aggregator.EvaluationConfig{Cutoff: cut, Sigma: 20, Edges: []float64{0.5}, Every: 2},
+	}
+	f := newFedPolicy(t, b, cfg, p)
+	r := f.start(t)
+	f.enrol(t, r, ids...)
+	tick(t, r)
+	round := mustRound(t, r, "m1")
+	for _, m := range ids {
+		f.customers[m] = 300
+		u := f.update(t, mustRound(t, r, m), m)
+		u.Evaluation = &protocol.Evaluation{Cutoff: cut, Counts: []float64{10, 40, 100, 20, 30, 100}, Sigma: 5.4e153}
+		if _, err := r.svc.Submit(ctx, m, f.seal(t, u)); err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+	}
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatalf("tick: %v", err)
+	}
+	mv, err := r.svc.Model(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mv.Version != 2 || mv.Round != round.ID {
+		t.Fatalf("active version %d from %q, want 2 from %s", mv.Version, mv.Round, round.ID)
+	}
+	if v1, err := r.svc.Model(ctx, 1); err != nil || len(v1.Metrics) != 0 {
+		t.Errorf("version 1 metrics %v (%v), want none", v1.Metrics, err)
+	}
+	if rr := roundSummary(t, r, round.ID); !strings.Contains(rr.Reason, "evaluation of version 1 from 7 merchants undefined") {
+		t.Errorf("round %s's reason %q does not say the evaluation is undefined", rr.ID, rr.Reason)
 	}
 }

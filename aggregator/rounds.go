@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -357,10 +358,33 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		return nil, err
 	}
 	updates = slices.DeleteFunc(updates, func(u UpdateRecord) bool { return !u.Audited })
+	// A reload may have removed a contributor from the policy since its update
+	// was accepted, or lowered its cap below any plan: the merge needs every
+	// contributor's policy and plan (norm bound, weights), so its update is
+	// left out (it stays debited) rather than failing publish on every tick.
+	var gone []string
+	updates = slices.DeleteFunc(updates, func(u UpdateRecord) bool {
+		mp, err := s.pol().Merchant(u.Merchant)
+		if err == nil && !r.Plan.EvaluationOnly() {
+			_, err = s.merchantPlan(r.Plan, mp)
+		}
+		if err != nil {
+			gone = append(gone, u.Merchant)
+		}
+		return err != nil
+	})
+	goneNote := ""
+	if len(gone) > 0 {
+		goneNote = fmt.Sprintf("left out the updates of %s (no longer in the policy, or no plan fits its cap)", strings.Join(gone, ", "))
+		if len(updates) < r.Quorum {
+			return s.failAggregating(ctx, tx, r, fmt.Sprintf("quorum not met: %d updates from merchants in the policy, quorum %d; %s", len(updates), r.Quorum, goneNote), now)
+		}
+	}
 	evalNote, err := s.recordEvaluation(ctx, tx, r, updates)
 	if err != nil {
 		return nil, err
 	}
+	evalNote = joinNotes(evalNote, goneNote)
 	if r.Plan.EvaluationOnly() {
 		reason := evalNote
 		if err := tx.SetRoundState(ctx, r.ID, protocol.RoundAggregating, protocol.RoundPublished, reason, now); err != nil {
@@ -431,6 +455,11 @@ func (s *Service) publish(ctx context.Context, tx Tx, r RoundRecord, now time.Ti
 		}
 		return reason
 	})
+}
+
+// joinNotes joins the non-empty notes of a round's reason with "; ".
+func joinNotes(notes ...string) string {
+	return strings.Join(slices.DeleteFunc(notes, func(n string) bool { return n == "" }), "; ")
 }
 
 // step applies the server optimizer to the round's combined update,
@@ -559,26 +588,37 @@ func (s *Service) recordEvaluation(ctx context.Context, tx Tx, r RoundRecord, up
 	if len(evals) == 0 {
 		return "no evaluations", nil
 	}
+	// Everything from here to the metrics is arithmetic on accepted
+	// histograms: a failure is what they say (undefined metrics, a noise sum
+	// that overflows), noted in the round's reason. Returned as an error it
+	// would fail publish on every tick and stop the federation, on the word
+	// of one merchant.
+	undefined := func(err error) (string, error) {
+		return fmt.Sprintf("evaluation of version %d from %d merchants undefined: %v", r.BaseVersion, len(evals), err), nil
+	}
 	evals, capped, err := capEvaluations(evals, from, s.pol().Aggregation().WeightShareCap())
 	if err != nil {
-		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+		return undefined(err)
 	}
 	counts, sigma, err := fedeval.Sum(evals)
 	if err != nil {
-		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+		return undefined(err)
 	}
 	m, err := fedeval.Compute(counts)
-	if errors.Is(err, fedeval.ErrNoData) {
-		return fmt.Sprintf("evaluation of version %d from %d merchants undefined: %v", r.BaseVersion, len(evals), err), nil
-	}
 	if err != nil {
-		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+		return undefined(err)
 	}
 	se, err := fedeval.StandardErrors(counts, sigma, evaluationSEReplicates, uint64(r.Seq))
 	if err != nil {
-		return "", fmt.Errorf("evaluation of version %d in %s: %w", r.BaseVersion, r.ID, err)
+		return undefined(err)
 	}
 	metrics := m.MetricsMap(&se)
+	for _, k := range slices.Sorted(maps.Keys(metrics)) {
+		if v := metrics[k]; math.IsNaN(v) || math.IsInf(v, 0) {
+			// Noise so large that its spread overflows: no number to store.
+			return undefined(fmt.Errorf("%s = %v", k, v))
+		}
+	}
 	metrics["merchants"] = float64(len(evals))
 	metrics["noise_sigma"] = sigma
 	metrics["round_seq"] = float64(r.Seq)

@@ -849,6 +849,7 @@ func outcomeOf(err error) audit.Outcome {
 // appendAudit appends rec on a context detached from the caller's
 // cancellation, so an entry is not lost because a client went away.
 func (s *Service) appendAudit(ctx context.Context, rec audit.Record) error {
+	rec = loggableRecord(rec)
 	if _, err := s.audit.Append(context.WithoutCancel(ctx), rec); err != nil {
 		return fmt.Errorf("%w: %w", ErrAudit, err)
 	}

@@ -490,7 +490,13 @@ func checkEvaluation(ctx context.Context, tx Tx, up *protocol.Update, rr RoundRe
 	if !known {
 		count = protocol.NoisyCount{Value: mp.PlausibleCustomers()}
 	}
-	if err := fedeval.CheckPlausible(e, fedeval.TotalRange(count, known, len(e.Counts), e.Sigma)); err != nil {
+	rng := fedeval.TotalRange(count, known, len(e.Counts), e.Sigma)
+	if math.IsInf(rng.Hi, 0) || math.IsInf(rng.MinCell, 0) {
+		// So much noise that every histogram is plausible: the check would
+		// pass anything, and the noise sum overflow.
+		return fmt.Errorf("%w: evaluation: noise σ %v per cell leaves no bound on the counts (%d cells)", ErrPolicy, e.Sigma, len(e.Counts))
+	}
+	if err := fedeval.CheckPlausible(e, rng); err != nil {
 		what := fmt.Sprintf("released customer count %.1f (σ %v)", count.Value, count.Sigma)
 		if !known {
 			what = fmt.Sprintf("no released count, at most %.0f customers", count.Value)

@@ -81,6 +81,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -461,7 +462,10 @@ func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Clai
 		}
 		rec.Reason = strconv.Itoa(he.status) + " " + he.detail
 		if len(rec.Reason) > 512 {
-			rec.Reason = rec.Reason[:512]
+			// At a character boundary: the detail echoes the caller's text,
+			// and a reason that is not UTF-8 is refused by the log (503, no
+			// entry).
+			rec.Reason = strings.ToValidUTF8(rec.Reason[:512], "")
 		}
 	}
 	// Detached from the request: a caller who hangs up does not cut the

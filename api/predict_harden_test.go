@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/model"
@@ -426,6 +427,57 @@ func TestPredictInvalidUTF8Refused(t *testing.T) {
 					t.Errorf("customer %q, want %q", got.Customer, tt.customer)
 				}
 			})
+		}
+	}
+}
+
+// TestPredictAuditReasonStaysUTF8: a refused call's audit reason is its
+// problem detail cut to 512 bytes. The detail echoes text of the caller's
+// (an as_of that is not a time, a merchant id); cut in the middle of a
+// multi-byte character it was not UTF-8, which the audit log refuses, so the
+// call was answered 503 "audit log unavailable" and left no entry: a partner
+// could make its bad requests vanish from the log. The reason is now cut at
+// a character boundary: the call is a 400 and its entry says so.
+func TestPredictAuditReasonStaysUTF8(t *testing.T) {
+	// Against the real audit log, which refuses a reason that is not UTF-8.
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "kairos.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, signer, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog, err := audit.New(ctx, audit.Options{Store: st, HMACKey: bytes.Repeat([]byte{0x5a}, 32), SigningKey: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = alog.Close() })
+	real := newPredictFixture(t, PredictOptions{Audit: alog})
+	body := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c-1", Features: featureVec(1, 1), AsOf: "a" + strings.Repeat("é", 300)})
+	if rec := real.do(t, "POST", "/v1/predict", real.tokens["partner"], "application/json", body); rec.Code != 400 {
+		t.Errorf("with the real audit log: got %d, want 400: %s", rec.Code, rec.Body)
+	}
+	es, err := st.AuditEntries(ctx, 1, 10)
+	if err != nil || len(es) != 1 || es[0].Outcome != audit.OutcomeError || !strings.HasPrefix(es[0].Reason, "400 ") {
+		t.Errorf("audit entries %+v (%v), want the refused call", es, err)
+	}
+
+	f := newPredictFixture(t, PredictOptions{})
+	for _, asOf := range []string{"a" + strings.Repeat("é", 300), strings.Repeat("é", 300), "ab" + strings.Repeat("€", 200)} {
+		body := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c-1", Features: featureVec(1, 1), AsOf: asOf})
+		rec := f.do(t, "POST", "/v1/predict", f.tokens["partner"], "application/json", body)
+		if rec.Code != 400 {
+			t.Errorf("as_of of %d bytes: got %d, want 400: %s", len(asOf), rec.Code, rec.Body)
+		}
+		last := f.aud.last(t)
+		if !utf8.ValidString(last.Reason) || !strings.HasPrefix(last.Reason, "400 field \"as_of\"") || len(last.Reason) > 512 {
+			t.Errorf("as_of of %d bytes: audit reason of %d bytes, valid UTF-8 %v: %.40q…", len(asOf), len(last.Reason), utf8.ValidString(last.Reason), last.Reason)
 		}
 	}
 }

@@ -29,19 +29,26 @@ type bucket struct {
 
 // take spends one token of partner id's bucket. It returns 0 when the request
 // may go ahead, otherwise how long until a token is back.
+//
+// The grant is read on every request (a map lookup in the policy in force),
+// so that a policy reload applies at once: a partner it removed is refused
+// and its bucket dropped, and a changed rate or burst holds from the next
+// request on, the tokens earned so far at the old rate and never above the
+// new burst.
 func (l *partnerLimiter) take(id string) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	rate, burst, err := l.grant(id)
+	if err == nil && (!(rate > 0) || burst < 1) {
+		err = fmt.Errorf("partner %s: rate %v/s with burst %d admits nothing", id, rate, burst)
+	}
+	if err != nil {
+		delete(l.buckets, id)
+		return 0, err
+	}
 	b, ok := l.buckets[id]
 	if !ok {
-		rate, burst, err := l.grant(id)
-		if err != nil {
-			return 0, err
-		}
-		if !(rate > 0) || burst < 1 {
-			return 0, fmt.Errorf("partner %s: rate %v/s with burst %d admits nothing", id, rate, burst)
-		}
 		b = &bucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
 		l.buckets[id] = b
 	}
@@ -49,6 +56,8 @@ func (l *partnerLimiter) take(id string) (time.Duration, error) {
 		b.tokens = math.Min(b.burst, b.tokens+dt*b.rate)
 		b.last = now
 	}
+	b.rate, b.burst = rate, float64(burst)
+	b.tokens = math.Min(b.tokens, b.burst)
 	if b.tokens >= 1 {
 		b.tokens--
 		return 0, nil

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,5 +82,59 @@ func TestPartnerRateLimitRetryAfter(t *testing.T) {
 	rec := f.do(t, "GET", "/v1/models", f.tokens["partner"], "", nil)
 	if got := rec.Header().Get("Retry-After"); got != fmt.Sprint(2) {
 		t.Errorf("after 2.5 s: Retry-After %q, want 2", got)
+	}
+}
+
+// TestPartnerGrantReloaded: the limiter follows the policy as it is now, not
+// as it was at the partner's first request. A reload that lowers a partner's
+// rate to 1 every 10 s with a burst of 1 holds it to that at once (before: it
+// kept its first bucket, 3 at once and 2 a second, until a restart), and one
+// that removes the partner refuses it with 403 (before: it kept passing at
+// its old rate, to every route its role reaches).
+func TestPartnerGrantReloaded(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
+	var mu sync.Mutex
+	rate, burst, granted := 2.0, 3, true
+	grants := func(string) (float64, int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !granted {
+			return 0, 0, errors.New("partner not in policy")
+		}
+		return rate, burst, nil
+	}
+	reload := func(r float64, b int, g bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		rate, burst, granted = r, b, g
+	}
+	f := newFixture(t, &fakeService{}, Options{Partners: grants, Now: clock.Now})
+	get := func() int {
+		t.Helper()
+		return f.do(t, "GET", "/v1/models", f.tokens["partner"], "", nil).Code
+	}
+	if code := get(); code != 200 {
+		t.Fatalf("first request under the first grant: %d", code)
+	}
+	reload(0.1, 1, true)
+	clock.Add(time.Second) // the old grant would have 3 tokens again
+	for i, want := range []int{200, 429} {
+		if code := get(); code != want {
+			t.Errorf("request %d after the rate was lowered: %d, want %d", i, code, want)
+		}
+	}
+	clock.Add(10 * time.Second)
+	if code := get(); code != 200 {
+		t.Errorf("after 10 s at 0.1/s: %d, want 200", code)
+	}
+	reload(0, 0, false)
+	clock.Add(time.Minute)
+	rec := f.do(t, "GET", "/v1/models", f.tokens["partner"], "", nil)
+	if rec.Code != 403 || problemOf(t, rec).Type != apiclient.TypeForbidden {
+		t.Errorf("partner removed from the policy: %d, want 403 forbidden", rec.Code)
+	}
+	reload(2, 3, true)
+	if code := get(); code != 200 {
+		t.Errorf("partner granted again: %d, want 200", code)
 	}
 }

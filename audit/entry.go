@@ -121,7 +121,13 @@ func (r Record) validate() error {
 	return nil
 }
 
-func cleanText(s string) bool {
+func cleanText(s string) bool { return ValidText(s) }
+
+// ValidText reports whether s may be a text field of a record (actor,
+// action, object, reason, detail): valid UTF-8 without NUL, so that every
+// stored form (JSON, PostgreSQL text) holds the exact bytes that were hashed.
+// Callers check free text they take from others with it before acting on it.
+func ValidText(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 

@@ -128,6 +128,36 @@ func MergeWitness(held, fresh []Checkpoint, pub ed25519.PublicKey) ([]Checkpoint
 	return out, added, nil
 }
 
+// CheckAgainstWitness checks that the log of src still passes through every
+// checkpoint of held that src does not hold itself: from the earliest such
+// checkpoint on, it walks the chain against held's checkpoints and src's.
+// MergeWitness compares checkpoints seq by seq only, so a log cut and grown
+// again by the key holder (a restarted aggregator signing over whatever the
+// database holds) whose checkpoints at the witnessed seqs were then deleted
+// passes it; this walk names the witnessed checkpoint the log lost instead.
+// A *VerifyError (errors.Is ErrTampered) names it; other errors come from
+// reading src.
+func CheckAgainstWitness(ctx context.Context, src Source, held []Checkpoint, pub ed25519.PublicKey) error {
+	own, err := src.AuditCheckpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("audit witness: read checkpoints: %w", err)
+	}
+	var from uint64
+	for i := range held {
+		h := &held[i]
+		if !slices.ContainsFunc(own, func(o Checkpoint) bool { return sameCheckpoint(&o, h) }) && (from == 0 || h.Seq < from) {
+			from = h.Seq
+		}
+	}
+	if from == 0 {
+		return nil // the log holds every witnessed checkpoint: MergeWitness's check suffices
+	}
+	if _, err := verify(ctx, Witnessed(src, held), pub, from); err != nil {
+		return fmt.Errorf("audit witness: the log does not pass through the witnessed checkpoint at entry %d: %w", from, err)
+	}
+	return nil
+}
+
 // A Witness keeps the log's checkpoints outside its store, where whoever can
 // write the database cannot change them. Log pushes every checkpoint to it
 // as soon as the checkpoint is durable in the store, and checks the stored

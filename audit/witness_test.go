@@ -125,3 +125,45 @@ func FuzzReadWitness(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckAgainstWitness: an honest log passes whatever part of its
+// checkpoints the witness holds, also when its own copy of one is missing
+// (the walk then confirms the chain through it); a log cut after entry 4 and
+// grown again to 12 entries, whose new checkpoint at 8 was deleted, fails at
+// the witnessed checkpoint of entry 8 although no checkpoint of it shares a
+// seq with the witness's but 4 (which it signs alike).
+func TestCheckAgainstWitness(t *testing.T) {
+	ctx := context.Background()
+	es, cps := storetest.Chain(audit.Head{}, 12, 4, vecTime) // checkpoints at 4, 8, 12
+	honest := audit.NewSnapshot(es, cps)
+	for _, held := range [][]audit.Checkpoint{nil, cps[:1], cps[:2], cps} {
+		if err := audit.CheckAgainstWitness(ctx, honest, held, pub()); err != nil {
+			t.Errorf("honest log, %d witnessed checkpoints: %v", len(held), err)
+		}
+	}
+	if err := audit.CheckAgainstWitness(ctx, audit.NewSnapshot(es, []audit.Checkpoint{cps[0], cps[2]}), cps, pub()); err != nil {
+		t.Errorf("honest log that lost its own checkpoint at 8: %v", err)
+	}
+
+	// The regrown log: entries 1–4 kept, 5–12 new, signed by the key holder.
+	grown := append([]audit.Entry(nil), es...)
+	for i := 4; i < len(grown); i++ {
+		grown[i].Actor = "admin:mallory"
+	}
+	rehash(grown, 4)
+	var regrownCps []audit.Checkpoint
+	for _, c := range []audit.Checkpoint{cps[0], cps[2]} { // 8' deleted
+		c.Hash = grown[c.Seq-1].Hash
+		audit.SignCheckpoint(storetest.Key(), &c)
+		regrownCps = append(regrownCps, c)
+	}
+	regrown := audit.NewSnapshot(grown, regrownCps)
+	if _, _, err := audit.MergeWitness(cps[:2], regrownCps, pub()); err != nil {
+		t.Fatalf("MergeWitness should not see it (checkpoints 4 and 12 only): %v", err)
+	}
+	err := audit.CheckAgainstWitness(ctx, regrown, cps[:2], pub())
+	var ve *audit.VerifyError
+	if !errors.As(err, &ve) || ve.Seq != 8 || !ve.Checkpoint {
+		t.Errorf("regrown log: %v, want the witnessed checkpoint at entry 8 to fail", err)
+	}
+}

@@ -223,8 +223,9 @@ func dbEvent(customer string, t time.Time, kind string, amount *float64) (model.
 	}
 	e := model.Event{Customer: customer, Time: t.UTC(), Kind: k}
 	if amount != nil {
-		if *amount < 0 || *amount != *amount {
-			return model.Event{}, fmt.Errorf("amount %v, want ≥ 0", *amount)
+		// The file readers' rule (ingest): finite, ≥ 0, at most model.MaxAmount.
+		if !(*amount >= 0 && *amount <= model.MaxAmount) {
+			return model.Event{}, fmt.Errorf("amount %v, want 0 ≤ amount ≤ %g", *amount, float64(model.MaxAmount))
 		}
 		e.Amount, e.HasAmount = *amount, true
 	}

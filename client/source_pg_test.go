@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ import (
 
 func TestDBEvent(t *testing.T) {
 	at := time.Date(1998, 3, 1, 12, 0, 0, 0, time.FixedZone("EST", -5*3600))
-	five, neg := 5.0, -1.0
+	five, neg, inf, huge, max := 5.0, -1.0, math.Inf(1), 1e13, model.MaxAmount
 	for _, tc := range []struct {
 		name, customer, kind string
 		amount               *float64
@@ -28,6 +29,12 @@ func TestDBEvent(t *testing.T) {
 		{"empty customer", "", "view", nil, model.Event{}, "empty customer"},
 		{"unknown kind", "c3", "refund", nil, model.Event{}, "kind"},
 		{"negative amount", "c4", "purchase", &neg, model.Event{}, "amount"},
+		// A numeric or float column can hold 'Infinity' and amounts no file
+		// reader accepts (model.MaxAmount): refused the same way, not saturated
+		// silently by the feature builder.
+		{"infinite amount", "c5", "purchase", &inf, model.Event{}, "amount"},
+		{"amount above the maximum", "c6", "purchase", &huge, model.Event{}, "amount"},
+		{"amount at the maximum", "c7", "purchase", &max, model.Event{Customer: "c7", Time: at.UTC(), Kind: model.Purchase, Amount: model.MaxAmount, HasAmount: true}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := dbEvent(tc.customer, at, tc.kind, tc.amount)

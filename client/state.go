@@ -198,12 +198,17 @@ func ReadState(dir string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
+	return parseState(filepath.Join(dir, stateFile), b)
+}
+
+// parseState decodes the bytes of the state file name.
+func parseState(name string, b []byte) (*State, error) {
 	var st State
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("read state %s: %w", filepath.Join(dir, stateFile), err)
+		return nil, fmt.Errorf("read state %s: %w", name, err)
 	}
 	if st.Version != stateVersion {
-		return nil, fmt.Errorf("read state %s: version %d, want %d", filepath.Join(dir, stateFile), st.Version, stateVersion)
+		return nil, fmt.Errorf("read state %s: version %d, want %d", name, st.Version, stateVersion)
 	}
 	return &st, nil
 }

@@ -1,8 +1,11 @@
 package client
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -90,4 +93,40 @@ func TestStateEpsilonMatchesAccountant(t *testing.T) {
 	if e, _ := (&State{}).Epsilon(1e-6); e != 0 {
 		t.Errorf("empty ledger ε: got %v, want 0", e)
 	}
+}
+
+// FuzzParseState: the state file is read without a panic whatever it holds;
+// a state it accepts is of the current version, writes back to bytes that
+// read to the same state, and its ledger's ε is either an error or a number ≥ 0
+// (+Inf when the noise is too small to bound it).
+func FuzzParseState(f *testing.F) {
+	f.Add([]byte(`{"version":1,"merchant":"shop-1","delta":1e-6,"releases":[{"mechanism":"gaussian","q":0.1,"z":1.1,"steps":20}],` +
+		`"rounds":[{"round":"r1","seq":1,"base_version":1,"outcome":"accepted","receipt":{"epsilon":0.3,"epsilon_cap":1},"local_epsilon":0.3,"at":"2026-12-04T12:00:00Z"}],` +
+		`"pending":{"round":"r2","payload":"eyJhIjoxfQ==","envelope":"AAEC/w==","sealed_at":"2026-12-04T12:00:00+01:00"},"count":{"value":41.5,"sigma":5,"round":"r1","cutoffs":"x"}}`))
+	f.Add([]byte(`{"version":1,"releases":[{"steps":0}]}`))
+	f.Add([]byte(`{"version":2}`))
+	f.Add([]byte(`{"version":1,"releases":null,"rounds":[{}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := parseState("state.json", data)
+		if err != nil {
+			return
+		}
+		if st.Version != stateVersion {
+			t.Fatalf("accepted version %d", st.Version)
+		}
+		b1, err := json.Marshal(st)
+		if err != nil {
+			return // a time outside what encoding/json writes (year > 9999): Save reports it
+		}
+		again, err := parseState("state.json", b1)
+		if err != nil {
+			t.Fatalf("a state written back does not read: %v\n%s", err, b1)
+		}
+		if b2, _ := json.Marshal(again); !bytes.Equal(b1, b2) {
+			t.Fatalf("round trip changed the state:\n%s\n%s", b1, b2)
+		}
+		if eps, err := st.Epsilon(1e-6); err == nil && (math.IsNaN(eps) || eps < 0) {
+			t.Fatalf("ledger ε %v", eps)
+		}
+	})
 }

@@ -2,8 +2,10 @@ package policies
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzAddMerchant (hardening review, session 18): `kairos aggregator enrol
@@ -48,6 +50,31 @@ func FuzzAddMerchant(f *testing.F) {
 		}
 		if partner != "" && !strings.Contains(string(out), partner) {
 			t.Fatalf("partner %q not in the result", partner)
+		}
+	})
+}
+
+// FuzzParseDays: the retraining durations never panic; "Nd" is exactly N
+// days, 0 ≤ N ≤ 36,600, and anything else accepted is what
+// time.ParseDuration reads.
+func FuzzParseDays(f *testing.F) {
+	for _, s := range []string{"30d", "720h", "90m", "-1d", "36601d", "+7d", "1.5d", "d", "9223372036854775807d", "-5h"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDays(s)
+		if err != nil {
+			return
+		}
+		if n, ok := strings.CutSuffix(s, "d"); ok {
+			days, aerr := strconv.Atoi(n)
+			if aerr != nil || days < 0 || days > 100*366 || d != time.Duration(days)*24*time.Hour {
+				t.Fatalf("ParseDays(%q) = %v", s, d)
+			}
+			return
+		}
+		if want, perr := time.ParseDuration(s); perr != nil || d != want {
+			t.Fatalf("ParseDays(%q) = %v, time.ParseDuration: %v, %v", s, d, want, perr)
 		}
 	})
 }

@@ -25,7 +25,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -103,9 +106,15 @@ func validateScope(role Role, subject string, merchants []string) error {
 	if !role.Valid() {
 		return fmt.Errorf("%w: %q is not admin, merchant, partner or compliance", ErrInvalidRole, role)
 	}
+	if !plainText(subject) {
+		return fmt.Errorf("%w: subject holds invalid UTF-8 or a control character", ErrTokenMalformed)
+	}
 	for i, m := range merchants {
 		if m == "" || slices.Contains(merchants[:i], m) {
 			return fmt.Errorf("%w: empty or repeated merchant id", ErrInvalidMerchants)
+		}
+		if !plainText(m) {
+			return fmt.Errorf("%w: a merchant id holds invalid UTF-8 or a control character", ErrInvalidMerchants)
 		}
 	}
 	switch role {
@@ -123,6 +132,13 @@ func validateScope(role Role, subject string, merchants []string) error {
 		}
 	}
 	return nil
+}
+
+// plainText reports whether s is valid UTF-8 without control characters. The
+// subject and merchant ids become the actor and merchant of audit entries and
+// log lines: a NUL makes the entry unwritable, a newline forges a log line.
+func plainText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 // tokenError is a rejection reason. It matches ErrTokenInvalid under errors.Is

@@ -395,3 +395,40 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestSubjectControlCharacters: a token's subject and merchant ids become
+// the actor ("role:subject") and the merchant of audit entries, which must
+// be text without NUL. A subject or merchant id holding a control character
+// (NUL, newline, escape) was issued and verified; an admin token so made left
+// every action of its holder unloggable (its reloads took effect with their
+// audit entry refused). Issue and Verify now refuse them.
+func TestSubjectControlCharacters(t *testing.T) {
+	iss, err := NewIssuer(IssuerOptions{Key: key1, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newTestVerifier(t, nil)
+	for _, c := range []struct {
+		subject   string
+		merchants []string
+	}{
+		{"ops\x00", nil}, {"ops\nINFO forged log line", nil}, {"crm-app", []string{"m1\x1b[31m"}},
+	} {
+		role := RoleAdmin
+		if c.merchants != nil {
+			role = RolePartner
+		}
+		if _, _, err := iss.Issue(Grant{Subject: c.subject, Role: role, Merchants: c.merchants, TTL: time.Hour}); err == nil {
+			t.Errorf("Issue(%q, %q): issued", c.subject, c.merchants)
+		}
+		claims := with(goodClaims(), "sub", c.subject, "role", string(role), "merchants", c.merchants)
+		tok := forge(t, goodHeader(), claims, edSign(key1))
+		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrTokenInvalid) {
+			t.Errorf("Verify(sub %q, merchants %q): %v, want refused", c.subject, c.merchants, err)
+		}
+	}
+	// Printable non-ASCII is fine.
+	if _, _, err := iss.Issue(Grant{Subject: "café-app", Role: RolePartner, Merchants: []string{"m1"}, TTL: time.Hour}); err != nil {
+		t.Errorf("printable subject refused: %v", err)
+	}
+}

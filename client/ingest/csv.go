@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kairos-fl/kairos/model"
@@ -25,6 +26,9 @@ type csvParser struct {
 	cat    int
 
 	customers, items, categories *interner
+
+	// zoneByName: the layout names the zone by abbreviation only (checkZone).
+	zoneByName bool
 }
 
 func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
@@ -38,6 +42,7 @@ func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
 	p := &csvParser{m: m, sp: splitter{delim: d}, loc: loc,
 		customers: newInterner(1 << 14), items: newInterner(1 << 12), categories: newInterner(1 << 10)}
 	p.kinds = m.KindValues
+	p.zoneByName = zoneByName(m.TimeLayout)
 	if len(m.IgnoreKinds) > 0 {
 		p.ignore = make(map[string]bool, len(m.IgnoreKinds))
 		for _, v := range m.IgnoreKinds {
@@ -130,6 +135,9 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 		t, err = parseDateTime(tb, p.loc)
 	default:
 		t, err = time.ParseInLocation(p.m.TimeLayout, string(tb), p.loc)
+		if err == nil && p.zoneByName {
+			err = checkZone(t, p.loc)
+		}
 		t = t.UTC()
 	}
 	if err != nil {
@@ -167,6 +175,25 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 		ev.Category = p.categories.get(f[p.cat])
 	}
 	return ev, "", nil
+}
+
+// zoneByName reports whether a Go time layout names the zone by its
+// abbreviation (MST) and gives no numeric offset (-0700, Z07:00, …).
+func zoneByName(layout string) bool {
+	return strings.Contains(layout, "MST") && !strings.Contains(layout, "-07") && !strings.Contains(layout, "Z07")
+}
+
+// checkZone refuses a time parsed by abbreviation that its location does not
+// use. time.Parse reads such an abbreviation ("PST" in a UTC file, "CET" in
+// New York) as offset 0 in a made-up location, and "GMT+3" at an offset of
+// its own: hours off, silently. UTC and GMT are offset 0 everywhere; the
+// location's own abbreviations (EST and EDT in New York) carry its offsets.
+func checkZone(t time.Time, loc *time.Location) error {
+	name, off := t.Zone()
+	if t.Location() == loc || (name == "UTC" || name == "GMT") && off == 0 {
+		return nil
+	}
+	return fmt.Errorf("zone abbreviation %q is not one of %s's (Go would read it at offset 0): put a numeric offset (-0700) in the time layout, or name the zone under time zone", name, loc)
 }
 
 // canonicalKind maps the canonical kind names without a map lookup.

@@ -260,18 +260,26 @@ func parseDateTime(b []byte, loc *time.Location) (time.Time, error) {
 	return t, nil
 }
 
+// The Unix seconds of 0000-01-01 and of 10000-01-01 (UTC): times outside
+// them cannot be written as RFC 3339 or JSON.
+const (
+	minUnix = -62167219200
+	endUnix = 253402300800
+)
+
 // parseUnix parses integer seconds (scale 1) or milliseconds (scale 1000)
-// since the Unix epoch.
+// since the Unix epoch, in years 0–9999 (the other layouts' years have four
+// digits): a stray larger value would move every "last event" date with it.
 func parseUnix(b []byte, scale int64) (time.Time, error) {
 	n, ok := atoiSigned(b)
 	if !ok {
 		return time.Time{}, fmt.Errorf("time %q is not an integer", b)
 	}
+	if n < minUnix*scale || n >= endUnix*scale {
+		return time.Time{}, fmt.Errorf("unix time %d is outside the years 0–9999", n)
+	}
 	if scale == 1000 {
 		return time.UnixMilli(n).UTC(), nil
-	}
-	if n > 1<<40 || n < -(1<<40) {
-		return time.Time{}, fmt.Errorf("unix time %d out of range", n)
 	}
 	return time.Unix(n, 0).UTC(), nil
 }

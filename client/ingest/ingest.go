@@ -502,7 +502,8 @@ func (s *lineScanner) next() (line []byte, lineNo int, tooLong bool, err error) 
 		s.long = append(s.long[:0], line...)
 		for errors.Is(err, bufio.ErrBufferFull) {
 			line, err = s.br.ReadSlice('\n')
-			if len(s.long)+len(line) > MaxLineBytes {
+			// Room for the terminator ("\r\n"): the limit is on the row.
+			if len(s.long)+len(line) > MaxLineBytes+2 {
 				tooLong = true
 			} else {
 				s.long = append(s.long, line...)
@@ -526,6 +527,9 @@ func (s *lineScanner) next() (line []byte, lineNo int, tooLong bool, err error) 
 	if s.first {
 		s.first = false
 		line = trimBOM(line)
+	}
+	if len(line) > MaxLineBytes {
+		tooLong = true
 	}
 	if tooLong {
 		line = nil

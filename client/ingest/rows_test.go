@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -314,6 +315,139 @@ func TestParseDecimal(t *testing.T) {
 		got, ok := parseDecimal([]byte(tt.in))
 		if ok != tt.ok || (ok && got != tt.want) {
 			t.Errorf("parseDecimal(%q): got %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestLineOfMaxBytes: a row of exactly MaxLineBytes bytes is accepted
+// whatever its terminator ("\n", "\r\n" or none at the end of the file), and
+// one byte more is a too-long row. Before, the terminator counted towards the
+// limit, so the same row was refused when a newline followed it.
+func TestLineOfMaxBytes(t *testing.T) {
+	m := testMapping()
+	m.Item = Column{Name: "item"}
+	const head = "user,ts,kind,amount,item\n"
+	prefix := "u2,2,pv,,"
+	for _, tt := range []struct {
+		name   string
+		extra  int // bytes beyond MaxLineBytes
+		term   string
+		events int
+	}{
+		{"LF", 0, "\n", 2}, {"CRLF", 0, "\r\n", 2}, {"EOF", 0, "", 2},
+		{"LF+1", 1, "\n", 1}, {"CRLF+1", 1, "\r\n", 1}, {"EOF+1", 1, "", 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			item := strings.Repeat("x", MaxLineBytes+tt.extra-len(prefix))
+			in := head + "u1,1,pv,,a\n" + prefix + item + tt.term
+			var evs []model.Event
+			rep, err := Read(context.Background(), strings.NewReader(in), "in.csv", Options{Format: CSV, Mapping: m, OnError: Skip}, func(ev model.Event) error {
+				evs = append(evs, ev)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != tt.events {
+				t.Fatalf("got %d events (skipped %v), want %d", len(evs), rep.Skipped, tt.events)
+			}
+			if tt.events == 2 && evs[1].Item != item {
+				t.Errorf("the long item came back with %d bytes, want %d", len(evs[1].Item), len(item))
+			}
+			if tt.events == 1 && rep.Skipped[ReasonLineTooLong] != 1 {
+				t.Errorf("skipped %v, want one %q", rep.Skipped, ReasonLineTooLong)
+			}
+		})
+	}
+}
+
+// TestZoneAbbreviation: with a time layout naming the zone by abbreviation
+// (MST) and no numeric offset, Go's time.Parse reads an abbreviation the
+// zone does not use as UTC (a "fabricated location" with offset 0): "10:00
+// PST" in a UTC file came out as 10:00 UTC, eight hours early, without a
+// word, and "GMT+3" as 10:00 UTC too. Such a row is now a bad time naming the
+// abbreviation; UTC, GMT and the zone's own abbreviations (EST, EDT in New
+// York) keep their exact offsets, and a layout with a numeric offset is read
+// by the offset.
+func TestZoneAbbreviation(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		layout string
+		zone   *time.Location
+		value  string
+		want   time.Time // zero: a bad time
+	}{
+		{"2006-01-02 15:04:05 MST", nil, "2021-03-01 10:00:00 UTC", time.Date(2021, 3, 1, 10, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", nil, "2021-03-01 10:00:00 GMT", time.Date(2021, 3, 1, 10, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", nil, "2021-03-01 10:00:00 PST", time.Time{}},
+		{"2006-01-02 15:04:05 MST", nil, "2021-03-01 10:00:00 GMT+3", time.Time{}},
+		{"2006-01-02 15:04:05 MST", ny, "2021-03-01 10:00:00 EST", time.Date(2021, 3, 1, 15, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", ny, "2021-07-01 10:00:00 EDT", time.Date(2021, 7, 1, 14, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", ny, "2021-03-01 10:00:00 UTC", time.Date(2021, 3, 1, 10, 0, 0, 0, time.UTC)},
+		{"2006-01-02 15:04:05 MST", ny, "2021-03-01 10:00:00 CET", time.Time{}},
+		{"2006-01-02 15:04:05 MST -0700", nil, "2021-03-01 10:00:00 PST -0800", time.Date(2021, 3, 1, 18, 0, 0, 0, time.UTC)},
+		{"Jan _2 2006 15:04 MST", nil, "Mar  1 2021 10:00 PST", time.Time{}},
+	} {
+		m := &Mapping{Header: false, Delimiter: ',', Customer: Column{Index: 1}, Time: Column{Index: 2}, TimeLayout: tt.layout,
+			TimeZone: tt.zone, ConstKind: model.Purchase}
+		var evs []model.Event
+		rep, err := Read(context.Background(), strings.NewReader("u1,"+tt.value+"\n"), "in.csv", Options{Format: CSV, Mapping: m, OnError: Skip},
+			func(ev model.Event) error { evs = append(evs, ev); return nil })
+		if err != nil {
+			t.Fatalf("%s in %v: %v", tt.value, tt.zone, err)
+		}
+		switch {
+		case tt.want.IsZero():
+			if len(evs) != 0 || rep.Skipped[ReasonBadTime] != 1 || !strings.Contains(rep.Errors[0].Error(), "abbreviation") {
+				t.Errorf("%s in %v: got %v (skipped %v, errors %v), want a bad time naming the abbreviation", tt.value, tt.zone, evs, rep.Skipped, rep.Errors)
+			}
+		case len(evs) != 1 || !evs[0].Time.Equal(tt.want):
+			t.Errorf("%s in %v: got %v (errors %v), want %s", tt.value, tt.zone, evs, rep.Errors, tt.want)
+		}
+	}
+}
+
+// TestUnixTimeRange: unix and unix_ms times must fall in years 0–9999, the
+// times RFC 3339 and JSON can write. Before, unix_ms took any 18-digit value
+// (9e17 ms is the year 28,521,000) and unix anything within ±2^40 s (to the
+// year 36,812): one stray row moved `kairos client score`'s default cutoff
+// (the day after the last event) tens of thousands of years ahead, and its
+// time could not be encoded as JSON. Such a row is now a bad time.
+func TestUnixTimeRange(t *testing.T) {
+	for _, tt := range []struct {
+		layout, value string
+		want          time.Time // zero: a bad time
+	}{
+		{LayoutUnixMs, "900000000000000000", time.Time{}},
+		{LayoutUnix, "1000000000000", time.Time{}},
+		{LayoutUnix, "-62167219201", time.Time{}},
+		{LayoutUnix, "253402300799", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{LayoutUnixMs, "253402300799999", time.Date(9999, 12, 31, 23, 59, 59, 999e6, time.UTC)},
+		{LayoutUnix, "-62167219199", time.Date(0, 1, 1, 0, 0, 1, 0, time.UTC)},
+		{LayoutUnixMs, "1733300000123", time.UnixMilli(1733300000123).UTC()},
+	} {
+		m := &Mapping{Header: false, Delimiter: ',', Customer: Column{Index: 1}, Time: Column{Index: 2}, TimeLayout: tt.layout, ConstKind: model.Purchase}
+		var evs []model.Event
+		rep, err := Read(context.Background(), strings.NewReader("u1,"+tt.value+"\n"), "in.csv", Options{Format: CSV, Mapping: m, OnError: Skip},
+			func(ev model.Event) error { evs = append(evs, ev); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.want.IsZero() {
+			if len(evs) != 0 || rep.Skipped[ReasonBadTime] != 1 {
+				t.Errorf("%s %s: got %v, want a bad time", tt.layout, tt.value, evs)
+			}
+			continue
+		}
+		if len(evs) != 1 || !evs[0].Time.Equal(tt.want) {
+			t.Errorf("%s %s: got %v (errors %v), want %s", tt.layout, tt.value, evs, rep.Errors, tt.want)
+			continue
+		}
+		if _, err := json.Marshal(evs[0].Time); err != nil {
+			t.Errorf("%s %s: %v", tt.layout, tt.value, err)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -164,5 +165,88 @@ func TestComplianceAuditWitnessAppends(t *testing.T) {
 	}
 	if !bytes.HasPrefix(after, pushed) || bytes.Count(after, []byte("\n")) != 3 {
 		t.Errorf("witness file:\n%s\nwant the pushed line first, then the 2 new ones", after)
+	}
+}
+
+// TestComplianceAuditWitnessRefusesFork: an attacker who can write the
+// database cuts the log after entry 10 (checkpoints too), lets the
+// aggregator, restarted without a witness, grow a new history from there
+// (new checkpoints at 20', 30' and 35'), and deletes the new checkpoint at 20
+// because the witness holds the old one there. No checkpoint of the log then
+// shares a seq with a witnessed one, but the log no longer passes through
+// the witnessed checkpoints at 20 and 25: witness must refuse it and leave
+// the file as it was (before: it appended 30' and 35' beside 20 and 25, a
+// witness holding two histories).
+func TestComplianceAuditWitnessRefusesFork(t *testing.T) {
+	ctx := context.Background()
+	db, keyDir := writeAuditDB(t)
+	witness := filepath.Join(t.TempDir(), "witness.jsonl")
+	if out, err := runCompliance(t, "audit", "witness", "--db", db, "--keys", keyDir, "--witness", witness); err != nil {
+		t.Fatalf("first witness: %v\n%s", err, out)
+	}
+	before, err := os.ReadFile(witness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(qs ...string) {
+		t.Helper()
+		raw, err := sql.Open("sqlite", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		for _, q := range qs {
+			if _, err := raw.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	exec("DROP TRIGGER audit_entries_no_delete", "DROP TRIGGER audit_checkpoints_no_delete",
+		"DELETE FROM audit_entries WHERE seq > 10", "DELETE FROM audit_checkpoints WHERE seq > 10")
+
+	agg, err := keys.LoadAggregator(keyDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.New(ctx, audit.Options{Store: s, HMACKey: agg.AuditHMAC, SigningKey: agg.Checkpoint, CheckpointEvery: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 25 {
+		if _, err := l.Append(ctx, audit.Record{Actor: "admin:mallory", Action: "merchant.enrol", Object: fmt.Sprint("merchant/x-", i),
+			Outcome: audit.OutcomeOK}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cps, err := s.AuditCheckpoints(ctx)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, c := range cps {
+		seqs = append(seqs, c.Seq)
+	}
+	if fmt.Sprint(seqs) != "[10 20 30 35]" {
+		t.Fatalf("regrown log's checkpoints at %v, want [10 20 30 35]", seqs)
+	}
+	exec("DELETE FROM audit_checkpoints WHERE seq = 20")
+
+	out, err := runCompliance(t, "audit", "witness", "--db", db, "--keys", keyDir, "--witness", witness)
+	if err == nil || !errors.Is(err, audit.ErrTampered) || !strings.Contains(err.Error(), "entry 20") {
+		t.Errorf("witness on the regrown log: %v\n%s\nwant it refused at the witnessed checkpoint of entry 20", err, out)
+	}
+	if after, _ := os.ReadFile(witness); !bytes.Equal(after, before) {
+		t.Errorf("the witness file changed after a refused update:\n%s", after)
+	}
+	if out, err := runCompliance(t, "audit", "verify", "--db", db, "--keys", keyDir, "--witness", witness); err == nil {
+		t.Errorf("verify --witness on the regrown log passed:\n%s", out)
 	}
 }
