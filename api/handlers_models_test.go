@@ -62,3 +62,37 @@ func TestModelsContributionsByRole(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictContributionsRedacted: every prediction's provenance carried
+// each contributor's ε and weight to every role that may predict (partner
+// apps and merchants): the leak GET /v1/models had, through another route.
+// Only compliance and admin may see them, and neither may predict, so a
+// prediction's provenance never carries them now: an empty list marked
+// contributions_redacted, and no ε; single and batch answers alike.
+func TestPredictContributionsRedacted(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	one := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c-1", Features: featureVec(1, 1), AsOf: "2026-11-27T05:00:00Z"})
+	batch := mustJSON(t, PredictBatchRequest{Merchant: "m1", AsOf: "2026-11-27T05:00:00Z", Customers: []BatchCustomer{{Customer: "c-1", Features: featureVec(1, 1)}}})
+	for _, role := range []string{"m1", "partner", "admin", "compliance"} {
+		for path, body := range map[string][]byte{"/v1/predict": one, "/v1/predict:batch": batch} {
+			rec := f.do(t, "POST", path, f.tokens[role], "application/json", body)
+			if role == "admin" || role == "compliance" {
+				if rec.Code != 403 {
+					t.Errorf("%s POST %s: %d, want 403 (these roles do not predict)", role, path, rec.Code)
+				}
+				continue
+			}
+			if rec.Code != 200 {
+				t.Fatalf("%s POST %s: %d %s", role, path, rec.Code, rec.Body)
+			}
+			var got struct{ Provenance Provenance }
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("%s POST %s: %v", role, path, err)
+			}
+			pv := got.Provenance
+			if pv.ModelVersion != 1 || pv.Contributions == nil || len(pv.Contributions) != 0 || !pv.ContributionsRedacted || strings.Contains(rec.Body.String(), `"epsilon"`) {
+				t.Errorf("%s POST %s: %s; want version 1 with an empty contributions list marked redacted, no ε", role, path, rec.Body)
+			}
+		}
+	}
+}
