@@ -34,8 +34,11 @@ func (s *Service) Policy() *policies.Policy { return s.pol() }
 // keeps the plan it was opened with (CancelRound ends it early). Merchants
 // already enrolled stay enrolled; one the new policy no longer names is
 // refused at its next request. The reload is audited (config.reload, with
-// the new and the previous policy hash) whether it succeeds or not.
+// the new and the previous policy hash) whether it succeeds or not; reloads
+// run one at a time, so the policy in force is the last entry's.
 func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, rounds RoundConfig) (protocol.Reload, error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	prev := s.settings.Load()
 	rec := audit.Record{
 		Actor: actor, Action: "config.reload", Object: "policy", Outcome: audit.OutcomeOK,
@@ -151,6 +154,8 @@ func (s *Service) RefuseReload(ctx context.Context, actor string, cause error) e
 		cause = errors.New("no reason given")
 	}
 	err := fmt.Errorf("reload: %w: %w", ErrPolicy, cause)
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	rec := audit.Record{
 		Actor: actor, Action: "config.reload", Object: "policy", Outcome: outcomeOf(err), Reason: err.Error(), // bounded by appendAudit
 		Details: map[string]string{"previous_policy_hash": s.pol().Hash()},

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/policies"
 )
 
@@ -310,4 +312,50 @@ func TestReloadInfeasibleCapDuringRound(t *testing.T) {
 		return strings.Replace(doc, "  m2: {}\n", "  m2: {epsilon_cap: 0.001}\n", 1)
 	})
 	f.verifyAudit(t, r)
+}
+
+// TestConcurrentReloads: a SIGHUP and an API call reload at the same moment.
+// Reload took the previous policy, appended its entry and installed its
+// policy without holding anything across the three, so the two could
+// interleave: the policy in force was then not the one of the last
+// config.reload entry, and an entry's previous_policy_hash not the policy it
+// replaced. Reloads are serialised now: after every pair, the policy in force
+// is the last entry's, and every entry's previous hash is its predecessor's.
+// Run with -race.
+func TestConcurrentReloads(t *testing.T) {
+	ctx := context.Background()
+	f := newFed(t, sqliteBackend(t), aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
+	r := f.start(t)
+	ps := []*policies.Policy{f.policy, policyCap2(t)}
+	if ps[0].Hash() == ps[1].Hash() {
+		t.Fatal("the two policies hash alike")
+	}
+	for i := range 60 {
+		var wg sync.WaitGroup
+		for j, actor := range []string{"admin:sighup", "admin:api"} {
+			wg.Go(func() {
+				if _, err := r.svc.Reload(ctx, actor, ps[(i+j)%2], f.cfg); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		es, err := r.store.AuditEntries(ctx, 1, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last map[string]string
+		for _, e := range es {
+			if e.Action != "config.reload" || e.Outcome != audit.OutcomeOK {
+				continue
+			}
+			if last != nil && e.Details["previous_policy_hash"] != last["policy_hash"] {
+				t.Fatalf("pair %d: entry %d replaced policy %s, the entry before installed %s", i, e.Seq, e.Details["previous_policy_hash"], last["policy_hash"])
+			}
+			last = e.Details
+		}
+		if got := r.svc.Policy().Hash(); got != last["policy_hash"] {
+			t.Fatalf("pair %d: policy %s in force, the last config.reload entry installed %s", i, got, last["policy_hash"])
+		}
+	}
 }

@@ -58,6 +58,13 @@ func (s *Service) planSecure(ctx context.Context, tx Tx, r *RoundRecord, now tim
 	minCohort := s.pol().Aggregation().MinCohort
 	timeout := s.rc().SecureStageTimeout
 	rec := &SecureRoundRecord{Round: r.ID, Stage: protocol.StageAdvertise, StageDeadline: now.Add(timeout).Truncate(time.Millisecond), UpdatedAt: now}
+	// A merchant enrolled but no longer in the policy (a reload removed it)
+	// cannot send a message (SubmitSecure refuses it): it is left out of the
+	// cohort rather than failing the plan, and with it every tick.
+	r.Selected = slices.DeleteFunc(r.Selected, func(m string) bool {
+		_, err := s.pol().Merchant(m)
+		return err != nil
+	})
 	r.Plan.Steps = 1
 	r.Deadline = now.Add(6 * timeout).Truncate(time.Millisecond) // five stages and a margin
 	sp := &protocol.SecurePlan{Merchants: slices.Clone(r.Selected), MinSurvivors: minCohort, StageTimeout: timeout}
@@ -394,10 +401,25 @@ func (s *Service) publishSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 	for i, id := range survivors {
 		merchants[i] = r.Plan.Secure.Merchants[id-1]
 	}
-	bound, err := s.secureNormBound(plan, merchants)
-	if err != nil {
-		return nil, err
+	// One policy for the whole publish: a reload may land meanwhile.
+	pol := s.pol()
+	mps := make([]policies.MerchantPolicy, len(merchants))
+	var gone []string
+	for i, m := range merchants {
+		if mps[i], err = pol.Merchant(m); err != nil {
+			gone = append(gone, m)
+		}
 	}
+	if len(gone) > 0 {
+		// A reload removed a masker from the policy after its input was
+		// accepted. Unlike a plain round's update, its input cannot be taken
+		// out of the unmasked sum, and publishing would put a merchant the
+		// operator cut off into the model (nor is its norm bound known): the
+		// round fails, rather than failing publish on every tick. The debits
+		// stand: the maskers' noise shares were released in the sum.
+		return s.failAggregating(ctx, tx, r, fmt.Sprintf("the secure sum holds the masked inputs of %s, no longer in the policy: it cannot be taken apart, so it is not published (the maskers' debits stand)", strings.Join(gone, ", ")), now)
+	}
+	bound := secureNormBound(plan, mps)
 	if n := l2norm(sum); n > bound {
 		return s.failAggregating(ctx, tx, r, fmt.Sprintf("secure sum's norm %.6g above %.6g, the most an honest cohort of %d reaches: an encoding out of range; not published", n, bound, len(survivors)), now)
 	}
@@ -431,11 +453,7 @@ func (s *Service) publishSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 	}
 	contrib := make([]protocol.Contribution, len(merchants))
 	for i, m := range merchants {
-		mp, err := s.pol().Merchant(m)
-		if err != nil {
-			return nil, fmt.Errorf("publish %s: %w", r.ID, err)
-		}
-		contrib[i] = protocol.Contribution{Merchant: m, Delta: mp.Delta, Weight: 1 / float64(len(merchants))}
+		contrib[i] = protocol.Contribution{Merchant: m, Delta: mps[i].Delta, Weight: 1 / float64(len(merchants))}
 		if k := slices.IndexFunc(heads, func(h BudgetHead) bool { return h.Merchant == m }); k >= 0 {
 			contrib[i].Epsilon = heads[k].Epsilon
 		}
@@ -453,20 +471,16 @@ func (s *Service) publishSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 // plus the survivors' noise, whose norm over the padded dimension d stays
 // below √v·(√d + 10) for the per-coordinate variance v = γ²·σ²·survivors
 // (sub-Gaussian concentration).
-func (s *Service) secureNormBound(plan secureplan.Round, merchants []string) (float64, error) {
+func secureNormBound(plan secureplan.Round, mps []policies.MerchantPolicy) float64 {
 	var n float64
-	for _, m := range merchants {
-		mp, err := s.pol().Merchant(m)
-		if err != nil {
-			return 0, fmt.Errorf("secure norm bound: %w", err)
-		}
+	for _, mp := range mps {
 		n += mp.PlausibleCustomers()
 	}
 	q := plan.Release.Q
 	k := q*n + 10*math.Sqrt(q*n) + 10
 	s2, _ := plan.Params.LocalVariance.Float64()
-	v := plan.Params.Gamma * plan.Params.Gamma * s2 * float64(len(merchants))
-	return k*plan.Params.Gamma*plan.Params.NormBound() + math.Sqrt(v)*(math.Sqrt(float64(plan.Params.PaddedDim()))+10), nil
+	v := plan.Params.Gamma * plan.Params.Gamma * s2 * float64(len(mps))
+	return k*plan.Params.Gamma*plan.Params.NormBound() + math.Sqrt(v)*(math.Sqrt(float64(plan.Params.PaddedDim()))+10)
 }
 
 func l2norm(v []float64) float64 {

@@ -174,6 +174,10 @@ type playOpts struct {
 	// relayed keys unchecked (the control).
 	substitute                 *keySubstitution
 	pinned, withoutAdvertCheck bool
+	// reload, when set, is a policy document the service reloads once the
+	// round reaches stage reloadAt.
+	reload   string
+	reloadAt protocol.SecureStage
 }
 
 func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
@@ -346,6 +350,16 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 		}
 		if st.State.Terminal() {
 			break
+		}
+		if o.reload != "" && st.Stage == o.reloadAt {
+			p, err := policies.Parse("reload.yaml", []byte(o.reload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sr.svc.Load().Reload(ctx, "admin:ops", p, f.cfg); err != nil {
+				t.Fatal(err)
+			}
+			o.reload = ""
 		}
 		switch {
 		case st.Stage != last:
@@ -798,5 +812,72 @@ func storeAndTickUnrestorable(t *testing.T, r *replica, round protocol.Round, re
 	}
 	if err := r.svc.Tick(ctx); err != nil {
 		t.Errorf("the tick after: %v", err)
+	}
+}
+
+// TestSecureReloadDuringRound: a reload lands in the consistency stage, after
+// m3's masked input was accepted (m3 then leaves, so the sum holds it).
+// Removing m3 from the policy: before, publishSecure looked up every
+// masker's policy (norm bound, contributions) and failed on m3 on every tick,
+// the round stuck in aggregating. m3's input cannot be taken out of the sum,
+// so the round now fails, naming m3, with nothing published and every
+// masker's debit standing. Lowering m3's cap below any plan instead changes
+// nothing the published step needs: version 2 from m1–m5. Both stores.
+func TestSecureReloadDuringRound(t *testing.T) {
+	removed := strings.Replace(securePolicy, "  m3: {}\n", "", 1)
+	lowered := strings.Replace(securePolicy, "  m3: {}\n", "  m3: {epsilon_cap: 0.001}\n", 1)
+	if removed == securePolicy || lowered == securePolicy {
+		t.Fatal("policy edits did not apply")
+	}
+	for _, b := range backends(t) { // a fresh database each
+		t.Run(b.name+"/removed", func(t *testing.T) {
+			ctx := context.Background()
+			sr := playSecure(t, b, playOpts{reload: removed, reloadAt: protocol.StageConsistency})
+			svc := sr.svc.Load()
+			st, err := svc.SecureStatus(ctx, "m1", sr.round.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != protocol.RoundFailed || !strings.Contains(st.Reason, "m3, no longer in the policy") {
+				t.Fatalf("round %s: %+v, want failed naming m3", sr.round.ID, st)
+			}
+			if _, err := svc.Model(ctx, 2); !errors.Is(err, aggregator.ErrNotFound) {
+				t.Errorf("version 2: %v, want none published", err)
+			}
+			if next, err := svc.CurrentRound(ctx, "m1"); err != nil || next.ID == sr.round.ID {
+				t.Errorf("current round %q, %v: want the next one open", next.ID, err)
+			}
+			budgets, err := svc.Budgets(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := 0
+			for _, bg := range budgets {
+				if want := map[bool]int{true: 0, false: 1}[bg.Merchant == "m6"]; bg.Releases != want {
+					t.Errorf("%s: %d releases, want %d", bg.Merchant, bg.Releases, want)
+				}
+				seen++
+			}
+			if seen < 4 {
+				t.Errorf("budgets %+v: want m1, m2, m4, m5 at least", budgets)
+			}
+			sr.f.verifyAudit(t, sr.replica)
+			if acts := auditActions(t, sr.replica.store); acts["round.fail error"] != 2 || acts["round.publish ok"] != 0 {
+				t.Errorf("audit actions %v: want rounds 1 and 2 failed, no publish", acts)
+			}
+		})
+	}
+	for _, b := range backends(t) {
+		t.Run(b.name+"/lowered", func(t *testing.T) {
+			sr := playSecure(t, b, playOpts{reload: lowered, reloadAt: protocol.StageConsistency})
+			v2, err := sr.svc.Load().Model(context.Background(), 2)
+			if err != nil {
+				t.Fatalf("no version 2 published: %v", err)
+			}
+			if len(v2.Contributions) != 5 || slices.ContainsFunc(v2.Contributions, func(c protocol.Contribution) bool { return c.Merchant == "m6" }) {
+				t.Errorf("contributions %+v, want m1–m5", v2.Contributions)
+			}
+			sr.f.verifyAudit(t, sr.replica)
+		})
 	}
 }

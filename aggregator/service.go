@@ -197,6 +197,11 @@ type Service struct {
 	// settings holds the policy and round configuration, replaced as a
 	// whole by Reload.
 	settings atomic.Pointer[settings]
+	// reloadMu serialises Reload and RefuseReload from reading the policy
+	// they replace to installing the new one: two at once (a SIGHUP and an
+	// API call) could otherwise leave in force the one whose entry is not
+	// the last, or log a previous policy that was not the one replaced.
+	reloadMu sync.Mutex
 
 	mu     sync.Mutex
 	noise  map[[3]float64]float64 // (cap, δ, min z) → calibrated z

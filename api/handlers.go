@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -187,6 +188,10 @@ func (s *Server) readEnvelope(w http.ResponseWriter, r *http.Request) (string, [
 }
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
+	c, err := claims(r)
+	if err != nil {
+		return err
+	}
 	ms, err := s.svc.Models(r.Context())
 	if err != nil {
 		return err
@@ -194,7 +199,22 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
 	if ms == nil {
 		ms = []protocol.ModelVersion{}
 	}
+	for i := range ms {
+		redactContributions(c, &ms[i])
+	}
 	return writeJSON(w, http.StatusOK, modelList{Models: ms})
+}
+
+// redactContributions empties mv's per-merchant contributions (each
+// contributor's ε and weight at publication) for a caller that is neither
+// compliance nor admin: /v1/budgets and /metrics keep per-merchant ε to those
+// roles, and a partner app or another merchant would read it here otherwise.
+func redactContributions(c *auth.Claims, mv *protocol.ModelVersion) {
+	if slices.Contains(rolesCompliance, c.Role) {
+		return
+	}
+	mv.ContributionsRedacted = len(mv.Contributions) > 0
+	mv.Contributions = []protocol.Contribution{}
 }
 
 // versionVar reads {version}: a positive integer, or "active" (0) when
@@ -221,10 +241,15 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	c, err := claims(r)
+	if err != nil {
+		return err
+	}
 	mv, err := s.svc.Model(r.Context(), v)
 	if err != nil {
 		return err
 	}
+	redactContributions(c, &mv)
 	return writeJSON(w, http.StatusOK, mv)
 }
 

@@ -234,6 +234,9 @@ type Provenance struct {
 	PolicyHash    string                  `json:"policy_hash"`
 	Merge         string                  `json:"merge"`
 	Contributions []protocol.Contribution `json:"contributions"` // ε each merchant had spent at publication
+	// ContributionsRedacted: the caller's role may not see per-merchant ε
+	// (compliance and admin only), so Contributions is empty.
+	ContributionsRedacted bool `json:"contributions_redacted,omitempty"`
 }
 
 // CustomerPrediction is the model's answer for one customer.
@@ -1011,11 +1014,12 @@ func parseVersion(mv protocol.ModelVersion) (*servedModel, error) {
 	}
 	sm := &servedModel{m: m, prov: Provenance{
 		ModelVersion: mv.Version, Round: mv.Round, PublishedAt: mv.PublishedAt.UTC(), SchemaHash: mv.SchemaHash,
-		PolicyHash: mv.PolicyHash, Merge: mv.Merge, Contributions: mv.Contributions,
+		PolicyHash: mv.PolicyHash, Merge: mv.Merge,
+		// Per-merchant ε and weights are for compliance and admin (as
+		// GET /v1/models gives them), and neither role predicts: a
+		// prediction never carries them.
+		Contributions: []protocol.Contribution{}, ContributionsRedacted: len(mv.Contributions) > 0,
 	}}
-	if sm.prov.Contributions == nil {
-		sm.prov.Contributions = []protocol.Contribution{}
-	}
 	if m.Schema.Hash != full.Hash {
 		sm.allow = m.Schema.Names
 	}

@@ -9,8 +9,9 @@
 //	GET  /v1/merchants                  admin       → {"merchants": [protocol.MerchantInfo]}
 //	GET  /v1/rounds/current             merchant    → protocol.Round, for the token's merchant
 //	POST /v1/rounds/{id}/updates        merchant    application/octet-stream sealed envelope → 202 protocol.Receipt
-//	GET  /v1/models                     any role    → {"models": [protocol.ModelVersion]} (no model bytes)
-//	GET  /v1/models/{version|active}    any role    → protocol.ModelVersion with the model file
+//	GET  /v1/models                     any role    → {"models": [protocol.ModelVersion]} (no model bytes;
+//	                                                  contributions to compliance and admin only)
+//	GET  /v1/models/{version|active}    any role    → protocol.ModelVersion with the model file (likewise)
 //	POST /v1/models/{version}:rollback  admin       → 200 protocol.ModelVersion now active
 //	GET  /v1/budgets                    compliance, admin → {"budgets": [protocol.BudgetInfo]}
 //	GET  /v1/audit, /v1/audit/checkpoints  compliance, admin → audit log pages and signed checkpoints (compliance.go)

@@ -43,6 +43,10 @@ type Budget struct {
 	Order       float64   `json:"order,omitempty"`
 	Releases    int       `json:"releases"`
 	LastRelease time.Time `json:"last_release,omitzero"`
+	// Mechanisms counts the releases by mechanism (dp.Gaussian for
+	// training, counts and evaluations; dp.DDGauss for secure rounds), for
+	// the statement to name each; nil when the caller does not know them.
+	Mechanisms map[dp.Mechanism]int `json:"mechanisms,omitempty"`
 	// InPolicy is false for a merchant with ledger rows that the policy no
 	// longer lists; Cap and Delta are then zero and ε is measured at
 	// FallbackDelta.
@@ -82,6 +86,14 @@ func ComputeBudget(merchant string, mp *policies.MerchantPolicy, rows []aggregat
 		if err := l.Add(r.Release); err != nil {
 			return Budget{}, fmt.Errorf("budget %s: ledger row seq %d: %w", merchant, r.Seq, err)
 		}
+		if b.Mechanisms == nil {
+			b.Mechanisms = map[dp.Mechanism]int{}
+		}
+		mech := r.Release.Mechanism
+		if mech == "" {
+			mech = dp.Gaussian // what an empty mechanism means
+		}
+		b.Mechanisms[mech]++
 		eps, order, err := l.Epsilon(b.Delta)
 		if err != nil {
 			return Budget{}, fmt.Errorf("budget %s: ledger row seq %d: %w", merchant, r.Seq, err)
@@ -102,8 +114,8 @@ func Statement(b Budget) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "Privacy unit: one customer of merchant %s (all of that customer's events at this merchant). ", b.Merchant)
 	s.WriteString("Neighbouring data sets differ by adding or removing one customer. ")
-	fmt.Fprintf(&s, "Accountant: Rényi differential privacy of the Poisson-subsampled Gaussian mechanism, composed over all %d %s of the ledger, ",
-		b.Releases, plural(b.Releases, "release", "releases"))
+	fmt.Fprintf(&s, "Accountant: Rényi differential privacy of %s, composed over all %d %s of the ledger, ",
+		mechanismsText(b.Mechanisms), b.Releases, plural(b.Releases, "release", "releases"))
 	fmt.Fprintf(&s, "converted to (ε, δ) with the improved conversion of Balle et al. (2020) at δ = %s and minimised over the Rényi orders %s",
 		formatFloat(b.Delta), ordersText())
 	if b.Order > 0 {
@@ -120,6 +132,34 @@ func Statement(b Budget) string {
 	}
 	s.WriteString("Meaning: whether or not any one customer's data was used changes the probability of anything the federation released from this merchant by at most a factor e^ε, except with probability δ.")
 	return s.String()
+}
+
+// mechanismNames says what each mechanism a ledger composes is, in the
+// order the statement names them.
+var mechanismNames = []struct {
+	mech dp.Mechanism
+	name string
+}{
+	{dp.Gaussian, "the Poisson-subsampled Gaussian mechanism"},
+	{dp.DDGauss, "the distributed discrete Gaussian mechanism on a secure sum (Kairouz, Liu and Steinke 2021)"},
+	{dp.ZCDP, "releases known by their zCDP parameter ρ"},
+	{dp.Pure, "ε-DP releases, through min(ε, α·ε²/2)"},
+}
+
+// mechanismsText names the mechanisms of counts with their release counts;
+// without counts (the caller does not know them), the two a Kairos ledger
+// holds.
+func mechanismsText(counts map[dp.Mechanism]int) string {
+	if len(counts) == 0 {
+		return "each release's mechanism (the Poisson-subsampled Gaussian, or the distributed discrete Gaussian of a secure round)"
+	}
+	var parts []string
+	for _, m := range mechanismNames {
+		if n := counts[m.mech]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%d %s)", m.name, n, plural(n, "release", "releases")))
+		}
+	}
+	return strings.Join(parts, " and of ")
 }
 
 func plural(n int, one, many string) string {

@@ -241,3 +241,51 @@ func TestLoadBudgetsSQLite(t *testing.T) {
 		t.Errorf("LoadBudget(m404): got %v, want ErrNoBudget naming m404", err)
 	}
 }
+
+// TestStatementNamesEachMechanism: the statement named the Poisson-subsampled
+// Gaussian accountant for every ledger, also one whose releases are secure
+// rounds' distributed discrete Gaussian (ddgauss). A ddgauss-only ledger now
+// names that mechanism alone, a mixed one both with their release counts, and
+// ε stays the accountant's composition of every row.
+func TestStatementNamesEachMechanism(t *testing.T) {
+	ddg := dp.Release{Mechanism: dp.DDGauss, Q: 0.5, Sigma2: 4e4, Cohort: 3, L2: 100, L1: 1000, Dim: 100, Steps: 1}
+	mp := &policies.MerchantPolicy{ID: "m1", EpsilonCap: 8, Delta: 1e-6}
+	for _, tt := range []struct {
+		name      string
+		rel       []dp.Release
+		want, not []string
+	}{
+		{"ddgauss", []dp.Release{ddg, ddg}, []string{"distributed discrete Gaussian mechanism on a secure sum", "(2 releases)", "all 2 releases"}, []string{"Poisson-subsampled Gaussian"}},
+		{"mixed", []dp.Release{gauss(5, 1), ddg, gauss(2, 3)}, []string{"Poisson-subsampled Gaussian mechanism (2 releases)", "distributed discrete Gaussian mechanism on a secure sum", "(1 release)", "all 3 releases"}, nil},
+		{"gaussian", []dp.Release{gauss(5, 1)}, []string{"Poisson-subsampled Gaussian mechanism (1 release)"}, []string{"discrete"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := compliance.ComputeBudget("m1", mp, ledger("m1", time.Unix(0, 0), tt.rel...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _, err := dp.Epsilon(tt.rel, 1e-6, dp.AccountantOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(b.Epsilon-want) > 1e-9 {
+				t.Errorf("ε %v, the accountant composes %v", b.Epsilon, want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(b.Statement, w) {
+					t.Errorf("statement lacks %q:\n%s", w, b.Statement)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(b.Statement, w) {
+					t.Errorf("statement names %q:\n%s", w, b.Statement)
+				}
+			}
+		})
+	}
+	// A caller that knows only the head (GET /v1/budgets) names neither alone.
+	st := compliance.Statement(compliance.Budget{Merchant: "m1", Cap: 1, Delta: 1e-6, Epsilon: 0.5, Releases: 2, InPolicy: true})
+	if !strings.Contains(st, "each release's mechanism (the Poisson-subsampled Gaussian, or the distributed discrete Gaussian of a secure round)") {
+		t.Errorf("statement without mechanisms:\n%s", st)
+	}
+}

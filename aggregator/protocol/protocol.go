@@ -247,15 +247,19 @@ type Contribution struct {
 
 // ModelVersion is an entry of the model registry.
 type ModelVersion struct {
-	Version       int                `json:"version"`
-	Round         string             `json:"round,omitempty"` // empty for the initial model
-	Parent        int                `json:"parent"`
-	PublishedAt   time.Time          `json:"published_at"`
-	Contributions []Contribution     `json:"contributions"`
-	PolicyHash    string             `json:"policy_hash"`
-	SchemaHash    string             `json:"schema_hash"`
-	Merge         string             `json:"merge"` // fedavg | median | trimmed_mean, plus the server optimizer
-	Metrics       map[string]float64 `json:"metrics,omitempty"`
-	Active        bool               `json:"active"` // the version served by default (rollback moves it)
-	Model         json.RawMessage    `json:"model,omitempty"`
+	Version       int            `json:"version"`
+	Round         string         `json:"round,omitempty"` // empty for the initial model
+	Parent        int            `json:"parent"`
+	PublishedAt   time.Time      `json:"published_at"`
+	Contributions []Contribution `json:"contributions"`
+	// ContributionsRedacted: the caller's role may not see per-merchant ε
+	// and weights (kept to compliance and admin, as budgets are), so
+	// Contributions is empty although the version has some.
+	ContributionsRedacted bool               `json:"contributions_redacted,omitempty"`
+	PolicyHash            string             `json:"policy_hash"`
+	SchemaHash            string             `json:"schema_hash"`
+	Merge                 string             `json:"merge"` // fedavg | median | trimmed_mean, plus the server optimizer
+	Metrics               map[string]float64 `json:"metrics,omitempty"`
+	Active                bool               `json:"active"` // the version served by default (rollback moves it)
+	Model                 json.RawMessage    `json:"model,omitempty"`
 }

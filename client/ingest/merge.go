@@ -20,7 +20,9 @@ type InvoiceMerger struct {
 
 type invoiceKey struct{ customer, invoice string }
 
-// Add merges one line; use it as ReadOnlineRetail's emit function.
+// Add merges one line; use it as ReadOnlineRetail's emit function. A line
+// whose quantity would overflow its invoice's sum is refused, naming the
+// invoice, and leaves the merged purchase as it was.
 func (m *InvoiceMerger) Add(ev model.Event, l RetailLine) error {
 	if m.index == nil {
 		m.index = make(map[invoiceKey]int)
@@ -35,12 +37,17 @@ func (m *InvoiceMerger) Add(ev model.Event, l RetailLine) error {
 		m.lines = append(m.lines, l)
 		return nil
 	}
+	sum := m.lines[i].Quantity + l.Quantity
+	if (l.Quantity > 0 && sum < m.lines[i].Quantity) || (l.Quantity < 0 && sum > m.lines[i].Quantity) {
+		// A wrapped sum would be a silently wrong basket; nothing is merged.
+		return fmt.Errorf("merge invoice %q of customer %q: summed quantity %d + %d overflows", l.Invoice, ev.Customer, m.lines[i].Quantity, l.Quantity)
+	}
 	e := &m.evs[i]
 	if ev.Time.Before(e.Time) {
 		e.Time = ev.Time
 	}
 	e.Amount += ev.Amount
-	m.lines[i].Quantity += l.Quantity
+	m.lines[i].Quantity = sum
 	return nil
 }
 

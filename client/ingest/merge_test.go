@@ -73,3 +73,29 @@ func TestInvoiceMergerSample(t *testing.T) {
 		t.Errorf("got total amount %.2f, want 316047.01", ta.amount)
 	}
 }
+
+// TestInvoiceMergerQuantityOverflow: ten lines of invoice 9 with the largest
+// quantity a line may hold (18 digits) and price 0 sum to 9.99…e18, past the
+// int's 9.22e18: the summed quantity wrapped to a negative number, silently.
+// Now the line that would overflow stops the read with an error naming the
+// invoice and customer, and the merged purchase keeps the nine lines before.
+func TestInvoiceMergerQuantityOverflow(t *testing.T) {
+	const q = 999_999_999_999_999_999
+	in := retailHead
+	for range 10 {
+		in += `"9","A","x",999999999999999999,"2011-01-01 10:00:00",0,7,"UK"` + "\n"
+	}
+	var m InvoiceMerger
+	_, err := ReadOnlineRetail(context.Background(), strings.NewReader(in), "r.csv", Options{}, m.Add)
+	if err == nil || !strings.Contains(err.Error(), `invoice "9" of customer "7"`) || !strings.Contains(err.Error(), "quantity") {
+		t.Fatalf("got %v, want an error naming invoice 9's quantity", err)
+	}
+	t.Log(err)
+	var got []RetailLine
+	if err := m.Flush(func(_ model.Event, l RetailLine) error { got = append(got, l); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Quantity != 9*q {
+		t.Errorf("merged %+v, want one purchase of quantity %d (nine lines)", got, 9*q)
+	}
+}

@@ -681,8 +681,12 @@ func writeModelTable(w io.Writer, ms []protocol.ModelVersion) error {
 		if v, ok := m.Metrics["auc_30"]; ok {
 			auc = fmt.Sprintf("%.3f ± %.3f", v, m.Metrics["auc_30_se"])
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%d\t%.4g\t%s\n", m.Version, active, m.Parent, round,
-			m.PublishedAt.UTC().Format(time.RFC3339), m.Merge, len(m.Contributions), maxEps, auc)
+		merchants, eps := fmt.Sprint(len(m.Contributions)), fmt.Sprintf("%.4g", maxEps)
+		if m.ContributionsRedacted {
+			merchants, eps = "-", "-" // the token's role may not see them
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Version, active, m.Parent, round,
+			m.PublishedAt.UTC().Format(time.RFC3339), m.Merge, merchants, eps, auc)
 	}
 	return tw.Flush()
 }
