@@ -154,7 +154,7 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 	}
 	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}
 	if p.amount >= 0 && len(f[p.amount]) > 0 {
-		amt, reason, err := parseAmount(f[p.amount])
+		amt, reason, err := p.parseAmount(f[p.amount])
 		if err != nil {
 			return model.Event{}, "", &RowError{Column: p.amount + 1, Reason: reason, Err: err}
 		}
@@ -167,6 +167,64 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 		ev.Category = p.categories.get(f[p.cat])
 	}
 	return ev, "", nil
+}
+
+// parseAmount reads the amount column in the mapping's decimal convention.
+func (p *csvParser) parseAmount(b []byte) (float64, string, error) {
+	if p.m.Decimal == ',' {
+		pt, ok := commaDecimal(b)
+		if !ok {
+			return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a number with a decimal comma (the mapping's decimal is \",\"; a dot may only separate groups of three digits)", b)
+		}
+		b = pt
+	}
+	v, reason, err := parseAmount(b)
+	if err != nil && p.m.Decimal != ',' && reason == ReasonBadAmount && bytes.IndexByte(b, ',') >= 0 {
+		err = fmt.Errorf("%w (for amounts with a decimal comma set decimal: \",\" in the mapping)", err)
+	}
+	return v, reason, err
+}
+
+// commaDecimal rewrites an amount with a decimal comma and optional dots
+// between groups of three digits ("-1.234,5") to the decimal-point form
+// parseAmount reads. Any other shape is refused, so that a dot used as a
+// decimal point ("12.5") is an error rather than read as 125.
+func commaDecimal(b []byte) ([]byte, bool) {
+	out := make([]byte, 0, len(b))
+	i := 0
+	if len(b) > 0 && b[0] == '-' {
+		out = append(out, '-')
+		i = 1
+	}
+	intPart, frac, hasFrac := b[i:], []byte(nil), false
+	if c := bytes.IndexByte(intPart, ','); c >= 0 {
+		intPart, frac, hasFrac = intPart[:c], intPart[c+1:], true
+	}
+	groups := bytes.Split(intPart, []byte{'.'})
+	for g, grp := range groups {
+		if !allDigits(grp) || (len(groups) > 1 && (len(grp) > 3 || (g > 0 && len(grp) != 3))) {
+			return nil, false
+		}
+		out = append(out, grp...)
+	}
+	if hasFrac {
+		if !allDigits(frac) {
+			return nil, false
+		}
+		out = append(out, '.')
+		out = append(out, frac...)
+	}
+	return out, true
+}
+
+// allDigits reports whether b is a non-empty run of ASCII digits.
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // canonicalKind maps the canonical kind names without a map lookup.

@@ -52,8 +52,12 @@ const (
 type Mapping struct {
 	Header    bool // the first line names the columns
 	Delimiter byte // ',' when zero
-	Customer  Column
-	Time      Column
+	// Decimal is the amount column's decimal separator: '.' when zero, or
+	// ',' for exports written with a decimal comma ("1.234,5"), where a dot
+	// may only separate groups of three digits.
+	Decimal  byte
+	Customer Column
+	Time     Column
 	// TimeLayout is LayoutUnix, LayoutUnixMs or a Go time layout
 	// ("2006-01-02 15:04:05"). A layout without a zone offset is read in
 	// TimeZone, or Options.Location when TimeZone is nil.
@@ -108,6 +112,9 @@ func (m *Mapping) Validate() error {
 			return fmt.Errorf("mapping: kind value %q maps to unknown kind %v", raw, k)
 		}
 	}
+	if m.Decimal != 0 && m.Decimal != '.' && m.Decimal != ',' {
+		return fmt.Errorf("mapping: decimal %q must be \".\" or \",\"", m.Decimal)
+	}
 	switch m.Delimiter {
 	case '"', '\n', '\r':
 		return fmt.Errorf("mapping: delimiter %q is not allowed", m.Delimiter)
@@ -132,11 +139,11 @@ func (m *Mapping) Validate() error {
 // rawMapping is the YAML form as nodes, nil where a key is absent; the nodes
 // keep line numbers for errors that point into the file.
 type rawMapping struct {
-	Header, Delimiter, Customer        *yaml.Node
-	TimeColumn, TimeLayout, TimeZone   *yaml.Node
-	KindColumn, KindValues, KindIgnore *yaml.Node
-	KindConstant                       *yaml.Node
-	Amount, Item, Category             *yaml.Node
+	Header, Delimiter, Decimal, Customer *yaml.Node
+	TimeColumn, TimeLayout, TimeZone     *yaml.Node
+	KindColumn, KindValues, KindIgnore   *yaml.Node
+	KindConstant                         *yaml.Node
+	Amount, Item, Category               *yaml.Node
 	// Time and Kind are the maps holding the Time… and Kind… keys.
 	Time, Kind *yaml.Node
 }
@@ -157,6 +164,7 @@ func LoadMapping(path string) (*Mapping, error) {
 //
 //	header: true            # default false
 //	delimiter: ","          # default ","; "\t" for TSV
+//	decimal: ","            # the amount's decimal separator: "." (default) or "," ("1.234,5")
 //	customer: user          # header name, or a 1-based index like 1
 //	time:
 //	  column: ts
@@ -205,7 +213,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 	}
 	raw := &rawMapping{}
 	err := keys(root, "", map[string]**yaml.Node{
-		"header": &raw.Header, "delimiter": &raw.Delimiter, "customer": &raw.Customer, "time": &raw.Time,
+		"header": &raw.Header, "delimiter": &raw.Delimiter, "decimal": &raw.Decimal, "customer": &raw.Customer, "time": &raw.Time,
 		"kind": &raw.Kind, "amount": &raw.Amount, "item": &raw.Item, "category": &raw.Category,
 	}, topKeys)
 	if err != nil {
@@ -237,7 +245,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 }
 
 // topKeys are the keys of a mapping document, in the order of its layout.
-var topKeys = []string{"header", "delimiter", "customer", "time", "kind", "amount", "item", "category"}
+var topKeys = []string{"header", "delimiter", "decimal", "customer", "time", "kind", "amount", "item", "category"}
 
 // keys stores the value node of every key of the map n into dst[key], and
 // refuses a key that is not in dst or that is given twice. under names the
@@ -352,6 +360,16 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 			return nil, nodeErr(n, "delimiter %q must be one ASCII character", d)
 		}
 		m.Delimiter = d[0]
+	}
+	if n := raw.Decimal; n != nil {
+		d, err := scalar(n, "decimal")
+		if err != nil {
+			return nil, err
+		}
+		if d != "." && d != "," {
+			return nil, nodeErr(n, "decimal %q must be \".\" or \",\"", d)
+		}
+		m.Decimal = d[0]
 	}
 	if m.Customer, err = column(raw.Customer, "customer", true); err != nil {
 		return nil, err
