@@ -155,6 +155,9 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}
 	if p.amount >= 0 && len(f[p.amount]) > 0 {
 		amt, reason, err := p.parseAmount(f[p.amount])
+		if reason == ReasonNegativeAmount && p.m.IgnoreNegative {
+			return model.Event{}, ReasonIgnoredNegative, nil
+		}
 		if err != nil {
 			return model.Event{}, "", &RowError{Column: p.amount + 1, Reason: reason, Err: err}
 		}
@@ -179,8 +182,11 @@ func (p *csvParser) parseAmount(b []byte) (float64, string, error) {
 		b = pt
 	}
 	v, reason, err := parseAmount(b)
-	if err != nil && p.m.Decimal != ',' && reason == ReasonBadAmount && bytes.IndexByte(b, ',') >= 0 {
+	switch {
+	case err != nil && p.m.Decimal != ',' && reason == ReasonBadAmount && bytes.IndexByte(b, ',') >= 0:
 		err = fmt.Errorf("%w (for amounts with a decimal comma set decimal: \",\" in the mapping)", err)
+	case reason == ReasonNegativeAmount && !p.m.IgnoreNegative:
+		err = fmt.Errorf("%w (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", err)
 	}
 	return v, reason, err
 }

@@ -77,6 +77,11 @@ type Mapping struct {
 	ConstKind   model.Kind
 	// Optional columns.
 	Amount, Item, Category Column
+	// IgnoreNegative drops rows whose amount is below zero (returns and
+	// refunds in an order-line export) as excluded rows counted under
+	// ReasonIgnoredNegative; otherwise such a row is bad input
+	// (ReasonNegativeAmount).
+	IgnoreNegative bool
 }
 
 // Validate checks that m describes a readable file.
@@ -95,6 +100,9 @@ func (m *Mapping) Validate() error {
 	}
 	if m.ConstKind != 0 && (m.ConstKind < model.View || m.ConstKind > model.Purchase) {
 		return fmt.Errorf("mapping: constant kind %v is not a known kind", m.ConstKind)
+	}
+	if m.IgnoreNegative && m.Amount.IsZero() {
+		return errors.New("mapping: negative_amount needs an amount column")
 	}
 	if len(m.IgnoreKinds) > 0 && m.Kind.IsZero() {
 		return errors.New("mapping: ignored kind values need a kind column")
@@ -144,6 +152,7 @@ type rawMapping struct {
 	KindColumn, KindValues, KindIgnore   *yaml.Node
 	KindConstant                         *yaml.Node
 	Amount, Item, Category               *yaml.Node
+	NegativeAmount                       *yaml.Node
 	// Time and Kind are the maps holding the Time… and Kind… keys.
 	Time, Kind *yaml.Node
 }
@@ -176,6 +185,7 @@ func LoadMapping(path string) (*Mapping, error) {
 //	  ignore: [refund]      # values that are not events: counted and dropped
 //	# kind: {constant: purchase}   # ... or one kind for every row
 //	amount: price           # optional
+//	negative_amount: ignore # rows with amount < 0 (returns) are dropped and counted; default error
 //	item: sku               # optional
 //	category: cat           # optional
 func ParseMapping(r io.Reader, name string) (*Mapping, error) {
@@ -215,6 +225,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 	err := keys(root, "", map[string]**yaml.Node{
 		"header": &raw.Header, "delimiter": &raw.Delimiter, "decimal": &raw.Decimal, "customer": &raw.Customer, "time": &raw.Time,
 		"kind": &raw.Kind, "amount": &raw.Amount, "item": &raw.Item, "category": &raw.Category,
+		"negative_amount": &raw.NegativeAmount,
 	}, topKeys)
 	if err != nil {
 		return nil, err
@@ -245,7 +256,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 }
 
 // topKeys are the keys of a mapping document, in the order of its layout.
-var topKeys = []string{"header", "delimiter", "decimal", "customer", "time", "kind", "amount", "item", "category"}
+var topKeys = []string{"header", "delimiter", "decimal", "customer", "time", "kind", "amount", "item", "category", "negative_amount"}
 
 // keys stores the value node of every key of the map n into dst[key], and
 // refuses a key that is not in dst or that is given twice. under names the
@@ -470,6 +481,13 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	}
 	if m.Amount, err = column(raw.Amount, "amount", false); err != nil {
 		return nil, err
+	}
+	if n := raw.NegativeAmount; n != nil {
+		v, _ := scalar(n, "negative_amount")
+		if v != "error" && v != "ignore" {
+			return nil, nodeErr(n, "negative_amount must be \"error\" or \"ignore\" (rows with an amount below zero, such as returns), not %s", describe(n))
+		}
+		m.IgnoreNegative = v == "ignore"
 	}
 	if m.Item, err = column(raw.Item, "item", false); err != nil {
 		return nil, err

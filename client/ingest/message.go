@@ -167,7 +167,8 @@ func (d *MessageDecoder) Decode(msg []byte) (model.Event, error) {
 	if rerr != nil {
 		return model.Event{}, &MessageError{Reason: rerr.Reason, Field: d.field(rerr.Column), Err: rerr.Err}
 	}
-	if reason == ReasonIgnoredKind {
+	if reason == ReasonIgnoredKind || reason == ReasonIgnoredNegative {
+		// Both are rows the mapping says are not events.
 		return model.Event{}, ErrIgnoredKind
 	}
 	if strings.IndexByte(ev.Customer, 0) >= 0 {
