@@ -42,15 +42,7 @@ func parseEvalCutoffs(testFlag, trainFlag string) (time.Time, []time.Time, error
 // data set with a time zone become the merchant's local midnights.
 func resolveEvalCutoffs(stderr io.Writer, ds evalDataset, test time.Time, train []time.Time, events []model.Event, testDays int) (time.Time, []time.Time, error) {
 	if ds.test == "" && (test.IsZero() || train == nil) {
-		first, last := events[0].Time, events[0].Time
-		for _, e := range events {
-			if e.Time.Before(first) {
-				first = e.Time
-			}
-			if e.Time.After(last) {
-				last = e.Time
-			}
-		}
+		first, last := evaluate.Span(events)
 		var what []string
 		switch {
 		case test.IsZero() && train == nil:

@@ -114,3 +114,18 @@ func utcMidnight(t time.Time) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
+
+// Span returns the earliest and latest event times of a non-empty log, in
+// any order: the range DefaultProtocol splits.
+func Span(events []model.Event) (first, last time.Time) {
+	first, last = events[0].Time, events[0].Time
+	for _, e := range events[1:] {
+		if e.Time.Before(first) {
+			first = e.Time
+		}
+		if e.Time.After(last) {
+			last = e.Time
+		}
+	}
+	return first, last
+}

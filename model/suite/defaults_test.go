@@ -74,15 +74,8 @@ func TestWithDefaultCutoffs(t *testing.T) {
 // default rule's cutoffs, reported in the result with a note saying so.
 func TestRunDefaultCutoffs(t *testing.T) {
 	evs := synthLog() // 2020-01-01 .. at most 2020-12-31
-	first, last := evs[0].Time, evs[0].Time
-	for _, e := range evs {
-		if e.Time.Before(first) {
-			first = e.Time
-		}
-		if e.Time.After(last) {
-			last = e.Time
-		}
-	}
+	byTime := func(a, b model.Event) int { return a.Time.Compare(b.Time) }
+	first, last := slices.MinFunc(evs, byTime).Time, slices.MaxFunc(evs, byTime).Time
 	p, err := evaluate.DefaultProtocol(first, last, model.Horizon)
 	if err != nil {
 		t.Fatal(err)

@@ -139,15 +139,7 @@ func (d Dataset) WithDefaultCutoffs(events []model.Event) (out Dataset, chosen s
 	if len(events) == 0 {
 		return d, "", fmt.Errorf("data set %s: no events to choose default cutoffs from", d.Name)
 	}
-	first, last := events[0].Time, events[0].Time
-	for _, e := range events[1:] {
-		if e.Time.Before(first) {
-			first = e.Time
-		}
-		if e.Time.After(last) {
-			last = e.Time
-		}
-	}
+	first, last := evaluate.Span(events)
 	if d.TestCutoff.IsZero() {
 		p, err := evaluate.DefaultProtocol(first, last, model.Horizon)
 		if err != nil {
