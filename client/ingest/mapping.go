@@ -400,6 +400,9 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	if m.TimeLayout == "" {
 		return nil, nodeErr(raw.TimeLayout, "time layout is empty")
 	}
+	if err := foreignLayout(m.TimeLayout); err != nil {
+		return nil, nodeErr(raw.TimeLayout, "%v", err)
+	}
 	if n := raw.TimeZone; n != nil {
 		z, err := scalar(n, "time zone")
 		if err != nil {
@@ -497,3 +500,47 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	}
 	return m, nil
 }
+
+// strftimeToGo translates the strftime directives a data team writes into Go
+// layout elements.
+var strftimeToGo = map[byte]string{
+	'Y': "2006", 'y': "06", 'm': "01", 'd': "02", 'e': "_2", 'H': "15", 'I': "03", 'M': "04", 'S': "05",
+	'p': "PM", 'z': "-0700", 'Z': "MST", 'b': "Jan", 'B': "January", 'a': "Mon", 'A': "Monday", 'j': "002",
+	'f': "000000", 'F': "2006-01-02", 'T': "15:04:05", '%': "%",
+}
+
+// standardLayouts are names users give a layout instead of writing it.
+var standardLayouts = map[string]string{"rfc3339": time.RFC3339, "iso8601": time.RFC3339, "iso": time.RFC3339, "iso-8601": time.RFC3339}
+
+// foreignLayout refuses a time layout that is a strftime pattern or a
+// standard's name: no row would parse with it, and the rows' errors would
+// not say the layout is the cause. It suggests the Go layout when it can.
+func foreignLayout(layout string) error {
+	if goLayout, ok := standardLayouts[strings.ToLower(layout)]; ok {
+		return fmt.Errorf("time layout %q names a format; write it as the Go layout %q", layout, goLayout)
+	}
+	var b strings.Builder
+	strftime, known := false, true
+	for i := 0; i < len(layout); i++ {
+		c := layout[i]
+		if c != '%' || i+1 == len(layout) || !isASCIILetter(layout[i+1]) && layout[i+1] != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		strftime = strftime || layout[i] != '%'
+		g, ok := strftimeToGo[layout[i]]
+		known = known && ok
+		b.WriteString(g)
+	}
+	if !strftime {
+		return nil
+	}
+	const what = "time layout %q is a strftime pattern; a mapping takes a Go layout, the reference time Mon Jan 2 15:04:05 -0700 2006 written as the file writes it"
+	if !known {
+		return fmt.Errorf(what+" (see docs/operations.md)", layout)
+	}
+	return fmt.Errorf(what+": %q", layout, b.String())
+}
+
+func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
