@@ -183,7 +183,7 @@ func (p *csvParser) parseAmount(b []byte) (float64, string, error) {
 	}
 	v, reason, err := parseAmount(b)
 	switch {
-	case err != nil && p.m.Decimal != ',' && reason == ReasonBadAmount && bytes.IndexByte(b, ',') >= 0:
+	case err != nil && p.m.Decimal != ',' && reason == ReasonBadAmount && bytes.IndexByte(b, ',') >= 0 && isCommaDecimal(b):
 		err = fmt.Errorf("%w (for amounts with a decimal comma set decimal: \",\" in the mapping)", err)
 	case reason == ReasonNegativeAmount && !p.m.IgnoreNegative:
 		err = fmt.Errorf("%w (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", err)
@@ -221,6 +221,13 @@ func commaDecimal(b []byte) ([]byte, bool) {
 		out = append(out, frac...)
 	}
 	return out, true
+}
+
+// isCommaDecimal reports whether b reads as an amount with a decimal comma,
+// so that the hint to map one is given only where it would help.
+func isCommaDecimal(b []byte) bool {
+	_, ok := commaDecimal(b)
+	return ok
 }
 
 // allDigits reports whether b is a non-empty run of ASCII digits.

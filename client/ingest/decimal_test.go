@@ -53,6 +53,8 @@ func TestDecimalCommaBadAmounts(t *testing.T) {
 		{"two commas", "1,2,3", comma, `amount "1,2,3" is not a number with a decimal comma`},
 		{"thousands group of two", "1.23,4", comma, `amount "1.23,4" is not a number with a decimal comma`},
 		{"comma without decimal key", "35,58", testMapping(), `decimal: ","`},
+		// A thousands comma is not a decimal comma: no hint that would not help.
+		{"thousands comma", "1,234.50", testMapping(), `amount "1,234.50" is not a finite number`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +66,9 @@ func TestDecimalCommaBadAmounts(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not say %q", err, tt.want)
+			}
+			if tt.amount == "1,234.50" && strings.Contains(err.Error(), "decimal") {
+				t.Errorf("error %q suggests a decimal comma for a thousands comma", err)
 			}
 		})
 	}
