@@ -159,6 +159,10 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 					return fmt.Errorf("eval: %w", err)
 				}
 				opts.Format, opts.Mapping = ingest.CSV, m
+				// The mapping's zone is the shop's calendar: local days for
+				// the default cutoffs and the features, as the client's
+				// time_zone is in a federation.
+				ds.location = m.TimeZone
 			}
 			path := dataPath
 			if path == "" {
