@@ -139,9 +139,13 @@ def read_mapped(path, mapping_path):
     return pd.DataFrame({"customer": col(m["customer"])[keep].astype(str), "time": when[keep], "amount": amount[keep]})
 
 
-def default_cutoffs(ev, test=None):
-    """Kairos's default protocol (docs/operations.md) from the span of the events."""
-    first, last = ev["time"].min().normalize(), ev["time"].max().normalize()
+def default_cutoffs(ev, test=None, zone=None):
+    """Kairos's default protocol (docs/operations.md) from the span of the events (UTC times),
+    days counted in the shop's zone when the mapping gives one; the cutoffs are dates."""
+    t = ev["time"]
+    if zone:
+        t = t.dt.tz_localize("UTC").dt.tz_convert(zone).dt.tz_localize(None)
+    first, last = t.min().normalize(), t.max().normalize()
     if test is None:
         if (last - first) / DAY + 1 < 3 * HORIZON:
             raise ValueError(f"events span {(last - first) / DAY + 1:.0f} days, the default protocol needs at least 90")
@@ -226,11 +230,21 @@ def run(ds, data_dir):
     t0 = time.perf_counter()
     path = ds["path"] if ds["path"].startswith("/") else f"{data_dir}/{ds['path']}"
     ev = read_mapped(path, ds["mapping"]) if ds["format"] == "csv" else read(path, ds["format"])
+    # A csv mapping's zone is the shop's calendar: cutoff dates are its midnights (as in Kairos).
+    zone = None
+    if ds["format"] == "csv":
+        import yaml
+        zone = (yaml.safe_load(open(ds["mapping"])).get("time") or {}).get("zone")
     if "train" not in ds:
-        test, train = default_cutoffs(ev, pd.Timestamp(ds["test"]) if "test" in ds else None)
+        test, train = default_cutoffs(ev, pd.Timestamp(ds["test"]) if "test" in ds else None, zone)
         ds = dict(ds, test=test.strftime("%Y-%m-%d"), train=[c.strftime("%Y-%m-%d") for c in train])
-    test_cut = pd.Timestamp(ds["test"])
-    train = pd.concat([features_at(ev, pd.Timestamp(c)) for c in ds["train"]])
+
+    def cutoff(date):
+        c = pd.Timestamp(date)
+        return c.tz_localize(zone).tz_convert("UTC").tz_localize(None) if zone else c
+
+    test_cut = cutoff(ds["test"])
+    train = pd.concat([features_at(ev, cutoff(c)) for c in ds["train"]])
     test = features_at(ev, test_cut)
     cols = [c for c in test.columns if c != "label_day"]
     Xtr = np.log1p(np.clip(train[cols].to_numpy(dtype=float), 0, None))

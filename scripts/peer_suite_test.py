@@ -25,6 +25,15 @@ class PeerSuiteTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             ps.default_cutoffs(ev.iloc[:1])
 
+    def test_default_cutoffs_in_zone(self):
+        # Berlin midnights of 2024-01-01 and 2024-06-30 are 2023-12-31 23:00 and 2024-06-29 22:00 UTC;
+        # counted in Berlin days the span and the cutoffs are those of test_default_cutoffs.
+        ev = pd.DataFrame({"time": pd.to_datetime(["2023-12-31 23:00", "2024-06-29 22:00"])})
+        test, train = ps.default_cutoffs(ev, zone="Europe/Berlin")
+        self.assertEqual(test, pd.Timestamp("2024-06-01"))
+        self.assertEqual(train[0], pd.Timestamp("2024-02-02"))
+        self.assertEqual(ps.default_cutoffs(ev)[0], pd.Timestamp("2024-05-31"))  # in UTC days
+
     def test_read_mapped_decimal_comma_and_zone(self):
         with tempfile.TemporaryDirectory() as d:
             open(f"{d}/de.csv", "w").write("Kunde;Datum;Status;Betrag\nK1;01.07.2024;bezahlt;1.234,5\n"

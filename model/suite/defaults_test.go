@@ -100,3 +100,42 @@ func TestRunDefaultCutoffs(t *testing.T) {
 		t.Errorf("warnings %q do not say the cutoffs were chosen", dr.Warnings)
 	}
 }
+
+// TestRunZoneCalendar: a Berlin shop's data set without cutoffs is split on
+// Berlin days. Its purchases are Berlin midnights of 2024-01-01 .. 2024-06-30,
+// so the cutoffs are the dates of TestWithDefaultCutoffs, reported as those
+// dates, and placed at Berlin midnights: customer "late" buys at Berlin
+// midnight of 2024-06-01 (2024-05-31T22:00Z), which is in the test label
+// window, not in its history ("b" buys on 05-15 so that the last training
+// window has a buyer for the threshold evaluate picks there). Counted by hand: 3 test customers ("a", "b",
+// "late"; "new" first buys on 06-10), 2 buyers ("late" on 06-01, "a" on
+// 06-30).
+func TestRunZoneCalendar(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skipf("no tzdata: %v", err)
+	}
+	at := func(c string, m time.Month, d int) model.Event {
+		return model.Event{Customer: c, Time: time.Date(2024, m, d, 0, 0, 0, 0, berlin).UTC(), Kind: model.Purchase}
+	}
+	evs := []model.Event{at("a", 1, 1), at("a", 3, 1), at("a", 6, 30), at("b", 2, 10), at("b", 5, 15), at("late", 4, 20), at("late", 6, 1), at("new", 6, 10)}
+	load := func(context.Context, Dataset) ([]model.Event, error) { return evs, nil }
+	d := Dataset{Name: "shop", Path: "a.csv", Format: FormatCSV, Mapping: "a.yaml", Location: berlin}
+	res, err := Run(context.Background(), []Dataset{d}, Options{Load: load, Baselines: []string{evaluate.MethodRecency}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := res.Datasets[0]
+	if dr.Error != "" {
+		t.Fatal(dr.Error)
+	}
+	if want := []string{"2024-02-02", "2024-03-03", "2024-04-02", "2024-05-02"}; dr.TestCutoff != "2024-06-01" || !slices.Equal(dr.TrainCutoffs, want) {
+		t.Errorf("cutoffs %s %v, want 2024-06-01 %v", dr.TestCutoff, dr.TrainCutoffs, want)
+	}
+	if dr.Customers != 3 || dr.Positives != 2 {
+		t.Errorf("%d test customers, %d buyers; want 3 and 2", dr.Customers, dr.Positives)
+	}
+	if !slices.ContainsFunc(dr.Warnings, func(w string) bool { return strings.HasSuffix(w, "span 2024-01-01 .. 2024-06-30") }) {
+		t.Errorf("warnings %q do not give the span in Berlin days", dr.Warnings)
+	}
+}

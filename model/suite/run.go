@@ -286,8 +286,9 @@ func load(ctx context.Context, d Dataset, opts Options) *loaded {
 	if d, ld.chosen, ld.err = d.WithDefaultCutoffs(ld.events); ld.err != nil {
 		return ld
 	}
+	d = d.InZone()
 	ld.dataset = d
-	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Seed: opts.Seed}
+	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Location: d.Location, Seed: opts.Seed}
 	ld.prep, ld.err = evaluate.Prepare(ld.events, cfg)
 	return ld
 }
@@ -338,13 +339,13 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 	}
 	dr := DatasetResult{Name: d.Name, Methods: []Method{}}
 	if !d.TestCutoff.IsZero() {
-		dr.TestCutoff = d.TestCutoff.Format(time.DateOnly)
+		dr.TestCutoff = d.Date(d.TestCutoff)
 	}
 	if ld.chosen != "" {
 		dr.Warnings = append(dr.Warnings, "protocol: "+ld.chosen)
 	}
 	for _, c := range d.TrainCutoffs {
-		dr.TrainCutoffs = append(dr.TrainCutoffs, c.Format(time.DateOnly))
+		dr.TrainCutoffs = append(dr.TrainCutoffs, d.Date(c))
 	}
 	fail := func(err error) (DatasetResult, error) {
 		if ctx.Err() != nil {
@@ -361,7 +362,8 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 		return fail(ld.err)
 	}
 	events, prep := ld.events, ld.prep
-	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Seed: opts.Seed, NoLevelCarry: opts.NoLevelCarry}
+	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Location: d.Location,
+		Seed: opts.Seed, NoLevelCarry: opts.NoLevelCarry}
 	type job struct {
 		name, kind, method string
 		hazard             hazard.TrainOptions

@@ -55,6 +55,11 @@ type Dataset struct {
 	Mapping      string
 	TestCutoff   time.Time
 	TrainCutoffs []time.Time
+	// Location is the shop's zone (a csv mapping's zone; nil = UTC): the
+	// cutoffs, dates as a suite file or the default rule gives them, are its
+	// midnights, the default rule counts its days, and local-time features
+	// are computed in it, as `kairos eval --dataset csv` does.
+	Location *time.Location
 }
 
 // Builtin returns the suite's reference protocols, as the shared data
@@ -140,6 +145,7 @@ func (d Dataset) WithDefaultCutoffs(events []model.Event) (out Dataset, chosen s
 		return d, "", fmt.Errorf("data set %s: no events to choose default cutoffs from", d.Name)
 	}
 	first, last := evaluate.Span(events)
+	first, last = evaluate.WallClock(first, d.Location), evaluate.WallClock(last, d.Location)
 	if d.TestCutoff.IsZero() {
 		p, err := evaluate.DefaultProtocol(first, last, model.Horizon)
 		if err != nil {
@@ -155,6 +161,22 @@ func (d Dataset) WithDefaultCutoffs(events []model.Event) (out Dataset, chosen s
 	}
 	return d, fmt.Sprintf("%s by the default rule from the events' span %s .. %s", chosen,
 		first.UTC().Format(time.DateOnly), last.UTC().Format(time.DateOnly)), nil
+}
+
+// InZone returns d with its cutoffs, dates, placed at the midnights of
+// d.Location (evaluate.Protocol.InZone); unchanged without a zone.
+func (d Dataset) InZone() Dataset {
+	p := evaluate.Protocol{Test: d.TestCutoff, Train: d.TrainCutoffs}.InZone(d.Location)
+	d.TestCutoff, d.TrainCutoffs = p.Test, p.Train
+	return d
+}
+
+// Date formats a cutoff of d as the shop's calendar date.
+func (d Dataset) Date(t time.Time) string {
+	if d.Location != nil {
+		t = t.In(d.Location)
+	}
+	return t.Format(time.DateOnly)
 }
 
 // Merge returns base with every data set of extra added, a data set of extra
