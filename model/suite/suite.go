@@ -134,9 +134,11 @@ func (d Dataset) Validate() error {
 // WithDefaultCutoffs returns d with the cutoffs it leaves out chosen by
 // evaluate's default rule from the span of events, as `kairos eval --dataset
 // csv` does: no test cutoff means evaluate.DefaultProtocol, a test cutoff
-// without training cutoffs means evaluate.DefaultTrainCutoffs. chosen names
-// what was filled in ("" when nothing was). A log too short for the rule gets
-// evaluate's error, which says how long it must be.
+// without training cutoffs means evaluate.DefaultTrainCutoffs, days counted
+// in d.Location's calendar. The cutoffs stay dates (UTC midnights) until
+// InZone places them at the shop's midnights. chosen names what was filled in
+// ("" when nothing was). A log too short for the rule gets evaluate's error,
+// which says how long it must be.
 func (d Dataset) WithDefaultCutoffs(events []model.Event) (out Dataset, chosen string, err error) {
 	if !d.TestCutoff.IsZero() && len(d.TrainCutoffs) > 0 {
 		return d, "", nil
