@@ -20,7 +20,7 @@ Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--onl
        /usr/bin/python3 scripts/peer_suite.py --suite-file mine.yaml > peers.json
 runs the data sets of a `kairos eval --suite-file` file too (builtin: false leaves the built-in
 ones out). A csv data set is read through its column mapping (header, delimiter, decimal,
-customer, time column/layout/zone, kind column/values/ignore or constant, amount; the purchase
+customer, time column/layout/zone, kind column/values/ignore or constant, amount × quantity; the purchase
 rows only, a row whose time or amount cannot be read or whose amount is negative dropped), and cutoffs the file leaves out
 follow Kairos's default rule (test cutoff = the day after the last event's UTC day - 30 days;
 training cutoffs 30, 60, ... days before it, at most 6, none before the first day + 30), written
@@ -133,6 +133,11 @@ def read_mapped(path, mapping_path):
         if m.get("decimal") == ",":
             a = a.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
         amount = pd.to_numeric(a, errors="coerce")
+        if m.get("quantity") is not None:  # amount is a unit price
+            q = col(m["quantity"])
+            if m.get("decimal") == ",":
+                q = q.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            amount = amount * pd.to_numeric(q, errors="coerce")
     # A negative amount (a return) is never a purchase: Kairos drops it under negative_amount:
     # ignore and counts it a bad row otherwise.
     keep &= when.notna() & amount.notna() & (amount >= 0)

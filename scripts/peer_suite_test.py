@@ -49,5 +49,15 @@ class PeerSuiteTest(unittest.TestCase):
         self.assertEqual(list(ev["time"]), [pd.Timestamp("2024-06-30 22:00"), pd.Timestamp("2024-07-02 22:00")])
 
 
+    def test_read_mapped_quantity(self):
+        # 3 × 2.50 = 7.50; the return (quantity -1) is not a purchase.
+        with tempfile.TemporaryDirectory() as d:
+            open(f"{d}/q.csv", "w").write("c,t,qty,price\na,2024-01-01,3,2.50\na,2024-01-02,-1,2.50\n")
+            open(f"{d}/q.yaml", "w").write('header: true\ncustomer: c\ntime: {column: t, layout: "2006-01-02"}\n'
+                                           'kind: {constant: purchase}\namount: price\nquantity: qty\n')
+            ev = ps.read_mapped(f"{d}/q.csv", f"{d}/q.yaml")
+        self.assertEqual(list(ev["amount"]), [7.5])
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/kairos-fl/kairos/model"
@@ -21,6 +23,7 @@ type csvParser struct {
 	tm     int
 	kind   int
 	amount int
+	qty    int
 	item   int
 	cat    int
 
@@ -71,8 +74,8 @@ func (p *csvParser) resolve(header [][]byte) (missing string) {
 		return -1
 	}
 	p.cust, p.tm, p.kind = idx(p.m.Customer), idx(p.m.Time), idx(p.m.Kind)
-	p.amount, p.item, p.cat = idx(p.m.Amount), idx(p.m.Item), idx(p.m.Category)
-	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.item, p.cat)
+	p.amount, p.qty, p.item, p.cat = idx(p.m.Amount), idx(p.m.Quantity), idx(p.m.Item), idx(p.m.Category)
+	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.qty, p.item, p.cat)
 	return missing
 }
 
@@ -155,11 +158,16 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}
 	if p.amount >= 0 && len(f[p.amount]) > 0 {
 		amt, reason, err := p.parseAmount(f[p.amount])
+		col := p.amount + 1
+		if err == nil && p.qty >= 0 {
+			col = p.qty + 1
+			amt, reason, err = p.scaleByQuantity(amt, f[p.qty])
+		}
 		if reason == ReasonNegativeAmount && p.m.IgnoreNegative {
 			return model.Event{}, ReasonIgnoredNegative, nil
 		}
 		if err != nil {
-			return model.Event{}, "", &RowError{Column: p.amount + 1, Reason: reason, Err: err}
+			return model.Event{}, "", &RowError{Column: col, Reason: reason, Err: err}
 		}
 		ev.Amount, ev.HasAmount = amt, true
 	}
@@ -189,6 +197,29 @@ func (p *csvParser) parseAmount(b []byte) (float64, string, error) {
 		err = fmt.Errorf("%w (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", err)
 	}
 	return v, reason, err
+}
+
+// scaleByQuantity multiplies a unit price by the row's quantity. A negative
+// quantity (a return) is a negative amount, with the reason and hint of one.
+func (p *csvParser) scaleByQuantity(price float64, b []byte) (float64, string, error) {
+	qb := b
+	if p.m.Decimal == ',' {
+		var ok bool
+		if qb, ok = commaDecimal(b); !ok {
+			return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a number with a decimal comma", b)
+		}
+	}
+	q, err := strconv.ParseFloat(string(qb), 64)
+	if err != nil || math.IsNaN(q) || math.IsInf(q, 0) {
+		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a finite number", b)
+	}
+	if q < 0 {
+		return 0, ReasonNegativeAmount, fmt.Errorf("quantity %q is negative (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", b)
+	}
+	if v := price * q; v <= model.MaxAmount {
+		return v, "", nil
+	}
+	return 0, ReasonBadAmount, fmt.Errorf("amount %g × quantity %q is above the maximum %g", price, b, float64(model.MaxAmount))
 }
 
 // commaDecimal rewrites an amount with a decimal comma and optional dots

@@ -77,6 +77,9 @@ type Mapping struct {
 	ConstKind   model.Kind
 	// Optional columns.
 	Amount, Item, Category Column
+	// Quantity, when set, multiplies Amount (a unit price) per row; a
+	// negative quantity (a return) makes a negative amount.
+	Quantity Column
 	// IgnoreNegative drops rows whose amount is below zero (returns and
 	// refunds in an order-line export) as excluded rows counted under
 	// ReasonIgnoredNegative; otherwise such a row is bad input
@@ -100,6 +103,9 @@ func (m *Mapping) Validate() error {
 	}
 	if m.ConstKind != 0 && (m.ConstKind < model.View || m.ConstKind > model.Purchase) {
 		return fmt.Errorf("mapping: constant kind %v is not a known kind", m.ConstKind)
+	}
+	if !m.Quantity.IsZero() && m.Amount.IsZero() {
+		return errors.New("mapping: quantity needs an amount column (the unit price it multiplies)")
 	}
 	if m.IgnoreNegative && m.Amount.IsZero() {
 		return errors.New("mapping: negative_amount needs an amount column")
@@ -130,7 +136,7 @@ func (m *Mapping) Validate() error {
 	for _, c := range []struct {
 		what string
 		col  Column
-	}{{"customer", m.Customer}, {"time", m.Time}, {"kind", m.Kind}, {"amount", m.Amount}, {"item", m.Item}, {"category", m.Category}} {
+	}{{"customer", m.Customer}, {"time", m.Time}, {"kind", m.Kind}, {"amount", m.Amount}, {"quantity", m.Quantity}, {"item", m.Item}, {"category", m.Category}} {
 		if c.col.Name != "" && c.col.Index != 0 {
 			return fmt.Errorf("mapping: %s column has both a name and an index", c.what)
 		}
@@ -152,7 +158,7 @@ type rawMapping struct {
 	KindColumn, KindValues, KindIgnore   *yaml.Node
 	KindConstant                         *yaml.Node
 	Amount, Item, Category               *yaml.Node
-	NegativeAmount                       *yaml.Node
+	NegativeAmount, Quantity             *yaml.Node
 	// Time and Kind are the maps holding the Time… and Kind… keys.
 	Time, Kind *yaml.Node
 }
@@ -185,6 +191,7 @@ func LoadMapping(path string) (*Mapping, error) {
 //	  ignore: [refund]      # values that are not events: counted and dropped
 //	# kind: {constant: purchase}   # ... or one kind for every row
 //	amount: price           # optional
+//	quantity: qty           # optional: amount is then a unit price, multiplied by this column
 //	negative_amount: ignore # rows with amount < 0 (returns) are dropped and counted; default error
 //	item: sku               # optional
 //	category: cat           # optional
@@ -225,7 +232,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 	err := keys(root, "", map[string]**yaml.Node{
 		"header": &raw.Header, "delimiter": &raw.Delimiter, "decimal": &raw.Decimal, "customer": &raw.Customer, "time": &raw.Time,
 		"kind": &raw.Kind, "amount": &raw.Amount, "item": &raw.Item, "category": &raw.Category,
-		"negative_amount": &raw.NegativeAmount,
+		"negative_amount": &raw.NegativeAmount, "quantity": &raw.Quantity,
 	}, topKeys)
 	if err != nil {
 		return nil, err
@@ -256,7 +263,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 }
 
 // topKeys are the keys of a mapping document, in the order of its layout.
-var topKeys = []string{"header", "delimiter", "decimal", "customer", "time", "kind", "amount", "item", "category", "negative_amount"}
+var topKeys = []string{"header", "delimiter", "decimal", "customer", "time", "kind", "amount", "quantity", "item", "category", "negative_amount"}
 
 // keys stores the value node of every key of the map n into dst[key], and
 // refuses a key that is not in dst or that is given twice. under names the
@@ -491,6 +498,9 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 			return nil, nodeErr(n, "negative_amount must be \"error\" or \"ignore\" (rows with an amount below zero, such as returns), not %s", describe(n))
 		}
 		m.IgnoreNegative = v == "ignore"
+	}
+	if m.Quantity, err = column(raw.Quantity, "quantity", false); err != nil {
+		return nil, err
 	}
 	if m.Item, err = column(raw.Item, "item", false); err != nil {
 		return nil, err
