@@ -47,3 +47,21 @@ func TestQuantityColumn(t *testing.T) {
 		t.Errorf("got %v, want quantity refused without an amount", err)
 	}
 }
+
+// TestQuantityMessage: a stream message names its quantity by key like the
+// other columns; 2 × 12.5 = 25, and a return is ignored like an ignored kind.
+func TestQuantityMessage(t *testing.T) {
+	m := jsonMapping()
+	m.Quantity, m.IgnoreNegative = Column{Name: "qty"}, true
+	d, err := NewMessageDecoder(m, MessageJSON, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := d.Decode([]byte(`{"customer":"c1","ts":"1700000000","type":"order","total":12.5,"qty":2}`))
+	if err != nil || ev.Amount != 25 {
+		t.Errorf("got %+v, %v; want amount 25", ev, err)
+	}
+	if _, err := d.Decode([]byte(`{"customer":"c1","ts":"1700000000","type":"order","total":12.5,"qty":-1}`)); !errors.Is(err, ErrIgnoredKind) {
+		t.Errorf("return: got %v, want ErrIgnoredKind", err)
+	}
+}
