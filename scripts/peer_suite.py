@@ -17,6 +17,15 @@ k = floor(10 p) (p = 1 in the last), sum over bins of n_k/N |mean p - observed| 
 Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--only NAME] > peers.json
 (Debian's python3-sklearn 1.2.1 and python3-pandas 1.5.3.)
 
+       /usr/bin/python3 scripts/peer_suite.py --suite-file mine.yaml > peers.json
+runs the data sets of a `kairos eval --suite-file` file too (builtin: false leaves the built-in
+ones out). A csv data set is read through its column mapping (header, delimiter, decimal,
+customer, time column/layout/zone, kind column/values/ignore or constant, amount × quantity; the purchase
+rows only, a row whose time or amount cannot be read or whose amount is negative dropped), and cutoffs the file leaves out
+follow Kairos's default rule (test cutoff = the day after the last event's UTC day - 30 days;
+training cutoffs 30, 60, ... days before it, at most 6, none before the first day + 30), written
+here from docs/operations.md, not taken from Kairos, so that --table can check the two agree.
+
        /usr/bin/python3 scripts/peer_suite.py --table kairos.json peers.json
 prints the side-by-side markdown table of docs/benchmarks.md from `kairos eval --suite --json`
 and this script's output: every method of both, and the difference of Kairos's default model
@@ -66,6 +75,107 @@ def read(path, fmt):
         ev = pd.read_csv(path, dtype={"cust": str})
         return pd.DataFrame({"customer": ev["cust"], "time": pd.to_datetime(ev["date"]), "amount": 0.0})
     raise ValueError(f"unknown format {fmt}")
+
+
+# Go time layout elements a mapping uses, as strptime directives (longest first).
+GO_LAYOUT = [("2006", "%Y"), ("Z07:00", "%z"), ("-07:00", "%z"), ("-0700", "%z"), ("Jan", "%b"), ("Mon", "%a"),
+             ("01", "%m"), ("02", "%d"), ("15", "%H"), ("04", "%M"), ("05", "%S"), ("PM", "%p"), ("03", "%I"),
+             (".000000", ".%f"), (".000", ".%f")]
+
+
+def strptime_format(layout):
+    out, i = "", 0
+    while i < len(layout):
+        for go, py in GO_LAYOUT:
+            if layout.startswith(go, i):
+                out, i = out + py, i + len(go)
+                break
+        else:
+            out, i = out + layout[i].replace("%", "%%"), i + 1
+    return out
+
+
+def read_mapped(path, mapping_path):
+    """Purchases of a delimited file described by a Kairos column mapping."""
+    import yaml
+    m = yaml.safe_load(open(mapping_path))
+    header = bool(m.get("header", False))
+    raw = pd.read_csv(path, sep=m.get("delimiter", ","), header=0 if header else None, dtype=str,
+                      keep_default_na=False, compression="infer")
+
+    def col(ref):
+        return raw[ref] if isinstance(ref, str) else raw.iloc[:, int(ref) - 1]
+
+    keep = pd.Series(True, index=raw.index)
+    kind = m.get("kind", {})
+    if "column" in kind:
+        values = kind.get("values") or {"purchase": "purchase"}
+        buy = [str(k) for k, v in values.items() if v == "purchase"]
+        keep &= col(kind["column"]).isin(buy)
+    elif kind.get("constant") != "purchase":
+        keep &= False
+    t = m["time"]
+    tc = col(t["column"])
+    if t["layout"] in ("unix", "unix_ms"):
+        unit = "s" if t["layout"] == "unix" else "ms"
+        when = pd.to_datetime(pd.to_numeric(tc, errors="coerce"), unit=unit)
+    else:
+        fmt = strptime_format(t["layout"])
+        if "%z" in fmt:
+            when = pd.to_datetime(tc, format=fmt, errors="coerce", utc=True).dt.tz_localize(None)
+        else:
+            when = pd.to_datetime(tc, format=fmt, errors="coerce")
+            if t.get("zone"):
+                when = when.dt.tz_localize(t["zone"], ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC").dt.tz_localize(None)
+    amount = pd.Series(0.0, index=raw.index)
+    if m.get("amount") is not None:
+        a = col(m["amount"])
+        if m.get("decimal") == ",":
+            a = a.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        amount = pd.to_numeric(a, errors="coerce")
+        if m.get("quantity") is not None:  # amount is a unit price
+            q = col(m["quantity"])
+            if m.get("decimal") == ",":
+                q = q.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            amount = amount * pd.to_numeric(q, errors="coerce")
+    # A negative amount (a return) is never a purchase: Kairos drops it under negative_amount:
+    # ignore and counts it a bad row otherwise.
+    keep &= when.notna() & amount.notna() & (amount >= 0)
+    return pd.DataFrame({"customer": col(m["customer"])[keep].astype(str), "time": when[keep], "amount": amount[keep]})
+
+
+def default_cutoffs(ev, test=None, zone=None):
+    """Kairos's default protocol (docs/operations.md) from the span of the events (UTC times),
+    days counted in the shop's zone when the mapping gives one; the cutoffs are dates."""
+    t = ev["time"]
+    if zone:
+        t = t.dt.tz_localize("UTC").dt.tz_convert(zone).dt.tz_localize(None)
+    first, last = t.min().normalize(), t.max().normalize()
+    if test is None:
+        if (last - first) / DAY + 1 < 3 * HORIZON:
+            raise ValueError(f"events span {(last - first) / DAY + 1:.0f} days, the default protocol needs at least 90")
+        test = last + DAY - HORIZON * DAY
+    train = [test - k * HORIZON * DAY for k in range(1, 7) if test - k * HORIZON * DAY >= first + HORIZON * DAY]
+    return test, sorted(train)
+
+
+def load_suite_file(path):
+    """The data sets of a `kairos eval --suite-file` file, paths resolved against its folder."""
+    import os
+    import yaml
+    doc = yaml.safe_load(open(path))
+    base = os.path.dirname(os.path.abspath(path))
+    out = list(SUITE) if doc.get("builtin", True) else []
+    for d in doc.get("datasets", []):
+        ds = {"name": d["name"], "path": os.path.join(base, d["path"]), "format": d["format"]}
+        if d.get("mapping"):
+            ds["mapping"] = os.path.join(base, d["mapping"])
+        if d.get("test_cutoff"):
+            ds["test"] = str(d["test_cutoff"])
+        if d.get("train_cutoffs"):
+            ds["train"] = [str(c) for c in d["train_cutoffs"]]
+        out = [o for o in out if o["name"] != ds["name"]] + [ds]
+    return out
 
 
 def features_at(ev, cutoff):
@@ -123,9 +233,23 @@ def score(name, s, p, day):
 
 def run(ds, data_dir):
     t0 = time.perf_counter()
-    ev = read(f"{data_dir}/{ds['path']}", ds["format"])
-    test_cut = pd.Timestamp(ds["test"])
-    train = pd.concat([features_at(ev, pd.Timestamp(c)) for c in ds["train"]])
+    path = ds["path"] if ds["path"].startswith("/") else f"{data_dir}/{ds['path']}"
+    ev = read_mapped(path, ds["mapping"]) if ds["format"] == "csv" else read(path, ds["format"])
+    # A csv mapping's zone is the shop's calendar: cutoff dates are its midnights (as in Kairos).
+    zone = None
+    if ds["format"] == "csv":
+        import yaml
+        zone = (yaml.safe_load(open(ds["mapping"])).get("time") or {}).get("zone")
+    if "train" not in ds:
+        test, train = default_cutoffs(ev, pd.Timestamp(ds["test"]) if "test" in ds else None, zone)
+        ds = dict(ds, test=test.strftime("%Y-%m-%d"), train=[c.strftime("%Y-%m-%d") for c in train])
+
+    def cutoff(date):
+        c = pd.Timestamp(date)
+        return c.tz_localize(zone).tz_convert("UTC").tz_localize(None) if zone else c
+
+    test_cut = cutoff(ds["test"])
+    train = pd.concat([features_at(ev, cutoff(c)) for c in ds["train"]])
     test = features_at(ev, test_cut)
     cols = [c for c in test.columns if c != "label_day"]
     Xtr = np.log1p(np.clip(train[cols].to_numpy(dtype=float), 0, None))
@@ -163,6 +287,12 @@ def table(kairos_path, peers_path):
         rows = [(f"Kairos {m['name']}", m) for m in kd["methods"]]
         if pd_:
             rows += [(f"peer {m['name']}", m) for m in pd_["methods"] if m["name"] != "recency"]
+        if kd.get("error"):
+            print(f"| {name} | error: {kd['error']} |" + " |" * len(COLUMNS))
+            continue
+        if pd_ and not pd_.get("error") and (pd_["test_cutoff"], pd_["train_cutoffs"]) != (kd["test_cutoff"], kd["train_cutoffs"]):
+            sys.exit(f"{name}: the peers' cutoffs {pd_['test_cutoff']} {pd_['train_cutoffs']} are not Kairos's "
+                     f"{kd['test_cutoff']} {kd['train_cutoffs']}")
         label = f"{name} ({kd['customers']:,} customers, {100 * kd['positive_rate_30']:.1f}%)"
         for i, (mname, m) in enumerate(rows):
             if m.get("error"):
@@ -185,12 +315,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", default="../shared/data")
     ap.add_argument("--only", default="", help="run only this data set")
+    ap.add_argument("--suite-file", default="", help="a `kairos eval --suite-file` YAML: its data sets too")
     ap.add_argument("--table", nargs=2, metavar=("KAIROS_JSON", "PEERS_JSON"), help="print the side-by-side markdown table")
     a = ap.parse_args()
     if a.table:
         table(*a.table)
         return
-    out = [run(ds, a.data_dir) for ds in SUITE if not a.only or ds["name"] == a.only]
+    suite = load_suite_file(a.suite_file) if a.suite_file else SUITE
+    out = []
+    for ds in suite:
+        if a.only and ds["name"] != a.only:
+            continue
+        try:
+            out.append(run(ds, a.data_dir))
+        except ValueError as e:  # a log too short for the protocol: reported, as Kairos does
+            out.append({"name": ds["name"], "error": str(e), "methods": []})
     json.dump({"datasets": out}, sys.stdout)
     print()
 

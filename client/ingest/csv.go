@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ type csvParser struct {
 	tm     int
 	kind   int
 	amount int
+	qty    int
 	item   int
 	cat    int
 
@@ -76,8 +79,8 @@ func (p *csvParser) resolve(header [][]byte) (missing string) {
 		return -1
 	}
 	p.cust, p.tm, p.kind = idx(p.m.Customer), idx(p.m.Time), idx(p.m.Kind)
-	p.amount, p.item, p.cat = idx(p.m.Amount), idx(p.m.Item), idx(p.m.Category)
-	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.item, p.cat)
+	p.amount, p.qty, p.item, p.cat = idx(p.m.Amount), idx(p.m.Quantity), idx(p.m.Item), idx(p.m.Category)
+	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.qty, p.item, p.cat)
 	return missing
 }
 
@@ -162,9 +165,17 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 	}
 	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}
 	if p.amount >= 0 && len(f[p.amount]) > 0 {
-		amt, reason, err := parseAmount(f[p.amount])
+		amt, reason, err := p.parseAmount(f[p.amount])
+		col := p.amount + 1
+		if err == nil && p.qty >= 0 {
+			col = p.qty + 1
+			amt, reason, err = p.scaleByQuantity(amt, f[p.qty])
+		}
+		if reason == ReasonNegativeAmount && p.m.IgnoreNegative {
+			return model.Event{}, ReasonIgnoredNegative, nil
+		}
 		if err != nil {
-			return model.Event{}, "", &RowError{Column: p.amount + 1, Reason: reason, Err: err}
+			return model.Event{}, "", &RowError{Column: col, Reason: reason, Err: err}
 		}
 		ev.Amount, ev.HasAmount = amt, true
 	}
@@ -194,6 +205,97 @@ func checkZone(t time.Time, loc *time.Location) error {
 		return nil
 	}
 	return fmt.Errorf("zone abbreviation %q is not one of %s's (Go would read it at offset 0): put a numeric offset (-0700) in the time layout, or name the zone under time zone", name, loc)
+}
+
+// parseAmount reads the amount column in the mapping's decimal convention.
+func (p *csvParser) parseAmount(b []byte) (float64, string, error) {
+	if p.m.Decimal == ',' {
+		pt, ok := commaDecimal(b)
+		if !ok {
+			return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a number with a decimal comma (the mapping's decimal is \",\"; a dot may only separate groups of three digits)", b)
+		}
+		b = pt
+	}
+	v, reason, err := parseAmount(b)
+	switch {
+	case err != nil && p.m.Decimal != ',' && reason == ReasonBadAmount && bytes.IndexByte(b, ',') >= 0 && isCommaDecimal(b):
+		err = fmt.Errorf("%w (for amounts with a decimal comma set decimal: \",\" in the mapping)", err)
+	case reason == ReasonNegativeAmount && !p.m.IgnoreNegative:
+		err = fmt.Errorf("%w (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", err)
+	}
+	return v, reason, err
+}
+
+// scaleByQuantity multiplies a unit price by the row's quantity. A negative
+// quantity (a return) is a negative amount, with the reason and hint of one.
+func (p *csvParser) scaleByQuantity(price float64, b []byte) (float64, string, error) {
+	qb := b
+	if p.m.Decimal == ',' {
+		var ok bool
+		if qb, ok = commaDecimal(b); !ok {
+			return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a number with a decimal comma", b)
+		}
+	}
+	q, err := strconv.ParseFloat(string(qb), 64)
+	if err != nil || math.IsNaN(q) || math.IsInf(q, 0) {
+		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a finite number", b)
+	}
+	if q < 0 {
+		return 0, ReasonNegativeAmount, fmt.Errorf("quantity %q is negative (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", b)
+	}
+	if v := price * q; v <= model.MaxAmount {
+		return v, "", nil
+	}
+	return 0, ReasonBadAmount, fmt.Errorf("amount %g × quantity %q is above the maximum %g", price, b, float64(model.MaxAmount))
+}
+
+// commaDecimal rewrites an amount with a decimal comma and optional dots
+// between groups of three digits ("-1.234,5") to the decimal-point form
+// parseAmount reads. Any other shape is refused, so that a dot used as a
+// decimal point ("12.5") is an error rather than read as 125.
+func commaDecimal(b []byte) ([]byte, bool) {
+	out := make([]byte, 0, len(b))
+	i := 0
+	if len(b) > 0 && b[0] == '-' {
+		out = append(out, '-')
+		i = 1
+	}
+	intPart, frac, hasFrac := b[i:], []byte(nil), false
+	if c := bytes.IndexByte(intPart, ','); c >= 0 {
+		intPart, frac, hasFrac = intPart[:c], intPart[c+1:], true
+	}
+	groups := bytes.Split(intPart, []byte{'.'})
+	for g, grp := range groups {
+		if !allDigits(grp) || (len(groups) > 1 && (len(grp) > 3 || (g > 0 && len(grp) != 3))) {
+			return nil, false
+		}
+		out = append(out, grp...)
+	}
+	if hasFrac {
+		if !allDigits(frac) {
+			return nil, false
+		}
+		out = append(out, '.')
+		out = append(out, frac...)
+	}
+	return out, true
+}
+
+// isCommaDecimal reports whether b reads as an amount with a decimal comma,
+// so that the hint to map one is given only where it would help.
+func isCommaDecimal(b []byte) bool {
+	_, ok := commaDecimal(b)
+	return ok
+}
+
+// allDigits reports whether b is a non-empty run of ASCII digits.
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // canonicalKind maps the canonical kind names without a map lookup.

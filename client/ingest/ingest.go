@@ -154,6 +154,9 @@ const (
 	// ReasonIgnoredKind counts rows whose kind value a Mapping lists under
 	// IgnoreKinds.
 	ReasonIgnoredKind = "ignored kind"
+	// ReasonIgnoredNegative counts rows whose amount is below zero under a
+	// Mapping with IgnoreNegative (returns and refunds).
+	ReasonIgnoredNegative = "ignored negative amount"
 )
 
 // MaxLineBytes is the longest line a reader accepts; a longer line is a

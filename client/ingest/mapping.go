@@ -52,8 +52,12 @@ const (
 type Mapping struct {
 	Header    bool // the first line names the columns
 	Delimiter byte // ',' when zero
-	Customer  Column
-	Time      Column
+	// Decimal is the amount column's decimal separator: '.' when zero, or
+	// ',' for exports written with a decimal comma ("1.234,5"), where a dot
+	// may only separate groups of three digits.
+	Decimal  byte
+	Customer Column
+	Time     Column
 	// TimeLayout is LayoutUnix, LayoutUnixMs or a Go time layout
 	// ("2006-01-02 15:04:05"). A layout without a zone offset is read in
 	// TimeZone, or Options.Location when TimeZone is nil.
@@ -73,6 +77,14 @@ type Mapping struct {
 	ConstKind   model.Kind
 	// Optional columns.
 	Amount, Item, Category Column
+	// Quantity, when set, multiplies Amount (a unit price) per row; a
+	// negative quantity (a return) makes a negative amount.
+	Quantity Column
+	// IgnoreNegative drops rows whose amount is below zero (returns and
+	// refunds in an order-line export) as excluded rows counted under
+	// ReasonIgnoredNegative; otherwise such a row is bad input
+	// (ReasonNegativeAmount).
+	IgnoreNegative bool
 }
 
 // Validate checks that m describes a readable file.
@@ -92,6 +104,12 @@ func (m *Mapping) Validate() error {
 	if m.ConstKind != 0 && (m.ConstKind < model.View || m.ConstKind > model.Purchase) {
 		return fmt.Errorf("mapping: constant kind %v is not a known kind", m.ConstKind)
 	}
+	if !m.Quantity.IsZero() && m.Amount.IsZero() {
+		return errors.New("mapping: quantity needs an amount column (the unit price it multiplies)")
+	}
+	if m.IgnoreNegative && m.Amount.IsZero() {
+		return errors.New("mapping: negative_amount needs an amount column")
+	}
 	if len(m.IgnoreKinds) > 0 && m.Kind.IsZero() {
 		return errors.New("mapping: ignored kind values need a kind column")
 	}
@@ -108,6 +126,9 @@ func (m *Mapping) Validate() error {
 			return fmt.Errorf("mapping: kind value %q maps to unknown kind %v", raw, k)
 		}
 	}
+	if m.Decimal != 0 && m.Decimal != '.' && m.Decimal != ',' {
+		return fmt.Errorf("mapping: decimal %q must be \".\" or \",\"", m.Decimal)
+	}
 	switch m.Delimiter {
 	case '"', '\n', '\r':
 		return fmt.Errorf("mapping: delimiter %q is not allowed", m.Delimiter)
@@ -115,7 +136,7 @@ func (m *Mapping) Validate() error {
 	for _, c := range []struct {
 		what string
 		col  Column
-	}{{"customer", m.Customer}, {"time", m.Time}, {"kind", m.Kind}, {"amount", m.Amount}, {"item", m.Item}, {"category", m.Category}} {
+	}{{"customer", m.Customer}, {"time", m.Time}, {"kind", m.Kind}, {"amount", m.Amount}, {"quantity", m.Quantity}, {"item", m.Item}, {"category", m.Category}} {
 		if c.col.Name != "" && c.col.Index != 0 {
 			return fmt.Errorf("mapping: %s column has both a name and an index", c.what)
 		}
@@ -132,11 +153,12 @@ func (m *Mapping) Validate() error {
 // rawMapping is the YAML form as nodes, nil where a key is absent; the nodes
 // keep line numbers for errors that point into the file.
 type rawMapping struct {
-	Header, Delimiter, Customer        *yaml.Node
-	TimeColumn, TimeLayout, TimeZone   *yaml.Node
-	KindColumn, KindValues, KindIgnore *yaml.Node
-	KindConstant                       *yaml.Node
-	Amount, Item, Category             *yaml.Node
+	Header, Delimiter, Decimal, Customer *yaml.Node
+	TimeColumn, TimeLayout, TimeZone     *yaml.Node
+	KindColumn, KindValues, KindIgnore   *yaml.Node
+	KindConstant                         *yaml.Node
+	Amount, Item, Category               *yaml.Node
+	NegativeAmount, Quantity             *yaml.Node
 	// Time and Kind are the maps holding the Time… and Kind… keys.
 	Time, Kind *yaml.Node
 }
@@ -157,6 +179,7 @@ func LoadMapping(path string) (*Mapping, error) {
 //
 //	header: true            # default false
 //	delimiter: ","          # default ","; "\t" for TSV
+//	decimal: ","            # the amount's decimal separator: "." (default) or "," ("1.234,5")
 //	customer: user          # header name, or a 1-based index like 1
 //	time:
 //	  column: ts
@@ -168,6 +191,8 @@ func LoadMapping(path string) (*Mapping, error) {
 //	  ignore: [refund]      # values that are not events: counted and dropped
 //	# kind: {constant: purchase}   # ... or one kind for every row
 //	amount: price           # optional
+//	quantity: qty           # optional: amount is then a unit price, multiplied by this column
+//	negative_amount: ignore # rows with amount < 0 (returns) are dropped and counted; default error
 //	item: sku               # optional
 //	category: cat           # optional
 func ParseMapping(r io.Reader, name string) (*Mapping, error) {
@@ -205,8 +230,9 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 	}
 	raw := &rawMapping{}
 	err := keys(root, "", map[string]**yaml.Node{
-		"header": &raw.Header, "delimiter": &raw.Delimiter, "customer": &raw.Customer, "time": &raw.Time,
+		"header": &raw.Header, "delimiter": &raw.Delimiter, "decimal": &raw.Decimal, "customer": &raw.Customer, "time": &raw.Time,
 		"kind": &raw.Kind, "amount": &raw.Amount, "item": &raw.Item, "category": &raw.Category,
+		"negative_amount": &raw.NegativeAmount, "quantity": &raw.Quantity,
 	}, topKeys)
 	if err != nil {
 		return nil, err
@@ -237,7 +263,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 }
 
 // topKeys are the keys of a mapping document, in the order of its layout.
-var topKeys = []string{"header", "delimiter", "customer", "time", "kind", "amount", "item", "category"}
+var topKeys = []string{"header", "delimiter", "decimal", "customer", "time", "kind", "amount", "quantity", "item", "category", "negative_amount"}
 
 // keys stores the value node of every key of the map n into dst[key], and
 // refuses a key that is not in dst or that is given twice. under names the
@@ -353,6 +379,16 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 		}
 		m.Delimiter = d[0]
 	}
+	if n := raw.Decimal; n != nil {
+		d, err := scalar(n, "decimal")
+		if err != nil {
+			return nil, err
+		}
+		if d != "." && d != "," {
+			return nil, nodeErr(n, "decimal %q must be \".\" or \",\"", d)
+		}
+		m.Decimal = d[0]
+	}
 	if m.Customer, err = column(raw.Customer, "customer", true); err != nil {
 		return nil, err
 	}
@@ -370,6 +406,9 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	}
 	if m.TimeLayout == "" {
 		return nil, nodeErr(raw.TimeLayout, "time layout is empty")
+	}
+	if err := foreignLayout(m.TimeLayout); err != nil {
+		return nil, nodeErr(raw.TimeLayout, "%v", err)
 	}
 	if n := raw.TimeZone; n != nil {
 		z, err := scalar(n, "time zone")
@@ -453,6 +492,16 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	if m.Amount, err = column(raw.Amount, "amount", false); err != nil {
 		return nil, err
 	}
+	if n := raw.NegativeAmount; n != nil {
+		v, _ := scalar(n, "negative_amount")
+		if v != "error" && v != "ignore" {
+			return nil, nodeErr(n, "negative_amount must be \"error\" or \"ignore\" (rows with an amount below zero, such as returns), not %s", describe(n))
+		}
+		m.IgnoreNegative = v == "ignore"
+	}
+	if m.Quantity, err = column(raw.Quantity, "quantity", false); err != nil {
+		return nil, err
+	}
 	if m.Item, err = column(raw.Item, "item", false); err != nil {
 		return nil, err
 	}
@@ -461,3 +510,47 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	}
 	return m, nil
 }
+
+// strftimeToGo translates the strftime directives a data team writes into Go
+// layout elements.
+var strftimeToGo = map[byte]string{
+	'Y': "2006", 'y': "06", 'm': "01", 'd': "02", 'e': "_2", 'H': "15", 'I': "03", 'M': "04", 'S': "05",
+	'p': "PM", 'z': "-0700", 'Z': "MST", 'b': "Jan", 'B': "January", 'a': "Mon", 'A': "Monday", 'j': "002",
+	'f': "000000", 'F': "2006-01-02", 'T': "15:04:05", '%': "%",
+}
+
+// standardLayouts are names users give a layout instead of writing it.
+var standardLayouts = map[string]string{"rfc3339": time.RFC3339, "iso8601": time.RFC3339, "iso": time.RFC3339, "iso-8601": time.RFC3339}
+
+// foreignLayout refuses a time layout that is a strftime pattern or a
+// standard's name: no row would parse with it, and the rows' errors would
+// not say the layout is the cause. It suggests the Go layout when it can.
+func foreignLayout(layout string) error {
+	if goLayout, ok := standardLayouts[strings.ToLower(layout)]; ok {
+		return fmt.Errorf("time layout %q names a format; write it as the Go layout %q", layout, goLayout)
+	}
+	var b strings.Builder
+	strftime, known := false, true
+	for i := 0; i < len(layout); i++ {
+		c := layout[i]
+		if c != '%' || i+1 == len(layout) || !isASCIILetter(layout[i+1]) && layout[i+1] != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		strftime = strftime || layout[i] != '%'
+		g, ok := strftimeToGo[layout[i]]
+		known = known && ok
+		b.WriteString(g)
+	}
+	if !strftime {
+		return nil
+	}
+	const what = "time layout %q is a strftime pattern; a mapping takes a Go layout, the reference time Mon Jan 2 15:04:05 -0700 2006 written as the file writes it"
+	if !known {
+		return fmt.Errorf(what+" (see docs/operations.md)", layout)
+	}
+	return fmt.Errorf(what+": %q", layout, b.String())
+}
+
+func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

@@ -17,7 +17,7 @@ type MessageEncoding string
 // The message encodings NewMessageDecoder understands.
 const (
 	// MessageJSON is one JSON object per message; the mapping's columns are
-	// its keys (customer, time, kind, amount, item, category), each a string
+	// its keys (customer, time, kind, amount, quantity, item, category), each a string
 	// or a number.
 	MessageJSON MessageEncoding = "json"
 	// MessageCSV is one delimited line per message, without a header; the
@@ -99,8 +99,8 @@ func NewMessageDecoder(m *Mapping, enc MessageEncoding, loc *time.Location) (*Me
 	}
 	d := &MessageDecoder{enc: enc}
 	mm := *m
-	all := []*Column{&mm.Customer, &mm.Time, &mm.Kind, &mm.Amount, &mm.Item, &mm.Category}
-	names := []string{"customer", "time", "kind", "amount", "item", "category"}
+	all := []*Column{&mm.Customer, &mm.Time, &mm.Kind, &mm.Amount, &mm.Quantity, &mm.Item, &mm.Category}
+	names := []string{"customer", "time", "kind", "amount", "quantity", "item", "category"}
 	switch enc {
 	case MessageCSV:
 		for i, c := range all {
@@ -167,7 +167,8 @@ func (d *MessageDecoder) Decode(msg []byte) (model.Event, error) {
 	if rerr != nil {
 		return model.Event{}, &MessageError{Reason: rerr.Reason, Field: d.field(rerr.Column), Err: rerr.Err}
 	}
-	if reason == ReasonIgnoredKind {
+	if reason == ReasonIgnoredKind || reason == ReasonIgnoredNegative {
+		// Both are rows the mapping says are not events.
 		return model.Event{}, ErrIgnoredKind
 	}
 	if strings.IndexByte(ev.Customer, 0) >= 0 {

@@ -112,8 +112,9 @@ its span.
 
 With --suite, eval runs the data-set suite instead of one data set: CDNOW, the complete Online
 Retail export and the BTYDplus grocery log, each with its protocol from the shared data README,
-plus the data sets of --suite-file (YAML: name, path, format or mapping, test_cutoff,
-train_cutoffs; a data set named like a built-in one replaces it). It prints one table of AUC@7,
+plus the data sets of --suite-file (YAML: name, path, format or mapping, and optionally
+test_cutoff and train_cutoffs, which otherwise follow the default protocol above from the data
+set's span; a data set named like a built-in one replaces it). It prints one table of AUC@7,
 AUC@30, PR-AUC@30, Brier@30 and ECE@30 for every Kairos model and baseline (--json: one object),
 and --plots DIR writes a reliability diagram and a cumulative gain chart per data set (SVG).
 With --dp-epsilon (and the other --dp- training flags) the suite also trains the default model
@@ -158,6 +159,10 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 					return fmt.Errorf("eval: %w", err)
 				}
 				opts.Format, opts.Mapping = ingest.CSV, m
+				// The mapping's zone is the shop's calendar: local days for
+				// the default cutoffs and the features, as the client's
+				// time_zone is in a federation.
+				ds.location = m.TimeZone
 			}
 			path := dataPath
 			if path == "" {

@@ -42,15 +42,9 @@ func parseEvalCutoffs(testFlag, trainFlag string) (time.Time, []time.Time, error
 // data set with a time zone become the merchant's local midnights.
 func resolveEvalCutoffs(stderr io.Writer, ds evalDataset, test time.Time, train []time.Time, events []model.Event, testDays int) (time.Time, []time.Time, error) {
 	if ds.test == "" && (test.IsZero() || train == nil) {
-		first, last := events[0].Time, events[0].Time
-		for _, e := range events {
-			if e.Time.Before(first) {
-				first = e.Time
-			}
-			if e.Time.After(last) {
-				last = e.Time
-			}
-		}
+		// Days are counted in the shop's calendar when it has a zone.
+		first, last := evaluate.Span(events)
+		first, last = evaluate.WallClock(first, ds.location), evaluate.WallClock(last, ds.location)
 		var what []string
 		switch {
 		case test.IsZero() && train == nil:
@@ -89,12 +83,7 @@ func resolveEvalCutoffs(stderr io.Writer, ds evalDataset, test time.Time, train 
 	if train == nil {
 		train = ds.train(test)
 	}
-	if ds.location != nil {
-		// Cutoffs are local midnights of the merchant.
-		for i, c := range train {
-			train[i] = time.Date(c.Year(), c.Month(), c.Day(), 0, 0, 0, 0, ds.location).UTC()
-		}
-		test = time.Date(test.Year(), test.Month(), test.Day(), 0, 0, 0, 0, ds.location).UTC()
-	}
-	return test, train, nil
+	// Cutoffs are local midnights of the merchant.
+	p := evaluate.Protocol{Test: test, Train: train}.InZone(ds.location)
+	return p.Test, p.Train, nil
 }

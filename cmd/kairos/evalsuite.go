@@ -183,6 +183,15 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 			return fmt.Errorf("eval --suite: %w", err)
 		}
 	}
+	for i, d := range datasets {
+		// A csv mapping's zone is the shop's calendar (suite.Dataset.Location);
+		// a mapping that does not load is the loader's error to report.
+		if d.Format == suite.FormatCSV {
+			if m, err := ingest.LoadMapping(d.Mapping); err == nil {
+				datasets[i].Location = m.TimeZone
+			}
+		}
+	}
 	if s.plots != "" {
 		if err := os.MkdirAll(s.plots, 0o755); err != nil {
 			return fmt.Errorf("eval --suite: plots: %w", err)

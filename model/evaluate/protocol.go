@@ -114,3 +114,47 @@ func utcMidnight(t time.Time) time.Time {
 	t = t.UTC()
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
+
+// Span returns the earliest and latest event times of a non-empty log, in
+// any order: the range DefaultProtocol splits.
+func Span(events []model.Event) (first, last time.Time) {
+	first, last = events[0].Time, events[0].Time
+	for _, e := range events[1:] {
+		if e.Time.Before(first) {
+			first = e.Time
+		}
+		if e.Time.After(last) {
+			last = e.Time
+		}
+	}
+	return first, last
+}
+
+// InZone reads a protocol's cutoffs, dates at UTC midnight as DefaultProtocol
+// and a suite file give them, as midnights of the shop's zone loc: the
+// cutoff "2007-12-01" of a Berlin shop is 2007-11-30T23:00Z. A nil loc
+// leaves them as they are.
+func (p Protocol) InZone(loc *time.Location) Protocol {
+	if loc == nil {
+		return p
+	}
+	local := func(c time.Time) time.Time {
+		return time.Date(c.Year(), c.Month(), c.Day(), 0, 0, 0, 0, loc).UTC()
+	}
+	out := Protocol{Test: local(p.Test), Train: make([]time.Time, len(p.Train))}
+	for i, c := range p.Train {
+		out.Train[i] = local(c)
+	}
+	return out
+}
+
+// WallClock returns t's wall clock in loc as a UTC time, so that the UTC-day
+// arithmetic of DefaultProtocol counts the shop's calendar days; nil loc
+// returns t.
+func WallClock(t time.Time, loc *time.Location) time.Time {
+	if loc == nil {
+		return t
+	}
+	l := t.In(loc)
+	return time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), time.UTC)
+}

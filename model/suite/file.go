@@ -43,7 +43,9 @@ func LoadFile(path string, builtin []Dataset) ([]Dataset, error) {
 // A data set named like a built-in one takes the built-in's value for every
 // key it leaves out (so `{name: cdnow, test_cutoff: 1998-04-01,
 // train_cutoffs: [...]}` moves CDNOW's cutoffs and keeps its file); any other
-// data set needs every key but mapping.
+// data set needs a path and a format (and a mapping for csv); cutoffs it
+// leaves out follow `kairos eval --dataset csv`'s default rule from the span
+// of its events (Dataset.WithDefaultCutoffs).
 func Parse(r io.Reader, name string, builtin []Dataset) ([]Dataset, error) {
 	var doc yaml.Node
 	if err := yaml.NewDecoder(r).Decode(&doc); err != nil {
@@ -189,7 +191,8 @@ func parseDataset(n *yaml.Node, where, dir string, builtin []Dataset) (Dataset, 
 		}
 	}
 	if !inherit {
-		for _, key := range []string{"path", "format", "test_cutoff", "train_cutoffs"} {
+		// Cutoffs left out follow the default rule (Dataset.WithDefaultCutoffs).
+		for _, key := range []string{"path", "format"} {
 			if k[key] == nil {
 				return Dataset{}, nodeErr(n, "%s: %s is required (it is not a built-in data set whose value could be kept)", where, key)
 			}

@@ -262,7 +262,11 @@ func Run(ctx context.Context, datasets []Dataset, opts Options) (Result, error) 
 
 // loaded is one data set read and split, or why it could not be.
 type loaded struct {
-	name    string
+	name string
+	// dataset is the data set with its cutoffs resolved, chosen what
+	// WithDefaultCutoffs filled in.
+	dataset Dataset
+	chosen  string
 	events  []model.Event
 	prep    *evaluate.Prepared
 	err     error
@@ -279,7 +283,12 @@ func load(ctx context.Context, d Dataset, opts Options) *loaded {
 	if ld.events, ld.err = opts.Load(ctx, d); ld.err != nil {
 		return ld
 	}
-	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Seed: opts.Seed}
+	if d, ld.chosen, ld.err = d.WithDefaultCutoffs(ld.events); ld.err != nil {
+		return ld
+	}
+	d = d.InZone()
+	ld.dataset = d
+	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Location: d.Location, Seed: opts.Seed}
 	ld.prep, ld.err = evaluate.Prepare(ld.events, cfg)
 	return ld
 }
@@ -325,9 +334,18 @@ func trainPrior(ctx context.Context, m Model, others []*loaded, seed uint64) (*h
 // data sets of the suite, loaded, when a model needs a prior.
 func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others []*loaded) (DatasetResult, error) {
 	start := time.Now().Add(-ld.seconds)
-	dr := DatasetResult{Name: d.Name, TestCutoff: d.TestCutoff.Format(time.DateOnly), Methods: []Method{}}
+	if ld.err == nil {
+		d = ld.dataset
+	}
+	dr := DatasetResult{Name: d.Name, Methods: []Method{}}
+	if !d.TestCutoff.IsZero() {
+		dr.TestCutoff = d.Date(d.TestCutoff)
+	}
+	if ld.chosen != "" {
+		dr.Warnings = append(dr.Warnings, "protocol: "+ld.chosen)
+	}
 	for _, c := range d.TrainCutoffs {
-		dr.TrainCutoffs = append(dr.TrainCutoffs, c.Format(time.DateOnly))
+		dr.TrainCutoffs = append(dr.TrainCutoffs, d.Date(c))
 	}
 	fail := func(err error) (DatasetResult, error) {
 		if ctx.Err() != nil {
@@ -344,7 +362,8 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 		return fail(ld.err)
 	}
 	events, prep := ld.events, ld.prep
-	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Seed: opts.Seed, NoLevelCarry: opts.NoLevelCarry}
+	cfg := evaluate.Config{Dataset: d.Name, TestCutoff: d.TestCutoff, TrainCutoffs: d.TrainCutoffs, Location: d.Location,
+		Seed: opts.Seed, NoLevelCarry: opts.NoLevelCarry}
 	type job struct {
 		name, kind, method string
 		hazard             hazard.TrainOptions

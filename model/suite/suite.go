@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/evaluate"
 )
 
 // Readers a Dataset can name in Format. The package does not read files
@@ -54,6 +55,11 @@ type Dataset struct {
 	Mapping      string
 	TestCutoff   time.Time
 	TrainCutoffs []time.Time
+	// Location is the shop's zone (a csv mapping's zone; nil = UTC): the
+	// cutoffs, dates as a suite file or the default rule gives them, are its
+	// midnights, the default rule counts its days, and local-time features
+	// are computed in it, as `kairos eval --dataset csv` does.
+	Location *time.Location
 }
 
 // Builtin returns the suite's reference protocols, as the shared data
@@ -110,11 +116,11 @@ func (d Dataset) Validate() error {
 	if (d.Format == FormatCSV) != (d.Mapping != "") {
 		return fmt.Errorf("data set %s: a mapping is required for format csv and only for it", d.Name)
 	}
-	if d.TestCutoff.IsZero() {
-		return fmt.Errorf("data set %s: test cutoff is required", d.Name)
-	}
-	if len(d.TrainCutoffs) == 0 {
-		return fmt.Errorf("data set %s: at least one training cutoff is required", d.Name)
+	// Cutoffs left out follow evaluate's default rule once the events are
+	// read (Dataset.WithDefaultCutoffs); a training cutoff needs a test cutoff
+	// to be checked against, so the test cutoff comes first.
+	if d.TestCutoff.IsZero() && len(d.TrainCutoffs) > 0 {
+		return fmt.Errorf("data set %s: training cutoffs without a test cutoff (give both, only the test cutoff, or neither for the default rule)", d.Name)
 	}
 	for _, c := range d.TrainCutoffs {
 		if end := c.Add(model.Horizon * model.Day); end.After(d.TestCutoff) {
@@ -123,6 +129,56 @@ func (d Dataset) Validate() error {
 		}
 	}
 	return nil
+}
+
+// WithDefaultCutoffs returns d with the cutoffs it leaves out chosen by
+// evaluate's default rule from the span of events, as `kairos eval --dataset
+// csv` does: no test cutoff means evaluate.DefaultProtocol, a test cutoff
+// without training cutoffs means evaluate.DefaultTrainCutoffs, days counted
+// in d.Location's calendar. The cutoffs stay dates (UTC midnights) until
+// InZone places them at the shop's midnights. chosen names what was filled in
+// ("" when nothing was). A log too short for the rule gets evaluate's error,
+// which says how long it must be.
+func (d Dataset) WithDefaultCutoffs(events []model.Event) (out Dataset, chosen string, err error) {
+	if !d.TestCutoff.IsZero() && len(d.TrainCutoffs) > 0 {
+		return d, "", nil
+	}
+	if len(events) == 0 {
+		return d, "", fmt.Errorf("data set %s: no events to choose default cutoffs from", d.Name)
+	}
+	first, last := evaluate.Span(events)
+	first, last = evaluate.WallClock(first, d.Location), evaluate.WallClock(last, d.Location)
+	if d.TestCutoff.IsZero() {
+		p, err := evaluate.DefaultProtocol(first, last, model.Horizon)
+		if err != nil {
+			return d, "", fmt.Errorf("data set %s: %w", d.Name, err)
+		}
+		d.TestCutoff, d.TrainCutoffs = p.Test, p.Train
+		chosen = "test cutoff and training cutoffs"
+	} else {
+		if d.TrainCutoffs, err = evaluate.DefaultTrainCutoffs(first, d.TestCutoff, model.Horizon); err != nil {
+			return d, "", fmt.Errorf("data set %s: %w", d.Name, err)
+		}
+		chosen = "training cutoffs"
+	}
+	return d, fmt.Sprintf("%s by the default rule from the events' span %s .. %s", chosen,
+		first.UTC().Format(time.DateOnly), last.UTC().Format(time.DateOnly)), nil
+}
+
+// InZone returns d with its cutoffs, dates, placed at the midnights of
+// d.Location (evaluate.Protocol.InZone); unchanged without a zone.
+func (d Dataset) InZone() Dataset {
+	p := evaluate.Protocol{Test: d.TestCutoff, Train: d.TrainCutoffs}.InZone(d.Location)
+	d.TestCutoff, d.TrainCutoffs = p.Test, p.Train
+	return d
+}
+
+// Date formats a cutoff of d as the shop's calendar date.
+func (d Dataset) Date(t time.Time) string {
+	if d.Location != nil {
+		t = t.In(d.Location)
+	}
+	return t.Format(time.DateOnly)
 }
 
 // Merge returns base with every data set of extra added, a data set of extra

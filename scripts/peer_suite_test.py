@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Checks of peer_suite.py's mapping reader and default cutoffs against hand-worked values
+(the same case as model/suite TestWithDefaultCutoffs). Run: /usr/bin/python3 scripts/peer_suite_test.py"""
+import os
+import sys
+import tempfile
+import unittest
+
+import pandas as pd
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer_suite as ps  # noqa: E402
+
+
+class PeerSuiteTest(unittest.TestCase):
+    def test_strptime_format(self):
+        self.assertEqual(ps.strptime_format("2006-01-02T15:04:05Z07:00"), "%Y-%m-%dT%H:%M:%S%z")
+        self.assertEqual(ps.strptime_format("02.01.2006"), "%d.%m.%Y")
+
+    def test_default_cutoffs(self):
+        ev = pd.DataFrame({"time": pd.to_datetime(["2024-06-30 18:00", "2024-01-01 10:00", "2024-03-01"])})
+        test, train = ps.default_cutoffs(ev)
+        self.assertEqual(test, pd.Timestamp("2024-06-01"))
+        self.assertEqual(train, [pd.Timestamp(d) for d in ("2024-02-02", "2024-03-03", "2024-04-02", "2024-05-02")])
+        with self.assertRaises(ValueError):
+            ps.default_cutoffs(ev.iloc[:1])
+
+    def test_default_cutoffs_in_zone(self):
+        # Berlin midnights of 2024-01-01 and 2024-06-30 are 2023-12-31 23:00 and 2024-06-29 22:00 UTC;
+        # counted in Berlin days the span and the cutoffs are those of test_default_cutoffs.
+        ev = pd.DataFrame({"time": pd.to_datetime(["2023-12-31 23:00", "2024-06-29 22:00"])})
+        test, train = ps.default_cutoffs(ev, zone="Europe/Berlin")
+        self.assertEqual(test, pd.Timestamp("2024-06-01"))
+        self.assertEqual(train[0], pd.Timestamp("2024-02-02"))
+        self.assertEqual(ps.default_cutoffs(ev)[0], pd.Timestamp("2024-05-31"))  # in UTC days
+
+    def test_read_mapped_decimal_comma_and_zone(self):
+        with tempfile.TemporaryDirectory() as d:
+            open(f"{d}/de.csv", "w").write("Kunde;Datum;Status;Betrag\nK1;01.07.2024;bezahlt;1.234,5\n"
+                                           "K2;02.07.2024;storniert;3,00\nK3;03.07.2024;bezahlt;0,07\n")
+            open(f"{d}/de.yaml", "w").write('header: true\ndelimiter: ";"\ndecimal: ","\ncustomer: Kunde\n'
+                                            'time: {column: Datum, layout: "02.01.2006", zone: Europe/Berlin}\n'
+                                            'kind: {column: Status, values: {bezahlt: purchase}, ignore: [storniert]}\n'
+                                            'amount: Betrag\n')
+            ev = ps.read_mapped(f"{d}/de.csv", f"{d}/de.yaml")
+        self.assertEqual(list(ev["customer"]), ["K1", "K3"])
+        self.assertEqual(list(ev["amount"]), [1234.5, 0.07])
+        # Midnight in Berlin (UTC+2 in July) is 22:00 UTC the day before.
+        self.assertEqual(list(ev["time"]), [pd.Timestamp("2024-06-30 22:00"), pd.Timestamp("2024-07-02 22:00")])
+
+
+    def test_read_mapped_quantity(self):
+        # 3 × 2.50 = 7.50; the return (quantity -1) is not a purchase.
+        with tempfile.TemporaryDirectory() as d:
+            open(f"{d}/q.csv", "w").write("c,t,qty,price\na,2024-01-01,3,2.50\na,2024-01-02,-1,2.50\n")
+            open(f"{d}/q.yaml", "w").write('header: true\ncustomer: c\ntime: {column: t, layout: "2006-01-02"}\n'
+                                           'kind: {constant: purchase}\namount: price\nquantity: qty\n')
+            ev = ps.read_mapped(f"{d}/q.csv", f"{d}/q.yaml")
+        self.assertEqual(list(ev["amount"]), [7.5])
+
+
+if __name__ == "__main__":
+    unittest.main()
