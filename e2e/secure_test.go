@@ -164,7 +164,8 @@ func pinPeerKeys(t *testing.T, f *fed) {
 }
 
 // TestSecureAggregatorKilled kills the aggregator (SIGKILL) in the middle of
-// a secure round, in every stage after the first that it is seen in (the
+// a secure round, in every stage (advertise with one merchant's keys stored
+// and the others not yet started, then every later stage it is seen in, the
 // consistency stage included), restarting it each time, and expects the
 // round to resume from its stored stage and publish, with each merchant
 // debited once and each recording its round as accepted. (A merchant whose
@@ -179,14 +180,32 @@ func TestSecureAggregatorKilled(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			f := secureFed(t, store, 4, 20*time.Second)
 			round, api := secureRound(t, f, f.merchants[0])
-			for _, m := range f.merchants {
+			// Kill it first in the advertise stage, with the first merchant's
+			// keys stored and the others' not sent yet (they start after the
+			// restart).
+			f.run(f.merchants[0], nil, "--once")
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				st, err := api.SecureStatus(context.Background(), round.ID)
+				if err == nil && st.Stage == protocol.StageAdvertise && st.Sent {
+					break
+				}
+				if err == nil && st.Stage != protocol.StageAdvertise || time.Now().After(deadline) {
+					t.Fatalf("round %s: %+v, %v; want %s's keys stored in the advertise stage\n%s", round.ID, st, err, f.merchants[0].id, f.agg.Tail(20))
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			f.agg.Kill()
+			if !killed(f.agg.Err()) {
+				t.Fatalf("aggregator: %v, want killed", f.agg.Err())
+			}
+			kills := []protocol.SecureStage{protocol.StageAdvertise}
+			f.startAggregator()
+			for _, m := range f.merchants[1:] {
 				f.run(m, nil, "--once")
 			}
-			// Kill the aggregator in every stage it is seen in after the
-			// first (advertise ends as soon as the clients start), restarting
-			// it each time.
-			deadline := time.Now().Add(60 * time.Second)
-			var kills []protocol.SecureStage
+			// Then kill it in every later stage it is seen in, restarting it
+			// each time.
 			last := protocol.StageAdvertise
 			for {
 				st, err := api.SecureStatus(context.Background(), round.ID)
