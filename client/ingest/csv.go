@@ -32,6 +32,10 @@ type csvParser struct {
 
 	// zoneByName: the layout names the zone by abbreviation only (checkZone).
 	zoneByName bool
+	// numbers marks, by field position, the fields of a JSON message that
+	// were JSON numbers: their grammar has a decimal point and no grouping,
+	// whatever marks the mapping gives its strings. nil for CSV.
+	numbers []bool
 }
 
 func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
@@ -165,11 +169,11 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 	}
 	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}
 	if p.amount >= 0 && len(f[p.amount]) > 0 {
-		amt, reason, err := p.parseAmount(f[p.amount])
+		amt, reason, err := p.parseAmount(f[p.amount], p.amount)
 		col := p.amount + 1
 		if err == nil && p.qty >= 0 {
 			col = p.qty + 1
-			amt, reason, err = p.scaleByQuantity(amt, f[p.qty])
+			amt, reason, err = p.scaleByQuantity(amt, f[p.qty], p.qty)
 		}
 		if reason == ReasonNegativeAmount && p.m.IgnoreNegative {
 			return model.Event{}, ReasonIgnoredNegative, nil
@@ -209,8 +213,8 @@ func checkZone(t time.Time, loc *time.Location) error {
 
 // parseAmount reads the amount column in the mapping's decimal and
 // thousands convention.
-func (p *csvParser) parseAmount(b []byte) (float64, string, error) {
-	pt, ok := p.plain(b)
+func (p *csvParser) parseAmount(b []byte, col int) (float64, string, error) {
+	pt, ok := p.plain(b, col)
 	if !ok {
 		return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a number with %s%s", b, p.marksName(), p.hint(b))
 	}
@@ -227,8 +231,8 @@ func (p *csvParser) parseAmount(b []byte) (float64, string, error) {
 // scaleByQuantity multiplies a unit price by the row's quantity, read with
 // the amount's marks. A negative quantity (a return) is a negative amount,
 // with the reason and hint of one.
-func (p *csvParser) scaleByQuantity(price float64, b []byte) (float64, string, error) {
-	qb, ok := p.plain(b)
+func (p *csvParser) scaleByQuantity(price float64, b []byte, col int) (float64, string, error) {
+	qb, ok := p.plain(b, col)
 	if !ok {
 		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a number with %s", b, p.marksName())
 	}
@@ -259,13 +263,14 @@ func (p *csvParser) marks() (decimal, thousands byte) {
 	return decimal, thousands
 }
 
-// plain rewrites a number in the mapping's marks to the decimal-point form
-// parseAmount reads, or reports that it is not in those marks. With the
-// default decimal point a field without the thousands separator is left to
-// parseAmount as it is (so "1e3" still reads).
-func (p *csvParser) plain(b []byte) ([]byte, bool) {
+// plain rewrites field col (0-based), b, from the mapping's marks to the
+// decimal-point form parseAmount reads, or reports that it is not in those
+// marks. With the default decimal point a field without the thousands
+// separator is left to parseAmount as it is (so "1e3" still reads), and so
+// is a JSON number.
+func (p *csvParser) plain(b []byte, col int) ([]byte, bool) {
 	decimal, thousands := p.marks()
-	if decimal == '.' && (thousands == 0 || bytes.IndexByte(b, thousands) < 0) {
+	if decimal == '.' && (thousands == 0 || bytes.IndexByte(b, thousands) < 0) || col < len(p.numbers) && p.numbers[col] {
 		return b, true
 	}
 	return grouped(b, thousands, decimal)

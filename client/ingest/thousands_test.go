@@ -222,3 +222,33 @@ func TestThousandsMessage(t *testing.T) {
 		t.Errorf("no key: got %v, want a bad amount naming thousands: \",\"", err)
 	}
 }
+
+// TestJSONNumberMarks: a JSON number has a decimal point and no grouping by
+// JSON's grammar, so it reads as written under any mapping marks, while a
+// string follows the mapping. Before, 12.5 under decimal: "," was a bad
+// amount (the dot taken for a thousands mark in a bad place).
+func TestJSONNumberMarks(t *testing.T) {
+	m := jsonMapping()
+	m.Decimal, m.Thousands, m.Quantity = ',', ' ', Column{Name: "qty"}
+	d, err := NewMessageDecoder(m, MessageJSON, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		msg  string
+		want float64
+	}{
+		{`{"customer":"c1","ts":"1700000000","type":"order","total":12.5,"qty":2}`, 25},
+		{`{"customer":"c1","ts":"1700000000","type":"order","total":"1 234,5","qty":0.5}`, 617.25},
+		{`{"customer":"c1","ts":"1700000000","type":"order","total":1.5e3,"qty":"2"}`, 3000},
+	} {
+		ev, err := d.Decode([]byte(tt.msg))
+		if err != nil || ev.Amount != tt.want {
+			t.Errorf("%s: got %+v, %v; want amount %v", tt.msg, ev, err, tt.want)
+		}
+	}
+	var me *MessageError
+	if _, err := d.Decode([]byte(`{"customer":"c1","ts":"1700000000","type":"order","total":"12.5","qty":1}`)); !errors.As(err, &me) || me.Reason != ReasonBadAmount {
+		t.Errorf("string 12.5 under decimal comma: got %v, want a bad amount", err)
+	}
+}
