@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/kairos-fl/kairos/model"
 )
 
 // TestThousandsAmounts reads amounts under each thousands separator a
@@ -53,22 +55,35 @@ func TestThousandsAmounts(t *testing.T) {
 		t.Run(string(tt.thousands)+string(tt.decimal)+tt.amount, func(t *testing.T) {
 			m := testMapping()
 			m.Thousands, m.Decimal = tt.thousands, tt.decimal
-			in := "user,ts,kind,amount\nu1,1511544070,buy,\"" + tt.amount + "\"\n"
-			evs, _, err := readString(t, in, Options{Format: CSV, Mapping: m})
+			evs, err := readAmount(t, m, tt.amount)
 			if tt.reason == "" {
 				if err != nil || len(evs) != 1 || !evs[0].HasAmount || evs[0].Amount != tt.want {
 					t.Fatalf("got %+v, %v; want amount %v", evs, err, tt.want)
 				}
 				return
 			}
-			var re *RowError
-			if !errors.As(err, &re) || re.Reason != tt.reason || re.Line != 2 || re.Column != 4 {
-				t.Fatalf("got %v, want %s at line 2, column 4", err, tt.reason)
-			}
+			wantBadAmount(t, err, tt.reason)
 			if !strings.Contains(err.Error(), tt.err) {
 				t.Errorf("error %q does not say %q", err, tt.err)
 			}
 		})
+	}
+}
+
+// readAmount reads a file of one row with amount in column 4, line 2.
+func readAmount(t *testing.T, m *Mapping, amount string) ([]model.Event, error) {
+	t.Helper()
+	evs, _, err := readString(t, "user,ts,kind,amount\nu1,1511544070,buy,\""+amount+"\"\n", Options{Format: CSV, Mapping: m})
+	return evs, err
+}
+
+// wantBadAmount fails t unless err is a row error of reason in the amount
+// of readAmount's row.
+func wantBadAmount(t *testing.T, err error, reason string) {
+	t.Helper()
+	var re *RowError
+	if !errors.As(err, &re) || re.Reason != reason || re.Line != 2 || re.Column != 4 {
+		t.Fatalf("got %v, want %s at line 2, column 4", err, reason)
 	}
 }
 
@@ -115,12 +130,8 @@ func TestThousandsHint(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := "user,ts,kind,amount\nu1,1511544070,buy,\"" + tt.amount + "\"\n"
-			_, _, err := readString(t, in, Options{Format: CSV, Mapping: tt.m})
-			var re *RowError
-			if !errors.As(err, &re) || re.Reason != ReasonBadAmount || re.Column != 4 {
-				t.Fatalf("got %v, want a bad amount in column 4", err)
-			}
+			_, err := readAmount(t, tt.m, tt.amount)
+			wantBadAmount(t, err, ReasonBadAmount)
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
@@ -183,23 +194,11 @@ func TestParseMappingThousands(t *testing.T) {
 func TestThousandsMessage(t *testing.T) {
 	m := jsonMapping()
 	m.Thousands = ','
-	js, err := NewMessageDecoder(m, MessageJSON, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		msg  string
-		want float64
-	}{
-		{`{"customer":"c1","ts":"1700000000","type":"order","total":"1,234.50"}`, 1234.5},
-		{`{"customer":"c1","ts":"1700000000","type":"order","total":1234.5}`, 1234.5},
-	} {
-		ev, err := js.Decode([]byte(tt.msg))
-		if err != nil || ev.Amount != tt.want {
-			t.Errorf("%s: got %+v, %v; want amount %v", tt.msg, ev, err, tt.want)
-		}
-	}
-	_, err = js.Decode([]byte(`{"customer":"c1","ts":"1700000000","type":"order","total":"1,23.4"}`))
+	js := decodeAmounts(t, m, map[string]float64{
+		`{"customer":"c1","ts":"1700000000","type":"order","total":"1,234.50"}`: 1234.5,
+		`{"customer":"c1","ts":"1700000000","type":"order","total":1234.5}`:     1234.5,
+	})
+	_, err := js.Decode([]byte(`{"customer":"c1","ts":"1700000000","type":"order","total":"1,23.4"}`))
 	var me *MessageError
 	if !errors.As(err, &me) || me.Reason != ReasonBadAmount || me.Field != `"total"` {
 		t.Errorf("got %v, want a bad amount in field \"total\"", err)
@@ -230,25 +229,29 @@ func TestThousandsMessage(t *testing.T) {
 func TestJSONNumberMarks(t *testing.T) {
 	m := jsonMapping()
 	m.Decimal, m.Thousands, m.Quantity = ',', ' ', Column{Name: "qty"}
-	d, err := NewMessageDecoder(m, MessageJSON, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		msg  string
-		want float64
-	}{
-		{`{"customer":"c1","ts":"1700000000","type":"order","total":12.5,"qty":2}`, 25},
-		{`{"customer":"c1","ts":"1700000000","type":"order","total":"1 234,5","qty":0.5}`, 617.25},
-		{`{"customer":"c1","ts":"1700000000","type":"order","total":1.5e3,"qty":"2"}`, 3000},
-	} {
-		ev, err := d.Decode([]byte(tt.msg))
-		if err != nil || ev.Amount != tt.want {
-			t.Errorf("%s: got %+v, %v; want amount %v", tt.msg, ev, err, tt.want)
-		}
-	}
+	d := decodeAmounts(t, m, map[string]float64{
+		`{"customer":"c1","ts":"1700000000","type":"order","total":12.5,"qty":2}`:        25,
+		`{"customer":"c1","ts":"1700000000","type":"order","total":"1 234,5","qty":0.5}`: 617.25,
+		`{"customer":"c1","ts":"1700000000","type":"order","total":1.5e3,"qty":"2"}`:     3000,
+	})
 	var me *MessageError
 	if _, err := d.Decode([]byte(`{"customer":"c1","ts":"1700000000","type":"order","total":"12.5","qty":1}`)); !errors.As(err, &me) || me.Reason != ReasonBadAmount {
 		t.Errorf("string 12.5 under decimal comma: got %v, want a bad amount", err)
 	}
+}
+
+// decodeAmounts decodes each JSON message under m and checks its amount.
+func decodeAmounts(t *testing.T, m *Mapping, want map[string]float64) *MessageDecoder {
+	t.Helper()
+	d, err := NewMessageDecoder(m, MessageJSON, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for msg, amount := range want {
+		ev, err := d.Decode([]byte(msg))
+		if err != nil || ev.Amount != amount {
+			t.Errorf("%s: got %+v, %v; want amount %v", msg, ev, err, amount)
+		}
+	}
+	return d
 }
