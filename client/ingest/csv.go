@@ -234,11 +234,11 @@ func (p *csvParser) parseAmount(b []byte, col int) (float64, string, error) {
 func (p *csvParser) scaleByQuantity(price float64, b []byte, col int) (float64, string, error) {
 	qb, ok := p.plain(b, col)
 	if !ok {
-		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a number with %s", b, p.marksName())
+		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a number with %s%s", b, p.marksName(), p.hint(b))
 	}
 	q, err := strconv.ParseFloat(string(qb), 64)
 	if err != nil || math.IsNaN(q) || math.IsInf(q, 0) {
-		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a finite number", b)
+		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a finite number%s", b, p.hint(b))
 	}
 	if q < 0 {
 		return 0, ReasonNegativeAmount, fmt.Errorf("quantity %q is negative (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", b)

@@ -102,6 +102,13 @@ func TestThousandsQuantity(t *testing.T) {
 	if !errors.As(err, &re) || re.Reason != ReasonBadAmount || re.Column != 5 || !strings.Contains(err.Error(), `quantity "1,00" is not a number with "," between groups of three digits`) {
 		t.Errorf("got %v, want a bad quantity \"1,00\" in column 5", err)
 	}
+	// Without the key, the quantity's error names it too.
+	m.Thousands = 0
+	_, _, err = readString(t, "user,ts,kind,amount,qty\nu1,1511544070,buy,2.50,\"1,000\"\n", Options{Format: CSV, Mapping: m})
+	if !errors.As(err, &re) || re.Reason != ReasonBadAmount || re.Column != 5 || !strings.Contains(err.Error(), `quantity "1,000" is not a finite number`) ||
+		!strings.Contains(err.Error(), `set thousands: ","`) {
+		t.Errorf("got %v, want a bad quantity \"1,000\" in column 5 naming thousands: \",\"", err)
+	}
 }
 
 // TestThousandsHint: without the key, an amount that the key would read is a
