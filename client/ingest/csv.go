@@ -32,6 +32,10 @@ type csvParser struct {
 
 	// zoneByName: the layout names the zone by abbreviation only (checkZone).
 	zoneByName bool
+	// numbers marks, by field position, the fields of a JSON message that
+	// were JSON numbers: their grammar has a decimal point and no grouping,
+	// whatever marks the mapping gives its strings. nil for CSV.
+	numbers []bool
 }
 
 func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
@@ -165,11 +169,11 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 	}
 	ev := model.Event{Customer: p.customers.get(cust), Time: t, Kind: k}
 	if p.amount >= 0 && len(f[p.amount]) > 0 {
-		amt, reason, err := p.parseAmount(f[p.amount])
+		amt, reason, err := p.parseAmount(f[p.amount], p.amount)
 		col := p.amount + 1
 		if err == nil && p.qty >= 0 {
 			col = p.qty + 1
-			amt, reason, err = p.scaleByQuantity(amt, f[p.qty])
+			amt, reason, err = p.scaleByQuantity(amt, f[p.qty], p.qty)
 		}
 		if reason == ReasonNegativeAmount && p.m.IgnoreNegative {
 			return model.Event{}, ReasonIgnoredNegative, nil
@@ -207,38 +211,34 @@ func checkZone(t time.Time, loc *time.Location) error {
 	return fmt.Errorf("zone abbreviation %q is not one of %s's (Go would read it at offset 0): put a numeric offset (-0700) in the time layout, or name the zone under time zone", name, loc)
 }
 
-// parseAmount reads the amount column in the mapping's decimal convention.
-func (p *csvParser) parseAmount(b []byte) (float64, string, error) {
-	if p.m.Decimal == ',' {
-		pt, ok := commaDecimal(b)
-		if !ok {
-			return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a number with a decimal comma (the mapping's decimal is \",\"; a dot may only separate groups of three digits)", b)
-		}
-		b = pt
+// parseAmount reads the amount column in the mapping's decimal and
+// thousands convention.
+func (p *csvParser) parseAmount(b []byte, col int) (float64, string, error) {
+	pt, ok := p.plain(b, col)
+	if !ok {
+		return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a number with %s%s", b, p.marksName(), p.hint(b))
 	}
-	v, reason, err := parseAmount(b)
+	v, reason, err := parseAmountShown(pt, b)
 	switch {
-	case err != nil && p.m.Decimal != ',' && reason == ReasonBadAmount && bytes.IndexByte(b, ',') >= 0 && isCommaDecimal(b):
-		err = fmt.Errorf("%w (for amounts with a decimal comma set decimal: \",\" in the mapping)", err)
+	case reason == ReasonBadAmount:
+		err = fmt.Errorf("%w%s", err, p.hint(b))
 	case reason == ReasonNegativeAmount && !p.m.IgnoreNegative:
 		err = fmt.Errorf("%w (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", err)
 	}
 	return v, reason, err
 }
 
-// scaleByQuantity multiplies a unit price by the row's quantity. A negative
-// quantity (a return) is a negative amount, with the reason and hint of one.
-func (p *csvParser) scaleByQuantity(price float64, b []byte) (float64, string, error) {
-	qb := b
-	if p.m.Decimal == ',' {
-		var ok bool
-		if qb, ok = commaDecimal(b); !ok {
-			return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a number with a decimal comma", b)
-		}
+// scaleByQuantity multiplies a unit price by the row's quantity, read with
+// the amount's marks. A negative quantity (a return) is a negative amount,
+// with the reason and hint of one.
+func (p *csvParser) scaleByQuantity(price float64, b []byte, col int) (float64, string, error) {
+	qb, ok := p.plain(b, col)
+	if !ok {
+		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a number with %s%s", b, p.marksName(), p.hint(b))
 	}
 	q, err := strconv.ParseFloat(string(qb), 64)
 	if err != nil || math.IsNaN(q) || math.IsInf(q, 0) {
-		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a finite number", b)
+		return 0, ReasonBadAmount, fmt.Errorf("quantity %q is not a finite number%s", b, p.hint(b))
 	}
 	if q < 0 {
 		return 0, ReasonNegativeAmount, fmt.Errorf("quantity %q is negative (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", b)
@@ -249,11 +249,87 @@ func (p *csvParser) scaleByQuantity(price float64, b []byte) (float64, string, e
 	return 0, ReasonBadAmount, fmt.Errorf("amount %g × quantity %q is above the maximum %g", price, b, float64(model.MaxAmount))
 }
 
-// commaDecimal rewrites an amount with a decimal comma and optional dots
-// between groups of three digits ("-1.234,5") to the decimal-point form
-// parseAmount reads. Any other shape is refused, so that a dot used as a
-// decimal point ("12.5") is an error rather than read as 125.
-func commaDecimal(b []byte) ([]byte, bool) {
+// marks returns the mapping's decimal mark and thousands separator (0 for
+// none). A decimal comma without a thousands key keeps its dot between
+// thousands, as before the key existed.
+func (p *csvParser) marks() (decimal, thousands byte) {
+	decimal, thousands = '.', p.m.Thousands
+	if p.m.Decimal == ',' {
+		decimal = ','
+		if thousands == 0 {
+			thousands = '.'
+		}
+	}
+	return decimal, thousands
+}
+
+// plain rewrites field col (0-based), b, from the mapping's marks to the
+// decimal-point form parseAmount reads, or reports that it is not in those
+// marks. With the default decimal point a field without the thousands
+// separator is left to parseAmount as it is (so "1e3" still reads), and so
+// is a JSON number.
+func (p *csvParser) plain(b []byte, col int) ([]byte, bool) {
+	decimal, thousands := p.marks()
+	if decimal == '.' && (thousands == 0 || bytes.IndexByte(b, thousands) < 0) || col < len(p.numbers) && p.numbers[col] {
+		return b, true
+	}
+	return grouped(b, thousands, decimal)
+}
+
+// marksName describes the mapping's marks for an error about a number not
+// written in them.
+func (p *csvParser) marksName() string {
+	decimal, thousands := p.marks()
+	s := quoteMark(thousands) + " between groups of three digits"
+	if decimal == ',' {
+		s = "a decimal comma and " + s
+	}
+	return s
+}
+
+// thousandsMarks are the separators a mapping's thousands key may name.
+var thousandsMarks = []byte{',', '.', ' ', '\''}
+
+// hint names the mapping key that would read b, an amount the mapping does
+// not, or is empty when no single key would: a hint that does not help is
+// worse than none.
+func (p *csvParser) hint(b []byte) string {
+	decimal, thousands := p.marks()
+	var hints []string
+	if decimal != ',' && p.m.Thousands != ',' && bytes.IndexByte(b, ',') >= 0 {
+		withComma := p.m.Thousands
+		if withComma == 0 {
+			withComma = '.'
+		}
+		if _, ok := grouped(b, withComma, ','); ok {
+			hints = append(hints, `for amounts with a decimal comma set decimal: ","`)
+		}
+	}
+	for _, c := range thousandsMarks {
+		if c == decimal || c == thousands || bytes.IndexByte(b, c) < 0 {
+			continue
+		}
+		if _, ok := grouped(b, c, decimal); ok {
+			hints = append(hints, fmt.Sprintf("for amounts with %s between groups of three digits set thousands: %[1]s", quoteMark(c)))
+		}
+	}
+	if len(hints) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(hints, "; ") + " in the mapping)"
+}
+
+// quoteMark quotes a separator in double quotes, as a mapping writes it.
+func quoteMark(c byte) string { return strconv.Quote(string(rune(c))) }
+
+// grouped rewrites an amount with the decimal mark decimal and optional
+// thousands separators ("-1,234.5" for ',' and '.') to the decimal-point
+// form parseAmount reads. The groups are strict: a first group of one to
+// three digits and then groups of exactly three, or one ungrouped run of
+// digits; any other shape is refused, so that "1,23.5" is an error rather
+// than 123.5 and a dot used as a decimal point under a decimal comma ("12.5")
+// is an error rather than 125.
+func grouped(b []byte, thousands, decimal byte) ([]byte, bool) {
 	out := make([]byte, 0, len(b))
 	i := 0
 	if len(b) > 0 && b[0] == '-' {
@@ -261,10 +337,10 @@ func commaDecimal(b []byte) ([]byte, bool) {
 		i = 1
 	}
 	intPart, frac, hasFrac := b[i:], []byte(nil), false
-	if c := bytes.IndexByte(intPart, ','); c >= 0 {
+	if c := bytes.IndexByte(intPart, decimal); c >= 0 {
 		intPart, frac, hasFrac = intPart[:c], intPart[c+1:], true
 	}
-	groups := bytes.Split(intPart, []byte{'.'})
+	groups := bytes.Split(intPart, []byte{thousands})
 	for g, grp := range groups {
 		if !allDigits(grp) || (len(groups) > 1 && (len(grp) > 3 || (g > 0 && len(grp) != 3))) {
 			return nil, false
@@ -279,13 +355,6 @@ func commaDecimal(b []byte) ([]byte, bool) {
 		out = append(out, frac...)
 	}
 	return out, true
-}
-
-// isCommaDecimal reports whether b reads as an amount with a decimal comma,
-// so that the hint to map one is given only where it would help.
-func isCommaDecimal(b []byte) bool {
-	_, ok := commaDecimal(b)
-	return ok
 }
 
 // allDigits reports whether b is a non-empty run of ASCII digits.

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
@@ -58,12 +57,8 @@ func TestDecimalCommaBadAmounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := "user,ts,kind,amount\nu1,1511544070,buy,\"" + tt.amount + "\"\n"
-			_, _, err := readString(t, in, Options{Format: CSV, Mapping: tt.m})
-			var re *RowError
-			if !errors.As(err, &re) || re.Reason != ReasonBadAmount || re.Column != 4 {
-				t.Fatalf("got %v, want a bad amount in column 4", err)
-			}
+			_, err := readAmount(t, tt.m, tt.amount)
+			wantBadAmount(t, err, ReasonBadAmount)
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not say %q", err, tt.want)
 			}

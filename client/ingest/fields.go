@@ -328,19 +328,26 @@ func parseDecimal(b []byte) (v float64, ok bool) {
 // model.MaxAmount. The reason is ReasonBadAmount or ReasonNegativeAmount when
 // it fails.
 func parseAmount(b []byte) (float64, string, error) {
+	return parseAmountShown(b, b)
+}
+
+// parseAmountShown is parseAmount of b, a rewrite of the field shown (a
+// grouped or decimal-comma amount in decimal-point form), whose errors quote
+// the field as the file writes it.
+func parseAmountShown(b, shown []byte) (float64, string, error) {
 	v, ok := parseDecimal(b)
 	if !ok {
 		var err error
 		v, err = strconv.ParseFloat(string(b), 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a finite number", b)
+			return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a finite number", shown)
 		}
 	}
 	if v < 0 {
-		return 0, ReasonNegativeAmount, fmt.Errorf("amount %q is negative", b)
+		return 0, ReasonNegativeAmount, fmt.Errorf("amount %q is negative", shown)
 	}
 	if v > model.MaxAmount {
-		return 0, ReasonBadAmount, fmt.Errorf("amount %q is above the maximum %g", b, float64(model.MaxAmount))
+		return 0, ReasonBadAmount, fmt.Errorf("amount %q is above the maximum %g", shown, float64(model.MaxAmount))
 	}
 	return v, "", nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,6 +108,13 @@ func FuzzReadCSV(f *testing.F) {
 			m.TimeLayout = layout
 		}
 		checkRead(t, in, Options{Format: CSV, Mapping: m})
+		// The same file with grouped amounts, in both decimal marks.
+		us := *m
+		us.Thousands = ','
+		checkRead(t, in, Options{Format: CSV, Mapping: &us})
+		fr := *m
+		fr.Thousands, fr.Decimal = ' ', ','
+		checkRead(t, in, Options{Format: CSV, Mapping: &fr})
 	})
 }
 
@@ -147,6 +155,8 @@ func FuzzParseMapping(f *testing.F) {
 	f.Add("header: true\ncustomer: user\ntime:\n  column: ts\n  layout: unix_ms\n  zone: UTC\nkind:\n  column: k\n  values: {a: view, b: cart}\namount: 4\n")
 	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: purchase\n")
 	f.Add("customer: &c 1\ntime: {column: *c, layout: unix}\nkind: {column: 3, values: {b: purchase}, ignore: [v, *c]}\n")
+	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view}\ndecimal: \",\"\nthousands: \"'\"\n")
+	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view}\nthousands: .\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		m, err := ParseMapping(strings.NewReader(in), "fuzz.yaml")
 		if err != nil {
@@ -157,6 +167,47 @@ func FuzzParseMapping(f *testing.F) {
 		}
 		if err := m.Validate(); err != nil {
 			t.Fatalf("parsed mapping does not validate: %v", err)
+		}
+		d := m.Decimal
+		if d == 0 {
+			d = '.'
+		}
+		if m.Thousands == d {
+			t.Fatalf("thousands %q is the decimal mark", m.Thousands)
+		}
+	})
+}
+
+// FuzzGrouped checks the grouped-amount reader against a regular expression
+// of the same rule (an optional minus, one run of digits or a first group of
+// 1-3 digits and groups of exactly three, an optional decimal part) and
+// strconv: it accepts exactly what the expression matches, and reads the
+// value strconv reads once the separators are dropped.
+func FuzzGrouped(f *testing.F) {
+	for _, s := range []string{"1,234.50", "1,23.5", "-12,345,678", "1234", ",123", "1,234.", "0,000.1", "1'234'567,05", "1 234 567,5"} {
+		f.Add(s, byte(0))
+	}
+	type marks struct{ thousands, decimal byte }
+	all := []marks{{',', '.'}, {'\'', '.'}, {' ', '.'}, {'.', ','}, {' ', ','}, {'\'', ','}}
+	res := make([]*regexp.Regexp, len(all))
+	for i, mk := range all {
+		th, dec := regexp.QuoteMeta(string(rune(mk.thousands))), regexp.QuoteMeta(string(rune(mk.decimal)))
+		res[i] = regexp.MustCompile(`^-?([0-9]+|[0-9]{1,3}(` + th + `[0-9]{3})+)(` + dec + `[0-9]+)?$`)
+	}
+	f.Fuzz(func(t *testing.T, s string, which byte) {
+		mk, re := all[int(which)%len(all)], res[int(which)%len(all)]
+		got, ok := grouped([]byte(s), mk.thousands, mk.decimal)
+		if ok != re.MatchString(s) {
+			t.Fatalf("grouped(%q, %q, %q) accepts %v, the rule says %v", s, mk.thousands, mk.decimal, ok, !ok)
+		}
+		if !ok {
+			return
+		}
+		plain := strings.ReplaceAll(strings.ReplaceAll(s, string(rune(mk.thousands)), ""), string(rune(mk.decimal)), ".")
+		want, err := strconv.ParseFloat(plain, 64)
+		g, gerr := strconv.ParseFloat(string(got), 64)
+		if err != nil || gerr != nil || math.Float64bits(g) != math.Float64bits(want) {
+			t.Fatalf("grouped(%q) = %q (%v, %v); strconv of %q gives %v, %v", s, got, g, gerr, plain, want, err)
 		}
 	})
 }

@@ -77,7 +77,9 @@ func (d *MessageDecoder) jsonFields(msg []byte) ([][]byte, error) {
 		return nil, &MessageError{Reason: ReasonBadJSON, Err: err}
 	}
 	d.f = d.f[:0]
+	d.p.numbers = d.p.numbers[:0]
 	for i, sl := range slots {
+		d.p.numbers = append(d.p.numbers, sl.kind == jvNumber)
 		switch sl.kind {
 		case jvAbsent:
 			d.f = append(d.f, nil)

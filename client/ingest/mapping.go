@@ -55,9 +55,14 @@ type Mapping struct {
 	// Decimal is the amount column's decimal separator: '.' when zero, or
 	// ',' for exports written with a decimal comma ("1.234,5"), where a dot
 	// may only separate groups of three digits.
-	Decimal  byte
-	Customer Column
-	Time     Column
+	Decimal byte
+	// Thousands is the separator between groups of three digits in the
+	// amount and quantity columns: 0 for none, or ',', '.', ' ' or '\''. It
+	// must differ from the decimal mark; with Decimal ',' and Thousands 0, a
+	// dot separates thousands ("1.234,5").
+	Thousands byte
+	Customer  Column
+	Time      Column
 	// TimeLayout is LayoutUnix, LayoutUnixMs or a Go time layout
 	// ("2006-01-02 15:04:05"). A layout without a zone offset is read in
 	// TimeZone, or Options.Location when TimeZone is nil.
@@ -129,6 +134,9 @@ func (m *Mapping) Validate() error {
 	if m.Decimal != 0 && m.Decimal != '.' && m.Decimal != ',' {
 		return fmt.Errorf("mapping: decimal %q must be \".\" or \",\"", m.Decimal)
 	}
+	if err := checkThousands(m.Thousands, m.Decimal); err != nil {
+		return fmt.Errorf("mapping: %w", err)
+	}
 	switch m.Delimiter {
 	case '"', '\n', '\r':
 		return fmt.Errorf("mapping: delimiter %q is not allowed", m.Delimiter)
@@ -154,6 +162,7 @@ func (m *Mapping) Validate() error {
 // keep line numbers for errors that point into the file.
 type rawMapping struct {
 	Header, Delimiter, Decimal, Customer *yaml.Node
+	Thousands                            *yaml.Node
 	TimeColumn, TimeLayout, TimeZone     *yaml.Node
 	KindColumn, KindValues, KindIgnore   *yaml.Node
 	KindConstant                         *yaml.Node
@@ -180,6 +189,7 @@ func LoadMapping(path string) (*Mapping, error) {
 //	header: true            # default false
 //	delimiter: ","          # default ","; "\t" for TSV
 //	decimal: ","            # the amount's decimal separator: "." (default) or "," ("1.234,5")
+//	thousands: " "          # optional: between groups of three digits: ",", ".", " " or "'" ("1 234,5")
 //	customer: user          # header name, or a 1-based index like 1
 //	time:
 //	  column: ts
@@ -230,7 +240,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 	}
 	raw := &rawMapping{}
 	err := keys(root, "", map[string]**yaml.Node{
-		"header": &raw.Header, "delimiter": &raw.Delimiter, "decimal": &raw.Decimal, "customer": &raw.Customer, "time": &raw.Time,
+		"header": &raw.Header, "delimiter": &raw.Delimiter, "decimal": &raw.Decimal, "thousands": &raw.Thousands, "customer": &raw.Customer, "time": &raw.Time,
 		"kind": &raw.Kind, "amount": &raw.Amount, "item": &raw.Item, "category": &raw.Category,
 		"negative_amount": &raw.NegativeAmount, "quantity": &raw.Quantity,
 	}, topKeys)
@@ -263,7 +273,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 }
 
 // topKeys are the keys of a mapping document, in the order of its layout.
-var topKeys = []string{"header", "delimiter", "decimal", "customer", "time", "kind", "amount", "quantity", "item", "category", "negative_amount"}
+var topKeys = []string{"header", "delimiter", "decimal", "thousands", "customer", "time", "kind", "amount", "quantity", "item", "category", "negative_amount"}
 
 // keys stores the value node of every key of the map n into dst[key], and
 // refuses a key that is not in dst or that is given twice. under names the
@@ -389,6 +399,20 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 		}
 		m.Decimal = d[0]
 	}
+	if n := raw.Thousands; n != nil {
+		t, err := scalar(n, "thousands")
+		if err != nil {
+			return nil, err
+		}
+		if len(t) != 1 {
+			return nil, nodeErr(n, "thousands %q must be %s", t, thousandsChoices) // a string, not one mark
+		}
+		// Checked here as well as in Validate, to name the line.
+		if err := checkThousands(t[0], m.Decimal); err != nil {
+			return nil, nodeErr(n, "%v", err)
+		}
+		m.Thousands = t[0]
+	}
 	if m.Customer, err = column(raw.Customer, "customer", true); err != nil {
 		return nil, err
 	}
@@ -509,6 +533,28 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// thousandsChoices lists the thousands separators a mapping may name.
+const thousandsChoices = `",", ".", " " or "'"`
+
+// checkThousands checks a thousands separator (0 for none) against the
+// decimal mark (0 for a point): a mark that is both would make "1,234"
+// mean two numbers.
+func checkThousands(thousands, decimal byte) error {
+	if thousands == 0 {
+		return nil
+	}
+	if !slices.Contains(thousandsMarks, thousands) {
+		return fmt.Errorf("thousands %s must be %s", quoteMark(thousands), thousandsChoices)
+	}
+	switch {
+	case thousands == '.' && decimal == 0:
+		return errors.New(`thousands "." is the decimal mark too (with a decimal comma, set decimal: ",")`)
+	case thousands == decimal:
+		return fmt.Errorf("thousands %s is the decimal mark too", quoteMark(thousands))
+	}
+	return nil
 }
 
 // strftimeToGo translates the strftime directives a data team writes into Go
