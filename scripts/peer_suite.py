@@ -19,7 +19,7 @@ Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--onl
 
        /usr/bin/python3 scripts/peer_suite.py --suite-file mine.yaml > peers.json
 runs the data sets of a `kairos eval --suite-file` file too (builtin: false leaves the built-in
-ones out). A csv data set is read through its column mapping (header, delimiter, decimal,
+ones out). A csv data set is read through its column mapping (header, delimiter, decimal, thousands,
 customer, time column/layout/zone, kind column/values/ignore or constant, amount × quantity; the purchase
 rows only, a row whose time or amount cannot be read or whose amount is negative dropped), and cutoffs the file leaves out
 follow Kairos's default rule (test cutoff = the day after the last event's UTC day - 30 days;
@@ -33,6 +33,7 @@ and this script's output: every method of both, and the difference of Kairos's d
 """
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -129,19 +130,32 @@ def read_mapped(path, mapping_path):
                 when = when.dt.tz_localize(t["zone"], ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC").dt.tz_localize(None)
     amount = pd.Series(0.0, index=raw.index)
     if m.get("amount") is not None:
-        a = col(m["amount"])
-        if m.get("decimal") == ",":
-            a = a.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-        amount = pd.to_numeric(a, errors="coerce")
+        amount = mapped_numbers(col(m["amount"]), m)
         if m.get("quantity") is not None:  # amount is a unit price
-            q = col(m["quantity"])
-            if m.get("decimal") == ",":
-                q = q.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
-            amount = amount * pd.to_numeric(q, errors="coerce")
+            amount = amount * mapped_numbers(col(m["quantity"]), m)
     # A negative amount (a return) is never a purchase: Kairos drops it under negative_amount:
     # ignore and counts it a bad row otherwise.
     keep &= when.notna() & amount.notna() & (amount >= 0)
     return pd.DataFrame({"customer": col(m["customer"])[keep].astype(str), "time": when[keep], "amount": amount[keep]})
+
+
+def mapped_numbers(s, m):
+    """Numbers in the mapping's marks, read as Kairos reads them (docs/operations.md): `decimal`
+    "," or "." (default), `thousands` one of , . space ' (with a decimal comma alone, a dot may
+    separate thousands). A thousands mark only between a first group of 1-3 digits and groups of
+    exactly three; anything else is not a number (NaN), so "12.5" under a decimal comma and
+    "1,23.5" under thousands "," are dropped as Kairos drops them."""
+    dec = m.get("decimal") or "."
+    th = m.get("thousands")
+    if th is None and dec == ",":
+        th = "."
+    s = s.astype(str).str.strip()
+    if th is not None:
+        grouped = rf"^-?\d{{1,3}}(?:{re.escape(th)}\d{{3}})+(?:{re.escape(dec)}\d+)?$"
+        s = s.where(~s.str.match(grouped), s.str.replace(th, "", regex=False))
+    if dec == ",":
+        s = s.where(~s.str.contains(".", regex=False), "nan").str.replace(",", ".", regex=False)
+    return pd.to_numeric(s, errors="coerce")
 
 
 def default_cutoffs(ev, test=None, zone=None):

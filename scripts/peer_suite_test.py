@@ -58,6 +58,23 @@ class PeerSuiteTest(unittest.TestCase):
             ev = ps.read_mapped(f"{d}/q.csv", f"{d}/q.yaml")
         self.assertEqual(list(ev["amount"]), [7.5])
 
+    def test_mapped_numbers(self):
+        # Worked by hand from the rule in docs/operations.md (the thousands and decimal keys).
+        cases = [
+            ({}, ["12.5", "1e3", "1,234.50"], [12.5, 1000.0, None]),
+            ({"thousands": ","}, ["1,234.50", "1,234,567", "1,23.5", "1,2345", "999.99"], [1234.5, 1234567.0, None, None, 999.99]),
+            ({"decimal": ","}, ["1.234,5", "35,58", "12.5", "7"], [1234.5, 35.58, None, 7.0]),
+            ({"decimal": ",", "thousands": " "}, ["1 234,5", "1.234,5"], [1234.5, None]),
+            ({"thousands": "'"}, ["1'234.05", "-12'000"], [1234.05, -12000.0]),
+        ]
+        for m, given, want in cases:
+            got = ps.mapped_numbers(pd.Series(given), m).tolist()
+            for g, w, text in zip(got, want, given):
+                if w is None:
+                    self.assertTrue(pd.isna(g), f"{m} {text!r}: got {g}, want not a number")
+                else:
+                    self.assertEqual(g, w, f"{m} {text!r}")
+
 
 if __name__ == "__main__":
     unittest.main()
