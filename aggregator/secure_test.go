@@ -881,3 +881,80 @@ func TestSecureReloadDuringRound(t *testing.T) {
 		})
 	}
 }
+
+// TestSecureNormBoundFromPlan: the norm check at publish bounds the sum with
+// the plausible customers the round was planned with (max_customers 1000
+// for each merchant), not with the policy a reload put in force between
+// masking and publishing. Lowered: every merchant's max_customers goes to 1
+// (min_customers_per_update with it, which the policy requires); the round
+// must publish, and with the plan's bound, computed by hand from the
+// survivors' planned 5 × 1000 customers (3,196), where the reloaded policy
+// gave K = 0.5·5 + 10√2.5 + 10 ≈ 28 customers and a bound of 215, which
+// this honest sum (count coordinate 200 × 0.5, noiseless encodings) happens
+// to pass only because the bound's noise margin is counted regardless.
+// Raised: max_customers goes to 10^9; before, m2's inflated encoding
+// (TestSecureNormCheck's) was published under the reloaded bound; the round
+// must fail on the norm. Both stores.
+func TestSecureNormBoundFromPlan(t *testing.T) {
+	lowered := strings.Replace(securePolicy, "  min_customers_per_update: 100\n  max_customers: 1000\n", "  min_customers_per_update: 1\n  max_customers: 1\n", 1)
+	raised := strings.Replace(securePolicy, "  max_customers: 1000\n", "  max_customers: 1000000000\n", 1)
+	if lowered == securePolicy || raised == securePolicy {
+		t.Fatal("policy edits did not apply")
+	}
+	for _, b := range backends(t) { // a fresh database each
+		t.Run(b.name+"/lowered", func(t *testing.T) {
+			ctx := context.Background()
+			sr := playSecure(t, b, playOpts{reload: lowered, reloadAt: protocol.StageConsistency})
+			v2, err := sr.svc.Load().Model(ctx, 2)
+			if err != nil {
+				st, _ := sr.svc.Load().SecureStatus(ctx, "m1", sr.round.ID)
+				t.Fatalf("no version 2 published (%v): round %s %s: %s", err, sr.round.ID, st.State, st.Reason)
+			}
+			// docs/privacy.md §14a: K = qN + 10√(qN) + 10 sampled customers,
+			// each at most γ·Δ₂, plus the survivors' noise below
+			// √(γ²σ²·survivors)·(√d + 10). Survivors m1–m5, 1000 each
+			// when planned; q = 0.5 (secureConfig).
+			const survivors, planned, q = 5, 1000.0, 0.5
+			qn := q * survivors * planned
+			k := qn + 10*math.Sqrt(qn) + 10
+			p := sr.plan.Params
+			s2, _ := p.LocalVariance.Float64()
+			want := k*p.Gamma*p.NormBound() + p.Gamma*math.Sqrt(s2*survivors)*(math.Sqrt(128)+10)
+			var got float64
+			i := strings.Index(v2.Merge, "norm≤")
+			if i < 0 {
+				t.Fatalf("merge %q names no bound", v2.Merge)
+			}
+			if _, err := fmt.Sscanf(v2.Merge[i+len("norm≤"):], "%g", &got); err != nil {
+				t.Fatalf("merge %q: %v", v2.Merge, err)
+			}
+			if math.Abs(got-want) > 1e-5*want {
+				t.Errorf("bound %.6g, want the plan's %.6g (K = %.1f customers)", got, want, k)
+			}
+			sr.f.verifyAudit(t, sr.replica)
+		})
+	}
+	for _, b := range backends(t) { // a fresh database each
+		t.Run(b.name+"/raised", func(t *testing.T) {
+			ctx := context.Background()
+			sr := playSecure(t, b, playOpts{reload: raised, reloadAt: protocol.StageConsistency, tamper: func(m string, x []uint32) {
+				if m == "m2" {
+					for j := range x {
+						x[j] = (x[j] + 1<<30) & (1<<32 - 1)
+					}
+				}
+			}})
+			svc := sr.svc.Load()
+			st, err := svc.SecureStatus(ctx, "m1", sr.round.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != protocol.RoundFailed || !strings.Contains(st.Reason, "norm") {
+				t.Fatalf("round %s: %+v, want failed by the norm check", sr.round.ID, st)
+			}
+			if _, err := svc.Model(ctx, 2); !errors.Is(err, aggregator.ErrNotFound) {
+				t.Errorf("version 2: %v, want none published", err)
+			}
+		})
+	}
+}
