@@ -575,13 +575,7 @@ func TestSecureRoundDropouts(t *testing.T) {
 // masked were still debited (their noise shares were released).
 func TestSecureNormCheck(t *testing.T) {
 	b := sqliteBackend(t)
-	sr := playSecure(t, b, playOpts{tamper: func(m string, x []uint32) {
-		if m == "m2" {
-			for j := range x {
-				x[j] = (x[j] + 1<<30) & (1<<32 - 1)
-			}
-		}
-	}})
+	sr := playSecure(t, b, playOpts{tamper: inflateM2})
 	ctx := context.Background()
 	svc := sr.svc.Load()
 	if sr.plan.Params.Bits != 32 {
@@ -607,6 +601,16 @@ func TestSecureNormCheck(t *testing.T) {
 	for _, bg := range budgets {
 		if want := map[bool]int{true: 0, false: 1}[bg.Merchant == "m6"]; bg.Releases != want {
 			t.Errorf("%s: %d releases, want %d", bg.Merchant, bg.Releases, want)
+		}
+	}
+}
+
+// inflateM2 is a playOpts.tamper: m2 adds a quarter of the 2^32 modulus to
+// every word of its encoding, an out-of-range input only the sum's norm shows.
+func inflateM2(m string, x []uint32) {
+	if m == "m2" {
+		for j := range x {
+			x[j] = (x[j] + 1<<30) & (1<<32 - 1)
 		}
 	}
 }
@@ -937,13 +941,7 @@ func TestSecureNormBoundFromPlan(t *testing.T) {
 	for _, b := range backends(t) { // a fresh database each
 		t.Run(b.name+"/raised", func(t *testing.T) {
 			ctx := context.Background()
-			sr := playSecure(t, b, playOpts{reload: raised, reloadAt: protocol.StageConsistency, tamper: func(m string, x []uint32) {
-				if m == "m2" {
-					for j := range x {
-						x[j] = (x[j] + 1<<30) & (1<<32 - 1)
-					}
-				}
-			}})
+			sr := playSecure(t, b, playOpts{reload: raised, reloadAt: protocol.StageConsistency, tamper: inflateM2})
 			svc := sr.svc.Load()
 			st, err := svc.SecureStatus(ctx, "m1", sr.round.ID)
 			if err != nil {
