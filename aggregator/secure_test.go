@@ -3,6 +3,7 @@ package aggregator_test
 import (
 	"context"
 	"crypto/ed25519"
+	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -178,6 +180,8 @@ type playOpts struct {
 	// round reaches stage reloadAt.
 	reload   string
 	reloadAt protocol.SecureStage
+	// atReload, when set, runs once at stage reloadAt, after the reload.
+	atReload func(t *testing.T, sr *secureRun)
 }
 
 func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
@@ -360,6 +364,9 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				t.Fatal(err)
 			}
 			o.reload = ""
+			if o.atReload != nil {
+				o.atReload(t, sr)
+			}
 		}
 		switch {
 		case st.Stage != last:
@@ -603,6 +610,62 @@ func TestSecureNormCheck(t *testing.T) {
 			t.Errorf("%s: %d releases, want %d", bg.Merchant, bg.Releases, want)
 		}
 	}
+}
+
+// checkPublishedBound checks that the norm bound version v names in its
+// merge description is, to its 6 digits, the one docs/privacy.md §14a gives
+// for survivors m1–m5 with perMerchant plausible customers each: K = qN +
+// 10√(qN) + 10 sampled customers, q = 0.5 (secureConfig), each at most γ·Δ₂,
+// plus the survivors' noise below √(γ²σ²·5)·(√128 + 10), 128 the padded
+// dimension.
+func checkPublishedBound(t *testing.T, sr *secureRun, v protocol.ModelVersion, perMerchant float64) {
+	t.Helper()
+	const survivors, q = 5, 0.5
+	qn := q * survivors * perMerchant
+	k := qn + 10*math.Sqrt(qn) + 10
+	p := sr.plan.Params
+	s2, _ := p.LocalVariance.Float64()
+	want := k*p.Gamma*p.NormBound() + p.Gamma*math.Sqrt(s2*survivors)*(math.Sqrt(128)+10)
+	var got float64
+	i := strings.Index(v.Merge, "norm≤")
+	if i < 0 {
+		t.Fatalf("merge %q names no bound", v.Merge)
+	}
+	if _, err := fmt.Sscanf(v.Merge[i+len("norm≤"):], "%g", &got); err != nil {
+		t.Fatalf("merge %q: %v", v.Merge, err)
+	}
+	if math.Abs(got-want) > 1e-5*want {
+		t.Errorf("bound %.6g, want %.6g (K = %.1f customers)", got, want, k)
+	}
+}
+
+// TestSecureNormBoundLegacyRound: a round whose stored customers are empty,
+// as a round planned before they were stored reads (the column's default),
+// is bounded with the policy in force at publish, as before: after a reload
+// to max_customers 1, K = 0.5·5 + 10√2.5 + 10. SQLite, whose file the test
+// can write behind the service.
+func TestSecureNormBoundLegacyRound(t *testing.T) {
+	lowered := strings.Replace(securePolicy, "  min_customers_per_update: 100\n  max_customers: 1000\n", "  min_customers_per_update: 1\n  max_customers: 1\n", 1)
+	b := sqliteBackend(t)
+	sr := playSecure(t, b, playOpts{reload: lowered, reloadAt: protocol.StageConsistency, atReload: func(t *testing.T, sr *secureRun) {
+		db, err := sql.Open("sqlite", filepath.Join(b.dir, "kairos.db")+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		res, err := db.Exec(`UPDATE fed_secure_rounds SET plausible_customers = '' WHERE round_id = ?`, sr.round.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("%d secure rounds cleared, want 1", n)
+		}
+	}})
+	v2, err := sr.svc.Load().Model(context.Background(), 2)
+	if err != nil {
+		t.Fatalf("no version 2 published: %v", err)
+	}
+	checkPublishedBound(t, sr, v2, 1)
 }
 
 // inflateM2 is a playOpts.tamper: m2 adds a quarter of the 2^32 modulus to
@@ -914,27 +977,8 @@ func TestSecureNormBoundFromPlan(t *testing.T) {
 				st, _ := sr.svc.Load().SecureStatus(ctx, "m1", sr.round.ID)
 				t.Fatalf("no version 2 published (%v): round %s %s: %s", err, sr.round.ID, st.State, st.Reason)
 			}
-			// docs/privacy.md §14a: K = qN + 10√(qN) + 10 sampled customers,
-			// each at most γ·Δ₂, plus the survivors' noise below
-			// √(γ²σ²·survivors)·(√d + 10). Survivors m1–m5, 1000 each
-			// when planned; q = 0.5 (secureConfig).
-			const survivors, planned, q = 5, 1000.0, 0.5
-			qn := q * survivors * planned
-			k := qn + 10*math.Sqrt(qn) + 10
-			p := sr.plan.Params
-			s2, _ := p.LocalVariance.Float64()
-			want := k*p.Gamma*p.NormBound() + p.Gamma*math.Sqrt(s2*survivors)*(math.Sqrt(128)+10)
-			var got float64
-			i := strings.Index(v2.Merge, "norm≤")
-			if i < 0 {
-				t.Fatalf("merge %q names no bound", v2.Merge)
-			}
-			if _, err := fmt.Sscanf(v2.Merge[i+len("norm≤"):], "%g", &got); err != nil {
-				t.Fatalf("merge %q: %v", v2.Merge, err)
-			}
-			if math.Abs(got-want) > 1e-5*want {
-				t.Errorf("bound %.6g, want the plan's %.6g (K = %.1f customers)", got, want, k)
-			}
+			// Survivors m1–m5, 1000 customers each when planned.
+			checkPublishedBound(t, sr, v2, 1000)
 			sr.f.verifyAudit(t, sr.replica)
 		})
 	}
