@@ -91,6 +91,7 @@ func (s *Service) planSecure(ctx context.Context, tx Tx, r *RoundRecord, now tim
 	}
 	key := securePlanKey{dim: len(base.Params) + 1, minCohort: minCohort, maxCohort: n, steps: s.rc().PlannedRounds, q: s.rc().SamplingRate}
 	var plausible float64
+	customers := make([]float64, len(r.Selected))
 	for i, id := range r.Selected {
 		mp, err := s.pol().Merchant(id)
 		if err != nil {
@@ -106,7 +107,8 @@ func (s *Service) planSecure(ctx context.Context, tx Tx, r *RoundRecord, now tim
 		if i == 0 || mp.Delta < key.delta {
 			key.delta = mp.Delta
 		}
-		plausible += mp.PlausibleCustomers()
+		customers[i] = mp.PlausibleCustomers()
+		plausible += customers[i]
 	}
 	// The modulus must hold the sampled customers of the whole cohort.
 	qn := key.q * plausible
@@ -145,6 +147,7 @@ func (s *Service) planSecure(ctx context.Context, tx Tx, r *RoundRecord, now tim
 	if rec.Server, err = srv.MarshalBinary(); err != nil {
 		return nil, fmt.Errorf("plan secure round: %w", err)
 	}
+	rec.Customers = customers
 	return rec, nil
 }
 
@@ -419,7 +422,26 @@ func (s *Service) publishSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 		// stand: the maskers' noise shares were released in the sum.
 		return s.failAggregating(ctx, tx, r, fmt.Sprintf("the secure sum holds the masked inputs of %s, no longer in the policy: it cannot be taken apart, so it is not published (the maskers' debits stand)", strings.Join(gone, ", ")), now)
 	}
-	bound := secureNormBound(plan, mps)
+	// The bound is the round's own: the survivors' plausible customers as
+	// planned, so that a reload between masking and publishing can neither
+	// fail an honest sum nor pass an inflated one.
+	planned := make([]float64, len(survivors))
+	switch {
+	case len(sr.Customers) == len(r.Plan.Secure.Merchants):
+		for i, id := range survivors {
+			planned[i] = sr.Customers[id-1]
+		}
+	case len(sr.Customers) == 0:
+		// Planned before the plan's customers were stored: the policy in
+		// force, as then.
+		s.log.Warn("secure round planned without stored customers: norm bound from the policy in force", "round", r.ID)
+		for i, mp := range mps {
+			planned[i] = mp.PlausibleCustomers()
+		}
+	default:
+		return s.failAggregating(ctx, tx, r, fmt.Sprintf("secure round stores the customers of %d merchants, its plan has %d: no norm bound, not published", len(sr.Customers), len(r.Plan.Secure.Merchants)), now)
+	}
+	bound := secureNormBound(plan, planned)
 	if n := l2norm(sum); n > bound {
 		return s.failAggregating(ctx, tx, r, fmt.Sprintf("secure sum's norm %.6g above %.6g, the most an honest cohort of %d reaches: an encoding out of range; not published", n, bound, len(survivors)), now)
 	}
@@ -466,20 +488,20 @@ func (s *Service) publishSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 
 // secureNormBound is the largest L2 norm an honest cohort's decoded sum
 // reaches but with negligible probability: at most K sampled customers, K =
-// qN + 10√(qN) + 10 for N the merchants' plausible customers (policy
-// max_customers, else 1/δ), each contributing at most γ·Δ₂ after rounding,
-// plus the survivors' noise, whose norm over the padded dimension d stays
-// below √v·(√d + 10) for the per-coordinate variance v = γ²·σ²·survivors
-// (sub-Gaussian concentration).
-func secureNormBound(plan secureplan.Round, mps []policies.MerchantPolicy) float64 {
+// qN + 10√(qN) + 10 for N the survivors' plausible customers (customers, one
+// per survivor: policy max_customers, else 1/δ, when the round was planned),
+// each contributing at most γ·Δ₂ after rounding, plus the survivors' noise,
+// whose norm over the padded dimension d stays below √v·(√d + 10) for the
+// per-coordinate variance v = γ²·σ²·survivors (sub-Gaussian concentration).
+func secureNormBound(plan secureplan.Round, customers []float64) float64 {
 	var n float64
-	for _, mp := range mps {
-		n += mp.PlausibleCustomers()
+	for _, c := range customers {
+		n += c
 	}
 	q := plan.Release.Q
 	k := q*n + 10*math.Sqrt(q*n) + 10
 	s2, _ := plan.Params.LocalVariance.Float64()
-	v := plan.Params.Gamma * plan.Params.Gamma * s2 * float64(len(mps))
+	v := plan.Params.Gamma * plan.Params.Gamma * s2 * float64(len(customers))
 	return k*plan.Params.Gamma*plan.Params.NormBound() + math.Sqrt(v)*(math.Sqrt(float64(plan.Params.PaddedDim()))+10)
 }
 

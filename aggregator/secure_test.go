@@ -3,6 +3,7 @@ package aggregator_test
 import (
 	"context"
 	"crypto/ed25519"
+	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -178,6 +180,8 @@ type playOpts struct {
 	// round reaches stage reloadAt.
 	reload   string
 	reloadAt protocol.SecureStage
+	// atReload, when set, runs once at stage reloadAt, after the reload.
+	atReload func(t *testing.T, sr *secureRun)
 }
 
 func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
@@ -360,6 +364,9 @@ func playSecure(t *testing.T, b backend, o playOpts) *secureRun {
 				t.Fatal(err)
 			}
 			o.reload = ""
+			if o.atReload != nil {
+				o.atReload(t, sr)
+			}
 		}
 		switch {
 		case st.Stage != last:
@@ -575,13 +582,7 @@ func TestSecureRoundDropouts(t *testing.T) {
 // masked were still debited (their noise shares were released).
 func TestSecureNormCheck(t *testing.T) {
 	b := sqliteBackend(t)
-	sr := playSecure(t, b, playOpts{tamper: func(m string, x []uint32) {
-		if m == "m2" {
-			for j := range x {
-				x[j] = (x[j] + 1<<30) & (1<<32 - 1)
-			}
-		}
-	}})
+	sr := playSecure(t, b, playOpts{tamper: inflateM2})
 	ctx := context.Background()
 	svc := sr.svc.Load()
 	if sr.plan.Params.Bits != 32 {
@@ -607,6 +608,72 @@ func TestSecureNormCheck(t *testing.T) {
 	for _, bg := range budgets {
 		if want := map[bool]int{true: 0, false: 1}[bg.Merchant == "m6"]; bg.Releases != want {
 			t.Errorf("%s: %d releases, want %d", bg.Merchant, bg.Releases, want)
+		}
+	}
+}
+
+// checkPublishedBound checks that the norm bound version v names in its
+// merge description is, to its 6 digits, the one docs/privacy.md §14a gives
+// for survivors m1–m5 with perMerchant plausible customers each: K = qN +
+// 10√(qN) + 10 sampled customers, q = 0.5 (secureConfig), each at most γ·Δ₂,
+// plus the survivors' noise below √(γ²σ²·5)·(√128 + 10), 128 the padded
+// dimension.
+func checkPublishedBound(t *testing.T, sr *secureRun, v protocol.ModelVersion, perMerchant float64) {
+	t.Helper()
+	const survivors, q = 5, 0.5
+	qn := q * survivors * perMerchant
+	k := qn + 10*math.Sqrt(qn) + 10
+	p := sr.plan.Params
+	s2, _ := p.LocalVariance.Float64()
+	want := k*p.Gamma*p.NormBound() + p.Gamma*math.Sqrt(s2*survivors)*(math.Sqrt(128)+10)
+	var got float64
+	i := strings.Index(v.Merge, "norm≤")
+	if i < 0 {
+		t.Fatalf("merge %q names no bound", v.Merge)
+	}
+	if _, err := fmt.Sscanf(v.Merge[i+len("norm≤"):], "%g", &got); err != nil {
+		t.Fatalf("merge %q: %v", v.Merge, err)
+	}
+	if math.Abs(got-want) > 1e-5*want {
+		t.Errorf("bound %.6g, want %.6g (K = %.1f customers)", got, want, k)
+	}
+}
+
+// TestSecureNormBoundLegacyRound: a round whose stored customers are empty,
+// as a round planned before they were stored reads (the column's default),
+// is bounded with the policy in force at publish, as before: after a reload
+// to max_customers 1, K = 0.5·5 + 10√2.5 + 10. SQLite, whose file the test
+// can write behind the service.
+func TestSecureNormBoundLegacyRound(t *testing.T) {
+	lowered := strings.Replace(securePolicy, "  min_customers_per_update: 100\n  max_customers: 1000\n", "  min_customers_per_update: 1\n  max_customers: 1\n", 1)
+	b := sqliteBackend(t)
+	sr := playSecure(t, b, playOpts{reload: lowered, reloadAt: protocol.StageConsistency, atReload: func(t *testing.T, sr *secureRun) {
+		db, err := sql.Open("sqlite", filepath.Join(b.dir, "kairos.db")+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		res, err := db.Exec(`UPDATE fed_secure_rounds SET plausible_customers = '' WHERE round_id = ?`, sr.round.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("%d secure rounds cleared, want 1", n)
+		}
+	}})
+	v2, err := sr.svc.Load().Model(context.Background(), 2)
+	if err != nil {
+		t.Fatalf("no version 2 published: %v", err)
+	}
+	checkPublishedBound(t, sr, v2, 1)
+}
+
+// inflateM2 is a playOpts.tamper: m2 adds a quarter of the 2^32 modulus to
+// every word of its encoding, an out-of-range input only the sum's norm shows.
+func inflateM2(m string, x []uint32) {
+	if m == "m2" {
+		for j := range x {
+			x[j] = (x[j] + 1<<30) & (1<<32 - 1)
 		}
 	}
 }
@@ -878,6 +945,58 @@ func TestSecureReloadDuringRound(t *testing.T) {
 				t.Errorf("contributions %+v, want m1–m5", v2.Contributions)
 			}
 			sr.f.verifyAudit(t, sr.replica)
+		})
+	}
+}
+
+// TestSecureNormBoundFromPlan: the norm check at publish bounds the sum with
+// the plausible customers the round was planned with (max_customers 1000
+// for each merchant), not with the policy a reload put in force between
+// masking and publishing. Lowered: every merchant's max_customers goes to 1
+// (min_customers_per_update with it, which the policy requires); the round
+// must publish, and with the plan's bound, computed by hand from the
+// survivors' planned 5 × 1000 customers (3,196), where the reloaded policy
+// gave K = 0.5·5 + 10√2.5 + 10 ≈ 28 customers and a bound of 215, which
+// this honest sum (count coordinate 200 × 0.5, noiseless encodings) happens
+// to pass only because the bound's noise margin is counted regardless.
+// Raised: max_customers goes to 10^9; before, m2's inflated encoding
+// (TestSecureNormCheck's) was published under the reloaded bound; the round
+// must fail on the norm. Both stores.
+func TestSecureNormBoundFromPlan(t *testing.T) {
+	lowered := strings.Replace(securePolicy, "  min_customers_per_update: 100\n  max_customers: 1000\n", "  min_customers_per_update: 1\n  max_customers: 1\n", 1)
+	raised := strings.Replace(securePolicy, "  max_customers: 1000\n", "  max_customers: 1000000000\n", 1)
+	if lowered == securePolicy || raised == securePolicy {
+		t.Fatal("policy edits did not apply")
+	}
+	for _, b := range backends(t) { // a fresh database each
+		t.Run(b.name+"/lowered", func(t *testing.T) {
+			ctx := context.Background()
+			sr := playSecure(t, b, playOpts{reload: lowered, reloadAt: protocol.StageConsistency})
+			v2, err := sr.svc.Load().Model(ctx, 2)
+			if err != nil {
+				st, _ := sr.svc.Load().SecureStatus(ctx, "m1", sr.round.ID)
+				t.Fatalf("no version 2 published (%v): round %s %s: %s", err, sr.round.ID, st.State, st.Reason)
+			}
+			// Survivors m1–m5, 1000 customers each when planned.
+			checkPublishedBound(t, sr, v2, 1000)
+			sr.f.verifyAudit(t, sr.replica)
+		})
+	}
+	for _, b := range backends(t) { // a fresh database each
+		t.Run(b.name+"/raised", func(t *testing.T) {
+			ctx := context.Background()
+			sr := playSecure(t, b, playOpts{reload: raised, reloadAt: protocol.StageConsistency, tamper: inflateM2})
+			svc := sr.svc.Load()
+			st, err := svc.SecureStatus(ctx, "m1", sr.round.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.State != protocol.RoundFailed || !strings.Contains(st.Reason, "norm") {
+				t.Fatalf("round %s: %+v, want failed by the norm check", sr.round.ID, st)
+			}
+			if _, err := svc.Model(ctx, 2); !errors.Is(err, aggregator.ErrNotFound) {
+				t.Errorf("version 2: %v, want none published", err)
+			}
 		})
 	}
 }

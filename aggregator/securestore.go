@@ -38,6 +38,14 @@ type SecureRoundRecord struct {
 	Result    []byte
 	Reason    string
 	UpdatedAt time.Time
+	// Customers are the plausible customers (policy max_customers, else
+	// ⌊1/δ⌋) of each merchant of the cohort, in the plan's order, when the
+	// round was planned: the publish norm check bounds the sum with the
+	// survivors' (secureNormBound), so that a reload during the round moves
+	// neither bound nor verdict. Set at insert, never updated; empty for a
+	// round planned before they were stored. Not part of the public plan:
+	// a merchant's size is not its peers' business.
+	Customers []float64
 }
 
 // SecureMessageRecord is an accepted secure message: who sent which stage's

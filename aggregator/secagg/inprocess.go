@@ -35,6 +35,9 @@ type InProcessResult struct {
 	Sum []uint32
 	// Survivors and Dropouts are those the unmask request named.
 	Survivors, Dropouts []uint32
+	// Attested are the survivors whose attestation of the unmask request the
+	// server accepted (cfg.Consistency; none without it).
+	Attested []uint32
 	// Bytes counts the encoded messages: sent by clients, sent by the server.
 	ClientBytes, ServerBytes int
 }
@@ -156,6 +159,7 @@ func InProcess(ctx context.Context, cfg Config, opt InProcessOptions) (InProcess
 		if err := srv.EndConsistency(); err != nil {
 			return res, err
 		}
+		res.Attested = srv.Attested()
 	}
 	for _, id := range req.Survivors {
 		if !active(id, DropUnmask) {

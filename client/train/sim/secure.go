@@ -85,10 +85,12 @@ type SecureResult struct {
 	SecAggSeconds            float64
 	ClientBytes, ServerBytes int
 
-	// lastDropped are the merchants that dropped out in the last round;
+	// lastDropped are the merchants that dropped out in the last round,
+	// lastAttested the secagg ids that attested its unmask request;
 	// divisor is the sum of the released customer counts.
-	lastDropped []int
-	divisor     float64
+	lastDropped  []int
+	lastAttested []uint32
+	divisor      float64
 }
 
 // FederateSecure trains the global model with secure aggregation and
@@ -222,9 +224,15 @@ func (d *Data) FederateSecure(ctx context.Context, opt SecureOptions) (SecureRes
 		for _, m := range res.lastDropped {
 			drop[ids[m]] = secagg.DropMask
 		}
+		// The consistency check, as every live round runs it
+		// (secureplan.Decode): the sum is the same, the bytes and time are
+		// the protocol's. The adverts are not signed: the merchants here
+		// have no enrolled keys, and the signatures change no message but
+		// the advert's 64 bytes.
 		cfg := secagg.Config{
 			Seed: params.Seed, Clients: ids, Degree: degree, Threshold: threshold,
 			MinSurvivors: max(threshold, opt.MinCohort), Bits: params.Bits, Length: params.PaddedDim(),
+			Consistency: true,
 		}
 		start := time.Now()
 		out, err := secagg.InProcess(ctx, cfg, secagg.InProcessOptions{Inputs: inputs, Drop: drop})
@@ -233,6 +241,7 @@ func (d *Data) FederateSecure(ctx context.Context, opt SecureOptions) (SecureRes
 			return fail(fmt.Errorf("round %d: %w", r, err))
 		}
 		res.Dropouts += len(out.Dropouts)
+		res.lastAttested = out.Attested
 		res.ClientBytes += out.ClientBytes
 		res.ServerBytes += out.ServerBytes
 		sum, err := distributed.DecodeSum(out.Sum, params)

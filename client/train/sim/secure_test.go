@@ -30,7 +30,8 @@ func secureData(t *testing.T) *Data {
 }
 
 // TestFederateSecureSumOfSurvivors: one round, every customer sampled (q = 1),
-// encodings without noise, 3 of 10 merchants dropping after masking (30%). The
+// encodings without noise, 3 of 10 merchants dropping after masking (30%),
+// the 7 survivors attesting the unmask request (consistency check on). The
 // server's step must be the one computed here directly from the 7 survivors'
 // clipped per-customer gradients (hazard.CustomerLoss, dp.ClipL2), within the
 // encoding's rounding: less than γ per customer in each rotated coordinate,
@@ -45,6 +46,11 @@ func TestFederateSecureSumOfSurvivors(t *testing.T) {
 	}
 	if res.Dropouts != 3 || len(res.lastDropped) != 3 {
 		t.Fatalf("dropouts %d (%v), want 3", res.Dropouts, res.lastDropped)
+	}
+	// The round ran the consistency check live rounds run: each of the 7
+	// survivors attested the unmask request before any unmasked.
+	if len(res.lastAttested) != 7 {
+		t.Errorf("%d survivors attested (%v), want all 7: the consistency check must be on", len(res.lastAttested), res.lastAttested)
 	}
 	// The min cohort defaults to the merchants that do not drop: the noise
 	// shares are sized for the 7 that reach the sum.

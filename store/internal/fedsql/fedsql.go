@@ -919,12 +919,21 @@ func (t *Tx) SetActiveVersion(ctx context.Context, version int) error {
 
 // --- secure aggregation ---
 
-const secureRoundCols = `round_id, stage, stage_deadline_ms, server, result, reason, updated_at_ms`
+const secureRoundCols = `round_id, stage, stage_deadline_ms, server, result, reason, updated_at_ms, plausible_customers`
 
 // InsertSecureRound implements aggregator.Tx.
 func (t *Tx) InsertSecureRound(ctx context.Context, r aggregator.SecureRoundRecord) error {
-	if _, err := t.exec(ctx, `INSERT INTO fed_secure_rounds (`+secureRoundCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		r.Round, string(r.Stage), ms(r.StageDeadline), nonNil(r.Server), nonNil(r.Result), r.Reason, ms(r.UpdatedAt)); err != nil {
+	// '' rather than "null" for none, as the column's default for rounds
+	// planned before it existed.
+	customers := ""
+	if len(r.Customers) > 0 {
+		var err error
+		if customers, err = mustJSON(r.Customers); err != nil {
+			return fmt.Errorf("insert secure round %s: plausible customers: %w", r.Round, err)
+		}
+	}
+	if _, err := t.exec(ctx, `INSERT INTO fed_secure_rounds (`+secureRoundCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Round, string(r.Stage), ms(r.StageDeadline), nonNil(r.Server), nonNil(r.Result), r.Reason, ms(r.UpdatedAt), customers); err != nil {
 		return fmt.Errorf("insert secure round %s: %w", r.Round, err)
 	}
 	return nil
@@ -937,8 +946,14 @@ func (t *Tx) SecureRound(ctx context.Context, id string, lock aggregator.Lock) (
 		var stage string
 		var deadline, updated int64
 		var server, result []byte
-		if err := rows.Scan(&r.Round, &stage, &deadline, &server, &result, &r.Reason, &updated); err != nil {
+		var customers string
+		if err := rows.Scan(&r.Round, &stage, &deadline, &server, &result, &r.Reason, &updated, &customers); err != nil {
 			return err
+		}
+		if customers != "" {
+			if err := json.Unmarshal([]byte(customers), &r.Customers); err != nil {
+				return fmt.Errorf("plausible customers: %w", err)
+			}
 		}
 		r.Stage, r.StageDeadline, r.UpdatedAt = protocol.SecureStage(stage), fromMS(deadline), fromMS(updated)
 		r.Server, r.Result = append([]byte(nil), server...), append([]byte(nil), result...)
