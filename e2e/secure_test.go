@@ -116,14 +116,18 @@ func TestSecureAggregation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The round the clients join is the first secure round open once
+			// they run: round.ID, or a later one when round.ID's advertise
+			// stage (4 s) closed before the five processes had started (a
+			// round with no adverts fails and the next one opens).
 			v := ms[len(ms)-1]
-			if v.Round != round.ID || len(v.Contributions) != 5 {
-				t.Fatalf("latest version %d from %q with %d contributions, want %s with 5", v.Version, v.Round, len(v.Contributions), round.ID)
+			if v.Round < round.ID || len(v.Contributions) != 5 {
+				t.Fatalf("latest version %d from %q with %d contributions, want %s or a later round with 5", v.Version, v.Round, len(v.Contributions), round.ID)
 			}
 			for _, m := range f.merchants[:4] {
 				st := f.state(m)
-				if len(st.Rounds) != 1 || st.Rounds[0].Outcome != client.OutcomeAccepted || st.Rounds[0].Round != round.ID {
-					t.Errorf("%s: rounds %+v, want %s accepted", m.id, st.Rounds, round.ID)
+				if len(st.Rounds) != 1 || st.Rounds[0].Outcome != client.OutcomeAccepted || st.Rounds[0].Round != v.Round {
+					t.Errorf("%s: rounds %+v, want %s accepted", m.id, st.Rounds, v.Round)
 				}
 			}
 			for _, m := range f.merchants[:4] {
