@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -60,20 +61,25 @@ func (s *evalSuiteFlags) enabled() bool { return s.on || s.file != "" }
 // suiteOnly refuses, in a single evaluation, the flags that only the suite
 // reads, which would otherwise be silently ignored.
 func (s *evalSuiteFlags) suiteOnly() error {
+	if set := s.setFlags(true, "data-dir", "plots", "dp-prior"); len(set) > 0 {
+		return fmt.Errorf("eval: %s only apply with --suite", strings.Join(set, ", "))
+	}
+	return nil
+}
+
+// setFlags lists, as --name, the flags the user set that are among names
+// (in) or not among them (!in).
+func (s *evalSuiteFlags) setFlags(in bool, names ...string) []string {
 	if s.flags == nil {
 		return nil
 	}
 	var set []string
 	s.flags.Visit(func(f *pflag.Flag) {
-		switch f.Name {
-		case "data-dir", "plots", "dp-prior":
+		if slices.Contains(names, f.Name) == in {
 			set = append(set, "--"+f.Name)
 		}
 	})
-	if len(set) > 0 {
-		return fmt.Errorf("eval: %s only apply with --suite", strings.Join(set, ", "))
-	}
-	return nil
+	return set
 }
 
 // checkWhether refuses a --whether outside (0, 1] (0 means the flag is off).
@@ -88,18 +94,8 @@ func (s *evalSuiteFlags) checkWhether() error {
 // otherwise silently ignore: every data set brings its file and cutoffs, and
 // the suite runs every model with its default settings.
 func (s *evalSuiteFlags) conflicts() error {
-	if s.flags == nil {
-		return nil
-	}
-	var set []string
-	s.flags.Visit(func(f *pflag.Flag) {
-		switch f.Name {
-		case "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "whether", "classic", "dp-prior", "level-carry",
-			"dp-epsilon", "dp-delta", "dp-clip", "dp-batch", "dp-epochs", "dp-lr", "dp-l2":
-		default:
-			set = append(set, "--"+f.Name)
-		}
-	})
+	set := s.setFlags(false, "suite", "suite-file", "data-dir", "plots", "json", "seed", "rhythm", "whether", "classic", "dp-prior", "level-carry",
+		"dp-epsilon", "dp-delta", "dp-clip", "dp-batch", "dp-epochs", "dp-lr", "dp-l2")
 	if len(set) > 0 {
 		return fmt.Errorf("eval --suite: %s cannot be combined with --suite (a suite file sets each data set's file, reader and cutoffs; "+
 			"the suite runs every model with its defaults)", strings.Join(set, ", "))
