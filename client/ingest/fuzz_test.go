@@ -157,6 +157,10 @@ func FuzzParseMapping(f *testing.F) {
 	f.Add("customer: &c 1\ntime: {column: *c, layout: unix}\nkind: {column: 3, values: {b: purchase}, ignore: [v, *c]}\n")
 	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view}\ndecimal: \",\"\nthousands: \"'\"\n")
 	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view}\nthousands: .\n")
+	f.Add("header: true\nencoding: cp1252\ncustomer: c\ncustomer_normalize: [trim, integer, lower]\nmissing_customer: ignore\n" +
+		"time: {column: d, time_of_day: h, layout: \"2006-01-02 15:04\"}\nkind: {constant: purchase}\namount: a\n" +
+		"currency: {column: cur, rates: {EUR: 1, JPY: 0.00625}}\ncancelled: x\n")
+	f.Add("customer: 1\ntime: {column: 2, layout: excel}\nkind: {constant: purchase}\namount: 3\ncurrency: {column: 4, rates: {}}\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		m, err := ParseMapping(strings.NewReader(in), "fuzz.yaml")
 		if err != nil {
