@@ -237,7 +237,6 @@ func (p *csvParser) customer(b []byte) ([]byte, *RowError) {
 	return b, nil
 }
 
-
 // zoneByName reports whether a Go time layout names the zone by its
 // abbreviation (MST) and gives no numeric offset (-0700, Z07:00, …).
 func zoneByName(layout string) bool {
@@ -555,7 +554,7 @@ func parseExcel(b []byte, comma bool, loc *time.Location) (time.Time, error) {
 	}
 	v, err := strconv.ParseFloat(string(s), 64)
 	if err != nil || v < excelFirst || v >= excelEnd {
-		return time.Time{}, fmt.Errorf("Excel serial date %q is outside %d (1900-03-01) .. %d (9999-12-31)", b, excelFirst, excelEnd-1)
+		return time.Time{}, fmt.Errorf("serial date %q is outside the Excel range %d (1900-03-01) .. %d (9999-12-31)", b, excelFirst, excelEnd-1)
 	}
 	days := math.Floor(v)
 	secs := math.Round((v - days) * 86400)

@@ -55,8 +55,3 @@ func (p *csvParser) decodeLine(line []byte) []byte {
 	p.dec = transcode(p.dec[:0], line, p.table)
 	return p.dec
 }
-
-// checksUTF8 tells the reader that the parser checks the UTF-8 of the
-// fields it reads itself: bytes in a column the mapping does not read (a
-// description, a name) do not make a row bad.
-func (p *csvParser) checksUTF8() bool { return true }
