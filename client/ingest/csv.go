@@ -37,6 +37,9 @@ type csvParser struct {
 	when, dec, custBuf []byte
 	// table transcodes a single-byte encoding; nil for UTF-8.
 	table *[256]rune
+	// lineUTF8: the line being parsed is valid UTF-8 as a whole (set by
+	// decodeLine); otherwise each field read is checked.
+	lineUTF8 bool
 
 	customers, items, categories *interner
 
@@ -206,8 +209,10 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 // without a customer.
 func (p *csvParser) customer(b []byte) ([]byte, *RowError) {
 	col := p.cust + 1
-	if i := invalidUTF8(b); i >= 0 {
-		return nil, p.notUTF8(col, b, i)
+	if !p.lineUTF8 {
+		if i := invalidUTF8(b); i >= 0 {
+			return nil, p.notUTF8(col, b, i)
+		}
 	}
 	m := p.m
 	if m.TrimCustomer {
@@ -483,6 +488,9 @@ func (p *csvParser) convert(amt float64, b []byte) (float64, string, error) {
 
 // checkUTF8 checks field i (0-based), whose text becomes part of an event.
 func (p *csvParser) checkUTF8(f [][]byte, i int) *RowError {
+	if p.lineUTF8 {
+		return nil
+	}
 	if j := invalidUTF8(f[i]); j >= 0 {
 		return p.notUTF8(i+1, f[i], j)
 	}

@@ -47,11 +47,15 @@ func transcode(dst, line []byte, table *[256]rune) []byte {
 }
 
 // decodeLine returns line as UTF-8: transcoded into a reused buffer when the
-// mapping names a single-byte encoding, line itself otherwise.
+// mapping names a single-byte encoding, line itself otherwise. It notes
+// whether the whole line is valid UTF-8, so that the fields of the usual
+// line need no check of their own.
 func (p *csvParser) decodeLine(line []byte) []byte {
 	if p.table == nil {
+		p.lineUTF8 = utf8.Valid(line)
 		return line
 	}
 	p.dec = transcode(p.dec[:0], line, p.table)
+	p.lineUTF8 = true
 	return p.dec
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
 
@@ -28,6 +29,9 @@ func checkRead(t *testing.T, in []byte, opts Options) {
 		n++
 		if ev.Customer == "" {
 			t.Fatalf("event %d has no customer", n)
+		}
+		if !utf8.ValidString(ev.Customer) || !utf8.ValidString(ev.Item) || !utf8.ValidString(ev.Category) {
+			t.Fatalf("event %d has a string that is not UTF-8: %+v", n, ev)
 		}
 		if ev.Kind < model.View || ev.Kind > model.Purchase {
 			t.Fatalf("event %d has kind %v", n, ev.Kind)
