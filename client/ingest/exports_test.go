@@ -161,6 +161,26 @@ func TestQuotedLineBreaks(t *testing.T) {
 	}
 }
 
+// TestStrayQuoteSpan: a stray quote at the start of a field (a writer that
+// does not quote) opens a "record" that a second stray quote, lines later,
+// closes. The joined lines do not split into the mapped columns; each line
+// of them is a bad row, so that the bound on bad rows sees all 4 rows lost,
+// and the error says which lines the record ran over.
+func TestStrayQuoteSpan(t *testing.T) {
+	const mapping = "header: true\ncustomer: c\ntime: {column: t, layout: \"2006-01-02\"}\nkind: {constant: purchase}\nitem: note\n"
+	in := "c,note,t\na,\"12 inch,2024-01-01\nb,x,2024-01-02\nc,x,2024-01-03\nd,5\" vinyl,2024-01-04\ne,x,2024-01-05\n"
+	evs, rep, err := readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, mapping), OnError: Skip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Customer != "e" || rep.Rows != 5 || rep.Invalid != 4 {
+		t.Fatalf("got %d events, %d of %d rows invalid; want only e read and 4 of 5 rows bad", len(evs), rep.Invalid, rep.Rows)
+	}
+	if e := rep.Errors[0]; e.Line != 2 || !strings.Contains(e.Error(), "lines 2-5") {
+		t.Errorf("got %v, want the error on line 2 naming lines 2-5", e)
+	}
+}
+
 // TestRepeatedHeader: monthly exports concatenated repeat their header line;
 // it is not a row of data.
 func TestRepeatedHeader(t *testing.T) {

@@ -472,18 +472,24 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 			rep.Skipped[ReasonRepeatedHeader]++
 			continue
 		}
-		if swallowed > 0 {
-			// An unclosed quote swallowed the lines after it: each is a bad
-			// row, so that the bound on bad rows sees them.
-			rep.Rows += swallowed
-			rep.Skipped[rerr.Reason] += swallowed
-			rep.Invalid += swallowed
-		}
 		rep.Rows++
 		var ev model.Event
 		var skip string
 		if rerr == nil {
 			ev, skip, rerr = p.parse(line)
+			if rerr != nil && spanned > 1 && (rerr.Reason == ReasonBadQuote || rerr.Reason == ReasonColumnCount) {
+				// A record over several lines that does not split into the
+				// file's columns was most likely opened by a stray quote.
+				swallowed = spanned - 1
+				rerr.Err = fmt.Errorf("%w (a quoted field ran over lines %d-%d)", rerr.Err, lineNo, lineNo+spanned-1)
+			}
+		}
+		if swallowed > 0 {
+			// The lines a bad record swallowed are bad rows each, so that
+			// the bound on bad rows sees them.
+			rep.Rows += swallowed
+			rep.Skipped[rerr.Reason] += swallowed
+			rep.Invalid += swallowed
 		}
 		if rerr != nil {
 			rerr.File, rerr.Line = name, lineNo
