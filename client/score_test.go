@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -244,5 +246,52 @@ func TestSkipBoundsInvalidRows(t *testing.T) {
 				t.Errorf("got %d events, want %d", len(ds.Events), tc.wantEvents)
 			}
 		})
+	}
+}
+
+// TestLoadEventsGzip: `kairos eval` reads a gzip-compressed export (by its
+// first bytes); a merchant's client given the same file must read the same
+// events, not refuse its header. Three purchases of two customers, by hand.
+func TestLoadEventsGzip(t *testing.T) {
+	dir := t.TempDir()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write([]byte("c,t\na,2024-01-01\nb,2024-01-02\na,2024-01-03\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"orders.csv.gz": gz.Bytes(),
+		"m.yaml":        []byte("header: true\ncustomer: c\ntime: {column: t, layout: \"2006-01-02\"}\nkind: {constant: purchase}\n"),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head, _, _ := strings.Cut(validConfig, "data:")
+	cfg, err := ParseConfig("t.yaml", dir, []byte(head+"data:\n  format: csv\n  path: orders.csv.gz\n  mapping: m.yaml\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := pseudonym.NewKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrapped int64
+	ds, err := LoadEvents(context.Background(), cfg, SourceOptions{Pseudonym: key, KeepIDs: true, WrapReader: func(r io.Reader, size int64) io.Reader {
+		wrapped = size
+		return r
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Events) != 3 || len(ds.IDs) != 2 {
+		t.Errorf("got %d events of %d customers, want 3 of 2", len(ds.Events), len(ds.IDs))
+	}
+	if wrapped != int64(gz.Len()) {
+		t.Errorf("the progress reader was given size %d, want the file's %d bytes", wrapped, gz.Len())
 	}
 }

@@ -160,6 +160,11 @@ func readFile(ctx context.Context, cfg *Config, wrap func(io.Reader, int64) io.R
 		}
 		r = wrap(f, size)
 	}
+	// A gzip-compressed export reads as `kairos eval` reads it (ingest.Open);
+	// the progress wrapper above counts the file's own bytes.
+	if r, err = ingest.Decompressed(r); err != nil {
+		return ingest.Report{}, fmt.Errorf("read %s: %w", path, err)
+	}
 	return ingest.Read(ctx, r, path, opts, emit)
 }
 

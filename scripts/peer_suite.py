@@ -19,8 +19,9 @@ Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--onl
 
        /usr/bin/python3 scripts/peer_suite.py --suite-file mine.yaml > peers.json
 runs the data sets of a `kairos eval --suite-file` file too (builtin: false leaves the built-in
-ones out). A csv data set is read through its column mapping (header, delimiter, decimal, thousands,
-customer, time column/layout/zone, kind column/values/ignore or constant, amount × quantity; the purchase
+ones out). A csv data set is read through its column mapping (header, delimiter, encoding, decimal,
+thousands, customer and customer_normalize, time column/time_of_day/layout (Go, unix, unix_ms, excel)/zone,
+kind column/values/ignore or constant, cancelled, amount × quantity × currency rate; the purchase
 rows only, a row whose time or amount cannot be read or whose amount is negative dropped), and cutoffs the file leaves out
 follow Kairos's default rule (test cutoff = the day after the last event's UTC day - 30 days;
 training cutoffs 30, 60, ... days before it, at most 6, none before the first day + 30), written
@@ -81,7 +82,11 @@ def read(path, fmt):
 # Go time layout elements a mapping uses, as strptime directives (longest first).
 GO_LAYOUT = [("2006", "%Y"), ("Z07:00", "%z"), ("-07:00", "%z"), ("-0700", "%z"), ("Jan", "%b"), ("Mon", "%a"),
              ("01", "%m"), ("02", "%d"), ("15", "%H"), ("04", "%M"), ("05", "%S"), ("PM", "%p"), ("03", "%I"),
-             (".000000", ".%f"), (".000", ".%f")]
+             (".000000", ".%f"), (".000", ".%f"), ("1", "%m"), ("2", "%d")]  # 1 and 2: month, day unpadded
+
+# A mapping's encoding names as Python codecs.
+ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "windows-1252": "cp1252", "cp1252": "cp1252", "win-1252": "cp1252",
+             "latin-1": "latin-1", "latin1": "latin-1", "iso-8859-1": "latin-1", "iso8859-1": "latin-1"}
 
 
 def strptime_format(layout):
@@ -102,12 +107,27 @@ def read_mapped(path, mapping_path):
     m = yaml.safe_load(open(mapping_path))
     header = bool(m.get("header", False))
     raw = pd.read_csv(path, sep=m.get("delimiter", ","), header=0 if header else None, dtype=str,
-                      keep_default_na=False, compression="infer")
+                      keep_default_na=False, compression="infer", encoding=ENCODINGS[str(m.get("encoding", "utf-8")).lower()])
 
     def col(ref):
         return raw[ref] if isinstance(ref, str) else raw.iloc[:, int(ref) - 1]
 
-    keep = pd.Series(True, index=raw.index)
+    # The customer id under customer_normalize (trim, then integer, then lower); an empty one is
+    # never a purchase (missing_customer: ignore drops it, Kairos counts it a bad row otherwise),
+    # nor is an id with blanks around it or a float-written integer without the rule that reads it.
+    cust = col(m["customer"]).astype(str)
+    rules = m.get("customer_normalize") or []
+    if "trim" in rules:
+        cust = cust.str.strip()
+    float_int = cust.str.match(r"^\d+\.0+$")
+    if "integer" in rules:
+        cust = cust.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    if "lower" in rules:
+        cust = cust.str.lower()
+    keep = (cust != "") & ~cust.str.match(r"^\s|.*\s$") & ~(float_int & ("integer" not in rules))
+    if m.get("cancelled") is not None:  # a value there marks a cancelled order
+        keep &= col(m["cancelled"]).str.strip() == ""
+
     kind = m.get("kind", {})
     if "column" in kind:
         values = kind.get("values") or {"purchase": "purchase"}
@@ -117,7 +137,15 @@ def read_mapped(path, mapping_path):
         keep &= False
     t = m["time"]
     tc = col(t["column"])
-    if t["layout"] in ("unix", "unix_ms"):
+    if t.get("time_of_day") is not None:  # date and time of day in two columns, joined by a space
+        tc = tc + " " + col(t["time_of_day"])
+    if t["layout"] == "excel":  # days since 1899-12-30, naive (the zone applies), from serial 61
+        v = pd.to_numeric(tc.where(tc.str.match(r"^\d{1,7}(\.\d*)?$"), "nan"), errors="coerce")
+        v = v.where((v >= 61) & (v < 2958466))
+        when = pd.Timestamp("1899-12-30") + pd.to_timedelta((v * 86400).round(), unit="s")
+        if t.get("zone"):
+            when = when.dt.tz_localize(t["zone"], ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC").dt.tz_localize(None)
+    elif t["layout"] in ("unix", "unix_ms"):
         unit = "s" if t["layout"] == "unix" else "ms"
         when = pd.to_datetime(pd.to_numeric(tc, errors="coerce"), unit=unit)
     else:
@@ -133,10 +161,13 @@ def read_mapped(path, mapping_path):
         amount = mapped_numbers(col(m["amount"]), m)
         if m.get("quantity") is not None:  # amount is a unit price
             amount = amount * mapped_numbers(col(m["quantity"]), m)
+        if m.get("currency") is not None:  # into one currency by the mapping's rates; no rate, no purchase
+            rates = {str(k): float(v) for k, v in m["currency"]["rates"].items()}
+            amount = amount * col(m["currency"]["column"]).map(rates)
     # A negative amount (a return) is never a purchase: Kairos drops it under negative_amount:
     # ignore and counts it a bad row otherwise.
     keep &= when.notna() & amount.notna() & (amount >= 0)
-    return pd.DataFrame({"customer": col(m["customer"])[keep].astype(str), "time": when[keep], "amount": amount[keep]})
+    return pd.DataFrame({"customer": cust[keep], "time": when[keep], "amount": amount[keep]})
 
 
 def mapped_numbers(s, m):

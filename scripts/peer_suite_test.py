@@ -12,6 +12,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peer_suite as ps  # noqa: E402
 
 
+def read_mapped(data, mapping):
+    """ps.read_mapped of the bytes data through the mapping YAML text."""
+    with tempfile.TemporaryDirectory() as d:
+        with open(f"{d}/f.csv", "wb") as f:
+            f.write(data)
+        with open(f"{d}/m.yaml", "w") as f:
+            f.write(mapping)
+        return ps.read_mapped(f"{d}/f.csv", f"{d}/m.yaml")
+
+
 class PeerSuiteTest(unittest.TestCase):
     def test_strptime_format(self):
         self.assertEqual(ps.strptime_format("2006-01-02T15:04:05Z07:00"), "%Y-%m-%dT%H:%M:%S%z")
@@ -57,6 +67,38 @@ class PeerSuiteTest(unittest.TestCase):
                                            'kind: {constant: purchase}\namount: price\nquantity: qty\n')
             ev = ps.read_mapped(f"{d}/q.csv", f"{d}/q.yaml")
         self.assertEqual(list(ev["amount"]), [7.5])
+
+    def test_read_mapped_round2(self):
+        # A Windows-1252 Shopify-style export: e-mails trimmed and lowercased, a cancelled order and a
+        # pending one dropped, 1200 JPY x 0.00625 = 7.5, GBP without a rate dropped, a float-written id
+        # and one with a blank dropped without the rules that read them.
+        data = ("Email;Name;Status;Paid at;Total;Cur;Cancelled at\r\n"
+                " A@x.com ;Renée;paid;05.01.2023;12,50;EUR;\r\n"
+                "a@x.com;Zoë;paid;06.01.2023;1200;JPY;\r\n"
+                "b@x.com;€;paid;07.01.2023;3;EUR;07.01.2023\r\n"
+                "c@x.com;x;pending;;3;EUR;\r\n"
+                "d@x.com;x;paid;08.01.2023;3;GBP;\r\n").encode("cp1252")
+        m = ('header: true\ndelimiter: ";"\nencoding: windows-1252\ndecimal: ","\ncustomer: Email\n'
+             'customer_normalize: [trim, lower]\ntime: {column: Paid at, layout: "02.01.2006"}\n'
+             'kind: {column: Status, values: {paid: purchase}, ignore: [pending]}\ncancelled: Cancelled at\n'
+             'amount: Total\ncurrency: {column: Cur, rates: {EUR: 1, JPY: 0.00625}}\n')
+        ev = read_mapped(data, m)
+        self.assertEqual(list(ev["customer"]), ["a@x.com", "a@x.com"])
+        self.assertEqual(list(ev["amount"]), [12.5, 7.5])
+        ev = read_mapped(data, m.replace("customer_normalize: [trim, lower]\n", ""))
+        self.assertEqual(list(ev["customer"]), ["a@x.com"])
+
+    def test_read_mapped_excel_two_columns_us_dates(self):
+        # Excel 40513.35 = 2010-12-01 08:24; "12/10/2010" + "8:05" = 10 December 08:05; "17850.0" = "17850".
+        ev = read_mapped(b"c,t\n17850.0,40513.35\n17850,61\n,40513\n",
+                         'header: true\ncustomer: c\ncustomer_normalize: [integer]\nmissing_customer: ignore\n'
+                         'time: {column: t, layout: excel}\nkind: {constant: purchase}\n')
+        self.assertEqual(list(ev["customer"]), ["17850", "17850"])
+        self.assertEqual(list(ev["time"]), [pd.Timestamp("2010-12-01 08:24"), pd.Timestamp("1900-03-01")])
+        ev = read_mapped(b"c,d,h\n1,12/10/2010,8:05\n2,1/2/2011,14:30\n",
+                         'header: true\ncustomer: c\ntime: {column: d, time_of_day: h, layout: "1/2/2006 15:04"}\n'
+                         'kind: {constant: purchase}\n')
+        self.assertEqual(list(ev["time"]), [pd.Timestamp("2010-12-10 08:05"), pd.Timestamp("2011-01-02 14:30")])
 
     def test_mapped_numbers(self):
         # Worked by hand from the rule in docs/operations.md (the thousands and decimal keys).

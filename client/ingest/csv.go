@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -27,6 +28,18 @@ type csvParser struct {
 	qty    int
 	item   int
 	cat    int
+	tod    int // time of day
+	cur    int // currency
+	cancel int
+
+	// when holds a date and a time of day joined; dec a line transcoded to
+	// UTF-8; cust a normalized customer id. All are reused between rows.
+	when, dec, custBuf []byte
+	// table transcodes a single-byte encoding; nil for UTF-8.
+	table *[256]rune
+	// lineUTF8: the line being parsed is valid UTF-8 as a whole (set by
+	// decodeLine); otherwise each field read is checked.
+	lineUTF8 bool
 
 	customers, items, categories *interner
 
@@ -49,6 +62,7 @@ func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
 	p := &csvParser{m: m, sp: splitter{delim: d}, loc: loc,
 		customers: newInterner(1 << 14), items: newInterner(1 << 12), categories: newInterner(1 << 10)}
 	p.kinds = m.KindValues
+	p.table = encodingTable(m.Encoding)
 	p.zoneByName = zoneByName(m.TimeLayout)
 	if len(m.IgnoreKinds) > 0 {
 		p.ignore = make(map[string]bool, len(m.IgnoreKinds))
@@ -84,7 +98,8 @@ func (p *csvParser) resolve(header [][]byte) (missing string) {
 	}
 	p.cust, p.tm, p.kind = idx(p.m.Customer), idx(p.m.Time), idx(p.m.Kind)
 	p.amount, p.qty, p.item, p.cat = idx(p.m.Amount), idx(p.m.Quantity), idx(p.m.Item), idx(p.m.Category)
-	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.qty, p.item, p.cat)
+	p.tod, p.cur, p.cancel = idx(p.m.TimeOfDay), idx(p.m.Currency), idx(p.m.Cancelled)
+	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.qty, p.item, p.cat, p.tod, p.cur, p.cancel)
 	return missing
 }
 
@@ -116,7 +131,6 @@ func (p *csvParser) parse(line []byte) (model.Event, string, *RowError) {
 
 // parseFields turns the split fields of one row into an event.
 func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
-	var err error
 	if p.ncols == 0 && len(f) >= p.need {
 		p.ncols = len(f) // no header: the first good row fixes the width
 	}
@@ -128,31 +142,19 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 		// Not an event: the rest of the row does not matter.
 		return model.Event{}, ReasonIgnoredKind, nil
 	}
-	cust := f[p.cust]
-	if len(cust) == 0 {
-		return model.Event{}, "", &RowError{Column: p.cust + 1, Reason: ReasonMissingCustomer}
+	if p.cancel >= 0 && len(bytes.TrimSpace(f[p.cancel])) > 0 {
+		return model.Event{}, ReasonCancellation, nil
 	}
-	var t time.Time
-	switch tb := f[p.tm]; p.m.TimeLayout {
-	case LayoutUnix:
-		t, err = parseUnix(tb, 1)
-	case LayoutUnixMs:
-		t, err = parseUnix(tb, 1000)
-	case "2006-01-02 15:04:05":
-		t, err = parseDateTime(tb, p.loc)
-	default:
-		t, err = time.ParseInLocation(p.m.TimeLayout, string(tb), p.loc)
-		if err == nil && p.zoneByName {
-			err = checkZone(t, p.loc)
-		}
-		t = t.UTC()
+	cust, rerr := p.customer(f[p.cust])
+	if rerr != nil {
+		return model.Event{}, "", rerr
 	}
-	if err != nil {
-		if p.m.TimeLayout == LayoutUnix || p.m.TimeLayout == LayoutUnixMs || p.m.TimeLayout == "2006-01-02 15:04:05" {
-			// time.Parse names the layout itself; the fast paths do not.
-			err = fmt.Errorf("%w (the mapping's time layout is %q)", err, p.m.TimeLayout)
-		}
-		return model.Event{}, "", &RowError{Column: p.tm + 1, Reason: ReasonBadTime, Err: err}
+	if cust == nil {
+		return model.Event{}, ReasonMissingCustomer, nil
+	}
+	t, rerr := p.time(f)
+	if rerr != nil {
+		return model.Event{}, "", rerr
 	}
 	k := p.m.ConstKind
 	if p.kind >= 0 {
@@ -178,18 +180,66 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 		if reason == ReasonNegativeAmount && p.m.IgnoreNegative {
 			return model.Event{}, ReasonIgnoredNegative, nil
 		}
+		if err == nil && p.cur >= 0 {
+			col = p.cur + 1
+			amt, reason, err = p.convert(amt, f[p.cur])
+		}
 		if err != nil {
 			return model.Event{}, "", &RowError{Column: col, Reason: reason, Err: err}
 		}
 		ev.Amount, ev.HasAmount = amt, true
 	}
 	if p.item >= 0 {
+		if rerr := p.checkUTF8(f, p.item); rerr != nil {
+			return model.Event{}, "", rerr
+		}
 		ev.Item = p.items.get(f[p.item])
 	}
 	if p.cat >= 0 {
+		if rerr := p.checkUTF8(f, p.cat); rerr != nil {
+			return model.Event{}, "", rerr
+		}
 		ev.Category = p.categories.get(f[p.cat])
 	}
 	return ev, "", nil
+}
+
+// customer returns the customer id of field b, normalized by the mapping's
+// rules; nil, with no error, when it is empty and the mapping ignores rows
+// without a customer.
+func (p *csvParser) customer(b []byte) ([]byte, *RowError) {
+	col := p.cust + 1
+	if !p.lineUTF8 {
+		if i := invalidUTF8(b); i >= 0 {
+			return nil, p.notUTF8(col, b, i)
+		}
+	}
+	m := p.m
+	if m.TrimCustomer {
+		b = bytes.TrimSpace(b)
+	} else if len(b) > 0 && (isBlank(b[0]) || isBlank(b[len(b)-1])) {
+		return nil, &RowError{Column: col, Reason: ReasonBadCustomer,
+			Err: fmt.Errorf("customer %q has blanks around it, which would make it a customer apart from %q (set customer_normalize: [trim] in the mapping)", b, bytes.TrimSpace(b))}
+	}
+	if len(b) == 0 {
+		if m.IgnoreMissingCustomer {
+			return nil, nil
+		}
+		return nil, &RowError{Column: col, Reason: ReasonMissingCustomer,
+			Err: errors.New("the customer is empty (rows without a customer, such as guest checkouts, are dropped with missing_customer: ignore in the mapping)")}
+	}
+	if n := floatInteger(b); n > 0 {
+		if !m.IntegerCustomer {
+			return nil, &RowError{Column: col, Reason: ReasonBadCustomer,
+				Err: fmt.Errorf("customer %q is an integer written as a float (as pandas writes an id column with gaps), which would make it a customer apart from %q (set customer_normalize: [integer] in the mapping)", b, b[:n])}
+		}
+		b = b[:n]
+	}
+	if m.LowerCustomer {
+		p.custBuf = lower(p.custBuf[:0], b)
+		b = p.custBuf
+	}
+	return b, nil
 }
 
 // zoneByName reports whether a Go time layout names the zone by its
@@ -381,3 +431,170 @@ func canonicalKind(b []byte) (model.Kind, bool) {
 	}
 	return 0, false
 }
+
+// time reads the row's time: the time column, or the time column and the
+// time of day joined by a space.
+func (p *csvParser) time(f [][]byte) (time.Time, *RowError) {
+	tb, col := f[p.tm], p.tm+1
+	if p.tod >= 0 {
+		if len(f[p.tod]) == 0 {
+			return time.Time{}, &RowError{Column: p.tod + 1, Reason: ReasonBadTime, Err: errors.New("the time of day is empty")}
+		}
+		p.when = append(append(append(p.when[:0], tb...), ' '), f[p.tod]...)
+		tb = p.when
+	}
+	var t time.Time
+	var err error
+	switch p.m.TimeLayout {
+	case LayoutUnix:
+		t, err = parseUnix(tb, 1)
+	case LayoutUnixMs:
+		t, err = parseUnix(tb, 1000)
+	case LayoutExcel:
+		t, err = parseExcel(tb, p.m.Decimal == ',', p.loc)
+	case "2006-01-02 15:04:05":
+		t, err = parseDateTime(tb, p.loc)
+	default:
+		t, err = time.ParseInLocation(p.m.TimeLayout, string(tb), p.loc)
+		if err == nil && p.zoneByName {
+			err = checkZone(t, p.loc)
+		}
+		t = t.UTC()
+	}
+	if err != nil {
+		switch p.m.TimeLayout {
+		case LayoutUnix, LayoutUnixMs, LayoutExcel, "2006-01-02 15:04:05":
+			// time.Parse names the layout itself; the fast paths do not.
+			err = fmt.Errorf("%w (the mapping's time layout is %q)", err, p.m.TimeLayout)
+		}
+		return time.Time{}, &RowError{Column: col, Reason: ReasonBadTime, Err: err}
+	}
+	return t, nil
+}
+
+// convert turns an amount in the currency of field b into the mapping's
+// one currency.
+func (p *csvParser) convert(amt float64, b []byte) (float64, string, error) {
+	rate, ok := p.m.CurrencyRates[string(b)]
+	if !ok {
+		return 0, ReasonUnknownCurrency, fmt.Errorf("currency %q has no rate under currency rates in the mapping (amounts in different currencies cannot be added)", b)
+	}
+	v := amt * rate
+	if v > model.MaxAmount {
+		return 0, ReasonBadAmount, fmt.Errorf("amount %g %s is above the maximum %g", amt, b, float64(model.MaxAmount))
+	}
+	return v, "", nil
+}
+
+// checkUTF8 checks field i (0-based), whose text becomes part of an event.
+func (p *csvParser) checkUTF8(f [][]byte, i int) *RowError {
+	if p.lineUTF8 {
+		return nil
+	}
+	if j := invalidUTF8(f[i]); j >= 0 {
+		return p.notUTF8(i+1, f[i], j)
+	}
+	return nil
+}
+
+// notUTF8 is the error of field col (1-based), b, whose byte j is not UTF-8.
+func (p *csvParser) notUTF8(col int, b []byte, j int) *RowError {
+	hint := ""
+	if p.table == nil {
+		hint = " (a file from Windows or Excel is usually windows-1252: set encoding: windows-1252 in the mapping, or latin-1)"
+	}
+	return &RowError{Column: col, Reason: ReasonNotUTF8, Err: fmt.Errorf("invalid byte 0x%02x at byte %d of the field%s", b[j], j+1, hint)}
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+// floatInteger returns the length of the integer part of b when b is an
+// integer written as a float ("17850.0", "17850.00"), or 0.
+func floatInteger(b []byte) int {
+	dot := bytes.IndexByte(b, '.')
+	if dot <= 0 || dot == len(b)-1 || !allDigits(b[:dot]) {
+		return 0
+	}
+	for _, c := range b[dot+1:] {
+		if c != '0' {
+			return 0
+		}
+	}
+	return dot
+}
+
+// lower appends b lowercased to dst.
+func lower(dst, b []byte) []byte {
+	for _, c := range b {
+		if c >= 0x80 {
+			return append(dst[:0], bytes.ToLower(b)...)
+		}
+	}
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// Excel's 1900 date system: serial 1 is 1900-01-01 and serial 60 the
+// 29 February 1900 that never was, so from serial 61 (1900-03-01) on a
+// serial counts days from 1899-12-30. 2958466 would be 10000-01-01.
+const (
+	excelFirst = 61
+	excelEnd   = 2958466
+)
+
+// parseExcel reads an Excel serial date (days since 1899-12-30, the fraction
+// the time of day, to the second) as a wall-clock time in loc. comma
+// accepts a decimal comma, as a European Excel writes it.
+func parseExcel(b []byte, comma bool, loc *time.Location) (time.Time, error) {
+	s := b
+	if i := bytes.IndexByte(b, ','); comma && i >= 0 {
+		s = append([]byte(nil), b...)
+		s[i] = '.'
+	}
+	whole, frac, _ := bytes.Cut(s, []byte{'.'})
+	if !allDigits(whole) || len(frac) > 0 && !allDigits(frac) || len(whole) > 7 {
+		return time.Time{}, fmt.Errorf("time %q is not an Excel serial date (days since 1899-12-30, like 40513.35)", b)
+	}
+	v, err := strconv.ParseFloat(string(s), 64)
+	if err != nil || v < excelFirst || v >= excelEnd {
+		return time.Time{}, fmt.Errorf("serial date %q is outside the Excel range %d (1900-03-01) .. %d (9999-12-31)", b, excelFirst, excelEnd-1)
+	}
+	days := math.Floor(v)
+	secs := math.Round((v - days) * 86400)
+	return time.Date(1899, 12, 30+int(days), 0, 0, int(secs), 0, loc).UTC(), nil
+}
+
+// endsInQuote reports whether line, which starts inside a quoted field when
+// in is true, ends inside one: the record goes on on the next line. It
+// follows split's rules: a quote opens a field only at the field's start,
+// and "" inside a quoted field is a quote.
+func (s *splitter) endsInQuote(line []byte, in bool) bool {
+	if !in && bytes.IndexByte(line, '"') < 0 {
+		return false
+	}
+	start := true
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case in && c == '"' && i+1 < len(line) && line[i+1] == '"':
+			i++
+		case in && c == '"':
+			in, start = false, false
+		case in:
+		case c == s.delim:
+			start = true
+		case c == '"' && start:
+			in, start = true, false
+		default:
+			start = false
+		}
+	}
+	return in
+}
+
+func (p *csvParser) endsInQuote(line []byte, in bool) bool { return p.sp.endsInQuote(line, in) }

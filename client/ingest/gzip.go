@@ -21,7 +21,7 @@ func Open(path string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	r, err := decompressed(f)
+	r, err := Decompressed(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -34,9 +34,10 @@ type readCloser struct {
 	io.Closer
 }
 
-// decompressed returns a reader of r's content: a buffered r, or the
-// decompressed stream when r starts with the gzip magic number.
-func decompressed(r io.Reader) (io.Reader, error) {
+// Decompressed returns a reader of r's content: a buffered r, or the
+// decompressed stream when r starts with the gzip magic number. Open uses it;
+// a caller that opens the file itself (to count its bytes) wraps its reader.
+func Decompressed(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(len(gzipMagic))
 	if err != nil && !errors.Is(err, io.EOF) {

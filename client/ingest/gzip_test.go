@@ -100,7 +100,7 @@ func FuzzDecompressed(f *testing.F) {
 	f.Add([]byte{0x1f})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := decompressed(bytes.NewReader(data))
+		r, err := Decompressed(bytes.NewReader(data))
 		plain := len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b
 		if plain {
 			if err != nil {
@@ -121,7 +121,7 @@ func FuzzDecompressed(f *testing.F) {
 		if err := zw.Close(); err != nil {
 			t.Fatal(err)
 		}
-		r, err = decompressed(&z)
+		r, err = Decompressed(&z)
 		if err != nil {
 			t.Fatal(err)
 		}

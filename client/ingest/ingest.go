@@ -16,6 +16,7 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -147,6 +148,13 @@ const (
 	ReasonBadQuote        = "bad quoting"
 	ReasonLineTooLong     = "line too long"
 	ReasonBadNumber       = "non-numeric field"
+	// ReasonBadCustomer is a customer id in a form that would make one
+	// customer several (a float-written integer, blanks around it) when the
+	// mapping does not say how to normalize it.
+	ReasonBadCustomer = "customer id form"
+	// ReasonUnknownCurrency is an amount in a currency the mapping's rates
+	// do not name.
+	ReasonUnknownCurrency = "unknown currency"
 
 	// ReasonCancellation counts Online Retail cancellation lines (invoice
 	// numbers starting with C), which are not purchases.
@@ -157,6 +165,9 @@ const (
 	// ReasonIgnoredNegative counts rows whose amount is below zero under a
 	// Mapping with IgnoreNegative (returns and refunds).
 	ReasonIgnoredNegative = "ignored negative amount"
+	// ReasonRepeatedHeader counts lines equal to the header after it
+	// (exports concatenated with their headers).
+	ReasonRepeatedHeader = "repeated header"
 )
 
 // MaxLineBytes is the longest line a reader accepts; a longer line is a
@@ -377,12 +388,36 @@ type rowParser interface {
 	column(line []byte, off int) int
 }
 
+// textParser is a rowParser of delimited text (the mapped CSV reader): its
+// records may span lines (a quoted field with a line break), its lines may
+// be in a single-byte encoding, and it checks the UTF-8 of the fields it
+// reads itself, so that bytes in a column it does not read do not make a row
+// bad.
+type textParser interface {
+	rowParser
+	// endsInQuote reports whether line, starting inside a quoted field when
+	// in is true, ends inside one.
+	endsInQuote(line []byte, in bool) bool
+	// decodeLine returns line as UTF-8.
+	decodeLine(line []byte) []byte
+}
+
 func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowParser, emit func(model.Event) error) (Report, error) {
 	rep := Report{File: name, Skipped: map[string]int{}}
 	sc := newLineScanner(r)
 	needHeader := p.header()
+	tp, text := p.(textParser)
+	var header []byte // the header line, to know it again when repeated
 	for {
-		line, lineNo, tooLong, err := sc.next()
+		var line []byte
+		var lineNo, spanned int
+		var tooLong bool
+		var err error
+		if text {
+			line, lineNo, spanned, tooLong, err = sc.nextRecord(tp)
+		} else {
+			line, lineNo, tooLong, err = sc.next()
+		}
 		if errors.Is(err, io.EOF) {
 			if opts.MaxInvalidShare > 0 && float64(rep.Invalid) > opts.MaxInvalidShare*float64(rep.Rows) {
 				return rep, &TooManyInvalidError{Report: rep, MaxShare: opts.MaxInvalidShare}
@@ -401,10 +436,22 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 			continue
 		}
 		var rerr *RowError
-		if tooLong {
+		swallowed := 0 // lines after the first of a record that is a bad row as a whole
+		switch {
+		case tooLong:
+			swallowed = spanned - 1
 			rerr = &RowError{Reason: ReasonLineTooLong, Err: fmt.Errorf("longer than %d bytes", MaxLineBytes)}
-		} else if i := invalidUTF8(line); i >= 0 {
-			rerr = &RowError{Column: p.column(line, i), Reason: ReasonNotUTF8, Err: fmt.Errorf("invalid byte 0x%02x at byte %d", line[i], i+1)}
+		case spanned < 0:
+			spanned = -spanned
+			swallowed = spanned - 1
+			rerr = &RowError{Column: p.column(line, len(line)), Reason: ReasonBadQuote,
+				Err: fmt.Errorf("quoted field not closed: it runs over %d lines to the end of the file", spanned)}
+		case text:
+			line = tp.decodeLine(line)
+		default:
+			if i := invalidUTF8(line); i >= 0 {
+				rerr = &RowError{Column: p.column(line, i), Reason: ReasonNotUTF8, Err: fmt.Errorf("invalid byte 0x%02x at byte %d", line[i], i+1)}
+			}
 		}
 		if needHeader {
 			needHeader = false
@@ -416,6 +463,13 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 				rerr.File, rerr.Line = name, lineNo
 				return rep, rerr
 			}
+			header = append([]byte(nil), line...)
+			continue
+		}
+		if header != nil && rerr == nil && bytes.Equal(trimBOM(line), header) {
+			// Exports concatenated with their headers.
+			rep.Rows++
+			rep.Skipped[ReasonRepeatedHeader]++
 			continue
 		}
 		rep.Rows++
@@ -423,6 +477,19 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 		var skip string
 		if rerr == nil {
 			ev, skip, rerr = p.parse(line)
+			if rerr != nil && spanned > 1 && (rerr.Reason == ReasonBadQuote || rerr.Reason == ReasonColumnCount) {
+				// A record over several lines that does not split into the
+				// file's columns was most likely opened by a stray quote.
+				swallowed = spanned - 1
+				rerr.Err = fmt.Errorf("%w (a quoted field ran over lines %d-%d)", rerr.Err, lineNo, lineNo+spanned-1)
+			}
+		}
+		if swallowed > 0 {
+			// The lines a bad record swallowed are bad rows each, so that
+			// the bound on bad rows sees them.
+			rep.Rows += swallowed
+			rep.Skipped[rerr.Reason] += swallowed
+			rep.Invalid += swallowed
 		}
 		if rerr != nil {
 			rerr.File, rerr.Line = name, lineNo
@@ -489,6 +556,7 @@ func invalidUTF8(line []byte) int {
 type lineScanner struct {
 	br     *bufio.Reader
 	long   []byte
+	rec    []byte // a record of several lines (nextRecord)
 	lineNo int
 	first  bool
 }
@@ -538,6 +606,41 @@ func (s *lineScanner) next() (line []byte, lineNo int, tooLong bool, err error) 
 		line = nil
 	}
 	return line, s.lineNo, tooLong, nil
+}
+
+// nextRecord returns the next record of a delimited text file: a line,
+// joined with the lines after it by "\n" while a quoted field is open, and
+// the number of the line it starts on. spanned is the number of lines it
+// holds, negated when the file ended inside a quoted field; a record over
+// MaxLineBytes is tooLong.
+func (s *lineScanner) nextRecord(tp textParser) (rec []byte, lineNo, spanned int, tooLong bool, err error) {
+	line, lineNo, tooLong, err := s.next()
+	if err != nil || tooLong || !tp.endsInQuote(line, false) {
+		return line, lineNo, 1, tooLong, err
+	}
+	s.rec = append(s.rec[:0], line...)
+	for spanned = 1; ; {
+		line, _, long, err := s.next()
+		if errors.Is(err, io.EOF) {
+			return s.rec, lineNo, -spanned, false, nil
+		}
+		if err != nil {
+			return nil, lineNo, spanned, false, err
+		}
+		spanned++
+		if long || len(s.rec)+1+len(line) > MaxLineBytes {
+			tooLong = true
+		}
+		if !tooLong {
+			s.rec = append(append(s.rec, '\n'), line...)
+		}
+		if long || !tp.endsInQuote(line, true) {
+			if tooLong {
+				return nil, lineNo, spanned, true, nil
+			}
+			return s.rec, lineNo, spanned, false, nil
+		}
+	}
 }
 
 func trimBOM(b []byte) []byte {

@@ -46,6 +46,18 @@ func ParseColumn(s string) Column {
 const (
 	LayoutUnix   = "unix"    // integer seconds since the epoch
 	LayoutUnixMs = "unix_ms" // integer milliseconds since the epoch
+	// LayoutExcel is an Excel serial date: days since 1899-12-30 in the
+	// mapping's zone, the fraction the time of day ("40513.35" is
+	// 2010-12-01 08:24).
+	LayoutExcel = "excel"
+)
+
+// Encodings a mapping's encoding key names. A single-byte encoding is
+// transcoded to UTF-8 line by line before the line is split.
+const (
+	EncodingUTF8        = "utf-8"
+	EncodingWindows1252 = "windows-1252"
+	EncodingLatin1      = "latin-1"
 )
 
 // Mapping describes a generic delimited event file for Format CSV.
@@ -90,6 +102,48 @@ type Mapping struct {
 	// ReasonIgnoredNegative; otherwise such a row is bad input
 	// (ReasonNegativeAmount).
 	IgnoreNegative bool
+	// IgnoreMissingCustomer drops rows with an empty customer (guest
+	// checkouts) as excluded rows counted under ReasonMissingCustomer;
+	// otherwise such a row is bad input.
+	IgnoreMissingCustomer bool
+	// Customer id normalization, applied in this order: TrimCustomer drops
+	// blanks around the id, IntegerCustomer reads an integer written as a
+	// float ("17850.0") as the integer ("17850"), LowerCustomer lowercases
+	// it (e-mail addresses). Without Trim or Integer, an id in the form
+	// they would change is bad input (ReasonBadCustomer): it would
+	// otherwise be a second customer.
+	TrimCustomer, IntegerCustomer, LowerCustomer bool
+	// Cancelled, when set, is a column whose non-empty value marks a
+	// cancelled order ("Cancelled at"): the row is excluded, counted under
+	// ReasonCancellation.
+	Cancelled Column
+	// Currency, when set, is the amount's currency column; the amount is
+	// multiplied by CurrencyRates[currency] (into one currency of the
+	// user's choice), and a currency without a rate is bad input
+	// (ReasonUnknownCurrency).
+	Currency      Column
+	CurrencyRates map[string]float64
+	// TimeOfDay, when set, is a column holding the time of day apart from
+	// the date in Time; the two fields are joined by a space and read with
+	// TimeLayout.
+	TimeOfDay Column
+	// Encoding is the file's character encoding: "" or EncodingUTF8,
+	// EncodingWindows1252 or EncodingLatin1.
+	Encoding string
+}
+
+// namedColumn is a mapped column and its key, for checks and messages.
+type namedColumn struct {
+	what string
+	col  *Column
+}
+
+// columns lists every column key of m, used or not, in the order of the
+// mapping's layout.
+func (m *Mapping) columns() []namedColumn {
+	return []namedColumn{{"customer", &m.Customer}, {"time", &m.Time}, {"time_of_day", &m.TimeOfDay}, {"kind", &m.Kind},
+		{"amount", &m.Amount}, {"quantity", &m.Quantity}, {"currency", &m.Currency}, {"item", &m.Item}, {"category", &m.Category},
+		{"cancelled", &m.Cancelled}}
 }
 
 // Validate checks that m describes a readable file.
@@ -114,6 +168,25 @@ func (m *Mapping) Validate() error {
 	}
 	if m.IgnoreNegative && m.Amount.IsZero() {
 		return errors.New("mapping: negative_amount needs an amount column")
+	}
+	if !m.Currency.IsZero() && m.Amount.IsZero() {
+		return errors.New("mapping: currency needs an amount column")
+	}
+	if !m.Currency.IsZero() && len(m.CurrencyRates) == 0 {
+		return errors.New("mapping: currency needs rates, like currency: {column: Currency, rates: {EUR: 1, USD: 0.92}}")
+	}
+	for c, r := range m.CurrencyRates {
+		if !(r > 0 && r <= model.MaxAmount) {
+			return fmt.Errorf("mapping: currency rate %s: %v is not a positive number", c, r)
+		}
+	}
+	if !m.TimeOfDay.IsZero() && (m.TimeLayout == LayoutUnix || m.TimeLayout == LayoutUnixMs || m.TimeLayout == LayoutExcel) {
+		return fmt.Errorf("mapping: time_of_day needs a date and time layout like \"2006-01-02 15:04:05\" for the two fields joined by a space, not %s", m.TimeLayout)
+	}
+	switch m.Encoding {
+	case "", EncodingUTF8, EncodingWindows1252, EncodingLatin1:
+	default:
+		return fmt.Errorf("mapping: encoding %q must be %s", m.Encoding, encodingChoices)
 	}
 	if len(m.IgnoreKinds) > 0 && m.Kind.IsZero() {
 		return errors.New("mapping: ignored kind values need a kind column")
@@ -141,10 +214,7 @@ func (m *Mapping) Validate() error {
 	case '"', '\n', '\r':
 		return fmt.Errorf("mapping: delimiter %q is not allowed", m.Delimiter)
 	}
-	for _, c := range []struct {
-		what string
-		col  Column
-	}{{"customer", m.Customer}, {"time", m.Time}, {"kind", m.Kind}, {"amount", m.Amount}, {"quantity", m.Quantity}, {"item", m.Item}, {"category", m.Category}} {
+	for _, c := range m.columns() {
 		if c.col.Name != "" && c.col.Index != 0 {
 			return fmt.Errorf("mapping: %s column has both a name and an index", c.what)
 		}
@@ -168,8 +238,12 @@ type rawMapping struct {
 	KindConstant                         *yaml.Node
 	Amount, Item, Category               *yaml.Node
 	NegativeAmount, Quantity             *yaml.Node
-	// Time and Kind are the maps holding the Time… and Kind… keys.
-	Time, Kind *yaml.Node
+	MissingCustomer, CustomerNormalize   *yaml.Node
+	Cancelled, Encoding, TimeOfDay       *yaml.Node
+	CurrencyColumn, CurrencyRates        *yaml.Node
+	// Time, Kind and Currency are the maps holding the Time…, Kind… and
+	// Currency… keys.
+	Time, Kind, Currency *yaml.Node
 }
 
 // LoadMapping reads a mapping YAML file; see ParseMapping.
@@ -188,12 +262,16 @@ func LoadMapping(path string) (*Mapping, error) {
 //
 //	header: true            # default false
 //	delimiter: ","          # default ","; "\t" for TSV
+//	encoding: windows-1252  # optional: utf-8 (default), windows-1252 or latin-1
 //	decimal: ","            # the amount's decimal separator: "." (default) or "," ("1.234,5")
 //	thousands: " "          # optional: between groups of three digits: ",", ".", " " or "'" ("1 234,5")
 //	customer: user          # header name, or a 1-based index like 1
+//	customer_normalize: [trim, integer, lower]  # optional: "a@b.com " = "A@b.com"; "17850.0" = "17850"
+//	missing_customer: ignore  # rows without a customer (guests) are dropped and counted; default error
 //	time:
 //	  column: ts
-//	  layout: unix          # unix, unix_ms or a Go layout like "2006-01-02 15:04:05"
+//	  time_of_day: clock    # optional: a second column with the time of day, joined to column by a space
+//	  layout: unix          # unix, unix_ms, excel or a Go layout like "2006-01-02 15:04:05"
 //	  zone: Europe/Berlin   # for layouts without an offset; default Options.Location
 //	kind:                   # either a column with an optional value map ...
 //	  column: event
@@ -203,6 +281,8 @@ func LoadMapping(path string) (*Mapping, error) {
 //	amount: price           # optional
 //	quantity: qty           # optional: amount is then a unit price, multiplied by this column
 //	negative_amount: ignore # rows with amount < 0 (returns) are dropped and counted; default error
+//	currency: {column: cur, rates: {EUR: 1, USD: 0.92}}  # optional: amount × rate; other currencies are bad rows
+//	cancelled: cancelled_at # optional: rows with a value here are cancelled orders, dropped and counted
 //	item: sku               # optional
 //	category: cat           # optional
 func ParseMapping(r io.Reader, name string) (*Mapping, error) {
@@ -242,7 +322,8 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 	err := keys(root, "", map[string]**yaml.Node{
 		"header": &raw.Header, "delimiter": &raw.Delimiter, "decimal": &raw.Decimal, "thousands": &raw.Thousands, "customer": &raw.Customer, "time": &raw.Time,
 		"kind": &raw.Kind, "amount": &raw.Amount, "item": &raw.Item, "category": &raw.Category,
-		"negative_amount": &raw.NegativeAmount, "quantity": &raw.Quantity,
+		"negative_amount": &raw.NegativeAmount, "quantity": &raw.Quantity, "missing_customer": &raw.MissingCustomer,
+		"customer_normalize": &raw.CustomerNormalize, "cancelled": &raw.Cancelled, "encoding": &raw.Encoding, "currency": &raw.Currency,
 	}, topKeys)
 	if err != nil {
 		return nil, err
@@ -251,8 +332,17 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 		if n.Kind != yaml.MappingNode {
 			return nil, nodeErr(n, "time must be a map with a column and a layout, like time: {column: ts, layout: unix}; got %s", describe(n))
 		}
-		if err := keys(n, "time", map[string]**yaml.Node{"column": &raw.TimeColumn, "layout": &raw.TimeLayout, "zone": &raw.TimeZone},
-			[]string{"column", "layout", "zone"}); err != nil {
+		if err := keys(n, "time", map[string]**yaml.Node{"column": &raw.TimeColumn, "time_of_day": &raw.TimeOfDay, "layout": &raw.TimeLayout, "zone": &raw.TimeZone},
+			[]string{"column", "time_of_day", "layout", "zone"}); err != nil {
+			return nil, err
+		}
+	}
+	if n := raw.Currency; n != nil {
+		if n.Kind != yaml.MappingNode {
+			return nil, nodeErr(n, "currency must be a map with a column and rates, like currency: {column: Currency, rates: {EUR: 1, USD: 0.92}}; got %s", describe(n))
+		}
+		if err := keys(n, "currency", map[string]**yaml.Node{"column": &raw.CurrencyColumn, "rates": &raw.CurrencyRates},
+			[]string{"column", "rates"}); err != nil {
 			return nil, err
 		}
 	}
@@ -273,7 +363,19 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 }
 
 // topKeys are the keys of a mapping document, in the order of its layout.
-var topKeys = []string{"header", "delimiter", "decimal", "thousands", "customer", "time", "kind", "amount", "quantity", "item", "category", "negative_amount"}
+var topKeys = []string{"header", "delimiter", "encoding", "decimal", "thousands", "customer", "customer_normalize", "missing_customer", "time", "kind",
+	"amount", "quantity", "currency", "item", "category", "negative_amount", "cancelled"}
+
+// encodingChoices lists the encodings a mapping may name.
+const encodingChoices = `utf-8, windows-1252 or latin-1`
+
+// encodingNames maps the names a user writes for an encoding to its
+// canonical name.
+var encodingNames = map[string]string{
+	"utf-8": EncodingUTF8, "utf8": EncodingUTF8,
+	"windows-1252": EncodingWindows1252, "cp1252": EncodingWindows1252, "win-1252": EncodingWindows1252,
+	"latin-1": EncodingLatin1, "latin1": EncodingLatin1, "iso-8859-1": EncodingLatin1, "iso8859-1": EncodingLatin1,
+}
 
 // keys stores the value node of every key of the map n into dst[key], and
 // refuses a key that is not in dst or that is given twice. under names the
@@ -413,13 +515,28 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 		}
 		m.Thousands = t[0]
 	}
+	if n := raw.Encoding; n != nil {
+		e, err := scalar(n, "encoding")
+		if err != nil {
+			return nil, err
+		}
+		if m.Encoding = encodingNames[strings.ToLower(e)]; m.Encoding == "" {
+			return nil, nodeErr(n, "encoding %q must be %s (a file from Windows or Excel is usually windows-1252)", e, encodingChoices)
+		}
+	}
 	if m.Customer, err = column(raw.Customer, "customer", true); err != nil {
+		return nil, err
+	}
+	if err := raw.customerRules(m); err != nil {
 		return nil, err
 	}
 	if raw.Time == nil {
 		return nil, errors.New("time is required, like time: {column: ts, layout: unix}")
 	}
 	if m.Time, err = column(raw.TimeColumn, "time", true); err != nil {
+		return nil, err
+	}
+	if m.TimeOfDay, err = column(raw.TimeOfDay, "time_of_day", false); err != nil {
 		return nil, err
 	}
 	if raw.TimeLayout == nil {
@@ -526,6 +643,12 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	if m.Quantity, err = column(raw.Quantity, "quantity", false); err != nil {
 		return nil, err
 	}
+	if m.Cancelled, err = column(raw.Cancelled, "cancelled", false); err != nil {
+		return nil, err
+	}
+	if err := raw.currency(m); err != nil {
+		return nil, err
+	}
 	if m.Item, err = column(raw.Item, "item", false); err != nil {
 		return nil, err
 	}
@@ -600,3 +723,84 @@ func foreignLayout(layout string) error {
 }
 
 func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+
+// customerRules reads customer_normalize and missing_customer.
+func (raw *rawMapping) customerRules(m *Mapping) error {
+	if n := raw.MissingCustomer; n != nil {
+		v, _ := scalar(n, "missing_customer")
+		if v != "error" && v != "ignore" {
+			return nodeErr(n, "missing_customer must be \"error\" or \"ignore\" (rows without a customer, such as guest checkouts), not %s", describe(n))
+		}
+		m.IgnoreMissingCustomer = v == "ignore"
+	}
+	n := raw.CustomerNormalize
+	if n == nil {
+		return nil
+	}
+	const want = "customer_normalize must be a list of trim, integer and lower, like customer_normalize: [trim, lower]"
+	if n.Kind != yaml.SequenceNode {
+		return nodeErr(n, "%s; got %s", want, describe(n))
+	}
+	for _, e := range n.Content {
+		e = deref(e)
+		v, err := scalar(e, "a rule under customer_normalize")
+		if err != nil {
+			return err
+		}
+		var rule *bool
+		switch v {
+		case "trim":
+			rule = &m.TrimCustomer
+		case "integer":
+			rule = &m.IntegerCustomer
+		case "lower":
+			rule = &m.LowerCustomer
+		default:
+			return nodeErr(e, "%s; got %q", want, v)
+		}
+		if *rule {
+			return nodeErr(e, "customer_normalize rule %q is given twice", v)
+		}
+		*rule = true
+	}
+	return nil
+}
+
+// currency reads the currency map: its column and its rates.
+func (raw *rawMapping) currency(m *Mapping) error {
+	if raw.Currency == nil {
+		return nil
+	}
+	var err error
+	if m.Currency, err = column(raw.CurrencyColumn, "currency", true); err != nil {
+		return nodeErr(raw.Currency, "%v", err)
+	}
+	v := raw.CurrencyRates
+	if v == nil {
+		return nodeErr(raw.Currency, "currency needs rates into one currency, like rates: {EUR: 1, USD: 0.92}: amounts in different currencies cannot be added")
+	}
+	if v.Kind != yaml.MappingNode || len(v.Content) == 0 {
+		return nodeErr(v, "currency rates must be a map from currency code to rate, like {EUR: 1, USD: 0.92}, not %s", describe(v))
+	}
+	m.CurrencyRates = make(map[string]float64, len(v.Content)/2)
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		kn, vn := deref(v.Content[i]), deref(v.Content[i+1])
+		code, err := scalar(kn, "a currency under currency rates")
+		if err != nil {
+			return err
+		}
+		rs, err := scalar(vn, "currency rate "+code)
+		if err != nil {
+			return err
+		}
+		r, err := strconv.ParseFloat(rs, 64)
+		if err != nil || !(r > 0 && r <= model.MaxAmount) {
+			return nodeErr(vn, "currency rate %s: %q is not a positive number", code, rs)
+		}
+		if _, dup := m.CurrencyRates[code]; dup {
+			return nodeErr(kn, "currency %q given twice under rates", code)
+		}
+		m.CurrencyRates[code] = r
+	}
+	return nil
+}

@@ -99,24 +99,23 @@ func NewMessageDecoder(m *Mapping, enc MessageEncoding, loc *time.Location) (*Me
 	}
 	d := &MessageDecoder{enc: enc}
 	mm := *m
-	all := []*Column{&mm.Customer, &mm.Time, &mm.Kind, &mm.Amount, &mm.Quantity, &mm.Item, &mm.Category}
-	names := []string{"customer", "time", "kind", "amount", "quantity", "item", "category"}
 	switch enc {
 	case MessageCSV:
-		for i, c := range all {
-			if c.Name != "" {
-				return nil, fmt.Errorf("new message decoder: %s column is named %q, but a CSV message has no header: use a 1-based index", names[i], c.Name)
+		for _, c := range mm.columns() {
+			if c.col.Name != "" {
+				return nil, fmt.Errorf("new message decoder: %s column is named %q, but a CSV message has no header: use a 1-based index", c.what, c.col.Name)
 			}
 		}
 		mm.Header = false
 	case MessageJSON:
 		// Each used column becomes a field position; the JSON key fills it.
-		for i, c := range all {
+		for _, nc := range mm.columns() {
+			c := nc.col
 			if c.IsZero() {
 				continue
 			}
 			if c.Name == "" {
-				return nil, fmt.Errorf("new message decoder: %s column is index %d, but a JSON message has keys: name the key", names[i], c.Index)
+				return nil, fmt.Errorf("new message decoder: %s column is index %d, but a JSON message has keys: name the key", nc.what, c.Index)
 			}
 			d.keys = append(d.keys, c.Name)
 			d.cols = append(d.cols, *c)
@@ -140,6 +139,7 @@ func (d *MessageDecoder) Decode(msg []byte) (model.Event, error) {
 	if len(msg) > MaxLineBytes {
 		return model.Event{}, &MessageError{Reason: ReasonLineTooLong, Err: fmt.Errorf("%d bytes, limit %d", len(msg), MaxLineBytes)}
 	}
+	msg = d.p.decodeLine(msg) // a mapping's single-byte encoding
 	if i := invalidUTF8(msg); i >= 0 {
 		return model.Event{}, &MessageError{Reason: ReasonNotUTF8, Err: fmt.Errorf("at byte %d", i)}
 	}
@@ -167,8 +167,10 @@ func (d *MessageDecoder) Decode(msg []byte) (model.Event, error) {
 	if rerr != nil {
 		return model.Event{}, &MessageError{Reason: rerr.Reason, Field: d.field(rerr.Column), Err: rerr.Err}
 	}
-	if reason == ReasonIgnoredKind || reason == ReasonIgnoredNegative {
-		// Both are rows the mapping says are not events.
+	if reason != "" {
+		// An ignored kind or negative amount, a cancellation, a missing
+		// customer under missing_customer: ignore: the mapping says these
+		// are not events.
 		return model.Event{}, ErrIgnoredKind
 	}
 	if strings.IndexByte(ev.Customer, 0) >= 0 {
