@@ -50,3 +50,53 @@ func TestResumeAuditedAfterOutage(t *testing.T) {
 		})
 	}
 }
+
+// TestRollbackDuringRoundStays (review round 3): an operator rolls back a
+// bad version (v3, say poisoned) while a round that trains from it is
+// collecting. That round published its version (v4, parent v3) and made it
+// active: the rollback was silently undone, and partners were served a
+// descendant of the version the operator withdrew. The round still
+// publishes (its updates were accepted and debited), but the version stays
+// inactive and the round's reason says why; the next round trains from the
+// version the operator chose.
+func TestRollbackDuringRoundStays(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute})
+			r := f.start(t)
+			f.enrol(t, r, "m1")
+			tick(t, r)
+			for range 2 { // v2, v3
+				if _, err := f.submitHonest(t, r, "m1"); err != nil {
+					t.Fatal(err)
+				}
+				tick(t, r)
+			}
+			// Round 3 trains from v3; its update is in when v3 is withdrawn.
+			if _, err := f.submitHonest(t, r, "m1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.svc.Rollback(ctx, "admin:alice", 2); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Add(time.Minute)
+			tick(t, r)
+			active, err := r.svc.Model(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if active.Version != 2 {
+				t.Errorf("active after the in-flight round published: v%d (parent %d), want v2, the operator's rollback", active.Version, active.Parent)
+			}
+			v4, err := r.svc.Model(ctx, 4)
+			if err != nil || v4.Parent != 3 || v4.Active {
+				t.Errorf("v4: version %d parent %d active %v (%v), want published from v3 and not active", v4.Version, v4.Parent, v4.Active, err)
+			}
+			if got := mustRound(t, r, "m1"); got.BaseVersion != 2 {
+				t.Errorf("next round %s trains from v%d, want v2", got.ID, got.BaseVersion)
+			}
+			f.verifyAudit(t, r)
+		})
+	}
+}
