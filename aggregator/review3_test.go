@@ -20,10 +20,7 @@ func TestResumeAuditedAfterOutage(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
-			r := f.start(t)
-			f.enrol(t, r, "m1")
-			tick(t, r)
+			f, r := fedWithM1(t, b, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
 			if err := r.svc.StopMerchant(ctx, "m1", protocol.MerchantStop{Reason: "local cap reached"}); err != nil {
 				t.Fatal(err)
 			}
@@ -63,10 +60,7 @@ func TestRollbackDuringRoundStays(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute})
-			r := f.start(t)
-			f.enrol(t, r, "m1")
-			tick(t, r)
+			f, r := fedWithM1(t, b, aggregator.RoundConfig{Deadline: time.Minute})
 			for range 2 { // v2, v3
 				if _, err := f.submitHonest(t, r, "m1"); err != nil {
 					t.Fatal(err)
@@ -74,14 +68,7 @@ func TestRollbackDuringRoundStays(t *testing.T) {
 				tick(t, r)
 			}
 			// Round 3 trains from v3; its update is in when v3 is withdrawn.
-			if _, err := f.submitHonest(t, r, "m1"); err != nil {
-				t.Fatal(err)
-			}
-			if err := r.svc.Rollback(ctx, "admin:alice", 2); err != nil {
-				t.Fatal(err)
-			}
-			f.clock.Add(time.Minute)
-			tick(t, r)
+			rollbackDuringRound(t, f, r, 2)
 			active, err := r.svc.Model(ctx, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -99,4 +86,30 @@ func TestRollbackDuringRoundStays(t *testing.T) {
 			f.verifyAudit(t, r)
 		})
 	}
+}
+
+// fedWithM1 starts a federation on b with merchant m1 enrolled and its first
+// round open.
+func fedWithM1(t *testing.T, b backend, cfg aggregator.RoundConfig) (*fed, *replica) {
+	t.Helper()
+	f := newFed(t, b, cfg)
+	r := f.start(t)
+	f.enrol(t, r, "m1")
+	tick(t, r)
+	return f, r
+}
+
+// rollbackDuringRound has m1 send its update to the open round, rolls back to
+// version to, and lets the round's deadline (a minute) pass and the round
+// publish.
+func rollbackDuringRound(t *testing.T, f *fed, r *replica, to int) {
+	t.Helper()
+	if _, err := f.submitHonest(t, r, "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.svc.Rollback(context.Background(), "admin:alice", to); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(time.Minute)
+	tick(t, r)
 }

@@ -105,14 +105,7 @@ func TestRegistryAndRollback(t *testing.T) {
 		t.Fatalf("active model file: %v", err)
 	}
 	// The open round (seq 4) still trains from v3; the one after it from v2.
-	if _, err := f.submitHonest(t, r, "m1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.svc.Rollback(ctx, "admin:alice", 2); err != nil {
-		t.Fatal(err)
-	}
-	f.clock.Add(time.Minute)
-	tick(t, r)
+	rollbackDuringRound(t, f, r, 2)
 	// Round 4 publishes v4 from v3, but the rollback stays in force (review
 	// round 3: it used to make v4 active, undoing the rollback).
 	if mv, err := r.svc.Model(ctx, 4); err != nil || mv.Parent != 3 || mv.Active {

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -38,18 +36,7 @@ func TestMerchantOutsidePolicyRefused(t *testing.T) {
 	}
 	get := func(path, token string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), "GET", ts.URL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return request(t, ts, "GET", path, token, "")
 	}
 	in, out := tok("shop-a"), tok("shop-gone")
 	for _, path := range []string{"/v1/models", "/v1/models/active", "/v1/models/1", "/v1/session"} {
