@@ -55,7 +55,8 @@ package api
 // Audit and fail-closed. Every call that passes authentication and the rate
 // limit (429s are not audited: an abuser must not be able to flood the log)
 // appends one audit entry (action predict or predict.batch; actor;
-// object merchant/<id>; the merchant and customer pseudonyms as HMAC'd
+// object merchant/<id>, or merchant/? when the caller named no valid merchant
+// id; the merchant and customer pseudonyms as HMAC'd
 // identifiers; model version; outcome ok, denied or error with the reason).
 // The answer is written only once that entry is durable; if the audit log
 // fails the caller gets 503 and no prediction. A batch is one entry whose
