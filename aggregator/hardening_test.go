@@ -110,10 +110,7 @@ func TestStopAndCancelReasonNUL(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
-			r := f.start(t)
-			f.enrol(t, r, "m1")
-			tick(t, r)
+			f, r := fedWithM1(t, b, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1})
 			for _, reason := range []string{"a\x00b", "a\xffb"} {
 				if err := r.svc.StopMerchant(ctx, "m1", protocol.MerchantStop{Reason: reason}); !errors.Is(err, aggregator.ErrPolicy) {
 					t.Errorf("stop with reason %q: got %v, want ErrPolicy", reason, err)

@@ -502,10 +502,23 @@ func (s *Service) step(ctx context.Context, tx Tx, r RoundRecord, baseRec ModelR
 	if !ok {
 		return nil, fmt.Errorf("publish %s: version %d: %w", r.ID, version, ErrConflict)
 	}
-	if err := tx.SetActiveVersion(ctx, version); err != nil {
+	why := reason(version)
+	// Only rounds and rollbacks move the active version, and a round opens
+	// on the active one: another active version now is an operator's
+	// rollback during the round. The version is published (its updates were
+	// accepted and debited) but not made active, which would undo the
+	// rollback and serve a descendant of the version the operator withdrew.
+	active, err := tx.ActiveVersion(ctx)
+	if err != nil {
 		return nil, err
 	}
-	why := reason(version)
+	if active == r.BaseVersion {
+		if err := tx.SetActiveVersion(ctx, version); err != nil {
+			return nil, err
+		}
+	} else {
+		why += fmt.Sprintf("; not made active: version %d was made active (rollback) while the round trained from %d", active, r.BaseVersion)
+	}
 	if err := tx.SetRoundState(ctx, r.ID, protocol.RoundAggregating, protocol.RoundPublished, why, now); err != nil {
 		return nil, err
 	}

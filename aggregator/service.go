@@ -676,8 +676,9 @@ func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol
 	}
 	var rr RoundRecord
 	var model ModelRecord
-	var resumed bool
+	var ps []staged
 	err = s.store.InTx(ctx, func(tx Tx) error {
+		ps = nil
 		m, err := tx.Merchant(ctx, merchantID)
 		if err != nil {
 			return err
@@ -685,11 +686,21 @@ func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol
 		if m.Revoked {
 			return fmt.Errorf("%w: merchant %s is revoked", ErrPolicy, merchantID)
 		}
-		if resumed = m.Stopped != ""; resumed {
+		if m.Stopped != "" {
 			// It asks for rounds again: sample it from the next round on.
+			// The entry is staged with the change (the outbox, as for a
+			// stop): a resume that took effect is audited even if the log
+			// cannot take the entry right now.
 			if err := tx.SetMerchantStopped(ctx, merchantID, ""); err != nil {
 				return err
 			}
+			rec := audit.Record{Actor: "merchant:" + merchantID, Action: "merchant.resume", Object: "merchant", Outcome: audit.OutcomeOK,
+				Identifiers: map[string]string{"merchant": merchantID}}
+			p, err := stage(ctx, tx, "merchant.resume/"+merchantID+"/"+randomSuffix(), rec, s.now().UTC())
+			if err != nil {
+				return err
+			}
+			ps = []staged{p}
 		}
 		if rr, err = tx.LatestRound(ctx); err != nil {
 			return err
@@ -700,12 +711,8 @@ func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol
 	if err != nil {
 		return protocol.Round{}, fmt.Errorf("current round: %w", err)
 	}
-	if resumed {
-		rec := audit.Record{Actor: "merchant:" + merchantID, Action: "merchant.resume", Object: "merchant", Outcome: audit.OutcomeOK,
-			Identifiers: map[string]string{"merchant": merchantID}}
-		if err := s.appendAudit(ctx, rec); err != nil {
-			return protocol.Round{}, fmt.Errorf("current round: %w", err)
-		}
+	if err := s.flush(ctx, ps); err != nil {
+		return protocol.Round{}, fmt.Errorf("current round: %w", err)
 	}
 	plan, err := s.merchantPlan(rr.Plan, mp)
 	if err != nil {

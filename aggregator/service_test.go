@@ -105,17 +105,14 @@ func TestRegistryAndRollback(t *testing.T) {
 		t.Fatalf("active model file: %v", err)
 	}
 	// The open round (seq 4) still trains from v3; the one after it from v2.
-	if _, err := f.submitHonest(t, r, "m1"); err != nil {
-		t.Fatal(err)
+	rollbackDuringRound(t, f, r, 2)
+	// Round 4 publishes v4 from v3, but the rollback stays in force (review
+	// round 3: it used to make v4 active, undoing the rollback).
+	if mv, err := r.svc.Model(ctx, 4); err != nil || mv.Parent != 3 || mv.Active {
+		t.Fatalf("round 4's version: got v%d parent %d active %v (%v), want v4 parent 3, not active", mv.Version, mv.Parent, mv.Active, err)
 	}
-	if err := r.svc.Rollback(ctx, "admin:alice", 2); err != nil {
-		t.Fatal(err)
-	}
-	f.clock.Add(time.Minute)
-	tick(t, r)
-	mv, _ := r.svc.Model(ctx, 0)
-	if mv.Version != 4 || mv.Parent != 3 {
-		t.Fatalf("round 4's version: got v%d parent %d, want v4 parent 3", mv.Version, mv.Parent)
+	if mv, _ := r.svc.Model(ctx, 0); mv.Version != 2 {
+		t.Fatalf("active after round 4 published: v%d, want v2 (the rollback)", mv.Version)
 	}
 	if err := r.svc.Rollback(ctx, "admin:alice", 2); err != nil {
 		t.Fatal(err)

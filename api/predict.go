@@ -55,7 +55,8 @@ package api
 // Audit and fail-closed. Every call that passes authentication and the rate
 // limit (429s are not audited: an abuser must not be able to flood the log)
 // appends one audit entry (action predict or predict.batch; actor;
-// object merchant/<id>; the merchant and customer pseudonyms as HMAC'd
+// object merchant/<id>, or merchant/? when the caller named no valid merchant
+// id; the merchant and customer pseudonyms as HMAC'd
 // identifiers; model version; outcome ok, denied or error with the reason).
 // The answer is written only once that entry is durable; if the audit log
 // fails the caller gets 503 and no prediction. A batch is one entry whose
@@ -91,6 +92,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
@@ -433,10 +435,14 @@ func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Clai
 		Identifiers: make(map[string]string, len(customers)+1),
 		Details:     map[string]string{"customers": strconv.Itoa(len(customers))},
 	}
-	if merchant == "" {
+	if merchant != "" {
+		rec.Identifiers["merchant"] = merchant // stored as its HMAC, whatever its bytes
+	}
+	if keys.CheckMerchantID(merchant) != nil {
+		// The caller's text, which can be no merchant: in clear it would put
+		// up to a body's worth of bytes into the append-only log per request,
+		// or bytes the log refuses (NUL), leaving the call unaudited (503).
 		rec.Object = "merchant/?"
-	} else {
-		rec.Identifiers["merchant"] = merchant
 	}
 	if version > 0 {
 		rec.Details["model_version"] = strconv.Itoa(version)
@@ -469,6 +475,9 @@ func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Clai
 			// and a reason that is not UTF-8 is refused by the log (503, no
 			// entry).
 			rec.Reason = strings.ToValidUTF8(rec.Reason[:512], "")
+		}
+		if !audit.ValidText(rec.Reason) {
+			rec.Reason = strings.ReplaceAll(strings.ToValidUTF8(rec.Reason, "\uFFFD"), "\x00", "\uFFFD")
 		}
 	}
 	// Detached from the request: a caller who hangs up does not cut the

@@ -441,24 +441,7 @@ func TestPredictInvalidUTF8Refused(t *testing.T) {
 func TestPredictAuditReasonStaysUTF8(t *testing.T) {
 	// Against the real audit log, which refuses a reason that is not UTF-8.
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "kairos.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	_, signer, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alog, err := audit.New(ctx, audit.Options{Store: st, HMACKey: bytes.Repeat([]byte{0x5a}, 32), SigningKey: signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = alog.Close() })
-	real := newPredictFixture(t, PredictOptions{Audit: alog})
+	real, st := realAuditFixture(t)
 	body := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c-1", Features: featureVec(1, 1), AsOf: "a" + strings.Repeat("é", 300)})
 	if rec := real.do(t, "POST", "/v1/predict", real.tokens["partner"], "application/json", body); rec.Code != 400 {
 		t.Errorf("with the real audit log: got %d, want 400: %s", rec.Code, rec.Body)

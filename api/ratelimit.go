@@ -91,3 +91,25 @@ func (s *Server) limitPartners(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// merchantInPolicy refuses merchant tokens of a merchant the federation
+// policy in force does not name (Options.Merchants), read on every request
+// as partner grants are: a merchant removed by a reload keeps a token valid
+// for up to 90 days, and would otherwise go on reading every model the
+// federation publishes after it left.
+func (s *Server) merchantInPolicy(next http.Handler) http.Handler {
+	if s.inPolicy == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := auth.ClaimsFrom(r.Context())
+		if ok && c.Role == auth.RoleMerchant {
+			if err := s.inPolicy(c.Subject); err != nil {
+				s.writeError(w, r, &httpError{status: http.StatusForbidden, typ: typeForbidden,
+					detail: "merchant " + c.Subject + " is not in the federation policy in force", cause: err})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

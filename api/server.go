@@ -138,6 +138,11 @@ type Options struct {
 	Partners func(id string) (ratePerSecond float64, burst int, err error)
 	// Now is the clock of the rate limiter; time.Now when nil.
 	Now func() time.Time
+	// Merchants returns an error when the federation policy in force does
+	// not name merchant id. When set, merchant tokens of a merchant it does
+	// not name (removed by a reload, say) are refused (403) on every route,
+	// as partners without a grant are.
+	Merchants func(id string) error
 	// Audit is the audit log read by GET /v1/audit and
 	// /v1/audit/checkpoints (the store); those routes answer 503 when nil.
 	Audit audit.Source
@@ -187,6 +192,7 @@ type Server struct {
 	requestID func() string
 	openapi   []byte
 	partners  *partnerLimiter
+	inPolicy  func(id string) error
 	auditSrc  audit.Source
 	predict   *predictor
 	admission *admission
@@ -240,6 +246,7 @@ func NewServer(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.inPolicy = opts.Merchants
 	if opts.Partners != nil {
 		s.partners = &partnerLimiter{grant: opts.Partners, now: opts.Now, buckets: map[string]*bucket{}}
 		if s.partners.now == nil {
@@ -320,7 +327,7 @@ func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
 
 	// v1 routes: bearer token, rate, role, room for the body, then the handler.
 	for _, rt := range s.v1Routes() {
-		hh := auth.Middleware(v, s.limitPartners(auth.RequireRole(s.admit(s.bodyLimit(rt), s.handle(rt.h)), rt.roles...)))
+		hh := auth.Middleware(v, s.limitPartners(s.merchantInPolicy(auth.RequireRole(s.admit(s.bodyLimit(rt), s.handle(rt.h)), rt.roles...))))
 		r.Handle(rt.path, s.instrument(rt.path, noStore(hh))).Methods(rt.method)
 	}
 	// All metrics, the per-merchant ε among them, for the roles /v1/budgets serves.

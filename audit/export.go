@@ -13,6 +13,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -173,6 +174,22 @@ func ReadExport(r io.Reader) (*Snapshot, error) {
 		if err := json.Unmarshal(b, &head); err != nil {
 			return nil, bad("%v", err)
 		}
+		keys, err := objectKeys(b)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		allowed := entryKeys
+		if head.Type == "checkpoint" {
+			allowed = checkpointKeys
+		}
+		for _, k := range keys {
+			// encoding/json would take "ACTOR" (or "Type") for "actor": the
+			// verifier would check one value and every other reader of the
+			// file see another. Unknown keys are strictDecode's to refuse.
+			if !slices.Contains(allowed, k) && slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, k) }) {
+				return nil, bad("key %q: the format's keys are lower case, spelled exactly", k)
+			}
+		}
 		switch head.Type {
 		case "entry":
 			var j jsonEntry
@@ -202,6 +219,78 @@ func ReadExport(r io.Reader) (*Snapshot, error) {
 		return nil, fmt.Errorf("read audit export: %w", err)
 	}
 	return NewSnapshot(entries, cps), nil
+}
+
+// The keys of the two kinds of line, spelled as Export writes them.
+var (
+	entryKeys      = []string{"type", "seq", "time", "actor", "action", "object", "outcome", "reason", "identifiers", "details", "prev_hash", "hash"}
+	checkpointKeys = []string{"type", "log_id", "seq", "hash", "time", "signature"}
+)
+
+// objectKeys returns the keys of the JSON object b, in order, and refuses an
+// object (at any depth) that holds a key twice: encoding/json keeps the last
+// value of a repeated key, and a reader that keeps the first, or a reviewer
+// reading the line, would see another entry than the one verified.
+func objectKeys(b []byte) ([]string, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	keys, err := objectRest(d, "")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one JSON value on the line")
+	}
+	return keys, nil
+}
+
+// objectRest reads the keys and values of an object whose '{' was read, up
+// to and including its '}', refusing a repeated key; path names the object
+// in errors.
+func objectRest(d *json.Decoder, path string) ([]string, error) {
+	var keys []string
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ := t.(string)
+		if slices.Contains(keys, k) {
+			return nil, fmt.Errorf("key %q twice", path+k)
+		}
+		keys = append(keys, k)
+		if err := skipValue(d, path+k+"."); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := d.Token(); err != nil { // the closing '}'
+		return nil, err
+	}
+	return keys, nil
+}
+
+// skipValue reads one value, checking the objects in it with objectRest.
+func skipValue(d *json.Decoder, path string) error {
+	t, err := d.Token()
+	if err != nil {
+		return err
+	}
+	switch t {
+	case json.Delim('{'):
+		_, err = objectRest(d, path)
+		return err
+	case json.Delim('['):
+		for d.More() {
+			if err := skipValue(d, path); err != nil {
+				return err
+			}
+		}
+		_, err = d.Token() // the closing ']'
+		return err
+	}
+	return nil
 }
 
 func strictDecode(b []byte, v any) error {

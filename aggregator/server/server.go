@@ -158,6 +158,10 @@ func New(ctx context.Context, o Options) (_ *Aggregator, err error) {
 			_, err := o.Store.IsTokenRevoked(ctx, "readyz-probe")
 			return err
 		},
+		Merchants: func(id string) error {
+			_, err := svc.Policy().Merchant(id)
+			return err
+		},
 		Partners: func(id string) (float64, int, error) {
 			pp, err := svc.Policy().Partner(id)
 			return pp.RatePerSecond, pp.Burst, err

@@ -88,23 +88,7 @@ func TestNewWiresEverySource(t *testing.T) {
 	admin, compliance := tok(auth.RoleAdmin), tok(auth.RoleCompliance)
 	do := func(method, path, token, body string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), method, ts.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(b)
+		return request(t, ts, method, path, token, body)
 	}
 	for _, tt := range []struct {
 		method, path, token, body string
@@ -271,4 +255,27 @@ func mustMarshal(t *testing.T, c config.Config) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// request sends method path to ts with token (none when empty) and a JSON
+// body (none when empty) and returns the status and body of the answer.
+func request(t *testing.T, ts *httptest.Server, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }

@@ -51,6 +51,12 @@ func ParsePeerKeys(data []byte) (map[string]ed25519.PublicKey, error) {
 			return nil, fmt.Errorf("peer keys: line %d: merchant %s is not followed by a PEM block", line, id)
 		}
 		raw := after[:len(after)-len(next)]
+		if bytes.Count(raw, []byte("-----BEGIN")) != 1 {
+			// pem.Decode skips a block it cannot parse and returns the next
+			// one: this entry would take the next entry's key, and that
+			// entry's id would vanish.
+			return nil, fmt.Errorf("peer keys: line %d: the PEM block of %s does not parse (no END line before the next block?)", line, id)
+		}
 		pub, err := parsePublicPEM(raw)
 		if err != nil {
 			return nil, fmt.Errorf("peer keys: line %d: key of %s: %w", line, id, err)

@@ -1,7 +1,6 @@
 package keys
 
 import (
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,20 +17,9 @@ func TestPeerKeys(t *testing.T) {
 	b.WriteString("# cohort of the spring federation\n\n")
 	pubs := map[string]string{}
 	for _, id := range []string{"m1", "shop.example_2"} {
-		m, err := GenerateMerchant(rand.Reader, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := t.TempDir()
-		if err := WriteMerchant(dir, m, nil); err != nil {
-			t.Fatal(err)
-		}
-		pem, err := os.ReadFile(filepath.Join(dir, FileSigningPub))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(id + "\n" + string(pem) + "\n")
-		pubs[id] = string(pem)
+		pem := signingPubPEM(t, id)
+		b.WriteString(id + "\n" + pem + "\n")
+		pubs[id] = pem
 	}
 	file := filepath.Join(t.TempDir(), "peers.pem")
 	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
