@@ -64,7 +64,7 @@ audit.witness in its config; both commands read that file too.
 }
 
 func newAuditVerifyCmd() *cobra.Command {
-	var db, file, keyDir, keyFile, witness string
+	var db, file, keyDir, keyFile, witness, tail string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the chain and every checkpoint; print OK or the first bad entry",
@@ -75,6 +75,18 @@ func newAuditVerifyCmd() *cobra.Command {
 			}
 			if (keyDir == "") == (keyFile == "") {
 				return errors.New("audit verify: give exactly one of --keys and --checkpoint-key")
+			}
+			switch tail {
+			case "":
+				// A file is evidence handed over: all of it must be signed. A
+				// live database's newest entries wait up to a second for theirs.
+				tail = "note"
+				if file != "" {
+					tail = "fail"
+				}
+			case "fail", "note":
+			default:
+				return fmt.Errorf("audit verify: --unsigned-tail %q: want fail or note", tail)
 			}
 			pub, err := checkpointKey(keyDir, keyFile)
 			if err != nil {
@@ -116,6 +128,17 @@ func newAuditVerifyCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if res.Entries > res.LastCheckpointSeq && tail == "fail" {
+				// The chain alone is no evidence: whoever holds the file can
+				// rewrite or extend it and recompute every hash.
+				ve := &audit.VerifyError{Seq: res.LastCheckpointSeq + 1, Reason: fmt.Sprintf(
+					"unsigned: entries %d..%d are covered by no signed checkpoint, so nothing shows the aggregator wrote them "+
+						"(export again after its next checkpoint, or pass --unsigned-tail note to check their chain only)",
+					res.LastCheckpointSeq+1, res.Entries)}
+				fmt.Fprintf(out, "FAIL: %s\n", ve.Error())
+				fmt.Fprintf(out, "verified before it: %d entries, %d checkpoints\n", res.LastCheckpointSeq, res.Checkpoints)
+				return ve
+			}
 			fmt.Fprintf(out, "OK: %d entries, %d checkpoints, head %s\n", res.Entries, res.Checkpoints, res.Head)
 			if res.Entries > res.LastCheckpointSeq {
 				fmt.Fprintf(out, "note: entries %d..%d are chained but not yet covered by a signed checkpoint\n",
@@ -129,6 +152,8 @@ func newAuditVerifyCmd() *cobra.Command {
 	cmd.Flags().StringVar(&keyDir, "keys", "", "aggregator key directory holding checkpoint.pub")
 	cmd.Flags().StringVar(&keyFile, "checkpoint-key", "", "checkpoint public key file (PKIX PEM, as checkpoint.pub)")
 	cmd.Flags().StringVar(&witness, "witness", "", "also check the log against the checkpoints in this witness file (kairos compliance audit witness)")
+	cmd.Flags().StringVar(&tail, "unsigned-tail", "",
+		"entries after the last signed checkpoint: fail (default with --file) or note (default with --db)")
 	return cmd
 }
 
@@ -230,6 +255,7 @@ func readWitnessFile(path string, pub ed25519.PublicKey) ([]audit.Checkpoint, er
 
 func newAuditExportCmd() *cobra.Command {
 	var db, out string
+	var unsigned bool
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write the audit log as JSON lines, with everything needed to verify it offline",
@@ -244,14 +270,29 @@ func newAuditExportCmd() *cobra.Command {
 				return fmt.Errorf("audit export: %w", err)
 			}
 			defer s.Close()
-			if out == "" || out == "-" {
-				return audit.Export(ctx, s, cmd.OutOrStdout())
+			var src audit.Source = s
+			if !unsigned {
+				src = audit.Signed(s)
+				head, err := s.AuditHead(ctx)
+				if err != nil {
+					return fmt.Errorf("audit export: %w", err)
+				}
+				if head.Seq > head.CheckpointSeq {
+					fmt.Fprintf(cmd.ErrOrStderr(), "audit export: entries %d..%d are not yet covered by a signed checkpoint and were left out "+
+						"(the aggregator signs one within a second of the log moving: export again, or pass --include-unsigned)\n",
+						head.CheckpointSeq+1, head.Seq)
+				}
 			}
-			return writeFileVia(out, func(w io.Writer) error { return audit.Export(ctx, s, w) })
+			if out == "" || out == "-" {
+				return audit.Export(ctx, src, cmd.OutOrStdout())
+			}
+			return writeFileVia(out, func(w io.Writer) error { return audit.Export(ctx, src, w) })
 		},
 	}
 	cmd.Flags().StringVar(&db, "db", "", "database: postgres://… URL or SQLite file path")
 	cmd.Flags().StringVar(&out, "out", "", "output file (default standard output)")
+	cmd.Flags().BoolVar(&unsigned, "include-unsigned", false,
+		"also write the entries after the last signed checkpoint (verify --file then refuses them unless --unsigned-tail note)")
 	return cmd
 }
 
