@@ -46,9 +46,15 @@ func TestParseErrors(t *testing.T) {
 		{"merchant raises n past 1/delta", okHead + "merchants:\n  m1: {min_customers_per_update: 2000000}\n",
 			`policy.yaml:12:34: delta 1e-6 must be below 1/min_customers_per_update = 1/2000000`},
 		{"negative noise", strings.Replace(okHead, "min_noise_multiplier: 0.5", "min_noise_multiplier: -0.1", 1),
-			`policy.yaml:6:25: min_noise_multiplier: must be >= 0, got -0.1`},
+			`policy.yaml:6:25: min_noise_multiplier: must be in [0, 1e+06], got -0.1`},
 		{"zero clip", strings.Replace(okHead, "clip_norm: 1.0", "clip_norm: 0", 1),
-			`policy.yaml:7:14: clip_norm: must be > 0, got 0`},
+			`policy.yaml:7:14: clip_norm: must be in (0, 1e+06], got 0`},
+		// σ = z·C must stay finite with room to spare: a clip of 1e308 made
+		// every update's noise overflow, refused after it was debited.
+		{"overflowing clip", strings.Replace(okHead, "clip_norm: 1.0", "clip_norm: 1e308", 1),
+			`policy.yaml:7:14: clip_norm: must be in (0, 1e+06], got 1e308`},
+		{"overflowing noise", strings.Replace(okHead, "min_noise_multiplier: 0.5", "min_noise_multiplier: 1e300", 1),
+			`policy.yaml:6:25: min_noise_multiplier: must be in [0, 1e+06], got 1e300`},
 		{"fractional customers", strings.Replace(okHead, "min_customers_per_update: 100", "min_customers_per_update: 100.5", 1),
 			`policy.yaml:8:29: min_customers_per_update: want an integer, got "100.5"`},
 		{"zero retention", strings.Replace(okHead, "retention_days: 365", "retention_days: 0", 1),
@@ -107,7 +113,7 @@ func TestParseErrors(t *testing.T) {
 		{"not a mapping", "- 1\n", `policy.yaml:1:1: policy must be a mapping, got a list`},
 		{"two documents", okHead + "---\nversion: 1\n", `policy.yaml:11:1: more than one YAML document`},
 		{"two errors in file order", strings.Replace(strings.Replace(okHead, "clip_norm: 1.0", "clip_norm: -1", 1), "epsilon_cap: 1.0", "epsilon_cap: -1", 1),
-			"policy.yaml:4:16: epsilon_cap: must be > 0, got -1\npolicy.yaml:7:14: clip_norm: must be > 0, got -1"},
+			"policy.yaml:4:16: epsilon_cap: must be > 0, got -1\npolicy.yaml:7:14: clip_norm: must be in (0, 1e+06], got -1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -312,9 +312,9 @@ func (p *parser) rule(r *rules, level int, k, v *yaml.Node) bool {
 	case "delta":
 		fl(&r.delta, func(f float64) bool { return f > 0 && f <= MaxDelta }, fmt.Sprintf("in (0, %g]", MaxDelta))
 	case "min_noise_multiplier":
-		fl(&r.noise, func(f float64) bool { return f >= 0 }, ">= 0")
+		fl(&r.noise, func(f float64) bool { return f >= 0 && f <= MaxNoiseMultiplier }, fmt.Sprintf("in [0, %g]", MaxNoiseMultiplier))
 	case "clip_norm":
-		fl(&r.clip, func(f float64) bool { return f > 0 }, "> 0")
+		fl(&r.clip, func(f float64) bool { return f > 0 && f <= MaxClipNorm }, fmt.Sprintf("in (0, %g]", MaxClipNorm))
 	case "min_customers_per_update":
 		in(&r.minCustomers)
 	case "retention_days":

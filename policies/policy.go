@@ -90,6 +90,15 @@ type Aggregation struct {
 // with a large δ would make every cap meaningless.
 const MaxDelta = 1e-4
 
+// MaxClipNorm and MaxNoiseMultiplier bound clip_norm and min_noise_multiplier
+// so that the noise σ = z·C of every release is finite with room to spare:
+// features are standardised and per-customer gradients have norms of order
+// one to a hundred, so no useful policy comes near either bound.
+const (
+	MaxClipNorm        = 1e6
+	MaxNoiseMultiplier = 1e6
+)
+
 // DefaultMaxWeightShare is the largest share of the FedAvg weight one update
 // gets when the policy sets no max_weight_share.
 const DefaultMaxWeightShare = 0.5
