@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -167,6 +168,31 @@ func TestExploreRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec := map[string]any{"merchant": m, "customers": split.Merchants[m].Customers, "choice": p.Choice, "reason": p.Reason, "candidates": p.Candidates}
+		buyers := 0
+		for _, r := range d.Train[m] {
+			if r.Label >= 1 {
+				buyers++
+			}
+		}
+		rec["train_buyers"] = buyers
+		if p.Reason != "" {
+			// The candidates a merchant with too few buyers would have had
+			// (any buyer at all, five customers), for rules on such merchants.
+			q, err := train.Personalize(ctx, global, d.Train[m], train.PersonalizeOptions{Seed: 1, MinPositives: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Candidates = q.Candidates
+			var cs []map[string]any
+			for _, c := range q.Candidates {
+				var auc any = c.AUC // JSON has no NaN: no buyer/non-buyer pair
+				if math.IsNaN(c.AUC) {
+					auc = nil
+				}
+				cs = append(cs, map[string]any{"blend": c.Blend, "auc": auc, "se": c.SE})
+			}
+			rec["small_candidates"] = cs
+		}
 		var y []bool
 		for i, r := range d.Test {
 			if d.TestMerchant[i] == m {
@@ -179,8 +205,12 @@ func TestExploreRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		models := []*hazard.Model{local, global}
-		for _, c := range p.Candidates {
-			mod, err := train.FitBlend(ctx, global, d.Train[m], c.Blend, train.PersonalizeOptions{Seed: 1})
+		blends := train.DefaultBlends
+		if len(p.Candidates) == 0 {
+			blends = blends[:1] // the recalibrated global model alone
+		}
+		for _, a := range blends {
+			mod, err := train.FitBlend(ctx, global, d.Train[m], a, train.PersonalizeOptions{Seed: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +224,7 @@ func TestExploreRules(t *testing.T) {
 			}
 			preds = append(preds, p30)
 		}
-		rec["p30"] = preds // local, global, then the candidates
+		rec["p30"] = preds // local, global, then the candidates (DefaultBlends; α = 0 alone without candidates)
 		if err := enc.Encode(rec); err != nil {
 			t.Fatal(err)
 		}
