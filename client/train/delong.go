@@ -38,22 +38,12 @@ func (o *strataOrder) influence(bought []bool) (float64, []float64) {
 	for s, rs := range o.rows {
 		c := &cs[s]
 		var negBelow float64
-		for i := 0; i < len(rs); {
-			j := i
-			var pos, neg float64
-			for ; j < len(rs) && o.score[rs[j]] == o.score[rs[i]]; j++ {
-				if bought[rs[j]] {
-					pos++
-				} else {
-					neg++
-				}
-			}
+		o.tieGroups(rs, bought, func(_ []int, pos, neg float64) {
 			c.u += pos * (negBelow + neg/2)
 			negBelow += neg
 			c.pos += pos
 			c.neg += neg
-			i = j
-		}
+		})
 		u += c.u
 		pairs += c.pos * c.neg
 	}
@@ -76,19 +66,10 @@ func (o *strataOrder) influence(bought []bool) (float64, []float64) {
 			sn = w / math.Sqrt(c.neg*(c.neg-1))
 		}
 		var negBelow, posBelow float64
-		for i := 0; i < len(rs); {
-			j := i
-			var pos, neg float64
-			for ; j < len(rs) && o.score[rs[j]] == o.score[rs[i]]; j++ {
-				if bought[rs[j]] {
-					pos++
-				} else {
-					neg++
-				}
-			}
+		o.tieGroups(rs, bought, func(group []int, pos, neg float64) {
 			v10 := (negBelow + neg/2) / c.neg
 			v01 := (c.pos - posBelow - pos + pos/2) / c.pos
-			for _, k := range rs[i:j] {
+			for _, k := range group {
 				if bought[k] {
 					phi[k] = sp * (v10 - theta)
 				} else {
@@ -97,8 +78,7 @@ func (o *strataOrder) influence(bought []bool) (float64, []float64) {
 			}
 			negBelow += neg
 			posBelow += pos
-			i = j
-		}
+		})
 	}
 	return u / pairs, phi
 }

@@ -229,26 +229,35 @@ func (o *strataOrder) auc(bought []bool) float64 {
 	var u, pairs float64
 	for _, rs := range o.rows {
 		var negBelow, posTotal, negTotal float64
-		for i := 0; i < len(rs); {
-			j := i
-			var pos, neg float64
-			for ; j < len(rs) && o.score[rs[j]] == o.score[rs[i]]; j++ {
-				if bought[rs[j]] {
-					pos++
-				} else {
-					neg++
-				}
-			}
+		o.tieGroups(rs, bought, func(_ []int, pos, neg float64) {
 			u += pos * (negBelow + neg/2)
 			negBelow += neg
 			posTotal += pos
 			negTotal += neg
-			i = j
-		}
+		})
 		pairs += posTotal * negTotal
 	}
 	if pairs == 0 {
 		return math.NaN()
 	}
 	return u / pairs
+}
+
+// tieGroups calls f, in increasing order of score, with each run of rows of
+// rs (one stratum's rows, sorted by score) whose scores are equal and the
+// numbers of buyers and non-buyers in it.
+func (o *strataOrder) tieGroups(rs []int, bought []bool, f func(group []int, pos, neg float64)) {
+	for i := 0; i < len(rs); {
+		j := i
+		var pos, neg float64
+		for ; j < len(rs) && o.score[rs[j]] == o.score[rs[i]]; j++ {
+			if bought[rs[j]] {
+				pos++
+			} else {
+				neg++
+			}
+		}
+		f(rs[i:j], pos, neg)
+		i = j
+	}
 }
