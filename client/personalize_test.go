@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,12 +110,31 @@ func TestScorePersonalized(t *testing.T) {
 		t.Errorf("personalised AUC: got %.4f, want ≥ 0.8", got)
 	}
 
-	// Three customers: too few buyers to choose, the global model scores.
+	// Three customers: too few to cross-fit over five folds, so the shop's
+	// own model scores, with a reason.
 	small, err := Personalize(context.Background(), cadenceEvents(3, 2), global, cutoff, time.UTC, train.PersonalizeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if small.Choice != train.ChoiceGlobal || small.Reason == "" {
-		t.Errorf("three customers: got %s (%q), want global with a reason", small.Choice, small.Reason)
+	if small.Choice != train.ChoiceLocal || !strings.Contains(small.Reason, "too few customers") {
+		t.Errorf("three customers: got %s (%q), want local-only with a reason naming too few customers", small.Choice, small.Reason)
+	}
+	// No purchase at all before the scoring window: nothing to learn a model
+	// of its own from, the global model scores.
+	var none []model.Event
+	for _, e := range cadenceEvents(200, 3) {
+		if e.Time.Before(date(1997, 3, 1)) {
+			none = append(none, e)
+		}
+	}
+	if len(none) == 0 {
+		t.Fatal("no events before 1997-03-01; pick another seed")
+	}
+	idle, err := Personalize(context.Background(), none, global, cutoff, time.UTC, train.PersonalizeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle.Choice != train.ChoiceGlobal || !strings.Contains(idle.Reason, "buyers") {
+		t.Errorf("no buyer: got %s (%q), want global with a reason naming buyers", idle.Choice, idle.Reason)
 	}
 }

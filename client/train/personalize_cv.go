@@ -15,17 +15,23 @@ import (
 // crossFitted holds the out-of-fold scores of Personalize's candidates and
 // what was measured on them.
 type crossFitted struct {
-	// Per row: its stratum (cutoff and fold) and whether it bought.
-	stratum []int
-	bought  []bool
-	strata  map[[2]int]int
+	// Per row: its stratum (cutoff and fold), its customer (a cluster of
+	// DeLong's variance) and whether it bought.
+	stratum   []int
+	customer  []int
+	bought    []bool
+	strata    map[[2]int]int
+	customers map[string]int
 	// Per row: the global model's score, the merchant's own model's (α = 1),
 	// and the own model's in the global standardisation (inside the blends).
 	fg, fl, fo []float64
 	// score[i][k] is candidate i's score function on row k.
 	score [][]float64
-	// auc[i] is candidate i's stratified AUC; best the highest's index.
+	// auc[i] is candidate i's stratified AUC, se[i] the standard error of
+	// auc[i] − auc[last] (paired DeLong, customers as clusters; 0 for the
+	// last, the most local candidate); best the chosen candidate's index.
 	auc  []float64
+	se   []float64
 	best int
 }
 
@@ -43,9 +49,15 @@ func (cv *crossFitted) add(global, local *hazard.Model, rows []feature.Row, part
 	}
 	own := clone(global, p)
 	if cv.strata == nil {
-		cv.strata = map[[2]int]int{}
+		cv.strata, cv.customers = map[[2]int]int{}, map[string]int{}
 	}
 	for _, r := range rows {
+		c, ok := cv.customers[r.Customer]
+		if !ok {
+			c = len(cv.customers)
+			cv.customers[r.Customer] = c
+		}
+		cv.customer = append(cv.customer, c)
 		key := [2]int{r.Cutoff, part}
 		s, ok := cv.strata[key]
 		if !ok {
@@ -68,8 +80,8 @@ func (cv *crossFitted) add(global, local *hazard.Model, rows []feature.Row, part
 }
 
 // finish mixes the candidates' scores (score (1 − α)·f_global + α·f_own;
-// α = 1 the own model itself) and measures them.
-func (cv *crossFitted) finish(blends []float64) {
+// α = 1 the own model itself), measures them and chooses with margin z.
+func (cv *crossFitted) finish(blends []float64, z float64) {
 	cv.score = make([][]float64, len(blends))
 	for i, a := range blends {
 		cv.score[i] = make([]float64, len(cv.fg))
@@ -82,7 +94,7 @@ func (cv *crossFitted) finish(blends []float64) {
 			}
 		}
 	}
-	cv.best = cv.measure(len(cv.strata))
+	cv.best = cv.measure(len(cv.strata), z)
 }
 
 // crossFit scores every row with every candidate of opt.Blends, the merchant's
@@ -108,7 +120,7 @@ func crossFit(ctx context.Context, global *hazard.Model, groups [][]feature.Row,
 			return nil, fmt.Errorf("fold %d: %w", f, err)
 		}
 	}
-	cv.finish(opt.Blends)
+	cv.finish(opt.Blends, opt.Z)
 	return cv, nil
 }
 
@@ -138,7 +150,7 @@ func judgeLatest(ctx context.Context, earlier *hazard.Model, rows []feature.Row,
 	if err := cv.add(earlier, local, held, 0); err != nil {
 		return nil, false, fmt.Errorf("latest cutoff: %w", err)
 	}
-	cv.finish(opt.Blends)
+	cv.finish(opt.Blends, opt.Z)
 	return cv, true, nil
 }
 
@@ -159,18 +171,28 @@ func dealFolds(groups [][]feature.Row, folds int, seed uint64) []int {
 	return fold
 }
 
-// measure fills auc and returns the index of the highest AUC, the first
-// (most global) on an exact tie.
-func (cv *crossFitted) measure(strata int) int {
+// measure fills auc and se and returns the index of the chosen candidate:
+// the most local (last) unless a more global one's AUC exceeds it by more than
+// z standard errors of the paired difference; of those that do, the most
+// local. A difference with no standard error (no stratum with two buyers or
+// two non-buyers) or no AUC (no buyer/non-buyer pair) is no evidence.
+func (cv *crossFitted) measure(strata int, z float64) int {
 	cv.auc = make([]float64, len(cv.score))
-	best := 0
+	cv.se = make([]float64, len(cv.score))
+	phi := make([][]float64, len(cv.score))
 	for i, sc := range cv.score {
-		cv.auc[i] = newStrataOrder(sc, cv.stratum, strata).auc(cv.bought)
-		if cv.auc[i] > cv.auc[best] {
-			best = i
+		cv.auc[i], phi[i] = newStrataOrder(sc, cv.stratum, strata).influence(cv.bought)
+	}
+	last := len(cv.score) - 1
+	for i := range cv.score {
+		cv.se[i] = pairedSE(phi[i], phi[last], cv.customer, len(cv.customers))
+	}
+	for i := last - 1; i >= 0; i-- {
+		if cv.se[i] > 0 && cv.auc[i]-cv.auc[last] > z*cv.se[i] {
+			return i
 		}
 	}
-	return best
+	return last
 }
 
 // strataOrder is one candidate's rows sorted by score within each stratum.
@@ -207,26 +229,35 @@ func (o *strataOrder) auc(bought []bool) float64 {
 	var u, pairs float64
 	for _, rs := range o.rows {
 		var negBelow, posTotal, negTotal float64
-		for i := 0; i < len(rs); {
-			j := i
-			var pos, neg float64
-			for ; j < len(rs) && o.score[rs[j]] == o.score[rs[i]]; j++ {
-				if bought[rs[j]] {
-					pos++
-				} else {
-					neg++
-				}
-			}
+		o.tieGroups(rs, bought, func(_ []int, pos, neg float64) {
 			u += pos * (negBelow + neg/2)
 			negBelow += neg
 			posTotal += pos
 			negTotal += neg
-			i = j
-		}
+		})
 		pairs += posTotal * negTotal
 	}
 	if pairs == 0 {
 		return math.NaN()
 	}
 	return u / pairs
+}
+
+// tieGroups calls f, in increasing order of score, with each run of rows of
+// rs (one stratum's rows, sorted by score) whose scores are equal and the
+// numbers of buyers and non-buyers in it.
+func (o *strataOrder) tieGroups(rs []int, bought []bool, f func(group []int, pos, neg float64)) {
+	for i := 0; i < len(rs); {
+		j := i
+		var pos, neg float64
+		for ; j < len(rs) && o.score[rs[j]] == o.score[rs[i]]; j++ {
+			if bought[rs[j]] {
+				pos++
+			} else {
+				neg++
+			}
+		}
+		f(rs[i:j], pos, neg)
+		i = j
+	}
 }

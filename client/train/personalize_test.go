@@ -130,14 +130,19 @@ func TestPersonalize(t *testing.T) {
 }
 
 func TestPersonalizeKeepsGlobal(t *testing.T) {
-	// Too little data to choose: the global model, unchanged, with a reason.
+	// Nothing to learn a model of its own from: the global model, unchanged,
+	// with a reason.
 	global := hazardWith(t, -1.5, 1)
 	truth := hazardWith(t, 1.5, 1)
+	noBuyer := drawRows(t, truth, "c", 40, []int{0, 1}, 3)
+	for i := range noBuyer {
+		noBuyer[i].Label = 0
+	}
 	tests := []struct {
 		name, reason string
 		rows         []feature.Row
 	}{
-		{"three customers", "too few to choose", drawRows(t, truth, "c", 3, []int{0, 1, 2, 3}, 3)},
+		{"no buyer", "too few buyers", noBuyer},
 		{"no rows", "no labelled rows", nil},
 	}
 	for _, tt := range tests {
@@ -159,6 +164,30 @@ func TestPersonalizeKeepsGlobal(t *testing.T) {
 	}
 }
 
+func TestPersonalizeTooFewToCompare(t *testing.T) {
+	// Three customers cannot be dealt into five folds: no comparison, so the
+	// merchant's own model (LocalOnly on the same rows and seed) is kept.
+	global := hazardWith(t, -1.5, 1)
+	rows := drawRows(t, hazardWith(t, 1.5, 1), "c", 3, []int{0, 1, 2, 3}, 3)
+	if positives(rows) == 0 {
+		t.Fatal("the draw has no buyer; pick another seed")
+	}
+	p, err := Personalize(context.Background(), global, rows, PersonalizeOptions{Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := LocalOnly(context.Background(), global.Schema, rows, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Choice != ChoiceLocal || p.Blend != 1 || !strings.Contains(p.Reason, "too few customers") {
+		t.Errorf("got %s α %g (%q), want local-only with a reason naming too few customers", p.Choice, p.Blend, p.Reason)
+	}
+	if !slices.Equal(p.Model.Params, want.Params) {
+		t.Errorf("params: got %v, want LocalOnly's %v", p.Model.Params, want.Params)
+	}
+}
+
 func TestPersonalizeErrors(t *testing.T) {
 	global := hazardWith(t, -1.5, 1)
 	good := drawRows(t, global, "c", 5, []int{0, 1}, 5)
@@ -173,6 +202,8 @@ func TestPersonalizeErrors(t *testing.T) {
 		{"short row", global, append(slices.Clone(good), feature.Row{Customer: "x", X: []float64{1}}), PersonalizeOptions{}, "row 10"},
 		{"bad label", global, append(slices.Clone(good), feature.Row{Customer: "x", X: []float64{1, 1}, Label: 31}), PersonalizeOptions{}, "label 31"},
 		{"bad blend", global, good, PersonalizeOptions{Blends: []float64{-1}}, "blend weight -1"},
+		{"blends not increasing", global, good, PersonalizeOptions{Blends: []float64{0, 1, 0.5}}, "want increasing"},
+		{"negative z", global, good, PersonalizeOptions{Z: -1}, "z -1"},
 		{"one fold", global, good, PersonalizeOptions{Folds: 1}, "folds 1"},
 		{"bad rate", global, good, PersonalizeOptions{LearningRate: math.Inf(1)}, "learning rate"},
 	}

@@ -288,12 +288,13 @@ to the shop's customer ids locally; nothing is sent anywhere.
 
 The cutoff defaults to the local midnight after the last event.
 
-By default the shop scores with a personalised model: the global model fine-tuned on
-the shop's own customers at four earlier cutoffs whose 30-day windows end before the
-scoring cutoff, without DP because it never leaves the shop, the strength of the pull
-toward the global model chosen on the latest of those cutoffs (or the global model
-kept when the shop has fewer than 10 buyers there). --personalize=false scores with
-the global model as published. The output says which model scored.`,
+By default the shop scores with a personalised model, fitted on the shop's own
+customers at four earlier cutoffs whose 30-day windows end before the scoring cutoff,
+without DP because it never leaves the shop: the shop's own model, unless the
+recalibrated global model or a blend of the two ranks its customers significantly
+better by cross-fitting (a one-sided DeLong test at the 5% level); the global model
+when the shop has no buyer there. --personalize=false scores with the global model
+as published. The output says which model scored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := loadClientSetup(config)

@@ -33,8 +33,8 @@ func newSimCmd() *cobra.Command {
 		Long: `Sim splits a real data set into a named, seeded scenario of many merchants, runs the
 federation at ε = 1, δ = 1e-6 per merchant, and scores on every merchant's own customers at
 the test cutoff its local-only non-private model, the federated global model and its
-personalised model (the recalibrated global model, a blend with its own model, or its own
-model, chosen by cross-fitting on its own customers, as kairos client score does), pooled per
+personalised model (its own model unless the recalibrated global model or a blend with it
+ranks its customers significantly better by cross-fitting, as kairos client score does), pooled per
 merchant-size bucket.
 
 Scenarios:

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -166,7 +167,14 @@ func TestExploreRules(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := map[string]any{"merchant": m, "customers": split.Merchants[m].Customers, "choice": p.Choice, "reason": p.Reason, "candidates": p.Candidates}
+		rec := map[string]any{"merchant": m, "customers": split.Merchants[m].Customers, "choice": p.Choice, "reason": p.Reason, "candidates": candidatesJSON(p.Candidates)}
+		buyers := 0
+		for _, r := range d.Train[m] {
+			if r.Label >= 1 {
+				buyers++
+			}
+		}
+		rec["train_buyers"] = buyers
 		var y []bool
 		for i, r := range d.Test {
 			if d.TestMerchant[i] == m {
@@ -179,8 +187,12 @@ func TestExploreRules(t *testing.T) {
 			t.Fatal(err)
 		}
 		models := []*hazard.Model{local, global}
-		for _, c := range p.Candidates {
-			mod, err := train.FitBlend(ctx, global, d.Train[m], c.Blend, train.PersonalizeOptions{Seed: 1})
+		blends := train.DefaultBlends
+		if len(p.Candidates) == 0 {
+			blends = blends[:1] // the recalibrated global model alone
+		}
+		for _, a := range blends {
+			mod, err := train.FitBlend(ctx, global, d.Train[m], a, train.PersonalizeOptions{Seed: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,9 +206,23 @@ func TestExploreRules(t *testing.T) {
 			}
 			preds = append(preds, p30)
 		}
-		rec["p30"] = preds // local, global, then the candidates
+		rec["p30"] = preds // local, global, then the candidates (DefaultBlends; α = 0 alone without candidates)
 		if err := enc.Encode(rec); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// candidatesJSON is cs with a NaN AUC (no buyer/non-buyer pair) as null,
+// which JSON can hold.
+func candidatesJSON(cs []train.Candidate) []map[string]any {
+	var out []map[string]any
+	for _, c := range cs {
+		var auc any = c.AUC
+		if math.IsNaN(c.AUC) {
+			auc = nil
+		}
+		out = append(out, map[string]any{"choice": c.Choice, "blend": c.Blend, "auc": auc, "se": c.SE})
+	}
+	return out
 }
