@@ -292,7 +292,8 @@ By default the shop scores with a personalised model, fitted on the shop's own
 customers at four earlier cutoffs whose 30-day windows end before the scoring cutoff,
 without DP because it never leaves the shop: the shop's own model, unless the
 recalibrated global model or a blend of the two ranks its customers significantly
-better by cross-fitting (a one-sided DeLong test at the 5% level); the global model
+better by cross-fitting (by more than one standard error of DeLong's paired
+difference); the global model
 when the shop has no buyer there. --personalize=false scores with the global model
 as published. The output says which model scored.`,
 		Args: cobra.NoArgs,
