@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/crypto/keys"
 )
@@ -77,6 +78,10 @@ type Config struct {
 	PollInterval Duration `yaml:"poll_interval"`
 	// ClockOffset shifts the client's clock (tests of clock skew; default 0).
 	ClockOffset Duration `yaml:"clock_offset"`
+	// InsecureHTTP allows an http:// aggregator URL whose host is not
+	// loopback (the merchant token then crosses the network in clear: only
+	// on a private network). Without it such a URL is refused.
+	InsecureHTTP bool `yaml:"insecure_http"`
 	// Secure configures secure-aggregation rounds.
 	Secure SecureConfig `yaml:"secure"`
 
@@ -233,6 +238,8 @@ func (c *Config) Validate() error {
 		bad("aggregator: required")
 	} else if u, err := url.Parse(c.Aggregator); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("aggregator: %q is not an http(s) URL with a host", c.Aggregator)
+	} else if u.Scheme == "http" && !c.InsecureHTTP && !apiclient.Loopback(u.Host) {
+		bad("aggregator: %q is plain http to a host that is not loopback, which would send the merchant token in clear: use https://, or set insecure_http: true on a private network", c.Aggregator)
 	}
 	if c.KeysDir == "" {
 		bad("keys_dir: required")

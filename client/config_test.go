@@ -67,6 +67,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"zero delta", "delta: 0\n", "delta: 0, want in (0, 1)"},
 		{"delta one", "delta: 1\n", "delta: 1, want in (0, 1)"},
 		{"NaN delta", "delta: .nan\n", "delta: NaN"},
+		{"plain http to another host", "aggregator: http://agg.example:8700\n", "set insecure_http: true"},
+		{"plain http to a private address", "aggregator: http://10.0.0.5:8700\n", "send the merchant token in clear"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Later keys override: replace the line with the same key, or append.
@@ -218,5 +220,33 @@ func TestConfigPeerKeys(t *testing.T) {
 	c.Secure.PeerKeys = "missing.pem"
 	if _, err := c.PeerKeys(); err == nil || !strings.Contains(err.Error(), "missing.pem") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestConfigInsecureHTTP: plain http is accepted on loopback, to another host
+// only with insecure_http, and https anywhere.
+func TestConfigInsecureHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		url      string
+		insecure bool
+		ok       bool
+	}{
+		{"http://127.0.0.1:8700", false, true},
+		{"http://localhost:8700", false, true},
+		{"http://[::1]:8700", false, true},
+		{"http://127.0.0.2", false, true},
+		{"https://agg.example:8700", false, true},
+		{"http://agg.example:8700", false, false},
+		{"http://localhost.agg.example", false, false},
+		{"http://agg.example:8700", true, true},
+	} {
+		cfg := strings.Replace(validConfig, "aggregator: http://127.0.0.1:8700", "aggregator: "+tc.url, 1)
+		if tc.insecure {
+			cfg += "insecure_http: true\n"
+		}
+		_, err := ParseConfig("shop.yaml", "/", []byte(cfg))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s (insecure_http %v): err %v, want ok %v", tc.url, tc.insecure, err, tc.ok)
+		}
 	}
 }

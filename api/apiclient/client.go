@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -33,10 +34,11 @@ const (
 
 // Client calls one Kairos aggregator. It is safe for concurrent use.
 type Client struct {
-	base  *url.URL
-	token string
-	hc    *http.Client
-	ua    string
+	base     *url.URL
+	token    string
+	hc       *http.Client
+	ua       string
+	insecure bool
 }
 
 // Option configures a Client.
@@ -48,6 +50,29 @@ func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.ua = ua } }
+
+// WithInsecureHTTP allows a plain http:// base URL to a host that is not
+// loopback: the bearer token then crosses the network in clear, which only a
+// private network (a container network, a VPN) makes acceptable.
+func WithInsecureHTTP() Option { return func(c *Client) { c.insecure = true } }
+
+// ErrInsecureHTTP is matched by the error New returns for a plain http://
+// base URL to a host that is not loopback, without WithInsecureHTTP.
+var ErrInsecureHTTP = errors.New("plain http to a host that is not loopback would send the token in clear")
+
+// Loopback reports whether host (a URL's host, with or without a port) is
+// localhost or a loopback address.
+func Loopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // New returns a client for the aggregator at baseURL (an absolute http or
 // https URL, e.g. "https://agg.example:8700") that authenticates with token.
@@ -73,6 +98,9 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	}
 	if c.hc == nil {
 		return nil, errors.New("new api client: nil http client")
+	}
+	if u.Scheme == "http" && !c.insecure && !Loopback(u.Host) {
+		return nil, fmt.Errorf("new api client: base url %q: %w (use https://, or allow it explicitly for a private network)", baseURL, ErrInsecureHTTP)
 	}
 	return c, nil
 }

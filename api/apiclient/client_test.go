@@ -33,6 +33,40 @@ func TestNewValidatesBaseURL(t *testing.T) {
 
 // TestProblemDecoding serves hand-written answers and checks what the client
 // makes of them.
+// TestNewRefusesTokenInClear: a plain-http base URL whose host is not
+// loopback would send the bearer token across the network in clear.
+func TestNewRefusesTokenInClear(t *testing.T) {
+	for _, tt := range []struct {
+		base     string
+		insecure bool
+		ok       bool
+	}{
+		{"http://localhost:8700", false, true},
+		{"http://LOCALHOST", false, true},
+		{"http://127.0.0.1", false, true},
+		{"http://127.9.9.9:1", false, true},
+		{"http://[::1]:8700", false, true},
+		{"https://agg.example", false, true},
+		{"http://agg.example:8700", false, false},
+		{"http://10.1.2.3:8700", false, false},
+		{"http://[2001:db8::1]:8700", false, false},
+		{"http://localhost.evil.example", false, false},
+		{"http://agg.example:8700", true, true},
+	} {
+		var opts []Option
+		if tt.insecure {
+			opts = append(opts, WithInsecureHTTP())
+		}
+		_, err := New(tt.base, "t", opts...)
+		if (err == nil) != tt.ok {
+			t.Errorf("New(%q, insecure %v): err %v, want ok=%v", tt.base, tt.insecure, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInsecureHTTP) {
+			t.Errorf("New(%q): %v, want ErrInsecureHTTP", tt.base, err)
+		}
+	}
+}
+
 func TestProblemDecoding(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -416,6 +416,11 @@ func (f *aggClientFlags) client() (*apiclient.Client, error) {
 		return nil, fmt.Errorf("read admin token: %w", err)
 	}
 	opts := []apiclient.Option{apiclient.WithUserAgent("kairos-aggregator-cli")}
+	if insecure, err := insecureHTTPEnv(); err != nil {
+		return nil, err
+	} else if insecure {
+		opts = append(opts, apiclient.WithInsecureHTTP())
+	}
 	if ca := orDefault(f.caFile, cfg.Path(cfg.TLS.Cert)); ca != "" && strings.HasPrefix(base, "https://") {
 		pem, err := os.ReadFile(ca)
 		if err != nil {

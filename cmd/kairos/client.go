@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -73,7 +74,23 @@ const (
 	envClientConfig = "KAIROS_CLIENT_CONFIG" // --config, when not given
 	envAggregator   = "KAIROS_AGGREGATOR"    // aggregator (the aggregator's base URL)
 	envTokenFile    = "KAIROS_TOKEN_FILE"    // token_file
+	// envInsecureHTTP ("true") allows http:// to an aggregator that is not
+	// on loopback, for every command that sends a token (insecure_http).
+	envInsecureHTTP = "KAIROS_INSECURE_HTTP"
 )
+
+// insecureHTTPEnv reads $KAIROS_INSECURE_HTTP: true, false or unset.
+func insecureHTTPEnv() (bool, error) {
+	v := os.Getenv(envInsecureHTTP)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("$%s: %q is not true or false", envInsecureHTTP, v)
+	}
+	return b, nil
+}
 
 func loadClientSetup(path string) (*clientSetup, error) {
 	if path == "" {
@@ -106,7 +123,15 @@ func loadClientSetup(path string) (*clientSetup, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := apiclient.New(cfg.Aggregator, tok, apiclient.WithUserAgent("kairos-client/"+m.ID))
+	opts := []apiclient.Option{apiclient.WithUserAgent("kairos-client/" + m.ID)}
+	insecure, err := insecureHTTPEnv()
+	if err != nil {
+		return nil, err
+	}
+	if insecure || cfg.InsecureHTTP {
+		opts = append(opts, apiclient.WithInsecureHTTP())
+	}
+	api, err := apiclient.New(cfg.Aggregator, tok, opts...)
 	if err != nil {
 		return nil, err
 	}

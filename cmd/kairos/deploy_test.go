@@ -19,7 +19,7 @@ import (
 )
 
 // kairosEnv are the environment variables the commands read.
-var kairosEnv = append(slices.Clone(config.EnvVars), config.EnvConfig, envPassphrase, envPassphraseFile, envClientConfig, envAggregator, envTokenFile, "KAIROS_DATA")
+var kairosEnv = append(slices.Clone(config.EnvVars), config.EnvConfig, envPassphrase, envPassphraseFile, envClientConfig, envAggregator, envTokenFile, envInsecureHTTP, "KAIROS_DATA")
 
 // checkInvocation fails t unless args (without the program name) name a
 // runnable kairos command whose flags all exist and parse, with arguments
