@@ -221,12 +221,16 @@ func (p *csvParser) customer(b []byte) ([]byte, *RowError) {
 		return nil, &RowError{Column: col, Reason: ReasonBadCustomer,
 			Err: fmt.Errorf("customer %q has blanks around it, which would make it a customer apart from %q (set customer_normalize: [trim] in the mapping)", b, bytes.TrimSpace(b))}
 	}
-	if len(b) == 0 {
+	if len(b) == 0 || isMissingMarker(b) {
 		if m.IgnoreMissingCustomer {
 			return nil, nil
 		}
+		what := "empty"
+		if len(b) > 0 {
+			what = fmt.Sprintf("%q, the missing-value marker pandas, R or a spreadsheet writes", b)
+		}
 		return nil, &RowError{Column: col, Reason: ReasonMissingCustomer,
-			Err: errors.New("the customer is empty (rows without a customer, such as guest checkouts, are dropped with missing_customer: ignore in the mapping)")}
+			Err: fmt.Errorf("the customer is %s (rows without a customer, such as guest checkouts, are dropped with missing_customer: ignore in the mapping)", what)}
 	}
 	if n := floatInteger(b); n > 0 {
 		if !m.IntegerCustomer {
@@ -598,3 +602,22 @@ func (s *splitter) endsInQuote(line []byte, in bool) bool {
 }
 
 func (p *csvParser) endsInQuote(line []byte, in bool) bool { return p.sp.endsInQuote(line, in) }
+
+// missingMarkers are the cell values that mean "no value" in the exports of
+// pandas (NaN, <NA>, None), R (NA), SQL clients (NULL) and spreadsheets
+// (#N/A). As a customer id each would merge every guest row into one
+// customer with thousands of purchases.
+var missingMarkers = []string{"na", "n/a", "#n/a", "nan", "<na>", "null", "none", "nil"}
+
+// isMissingMarker reports whether b is one of missingMarkers, in any case.
+func isMissingMarker(b []byte) bool {
+	if len(b) > 4 {
+		return false
+	}
+	for _, m := range missingMarkers {
+		if bytes.EqualFold(b, []byte(m)) {
+			return true
+		}
+	}
+	return false
+}

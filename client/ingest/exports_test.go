@@ -67,6 +67,30 @@ func TestMissingCustomerIgnore(t *testing.T) {
 	}
 }
 
+// TestMissingCustomerMarkers: R writes a missing id as NA (Online Retail's
+// own CSV does), pandas as NaN or <NA>, SQL clients as NULL, spreadsheets as
+// #N/A. Read as ids, every guest row became one customer "NA" with
+// thousands of purchases, silently (0 invalid rows). They are missing
+// customers: a bad row naming the key, or dropped with missing_customer.
+func TestMissingCustomerMarkers(t *testing.T) {
+	const in = "Invoice,InvoiceDate,Customer ID\n1,12/1/2010 8:26,17850\n2,12/1/2010 9:01,NA\n3,12/2/2010 9:01,NaN\n" +
+		"4,12/3/2010 9:01,<NA>\n5,12/4/2010 9:01,null\n6,12/5/2010 9:01,#N/A\n7,12/6/2010 9:01,None\n8,12/7/2010 9:01,n/a\n" +
+		"9,12/8/2010 9:01,NAN1\n10,12/9/2010 9:01,13047\n"
+	evs, rep, err := readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, retail2Mapping+"missing_customer: ignore\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "NAN1" is an id, not a marker.
+	if got, want := strings.Join(customers(evs), " "), "17850 NAN1 13047"; got != want {
+		t.Errorf("customers %q, want %q", got, want)
+	}
+	if rep.Skipped[ReasonMissingCustomer] != 7 || rep.Invalid != 0 {
+		t.Errorf("skipped %v, invalid %d; want the 7 markers excluded as rows without a customer", rep.Skipped, rep.Invalid)
+	}
+	_, _, err = readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, retail2Mapping)})
+	wantRowError(t, err, 3, 3, ReasonMissingCustomer, `"NA", the missing-value marker`)
+}
+
 // TestCustomerNormalize: pandas writes an integer id column with gaps as
 // floats ("17850.0") and a second export writes the same id as "17850"; a
 // Shopify export writes e-mails in mixed case with trailing spaces. Without
