@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -280,7 +282,7 @@ func readEvalEvents(ctx context.Context, stderr io.Writer, path string, opts ing
 	if errors.As(err, &tm) {
 		hint := ""
 		if opts.Format == ingest.CSV {
-			hint = "check the mapping's time layout and kind values against these lines; "
+			hint = badRowHint(tm.Report)
 		}
 		return nil, rep, fmt.Errorf("eval: %w\n(%s--max-invalid-share %g is the share of bad rows allowed)", err, hint, opts.MaxInvalidShare)
 	}
@@ -292,6 +294,42 @@ func readEvalEvents(ctx context.Context, stderr io.Writer, path string, opts ing
 		return nil, rep, fmt.Errorf("eval: no events in %s: %d rows, all skipped or out of range (see the summary above)", path, rep.Rows)
 	}
 	return events, rep, nil
+}
+
+// badRowHints say, per reason of a bad row, which part of a mapping to check.
+var badRowHints = []struct{ reason, hint string }{
+	{ingest.ReasonBadTime, "the time layout (a Go layout like \"2006-01-02 15:04:05\", or unix, unix_ms, excel) and zone"},
+	{ingest.ReasonUnknownKind, "the kind values (or kind: {constant: purchase})"},
+	{ingest.ReasonColumnCount, "the delimiter"},
+	{ingest.ReasonBadAmount, "the amount column (plain numbers: decimal: and thousands: name the separators; a currency sign or code in the cell must go, currency: {column, rates} reads a column of codes)"},
+	{ingest.ReasonMissingCustomer, "the customer column (missing_customer: ignore drops guest rows)"},
+	{ingest.ReasonBadCustomer, "the customer column (customer_normalize)"},
+	{ingest.ReasonNegativeAmount, "negative amounts (negative_amount: ignore drops returns)"},
+}
+
+// badRowHint names the parts of a csv mapping to check, from the reasons of
+// the bad rows in rep, most frequent first; the time layout and kind values
+// when no reason has a hint.
+func badRowHint(rep ingest.Report) string {
+	type seen struct {
+		hint string
+		n    int
+	}
+	var hs []seen
+	for _, h := range badRowHints {
+		if n := rep.Skipped[h.reason]; n > 0 {
+			hs = append(hs, seen{h.hint, n})
+		}
+	}
+	if len(hs) == 0 {
+		return "check the mapping's time layout and kind values against these lines; "
+	}
+	slices.SortStableFunc(hs, func(a, b seen) int { return cmp.Compare(b.n, a.n) })
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = h.hint
+	}
+	return "check the mapping against these lines: " + strings.Join(parts, "; ") + "; "
 }
 
 // defaultHazardOptions are the training settings of the reference benchmark.

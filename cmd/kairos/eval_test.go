@@ -647,3 +647,18 @@ func FuzzParseEvalCutoffs(f *testing.F) {
 		}
 	})
 }
+
+// TestBadRowHint: the hint after too many bad rows names what the bad rows'
+// reasons point at, most frequent first (it used to name the time layout and
+// kind values whatever was wrong, e.g. for amounts written "$12.50").
+func TestBadRowHint(t *testing.T) {
+	rep := ingest.Report{Skipped: map[string]int{ingest.ReasonBadAmount: 3, ingest.ReasonBadTime: 1, ingest.ReasonCancellation: 9}}
+	got := badRowHint(rep)
+	amount, tm := strings.Index(got, "the amount column"), strings.Index(got, "the time layout")
+	if amount < 0 || tm < 0 || amount > tm || strings.Contains(got, "kind values") {
+		t.Errorf("hint %q: want the amount column first, then the time layout, and no kind values", got)
+	}
+	if got := badRowHint(ingest.Report{Skipped: map[string]int{ingest.ReasonCancellation: 2}}); !strings.Contains(got, "time layout and kind values") {
+		t.Errorf("hint without a known reason %q: want the time layout and kind values", got)
+	}
+}
