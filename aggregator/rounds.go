@@ -170,6 +170,7 @@ func (s *Service) tickRounds(ctx context.Context) error {
 	if err := s.repairAudit(ctx); err != nil {
 		return fmt.Errorf("tick: %w", err)
 	}
+	s.flushRefusals(ctx)
 	if err := s.drainOutbox(ctx); err != nil {
 		return fmt.Errorf("tick: %w", err)
 	}

@@ -219,6 +219,8 @@ type Service struct {
 	acct     *accountant
 	// securePlans caches the distributed-DP plans of secure rounds by their inputs.
 	securePlans map[securePlanKey]distributed.Plan
+	// refusals bounds the audit entries of cheap refusals (throttle.go).
+	refusals refusalThrottle
 }
 
 // Budget is one merchant's privacy ledger summary.
