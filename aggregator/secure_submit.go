@@ -40,6 +40,9 @@ func (s *Service) SubmitSecure(ctx context.Context, merchantID string, envelope 
 			Actor: "merchant:" + merchantID, Action: "round.secure.message", Object: "round/" + round, Outcome: outcomeOf(err),
 			Reason: err.Error(), Identifiers: map[string]string{"merchant": merchantID},
 		}
+		if rec.Outcome == audit.OutcomeDenied && !s.admitRefusal(ctx, merchantID, err) {
+			return protocol.SecureReceipt{}, err
+		}
 		if aerr := s.appendAudit(ctx, rec); aerr != nil {
 			s.log.Error("audit refused secure message", "merchant", merchantID, "err", aerr)
 		}

@@ -57,17 +57,8 @@ func (s *Service) Submit(ctx context.Context, merchantID string, envelope []byte
 			}
 			rec.Details = details
 		}
-		if seen == nil && rec.Outcome == audit.OutcomeDenied {
-			own, closed := s.refusals.admit(merchantID, s.now())
-			if closed != nil {
-				if aerr := s.appendAudit(ctx, *closed); aerr != nil {
-					s.log.Error("audit suppressed refusals", "merchant", merchantID, "err", aerr)
-				}
-			}
-			if !own {
-				s.log.Warn("refused update not audited on its own (over the window's limit)", "merchant", merchantID, "err", err)
-				return protocol.Receipt{}, err
-			}
+		if seen == nil && rec.Outcome == audit.OutcomeDenied && !s.admitRefusal(ctx, merchantID, err) {
+			return protocol.Receipt{}, err
 		}
 		if aerr := s.appendAudit(ctx, rec); aerr != nil {
 			s.log.Error("audit refused update", "merchant", merchantID, "err", aerr)

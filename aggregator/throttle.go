@@ -10,7 +10,8 @@ import (
 )
 
 // Refused submissions that the aggregator never decrypted (a bad signature,
-// a stale or malformed envelope, a closed round) cost nothing to send, and
+// a stale or malformed envelope, a closed round), and refused secure-round
+// messages (nothing of a refused one is stored), cost nothing to send, and
 // each was an audit entry: a stolen merchant token could grow the
 // never-pruned log at its request rate. Per merchant, the first
 // MaxAuditedRefusals of them in a RefusalWindow are audited one by one; the
@@ -95,6 +96,22 @@ func (t *refusalThrottle) expired(now time.Time) []audit.Record {
 		delete(t.by, m)
 	}
 	return out
+}
+
+// admitRefusal reports whether merchantID's cheap refusal (err) gets an
+// audit entry of its own, first appending the summary of its closed window
+// if that one suppressed refusals.
+func (s *Service) admitRefusal(ctx context.Context, merchantID string, err error) bool {
+	own, closed := s.refusals.admit(merchantID, s.now())
+	if closed != nil {
+		if aerr := s.appendAudit(ctx, *closed); aerr != nil {
+			s.log.Error("audit suppressed refusals", "merchant", merchantID, "err", aerr)
+		}
+	}
+	if !own {
+		s.log.Warn("refusal not audited on its own (over the window's limit)", "merchant", merchantID, "err", err)
+	}
+	return own
 }
 
 // flushRefusals appends the summaries of the windows over by now; a summary
