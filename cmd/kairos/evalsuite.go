@@ -166,17 +166,33 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 		h.Whether = s.whether
 		models = append(models, suite.Model{Name: whetherName, Hazard: h})
 	}
-	dir, err := suiteDataDir(s.dataDir)
-	if err != nil {
-		return fmt.Errorf("eval --suite: %w", err)
+	// The shared data folder is needed only for the built-in data sets: a
+	// suite file of the user's own logs (builtin: false) runs without it.
+	dir, dirErr := suiteDataDir(s.dataDir)
+	if dirErr != nil && s.file == "" {
+		return fmt.Errorf("eval --suite: %w", dirErr)
 	}
+	builtin := suite.Builtin()
 	var datasets []suite.Dataset
-	for _, d := range suite.Builtin() {
-		datasets = append(datasets, d.Resolve(dir))
+	for _, d := range builtin {
+		if dirErr == nil {
+			d = d.Resolve(dir)
+		}
+		datasets = append(datasets, d)
 	}
 	if s.file != "" {
+		var err error
 		if datasets, err = suite.LoadFile(s.file, datasets); err != nil {
 			return fmt.Errorf("eval --suite: %w", err)
+		}
+	}
+	if dirErr != nil {
+		for _, d := range datasets {
+			for _, b := range builtin {
+				if d.Name == b.Name && d.Path == b.Path {
+					return fmt.Errorf("eval --suite: built-in data set %s: %w", d.Name, dirErr)
+				}
+			}
 		}
 	}
 	for i, d := range datasets {

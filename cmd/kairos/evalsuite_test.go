@@ -391,3 +391,38 @@ func TestEvalSingleRunSuiteFlags(t *testing.T) {
 		t.Error("eval --rhythm wrote a model without the rhythm term")
 	}
 }
+
+// TestSuiteFileWithoutSharedData: a user's suite file of its own logs
+// (builtin: false) was refused for want of the shared data folder, which
+// only the built-in data sets read; a suite that keeps a built-in data set
+// still needs it, and says which.
+func TestSuiteFileWithoutSharedData(t *testing.T) {
+	data, mapping := newShopLog(false).write(t, shopMapping)
+	dir := filepath.Dir(data)
+	own := filepath.Join(dir, "own.yaml")
+	body := "builtin: false\ndatasets:\n  - {name: shop, path: " + data + ", format: csv, mapping: " + mapping +
+		", test_cutoff: 2020-05-01, train_cutoffs: [2020-03-01, 2020-04-01]}\n"
+	if err := os.WriteFile(own, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	with := filepath.Join(dir, "with.yaml")
+	if err := os.WriteFile(with, []byte(strings.Replace(body, "builtin: false\n", "", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KAIROS_DATA", "")
+	t.Chdir(t.TempDir()) // no ../shared/data above it
+	if _, err := suiteDataDir(""); err == nil {
+		t.Skip("a shared data folder is reachable from the temporary directory")
+	}
+	out, _, err := runEval(t, "--suite-file", own, "--json")
+	if err != nil {
+		t.Fatalf("own logs only: %v", err)
+	}
+	if !strings.Contains(out, `"name":"shop"`) {
+		t.Errorf("output %.200q does not hold the shop data set", out)
+	}
+	if _, _, err := runEval(t, "--suite-file", with, "--json"); err == nil || !strings.Contains(err.Error(), "built-in data set cdnow") ||
+		!strings.Contains(err.Error(), "--data-dir") {
+		t.Errorf("with the built-ins: %v, want an error naming the built-in data set and --data-dir", err)
+	}
+}
