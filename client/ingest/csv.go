@@ -112,7 +112,7 @@ func (p *csvParser) parseHeader(line []byte) *RowError {
 		return &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
 	}
 	if missing := p.resolve(f); missing != "" {
-		return &RowError{Column: 0, Reason: ReasonColumnCount, Err: fmt.Errorf("header has no column %q", missing)}
+		return &RowError{Column: 0, Reason: ReasonColumnCount, Err: fmt.Errorf("header has no column %q%s", missing, headerHint(line, f, missing, p.m.Delimiter))}
 	}
 	if len(f) < p.need {
 		return &RowError{Column: len(f) + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("header has %d columns, the mapping uses column %d", len(f), p.need)}
@@ -620,4 +620,36 @@ func isMissingMarker(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// headerHint says why a mapped column is not in header line (split into
+// fields f with delimiter delim): the header read as one column although it
+// holds another usual delimiter, or a column whose name differs from the
+// mapping's only in case or blanks; otherwise the columns it has.
+func headerHint(line []byte, f [][]byte, missing string, delim byte) string {
+	if delim == 0 {
+		delim = ','
+	}
+	if len(f) == 1 {
+		for _, d := range []byte{';', '\t', '|', ','} {
+			if d != delim && bytes.IndexByte(line, d) >= 0 {
+				what, yaml := fmt.Sprintf("%q", string(d)), string(d)
+				if d == '\t' {
+					what, yaml = "tabs", `\t`
+				}
+				return fmt.Sprintf(`: the header read as one column, and it holds %s: set delimiter: "%s" in the mapping`, what, yaml)
+			}
+		}
+	}
+	names := make([]string, len(f))
+	for i, h := range f {
+		names[i] = string(bytes.TrimSpace(h))
+		if strings.EqualFold(strings.Join(strings.Fields(names[i]), " "), strings.Join(strings.Fields(missing), " ")) {
+			return fmt.Sprintf(": column %d is %q, which differs only in case or blanks: write it in the mapping as the header does", i+1, names[i])
+		}
+	}
+	if len(names) > 20 {
+		names = append(names[:20], "…")
+	}
+	return fmt.Sprintf(" (its columns: %s)", strings.Join(names, ", "))
 }

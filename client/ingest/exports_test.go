@@ -314,3 +314,21 @@ func TestTimeOfDayColumn(t *testing.T) {
 		t.Errorf("got %v, want time_of_day refused with a unix layout", err)
 	}
 }
+
+// TestHeaderHint: a mapped column missing from the header said only that
+// ("header has no column "Kunde""), whether the file was read with the wrong
+// delimiter, the name differed in case, or the column was not there at all.
+func TestHeaderHint(t *testing.T) {
+	const mapping = "header: true\ncustomer: Customer ID\ntime: {column: Date, layout: \"2006-01-02\"}\nkind: {constant: purchase}\n"
+	for _, tc := range []struct{ name, in, want string }{
+		{"semicolons", "Customer ID;Date\n1;2020-01-01\n", `holds ";": set delimiter: ";"`},
+		{"tabs", "Customer ID\tDate\n1\t2020-01-01\n", `holds tabs: set delimiter: "\t"`},
+		{"case", "customer  id,Date\n1,2020-01-01\n", `column 1 is "customer  id", which differs only in case or blanks`},
+		{"absent", "Client,Date\n1,2020-01-01\n", `(its columns: Client, Date)`},
+	} {
+		_, _, err := readString(t, tc.in, Options{Format: CSV, Mapping: mustMapping(t, mapping)})
+		if err == nil || !strings.Contains(err.Error(), `header has no column "Customer ID"`) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want the missing column and %q", tc.name, err, tc.want)
+		}
+	}
+}
