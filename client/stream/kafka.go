@@ -116,13 +116,21 @@ func (k *Kafka) Consume(ctx context.Context, next map[int32]int64, out chan<- Me
 	}
 }
 
-// DeadLetter implements Source.
+// DeadLetter implements Source. A body that would not fit the producer's
+// batch limit (ProducerBatchMaxBytes, 1,000,012 bytes by default; the
+// broker's message.max.bytes is 1,048,588) with the headers is cut
+// (HeaderTruncated holds its length).
 func (k *Kafka) DeadLetter(ctx context.Context, msg Message, reason string) error {
-	r := &kgo.Record{Topic: k.cfg.DeadLetter, Value: msg.Data, Headers: []kgo.RecordHeader{
+	limit, _ := k.prod.OptValue(kgo.ProducerBatchMaxBytes).(int32)
+	body, cut := fitBody(msg.Data, int64(limit))
+	r := &kgo.Record{Topic: k.cfg.DeadLetter, Value: body, Headers: []kgo.RecordHeader{
 		{Key: HeaderReason, Value: []byte(reason)},
 		{Key: HeaderPartition, Value: []byte(strconv.Itoa(int(msg.Partition)))},
 		{Key: HeaderOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
 	}}
+	if cut {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderTruncated, Value: []byte(strconv.Itoa(len(msg.Data)))})
+	}
 	if err := k.prod.ProduceSync(ctx, r).FirstErr(); err != nil {
 		return fmt.Errorf("dead-letter %s partition %d offset %d: %w", k.cfg.Topic, msg.Partition, msg.Offset, err)
 	}

@@ -82,10 +82,16 @@ func (n *NATS) Consume(ctx context.Context, next map[int32]int64, out chan<- Mes
 }
 
 // DeadLetter implements Source. The message id makes JetStream drop a second
-// dead letter for the same position within its duplicate window.
+// dead letter for the same position within its duplicate window. A body that
+// would not fit the server's max_payload with the headers is cut
+// (HeaderTruncated holds its length).
 func (n *NATS) DeadLetter(ctx context.Context, msg Message, reason string) error {
 	m := nats.NewMsg(n.cfg.DeadLetter)
-	m.Data = msg.Data
+	var cut bool
+	m.Data, cut = fitBody(msg.Data, n.nc.MaxPayload())
+	if cut {
+		m.Header.Set(HeaderTruncated, strconv.Itoa(len(msg.Data)))
+	}
 	m.Header.Set(HeaderReason, reason)
 	m.Header.Set(HeaderPartition, "0")
 	m.Header.Set(HeaderOffset, strconv.FormatInt(msg.Offset, 10))

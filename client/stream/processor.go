@@ -471,8 +471,9 @@ func (p *Processor) Score(c string) (hazard.Prediction, time.Time, error) {
 }
 
 // deadLetter sends m to the dead-letter destination, retrying until it
-// succeeds or ctx ends.
+// succeeds or ctx ends. The reason is cut to MaxDeadReasonBytes.
 func (p *Processor) deadLetter(ctx context.Context, m Message, reason string) error {
+	reason = boundReason(reason)
 	if err := p.retry(ctx, func() error { return p.cfg.Source.DeadLetter(ctx, m, reason) }); err != nil {
 		return err
 	}
