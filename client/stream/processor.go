@@ -14,6 +14,7 @@ import (
 
 	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/client/livestore"
+	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
@@ -39,6 +40,17 @@ type Config struct {
 	// BatchSize bounds the messages per store transaction (default 4096);
 	// batches grow to it only while the store is slower than the stream.
 	BatchSize int
+	// MaxAhead is how far after the broker stored a message
+	// (Message.Published) its event may be dated (default 24 h: producers'
+	// clocks and zone mistakes; negative for no limit). A later event goes to
+	// the dead letter: applied, it would fold the customer's real history
+	// (everything more than 368 days before it), make the customer's later
+	// out-of-order purchases late (feature.ErrLate) and date the customer's
+	// scores in its future. A message without a broker time is not checked.
+	// Kafka's record time is the producer's unless the topic sets
+	// message.timestamp.type=LogAppendTime, which a merchant whose producers
+	// it does not trust should set.
+	MaxAhead time.Duration
 	// Linger is how long a batch smaller than BatchSize may wait, from its
 	// first message, for more before it is committed (default 2 ms; negative
 	// for none): on a steady stream it turns many one-message transactions
@@ -115,6 +127,9 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 4096
+	}
+	if cfg.MaxAhead == 0 {
+		cfg.MaxAhead = DefaultMaxAhead
 	}
 	if cfg.Linger == 0 {
 		cfg.Linger = 2 * time.Millisecond
@@ -291,6 +306,12 @@ func (p *Processor) add(ctx context.Context, b *batch, m Message) error {
 			return err
 		}
 	default:
+		if err := p.checkAhead(ev, m); err != nil {
+			if err := p.deadLetter(ctx, m, err.Error()); err != nil {
+				return err
+			}
+			break
+		}
 		if err := p.apply(ev.Customer, func(e *entry) error { return p.cfg.Engine.Apply(&e.st, ev) }); err != nil {
 			if err := p.deadLetter(ctx, m, err.Error()); err != nil {
 				return err
@@ -309,6 +330,26 @@ func (p *Processor) add(ctx context.Context, b *batch, m Message) error {
 		b.first = time.Now()
 	}
 	b.n++
+	return nil
+}
+
+// DefaultMaxAhead is Config.MaxAhead's default.
+const DefaultMaxAhead = 24 * time.Hour
+
+// ErrAhead is the reason of an event dated more than Config.MaxAhead after
+// its message was stored.
+var ErrAhead = errors.New("event is dated after its message was published")
+
+// checkAhead refuses ev when it is dated more than MaxAhead after m was
+// stored by the broker.
+func (p *Processor) checkAhead(ev model.Event, m Message) error {
+	if p.cfg.MaxAhead < 0 || m.Published.IsZero() {
+		return nil
+	}
+	if ev.Time.After(m.Published.Add(p.cfg.MaxAhead)) {
+		return fmt.Errorf("customer %q: event at %s, more than %v after the broker stored the message (%s): %w",
+			ev.Customer, ev.Time.UTC().Format(time.RFC3339), p.cfg.MaxAhead, m.Published.UTC().Format(time.RFC3339), ErrAhead)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/kairos-fl/kairos/client/livestore"
+	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
 )
 
@@ -148,5 +150,70 @@ func TestOversizeDeadLetterKafka(t *testing.T) {
 	}
 	if tr != strconv.Itoa(len(big)) {
 		t.Errorf("%s header %q, want %d", HeaderTruncated, tr, len(big))
+	}
+}
+
+// TestFarFutureEventDeadLettered (review round 4): one message dated far
+// after it was published poisoned its customer's live state for good. A
+// purchase in 2099 made every real purchase more than 368 days older, so
+// the state folded them, and a later real purchase of that customer dated
+// before the latest folded one (an ordinary out-of-order event) was refused
+// as late (feature.ErrLate) and dead-lettered; the customer was
+// scored as of 2099. Now an event more than Config.MaxAhead (default 24 h)
+// after the broker stored its message is dead-lettered, naming both times,
+// and the state is that of the real events alone.
+func TestFarFutureEventDeadLettered(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
+	must(t, err)
+	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer st.Close()
+	src := &deadSource{}
+	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events",
+		Model: recencyModel(t, eng.Schema()), Now: func() time.Time { return now }})
+	must(t, err)
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 10, 0, 0, 0, time.UTC) }
+	msg := func(off int64, at, published time.Time) Message {
+		return Message{Offset: off, Published: published,
+			Data: fmt.Appendf(nil, `{"customer":"alice","ts":%d,"kind":"purchase","amount":10}`, at.Unix())}
+	}
+	real := []time.Time{day(2024, 5, 1), day(2024, 5, 20), day(2024, 5, 15)} // out of order, as a stream may be
+	batch := []Message{
+		msg(0, real[0], real[0]),
+		msg(1, real[1], real[1]),
+		msg(2, day(2099, 1, 1), now), // published now, dated 2099
+		msg(3, real[2], real[2]),
+		// Within MaxAhead of its broker time (a producer's clock a few
+		// hours fast) is applied.
+		{Offset: 4, Published: now, Data: fmt.Appendf(nil, `{"customer":"bob","ts":%d,"kind":"view"}`, now.Add(3*time.Hour).Unix())},
+		{Offset: 5, Published: now, Data: fmt.Appendf(nil, `{"customer":"carol","ts":%d,"kind":"view"}`, now.Add(30*24*time.Hour).Unix())},
+	}
+	must(t, p.process(ctx, batch))
+	if len(src.dead) != 2 || !strings.Contains(src.dead[0], "2099-01-01") || !strings.Contains(src.dead[1], now.Add(30*24*time.Hour).Format(time.RFC3339)) {
+		t.Fatalf("dead letters %q; want the 2099 purchase and carol's view a month ahead, naming their times", src.dead)
+	}
+	var want feature.LiveState
+	for _, at := range real {
+		must(t, eng.Apply(&want, model.Event{Customer: "alice", Time: at, Kind: model.Purchase, Amount: 10, HasAmount: true}))
+	}
+	wantB, _ := want.MarshalBinary()
+	var got []byte
+	_, err = st.Load(ctx, "events", func(c string, b []byte) error {
+		if c == "alice" {
+			got = b
+		}
+		return nil
+	})
+	must(t, err)
+	if string(got) != string(wantB) {
+		t.Errorf("alice's stored state is not that of her three real purchases")
+	}
+	if _, at, err := p.Score("alice"); err != nil || !at.Equal(now) {
+		t.Errorf("alice scored at %v (%v), want %v", at, err, now)
+	}
+	if _, _, err := p.Score("bob"); err != nil {
+		t.Errorf("bob, 3 h ahead of the clock: %v; want applied", err)
 	}
 }
