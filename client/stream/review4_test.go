@@ -2,8 +2,11 @@ package stream
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,9 +16,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/client/livestore"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
+	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
 // TestOversizeDeadLetterDoesNotStopStream (review round 4): a bad message
@@ -215,5 +220,57 @@ func TestFarFutureEventDeadLettered(t *testing.T) {
 	}
 	if _, _, err := p.Score("bob"); err != nil {
 		t.Errorf("bob, 3 h ahead of the clock: %v; want applied", err)
+	}
+}
+
+// TestLongCustomerDeadLettered (review round 4): a stream message's customer
+// id had no length limit below the message's (1 MiB). On PostgreSQL the live
+// store keys states by (source, customer) in a B-tree, whose entries hold at
+// most 2,704 bytes: an 8,000-character customer id failed the commit ("index
+// row size exceeds btree maximum"), the stream stopped, and every restart
+// stopped on the same message, as with the NUL id (session 18). On SQLite
+// it was stored, and every drift snapshot repeated it. Now a customer id
+// over ingest.MaxMessageCustomerBytes goes to the dead letter, naming the
+// field and the limit; the batch's other events are committed.
+func TestLongCustomerDeadLettered(t *testing.T) {
+	ctx := context.Background()
+	sq, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer sq.Close()
+	pg, err := livestore.OpenPostgres(ctx, pgtest.Database(t, pgtest.BaseURL(t), "kairos_live_"))
+	must(t, err)
+	defer pg.Close()
+	var raw [6000]byte
+	r := rand.New(rand.NewPCG(4, 4))
+	for i := range raw {
+		raw[i] = byte(r.Uint32())
+	}
+	long := base64.RawURLEncoding.EncodeToString(raw[:]) // 8,000 characters that do not compress
+	for name, st := range map[string]livestore.Store{"sqlite": sq, "postgres": pg} {
+		t.Run(name, func(t *testing.T) {
+			eng, err := feature.NewLiveEngine(feature.LiveConfig{})
+			must(t, err)
+			src := &deadSource{}
+			p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"})
+			must(t, err)
+			batch := []Message{
+				{Offset: 0, Data: []byte(`{"customer":"bob","ts":1717000000,"kind":"view"}`)},
+				{Offset: 1, Data: fmt.Appendf(nil, `{"customer":%q,"ts":1717000001,"kind":"purchase","amount":3}`, long)},
+				{Offset: 2, Data: []byte(`{"customer":"carol","ts":1717000002,"kind":"view"}`)},
+			}
+			if err := p.process(ctx, batch); err != nil {
+				t.Fatalf("batch with an 8,000-character customer id: %v; want it dead-lettered and the rest committed", err)
+			}
+			if len(src.dead) != 1 || !strings.Contains(src.dead[0], `"customer"`) || !strings.Contains(src.dead[0], strconv.Itoa(ingest.MaxMessageCustomerBytes)) {
+				t.Errorf("dead letters %.200q, want one naming the customer field and the limit", src.dead)
+			}
+			var got []string
+			next, err := st.Load(ctx, "events", func(c string, _ []byte) error { got = append(got, c); return nil })
+			must(t, err)
+			slices.Sort(got)
+			if strings.Join(got, ",") != "bob,carol" || next[0] != 3 {
+				t.Errorf("stored %d customers at offset %d, want bob,carol at 3", len(got), next[0])
+			}
+		})
 	}
 }
