@@ -51,6 +51,9 @@ type Config struct {
 	// message.timestamp.type=LogAppendTime, which a merchant whose producers
 	// it does not trust should set.
 	MaxAhead time.Duration
+	// MaxQueuedBytes bounds the message data read from the source and not yet
+	// applied (default 64 MiB); a single larger message still passes.
+	MaxQueuedBytes int64
 	// Linger is how long a batch smaller than BatchSize may wait, from its
 	// first message, for more before it is committed (default 2 ms; negative
 	// for none): on a steady stream it turns many one-message transactions
@@ -131,6 +134,9 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	if cfg.MaxAhead == 0 {
 		cfg.MaxAhead = DefaultMaxAhead
 	}
+	if cfg.MaxQueuedBytes <= 0 {
+		cfg.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
 	if cfg.Linger == 0 {
 		cfg.Linger = 2 * time.Millisecond
 	}
@@ -205,14 +211,20 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("stream %s: a previous run left applied messages uncommitted: make a new Processor", p.cfg.Name)
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	// The source hands messages to a forwarder, which queues them in in while
+	// their data stays within MaxQueuedBytes: in's length alone bounds the
+	// count, not the size.
+	raw := make(chan Message)
 	in := make(chan Message, 4*p.cfg.BatchSize)
+	q := newByteGate(p.cfg.MaxQueuedBytes)
 	errc := make(chan error, 1)
 	jobs := make(chan *commitJob, 1)
 	done := make(chan struct{}, 1) // the committer finished a job
 	cerr := make(chan error, 1)
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); errc <- p.cfg.Source.Consume(ctx, p.Position(), in) }()
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- p.cfg.Source.Consume(ctx, p.Position(), raw) }()
+	go func() { defer wg.Done(); q.forward(ctx, raw, in) }()
 	go func() { defer wg.Done(); cerr <- p.committer(ctx, jobs, done) }()
 	defer wg.Wait()
 	defer cancel()
@@ -243,6 +255,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		select {
 		case m := <-inc:
+			q.release(len(m.Data))
 			if err := p.add(ctx, b, m); err != nil {
 				return err
 			}
@@ -250,6 +263,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			for b.n < p.cfg.BatchSize {
 				select {
 				case m := <-in:
+					q.release(len(m.Data))
 					if err := p.add(ctx, b, m); err != nil {
 						return err
 					}
@@ -267,6 +281,69 @@ func (p *Processor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// DefaultMaxQueuedBytes is Config.MaxQueuedBytes's default.
+const DefaultMaxQueuedBytes = 64 << 20
+
+// byteGate bounds the message data queued between the source and Run.
+type byteGate struct {
+	mu    sync.Mutex
+	n     int64 // bytes queued
+	max   int64
+	freed chan struct{} // signalled when bytes are released
+}
+
+func newByteGate(limit int64) *byteGate {
+	return &byteGate{max: limit, freed: make(chan struct{}, 1)}
+}
+
+// forward moves messages from raw to in, waiting while in holds max bytes
+// (a message larger than max passes alone), until ctx ends.
+func (g *byteGate) forward(ctx context.Context, raw <-chan Message, in chan<- Message) {
+	for {
+		var m Message
+		select {
+		case m = <-raw:
+		case <-ctx.Done():
+			return
+		}
+		if !g.acquire(ctx, len(m.Data)) {
+			return
+		}
+		select {
+		case in <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (g *byteGate) acquire(ctx context.Context, size int) bool {
+	for {
+		g.mu.Lock()
+		if g.n == 0 || g.n+int64(size) <= g.max {
+			g.n += int64(size)
+			g.mu.Unlock()
+			return true
+		}
+		g.mu.Unlock()
+		select {
+		case <-g.freed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (g *byteGate) release(size int) {
+	g.mu.Lock()
+	g.n -= int64(size)
+	g.mu.Unlock()
+	select {
+	case g.freed <- struct{}{}:
+	default:
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -272,5 +273,80 @@ func TestLongCustomerDeadLettered(t *testing.T) {
 				t.Errorf("stored %d customers at offset %d, want bob,carol at 3", len(got), next[0])
 			}
 		})
+	}
+}
+
+// floodSource sends one bad message, then n messages of size bytes each,
+// counting those out took; its dead-letter publish blocks until release is
+// closed (a broker that is down for the dead-letter subject).
+type floodSource struct {
+	n, size int
+	sent    atomic.Int64
+	release chan struct{}
+}
+
+func (s *floodSource) Consume(ctx context.Context, _ map[int32]int64, out chan<- Message) error {
+	msgs := []Message{{Offset: 0, Data: []byte(`not json`)}}
+	for i := range s.n {
+		pad := strings.Repeat(" ", s.size)
+		msgs = append(msgs, Message{Offset: int64(i + 1), Data: fmt.Appendf(nil, `{"customer":"c%d","ts":1717000000,"kind":"view"}%s`, i, pad)})
+	}
+	for _, m := range msgs {
+		select {
+		case out <- m:
+			s.sent.Add(1)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (s *floodSource) DeadLetter(ctx context.Context, _ Message, _ string) error {
+	select {
+	case <-s.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestQueuedBytesBounded (review round 4): the messages a processor had read
+// but not yet applied were bounded by count only (four batches: 16,384
+// messages), not by size. While the processor waited (a dead letter being
+// retried, a slow commit) the source filled the queue, so a producer
+// flooding the stream with 1 MiB messages made the client hold 16 GiB and
+// be killed for memory, and again on every restart. Now the queue also
+// holds at most Config.MaxQueuedBytes (default 64 MiB) of message data:
+// here 1 MiB, so at most 16 messages of 64 KiB wait (one more is in hand).
+func TestQueuedBytesBounded(t *testing.T) {
+	ctx := context.Background()
+	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
+	must(t, err)
+	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer st.Close()
+	src := &floodSource{n: 300, size: 64 << 10, release: make(chan struct{})}
+	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events", MaxQueuedBytes: 1 << 20})
+	must(t, err)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(rctx) }()
+	time.Sleep(300 * time.Millisecond) // the dead letter blocks; the source floods
+	// The bad message is being dead-lettered; 16 of 64 KiB fill 1 MiB,
+	// and the forwarding goroutine holds one more.
+	if got := src.sent.Load(); got > 1+16+2 {
+		t.Errorf("the source handed over %d messages of 64 KiB while the processor waited; want at most %d (1 MiB queued)", got, 1+16+2)
+	}
+	close(src.release)
+	runUntilDone := time.Now().Add(30 * time.Second)
+	for p.Position()[0] < 301 && time.Now().Before(runUntilDone) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if s := p.Stats(); s.Applied != 300 || s.DeadLetters != 1 {
+		t.Errorf("applied %d, dead letters %d; want 300 and 1", s.Applied, s.DeadLetters)
 	}
 }
