@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -345,7 +346,9 @@ func TestQueuedBytesBounded(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
-	<-done
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("run: %v", err)
+	}
 	if s := p.Stats(); s.Applied != 300 || s.DeadLetters != 1 {
 		t.Errorf("applied %d, dead letters %d; want 300 and 1", s.Applied, s.DeadLetters)
 	}
