@@ -43,8 +43,14 @@ func NewNATS(nc *nats.Conn, cfg NATSConfig) (*NATS, error) {
 }
 
 // Consume implements Source. JetStream has one partition, 0, whose offsets
-// are stream sequences.
+// are stream sequences. It fails at once when no stream captures the
+// dead-letter subject.
 func (n *NATS) Consume(ctx context.Context, next map[int32]int64, out chan<- Message) error {
+	// A dead letter no stream captures could never be published: the first
+	// bad message would stop the stream, retried for ever.
+	if _, err := n.js.StreamNameBySubject(ctx, n.cfg.DeadLetter); err != nil {
+		return fmt.Errorf("consume %s: dead-letter subject %s: no JetStream stream captures it (%w)", n.cfg.Stream, n.cfg.DeadLetter, err)
+	}
 	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{n.cfg.Subject}}
 	if s := next[0]; s > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, uint64(s)

@@ -353,3 +353,37 @@ func TestQueuedBytesBounded(t *testing.T) {
 		t.Errorf("applied %d, dead letters %d; want 300 and 1", s.Applied, s.DeadLetters)
 	}
 }
+
+// TestNATSDeadLetterUncaptured (review round 4): a dead-letter subject that
+// no JetStream stream captures (an operator's typo, or a stream created for
+// the events only) went unnoticed until the first bad message, whose
+// publish then failed ("no responders") and was retried for ever: the live
+// path stopped with nothing but a repeated warning. Now Run fails at once,
+// naming the subject.
+func TestNATSDeadLetterUncaptured(t *testing.T) {
+	nc := natsConn(t)
+	cfg := testStream(t, nc)
+	cfg.DeadLetter += ".typo"
+	ctx := context.Background()
+	js, err := jetstream.New(nc)
+	must(t, err)
+	for _, m := range []string{`not json`, `{"customer":"bob","ts":1717000000,"kind":"view"}`} {
+		_, err := js.Publish(ctx, cfg.Subject, []byte(m))
+		must(t, err)
+	}
+	src, err := NewNATS(nc, cfg)
+	must(t, err)
+	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer st.Close()
+	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
+	must(t, err)
+	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"})
+	must(t, err)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = p.Run(rctx)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), cfg.DeadLetter) {
+		t.Fatalf("run with an uncaptured dead-letter subject: %v; want an error naming %s at once", err, cfg.DeadLetter)
+	}
+}
