@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -44,11 +45,11 @@ func NewKafka(cfg KafkaConfig) (*Kafka, error) {
 // Close releases the producer.
 func (k *Kafka) Close() { k.prod.Close() }
 
-// partitions asks the cluster for the topic's partition ids.
-func (k *Kafka) partitions(ctx context.Context) ([]int32, error) {
+// partitions asks the cluster for topic's partition ids.
+func (k *Kafka) partitions(ctx context.Context, topic string) ([]int32, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	t := kmsg.NewMetadataRequestTopic()
-	t.Topic = kmsg.StringPtr(k.cfg.Topic)
+	t.Topic = kmsg.StringPtr(topic)
 	req.Topics = append(req.Topics, t)
 	resp, err := req.RequestWith(ctx, k.prod)
 	if err != nil {
@@ -74,14 +75,20 @@ func kerrOf(code int16) error {
 	if code == 0 {
 		return nil
 	}
-	return fmt.Errorf("kafka error code %d", code)
+	return fmt.Errorf("kafka error code %d: %w", code, kerr.ErrorForCode(code))
 }
 
-// Consume implements Source.
+// Consume implements Source. It fails at once when the dead-letter topic
+// does not exist.
 func (k *Kafka) Consume(ctx context.Context, next map[int32]int64, out chan<- Message) error {
-	ps, err := k.partitions(ctx)
+	ps, err := k.partitions(ctx, k.cfg.Topic)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", k.cfg.Topic, err)
+	}
+	// A dead letter to a missing topic could never be produced: the first
+	// bad message would stop the stream, retried for ever.
+	if _, err := k.partitions(ctx, k.cfg.DeadLetter); err != nil {
+		return fmt.Errorf("consume %s: dead-letter topic %s: %w", k.cfg.Topic, k.cfg.DeadLetter, err)
 	}
 	offs := make(map[int32]kgo.Offset, len(ps))
 	for _, p := range ps {

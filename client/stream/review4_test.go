@@ -389,3 +389,37 @@ func TestNATSDeadLetterUncaptured(t *testing.T) {
 		t.Fatalf("run with an uncaptured dead-letter subject: %v; want an error naming %s at once", err, cfg.DeadLetter)
 	}
 }
+
+// TestKafkaDeadLetterTopicMissing is TestNATSDeadLetterUncaptured on Kafka
+// (kfake): a dead-letter topic that does not exist was noticed only at the
+// first bad message, whose produce was then retried for ever. Now Run fails
+// at once, naming the topic.
+func TestKafkaDeadLetterTopicMissing(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))
+	must(t, err)
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("events"))
+	must(t, err)
+	defer prod.Close()
+	ctx := context.Background()
+	for _, m := range []string{`not json`, `{"customer":"bob","ts":1717000000,"kind":"view"}`} {
+		must(t, prod.ProduceSync(ctx, &kgo.Record{Value: []byte(m)}).FirstErr())
+	}
+	src, err := NewKafka(KafkaConfig{Brokers: brokers, Topic: "events", DeadLetter: "dead-typo"})
+	must(t, err)
+	defer src.Close()
+	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	defer st.Close()
+	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
+	must(t, err)
+	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"})
+	must(t, err)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = p.Run(rctx)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "dead-typo") {
+		t.Fatalf("run with a missing dead-letter topic: %v; want an error naming dead-typo at once", err)
+	}
+}
