@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -115,12 +116,23 @@ func (k *Kafka) Consume(ctx context.Context, next map[int32]int64, out chan<- Me
 		for it := fs.RecordIter(); !it.Done(); {
 			r := it.Next()
 			select {
-			case out <- Message{Partition: r.Partition, Offset: r.Offset, Data: r.Value, Published: r.Timestamp}:
+			case out <- Message{Partition: r.Partition, Offset: r.Offset, Data: r.Value, Published: kafkaTime(r)}:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
 	}
+}
+
+// kafkaTime is when r was stored, or zero when r has no time: a record of
+// the old message format without one, or a producer's time before 1970
+// (-1 is Kafka's "no timestamp"), which Config.MaxAhead must not read as
+// the broker's.
+func kafkaTime(r *kgo.Record) time.Time {
+	if r.Attrs.TimestampType() < 0 || r.Timestamp.UnixMilli() <= 0 {
+		return time.Time{}
+	}
+	return r.Timestamp
 }
 
 // DeadLetter implements Source. A body that would not fit the producer's

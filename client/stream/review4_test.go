@@ -423,3 +423,18 @@ func TestKafkaDeadLetterTopicMissing(t *testing.T) {
 		t.Fatalf("run with a missing dead-letter topic: %v; want an error naming dead-typo at once", err)
 	}
 }
+
+// TestKafkaTimeUnknown: a Kafka record without a time (-1, or before 1970)
+// gives a message without a broker time, which MaxAhead does not check,
+// rather than one stored in 1969 before which every event would be ahead.
+func TestKafkaTimeUnknown(t *testing.T) {
+	for _, ms := range []int64{-1, 0, -86_400_000} {
+		if got := kafkaTime(&kgo.Record{Timestamp: time.UnixMilli(ms)}); !got.IsZero() {
+			t.Errorf("record time %d ms: broker time %v, want none", ms, got)
+		}
+	}
+	at := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	if got := kafkaTime(&kgo.Record{Timestamp: at}); !got.Equal(at) {
+		t.Errorf("record time %v: broker time %v", at, got)
+	}
+}
