@@ -11,14 +11,7 @@ import (
 // byte); before session 18's review both decoded to an event whose id the
 // PostgreSQL live store could not store.
 func TestDecodeMessageNULCustomer(t *testing.T) {
-	js, err := NewMessageDecoder(jsonMapping(), MessageJSON, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := NewMessageDecoder(csvMapping(), MessageCSV, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cs := testMessageDecoders(t)
 	for _, tt := range []struct {
 		d     *MessageDecoder
 		msg   string
@@ -44,14 +37,7 @@ func TestDecodeMessageNULCustomer(t *testing.T) {
 // MaxMessageCustomerBytes is a bad message naming the field and both
 // lengths, in both encodings; one of exactly the limit is an event.
 func TestDecodeMessageLongCustomer(t *testing.T) {
-	js, err := NewMessageDecoder(jsonMapping(), MessageJSON, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := NewMessageDecoder(csvMapping(), MessageCSV, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cs := testMessageDecoders(t)
 	at := strings.Repeat("é", MaxMessageCustomerBytes/2) // 1,024 bytes, 512 characters
 	over := at + "x"
 	for _, tt := range []struct {
@@ -78,4 +64,18 @@ func TestDecodeMessageLongCustomer(t *testing.T) {
 			t.Errorf("customer of exactly %d bytes: %v", len(at), err)
 		}
 	}
+}
+
+// testMessageDecoders returns a JSON and a CSV decoder of the tests' mappings.
+func testMessageDecoders(t *testing.T) (js, cs *MessageDecoder) {
+	t.Helper()
+	js, err := NewMessageDecoder(jsonMapping(), MessageJSON, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err = NewMessageDecoder(csvMapping(), MessageCSV, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cs
 }

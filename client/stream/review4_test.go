@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,7 +21,6 @@ import (
 	"github.com/kairos-fl/kairos/client/livestore"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
-	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
 // TestOversizeDeadLetterDoesNotStopStream (review round 4): a bad message
@@ -59,13 +57,7 @@ func TestOversizeDeadLetterDoesNotStopStream(t *testing.T) {
 	}
 	src, err := NewNATS(nc, cfg)
 	must(t, err)
-	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
-	must(t, err)
-	defer st.Close()
-	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
-	must(t, err)
-	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"})
-	must(t, err)
+	p, _ := sqliteProcessor(t, src, nil)
 	runUntil(t, p, map[int32]int64{0: 5}) // sequences 1–4: next is 5
 
 	if s := p.Stats(); s.Applied != 2 || s.DeadLetters != 2 {
@@ -108,28 +100,13 @@ func TestOversizeDeadLetterDoesNotStopStream(t *testing.T) {
 // message (which a topic with the broker's default limit holds) could never
 // be dead-lettered and stopped the stream.
 func TestOversizeDeadLetterKafka(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events", "dead"))
-	must(t, err)
-	defer c.Close()
-	brokers := c.ListenAddrs()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("events"), kgo.ProducerBatchMaxBytes(1_048_576))
-	must(t, err)
-	defer prod.Close()
 	ctx := context.Background()
 	big := `not json` + strings.Repeat(" ", 1_040_000)
-	for _, m := range []string{big, `{"customer":"bob","ts":1717000000,"kind":"view"}`} {
-		must(t, prod.ProduceSync(ctx, &kgo.Record{Value: []byte(m)}).FirstErr())
-	}
+	brokers := kfakeEvents(t, []string{"events", "dead"}, []string{big, `{"customer":"bob","ts":1717000000,"kind":"view"}`})
 	src, err := NewKafka(KafkaConfig{Brokers: brokers, Topic: "events", DeadLetter: "dead"})
 	must(t, err)
 	defer src.Close()
-	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
-	must(t, err)
-	defer st.Close()
-	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
-	must(t, err)
-	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"})
-	must(t, err)
+	p, _ := sqliteProcessor(t, src, nil)
 	runUntil(t, p, map[int32]int64{0: 2})
 	if s := p.Stats(); s.Applied != 1 || s.DeadLetters != 1 {
 		t.Errorf("applied %d, dead letters %d; want 1 and 1", s.Applied, s.DeadLetters)
@@ -172,15 +149,11 @@ func TestOversizeDeadLetterKafka(t *testing.T) {
 func TestFarFutureEventDeadLettered(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
-	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
-	must(t, err)
-	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
-	must(t, err)
-	defer st.Close()
 	src := &deadSource{}
-	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events",
-		Model: recencyModel(t, eng.Schema()), Now: func() time.Time { return now }})
-	must(t, err)
+	p, st := sqliteProcessor(t, src, func(c *Config) {
+		c.Model, c.Now = recencyModel(t, c.Engine.Schema()), func() time.Time { return now }
+	})
+	eng := p.cfg.Engine
 	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 10, 0, 0, 0, time.UTC) }
 	msg := func(off int64, at, published time.Time) Message {
 		return Message{Offset: off, Published: published,
@@ -207,7 +180,7 @@ func TestFarFutureEventDeadLettered(t *testing.T) {
 	}
 	wantB, _ := want.MarshalBinary()
 	var got []byte
-	_, err = st.Load(ctx, "events", func(c string, b []byte) error {
+	_, err := st.Load(ctx, "events", func(c string, b []byte) error {
 		if c == "alice" {
 			got = b
 		}
@@ -235,46 +208,14 @@ func TestFarFutureEventDeadLettered(t *testing.T) {
 // over ingest.MaxMessageCustomerBytes goes to the dead letter, naming the
 // field and the limit; the batch's other events are committed.
 func TestLongCustomerDeadLettered(t *testing.T) {
-	ctx := context.Background()
-	sq, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
-	must(t, err)
-	defer sq.Close()
-	pg, err := livestore.OpenPostgres(ctx, pgtest.Database(t, pgtest.BaseURL(t), "kairos_live_"))
-	must(t, err)
-	defer pg.Close()
 	var raw [6000]byte
 	r := rand.New(rand.NewPCG(4, 4))
 	for i := range raw {
 		raw[i] = byte(r.Uint32())
 	}
 	long := base64.RawURLEncoding.EncodeToString(raw[:]) // 8,000 characters that do not compress
-	for name, st := range map[string]livestore.Store{"sqlite": sq, "postgres": pg} {
-		t.Run(name, func(t *testing.T) {
-			eng, err := feature.NewLiveEngine(feature.LiveConfig{})
-			must(t, err)
-			src := &deadSource{}
-			p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"})
-			must(t, err)
-			batch := []Message{
-				{Offset: 0, Data: []byte(`{"customer":"bob","ts":1717000000,"kind":"view"}`)},
-				{Offset: 1, Data: fmt.Appendf(nil, `{"customer":%q,"ts":1717000001,"kind":"purchase","amount":3}`, long)},
-				{Offset: 2, Data: []byte(`{"customer":"carol","ts":1717000002,"kind":"view"}`)},
-			}
-			if err := p.process(ctx, batch); err != nil {
-				t.Fatalf("batch with an 8,000-character customer id: %v; want it dead-lettered and the rest committed", err)
-			}
-			if len(src.dead) != 1 || !strings.Contains(src.dead[0], `"customer"`) || !strings.Contains(src.dead[0], strconv.Itoa(ingest.MaxMessageCustomerBytes)) {
-				t.Errorf("dead letters %.200q, want one naming the customer field and the limit", src.dead)
-			}
-			var got []string
-			next, err := st.Load(ctx, "events", func(c string, _ []byte) error { got = append(got, c); return nil })
-			must(t, err)
-			slices.Sort(got)
-			if strings.Join(got, ",") != "bob,carol" || next[0] != 3 {
-				t.Errorf("stored %d customers at offset %d, want bob,carol at 3", len(got), next[0])
-			}
-		})
-	}
+	badCustomerDeadLettered(t, fmt.Appendf(nil, `{"customer":%q,"ts":1717000001,"kind":"purchase","amount":3}`, long),
+		`"customer"`, strconv.Itoa(ingest.MaxMessageCustomerBytes))
 }
 
 // floodSource sends one bad message, then n messages of size bytes each,
@@ -324,14 +265,8 @@ func (s *floodSource) DeadLetter(ctx context.Context, _ Message, _ string) error
 // and rawQueue in the hand-over to the gate).
 func TestQueuedBytesBounded(t *testing.T) {
 	ctx := context.Background()
-	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
-	must(t, err)
-	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
-	must(t, err)
-	defer st.Close()
 	src := &floodSource{n: 300, size: 64 << 10, release: make(chan struct{})}
-	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events", MaxQueuedBytes: 1 << 20})
-	must(t, err)
+	p, _ := sqliteProcessor(t, src, func(c *Config) { c.MaxQueuedBytes = 1 << 20 })
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(rctx) }()
@@ -375,13 +310,7 @@ func TestNATSDeadLetterUncaptured(t *testing.T) {
 	}
 	src, err := NewNATS(nc, cfg)
 	must(t, err)
-	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
-	must(t, err)
-	defer st.Close()
-	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
-	must(t, err)
-	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"})
-	must(t, err)
+	p, _ := sqliteProcessor(t, src, nil)
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err = p.Run(rctx)
@@ -395,27 +324,12 @@ func TestNATSDeadLetterUncaptured(t *testing.T) {
 // first bad message, whose produce was then retried for ever. Now Run fails
 // at once, naming the topic.
 func TestKafkaDeadLetterTopicMissing(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))
-	must(t, err)
-	defer c.Close()
-	brokers := c.ListenAddrs()
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("events"))
-	must(t, err)
-	defer prod.Close()
 	ctx := context.Background()
-	for _, m := range []string{`not json`, `{"customer":"bob","ts":1717000000,"kind":"view"}`} {
-		must(t, prod.ProduceSync(ctx, &kgo.Record{Value: []byte(m)}).FirstErr())
-	}
+	brokers := kfakeEvents(t, []string{"events"}, []string{`not json`, `{"customer":"bob","ts":1717000000,"kind":"view"}`})
 	src, err := NewKafka(KafkaConfig{Brokers: brokers, Topic: "events", DeadLetter: "dead-typo"})
 	must(t, err)
 	defer src.Close()
-	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
-	must(t, err)
-	defer st.Close()
-	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
-	must(t, err)
-	p, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"})
-	must(t, err)
+	p, _ := sqliteProcessor(t, src, nil)
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err = p.Run(rctx)
@@ -437,4 +351,42 @@ func TestKafkaTimeUnknown(t *testing.T) {
 	if got := kafkaTime(&kgo.Record{Timestamp: at}); !got.Equal(at) {
 		t.Errorf("record time %v: broker time %v", at, got)
 	}
+}
+
+// sqliteProcessor is a processor of source "events" over src on a fresh
+// SQLite live store, closed when t ends; mod, when set, changes its
+// configuration first.
+func sqliteProcessor(t *testing.T, src Source, mod func(*Config)) (*Processor, livestore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := livestore.OpenSQLite(ctx, filepath.Join(t.TempDir(), "live.db"))
+	must(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	eng, err := feature.NewLiveEngine(feature.LiveConfig{})
+	must(t, err)
+	cfg := Config{Source: src, Decoder: testDecoder(t), Engine: eng, Store: st, Name: "events"}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := New(ctx, cfg)
+	must(t, err)
+	return p, st
+}
+
+// kfakeEvents starts a one-broker kfake cluster, closed when t ends, with
+// topics of one partition, produces msgs to "events" (records up to 1 MiB)
+// and returns the brokers.
+func kfakeEvents(t *testing.T, topics, msgs []string) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics...))
+	must(t, err)
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic("events"), kgo.ProducerBatchMaxBytes(1_048_576))
+	must(t, err)
+	defer prod.Close()
+	for _, m := range msgs {
+		must(t, prod.ProduceSync(context.Background(), &kgo.Record{Value: []byte(m)}).FirstErr())
+	}
+	return brokers
 }
