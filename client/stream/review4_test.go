@@ -390,3 +390,41 @@ func kfakeEvents(t *testing.T, topics, msgs []string) []string {
 	}
 	return brokers
 }
+
+// TestNATSPositionPastStream (review round 4): a JetStream stream deleted and
+// created again (a lost NATS data directory, an operator's reset) numbers
+// its messages from 1 again, but the live store still held the old
+// position: the consumer asked for sequence 4 of a stream that had 2 and
+// waited without a word, silently skipping every new event until the new
+// stream passed the old position. Now Run fails at once, naming both.
+func TestNATSPositionPastStream(t *testing.T) {
+	nc := natsConn(t)
+	cfg := testStream(t, nc)
+	ctx := context.Background()
+	js, err := jetstream.New(nc)
+	must(t, err)
+	publish := func(customers ...string) {
+		for _, c := range customers {
+			_, err := js.Publish(ctx, cfg.Subject, fmt.Appendf(nil, `{"customer":%q,"ts":1717000000,"kind":"view"}`, c))
+			must(t, err)
+		}
+	}
+	publish("a", "b", "c")
+	src, err := NewNATS(nc, cfg)
+	must(t, err)
+	p, st := sqliteProcessor(t, src, nil)
+	runUntil(t, p, map[int32]int64{0: 4})
+
+	must(t, js.DeleteStream(ctx, cfg.Stream))
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: cfg.Stream, Subjects: []string{cfg.Subject, cfg.DeadLetter}, Storage: jetstream.MemoryStorage})
+	must(t, err)
+	publish("d", "e")
+	p2, err := New(ctx, Config{Source: src, Decoder: testDecoder(t), Engine: p.cfg.Engine, Store: st, Name: "events"})
+	must(t, err)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = p2.Run(rctx)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "sequence 4") || !strings.Contains(err.Error(), "last sequence is 2") {
+		t.Fatalf("run at position 4 on a stream of 2 messages: %v; want an error naming both at once", err)
+	}
+}
