@@ -72,6 +72,42 @@ func (k *Kafka) partitions(ctx context.Context, topic string) ([]int32, error) {
 	return ps, nil
 }
 
+// checkPosition refuses a stored offset past the end of its partition: a
+// topic created again numbers from 0, and the consumer, reset to the start,
+// would skip every new record below the old offset as already applied.
+func (k *Kafka) checkPosition(ctx context.Context, ps []int32, next map[int32]int64) error {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = k.cfg.Topic
+	for _, p := range ps {
+		if _, ok := next[p]; ok {
+			pp := kmsg.NewListOffsetsRequestTopicPartition()
+			pp.Partition, pp.Timestamp = p, -1 // the end
+			t.Partitions = append(t.Partitions, pp)
+		}
+	}
+	if len(t.Partitions) == 0 {
+		return nil
+	}
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, k.prod)
+	if err != nil {
+		return fmt.Errorf("list offsets: %w", err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerrOf(rp.ErrorCode); err != nil {
+				return fmt.Errorf("list offsets of partition %d: %w", rp.Partition, err)
+			}
+			if o := next[rp.Partition]; o > rp.Offset {
+				return fmt.Errorf("partition %d: the stored position is offset %d, but the partition ends at %d: the topic was created again since; the live store's states are of the old one (start on a new store, or delete this source's states and position)", rp.Partition, o, rp.Offset)
+			}
+		}
+	}
+	return nil
+}
+
 func kerrOf(code int16) error {
 	if code == 0 {
 		return nil
@@ -80,7 +116,8 @@ func kerrOf(code int16) error {
 }
 
 // Consume implements Source. It fails at once when the dead-letter topic
-// does not exist.
+// does not exist, and when a stored offset is past the end of its partition
+// (the topic was created again).
 func (k *Kafka) Consume(ctx context.Context, next map[int32]int64, out chan<- Message) error {
 	ps, err := k.partitions(ctx, k.cfg.Topic)
 	if err != nil {
@@ -90,6 +127,9 @@ func (k *Kafka) Consume(ctx context.Context, next map[int32]int64, out chan<- Me
 	// bad message would stop the stream, retried for ever.
 	if _, err := k.partitions(ctx, k.cfg.DeadLetter); err != nil {
 		return fmt.Errorf("consume %s: dead-letter topic %s: %w", k.cfg.Topic, k.cfg.DeadLetter, err)
+	}
+	if err := k.checkPosition(ctx, ps, next); err != nil {
+		return fmt.Errorf("consume %s: %w", k.cfg.Topic, err)
 	}
 	offs := make(map[int32]kgo.Offset, len(ps))
 	for _, p := range ps {

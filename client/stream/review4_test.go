@@ -428,3 +428,32 @@ func TestNATSPositionPastStream(t *testing.T) {
 		t.Fatalf("run at position 4 on a stream of 2 messages: %v; want an error naming both at once", err)
 	}
 }
+
+// TestKafkaPositionPastTopic is TestNATSPositionPastStream on Kafka: a topic
+// created again numbers its offsets from 0; with the old stored position,
+// franz-go reset the out-of-range start to the beginning and the processor
+// skipped every new message as already applied, without a word. Now Run
+// fails at once, naming the partition, the stored offset and the topic's end.
+func TestKafkaPositionPastTopic(t *testing.T) {
+	ctx := context.Background()
+	view := func(c string) string { return fmt.Sprintf(`{"customer":%q,"ts":1717000000,"kind":"view"}`, c) }
+	brokers := kfakeEvents(t, []string{"events", "dead"}, []string{view("a"), view("b"), view("c")})
+	src, err := NewKafka(KafkaConfig{Brokers: brokers, Topic: "events", DeadLetter: "dead"})
+	must(t, err)
+	defer src.Close()
+	p, st := sqliteProcessor(t, src, nil)
+	runUntil(t, p, map[int32]int64{0: 3})
+
+	brokers2 := kfakeEvents(t, []string{"events", "dead"}, []string{view("d"), view("e")}) // the topic created again
+	src2, err := NewKafka(KafkaConfig{Brokers: brokers2, Topic: "events", DeadLetter: "dead"})
+	must(t, err)
+	defer src2.Close()
+	p2, err := New(ctx, Config{Source: src2, Decoder: testDecoder(t), Engine: p.cfg.Engine, Store: st, Name: "events"})
+	must(t, err)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err = p2.Run(rctx)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "offset 3") || !strings.Contains(err.Error(), "ends at 2") {
+		t.Fatalf("run at offset 3 on a topic of 2 records: %v (applied %d); want an error naming both at once", err, p2.Stats().Applied)
+	}
+}
