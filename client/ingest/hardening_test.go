@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -10,14 +11,7 @@ import (
 // byte); before session 18's review both decoded to an event whose id the
 // PostgreSQL live store could not store.
 func TestDecodeMessageNULCustomer(t *testing.T) {
-	js, err := NewMessageDecoder(jsonMapping(), MessageJSON, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := NewMessageDecoder(csvMapping(), MessageCSV, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cs := testMessageDecoders(t)
 	for _, tt := range []struct {
 		d     *MessageDecoder
 		msg   string
@@ -37,4 +31,51 @@ func TestDecodeMessageNULCustomer(t *testing.T) {
 	if _, err := js.Decode([]byte(`{"customer":"ok","ts":1700000000,"type":"view"}`)); err != nil {
 		t.Errorf("plain message: %v", err)
 	}
+}
+
+// TestDecodeMessageLongCustomer (review round 4): a customer id longer than
+// MaxMessageCustomerBytes is a bad message naming the field and both
+// lengths, in both encodings; one of exactly the limit is an event.
+func TestDecodeMessageLongCustomer(t *testing.T) {
+	js, cs := testMessageDecoders(t)
+	at := strings.Repeat("é", MaxMessageCustomerBytes/2) // 1,024 bytes, 512 characters
+	over := at + "x"
+	for _, tt := range []struct {
+		d     *MessageDecoder
+		msg   string
+		field string
+	}{
+		{js, `{"customer":"` + over + `","ts":1700000000,"type":"view"}`, `"customer"`},
+		{cs, over + ",2023-11-14 23:13:20,view,", "#1"},
+	} {
+		_, err := tt.d.Decode([]byte(tt.msg))
+		var me *MessageError
+		if !errors.As(err, &me) || me.Reason != ReasonLongCustomer || me.Field != tt.field ||
+			!strings.Contains(err.Error(), "1025 bytes, limit 1024") {
+			t.Errorf("%d-byte customer: got %v, want a %q error in field %s naming 1025 and 1024", len(over), err, ReasonLongCustomer, tt.field)
+		}
+	}
+	for _, d := range []*MessageDecoder{js, cs} {
+		msg := `{"customer":"` + at + `","ts":1700000000,"type":"view"}`
+		if d == cs {
+			msg = at + ",2023-11-14 23:13:20,view,"
+		}
+		if ev, err := d.Decode([]byte(msg)); err != nil || ev.Customer != at {
+			t.Errorf("customer of exactly %d bytes: %v", len(at), err)
+		}
+	}
+}
+
+// testMessageDecoders returns a JSON and a CSV decoder of the tests' mappings.
+func testMessageDecoders(t *testing.T) (js, cs *MessageDecoder) {
+	t.Helper()
+	js, err := NewMessageDecoder(jsonMapping(), MessageJSON, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err = NewMessageDecoder(csvMapping(), MessageCSV, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cs
 }

@@ -49,6 +49,17 @@ const ReasonBadJSON = "bad JSON"
 // and one such message would stop the stream for good.
 const ReasonNULCustomer = "NUL character in the customer id"
 
+// ReasonLongCustomer is the reason of a message whose customer id is longer
+// than MaxMessageCustomerBytes.
+const ReasonLongCustomer = "customer id too long"
+
+// MaxMessageCustomerBytes bounds a stream message's customer id. The live
+// store keys states by it: PostgreSQL's B-tree refuses an entry over 2,704
+// bytes, so a longer id would fail the commit on every restart and stop the
+// stream for good; and every live state, drift snapshot and score keeps it.
+// E-mail addresses are at most 254 bytes; UUIDs 36.
+const MaxMessageCustomerBytes = 1024
+
 // MessageError is one bad message. Field names the mapping's column (JSON key
 // or #index) where the fault is, or is empty when it concerns the message.
 type MessageError struct {
@@ -175,6 +186,10 @@ func (d *MessageDecoder) Decode(msg []byte) (model.Event, error) {
 	}
 	if strings.IndexByte(ev.Customer, 0) >= 0 {
 		return model.Event{}, &MessageError{Reason: ReasonNULCustomer, Field: d.field(d.custCol)}
+	}
+	if len(ev.Customer) > MaxMessageCustomerBytes {
+		return model.Event{}, &MessageError{Reason: ReasonLongCustomer, Field: d.field(d.custCol),
+			Err: fmt.Errorf("%d bytes, limit %d", len(ev.Customer), MaxMessageCustomerBytes)}
 	}
 	return ev, nil
 }

@@ -122,6 +122,9 @@ func FuzzDecodeMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if len(ev.Customer) > MaxMessageCustomerBytes {
+			t.Fatalf("customer id of %d bytes decoded, limit %d", len(ev.Customer), MaxMessageCustomerBytes)
+		}
 		kind := map[model.Kind]string{model.Purchase: "order", model.View: "view"}[ev.Kind]
 		obj := map[string]any{"customer": ev.Customer, "ts": strconv.FormatInt(ev.Time.Unix(), 10), "type": kind}
 		if ev.HasAmount {

@@ -43,8 +43,25 @@ func NewNATS(nc *nats.Conn, cfg NATSConfig) (*NATS, error) {
 }
 
 // Consume implements Source. JetStream has one partition, 0, whose offsets
-// are stream sequences.
+// are stream sequences. It fails at once when no stream captures the
+// dead-letter subject, and when the stored position is past the stream's
+// last sequence (the stream was created again).
 func (n *NATS) Consume(ctx context.Context, next map[int32]int64, out chan<- Message) error {
+	// A dead letter no stream captures could never be published: the first
+	// bad message would stop the stream, retried for ever.
+	if _, err := n.js.StreamNameBySubject(ctx, n.cfg.DeadLetter); err != nil {
+		return fmt.Errorf("consume %s: dead-letter subject %s: no JetStream stream captures it (%w)", n.cfg.Stream, n.cfg.DeadLetter, err)
+	}
+	// A stream created again numbers from 1: a stored position past its last
+	// sequence would wait, skipping every new message, until the stream
+	// passed it.
+	st, err := n.js.Stream(ctx, n.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", n.cfg.Stream, err)
+	}
+	if last := st.CachedInfo().State.LastSeq; next[0] > 0 && uint64(next[0]) > last+1 {
+		return fmt.Errorf("consume %s: the stored position is sequence %d, but the stream's last sequence is %d: the stream was created again since; the live store's states are of the old one (start on a new store, or delete this source's states and position)", n.cfg.Stream, next[0], last)
+	}
 	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{n.cfg.Subject}}
 	if s := next[0]; s > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, uint64(s)
@@ -82,10 +99,16 @@ func (n *NATS) Consume(ctx context.Context, next map[int32]int64, out chan<- Mes
 }
 
 // DeadLetter implements Source. The message id makes JetStream drop a second
-// dead letter for the same position within its duplicate window.
+// dead letter for the same position within its duplicate window. A body that
+// would not fit the server's max_payload with the headers is cut
+// (HeaderTruncated holds its length).
 func (n *NATS) DeadLetter(ctx context.Context, msg Message, reason string) error {
 	m := nats.NewMsg(n.cfg.DeadLetter)
-	m.Data = msg.Data
+	var cut bool
+	m.Data, cut = fitBody(msg.Data, n.nc.MaxPayload())
+	if cut {
+		m.Header.Set(HeaderTruncated, strconv.Itoa(len(msg.Data)))
+	}
 	m.Header.Set(HeaderReason, reason)
 	m.Header.Set(HeaderPartition, "0")
 	m.Header.Set(HeaderOffset, strconv.FormatInt(msg.Offset, 10))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kairos-fl/kairos/client/ingest"
 	"github.com/kairos-fl/kairos/client/livestore"
+	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
@@ -39,6 +40,21 @@ type Config struct {
 	// BatchSize bounds the messages per store transaction (default 4096);
 	// batches grow to it only while the store is slower than the stream.
 	BatchSize int
+	// MaxAhead is how far after the broker stored a message
+	// (Message.Published) its event may be dated (default 24 h: producers'
+	// clocks and zone mistakes; negative for no limit). A later event goes to
+	// the dead letter: applied, it would fold the customer's real history
+	// (everything more than 368 days before it), make the customer's later
+	// out-of-order purchases late (feature.ErrLate) and date the customer's
+	// scores in its future. A message without a broker time is not checked.
+	// Kafka's record time is the producer's unless the topic sets
+	// message.timestamp.type=LogAppendTime, which a merchant whose producers
+	// it does not trust should set.
+	MaxAhead time.Duration
+	// MaxQueuedBytes bounds the message data read from the source and not yet
+	// applied (default 64 MiB), besides 17 messages in hand-over; a single
+	// larger message still passes.
+	MaxQueuedBytes int64
 	// Linger is how long a batch smaller than BatchSize may wait, from its
 	// first message, for more before it is committed (default 2 ms; negative
 	// for none): on a steady stream it turns many one-message transactions
@@ -116,6 +132,12 @@ func New(ctx context.Context, cfg Config) (*Processor, error) {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 4096
 	}
+	if cfg.MaxAhead == 0 {
+		cfg.MaxAhead = DefaultMaxAhead
+	}
+	if cfg.MaxQueuedBytes <= 0 {
+		cfg.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
 	if cfg.Linger == 0 {
 		cfg.Linger = 2 * time.Millisecond
 	}
@@ -190,14 +212,20 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("stream %s: a previous run left applied messages uncommitted: make a new Processor", p.cfg.Name)
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	// The source hands messages to a forwarder, which queues them in in while
+	// their data stays within MaxQueuedBytes: in's length alone bounds the
+	// count, not the size.
+	raw := make(chan Message, rawQueue)
 	in := make(chan Message, 4*p.cfg.BatchSize)
+	q := newByteGate(p.cfg.MaxQueuedBytes)
 	errc := make(chan error, 1)
 	jobs := make(chan *commitJob, 1)
 	done := make(chan struct{}, 1) // the committer finished a job
 	cerr := make(chan error, 1)
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); errc <- p.cfg.Source.Consume(ctx, p.Position(), in) }()
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- p.cfg.Source.Consume(ctx, p.Position(), raw) }()
+	go func() { defer wg.Done(); q.forward(ctx, raw, in) }()
 	go func() { defer wg.Done(); cerr <- p.committer(ctx, jobs, done) }()
 	defer wg.Wait()
 	defer cancel()
@@ -228,6 +256,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		select {
 		case m := <-inc:
+			q.release(len(m.Data))
 			if err := p.add(ctx, b, m); err != nil {
 				return err
 			}
@@ -235,6 +264,7 @@ func (p *Processor) Run(ctx context.Context) error {
 			for b.n < p.cfg.BatchSize {
 				select {
 				case m := <-in:
+					q.release(len(m.Data))
 					if err := p.add(ctx, b, m); err != nil {
 						return err
 					}
@@ -252,6 +282,74 @@ func (p *Processor) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+}
+
+// rawQueue is how many messages the source may hand over before the byte
+// gate's forwarder takes them: a few, so that both goroutines run in bursts
+// rather than waking each other for every message.
+const rawQueue = 16
+
+// DefaultMaxQueuedBytes is Config.MaxQueuedBytes's default.
+const DefaultMaxQueuedBytes = 64 << 20
+
+// byteGate bounds the message data queued between the source and Run.
+type byteGate struct {
+	mu    sync.Mutex
+	n     int64 // bytes queued
+	max   int64
+	freed chan struct{} // signalled when bytes are released
+}
+
+func newByteGate(limit int64) *byteGate {
+	return &byteGate{max: limit, freed: make(chan struct{}, 1)}
+}
+
+// forward moves messages from raw to in, waiting while in holds max bytes
+// (a message larger than max passes alone), until ctx ends.
+func (g *byteGate) forward(ctx context.Context, raw <-chan Message, in chan<- Message) {
+	for {
+		var m Message
+		select {
+		case m = <-raw:
+		case <-ctx.Done():
+			return
+		}
+		if !g.acquire(ctx, len(m.Data)) {
+			return
+		}
+		select {
+		case in <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (g *byteGate) acquire(ctx context.Context, size int) bool {
+	for {
+		g.mu.Lock()
+		if g.n == 0 || g.n+int64(size) <= g.max {
+			g.n += int64(size)
+			g.mu.Unlock()
+			return true
+		}
+		g.mu.Unlock()
+		select {
+		case <-g.freed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (g *byteGate) release(size int) {
+	g.mu.Lock()
+	g.n -= int64(size)
+	g.mu.Unlock()
+	select {
+	case g.freed <- struct{}{}:
+	default:
 	}
 }
 
@@ -291,6 +389,12 @@ func (p *Processor) add(ctx context.Context, b *batch, m Message) error {
 			return err
 		}
 	default:
+		if err := p.checkAhead(ev, m); err != nil {
+			if err := p.deadLetter(ctx, m, err.Error()); err != nil {
+				return err
+			}
+			break
+		}
 		if err := p.apply(ev.Customer, func(e *entry) error { return p.cfg.Engine.Apply(&e.st, ev) }); err != nil {
 			if err := p.deadLetter(ctx, m, err.Error()); err != nil {
 				return err
@@ -309,6 +413,26 @@ func (p *Processor) add(ctx context.Context, b *batch, m Message) error {
 		b.first = time.Now()
 	}
 	b.n++
+	return nil
+}
+
+// DefaultMaxAhead is Config.MaxAhead's default.
+const DefaultMaxAhead = 24 * time.Hour
+
+// ErrAhead is the reason of an event dated more than Config.MaxAhead after
+// its message was stored.
+var ErrAhead = errors.New("event is dated after its message was published")
+
+// checkAhead refuses ev when it is dated more than MaxAhead after m was
+// stored by the broker.
+func (p *Processor) checkAhead(ev model.Event, m Message) error {
+	if p.cfg.MaxAhead < 0 || m.Published.IsZero() {
+		return nil
+	}
+	if ev.Time.After(m.Published.Add(p.cfg.MaxAhead)) {
+		return fmt.Errorf("customer %q: event at %s, more than %v after the broker stored the message (%s): %w",
+			ev.Customer, ev.Time.UTC().Format(time.RFC3339), p.cfg.MaxAhead, m.Published.UTC().Format(time.RFC3339), ErrAhead)
+	}
 	return nil
 }
 
@@ -471,8 +595,9 @@ func (p *Processor) Score(c string) (hazard.Prediction, time.Time, error) {
 }
 
 // deadLetter sends m to the dead-letter destination, retrying until it
-// succeeds or ctx ends.
+// succeeds or ctx ends. The reason is cut to MaxDeadReasonBytes.
 func (p *Processor) deadLetter(ctx context.Context, m Message, reason string) error {
+	reason = boundReason(reason)
 	if err := p.retry(ctx, func() error { return p.cfg.Source.DeadLetter(ctx, m, reason) }); err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ package stream
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -53,4 +54,37 @@ const (
 	HeaderReason    = "Kairos-Dead-Reason"
 	HeaderPartition = "Kairos-Source-Partition"
 	HeaderOffset    = "Kairos-Source-Offset"
+	// HeaderTruncated, on a dead letter whose body was cut to fit the
+	// broker's message size limit, is the message's original length.
+	HeaderTruncated = "Kairos-Dead-Truncated"
 )
+
+// MaxDeadReasonBytes bounds a dead letter's reason: reasons quote what the
+// message holds (a customer id, a time), which can be as long as the message.
+const MaxDeadReasonBytes = 1024
+
+// deadHeaderRoom is what a dead letter's body leaves of the broker's message
+// size limit for its headers (the reason, at most MaxDeadReasonBytes, and
+// four short ones) and the record's framing.
+const deadHeaderRoom = 4096
+
+// boundReason cuts reason to MaxDeadReasonBytes at a character boundary,
+// marking the cut with "…".
+func boundReason(reason string) string {
+	if len(reason) <= MaxDeadReasonBytes {
+		return reason
+	}
+	const mark = "…"
+	return strings.ToValidUTF8(reason[:MaxDeadReasonBytes-len(mark)], "") + mark
+}
+
+// fitBody returns data cut to limit − deadHeaderRoom bytes when it is longer,
+// and whether it was cut: a dead letter must fit the broker's limit, or its
+// publish, retried until it succeeds, would stop the stream for good.
+func fitBody(data []byte, limit int64) ([]byte, bool) {
+	room := max(limit-deadHeaderRoom, 0)
+	if int64(len(data)) <= room {
+		return data, false
+	}
+	return data[:room], true
+}
