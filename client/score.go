@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kairos-fl/kairos/client/train"
@@ -119,7 +120,7 @@ func Score(ctx context.Context, events []model.Event, opt ScoreOptions, w io.Wri
 	}
 	rec := make([]string, 0, len(ScoreHeader()))
 	for _, l := range lines {
-		rec = append(rec[:0], l.id)
+		rec = append(rec[:0], SpreadsheetSafe(l.id))
 		for _, v := range append(l.p.Within[:], l.p.Beyond[:]...) {
 			rec = append(rec, strconv.FormatFloat(v, 'f', 4, 64))
 		}
@@ -199,4 +200,20 @@ func compareIDs(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// SpreadsheetSafe returns a customer id for a CSV cell that a spreadsheet
+// will not run as a formula: an id starting with =, +, -, @, a tab or a
+// carriage return (a raw id from the shop's export, say
+// "=HYPERLINK(\"https://evil.example\",\"17\")") gets a leading
+// apostrophe, as OWASP's CSV-injection advice says; a plain number such as
+// "-17" is left as it is.
+func SpreadsheetSafe(id string) string {
+	if id == "" || !strings.ContainsRune("=+-@\t\r", rune(id[0])) {
+		return id
+	}
+	if _, err := strconv.ParseFloat(id, 64); err == nil {
+		return id
+	}
+	return "'" + id
 }

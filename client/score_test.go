@@ -295,3 +295,36 @@ func TestLoadEventsGzip(t *testing.T) {
 		t.Errorf("the progress reader was given size %d, want the file's %d bytes", wrapped, gz.Len())
 	}
 }
+
+// TestScoreSpreadsheetSafe: scores.csv carries the shop's raw customer ids,
+// and a raw id such as =HYPERLINK(…) ran as a formula when the marketer
+// opened the file in a spreadsheet (CSV injection). Such ids get a leading
+// apostrophe; numbers and ordinary ids are written as they are.
+func TestScoreSpreadsheetSafe(t *testing.T) {
+	for id, want := range map[string]string{
+		`=HYPERLINK("https://evil.example","17")`: `'=HYPERLINK("https://evil.example","17")`,
+		"+1+2": "'+1+2", "-2+3": "'-2+3", "@SUM(A1)": "'@SUM(A1)", "\tx": "'\tx",
+		"-17": "-17", "17": "17", "anna@example.com": "anna@example.com", "": "",
+	} {
+		if got := SpreadsheetSafe(id); got != want {
+			t.Errorf("SpreadsheetSafe(%q) = %q, want %q", id, got, want)
+		}
+	}
+	m, err := hazard.Initial(mustSchema(t), 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := []model.Event{{Customer: "ps-1", Time: date(1998, 1, 3), Kind: model.Purchase, Amount: 5, HasAmount: true}}
+	var buf bytes.Buffer
+	ids := map[string]string{"ps-1": "=cmd|' /C calc'!A0"}
+	if _, err := Score(context.Background(), events, ScoreOptions{Model: m, Cutoff: date(1998, 3, 1), IDs: ids}, &buf); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := recs[1][0]; got != "'=cmd|' /C calc'!A0" {
+		t.Errorf("written id %q, want it behind an apostrophe", got)
+	}
+}
