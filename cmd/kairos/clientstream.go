@@ -125,7 +125,7 @@ with realised purchases; the reports are logged and served on GET /drift, never 
 				if err != nil {
 					return fmt.Errorf("client stream: %w", err)
 				}
-				srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
+				srv := localHTTPServer(p.Handler(), localTimeouts())
 				go srv.Serve(ln)                               //nolint:errcheck // ends with Shutdown
 				defer srv.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort at exit
 				if model != nil {
@@ -167,4 +167,23 @@ func listenScope(addr net.Addr) string {
 		return "loopback only"
 	}
 	return "WARNING: reachable from other hosts, every customer's score to anyone who can connect; bind 127.0.0.1 unless this interface is private"
+}
+
+// serverTimeouts bound how long one connection to a local server may hold
+// it: reading the headers, the whole request, writing the answer, and idle
+// between requests.
+type serverTimeouts struct{ header, read, write, idle time.Duration }
+
+// localTimeouts are those of the merchant's local scores and drift server,
+// whose answers are small: a client that opens connections and goes quiet
+// (or reads the answer a byte a minute) is dropped instead of holding a
+// goroutine and a socket for ever.
+func localTimeouts() serverTimeouts {
+	return serverTimeouts{header: 10 * time.Second, read: 15 * time.Second, write: 30 * time.Second, idle: 60 * time.Second}
+}
+
+// localHTTPServer is the merchant's local HTTP server for h.
+func localHTTPServer(h http.Handler, t serverTimeouts) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: t.header, ReadTimeout: t.read, WriteTimeout: t.write,
+		IdleTimeout: t.idle, MaxHeaderBytes: 16 << 10}
 }
