@@ -97,6 +97,9 @@ type Report struct {
 	TrainReport hazard.TrainReport
 	// LabelOverlap is true when a training label window reached past TestCutoff.
 	LabelOverlap bool
+	// Concentration is how the log's purchases spread over its customers
+	// (Warnings says when one customer dominates).
+	Concentration feature.Concentration
 	// Privacy describes what DP training charged (nil for a non-private run).
 	Privacy *PrivacyReport
 	// Classic is the classic features' fit (nil without them).
@@ -191,6 +194,9 @@ func (r Report) Warnings() []string {
 	}
 	if r.LabelOverlap {
 		out = append(out, "training label windows reach past the test cutoff (log too short for a clean split)")
+	}
+	if w := r.Concentration.Warning(); w != "" {
+		out = append(out, w)
 	}
 	return out
 }
@@ -340,6 +346,10 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 	for _, ts := range hist {
 		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
 	}
+	conc := b.PurchaseConcentration()
+	if hint := conc.NoRepeatHint(); hint != "" {
+		return nil, fmt.Errorf("evaluate: %s", hint)
+	}
 	testIdx := len(cutoffs) - 1
 	var classic *ClassicFit
 	if cfg.Classic != "" {
@@ -365,6 +375,7 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 	rep := Report{
 		Dataset: cfg.Dataset, TestCutoff: cfg.TestCutoff, Customers: len(testRows),
 		PositiveRate: map[int]float64{}, Positives: map[int]int{}, TrainRows: len(trainRows), LabelOverlap: overlap,
+		Concentration: conc,
 	}
 	for _, h := range hazard.Horizons {
 		rep.Positives[h] = positives(testRows, h)

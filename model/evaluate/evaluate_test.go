@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -318,5 +319,45 @@ func TestLongHorizons(t *testing.T) {
 	}
 	if _, ok := rep.Methods[0].AUC[90]; ok {
 		t.Errorf("AUC@90 reported for a log that ends before the 90-day window")
+	}
+}
+
+// TestConcentrationHints: a log whose customer column names orders (every id
+// buys once) is refused saying so, before any row is built, rather than with
+// "choose another test cutoff"; a placeholder id holding most purchases is a
+// warning of the report.
+func TestConcentrationHints(t *testing.T) {
+	cfg := Config{TestCutoff: date("1998-03-01"), TrainCutoffs: []time.Time{date("1997-12-01"), date("1998-01-01")},
+		Methods: []string{MethodRecency}}
+	var orders []model.Event
+	for i, d := range []string{"1997-01-05", "1997-06-01", "1997-12-20", "1998-01-20", "1998-03-02"} {
+		orders = append(orders, model.Event{Customer: fmt.Sprintf("order-%d", i), Time: date(d), Kind: model.Purchase})
+	}
+	_, err := Run(context.Background(), orders, cfg)
+	if err == nil || !strings.Contains(err.Error(), "none of the 5 customers has purchases at two different times") {
+		t.Fatalf("order ids as customers: got %v", err)
+	}
+	// 200 customers buying in the test window and before it, and "guest" with
+	// 30,000 purchases: 30,000 / 30,400 = 98.7% and 15,000× the others' mean.
+	var events []model.Event
+	for i := range 200 {
+		c := fmt.Sprintf("c%03d", i)
+		events = append(events, model.Event{Customer: c, Time: date("1997-10-01").Add(time.Duration(i) * time.Hour), Kind: model.Purchase})
+		events = append(events, model.Event{Customer: c, Time: date("1998-03-01").Add(time.Duration(i%20) * model.Day), Kind: model.Purchase})
+	}
+	for i := range 30000 {
+		events = append(events, model.Event{Customer: "guest", Time: date("1997-01-01").Add(time.Duration(i) * 15 * time.Minute), Kind: model.Purchase})
+	}
+	// Half the customers' second purchase falls after the window: some non-buyers.
+	for i := range 100 {
+		events[2*i+1].Time = date("1998-06-01")
+	}
+	rep, err := Run(context.Background(), events, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `customer "guest" holds 30000 of the 30400 purchases (98.7%)`
+	if !slices.ContainsFunc(rep.Warnings(), func(w string) bool { return strings.HasPrefix(w, want) }) {
+		t.Errorf("warnings %q: want one beginning %q", rep.Warnings(), want)
 	}
 }
