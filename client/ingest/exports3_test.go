@@ -1,0 +1,212 @@
+package ingest
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+// Round 3 of the exports a new user brings (docs/benchmarks.md, "Exports a
+// new user brings (round 3)"): amounts as shop systems display them, amounts
+// in minor units, guest markers, plus-tagged e-mails and boolean
+// cancellation columns. Expected values are worked by hand from the rows.
+
+const amountHead = "header: true\ncustomer: c\ntime: {column: t, layout: \"2006-01-02\"}\nkind: {constant: purchase}\namount: a\n"
+
+// amountsOf reads rows "c,t,a" (the amount field as given, quoted) and
+// returns the amounts of the events and the report.
+func amountsOf(t *testing.T, mapping string, fields ...string) ([]float64, Report, error) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("c,t,a\n")
+	for _, f := range fields {
+		b.WriteString("x,2024-01-02,\"" + f + "\"\n")
+	}
+	evs, rep, err := readString(t, b.String(), Options{Format: CSV, Mapping: mustMapping(t, mapping), OnError: Skip, MaxInvalidShare: 1})
+	out := make([]float64, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Amount
+	}
+	return out, rep, err
+}
+
+func sameAmounts(got, want []float64) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if math.Abs(got[i]-want[i]) > 1e-9*math.Max(1, math.Abs(want[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCurrencySymbol: a Magento or Square export writes "$1,234.50", a bank
+// "USD 12.00", a refund "-$5.25", "$-5.25" or "($12.00)". Each declared
+// symbol is taken off before or after the number; another symbol, or one in
+// the middle, is a bad amount.
+func TestCurrencySymbol(t *testing.T) {
+	mapping := amountHead + "thousands: \",\"\ncurrency_symbol: [\"$\", US$, USD]\naccounting_negatives: true\nnegative_amount: ignore\n"
+	got, rep, err := amountsOf(t, mapping,
+		"$1,234.50", "USD 12.00", "US$7", "12.00 USD", " $ 3.5 ", // read: 1234.5, 12, 7, 12, 3.5
+		"-$5.25", "$-5.25", "($12.00)", "(12.00)", "- $1", // negative: excluded
+		"€3.00", "$1,23.5", "1$2", "$$1", "(-12.00)", "USD", "") // bad (the empty one is no amount: an event without one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float64{1234.5, 12, 7, 12, 3.5, 0}; !sameAmounts(got, want) {
+		t.Errorf("got amounts %v, want %v", got, want)
+	}
+	if rep.Skipped[ReasonIgnoredNegative] != 5 || rep.Invalid != 6 {
+		t.Errorf("got %d negative excluded, %d invalid (%v); want 5 and 6", rep.Skipped[ReasonIgnoredNegative], rep.Invalid, rep.Errors)
+	}
+}
+
+// TestCurrencySymbolEuropean: "1 234,50 €" and "€ 12,50", with a no-break
+// space (U+00A0, or the narrow U+202F that ICU's French locale writes)
+// before the symbol and between the groups of digits.
+func TestCurrencySymbolEuropean(t *testing.T) {
+	mapping := amountHead + "decimal: \",\"\nthousands: \" \"\ncurrency_symbol: €\n"
+	got, rep, err := amountsOf(t, mapping, "1 234,50 €", "12,50\u00a0€", "€ 12,50", "1\u202f234,50\u202f€", "€12", "1.234,50 €")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float64{1234.5, 12.5, 12.5, 1234.5, 12}; !sameAmounts(got, want) {
+		t.Errorf("got amounts %v, want %v", got, want)
+	}
+	if rep.Invalid != 1 { // a dot is no mark of this mapping's
+		t.Errorf("got %d invalid, want 1", rep.Invalid)
+	}
+}
+
+// TestAmountHints: without the keys, an amount with a symbol or in
+// parentheses is a bad row whose error names the key that reads it, and
+// the thousands key when that is needed too; none when nothing would.
+func TestAmountHints(t *testing.T) {
+	for _, c := range []struct {
+		mapping, field string
+		mentions       []string
+	}{
+		{amountHead + "thousands: \",\"\n", "$1,234.50", []string{`currency_symbol: "$"`}},
+		{amountHead, "$1,234.50", []string{`currency_symbol: "$"`, `thousands: ","`}},
+		{amountHead, "12,50 €", []string{`currency_symbol: "€"`, `decimal: ","`}},
+		{amountHead, "(12.00)", []string{"accounting_negatives: true"}},
+		{amountHead, "(USD 12.00)", []string{"accounting_negatives: true", `currency_symbol: "USD"`}},
+		{amountHead + "currency_symbol: $\n", "€3", []string{`currency_symbol "$"`, `currency_symbol: "€"`}},
+	} {
+		_, _, err := readString(t, "c,t,a\nx,2024-01-02,\""+c.field+"\"\n", Options{Format: CSV, Mapping: mustMapping(t, c.mapping)})
+		for _, m := range c.mentions {
+			if err == nil || !strings.Contains(err.Error(), m) {
+				t.Errorf("%q: got %v, want it to mention %s", c.field, err, m)
+			}
+		}
+	}
+	for _, field := range []string{"abc", "12 apples", "1$2"} {
+		_, _, err := readString(t, "c,t,a\nx,2024-01-02,\""+field+"\"\n", Options{Format: CSV, Mapping: mustMapping(t, amountHead)})
+		if err == nil || strings.Contains(err.Error(), "currency_symbol") || strings.Contains(err.Error(), "accounting") {
+			t.Errorf("%q: got %v, want a bad amount without a hint", field, err)
+		}
+	}
+}
+
+// TestAmountUnit: Stripe's charges carry amount in the currency's minor unit
+// (1250 is 12.50 USD; 500 is 500 JPY; 1250 is 1.250 KWD). cents divides
+// every amount by 100 (after quantity); minor by each row's currency, before
+// its rate applies.
+func TestAmountUnit(t *testing.T) {
+	got, _, err := amountsOf(t, amountHead+"amount_unit: cents\n", "1250", "1999", "5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float64{12.5, 19.99, 0.05}; !sameAmounts(got, want) {
+		t.Errorf("cents: got %v, want %v", got, want)
+	}
+	const minor = "header: true\ncustomer: c\ntime: {column: t, layout: unix}\nkind: {constant: purchase}\namount: a\nquantity: q\n" +
+		"currency: {column: cur, rates: {USD: 0.9, JPY: 0.00625, KWD: 3}}\namount_unit: minor\n"
+	in := "c,t,a,q,cur\ncus_1,1700000000,1250,1,USD\ncus_1,1700000001,500,2,JPY\ncus_2,1700000002,1250,1,KWD\n"
+	evs, _, err := readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, minor)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 12.50 USD × 0.9; 2 × 500 JPY × 0.00625; 1.250 KWD × 3.
+	want := []float64{11.25, 6.25, 3.75}
+	for i, ev := range evs {
+		if math.Abs(ev.Amount-want[i]) > 1e-9 {
+			t.Errorf("row %d: got %v, want %v", i+1, ev.Amount, want[i])
+		}
+	}
+}
+
+// TestMissingCustomerValues: WooCommerce writes customer 0 for a guest
+// order, other systems "Guest"; read as ids, all guests would be one
+// customer with thousands of orders.
+func TestMissingCustomerValues(t *testing.T) {
+	const m = "header: true\ncustomer: c\ncustomer_normalize: [integer]\ntime: {column: t, layout: \"2006-01-02\"}\nkind: {constant: purchase}\n" +
+		"missing_customer_values: [\"0\", Guest]\n"
+	const in = "c,t\n17,2024-01-02\n0,2024-01-02\nguest,2024-01-03\n0.0,2024-01-03\n170,2024-01-04\n"
+	evs, rep, err := readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, m+"missing_customer: ignore\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := customers(evs); strings.Join(got, " ") != "17 170" || rep.Skipped[ReasonMissingCustomer] != 3 {
+		t.Fatalf("got %v, skipped %v; want [17 170] and 3 missing customers", got, rep.Skipped)
+	}
+	_, _, err = readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, m)})
+	wantRowError(t, err, 3, 1, ReasonMissingCustomer, "missing_customer: ignore")
+}
+
+// TestPlusTag: anna+shop@example.com and Anna@Example.com are one mailbox.
+func TestPlusTag(t *testing.T) {
+	const m = "header: true\ncustomer: c\ncustomer_normalize: [trim, lower, plus_tag]\ntime: {column: t, layout: \"2006-01-02\"}\nkind: {constant: purchase}\n"
+	const in = "c,t\nAnna+Shop@Example.com ,2024-01-02\nanna@example.com,2024-01-03\n+x@y.com,2024-01-03\na+b,2024-01-04\nb@c+d,2024-01-04\n"
+	evs, _, err := readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, m)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(customers(evs), " "), "anna@example.com anna@example.com +x@y.com a+b b@c+d"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestCancelledBoolean: Stripe's refunded column and a pandas export's
+// cancelled column hold true and false; false (and f, no, n, 0) is no
+// cancellation.
+func TestCancelledBoolean(t *testing.T) {
+	const m = "header: true\ncustomer: c\ntime: {column: t, layout: \"2006-01-02\"}\nkind: {constant: purchase}\ncancelled: refunded\n"
+	const in = "c,t,refunded\na,2024-01-02,false\nb,2024-01-02,true\nc,2024-01-02,False\nd,2024-01-02,TRUE\ne,2024-01-02,0\nf,2024-01-02,1\ng,2024-01-02,\nh,2024-01-02,f\ni,2024-01-02,2024-01-05\n"
+	evs, rep, err := readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, m)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(customers(evs), ""); got != "acegh" {
+		t.Errorf("got customers %q, want acegh", got)
+	}
+	if rep.Skipped[ReasonCancellation] != 4 {
+		t.Errorf("got %d cancellations, want 4 (b, d, f, i)", rep.Skipped[ReasonCancellation])
+	}
+}
+
+// TestAmountFormatMappingErrors: each new key's mistakes name the key and
+// its line.
+func TestAmountFormatMappingErrors(t *testing.T) {
+	for _, c := range []struct{ yaml, want string }{
+		{amountHead + "currency_symbol: \"1\"\n", `line 6, column 18: currency_symbol "1" holds "1"`},
+		{amountHead + "currency_symbol: [$, {a: b}]\n", "line 6, column 22: currency_symbol must be"},
+		{amountHead + "currency_symbol: []\n", "line 6, column 18: currency_symbol must be"},
+		{amountHead + "currency_symbol: [$, $]\n", `line 6, column 22: currency_symbol "$" is given twice`},
+		{amountHead + "accounting_negatives: yes\n", "line 6, column 23: accounting_negatives must be true or false"},
+		{amountHead + "amount_unit: dollars\n", "line 6, column 14: amount_unit must be cents"},
+		{amountHead + "amount_unit: minor\n", "line 6, column 14: amount_unit: minor needs a currency column"},
+		{amountHead + "currency: {column: cur, rates: {$: 1}}\namount_unit: minor\n", `line 7, column 14: amount_unit: minor needs ISO 4217 codes under currency rates (like USD, JPY), to know each one's minor unit; "$" is not one`},
+		{strings.Replace(amountHead, "amount: a\n", "", 1) + "amount_unit: cents\n", "line 5, column 14: currency_symbol, accounting_negatives and amount_unit describe the amount column"},
+		{amountHead + "missing_customer_values: 0\n", "line 6, column 26: missing_customer_values must be a list"},
+		{amountHead + "missing_customer_values: [\"0\", 0]\n", `line 6, column 32: missing_customer_values: "0" is given twice`},
+		{amountHead + "customer_normalize: [plus]\n", "customer_normalize must be a list of trim, integer, lower and plus_tag"},
+	} {
+		_, err := ParseMapping(strings.NewReader(c.yaml), "m.yaml")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want an error containing %q", c.yaml, err, c.want)
+		}
+	}
+}
