@@ -236,7 +236,6 @@ func currencySymbol(b []byte) string {
 	return ""
 }
 
-
 // amountHint is the hint for a bad amount field shown, whose number without
 // the declared decorations is b: the keys for an undeclared symbol or
 // parentheses, else the marks that would read it.
