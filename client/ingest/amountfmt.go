@@ -39,17 +39,20 @@ var minorExponents = map[string]int{
 }
 
 // minorDivisor is the number of minor units in one unit of the ISO 4217
-// currency code, or false when code is not three capital letters.
+// currency code (in either case), or false when code is not three letters.
 func minorDivisor(code string) (float64, bool) {
 	if len(code) != 3 {
 		return 0, false
 	}
+	var up [3]byte // Stripe writes codes in lower case ("usd")
 	for i := range 3 {
-		if code[i] < 'A' || code[i] > 'Z' {
+		c := code[i] &^ 0x20
+		if c < 'A' || c > 'Z' {
 			return 0, false
 		}
+		up[i] = c
 	}
-	e, ok := minorExponents[code]
+	e, ok := minorExponents[string(up[:])]
 	if !ok {
 		e = 2
 	}

@@ -123,14 +123,18 @@ func TestAmountUnit(t *testing.T) {
 		t.Errorf("cents: got %v, want %v", got, want)
 	}
 	const minor = "header: true\ncustomer: c\ntime: {column: t, layout: unix}\nkind: {constant: purchase}\namount: a\nquantity: q\n" +
-		"currency: {column: cur, rates: {USD: 0.9, JPY: 0.00625, KWD: 3}}\namount_unit: minor\n"
-	in := "c,t,a,q,cur\ncus_1,1700000000,1250,1,USD\ncus_1,1700000001,500,2,JPY\ncus_2,1700000002,1250,1,KWD\n"
+		"currency: {column: cur, rates: {USD: 0.9, JPY: 0.00625, KWD: 3, usd: 0.9}}\namount_unit: minor\n"
+	in := "c,t,a,q,cur\ncus_1,1700000000,1250,1,USD\ncus_1,1700000001,500,2,JPY\ncus_2,1700000002,1250,1,KWD\ncus_2,1700000003,1250,1,usd\n"
 	evs, _, err := readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, minor)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 12.50 USD × 0.9; 2 × 500 JPY × 0.00625; 1.250 KWD × 3.
-	want := []float64{11.25, 6.25, 3.75}
+	// 12.50 USD × 0.9; 2 × 500 JPY × 0.00625; 1.250 KWD × 3; Stripe's
+	// lower-case code.
+	want := []float64{11.25, 6.25, 3.75, 11.25}
+	if len(evs) != len(want) {
+		t.Fatalf("got %d events, want %d", len(evs), len(want))
+	}
 	for i, ev := range evs {
 		if math.Abs(ev.Amount-want[i]) > 1e-9 {
 			t.Errorf("row %d: got %v, want %v", i+1, ev.Amount, want[i])
@@ -203,6 +207,8 @@ func TestAmountFormatMappingErrors(t *testing.T) {
 		{amountHead + "missing_customer_values: 0\n", "line 6, column 26: missing_customer_values must be a list"},
 		{amountHead + "missing_customer_values: [\"0\", 0]\n", `line 6, column 32: missing_customer_values: "0" is given twice`},
 		{amountHead + "customer_normalize: [plus]\n", "customer_normalize must be a list of trim, integer, lower and plus_tag"},
+		{"header: true\ncustomer: user_id\ntime: {column: days_since_prior_order, layout: days}\nkind: {constant: purchase}\n",
+			`line 3, column 57: time layout "days" holds no date element`},
 	} {
 		_, err := ParseMapping(strings.NewReader(c.yaml), "m.yaml")
 		if err == nil || !strings.Contains(err.Error(), c.want) {

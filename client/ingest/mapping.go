@@ -582,6 +582,9 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	if err := foreignLayout(m.TimeLayout); err != nil {
 		return nil, nodeErr(raw.TimeLayout, "%v", err)
 	}
+	if err := relativeLayout(m.TimeLayout); err != nil {
+		return nil, nodeErr(raw.TimeLayout, "%v", err)
+	}
 	if n := raw.TimeZone; n != nil {
 		z, err := scalar(n, "time zone")
 		if err != nil {
@@ -754,6 +757,24 @@ func foreignLayout(layout string) error {
 		return fmt.Errorf(what+" (see docs/operations.md)", layout)
 	}
 	return fmt.Errorf(what+": %q", layout, b.String())
+}
+
+// relativeLayout refuses a Go layout without a digit: it holds no year,
+// month or day element (2006, 06, 01, 1, 02, 2, …), so no field could give
+// a date. A user who reaches for one often has a log of relative days
+// (Instacart's days_since_prior_order), which holds no dates at all: each
+// customer's history would have to be placed in time by an assumption, and
+// the recency every prediction starts from would be that assumption.
+func relativeLayout(layout string) error {
+	switch layout {
+	case LayoutUnix, LayoutUnixMs, LayoutExcel:
+		return nil
+	}
+	if strings.ContainsAny(layout, "0123456789") {
+		return nil
+	}
+	return fmt.Errorf("time layout %q holds no date element (a Go layout writes the year as 2006, the month as 01 or Jan, the day as 02, like \"2006-01-02\"); "+
+		"a column of days since the previous order is not a time: Kairos needs each order's date (docs/operations.md, \"Logs with relative days only\")", layout)
 }
 
 func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
