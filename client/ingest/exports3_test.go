@@ -208,7 +208,7 @@ func TestAmountFormatMappingErrors(t *testing.T) {
 		{amountHead + "missing_customer_values: [\"0\", 0]\n", `line 6, column 32: missing_customer_values: "0" is given twice`},
 		{amountHead + "customer_normalize: [plus]\n", "customer_normalize must be a list of trim, integer, lower and plus_tag"},
 		{"header: true\ncustomer: user_id\ntime: {column: days_since_prior_order, layout: days}\nkind: {constant: purchase}\n",
-			`line 3, column 57: time layout "days" holds no date element`},
+			`line 3, column 48: time layout "days" holds no date element`},
 	} {
 		_, err := ParseMapping(strings.NewReader(c.yaml), "m.yaml")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
