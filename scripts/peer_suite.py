@@ -20,8 +20,10 @@ Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--onl
        /usr/bin/python3 scripts/peer_suite.py --suite-file mine.yaml > peers.json
 runs the data sets of a `kairos eval --suite-file` file too (builtin: false leaves the built-in
 ones out). A csv data set is read through its column mapping (header, delimiter, encoding, decimal,
-thousands, customer and customer_normalize, time column/time_of_day/layout (Go, unix, unix_ms, excel)/zone,
-kind column/values/ignore or constant, cancelled, amount × quantity × currency rate; the purchase
+thousands, customer and customer_normalize (trim, integer, lower, plus_tag), missing_customer_values,
+time column/time_of_day/layout (Go, unix, unix_ms, excel)/zone, kind column/values/ignore or constant,
+cancelled (a boolean's false is no cancellation), amount with currency_symbol and accounting_negatives,
+× quantity × currency rate ÷ amount_unit (cents, minor); the purchase
 rows only, a row whose time or amount cannot be read or whose amount is negative dropped), and cutoffs the file leaves out
 follow Kairos's default rule (test cutoff = the day after the last event's UTC day - 30 days;
 training cutoffs 30, 60, ... days before it, at most 6, none before the first day + 30), written
@@ -80,9 +82,10 @@ def read(path, fmt):
 
 
 # Go time layout elements a mapping uses, as strptime directives (longest first).
-GO_LAYOUT = [("2006", "%Y"), ("Z07:00", "%z"), ("-07:00", "%z"), ("-0700", "%z"), ("Jan", "%b"), ("Mon", "%a"),
-             ("01", "%m"), ("02", "%d"), ("15", "%H"), ("04", "%M"), ("05", "%S"), ("PM", "%p"), ("03", "%I"),
-             (".000000", ".%f"), (".000", ".%f"), ("1", "%m"), ("2", "%d")]  # 1 and 2: month, day unpadded
+GO_LAYOUT = [("2006", "%Y"), ("Z07:00", "%z"), ("-07:00", "%z"), ("-0700", "%z"), ("January", "%B"), ("Jan", "%b"),
+             ("Monday", "%A"), ("Mon", "%a"), ("01", "%m"), ("02", "%d"), ("15", "%H"), ("04", "%M"), ("05", "%S"),
+             ("06", "%y"), ("PM", "%p"), ("03", "%I"), (".000000", ".%f"), (".000", ".%f"),
+             ("1", "%m"), ("2", "%d"), ("3", "%I")]  # 1, 2 and 3: month, day and 12-hour unpadded
 
 # A mapping's encoding names as Python codecs.
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "windows-1252": "cp1252", "cp1252": "cp1252", "win-1252": "cp1252",
@@ -104,7 +107,7 @@ def strptime_format(layout):
 def read_mapped(path, mapping_path):
     """Purchases of a delimited file described by a Kairos column mapping."""
     import yaml
-    m = yaml.safe_load(open(mapping_path))
+    m = yaml.safe_load(open(mapping_path, encoding="utf-8"))
     header = bool(m.get("header", False))
     raw = pd.read_csv(path, sep=m.get("delimiter", ","), header=0 if header else None, dtype=str,
                       keep_default_na=False, compression="infer", encoding=ENCODINGS[str(m.get("encoding", "utf-8")).lower()])
@@ -124,9 +127,15 @@ def read_mapped(path, mapping_path):
         cust = cust.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
     if "lower" in rules:
         cust = cust.str.lower()
+    if "plus_tag" in rules:  # anna+shop@example.com is anna@example.com
+        cust = cust.str.replace(r"^([^+@]+)\+[^@]*(@[^@]*)$", r"\1\2", regex=True)
     keep = (cust != "") & ~cust.str.match(r"^\s|.*\s$") & ~(float_int & ("integer" not in rules))
-    if m.get("cancelled") is not None:  # a value there marks a cancelled order
-        keep &= col(m["cancelled"]).str.strip() == ""
+    # Ids the export writes for "no customer" (WooCommerce's guest 0), in any case.
+    missing = {str(v).lower() for v in m.get("missing_customer_values") or []}
+    keep &= ~cust.str.lower().isin(missing)
+    if m.get("cancelled") is not None:  # a value there marks a cancelled order; a boolean's false does not
+        cv = col(m["cancelled"]).str.strip()
+        keep &= (cv == "") | cv.str.lower().isin(["false", "f", "no", "n", "0"])
 
     kind = m.get("kind", {})
     if "column" in kind:
@@ -164,23 +173,79 @@ def read_mapped(path, mapping_path):
         if m.get("currency") is not None:  # into one currency by the mapping's rates; no rate, no purchase
             rates = {str(k): float(v) for k, v in m["currency"]["rates"].items()}
             amount = amount * col(m["currency"]["column"]).map(rates)
+        unit = m.get("amount_unit")
+        if unit == "cents":
+            amount = amount / 100
+        elif unit == "minor":  # the ISO 4217 minor unit of each row's currency
+            amount = amount / col(m["currency"]["column"]).str.upper().map(lambda c: 10.0 ** MINOR_EXPONENTS.get(c, 2))
     # A negative amount (a return) is never a purchase: Kairos drops it under negative_amount:
     # ignore and counts it a bad row otherwise.
     keep &= when.notna() & amount.notna() & (amount >= 0)
     return pd.DataFrame({"customer": cust[keep], "time": when[keep], "amount": amount[keep]})
 
 
+# ISO 4217 currencies whose minor unit is not a hundredth (amount_unit: minor).
+MINOR_EXPONENTS = {**{c: 0 for c in "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()},
+                   **{c: 3 for c in "BHD IQD JOD KWD LYD OMR TND".split()}}
+
+BLANKS = " \t\u00a0\u202f"
+
+
+def undecorate(s, m):
+    """Amount strings without the decorations the mapping declares (docs/operations.md):
+    accounting_negatives' parentheses and one currency_symbol before or after the number, blanks
+    between, a sign before or after the symbol; "-" and the bare number for a negative one. A
+    string whose decorations are not those is "nan"."""
+    symbols = m.get("currency_symbol")
+    if symbols is None:
+        symbols = []
+    elif not isinstance(symbols, list):
+        symbols = [symbols]
+    symbols = sorted((str(x) for x in symbols), key=len, reverse=True)
+    accounting = m.get("accounting_negatives") is True
+
+    def one(v):
+        v, neg = v.strip(BLANKS), False
+        if accounting and len(v) >= 2 and v[0] == "(" and v[-1] == ")":
+            v, neg = v[1:-1].strip(BLANKS), True
+        if v[:1] in ("-", "+"):
+            if neg:
+                return "nan"
+            v, neg = v[1:].lstrip(BLANKS), v[0] == "-"
+        for sym in symbols:
+            if v.startswith(sym):
+                v = v[len(sym):].lstrip(BLANKS)
+                if v[:1] in ("-", "+"):
+                    if neg:
+                        return "nan"
+                    v, neg = v[1:], v[0] == "-"
+                break
+            if v.endswith(sym):
+                v = v[:-len(sym)].rstrip(BLANKS)
+                break
+        if not v or not (v[0].isdigit() and v[0].isascii() or v[0] in ".,"):
+            return "nan"
+        return "-" + v if neg else v
+    return s.map(one)
+
+
 def mapped_numbers(s, m):
     """Numbers in the mapping's marks, read as Kairos reads them (docs/operations.md): `decimal`
     "," or "." (default), `thousands` one of , . space ' (with a decimal comma alone, a dot may
-    separate thousands). A thousands mark only between a first group of 1-3 digits and groups of
-    exactly three; anything else is not a number (NaN), so "12.5" under a decimal comma and
-    "1,23.5" under thousands "," are dropped as Kairos drops them."""
+    separate thousands; with a space, a no-break space too). A thousands mark only between a
+    first group of 1-3 digits and groups of exactly three; anything else is not a number (NaN),
+    so "12.5" under a decimal comma and "1,23.5" under thousands "," are dropped as Kairos drops
+    them. currency_symbol and accounting_negatives are taken off first (undecorate)."""
     dec = m.get("decimal") or "."
     th = m.get("thousands")
     if th is None and dec == ",":
         th = "."
-    s = s.astype(str).str.strip()
+    s = s.astype(str)
+    if m.get("currency_symbol") is not None or m.get("accounting_negatives") is True:
+        s = undecorate(s, m)
+    s = s.str.strip()
+    if th == " ":
+        s = s.str.replace("\u00a0", " ", regex=False).str.replace("\u202f", " ", regex=False)
     if th is not None:
         grouped = rf"^-?\d{{1,3}}(?:{re.escape(th)}\d{{3}})+(?:{re.escape(dec)}\d+)?$"
         s = s.where(~s.str.match(grouped), s.str.replace(th, "", regex=False))
@@ -284,7 +349,7 @@ def run(ds, data_dir):
     zone = None
     if ds["format"] == "csv":
         import yaml
-        zone = (yaml.safe_load(open(ds["mapping"])).get("time") or {}).get("zone")
+        zone = (yaml.safe_load(open(ds["mapping"], encoding="utf-8")).get("time") or {}).get("zone")
     if "train" not in ds:
         test, train = default_cutoffs(ev, pd.Timestamp(ds["test"]) if "test" in ds else None, zone)
         ds = dict(ds, test=test.strftime("%Y-%m-%d"), train=[c.strftime("%Y-%m-%d") for c in train])
