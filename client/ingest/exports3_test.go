@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Round 3 of the exports a new user brings (docs/benchmarks.md, "Exports a
@@ -214,5 +215,51 @@ func TestAmountFormatMappingErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: got %v, want an error containing %q", c.yaml, err, c.want)
 		}
+	}
+}
+
+// TestJSONLines: an order export as pandas' to_json(orient="records",
+// lines=True) writes it — the customer a float or null, numbers as JSON
+// numbers, a byte-order mark, a blank line — is read through the same
+// mapping as the CSV export, its keys the column names.
+func TestJSONLines(t *testing.T) {
+	const m = "header: true\ncustomer: CustomerID\ncustomer_normalize: [integer]\nmissing_customer: ignore\n" +
+		"time: {column: InvoiceDate, layout: \"2006-01-02T15:04:05.000\"}\nkind: {constant: purchase}\namount: UnitPrice\nquantity: Quantity\n" +
+		"negative_amount: ignore\n"
+	const in = "\ufeff{\"InvoiceNo\":\"536365\",\"Quantity\":6,\"InvoiceDate\":\"2010-12-01T08:26:00.000\",\"UnitPrice\":2.55,\"CustomerID\":17850.0,\"Country\":\"United Kingdom\"}\n" +
+		"{\"InvoiceNo\":\"536366\",\"Quantity\":2,\"InvoiceDate\":\"2010-12-01T08:28:00.000\",\"UnitPrice\":1.85,\"CustomerID\":null}\n" +
+		"\n" +
+		"{\"InvoiceNo\":\"C536379\",\"Quantity\":-1,\"InvoiceDate\":\"2010-12-01T09:41:00.000\",\"UnitPrice\":27.5,\"CustomerID\":14527.0}\n" +
+		"{\"CustomerID\":\"13047\",\"InvoiceDate\":\"2010-12-01T08:34:00.000\",\"Quantity\":\"3\",\"UnitPrice\":\"4.25\"}\n" +
+		"{\"CustomerID\":13047,\"InvoiceDate\":\"2010-12-01\",\"Quantity\":1,\"UnitPrice\":1}\n" +
+		"{\"CustomerID\":13047,\"InvoiceDate\":\"2010-12-01T08:34:00.000\",\"Quantity\":1,\"UnitPrice\":{\"amount\":1}}\n" +
+		"[1,2]\n"
+	evs, rep, err := readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, m), OnError: Skip, MaxInvalidShare: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 6 × 2.55 = 15.3 for 17850; 3 × 4.25 = 12.75 for 13047 (strings read as in a CSV field).
+	if len(evs) != 2 || evs[0].Customer != "17850" || math.Abs(evs[0].Amount-15.3) > 1e-9 || evs[1].Customer != "13047" || evs[1].Amount != 12.75 {
+		t.Fatalf("got %+v, want 17850 15.3 and 13047 12.75", evs)
+	}
+	if want := time.Date(2010, 12, 1, 8, 26, 0, 0, time.UTC); !evs[0].Time.Equal(want) {
+		t.Errorf("got %v, want %v", evs[0].Time, want)
+	}
+	if rep.Skipped[ReasonMissingCustomer] != 1 || rep.Skipped[ReasonIgnoredNegative] != 1 || rep.Invalid != 3 {
+		t.Errorf("got skipped %v, %d invalid; want one missing customer, one negative, three invalid", rep.Skipped, rep.Invalid)
+	}
+	var msgs []string
+	for _, e := range rep.Errors {
+		msgs = append(msgs, e.Error())
+	}
+	for i, want := range []string{`line 6: unparseable time: key "InvoiceDate": parsing time`, `line 7: bad JSON: key "UnitPrice": value {"amount":1} is not a string or a number`, "line 8: bad JSON"} {
+		if i >= len(msgs) || !strings.Contains(msgs[i], want) {
+			t.Errorf("error %d: got %q, want it to contain %q", i, msgs, want)
+		}
+	}
+	// A mapping with column indices cannot name keys.
+	_, _, err = readString(t, "{\"a\":1}\n", Options{Format: CSV, Mapping: mustMapping(t, "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: purchase}\n")})
+	if err == nil || !strings.Contains(err.Error(), "JSON message has keys: name the key") {
+		t.Errorf("got %v, want the refusal of column indices", err)
 	}
 }

@@ -48,7 +48,9 @@ const (
 	// OnlineRetail is the UCI Online Retail export with its header line and
 	// quoted fields; see ReadOnlineRetail for what is emitted.
 	OnlineRetail Format = "online-retail"
-	// CSV is a generic delimited file described by a Mapping.
+	// CSV is a generic delimited file described by a Mapping, or a JSON
+	// Lines file (recognised by its first "{"), whose keys are the mapping's
+	// column names.
 	CSV Format = "csv"
 )
 
@@ -372,7 +374,20 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 	case Taobao:
 		p = newTaobaoParser()
 	case CSV:
-		p = newCSVParser(opts.Mapping, loc)
+		var jsonLines bool
+		var err error
+		if r, jsonLines, err = sniffJSONLines(r); err != nil {
+			return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
+		}
+		if !jsonLines {
+			p = newCSVParser(opts.Mapping, loc)
+			break
+		}
+		jp, err := newJSONLinesParser(opts.Mapping, loc)
+		if err != nil {
+			return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
+		}
+		p = jp
 	}
 	return run(ctx, r, name, &opts, p, emit)
 }
