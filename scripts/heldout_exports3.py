@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from heldout_exports import cdnow, grocery, retail  # noqa: E402  (the same readers of the sources)
+from heldout_exports import cdnow, grocery, retail, retail_expected  # noqa: E402  (the same readers of the sources)
 
 MAPPINGS = {
     # Magento 2's order grid export: "Dec 1, 2010 8:26:00 AM", "£1,234.50", e-mails in mixed case
@@ -106,6 +106,18 @@ thousands: ","
 accounting_negatives: true
 negative_amount: ignore
 """,
+    # Online Retail's lines as pandas writes JSON Lines (to_json(orient="records", lines=True)):
+    # CustomerID a float or null, ISO times with milliseconds, gzip-compressed.
+    "jsonl": """header: true
+customer: CustomerID
+customer_normalize: [integer]
+missing_customer: ignore
+time: {column: InvoiceDate, layout: "2006-01-02T15:04:05.000", zone: Europe/London}
+kind: {constant: purchase}
+amount: UnitPrice
+quantity: Quantity
+negative_amount: ignore
+""",
     # Instacart's shape: no dates, days since the customer's previous order (capped at 30).
     # A user's try; Kairos refuses it when the mapping is read.
     "instacart": """header: true
@@ -116,10 +128,12 @@ kind: {constant: purchase}
 }
 
 FILES = {k: k + ".csv" for k in MAPPINGS}
+FILES["jsonl"] = "orders.jsonl.gz"
 
 NAMES = {"magento": "magento-pound-symbols-plus-tags", "woocommerce": "woocommerce-guest-zero",
          "prestashop": "prestashop-french-nbsp-euro", "stripe": "stripe-minor-units-refunded",
-         "square": "square-pos-two-digit-years", "accounting": "accounting-parentheses"}
+         "square": "square-pos-two-digit-years", "accounting": "accounting-parentheses",
+         "jsonl": "pandas-json-lines-gzip"}
 
 
 def by_invoice(r):
@@ -249,6 +263,13 @@ def write_accounting(out, inv):
     return counts(x["customer"], (x["total"] >= 0).to_numpy(), x["total"])
 
 
+def write_jsonl(out, r):
+    x = r.assign(CustomerID=r["CustomerID"].astype("float"), InvoiceDate=pd.to_datetime(r["InvoiceDate"]))
+    x.to_json(os.path.join(out, FILES["jsonl"]), orient="records", lines=True, date_format="iso", date_unit="ms",
+              compression="gzip")
+    return retail_expected(r)
+
+
 def write_instacart(out, g):
     """The grocery log as Instacart writes its orders: per customer, the order number, the day
     of week and hour, and the days since the previous order (empty for the first, capped at 30)."""
@@ -278,6 +299,7 @@ def main():
         "stripe": write_stripe(a.out, c, rng),
         "square": write_square(a.out, inv),
         "accounting": write_accounting(a.out, inv),
+        "jsonl": write_jsonl(a.out, r),
         "instacart": write_instacart(a.out, g),
     }
     for k, m in MAPPINGS.items():

@@ -104,16 +104,54 @@ def strptime_format(layout):
     return out
 
 
+def open_export(path, mode="rb", **kw):
+    """The file at path, decompressed when its first bytes are gzip's (as Kairos recognises it)."""
+    import gzip
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, mode, **kw) if gz else open(path, mode, **kw)
+
+
+def is_json_lines(path):
+    """Kairos reads a mapped export as JSON Lines when its first byte after a byte-order mark and
+    blanks is "{"."""
+    with open_export(path) as f:
+        return f.read(4096).lstrip(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1] == b"{"
+
+
+def read_json_lines(path):
+    """A JSON Lines export as a frame of strings: a string as it is, a number as written, an
+    absent key or null as "", any other value (true, an object) None (the row is bad where the
+    mapping reads that key)."""
+    rows = []
+    with open_export(path, "rt", encoding="utf-8-sig") as f:
+        for line in f:
+            if line.strip():
+                obj = json.loads(line, parse_float=str, parse_int=str)
+                rows.append({k: "" if v is None else v if isinstance(v, str) else None for k, v in obj.items()})
+    raw = pd.DataFrame(rows)
+    absent = raw.isna() & ~pd.DataFrame([{k: k in r for k in raw.columns} for r in rows]).to_numpy()
+    return raw.mask(absent, "")
+
+
 def read_mapped(path, mapping_path):
-    """Purchases of a delimited file described by a Kairos column mapping."""
+    """Purchases of a delimited or JSON Lines file described by a Kairos column mapping."""
     import yaml
     m = yaml.safe_load(open(mapping_path, encoding="utf-8"))
     header = bool(m.get("header", False))
-    raw = pd.read_csv(path, sep=m.get("delimiter", ","), header=0 if header else None, dtype=str,
-                      keep_default_na=False, compression="infer", encoding=ENCODINGS[str(m.get("encoding", "utf-8")).lower()])
+    if is_json_lines(path):
+        raw = read_json_lines(path)
+    else:
+        raw = pd.read_csv(path, sep=m.get("delimiter", ","), header=0 if header else None, dtype=str,
+                          keep_default_na=False, compression="infer", encoding=ENCODINGS[str(m.get("encoding", "utf-8")).lower()])
+    used = []
 
     def col(ref):
-        return raw[ref] if isinstance(ref, str) else raw.iloc[:, int(ref) - 1]
+        if isinstance(ref, str) and ref not in raw.columns:  # a key no JSON object has
+            return pd.Series("", index=raw.index)
+        c = raw[ref] if isinstance(ref, str) else raw.iloc[:, int(ref) - 1]
+        used.append(c.isna())  # a JSON value that is not a string or a number: a bad row
+        return c.fillna("")
 
     # The customer id under customer_normalize (trim, then integer, then lower); an empty one is
     # never a purchase (missing_customer: ignore drops it, Kairos counts it a bad row otherwise),
@@ -181,6 +219,8 @@ def read_mapped(path, mapping_path):
     # A negative amount (a return) is never a purchase: Kairos drops it under negative_amount:
     # ignore and counts it a bad row otherwise.
     keep &= when.notna() & amount.notna() & (amount >= 0)
+    for bad in used:
+        keep &= ~bad
     return pd.DataFrame({"customer": cust[keep], "time": when[keep], "amount": amount[keep]})
 
 
