@@ -104,6 +104,12 @@ def strptime_format(layout):
     return out
 
 
+def load_yaml(path):
+    import yaml
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
 def open_export(path, mode="rb", **kw):
     """The file at path, decompressed when its first bytes are gzip's (as Kairos recognises it)."""
     import gzip
@@ -137,7 +143,7 @@ def read_json_lines(path):
 def read_mapped(path, mapping_path):
     """Purchases of a delimited or JSON Lines file described by a Kairos column mapping."""
     import yaml
-    m = yaml.safe_load(open(mapping_path, encoding="utf-8"))
+    m = load_yaml(mapping_path)
     header = bool(m.get("header", False))
     if is_json_lines(path):
         raw = read_json_lines(path)
@@ -389,7 +395,7 @@ def run(ds, data_dir):
     zone = None
     if ds["format"] == "csv":
         import yaml
-        zone = (yaml.safe_load(open(ds["mapping"], encoding="utf-8")).get("time") or {}).get("zone")
+        zone = (load_yaml(ds["mapping"]).get("time") or {}).get("zone")
     if "train" not in ds:
         test, train = default_cutoffs(ev, pd.Timestamp(ds["test"]) if "test" in ds else None, zone)
         ds = dict(ds, test=test.strftime("%Y-%m-%d"), train=[c.strftime("%Y-%m-%d") for c in train])

@@ -117,6 +117,58 @@ class PeerSuiteTest(unittest.TestCase):
                 else:
                     self.assertEqual(g, w, f"{m} {text!r}")
 
+    def test_strptime_format_round3(self):
+        self.assertEqual(ps.strptime_format("Jan 2, 2006 3:04:05 PM"), "%b %d, %Y %I:%M:%S %p")
+        self.assertEqual(ps.strptime_format("01/02/06 15:04:05"), "%m/%d/%y %H:%M:%S")
+        self.assertEqual(ps.strptime_format("02-Jan-2006"), "%d-%b-%Y")
+        self.assertEqual(ps.strptime_format("January 2, 2006"), "%B %d, %Y")
+
+    def test_mapped_numbers_round3(self):
+        # currency_symbol, accounting_negatives and a no-break space between thousands, by hand.
+        cases = [
+            ({"thousands": ",", "currency_symbol": ["$", "US$"], "accounting_negatives": True},
+             ["$1,234.50", "US$ 7", "-$5.25", "$-5.25", "($12.00)", "€3", "(-1)", "1$2"],
+             [1234.5, 7.0, -5.25, -5.25, -12.0, None, None, None]),
+            ({"decimal": ",", "thousands": " ", "currency_symbol": "€"},
+             ["1\u202f234,50\u00a0€", "€ 12,50", "12,50 €", "1.234,50 €"], [1234.5, 12.5, 12.5, None]),
+        ]
+        for m, given, want in cases:
+            got = ps.mapped_numbers(pd.Series(given), m).tolist()
+            for g, w, text in zip(got, want, given):
+                if w is None:
+                    self.assertTrue(pd.isna(g), f"{m} {text!r}: got {g}, want not a number")
+                else:
+                    self.assertEqual(g, w, f"{m} {text!r}")
+
+    def test_read_mapped_round3(self):
+        # Stripe-like: 1250 cents USD = 12.50; 500 JPY (no minor unit) x 0.0067 = 3.35; a refunded
+        # charge (true) and a failed one dropped; "false" is no cancellation; customer "0" is a guest;
+        # "A+x@B.com" is a@b.com under plus_tag.
+        data = (b"customer,created,status,amount,currency,refunded\n"
+                b"A+x@B.com,1700000000,succeeded,1250,usd,false\n"
+                b"a@b.com,1700000100,succeeded,500,JPY,False\n"
+                b"c@b.com,1700000200,succeeded,900,usd,true\n"
+                b"0,1700000300,succeeded,900,usd,false\n"
+                b"d@b.com,1700000400,failed,900,usd,false\n")
+        m = ('header: true\ncustomer: customer\ncustomer_normalize: [lower, plus_tag]\nmissing_customer_values: ["0"]\n'
+             'missing_customer: ignore\ntime: {column: created, layout: unix}\n'
+             'kind: {column: status, values: {succeeded: purchase}, ignore: [failed]}\ncancelled: refunded\n'
+             'amount: amount\namount_unit: minor\ncurrency: {column: currency, rates: {usd: 1, JPY: 0.0067}}\n')
+        ev = read_mapped(data, m)
+        self.assertEqual(list(ev["customer"]), ["a@b.com", "a@b.com"])
+        self.assertEqual([round(a, 9) for a in ev["amount"]], [12.5, 3.35])
+
+    def test_read_mapped_json_lines(self):
+        # pandas' to_json lines: a float id, null, a number kept as written, a blank line, an object
+        # value (a bad row), a key no object has (an empty item).
+        data = (b'{"c":17850.0,"t":"2024-01-02","a":2.55,"q":6}\n\n{"c":null,"t":"2024-01-02","a":1,"q":1}\n'
+                b'{"c":"13047","t":"2024-01-03","a":"4.25","q":"3"}\n{"c":1,"t":"2024-01-03","a":{"x":1},"q":1}\n')
+        ev = read_mapped(data, 'header: true\ncustomer: c\ncustomer_normalize: [integer]\nmissing_customer: ignore\n'
+                               'time: {column: t, layout: "2006-01-02"}\nkind: {constant: purchase}\namount: a\nquantity: q\n'
+                               'item: sku\n')
+        self.assertEqual(list(ev["customer"]), ["17850", "13047"])
+        self.assertEqual([round(a, 9) for a in ev["amount"]], [15.3, 12.75])
+
 
 if __name__ == "__main__":
     unittest.main()
