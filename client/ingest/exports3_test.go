@@ -263,3 +263,25 @@ func TestJSONLines(t *testing.T) {
 		t.Errorf("got %v, want the refusal of column indices", err)
 	}
 }
+
+// TestShopDateLayouts: the layouts docs/operations.md gives for the dates
+// shop systems write read them as worked by hand (London is UTC in
+// December).
+func TestShopDateLayouts(t *testing.T) {
+	for _, c := range []struct {
+		layout, field string
+		want          time.Time
+	}{
+		{"Jan 2, 2006 3:04:05 PM", "Dec 1, 2010 8:26:00 PM", time.Date(2010, 12, 1, 20, 26, 0, 0, time.UTC)},
+		{"01/02/06 15:04:05", "12/01/10 08:26:00", time.Date(2010, 12, 1, 8, 26, 0, 0, time.UTC)},
+		{"02-Jan-2006", "01-Dec-2010", time.Date(2010, 12, 1, 0, 0, 0, 0, time.UTC)},
+		{"20060102", "20101201", time.Date(2010, 12, 1, 0, 0, 0, 0, time.UTC)},
+		{"02/01/2006 15:04:05", "01/12/2010 08:26:00", time.Date(2010, 12, 1, 8, 26, 0, 0, time.UTC)},
+	} {
+		m := "header: true\ncustomer: c\ntime: {column: t, layout: \"" + c.layout + "\", zone: Europe/London}\nkind: {constant: purchase}\n"
+		evs, _, err := readString(t, "c,t\nx,\""+c.field+"\"\n", Options{Format: CSV, Mapping: mustMapping(t, m)})
+		if err != nil || len(evs) != 1 || !evs[0].Time.Equal(c.want) {
+			t.Errorf("%q as %q: got %v, %v; want %v", c.field, c.layout, evs, err, c.want)
+		}
+	}
+}
