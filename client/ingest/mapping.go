@@ -244,7 +244,7 @@ func (m *Mapping) Validate() error {
 			return fmt.Errorf("mapping: %s column index %d is not 1-based", c.what, c.col.Index)
 		}
 		if c.col.Name != "" && !m.Header {
-			return fmt.Errorf("mapping: %s column is named %q but the file has no header; use a 1-based index", c.what, c.col.Name)
+			return fmt.Errorf("mapping: %s column is named %q but the file has no header; use a 1-based index (or set header: true, also for JSON Lines, whose keys are the header)", c.what, c.col.Name)
 		}
 	}
 	return nil
