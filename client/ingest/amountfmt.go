@@ -290,6 +290,9 @@ func (raw *rawMapping) amountFormat(m *Mapping) error {
 		if len(m.CurrencySymbols) == 0 {
 			return nodeErr(n, "%s; got an empty list", want)
 		}
+		if err := oneCurrency(m.CurrencySymbols); err != nil {
+			return nodeErr(n, "%v", err)
+		}
 		// "US$" before "$", so that the longer one is taken whole.
 		slices.SortStableFunc(m.CurrencySymbols, func(a, b string) int { return len(b) - len(a) })
 	}
@@ -316,7 +319,7 @@ func (raw *rawMapping) amountFormat(m *Mapping) error {
 			}
 		}
 	}
-	if m.decorated() && raw.Amount == nil || m.AmountUnit != "" && raw.Amount == nil {
+	if (m.decorated() || m.AmountUnit != "") && raw.Amount == nil {
 		n := raw.CurrencySymbol
 		if n == nil {
 			n = raw.AccountingNegatives
@@ -341,6 +344,45 @@ func checkSymbol(s string) error {
 	return nil
 }
 
+// symbolCurrencies lists the ISO 4217 currencies a common currency symbol
+// may stand for; a three-letter code in capitals stands for itself, and a
+// symbol not listed for any currency.
+var symbolCurrencies = map[string][]string{
+	"$": {"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "TWD", "ARS", "CLP", "COP"}, "US$": {"USD"}, "C$": {"CAD"},
+	"CA$": {"CAD"}, "A$": {"AUD"}, "AU$": {"AUD"}, "NZ$": {"NZD"}, "HK$": {"HKD"}, "S$": {"SGD"}, "R$": {"BRL"},
+	"€": {"EUR"}, "£": {"GBP", "EGP"}, "¥": {"JPY", "CNY"}, "￥": {"JPY", "CNY"}, "₹": {"INR"}, "₩": {"KRW"},
+	"₽": {"RUB"}, "₺": {"TRY"}, "₪": {"ILS"}, "₫": {"VND"}, "฿": {"THB"}, "₱": {"PHP"}, "zł": {"PLN"},
+	"Kč": {"CZK"}, "Ft": {"HUF"}, "kr": {"SEK", "NOK", "DKK", "ISK"}, "CHF": {"CHF"},
+}
+
+// currenciesOf is what symbolCurrencies says of s, or nil when nothing.
+func currenciesOf(s string) []string {
+	if c, ok := symbolCurrencies[s]; ok {
+		return c
+	}
+	if len(s) == 3 && strings.ToUpper(s) == s && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[2] >= 'A' {
+		return []string{s}
+	}
+	return nil
+}
+
+// oneCurrency refuses currency symbols that cannot be one currency ("$"
+// and "€", "USD" and "EUR"): the key only takes a symbol off, so amounts in
+// both would be added as one currency. Several currencies need the currency
+// key with rates.
+func oneCurrency(symbols []string) error {
+	for i, a := range symbols {
+		for _, b := range symbols[i+1:] {
+			ca, cb := currenciesOf(a), currenciesOf(b)
+			if ca != nil && cb != nil && !slices.ContainsFunc(ca, func(c string) bool { return slices.Contains(cb, c) }) {
+				return fmt.Errorf("currency_symbol lists %q and %q, which are different currencies: the symbol is only taken off, so amounts in both would be added as one; "+
+					"list the spellings of one currency, and for several give a currency column with rates (currency: {column: …, rates: {…}})", a, b)
+			}
+		}
+	}
+	return nil
+}
+
 // validateAmountFormat checks the amount-format fields of a Mapping built
 // in code.
 func (m *Mapping) validateAmountFormat() error {
@@ -348,6 +390,9 @@ func (m *Mapping) validateAmountFormat() error {
 		if err := checkSymbol(s); err != nil {
 			return err
 		}
+	}
+	if err := oneCurrency(m.CurrencySymbols); err != nil {
+		return err
 	}
 	if (m.decorated() || m.AmountUnit != "") && m.Amount.IsZero() {
 		return errors.New("currency_symbol, accounting_negatives and amount_unit need an amount column")

@@ -195,11 +195,20 @@ func TestCancelledBoolean(t *testing.T) {
 // TestAmountFormatMappingErrors: each new key's mistakes name the key and
 // its line.
 func TestAmountFormatMappingErrors(t *testing.T) {
+	// Spellings of one currency are one currency ("$" may be US dollars).
+	for _, ok := range []string{"[$, US$, USD]", "[€, EUR, eur]", "[kr, SEK]", "[£, GBP]", "[¥, JPY]"} {
+		if _, err := ParseMapping(strings.NewReader(amountHead+"currency_symbol: "+ok+"\n"), "m.yaml"); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
 	for _, c := range []struct{ yaml, want string }{
 		{amountHead + "currency_symbol: \"1\"\n", `line 6, column 18: currency_symbol "1" holds "1"`},
 		{amountHead + "currency_symbol: [$, {a: b}]\n", "line 6, column 22: currency_symbol must be"},
 		{amountHead + "currency_symbol: []\n", "line 6, column 18: currency_symbol must be"},
 		{amountHead + "currency_symbol: [$, $]\n", `line 6, column 22: currency_symbol "$" is given twice`},
+		{amountHead + "currency_symbol: [$, €]\n", `line 6, column 18: currency_symbol lists "$" and "€", which are different currencies`},
+		{amountHead + "currency_symbol: [USD, EUR]\n", `currency_symbol lists "USD" and "EUR", which are different currencies`},
+		{amountHead + "currency_symbol: [US$, CAD]\n", `currency_symbol lists "US$" and "CAD"`},
 		{amountHead + "accounting_negatives: yes\n", "line 6, column 23: accounting_negatives must be true or false"},
 		{amountHead + "amount_unit: dollars\n", "line 6, column 14: amount_unit must be cents"},
 		{amountHead + "amount_unit: minor\n", "line 6, column 14: amount_unit: minor needs a currency column"},
