@@ -251,6 +251,9 @@ func TestJSONLines(t *testing.T) {
 	if len(evs) != 2 || evs[0].Customer != "17850" || math.Abs(evs[0].Amount-15.3) > 1e-9 || evs[1].Customer != "13047" || evs[1].Amount != 12.75 {
 		t.Fatalf("got %+v, want 17850 15.3 and 13047 12.75", evs)
 	}
+	if !rep.JSONLines || !strings.Contains(rep.String(), "; read as JSON Lines") {
+		t.Errorf("the report %q does not say the file was read as JSON Lines", rep.String())
+	}
 	if want := time.Date(2010, 12, 1, 8, 26, 0, 0, time.UTC); !evs[0].Time.Equal(want) {
 		t.Errorf("got %v, want %v", evs[0].Time, want)
 	}

@@ -245,6 +245,9 @@ type Report struct {
 	OutOfRangeRows []OutOfRangeRow
 	// First and Last are the earliest and latest emitted event times.
 	First, Last time.Time
+	// JSONLines: a mapped export was read as JSON Lines (its first byte
+	// was "{").
+	JSONLines bool
 }
 
 // String summarises the report on a few lines.
@@ -255,6 +258,9 @@ func (r Report) String() string {
 		fmt.Fprintf(&b, " (%s .. %s)", r.First.Format(time.RFC3339), r.Last.Format(time.RFC3339))
 	}
 	fmt.Fprintf(&b, ", %d out of range, %d invalid", r.OutOfRange, r.Invalid)
+	if r.JSONLines {
+		b.WriteString("; read as JSON Lines")
+	}
 	reasons := make([]string, 0, len(r.Skipped))
 	for k := range r.Skipped {
 		reasons = append(reasons, k)
@@ -362,6 +368,7 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 		return ReadOnlineRetail(ctx, r, name, opts, func(ev model.Event, _ RetailLine) error { return emit(ev) })
 	}
 	var p rowParser
+	jsonLines := false
 	loc := opts.Location
 	if loc == nil {
 		loc = time.UTC
@@ -374,7 +381,6 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 	case Taobao:
 		p = newTaobaoParser()
 	case CSV:
-		var jsonLines bool
 		var err error
 		if r, jsonLines, err = sniffJSONLines(r); err != nil {
 			return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
@@ -389,7 +395,9 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 		}
 		p = jp
 	}
-	return run(ctx, r, name, &opts, p, emit)
+	rep, err := run(ctx, r, name, &opts, p, emit)
+	rep.JSONLines = jsonLines
+	return rep, err
 }
 
 // rowParser turns one line into an event. parse returns a non-empty skip reason

@@ -69,9 +69,10 @@ type Mapping struct {
 	// may only separate groups of three digits.
 	Decimal byte
 	// Thousands is the separator between groups of three digits in the
-	// amount and quantity columns: 0 for none, or ',', '.', ' ' or '\''. It
-	// must differ from the decimal mark; with Decimal ',' and Thousands 0, a
-	// dot separates thousands ("1.234,5").
+	// amount and quantity columns: 0 for none, or ',', '.', ' ' or '\''
+	// (which also takes the no-break spaces U+00A0 and U+202F). It must
+	// differ from the decimal mark; with Decimal ',' and Thousands 0, a dot
+	// separates thousands ("1.234,5").
 	Thousands byte
 	Customer  Column
 	Time      Column
@@ -282,7 +283,8 @@ func LoadMapping(path string) (*Mapping, error) {
 
 // ParseMapping reads a mapping from YAML, strictly: unknown keys, wrong types
 // and invalid values are errors that name the key, the value and the line, in
-// the file's terms. The layout:
+// the file's terms. The same mapping reads a JSON Lines export, whose keys
+// are the column names (header: true). The layout:
 //
 //	header: true            # default false
 //	delimiter: ","          # default ","; "\t" for TSV
