@@ -240,8 +240,8 @@ BLANKS = " \t\u00a0\u202f"
 def undecorate(s, m):
     """Amount strings without the decorations the mapping declares (docs/operations.md):
     accounting_negatives' parentheses and one currency_symbol before or after the number, blanks
-    between, a sign before or after the symbol; "-" and the bare number for a negative one. A
-    string whose decorations are not those is "nan"."""
+    between, a sign before or after the symbol; "-" and the bare number for a negative one; a dash
+    alone under accounting_negatives is 0. A string whose decorations are not those is "nan"."""
     symbols = m.get("currency_symbol")
     if symbols is None:
         symbols = []
@@ -252,7 +252,8 @@ def undecorate(s, m):
 
     def one(v):
         v, neg = v.strip(BLANKS), False
-        if accounting and len(v) >= 2 and v[0] == "(" and v[-1] == ")":
+        parens = accounting and len(v) >= 2 and v[0] == "(" and v[-1] == ")"
+        if parens:
             v, neg = v[1:-1].strip(BLANKS), True
         if v[:1] in ("-", "+"):
             if neg:
@@ -269,6 +270,8 @@ def undecorate(s, m):
             if v.endswith(sym):
                 v = v[:-len(sym)].rstrip(BLANKS)
                 break
+        if not v and accounting and neg and not parens:  # Excel's accounting zero: "-", "$ -"
+            return "0"
         if not v or not (v[0].isdigit() and v[0].isascii() or v[0] in ".,"):
             return "nan"
         return "-" + v if neg else v

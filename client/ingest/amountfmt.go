@@ -100,12 +100,15 @@ func trimBlanks(b []byte) []byte {
 // displayed takes the display decorations the mapping declares off an
 // amount field: the parentheses of an accounting negative, a sign, and one
 // currency symbol before or after the number with optional blanks between.
+// Under accounting, a dash alone ("-", "$ -") is zero, as Excel's
+// accounting format shows it.
 // It returns the bare number and whether the amount is negative; ok is
 // false when the field's decorations are not the declared ones (two signs,
 // a parenthesis without accounting_negatives, a symbol in the middle).
 func displayed(b []byte, symbols []string, accounting bool) (num []byte, neg, ok bool) {
 	b = trimBlanks(b)
-	if accounting && len(b) >= 2 && b[0] == '(' && b[len(b)-1] == ')' {
+	parens := accounting && len(b) >= 2 && b[0] == '(' && b[len(b)-1] == ')'
+	if parens {
 		neg, b = true, trimBlanks(b[1:len(b)-1])
 	}
 	sign := func() bool { // a sign before or after the symbol, once
@@ -142,6 +145,9 @@ func displayed(b []byte, symbols []string, accounting bool) (num []byte, neg, ok
 			continue
 		}
 		break
+	}
+	if len(b) == 0 && accounting && neg && !parens {
+		return []byte("0"), false, true // the accounting format's zero: "-", "$ -"
 	}
 	if len(b) == 0 || b[0] < '0' && b[0] != '.' && b[0] != ',' || b[0] > '9' {
 		return nil, false, false

@@ -50,17 +50,17 @@ func sameAmounts(got, want []float64) bool {
 func TestCurrencySymbol(t *testing.T) {
 	mapping := amountHead + "thousands: \",\"\ncurrency_symbol: [\"$\", US$, USD]\naccounting_negatives: true\nnegative_amount: ignore\n"
 	got, rep, err := amountsOf(t, mapping,
-		"$1,234.50", "USD 12.00", "US$7", "12.00 USD", " $ 3.5 ", // read: 1234.5, 12, 7, 12, 3.5
+		"$1,234.50", "USD 12.00", "US$7", "12.00 USD", " $ 3.5 ", "$ -", " - ", // read: 1234.5, 12, 7, 12, 3.5, and Excel's accounting zeros
 		"-$5.25", "$-5.25", "($12.00)", "(12.00)", "- $1", // negative: excluded
-		"€3.00", "$1,23.5", "1$2", "$$1", "(-12.00)", "USD", "") // bad (the empty one is no amount: an event without one)
+		"€3.00", "$1,23.5", "1$2", "$$1", "(-12.00)", "USD", "(-)", "") // bad (the empty one is no amount: an event without one)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []float64{1234.5, 12, 7, 12, 3.5, 0}; !sameAmounts(got, want) {
+	if want := []float64{1234.5, 12, 7, 12, 3.5, 0, 0, 0}; !sameAmounts(got, want) {
 		t.Errorf("got amounts %v, want %v", got, want)
 	}
-	if rep.Skipped[ReasonIgnoredNegative] != 5 || rep.Invalid != 6 {
-		t.Errorf("got %d negative excluded, %d invalid (%v); want 5 and 6", rep.Skipped[ReasonIgnoredNegative], rep.Invalid, rep.Errors)
+	if rep.Skipped[ReasonIgnoredNegative] != 5 || rep.Invalid != 7 {
+		t.Errorf("got %d negative excluded, %d invalid (%v); want 5 and 7", rep.Skipped[ReasonIgnoredNegative], rep.Invalid, rep.Errors)
 	}
 }
 
