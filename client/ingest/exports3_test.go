@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -268,6 +269,12 @@ func TestJSONLines(t *testing.T) {
 		if i >= len(msgs) || !strings.Contains(msgs[i], want) {
 			t.Errorf("error %d: got %q, want it to contain %q", i, msgs, want)
 		}
+	}
+	// One JSON array (pandas without lines=True) is refused at once, saying
+	// how to write JSON Lines.
+	_, _, err = readString(t, "[\n {\"CustomerID\":1}\n]\n", Options{Format: CSV, Mapping: mustMapping(t, m)})
+	if !errors.Is(err, ErrNotText) || !strings.Contains(err.Error(), "lines=True") {
+		t.Errorf("got %v, want ErrNotText naming lines=True", err)
 	}
 	// A mapping with column indices cannot name keys.
 	_, _, err = readString(t, "{\"a\":1}\n", Options{Format: CSV, Mapping: mustMapping(t, "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: purchase}\n")})

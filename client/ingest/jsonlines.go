@@ -79,5 +79,10 @@ func sniffJSONLines(r io.Reader) (io.Reader, bool, error) {
 		return br, false, err
 	}
 	head = bytes.TrimLeft(trimBOM(head), " \t\r\n")
+	if len(head) > 0 && head[0] == '[' && bytes.HasPrefix(bytes.TrimLeft(head[1:], " \t\r\n"), []byte("{")) {
+		// Read as CSV, every line would be a bad row about quoting.
+		return br, false, fmt.Errorf("%w: the file is one JSON array of objects, not JSON Lines (one object per line): "+
+			"write it with lines=True in pandas (to_json(orient=\"records\", lines=True)), or jq -c '.[]'", ErrNotText)
+	}
 	return br, len(head) > 0 && head[0] == '{', nil
 }
