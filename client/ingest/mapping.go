@@ -201,7 +201,7 @@ func (m *Mapping) Validate() error {
 		}
 	}
 	if err := m.validateAmountFormat(); err != nil {
-		return err
+		return fmt.Errorf("mapping: %w", err)
 	}
 	if !m.TimeOfDay.IsZero() && (m.TimeLayout == LayoutUnix || m.TimeLayout == LayoutUnixMs || m.TimeLayout == LayoutExcel) {
 		return fmt.Errorf("mapping: time_of_day needs a date and time layout like \"2006-01-02 15:04:05\" for the two fields joined by a space, not %s", m.TimeLayout)
