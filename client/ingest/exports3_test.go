@@ -304,3 +304,33 @@ func TestShopDateLayouts(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateAmountFormat: a Mapping built in code (a client's config) is
+// held to the rules ParseMapping applies.
+func TestValidateAmountFormat(t *testing.T) {
+	base := func() *Mapping {
+		return &Mapping{Customer: Column{Index: 1}, Time: Column{Index: 2}, TimeLayout: LayoutUnix, ConstKind: 4, Amount: Column{Index: 3}}
+	}
+	for _, c := range []struct {
+		edit func(*Mapping)
+		want string
+	}{
+		{func(m *Mapping) { m.CurrencySymbols = []string{"$", "€"} }, `mapping: currency_symbol lists "$" and "€"`},
+		{func(m *Mapping) { m.CurrencySymbols = []string{"1"} }, `mapping: currency_symbol "1" holds "1"`},
+		{func(m *Mapping) { m.AmountUnit = AmountUnitMinor }, "mapping: amount_unit: minor needs a currency column"},
+		{func(m *Mapping) { m.AmountUnit = "dollars" }, `mapping: amount_unit "dollars" must be cents or minor`},
+		{func(m *Mapping) { m.AccountingNegatives, m.Amount = true, Column{} }, "mapping: currency_symbol, accounting_negatives and amount_unit need an amount column"},
+		{func(m *Mapping) {
+			m.AmountUnit, m.Currency, m.CurrencyRates = AmountUnitMinor, Column{Index: 4}, map[string]float64{"dollar": 1}
+		}, `"dollar" is not one`},
+	} {
+		m := base()
+		c.edit(m)
+		if err := m.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want an error containing %q", err, c.want)
+		}
+	}
+	if err := base().Validate(); err != nil {
+		t.Errorf("the base mapping: %v", err)
+	}
+}
