@@ -239,7 +239,7 @@ BLANKS = " \t\u00a0\u202f"
 
 def undecorate(s, m):
     """Amount strings without the decorations the mapping declares (docs/operations.md):
-    accounting_negatives' parentheses and one currency_symbol before or after the number, blanks
+    accounting_negatives' parentheses or trailing minus and one currency_symbol before or after the number, blanks
     between, a sign before or after the symbol; "-" and the bare number for a negative one; a dash
     alone under accounting_negatives is 0. A string whose decorations are not those is "nan"."""
     symbols = m.get("currency_symbol")
@@ -255,6 +255,8 @@ def undecorate(s, m):
         parens = accounting and len(v) >= 2 and v[0] == "(" and v[-1] == ")"
         if parens:
             v, neg = v[1:-1].strip(BLANKS), True
+        if accounting and not parens and len(v) >= 2 and v.endswith("-"):  # SAP's "1.234,50-"
+            v, neg = v[:-1].strip(BLANKS), True
         if v[:1] in ("-", "+"):
             if neg:
                 return "nan"

@@ -127,8 +127,8 @@ class PeerSuiteTest(unittest.TestCase):
         # currency_symbol, accounting_negatives and a no-break space between thousands, by hand.
         cases = [
             ({"thousands": ",", "currency_symbol": ["$", "US$"], "accounting_negatives": True},
-             ["$1,234.50", "US$ 7", "-$5.25", "$-5.25", "($12.00)", "€3", "(-1)", "1$2", "$ -", "(-)"],
-             [1234.5, 7.0, -5.25, -5.25, -12.0, None, None, None, 0.0, None]),
+             ["$1,234.50", "US$ 7", "-$5.25", "$-5.25", "($12.00)", "€3", "(-1)", "1$2", "$ -", "(-)", "1,234.50-", "-1-"],
+             [1234.5, 7.0, -5.25, -5.25, -12.0, None, None, None, 0.0, None, -1234.5, None]),
             ({"decimal": ",", "thousands": " ", "currency_symbol": "€"},
              ["1\u202f234,50\u00a0€", "€ 12,50", "12,50 €", "1.234,50 €"], [1234.5, 12.5, 12.5, None]),
         ]

@@ -100,8 +100,9 @@ func trimBlanks(b []byte) []byte {
 // displayed takes the display decorations the mapping declares off an
 // amount field: the parentheses of an accounting negative, a sign, and one
 // currency symbol before or after the number with optional blanks between.
-// Under accounting, a dash alone ("-", "$ -") is zero, as Excel's
-// accounting format shows it.
+// Under accounting, a trailing minus ("12.00-", as SAP writes it) is a
+// negative, and a dash alone ("-", "$ -") is zero, as Excel's accounting
+// format shows it.
 // It returns the bare number and whether the amount is negative; ok is
 // false when the field's decorations are not the declared ones (two signs,
 // a parenthesis without accounting_negatives, a symbol in the middle).
@@ -110,6 +111,9 @@ func displayed(b []byte, symbols []string, accounting bool) (num []byte, neg, ok
 	parens := accounting && len(b) >= 2 && b[0] == '(' && b[len(b)-1] == ')'
 	if parens {
 		neg, b = true, trimBlanks(b[1:len(b)-1])
+	}
+	if accounting && !parens && len(b) >= 2 && b[len(b)-1] == '-' {
+		neg, b = true, trimBlanks(b[:len(b)-1]) // SAP's trailing minus: "1.234,50-"
 	}
 	sign := func() bool { // a sign before or after the symbol, once
 		if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
@@ -182,10 +186,16 @@ func (p *csvParser) symbolHint(b []byte) string {
 	var hints []string
 	symbols, accounting := p.m.CurrencySymbols, p.m.AccountingNegatives
 	t := trimBlanks(b)
-	if !accounting && len(t) >= 2 && t[0] == '(' && t[len(t)-1] == ')' {
+	switch {
+	case accounting:
+	case len(t) >= 2 && t[0] == '(' && t[len(t)-1] == ')':
 		accounting = true
 		hints = append(hints, "for accounting negatives in parentheses set accounting_negatives: true")
 		t = trimBlanks(t[1 : len(t)-1])
+	case len(t) >= 2 && t[len(t)-1] == '-' && t[len(t)-2] >= '0' && t[len(t)-2] <= '9':
+		accounting = true
+		hints = append(hints, `for negatives with a trailing minus ("12.00-") set accounting_negatives: true`)
+		t = t[:len(t)-1]
 	}
 	if sym := currencySymbol(t); sym != "" && !slices.Contains(symbols, sym) {
 		symbols = append(slices.Clip(symbols), sym)
@@ -304,7 +314,7 @@ func (raw *rawMapping) amountFormat(m *Mapping) error {
 	}
 	if n := raw.AccountingNegatives; n != nil {
 		if n.ShortTag() != "!!bool" {
-			return nodeErr(n, "accounting_negatives must be true or false (true reads \"(12.00)\" as -12.00), not %s", describe(n))
+			return nodeErr(n, "accounting_negatives must be true or false (true reads \"(12.00)\" and \"12.00-\" as -12.00), not %s", describe(n))
 		}
 		m.AccountingNegatives = n.Value == "true"
 	}

@@ -52,16 +52,16 @@ func TestCurrencySymbol(t *testing.T) {
 	mapping := amountHead + "thousands: \",\"\ncurrency_symbol: [\"$\", US$, USD]\naccounting_negatives: true\nnegative_amount: ignore\n"
 	got, rep, err := amountsOf(t, mapping,
 		"$1,234.50", "USD 12.00", "US$7", "12.00 USD", " $ 3.5 ", "$ -", " - ", // read: 1234.5, 12, 7, 12, 3.5, and Excel's accounting zeros
-		"-$5.25", "$-5.25", "($12.00)", "(12.00)", "- $1", // negative: excluded
-		"€3.00", "$1,23.5", "1$2", "$$1", "(-12.00)", "USD", "(-)", "") // bad (the empty one is no amount: an event without one)
+		"-$5.25", "$-5.25", "($12.00)", "(12.00)", "- $1", "1,234.50-", "$12.00-", // negative: excluded
+		"€3.00", "$1,23.5", "1$2", "$$1", "(-12.00)", "USD", "(-)", "-12.00-", "") // bad (the empty one is no amount: an event without one)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []float64{1234.5, 12, 7, 12, 3.5, 0, 0, 0}; !sameAmounts(got, want) {
 		t.Errorf("got amounts %v, want %v", got, want)
 	}
-	if rep.Skipped[ReasonIgnoredNegative] != 5 || rep.Invalid != 7 {
-		t.Errorf("got %d negative excluded, %d invalid (%v); want 5 and 7", rep.Skipped[ReasonIgnoredNegative], rep.Invalid, rep.Errors)
+	if rep.Skipped[ReasonIgnoredNegative] != 7 || rep.Invalid != 8 {
+		t.Errorf("got %d negative excluded, %d invalid (%v); want 7 and 8", rep.Skipped[ReasonIgnoredNegative], rep.Invalid, rep.Errors)
 	}
 }
 
@@ -95,6 +95,7 @@ func TestAmountHints(t *testing.T) {
 		{amountHead, "12,50 €", []string{`currency_symbol: "€"`, `decimal: ","`}},
 		{amountHead, "(12.00)", []string{"accounting_negatives: true"}},
 		{amountHead, "(USD 12.00)", []string{"accounting_negatives: true", `currency_symbol: "USD"`}},
+		{amountHead + "decimal: \",\"\n", "1.234,50-", []string{`trailing minus ("12.00-") set accounting_negatives: true`}},
 		{amountHead + "currency_symbol: $\n", "€3", []string{`currency_symbol "$"`, `currency_symbol: "€"`}},
 	} {
 		_, _, err := readString(t, "c,t,a\nx,2024-01-02,\""+c.field+"\"\n", Options{Format: CSV, Mapping: mustMapping(t, c.mapping)})

@@ -418,7 +418,8 @@ func FuzzReadCSVRound3(f *testing.F) {
 
 // FuzzAmountDisplay writes an amount as shops display it — grouped or not,
 // a symbol before or after with or without a blank, a negative by a sign
-// before or after the symbol or in parentheses — and checks that the
+// before or after the symbol, in parentheses or by a trailing minus — and
+// checks that the
 // reader gets back the value strconv reads from the plain number, and its
 // sign.
 func FuzzAmountDisplay(f *testing.F) {
@@ -456,6 +457,8 @@ func FuzzAmountDisplay(f *testing.F) {
 				field = "(" + body + ")"
 			case style&32 != 0 && !after:
 				field = s + blank + "-" + num
+			case style&64 != 0:
+				field = body + "-" // SAP's trailing minus
 			default:
 				field = "-" + body
 			}

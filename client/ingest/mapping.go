@@ -135,8 +135,9 @@ type Mapping struct {
 	// an amount may carry before or after its number, with blanks between
 	// (amountfmt.go); an amount with another is bad input. Longest first.
 	CurrencySymbols []string
-	// AccountingNegatives reads an amount in parentheses ("(12.00)") as
-	// negative, as accounting formats display it.
+	// AccountingNegatives reads an amount in parentheses ("(12.00)") or
+	// with a trailing minus ("12.00-", SAP) as negative, and a dash alone
+	// as zero, as accounting formats display them.
 	AccountingNegatives bool
 	// AmountUnit is "" (the amount is in currency units), AmountUnitCents
 	// or AmountUnitMinor: the amount, after quantity, is divided by 100 or
@@ -307,7 +308,7 @@ func LoadMapping(path string) (*Mapping, error) {
 //	# kind: {constant: purchase}   # ... or one kind for every row
 //	amount: price           # optional
 //	currency_symbol: "$"    # optional, or a list: a symbol or code before or after the amount ("$1,234.50", "12,50 €")
-//	accounting_negatives: true  # optional: "(12.00)" is -12.00
+//	accounting_negatives: true  # optional: "(12.00)" and "12.00-" are -12.00
 //	amount_unit: cents      # optional: amounts in hundredths (cents), or minor: in the row currency's minor unit
 //	quantity: qty           # optional: amount is then a unit price, multiplied by this column
 //	negative_amount: ignore # rows with amount < 0 (returns) are dropped and counted; default error
