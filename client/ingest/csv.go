@@ -32,6 +32,9 @@ type csvParser struct {
 	tod    int // time of day
 	cur    int // currency
 	cancel int
+	ord    int // order id
+	// orders maps each order id seen (Mapping.Order) to its customer.
+	orders map[string]string
 
 	// when holds a date and a time of day joined; dec a line transcoded to
 	// UTF-8; cust a normalized customer id. All are reused between rows.
@@ -101,8 +104,8 @@ func (p *csvParser) resolve(header [][]byte) (missing string) {
 	}
 	p.cust, p.tm, p.kind = idx(p.m.Customer), idx(p.m.Time), idx(p.m.Kind)
 	p.amount, p.qty, p.item, p.cat = idx(p.m.Amount), idx(p.m.Quantity), idx(p.m.Item), idx(p.m.Category)
-	p.tod, p.cur, p.cancel = idx(p.m.TimeOfDay), idx(p.m.Currency), idx(p.m.Cancelled)
-	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.qty, p.item, p.cat, p.tod, p.cur, p.cancel)
+	p.tod, p.cur, p.cancel, p.ord = idx(p.m.TimeOfDay), idx(p.m.Currency), idx(p.m.Cancelled), idx(p.m.Order)
+	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.qty, p.item, p.cat, p.tod, p.cur, p.cancel, p.ord)
 	return missing
 }
 
@@ -207,7 +210,36 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 		}
 		ev.Category = p.categories.get(f[p.cat])
 	}
+	if p.ord >= 0 {
+		return p.orderLine(ev, f)
+	}
 	return ev, "", nil
+}
+
+// orderLine decides whether ev, read from a good line f, is its order's
+// purchase (the order's first good line) or a further line of an order
+// already read.
+func (p *csvParser) orderLine(ev model.Event, f [][]byte) (model.Event, string, *RowError) {
+	id := bytes.TrimSpace(f[p.ord])
+	if len(id) == 0 {
+		return ev, "", nil
+	}
+	if !p.lineUTF8 && invalidUTF8(id) >= 0 {
+		return model.Event{}, "", p.notUTF8(p.ord+1, id, invalidUTF8(id))
+	}
+	cust, seen := p.orders[string(id)]
+	switch {
+	case !seen:
+		if p.orders == nil {
+			p.orders = map[string]string{}
+		}
+		p.orders[string(id)] = ev.Customer
+		return ev, "", nil
+	case cust != ev.Customer:
+		return model.Event{}, "", &RowError{Column: p.ord + 1, Reason: ReasonOrderCustomer,
+			Err: fmt.Errorf("order %q has a line of customer %q, and its first line is customer %q", id, ev.Customer, cust)}
+	}
+	return model.Event{}, ReasonOrderLine, nil
 }
 
 // customer returns the customer id of field b, normalized by the mapping's

@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -218,6 +219,7 @@ func TestAmountFormatMappingErrors(t *testing.T) {
 		{strings.Replace(amountHead, "amount: a\n", "", 1) + "amount_unit: cents\n", "line 5, column 14: currency_symbol, accounting_negatives and amount_unit describe the amount column"},
 		{amountHead + "missing_customer_values: 0\n", "line 6, column 26: missing_customer_values must be a list"},
 		{amountHead + "missing_customer_values: [\"0\", 0]\n", `line 6, column 32: missing_customer_values: "0" is given twice`},
+		{amountHead + "order: {column: id}\n", "line 6, column 8: order column must be a header name or a 1-based index"},
 		{amountHead + "customer_normalize: [plus]\n", "customer_normalize must be a list of trim, integer, lower and plus_tag"},
 		{"header: true\ncustomer: user_id\ntime: {column: days_since_prior_order, layout: days}\nkind: {constant: purchase}\n",
 			`line 3, column 48: time layout "days" holds no date element`},
@@ -333,5 +335,52 @@ func TestValidateAmountFormat(t *testing.T) {
 	}
 	if err := base().Validate(); err != nil {
 		t.Errorf("the base mapping: %v", err)
+	}
+}
+
+// TestOrderLines: a line-item export (BigCommerce's or an order-export
+// plugin's) repeats the order's date, status and total on each line. Read
+// line by line, an order of three lines would be three purchases and three
+// times its total; under order, its first good line is the purchase.
+func TestOrderLines(t *testing.T) {
+	const m = "header: true\ncustomer: Customer\ntime: {column: Date, layout: \"2006-01-02\"}\n" +
+		"kind: {column: Status, values: {completed: purchase}, ignore: [refunded]}\namount: Order Total\norder: Order ID\n"
+	const in = "Order ID,Date,Customer,Status,Order Total,SKU\n" +
+		"1001,2024-01-02,a,completed,30.00,X\n" +
+		"1001,2024-01-02,a,completed,30.00,Y\n" +
+		"1002,2024-01-03,b,refunded,12.00,X\n" +
+		"1002,2024-01-03,b,refunded,12.00,Z\n" +
+		"1003,2024-01-04,a,completed,5.00,X\n" +
+		"1001,2024-01-02,a,completed,30.00,Z\n" + // the order again, further down
+		"1004,2024-01-05,c,completed,7.00,X\n" +
+		"1004,2024-01-05,d,completed,7.00,Y\n" + // another customer: bad
+		",2024-01-06,e,completed,9.00,X\n" + // no order id: its own purchase
+		"1005,06.01.2024,f,completed,4.00,X\n" + // a bad first line claims nothing
+		"1005,2024-01-07,f,completed,4.00,Y\n"
+	evs, rep, err := readString(t, in, Options{Format: CSV, Mapping: mustMapping(t, m), OnError: Skip, MaxInvalidShare: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range evs {
+		got = append(got, ev.Customer+" "+strconv.FormatFloat(ev.Amount, 'f', 2, 64))
+	}
+	if want := "a 30.00, a 5.00, c 7.00, e 9.00, f 4.00"; strings.Join(got, ", ") != want {
+		t.Errorf("got %q, want %q", strings.Join(got, ", "), want)
+	}
+	if rep.Skipped[ReasonOrderLine] != 2 || rep.Skipped[ReasonIgnoredKind] != 2 || rep.Invalid != 2 || rep.Skipped[ReasonOrderCustomer] != 1 {
+		t.Errorf("got skipped %v, %d invalid; want 2 further order lines, 2 ignored, 1 order of two customers, 2 invalid", rep.Skipped, rep.Invalid)
+	}
+	if len(rep.Errors) < 1 || rep.Errors[0].Line != 9 || rep.Errors[0].Column != 1 || !strings.Contains(rep.Errors[0].Error(), `order "1004" has a line of customer "d", and its first line is customer "c"`) {
+		t.Errorf("got errors %v, want line 9, column 1 naming the order and both customers", rep.Errors)
+	}
+	// The same lines as JSON Lines group alike; a stream message cannot.
+	js := "{\"o\":\"1\",\"c\":\"a\",\"t\":1}\n{\"o\":\"1\",\"c\":\"a\",\"t\":1}\n{\"o\":\"2\",\"c\":\"a\",\"t\":2}\n"
+	jm := mustMapping(t, "header: true\ncustomer: c\ntime: {column: t, layout: unix}\nkind: {constant: purchase}\norder: o\n")
+	if evs, _, err := readString(t, js, Options{Format: CSV, Mapping: jm}); err != nil || len(evs) != 2 {
+		t.Errorf("JSON Lines: got %d events, %v; want 2", len(evs), err)
+	}
+	if _, err := NewMessageDecoder(jm, MessageJSON, nil); err == nil || !strings.Contains(err.Error(), "a stream message is one event") {
+		t.Errorf("got %v, want the stream decoder to refuse order", err)
 	}
 }

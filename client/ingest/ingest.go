@@ -157,6 +157,9 @@ const (
 	// ReasonUnknownCurrency is an amount in a currency the mapping's rates
 	// do not name.
 	ReasonUnknownCurrency = "unknown currency"
+	// ReasonOrderCustomer is a line of an order (Mapping.Order) whose
+	// customer is not the customer of the order's first line.
+	ReasonOrderCustomer = "order of two customers"
 
 	// ReasonCancellation counts Online Retail cancellation lines (invoice
 	// numbers starting with C), which are not purchases.
@@ -170,6 +173,9 @@ const (
 	// ReasonRepeatedHeader counts lines equal to the header after it
 	// (exports concatenated with their headers).
 	ReasonRepeatedHeader = "repeated header"
+	// ReasonOrderLine counts the lines of an order after its first under a
+	// Mapping with Order: the order is one purchase.
+	ReasonOrderLine = "further order line"
 )
 
 // MaxLineBytes is the longest line a reader accepts; a longer line is a

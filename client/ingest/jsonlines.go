@@ -23,7 +23,7 @@ type jsonLinesParser struct {
 var _ textParser = (*jsonLinesParser)(nil)
 
 func newJSONLinesParser(m *Mapping, loc *time.Location) (*jsonLinesParser, error) {
-	d, err := NewMessageDecoder(m, MessageJSON, loc)
+	d, err := newMessageDecoder(m, MessageJSON, loc)
 	if err != nil {
 		return nil, fmt.Errorf("JSON Lines: %w", err)
 	}

@@ -147,6 +147,13 @@ type Mapping struct {
 	// that mean "no customer" in this export ("0" for WooCommerce's guest
 	// orders, "Guest"): such a row is a missing customer, like an empty id.
 	MissingCustomerValues []string
+	// Order, when set, is an order id column of a line-item export that
+	// repeats the order's fields (time, total, status) on every line: the
+	// first good line of each order is its purchase, and later lines of the
+	// same order are excluded, counted under ReasonOrderLine; a line whose
+	// customer differs from the first line's is bad input
+	// (ReasonOrderCustomer). A row with an empty order id stands alone.
+	Order Column
 	// PlusTagCustomer drops a "+tag" from the local part of an e-mail id
 	// ("anna+shop@example.com" is "anna@example.com"), after the other
 	// normalization rules.
@@ -164,7 +171,7 @@ type namedColumn struct {
 func (m *Mapping) columns() []namedColumn {
 	return []namedColumn{{"customer", &m.Customer}, {"time", &m.Time}, {"time_of_day", &m.TimeOfDay}, {"kind", &m.Kind},
 		{"amount", &m.Amount}, {"quantity", &m.Quantity}, {"currency", &m.Currency}, {"item", &m.Item}, {"category", &m.Category},
-		{"cancelled", &m.Cancelled}}
+		{"cancelled", &m.Cancelled}, {"order", &m.Order}}
 }
 
 // Validate checks that m describes a readable file.
@@ -267,6 +274,7 @@ type rawMapping struct {
 	CurrencyColumn, CurrencyRates        *yaml.Node
 	CurrencySymbol, AccountingNegatives  *yaml.Node
 	AmountUnit, MissingCustomerValues    *yaml.Node
+	Order                                *yaml.Node
 	// Time, Kind and Currency are the maps holding the Time…, Kind… and
 	// Currency… keys.
 	Time, Kind, Currency *yaml.Node
@@ -314,6 +322,7 @@ func LoadMapping(path string) (*Mapping, error) {
 //	negative_amount: ignore # rows with amount < 0 (returns) are dropped and counted; default error
 //	currency: {column: cur, rates: {EUR: 1, USD: 0.92}}  # optional: amount × rate; other currencies are bad rows
 //	cancelled: cancelled_at # optional: rows with a value here are cancelled orders, dropped and counted
+//	order: order_id         # optional: lines repeating their order's fields; the first line of each order is the purchase
 //	item: sku               # optional
 //	category: cat           # optional
 func ParseMapping(r io.Reader, name string) (*Mapping, error) {
@@ -356,7 +365,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 		"negative_amount": &raw.NegativeAmount, "quantity": &raw.Quantity, "missing_customer": &raw.MissingCustomer,
 		"customer_normalize": &raw.CustomerNormalize, "cancelled": &raw.Cancelled, "encoding": &raw.Encoding, "currency": &raw.Currency,
 		"currency_symbol": &raw.CurrencySymbol, "accounting_negatives": &raw.AccountingNegatives, "amount_unit": &raw.AmountUnit,
-		"missing_customer_values": &raw.MissingCustomerValues,
+		"missing_customer_values": &raw.MissingCustomerValues, "order": &raw.Order,
 	}, topKeys)
 	if err != nil {
 		return nil, err
@@ -398,7 +407,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 // topKeys are the keys of a mapping document, in the order of its layout.
 var topKeys = []string{"header", "delimiter", "encoding", "decimal", "thousands", "customer", "customer_normalize", "missing_customer",
 	"missing_customer_values", "time", "kind", "amount", "currency_symbol", "accounting_negatives", "amount_unit", "quantity", "currency",
-	"item", "category", "negative_amount", "cancelled"}
+	"item", "category", "negative_amount", "cancelled", "order"}
 
 // encodingChoices lists the encodings a mapping may name.
 const encodingChoices = `utf-8, windows-1252 or latin-1`
@@ -681,6 +690,9 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 		return nil, err
 	}
 	if m.Cancelled, err = column(raw.Cancelled, "cancelled", false); err != nil {
+		return nil, err
+	}
+	if m.Order, err = column(raw.Order, "order", false); err != nil {
 		return nil, err
 	}
 	if err := raw.currency(m); err != nil {
