@@ -106,6 +106,18 @@ thousands: ","
 accounting_negatives: true
 negative_amount: ignore
 """,
+    # A line-item order export (BigCommerce's, an order-export plugin's): one row per product, the
+    # order's date, status and total repeated on each; RFC 1123 dates with an offset.
+    "lineitems": """header: true
+customer: Customer ID
+time: {column: Order Date, layout: "Mon, 02 Jan 2006 15:04:05 -0700", zone: Europe/London}
+kind:
+  column: Order Status
+  values: {Completed: purchase, Shipped: purchase}
+  ignore: [Refunded, Cancelled, Awaiting Payment]
+amount: Order Total
+order: Order ID
+""",
     # Online Retail's lines as pandas writes JSON Lines (to_json(orient="records", lines=True)):
     # CustomerID a float or null, ISO times with milliseconds, gzip-compressed.
     "jsonl": """header: true
@@ -133,7 +145,7 @@ FILES["jsonl"] = "orders.jsonl.gz"
 NAMES = {"magento": "magento-pound-symbols-plus-tags", "woocommerce": "woocommerce-guest-zero",
          "prestashop": "prestashop-french-nbsp-euro", "stripe": "stripe-minor-units-refunded",
          "square": "square-pos-two-digit-years", "accounting": "accounting-parentheses",
-         "jsonl": "pandas-json-lines-gzip"}
+         "lineitems": "line-items-order-total-repeated", "jsonl": "pandas-json-lines-gzip"}
 
 
 def by_invoice(r):
@@ -263,6 +275,25 @@ def write_accounting(out, inv):
     return counts(x["customer"], (x["total"] >= 0).to_numpy(), x["total"])
 
 
+def write_lineitems(out, r, inv, rng):
+    """Online Retail's lines of known customers' invoices (not cancellations, total >= 0), each
+    repeating its invoice's date, a status drawn per invoice, and the invoice total."""
+    good = inv[inv["customer"].notna() & ~inv["cancel"] & (inv["total"] >= 0)].reset_index(drop=True)
+    good["status"] = rng.choice(["Completed", "Shipped", "Refunded", "Cancelled", "Awaiting Payment"], len(good),
+                                p=[0.85, 0.05, 0.04, 0.03, 0.03])
+    lines = r[["InvoiceNo", "StockCode", "Quantity", "UnitPrice"]].merge(good, on="InvoiceNo")
+    when = lines["t"].dt.tz_localize("Europe/London", ambiguous=False, nonexistent="shift_forward")
+    df = pd.DataFrame({"Order ID": lines["InvoiceNo"], "Order Date": when.dt.strftime("%a, %d %b %Y %H:%M:%S %z"),
+                       "Order Status": lines["status"], "Customer ID": lines["customer"].astype("string"),
+                       "Order Total": lines["total"].map(lambda v: f"{v:.2f}"), "Product SKU": lines["StockCode"],
+                       "Product Qty": lines["Quantity"], "Product Unit Price": lines["UnitPrice"]})
+    df.to_csv(os.path.join(out, FILES["lineitems"]), index=False)
+    ok = good["status"].isin(["Completed", "Shipped"]).to_numpy()
+    out_ = counts(good["customer"], ok, good["total"])
+    out_["lines"] = len(df)
+    return out_
+
+
 def write_jsonl(out, r):
     x = r.assign(CustomerID=r["CustomerID"].astype("float"), InvoiceDate=pd.to_datetime(r["InvoiceDate"]))
     x.to_json(os.path.join(out, FILES["jsonl"]), orient="records", lines=True, date_format="iso", date_unit="ms",
@@ -299,6 +330,7 @@ def main():
         "stripe": write_stripe(a.out, c, rng),
         "square": write_square(a.out, inv),
         "accounting": write_accounting(a.out, inv),
+        "lineitems": write_lineitems(a.out, r, inv, rng),
         "jsonl": write_jsonl(a.out, r),
         "instacart": write_instacart(a.out, g),
     }

@@ -23,7 +23,7 @@ ones out). A csv data set is read through its column mapping (header, delimiter,
 thousands, customer and customer_normalize (trim, integer, lower, plus_tag), missing_customer_values,
 time column/time_of_day/layout (Go, unix, unix_ms, excel)/zone, kind column/values/ignore or constant,
 cancelled (a boolean's false is no cancellation), amount with currency_symbol and accounting_negatives,
-× quantity × currency rate ÷ amount_unit (cents, minor); the purchase
+× quantity × currency rate ÷ amount_unit (cents, minor), order (the first line of each order); the purchase
 rows only, a row whose time or amount cannot be read or whose amount is negative dropped), and cutoffs the file leaves out
 follow Kairos's default rule (test cutoff = the day after the last event's UTC day - 30 days;
 training cutoffs 30, 60, ... days before it, at most 6, none before the first day + 30), written
@@ -227,6 +227,8 @@ def read_mapped(path, mapping_path):
     keep &= when.notna() & amount.notna() & (amount >= 0)
     for bad in used:
         keep &= ~bad
+    if m.get("order") is not None:
+        keep &= first_order_lines(col(m["order"]), cust, keep) & ~used[-1]
     return pd.DataFrame({"customer": cust[keep], "time": when[keep], "amount": amount[keep]})
 
 
@@ -278,6 +280,20 @@ def undecorate(s, m):
             return "nan"
         return "-" + v if neg else v
     return s.map(one)
+
+
+def first_order_lines(oid, cust, keep):
+    """The `order` key (docs/operations.md): among the good lines, the first of each non-empty order
+    id is its purchase; a later line of the order is not, nor is one of another customer than the
+    first (a bad row). A line without an order id stands alone."""
+    oid = oid.astype(str).str.strip()
+    has = keep & (oid != "")
+    first = cust[has].groupby(oid[has]).transform("first")
+    ok = pd.Series(True, index=oid.index)
+    ok[has] = cust[has] == first
+    has &= ok
+    ok[has] &= ~oid[has].duplicated(keep="first")
+    return ok
 
 
 def mapped_numbers(s, m):

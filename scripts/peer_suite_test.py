@@ -158,6 +158,21 @@ class PeerSuiteTest(unittest.TestCase):
         self.assertEqual(list(ev["customer"]), ["a@b.com", "a@b.com"])
         self.assertEqual([round(a, 9) for a in ev["amount"]], [12.5, 3.35])
 
+    def test_read_mapped_order(self):
+        # TestOrderLines' file: orders 1001 (twice, and again further down), 1002 refunded, 1003, 1004
+        # with a line of another customer (bad), a line without an order id, 1005 whose first line has
+        # a bad date: purchases a 30, a 5, c 7, e 9, f 4.
+        data = (b"Order ID,Date,Customer,Status,Order Total,SKU\n1001,2024-01-02,a,completed,30.00,X\n"
+                b"1001,2024-01-02,a,completed,30.00,Y\n1002,2024-01-03,b,refunded,12.00,X\n"
+                b"1002,2024-01-03,b,refunded,12.00,Z\n1003,2024-01-04,a,completed,5.00,X\n"
+                b"1001,2024-01-02,a,completed,30.00,Z\n1004,2024-01-05,c,completed,7.00,X\n"
+                b"1004,2024-01-05,d,completed,7.00,Y\n,2024-01-06,e,completed,9.00,X\n"
+                b"1005,06.01.2024,f,completed,4.00,X\n1005,2024-01-07,f,completed,4.00,Y\n")
+        ev = read_mapped(data, 'header: true\ncustomer: Customer\ntime: {column: Date, layout: "2006-01-02"}\n'
+                               'kind: {column: Status, values: {completed: purchase}, ignore: [refunded]}\n'
+                               'amount: Order Total\norder: Order ID\n')
+        self.assertEqual(list(zip(ev["customer"], ev["amount"])), [("a", 30.0), ("a", 5.0), ("c", 7.0), ("e", 9.0), ("f", 4.0)])
+
     def test_read_mapped_json_lines(self):
         # pandas' to_json lines: a float id, null, a number kept as written, a blank line, an object
         # value (a bad row), a key no object has (an empty item).
