@@ -19,7 +19,8 @@ Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--onl
 
        /usr/bin/python3 scripts/peer_suite.py --suite-file mine.yaml > peers.json
 runs the data sets of a `kairos eval --suite-file` file too (builtin: false leaves the built-in
-ones out). A csv data set is read through its column mapping (header, delimiter, encoding, decimal,
+ones out). A csv data set (delimited text, or JSON Lines when its first byte is "{", as Kairos
+reads it) is read through its column mapping (header, delimiter, encoding, decimal,
 thousands, customer and customer_normalize (trim, integer, lower, plus_tag), missing_customer_values,
 time column/time_of_day/layout (Go, unix, unix_ms, excel)/zone, kind column/values/ignore or constant,
 cancelled (a boolean's false is no cancellation), amount with currency_symbol and accounting_negatives,

@@ -13,8 +13,9 @@ import (
 
 // This file reads amounts as shop systems and spreadsheets display them: a
 // currency symbol or code around the number ("$1,234.50", "1 234,50 €",
-// "USD 12.00"), accounting negatives in parentheses ("(12.00)"), and
-// amounts in a currency's minor unit (Stripe's cents). Each is read only
+// "USD 12.00"), accounting negatives in parentheses ("(12.00)") or with a
+// trailing minus ("12.00-"), and amounts in a currency's minor unit
+// (Stripe's cents). Each is read only
 // when the mapping declares it (currency_symbol, accounting_negatives,
 // amount_unit): a symbol the mapping does not name stays a bad amount whose
 // error names the key, so that nothing is stripped by guess.
