@@ -19,9 +19,12 @@ Usage: /usr/bin/python3 scripts/peer_suite.py [--data-dir ../shared/data] [--onl
 
        /usr/bin/python3 scripts/peer_suite.py --suite-file mine.yaml > peers.json
 runs the data sets of a `kairos eval --suite-file` file too (builtin: false leaves the built-in
-ones out). A csv data set is read through its column mapping (header, delimiter, encoding, decimal,
-thousands, customer and customer_normalize, time column/time_of_day/layout (Go, unix, unix_ms, excel)/zone,
-kind column/values/ignore or constant, cancelled, amount × quantity × currency rate; the purchase
+ones out). A csv data set (delimited text, or JSON Lines when its first byte is "{", as Kairos
+reads it) is read through its column mapping (header, delimiter, encoding, decimal,
+thousands, customer and customer_normalize (trim, integer, lower, plus_tag), missing_customer_values,
+time column/time_of_day/layout (Go, unix, unix_ms, excel)/zone, kind column/values/ignore or constant,
+cancelled (a boolean's false is no cancellation), amount with currency_symbol and accounting_negatives,
+× quantity × currency rate ÷ amount_unit (cents, minor), order (the first line of each order); the purchase
 rows only, a row whose time or amount cannot be read or whose amount is negative dropped), and cutoffs the file leaves out
 follow Kairos's default rule (test cutoff = the day after the last event's UTC day - 30 days;
 training cutoffs 30, 60, ... days before it, at most 6, none before the first day + 30), written
@@ -80,9 +83,10 @@ def read(path, fmt):
 
 
 # Go time layout elements a mapping uses, as strptime directives (longest first).
-GO_LAYOUT = [("2006", "%Y"), ("Z07:00", "%z"), ("-07:00", "%z"), ("-0700", "%z"), ("Jan", "%b"), ("Mon", "%a"),
-             ("01", "%m"), ("02", "%d"), ("15", "%H"), ("04", "%M"), ("05", "%S"), ("PM", "%p"), ("03", "%I"),
-             (".000000", ".%f"), (".000", ".%f"), ("1", "%m"), ("2", "%d")]  # 1 and 2: month, day unpadded
+GO_LAYOUT = [("2006", "%Y"), ("Z07:00", "%z"), ("-07:00", "%z"), ("-0700", "%z"), ("January", "%B"), ("Jan", "%b"),
+             ("Monday", "%A"), ("Mon", "%a"), ("01", "%m"), ("02", "%d"), ("15", "%H"), ("04", "%M"), ("05", "%S"),
+             ("06", "%y"), ("PM", "%p"), ("03", "%I"), (".000000", ".%f"), (".000", ".%f"),
+             ("1", "%m"), ("2", "%d"), ("3", "%I")]  # 1, 2 and 3: month, day and 12-hour unpadded
 
 # A mapping's encoding names as Python codecs.
 ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "windows-1252": "cp1252", "cp1252": "cp1252", "win-1252": "cp1252",
@@ -101,16 +105,60 @@ def strptime_format(layout):
     return out
 
 
-def read_mapped(path, mapping_path):
-    """Purchases of a delimited file described by a Kairos column mapping."""
+def load_yaml(path):
     import yaml
-    m = yaml.safe_load(open(mapping_path))
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def open_export(path, mode="rb", **kw):
+    """The file at path, decompressed when its first bytes are gzip's (as Kairos recognises it)."""
+    import gzip
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    return gzip.open(path, mode, **kw) if gz else open(path, mode, **kw)
+
+
+def is_json_lines(path):
+    """Kairos reads a mapped export as JSON Lines when its first byte after a byte-order mark and
+    blanks is "{"."""
+    with open_export(path) as f:
+        return f.read(4096).lstrip(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1] == b"{"
+
+
+def read_json_lines(path):
+    """A JSON Lines export as a frame of strings: a string as it is, a number as written, an
+    absent key or null as "", any other value (true, an object) None (the row is bad where the
+    mapping reads that key)."""
+    rows = []
+    with open_export(path, "rt", encoding="utf-8-sig") as f:
+        for line in f:
+            if line.strip():
+                obj = json.loads(line, parse_float=str, parse_int=str)
+                rows.append({k: "" if v is None else v if isinstance(v, str) else None for k, v in obj.items()})
+    raw = pd.DataFrame(rows)
+    absent = raw.isna() & ~pd.DataFrame([{k: k in r for k in raw.columns} for r in rows]).to_numpy()
+    return raw.mask(absent, "")
+
+
+def read_mapped(path, mapping_path):
+    """Purchases of a delimited or JSON Lines file described by a Kairos column mapping."""
+    import yaml
+    m = load_yaml(mapping_path)
     header = bool(m.get("header", False))
-    raw = pd.read_csv(path, sep=m.get("delimiter", ","), header=0 if header else None, dtype=str,
-                      keep_default_na=False, compression="infer", encoding=ENCODINGS[str(m.get("encoding", "utf-8")).lower()])
+    if is_json_lines(path):
+        raw = read_json_lines(path)
+    else:
+        raw = pd.read_csv(path, sep=m.get("delimiter", ","), header=0 if header else None, dtype=str,
+                          keep_default_na=False, compression="infer", encoding=ENCODINGS[str(m.get("encoding", "utf-8")).lower()])
+    used = []
 
     def col(ref):
-        return raw[ref] if isinstance(ref, str) else raw.iloc[:, int(ref) - 1]
+        if isinstance(ref, str) and ref not in raw.columns:  # a key no JSON object has
+            return pd.Series("", index=raw.index)
+        c = raw[ref] if isinstance(ref, str) else raw.iloc[:, int(ref) - 1]
+        used.append(c.isna())  # a JSON value that is not a string or a number: a bad row
+        return c.fillna("")
 
     # The customer id under customer_normalize (trim, then integer, then lower); an empty one is
     # never a purchase (missing_customer: ignore drops it, Kairos counts it a bad row otherwise),
@@ -124,9 +172,15 @@ def read_mapped(path, mapping_path):
         cust = cust.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
     if "lower" in rules:
         cust = cust.str.lower()
+    if "plus_tag" in rules:  # anna+shop@example.com is anna@example.com
+        cust = cust.str.replace(r"^([^+@]+)\+[^@]*(@[^@]*)$", r"\1\2", regex=True)
     keep = (cust != "") & ~cust.str.match(r"^\s|.*\s$") & ~(float_int & ("integer" not in rules))
-    if m.get("cancelled") is not None:  # a value there marks a cancelled order
-        keep &= col(m["cancelled"]).str.strip() == ""
+    # Ids the export writes for "no customer" (WooCommerce's guest 0), in any case.
+    missing = {str(v).lower() for v in m.get("missing_customer_values") or []}
+    keep &= ~cust.str.lower().isin(missing)
+    if m.get("cancelled") is not None:  # a value there marks a cancelled order; a boolean's false does not
+        cv = col(m["cancelled"]).str.strip()
+        keep &= (cv == "") | cv.str.lower().isin(["false", "f", "no", "n", "0"])
 
     kind = m.get("kind", {})
     if "column" in kind:
@@ -164,23 +218,102 @@ def read_mapped(path, mapping_path):
         if m.get("currency") is not None:  # into one currency by the mapping's rates; no rate, no purchase
             rates = {str(k): float(v) for k, v in m["currency"]["rates"].items()}
             amount = amount * col(m["currency"]["column"]).map(rates)
+        unit = m.get("amount_unit")
+        if unit == "cents":
+            amount = amount / 100
+        elif unit == "minor":  # the ISO 4217 minor unit of each row's currency
+            amount = amount / col(m["currency"]["column"]).str.upper().map(lambda c: 10.0 ** MINOR_EXPONENTS.get(c, 2))
     # A negative amount (a return) is never a purchase: Kairos drops it under negative_amount:
     # ignore and counts it a bad row otherwise.
     keep &= when.notna() & amount.notna() & (amount >= 0)
+    for bad in used:
+        keep &= ~bad
+    if m.get("order") is not None:
+        keep &= first_order_lines(col(m["order"]), cust, keep) & ~used[-1]
     return pd.DataFrame({"customer": cust[keep], "time": when[keep], "amount": amount[keep]})
+
+
+# ISO 4217 currencies whose minor unit is not a hundredth (amount_unit: minor).
+MINOR_EXPONENTS = {**{c: 0 for c in "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split()},
+                   **{c: 3 for c in "BHD IQD JOD KWD LYD OMR TND".split()}}
+
+BLANKS = " \t\u00a0\u202f"
+
+
+def undecorate(s, m):
+    """Amount strings without the decorations the mapping declares (docs/operations.md):
+    accounting_negatives' parentheses or trailing minus and one currency_symbol before or after the number, blanks
+    between, a sign before or after the symbol; "-" and the bare number for a negative one; a dash
+    alone under accounting_negatives is 0. A string whose decorations are not those is "nan"."""
+    symbols = m.get("currency_symbol")
+    if symbols is None:
+        symbols = []
+    elif not isinstance(symbols, list):
+        symbols = [symbols]
+    symbols = sorted((str(x) for x in symbols), key=len, reverse=True)
+    accounting = m.get("accounting_negatives") is True
+
+    def one(v):
+        v, neg = v.strip(BLANKS), False
+        parens = accounting and len(v) >= 2 and v[0] == "(" and v[-1] == ")"
+        if parens:
+            v, neg = v[1:-1].strip(BLANKS), True
+        if accounting and not parens and len(v) >= 2 and v.endswith("-"):  # SAP's "1.234,50-"
+            v, neg = v[:-1].strip(BLANKS), True
+        if v[:1] in ("-", "+"):
+            if neg:
+                return "nan"
+            v, neg = v[1:].lstrip(BLANKS), v[0] == "-"
+        for sym in symbols:
+            if v.startswith(sym):
+                v = v[len(sym):].lstrip(BLANKS)
+                if v[:1] in ("-", "+"):
+                    if neg:
+                        return "nan"
+                    v, neg = v[1:], v[0] == "-"
+                break
+            if v.endswith(sym):
+                v = v[:-len(sym)].rstrip(BLANKS)
+                break
+        if not v and accounting and neg and not parens:  # Excel's accounting zero: "-", "$ -"
+            return "0"
+        if not v or not (v[0].isdigit() and v[0].isascii() or v[0] in ".,"):
+            return "nan"
+        return "-" + v if neg else v
+    return s.map(one)
+
+
+def first_order_lines(oid, cust, keep):
+    """The `order` key (docs/operations.md): among the good lines, the first of each non-empty order
+    id is its purchase; a later line of the order is not, nor is one of another customer than the
+    first (a bad row). A line without an order id stands alone."""
+    oid = oid.astype(str).str.strip()
+    has = keep & (oid != "")
+    first = cust[has].groupby(oid[has]).transform("first")
+    ok = pd.Series(True, index=oid.index)
+    ok[has] = cust[has] == first
+    has &= ok
+    ok[has] &= ~oid[has].duplicated(keep="first")
+    return ok
 
 
 def mapped_numbers(s, m):
     """Numbers in the mapping's marks, read as Kairos reads them (docs/operations.md): `decimal`
     "," or "." (default), `thousands` one of , . space ' (with a decimal comma alone, a dot may
-    separate thousands). A thousands mark only between a first group of 1-3 digits and groups of
-    exactly three; anything else is not a number (NaN), so "12.5" under a decimal comma and
-    "1,23.5" under thousands "," are dropped as Kairos drops them."""
+    separate thousands; with a space, a no-break space too). A thousands mark only between a
+    first group of 1-3 digits and groups of exactly three; anything else is not a number (NaN),
+    so "12.5" under a decimal comma and "1,23.5" under thousands "," are dropped as Kairos drops
+    them. currency_symbol and accounting_negatives are taken off first (undecorate)."""
     dec = m.get("decimal") or "."
     th = m.get("thousands")
     if th is None and dec == ",":
         th = "."
-    s = s.astype(str).str.strip()
+    s = s.astype(str)
+    if m.get("currency_symbol") is not None or m.get("accounting_negatives") is True:
+        s = undecorate(s, m)
+    s = s.str.strip()
+    if th == " ":
+        s = s.str.replace("\u00a0", " ", regex=False).str.replace("\u202f", " ", regex=False)
     if th is not None:
         grouped = rf"^-?\d{{1,3}}(?:{re.escape(th)}\d{{3}})+(?:{re.escape(dec)}\d+)?$"
         s = s.where(~s.str.match(grouped), s.str.replace(th, "", regex=False))
@@ -284,7 +417,7 @@ def run(ds, data_dir):
     zone = None
     if ds["format"] == "csv":
         import yaml
-        zone = (yaml.safe_load(open(ds["mapping"])).get("time") or {}).get("zone")
+        zone = (load_yaml(ds["mapping"]).get("time") or {}).get("zone")
     if "train" not in ds:
         test, train = default_cutoffs(ev, pd.Timestamp(ds["test"]) if "test" in ds else None, zone)
         ds = dict(ds, test=test.strftime("%Y-%m-%d"), train=[c.strftime("%Y-%m-%d") for c in train])

@@ -117,6 +117,73 @@ class PeerSuiteTest(unittest.TestCase):
                 else:
                     self.assertEqual(g, w, f"{m} {text!r}")
 
+    def test_strptime_format_round3(self):
+        self.assertEqual(ps.strptime_format("Jan 2, 2006 3:04:05 PM"), "%b %d, %Y %I:%M:%S %p")
+        self.assertEqual(ps.strptime_format("01/02/06 15:04:05"), "%m/%d/%y %H:%M:%S")
+        self.assertEqual(ps.strptime_format("02-Jan-2006"), "%d-%b-%Y")
+        self.assertEqual(ps.strptime_format("January 2, 2006"), "%B %d, %Y")
+
+    def test_mapped_numbers_round3(self):
+        # currency_symbol, accounting_negatives and a no-break space between thousands, by hand.
+        cases = [
+            ({"thousands": ",", "currency_symbol": ["$", "US$"], "accounting_negatives": True},
+             ["$1,234.50", "US$ 7", "-$5.25", "$-5.25", "($12.00)", "€3", "(-1)", "1$2", "$ -", "(-)", "1,234.50-", "-1-"],
+             [1234.5, 7.0, -5.25, -5.25, -12.0, None, None, None, 0.0, None, -1234.5, None]),
+            ({"decimal": ",", "thousands": " ", "currency_symbol": "€"},
+             ["1\u202f234,50\u00a0€", "€ 12,50", "12,50 €", "1.234,50 €"], [1234.5, 12.5, 12.5, None]),
+        ]
+        for m, given, want in cases:
+            got = ps.mapped_numbers(pd.Series(given), m).tolist()
+            for g, w, text in zip(got, want, given):
+                if w is None:
+                    self.assertTrue(pd.isna(g), f"{m} {text!r}: got {g}, want not a number")
+                else:
+                    self.assertEqual(g, w, f"{m} {text!r}")
+
+    def test_read_mapped_round3(self):
+        # Stripe-like: 1250 cents USD = 12.50; 500 JPY (no minor unit) x 0.0067 = 3.35; a refunded
+        # charge (true) and a failed one dropped; "false" is no cancellation; customer "0" is a guest;
+        # "A+x@B.com" is a@b.com under plus_tag.
+        data = (b"customer,created,status,amount,currency,refunded\n"
+                b"A+x@B.com,1700000000,succeeded,1250,usd,false\n"
+                b"a@b.com,1700000100,succeeded,500,JPY,False\n"
+                b"c@b.com,1700000200,succeeded,900,usd,true\n"
+                b"0,1700000300,succeeded,900,usd,false\n"
+                b"d@b.com,1700000400,failed,900,usd,false\n")
+        m = ('header: true\ncustomer: customer\ncustomer_normalize: [lower, plus_tag]\nmissing_customer_values: ["0"]\n'
+             'missing_customer: ignore\ntime: {column: created, layout: unix}\n'
+             'kind: {column: status, values: {succeeded: purchase}, ignore: [failed]}\ncancelled: refunded\n'
+             'amount: amount\namount_unit: minor\ncurrency: {column: currency, rates: {usd: 1, JPY: 0.0067}}\n')
+        ev = read_mapped(data, m)
+        self.assertEqual(list(ev["customer"]), ["a@b.com", "a@b.com"])
+        self.assertEqual([round(a, 9) for a in ev["amount"]], [12.5, 3.35])
+
+    def test_read_mapped_order(self):
+        # TestOrderLines' file: orders 1001 (twice, and again further down), 1002 refunded, 1003, 1004
+        # with a line of another customer (bad), a line without an order id, 1005 whose first line has
+        # a bad date: purchases a 30, a 5, c 7, e 9, f 4.
+        data = (b"Order ID,Date,Customer,Status,Order Total,SKU\n1001,2024-01-02,a,completed,30.00,X\n"
+                b"1001,2024-01-02,a,completed,30.00,Y\n1002,2024-01-03,b,refunded,12.00,X\n"
+                b"1002,2024-01-03,b,refunded,12.00,Z\n1003,2024-01-04,a,completed,5.00,X\n"
+                b"1001,2024-01-02,a,completed,30.00,Z\n1004,2024-01-05,c,completed,7.00,X\n"
+                b"1004,2024-01-05,d,completed,7.00,Y\n,2024-01-06,e,completed,9.00,X\n"
+                b"1005,06.01.2024,f,completed,4.00,X\n1005,2024-01-07,f,completed,4.00,Y\n")
+        ev = read_mapped(data, 'header: true\ncustomer: Customer\ntime: {column: Date, layout: "2006-01-02"}\n'
+                               'kind: {column: Status, values: {completed: purchase}, ignore: [refunded]}\n'
+                               'amount: Order Total\norder: Order ID\n')
+        self.assertEqual(list(zip(ev["customer"], ev["amount"])), [("a", 30.0), ("a", 5.0), ("c", 7.0), ("e", 9.0), ("f", 4.0)])
+
+    def test_read_mapped_json_lines(self):
+        # pandas' to_json lines: a float id, null, a number kept as written, a blank line, an object
+        # value (a bad row), a key no object has (an empty item).
+        data = (b'{"c":17850.0,"t":"2024-01-02","a":2.55,"q":6}\n\n{"c":null,"t":"2024-01-02","a":1,"q":1}\n'
+                b'{"c":"13047","t":"2024-01-03","a":"4.25","q":"3"}\n{"c":1,"t":"2024-01-03","a":{"x":1},"q":1}\n')
+        ev = read_mapped(data, 'header: true\ncustomer: c\ncustomer_normalize: [integer]\nmissing_customer: ignore\n'
+                               'time: {column: t, layout: "2006-01-02"}\nkind: {constant: purchase}\namount: a\nquantity: q\n'
+                               'item: sku\n')
+        self.assertEqual(list(ev["customer"]), ["17850", "13047"])
+        self.assertEqual([round(a, 9) for a in ev["amount"]], [15.3, 12.75])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,10 +32,15 @@ type csvParser struct {
 	tod    int // time of day
 	cur    int // currency
 	cancel int
+	ord    int // order id
+	// orders maps each order id seen (Mapping.Order) to its customer.
+	orders map[string]string
 
 	// when holds a date and a time of day joined; dec a line transcoded to
 	// UTF-8; cust a normalized customer id. All are reused between rows.
-	when, dec, custBuf []byte
+	when, dec, custBuf, tagBuf []byte
+	// amt is an amount rewritten without its decorations (amountfmt.go).
+	amt []byte
 	// table transcodes a single-byte encoding; nil for UTF-8.
 	table *[256]rune
 	// lineUTF8: the line being parsed is valid UTF-8 as a whole (set by
@@ -98,8 +104,8 @@ func (p *csvParser) resolve(header [][]byte) (missing string) {
 	}
 	p.cust, p.tm, p.kind = idx(p.m.Customer), idx(p.m.Time), idx(p.m.Kind)
 	p.amount, p.qty, p.item, p.cat = idx(p.m.Amount), idx(p.m.Quantity), idx(p.m.Item), idx(p.m.Category)
-	p.tod, p.cur, p.cancel = idx(p.m.TimeOfDay), idx(p.m.Currency), idx(p.m.Cancelled)
-	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.qty, p.item, p.cat, p.tod, p.cur, p.cancel)
+	p.tod, p.cur, p.cancel, p.ord = idx(p.m.TimeOfDay), idx(p.m.Currency), idx(p.m.Cancelled), idx(p.m.Order)
+	p.need = 1 + max(p.cust, p.tm, p.kind, p.amount, p.qty, p.item, p.cat, p.tod, p.cur, p.cancel, p.ord)
 	return missing
 }
 
@@ -142,7 +148,7 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 		// Not an event: the rest of the row does not matter.
 		return model.Event{}, ReasonIgnoredKind, nil
 	}
-	if p.cancel >= 0 && len(bytes.TrimSpace(f[p.cancel])) > 0 {
+	if p.cancel >= 0 && isCancelled(f[p.cancel]) {
 		return model.Event{}, ReasonCancellation, nil
 	}
 	cust, rerr := p.customer(f[p.cust])
@@ -184,6 +190,9 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 			col = p.cur + 1
 			amt, reason, err = p.convert(amt, f[p.cur])
 		}
+		if err == nil && p.m.AmountUnit != "" {
+			amt = p.inUnits(amt, f)
+		}
 		if err != nil {
 			return model.Event{}, "", &RowError{Column: col, Reason: reason, Err: err}
 		}
@@ -201,7 +210,36 @@ func (p *csvParser) parseFields(f [][]byte) (model.Event, string, *RowError) {
 		}
 		ev.Category = p.categories.get(f[p.cat])
 	}
+	if p.ord >= 0 {
+		return p.orderLine(ev, f)
+	}
 	return ev, "", nil
+}
+
+// orderLine decides whether ev, read from a good line f, is its order's
+// purchase (the order's first good line) or a further line of an order
+// already read.
+func (p *csvParser) orderLine(ev model.Event, f [][]byte) (model.Event, string, *RowError) {
+	id := bytes.TrimSpace(f[p.ord])
+	if len(id) == 0 {
+		return ev, "", nil
+	}
+	if !p.lineUTF8 && invalidUTF8(id) >= 0 {
+		return model.Event{}, "", p.notUTF8(p.ord+1, id, invalidUTF8(id))
+	}
+	cust, seen := p.orders[string(id)]
+	switch {
+	case !seen:
+		if p.orders == nil {
+			p.orders = map[string]string{}
+		}
+		p.orders[string(id)] = ev.Customer
+		return ev, "", nil
+	case cust != ev.Customer:
+		return model.Event{}, "", &RowError{Column: p.ord + 1, Reason: ReasonOrderCustomer,
+			Err: fmt.Errorf("order %q has a line of customer %q, and its first line is customer %q", id, ev.Customer, cust)}
+	}
+	return model.Event{}, ReasonOrderLine, nil
 }
 
 // customer returns the customer id of field b, normalized by the mapping's
@@ -222,15 +260,11 @@ func (p *csvParser) customer(b []byte) ([]byte, *RowError) {
 			Err: fmt.Errorf("customer %q has blanks around it, which would make it a customer apart from %q (set customer_normalize: [trim] in the mapping)", b, bytes.TrimSpace(b))}
 	}
 	if len(b) == 0 || isMissingMarker(b) {
-		if m.IgnoreMissingCustomer {
-			return nil, nil
-		}
 		what := "empty"
 		if len(b) > 0 {
 			what = fmt.Sprintf("%q, the missing-value marker pandas, R or a spreadsheet writes", b)
 		}
-		return nil, &RowError{Column: col, Reason: ReasonMissingCustomer,
-			Err: fmt.Errorf("the customer is %s (rows without a customer, such as guest checkouts, are dropped with missing_customer: ignore in the mapping)", what)}
+		return nil, p.missingCustomer(what)
 	}
 	if n := floatInteger(b); n > 0 {
 		if !m.IntegerCustomer {
@@ -243,7 +277,37 @@ func (p *csvParser) customer(b []byte) ([]byte, *RowError) {
 		p.custBuf = lower(p.custBuf[:0], b)
 		b = p.custBuf
 	}
+	if m.PlusTagCustomer {
+		p.tagBuf = dropPlusTag(p.tagBuf[:0], b)
+		b = p.tagBuf
+	}
+	if len(m.MissingCustomerValues) > 0 && slices.ContainsFunc(m.MissingCustomerValues, func(v string) bool { return bytes.EqualFold(b, []byte(v)) }) {
+		return nil, p.missingCustomer(fmt.Sprintf("%q, which missing_customer_values in the mapping lists", b))
+	}
 	return b, nil
+}
+
+// missingCustomer is the outcome of a row without a customer, described by
+// what: excluded under missing_customer: ignore (a nil error and a nil id
+// from customer), a bad row otherwise.
+func (p *csvParser) missingCustomer(what string) *RowError {
+	if p.m.IgnoreMissingCustomer {
+		return nil
+	}
+	return &RowError{Column: p.cust + 1, Reason: ReasonMissingCustomer,
+		Err: fmt.Errorf("the customer is %s (rows without a customer, such as guest checkouts, are dropped with missing_customer: ignore in the mapping)", what)}
+}
+
+// dropPlusTag appends to dst the e-mail address b without the "+tag" of its
+// local part ("anna+shop@example.com" is "anna@example.com"), or b as it is
+// when it is not such an address.
+func dropPlusTag(dst, b []byte) []byte {
+	at := bytes.LastIndexByte(b, '@')
+	plus := bytes.IndexByte(b, '+')
+	if at <= 0 || plus <= 0 || plus > at {
+		return append(dst, b...)
+	}
+	return append(append(dst, b[:plus]...), b[at:]...)
 }
 
 // zoneByName reports whether a Go time layout names the zone by its
@@ -268,14 +332,21 @@ func checkZone(t time.Time, loc *time.Location) error {
 // parseAmount reads the amount column in the mapping's decimal and
 // thousands convention.
 func (p *csvParser) parseAmount(b []byte, col int) (float64, string, error) {
+	shown := b
+	if p.m.decorated() && (col >= len(p.numbers) || !p.numbers[col]) {
+		var ok bool
+		if b, ok = p.undecorate(b); !ok {
+			return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a number written as the mapping says (%s)%s", shown, p.decorationsName(), p.symbolHint(shown))
+		}
+	}
 	pt, ok := p.plain(b, col)
 	if !ok {
-		return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a number with %s%s", b, p.marksName(), p.hint(b))
+		return 0, ReasonBadAmount, fmt.Errorf("amount %q is not a number with %s%s", shown, p.marksName(), p.amountHint(shown, b))
 	}
-	v, reason, err := parseAmountShown(pt, b)
+	v, reason, err := parseAmountShown(pt, shown)
 	switch {
 	case reason == ReasonBadAmount:
-		err = fmt.Errorf("%w%s", err, p.hint(b))
+		err = fmt.Errorf("%w%s", err, p.amountHint(shown, b))
 	case reason == ReasonNegativeAmount && !p.m.IgnoreNegative:
 		err = fmt.Errorf("%w (rows of returns or refunds are dropped with negative_amount: ignore in the mapping)", err)
 	}
@@ -324,7 +395,11 @@ func (p *csvParser) marks() (decimal, thousands byte) {
 // is a JSON number.
 func (p *csvParser) plain(b []byte, col int) ([]byte, bool) {
 	decimal, thousands := p.marks()
-	if decimal == '.' && (thousands == 0 || bytes.IndexByte(b, thousands) < 0) || col < len(p.numbers) && p.numbers[col] {
+	if thousands == ' ' && bytes.ContainsAny(b, "\u00a0\u202f") {
+		// French and Nordic locales group digits by a no-break space.
+		b = bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\u00a0"), []byte(" ")), []byte("\u202f"), []byte(" "))
+	}
+	if decimal == '.' && (thousands == 0 || bytes.IndexByte(b, thousands) < 0) || col >= 0 && col < len(p.numbers) && p.numbers[col] {
 		return b, true
 	}
 	return grouped(b, thousands, decimal)
@@ -654,4 +729,25 @@ func headerHint(line []byte, f [][]byte, missing string, delim byte) string {
 		names = append(names[:20], "…")
 	}
 	return fmt.Sprintf(" (its columns: %s)", strings.Join(names, ", "))
+}
+
+// isCancelled reads a cancelled column's field: a time or any other value
+// marks a cancelled order, but empty and the false of a boolean column
+// (false, f, no, n, 0 in any case: pandas, PostgreSQL, MySQL) do not; read
+// as any value, a "refunded" column of true and false would cancel every
+// order.
+func isCancelled(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return false
+	}
+	if len(b) > 5 {
+		return true
+	}
+	for _, v := range []string{"false", "f", "no", "n", "0"} {
+		if bytes.EqualFold(b, []byte(v)) {
+			return false
+		}
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"regexp"
@@ -167,6 +168,10 @@ func FuzzParseMapping(f *testing.F) {
 		"time: {column: d, time_of_day: h, layout: \"2006-01-02 15:04\"}\nkind: {constant: purchase}\namount: a\n" +
 		"currency: {column: cur, rates: {EUR: 1, JPY: 0.00625}}\ncancelled: x\n")
 	f.Add("customer: 1\ntime: {column: 2, layout: excel}\nkind: {constant: purchase}\namount: 3\ncurrency: {column: 4, rates: {}}\n")
+	f.Add("customer: 1\ncustomer_normalize: [lower, plus_tag]\nmissing_customer_values: [\"0\", Guest]\ntime: {column: 2, layout: unix}\n" +
+		"kind: {constant: purchase}\namount: 3\ncurrency_symbol: [$, US$]\naccounting_negatives: true\namount_unit: minor\n" +
+		"currency: {column: 4, rates: {usd: 1, JPY: 0.0067}}\norder: 5\n")
+	f.Add("customer: 1\ntime: {column: 2, layout: days}\nkind: {constant: purchase}\namount: 3\ncurrency_symbol: \"€\"\namount_unit: cents\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		m, err := ParseMapping(strings.NewReader(in), "fuzz.yaml")
 		if err != nil {
@@ -377,4 +382,110 @@ func TestTranscodeTables(t *testing.T) {
 			t.Errorf("%s: got %d runes, ASCII changed", c.enc, len(gr))
 		}
 	}
+}
+
+// round3Mapping uses every round-3 key at once.
+func round3Mapping() *Mapping {
+	m := round2Mapping()
+	m.Encoding = ""
+	m.Thousands = ','
+	m.CurrencySymbols = []string{"US$", "USD", "$"}
+	m.AccountingNegatives = true
+	m.IgnoreNegative = true
+	m.AmountUnit = AmountUnitMinor
+	m.MissingCustomerValues = []string{"0", "guest"}
+	m.PlusTagCustomer = true
+	return m
+}
+
+// FuzzReadCSVRound3 reads any input, CSV or JSON Lines, through a mapping
+// with every round-3 key and checks the invariants every reader keeps
+// (checkRead).
+func FuzzReadCSVRound3(f *testing.F) {
+	const head = "user,ts,kind,amount,cur,cancelled\n"
+	f.Add([]byte(head + "a+b@c.com,100,buy,\"$1,234.50\",EUR,false\n0,200,buy,(12.00),JPY,\nGuest,300,buy,\"1 234,50 €\",EUR,true\n"))
+	f.Add([]byte(head + "u,100,buy,\"- US$ 5\",EUR,0\nv,1,buy,\"(-$1)\",JPY,f\nw,1,buy,$$1,EUR,\n"))
+	f.Add([]byte("\ufeff{\"user\":17850.0,\"ts\":100,\"kind\":\"buy\",\"amount\":\"$1,234.50\",\"cur\":\"EUR\"}\n\n{\"user\":null}\n[1]\n{\"user\":\"a\",\"amount\":{}}\n"))
+	f.Add([]byte("{\"user\":\"x\",\"ts\":\"1\",\"kind\":\"buy\",\"amount\":1e3,\"cur\":\"JPY\",\"cancelled\":false}\n{\"user\":\"\\u0000\",\"ts\":1}\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		m := round3Mapping()
+		checkRead(t, in, Options{Format: CSV, Mapping: m})
+		cents := *m
+		cents.AmountUnit, cents.Decimal, cents.Thousands = AmountUnitCents, ',', ' '
+		cents.Order = Column{Name: "cur"} // lines grouped by any column
+		checkRead(t, in, Options{Format: CSV, Mapping: &cents})
+	})
+}
+
+// FuzzAmountDisplay writes an amount as shops display it — grouped or not,
+// a symbol before or after with or without a blank, a negative by a sign
+// before or after the symbol, in parentheses or by a trailing minus — and
+// checks that the
+// reader gets back the value strconv reads from the plain number, and its
+// sign.
+func FuzzAmountDisplay(f *testing.F) {
+	f.Add(int64(123450), uint8(0), uint8(0))
+	f.Add(int64(-1250), uint8(1), uint8(7))
+	f.Add(int64(99999999999), uint8(2), uint8(13))
+	// The parser alone: symbols of several currencies (which a mapping
+	// refuses) to cover multi-byte and letter symbols in one target.
+	symbols := []string{"$", "US$", "€", "USD", "kr"}
+	blanks := []string{"", " ", "\u00a0", "\u202f"}
+	m := &Mapping{Thousands: ',', CurrencySymbols: []string{"US$", "USD", "$", "€", "kr"}, AccountingNegatives: true, Amount: Column{Index: 1}}
+	f.Fuzz(func(t *testing.T, cents int64, sym, style uint8) {
+		if cents < -1e14 || cents > 1e14 {
+			return
+		}
+		abs := cents
+		if abs < 0 {
+			abs = -abs
+		}
+		plain := fmt.Sprintf("%d.%02d", abs/100, abs%100)
+		num := plain
+		if style&1 != 0 { // grouped by ","
+			num = groupThousands(plain)
+		}
+		s, blank := symbols[int(sym)%len(symbols)], blanks[int(style>>1)%len(blanks)]
+		after := style&8 != 0
+		body := s + blank + num
+		if after {
+			body = num + blank + s
+		}
+		field := body
+		if cents < 0 {
+			switch {
+			case style&16 != 0:
+				field = "(" + body + ")"
+			case style&32 != 0 && !after:
+				field = s + blank + "-" + num
+			case style&64 != 0:
+				field = body + "-" // SAP's trailing minus
+			default:
+				field = "-" + body
+			}
+		}
+		p := newCSVParser(m, time.UTC)
+		v, reason, err := p.parseAmount([]byte(field), 0)
+		want, _ := strconv.ParseFloat(plain, 64)
+		switch {
+		case cents < 0 && reason != ReasonNegativeAmount:
+			t.Fatalf("%q: got %v, %q, %v; want a negative amount", field, v, reason, err)
+		case cents >= 0 && (err != nil || v != want):
+			t.Fatalf("%q: got %v, %v; want %v", field, v, err, want)
+		}
+	})
+}
+
+// groupThousands puts "," between the groups of three digits of the integer
+// part of a plain decimal.
+func groupThousands(plain string) string {
+	intPart, frac, _ := strings.Cut(plain, ".")
+	var b strings.Builder
+	for i, c := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String() + "." + frac
 }

@@ -14,7 +14,8 @@ import (
 var gzipMagic = [2]byte{0x1f, 0x8b}
 
 // ErrNotText is matched by the error for a file that is not a text export
-// (nor gzip-compressed text): a workbook, an archive, UTF-16 text, Parquet.
+// the readers take (nor gzip-compressed text): a workbook, an archive,
+// UTF-16 text, Parquet, or one JSON array of objects (not JSON Lines).
 var ErrNotText = errors.New("not a text export")
 
 // notText are the first bytes of files a shop's export is often saved as

@@ -48,7 +48,9 @@ const (
 	// OnlineRetail is the UCI Online Retail export with its header line and
 	// quoted fields; see ReadOnlineRetail for what is emitted.
 	OnlineRetail Format = "online-retail"
-	// CSV is a generic delimited file described by a Mapping.
+	// CSV is a generic delimited file described by a Mapping, or a JSON
+	// Lines file (recognised by its first "{"), whose keys are the mapping's
+	// column names.
 	CSV Format = "csv"
 )
 
@@ -155,6 +157,9 @@ const (
 	// ReasonUnknownCurrency is an amount in a currency the mapping's rates
 	// do not name.
 	ReasonUnknownCurrency = "unknown currency"
+	// ReasonOrderCustomer is a line of an order (Mapping.Order) whose
+	// customer is not the customer of the order's first line.
+	ReasonOrderCustomer = "order of two customers"
 
 	// ReasonCancellation counts Online Retail cancellation lines (invoice
 	// numbers starting with C), which are not purchases.
@@ -168,6 +173,9 @@ const (
 	// ReasonRepeatedHeader counts lines equal to the header after it
 	// (exports concatenated with their headers).
 	ReasonRepeatedHeader = "repeated header"
+	// ReasonOrderLine counts the lines of an order after its first under a
+	// Mapping with Order: the order is one purchase.
+	ReasonOrderLine = "further order line"
 )
 
 // MaxLineBytes is the longest line a reader accepts; a longer line is a
@@ -243,6 +251,9 @@ type Report struct {
 	OutOfRangeRows []OutOfRangeRow
 	// First and Last are the earliest and latest emitted event times.
 	First, Last time.Time
+	// JSONLines: a mapped export was read as JSON Lines (its first byte
+	// was "{").
+	JSONLines bool
 }
 
 // String summarises the report on a few lines.
@@ -253,6 +264,9 @@ func (r Report) String() string {
 		fmt.Fprintf(&b, " (%s .. %s)", r.First.Format(time.RFC3339), r.Last.Format(time.RFC3339))
 	}
 	fmt.Fprintf(&b, ", %d out of range, %d invalid", r.OutOfRange, r.Invalid)
+	if r.JSONLines {
+		b.WriteString("; read as JSON Lines")
+	}
 	reasons := make([]string, 0, len(r.Skipped))
 	for k := range r.Skipped {
 		reasons = append(reasons, k)
@@ -360,6 +374,7 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 		return ReadOnlineRetail(ctx, r, name, opts, func(ev model.Event, _ RetailLine) error { return emit(ev) })
 	}
 	var p rowParser
+	jsonLines := false
 	loc := opts.Location
 	if loc == nil {
 		loc = time.UTC
@@ -372,9 +387,23 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 	case Taobao:
 		p = newTaobaoParser()
 	case CSV:
-		p = newCSVParser(opts.Mapping, loc)
+		var err error
+		if r, jsonLines, err = sniffJSONLines(r); err != nil {
+			return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
+		}
+		if !jsonLines {
+			p = newCSVParser(opts.Mapping, loc)
+			break
+		}
+		jp, err := newJSONLinesParser(opts.Mapping, loc)
+		if err != nil {
+			return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
+		}
+		p = jp
 	}
-	return run(ctx, r, name, &opts, p, emit)
+	rep, err := run(ctx, r, name, &opts, p, emit)
+	rep.JSONLines = jsonLines
+	return rep, err
 }
 
 // rowParser turns one line into an event. parse returns a non-empty skip reason

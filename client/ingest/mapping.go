@@ -69,9 +69,10 @@ type Mapping struct {
 	// may only separate groups of three digits.
 	Decimal byte
 	// Thousands is the separator between groups of three digits in the
-	// amount and quantity columns: 0 for none, or ',', '.', ' ' or '\''. It
-	// must differ from the decimal mark; with Decimal ',' and Thousands 0, a
-	// dot separates thousands ("1.234,5").
+	// amount and quantity columns: 0 for none, or ',', '.', ' ' or '\''
+	// (which also takes the no-break spaces U+00A0 and U+202F). It must
+	// differ from the decimal mark; with Decimal ',' and Thousands 0, a dot
+	// separates thousands ("1.234,5").
 	Thousands byte
 	Customer  Column
 	Time      Column
@@ -130,6 +131,33 @@ type Mapping struct {
 	// Encoding is the file's character encoding: "" or EncodingUTF8,
 	// EncodingWindows1252 or EncodingLatin1.
 	Encoding string
+	// CurrencySymbols are currency symbols or codes ("$", "€", "USD") that
+	// an amount may carry before or after its number, with blanks between
+	// (amountfmt.go); an amount with another is bad input. Longest first.
+	CurrencySymbols []string
+	// AccountingNegatives reads an amount in parentheses ("(12.00)") or
+	// with a trailing minus ("12.00-", SAP) as negative, and a dash alone
+	// as zero, as accounting formats display them.
+	AccountingNegatives bool
+	// AmountUnit is "" (the amount is in currency units), AmountUnitCents
+	// or AmountUnitMinor: the amount, after quantity, is divided by 100 or
+	// by the minor units of the row's currency.
+	AmountUnit string
+	// MissingCustomerValues are customer ids, compared after normalization,
+	// that mean "no customer" in this export ("0" for WooCommerce's guest
+	// orders, "Guest"): such a row is a missing customer, like an empty id.
+	MissingCustomerValues []string
+	// Order, when set, is an order id column of a line-item export that
+	// repeats the order's fields (time, total, status) on every line: the
+	// first good line of each order is its purchase, and later lines of the
+	// same order are excluded, counted under ReasonOrderLine; a line whose
+	// customer differs from the first line's is bad input
+	// (ReasonOrderCustomer). A row with an empty order id stands alone.
+	Order Column
+	// PlusTagCustomer drops a "+tag" from the local part of an e-mail id
+	// ("anna+shop@example.com" is "anna@example.com"), after the other
+	// normalization rules.
+	PlusTagCustomer bool
 }
 
 // namedColumn is a mapped column and its key, for checks and messages.
@@ -143,7 +171,7 @@ type namedColumn struct {
 func (m *Mapping) columns() []namedColumn {
 	return []namedColumn{{"customer", &m.Customer}, {"time", &m.Time}, {"time_of_day", &m.TimeOfDay}, {"kind", &m.Kind},
 		{"amount", &m.Amount}, {"quantity", &m.Quantity}, {"currency", &m.Currency}, {"item", &m.Item}, {"category", &m.Category},
-		{"cancelled", &m.Cancelled}}
+		{"cancelled", &m.Cancelled}, {"order", &m.Order}}
 }
 
 // Validate checks that m describes a readable file.
@@ -179,6 +207,9 @@ func (m *Mapping) Validate() error {
 		if !(r > 0 && r <= model.MaxAmount) {
 			return fmt.Errorf("mapping: currency rate %s: %v is not a positive number", c, r)
 		}
+	}
+	if err := m.validateAmountFormat(); err != nil {
+		return fmt.Errorf("mapping: %w", err)
 	}
 	if !m.TimeOfDay.IsZero() && (m.TimeLayout == LayoutUnix || m.TimeLayout == LayoutUnixMs || m.TimeLayout == LayoutExcel) {
 		return fmt.Errorf("mapping: time_of_day needs a date and time layout like \"2006-01-02 15:04:05\" for the two fields joined by a space, not %s", m.TimeLayout)
@@ -222,7 +253,7 @@ func (m *Mapping) Validate() error {
 			return fmt.Errorf("mapping: %s column index %d is not 1-based", c.what, c.col.Index)
 		}
 		if c.col.Name != "" && !m.Header {
-			return fmt.Errorf("mapping: %s column is named %q but the file has no header; use a 1-based index", c.what, c.col.Name)
+			return fmt.Errorf("mapping: %s column is named %q but the file has no header; use a 1-based index (or set header: true, also for JSON Lines, whose keys are the header)", c.what, c.col.Name)
 		}
 	}
 	return nil
@@ -241,6 +272,9 @@ type rawMapping struct {
 	MissingCustomer, CustomerNormalize   *yaml.Node
 	Cancelled, Encoding, TimeOfDay       *yaml.Node
 	CurrencyColumn, CurrencyRates        *yaml.Node
+	CurrencySymbol, AccountingNegatives  *yaml.Node
+	AmountUnit, MissingCustomerValues    *yaml.Node
+	Order                                *yaml.Node
 	// Time, Kind and Currency are the maps holding the Time…, Kind… and
 	// Currency… keys.
 	Time, Kind, Currency *yaml.Node
@@ -258,7 +292,8 @@ func LoadMapping(path string) (*Mapping, error) {
 
 // ParseMapping reads a mapping from YAML, strictly: unknown keys, wrong types
 // and invalid values are errors that name the key, the value and the line, in
-// the file's terms. The layout:
+// the file's terms. The same mapping reads a JSON Lines export, whose keys
+// are the column names (header: true). The layout:
 //
 //	header: true            # default false
 //	delimiter: ","          # default ","; "\t" for TSV
@@ -266,8 +301,9 @@ func LoadMapping(path string) (*Mapping, error) {
 //	decimal: ","            # the amount's decimal separator: "." (default) or "," ("1.234,5")
 //	thousands: " "          # optional: between groups of three digits: ",", ".", " " or "'" ("1 234,5")
 //	customer: user          # header name, or a 1-based index like 1
-//	customer_normalize: [trim, integer, lower]  # optional: "a@b.com " = "A@b.com"; "17850.0" = "17850"
+//	customer_normalize: [trim, integer, lower, plus_tag]  # optional: "a@b.com " = "A@b.com"; "17850.0" = "17850"; "a+x@b.com" = "a@b.com"
 //	missing_customer: ignore  # rows without a customer (guests) are dropped and counted; default error
+//	missing_customer_values: ["0", Guest]  # optional: ids that mean no customer in this export
 //	time:
 //	  column: ts
 //	  time_of_day: clock    # optional: a second column with the time of day, joined to column by a space
@@ -279,10 +315,14 @@ func LoadMapping(path string) (*Mapping, error) {
 //	  ignore: [refund]      # values that are not events: counted and dropped
 //	# kind: {constant: purchase}   # ... or one kind for every row
 //	amount: price           # optional
+//	currency_symbol: "$"    # optional, or a list: a symbol or code before or after the amount ("$1,234.50", "12,50 €")
+//	accounting_negatives: true  # optional: "(12.00)" and "12.00-" are -12.00
+//	amount_unit: cents      # optional: amounts in hundredths (cents), or minor: in the row currency's minor unit
 //	quantity: qty           # optional: amount is then a unit price, multiplied by this column
 //	negative_amount: ignore # rows with amount < 0 (returns) are dropped and counted; default error
 //	currency: {column: cur, rates: {EUR: 1, USD: 0.92}}  # optional: amount × rate; other currencies are bad rows
 //	cancelled: cancelled_at # optional: rows with a value here are cancelled orders, dropped and counted
+//	order: order_id         # optional: lines repeating their order's fields; the first line of each order is the purchase
 //	item: sku               # optional
 //	category: cat           # optional
 func ParseMapping(r io.Reader, name string) (*Mapping, error) {
@@ -324,6 +364,8 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 		"kind": &raw.Kind, "amount": &raw.Amount, "item": &raw.Item, "category": &raw.Category,
 		"negative_amount": &raw.NegativeAmount, "quantity": &raw.Quantity, "missing_customer": &raw.MissingCustomer,
 		"customer_normalize": &raw.CustomerNormalize, "cancelled": &raw.Cancelled, "encoding": &raw.Encoding, "currency": &raw.Currency,
+		"currency_symbol": &raw.CurrencySymbol, "accounting_negatives": &raw.AccountingNegatives, "amount_unit": &raw.AmountUnit,
+		"missing_customer_values": &raw.MissingCustomerValues, "order": &raw.Order,
 	}, topKeys)
 	if err != nil {
 		return nil, err
@@ -363,8 +405,9 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 }
 
 // topKeys are the keys of a mapping document, in the order of its layout.
-var topKeys = []string{"header", "delimiter", "encoding", "decimal", "thousands", "customer", "customer_normalize", "missing_customer", "time", "kind",
-	"amount", "quantity", "currency", "item", "category", "negative_amount", "cancelled"}
+var topKeys = []string{"header", "delimiter", "encoding", "decimal", "thousands", "customer", "customer_normalize", "missing_customer",
+	"missing_customer_values", "time", "kind", "amount", "currency_symbol", "accounting_negatives", "amount_unit", "quantity", "currency",
+	"item", "category", "negative_amount", "cancelled", "order"}
 
 // encodingChoices lists the encodings a mapping may name.
 const encodingChoices = `utf-8, windows-1252 or latin-1`
@@ -551,6 +594,9 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	if err := foreignLayout(m.TimeLayout); err != nil {
 		return nil, nodeErr(raw.TimeLayout, "%v", err)
 	}
+	if err := relativeLayout(m.TimeLayout); err != nil {
+		return nil, nodeErr(raw.TimeLayout, "%v", err)
+	}
 	if n := raw.TimeZone; n != nil {
 		z, err := scalar(n, "time zone")
 		if err != nil {
@@ -646,7 +692,13 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	if m.Cancelled, err = column(raw.Cancelled, "cancelled", false); err != nil {
 		return nil, err
 	}
+	if m.Order, err = column(raw.Order, "order", false); err != nil {
+		return nil, err
+	}
 	if err := raw.currency(m); err != nil {
+		return nil, err
+	}
+	if err := raw.amountFormat(m); err != nil {
 		return nil, err
 	}
 	if m.Item, err = column(raw.Item, "item", false); err != nil {
@@ -722,6 +774,24 @@ func foreignLayout(layout string) error {
 	return fmt.Errorf(what+": %q", layout, b.String())
 }
 
+// relativeLayout refuses a Go layout without a digit: it holds no year,
+// month or day element (2006, 06, 01, 1, 02, 2, …), so no field could give
+// a date. A user who reaches for one often has a log of relative days
+// (Instacart's days_since_prior_order), which holds no dates at all: each
+// customer's history would have to be placed in time by an assumption, and
+// the recency every prediction starts from would be that assumption.
+func relativeLayout(layout string) error {
+	switch layout {
+	case LayoutUnix, LayoutUnixMs, LayoutExcel:
+		return nil
+	}
+	if strings.ContainsAny(layout, "0123456789") {
+		return nil
+	}
+	return fmt.Errorf("time layout %q holds no date element (a Go layout writes the year as 2006, the month as 01 or Jan, the day as 02, like \"2006-01-02\"); "+
+		"a column of days since the previous order is not a time: Kairos needs each order's date (docs/operations.md, \"Logs with relative days only\")", layout)
+}
+
 func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 // customerRules reads customer_normalize and missing_customer.
@@ -733,11 +803,14 @@ func (raw *rawMapping) customerRules(m *Mapping) error {
 		}
 		m.IgnoreMissingCustomer = v == "ignore"
 	}
+	if err := raw.missingValues(m); err != nil {
+		return err
+	}
 	n := raw.CustomerNormalize
 	if n == nil {
 		return nil
 	}
-	const want = "customer_normalize must be a list of trim, integer and lower, like customer_normalize: [trim, lower]"
+	const want = "customer_normalize must be a list of trim, integer, lower and plus_tag, like customer_normalize: [trim, lower]"
 	if n.Kind != yaml.SequenceNode {
 		return nodeErr(n, "%s; got %s", want, describe(n))
 	}
@@ -755,6 +828,8 @@ func (raw *rawMapping) customerRules(m *Mapping) error {
 			rule = &m.IntegerCustomer
 		case "lower":
 			rule = &m.LowerCustomer
+		case "plus_tag":
+			rule = &m.PlusTagCustomer
 		default:
 			return nodeErr(e, "%s; got %q", want, v)
 		}
@@ -801,6 +876,30 @@ func (raw *rawMapping) currency(m *Mapping) error {
 			return nodeErr(kn, "currency %q given twice under rates", code)
 		}
 		m.CurrencyRates[code] = r
+	}
+	return nil
+}
+
+// missingValues reads missing_customer_values: the ids an export writes
+// for "no customer" beyond the usual markers.
+func (raw *rawMapping) missingValues(m *Mapping) error {
+	n := raw.MissingCustomerValues
+	if n == nil {
+		return nil
+	}
+	const want = `missing_customer_values must be a list of the customer ids that mean "no customer" in this export, like missing_customer_values: ["0", Guest]`
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		return nodeErr(n, "%s; got %s", want, describe(n))
+	}
+	for _, e := range n.Content {
+		e = deref(e)
+		if e.Kind != yaml.ScalarNode || e.Value == "" {
+			return nodeErr(e, "%s; got %s", want, describe(e))
+		}
+		if slices.Contains(m.MissingCustomerValues, e.Value) {
+			return nodeErr(e, "missing_customer_values: %q is given twice", e.Value)
+		}
+		m.MissingCustomerValues = append(m.MissingCustomerValues, e.Value)
 	}
 	return nil
 }

@@ -108,6 +108,15 @@ func NewMessageDecoder(m *Mapping, enc MessageEncoding, loc *time.Location) (*Me
 	if loc == nil {
 		loc = time.UTC
 	}
+	if !m.Order.IsZero() {
+		return nil, errors.New("new message decoder: order groups the lines of a file's orders; a stream message is one event (send one per order)")
+	}
+	return newMessageDecoder(m, enc, loc)
+}
+
+// newMessageDecoder is NewMessageDecoder for the messages of a file (JSON
+// Lines), whose lines may be grouped by order.
+func newMessageDecoder(m *Mapping, enc MessageEncoding, loc *time.Location) (*MessageDecoder, error) {
 	d := &MessageDecoder{enc: enc}
 	mm := *m
 	switch enc {
