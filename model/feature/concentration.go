@@ -74,7 +74,7 @@ func (c Concentration) Warning() string {
 		return ""
 	}
 	return fmt.Sprintf("customer %s holds %d of the %d purchases (%.1f%%): if it is a placeholder for guests or a shared account, "+
-		"drop its rows first; one customer this large weighs on every model fitted to the log",
+		"list it under missing_customer_values in the mapping (with missing_customer: ignore) so that its rows are dropped; one customer this large weighs on every model fitted to the log",
 		quoteID(c.Top), c.TopPurchases, c.Purchases, 100*float64(c.TopPurchases)/float64(c.Purchases))
 }
 
