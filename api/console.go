@@ -81,7 +81,7 @@ func (s *Server) consoleRoutes() []apiRoute {
 	return []apiRoute{
 		{http.MethodGet, "/v1/session", rolesModels, "session",
 			"What the bearer token grants (subject, role, merchant scope, id, expiry) as the server verified it.",
-			nil, http.StatusOK, protocol.Session{}, nil, s.session},
+			nil, http.StatusOK, protocol.Session{}, []int{429}, s.session},
 		{http.MethodGet, "/v1/federation", rolesCompliance, "federationStatus",
 			"The most recent rounds, newest first, with the updates each accepted against its quorum, and every enrolled merchant's " +
 				"part in the live round and its budget. Query parameter: rounds (1..500, default 50).",

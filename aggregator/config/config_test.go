@@ -76,6 +76,9 @@ func TestParseErrors(t *testing.T) {
 		{"misspelt audit key", good + "audit: {witnes: w.jsonl}\n", "audit.witnes: line 11: unknown key; audit takes checkpoint_interval, witness"},
 		{"metrics listener", good + "metrics_listen: 127.0.0.1\n", "metrics_listen: address 127.0.0.1: missing port"},
 		{"zero limit", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 0", 1), "limits.max_json_bytes: 0 must be positive"},
+		{"negative merchant rate", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, merchant_rate_per_second: -1", 1), "limits.merchant_rate_per_second: -1 must be finite and ≥ 0"},
+		{"infinite merchant rate", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, merchant_rate_per_second: .inf", 1), "limits.merchant_rate_per_second: +Inf must be finite"},
+		{"negative merchant burst", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, merchant_burst: -3", 1), "limits.merchant_burst: -3 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
