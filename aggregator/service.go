@@ -253,8 +253,14 @@ func (c *RoundConfig) defaults() error {
 	if !(c.SampleFraction >= 0 && c.SampleFraction <= 1) {
 		bad("sample_fraction", c.SampleFraction, "in (0, 1]")
 	}
-	if c.StepsPerRound < 0 {
-		bad("steps_per_round", c.StepsPerRound, "≥ 1")
+	if c.StepsPerRound < 0 || c.StepsPerRound > protocol.MaxPlanSteps {
+		bad("steps_per_round", c.StepsPerRound, fmt.Sprintf("in [1, %d] (merchants' clients refuse more)", protocol.MaxPlanSteps))
+	}
+	if len(c.Cutoffs) > protocol.MaxPlanCutoffs {
+		errs = append(errs, fmt.Errorf("rounds.cutoffs: %d cutoffs, at most %d (merchants' clients refuse more)", len(c.Cutoffs), protocol.MaxPlanCutoffs))
+	}
+	if c.Evaluation != nil && len(c.Evaluation.Edges) > protocol.MaxEvalEdges {
+		errs = append(errs, fmt.Errorf("rounds.evaluation.edges: %d edges, at most %d (merchants' clients refuse more)", len(c.Evaluation.Edges), protocol.MaxEvalEdges))
 	}
 	if c.PlannedRounds < 0 {
 		bad("planned_rounds", c.PlannedRounds, "≥ 1")

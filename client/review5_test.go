@@ -1,12 +1,15 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/crypto/keys"
 )
 
@@ -53,5 +56,58 @@ func TestTokenFileMode(t *testing.T) {
 	}
 	if _, err := c.Token(); err == nil {
 		t.Error("a directory as token file: no error")
+	}
+}
+
+// TestRunnerRefusesAbsurdPlan: a malicious or compromised aggregator
+// chose a plan's sizes without a bound the client checked. Two billion
+// DP-SGD steps at a huge noise multiplier cost almost no ε, so the local
+// ledger let the client train for ever (a merchant's machine held at full
+// CPU, never joining another round: 1.6·10⁻⁶·α of RDP at q = 10⁻⁶, z = 50); thousands of cutoffs made it build a
+// row per customer per cutoff before any check (memory without bound: the
+// plan's body may be 64 MB, millions of cutoffs); an evaluation plan may
+// name a million bins. Each is refused before the client builds a feature or
+// debits anything, naming the field, its size and the bound.
+func TestRunnerRefusesAbsurdPlan(t *testing.T) {
+	many := func(n int) []time.Time {
+		out := make([]time.Time, n)
+		for i := range out {
+			out[i] = date(1997, 1, 1).Add(time.Duration(i) * time.Hour)
+		}
+		return out
+	}
+	edges := func(n int) []float64 {
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = float64(i+1) / float64(n+1)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name string
+		edit func(*protocol.TrainingPlan)
+		want string
+	}{
+		{"steps", func(p *protocol.TrainingPlan) { p.Steps, p.SamplingRate, p.NoiseMultiplier = 2_000_000_000, 1e-6, 50 }, "steps 2000000000"},
+		{"cutoffs", func(p *protocol.TrainingPlan) { p.Cutoffs = many(5000) }, "5000 cutoffs"},
+		{"evaluation edges", func(p *protocol.TrainingPlan) {
+			p.Evaluation = &protocol.EvaluationPlan{Cutoff: date(1998, 3, 1), Edges: edges(100_000), Sigma: 10}
+		}, "100000 edges"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newRunnerEnv(t)
+			tt.edit(&e.agg.plan)
+			r, st, done := e.runner(t, 100, nil)
+			defer done()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, err := r.Run(ctx, 1)
+			if err == nil || !errors.Is(err, protocol.ErrPlanTooLarge) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run = %v; want protocol.ErrPlanTooLarge naming %q", err, tt.want)
+			}
+			if len(e.agg.updates) != 0 || len(st.Releases) != 0 || len(r.rows) != 0 {
+				t.Errorf("%d updates sent, %d releases debited, %d feature sets built; want none", len(e.agg.updates), len(st.Releases), len(r.rows))
+			}
+		})
 	}
 }
