@@ -32,6 +32,11 @@ const (
 	maxProblemSize = 64 << 10
 )
 
+// MaxRetryAfter caps the wait a server's Retry-After asks for (Problem.RetryAfter):
+// the API asks for seconds, and a longer answer from a broken or hostile server
+// would hold a merchant's client asleep, its update pending, with nothing to show.
+const MaxRetryAfter = 10 * time.Minute
+
 // Client calls one Kairos aggregator. It is safe for concurrent use.
 type Client struct {
 	base     *url.URL
@@ -278,8 +283,13 @@ func readProblem(resp *http.Response) *Problem {
 		p.Detail = strings.TrimSpace(string(bytes.ToValidUTF8(data[:min(len(data), 200)], nil)))
 	}
 	if s := resp.Header.Get("Retry-After"); s != "" {
+		// Compared in seconds before the multiplication, which wraps
+		// from 2^63/10^9 s on.
 		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-			p.RetryAfter = time.Duration(n) * time.Second
+			p.RetryAfter = MaxRetryAfter
+			if n < int(MaxRetryAfter/time.Second) {
+				p.RetryAfter = time.Duration(n) * time.Second
+			}
 		}
 	}
 	return p
