@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -193,7 +194,7 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Disposition", `attachment; filename="kairos-audit.jsonl"`)
 	w.Header().Set("Content-Security-Policy", "default-src 'none'")
 	w.WriteHeader(http.StatusOK)
-	if err := audit.Export(r.Context(), s.auditSrc, w); err != nil {
+	if err := audit.Export(r.Context(), s.auditSrc, &progressWriter{w: w, rc: http.NewResponseController(w), d: exportWriteTimeout}); err != nil {
 		// The status is on the wire: a file cut short here would verify as
 		// a shorter log, so the connection is aborted instead, which the
 		// client sees as a failed download.
@@ -201,6 +202,27 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request) error {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// exportWriteTimeout bounds each write of an audit export. The server's
+// WriteTimeout is a deadline for the whole response, which a log of some
+// millions of entries outlasts: the export would be cut off for good once
+// the log had grown. The deadline moves with progress instead, so a reader
+// that stops reading is still dropped.
+const exportWriteTimeout = time.Minute
+
+// progressWriter moves the connection's write deadline d ahead of each write.
+type progressWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	// An error means the writer cannot move deadlines (a recorder in
+	// tests); the server's own timeout then stands.
+	_ = p.rc.SetWriteDeadline(time.Now().Add(p.d))
+	return p.w.Write(b)
 }
 
 // maxIssueTTL is the longest lifetime POST /v1/tokens grants when the

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"github.com/kairos-fl/kairos/api/apiclient"
 	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/store/storetest"
 )
 
 // TestMerchantRateLimit: merchant tokens had no request rate at all, so a
@@ -139,4 +141,53 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "")
+}
+
+// slowAudit injects a slow store: each page of entries takes delay.
+type slowAudit struct {
+	audit.Source
+	delay time.Duration
+}
+
+func (s slowAudit) AuditEntries(ctx context.Context, from uint64, limit int) ([]audit.Entry, error) {
+	time.Sleep(s.delay)
+	return s.Source.AuditEntries(ctx, from, limit)
+}
+
+// TestAuditExportOutlivesWriteTimeout: GET /v1/audit/export streams the
+// whole log in one response, but serve's WriteTimeout (60 s) is a deadline
+// for the whole response: a log that takes longer to export (some millions
+// of entries; predictions alone add one per call) was cut off at the
+// deadline, so the compliance export through the API and the console failed
+// for good once the log had grown. Here the server's write timeout is
+// 300 ms and each of the four pages of entries takes 150 ms: the export
+// must arrive whole and verify; the deadline now bounds each write instead.
+func TestAuditExportOutlivesWriteTimeout(t *testing.T) {
+	es, cps := storetest.Chain(audit.Head{}, 3*4096+10, 1000, time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC))
+	f := newFixture(t, &fakeService{}, Options{Audit: slowAudit{audit.NewSnapshot(es, cps), 150 * time.Millisecond}})
+	ts := httptest.NewUnstartedServer(f.srv)
+	ts.Config.WriteTimeout = 300 * time.Millisecond
+	ts.Start()
+	t.Cleanup(ts.Close)
+	req, err := http.NewRequest(http.MethodGet, ts.URL+"/v1/audit/export", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+f.tokens["compliance"])
+	res, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("export: status %d, read after %d bytes: %v", res.StatusCode, len(body), err)
+	}
+	snap, err := audit.ReadExport(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("export of %d bytes: %v", len(body), err)
+	}
+	if n, c := snap.Len(); n != len(es) || c != len(cps) {
+		t.Errorf("export holds %d entries and %d checkpoints, want %d and %d", n, c, len(es), len(cps))
+	}
 }
