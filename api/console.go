@@ -165,6 +165,7 @@ func (s *Server) complianceData(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := rep.Audit
+	freshWriteDeadline(w) // verifying the whole log took its time
 	return writeJSON(w, http.StatusOK, complianceData{
 		Generated: rep.Generated, Source: rep.Source, Federation: rep.Federation, PolicyHash: rep.PolicyHash,
 		Budgets: nonNil(rep.Budgets), Models: nonNil(rep.Models), Policies: nonNil(rep.Policies),
@@ -204,12 +205,23 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// exportWriteTimeout bounds each write of an audit export. The server's
+// exportWriteTimeout bounds each write of an audit export, and the writing
+// of an answer computed over the whole log (freshWriteDeadline). The server's
 // WriteTimeout is a deadline for the whole response, which a log of some
 // millions of entries outlasts: the export would be cut off for good once
 // the log had grown. The deadline moves with progress instead, so a reader
 // that stops reading is still dropped.
 const exportWriteTimeout = time.Minute
+
+// freshWriteDeadline gives an answer computed over the whole audit log
+// (verified on every call) exportWriteTimeout to be written from now:
+// serve's WriteTimeout runs from the request's arrival, so once verifying a
+// grown log took longer, such an answer could never be written at all.
+func freshWriteDeadline(w http.ResponseWriter) {
+	// An error means the writer cannot move deadlines (a recorder in
+	// tests); the server's own timeout then stands.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+}
 
 // progressWriter moves the connection's write deadline d ahead of each write.
 type progressWriter struct {

@@ -191,3 +191,38 @@ func TestAuditExportOutlivesWriteTimeout(t *testing.T) {
 		t.Errorf("export holds %d entries and %d checkpoints, want %d and %d", n, c, len(es), len(cps))
 	}
 }
+
+// TestComplianceAnswersAfterLongVerification: GET /v1/compliance and GET
+// /v1/report verify the whole audit log before they write a byte, and
+// serve's WriteTimeout (60 s) counted that time: once verifying took longer
+// (a log of some millions of entries) the answer could never be written and
+// the console's compliance page and the report failed for good. Here the
+// server's write timeout is 300 ms and reading the log takes 400 ms; both
+// must answer 200 with their document.
+func TestComplianceAnswersAfterLongVerification(t *testing.T) {
+	f := auditFixture(t)
+	src := withReports(f)
+	src.Audit = slowAudit{f.store, 400 * time.Millisecond}
+	f.srv.reports = fixedReports(src)
+	ts := httptest.NewUnstartedServer(f.srv)
+	ts.Config.WriteTimeout = 300 * time.Millisecond
+	ts.Start()
+	t.Cleanup(ts.Close)
+	for _, path := range []string{"/v1/compliance", "/v1/report"} {
+		req, err := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+f.tokens["compliance"])
+		res, err := ts.Client().Do(req)
+		if err != nil {
+			t.Errorf("GET %s: %v", path, err)
+			continue
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK || len(body) == 0 {
+			t.Errorf("GET %s: %d, %d bytes, %v; want 200 with the document", path, res.StatusCode, len(body), err)
+		}
+	}
+}
