@@ -42,6 +42,11 @@ const (
 // rewrite unseen.
 const DefaultCheckpointInterval = time.Second
 
+// MinCheckpointInterval is the shortest audit.checkpoint_interval: checkpoints
+// are never pruned from the database or the witness file, and 1ms would sign
+// up to a thousand a second (1ns would spin a core doing it).
+const MinCheckpointInterval = 100 * time.Millisecond
+
 // Config is the aggregator's config file. Relative paths, including the file
 // of an sqlite: database URL, are relative to the file's directory.
 type Config struct {
@@ -250,8 +255,11 @@ func (c *Config) Check() error {
 	if _, err := c.Rounds.WithDefaults(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Audit.CheckpointInterval < 0 {
-		errs = append(errs, fmt.Errorf("audit.checkpoint_interval: %v is negative (0 takes the default %v)", c.Audit.CheckpointInterval, DefaultCheckpointInterval))
+	switch iv := c.Audit.CheckpointInterval; {
+	case iv < 0:
+		errs = append(errs, fmt.Errorf("audit.checkpoint_interval: %v is negative (0 takes the default %v)", iv, DefaultCheckpointInterval))
+	case iv > 0 && iv < MinCheckpointInterval:
+		errs = append(errs, fmt.Errorf("audit.checkpoint_interval: %v is shorter than %v (0 takes the default %v): each checkpoint stays in the database and the witness for ever", iv, MinCheckpointInterval, DefaultCheckpointInterval))
 	}
 	if c.Envelopes.MaxSkew < 0 {
 		errs = append(errs, fmt.Errorf("envelopes.max_skew: %v is negative (0 takes the default)", c.Envelopes.MaxSkew))
