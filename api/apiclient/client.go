@@ -50,7 +50,8 @@ type Client struct {
 type Option func(*Client)
 
 // WithHTTPClient sets the HTTP client (transport, TLS roots, timeouts). The
-// default is a client with a 60 s overall timeout.
+// default is a client with a 60 s overall timeout. New uses a copy that
+// follows no redirect.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithUserAgent sets the User-Agent header.
@@ -104,6 +105,13 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if c.hc == nil {
 		return nil, errors.New("new api client: nil http client")
 	}
+	// No redirect is followed: Go forwards the Authorization header to the
+	// same host on any scheme, so an https server (or a proxy in front of
+	// it) answering 301 to http:// would have the token sent in clear,
+	// past the check below. The API never redirects canonical paths.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	if u.Scheme == "http" && !c.insecure && !Loopback(u.Host) {
 		return nil, fmt.Errorf("new api client: base url %q: %w (use https://, or allow it explicitly for a private network)", baseURL, ErrInsecureHTTP)
 	}
@@ -239,6 +247,11 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		p := readProblem(resp)
+		p.Detail = fmt.Sprintf("%s: redirected to %q, not followed (the bearer token would go with it); use the aggregator's final URL", op, resp.Header.Get("Location"))
+		return p
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return readProblem(resp)
 	}
