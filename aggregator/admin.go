@@ -273,6 +273,16 @@ func (s *Service) StopMerchant(ctx context.Context, merchantID string, stop prot
 		// The entry is staged with the change (the outbox): a stop that took
 		// effect is audited even if the log cannot take the entry right now.
 		err = s.store.InTx(ctx, func(tx Tx) error {
+			ps = nil
+			m, err := tx.Merchant(ctx, merchantID)
+			if err != nil {
+				return err
+			}
+			if m.Stopped != "" {
+				// Stopped already: nothing changes, so nothing is audited
+				// (each call was an entry in a log that is never pruned).
+				return nil
+			}
 			if err := tx.SetMerchantStopped(ctx, merchantID, reason); err != nil {
 				return err
 			}
@@ -284,6 +294,11 @@ func (s *Service) StopMerchant(ctx context.Context, merchantID string, stop prot
 	if err != nil {
 		err = fmt.Errorf("stop merchant %s: %w", merchantID, err)
 		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+		// A refusal changed nothing and costs nothing to send: it shares the
+		// merchant's window with its refused submissions.
+		if rec.Outcome == audit.OutcomeDenied && !s.admitRefusal(ctx, merchantID, err) {
+			return err
+		}
 		if aerr := s.appendAudit(ctx, rec); aerr != nil {
 			return fmt.Errorf("stop merchant %s: %w", merchantID, aerr)
 		}

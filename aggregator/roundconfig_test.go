@@ -61,7 +61,12 @@ func TestRoundConfigErrors(t *testing.T) {
 		{RoundConfig{L2: -1, NormBound: -1, MaxRounds: -1}, []string{"rounds.l2:", "rounds.norm_bound:", "rounds.max_rounds:"}},
 		{RoundConfig{Server: "sgd"}, []string{`rounds.server: "sgd": want fedadam or fedavg`}},
 		{RoundConfig{ServerLR: -1, ServerTau: -1, CountNoise: -1}, []string{"rounds.server_lr:", "rounds.server_tau:", "rounds.count_noise:"}},
-		{RoundConfig{StepsPerRound: -1, PlannedRounds: -2}, []string{"rounds.steps_per_round: must be ≥ 1 (got -1", "rounds.planned_rounds: must be ≥ 1 (got -2"}},
+		{RoundConfig{StepsPerRound: -1, PlannedRounds: -2}, []string{"rounds.steps_per_round: must be in [1, 10000] (merchants' clients refuse more) (got -1", "rounds.planned_rounds: must be ≥ 1 (got -2"}},
+		// A careless 1ns ran the round loop's transactions back to back (review round 5).
+		{RoundConfig{TickInterval: time.Nanosecond}, []string{"rounds.tick_interval: must be at least 10ms (got 1ns"}},
+		// Plans the clients would refuse (protocol.TrainingPlan.CheckSize).
+		{RoundConfig{StepsPerRound: 10_001, Cutoffs: make([]time.Time, 53), Evaluation: &EvaluationConfig{Cutoff: cut, Edges: make([]float64, 256)}},
+			[]string{"rounds.steps_per_round: must be in [1, 10000]", "rounds.cutoffs: 53 cutoffs, at most 52", "rounds.evaluation.edges: 256 edges, at most 255"}},
 		{RoundConfig{Evaluation: &EvaluationConfig{}}, []string{"rounds.evaluation.cutoff: required"}},
 		{RoundConfig{Evaluation: &EvaluationConfig{Cutoff: cut, Every: -1}}, []string{"rounds.evaluation.every: must be ≥ 0"}},
 		{RoundConfig{Cutoffs: []time.Time{cut}, Evaluation: &EvaluationConfig{Cutoff: cut.AddDate(0, 0, 10)}}, []string{"rounds.evaluation.cutoff: 2020-01-11T00:00:00Z is less than 30 days after training cutoff 2020-01-01T00:00:00Z"}},

@@ -50,6 +50,9 @@ const (
 // SystemActor is the audit actor of what the aggregator does on its own.
 const SystemActor = "system:aggregator"
 
+// MinTickInterval is the shortest RoundConfig.TickInterval.
+const MinTickInterval = 10 * time.Millisecond
+
 // RoundConfig configures the rounds. It is the rounds section of the
 // aggregator's config file (aggregator/config): the yaml tags are its keys.
 // A zero value takes the default given in each field's comment.
@@ -91,7 +94,7 @@ type RoundConfig struct {
 	// Seed seeds client sampling; a round's sample depends only on Seed and
 	// its seq, and is stored with the round.
 	Seed uint64 `yaml:"seed,omitempty"`
-	// TickInterval is Run's period (default 1s).
+	// TickInterval is Run's period (default 1s, at least MinTickInterval).
 	TickInterval time.Duration `yaml:"tick_interval,omitempty"`
 	// Evaluation, when set, has merchants evaluate models on their own
 	// customers with DP histograms (package fedeval), paid from their budgets.
@@ -253,8 +256,14 @@ func (c *RoundConfig) defaults() error {
 	if !(c.SampleFraction >= 0 && c.SampleFraction <= 1) {
 		bad("sample_fraction", c.SampleFraction, "in (0, 1]")
 	}
-	if c.StepsPerRound < 0 {
-		bad("steps_per_round", c.StepsPerRound, "≥ 1")
+	if c.StepsPerRound < 0 || c.StepsPerRound > protocol.MaxPlanSteps {
+		bad("steps_per_round", c.StepsPerRound, fmt.Sprintf("in [1, %d] (merchants' clients refuse more)", protocol.MaxPlanSteps))
+	}
+	if len(c.Cutoffs) > protocol.MaxPlanCutoffs {
+		errs = append(errs, fmt.Errorf("rounds.cutoffs: %d cutoffs, at most %d (merchants' clients refuse more)", len(c.Cutoffs), protocol.MaxPlanCutoffs))
+	}
+	if c.Evaluation != nil && len(c.Evaluation.Edges) > protocol.MaxEvalEdges {
+		errs = append(errs, fmt.Errorf("rounds.evaluation.edges: %d edges, at most %d (merchants' clients refuse more)", len(c.Evaluation.Edges), protocol.MaxEvalEdges))
 	}
 	if c.PlannedRounds < 0 {
 		bad("planned_rounds", c.PlannedRounds, "≥ 1")
@@ -288,6 +297,9 @@ func (c *RoundConfig) defaults() error {
 	}
 	if c.TickInterval < 0 {
 		bad("tick_interval", c.TickInterval, "positive")
+	} else if c.TickInterval > 0 && c.TickInterval < MinTickInterval {
+		// Each tick is a few store transactions: 1ns would run them back to back.
+		bad("tick_interval", c.TickInterval, "at least "+MinTickInterval.String())
 	}
 	if c.SecureStageTimeout < 0 {
 		bad("secure_stage_timeout", c.SecureStageTimeout, "positive")

@@ -10,8 +10,9 @@ import (
 )
 
 // Refused submissions that the aggregator never decrypted (a bad signature,
-// a stale or malformed envelope, a closed round), and refused secure-round
-// messages (nothing of a refused one is stored), cost nothing to send, and
+// a stale or malformed envelope, a closed round), refused secure-round
+// messages (nothing of a refused one is stored) and refused stops (a reason
+// the log cannot hold: nothing changes), cost nothing to send, and
 // each was an audit entry: a stolen merchant token could grow the
 // never-pruned log at its request rate. Per merchant, the first
 // MaxAuditedRefusals of them in a RefusalWindow are audited one by one; the
@@ -41,7 +42,7 @@ func summary(merchant string, c refusalCount) audit.Record {
 	return audit.Record{
 		Actor: "merchant:" + merchant, Action: "round.update.refusals", Object: "merchant/" + merchant,
 		Outcome: audit.OutcomeDenied,
-		Reason: "refused submissions over " + strconv.Itoa(MaxAuditedRefusals) + " in " + RefusalWindow.String() +
+		Reason: "refused submissions or stops over " + strconv.Itoa(MaxAuditedRefusals) + " in " + RefusalWindow.String() +
 			", counted and not audited one by one",
 		Identifiers: map[string]string{"merchant": merchant},
 		Details: map[string]string{

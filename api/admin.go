@@ -35,7 +35,7 @@ func (s *Server) adminRoutes() []apiRoute {
 			protocol.RoundCancel{}, http.StatusOK, protocol.RoundCancel{}, []int{400, 404, 409, 415, 503}, s.cancelRound},
 		{http.MethodPost, "/v1/merchants/me:stop", rolesMerchant, "stopMerchant",
 			"The token's merchant sends no more updates (its own privacy cap is reached): rounds stop waiting for it until it asks for a round again. Audited.",
-			protocol.MerchantStop{}, http.StatusOK, protocol.MerchantStop{}, []int{400, 403, 404, 415, 503}, s.stopMerchant},
+			protocol.MerchantStop{}, http.StatusOK, protocol.MerchantStop{}, []int{400, 403, 404, 415, 429, 503}, s.stopMerchant},
 		{http.MethodPost, "/v1/config:reload", rolesAdmin, "reloadConfig",
 			"Re-read the aggregator's configuration and policy files and use them from the next round on, without a restart. Audited with the new policy hash.",
 			nil, http.StatusOK, protocol.Reload{}, []int{422, 503}, s.reloadConfig},

@@ -119,6 +119,7 @@ func writeDocument(w http.ResponseWriter, contentType string, b []byte) {
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	freshWriteDeadline(w) // the report verified the whole log first
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b) // the status is on the wire; a client that went away is not reported
 }

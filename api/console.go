@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -81,7 +82,7 @@ func (s *Server) consoleRoutes() []apiRoute {
 	return []apiRoute{
 		{http.MethodGet, "/v1/session", rolesModels, "session",
 			"What the bearer token grants (subject, role, merchant scope, id, expiry) as the server verified it.",
-			nil, http.StatusOK, protocol.Session{}, nil, s.session},
+			nil, http.StatusOK, protocol.Session{}, []int{429}, s.session},
 		{http.MethodGet, "/v1/federation", rolesCompliance, "federationStatus",
 			"The most recent rounds, newest first, with the updates each accepted against its quorum, and every enrolled merchant's " +
 				"part in the live round and its budget. Query parameter: rounds (1..500, default 50).",
@@ -164,6 +165,7 @@ func (s *Server) complianceData(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	v := rep.Audit
+	freshWriteDeadline(w) // verifying the whole log took its time
 	return writeJSON(w, http.StatusOK, complianceData{
 		Generated: rep.Generated, Source: rep.Source, Federation: rep.Federation, PolicyHash: rep.PolicyHash,
 		Budgets: nonNil(rep.Budgets), Models: nonNil(rep.Models), Policies: nonNil(rep.Policies),
@@ -193,7 +195,7 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Disposition", `attachment; filename="kairos-audit.jsonl"`)
 	w.Header().Set("Content-Security-Policy", "default-src 'none'")
 	w.WriteHeader(http.StatusOK)
-	if err := audit.Export(r.Context(), s.auditSrc, w); err != nil {
+	if err := audit.Export(r.Context(), s.auditSrc, &progressWriter{w: w, rc: http.NewResponseController(w), d: exportWriteTimeout}); err != nil {
 		// The status is on the wire: a file cut short here would verify as
 		// a shorter log, so the connection is aborted instead, which the
 		// client sees as a failed download.
@@ -201,6 +203,38 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request) error {
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// exportWriteTimeout bounds each write of an audit export, and the writing
+// of an answer computed over the whole log (freshWriteDeadline). The server's
+// WriteTimeout is a deadline for the whole response, which a log of some
+// millions of entries outlasts: the export would be cut off for good once
+// the log had grown. The deadline moves with progress instead, so a reader
+// that stops reading is still dropped.
+const exportWriteTimeout = time.Minute
+
+// freshWriteDeadline gives an answer computed over the whole audit log
+// (verified on every call) exportWriteTimeout to be written from now:
+// serve's WriteTimeout runs from the request's arrival, so once verifying a
+// grown log took longer, such an answer could never be written at all.
+func freshWriteDeadline(w http.ResponseWriter) {
+	// An error means the writer cannot move deadlines (a recorder in
+	// tests); the server's own timeout then stands.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+}
+
+// progressWriter moves the connection's write deadline d ahead of each write.
+type progressWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	// An error means the writer cannot move deadlines (a recorder in
+	// tests); the server's own timeout then stands.
+	_ = p.rc.SetWriteDeadline(time.Now().Add(p.d))
+	return p.w.Write(b)
 }
 
 // maxIssueTTL is the longest lifetime POST /v1/tokens grants when the

@@ -27,6 +27,8 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	accepted *prometheus.CounterVec
 	refused  *prometheus.CounterVec
+	// rateLimited counts the 429s of the rate limiters by the caller's role.
+	rateLimited *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, rounds RoundCounter, log *slog.Logger) (*metrics, error) {
@@ -44,8 +46,12 @@ func newMetrics(reg prometheus.Registerer, rounds RoundCounter, log *slog.Logger
 			Name: "kairos_updates_refused_total",
 			Help: "Sealed updates refused by this replica, by problem type.",
 		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kairos_http_rate_limited_total",
+			Help: "Requests refused with 429 by this replica because the token's partner or merchant was over its request rate, by role.",
+		}, []string{"role"}),
 	}
-	for _, c := range []prometheus.Collector{m.latency, m.accepted, m.refused, &serviceCollector{rounds: rounds, log: log}} {
+	for _, c := range []prometheus.Collector{m.latency, m.accepted, m.refused, m.rateLimited, &serviceCollector{rounds: rounds, log: log}} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("new api server: register metrics: %w", err)
 		}

@@ -11,10 +11,23 @@ import (
 	"github.com/kairos-fl/kairos/api/auth"
 )
 
-// partnerLimiter keeps one token bucket per partner app, at the rate and
-// burst its policy grants. Only partners the policy knows get a bucket, so
-// the map is bounded by the policy.
-type partnerLimiter struct {
+// Default request rate of a merchant token (Options.MerchantRate,
+// MerchantBurst). A merchant's client makes about one request every 2 s
+// while it waits for a round (the poll), a few for a round (the round, the
+// update, a secure round's six messages and its status polls) and retries
+// with a backoff from 200 ms: far below 20 a second, and far below a burst
+// of 200. The bound is for a stolen or runaway token, which could otherwise
+// make the server open envelopes and serve models as fast as it can send.
+const (
+	DefaultMerchantRate  = 20.0
+	DefaultMerchantBurst = 200
+)
+
+// rateLimiter keeps one token bucket per caller (a partner app, a
+// merchant), at the rate and burst grant gives it. Only callers the grant
+// knows get a bucket; the API asks it for partners the policy names and for
+// merchants past the policy check, so the map is bounded by the policy.
+type rateLimiter struct {
 	grant func(id string) (ratePerSecond float64, burst int, err error)
 	now   func() time.Time
 
@@ -27,7 +40,7 @@ type bucket struct {
 	last                time.Time
 }
 
-// take spends one token of partner id's bucket. It returns 0 when the request
+// take spends one token of caller id's bucket. It returns 0 when the request
 // may go ahead, otherwise how long until a token is back.
 //
 // The grant is read on every request (a map lookup in the policy in force),
@@ -35,13 +48,13 @@ type bucket struct {
 // and its bucket dropped, and a changed rate or burst holds from the next
 // request on, the tokens earned so far at the old rate and never above the
 // new burst.
-func (l *partnerLimiter) take(id string) (time.Duration, error) {
+func (l *rateLimiter) take(id string) (time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
 	rate, burst, err := l.grant(id)
 	if err == nil && (!(rate > 0) || burst < 1) {
-		err = fmt.Errorf("partner %s: rate %v/s with burst %d admits nothing", id, rate, burst)
+		err = fmt.Errorf("%s: rate %v/s with burst %d admits nothing", id, rate, burst)
 	}
 	if err != nil {
 		delete(l.buckets, id)
@@ -83,9 +96,40 @@ func (s *Server) limitPartners(next http.Handler) http.Handler {
 			s.writeError(w, r, &httpError{status: http.StatusForbidden, typ: typeForbidden,
 				detail: "partner " + c.Subject + " has no grant in the federation policy", cause: err})
 		case wait > 0:
-			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
-			s.writeError(w, r, &httpError{status: http.StatusTooManyRequests, typ: apiclient.TypeRateLimited,
-				detail: fmt.Sprintf("partner %s is over its request rate; retry in %v", c.Subject, wait.Round(time.Millisecond))})
+			s.tooMany(w, r, c, wait)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// tooMany answers 429 with Retry-After (whole seconds, rounded up) and
+// counts the refusal. It is not audited: the log is never pruned, and a
+// flood would otherwise grow it at the flooder's rate.
+func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, c *auth.Claims, wait time.Duration) {
+	s.metrics.rateLimited.WithLabelValues(string(c.Role)).Inc()
+	w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
+	s.writeError(w, r, &httpError{status: http.StatusTooManyRequests, typ: apiclient.TypeRateLimited,
+		detail: fmt.Sprintf("%s %s is over its request rate; retry in %v", c.Role, c.Subject, wait.Round(time.Millisecond))})
+}
+
+// limitMerchants holds every merchant token to its merchant's bucket
+// (Options.MerchantRate and MerchantBurst, one bucket per merchant whatever
+// the route), 429 with Retry-After beyond it. It runs after
+// merchantInPolicy, so only merchants the policy names get a bucket.
+func (s *Server) limitMerchants(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := auth.ClaimsFrom(r.Context())
+		if !ok || c.Role != auth.RoleMerchant {
+			next.ServeHTTP(w, r)
+			return
+		}
+		wait, err := s.merchantRate.take(c.Subject)
+		switch {
+		case err != nil: // the grant is a constant: cannot happen
+			s.writeError(w, r, err)
+		case wait > 0:
+			s.tooMany(w, r, c, wait)
 		default:
 			next.ServeHTTP(w, r)
 		}

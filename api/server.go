@@ -31,7 +31,8 @@
 // Every /v1 route needs a bearer token; 401 without a valid one, 403 when its
 // role is not listed. Partner tokens are held to the request rate and burst
 // their federation policy grants (429 with Retry-After beyond it, 403 for a
-// partner the policy does not know). A merchant token is bound to its merchant: the round it
+// partner the policy does not know); merchant tokens to Options.MerchantRate
+// and MerchantBurst, one bucket per merchant. A merchant token is bound to its merchant: the round it
 // gets and the envelopes it may post are its own (403 otherwise), and an
 // envelope must name the round of its path (400). JSON bodies are limited to
 // Options.MaxJSONBytes, envelopes to Options.MaxEnvelopeBytes (413 beyond);
@@ -58,6 +59,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
@@ -136,7 +138,13 @@ type Options struct {
 	// partner app id, or an error when it grants nothing. When set, partner
 	// tokens are rate-limited (429) and partners without a grant refused (403).
 	Partners func(id string) (ratePerSecond float64, burst int, err error)
-	// Now is the clock of the rate limiter; time.Now when nil.
+	// MerchantRate and MerchantBurst are every merchant token's request
+	// rate (per second) and burst, one bucket per merchant across routes
+	// (429 with Retry-After beyond it); DefaultMerchantRate and
+	// DefaultMerchantBurst when 0.
+	MerchantRate  float64
+	MerchantBurst int
+	// Now is the clock of the rate limiters; time.Now when nil.
 	Now func() time.Time
 	// Merchants returns an error when the federation policy in force does
 	// not name merchant id. When set, merchant tokens of a merchant it does
@@ -178,24 +186,25 @@ type Options struct {
 
 // Server is the API's http.Handler.
 type Server struct {
-	svc       Service
-	issuer    *auth.Issuer
-	tokenTTL  time.Duration
-	ready     func(ctx context.Context) error
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	budgetReg *prometheus.Registry // the per-merchant ε series, for GET /metrics with a token
-	maxEnv    int64
-	maxJSON   int64
-	metrics   *metrics
-	router    *mux.Router
-	requestID func() string
-	openapi   []byte
-	partners  *partnerLimiter
-	inPolicy  func(id string) error
-	auditSrc  audit.Source
-	predict   *predictor
-	admission *admission
+	svc          Service
+	issuer       *auth.Issuer
+	tokenTTL     time.Duration
+	ready        func(ctx context.Context) error
+	log          *slog.Logger
+	reg          *prometheus.Registry
+	budgetReg    *prometheus.Registry // the per-merchant ε series, for GET /metrics with a token
+	maxEnv       int64
+	maxJSON      int64
+	metrics      *metrics
+	router       *mux.Router
+	requestID    func() string
+	openapi      []byte
+	partners     *rateLimiter
+	merchantRate *rateLimiter
+	inPolicy     func(id string) error
+	auditSrc     audit.Source
+	predict      *predictor
+	admission    *admission
 
 	status      StatusSource
 	tokenAudit  TokenAuditor
@@ -223,6 +232,8 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("new api server: no JWKS keys")
 	case opts.MerchantTokenTTL < 0, opts.MaxEnvelopeBytes < 0, opts.MaxJSONBytes < 0, opts.MaxInflightBytes < 0:
 		return nil, errors.New("new api server: negative token lifetime or body limit")
+	case !(opts.MerchantRate >= 0) || math.IsInf(opts.MerchantRate, 0) || opts.MerchantBurst < 0:
+		return nil, fmt.Errorf("new api server: merchant rate %v/s with burst %d: want finite and ≥ 0 (0 takes the default)", opts.MerchantRate, opts.MerchantBurst)
 	}
 	s := &Server{
 		svc:       opts.Service,
@@ -247,12 +258,15 @@ func NewServer(opts Options) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.inPolicy = opts.Merchants
-	if opts.Partners != nil {
-		s.partners = &partnerLimiter{grant: opts.Partners, now: opts.Now, buckets: map[string]*bucket{}}
-		if s.partners.now == nil {
-			s.partners.now = time.Now
-		}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
 	}
+	if opts.Partners != nil {
+		s.partners = &rateLimiter{grant: opts.Partners, now: now, buckets: map[string]*bucket{}}
+	}
+	mRate, mBurst := cmpOr(opts.MerchantRate, DefaultMerchantRate), cmpOr(opts.MerchantBurst, DefaultMerchantBurst)
+	s.merchantRate = &rateLimiter{grant: func(string) (float64, int, error) { return mRate, mBurst, nil }, now: now, buckets: map[string]*bucket{}}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -327,7 +341,7 @@ func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
 
 	// v1 routes: bearer token, rate, role, room for the body, then the handler.
 	for _, rt := range s.v1Routes() {
-		hh := auth.Middleware(v, s.limitPartners(s.merchantInPolicy(auth.RequireRole(s.admit(s.bodyLimit(rt), s.handle(rt.h)), rt.roles...))))
+		hh := auth.Middleware(v, s.limitPartners(s.merchantInPolicy(s.limitMerchants(auth.RequireRole(s.admit(s.bodyLimit(rt), s.handle(rt.h)), rt.roles...)))))
 		r.Handle(rt.path, s.instrument(rt.path, noStore(hh))).Methods(rt.method)
 	}
 	// All metrics, the per-merchant ε among them, for the roles /v1/budgets serves.

@@ -377,9 +377,10 @@ func (c *Config) Path(p string) string {
 	return filepath.Join(c.dir, p)
 }
 
-// Token reads the merchant token from TokenFile.
+// Token reads the merchant token from TokenFile, refused (keys.ErrInsecureMode)
+// when group or others can access the file, as the key files are.
 func (c *Config) Token() (string, error) {
-	b, err := os.ReadFile(c.Path(c.TokenFile))
+	b, err := keys.ReadSecretFile(c.Path(c.TokenFile))
 	if err != nil {
 		return "", fmt.Errorf("read token: %w", err)
 	}

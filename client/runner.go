@@ -277,6 +277,10 @@ func (r *Runner) waitRound(ctx context.Context) (protocol.Round, error) {
 func (r *Runner) join(ctx context.Context, round protocol.Round) error {
 	st := r.opt.State
 	plan := round.Plan
+	// Before anything is built or debited: the aggregator chose these sizes.
+	if err := plan.CheckSize(); err != nil {
+		return fmt.Errorf("round %s: %w", round.ID, err)
+	}
 	if plan.Secure != nil {
 		if !(plan.Delta > 0 && plan.Delta <= r.opt.Delta) {
 			return fmt.Errorf("round %s: %w: plan δ %g, merchant δ %g (client config delta)", round.ID, ErrPlanDelta, plan.Delta, r.opt.Delta)

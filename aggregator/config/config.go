@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,6 +41,11 @@ const (
 // left unsigned, which is what an operator with database access could
 // rewrite unseen.
 const DefaultCheckpointInterval = time.Second
+
+// MinCheckpointInterval is the shortest audit.checkpoint_interval: checkpoints
+// are never pruned from the database or the witness file, and 1ms would sign
+// up to a thousand a second (1ns would spin a core doing it).
+const MinCheckpointInterval = 100 * time.Millisecond
 
 // Config is the aggregator's config file. Relative paths, including the file
 // of an sqlite: database URL, are relative to the file's directory.
@@ -85,13 +91,19 @@ type Tokens struct {
 	Leeway      time.Duration `yaml:"leeway"`
 }
 
-// Limits bound request bodies.
+// Limits bound request bodies and merchants' request rates.
 type Limits struct {
 	MaxEnvelopeBytes int64 `yaml:"max_envelope_bytes"`
 	MaxJSONBytes     int64 `yaml:"max_json_bytes"`
 	// MaxInflightBytes bounds the request bodies held at once (api
 	// admission control); 0 or absent takes api.DefaultMaxInflightBytes.
 	MaxInflightBytes int64 `yaml:"max_inflight_bytes,omitempty"`
+	// MerchantRatePerSecond and MerchantBurst are every merchant token's
+	// request rate and burst at the API (one bucket per merchant, 429
+	// beyond); 0 or absent takes api.DefaultMerchantRate and
+	// api.DefaultMerchantBurst. Partners' rates are in the policy.
+	MerchantRatePerSecond float64 `yaml:"merchant_rate_per_second,omitempty"`
+	MerchantBurst         int     `yaml:"merchant_burst,omitempty"`
 }
 
 // Envelopes bounds the sealed updates the service opens.
@@ -234,11 +246,20 @@ func (c *Config) Check() error {
 	if c.Limits.MaxInflightBytes < 0 {
 		errs = append(errs, fmt.Errorf("limits.max_inflight_bytes: %d is negative (0 takes the default %d)", c.Limits.MaxInflightBytes, api.DefaultMaxInflightBytes))
 	}
+	if !(c.Limits.MerchantRatePerSecond >= 0) || math.IsInf(c.Limits.MerchantRatePerSecond, 0) {
+		errs = append(errs, fmt.Errorf("limits.merchant_rate_per_second: %v must be finite and ≥ 0 (0 takes the default %v)", c.Limits.MerchantRatePerSecond, api.DefaultMerchantRate))
+	}
+	if c.Limits.MerchantBurst < 0 {
+		errs = append(errs, fmt.Errorf("limits.merchant_burst: %d is negative (0 takes the default %d)", c.Limits.MerchantBurst, api.DefaultMerchantBurst))
+	}
 	if _, err := c.Rounds.WithDefaults(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Audit.CheckpointInterval < 0 {
-		errs = append(errs, fmt.Errorf("audit.checkpoint_interval: %v is negative (0 takes the default %v)", c.Audit.CheckpointInterval, DefaultCheckpointInterval))
+	switch iv := c.Audit.CheckpointInterval; {
+	case iv < 0:
+		errs = append(errs, fmt.Errorf("audit.checkpoint_interval: %v is negative (0 takes the default %v)", iv, DefaultCheckpointInterval))
+	case iv > 0 && iv < MinCheckpointInterval:
+		errs = append(errs, fmt.Errorf("audit.checkpoint_interval: %v is shorter than %v (0 takes the default %v): each checkpoint stays in the database and the witness for ever", iv, MinCheckpointInterval, DefaultCheckpointInterval))
 	}
 	if c.Envelopes.MaxSkew < 0 {
 		errs = append(errs, fmt.Errorf("envelopes.max_skew: %v is negative (0 takes the default)", c.Envelopes.MaxSkew))

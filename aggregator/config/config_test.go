@@ -73,9 +73,17 @@ func TestParseErrors(t *testing.T) {
 		{"negative budget", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, max_inflight_bytes: -1", 1), "limits.max_inflight_bytes: -1 is negative"},
 		{"section twice", good + "limits: {max_inflight_bytes: 1}\n", "limits: line 11: given twice (first on line 7)"},
 		{"checkpoint interval", good + "audit: {checkpoint_interval: -1s}\n", "audit.checkpoint_interval: -1s is negative"},
+		// A careless 1ms (or 1ns) signed up to a thousand checkpoints a second
+		// (a core spinning at 1ns) into a table and a witness file that are
+		// never pruned (review round 5).
+		{"checkpoint interval too short", good + "audit: {checkpoint_interval: 1ms}\n", "audit.checkpoint_interval: 1ms is shorter than 100ms"},
+		{"checkpoint interval 1ns", good + "audit: {checkpoint_interval: 1ns}\n", "audit.checkpoint_interval: 1ns is shorter than 100ms"},
 		{"misspelt audit key", good + "audit: {witnes: w.jsonl}\n", "audit.witnes: line 11: unknown key; audit takes checkpoint_interval, witness"},
 		{"metrics listener", good + "metrics_listen: 127.0.0.1\n", "metrics_listen: address 127.0.0.1: missing port"},
 		{"zero limit", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 0", 1), "limits.max_json_bytes: 0 must be positive"},
+		{"negative merchant rate", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, merchant_rate_per_second: -1", 1), "limits.merchant_rate_per_second: -1 must be finite and ≥ 0"},
+		{"infinite merchant rate", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, merchant_rate_per_second: .inf", 1), "limits.merchant_rate_per_second: +Inf must be finite"},
+		{"negative merchant burst", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, merchant_burst: -3", 1), "limits.merchant_burst: -3 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

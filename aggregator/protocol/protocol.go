@@ -66,6 +66,36 @@ type TrainingPlan struct {
 // merchant only evaluates the base model (the round after the last planned one).
 func (p TrainingPlan) EvaluationOnly() bool { return p.Steps == 0 && p.Evaluation != nil }
 
+// Bounds on a plan's sizes. The aggregator writes the plan and the merchant's
+// client runs it: the steps are CPU time (at a large noise multiplier they
+// cost almost no ε, so the local ledger does not bound them), each cutoff a
+// row per customer held in memory, each edge three histogram cells. Far
+// above any useful plan (10 steps, a few cutoffs and 14 edges by default),
+// far below what would hold a merchant's machine for ever.
+const (
+	MaxPlanSteps   = 10_000
+	MaxPlanCutoffs = 52
+	MaxEvalEdges   = 255
+)
+
+// ErrPlanTooLarge is wrapped by CheckSize's errors.
+var ErrPlanTooLarge = errors.New("round plan too large")
+
+// CheckSize refuses a plan with more steps, cutoffs or evaluation edges
+// than the bounds above. The aggregator checks its round configuration with
+// it and the client checks every plan it gets before it builds a feature.
+func (p TrainingPlan) CheckSize() error {
+	switch {
+	case p.Steps > MaxPlanSteps:
+		return fmt.Errorf("%w: steps %d, at most %d", ErrPlanTooLarge, p.Steps, MaxPlanSteps)
+	case len(p.Cutoffs) > MaxPlanCutoffs:
+		return fmt.Errorf("%w: %d cutoffs, at most %d", ErrPlanTooLarge, len(p.Cutoffs), MaxPlanCutoffs)
+	case p.Evaluation != nil && len(p.Evaluation.Edges) > MaxEvalEdges:
+		return fmt.Errorf("%w: evaluation with %d edges, at most %d", ErrPlanTooLarge, len(p.Evaluation.Edges), MaxEvalEdges)
+	}
+	return nil
+}
+
 // EvaluationPlan is a federated evaluation: every merchant scores the base
 // model at Cutoff for each of its customers active before it, sorts them into
 // the bins of the predicted P(purchase within 30 days) delimited by Edges, and

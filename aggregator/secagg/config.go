@@ -11,6 +11,13 @@ import (
 // MaxLength bounds a round's vector length (2^24 words, 64 MiB of masks).
 const MaxLength = 1 << 24
 
+// MaxDegree bounds a client's neighbours. Each client shares its secrets
+// with every neighbour (Degree × Threshold field operations), agrees a key
+// and seals a box with each, and answers for each at unmasking: a plan
+// naming a complete graph of 100,000 clients would hold every client for
+// hours. ChooseDegree gives 366 neighbours for a million clients.
+const MaxDegree = 1024
+
 // Config is a round's public parameters; server and every client must hold the
 // same one.
 type Config struct {
@@ -64,6 +71,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("secagg config: bits %d, want 1…32", c.Bits)
 	case c.Length < 1 || c.Length > MaxLength:
 		return fmt.Errorf("secagg config: length %d, want 1…%d", c.Length, MaxLength)
+	case c.degree() > MaxDegree:
+		return fmt.Errorf("secagg config: degree %d (%d clients), want at most %d neighbours", c.degree(), n, MaxDegree)
 	}
 	d := c.degree()
 	if 2*c.Threshold <= d || c.Threshold > d {

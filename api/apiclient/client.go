@@ -32,6 +32,11 @@ const (
 	maxProblemSize = 64 << 10
 )
 
+// MaxRetryAfter caps the wait a server's Retry-After asks for (Problem.RetryAfter):
+// the API asks for seconds, and a longer answer from a broken or hostile server
+// would hold a merchant's client asleep, its update pending, with nothing to show.
+const MaxRetryAfter = 10 * time.Minute
+
 // Client calls one Kairos aggregator. It is safe for concurrent use.
 type Client struct {
 	base     *url.URL
@@ -45,7 +50,8 @@ type Client struct {
 type Option func(*Client)
 
 // WithHTTPClient sets the HTTP client (transport, TLS roots, timeouts). The
-// default is a client with a 60 s overall timeout.
+// default is a client with a 60 s overall timeout. New uses a copy that
+// follows no redirect.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
 
 // WithUserAgent sets the User-Agent header.
@@ -99,6 +105,13 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if c.hc == nil {
 		return nil, errors.New("new api client: nil http client")
 	}
+	// No redirect is followed: Go forwards the Authorization header to the
+	// same host on any scheme, so an https server (or a proxy in front of
+	// it) answering 301 to http:// would have the token sent in clear,
+	// past the check below. The API never redirects canonical paths.
+	hc := *c.hc
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.hc = &hc
 	if u.Scheme == "http" && !c.insecure && !Loopback(u.Host) {
 		return nil, fmt.Errorf("new api client: base url %q: %w (use https://, or allow it explicitly for a private network)", baseURL, ErrInsecureHTTP)
 	}
@@ -234,6 +247,11 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		p := readProblem(resp)
+		p.Detail = fmt.Sprintf("%s: redirected to %q, not followed (the bearer token would go with it); use the aggregator's final URL", op, resp.Header.Get("Location"))
+		return p
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return readProblem(resp)
 	}
@@ -278,8 +296,13 @@ func readProblem(resp *http.Response) *Problem {
 		p.Detail = strings.TrimSpace(string(bytes.ToValidUTF8(data[:min(len(data), 200)], nil)))
 	}
 	if s := resp.Header.Get("Retry-After"); s != "" {
+		// Compared in seconds before the multiplication, which wraps
+		// from 2^63/10^9 s on.
 		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-			p.RetryAfter = time.Duration(n) * time.Second
+			p.RetryAfter = MaxRetryAfter
+			if n < int(MaxRetryAfter/time.Second) {
+				p.RetryAfter = time.Duration(n) * time.Second
+			}
 		}
 	}
 	return p

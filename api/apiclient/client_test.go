@@ -84,6 +84,15 @@ func TestProblemDecoding(t *testing.T) {
 			Problem{Status: 500, Type: "about:blank", Title: "Internal Server Error"}},
 		{"status disagrees with header", "application/problem+json", `{"status":200,"title":"OK"}`, 429, "7",
 			Problem{Status: 429, Type: "about:blank", Title: "OK", RetryAfter: 7 * time.Second}},
+		// A hostile or broken server's Retry-After held the merchant's
+		// client asleep for up to 292 years (9223372036 s), or wrapped the
+		// duration; it is capped at MaxRetryAfter (review round 5).
+		{"retry after 292 years", "application/problem+json", `{"status":503}`, 503, "9223372036",
+			Problem{Status: 503, Type: "about:blank", Title: "Service Unavailable", RetryAfter: MaxRetryAfter}},
+		{"retry after past int64 nanoseconds", "application/problem+json", `{"status":429}`, 429, "99999999999",
+			Problem{Status: 429, Type: "about:blank", Title: "Too Many Requests", RetryAfter: MaxRetryAfter}},
+		{"retry after one hour", "application/problem+json", `{"status":429}`, 429, "3600",
+			Problem{Status: 429, Type: "about:blank", Title: "Too Many Requests", RetryAfter: MaxRetryAfter}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,7 +15,19 @@ type NATSConfig struct {
 	Stream     string // the JetStream stream holding the events
 	Subject    string // the events' subject (a filter within Stream)
 	DeadLetter string // subject for bad messages; a stream should capture it
+	// BufferBytes bounds the messages the consumer fetches ahead of the
+	// processor (its pull requests' max_bytes); DefaultNATSBufferBytes
+	// when 0. It is raised to twice the server's max_payload and 64 KiB
+	// when below, since a pull whose byte limit is below a message's size
+	// stalls on that message.
+	BufferBytes int
 }
+
+// DefaultNATSBufferBytes is NATSConfig.BufferBytes' default: the library's
+// own default is 500 messages whatever their size (500 MiB of 1 MiB
+// messages), held before the processor's byte gate (Config.MaxQueuedBytes)
+// sees them.
+const DefaultNATSBufferBytes = 8 << 20
 
 // NATS is a Source reading a JetStream stream with an ordered consumer from a
 // stored sequence, and a Publisher on core NATS.
@@ -34,6 +46,9 @@ func NewNATS(nc *nats.Conn, cfg NATSConfig) (*NATS, error) {
 	}
 	if cfg.DeadLetter == cfg.Subject {
 		return nil, errors.New("new NATS source: the dead-letter subject is the events subject")
+	}
+	if cfg.BufferBytes < 0 {
+		return nil, fmt.Errorf("new NATS source: buffer of %d bytes (0 takes the default %d)", cfg.BufferBytes, DefaultNATSBufferBytes)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -70,7 +85,7 @@ func (n *NATS) Consume(ctx context.Context, next map[int32]int64, out chan<- Mes
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", n.cfg.Stream, err)
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(jetstream.PullMaxBytes(n.bufferBytes()))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", n.cfg.Stream, err)
 	}
@@ -96,6 +111,17 @@ func (n *NATS) Consume(ctx context.Context, next map[int32]int64, out chan<- Mes
 			return ctx.Err()
 		}
 	}
+}
+
+// bufferBytes is the pull byte limit: the configured one, at least twice
+// the largest message the server takes with room for its subject (each
+// refill asks for at least half the limit).
+func (n *NATS) bufferBytes() int {
+	b := n.cfg.BufferBytes
+	if b == 0 {
+		b = DefaultNATSBufferBytes
+	}
+	return max(b, 2*(int(n.nc.MaxPayload())+64<<10))
 }
 
 // DeadLetter implements Source. The message id makes JetStream drop a second

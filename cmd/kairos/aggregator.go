@@ -411,7 +411,8 @@ func (f *aggClientFlags) client() (*apiclient.Client, error) {
 	}
 	base := orDefault(f.url, cfg.BaseURL())
 	tokFile := orDefault(f.tokenFile, cfg.Path(cfg.AdminToken))
-	tok, err := os.ReadFile(tokFile)
+	// Refused when group or others can read it, as a private key file is.
+	tok, err := keys.ReadSecretFile(tokFile)
 	if err != nil {
 		return nil, fmt.Errorf("read admin token: %w", err)
 	}

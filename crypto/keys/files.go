@@ -537,6 +537,15 @@ func (r *reader) private(name string) ([]byte, error) {
 func (r *reader) metadata(name string) ([]byte, error) { return readChecked(r.path(name), true) }
 func (r *reader) public(name string) ([]byte, error)   { return readChecked(r.path(name), false) }
 
+// ReadSecretFile reads a file holding a credential other than a key (an API
+// bearer token) as private key files are read: a regular file of at most
+// 16 KiB that group and others cannot access. A file they can access is
+// refused with an *InsecureModeError (ErrInsecureMode), as ssh refuses such
+// a private key: whoever else could read it holds the credential.
+func ReadSecretFile(path string) ([]byte, error) {
+	return readChecked(path, true)
+}
+
 // readChecked reads a key file of bounded size; with private set it refuses a
 // file that group or others may access, checking the mode of the opened file.
 func readChecked(path string, private bool) ([]byte, error) {
