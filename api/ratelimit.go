@@ -84,17 +84,35 @@ func (s *Server) limitPartners(next http.Handler) http.Handler {
 	if s.partners == nil {
 		return next
 	}
+	return s.limitRole(next, auth.RolePartner, s.partners, func(c *auth.Claims, err error) error {
+		return &httpError{status: http.StatusForbidden, typ: typeForbidden,
+			detail: "partner " + c.Subject + " has no grant in the federation policy", cause: err}
+	})
+}
+
+// limitMerchants holds every merchant token to its merchant's bucket
+// (Options.MerchantRate and MerchantBurst, one bucket per merchant whatever
+// the route), 429 with Retry-After beyond it. It runs after
+// merchantInPolicy, so only merchants the policy names get a bucket.
+func (s *Server) limitMerchants(next http.Handler) http.Handler {
+	// The merchants' grant is a constant: its error cannot happen.
+	return s.limitRole(next, auth.RoleMerchant, s.merchantRate, func(_ *auth.Claims, err error) error { return err })
+}
+
+// limitRole holds the tokens of role to their subject's bucket in l: a
+// request over the rate is answered 429 (tooMany), one l refuses with the
+// error refused makes of it; other roles pass.
+func (s *Server) limitRole(next http.Handler, role auth.Role, l *rateLimiter, refused func(*auth.Claims, error) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, ok := auth.ClaimsFrom(r.Context())
-		if !ok || c.Role != auth.RolePartner {
+		if !ok || c.Role != role {
 			next.ServeHTTP(w, r)
 			return
 		}
-		wait, err := s.partners.take(c.Subject)
+		wait, err := l.take(c.Subject)
 		switch {
 		case err != nil:
-			s.writeError(w, r, &httpError{status: http.StatusForbidden, typ: typeForbidden,
-				detail: "partner " + c.Subject + " has no grant in the federation policy", cause: err})
+			s.writeError(w, r, refused(c, err))
 		case wait > 0:
 			s.tooMany(w, r, c, wait)
 		default:
@@ -111,29 +129,6 @@ func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, c *auth.Claims,
 	w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds()))))
 	s.writeError(w, r, &httpError{status: http.StatusTooManyRequests, typ: apiclient.TypeRateLimited,
 		detail: fmt.Sprintf("%s %s is over its request rate; retry in %v", c.Role, c.Subject, wait.Round(time.Millisecond))})
-}
-
-// limitMerchants holds every merchant token to its merchant's bucket
-// (Options.MerchantRate and MerchantBurst, one bucket per merchant whatever
-// the route), 429 with Retry-After beyond it. It runs after
-// merchantInPolicy, so only merchants the policy names get a bucket.
-func (s *Server) limitMerchants(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := auth.ClaimsFrom(r.Context())
-		if !ok || c.Role != auth.RoleMerchant {
-			next.ServeHTTP(w, r)
-			return
-		}
-		wait, err := s.merchantRate.take(c.Subject)
-		switch {
-		case err != nil: // the grant is a constant: cannot happen
-			s.writeError(w, r, err)
-		case wait > 0:
-			s.tooMany(w, r, c, wait)
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
 }
 
 // merchantInPolicy refuses merchant tokens of a merchant the federation
