@@ -274,6 +274,20 @@ def write_big(out, r, rows, rng):
     return total
 
 
+def write_suite(out, title, mappings, files, names, exp):
+    """Write each mapping, expected.json and the suite file exports.yaml into out."""
+    for k, m in mappings.items():
+        with open(os.path.join(out, k + ".yaml"), "w") as f:
+            f.write(m)
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(exp, f, indent=1)
+    with open(os.path.join(out, "exports.yaml"), "w") as f:
+        f.write(f"# {title}; every cutoff by the default rule.\nbuiltin: false\ndatasets:\n")
+        for k, name in names.items():
+            f.write(f"  - {{name: {name}, path: {files[k]}, format: csv, mapping: {k}.yaml}}\n")
+    print(json.dumps(exp, indent=1), f"\nwritten {dt.datetime.now():%H:%M:%S}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
@@ -296,16 +310,7 @@ def main():
     }
     if a.big_rows:
         exp["big"] = write_big(a.out, r, a.big_rows, rng)
-    for k, m in MAPPINGS.items():
-        with open(os.path.join(a.out, k + ".yaml"), "w") as f:
-            f.write(m)
-    with open(os.path.join(a.out, "expected.json"), "w") as f:
-        json.dump(exp, f, indent=1)
-    with open(os.path.join(a.out, "exports.yaml"), "w") as f:
-        f.write("# Round-2 export shapes (scripts/heldout_exports.py); every cutoff by the default rule.\nbuiltin: false\ndatasets:\n")
-        for k, name in NAMES.items():
-            f.write(f"  - {{name: {name}, path: {FILES[k]}, format: csv, mapping: {k}.yaml}}\n")
-    print(json.dumps(exp, indent=1), f"\nwritten {dt.datetime.now():%H:%M:%S}")
+    write_suite(a.out, "Round-2 export shapes (scripts/heldout_exports.py)", MAPPINGS, FILES, NAMES, exp)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ The files are written to OUT_DIR; never commit them. instacart.csv (relative day
 exports.yaml: Kairos refuses it (docs/operations.md, "Logs with relative days only").
 """
 import argparse
-import datetime as dt
-import json
 import os
 import sys
 
@@ -22,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from heldout_exports import cdnow, grocery, retail, retail_expected  # noqa: E402  (the same readers of the sources)
+from heldout_exports import cdnow, grocery, retail, retail_expected, write_suite  # noqa: E402  (the same readers of the sources, the same suite writer)
 
 MAPPINGS = {
     # Magento 2's order grid export: "Dec 1, 2010 8:26:00 AM", "£1,234.50", e-mails in mixed case
@@ -334,16 +332,7 @@ def main():
         "jsonl": write_jsonl(a.out, r),
         "instacart": write_instacart(a.out, g),
     }
-    for k, m in MAPPINGS.items():
-        with open(os.path.join(a.out, k + ".yaml"), "w") as f:
-            f.write(m)
-    with open(os.path.join(a.out, "expected.json"), "w") as f:
-        json.dump(exp, f, indent=1)
-    with open(os.path.join(a.out, "exports.yaml"), "w") as f:
-        f.write("# Round-3 export shapes (scripts/heldout_exports3.py); every cutoff by the default rule.\nbuiltin: false\ndatasets:\n")
-        for k, name in NAMES.items():
-            f.write(f"  - {{name: {name}, path: {FILES[k]}, format: csv, mapping: {k}.yaml}}\n")
-    print(json.dumps(exp, indent=1), f"\nwritten {dt.datetime.now():%H:%M:%S}")
+    write_suite(a.out, "Round-3 export shapes (scripts/heldout_exports3.py)", MAPPINGS, FILES, NAMES, exp)
 
 
 if __name__ == "__main__":
