@@ -141,11 +141,21 @@ def read_json_lines(path):
     return raw.mask(absent, "")
 
 
+def names_a_column(m):
+    """Whether a mapping names a column (a YAML string, not an integer index): Kairos's default
+    for header then is true, since a name can only be found in a header line."""
+    refs = [m.get(k) for k in ("customer", "amount", "quantity", "item", "category", "cancelled", "order")]
+    for k, sub in (("time", ("column", "time_of_day")), ("kind", ("column",)), ("currency", ("column",))):
+        if isinstance(m.get(k), dict):
+            refs += [m[k].get(x) for x in sub]
+    return any(isinstance(r, str) for r in refs)
+
+
 def read_mapped(path, mapping_path):
     """Purchases of a delimited or JSON Lines file described by a Kairos column mapping."""
     import yaml
     m = load_yaml(mapping_path)
-    header = bool(m.get("header", False))
+    header = bool(m.get("header", names_a_column(m)))
     if is_json_lines(path):
         raw = read_json_lines(path)
     else:

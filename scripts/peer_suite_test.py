@@ -59,6 +59,16 @@ class PeerSuiteTest(unittest.TestCase):
         self.assertEqual(list(ev["time"]), [pd.Timestamp("2024-06-30 22:00"), pd.Timestamp("2024-07-02 22:00")])
 
 
+    def test_read_mapped_header_from_names(self):
+        # No header key: named columns mean a header line, as in Kairos; indexes alone mean none.
+        with tempfile.TemporaryDirectory() as d:
+            open(f"{d}/a.csv", "w").write("id,ts\na,1000\nb,2000\n")
+            open(f"{d}/a.yaml", "w").write("customer: id\ntime: {column: ts, layout: unix}\nkind: {constant: purchase}\n")
+            ev = ps.read_mapped(f"{d}/a.csv", f"{d}/a.yaml")
+            self.assertEqual(list(ev["customer"]), ["a", "b"])
+            self.assertFalse(ps.names_a_column({"customer": 1, "time": {"column": 2, "layout": "unix"}}))
+            self.assertTrue(ps.names_a_column({"customer": 1, "time": {"column": 2, "time_of_day": "Time"}}))
+
     def test_read_mapped_quantity(self):
         # 3 × 2.50 = 7.50; the return (quantity -1) is not a purchase.
         with tempfile.TemporaryDirectory() as d:

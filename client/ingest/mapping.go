@@ -253,7 +253,7 @@ func (m *Mapping) Validate() error {
 			return fmt.Errorf("mapping: %s column index %d is not 1-based", c.what, c.col.Index)
 		}
 		if c.col.Name != "" && !m.Header {
-			return fmt.Errorf("mapping: %s column is named %q but the file has no header; use a 1-based index (or set header: true, also for JSON Lines, whose keys are the header)", c.what, c.col.Name)
+			return fmt.Errorf("mapping: %s column is named %q but the file has no header (header: false); use a 1-based index, or header: true (the default when a column is named; JSON Lines' keys are its header)", c.what, c.col.Name)
 		}
 	}
 	return nil
@@ -295,7 +295,7 @@ func LoadMapping(path string) (*Mapping, error) {
 // the file's terms. The same mapping reads a JSON Lines export, whose keys
 // are the column names (header: true). The layout:
 //
-//	header: true            # default false
+//	header: true            # default true when a column is named, else false
 //	delimiter: ","          # default ","; "\t" for TSV
 //	encoding: windows-1252  # optional: utf-8 (default), windows-1252 or latin-1
 //	decimal: ","            # the amount's decimal separator: "." (default) or "," ("1.234,5")
@@ -706,6 +706,17 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	}
 	if m.Category, err = column(raw.Category, "category", false); err != nil {
 		return nil, err
+	}
+	if raw.Header == nil {
+		// A column can be found by its name only in a header line: a mapping
+		// that names one says the file has one (a JSON Lines file's keys
+		// are its header). header: false with a named column stays an error.
+		for _, c := range m.columns() {
+			if c.col.Name != "" {
+				m.Header = true
+				break
+			}
+		}
 	}
 	return m, nil
 }

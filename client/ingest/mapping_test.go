@@ -78,7 +78,7 @@ func TestParseMappingErrors(t *testing.T) {
 		{"bad zone", "customer: 1\ntime: {column: 2, layout: unix, zone: Mars/Olympus}\nkind: {constant: view}\n", `line 2, column 39: unknown time zone "Mars/Olympus"`},
 		{"bad header", "header: yes please\ncustomer: 1\n", "line 1, column 9: header must be true or false"},
 		{"long delimiter", "delimiter: ';;'\ncustomer: 1\n", "line 1, column 12: delimiter"},
-		{"named without header", "customer: c\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "no header"},
+		{"named with header false", "header: false\ncustomer: c\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "no header (header: false)"},
 		{"duplicate key", "customer: 1\ncustomer: 2\n", `line 2, column 1: key "customer" is given twice (first on line 1)`},
 		{"duplicate nested key", "customer: 1\ntime: {column: 2, column: 3}\n", `line 2, column 19: key "column" under time is given twice (first on line 2)`},
 		{"values without column", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view, values: {a: view}}\n", "line 3, column 32: kind values need a kind column"},
@@ -148,5 +148,37 @@ func TestParseMappingIgnore(t *testing.T) {
 	}
 	if want := []string{"refund", "0"}; !reflect.DeepEqual(m.IgnoreKinds, want) {
 		t.Errorf("got ignore %q, want %q", m.IgnoreKinds, want)
+	}
+}
+
+// TestParseMappingHeaderFromNames: a mapping that names a column and says
+// nothing of a header means a file with one (before, it was refused with "no
+// header" until header: true was added); one with indexes only keeps the
+// default of no header. The file below is read end to end: two events.
+func TestParseMappingHeaderFromNames(t *testing.T) {
+	named, err := ParseMapping(strings.NewReader("customer: id\ntime: {column: ts, layout: unix}\nkind: {constant: purchase}\n"), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !named.Header {
+		t.Fatal("a mapping naming its columns: header false, want true")
+	}
+	indexed, err := ParseMapping(strings.NewReader("customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: purchase}\n"), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if indexed.Header {
+		t.Fatal("a mapping of indexes only: header true, want false")
+	}
+	var got []model.Event
+	_, err = Read(context.Background(), strings.NewReader("id,ts\na,1000\nb,2000\n"), "f.csv", Options{Format: CSV, Mapping: named}, func(e model.Event) error {
+		got = append(got, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Customer != "a" || got[0].Time.Unix() != 1000 || got[1].Customer != "b" || got[1].Time.Unix() != 2000 {
+		t.Errorf("read %+v, want a at 1000 and b at 2000", got)
 	}
 }
