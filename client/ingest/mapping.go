@@ -607,7 +607,7 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 		}
 	}
 	if raw.Kind == nil {
-		return nil, errors.New("kind is required (a column or a constant)")
+		return nil, errors.New("kind is required: kind: {constant: purchase} when every row is an order, or kind: {column: NAME, values: {...}} naming which values are purchases (and views, carts, favorites)")
 	}
 	if m.Kind, err = column(raw.KindColumn, "kind", false); err != nil {
 		return nil, err

@@ -70,7 +70,7 @@ func TestParseMappingErrors(t *testing.T) {
 		{"bad kind value", "customer: 1\ntime: {column: 2, layout: unix}\nkind:\n  column: 3\n  values:\n    pv: look\n", `line 6, column 9: kind value pv: unknown event kind "look"`},
 		{"bad constant", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: buy}\n", `line 3, column 18: kind constant: unknown event kind "buy"`},
 		{"both kinds", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, constant: view}\n", "line 3, column 29: give either"},
-		{"no kind", "customer: 1\ntime: {column: 2, layout: unix}\n", "kind is required"},
+		{"no kind", "customer: 1\ntime: {column: 2, layout: unix}\n", "kind is required: kind: {constant: purchase} when every row is an order"},
 		{"no time", "customer: 1\nkind: {constant: view}\n", "time is required"},
 		{"no layout", "customer: 1\ntime: {column: 2}\nkind: {constant: view}\n", "line 2, column 7: time layout is required"},
 		{"zero index", "customer: 0\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n", "line 1, column 11: customer column index 0"},
