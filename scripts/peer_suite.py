@@ -22,7 +22,7 @@ runs the data sets of a `kairos eval --suite-file` file too (builtin: false leav
 ones out). A csv data set (delimited text, or JSON Lines when its first byte is "{", as Kairos
 reads it) is read through its column mapping (header, delimiter, encoding, decimal,
 thousands, customer and customer_normalize (trim, integer, lower, plus_tag), missing_customer_values,
-time column/time_of_day/layout (Go, unix, unix_ms, excel)/zone, kind column/values/ignore or constant,
+time column/time_of_day/layout (Go, unix, unix_ms, excel, days with its epoch)/zone, kind column/values/ignore or constant,
 cancelled (a boolean's false is no cancellation), amount with currency_symbol and accounting_negatives,
 × quantity × currency rate ÷ amount_unit (cents, minor), order (the first line of each order); the purchase
 rows only, a row whose time or amount cannot be read or whose amount is negative dropped), and cutoffs the file leaves out
@@ -141,6 +141,13 @@ def read_json_lines(path):
     return raw.mask(absent, "")
 
 
+def day_numbers(tc, epoch, lo, hi):
+    """Times of a column of (fractional) day numbers since epoch's midnight; outside [lo, hi), NaT."""
+    v = pd.to_numeric(tc.where(tc.str.match(r"^\d{1,7}(\.\d*)?$"), "nan"), errors="coerce")
+    v = v.where((v >= lo) & (v < hi))
+    return pd.Timestamp(epoch) + pd.to_timedelta((v * 86400).round(), unit="s")
+
+
 def names_a_column(m):
     """Whether a mapping names a column (a YAML string, not an integer index): Kairos's default
     for header then is true, since a name can only be found in a header line."""
@@ -203,10 +210,11 @@ def read_mapped(path, mapping_path):
     tc = col(t["column"])
     if t.get("time_of_day") is not None:  # date and time of day in two columns, joined by a space
         tc = tc + " " + col(t["time_of_day"])
-    if t["layout"] == "excel":  # days since 1899-12-30, naive (the zone applies), from serial 61
-        v = pd.to_numeric(tc.where(tc.str.match(r"^\d{1,7}(\.\d*)?$"), "nan"), errors="coerce")
-        v = v.where((v >= 61) & (v < 2958466))
-        when = pd.Timestamp("1899-12-30") + pd.to_timedelta((v * 86400).round(), unit="s")
+    if t["layout"] in ("excel", "days"):  # days since a date, naive (the zone applies)
+        if t["layout"] == "excel":  # since 1899-12-30, from serial 61
+            when = day_numbers(tc, "1899-12-30", 61, 2958466)
+        else:  # a day number since the mapping's epoch
+            when = day_numbers(tc, str(t["epoch"]), 0, 3000000)
         if t.get("zone"):
             when = when.dt.tz_localize(t["zone"], ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC").dt.tz_localize(None)
     elif t["layout"] in ("unix", "unix_ms"):

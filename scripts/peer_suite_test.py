@@ -69,6 +69,16 @@ class PeerSuiteTest(unittest.TestCase):
             self.assertFalse(ps.names_a_column({"customer": 1, "time": {"column": 2, "layout": "unix"}}))
             self.assertTrue(ps.names_a_column({"customer": 1, "time": {"column": 2, "time_of_day": "Time"}}))
 
+    def test_read_mapped_day_numbers(self):
+        # layout days: 2020 is a leap year, so day 711 is 2021-12-12 (by hand, as in Go's TestDayNumberLayout).
+        with tempfile.TemporaryDirectory() as d:
+            open(f"{d}/dh.csv", "w").write("household_key,DAY\na,0\nb,711\nc,711.5\nd,-3\nd,abc\n")
+            open(f"{d}/dh.yaml", "w").write("customer: household_key\ntime: {column: DAY, layout: days, epoch: 2020-01-01}\n"
+                                            "kind: {constant: purchase}\n")
+            ev = ps.read_mapped(f"{d}/dh.csv", f"{d}/dh.yaml")
+        self.assertEqual(list(ev["customer"]), ["a", "b", "c"])
+        self.assertEqual(list(ev["time"]), [pd.Timestamp("2020-01-01"), pd.Timestamp("2021-12-12"), pd.Timestamp("2021-12-12 12:00")])
+
     def test_read_mapped_quantity(self):
         # 3 × 2.50 = 7.50; the return (quantity -1) is not a purchase.
         with tempfile.TemporaryDirectory() as d:

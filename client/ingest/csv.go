@@ -531,6 +531,8 @@ func (p *csvParser) time(f [][]byte) (time.Time, *RowError) {
 		t, err = parseUnix(tb, 1000)
 	case LayoutExcel:
 		t, err = parseExcel(tb, p.m.Decimal == ',', p.loc)
+	case LayoutDays:
+		t, err = parseDayNumber(tb, p.m.Decimal == ',', p.m.TimeEpoch, p.loc)
 	case "2006-01-02 15:04:05":
 		t, err = parseDateTime(tb, p.loc)
 	default:
@@ -542,7 +544,7 @@ func (p *csvParser) time(f [][]byte) (time.Time, *RowError) {
 	}
 	if err != nil {
 		switch p.m.TimeLayout {
-		case LayoutUnix, LayoutUnixMs, LayoutExcel, "2006-01-02 15:04:05":
+		case LayoutUnix, LayoutUnixMs, LayoutExcel, LayoutDays, "2006-01-02 15:04:05":
 			// time.Parse names the layout itself; the fast paths do not.
 			err = fmt.Errorf("%w (the mapping's time layout is %q)", err, p.m.TimeLayout)
 		}
@@ -646,6 +648,36 @@ func parseExcel(b []byte, comma bool, loc *time.Location) (time.Time, error) {
 	days := math.Floor(v)
 	secs := math.Round((v - days) * 86400)
 	return time.Date(1899, 12, 30+int(days), 0, 0, int(secs), 0, loc).UTC(), nil
+}
+
+// maxDayNumber bounds a LayoutDays value (about 8,200 years of days), so
+// that the date stays inside the years 0–9999 for any epoch up to 1800.
+const maxDayNumber = 3_000_000
+
+// parseDayNumber reads a day number (LayoutDays): whole days since the
+// epoch's midnight in loc, a fraction the time of day ("711.5" is noon of
+// day 711); the decimal mark is a comma under decimal: ",".
+func parseDayNumber(b []byte, comma bool, epoch time.Time, loc *time.Location) (time.Time, error) {
+	s := b
+	if i := bytes.IndexByte(b, ','); comma && i >= 0 {
+		s = append([]byte(nil), b...)
+		s[i] = '.'
+	}
+	whole, frac, _ := bytes.Cut(s, []byte{'.'})
+	if !allDigits(whole) || len(frac) > 0 && !allDigits(frac) || len(whole) > 7 {
+		return time.Time{}, fmt.Errorf("time %q is not a day number (whole days since the epoch %s, like 711 or 711.5)", b, epoch.Format(time.DateOnly))
+	}
+	v, err := strconv.ParseFloat(string(s), 64)
+	if err != nil || v >= maxDayNumber {
+		return time.Time{}, fmt.Errorf("day number %q is not below %d", b, maxDayNumber)
+	}
+	days := math.Floor(v)
+	secs := math.Round((v - days) * 86400)
+	t := time.Date(epoch.Year(), epoch.Month(), epoch.Day()+int(days), 0, 0, int(secs), 0, loc).UTC()
+	if t.Year() > 9999 {
+		return time.Time{}, fmt.Errorf("day number %q from the epoch %s is after the year 9999", b, epoch.Format(time.DateOnly))
+	}
+	return t, nil
 }
 
 // endsInQuote reports whether line, which starts inside a quoted field when

@@ -222,7 +222,9 @@ func TestAmountFormatMappingErrors(t *testing.T) {
 		{amountHead + "order: {column: id}\n", "line 6, column 8: order column must be a header name or a 1-based index"},
 		{amountHead + "customer_normalize: [plus]\n", "customer_normalize must be a list of trim, integer, lower and plus_tag"},
 		{"header: true\ncustomer: user_id\ntime: {column: days_since_prior_order, layout: days}\nkind: {constant: purchase}\n",
-			`line 3, column 48: time layout "days" holds no date element`},
+			`line 3, column 48: layout days counts days from one date shared by every customer`},
+		{"header: true\ncustomer: user_id\ntime: {column: days_since_prior_order, layout: hours}\nkind: {constant: purchase}\n",
+			`line 3, column 48: time layout "hours" holds no date element`},
 	} {
 		_, err := ParseMapping(strings.NewReader(c.yaml), "m.yaml")
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -50,6 +50,12 @@ const (
 	// mapping's zone, the fraction the time of day ("40513.35" is
 	// 2010-12-01 08:24).
 	LayoutExcel = "excel"
+	// LayoutDays is a day number: days since Mapping.TimeEpoch, one date
+	// for every customer (dunnhumby's DAY, 1 … 711), the fraction the time
+	// of day. It is not a count of days since a customer's previous order,
+	// which holds no date (docs/operations.md, "Logs with relative days
+	// only").
+	LayoutDays = "days"
 )
 
 // Encodings a mapping's encoding key names. A single-byte encoding is
@@ -81,6 +87,9 @@ type Mapping struct {
 	// TimeZone, or Options.Location when TimeZone is nil.
 	TimeLayout string
 	TimeZone   *time.Location
+	// TimeEpoch is day 0 of a LayoutDays column, a date (its midnight in
+	// the zone); zero for every other layout.
+	TimeEpoch time.Time
 	// Kind is the column holding the event kind, mapped through KindValues
 	// (raw value → Kind), or through the canonical names (view, cart, favorite,
 	// purchase) when KindValues is nil. When Kind is absent every row has
@@ -211,7 +220,10 @@ func (m *Mapping) Validate() error {
 	if err := m.validateAmountFormat(); err != nil {
 		return fmt.Errorf("mapping: %w", err)
 	}
-	if !m.TimeOfDay.IsZero() && (m.TimeLayout == LayoutUnix || m.TimeLayout == LayoutUnixMs || m.TimeLayout == LayoutExcel) {
+	if (m.TimeLayout == LayoutDays) != !m.TimeEpoch.IsZero() {
+		return fmt.Errorf("mapping: a time epoch goes with layout %s and only with it (layout %q)", LayoutDays, m.TimeLayout)
+	}
+	if !m.TimeOfDay.IsZero() && (m.TimeLayout == LayoutUnix || m.TimeLayout == LayoutUnixMs || m.TimeLayout == LayoutExcel || m.TimeLayout == LayoutDays) {
 		return fmt.Errorf("mapping: time_of_day needs a date and time layout like \"2006-01-02 15:04:05\" for the two fields joined by a space, not %s", m.TimeLayout)
 	}
 	switch m.Encoding {
@@ -265,6 +277,7 @@ type rawMapping struct {
 	Header, Delimiter, Decimal, Customer *yaml.Node
 	Thousands                            *yaml.Node
 	TimeColumn, TimeLayout, TimeZone     *yaml.Node
+	TimeEpoch                            *yaml.Node
 	KindColumn, KindValues, KindIgnore   *yaml.Node
 	KindConstant                         *yaml.Node
 	Amount, Item, Category               *yaml.Node
@@ -307,7 +320,8 @@ func LoadMapping(path string) (*Mapping, error) {
 //	time:
 //	  column: ts
 //	  time_of_day: clock    # optional: a second column with the time of day, joined to column by a space
-//	  layout: unix          # unix, unix_ms, excel or a Go layout like "2006-01-02 15:04:05"
+//	  layout: unix          # unix, unix_ms, excel, days or a Go layout like "2006-01-02 15:04:05"
+//	  epoch: 2020-01-01     # with layout days only: the date of day 0
 //	  zone: Europe/Berlin   # for layouts without an offset; default Options.Location
 //	kind:                   # either a column with an optional value map ...
 //	  column: event
@@ -374,8 +388,8 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 		if n.Kind != yaml.MappingNode {
 			return nil, nodeErr(n, "time must be a map with a column and a layout, like time: {column: ts, layout: unix}; got %s", describe(n))
 		}
-		if err := keys(n, "time", map[string]**yaml.Node{"column": &raw.TimeColumn, "time_of_day": &raw.TimeOfDay, "layout": &raw.TimeLayout, "zone": &raw.TimeZone},
-			[]string{"column", "time_of_day", "layout", "zone"}); err != nil {
+		if err := keys(n, "time", map[string]**yaml.Node{"column": &raw.TimeColumn, "time_of_day": &raw.TimeOfDay, "layout": &raw.TimeLayout, "zone": &raw.TimeZone, "epoch": &raw.TimeEpoch},
+			[]string{"column", "time_of_day", "layout", "zone", "epoch"}); err != nil {
 			return nil, err
 		}
 	}
@@ -597,6 +611,9 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	if err := relativeLayout(m.TimeLayout); err != nil {
 		return nil, nodeErr(raw.TimeLayout, "%v", err)
 	}
+	if err := raw.epoch(m); err != nil {
+		return nil, err
+	}
 	if n := raw.TimeZone; n != nil {
 		z, err := scalar(n, "time zone")
 		if err != nil {
@@ -793,7 +810,7 @@ func foreignLayout(layout string) error {
 // the recency every prediction starts from would be that assumption.
 func relativeLayout(layout string) error {
 	switch layout {
-	case LayoutUnix, LayoutUnixMs, LayoutExcel:
+	case LayoutUnix, LayoutUnixMs, LayoutExcel, LayoutDays:
 		return nil
 	}
 	if strings.ContainsAny(layout, "0123456789") {
@@ -801,6 +818,33 @@ func relativeLayout(layout string) error {
 	}
 	return fmt.Errorf("time layout %q holds no date element (a Go layout writes the year as 2006, the month as 01 or Jan, the day as 02, like \"2006-01-02\"); "+
 		"a column of days since the previous order is not a time: Kairos needs each order's date (docs/operations.md, \"Logs with relative days only\")", layout)
+}
+
+// epoch reads the time's epoch, which layout days needs and no other
+// layout takes.
+func (raw *rawMapping) epoch(m *Mapping) error {
+	n := raw.TimeEpoch
+	if n == nil {
+		if m.TimeLayout == LayoutDays {
+			return nodeErr(raw.TimeLayout, "layout %s counts days from one date shared by every customer (a day number, like dunnhumby's DAY): "+
+				"give the date of day 0 as epoch: 2006-01-02 beside it (any date will do when the real one is unknown; the weekdays then shift); "+
+				"a column of days since each customer's previous order is not a day number (docs/operations.md, \"Logs with relative days only\")", LayoutDays)
+		}
+		return nil
+	}
+	if m.TimeLayout != LayoutDays {
+		return nodeErr(n, "epoch is the date of day 0 of layout %s, and the layout is %q", LayoutDays, m.TimeLayout)
+	}
+	v, err := scalar(n, "time epoch")
+	if err != nil {
+		return err
+	}
+	e, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return nodeErr(n, "epoch must be a date written 2006-01-02, not %q", v)
+	}
+	m.TimeEpoch = e
+	return nil
 }
 
 func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }

@@ -51,7 +51,7 @@ func TestParseMappingErrors(t *testing.T) {
 		name, in, want string
 	}{
 		{"unknown top key", "customer: 1\ncolour: red\n", `line 2, column 1: unknown key "colour" (want header, delimiter, encoding, decimal, thousands, customer, customer_normalize, missing_customer, missing_customer_values, time, kind, amount, currency_symbol, accounting_negatives, amount_unit, quantity, currency, item, category, negative_amount, cancelled, order)`},
-		{"unknown nested key", "customer: 1\ntime:\n  column: 2\n  layuot: unix\n", `line 4, column 3: unknown key "layuot" under time (want column, time_of_day, layout, zone)`},
+		{"unknown nested key", "customer: 1\ntime:\n  column: 2\n  layuot: unix\n", `line 4, column 3: unknown key "layuot" under time (want column, time_of_day, layout, zone, epoch)`},
 		{"unknown kind key", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, value: {a: view}}\n", `line 3, column 19: unknown key "value" under kind (want column, values, ignore, constant)`},
 		// The shapes that leaked Go types before ("cannot unmarshal !!str `purchase` into struct { Column yaml.Node ...}").
 		{"kind as a word", "customer: 1\ntime: {column: 2, layout: unix}\nkind: purchase\n", `line 3, column 7: kind must be a map with a column (and optional values) or a constant, like kind: {constant: purchase} for one kind on every row; got "purchase"`},
