@@ -650,8 +650,8 @@ func parseExcel(b []byte, comma bool, loc *time.Location) (time.Time, error) {
 	return time.Date(1899, 12, 30+int(days), 0, 0, int(secs), 0, loc).UTC(), nil
 }
 
-// maxDayNumber bounds a LayoutDays value (about 8,200 years of days), so
-// that the date stays inside the years 0–9999 for any epoch up to 1800.
+// maxDayNumber bounds a LayoutDays value (about 8,200 years of days) before
+// any date arithmetic; the date must also fall before the year 10000.
 const maxDayNumber = 3_000_000
 
 // parseDayNumber reads a day number (LayoutDays): whole days since the

@@ -159,6 +159,7 @@ func FuzzSplit(f *testing.F) {
 
 func FuzzParseMapping(f *testing.F) {
 	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: {constant: view}\n")
+	f.Add("customer: 1\ntime: {column: 2, layout: days, epoch: 2020-01-01}\nkind: {constant: purchase}\n")
 	f.Add("header: true\ncustomer: user\ntime:\n  column: ts\n  layout: unix_ms\n  zone: UTC\nkind:\n  column: k\n  values: {a: view, b: cart}\namount: 4\n")
 	f.Add("customer: 1\ntime: {column: 2, layout: unix}\nkind: purchase\n")
 	f.Add("customer: &c 1\ntime: {column: *c, layout: unix}\nkind: {column: 3, values: {b: purchase}, ignore: [v, *c]}\n")
@@ -352,6 +353,34 @@ func FuzzParseExcel(f *testing.F) {
 		want := time.Unix(int64(math.Round((v-25569)*86400)), 0).UTC()
 		if d := got.Sub(want); d < -time.Second || d > time.Second {
 			t.Fatalf("parseExcel(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
+
+// FuzzParseDayNumber checks parseDayNumber against Unix arithmetic: day n
+// of the epoch 2020-01-01 (Unix day 18,262) in UTC is Unix second
+// (18262 + n)·86400, for every plain decimal below maxDayNumber whose day
+// is before the year 10000, and anything else is refused.
+func FuzzParseDayNumber(f *testing.F) {
+	for _, s := range []string{"0", "1", "711", "711.5", "2999999.99", "3000000", "-1", "1e3", "711,5", ".5", "711.", ""} {
+		f.Add(s)
+	}
+	plain := regexp.MustCompile(`^[0-9]{1,7}(\.[0-9]*)?$`)
+	epoch := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := parseDayNumber([]byte(s), false, epoch, time.UTC)
+		v, perr := strconv.ParseFloat(s, 64)
+		// 253,402,300,800 is 10000-01-01 in Unix seconds: later dates are refused.
+		inRange := v < maxDayNumber && (18262+math.Floor(v))*86400 < 253402300800
+		if accept := plain.MatchString(s) && perr == nil && inRange; accept != (err == nil) {
+			t.Fatalf("parseDayNumber(%q): error %v; a plain decimal in range: %v", s, err, accept)
+		}
+		if err != nil {
+			return
+		}
+		want := time.Unix(int64(math.Round((18262+v)*86400)), 0).UTC()
+		if d := got.Sub(want); d < -time.Second || d > time.Second {
+			t.Fatalf("parseDayNumber(%q) = %v, want %v", s, got, want)
 		}
 	})
 }
