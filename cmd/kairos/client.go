@@ -220,6 +220,7 @@ federation's) is reached.`,
 				Store: store, State: state, EpsilonCap: s.cfg.EpsilonCap, Delta: s.cfg.MerchantDelta(), Optimizer: s.cfg.Optimizer,
 				Now:          func() time.Time { return time.Now().Add(offset) },
 				PollInterval: time.Duration(s.cfg.PollInterval), Logger: log,
+				SecureRoundTimeout: time.Duration(s.cfg.Secure.RoundTimeout),
 			}
 			if stderrIsTerminal(stderr) {
 				opts.Progress = roundBar(stderr, rounds)
