@@ -529,6 +529,7 @@ func (r *Runner) recordSecure(round protocol.Round, outcome, reason string, eps 
 		Round: round.ID, Seq: round.Seq, BaseVersion: round.BaseVersion, Outcome: outcome, Reason: reason,
 		LocalEpsilon: eps, At: r.opt.Now().UTC(),
 	})
+	st.Prune()
 	if err := r.opt.Store.Save(st); err != nil {
 		return fmt.Errorf("round %s: %w", round.ID, err)
 	}

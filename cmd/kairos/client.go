@@ -469,7 +469,7 @@ func clientStatus(cfg *client.Config, st *client.State) (clientStatusReport, err
 		return clientStatusReport{}, err
 	}
 	rep := clientStatusReport{
-		Merchant: st.Merchant, RoundsJoined: len(st.Rounds), RoundsAccepted: st.Accepted(),
+		Merchant: st.Merchant, RoundsJoined: st.RoundsJoined(), RoundsAccepted: st.Accepted(),
 		Delta: d, LocalEpsilon: eps, LocalCap: cfg.EpsilonCap, Rounds: st.Rounds,
 	}
 	if st.Pending != nil {
