@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net/url"
 	"os"
@@ -401,19 +402,16 @@ func (c *Config) Token() (string, error) {
 	return t, nil
 }
 
-// Passphrase reads the key passphrase (nil when no file is configured).
-func (c *Config) Passphrase() ([]byte, error) {
+// Passphrase reads the key passphrase (nil when no file is configured) with
+// keys.ReadSecretLine: refused when group or others can write the file; its
+// mode is returned for the command to warn when they can read it.
+func (c *Config) Passphrase() ([]byte, fs.FileMode, error) {
 	if c.PassphraseFile == "" {
-		return nil, nil
+		return nil, 0, nil
 	}
-	b, err := os.ReadFile(c.Path(c.PassphraseFile))
+	line, mode, err := keys.ReadSecretLine(c.Path(c.PassphraseFile))
 	if err != nil {
-		return nil, fmt.Errorf("read passphrase: %w", err)
+		return nil, 0, fmt.Errorf("read passphrase: %w", err)
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	if len(line) == 0 {
-		return nil, fmt.Errorf("read passphrase: %s: first line is empty", c.Path(c.PassphraseFile))
-	}
-	return line, nil
+	return line, mode, nil
 }

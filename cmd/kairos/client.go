@@ -92,7 +92,7 @@ func insecureHTTPEnv() (bool, error) {
 	return b, nil
 }
 
-func loadClientSetup(path string) (*clientSetup, error) {
+func loadClientSetup(stderr io.Writer, path string) (*clientSetup, error) {
 	if path == "" {
 		path = os.Getenv(envClientConfig)
 	}
@@ -111,10 +111,11 @@ func loadClientSetup(path string) (*clientSetup, error) {
 			return nil, fmt.Errorf("$%s: %w", envTokenFile, err)
 		}
 	}
-	pass, err := cfg.Passphrase()
+	pass, mode, err := cfg.Passphrase()
 	if err != nil {
 		return nil, err
 	}
+	warnReadableSecret(stderr, cfg.Path(cfg.PassphraseFile), mode)
 	m, err := keys.LoadMerchant(cfg.Path(cfg.KeysDir), pass)
 	if err != nil {
 		return nil, err
@@ -190,7 +191,7 @@ federation's) is reached.`,
 			}
 			stderr := cmd.ErrOrStderr()
 			log := clientLogger(stderr, logJSON, level)
-			s, err := loadClientSetup(config)
+			s, err := loadClientSetup(stderr, config)
 			if err != nil {
 				return fmt.Errorf("client run: %w", err)
 			}
@@ -324,7 +325,7 @@ when the shop has no buyer there. --personalize=false scores with the global mod
 as published. The output says which model scored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := loadClientSetup(config)
+			s, err := loadClientSetup(cmd.ErrOrStderr(), config)
 			if err != nil {
 				return fmt.Errorf("client score: %w", err)
 			}
