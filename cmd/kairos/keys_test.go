@@ -87,7 +87,8 @@ func TestPassphraseFileModeFlags(t *testing.T) {
 			t.Errorf("mode %#o: %v", tc.mode, err)
 		}
 		got := stderr.String()
-		if tc.warn == "" && strings.Contains(got, "warning") || tc.warn != "" && !(strings.Contains(got, tc.warn) && strings.Contains(got, pw)) {
+		warned := strings.Contains(got, tc.warn) && strings.Contains(got, pw)
+		if tc.warn == "" && strings.Contains(got, "warning") || tc.warn != "" && !warned {
 			t.Errorf("mode %#o: stderr %q, want a warning %q naming the file", tc.mode, got, tc.warn)
 		}
 	}
