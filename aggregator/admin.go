@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/audit"
@@ -237,6 +238,14 @@ func orLatest(id string) string {
 	return id
 }
 
+// MinStoppedFor is how long a stopped merchant stays stopped before a
+// request for the current round resumes it. Stop and resume are real
+// changes, each audited, so a merchant alternating them wrote an entry per
+// request into a log never pruned; with it, at most a stop and a resume a
+// minute. An honest client stops when its own cap is reached and asks
+// again only once restarted with a higher one.
+const MinStoppedFor = time.Minute
+
 // StopMerchant records that merchantID sends no more updates and why (its
 // own privacy cap is reached, say): a round whose remaining sampled
 // merchants have all stopped or been revoked closes without waiting for its
@@ -283,7 +292,7 @@ func (s *Service) StopMerchant(ctx context.Context, merchantID string, stop prot
 				// (each call was an entry in a log that is never pruned).
 				return nil
 			}
-			if err := tx.SetMerchantStopped(ctx, merchantID, reason); err != nil {
+			if err := tx.SetMerchantStopped(ctx, merchantID, reason, s.now()); err != nil {
 				return err
 			}
 			p, err := stage(ctx, tx, "merchant.stop/"+merchantID+"/"+randomSuffix(), rec, s.now().UTC())

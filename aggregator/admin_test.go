@@ -73,6 +73,7 @@ func TestRoundClosesWhenOthersStopped(t *testing.T) {
 			}
 			// m2 asks again (a restarted client): it is no longer stopped, and
 			// is sampled from the next round on.
+			f.clock.Add(aggregator.MinStoppedFor) // not within it (TestStopResumeAlternationBounded)
 			if mustRound(t, r, "m2").Selected {
 				t.Error("stopped m2 sampled in round 3")
 			}

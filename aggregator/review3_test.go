@@ -24,6 +24,7 @@ func TestResumeAuditedAfterOutage(t *testing.T) {
 			if err := r.svc.StopMerchant(ctx, "m1", protocol.MerchantStop{Reason: "local cap reached"}); err != nil {
 				t.Fatal(err)
 			}
+			f.clock.Add(aggregator.MinStoppedFor) // a request within it does not resume (TestStopResumeAlternationBounded)
 			if err := r.log.Close(); err != nil {
 				t.Fatal(err)
 			}

@@ -700,12 +700,14 @@ func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol
 		if m.Revoked {
 			return fmt.Errorf("%w: merchant %s is revoked", ErrPolicy, merchantID)
 		}
-		if m.Stopped != "" {
+		if m.Stopped != "" && !s.now().Before(m.StoppedAt.Add(MinStoppedFor)) {
 			// It asks for rounds again: sample it from the next round on.
+			// Within MinStoppedFor of its stop it stays stopped, with no
+			// change and no entry: each resume and stop is audited.
 			// The entry is staged with the change (the outbox, as for a
 			// stop): a resume that took effect is audited even if the log
 			// cannot take the entry right now.
-			if err := tx.SetMerchantStopped(ctx, merchantID, ""); err != nil {
+			if err := tx.SetMerchantStopped(ctx, merchantID, "", time.Time{}); err != nil {
 				return err
 			}
 			rec := audit.Record{Actor: "merchant:" + merchantID, Action: "merchant.resume", Object: "merchant", Outcome: audit.OutcomeOK,

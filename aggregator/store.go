@@ -41,8 +41,9 @@ type Tx interface {
 	Merchant(ctx context.Context, id string) (Merchant, error)
 	// Merchants returns every merchant ordered by id.
 	Merchants(ctx context.Context) ([]Merchant, error)
-	// SetMerchantStopped records why merchant id stopped ("" resumes it).
-	SetMerchantStopped(ctx context.Context, id, reason string) error
+	// SetMerchantStopped records why merchant id stopped and when ("" and
+	// the zero time resume it).
+	SetMerchantStopped(ctx context.Context, id, reason string, at time.Time) error
 
 	// InsertRound stores a new round; false (and no error) if its seq exists.
 	InsertRound(ctx context.Context, r RoundRecord) (bool, error)
@@ -160,7 +161,10 @@ type Merchant struct {
 	Revoked   bool
 	// Stopped is why the merchant said it sends no more updates (empty:
 	// it takes part); rounds do not wait for a stopped merchant.
-	Stopped    string
+	Stopped string
+	// StoppedAt is when the stop took effect (zero while it takes part,
+	// and for stops stored before it was recorded).
+	StoppedAt  time.Time
 	EnrolledAt time.Time
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net/url"
 	"os"
@@ -49,6 +50,7 @@ const (
 //	  shard: {of: [40, 25, 15, 12, 8], index: 0, key: customer-hash}
 //	secure:
 //	  peer_keys: peers.pem    # the cohort's signing keys, from the operator
+//	  round_timeout: 1h       # leave a secure round that has not ended by then
 type Config struct {
 	// Aggregator is the aggregator's base URL (http or https).
 	Aggregator string `yaml:"aggregator"`
@@ -98,6 +100,12 @@ type SecureConfig struct {
 	// refused. Unset, adverts are checked with the signing keys the
 	// aggregator reports, whose fingerprints are logged (docs/privacy.md §14a).
 	PeerKeys string `yaml:"peer_keys"`
+	// RoundTimeout bounds the time the client spends in one secure round
+	// (default DefaultSecureRoundTimeout, 1h): past it the client leaves
+	// the round, which an aggregator could otherwise keep at one stage for
+	// ever, and polls for the next. Keep it well above six times the
+	// aggregator's secure_stage_timeout.
+	RoundTimeout Duration `yaml:"round_timeout"`
 }
 
 // PeerKeys loads Secure.PeerKeys; nil when it is not set.
@@ -267,6 +275,9 @@ func (c *Config) Validate() error {
 	if c.PollInterval < 0 {
 		bad("poll_interval: %v, want ≥ 0", time.Duration(c.PollInterval))
 	}
+	if c.Secure.RoundTimeout < 0 {
+		bad("secure.round_timeout: %v, want ≥ 0 (0: the default, %v)", time.Duration(c.Secure.RoundTimeout), DefaultSecureRoundTimeout)
+	}
 	errs = append(errs, c.Data.validate()...)
 	return errors.Join(errs...)
 }
@@ -391,19 +402,16 @@ func (c *Config) Token() (string, error) {
 	return t, nil
 }
 
-// Passphrase reads the key passphrase (nil when no file is configured).
-func (c *Config) Passphrase() ([]byte, error) {
+// Passphrase reads the key passphrase (nil when no file is configured) with
+// keys.ReadSecretLine: refused when group or others can write the file; its
+// mode is returned for the command to warn when they can read it.
+func (c *Config) Passphrase() ([]byte, fs.FileMode, error) {
 	if c.PassphraseFile == "" {
-		return nil, nil
+		return nil, 0, nil
 	}
-	b, err := os.ReadFile(c.Path(c.PassphraseFile))
+	line, mode, err := keys.ReadSecretLine(c.Path(c.PassphraseFile))
 	if err != nil {
-		return nil, fmt.Errorf("read passphrase: %w", err)
+		return nil, 0, fmt.Errorf("read passphrase: %w", err)
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	if len(line) == 0 {
-		return nil, fmt.Errorf("read passphrase: %s: first line is empty", c.Path(c.PassphraseFile))
-	}
-	return line, nil
+	return line, mode, nil
 }

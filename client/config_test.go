@@ -47,6 +47,13 @@ func TestParseConfig(t *testing.T) {
 			t.Errorf("share %d: got %v, want %v", i, shares[i], want[i])
 		}
 	}
+	if c.Secure.RoundTimeout != 0 {
+		t.Errorf("secure.round_timeout: got %v, want 0 when unset (the runner's default)", time.Duration(c.Secure.RoundTimeout))
+	}
+	c2, err := ParseConfig("shop.yaml", "/", []byte(validConfig+"secure:\n  round_timeout: 90m\n"))
+	if err != nil || time.Duration(c2.Secure.RoundTimeout) != 90*time.Minute {
+		t.Errorf("secure.round_timeout 90m: got %+v, %v; want 1h30m", c2, err)
+	}
 	loc, err := c.Location()
 	if err != nil || loc.String() != "America/New_York" {
 		t.Errorf("location: got %v, %v; want America/New_York", loc, err)
@@ -68,6 +75,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"delta one", "delta: 1\n", "delta: 1, want in (0, 1)"},
 		{"NaN delta", "delta: .nan\n", "delta: NaN"},
 		{"plain http to another host", "aggregator: http://agg.example:8700\n", "set insecure_http: true"},
+		{"negative secure round timeout", "secure: {round_timeout: -1m}\n", "secure.round_timeout: -1m0s, want ≥ 0"},
 		{"plain http to a private address", "aggregator: http://10.0.0.5:8700\n", "send the merchant token in clear"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

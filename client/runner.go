@@ -118,6 +118,10 @@ type Options struct {
 	PollInterval time.Duration
 	// Backoff is the retry schedule (default 200ms doubling to 10s, unbounded).
 	Backoff Backoff
+	// SecureRoundTimeout bounds the time the client spends in one secure
+	// round (default DefaultSecureRoundTimeout): past it the round is
+	// recorded as OutcomeAbandoned and the client polls for the next one.
+	SecureRoundTimeout time.Duration
 	// Logger receives progress and retries (default: discarded).
 	Logger *slog.Logger
 	// Progress, when set, is called at every stage.
@@ -162,6 +166,8 @@ func NewRunner(opts Options) (*Runner, error) {
 		return nil, fmt.Errorf("new runner: ε cap %v, want finite and > 0", opts.EpsilonCap)
 	case opts.PollInterval < 0:
 		return nil, errors.New("new runner: negative poll interval")
+	case opts.SecureRoundTimeout < 0:
+		return nil, errors.New("new runner: negative secure round timeout")
 	case opts.Delta != 0 && !(opts.Delta > 0 && opts.Delta < 1):
 		return nil, fmt.Errorf("new runner: δ %v, want in (0, 1)", opts.Delta)
 	}
@@ -176,6 +182,9 @@ func NewRunner(opts Options) (*Runner, error) {
 	}
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 2 * time.Second
+	}
+	if opts.SecureRoundTimeout == 0 {
+		opts.SecureRoundTimeout = DefaultSecureRoundTimeout
 	}
 	if opts.Backoff.Initial <= 0 {
 		opts.Backoff.Initial = 200 * time.Millisecond

@@ -66,7 +66,22 @@ const (
 	// aggregator may have put keys of its own in their place. This merchant
 	// sent no share and no masked input.
 	OutcomeKeysRefused = "keys-refused"
+	// OutcomeAbandoned: the round did not end within the client's bound
+	// (Options.SecureRoundTimeout), so the client left it. If the masked
+	// input was sent by then, its release stays in the local ledger (it was
+	// debited before it left): the aggregator may still unmask the sum it
+	// is in, with the neighbours' shares, as it may for any merchant that
+	// drops out after masking.
+	OutcomeAbandoned = "abandoned"
 )
+
+// DefaultSecureRoundTimeout is how long a client stays in one secure round
+// by default. An honest round has five stages of at most the aggregator's
+// secure_stage_timeout each (1 minute by default) and a deadline of six;
+// an aggregator restart gives the open stage one more. An hour leaves ten
+// times that, and bounds what an aggregator that never moves a round on
+// takes from the merchant: the client would otherwise wait in it for ever.
+const DefaultSecureRoundTimeout = time.Hour
 
 // ErrPeerKeys is wrapped by the refusal of a neighbour's relayed keys.
 var ErrPeerKeys = errors.New("neighbour's keys refused")
@@ -471,8 +486,16 @@ func (r *Runner) joinSecure(ctx context.Context, round protocol.Round) error {
 			return r.opt.Store.Save(st)
 		},
 	}
+	if planned := 6 * round.Plan.Secure.StageTimeout; planned > r.opt.SecureRoundTimeout {
+		r.opt.Logger.Warn("the aggregator's secure stages may outlast this client's bound on a round; raise secure.round_timeout", "round", round.ID, "stage_timeout", round.Plan.Secure.StageTimeout, "round_timeout", r.opt.SecureRoundTimeout)
+	}
 	r.progress(StageUpload, round.ID)
-	res, err := p.Run(ctx)
+	rctx, cancel := context.WithTimeout(ctx, r.opt.SecureRoundTimeout)
+	defer cancel()
+	res, err := p.Run(rctx)
+	if err != nil && rctx.Err() != nil && ctx.Err() == nil {
+		return r.abandonSecure(round, res, epsAfter)
+	}
 	if err != nil {
 		if errors.Is(err, ErrFederationBudget) {
 			if ferr := r.recordSecure(round, OutcomeRefused, err.Error(), epsAfter); ferr != nil {
@@ -488,12 +511,25 @@ func (r *Runner) joinSecure(ctx context.Context, round protocol.Round) error {
 	return r.recordSecure(round, res.Outcome, res.Reason, epsAfter)
 }
 
+// abandonSecure records a secure round the client left at its bound, and
+// counts it as joined: the runner goes back to polling for the next round.
+func (r *Runner) abandonSecure(round protocol.Round, res SecureResult, eps float64) error {
+	reason := fmt.Sprintf("the round did not end within %s (client secure.round_timeout); nothing was debited", r.opt.SecureRoundTimeout)
+	if res.Debited {
+		reason = fmt.Sprintf("the round did not end within %s (client secure.round_timeout) after the local debit: the masked input may be in the aggregator's sum, and its release stays in the local ledger", r.opt.SecureRoundTimeout)
+	}
+	r.opt.Logger.Warn("secure round abandoned", "round", round.ID, "reason", reason)
+	r.joined++
+	return r.recordSecure(round, OutcomeAbandoned, reason, eps)
+}
+
 func (r *Runner) recordSecure(round protocol.Round, outcome, reason string, eps float64) error {
 	st := r.opt.State
 	st.Rounds = append(st.Rounds, RoundRecord{
 		Round: round.ID, Seq: round.Seq, BaseVersion: round.BaseVersion, Outcome: outcome, Reason: reason,
 		LocalEpsilon: eps, At: r.opt.Now().UTC(),
 	})
+	st.Prune()
 	if err := r.opt.Store.Save(st); err != nil {
 		return fmt.Errorf("round %s: %w", round.ID, err)
 	}

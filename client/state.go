@@ -45,8 +45,12 @@ type State struct {
 	// Releases is the local ledger: every release this merchant made, debited
 	// before the update that carries it was sealed.
 	Releases []dp.Release `json:"releases"`
-	// Rounds lists the rounds the client trained for, oldest first.
+	// Rounds lists the rounds the client trained for, oldest first, but for
+	// the records pruned into PrunedRounds.
 	Rounds []RoundRecord `json:"rounds"`
+	// PrunedRounds counts, by outcome, the records of quiet secure rounds
+	// (RoundRecord.Quiet) removed beyond the latest MaxQuietRounds.
+	PrunedRounds map[string]int `json:"pruned_rounds,omitempty"`
 	// Pending is a sealed update whose upload has not ended yet. A restarted
 	// client re-sends it instead of training again.
 	Pending *Pending `json:"pending,omitempty"`
@@ -112,6 +116,66 @@ func (s *State) Joined(id string) (RoundRecord, bool) {
 		}
 	}
 	return RoundRecord{}, false
+}
+
+// MaxQuietRounds is how many records of quiet secure rounds the state keeps
+// in full (State.Prune); older ones are counted in State.PrunedRounds.
+const MaxQuietRounds = 64
+
+// Quiet reports whether r is a secure round that ended before this merchant
+// released anything: failed, dropped, its neighbours' keys refused, or
+// abandoned, with no receipt and no local debit. An aggregator can open such
+// rounds at will. Its record only keeps the client from joining the round
+// again, which, with fresh keys and noise and a debit of its own if it goes
+// as far as masking, gives the aggregator nothing a new round would not.
+func (r RoundRecord) Quiet() bool {
+	switch r.Outcome {
+	case OutcomeFailed, OutcomeDropped, OutcomeKeysRefused, OutcomeAbandoned:
+		return r.Receipt == nil && r.LocalEpsilon == 0
+	}
+	return false
+}
+
+// Prune removes the oldest records of quiet rounds beyond the latest
+// MaxQuietRounds, counting them by outcome in PrunedRounds, so that a hostile
+// aggregator opening and failing secure rounds cannot grow the state (which
+// is rewritten whole at every save) without bound. Every record of a round
+// that released something or carries a receipt is kept: those guard the
+// ledger and are bounded by the ε cap.
+func (s *State) Prune() {
+	excess := -MaxQuietRounds
+	for _, r := range s.Rounds {
+		if r.Quiet() {
+			excess++
+		}
+	}
+	if excess <= 0 {
+		return
+	}
+	if s.PrunedRounds == nil {
+		s.PrunedRounds = map[string]int{}
+	}
+	kept := s.Rounds[:0]
+	for _, r := range s.Rounds {
+		if excess > 0 && r.Quiet() {
+			s.PrunedRounds[r.Outcome]++
+			excess--
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(s.Rounds[len(kept):])
+	s.Rounds = kept
+}
+
+// RoundsJoined counts the rounds the client took part in, pruned records
+// included.
+func (s *State) RoundsJoined() int {
+	n := len(s.Rounds)
+	for _, c := range s.PrunedRounds {
+		n += c
+	}
+	return n
 }
 
 // Accepted counts the rounds whose update the aggregator accepted.

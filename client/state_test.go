@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -129,4 +130,50 @@ func FuzzParseState(f *testing.F) {
 			t.Fatalf("ledger ε %v", eps)
 		}
 	})
+}
+
+// TestPruneKeepsReleasedRounds: Prune removes only the oldest quiet
+// records beyond MaxQuietRounds; a secure round dropped or abandoned after
+// its debit, and a round with a receipt, are kept wherever they are.
+func TestPruneKeepsReleasedRounds(t *testing.T) {
+	st := &State{}
+	add := func(outcome string, eps float64) {
+		st.Rounds = append(st.Rounds, RoundRecord{Round: fmt.Sprintf("r%03d", len(st.Rounds)), Outcome: outcome, LocalEpsilon: eps})
+	}
+	add(OutcomeDropped, 0.1)   // r000: dropped after masking
+	add(OutcomeAbandoned, 0.2) // r001: abandoned after masking
+	for range 40 {
+		add(OutcomeFailed, 0) // r002–r041
+	}
+	add(OutcomeKeysRefused, 0) // r042
+	for range 30 {
+		add(OutcomeAbandoned, 0) // r043–r072
+	}
+	add(OutcomeAccepted, 0.3) // r073
+	st.Rounds[73].Receipt = &protocol.Receipt{Round: "r073"}
+	st.Prune()
+	// 71 quiet records (r002–r072): the oldest 7 (r002–r008) go.
+	if got, want := len(st.Rounds), 74-7; got != want {
+		t.Fatalf("rounds after prune: %d, want %d", got, want)
+	}
+	if got := st.PrunedRounds; len(got) != 1 || got[OutcomeFailed] != 7 {
+		t.Errorf("pruned: %v, want map[failed:7]", got)
+	}
+	for _, id := range []string{"r000", "r001", "r009", "r042", "r072", "r073"} {
+		if _, ok := st.Joined(id); !ok {
+			t.Errorf("%s pruned, want kept", id)
+		}
+	}
+	for _, id := range []string{"r002", "r008"} {
+		if _, ok := st.Joined(id); ok {
+			t.Errorf("%s kept, want pruned", id)
+		}
+	}
+	if got, want := st.RoundsJoined(), 74; got != want {
+		t.Errorf("rounds joined: %d, want %d", got, want)
+	}
+	st.Prune() // nothing more to prune
+	if got := st.PrunedRounds[OutcomeFailed]; got != 7 || len(st.Rounds) != 67 {
+		t.Errorf("second prune: %d pruned, %d rounds; want 7, 67", got, len(st.Rounds))
+	}
 }

@@ -219,6 +219,18 @@ func TestApplyEnv(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("postgres://kairos:s3cret@db:5432/kairos\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Compose mounts file secrets with the host file's mode, often 0644:
+	// readable by others is accepted (the command warns), writable refused.
+	if err := os.Chmod(secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writable := filepath.Join(dir, "db_url_writable")
+	if err := os.WriteFile(writable, []byte("postgres://kairos:s3cret@db:5432/kairos\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(writable, 0o662); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{
 		EnvListen: "0.0.0.0:9000", EnvDBFile: secret, EnvPolicy: "conf/policy.yaml", EnvMetricsListen: "127.0.0.1:9100",
 	}
@@ -254,6 +266,7 @@ func TestApplyEnv(t *testing.T) {
 		{map[string]string{EnvDB: "sqlite:x.db", EnvDBFile: secret}, "set one, not both"},
 		{map[string]string{EnvDBFile: filepath.Join(dir, "missing")}, EnvDBFile},
 		{map[string]string{EnvListen: "nonsense"}, "listen: address nonsense"},
+		{map[string]string{EnvDBFile: writable}, writable + " has mode 0662: writable by group or others"},
 	} {
 		c := load()
 		if err := c.ApplyEnv(func(k string) string { return bad.env[k] }); err == nil || !strings.Contains(err.Error(), bad.want) {

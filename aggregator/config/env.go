@@ -2,9 +2,10 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kairos-fl/kairos/crypto/keys"
 )
 
 // Environment variables that override keys of the config file (12-factor);
@@ -79,16 +80,14 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	return c.Check()
 }
 
-// SecretLine reads the first line of a secret file, without its line end.
+// SecretLine reads the first line of a secret file, without its line end,
+// with keys.ReadSecretLine: a file group or others can write is refused
+// (keys.ErrInsecureMode), one they can read is accepted (compose mounts
+// file secrets with the host file's mode) and the command warns.
 func SecretLine(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	line, _, err := keys.ReadSecretLine(path)
 	if err != nil {
 		return "", err
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimSuffix(line, "\r")
-	if line == "" {
-		return "", fmt.Errorf("%s: first line is empty", path)
-	}
-	return line, nil
+	return string(line), nil
 }

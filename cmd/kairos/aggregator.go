@@ -127,7 +127,7 @@ func newAggInitCmd() *cobra.Command {
 			if _, err := policies.Parse(policyFile, policy); err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
-			wo, err := pf.writeOptions()
+			wo, err := pf.writeOptions(cmd.ErrOrStderr())
 			if err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
@@ -274,6 +274,12 @@ With tls.cert and tls.key in the config it serves HTTPS (TLS 1.2+).`,
 			if err != nil {
 				return fmt.Errorf("aggregator serve: %w", err)
 			}
+			if p := os.Getenv(config.EnvDBFile); p != "" {
+				// Read and checked (not writable by others) by load.
+				if fi, err := os.Stat(p); err == nil {
+					warnReadableSecret(cmd.ErrOrStderr(), p, fi.Mode())
+				}
+			}
 			if listen != "" {
 				cfg.Listen = listen
 			}
@@ -290,7 +296,7 @@ With tls.cert and tls.key in the config it serves HTTPS (TLS 1.2+).`,
 			if logJSON {
 				h = slog.NewJSONHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: logLevel})
 			}
-			pass, err := pf.passphrase()
+			pass, err := pf.passphrase(cmd.ErrOrStderr())
 			if err != nil {
 				return fmt.Errorf("aggregator serve: %w", err)
 			}

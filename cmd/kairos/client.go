@@ -92,7 +92,7 @@ func insecureHTTPEnv() (bool, error) {
 	return b, nil
 }
 
-func loadClientSetup(path string) (*clientSetup, error) {
+func loadClientSetup(stderr io.Writer, path string) (*clientSetup, error) {
 	if path == "" {
 		path = os.Getenv(envClientConfig)
 	}
@@ -111,10 +111,11 @@ func loadClientSetup(path string) (*clientSetup, error) {
 			return nil, fmt.Errorf("$%s: %w", envTokenFile, err)
 		}
 	}
-	pass, err := cfg.Passphrase()
+	pass, mode, err := cfg.Passphrase()
 	if err != nil {
 		return nil, err
 	}
+	warnReadableSecret(stderr, cfg.Path(cfg.PassphraseFile), mode)
 	m, err := keys.LoadMerchant(cfg.Path(cfg.KeysDir), pass)
 	if err != nil {
 		return nil, err
@@ -190,7 +191,7 @@ federation's) is reached.`,
 			}
 			stderr := cmd.ErrOrStderr()
 			log := clientLogger(stderr, logJSON, level)
-			s, err := loadClientSetup(config)
+			s, err := loadClientSetup(stderr, config)
 			if err != nil {
 				return fmt.Errorf("client run: %w", err)
 			}
@@ -220,6 +221,7 @@ federation's) is reached.`,
 				Store: store, State: state, EpsilonCap: s.cfg.EpsilonCap, Delta: s.cfg.MerchantDelta(), Optimizer: s.cfg.Optimizer,
 				Now:          func() time.Time { return time.Now().Add(offset) },
 				PollInterval: time.Duration(s.cfg.PollInterval), Logger: log,
+				SecureRoundTimeout: time.Duration(s.cfg.Secure.RoundTimeout),
 			}
 			if stderrIsTerminal(stderr) {
 				opts.Progress = roundBar(stderr, rounds)
@@ -323,7 +325,7 @@ when the shop has no buyer there. --personalize=false scores with the global mod
 as published. The output says which model scored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := loadClientSetup(config)
+			s, err := loadClientSetup(cmd.ErrOrStderr(), config)
 			if err != nil {
 				return fmt.Errorf("client score: %w", err)
 			}
@@ -468,7 +470,7 @@ func clientStatus(cfg *client.Config, st *client.State) (clientStatusReport, err
 		return clientStatusReport{}, err
 	}
 	rep := clientStatusReport{
-		Merchant: st.Merchant, RoundsJoined: len(st.Rounds), RoundsAccepted: st.Accepted(),
+		Merchant: st.Merchant, RoundsJoined: st.RoundsJoined(), RoundsAccepted: st.Accepted(),
 		Delta: d, LocalEpsilon: eps, LocalCap: cfg.EpsilonCap, Rounds: st.Rounds,
 	}
 	if st.Pending != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -47,8 +46,9 @@ func (p *passphraseFlags) register(cmd *cobra.Command) {
 
 // passphrase returns nil when no passphrase file was given.
 // Without --passphrase-file it reads $KAIROS_PASSPHRASE_FILE, then
-// $KAIROS_PASSPHRASE.
-func (p *passphraseFlags) passphrase() ([]byte, error) {
+// $KAIROS_PASSPHRASE. A file group or others can write is refused, one they
+// can read is used with a warning on stderr (readPassphraseFile).
+func (p *passphraseFlags) passphrase(stderr io.Writer) ([]byte, error) {
 	file := p.file
 	if file == "" {
 		file = os.Getenv(envPassphraseFile)
@@ -59,20 +59,32 @@ func (p *passphraseFlags) passphrase() ([]byte, error) {
 		}
 		return nil, nil
 	}
-	b, err := os.ReadFile(file)
+	return readPassphraseFile(stderr, file)
+}
+
+// readPassphraseFile reads the first line of a passphrase file with
+// keys.ReadSecretLine, warning on stderr when group or others can read it.
+func readPassphraseFile(stderr io.Writer, path string) ([]byte, error) {
+	line, mode, err := keys.ReadSecretLine(path)
 	if err != nil {
 		return nil, fmt.Errorf("read passphrase: %w", err)
 	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	if len(line) == 0 {
-		return nil, fmt.Errorf("read passphrase: %s: first line is empty", file)
-	}
+	warnReadableSecret(stderr, path, mode)
 	return line, nil
 }
 
-func (p *passphraseFlags) writeOptions() (keys.WriteOptions, error) {
-	pass, err := p.passphrase()
+// warnReadableSecret says on stderr that group or others can read the
+// secret file path (keys.ReadSecretLine accepts such files, which container
+// runtimes mount with the host file's mode).
+func warnReadableSecret(stderr io.Writer, path string, mode fs.FileMode) {
+	if path == "" || !keys.ReadableByOthers(mode) {
+		return
+	}
+	fmt.Fprintf(stderr, "kairos: warning: %s has mode %#o: group or others can read it; chmod 600 it unless a container runtime mounts it so\n", path, mode.Perm())
+}
+
+func (p *passphraseFlags) writeOptions(stderr io.Writer) (keys.WriteOptions, error) {
+	pass, err := p.passphrase(stderr)
 	if err != nil {
 		return keys.WriteOptions{}, err
 	}
@@ -108,7 +120,7 @@ func newKeysGenCmd() *cobra.Command {
 				}
 				return fmt.Errorf("keys gen: %w", err)
 			}
-			opts, err := pf.writeOptions()
+			opts, err := pf.writeOptions(cmd.ErrOrStderr())
 			if err != nil {
 				return fmt.Errorf("keys gen: %w", err)
 			}
@@ -233,7 +245,7 @@ func newKeysRotateJWTCmd() *cobra.Command {
 		Short: "Add a new JWT signing key to an aggregator key directory and make it active",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, err := pf.writeOptions()
+			opts, err := pf.writeOptions(cmd.ErrOrStderr())
 			if err != nil {
 				return fmt.Errorf("keys rotate-jwt: %w", err)
 			}
@@ -263,7 +275,7 @@ func newKeysRemoveJWTCmd() *cobra.Command {
 		Short: "Remove a retired JWT key; tokens it signed stop verifying",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, err := pf.writeOptions()
+			opts, err := pf.writeOptions(cmd.ErrOrStderr())
 			if err != nil {
 				return fmt.Errorf("keys remove-jwt: %w", err)
 			}

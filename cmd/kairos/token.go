@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,7 +53,7 @@ func newTokenIssueCmd() *cobra.Command {
 			if ttl > limit {
 				return fmt.Errorf("token issue: --ttl %v exceeds %v, the longest lifetime the aggregator accepts for a %s token", ttl, limit, role)
 			}
-			pass, err := tokenPassphrase(passFile)
+			pass, err := tokenPassphrase(cmd.ErrOrStderr(), passFile)
 			if err != nil {
 				return err
 			}
@@ -220,21 +218,13 @@ func tokenMaxTTLFor(path string, role auth.Role) (time.Duration, error) {
 	return server.TokenMaxTTL(pol)(role), nil
 }
 
-// tokenPassphrase returns the first line of path, or nil when path is empty.
-func tokenPassphrase(path string) ([]byte, error) {
+// tokenPassphrase returns the first line of path (readPassphraseFile), or
+// nil when path is empty.
+func tokenPassphrase(stderr io.Writer, path string) ([]byte, error) {
 	if path == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read passphrase: %w", err)
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	if len(line) == 0 {
-		return nil, errors.New("read passphrase: " + path + ": first line is empty")
-	}
-	return line, nil
+	return readPassphraseFile(stderr, path)
 }
 
 func tokenWriteJSON(w io.Writer, v any) error {

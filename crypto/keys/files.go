@@ -49,9 +49,15 @@ const maxKeyFileSize = 16 << 10
 type InsecureModeError struct {
 	Path string
 	Mode fs.FileMode
+	// Writable: the file is a shared secret (ReadSecretLine), refused
+	// because group or others can write it, not because they can read it.
+	Writable bool
 }
 
 func (e *InsecureModeError) Error() string {
+	if e.Writable {
+		return fmt.Sprintf("%s has mode %#o: writable by group or others, who could substitute the secret; chmod go-w it (0600 is best)", e.Path, e.Mode.Perm())
+	}
 	return fmt.Sprintf("%s has mode %#o: accessible by group or others, want 0600", e.Path, e.Mode.Perm())
 }
 
@@ -545,6 +551,52 @@ func (r *reader) public(name string) ([]byte, error)   { return readChecked(r.pa
 func ReadSecretFile(path string) ([]byte, error) {
 	return readChecked(path, true)
 }
+
+// ReadSecretLine reads the first line, without its line end, of a file
+// holding a secret that is handed over rather than written by Kairos: a key
+// passphrase, a database URL. Container runtimes mount such files with the
+// host file's mode (compose's file secrets keep it, often 0644), so a file
+// that group or others can read is accepted and its mode returned, for the
+// command to warn about (ReadableByOthers). One they can write is refused
+// with an *InsecureModeError (ErrInsecureMode, Writable set): whoever else
+// could write it could substitute the secret, a passphrase of their choosing
+// for new key files or a database of their own. The file must be regular and
+// at most 16 KiB, as a key file.
+func ReadSecretLine(path string) ([]byte, fs.FileMode, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	mode := st.Mode()
+	if !mode.IsRegular() {
+		return nil, mode, fmt.Errorf("%s: not a regular file", path)
+	}
+	if mode.Perm()&0o022 != 0 {
+		return nil, mode, &InsecureModeError{Path: path, Mode: mode, Writable: true}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, mode, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxKeyFileSize {
+		return nil, mode, fmt.Errorf("%s: larger than %d bytes", path, maxKeyFileSize)
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if len(line) == 0 {
+		return nil, mode, fmt.Errorf("%s: first line is empty", path)
+	}
+	return line, mode, nil
+}
+
+// ReadableByOthers reports whether a file of mode can be read by group or
+// others: a shared secret's command warns about it (ReadSecretLine).
+func ReadableByOthers(mode fs.FileMode) bool { return mode.Perm()&0o044 != 0 }
 
 // readChecked reads a key file of bounded size; with private set it refuses a
 // file that group or others may access, checking the mode of the opened file.

@@ -197,15 +197,16 @@ func mustJSON(v any) (string, error) {
 
 // --- merchants ---
 
-const merchantCols = `id, region, time_zone, public_key, revoked, enrolled_at_ms, stopped`
+const merchantCols = `id, region, time_zone, public_key, revoked, enrolled_at_ms, stopped, stopped_at_ms`
 
 func scanMerchant(r Rows) (aggregator.Merchant, error) {
 	var m aggregator.Merchant
-	var revoked, at int64
+	var revoked, at, stoppedAt int64
 	var pub []byte
-	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at, &m.Stopped); err != nil {
+	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at, &m.Stopped, &stoppedAt); err != nil {
 		return m, err
 	}
+	m.StoppedAt = fromMS(stoppedAt)
 	m.PublicKey = append([]byte(nil), pub...)
 	m.Revoked = revoked != 0
 	m.EnrolledAt = fromMS(at)
@@ -214,8 +215,8 @@ func scanMerchant(r Rows) (aggregator.Merchant, error) {
 
 // InsertMerchant implements aggregator.Tx.
 func (t *Tx) InsertMerchant(ctx context.Context, m aggregator.Merchant) error {
-	n, err := t.exec(ctx, `INSERT INTO fed_merchants (`+merchantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		m.ID, m.Region, m.TimeZone, []byte(m.PublicKey), b2i(m.Revoked), ms(m.EnrolledAt), m.Stopped)
+	n, err := t.exec(ctx, `INSERT INTO fed_merchants (`+merchantCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		m.ID, m.Region, m.TimeZone, []byte(m.PublicKey), b2i(m.Revoked), ms(m.EnrolledAt), m.Stopped, ms(m.StoppedAt))
 	if err != nil {
 		return fmt.Errorf("insert merchant: %w", err)
 	}
@@ -256,8 +257,8 @@ func (t *Tx) Merchants(ctx context.Context) ([]aggregator.Merchant, error) {
 }
 
 // SetMerchantStopped implements aggregator.Tx.
-func (t *Tx) SetMerchantStopped(ctx context.Context, id, reason string) error {
-	n, err := t.exec(ctx, `UPDATE fed_merchants SET stopped = ? WHERE id = ?`, reason, id)
+func (t *Tx) SetMerchantStopped(ctx context.Context, id, reason string, at time.Time) error {
+	n, err := t.exec(ctx, `UPDATE fed_merchants SET stopped = ?, stopped_at_ms = ? WHERE id = ?`, reason, ms(at), id)
 	if err != nil {
 		return fmt.Errorf("set merchant %s stopped: %w", id, err)
 	}
