@@ -632,6 +632,22 @@ const (
 // the time of day, to the second) as a wall-clock time in loc. comma
 // accepts a decimal comma, as a European Excel writes it.
 func parseExcel(b []byte, comma bool, loc *time.Location) (time.Time, error) {
+	v, ok := dayCount(b, comma)
+	if !ok {
+		return time.Time{}, fmt.Errorf("time %q is not an Excel serial date (days since 1899-12-30, like 40513.35)", b)
+	}
+	if v < excelFirst || v >= excelEnd {
+		return time.Time{}, fmt.Errorf("serial date %q is outside the Excel range %d (1900-03-01) .. %d (9999-12-31)", b, excelFirst, excelEnd-1)
+	}
+	days := math.Floor(v)
+	secs := math.Round((v - days) * 86400)
+	return time.Date(1899, 12, 30+int(days), 0, 0, int(secs), 0, loc).UTC(), nil
+}
+
+// dayCount reads a plain count of days, up to seven digits and an optional
+// fraction after a dot (a comma under comma): the form of Excel serials and
+// day numbers. No sign, exponent or blank.
+func dayCount(b []byte, comma bool) (float64, bool) {
 	s := b
 	if i := bytes.IndexByte(b, ','); comma && i >= 0 {
 		s = append([]byte(nil), b...)
@@ -639,15 +655,10 @@ func parseExcel(b []byte, comma bool, loc *time.Location) (time.Time, error) {
 	}
 	whole, frac, _ := bytes.Cut(s, []byte{'.'})
 	if !allDigits(whole) || len(frac) > 0 && !allDigits(frac) || len(whole) > 7 {
-		return time.Time{}, fmt.Errorf("time %q is not an Excel serial date (days since 1899-12-30, like 40513.35)", b)
+		return 0, false
 	}
 	v, err := strconv.ParseFloat(string(s), 64)
-	if err != nil || v < excelFirst || v >= excelEnd {
-		return time.Time{}, fmt.Errorf("serial date %q is outside the Excel range %d (1900-03-01) .. %d (9999-12-31)", b, excelFirst, excelEnd-1)
-	}
-	days := math.Floor(v)
-	secs := math.Round((v - days) * 86400)
-	return time.Date(1899, 12, 30+int(days), 0, 0, int(secs), 0, loc).UTC(), nil
+	return v, err == nil
 }
 
 // maxDayNumber bounds a LayoutDays value (about 8,200 years of days) before
@@ -658,17 +669,11 @@ const maxDayNumber = 3_000_000
 // epoch's midnight in loc, a fraction the time of day ("711.5" is noon of
 // day 711); the decimal mark is a comma under decimal: ",".
 func parseDayNumber(b []byte, comma bool, epoch time.Time, loc *time.Location) (time.Time, error) {
-	s := b
-	if i := bytes.IndexByte(b, ','); comma && i >= 0 {
-		s = append([]byte(nil), b...)
-		s[i] = '.'
-	}
-	whole, frac, _ := bytes.Cut(s, []byte{'.'})
-	if !allDigits(whole) || len(frac) > 0 && !allDigits(frac) || len(whole) > 7 {
+	v, ok := dayCount(b, comma)
+	if !ok {
 		return time.Time{}, fmt.Errorf("time %q is not a day number (whole days since the epoch %s, like 711 or 711.5)", b, epoch.Format(time.DateOnly))
 	}
-	v, err := strconv.ParseFloat(string(s), 64)
-	if err != nil || v >= maxDayNumber {
+	if v >= maxDayNumber {
 		return time.Time{}, fmt.Errorf("day number %q is not below %d", b, maxDayNumber)
 	}
 	days := math.Floor(v)
