@@ -205,6 +205,7 @@ federation's) is reached.`,
 				return fmt.Errorf("client run: %w", err)
 			}
 			log.Info("events loaded", "merchant", s.merchant.ID, "events", len(ds.Events), "other_shards", ds.Dropped)
+			warnConcentration(ds, func(msg string) { log.Warn(msg) })
 			offset := time.Duration(s.cfg.ClockOffset)
 			if offset != 0 {
 				log.Warn("clock offset in effect", "offset", offset)
@@ -360,6 +361,7 @@ as published. The output says which model scored.`,
 			if err != nil {
 				return fmt.Errorf("client score: %w", err)
 			}
+			warnConcentration(ds, func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), "warning:", msg) })
 			if at.IsZero() {
 				if at, err = client.DefaultCutoff(ds.Events, s.loc); err != nil {
 					return fmt.Errorf("client score: %w", err)
@@ -391,6 +393,22 @@ as published. The output says which model scored.`,
 	f.BoolVar(&personalize, "personalize", true, "fine-tune the global model on the shop's own customers before scoring (false: the global model)")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
+}
+
+// warnConcentration hands warn what the dataset's spread of purchases says
+// is likely a mapping mistake (a guest placeholder as one customer, or no
+// customer buying twice); a run or a score goes on either way.
+func warnConcentration(ds *client.Dataset, warn func(string)) {
+	c, err := ds.Concentration()
+	if err != nil {
+		warn(err.Error())
+		return
+	}
+	for _, msg := range []string{c.Warning(), c.NoRepeatHint()} {
+		if msg != "" {
+			warn(msg)
+		}
+	}
 }
 
 // writeScores writes the scores to a temporary file renamed to path when done.
