@@ -32,7 +32,8 @@ import (
 )
 
 // aggMemoryLimitMiB is serve's soft Go memory limit when neither
-// --memory-limit-mib nor GOMEMLIMIT sets one: with the API's default
+// --memory-limit-mib nor GOMEMLIMIT sets one, or the container's share
+// (applyMemoryLimit) when that is lower: with the API's default
 // in-flight body budget the heap stays well below it, so it only makes the
 // collector work harder before the process nears 1 GiB.
 const aggMemoryLimitMiB = 768
@@ -363,7 +364,9 @@ func (g gcFlags) apply() error {
 	case g.limitMiB > 0:
 		debug.SetMemoryLimit(g.limitMiB << 20)
 	case g.defaultLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "":
-		debug.SetMemoryLimit(g.defaultLimitMiB << 20)
+		// A lower limit already in force (applyMemoryLimit's share of a
+		// small container) stays: the default must not lift it.
+		debug.SetMemoryLimit(min(g.defaultLimitMiB<<20, debug.SetMemoryLimit(-1)))
 	}
 	return nil
 }

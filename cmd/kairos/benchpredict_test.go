@@ -131,15 +131,22 @@ func TestGCFlags(t *testing.T) {
 	for _, tt := range []struct {
 		name, env string
 		flags     gcFlags
-		want      int64
+		// before is the limit in force before apply: math.MaxInt64 as
+		// when GOMEMLIMIT was read at start (the test sets it by hand), or
+		// applyMemoryLimit's share of a container.
+		before, want int64
 	}{
-		{"default", "", gcFlags{defaultLimitMiB: 768}, 768 << 20},
-		{"flag over default", "", gcFlags{limitMiB: 256, defaultLimitMiB: 768}, 256 << 20},
-		{"GOMEMLIMIT over default", "2GiB", gcFlags{defaultLimitMiB: 768}, math.MaxInt64},
-		{"no default", "", gcFlags{}, math.MaxInt64},
+		{"default", "", gcFlags{defaultLimitMiB: 768}, math.MaxInt64, 768 << 20},
+		{"flag over default", "", gcFlags{limitMiB: 256, defaultLimitMiB: 768}, math.MaxInt64, 256 << 20},
+		{"GOMEMLIMIT over default", "2GiB", gcFlags{defaultLimitMiB: 768}, math.MaxInt64, math.MaxInt64},
+		{"no default", "", gcFlags{}, math.MaxInt64, math.MaxInt64},
+		// A container of 512 MiB: 0.9 · 512 MiB = 483,183,820 bytes, below the default, stays.
+		{"container's limit under default", "", gcFlags{defaultLimitMiB: 768}, 483183820, 483183820},
+		// A container of 4 GiB: its 3.6 GiB share is above the default, which applies.
+		{"container's limit over default", "", gcFlags{defaultLimitMiB: 768}, 3865470566, 768 << 20},
 	} {
 		t.Setenv("GOMEMLIMIT", tt.env)
-		debug.SetMemoryLimit(math.MaxInt64) // as when GOMEMLIMIT was read at start: the test sets it by hand
+		debug.SetMemoryLimit(tt.before)
 		if err := tt.flags.apply(); err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
