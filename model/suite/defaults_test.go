@@ -3,6 +3,7 @@ package suite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -137,5 +138,36 @@ func TestRunZoneCalendar(t *testing.T) {
 	}
 	if !slices.ContainsFunc(dr.Warnings, func(w string) bool { return strings.HasSuffix(w, "span 2024-01-01 .. 2024-06-30") }) {
 		t.Errorf("warnings %q do not give the span in Berlin days", dr.Warnings)
+	}
+}
+
+// TestRunWarnsOfPlaceholder: a user's data set in which "0" holds 3,000 of
+// the 3,200 purchases (93.75%; 3,000 / 2 = 1,500× the others' mean) carries
+// evaluate's concentration warning in the suite's result, as kairos eval
+// prints it for one data set.
+func TestRunWarnsOfPlaceholder(t *testing.T) {
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	var evs []model.Event
+	for i := range 100 {
+		c := fmt.Sprintf("c%03d", i)
+		evs = append(evs, model.Event{Customer: c, Time: t0.Add(time.Duration(i) * 24 * time.Hour / 10), Kind: model.Purchase},
+			model.Event{Customer: c, Time: t0.Add(time.Duration(60+i*3) * 24 * time.Hour), Kind: model.Purchase})
+	}
+	for i := range 3000 {
+		evs = append(evs, model.Event{Customer: "0", Time: t0.Add(time.Duration(i) * 90 * time.Minute), Kind: model.Purchase})
+	}
+	load := func(context.Context, Dataset) ([]model.Event, error) { return evs, nil }
+	d := Dataset{Name: "shop", Path: "a.csv", Format: FormatCSV, Mapping: "a.yaml"}
+	res, err := Run(context.Background(), []Dataset{d}, Options{Load: load, Baselines: []string{evaluate.MethodRecency}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := res.Datasets[0]
+	if dr.Error != "" {
+		t.Fatal(dr.Error)
+	}
+	want := `customer "0" holds 3000 of the 3200 purchases (93.8%)`
+	if !slices.ContainsFunc(dr.Warnings, func(w string) bool { return strings.HasPrefix(w, want) }) {
+		t.Errorf("warnings %q: want one beginning %q", dr.Warnings, want)
 	}
 }

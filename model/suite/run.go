@@ -476,6 +476,9 @@ func describeSplit(dr *DatasetResult, rep evaluate.Report) {
 		}
 		dr.LongPositives[strconv.Itoa(h)] = rep.Positives[h]
 	}
+	if w := rep.Concentration.Warning(); w != "" {
+		dr.Warnings = append(dr.Warnings, w)
+	}
 	// Only the horizons the suite reports: evaluate also warns about AUC@1 and
 	// @3, which are not in the table.
 	for _, h := range AUCHorizons {
