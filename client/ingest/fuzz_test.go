@@ -46,7 +46,10 @@ func checkRead(t *testing.T, in []byte, opts Options) {
 		return nil
 	})
 	var re *RowError
-	if err != nil && (!errors.As(err, &re) || rep.Rows != 0) { // only a bad header may stop a Skip read
+	// Only a bad header, or a file refused whole before its first row as
+	// not a text export (a binary file, one JSON array), may stop a Skip read.
+	fileRefused := errors.Is(err, ErrNotText) && rep.Rows == 0
+	if err != nil && !fileRefused && (!errors.As(err, &re) || rep.Rows != 0) {
 		t.Fatalf("got error %v under Skip", err)
 	}
 	if err != nil {
@@ -220,9 +223,12 @@ func FuzzGrouped(f *testing.F) {
 			return
 		}
 		plain := strings.ReplaceAll(strings.ReplaceAll(s, string(rune(mk.thousands)), ""), string(rune(mk.decimal)), ".")
+		// A value beyond float64 reads as ±Inf with a range error both ways
+		// (the reader refuses amounts above model.MaxAmount afterwards).
 		want, err := strconv.ParseFloat(plain, 64)
 		g, gerr := strconv.ParseFloat(string(got), 64)
-		if err != nil || gerr != nil || math.Float64bits(g) != math.Float64bits(want) {
+		readable := func(err error) bool { return err == nil || errors.Is(err, strconv.ErrRange) }
+		if !readable(err) || !readable(gerr) || math.Float64bits(g) != math.Float64bits(want) {
 			t.Fatalf("grouped(%q) = %q (%v, %v); strconv of %q gives %v, %v", s, got, g, gerr, plain, want, err)
 		}
 	})
