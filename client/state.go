@@ -274,6 +274,11 @@ func parseState(name string, b []byte) (*State, error) {
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("read state %s: version %d, want %d", name, st.Version, stateVersion)
 	}
+	for outcome, n := range st.PrunedRounds {
+		if n < 0 || !(RoundRecord{Outcome: outcome}).Quiet() {
+			return nil, fmt.Errorf("read state %s: pruned_rounds %q: %d: a count of pruned quiet secure rounds (failed, dropped, keys-refused, abandoned) cannot be negative or of another outcome", name, outcome, n)
+		}
+	}
 	return &st, nil
 }
 

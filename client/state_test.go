@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kairos-fl/kairos/aggregator/protocol"
@@ -175,5 +176,25 @@ func TestPruneKeepsReleasedRounds(t *testing.T) {
 	st.Prune() // nothing more to prune
 	if got := st.PrunedRounds[OutcomeFailed]; got != 7 || len(st.Rounds) != 67 {
 		t.Errorf("second prune: %d pruned, %d rounds; want 7, 67", got, len(st.Rounds))
+	}
+}
+
+// TestParseStatePrunedRounds: a state file whose pruned_rounds holds a
+// negative count or an outcome that is never pruned (an accepted round,
+// which guards the ledger) is refused naming the entry; the quiet outcomes
+// read.
+func TestParseStatePrunedRounds(t *testing.T) {
+	for _, tc := range []struct{ pruned, want string }{
+		{`{"failed":-3}`, `pruned_rounds "failed": -3`},
+		{`{"accepted":2}`, `pruned_rounds "accepted": 2`},
+		{`{"failed":3,"abandoned":1}`, ""},
+	} {
+		_, err := parseState("state.json", []byte(`{"version":1,"pruned_rounds":`+tc.pruned+`}`))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.pruned, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got %v, want an error naming %s", tc.pruned, err, tc.want)
+		}
 	}
 }
