@@ -139,6 +139,13 @@ func newAggInitCmd() *cobra.Command {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
+			// MkdirAll leaves an existing directory's mode alone: one that
+			// group or others may write would let them rename their own
+			// policy, config or database over ours, or plant a symlink
+			// named like a file we are about to write.
+			if err := os.Chmod(dir, 0o700); err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
 			a, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: classic})
 			if err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
@@ -170,7 +177,7 @@ func newAggInitCmd() *cobra.Command {
 				{config.File, append([]byte(header), cfgYAML...), 0o600},
 				{config.TokenFile, []byte(token + "\n"), 0o600},
 			} {
-				if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+				if err := writeNewFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 					return fmt.Errorf("aggregator init: %w", err)
 				}
 			}
@@ -560,8 +567,13 @@ func readMerchantPublicKey(path string) (ed25519.PublicKey, error) {
 }
 
 // writeSecretFile writes data to a new 0600 file.
-func writeSecretFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+func writeSecretFile(path string, data []byte) error { return writeNewFile(path, data, 0o600) }
+
+// writeNewFile writes data to a file it creates with mode (less the umask).
+// An existing file or symlink at path is an error (O_EXCL), so nothing is
+// written through a link someone else placed there.
+func writeNewFile(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err
 	}

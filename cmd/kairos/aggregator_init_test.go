@@ -35,3 +35,31 @@ func TestAggregatorInitConfigPrivate(t *testing.T) {
 		t.Errorf("%s holds the database password with mode %v, want no group or other access (0600)", config.File, got)
 	}
 }
+
+// TestAggregatorInitClosesExistingDir (round 6): init into an existing empty
+// directory that group and others may write (a shared /srv, a directory an
+// installer made 0777) left it so: anyone could then rename their own
+// policy.yaml, kairos.yaml or SQLite database over the aggregator's, or plant
+// a symlink named token before init wrote it. The directory is closed to
+// group and others, as the keys directory inside it already was.
+func TestAggregatorInitClosesExistingDir(t *testing.T) {
+	for _, mode := range []os.FileMode{0o777, 0o775, 0o755} {
+		dir := filepath.Join(t.TempDir(), "agg")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runAgg(t, "init", "--dir", dir, "--classic"); err != nil {
+			t.Fatalf("init into an empty %v directory: %v", mode, err)
+		}
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o700 {
+			t.Errorf("init into an empty %v directory: it is %v after, want 0700", mode, got)
+		}
+	}
+}
