@@ -401,7 +401,32 @@ func writeAddr(path string) func(string) error {
 	if path == "" {
 		return nil
 	}
-	return func(url string) error { return os.WriteFile(path, []byte(url+"\n"), 0o644) }
+	return func(url string) error { return writeFileReplacing(path, []byte(url+"\n"), 0o644) }
+}
+
+// writeFileReplacing writes data to a temporary file beside path and renames
+// it over path, so a symlink planted at path is replaced, never followed.
+func writeFileReplacing(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // aggClientFlags are the flags of the commands that call the API as admin.

@@ -63,3 +63,37 @@ func TestAggregatorInitClosesExistingDir(t *testing.T) {
 		}
 	}
 }
+
+// TestAddrFileDoesNotFollowSymlink (round 6): serve --addr-file wrote the
+// URL with os.WriteFile, which follows a symlink: a link planted at the
+// path (a shared /tmp, a run directory others can write) made serve truncate
+// whatever file it pointed to that the aggregator may write, its own
+// database or key files included. The URL now replaces the link.
+func TestAddrFileDoesNotFollowSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "kairos.db")
+	const keep = "the aggregator's database\n"
+	if err := os.WriteFile(victim, []byte(keep), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "addr")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeAddr(link)("http://127.0.0.1:8700"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != keep {
+		t.Errorf("the file the planted link named: got %q (%v), want it unchanged %q", b, err, keep)
+	}
+	fi, err := os.Lstat(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() {
+		t.Errorf("%s: mode %v, want a regular file in place of the link", link, fi.Mode())
+	}
+	if b, err := os.ReadFile(link); err != nil || string(b) != "http://127.0.0.1:8700\n" {
+		t.Errorf("%s: got %q (%v), want the URL", link, b, err)
+	}
+}
