@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kairos-fl/kairos/aggregator/config"
+	"github.com/kairos-fl/kairos/api/auth"
 	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/policies"
 	"github.com/kairos-fl/kairos/store/postgres/pgtest"
 )
 
@@ -90,5 +94,82 @@ func TestServeLogHidesDBPassword(t *testing.T) {
 		if strings.Contains(out, s) {
 			t.Errorf("serve's log holds the database secret %q:\n%s", s, out)
 		}
+	}
+}
+
+// TestReplicaFollowsReload (round 6): replicas share the database, but a
+// reload (POST /v1/config:reload, SIGHUP) reached the one replica that got
+// it: a merchant the operator removed from the policy kept its token on every
+// other replica (models, its session, the round routes), and so did a partner
+// whose grant was removed, until each replica was reloaded by hand. A replica
+// now follows the operator's config.reload entries in the shared audit log:
+// it re-reads its files and installs the policy when it is the one the entry
+// names.
+func TestReplicaFollowsReload(t *testing.T) {
+	db := pgtest.URL(t)
+	dir := t.TempDir()
+	k, _ := parts(t)
+	if err := keys.WriteAggregator(filepath.Join(dir, config.KeysDir), k, nil); err != nil {
+		t.Fatal(err)
+	}
+	policyPath := filepath.Join(dir, config.PolicyFile)
+	if err := os.WriteFile(policyPath, []byte(testPolicy+"  shop-b: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, config.File)
+	if err := os.WriteFile(cfgPath, mustMarshal(t, config.Default("127.0.0.1:0", db)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(migrate bool) *Aggregator {
+		t.Helper()
+		a, st, err := Open(t.Context(), slog.New(slog.DiscardHandler), cfg, OpenOptions{DB: cfg.DBURL(""), Migrate: migrate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		t.Cleanup(func() { _ = a.Close() })
+		return a
+	}
+	primary, replica := open(true), open(false)
+	ts := httptest.NewServer(replica.API)
+	t.Cleanup(ts.Close)
+	tok, _, err := replica.Issuer.Issue(auth.Grant{Subject: "shop-b", Role: auth.RoleMerchant, Merchants: []string{"shop-b"}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := request(t, ts, "GET", "/v1/models", tok, ""); code != 200 {
+		t.Fatalf("GET /v1/models as shop-b before the reload: %d %.200s, want 200", code, body)
+	}
+
+	// The operator removes shop-b and reloads: the balancer sends it to the primary.
+	if err := os.WriteFile(policyPath, []byte(testPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want, err := policies.Parse("p", []byte(testPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := primary.Reload(t.Context(), "operator:test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.FollowReloads(t.Context()); err != nil {
+		t.Fatalf("FollowReloads: %v", err)
+	}
+	if got := replica.Service.Policy().Hash(); got != want.Hash() {
+		t.Errorf("replica's policy after the primary's reload: %s, want %s", got, want.Hash())
+	}
+	if code, body := request(t, ts, "GET", "/v1/models", tok, ""); code != 403 {
+		t.Errorf("GET /v1/models on the replica as shop-b, removed by the reload: %d %.200s, want 403", code, body)
+	}
+	// Nothing new: a second look changes nothing and reloads nothing.
+	if err := replica.FollowReloads(t.Context()); err != nil {
+		t.Fatalf("FollowReloads again: %v", err)
+	}
+	if got := replica.Service.Policy().Hash(); got != want.Hash() {
+		t.Errorf("replica's policy after a second look: %s, want %s", got, want.Hash())
 	}
 }
