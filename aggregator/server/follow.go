@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/compliance"
 )
@@ -32,17 +34,29 @@ const followerActor = "system:replica"
 func (a *Aggregator) FollowReloads(ctx context.Context) error {
 	a.followMu.Lock()
 	defer a.followMu.Unlock()
-	want, err := a.nextFollowedReload(ctx)
-	if err != nil || want == "" || want == a.Service.Policy().Hash() {
+	want, next, err := a.nextFollowedReload(ctx)
+	if err != nil {
 		return err
+	}
+	if want == "" || want == a.Service.Policy().Hash() {
+		a.followAfter = next
+		return nil
 	}
 	if a.reload == nil {
 		return fmt.Errorf("follow reload to policy %s: %w", want, ErrNoReload)
 	}
 	out, err := a.reload(ctx, a.Service, followerActor)
 	if err != nil {
+		if errors.Is(err, aggregator.ErrPolicy) {
+			// Refused (and audited) for this replica's files: retrying
+			// every interval would audit the same refusal for ever.
+			a.followAfter = next
+		}
+		// Otherwise (the store or the audit log unavailable) the next
+		// call tries again.
 		return fmt.Errorf("follow reload to policy %s: %w", want, err)
 	}
+	a.followAfter = next
 	if out.PolicyHash != want {
 		return fmt.Errorf("follow reload: this replica's policy file gives %s, another replica installed %s: the replicas' files differ", out.PolicyHash, want)
 	}
@@ -52,25 +66,26 @@ func (a *Aggregator) FollowReloads(ctx context.Context) error {
 
 // nextFollowedReload reads the audit log after the cursor and returns the
 // policy hash of the last successful config.reload an operator made ("" when
-// none), moving the cursor past what it read.
-func (a *Aggregator) nextFollowedReload(ctx context.Context) (string, error) {
-	want := ""
+// none) and the cursor past what it read, which the caller keeps once it has
+// acted on the entry.
+func (a *Aggregator) nextFollowedReload(ctx context.Context) (want string, next uint64, err error) {
+	next = a.followAfter
 	for {
 		page, err := compliance.QueryAudit(ctx, a.auditSrc, compliance.AuditFilter{
-			After: a.followAfter, Action: "config.reload", Limit: compliance.MaxAuditLimit})
+			After: next, Action: "config.reload", Limit: compliance.MaxAuditLimit})
 		if err != nil {
-			return "", fmt.Errorf("follow reloads: %w", err)
+			return "", 0, fmt.Errorf("follow reloads: %w", err)
 		}
 		for _, e := range page.Entries {
-			a.followAfter = max(a.followAfter, e.Seq)
+			next = max(next, e.Seq)
 			if e.Outcome == string(audit.OutcomeOK) && e.Actor != followerActor && e.Details["policy_hash"] != "" {
 				want = e.Details["policy_hash"]
 			}
 		}
 		if page.Next == 0 {
-			return want, nil
+			return want, next, nil
 		}
-		a.followAfter = max(a.followAfter, page.Next)
+		next = max(next, page.Next)
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -12,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/config"
 	"github.com/kairos-fl/kairos/api/auth"
+	"github.com/kairos-fl/kairos/audit"
+	"github.com/kairos-fl/kairos/compliance"
 	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/policies"
 	"github.com/kairos-fl/kairos/store/postgres/pgtest"
@@ -171,5 +175,89 @@ func TestReplicaFollowsReload(t *testing.T) {
 	}
 	if got := replica.Service.Policy().Hash(); got != want.Hash() {
 		t.Errorf("replica's policy after a second look: %s, want %s", got, want.Hash())
+	}
+}
+
+// TestReplicaFollowRefusedOnce: a replica whose own policy file does not
+// parse refuses the followed reload once (audited as denied by
+// system:replica) and keeps its policy; it does not retry every interval,
+// which would append the same refusal to the log for ever. A reload made
+// afterwards is followed again.
+func TestReplicaFollowRefusedOnce(t *testing.T) {
+	db := pgtest.URL(t)
+	k, _ := parts(t)
+	setup := func() (dir string, cfg *config.Config) {
+		t.Helper()
+		dir = t.TempDir()
+		if err := keys.WriteAggregator(filepath.Join(dir, config.KeysDir), k, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, config.PolicyFile), []byte(testPolicy+"  shop-b: {}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, config.File)
+		if err := os.WriteFile(path, mustMarshal(t, config.Default("127.0.0.1:0", db)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir, cfg
+	}
+	open := func(cfg *config.Config, migrate bool) *Aggregator {
+		t.Helper()
+		a, st, err := Open(t.Context(), slog.New(slog.DiscardHandler), cfg, OpenOptions{DB: cfg.DBURL(""), Migrate: migrate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		t.Cleanup(func() { _ = a.Close() })
+		return a
+	}
+	dirA, cfgA := setup()
+	dirB, cfgB := setup()
+	primary, replica := open(cfgA, true), open(cfgB, false)
+	before := replica.Service.Policy().Hash()
+	if err := os.WriteFile(filepath.Join(dirA, config.PolicyFile), []byte(testPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirB, config.PolicyFile), []byte("merchants: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := primary.Reload(t.Context(), "operator:test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.FollowReloads(t.Context()); !errors.Is(err, aggregator.ErrPolicy) {
+		t.Errorf("follow with a broken policy file: got %v, want ErrPolicy", err)
+	}
+	for i := range 3 {
+		if err := replica.FollowReloads(t.Context()); err != nil {
+			t.Errorf("look %d after the refusal: %v, want nothing to do", i+2, err)
+		}
+	}
+	if got := replica.Service.Policy().Hash(); got != before {
+		t.Errorf("replica's policy after a refused follow: %s, want the one it had, %s", got, before)
+	}
+	page, err := compliance.QueryAudit(t.Context(), replica.auditSrc, compliance.AuditFilter{Action: "config.reload", Actor: followerActor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Entries) != 1 || page.Entries[0].Outcome != string(audit.OutcomeDenied) {
+		t.Errorf("config.reload entries by %s: %+v, want one, denied", followerActor, page.Entries)
+	}
+
+	// The operator fixes the replica's file and reloads again on the primary.
+	if err := os.WriteFile(filepath.Join(dirB, config.PolicyFile), []byte(testPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := primary.Reload(t.Context(), "operator:test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.FollowReloads(t.Context()); err != nil {
+		t.Fatalf("follow after the fix: %v", err)
+	}
+	if got, want := replica.Service.Policy().Hash(), primary.Service.Policy().Hash(); got != want {
+		t.Errorf("replica's policy after the fix: %s, want the primary's %s", got, want)
 	}
 }
