@@ -70,6 +70,13 @@ func (a *Aggregator) FollowReloads(ctx context.Context) error {
 // acted on the entry.
 func (a *Aggregator) nextFollowedReload(ctx context.Context) (want string, next uint64, err error) {
 	next = a.followAfter
+	// Every entry up to the head read now is in the pages read below, so
+	// the cursor may move past it even when no reload was found: otherwise
+	// each look would scan again everything since the last reload.
+	head, err := a.auditSrc.AuditHead(ctx)
+	if err != nil {
+		return "", 0, fmt.Errorf("follow reloads: %w", err)
+	}
 	for {
 		page, err := compliance.QueryAudit(ctx, a.auditSrc, compliance.AuditFilter{
 			After: next, Action: "config.reload", Limit: compliance.MaxAuditLimit})
@@ -83,7 +90,7 @@ func (a *Aggregator) nextFollowedReload(ctx context.Context) (want string, next 
 			}
 		}
 		if page.Next == 0 {
-			return want, next, nil
+			return want, max(next, head.Seq), nil
 		}
 		next = max(next, page.Next)
 	}

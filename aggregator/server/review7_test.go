@@ -176,6 +176,15 @@ func TestReplicaFollowsReload(t *testing.T) {
 	if got := replica.Service.Policy().Hash(); got != want.Hash() {
 		t.Errorf("replica's policy after a second look: %s, want %s", got, want.Hash())
 	}
+	// The cursor reaches the head, so the next look does not read again
+	// what this one read.
+	head, err := replica.auditSrc.AuditHead(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replica.followAfter != head.Seq {
+		t.Errorf("follow cursor after a look: %d, want the head %d", replica.followAfter, head.Seq)
+	}
 }
 
 // TestReplicaFollowRefusedOnce: a replica whose own policy file does not

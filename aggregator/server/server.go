@@ -90,7 +90,7 @@ type Aggregator struct {
 
 	// auditSrc is the shared audit log FollowReloads reads; followAfter is
 	// the last seq it has read, under followMu.
-	auditSrc    audit.Source
+	auditSrc    audit.Store
 	followMu    sync.Mutex
 	followAfter uint64
 }
