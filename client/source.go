@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kairos-fl/kairos/client/ingest"
+	"github.com/kairos-fl/kairos/crypto/keys"
 	"github.com/kairos-fl/kairos/crypto/pseudonym"
 	"github.com/kairos-fl/kairos/model"
 )
@@ -173,9 +174,11 @@ func readPostgres(ctx context.Context, cfg *Config, emit func(model.Event) error
 	pg := cfg.Data.Postgres
 	url := pg.URL
 	if pg.URLFile != "" {
-		b, err := os.ReadFile(cfg.Path(pg.URLFile))
+		// As the passphrase file: whoever else could write it could point
+		// the training at a database of their own.
+		b, _, err := keys.ReadSecretLine(cfg.Path(pg.URLFile))
 		if err != nil {
-			return fmt.Errorf("postgres source: %w", err)
+			return fmt.Errorf("postgres source: url_file: %w", err)
 		}
 		url = strings.TrimSpace(string(b))
 	}

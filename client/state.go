@@ -27,6 +27,11 @@ const stateVersion = 1
 // state directory.
 var ErrLocked = errors.New("state directory is in use by another client")
 
+// ErrInsecureStateDir is returned by OpenState for a state directory that
+// group or others may write: they could replace state.json, and with it the
+// merchant's local privacy ledger.
+var ErrInsecureStateDir = errors.New("state directory is writable by group or others")
+
 // Outcomes of a round the client took part in.
 const (
 	OutcomeAccepted  = "accepted"  // the aggregator returned a receipt
@@ -229,6 +234,15 @@ type StateStore struct {
 func OpenState(dir, merchant string) (*StateStore, *State, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("open state: %w", err)
+	}
+	// MkdirAll leaves an existing directory's mode alone. Whoever may write
+	// it may rename a state.json of their own (an empty ledger) over ours.
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open state: %w", err)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, nil, fmt.Errorf("open state %s: mode %04o: %w, who could replace the privacy ledger (run chmod 700 %s)", dir, fi.Mode().Perm(), ErrInsecureStateDir, dir)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -307,19 +308,46 @@ func (c *Config) BaseURL() string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
-// RedactDB drops the password from a database URL, for logs and reports.
+// RedactDB drops the secrets from a database URL, for logs and reports: the
+// userinfo's password and every query parameter pgx reads as a secret
+// (password, sslpassword), each replaced by "xxxxx". A PostgreSQL URL that
+// does not parse is not shown at all: its secret could be anywhere in it.
 func RedactDB(u string) string {
 	if !store.IsPostgres(u) {
 		return u
 	}
-	at := strings.LastIndex(u, "@")
-	scheme := strings.Index(u, "://")
-	if at < 0 || scheme < 0 {
-		return u
+	p, err := url.Parse(u)
+	if err != nil {
+		return dbScheme(u) + "://(unparsed URL, not shown)"
 	}
-	userinfo := u[scheme+3 : at]
-	if name, _, ok := strings.Cut(userinfo, ":"); ok {
-		return u[:scheme+3] + name + ":xxxxx" + u[at:]
+	if p.User != nil {
+		if _, ok := p.User.Password(); ok {
+			p.User = url.UserPassword(p.User.Username(), "xxxxx")
+		}
 	}
-	return u
+	if p.RawQuery != "" {
+		q, err := url.ParseQuery(p.RawQuery)
+		if err != nil {
+			return dbScheme(u) + "://(unparsed URL, not shown)"
+		}
+		for k := range q {
+			if secretDBParam(k) {
+				q[k] = []string{"xxxxx"}
+			}
+		}
+		p.RawQuery = q.Encode()
+	}
+	return p.String()
+}
+
+// secretDBParam reports whether a connection parameter holds a secret.
+func secretDBParam(k string) bool {
+	k = strings.ToLower(k)
+	return k == "password" || k == "sslpassword"
+}
+
+// dbScheme is the scheme of a URL store.IsPostgres accepted.
+func dbScheme(u string) string {
+	scheme, _, _ := strings.Cut(u, "://")
+	return scheme
 }

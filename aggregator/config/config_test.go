@@ -280,6 +280,11 @@ func TestRedactDB(t *testing.T) {
 		{"postgres://kairos:s3cret@db:5432/k?sslmode=disable", "postgres://kairos:xxxxx@db:5432/k?sslmode=disable"},
 		{"postgres://kairos@db/k", "postgres://kairos@db/k"},
 		{"sqlite:/var/lib/kairos.db", "sqlite:/var/lib/kairos.db"},
+		// pgx reads a password from the query too (round 6).
+		{"postgres://kairos@db/k?sslmode=disable&password=s3cret", "postgres://kairos@db/k?password=xxxxx&sslmode=disable"},
+		{"postgresql://kairos@db/k?PASSWORD=s3cret&sslpassword=k3y", "postgresql://kairos@db/k?PASSWORD=xxxxx&sslpassword=xxxxx"},
+		{"postgres://kairos:p@ss@db/k?password=a@b", "postgres://kairos:xxxxx@db/k?password=xxxxx"},
+		{"postgres://kairos:s3cret@db/k?password=%zz", "postgres://(unparsed URL, not shown)"},
 	}
 	for _, tt := range tests {
 		if got := RedactDB(tt.in); got != tt.want {

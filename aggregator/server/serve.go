@@ -203,7 +203,19 @@ func (a *Aggregator) Serve(ctx context.Context, o ServeOptions) error {
 		}
 		return srv.Serve(ln)
 	}
-	return ServeUntilDone(ctx, a.log, srv, serve, a.Service.Run)
+	loop := a.Service.Run
+	if a.reload != nil {
+		loop = func(ctx context.Context) error {
+			fctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); a.followReloads(fctx) }()
+			err := a.Service.Run(ctx)
+			stop()
+			<-done
+			return err
+		}
+	}
+	return ServeUntilDone(ctx, a.log, srv, serve, loop)
 }
 
 // ServeUntilDone runs serve (an HTTP server's Serve on its listener) and

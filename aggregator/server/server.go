@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator"
@@ -86,6 +87,12 @@ type Aggregator struct {
 	log    *slog.Logger
 	source string
 	reload func(ctx context.Context, svc *aggregator.Service, actor string) (protocol.Reload, error)
+
+	// auditSrc is the shared audit log FollowReloads reads; followAfter is
+	// the last seq it has read, under followMu.
+	auditSrc    audit.Store
+	followMu    sync.Mutex
+	followAfter uint64
 }
 
 // New assembles an aggregator: it opens the audit log (checking the stored
@@ -143,7 +150,13 @@ func New(ctx context.Context, o Options) (_ *Aggregator, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("assemble aggregator: %w", err)
 	}
-	a := &Aggregator{Service: svc, Audit: alog, Issuer: issuer, JWKS: jwks, Policy: o.Policy, log: log, source: o.Source, reload: o.Reload}
+	// Reloads made before this replica started are in the files it read.
+	head, err := o.Store.AuditHead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("assemble aggregator: audit head: %w", err)
+	}
+	a := &Aggregator{Service: svc, Audit: alog, Issuer: issuer, JWKS: jwks, Policy: o.Policy, log: log, source: o.Source, reload: o.Reload,
+		auditSrc: o.Store, followAfter: head.Seq}
 	var auditor api.Auditor = alog
 	if o.WrapAuditor != nil {
 		auditor = o.WrapAuditor(alog)

@@ -140,6 +140,13 @@ func newAggInitCmd() *cobra.Command {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
 			}
+			// MkdirAll leaves an existing directory's mode alone: one that
+			// group or others may write would let them rename their own
+			// policy, config or database over ours, or plant a symlink
+			// named like a file we are about to write.
+			if err := os.Chmod(dir, 0o700); err != nil {
+				return fmt.Errorf("aggregator init: %w", err)
+			}
 			a, err := keys.GenerateAggregator(rand.Reader, keys.AggregatorOptions{Classic: classic})
 			if err != nil {
 				return fmt.Errorf("aggregator init: %w", err)
@@ -171,7 +178,7 @@ func newAggInitCmd() *cobra.Command {
 				{config.File, append([]byte(header), cfgYAML...), 0o600},
 				{config.TokenFile, []byte(token + "\n"), 0o600},
 			} {
-				if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+				if err := writeNewFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
 					return fmt.Errorf("aggregator init: %w", err)
 				}
 			}
@@ -397,7 +404,32 @@ func writeAddr(path string) func(string) error {
 	if path == "" {
 		return nil
 	}
-	return func(url string) error { return os.WriteFile(path, []byte(url+"\n"), 0o644) }
+	return func(url string) error { return writeFileReplacing(path, []byte(url+"\n"), 0o644) }
+}
+
+// writeFileReplacing writes data to a temporary file beside path and renames
+// it over path, so a symlink planted at path is replaced, never followed.
+func writeFileReplacing(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // aggClientFlags are the flags of the commands that call the API as admin.
@@ -563,8 +595,13 @@ func readMerchantPublicKey(path string) (ed25519.PublicKey, error) {
 }
 
 // writeSecretFile writes data to a new 0600 file.
-func writeSecretFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+func writeSecretFile(path string, data []byte) error { return writeNewFile(path, data, 0o600) }
+
+// writeNewFile writes data to a file it creates with mode (less the umask).
+// An existing file or symlink at path is an error (O_EXCL), so nothing is
+// written through a link someone else placed there.
+func writeNewFile(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
 		return err
 	}

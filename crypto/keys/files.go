@@ -128,6 +128,9 @@ func WriteAggregatorWithOptions(dir string, a *Aggregator, opts WriteOptions) er
 // LoadAggregator reads the aggregator keys in dir. passphrase must be non-nil
 // exactly when the files were written with one.
 func LoadAggregator(dir string, passphrase []byte) (*Aggregator, error) {
+	if err := checkKeyDir(dir); err != nil {
+		return nil, fmt.Errorf("load aggregator keys: %w", err)
+	}
 	r := &reader{dir: dir, passphrase: passphrase}
 	a := &Aggregator{}
 	if b, err := r.private(FileAgeIdentity); err != nil {
@@ -285,6 +288,9 @@ func WriteMerchantWithOptions(dir string, m *Merchant, opts WriteOptions) error 
 
 // LoadMerchant reads the merchant keys in dir.
 func LoadMerchant(dir string, passphrase []byte) (*Merchant, error) {
+	if err := checkKeyDir(dir); err != nil {
+		return nil, fmt.Errorf("load merchant keys: %w", err)
+	}
 	r := &reader{dir: dir, passphrase: passphrase}
 	m := &Merchant{}
 	b, err := r.metadata(FileMerchantID)
@@ -502,6 +508,20 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// checkKeyDir refuses a key directory that group or others may write: the
+// files' own modes do not stop whoever may write the directory from renaming
+// a key of their own over one of ours.
+func checkKeyDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return &InsecureModeError{Path: dir, Mode: st.Mode(), Writable: true}
+	}
+	return nil
 }
 
 // reader reads key files, enforcing modes and decrypting when needed.
