@@ -531,8 +531,10 @@ func (p *Processor) rescore(c string) (ScoreChange, bool) {
 	p7, err := p.p7(&e.st)
 	if err != nil {
 		// A model that cannot score a valid state is a configuration fault,
-		// not a bad message; the events stay applied.
-		p.cfg.Logger.Error("score", "customer", c, "err", err)
+		// not a bad message; the events stay applied. The customer's raw id
+		// stays out of the log, which may be shipped off the merchant's
+		// machine (the fault is the model's, the same for every customer).
+		p.cfg.Logger.Error("score: the model cannot score a customer's live state", "err", err)
 		return ScoreChange{}, false
 	}
 	prev, had := e.p7, e.score
