@@ -764,6 +764,54 @@ func (s *Service) Models(ctx context.Context) ([]protocol.ModelVersion, error) {
 	return out, nil
 }
 
+const (
+	// DefaultModelLimit is the page size of ModelPage when none is given.
+	DefaultModelLimit = 100
+	// MaxModelLimit is the largest page ModelPage returns.
+	MaxModelLimit = 1000
+)
+
+// ModelPage returns at most limit model versions above after (without model
+// bytes, oldest first, the active one marked) and the cursor of the next
+// page: the last version returned, or 0 when no version follows. A limit of
+// 0 is DefaultModelLimit; one outside 0..MaxModelLimit, or a negative after,
+// is an error.
+func (s *Service) ModelPage(ctx context.Context, after int64, limit int) ([]protocol.ModelVersion, int64, error) {
+	if limit == 0 {
+		limit = DefaultModelLimit
+	}
+	if limit < 0 || limit > MaxModelLimit {
+		return nil, 0, fmt.Errorf("model page: limit %d not in 1..%d", limit, MaxModelLimit)
+	}
+	if after < 0 {
+		return nil, 0, fmt.Errorf("model page: after %d < 0", after)
+	}
+	var ms []ModelRecord
+	var active int
+	err := s.store.InTx(ctx, func(tx Tx) (err error) {
+		if active, err = tx.ActiveVersion(ctx); err != nil {
+			return err
+		}
+		// One more than the page tells whether another page follows.
+		ms, err = tx.ModelsAfter(ctx, after, limit+1)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("model page after %d: %w", after, err)
+	}
+	var next int64
+	if len(ms) > limit {
+		ms = ms[:limit]
+		next = int64(ms[limit-1].Version)
+	}
+	out := make([]protocol.ModelVersion, len(ms))
+	for i, m := range ms {
+		out[i] = m.ModelVersion
+		out[i].Active = m.Version == active
+	}
+	return out, next, nil
+}
+
 // Model returns a model version with its model file; version 0 is the active one.
 func (s *Service) Model(ctx context.Context, version int) (protocol.ModelVersion, error) {
 	if version < 0 {

@@ -130,6 +130,9 @@ type Tx interface {
 	Model(ctx context.Context, version int) (ModelRecord, error)
 	// Models returns every model version ordered by version, without model bytes.
 	Models(ctx context.Context) ([]ModelRecord, error)
+	// ModelsAfter returns at most limit model versions above after, ordered
+	// by version, without model bytes: one page of GET /v1/models.
+	ModelsAfter(ctx context.Context, after int64, limit int) ([]ModelRecord, error)
 	// ActiveVersion returns the active model version (ErrNotFound before the first).
 	ActiveVersion(ctx context.Context) (int, error)
 	// SetActiveVersion makes version the active one.

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,7 +194,11 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ms, err := s.svc.Models(r.Context())
+	after, limit, err := modelPageQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	ms, next, err := s.svc.ModelPage(r.Context(), after, limit)
 	if err != nil {
 		return err
 	}
@@ -202,7 +208,41 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) error {
 	for i := range ms {
 		redactContributions(c, &ms[i])
 	}
-	return writeJSON(w, http.StatusOK, modelList{Models: ms})
+	return writeJSON(w, http.StatusOK, modelList{Models: ms, Next: next})
+}
+
+// modelPageQuery reads GET /v1/models's after and limit. An after beyond
+// any version (up to 2^64-1) is clamped: the page is empty, not an error.
+func modelPageQuery(q url.Values) (after int64, limit int, err error) {
+	bad := func(format string, a ...any) error {
+		return &httpError{status: http.StatusBadRequest, typ: typeInvalidRequest, detail: fmt.Sprintf(format, a...)}
+	}
+	for k, v := range q {
+		if k != "after" && k != "limit" {
+			return 0, 0, bad("unknown query parameter %q (want after, limit)", k)
+		}
+		if len(v) != 1 {
+			return 0, 0, bad("query parameter %q given %d times", k, len(v))
+		}
+	}
+	if q.Has("after") {
+		v := q.Get("after")
+		u, perr := strconv.ParseUint(v, 10, 64)
+		if perr != nil {
+			return 0, 0, bad("query parameter after: %q is not a model version (an integer in 0..%d)", v, uint64(math.MaxUint64))
+		}
+		after = int64(min(u, math.MaxInt64))
+	}
+	limit = aggregator.DefaultModelLimit
+	if q.Has("limit") {
+		v := q.Get("limit")
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > aggregator.MaxModelLimit || strings.HasPrefix(v, "+") {
+			return 0, 0, bad("query parameter limit: %q is not an integer in 1..%d", v, aggregator.MaxModelLimit)
+		}
+		limit = n
+	}
+	return after, limit, nil
 }
 
 // redactContributions empties mv's per-merchant contributions (each

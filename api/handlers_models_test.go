@@ -12,13 +12,13 @@ import (
 // registryService lists the predict fixture's versions as the registry.
 type registryService struct{ *predictService }
 
-func (s registryService) Models(ctx context.Context) ([]protocol.ModelVersion, error) {
+func (s registryService) ModelPage(ctx context.Context, _ int64, _ int) ([]protocol.ModelVersion, int64, error) {
 	mv, err := s.Model(ctx, 1)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	mv.Model = nil
-	return []protocol.ModelVersion{mv}, nil
+	return []protocol.ModelVersion{mv}, 0, nil
 }
 
 // TestModelsContributionsByRole: version 1 was published from m1 (ε 0.42,

@@ -222,11 +222,11 @@ func (s *fakeService) Submit(_ context.Context, merchantID string, _ []byte) (pr
 	return protocol.Receipt{UpdateID: "u1", Round: "r1", Merchant: merchantID, Epsilon: 0.25, Delta: 1e-6, EpsilonCap: 1}, nil
 }
 
-func (s *fakeService) Models(context.Context) ([]protocol.ModelVersion, error) {
+func (s *fakeService) ModelPage(context.Context, int64, int) ([]protocol.ModelVersion, int64, error) {
 	if err := s.fail(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return []protocol.ModelVersion{{Version: 1, Active: true}}, nil
+	return []protocol.ModelVersion{{Version: 1, Active: true}}, 0, nil
 }
 
 func (s *fakeService) Model(_ context.Context, version int) (protocol.ModelVersion, error) {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/auth"
 )
@@ -36,7 +38,8 @@ type (
 		Merchants []protocol.MerchantInfo `json:"merchants"`
 	}
 	modelList struct {
-		Models []protocol.ModelVersion `json:"models"`
+		Models []protocol.ModelVersion `json:"models" doc:"oldest first; at most limit versions above after"`
+		Next   int64                   `json:"next,omitempty" doc:"the cursor of the following page (pass it as after); absent on the last page"`
 	}
 	budgetList struct {
 		Budgets []protocol.BudgetInfo `json:"budgets"`
@@ -58,7 +61,7 @@ func (s *Server) v1Routes() []apiRoute {
 		{http.MethodGet, "/v1/rounds/{id}/secure", rolesMerchant, "secureStatus", "A secure-aggregation round's stage and the aggregator's message to the token's merchant",
 			nil, http.StatusOK, protocol.SecureStatus{}, []int{403, 404, 429}, s.secureStatus},
 		{http.MethodGet, "/v1/models", rolesModels, "listModels", "List the model registry (without model files)",
-			nil, http.StatusOK, modelList{}, []int{429}, s.models},
+			nil, http.StatusOK, modelList{}, []int{400, 429}, s.models},
 		// The rollback route comes first: "{version}" alone would also match "3:rollback".
 		{http.MethodPost, "/v1/models/{version:[0-9]+}:rollback", rolesAdmin, "rollback", "Make an earlier model version the active one",
 			nil, http.StatusOK, protocol.ModelVersion{}, []int{400, 404}, s.rollback},
@@ -72,6 +75,18 @@ func (s *Server) v1Routes() []apiRoute {
 
 // muxVar matches a gorilla/mux variable with a pattern, "{name:pattern}".
 var muxVar = regexp.MustCompile(`\{([a-z]+):[^}]*\}`)
+
+// queryParams are the query parameters of the operations that take any.
+var queryParams = map[string][]any{
+	"listModels": {
+		map[string]any{"name": "after", "in": "query", "required": false,
+			"description": "list the versions above this one (a previous page's next); 0 or absent for the first page; a value past the last version gives an empty page",
+			"schema":      map[string]any{"type": "integer", "minimum": 0, "maximum": uint64(math.MaxUint64)}},
+		map[string]any{"name": "limit", "in": "query", "required": false,
+			"description": fmt.Sprintf("page size, %d when absent", aggregator.DefaultModelLimit),
+			"schema":      map[string]any{"type": "integer", "minimum": 1, "maximum": aggregator.MaxModelLimit}},
+	},
+}
 
 // OpenAPI returns the API's OpenAPI 3.1 document (JSON), served at
 // /openapi.json.
@@ -95,6 +110,7 @@ func OpenAPI() ([]byte, error) {
 		for _, m := range regexp.MustCompile(`\{([a-z]+)\}`).FindAllStringSubmatch(path, -1) {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
+		params = append(params, queryParams[rt.op]...)
 		if params != nil {
 			op["parameters"] = params
 		}

@@ -9,8 +9,8 @@
 //	GET  /v1/merchants                  admin       → {"merchants": [protocol.MerchantInfo]}
 //	GET  /v1/rounds/current             merchant    → protocol.Round, for the token's merchant
 //	POST /v1/rounds/{id}/updates        merchant    application/octet-stream sealed envelope → 202 protocol.Receipt
-//	GET  /v1/models                     any role    → {"models": [protocol.ModelVersion]} (no model bytes;
-//	                                                  contributions to compliance and admin only)
+//	GET  /v1/models?after=&limit=       any role    → {"models": [protocol.ModelVersion], "next": cursor} (one page,
+//	                                                  oldest first; no model bytes; contributions to compliance and admin only)
 //	GET  /v1/models/{version|active}    any role    → protocol.ModelVersion with the model file (likewise)
 //	POST /v1/models/{version}:rollback  admin       → 200 protocol.ModelVersion now active
 //	GET  /v1/budgets                    compliance, admin → {"budgets": [protocol.BudgetInfo]}
@@ -92,7 +92,7 @@ type Service interface {
 	Merchants(ctx context.Context) ([]aggregator.Merchant, error)
 	CurrentRound(ctx context.Context, merchantID string) (protocol.Round, error)
 	Submit(ctx context.Context, merchantID string, envelope []byte) (protocol.Receipt, error)
-	Models(ctx context.Context) ([]protocol.ModelVersion, error)
+	ModelPage(ctx context.Context, after int64, limit int) ([]protocol.ModelVersion, int64, error)
 	Model(ctx context.Context, version int) (protocol.ModelVersion, error)
 	Rollback(ctx context.Context, actor string, version int) error
 	Budgets(ctx context.Context) ([]aggregator.Budget, error)

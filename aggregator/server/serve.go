@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,6 +51,9 @@ type OpenOptions struct {
 // Aggregator reloads by re-reading the config file (ReloadFile). Close the
 // returned Aggregator, then the store.
 func Open(ctx context.Context, log *slog.Logger, cfg *config.Config, o OpenOptions) (_ *Aggregator, _ store.Store, err error) {
+	if err := checkFiles(cfg); err != nil {
+		return nil, nil, err
+	}
 	a, err := keys.LoadAggregator(cfg.Path(cfg.Keys), o.Passphrase)
 	if err != nil {
 		return nil, nil, err
@@ -85,6 +90,40 @@ func Open(ctx context.Context, log *slog.Logger, cfg *config.Config, o OpenOptio
 		return nil, nil, err
 	}
 	return agg, st, nil
+}
+
+// checkFiles refuses the aggregator directory (the config file's), the
+// config file (the database URL), the policy (who may predict for whom),
+// the admin token and the TLS key when group or others may write them
+// (keys.ErrInsecureMode): init makes the directory 0700, but one opened up
+// later would let them rename their own files over these. The key directory
+// is checked by keys.LoadAggregator; a missing admin token (the operator
+// moved it elsewhere) is not an error.
+func checkFiles(cfg *config.Config) error {
+	if cfg.Filename() == "" {
+		return nil
+	}
+	type file struct {
+		path     string
+		optional bool
+	}
+	files := []file{{filepath.Dir(cfg.Filename()), false}, {cfg.Filename(), false}, {cfg.Path(cfg.Policy), false}}
+	if cfg.AdminToken != "" {
+		files = append(files, file{cfg.Path(cfg.AdminToken), true})
+	}
+	if cfg.TLS.Key != "" {
+		files = append(files, file{cfg.Path(cfg.TLS.Key), false})
+	}
+	for _, f := range files {
+		err := keys.CheckNotWritable(f.path)
+		if f.optional && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("aggregator files: %w", err)
+		}
+	}
+	return nil
 }
 
 func readPolicy(path string) (*policies.Policy, error) {

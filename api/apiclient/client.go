@@ -137,13 +137,55 @@ func (c *Client) SubmitUpdate(ctx context.Context, roundID string, envelope []by
 	return rc, err
 }
 
-// Models lists the model registry, oldest first as the server orders it.
-func (c *Client) Models(ctx context.Context) ([]protocol.ModelVersion, error) {
-	var out struct {
-		Models []protocol.ModelVersion `json:"models"`
+// ModelPage is one page of the model registry.
+type ModelPage struct {
+	Models []protocol.ModelVersion `json:"models"`
+	// Next is the cursor of the following page (pass it as after); 0 on
+	// the last page.
+	Next int64 `json:"next,omitempty"`
+}
+
+// ModelPage lists at most limit model versions above after, oldest first;
+// a limit of 0 is the server's default.
+func (c *Client) ModelPage(ctx context.Context, after int64, limit int) (ModelPage, error) {
+	var p ModelPage
+	if after < 0 || limit < 0 {
+		return p, fmt.Errorf("list models: after %d and limit %d must not be negative", after, limit)
 	}
-	err := c.do(ctx, http.MethodGet, "/v1/models", nil, "", &out)
-	return out.Models, err
+	q := url.Values{}
+	if after > 0 {
+		q.Set("after", strconv.FormatInt(after, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/models"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	err := c.do(ctx, http.MethodGet, path, nil, "", &p)
+	return p, err
+}
+
+// Models lists the whole model registry, oldest first as the server orders
+// it, following the pages' cursors.
+func (c *Client) Models(ctx context.Context) ([]protocol.ModelVersion, error) {
+	var all []protocol.ModelVersion
+	var after int64
+	for {
+		p, err := c.ModelPage(ctx, after, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.Models...)
+		if p.Next == 0 {
+			return all, nil
+		}
+		if p.Next <= after {
+			return nil, fmt.Errorf("list models: the page after %d gave cursor %d, which does not advance", after, p.Next)
+		}
+		after = p.Next
+	}
 }
 
 // Model returns one model version with its model file; 0 means the active one.

@@ -8,9 +8,12 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/kairos-fl/kairos/crypto/keys"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -40,6 +43,17 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	if path == "" || strings.ContainsAny(path, "?#") || path == ":memory:" {
 		return nil, fmt.Errorf("open live store: sqlite path %q: want a file path without ? or #", path)
 	}
+	// Whoever may write the directory could rename a database of their own
+	// over this one (or plant one before the first start), and the stream
+	// would score from states they wrote: refuse it, as the client's state
+	// and key directories are.
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("open live store %s: %w", path, err)
+	}
+	if err := keys.CheckNotWritable(dir); err != nil {
+		return nil, fmt.Errorf("open live store %s: directory: %w", path, err)
+	}
 	// The file holds every customer's own id and behaviour: create it
 	// readable by its owner only (SQLite gives its -wal and -shm files the
 	// database file's permissions). An existing file keeps its mode.
@@ -47,6 +61,8 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 		f.Close()
 	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("open live store %s: %w", path, err)
+	} else if err := keys.CheckNotWritable(path); err != nil {
+		return nil, fmt.Errorf("open live store: %w", err)
 	}
 	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate")
 	if err != nil {

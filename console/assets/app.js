@@ -339,10 +339,21 @@
 
   // ---- models ------------------------------------------------------------
 
+  // listModels follows GET /v1/models's cursor: the registry is paged.
+  async function listModels() {
+    const ms = [];
+    let after = 0;
+    for (;;) {
+      const d = await getJSON("/v1/models?limit=1000" + (after ? "&after=" + after : ""));
+      ms.push(...d.models);
+      if (!d.next || d.next <= after) return ms;
+      after = d.next;
+    }
+  }
+
   async function loadModels() {
-    const d = await getJSON("/v1/models");
+    const ms = await listModels();
     if (currentTab !== "models") return;
-    const ms = d.models;
     drawLineage(ms);
     const admin = session.role === "admin";
     fillBody($("models-table"), ms.slice().reverse().map((m) => {

@@ -513,13 +513,20 @@ func writeFileAtomic(path string, data []byte, mode fs.FileMode) (err error) {
 // checkKeyDir refuses a key directory that group or others may write: the
 // files' own modes do not stop whoever may write the directory from renaming
 // a key of their own over one of ours.
-func checkKeyDir(dir string) error {
-	st, err := os.Stat(dir)
+func checkKeyDir(dir string) error { return CheckNotWritable(dir) }
+
+// CheckNotWritable refuses a file or directory (followed through symlinks)
+// that group or others may write, with an *InsecureModeError (Writable set;
+// ErrInsecureMode): whoever else may write a directory can rename their own
+// file over any in it, and whoever may write a file can edit it. Read access
+// is not checked: the caller knows whether the contents are secret.
+func CheckNotWritable(path string) error {
+	st, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if st.Mode().Perm()&0o022 != 0 {
-		return &InsecureModeError{Path: dir, Mode: st.Mode(), Writable: true}
+		return &InsecureModeError{Path: path, Mode: st.Mode(), Writable: true}
 	}
 	return nil
 }

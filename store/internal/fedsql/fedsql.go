@@ -872,6 +872,20 @@ func (t *Tx) Models(ctx context.Context) ([]aggregator.ModelRecord, error) {
 	return out, nil
 }
 
+// ModelsAfter implements aggregator.Tx.
+func (t *Tx) ModelsAfter(ctx context.Context, after int64, limit int) ([]aggregator.ModelRecord, error) {
+	var out []aggregator.ModelRecord
+	err := t.query(ctx, `SELECT `+modelCols+` FROM fed_models WHERE version > ? ORDER BY version LIMIT ?`, func(r Rows) error {
+		m, err := scanModel(r, false)
+		out = append(out, m)
+		return err
+	}, after, int64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("models after %d: %w", after, err)
+	}
+	return out, nil
+}
+
 // ActiveVersion implements aggregator.Tx.
 func (t *Tx) ActiveVersion(ctx context.Context) (int, error) {
 	var v int64
