@@ -91,6 +91,9 @@ func (s *Store) AppendAuditExclusive(ctx context.Context, build func(audit.Head)
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, sqlAuditLock); err != nil {
+		// Cancelled, the lock may have been granted all the same: closing
+		// the session is what surely releases it.
+		_ = conn.Conn().Close(context.WithoutCancel(ctx))
 		return nil, nil, fmt.Errorf("append audit exclusively: lock: %w", err)
 	}
 	defer func() {
