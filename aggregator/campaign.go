@@ -343,14 +343,19 @@ func (c *campaignStep) step(ctx context.Context, latest RoundRecord) error {
 		st.BaselineAUC, st.BaselineAt = 0, time.Time{}
 		reason := fmt.Sprintf("campaign %d published version %d; its evaluation at publication failed (%s): the next scheduled evaluation is the baseline",
 			st.Campaign, c.active.Version, latest.Reason)
+		// The baseline is the lowest AUC@30 with any one merchant left out:
+		// one merchant's histogram cannot raise it.
+		base, _ := leftOut(c.active, auc)
 		if ok {
-			st.BaselineAUC, st.BaselineAt = auc, c.now
-			reason = fmt.Sprintf("campaign %d published version %d with AUC@30 %.4f ± %.4f at publication", st.Campaign, c.active.Version, auc, se)
+			st.BaselineAUC, st.BaselineAt = base, c.now
+			reason = fmt.Sprintf("campaign %d published version %d with AUC@30 %.4f ± %.4f at publication (%.4f with any one merchant left out: the baseline)",
+				st.Campaign, c.active.Version, auc, se, base)
 		}
 		rec := c.record("campaign.complete", reason)
 		c.detailsCampaign(rec)
-		rec.Details["baseline_auc"] = fmtAUC(auc, ok)
+		rec.Details["baseline_auc"] = fmtAUC(base, ok)
 		if ok {
+			rec.Details["published_auc"] = fmtAUC(auc, ok)
 			rec.Details["baseline_auc_se"] = strconv.FormatFloat(se, 'f', 4, 64)
 		}
 		rec.Details["next_evaluation"] = c.now.Add(c.ret.EvaluateEvery).Format(time.RFC3339)
@@ -397,16 +402,21 @@ func (c *campaignStep) decide(ctx context.Context, auc, se float64, ok, evaluate
 	hasBase := st.BaselineVersion == c.active.Version && !st.BaselineAt.IsZero()
 	var why []string
 	drop := math.NaN()
+	// A drop counts only when it is seen with any one merchant's histogram
+	// left out (the highest such AUC against the baseline, itself the lowest
+	// at publication): one merchant's histograms, plausible as they may be,
+	// cannot open a campaign that makes every merchant spend ε.
+	lo, hi := leftOut(c.active, auc)
 	switch {
 	case ok && hasBase:
-		drop = st.BaselineAUC - auc
+		drop = st.BaselineAUC - hi
 		if drop > c.ret.AUCDrop {
-			why = append(why, fmt.Sprintf("AUC@30 %.4f is %.4f below the baseline %.4f (threshold %g)", auc, drop, st.BaselineAUC, c.ret.AUCDrop))
+			why = append(why, fmt.Sprintf("AUC@30 %.4f (%.4f with any one merchant left out) is %.4f below the baseline %.4f (threshold %g)", auc, hi, drop, st.BaselineAUC, c.ret.AUCDrop))
 		}
 	case ok:
 		// No baseline for this version (its evaluation at publication
 		// failed): this evaluation becomes it.
-		st.BaselineVersion, st.BaselineAUC, st.BaselineAt = c.active.Version, auc, c.now
+		st.BaselineVersion, st.BaselineAUC, st.BaselineAt = c.active.Version, lo, c.now
 	}
 	age := c.age()
 	if c.ret.MaxModelAge > 0 && age > c.ret.MaxModelAge {
@@ -417,6 +427,7 @@ func (c *campaignStep) decide(ctx context.Context, auc, se float64, ok, evaluate
 		rec.Details["evaluated_auc"] = fmtAUC(auc, ok)
 		if ok {
 			rec.Details["evaluated_auc_se"] = strconv.FormatFloat(se, 'f', 4, 64)
+			rec.Details["evaluated_auc_leave_one_out_max"] = fmtAUC(hi, ok)
 		}
 		rec.Details["baseline_auc"] = fmtAUC(st.BaselineAUC, hasBase)
 		rec.Details["baseline_version"] = strconv.Itoa(st.BaselineVersion)
@@ -608,6 +619,18 @@ func evaluatedIn(v ModelRecord, r RoundRecord) (auc, se float64, ok bool) {
 	}
 	auc, ok = v.Metrics["auc_30"]
 	return auc, v.Metrics["auc_30_se"], ok
+}
+
+// leftOut returns the lowest and highest AUC@30 with any one merchant's
+// histogram left out that the evaluation auc stored on v (evaluatedIn) was
+// published with; both are auc when one merchant evaluated.
+func leftOut(v ModelRecord, auc float64) (lo, hi float64) {
+	lo, okLo := v.Metrics["auc_30_loo_min"]
+	hi, okHi := v.Metrics["auc_30_loo_max"]
+	if !okLo || !okHi {
+		return auc, auc
+	}
+	return lo, hi
 }
 
 func fmtAUC(auc float64, ok bool) string {

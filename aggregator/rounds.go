@@ -633,6 +633,9 @@ func (s *Service) recordEvaluation(ctx context.Context, tx Tx, r RoundRecord, up
 			return undefined(fmt.Errorf("%s = %v", k, v))
 		}
 	}
+	if lo, hi, ok := leaveOneOutAUC(evals, from, s.pol().Aggregation().WeightShareCap()); ok {
+		metrics["auc_30_loo_min"], metrics["auc_30_loo_max"] = lo, hi
+	}
 	metrics["merchants"] = float64(len(evals))
 	metrics["noise_sigma"] = sigma
 	metrics["round_seq"] = float64(r.Seq)
@@ -645,6 +648,37 @@ func (s *Service) recordEvaluation(ctx context.Context, tx Tx, r RoundRecord, up
 		note += "; " + capped
 	}
 	return note, nil
+}
+
+// leaveOneOutAUC returns the lowest and highest AUC@30 of the evaluation
+// with any one merchant's histogram left out (the others capped as in the
+// whole), for the retraining decision: one merchant's histograms, however
+// plausible, then cannot on their own move the baseline up or an evaluation
+// down. ok is false with fewer than two merchants or when no subset gives a
+// finite AUC; a subset whose AUC is undefined is passed over.
+func leaveOneOutAUC(evals []protocol.Evaluation, merchants []string, maxShare float64) (lo, hi float64, ok bool) {
+	if len(evals) < 2 {
+		return 0, 0, false
+	}
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for j := range evals {
+		rest := slices.Delete(slices.Clone(evals), j, j+1)
+		names := slices.Delete(slices.Clone(merchants), j, j+1)
+		capped, _, err := capEvaluations(rest, names, maxShare)
+		if err != nil {
+			continue
+		}
+		counts, _, err := fedeval.Sum(capped)
+		if err != nil {
+			continue
+		}
+		m, err := fedeval.Compute(counts)
+		if err != nil || math.IsNaN(m.AUC30) || math.IsInf(m.AUC30, 0) {
+			continue
+		}
+		lo, hi, ok = min(lo, m.AUC30), max(hi, m.AUC30), true
+	}
+	return lo, hi, ok
 }
 
 // capEvaluations scales down the histogram of any merchant holding more than

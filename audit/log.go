@@ -404,11 +404,19 @@ func (w *writer) commit(ctx context.Context) {
 	l := w.log
 	var err error
 	for attempt := 0; ; attempt++ {
-		if err = w.reload(ctx); err != nil {
-			break
+		var entries []Entry
+		var cps []Checkpoint
+		if ex, ok := w.log.opts.Store.(ExclusiveAppender); ok && attempt > 0 {
+			// Lost the race for the head: chain from the head read with
+			// every other writer held off, so this replica is not starved.
+			entries, cps, err = w.writeExclusive(ctx, ex)
+		} else {
+			if err = w.reload(ctx); err != nil {
+				break
+			}
+			entries, cps = w.build()
+			err = w.write(ctx, entries, cps)
 		}
-		entries, cps := w.build()
-		err = w.write(ctx, entries, cps)
 		if err == nil {
 			last := entries[len(entries)-1]
 			w.head.Seq, w.head.Hash, w.head.Time = last.Seq, last.Hash, last.Time
@@ -459,6 +467,17 @@ func (w *writer) write(ctx context.Context, entries []Entry, cps []Checkpoint) e
 	ctx, cancel := context.WithTimeout(ctx, w.log.opts.WriteTimeout)
 	defer cancel()
 	return w.log.opts.Store.AppendAudit(ctx, entries, cps)
+}
+
+// writeExclusive stores the batch chained from the head ex reads with every
+// other writer held off.
+func (w *writer) writeExclusive(ctx context.Context, ex ExclusiveAppender) ([]Entry, []Checkpoint, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.log.opts.WriteTimeout)
+	defer cancel()
+	return ex.AppendAuditExclusive(ctx, func(h Head) ([]Entry, []Checkpoint) {
+		w.head = h
+		return w.build()
+	})
 }
 
 // build chains the batch from head without changing it.

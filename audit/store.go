@@ -32,3 +32,16 @@ type Store interface {
 	// the transaction is durable.
 	AppendAudit(ctx context.Context, entries []Entry, checkpoints []Checkpoint) error
 }
+
+// ExclusiveAppender is implemented by a Store that several writers
+// (replicas) share and that can also append with every other writer held
+// off. The log uses it for a batch that lost the race for the head: without
+// it a replica whose batches keep losing to another's would fail every
+// append after a few retries, and fail closed every request it serves.
+type ExclusiveAppender interface {
+	// AppendAuditExclusive holds off every other AppendAudit and
+	// AppendAuditExclusive on the store, reads the head, and stores what
+	// build chains from it as AppendAudit does; it returns the entries and
+	// checkpoints stored.
+	AppendAuditExclusive(ctx context.Context, build func(Head) ([]Entry, []Checkpoint)) ([]Entry, []Checkpoint, error)
+}
