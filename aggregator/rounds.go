@@ -43,7 +43,9 @@ func (s *Service) openRound(ctx context.Context, tx Tx, seq int64, now time.Time
 	}
 	var ids []string
 	for _, m := range ms {
-		if !m.Revoked && m.Stopped == "" {
+		// A merchant excluded after repeated dropouts before masking
+		// (securedropout.go) is not sampled into secure rounds.
+		if !m.Revoked && m.Stopped == "" && (!s.rc().SecureAggregation || !secureExcluded(m, seq)) {
 			ids = append(ids, m.ID)
 		}
 	}
@@ -148,6 +150,9 @@ type transition struct {
 	action string
 	reason string
 	actor  string // SystemActor when empty
+	// merchant, when set, is the merchant the entry is about (a secure
+	// exclusion or readmission): in its details and its staging key.
+	merchant string
 }
 
 // Tick advances every round that is due: a round whose deadline passed or to
@@ -272,7 +277,12 @@ func (s *Service) stageTransitions(ctx context.Context, tx Tx, ts []transition, 
 		if t.actor != "" {
 			rec.Actor = t.actor
 		}
-		p, err := stage(ctx, tx, "round/"+t.round.ID+"/"+t.action, rec, now)
+		key := "round/" + t.round.ID + "/" + t.action
+		if t.merchant != "" {
+			rec.Details["merchant"] = t.merchant
+			key += "/" + t.merchant
+		}
+		p, err := stage(ctx, tx, key, rec, now)
 		if err != nil {
 			return nil, err
 		}

@@ -282,7 +282,14 @@ func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 		return nil, err
 	}
 	if sr.Stage == protocol.StageFailed {
-		return failSecure(sr.Reason)
+		// Failed when planned: no merchant dropped out, but an exclusion
+		// may have ended with it.
+		readmit, err := s.secureReadmit(ctx, tx, r)
+		if err != nil {
+			return nil, err
+		}
+		ts, err := failSecure(sr.Reason)
+		return append(readmit, ts...), err
 	}
 	expired := !now.Before(sr.StageDeadline)
 	var waiting, got int
@@ -305,6 +312,21 @@ func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 	if got < waiting && !expired {
 		return nil, nil
 	}
+	// The senders of a stage before masking, for the dropout records
+	// (securedropout.go) when the stage ends the part before masking.
+	var senders []uint32
+	premask := true
+	switch srv.Stage() {
+	case secagg.StageAdvertise:
+		senders = slices.Clone(srv.Advertised())
+	case secagg.StageShare:
+		senders = slices.Clone(srv.Shared())
+	case secagg.StageMask:
+		senders = slices.Clone(srv.Survivors())
+	default:
+		premask = false
+	}
+	masking := srv.Stage() == secagg.StageMask
 	var next protocol.SecureStage
 	var reason string
 	switch srv.Stage() {
@@ -338,9 +360,23 @@ func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 			reason = fmt.Sprintf("sum of %d masked inputs unmasked with the shares of %d survivors", len(srv.Survivors()), got)
 		}
 	}
+	var dropouts []transition
+	if premask && (masking || err != nil) {
+		// The part before masking is over: who did not send dropped out.
+		ts, derr := s.secureDropouts(ctx, tx, r, srv.Config(), senders, masking && err == nil)
+		if derr != nil {
+			return nil, derr
+		}
+		readmit, derr := s.secureReadmit(ctx, tx, r)
+		if derr != nil {
+			return nil, derr
+		}
+		dropouts = slices.Concat(ts, readmit)
+	}
 	if err != nil {
 		if errors.Is(err, secagg.ErrTooFewSurvivors) || errors.Is(err, secagg.ErrTooFewShares) {
-			return failSecure(err.Error())
+			ts, err := failSecure(err.Error())
+			return append(dropouts, ts...), err
 		}
 		return nil, fmt.Errorf("secure round %s: %w", r.ID, err)
 	}
@@ -348,7 +384,7 @@ func (s *Service) advanceSecure(ctx context.Context, tx Tx, r RoundRecord, now t
 	if err := saveSecure(ctx, tx, &sr, srv, now); err != nil {
 		return nil, err
 	}
-	out := []transition{{round: r, action: "round.secure." + string(next), reason: reason}}
+	out := slices.Concat(dropouts, []transition{{round: r, action: "round.secure." + string(next), reason: reason}})
 	if next != protocol.StageDone {
 		return out, nil
 	}

@@ -106,6 +106,13 @@ type RoundConfig struct {
 	// SecureStageTimeout is how long each stage of a secure round waits for
 	// the cohort's messages (default 1 minute).
 	SecureStageTimeout time.Duration `yaml:"secure_stage_timeout,omitempty"`
+	// SecureDropoutLimit is how many secure rounds a merchant may drop out
+	// of before masking, within SecureDropoutWindow rounds and with no masked
+	// input between them, before it is left out of secure cohorts for
+	// SecureExclusionRounds rounds (securedropout.go; defaults 3, 10, 20).
+	SecureDropoutLimit    int `yaml:"secure_dropout_limit,omitempty"`
+	SecureDropoutWindow   int `yaml:"secure_dropout_window,omitempty"`
+	SecureExclusionRounds int `yaml:"secure_exclusion_rounds,omitempty"`
 }
 
 // EvaluationConfig configures federated evaluation. A training round whose
@@ -304,6 +311,17 @@ func (c *RoundConfig) defaults() error {
 	if c.SecureStageTimeout < 0 {
 		bad("secure_stage_timeout", c.SecureStageTimeout, "positive")
 	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"secure_dropout_limit", c.SecureDropoutLimit}, {"secure_dropout_window", c.SecureDropoutWindow}, {"secure_exclusion_rounds", c.SecureExclusionRounds}} {
+		if v.n < 0 {
+			bad(v.key, v.n, "positive")
+		}
+	}
+	if c.SecureDropoutWindow > 0 && c.SecureDropoutWindow < max(c.SecureDropoutLimit, 3) {
+		bad("secure_dropout_window", c.SecureDropoutWindow, "at least secure_dropout_limit (default 3)")
+	}
 	if c.SecureAggregation && c.Evaluation != nil {
 		errs = append(errs, errors.New("rounds.secure_aggregation: secure rounds do not run federated evaluation yet; unset rounds.evaluation"))
 	}
@@ -321,6 +339,15 @@ func (c *RoundConfig) defaults() error {
 	}
 	if c.SampleFraction == 0 {
 		c.SampleFraction = 1
+	}
+	if c.SecureDropoutLimit == 0 {
+		c.SecureDropoutLimit = 3
+	}
+	if c.SecureDropoutWindow == 0 {
+		c.SecureDropoutWindow = max(10, c.SecureDropoutLimit)
+	}
+	if c.SecureExclusionRounds == 0 {
+		c.SecureExclusionRounds = 20
 	}
 	if c.StepsPerRound == 0 {
 		c.StepsPerRound = 10

@@ -44,6 +44,10 @@ type Tx interface {
 	// SetMerchantStopped records why merchant id stopped and when ("" and
 	// the zero time resume it).
 	SetMerchantStopped(ctx context.Context, id, reason string, at time.Time) error
+	// SetMerchantSecureDropouts replaces merchant id's record of recent
+	// secure rounds it dropped out of before masking (round seqs) and the
+	// last round seq it is left out of secure cohorts for (0: none).
+	SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64) error
 
 	// InsertRound stores a new round; false (and no error) if its seq exists.
 	InsertRound(ctx context.Context, r RoundRecord) (bool, error)
@@ -169,6 +173,12 @@ type Merchant struct {
 	// and for stops stored before it was recorded).
 	StoppedAt  time.Time
 	EnrolledAt time.Time
+	// SecureDropouts are the seqs of the recent secure rounds the merchant
+	// dropped out of before masking (securedropout.go).
+	SecureDropouts []int64
+	// SecureExcludedUntil is the last round seq the merchant is left out of
+	// secure cohorts for, after repeated dropouts (0: none).
+	SecureExcludedUntil int64
 }
 
 // RoundRecord is a persisted round.

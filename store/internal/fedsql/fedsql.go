@@ -199,12 +199,27 @@ func mustJSON(v any) (string, error) {
 
 const merchantCols = `id, region, time_zone, public_key, revoked, enrolled_at_ms, stopped, stopped_at_ms`
 
+// merchantReadCols are merchantCols and the secure-dropout record, which an
+// insert leaves at its defaults (none, not excluded).
+const merchantReadCols = merchantCols + `, secure_dropouts, secure_excluded_until`
+
 func scanMerchant(r Rows) (aggregator.Merchant, error) {
 	var m aggregator.Merchant
 	var revoked, at, stoppedAt int64
 	var pub []byte
-	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at, &m.Stopped, &stoppedAt); err != nil {
+	var dropouts string
+	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at, &m.Stopped, &stoppedAt, &dropouts, &m.SecureExcludedUntil); err != nil {
 		return m, err
+	}
+	for f := range strings.SplitSeq(dropouts, ",") {
+		if f == "" {
+			continue
+		}
+		seq, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("merchant %s: secure dropouts %q: %w", m.ID, dropouts, err)
+		}
+		m.SecureDropouts = append(m.SecureDropouts, seq)
 	}
 	m.StoppedAt = fromMS(stoppedAt)
 	m.PublicKey = append([]byte(nil), pub...)
@@ -232,7 +247,7 @@ func (t *Tx) InsertMerchant(ctx context.Context, m aggregator.Merchant) error {
 // Merchant implements aggregator.Tx.
 func (t *Tx) Merchant(ctx context.Context, id string) (aggregator.Merchant, error) {
 	var m aggregator.Merchant
-	err := t.one(ctx, `SELECT `+merchantCols+` FROM fed_merchants WHERE id = ?`, func(r Rows) (err error) {
+	err := t.one(ctx, `SELECT `+merchantReadCols+` FROM fed_merchants WHERE id = ?`, func(r Rows) (err error) {
 		m, err = scanMerchant(r)
 		return err
 	}, id)
@@ -245,7 +260,7 @@ func (t *Tx) Merchant(ctx context.Context, id string) (aggregator.Merchant, erro
 // Merchants implements aggregator.Tx.
 func (t *Tx) Merchants(ctx context.Context) ([]aggregator.Merchant, error) {
 	var ms []aggregator.Merchant
-	err := t.query(ctx, `SELECT `+merchantCols+` FROM fed_merchants ORDER BY id`, func(r Rows) error {
+	err := t.query(ctx, `SELECT `+merchantReadCols+` FROM fed_merchants ORDER BY id`, func(r Rows) error {
 		m, err := scanMerchant(r)
 		ms = append(ms, m)
 		return err
@@ -254,6 +269,22 @@ func (t *Tx) Merchants(ctx context.Context) ([]aggregator.Merchant, error) {
 		return nil, fmt.Errorf("merchants: %w", err)
 	}
 	return ms, nil
+}
+
+// SetMerchantSecureDropouts implements aggregator.Tx.
+func (t *Tx) SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64) error {
+	fs := make([]string, len(dropouts))
+	for i, seq := range dropouts {
+		fs[i] = strconv.FormatInt(seq, 10)
+	}
+	n, err := t.exec(ctx, `UPDATE fed_merchants SET secure_dropouts = ?, secure_excluded_until = ? WHERE id = ?`, strings.Join(fs, ","), excludedUntil, id)
+	if err != nil {
+		return fmt.Errorf("set merchant %s secure dropouts: %w", id, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("set merchant %s secure dropouts: %w", id, aggregator.ErrNotFound)
+	}
+	return nil
 }
 
 // SetMerchantStopped implements aggregator.Tx.
@@ -740,7 +771,7 @@ func (t *Tx) StartAcceptance(ctx context.Context, c aggregator.AcceptanceCheck) 
 				st.Duplicate = &u
 				return err
 			}},
-		{SQL: `SELECT ` + merchantCols + ` FROM fed_merchants WHERE id = ?`, Args: []any{c.Merchant},
+		{SQL: `SELECT ` + merchantReadCols + ` FROM fed_merchants WHERE id = ?`, Args: []any{c.Merchant},
 			Scan: func(r Rows) (err error) { merchant = true; st.Merchant, err = scanMerchant(r); return err }},
 		{SQL: `INSERT INTO fed_nonces (merchant, nonce, seen_at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, Args: []any{c.Merchant, c.Nonce, ms(c.At)},
 			Affected: func(n int64) error { st.FreshNonce = n == 1; return nil }},

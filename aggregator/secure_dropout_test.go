@@ -1,0 +1,222 @@
+package aggregator_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/aggregator/secureplan"
+	"github.com/kairos-fl/kairos/client"
+	"github.com/kairos-fl/kairos/crypto/keys"
+	"github.com/kairos-fl/kairos/dp/distributed"
+	"github.com/kairos-fl/kairos/model/hazard"
+	"github.com/kairos-fl/kairos/policies"
+)
+
+// dropoutPolicy has four merchants and min_cohort 3; with sample_fraction
+// ¾ every secure cohort is exactly min_cohort.
+const dropoutPolicy = `version: 1
+federation: secure
+defaults:
+  epsilon_cap: 1.0
+  delta: 1e-6
+  min_noise_multiplier: 0.5
+  clip_norm: 1.0
+  min_customers_per_update: 100
+  max_customers: 1000
+  allowed_features: [all]
+  retention_days: 365
+aggregation:
+  merge: fedavg
+  min_cohort: 3
+merchants:
+  m1: {}
+  m2: {}
+  m3: {}
+  m4: {}
+`
+
+// TestSecureRepeatDropoutExcluded (privacy.md §16, round 7): m4, a hostile
+// merchant, joins every secure round it is sampled into and drops out before
+// masking. At a cohort of exactly min_cohort each such round failed, for as
+// long as m4 stayed enrolled, at no cost to it. Now its third dropout (with
+// no masked input between, within secure_dropout_window rounds) leaves it out
+// of secure cohorts for secure_exclusion_rounds rounds, in which the honest
+// merchants' rounds succeed, and then readmits it; one audit entry each.
+func TestSecureRepeatDropoutExcluded(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			p, err := policies.Parse("dropout.yaml", []byte(dropoutPolicy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := secureConfig()
+			cfg.SampleFraction, cfg.PlannedRounds = 0.75, 20
+			cfg.SecureExclusionRounds = 2
+			f := newFedPolicy(t, b, cfg, p)
+			rep := f.start(t)
+			var svc atomic.Pointer[aggregator.Service]
+			svc.Store(rep.svc)
+			f.enrol(t, rep, "m1", "m2", "m3", "m4")
+			if err := rep.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var dropouts, excludedUntil int64 // m4's dropouts so far; the last round seq it is excluded for
+			var excludedRounds, readmittedIn int
+			for range 16 {
+				round, err := rep.svc.CurrentRound(ctx, "m1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if round.Plan.Secure == nil {
+					t.Fatalf("round %s has no secure plan", round.ID)
+				}
+				cohort := round.Plan.Secure.Merchants
+				if len(cohort) != 3 {
+					t.Fatalf("round %s cohort %v, want 3 merchants (min_cohort)", round.ID, cohort)
+				}
+				hostile := slices.Contains(cohort, "m4")
+				if excludedUntil != 0 && round.Seq <= excludedUntil && hostile {
+					t.Fatalf("round %s (seq %d) samples m4, excluded through seq %d", round.ID, round.Seq, excludedUntil)
+				}
+				if excludedUntil != 0 && round.Seq <= excludedUntil {
+					excludedRounds++
+				}
+				state := playDropoutRound(t, f, &svc, round)
+				switch {
+				case hostile && state != protocol.RoundFailed:
+					t.Fatalf("round %s with m4 dropping out: %s, want failed (cohort at min_cohort)", round.ID, state)
+				case !hostile && state != protocol.RoundPublished:
+					t.Fatalf("round %s of honest merchants %v: %s, want published", round.ID, cohort, state)
+				}
+				if excludedUntil != 0 && round.Seq == excludedUntil {
+					readmittedIn = int(round.Seq)
+					excludedUntil = 0
+				}
+				if hostile {
+					dropouts++
+					if dropouts%3 == 0 {
+						excludedUntil = round.Seq + 2
+					}
+				}
+				if readmittedIn != 0 && hostile && dropouts > 3 {
+					break // sampled again after its readmission
+				}
+			}
+			if dropouts <= 3 || readmittedIn == 0 || excludedRounds != 2 {
+				t.Fatalf("m4 dropped out of %d rounds, readmitted after round seq %d, excluded from %d rounds; want it excluded from 2 rounds after its third, readmitted and sampled again", dropouts, readmittedIn, excludedRounds)
+			}
+			got := auditActions(t, rep.store)
+			if got["merchant.secure.exclude ok"] != 1 || got["merchant.secure.readmit ok"] != 1 {
+				t.Errorf("audit: %d exclusions, %d readmissions; want one each (%v)", got["merchant.secure.exclude ok"], got["merchant.secure.readmit ok"], got)
+			}
+			f.verifyAudit(t, rep)
+		})
+	}
+}
+
+// playDropoutRound plays secure round r with in-process clients for its
+// cohort, m4 dropping out before masking, and returns the round's final
+// state.
+func playDropoutRound(t *testing.T, f *fed, svc *atomic.Pointer[aggregator.Service], r protocol.Round) protocol.RoundState {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	base, err := hazard.Unmarshal(r.Model, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errDrop := errors.New("m4 leaves before masking")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	masked := 0
+	var hostileDone atomic.Bool
+	cohort := r.Plan.Secure.Merchants
+	for i, m := range cohort {
+		round, err := svc.Load().CurrentRound(ctx, m)
+		if err != nil || round.ID != r.ID || !round.Selected {
+			t.Fatalf("%s: current round %s (selected %v), %v; want %s", m, round.ID, round.Selected, err, r.ID)
+		}
+		part := &client.SecureParticipant{
+			API: inProcessAPI{svc: svc, merchant: m, t: t, accepted: func(stage protocol.SecureStage, _ []byte) {
+				if stage == protocol.StageMask {
+					mu.Lock()
+					masked++
+					mu.Unlock()
+				}
+			}},
+			Merchant: &keys.Merchant{ID: m, Signing: f.merchant[m]}, Round: round,
+			Now: f.clock.Now, Poll: 2 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)),
+			Input: func(ctx context.Context, plan secureplan.Round) ([]uint32, error) {
+				rng := rand.New(rand.NewPCG(uint64(i), 77))
+				contrib := make([][]float64, 30)
+				for k := range contrib {
+					g := make([]float64, len(base.Params))
+					for j := range g {
+						g[j] = rng.NormFloat64() * 0.3
+					}
+					if contrib[k], err = plan.Contribution(g); err != nil {
+						return nil, err
+					}
+				}
+				return distributed.EncodeWithoutNoise(ctx, contrib, plan.Params)
+			},
+		}
+		if m == "m4" {
+			part.BeforeMask = func(secureplan.Round) error { return errDrop }
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := part.Run(ctx)
+			if m == "m4" {
+				hostileDone.Store(true)
+				if !errors.Is(err, errDrop) && ctx.Err() == nil {
+					t.Errorf("m4: %v, want its dropout", err)
+				}
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	honest := len(cohort)
+	if slices.Contains(cohort, "m4") {
+		honest--
+	}
+	// A guard, not a timing: the stages advance on the test's clock.
+	guard := time.Now().Add(40 * time.Second)
+	for {
+		if err := svc.Load().Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st, err := svc.Load().SecureStatus(ctx, cohort[0], r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.State.Terminal() {
+			if st.State == protocol.RoundPublished || st.State == protocol.RoundFailed {
+				cancel() // honest clients of a failed round stop polling
+				return st.State
+			}
+			t.Fatalf("round %s ended %s: %s", r.ID, st.State, st.Reason)
+		}
+		mu.Lock()
+		stalled := hostileDone.Load() && st.Stage == protocol.StageMask && masked == honest
+		mu.Unlock()
+		if stalled {
+			f.clock.Add(61 * time.Second) // only m4's masked input is missing: close the stage
+		}
+		if time.Now().After(guard) {
+			t.Fatalf("round %s still in stage %s", r.ID, st.Stage)
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+}
