@@ -190,7 +190,7 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 		for _, d := range datasets {
 			for _, b := range builtin {
 				if d.Name == b.Name && d.Path == b.Path {
-					return fmt.Errorf("eval --suite: built-in data set %s: %w", d.Name, dirErr)
+					return fmt.Errorf("eval --suite: built-in data set %s: %w; to run only the data sets of %s, put `builtin: false` in it", d.Name, dirErr, s.file)
 				}
 			}
 		}

@@ -422,7 +422,7 @@ func TestSuiteFileWithoutSharedData(t *testing.T) {
 		t.Errorf("output %.200q does not hold the shop data set", out)
 	}
 	if _, _, err := runEval(t, "--suite-file", with, "--json"); err == nil || !strings.Contains(err.Error(), "built-in data set cdnow") ||
-		!strings.Contains(err.Error(), "--data-dir") {
-		t.Errorf("with the built-ins: %v, want an error naming the built-in data set and --data-dir", err)
+		!strings.Contains(err.Error(), "--data-dir") || !strings.Contains(err.Error(), "builtin: false") {
+		t.Errorf("with the built-ins: %v, want an error naming the built-in data set, --data-dir and builtin: false", err)
 	}
 }
