@@ -21,7 +21,7 @@ func TestRoundConfigDefaults(t *testing.T) {
 	want := RoundConfig{Deadline: 10 * time.Minute, Quorum: 1, SampleFraction: 1, StepsPerRound: 10, PlannedRounds: 20,
 		SamplingRate: 0.05, LearningRate: 0.5, CountNoise: 50, Server: ServerFedAdam, ServerLR: 0.01, ServerTau: 1e-3,
 		TickInterval: time.Second, SecureStageTimeout: time.Minute,
-		SecureDropoutLimit: 3, SecureDropoutWindow: 10, SecureExclusionRounds: 20}
+		SecureDropoutLimit: 3, SecureDropoutWindow: 10, SecureExclusionRounds: 20, SecureExclusionMaxRounds: 320}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults: got %+v, want %+v", got, want)
 	}

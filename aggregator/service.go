@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -110,9 +111,12 @@ type RoundConfig struct {
 	// of before masking, within SecureDropoutWindow rounds and with no masked
 	// input between them, before it is left out of secure cohorts for
 	// SecureExclusionRounds rounds (securedropout.go; defaults 3, 10, 20).
-	SecureDropoutLimit    int `yaml:"secure_dropout_limit,omitempty"`
-	SecureDropoutWindow   int `yaml:"secure_dropout_window,omitempty"`
-	SecureExclusionRounds int `yaml:"secure_exclusion_rounds,omitempty"`
+	// Each later exclusion of the same merchant lasts twice the one before,
+	// up to SecureExclusionMaxRounds (default 16 × SecureExclusionRounds).
+	SecureDropoutLimit       int `yaml:"secure_dropout_limit,omitempty"`
+	SecureDropoutWindow      int `yaml:"secure_dropout_window,omitempty"`
+	SecureExclusionRounds    int `yaml:"secure_exclusion_rounds,omitempty"`
+	SecureExclusionMaxRounds int `yaml:"secure_exclusion_max_rounds,omitempty"`
 }
 
 // EvaluationConfig configures federated evaluation. A training round whose
@@ -314,13 +318,16 @@ func (c *RoundConfig) defaults() error {
 	for _, v := range []struct {
 		key string
 		n   int
-	}{{"secure_dropout_limit", c.SecureDropoutLimit}, {"secure_dropout_window", c.SecureDropoutWindow}, {"secure_exclusion_rounds", c.SecureExclusionRounds}} {
+	}{{"secure_dropout_limit", c.SecureDropoutLimit}, {"secure_dropout_window", c.SecureDropoutWindow}, {"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}} {
 		if v.n < 0 {
 			bad(v.key, v.n, "positive")
 		}
 	}
 	if c.SecureDropoutWindow > 0 && c.SecureDropoutWindow < max(c.SecureDropoutLimit, 3) {
 		bad("secure_dropout_window", c.SecureDropoutWindow, "at least secure_dropout_limit (default 3)")
+	}
+	if base := cmp.Or(c.SecureExclusionRounds, 20); c.SecureExclusionMaxRounds > 0 && c.SecureExclusionMaxRounds < base {
+		bad("secure_exclusion_max_rounds", c.SecureExclusionMaxRounds, "at least secure_exclusion_rounds (default 20)")
 	}
 	if c.SecureAggregation && c.Evaluation != nil {
 		errs = append(errs, errors.New("rounds.secure_aggregation: secure rounds do not run federated evaluation yet; unset rounds.evaluation"))
@@ -348,6 +355,12 @@ func (c *RoundConfig) defaults() error {
 	}
 	if c.SecureExclusionRounds == 0 {
 		c.SecureExclusionRounds = 20
+	}
+	if c.SecureExclusionMaxRounds == 0 {
+		c.SecureExclusionMaxRounds = c.SecureExclusionRounds
+		if c.SecureExclusionRounds <= math.MaxInt/16 {
+			c.SecureExclusionMaxRounds = 16 * c.SecureExclusionRounds
+		}
 	}
 	if c.StepsPerRound == 0 {
 		c.StepsPerRound = 10
