@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -462,5 +463,48 @@ func TestPredictAuditReasonStaysUTF8(t *testing.T) {
 		if !utf8.ValidString(last.Reason) || !strings.HasPrefix(last.Reason, "400 field \"as_of\"") || len(last.Reason) > 512 {
 			t.Errorf("as_of of %d bytes: audit reason of %d bytes, valid UTF-8 %v: %.40q…", len(asOf), len(last.Reason), utf8.ValidString(last.Reason), last.Reason)
 		}
+	}
+}
+
+// TestPredictBatchRefusedEntryBounded (privacy.md §16, round 8): a batch
+// refused as a whole (a role that may not predict, a merchant the partner is
+// not granted, a bad as_of) served nothing, yet its audit entry named every
+// customer of the body, one HMAC each: 1,000 customers made a ~90 kB entry
+// in the never-pruned log per refused request, and admin and compliance
+// tokens, which have no request rate, could send them as fast as the server
+// answers. Such an entry now counts the customers and names none.
+func TestPredictBatchRefusedEntryBounded(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	cs := make([]BatchCustomer, DefaultMaxBatch)
+	for i := range cs {
+		cs[i] = BatchCustomer{Customer: fmt.Sprintf("pseudo-%d", i), Features: featureVec(1, 1)}
+	}
+	for _, tt := range []struct {
+		name, token, merchant, asOf string
+		status                      int
+		outcome                     audit.Outcome
+	}{
+		{"compliance", "compliance", "m1", "", 403, audit.OutcomeDenied},
+		{"admin", "admin", "m1", "", 403, audit.OutcomeDenied},
+		{"partner, merchant not granted", "crm2", "m1", "", 403, audit.OutcomeDenied},
+		{"partner, bad as_of", "partner", "m1", "yesterday", 400, audit.OutcomeError},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := mustJSON(t, PredictBatchRequest{Merchant: tt.merchant, Customers: cs, AsOf: tt.asOf})
+			rec := f.do(t, "POST", "/v1/predict:batch", f.tokens[tt.token], "application/json", body)
+			if rec.Code != tt.status {
+				t.Fatalf("got %d, want %d: %s", rec.Code, tt.status, rec.Body)
+			}
+			r := f.aud.last(t)
+			if r.Outcome != tt.outcome || r.Action != "predict.batch" {
+				t.Fatalf("audit record %s %s, want predict.batch %s", r.Action, r.Outcome, tt.outcome)
+			}
+			if len(r.Identifiers) != 1 || r.Identifiers["merchant"] != tt.merchant {
+				t.Errorf("refused batch: %d identifiers, want only the merchant", len(r.Identifiers))
+			}
+			if got := r.Details["customers"]; got != "1000" {
+				t.Errorf("details customers = %q, want 1000", got)
+			}
+		})
 	}
 }
