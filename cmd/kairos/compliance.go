@@ -100,9 +100,18 @@ func newAuditVerifyCmd() *cobra.Command {
 					return fmt.Errorf("audit verify: %w", err)
 				}
 				defer f.Close()
-				if src, err = audit.ReadExport(f); err != nil {
+				snap, err := audit.ReadExport(f)
+				if err != nil {
 					return fmt.Errorf("audit verify: %s: %w", file, err)
 				}
+				if n, _ := snap.Len(); n == 0 {
+					// Nothing to verify is not a verified log: an empty file, or
+					// one cut before its first line, proves nothing.
+					ve := &audit.VerifyError{Seq: 1, Reason: "missing: " + file + " holds no audit entry (empty, or cut before its first line)"}
+					fmt.Fprintf(cmd.OutOrStdout(), "FAIL: %s\n", ve.Error())
+					return ve
+				}
+				src = snap
 			} else {
 				s, err := openExisting(ctx, db)
 				if err != nil {
