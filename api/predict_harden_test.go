@@ -508,3 +508,36 @@ func TestPredictBatchRefusedEntryBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestPredictDuplicateKeysRefused (privacy.md §16, round 8): a body holding
+// a key twice, or two keys that differ only in case, was decoded by
+// encoding/json, which keeps the last of them and folds case: the server
+// authorized, predicted and audited for merchant m2 while every reader that
+// keeps the first key (a gateway's policy, a request log, jq's first match)
+// saw m1. Such a body is now 400, naming the key.
+func TestPredictDuplicateKeysRefused(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	vec := string(mustJSON(t, featureVec(1, 1)))
+	for _, tt := range []struct{ name, route, body, key string }{
+		{"merchant twice", "/v1/predict", `{"merchant":"m1","customer":"c","features":` + vec + `,"merchant":"m2"}`, `"merchant"`},
+		{"merchant in two cases", "/v1/predict", `{"merchant":"m1","customer":"c","features":` + vec + `,"MERCHANT":"m2"}`, `"MERCHANT"`},
+		{"customer twice", "/v1/predict", `{"merchant":"m1","customer":"c","customer":"d","features":` + vec + `}`, `"customer"`},
+		{"batch merchant twice", "/v1/predict:batch", `{"merchant":"m1","customers":[{"customer":"c","features":` + vec + `}],"merchant":"m2"}`, `"merchant"`},
+		{"batch customer twice", "/v1/predict:batch", `{"merchant":"m1","customers":[{"customer":"c","Customer":"d","features":` + vec + `}]}`, `"customers[0].Customer"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := f.do(t, "POST", tt.route, f.tokens["crm-all"], "application/json", []byte(tt.body))
+			if rec.Code != http.StatusBadRequest {
+				t.Fatalf("got %d, want 400: %s", rec.Code, rec.Body)
+			}
+			if p := problemOf(t, rec); !strings.Contains(p.Detail, tt.key) || !strings.Contains(p.Detail, "twice") {
+				t.Errorf("detail %q, want it to name %s twice", p.Detail, tt.key)
+			}
+		})
+	}
+	// The same keys once each are served.
+	rec := f.do(t, "POST", "/v1/predict", f.tokens["crm-all"], "application/json", []byte(`{"merchant":"m2","customer":"c","features":`+vec+`}`))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("plain body: got %d: %s", rec.Code, rec.Body)
+	}
+}
