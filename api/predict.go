@@ -67,7 +67,9 @@ package api
 //
 // Limits. Bodies over PredictOptions.MaxBodyBytes (single) or MaxBatchBytes
 // (batch) and batches of more than MaxBatch customers are refused with 413.
-// The partner rate limit counts requests: a batch is one request.
+// The partner rate limit counts requests: a batch is one request. Admin and
+// compliance tokens, whose calls here are audited denials, are held to
+// DefaultMerchantRate and DefaultMerchantBurst per subject on these routes.
 //
 // Caching. Parsed models are cached per version (versions are immutable); the
 // active version is looked up again at most every ActiveTTL, so a rollback
@@ -360,6 +362,9 @@ func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s.overseerLimited(w, r, c) {
+		return nil
+	}
 	p := s.predict
 	var req PredictRequest
 	if err := decodePredict(w, r, p.opts.MaxBodyBytes, &req, fastPredictRequest); err != nil {
@@ -387,6 +392,9 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s.overseerLimited(w, r, c) {
+		return nil
+	}
 	p := s.predict
 	var req PredictBatchRequest
 	if err := decodePredict(w, r, p.opts.MaxBatchBytes, &req, fastBatchRequest); err != nil {
@@ -413,6 +421,23 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writePredictJSON(w, body)
+}
+
+// overseerLimited holds admin and compliance tokens, which have no request
+// rate elsewhere, to a bucket per role and subject on the predict routes,
+// where each of their calls is an audited denial: without it a read-only
+// compliance token grew the never-pruned log at its sending rate. It
+// answers 429 (unaudited, as for partners) and reports true when over it.
+func (s *Server) overseerLimited(w http.ResponseWriter, r *http.Request, c *auth.Claims) bool {
+	if c.Role != auth.RoleAdmin && c.Role != auth.RoleCompliance {
+		return false
+	}
+	wait, err := s.overseerRate.take(string(c.Role) + ":" + c.Subject)
+	if err != nil || wait <= 0 {
+		return false // the grant is a constant: err cannot happen
+	}
+	s.tooMany(w, r, c, wait)
+	return true
 }
 
 // errPredictOff answers predict calls on a server without an audit log.

@@ -19,6 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/store"
@@ -539,5 +541,47 @@ func TestPredictDuplicateKeysRefused(t *testing.T) {
 	rec := f.do(t, "POST", "/v1/predict", f.tokens["crm-all"], "application/json", []byte(`{"merchant":"m2","customer":"c","features":`+vec+`}`))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("plain body: got %d: %s", rec.Code, rec.Body)
+	}
+}
+
+// TestPredictByOverseersRateLimited (privacy.md §16, round 8): admin and
+// compliance tokens have no request rate, and the predict routes refuse
+// them with an audited denial (by design: compliance sees the attempt), so
+// a compliance token, a read-only credential, appended one entry to the
+// never-pruned log per request at whatever rate it could send. Their predict
+// calls are now held to a bucket per token subject (DefaultMerchantRate,
+// DefaultMerchantBurst): beyond the burst they are 429, unaudited, as a
+// partner's are.
+func TestPredictByOverseersRateLimited(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	aud := &recAuditor{}
+	svc := &predictService{versions: map[int]protocol.ModelVersion{1: versionOf(t, 1, testModel(t, logit(0.01)))}, active: 1}
+	svc.merchants = []aggregator.Merchant{{ID: "m1", TimeZone: "UTC"}}
+	f := newFixture(t, svc, Options{Now: clock.Now, Predict: PredictOptions{Audit: aud, Now: clock.Now,
+		MayQuery: func(p, m string) bool { return p == "crm" && m == "m1" }}})
+	body := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1)})
+	for _, token := range []string{"compliance", "admin"} {
+		before := aud.count()
+		denied, limited := 0, 0
+		for range DefaultMerchantBurst + 50 {
+			switch rec := f.do(t, "POST", "/v1/predict", f.tokens[token], "application/json", body); rec.Code {
+			case http.StatusForbidden:
+				denied++
+			case http.StatusTooManyRequests:
+				limited++
+			default:
+				t.Fatalf("%s: got %d: %s", token, rec.Code, rec.Body)
+			}
+		}
+		if denied != DefaultMerchantBurst || limited != 50 {
+			t.Errorf("%s: %d denied, %d rate-limited; want %d and 50 (the clock stands still)", token, denied, limited, DefaultMerchantBurst)
+		}
+		if got := aud.count() - before; got != DefaultMerchantBurst {
+			t.Errorf("%s: %d audit entries, want %d (one per denial, none per 429)", token, got, DefaultMerchantBurst)
+		}
+	}
+	// The partner's own bucket is its grant's, untouched by the overseers'.
+	if rec := f.do(t, "POST", "/v1/predict", f.tokens["partner"], "application/json", body); rec.Code != http.StatusOK {
+		t.Errorf("partner: got %d: %s", rec.Code, rec.Body)
 	}
 }
