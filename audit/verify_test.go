@@ -297,3 +297,22 @@ func FuzzVerifyForgery(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyCountsDuplicateCheckpointOnce (round 8): an export whose
+// checkpoint line was copied three times verified as "3 checkpoints", as if
+// the key had signed the log three times; the file holds one checkpoint.
+func TestVerifyCountsDuplicateCheckpointOnce(t *testing.T) {
+	valid, err := os.ReadFile(filepath.Join("testdata", "vectors.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(valid), "\n")
+	snap, err := audit.ReadExport(strings.NewReader(lines[0] + lines[1] + lines[2] + lines[2] + lines[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := audit.Verify(context.Background(), snap, vecKey().Public().(ed25519.PublicKey))
+	if err != nil || res.Entries != 2 || res.Checkpoints != 1 || res.LastCheckpointSeq != 2 {
+		t.Errorf("Verify = %+v, %v; want 2 entries, 1 checkpoint at entry 2", res, err)
+	}
+}
