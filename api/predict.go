@@ -38,7 +38,10 @@ package api
 // Customer ids are the caller's: an answer echoes the id it was asked about,
 // and nothing else does. Problem details name the field, never the id, so
 // that the audit reason, the server log and the metrics cannot hold it; the
-// audit entry holds it as an HMAC only. Strings that are not valid UTF-8
+// audit entry holds it as an HMAC only. Other values the caller sent (a
+// merchant it may not query, an as_of, an event's time or kind) are quoted
+// only when short and made of id and time characters (echo): a refused
+// call's detail is its audit reason, and must not carry the caller's prose. Strings that are not valid UTF-8
 // (raw, or as an unpaired \u surrogate escape) are refused with 400 rather
 // than read as U+FFFD.
 //
@@ -553,7 +556,27 @@ func unprocessable(format string, a ...any) error {
 
 func forbidMerchant(merchant string) error {
 	return &httpError{status: http.StatusForbidden, typ: typeForbidden,
-		detail: fmt.Sprintf("this token may not predict for merchant %q", merchant)}
+		detail: "this token may not predict for merchant " + echo(merchant)}
+}
+
+// maxEcho is the longest caller value a problem detail quotes.
+const maxEcho = 64
+
+// echo quotes a value the caller sent for a problem detail, which is also
+// the audit reason of a refused prediction: only when it is at most maxEcho
+// bytes of the characters ids and times are made of (letters, digits and
+// _ . : + -), so that a caller cannot write prose of its choosing into the
+// compliance log; otherwise it says how long the value was.
+func echo(v string) string {
+	ok := len(v) <= maxEcho
+	for i := 0; ok && i < len(v); i++ {
+		c := v[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.:+-", c) >= 0
+	}
+	if ok {
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("(a value of %d bytes, not echoed: not an id or time)", len(v))
 }
 
 // errNoHistory: the builder makes no row for a customer without events before as_of.
@@ -606,7 +629,7 @@ func (p *predictor) resolve(ctx context.Context, c *auth.Claims, merchant string
 	if asOf != "" {
 		t, err := time.Parse(time.RFC3339Nano, asOf)
 		if err != nil {
-			return nil, badRequest("field \"as_of\": %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", asOf)
+			return nil, badRequest("field \"as_of\": %s is not an RFC 3339 time such as 2026-11-27T16:00:00Z", echo(asOf))
 		}
 		if t.Year() < 1970 || t.Year() > 2200 {
 			return nil, badRequest("field \"as_of\": %s is outside 1970..2200", asOf)
@@ -918,11 +941,11 @@ func (sc *scope) vectors(cs []BatchCustomer, offset int, prefix string) (xs [][]
 func (e EventInput) event(key string, field func() string) (model.Event, error) {
 	t, err := time.Parse(time.RFC3339Nano, e.Time)
 	if err != nil {
-		return model.Event{}, badRequest("field %q: time %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", field(), e.Time)
+		return model.Event{}, badRequest("field %q: time %s is not an RFC 3339 time such as 2026-11-27T16:00:00Z", field(), echo(e.Time))
 	}
 	k, err := model.ParseKind(e.Kind)
 	if err != nil {
-		return model.Event{}, badRequest("field %q: %v", field(), err)
+		return model.Event{}, badRequest("field %q: unknown event kind %s (want view, cart, favorite or purchase)", field(), echo(e.Kind))
 	}
 	ev := model.Event{Customer: key, Time: t.UTC(), Kind: k, Item: e.Item, Category: e.Category}
 	if e.Amount != nil {

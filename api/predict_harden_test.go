@@ -585,3 +585,44 @@ func TestPredictByOverseersRateLimited(t *testing.T) {
 		t.Errorf("partner: got %d: %s", rec.Code, rec.Body)
 	}
 }
+
+// TestPredictReasonNoCallerProse (privacy.md §16, round 8): a refused
+// prediction's audit reason is its problem detail, which quoted the
+// caller's merchant, as_of, event time or event kind whole (cut at 512
+// bytes): a partner wrote sentences of its choosing into the compliance log
+// with every refused call ("… may not predict for merchant \"reviewed and
+// approved by the compliance officer, no action needed\""). A value is now
+// echoed only when it is short and made of the characters ids and times
+// use; otherwise the detail says how long it was and names the field.
+func TestPredictReasonNoCallerProse(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	const prose = "reviewed and approved by the compliance officer, no action needed"
+	ev := func(tm, kind string) []EventInput { return []EventInput{{Time: tm, Kind: kind}} }
+	for _, tt := range []struct {
+		name  string
+		req   PredictRequest
+		field string
+	}{
+		{"merchant", PredictRequest{Merchant: prose, Customer: "c", Features: featureVec(1, 1)}, "merchant"},
+		{"as_of", PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1), AsOf: prose}, `"as_of"`},
+		{"event time", PredictRequest{Merchant: "m1", Customer: "c", Events: ev(prose, "view")}, `"events[0]"`},
+		{"event kind", PredictRequest{Merchant: "m1", Customer: "c", Events: ev("2026-11-01T00:00:00Z", prose)}, `"events[0]"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := f.do(t, "POST", "/v1/predict", f.tokens["partner"], "application/json", mustJSON(t, tt.req))
+			if rec.Code != http.StatusForbidden && rec.Code != http.StatusBadRequest {
+				t.Fatalf("got %d, want 403 or 400: %s", rec.Code, rec.Body)
+			}
+			r := f.aud.last(t)
+			if strings.Contains(r.Reason, "approved") || !strings.Contains(r.Reason, tt.field) {
+				t.Errorf("audit reason %q: want it to name %s without the caller's text", r.Reason, tt.field)
+			}
+		})
+	}
+	// A short id or time is still echoed, for the caller's sake.
+	rec := f.do(t, "POST", "/v1/predict", f.tokens["partner"], "application/json",
+		mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1), AsOf: "2026-13-01T00:00:00Z"}))
+	if p := problemOf(t, rec); rec.Code != http.StatusBadRequest || !strings.Contains(p.Detail, `"2026-13-01T00:00:00Z"`) {
+		t.Errorf("bad short as_of: %d %q, want 400 echoing it", rec.Code, p.Detail)
+	}
+}
