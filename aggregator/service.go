@@ -119,6 +119,10 @@ type RoundConfig struct {
 	SecureExclusionMaxRounds int `yaml:"secure_exclusion_max_rounds,omitempty"`
 }
 
+// MaxSecureExclusionRounds bounds secure_exclusion_rounds and
+// secure_exclusion_max_rounds: a million rounds is years at any tick.
+const MaxSecureExclusionRounds = 1_000_000
+
 // EvaluationConfig configures federated evaluation. A training round whose
 // base model is the k-th published training version with k a multiple of
 // Every (k = 0 is the initial model; none when Every is 0) asks its merchants
@@ -326,6 +330,15 @@ func (c *RoundConfig) defaults() error {
 	if c.SecureDropoutWindow > 0 && c.SecureDropoutWindow < max(c.SecureDropoutLimit, 3) {
 		bad("secure_dropout_window", c.SecureDropoutWindow, "at least secure_dropout_limit (default 3)")
 	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}} {
+		if v.n > MaxSecureExclusionRounds {
+			// An exclusion ends at its round seq plus its length, which must not wrap.
+			bad(v.key, v.n, fmt.Sprintf("at most %d", MaxSecureExclusionRounds))
+		}
+	}
 	if base := cmp.Or(c.SecureExclusionRounds, 20); c.SecureExclusionMaxRounds > 0 && c.SecureExclusionMaxRounds < base {
 		bad("secure_exclusion_max_rounds", c.SecureExclusionMaxRounds, "at least secure_exclusion_rounds (default 20)")
 	}
@@ -357,10 +370,7 @@ func (c *RoundConfig) defaults() error {
 		c.SecureExclusionRounds = 20
 	}
 	if c.SecureExclusionMaxRounds == 0 {
-		c.SecureExclusionMaxRounds = c.SecureExclusionRounds
-		if c.SecureExclusionRounds <= math.MaxInt/16 {
-			c.SecureExclusionMaxRounds = 16 * c.SecureExclusionRounds
-		}
+		c.SecureExclusionMaxRounds = min(16*c.SecureExclusionRounds, MaxSecureExclusionRounds)
 	}
 	if c.StepsPerRound == 0 {
 		c.StepsPerRound = 10
