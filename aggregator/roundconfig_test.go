@@ -21,7 +21,7 @@ func TestRoundConfigDefaults(t *testing.T) {
 	want := RoundConfig{Deadline: 10 * time.Minute, Quorum: 1, SampleFraction: 1, StepsPerRound: 10, PlannedRounds: 20,
 		SamplingRate: 0.05, LearningRate: 0.5, CountNoise: 50, Server: ServerFedAdam, ServerLR: 0.01, ServerTau: 1e-3,
 		TickInterval: time.Second, SecureStageTimeout: time.Minute,
-		SecureDropoutLimit: 3, SecureDropoutWindow: 10, SecureExclusionRounds: 20}
+		SecureDropoutLimit: 3, SecureDropoutWindow: 10, SecureExclusionRounds: 20, SecureExclusionMaxRounds: 320}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults: got %+v, want %+v", got, want)
 	}
@@ -68,6 +68,11 @@ func TestRoundConfigErrors(t *testing.T) {
 		// Plans the clients would refuse (protocol.TrainingPlan.CheckSize).
 		{RoundConfig{StepsPerRound: 10_001, Cutoffs: make([]time.Time, 53), Evaluation: &EvaluationConfig{Cutoff: cut, Edges: make([]float64, 256)}},
 			[]string{"rounds.steps_per_round: must be in [1, 10000]", "rounds.cutoffs: 53 cutoffs, at most 52", "rounds.evaluation.edges: 256 edges, at most 255"}},
+		// An exclusion's last round is its start plus its length: math.MaxInt
+		// wrapped it negative, and the merchant was readmitted at once (round 8).
+		{RoundConfig{SecureExclusionRounds: math.MaxInt}, []string{"rounds.secure_exclusion_rounds: must be at most 1000000"}},
+		{RoundConfig{SecureExclusionMaxRounds: 1_000_001}, []string{"rounds.secure_exclusion_max_rounds: must be at most 1000000"}},
+		{RoundConfig{SecureExclusionRounds: 30, SecureExclusionMaxRounds: 29}, []string{"rounds.secure_exclusion_max_rounds: must be at least secure_exclusion_rounds"}},
 		{RoundConfig{Evaluation: &EvaluationConfig{}}, []string{"rounds.evaluation.cutoff: required"}},
 		{RoundConfig{Evaluation: &EvaluationConfig{Cutoff: cut, Every: -1}}, []string{"rounds.evaluation.every: must be ≥ 0"}},
 		{RoundConfig{Cutoffs: []time.Time{cut}, Evaluation: &EvaluationConfig{Cutoff: cut.AddDate(0, 0, 10)}}, []string{"rounds.evaluation.cutoff: 2020-01-11T00:00:00Z is less than 30 days after training cutoff 2020-01-01T00:00:00Z"}},

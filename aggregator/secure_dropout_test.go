@@ -220,3 +220,85 @@ func playDropoutRound(t *testing.T, f *fed, svc *atomic.Pointer[aggregator.Servi
 		time.Sleep(3 * time.Millisecond)
 	}
 }
+
+// TestSecureRepeatOffenderEscalates (privacy.md §16, round 8): a merchant
+// readmitted after an exclusion got a clean record, so it could fail another
+// secure_dropout_limit rounds and be excluded for the same
+// secure_exclusion_rounds again, for ever: with the defaults 3 rounds in
+// every 23 it could be sampled into. Now each exclusion of the same merchant
+// lasts twice the one before, remembered across readmissions and bounded by
+// secure_exclusion_max_rounds: here 2, then 4, then 5 (the bound) rounds.
+func TestSecureRepeatOffenderEscalates(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			p, err := policies.Parse("dropout.yaml", []byte(dropoutPolicy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := secureConfig()
+			cfg.SampleFraction, cfg.PlannedRounds = 0.75, 60
+			cfg.SecureExclusionRounds, cfg.SecureExclusionMaxRounds = 2, 5
+			f := newFedPolicy(t, b, cfg, p)
+			rep := f.start(t)
+			var svc atomic.Pointer[aggregator.Service]
+			svc.Store(rep.svc)
+			f.enrol(t, rep, "m1", "m2", "m3", "m4")
+			if err := rep.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Each exclusion's length, computed here: 2, doubled per repeat, at most 5.
+			wantLengths := []int{2, 4, 5}
+			var dropouts, excludedUntil int64
+			var lengths []int // rounds m4 was left out of, per exclusion
+			readmitted := 0
+			for range 60 {
+				round, err := rep.svc.CurrentRound(ctx, "m1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if round.Plan.Secure == nil {
+					t.Fatalf("round %s has no secure plan", round.ID)
+				}
+				hostile := slices.Contains(round.Plan.Secure.Merchants, "m4")
+				excluded := excludedUntil != 0 && round.Seq <= excludedUntil
+				if excluded && hostile {
+					t.Fatalf("round %s (seq %d) samples m4, excluded through seq %d (exclusion %d, want %d rounds)", round.ID, round.Seq, excludedUntil, len(lengths), wantLengths[len(lengths)-1])
+				}
+				if excluded {
+					lengths[len(lengths)-1]++
+				}
+				state := playDropoutRound(t, f, &svc, round)
+				if hostile != (state == protocol.RoundFailed) {
+					t.Fatalf("round %s (m4 sampled: %v): %s", round.ID, hostile, state)
+				}
+				if excludedUntil != 0 && round.Seq == excludedUntil {
+					excludedUntil = 0
+					readmitted++
+				}
+				// Readmitted exactly when its exclusion ends, neither later nor earlier.
+				if got := auditActions(t, rep.store)["merchant.secure.readmit ok"]; got != readmitted {
+					t.Fatalf("after round seq %d: %d readmissions of m4, want %d (exclusions %v of %v)", round.Seq, got, readmitted, lengths, wantLengths)
+				}
+				if hostile {
+					dropouts++
+					if dropouts%3 == 0 {
+						if len(lengths) == len(wantLengths) {
+							break
+						}
+						excludedUntil = round.Seq + int64(wantLengths[len(lengths)])
+						lengths = append(lengths, 0)
+					}
+				}
+			}
+			if !slices.Equal(lengths, wantLengths) {
+				t.Fatalf("m4 left out of %v rounds per exclusion (%d dropouts), want %v", lengths, dropouts, wantLengths)
+			}
+			got := auditActions(t, rep.store)
+			if got["merchant.secure.exclude ok"] != 4 || got["merchant.secure.readmit ok"] != 3 {
+				t.Errorf("audit: %d exclusions, %d readmissions; want 4 and 3 (%v)", got["merchant.secure.exclude ok"], got["merchant.secure.readmit ok"], got)
+			}
+			f.verifyAudit(t, rep)
+		})
+	}
+}

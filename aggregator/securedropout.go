@@ -19,7 +19,11 @@ import (
 // the record: only dropouts with no masked input between them count. At
 // SecureDropoutLimit of them the merchant is left out of secure cohorts for
 // the next SecureExclusionRounds rounds (openRound), then readmitted with a
-// clean record. Each exclusion and each readmission is one audit entry.
+// clean record of dropouts. Its count of exclusions survives the readmission
+// (round 8): each later exclusion lasts twice the one before, up to
+// SecureExclusionMaxRounds, so a repeat offender cannot fail
+// SecureDropoutLimit rounds in every SecureExclusionRounds for ever. Each
+// exclusion and each readmission is one audit entry.
 
 // secureDropouts updates the cohort's dropout records at the close of secure
 // round r's last stage before masking (or its failure before then): senders
@@ -40,7 +44,7 @@ func (s *Service) secureDropouts(ctx context.Context, tx Tx, r RoundRecord, cfg 
 				continue
 			}
 			// It masked: earlier dropouts were not a pattern.
-			if err := tx.SetMerchantSecureDropouts(ctx, merchant, nil, m.SecureExcludedUntil); err != nil {
+			if err := tx.SetMerchantSecureDropouts(ctx, merchant, nil, m.SecureExcludedUntil, m.SecureExclusions); err != nil {
 				return nil, fmt.Errorf("secure round %s: %w", r.ID, err)
 			}
 			continue
@@ -53,15 +57,16 @@ func (s *Service) secureDropouts(ctx context.Context, tx Tx, r RoundRecord, cfg 
 			return seq <= r.Seq-window || seq >= r.Seq
 		})
 		recent = append(recent, r.Seq)
-		until := m.SecureExcludedUntil
+		until, exclusions := m.SecureExcludedUntil, m.SecureExclusions
 		if len(recent) >= s.rc().SecureDropoutLimit {
-			until = r.Seq + int64(s.rc().SecureExclusionRounds)
+			n := exclusionRounds(s.rc().SecureExclusionRounds, s.rc().SecureExclusionMaxRounds, exclusions)
+			until, exclusions = r.Seq+int64(n), exclusions+1
 			out = append(out, transition{round: r, action: "merchant.secure.exclude", merchant: merchant,
-				reason: fmt.Sprintf("%s dropped out before masking in secure rounds %s (%d within the last %d rounds, none masked between): left out of secure cohorts through round seq %d",
-					merchant, joinSeqs(recent), len(recent), window, until)})
+				reason: fmt.Sprintf("%s dropped out before masking in secure rounds %s (%d within the last %d rounds, none masked between): exclusion %d, left out of secure cohorts for %d rounds, through round seq %d",
+					merchant, joinSeqs(recent), len(recent), window, exclusions, n, until)})
 			recent = nil
 		}
-		if err := tx.SetMerchantSecureDropouts(ctx, merchant, recent, until); err != nil {
+		if err := tx.SetMerchantSecureDropouts(ctx, merchant, recent, until, exclusions); err != nil {
 			return nil, fmt.Errorf("secure round %s: %w", r.ID, err)
 		}
 	}
@@ -81,13 +86,26 @@ func (s *Service) secureReadmit(ctx context.Context, tx Tx, r RoundRecord) ([]tr
 		if m.SecureExcludedUntil == 0 || m.SecureExcludedUntil > r.Seq {
 			continue
 		}
-		if err := tx.SetMerchantSecureDropouts(ctx, m.ID, nil, 0); err != nil {
+		if err := tx.SetMerchantSecureDropouts(ctx, m.ID, nil, 0, m.SecureExclusions); err != nil {
 			return nil, fmt.Errorf("secure round %s: readmit: %w", r.ID, err)
 		}
 		out = append(out, transition{round: r, action: "merchant.secure.readmit", merchant: m.ID,
 			reason: fmt.Sprintf("%s readmitted to secure cohorts: its exclusion through round seq %d ended", m.ID, m.SecureExcludedUntil)})
 	}
 	return out, nil
+}
+
+// exclusionRounds is the length of a merchant's exclusion after prior
+// ones: base doubled per prior exclusion, at most limit.
+func exclusionRounds(base, limit, prior int) int {
+	n := base
+	for range prior {
+		if n > limit/2 {
+			return limit
+		}
+		n *= 2
+	}
+	return min(n, limit)
 }
 
 // secureExcluded reports whether m is left out of the secure cohort of

@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -110,10 +111,17 @@ type RoundConfig struct {
 	// of before masking, within SecureDropoutWindow rounds and with no masked
 	// input between them, before it is left out of secure cohorts for
 	// SecureExclusionRounds rounds (securedropout.go; defaults 3, 10, 20).
-	SecureDropoutLimit    int `yaml:"secure_dropout_limit,omitempty"`
-	SecureDropoutWindow   int `yaml:"secure_dropout_window,omitempty"`
-	SecureExclusionRounds int `yaml:"secure_exclusion_rounds,omitempty"`
+	// Each later exclusion of the same merchant lasts twice the one before,
+	// up to SecureExclusionMaxRounds (default 16 × SecureExclusionRounds).
+	SecureDropoutLimit       int `yaml:"secure_dropout_limit,omitempty"`
+	SecureDropoutWindow      int `yaml:"secure_dropout_window,omitempty"`
+	SecureExclusionRounds    int `yaml:"secure_exclusion_rounds,omitempty"`
+	SecureExclusionMaxRounds int `yaml:"secure_exclusion_max_rounds,omitempty"`
 }
+
+// MaxSecureExclusionRounds bounds secure_exclusion_rounds and
+// secure_exclusion_max_rounds: a million rounds is years at any tick.
+const MaxSecureExclusionRounds = 1_000_000
 
 // EvaluationConfig configures federated evaluation. A training round whose
 // base model is the k-th published training version with k a multiple of
@@ -314,13 +322,25 @@ func (c *RoundConfig) defaults() error {
 	for _, v := range []struct {
 		key string
 		n   int
-	}{{"secure_dropout_limit", c.SecureDropoutLimit}, {"secure_dropout_window", c.SecureDropoutWindow}, {"secure_exclusion_rounds", c.SecureExclusionRounds}} {
+	}{{"secure_dropout_limit", c.SecureDropoutLimit}, {"secure_dropout_window", c.SecureDropoutWindow}, {"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}} {
 		if v.n < 0 {
 			bad(v.key, v.n, "positive")
 		}
 	}
 	if c.SecureDropoutWindow > 0 && c.SecureDropoutWindow < max(c.SecureDropoutLimit, 3) {
 		bad("secure_dropout_window", c.SecureDropoutWindow, "at least secure_dropout_limit (default 3)")
+	}
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}} {
+		if v.n > MaxSecureExclusionRounds {
+			// An exclusion ends at its round seq plus its length, which must not wrap.
+			bad(v.key, v.n, fmt.Sprintf("at most %d", MaxSecureExclusionRounds))
+		}
+	}
+	if base := cmp.Or(c.SecureExclusionRounds, 20); c.SecureExclusionMaxRounds > 0 && c.SecureExclusionMaxRounds < base {
+		bad("secure_exclusion_max_rounds", c.SecureExclusionMaxRounds, "at least secure_exclusion_rounds (default 20)")
 	}
 	if c.SecureAggregation && c.Evaluation != nil {
 		errs = append(errs, errors.New("rounds.secure_aggregation: secure rounds do not run federated evaluation yet; unset rounds.evaluation"))
@@ -348,6 +368,9 @@ func (c *RoundConfig) defaults() error {
 	}
 	if c.SecureExclusionRounds == 0 {
 		c.SecureExclusionRounds = 20
+	}
+	if c.SecureExclusionMaxRounds == 0 {
+		c.SecureExclusionMaxRounds = min(16*c.SecureExclusionRounds, MaxSecureExclusionRounds)
 	}
 	if c.StepsPerRound == 0 {
 		c.StepsPerRound = 10

@@ -45,9 +45,10 @@ type Tx interface {
 	// the zero time resume it).
 	SetMerchantStopped(ctx context.Context, id, reason string, at time.Time) error
 	// SetMerchantSecureDropouts replaces merchant id's record of recent
-	// secure rounds it dropped out of before masking (round seqs) and the
-	// last round seq it is left out of secure cohorts for (0: none).
-	SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64) error
+	// secure rounds it dropped out of before masking (round seqs), the
+	// last round seq it is left out of secure cohorts for (0: none) and how
+	// many times it has been left out.
+	SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64, exclusions int) error
 
 	// InsertRound stores a new round; false (and no error) if its seq exists.
 	InsertRound(ctx context.Context, r RoundRecord) (bool, error)
@@ -179,6 +180,9 @@ type Merchant struct {
 	// SecureExcludedUntil is the last round seq the merchant is left out of
 	// secure cohorts for, after repeated dropouts (0: none).
 	SecureExcludedUntil int64
+	// SecureExclusions is how many times the merchant has been left out of
+	// secure cohorts; a readmission keeps it, so each repeat lasts longer.
+	SecureExclusions int
 }
 
 // RoundRecord is a persisted round.

@@ -139,27 +139,36 @@ func (s *Server) federationStatus(w http.ResponseWriter, r *http.Request) error 
 	return writeJSON(w, http.StatusOK, st)
 }
 
+// witnessed adds the audit witness's checkpoints (when the server has one)
+// to the log src.Audit reads, so that a report verifies the log against
+// them too, and returns the witness's status.
+func (s *Server) witnessed(ctx context.Context, src *report.Sources) witnessStatus {
+	var ws witnessStatus
+	if s.witness == nil {
+		return ws
+	}
+	ws.Configured = true
+	cps, err := s.witness(ctx)
+	if err != nil {
+		ws.Error = err.Error()
+		return ws
+	}
+	ws.Checkpoints = len(cps)
+	for _, c := range cps {
+		if c.Seq >= ws.LastSeq {
+			ws.LastSeq, ws.LastTime = c.Seq, c.Time.UTC()
+		}
+	}
+	src.Audit = audit.Witnessed(src.Audit, cps)
+	return ws
+}
+
 func (s *Server) complianceData(w http.ResponseWriter, r *http.Request) error {
 	src, err := s.reportSources()
 	if err != nil {
 		return err
 	}
-	var ws witnessStatus
-	if s.witness != nil {
-		ws.Configured = true
-		cps, err := s.witness(r.Context())
-		if err != nil {
-			ws.Error = err.Error()
-		} else {
-			ws.Checkpoints = len(cps)
-			for _, c := range cps {
-				if c.Seq >= ws.LastSeq {
-					ws.LastSeq, ws.LastTime = c.Seq, c.Time.UTC()
-				}
-			}
-			src.Audit = audit.Witnessed(src.Audit, cps)
-		}
-	}
+	ws := s.witnessed(r.Context(), &src)
 	rep, err := report.Gather(r.Context(), src)
 	if err != nil {
 		return err

@@ -196,3 +196,46 @@ func TestConsoleMount(t *testing.T) {
 		t.Errorf("POST /console/: got %d, want 405", rec.Code)
 	}
 }
+
+// TestComplianceReportWitness (privacy.md §16, round 8): GET /v1/compliance
+// verified the log against the serve's audit witness, but GET /v1/report,
+// the HTML report a compliance officer hands on, verified the log alone: a
+// log whose tail was cut together with its checkpoints (or rolled back to a
+// backup) while serve ran read "Audit log verified" in the report and
+// FAILED on the console page. The report now uses the witness too, and says
+// so when it cannot read it.
+func TestComplianceReportWitness(t *testing.T) {
+	f := auditFixture(t)
+	withReports(f)
+	es := stored(t, f)
+	sign := func(c audit.Checkpoint) audit.Checkpoint {
+		c.Signature = ed25519.Sign(f.keys.Checkpoint, audit.CheckpointMessage(&c))
+		return c
+	}
+	report := func() string {
+		t.Helper()
+		rec := f.do(t, "GET", "/v1/report", f.tokens["compliance"], "", nil)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("GET /v1/report: %d %s", rec.Code, rec.Body)
+		}
+		return rec.Body.String()
+	}
+	last := es[len(es)-1]
+	// The witness saw the log reach two entries further than it now does.
+	beyond := sign(audit.Checkpoint{LogID: "kairos", Seq: last.Seq + 2, Hash: audit.Hash{1}, Time: time.Now().UTC().Truncate(time.Millisecond)})
+	f.srv.witness = func(context.Context) ([]audit.Checkpoint, error) { return []audit.Checkpoint{beyond}, nil }
+	if page := report(); !strings.Contains(page, "verification FAILED") || !strings.Contains(page, "truncated tail") {
+		t.Errorf("report over a log cut below its witness: want a failed verification naming the truncated tail")
+	}
+	f.srv.witness = func(context.Context) ([]audit.Checkpoint, error) {
+		return nil, errors.New("open witness.jsonl: permission denied")
+	}
+	if page := report(); !strings.Contains(page, "verification FAILED") || !strings.Contains(page, "witness") {
+		t.Errorf("report with an unreadable witness: want a failed verification naming the witness")
+	}
+	good := sign(audit.Checkpoint{LogID: "kairos", Seq: last.Seq, Hash: last.Hash, Time: time.Now().UTC().Truncate(time.Millisecond)})
+	f.srv.witness = func(context.Context) ([]audit.Checkpoint, error) { return []audit.Checkpoint{good}, nil }
+	if page := report(); !strings.Contains(page, "Audit log verified") {
+		t.Errorf("report with a witness the log agrees with: want it verified")
+	}
+}

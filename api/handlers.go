@@ -411,7 +411,81 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if off, ok := textValid(body); !ok {
 		return bad("invalid JSON at byte %d: a string that is not valid UTF-8 (or an unpaired \\u surrogate escape)", off)
 	}
+	// encoding/json keeps the last of a repeated key and folds case: the
+	// server would act on one value while a gateway, a request log or a
+	// reviewer that reads the first sees another.
+	if path, off, ok := repeatedKey(body); !ok {
+		if path == "" {
+			return bad("invalid JSON at byte %d: a key twice in one object (its name is not echoed: not a plain field name)", off)
+		}
+		return bad("invalid JSON at byte %d: key %q twice in one object (keys are compared ignoring case)", off, path)
+	}
 	return nil
+}
+
+// repeatedKey walks body, a JSON document that decoded, and finds the first
+// object key equal, ignoring case, to an earlier key of the same object. It
+// returns false with the key's path (customers[0].Customer; "" when a key on
+// it is not fieldLike, so that the caller's text is not echoed) and the
+// byte offset after it, or true when there is none.
+func repeatedKey(body []byte) (path string, offset int64, ok bool) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	var walk func(path string) (string, bool, error)
+	walk = func(path string) (string, bool, error) {
+		t, err := d.Token()
+		if err != nil {
+			return "", false, err
+		}
+		switch t {
+		case json.Delim('{'):
+			keys := map[string]bool{} // lower case: a map field may hold many keys
+			for d.More() {
+				kt, err := d.Token()
+				if err != nil {
+					return "", false, err
+				}
+				k, _ := kt.(string)
+				sub := path + "." + k
+				if path == "" {
+					sub = k
+				}
+				if path == "?" || !fieldLike(k) {
+					sub = "?"
+				}
+				fold := strings.ToLower(k)
+				if keys[fold] {
+					return sub, true, nil
+				}
+				keys[fold] = true
+				if p, found, err := walk(sub); found || err != nil {
+					return p, found, err
+				}
+			}
+			_, err = d.Token()
+			return "", false, err
+		case json.Delim('['):
+			for i := 0; d.More(); i++ {
+				sub := path + "[" + strconv.Itoa(i) + "]"
+				if path == "?" {
+					sub = "?"
+				}
+				if p, found, err := walk(sub); found || err != nil {
+					return p, found, err
+				}
+			}
+			_, err = d.Token()
+			return "", false, err
+		}
+		return "", false, nil
+	}
+	p, found, err := walk("")
+	if err != nil || !found {
+		return "", 0, true // the document decoded: an error here is not the caller's
+	}
+	if p == "?" {
+		p = ""
+	}
+	return p, d.InputOffset(), false
 }
 
 // maxEchoedField is the longest unknown field name an error echoes.

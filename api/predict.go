@@ -38,7 +38,10 @@ package api
 // Customer ids are the caller's: an answer echoes the id it was asked about,
 // and nothing else does. Problem details name the field, never the id, so
 // that the audit reason, the server log and the metrics cannot hold it; the
-// audit entry holds it as an HMAC only. Strings that are not valid UTF-8
+// audit entry holds it as an HMAC only. Other values the caller sent (a
+// merchant it may not query, an as_of, an event's time or kind) are quoted
+// only when short and made of id and time characters (echo): a refused
+// call's detail is its audit reason, and must not carry the caller's prose. Strings that are not valid UTF-8
 // (raw, or as an unpaired \u surrogate escape) are refused with 400 rather
 // than read as U+FFFD.
 //
@@ -61,11 +64,15 @@ package api
 // The answer is written only once that entry is durable; if the audit log
 // fails the caller gets 503 and no prediction. A batch is one entry whose
 // identifiers name every customer (customer.0000, customer.0001, …) and
-// whose details count the customers answered with a problem (problems).
+// whose details count the customers answered with a problem (problems); a
+// batch refused as a whole (denied, malformed) names none, only their
+// number (customers).
 //
 // Limits. Bodies over PredictOptions.MaxBodyBytes (single) or MaxBatchBytes
 // (batch) and batches of more than MaxBatch customers are refused with 413.
-// The partner rate limit counts requests: a batch is one request.
+// The partner rate limit counts requests: a batch is one request. Admin and
+// compliance tokens, whose calls here are audited denials, are held to
+// DefaultMerchantRate and DefaultMerchantBurst per subject on these routes.
 //
 // Caching. Parsed models are cached per version (versions are immutable); the
 // active version is looked up again at most every ActiveTTL, so a rollback
@@ -358,6 +365,9 @@ func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s.overseerLimited(w, r, c) {
+		return nil
+	}
 	p := s.predict
 	var req PredictRequest
 	if err := decodePredict(w, r, p.opts.MaxBodyBytes, &req, fastPredictRequest); err != nil {
@@ -385,6 +395,9 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if s.overseerLimited(w, r, c) {
+		return nil
+	}
 	p := s.predict
 	var req PredictBatchRequest
 	if err := decodePredict(w, r, p.opts.MaxBatchBytes, &req, fastBatchRequest); err != nil {
@@ -411,6 +424,23 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writePredictJSON(w, body)
+}
+
+// overseerLimited holds admin and compliance tokens, which have no request
+// rate elsewhere, to a bucket per role and subject on the predict routes,
+// where each of their calls is an audited denial: without it a read-only
+// compliance token grew the never-pruned log at its sending rate. It
+// answers 429 (unaudited, as for partners) and reports true when over it.
+func (s *Server) overseerLimited(w http.ResponseWriter, r *http.Request, c *auth.Claims) bool {
+	if c.Role != auth.RoleAdmin && c.Role != auth.RoleCompliance {
+		return false
+	}
+	wait, err := s.overseerRate.take(string(c.Role) + ":" + c.Subject)
+	if err != nil || wait <= 0 {
+		return false // the grant is a constant: err cannot happen
+	}
+	s.tooMany(w, r, c, wait)
+	return true
 }
 
 // errPredictOff answers predict calls on a server without an audit log.
@@ -454,6 +484,14 @@ func (p *predictor) audited(w http.ResponseWriter, r *http.Request, c *auth.Clai
 		rec.Details["request_id"] = id
 	}
 	for i, cu := range customers {
+		if cause != nil && action != "predict" {
+			// A batch refused as a whole served nothing: its entry counts
+			// the customers and names none. Naming them cost an HMAC each,
+			// ~90 kB per refused request of 1,000, from callers (a partner
+			// not granted the merchant, an admin or compliance token, which
+			// have no request rate) who learnt nothing about them.
+			break
+		}
 		if cu == "" {
 			continue
 		}
@@ -518,7 +556,27 @@ func unprocessable(format string, a ...any) error {
 
 func forbidMerchant(merchant string) error {
 	return &httpError{status: http.StatusForbidden, typ: typeForbidden,
-		detail: fmt.Sprintf("this token may not predict for merchant %q", merchant)}
+		detail: "this token may not predict for merchant " + echo(merchant)}
+}
+
+// maxEcho is the longest caller value a problem detail quotes.
+const maxEcho = 64
+
+// echo quotes a value the caller sent for a problem detail, which is also
+// the audit reason of a refused prediction: only when it is at most maxEcho
+// bytes of the characters ids and times are made of (letters, digits and
+// _ . : + -), so that a caller cannot write prose of its choosing into the
+// compliance log; otherwise it says how long the value was.
+func echo(v string) string {
+	ok := len(v) <= maxEcho
+	for i := 0; ok && i < len(v); i++ {
+		c := v[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.:+-", c) >= 0
+	}
+	if ok {
+		return strconv.Quote(v)
+	}
+	return fmt.Sprintf("(a value of %d bytes, not echoed: not an id or time)", len(v))
 }
 
 // errNoHistory: the builder makes no row for a customer without events before as_of.
@@ -571,7 +629,7 @@ func (p *predictor) resolve(ctx context.Context, c *auth.Claims, merchant string
 	if asOf != "" {
 		t, err := time.Parse(time.RFC3339Nano, asOf)
 		if err != nil {
-			return nil, badRequest("field \"as_of\": %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", asOf)
+			return nil, badRequest("field \"as_of\": %s is not an RFC 3339 time such as 2026-11-27T16:00:00Z", echo(asOf))
 		}
 		if t.Year() < 1970 || t.Year() > 2200 {
 			return nil, badRequest("field \"as_of\": %s is outside 1970..2200", asOf)
@@ -883,11 +941,11 @@ func (sc *scope) vectors(cs []BatchCustomer, offset int, prefix string) (xs [][]
 func (e EventInput) event(key string, field func() string) (model.Event, error) {
 	t, err := time.Parse(time.RFC3339Nano, e.Time)
 	if err != nil {
-		return model.Event{}, badRequest("field %q: time %q is not an RFC 3339 time such as 2026-11-27T16:00:00Z", field(), e.Time)
+		return model.Event{}, badRequest("field %q: time %s is not an RFC 3339 time such as 2026-11-27T16:00:00Z", field(), echo(e.Time))
 	}
 	k, err := model.ParseKind(e.Kind)
 	if err != nil {
-		return model.Event{}, badRequest("field %q: %v", field(), err)
+		return model.Event{}, badRequest("field %q: unknown event kind %s (want view, cart, favorite or purchase)", field(), echo(e.Kind))
 	}
 	ev := model.Event{Customer: key, Time: t.UTC(), Kind: k, Item: e.Item, Category: e.Category}
 	if e.Amount != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -18,6 +19,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/store"
@@ -462,5 +465,164 @@ func TestPredictAuditReasonStaysUTF8(t *testing.T) {
 		if !utf8.ValidString(last.Reason) || !strings.HasPrefix(last.Reason, "400 field \"as_of\"") || len(last.Reason) > 512 {
 			t.Errorf("as_of of %d bytes: audit reason of %d bytes, valid UTF-8 %v: %.40q…", len(asOf), len(last.Reason), utf8.ValidString(last.Reason), last.Reason)
 		}
+	}
+}
+
+// TestPredictBatchRefusedEntryBounded (privacy.md §16, round 8): a batch
+// refused as a whole (a role that may not predict, a merchant the partner is
+// not granted, a bad as_of) served nothing, yet its audit entry named every
+// customer of the body, one HMAC each: 1,000 customers made a ~90 kB entry
+// in the never-pruned log per refused request, and admin and compliance
+// tokens, which have no request rate, could send them as fast as the server
+// answers. Such an entry now counts the customers and names none.
+func TestPredictBatchRefusedEntryBounded(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	cs := make([]BatchCustomer, DefaultMaxBatch)
+	for i := range cs {
+		cs[i] = BatchCustomer{Customer: fmt.Sprintf("pseudo-%d", i), Features: featureVec(1, 1)}
+	}
+	for _, tt := range []struct {
+		name, token, merchant, asOf string
+		status                      int
+		outcome                     audit.Outcome
+	}{
+		{"compliance", "compliance", "m1", "", 403, audit.OutcomeDenied},
+		{"admin", "admin", "m1", "", 403, audit.OutcomeDenied},
+		{"partner, merchant not granted", "crm2", "m1", "", 403, audit.OutcomeDenied},
+		{"partner, bad as_of", "partner", "m1", "yesterday", 400, audit.OutcomeError},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := mustJSON(t, PredictBatchRequest{Merchant: tt.merchant, Customers: cs, AsOf: tt.asOf})
+			rec := f.do(t, "POST", "/v1/predict:batch", f.tokens[tt.token], "application/json", body)
+			if rec.Code != tt.status {
+				t.Fatalf("got %d, want %d: %s", rec.Code, tt.status, rec.Body)
+			}
+			r := f.aud.last(t)
+			if r.Outcome != tt.outcome || r.Action != "predict.batch" {
+				t.Fatalf("audit record %s %s, want predict.batch %s", r.Action, r.Outcome, tt.outcome)
+			}
+			if len(r.Identifiers) != 1 || r.Identifiers["merchant"] != tt.merchant {
+				t.Errorf("refused batch: %d identifiers, want only the merchant", len(r.Identifiers))
+			}
+			if got := r.Details["customers"]; got != "1000" {
+				t.Errorf("details customers = %q, want 1000", got)
+			}
+		})
+	}
+}
+
+// TestPredictDuplicateKeysRefused (privacy.md §16, round 8): a body holding
+// a key twice, or two keys that differ only in case, was decoded by
+// encoding/json, which keeps the last of them and folds case: the server
+// authorized, predicted and audited for merchant m2 while every reader that
+// keeps the first key (a gateway's policy, a request log, jq's first match)
+// saw m1. Such a body is now 400, naming the key.
+func TestPredictDuplicateKeysRefused(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	vec := string(mustJSON(t, featureVec(1, 1)))
+	for _, tt := range []struct{ name, route, body, key string }{
+		{"merchant twice", "/v1/predict", `{"merchant":"m1","customer":"c","features":` + vec + `,"merchant":"m2"}`, `"merchant"`},
+		{"merchant in two cases", "/v1/predict", `{"merchant":"m1","customer":"c","features":` + vec + `,"MERCHANT":"m2"}`, `"MERCHANT"`},
+		{"customer twice", "/v1/predict", `{"merchant":"m1","customer":"c","customer":"d","features":` + vec + `}`, `"customer"`},
+		{"batch merchant twice", "/v1/predict:batch", `{"merchant":"m1","customers":[{"customer":"c","features":` + vec + `}],"merchant":"m2"}`, `"merchant"`},
+		{"batch customer twice", "/v1/predict:batch", `{"merchant":"m1","customers":[{"customer":"c","Customer":"d","features":` + vec + `}]}`, `"customers[0].Customer"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := f.do(t, "POST", tt.route, f.tokens["crm-all"], "application/json", []byte(tt.body))
+			if rec.Code != http.StatusBadRequest {
+				t.Fatalf("got %d, want 400: %s", rec.Code, rec.Body)
+			}
+			if p := problemOf(t, rec); !strings.Contains(p.Detail, tt.key) || !strings.Contains(p.Detail, "twice") {
+				t.Errorf("detail %q, want it to name %s twice", p.Detail, tt.key)
+			}
+		})
+	}
+	// The same keys once each are served.
+	rec := f.do(t, "POST", "/v1/predict", f.tokens["crm-all"], "application/json", []byte(`{"merchant":"m2","customer":"c","features":`+vec+`}`))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("plain body: got %d: %s", rec.Code, rec.Body)
+	}
+}
+
+// TestPredictByOverseersRateLimited (privacy.md §16, round 8): admin and
+// compliance tokens have no request rate, and the predict routes refuse
+// them with an audited denial (by design: compliance sees the attempt), so
+// a compliance token, a read-only credential, appended one entry to the
+// never-pruned log per request at whatever rate it could send. Their predict
+// calls are now held to a bucket per token subject (DefaultMerchantRate,
+// DefaultMerchantBurst): beyond the burst they are 429, unaudited, as a
+// partner's are.
+func TestPredictByOverseersRateLimited(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	aud := &recAuditor{}
+	svc := &predictService{versions: map[int]protocol.ModelVersion{1: versionOf(t, 1, testModel(t, logit(0.01)))}, active: 1}
+	svc.merchants = []aggregator.Merchant{{ID: "m1", TimeZone: "UTC"}}
+	f := newFixture(t, svc, Options{Now: clock.Now, Predict: PredictOptions{Audit: aud, Now: clock.Now,
+		MayQuery: func(p, m string) bool { return p == "crm" && m == "m1" }}})
+	body := mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1)})
+	for _, token := range []string{"compliance", "admin"} {
+		before := aud.count()
+		denied, limited := 0, 0
+		for range DefaultMerchantBurst + 50 {
+			switch rec := f.do(t, "POST", "/v1/predict", f.tokens[token], "application/json", body); rec.Code {
+			case http.StatusForbidden:
+				denied++
+			case http.StatusTooManyRequests:
+				limited++
+			default:
+				t.Fatalf("%s: got %d: %s", token, rec.Code, rec.Body)
+			}
+		}
+		if denied != DefaultMerchantBurst || limited != 50 {
+			t.Errorf("%s: %d denied, %d rate-limited; want %d and 50 (the clock stands still)", token, denied, limited, DefaultMerchantBurst)
+		}
+		if got := aud.count() - before; got != DefaultMerchantBurst {
+			t.Errorf("%s: %d audit entries, want %d (one per denial, none per 429)", token, got, DefaultMerchantBurst)
+		}
+	}
+	// The partner's own bucket is its grant's, untouched by the overseers'.
+	if rec := f.do(t, "POST", "/v1/predict", f.tokens["partner"], "application/json", body); rec.Code != http.StatusOK {
+		t.Errorf("partner: got %d: %s", rec.Code, rec.Body)
+	}
+}
+
+// TestPredictReasonNoCallerProse (privacy.md §16, round 8): a refused
+// prediction's audit reason is its problem detail, which quoted the
+// caller's merchant, as_of, event time or event kind whole (cut at 512
+// bytes): a partner wrote sentences of its choosing into the compliance log
+// with every refused call ("… may not predict for merchant \"reviewed and
+// approved by the compliance officer, no action needed\""). A value is now
+// echoed only when it is short and made of the characters ids and times
+// use; otherwise the detail says how long it was and names the field.
+func TestPredictReasonNoCallerProse(t *testing.T) {
+	f := newPredictFixture(t, PredictOptions{})
+	const prose = "reviewed and approved by the compliance officer, no action needed"
+	ev := func(tm, kind string) []EventInput { return []EventInput{{Time: tm, Kind: kind}} }
+	for _, tt := range []struct {
+		name  string
+		req   PredictRequest
+		field string
+	}{
+		{"merchant", PredictRequest{Merchant: prose, Customer: "c", Features: featureVec(1, 1)}, "merchant"},
+		{"as_of", PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1), AsOf: prose}, `"as_of"`},
+		{"event time", PredictRequest{Merchant: "m1", Customer: "c", Events: ev(prose, "view")}, `"events[0]"`},
+		{"event kind", PredictRequest{Merchant: "m1", Customer: "c", Events: ev("2026-11-01T00:00:00Z", prose)}, `"events[0]"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := f.do(t, "POST", "/v1/predict", f.tokens["partner"], "application/json", mustJSON(t, tt.req))
+			if rec.Code != http.StatusForbidden && rec.Code != http.StatusBadRequest {
+				t.Fatalf("got %d, want 403 or 400: %s", rec.Code, rec.Body)
+			}
+			r := f.aud.last(t)
+			if strings.Contains(r.Reason, "approved") || !strings.Contains(r.Reason, tt.field) {
+				t.Errorf("audit reason %q: want it to name %s without the caller's text", r.Reason, tt.field)
+			}
+		})
+	}
+	// A short id or time is still echoed, for the caller's sake.
+	rec := f.do(t, "POST", "/v1/predict", f.tokens["partner"], "application/json",
+		mustJSON(t, PredictRequest{Merchant: "m1", Customer: "c", Features: featureVec(1, 1), AsOf: "2026-13-01T00:00:00Z"}))
+	if p := problemOf(t, rec); rec.Code != http.StatusBadRequest || !strings.Contains(p.Detail, `"2026-13-01T00:00:00Z"`) {
+		t.Errorf("bad short as_of: %d %q, want 400 echoing it", rec.Code, p.Detail)
 	}
 }

@@ -201,6 +201,7 @@ type Server struct {
 	openapi      []byte
 	partners     *rateLimiter
 	merchantRate *rateLimiter
+	overseerRate *rateLimiter // admin and compliance tokens on the predict routes
 	inPolicy     func(id string) error
 	auditSrc     audit.Source
 	predict      *predictor
@@ -267,6 +268,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	mRate, mBurst := cmpOr(opts.MerchantRate, DefaultMerchantRate), cmpOr(opts.MerchantBurst, DefaultMerchantBurst)
 	s.merchantRate = &rateLimiter{grant: func(string) (float64, int, error) { return mRate, mBurst, nil }, now: now, buckets: map[string]*bucket{}}
+	s.overseerRate = &rateLimiter{grant: func(string) (float64, int, error) { return DefaultMerchantRate, DefaultMerchantBurst, nil }, now: now, buckets: map[string]*bucket{}}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}

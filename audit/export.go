@@ -20,8 +20,17 @@ import (
 // timeLayout is how export files write times: RFC 3339, UTC, milliseconds.
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
-// maxExportLine bounds one line of an export file.
-const maxExportLine = 1 << 20
+// maxExportLine bounds one line of an export file. The log takes records
+// of any size and the service writes some that grow with the federation (a
+// campaign decision names every merchant's budget), so the bound is far
+// above any entry an honest log holds; it only keeps a damaged file (no
+// newline at all) from being read as one line without end.
+const maxExportLine = 64 << 20
+
+// maxWitnessLine bounds the last line of a witness file that FileWitness
+// reads back before appending: witness lines are checkpoints, a few hundred
+// bytes each.
+const maxWitnessLine = 1 << 20
 
 // jsonEntry is one "entry" line of an export. Hashes are lower-case hex.
 type jsonEntry struct {
@@ -160,7 +169,8 @@ func ReadExport(r io.Reader) (*Snapshot, error) {
 	sc.Buffer(make([]byte, 0, 64*1024), maxExportLine)
 	var entries []Entry
 	var cps []Checkpoint
-	for line := 1; sc.Scan(); line++ {
+	line := 1
+	for ; sc.Scan(); line++ {
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
 			continue
@@ -215,8 +225,10 @@ func ReadExport(r io.Reader) (*Snapshot, error) {
 			return nil, bad("type %q is not entry or checkpoint", head.Type)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read audit export: %w", err)
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, &ExportError{Line: line, Msg: fmt.Sprintf("longer than %d MiB", maxExportLine>>20)}
+	} else if err != nil {
+		return nil, fmt.Errorf("read audit export: line %d: %w", line, err)
 	}
 	return NewSnapshot(entries, cps), nil
 }

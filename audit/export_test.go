@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,4 +146,43 @@ func FuzzReadExport(f *testing.F) {
 		}
 		_, _ = audit.Verify(ctx, snap2, pub()) // must not panic
 	})
+}
+
+// TestExportLargeEntryReadsBack (privacy.md §16, round 8): the log takes a
+// record of any size, and the service writes some that grow with the
+// federation (a campaign decision's budgets detail has a line per merchant),
+// but ReadExport refused any line over 1 MiB with "bufio.Scanner: token too
+// long" and no line number: an honest log with such an entry exported to a
+// file that `kairos compliance audit verify --file` could not read. The
+// reader now takes lines up to 64 MiB and names the line beyond that.
+func TestExportLargeEntryReadsBack(t *testing.T) {
+	ctx := context.Background()
+	s := openSQLite(t)
+	l := newLog(t, s, nil)
+	var budgets strings.Builder
+	for i := range 30000 { // 30,000 merchants' budget lines: about 1.9 MB
+		fmt.Fprintf(&budgets, "merchant-%05d: 7.6543 of 10.0000 after the campaign; ", i)
+	}
+	big := audit.Record{Actor: "system:aggregator", Action: "campaign.decide", Object: "campaign/1",
+		Outcome: audit.OutcomeOK, Details: map[string]string{"budgets": budgets.String()}}
+	for _, r := range []audit.Record{rec(1), big, rec(2)} {
+		if _, err := l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := audit.Export(ctx, s, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(strings.Split(buf.String(), "\n")[1]); n < 1<<20 {
+		t.Fatalf("entry 2's line has %d bytes; the test wants one over 1 MiB", n)
+	}
+	snap, err := audit.ReadExport(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatalf("ReadExport of an honest export: %v", err)
+	}
+	mustVerify(t, snap, 3)
 }

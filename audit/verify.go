@@ -111,6 +111,7 @@ func verify(ctx context.Context, src Source, pub ed25519.PublicKey, from uint64)
 		}
 		for i := range p.entries {
 			e := &p.entries[i]
+			ci0 := ci // the checkpoints at this entry start here
 			if trustFirst {
 				trustFirst = false
 				if e.Seq != first {
@@ -125,7 +126,11 @@ func verify(ctx context.Context, src Source, pub ed25519.PublicKey, from uint64)
 				if err := checkCheckpoint(pub, &cps[ci], e); err != nil {
 					return res, err
 				}
-				res.Checkpoints++
+				// A copy of a checkpoint (a line repeated in an export) is
+				// checked but not counted: the key signed it once.
+				if !slices.ContainsFunc(cps[ci0:ci], func(o Checkpoint) bool { return sameCheckpoint(&o, &cps[ci]) }) {
+					res.Checkpoints++
+				}
 				res.LastCheckpointSeq = e.Seq
 			}
 			prev = *e

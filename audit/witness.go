@@ -202,7 +202,7 @@ func endTornLine(f *os.File) error {
 		return err
 	}
 	size := fi.Size()
-	tail := make([]byte, min(size, maxExportLine))
+	tail := make([]byte, min(size, maxWitnessLine))
 	if _, err := f.ReadAt(tail, size-int64(len(tail))); err != nil {
 		return err
 	}

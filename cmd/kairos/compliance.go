@@ -100,9 +100,18 @@ func newAuditVerifyCmd() *cobra.Command {
 					return fmt.Errorf("audit verify: %w", err)
 				}
 				defer f.Close()
-				if src, err = audit.ReadExport(f); err != nil {
+				snap, err := audit.ReadExport(f)
+				if err != nil {
 					return fmt.Errorf("audit verify: %s: %w", file, err)
 				}
+				if n, _ := snap.Len(); n == 0 {
+					// Nothing to verify is not a verified log: an empty file, or
+					// one cut before its first line, proves nothing.
+					ve := &audit.VerifyError{Seq: 1, Reason: "missing: " + file + " holds no audit entry (empty, or cut before its first line)"}
+					fmt.Fprintf(cmd.OutOrStdout(), "FAIL: %s\n", ve.Error())
+					return ve
+				}
+				src = snap
 			} else {
 				s, err := openExisting(ctx, db)
 				if err != nil {
@@ -418,7 +427,7 @@ each release over time against the cap).`,
 }
 
 func newComplianceReportCmd() *cobra.Command {
-	var db, policyFile, keyDir, keyFile, out string
+	var db, policyFile, keyDir, keyFile, out, witness string
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Write one self-contained HTML compliance report",
@@ -428,6 +437,10 @@ chart of ε spent over time and privacy statement, the model versions with their
 the policy hashes the registry has seen, and the audit log's verification
 result. The report is written even when verification fails; the command then
 exits non-zero.
+
+With --witness the log is also checked against the checkpoints of a witness file
+(kairos compliance audit witness), as "audit verify --witness" does: the log alone
+cannot show a tail cut together with its checkpoints, or a rollback to a backup.
 
   kairos compliance report --db kairos.db --keys agg-keys --policy policy.yaml --out report.html`,
 		Args: cobra.NoArgs,
@@ -452,7 +465,15 @@ exits non-zero.
 			if err != nil {
 				return fmt.Errorf("compliance report: %w", err)
 			}
-			r, err := report.Gather(ctx, report.Sources{Store: fst, Audit: st, Policy: pol, CheckpointKey: pub, Source: config.RedactDB(db)})
+			var src audit.Source = st
+			if witness != "" {
+				cps, err := readWitnessFile(witness, pub)
+				if err != nil {
+					return fmt.Errorf("compliance report: %w", err)
+				}
+				src = audit.Witnessed(st, cps)
+			}
+			r, err := report.Gather(ctx, report.Sources{Store: fst, Audit: src, Policy: pol, CheckpointKey: pub, Source: config.RedactDB(db)})
 			if err != nil {
 				return fmt.Errorf("compliance report: %w", err)
 			}
@@ -472,6 +493,7 @@ exits non-zero.
 	cmd.Flags().StringVar(&keyDir, "keys", "", "aggregator key directory holding checkpoint.pub")
 	cmd.Flags().StringVar(&keyFile, "checkpoint-key", "", "checkpoint public key file (PKIX PEM, as checkpoint.pub)")
 	cmd.Flags().StringVar(&out, "out", "", "output HTML file")
+	cmd.Flags().StringVar(&witness, "witness", "", "also check the log against the checkpoints in this witness file (kairos compliance audit witness)")
 	return cmd
 }
 

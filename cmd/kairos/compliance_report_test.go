@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -437,5 +438,53 @@ func TestServedReport(t *testing.T) {
 	}
 	if !bytes.Equal(svg, want) {
 		t.Errorf("served chart differs from the CLI's:\ngot  %.300s\nwant %.300s", svg, want)
+	}
+}
+
+// TestComplianceReportWitness (privacy.md §16, round 8): `compliance report`
+// verified the log alone, with no way to give it the witness `audit verify
+// --witness` takes: a log whose tail was cut together with its checkpoints
+// read "Audit log verified" in the report handed on. --witness now checks
+// the log against the witness file as verify does.
+func TestComplianceReportWitness(t *testing.T) {
+	fed := newFederation(t)
+	witness := filepath.Join(t.TempDir(), "witness.jsonl")
+	if out, err := runCompliance(t, "audit", "witness", "--db", fed.db, "--keys", fed.keyDir, "--witness", witness); err != nil {
+		t.Fatalf("witness: %v\n%s", err, out)
+	}
+	report := func() (string, error) {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "report.html")
+		_, err := runCompliance(t, "report", "--db", fed.db, "--keys", fed.keyDir, "--policy", fed.policy, "--out", out, "--witness", witness)
+		b, rerr := os.ReadFile(out)
+		if rerr != nil {
+			t.Fatalf("the report should be written: %v (%v)", rerr, err)
+		}
+		return string(b), err
+	}
+	if html, err := report(); err != nil || !strings.Contains(html, "Audit log verified: ") {
+		t.Fatalf("report with the witness of the intact log: %v", err)
+	}
+	// Cut the log's last entry together with every checkpoint at or after it.
+	raw, err := sql.Open("sqlite", fed.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	if err := raw.QueryRow("SELECT max(seq) FROM audit_entries").Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"DROP TRIGGER audit_entries_no_delete", "DROP TRIGGER audit_checkpoints_no_delete",
+		fmt.Sprintf("DELETE FROM audit_entries WHERE seq >= %d", last), fmt.Sprintf("DELETE FROM audit_checkpoints WHERE seq >= %d", last),
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	html, err := report()
+	if err == nil || !strings.Contains(html, "Audit log verification FAILED: ") || !strings.Contains(html, "truncated tail") {
+		t.Errorf("report over the cut log with its witness: %v; want a failed verification naming the truncated tail", err)
 	}
 }

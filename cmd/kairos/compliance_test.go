@@ -250,3 +250,23 @@ func TestComplianceAuditWitnessRefusesFork(t *testing.T) {
 		t.Errorf("verify --witness on the regrown log passed:\n%s", out)
 	}
 }
+
+// TestComplianceAuditVerifyEmptyFile (privacy.md §16, round 8): an export
+// file with no entry line (empty, blank lines only, or cut before its first
+// line in transit) was reported "OK: 0 entries, 0 checkpoints" with exit
+// status 0, so a script checking the status took a file that proves nothing
+// for a verified log. Every log holds entries by the time one exports it.
+func TestComplianceAuditVerifyEmptyFile(t *testing.T) {
+	_, keyDir := writeAuditDB(t)
+	dir := t.TempDir()
+	for name, content := range map[string]string{"empty": "", "blank lines": "\n\n  \n"} {
+		file := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".jsonl")
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runCompliance(t, "audit", "verify", "--file", file, "--keys", keyDir)
+		if err == nil || strings.Contains(out, "OK") || !strings.Contains(out, "no audit entry") {
+			t.Errorf("%s: verify --file: %v\n%s\nwant a failure saying the file holds no audit entry", name, err, out)
+		}
+	}
+}
