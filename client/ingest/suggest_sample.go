@@ -1,0 +1,388 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// sample is the head of an export, read once and looked at by the
+// suggester: the bytes as the reader will see them (decompressed), and the
+// same rows split into fields as UTF-8 text.
+type sample struct {
+	raw       []byte // the decompressed head, whole records only
+	gzip      bool
+	bom       bool
+	jsonLines bool
+	encoding  string // EncodingUTF8 or EncodingWindows1252
+	delimiter byte   // for delimited text
+	delimFit  string // evidence for the delimiter
+	header    bool
+	headerWhy string
+	names     []string   // header names or JSON keys; nil without a header
+	rows      [][]string // data rows, fields as UTF-8
+	truncated bool       // the file goes on after the sample
+	nested    []string   // JSON keys holding objects or arrays
+}
+
+// readHead reads at most maxRows+1 lines and maxBytes bytes of r, which
+// may be gzip-compressed, ending on a line boundary.
+func readHead(r io.Reader, maxRows int, maxBytes int) (s *sample, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, _ := br.Peek(2)
+	s = &sample{gzip: len(magic) == 2 && [2]byte(magic) == gzipMagic}
+	dr, err := Decompressed(br)
+	if err != nil {
+		return nil, err
+	}
+	lr := bufio.NewReaderSize(dr, 64<<10)
+	var buf bytes.Buffer
+	for lines := 0; lines <= maxRows; lines++ {
+		line, err := lr.ReadSlice('\n')
+		for errors.Is(err, bufio.ErrBufferFull) {
+			if buf.Len()+len(line) > maxBytes {
+				break
+			}
+			buf.Write(line)
+			line, err = lr.ReadSlice('\n')
+		}
+		if buf.Len()+len(line) > maxBytes {
+			s.truncated = true
+			break
+		}
+		buf.Write(line)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read head: %w", err)
+		}
+		if lines == maxRows {
+			_, perr := lr.Peek(1)
+			s.truncated = perr == nil
+		}
+	}
+	s.raw = buf.Bytes()
+	if s.truncated {
+		// The sample ends on the last line break: a record cut in two would
+		// be a bad row of the sample's own making.
+		if i := bytes.LastIndexByte(s.raw, '\n'); i >= 0 {
+			s.raw = s.raw[:i+1]
+		}
+	}
+	return s, nil
+}
+
+// textLines returns the sample's lines without terminators, the BOM and
+// the encoding applied, as UTF-8.
+func (s *sample) textLines() [][]byte {
+	body := s.raw
+	if b := trimBOM(body); len(b) != len(body) {
+		s.bom, body = true, b
+	}
+	s.encoding = EncodingUTF8
+	if !utf8.Valid(body) {
+		s.encoding = EncodingWindows1252
+	}
+	var out [][]byte
+	for line := range bytes.Lines(body) {
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if s.encoding != EncodingUTF8 {
+			line = transcode(nil, line, &windows1252Table)
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// split turns the sample's text into rows: JSON objects, or delimited
+// records with the delimiter that splits the most lines alike.
+func (s *sample) split() error {
+	lines := s.textLines()
+	first := bytes.TrimLeft(bytes.Join(lines, nil), " \t\r\n")
+	if len(first) > 0 && first[0] == '[' {
+		return fmt.Errorf("%w: the file is one JSON array of objects, not JSON Lines (one object per line)", ErrNotText)
+	}
+	if len(first) > 0 && first[0] == '{' {
+		s.jsonLines, s.encoding, s.header = true, EncodingUTF8, true
+		return s.splitJSON(lines)
+	}
+	s.delimiter, s.delimFit = chooseDelimiter(lines)
+	recs := records(lines, s.delimiter, s.truncated)
+	if s.truncated {
+		kept := 0
+		for _, r := range recs {
+			kept += r.lines
+		}
+		s.raw = cutLines(s.raw, kept)
+	}
+	sp := splitter{delim: s.delimiter}
+	for _, r := range recs {
+		if len(r.text) == 0 {
+			continue
+		}
+		f, _, err := sp.split(r.text)
+		if err != nil {
+			s.rows = append(s.rows, nil) // a bad row: it counts, it holds nothing
+			continue
+		}
+		row := make([]string, len(f))
+		for i, x := range f {
+			row[i] = string(x)
+		}
+		s.rows = append(s.rows, row)
+	}
+	s.header, s.headerWhy = hasHeader(s.rows)
+	if s.header && len(s.rows) > 0 {
+		s.names = make([]string, len(s.rows[0]))
+		for i, n := range s.rows[0] {
+			s.names[i] = strings.TrimSpace(n)
+		}
+		s.rows = s.rows[1:]
+	}
+	return nil
+}
+
+// record is one delimited record: its text (lines joined by "\n" while a
+// quoted field is open) and how many lines it spans.
+type record struct {
+	text  []byte
+	lines int
+}
+
+// records joins lines into records as the reader does; a last record
+// still inside a quoted field is dropped when the file goes on.
+func records(lines [][]byte, delim byte, truncated bool) []record {
+	sp := splitter{delim: delim}
+	var out []record
+	var cur []byte
+	in, n := false, 0
+	for _, l := range lines {
+		if in {
+			cur = append(append(cur, '\n'), l...)
+		} else {
+			cur = append([]byte(nil), l...)
+			n = 0
+		}
+		n++
+		in = sp.endsInQuote(l, in)
+		if !in {
+			out = append(out, record{text: cur, lines: n})
+		}
+	}
+	if in && !truncated {
+		out = append(out, record{text: cur, lines: n})
+	}
+	return out
+}
+
+// cutLines shortens raw to its first n lines.
+func cutLines(raw []byte, n int) []byte {
+	off := 0
+	for range n {
+		i := bytes.IndexByte(raw[off:], '\n')
+		if i < 0 {
+			return raw
+		}
+		off += i + 1
+	}
+	return raw[:off]
+}
+
+// chooseDelimiter picks the delimiter that splits the most of the first
+// lines into one same number of fields, more than one.
+func chooseDelimiter(lines [][]byte) (byte, string) {
+	best, bestShare, bestCols := byte(','), 0.0, 1
+	n := min(len(lines), 500)
+	for _, d := range []byte{',', ';', '\t', '|'} {
+		sp := splitter{delim: d}
+		counts := map[int]int{}
+		total := 0
+		for _, r := range records(lines[:n], d, true) {
+			if len(r.text) == 0 {
+				continue
+			}
+			total++
+			f, _, err := sp.split(r.text)
+			if err == nil {
+				counts[len(f)]++
+			}
+		}
+		mode, modeN := 1, 0
+		for c, k := range counts {
+			if k > modeN || k == modeN && c > mode {
+				mode, modeN = c, k
+			}
+		}
+		if mode < 2 || total == 0 {
+			continue
+		}
+		share := float64(modeN) / float64(total)
+		if share > bestShare+0.01 || share >= bestShare-0.01 && mode > bestCols {
+			best, bestShare, bestCols = d, share, mode
+		}
+	}
+	if bestCols < 2 {
+		return ',', "no delimiter splits the lines into columns"
+	}
+	return best, fmt.Sprintf("splits %.0f%% of the first %d lines into %d columns", 100*bestShare, n, bestCols)
+}
+
+// hasHeader decides whether the first row names the columns: none of its
+// fields is empty, a number or a time, and in some column the later rows
+// hold numbers or times, or the first row's values never recur below.
+func hasHeader(rows [][]string) (bool, string) {
+	if len(rows) == 0 || len(rows[0]) == 0 {
+		return false, "the file is empty"
+	}
+	first := rows[0]
+	for _, f := range first {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			return false, "the first line has an empty field"
+		}
+		if looksNumeric(f) || looksDate(f) {
+			return false, fmt.Sprintf("the first line holds %q, a value rather than a name", f)
+		}
+	}
+	if len(rows) == 1 {
+		return true, "the only line holds no numbers or dates"
+	}
+	for c, name := range first {
+		typed, recurs := 0, false
+		n := 0
+		for _, r := range rows[1:min(len(rows), 200)] {
+			if c >= len(r) {
+				continue
+			}
+			n++
+			v := strings.TrimSpace(r[c])
+			if looksNumeric(v) || looksDate(v) {
+				typed++
+			}
+			if v == strings.TrimSpace(name) {
+				recurs = true
+			}
+		}
+		if n > 0 && typed*2 > n {
+			return true, fmt.Sprintf("the first line's %q heads a column of numbers or dates", strings.TrimSpace(name))
+		}
+		if recurs {
+			return false, fmt.Sprintf("the first line's %q recurs in its column", strings.TrimSpace(name))
+		}
+	}
+	return true, "no value of the first line recurs in its column"
+}
+
+// looksNumeric reports whether s reads as a number, with optional sign,
+// currency symbol and marks.
+func looksNumeric(s string) bool {
+	digits := 0
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			digits++
+		case strings.ContainsRune(".,'-+() \u00a0\u202f$€£¥", r):
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}
+
+// looksDate reports whether s starts like a date: digits and a date
+// separator, or a month name followed by a digit.
+func looksDate(s string) bool {
+	if len(s) < 6 {
+		return false
+	}
+	d := 0
+	for d < len(s) && s[d] >= '0' && s[d] <= '9' {
+		d++
+	}
+	return d >= 1 && d <= 4 && d < len(s) && strings.ContainsRune("-./", rune(s[d]))
+}
+
+// splitJSON reads each line as one JSON object; the keys, in the order
+// first seen, are the columns.
+func (s *sample) splitJSON(lines [][]byte) error {
+	index := map[string]int{}
+	for _, l := range lines {
+		l = bytes.TrimSpace(l)
+		if len(l) == 0 {
+			continue
+		}
+		kv, ok := jsonObject(l)
+		if !ok {
+			s.rows = append(s.rows, nil)
+			continue
+		}
+		row := make([]string, len(s.names))
+		for _, p := range kv {
+			i, seen := index[p.key]
+			if !seen {
+				i = len(s.names)
+				index[p.key] = i
+				s.names = append(s.names, p.key)
+				row = append(row, "")
+			}
+			if p.nested && !strings.Contains(strings.Join(s.nested, "\x00"), p.key) {
+				s.nested = append(s.nested, p.key)
+			}
+			row[i] = p.value
+		}
+		s.rows = append(s.rows, row)
+	}
+	for i, r := range s.rows {
+		if r != nil && len(r) < len(s.names) {
+			s.rows[i] = append(r, make([]string, len(s.names)-len(r))...)
+		}
+	}
+	return nil
+}
+
+type jsonPair struct {
+	key, value string
+	nested     bool
+}
+
+// jsonObject reads one JSON object's top-level keys and their values as
+// text: a string as it is, a number as written, null as "".
+func jsonObject(line []byte) ([]jsonPair, bool) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	var out []jsonPair
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		key, _ := kt.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, false
+		}
+		p := jsonPair{key: key}
+		switch {
+		case len(v) > 0 && (v[0] == '{' || v[0] == '['):
+			p.nested = true
+		case len(v) > 0 && v[0] == '"':
+			if err := json.Unmarshal(v, &p.value); err != nil {
+				return nil, false
+			}
+		case string(v) == "null":
+		default:
+			p.value = string(v)
+		}
+		out = append(out, p)
+	}
+	return out, true
+}

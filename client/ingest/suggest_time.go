@@ -1,0 +1,310 @@
+package ingest
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// timeLayout is a candidate time layout; order is "mdy" or "dmy" for a
+// numeric date whose twin reads the month and the day the other way round.
+type timeLayout struct {
+	layout string
+	order  string
+}
+
+// candidateLayouts lists the layouts the suggester tries, the more specific
+// first: the first that reads every sampled value is suggested.
+func candidateLayouts() []timeLayout {
+	ls := []timeLayout{
+		{layout: "2006-01-02T15:04:05Z07:00"}, {layout: "2006-01-02T15:04:05"}, {layout: "2006-01-02T15:04Z07:00"}, {layout: "2006-01-02T15:04"},
+		{layout: "2006-01-02 15:04:05Z07:00"}, {layout: "2006-01-02 15:04:05 -0700"}, {layout: "2006-01-02 15:04:05 -07:00"},
+		{layout: "2006-01-02 15:04:05 MST"}, {layout: "2006-01-02 15:04:05"}, {layout: "2006-01-02 15:04"}, {layout: "2006-01-02"},
+		{layout: "2006/01/02 15:04:05"}, {layout: "2006/01/02 15:04"}, {layout: "2006/01/02"}, {layout: "20060102"},
+		{layout: time.RFC1123Z}, {layout: "Mon, 2 Jan 2006 15:04:05 -0700"}, {layout: time.RFC1123},
+		{layout: "Jan 2, 2006 3:04:05 PM"}, {layout: "Jan 2, 2006 3:04 PM"}, {layout: "Jan 2, 2006 15:04:05"}, {layout: "Jan 2, 2006"},
+		{layout: "January 2, 2006"}, {layout: "02-Jan-2006 15:04:05"}, {layout: "02-Jan-2006"}, {layout: "2-Jan-06"},
+		{layout: "02 Jan 2006 15:04:05"}, {layout: "02 Jan 2006 15:04"}, {layout: "02 Jan 2006"}, {layout: "2 Jan 2006"}, {layout: "2 January 2006"},
+	}
+	for _, sep := range []string{"/", ".", "-"} {
+		for _, year := range []string{"2006", "06"} {
+			for _, clock := range []string{" 15:04:05", " 15:04", " 3:04:05 PM", " 3:04 PM", ""} {
+				ls = append(ls,
+					timeLayout{"01" + sep + "02" + sep + year + clock, "mdy"}, timeLayout{"02" + sep + "01" + sep + year + clock, "dmy"},
+					timeLayout{"1" + sep + "2" + sep + year + clock, "mdy"}, timeLayout{"2" + sep + "1" + sep + year + clock, "dmy"})
+			}
+		}
+	}
+	return ls
+}
+
+// clockLayouts are the layouts of a column holding only the time of day.
+var clockLayouts = []string{"15:04:05", "15:04", "3:04:05 PM", "3:04 PM"}
+
+// timeFit is a layout that reads every sampled value of a column.
+type timeFit struct {
+	col        int
+	layout     string
+	order      string // "mdy", "dmy" or ""
+	ambiguous  bool   // the other order reads every value too
+	resolvedBy string // a value that only this order reads
+	epoch      time.Time
+	tod        int // time-of-day column, or -1
+	todLayout  string
+	first      time.Time
+	last       time.Time
+	n          int
+}
+
+// timeProbe reads values through the reader's own time parsing (csvParser.time)
+// for one candidate layout: what the suggester accepts, the reader does.
+type timeProbe struct {
+	p *csvParser
+}
+
+func newTimeProbe(layout string, epoch time.Time, tod bool) *timeProbe {
+	m := &Mapping{Customer: Column{Index: 1}, Time: Column{Index: 1}, TimeLayout: layout, TimeEpoch: epoch, ConstKind: 1}
+	if tod {
+		m.TimeOfDay = Column{Index: 2}
+	}
+	return &timeProbe{p: newCSVParser(m, time.UTC)}
+}
+
+// read parses v (and the time of day tod when the probe has one).
+func (t *timeProbe) read(v, tod string) (time.Time, bool) {
+	f := [][]byte{[]byte(v)}
+	if t.p.tod >= 0 {
+		f = append(f, []byte(tod))
+	}
+	tm, err := t.p.time(f)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return tm, plausibleTime(tm)
+}
+
+// plausibleTime bounds the times of an order export: a layout that reads
+// an id or an amount as a date gives years far away.
+func plausibleTime(t time.Time) bool { return t.Year() >= 1970 && t.Year() <= 2100 }
+
+// fitAll reports whether the probe reads every value of vals (the time of
+// day from tods when given), trying the first few before all of them, and
+// the range read.
+func (t *timeProbe) fitAll(vals, tods []string) (first, last time.Time, ok bool) {
+	try := func(lo, hi int) bool {
+		for i := lo; i < hi; i++ {
+			tod := ""
+			if tods != nil {
+				tod = tods[i]
+			}
+			tm, ok := t.read(vals[i], tod)
+			if !ok {
+				return false
+			}
+			if first.IsZero() || tm.Before(first) {
+				first = tm
+			}
+			if tm.After(last) {
+				last = tm
+			}
+		}
+		return true
+	}
+	head := min(len(vals), 50)
+	if !try(0, head) || !try(head, len(vals)) {
+		return time.Time{}, time.Time{}, false
+	}
+	return first, last, len(vals) > 0
+}
+
+// numericLayout returns the special layout a column of plain numbers may
+// hold (unix, unix_ms, excel or days) from the values' form and range, or "".
+func numericLayout(vals []string, name nameInfo) string {
+	minV, maxV, integer, digits := 0.0, 0.0, true, 0
+	for i, v := range vals {
+		if !dayCountForm(v) {
+			return ""
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return ""
+		}
+		if strings.Contains(v, ".") {
+			integer = false
+		}
+		if i == 0 || f < minV {
+			minV = f
+		}
+		if i == 0 || f > maxV {
+			maxV = f
+		}
+		digits = max(digits, len(v))
+	}
+	switch {
+	case len(vals) == 0:
+		return ""
+	case integer && minV >= 946684800 && maxV < 2208988800 && digits <= 10:
+		return LayoutUnix // 2000 .. 2040
+	case integer && minV >= 946684800000 && maxV < 2208988800000 && digits <= 13:
+		return LayoutUnixMs
+	case !name.timeName:
+		// Any other number column could be an id or an amount: only a name
+		// that says time makes it one.
+		return ""
+	case minV >= 25569 && maxV < 62091:
+		return LayoutExcel // 1970 .. 2069
+	case name.dayName && minV >= 0 && maxV < 100000:
+		return LayoutDays
+	}
+	return ""
+}
+
+// dayCountForm: digits and at most one dot.
+func dayCountForm(v string) bool {
+	whole, frac, _ := strings.Cut(v, ".")
+	return allDigits([]byte(whole)) && (frac == "" && !strings.HasSuffix(v, ".") || allDigits([]byte(frac)))
+}
+
+// dayEpoch is the epoch suggested for a day-number column whose real first
+// date the file does not say.
+var dayEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// fitTime finds the layout that reads every non-empty sampled value of
+// column c, or ok false.
+func (s *sample) fitTime(c int, name nameInfo) (timeFit, bool) {
+	vals, _ := s.nonEmpty(c)
+	if len(vals) == 0 {
+		return timeFit{}, false
+	}
+	fit := timeFit{col: c, tod: -1, n: len(vals)}
+	if l := numericLayout(vals, name); l != "" {
+		var epoch time.Time
+		if l == LayoutDays {
+			epoch = dayEpoch
+		}
+		first, last, ok := newTimeProbe(l, epoch, false).fitAll(vals, nil)
+		if !ok {
+			return timeFit{}, false
+		}
+		fit.layout, fit.epoch, fit.first, fit.last = l, epoch, first, last
+		return fit, true
+	}
+	if allNumbers(vals) && !name.timeName {
+		return timeFit{}, false
+	}
+	layouts := candidateLayouts()
+	for i, l := range layouts {
+		first, last, ok := newTimeProbe(l.layout, time.Time{}, false).fitAll(vals, nil)
+		if !ok {
+			continue
+		}
+		fit.layout, fit.order, fit.first, fit.last = l.layout, l.order, first, last
+		if l.order != "" {
+			fit.ambiguous, fit.resolvedBy = s.orderEvidence(vals, layouts, i)
+		}
+		return fit, true
+	}
+	return timeFit{}, false
+}
+
+// orderEvidence tells whether the twin of layouts[i] (the same layout with
+// month and day swapped) reads every value too (ambiguous), and otherwise
+// names a value only layouts[i] reads.
+func (s *sample) orderEvidence(vals []string, layouts []timeLayout, i int) (bool, string) {
+	// candidateLayouts lists each month-first layout just before its
+	// day-first twin.
+	j := i + 1
+	if layouts[i].order == "dmy" {
+		j = i - 1
+	}
+	p := newTimeProbe(layouts[j].layout, time.Time{}, false)
+	if _, _, ok := p.fitAll(vals, nil); ok {
+		return true, ""
+	}
+	for _, v := range vals {
+		if _, ok := p.read(v, ""); !ok {
+			return false, v
+		}
+	}
+	return false, ""
+}
+
+// allNumbers reports whether every value is a plain number.
+func allNumbers(vals []string) bool {
+	for _, v := range vals {
+		if _, err := strconv.ParseFloat(v, 64); err != nil {
+			return false
+		}
+	}
+	return len(vals) > 0
+}
+
+// fitClock reports whether every non-empty value of column c is a time of
+// day, and its layout.
+func (s *sample) fitClock(c int) (string, bool) {
+	vals, _ := s.nonEmpty(c)
+	if len(vals) == 0 {
+		return "", false
+	}
+	for _, l := range clockLayouts {
+		ok := true
+		for _, v := range vals {
+			if _, err := time.Parse(l, v); err != nil {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+// withClock joins a date-only fit with the time-of-day column tod, read
+// through the reader with the two layouts joined by a space.
+func (s *sample) withClock(fit timeFit, tod int, clock string) (timeFit, bool) {
+	var dates, tods []string
+	for _, r := range s.rows {
+		if fit.col < len(r) && tod < len(r) && r[fit.col] != "" {
+			dates, tods = append(dates, r[fit.col]), append(tods, r[tod])
+		}
+	}
+	layout := fit.layout + " " + clock
+	first, last, ok := newTimeProbe(layout, time.Time{}, true).fitAll(dates, tods)
+	if !ok {
+		return fit, false
+	}
+	fit.layout, fit.tod, fit.todLayout, fit.first, fit.last = layout, tod, clock, first, last
+	return fit, true
+}
+
+// dateOnly reports whether a layout holds no time of day.
+func dateOnly(layout string) bool {
+	return !strings.Contains(layout, "15") && !strings.Contains(layout, "3:04") && layout != LayoutUnix && layout != LayoutUnixMs
+}
+
+// describeFit is the evidence for a time fit.
+func (f timeFit) describe(name string) string {
+	what := fmt.Sprintf("every sampled value (%d) parses with %q", f.n, f.layout)
+	switch f.layout {
+	case LayoutUnix:
+		what = fmt.Sprintf("every sampled value (%d) is a whole number of seconds since 1970", f.n)
+	case LayoutUnixMs:
+		what = fmt.Sprintf("every sampled value (%d) is a whole number of milliseconds since 1970", f.n)
+	case LayoutExcel:
+		what = fmt.Sprintf("every sampled value (%d) is an Excel serial date", f.n)
+	case LayoutDays:
+		what = fmt.Sprintf("every sampled value (%d) is a day number", f.n)
+	}
+	s := fmt.Sprintf("%s — %s, %s .. %s", name, what, f.first.Format(time.DateOnly), f.last.Format(time.DateOnly))
+	switch {
+	case f.order == "" || f.ambiguous:
+	case f.order == "mdy":
+		s += fmt.Sprintf(" (month first: %q has a day above 12 in the second place)", f.resolvedBy)
+	default:
+		s += fmt.Sprintf(" (day first: %q has a day above 12 in the first place)", f.resolvedBy)
+	}
+	return s
+}
