@@ -44,7 +44,9 @@ func (p *plan) decideTime() {
 		return
 	}
 	_, total := p.s.nonEmpty(0)
-	score := func(f timeFit) float64 { return float64(p.info[f.col].timeScore)*10 + float64(f.n)/float64(max(total, 1)) }
+	score := func(f timeFit) float64 {
+		return float64(p.info[f.col].timeScore)*10 + float64(f.n)/float64(max(total, 1))
+	}
 	slices.SortStableFunc(fits, func(a, b timeFit) int {
 		switch sa, sb := score(a), score(b); {
 		case sa > sb:
