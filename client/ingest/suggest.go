@@ -80,7 +80,7 @@ func Suggest(ctx context.Context, r io.Reader, name string, opts SuggestOptions)
 	if err != nil {
 		return nil, fmt.Errorf("suggest mapping for %s: %w", name, err)
 	}
-	p.decide()
+	p.decide(ctx)
 	return p.finish(ctx)
 }
 
@@ -190,9 +190,9 @@ func newPlan(s *sample, name string, size int64) (*plan, error) {
 }
 
 // decide takes the roles in the order in which each narrows the next.
-func (p *plan) decide() {
+func (p *plan) decide(ctx context.Context) {
 	p.shape()
-	p.decideTime()
+	p.decideTime(ctx)
 	p.decideAmount()
 	p.decideStatus()
 	p.decideCancelled()

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,7 +29,7 @@ func (p *plan) shape() {
 }
 
 // decideTime finds the order time column and its layout.
-func (p *plan) decideTime() {
+func (p *plan) decideTime(ctx context.Context) {
 	var fits []timeFit
 	for c := range p.ncols {
 		in := p.info[c]
@@ -56,7 +57,7 @@ func (p *plan) decideTime() {
 		}
 		return 0
 	})
-	f := fits[0]
+	f := p.s.settleOrder(ctx, fits[0])
 	in := p.info[f.col]
 	var check string
 	switch {

@@ -28,6 +28,10 @@ type sample struct {
 	rows      [][]string // data rows, fields as UTF-8
 	truncated bool       // the file goes on after the sample
 	nested    []string   // JSON keys holding objects or arrays
+	// rest reads the file on after the sample, a line at a time, for a
+	// question the sample leaves open (the day and month order).
+	rest      *bufio.Reader
+	restLine  int // the number of the last line read into the sample
 }
 
 // readHead reads at most maxRows+1 lines and maxBytes bytes of r, which
@@ -68,6 +72,7 @@ func readHead(r io.Reader, maxRows int, maxBytes int) (s *sample, err error) {
 		}
 	}
 	s.raw = buf.Bytes()
+	s.rest, s.restLine = lr, bytes.Count(s.raw, []byte("\n"))
 	if s.truncated {
 		// The sample ends on the last line break: a record cut in two would
 		// be a bad row of the sample's own making.

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,13 +16,15 @@ type timeLayout struct {
 	order  string
 }
 
-// candidateLayouts lists the layouts the suggester tries, the more specific
-// first: the first that reads every sampled value is suggested.
+// candidateLayouts lists the layouts the suggester tries: the first that
+// reads every sampled value is suggested. Of two layouts the reader reads
+// the same ("2006-01-02 15:04" and "2006-01-02 15:04:05" share a fast
+// path that takes both), the one written as the values are comes first.
 func candidateLayouts() []timeLayout {
 	ls := []timeLayout{
-		{layout: "2006-01-02T15:04:05Z07:00"}, {layout: "2006-01-02T15:04:05"}, {layout: "2006-01-02T15:04Z07:00"}, {layout: "2006-01-02T15:04"},
+		{layout: "2006-01-02T15:04:05Z07:00"}, {layout: "2006-01-02T15:04Z07:00"}, {layout: "2006-01-02T15:04"}, {layout: "2006-01-02T15:04:05"},
 		{layout: "2006-01-02 15:04:05Z07:00"}, {layout: "2006-01-02 15:04:05 -0700"}, {layout: "2006-01-02 15:04:05 -07:00"},
-		{layout: "2006-01-02 15:04:05 MST"}, {layout: "2006-01-02 15:04:05"}, {layout: "2006-01-02 15:04"}, {layout: "2006-01-02"},
+		{layout: "2006-01-02 15:04:05 MST"}, {layout: "2006-01-02"}, {layout: "2006-01-02 15:04"}, {layout: "2006-01-02 15:04:05"},
 		{layout: "2006/01/02 15:04:05"}, {layout: "2006/01/02 15:04"}, {layout: "2006/01/02"}, {layout: "20060102"},
 		{layout: time.RFC1123Z}, {layout: "Mon, 2 Jan 2006 15:04:05 -0700"}, {layout: time.RFC1123},
 		{layout: "Jan 2, 2006 3:04:05 PM"}, {layout: "Jan 2, 2006 3:04 PM"}, {layout: "Jan 2, 2006 15:04:05"}, {layout: "Jan 2, 2006"},
@@ -48,7 +52,9 @@ type timeFit struct {
 	layout     string
 	order      string // "mdy", "dmy" or ""
 	ambiguous  bool   // the other order reads every value too
+	twin       string // the layout with month and day swapped
 	resolvedBy string // a value that only this order reads
+	resolvedAt int    // its line, when past the sample; 0 in it
 	epoch      time.Time
 	tod        int // time-of-day column, or -1
 	todLayout  string
@@ -201,7 +207,7 @@ func (s *sample) fitTime(c int, name nameInfo) (timeFit, bool) {
 		}
 		fit.layout, fit.order, fit.first, fit.last = l.layout, l.order, first, last
 		if l.order != "" {
-			fit.ambiguous, fit.resolvedBy = s.orderEvidence(vals, layouts, i)
+			fit.ambiguous, fit.resolvedBy, fit.twin = s.orderEvidence(vals, layouts, i)
 		}
 		return fit, true
 	}
@@ -211,23 +217,24 @@ func (s *sample) fitTime(c int, name nameInfo) (timeFit, bool) {
 // orderEvidence tells whether the twin of layouts[i] (the same layout with
 // month and day swapped) reads every value too (ambiguous), and otherwise
 // names a value only layouts[i] reads.
-func (s *sample) orderEvidence(vals []string, layouts []timeLayout, i int) (bool, string) {
+func (s *sample) orderEvidence(vals []string, layouts []timeLayout, i int) (ambiguous bool, resolvedBy, twin string) {
 	// candidateLayouts lists each month-first layout just before its
 	// day-first twin.
 	j := i + 1
 	if layouts[i].order == "dmy" {
 		j = i - 1
 	}
-	p := newTimeProbe(layouts[j].layout, time.Time{}, false)
+	twin = layouts[j].layout
+	p := newTimeProbe(twin, time.Time{}, false)
 	if _, _, ok := p.fitAll(vals, nil); ok {
-		return true, ""
+		return true, "", twin
 	}
 	for _, v := range vals {
 		if _, ok := p.read(v, ""); !ok {
-			return false, v
+			return false, v, twin
 		}
 	}
-	return false, ""
+	return false, "", twin
 }
 
 // allNumbers reports whether every value is a plain number.
@@ -302,9 +309,97 @@ func (f timeFit) describe(name string) string {
 	switch {
 	case f.order == "" || f.ambiguous:
 	case f.order == "mdy":
-		s += fmt.Sprintf(" (month first: %q has a day above 12 in the second place)", f.resolvedBy)
+		s += fmt.Sprintf(" (month first: %q%s has a day above 12 in the second place)", f.resolvedBy, f.where())
 	default:
-		s += fmt.Sprintf(" (day first: %q has a day above 12 in the first place)", f.resolvedBy)
+		s += fmt.Sprintf(" (day first: %q%s has a day above 12 in the first place)", f.resolvedBy, f.where())
 	}
 	return s
+}
+
+// where says where the resolving value is when it is past the sample.
+func (f timeFit) where() string {
+	if f.resolvedAt == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" on line %s, past the sample,", groupDigits(int64(f.resolvedAt)))
+}
+
+// maxSettleLines bounds the lines read past the sample to settle an
+// ambiguous day and month order.
+const maxSettleLines = 5_000_000
+
+// settleOrder reads on past the sample, one line at a time and holding
+// none, for a value of the time column that only one of the two orders
+// reads. A sample from the first days of a month holds no day above 12.
+func (s *sample) settleOrder(ctx context.Context, f timeFit) timeFit {
+	if !f.ambiguous || !s.truncated || s.rest == nil {
+		return f
+	}
+	a, b := newTimeProbe(f.layout, time.Time{}, false), newTimeProbe(f.twin, time.Time{}, false)
+	sp := splitter{delim: s.delimiter}
+	var rec []byte
+	in := false
+	line := s.restLine
+	for n := 0; n < maxSettleLines; n++ {
+		l, err := s.rest.ReadSlice('\n')
+		if len(l) == 0 && err != nil {
+			break
+		}
+		line++
+		if n&4095 == 0 && ctx.Err() != nil {
+			break
+		}
+		l = bytes.TrimSuffix(bytes.TrimSuffix(l, []byte("\n")), []byte("\r"))
+		if s.encoding != EncodingUTF8 {
+			l = transcode(nil, l, &windows1252Table)
+		}
+		if in {
+			rec = append(append(rec, '\n'), l...)
+		} else {
+			rec = append(rec[:0], l...)
+		}
+		if !s.jsonLines {
+			if in = sp.endsInQuote(l, in); in {
+				continue
+			}
+		}
+		v, ok := s.field(&sp, rec, f.col)
+		if !ok {
+			continue
+		}
+		_, okA := a.read(v, "")
+		_, okB := b.read(v, "")
+		switch {
+		case okA && !okB:
+			f.ambiguous, f.resolvedBy, f.resolvedAt = false, v, line
+			return f
+		case okB && !okA:
+			f.layout, f.twin = f.twin, f.layout
+			f.order = map[string]string{"mdy": "dmy", "dmy": "mdy"}[f.order]
+			f.ambiguous, f.resolvedBy, f.resolvedAt = false, v, line
+			return f
+		}
+	}
+	return f
+}
+
+// field returns column c of one record past the sample.
+func (s *sample) field(sp *splitter, rec []byte, c int) (string, bool) {
+	if s.jsonLines {
+		kv, ok := jsonObject(bytes.TrimSpace(rec))
+		if !ok || c >= len(s.names) {
+			return "", false
+		}
+		for _, p := range kv {
+			if p.key == s.names[c] {
+				return p.value, p.value != ""
+			}
+		}
+		return "", false
+	}
+	f, _, err := sp.split(rec)
+	if err != nil || c >= len(f) || len(f[c]) == 0 {
+		return "", false
+	}
+	return string(f[c]), true
 }

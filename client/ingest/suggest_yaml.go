@@ -40,7 +40,7 @@ func (p *plan) render() []byte {
 	default:
 		sampled += ": the whole file"
 	}
-	fmt.Fprintf(&b, "# %s. Each key has its evidence above it; a \"# CHECK:\" line is a guess to confirm.\n", sampled)
+	fmt.Fprintf(&b, "# %s. Each key has its evidence above it; a CHECK line is a guess to confirm.\n", sampled)
 	entries := append([]entry(nil), p.entries...)
 	slices.SortStableFunc(entries, func(a, b entry) int { return keyRank(a) - keyRank(b) })
 	for _, e := range entries {
