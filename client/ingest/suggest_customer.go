@@ -168,6 +168,8 @@ func (p *plan) decideCustomer() {
 				break
 			}
 		}
+	case in.customer == 1:
+		check = fmt.Sprintf("%s names the customer only by a name or another attribute, not an id: two customers may share it", in.label)
 	case !repeats(st):
 		check = fmt.Sprintf("no value of %s repeats in the %d sampled rows: it may name the order, not the customer", in.label, st.total)
 	}

@@ -116,7 +116,7 @@ func readName(label string) nameInfo {
 	case has(ws, "price", "preis", "precio", "prix", "prezzo", "unitprice"):
 		n.amount, n.price = 2, true
 	}
-	if n.amount > 0 && has(ws, "sub", "net", "tax", "vat", "mwst", "steuer", "discount", "rabatt", "shipping", "versand", "fee", "refund", "cost", "cogs", "margin", "tip") {
+	if n.amount > 0 && has(ws, "sub", "net", "tax", "vat", "mwst", "steuer", "discount", "rabatt", "shipping", "versand", "fee", "refund", "cost", "cogs", "margin", "tip", "item", "count", "weight") {
 		n.amount = 1
 	}
 	if has(ws, "qty", "quantity", "menge", "cantidad", "quantit", "anzahl", "stück", "stueck", "pieces", "units") || is(ws, "count", "cds", "qte", "qté") {

@@ -159,6 +159,15 @@ func (p *plan) decideAmount() {
 		}
 	}
 	if len(cands) == 0 {
+		for c := range p.ncols {
+			if p.used[c] == "" && p.info[c].amount >= 2 && len(several) == 0 {
+				vals, _ := p.s.nonEmpty(c)
+				if len(vals) > 0 {
+					p.add(entry{why: []string{"amount: left out"}, check: fmt.Sprintf("%s is named like an amount, but its values do not all read as numbers in any format tried (like %q)", p.info[c].label, vals[0])})
+					return
+				}
+			}
+		}
 		if len(several) > 0 {
 			p.add(entry{why: []string{"amount: left out"}, check: fmt.Sprintf("amounts in several currencies: %s; a currency column with rates is needed (currency: {column, rates})", strings.Join(several, "; "))})
 		}

@@ -30,8 +30,8 @@ type sample struct {
 	nested    []string   // JSON keys holding objects or arrays
 	// rest reads the file on after the sample, a line at a time, for a
 	// question the sample leaves open (the day and month order).
-	rest      *bufio.Reader
-	restLine  int // the number of the last line read into the sample
+	rest     *bufio.Reader
+	restLine int // the number of the last line read into the sample
 }
 
 // readHead reads at most maxRows+1 lines and maxBytes bytes of r, which

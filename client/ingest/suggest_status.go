@@ -127,8 +127,16 @@ func (p *plan) decideStatus() {
 		}
 	}
 	if best < 0 {
-		p.add(entry{why: []string{"kind: no column holds an order status or event type (named so, with values like paid or cancelled): every row is a purchase"},
-			lines: []string{"kind: {constant: purchase}"}})
+		e := entry{why: []string{"kind: no column holds an order status or event type (named so, with values like paid or cancelled): every row is a purchase"},
+			lines: []string{"kind: {constant: purchase}"}}
+		for c := range p.ncols {
+			if p.used[c] == "" && p.info[c].status == 2 {
+				vals, count, _ := p.s.statusValues(c, 30)
+				e.check = fmt.Sprintf("%s is named like a status, but none of its values (%s) is a known purchase status: every row is taken as a purchase; map its values under kind if some rows are not purchases", p.info[c].label, countList(vals, count))
+				break
+			}
+		}
+		p.add(e)
 		return
 	}
 	p.status = best
@@ -232,6 +240,8 @@ func (p *plan) decideCurrency() {
 				codes = append(codes, v)
 			}
 		}
+		delete(count, "")
+		vals = codes
 		if len(codes) <= 1 {
 			if len(codes) == 1 {
 				p.add(entry{why: []string{fmt.Sprintf("currency: %s holds one currency, %s, in the sample: no conversion needed", p.info[c].label, codes[0])}})

@@ -58,9 +58,8 @@ type timeFit struct {
 	epoch      time.Time
 	tod        int // time-of-day column, or -1
 	todLayout  string
-	first      time.Time
-	last       time.Time
 	n          int
+	fitResult
 }
 
 // timeProbe reads values through the reader's own time parsing (csvParser.time)
@@ -94,34 +93,42 @@ func (t *timeProbe) read(v, tod string) (time.Time, bool) {
 // an id or an amount as a date gives years far away.
 func plausibleTime(t time.Time) bool { return t.Year() >= 1970 && t.Year() <= 2100 }
 
-// fitAll reports whether the probe reads every value of vals (the time of
-// day from tods when given), trying the first few before all of them, and
-// the range read.
-func (t *timeProbe) fitAll(vals, tods []string) (first, last time.Time, ok bool) {
-	try := func(lo, hi int) bool {
-		for i := lo; i < hi; i++ {
-			tod := ""
-			if tods != nil {
-				tod = tods[i]
-			}
-			tm, ok := t.read(vals[i], tod)
-			if !ok {
-				return false
-			}
-			if first.IsZero() || tm.Before(first) {
-				first = tm
-			}
-			if tm.After(last) {
-				last = tm
-			}
+// fitResult is what a probe read of a column's values.
+type fitResult struct {
+	first, last time.Time
+	read, bad   int
+	badExample  string
+}
+
+// fitAll reads vals (the time of day from tods when given) and reports
+// whether at most 1% of them fail, as kairos eval's default bound on bad
+// rows allows: a damaged row must not hide the layout of the rest.
+func (t *timeProbe) fitAll(vals, tods []string) (r fitResult, ok bool) {
+	allowed := len(vals) / 100
+	for i, v := range vals {
+		tod := ""
+		if tods != nil {
+			tod = tods[i]
 		}
-		return true
+		tm, ok := t.read(v, tod)
+		if !ok {
+			if r.bad++; r.bad > allowed {
+				return r, false
+			}
+			if r.badExample == "" {
+				r.badExample = v
+			}
+			continue
+		}
+		r.read++
+		if r.first.IsZero() || tm.Before(r.first) {
+			r.first = tm
+		}
+		if tm.After(r.last) {
+			r.last = tm
+		}
 	}
-	head := min(len(vals), 50)
-	if !try(0, head) || !try(head, len(vals)) {
-		return time.Time{}, time.Time{}, false
-	}
-	return first, last, len(vals) > 0
+	return r, r.read > 0
 }
 
 // numericLayout returns the special layout a column of plain numbers may
@@ -189,11 +196,11 @@ func (s *sample) fitTime(c int, name nameInfo) (timeFit, bool) {
 		if l == LayoutDays {
 			epoch = dayEpoch
 		}
-		first, last, ok := newTimeProbe(l, epoch, false).fitAll(vals, nil)
+		r, ok := newTimeProbe(l, epoch, false).fitAll(vals, nil)
 		if !ok {
 			return timeFit{}, false
 		}
-		fit.layout, fit.epoch, fit.first, fit.last = l, epoch, first, last
+		fit.layout, fit.epoch, fit.fitResult = l, epoch, r
 		return fit, true
 	}
 	if allNumbers(vals) && !name.timeName {
@@ -201,40 +208,57 @@ func (s *sample) fitTime(c int, name nameInfo) (timeFit, bool) {
 	}
 	layouts := candidateLayouts()
 	for i, l := range layouts {
-		first, last, ok := newTimeProbe(l.layout, time.Time{}, false).fitAll(vals, nil)
+		r, ok := newTimeProbe(l.layout, time.Time{}, false).fitAll(vals, nil)
 		if !ok {
 			continue
 		}
-		fit.layout, fit.order, fit.first, fit.last = l.layout, l.order, first, last
+		fit.layout, fit.order, fit.fitResult = l.layout, l.order, r
 		if l.order != "" {
-			fit.ambiguous, fit.resolvedBy, fit.twin = s.orderEvidence(vals, layouts, i)
+			fit = orderEvidence(fit, vals, layouts, i)
 		}
 		return fit, true
 	}
 	return timeFit{}, false
 }
 
-// orderEvidence tells whether the twin of layouts[i] (the same layout with
-// month and day swapped) reads every value too (ambiguous), and otherwise
-// names a value only layouts[i] reads.
-func (s *sample) orderEvidence(vals []string, layouts []timeLayout, i int) (ambiguous bool, resolvedBy, twin string) {
+// orderEvidence settles the day and month order of a fit with layouts[i]
+// against its twin (the same layout with month and day swapped): a value
+// that only one of them reads decides; when none does, the fit is
+// ambiguous.
+func orderEvidence(fit timeFit, vals []string, layouts []timeLayout, i int) timeFit {
 	// candidateLayouts lists each month-first layout just before its
 	// day-first twin.
 	j := i + 1
 	if layouts[i].order == "dmy" {
 		j = i - 1
 	}
-	twin = layouts[j].layout
-	p := newTimeProbe(twin, time.Time{}, false)
-	if _, _, ok := p.fitAll(vals, nil); ok {
-		return true, "", twin
-	}
+	fit.twin = layouts[j].layout
+	a, b := newTimeProbe(fit.layout, time.Time{}, false), newTimeProbe(fit.twin, time.Time{}, false)
+	aOnly, bOnly := "", ""
 	for _, v := range vals {
-		if _, ok := p.read(v, ""); !ok {
-			return false, v, twin
+		_, okA := a.read(v, "")
+		_, okB := b.read(v, "")
+		switch {
+		case okA && !okB && aOnly == "":
+			aOnly = v
+		case okB && !okA && bOnly == "":
+			bOnly = v
+		}
+		if aOnly != "" && bOnly != "" {
+			break
 		}
 	}
-	return false, "", twin
+	switch {
+	case aOnly != "" && bOnly == "":
+		fit.resolvedBy = aOnly
+	case bOnly != "" && aOnly == "":
+		r, _ := b.fitAll(vals, nil)
+		fit.layout, fit.twin, fit.order, fit.resolvedBy, fit.fitResult = fit.twin, fit.layout, layouts[j].order, bOnly, r
+	default:
+		// Neither order is contradicted, or both are: the sample cannot say.
+		fit.ambiguous = true
+	}
+	return fit
 }
 
 // allNumbers reports whether every value is a plain number.
@@ -279,11 +303,11 @@ func (s *sample) withClock(fit timeFit, tod int, clock string) (timeFit, bool) {
 		}
 	}
 	layout := fit.layout + " " + clock
-	first, last, ok := newTimeProbe(layout, time.Time{}, true).fitAll(dates, tods)
+	r, ok := newTimeProbe(layout, time.Time{}, true).fitAll(dates, tods)
 	if !ok {
 		return fit, false
 	}
-	fit.layout, fit.tod, fit.todLayout, fit.first, fit.last = layout, tod, clock, first, last
+	fit.layout, fit.tod, fit.todLayout, fit.fitResult = layout, tod, clock, r
 	return fit, true
 }
 
@@ -294,16 +318,20 @@ func dateOnly(layout string) bool {
 
 // describeFit is the evidence for a time fit.
 func (f timeFit) describe(name string) string {
-	what := fmt.Sprintf("every sampled value (%d) parses with %q", f.n, f.layout)
+	what := fmt.Sprintf("every sampled value (%s) parses with %q", groupDigits(int64(f.n)), f.layout)
 	switch f.layout {
 	case LayoutUnix:
-		what = fmt.Sprintf("every sampled value (%d) is a whole number of seconds since 1970", f.n)
+		what = fmt.Sprintf("every sampled value (%s) is a whole number of seconds since 1970", groupDigits(int64(f.n)))
 	case LayoutUnixMs:
-		what = fmt.Sprintf("every sampled value (%d) is a whole number of milliseconds since 1970", f.n)
+		what = fmt.Sprintf("every sampled value (%s) is a whole number of milliseconds since 1970", groupDigits(int64(f.n)))
 	case LayoutExcel:
-		what = fmt.Sprintf("every sampled value (%d) is an Excel serial date", f.n)
+		what = fmt.Sprintf("every sampled value (%s) is an Excel serial date", groupDigits(int64(f.n)))
 	case LayoutDays:
-		what = fmt.Sprintf("every sampled value (%d) is a day number", f.n)
+		what = fmt.Sprintf("every sampled value (%s) is a day number", groupDigits(int64(f.n)))
+	}
+	if f.bad > 0 {
+		what = strings.Replace(what, "every sampled value", fmt.Sprintf("%s of %s sampled values", groupDigits(int64(f.read)), groupDigits(int64(f.n))), 1) +
+			fmt.Sprintf(" (%d do not, like %q: bad rows)", f.bad, f.badExample)
 	}
 	s := fmt.Sprintf("%s — %s, %s .. %s", name, what, f.first.Format(time.DateOnly), f.last.Format(time.DateOnly))
 	switch {
