@@ -161,6 +161,7 @@ type plan struct {
 	amountFit    amountFit
 	qty          int
 	status, cust int
+	custKey      func(string) string // a customer id as the reader normalizes it
 }
 
 func newPlan(s *sample, name string, size int64) (*plan, error) {

@@ -149,7 +149,7 @@ func (p *plan) decideCustomer() {
 		for c < p.ncols-1 && p.used[c] != "" {
 			c++
 		}
-		p.cust = c
+		p.cust, p.custKey = c, strings.TrimSpace
 		p.add(entry{why: []string{"customer: no column holds ids that repeat across rows"},
 			check: fmt.Sprintf("no customer column found: guessed %s", p.info[c].label), lines: []string{"customer: " + p.ref(c)}})
 		return
@@ -179,7 +179,7 @@ func (p *plan) decideCustomer() {
 			check = fmt.Sprintf("two candidate customer columns: %s and %s, equally named and both repeating, and they do not name the same customers; guessed the first", in.label, p.info[o.col].label)
 		}
 	}
-	p.cust = st.col
+	p.cust, p.custKey = st.col, st.key
 	p.used[st.col] = "customer"
 	why := []string{fmt.Sprintf("customer: %s — %d distinct values in %d sampled rows, %.1f rows per value; %.1f%% empty",
 		in.label, st.distinct, st.total, float64(st.filled)/float64(max(st.distinct, 1)), 100*float64(st.missing)/float64(max(st.total, 1)))}
@@ -244,14 +244,14 @@ func (p *plan) decideOrder() {
 			}
 			lines[id]++
 			if a, ok := amount[id]; ok {
-				if a == r[p.amount] && cust[id] == r[p.cust] {
+				if a == r[p.amount] && cust[id] == p.custKey(r[p.cust]) {
 					same++
 				} else {
 					differ++
 				}
 				continue
 			}
-			amount[id], cust[id] = r[p.amount], r[p.cust]
+			amount[id], cust[id] = r[p.amount], p.custKey(r[p.cust])
 		}
 		in := p.info[c]
 		if same+differ == 0 {
@@ -259,7 +259,11 @@ func (p *plan) decideOrder() {
 			return
 		}
 		if differ*100 > same+differ {
-			p.add(entry{why: []string{fmt.Sprintf("order: %s repeats, but its lines hold amounts of their own: each line is an event", in.label)}})
+			e := entry{why: []string{fmt.Sprintf("order: %s repeats, but its lines hold amounts of their own: each line is an event", in.label)}}
+			if a := strings.ToLower(p.info[p.amount].label); strings.Contains(a, "order") || strings.Contains(a, "grand") || strings.Contains(a, "invoice") {
+				e.check = fmt.Sprintf("%s is named like an order's total, but it differs between lines of one order in %s; each line is read as a purchase (add order: %s if the lines repeat one order)", p.info[p.amount].label, in.label, p.ref(c))
+			}
+			p.add(e)
 			return
 		}
 		p.used[c] = "order"

@@ -154,12 +154,18 @@ func numericLayout(vals []string, name nameInfo) string {
 		}
 		digits = max(digits, len(v))
 	}
+	// Unnamed, seconds since the epoch must fall in 2000 .. 2040 to be
+	// told from other numbers; named a time, in 1980 .. 2100.
+	lo, hi := 946684800.0, 2208988800.0
+	if name.timeName {
+		lo, hi = 315532800, 4102444800
+	}
 	switch {
 	case len(vals) == 0:
 		return ""
-	case integer && minV >= 946684800 && maxV < 2208988800 && digits <= 10:
-		return LayoutUnix // 2000 .. 2040
-	case integer && minV >= 946684800000 && maxV < 2208988800000 && digits <= 13:
+	case integer && minV >= lo && maxV < hi && digits <= 10:
+		return LayoutUnix
+	case integer && minV >= lo*1000 && maxV < hi*1000 && digits <= 13:
 		return LayoutUnixMs
 	case !name.timeName:
 		// Any other number column could be an id or an amount: only a name
