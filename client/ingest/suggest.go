@@ -16,7 +16,12 @@ const DefaultSuggestRows = 10_000
 
 // defaultSuggestBytes bounds the sample's bytes: with MaxLineBytes lines a
 // row bound alone would not bound memory.
-const defaultSuggestBytes = 64 << 20
+const defaultSuggestBytes = 32 << 20
+
+// maxSuggestColumns bounds the columns the suggester profiles (each is
+// tried against every layout): a line of thousands of fields is not an
+// order export.
+const maxSuggestColumns = 1000
 
 // ErrNoSuggestion is matched by the error of a file no mapping can be
 // suggested for (a single column, no rows).
@@ -27,7 +32,7 @@ type SuggestOptions struct {
 	// MaxRows is how many data rows are sampled from the head of the
 	// file; DefaultSuggestRows when 0.
 	MaxRows int
-	// MaxBytes bounds the sampled bytes (decompressed); 64 MiB when 0.
+	// MaxBytes bounds the sampled bytes (decompressed); 32 MiB when 0.
 	MaxBytes int
 	// Size is the file's size in bytes, for the evidence; 0 when unknown.
 	Size int64
@@ -167,14 +172,19 @@ type plan struct {
 func newPlan(s *sample, name string, size int64) (*plan, error) {
 	p := &plan{s: s, name: name, size: size, used: map[int]string{}, amount: -1, qty: -1, status: -1, cust: -1}
 	p.ncols = len(s.names)
-	for _, r := range s.rows {
-		p.ncols = max(p.ncols, len(r))
+	if !s.header {
+		for _, r := range s.rows {
+			p.ncols = max(p.ncols, len(r))
+		}
 	}
 	if len(s.rows) == 0 {
 		return nil, fmt.Errorf("%w: the file has no data rows", ErrNoSuggestion)
 	}
 	if p.ncols < 2 {
 		return nil, fmt.Errorf("%w: the file has one column (%s); a mapping needs a customer and a time column", ErrNoSuggestion, s.delimFit)
+	}
+	if p.ncols > maxSuggestColumns {
+		return nil, fmt.Errorf("%w: the file has %d columns (%s), more than the %d an order export is taken to have", ErrNoSuggestion, p.ncols, s.delimFit, maxSuggestColumns)
 	}
 	if len(s.nested) > 0 {
 		return nil, fmt.Errorf("%w: keys %s hold nested objects, which the reader does not take: flatten them first (docs/operations.md, JSON Lines)", ErrNoSuggestion, strings.Join(s.nested, ", "))

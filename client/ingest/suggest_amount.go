@@ -28,9 +28,9 @@ var markSets = [][2]byte{{0, 0}, {0, ','}, {0, '\''}, {0, ' '}, {',', 0}, {',', 
 // amountProbe reads amounts through csvParser.parseAmount and, with a
 // quantity, scaleByQuantity.
 func amountProbe(decimal, thousands byte, symbols []string, accounting bool) *csvParser {
-	m := &Mapping{Customer: Column{Index: 1}, Time: Column{Index: 1}, TimeLayout: LayoutUnix, ConstKind: 1, Amount: Column{Index: 1},
-		Decimal: decimal, Thousands: thousands, CurrencySymbols: symbols, AccountingNegatives: accounting}
-	return newCSVParser(m, time.UTC)
+	m := &Mapping{Decimal: decimal, Thousands: thousands, CurrencySymbols: symbols, AccountingNegatives: accounting}
+	// parseAmount and scaleByQuantity read only the mapping's amount keys.
+	return &csvParser{m: m, loc: time.UTC, amount: 0, qty: -1, cur: -1}
 }
 
 // displayDecorations collects what the values of an amount column carry

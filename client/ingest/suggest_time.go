@@ -69,11 +69,14 @@ type timeProbe struct {
 }
 
 func newTimeProbe(layout string, epoch time.Time, tod bool) *timeProbe {
-	m := &Mapping{Customer: Column{Index: 1}, Time: Column{Index: 1}, TimeLayout: layout, TimeEpoch: epoch, ConstKind: 1}
+	m := &Mapping{TimeLayout: layout, TimeEpoch: epoch}
+	// The fields time reads, set by hand: newCSVParser's interners cost
+	// more than a probe of a few values.
+	p := &csvParser{m: m, loc: time.UTC, tm: 0, tod: -1, zoneByName: zoneByName(layout)}
 	if tod {
-		m.TimeOfDay = Column{Index: 2}
+		p.tod = 1
 	}
-	return &timeProbe{p: newCSVParser(m, time.UTC)}
+	return &timeProbe{p: p}
 }
 
 // read parses v (and the time of day tod when the probe has one).
