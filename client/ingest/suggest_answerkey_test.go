@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,15 +19,23 @@ import (
 // skipped up to 1%) and counts purchases and the customers who made them.
 func readCounts(t *testing.T, path string, m *Mapping) (purchases, customers int, err error) {
 	t.Helper()
+	purchases, customers, _, err = readTotals(t, path, m)
+	return purchases, customers, err
+}
+
+// readTotals is readCounts with the sum of the purchases' amounts.
+func readTotals(t *testing.T, path string, m *Mapping) (purchases, customers int, amount float64, err error) {
+	t.Helper()
 	seen := map[string]bool{}
 	_, err = ReadFile(context.Background(), path, Options{Format: CSV, Mapping: m, OnError: Skip, MaxInvalidShare: 0.01}, func(ev model.Event) error {
 		if ev.Kind == model.Purchase {
 			purchases++
 			seen[ev.Customer] = true
+			amount += ev.Amount
 		}
 		return nil
 	})
-	return purchases, len(seen), err
+	return purchases, len(seen), amount, err
 }
 
 // answerKeyShape is one export of scripts/heldout_*.py with the mapping its
@@ -80,14 +89,14 @@ func TestSuggestAnswerKey(t *testing.T) {
 		t.Fatalf("no suite files under %s", dir)
 	}
 	var correct, checked, checkedRight, wrong int
-	fmt.Println("| export | hand-written mapping: purchases / customers | suggested: purchases / customers | CHECKs | verdict |")
-	fmt.Println("|---|---|---|---|---|")
+	fmt.Println("| export | hand-written mapping: purchases / customers | suggested: purchases / customers | amount sum | CHECKs | verdict |")
+	fmt.Println("|---|---|---|---|---|---|")
 	for _, sh := range shapes {
 		hand := "refused"
-		hp, hc := -1, -1
+		hp, hc, ha := -1, -1, 0.0
 		if m, err := LoadMapping(sh.mapping); err == nil {
 			var rerr error
-			if hp, hc, rerr = readCounts(t, sh.data, m); rerr != nil {
+			if hp, hc, ha, rerr = readTotals(t, sh.data, m); rerr != nil {
 				hand = "error: " + rerr.Error()
 			} else {
 				hand = fmt.Sprintf("%d / %d", hp, hc)
@@ -100,7 +109,7 @@ func TestSuggestAnswerKey(t *testing.T) {
 		st, _ := f.Stat()
 		sg, err := Suggest(context.Background(), f, sh.data, SuggestOptions{Size: st.Size()})
 		f.Close()
-		got, sp, sc := "", -1, -2
+		got, sp, sc, sa := "", -1, -2, 0.0
 		nchecks := 0
 		switch {
 		case err != nil:
@@ -109,7 +118,7 @@ func TestSuggestAnswerKey(t *testing.T) {
 		default:
 			nchecks = len(sg.Checks)
 			var rerr error
-			if sp, sc, rerr = readCounts(t, sh.data, sg.Mapping); rerr != nil {
+			if sp, sc, sa, rerr = readTotals(t, sh.data, sg.Mapping); rerr != nil {
 				got = "refused by the reader"
 				sp, sc = -1, -1
 			} else {
@@ -122,10 +131,10 @@ func TestSuggestAnswerKey(t *testing.T) {
 		case nchecks > 0 && same:
 			checked++
 			checkedRight++
-			verdict = "CHECK (guess right)"
+			verdict = "CHECK (counts right)"
 		case nchecks > 0:
 			checked++
-			verdict = "CHECK (guess differs)"
+			verdict = "CHECK (counts differ)"
 		case same:
 			correct++
 			verdict = "correct"
@@ -133,6 +142,10 @@ func TestSuggestAnswerKey(t *testing.T) {
 			wrong++
 			verdict = "**silently wrong**"
 			t.Errorf("%s: suggested mapping reads %s, the hand-written one %s, and nothing is marked CHECK:\n%s", sh.name, got, hand, sg.YAML)
+		}
+		amounts := "same"
+		if math.Abs(sa-ha) > 1e-6*math.Max(1, math.Abs(ha)) {
+			amounts = fmt.Sprintf("%.0f, hand %.0f", sa, ha)
 		}
 		checks := "—"
 		if err == nil && len(sg.Checks) > 0 {
@@ -143,7 +156,7 @@ func TestSuggestAnswerKey(t *testing.T) {
 		} else if err != nil {
 			checks = err.Error()
 		}
-		fmt.Printf("| %s | %s | %s | %s | %s |\n", sh.name, hand, got, strings.ReplaceAll(checks, "|", "/"), verdict)
+		fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", sh.name, hand, got, amounts, strings.ReplaceAll(checks, "|", "/"), verdict)
 		if os.Getenv("KAIROS_SUGGEST_SHOW") != "" && sg != nil {
 			fmt.Printf("%s\n", sg.YAML)
 		}
