@@ -181,8 +181,8 @@ func (p *plan) decideCustomer() {
 	}
 	p.cust, p.custKey = st.col, st.key
 	p.used[st.col] = "customer"
-	why := []string{fmt.Sprintf("customer: %s — %d distinct values in %d sampled rows, %.1f rows per value; %.1f%% empty",
-		in.label, st.distinct, st.total, float64(st.filled)/float64(max(st.distinct, 1)), 100*float64(st.missing)/float64(max(st.total, 1)))}
+	why := []string{fmt.Sprintf("customer: %s — %s distinct values in %s sampled rows, %.1f rows per value; %.1f%% empty",
+		in.label, groupDigits(int64(st.distinct)), groupDigits(int64(st.total)), float64(st.filled)/float64(max(st.distinct, 1)), 100*float64(st.missing)/float64(max(st.total, 1)))}
 	lines := []string{"customer: " + p.ref(st.col)}
 	var rules []string
 	if st.trim {
@@ -213,7 +213,7 @@ func (p *plan) decideCustomer() {
 		lines = append(lines, "missing_customer_values: ["+strings.Join(q, ", ")+"]")
 	}
 	if st.missing+st.guests > 0 {
-		why = append(why, fmt.Sprintf("missing_customer: %d of %d sampled rows have no customer (guest checkouts): they are dropped and counted", st.missing+st.guests, st.total))
+		why = append(why, fmt.Sprintf("missing_customer: %s of %s sampled rows have no customer (guest checkouts): they are dropped and counted", groupDigits(int64(st.missing+st.guests)), groupDigits(int64(st.total))))
 		lines = append(lines, "missing_customer: ignore")
 	}
 	p.add(entry{why: why, check: check, lines: lines})

@@ -185,7 +185,7 @@ func (p *plan) decideAmount() {
 	}
 	p.amount, p.amountFit = best.col, best.fit
 	p.used[best.col] = "amount"
-	why := []string{fmt.Sprintf("amount: %s — every sampled value (%d) reads as a number: %s", in.label, best.fit.n, best.fit.describe())}
+	why := []string{fmt.Sprintf("amount: %s — every sampled value (%s) reads as a number: %s", in.label, groupDigits(int64(best.fit.n)), best.fit.describe())}
 	lines := []string{"amount: " + p.ref(best.col)}
 	neg := best.fit.negatives
 	if in.price {
