@@ -124,8 +124,7 @@ func readName(label string) nameInfo {
 		n.amount = 0
 	}
 	n.currency = has(ws, "currency", "währung", "waehrung", "moneda", "devise", "valuta") || is(ws, "cur", "ccy", "curr")
-	switch {
-	case has(ws, "status", "state", "état", "etat", "estado", "zustand", "behavior", "behaviour") || is(ws, "event", "type"):
+	if has(ws, "status", "state", "état", "etat", "estado", "zustand", "behavior", "behaviour") || is(ws, "event", "type") {
 		n.status = 2
 		if has(ws, "fulfil", "ship", "deliver", "versand", "livraison") {
 			n.status = 1

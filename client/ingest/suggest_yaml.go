@@ -107,7 +107,7 @@ func plainYAML(s string) bool {
 		return false
 	}
 	first := s[0]
-	if !(first >= 'A' && first <= 'Z' || first >= 'a' && first <= 'z') {
+	if !isASCIILetter(first) {
 		return false
 	}
 	for _, r := range s {
