@@ -66,7 +66,9 @@ func (p *plan) decideTime(ctx context.Context) {
 	case p.s.header && in.timeScore == 0:
 		check = fmt.Sprintf("no column is named like an order time; %s is the first whose values parse as times", in.label)
 	case f.ambiguous:
-		check = fmt.Sprintf("the day and month order of %s is ambiguous: no sampled value has a number above 12 in either place; guessed %q", in.label, f.layout)
+		var why string
+		f, why = p.guessOrder(f)
+		check = fmt.Sprintf("the day and month order of %s is ambiguous: no sampled value has a number above 12 in either place; guessed %q (%s)", in.label, f.layout, why)
 	case f.layout == LayoutDays:
 		check = fmt.Sprintf("%s looks like a day number shared by every customer; its day 0 is unknown, so epoch %s is a placeholder (any date keeps gaps and recency; weekdays shift). A count of days since each customer's previous order is not a day number (docs/operations.md, \"Logs with relative days only\")",
 			in.label, dayEpoch.Format(time.DateOnly))
@@ -101,6 +103,31 @@ func (p *plan) decideTime(ctx context.Context) {
 		why = append(why, "the times carry no zone offset: they are read in UTC unless you add zone: (the shop's zone, like Europe/Berlin) under time")
 	}
 	p.add(entry{why: why, check: check, lines: lines})
+}
+
+// guessOrder picks the more likely order of an ambiguous date: day first in
+// a file that is European by its delimiter, its date separator or its
+// header's language, month first otherwise (US exports).
+func (p *plan) guessOrder(f timeFit) (timeFit, string) {
+	words := words(p.info[f.col].label)
+	european := ""
+	switch {
+	case p.s.delimiter == ';':
+		european = "day first, as in a semicolon-separated, European export"
+	case strings.Contains(f.layout, "."):
+		european = "day first, as dotted dates are written"
+	case is(words, "datum", "fecha", "data", "date de", "fecha de", "bestelldatum") || has(words, "datum", "fecha"):
+		european = "day first, as the header's language writes dates"
+	}
+	if want := map[bool]string{true: "dmy", false: "mdy"}[european != ""]; f.order != want {
+		f.layout, f.twin, f.order = f.twin, f.layout, want
+		vals, _ := p.s.nonEmpty(f.col)
+		f.fitResult, _ = newTimeProbe(f.layout, time.Time{}, false).fitAll(vals, nil)
+	}
+	if european == "" {
+		return f, "month first, as US exports write dates"
+	}
+	return f, european
 }
 
 // hasOffset reports whether a layout's times carry their own offset.

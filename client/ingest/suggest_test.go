@@ -54,6 +54,18 @@ amount: total
 		check: "ambiguous",
 	},
 	{
+		name: "an ambiguous order in a semicolon export is guessed day first, and said to be a guess",
+		data: "cliente;fecha;importe\nc1;01/02/2024;10,5\nc2;03/04/2024;3,5\nc1;05/06/2024;4\n",
+		want: `delimiter: ";"
+decimal: ","
+customer: cliente
+time: {column: fecha, layout: "02/01/2006"}
+kind: {constant: purchase}
+amount: importe
+`,
+		check: "day first, as in a semicolon-separated",
+	},
+	{
 		name: "tab-separated, ISO 8601 with offsets, a Spanish header",
 		data: "cliente\tfecha\timporte\nc1\t2024-01-01T10:00:00+01:00\t5\nc2\t2024-01-02T11:30:00+01:00\t7.5\nc1\t2024-02-01T09:00:00+01:00\t3\n",
 		want: `delimiter: "\t"
