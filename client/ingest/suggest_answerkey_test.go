@@ -61,8 +61,14 @@ func answerKeyShapes(t *testing.T, dir string) []answerKeyShape {
 		if err := yaml.Unmarshal(b, &suite); err != nil || len(suite.Datasets) == 0 {
 			continue
 		}
+		at := func(p string) string {
+			if filepath.IsAbs(p) {
+				return p
+			}
+			return filepath.Join(filepath.Dir(f), p)
+		}
 		for _, d := range suite.Datasets {
-			out = append(out, answerKeyShape{d.Name, filepath.Join(filepath.Dir(f), d.Path), filepath.Join(filepath.Dir(f), d.Mapping)})
+			out = append(out, answerKeyShape{d.Name, at(d.Path), at(d.Mapping)})
 		}
 	}
 	if ic, err := filepath.Glob(filepath.Join(dir, "*", "instacart.csv")); err == nil && len(ic) == 1 {

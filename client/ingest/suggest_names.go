@@ -54,12 +54,13 @@ func words(name string) []string {
 	return out
 }
 
-// has reports whether any word starts with one of the stems (German and
-// Dutch compounds: "Kundennummer" starts with "kunde").
+// has reports whether any word starts with one of the stems, or holds a
+// stem of five letters or more (German compounds: "Kundennummer" starts
+// with "kunde", "Rechnungsbetrag" ends with "betrag").
 func has(ws []string, stems ...string) bool {
 	for _, w := range ws {
 		for _, s := range stems {
-			if strings.HasPrefix(w, s) {
+			if strings.HasPrefix(w, s) || len(s) >= 5 && strings.Contains(w, s) {
 				return true
 			}
 		}
@@ -97,26 +98,29 @@ func readName(label string) nameInfo {
 		n.customer = 1
 	}
 	n.relative = has(ws, "since", "prior", "ago", "gap", "between", "seit") || is(ws, "dow", "hour", "weekday", "days")
-	n.cancelled = has(ws, "cancel", "storn", "annul", "void") || is(ws, "refunded", "is refunded", "returned")
+	n.cancelled = has(ws, "cancel", "storn", "annul", "void") || is(ws, "refunded", "returned", "erstattet", "reembolsado", "remboursé", "rembourse")
 	n.dayName = is(ws, "day", "tag", "dia", "día", "jour", "daynum", "day_number")
-	n.timeName = !n.relative && !n.cancelled && (n.dayName || has(ws, "date", "datum", "fecha", "time", "zeit", "hora", "heure", "timestamp", "created", "ordered", "purchased", "bestelldatum") ||
-		is(ws, "ts", "at", "on", "when", "tstamp", "data"))
+	n.timeName = !n.relative && !n.cancelled && (n.dayName || has(ws, "date", "datum", "fecha", "time", "zeit", "hora", "heure", "timestamp", "created", "ordered", "purchased", "bestelldatum", "erstellt", "creado", "créé", "creation") ||
+		is(ws, "ts", "at", "on", "am", "when", "tstamp", "data", "le"))
 	if n.timeName {
 		n.timeScore = 2
 		if has(ws, "order", "purchase", "paid", "invoice", "bestell", "pedido", "commande", "created", "transaction", "sale", "kauf") {
 			n.timeScore = 3
 		}
-		if has(ws, "updat", "modif", "ship", "deliver", "due", "birth", "signup", "regist", "login", "expir", "fulfil", "refund", "first", "last") {
+		if has(ws, "updat", "modif", "ship", "deliver", "due", "birth", "signup", "regist", "login", "expir", "fulfil", "refund", "first", "last",
+			"liefer", "versand", "geburt", "geändert", "envío", "entrega", "livraison", "naissance") {
 			n.timeScore = 1
 		}
 	}
 	switch {
-	case has(ws, "total", "amount", "betrag", "importe", "montant", "revenue", "sales", "umsatz", "gmv", "value", "sum", "summe", "gross", "brutto", "spend", "paid") && !n.timeName:
+	case has(ws, "total", "amount", "betrag", "importe", "montant", "revenue", "sales", "umsatz", "gmv", "value", "sum", "summe", "gross", "brutto", "spend", "paid", "gesamt", "wert",
+		"monto", "venta", "valor", "chiffre", "totaal", "bedrag", "importo") && !n.timeName:
 		n.amount = 3
 	case has(ws, "price", "preis", "precio", "prix", "prezzo", "unitprice"):
 		n.amount, n.price = 2, true
 	}
-	if n.amount > 0 && has(ws, "sub", "net", "tax", "vat", "mwst", "steuer", "discount", "rabatt", "shipping", "versand", "fee", "refund", "cost", "cogs", "margin", "tip", "item", "count", "weight") {
+	if n.amount > 0 && has(ws, "sub", "net", "tax", "vat", "mwst", "steuer", "discount", "rabatt", "shipping", "versand", "fee", "refund", "cost", "cogs", "margin", "tip", "item", "count", "weight",
+		"zwischen", "erstatt", "gebühr", "porto", "impuesto", "descuento", "remise", "frais") {
 		n.amount = 1
 	}
 	if has(ws, "qty", "quantity", "menge", "cantidad", "quantit", "anzahl", "stück", "stueck", "pieces", "units") || is(ws, "count", "cds", "qte", "qté") {
@@ -124,7 +128,7 @@ func readName(label string) nameInfo {
 		n.amount = 0
 	}
 	n.currency = has(ws, "currency", "währung", "waehrung", "moneda", "devise", "valuta") || is(ws, "cur", "ccy", "curr")
-	if has(ws, "status", "state", "état", "etat", "estado", "zustand", "behavior", "behaviour") || is(ws, "event", "type") {
+	if has(ws, "status", "state", "état", "etat", "estado", "zustand", "behavior", "behaviour", "ereignis") || is(ws, "event", "type", "typ", "tipo") {
 		n.status = 2
 		if has(ws, "fulfil", "ship", "deliver", "versand", "livraison") {
 			n.status = 1

@@ -27,7 +27,8 @@ type sample struct {
 	names     []string   // header names or JSON keys; nil without a header
 	rows      [][]string // data rows, fields as UTF-8
 	truncated bool       // the file goes on after the sample
-	nested    []string   // JSON keys holding objects or arrays
+	maxRows   int
+	nested    []string // JSON keys holding objects or arrays
 	// rest reads the file on after the sample, a line at a time, for a
 	// question the sample leaves open (the day and month order).
 	rest     *bufio.Reader
@@ -39,7 +40,7 @@ type sample struct {
 func readHead(r io.Reader, maxRows int, maxBytes int) (s *sample, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(2)
-	s = &sample{gzip: len(magic) == 2 && [2]byte(magic) == gzipMagic}
+	s = &sample{gzip: len(magic) == 2 && [2]byte(magic) == gzipMagic, maxRows: maxRows}
 	dr, err := Decompressed(br)
 	if err != nil {
 		return nil, err
@@ -109,12 +110,23 @@ func (s *sample) textLines() [][]byte {
 // records with the delimiter that splits the most lines alike.
 func (s *sample) split() error {
 	lines := s.textLines()
-	first := bytes.TrimLeft(bytes.Join(lines, nil), " \t\r\n")
-	if len(first) > 0 && first[0] == '[' {
-		return fmt.Errorf("%w: the file is one JSON array of objects, not JSON Lines (one object per line)", ErrNotText)
+	var first byte
+	for _, l := range lines {
+		if t := bytes.TrimLeft(l, " \t\r"); len(t) > 0 {
+			first = t[0]
+			break
+		}
 	}
-	if len(first) > 0 && first[0] == '{' {
+	switch first {
+	case '[':
+		return fmt.Errorf("%w: the file is one JSON array of objects, not JSON Lines (one object per line)", ErrNotText)
+	case '{':
 		s.jsonLines, s.encoding, s.header = true, EncodingUTF8, true
+		if len(lines) > s.maxRows {
+			// The head holds a line more than the rows, for a header JSON
+			// Lines does not have.
+			lines, s.raw, s.truncated = lines[:s.maxRows], cutLines(s.raw, s.maxRows), true
+		}
 		return s.splitJSON(lines)
 	}
 	s.delimiter, s.delimFit = chooseDelimiter(lines)
