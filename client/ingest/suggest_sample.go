@@ -110,17 +110,27 @@ func (s *sample) textLines() [][]byte {
 // records with the delimiter that splits the most lines alike.
 func (s *sample) split() error {
 	lines := s.textLines()
-	var first byte
+	// The first two characters that are not blanks, across lines: "[" and
+	// "{" open a JSON array of objects, as the reader's sniff sees it.
+	var head []byte
 	for _, l := range lines {
-		if t := bytes.TrimLeft(l, " \t\r"); len(t) > 0 {
-			first = t[0]
+		head = append(head, bytes.TrimSpace(l)...)
+		if len(head) >= 2 {
 			break
 		}
 	}
-	switch first {
-	case '[':
-		return fmt.Errorf("%w: the file is one JSON array of objects, not JSON Lines (one object per line)", ErrNotText)
-	case '{':
+	first, second := byte(0), byte(0)
+	if len(head) > 0 {
+		first = head[0]
+		if u := bytes.TrimLeft(head[1:], " \t\r"); len(u) > 0 {
+			second = u[0]
+		}
+	}
+	switch {
+	case first == '[' && second == '{':
+		return fmt.Errorf("%w: the file is one JSON array of objects, not JSON Lines (one object per line): "+
+			"write it with lines=True in pandas (to_json(orient=\"records\", lines=True)), or jq -c '.[]'", ErrNotText)
+	case first == '{':
 		s.jsonLines, s.encoding, s.header = true, EncodingUTF8, true
 		if len(lines) > s.maxRows {
 			// The head holds a line more than the rows, for a header JSON
