@@ -168,7 +168,7 @@ func (p *plan) decideStatus() {
 	}
 	why := []string{fmt.Sprintf("kind: %s holds %d distinct values: %s", p.info[best].label, len(bestVals), countList(bestVals, bestCount))}
 	if bestCount[""] > 0 {
-		why = append(why, fmt.Sprintf("%d rows have an empty %s (further lines of an order, as Shopify writes them): ignored before their other fields are read", bestCount[""], p.info[best].label))
+		why = append(why, fmt.Sprintf("an empty %s on %d sampled rows (further lines of an order, as Shopify writes them): ignored before their other fields are read", p.info[best].label, bestCount[""]))
 	}
 	var check string
 	if len(unknown) > 0 {
