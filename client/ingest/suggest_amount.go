@@ -167,3 +167,117 @@ func (a amountFit) describe() string {
 	parts = append(parts, marksLabel(a.decimal, a.thousands))
 	return strings.Join(parts, ", ")
 }
+
+// decideAmount finds the amount column (or a unit price and a quantity)
+// and its format.
+func (p *plan) decideAmount() {
+	if !p.s.header {
+		return // without names, a number column could be anything
+	}
+	type cand struct {
+		col int
+		fit amountFit
+	}
+	var cands []cand
+	var several []string
+	for c := range p.ncols {
+		if p.used[c] != "" || p.info[c].amount == 0 {
+			continue
+		}
+		f, ok := p.s.fitAmount(c)
+		if len(f.currencies) > 0 && p.info[c].amount >= 2 {
+			several = append(several, fmt.Sprintf("%s (%s)", p.info[c].label, strings.Join(f.currencies, ", ")))
+		}
+		if ok {
+			cands = append(cands, cand{c, f})
+		}
+	}
+	if len(cands) == 0 {
+		for c := range p.ncols {
+			if p.used[c] == "" && p.info[c].amount >= 2 && len(several) == 0 {
+				vals, _ := p.s.nonEmpty(c)
+				if len(vals) > 0 {
+					p.add(entry{why: []string{"amount: left out"}, check: fmt.Sprintf("%s is named like an amount, but its values do not all read as numbers in any format tried (like %q)", p.info[c].label, vals[0])})
+					return
+				}
+			}
+		}
+		if len(several) > 0 {
+			p.add(entry{why: []string{"amount: left out"}, check: fmt.Sprintf("amounts in several currencies: %s; a currency column with rates is needed (currency: {column, rates})", strings.Join(several, "; "))})
+		}
+		return
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int { return p.info[b.col].amount - p.info[a.col].amount })
+	best := cands[0]
+	in := p.info[best.col]
+	var check string
+	if len(cands) > 1 && p.info[cands[1].col].amount == in.amount && !p.s.sameValues(best.col, cands[1].col) {
+		check = fmt.Sprintf("two amount columns with equally likely names: %s and %s; guessed the first", in.label, p.info[cands[1].col].label)
+	}
+	if best.fit.ambiguous != "" {
+		check = best.fit.ambiguous + "; guessed " + marksLabel(best.fit.decimal, best.fit.thousands)
+	}
+	p.amount, p.amountFit = best.col, best.fit
+	p.used[best.col] = "amount"
+	why := []string{fmt.Sprintf("amount: %s — every sampled value (%s) reads as a number: %s", in.label, groupDigits(int64(best.fit.n)), best.fit.describe())}
+	lines := []string{"amount: " + p.ref(best.col)}
+	neg := best.fit.negatives
+	if in.price {
+		for c := range p.ncols {
+			if p.used[c] != "" || !p.info[c].qty {
+				continue
+			}
+			if qn, ok := p.s.fitQuantity(c, best.fit); ok {
+				p.qty = c
+				p.used[c] = "quantity"
+				neg += qn
+				why = append(why, fmt.Sprintf("quantity: %s — %s is a unit price: times the quantity it is each line's amount", p.info[c].label, in.label))
+				lines = append(lines, "quantity: "+p.ref(c))
+				break
+			}
+		}
+	}
+	lines = append(lines, p.amountFormatLines(best.fit)...)
+	if neg > 0 {
+		why = append(why, fmt.Sprintf("negative_amount: %d sampled rows have a negative amount or quantity (returns, refunds): they are dropped and counted", neg))
+		lines = append(lines, "negative_amount: ignore")
+	}
+	p.add(entry{why: why, check: check, lines: lines})
+}
+
+// amountFormatLines are the keys of an amount format.
+func (p *plan) amountFormatLines(f amountFit) []string {
+	var lines []string
+	if f.decimal == ',' {
+		lines = append(lines, `decimal: ","`)
+	}
+	if f.thousands != 0 {
+		lines = append(lines, "thousands: "+quoteMark(f.thousands))
+	}
+	switch len(f.symbols) {
+	case 0:
+	case 1:
+		lines = append(lines, "currency_symbol: "+yamlString(f.symbols[0]))
+	default:
+		q := make([]string, len(f.symbols))
+		for i, s := range f.symbols {
+			q[i] = yamlString(s)
+		}
+		lines = append(lines, "currency_symbol: ["+strings.Join(q, ", ")+"]")
+	}
+	if f.accounting {
+		lines = append(lines, "accounting_negatives: true")
+	}
+	return lines
+}
+
+// sameValues reports whether columns a and b hold the same text in every
+// sampled row.
+func (s *sample) sameValues(a, b int) bool {
+	for _, r := range s.rows {
+		if a < len(r) && b < len(r) && r[a] != r[b] {
+			return false
+		}
+	}
+	return true
+}

@@ -4,47 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 )
-
-// timeLayout is a candidate time layout; order is "mdy" or "dmy" for a
-// numeric date whose twin reads the month and the day the other way round.
-type timeLayout struct {
-	layout string
-	order  string
-}
-
-// candidateLayouts lists the layouts the suggester tries: the first that
-// reads every sampled value is suggested. Of two layouts the reader reads
-// the same ("2006-01-02 15:04" and "2006-01-02 15:04:05" share a fast
-// path that takes both), the one written as the values are comes first.
-func candidateLayouts() []timeLayout {
-	ls := []timeLayout{
-		{layout: "2006-01-02T15:04:05Z07:00"}, {layout: "2006-01-02T15:04Z07:00"}, {layout: "2006-01-02T15:04"}, {layout: "2006-01-02T15:04:05"},
-		{layout: "2006-01-02 15:04:05Z07:00"}, {layout: "2006-01-02 15:04:05 -0700"}, {layout: "2006-01-02 15:04:05 -07:00"},
-		{layout: "2006-01-02 15:04:05 MST"}, {layout: "2006-01-02"}, {layout: "2006-01-02 15:04"}, {layout: "2006-01-02 15:04:05"},
-		{layout: "2006/01/02 15:04:05"}, {layout: "2006/01/02 15:04"}, {layout: "2006/01/02"}, {layout: "20060102"},
-		{layout: time.RFC1123Z}, {layout: "Mon, 2 Jan 2006 15:04:05 -0700"}, {layout: time.RFC1123},
-		{layout: "Jan 2, 2006 3:04:05 PM"}, {layout: "Jan 2, 2006 3:04 PM"}, {layout: "Jan 2, 2006 15:04:05"}, {layout: "Jan 2, 2006"},
-		{layout: "January 2, 2006"}, {layout: "02-Jan-2006 15:04:05"}, {layout: "02-Jan-2006"}, {layout: "2-Jan-06"},
-		{layout: "02 Jan 2006 15:04:05"}, {layout: "02 Jan 2006 15:04"}, {layout: "02 Jan 2006"}, {layout: "2 Jan 2006"}, {layout: "2 January 2006"},
-	}
-	for _, sep := range []string{"/", ".", "-"} {
-		for _, year := range []string{"2006", "06"} {
-			for _, clock := range []string{" 15:04:05", " 15:04", " 3:04:05 PM", " 3:04 PM", ""} {
-				ls = append(ls,
-					timeLayout{"01" + sep + "02" + sep + year + clock, "mdy"}, timeLayout{"02" + sep + "01" + sep + year + clock, "dmy"},
-					timeLayout{"1" + sep + "2" + sep + year + clock, "mdy"}, timeLayout{"2" + sep + "1" + sep + year + clock, "dmy"})
-			}
-		}
-	}
-	return ls
-}
-
-// clockLayouts are the layouts of a column holding only the time of day.
-var clockLayouts = []string{"15:04:05", "15:04", "3:04:05 PM", "3:04 PM"}
 
 // timeFit is a layout that reads every sampled value of a column.
 type timeFit struct {
@@ -61,136 +24,6 @@ type timeFit struct {
 	n          int
 	fitResult
 }
-
-// timeProbe reads values through the reader's own time parsing (csvParser.time)
-// for one candidate layout: what the suggester accepts, the reader does.
-type timeProbe struct {
-	p *csvParser
-}
-
-func newTimeProbe(layout string, epoch time.Time, tod bool) *timeProbe {
-	m := &Mapping{TimeLayout: layout, TimeEpoch: epoch}
-	// The fields time reads, set by hand: newCSVParser's interners cost
-	// more than a probe of a few values.
-	p := &csvParser{m: m, loc: time.UTC, tm: 0, tod: -1, zoneByName: zoneByName(layout)}
-	if tod {
-		p.tod = 1
-	}
-	return &timeProbe{p: p}
-}
-
-// read parses v (and the time of day tod when the probe has one).
-func (t *timeProbe) read(v, tod string) (time.Time, bool) {
-	f := [][]byte{[]byte(v)}
-	if t.p.tod >= 0 {
-		f = append(f, []byte(tod))
-	}
-	tm, err := t.p.time(f)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return tm, plausibleTime(tm)
-}
-
-// plausibleTime bounds the times of an order export: a layout that reads
-// an id or an amount as a date gives years far away.
-func plausibleTime(t time.Time) bool { return t.Year() >= 1970 && t.Year() <= 2100 }
-
-// fitResult is what a probe read of a column's values.
-type fitResult struct {
-	first, last time.Time
-	read, bad   int
-	badExample  string
-}
-
-// fitAll reads vals (the time of day from tods when given) and reports
-// whether at most 1% of them fail, as kairos eval's default bound on bad
-// rows allows: a damaged row must not hide the layout of the rest.
-func (t *timeProbe) fitAll(vals, tods []string) (r fitResult, ok bool) {
-	allowed := len(vals) / 100
-	for i, v := range vals {
-		tod := ""
-		if tods != nil {
-			tod = tods[i]
-		}
-		tm, ok := t.read(v, tod)
-		if !ok {
-			if r.bad++; r.bad > allowed {
-				return r, false
-			}
-			if r.badExample == "" {
-				r.badExample = v
-			}
-			continue
-		}
-		r.read++
-		if r.first.IsZero() || tm.Before(r.first) {
-			r.first = tm
-		}
-		if tm.After(r.last) {
-			r.last = tm
-		}
-	}
-	return r, r.read > 0
-}
-
-// numericLayout returns the special layout a column of plain numbers may
-// hold (unix, unix_ms, excel or days) from the values' form and range, or "".
-func numericLayout(vals []string, name nameInfo) string {
-	minV, maxV, integer, digits := 0.0, 0.0, true, 0
-	for i, v := range vals {
-		if !dayCountForm(v) {
-			return ""
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return ""
-		}
-		if strings.Contains(v, ".") {
-			integer = false
-		}
-		if i == 0 || f < minV {
-			minV = f
-		}
-		if i == 0 || f > maxV {
-			maxV = f
-		}
-		digits = max(digits, len(v))
-	}
-	// Unnamed, seconds since the epoch must fall in 2000 .. 2040 to be
-	// told from other numbers; named a time, in 1980 .. 2100.
-	lo, hi := 946684800.0, 2208988800.0
-	if name.timeName {
-		lo, hi = 315532800, 4102444800
-	}
-	switch {
-	case len(vals) == 0:
-		return ""
-	case integer && minV >= lo && maxV < hi && digits <= 10:
-		return LayoutUnix
-	case integer && minV >= lo*1000 && maxV < hi*1000 && digits <= 13:
-		return LayoutUnixMs
-	case !name.timeName:
-		// Any other number column could be an id or an amount: only a name
-		// that says time makes it one.
-		return ""
-	case minV >= 25569 && maxV < 62091:
-		return LayoutExcel // 1970 .. 2069
-	case name.dayName && minV >= 0 && maxV < 100000:
-		return LayoutDays
-	}
-	return ""
-}
-
-// dayCountForm: digits and at most one dot.
-func dayCountForm(v string) bool {
-	whole, frac, _ := strings.Cut(v, ".")
-	return allDigits([]byte(whole)) && (frac == "" && !strings.HasSuffix(v, ".") || allDigits([]byte(frac)))
-}
-
-// dayEpoch is the epoch suggested for a day-number column whose real first
-// date the file does not say.
-var dayEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // fitTime finds the layout that reads every non-empty sampled value of
 // column c, or ok false.
@@ -270,16 +103,6 @@ func orderEvidence(fit timeFit, vals []string, layouts []timeLayout, i int) time
 	return fit
 }
 
-// allNumbers reports whether every value is a plain number.
-func allNumbers(vals []string) bool {
-	for _, v := range vals {
-		if _, err := strconv.ParseFloat(v, 64); err != nil {
-			return false
-		}
-	}
-	return len(vals) > 0
-}
-
 // fitClock reports whether every non-empty value of column c is a time of
 // day, and its layout.
 func (s *sample) fitClock(c int) (string, bool) {
@@ -318,11 +141,6 @@ func (s *sample) withClock(fit timeFit, tod int, clock string) (timeFit, bool) {
 	}
 	fit.layout, fit.tod, fit.todLayout, fit.fitResult = layout, tod, clock, r
 	return fit, true
-}
-
-// dateOnly reports whether a layout holds no time of day.
-func dateOnly(layout string) bool {
-	return !strings.Contains(layout, "15") && !strings.Contains(layout, "3:04") && layout != LayoutUnix && layout != LayoutUnixMs
 }
 
 // describeFit is the evidence for a time fit.
@@ -439,4 +257,137 @@ func (s *sample) field(sp *splitter, rec []byte, c int) (string, bool) {
 		return "", false
 	}
 	return string(f[c]), true
+}
+
+// decideTime finds the order time column and its layout.
+func (p *plan) decideTime(ctx context.Context) {
+	var fits []timeFit
+	for c := range p.ncols {
+		in := p.info[c]
+		if in.relative || in.cancelled {
+			continue
+		}
+		if f, ok := p.s.fitTime(c, in); ok {
+			fits = append(fits, f)
+		}
+	}
+	if len(fits) == 0 {
+		p.guessTime()
+		return
+	}
+	_, total := p.s.nonEmpty(0)
+	score := func(f timeFit) float64 {
+		return float64(p.info[f.col].timeScore)*10 + float64(f.n)/float64(max(total, 1))
+	}
+	slices.SortStableFunc(fits, func(a, b timeFit) int {
+		switch sa, sb := score(a), score(b); {
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return 0
+	})
+	f := p.s.settleOrder(ctx, fits[0])
+	in := p.info[f.col]
+	var check string
+	switch {
+	case len(fits) > 1 && in.timeScore == p.info[fits[1].col].timeScore && fits[1].n*2 >= total:
+		check = fmt.Sprintf("two columns hold times with equally likely names: %s and %s; guessed the first", in.label, p.info[fits[1].col].label)
+	case p.s.header && in.timeScore == 0:
+		check = fmt.Sprintf("no column is named like an order time; %s is the first whose values parse as times", in.label)
+	case f.ambiguous:
+		var why string
+		f, why = p.guessOrder(f)
+		check = fmt.Sprintf("the day and month order of %s is ambiguous: no sampled value has a number above 12 in either place; guessed %q (%s)", in.label, f.layout, why)
+	case f.layout == LayoutDays:
+		check = fmt.Sprintf("%s looks like a day number shared by every customer; its day 0 is unknown, so epoch %s is a placeholder (any date keeps gaps and recency; weekdays shift). A count of days since each customer's previous order is not a day number (docs/operations.md, \"Logs with relative days only\")",
+			in.label, dayEpoch.Format(time.DateOnly))
+	}
+	if dateOnly(f.layout) && f.layout != LayoutExcel && f.layout != LayoutDays {
+		for c := range p.ncols {
+			if c == f.col || !p.info[c].timeName && p.s.header {
+				continue
+			}
+			if clock, ok := p.s.fitClock(c); ok {
+				if g, ok := p.s.withClock(f, c, clock); ok {
+					f = g
+					break
+				}
+			}
+		}
+	}
+	p.time = f
+	p.used[f.col] = "time"
+	why := []string{"time: " + f.describe(in.label)}
+	lines := []string{"time:", "  column: " + p.ref(f.col)}
+	if f.tod >= 0 {
+		p.used[f.tod] = "time"
+		why = append(why, fmt.Sprintf("time_of_day: %s holds the time of day (%q); the two are joined by a space", p.info[f.tod].label, f.todLayout))
+		lines = append(lines, "  time_of_day: "+p.ref(f.tod))
+	}
+	lines = append(lines, "  layout: "+yamlString(f.layout))
+	if f.layout == LayoutDays {
+		lines = append(lines, "  epoch: "+dayEpoch.Format(time.DateOnly))
+	}
+	if !hasOffset(f.layout) {
+		why = append(why, "the times carry no zone offset: they are read in UTC unless you add zone: (the shop's zone, like Europe/Berlin) under time")
+	}
+	p.add(entry{why: why, check: check, lines: lines})
+}
+
+// guessOrder picks the more likely order of an ambiguous date: day first in
+// a file that is European by its delimiter, its date separator or its
+// header's language, month first otherwise (US exports).
+func (p *plan) guessOrder(f timeFit) (timeFit, string) {
+	words := words(p.info[f.col].label)
+	european := ""
+	switch {
+	case p.s.delimiter == ';':
+		european = "day first, as in a semicolon-separated, European export"
+	case strings.Contains(f.layout, "."):
+		european = "day first, as dotted dates are written"
+	case is(words, "datum", "fecha", "data", "date de", "fecha de", "bestelldatum") || has(words, "datum", "fecha"):
+		european = "day first, as the header's language writes dates"
+	}
+	if want := map[bool]string{true: "dmy", false: "mdy"}[european != ""]; f.order != want {
+		f.layout, f.twin, f.order = f.twin, f.layout, want
+		vals, _ := p.s.nonEmpty(f.col)
+		f.fitResult, _ = newTimeProbe(f.layout, time.Time{}, false).fitAll(vals, nil)
+	}
+	if european == "" {
+		return f, "month first, as US exports write dates"
+	}
+	return f, european
+}
+
+// hasOffset reports whether a layout's times carry their own offset.
+func hasOffset(layout string) bool {
+	return layout == LayoutUnix || layout == LayoutUnixMs || strings.Contains(layout, "-07") || strings.Contains(layout, "Z07")
+}
+
+// guessTime writes the best guess when no column parses as times.
+func (p *plan) guessTime() {
+	c, why := 0, "no column's values all parse as times in any layout tried"
+	for i, in := range p.info {
+		if in.timeName {
+			c = i
+			break
+		}
+	}
+	for _, in := range p.info {
+		if in.relative {
+			why += fmt.Sprintf("; %s counts days since a previous order, which holds no date (docs/operations.md, \"Logs with relative days only\")", in.label)
+			break
+		}
+	}
+	vals, _ := p.s.nonEmpty(c)
+	example := ""
+	if len(vals) > 0 {
+		example = fmt.Sprintf(" (a value: %q)", vals[0])
+	}
+	p.used[c] = "time"
+	p.add(entry{why: []string{"time: " + why},
+		check: fmt.Sprintf("no parsable time column: guessed %s%s with a placeholder layout; write its Go layout", p.info[c].label, example),
+		lines: []string{"time:", "  column: " + p.ref(c), "  layout: " + yamlString(time.DateTime)}})
 }
