@@ -14,7 +14,7 @@ type timeLayout struct {
 }
 
 // candidateLayouts lists the layouts the suggester tries: the first that
-// reads every sampled value is suggested. Of two layouts the reader reads
+// reads the sampled values (fitAll) is suggested. Of two layouts the reader reads
 // the same ("2006-01-02 15:04" and "2006-01-02 15:04:05" share a fast
 // path that takes both), the one written as the values are comes first.
 func candidateLayouts() []timeLayout {

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// timeFit is a layout that reads every sampled value of a column.
+// timeFit is a layout that reads the sampled values of a column (all but
+// at most 1%: fitAll).
 type timeFit struct {
 	col        int
 	layout     string
@@ -25,8 +26,8 @@ type timeFit struct {
 	fitResult
 }
 
-// fitTime finds the layout that reads every non-empty sampled value of
-// column c, or ok false.
+// fitTime finds the layout that reads the non-empty sampled values of
+// column c (all but at most 1%), or ok false.
 func (s *sample) fitTime(c int, name nameInfo) (timeFit, bool) {
 	vals, _ := s.nonEmpty(c)
 	if len(vals) == 0 {
