@@ -137,7 +137,7 @@ func readName(label string) nameInfo {
 	if n.amount > 0 {
 		n.cancelled = false // "amount_refunded" is an amount
 	}
-	n.order = !n.timeName && !n.currency && n.status == 0 && n.amount == 0 && n.customer == 0 && (has(ws, "order", "invoice", "bestell", "pedido", "commande", "transaction", "receipt", "rechnung", "beleg", "factura", "facture") ||
+	n.order = !n.timeName && !n.relative && !n.currency && n.status == 0 && n.amount == 0 && n.customer == 0 && (has(ws, "order", "invoice", "bestell", "pedido", "commande", "transaction", "receipt", "rechnung", "beleg", "factura", "facture") ||
 		is(ws, "invoiceno"))
 	return n
 }
