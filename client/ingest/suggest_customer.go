@@ -223,7 +223,9 @@ func (p *plan) decideCustomer() {
 // the first line of each order is its one purchase. Lines with amounts of
 // their own (a unit price times a quantity) stay one event each.
 func (p *plan) decideOrder() {
-	if p.amount < 0 || p.qty >= 0 {
+	if p.amount < 0 || p.qty >= 0 || p.info[p.amount].price {
+		// Without an amount nothing tells an order's total from its lines';
+		// a price is each line's own.
 		return
 	}
 	for c := range p.ncols {

@@ -128,7 +128,10 @@ func readName(label string) nameInfo {
 		n.amount = 0
 	}
 	n.currency = has(ws, "currency", "währung", "waehrung", "moneda", "devise", "valuta") || is(ws, "cur", "ccy", "curr")
-	if has(ws, "status", "state", "état", "etat", "estado", "zustand", "behavior", "behaviour", "ereignis") || is(ws, "event", "type", "typ", "tipo") {
+	// A type is an event's only when the name says so ("Event Type", "type"):
+	// "Payment Type" or "Customer Type" is not.
+	typeWord := is(ws, "event", "type", "typ", "tipo") && (len(ws) == 1 || has(ws, "event", "transaction", "action", "ereignis", "vorgang"))
+	if has(ws, "status", "state", "état", "etat", "estado", "zustand", "behavior", "behaviour", "ereignis") || typeWord {
 		n.status = 2
 		if has(ws, "fulfil", "ship", "deliver", "versand", "livraison") {
 			n.status = 1

@@ -46,6 +46,8 @@ func TestReadName(t *testing.T) {
 		{"refunded", role{cancelled: true}},
 		{"amount_refunded", role{}}, // an amount, demoted below the order's: not a cancellation
 		{"days_since_prior_order", role{relative: true}},
+		{"Event Type", role{status: true}},
+		{"Payment Type", role{}},
 		{"Country", role{}},
 		{"Description", role{}},
 	}
