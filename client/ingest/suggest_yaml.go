@@ -33,8 +33,10 @@ func (p *plan) render() []byte {
 	fmt.Fprintf(&b, "# Suggested by kairos mapping suggest from %s (%s).\n", p.name, what)
 	sampled := groupDigits(int64(len(s.rows))) + " data rows sampled"
 	switch {
+	case s.truncated && p.size > 0 && s.gzip:
+		sampled += fmt.Sprintf(" from the head of the file (%s bytes decompressed; the file is %s bytes compressed)", groupDigits(int64(len(s.raw))), groupDigits(p.size))
 	case s.truncated && p.size > 0:
-		sampled += fmt.Sprintf(" from the head of the file (%s of its %s bytes on disk)", groupDigits(int64(len(s.raw))), groupDigits(p.size))
+		sampled += fmt.Sprintf(" from the head of the file (%s of its %s bytes)", groupDigits(int64(len(s.raw))), groupDigits(p.size))
 	case s.truncated:
 		sampled += " from the head of the file"
 	default:
