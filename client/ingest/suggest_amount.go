@@ -239,7 +239,7 @@ func (p *plan) decideAmount() {
 	}
 	lines = append(lines, p.amountFormatLines(best.fit)...)
 	if neg > 0 {
-		why = append(why, fmt.Sprintf("negative_amount: %d sampled rows have a negative amount or quantity (returns, refunds): they are dropped and counted", neg))
+		why = append(why, fmt.Sprintf("negative_amount: a negative amount or quantity (returns, refunds) on %s: they are dropped and counted", plural(neg, "sampled row")))
 		lines = append(lines, "negative_amount: ignore")
 	}
 	p.add(entry{why: why, check: check, lines: lines})

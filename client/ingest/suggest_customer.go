@@ -209,7 +209,7 @@ func (p *plan) decideCustomer() {
 		for i, v := range st.guestValues {
 			q[i] = yamlString(v)
 		}
-		why = append(why, fmt.Sprintf("missing_customer_values: %d sampled rows have the guest id %s", st.guests, strings.Join(q, ", ")))
+		why = append(why, fmt.Sprintf("missing_customer_values: the guest id %s on %s", strings.Join(q, ", "), plural(st.guests, "sampled row")))
 		lines = append(lines, "missing_customer_values: ["+strings.Join(q, ", ")+"]")
 	}
 	if st.missing+st.guests > 0 {

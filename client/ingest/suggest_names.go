@@ -15,6 +15,7 @@ type nameInfo struct {
 	timeScore int // 0 none; higher is a likelier order time
 	dayName   bool
 	relative  bool // days since a previous order: no date
+	partial   bool // a weekday or an hour: part of a time
 	amount    int  // 0 none, 1 demoted (tax, net, sub), 2 unit price, 3 a total or amount
 	price     bool
 	qty       bool
@@ -97,10 +98,12 @@ func readName(label string) nameInfo {
 	if n.customer > 0 && has(ws, "name", "nom", "nombre", "city", "country", "address", "phone", "zip", "type", "group", "segment") {
 		n.customer = 1
 	}
-	n.relative = has(ws, "since", "prior", "ago", "gap", "between", "seit") || is(ws, "dow", "hour", "weekday", "days")
+	n.relative = has(ws, "since", "prior", "ago", "gap", "between", "seit") || is(ws, "days")
+	// A day of the week or an hour alone is a part of a time, not one.
+	n.partial = is(ws, "dow", "hour", "weekday", "wochentag", "stunde")
 	n.cancelled = has(ws, "cancel", "storn", "annul", "void") || is(ws, "refunded", "returned", "erstattet", "reembolsado", "remboursé", "rembourse")
 	n.dayName = is(ws, "day", "tag", "dia", "día", "jour", "daynum", "day_number")
-	n.timeName = !n.relative && !n.cancelled && (n.dayName || has(ws, "date", "datum", "fecha", "time", "zeit", "hora", "heure", "timestamp", "created", "ordered", "purchased", "bestelldatum", "erstellt", "creado", "créé", "creation") ||
+	n.timeName = !n.relative && !n.partial && !n.cancelled && (n.dayName || has(ws, "date", "datum", "fecha", "time", "zeit", "hora", "heure", "timestamp", "created", "ordered", "purchased", "bestelldatum", "erstellt", "creado", "créé", "creation") ||
 		is(ws, "ts", "at", "on", "am", "when", "tstamp", "data", "le"))
 	if n.timeName {
 		n.timeScore = 2
@@ -140,7 +143,7 @@ func readName(label string) nameInfo {
 	if n.amount > 0 {
 		n.cancelled = false // "amount_refunded" is an amount
 	}
-	n.order = !n.timeName && !n.relative && !n.currency && n.status == 0 && n.amount == 0 && n.customer == 0 && (has(ws, "order", "invoice", "bestell", "pedido", "commande", "transaction", "receipt", "rechnung", "beleg", "factura", "facture") ||
+	n.order = !n.timeName && !n.relative && !n.partial && !n.currency && n.status == 0 && n.amount == 0 && n.customer == 0 && (has(ws, "order", "invoice", "bestell", "pedido", "commande", "transaction", "receipt", "rechnung", "beleg", "factura", "facture") ||
 		is(ws, "invoiceno"))
 	return n
 }

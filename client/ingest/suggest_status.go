@@ -166,7 +166,7 @@ func (p *plan) decideStatus() {
 	for i, v := range ignored {
 		quoted[i] = yamlString(v)
 	}
-	why := []string{fmt.Sprintf("kind: %s holds %d distinct values: %s", p.info[best].label, len(bestVals), countList(bestVals, bestCount))}
+	why := []string{fmt.Sprintf("kind: %s holds %s: %s", p.info[best].label, plural(len(bestVals), "distinct value"), countList(bestVals, bestCount))}
 	if bestCount[""] > 0 {
 		why = append(why, fmt.Sprintf("an empty %s on %d sampled rows (further lines of an order, as Shopify writes them): ignored before their other fields are read", p.info[best].label, bestCount[""]))
 	}
@@ -230,7 +230,7 @@ func (p *plan) decideCurrency() {
 		if p.used[c] != "" || !p.info[c].currency {
 			continue
 		}
-		vals, count, ok := p.s.statusValues(c, 50)
+		vals, counts, ok := p.s.statusValues(c, 50)
 		if !ok {
 			continue
 		}
@@ -240,7 +240,7 @@ func (p *plan) decideCurrency() {
 				codes = append(codes, v)
 			}
 		}
-		delete(count, "")
+		delete(counts, "")
 		vals = codes
 		if len(codes) <= 1 {
 			if len(codes) == 1 {
@@ -253,7 +253,7 @@ func (p *plan) decideCurrency() {
 		for i, v := range codes {
 			rates[i] = yamlString(v) + ": 1"
 		}
-		check := fmt.Sprintf("%s holds %d currencies (%s): the rates written are placeholders (1); set each currency's rate into one currency", p.info[c].label, len(codes), countList(vals, count))
+		check := fmt.Sprintf("%s holds %s (%s): the rates written are placeholders (1); set each currency's rate into one currency", p.info[c].label, plural(len(codes), "currency"), countList(vals, counts))
 		if p.allWhole(p.amount) {
 			check += "; every sampled amount is a whole number: if they are in minor units (cents, as Stripe writes them), add amount_unit: minor"
 		}
@@ -272,4 +272,16 @@ func (p *plan) allWhole(c int) bool {
 		}
 	}
 	return len(vals) > 0
+}
+
+// plural writes n things, in the plural when n is not 1 ("currency" takes
+// "currencies").
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	if strings.HasSuffix(thing, "y") {
+		return groupDigits(int64(n)) + " " + strings.TrimSuffix(thing, "y") + "ies"
+	}
+	return groupDigits(int64(n)) + " " + thing + "s"
 }

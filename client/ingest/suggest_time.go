@@ -265,7 +265,7 @@ func (p *plan) decideTime(ctx context.Context) {
 	var fits []timeFit
 	for c := range p.ncols {
 		in := p.info[c]
-		if in.relative || in.cancelled {
+		if in.relative || in.partial || in.cancelled {
 			continue
 		}
 		if f, ok := p.s.fitTime(c, in); ok {
