@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -236,4 +237,39 @@ func gzipped(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestSuggestSettlesOrderPastTheSample: a sample whose dates all have days
+// up to 12 leaves the order open; a later line, read past the sample,
+// settles it, and the evidence names that line.
+func TestSuggestSettlesOrderPastTheSample(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("customer,date\n")
+	for i := range 6 {
+		fmt.Fprintf(&b, "c%d,%d/%d/2024\n", i%2, 1+i, 2+i)
+	}
+	tests := []struct {
+		last, layout, where string
+	}{
+		{"c1,3/25/2024\n", "1/2/2006", `(month first: "3/25/2024" on line 8, past the sample, has a day above 12 in the second place)`},
+		{"c1,25/3/2024\n", "2/1/2006", `(day first: "25/3/2024" on line 8, past the sample, has a day above 12 in the first place)`},
+	}
+	for _, tc := range tests {
+		in := b.String() + tc.last
+		sg, err := Suggest(context.Background(), strings.NewReader(in), "export", SuggestOptions{MaxRows: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sg.Mapping.TimeLayout != tc.layout || len(sg.Checks) > 0 || !strings.Contains(string(sg.YAML), tc.where) {
+			t.Errorf("got layout %q, checks %q, want %q settled by %s:\n%s", sg.Mapping.TimeLayout, sg.Checks, tc.layout, tc.where, sg.YAML)
+		}
+		// Within the sample alone the order stays a guess.
+		sg, err = Suggest(context.Background(), strings.NewReader(b.String()), "export", SuggestOptions{MaxRows: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sg.Checks) != 1 || !strings.Contains(sg.Checks[0], "ambiguous") {
+			t.Errorf("without the settling line: got checks %q, want the ambiguity", sg.Checks)
+		}
+	}
 }
