@@ -154,7 +154,7 @@ Data sets are looked up under $KAIROS_DATA or ../shared/data.`,
 			}
 			if dataset == "csv" {
 				if dataPath == "" || mappingPath == "" {
-					return errors.New("eval: dataset csv needs --data and --mapping")
+					return errors.New("eval: dataset csv needs --data and --mapping; " + suggestHint(dataPath))
 				}
 				m, err := ingest.LoadMapping(mappingPath)
 				if err != nil {

@@ -22,7 +22,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kairos:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -36,6 +36,7 @@ within 1, 3, 7, 14 and 30 days, the expected number of days and the most likely 
 Start here:
   kairos demo                 a federation of five CDNOW shops on loopback, end to end
   kairos eval                 run the CDNOW reference benchmark (hazard model vs baselines)
+  kairos mapping suggest      write the mapping of a shop's export from the file
   kairos fit bgnbd --summary  fit the BG/NBD baseline to a calibration summary
   kairos gen                  write a synthetic event log for scale tests
   kairos dp epsilon|noise     plan a differentially private training
@@ -47,6 +48,7 @@ Start here:
 	}
 	root.AddCommand(
 		newEvalCmd(),
+		newMappingCmd(),
 		newFitCmd(),
 		newGenCmd(),
 		newBenchCmd(),
