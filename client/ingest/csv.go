@@ -55,6 +55,9 @@ type csvParser struct {
 	// were JSON numbers: their grammar has a decimal point and no grouping,
 	// whatever marks the mapping gives its strings. nil for CSV.
 	numbers []bool
+	// utf16: the file was UTF-16 text, which Excel's "Unicode Text" writes
+	// tab-separated (a hint when the header reads as one column).
+	utf16 bool
 }
 
 func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
@@ -118,7 +121,11 @@ func (p *csvParser) parseHeader(line []byte) *RowError {
 		return &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
 	}
 	if missing := p.resolve(f); missing != "" {
-		return &RowError{Column: 0, Reason: ReasonColumnCount, Err: fmt.Errorf("header has no column %q%s", missing, headerHint(line, f, missing, p.m.Delimiter))}
+		hint := headerHint(line, f, missing, p.m.Delimiter)
+		if p.utf16 && len(f) == 1 && p.m.Delimiter != '\t' {
+			hint += " (the file is UTF-16 text, as Excel's \"Unicode Text\" saves it, which is tab-separated: delimiter: \"\\t\")"
+		}
+		return &RowError{Column: 0, Reason: ReasonColumnCount, Err: fmt.Errorf("header has no column %q%s", missing, hint)}
 	}
 	if len(f) < p.need {
 		return &RowError{Column: len(f) + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("header has %d columns, the mapping uses column %d", len(f), p.need)}

@@ -254,6 +254,10 @@ type Report struct {
 	// JSONLines: a mapped export was read as JSON Lines (its first byte
 	// was "{").
 	JSONLines bool
+	// ReadAs says how a file that is not plain text was read: "UTF-16LE
+	// text", a workbook's sheet, "Parquet", a zip archive's entry; empty
+	// for text.
+	ReadAs string
 }
 
 // String summarises the report on a few lines.
@@ -266,6 +270,9 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, ", %d out of range, %d invalid", r.OutOfRange, r.Invalid)
 	if r.JSONLines {
 		b.WriteString("; read as JSON Lines")
+	}
+	if r.ReadAs != "" {
+		b.WriteString("; read as " + r.ReadAs)
 	}
 	reasons := make([]string, 0, len(r.Skipped))
 	for k := range r.Skipped {
@@ -373,6 +380,14 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 	if opts.Format == OnlineRetail {
 		return ReadOnlineRetail(ctx, r, name, opts, func(ev model.Event, _ RetailLine) error { return emit(ev) })
 	}
+	enc := sourceEncoding(r)
+	if enc != "" && opts.Format == CSV && opts.Mapping.Encoding != "" {
+		// The byte-order mark says the encoding; the mapping's
+		// single-byte one would garble the transcoded text.
+		m := *opts.Mapping
+		m.Encoding = ""
+		opts.Mapping = &m
+	}
 	var p rowParser
 	jsonLines := false
 	loc := opts.Location
@@ -392,7 +407,9 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 			return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
 		}
 		if !jsonLines {
-			p = newCSVParser(opts.Mapping, loc)
+			cp := newCSVParser(opts.Mapping, loc)
+			cp.utf16 = enc != ""
+			p = cp
 			break
 		}
 		jp, err := newJSONLinesParser(opts.Mapping, loc)
@@ -403,6 +420,9 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 	}
 	rep, err := run(ctx, r, name, &opts, p, emit)
 	rep.JSONLines = jsonLines
+	if enc != "" {
+		rep.ReadAs = enc + " text"
+	}
 	return rep, err
 }
 
@@ -433,6 +453,7 @@ type textParser interface {
 
 func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowParser, emit func(model.Event) error) (Report, error) {
 	rep := Report{File: name, Skipped: map[string]int{}}
+	tl := accounts{rep: &rep, opts: opts, emit: emit, unit: "line"}
 	sc := newLineScanner(r)
 	needHeader := p.header()
 	tp, text := p.(textParser)
@@ -448,10 +469,7 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 			line, lineNo, tooLong, err = sc.next()
 		}
 		if errors.Is(err, io.EOF) {
-			if opts.MaxInvalidShare > 0 && float64(rep.Invalid) > opts.MaxInvalidShare*float64(rep.Rows) {
-				return rep, &TooManyInvalidError{Report: rep, MaxShare: opts.MaxInvalidShare}
-			}
-			return rep, nil
+			return rep, tl.end()
 		}
 		if err != nil {
 			return rep, fmt.Errorf("read %s: line %d: %w", name, lineNo, err)
@@ -520,48 +538,76 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 			rep.Skipped[rerr.Reason] += swallowed
 			rep.Invalid += swallowed
 		}
-		if rerr != nil {
-			rerr.File, rerr.Line = name, lineNo
-			if opts.OnError == FailFast {
-				return rep, rerr
-			}
-			rep.Skipped[rerr.Reason]++
-			rep.Invalid++
-			if rerr.Reason == ReasonUnknownKind {
-				if _, seen := rep.UnknownKinds[rerr.Value]; seen || len(rep.UnknownKinds) < maxKindValues {
-					if rep.UnknownKinds == nil {
-						rep.UnknownKinds = map[string]int{}
-					}
-					rep.UnknownKinds[rerr.Value]++
-				}
-			}
-			if len(rep.Errors) < maxExamples {
-				rep.Errors = append(rep.Errors, rerr)
-			}
-			continue
+		if err := tl.record(lineNo, ev, skip, rerr); err != nil {
+			return rep, err
 		}
-		if skip != "" {
-			rep.Skipped[skip]++
-			continue
-		}
-		if (!opts.ValidFrom.IsZero() && ev.Time.Before(opts.ValidFrom)) || (!opts.ValidTo.IsZero() && !ev.Time.Before(opts.ValidTo)) {
-			rep.OutOfRange++
-			if len(rep.OutOfRangeRows) < maxExamples {
-				rep.OutOfRangeRows = append(rep.OutOfRangeRows, OutOfRangeRow{Line: lineNo, Time: ev.Time})
-			}
-			continue
-		}
-		if err := emit(ev); err != nil {
-			return rep, fmt.Errorf("read %s: line %d: emit: %w", name, lineNo, err)
-		}
-		if rep.Events == 0 || ev.Time.Before(rep.First) {
-			rep.First = ev.Time
-		}
-		if rep.Events == 0 || ev.Time.After(rep.Last) {
-			rep.Last = ev.Time
-		}
-		rep.Events++
 	}
+}
+
+// accounts does the accounting of one read that every reader shares: a bad
+// row under each policy, an excluded row, an out-of-range event, an
+// emitted one. unit is what a row is called in messages ("line", "row").
+type accounts struct {
+	rep  *Report
+	opts *Options
+	emit func(model.Event) error
+	unit string
+}
+
+// record accounts for the row at lineNo: its event, or the reason it is
+// excluded, or its error. The error it returns stops the read.
+func (a *accounts) record(lineNo int, ev model.Event, skip string, rerr *RowError) error {
+	rep, opts := a.rep, a.opts
+	if rerr != nil {
+		rerr.File, rerr.Line = rep.File, lineNo
+		if opts.OnError == FailFast {
+			return rerr
+		}
+		rep.Skipped[rerr.Reason]++
+		rep.Invalid++
+		if rerr.Reason == ReasonUnknownKind {
+			if _, seen := rep.UnknownKinds[rerr.Value]; seen || len(rep.UnknownKinds) < maxKindValues {
+				if rep.UnknownKinds == nil {
+					rep.UnknownKinds = map[string]int{}
+				}
+				rep.UnknownKinds[rerr.Value]++
+			}
+		}
+		if len(rep.Errors) < maxExamples {
+			rep.Errors = append(rep.Errors, rerr)
+		}
+		return nil
+	}
+	if skip != "" {
+		rep.Skipped[skip]++
+		return nil
+	}
+	if (!opts.ValidFrom.IsZero() && ev.Time.Before(opts.ValidFrom)) || (!opts.ValidTo.IsZero() && !ev.Time.Before(opts.ValidTo)) {
+		rep.OutOfRange++
+		if len(rep.OutOfRangeRows) < maxExamples {
+			rep.OutOfRangeRows = append(rep.OutOfRangeRows, OutOfRangeRow{Line: lineNo, Time: ev.Time})
+		}
+		return nil
+	}
+	if err := a.emit(ev); err != nil {
+		return fmt.Errorf("read %s: %s %d: emit: %w", rep.File, a.unit, lineNo, err)
+	}
+	if rep.Events == 0 || ev.Time.Before(rep.First) {
+		rep.First = ev.Time
+	}
+	if rep.Events == 0 || ev.Time.After(rep.Last) {
+		rep.Last = ev.Time
+	}
+	rep.Events++
+	return nil
+}
+
+// end is the outcome of a read that reached the end of its input.
+func (a *accounts) end() error {
+	if a.opts.MaxInvalidShare > 0 && float64(a.rep.Invalid) > a.opts.MaxInvalidShare*float64(a.rep.Rows) {
+		return &TooManyInvalidError{Report: *a.rep, MaxShare: a.opts.MaxInvalidShare}
+	}
+	return nil
 }
 
 // invalidUTF8 returns the offset of the first byte of line that is not valid
