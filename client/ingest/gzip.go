@@ -23,7 +23,22 @@ var ErrNotText = errors.New("not a text export")
 // xlsMagic starts an OLE2 compound file: an Excel 97-2003 workbook.
 var xlsMagic = []byte{0xd0, 0xcf, 0x11, 0xe0}
 
-const xlsAdvice = "the file is an Excel 97-2003 workbook (.xls): save the sheet as \"Excel Workbook (.xlsx)\" or \"CSV UTF-8\""
+const xlsAdvice = "the file is an Excel 97-2003 workbook (.xls), or a password-protected one: save the sheet as \"Excel Workbook (.xlsx)\" without a password, or as \"CSV UTF-8\""
+
+const encryptedAdvice = "the file is a password-protected (encrypted) Excel workbook, which cannot be read without its password: " +
+	"open it in Excel, remove the password (File > Info > Protect Workbook > Encrypt with Password, then clear it) and save it, or save the sheet as \"CSV UTF-8\""
+
+// encryptedPackage is the name, in UTF-16LE, of the stream that holds an
+// encrypted .xlsx inside its OLE2 compound file (MS-OFFCRYPTO §2.3.4.4).
+var encryptedPackage = []byte("E\x00n\x00c\x00r\x00y\x00p\x00t\x00e\x00d\x00P\x00a\x00c\x00k\x00a\x00g\x00e\x00")
+
+// encryptedWorkbook reports whether the compound file br starts names the
+// encrypted package stream in its first bytes, where a directory usually
+// lies; an .xls does not have one.
+func encryptedWorkbook(br *bufio.Reader) bool {
+	head, _ := br.Peek(br.Size())
+	return bytes.Contains(head, encryptedPackage)
+}
 
 // Open opens path for one of the readers: decompressed when it is
 // gzip-compressed, transcoded to UTF-8 when it is UTF-16 text (it starts
@@ -73,6 +88,9 @@ func Decompressed(r io.Reader) (io.Reader, error) {
 	}
 	switch {
 	case bytes.HasPrefix(head, xlsMagic):
+		if encryptedWorkbook(br) {
+			return nil, fmt.Errorf("%w: %s", ErrNotText, encryptedAdvice)
+		}
 		return nil, fmt.Errorf("%w: %s", ErrNotText, xlsAdvice)
 	case bytes.HasPrefix(head, utf16LEMark), bytes.HasPrefix(head, utf16BEMark):
 		_, _ = br.Discard(2)

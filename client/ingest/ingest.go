@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -193,15 +194,25 @@ type RowError struct {
 	// Value is the offending field for ReasonUnknownKind, so that a Report can
 	// count rows per unmapped value; empty otherwise.
 	Value string
+	// Where names the place of a row of a workbook or Parquet file in its
+	// terms (`sheet "Orders", row 7, cell C7 (amount)`), in place of the
+	// line and column of a text file; Line is then the row.
+	Where string
 }
 
 func (e *RowError) Error() string {
 	var b strings.Builder
 	b.WriteString("read ")
 	b.WriteString(e.File)
-	fmt.Fprintf(&b, ": line %d", e.Line)
-	if e.Column > 0 {
-		fmt.Fprintf(&b, ", column %d", e.Column)
+	switch {
+	case e.Where != "":
+		b.WriteString(": ")
+		b.WriteString(e.Where)
+	default:
+		fmt.Fprintf(&b, ": line %d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ", column %d", e.Column)
+		}
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Reason)
@@ -346,8 +357,12 @@ func (e *TooManyInvalidError) Error() string {
 	}
 	b.WriteString("\nfirst bad rows:")
 	for _, re := range r.Errors[:min(len(r.Errors), tooManyInvalidExamples)] {
-		fmt.Fprintf(&b, "\n  line %d", re.Line)
-		if re.Column > 0 {
+		if re.Where != "" {
+			fmt.Fprintf(&b, "\n  %s", re.Where)
+		} else {
+			fmt.Fprintf(&b, "\n  line %d", re.Line)
+		}
+		if re.Column > 0 && re.Where == "" {
 			fmt.Fprintf(&b, ", column %d", re.Column)
 		}
 		fmt.Fprintf(&b, ": %s", re.Reason)
@@ -361,6 +376,16 @@ func (e *TooManyInvalidError) Error() string {
 // ReadFile opens path with Open (so a gzip-compressed file is decompressed)
 // and reads it with Read.
 func ReadFile(ctx context.Context, path string, opts Options, emit func(model.Event) error) (Report, error) {
+	kind, size, err := fileContainer(path)
+	if err != nil {
+		return Report{File: path}, fmt.Errorf("read: %w", err)
+	}
+	if kind != notContainer {
+		if err := opts.validate(); err != nil {
+			return Report{File: path}, fmt.Errorf("read %s: options: %w", path, err)
+		}
+		return readContainer(ctx, path, path, size, kind, &opts, emit)
+	}
 	f, err := Open(path)
 	if err != nil {
 		return Report{File: path}, fmt.Errorf("read: %w", err)
@@ -381,6 +406,14 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 		return ReadOnlineRetail(ctx, r, name, opts, func(ev model.Event, _ RetailLine) error { return emit(ev) })
 	}
 	enc := sourceEncoding(r)
+	br, ok := r.(*bufio.Reader)
+	if !ok || br.Size() < 256<<10 {
+		br = bufio.NewReaderSize(r, 256<<10)
+	}
+	r = br
+	if head, _ := br.Peek(4); containerOf(head) != notContainer {
+		return readSpooled(ctx, br, name, containerOf(head), &opts, emit)
+	}
 	if enc != "" && opts.Format == CSV && opts.Mapping.Encoding != "" {
 		// The byte-order mark says the encoding; the mapping's
 		// single-byte one would garble the transcoded text.
@@ -424,6 +457,17 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 		rep.ReadAs = enc + " text"
 	}
 	return rep, err
+}
+
+// readSpooled reads a container that arrives as a stream from a temporary
+// copy.
+func readSpooled(ctx context.Context, r io.Reader, name string, kind containerKind, opts *Options, emit func(model.Event) error) (Report, error) {
+	p, size, err := spool(ctx, r)
+	if err != nil {
+		return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
+	}
+	defer os.Remove(p)
+	return readContainer(ctx, p, name, size, kind, opts, emit)
 }
 
 // rowParser turns one line into an event. parse returns a non-empty skip reason

@@ -109,8 +109,8 @@ func decodeUTF16Std(b []byte, big bool) string {
 func FuzzUTF16Reader(f *testing.F) {
 	f.Add([]byte("a\x00b\x00"), false)
 	f.Add([]byte{0x3d, 0xd8, 0x52, 0xdf}, false) // a surrogate pair
-	f.Add([]byte{0xd8, 0x3d}, true)             // a lone high surrogate
-	f.Add([]byte{0x00, 0xdc, 0x41}, false)      // a lone low surrogate, an odd byte
+	f.Add([]byte{0xd8, 0x3d}, true)              // a lone high surrogate
+	f.Add([]byte{0x00, 0xdc, 0x41}, false)       // a lone low surrogate, an odd byte
 	f.Fuzz(func(t *testing.T, b []byte, big bool) {
 		want := decodeUTF16Std(b, big)
 		for _, r := range []io.Reader{bytes.NewReader(b), iotest.OneByteReader(bytes.NewReader(b))} {
