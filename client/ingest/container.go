@@ -26,14 +26,15 @@ const (
 )
 
 var (
-	zipMagic     = []byte("PK\x03\x04")
-	parquetMagic = []byte("PAR1")
+	zipMagic      = []byte("PK\x03\x04")
+	emptyZipMagic = []byte("PK\x05\x06") // an archive of no file: its end record alone
+	parquetMagic  = []byte("PAR1")
 )
 
 // containerOf tells a container by its first bytes, whatever the file's name.
 func containerOf(head []byte) containerKind {
 	switch {
-	case bytes.HasPrefix(head, zipMagic):
+	case bytes.HasPrefix(head, zipMagic), bytes.HasPrefix(head, emptyZipMagic):
 		return zipContainer
 	case bytes.HasPrefix(head, parquetMagic):
 		return parquetContainer

@@ -406,4 +406,3 @@ func appendDecimal(buf []byte, n *big.Int, scale int32) []byte {
 	cut := len(digits) - int(scale)
 	return append(append(append(buf, digits[:cut]...), '.'), digits[cut:]...)
 }
-
