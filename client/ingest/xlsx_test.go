@@ -3,8 +3,11 @@ package ingest
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -255,4 +258,66 @@ func mustOpen(t *testing.T, p string) *os.File {
 	}
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// FuzzXLSXCell checks the typing of a stored cell value: a value is a
+// number exactly when it has xsd:double's form (a regular expression); in
+// the time column a number is the instant Unix arithmetic gives for its
+// serial (1900 system: days since 1899-12-30 from 61, since 1899-12-31
+// below 60; 1904 system: 1462 more) or refused, serial 60 and the range's
+// outside refused; in the time-of-day column a non-negative number is a
+// clock time of its fraction; elsewhere it keeps its text.
+func FuzzXLSXCell(f *testing.F) {
+	for _, s := range []string{"40513.35", "60", "59.5", "0", "1e3", "-1", "2958465.999999", ".5", "1.", "abc", "2024-01-01", "+7", "1E+400", "NaN"} {
+		f.Add(s, false)
+	}
+	number := regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+	f.Fuzz(func(t *testing.T, s string, date1904 bool) {
+		isNum := number.MatchString(s)
+		if isXMLNumber(s) != isNum {
+			t.Fatalf("isXMLNumber(%q) = %v, want %v", s, !isNum, isNum)
+		}
+		c := xlsxCell(s, roleOther, "2006-01-02", date1904, time.UTC)
+		switch {
+		case s == "":
+			if c.kind != cellEmpty {
+				t.Fatalf("empty: %+v", c)
+			}
+			return
+		case isNum && (c.kind != cellNumber || string(c.text) != s), !isNum && (c.kind != cellText || string(c.text) != s):
+			t.Fatalf("xlsxCell(%q) = %+v", s, c)
+		}
+		if !isNum {
+			return
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		c = xlsxCell(s, roleTime, "2006-01-02", date1904, time.UTC)
+		serial := v
+		if date1904 {
+			serial += 1462
+		}
+		valid := err == nil && (date1904 && v >= 0 || !date1904 && v >= 1 && !(v >= 60 && v < 61)) && serial < 2958466
+		if (c.kind == cellTime) != valid {
+			t.Fatalf("time cell %q (1904: %v): %+v, want valid %v", s, date1904, c, valid)
+		}
+		if valid {
+			days := serial - 25569
+			if !date1904 && v < 60 {
+				days++
+			}
+			want := time.Unix(int64(math.Round(days*86400)), 0).UTC()
+			if d := c.t.Sub(want); d < -time.Second || d > time.Second {
+				t.Fatalf("time cell %q (1904: %v): %v, want %v", s, date1904, c.t, want)
+			}
+		}
+		c = xlsxCell(s, roleTimeOfDay, "15:04:05", date1904, time.UTC)
+		if err == nil && v >= 0 && !math.IsInf(v, 0) {
+			clock, perr := time.Parse("15:04:05", string(c.text))
+			secs := math.Round((v - math.Floor(v)) * 86400)
+			got := float64(clock.Hour()*3600 + clock.Minute()*60 + clock.Second())
+			if perr != nil || c.kind != cellText || math.Abs(got-math.Min(secs, 86399)) > 0 {
+				t.Fatalf("time-of-day cell %q: %+v (%v), want %v s", s, c, perr, secs)
+			}
+		}
+	})
 }
