@@ -22,7 +22,8 @@ type utf16Reader struct {
 	r        io.Reader
 	big      bool
 	buf      []byte // read, not yet decoded (an odd byte, a high surrogate)
-	out      []byte // decoded, not yet returned
+	dec      []byte // the decoded text of the last read, reused
+	out      []byte // the part of dec not yet returned
 	err      error
 	encoding string
 }
@@ -47,7 +48,8 @@ func (u *utf16Reader) Read(p []byte) (int, error) {
 		u.buf = u.buf[:len(u.buf)+n]
 		final := err != nil
 		var rest []byte
-		u.out, rest = appendUTF16(u.out[:0], u.buf, u.big, final)
+		u.dec, rest = appendUTF16(u.dec[:0], u.buf, u.big, final)
+		u.out = u.dec
 		u.buf = append(u.buf[:0], rest...)
 		if err != nil {
 			u.err = err

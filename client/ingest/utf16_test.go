@@ -32,7 +32,7 @@ func encodeUTF16(s string, big bool) []byte {
 	return out
 }
 
-func writeFile(t *testing.T, name string, b []byte) string {
+func writeFile(t testing.TB, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, b, 0o644); err != nil {

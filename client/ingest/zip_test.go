@@ -12,7 +12,7 @@ import (
 )
 
 // zipOf writes an archive of the named files, in order.
-func zipOf(t *testing.T, files ...[2]string) []byte {
+func zipOf(t testing.TB, files ...[2]string) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	zw := zip.NewWriter(&b)
