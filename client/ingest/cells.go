@@ -107,10 +107,12 @@ func readCells(ctx context.Context, src cellRows, name string, header []string, 
 			rep.Skipped[ReasonRepeatedHeader]++
 			continue
 		}
-		f, rerr := p.cellFields(f, row)
-		var ev model.Event
-		var skip string
-		if rerr == nil {
+		var (
+			ev   model.Event
+			skip string
+			rerr *RowError
+		)
+		if f, rerr = p.cellFields(f, row); rerr == nil {
 			ev, skip, rerr = p.parseFields(f)
 		}
 		if rerr != nil {

@@ -274,7 +274,7 @@ func (s *parquetRows) next(context.Context) ([]cell, int, error) {
 func (s *parquetRows) where(rowNo, col int) string {
 	switch {
 	case rowNo == 0 && col < 0:
-		return "the columns"
+		return "the Parquet schema"
 	case col < 0 || col >= len(s.cols):
 		return fmt.Sprintf("row %d", rowNo)
 	}
