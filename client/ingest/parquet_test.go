@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math"
 	"math/big"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -198,6 +200,37 @@ func FuzzParquetCell(f *testing.F) {
 			if (err == nil && v != x) || (err != nil && x >= 0 && x <= model.MaxAmount) {
 				t.Fatalf("double %v: text %q reads as %v, %v", x, buf, v, err)
 			}
+		}
+	})
+}
+
+// FuzzReadParquet: a damaged Parquet file (a valid one with a byte changed,
+// or cut) is read or refused with an error naming the file; it never
+// panics.
+func FuzzReadParquet(f *testing.F) {
+	var b bytes.Buffer
+	note := "n"
+	if err := parquet.Write(&b, []pqOrder{{Customer: "a", TSMs: 1711848600_000, Amount: 2.5, Price: 125, Note: &note}, {Customer: "b", TSMs: 1711848601_000, Text: "x"}}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b.Bytes(), 0, byte(0), 0)
+	f.Add(b.Bytes(), 40, byte(0x80), 10)
+	m := &Mapping{Header: true, Customer: Column{Name: "customer"}, Time: Column{Name: "ts_ms"}, TimeLayout: LayoutUnix, ConstKind: model.Purchase,
+		Amount: Column{Name: "price"}, Item: Column{Name: "note"}}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte, at int, x byte, cut int) {
+		b = append([]byte(nil), b...)
+		if len(b) > 0 {
+			b[(at%len(b)+len(b))%len(b)] ^= x
+			b = b[:len(b)-(cut%len(b)+len(b))%len(b)/8]
+		}
+		p := filepath.Join(dir, "f.parquet")
+		if err := os.WriteFile(p, append([]byte("PAR1"), b[min(4, len(b)):]...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadFile(context.Background(), p, Options{Format: CSV, Mapping: m, OnError: Skip}, func(model.Event) error { return nil })
+		if err != nil && !strings.Contains(err.Error(), "f.parquet") {
+			t.Fatalf("error %v does not name the file", err)
 		}
 	})
 }

@@ -28,7 +28,14 @@ func unzipBound(size int64) int64 { return max(minUnzipBound, maxUnzipRatio*size
 
 // readWorkbook reads one sheet of the .xlsx workbook at path through
 // opts.Mapping: Mapping.Sheet, or the first sheet. name is used in errors.
-func readWorkbook(ctx context.Context, path, name string, size int64, opts *Options, emit func(model.Event) error) (Report, error) {
+func readWorkbook(ctx context.Context, path, name string, size int64, opts *Options, emit func(model.Event) error) (rep Report, err error) {
+	defer func() {
+		// A workbook whose parts contradict each other can make the
+		// library index out of range; that is a bad file, not a crash.
+		if r := recover(); r != nil {
+			rep, err = Report{File: name}, fmt.Errorf("read %s: the workbook is corrupt: %v (open it in Excel and save it again, or save the sheet as CSV UTF-8)", name, r)
+		}
+	}()
 	f, err := excelize.OpenFile(path, excelize.Options{UnzipSizeLimit: unzipBound(size)})
 	if err != nil {
 		return Report{File: name}, fmt.Errorf("read %s: open workbook: %w", name, workbookError(err))
@@ -63,7 +70,7 @@ func readWorkbook(ctx context.Context, path, name string, size int64, opts *Opti
 		loc = time.UTC
 	}
 	src := &sheetRows{rows: rows, sheet: sheet, date1904: props.Date1904 != nil && *props.Date1904, loc: loc, m: opts.Mapping}
-	rep, err := readCells(ctx, src, name, nil, opts, emit)
+	rep, err = readCells(ctx, src, name, nil, opts, emit)
 	rep.ReadAs = fmt.Sprintf("sheet %q of a workbook", sheet)
 	if err != nil && strings.Contains(err.Error(), "the header has no column") {
 		err = fmt.Errorf("%w%s", err, mergedHeaderHint(f, sheet, src.headerRow))

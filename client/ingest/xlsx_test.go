@@ -96,6 +96,13 @@ func TestWorkbookRead(t *testing.T) {
 	if rep.Rows != 3 || !strings.Contains(rep.String(), `sheet "Orders"`) {
 		t.Errorf("report: %d rows, %q; want 3 rows read from sheet Orders", rep.Rows, rep)
 	}
+	// header: false: columns by index, column 1 is A; the first row is data.
+	p = newWorkbook(t, false, map[string][][]any{"S": {{"anna", 7, "2024-01-05"}, {"bob", 2.5, "2024-01-06"}}}, "S")
+	byIndex := mustMapping(t, "header: false\ncustomer: 1\ntime: {column: 3, layout: \"2006-01-02\"}\nkind: {constant: purchase}\namount: 2\n")
+	evs, _, err = readAll(t, p, Options{Format: CSV, Mapping: byIndex})
+	if err != nil || len(evs) != 2 || evs[0].Customer != "anna" || evs[1].Amount != 2.5 || evs[1].Time != time.Date(2024, 1, 6, 0, 0, 0, 0, time.UTC) {
+		t.Errorf("header: false: got %+v, %v", evs, err)
+	}
 }
 
 // TestExcelSerialTable checks serial dates against a table worked by hand
@@ -320,4 +327,52 @@ func FuzzXLSXCell(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzReadWorkbook: a damaged workbook (any bytes after the zip magic, or
+// a valid workbook with bytes changed) is read or refused with an error
+// naming the file; it never panics.
+func FuzzReadWorkbook(f *testing.F) {
+	p := newWorkbookFile(f)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b, 0, byte(0))
+	f.Add(b, len(b)/2, byte(0xff))
+	f.Add([]byte("PK\x03\x04"), 0, byte(0))
+	m := &Mapping{Header: true, Customer: Column{Name: "c"}, Time: Column{Name: "t"}, TimeLayout: "2006-01-02", ConstKind: model.Purchase, Amount: Column{Name: "a"}}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte, at int, x byte) {
+		b = append([]byte(nil), b...)
+		if len(b) > 0 {
+			b[(at%len(b)+len(b))%len(b)] ^= x
+		}
+		p := filepath.Join(dir, "w.xlsx")
+		if err := os.WriteFile(p, append([]byte("PK\x03\x04"), b[min(4, len(b)):]...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadFile(context.Background(), p, Options{Format: CSV, Mapping: m, OnError: Skip}, func(model.Event) error { return nil })
+		if err != nil && !strings.Contains(err.Error(), "w.xlsx") {
+			t.Fatalf("error %v does not name the file", err)
+		}
+	})
+}
+
+// newWorkbookFile writes a small valid workbook for the fuzzers' seeds.
+func newWorkbookFile(tb testing.TB) string {
+	tb.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	for i, row := range [][]any{{"c", "t", "a"}, {"x", "2024-01-01", 3.5}, {"y", 45292.25, "1,5"}} {
+		cell, _ := excelize.CoordinatesToCellName(1, i+1)
+		if err := f.SetSheetRow("Sheet1", cell, &row); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	p := filepath.Join(tb.TempDir(), "seed.xlsx")
+	if err := f.SaveAs(p); err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }
