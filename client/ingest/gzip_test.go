@@ -94,17 +94,33 @@ func TestReadGrocery(t *testing.T) {
 	}
 }
 
-// FuzzDecompressed: a stream without the gzip magic comes back unchanged; the
+// FuzzDecompressed: a stream without the gzip magic, a UTF-16 byte-order
+// mark or an OLE2 compound file's magic comes back unchanged; one with a
+// UTF-16 mark comes back as its text decoded by the standard library; the
 // gzip compression of any bytes comes back as those bytes; nothing panics.
 func FuzzDecompressed(f *testing.F) {
 	f.Add([]byte("customer_id date\n1 19970101\n"))
 	f.Add([]byte{0x1f, 0x8b, 0x08, 0x00})
 	f.Add([]byte{0x1f})
 	f.Add([]byte{})
+	f.Add([]byte{0xff, 0xfe, 'a', 0})
+	f.Add([]byte{0xfe, 0xff, 0xd8, 0x3d})
+	f.Add([]byte{0xd0, 0xcf, 0x11, 0xe0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := Decompressed(bytes.NewReader(data))
-		plain := len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b
-		if plain {
+		wide := bytes.HasPrefix(data, utf16LEMark) || bytes.HasPrefix(data, utf16BEMark)
+		plain := (len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b) && !wide && !bytes.HasPrefix(data, xlsMagic)
+		switch {
+		case wide:
+			got, err := io.ReadAll(r)
+			if want := decodeUTF16Std(data[2:], data[0] == 0xfe); err != nil || string(got) != want {
+				t.Fatalf("UTF-16 stream: %q, %v; want %q", got, err, want)
+			}
+		case bytes.HasPrefix(data, xlsMagic):
+			if !errors.Is(err, ErrNotText) {
+				t.Fatalf("compound file: %v, want ErrNotText", err)
+			}
+		case plain:
 			if err != nil {
 				t.Fatalf("plain stream: %v", err)
 			}
@@ -112,7 +128,7 @@ func FuzzDecompressed(f *testing.F) {
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("plain stream changed: %q, %v", got, err)
 			}
-		} else if err == nil {
+		case err == nil:
 			_, _ = io.ReadAll(r) // may fail: a corrupt stream is an error, not a panic
 		}
 		var z bytes.Buffer
