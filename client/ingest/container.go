@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"strings"
 
 	"github.com/kairos-fl/kairos/model"
 )
@@ -30,6 +28,17 @@ var (
 	emptyZipMagic = []byte("PK\x05\x06") // an archive of no file: its end record alone
 	parquetMagic  = []byte("PAR1")
 )
+
+// maxUnzipRatio bounds what a workbook, Parquet file or zip archive may unpack to, as a
+// multiple of its own size (with a floor of minUnzipBound): text compresses
+// ten- to thirtyfold, a zip bomb a thousandfold and more.
+const (
+	maxUnzipRatio = 200
+	minUnzipBound = 256 << 20
+)
+
+// unzipBound is the most a container of size bytes may unpack to.
+func unzipBound(size int64) int64 { return max(minUnzipBound, maxUnzipRatio*size) }
 
 // containerOf tells a container by its first bytes, whatever the file's name.
 func containerOf(head []byte) containerKind {
@@ -128,75 +137,6 @@ func readContainer(ctx context.Context, p, name string, size int64, kind contain
 		return Report{File: name}, fmt.Errorf("read %s: the zip archive holds %d files (%s): unzip it and read one of them, or zip the export alone", name, len(files), quoteList(names))
 	}
 	return readArchived(ctx, files[0], name, size, opts, emit)
-}
-
-// readArchived reads the one file of a zip archive as Read reads a file.
-func readArchived(ctx context.Context, f *zip.File, name string, size int64, opts *Options, emit func(model.Event) error) (Report, error) {
-	inner := name + "/" + f.Name
-	bound := unzipBound(size)
-	// archive/zip fails a read past the size the entry declares, so a
-	// check of the declared size bounds what is decompressed.
-	if f.UncompressedSize64 > uint64(bound) {
-		return Report{File: inner}, fmt.Errorf("read %s: the archived file unpacks to %d bytes, more than %d times the archive's size (%d bytes allowed): not an export of orders (unzip it to read it anyway)",
-			inner, f.UncompressedSize64, maxUnzipRatio, bound)
-	}
-	rc, err := f.Open()
-	if err != nil {
-		return Report{File: inner}, fmt.Errorf("read %s: %w", inner, err)
-	}
-	defer rc.Close()
-	r, err := Decompressed(rc)
-	if err != nil {
-		return Report{File: inner}, fmt.Errorf("read %s: %w", inner, err)
-	}
-	br := bufio.NewReaderSize(r, 256<<10)
-	head, _ := br.Peek(4)
-	if containerOf(head) != notContainer {
-		return Report{File: inner}, fmt.Errorf("read %s: %w: the zip archive holds a workbook, Parquet file or another archive: unzip it and read that file", inner, ErrNotText)
-	}
-	var rd io.Reader = br
-	if enc := sourceEncoding(r); enc != "" {
-		rd = encodedReader{br, enc}
-	}
-	rep, err := Read(ctx, rd, inner, *opts, emit)
-	if rep.ReadAs == "" {
-		rep.ReadAs = "the one file of a zip archive"
-	} else {
-		rep.ReadAs += " in a zip archive"
-	}
-	return rep, err
-}
-
-// encodedReader keeps the encoding a transcoded stream came from across a
-// buffer.
-type encodedReader struct {
-	*bufio.Reader
-	enc string
-}
-
-func (e encodedReader) sourceEncoding() string { return e.enc }
-
-// archiveFiles lists the files of an archive that may be the export: not
-// folders, nor what macOS's Finder adds (__MACOSX/, .DS_Store).
-func archiveFiles(zr *zip.ReadCloser) []*zip.File {
-	var files []*zip.File
-	for _, f := range zr.File {
-		base := path.Base(f.Name)
-		if f.FileInfo().IsDir() || strings.HasPrefix(f.Name, "__MACOSX/") || base == ".DS_Store" {
-			continue
-		}
-		files = append(files, f)
-	}
-	return files
-}
-
-func hasFile(zr *zip.ReadCloser, name string) bool {
-	for _, f := range zr.File {
-		if f.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // refuseContainer returns a reader of r's content, or, when r holds a

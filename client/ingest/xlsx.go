@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,17 +15,6 @@ import (
 
 	"github.com/kairos-fl/kairos/model"
 )
-
-// maxUnzipRatio bounds what a workbook or zip archive may unpack to, as a
-// multiple of its own size (with a floor of minUnzipBound): text compresses
-// ten- to thirtyfold, a zip bomb a thousandfold and more.
-const (
-	maxUnzipRatio = 200
-	minUnzipBound = 256 << 20
-)
-
-// unzipBound is the most a container of size bytes may unpack to.
-func unzipBound(size int64) int64 { return max(minUnzipBound, maxUnzipRatio*size) }
 
 // readWorkbook reads one sheet of the .xlsx workbook at path through
 // opts.Mapping: Mapping.Sheet, or the first sheet. name is used in errors.
@@ -49,7 +39,7 @@ func readWorkbook(ctx context.Context, path, name string, size int64, opts *Opti
 	case sheet == "":
 		sheet = sheets[0]
 	default:
-		if _, err := f.GetSheetIndex(sheet); err != nil || !containsString(sheets, sheet) {
+		if !slices.Contains(sheets, sheet) {
 			return Report{File: name}, fmt.Errorf("read %s: the workbook has no sheet %q (sheet in the mapping); its sheets: %s", name, sheet, quoteList(sheets))
 		}
 	}
@@ -112,15 +102,6 @@ func mergedHeaderHint(f *excelize.File, sheet string, headerRow int) string {
 		return ""
 	}
 	return fmt.Sprintf("; the header row %d has merged cells %s, which name only their first column: unmerge them and give every column its own name (or put the table's header in the first row)", headerRow, strings.Join(in, ", "))
-}
-
-func containsString(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sheetRows streams a sheet's rows with excelize's row iterator, its cells
