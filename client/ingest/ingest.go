@@ -1,6 +1,8 @@
 // Package ingest turns a merchant's exported files into a stream of model.Events:
 // readers for the shared public data sets (CDNOW, Taobao UserBehavior, UCI Online
-// Retail) and a generic column-mapped CSV reader driven by a Mapping.
+// Retail) and a generic column-mapped CSV reader driven by a Mapping, which reads
+// the same columns from JSON Lines, an Excel .xlsx workbook, Parquet, UTF-16 text
+// and a zip archive of one file, told apart by their first bytes.
 //
 // Readers stream: memory does not grow with the file, rows are split by hand on
 // reused buffers, fixed-layout timestamps are parsed digit by digit, and repeated
