@@ -161,8 +161,10 @@ func readFile(ctx context.Context, cfg *Config, wrap func(io.Reader, int64) io.R
 		}
 		r = wrap(f, size)
 	}
-	// A gzip-compressed export reads as `kairos eval` reads it (ingest.Open);
-	// the progress wrapper above counts the file's own bytes.
+	// A gzip-compressed or UTF-16 export reads as `kairos eval` reads it
+	// (ingest.Open), and so do a workbook, a Parquet file and a zip archive,
+	// which ingest.Read copies to a temporary file as it streams in; the
+	// progress wrapper above counts the file's own bytes.
 	if r, err = ingest.Decompressed(r); err != nil {
 		return ingest.Report{}, fmt.Errorf("read %s: %w", path, err)
 	}

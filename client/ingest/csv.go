@@ -55,6 +55,13 @@ type csvParser struct {
 	// were JSON numbers: their grammar has a decimal point and no grouping,
 	// whatever marks the mapping gives its strings. nil for CSV.
 	numbers []bool
+	// utf16: the file was UTF-16 text, which Excel's "Unicode Text" writes
+	// tab-separated (a hint when the header reads as one column).
+	utf16 bool
+	// timed marks, by field position, the cells a workbook or Parquet file
+	// types as a date or time, whose value is in times; nil for text.
+	timed []bool
+	times []time.Time
 }
 
 func newCSVParser(m *Mapping, loc *time.Location) *csvParser {
@@ -118,7 +125,11 @@ func (p *csvParser) parseHeader(line []byte) *RowError {
 		return &RowError{Column: col, Reason: ReasonBadQuote, Err: err}
 	}
 	if missing := p.resolve(f); missing != "" {
-		return &RowError{Column: 0, Reason: ReasonColumnCount, Err: fmt.Errorf("header has no column %q%s", missing, headerHint(line, f, missing, p.m.Delimiter))}
+		hint := headerHint(line, f, missing, p.m.Delimiter)
+		if p.utf16 && len(f) == 1 && p.m.Delimiter != '\t' {
+			hint += " (the file is UTF-16 text, as Excel's \"Unicode Text\" saves it, which is tab-separated: delimiter: \"\\t\")"
+		}
+		return &RowError{Column: 0, Reason: ReasonColumnCount, Err: fmt.Errorf("header has no column %q%s", missing, hint)}
 	}
 	if len(f) < p.need {
 		return &RowError{Column: len(f) + 1, Reason: ReasonColumnCount, Err: fmt.Errorf("header has %d columns, the mapping uses column %d", len(f), p.need)}
@@ -514,6 +525,9 @@ func canonicalKind(b []byte) (model.Kind, bool) {
 // time reads the row's time: the time column, or the time column and the
 // time of day joined by a space.
 func (p *csvParser) time(f [][]byte) (time.Time, *RowError) {
+	if p.tm < len(p.timed) && p.timed[p.tm] {
+		return p.typedTime(f)
+	}
 	tb, col := f[p.tm], p.tm+1
 	if p.tod >= 0 {
 		if len(f[p.tod]) == 0 {
@@ -551,6 +565,45 @@ func (p *csvParser) time(f [][]byte) (time.Time, *RowError) {
 		return time.Time{}, &RowError{Column: col, Reason: ReasonBadTime, Err: err}
 	}
 	return t, nil
+}
+
+// typedTime is the time of a row whose time cell a workbook or Parquet file
+// types as a date or time: the cell's, or its date at the time of day of
+// the time_of_day field ("15:04:05" or "15:04").
+func (p *csvParser) typedTime(f [][]byte) (time.Time, *RowError) {
+	t := p.times[p.tm]
+	if p.tod >= 0 {
+		b := f[p.tod]
+		clock, err := time.Parse("15:04:05", string(b))
+		if err != nil {
+			if clock, err = time.Parse("15:04", string(b)); err != nil {
+				return time.Time{}, &RowError{Column: p.tod + 1, Reason: ReasonBadTime,
+					Err: fmt.Errorf("time of day %q is not a time of day like 15:04:05 (the date is a date cell)", b)}
+			}
+		}
+		lt := t.In(p.loc)
+		t = time.Date(lt.Year(), lt.Month(), lt.Day(), clock.Hour(), clock.Minute(), clock.Second(), 0, p.loc)
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return time.Time{}, &RowError{Column: p.tm + 1, Reason: ReasonBadTime, Err: fmt.Errorf("time %s is outside the years 1–9999", t.UTC().Format(time.RFC3339))}
+	}
+	return t.UTC(), nil
+}
+
+// keyAt names the mapping key of field i (0-based), for messages about a
+// workbook's cell or a Parquet column: "amount", or "" for a field the
+// mapping does not read.
+func (p *csvParser) keyAt(i int) string {
+	for _, k := range []struct {
+		what string
+		idx  int
+	}{{"customer", p.cust}, {"time", p.tm}, {"time_of_day", p.tod}, {"kind", p.kind}, {"amount", p.amount}, {"quantity", p.qty},
+		{"currency", p.cur}, {"item", p.item}, {"category", p.cat}, {"cancelled", p.cancel}, {"order", p.ord}} {
+		if k.idx == i {
+			return k.what
+		}
+	}
+	return ""
 }
 
 // convert turns an amount in the currency of field b into the mapping's
@@ -628,6 +681,10 @@ const (
 	excelEnd   = 2958466
 )
 
+// excel1904Offset is the serial, in the 1900 system, of 1904-01-01: day 0
+// of the 1904 date system (a workbook from Excel for Mac before 2011).
+const excel1904Offset = 1462
+
 // parseExcel reads an Excel serial date (days since 1899-12-30, the fraction
 // the time of day, to the second) as a wall-clock time in loc. comma
 // accepts a decimal comma, as a European Excel writes it.
@@ -639,9 +696,42 @@ func parseExcel(b []byte, comma bool, loc *time.Location) (time.Time, error) {
 	if v < excelFirst || v >= excelEnd {
 		return time.Time{}, fmt.Errorf("serial date %q is outside the Excel range %d (1900-03-01) .. %d (9999-12-31)", b, excelFirst, excelEnd-1)
 	}
+	return serialTime(v, loc), nil
+}
+
+// serialTime is the wall-clock time in loc of a serial v ≥ 61 of the 1900
+// date system: whole days since 1899-12-30, the fraction the time of day,
+// rounded to the second.
+func serialTime(v float64, loc *time.Location) time.Time {
 	days := math.Floor(v)
 	secs := math.Round((v - days) * 86400)
-	return time.Date(1899, 12, 30+int(days), 0, 0, int(secs), 0, loc).UTC(), nil
+	return time.Date(1899, 12, 30+int(days), 0, 0, int(secs), 0, loc).UTC()
+}
+
+// cellSerialTime reads the serial number v of a workbook's date cell, in
+// the 1904 date system when date1904 is set (day 0 is 1904-01-01), in the
+// 1900 one otherwise, where Excel counts 29 February 1900 as serial 60, so
+// that serials 1 to 59 (1900-01-01 .. 1900-02-28) are one day off the
+// count from 1899-12-30 and serial 60 is no day at all.
+func cellSerialTime(v float64, date1904 bool, loc *time.Location) (time.Time, error) {
+	if math.IsNaN(v) {
+		return time.Time{}, errors.New("serial date NaN is not a number")
+	}
+	if date1904 {
+		if v < 0 || v+excel1904Offset >= excelEnd {
+			return time.Time{}, fmt.Errorf("serial date %v is outside the 1904 date system's range 0 (1904-01-01) .. %d (9999-12-31)", v, excelEnd-1-excel1904Offset)
+		}
+		return serialTime(v+excel1904Offset, loc), nil
+	}
+	switch {
+	case v < 1 || v >= excelEnd:
+		return time.Time{}, fmt.Errorf("serial date %v is outside the Excel range 1 (1900-01-01) .. %d (9999-12-31)", v, excelEnd-1)
+	case v >= 60 && v < excelFirst:
+		return time.Time{}, fmt.Errorf("serial date %v is 29 February 1900, a day Excel counts and the calendar does not have", v)
+	case v < 60:
+		return serialTime(v+1, loc), nil
+	}
+	return serialTime(v, loc), nil
 }
 
 // dayCount reads a plain count of days, up to seven digits and an optional

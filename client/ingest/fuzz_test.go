@@ -47,8 +47,9 @@ func checkRead(t *testing.T, in []byte, opts Options) {
 	})
 	var re *RowError
 	// Only a bad header, or a file refused whole before its first row as
-	// not a text export (a binary file, one JSON array), may stop a Skip read.
-	fileRefused := errors.Is(err, ErrNotText) && rep.Rows == 0
+	// not a text export (a binary file, one JSON array) or as a damaged
+	// workbook, Parquet file or zip archive, may stop a Skip read.
+	fileRefused := (errors.Is(err, ErrNotText) || containerOf(in) != notContainer) && rep.Rows == 0
 	if err != nil && !fileRefused && (!errors.As(err, &re) || rep.Rows != 0) {
 		t.Fatalf("got error %v under Skip", err)
 	}
@@ -112,6 +113,8 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add([]byte("user,ts,kind,amount\nu1,100,pv,1\nu2,-100,buy,\n"), "2006-01-02")
 	f.Add([]byte("user,ts,kind,amount\n\"u,1\",1,buy,1e3\n"), "unix")
 	f.Add([]byte("user,ts,kind,amount\nu1,1,buy,1e13\nu1,2,buy,999999999999999\n"), "unix")
+	f.Add([]byte("PK\x03\x04user,ts"), "unix")
+	f.Add([]byte("PAR1\x15\x04"), "unix")
 	f.Fuzz(func(t *testing.T, in []byte, layout string) {
 		m := testMapping()
 		if layout != "" {

@@ -13,29 +13,39 @@ import (
 // gzipMagic is the first two bytes of every gzip member (RFC 1952 §2.3.1).
 var gzipMagic = [2]byte{0x1f, 0x8b}
 
-// ErrNotText is matched by the error for a file that is not a text export
-// the readers take (nor gzip-compressed text): a workbook, an archive,
-// UTF-16 text, Parquet, or one JSON array of objects (not JSON Lines).
+// ErrNotText is matched by the error for a file that none of the readers
+// takes: an Excel 97-2003 workbook, one JSON array of objects (not JSON
+// Lines), or a workbook, Parquet file or archive given to a reader of a
+// fixed text layout (CDNOW, Taobao, Online Retail) rather than through a
+// mapping.
 var ErrNotText = errors.New("not a text export")
 
-// notText are the first bytes of files a shop's export is often saved as
-// instead of CSV, and what to do about each. Read as text, each made every
-// line a bad row, or the header "has no column", without saying why.
-var notText = []struct {
-	magic  []byte
-	advice string
-}{
-	{[]byte("PK\x03\x04"), "the file is a zip archive (an Excel .xlsx or LibreOffice .ods workbook, or a zipped export): save the sheet as \"CSV UTF-8\", or unzip it"},
-	{[]byte{0xd0, 0xcf, 0x11, 0xe0}, "the file is an Excel 97-2003 workbook (.xls): save the sheet as \"CSV UTF-8\""},
-	{[]byte{0xff, 0xfe}, "the file is UTF-16 text (Excel's \"Unicode text\"): save it as \"CSV UTF-8\""},
-	{[]byte{0xfe, 0xff}, "the file is UTF-16 text: save it as \"CSV UTF-8\""},
-	{[]byte("PAR1"), "the file is Parquet: export it as CSV (e.g. pandas.read_parquet(p).to_csv(c, index=False))"},
+// xlsMagic starts an OLE2 compound file: an Excel 97-2003 workbook.
+var xlsMagic = []byte{0xd0, 0xcf, 0x11, 0xe0}
+
+const xlsAdvice = "the file is an Excel 97-2003 workbook (.xls), or a password-protected one: save the sheet as \"Excel Workbook (.xlsx)\" without a password, or as \"CSV UTF-8\""
+
+const encryptedAdvice = "the file is a password-protected (encrypted) Excel workbook, which cannot be read without its password: " +
+	"open it in Excel, remove the password (File > Info > Protect Workbook > Encrypt with Password, then clear it) and save it, or save the sheet as \"CSV UTF-8\""
+
+// encryptedPackage is the name, in UTF-16LE, of the stream that holds an
+// encrypted .xlsx inside its OLE2 compound file (MS-OFFCRYPTO §2.3.4.4).
+var encryptedPackage = []byte("E\x00n\x00c\x00r\x00y\x00p\x00t\x00e\x00d\x00P\x00a\x00c\x00k\x00a\x00g\x00e\x00")
+
+// encryptedWorkbook reports whether the compound file br starts names the
+// encrypted package stream in its first bytes, where a directory usually
+// lies; an .xls does not have one.
+func encryptedWorkbook(br *bufio.Reader) bool {
+	head, _ := br.Peek(br.Size())
+	return bytes.Contains(head, encryptedPackage)
 }
 
-// Open opens path for one of the readers, decompressing it when it is
-// gzip-compressed. It looks at the first bytes rather than at a ".gz" suffix,
-// so a renamed file reads the same; no text export starts with byte 0x1f.
-// Closing the result closes the file.
+// Open opens path for one of the readers: decompressed when it is
+// gzip-compressed, transcoded to UTF-8 when it is UTF-16 text (it starts
+// with a byte-order mark). It looks at the first bytes rather than at a
+// ".gz" suffix, so a renamed file reads the same; no text export starts
+// with byte 0x1f. A workbook, Parquet file or zip archive comes back as it
+// is, for Read. Closing the result closes the file.
 func Open(path string) (io.ReadCloser, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -54,21 +64,38 @@ type readCloser struct {
 	io.Closer
 }
 
-// Decompressed returns a reader of r's content: a buffered r, or the
-// decompressed stream when r starts with the gzip magic number. Open uses it;
-// a caller that opens the file itself (to count its bytes) wraps its reader.
+// sourceEncoding forwards the transcoding reader's.
+func (rc readCloser) sourceEncoding() string { return sourceEncoding(rc.Reader) }
+
+// sourceEncoding names the encoding r's text was transcoded from (UTF-16LE
+// or UTF-16BE), or is empty.
+func sourceEncoding(r io.Reader) string {
+	if t, ok := r.(interface{ sourceEncoding() string }); ok {
+		return t.sourceEncoding()
+	}
+	return ""
+}
+
+// Decompressed returns a reader of r's content: the decompressed stream
+// when r starts with the gzip magic number, the UTF-8 text of UTF-16 (after
+// a byte-order mark), a buffered r otherwise. Open uses it; a caller that
+// opens the file itself (to count its bytes) wraps its reader.
 func Decompressed(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(4)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	for _, f := range notText {
-		if bytes.HasPrefix(head, f.magic) {
-			return nil, fmt.Errorf("%w: %s", ErrNotText, f.advice)
+	switch {
+	case bytes.HasPrefix(head, xlsMagic):
+		if encryptedWorkbook(br) {
+			return nil, fmt.Errorf("%w: %s", ErrNotText, encryptedAdvice)
 		}
-	}
-	if len(head) < len(gzipMagic) || [2]byte(head[:2]) != gzipMagic {
+		return nil, fmt.Errorf("%w: %s", ErrNotText, xlsAdvice)
+	case bytes.HasPrefix(head, utf16LEMark), bytes.HasPrefix(head, utf16BEMark):
+		_, _ = br.Discard(2)
+		return newUTF16Reader(br, head[0] == utf16BEMark[0]), nil
+	case len(head) < len(gzipMagic) || [2]byte(head[:2]) != gzipMagic:
 		return br, nil
 	}
 	zr, err := gzip.NewReader(br)

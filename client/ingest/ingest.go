@@ -1,6 +1,8 @@
 // Package ingest turns a merchant's exported files into a stream of model.Events:
 // readers for the shared public data sets (CDNOW, Taobao UserBehavior, UCI Online
-// Retail) and a generic column-mapped CSV reader driven by a Mapping.
+// Retail) and a generic column-mapped CSV reader driven by a Mapping, which reads
+// the same columns from JSON Lines, an Excel .xlsx workbook, Parquet, UTF-16 text
+// and a zip archive of one file, told apart by their first bytes.
 //
 // Readers stream: memory does not grow with the file, rows are split by hand on
 // reused buffers, fixed-layout timestamps are parsed digit by digit, and repeated
@@ -21,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -193,15 +196,25 @@ type RowError struct {
 	// Value is the offending field for ReasonUnknownKind, so that a Report can
 	// count rows per unmapped value; empty otherwise.
 	Value string
+	// Where names the place of a row of a workbook or Parquet file in its
+	// terms (`sheet "Orders", row 7, cell C7 (amount)`), in place of the
+	// line and column of a text file; Line is then the row.
+	Where string
 }
 
 func (e *RowError) Error() string {
 	var b strings.Builder
 	b.WriteString("read ")
 	b.WriteString(e.File)
-	fmt.Fprintf(&b, ": line %d", e.Line)
-	if e.Column > 0 {
-		fmt.Fprintf(&b, ", column %d", e.Column)
+	switch {
+	case e.Where != "":
+		b.WriteString(": ")
+		b.WriteString(e.Where)
+	default:
+		fmt.Fprintf(&b, ": line %d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ", column %d", e.Column)
+		}
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Reason)
@@ -254,6 +267,10 @@ type Report struct {
 	// JSONLines: a mapped export was read as JSON Lines (its first byte
 	// was "{").
 	JSONLines bool
+	// ReadAs says how a file that is not plain text was read: "UTF-16LE
+	// text", a workbook's sheet, "Parquet", a zip archive's entry; empty
+	// for text.
+	ReadAs string
 }
 
 // String summarises the report on a few lines.
@@ -266,6 +283,9 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, ", %d out of range, %d invalid", r.OutOfRange, r.Invalid)
 	if r.JSONLines {
 		b.WriteString("; read as JSON Lines")
+	}
+	if r.ReadAs != "" {
+		b.WriteString("; read as " + r.ReadAs)
 	}
 	reasons := make([]string, 0, len(r.Skipped))
 	for k := range r.Skipped {
@@ -339,8 +359,12 @@ func (e *TooManyInvalidError) Error() string {
 	}
 	b.WriteString("\nfirst bad rows:")
 	for _, re := range r.Errors[:min(len(r.Errors), tooManyInvalidExamples)] {
-		fmt.Fprintf(&b, "\n  line %d", re.Line)
-		if re.Column > 0 {
+		if re.Where != "" {
+			fmt.Fprintf(&b, "\n  %s", re.Where)
+		} else {
+			fmt.Fprintf(&b, "\n  line %d", re.Line)
+		}
+		if re.Column > 0 && re.Where == "" {
 			fmt.Fprintf(&b, ", column %d", re.Column)
 		}
 		fmt.Fprintf(&b, ": %s", re.Reason)
@@ -354,6 +378,16 @@ func (e *TooManyInvalidError) Error() string {
 // ReadFile opens path with Open (so a gzip-compressed file is decompressed)
 // and reads it with Read.
 func ReadFile(ctx context.Context, path string, opts Options, emit func(model.Event) error) (Report, error) {
+	kind, size, err := fileContainer(path)
+	if err != nil {
+		return Report{File: path}, fmt.Errorf("read: %w", err)
+	}
+	if kind != notContainer {
+		if err := opts.validate(); err != nil {
+			return Report{File: path}, fmt.Errorf("read %s: options: %w", path, err)
+		}
+		return readContainer(ctx, path, path, size, kind, &opts, emit)
+	}
 	f, err := Open(path)
 	if err != nil {
 		return Report{File: path}, fmt.Errorf("read: %w", err)
@@ -372,6 +406,22 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 	}
 	if opts.Format == OnlineRetail {
 		return ReadOnlineRetail(ctx, r, name, opts, func(ev model.Event, _ RetailLine) error { return emit(ev) })
+	}
+	enc := sourceEncoding(r)
+	br, ok := r.(*bufio.Reader)
+	if !ok || br.Size() < 256<<10 {
+		br = bufio.NewReaderSize(r, 256<<10)
+	}
+	r = br
+	if head, _ := br.Peek(4); containerOf(head) != notContainer {
+		return readSpooled(ctx, br, name, containerOf(head), &opts, emit)
+	}
+	if enc != "" && opts.Format == CSV && opts.Mapping.Encoding != "" {
+		// The byte-order mark says the encoding; the mapping's
+		// single-byte one would garble the transcoded text.
+		m := *opts.Mapping
+		m.Encoding = ""
+		opts.Mapping = &m
 	}
 	var p rowParser
 	jsonLines := false
@@ -392,7 +442,9 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 			return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
 		}
 		if !jsonLines {
-			p = newCSVParser(opts.Mapping, loc)
+			cp := newCSVParser(opts.Mapping, loc)
+			cp.utf16 = enc != ""
+			p = cp
 			break
 		}
 		jp, err := newJSONLinesParser(opts.Mapping, loc)
@@ -403,7 +455,21 @@ func Read(ctx context.Context, r io.Reader, name string, opts Options, emit func
 	}
 	rep, err := run(ctx, r, name, &opts, p, emit)
 	rep.JSONLines = jsonLines
+	if enc != "" {
+		rep.ReadAs = enc + " text"
+	}
 	return rep, err
+}
+
+// readSpooled reads a container that arrives as a stream from a temporary
+// copy.
+func readSpooled(ctx context.Context, r io.Reader, name string, kind containerKind, opts *Options, emit func(model.Event) error) (Report, error) {
+	p, size, err := spool(ctx, r)
+	if err != nil {
+		return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
+	}
+	defer os.Remove(p)
+	return readContainer(ctx, p, name, size, kind, opts, emit)
 }
 
 // rowParser turns one line into an event. parse returns a non-empty skip reason
@@ -433,6 +499,7 @@ type textParser interface {
 
 func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowParser, emit func(model.Event) error) (Report, error) {
 	rep := Report{File: name, Skipped: map[string]int{}}
+	tl := accounts{rep: &rep, opts: opts, emit: emit, unit: "line"}
 	sc := newLineScanner(r)
 	needHeader := p.header()
 	tp, text := p.(textParser)
@@ -448,10 +515,7 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 			line, lineNo, tooLong, err = sc.next()
 		}
 		if errors.Is(err, io.EOF) {
-			if opts.MaxInvalidShare > 0 && float64(rep.Invalid) > opts.MaxInvalidShare*float64(rep.Rows) {
-				return rep, &TooManyInvalidError{Report: rep, MaxShare: opts.MaxInvalidShare}
-			}
-			return rep, nil
+			return rep, tl.end()
 		}
 		if err != nil {
 			return rep, fmt.Errorf("read %s: line %d: %w", name, lineNo, err)
@@ -520,48 +584,76 @@ func run(ctx context.Context, r io.Reader, name string, opts *Options, p rowPars
 			rep.Skipped[rerr.Reason] += swallowed
 			rep.Invalid += swallowed
 		}
-		if rerr != nil {
-			rerr.File, rerr.Line = name, lineNo
-			if opts.OnError == FailFast {
-				return rep, rerr
-			}
-			rep.Skipped[rerr.Reason]++
-			rep.Invalid++
-			if rerr.Reason == ReasonUnknownKind {
-				if _, seen := rep.UnknownKinds[rerr.Value]; seen || len(rep.UnknownKinds) < maxKindValues {
-					if rep.UnknownKinds == nil {
-						rep.UnknownKinds = map[string]int{}
-					}
-					rep.UnknownKinds[rerr.Value]++
-				}
-			}
-			if len(rep.Errors) < maxExamples {
-				rep.Errors = append(rep.Errors, rerr)
-			}
-			continue
+		if err := tl.record(lineNo, ev, skip, rerr); err != nil {
+			return rep, err
 		}
-		if skip != "" {
-			rep.Skipped[skip]++
-			continue
-		}
-		if (!opts.ValidFrom.IsZero() && ev.Time.Before(opts.ValidFrom)) || (!opts.ValidTo.IsZero() && !ev.Time.Before(opts.ValidTo)) {
-			rep.OutOfRange++
-			if len(rep.OutOfRangeRows) < maxExamples {
-				rep.OutOfRangeRows = append(rep.OutOfRangeRows, OutOfRangeRow{Line: lineNo, Time: ev.Time})
-			}
-			continue
-		}
-		if err := emit(ev); err != nil {
-			return rep, fmt.Errorf("read %s: line %d: emit: %w", name, lineNo, err)
-		}
-		if rep.Events == 0 || ev.Time.Before(rep.First) {
-			rep.First = ev.Time
-		}
-		if rep.Events == 0 || ev.Time.After(rep.Last) {
-			rep.Last = ev.Time
-		}
-		rep.Events++
 	}
+}
+
+// accounts does the accounting of one read that every reader shares: a bad
+// row under each policy, an excluded row, an out-of-range event, an
+// emitted one. unit is what a row is called in messages ("line", "row").
+type accounts struct {
+	rep  *Report
+	opts *Options
+	emit func(model.Event) error
+	unit string
+}
+
+// record accounts for the row at lineNo: its event, or the reason it is
+// excluded, or its error. The error it returns stops the read.
+func (a *accounts) record(lineNo int, ev model.Event, skip string, rerr *RowError) error {
+	rep, opts := a.rep, a.opts
+	if rerr != nil {
+		rerr.File, rerr.Line = rep.File, lineNo
+		if opts.OnError == FailFast {
+			return rerr
+		}
+		rep.Skipped[rerr.Reason]++
+		rep.Invalid++
+		if rerr.Reason == ReasonUnknownKind {
+			if _, seen := rep.UnknownKinds[rerr.Value]; seen || len(rep.UnknownKinds) < maxKindValues {
+				if rep.UnknownKinds == nil {
+					rep.UnknownKinds = map[string]int{}
+				}
+				rep.UnknownKinds[rerr.Value]++
+			}
+		}
+		if len(rep.Errors) < maxExamples {
+			rep.Errors = append(rep.Errors, rerr)
+		}
+		return nil
+	}
+	if skip != "" {
+		rep.Skipped[skip]++
+		return nil
+	}
+	if (!opts.ValidFrom.IsZero() && ev.Time.Before(opts.ValidFrom)) || (!opts.ValidTo.IsZero() && !ev.Time.Before(opts.ValidTo)) {
+		rep.OutOfRange++
+		if len(rep.OutOfRangeRows) < maxExamples {
+			rep.OutOfRangeRows = append(rep.OutOfRangeRows, OutOfRangeRow{Line: lineNo, Time: ev.Time})
+		}
+		return nil
+	}
+	if err := a.emit(ev); err != nil {
+		return fmt.Errorf("read %s: %s %d: emit: %w", rep.File, a.unit, lineNo, err)
+	}
+	if rep.Events == 0 || ev.Time.Before(rep.First) {
+		rep.First = ev.Time
+	}
+	if rep.Events == 0 || ev.Time.After(rep.Last) {
+		rep.Last = ev.Time
+	}
+	rep.Events++
+	return nil
+}
+
+// end is the outcome of a read that reached the end of its input.
+func (a *accounts) end() error {
+	if a.opts.MaxInvalidShare > 0 && float64(a.rep.Invalid) > a.opts.MaxInvalidShare*float64(a.rep.Rows) {
+		return &TooManyInvalidError{Report: *a.rep, MaxShare: a.opts.MaxInvalidShare}
+	}
+	return nil
 }
 
 // invalidUTF8 returns the offset of the first byte of line that is not valid

@@ -167,6 +167,9 @@ type Mapping struct {
 	// ("anna+shop@example.com" is "anna@example.com"), after the other
 	// normalization rules.
 	PlusTagCustomer bool
+	// Sheet names the sheet of an .xlsx workbook to read; empty for the
+	// first. Text and Parquet files ignore it.
+	Sheet string
 }
 
 // namedColumn is a mapped column and its key, for checks and messages.
@@ -287,7 +290,7 @@ type rawMapping struct {
 	CurrencyColumn, CurrencyRates        *yaml.Node
 	CurrencySymbol, AccountingNegatives  *yaml.Node
 	AmountUnit, MissingCustomerValues    *yaml.Node
-	Order                                *yaml.Node
+	Order, Sheet                         *yaml.Node
 	// Time, Kind and Currency are the maps holding the Time…, Kind… and
 	// Currency… keys.
 	Time, Kind, Currency *yaml.Node
@@ -339,6 +342,7 @@ func LoadMapping(path string) (*Mapping, error) {
 //	order: order_id         # optional: lines repeating their order's fields; the first line of each order is the purchase
 //	item: sku               # optional
 //	category: cat           # optional
+//	sheet: Orders           # optional: the sheet of an .xlsx workbook; default its first sheet
 func ParseMapping(r io.Reader, name string) (*Mapping, error) {
 	var doc yaml.Node
 	if err := yaml.NewDecoder(r).Decode(&doc); err != nil {
@@ -379,7 +383,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 		"negative_amount": &raw.NegativeAmount, "quantity": &raw.Quantity, "missing_customer": &raw.MissingCustomer,
 		"customer_normalize": &raw.CustomerNormalize, "cancelled": &raw.Cancelled, "encoding": &raw.Encoding, "currency": &raw.Currency,
 		"currency_symbol": &raw.CurrencySymbol, "accounting_negatives": &raw.AccountingNegatives, "amount_unit": &raw.AmountUnit,
-		"missing_customer_values": &raw.MissingCustomerValues, "order": &raw.Order,
+		"missing_customer_values": &raw.MissingCustomerValues, "order": &raw.Order, "sheet": &raw.Sheet,
 	}, topKeys)
 	if err != nil {
 		return nil, err
@@ -421,7 +425,7 @@ func readRaw(doc *yaml.Node) (*rawMapping, error) {
 // topKeys are the keys of a mapping document, in the order of its layout.
 var topKeys = []string{"header", "delimiter", "encoding", "decimal", "thousands", "customer", "customer_normalize", "missing_customer",
 	"missing_customer_values", "time", "kind", "amount", "currency_symbol", "accounting_negatives", "amount_unit", "quantity", "currency",
-	"item", "category", "negative_amount", "cancelled", "order"}
+	"item", "category", "negative_amount", "cancelled", "order", "sheet"}
 
 // encodingChoices lists the encodings a mapping may name.
 const encodingChoices = `utf-8, windows-1252 or latin-1`
@@ -711,6 +715,14 @@ func (raw *rawMapping) mapping() (*Mapping, error) {
 	}
 	if m.Order, err = column(raw.Order, "order", false); err != nil {
 		return nil, err
+	}
+	if n := raw.Sheet; n != nil {
+		if m.Sheet, err = scalar(n, "sheet"); err != nil {
+			return nil, err
+		}
+		if m.Sheet == "" {
+			return nil, nodeErr(n, "sheet is empty: name a sheet of the workbook, or leave the key out for the first sheet")
+		}
 	}
 	if err := raw.currency(m); err != nil {
 		return nil, err

@@ -50,7 +50,7 @@ func TestParseMappingErrors(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 	}{
-		{"unknown top key", "customer: 1\ncolour: red\n", `line 2, column 1: unknown key "colour" (want header, delimiter, encoding, decimal, thousands, customer, customer_normalize, missing_customer, missing_customer_values, time, kind, amount, currency_symbol, accounting_negatives, amount_unit, quantity, currency, item, category, negative_amount, cancelled, order)`},
+		{"unknown top key", "customer: 1\ncolour: red\n", `line 2, column 1: unknown key "colour" (want header, delimiter, encoding, decimal, thousands, customer, customer_normalize, missing_customer, missing_customer_values, time, kind, amount, currency_symbol, accounting_negatives, amount_unit, quantity, currency, item, category, negative_amount, cancelled, order, sheet)`},
 		{"unknown nested key", "customer: 1\ntime:\n  column: 2\n  layuot: unix\n", `line 4, column 3: unknown key "layuot" under time (want column, time_of_day, layout, zone, epoch)`},
 		{"unknown kind key", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, value: {a: view}}\n", `line 3, column 19: unknown key "value" under kind (want column, values, ignore, constant)`},
 		// The shapes that leaked Go types before ("cannot unmarshal !!str `purchase` into struct { Column yaml.Node ...}").
@@ -58,7 +58,7 @@ func TestParseMappingErrors(t *testing.T) {
 		{"kind as a column name", "header: true\ncustomer: u\ntime: {column: t, layout: unix}\nkind: event\n", `line 4, column 7: kind must be a map with a column (and optional values) or a constant, like kind: {column: event, values: {buy: purchase}} or kind: {constant: purchase}; got "event"`},
 		{"time as a word", "customer: 1\ntime: ts\nkind: {constant: view}\n", `line 2, column 7: time must be a map with a column and a layout, like time: {column: ts, layout: unix}; got "ts"`},
 		{"time as a list", "customer: 1\ntime: [2, unix]\nkind: {constant: view}\n", `line 2, column 7: time must be a map with a column and a layout, like time: {column: ts, layout: unix}; got a list`},
-		{"document is a list", "- customer: 1\n", `line 1, column 1: a mapping is a map of keys (header, delimiter, encoding, decimal, thousands, customer, customer_normalize, missing_customer, missing_customer_values, time, kind, amount, currency_symbol, accounting_negatives, amount_unit, quantity, currency, item, category, negative_amount, cancelled, order), not a list`},
+		{"document is a list", "- customer: 1\n", `line 1, column 1: a mapping is a map of keys (header, delimiter, encoding, decimal, thousands, customer, customer_normalize, missing_customer, missing_customer_values, time, kind, amount, currency_symbol, accounting_negatives, amount_unit, quantity, currency, item, category, negative_amount, cancelled, order, sheet), not a list`},
 		{"document is a word", "purchase\n", `line 1, column 1: a mapping is a map of keys`},
 		{"key is a map", "{a: 1}: 2\n", `line 1, column 1: a key must be a word, not a map`},
 		{"values as a list", "customer: 1\ntime: {column: 2, layout: unix}\nkind: {column: 3, values: [buy]}\n", `line 3, column 27: kind values must be a map from file value to kind, like {buy: purchase}, not a list`},

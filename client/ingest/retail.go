@@ -50,6 +50,10 @@ func ReadOnlineRetail(ctx context.Context, r io.Reader, name string, opts Option
 	if err := opts.validate(); err != nil {
 		return Report{File: name}, fmt.Errorf("read %s: options: %w", name, err)
 	}
+	r, err := refuseContainer(r, name, opts.Format)
+	if err != nil {
+		return Report{File: name}, err
+	}
 	loc := opts.Location
 	if loc == nil {
 		loc = time.UTC

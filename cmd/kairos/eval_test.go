@@ -328,7 +328,7 @@ func TestEvalMappingErrorsInUserTerms(t *testing.T) {
 	tests := []struct{ name, mapping, want string }{
 		{"kind as a word", strings.Replace(shopMapping, "kind: {column: event, values: {buy: purchase}}", "kind: purchase", 1),
 			`line 4, column 7: kind must be a map with a column (and optional values) or a constant, like kind: {constant: purchase} for one kind on every row; got "purchase"`},
-		{"misspelt key", shopMapping + "amuont: 4\n", `line 6, column 1: unknown key "amuont" (want header, delimiter, encoding, decimal, thousands, customer, customer_normalize, missing_customer, missing_customer_values, time, kind, amount, currency_symbol, accounting_negatives, amount_unit, quantity, currency, item, category, negative_amount, cancelled, order)`},
+		{"misspelt key", shopMapping + "amuont: 4\n", `line 6, column 1: unknown key "amuont" (want header, delimiter, encoding, decimal, thousands, customer, customer_normalize, missing_customer, missing_customer_values, time, kind, amount, currency_symbol, accounting_negatives, amount_unit, quantity, currency, item, category, negative_amount, cancelled, order, sheet)`},
 		{"unknown kind name", strings.Replace(shopMapping, "buy: purchase", "buy: order", 1), `line 4, column 37: kind value buy: unknown event kind "order"`},
 	}
 	for _, tt := range tests {
