@@ -36,6 +36,11 @@ type SuggestOptions struct {
 	MaxBytes int
 	// Size is the file's size in bytes, for the evidence; 0 when unknown.
 	Size int64
+	// source, when set, says what r is a rendering of (a workbook's sheet,
+	// a Parquet file's columns) in place of the text's shape; more reports
+	// that the file has rows after the rendered ones.
+	source string
+	more   bool
 }
 
 // Suggestion is a mapping suggested from the head of an export.
@@ -85,6 +90,7 @@ func Suggest(ctx context.Context, r io.Reader, name string, opts SuggestOptions)
 	if err != nil {
 		return nil, fmt.Errorf("suggest mapping for %s: %w", name, err)
 	}
+	p.source, p.more = opts.source, opts.more
 	p.decide(ctx)
 	return p.finish(ctx)
 }
@@ -160,6 +166,8 @@ type plan struct {
 	entries []entry
 	checks  []string
 	trailer []string
+	source  string // what the sample renders, when not the text itself
+	more    bool   // the rendered file goes on after the sample
 
 	time         timeFit
 	amount       int

@@ -30,9 +30,14 @@ func (p *plan) render() []byte {
 	if s.bom {
 		what += ", with a UTF-8 byte-order mark"
 	}
+	if p.source != "" {
+		what = p.source
+	}
 	fmt.Fprintf(&b, "# Suggested by kairos mapping suggest from %s (%s).\n", p.name, what)
 	sampled := groupDigits(int64(len(s.rows))) + " data rows sampled"
 	switch {
+	case p.more:
+		sampled += " from the head of the file"
 	case s.truncated && p.size > 0 && s.gzip:
 		sampled += fmt.Sprintf(" from the head of the file (%s bytes decompressed; the file is %s bytes compressed)", groupDigits(int64(len(s.raw))), groupDigits(p.size))
 	case s.truncated && p.size > 0:

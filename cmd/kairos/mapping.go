@@ -88,16 +88,7 @@ func runMappingSuggest(cmd *cobra.Command, data, out string, rows int, acceptGue
 	if rows < 1 {
 		return fmt.Errorf("mapping suggest: --rows %d, want at least 1", rows)
 	}
-	f, err := os.Open(data)
-	if err != nil {
-		return fmt.Errorf("mapping suggest: %w", err)
-	}
-	defer f.Close()
-	var size int64
-	if st, err := f.Stat(); err == nil {
-		size = st.Size()
-	}
-	sg, err := ingest.Suggest(cmd.Context(), f, data, ingest.SuggestOptions{MaxRows: rows, Size: size})
+	sg, err := ingest.SuggestFile(cmd.Context(), data, ingest.SuggestOptions{MaxRows: rows})
 	if err != nil {
 		return fmt.Errorf("mapping suggest: %w", err)
 	}
