@@ -52,7 +52,7 @@ func newMappingSuggestCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "suggest",
-		Short: "Write the mapping of an export (CSV, TSV, JSON Lines, gzip) from the head of the file",
+		Short: "Write the mapping of an export (CSV, TSV, JSON Lines, gzip, .xlsx, Parquet, zip) from the head of the file",
 		Long: `suggest reads the first --rows rows of an export and writes the mapping that reads it, with a
 comment above each key giving the evidence for it: which column is the customer (a name that says
 customer, client, kunde, user, buyer or e-mail, confirmed by ids that repeat), the order time and
@@ -62,7 +62,10 @@ with its decimal mark, thousands separator, currency symbol and accounting negat
 amounts (returns), a status column with its purchase and ignored values, a cancelled column, an
 order id whose lines repeat the order's total, and the file's delimiter, header and encoding.
 Every candidate is checked with the reader's own parsing, and the sample is then read through the
-suggested mapping; the read summary goes to standard error, as kairos eval prints it.
+suggested mapping; the read summary goes to standard error, as kairos eval prints it. An Excel
+workbook's first sheet and a Parquet file's columns are rendered as CSV for the same decisions (a
+date cell as Excel's serial), and the whole file is then read through the mapping; a zip archive
+of one export is read as that export.
 
 What the sample cannot decide (two candidate customer columns, no parsable time column, a day and
 month order no value resolves, several currencies) is written as the best guess with a "# CHECK:"
@@ -77,7 +80,7 @@ is given. It exits with status 1 when no mapping can be written at all.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&data, "data", "", "the export to read (CSV, TSV, JSON Lines; gzip-compressed or not)")
+	f.StringVar(&data, "data", "", "the export to read (CSV, TSV, JSON Lines, gzip-compressed or not; an .xlsx workbook, a Parquet file, a zip of one export)")
 	f.StringVar(&out, "out", "", "write the mapping to this file (default: standard output)")
 	f.IntVar(&rows, "rows", ingest.DefaultSuggestRows, "data rows to sample from the head of the file")
 	f.BoolVar(&acceptGuesses, "accept-guesses", false, "exit 0 even when the mapping holds guesses marked # CHECK")
