@@ -780,6 +780,12 @@ func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol
 	if err := s.flush(ctx, ps); err != nil {
 		return protocol.Round{}, fmt.Errorf("current round: %w", err)
 	}
+	if model.Withdrawn {
+		// The round trains from a version rolled back while it runs: no
+		// merchant gets it to train on (the round's version would be
+		// withdrawn at publication anyway).
+		return protocol.Round{}, fmt.Errorf("current round %s: %w", rr.ID, withdrawnError(model))
+	}
 	plan, err := s.merchantPlan(rr.Plan, mp)
 	if err != nil {
 		return protocol.Round{}, fmt.Errorf("current round: %w", err)
@@ -880,6 +886,9 @@ func (s *Service) Model(ctx context.Context, version int) (protocol.ModelVersion
 		m, err = tx.Model(ctx, v)
 		return err
 	})
+	if err == nil && m.Withdrawn {
+		err = withdrawnError(m)
+	}
 	if err != nil {
 		return protocol.ModelVersion{}, fmt.Errorf("model %d: %w", version, err)
 	}
@@ -904,11 +913,23 @@ func (s *Service) Rollback(ctx context.Context, actor string, version int) error
 		if _, err := tx.Model(ctx, version); err != nil {
 			return err
 		}
+		now := s.now().UTC()
+		id := "model.rollback/" + strconv.Itoa(version) + "/" + randomSuffix()
+		withdrawn, restored, err := withdraw(ctx, tx, prev, version, now, id)
+		if err != nil {
+			return err
+		}
 		if err := tx.SetActiveVersion(ctx, version); err != nil {
 			return err
 		}
 		rec.Details = map[string]string{"from": strconv.Itoa(prev), "to": strconv.Itoa(version)}
-		p, err := stage(ctx, tx, "model.rollback/"+strconv.Itoa(version)+"/"+randomSuffix(), rec, s.now().UTC())
+		if len(withdrawn) > 0 {
+			rec.Details["withdrawn"] = joinVersions(withdrawn)
+		}
+		if restored {
+			rec.Details["restored"] = strconv.Itoa(version)
+		}
+		p, err := stage(ctx, tx, id, rec, now)
 		ps = []staged{p}
 		return err
 	})
@@ -975,12 +996,19 @@ func outcomeOf(err error) audit.Outcome {
 // appendAudit appends rec on a context detached from the caller's
 // cancellation, so an entry is not lost because a client went away.
 func (s *Service) appendAudit(ctx context.Context, rec audit.Record) error {
+	_, err := s.appendAuditSeq(ctx, rec)
+	return err
+}
+
+// appendAuditSeq is appendAudit returning the entry's seq.
+func (s *Service) appendAuditSeq(ctx context.Context, rec audit.Record) (uint64, error) {
 	rec = loggableRecord(rec)
-	if _, err := s.audit.Append(context.WithoutCancel(ctx), rec); err != nil {
-		return fmt.Errorf("%w: %w", ErrAudit, err)
+	e, err := s.audit.Append(context.WithoutCancel(ctx), rec)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrAudit, err)
 	}
 	s.logAction(ctx, rec)
-	return nil
+	return e.Seq, nil
 }
 
 // logAction logs one info line per audited action: round transitions,

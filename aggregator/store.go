@@ -142,6 +142,14 @@ type Tx interface {
 	ActiveVersion(ctx context.Context) (int, error)
 	// SetActiveVersion makes version the active one.
 	SetActiveVersion(ctx context.Context, version int) error
+	// SetModelWithdrawn records that a rollback withdrew version at time at,
+	// by the rollback whose audit outbox id is by, whose audit entry is seq
+	// (0: not appended yet); the zero time restores it. ErrNotFound if there
+	// is no such version.
+	SetModelWithdrawn(ctx context.Context, version int, at time.Time, by string, seq int64) error
+	// SetWithdrawnSeq records seq, the audit entry of the rollback whose
+	// outbox id is by, on every version it withdrew.
+	SetWithdrawnSeq(ctx context.Context, by string, seq int64) error
 	// RevokeToken records that the API token jti is refused until expiresAt
 	// (revoking again keeps the later expiry).
 	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
@@ -277,6 +285,9 @@ type OutboxRecord struct {
 // was produced with.
 type ModelRecord struct {
 	protocol.ModelVersion
+	// WithdrawnBy is the audit outbox id of the rollback that withdrew the
+	// version (empty unless Withdrawn).
+	WithdrawnBy string
 	// Optimizer is the FedAdam state (JSON) after this version's step.
 	Optimizer []byte
 }

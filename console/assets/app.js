@@ -371,7 +371,8 @@
         action.append(b);
       }
       tr.append(td(m.version, "num"), td(m.round ? m.parent : "— (initial)", "num"), td(m.round || "—"), td(fmtTime(m.published_at)),
-        contrib, td(m.merge), td(evaluation(m.metrics)), td(m.active ? "active" : ""), action);
+        contrib, td(m.merge), td(evaluation(m.metrics)),
+        td(m.active ? "active" : m.withdrawn ? "withdrawn " + fmtTime(m.withdrawn_at) + (m.withdrawn_seq ? " (audit seq " + m.withdrawn_seq + ")" : "") : ""), action);
       return tr;
     }));
   }

@@ -1,0 +1,142 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/api/apiclient"
+)
+
+// loopback sends one request to ts over real HTTP and returns the status,
+// headers and body.
+func loopback(t *testing.T, ts *httptest.Server, method, path, token, body string) (int, http.Header, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, ts.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, res.Header, b
+}
+
+// publishM1 has m1 send an honest update and lets the round's deadline (an
+// hour) pass, publishing the next version.
+func publishM1(t *testing.T, f *realFixture) {
+	t.Helper()
+	r, err := f.svc.CurrentRound(context.Background(), "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := f.do(t, "POST", "/v1/rounds/"+r.ID+"/updates", f.tokens["m1"], "application/octet-stream", f.honest(t, "m1"))
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", rec.Code, rec.Body)
+	}
+	f.clock.Add(time.Hour + time.Second)
+	if err := f.svc.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPinnedWithdrawnVersionRefused: after the rollback from v3 to v2, a
+// partner pinning model_version 3 is answered 410 naming v3 and the seq of
+// the rollback's audit entry (read from the store), after the cache's TTL
+// as for the active version; GET /v1/models/3 is 410 too; the list marks v3
+// withdrawn; v2 and the active version are served.
+func TestPinnedWithdrawnVersionRefused(t *testing.T) {
+	predClock := &testClock{t: time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)}
+	f := newRealFixtureWith(t, "", realPolicy, nil, aggregator.RoundConfig{Quorum: 1, Deadline: time.Hour}, Options{
+		Predict: PredictOptions{Audit: &countingAuditor{}, Now: predClock.Now, ActiveTTL: time.Second,
+			MayQuery: func(_, merchant string) bool { return merchant == "m1" }},
+	})
+	ts := httptest.NewServer(f.srv)
+	t.Cleanup(ts.Close)
+	publishM1(t, f) // v2
+	publishM1(t, f) // v3
+	pinned := func(v int) string {
+		return strings.Replace(predictBody("m1", "c-1"), `{"merchant"`, `{"model_version":`+strconv.Itoa(v)+`,"merchant"`, 1)
+	}
+	if code, _, b := loopback(t, ts, "POST", "/v1/predict", f.tokens["partner"], pinned(3)); code != http.StatusOK {
+		t.Fatalf("predict on v3 before the rollback: %d %s", code, b)
+	}
+	if code, _, b := loopback(t, ts, "POST", "/v1/models/2:rollback", f.tokens["admin"], ""); code != http.StatusOK {
+		t.Fatalf("rollback: %d %s", code, b)
+	}
+	var seq uint64
+	for _, e := range stored(t, f) {
+		if e.Action == "model.rollback" {
+			seq = e.Seq
+		}
+	}
+	if seq == 0 {
+		t.Fatal("no rollback entry")
+	}
+	predClock.Add(2 * time.Second) // past the cache's TTL
+	wantDetail := "model version 3 was withdrawn by the rollback at seq " + strconv.FormatUint(seq, 10) + " of the audit log"
+	for _, c := range []struct{ method, path, token, body string }{
+		{"POST", "/v1/predict", "partner", pinned(3)},
+		{"POST", "/v1/predict:batch", "partner", `{"model_version":3,"merchant":"m1","customers":[{"customer":"c","features":[]}]}`},
+		{"GET", "/v1/models/3", "partner", ""},
+		{"GET", "/v1/models/3", "m1", ""},
+		{"GET", "/v1/models/3", "admin", ""},
+	} {
+		code, h, b := loopback(t, ts, c.method, c.path, f.tokens[c.token], c.body)
+		var p problemDoc
+		_ = json.Unmarshal(b, &p)
+		if code != http.StatusGone || h.Get("Content-Type") != "application/problem+json" || p.Type != apiclient.TypeWithdrawn || !strings.Contains(p.Detail, wantDetail) {
+			t.Errorf("%s %s as %s: %d %s, want 410 %s saying %q", c.method, c.path, c.token, code, b, apiclient.TypeWithdrawn, wantDetail)
+		}
+	}
+	for _, body := range []string{pinned(2), predictBody("m1", "c-1")} {
+		code, _, b := loopback(t, ts, "POST", "/v1/predict", f.tokens["partner"], body)
+		var got struct {
+			Provenance struct {
+				ModelVersion int `json:"model_version"`
+			} `json:"provenance"`
+		}
+		if err := json.Unmarshal(b, &got); code != http.StatusOK || err != nil || got.Provenance.ModelVersion != 2 {
+			t.Errorf("predict %s: %d %s, want 200 from v2", body[:30], code, b)
+		}
+	}
+	code, _, b := loopback(t, ts, "GET", "/v1/models", f.tokens["partner"], "")
+	var list struct {
+		Models []protocol.ModelVersion `json:"models"`
+	}
+	if err := json.Unmarshal(b, &list); code != http.StatusOK || err != nil || len(list.Models) != 3 {
+		t.Fatalf("models: %d %s (%v)", code, b, err)
+	}
+	for _, mv := range list.Models {
+		if want := mv.Version == 3; mv.Withdrawn != want || (want && mv.WithdrawnSeq != int64(seq)) {
+			t.Errorf("listed v%d: withdrawn %v seq %d, want %v seq %d", mv.Version, mv.Withdrawn, mv.WithdrawnSeq, want, seq)
+		}
+	}
+	if !strings.Contains(string(b), `"withdrawn":true`) {
+		t.Errorf("model list %s lacks \"withdrawn\":true", b)
+	}
+}
