@@ -113,14 +113,23 @@ type RoundConfig struct {
 	// SecureExclusionRounds rounds (securedropout.go; defaults 3, 10, 20).
 	// Each later exclusion of the same merchant lasts twice the one before,
 	// up to SecureExclusionMaxRounds (default 16 × SecureExclusionRounds).
-	SecureDropoutLimit       int `yaml:"secure_dropout_limit,omitempty"`
-	SecureDropoutWindow      int `yaml:"secure_dropout_window,omitempty"`
-	SecureExclusionRounds    int `yaml:"secure_exclusion_rounds,omitempty"`
-	SecureExclusionMaxRounds int `yaml:"secure_exclusion_max_rounds,omitempty"`
+	// After SecureExclusionForgiveRounds secure rounds it masked in with no
+	// dropout before masking (default 50), its count of exclusions halves.
+	SecureDropoutLimit           int `yaml:"secure_dropout_limit,omitempty"`
+	SecureDropoutWindow          int `yaml:"secure_dropout_window,omitempty"`
+	SecureExclusionRounds        int `yaml:"secure_exclusion_rounds,omitempty"`
+	SecureExclusionMaxRounds     int `yaml:"secure_exclusion_max_rounds,omitempty"`
+	SecureExclusionForgiveRounds int `yaml:"secure_exclusion_forgive_rounds,omitempty"`
 }
 
-// MaxSecureExclusionRounds bounds secure_exclusion_rounds and
-// secure_exclusion_max_rounds: a million rounds is years at any tick.
+// DefaultSecureExclusionForgiveRounds is secure_exclusion_forgive_rounds
+// when unset: a merchant that masks in this many secure rounds in a row has
+// half its exclusions forgiven.
+const DefaultSecureExclusionForgiveRounds = 50
+
+// MaxSecureExclusionRounds bounds secure_exclusion_rounds,
+// secure_exclusion_max_rounds and secure_exclusion_forgive_rounds: a million
+// rounds is years at any tick.
 const MaxSecureExclusionRounds = 1_000_000
 
 // EvaluationConfig configures federated evaluation. A training round whose
@@ -322,7 +331,7 @@ func (c *RoundConfig) defaults() error {
 	for _, v := range []struct {
 		key string
 		n   int
-	}{{"secure_dropout_limit", c.SecureDropoutLimit}, {"secure_dropout_window", c.SecureDropoutWindow}, {"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}} {
+	}{{"secure_dropout_limit", c.SecureDropoutLimit}, {"secure_dropout_window", c.SecureDropoutWindow}, {"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}, {"secure_exclusion_forgive_rounds", c.SecureExclusionForgiveRounds}} {
 		if v.n < 0 {
 			bad(v.key, v.n, "positive")
 		}
@@ -333,7 +342,7 @@ func (c *RoundConfig) defaults() error {
 	for _, v := range []struct {
 		key string
 		n   int
-	}{{"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}} {
+	}{{"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}, {"secure_exclusion_forgive_rounds", c.SecureExclusionForgiveRounds}} {
 		if v.n > MaxSecureExclusionRounds {
 			// An exclusion ends at its round seq plus its length, which must not wrap.
 			bad(v.key, v.n, fmt.Sprintf("at most %d", MaxSecureExclusionRounds))
@@ -371,6 +380,9 @@ func (c *RoundConfig) defaults() error {
 	}
 	if c.SecureExclusionMaxRounds == 0 {
 		c.SecureExclusionMaxRounds = min(16*c.SecureExclusionRounds, MaxSecureExclusionRounds)
+	}
+	if c.SecureExclusionForgiveRounds == 0 {
+		c.SecureExclusionForgiveRounds = DefaultSecureExclusionForgiveRounds
 	}
 	if c.StepsPerRound == 0 {
 		c.StepsPerRound = 10

@@ -201,14 +201,14 @@ const merchantCols = `id, region, time_zone, public_key, revoked, enrolled_at_ms
 
 // merchantReadCols are merchantCols and the secure-dropout record, which an
 // insert leaves at its defaults (none, not excluded).
-const merchantReadCols = merchantCols + `, secure_dropouts, secure_excluded_until, secure_exclusions`
+const merchantReadCols = merchantCols + `, secure_dropouts, secure_excluded_until, secure_exclusions, secure_clean_rounds`
 
 func scanMerchant(r Rows) (aggregator.Merchant, error) {
 	var m aggregator.Merchant
 	var revoked, at, stoppedAt int64
 	var pub []byte
 	var dropouts string
-	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at, &m.Stopped, &stoppedAt, &dropouts, &m.SecureExcludedUntil, &m.SecureExclusions); err != nil {
+	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at, &m.Stopped, &stoppedAt, &dropouts, &m.SecureExcludedUntil, &m.SecureExclusions, &m.SecureCleanRounds); err != nil {
 		return m, err
 	}
 	for f := range strings.SplitSeq(dropouts, ",") {
@@ -272,12 +272,12 @@ func (t *Tx) Merchants(ctx context.Context) ([]aggregator.Merchant, error) {
 }
 
 // SetMerchantSecureDropouts implements aggregator.Tx.
-func (t *Tx) SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64, exclusions int) error {
+func (t *Tx) SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64, exclusions, clean int) error {
 	fs := make([]string, len(dropouts))
 	for i, seq := range dropouts {
 		fs[i] = strconv.FormatInt(seq, 10)
 	}
-	n, err := t.exec(ctx, `UPDATE fed_merchants SET secure_dropouts = ?, secure_excluded_until = ?, secure_exclusions = ? WHERE id = ?`, strings.Join(fs, ","), excludedUntil, exclusions, id)
+	n, err := t.exec(ctx, `UPDATE fed_merchants SET secure_dropouts = ?, secure_excluded_until = ?, secure_exclusions = ?, secure_clean_rounds = ? WHERE id = ?`, strings.Join(fs, ","), excludedUntil, exclusions, clean, id)
 	if err != nil {
 		return fmt.Errorf("set merchant %s secure dropouts: %w", id, err)
 	}
