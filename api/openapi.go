@@ -139,6 +139,11 @@ func OpenAPI() ([]byte, error) {
 		if rt.body != nil {
 			codes = append(codes, http.StatusServiceUnavailable) // the in-flight body budget is full (admission.go)
 		}
+		if slices.Contains(rt.roles, auth.RoleAdmin) || slices.Contains(rt.roles, auth.RoleCompliance) {
+			codes = append(codes, http.StatusTooManyRequests) // limitOverseers
+		}
+		slices.Sort(codes)
+		codes = slices.Compact(codes)
 		for _, code := range codes {
 			responses[fmt.Sprint(code)] = map[string]any{"description": http.StatusText(code), "content": map[string]any{
 				"application/problem+json": map[string]any{"schema": problem}}}
@@ -164,6 +169,7 @@ func OpenAPI() ([]byte, error) {
 				"type": "string", "contentMediaType": "text/plain", "description": "Prometheus text exposition format"}}}},
 			"401": map[string]any{"description": http.StatusText(http.StatusUnauthorized), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
 			"403": map[string]any{"description": http.StatusText(http.StatusForbidden), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
+			"429": map[string]any{"description": http.StatusText(http.StatusTooManyRequests), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
 		}}}
 	paths["/.well-known/jwks.json"] = text("Token verification keys (RFC 8037 Ed25519 JWKS)")
 	paths["/openapi.json"] = text("This document")

@@ -72,7 +72,8 @@ package api
 // (batch) and batches of more than MaxBatch customers are refused with 413.
 // The partner rate limit counts requests: a batch is one request. Admin and
 // compliance tokens, whose calls here are audited denials, are held to
-// DefaultMerchantRate and DefaultMerchantBurst per subject on these routes.
+// DefaultOverseerRate and DefaultOverseerBurst per subject, as on every
+// route (limitOverseers).
 //
 // Caching. Parsed models are cached per version (versions are immutable); the
 // active version is looked up again at most every ActiveTTL, so a rollback
@@ -366,9 +367,6 @@ func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.overseerLimited(w, r, c) {
-		return nil
-	}
 	p := s.predict
 	var req PredictRequest
 	if err := decodePredict(w, r, p.opts.MaxBodyBytes, &req, fastPredictRequest); err != nil {
@@ -396,9 +394,6 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.overseerLimited(w, r, c) {
-		return nil
-	}
 	p := s.predict
 	var req PredictBatchRequest
 	if err := decodePredict(w, r, p.opts.MaxBatchBytes, &req, fastBatchRequest); err != nil {
@@ -425,23 +420,6 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writePredictJSON(w, body)
-}
-
-// overseerLimited holds admin and compliance tokens, which have no request
-// rate elsewhere, to a bucket per role and subject on the predict routes,
-// where each of their calls is an audited denial: without it a read-only
-// compliance token grew the never-pruned log at its sending rate. It
-// answers 429 (unaudited, as for partners) and reports true when over it.
-func (s *Server) overseerLimited(w http.ResponseWriter, r *http.Request, c *auth.Claims) bool {
-	if c.Role != auth.RoleAdmin && c.Role != auth.RoleCompliance {
-		return false
-	}
-	wait, err := s.overseerRate.take(string(c.Role) + ":" + c.Subject)
-	if err != nil || wait <= 0 {
-		return false // the grant is a constant: err cannot happen
-	}
-	s.tooMany(w, r, c, wait)
-	return true
 }
 
 // errPredictOff answers predict calls on a server without an audit log.

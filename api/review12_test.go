@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -14,6 +16,8 @@ import (
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/api/apiclient"
+	"github.com/kairos-fl/kairos/api/auth"
+	"github.com/kairos-fl/kairos/audit"
 )
 
 // loopback sends one request to ts over real HTTP and returns the status,
@@ -138,5 +142,99 @@ func TestPinnedWithdrawnVersionRefused(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"withdrawn":true`) {
 		t.Errorf("model list %s lacks \"withdrawn\":true", b)
+	}
+}
+
+// TestOverseersRateLimitedEverywhere (privacy.md §16, round 8 row 14):
+// admin and compliance tokens were held to a rate on the predict routes
+// only; everywhere else they were unthrottled, and GET /v1/compliance
+// verifies the whole log per call. Now each role and subject has one bucket
+// over every route (DefaultOverseerBurst, then 429 with Retry-After), and
+// the whole-log routes a second one (DefaultVerifyBurst); refusals are
+// counted, never audited; another subject is not affected; a console
+// session polling as the console does is never limited.
+func TestOverseersRateLimitedEverywhere(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 12, 4, 22, 0, 0, 0, time.UTC)}
+	f := newRealFixture(t, aggregator.RoundConfig{Deadline: time.Hour, Quorum: 1, SampleFraction: 1}, Options{Now: clock.Now})
+	f.srv.auditSrc, f.srv.status = f.store, f.svc
+	withReports(f)
+	ts := httptest.NewServer(f.srv)
+	t.Cleanup(ts.Close)
+	auditLen := func() int {
+		t.Helper()
+		es, err := f.store.(audit.Source).AuditEntries(context.Background(), 1, 100_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	before := auditLen()
+	// Admin: the burst spread over its routes, then 429 on any of them.
+	routes := []string{"/v1/merchants", "/v1/budgets", "/v1/models", "/v1/federation", "/v1/session", "/v1/audit/checkpoints"}
+	for i := range DefaultOverseerBurst {
+		if code, _, b := loopback(t, ts, "GET", routes[i%len(routes)], f.tokens["admin"], ""); code != http.StatusOK {
+			t.Fatalf("admin request %d within its burst: %d %.200s", i, code, b)
+		}
+	}
+	limited := 0
+	for _, path := range append(routes, "/v1/audit", "/v1/compliance", "/metrics") {
+		code, h, b := loopback(t, ts, "GET", path, f.tokens["admin"], "")
+		if code != http.StatusTooManyRequests || h.Get("Retry-After") != "1" || !strings.Contains(string(b), apiclient.TypeRateLimited) {
+			t.Errorf("admin %s past its burst: %d, Retry-After %q, %.200s; want 429, 1, %s", path, code, h.Get("Retry-After"), b, apiclient.TypeRateLimited)
+		}
+		limited++
+	}
+	other := issue(t, f.issuer, auth.Grant{Subject: "ops-2", Role: auth.RoleAdmin, TTL: time.Hour})
+	if code, _, b := loopback(t, ts, "GET", "/v1/merchants", other, ""); code != http.StatusOK {
+		t.Errorf("another admin while ops is limited: %d %.200s", code, b)
+	}
+
+	// Compliance: whole-log verification has its own, smaller bucket.
+	for i := range DefaultVerifyBurst {
+		if code, _, b := loopback(t, ts, "GET", "/v1/compliance", f.tokens["compliance"], ""); code != http.StatusOK {
+			t.Fatalf("compliance verification %d within its burst: %d %.200s", i, code, b)
+		}
+	}
+	for _, path := range []string{"/v1/compliance", "/v1/report", "/v1/audit/export"} {
+		if code, h, _ := loopback(t, ts, "GET", path, f.tokens["compliance"], ""); code != http.StatusTooManyRequests || h.Get("Retry-After") != "1" {
+			t.Errorf("compliance %s past the verification burst: %d, Retry-After %q; want 429, 1", path, code, h.Get("Retry-After"))
+		}
+		limited++
+	}
+	if code, _, b := loopback(t, ts, "GET", "/v1/audit?limit=10", f.tokens["compliance"], ""); code != http.StatusOK {
+		t.Errorf("compliance audit page while verification is limited: %d %.200s", code, b)
+	}
+	clock.Add(time.Duration(math.Ceil(float64(time.Second) / DefaultVerifyRate)))
+	if code, _, b := loopback(t, ts, "GET", "/v1/compliance", f.tokens["compliance"], ""); code != http.StatusOK {
+		t.Errorf("compliance verification after one token's time: %d %.200s", code, b)
+	}
+	if got := auditLen() - before; got != 0 {
+		t.Errorf("%d audit entries for the reads and %d refusals, want none", got, limited)
+	}
+	m := metricsText(t, f.srv)
+	for _, want := range []string{
+		fmt.Sprintf(`kairos_http_rate_limited_total{role="admin"} %d`, len(routes)+3),
+		`kairos_http_rate_limited_total{role="compliance"} 3`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(m, "rate_limited"))
+		}
+	}
+
+	// An honest console session for an hour: the overview polled every
+	// 2 s, and every 10 s the other tabs' reads (session, models, budgets,
+	// an audit page, the compliance data): never limited.
+	officer := issue(t, f.issuer, auth.Grant{Subject: "officer", Role: auth.RoleCompliance, TTL: 2 * time.Hour})
+	for i := range 1800 {
+		paths := []string{"/v1/federation?rounds=50"}
+		if i%5 == 0 {
+			paths = append(paths, "/v1/session", "/v1/models?limit=1000", "/v1/budgets", "/v1/audit?limit=100", "/v1/compliance")
+		}
+		for _, p := range paths {
+			if code, _, b := loopback(t, ts, "GET", p, officer, ""); code != http.StatusOK {
+				t.Fatalf("console poll %d %s: %d %.200s", i, p, code, b)
+			}
+		}
+		clock.Add(2 * time.Second)
 	}
 }
