@@ -238,3 +238,57 @@ func TestOverseersRateLimitedEverywhere(t *testing.T) {
 		clock.Add(2 * time.Second)
 	}
 }
+
+// TestJSONKeyCaseRefused (privacy.md §16, round 8 row 15): encoding/json
+// matches a key to a field ignoring case, so {"MERCHANT":"m1",…} alone was
+// authorized, answered and audited for m1 while a case-sensitive reader (a
+// gateway's policy, jq, a reviewer) saw no merchant key at all. Every JSON
+// route refuses a key not spelled exactly as its field, 400 naming the key's
+// path and the field (a key that is not a plain field name is not echoed);
+// the same bodies with exact keys are served.
+func TestJSONKeyCaseRefused(t *testing.T) {
+	f := newRealFixtureWith(t, "", realPolicy, nil, aggregator.RoundConfig{Quorum: 2, Deadline: time.Hour}, Options{
+		Predict: PredictOptions{Audit: &countingAuditor{}, MayQuery: func(_, merchant string) bool { return merchant == "m1" }},
+	})
+	f.srv.tokenAudit = f.svc
+	ts := httptest.NewServer(f.srv)
+	t.Cleanup(ts.Close)
+	pub, _, _ := edKey()
+	enrol, err := json.Marshal(protocol.EnrolRequest{ID: "m3", TimeZone: "UTC", PublicKey: pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := `{"merchant":"m1","as_of":"2026-11-01T00:00:00Z","customers":[{"customer":"c-1","events":[{"time":"2026-10-01T10:00:00Z","kind":"purchase","amount":20}]}]}`
+	for _, tt := range []struct {
+		name, path, token, exact, folded string
+		want                             int    // status of the exact body
+		key, field                       string // named in the refusal ("" : not echoed)
+	}{
+		{"predict merchant", "/v1/predict", "partner", predictBody("m1", "c-1"), strings.Replace(predictBody("m1", "c-1"), `"merchant"`, `"MERCHANT"`, 1), 200, "MERCHANT", "merchant"},
+		{"predict event kind", "/v1/predict", "partner", predictBody("m1", "c-1"), strings.Replace(predictBody("m1", "c-1"), `"kind":"view"`, `"Kind":"view"`, 1), 200, "events[2].Kind", "kind"},
+		{"predict kelvin sign", "/v1/predict", "partner", predictBody("m1", "c-1"), strings.Replace(predictBody("m1", "c-1"), `"kind":"view"`, `"\u212aind":"view"`, 1), 200, "", ""},
+		{"batch customer", "/v1/predict:batch", "partner", batch, strings.Replace(batch, `"customer":`, `"Customer":`, 1), 200, "customers[0].Customer", "customer"},
+		{"batch as_of", "/v1/predict:batch", "partner", batch, strings.Replace(batch, `"as_of"`, `"As_Of"`, 1), 200, "As_Of", "as_of"},
+		{"issue token", "/v1/tokens", "admin", `{"subject":"crm","role":"partner","merchants":["m1"],"ttl_seconds":3600}`, `{"Subject":"crm","role":"partner","merchants":["m1"],"ttl_seconds":3600}`, 201, "Subject", "subject"},
+		{"revoke token", "/v1/tokens:revoke", "admin", `{"jti":"some-token-id","expires_at":"2099-01-01T00:00:00Z"}`, `{"JTI":"some-token-id","expires_at":"2099-01-01T00:00:00Z"}`, 200, "JTI", "jti"},
+		{"enrol", "/v1/merchants", "admin", string(enrol), strings.Replace(string(enrol), `"time_zone"`, `"Time_Zone"`, 1), 201, "Time_Zone", "time_zone"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, b := loopback(t, ts, "POST", tt.path, f.tokens[tt.token], tt.folded)
+			var p problemDoc
+			if err := json.Unmarshal(b, &p); err != nil || code != http.StatusBadRequest {
+				t.Fatalf("folded key: %d %s, want 400", code, b)
+			}
+			if tt.key != "" {
+				if want := fmt.Sprintf("key %q is not spelled as the field %q", tt.key, tt.field); !strings.Contains(p.Detail, want) {
+					t.Errorf("detail %q, want it to say %s", p.Detail, want)
+				}
+			} else if strings.Contains(p.Detail, "\u212a") || !strings.Contains(p.Detail, "not echoed") {
+				t.Errorf("detail %q echoes the key or does not say it is not echoed", p.Detail)
+			}
+			if code, _, b := loopback(t, ts, "POST", tt.path, f.tokens[tt.token], tt.exact); code != tt.want {
+				t.Errorf("exact keys: %d %s, want %d", code, b, tt.want)
+			}
+		})
+	}
+}
