@@ -357,7 +357,7 @@
     drawLineage(ms);
     const admin = session.role === "admin";
     fillBody($("models-table"), ms.slice().reverse().map((m) => {
-      const tr = el("tr", { "data-version": m.version, "data-active": m.active });
+      const tr = el("tr", { "data-version": m.version, "data-active": m.active, "data-withdrawn": !!m.withdrawn });
       const contrib = el("td", { class: "contrib" });
       (m.contributions || []).forEach((c, i) => {
         if (i) contrib.append(el("br"));
