@@ -41,9 +41,11 @@ func randomSuffix() string {
 // stops at the first append that fails; what is left is appended by Tick.
 func (s *Service) flush(ctx context.Context, ps []staged) error {
 	for _, p := range ps {
-		if err := s.appendAudit(ctx, p.rec); err != nil {
+		seq, err := s.appendAuditSeq(ctx, p.rec)
+		if err != nil {
 			return err
 		}
+		s.recordWithdrawnSeq(ctx, p.id, p.rec, seq)
 		s.unstage(ctx, p.id)
 	}
 	return nil
@@ -74,9 +76,11 @@ func (s *Service) drainOutbox(ctx context.Context) error {
 		if err := json.Unmarshal(r.Record, &rec); err != nil {
 			return fmt.Errorf("audit outbox %s: %w", r.ID, err)
 		}
-		if err := s.appendAudit(ctx, rec); err != nil {
+		seq, err := s.appendAuditSeq(ctx, rec)
+		if err != nil {
 			return err
 		}
+		s.recordWithdrawnSeq(ctx, r.ID, rec, seq)
 		s.unstage(ctx, r.ID)
 	}
 	return nil

@@ -77,9 +77,13 @@ func TestRollbackDuringRoundStays(t *testing.T) {
 			if active.Version != 2 {
 				t.Errorf("active after the in-flight round published: v%d (parent %d), want v2, the operator's rollback", active.Version, active.Parent)
 			}
-			v4, err := r.svc.Model(ctx, 4)
-			if err != nil || v4.Parent != 3 || v4.Active {
-				t.Errorf("v4: version %d parent %d active %v (%v), want published from v3 and not active", v4.Version, v4.Parent, v4.Active, err)
+			// v4 is listed, not served: it is withdrawn with v3 (round 8 row 12).
+			ms, err := r.svc.Models(ctx)
+			if err != nil || len(ms) != 4 {
+				t.Fatalf("models: %d, %v; want 4", len(ms), err)
+			}
+			if v4 := ms[3]; v4.Version != 4 || v4.Parent != 3 || v4.Active || !v4.Withdrawn {
+				t.Errorf("v4: version %d parent %d active %v withdrawn %v, want published from v3, not active, withdrawn", v4.Version, v4.Parent, v4.Active, v4.Withdrawn)
 			}
 			if got := mustRound(t, r, "m1"); got.BaseVersion != 2 {
 				t.Errorf("next round %s trains from v%d, want v2", got.ID, got.BaseVersion)

@@ -21,7 +21,7 @@ func TestRoundConfigDefaults(t *testing.T) {
 	want := RoundConfig{Deadline: 10 * time.Minute, Quorum: 1, SampleFraction: 1, StepsPerRound: 10, PlannedRounds: 20,
 		SamplingRate: 0.05, LearningRate: 0.5, CountNoise: 50, Server: ServerFedAdam, ServerLR: 0.01, ServerTau: 1e-3,
 		TickInterval: time.Second, SecureStageTimeout: time.Minute,
-		SecureDropoutLimit: 3, SecureDropoutWindow: 10, SecureExclusionRounds: 20, SecureExclusionMaxRounds: 320}
+		SecureDropoutLimit: 3, SecureDropoutWindow: 10, SecureExclusionRounds: 20, SecureExclusionMaxRounds: 320, SecureExclusionForgiveRounds: 50}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults: got %+v, want %+v", got, want)
 	}
@@ -72,6 +72,8 @@ func TestRoundConfigErrors(t *testing.T) {
 		// wrapped it negative, and the merchant was readmitted at once (round 8).
 		{RoundConfig{SecureExclusionRounds: math.MaxInt}, []string{"rounds.secure_exclusion_rounds: must be at most 1000000"}},
 		{RoundConfig{SecureExclusionMaxRounds: 1_000_001}, []string{"rounds.secure_exclusion_max_rounds: must be at most 1000000"}},
+		{RoundConfig{SecureExclusionForgiveRounds: 1_000_001}, []string{"rounds.secure_exclusion_forgive_rounds: must be at most 1000000"}},
+		{RoundConfig{SecureExclusionForgiveRounds: -1}, []string{"rounds.secure_exclusion_forgive_rounds: must be positive"}},
 		{RoundConfig{SecureExclusionRounds: 30, SecureExclusionMaxRounds: 29}, []string{"rounds.secure_exclusion_max_rounds: must be at least secure_exclusion_rounds"}},
 		{RoundConfig{Evaluation: &EvaluationConfig{}}, []string{"rounds.evaluation.cutoff: required"}},
 		{RoundConfig{Evaluation: &EvaluationConfig{Cutoff: cut, Every: -1}}, []string{"rounds.evaluation.every: must be ≥ 0"}},

@@ -514,6 +514,15 @@ func (s *Service) step(ctx context.Context, tx Tx, r RoundRecord, baseRec ModelR
 		return nil, fmt.Errorf("publish %s: version %d: %w", r.ID, version, ErrConflict)
 	}
 	why := reason(version)
+	// A version trained from a withdrawn one is withdrawn with it, by the
+	// same rollback (withdraw.go).
+	if i := slices.IndexFunc(versions, func(m ModelRecord) bool { return m.Version == r.BaseVersion }); i >= 0 && versions[i].Withdrawn {
+		b := versions[i]
+		if err := tx.SetModelWithdrawn(ctx, version, b.WithdrawnAt, b.WithdrawnBy, b.WithdrawnSeq); err != nil {
+			return nil, err
+		}
+		why += fmt.Sprintf("; withdrawn: it trained from version %d, which a rollback withdrew", r.BaseVersion)
+	}
 	// Only rounds and rollbacks move the active version, and a round opens
 	// on the active one: another active version now is an operator's
 	// rollback during the round. The version is published (its updates were

@@ -129,6 +129,12 @@ func TestSecureRepeatDropoutExcluded(t *testing.T) {
 // state.
 func playDropoutRound(t *testing.T, f *fed, svc *atomic.Pointer[aggregator.Service], r protocol.Round) protocol.RoundState {
 	t.Helper()
+	return playSecureRound(t, f, svc, r, true)
+}
+
+// playSecureRound is playDropoutRound with m4 dropping out only if drop.
+func playSecureRound(t *testing.T, f *fed, svc *atomic.Pointer[aggregator.Service], r protocol.Round, drop bool) protocol.RoundState {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	base, err := hazard.Unmarshal(r.Model, "")
@@ -171,14 +177,14 @@ func playDropoutRound(t *testing.T, f *fed, svc *atomic.Pointer[aggregator.Servi
 				return distributed.EncodeWithoutNoise(ctx, contrib, plan.Params)
 			},
 		}
-		if m == "m4" {
+		if m == "m4" && drop {
 			part.BeforeMask = func(secureplan.Round) error { return errDrop }
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_, err := part.Run(ctx)
-			if m == "m4" {
+			if m == "m4" && drop {
 				hostileDone.Store(true)
 				if !errors.Is(err, errDrop) && ctx.Err() == nil {
 					t.Errorf("m4: %v, want its dropout", err)
@@ -188,7 +194,7 @@ func playDropoutRound(t *testing.T, f *fed, svc *atomic.Pointer[aggregator.Servi
 	}
 	defer func() { cancel(); wg.Wait() }()
 	honest := len(cohort)
-	if slices.Contains(cohort, "m4") {
+	if drop && slices.Contains(cohort, "m4") {
 		honest--
 	}
 	// A guard, not a timing: the stages advance on the test's clock.
@@ -299,6 +305,109 @@ func TestSecureRepeatOffenderEscalates(t *testing.T) {
 				t.Errorf("audit: %d exclusions, %d readmissions; want 4 and 3 (%v)", got["merchant.secure.exclude ok"], got["merchant.secure.readmit ok"], got)
 			}
 			f.verifyAudit(t, rep)
+		})
+	}
+}
+
+// TestSecureExclusionsForgiven (privacy.md §16, round 8 row 13): the count
+// of a merchant's secure-round exclusions never decayed, so an honest
+// merchant's rare outages compounded its exclusions up to
+// secure_exclusion_max_rounds. Now, after secure_exclusion_forgive_rounds
+// (3 here) secure rounds it masked in with no dropout between, the count
+// halves, with one audit entry: m4, excluded once (2 rounds), masks in 3
+// rounds, is forgiven (1 → 0), and its next exclusion lasts the base 2
+// rounds again, not 4.
+func TestSecureExclusionsForgiven(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			p, err := policies.Parse("dropout.yaml", []byte(dropoutPolicy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := secureConfig()
+			cfg.SampleFraction, cfg.PlannedRounds = 0.75, 80
+			cfg.SecureExclusionRounds, cfg.SecureExclusionMaxRounds, cfg.SecureExclusionForgiveRounds = 2, 5, 3
+			f := newFedPolicy(t, b, cfg, p)
+			rep := f.start(t)
+			var svc atomic.Pointer[aggregator.Service]
+			svc.Store(rep.svc)
+			f.enrol(t, rep, "m1", "m2", "m3", "m4")
+			if err := rep.svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			m4 := func() aggregator.Merchant {
+				t.Helper()
+				ms, err := rep.svc.Merchants(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range ms {
+					if m.ID == "m4" {
+						return m
+					}
+				}
+				t.Fatal("m4 not enrolled")
+				return aggregator.Merchant{}
+			}
+			// phase 0: m4 drops out until its first exclusion; 1: it is
+			// excluded; 2: it masks in every round it is sampled into until
+			// forgiven; 3: it drops out again until its second exclusion.
+			phase, dropouts, clean := 0, 0, 0
+			for range 80 {
+				round, err := rep.svc.CurrentRound(ctx, "m1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				sampled := slices.Contains(round.Plan.Secure.Merchants, "m4")
+				drop := phase == 0 || phase == 3
+				state := playSecureRound(t, f, &svc, round, drop)
+				want := protocol.RoundPublished
+				if sampled && drop {
+					want = protocol.RoundFailed
+				}
+				if state != want {
+					t.Fatalf("round %s (m4 sampled %v, dropping %v): %s", round.ID, sampled, drop, state)
+				}
+				m := m4()
+				switch {
+				case phase == 0 && sampled:
+					if dropouts++; dropouts == 3 {
+						if m.SecureExclusions != 1 || m.SecureExcludedUntil != round.Seq+2 {
+							t.Fatalf("first exclusion: exclusions %d through %d, want 1 through %d", m.SecureExclusions, m.SecureExcludedUntil, round.Seq+2)
+						}
+						phase = 1
+					}
+				case phase == 1:
+					if m.SecureExcludedUntil == 0 {
+						phase = 2
+					}
+				case phase == 2 && sampled:
+					clean++
+					want := 1
+					if clean == 3 {
+						want, phase, dropouts = 0, 3, 0
+					}
+					if m.SecureExclusions != want {
+						t.Fatalf("after %d clean rounds: exclusions %d, want %d", clean, m.SecureExclusions, want)
+					}
+					if got := auditActions(t, rep.store)["merchant.secure.forgive ok"]; got != 1-want {
+						t.Fatalf("after %d clean rounds: %d forgive entries, want %d", clean, got, 1-want)
+					}
+				case phase == 3 && sampled:
+					if dropouts++; dropouts == 3 {
+						if m.SecureExclusions != 1 || m.SecureExcludedUntil != round.Seq+2 {
+							t.Fatalf("exclusion after forgiveness: exclusions %d through %d, want 1 through %d (the base 2 rounds)", m.SecureExclusions, m.SecureExcludedUntil, round.Seq+2)
+						}
+						if got := auditActions(t, rep.store)["merchant.secure.forgive ok"]; got != 1 {
+							t.Errorf("%d forgive entries, want 1", got)
+						}
+						f.verifyAudit(t, rep)
+						return
+					}
+				}
+			}
+			t.Fatalf("80 rounds and m4 still in phase %d (%d dropouts, %d clean rounds)", phase, dropouts, clean)
 		})
 	}
 }

@@ -22,8 +22,12 @@ import (
 // clean record of dropouts. Its count of exclusions survives the readmission
 // (round 8): each later exclusion lasts twice the one before, up to
 // SecureExclusionMaxRounds, so a repeat offender cannot fail
-// SecureDropoutLimit rounds in every SecureExclusionRounds for ever. Each
-// exclusion and each readmission is one audit entry.
+// SecureDropoutLimit rounds in every SecureExclusionRounds for ever. The
+// count decays (round 8 row 13): after SecureExclusionForgiveRounds secure
+// rounds the merchant masked in with no dropout before masking between
+// them, it halves (3 → 1, 1 → 0), so an honest merchant's rare outages stop
+// compounding; an offender that keeps dropping out never gets there. Each
+// exclusion, readmission and halving is one audit entry.
 
 // secureDropouts updates the cohort's dropout records at the close of secure
 // round r's last stage before masking (or its failure before then): senders
@@ -40,11 +44,22 @@ func (s *Service) secureDropouts(ctx context.Context, tx Tx, r RoundRecord, cfg 
 		}
 		sent := slices.Contains(senders, id)
 		if sent && masked {
-			if len(m.SecureDropouts) == 0 {
+			if len(m.SecureDropouts) == 0 && m.SecureExclusions == 0 {
 				continue
 			}
-			// It masked: earlier dropouts were not a pattern.
-			if err := tx.SetMerchantSecureDropouts(ctx, merchant, nil, m.SecureExcludedUntil, m.SecureExclusions); err != nil {
+			// It masked: earlier dropouts were not a pattern, and a long
+			// enough run of such rounds forgives half its exclusions.
+			exclusions, clean := m.SecureExclusions, 0
+			if exclusions > 0 {
+				clean = m.SecureCleanRounds + 1
+				if n := s.rc().SecureExclusionForgiveRounds; clean >= n {
+					exclusions, clean = exclusions/2, 0
+					out = append(out, transition{round: r, action: "merchant.secure.forgive", merchant: merchant,
+						reason: fmt.Sprintf("%s masked in %d secure rounds in a row since its last dropout before masking: exclusions %d → %d",
+							merchant, n, m.SecureExclusions, exclusions)})
+				}
+			}
+			if err := tx.SetMerchantSecureDropouts(ctx, merchant, nil, m.SecureExcludedUntil, exclusions, clean); err != nil {
 				return nil, fmt.Errorf("secure round %s: %w", r.ID, err)
 			}
 			continue
@@ -66,7 +81,8 @@ func (s *Service) secureDropouts(ctx context.Context, tx Tx, r RoundRecord, cfg 
 					merchant, joinSeqs(recent), len(recent), window, exclusions, n, until)})
 			recent = nil
 		}
-		if err := tx.SetMerchantSecureDropouts(ctx, merchant, recent, until, exclusions); err != nil {
+		// A dropout restarts the clean stretch that forgives.
+		if err := tx.SetMerchantSecureDropouts(ctx, merchant, recent, until, exclusions, 0); err != nil {
 			return nil, fmt.Errorf("secure round %s: %w", r.ID, err)
 		}
 	}
@@ -86,7 +102,7 @@ func (s *Service) secureReadmit(ctx context.Context, tx Tx, r RoundRecord) ([]tr
 		if m.SecureExcludedUntil == 0 || m.SecureExcludedUntil > r.Seq {
 			continue
 		}
-		if err := tx.SetMerchantSecureDropouts(ctx, m.ID, nil, 0, m.SecureExclusions); err != nil {
+		if err := tx.SetMerchantSecureDropouts(ctx, m.ID, nil, 0, m.SecureExclusions, m.SecureCleanRounds); err != nil {
 			return nil, fmt.Errorf("secure round %s: readmit: %w", r.ID, err)
 		}
 		out = append(out, transition{round: r, action: "merchant.secure.readmit", merchant: m.ID,

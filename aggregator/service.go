@@ -113,14 +113,23 @@ type RoundConfig struct {
 	// SecureExclusionRounds rounds (securedropout.go; defaults 3, 10, 20).
 	// Each later exclusion of the same merchant lasts twice the one before,
 	// up to SecureExclusionMaxRounds (default 16 × SecureExclusionRounds).
-	SecureDropoutLimit       int `yaml:"secure_dropout_limit,omitempty"`
-	SecureDropoutWindow      int `yaml:"secure_dropout_window,omitempty"`
-	SecureExclusionRounds    int `yaml:"secure_exclusion_rounds,omitempty"`
-	SecureExclusionMaxRounds int `yaml:"secure_exclusion_max_rounds,omitempty"`
+	// After SecureExclusionForgiveRounds secure rounds it masked in with no
+	// dropout before masking (default 50), its count of exclusions halves.
+	SecureDropoutLimit           int `yaml:"secure_dropout_limit,omitempty"`
+	SecureDropoutWindow          int `yaml:"secure_dropout_window,omitempty"`
+	SecureExclusionRounds        int `yaml:"secure_exclusion_rounds,omitempty"`
+	SecureExclusionMaxRounds     int `yaml:"secure_exclusion_max_rounds,omitempty"`
+	SecureExclusionForgiveRounds int `yaml:"secure_exclusion_forgive_rounds,omitempty"`
 }
 
-// MaxSecureExclusionRounds bounds secure_exclusion_rounds and
-// secure_exclusion_max_rounds: a million rounds is years at any tick.
+// DefaultSecureExclusionForgiveRounds is secure_exclusion_forgive_rounds
+// when unset: a merchant that masks in this many secure rounds in a row has
+// half its exclusions forgiven.
+const DefaultSecureExclusionForgiveRounds = 50
+
+// MaxSecureExclusionRounds bounds secure_exclusion_rounds,
+// secure_exclusion_max_rounds and secure_exclusion_forgive_rounds: a million
+// rounds is years at any tick.
 const MaxSecureExclusionRounds = 1_000_000
 
 // EvaluationConfig configures federated evaluation. A training round whose
@@ -322,7 +331,7 @@ func (c *RoundConfig) defaults() error {
 	for _, v := range []struct {
 		key string
 		n   int
-	}{{"secure_dropout_limit", c.SecureDropoutLimit}, {"secure_dropout_window", c.SecureDropoutWindow}, {"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}} {
+	}{{"secure_dropout_limit", c.SecureDropoutLimit}, {"secure_dropout_window", c.SecureDropoutWindow}, {"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}, {"secure_exclusion_forgive_rounds", c.SecureExclusionForgiveRounds}} {
 		if v.n < 0 {
 			bad(v.key, v.n, "positive")
 		}
@@ -333,7 +342,7 @@ func (c *RoundConfig) defaults() error {
 	for _, v := range []struct {
 		key string
 		n   int
-	}{{"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}} {
+	}{{"secure_exclusion_rounds", c.SecureExclusionRounds}, {"secure_exclusion_max_rounds", c.SecureExclusionMaxRounds}, {"secure_exclusion_forgive_rounds", c.SecureExclusionForgiveRounds}} {
 		if v.n > MaxSecureExclusionRounds {
 			// An exclusion ends at its round seq plus its length, which must not wrap.
 			bad(v.key, v.n, fmt.Sprintf("at most %d", MaxSecureExclusionRounds))
@@ -371,6 +380,9 @@ func (c *RoundConfig) defaults() error {
 	}
 	if c.SecureExclusionMaxRounds == 0 {
 		c.SecureExclusionMaxRounds = min(16*c.SecureExclusionRounds, MaxSecureExclusionRounds)
+	}
+	if c.SecureExclusionForgiveRounds == 0 {
+		c.SecureExclusionForgiveRounds = DefaultSecureExclusionForgiveRounds
 	}
 	if c.StepsPerRound == 0 {
 		c.StepsPerRound = 10
@@ -780,6 +792,12 @@ func (s *Service) CurrentRound(ctx context.Context, merchantID string) (protocol
 	if err := s.flush(ctx, ps); err != nil {
 		return protocol.Round{}, fmt.Errorf("current round: %w", err)
 	}
+	if model.Withdrawn {
+		// The round trains from a version rolled back while it runs: no
+		// merchant gets it to train on (the round's version would be
+		// withdrawn at publication anyway).
+		return protocol.Round{}, fmt.Errorf("current round %s: %w", rr.ID, withdrawnError(model))
+	}
 	plan, err := s.merchantPlan(rr.Plan, mp)
 	if err != nil {
 		return protocol.Round{}, fmt.Errorf("current round: %w", err)
@@ -880,6 +898,9 @@ func (s *Service) Model(ctx context.Context, version int) (protocol.ModelVersion
 		m, err = tx.Model(ctx, v)
 		return err
 	})
+	if err == nil && m.Withdrawn {
+		err = withdrawnError(m)
+	}
 	if err != nil {
 		return protocol.ModelVersion{}, fmt.Errorf("model %d: %w", version, err)
 	}
@@ -904,11 +925,23 @@ func (s *Service) Rollback(ctx context.Context, actor string, version int) error
 		if _, err := tx.Model(ctx, version); err != nil {
 			return err
 		}
+		now := s.now().UTC()
+		id := "model.rollback/" + strconv.Itoa(version) + "/" + randomSuffix()
+		withdrawn, restored, err := withdraw(ctx, tx, prev, version, now, id)
+		if err != nil {
+			return err
+		}
 		if err := tx.SetActiveVersion(ctx, version); err != nil {
 			return err
 		}
 		rec.Details = map[string]string{"from": strconv.Itoa(prev), "to": strconv.Itoa(version)}
-		p, err := stage(ctx, tx, "model.rollback/"+strconv.Itoa(version)+"/"+randomSuffix(), rec, s.now().UTC())
+		if len(withdrawn) > 0 {
+			rec.Details["withdrawn"] = joinVersions(withdrawn)
+		}
+		if restored {
+			rec.Details["restored"] = strconv.Itoa(version)
+		}
+		p, err := stage(ctx, tx, id, rec, now)
 		ps = []staged{p}
 		return err
 	})
@@ -975,12 +1008,19 @@ func outcomeOf(err error) audit.Outcome {
 // appendAudit appends rec on a context detached from the caller's
 // cancellation, so an entry is not lost because a client went away.
 func (s *Service) appendAudit(ctx context.Context, rec audit.Record) error {
+	_, err := s.appendAuditSeq(ctx, rec)
+	return err
+}
+
+// appendAuditSeq is appendAudit returning the entry's seq.
+func (s *Service) appendAuditSeq(ctx context.Context, rec audit.Record) (uint64, error) {
 	rec = loggableRecord(rec)
-	if _, err := s.audit.Append(context.WithoutCancel(ctx), rec); err != nil {
-		return fmt.Errorf("%w: %w", ErrAudit, err)
+	e, err := s.audit.Append(context.WithoutCancel(ctx), rec)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrAudit, err)
 	}
 	s.logAction(ctx, rec)
-	return nil
+	return e.Seq, nil
 }
 
 // logAction logs one info line per audited action: round transitions,

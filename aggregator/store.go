@@ -46,9 +46,11 @@ type Tx interface {
 	SetMerchantStopped(ctx context.Context, id, reason string, at time.Time) error
 	// SetMerchantSecureDropouts replaces merchant id's record of recent
 	// secure rounds it dropped out of before masking (round seqs), the
-	// last round seq it is left out of secure cohorts for (0: none) and how
-	// many times it has been left out.
-	SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64, exclusions int) error
+	// last round seq it is left out of secure cohorts for (0: none), how
+	// many times it has been left out (as forgiven) and how many secure
+	// rounds it has masked in since its last dropout (counted only while
+	// exclusions > 0).
+	SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64, exclusions, clean int) error
 
 	// InsertRound stores a new round; false (and no error) if its seq exists.
 	InsertRound(ctx context.Context, r RoundRecord) (bool, error)
@@ -142,6 +144,14 @@ type Tx interface {
 	ActiveVersion(ctx context.Context) (int, error)
 	// SetActiveVersion makes version the active one.
 	SetActiveVersion(ctx context.Context, version int) error
+	// SetModelWithdrawn records that a rollback withdrew version at time at,
+	// by the rollback whose audit outbox id is by, whose audit entry is seq
+	// (0: not appended yet); the zero time restores it. ErrNotFound if there
+	// is no such version.
+	SetModelWithdrawn(ctx context.Context, version int, at time.Time, by string, seq int64) error
+	// SetWithdrawnSeq records seq, the audit entry of the rollback whose
+	// outbox id is by, on every version it withdrew.
+	SetWithdrawnSeq(ctx context.Context, by string, seq int64) error
 	// RevokeToken records that the API token jti is refused until expiresAt
 	// (revoking again keeps the later expiry).
 	RevokeToken(ctx context.Context, jti string, expiresAt time.Time) error
@@ -182,7 +192,12 @@ type Merchant struct {
 	SecureExcludedUntil int64
 	// SecureExclusions is how many times the merchant has been left out of
 	// secure cohorts; a readmission keeps it, so each repeat lasts longer.
+	// It halves after SecureExclusionForgiveRounds clean rounds.
 	SecureExclusions int
+	// SecureCleanRounds is how many secure rounds the merchant has masked
+	// in since its last dropout before masking (kept while
+	// SecureExclusions > 0).
+	SecureCleanRounds int
 }
 
 // RoundRecord is a persisted round.
@@ -277,6 +292,9 @@ type OutboxRecord struct {
 // was produced with.
 type ModelRecord struct {
 	protocol.ModelVersion
+	// WithdrawnBy is the audit outbox id of the rollback that withdrew the
+	// version (empty unless Withdrawn).
+	WithdrawnBy string
 	// Optimizer is the FedAdam state (JSON) after this version's step.
 	Optimizer []byte
 }

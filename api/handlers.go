@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -419,6 +420,14 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 			return bad("invalid JSON at byte %d: a key twice in one object (its name is not echoed: not a plain field name)", off)
 		}
 		return bad("invalid JSON at byte %d: key %q twice in one object (keys are compared ignoring case)", off, path)
+	}
+	// encoding/json also matches a key to a field ignoring case: refuse a
+	// key not spelled exactly as its field, for the same reason.
+	if path, field, off, ok := foldedKey(body, reflect.TypeOf(v)); !ok {
+		if path == "" || field == "" {
+			return bad("invalid JSON at byte %d: a key not spelled exactly as a field (its name is not echoed: not a plain field name; keys are case-sensitive)", off)
+		}
+		return bad("invalid JSON at byte %d: key %q is not spelled as the field %q (keys are case-sensitive)", off, path, field)
 	}
 	return nil
 }

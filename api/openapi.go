@@ -53,7 +53,7 @@ func (s *Server) v1Routes() []apiRoute {
 		{http.MethodGet, "/v1/merchants", rolesAdmin, "listMerchants", "List the enrolled merchants",
 			nil, http.StatusOK, merchantList{}, nil, s.merchants},
 		{http.MethodGet, "/v1/rounds/current", rolesMerchant, "currentRound", "The current round as the token's merchant sees it",
-			nil, http.StatusOK, protocol.Round{}, []int{404, 422, 429}, s.currentRound},
+			nil, http.StatusOK, protocol.Round{}, []int{404, 410, 422, 429}, s.currentRound},
 		{http.MethodPost, "/v1/rounds/{id}/updates", rolesMerchant, "submitUpdate", "Submit a sealed update for a round",
 			envelope{}, http.StatusAccepted, protocol.Receipt{}, []int{400, 409, 413, 415, 422, 429}, s.submit},
 		{http.MethodPost, "/v1/rounds/{id}/secure", rolesMerchant, "submitSecure", "Submit a sealed message for a stage of a secure-aggregation round",
@@ -63,10 +63,10 @@ func (s *Server) v1Routes() []apiRoute {
 		{http.MethodGet, "/v1/models", rolesModels, "listModels", "List the model registry (without model files)",
 			nil, http.StatusOK, modelList{}, []int{400, 429}, s.models},
 		// The rollback route comes first: "{version}" alone would also match "3:rollback".
-		{http.MethodPost, "/v1/models/{version:[0-9]+}:rollback", rolesAdmin, "rollback", "Make an earlier model version the active one",
+		{http.MethodPost, "/v1/models/{version:[0-9]+}:rollback", rolesAdmin, "rollback", "Make another model version the active one. Rolling back to a lower version withdraws the versions above it on the active lineage and their descendants; rolling back to a withdrawn version restores it alone",
 			nil, http.StatusOK, protocol.ModelVersion{}, []int{400, 404}, s.rollback},
-		{http.MethodGet, "/v1/models/{version}", rolesModels, "getModel", `One model version with its model file; "active" for the active one`,
-			nil, http.StatusOK, protocol.ModelVersion{}, []int{400, 404, 429}, s.model},
+		{http.MethodGet, "/v1/models/{version}", rolesModels, "getModel", `One model version with its model file; "active" for the active one. A version a rollback withdrew is 410 (type withdrawn), naming the seq of the rollback's audit entry`,
+			nil, http.StatusOK, protocol.ModelVersion{}, []int{400, 404, 410, 429}, s.model},
 		{http.MethodGet, "/v1/budgets", rolesCompliance, "listBudgets", "Every merchant's ε spent against its cap",
 			nil, http.StatusOK, budgetList{}, nil, s.budgets},
 	}
@@ -139,6 +139,11 @@ func OpenAPI() ([]byte, error) {
 		if rt.body != nil {
 			codes = append(codes, http.StatusServiceUnavailable) // the in-flight body budget is full (admission.go)
 		}
+		if slices.Contains(rt.roles, auth.RoleAdmin) || slices.Contains(rt.roles, auth.RoleCompliance) {
+			codes = append(codes, http.StatusTooManyRequests) // limitOverseers
+		}
+		slices.Sort(codes)
+		codes = slices.Compact(codes)
 		for _, code := range codes {
 			responses[fmt.Sprint(code)] = map[string]any{"description": http.StatusText(code), "content": map[string]any{
 				"application/problem+json": map[string]any{"schema": problem}}}
@@ -164,6 +169,7 @@ func OpenAPI() ([]byte, error) {
 				"type": "string", "contentMediaType": "text/plain", "description": "Prometheus text exposition format"}}}},
 			"401": map[string]any{"description": http.StatusText(http.StatusUnauthorized), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
 			"403": map[string]any{"description": http.StatusText(http.StatusForbidden), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
+			"429": map[string]any{"description": http.StatusText(http.StatusTooManyRequests), "content": map[string]any{"application/problem+json": map[string]any{"schema": problem}}},
 		}}}
 	paths["/.well-known/jwks.json"] = text("Token verification keys (RFC 8037 Ed25519 JWKS)")
 	paths["/openapi.json"] = text("This document")

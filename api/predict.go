@@ -72,7 +72,8 @@ package api
 // (batch) and batches of more than MaxBatch customers are refused with 413.
 // The partner rate limit counts requests: a batch is one request. Admin and
 // compliance tokens, whose calls here are audited denials, are held to
-// DefaultMerchantRate and DefaultMerchantBurst per subject on these routes.
+// DefaultOverseerRate and DefaultOverseerBurst per subject, as on every
+// route (limitOverseers).
 //
 // Caching. Parsed models are cached per version (versions are immutable); the
 // active version is looked up again at most every ActiveTTL, so a rollback
@@ -318,14 +319,15 @@ func (s *Server) predictRoutes() []apiRoute {
 		{http.MethodPost, "/v1/predict", rolesPredict, "predict",
 			"P(buy within 1/3/7/14/30 days), expected days, most likely date and the features behind them, for one customer of a merchant " +
 				"the token may query; from events (same feature builder as training) or a feature vector. Audited before it is answered. " +
-				"Partner tokens for merchants in both their claim and the policy grant, merchant tokens for themselves; admin and compliance get 403.",
-			PredictRequest{}, http.StatusOK, Prediction{}, []int{400, 404, 413, 415, 422, 429, 503}, s.predictOne},
+				"Partner tokens for merchants in both their claim and the policy grant, merchant tokens for themselves; admin and compliance get 403. " +
+				"A model_version a rollback withdrew is 410 (type withdrawn), naming the version and the seq of the rollback's audit entry.",
+			PredictRequest{}, http.StatusOK, Prediction{}, []int{400, 404, 410, 413, 415, 422, 429, 503}, s.predictOne},
 		{http.MethodPost, "/v1/predict:batch", rolesPredict, "predictBatch",
 			"Predict for up to 1000 customers of one merchant (one audit entry naming each). Each customer is answered on its own: " +
 				"one whose input is refused (a bad event, an amount or feature out of range, no event before as_of) gets a problem entry " +
 				"(the status, type and detail /v1/predict would answer, naming the field such as customers[3].events[7].amount), " +
-				"the others their predictions. Same authorization as /v1/predict.",
-			PredictBatchRequest{}, http.StatusOK, BatchPrediction{}, []int{400, 404, 413, 415, 429, 503}, s.predictBatch},
+				"the others their predictions. Same authorization as /v1/predict; a withdrawn model_version is 410 as there.",
+			PredictBatchRequest{}, http.StatusOK, BatchPrediction{}, []int{400, 404, 410, 413, 415, 429, 503}, s.predictBatch},
 	}
 }
 
@@ -353,7 +355,7 @@ func newPredictor(svc Service, o PredictOptions) (*predictor, error) {
 	}
 	return &predictor{
 		opts:      o,
-		models:    &modelCache{svc: svc, ttl: o.ActiveTTL, now: o.Now, byVersion: map[int]*servedModel{}},
+		models:    &modelCache{svc: svc, ttl: o.ActiveTTL, now: o.Now, byVersion: map[int]*servedModel{}, checked: map[int]time.Time{}},
 		merchants: &merchantCache{svc: svc, ttl: o.MerchantTTL, now: o.Now},
 	}, nil
 }
@@ -364,9 +366,6 @@ func (s *Server) predictOne(w http.ResponseWriter, r *http.Request) error {
 	c, err := claims(r)
 	if err != nil {
 		return err
-	}
-	if s.overseerLimited(w, r, c) {
-		return nil
 	}
 	p := s.predict
 	var req PredictRequest
@@ -395,9 +394,6 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.overseerLimited(w, r, c) {
-		return nil
-	}
 	p := s.predict
 	var req PredictBatchRequest
 	if err := decodePredict(w, r, p.opts.MaxBatchBytes, &req, fastBatchRequest); err != nil {
@@ -424,23 +420,6 @@ func (s *Server) predictBatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writePredictJSON(w, body)
-}
-
-// overseerLimited holds admin and compliance tokens, which have no request
-// rate elsewhere, to a bucket per role and subject on the predict routes,
-// where each of their calls is an audited denial: without it a read-only
-// compliance token grew the never-pruned log at its sending rate. It
-// answers 429 (unaudited, as for partners) and reports true when over it.
-func (s *Server) overseerLimited(w http.ResponseWriter, r *http.Request, c *auth.Claims) bool {
-	if c.Role != auth.RoleAdmin && c.Role != auth.RoleCompliance {
-		return false
-	}
-	wait, err := s.overseerRate.take(string(c.Role) + ":" + c.Subject)
-	if err != nil || wait <= 0 {
-		return false // the grant is a constant: err cannot happen
-	}
-	s.tooMany(w, r, c, wait)
-	return true
 }
 
 // errPredictOff answers predict calls on a server without an audit log.
@@ -1104,6 +1083,10 @@ type modelCache struct {
 
 	mu        sync.RWMutex
 	byVersion map[int]*servedModel
+	// checked is when a pinned version was last found not withdrawn: it
+	// is looked up again after ttl, as the active version is, so that a
+	// rollback's withdrawal reaches pinned predictions.
+	checked map[int]time.Time
 
 	active     atomic.Pointer[activeModel]
 	refreshing sync.Mutex // one active-version lookup at a time
@@ -1118,16 +1101,28 @@ type activeModel struct {
 func (c *modelCache) get(ctx context.Context, version int) (*servedModel, error) {
 	if version > 0 {
 		c.mu.RLock()
-		sm := c.byVersion[version]
+		sm, at := c.byVersion[version], c.checked[version]
 		c.mu.RUnlock()
-		if sm != nil {
+		if sm != nil && c.now().Sub(at) < c.ttl {
 			return sm, nil
 		}
 		mv, err := c.svc.Model(ctx, version)
 		if err != nil {
+			if errors.Is(err, aggregator.ErrWithdrawn) {
+				c.mu.Lock()
+				delete(c.byVersion, version)
+				delete(c.checked, version)
+				c.mu.Unlock()
+			}
 			return nil, err
 		}
-		return c.put(mv)
+		if sm, err = c.put(mv); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.checked[version] = c.now()
+		c.mu.Unlock()
+		return sm, nil
 	}
 	a := c.active.Load()
 	if a != nil && c.now().Sub(a.at) < c.ttl {
@@ -1175,6 +1170,7 @@ func (c *modelCache) put(mv protocol.ModelVersion) (*servedModel, error) {
 	if len(c.byVersion) >= maxCachedModels {
 		for v := range c.byVersion { // evict any one; versions reload on demand
 			delete(c.byVersion, v)
+			delete(c.checked, v)
 			break
 		}
 	}

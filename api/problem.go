@@ -104,6 +104,7 @@ var errorMap = []struct {
 	{aggregator.ErrNotSelected, http.StatusForbidden, apiclient.TypeNotSelected, true},
 	{aggregator.ErrPolicy, http.StatusUnprocessableEntity, apiclient.TypePolicyViolation, true},
 	{aggregator.ErrConflict, http.StatusConflict, apiclient.TypeConflict, true},
+	{aggregator.ErrWithdrawn, http.StatusGone, apiclient.TypeWithdrawn, true},
 	{aggregator.ErrNotFound, http.StatusNotFound, apiclient.TypeNotFound, false},
 	// Committed but not audited: no success answer (fail closed); a retry of
 	// the same envelope is answered as a duplicate.

@@ -23,6 +23,31 @@ const (
 	DefaultMerchantBurst = 200
 )
 
+// Default request rates of admin and compliance tokens (per role and
+// subject, every route of theirs). The web console polls GET
+// /v1/federation every 2 s while its overview is shown and makes a handful
+// of requests per page (the session, a page of models, a page of the audit
+// log, budgets); an operator's CLI makes one request per command. A
+// console open in ten tabs is 5 requests a second: far below 20, and a
+// burst of 200 takes a page load in every tab at once. The bound is for a
+// stolen or runaway token, which could otherwise make the server read
+// budgets, models and the audit log as fast as it can send.
+const (
+	DefaultOverseerRate  = 20.0
+	DefaultOverseerBurst = 200
+)
+
+// Whole-log reads (GET /v1/compliance and GET /v1/report verify every
+// entry of the never-pruned log per call, GET /v1/audit/export writes every
+// one) have a bucket of their own besides: the console asks for
+// /v1/compliance once when its compliance or audit tab is opened and for
+// the export on a click, so a person stays far below a burst of 10 and one
+// a second after it.
+const (
+	DefaultVerifyRate  = 1.0
+	DefaultVerifyBurst = 10
+)
+
 // rateLimiter keeps one token bucket per caller (a partner app, a
 // merchant), at the rate and burst grant gives it. Only callers the grant
 // knows get a bucket; the API asks it for partners the policy names and for
@@ -97,6 +122,32 @@ func (s *Server) limitPartners(next http.Handler) http.Handler {
 func (s *Server) limitMerchants(next http.Handler) http.Handler {
 	// The merchants' grant is a constant: its error cannot happen.
 	return s.limitRole(next, auth.RoleMerchant, s.merchantRate, func(_ *auth.Claims, err error) error { return err })
+}
+
+// limitOverseers holds admin and compliance tokens, which have no grant of
+// their own, to a bucket per role and subject on every route (overseerRate;
+// the predict routes, where each of their calls is an audited denial,
+// included), and on the whole-log verification routes to verifyRate too:
+// 429 with Retry-After beyond either, counted and never audited.
+func (s *Server) limitOverseers(verifies bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := auth.ClaimsFrom(r.Context())
+		if !ok || (c.Role != auth.RoleAdmin && c.Role != auth.RoleCompliance) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		id := string(c.Role) + ":" + c.Subject
+		// The grants are constants: take's error cannot happen.
+		wait, _ := s.overseerRate.take(id)
+		if wait <= 0 && verifies {
+			wait, _ = s.verifyRate.take(id)
+		}
+		if wait > 0 {
+			s.tooMany(w, r, c, wait)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limitRole holds the tokens of role to their subject's bucket in l: a

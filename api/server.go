@@ -144,6 +144,13 @@ type Options struct {
 	// DefaultMerchantBurst when 0.
 	MerchantRate  float64
 	MerchantBurst int
+	// OverseerRate and OverseerBurst are every admin and compliance token's
+	// request rate (per second) and burst, one bucket per role and subject
+	// across routes (429 with Retry-After beyond it); DefaultOverseerRate
+	// and DefaultOverseerBurst when 0. The whole-log routes are held to
+	// DefaultVerifyRate and DefaultVerifyBurst besides.
+	OverseerRate  float64
+	OverseerBurst int
 	// Now is the clock of the rate limiters; time.Now when nil.
 	Now func() time.Time
 	// Merchants returns an error when the federation policy in force does
@@ -201,7 +208,8 @@ type Server struct {
 	openapi      []byte
 	partners     *rateLimiter
 	merchantRate *rateLimiter
-	overseerRate *rateLimiter // admin and compliance tokens on the predict routes
+	overseerRate *rateLimiter // admin and compliance tokens, every route
+	verifyRate   *rateLimiter // admin and compliance tokens, whole-log verification routes
 	inPolicy     func(id string) error
 	auditSrc     audit.Source
 	predict      *predictor
@@ -235,6 +243,8 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("new api server: negative token lifetime or body limit")
 	case !(opts.MerchantRate >= 0) || math.IsInf(opts.MerchantRate, 0) || opts.MerchantBurst < 0:
 		return nil, fmt.Errorf("new api server: merchant rate %v/s with burst %d: want finite and ≥ 0 (0 takes the default)", opts.MerchantRate, opts.MerchantBurst)
+	case !(opts.OverseerRate >= 0) || math.IsInf(opts.OverseerRate, 0) || opts.OverseerBurst < 0:
+		return nil, fmt.Errorf("new api server: overseer rate %v/s with burst %d: want finite and ≥ 0 (0 takes the default)", opts.OverseerRate, opts.OverseerBurst)
 	}
 	s := &Server{
 		svc:       opts.Service,
@@ -268,7 +278,9 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	mRate, mBurst := cmpOr(opts.MerchantRate, DefaultMerchantRate), cmpOr(opts.MerchantBurst, DefaultMerchantBurst)
 	s.merchantRate = &rateLimiter{grant: func(string) (float64, int, error) { return mRate, mBurst, nil }, now: now, buckets: map[string]*bucket{}}
-	s.overseerRate = &rateLimiter{grant: func(string) (float64, int, error) { return DefaultMerchantRate, DefaultMerchantBurst, nil }, now: now, buckets: map[string]*bucket{}}
+	oRate, oBurst := cmpOr(opts.OverseerRate, DefaultOverseerRate), cmpOr(opts.OverseerBurst, DefaultOverseerBurst)
+	s.overseerRate = &rateLimiter{grant: func(string) (float64, int, error) { return oRate, oBurst, nil }, now: now, buckets: map[string]*bucket{}}
+	s.verifyRate = &rateLimiter{grant: func(string) (float64, int, error) { return DefaultVerifyRate, DefaultVerifyBurst, nil }, now: now, buckets: map[string]*bucket{}}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
@@ -343,12 +355,13 @@ func (s *Server) routes(v *auth.Verifier, jwks []auth.PublicKey) *mux.Router {
 
 	// v1 routes: bearer token, rate, role, room for the body, then the handler.
 	for _, rt := range s.v1Routes() {
-		hh := auth.Middleware(v, s.limitPartners(s.merchantInPolicy(s.limitMerchants(auth.RequireRole(s.admit(s.bodyLimit(rt), s.handle(rt.h)), rt.roles...)))))
+		verifies := rt.path == "/v1/compliance" || rt.path == "/v1/report" || rt.path == "/v1/audit/export"
+		hh := auth.Middleware(v, s.limitPartners(s.limitOverseers(verifies, s.merchantInPolicy(s.limitMerchants(auth.RequireRole(s.admit(s.bodyLimit(rt), s.handle(rt.h)), rt.roles...))))))
 		r.Handle(rt.path, s.instrument(rt.path, noStore(hh))).Methods(rt.method)
 	}
 	// All metrics, the per-merchant ε among them, for the roles /v1/budgets serves.
 	all := promhttp.HandlerFor(prometheus.Gatherers{s.reg, s.budgetReg}, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
-	r.Handle("/metrics", s.instrument("/metrics", noStore(auth.Middleware(v, auth.RequireRole(all, rolesCompliance...))))).
+	r.Handle("/metrics", s.instrument("/metrics", noStore(auth.Middleware(v, s.limitOverseers(false, auth.RequireRole(all, rolesCompliance...)))))).
 		Methods(http.MethodGet, http.MethodHead)
 
 	open := func(path string, h http.Handler) {

@@ -301,6 +301,11 @@ func TestConsole(t *testing.T) {
 	if err := json.Unmarshal(body, &active); status != http.StatusOK || err != nil || active.Version != 2 {
 		t.Errorf("active version after the console's rollback: %d %v, version %d, want 2", status, err, active.Version)
 	}
+	// The version rolled back from is withdrawn: listed as such, not served.
+	waitAttr(`#models-table tr[data-version="3"]`, "data-withdrawn", "true", 10*time.Second)
+	if status, body := call(t, "GET", f.URL+"/v1/models/3", compliance, nil); status != http.StatusGone || !strings.Contains(string(body), "withdrawn") {
+		t.Errorf("GET /v1/models/3 after the rollback from it: %d %s, want 410 withdrawn", status, body)
+	}
 	shot("5-models-rolled-back")
 
 	// Audit: verified, and the rollback is found by action.

@@ -105,6 +105,12 @@ type Limits struct {
 	// api.DefaultMerchantBurst. Partners' rates are in the policy.
 	MerchantRatePerSecond float64 `yaml:"merchant_rate_per_second,omitempty"`
 	MerchantBurst         int     `yaml:"merchant_burst,omitempty"`
+	// OverseerRatePerSecond and OverseerBurst are every admin and
+	// compliance token's request rate and burst at the API (one bucket per
+	// role and subject, every route, 429 beyond); 0 or absent takes
+	// api.DefaultOverseerRate and api.DefaultOverseerBurst.
+	OverseerRatePerSecond float64 `yaml:"overseer_rate_per_second,omitempty"`
+	OverseerBurst         int     `yaml:"overseer_burst,omitempty"`
 }
 
 // Envelopes bounds the sealed updates the service opens.
@@ -252,6 +258,12 @@ func (c *Config) Check() error {
 	}
 	if c.Limits.MerchantBurst < 0 {
 		errs = append(errs, fmt.Errorf("limits.merchant_burst: %d is negative (0 takes the default %d)", c.Limits.MerchantBurst, api.DefaultMerchantBurst))
+	}
+	if !(c.Limits.OverseerRatePerSecond >= 0) || math.IsInf(c.Limits.OverseerRatePerSecond, 0) {
+		errs = append(errs, fmt.Errorf("limits.overseer_rate_per_second: %v must be finite and ≥ 0 (0 takes the default %v)", c.Limits.OverseerRatePerSecond, api.DefaultOverseerRate))
+	}
+	if c.Limits.OverseerBurst < 0 {
+		errs = append(errs, fmt.Errorf("limits.overseer_burst: %d is negative (0 takes the default %d)", c.Limits.OverseerBurst, api.DefaultOverseerBurst))
 	}
 	if _, err := c.Rounds.WithDefaults(); err != nil {
 		errs = append(errs, err)

@@ -84,6 +84,8 @@ func TestParseErrors(t *testing.T) {
 		{"negative merchant rate", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, merchant_rate_per_second: -1", 1), "limits.merchant_rate_per_second: -1 must be finite and ≥ 0"},
 		{"infinite merchant rate", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, merchant_rate_per_second: .inf", 1), "limits.merchant_rate_per_second: +Inf must be finite"},
 		{"negative merchant burst", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, merchant_burst: -3", 1), "limits.merchant_burst: -3 is negative"},
+		{"infinite overseer rate", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, overseer_rate_per_second: .inf", 1), "limits.overseer_rate_per_second: +Inf must be finite"},
+		{"negative overseer burst", strings.Replace(good, "max_json_bytes: 1024", "max_json_bytes: 1024, overseer_burst: -3", 1), "limits.overseer_burst: -3 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -291,5 +291,13 @@ type ModelVersion struct {
 	Merge                 string             `json:"merge"` // fedavg | median | trimmed_mean, plus the server optimizer
 	Metrics               map[string]float64 `json:"metrics,omitempty"`
 	Active                bool               `json:"active"` // the version served by default (rollback moves it)
-	Model                 json.RawMessage    `json:"model,omitempty"`
+	// Withdrawn: a rollback withdrew the version (it was active, or on the
+	// active lineage above the rollback's target, or descends from such a
+	// version); it is listed but neither served nor trained from.
+	Withdrawn bool `json:"withdrawn,omitempty" doc:"a rollback withdrew this version: it is listed but neither served (410) nor trained from"`
+	// WithdrawnAt is when, WithdrawnSeq the seq of the rollback's audit
+	// entry (0 while that entry waits to be appended).
+	WithdrawnAt  time.Time       `json:"withdrawn_at,omitzero" doc:"when the rollback withdrew it"`
+	WithdrawnSeq int64           `json:"withdrawn_seq,omitempty" doc:"seq of the rollback's audit entry; absent until that entry is appended"`
+	Model        json.RawMessage `json:"model,omitempty"`
 }

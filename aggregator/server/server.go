@@ -167,6 +167,7 @@ func New(ctx context.Context, o Options) (_ *Aggregator, err error) {
 		MaxEnvelopeBytes: o.Limits.MaxEnvelopeBytes, MaxJSONBytes: o.Limits.MaxJSONBytes,
 		MaxInflightBytes: o.Limits.MaxInflightBytes,
 		MerchantRate:     o.Limits.MerchantRatePerSecond, MerchantBurst: o.Limits.MerchantBurst,
+		OverseerRate: o.Limits.OverseerRatePerSecond, OverseerBurst: o.Limits.OverseerBurst,
 		// The store has no ping; a revocation lookup is one cheap indexed query.
 		Ready: func(ctx context.Context) error {
 			_, err := o.Store.IsTokenRevoked(ctx, "readyz-probe")

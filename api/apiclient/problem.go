@@ -23,6 +23,7 @@ const (
 	TypeNotFound         = ProblemTypeBase + "not-found"              // 404
 	TypeMethodNotAllowed = ProblemTypeBase + "method-not-allowed"     // 405
 	TypeConflict         = ProblemTypeBase + "conflict"               // 409: e.g. merchant already enrolled
+	TypeWithdrawn        = ProblemTypeBase + "withdrawn"              // 410: the model version was withdrawn by a rollback
 	TypeInvalidEnvelope  = ProblemTypeBase + "invalid-envelope"       // 400: envelope framing, decryption or digest
 	TypeInvalidUpdate    = ProblemTypeBase + "invalid-update"         // 400: payload shape or finiteness
 	TypeStaleEnvelope    = ProblemTypeBase + "stale-envelope"         // 400: created too long ago or in the future (check the clock)

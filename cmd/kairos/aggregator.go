@@ -719,8 +719,13 @@ func writeModelTable(w io.Writer, ms []protocol.ModelVersion) error {
 	fmt.Fprintln(tw, "VERSION\tACTIVE\tPARENT\tROUND\tPUBLISHED\tMERGE\tMERCHANTS\tMAX ε\tDP AUC@30")
 	for _, m := range ms {
 		active, maxEps := "", 0.0
-		if m.Active {
+		switch {
+		case m.Active:
 			active = "*"
+		case m.Withdrawn && m.WithdrawnSeq != 0:
+			active = fmt.Sprintf("withdrawn@%d", m.WithdrawnSeq)
+		case m.Withdrawn:
+			active = "withdrawn"
 		}
 		for _, c := range m.Contributions {
 			maxEps = max(maxEps, c.Epsilon)

@@ -31,3 +31,27 @@ func TestModelTableRedacted(t *testing.T) {
 		t.Errorf("redacted row %q, want - for merchants and max ε", lines[2])
 	}
 }
+
+// TestModelTableWithdrawn: a version a rollback withdrew says so, with the
+// seq of the rollback's audit entry when it is known (privacy.md §16,
+// round 8 row 12).
+func TestModelTableWithdrawn(t *testing.T) {
+	var b strings.Builder
+	err := writeModelTable(&b, []protocol.ModelVersion{
+		{Version: 2, Active: true, Parent: 1, Round: "round-000002", Merge: "fedavg"},
+		{Version: 3, Parent: 2, Round: "round-000003", Merge: "fedavg", Withdrawn: true, WithdrawnSeq: 17},
+		{Version: 4, Parent: 3, Round: "round-000004", Merge: "fedavg", Withdrawn: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("table:\n%s", b.String())
+	}
+	for i, want := range []string{"*", "withdrawn@17", "withdrawn"} {
+		if got := strings.Fields(lines[i+1])[1]; got != want {
+			t.Errorf("row %q: status %q, want %q", lines[i+1], got, want)
+		}
+	}
+}

@@ -221,7 +221,7 @@ code { font-size: .9em; } .ok { color: #1e7e34; font-weight: bold; } .fail { col
 {{if .Models}}
 <table>
 <tr><th>Version</th><th>Parent</th><th>Round</th><th>Published</th><th>Contributors (cumulative ε at δ, weight)</th><th>Merge</th><th>Federated evaluation</th><th>Policy hash</th><th>Schema hash</th><th>Active</th></tr>
-{{range .Models}}<tr id="version-{{.Version}}"><td class="num">{{.Version}}</td><td class="num">{{parent .}}</td><td>{{with .Round}}<code>{{.}}</code>{{else}}—{{end}}</td><td class="time">{{time .PublishedAt}}</td><td class="contrib">{{range $i, $c := .Contributions}}{{if $i}}<br>{{end}}{{$c.Merchant}}: ε {{eps $c.Epsilon}} at δ {{$c.Delta}}, weight {{printf "%.3g" $c.Weight}}{{else}}—{{end}}</td><td>{{.Merge}}</td><td>{{evaluation .}}</td><td title="{{.PolicyHash}}"><code>{{short .PolicyHash}}</code></td><td title="{{.SchemaHash}}"><code>{{short .SchemaHash}}</code></td><td>{{if .Active}}active{{end}}</td></tr>
+{{range .Models}}<tr id="version-{{.Version}}"><td class="num">{{.Version}}</td><td class="num">{{parent .}}</td><td>{{with .Round}}<code>{{.}}</code>{{else}}—{{end}}</td><td class="time">{{time .PublishedAt}}</td><td class="contrib">{{range $i, $c := .Contributions}}{{if $i}}<br>{{end}}{{$c.Merchant}}: ε {{eps $c.Epsilon}} at δ {{$c.Delta}}, weight {{printf "%.3g" $c.Weight}}{{else}}—{{end}}</td><td>{{.Merge}}</td><td>{{evaluation .}}</td><td title="{{.PolicyHash}}"><code>{{short .PolicyHash}}</code></td><td title="{{.SchemaHash}}"><code>{{short .SchemaHash}}</code></td><td>{{if .Active}}active{{else if .Withdrawn}}withdrawn {{time .WithdrawnAt}}{{with .WithdrawnSeq}} (audit seq {{.}}){{end}}{{end}}</td></tr>
 {{end}}</table>
 {{else}}<p>The registry holds no model version.</p>{{end}}
 

@@ -235,3 +235,24 @@ func TestVerificationLine(t *testing.T) {
 		}
 	}
 }
+
+// TestHTMLWithdrawn: the report marks a version a rollback withdrew, with
+// the seq of the rollback's audit entry (privacy.md §16, round 8 row 12).
+func TestHTMLWithdrawn(t *testing.T) {
+	r := sampleReport(t)
+	r.Models = append(r.Models, protocol.ModelVersion{Version: 3, Round: "round-000002", Parent: 2, PublishedAt: r.Generated.Add(-time.Hour),
+		Merge: "fedavg+fedadam", Withdrawn: true, WithdrawnAt: r.Generated.Add(-30 * time.Minute), WithdrawnSeq: 17})
+	var buf bytes.Buffer
+	if err := report.HTML(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	i := strings.Index(out, `id="version-3"`)
+	if i < 0 {
+		t.Fatal("no row for version 3")
+	}
+	row, _, _ := strings.Cut(out[i:], "</tr>")
+	if !strings.Contains(row, "withdrawn ") || !strings.Contains(row, "(audit seq 17)") || strings.Contains(row, ">active<") {
+		t.Errorf("version 3's row %q, want it withdrawn at audit seq 17", row)
+	}
+}

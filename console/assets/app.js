@@ -357,7 +357,7 @@
     drawLineage(ms);
     const admin = session.role === "admin";
     fillBody($("models-table"), ms.slice().reverse().map((m) => {
-      const tr = el("tr", { "data-version": m.version, "data-active": m.active });
+      const tr = el("tr", { "data-version": m.version, "data-active": m.active, "data-withdrawn": !!m.withdrawn });
       const contrib = el("td", { class: "contrib" });
       (m.contributions || []).forEach((c, i) => {
         if (i) contrib.append(el("br"));
@@ -371,7 +371,8 @@
         action.append(b);
       }
       tr.append(td(m.version, "num"), td(m.round ? m.parent : "— (initial)", "num"), td(m.round || "—"), td(fmtTime(m.published_at)),
-        contrib, td(m.merge), td(evaluation(m.metrics)), td(m.active ? "active" : ""), action);
+        contrib, td(m.merge), td(evaluation(m.metrics)),
+        td(m.active ? "active" : m.withdrawn ? "withdrawn " + fmtTime(m.withdrawn_at) + (m.withdrawn_seq ? " (audit seq " + m.withdrawn_seq + ")" : "") : ""), action);
       return tr;
     }));
   }

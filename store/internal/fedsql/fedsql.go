@@ -201,14 +201,14 @@ const merchantCols = `id, region, time_zone, public_key, revoked, enrolled_at_ms
 
 // merchantReadCols are merchantCols and the secure-dropout record, which an
 // insert leaves at its defaults (none, not excluded).
-const merchantReadCols = merchantCols + `, secure_dropouts, secure_excluded_until, secure_exclusions`
+const merchantReadCols = merchantCols + `, secure_dropouts, secure_excluded_until, secure_exclusions, secure_clean_rounds`
 
 func scanMerchant(r Rows) (aggregator.Merchant, error) {
 	var m aggregator.Merchant
 	var revoked, at, stoppedAt int64
 	var pub []byte
 	var dropouts string
-	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at, &m.Stopped, &stoppedAt, &dropouts, &m.SecureExcludedUntil, &m.SecureExclusions); err != nil {
+	if err := r.Scan(&m.ID, &m.Region, &m.TimeZone, &pub, &revoked, &at, &m.Stopped, &stoppedAt, &dropouts, &m.SecureExcludedUntil, &m.SecureExclusions, &m.SecureCleanRounds); err != nil {
 		return m, err
 	}
 	for f := range strings.SplitSeq(dropouts, ",") {
@@ -272,12 +272,12 @@ func (t *Tx) Merchants(ctx context.Context) ([]aggregator.Merchant, error) {
 }
 
 // SetMerchantSecureDropouts implements aggregator.Tx.
-func (t *Tx) SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64, exclusions int) error {
+func (t *Tx) SetMerchantSecureDropouts(ctx context.Context, id string, dropouts []int64, excludedUntil int64, exclusions, clean int) error {
 	fs := make([]string, len(dropouts))
 	for i, seq := range dropouts {
 		fs[i] = strconv.FormatInt(seq, 10)
 	}
-	n, err := t.exec(ctx, `UPDATE fed_merchants SET secure_dropouts = ?, secure_excluded_until = ?, secure_exclusions = ? WHERE id = ?`, strings.Join(fs, ","), excludedUntil, exclusions, id)
+	n, err := t.exec(ctx, `UPDATE fed_merchants SET secure_dropouts = ?, secure_excluded_until = ?, secure_exclusions = ?, secure_clean_rounds = ? WHERE id = ?`, strings.Join(fs, ","), excludedUntil, exclusions, clean, id)
 	if err != nil {
 		return fmt.Errorf("set merchant %s secure dropouts: %w", id, err)
 	}
@@ -833,11 +833,15 @@ func (t *Tx) FinishAcceptance(ctx context.Context, u aggregator.UpdateRecord, le
 
 const modelCols = `version, round_id, parent, published_at_ms, contributions, policy_hash, schema_hash, merge, metrics`
 
+// modelReadCols are modelCols and the withdrawal a rollback records later
+// (migration 0014), which InsertModel leaves at its defaults.
+const modelReadCols = modelCols + `, withdrawn_at_ms, withdrawn_by, withdrawn_seq`
+
 func scanModel(r Rows, withBlobs bool) (aggregator.ModelRecord, error) {
 	var m aggregator.ModelRecord
-	var version, parent, at int64
+	var version, parent, at, wat int64
 	var contrib, metrics, model, opt string
-	dest := []any{&version, &m.Round, &parent, &at, &contrib, &m.PolicyHash, &m.SchemaHash, &m.Merge, &metrics}
+	dest := []any{&version, &m.Round, &parent, &at, &contrib, &m.PolicyHash, &m.SchemaHash, &m.Merge, &metrics, &wat, &m.WithdrawnBy, &m.WithdrawnSeq}
 	if withBlobs {
 		dest = append(dest, &model, &opt)
 	}
@@ -845,6 +849,9 @@ func scanModel(r Rows, withBlobs bool) (aggregator.ModelRecord, error) {
 		return m, err
 	}
 	m.Version, m.Parent, m.PublishedAt = int(version), int(parent), fromMS(at)
+	if wat != 0 {
+		m.Withdrawn, m.WithdrawnAt = true, fromMS(wat)
+	}
 	if err := json.Unmarshal([]byte(contrib), &m.Contributions); err != nil {
 		return m, fmt.Errorf("model %d: contributions: %w", version, err)
 	}
@@ -879,7 +886,7 @@ func (t *Tx) InsertModel(ctx context.Context, m aggregator.ModelRecord) (bool, e
 // Model implements aggregator.Tx.
 func (t *Tx) Model(ctx context.Context, version int) (aggregator.ModelRecord, error) {
 	var m aggregator.ModelRecord
-	err := t.one(ctx, `SELECT `+modelCols+`, model, optimizer FROM fed_models WHERE version = ?`, func(r Rows) (err error) {
+	err := t.one(ctx, `SELECT `+modelReadCols+`, model, optimizer FROM fed_models WHERE version = ?`, func(r Rows) (err error) {
 		m, err = scanModel(r, true)
 		return err
 	}, int64(version))
@@ -892,7 +899,7 @@ func (t *Tx) Model(ctx context.Context, version int) (aggregator.ModelRecord, er
 // Models implements aggregator.Tx.
 func (t *Tx) Models(ctx context.Context) ([]aggregator.ModelRecord, error) {
 	var out []aggregator.ModelRecord
-	err := t.query(ctx, `SELECT `+modelCols+` FROM fed_models ORDER BY version`, func(r Rows) error {
+	err := t.query(ctx, `SELECT `+modelReadCols+` FROM fed_models ORDER BY version`, func(r Rows) error {
 		m, err := scanModel(r, false)
 		out = append(out, m)
 		return err
@@ -906,7 +913,7 @@ func (t *Tx) Models(ctx context.Context) ([]aggregator.ModelRecord, error) {
 // ModelsAfter implements aggregator.Tx.
 func (t *Tx) ModelsAfter(ctx context.Context, after int64, limit int) ([]aggregator.ModelRecord, error) {
 	var out []aggregator.ModelRecord
-	err := t.query(ctx, `SELECT `+modelCols+` FROM fed_models WHERE version > ? ORDER BY version LIMIT ?`, func(r Rows) error {
+	err := t.query(ctx, `SELECT `+modelReadCols+` FROM fed_models WHERE version > ? ORDER BY version LIMIT ?`, func(r Rows) error {
 		m, err := scanModel(r, false)
 		out = append(out, m)
 		return err
@@ -951,6 +958,30 @@ func (t *Tx) SetModelMetrics(ctx context.Context, version int, metrics map[strin
 	}
 	if n != 1 {
 		return fmt.Errorf("set metrics of model %d: %w", version, aggregator.ErrNotFound)
+	}
+	return nil
+}
+
+// SetModelWithdrawn implements aggregator.Tx.
+func (t *Tx) SetModelWithdrawn(ctx context.Context, version int, at time.Time, by string, seq int64) error {
+	var atMS int64
+	if !at.IsZero() {
+		atMS = ms(at)
+	}
+	n, err := t.exec(ctx, `UPDATE fed_models SET withdrawn_at_ms = ?, withdrawn_by = ?, withdrawn_seq = ? WHERE version = ?`, atMS, by, seq, int64(version))
+	if err != nil {
+		return fmt.Errorf("withdraw model %d: %w", version, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("withdraw model %d: %w", version, aggregator.ErrNotFound)
+	}
+	return nil
+}
+
+// SetWithdrawnSeq implements aggregator.Tx.
+func (t *Tx) SetWithdrawnSeq(ctx context.Context, by string, seq int64) error {
+	if _, err := t.exec(ctx, `UPDATE fed_models SET withdrawn_seq = ? WHERE withdrawn_by = ? AND withdrawn_at_ms <> 0`, seq, by); err != nil {
+		return fmt.Errorf("record the seq of withdrawal %s: %w", by, err)
 	}
 	return nil
 }
