@@ -3,13 +3,16 @@ package aggregator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/dp"
 	"github.com/kairos-fl/kairos/policies"
 )
@@ -97,5 +100,171 @@ func TestNoDecryptionPastTheCap(t *testing.T) {
 			}
 			f.verifyAudit(t, r)
 		})
+	}
+}
+
+// TestBudgetRaceTwoReplicas: TestBudgetRace across two Services on one
+// database (two serve replicas behind a balancer): m1's budget fits exactly
+// k rounds, and 63 updates, each for its own open round, race through both
+// replicas at once after a first one released the count. Exactly k−1 racers
+// are accepted (the budget head's row lock and its version check serialise
+// the debits across replicas), every receipt's ε is at most that of k rounds,
+// computed by dp.Epsilon, and the budget head is what dp.Epsilon gives for
+// the releases in the ledger. Then one update sealed twice (two envelopes,
+// one payload) and one envelope sent twice race through both replicas in a
+// fresh round: one acceptance each, nothing debited twice.
+func TestBudgetRaceTwoReplicas(t *testing.T) {
+	const k, n = 5, 64
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Hour, PlannedRounds: k, StepsPerRound: 5, SamplingRate: 0.02})
+			rs := []*replica{f.start(t), f.start(t)}
+			f.enrol(t, rs[0], "m1", "m2")
+			tick(t, rs[0])
+			cur := mustRound(t, rs[1], "m1")
+			insertOpenRounds(t, rs[0], f, cur, "race-", n+2, "m1", "m2")
+			first := cur
+			first.ID = "race-00"
+			if _, err := rs[1].svc.Submit(ctx, "m1", f.seal(t, f.update(t, first, "m1"))); err != nil {
+				t.Fatal(err)
+			}
+			f.countReleased("m1", first.ID)
+			envs := make([][]byte, n)
+			for i := 1; i < n; i++ {
+				round := cur
+				round.ID = fmt.Sprintf("race-%02d", i)
+				envs[i] = f.seal(t, f.update(t, round, "m1"))
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			receipts := make([]protocol.Receipt, n)
+			for i := 1; i < n; i++ {
+				wg.Go(func() { receipts[i], errs[i] = rs[i%2].svc.Submit(ctx, "m1", envs[i]) })
+			}
+			wg.Wait()
+			accepted := 1
+			for i, err := range errs[1:] {
+				switch {
+				case err == nil:
+					accepted++
+				case !errors.Is(err, dp.ErrBudgetExhausted):
+					t.Errorf("submission %d: %v", i+1, err)
+				}
+			}
+			if accepted != k {
+				t.Fatalf("%d rounds accepted, want %d", accepted, k)
+			}
+			sgd := dp.Release{Mechanism: dp.Gaussian, Q: 0.02, Z: cur.Plan.NoiseMultiplier, Steps: 5}
+			count := dp.Release{Mechanism: dp.Gaussian, Q: 1, Z: cur.Plan.CountNoise, Steps: 1}
+			kRounds, _, err := dp.Epsilon([]dp.Release{withSteps(sgd, 5*k), count}, 1e-6, dp.AccountantOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kRounds > 1+dp.FilterTolerance {
+				t.Fatalf("k rounds spend ε %v, above the cap 1", kRounds)
+			}
+			for i, rc := range receipts {
+				if errs[i] == nil && i > 0 && rc.Epsilon > kRounds*(1+1e-9) {
+					t.Errorf("submission %d: receipt ε %v above k rounds' %v", i, rc.Epsilon, kRounds)
+				}
+			}
+			ledgerMatches := func(when string) aggregator.Budget {
+				t.Helper()
+				got := budgetOf(t, rs[0], "m1")
+				want, _, err := dp.Epsilon([]dp.Release{withSteps(sgd, 5*(got.Releases-1)), count}, 1e-6, dp.AccountantOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Releases < k+1 || math.Abs(got.Epsilon-want) > 1e-9*want {
+					t.Fatalf("%s: budget %d releases ε %v, want ≥ %d releases and ε %v for them", when, got.Releases, got.Epsilon, k+1, want)
+				}
+				return got
+			}
+			ledgerMatches("after the race")
+
+			// m2: one payload in two envelopes, and one envelope twice, racing
+			// through both replicas in one round each.
+			for _, same := range []bool{false, true} {
+				round := cur
+				round.ID = fmt.Sprintf("race-%02d", n)
+				if same {
+					round.ID = fmt.Sprintf("race-%02d", n+1)
+				}
+				u := f.update(t, round, "m2")
+				pair := [2][]byte{f.seal(t, u), nil}
+				if pair[1] = pair[0]; !same {
+					pair[1] = f.seal(t, u)
+				}
+				before := budgetOf(t, rs[0], "m2")
+				var errs [2]error
+				var rcs [2]protocol.Receipt
+				var wg sync.WaitGroup
+				for i := range 2 {
+					wg.Go(func() { rcs[i], errs[i] = rs[i].svc.Submit(ctx, "m2", pair[i]) })
+				}
+				wg.Wait()
+				ok := 0
+				for i := range 2 {
+					switch {
+					case errs[i] == nil && !rcs[i].Duplicate:
+						ok++
+					case errs[i] == nil && !same:
+						t.Errorf("two envelopes: a duplicate receipt for envelope %d", i)
+					case errs[i] != nil && same:
+						t.Errorf("one envelope twice: %v", errs[i])
+					}
+				}
+				if ok != 1 {
+					t.Fatalf("same envelope %v: %d acceptances (%v), want 1", same, ok, errs)
+				}
+				if u.Customers.ReleasedIn == "" {
+					f.countReleased("m2", round.ID)
+				}
+				wantRows := 1 // the DP-SGD steps; the count too in m2's first round
+				if before.Releases == 0 {
+					wantRows = 2
+				}
+				if got := budgetOf(t, rs[1], "m2"); got.Releases != before.Releases+wantRows {
+					t.Errorf("same envelope %v: %d releases after, want %d", same, got.Releases, before.Releases+wantRows)
+				}
+			}
+			want, _, err := dp.Epsilon([]dp.Release{withSteps(sgd, 10), count}, 1e-6, dp.AccountantOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := budgetOf(t, rs[0], "m2"); math.Abs(got.Epsilon-want) > 1e-9*want {
+				t.Errorf("m2: ε %v, want %v (two rounds and one count)", got.Epsilon, want)
+			}
+			f.verifyAudit(t, rs[0])
+		})
+	}
+}
+
+func withSteps(r dp.Release, steps int) dp.Release {
+	r.Steps = steps
+	return r
+}
+
+// insertOpenRounds inserts n open rounds prefix00… like cur, selecting ids:
+// the state machine opens one round at a time.
+func insertOpenRounds(t *testing.T, r *replica, f *fed, cur protocol.Round, prefix string, n int, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	err := r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
+		for i := range n {
+			rr := aggregator.RoundRecord{
+				ID: fmt.Sprintf("%s%02d", prefix, i), Seq: int64(100 + i), State: protocol.RoundOpen,
+				OpenedAt: f.clock.Now(), Deadline: f.clock.Now().Add(time.Hour), Quorum: 1,
+				Selected: ids, BaseVersion: cur.BaseVersion, Plan: cur.Plan,
+			}
+			if ok, err := tx.InsertRound(ctx, rr); err != nil || !ok {
+				return fmt.Errorf("insert %s (inserted %v): %w", rr.ID, ok, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
