@@ -268,3 +268,56 @@ func insertOpenRounds(t *testing.T, r *replica, f *fed, cur protocol.Round, pref
 		t.Fatal(err)
 	}
 }
+
+// TestRemovedAndReaddedKeepsBudget: an operator removes m1 from the policy
+// (a reload) and adds it back. Its budget does not start over: enrolment
+// rows and ledgers are never deleted, enrolling it again is refused, and its
+// next accepted update's ε is that of both rounds and the one count, computed
+// by dp.Epsilon. Merchant ids are ASCII and compared byte for byte, so "M1"
+// is another merchant, refused while the policy does not name it.
+func TestRemovedAndReaddedKeepsBudget(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, Quorum: 1})
+			r := f.start(t)
+			f.enrol(t, r, "m1", "m2")
+			tick(t, r)
+			first := mustRound(t, r, "m1")
+			if _, err := f.submitHonest(t, r, "m1"); err != nil {
+				t.Fatal(err)
+			}
+			reloadPolicy(t, r, f, strings.Replace(testPolicy, "  m1: {}\n", "", 1))
+			if _, err := r.svc.Enrol(ctx, "admin:test", aggregator.Merchant{ID: "M1", PublicKey: make([]byte, 32)}); !errors.Is(err, aggregator.ErrPolicy) {
+				t.Errorf("enrol M1: got %v, want ErrPolicy", err)
+			}
+			reloadPolicy(t, r, f, testPolicy)
+			if _, err := r.svc.Enrol(ctx, "admin:test", aggregator.Merchant{ID: "m1", PublicKey: make([]byte, 32)}); !errors.Is(err, aggregator.ErrConflict) {
+				t.Errorf("enrol m1 again: got %v, want ErrConflict", err)
+			}
+			f.clock.Add(time.Minute)
+			tick(t, r)
+			if round := mustRound(t, r, "m1"); round.ID == first.ID || !round.Selected {
+				t.Fatalf("no new round for m1: %+v", round)
+			}
+			rc, err := f.submitHonest(t, r, "m1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := first.Plan
+			want, _, err := dp.Epsilon([]dp.Release{
+				{Mechanism: dp.Gaussian, Q: p.SamplingRate, Z: p.NoiseMultiplier, Steps: 2 * p.Steps},
+				{Mechanism: dp.Gaussian, Q: 1, Z: p.CountNoise, Steps: 1},
+			}, 1e-6, dp.AccountantOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if math.Abs(rc.Epsilon-want) > 1e-9*want {
+				t.Errorf("receipt ε %v after re-adding, want %v (both rounds)", rc.Epsilon, want)
+			}
+			if got := budgetOf(t, r, "m1"); got.Releases != 3 || math.Abs(got.Epsilon-want) > 1e-9*want {
+				t.Errorf("budget of m1: %d releases ε %v, want 3 and %v", got.Releases, got.Epsilon, want)
+			}
+		})
+	}
+}
