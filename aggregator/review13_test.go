@@ -321,3 +321,49 @@ func TestRemovedAndReaddedKeepsBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestBudgetsAtTheDeltaInForce: m1's update is accepted at the policy's
+// δ 1e-6, then a reload lowers δ to 1e-9. Budgets (GET /v1/budgets, the
+// kairos_epsilon_spent metric) gave the ε stored at the last debit, at
+// 1e-6, beside the cap and the δ now in force: ε understated for the δ it
+// names, a merchant over its cap shown under it. It is now the ledger's ε at
+// the δ in force, what dp.Epsilon gives for the two releases at 1e-9 (and
+// at 1e-6 again once δ is restored), on a second replica too.
+func TestBudgetsAtTheDeltaInForce(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, Quorum: 1})
+			r := f.start(t)
+			f.enrol(t, r, "m1", "m2")
+			tick(t, r)
+			p := mustRound(t, r, "m1").Plan
+			if _, err := f.submitHonest(t, r, "m1"); err != nil {
+				t.Fatal(err)
+			}
+			rels := []dp.Release{
+				{Mechanism: dp.Gaussian, Q: p.SamplingRate, Z: p.NoiseMultiplier, Steps: p.Steps},
+				{Mechanism: dp.Gaussian, Q: 1, Z: p.CountNoise, Steps: 1},
+			}
+			for _, delta := range []string{"1e-9", "1e-6"} {
+				doc := strings.Replace(testPolicy, "delta: 1e-6", "delta: "+delta, 1)
+				reloadPolicy(t, r, f, doc)
+				pol, err := policies.Parse("p.yaml", []byte(doc))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.policy = pol
+				d, _ := strconv.ParseFloat(delta, 64)
+				want, _, err := dp.Epsilon(rels, d, dp.AccountantOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, at := range []*replica{r, f.start(t)} {
+					got := budgetOf(t, at, "m1")
+					if got.Delta != d || got.Releases != 2 || math.Abs(got.Epsilon-want) > 1e-9*want {
+						t.Errorf("δ %s, replica %d: budget ε %v at δ %v (%d releases), want %v at %v (2)", delta, i, got.Epsilon, got.Delta, got.Releases, want, d)
+					}
+				}
+			}
+		})
+	}
+}
