@@ -367,3 +367,124 @@ func TestBudgetsAtTheDeltaInForce(t *testing.T) {
 		})
 	}
 }
+
+// faultStore injects a failure into the acceptance and publish
+// transactions after their writes and before the commit, as a crash there
+// would: the transaction must roll back whole.
+type faultStore struct {
+	aggregator.Store
+	mu     sync.Mutex
+	finish int // FinishAcceptance calls still to fail
+	model  int // InsertModel calls still to fail
+}
+
+var errInjected = errors.New("injected fault")
+
+func (s *faultStore) InTx(ctx context.Context, fn func(aggregator.Tx) error) error {
+	return s.Store.InTx(ctx, func(tx aggregator.Tx) error { return fn(&faultTx{Tx: tx, s: s}) })
+}
+
+type faultTx struct {
+	aggregator.Tx
+	s *faultStore
+}
+
+func (t *faultTx) FinishAcceptance(ctx context.Context, u aggregator.UpdateRecord, ledger []aggregator.LedgerRow, next aggregator.BudgetHead, prev int64) error {
+	if err := t.Tx.FinishAcceptance(ctx, u, ledger, next, prev); err != nil {
+		return err
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	if t.s.finish > 0 {
+		t.s.finish--
+		return errInjected
+	}
+	return nil
+}
+
+func (t *faultTx) InsertModel(ctx context.Context, m aggregator.ModelRecord) (bool, error) {
+	ok, err := t.Tx.InsertModel(ctx, m)
+	if err != nil {
+		return ok, err
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	if t.s.model > 0 {
+		t.s.model--
+		return false, errInjected
+	}
+	return ok, nil
+}
+
+// TestAcceptanceAndDebitAtomicUnderFaults: a failure after the update, its
+// ledger rows and the budget head were written, before the commit (a crash
+// there), leaves none of them: the submission fails as an error, m1's
+// budget is untouched, and the same envelope sent again (as the client's
+// pending upload is) is accepted and debited once. A failure while publishing
+// leaves the round to the next tick, which merges the update once; the
+// version's contribution carries the ledger's ε, dp.Epsilon of the DP-SGD
+// steps and the count.
+func TestAcceptanceAndDebitAtomicUnderFaults(t *testing.T) {
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFed(t, b, aggregator.RoundConfig{Deadline: time.Minute, Quorum: 1})
+			r := f.start(t)
+			f.enrol(t, r, "m1")
+			fs := &faultStore{Store: r.store.(aggregator.Store), finish: 1, model: 1}
+			svc, err := aggregator.New(ctx, aggregator.Options{
+				Store: fs, Policy: f.policy, Keys: f.agg, Audit: r.log, Now: f.clock.Now, Rounds: f.cfg,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			round, err := svc.CurrentRound(ctx, "m1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := f.seal(t, f.update(t, round, "m1"))
+			if _, err := svc.Submit(ctx, "m1", env); !errors.Is(err, errInjected) {
+				t.Fatalf("submission with a fault before the commit: got %v, want the fault", err)
+			}
+			if got := budgetOf(t, r, "m1"); got.Releases != 0 || got.Epsilon != 0 {
+				t.Fatalf("budget after the fault: %d releases ε %v, want none", got.Releases, got.Epsilon)
+			}
+			rc, err := svc.Submit(ctx, "m1", env)
+			if err != nil || rc.Duplicate {
+				t.Fatalf("the same envelope again: %+v, %v; want accepted", rc, err)
+			}
+			p := round.Plan
+			want, _, err := dp.Epsilon([]dp.Release{
+				{Mechanism: dp.Gaussian, Q: p.SamplingRate, Z: p.NoiseMultiplier, Steps: p.Steps},
+				{Mechanism: dp.Gaussian, Q: 1, Z: p.CountNoise, Steps: 1},
+			}, 1e-6, dp.AccountantOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := budgetOf(t, r, "m1"); got.Releases != 2 || math.Abs(got.Epsilon-want) > 1e-9*want || math.Abs(rc.Epsilon-want) > 1e-9*want {
+				t.Fatalf("after acceptance: %d releases ε %v, receipt ε %v; want 2 and %v", got.Releases, got.Epsilon, rc.Epsilon, want)
+			}
+			// Every sampled merchant sent: the tick publishes, and fails once.
+			if err := svc.Tick(ctx); !errors.Is(err, errInjected) {
+				t.Fatalf("tick with a fault in publish: got %v, want the fault", err)
+			}
+			if err := svc.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			mv, err := svc.Model(ctx, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mv.Version != 2 || mv.Round != round.ID || len(mv.Contributions) != 1 || math.Abs(mv.Contributions[0].Epsilon-want) > 1e-9*want {
+				t.Fatalf("published v%d from %s with %+v, want v2 from %s with m1 at ε %v", mv.Version, mv.Round, mv.Contributions, round.ID, want)
+			}
+			if got := budgetOf(t, r, "m1"); got.Releases != 2 {
+				t.Fatalf("after publish: %d releases, want 2", got.Releases)
+			}
+			f.verifyAudit(t, r)
+		})
+	}
+}
