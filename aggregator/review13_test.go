@@ -488,3 +488,66 @@ func TestAcceptanceAndDebitAtomicUnderFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestCampaignDecisionSpentAtTheDeltaInForce: the campaign decision's
+// audit entry lists each merchant's "ε spent→after of cap". After a reload
+// lowering δ from 1e-6 to 1e-9, "spent" was the ε stored with the ledger's
+// last row, at 1e-6, beside an "after" at 1e-9: the entry showed the
+// campaign adding more than it does. Both are now at the δ in force: spent
+// is dp.Epsilon of m1's ledger rows at 1e-9.
+func TestCampaignDecisionSpentAtTheDeltaInForce(t *testing.T) {
+	b := backends(t)[0]
+	ctx := context.Background()
+	const ret = "  evaluate_every: 30d\n  auc_drop: 0.02\n  max_model_age: 20d\n  campaign_rounds: 1\n  planned_evaluations: 0\n"
+	f := newFedPolicy(t, b, campaignConfig(1), campaignPolicy(t, ret))
+	f.customers["m1"], f.customers["m2"] = 350, 350
+	r := f.start(t)
+	f.enrol(t, r, "m1", "m2")
+	tick(t, r)
+	trainOnce(t, f, r)
+	tick(t, r)
+	evaluateAll(t, f, r, func(m string) []float64 { return goodHist[m] })
+	tick(t, r)
+	src := strings.Replace(strings.Split(testPolicy, "merchants:")[0], "delta: 1e-6", "delta: 1e-9", 1) + "merchants:\n  m1: {}\n  m2: {}\nretraining:\n" + ret
+	p, err := policies.Parse("campaign-delta.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Reload(ctx, "admin:ops", p, f.cfg); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(31 * 24 * time.Hour)
+	if err := r.svc.Tick(ctx); err != nil {
+		t.Fatalf("tick at the campaign decision: %v", err)
+	}
+	var rels []dp.Release
+	err = r.store.(aggregator.Store).InTx(ctx, func(tx aggregator.Tx) error {
+		rows, err := tx.Ledger(ctx, "m1")
+		for _, l := range rows {
+			rels = append(rels, l.Release)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spent, _, err := dp.Epsilon(rels, 1e-9, dp.AccountantOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _, err := dp.Epsilon(rels, 1e-6, dp.AccountantOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%.4g", spent) == fmt.Sprintf("%.4g", stored) {
+		t.Fatalf("ε %v at 1e-9 and %v at 1e-6 print alike", spent, stored)
+	}
+	recs := campaignAudit(t, r)
+	last := recs[len(recs)-1]
+	if last.Action != "campaign.decide" {
+		t.Fatalf("last campaign record %s, want campaign.decide", last.Action)
+	}
+	if want := fmt.Sprintf("m1 ε %.4g→", spent); !strings.Contains(last.Details["budgets"], want) {
+		t.Errorf("decision's budgets %q, want %q (ε at δ 1e-9; %.4g is at 1e-6)", last.Details["budgets"], want, stored)
+	}
+}
