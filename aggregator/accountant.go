@@ -60,6 +60,18 @@ func (a *accountant) summary(merchant string, version int64) ([]dp.Release, bool
 	return slices.Clone(s.groups), true
 }
 
+// latest returns merchant's ledger summary at whatever version it was
+// taken: the stored ledger or a prefix of it (rows are only appended).
+func (a *accountant) latest(merchant string) ([]dp.Release, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.ledgers[merchant]
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(s.groups), true
+}
+
 // has reports whether a summary of merchant's ledger is cached, at any version.
 func (a *accountant) has(merchant string) bool {
 	a.mu.Lock()

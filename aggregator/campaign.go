@@ -528,9 +528,13 @@ func (c *campaignStep) budgets(ctx context.Context, cost func(policies.MerchantP
 		if err != nil {
 			return budgetCheck{}, fmt.Errorf("ledger of %s: %w", m.ID, err)
 		}
+		// At the δ in force: the ε stored with the last row is at the δ of
+		// its debit, which a reload may have changed since.
 		spent := 0.0
-		if len(rows) > 0 {
-			spent = rows[len(rows)-1].Epsilon
+		if len(groups) > 0 {
+			if spent, err = c.s.acct.epsilon(groups, mp.Delta); err != nil {
+				return budgetCheck{}, fmt.Errorf("budget of %s: %w", m.ID, err)
+			}
 		}
 		rs, err := cost(mp)
 		if errors.Is(err, dp.ErrBudgetExhausted) {

@@ -14,6 +14,7 @@ import (
 	"github.com/kairos-fl/kairos/aggregator/protocol"
 	"github.com/kairos-fl/kairos/crypto/seal"
 	"github.com/kairos-fl/kairos/dp"
+	"github.com/kairos-fl/kairos/policies"
 )
 
 // precheck refuses, before the envelope is decrypted, what its header alone
@@ -24,7 +25,11 @@ import (
 // them); its state, and an update accepted by another replica, are checked
 // after decryption, inside the acceptance transaction. The exact envelope of
 // an accepted update is let through, to be answered as a duplicate.
-func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID string, sum [sha256.Size]byte, now time.Time) error {
+//
+// A merchant whose ledger already spends more than its cap (mp) is refused
+// too: no release can fit (pastCap), and an update decrypted only to be
+// refused would be debited past the cap.
+func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID string, mp policies.MerchantPolicy, sum [sha256.Size]byte, now time.Time) error {
 	rr, ok := s.cachedRound(hdr.Round)
 	if !ok {
 		err := s.store.InTx(ctx, func(tx Tx) (err error) {
@@ -52,6 +57,14 @@ func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID stri
 		refusal = fmt.Errorf("%w: nonce %x", seal.ErrReplay, hdr.Nonce)
 	case accepted:
 		refusal = fmt.Errorf("%w: merchant %s already has an update in round %s", ErrConflict, merchantID, rr.ID)
+	default:
+		eps, past, err := s.pastCap(ctx, merchantID, mp)
+		if err != nil {
+			return err
+		}
+		if past {
+			refusal = fmt.Errorf("budget check: the ledger of %s already spends ε %.6g at δ %g, above its cap %.6g, so no release fits: %w", merchantID, eps, mp.Delta, mp.EpsilonCap, dp.ErrBudgetExhausted)
+		}
 	}
 	if refusal == nil {
 		return nil
@@ -65,6 +78,37 @@ func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID stri
 		return nil
 	}
 	return refusal
+}
+
+// pastCap returns the ε at mp's δ of merchant's ledger and whether it is
+// already above mp's cap by more than dp.FilterTolerance. Every release adds
+// a non-negative RDP at every order, so the ε of a ledger only grows with its
+// rows: then the acceptance's debit is certain to refuse whatever the update
+// declares. The ledger is the accountant's summary if it holds one (of some
+// version: a lower bound of the stored ledger), else the stored rows.
+func (s *Service) pastCap(ctx context.Context, merchant string, mp policies.MerchantPolicy) (float64, bool, error) {
+	groups, ok := s.acct.latest(merchant)
+	if !ok {
+		var rows []LedgerRow
+		err := s.store.InTx(ctx, func(tx Tx) (err error) {
+			rows, err = tx.Ledger(ctx, merchant)
+			return err
+		})
+		if err != nil {
+			return 0, false, err
+		}
+		if groups, err = summarize(rows); err != nil {
+			return 0, false, err
+		}
+	}
+	if len(groups) == 0 {
+		return 0, false, nil
+	}
+	eps, err := s.acct.epsilon(groups, mp.Delta)
+	if err != nil {
+		return 0, false, err
+	}
+	return eps, eps > mp.EpsilonCap*(1+dp.FilterTolerance), nil
 }
 
 // accountRefused debits merchantID's ledger with the releases a refused,

@@ -973,12 +973,41 @@ func (s *Service) RoundCounts(ctx context.Context) (map[protocol.RoundState]int,
 	return out, nil
 }
 
-// Budgets returns every enrolled merchant's ledger summary against its cap.
+// Budgets returns every enrolled merchant's ledger summary against its cap:
+// ε is the ledger's at the δ in force, recomputed from its releases. The
+// head's stored ε is at the δ of its last debit, which a reload may have
+// changed since (a smaller δ: a larger ε than the one stored). A merchant no
+// longer in the policy keeps the stored ε, with no cap or δ.
 func (s *Service) Budgets(ctx context.Context) ([]Budget, error) {
+	pol := s.pol()
 	var heads []BudgetHead
+	ledgers := map[string][]dp.Release{}
 	err := s.store.InTx(ctx, func(tx Tx) (err error) {
-		heads, err = tx.Budgets(ctx)
-		return err
+		clear(ledgers)
+		if heads, err = tx.Budgets(ctx); err != nil {
+			return err
+		}
+		for _, h := range heads {
+			if _, err := pol.Merchant(h.Merchant); err != nil || h.Releases == 0 {
+				continue
+			}
+			groups, ok := s.acct.summary(h.Merchant, h.Version)
+			if !ok {
+				rows, err := tx.Ledger(ctx, h.Merchant)
+				if err != nil {
+					return err
+				}
+				if len(rows) != h.Releases {
+					return fmt.Errorf("ledger of %s has %d rows, its head says %d", h.Merchant, len(rows), h.Releases)
+				}
+				if groups, err = summarize(rows); err != nil {
+					return err
+				}
+				s.acct.remember(h.Merchant, ledgerSummary{version: h.Version, groups: slices.Clone(groups)})
+			}
+			ledgers[h.Merchant] = groups
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("budgets: %w", err)
@@ -986,8 +1015,13 @@ func (s *Service) Budgets(ctx context.Context) ([]Budget, error) {
 	out := make([]Budget, 0, len(heads))
 	for _, h := range heads {
 		b := Budget{Merchant: h.Merchant, Epsilon: h.Epsilon, Releases: h.Releases, LastRelease: h.LastRelease}
-		if mp, err := s.pol().Merchant(h.Merchant); err == nil {
+		if mp, err := pol.Merchant(h.Merchant); err == nil {
 			b.Cap, b.Delta = mp.EpsilonCap, mp.Delta
+			if groups := ledgers[h.Merchant]; len(groups) > 0 {
+				if b.Epsilon, err = s.acct.epsilon(groups, mp.Delta); err != nil {
+					return nil, fmt.Errorf("budgets: ε of %s: %w", h.Merchant, err)
+				}
+			}
 		}
 		out = append(out, b)
 	}

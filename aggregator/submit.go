@@ -148,7 +148,7 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 		Signers:  signerOf(merchantID, merchant),
 		Round:    hdr.Round,
 		SeenNonce: func(string, [seal.NonceSize]byte) bool {
-			pre = s.precheck(ctx, hdr, merchantID, sum, now)
+			pre = s.precheck(ctx, hdr, merchantID, mp, sum, now)
 			return pre != nil // stops Open before it decrypts
 		},
 		Now:                now,

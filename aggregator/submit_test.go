@@ -14,6 +14,7 @@ import (
 
 	"github.com/kairos-fl/kairos/aggregator"
 	"github.com/kairos-fl/kairos/aggregator/protocol"
+	"github.com/kairos-fl/kairos/audit"
 	"github.com/kairos-fl/kairos/crypto/seal"
 	"github.com/kairos-fl/kairos/dp"
 )
@@ -227,8 +228,8 @@ func TestDuplicateAndReplay(t *testing.T) {
 // exactly k rounds: exactly k−1 racers are accepted, the rest refused with
 // dp.ErrBudgetExhausted; the receipts' ε is what the accountant gives for k
 // rounds of DP-SGD and one count, within the cap; and the ledger holds the
-// refused racers' DP-SGD releases too (the aggregator decrypted them), each
-// once: every round's steps and the one count.
+// DP-SGD releases of the refused racers the aggregator decrypted, each once:
+// at least one, and none once a debit took the ledger past the cap.
 func TestBudgetRace(t *testing.T) {
 	const k, n = 5, 64
 	for _, b := range backends(t) {
@@ -307,16 +308,33 @@ func TestBudgetRace(t *testing.T) {
 					t.Errorf("submission %d: receipt ε %v above k rounds' %v", i, rc.Epsilon, want)
 				}
 			}
+			// Racers refused after decryption were debited; once one such debit
+			// took the ledger past the cap, the rest were refused before
+			// decryption (TestNoDecryptionPastTheCap). At least one was decrypted:
+			// only a debit past the cap refuses before decryption.
+			es, err := r.store.AuditEntries(ctx, 1, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			decrypted := 0
+			for _, e := range es {
+				if e.Action == "round.update.accept" && e.Outcome == audit.OutcomeDenied && e.Details["payload"] != "" {
+					decrypted++
+				}
+			}
+			if decrypted < 1 || decrypted > n-k {
+				t.Fatalf("%d refusals decrypted, want 1…%d", decrypted, n-k)
+			}
 			seen, _, err := dp.Epsilon([]dp.Release{
-				{Mechanism: dp.Gaussian, Q: 0.02, Z: cur.Plan.NoiseMultiplier, Steps: 5 * n},
+				{Mechanism: dp.Gaussian, Q: 0.02, Z: cur.Plan.NoiseMultiplier, Steps: 5 * (k + decrypted)},
 				{Mechanism: dp.Gaussian, Q: 1, Z: cur.Plan.CountNoise, Steps: 1},
 			}, 1e-6, dp.AccountantOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := budgetOf(t, r, "m1")
-			if got.Releases != n+1 || math.Abs(got.Epsilon-seen) > 1e-9*seen {
-				t.Fatalf("budget: got %d releases ε %v, want %d releases ε %v (every round seen)", got.Releases, got.Epsilon, n+1, seen)
+			if got.Releases != k+decrypted+1 || math.Abs(got.Epsilon-seen) > 1e-9*seen {
+				t.Fatalf("budget: got %d releases ε %v, want %d releases ε %v (every round seen)", got.Releases, got.Epsilon, k+decrypted+1, seen)
 			}
 			f.verifyAudit(t, r)
 		})
