@@ -209,9 +209,13 @@ func runEvalSuite(ctx context.Context, stdout, stderr io.Writer, s evalSuiteFlag
 			return fmt.Errorf("eval --suite: plots: %w", err)
 		}
 	}
+	models, baselines, err := applyScratch(models, suite.DefaultBaselines())
+	if err != nil {
+		return fmt.Errorf("eval --suite: %w", err)
+	}
 	res, err := suite.Run(ctx, datasets, suite.Options{
-		Load: suiteLoader(stderr), Models: models, Baselines: suite.DefaultBaselines(), Seed: seed, Log: slog.Default(),
-		NoLevelCarry: !levelCarry,
+		Load: suiteLoader(stderr), Models: models, Baselines: baselines, Seed: seed, Log: slog.Default(),
+		NoLevelCarry: !levelCarry, DumpDir: os.Getenv("KAIROS_SCRATCH_DUMP"),
 	})
 	if err != nil {
 		return fmt.Errorf("eval --suite: %w", err)

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kairos-fl/kairos/model"
@@ -69,6 +71,11 @@ type Config struct {
 	// instead of applying the period-level carry-over (LevelCarry). DP models
 	// never get it: it reads every customer's labels without noise.
 	NoLevelCarry bool
+	// DumpPredictions, a scratch option for measurement, is a file to write
+	// the hazard model's test predictions to, one line per test row:
+	// customer, P(buy within 30 days), bought within 30 days (1/0). "" writes
+	// none.
+	DumpPredictions string
 }
 
 // Classic-feature modes (Config.Classic).
@@ -518,6 +525,9 @@ func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 			return Report{}, fmt.Errorf("evaluate: unknown method %q", name)
 		}
 		mr, err := score(m, testRows, cfg.TestCutoff, lastTrain, train[len(train)-1], topN, longLabels{p.longLabels, rep.LongHorizons})
+		if err == nil && name == MethodHazard && cfg.DumpPredictions != "" {
+			err = dumpPredictions(cfg.DumpPredictions, m, testRows, cfg.TestCutoff)
+		}
 		if err != nil {
 			if name == MethodHazard {
 				return Report{}, fmt.Errorf("evaluate: method %s: %w", name, err)
@@ -917,4 +927,23 @@ func dayScores(preds []prediction, test []feature.Row) ([]DayScore, error) {
 		out = append(out, DayScore{Predictor: name, S2: s2, MAE: mae})
 	}
 	return out, nil
+}
+
+// dumpPredictions writes m's predictions of the test rows to path
+// (Config.DumpPredictions).
+func dumpPredictions(path string, m method, test []feature.Row, tau time.Time) error {
+	preds, err := m.pred(test, tau)
+	if err != nil {
+		return err
+	}
+	hi := slices.Index(hazard.Horizons[:], model.Horizon)
+	var b strings.Builder
+	for i, r := range test {
+		bought := 0
+		if r.Label > 0 && r.Label <= model.Horizon {
+			bought = 1
+		}
+		fmt.Fprintf(&b, "%s\t%.17g\t%d\n", r.Customer, preds[i].within[hi], bought)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

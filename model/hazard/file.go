@@ -49,6 +49,9 @@ type fileModel struct {
 
 // MarshalJSON encodes m as a self-describing, versioned model file.
 func (m *Model) MarshalJSON() ([]byte, error) {
+	if m.Kind == KindWide {
+		return nil, errors.New("hazard model: the scratch kind wide is not a model file kind")
+	}
 	f := fileModel{
 		Format: FileFormat, Version: 1, Kind: m.Kind, Horizon: m.Horizon, Hidden: m.Hidden,
 		Schema: m.Schema, Std: m.Std, Baseline: m.Params[:m.Horizon], Training: m.Training,

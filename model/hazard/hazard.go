@@ -17,6 +17,13 @@ import (
 const (
 	KindLinear = "linear"
 	KindMLP    = "mlp"
+	// KindWide is a scratch kind for measurement only (docs/benchmarks.md, "A
+	// nonlinear score across thirteen validation splits"): the linear score
+	// plus an MLP residual, f(z) = w·z + w2·tanh(W1·z + c1), its parameters
+	// laid out as [w | W1 | c1 | w2]. The residual starts at zero output
+	// (w2 = 0) and TrainOptions.L2Hidden shrinks it on its own. It is not a
+	// model file kind (Marshal refuses it) and no default uses it.
+	KindWide = "wide"
 )
 
 // Horizons are the horizons, in days, reported by Predict within the trained
@@ -80,8 +87,11 @@ type Metadata struct {
 
 // NumParams is the length of the flat parameter vector for the given shape.
 func NumParams(kind string, d, hidden, horizon int) int {
-	if kind == KindMLP {
+	switch kind {
+	case KindMLP:
 		return horizon + hidden*d + 2*hidden
+	case KindWide:
+		return horizon + d + hidden*d + 2*hidden
 	}
 	return horizon + d
 }
@@ -94,9 +104,9 @@ func New(kind string, schema feature.Schema, std Standardization, hidden int, ba
 	switch kind {
 	case KindLinear:
 		hidden = 0
-	case KindMLP:
+	case KindMLP, KindWide:
 		if hidden <= 0 {
-			return nil, fmt.Errorf("new hazard model: mlp needs hidden > 0, got %d", hidden)
+			return nil, fmt.Errorf("new hazard model: %s needs hidden > 0, got %d", kind, hidden)
 		}
 	default:
 		return nil, fmt.Errorf("new hazard model: unknown kind %q (want linear or mlp)", kind)
@@ -144,13 +154,26 @@ func (m *Model) standardize(x, out []float64) { m.Standardize(x, out) }
 func (m *Model) score(p, z, hidden []float64) float64 {
 	d := len(z)
 	w := p[m.Horizon:]
-	if m.Kind != KindMLP {
+	if m.Kind != KindMLP && m.Kind != KindWide {
 		var s float64
 		for j, v := range z {
 			s += w[j] * v
 		}
 		return s
 	}
+	if m.Kind == KindWide {
+		var s float64
+		for j, v := range z {
+			s += w[j] * v
+		}
+		return s + m.mlpScore(w[d:], z, hidden)
+	}
+	return m.mlpScore(w, z, hidden)
+}
+
+// mlpScore is w2·tanh(W1·z + c1) for the MLP parameters w = [W1 | c1 | w2].
+func (m *Model) mlpScore(w, z, hidden []float64) float64 {
+	d := len(z)
 	H := m.Hidden
 	w1, c1, w2 := w[:H*d], w[H*d:H*d+H], w[H*d+H:H*d+2*H]
 	var s float64
@@ -438,11 +461,23 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64, 
 		for j, v := range z {
 			w[j] += df * v
 		}
+		if m.Kind != KindWide {
+			return loss
+		}
+		m.mlpGrad(p[H+d:], w[d:], z, hid, df)
 		return loss
 	}
+	m.mlpGrad(p[H:], w, z, hid, df)
+	return loss
+}
+
+// mlpGrad adds df times the gradient of mlpScore(pw, z) into gw, hid holding
+// the hidden activations mlpScore wrote.
+func (m *Model) mlpGrad(pw, gw, z, hid []float64, df float64) {
+	d := len(z)
 	Hd := m.Hidden
-	w2 := p[H+Hd*d+Hd : H+Hd*d+2*Hd]
-	gw1, gc1, gw2 := w[:Hd*d], w[Hd*d:Hd*d+Hd], w[Hd*d+Hd:Hd*d+2*Hd]
+	w2 := pw[Hd*d+Hd : Hd*d+2*Hd]
+	gw1, gc1, gw2 := gw[:Hd*d], gw[Hd*d:Hd*d+Hd], gw[Hd*d+Hd:Hd*d+2*Hd]
 	for k := range Hd {
 		a := hid[k]
 		gw2[k] += df * a
@@ -456,7 +491,6 @@ func (m *Model) exampleLoss(p, eb, z []float64, label int, grad, hid []float64, 
 			row[j] += ga * v
 		}
 	}
-	return loss
 }
 
 // Explanation methods returned by Contributions.
@@ -480,12 +514,20 @@ func (m *Model) Contributions(x, z, contrib []float64) (score float64, method st
 	clear(contrib)
 	d := len(x)
 	p := m.Params[m.Horizon:]
-	if m.Kind != KindMLP {
+	if m.Kind != KindMLP && m.Kind != KindWide {
 		for j, v := range z {
 			contrib[j] = p[j] * v
 			score += contrib[j]
 		}
 		return score, ExplainLinearExact
+	}
+	if m.Kind == KindWide {
+		// The linear part's weights join the residual's gradient below.
+		copy(contrib, p[:d])
+		for j, v := range z {
+			score += p[j] * v
+		}
+		p = p[d:]
 	}
 	H := m.Hidden
 	w1, c1, w2 := p[:H*d], p[H*d:H*d+H], p[H*d+H:H*d+2*H]

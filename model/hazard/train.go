@@ -105,6 +105,11 @@ type TrainOptions struct {
 	// L2 is the ridge penalty on every parameter except the baseline hazards,
 	// added to the direction as L2·θ (data-independent).
 	L2 float64
+	// L2Hidden, a scratch option for measurement (docs/benchmarks.md, "A
+	// nonlinear score across thirteen validation splits"), adds a ridge
+	// penalty on the hidden-layer parameters (W1, c1, w2) of an MLP or wide
+	// model on top of L2. 0, the default, changes nothing.
+	L2Hidden float64
 	// Rhythm adds the customer-dependent day shape (Model.EnableRhythm): the
 	// hazard over the days of the horizon then depends on the customer's wait
 	// relative to their own usual gap, not only on a shared baseline.
@@ -176,6 +181,8 @@ func (o *TrainOptions) defaults() error {
 		return fmt.Errorf("learning rate %v, want > 0", o.LearningRate)
 	case !(o.L2 >= 0) || math.IsInf(o.L2, 0):
 		return fmt.Errorf("l2 %v, want ≥ 0", o.L2)
+	case !(o.L2Hidden >= 0) || math.IsInf(o.L2Hidden, 0):
+		return fmt.Errorf("l2 hidden %v, want ≥ 0", o.L2Hidden)
 	}
 	if err := checkWhether(o.Whether); err != nil {
 		return err
@@ -406,9 +413,10 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 			p[j] = lo
 		}
 	}
-	if opts.Init != nil {
+	switch {
+	case opts.Init != nil:
 		copy(p, opts.Init.Params)
-	} else if m.Kind == KindMLP {
+	case m.Kind == KindMLP:
 		d, Hd := ds.d, m.Hidden
 		w := p[H:]
 		for j := range w[:Hd*d] {
@@ -416,6 +424,27 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 		}
 		for j := range w[Hd*d+Hd : Hd*d+2*Hd] {
 			w[Hd*d+Hd+j] = rng.NormFloat64() * 0.1 / math.Sqrt(float64(Hd))
+		}
+	case m.Kind == KindWide:
+		// The linear part starts at zero and the residual at zero output
+		// (w2 = 0), its input weights drawn as the MLP's.
+		d, Hd := ds.d, m.Hidden
+		w := p[H+d:]
+		for j := range w[:Hd*d] {
+			w[j] = rng.NormFloat64() / math.Sqrt(float64(d))
+		}
+	}
+	// hidLo..hidHi are the hidden-layer parameters L2Hidden shrinks.
+	hidLo, hidHi := 0, 0
+	if opts.L2Hidden > 0 {
+		switch m.Kind {
+		case KindMLP:
+			hidLo = H
+		case KindWide:
+			hidLo = H + ds.d
+		}
+		if hidLo > 0 {
+			hidHi = hidLo + m.Hidden*ds.d + 2*m.Hidden
 		}
 	}
 	step := opts.Step
@@ -463,6 +492,9 @@ func (m *Model) run(ctx context.Context, ds *dataset, opts TrainOptions, steps i
 			g := dir[j]
 			if j >= H {
 				g += opts.L2 * p[j]
+			}
+			if j >= hidLo && j < hidHi {
+				g += opts.L2Hidden * p[j]
 			}
 			mom[j] = b1*mom[j] + (1-b1)*g
 			vel[j] = b2*vel[j] + (1-b2)*g*g

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -77,6 +78,10 @@ type Options struct {
 	// NoLevelCarry leaves every non-private model's baselines as trained
 	// (evaluate.Config.NoLevelCarry).
 	NoLevelCarry bool
+	// DumpDir, a scratch option for measurement, writes every Kairos model's
+	// test predictions to DumpDir/<data set>--<model>.tsv
+	// (evaluate.Config.DumpPredictions); "" writes none.
+	DumpDir string
 }
 
 func (o Options) validate() error {
@@ -428,6 +433,9 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 		t0 := time.Now()
 		c := cfg
 		c.Methods, c.Hazard, c.DP = []string{j.method}, j.hazard, j.dp
+		if opts.DumpDir != "" && j.kind == KindKairos {
+			c.DumpPredictions = filepath.Join(opts.DumpDir, d.Name+"--"+j.name+".tsv")
+		}
 		p, err := prepFor(j)
 		var rep evaluate.Report
 		if err == nil {
