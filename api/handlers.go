@@ -454,13 +454,7 @@ func repeatedKey(body []byte) (path string, offset int64, ok bool) {
 					return "", false, err
 				}
 				k, _ := kt.(string)
-				sub := path + "." + k
-				if path == "" {
-					sub = k
-				}
-				if path == "?" || !fieldLike(k) {
-					sub = "?"
-				}
+				sub := keyPath(path, k)
 				fold := strings.ToLower(k)
 				if keys[fold] {
 					return sub, true, nil
@@ -499,6 +493,19 @@ func repeatedKey(body []byte) (path string, offset int64, ok bool) {
 
 // maxEchoedField is the longest unknown field name an error echoes.
 const maxEchoedField = 40
+
+// keyPath is the path of key k below path for a message: "?" below a key
+// that is not a plain field name, or for such a key, so that a caller's
+// text is not echoed.
+func keyPath(path, k string) string {
+	switch {
+	case path == "?" || !fieldLike(k):
+		return "?"
+	case path == "":
+		return k
+	}
+	return path + "." + k
+}
 
 // fieldLike reports whether s can be echoed as a field name: ASCII letters,
 // digits and underscores, at most maxEchoedField of them. An e-mail address,

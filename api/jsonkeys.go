@@ -56,13 +56,7 @@ func foldedKey(body []byte, t reflect.Type) (path, field string, offset int64, o
 					return "", "", false, err
 				}
 				k, _ := kt.(string)
-				sub := path + "." + k
-				if path == "" {
-					sub = k
-				}
-				if path == "?" || !fieldLike(k) {
-					sub = "?"
-				}
+				sub := keyPath(path, k)
 				var elem reflect.Type
 				switch {
 				case t == nil:
