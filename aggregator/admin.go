@@ -201,20 +201,7 @@ func (s *Service) CancelRound(ctx context.Context, actor, id, reason string) (pr
 		if r.State != protocol.RoundOpen && r.State != protocol.RoundCollecting {
 			return fmt.Errorf("%w: round %s is %s; only an open or collecting round can be cancelled", ErrConflict, r.ID, r.State)
 		}
-		now := s.now().UTC()
-		if err := tx.SetRoundState(ctx, r.ID, r.State, protocol.RoundFailed, why, now); err != nil {
-			return err
-		}
-		r.State, r.Reason = protocol.RoundFailed, why
-		ts, err := s.openNext(ctx, tx, r, "round.cancel", why, now)
-		if err != nil {
-			return err
-		}
-		ts[0].actor = actor
-		if len(ts) > 1 {
-			next = ts[1].round.State
-		}
-		ps, err = s.stageTransitions(ctx, tx, ts, now)
+		ps, next, err = s.cancel(ctx, tx, r, actor, why, s.now().UTC())
 		return err
 	})
 	if err != nil {
@@ -229,6 +216,28 @@ func (s *Service) CancelRound(ctx context.Context, actor, id, reason string) (pr
 		return "", fmt.Errorf("cancel round %s: %w", orLatest(id), err)
 	}
 	return next, nil
+}
+
+// cancel fails the open or collecting round r (locked FOR UPDATE in tx) on
+// behalf of actor, giving why as its reason, opens the next round on the
+// active version and stages the entries (round.cancel, round.open). It
+// returns the entries and the next round's state ("" when none opened).
+func (s *Service) cancel(ctx context.Context, tx Tx, r RoundRecord, actor, why string, now time.Time) ([]staged, protocol.RoundState, error) {
+	if err := tx.SetRoundState(ctx, r.ID, r.State, protocol.RoundFailed, why, now); err != nil {
+		return nil, "", err
+	}
+	r.State, r.Reason = protocol.RoundFailed, why
+	ts, err := s.openNext(ctx, tx, r, "round.cancel", why, now)
+	if err != nil {
+		return nil, "", err
+	}
+	ts[0].actor = actor
+	var next protocol.RoundState
+	if len(ts) > 1 {
+		next = ts[1].round.State
+	}
+	ps, err := s.stageTransitions(ctx, tx, ts, now)
+	return ps, next, err
 }
 
 func orLatest(id string) string {
