@@ -32,7 +32,10 @@ func (s *Service) Policy() *policies.Policy { return s.pol() }
 
 // Reload installs a new policy and round configuration on behalf of actor
 // without a restart. Rounds opened from then on use them; the open round
-// keeps the plan it was opened with (CancelRound ends it early). Merchants
+// keeps the plan it was opened with (CancelRound ends it early). It waits
+// for the acceptances in flight on this Service, which were judged on the
+// policy it replaces, to commit; every acceptance after it returns is judged
+// on the new policy (acceptMu). Merchants
 // already enrolled stay enrolled; one the new policy no longer names is
 // refused at its next request. The reload is audited (config.reload, with
 // the new and the previous policy hash) whether it succeeds or not; reloads
@@ -68,6 +71,16 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 	}()
 	if err != nil {
 		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+	}
+	if err == nil {
+		// Acceptances in flight were judged on the policy in force: they
+		// commit before it is replaced (and before the reload's entry), and
+		// none starts until it is.
+		if !s.acceptMu.TryLock() {
+			s.log.Debug("config.reload waits for acceptances in flight")
+			s.acceptMu.Lock()
+		}
+		defer s.acceptMu.Unlock()
 	}
 	// The entry first: a configuration in force without its entry would be an
 	// unaudited change, so an audit log that cannot take it refuses the reload.

@@ -229,6 +229,15 @@ type Service struct {
 	// API call) could otherwise leave in force the one whose entry is not
 	// the last, or log a previous policy that was not the one replaced.
 	reloadMu sync.Mutex
+	// acceptMu orders acceptances against reloads on this process: an
+	// acceptance (Submit, SubmitSecure) holds it for reading from its read
+	// of the merchant's policy to its commit, Reload for writing while it
+	// installs the new settings. A reload then returns only once every
+	// acceptance judged on the policy it replaces has committed (or
+	// failed), and every acceptance that starts after it reads the new one.
+	// Other replicas follow a reload from the audit log
+	// (server.ReloadFollowInterval), each with its own acceptMu.
+	acceptMu sync.RWMutex
 
 	mu     sync.Mutex
 	noise  map[[3]float64]float64 // (cap, δ, min z) → calibrated z
