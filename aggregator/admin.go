@@ -32,7 +32,10 @@ func (s *Service) Policy() *policies.Policy { return s.pol() }
 
 // Reload installs a new policy and round configuration on behalf of actor
 // without a restart. Rounds opened from then on use them; the open round
-// keeps the plan it was opened with (CancelRound ends it early). Merchants
+// keeps the plan it was opened with (CancelRound ends it early). It waits
+// for the acceptances in flight on this Service, which were judged on the
+// policy it replaces, to commit; every acceptance after it returns is judged
+// on the new policy (acceptMu). Merchants
 // already enrolled stay enrolled; one the new policy no longer names is
 // refused at its next request. The reload is audited (config.reload, with
 // the new and the previous policy hash) whether it succeeds or not; reloads
@@ -68,6 +71,16 @@ func (s *Service) Reload(ctx context.Context, actor string, p *policies.Policy, 
 	}()
 	if err != nil {
 		rec.Outcome, rec.Reason = outcomeOf(err), err.Error()
+	}
+	if err == nil {
+		// Acceptances in flight were judged on the policy in force: they
+		// commit before it is replaced (and before the reload's entry), and
+		// none starts until it is.
+		if !s.acceptMu.TryLock() {
+			s.log.Debug("config.reload waits for acceptances in flight")
+			s.acceptMu.Lock()
+		}
+		defer s.acceptMu.Unlock()
 	}
 	// The entry first: a configuration in force without its entry would be an
 	// unaudited change, so an audit log that cannot take it refuses the reload.
@@ -201,20 +214,7 @@ func (s *Service) CancelRound(ctx context.Context, actor, id, reason string) (pr
 		if r.State != protocol.RoundOpen && r.State != protocol.RoundCollecting {
 			return fmt.Errorf("%w: round %s is %s; only an open or collecting round can be cancelled", ErrConflict, r.ID, r.State)
 		}
-		now := s.now().UTC()
-		if err := tx.SetRoundState(ctx, r.ID, r.State, protocol.RoundFailed, why, now); err != nil {
-			return err
-		}
-		r.State, r.Reason = protocol.RoundFailed, why
-		ts, err := s.openNext(ctx, tx, r, "round.cancel", why, now)
-		if err != nil {
-			return err
-		}
-		ts[0].actor = actor
-		if len(ts) > 1 {
-			next = ts[1].round.State
-		}
-		ps, err = s.stageTransitions(ctx, tx, ts, now)
+		ps, next, err = s.cancel(ctx, tx, r, actor, why, s.now().UTC())
 		return err
 	})
 	if err != nil {
@@ -229,6 +229,28 @@ func (s *Service) CancelRound(ctx context.Context, actor, id, reason string) (pr
 		return "", fmt.Errorf("cancel round %s: %w", orLatest(id), err)
 	}
 	return next, nil
+}
+
+// cancel fails the open or collecting round r (locked FOR UPDATE in tx) on
+// behalf of actor, giving why as its reason, opens the next round on the
+// active version and stages the entries (round.cancel, round.open). It
+// returns the entries and the next round's state ("" when none opened).
+func (s *Service) cancel(ctx context.Context, tx Tx, r RoundRecord, actor, why string, now time.Time) ([]staged, protocol.RoundState, error) {
+	if err := tx.SetRoundState(ctx, r.ID, r.State, protocol.RoundFailed, why, now); err != nil {
+		return nil, "", err
+	}
+	r.State, r.Reason = protocol.RoundFailed, why
+	ts, err := s.openNext(ctx, tx, r, "round.cancel", why, now)
+	if err != nil {
+		return nil, "", err
+	}
+	ts[0].actor = actor
+	var next protocol.RoundState
+	if len(ts) > 1 {
+		next = ts[1].round.State
+	}
+	ps, err := s.stageTransitions(ctx, tx, ts, now)
+	return ps, next, err
 }
 
 func orLatest(id string) string {

@@ -20,11 +20,14 @@ import (
 // precheck refuses, before the envelope is decrypted, what its header alone
 // shows will be refused: a round that does not exist, whose deadline passed,
 // that did not sample the merchant, that trains from another model version,
-// or in which this Service already accepted the merchant's update. Only the
-// round's immutable fields are read (from the round cache when it holds
-// them); its state, and an update accepted by another replica, are checked
-// after decryption, inside the acceptance transaction. The exact envelope of
-// an accepted update is let through, to be answered as a duplicate.
+// or in which this Service already accepted the merchant's update. The
+// round's immutable fields come from the round cache when it holds them; its
+// state is read (roundEnded): a round cancelled before its deadline (by an
+// operator, or by a rollback that withdrew its base) is refused here, at no
+// charge. The state is checked again, and an update accepted by another
+// replica, after decryption, inside the acceptance transaction. The exact
+// envelope of an accepted update is let through, to be answered as a
+// duplicate.
 //
 // A merchant whose ledger already spends more than its cap (mp) is refused
 // too: no release can fit (pastCap), and an update decrypted only to be
@@ -58,6 +61,14 @@ func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID stri
 	case accepted:
 		refusal = fmt.Errorf("%w: merchant %s already has an update in round %s", ErrConflict, merchantID, rr.ID)
 	default:
+		ended, closed, err := s.roundEnded(ctx, rr.ID)
+		if err != nil {
+			return err
+		}
+		if closed {
+			refusal = fmt.Errorf("%w: round %s is %s (%s)", ErrRoundClosed, rr.ID, ended.State, ended.Reason)
+			break
+		}
 		eps, past, err := s.pastCap(ctx, merchantID, mp)
 		if err != nil {
 			return err
@@ -78,6 +89,28 @@ func (s *Service) precheck(ctx context.Context, hdr seal.Header, merchantID stri
 		return nil
 	}
 	return refusal
+}
+
+// roundEnded returns round id's state and reason, and whether it no longer
+// takes updates though its deadline has not passed (cancelled by an
+// operator, or by a rollback that withdrew its base version; closed early).
+// One small read while the round takes updates: a refusal here costs the
+// merchant nothing, where one after decryption is debited.
+func (s *Service) roundEnded(ctx context.Context, id string) (RoundRecord, bool, error) {
+	var r RoundRecord
+	err := s.store.InTx(ctx, func(tx Tx) error {
+		state, _, err := tx.RoundState(ctx, id)
+		if err != nil || state == protocol.RoundOpen || state == protocol.RoundCollecting {
+			r = RoundRecord{ID: id, State: state}
+			return err
+		}
+		r, err = tx.Round(ctx, id, LockNone)
+		return err
+	})
+	if err != nil {
+		return r, false, err
+	}
+	return r, r.State != protocol.RoundOpen && r.State != protocol.RoundCollecting, nil
 }
 
 // pastCap returns the ε at mp's δ of merchant's ledger and whether it is

@@ -7,26 +7,28 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/aggregator"
+	"github.com/kairos-fl/kairos/aggregator/protocol"
 )
 
-// TestRollbackWithdraws: a rollback from v3 to v2 withdraws v3 (refused
-// when fetched, listed as withdrawn at the seq of the rollback's entry, read
-// back from the log), a version a round trained from v3 while the rollback
-// happened is withdrawn at publication, rounds train from v2, and an
-// explicit rollback to v3 restores v3 alone.
+// TestRollbackWithdraws: a rollback from v4 to v2 withdraws v4 and its
+// parent v3 (refused when fetched, listed as withdrawn at the seq of the
+// rollback's entry, read back from the log), cancels the round training
+// from v4 (review 14: before, that round published a v5 withdrawn at
+// birth), rounds train from v2, and an explicit rollback to v3 restores v3
+// alone.
 func TestRollbackWithdraws(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
 			f, r := fedWithM1(t, b, aggregator.RoundConfig{Deadline: time.Minute})
-			for range 2 { // v2, v3
+			for range 3 { // v2, v3, v4
 				if _, err := f.submitHonest(t, r, "m1"); err != nil {
 					t.Fatal(err)
 				}
 				tick(t, r)
 			}
-			// Round 3 trains from v3; its update is in when v3 is withdrawn;
-			// it publishes v4 from v3.
+			// Round 5 trains from v4; its update is in when v4 is withdrawn;
+			// the rollback cancels it.
 			rollbackDuringRound(t, f, r, 2)
 
 			es, err := r.store.AuditEntries(ctx, 1, 1<<20)
@@ -40,8 +42,8 @@ func TestRollbackWithdraws(t *testing.T) {
 						t.Fatalf("two rollback entries")
 					}
 					seq = e.Seq
-					if e.Details["from"] != "3" || e.Details["to"] != "2" || e.Details["withdrawn"] != "3" {
-						t.Errorf("rollback entry details %v, want from 3 to 2 withdrawn 3", e.Details)
+					if e.Details["from"] != "4" || e.Details["to"] != "2" || e.Details["withdrawn"] != "3,4" || e.Details["cancelled_round"] != "round-000005" {
+						t.Errorf("rollback entry details %v, want from 4 to 2 withdrawn 3,4, cancelled_round round-000005", e.Details)
 					}
 				}
 			}
@@ -104,8 +106,10 @@ func TestRollbackWithdraws(t *testing.T) {
 }
 
 // TestRollbackDuringRoundRefusesBase: after a rollback during a round, a
-// merchant asking for the round (and the model it trains from) is refused:
-// it would train on the withdrawn version.
+// merchant asking for the round is not given the withdrawn version to train
+// on: the rollback cancelled the round (review 14; before, the round stayed
+// open and the merchant was refused with the withdrawn version), so it gets
+// the next round, on the operator's version.
 func TestRollbackDuringRoundRefusesBase(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
@@ -121,10 +125,11 @@ func TestRollbackDuringRoundRefusesBase(t *testing.T) {
 			if err := r.svc.Rollback(ctx, "admin:alice", 1); err != nil {
 				t.Fatal(err)
 			}
-			_, err := r.svc.CurrentRound(ctx, "m1")
-			var we *aggregator.WithdrawnError
-			if !errors.As(err, &we) || we.Version != 2 {
-				t.Errorf("current round on withdrawn v2: got %v, want withdrawn v2", err)
+			if got := mustRound(t, r, "m1"); got.BaseVersion != 1 || got.State != protocol.RoundOpen {
+				t.Errorf("current round %s on v%d (%s), want a round on v1, open", got.ID, got.BaseVersion, got.State)
+			}
+			if _, err := r.svc.Model(ctx, 2); !errors.Is(err, aggregator.ErrWithdrawn) {
+				t.Errorf("v2 after the rollback: %v, want withdrawn", err)
 			}
 		})
 	}

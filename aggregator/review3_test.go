@@ -2,6 +2,7 @@ package aggregator_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,14 +50,15 @@ func TestResumeAuditedAfterOutage(t *testing.T) {
 	}
 }
 
-// TestRollbackDuringRoundStays (review round 3): an operator rolls back a
-// bad version (v3, say poisoned) while a round that trains from it is
-// collecting. That round published its version (v4, parent v3) and made it
-// active: the rollback was silently undone, and partners were served a
-// descendant of the version the operator withdrew. The round still
-// publishes (its updates were accepted and debited), but the version stays
-// inactive and the round's reason says why; the next round trains from the
-// version the operator chose.
+// TestRollbackDuringRoundStays (review round 3, superseded by review 14):
+// an operator rolls back a bad version (v3, say poisoned) while a round that
+// trains from it is collecting. That round published its version (v4,
+// parent v3) and made it active: the rollback was silently undone. Round 3
+// kept the round publishing, inactive; since withdrawn versions exist
+// (round 8 row 12) that version would be withdrawn at birth, so the
+// rollback now cancels the round: no v4, the round failed naming the
+// rollback, the active version the operator's and the next round trains
+// from it. The update accepted before stays charged (TestRollbackCancelsRound).
 func TestRollbackDuringRoundStays(t *testing.T) {
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
@@ -68,25 +70,35 @@ func TestRollbackDuringRoundStays(t *testing.T) {
 				}
 				tick(t, r)
 			}
-			// Round 3 trains from v3; its update is in when v3 is withdrawn.
+			// Round 4 trains from v3; its update is in when v3 is withdrawn.
 			rollbackDuringRound(t, f, r, 2)
 			active, err := r.svc.Model(ctx, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if active.Version != 2 {
-				t.Errorf("active after the in-flight round published: v%d (parent %d), want v2, the operator's rollback", active.Version, active.Parent)
+				t.Errorf("active after the rollback: v%d (parent %d), want v2, the operator's rollback", active.Version, active.Parent)
 			}
-			// v4 is listed, not served: it is withdrawn with v3 (round 8 row 12).
 			ms, err := r.svc.Models(ctx)
-			if err != nil || len(ms) != 4 {
-				t.Fatalf("models: %d, %v; want 4", len(ms), err)
-			}
-			if v4 := ms[3]; v4.Version != 4 || v4.Parent != 3 || v4.Active || !v4.Withdrawn {
-				t.Errorf("v4: version %d parent %d active %v withdrawn %v, want published from v3, not active, withdrawn", v4.Version, v4.Parent, v4.Active, v4.Withdrawn)
+			if err != nil || len(ms) != 3 {
+				t.Fatalf("models: %d, %v; want 3 (no version from the cancelled round)", len(ms), err)
 			}
 			if got := mustRound(t, r, "m1"); got.BaseVersion != 2 {
 				t.Errorf("next round %s trains from v%d, want v2", got.ID, got.BaseVersion)
+			}
+			es, err := r.store.AuditEntries(ctx, 1, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cancelled := false
+			for _, e := range es {
+				if e.Action == "round.cancel" && e.Object == "round/round-000004" && e.Details["state"] == "failed" &&
+					strings.Contains(e.Reason, "rollback to version 2") {
+					cancelled = true
+				}
+			}
+			if !cancelled {
+				t.Errorf("no round.cancel entry of round-000004 naming the rollback")
 			}
 			f.verifyAudit(t, r)
 		})

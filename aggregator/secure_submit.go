@@ -59,6 +59,10 @@ func (s *Service) submitSecure(ctx context.Context, merchantID string, envelope 
 	if len(envelope) > s.maxEnv {
 		return rc, "", nil, fmt.Errorf("submit secure: %w: %d bytes > %d", seal.ErrTooLarge, len(envelope), s.maxEnv)
 	}
+	// As for an update (submit): a reload waits for the masked input's debit,
+	// judged on the policy read here and in debitSecure.
+	s.acceptMu.RLock()
+	defer s.acceptMu.RUnlock()
 	mp, err := s.secureMerchantPolicy(merchantID)
 	if err != nil {
 		return rc, "", nil, fmt.Errorf("submit secure: %w", err)

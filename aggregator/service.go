@@ -229,6 +229,15 @@ type Service struct {
 	// API call) could otherwise leave in force the one whose entry is not
 	// the last, or log a previous policy that was not the one replaced.
 	reloadMu sync.Mutex
+	// acceptMu orders acceptances against reloads on this process: an
+	// acceptance (Submit, SubmitSecure) holds it for reading from its read
+	// of the merchant's policy to its commit, Reload for writing while it
+	// installs the new settings. A reload then returns only once every
+	// acceptance judged on the policy it replaces has committed (or
+	// failed), and every acceptance that starts after it reads the new one.
+	// Other replicas follow a reload from the audit log
+	// (server.ReloadFollowInterval), each with its own acceptMu.
+	acceptMu sync.RWMutex
 
 	mu     sync.Mutex
 	noise  map[[3]float64]float64 // (cap, δ, min z) → calibrated z
@@ -941,8 +950,19 @@ func (s *Service) Rollback(ctx context.Context, actor string, version int) error
 		if restored {
 			rec.Details["restored"] = strconv.Itoa(version)
 		}
+		// An open round training from a version withdrawn here is cancelled
+		// with it (the next round opens on version): every update it still
+		// accepted would be charged for a version withdrawn at birth.
+		// Updates it accepted before stay charged; they were released.
+		cancelled, cps, err := s.cancelWithdrawnRound(ctx, tx, withdrawn, actor, version, now)
+		if err != nil {
+			return err
+		}
+		if cancelled != "" {
+			rec.Details["cancelled_round"] = cancelled
+		}
 		p, err := stage(ctx, tx, id, rec, now)
-		ps = []staged{p}
+		ps = append([]staged{p}, cps...)
 		return err
 	})
 	if err != nil {
@@ -958,6 +978,36 @@ func (s *Service) Rollback(ctx context.Context, actor string, version int) error
 		return fmt.Errorf("rollback to %d: %w", version, err)
 	}
 	return nil
+}
+
+// cancelWithdrawnRound cancels, in the transaction of a rollback to version
+// by actor, the latest round if it is open or collecting and trains from one
+// of the versions the rollback withdrew; it returns the cancelled round's id
+// and the cancellation's staged entries ("" and none when no round was
+// cancelled).
+func (s *Service) cancelWithdrawnRound(ctx context.Context, tx Tx, withdrawn []int, actor string, version int, now time.Time) (string, []staged, error) {
+	if len(withdrawn) == 0 {
+		return "", nil, nil
+	}
+	r, err := tx.LatestRound(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if !slices.Contains(withdrawn, r.BaseVersion) {
+		return "", nil, nil
+	}
+	if r, err = tx.Round(ctx, r.ID, LockUpdate); err != nil {
+		return "", nil, err
+	}
+	if r.State != protocol.RoundOpen && r.State != protocol.RoundCollecting {
+		return "", nil, nil
+	}
+	why := fmt.Sprintf("cancelled by %s: the rollback to version %d withdrew version %d, which the round trains from", actor, version, r.BaseVersion)
+	ps, _, err := s.cancel(ctx, tx, r, actor, why, now)
+	return r.ID, ps, err
 }
 
 // RoundCounts returns how many rounds are in each state (for metrics).

@@ -115,6 +115,10 @@ func (s *Service) submit(ctx context.Context, merchantID string, envelope []byte
 	if len(envelope) > s.maxEnv {
 		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w: %d bytes > %d", seal.ErrTooLarge, len(envelope), s.maxEnv)
 	}
+	// From the policy read to the commit: a reload waits for this
+	// acceptance, which is judged on the policy read here.
+	s.acceptMu.RLock()
+	defer s.acceptMu.RUnlock()
 	mp, err := s.pol().Merchant(merchantID)
 	if err != nil {
 		return protocol.Receipt{}, none, nil, fmt.Errorf("submit: %w: %w", ErrPolicy, err)
