@@ -64,15 +64,9 @@ func readParquet(ctx context.Context, path, name string, size int64, opts *Optio
 		return rep, fmt.Errorf("read %s: %w", name, err)
 	}
 	defer fh.Close()
-	pf, err := parquet.OpenFile(fh, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	pf, err := openParquet(fh, size)
 	if err != nil {
-		return rep, fmt.Errorf("read %s: not a readable Parquet file: %w", name, err)
-	}
-	bound := unzipBound(size)
-	for i, rg := range pf.Metadata().RowGroups {
-		if rg.TotalByteSize > bound {
-			return rep, fmt.Errorf("read %s: row group %d unpacks to %d bytes, more than %d times the file's size: not an export of orders", name, i+1, rg.TotalByteSize, maxUnzipRatio)
-		}
+		return rep, fmt.Errorf("read %s: %w", name, err)
 	}
 	header := make([]string, 0, len(pf.Schema().Columns()))
 	for _, p := range pf.Schema().Columns() {
@@ -94,6 +88,22 @@ func readParquet(ctx context.Context, path, name string, size int64, opts *Optio
 	rep, err = readCells(ctx, src, name, header, opts, emit)
 	rep.ReadAs = "Parquet"
 	return rep, err
+}
+
+// openParquet opens the Parquet file fh of size bytes, refusing one whose
+// row groups declare more than unzipBound(size) unpacked.
+func openParquet(fh *os.File, size int64) (*parquet.File, error) {
+	pf, err := parquet.OpenFile(fh, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return nil, fmt.Errorf("not a readable Parquet file: %w", err)
+	}
+	bound := unzipBound(size)
+	for i, rg := range pf.Metadata().RowGroups {
+		if rg.TotalByteSize > bound {
+			return nil, fmt.Errorf("row group %d unpacks to %d bytes, more than %d times the file's size: not an export of orders", i+1, rg.TotalByteSize, maxUnzipRatio)
+		}
+	}
+	return pf, nil
 }
 
 // parquetColumns decides how to read each column the mapping names, and

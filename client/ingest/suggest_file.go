@@ -154,15 +154,11 @@ func workbookHead(ctx context.Context, path string, size int64, rows int) (head 
 			head, err = nil, fmt.Errorf("the workbook is corrupt: %v (open it in Excel and save it again, or save the sheet as CSV UTF-8)", r)
 		}
 	}()
-	f, err := excelize.OpenFile(path, excelize.Options{UnzipSizeLimit: unzipBound(size)})
+	f, sheets, err := openWorkbook(path, size)
 	if err != nil {
-		return nil, "", nil, false, fmt.Errorf("open workbook: %w", workbookError(err))
+		return nil, "", nil, false, err
 	}
 	defer f.Close()
-	sheets := f.GetSheetList()
-	if len(sheets) == 0 {
-		return nil, "", nil, false, errors.New("the workbook has no sheet")
-	}
 	sheet, others = sheets[0], slices.Clone(sheets[1:])
 	it, err := f.Rows(sheet)
 	if err != nil {
@@ -220,9 +216,9 @@ func parquetHead(ctx context.Context, path string, rows int) (head []byte, more 
 	if err != nil {
 		return nil, false, err
 	}
-	pf, err := parquet.OpenFile(fh, st.Size())
+	pf, err := openParquet(fh, st.Size())
 	if err != nil {
-		return nil, false, fmt.Errorf("open Parquet file: %w", err)
+		return nil, false, err
 	}
 	leaves := pf.Schema().Columns()
 	cols := make([]pqColumn, len(leaves))

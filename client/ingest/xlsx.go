@@ -26,22 +26,16 @@ func readWorkbook(ctx context.Context, path, name string, size int64, opts *Opti
 			rep, err = Report{File: name}, fmt.Errorf("read %s: the workbook is corrupt: %v (open it in Excel and save it again, or save the sheet as CSV UTF-8)", name, r)
 		}
 	}()
-	f, err := excelize.OpenFile(path, excelize.Options{UnzipSizeLimit: unzipBound(size)})
+	f, sheets, err := openWorkbook(path, size)
 	if err != nil {
-		return Report{File: name}, fmt.Errorf("read %s: open workbook: %w", name, workbookError(err))
+		return Report{File: name}, fmt.Errorf("read %s: %w", name, err)
 	}
 	defer f.Close()
-	sheets := f.GetSheetList()
 	sheet := opts.Mapping.Sheet
-	switch {
-	case len(sheets) == 0:
-		return Report{File: name}, fmt.Errorf("read %s: the workbook has no sheet", name)
-	case sheet == "":
+	if sheet == "" {
 		sheet = sheets[0]
-	default:
-		if !slices.Contains(sheets, sheet) {
-			return Report{File: name}, fmt.Errorf("read %s: the workbook has no sheet %q (sheet in the mapping); its sheets: %s", name, sheet, quoteList(sheets))
-		}
+	} else if !slices.Contains(sheets, sheet) {
+		return Report{File: name}, fmt.Errorf("read %s: the workbook has no sheet %q (sheet in the mapping); its sheets: %s", name, sheet, quoteList(sheets))
 	}
 	props, err := f.GetWorkbookProps()
 	if err != nil {
@@ -66,6 +60,21 @@ func readWorkbook(ctx context.Context, path, name string, size int64, opts *Opti
 		err = fmt.Errorf("%w%s", err, mergedHeaderHint(f, sheet, src.headerRow))
 	}
 	return rep, err
+}
+
+// openWorkbook opens the workbook at path (size bytes, bounding what it
+// may unpack to) and lists its sheets; a workbook without one is an error.
+func openWorkbook(path string, size int64) (*excelize.File, []string, error) {
+	f, err := excelize.OpenFile(path, excelize.Options{UnzipSizeLimit: unzipBound(size)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open workbook: %w", workbookError(err))
+	}
+	sheets := f.GetSheetList()
+	if len(sheets) == 0 {
+		f.Close()
+		return nil, nil, errors.New("the workbook has no sheet")
+	}
+	return f, sheets, nil
 }
 
 // workbookError says what an excelize error means to the user who saved
