@@ -71,6 +71,10 @@ type Config struct {
 	// instead of applying the period-level carry-over (LevelCarry). DP models
 	// never get it: it reads every customer's labels without noise.
 	NoLevelCarry bool
+	// Select, when set, chooses the score function on the merchant's own data
+	// between Hazard and Select.Alternative (see Selection) before training;
+	// a private run (DP) ignores it and trains Hazard.
+	Select *Selection
 	// DumpPredictions, a scratch option for measurement, is a file to write
 	// the hazard model's test predictions to, one line per test row:
 	// customer, P(buy within 30 days), bought within 30 days (1/0). "" writes
@@ -119,6 +123,9 @@ type Report struct {
 	// (DayLastPlusGap, DayBestConstant, DayBestConstantMAE) on the same test
 	// buyers as MethodReport.Days.
 	DayBaselines []DayScore
+	// Selection is the model choice's evidence and verdict (nil when
+	// Config.Select was not set or the run was private).
+	Selection *SelectionReport
 	// LongHorizons are the horizons of hazard.LongHorizons whose test label
 	// window the log covers (TestCutoff + h days at or before the day after
 	// the last event's UTC day, the rule of DefaultTestCutoff); metrics at the
@@ -439,8 +446,8 @@ func (p *Prepared) Schema() feature.Schema { return p.schema }
 func (p *Prepared) TrainRows() []feature.Row { return p.trainRows }
 
 // Run trains and scores cfg.Methods on the prepared split. Of cfg it uses
-// Dataset, Seed, Methods, Hazard, DP and NoLevelCarry; the split itself is the one Prepare
-// was given.
+// Dataset, Seed, Methods, Hazard, Select, DP and NoLevelCarry; the split
+// itself is the one Prepare was given.
 func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 	methods := cfg.Methods
 	if len(methods) == 0 {
@@ -472,6 +479,11 @@ func (p *Prepared) Run(ctx context.Context, cfg Config) (Report, error) {
 				return Report{}, fmt.Errorf("evaluate: classic features fitted %s cannot feed a %s model", p.classic.Mode, map[bool]string{true: "private", false: "non-private"}[cfg.DP != nil])
 			}
 			rep.Classic = p.classic
+			if cfg.Select != nil && cfg.DP == nil {
+				if opts, rep.Selection, err = p.choose(ctx, cfg, opts); err != nil {
+					return Report{}, fmt.Errorf("evaluate: %w", err)
+				}
+			}
 			if cfg.DP != nil {
 				var priv *PrivacyReport
 				o := *cfg.DP

@@ -42,6 +42,9 @@ type Model struct {
 	// set never enters its own prior; with no other data set that loads, the
 	// model starts from zero and the data set's warnings say so.
 	Prior bool
+	// Select chooses the score function on each data set's own training
+	// cutoffs (evaluate.Config.Select); nil trains Hazard as given.
+	Select *evaluate.Selection
 }
 
 // Method kinds in a result.
@@ -50,12 +53,13 @@ const (
 	KindBaseline = "baseline"
 )
 
-// DefaultModels are the Kairos models of `kairos eval`: the linear hazard
-// model ("hazard", the default) and the 16-unit MLP ("mlp"), each with the
-// settings `kairos eval` uses.
+// DefaultModels are the Kairos models of `kairos eval`: the default hazard
+// model ("hazard": linear unless the 16-unit MLP wins the data set's own inner
+// validation split, evaluate.DefaultSelection) and the 16-unit MLP ("mlp"),
+// each with the settings `kairos eval` uses.
 func DefaultModels() []Model {
 	return []Model{
-		{Name: evaluate.MethodHazard, Hazard: evaluate.DefaultHazardOptions()},
+		{Name: evaluate.MethodHazard, Hazard: evaluate.DefaultHazardOptions(), Select: evaluate.DefaultSelection()},
 		{Name: hazard.KindMLP, Hazard: evaluate.DefaultMLPOptions()},
 	}
 }
@@ -199,6 +203,9 @@ type Method struct {
 	// Level is the period-level carry-over applied to the model's baselines
 	// (evaluate.LevelCarry); absent when none was applied.
 	Level *Level `json:"level,omitempty"`
+	// Selection is the model choice of a model with Model.Select: the kind
+	// trained and the inner split's evidence; absent otherwise.
+	Selection *Selection `json:"selection,omitempty"`
 	// Calibration and Gain are the 30-day reliability table and cumulative
 	// gain curve, for charts.
 	Calibration []metrics.Bin       `json:"-"`
@@ -213,6 +220,46 @@ type Level struct {
 	Rho    float64 `json:"rho"`
 	Latest float64 `json:"latest_offset"`
 	Pairs  int     `json:"pairs"`
+}
+
+// Selection summarises evaluate.SelectionReport at 30 days.
+type Selection struct {
+	Chosen      string      `json:"chosen"`
+	Reason      string      `json:"reason"`
+	InnerTest   string      `json:"inner_test_cutoff,omitempty"`
+	InnerTrain  []string    `json:"inner_train_cutoffs,omitempty"`
+	Customers   int         `json:"inner_customers,omitempty"`
+	Buyers      int         `json:"inner_buyers,omitempty"`
+	Base        *InnerScore `json:"base,omitempty"`
+	Alternative *InnerScore `json:"alternative,omitempty"`
+	SE          float64     `json:"auc_diff_se,omitempty"`
+}
+
+// InnerScore is one candidate's inner scores at 30 days.
+type InnerScore struct {
+	Kind  string  `json:"kind"`
+	AUC   float64 `json:"auc_30"`
+	PRAUC float64 `json:"pr_auc_30"`
+	Brier float64 `json:"brier_30"`
+}
+
+// SelectionOf is the JSON form of r (nil for nil).
+func SelectionOf(r *evaluate.SelectionReport) *Selection {
+	if r == nil {
+		return nil
+	}
+	s := &Selection{Chosen: r.Chosen, Reason: r.Reason, Customers: r.Customers, Buyers: r.Buyers, SE: r.SE}
+	if !r.InnerTest.IsZero() {
+		s.InnerTest = r.InnerTest.Format(time.DateOnly)
+		for _, c := range r.InnerTrain {
+			s.InnerTrain = append(s.InnerTrain, c.Format(time.DateOnly))
+		}
+	}
+	if r.Base.Kind != "" {
+		b, a := InnerScore(r.Base), InnerScore(r.Alternative)
+		s.Base, s.Alternative = &b, &a
+	}
+	return s
 }
 
 func levelOf(l *evaluate.LevelCarry) *Level {
@@ -374,6 +421,7 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 		hazard             hazard.TrainOptions
 		dp                 *evaluate.DPOptions
 		classic            string
+		sel                *evaluate.Selection
 	}
 	var jobs []job
 	for _, m := range opts.Models {
@@ -398,10 +446,10 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 				}
 			}
 		}
-		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, h, m.DP, m.Classic})
+		jobs = append(jobs, job{m.Name, KindKairos, evaluate.MethodHazard, h, m.DP, m.Classic, m.Select})
 	}
 	for _, b := range opts.Baselines {
-		jobs = append(jobs, job{b, KindBaseline, b, hazard.TrainOptions{}, nil, ""})
+		jobs = append(jobs, job{b, KindBaseline, b, hazard.TrainOptions{}, nil, "", nil})
 	}
 	// The rows with classic features are prepared when a model first asks for
 	// them; a DP fit of their parameters is made afresh for every model that
@@ -432,7 +480,7 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 	for _, j := range jobs {
 		t0 := time.Now()
 		c := cfg
-		c.Methods, c.Hazard, c.DP = []string{j.method}, j.hazard, j.dp
+		c.Methods, c.Hazard, c.DP, c.Select = []string{j.method}, j.hazard, j.dp, j.sel
 		if opts.DumpDir != "" && j.kind == KindKairos {
 			c.DumpPredictions = filepath.Join(opts.DumpDir, d.Name+"--"+j.name+".tsv")
 		}
@@ -459,6 +507,7 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 			fill(&m, rep.Methods[0], rep.LongHorizons)
 			m.Classic = rep.Classic
 			m.Level = levelOf(rep.Level)
+			m.Selection = SelectionOf(rep.Selection)
 			if dr.DateBaselines == nil {
 				dr.DateBaselines = dateScores(rep.DayBaselines)
 			}

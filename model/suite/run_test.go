@@ -123,9 +123,9 @@ func TestRunShape(t *testing.T) {
 		return ks
 	}
 	wantKeys := [][]string{
-		{"auc", "brier", "date", "ece", "kind", "level", "modal_day_share", "name", "pr_auc", "seconds"}, // hazard
-		{"auc", "kind", "name", "pr_auc", "seconds"},                                                     // recency: no probabilities
-		{"error", "kind", "name", "seconds"},                                                             // unknown method: no metrics
+		{"auc", "brier", "date", "ece", "kind", "level", "modal_day_share", "name", "pr_auc", "seconds", "selection"}, // hazard
+		{"auc", "kind", "name", "pr_auc", "seconds"},                                                                  // recency: no probabilities
+		{"error", "kind", "name", "seconds"},                                                                          // unknown method: no metrics
 	}
 	wantNames := []string{`"hazard"`, `"recency"`, `"nosuch"`}
 	if len(d.Methods) != len(wantKeys) {
@@ -138,6 +138,14 @@ func TestRunShape(t *testing.T) {
 		if string(m["name"]) != wantNames[i] {
 			t.Errorf("method %d name %s, want %s", i, m["name"], wantNames[i])
 		}
+	}
+	// The default model's choice: the inner split is the later training
+	// cutoff as test, the earlier one (its window ends by then) as training.
+	var sel Selection
+	if err := json.Unmarshal(d.Methods[0]["selection"], &sel); err != nil || sel.InnerTest != "2020-09-01" ||
+		!slices.Equal(sel.InnerTrain, []string{"2020-07-01"}) || sel.Base == nil || sel.Base.Kind != "linear" ||
+		sel.Alternative.Kind != "mlp" || (sel.Chosen != "linear" && sel.Chosen != "mlp") || sel.Reason == "" {
+		t.Errorf("hazard selection %s (%v)", d.Methods[0]["selection"], err)
 	}
 	var auc map[string]float64
 	if err := json.Unmarshal(d.Methods[0]["auc"], &auc); err != nil || len(auc) != 3 || !(auc["7"] > 0.5) || !(auc["30"] > 0.5) || !(auc["60"] > 0.5) {
