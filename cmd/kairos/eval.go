@@ -486,9 +486,11 @@ func writeEvalJSON(w io.Writer, r evaluate.Report, in ingest.Report, loc *time.L
 		Classic      *evaluate.ClassicFit    `json:"classic,omitempty"`
 		// Selection: --model auto's choice and its evidence.
 		Selection *suite.Selection `json:"selection,omitempty"`
+		// OwnDay: the own-rhythm day's weight (non-private models).
+		OwnDay *suite.OwnDay `json:"own_day,omitempty"`
 		// DateBaselines: the day baselines' date accuracy on the same buyers.
 		DateBaselines map[string]suite.DateScore `json:"date_baselines,omitempty"`
-	}{Privacy: r.Privacy, Classic: r.Classic, Selection: suite.SelectionOf(r.Selection), DateBaselines: evalDates(r.DayBaselines), Dataset: r.Dataset, TestCutoff: r.TestCutoff.In(loc).Format(time.DateOnly), Customers: r.Customers,
+	}{Privacy: r.Privacy, Classic: r.Classic, Selection: suite.SelectionOf(r.Selection), OwnDay: suite.OwnDayOf(r.OwnDay), DateBaselines: evalDates(r.DayBaselines), Dataset: r.Dataset, TestCutoff: r.TestCutoff.In(loc).Format(time.DateOnly), Customers: r.Customers,
 		Positives: map[string]int{}, PositiveRate: jsonMetric(r.PositiveRate), Undefined: map[string]string{},
 		Warnings: append([]string{}, r.Warnings()...), TrainRows: r.TrainRows, LabelOverlap: r.LabelOverlap,
 		Input: evalJSONInput{File: in.File, Rows: in.Rows, Events: in.Events, Invalid: in.Invalid, OutOfRange: in.OutOfRange,
@@ -550,6 +552,10 @@ func writeEvalTable(w io.Writer, r evaluate.Report, loc *time.Location) error {
 	}
 	if sel := r.Selection; sel != nil {
 		fmt.Fprintf(w, "hazard model: %s\n", sel.Reason)
+	}
+	if o := r.OwnDay; o != nil && o.Weight > 0 {
+		fmt.Fprintf(w, "predicted day weighed by the customer's own rhythm (weight %g): training buyers' MAE %.2f days, %.2f without\n",
+			o.Weight, o.TrainMAE, o.TrainMAE0)
 	}
 	if c := r.Classic; c != nil {
 		fmt.Fprintf(w, "hazard inputs include BG/NBD (%s fit over %.0f customers): r = %.4f, α = %.4f, a = %.4f, b = %.4f (weeks)\n",

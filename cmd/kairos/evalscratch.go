@@ -18,7 +18,7 @@ import (
 //	KAIROS_SCRATCH_MODELS="name:key=value,…;name2:…" adds Kairos models to the
 //	  suite, each starting from the MLP's settings (evaluate.DefaultMLPOptions)
 //	  with keys kind (linear, mlp, wide), hidden, l2, l2h (TrainOptions.L2Hidden),
-//	  lr, epochs.
+//	  lr, epochs, rhythm (1: TrainOptions.Rhythm).
 //	KAIROS_SCRATCH_ONLY=1 keeps only the default model "hazard" besides them
 //	  (no 16-unit MLP row, no baselines).
 //	KAIROS_SCRATCH_DUMP=dir writes every Kairos model's test predictions,
@@ -44,6 +44,14 @@ func scratchModels() ([]suite.Model, error) {
 			}
 			if k == "kind" {
 				o.Kind = v
+				continue
+			}
+			if k == "rhythm" {
+				o.Rhythm = v == "1"
+				continue
+			}
+			if k == "ownday" {
+				o.OwnDay = v == "1"
 				continue
 			}
 			x, err := strconv.ParseFloat(v, 64)

@@ -12,12 +12,13 @@ import (
 )
 
 // FileFormat and FileVersion identify a model file. Version 2 adds
-// rhythm_weights (the rhythm term, rhythm.go); a model without the term is
-// still written as version 1, so that older builds keep reading it, and both
-// versions are read.
+// rhythm_weights (the rhythm term, rhythm.go), version 3 own_day_weight (the
+// own-rhythm day, ownday.go); a model is written with the lowest version
+// that holds what it has, so that older builds keep reading it, and every
+// version is read.
 const (
 	FileFormat  = "kairos-hazard-model"
-	FileVersion = 2
+	FileVersion = 3
 )
 
 // Errors a caller of Unmarshal acts on.
@@ -44,6 +45,7 @@ type fileModel struct {
 	C1       []float64       `json:"hidden_bias,omitempty"`    // mlp
 	W2       []float64       `json:"output_weights,omitempty"` // mlp
 	Rhythm   []float64       `json:"rhythm_weights,omitempty"` // version 2
+	OwnDay   float64         `json:"own_day_weight,omitempty"` // version 3
 	Training Metadata        `json:"training"`
 }
 
@@ -58,8 +60,11 @@ func (m *Model) MarshalJSON() ([]byte, error) {
 	}
 	w := m.Params[m.Horizon:]
 	if m.rhythm.on {
-		f.Version, f.Rhythm = FileVersion, w[len(w)-RhythmTerms:]
+		f.Version, f.Rhythm = 2, w[len(w)-RhythmTerms:]
 		w = w[:len(w)-RhythmTerms]
+	}
+	if m.ownDayWeight > 0 {
+		f.Version, f.OwnDay = 3, m.ownDayWeight
 	}
 	if m.Kind == KindMLP {
 		d, H := m.Schema.Len(), m.Hidden
@@ -90,6 +95,10 @@ func Unmarshal(data []byte, wantHash string) (*Model, error) {
 		return nil, fmt.Errorf("%s: version 1 file has rhythm_weights (a version 2 field)", op)
 	case f.Version == 2 && len(f.Rhythm) != RhythmTerms:
 		return nil, fmt.Errorf("%s: version 2 file has %d rhythm_weights, want %d", op, len(f.Rhythm), RhythmTerms)
+	case f.Version < 3 && f.OwnDay != 0:
+		return nil, fmt.Errorf("%s: version %d file has own_day_weight (a version 3 field)", op, f.Version)
+	case f.Version == 3 && f.Rhythm != nil && len(f.Rhythm) != RhythmTerms:
+		return nil, fmt.Errorf("%s: version 3 file has %d rhythm_weights, want %d", op, len(f.Rhythm), RhythmTerms)
 	}
 	if got := f.Schema.ComputeHash(); got != f.Schema.Hash {
 		return nil, fmt.Errorf("%s: %w: file's schema hash %s does not match its feature names (%s)", op, ErrSchemaMismatch, f.Schema.Hash, got)
@@ -135,6 +144,11 @@ func Unmarshal(data []byte, wantHash string) (*Model, error) {
 			return nil, fmt.Errorf("%s: rhythm_weights: %w", op, err)
 		}
 		copy(m.Params[m.rhythmStart():], f.Rhythm)
+	}
+	if f.OwnDay != 0 {
+		if err := m.SetOwnDay(f.OwnDay); err != nil {
+			return nil, fmt.Errorf("%s: own_day_weight: %w", op, err)
+		}
 	}
 	for _, v := range [][]float64{m.Params, f.Std.Mean, f.Std.Scale} {
 		for _, x := range v {

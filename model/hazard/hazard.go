@@ -69,6 +69,11 @@ type Model struct {
 	// rhythm, when on, adds the customer-dependent day shape v·g(x, t)
 	// (rhythm.go); v is the last RhythmTerms entries of Params.
 	rhythm rhythmIndex
+	// ownDayWeight, when > 0, reads the day off the model's day
+	// distribution weighed by the customer's own rhythm (ownday.go) at the
+	// schema positions ownDay.
+	ownDayWeight float64
+	ownDay       ownDayIndex
 	// whether is the weight of the direct horizon objective in the training
 	// loss (whether.go); it changes no prediction.
 	whether float64
@@ -251,13 +256,17 @@ func (m *Model) Predict(x []float64) (Prediction, error) {
 	z := make([]float64, len(x))
 	m.standardize(x, z)
 	f := m.score(m.Params, z, nil)
-	if !m.rhythm.on {
-		return m.predict(f, nil), nil
+	var off []float64
+	if m.rhythm.on {
+		days := max(m.Horizon, MaxHorizon)
+		off = make([]float64, days)
+		m.rhythmOffsets(m.Params, z, make([]float64, days*RhythmTerms), off)
 	}
-	days := max(m.Horizon, MaxHorizon)
-	off := make([]float64, days)
-	m.rhythmOffsets(m.Params, z, make([]float64, days*RhythmTerms), off)
-	return m.predict(f, off), nil
+	p := m.predict(f, off)
+	if m.ownDayWeight > 0 {
+		m.applyOwnDay(x, &p, m.ownDayWeight)
+	}
+	return p, nil
 }
 
 // PredictScore computes the prediction from a score f returned by Score. It

@@ -110,6 +110,10 @@ type TrainOptions struct {
 	// penalty on the hidden-layer parameters (W1, c1, w2) of an MLP or wide
 	// model on top of L2. 0, the default, changes nothing.
 	L2Hidden float64
+	// OwnDay asks the caller (evaluate) to fit the own-rhythm day's weight
+	// on the training rows after training (Model.FitOwnDay); Train itself
+	// ignores it, and it changes no probability.
+	OwnDay bool
 	// Rhythm adds the customer-dependent day shape (Model.EnableRhythm): the
 	// hazard over the days of the horizon then depends on the customer's wait
 	// relative to their own usual gap, not only on a shared baseline.

@@ -203,6 +203,10 @@ type Method struct {
 	// Level is the period-level carry-over applied to the model's baselines
 	// (evaluate.LevelCarry); absent when none was applied.
 	Level *Level `json:"level,omitempty"`
+	// OwnDay is the own-rhythm day's weight and the training buyers' day
+	// error with it and without it (evaluate.OwnDayFit); absent when the
+	// model does not fit it.
+	OwnDay *OwnDay `json:"own_day,omitempty"`
 	// Selection is the model choice of a model with Model.Select: the kind
 	// trained and the inner split's evidence; absent otherwise.
 	Selection *Selection `json:"selection,omitempty"`
@@ -220,6 +224,21 @@ type Level struct {
 	Rho    float64 `json:"rho"`
 	Latest float64 `json:"latest_offset"`
 	Pairs  int     `json:"pairs"`
+}
+
+// OwnDay summarises evaluate.OwnDayFit.
+type OwnDay struct {
+	Weight    float64 `json:"weight"`
+	TrainMAE  float64 `json:"train_mae_days"`
+	TrainMAE0 float64 `json:"train_mae_days_without"`
+}
+
+// OwnDayOf is the JSON form of o (nil for nil).
+func OwnDayOf(o *evaluate.OwnDayFit) *OwnDay {
+	if o == nil {
+		return nil
+	}
+	return &OwnDay{Weight: o.Weight, TrainMAE: o.TrainMAE, TrainMAE0: o.TrainMAE0}
 }
 
 // Selection summarises evaluate.SelectionReport at 30 days.
@@ -508,6 +527,7 @@ func runDataset(ctx context.Context, d Dataset, opts Options, ld *loaded, others
 			m.Classic = rep.Classic
 			m.Level = levelOf(rep.Level)
 			m.Selection = SelectionOf(rep.Selection)
+			m.OwnDay = OwnDayOf(rep.OwnDay)
 			if dr.DateBaselines == nil {
 				dr.DateBaselines = dateScores(rep.DayBaselines)
 			}

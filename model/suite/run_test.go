@@ -123,9 +123,9 @@ func TestRunShape(t *testing.T) {
 		return ks
 	}
 	wantKeys := [][]string{
-		{"auc", "brier", "date", "ece", "kind", "level", "modal_day_share", "name", "pr_auc", "seconds", "selection"}, // hazard
-		{"auc", "kind", "name", "pr_auc", "seconds"},                                                                  // recency: no probabilities
-		{"error", "kind", "name", "seconds"},                                                                          // unknown method: no metrics
+		{"auc", "brier", "date", "ece", "kind", "level", "modal_day_share", "name", "own_day", "pr_auc", "seconds", "selection"}, // hazard
+		{"auc", "kind", "name", "pr_auc", "seconds"}, // recency: no probabilities
+		{"error", "kind", "name", "seconds"},         // unknown method: no metrics
 	}
 	wantNames := []string{`"hazard"`, `"recency"`, `"nosuch"`}
 	if len(d.Methods) != len(wantKeys) {
@@ -146,6 +146,11 @@ func TestRunShape(t *testing.T) {
 		!slices.Equal(sel.InnerTrain, []string{"2020-07-01"}) || sel.Base == nil || sel.Base.Kind != "linear" ||
 		sel.Alternative.Kind != "mlp" || (sel.Chosen != "linear" && sel.Chosen != "mlp") || sel.Reason == "" {
 		t.Errorf("hazard selection %s (%v)", d.Methods[0]["selection"], err)
+	}
+	var od OwnDay
+	if err := json.Unmarshal(d.Methods[0]["own_day"], &od); err != nil || !slices.Contains(hazard.OwnDayWeights[:], od.Weight) ||
+		!(od.TrainMAE > 0 && od.TrainMAE <= od.TrainMAE0) {
+		t.Errorf("hazard own_day %s (%v): want a weight of the grid and a training error no worse than without", d.Methods[0]["own_day"], err)
 	}
 	var auc map[string]float64
 	if err := json.Unmarshal(d.Methods[0]["auc"], &auc); err != nil || len(auc) != 3 || !(auc["7"] > 0.5) || !(auc["30"] > 0.5) || !(auc["60"] > 0.5) {
