@@ -305,17 +305,11 @@ func (m *Model) predict(f float64, off []float64) Prediction {
 			p.Within[i] = 1 - p.Survival[t]
 		}
 	}
-	p.ClosestDay, best = 1, -1
-	for d := 1; d <= H; d++ {
-		var c float64
-		for t := 1; t <= H; t++ {
-			k := float64(d - t)
-			c += p.Hazard[t-1] * p.Survival[t-1] * 10 / (10 + k*k)
-		}
-		if c > best {
-			best, p.ClosestDay = c, d
-		}
+	q := make([]float64, H)
+	for t := range q {
+		q[t] = p.Hazard[t] * p.Survival[t]
 	}
+	p.ClosestDay = closestDay(q)
 	p.Beyond = m.extrapolate(f, off, p.Survival[H])
 	half := (1 - p.Survival[H]) / 2
 	p.MedianDay = H
@@ -326,6 +320,23 @@ func (m *Model) predict(f float64, off []float64) Prediction {
 		}
 	}
 	return p
+}
+
+// closestDay is the day d = 1..len(q) that maximises Σ_t q[t−1]·10/(10 +
+// (d − t)²), JData's S2 expected under the day weights q (normalised or not).
+func closestDay(q []float64) int {
+	day, best := 1, -1.0
+	for d := 1; d <= len(q); d++ {
+		var c float64
+		for t := 1; t <= len(q); t++ {
+			k := float64(d - t)
+			c += q[t-1] * 10 / (10 + k*k)
+		}
+		if c > best {
+			best, day = c, d
+		}
+	}
+	return day
 }
 
 // extrapolate returns P(purchase within LongHorizons[i] days) given the

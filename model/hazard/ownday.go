@@ -198,15 +198,5 @@ func (m *Model) applyOwnDay(x []float64, p *Prediction, w float64) {
 		median = H
 	}
 	p.MedianDay = median
-	p.ClosestDay, best = 1, -1
-	for d := 1; d <= H; d++ {
-		var c float64
-		for t := 1; t <= H; t++ {
-			k := float64(d - t)
-			c += q[t-1] * 10 / (10 + k*k)
-		}
-		if c > best {
-			best, p.ClosestDay = c, d
-		}
-	}
+	p.ClosestDay = closestDay(q)
 }

@@ -135,23 +135,9 @@ func TestOwnDayClosedForm(t *testing.T) {
 // customer buys exactly every P days, so the day is the customer's own due
 // day; FitOwnDay must give the rhythm a weight, lower the training buyers'
 // error, and put the test buyers' median day on the due day (worked out from
-// the phase) far more often than the model alone.
+// the phase) more often than the model alone, for at least 85% of them.
 func TestFitOwnDayRegularShop(t *testing.T) {
-	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	var cutoffs []time.Time
-	for d := 100; d <= 400; d += 13 {
-		cutoffs = append(cutoffs, start.AddDate(0, 0, d))
-	}
-	cutoffs = append(cutoffs, start.AddDate(0, 0, 437))
-	schema, rows, _ := rhythmShop(t, cutoffs)
-	var train, test []feature.Row
-	for _, r := range rows {
-		if r.Cutoff == len(cutoffs)-1 {
-			test = append(test, r)
-		} else {
-			train = append(train, r)
-		}
-	}
+	schema, train, test, _ := rhythmSplit(t)
 	m, _, err := Train(context.Background(), schema, train, TrainOptions{LearningRate: 0.02, Steps: 1500, Anneal: true, Seed: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -63,24 +63,13 @@ func DeLong(a, b []float64, labels []bool) (PairedAUC, error) {
 // positive, V01 for a negative) and the AUC.
 func placements(scores []float64, labels []bool, pos, neg int) ([]float64, float64) {
 	v := make([]float64, len(scores))
-	idx := descending(scores)
 	posAbove, negAbove := 0, 0
 	var sum float64
-	for i := 0; i < len(idx); {
-		j := i
-		gPos, gNeg := 0, 0
-		for j < len(idx) && scores[idx[j]] == scores[idx[i]] {
-			if labels[idx[j]] {
-				gPos++
-			} else {
-				gNeg++
-			}
-			j++
-		}
+	tieGroups(scores, labels, func(group []int, gPos, gNeg int) {
 		below := neg - negAbove - gNeg
 		v10 := (float64(below) + 0.5*float64(gNeg)) / float64(neg)
 		v01 := (float64(posAbove) + 0.5*float64(gPos)) / float64(pos)
-		for _, k := range idx[i:j] {
+		for _, k := range group {
 			if labels[k] {
 				v[k] = v10
 				sum += v10
@@ -90,7 +79,6 @@ func placements(scores []float64, labels []bool, pos, neg int) ([]float64, float
 		}
 		posAbove += gPos
 		negAbove += gNeg
-		i = j
-	}
+	})
 	return v, sum / float64(pos)
 }

@@ -80,6 +80,27 @@ func descending(scores []float64) []int {
 	return idx
 }
 
+// tieGroups calls f for every group of equal scores, from the highest score
+// down, with the group's row indices and its numbers of positives and
+// negatives.
+func tieGroups(scores []float64, labels []bool, f func(group []int, pos, neg int)) {
+	idx := descending(scores)
+	for i := 0; i < len(idx); {
+		j := i
+		pos, neg := 0, 0
+		for j < len(idx) && scores[idx[j]] == scores[idx[i]] {
+			if labels[idx[j]] {
+				pos++
+			} else {
+				neg++
+			}
+			j++
+		}
+		f(idx[i:j], pos, neg)
+		i = j
+	}
+}
+
 // AUC returns the area under the ROC curve: the probability that a random
 // positive scores above a random negative, ties counting one half (the
 // Mann–Whitney U statistic divided by n₊·n₋). It runs in O(n log n).
@@ -94,26 +115,14 @@ func AUC(scores []float64, labels []bool) (float64, error) {
 	}
 	// Walk from the highest score down; within a tie group every positive beats
 	// the negatives seen below the group and ties with the group's negatives.
-	idx := descending(scores)
 	var u float64 // pairs (positive, negative) ordered correctly, ties ½
 	negAbove := 0 // negatives with a strictly higher score than the current group
-	for i := 0; i < len(idx); {
-		j := i
-		gPos, gNeg := 0, 0
-		for j < len(idx) && scores[idx[j]] == scores[idx[i]] {
-			if labels[idx[j]] {
-				gPos++
-			} else {
-				gNeg++
-			}
-			j++
-		}
+	tieGroups(scores, labels, func(_ []int, gPos, gNeg int) {
 		// Positives in this group beat every negative strictly below it.
 		below := neg - negAbove - gNeg
 		u += float64(gPos)*float64(below) + 0.5*float64(gPos)*float64(gNeg)
 		negAbove += gNeg
-		i = j
-	}
+	})
 	return u / (float64(pos) * float64(neg)), nil
 }
 
