@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kairos-fl/kairos/model"
 	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
 	"github.com/kairos-fl/kairos/model/metrics"
@@ -284,5 +286,82 @@ func TestFitBlend(t *testing.T) {
 	}
 	if _, err := FitBlend(context.Background(), global, rows, 1.5, opt); err == nil || !strings.Contains(err.Error(), "weight 1.5") {
 		t.Errorf("weight 1.5: got %v, want an error naming it", err)
+	}
+}
+
+// TestPersonalizeOwnDay: a shop whose customers buy exactly every P days
+// (P = 10, 15, 20 or 25) from a random phase: the personalised model's day
+// is weighed by each customer's own rhythm, and the median day lands on the
+// due day (worked out from the phase) for more of the next cutoff's buyers
+// than the model's own day does. The global model keeps weight 0.
+func TestPersonalizeOwnDay(t *testing.T) {
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	cutoffs := []time.Time{start.AddDate(0, 0, 200), start.AddDate(0, 0, 260), start.AddDate(0, 0, 320), start.AddDate(0, 0, 380), start.AddDate(0, 0, 440)}
+	b, err := feature.NewBuilder(feature.Config{Cutoffs: cutoffs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 9))
+	periods := []int{10, 15, 20, 25}
+	due := map[string]int{} // customer → day of the first purchase after the last cutoff (1-based)
+	for i := range 800 {
+		id := fmt.Sprint("c", i)
+		p := periods[i%len(periods)]
+		phase := rng.IntN(p)
+		for d := phase; d < 500; d += p {
+			if err := b.Add(model.Event{Customer: id, Kind: model.Purchase, Time: start.AddDate(0, 0, d).Add(12 * time.Hour)}); err != nil {
+				t.Fatal(err)
+			}
+			if d >= 440 && due[id] == 0 {
+				due[id] = d - 440 + 1
+			}
+		}
+	}
+	var rows, next []feature.Row
+	for _, r := range b.Rows() {
+		if r.Cutoff == len(cutoffs)-1 {
+			next = append(next, r)
+		} else {
+			rows = append(rows, r)
+		}
+	}
+	global, err := hazard.Initial(b.Schema(), 0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Personalize(context.Background(), global, rows, PersonalizeOptions{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if global.OwnDay() != 0 {
+		t.Fatal("Personalize set the global model's own-rhythm weight")
+	}
+	t.Logf("%s", p.Describe())
+	if p.OwnDay == 0 || !(p.OwnDayMAE < p.OwnDayMAE0) || !strings.Contains(p.Describe(), "own rhythm") {
+		t.Fatalf("own-rhythm weight %g, error %.3f vs %.3f: want a weight and a lower error", p.OwnDay, p.OwnDayMAE, p.OwnDayMAE0)
+	}
+	hits := func(w float64) int {
+		if err := p.Model.SetOwnDay(w); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range next {
+			pr, err := p.Model.Predict(r.X)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Label != due[r.Customer] {
+				t.Fatalf("%s: label %d, due day %d: the shop is not what the test assumes", r.Customer, r.Label, due[r.Customer])
+			}
+			if r.Label > 0 && pr.MedianDay == r.Label {
+				n++
+			}
+		}
+		return n
+	}
+	without, with := hits(0), hits(p.OwnDay)
+	t.Logf("median day on the due day: %d of %d customers with the weight, %d without", with, len(next), without)
+	if with <= without {
+		t.Errorf("median day on the due day for %d customers with the weight, %d without: want more", with, without)
 	}
 }
