@@ -323,7 +323,9 @@ recalibrated global model or a blend of the two ranks its customers significantl
 better by cross-fitting (by more than one standard error of DeLong's paired
 difference); the global model
 when the shop has no buyer there. --personalize=false scores with the global model
-as published. The output says which model scored.`,
+as published. The personalised model's predicted day is weighed by each customer's own
+rhythm where the shop's own buyers at those cutoffs show it pays (a renewal shop: yes).
+The output says which model scored.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := loadClientSetup(cmd.ErrOrStderr(), config)
