@@ -424,29 +424,84 @@ func Prepare(events []model.Event, cfg Config) (*Prepared, error) {
 		}
 		rep.PositiveRate[h] = float64(rep.Positives[h]) / float64(len(testRows))
 	}
-	if n := rep.Positives[model.Horizon]; n == 0 || n == len(testRows) {
-		// C-index, JData and F1 all need buyers and non-buyers at the horizon.
-		return nil, fmt.Errorf("evaluate: %d of the %d test customers buy within %d days of the test cutoff %s: nothing to rank; choose another test cutoff",
-			n, len(testRows), model.Horizon, cfg.TestCutoff.Format(time.DateOnly))
+	p := &Prepared{classic: classic, schema: b.Schema(), hist: hist, train: train, trainRows: trainRows, testRows: testRows,
+		lastTrain: lastTrain, base: rep, longLabels: longLabels,
+		events: events, build: feature.Config{Location: cfg.Location, Allow: cfg.Allow}}
+	if err := p.finish(); err != nil {
+		return nil, err
 	}
-	rep.TrainPositiveRate = positiveRate(trainRows, model.Horizon)
+	return p, nil
+}
+
+// finish checks that the test rows can be ranked and fills in what the
+// scoring needs from the training rows: the training positive rate, the
+// baseline day and the JData list's length. p.base.Positives must be set.
+func (p *Prepared) finish() error {
+	rep := &p.base
+	if n := rep.Positives[model.Horizon]; n == 0 || n == len(p.testRows) {
+		// C-index, JData and F1 all need buyers and non-buyers at the horizon.
+		return fmt.Errorf("evaluate: %d of the %d test customers buy within %d days of the test cutoff %s: nothing to rank; choose another test cutoff",
+			n, len(p.testRows), model.Horizon, rep.TestCutoff.Format(time.DateOnly))
+	}
+	rep.TrainPositiveRate = positiveRate(p.trainRows, model.Horizon)
 	// Baseline predicted day for methods without a day distribution: the median
 	// first-purchase day among training buyers.
 	var buyDays []int
-	for _, r := range trainRows {
+	for _, r := range p.trainRows {
 		if r.Label > 0 {
 			buyDays = append(buyDays, r.Label)
 		}
 	}
-	medianDay := model.Horizon / 2
+	p.medianDay = model.Horizon / 2
 	if len(buyDays) > 0 {
 		slices.Sort(buyDays)
-		medianDay = buyDays[len(buyDays)/2]
+		p.medianDay = buyDays[len(buyDays)/2]
 	}
-	topN := max(1, int(math.Round(rep.TrainPositiveRate*float64(len(testRows)))))
-	return &Prepared{classic: classic, schema: b.Schema(), hist: hist, train: train, trainRows: trainRows, testRows: testRows,
-		lastTrain: lastTrain, base: rep, medianDay: medianDay, topN: topN, longLabels: longLabels,
-		events: events, build: feature.Config{Location: cfg.Location, Allow: cfg.Allow}}, nil
+	p.topN = max(1, int(math.Round(rep.TrainPositiveRate*float64(len(p.testRows)))))
+	return nil
+}
+
+// inner returns the split that moves the test cutoff back to the training
+// cutoff p.train[test] and trains on the training cutoffs train (indices
+// into p.train, each label window ending by then), from p's own rows: a
+// customer's row at a cutoff does not depend on the other cutoffs, so no
+// feature is built again. Its report describes the 30-day horizons only (no
+// long horizons). A split with classic features is refused: their
+// parameters are fitted up to the test cutoff.
+func (p *Prepared) inner(test int, train []int) (*Prepared, error) {
+	if p.classic != nil {
+		return nil, errors.New("evaluate: an inner split of rows with classic features")
+	}
+	q := &Prepared{schema: p.schema, hist: p.hist, events: p.events, build: p.build}
+	last := train[len(train)-1]
+	for _, c := range train {
+		q.train = append(q.train, p.train[c])
+	}
+	for _, r := range p.trainRows {
+		switch {
+		case r.Cutoff == test:
+			q.testRows = append(q.testRows, r)
+		case slices.Contains(train, r.Cutoff):
+			q.trainRows = append(q.trainRows, r)
+			if r.Cutoff == last {
+				q.lastTrain = append(q.lastTrain, r)
+			}
+		}
+	}
+	if len(q.testRows) == 0 || len(q.trainRows) == 0 {
+		return nil, fmt.Errorf("evaluate: %d training rows, %d test rows: need both", len(q.trainRows), len(q.testRows))
+	}
+	q.base = Report{Dataset: p.base.Dataset, TestCutoff: p.train[test], Customers: len(q.testRows),
+		PositiveRate: map[int]float64{}, Positives: map[int]int{}, TrainRows: len(q.trainRows), Concentration: p.base.Concentration}
+	for _, h := range hazard.Horizons {
+		q.base.Positives[h] = positives(q.testRows, h)
+		q.base.PositiveRate[h] = float64(q.base.Positives[h]) / float64(len(q.testRows))
+	}
+	q.longLabels = make([][len(hazard.LongHorizons)]bool, len(q.testRows))
+	if err := q.finish(); err != nil {
+		return nil, err
+	}
+	return q, nil
 }
 
 // Schema is the feature schema of the prepared rows.

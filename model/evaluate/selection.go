@@ -75,17 +75,18 @@ type InnerScore struct {
 	AUC, PRAUC, Brier float64
 }
 
-// innerCutoffs returns the inner split of the training cutoffs train (sorted):
-// the latest as test and the earlier ones whose label windows end by it.
-func innerCutoffs(train []time.Time) (time.Time, []time.Time) {
+// innerCutoffs returns the inner split of the training cutoffs train
+// (sorted), as indices into train: the latest as test and the earlier ones
+// whose label windows end by it (none: no inner split).
+func innerCutoffs(train []time.Time) (int, []int) {
 	if len(train) < 2 {
-		return time.Time{}, nil
+		return 0, nil
 	}
-	test := train[len(train)-1]
-	var inner []time.Time
-	for _, c := range train[:len(train)-1] {
-		if !c.Add(model.Horizon * model.Day).After(test) {
-			inner = append(inner, c)
+	test := len(train) - 1
+	var inner []int
+	for i, c := range train[:test] {
+		if !c.Add(model.Horizon * model.Day).After(train[test]) {
+			inner = append(inner, i)
 		}
 	}
 	return test, inner
@@ -106,13 +107,22 @@ func (p *Prepared) choose(ctx context.Context, cfg Config, base hazard.TrainOpti
 		rep.Reason = fmt.Sprintf("%s kept: no inner validation split (it needs two training cutoffs %d days apart)", base.Kind, model.Horizon)
 		return base, rep, nil
 	}
-	rep.InnerTest, rep.InnerTrain = test, train
-	icfg := Config{Dataset: cfg.Dataset, TestCutoff: test, TrainCutoffs: train, Location: p.build.Location,
-		Allow: p.build.Allow, Classic: cfg.Classic}
-	inner, err := Prepare(p.events, icfg)
+	rep.InnerTest = p.train[test]
+	for _, c := range train {
+		rep.InnerTrain = append(rep.InnerTrain, p.train[c])
+	}
+	var inner *Prepared
+	var err error
+	if p.classic == nil {
+		inner, err = p.inner(test, train)
+	} else {
+		// Classic features are fitted up to the test cutoff: build afresh.
+		inner, err = Prepare(p.events, Config{Dataset: cfg.Dataset, TestCutoff: rep.InnerTest, TrainCutoffs: rep.InnerTrain,
+			Location: p.build.Location, Allow: p.build.Allow, Classic: cfg.Classic})
+	}
 	if err != nil {
 		// Too few buyers or non-buyers at the inner cutoff to rank: no evidence.
-		rep.Reason = fmt.Sprintf("%s kept: the inner split at %s cannot be scored: %v", base.Kind, test.Format(time.DateOnly), err)
+		rep.Reason = fmt.Sprintf("%s kept: the inner split at %s cannot be scored: %v", base.Kind, rep.InnerTest.Format(time.DateOnly), err)
 		rep.InnerTest, rep.InnerTrain = time.Time{}, nil
 		return base, rep, nil
 	}
@@ -120,6 +130,11 @@ func (p *Prepared) choose(ctx context.Context, cfg Config, base hazard.TrainOpti
 	var scores [2]InnerScore
 	for k, o := range []hazard.TrainOptions{base, alt} {
 		r, err := inner.Run(ctx, Config{Dataset: cfg.Dataset, Seed: cfg.Seed, Methods: []string{MethodHazard}, Hazard: o, NoLevelCarry: cfg.NoLevelCarry})
+		if err != nil && k == 1 && ctx.Err() == nil {
+			// The alternative could not be trained here: the base stands.
+			rep.Reason = fmt.Sprintf("%s kept: %s could not be trained on the inner split: %v", base.Kind, o.Kind, err)
+			return base, rep, nil
+		}
 		if err != nil {
 			return hazard.TrainOptions{}, nil, fmt.Errorf("model choice: %s on the inner split: %w", o.Kind, err)
 		}
@@ -140,7 +155,7 @@ func (p *Prepared) choose(ctx context.Context, cfg Config, base hazard.TrainOpti
 	rep.Base, rep.Alternative = scores[0], scores[1]
 	d, err := metrics.DeLong(probs[1], probs[0], labels)
 	if err != nil {
-		rep.Reason = fmt.Sprintf("%s kept: the inner split at %s cannot be compared: %v", base.Kind, test.Format(time.DateOnly), err)
+		rep.Reason = fmt.Sprintf("%s kept: the inner split at %s cannot be compared: %v", base.Kind, rep.InnerTest.Format(time.DateOnly), err)
 		return base, rep, nil
 	}
 	rep.SE = d.SE

@@ -34,13 +34,14 @@ func TestInnerCutoffs(t *testing.T) {
 		for _, s := range tc.train {
 			train = append(train, date(s))
 		}
-		test, inner := innerCutoffs(train)
+		ti, inner := innerCutoffs(train)
 		var got []string
 		for _, c := range inner {
-			got = append(got, c.Format(time.DateOnly))
+			got = append(got, train[c].Format(time.DateOnly))
 		}
-		if len(got) == 0 {
-			test = time.Time{}
+		test := time.Time{}
+		if len(got) > 0 {
+			test = train[ti]
 		}
 		wantTest := time.Time{}
 		if tc.test != "" {
