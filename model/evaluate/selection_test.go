@@ -3,6 +3,7 @@ package evaluate
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kairos-fl/kairos/model"
+	"github.com/kairos-fl/kairos/model/feature"
 	"github.com/kairos-fl/kairos/model/hazard"
 )
 
@@ -177,5 +179,63 @@ func TestSelectionWithoutInnerSplit(t *testing.T) {
 	if s := rep.Selection; s == nil || s.Chosen != hazard.KindLinear || rep.Model.Kind != hazard.KindLinear ||
 		!strings.Contains(s.Reason, "no inner validation split") || s.Base.Kind != "" {
 		t.Fatalf("selection %+v, model %s: want linear kept for want of an inner split", s, rep.Model.Kind)
+	}
+}
+
+// TestInnerSplitEqualsFreshPrepare: the inner split taken from the prepared
+// rows equals the split Prepare builds afresh with the inner cutoffs: the
+// same rows (customer, cutoff, features, label), the same counts, baseline
+// day and JData list length.
+func TestInnerSplitEqualsFreshPrepare(t *testing.T) {
+	events := renewalLog(400, 3)
+	train := []time.Time{date("2024-07-04"), date("2024-08-03"), date("2024-09-02"), date("2024-10-02"), date("2024-11-01")}
+	p, err := Prepare(events, Config{TestCutoff: date("2024-12-01"), TrainCutoffs: train})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := p.inner(4, []int{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Prepare(events, Config{TestCutoff: date("2024-11-01"), TrainCutoffs: train[1:4]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct {
+		customer string
+		at       time.Time
+	}
+	index := func(rows []feature.Row, cutoffs []time.Time) map[key]feature.Row {
+		out := map[key]feature.Row{}
+		for _, r := range rows {
+			out[key{r.Customer, cutoffs[r.Cutoff]}] = r
+		}
+		return out
+	}
+	outerCutoffs := append(slices.Clone(train), date("2024-12-01"))
+	freshCutoffs := append(slices.Clone(train[1:4]), date("2024-11-01"))
+	for _, set := range []struct {
+		name      string
+		got, want []feature.Row
+	}{{"train", q.trainRows, fresh.trainRows}, {"test", q.testRows, fresh.testRows}, {"latest training", q.lastTrain, fresh.lastTrain}} {
+		got, want := index(set.got, outerCutoffs), index(set.want, freshCutoffs)
+		if len(got) != len(want) || len(got) == 0 {
+			t.Fatalf("%s rows: %d from the prepared split, %d afresh", set.name, len(got), len(want))
+		}
+		for k, w := range want {
+			g, ok := got[k]
+			if !ok || g.Label != w.Label || !slices.Equal(g.X, w.X) {
+				t.Fatalf("%s row %v differs: %+v vs %+v", set.name, k, g, w)
+			}
+		}
+	}
+	// The inner split describes the horizons up to 30 days only.
+	for _, h := range hazard.LongHorizons {
+		delete(fresh.base.Positives, h)
+	}
+	if q.base.Customers != fresh.base.Customers || !maps.Equal(q.base.Positives, fresh.base.Positives) ||
+		q.base.TrainRows != fresh.base.TrainRows || q.medianDay != fresh.medianDay || q.topN != fresh.topN ||
+		!q.base.TestCutoff.Equal(fresh.base.TestCutoff) || !slices.Equal(q.train, fresh.train) {
+		t.Errorf("inner split %+v / %d / %d, afresh %+v / %d / %d", q.base, q.medianDay, q.topN, fresh.base, fresh.medianDay, fresh.topN)
 	}
 }
