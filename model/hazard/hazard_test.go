@@ -374,7 +374,7 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"version", mutate(func(v map[string]any) { v["version"] = 4 }), ErrUnknownVersion},
 		{"own-day weight in version 1", mutate(func(v map[string]any) { v["own_day_weight"] = 0.5 }), nil},
 		{"own-day weight without its features", mutate(func(v map[string]any) { v["version"], v["own_day_weight"] = 3, 0.5 }), nil},
-		{"own-day weight above 1", mutate(func(v map[string]any) { v["version"], v["own_day_weight"] = 3, 1.5 }), nil},
+		{"own-day weight above 4", mutate(func(v map[string]any) { v["version"], v["own_day_weight"] = 3, 4.5 }), nil},
 		{"version 2 without rhythm", mutate(func(v map[string]any) { v["version"] = 2 }), nil},
 		{"rhythm in version 1", mutate(func(v map[string]any) { v["rhythm_weights"] = []any{1.0, 1.0, 1.0} }), nil},
 		{"format", mutate(func(v map[string]any) { v["format"] = "other" }), ErrUnknownVersion},

@@ -21,13 +21,13 @@ import (
 //	σ² = (n·s² + n₀·(κμ)²) / (n + n₀) · (1 + 1/n) + h²,
 //
 // the model's day distribution weighed by a normal likelihood of the
-// customer's next gap, tempered by a weight w ∈ [0, 1] fitted on the
-// training rows (FitOwnDay: how much a customer's rhythm says about their
-// day in this shop; 0 on a log where it says nothing), whose spread is
-// their own, shrunk towards a
+// customer's next gap whose spread is their own, shrunk towards a
 // coefficient of variation κ by n₀ pseudo-gaps (a single gap has no spread
 // of its own), widened by the uncertainty of the mean (1 + 1/n) and by h
-// days of rounding. An erratic customer's likelihood is nearly flat over
+// days of rounding, and tempered by a weight w ∈ [0, 4] fitted on the
+// training rows (FitOwnDay: how much a customer's rhythm says about their
+// day in this shop; 0 on a log where it says nothing, above 1 where the
+// rhythms are tighter than the shrunk spread allows). An erratic customer's likelihood is nearly flat over
 // the horizon and leaves q as it is; a regular one's peaks where the wait
 // reaches the usual gap. Only the day read-outs change (MostLikelyDay,
 // MedianDay, ExpectedDayIfBuys, ClosestDay); every P(buy within h) is the
@@ -39,7 +39,7 @@ const (
 )
 
 // OwnDayWeights is the grid FitOwnDay chooses the weight from.
-var OwnDayWeights = [...]float64{0, 0.125, 0.25, 0.5, 1}
+var OwnDayWeights = [...]float64{0, 0.125, 0.25, 0.5, 1, 2, 4}
 
 // ownDayIndex holds the schema positions the own-rhythm day reads.
 type ownDayIndex struct {
@@ -63,8 +63,8 @@ func (m *Model) ownDayPositions() (ownDayIndex, bool) {
 // SetOwnDay makes Predict read the day off the own-rhythm product with
 // weight w (0 turns it off).
 func (m *Model) SetOwnDay(w float64) error {
-	if !(w >= 0 && w <= 1) {
-		return fmt.Errorf("own-rhythm day weight %v, want in [0, 1]", w)
+	if !(w >= 0 && w <= OwnDayWeights[len(OwnDayWeights)-1]) {
+		return fmt.Errorf("own-rhythm day weight %v, want in [0, %g]", w, OwnDayWeights[len(OwnDayWeights)-1])
 	}
 	if w == 0 {
 		m.ownDayWeight = 0

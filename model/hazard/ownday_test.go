@@ -124,7 +124,7 @@ func TestOwnDayClosedForm(t *testing.T) {
 	if p, _ := m.Predict(ownDayCase(t, schema, 5, 17, 0.5, 11)); p.MedianDay != base.MedianDay {
 		t.Errorf("weight 0: median %d, want the model's %d", p.MedianDay, base.MedianDay)
 	}
-	for _, w := range []float64{-0.1, 1.5, math.NaN()} {
+	for _, w := range []float64{-0.1, 4.5, math.NaN()} {
 		if err := m.SetOwnDay(w); err == nil {
 			t.Errorf("SetOwnDay(%v) accepted", w)
 		}
