@@ -8,7 +8,11 @@ one DeLong standard error of the paired difference (DeLong, DeLong & Clarke-Pear
 per customer). Then the rule's result on the validation splits is the chosen model's row of the
 validation runs' JSON.
 
-  choice_rule.py DIR LINEAR NONLINEAR [VAL.json ...]
+  choice_rule.py DIR LINEAR NONLINEAR [--strict]
+
+--strict is the rule `kairos eval --model auto` applies (docs/benchmarks.md, "A model chosen on the
+merchant's own data"): keep the nonlinear model only if its AUC@30 gain exceeds 1.645 DeLong
+standard errors and its average precision (PR-AUC@30) is not lower and its Brier@30 not higher.
 """
 import json
 import sys
@@ -60,8 +64,20 @@ def read(path):
     return cust, np.array(p), np.array(y)
 
 
+def average_precision(p, y):
+    """scikit-learn's average_precision_score: Σ (Rₙ − Rₙ₋₁)·Pₙ over distinct thresholds."""
+    order = np.argsort(-p, kind="mergesort")
+    ps, ys = p[order], y[order]
+    last = np.r_[np.nonzero(np.diff(ps))[0], len(ps) - 1]  # the end of every tie group
+    tp = np.cumsum(ys)[last]
+    precision = tp / (last + 1)
+    recall = tp / ys.sum()
+    return float(np.sum(np.diff(np.r_[0, recall]) * precision))
+
+
 def main():
     d, lin, nl = sys.argv[1], sys.argv[2], sys.argv[3]
+    strict = "--strict" in sys.argv[4:]
     names = ["cdnow", "online-retail-full", "grocery", "iso-offsets-several-a-day",
              "de-semicolon-decimal-comma", "order-lines-negative-returns", "cdnow-5-months",
              "grocery-300-customers", "marketplace-christmas-77pct-once", "subscription",
@@ -75,10 +91,16 @@ def main():
             continue
         assert ca == cb and (ya == yb).all(), n
         auc_nl, auc_lin, se = delong(b, a, ya)
-        keep = auc_nl - auc_lin > se
+        if strict:
+            dpr = average_precision(b, ya) - average_precision(a, ya)
+            dbr = float(((b - ya) ** 2).mean() - ((a - ya) ** 2).mean())
+            keep = auc_nl - auc_lin > 1.645 * se and dpr >= 0 and dbr <= 0
+        else:
+            dpr = dbr = float("nan")
+            keep = auc_nl - auc_lin > se
         choice[n] = nl if keep else lin
         print(f"{n:34s} inner AUC@30 {lin} {auc_lin:.4f} {nl} {auc_nl:.4f} diff {auc_nl - auc_lin:+.4f} "
-              f"SE {se:.4f} -> {choice[n]}", file=sys.stderr)
+              f"SE {se:.4f} PR {dpr:+.4f} Brier {dbr:+.5f} -> {choice[n]}", file=sys.stderr)
     print(json.dumps(choice))
 
 
