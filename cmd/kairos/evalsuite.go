@@ -317,6 +317,13 @@ func writeSuiteTable(w io.Writer, res suite.Result) error {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f\t\n", name, customers, rate, m.Name,
 				cell(m.AUC["7"]), cell(m.AUC["30"]), cell(m.PRAUC["30"]), cell(m.Brier["30"]), cell(m.ECE["30"]), m.Seconds)
+			if m.Selection != nil {
+				notes = append(notes, fmt.Sprintf("%s: %s: %s", d.Name, m.Name, m.Selection.Reason))
+			}
+			if o := m.OwnDay; o != nil && o.Weight > 0 {
+				notes = append(notes, fmt.Sprintf("%s: %s: predicted day weighed by the customer's own rhythm (weight %g; training buyers' MAE %.2f days, %.2f without)",
+					d.Name, m.Name, o.Weight, o.TrainMAE, o.TrainMAE0))
+			}
 		}
 		for _, warn := range d.Warnings {
 			notes = append(notes, fmt.Sprintf("%s: %s", d.Name, warn))

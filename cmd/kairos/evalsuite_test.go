@@ -426,3 +426,32 @@ func TestSuiteFileWithoutSharedData(t *testing.T) {
 		t.Errorf("with the built-ins: %v, want an error naming the built-in data set, --data-dir and builtin: false", err)
 	}
 }
+
+// TestSuiteTableNotesTheChoice: the suite's text table says under it which
+// model the default row chose and why, and the own-rhythm weight where one
+// was kept (none where it is 0).
+func TestSuiteTableNotesTheChoice(t *testing.T) {
+	one := 0.9
+	res := suite.Result{Datasets: []suite.DatasetResult{{Name: "shop", Customers: 10, Methods: []suite.Method{
+		{Name: "hazard", Kind: suite.KindKairos, AUC: map[string]*float64{"30": &one},
+			Selection: &suite.Selection{Chosen: "mlp", Reason: "mlp chosen: inner AUC@30 +0.0100 (5.0 standard errors)"},
+			OwnDay:    &suite.OwnDay{Weight: 2, TrainMAE: 3.5, TrainMAE0: 5}},
+		{Name: "mlp", Kind: suite.KindKairos, AUC: map[string]*float64{"30": &one}, OwnDay: &suite.OwnDay{}},
+	}}}}
+	var b bytes.Buffer
+	if err := writeSuiteTable(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"shop: hazard: mlp chosen: inner AUC@30 +0.0100 (5.0 standard errors)\n",
+		"shop: hazard: predicted day weighed by the customer's own rhythm (weight 2; training buyers' MAE 3.50 days, 5.00 without)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "shop: mlp: predicted day") {
+		t.Errorf("a weight of 0 is noted:\n%s", out)
+	}
+}

@@ -175,7 +175,7 @@ func decide(base, alt InnerScore, se, z float64) (keep bool, why string) {
 	gain := alt.AUC - base.AUC
 	switch {
 	case !(gain > z*se):
-		return false, fmt.Sprintf("%s kept: %s's inner AUC@30 gain %+.4f is not above %.3g standard errors (%.4f)", base.Kind, alt.Kind, gain, z, z*se)
+		return false, fmt.Sprintf("%s kept: %s's inner AUC@30 gain %+.4f is not above %g standard errors (%.4f)", base.Kind, alt.Kind, gain, z, z*se)
 	case alt.PRAUC < base.PRAUC:
 		return false, fmt.Sprintf("%s kept: %s's inner PR-AUC@30 is lower (%.4f < %.4f)", base.Kind, alt.Kind, alt.PRAUC, base.PRAUC)
 	case alt.Brier > base.Brier:
