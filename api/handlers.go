@@ -306,6 +306,9 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) error {
 	if err := s.svc.Rollback(r.Context(), actor(c), v); err != nil {
 		return err
 	}
+	// This replica answers from the new state at once; the others follow
+	// within PredictOptions.ActiveTTL.
+	s.predict.models.forget()
 	mv, err := s.svc.Model(r.Context(), v)
 	if err != nil {
 		return fmt.Errorf("rollback to %d done, read it back: %w", v, err)

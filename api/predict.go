@@ -1097,6 +1097,18 @@ type activeModel struct {
 	at time.Time
 }
 
+// forget drops every cached version and the active one, so that the next
+// request looks them up: called when this replica's rollback returns, so
+// that it serves neither the versions it withdrew nor the old active one.
+// Requests already past the cache finish with what they have.
+func (c *modelCache) forget() {
+	c.mu.Lock()
+	clear(c.byVersion)
+	clear(c.checked)
+	c.mu.Unlock()
+	c.active.Store(nil)
+}
+
 // get returns version (0: the active one).
 func (c *modelCache) get(ctx context.Context, version int) (*servedModel, error) {
 	if version > 0 {
