@@ -129,6 +129,7 @@ func (p *Prepared) choose(ctx context.Context, cfg Config, base hazard.TrainOpti
 	var probs [2][]float64
 	var scores [2]InnerScore
 	for k, o := range []hazard.TrainOptions{base, alt} {
+		o.OwnDay = false // the choice reads probabilities only
 		r, err := inner.Run(ctx, Config{Dataset: cfg.Dataset, Seed: cfg.Seed, Methods: []string{MethodHazard}, Hazard: o, NoLevelCarry: cfg.NoLevelCarry})
 		if err != nil && k == 1 && ctx.Err() == nil {
 			// The alternative could not be trained here: the base stands.

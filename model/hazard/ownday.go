@@ -117,9 +117,7 @@ func (m *Model) FitOwnDay(rows []feature.Row) (w, mae, mae0 float64, err error) 
 		for k, wk := range OwnDayWeights {
 			e := e0
 			if wk > 0 {
-				q := p
-				m.applyOwnDay(r.X, &q, wk)
-				e = math.Abs(float64(q.MedianDay - r.Label))
+				e = math.Abs(float64(m.ownDayMedian(r.X, p, wk) - r.Label))
 			}
 			sum[k] += e
 			diff[k] += e - e0
@@ -149,13 +147,53 @@ func (m *Model) FitOwnDay(rows []feature.Row) (w, mae, mae0 float64, err error) 
 // applyOwnDay rewrites p's day read-outs for the raw feature vector x with
 // weight w.
 func (m *Model) applyOwnDay(x []float64, p *Prediction, w float64) {
+	q := m.ownDayDist(x, *p, w)
+	if q == nil {
+		return
+	}
+	p.MostLikelyDay, p.ExpectedDayIfBuys, p.MedianDay = 1, 0, medianDay(q)
+	best := -1.0
+	for t := 1; t <= len(q); t++ {
+		if q[t-1] > best {
+			best, p.MostLikelyDay = q[t-1], t
+		}
+		p.ExpectedDayIfBuys += float64(t) * q[t-1]
+	}
+	p.ClosestDay = closestDay(q)
+}
+
+// ownDayMedian is the median day of the own-rhythm product with weight w,
+// or p's own median day where it does not apply.
+func (m *Model) ownDayMedian(x []float64, p Prediction, w float64) int {
+	if q := m.ownDayDist(x, p, w); q != nil {
+		return medianDay(q)
+	}
+	return p.MedianDay
+}
+
+// medianDay is the smallest day at which the normalised day weights q
+// reach one half.
+func medianDay(q []float64) int {
+	var cum float64
+	for t := 1; t <= len(q); t++ {
+		if cum += q[t-1]; cum >= 0.5 {
+			return t
+		}
+	}
+	return len(q)
+}
+
+// ownDayDist is the own-rhythm product q'(t), normalised, for the raw
+// feature vector x and p's day distribution, or nil for a customer without
+// two purchase days (or weights that vanish).
+func (m *Model) ownDayDist(x []float64, p Prediction, w float64) []float64 {
 	ix := m.ownDay
 	if x[ix.hasGap] < 0.5 {
-		return
+		return nil
 	}
 	n := math.Round(math.Expm1(x[ix.days])) - 1
 	if n < 1 {
-		return
+		return nil
 	}
 	r := math.Expm1(max(x[ix.recency], 0))
 	mu := math.Expm1(max(x[ix.gap], 0))
@@ -165,38 +203,22 @@ func (m *Model) applyOwnDay(x []float64, p *Prediction, w float64) {
 	q := make([]float64, H)
 	// The log-weights are shifted by their maximum so that a customer long
 	// overdue (every weight tiny) still gets a distribution.
-	lw := make([]float64, H)
 	top := math.Inf(-1)
 	for t := 1; t <= H; t++ {
 		d := r + float64(t) - 0.5 - mu
-		lw[t-1] = -w * d * d / (2 * v)
-		top = max(top, lw[t-1])
+		q[t-1] = -w * d * d / (2 * v)
+		top = max(top, q[t-1])
 	}
 	var sum float64
 	for t := 1; t <= H; t++ {
-		q[t-1] = p.Hazard[t-1] * p.Survival[t-1] * math.Exp(lw[t-1]-top)
+		q[t-1] = p.Hazard[t-1] * p.Survival[t-1] * math.Exp(q[t-1]-top)
 		sum += q[t-1]
 	}
 	if !(sum > 0) {
-		return
+		return nil
 	}
-	p.MostLikelyDay, p.ExpectedDayIfBuys = 1, 0
-	var cum float64
-	median, best := 0, -1.0
-	for t := 1; t <= H; t++ {
-		q[t-1] /= sum
-		if q[t-1] > best {
-			best, p.MostLikelyDay = q[t-1], t
-		}
-		p.ExpectedDayIfBuys += float64(t) * q[t-1]
-		cum += q[t-1]
-		if median == 0 && cum >= 0.5 {
-			median = t
-		}
+	for t := range q {
+		q[t] /= sum
 	}
-	if median == 0 {
-		median = H
-	}
-	p.MedianDay = median
-	p.ClosestDay = closestDay(q)
+	return q
 }
