@@ -18,7 +18,8 @@ import (
 //	KAIROS_SCRATCH_MODELS="name:key=value,…;name2:…" adds Kairos models to the
 //	  suite, each starting from the MLP's settings (evaluate.DefaultMLPOptions)
 //	  with keys kind (linear, mlp, wide), hidden, l2, l2h (TrainOptions.L2Hidden),
-//	  lr, epochs, rhythm (1: TrainOptions.Rhythm).
+//	  lr, epochs, rhythm (1: TrainOptions.Rhythm), ownday (0: no own-rhythm
+//	  day, which those settings fit).
 //	KAIROS_SCRATCH_ONLY=1 keeps only the default model "hazard" besides them
 //	  (no 16-unit MLP row, no baselines).
 //	KAIROS_SCRATCH_DUMP=dir writes every Kairos model's test predictions,
@@ -42,15 +43,14 @@ func scratchModels() ([]suite.Model, error) {
 			if !ok {
 				return nil, fmt.Errorf("KAIROS_SCRATCH_MODELS: %s: %q: want key=value", name, f)
 			}
-			if k == "kind" {
+			switch k {
+			case "kind":
 				o.Kind = v
 				continue
-			}
-			if k == "rhythm" {
+			case "rhythm":
 				o.Rhythm = v == "1"
 				continue
-			}
-			if k == "ownday" {
+			case "ownday":
 				o.OwnDay = v == "1"
 				continue
 			}

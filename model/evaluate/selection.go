@@ -75,21 +75,18 @@ type InnerScore struct {
 	AUC, PRAUC, Brier float64
 }
 
-// innerCutoffs returns the inner split of the training cutoffs train
-// (sorted), as indices into train: the latest as test and the earlier ones
-// whose label windows end by it (none: no inner split).
-func innerCutoffs(train []time.Time) (int, []int) {
-	if len(train) < 2 {
-		return 0, nil
-	}
-	test := len(train) - 1
+// innerCutoffs returns the training cutoffs of the inner split of train
+// (sorted), whose test cutoff is the latest, train[len(train)−1]: the
+// indices of the earlier cutoffs whose label windows end by it (none: no
+// inner split).
+func innerCutoffs(train []time.Time) []int {
 	var inner []int
-	for i, c := range train[:test] {
-		if !c.Add(model.Horizon * model.Day).After(train[test]) {
+	for i := range len(train) - 1 {
+		if !train[i].Add(model.Horizon * model.Day).After(train[len(train)-1]) {
 			inner = append(inner, i)
 		}
 	}
-	return test, inner
+	return inner
 }
 
 // choose returns the training settings of the candidate the inner split
@@ -102,7 +99,8 @@ func (p *Prepared) choose(ctx context.Context, cfg Config, base hazard.TrainOpti
 	alt := sel.Alternative
 	alt.Seed, alt.Meta = base.Seed, base.Meta
 	rep := &SelectionReport{Chosen: base.Kind}
-	test, train := innerCutoffs(p.train)
+	train := innerCutoffs(p.train)
+	test := len(p.train) - 1
 	if len(train) == 0 {
 		rep.Reason = fmt.Sprintf("%s kept: no inner validation split (it needs two training cutoffs %d days apart)", base.Kind, model.Horizon)
 		return base, rep, nil

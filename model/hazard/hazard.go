@@ -305,9 +305,11 @@ func (m *Model) predict(f float64, off []float64) Prediction {
 			p.Within[i] = 1 - p.Survival[t]
 		}
 	}
-	q := make([]float64, H)
-	for t := range q {
-		q[t] = p.Hazard[t] * p.Survival[t]
+	// The day weights P(T = t) on the stack: Predict is the scoring path.
+	var buf [model.Horizon]float64
+	q := buf[:0]
+	for t := range H {
+		q = append(q, p.Hazard[t]*p.Survival[t])
 	}
 	p.ClosestDay = closestDay(q)
 	p.Beyond = m.extrapolate(f, off, p.Survival[H])

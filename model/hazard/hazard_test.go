@@ -117,12 +117,12 @@ func TestTwoExampleLikelihood(t *testing.T) {
 }
 
 // TestGradientFiniteDifferences checks the per-customer gradient against central
-// finite differences for both score functions.
+// finite differences for every score function (wide: the scratch kind).
 func TestGradientFiniteDifferences(t *testing.T) {
 	for _, tc := range []struct {
 		kind   string
 		hidden int
-	}{{KindLinear, 0}, {KindMLP, 4}} {
+	}{{KindLinear, 0}, {KindMLP, 4}, {KindWide, 4}} {
 		t.Run(tc.kind, func(t *testing.T) {
 			const d = 5
 			r := rand.New(rand.NewPCG(7, 8))

@@ -41,9 +41,11 @@ const (
 // OwnDayWeights is the grid FitOwnDay chooses the weight from.
 var OwnDayWeights = [...]float64{0, 0.125, 0.25, 0.5, 1, 2, 4}
 
-// ownDayIndex holds the schema positions the own-rhythm day reads.
+// ownDayIndex holds the schema positions the own-rhythm day reads: the
+// rhythm term's and the number of purchase days.
 type ownDayIndex struct {
-	recency, gap, sd, hasGap, days int
+	rhythmIndex
+	days int
 }
 
 func (m *Model) ownDayPositions() (ownDayIndex, bool) {
@@ -51,7 +53,7 @@ func (m *Model) ownDayPositions() (ownDayIndex, bool) {
 	if !ok {
 		return ownDayIndex{}, false
 	}
-	ix := ownDayIndex{recency: r.recency, gap: r.gap, sd: r.sd, hasGap: r.hasGap, days: -1}
+	ix := ownDayIndex{rhythmIndex: r, days: -1}
 	for j, n := range m.Schema.Names {
 		if n == "purchase_days_distinct" && m.Schema.Transforms[j] == "log1p" {
 			ix.days = j

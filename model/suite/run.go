@@ -238,7 +238,8 @@ func OwnDayOf(o *evaluate.OwnDayFit) *OwnDay {
 	if o == nil {
 		return nil
 	}
-	return &OwnDay{Weight: o.Weight, TrainMAE: o.TrainMAE, TrainMAE0: o.TrainMAE0}
+	j := OwnDay(*o)
+	return &j
 }
 
 // Selection summarises evaluate.SelectionReport at 30 days.
